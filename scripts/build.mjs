@@ -1,0 +1,63 @@
+// The one build script: node bundles (extension host, trainer process) as CommonJS, browser bundles
+// for the webviews as IIFE, and the extension-host test suite. `--watch` rebuilds on change,
+// `--production` minifies and drops source maps. Type-checking is `tsc --noEmit` (npm run lint).
+import * as esbuild from 'esbuild';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+// Native addons and VS Code itself are resolved at run time, never bundled.
+const nodeExternals = ['vscode', 'onnxruntime-node', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+
+const common = {
+  bundle: true,
+  sourcemap: production ? false : 'linked',
+  minify: production,
+  logLevel: 'info',
+  legalComments: 'none',
+};
+
+const suiteDir = 'test/vscode/suite';
+const suiteEntries = readdirSync(suiteDir).filter((f) => f.endsWith('.ts')).map((f) => join(suiteDir, f));
+
+/** @type {esbuild.BuildOptions[]} */
+const builds = [
+  {
+    ...common,
+    entryPoints: { extension: 'src/extension.ts', trainer: 'src/trainer/main.ts' },
+    outdir: 'dist',
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: nodeExternals,
+  },
+  {
+    ...common,
+    entryPoints: { 'webview/dashboard': 'webview/dashboard/main.ts' },
+    outdir: 'dist',
+    platform: 'browser',
+    target: 'es2022',
+    format: 'iife',
+  },
+  {
+    ...common,
+    minify: false,
+    sourcemap: 'linked',
+    entryPoints: suiteEntries,
+    outdir: 'out/test/suite',
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: [...nodeExternals, 'mocha'],
+  },
+];
+
+if (watch) {
+  const contexts = await Promise.all(builds.map((options) => esbuild.context(options)));
+  await Promise.all(contexts.map((context) => context.watch()));
+  console.log('[watch] watching for changes');
+} else {
+  await Promise.all(builds.map((options) => esbuild.build(options)));
+}

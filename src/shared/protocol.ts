@@ -1,0 +1,178 @@
+/**
+ * Every message that crosses a process or webview boundary, as discriminated unions on a scoped
+ * `type` tag (`scope/method`). Receivers switch on `type` with a `never` default (see
+ * `assertNever`), so adding a message without handling it fails to compile.
+ *
+ * Two channels:
+ * - trainer ↔ host: `child_process.fork` IPC between the trainer process and the extension host;
+ * - webview ↔ host: `postMessage` between a webview and the extension host.
+ */
+import type { RunSummary, RunReadProblem } from './runSummary';
+
+// ---------------------------------------------------------------------------------------------
+// Trainer process → extension host
+// ---------------------------------------------------------------------------------------------
+
+/** The trainer process started and listens for control messages. */
+export interface TrainerReadyMessage {
+  readonly type: 'trainer/ready';
+  readonly pid: number;
+  readonly nodeVersion: string;
+}
+
+/** A line for the run's log. */
+export interface RunLogMessage {
+  readonly type: 'run/log';
+  readonly level: LogLevel;
+  readonly message: string;
+}
+
+/** The trainer hit an error it reports before exiting (a crash sends nothing: the host sees the exit). */
+export interface RunErrorMessage {
+  readonly type: 'run/error';
+  readonly message: string;
+  readonly detail?: string;
+}
+
+/** The trainer is about to exit on its own, with this exit code and reason. */
+export interface TrainerExitMessage {
+  readonly type: 'trainer/exit';
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** Reply to `control/ping`, proving the channel works both ways. */
+export interface TrainerPongMessage {
+  readonly type: 'trainer/pong';
+  readonly id: number;
+}
+
+export type TrainerToHostMessage =
+  | TrainerReadyMessage
+  | RunLogMessage
+  | RunErrorMessage
+  | TrainerExitMessage
+  | TrainerPongMessage;
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+// ---------------------------------------------------------------------------------------------
+// Extension host → trainer process
+// ---------------------------------------------------------------------------------------------
+
+/** Finish the current step, checkpoint and exit 0. */
+export interface ControlStopMessage {
+  readonly type: 'control/stop';
+}
+
+/** Ask for a `trainer/pong` with the same id. */
+export interface ControlPingMessage {
+  readonly type: 'control/ping';
+  readonly id: number;
+}
+
+export type HostToTrainerMessage = ControlStopMessage | ControlPingMessage;
+
+// ---------------------------------------------------------------------------------------------
+// Webview → extension host (every webview)
+// ---------------------------------------------------------------------------------------------
+
+/** The webview's script loaded and listens; the host sends nothing before this. */
+export interface WebviewReadyMessage {
+  readonly type: 'webview/ready';
+}
+
+/** The dashboard asks for the run list again. */
+export interface DashboardRefreshMessage {
+  readonly type: 'dashboard/refresh';
+}
+
+export type FromDashboardMessage = WebviewReadyMessage | DashboardRefreshMessage;
+
+// ---------------------------------------------------------------------------------------------
+// Extension host → webview
+// ---------------------------------------------------------------------------------------------
+
+/** The runs found under the workspace's runs folder, and the run.json files that could not be read. */
+export interface DashboardRunsMessage {
+  readonly type: 'dashboard/runs';
+  readonly runsFolder: string;
+  readonly runs: readonly RunSummary[];
+  readonly problems: readonly RunReadProblem[];
+}
+
+export type ToDashboardMessage = DashboardRunsMessage;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/** The `never` default of every receiver's switch: a message type left unhandled fails to compile. */
+export function assertNever(value: never, context: string): never {
+  throw new Error(`${context}: unhandled message ${JSON.stringify(value)}`);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const dashboardMessageTypes: ReadonlySet<string> = new Set<FromDashboardMessage['type']>([
+  'webview/ready',
+  'dashboard/refresh',
+]);
+
+/**
+ * A webview is untrusted input: the host acts only on what this returns. Unknown types and
+ * messages with extra or ill-typed fields give `undefined`.
+ */
+export function parseDashboardMessage(value: unknown): FromDashboardMessage | undefined {
+  if (!isRecord(value) || typeof value.type !== 'string' || !dashboardMessageTypes.has(value.type)) {
+    return undefined;
+  }
+  if (Object.keys(value).length !== 1) return undefined;
+  return { type: value.type } as FromDashboardMessage;
+}
+
+const levels: ReadonlySet<string> = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);
+
+/** Validates a message from the trainer process (a separate program; a bug there must not crash the host). */
+export function parseTrainerMessage(value: unknown): TrainerToHostMessage | undefined {
+  if (!isRecord(value) || typeof value.type !== 'string') return undefined;
+  const type = value.type as TrainerToHostMessage['type'];
+  switch (type) {
+    case 'trainer/ready':
+      return typeof value.pid === 'number' && typeof value.nodeVersion === 'string'
+        ? { type, pid: value.pid, nodeVersion: value.nodeVersion }
+        : undefined;
+    case 'run/log':
+      return typeof value.level === 'string' && levels.has(value.level) && typeof value.message === 'string'
+        ? { type, level: value.level as LogLevel, message: value.message }
+        : undefined;
+    case 'run/error':
+      return typeof value.message === 'string' && (value.detail === undefined || typeof value.detail === 'string')
+        ? { type, message: value.message, detail: value.detail as string | undefined }
+        : undefined;
+    case 'trainer/exit':
+      return typeof value.code === 'number' && typeof value.reason === 'string'
+        ? { type, code: value.code, reason: value.reason }
+        : undefined;
+    case 'trainer/pong':
+      return typeof value.id === 'number' ? { type, id: value.id } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Validates a control message arriving in the trainer process. */
+export function parseHostMessage(value: unknown): HostToTrainerMessage | undefined {
+  if (!isRecord(value) || typeof value.type !== 'string') return undefined;
+  const type = value.type as HostToTrainerMessage['type'];
+  switch (type) {
+    case 'control/stop':
+      return { type };
+    case 'control/ping':
+      return typeof value.id === 'number' ? { type, id: value.id } : undefined;
+    default:
+      return undefined;
+  }
+}
