@@ -54,8 +54,17 @@ const builds = [
   },
 ];
 
+/** Lines the VS Code watch task's problem matcher waits for (.vscode/tasks.json). */
+const watchLog = {
+  name: 'watch-log',
+  setup(build) {
+    build.onStart(() => console.log('[watch] build started'));
+    build.onEnd((result) => console.log(`[watch] build finished with ${result.errors.length} error(s)`));
+  },
+};
+
 if (watch) {
-  const contexts = await Promise.all(builds.map((options) => esbuild.context(options)));
+  const contexts = await Promise.all(builds.map((options) => esbuild.context({ ...options, plugins: [watchLog] })));
   await Promise.all(contexts.map((context) => context.watch()));
   console.log('[watch] watching for changes');
 } else {

@@ -57,8 +57,9 @@ export class TrainerProcess {
     this.child = fork(options.modulePath, [...(options.args ?? [])], {
       cwd: options.cwd,
       env: options.env ?? process.env,
-      // The extension host's own flags (inspector ports, loaders) must not leak into the trainer.
-      execArgv: [],
+      // The extension host's own flags (inspector ports, loaders) must not leak into the trainer;
+      // RLHF_LENS_TRAINER_INSPECT=<port> opens the trainer's own inspector for a debugger to attach.
+      execArgv: process.env.RLHF_LENS_TRAINER_INSPECT ? [`--inspect=${process.env.RLHF_LENS_TRAINER_INSPECT}`] : [],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'json',
     });

@@ -1,0 +1,66 @@
+// The one test command (`npm test`, which the README and .ci/run call): installs the tools the test
+// layers need, builds, lints, and runs every layer — unit, webview (headless Chromium), and real
+// VS Code (code-server). No layer is skipped silently: a layer that cannot run fails the command.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const results = [];
+const counts = { passed: 0, failed: 0 };
+const reportDir = join('test-results', 'reports');
+rmSync(reportDir, { recursive: true, force: true });
+mkdirSync(reportDir, { recursive: true });
+
+function step(name, command, args, env = {}) {
+  console.log(`\n=== ${name}: ${[command, ...args].join(' ')}`);
+  const started = Date.now();
+  const result = spawnSync(command, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  const ok = result.status === 0;
+  results.push({ name, ok, seconds, detail: result.error?.message ?? (result.signal ? `signal ${result.signal}` : `exit ${result.status}`) });
+  return ok;
+}
+
+/** A node:test layer: spec output for people, TAP to a file so the totals can be counted. */
+function nodeTests(name, files) {
+  const tap = join(reportDir, `${name}.tap`);
+  const ok = step(`${name} tests`, process.execPath, [
+    '--import', 'tsx', '--test', '--test-concurrency=1',
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+    ...files,
+  ]);
+  try {
+    const text = readFileSync(tap, 'utf8');
+    counts.passed += Number(/^# pass (\d+)/m.exec(text)?.[1] ?? 0);
+    counts.failed += Number(/^# fail (\d+)/m.exec(text)?.[1] ?? 0);
+  } catch {
+    counts.failed += 1; // the layer did not even report
+  }
+  return ok;
+}
+
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const glob = (dir) => readdirSync(dir).filter((file) => file.endsWith('.test.ts')).sort().map((file) => join(dir, file));
+
+// Tools first: a machine that cannot get them fails here with the reason, not later with a riddle.
+const toolsOk = step('test tools (Chromium, Node 24, code-server)', process.execPath, ['scripts/ensureTestTools.mjs']);
+const built = step('build', npm, ['run', 'build']);
+step('lint and type-check', npm, ['run', 'lint']);
+if (built) {
+  nodeTests('unit', glob('test/unit'));
+  if (toolsOk) nodeTests('webview', glob('test/webview'));
+  const packaged = step('package the .vsix', npm, ['run', 'package']);
+  // The extension-host suite loads the extension from the work tree: rebuild with source maps so
+  // its stack traces point at the sources (package left a minified build).
+  if (packaged && toolsOk && step('build for the extension-host suite', npm, ['run', 'build'])) {
+    nodeTests('vscode', glob('test/vscode'));
+  }
+}
+
+console.log('\n=== summary');
+for (const { name, ok, seconds, detail } of results) console.log(`${ok ? 'ok  ' : 'FAIL'} ${name} (${seconds} s)${ok ? '' : ` — ${detail}`}`);
+const failedSteps = results.filter((result) => !result.ok).length;
+if (failedSteps > 0 && counts.failed === 0) counts.failed = failedSteps;
+console.log(`${counts.passed} passed, ${counts.failed} failed`);
+process.exit(failedSteps > 0 ? 1 : 0);
