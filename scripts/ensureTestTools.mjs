@@ -1,0 +1,134 @@
+// Makes sure the tools for the "real VS Code" tests exist: Debian's chromium (driven by playwright-core,
+// whose own browser download cannot work offline) and code-server 4.139.1 (VS Code in a browser, with a
+// real extension host) run by Node 24 from the npm package `node@24`. Idempotent: a marker file records a
+// finished install, so a second run only checks. Usage: `node scripts/ensureTestTools.mjs`.
+//
+// code-server lives in a cache outside the repository (it is ~600 MB and machine-specific). The harness
+// in test/vscode/codeServer.ts computes the same directory; keep the two in step.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+const CODE_SERVER_VERSION = '4.139.1';
+const NODE_SPEC = 'node@24';
+const CHROMIUM = '/usr/bin/chromium';
+
+const cacheRoot = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+const dir = join(cacheRoot, 'rlhf-lens', `code-server-${CODE_SERVER_VERSION}`);
+const marker = join(dir, 'installed.json');
+const node24 = join(dir, 'node_modules', 'node', 'bin', 'node');
+const entry = join(dir, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
+
+const started = Date.now();
+const seconds = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+const say = (message) => console.log(`[ensureTestTools] ${message}`);
+
+function fail(message) {
+  console.error(`[ensureTestTools] ${message}`);
+  process.exit(1);
+}
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { stdio: 'inherit', ...options });
+  if (result.error) throw result.error;
+  return result.status ?? 1;
+}
+
+function onPath(command) {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+}
+
+// ---- (a) System packages, from Debian -------------------------------------------------------------
+
+const codeServerReady = existsSync(marker) && existsSync(node24) && existsSync(entry);
+const aptMissing = [];
+if (!existsSync(CHROMIUM)) aptMissing.push('chromium');
+if (!codeServerReady) {
+  // Only needed to build code-server's native modules (kerberos needs the GSSAPI headers; node-gyp
+  // needs a compiler, make and Python).
+  if (!existsSync('/usr/include/gssapi/gssapi.h')) aptMissing.push('libkrb5-dev');
+  if (!onPath('make') || !onPath('g++')) aptMissing.push('build-essential');
+  if (!onPath('python3')) aptMissing.push('python3');
+}
+
+if (aptMissing.length === 0) {
+  say(`system packages present (${CHROMIUM}${codeServerReady ? '' : ', libkrb5-dev, build tools'})`);
+} else {
+  const advice = `Install them with: sudo apt-get update && sudo apt-get install -y ${aptMissing.join(' ')}`;
+  if (process.getuid?.() !== 0) fail(`missing Debian packages: ${aptMissing.join(', ')}; not root, so not installing. ${advice}`);
+  if (!onPath('apt-get')) fail(`missing packages: ${aptMissing.join(', ')}, and there is no apt-get here. ${advice}`);
+  say(`installing Debian packages: ${aptMissing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if (run('apt-get', ['update'], { env }) !== 0 || run('apt-get', ['install', '-y', ...aptMissing], { env }) !== 0) {
+    fail(`apt-get failed. ${advice}`);
+  }
+  if (!existsSync(CHROMIUM)) fail(`apt-get finished but ${CHROMIUM} is still missing. ${advice}`);
+  say(`Debian packages installed (${seconds()})`);
+}
+
+// ---- (b) code-server and Node 24, from npm ---------------------------------------------------------
+
+if (codeServerReady) {
+  const recorded = JSON.parse(readFileSync(marker, 'utf8'));
+  say(`code-server ${recorded.codeServer} on Node ${recorded.node} already installed in ${dir}`);
+  process.exit(0);
+}
+
+say(`installing code-server ${CODE_SERVER_VERSION} and ${NODE_SPEC} into ${dir} (about 2 minutes)`);
+// A half-finished earlier attempt would confuse npm; start clean.
+rmSync(dir, { recursive: true, force: true });
+mkdirSync(dir, { recursive: true });
+// npm 11 warns about (and with `strict-allow-scripts` refuses) dependency install scripts that the
+// project's `allowScripts` does not cover. These three are needed: node's preinstall fetches the
+// platform binary package, code-server's postinstall runs `npm install` in lib/vscode (which builds
+// VS Code's native modules), and argon2 loads its prebuilt binary.
+writeFileSync(
+  join(dir, 'package.json'),
+  JSON.stringify({ name: 'rlhf-lens-test-tools', private: true, allowScripts: { node: true, 'code-server': true, argon2: true } }, null, 2),
+);
+
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const npmArgs = ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-update-notifier'];
+if (run(npm, [...npmArgs, NODE_SPEC], { cwd: dir }) !== 0 || !existsSync(node24)) fail(`npm install ${NODE_SPEC} failed`);
+const nodeVersion = execFileSync(node24, ['--version'], { encoding: 'utf8' }).trim();
+say(`Node ${nodeVersion} installed (${seconds()})`);
+
+// node-gyp must compile against Node 24's headers. It would download them from nodejs.org (offline
+// here), or use a `nodedir` from the user's npm config (e.g. /usr: the system Node 20's headers, which
+// builds modules that Node 24 refuses). The platform package that `node@24` pulls in ships the headers;
+// copy them out of node_modules, where the next `npm install` may move them while node-gyp runs.
+const nodeDeps = join(dir, 'node_modules', 'node', 'node_modules');
+const platformPackage = existsSync(nodeDeps) ? readdirSync(nodeDeps).find((name) => existsSync(join(nodeDeps, name, 'include', 'node', 'node_version.h'))) : undefined;
+if (!platformPackage) fail(`the ${NODE_SPEC} package brought no C headers (looked in ${nodeDeps}/*/include/node)`);
+const headers = join(dir, 'node-headers');
+cpSync(join(nodeDeps, platformPackage, 'include'), join(headers, 'include'), { recursive: true });
+
+const env = {
+  ...process.env,
+  // code-server's postinstall refuses any Node but 24 (it reads npm's user agent), so npm itself must
+  // run on Node 24: its `#!/usr/bin/env node` finds the first `node` on PATH.
+  PATH: [join(dir, 'node_modules', 'node', 'bin'), process.env.PATH].join(delimiter),
+  npm_config_nodedir: headers,
+  // Nothing here should download native binaries; onnxruntime-node would try CUDA files.
+  ONNXRUNTIME_NODE_INSTALL: 'skip',
+};
+if (run(npm, [...npmArgs, `code-server@${CODE_SERVER_VERSION}`], { cwd: dir, env }) !== 0 || !existsSync(entry)) {
+  fail(`npm install code-server@${CODE_SERVER_VERSION} failed (see the output above; its native modules need libkrb5-dev, make, g++, python3)`);
+}
+say(`code-server installed (${seconds()})`);
+
+// npm can finish with install scripts skipped (a policy, --ignore-scripts in a user config): then the
+// native modules are missing and code-server fails only later, in the browser. Check them now.
+const vscodeDir = join(dir, 'node_modules', 'code-server', 'lib', 'vscode');
+const natives = ['node-pty', '@vscode/spdlog', 'kerberos', '@parcel/watcher', '@vscode/native-watchdog'];
+const check = spawnSync(node24, ['-e', `for (const m of ${JSON.stringify(natives)}) require(m);`], { cwd: vscodeDir, encoding: 'utf8' });
+if (check.status !== 0) fail(`code-server's native modules do not load under Node ${nodeVersion}:\n${check.stderr}`);
+// An explicit (empty) config file, or code-server writes a default one with a password under ~/.config.
+const emptyConfig = join(dir, 'empty-config.yaml');
+writeFileSync(emptyConfig, '');
+const version = spawnSync(node24, [entry, '--config', emptyConfig, '--version'], { encoding: 'utf8', env }).stdout?.trim() ?? '';
+if (!version.startsWith(CODE_SERVER_VERSION)) fail(`code-server --version printed "${version}", expected ${CODE_SERVER_VERSION}`);
+
+writeFileSync(marker, JSON.stringify({ codeServer: CODE_SERVER_VERSION, node: nodeVersion, installedAt: new Date().toISOString() }, null, 2));
+say(`done: code-server ${version.split(/\s+/)[0]} on Node ${nodeVersion}; native modules load (${seconds()})`);
