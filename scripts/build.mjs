@@ -2,7 +2,7 @@
 // for the webviews as IIFE, and the extension-host test suite. `--watch` rebuilds on change,
 // `--production` minifies and drops source maps. Type-checking is `tsc --noEmit` (npm run lint).
 import * as esbuild from 'esbuild';
-import { readdirSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const watch = process.argv.includes('--watch');
@@ -10,6 +10,8 @@ const production = process.argv.includes('--production');
 
 // Native addons and VS Code itself are resolved at run time, never bundled.
 const nodeExternals = ['vscode', 'onnxruntime-node', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+
+const version = JSON.parse(readFileSync('package.json', 'utf8')).version;
 
 const common = {
   bundle: true,
@@ -32,6 +34,11 @@ const builds = [
     target: 'node20',
     format: 'cjs',
     external: nodeExternals,
+    define: { RLHF_LENS_VERSION: JSON.stringify(version) },
+    // jsonc-parser's UMD build hides its requires from esbuild; its ESM build bundles cleanly.
+    mainFields: ['module', 'main'],
+    // dist/trainer.js is also the `rlhf-lens` command (package.json "bin").
+    banner: { js: '#!/usr/bin/env node' },
   },
   {
     ...common,
@@ -62,6 +69,12 @@ const watchLog = {
     build.onEnd((result) => console.log(`[watch] build finished with ${result.errors.length} error(s)`));
   },
 };
+
+// tfjs-backend-wasm loads its .wasm binaries from beside the bundle at run time (engine/backend.ts).
+mkdirSync('dist/wasm', { recursive: true });
+for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {
+  cpSync(join('node_modules/@tensorflow/tfjs-backend-wasm/dist', file), join('dist/wasm', file));
+}
 
 if (watch) {
   const contexts = await Promise.all(builds.map((options) => esbuild.context({ ...options, plugins: [watchLog] })));

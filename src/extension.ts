@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { DashboardPanel } from './host/dashboardPanel';
+import { RunController } from './host/runController';
 import { RunsTreeProvider } from './host/runsTreeProvider';
 import { TrainerSupervisor } from './host/trainerSupervisor';
 import { WorkspaceRuns } from './host/workspaceRuns';
@@ -12,6 +13,7 @@ import { WorkspaceRuns } from './host/workspaceRuns';
 /** What `activate` returns: the integration tests drive the trainer supervisor through it. */
 export interface RlhfLensApi {
   readonly supervisor: TrainerSupervisor;
+  readonly runs: RunController;
   /** The text of the last error notification the extension showed, for tests to read. */
   readonly lastErrorMessage: () => string | undefined;
 }
@@ -26,7 +28,17 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
   let lastErrorMessage: string | undefined;
 
   const trainers = supervisor;
+  const runController = new RunController(trainers, runs, log);
   context.subscriptions.push(
+    runController,
+    vscode.commands.registerCommand('rlhf.startRun', async (uri?: vscode.Uri) => {
+      const configFile = uri?.fsPath ?? (await pickConfigFile());
+      if (configFile) await runController.start(configFile);
+    }),
+    vscode.commands.registerCommand('rlhf.stopRun', async () => {
+      if (runController.running === 0) void vscode.window.showInformationMessage('No RLHF run is running in this window.');
+      else await runController.stopAll();
+    }),
     log,
     runs,
     runsTree,
@@ -45,7 +57,23 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     });
   });
 
-  return { supervisor: trainers, lastErrorMessage: () => lastErrorMessage };
+  return { supervisor: trainers, runs: runController, lastErrorMessage: () => lastErrorMessage };
+}
+
+/** The active editor's run config, or one picked from the workspace's `*.rlhf.json` files. */
+async function pickConfigFile(): Promise<string | undefined> {
+  const active = vscode.window.activeTextEditor?.document.uri;
+  if (active?.scheme === 'file' && active.fsPath.endsWith('.rlhf.json')) return active.fsPath;
+  const files = await vscode.workspace.findFiles('**/*.rlhf.json', '**/node_modules/**', 200);
+  if (files.length === 0) {
+    void vscode.window.showInformationMessage('No *.rlhf.json run config in this workspace. Write one (see the README) and run this command again.');
+    return undefined;
+  }
+  const picked = await vscode.window.showQuickPick(
+    files.map((file) => ({ label: vscode.workspace.asRelativePath(file), file })),
+    { placeHolder: 'Run config to start' },
+  );
+  return picked?.file.fsPath;
 }
 
 /** VS Code awaits this: every trainer this window started is stopped before the host exits. */

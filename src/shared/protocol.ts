@@ -47,12 +47,43 @@ export interface TrainerPongMessage {
   readonly id: number;
 }
 
+/** A stage of a run started: its run directory exists and its backend is chosen. */
+export interface RunStartedMessage {
+  readonly type: 'run/started';
+  readonly runId: string;
+  readonly runDir: string;
+  readonly stage: string;
+  readonly backend: string;
+  readonly backendReason: string;
+  readonly maxSteps: number;
+}
+
+/** A logged optimizer step (the line just appended to metrics.jsonl). */
+export interface RunMetricsMessage {
+  readonly type: 'run/metrics';
+  readonly runId: string;
+  readonly step: number;
+  readonly maxSteps: number;
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/** A stage ended: completed, stopped on request, or failed (with run/error before it). */
+export interface RunFinishedMessage {
+  readonly type: 'run/finished';
+  readonly runId: string;
+  readonly status: 'completed' | 'stopped' | 'failed';
+  readonly checkpoint?: string;
+}
+
 export type TrainerToHostMessage =
   | TrainerReadyMessage
   | RunLogMessage
   | RunErrorMessage
   | TrainerExitMessage
-  | TrainerPongMessage;
+  | TrainerPongMessage
+  | RunStartedMessage
+  | RunMetricsMessage
+  | RunFinishedMessage;
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -158,9 +189,25 @@ export function parseTrainerMessage(value: unknown): TrainerToHostMessage | unde
         : undefined;
     case 'trainer/pong':
       return typeof value.id === 'number' ? { type, id: value.id } : undefined;
+    case 'run/started':
+      return ['runId', 'runDir', 'stage', 'backend', 'backendReason'].every((key) => typeof value[key] === 'string') && typeof value.maxSteps === 'number'
+        ? (value as unknown as RunStartedMessage)
+        : undefined;
+    case 'run/metrics':
+      return typeof value.runId === 'string' && typeof value.step === 'number' && typeof value.maxSteps === 'number' && isNumberRecord(value.metrics)
+        ? { type, runId: value.runId, step: value.step, maxSteps: value.maxSteps, metrics: value.metrics }
+        : undefined;
+    case 'run/finished':
+      return typeof value.runId === 'string' && (value.status === 'completed' || value.status === 'stopped' || value.status === 'failed') && (value.checkpoint === undefined || typeof value.checkpoint === 'string')
+        ? { type, runId: value.runId, status: value.status, checkpoint: value.checkpoint as string | undefined }
+        : undefined;
     default:
       return undefined;
   }
+}
+
+function isNumberRecord(value: unknown): value is Record<string, number> {
+  return isRecord(value) && Object.values(value).every((item) => typeof item === 'number');
 }
 
 /** Validates a control message arriving in the trainer process. */

@@ -4,7 +4,7 @@
  * command palette. Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -97,6 +97,37 @@ test('with no runs in the workspace, the dashboard says so', async () => {
     await frame.locator('#no-runs').waitFor({ timeout: 30_000 });
     assert.equal(await frame.locator('#runs tr[data-run-id]').count(), 0);
     await screenshot(page, 'ui-dashboard-empty');
+  } finally {
+    await page.close();
+  }
+});
+
+test('"RLHF: Start Run" on the open config trains it and the status bar shows stage, step and backend', async () => {
+  writeFileSync(
+    join(workspace, 'tiny.rlhf.json'),
+    JSON.stringify(
+      {
+        name: 'tiny',
+        model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 32 },
+        tokenizer: { vocab_size: 300 },
+        stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 400 }, max_steps: 400, warmup_steps: 2, per_device_train_batch_size: 4, save_steps: 400 }],
+      },
+      null,
+      2,
+    ),
+  );
+  const page = await openWorkbench(workspace);
+  try {
+    await page.keyboard.press('Control+P');
+    await page.locator('.quick-input-widget .quick-input-box input').fill('tiny.rlhf.json');
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'tiny.rlhf.json' }).first().waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.tab', { hasText: 'tiny.rlhf.json' }).waitFor({ timeout: 15_000 });
+    await runCommand(page, 'RLHF: Start Run');
+    const item = page.locator('.part.statusbar .statusbar-item', { hasText: /RLHF tiny · sft \d+\/400 .*· wasm/ });
+    await item.waitFor({ timeout: 60_000 });
+    assert.match(await item.innerText(), /RLHF tiny · sft \d+\/400/);
+    await screenshot(page, 'ui-run-status-bar');
   } finally {
     await page.close();
   }

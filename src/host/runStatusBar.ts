@@ -1,0 +1,57 @@
+/**
+ * The status bar item of running trainers: stage, step of total, ETA and the TensorFlow.js backend
+ * (with why it was chosen in the tooltip). Hidden when nothing runs.
+ */
+import * as vscode from 'vscode';
+
+export interface RunProgress {
+  readonly runId: string;
+  readonly label: string;
+  readonly stage: string;
+  readonly backend: string;
+  readonly backendReason: string;
+  readonly step: number;
+  readonly maxSteps: number;
+  readonly startedAt: number;
+  /** The step when this trainer started (a resumed run starts past 0), for the ETA. */
+  readonly firstStep: number;
+}
+
+function eta(progress: RunProgress, now: number): string {
+  const done = progress.step - progress.firstStep;
+  if (done <= 0) return '';
+  const seconds = ((now - progress.startedAt) / 1000 / done) * (progress.maxSteps - progress.step);
+  return seconds < 60 ? ` · ${Math.round(seconds)}s left` : ` · ${Math.round(seconds / 60)}m left`;
+}
+
+export class RunStatusBar implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('rlhf.run', vscode.StatusBarAlignment.Left, 10);
+
+  constructor() {
+    this.item.name = 'RLHF Run';
+    this.item.command = 'rlhf.openDashboard';
+  }
+
+  /** Shows the first running run (and how many others run beside it). */
+  render(runs: readonly RunProgress[]): void {
+    if (runs.length === 0) {
+      this.item.hide();
+      return;
+    }
+    const [first] = runs;
+    const more = runs.length > 1 ? ` (+${runs.length - 1})` : '';
+    this.item.text = `$(sync~spin) RLHF ${first.label} · ${first.stage} ${first.step}/${first.maxSteps}${eta(first, Date.now())} · ${first.backend}${more}`;
+    this.item.tooltip = new vscode.MarkdownString(
+      runs.map((run) => `**${run.label}** — ${run.stage} step ${run.step} of ${run.maxSteps}\n\nBackend **${run.backend}**: ${run.backendReason}`).join('\n\n---\n\n'),
+    );
+    this.item.show();
+  }
+
+  get text(): string | undefined {
+    return this.item.text;
+  }
+
+  dispose(): void {
+    this.item.dispose();
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * A GPT-2-style decoder in TensorFlow.js, following nanoGPT (karpathy/nanoGPT, model.py): token and
+ * position embeddings, pre-LayerNorm blocks of causal multi-head self-attention and a GELU MLP, a
+ * final LayerNorm, and an LM head tied to the token embedding. Optional scalar heads read the final
+ * hidden state: `v_head` (PPO's critic, a value per position) and `score` (a reward model, read at
+ * the last non-pad token). Parameter names follow nanoGPT's state dict so checkpoints read familiarly.
+ *
+ * Shapes: B batch, T positions in this call, P positions already in the KV cache, C = n_embd,
+ * H = n_head, D = C / H, V = vocab_size.
+ */
+import { Random } from '../../core/random';
+import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from '../engine/ops';
+import { tf, type Tensor, type Variable } from '../engine/tfRuntime';
+import { validateGptConfig, type GptConfig } from './gptConfig';
+
+export type ScalarHead = 'v_head' | 'score';
+
+/** Keys and values of earlier positions, per layer: [B, H, P, D] each. Owned by the caller. */
+export interface KvCache {
+  readonly layers: readonly { readonly k: Tensor; readonly v: Tensor }[];
+  readonly length: number;
+}
+
+export interface ForwardOptions {
+  /** Dropout on (only when config.dropout > 0). */
+  readonly training?: boolean;
+  /** Seed of this call's dropout masks, for reproducible training. */
+  readonly dropoutSeed?: number;
+  /** int32 [B, T] position of each token; defaults to P, P+1, … (left-padded batches pass their own). */
+  readonly positions?: Tensor;
+  /** 1 for a real token, 0 for padding, over cached and new positions: [B, P + T]. */
+  readonly keyMask?: Tensor;
+  /** Earlier positions' keys and values; when given, the result holds the extended cache. */
+  readonly cache?: KvCache;
+}
+
+export interface ForwardResult {
+  /** [B, T, V] */
+  readonly logits: Tensor;
+  /** Final hidden state after ln_f: [B, T, C]. */
+  readonly hidden: Tensor;
+  readonly cache?: KvCache;
+}
+
+const negativeInfinity = -1e9;
+
+export class Gpt {
+  readonly config: GptConfig;
+  readonly heads: readonly ScalarHead[];
+  /** Every weight by its state-dict name, in a fixed order. */
+  readonly weights: ReadonlyMap<string, Variable>;
+
+  private constructor(config: GptConfig, heads: readonly ScalarHead[], weights: Map<string, Variable>) {
+    this.config = config;
+    this.heads = heads;
+    this.weights = weights;
+  }
+
+  /**
+   * New weights as nanoGPT initialises them: N(0, 0.02), residual projections N(0, 0.02/√(2·n_layer))
+   * (GPT-2's scaling), biases 0, LayerNorm γ 1. Deterministic in `seed`.
+   */
+  static create(config: GptConfig, options: { seed: number; heads?: readonly ScalarHead[] }): Gpt {
+    const problems = validateGptConfig(config);
+    if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
+    const rng = new Random(options.seed);
+    const weights = new Map<string, Variable>();
+    // tidy disposes the initial tensor (the variable keeps its data). No tfjs name: tfjs names must be
+    // unique engine-wide and several models (policy, reference, reward) live at once; the map holds the name.
+    const variable = (initial: () => Tensor) => tf.tidy(() => tf.variable(initial(), true));
+    const { vocab_size: v, block_size: t, n_embd: c, n_layer: layers } = config;
+    const normal = (name: string, shape: number[], std: number) => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const values = new Float32Array(size);
+      for (let i = 0; i < size; i++) values[i] = rng.normal() * std;
+      weights.set(name, variable(() => tf.tensor(values, shape)));
+    };
+    const constant = (name: string, shape: number[], value: number) => weights.set(name, variable(() => tf.fill(shape, value)));
+    const residualStd = 0.02 / Math.sqrt(2 * layers);
+
+    normal('transformer.wte.weight', [v, c], 0.02);
+    normal('transformer.wpe.weight', [t, c], 0.02);
+    for (let l = 0; l < layers; l++) {
+      const p = `transformer.h.${l}`;
+      constant(`${p}.ln_1.weight`, [c], 1);
+      constant(`${p}.ln_1.bias`, [c], 0);
+      normal(`${p}.attn.c_attn.weight`, [c, 3 * c], 0.02);
+      constant(`${p}.attn.c_attn.bias`, [3 * c], 0);
+      normal(`${p}.attn.c_proj.weight`, [c, c], residualStd);
+      constant(`${p}.attn.c_proj.bias`, [c], 0);
+      constant(`${p}.ln_2.weight`, [c], 1);
+      constant(`${p}.ln_2.bias`, [c], 0);
+      normal(`${p}.mlp.c_fc.weight`, [c, 4 * c], 0.02);
+      constant(`${p}.mlp.c_fc.bias`, [4 * c], 0);
+      normal(`${p}.mlp.c_proj.weight`, [4 * c, c], residualStd);
+      constant(`${p}.mlp.c_proj.bias`, [c], 0);
+    }
+    constant('transformer.ln_f.weight', [c], 1);
+    constant('transformer.ln_f.bias', [c], 0);
+    const heads = options.heads ?? [];
+    for (const head of heads) {
+      // A small init keeps early values and rewards near 0 (TRL's value head does the same).
+      normal(`${head}.weight`, [c, 1], 0.02 / Math.sqrt(c));
+      constant(`${head}.bias`, [1], 0);
+    }
+    return new Gpt(config, heads, weights);
+  }
+
+  /** Builds a model around existing weights (a checkpoint), checking every name and shape. */
+  static fromWeights(config: GptConfig, heads: readonly ScalarHead[], values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>): Gpt {
+    const template = Gpt.create(config, { seed: 0, heads });
+    try {
+      template.assign(values);
+    } catch (error) {
+      template.dispose();
+      throw error;
+    }
+    return template;
+  }
+
+  /** Overwrites every weight; throws naming the first missing or mis-shaped one, before changing any. */
+  assign(values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>): void {
+    for (const [name, variable] of this.weights) {
+      const value = values.get(name);
+      if (!value) throw new Error(`the checkpoint has no weight "${name}"`);
+      if (value.shape.join(',') !== variable.shape.join(',')) {
+        throw new Error(`weight "${name}" has shape [${value.shape}] in the checkpoint but [${variable.shape}] in the model config`);
+      }
+    }
+    for (const [name, variable] of this.weights) {
+      const value = values.get(name) as { data: Float32Array };
+      tf.tidy(() => variable.assign(tf.tensor(value.data, variable.shape)));
+    }
+  }
+
+  /** Copies of every weight, for checkpoints and for syncing another engine. */
+  async readWeights(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, variable] of this.weights) out.set(name, { shape: [...variable.shape], data: (await variable.data()) as Float32Array });
+    return out;
+  }
+
+  get trainableVariables(): Variable[] {
+    return [...this.weights.values()];
+  }
+
+  get parameterCount(): number {
+    let total = 0;
+    for (const variable of this.weights.values()) total += variable.size;
+    return total;
+  }
+
+  private w(name: string): Variable {
+    const variable = this.weights.get(name);
+    if (!variable) throw new Error(`model has no weight ${name}`);
+    return variable;
+  }
+
+  /** The transformer: ids int32 [B, T] → logits [B, T, V] and the final hidden state [B, T, C]. */
+  forward(ids: Tensor, options: ForwardOptions = {}): ForwardResult {
+    const { n_head: heads, n_embd: width, dropout, block_size: blockSize } = this.config;
+    const [batch, length] = ids.shape as [number, number];
+    const past = options.cache?.length ?? 0;
+    if (past + length > blockSize) throw new Error(`sequence of ${past + length} positions exceeds block_size ${blockSize}`);
+    const headWidth = width / heads;
+    const drop = options.training === true && dropout > 0;
+    let dropoutCall = 0;
+    const maybeDropout = (x: Tensor) => (drop ? tf.dropout(x, dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + dropoutCall++) : x);
+
+    const positions = options.positions ?? tf.add(tf.range(past, past + length, 1, 'int32'), tf.zeros([batch, length], 'int32'));
+    let x = tf.add(embedding(this.w('transformer.wte.weight'), ids), embedding(this.w('transformer.wpe.weight'), positions)); // [B, T, C]
+    x = maybeDropout(x);
+
+    const bias = this.attentionBias(batch, length, past, options.keyMask); // [B or 1, 1, T, P + T]
+    const splitHeads = (t: Tensor) => tf.transpose(t.reshape([batch, length, heads, headWidth]), [0, 2, 1, 3]); // [B, H, T, D]
+    const newCache: { k: Tensor; v: Tensor }[] = [];
+
+    for (let l = 0; l < this.config.n_layer; l++) {
+      const p = `transformer.h.${l}`;
+      // Attention: softmax(q·kᵀ/√D + causal/padding bias) · v
+      const h = layerNorm(x, this.w(`${p}.ln_1.weight`), this.w(`${p}.ln_1.bias`));
+      const qkv = linear(h, this.w(`${p}.attn.c_attn.weight`), this.w(`${p}.attn.c_attn.bias`)); // [B, T, 3C]
+      const [q, kNew, vNew] = tf.split(qkv, 3, 2).map(splitHeads); // [B, H, T, D] each
+      const cached = options.cache?.layers[l];
+      const k = cached ? tf.concat([cached.k, kNew], 2) : kNew; // [B, H, P+T, D]
+      const v = cached ? tf.concat([cached.v, vNew], 2) : vNew;
+      if (options.cache) newCache.push({ k, v });
+      const scores = tf.add(tf.mul(batchMatMul(q, swapLastAxes(k)), 1 / Math.sqrt(headWidth)), bias); // [B, H, T, P+T]
+      const attention = maybeDropout(tf.softmax(scores, -1));
+      const mixed = tf.transpose(batchMatMul(attention, v), [0, 2, 1, 3]).reshape([batch, length, width]); // [B, T, C]
+      x = tf.add(x, maybeDropout(linear(mixed, this.w(`${p}.attn.c_proj.weight`), this.w(`${p}.attn.c_proj.bias`))));
+      // MLP: W₂ · GELU(W₁ · LN(x))
+      const m = layerNorm(x, this.w(`${p}.ln_2.weight`), this.w(`${p}.ln_2.bias`));
+      const fc = gelu(linear(m, this.w(`${p}.mlp.c_fc.weight`), this.w(`${p}.mlp.c_fc.bias`))); // [B, T, 4C]
+      x = tf.add(x, maybeDropout(linear(fc, this.w(`${p}.mlp.c_proj.weight`), this.w(`${p}.mlp.c_proj.bias`))));
+    }
+    const hidden = layerNorm(x, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias')); // [B, T, C]
+    // Tied LM head: logits = hidden · wteᵀ (explicit transpose; see ops.ts).
+    const logits = linear(hidden, tf.transpose(this.w('transformer.wte.weight'))); // [B, T, V]
+    return { logits, hidden, cache: options.cache ? { layers: newCache, length: past + length } : undefined };
+  }
+
+  /** A scalar per position from a head: hidden [B, T, C] → [B, T]. */
+  scalarHead(head: ScalarHead, hidden: Tensor): Tensor {
+    if (!this.heads.includes(head)) throw new Error(`this model has no ${head} head`);
+    const [batch, length] = hidden.shape as [number, number, number];
+    return linear(hidden, this.w(`${head}.weight`), this.w(`${head}.bias`)).reshape([batch, length]);
+  }
+
+  /**
+   * A reward model's score of each sequence, read at its last non-pad token (InstructGPT's reward
+   * model reads the final token): ids [B, T] right-padded, lengths [B] → [B].
+   */
+  score(ids: Tensor, lengths: readonly number[]): Tensor {
+    const { hidden } = this.forward(ids);
+    const perPosition = this.scalarHead('score', hidden); // [B, T]
+    const [, length] = perPosition.shape as [number, number];
+    const pick = tf.oneHot(tf.tensor1d(lengths.map((n) => n - 1), 'int32'), length).toFloat(); // [B, T]
+    return tf.sum(tf.mul(perPosition, pick), 1); // [B]
+  }
+
+  private readonly biasCache = new Map<string, Tensor>();
+
+  /** Additive attention bias: 0 where query i may see key j (j ≤ P + i, and key j is not padding), −1e9 elsewhere. */
+  private attentionBias(batch: number, length: number, past: number, keyMask?: Tensor): Tensor {
+    const key = `${length}:${past}`;
+    let causal = this.biasCache.get(key);
+    if (!causal) {
+      const values = new Float32Array(length * (past + length));
+      for (let i = 0; i < length; i++) for (let j = 0; j < past + length; j++) values[i * (past + length) + j] = j <= past + i ? 0 : negativeInfinity;
+      causal = tf.keep(tf.tensor(values, [1, 1, length, past + length]));
+      this.biasCache.set(key, causal);
+    }
+    if (!keyMask) return causal;
+    const padding = tf.mul(tf.sub(1, keyMask.toFloat()), negativeInfinity).reshape([batch, 1, 1, past + length]); // [B, 1, 1, P+T]
+    return tf.add(causal, padding); // [B, 1, T, P+T]
+  }
+
+  dispose(): void {
+    for (const variable of this.weights.values()) variable.dispose();
+    for (const tensor of this.biasCache.values()) tensor.dispose();
+    this.biasCache.clear();
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * A run directory, written only by its trainer (DESIGN.md, "The run directory: the contract"):
+ *   run.json        resolved config, status, backend and why, versions, seed, start/end, error
+ *   metrics.jsonl   one object per logged optimizer step
+ *   checkpoints/    step-<n>/ folders
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { RunStatus } from '../../shared/runSummary';
+import { appendJsonLine, writeFileAtomic, writeJsonAtomic } from './atomicWrite';
+
+export interface RunJsonFields {
+  readonly id: string;
+  readonly name: string;
+  readonly status: RunStatus;
+  readonly started_at: string;
+  readonly ended_at?: string;
+  readonly stage: string;
+  readonly stage_index: number;
+  readonly seed: number;
+  readonly backend?: string;
+  readonly backend_reason?: string;
+  readonly config: unknown;
+  readonly config_file?: string;
+  readonly versions: Record<string, string>;
+  readonly step?: number;
+  readonly max_steps?: number;
+  readonly error?: string;
+  readonly resumed_at?: readonly string[];
+  readonly last_checkpoint?: string;
+  readonly parameters?: number;
+  readonly train_examples?: number;
+  readonly eval_examples?: number;
+  /** SFT: the eval loss of a unigram model, the floor a language model must beat. */
+  readonly unigram_eval_loss?: number;
+}
+
+/** A run id that sorts by time: `<name>-<stage>-<yyyymmdd-hhmmss>`. */
+export function newRunId(name: string, stage: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${name}-${stage}-${stamp}`;
+}
+
+export class RunDirectory {
+  private fields: RunJsonFields;
+
+  private constructor(
+    readonly dir: string,
+    fields: RunJsonFields,
+  ) {
+    this.fields = fields;
+  }
+
+  /** Creates `<runsRoot>/<id>/` and its run.json; a taken id gets a numeric suffix. */
+  static create(runsRoot: string, fields: Omit<RunJsonFields, 'id' | 'status' | 'started_at'> & { id: string }): RunDirectory {
+    mkdirSync(runsRoot, { recursive: true });
+    let id = fields.id;
+    for (let n = 2; existsSync(path.join(runsRoot, id)); n++) id = `${fields.id}-${n}`;
+    const dir = path.join(runsRoot, id);
+    mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
+    const run = new RunDirectory(dir, { ...fields, id, status: 'running', started_at: new Date().toISOString() });
+    run.writeRunJson();
+    return run;
+  }
+
+  /** Opens an existing run directory to resume it. */
+  static open(dir: string): RunDirectory {
+    const file = path.join(dir, 'run.json');
+    let fields: RunJsonFields;
+    try {
+      fields = JSON.parse(readFileSync(file, 'utf8')) as RunJsonFields;
+    } catch (error) {
+      throw new Error(`Cannot resume ${dir}: ${file} is missing or not valid JSON (${(error as Error).message}).`);
+    }
+    return new RunDirectory(dir, fields);
+  }
+
+  get id(): string {
+    return this.fields.id;
+  }
+
+  get runJson(): RunJsonFields {
+    return this.fields;
+  }
+
+  get metricsFile(): string {
+    return path.join(this.dir, 'metrics.jsonl');
+  }
+
+  checkpointDir(step: number): string {
+    return path.join(this.dir, 'checkpoints', `step-${step}`);
+  }
+
+  update(patch: Partial<RunJsonFields>): void {
+    this.fields = { ...this.fields, ...patch };
+    this.writeRunJson();
+  }
+
+  appendMetrics(metrics: Record<string, number>): void {
+    appendJsonLine(this.metricsFile, metrics);
+  }
+
+  /** On resume: drops metrics of steps after the checkpoint, which the resumed run writes again. */
+  truncateMetricsAfter(step: number): void {
+    if (!existsSync(this.metricsFile)) return;
+    const kept = readFileSync(this.metricsFile, 'utf8')
+      .split('\n')
+      .filter((line) => {
+        if (line.trim() === '') return false;
+        try {
+          return (JSON.parse(line) as { step?: number }).step! <= step;
+        } catch {
+          return false; // a line cut by a crash
+        }
+      });
+    writeFileAtomic(this.metricsFile, kept.map((line) => `${line}\n`).join(''));
+  }
+
+  private writeRunJson(): void {
+    writeJsonAtomic(path.join(this.dir, 'run.json'), this.fields);
+  }
+}

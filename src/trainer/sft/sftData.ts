@@ -1,0 +1,113 @@
+/**
+ * SFT examples from a stage's dataset, tokenized and batched. A text example trains on every token;
+ * a prompt/completion example trains on the completion (and EOS) only when `completion_only_loss`.
+ * Batches are a pure function of (seed, step): each epoch is a fresh shuffle seeded by the epoch
+ * number, so a resumed run sees exactly the batches an uninterrupted one would.
+ */
+import * as path from 'node:path';
+import { Random } from '../../core/random';
+import type { DatasetConfig } from '../../shared/runConfig';
+import { generateReviews } from '../data/reviews';
+import { formatDatasetProblem, readTextDataset } from '../data/jsonlDataset';
+import type { BpeTokenizer } from '../tokenizer';
+
+export interface SftExample {
+  /** Absent for plain text. */
+  readonly prompt?: string;
+  readonly completion: string;
+}
+
+export interface TokenizedExample {
+  /** BOS, prompt, completion, EOS. */
+  readonly ids: readonly number[];
+  /** Index in `ids` of the first token whose prediction is trained on. */
+  readonly lossStart: number;
+}
+
+export interface SftBatch {
+  readonly batchSize: number;
+  readonly length: number;
+  /** int32 [B, T] */
+  readonly inputs: Int32Array;
+  /** int32 [B, T]: inputs shifted by one. */
+  readonly targets: Int32Array;
+  /** float32 [B, T]: 1 where a target is trained on. */
+  readonly mask: Float32Array;
+  /** Non-pad input tokens, for tokens/s. */
+  readonly tokens: number;
+}
+
+export interface LoadedExamples {
+  readonly examples: SftExample[];
+  readonly messages: string[];
+}
+
+/** Reads or generates the examples of a dataset; paths are relative to the config file's folder. */
+export async function loadSftExamples(dataset: DatasetConfig, configDir: string, seed: number): Promise<LoadedExamples> {
+  if (dataset.source === 'demo') {
+    const reviews = generateReviews(dataset.num_examples, seed);
+    return { examples: reviews.map((review) => ({ prompt: review.prompt, completion: review.completion })), messages: [`generated ${reviews.length} demo reviews (seed ${seed})`] };
+  }
+  const file = path.resolve(configDir, dataset.path);
+  const read = await readTextDataset(file);
+  const messages = read.problems.map(formatDatasetProblem);
+  messages.push(`${file}: ${read.counts.examples} examples kept, ${read.counts.skipped} malformed lines skipped, ${read.counts.blank} blank lines, of ${read.counts.lines} lines`);
+  if (read.examples.length === 0) throw new Error(`${file}: no usable examples (${read.problems.length} malformed lines). Each line must be {"text": "..."} or {"prompt": "...", "completion": "..."}.`);
+  return {
+    examples: read.examples.map((example) => (example.kind === 'text' ? { completion: example.text } : { prompt: example.prompt, completion: example.completion })),
+    messages,
+  };
+}
+
+/** Deterministic split: a seeded shuffle, the first `evalFraction` held out (at least one of each when possible). */
+export function splitExamples<T>(examples: readonly T[], evalFraction: number, seed: number): { train: T[]; evaluation: T[] } {
+  const order = new Random(seed ^ 0x5eed).shuffle(examples.map((_, i) => i));
+  const evalCount = evalFraction > 0 && examples.length > 1 ? Math.max(1, Math.round(examples.length * evalFraction)) : 0;
+  return { evaluation: order.slice(0, evalCount).map((i) => examples[i]), train: order.slice(evalCount).map((i) => examples[i]) };
+}
+
+export function tokenizeExample(tokenizer: BpeTokenizer, example: SftExample, completionOnly: boolean, maxTokens: number): TokenizedExample {
+  const promptIds = example.prompt === undefined ? [] : tokenizer.encode(example.prompt);
+  const completionIds = tokenizer.encode(example.completion);
+  const ids = [tokenizer.bosId, ...promptIds, ...completionIds, tokenizer.eosId].slice(0, maxTokens);
+  // Target t predicts ids[t + 1]; training on completions means targets from the first completion token.
+  const lossStart = completionOnly && example.prompt !== undefined ? 1 + promptIds.length : 1;
+  return { ids, lossStart: Math.min(lossStart, ids.length) };
+}
+
+/** Right-padded batch of `length` positions (block_size); sequences are at most length + 1 tokens. */
+export function makeBatch(examples: readonly TokenizedExample[], length: number, padId: number): SftBatch {
+  const batchSize = examples.length;
+  const inputs = new Int32Array(batchSize * length).fill(padId);
+  const targets = new Int32Array(batchSize * length).fill(padId);
+  const mask = new Float32Array(batchSize * length);
+  let tokens = 0;
+  examples.forEach((example, b) => {
+    const n = Math.min(example.ids.length - 1, length);
+    for (let t = 0; t < n; t++) {
+      inputs[b * length + t] = example.ids[t];
+      targets[b * length + t] = example.ids[t + 1];
+      if (t + 1 >= example.lossStart) mask[b * length + t] = 1;
+    }
+    tokens += n;
+  });
+  return { batchSize, length, inputs, targets, mask, tokens };
+}
+
+/** The training examples of optimizer step `step` (0-based): epochs of seeded shuffles, read in order. */
+export function batchIndices(step: number, batchSize: number, datasetSize: number, seed: number): number[] {
+  const indices: number[] = [];
+  let position = step * batchSize;
+  let cachedEpoch = -1;
+  let order: number[] = [];
+  while (indices.length < batchSize) {
+    const epoch = Math.floor(position / datasetSize);
+    if (epoch !== cachedEpoch) {
+      order = new Random((seed * 1_000_003 + epoch) >>> 0).shuffle(Array.from({ length: datasetSize }, (_, i) => i));
+      cachedEpoch = epoch;
+    }
+    indices.push(order[position % datasetSize]);
+    position++;
+  }
+  return indices;
+}
