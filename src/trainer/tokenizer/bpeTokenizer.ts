@@ -5,9 +5,9 @@
  * Special tokens are added only through `encode`'s options, never recognised in text, so text from
  * a user or a model cannot inject an `<|eos|>`.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../run/atomicWrite';
 import { BYTE_TO_CHAR, byteLevelToBytes, splitWords, utf8Decode, utf8Encode } from './byteLevel';
 
 /** The special tokens, ids 0, 1, 2 in a trained vocabulary. */
@@ -231,8 +231,8 @@ export class BpeTokenizer {
    */
   async save(dir: string, options: { modelMaxLength?: number } = {}): Promise<void> {
     await mkdir(dir, { recursive: true });
-    await writeFileAtomic(join(dir, 'tokenizer.json'), JSON.stringify(this.toJSON(), null, 2) + '\n');
-    await writeFileAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify(this.transformersConfig(options.modelMaxLength ?? 1024), null, 2) + '\n');
+    writeFileAtomic(join(dir, 'tokenizer.json'), JSON.stringify(this.toJSON(), null, 2) + '\n');
+    writeFileAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify(this.transformersConfig(options.modelMaxLength ?? 1024), null, 2) + '\n');
   }
 
   /** Reads the `tokenizer.json` that {@link save} wrote into `dir`. */
@@ -318,16 +318,4 @@ export class BpeTokenizer {
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-}
-
-/** Write-then-rename in the same folder, so a reader never sees half a file (DESIGN.md's rule for run files). */
-async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const temp = `${path}.${randomUUID()}.tmp`;
-  try {
-    await writeFile(temp, text, 'utf8');
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
 }

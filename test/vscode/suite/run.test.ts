@@ -5,16 +5,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { RlhfLensApi } from '../../../src/extension';
+import { until } from './until';
 
-async function until<T>(probe: () => T | undefined, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 suite('runs started from the editor', () => {
   test('RLHF: Start Run trains a config in a child process; the status bar shows step and backend', async function () {
@@ -37,7 +29,7 @@ suite('runs started from the editor', () => {
     );
     const finished = new Promise<{ runId: string; status: string }>((resolve) => lens.runs.onDidFinishStage(resolve));
     await vscode.commands.executeCommand('rlhf.startRun', vscode.Uri.file(configFile));
-    const shown = await until(() => (/ · sft \d+\/40.* · wasm$/.test(lens.runs.statusText ?? '') ? lens.runs.statusText : undefined), 'the status bar to show progress');
+    const shown = await until(() => (/ · sft \d+\/40.* · wasm$/.test(lens.runs.statusText ?? '') ? lens.runs.statusText : undefined), 'the status bar to show progress', 60_000);
     assert.match(shown, /^\$\(sync~spin\) RLHF status-bar · sft \d+\/40/);
     const { runId, status } = await finished;
     assert.equal(status, 'completed');
@@ -49,6 +41,6 @@ suite('runs started from the editor', () => {
     assert.match(runJson.backend_reason, /tfjs-node-gpu \(the package is not installed\)/);
     assert.deepEqual(readdirSync(path.join(runDir, 'checkpoints')), ['step-40']);
     assert.equal(readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 40);
-    await until(() => (lens.runs.running === 0 ? true : undefined), 'the trainer to exit');
+    await until(() => (lens.runs.running === 0 ? true : undefined), 'the trainer to exit', 60_000);
   });
 });

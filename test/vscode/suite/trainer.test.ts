@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { RlhfLensApi } from '../../../src/extension';
 import type { TrainerExit } from '../../../src/host/trainerProcess';
+import { until } from './until';
 
 async function api(): Promise<RlhfLensApi> {
   const extension = vscode.extensions.getExtension<RlhfLensApi>('rlhf-lens.rlhf-lens');
@@ -11,15 +12,6 @@ async function api(): Promise<RlhfLensApi> {
   return extension.activate();
 }
 
-async function until<T>(probe: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 suite('trainer process round trip', () => {
   test('fork, ready, ping, graceful stop', async () => {
