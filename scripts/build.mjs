@@ -2,7 +2,8 @@
 // for the webviews as IIFE, and the extension-host test suite. `--watch` rebuilds on change,
 // `--production` minifies and drops source maps. Type-checking is `tsc --noEmit` (npm run lint).
 import * as esbuild from 'esbuild';
-import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const watch = process.argv.includes('--watch');
@@ -49,6 +50,15 @@ const builds = [
     format: 'iife',
   },
   {
+    // The pure math as a public CommonJS library (`require('./dist/core.js')`); it imports nothing.
+    ...common,
+    entryPoints: { core: 'src/core/index.ts' },
+    outdir: 'dist',
+    platform: 'neutral',
+    target: 'es2022',
+    format: 'cjs',
+  },
+  {
     ...common,
     minify: false,
     sourcemap: 'linked',
@@ -75,6 +85,15 @@ mkdirSync('dist/wasm', { recursive: true });
 for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {
   cpSync(join('node_modules/@tensorflow/tfjs-backend-wasm/dist', file), join('dist/wasm', file));
 }
+
+// dist/core.js's type declarations: tsc emits src/core/'s into dist/core-types (tsconfig.core.json)
+// and dist/core.d.ts re-exports them. Emitted once per run of this script, in watch mode too.
+rmSync('dist/core-types', { recursive: true, force: true });
+const tsc = spawnSync(process.execPath, [join('node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.core.json'], { stdio: 'inherit' });
+if (tsc.status !== 0) {
+  throw new Error(`tsc -p tsconfig.core.json failed (${tsc.error?.message ?? `exit ${tsc.status}`}); fix the type errors it printed in src/core/.`);
+}
+writeFileSync('dist/core.d.ts', "export * from './core-types/index';\n");
 
 if (watch) {
   const contexts = await Promise.all(builds.map((options) => esbuild.context({ ...options, plugins: [watchLog] })));
