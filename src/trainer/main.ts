@@ -11,13 +11,15 @@ import * as path from 'node:path';
 import { assertNever, type HostToTrainerMessage, type LogLevel } from '../shared/protocol';
 import { defaultRunsFolder } from '../shared/runsFolder';
 import { connectToHost, type HostChannel } from './hostChannel';
-import { ConfigError, runPipeline } from './pipeline';
+import { ConfigError, runPipeline, type PipelineCallbacks } from './pipeline';
 import { ProgressBar } from './progressBar';
 import { sampleFromCheckpoint } from './sampling/sampleCommand';
+import { runDemo } from './demo/demoCommand';
 
 const usage = `Usage:
   rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   run every stage of a config (runs go to DIR, default ${defaultRunsFolder})
   rlhf-lens train --resume <run-dir>                      continue a run from its latest checkpoint
+  rlhf-lens demo [--quick]                                the embedded demo: SFT, preferences, reward model, PPO and DPO, with a report
   rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T]
                    [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]`;
 
@@ -47,19 +49,8 @@ function listen(host: HostChannel | undefined): void {
 
 let training = false;
 
-async function train(args: string[], host: HostChannel | undefined): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'runs-dir': { type: 'string' }, resume: { type: 'string' } } });
-  if (positionals.length > 1 || (positionals.length === 0) === (values.resume === undefined)) {
-    process.stderr.write(`${usage}\n`);
-    return 2;
-  }
-  const log = (level: LogLevel, message: string) => {
-    if (host) void host.send({ type: 'run/log', level, message });
-    process.stderr.write(`${level === 'info' ? '' : `${level}: `}${message}\n`);
-  };
-  let bar: ProgressBar | undefined;
-  training = true;
-  // SIGINT/SIGTERM in a terminal: stop like the editor's Stop does (finish the step, checkpoint).
+/** SIGINT/SIGTERM in a terminal: stop like the editor's Stop does (finish the step, checkpoint); twice quits. */
+function handleSignals(): void {
   const onSignal = () => {
     if (stopRequested) process.exit(130);
     stopRequested = true;
@@ -67,32 +58,58 @@ async function train(args: string[], host: HostChannel | undefined): Promise<num
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
+
+/** The metrics a progress bar shows, when a step has them (the rest is in metrics.jsonl). */
+const headlineMetrics = ['loss/train', 'loss/eval', 'loss/reward', 'rewards/accuracy', 'eval/rewards/oracle_accuracy', 'loss/dpo', 'rewards/accuracies', 'objective/kl', 'objective/scores', 'oracle/score', 'eval/oracle/score', 'preferences/judgments'];
+
+/**
+ * Pipeline callbacks that report to the extension host (when forked) and to the terminal: log lines
+ * on stderr and a progress bar per stage.
+ */
+export function reportingCallbacks(host: HostChannel | undefined): { callbacks: PipelineCallbacks; log: (level: LogLevel, message: string) => void } {
+  const log = (level: LogLevel, message: string) => {
+    if (host) void host.send({ type: 'run/log', level, message });
+    process.stderr.write(`${level === 'info' ? '' : `${level}: `}${message}\n`);
+  };
+  let bar: ProgressBar | undefined;
+  const callbacks: PipelineCallbacks = {
+    log,
+    shouldStop: () => stopRequested,
+    onStageStart: ({ runId, runDir, stage, backend, maxSteps }) => {
+      log('info', `${stage}: run ${runId} in ${runDir}`);
+      if (host) void host.send({ type: 'run/started', runId, runDir, stage, backend: backend.name, backendReason: backend.reason, maxSteps });
+      if (!host) bar = new ProgressBar(stage, maxSteps);
+    },
+    onStep: (runId, metrics, maxSteps) => {
+      if (host) void host.send({ type: 'run/metrics', runId, step: metrics.step, maxSteps, metrics });
+      const parts = headlineMetrics
+        .filter((key) => key in metrics)
+        .slice(0, 4)
+        .map((key) => `${key} ${Math.abs(metrics[key]) >= 100 ? metrics[key].toFixed(0) : metrics[key].toFixed(3)}`);
+      bar?.update(metrics.step, parts.join(' · '), maxSteps);
+    },
+    onStageEnd: ({ runId, result, error }) => {
+      bar?.finish(result ? `(${result.status}${result.outputs.checkpoint ? `, checkpoint ${result.outputs.checkpoint}` : ''})` : '(failed)');
+      bar = undefined;
+      if (host) void host.send({ type: 'run/finished', runId, status: result ? result.status : 'failed', checkpoint: result?.outputs.checkpoint });
+      if (error && host) void host.send({ type: 'run/error', message: error.message, detail: error.stack });
+    },
+  };
+  return { callbacks, log };
+}
+
+async function train(args: string[], host: HostChannel | undefined): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'runs-dir': { type: 'string' }, resume: { type: 'string' } } });
+  if (positionals.length > 1 || (positionals.length === 0) === (values.resume === undefined)) {
+    process.stderr.write(`${usage}\n`);
+    return 2;
+  }
+  training = true;
+  handleSignals();
+  const { callbacks, log } = reportingCallbacks(host);
   try {
-    const result = await runPipeline(
-      { configFile: positionals[0], resumeDir: values.resume, runsRoot: path.resolve(values['runs-dir'] ?? defaultRunsFolder) },
-      {
-        log,
-        shouldStop: () => stopRequested,
-        onStageStart: ({ runId, runDir, stage, backend, maxSteps }) => {
-          log('info', `${stage}: run ${runId} in ${runDir}`);
-          if (host) void host.send({ type: 'run/started', runId, runDir, stage, backend: backend.name, backendReason: backend.reason, maxSteps });
-          if (!host) bar = new ProgressBar(stage, maxSteps);
-        },
-        onStep: (runId, metrics, maxSteps) => {
-          if (host) void host.send({ type: 'run/metrics', runId, step: metrics.step, maxSteps, metrics });
-          const parts = Object.entries(metrics)
-            .filter(([key]) => key !== 'step' && key !== 'time' && key !== 'lr')
-            .map(([key, value]) => `${key} ${Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(3)}`);
-          bar?.update(metrics.step, parts.join(' · '));
-        },
-        onStageEnd: ({ runId, result, error }) => {
-          bar?.finish(result ? `(${result.status}, checkpoint ${result.checkpoint})` : '(failed)');
-          bar = undefined;
-          if (host) void host.send({ type: 'run/finished', runId, status: result ? result.status : 'failed', checkpoint: result?.checkpoint });
-          if (error && host) void host.send({ type: 'run/error', message: error.message, detail: error.stack });
-        },
-      },
-    );
+    const result = await runPipeline({ configFile: positionals[0], resumeDir: values.resume, runsRoot: path.resolve(values['runs-dir'] ?? defaultRunsFolder) }, callbacks);
     log('info', result.stopped ? `stopped; resume with: rlhf-lens train --resume ${result.runs.at(-1)?.runDir}` : `finished ${result.runs.length} stage${result.runs.length === 1 ? '' : 's'}`);
     return 0;
   } catch (error) {
@@ -115,6 +132,17 @@ async function main(): Promise<number> {
       return train(rest, host);
     case 'sample':
       return sampleFromCheckpoint(rest);
+    case 'demo':
+      training = true;
+      handleSignals();
+      try {
+        return await runDemo(rest, () => reportingCallbacks(host).callbacks);
+      } catch (error) {
+        process.stderr.write(`error: ${(error as Error).message}\n`);
+        return 1;
+      } finally {
+        training = false;
+      }
     case undefined:
       if (host) return new Promise<number>(() => undefined); // serve control messages until stopped
       process.stderr.write(`${usage}\n`);

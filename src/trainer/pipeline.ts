@@ -10,8 +10,14 @@ import { formatConfigProblem, readConfigText } from '../shared/configFile';
 import type { RunConfig, StageConfig } from '../shared/runConfig';
 import { formatBackendChoice, selectBackend, type BackendChoice } from './engine/backend';
 import { tf } from './engine/tfRuntime';
+import { existsSync } from 'node:fs';
+import { runDpoStage } from './dpo/dpoTrainer';
+import { runPpoStage } from './ppo/ppoTrainer';
+import { runPreferencesStage } from './preferences/preferencesStage';
+import { runRewardStage } from './reward/rewardTrainer';
 import { newRunId, RunDirectory } from './run/runDirectory';
-import { runSftStage, type LogLevel, type StageResult } from './sft/sftTrainer';
+import { runSftStage } from './sft/sftTrainer';
+import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageContext';
 
 export interface PipelineCallbacks {
   readonly log: (level: LogLevel, message: string) => void;
@@ -47,25 +53,53 @@ function versions(): Record<string, string> {
 /** Set by the build (scripts/build.mjs) from package.json. */
 declare const RLHF_LENS_VERSION: string | undefined;
 
-function maxStepsOf(stage: StageConfig): number {
-  return stage.max_steps;
-}
-
-async function runStage(stage: StageConfig, run: RunDirectory, config: RunConfig, configDir: string, resume: boolean, callbacks: PipelineCallbacks): Promise<StageResult> {
-  const common = {
-    run,
-    configDir,
-    seed: config.seed,
-    model: config.model,
-    vocabSize: config.tokenizer.vocab_size,
-    resume,
-    log: callbacks.log,
-    onStep: (metrics: Readonly<Record<string, number>>) => callbacks.onStep?.(run.id, metrics, maxStepsOf(stage)),
-    shouldStop: callbacks.shouldStop,
-  };
+/** Steps a stage will take, for progress bars (the stage may know better once its data is loaded). */
+export function plannedSteps(stage: StageConfig): number {
   switch (stage.type) {
     case 'sft':
-      return runSftStage(stage, common);
+      return stage.max_steps;
+    case 'ppo':
+      return Math.max(1, Math.floor(stage.total_episodes / stage.batch_size));
+    case 'preferences':
+      return Math.ceil(stage.num_prompts / 16);
+    case 'reward':
+    case 'dpo':
+      return 0; // known once the preference pairs are read; the stage reports it
+  }
+}
+
+/** Stage outputs by stage name, for later stages' references. */
+type Outputs = Record<string, StageOutputs>;
+
+function resolver(outputs: Outputs, configDir: string, stageName: string): StageContext['resolve'] {
+  return (reference, output) => {
+    const earlier = outputs[reference];
+    if (earlier) {
+      const value = earlier[output];
+      if (!value) throw new ConfigError(`stage "${stageName}" wants the ${output} of stage "${reference}", which writes none.`);
+      return value;
+    }
+    const file = path.resolve(configDir, reference);
+    if (!existsSync(file)) {
+      const names = Object.keys(outputs);
+      throw new ConfigError(`stage "${stageName}": "${reference}" is neither an earlier stage${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} nor an existing path (${file}).`);
+    }
+    return file;
+  };
+}
+
+async function runStage(stage: StageConfig, context: StageContext): Promise<StageResult> {
+  switch (stage.type) {
+    case 'sft':
+      return runSftStage(stage, context);
+    case 'preferences':
+      return runPreferencesStage(stage, context);
+    case 'reward':
+      return runRewardStage(stage, context);
+    case 'ppo':
+      return runPpoStage(stage, context);
+    case 'dpo':
+      return runDpoStage(stage, context);
   }
 }
 
@@ -91,6 +125,8 @@ export async function runPipeline(options: { configFile?: string; runsRoot: stri
   const backend = await selectBackend(config.backend);
   callbacks.log('info', formatBackendChoice(backend));
   const runs: PipelineResult['runs'] = [];
+  // Outputs of earlier stages; a resumed run recorded the ones it was started with.
+  const outputs: Outputs = { ...((resumed?.runJson.stage_outputs as Outputs | undefined) ?? {}) };
   for (let index = firstStage; index < config.stages.length; index++) {
     const stage = config.stages[index];
     const stageName = stage.name ?? stage.type;
@@ -106,18 +142,31 @@ export async function runPipeline(options: { configFile?: string; runsRoot: stri
           config,
           config_file: options.configFile ? path.resolve(options.configFile) : undefined,
           versions: versions(),
+          stage_outputs: outputs,
         });
     run.update({ status: 'running', backend: backend.name, backend_reason: backend.reason, ended_at: undefined, error: undefined, ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}) });
-    callbacks.onStageStart?.({ runId: run.id, runDir: run.dir, stage: stageName, backend, maxSteps: maxStepsOf(stage) });
+    callbacks.onStageStart?.({ runId: run.id, runDir: run.dir, stage: stageName, backend, maxSteps: plannedSteps(stage) });
     let result: StageResult;
     try {
-      result = await runStage(stage, run, config, configDir, isResume, callbacks);
+      result = await runStage(stage, {
+        run,
+        configDir,
+        seed: config.seed,
+        model: config.model,
+        vocabSize: config.tokenizer.vocab_size,
+        resume: isResume,
+        log: callbacks.log,
+        onStep: (metrics) => callbacks.onStep?.(run.id, metrics, run.runJson.max_steps ?? plannedSteps(stage)),
+        shouldStop: callbacks.shouldStop,
+        resolve: resolver(outputs, configDir, stageName),
+      });
     } catch (error) {
       run.update({ status: 'failed', ended_at: new Date().toISOString(), error: (error as Error).message });
       callbacks.onStageEnd?.({ runId: run.id, error: error as Error });
       throw error;
     }
-    run.update({ status: result.status === 'stopped' ? 'stopped' : 'completed', ended_at: new Date().toISOString(), step: result.step });
+    run.update({ status: result.status === 'stopped' ? 'stopped' : 'completed', ended_at: new Date().toISOString(), step: result.step, outputs: result.outputs });
+    outputs[stageName] = result.outputs;
     callbacks.onStageEnd?.({ runId: run.id, result });
     runs.push({ runId: run.id, runDir: run.dir, result });
     if (result.status === 'stopped') return { runs, stopped: true };

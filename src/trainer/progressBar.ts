@@ -8,11 +8,13 @@ export class ProgressBar {
 
   constructor(
     private readonly label: string,
-    private readonly total: number,
+    private total: number,
     private readonly stream: NodeJS.WriteStream = process.stderr,
   ) {}
 
-  update(done: number, detail: string): void {
+  /** `total` updates the step count when a stage learns it only after loading its data. */
+  update(done: number, detail: string, total = this.total): void {
+    this.total = Math.max(1, total);
     const fraction = Math.min(1, done / Math.max(1, this.total));
     const elapsed = (Date.now() - this.started) / 1000;
     const eta = done > 0 ? (elapsed / done) * (this.total - done) : NaN;

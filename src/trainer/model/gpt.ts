@@ -107,10 +107,10 @@ export class Gpt {
   }
 
   /** Builds a model around existing weights (a checkpoint), checking every name and shape. */
-  static fromWeights(config: GptConfig, heads: readonly ScalarHead[], values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>): Gpt {
-    const template = Gpt.create(config, { seed: 0, heads });
+  static fromWeights(config: GptConfig, heads: readonly ScalarHead[], values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>, options: { keepMissingHeads?: boolean; seed?: number } = {}): Gpt {
+    const template = Gpt.create(config, { seed: options.seed ?? 0, heads });
     try {
-      template.assign(values);
+      template.assign(values, options);
     } catch (error) {
       template.dispose();
       throw error;
@@ -118,16 +118,27 @@ export class Gpt {
     return template;
   }
 
-  /** Overwrites every weight; throws naming the first missing or mis-shaped one, before changing any. */
-  assign(values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>): void {
+  /**
+   * Overwrites every weight; throws naming the first missing or mis-shaped one, before changing any.
+   * `keepMissingHeads` keeps this model's own (fresh) head weights where `values` has none — a value
+   * or score head added on top of an SFT checkpoint.
+   */
+  assign(values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>, options: { keepMissingHeads?: boolean } = {}): void {
+    const isHead = (name: string) => this.heads.some((head) => name.startsWith(`${head}.`));
+    const skipped = new Set<string>();
     for (const [name, variable] of this.weights) {
       const value = values.get(name);
+      if (!value && options.keepMissingHeads && isHead(name)) {
+        skipped.add(name);
+        continue;
+      }
       if (!value) throw new Error(`the checkpoint has no weight "${name}"`);
       if (value.shape.join(',') !== variable.shape.join(',')) {
         throw new Error(`weight "${name}" has shape [${value.shape}] in the checkpoint but [${variable.shape}] in the model config`);
       }
     }
     for (const [name, variable] of this.weights) {
+      if (skipped.has(name)) continue;
       const value = values.get(name) as { data: Float32Array };
       tf.tidy(() => variable.assign(tf.tensor(value.data, variable.shape)));
     }

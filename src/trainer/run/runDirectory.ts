@@ -33,6 +33,12 @@ export interface RunJsonFields {
   readonly eval_examples?: number;
   /** SFT: the eval loss of a unigram model, the floor a language model must beat. */
   readonly unigram_eval_loss?: number;
+  /** Outputs of the earlier stages this stage was started with (stage name → checkpoint, preferences). */
+  readonly stage_outputs?: Record<string, { checkpoint?: string; preferences?: string }>;
+  /** What this stage left for later stages. */
+  readonly outputs?: { checkpoint?: string; preferences?: string };
+  /** Extra per-stage facts (reward model accuracy, eval scores…). */
+  readonly summary?: Record<string, number>;
 }
 
 /** A run id that sorts by time: `<name>-<stage>-<yyyymmdd-hhmmss>`. */

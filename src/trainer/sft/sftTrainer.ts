@@ -6,52 +6,16 @@
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import type { ModelConfig, SftStageConfig } from '../../shared/runConfig';
+import type { SftStageConfig } from '../../shared/runConfig';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointContents, type ModelCheckpointConfig } from '../checkpoint/checkpoint';
 import { maskedNll } from '../engine/losses';
 import { tf, type Tensor } from '../engine/tfRuntime';
 import { Gpt } from '../model/gpt';
 import { AdamW, clipByGlobalNorm } from '../optim/adamW';
 import { learningRateAt } from '../optim/schedule';
-import type { RunDirectory } from '../run/runDirectory';
+import { NonFiniteError, type StageContext, type StageResult } from '../stageContext';
 import { BpeTokenizer, trainBpe } from '../tokenizer';
 import { batchIndices, loadSftExamples, makeBatch, splitExamples, tokenizeExample, type SftBatch, type TokenizedExample } from './sftData';
-
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-
-export interface StageContext {
-  readonly run: RunDirectory;
-  /** Paths in the config are relative to this folder. */
-  readonly configDir: string;
-  readonly seed: number;
-  readonly model: ModelConfig;
-  readonly vocabSize: number;
-  /** Continue this run from its latest checkpoint instead of starting it. */
-  readonly resume?: boolean;
-  readonly log: (level: LogLevel, message: string) => void;
-  /** Every logged step's metrics, as written to metrics.jsonl. */
-  readonly onStep?: (metrics: Readonly<Record<string, number>>) => void;
-  /** Polled between steps: true finishes the step, checkpoints, and returns `stopped`. */
-  readonly shouldStop?: () => boolean;
-}
-
-export interface StageResult {
-  readonly status: 'completed' | 'stopped';
-  readonly step: number;
-  readonly checkpoint: string;
-  readonly lastMetrics: Readonly<Record<string, number>>;
-}
-
-/** A loss, gradient or reward that is not a finite number: the run stops, keeping its last good checkpoint. */
-export class NonFiniteError extends Error {
-  constructor(
-    readonly quantity: string,
-    readonly step: number,
-    readonly value: number,
-  ) {
-    super(`${quantity} is ${value} at step ${step}; stopped without applying that update. The last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.`);
-  }
-}
 
 const maxEvalExamples = 512;
 
@@ -117,7 +81,7 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
     source = await loadCheckpoint(latest.dir);
     log('info', `resuming from ${latest.dir} (step ${latest.step})`);
   } else if (stage.init_from !== 'scratch') {
-    const dir = path.resolve(context.configDir, stage.init_from);
+    const dir = context.resolve(stage.init_from, 'checkpoint');
     if (!existsSync(dir)) throw new Error(`init_from: the checkpoint folder ${dir} does not exist.`);
     source = await loadCheckpoint(dir);
     log('info', `initialised from ${dir}`);
@@ -175,7 +139,7 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
       if (context.shouldStop?.()) {
         lastCheckpoint = await checkpoint(step);
         log('info', `stopped at step ${step} on request; checkpoint ${lastCheckpoint}`);
-        return { status: 'stopped', step, checkpoint: lastCheckpoint, lastMetrics };
+        return { status: 'stopped', step, outputs: { checkpoint: lastCheckpoint }, lastMetrics };
       }
       const t0 = performance.now();
       const lr = learningRateAt(step, stage.learning_rate, stage.max_steps, stage.warmup_steps, stage.lr_scheduler_type);
@@ -209,7 +173,7 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
       if (done % stage.save_steps === 0 || done === stage.max_steps) lastCheckpoint = await checkpoint(done);
     }
     log('info', `SFT finished ${stage.max_steps} steps in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    return { status: 'completed', step: stage.max_steps, checkpoint: lastCheckpoint, lastMetrics };
+    return { status: 'completed', step: stage.max_steps, outputs: { checkpoint: lastCheckpoint }, lastMetrics };
   } finally {
     optimizer.dispose();
     model.dispose();

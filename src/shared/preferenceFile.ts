@@ -1,0 +1,53 @@
+/**
+ * Reads a preference file line by line: judgments in order, retractions honoured, and every
+ * malformed line reported as file:line with the field, while the good lines are kept.
+ */
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { parsePreferenceLine, type Judgment } from './preferences';
+
+export interface PreferenceFileProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly message: string;
+}
+
+export interface PreferenceFileRead {
+  readonly judgments: Judgment[];
+  readonly problems: PreferenceFileProblem[];
+  readonly retracted: number;
+}
+
+export async function readPreferenceFile(file: string): Promise<PreferenceFileRead> {
+  const judgments = new Map<string, Judgment>();
+  const problems: PreferenceFileProblem[] = [];
+  let retracted = 0;
+  let lineNumber = 0;
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  try {
+    for await (const raw of lines) {
+      lineNumber++;
+      const text = lineNumber === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+      if (text.trim() === '') continue;
+      try {
+        const line = parsePreferenceLine(text, lineNumber);
+        if (line.kind === 'retraction') {
+          if (judgments.delete(line.retraction.retracts)) retracted++;
+          else problems.push({ file, line: lineNumber, message: `retracts "${line.retraction.retracts}", which no earlier line holds` });
+        } else {
+          if (judgments.has(line.judgment.id)) problems.push({ file, line: lineNumber, message: `field "id": "${line.judgment.id}" appears again; the later judgment replaces the earlier` });
+          judgments.set(line.judgment.id, line.judgment);
+        }
+      } catch (error) {
+        problems.push({ file, line: lineNumber, message: (error as Error).message });
+      }
+    }
+  } catch (error) {
+    throw new Error(`Cannot read the preference file ${file}: ${(error as Error).message}`);
+  }
+  return { judgments: [...judgments.values()], problems, retracted };
+}
+
+export function formatPreferenceProblem(problem: PreferenceFileProblem): string {
+  return `${problem.file}:${problem.line}: ${problem.message}`;
+}

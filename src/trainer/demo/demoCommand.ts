@@ -1,0 +1,112 @@
+/**
+ * `rlhf-lens demo [--quick]` (`npm run demo`): runs the embedded demo pipeline, evaluates every
+ * policy on the same held-out prompts, prints a table, and writes `.rlhf/demo/report.json` and the
+ * reward–KL frontier `.rlhf/demo/frontier.svg`.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultRunsFolder } from '../../shared/runsFolder';
+import { runPipeline, type PipelineCallbacks } from '../pipeline';
+import { formatSeconds } from '../progressBar';
+import { demoBetas, demoConfig, demoKlCoefficients, demoScales, dpoStageNames, ppoStageNames } from './demoConfig';
+import { evaluatePolicy, type PolicyEvaluation } from './evaluatePolicies';
+import { dominates, frontierSvg, type FrontierPoint } from './frontierChart';
+
+export interface DemoReport {
+  readonly mode: 'full' | 'quick';
+  readonly date: string;
+  readonly backend: string;
+  readonly total_seconds: number;
+  readonly stages: { stage: string; run_id: string; backend: string; seconds: number }[];
+  readonly reward_model: { eval_accuracy: number; eval_oracle_accuracy: number };
+  readonly policies: ({ policy: string; family: 'SFT' | 'PPO' | 'DPO'; coefficient?: number; oracle_score: number; oracle_stderr: number; kl: number; kl_stderr: number; response_length: number })[];
+  readonly verdict: string;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const line = (row: string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
+  return [line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n');
+}
+
+export async function runDemo(args: string[], makeCallbacks: () => PipelineCallbacks): Promise<number> {
+  const { values } = parseArgs({ args, options: { quick: { type: 'boolean', default: false }, 'runs-dir': { type: 'string' }, out: { type: 'string' } } });
+  const mode = values.quick ? 'quick' : 'full';
+  const scale = demoScales[mode];
+  const outDir = path.resolve(values.out ?? path.join('.rlhf', 'demo'));
+  const runsRoot = path.resolve(values['runs-dir'] ?? defaultRunsFolder);
+  mkdirSync(outDir, { recursive: true });
+  const configFile = path.join(outDir, `demo-${mode}.rlhf.json`);
+  writeFileSync(configFile, `${JSON.stringify(demoConfig(scale, mode === 'quick' ? 'demo-quick' : 'demo'), null, 2)}\n`);
+  const started = performance.now();
+
+  // Stage timings and backend, around the usual terminal reporting.
+  const base = makeCallbacks();
+  const stages: DemoReport['stages'] = [];
+  let stageStart = 0;
+  let backend = '';
+  let stageName = '';
+  const callbacks: PipelineCallbacks = {
+    ...base,
+    onStageStart: (info) => {
+      stageStart = performance.now();
+      backend = info.backend.name;
+      stageName = info.stage;
+      base.onStageStart?.(info);
+    },
+    onStageEnd: (info) => {
+      base.onStageEnd?.(info);
+      stages.push({ stage: stageName, run_id: info.runId, backend, seconds: (performance.now() - stageStart) / 1000 });
+    },
+  };
+  const result = await runPipeline({ configFile, runsRoot }, callbacks);
+  if (result.stopped) {
+    base.log('info', 'demo stopped before the end; no report written');
+    return 0;
+  }
+  const byStage = new Map(result.runs.map((run, i) => [stages[i].stage, run]));
+  const checkpointOf = (stage: string) => byStage.get(stage)?.result.outputs.checkpoint as string;
+  const sft = checkpointOf('sft');
+  const reward = byStage.get('reward')?.result.lastMetrics ?? {};
+
+  base.log('info', `evaluating 7 policies on ${scale.evalPrompts} held-out prompts`);
+  const evalStart = performance.now();
+  const settings = { prompts: scale.evalPrompts, maxNewTokens: scale.maxNewTokens, seed: 2024 };
+  const evaluations: { policy: string; family: 'SFT' | 'PPO' | 'DPO'; coefficient?: number; evaluation: PolicyEvaluation }[] = [
+    { policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(sft, sft, settings) },
+  ];
+  for (const [i, name] of ppoStageNames.entries()) evaluations.push({ policy: `PPO β=${demoKlCoefficients[i]}`, family: 'PPO', coefficient: demoKlCoefficients[i], evaluation: await evaluatePolicy(checkpointOf(name), sft, settings) });
+  for (const [i, name] of dpoStageNames.entries()) evaluations.push({ policy: `DPO β=${demoBetas[i]}`, family: 'DPO', coefficient: demoBetas[i], evaluation: await evaluatePolicy(checkpointOf(name), sft, settings) });
+  stages.push({ stage: 'evaluation', run_id: '', backend, seconds: (performance.now() - evalStart) / 1000 });
+
+  const points: FrontierPoint[] = evaluations.map((e) => ({ label: e.policy, family: e.family, kl: e.evaluation.kl, score: e.evaluation.oracleScore }));
+  const ppo = points.filter((p) => p.family === 'PPO');
+  const dpo = points.filter((p) => p.family === 'DPO');
+  const verdict = dominates(dpo, ppo)
+    ? "DPO's frontier dominates PPO's here: for every PPO policy some DPO policy reaches at least its oracle score at no more KL."
+    : dominates(ppo, dpo)
+      ? "PPO's frontier dominates DPO's here: for every DPO policy some PPO policy reaches at least its oracle score at no more KL."
+      : 'Neither frontier dominates the other here: each method has a policy the other does not match at equal or lower KL.';
+
+  const report: DemoReport = {
+    mode,
+    date: new Date().toISOString(),
+    backend,
+    total_seconds: (performance.now() - started) / 1000,
+    stages,
+    reward_model: { eval_accuracy: reward['eval/rewards/accuracy'], eval_oracle_accuracy: reward['eval/rewards/oracle_accuracy'] },
+    policies: evaluations.map((e) => ({ policy: e.policy, family: e.family, coefficient: e.coefficient, oracle_score: e.evaluation.oracleScore, oracle_stderr: e.evaluation.oracleStderr, kl: e.evaluation.kl, kl_stderr: e.evaluation.klStderr, response_length: e.evaluation.responseLength })),
+    verdict,
+  };
+  writeFileSync(path.join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(path.join(outDir, 'frontier.svg'), frontierSvg(points, `Reward–KL frontier (${mode} demo, ${scale.evalPrompts} held-out prompts)`));
+
+  const out = process.stdout;
+  out.write(`\nRLHF Lens demo (${mode}) — ${formatSeconds(report.total_seconds)} on backend ${backend}\n\n`);
+  out.write(`${table([['stage', 'backend', 'wall time'], ...stages.map((s) => [s.stage, s.backend, formatSeconds(s.seconds)])])}\n\n`);
+  out.write(`${table([['policy', 'oracle score (held-out)', 'KL to SFT (nats)', 'response tokens'], ...report.policies.map((p) => [p.policy, `${p.oracle_score.toFixed(3)} ± ${p.oracle_stderr.toFixed(3)}`, `${p.kl.toFixed(2)} ± ${p.kl_stderr.toFixed(2)}`, p.response_length.toFixed(1)])])}\n\n`);
+  out.write(`Reward model held-out accuracy: ${(report.reward_model.eval_accuracy * 100).toFixed(1)}% against the annotator's labels, ${(report.reward_model.eval_oracle_accuracy * 100).toFixed(1)}% against the oracle's ordering.\n`);
+  out.write(`${verdict}\n\nWrote ${path.join(outDir, 'report.json')} and ${path.join(outDir, 'frontier.svg')}; the runs are in ${runsRoot} (open them with "RLHF: Open Dashboard").\n`);
+  return 0;
+}

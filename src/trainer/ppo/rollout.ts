@@ -1,0 +1,129 @@
+/**
+ * PPO's rollout phase, as TRL's PPOTrainer lays it out (phases 1–6 of its training loop):
+ *   1. generate responses from the policy (KV cache), ending each at EOS
+ *   2. log-probabilities of the response tokens under the policy and the frozen reference, values
+ *      from the policy's value head, and the reward model's score of prompt + response
+ *   3. per-token KL estimate and penalty −β·KL; the score added at the last response token
+ *   4. optional whitening of the rewards
+ *   5. GAE advantages and returns; advantages whitened (and optionally clipped)
+ * Everything after the forward passes is plain-array math from src/core, the same functions the
+ * public API exports. Nothing here takes a gradient.
+ */
+import { gae, klPerToken, maskedWhiten, type KlEstimator } from '../../core';
+import { tf, type Tensor } from '../engine/tfRuntime';
+import { entropyFromLogits } from '../engine/losses';
+import type { Gpt } from '../model/gpt';
+import { buildSequenceBatch, responseValues, rewardInputs, sequenceLogprobs, sequenceTensors, type PromptResponse, type SequenceBatch } from '../rl/sequences';
+import { generate, type SamplingOptions } from '../sampling/sampler';
+
+export interface Rollout {
+  readonly items: PromptResponse[];
+  readonly batch: SequenceBatch;
+  /** Per sample, aligned with its response tokens. */
+  readonly logprobs: number[][];
+  readonly refLogprobs: number[][];
+  readonly values: number[][];
+  readonly entropy: number[][];
+  /** The reward model's raw score per sample. */
+  readonly rawScores: number[];
+  readonly endedWithEos: boolean[];
+}
+
+/** Phases 1–2: generate and run the three models over the rollouts. */
+export async function collectRollout(
+  models: { policy: Gpt; reference: Gpt; reward: Gpt },
+  prompts: readonly number[][],
+  sampling: SamplingOptions,
+  eosId: number | undefined,
+): Promise<Rollout> {
+  const sequences = await generate(models.policy, prompts, sampling);
+  const items = sequences.map((sequence, i) => ({ prompt: prompts[i], response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.pad_token_id] }));
+  const batch = buildSequenceBatch(items, sampling.pad_token_id);
+  const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
+  const [policyLogprobs, values, entropy, refLogprobs, scores] = tf.tidy(() => {
+    const { inputs, targets } = sequenceTensors(batch);
+    const policy = sequenceLogprobs(models.policy, inputs, targets, temperature);
+    const reference = sequenceLogprobs(models.reference, inputs, targets, temperature);
+    const rewardInput = rewardInputs(items, sampling.pad_token_id);
+    const score = models.reward.score(tf.tensor2d(rewardInput.ids, [rewardInput.batchSize, rewardInput.length], 'int32'), rewardInput.lengths);
+    return [policy.logprobs, models.policy.scalarHead('v_head', policy.hidden), entropyFromLogits(policy.logits), reference.logprobs, score];
+  });
+  const read = async (tensor: Tensor) => {
+    const data = (await tensor.data()) as Float32Array;
+    tensor.dispose();
+    return data;
+  };
+  return {
+    items,
+    batch,
+    logprobs: responseValues(await read(policyLogprobs), batch),
+    values: responseValues(await read(values), batch),
+    entropy: responseValues(await read(entropy), batch),
+    refLogprobs: responseValues(await read(refLogprobs), batch),
+    rawScores: Array.from(await read(scores)),
+    endedWithEos: sequences.map((sequence) => eosId !== undefined && sequence.tokens.at(-1) === eosId),
+  };
+}
+
+export interface RewardOptions {
+  readonly klCoef: number;
+  readonly klEstimator: KlEstimator;
+  readonly whitenRewards: boolean;
+  readonly whitenAdvantages: boolean;
+  readonly advantageClip?: number;
+  readonly gamma: number;
+  readonly lam: number;
+}
+
+export interface Advantages {
+  /** Per-token KL estimate. */
+  readonly kl: number[][];
+  /** −β·KL per token. */
+  readonly nonScoreReward: number[][];
+  /** −β·KL, plus the score at the last response token. */
+  readonly rewards: number[][];
+  readonly advantages: number[][];
+  readonly returns: number[][];
+}
+
+/** Right-pads ragged rows to a matrix and returns the mask (1 on real entries). */
+export function padRows(rows: readonly number[][]): { matrix: number[][]; mask: number[][]; width: number } {
+  const width = Math.max(1, ...rows.map((row) => row.length));
+  return {
+    matrix: rows.map((row) => Array.from({ length: width }, (_, t) => (t < row.length ? row[t] : 0))),
+    mask: rows.map((row) => Array.from({ length: width }, (_, t) => (t < row.length ? 1 : 0))),
+    width,
+  };
+}
+
+const unpad = (matrix: number[][], lengths: readonly number[]) => matrix.map((row, b) => row.slice(0, lengths[b]));
+
+/** Phases 3–5 on plain arrays; `scores` are already scaled and clipped. */
+export function computeAdvantages(rollout: Rollout, scores: readonly number[], options: RewardOptions): Advantages {
+  const lengths = rollout.logprobs.map((row) => row.length);
+  const { matrix: logprobs, mask } = padRows(rollout.logprobs);
+  const { matrix: refLogprobs } = padRows(rollout.refLogprobs);
+  const { matrix: values } = padRows(rollout.values);
+
+  // 3. compute rewards: r_t = −β·KL_t, and the score at the last response token
+  const kl = klPerToken(logprobs, refLogprobs, options.klEstimator).map((row, b) => row.map((value, t) => value * mask[b][t]));
+  const nonScoreReward = kl.map((row) => row.map((value) => -options.klCoef * value));
+  let rewards = nonScoreReward.map((row, b) => row.map((value, t) => (t === lengths[b] - 1 ? value + scores[b] : value)));
+  // 4. whiten rewards (TRL: masked_whiten(rewards, shift_mean=False))
+  if (options.whitenRewards) rewards = maskedWhiten(rewards, mask, false).map((row, b) => row.map((value, t) => value * mask[b][t]));
+  // 5. advantages and returns by GAE; then whiten (and clip) the advantages
+  const estimate = gae(rewards, values, mask, options.gamma, options.lam);
+  let advantages = estimate.advantages;
+  if (options.whitenAdvantages) advantages = maskedWhiten(advantages, mask).map((row, b) => row.map((value, t) => value * mask[b][t]));
+  if (options.advantageClip !== undefined) {
+    const c = options.advantageClip;
+    advantages = advantages.map((row) => row.map((value) => Math.min(c, Math.max(-c, value))));
+  }
+  return {
+    kl: unpad(kl, lengths),
+    nonScoreReward: unpad(nonScoreReward, lengths),
+    rewards: unpad(rewards, lengths),
+    advantages: unpad(advantages, lengths),
+    returns: unpad(estimate.returns, lengths),
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * The preference-labels stage: K completions per prompt from a policy, ranked by the simulated
+ * annotator (demo task) — or the judgments of a file made in the ranking panel, used as they are.
+ * Writes `preferences.jsonl` in the run directory in the preference format (src/shared/preferences.ts),
+ * one judgment appended per line, so a killed run keeps every judgment it wrote and resumes after them.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Random } from '../../core/random';
+import type { Judgment } from '../../shared/preferences';
+import type { PreferencesStageConfig } from '../../shared/runConfig';
+import { loadPrompts } from '../data/prompts';
+import { sentimentScore } from '../data/sentimentOracle';
+import { loadModel } from '../rl/loadModel';
+import { appendJsonLine } from '../run/atomicWrite';
+import { generate } from '../sampling/sampler';
+import type { StageContext, StageResult } from '../stageContext';
+import { simulatedRanking } from './simulatedAnnotator';
+
+/** Prompts per generation batch (× K completions each). */
+const promptsPerBatch = 16;
+
+export async function runPreferencesStage(stage: PreferencesStageConfig, context: StageContext): Promise<StageResult> {
+  const { run, log, seed } = context;
+  if (stage.annotator === 'file') {
+    if (!stage.file) throw new Error('"annotator": "file" needs "file": the preference file to use.');
+    const file = path.resolve(context.configDir, stage.file);
+    if (!existsSync(file)) throw new Error(`The preference file ${file} does not exist.`);
+    log('info', `using the judgments in ${file}`);
+    return { status: 'completed', step: 0, outputs: { preferences: file }, lastMetrics: {} };
+  }
+
+  const policyDir = context.resolve(stage.policy, 'checkpoint');
+  const { model, checkpoint } = await loadModel(policyDir, [], seed);
+  const tokenizer = checkpoint.tokenizer;
+  const file = path.join(run.dir, 'preferences.jsonl');
+  try {
+    const prompts = await loadPrompts(stage.prompts, context.configDir, stage.num_prompts, 0, seed);
+    for (const message of prompts.messages) log('warn', message);
+    if (!prompts.hasOracle) throw new Error('The simulated annotator ranks by the demo task\'s sentiment oracle; with your own prompts, rank in the Rank panel and use "annotator": "file".');
+    const selected = prompts.train.slice(0, stage.num_prompts);
+    const batches = Math.ceil(selected.length / promptsPerBatch);
+    run.update({ max_steps: batches });
+    // Resume: judgments already in the file stay; whole batches are redone deterministically after them.
+    const done = context.resume && existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((line) => line.trim() !== '').length : 0;
+    const firstBatch = Math.floor(done / promptsPerBatch);
+    if (done % promptsPerBatch !== 0) throw new Error(`${file} ends inside a batch (${done} judgments); it was not written by this stage.`);
+    if (context.resume) run.truncateMetricsAfter(firstBatch);
+    let lastMetrics: Record<string, number> = {};
+    for (let batch = firstBatch; batch < batches; batch++) {
+      if (context.shouldStop?.()) {
+        log('info', `stopped after ${batch * promptsPerBatch} judgments on request`);
+        return { status: 'stopped', step: batch, outputs: { preferences: file }, lastMetrics };
+      }
+      const t0 = performance.now();
+      const batchPrompts = selected.slice(batch * promptsPerBatch, (batch + 1) * promptsPerBatch);
+      const encoded = batchPrompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
+      const k = stage.completions_per_prompt;
+      const sequences = await generate(
+        model,
+        encoded.flatMap((ids) => Array.from({ length: k }, () => ids)),
+        { temperature: stage.temperature, top_k: stage.top_k, top_p: stage.top_p, max_new_tokens: stage.max_new_tokens, seed: seed * 100_003 + batch, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
+      );
+      const random = new Random((seed ^ 0xa11ce) + batch);
+      let oracleSum = 0;
+      let spreadSum = 0;
+      batchPrompts.forEach((prompt, p) => {
+        const completions = sequences.slice(p * k, (p + 1) * k).map((sequence) => tokenizer.decode(sequence.tokens, { skipSpecialTokens: true }));
+        const scores = completions.map((completion) => sentimentScore(prompt + completion));
+        const judgment: Judgment = {
+          id: `${run.id}-${batch * promptsPerBatch + p}`,
+          prompt,
+          completions,
+          ranking: simulatedRanking(completions, scores, stage.annotator_temperature, random),
+          annotator: `simulated(oracle, temperature ${stage.annotator_temperature})`,
+          time: new Date().toISOString(),
+          source: { run: run.id, step: 0, model: policyDir },
+          shown_order: random.shuffle(completions.map((_, i) => i)),
+        };
+        appendJsonLine(file, judgment);
+        oracleSum += scores.reduce((a, b) => a + b, 0) / k;
+        spreadSum += Math.max(...scores) - Math.min(...scores);
+      });
+      lastMetrics = {
+        step: batch + 1,
+        time: Date.now() / 1000,
+        'preferences/judgments': (batch + 1) * promptsPerBatch - (batch === batches - 1 ? batches * promptsPerBatch - selected.length : 0),
+        'oracle/score': oracleSum / batchPrompts.length,
+        'oracle/spread': spreadSum / batchPrompts.length,
+        completions_per_s: (batchPrompts.length * k) / ((performance.now() - t0) / 1000),
+      };
+      run.appendMetrics(lastMetrics);
+      context.onStep?.(lastMetrics);
+    }
+    log('info', `${selected.length} judgments of ${stage.completions_per_prompt} completions in ${file}`);
+    run.update({ summary: { judgments: selected.length } });
+    return { status: 'completed', step: batches, outputs: { preferences: file }, lastMetrics };
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * Loads a checkpoint as a model with the heads a stage needs: a policy gets a value head, a reward
+ * model a score head. A head the checkpoint lacks starts fresh (seeded); trunk weights must all be
+ * there.
+ */
+import { loadCheckpoint, type CheckpointContents, type ModelCheckpointConfig } from '../checkpoint/checkpoint';
+import { Gpt, type ScalarHead } from '../model/gpt';
+import type { GptConfig } from '../model/gptConfig';
+
+export interface LoadedModel {
+  readonly model: Gpt;
+  readonly checkpoint: CheckpointContents;
+}
+
+export function gptConfigOf(config: ModelCheckpointConfig, dropout = 0): GptConfig {
+  return { vocab_size: config.vocab_size, block_size: config.block_size, n_layer: config.n_layer, n_head: config.n_head, n_embd: config.n_embd, dropout };
+}
+
+export async function loadModel(dir: string, heads: readonly ScalarHead[], seed: number): Promise<LoadedModel> {
+  const checkpoint = await loadCheckpoint(dir);
+  const model = Gpt.fromWeights(gptConfigOf(checkpoint.config), heads, checkpoint.weights, { keepMissingHeads: true, seed });
+  return { model, checkpoint };
+}
+
+/** The checkpoint config a stage writes for a model it trained. */
+export function checkpointConfig(model: Gpt, tokenizer: { bosId: number; eosId: number; padId: number }): ModelCheckpointConfig {
+  const { vocab_size, block_size, n_layer, n_head, n_embd, dropout } = model.config;
+  return { model_type: 'rlhf-lens-gpt', vocab_size, block_size, n_layer, n_head, n_embd, dropout, heads: model.heads, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId };
+}

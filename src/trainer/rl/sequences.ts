@@ -1,0 +1,82 @@
+/**
+ * Prompt + response sequences as the RL stages see them: `[BOS, prompt…, response…]`, right-padded
+ * to a common length, with the targets shifted by one and a mask that is 1 exactly where a target
+ * is a response token. Per-token quantities of a response (log-probabilities, values, rewards) are
+ * read at those positions: position t predicts token t + 1.
+ */
+import { tf, type Tensor } from '../engine/tfRuntime';
+import { tokenLogprobs } from '../engine/losses';
+import type { Gpt } from '../model/gpt';
+
+export interface PromptResponse {
+  /** Prompt token ids, BOS included. */
+  readonly prompt: readonly number[];
+  /** Response token ids (EOS included when the response ended with it). */
+  readonly response: readonly number[];
+}
+
+export interface SequenceBatch {
+  readonly batchSize: number;
+  /** Positions per row: the longest prompt + response, minus one (the last token is never an input). */
+  readonly length: number;
+  readonly inputs: Int32Array;
+  readonly targets: Int32Array;
+  /** 1 where the target is a response token. */
+  readonly responseMask: Float32Array;
+  /** Position of each row's first response target (= prompt length − 1). */
+  readonly responseStart: number[];
+  readonly responseLengths: number[];
+}
+
+export function buildSequenceBatch(items: readonly PromptResponse[], padId: number): SequenceBatch {
+  const length = Math.max(1, ...items.map((item) => item.prompt.length + item.response.length - 1));
+  const batchSize = items.length;
+  const inputs = new Int32Array(batchSize * length).fill(padId);
+  const targets = new Int32Array(batchSize * length).fill(padId);
+  const responseMask = new Float32Array(batchSize * length);
+  const responseStart: number[] = [];
+  items.forEach((item, b) => {
+    const ids = [...item.prompt, ...item.response];
+    for (let t = 0; t < ids.length - 1; t++) {
+      inputs[b * length + t] = ids[t];
+      targets[b * length + t] = ids[t + 1];
+      if (t + 1 >= item.prompt.length) responseMask[b * length + t] = 1;
+    }
+    responseStart.push(item.prompt.length - 1);
+  });
+  return { batchSize, length, inputs, targets, responseMask, responseStart, responseLengths: items.map((item) => item.response.length) };
+}
+
+/** The tensors of a batch; the caller disposes them (or builds them inside a tidy). */
+export function sequenceTensors(batch: SequenceBatch): { inputs: Tensor; targets: Tensor; mask: Tensor } {
+  const shape: [number, number] = [batch.batchSize, batch.length];
+  return { inputs: tf.tensor2d(batch.inputs, shape, 'int32'), targets: tf.tensor2d(batch.targets, shape, 'int32'), mask: tf.tensor2d(batch.responseMask, shape) };
+}
+
+/** log p(target) at every position, at a sampling temperature (logits / T, as the sampler drew them): [B, T]. */
+export function sequenceLogprobs(model: Gpt, inputs: Tensor, targets: Tensor, temperature = 1): { logprobs: Tensor; logits: Tensor; hidden: Tensor } {
+  const { logits, hidden } = model.forward(inputs);
+  const scaled = temperature > 0 && temperature !== 1 ? tf.div(logits, temperature) : logits;
+  return { logprobs: tokenLogprobs(scaled, targets), logits: scaled, hidden };
+}
+
+/** Reads the response positions of a [B, T] array row by row: one list per sample, aligned with its response tokens. */
+export function responseValues(values: Float32Array | number[], batch: SequenceBatch): number[][] {
+  return Array.from({ length: batch.batchSize }, (_, b) => {
+    const out: number[] = [];
+    for (let i = 0; i < batch.responseLengths[b]; i++) out.push(values[b * batch.length + batch.responseStart[b] + i]);
+    return out;
+  });
+}
+
+/**
+ * Sequences for a reward model: `[BOS, prompt…, completion…, EOS]` right-padded, with the length of
+ * each (the score is read at its last token, as InstructGPT's reward model reads the final token).
+ */
+export function rewardInputs(items: readonly PromptResponse[], padId: number): { ids: Int32Array; batchSize: number; length: number; lengths: number[] } {
+  const lengths = items.map((item) => item.prompt.length + item.response.length);
+  const length = Math.max(...lengths);
+  const ids = new Int32Array(items.length * length).fill(padId);
+  items.forEach((item, b) => [...item.prompt, ...item.response].forEach((id, t) => (ids[b * length + t] = id)));
+  return { ids, batchSize: items.length, length, lengths };
+}

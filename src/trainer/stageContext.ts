@@ -1,0 +1,60 @@
+/**
+ * What every training stage receives and returns. Stages know nothing of processes or messages:
+ * they report through these callbacks, and the pipeline turns them into run files and messages.
+ */
+import type { ModelConfig } from '../shared/runConfig';
+import type { RunDirectory } from './run/runDirectory';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** What a finished stage leaves for later stages to use. */
+export interface StageOutputs {
+  /** Its final checkpoint folder. */
+  readonly checkpoint?: string;
+  /** Its preference judgments file. */
+  readonly preferences?: string;
+}
+
+export interface StageContext {
+  readonly run: RunDirectory;
+  /** Paths in the config are relative to this folder. */
+  readonly configDir: string;
+  readonly seed: number;
+  readonly model: ModelConfig;
+  readonly vocabSize: number;
+  /** Continue this run from its latest checkpoint instead of starting it. */
+  readonly resume?: boolean;
+  readonly log: (level: LogLevel, message: string) => void;
+  /** Every logged step's metrics, as written to metrics.jsonl. */
+  readonly onStep?: (metrics: Readonly<Record<string, number>>) => void;
+  /** Polled between steps: true finishes the step, checkpoints, and returns `stopped`. */
+  readonly shouldStop?: () => boolean;
+  /**
+   * Resolves a stage's reference to earlier work: the name of an earlier stage of the config gives
+   * that stage's output; anything else is a path relative to the config file.
+   */
+  readonly resolve: (reference: string, output: keyof StageOutputs) => string;
+}
+
+export interface StageResult {
+  readonly status: 'completed' | 'stopped';
+  readonly step: number;
+  readonly outputs: StageOutputs;
+  readonly lastMetrics: Readonly<Record<string, number>>;
+}
+
+/** A loss, gradient or reward that is not a finite number: the run stops, keeping its last good checkpoint. */
+export class NonFiniteError extends Error {
+  constructor(
+    readonly quantity: string,
+    readonly step: number,
+    readonly value: number,
+  ) {
+    super(`${quantity} is ${value} at step ${step}; stopped without applying that update. The last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.`);
+  }
+}
+
+/** Throws NonFiniteError for the first of `values` that is NaN or infinite. */
+export function assertFinite(values: Readonly<Record<string, number>>, step: number): void {
+  for (const [quantity, value] of Object.entries(values)) if (!Number.isFinite(value)) throw new NonFiniteError(quantity, step, value);
+}
