@@ -108,8 +108,8 @@ export function tokenizePair(tokenizer: BpeTokenizer, pair: PreferencePair, bloc
   return { ...pair, promptIds, chosenIds: fit(pair.chosen), rejectedIds: fit(pair.rejected) };
 }
 
-/** The reference's log-probabilities of a set of pairs, fixed for the whole run. */
-interface ReferenceLogps {
+/** Summed (and per-token) response log-probabilities of a set of pairs under one model. */
+interface PairLogps {
   /** Σ log π_ref over each response's tokens. */
   readonly chosen: Float64Array;
   readonly rejected: Float64Array;
@@ -150,7 +150,7 @@ function responseLogps(model: Gpt, batch: SequenceBatch): { sums: Tensor; perTok
 }
 
 /** Reads summed (and optionally per-token) response log-probabilities of pairs, in batches, without gradients. */
-async function readPairLogps(model: Gpt, pairs: readonly TokenizedPair[], padId: number, perToken: boolean): Promise<ReferenceLogps> {
+async function readPairLogps(model: Gpt, pairs: readonly TokenizedPair[], padId: number, perToken: boolean): Promise<PairLogps> {
   const chosen = new Float64Array(pairs.length);
   const rejected = new Float64Array(pairs.length);
   const chosenTokens: number[][] = [];
@@ -179,7 +179,7 @@ async function readPairLogps(model: Gpt, pairs: readonly TokenizedPair[], padId:
 }
 
 /** TRL's metrics of a set of pairs from their summed log-probabilities (core's `dpoLoss`, the tensor loss's twin). */
-function pairMetrics(policy: { chosen: ArrayLike<number>; rejected: ArrayLike<number> }, reference: ReferenceLogps, pairs: readonly TokenizedPair[], stage: DpoStageConfig) {
+function pairMetrics(policy: { chosen: ArrayLike<number>; rejected: ArrayLike<number> }, reference: PairLogps, pairs: readonly TokenizedPair[], stage: DpoStageConfig) {
   const result = dpoLoss(policy.chosen, policy.rejected, reference.chosen, reference.rejected, {
     beta: stage.beta,
     lossType: stage.loss_type,
@@ -312,6 +312,9 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
     );
   }
   if (trainPairs.length === 0) throw new Error(`${preferenceFile}: all ${evalPairs.length} pairs were held out for eval; lower eval_fraction or add judgments.`);
+  const batchSize = stage.per_device_train_batch_size;
+  const totalSteps = Math.max(1, Math.ceil((stage.num_train_epochs * trainPairs.length) / batchSize));
+  run.update({ max_steps: totalSteps, train_examples: trainPairs.length, eval_examples: evalPairs.length });
 
   // 2. Models: the policy (from this run's checkpoint when resuming) and the frozen reference, both from `policy`
   const policyDir = context.resolve(stage.policy, 'checkpoint');
@@ -319,7 +322,13 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
   if (context.resume && !resumeFrom) throw new Error(`Cannot resume ${run.dir}: it has no checkpoint yet. Start the run again instead.`);
   // Dropout off in both (TRL's disable_dropout=True): the reference's log-probs must be the policy's at step 0.
   const { model: policy, checkpoint: policyCheckpoint } = await loadModel(resumeFrom?.dir ?? policyDir, [], seed);
-  const { model: reference } = await loadModel(policyDir, [], seed);
+  const reference = await loadModel(policyDir, [], seed).then(
+    (loaded) => loaded.model,
+    (error: unknown) => {
+      policy.dispose();
+      throw error;
+    },
+  );
   const tokenizer = policyCheckpoint.tokenizer;
   // TRL's AdamW defaults (β₂ 0.999, no weight decay): DPO fine-tunes, it does not train from scratch.
   const optimizer = new AdamW(policy.weights, { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 });
@@ -327,9 +336,7 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
     const blockSize = policy.config.block_size;
     const train = trainPairs.map((pair) => tokenizePair(tokenizer, pair, blockSize));
     const evaluation = evalPairs.map((pair) => tokenizePair(tokenizer, pair, blockSize));
-    const batchSize = stage.per_device_train_batch_size;
-    const totalSteps = Math.max(1, Math.ceil((stage.num_train_epochs * train.length) / batchSize));
-    run.update({ max_steps: totalSteps, parameters: policy.parameterCount, train_examples: train.length, eval_examples: evaluation.length });
+    run.update({ parameters: policy.parameterCount });
     log('info', `${read.judgments.length} judgments (${read.retracted} retracted, ${read.problems.length} malformed lines) → ${train.length} training and ${evaluation.length} held-out pairs; ${totalSteps} steps of ${batchSize} pairs`);
     if (stage.label_smoothing > 0 && stage.loss_type !== 'sigmoid') log('warn', `label_smoothing applies to the sigmoid loss only; it is ignored with loss_type "${stage.loss_type}".`);
 
