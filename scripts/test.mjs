@@ -50,6 +50,8 @@ step('lint and type-check', npm, ['run', 'lint']);
 if (built) {
   nodeTests('unit', glob('test/unit'));
   if (toolsOk) nodeTests('webview', glob('test/webview'));
+  // The main job at the quick scale: the RLHF loop must improve on SFT (README's first command).
+  nodeTests('demo', glob('test/demo'));
   const packaged = step('package the .vsix', npm, ['run', 'package']);
   // The extension-host suite loads the extension from the work tree: rebuild with source maps so
   // its stack traces point at the sources (package left a minified build).

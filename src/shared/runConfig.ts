@@ -185,6 +185,7 @@ export const dpoStageSchema = s.object(
     eval_fraction: s.number({ default: 0.1, minimum: 0, maximum: 0.5, description: 'Share of the prompts whose pairs are held out.' }),
     learning_rate: s.number({ default: 5e-4, exclusiveMinimum: 0, maximum: 1, trl: 'learning_rate', description: 'Peak AdamW learning rate. TRL defaults to 1e-6 for large models.' }),
     num_train_epochs: s.number({ default: 2, exclusiveMinimum: 0, maximum: 100, trl: 'num_train_epochs', description: 'Passes over the training pairs.' }),
+    max_steps: s.optional(s.integer({ minimum: 1, trl: 'max_steps', description: 'Train for exactly this many steps, overriding num_train_epochs.' })),
     per_device_train_batch_size: s.integer({ default: 16, minimum: 1, maximum: 1024, trl: 'per_device_train_batch_size', description: 'Pairs per step.' }),
     warmup_steps: s.integer({ default: 10, minimum: 0, trl: 'warmup_steps', description: 'Steps of linear warmup.' }),
     max_grad_norm: s.number({ default: 1, minimum: 0, trl: 'max_grad_norm', description: 'Clip the global gradient norm; 0 turns clipping off.' }),

@@ -132,3 +132,22 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
     await page.close();
   }
 });
+
+test('the dashboard lists the runs of the quick demo (npm run test:demo leaves them in test-results/demo-quick)', async () => {
+  const demoRuns = join(repoRoot, 'test-results', 'demo-quick', '.rlhf');
+  if (!existsSync(demoRuns)) throw new Error(`${demoRuns} is missing: the demo layer (npm run test:demo) writes it and runs before this one`);
+  const demoWorkspace = join(temp, 'demo-workspace');
+  cpSync(demoRuns, join(demoWorkspace, '.rlhf'), { recursive: true });
+  const page = await openWorkbench(demoWorkspace);
+  try {
+    await runCommand(page, 'RLHF: Open Dashboard');
+    const frame = dashboardFrame(page);
+    const ppo = frame.locator('#runs tr[data-run-id]', { hasText: 'ppo-kl0.05' });
+    await ppo.waitFor({ timeout: 30_000 });
+    assert.match(await ppo.innerText(), /completed/);
+    assert.equal(await frame.locator('#runs tr[data-run-id]').count(), 9, 'sft, preferences, reward, three PPO and three DPO runs');
+    await screenshot(page, 'ui-dashboard-demo');
+  } finally {
+    await page.close();
+  }
+});

@@ -313,7 +313,7 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
   }
   if (trainPairs.length === 0) throw new Error(`${preferenceFile}: all ${evalPairs.length} pairs were held out for eval; lower eval_fraction or add judgments.`);
   const batchSize = stage.per_device_train_batch_size;
-  const totalSteps = Math.max(1, Math.ceil((stage.num_train_epochs * trainPairs.length) / batchSize));
+  const totalSteps = stage.max_steps ?? Math.max(1, Math.ceil((stage.num_train_epochs * trainPairs.length) / batchSize));
   run.update({ max_steps: totalSteps, train_examples: trainPairs.length, eval_examples: evalPairs.length });
 
   // 2. Models: the policy (from this run's checkpoint when resuming) and the frozen reference, both from `policy`
@@ -346,9 +346,16 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
 
     // 3. The reference's log-probabilities, once (TRL's precompute_ref_log_probs)
     let t0 = performance.now();
-    const trainRef = await readPairLogps(reference, train, tokenizer.padId, false);
+    // Only the pairs the run will train on (max_steps may stop it short of an epoch).
+    const used = [...new Set(Array.from({ length: totalSteps }, (_, step) => batchIndices(step, batchSize, train.length, seed)).flat())].sort((a, b) => a - b);
+    const usedRef = await readPairLogps(reference, used.map((i) => train[i]), tokenizer.padId, false);
+    const trainRef = { chosen: new Float64Array(train.length).fill(Number.NaN), rejected: new Float64Array(train.length).fill(Number.NaN) };
+    used.forEach((index, k) => {
+      trainRef.chosen[index] = usedRef.chosen[k];
+      trainRef.rejected[index] = usedRef.rejected[k];
+    });
     const evalRef = await readPairLogps(reference, evaluation, tokenizer.padId, true);
-    log('info', `reference log-probabilities of ${train.length + evaluation.length} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    log('info', `reference log-probabilities of ${used.length + evaluation.length} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
     let startStep = 0;
     if (resumeFrom) {
