@@ -18,14 +18,15 @@ import { formatPreferenceProblem, readPreferenceFile } from '../../shared/prefer
 import { judgmentPairs, type Judgment, type PreferencePair } from '../../shared/preferences';
 import type { DpoStageConfig, RunConfig } from '../../shared/runConfig';
 import type { DpoTraceRow } from '../../shared/traceFormat';
-import { latestCheckpoint, saveCheckpoint } from '../checkpoint/checkpoint';
+import { latestCheckpoint } from '../checkpoint/checkpoint';
+import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { heldOutPrompts } from '../data/reviews';
 import { sentimentScore } from '../data/sentimentOracle';
 import { tf, type Tensor } from '../engine/tfRuntime';
 import type { Gpt } from '../model/gpt';
 import { AdamW, clipByGlobalNorm } from '../optim/adamW';
 import { learningRateAt } from '../optim/schedule';
-import { checkpointConfig, loadModel } from '../rl/loadModel';
+import { loadModel } from '../rl/loadModel';
 import { buildSequenceBatch, responseValues, sequenceLogprobs, sequenceTensors, type PromptResponse, type SequenceBatch } from '../rl/sequences';
 import type { RunJsonFields } from '../run/runDirectory';
 import { writeTrace } from '../run/traceWriter';
@@ -366,18 +367,7 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
     }
     run.update({ step: startStep });
 
-    const checkpoint = async (step: number) => {
-      const dir = run.checkpointDir(step);
-      await saveCheckpoint(dir, {
-        config: checkpointConfig(policy, tokenizer),
-        weights: await policy.readWeights(),
-        optimizer: await optimizer.readState(),
-        trainerState: { global_step: step, max_steps: totalSteps, stage: 'dpo', seed, epoch: (step * batchSize) / train.length, reference: policyDir },
-        tokenizer,
-      });
-      run.update({ step, last_checkpoint: path.relative(run.dir, dir) });
-      return dir;
-    };
+    const checkpoint = (step: number) => saveStageCheckpoint(run, step, { model: policy, optimizer, tokenizer, trainerState: { global_step: step, max_steps: totalSteps, stage: 'dpo', seed, epoch: (step * batchSize) / train.length, reference: policyDir } });
 
     /** Held-out pairs and generations; writes the trace of `step` (not of the starting policy's step 0). */
     const evaluate = async (step: number): Promise<Record<string, number>> => {

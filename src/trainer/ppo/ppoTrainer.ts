@@ -6,18 +6,18 @@
  * AutoModelForCausalLMWithValueHead). Every per-token quantity of every rollout is written to
  * `traces/step-<n>.arrow`, including each token's ratio and clip flag at every PPO epoch.
  */
-import * as path from 'node:path';
 import { Random } from '../../core/random';
 import type { PpoStageConfig } from '../../shared/runConfig';
 import type { PpoTraceRow } from '../../shared/traceFormat';
-import { latestCheckpoint, saveCheckpoint } from '../checkpoint/checkpoint';
+import { latestCheckpoint } from '../checkpoint/checkpoint';
+import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
 import { maskedNll } from '../engine/losses';
 import { tf, type Tensor } from '../engine/tfRuntime';
 import type { Gpt } from '../model/gpt';
 import { AdamW, clipByGlobalNorm } from '../optim/adamW';
-import { checkpointConfig, loadModel } from '../rl/loadModel';
+import { loadModel } from '../rl/loadModel';
 import { buildSequenceBatch, sequenceLogprobs, sequenceTensors } from '../rl/sequences';
 import { writeTrace } from '../run/traceWriter';
 import { batchIndices, loadSftExamples, makeBatch, tokenizeExample, type TokenizedExample } from '../sft/sftData';
@@ -96,18 +96,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       log('info', `resuming from ${resumeFrom.dir} (step ${startStep}, β = ${klController.value})`);
     }
 
-    const checkpoint = async (step: number) => {
-      const dir = run.checkpointDir(step);
-      await saveCheckpoint(dir, {
-        config: checkpointConfig(policy, tokenizer),
-        weights: await policy.readWeights(),
-        optimizer: await optimizer.readState(),
-        trainerState: { global_step: step, max_steps: totalSteps, stage: 'ppo', seed, kl_coef: klController.value, score_moments: scoreMoments.state, episode: step * stage.batch_size },
-        tokenizer,
-      });
-      run.update({ step, last_checkpoint: path.relative(run.dir, dir) });
-      return dir;
-    };
+    const checkpoint = (step: number) => saveStageCheckpoint(run, step, { model: policy, optimizer, tokenizer, trainerState: { global_step: step, max_steps: totalSteps, stage: 'ppo', seed, kl_coef: klController.value, score_moments: scoreMoments.state, episode: step * stage.batch_size } });
     const evalNow = async () => evaluate(policy, reference, reward, tokenizer, prompts.heldOut, stage, seed + 7777, prompts.hasOracle);
 
     if (startStep === 0) {

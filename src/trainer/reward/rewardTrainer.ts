@@ -9,19 +9,19 @@
  * Knows nothing of processes or messages: it reports through the callbacks of `StageContext`.
  */
 import { existsSync } from 'node:fs';
-import * as path from 'node:path';
 import { bradleyTerryLoss, rankingToPairs } from '../../core';
 import { formatPreferenceProblem, readPreferenceFile } from '../../shared/preferenceFile';
 import type { Judgment } from '../../shared/preferences';
 import type { RewardStageConfig } from '../../shared/runConfig';
 import type { RewardTraceRow } from '../../shared/traceFormat';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
+import { latestCheckpoint, loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
+import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { sentimentScore } from '../data/sentimentOracle';
 import { tf, type Tensor } from '../engine/tfRuntime';
 import { Gpt } from '../model/gpt';
 import { AdamW, clipByGlobalNorm } from '../optim/adamW';
 import { learningRateAt } from '../optim/schedule';
-import { checkpointConfig, gptConfigOf } from '../rl/loadModel';
+import { gptConfigOf } from '../rl/loadModel';
 import { writeTrace } from '../run/traceWriter';
 import { batchIndices, splitExamples } from '../sft/sftData';
 import { assertFinite, type StageContext, type StageResult } from '../stageContext';
@@ -304,18 +304,7 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
     run.update({ step: startStep, max_steps: maxSteps, parameters: model.parameterCount, train_examples: pairCount(train), eval_examples: pairCount(evaluation) });
     log('info', `${train.length} training judgments (${pairCount(train)} pairs) and ${evaluation.length} held-out (${pairCount(evaluation)} pairs); ${maxSteps} steps of ${batchSize} judgments; sequences padded to ${width} tokens; oracle ${oracleApplies ? 'applies' : 'does not apply'}`);
 
-    const checkpoint = async (step: number) => {
-      const dir = run.checkpointDir(step);
-      await saveCheckpoint(dir, {
-        config: checkpointConfig(model, tokenizer),
-        weights: await model.readWeights(),
-        optimizer: await optimizer.readState(),
-        trainerState: { global_step: step, max_steps: maxSteps, stage: 'reward', seed, preferences: preferenceFile, train_judgments: train.length, eval_judgments: evaluation.length },
-        tokenizer,
-      });
-      run.update({ step, last_checkpoint: path.relative(run.dir, dir) });
-      return dir;
-    };
+    const checkpoint = (step: number) => saveStageCheckpoint(run, step, { model: model, optimizer, tokenizer, trainerState: { global_step: step, max_steps: maxSteps, stage: 'reward', seed, preferences: preferenceFile, train_judgments: train.length, eval_judgments: evaluation.length } });
 
     let lastMetrics: Record<string, number> = {};
     let lastCheckpoint = startStep > 0 ? run.checkpointDir(startStep) : '';
