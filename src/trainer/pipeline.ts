@@ -13,7 +13,7 @@ import { tf } from './engine/tfRuntime';
 import { existsSync } from 'node:fs';
 import { runDpoStage } from './dpo/dpoTrainer';
 import { runPpoStage } from './ppo/ppoTrainer';
-import { runPreferencesStage } from './preferences/preferencesStage';
+import { promptsPerBatch, runPreferencesStage } from './preferences/preferencesStage';
 import { runRewardStage } from './reward/rewardTrainer';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { runSftStage } from './sft/sftTrainer';
@@ -61,7 +61,7 @@ export function plannedSteps(stage: StageConfig): number {
     case 'ppo':
       return Math.max(1, Math.floor(stage.total_episodes / stage.batch_size));
     case 'preferences':
-      return Math.ceil(stage.num_prompts / 16);
+      return Math.ceil(stage.num_prompts / promptsPerBatch);
     case 'reward':
     case 'dpo':
       return 0; // known once the preference pairs are read; the stage reports it

@@ -18,7 +18,7 @@ import type { StageContext, StageResult } from '../stageContext';
 import { simulatedRanking } from './simulatedAnnotator';
 
 /** Prompts per generation batch (× K completions each). */
-const promptsPerBatch = 16;
+export const promptsPerBatch = 16;
 
 export async function runPreferencesStage(stage: PreferencesStageConfig, context: StageContext): Promise<StageResult> {
   const { run, log, seed } = context;
@@ -44,7 +44,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
     // Resume: judgments already in the file stay; whole batches are redone deterministically after them.
     const done = context.resume && existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((line) => line.trim() !== '').length : 0;
     const firstBatch = Math.floor(done / promptsPerBatch);
-    if (done % promptsPerBatch !== 0) throw new Error(`${file} ends inside a batch (${done} judgments); it was not written by this stage.`);
+    if (done % promptsPerBatch !== 0 && done !== selected.length) throw new Error(`${file} ends inside a batch (${done} judgments); it was not written by this stage.`);
     if (context.resume) run.truncateMetricsAfter(firstBatch);
     let lastMetrics: Record<string, number> = {};
     for (let batch = firstBatch; batch < batches; batch++) {
@@ -84,7 +84,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
       lastMetrics = {
         step: batch + 1,
         time: Date.now() / 1000,
-        'preferences/judgments': (batch + 1) * promptsPerBatch - (batch === batches - 1 ? batches * promptsPerBatch - selected.length : 0),
+        'preferences/judgments': Math.min((batch + 1) * promptsPerBatch, selected.length),
         'oracle/score': oracleSum / batchPrompts.length,
         'oracle/spread': spreadSum / batchPrompts.length,
         completions_per_s: (batchPrompts.length * k) / ((performance.now() - t0) / 1000),
