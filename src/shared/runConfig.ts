@@ -137,6 +137,11 @@ export const ppoStageSchema = s.object(
     learning_rate: s.number({ default: 3e-4, exclusiveMinimum: 0, maximum: 1, trl: 'learning_rate', description: 'AdamW learning rate (constant). TRL defaults to 3e-6 for large models.' }),
     ...samplingFields,
     stop_token: s.enum(['eos', 'none'], { default: 'eos', trl: 'stop_token', description: 'End a response at EOS; later tokens are padding.' }),
+    rollout_engine: s.enum(['tfjs', 'onnx'], {
+      default: 'tfjs',
+      description: 'Where rollouts are sampled and scored. "onnx" exports the policy, reference and reward model to ONNX and samples on onnxruntime-node with a KV cache (much faster); the policy\'s new weights reach it after every update. Gradients stay on tfjs either way.',
+      valueDescriptions: ['Sample and score with TensorFlow.js, the training engine.', 'Sample and score on onnxruntime-node, synced with the policy after every update.'],
+    }),
     missing_eos_penalty: s.optional(s.number({ description: 'Subtracted from the score of responses that did not end with EOS (TRL: missing_eos_penalty).', trl: 'missing_eos_penalty' })),
     kl_estimator: s.enum(['k1', 'k2', 'k3', 'abs'], {
       default: 'k1',

@@ -3,6 +3,7 @@
  *   rlhf-lens train <config.rlhf.json> [--runs-dir DIR]     run a config's stages
  *   rlhf-lens train --resume <run-dir>                       continue a stopped or killed run
  *   rlhf-lens sample <checkpoint-dir> [--prompt TEXT]…       sample from a checkpoint
+ *   rlhf-lens export <checkpoint-or-run-dir> [--out DIR]     write a transformers.js-style ONNX folder
  * Started by the extension host through `fork`, the same commands report over IPC; with no command
  * it only says `trainer/ready` and answers control messages. Never imports `vscode`.
  */
@@ -15,13 +16,15 @@ import { ConfigError, runPipeline, type PipelineCallbacks } from './pipeline';
 import { ProgressBar } from './progressBar';
 import { sampleFromCheckpoint } from './sampling/sampleCommand';
 import { runDemo } from './demo/demoCommand';
+import { exportCommand } from './onnx/exportModel';
 
 const usage = `Usage:
   rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   run every stage of a config (runs go to DIR, default ${defaultRunsFolder})
   rlhf-lens train --resume <run-dir>                      continue a run from its latest checkpoint
   rlhf-lens demo [--quick]                                the embedded demo: SFT, preferences, reward model, PPO and DPO, with a report
   rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T]
-                   [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]`;
+                   [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]
+  rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js`;
 
 let stopRequested = false;
 
@@ -130,6 +133,8 @@ async function main(): Promise<number> {
   switch (command) {
     case 'train':
       return train(rest, host);
+    case 'export':
+      return exportCommand(rest);
     case 'sample':
       return sampleFromCheckpoint(rest);
     case 'demo':

@@ -25,7 +25,7 @@ import { assertFinite, type StageContext, type StageResult } from '../stageConte
 import type { BpeTokenizer } from '../tokenizer';
 import { KlController } from './klController';
 import { maskedMeanTensor, ppoPolicyLossTensor, ppoValueLossTensor } from './ppoLosses';
-import { collectRollout, computeAdvantages, type Rollout } from './rollout';
+import { collectRollout, computeAdvantages, createRolloutEngine, type Rollout, type RolloutEngine } from './rollout';
 import { RunningMoments, type MomentsState } from './runningMoments';
 
 const mean = (values: readonly number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
@@ -66,6 +66,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
   const { model: reward, checkpoint: rewardCheckpoint } = await loadModel(rewardDir, ['score'], seed);
   const tokenizer = policyCheckpoint.tokenizer;
   const optimizer = new AdamW(policy.weights, { beta1: 0.9, beta2: 0.999, epsilon: 1e-5, weightDecay: 0 });
+  let rolloutEngine: RolloutEngine | undefined;
   try {
     if (!sameTokenizer(tokenizer, rewardCheckpoint.tokenizer)) throw new Error(`The reward model (${rewardDir}) was trained with another tokenizer than the policy (${policyDir}); train both from the same SFT stage.`);
     log('info', `policy ${policyDir} (+ value head), reference = its frozen copy, reward model ${rewardDir}`);
@@ -125,8 +126,8 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       // 1–2. rollouts, their log-probabilities, values and scores
       const promptIndices = batchIndices(step, stage.batch_size, encodedPrompts.length, seed);
       const stepPrompts = promptIndices.map((i) => encodedPrompts[i]);
-      const rollout: Rollout = await collectRollout(
-        { policy, reference, reward },
+      rolloutEngine ??= await createRolloutEngine(stage.rollout_engine, { policy, reference, reward });
+      const rollout: Rollout = await rolloutEngine.collect(
         stepPrompts,
         { temperature: stage.temperature, top_k: stage.top_k, top_p: stage.top_p, max_new_tokens: stage.max_new_tokens, seed: seed * 1_000_003 + step, eos_token_id: stage.stop_token === 'eos' ? tokenizer.eosId : undefined, pad_token_id: tokenizer.padId },
         tokenizer.eosId,
@@ -222,6 +223,9 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         }
       }
       times['time/update'] = (performance.now() - t0) / 1000;
+      t0 = performance.now();
+      await rolloutEngine.syncPolicy(policy);
+      times['time/weight_sync'] = (performance.now() - t0) / 1000;
 
       // Metrics with TRL's names
       const klSums = estimate.kl.map(sum);
@@ -291,6 +295,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
     log('info', `PPO finished ${totalSteps} steps in ${((performance.now() - stageStarted) / 1000).toFixed(1)} s`);
     return { status: 'completed', step: totalSteps, outputs: { checkpoint: lastCheckpoint }, lastMetrics };
   } finally {
+    await rolloutEngine?.release();
     optimizer.dispose();
     policy.dispose();
     reference.dispose();

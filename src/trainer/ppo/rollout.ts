@@ -65,6 +65,30 @@ export async function collectRollout(
   };
 }
 
+/** Where phases 1–2 run: the training engine (tfjs) or onnxruntime-node (src/trainer/onnx/). */
+export interface RolloutEngine {
+  collect(prompts: readonly number[][], sampling: SamplingOptions, eosId: number | undefined): Promise<Rollout>;
+  /** Called after every PPO update: brings the policy's new weights to the engine. */
+  syncPolicy(policy: Gpt): Promise<void>;
+  release(): Promise<void>;
+}
+
+/**
+ * The rollout engine a PPO stage asked for. The ONNX one is imported on demand, so a tfjs-only run
+ * never loads onnxruntime's native binding.
+ */
+export async function createRolloutEngine(kind: 'tfjs' | 'onnx', models: { policy: Gpt; reference: Gpt; reward: Gpt }): Promise<RolloutEngine> {
+  if (kind === 'onnx') {
+    const { OnnxRolloutEngine } = await import('../onnx/onnxRolloutEngine');
+    return OnnxRolloutEngine.create(models);
+  }
+  return {
+    collect: (prompts, sampling, eosId) => collectRollout(models, prompts, sampling, eosId),
+    syncPolicy: async () => undefined, // tfjs samples from the policy's own variables
+    release: async () => undefined,
+  };
+}
+
 export interface RewardOptions {
   readonly klCoef: number;
   readonly klEstimator: KlEstimator;

@@ -1,0 +1,223 @@
+/**
+ * A causal language model on onnxruntime-node: one session over a GPT-2-convention graph (see
+ * gptOnnxGraph.ts), either built in memory from the trainer's weights or read from a
+ * transformers.js-style folder. `forward` takes plain arrays and returns plain arrays, so nothing
+ * outside this file touches onnxruntime's types.
+ *
+ * Weight sync after a PPO update (DESIGN.md, "Training and inference engines") has two modes:
+ * - 'reexport': rebuild the graph with the new weights as initializers and open a new session;
+ * - 'inputs': the graph takes every weight as an input, and each run feeds the current ones.
+ * bench/rolloutBench.ts measures both; OnnxRolloutEngine uses the faster ('reexport').
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { GptConfig, ScorePooling } from '../model/gptConfig';
+import type { ScalarHead } from '../model/gpt';
+import { buildGptOnnx, gptWeightShapes, headOutputName, type WeightValues } from './gptOnnxGraph';
+
+export type WeightSyncMode = 'reexport' | 'inputs';
+
+/** What a caller needs to know of a model to drive it. */
+export interface CausalLmInfo {
+  readonly vocabSize: number;
+  /** Most positions a sequence may have (n_positions / block_size). */
+  readonly maxPositions: number;
+  readonly layers: number;
+  /** Heads and width of each cached key/value. */
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly hasCache: boolean;
+  readonly hasPositionIds: boolean;
+  /** Scalar outputs beside logits ('values', 'scores'). */
+  readonly scalarOutputs: readonly string[];
+  /** How a reward model's per-position `scores` become one score (gptConfig.ts's ScorePooling), and its head's bias b, which 'sum' adds once. */
+  readonly scorePooling: ScorePooling;
+  readonly scoreBias: number;
+}
+
+/** Past keys and values, per layer, each [B, H, P, D] flattened. */
+export interface PastKeyValues {
+  readonly length: number;
+  readonly layers: readonly { readonly key: ort.Tensor; readonly value: ort.Tensor }[];
+}
+
+export interface ForwardInputs {
+  readonly batch: number;
+  /** New positions in this call. */
+  readonly length: number;
+  /** [B, T] token ids. */
+  readonly ids: ArrayLike<number>;
+  /** [B, P + T]: 1 on real tokens; all ones when omitted. */
+  readonly attentionMask?: ArrayLike<number>;
+  /** [B, T]; P, P+1, … when omitted. */
+  readonly positions?: ArrayLike<number>;
+  readonly past?: PastKeyValues;
+}
+
+export interface ForwardOutputs {
+  /** [B, T, V] */
+  readonly logits: Float32Array;
+  /** [B, T] per scalar output. */
+  readonly scalars: Record<string, Float32Array>;
+  /** The extended cache (when the model has one). */
+  readonly present?: PastKeyValues;
+}
+
+const int64 = (values: ArrayLike<number>, dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims);
+
+export interface SessionSettings {
+  /** onnxruntime's intra-op threads; onnxruntime's default (all cores) when omitted. */
+  readonly threads?: number;
+}
+
+function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
+  return { graphOptimizationLevel: 'all', ...(settings.threads ? { intraOpNumThreads: settings.threads } : {}) };
+}
+
+export class OnnxCausalLm {
+  private session: ort.InferenceSession;
+  readonly info: CausalLmInfo;
+  /** For models built from trainer weights: how they are rebuilt or fed. */
+  private readonly source?: { config: GptConfig; heads: readonly ScalarHead[]; kvCache: boolean; mode: WeightSyncMode; settings: SessionSettings };
+  private weightFeeds: Record<string, ort.Tensor> = {};
+
+  private constructor(session: ort.InferenceSession, info: CausalLmInfo, source?: OnnxCausalLm['source']) {
+    this.session = session;
+    this.info = info;
+    this.source = source;
+  }
+
+  /** A session over the trainer's GPT with these weights (`heads` become extra outputs). */
+  static async fromGpt(config: GptConfig, heads: readonly ScalarHead[], weights: WeightValues, options: { kvCache: boolean; weightSync?: WeightSyncMode } & SessionSettings): Promise<OnnxCausalLm> {
+    const mode = options.weightSync ?? 'reexport';
+    const bytes = buildGptOnnx(config, weights, { heads, kvCache: options.kvCache, weightsAsInputs: mode === 'inputs' });
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(options));
+    const info: CausalLmInfo = {
+      vocabSize: config.vocab_size,
+      maxPositions: config.block_size,
+      layers: config.n_layer,
+      kvHeads: config.n_head,
+      headDim: config.n_embd / config.n_head,
+      hasCache: options.kvCache,
+      hasPositionIds: true,
+      scalarOutputs: heads.map((head) => headOutputName[head]),
+      scorePooling: config.score_pooling ?? 'last',
+      scoreBias: weights.get('score.bias')?.data[0] ?? 0,
+    };
+    const model = new OnnxCausalLm(session, info, { config, heads, kvCache: options.kvCache, mode, settings: options });
+    if (mode === 'inputs') model.setWeightFeeds(weights);
+    return model;
+  }
+
+  /**
+   * A transformers.js-style folder (`config.json`, `onnx/model.onnx`) of a GPT-2-convention causal
+   * LM: ours, or any export with input_ids / attention_mask [/ position_ids] [/ past_key_values.N.*].
+   */
+  static async fromFolder(dir: string, settings: SessionSettings = {}): Promise<OnnxCausalLm> {
+    const configFile = path.join(dir, 'config.json');
+    const modelFile = path.join(dir, 'onnx', 'model.onnx');
+    for (const file of [configFile, modelFile]) if (!existsSync(file)) throw new Error(`${dir} is not a transformers.js-style ONNX folder: ${path.relative(dir, file)} is missing.`);
+    let config: Record<string, unknown>;
+    try {
+      config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    } catch (error) {
+      throw new Error(`${configFile}: not valid JSON (${(error as Error).message}).`);
+    }
+    const number = (...keys: string[]): number | undefined => keys.map((key) => config[key]).find((value): value is number => typeof value === 'number');
+    const need = (what: string, ...keys: string[]): number => {
+      const value = number(...keys);
+      if (value === undefined) throw new Error(`${configFile}: field "${keys[0]}" is missing (${what}; also read as ${keys.slice(1).join(', ') || 'nothing else'}).`);
+      return value;
+    };
+    const vocabSize = need('vocabulary size', 'vocab_size');
+    const layers = need('number of layers', 'n_layer', 'num_hidden_layers');
+    const heads = need('attention heads', 'n_head', 'num_attention_heads');
+    const width = need('hidden width', 'n_embd', 'hidden_size');
+    const session = await ort.InferenceSession.create(modelFile, sessionOptions(settings));
+    for (const input of ['input_ids', 'attention_mask']) {
+      if (!session.inputNames.includes(input)) throw new Error(`${modelFile}: the graph has no "${input}" input (inputs: ${session.inputNames.join(', ')}); RLHF Lens reads GPT-2-style causal LM exports.`);
+    }
+    if (!session.outputNames.includes('logits')) throw new Error(`${modelFile}: the graph has no "logits" output (outputs: ${session.outputNames.join(', ')}).`);
+    const pastMeta = session.inputMetadata.find((meta) => meta.name === 'past_key_values.0.key');
+    const pastShape = pastMeta && pastMeta.isTensor ? pastMeta.shape : [];
+    const info: CausalLmInfo = {
+      vocabSize,
+      maxPositions: number('n_positions', 'max_position_embeddings', 'n_ctx') ?? Number.MAX_SAFE_INTEGER,
+      layers,
+      kvHeads: typeof pastShape[1] === 'number' ? pastShape[1] : number('num_key_value_heads') ?? heads,
+      headDim: typeof pastShape[3] === 'number' ? pastShape[3] : number('head_dim') ?? width / heads,
+      hasCache: pastMeta !== undefined,
+      hasPositionIds: session.inputNames.includes('position_ids'),
+      scalarOutputs: session.outputNames.filter((name) => name === 'values' || name === 'scores'),
+      scorePooling: config.score_pooling === 'sum' ? 'sum' : 'last',
+      scoreBias: number('score_bias') ?? 0,
+    };
+    return new OnnxCausalLm(session, info);
+  }
+
+  /** A cache of length 0 for a batch, the first call's past. */
+  emptyPast(batch: number): PastKeyValues {
+    const empty = () => new ort.Tensor('float32', new Float32Array(0), [batch, this.info.kvHeads, 0, this.info.headDim]);
+    return { length: 0, layers: Array.from({ length: this.info.layers }, () => ({ key: empty(), value: empty() })) };
+  }
+
+  async forward(inputs: ForwardInputs): Promise<ForwardOutputs> {
+    const { batch, length } = inputs;
+    const past = inputs.past ?? (this.info.hasCache ? this.emptyPast(batch) : undefined);
+    const pastLength = past?.length ?? 0;
+    const total = pastLength + length;
+    if (total > this.info.maxPositions) throw new Error(`sequence of ${total} positions exceeds the model's ${this.info.maxPositions}`);
+    const feeds: Record<string, ort.Tensor> = {
+      ...this.weightFeeds,
+      input_ids: int64(inputs.ids, [batch, length]),
+      attention_mask: inputs.attentionMask ? int64(inputs.attentionMask, [batch, total]) : int64(new Array<number>(batch * total).fill(1), [batch, total]),
+    };
+    if (this.info.hasPositionIds) {
+      feeds.position_ids = inputs.positions
+        ? int64(inputs.positions, [batch, length])
+        : int64(Array.from({ length: batch * length }, (_, i) => pastLength + (i % length)), [batch, length]);
+    }
+    if (this.session.inputNames.includes('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', [pastLength > 0], [1]);
+    past?.layers.forEach((layer, l) => {
+      feeds[`past_key_values.${l}.key`] = layer.key;
+      feeds[`past_key_values.${l}.value`] = layer.value;
+    });
+    const results = await this.session.run(feeds);
+    const scalars: Record<string, Float32Array> = {};
+    for (const name of this.info.scalarOutputs) scalars[name] = results[name].data as Float32Array;
+    const present = this.info.hasCache
+      ? { length: total, layers: Array.from({ length: this.info.layers }, (_, l) => ({ key: results[`present.${l}.key`], value: results[`present.${l}.value`] })) }
+      : undefined;
+    return { logits: results.logits.data as Float32Array, scalars, present };
+  }
+
+  /** Brings new trainer weights in (after a PPO update), by the mode this model was built with. */
+  async updateWeights(weights: WeightValues): Promise<void> {
+    if (!this.source) throw new Error('only models built from trainer weights can take new weights');
+    const { config, heads, kvCache, mode, settings } = this.source;
+    if (mode === 'inputs') {
+      this.setWeightFeeds(weights);
+      return;
+    }
+    const bytes = buildGptOnnx(config, weights, { heads, kvCache });
+    const next = await ort.InferenceSession.create(bytes, sessionOptions(settings));
+    await this.session.release();
+    this.session = next;
+  }
+
+  private setWeightFeeds(weights: WeightValues): void {
+    const { config, heads } = this.source as NonNullable<OnnxCausalLm['source']>;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, shape] of gptWeightShapes(config, heads)) {
+      const value = weights.get(name);
+      if (!value) throw new Error(`the new weights have no "${name}"`);
+      feeds[name] = new ort.Tensor('float32', value.data, shape);
+    }
+    this.weightFeeds = feeds;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * PPO's rollout phases 1–2 (see src/trainer/ppo/rollout.ts) on onnxruntime-node: the policy samples
+ * with a KV cache, then the policy (log-probabilities, values, entropies), the frozen reference and
+ * the reward model score the sequences — the generation engine of a split training/generation setup.
+ * tfjs keeps the gradients; after each PPO update `syncPolicy` brings the new weights over.
+ */
+import type { Gpt } from '../model/gpt';
+import type { Rollout } from '../ppo/rollout';
+import { buildSequenceBatch, responseValues } from '../rl/sequences';
+import type { SamplingOptions } from '../sampling/sampler';
+import { OnnxCausalLm, type SessionSettings, type WeightSyncMode } from './onnxCausalLm';
+import { generateOnnx } from './onnxSampler';
+import { rewardScoresOnnx, sequenceStatsOnnx } from './onnxScoring';
+
+export interface RolloutTimings {
+  /** Seconds spent sampling. */
+  readonly generate: number;
+  /** Seconds spent in the policy, reference and reward passes over the sampled sequences. */
+  readonly score: number;
+}
+
+export class OnnxRolloutEngine {
+  private constructor(
+    private readonly policy: OnnxCausalLm,
+    private readonly reference: OnnxCausalLm,
+    private readonly reward: OnnxCausalLm,
+  ) {}
+
+  /** Sessions over the current weights of the three models. */
+  static async create(models: { policy: Gpt; reference: Gpt; reward: Gpt }, options: { weightSync?: WeightSyncMode } & SessionSettings = {}): Promise<OnnxRolloutEngine> {
+    const session = async (model: Gpt, kvCache: boolean, sync?: WeightSyncMode) => OnnxCausalLm.fromGpt(model.config, model.heads, await model.readWeights(), { kvCache, weightSync: sync, threads: options.threads });
+    const [policy, reference, reward] = await Promise.all([session(models.policy, true, options.weightSync), session(models.reference, false), session(models.reward, false)]);
+    return new OnnxRolloutEngine(policy, reference, reward);
+  }
+
+  /** Brings the policy's current tfjs weights to the rollout engine (after an update). */
+  async syncPolicy(policy: Gpt): Promise<void> {
+    await this.policy.updateWeights(await policy.readWeights());
+  }
+
+  /** Phases 1–2: generate, then log-probabilities, values, entropies, reference log-probabilities and scores. */
+  async collect(prompts: readonly number[][], sampling: SamplingOptions, eosId: number | undefined): Promise<Rollout & { timings: RolloutTimings }> {
+    let t0 = performance.now();
+    const sequences = await generateOnnx(this.policy, prompts, sampling);
+    const generate = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    const items = sequences.map((sequence, i) => ({ prompt: prompts[i], response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.pad_token_id] }));
+    const batch = buildSequenceBatch(items, sampling.pad_token_id);
+    const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
+    const [policy, reference, rawScores] = await Promise.all([
+      sequenceStatsOnnx(this.policy, batch, temperature),
+      sequenceStatsOnnx(this.reference, batch, temperature),
+      rewardScoresOnnx(this.reward, items, sampling.pad_token_id),
+    ]);
+    const score = (performance.now() - t0) / 1000;
+    return {
+      items,
+      batch,
+      logprobs: responseValues(policy.logprobs, batch),
+      values: responseValues(policy.scalars.values, batch),
+      entropy: responseValues(policy.entropy, batch),
+      refLogprobs: responseValues(reference.logprobs, batch),
+      rawScores,
+      endedWithEos: sequences.map((sequence) => eosId !== undefined && sequence.tokens.at(-1) === eosId),
+      timings: { generate, score },
+    };
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.policy.release(), this.reference.release(), this.reward.release()]);
+  }
+}

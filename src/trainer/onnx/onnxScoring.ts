@@ -1,0 +1,65 @@
+/**
+ * Full-sequence passes on onnxruntime-node, the twins of src/trainer/rl/sequences.ts's tfjs passes:
+ * per-position log-probabilities of the next token (at the sampling temperature), entropies and
+ * scalar heads over a right-padded SequenceBatch, and a reward model's score of each sequence read at
+ * its last token or summed over its tokens, as Gpt.score pools it. test/unit/onnxRollout.test.ts checks each against tfjs.
+ */
+import { rewardInputs, type PromptResponse, type SequenceBatch } from '../rl/sequences';
+import type { OnnxCausalLm } from './onnxCausalLm';
+
+export interface SequenceStats {
+  /** [B, T]: log p(target) at the temperature. */
+  readonly logprobs: Float32Array;
+  /** [B, T]: entropy of the tempered next-token distribution. */
+  readonly entropy: Float32Array;
+  /** [B, T] per scalar output of the model ('values', 'scores'). */
+  readonly scalars: Record<string, Float32Array>;
+}
+
+/**
+ * log-softmax of `logits / temperature` per position, then the target's log-probability and the
+ * entropy −Σ p log p.
+ */
+export function logprobsAndEntropy(logits: Float32Array, targets: ArrayLike<number>, vocab: number, temperature: number): { logprobs: Float32Array; entropy: Float32Array } {
+  const positions = targets.length;
+  const logprobs = new Float32Array(positions);
+  const entropy = new Float32Array(positions);
+  const scale = temperature > 0 ? 1 / temperature : 1;
+  for (let i = 0; i < positions; i++) {
+    const row = logits.subarray(i * vocab, (i + 1) * vocab);
+    let max = -Infinity;
+    for (let v = 0; v < vocab; v++) max = Math.max(max, row[v] * scale);
+    let sum = 0;
+    for (let v = 0; v < vocab; v++) sum += Math.exp(row[v] * scale - max);
+    const logZ = max + Math.log(sum);
+    let h = 0;
+    for (let v = 0; v < vocab; v++) {
+      const logp = row[v] * scale - logZ;
+      h -= Math.exp(logp) * logp;
+    }
+    logprobs[i] = row[targets[i]] * scale - logZ;
+    entropy[i] = h;
+  }
+  return { logprobs, entropy };
+}
+
+/** Log-probabilities, entropies and scalar heads of a batch of prompt + response sequences. */
+export async function sequenceStatsOnnx(model: OnnxCausalLm, batch: SequenceBatch, temperature: number): Promise<SequenceStats> {
+  const out = await model.forward({ batch: batch.batchSize, length: batch.length, ids: batch.inputs });
+  return { ...logprobsAndEntropy(out.logits, batch.targets, model.info.vocabSize, temperature), scalars: out.scalars };
+}
+
+/** The reward model's score of each prompt + response, pooled as the model was trained: [B]. */
+export async function rewardScoresOnnx(model: OnnxCausalLm, items: readonly PromptResponse[], padId: number): Promise<number[]> {
+  if (!model.info.scalarOutputs.includes('scores')) throw new Error('this ONNX model has no "scores" output: export a reward model (a checkpoint with a score head).');
+  const input = rewardInputs(items, padId);
+  const out = await model.forward({ batch: input.batchSize, length: input.length, ids: input.ids });
+  const perPosition = out.scalars.scores; // [B, T] = w·h_t + b
+  if (model.info.scorePooling === 'last') return input.lengths.map((n, b) => perPosition[b * input.length + n - 1]);
+  // 'sum': Σ_{t<n} (w·h_t + b) − (n − 1)·b, the bias once (Gpt.score)
+  return input.lengths.map((n, b) => {
+    let total = 0;
+    for (let t = 0; t < n; t++) total += perPosition[b * input.length + t];
+    return total - (n - 1) * model.info.scoreBias;
+  });
+}
