@@ -4,7 +4,7 @@
 import * as esbuild from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
@@ -43,7 +43,7 @@ const builds = [
   },
   {
     ...common,
-    entryPoints: { 'webview/dashboard': 'webview/dashboard/main.ts' },
+    entryPoints: { 'webview/dashboard': 'webview/dashboard/main.ts', 'webview/rank': 'webview/rank/main.ts' },
     outdir: 'dist',
     platform: 'browser',
     target: 'es2022',
@@ -94,6 +94,14 @@ if (tsc.status !== 0) {
   throw new Error(`tsc -p tsconfig.core.json failed (${tsc.error?.message ?? `exit ${tsc.status}`}); fix the type errors it printed in src/core/.`);
 }
 writeFileSync('dist/core.d.ts', "export * from './core-types/index';\n");
+
+// The JSON Schema of *.rlhf.json (package.json `jsonValidation`), generated from the declarations in
+// src/shared/runConfig.ts that also give the config's types and the trainer's validator.
+const schemaBundle = await esbuild.build({ entryPoints: ['src/shared/runConfigJsonSchema.ts'], bundle: true, platform: 'node', format: 'cjs', write: false, logLevel: 'silent' });
+const schemaModule = { exports: {} };
+new Function('module', 'exports', schemaBundle.outputFiles[0].text)(schemaModule, schemaModule.exports);
+mkdirSync(dirname(schemaModule.exports.runConfigSchemaFile), { recursive: true });
+writeFileSync(schemaModule.exports.runConfigSchemaFile, `${JSON.stringify(schemaModule.exports.runConfigJsonSchema(), null, 2)}\n`);
 
 if (watch) {
   const contexts = await Promise.all(builds.map((options) => esbuild.context({ ...options, plugins: [watchLog] })));

@@ -5,10 +5,18 @@
  * point at it.
  */
 import { findNodeAtLocation, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
+import { semanticProblems, type CheckEnvironment, type ConfigFix, type ProblemSeverity } from './configChecks';
 import { formatPath, validate, type ConfigProblem } from './configSchema';
 import { runConfigSchema, type RunConfig } from './runConfig';
 
+export type { CheckEnvironment } from './configChecks';
+
 export interface LocatedProblem extends ConfigProblem {
+  /** `schema`: what the contributed JSON Schema also reports; `semantic`: what only these checks see. */
+  readonly source: 'syntax' | 'schema' | 'semantic';
+  /** Errors stop a run from starting; warnings do not. */
+  readonly severity: ProblemSeverity;
+  readonly fix?: ConfigFix;
   /** 1-based. */
   readonly line: number;
   readonly column: number;
@@ -34,7 +42,7 @@ function lineAndColumn(text: string, offset: number): { line: number; column: nu
   return { line, column: offset - lineStart + 1 };
 }
 
-function locate(text: string, tree: Node | undefined, problem: ConfigProblem): LocatedProblem {
+function locate(text: string, tree: Node | undefined, problem: ConfigProblem & Pick<LocatedProblem, 'source' | 'severity' | 'fix'>): LocatedProblem {
   let node: Node | undefined;
   // The deepest node that exists along the path: a missing key is reported on its parent object.
   for (let depth = problem.path.length; depth >= 0 && !node; depth--) node = tree ? findNodeAtLocation(tree, problem.path.slice(0, depth) as (string | number)[]) : undefined;
@@ -44,38 +52,28 @@ function locate(text: string, tree: Node | undefined, problem: ConfigProblem): L
   return { ...problem, offset, length: target?.length ?? 0, ...lineAndColumn(text, offset) };
 }
 
-/** Problems a schema cannot express; paths as in the schema's problems. */
-export function semanticProblems(config: RunConfig): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
-  if (config.model.n_embd % config.model.n_head !== 0) {
-    problems.push({ path: ['model', 'n_head'], message: `must divide n_embd (${config.model.n_embd}); try ${[1, 2, 4, 8, 16].filter((h) => config.model.n_embd % h === 0).pop()}` });
-  }
-  config.stages.forEach((stage, index) => {
-    if (stage.type === 'sft') {
-      if (stage.warmup_steps >= stage.max_steps) problems.push({ path: ['stages', index, 'warmup_steps'], message: `(${stage.warmup_steps}) must be less than max_steps (${stage.max_steps})` });
-    }
-  });
-  const names = config.stages.map((stage) => stage.name ?? stage.type);
-  names.forEach((name, index) => {
-    if (names.indexOf(name) !== index) problems.push({ path: ['stages', index, 'name'], message: `two stages are called "${name}"; give one a "name"` });
-  });
-  return problems;
-}
-
-export function readConfigText(text: string): ConfigRead {
+/**
+ * Parses and checks a config's text: syntax, then the schema, then (once the schema holds) the
+ * semantic checks. With `environment`, files the config names must exist. `config` is set when no
+ * problem is an error. The CLI, the editor's diagnostics and "Start Run" all call this.
+ */
+export function readConfigText(text: string, environment?: CheckEnvironment): ConfigRead {
   const parseErrors: ParseError[] = [];
   const tree = parseTree(text, parseErrors, { allowTrailingComma: true, disallowComments: false });
   if (parseErrors.length > 0 || !tree) {
     return {
       config: undefined,
-      problems: parseErrors.map((error) => ({ path: [], message: `JSON syntax: ${printParseErrorCode(error.error)}`, offset: error.offset, length: error.length, ...lineAndColumn(text, error.offset) })),
+      problems: parseErrors.map((error) => ({ path: [], message: `JSON syntax: ${printParseErrorCode(error.error)}`, source: 'syntax', severity: 'error', offset: error.offset, length: error.length, ...lineAndColumn(text, error.offset) })),
     };
   }
-  const { value: checked, problems } = validate(runConfigSchema, nodeValue(tree));
+  const raw = nodeValue(tree);
+  const { value: checked, problems } = validate(runConfigSchema, raw);
   const value = checked as RunConfig | undefined;
-  const all = value ? semanticProblems(value) : problems;
+  const all = value
+    ? semanticProblems(value, raw, environment).map((problem) => ({ ...problem, source: 'semantic' as const }))
+    : problems.map((problem) => ({ ...problem, source: 'schema' as const, severity: 'error' as const }));
   const located = all.map((problem) => locate(text, tree, problem)).sort((a, b) => a.offset - b.offset);
-  return { config: all.length === 0 ? value : undefined, problems: located };
+  return { config: all.some((problem) => problem.severity === 'error') ? undefined : value, problems: located };
 }
 
 function nodeValue(node: Node): unknown {
@@ -91,5 +89,5 @@ function nodeValue(node: Node): unknown {
 
 /** `file:line:column: field: message`, the form editors and terminals link. */
 export function formatConfigProblem(file: string, problem: LocatedProblem): string {
-  return `${file}:${problem.line}:${problem.column}: ${problem.path.length > 0 ? `${formatPath(problem.path)} ` : ''}${problem.message}`;
+  return `${file}:${problem.line}:${problem.column}: ${problem.severity === 'warning' ? 'warning: ' : ''}${problem.path.length > 0 ? `${formatPath(problem.path)} ` : ''}${problem.message}`;
 }

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatConfigProblem, readConfigText } from '../shared/configFile';
+import { backendNames } from '../shared/backendNames';
 import type { RunConfig, StageConfig } from '../shared/runConfig';
 import { formatBackendChoice, selectBackend, type BackendChoice } from './engine/backend';
 import { tf } from './engine/tfRuntime';
@@ -103,6 +104,15 @@ async function runStage(stage: StageConfig, context: StageContext): Promise<Stag
   }
 }
 
+/**
+ * A config's "auto" follows RLHF_LENS_BACKEND when it names a backend: the editor passes its
+ * `rlhf.defaultBackend` setting that way. A backend the config pins wins.
+ */
+function requestedBackend(configured: RunConfig['backend']): RunConfig['backend'] {
+  const fromEnvironment = process.env.RLHF_LENS_BACKEND;
+  return configured === 'auto' && (backendNames as readonly string[]).includes(fromEnvironment ?? '') ? (fromEnvironment as RunConfig['backend']) : configured;
+}
+
 /** Runs every stage of `configFile`, or, with `resumeDir`, continues that run directory's stage and the stages after it. */
 export async function runPipeline(options: { configFile?: string; runsRoot: string; resumeDir?: string }, callbacks: PipelineCallbacks): Promise<PipelineResult> {
   let config: RunConfig;
@@ -122,7 +132,7 @@ export async function runPipeline(options: { configFile?: string; runsRoot: stri
     throw new ConfigError('Give a run config to train, or a run directory to resume.');
   }
 
-  const backend = await selectBackend(config.backend);
+  const backend = await selectBackend(requestedBackend(config.backend));
   callbacks.log('info', formatBackendChoice(backend));
   const runs: PipelineResult['runs'] = [];
   // Outputs of earlier stages; a resumed run recorded the ones it was started with.

@@ -1,0 +1,127 @@
+// Run-config checks as the editor, "Start Run" and the CLI see them (readConfigText): every broken
+// fixture gets a problem on the recorded line, quick fixes repair what they claim to, the templates
+// and examples are valid, and the generated JSON Schema matches runConfig.ts.
+import * as assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { applyEdits, modify } from 'jsonc-parser';
+import { readConfigText, type CheckEnvironment } from '../../src/shared/configFile';
+import { runConfigJsonSchema, runConfigSchemaFile } from '../../src/shared/runConfigJsonSchema';
+import { renderTemplate, runTemplates } from '../../src/shared/runTemplates';
+
+const fixtures = path.join(import.meta.dirname, '..', 'fixtures', 'broken-configs');
+const manifest = JSON.parse(readFileSync(path.join(fixtures, 'manifest.json'), 'utf8')) as Record<string, { line: number; message: string }>;
+const environment: CheckEnvironment = { configDir: fixtures, exists: existsSync };
+
+test('the broken-config fixtures number at least 30 and the manifest lists every one', () => {
+  const files = readdirSync(fixtures).filter((file) => file.endsWith('.rlhf.json')).sort();
+  assert.ok(files.length >= 30, `only ${files.length} fixtures`);
+  assert.deepEqual(Object.keys(manifest).sort(), files);
+});
+
+for (const [file, expected] of Object.entries(manifest)) {
+  test(`${file}: an error on line ${expected.line} saying "${expected.message}", and no config to train`, () => {
+    const { config, problems } = readConfigText(readFileSync(path.join(fixtures, file), 'utf8'), environment);
+    const hit = problems.find((problem) => problem.line === expected.line && problem.message.includes(expected.message));
+    assert.ok(hit, `no problem on line ${expected.line} with "${expected.message}"; got:\n${problems.map((p) => `  ${p.line}:${p.column} ${p.message}`).join('\n')}`);
+    assert.equal(hit.severity, 'error');
+    assert.equal(config, undefined, 'a config with errors must not be trainable');
+  });
+}
+
+test('every quick fix removes the problem it is attached to and introduces no new error', () => {
+  let fixes = 0;
+  for (const file of Object.keys(manifest)) {
+    const text = readFileSync(path.join(fixtures, file), 'utf8');
+    const before = readConfigText(text, environment).problems;
+    for (const problem of before.filter((p) => p.fix)) {
+      fixes++;
+      const fixed = applyEdits(text, modify(text, problem.fix!.path as (string | number)[], problem.fix!.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+      const after = readConfigText(fixed, environment).problems;
+      assert.ok(!after.some((p) => p.message === problem.message), `${file}: "${problem.fix!.title}" left "${problem.message}"`);
+      const newErrors = after.filter((p) => p.severity === 'error' && !before.some((b) => b.message === p.message));
+      assert.deepEqual(newErrors.map((p) => p.message), [], `${file}: "${problem.fix!.title}" caused new errors`);
+    }
+  }
+  assert.ok(fixes >= 12, `only ${fixes} fixtures offer a quick fix`);
+});
+
+test('the minibatch quick fix picks the largest divisor of the batch not above the value written', () => {
+  const { problems } = readConfigText(readFileSync(path.join(fixtures, 'ppo-minibatches-not-dividing-batch.rlhf.json'), 'utf8'), environment);
+  const problem = problems.find((p) => p.path.at(-1) === 'num_mini_batches');
+  assert.deepEqual(problem?.fix, { title: 'Set num_mini_batches to 2', path: ['stages', 3, 'num_mini_batches'], value: 2 });
+});
+
+test('warnings (an option that only applies with another) do not stop a run', () => {
+  const text = JSON.stringify({ name: 'w', model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 32 }, stages: [{ type: 'sft', dataset: { source: 'demo' } }, { type: 'preferences', prompts: { source: 'demo' }, max_new_tokens: 8 }, { type: 'reward' }, { type: 'ppo', prompts: { source: 'demo' }, target_kl: 0.5, max_new_tokens: 8 }] }, null, 2);
+  const { config, problems } = readConfigText(text, environment);
+  assert.ok(config, problems.map((p) => p.message).join('; '));
+  const warning = problems.find((p) => p.path.at(-1) === 'target_kl');
+  assert.equal(warning?.severity, 'warning');
+  assert.match(warning!.message, /only applies with early_stopping/);
+  assert.equal(warning!.line, text.split('\n').findIndex((line) => line.includes('"target_kl"')) + 1);
+});
+
+test('a reference that is an existing path (a checkpoint folder, a preference file) is accepted', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-config-'));
+  try {
+    mkdirSync(path.join(dir, 'ckpt'));
+    writeFileSync(path.join(dir, 'labels.jsonl'), '');
+    const text = JSON.stringify({ name: 'p', model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 32 }, stages: [{ type: 'dpo', policy: 'ckpt', preferences: 'labels.jsonl', max_new_tokens: 8 }] });
+    const { config, problems } = readConfigText(text, { configDir: dir, exists: existsSync });
+    assert.deepEqual(problems.map((p) => p.message), []);
+    assert.ok(config);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every New Run template renders a config with no problem at all', () => {
+  const empty = mkdtempSync(path.join(tmpdir(), 'rlhf-template-'));
+  try {
+    assert.deepEqual(runTemplates.map((t) => t.id), ['demo-pipeline', 'sft', 'reward', 'ppo', 'dpo']);
+    for (const template of runTemplates) {
+      const text = renderTemplate(template.id, `my-${template.id}`);
+      const { config, problems } = readConfigText(text, { configDir: empty, exists: existsSync });
+      assert.deepEqual(problems.map((p) => `${p.line}: ${p.message}`), [], template.id);
+      assert.equal(config?.name, `my-${template.id}`);
+    }
+    assert.throws(() => renderTemplate('sft', 'has space'), /cannot name a run/);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test('the example configs have no problem', () => {
+  const examples = path.join(import.meta.dirname, '..', '..', 'examples');
+  for (const file of readdirSync(examples).filter((f) => f.endsWith('.rlhf.json'))) {
+    const { problems } = readConfigText(readFileSync(path.join(examples, file), 'utf8'), { configDir: examples, exists: existsSync });
+    assert.deepEqual(problems.map((p) => p.message), [], file);
+  }
+});
+
+test('the built JSON Schema is the one runConfig.ts generates, with TRL names, defaults and enums in its docs', () => {
+  const built = path.join(import.meta.dirname, '..', '..', runConfigSchemaFile);
+  assert.ok(existsSync(built), `${built} is missing: run npm run build`);
+  const schema = runConfigJsonSchema();
+  assert.deepEqual(JSON.parse(readFileSync(built, 'utf8')), schema);
+  const stage = (schema.properties as Record<string, { items: { allOf: { if: { properties: { type: { const: string } } }; then: { properties: Record<string, Record<string, unknown>> } }[] } }>).stages.items.allOf;
+  const fields = (type: string) => stage.find((variant) => variant.if.properties.type.const === type)!.then.properties;
+  assert.equal(fields('ppo').cliprange.markdownDescription, 'ε of the clipped policy objective: ratios outside [1−ε, 1+ε] stop pulling. TRL: `cliprange`. Default: `0.2`.');
+  assert.deepEqual(fields('ppo').kl_estimator.enum, ['k1', 'k2', 'k3', 'abs']);
+  assert.equal((fields('ppo').kl_estimator.markdownEnumDescriptions as string[]).length, 4);
+  assert.deepEqual(fields('dpo').loss_type.enum, ['sigmoid', 'hinge', 'ipo']);
+  assert.deepEqual((schema.properties as Record<string, { enum?: string[] }>).backend.enum, ['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']);
+  // Every leaf setting has a one-line effect in its hover docs.
+  const undocumented: string[] = [];
+  const walk = (node: Record<string, unknown>, at: string) => {
+    if (node.type && node.type !== 'object' && node.type !== 'array' && !node.description && at !== '$schema') undocumented.push(at);
+    for (const [key, child] of Object.entries((node.properties as Record<string, Record<string, unknown>>) ?? {})) walk(child, `${at}.${key}`);
+    for (const variant of (node.allOf as { then: Record<string, unknown> }[]) ?? []) walk(variant.then, at);
+    if (node.items) walk(node.items as Record<string, unknown>, `${at}[]`);
+  };
+  walk(schema, '');
+  assert.deepEqual(undocumented.filter((at) => !at.endsWith('.type') && !at.endsWith('.source')), []);
+});
