@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { DashboardPanel } from './host/dashboardPanel';
+import { openDashboardCommand } from './host/dashboardPanel';
 import { RunController } from './host/runController';
 import { RunsTreeProvider } from './host/runsTreeProvider';
 import { TrainerSupervisor } from './host/trainerSupervisor';
@@ -43,7 +43,8 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     runs,
     runsTree,
     vscode.window.registerTreeDataProvider('rlhf.runs', runsTree),
-    vscode.commands.registerCommand('rlhf.openDashboard', () => DashboardPanel.show(context.extensionUri, runs, log)),
+    // Optional argument: a run directory (path string, Uri or tree item); without one, a quick pick.
+    vscode.commands.registerCommand('rlhf.openDashboard', openDashboardCommand(context.extensionUri, runs, log)),
     vscode.commands.registerCommand('rlhf.refreshRuns', () => runs.refresh()),
     { dispose: () => void trainers.dispose() },
   );

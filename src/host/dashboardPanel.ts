@@ -1,54 +1,124 @@
 /**
- * The dashboard webview panel. One per window for now: it lists the workspace's runs and follows
- * the runs folder as trainers write to it.
+ * The dashboard: one webview panel per run directory (metrics charts, per-token heatmaps of its PPO
+ * traces, ratio clipping, a prompt across steps, warnings, HTML export), live while the trainer
+ * writes and complete from disk after. Opened without a run when the workspace has none: it then
+ * lists the runs folder and says how runs appear.
  */
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { assertNever, parseDashboardMessage, type FromDashboardMessage, type ToDashboardMessage } from '../shared/protocol';
+import { buildExportHtml } from './exportHtml';
+import { listTraceSteps, MetricsTail, readRunInfo, TraceCache } from './runData';
+import { RunFolderWatcher } from './runFolderWatcher';
 import { renderWebview, webviewOptions, WebviewChannel } from './webviewShell';
 import type { WorkspaceRuns } from './workspaceRuns';
 
+/** A run whose metrics the panel follows: the panel's own, or one overlaid for comparison. */
+class MetricsFeed {
+  private tail: MetricsTail;
+  private readonly watcher: RunFolderWatcher;
+  private reading = Promise.resolve();
+
+  constructor(
+    readonly runDir: string,
+    private readonly post: (message: ToDashboardMessage) => void,
+    private readonly log: vscode.LogOutputChannel,
+    onChange?: (change: 'run' | 'traces') => void,
+  ) {
+    this.tail = new MetricsTail(path.join(runDir, 'metrics.jsonl'));
+    this.watcher = new RunFolderWatcher(runDir);
+    this.watcher.onDidChange((change) => {
+      if (change === 'metrics') this.readNew();
+      else onChange?.(change);
+    });
+  }
+
+  /** Sends every point from the start (after the webview's handshake: it may have reloaded). */
+  sendAll(): void {
+    this.tail = new MetricsTail(this.tail.file);
+    this.readNew(true);
+  }
+
+  /** Reads are chained so two bursts never interleave their points. */
+  private readNew(forceReset = false): void {
+    this.reading = this.reading.then(async () => {
+      try {
+        const tail = this.tail;
+        const { reset, points } = await tail.read();
+        for (const problem of tail.problems.splice(0)) this.log.warn(`Skipped a metrics line: ${problem}`);
+        if (points.length === 0 && !reset && !forceReset) return;
+        const runId = path.basename(this.runDir);
+        this.post({ type: 'dashboard/metrics', runId, runName: await this.runName(), reset: reset || forceReset, points });
+      } catch (error) {
+        this.log.error(`Could not read ${this.tail.file}: ${(error as Error).message}`);
+      }
+    });
+  }
+
+  private name: string | undefined;
+  private async runName(): Promise<string> {
+    if (this.name === undefined) this.name = await readRunInfo(this.runDir).then((info) => info.name, () => path.basename(this.runDir));
+    return this.name;
+  }
+
+  dispose(): void {
+    this.watcher.dispose();
+  }
+}
+
 export class DashboardPanel implements vscode.Disposable {
   static readonly viewType = 'rlhf.dashboard';
-  private static current: DashboardPanel | undefined;
+  /** Open panels by run directory ('' for the panel without a run). */
+  private static readonly open = new Map<string, DashboardPanel>();
 
   private readonly channel: WebviewChannel<FromDashboardMessage, ToDashboardMessage>;
   private readonly disposables: vscode.Disposable[] = [];
+  private readonly traces = new TraceCache();
+  private feed: MetricsFeed | undefined;
+  private compared = new Map<string, MetricsFeed>();
 
-  static show(extensionUri: vscode.Uri, runs: WorkspaceRuns, log: vscode.LogOutputChannel): DashboardPanel {
-    if (DashboardPanel.current) {
-      DashboardPanel.current.panel.reveal();
-      return DashboardPanel.current;
+  /** Shows the dashboard of `runDir` (an absolute run directory), or the run list when it is undefined. */
+  static show(extensionUri: vscode.Uri, runs: WorkspaceRuns, log: vscode.LogOutputChannel, runDir?: string): DashboardPanel {
+    const key = runDir ? path.resolve(runDir) : '';
+    const existing = DashboardPanel.open.get(key);
+    if (existing) {
+      existing.panel.reveal();
+      return existing;
     }
-    const panel = vscode.window.createWebviewPanel(DashboardPanel.viewType, 'RLHF Dashboard', vscode.ViewColumn.Active, {
+    const title = runDir ? `RLHF: ${path.basename(key)}` : 'RLHF Dashboard';
+    const panel = vscode.window.createWebviewPanel(DashboardPanel.viewType, title, vscode.ViewColumn.Active, {
       ...webviewOptions(extensionUri),
       retainContextWhenHidden: false,
     });
-    DashboardPanel.current = new DashboardPanel(panel, extensionUri, runs, log);
-    return DashboardPanel.current;
+    const created = new DashboardPanel(panel, extensionUri, runs, log, key || undefined);
+    DashboardPanel.open.set(key, created);
+    return created;
+  }
+
+  /** The panels open now (tests read this through the extension's API). */
+  static get openRunDirs(): string[] {
+    return [...DashboardPanel.open.keys()].filter(Boolean);
   }
 
   private constructor(
     private readonly panel: vscode.WebviewPanel,
-    extensionUri: vscode.Uri,
+    private readonly extensionUri: vscode.Uri,
     private readonly runs: WorkspaceRuns,
     private readonly log: vscode.LogOutputChannel,
+    readonly runDir: string | undefined,
   ) {
     panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'rlhf.svg');
     this.channel = new WebviewChannel<FromDashboardMessage, ToDashboardMessage>(panel.webview, {
       parse: parseDashboardMessage,
       log,
-      onReady: () => void this.sendRuns(),
-      onMessage: (message) => {
-        switch (message.type) {
-          case 'dashboard/refresh':
-            void this.sendRuns();
-            break;
-          default:
-            assertNever(message.type, 'dashboard');
-        }
-      },
+      onReady: () => void this.sendEverything(),
+      onMessage: (message) => void this.handle(message),
     });
-    panel.webview.html = renderWebview(panel.webview, extensionUri, 'dashboard', 'RLHF Dashboard');
+    panel.webview.html = renderWebview(panel.webview, extensionUri, 'dashboard', panel.title);
+    if (runDir) {
+      const post = (message: ToDashboardMessage) => this.channel.post(message);
+      this.feed = new MetricsFeed(runDir, post, log, (change) => (change === 'run' ? void this.sendRun() : void this.sendSteps()));
+    }
     this.disposables.push(
       this.channel,
       runs.onDidChange(() => void this.sendRuns()),
@@ -56,23 +126,163 @@ export class DashboardPanel implements vscode.Disposable {
     );
   }
 
+  private async handle(message: Exclude<FromDashboardMessage, { type: 'webview/ready' }>): Promise<void> {
+    switch (message.type) {
+      case 'dashboard/refresh':
+        await this.sendEverything();
+        break;
+      case 'dashboard/requestTrace':
+        await this.sendTrace(message.step);
+        break;
+      case 'dashboard/compare':
+        this.setCompared(message.runIds);
+        break;
+      case 'dashboard/requestPromptHistory': {
+        if (!this.runDir) break;
+        const steps = await listTraceSteps(this.runDir);
+        const entries = await this.traces.promptHistory(this.runDir, steps, message.prompt);
+        this.channel.post({ type: 'dashboard/promptHistory', prompt: message.prompt, entries });
+        break;
+      }
+      case 'dashboard/exportHtml':
+        await this.exportHtml(message.title, message.body, message.themeCss, message.bodyClass);
+        break;
+      case 'dashboard/openRun':
+        if (this.runs.folder) DashboardPanel.show(this.extensionUri, this.runs, this.log, path.join(this.runs.folder, message.runId));
+        break;
+      default:
+        assertNever(message, 'dashboard');
+    }
+  }
+
+  private async sendEverything(): Promise<void> {
+    await this.sendRuns();
+    if (!this.runDir) return;
+    await this.sendRun();
+    this.feed?.sendAll();
+    for (const feed of this.compared.values()) feed.sendAll();
+    await this.sendSteps();
+  }
+
   private async sendRuns(): Promise<void> {
     try {
       const listing = await this.runs.list();
-      this.channel.post({
-        type: 'dashboard/runs',
-        runsFolder: this.runs.folder ?? '',
-        runs: listing.runs,
-        problems: listing.problems,
-      });
+      this.channel.post({ type: 'dashboard/runs', runsFolder: this.runs.folder ?? '', runs: listing.runs, problems: listing.problems });
     } catch (error) {
       this.log.error(`Could not list runs in ${this.runs.folder}: ${(error as Error).message}`);
     }
   }
 
+  private async sendRun(): Promise<void> {
+    if (!this.runDir) return;
+    try {
+      const run = await readRunInfo(this.runDir);
+      this.panel.title = `RLHF: ${run.name}`;
+      this.channel.post({ type: 'dashboard/run', run });
+    } catch (error) {
+      this.log.error(`Could not read the run in ${this.runDir}: ${(error as Error).message}`);
+    }
+  }
+
+  private async sendSteps(): Promise<void> {
+    if (!this.runDir) return;
+    try {
+      const steps = await listTraceSteps(this.runDir);
+      const traceKind = steps.length > 0 ? await this.traces.kind(this.runDir, steps[0]).catch(() => null) : null;
+      this.channel.post({ type: 'dashboard/steps', steps, traceKind });
+    } catch (error) {
+      this.log.error(`Could not list the traces of ${this.runDir}: ${(error as Error).message}`);
+    }
+  }
+
+  private async sendTrace(step: number): Promise<void> {
+    if (!this.runDir) return;
+    try {
+      const started = performance.now();
+      const trace = await this.traces.packed(this.runDir, step);
+      this.log.debug(`Read step ${step}'s trace (${trace.numSamples} samples, ${trace.numTokens} tokens) in ${(performance.now() - started).toFixed(0)} ms`);
+      this.channel.post({ type: 'dashboard/trace', trace });
+    } catch (error) {
+      const message = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `Step ${step} has no trace file.` : (error as Error).message;
+      this.channel.post({ type: 'dashboard/traceError', step, message });
+    }
+  }
+
+  private setCompared(runIds: readonly string[]): void {
+    const folder = this.runs.folder;
+    const wanted = new Set(folder ? runIds.map((id) => path.join(folder, id)).filter((dir) => dir !== this.runDir) : []);
+    for (const [dir, feed] of this.compared) {
+      if (wanted.has(dir)) continue;
+      feed.dispose();
+      this.compared.delete(dir);
+      this.channel.post({ type: 'dashboard/metrics', runId: path.basename(dir), runName: '', reset: true, points: [] });
+    }
+    for (const dir of wanted) {
+      if (this.compared.has(dir)) continue;
+      const feed = new MetricsFeed(dir, (message) => this.channel.post(message), this.log);
+      this.compared.set(dir, feed);
+      feed.sendAll();
+    }
+  }
+
+  private async exportHtml(title: string, body: string, themeCss: string, bodyClass: string): Promise<void> {
+    const css = new TextDecoder().decode(await vscode.workspace.fs.readFile(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'dashboard.css')));
+    const html = buildExportHtml({ title, body, themeCss, bodyClass, css });
+    const base = vscode.workspace.workspaceFolders?.[0]?.uri ?? (this.runDir ? vscode.Uri.file(path.dirname(this.runDir)) : undefined);
+    const fileName = `${title.replace(/[^\w.-]+/g, '-').replace(/^-+|-+$/g, '') || 'dashboard'}.html`;
+    const target = await vscode.window.showSaveDialog({
+      defaultUri: base ? vscode.Uri.joinPath(base, fileName) : undefined,
+      filters: { HTML: ['html'] },
+      title: 'Export the dashboard view as HTML',
+    });
+    if (!target) {
+      this.channel.post({ type: 'dashboard/exported' });
+      return;
+    }
+    await vscode.workspace.fs.writeFile(target, new TextEncoder().encode(html));
+    this.channel.post({ type: 'dashboard/exported', file: target.fsPath });
+    void vscode.window.showInformationMessage(`Exported the dashboard view to ${target.fsPath}.`);
+  }
+
   dispose(): void {
-    if (DashboardPanel.current === this) DashboardPanel.current = undefined;
+    for (const [key, panel] of DashboardPanel.open) if (panel === this) DashboardPanel.open.delete(key);
+    this.feed?.dispose();
+    for (const feed of this.compared.values()) feed.dispose();
+    this.compared.clear();
     for (const disposable of this.disposables.splice(0)) disposable.dispose();
     this.panel.dispose();
   }
+}
+
+/**
+ * `rlhf.openDashboard`'s handler. Its optional argument is a run directory: a path string, a Uri,
+ * or an object with `runDir` or `resourceUri` (a tree item). Without one it asks with a quick pick
+ * of the workspace's runs (and shows the empty run list when there are none).
+ */
+export function openDashboardCommand(extensionUri: vscode.Uri, runs: WorkspaceRuns, log: vscode.LogOutputChannel) {
+  return async (target?: unknown): Promise<DashboardPanel | undefined> => {
+    const given = runDirOf(target);
+    if (given) return DashboardPanel.show(extensionUri, runs, log, given);
+    const listing = await runs.list();
+    const folder = runs.folder;
+    if (!folder || listing.runs.length === 0) return DashboardPanel.show(extensionUri, runs, log);
+    const picked = await vscode.window.showQuickPick(
+      listing.runs.map((run) => ({ label: run.name, description: `${run.status} · ${run.id}`, detail: new Date(run.startedAt).toLocaleString(), runDir: path.join(folder, run.id) })),
+      { placeHolder: 'Run to open in the dashboard', matchOnDescription: true },
+    );
+    return picked ? DashboardPanel.show(extensionUri, runs, log, picked.runDir) : undefined;
+  };
+}
+
+function runDirOf(target: unknown): string | undefined {
+  // A run.json (or metrics.jsonl) given instead of its folder opens the folder.
+  const folderOf = (file: string) => (/(^|[\\/])(run\.json|metrics\.jsonl)$/.test(file) ? path.dirname(file) : file);
+  if (typeof target === 'string' && target.length > 0) return folderOf(target);
+  if (target instanceof vscode.Uri) return folderOf(target.fsPath);
+  if (typeof target === 'object' && target !== null) {
+    const record = target as { runDir?: unknown; resourceUri?: unknown };
+    if (typeof record.runDir === 'string') return folderOf(record.runDir);
+    if (record.resourceUri instanceof vscode.Uri) return folderOf(record.resourceUri.fsPath);
+  }
+  return undefined;
 }

@@ -7,7 +7,6 @@
  * - trainer ↔ host: `child_process.fork` IPC between the trainer process and the extension host;
  * - webview ↔ host: `postMessage` between a webview and the extension host.
  */
-import type { RunSummary, RunReadProblem } from './runSummary';
 
 // ---------------------------------------------------------------------------------------------
 // Trainer process → extension host
@@ -113,26 +112,9 @@ export interface WebviewReadyMessage {
   readonly type: 'webview/ready';
 }
 
-/** The dashboard asks for the run list again. */
-export interface DashboardRefreshMessage {
-  readonly type: 'dashboard/refresh';
-}
-
-export type FromDashboardMessage = WebviewReadyMessage | DashboardRefreshMessage;
-
-// ---------------------------------------------------------------------------------------------
-// Extension host → webview
-// ---------------------------------------------------------------------------------------------
-
-/** The runs found under the workspace's runs folder, and the run.json files that could not be read. */
-export interface DashboardRunsMessage {
-  readonly type: 'dashboard/runs';
-  readonly runsFolder: string;
-  readonly runs: readonly RunSummary[];
-  readonly problems: readonly RunReadProblem[];
-}
-
-export type ToDashboardMessage = DashboardRunsMessage;
+// Dashboard webview ↔ extension host: `dashboard/...` messages and their validator live in
+// dashboardMessages.ts (run header, metrics, steps, packed traces, prompt history, HTML export).
+export * from './dashboardMessages';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -145,23 +127,6 @@ export function assertNever(value: never, context: string): never {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-const dashboardMessageTypes: ReadonlySet<string> = new Set<FromDashboardMessage['type']>([
-  'webview/ready',
-  'dashboard/refresh',
-]);
-
-/**
- * A webview is untrusted input: the host acts only on what this returns. Unknown types and
- * messages with extra or ill-typed fields give `undefined`.
- */
-export function parseDashboardMessage(value: unknown): FromDashboardMessage | undefined {
-  if (!isRecord(value) || typeof value.type !== 'string' || !dashboardMessageTypes.has(value.type)) {
-    return undefined;
-  }
-  if (Object.keys(value).length !== 1) return undefined;
-  return { type: value.type } as FromDashboardMessage;
 }
 
 const levels: ReadonlySet<string> = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);

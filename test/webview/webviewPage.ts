@@ -14,7 +14,7 @@ const root = path.join(__dirname, '..', '..');
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const screenshotDir = path.join(root, 'test-results', 'screenshots');
 
-export type Theme = 'light' | 'dark';
+export type Theme = 'light' | 'dark' | 'high-contrast';
 
 export interface WebviewPage {
   readonly page: Page;
@@ -91,7 +91,11 @@ export async function openWebview(browser: Browser, bundle: string, options: { t
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const shell = buildWebviewHtml({ cspSource: origin, scriptUri: `${origin}/dist/webview/${bundle}.js`, styleUri: `${origin}/dist/webview/${bundle}.css`, title: bundle });
   // VS Code injects its theme variables itself; here a theme stylesheet from the allowed origin does.
-  (server as Server & { html?: string }).html = shell.replace('</head>', `<link rel="stylesheet" href="${origin}/themes/${options.theme ?? 'dark'}.css">\n</head>`);
+  // VS Code also marks the body with the theme's kind (vscode-light, vscode-dark, vscode-high-contrast).
+  const themeClass = `vscode-${options.theme ?? 'dark'}`;
+  (server as Server & { html?: string }).html = shell
+    .replace('</head>', `<link rel="stylesheet" href="${origin}/themes/${options.theme ?? 'dark'}.css">\n</head>`)
+    .replace('<body>', `<body class="${themeClass}">`);
 
   const context = await browser.newContext({ viewport: { width: options.width ?? 1000, height: options.height ?? 640 } });
   const page = await context.newPage();

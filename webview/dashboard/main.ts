@@ -1,19 +1,116 @@
 /**
- * Dashboard webview: lists the workspace's runs (name, status, start time) and the run.json files
- * that could not be read. Later views (metrics, per-token heatmaps) grow from here.
+ * The dashboard webview: a run's header and five tabs — Metrics (charts, comparison, warnings),
+ * Rollouts (per-token heatmap), Clipping, Prompt over time — plus "Export as HTML". Without a run it
+ * lists the workspace's runs. Every host message is handled in `receive`'s switch.
  */
-import '@vscode-elements/elements/dist/vscode-button/index.js';
+import 'uplot/dist/uPlot.min.css';
 import './dashboard.css';
-import { assertNever, type DashboardRunsMessage, type FromDashboardMessage, type ToDashboardMessage } from '../../src/shared/protocol';
+import { assertNever, type DashboardRunInfo, type DashboardRunsMessage, type FromDashboardMessage, type ToDashboardMessage } from '../../src/shared/protocol';
 import { connectToHost } from '../shared/hostChannel';
+import { ClipView } from './clipView';
+import { button, element } from './dom';
+import { serialiseView } from './exportView';
+import { MetricsView } from './metricsView';
+import { PromptHistoryView } from './promptHistoryView';
+import { RolloutView } from './rolloutView';
 
 const host = connectToHost<ToDashboardMessage, FromDashboardMessage>();
 const app = document.getElementById('app') as HTMLElement;
 
-function element<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, children: (Node | string)[] = []): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
+type TabId = 'metrics' | 'rollouts' | 'clipping' | 'history';
+const tabTitles: Record<TabId, string> = { metrics: 'Metrics', rollouts: 'Rollouts', clipping: 'Clipping', history: 'Prompt over time' };
+
+const metrics = new MetricsView({ compare: (runIds) => host.post({ type: 'dashboard/compare', runIds }) });
+const rollouts = new RolloutView({
+  requestStep: (step) => host.post({ type: 'dashboard/requestTrace', step }),
+  followPrompt: (prompt) => {
+    selectTab('history');
+    history.follow(prompt);
+  },
+});
+const clipping = new ClipView();
+const history = new PromptHistoryView((prompt) => host.post({ type: 'dashboard/requestPromptHistory', prompt }));
+
+const header = element('header', { className: 'run-header', id: 'run-header' });
+const tabList = element('div', { className: 'tabs', role: 'tablist', id: 'tabs' });
+const panels = new Map<TabId, HTMLElement>();
+const tabs = new Map<TabId, HTMLButtonElement>();
+const statusLine = element('p', { className: 'muted', id: 'dashboard-status', role: 'status' });
+let run: DashboardRunInfo | undefined;
+let activeTab: TabId = (host.getState<{ tab?: TabId }>()?.tab as TabId | undefined) ?? 'metrics';
+
+for (const [id, view] of [['metrics', metrics.root], ['rollouts', rollouts.root], ['clipping', clipping.root], ['history', history.root]] as [TabId, HTMLElement][]) {
+  const tab = element('button', { id: `tab-${id}`, type: 'button', className: 'tab', role: 'tab' } as Partial<HTMLButtonElement>, [tabTitles[id]]);
+  tab.setAttribute('aria-controls', `panel-${id}`);
+  tab.addEventListener('click', () => selectTab(id));
+  tabs.set(id, tab);
+  tabList.append(tab);
+  const panel = element('div', { id: `panel-${id}`, className: 'tabpanel', role: 'tabpanel' }, [view]);
+  panel.setAttribute('aria-labelledby', `tab-${id}`);
+  panels.set(id, panel);
+}
+// Arrow keys move between tabs (WAI-ARIA tabs pattern); Tab moves into the panel.
+tabList.addEventListener('keydown', (event) => {
+  const order = [...tabs.keys()];
+  const index = order.indexOf(activeTab);
+  const next = event.key === 'ArrowRight' ? index + 1 : event.key === 'ArrowLeft' ? index - 1 : event.key === 'Home' ? 0 : event.key === 'End' ? order.length - 1 : undefined;
+  if (next === undefined) return;
+  event.preventDefault();
+  selectTab(order[(next + order.length) % order.length]);
+  tabs.get(activeTab)?.focus();
+});
+
+function selectTab(id: TabId): void {
+  activeTab = id;
+  host.setState({ tab: id });
+  for (const [tabId, tab] of tabs) {
+    const selected = tabId === id;
+    tab.setAttribute('aria-selected', String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    (panels.get(tabId) as HTMLElement).hidden = !selected;
+  }
+  if (id === 'rollouts') rollouts.listView?.schedule();
+  if (id === 'metrics') metrics.draw();
+}
+
+function exportView(): void {
+  const panel = panels.get(activeTab) as HTMLElement;
+  const replacements = new Map<HTMLElement, HTMLElement>();
+  const list = rollouts.listView?.viewport;
+  if (activeTab === 'rollouts' && list) replacements.set(list, rollouts.exportRows());
+  const title = `${run?.name ?? 'run'} - ${tabTitles[activeTab]}${activeTab === 'rollouts' && rollouts.currentTrace ? ` - step ${rollouts.currentTrace.step}` : ''}`;
+  host.post(serialiseView(title, [header, panel], replacements));
+  statusLine.textContent = 'Exporting…';
+}
+
+function renderHeader(info: DashboardRunInfo): void {
+  const progress = info.maxSteps !== undefined ? ` · step ${info.step ?? 0} of ${info.maxSteps}` : '';
+  header.replaceChildren(
+    element('div', { className: 'title' }, [
+      element('h1', { id: 'run-name' }, [info.name]),
+      element('span', { className: `status status-${info.status}`, id: 'run-status' }, [info.status]),
+      element('span', { className: 'muted' }, [`${info.stage ?? ''}${progress}`]),
+    ]),
+    element('div', { className: 'actions' }, [
+      button('export-html', 'Export as HTML', 'Save the current view as a self-contained HTML page', exportView),
+      button('refresh', 'Refresh', 'Read the run again', () => host.post({ type: 'dashboard/refresh' })),
+    ]),
+    element('p', { className: 'muted run-dir' }, [info.runDir]),
+    ...(info.error ? [element('p', { className: 'problem' }, [info.error])] : []),
+  );
+}
+
+function showRun(info: DashboardRunInfo): void {
+  const first = run === undefined;
+  run = info;
+  renderHeader(info);
+  rollouts.setEpsilon(info.cliprange);
+  metrics.setMainRun(info.id);
+  if (first) {
+    app.replaceChildren(header, tabList, statusLine, ...panels.values());
+    selectTab(activeTab);
+    app.setAttribute('aria-busy', 'false');
+  }
 }
 
 function formatTime(iso: string): string {
@@ -21,45 +118,95 @@ function formatTime(iso: string): string {
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
 }
 
-function renderRuns(message: DashboardRunsMessage): void {
-  const refresh = element('vscode-button', { id: 'refresh', title: 'List the runs again' }, ['Refresh']);
-  refresh.setAttribute('secondary', '');
-  refresh.addEventListener('click', () => host.post({ type: 'dashboard/refresh' }));
-  const toolbar = element('div', { className: 'toolbar' }, [element('h1', {}, ['Runs']), refresh]);
-
-  const body: Node[] = [toolbar, element('p', { className: 'muted', id: 'runs-folder' }, [message.runsFolder || 'No folder is open.'])];
+/** Without a run: the workspace's runs, each with a button that opens its dashboard. */
+function renderRunList(message: DashboardRunsMessage): void {
+  const refresh = button('refresh', 'Refresh', 'List the runs again', () => host.post({ type: 'dashboard/refresh' }));
+  const body: Node[] = [element('div', { className: 'toolbar' }, [element('h1', {}, ['Runs']), refresh]), element('p', { className: 'muted', id: 'runs-folder' }, [message.runsFolder || 'No folder is open.'])];
   if (message.runs.length === 0) {
     body.push(element('p', { id: 'no-runs' }, ['No runs found. A run appears here when a trainer writes ', element('code', {}, ['.rlhf/runs/<run-id>/run.json']), '.']));
   } else {
-    const rows = message.runs.map((run) => {
+    const rows = message.runs.map((item) => {
+      const open = button(`open-${item.id}`, 'Open', `Open the dashboard of ${item.name}`, () => host.post({ type: 'dashboard/openRun', runId: item.id }));
       const row = element('tr', {}, [
-        element('td', { className: 'run-name' }, [run.name]),
-        element('td', {}, [element('span', { className: `status status-${run.status}` }, [run.status])]),
-        element('td', { className: 'run-started' }, [element('time', { dateTime: run.startedAt }, [formatTime(run.startedAt)])]),
-        element('td', { className: 'muted' }, [run.id]),
+        element('td', { className: 'run-name' }, [item.name]),
+        element('td', {}, [element('span', { className: `status status-${item.status}` }, [item.status])]),
+        element('td', { className: 'run-started' }, [element('time', { dateTime: item.startedAt }, [formatTime(item.startedAt)])]),
+        element('td', { className: 'muted' }, [item.id]),
+        element('td', {}, [open]),
       ]);
-      row.dataset.runId = run.id;
+      row.dataset.runId = item.id;
       return row;
     });
-    const header = element('tr', {}, ['Name', 'Status', 'Started', 'Run directory'].map((title) => element('th', { scope: 'col' }, [title])));
-    body.push(element('table', { id: 'runs', className: 'data' }, [element('caption', { className: 'muted' }, [`${message.runs.length} run${message.runs.length === 1 ? '' : 's'}`]), element('thead', {}, [header]), element('tbody', {}, rows)]));
+    const head = element('tr', {}, ['Name', 'Status', 'Started', 'Run directory', ''].map((title) => element('th', { scope: 'col' }, [title])));
+    body.push(element('table', { id: 'runs', className: 'data' }, [element('caption', { className: 'muted' }, [`${message.runs.length} run${message.runs.length === 1 ? '' : 's'}`]), element('thead', {}, [head]), element('tbody', {}, rows)]));
   }
   if (message.problems.length > 0) {
-    body.push(
-      element('h2', {}, ['Unreadable runs']),
-      element('ul', { id: 'problems' }, message.problems.map((problem) => element('li', { className: 'problem' }, [element('code', {}, [problem.file]), `: ${problem.message}`]))),
-    );
+    body.push(element('h2', {}, ['Unreadable runs']), element('ul', { id: 'problems' }, message.problems.map((problem) => element('li', { className: 'problem' }, [element('code', {}, [problem.file]), `: ${problem.message}`]))));
   }
   app.replaceChildren(...body);
   app.setAttribute('aria-busy', 'false');
 }
 
-host.listen((message) => {
+/** For the benchmark and tests: when the latest trace arrived and when its first screen was painted. */
+interface FirstScreen {
+  step: number;
+  receivedAt: number;
+  renderedAt: number;
+  paintedAt?: number;
+  rows: number;
+}
+const timing = window as unknown as { __rlhfFirstScreen?: FirstScreen };
+
+function receive(message: ToDashboardMessage): void {
   switch (message.type) {
     case 'dashboard/runs':
-      renderRuns(message);
+      if (run) metrics.setRunList(message.runs);
+      else renderRunList(message);
+      break;
+    case 'dashboard/run':
+      showRun(message.run);
+      break;
+    case 'dashboard/metrics':
+      metrics.addPoints(message.runId, message.runName, message.reset, message.points);
+      break;
+    case 'dashboard/steps':
+      if (message.traceKind === 'ppo' || message.traceKind === null) rollouts.setSteps(message.steps);
+      else rollouts.setError(message.steps.at(-1) ?? 0, `this run writes ${message.traceKind} traces; the heatmap shows PPO traces.`);
+      break;
+    case 'dashboard/trace': {
+      const receivedAt = performance.now();
+      rollouts.setTrace(message.trace);
+      const rows = rollouts.listView?.renderedIndices().length ?? 0;
+      const record: FirstScreen = { step: message.trace.step, receivedAt, renderedAt: performance.now(), rows };
+      timing.__rlhfFirstScreen = record;
+      requestAnimationFrame(() => setTimeout(() => (record.paintedAt = performance.now()), 0));
+      // The other tabs follow the same step, after the heatmap's first screen.
+      requestAnimationFrame(() =>
+        setTimeout(() => {
+          clipping.setTrace(message.trace, rollouts.currentEpsilon);
+          history.setTrace(message.trace);
+        }, 0),
+      );
+      break;
+    }
+    case 'dashboard/traceError':
+      rollouts.setError(message.step, message.message);
+      break;
+    case 'dashboard/promptHistory':
+      history.setHistory(message);
+      break;
+    case 'dashboard/exported':
+      statusLine.textContent = message.file ? `Exported to ${message.file}` : 'Export cancelled.';
       break;
     default:
-      assertNever(message.type, 'dashboard webview');
+      assertNever(message, 'dashboard webview');
   }
-});
+}
+
+metrics.onWarnings = (warnings) => {
+  const tab = tabs.get('metrics') as HTMLButtonElement;
+  tab.textContent = warnings.length > 0 ? `Metrics ⚠ ${warnings.length}` : 'Metrics';
+  tab.title = warnings.map((warning) => warning.title).join('\n');
+};
+
+host.listen(receive);

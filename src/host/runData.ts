@@ -1,0 +1,204 @@
+/**
+ * Reads what the dashboard shows from a run directory (DESIGN.md, "The run directory"): run.json's
+ * header, metrics.jsonl incrementally (only the bytes appended since the last read, whole lines
+ * only), the steps with traces, and one step's trace decoded with apache-arrow and packed for the
+ * webview. No `vscode`: unit tests and the benchmark use it as it is.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { DashboardRunInfo, MetricPoint, PromptHistoryEntry } from '../shared/dashboardMessages';
+import { packPpoTrace, tokenFields, type PackedPpoTrace } from '../shared/packedTrace';
+import { parseRunJson } from '../shared/runSummary';
+import { decodeTraceTable, type DecodedTraceRow, type TraceKind, type TraceTable } from '../shared/traceFormat';
+
+/** run.json as the dashboard needs it; throws an Error naming the file when it cannot be read. */
+export async function readRunInfo(runDir: string): Promise<DashboardRunInfo> {
+  const file = path.join(runDir, 'run.json');
+  const text = await fs.readFile(file, 'utf8');
+  const parsed = parseRunJson(text, path.basename(runDir));
+  if (!parsed.ok) throw new Error(`${file}: ${parsed.message}`);
+  const json = JSON.parse(text) as Record<string, unknown>;
+  const stageIndex = typeof json.stage_index === 'number' ? json.stage_index : 0;
+  const stages = (json.config as { stages?: unknown[] } | undefined)?.stages;
+  const stageConfig = (Array.isArray(stages) ? stages[stageIndex] : undefined) as Record<string, unknown> | undefined;
+  const numberOf = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
+  return {
+    id: parsed.run.id,
+    name: parsed.run.name,
+    status: parsed.run.status,
+    runDir,
+    stage: typeof json.stage === 'string' ? json.stage : undefined,
+    step: numberOf(json.step),
+    maxSteps: numberOf(json.max_steps),
+    cliprange: numberOf(stageConfig?.cliprange),
+    maxNewTokens: numberOf(stageConfig?.max_new_tokens),
+    error: parsed.run.error,
+  };
+}
+
+/**
+ * Follows metrics.jsonl as a trainer appends to it. Each `read()` returns the complete lines added
+ * since the last one; a line still being written waits for its newline. A file that shrank or was
+ * replaced (a run restarted in place) is read again from the start with `reset: true`.
+ */
+export class MetricsTail {
+  private offset = 0;
+  private partial = '';
+  /** Lines that were not JSON objects of numbers, as `file:line: reason` (kept for the log). */
+  readonly problems: string[] = [];
+  private lineNumber = 0;
+
+  constructor(readonly file: string) {}
+
+  async read(): Promise<{ reset: boolean; points: MetricPoint[] }> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.file, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        const reset = this.offset > 0;
+        this.offset = 0;
+        this.partial = '';
+        return { reset, points: [] };
+      }
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      let reset = false;
+      if (size < this.offset) {
+        reset = true;
+        this.offset = 0;
+        this.partial = '';
+        this.lineNumber = 0;
+      }
+      if (size === this.offset) return { reset, points: [] };
+      const buffer = Buffer.alloc(size - this.offset);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.offset);
+      this.offset += bytesRead;
+      // Whole lines only: a UTF-8 character split at the end stays in `partial` with its line.
+      const text = this.partial + buffer.subarray(0, bytesRead).toString('utf8');
+      const lines = text.split('\n');
+      this.partial = lines.pop() ?? '';
+      const points: MetricPoint[] = [];
+      for (const line of lines) {
+        this.lineNumber++;
+        if (line.trim() === '') continue;
+        const point = parseMetricLine(line);
+        if (typeof point === 'string') this.problems.push(`${this.file}:${this.lineNumber}: ${point}`);
+        else points.push(point);
+      }
+      return { reset, points };
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** A metrics line as numbers only (non-numeric fields are dropped), or why it is not usable. */
+export function parseMetricLine(line: string): MetricPoint | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (error) {
+    return `not valid JSON (${(error as Error).message})`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected a JSON object';
+  const record = value as Record<string, unknown>;
+  if (typeof record.step !== 'number') return 'field "step" must be a number';
+  const point: Record<string, number> = {};
+  for (const [key, item] of Object.entries(record)) if (typeof item === 'number') point[key] = item;
+  return point;
+}
+
+const traceFile = /^step-(\d+)\.arrow$/;
+
+/** The steps that have a trace file, ascending. */
+export async function listTraceSteps(runDir: string): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(path.join(runDir, 'traces'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return names
+    .map((name) => traceFile.exec(name))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map((match) => Number(match[1]))
+    .sort((a, b) => a - b);
+}
+
+export const traceFileOf = (runDir: string, step: number) => path.join(runDir, 'traces', `step-${step}.arrow`);
+
+/** Decodes one step's trace (Arrow) and keeps the last few, so moving between steps stays quick. */
+export class TraceCache {
+  private readonly tables = new Map<string, Promise<TraceTable>>();
+
+  constructor(private readonly capacity = 6) {}
+
+  table(runDir: string, step: number): Promise<TraceTable> {
+    const file = traceFileOf(runDir, step);
+    const cached = this.tables.get(file);
+    if (cached) {
+      // Most recently used last.
+      this.tables.delete(file);
+      this.tables.set(file, cached);
+      return cached;
+    }
+    const loading = fs.readFile(file).then((bytes) => {
+      try {
+        return decodeTraceTable(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      } catch (error) {
+        throw new Error(`${file}: ${(error as Error).message}`);
+      }
+    });
+    loading.catch(() => this.tables.delete(file));
+    this.tables.set(file, loading);
+    while (this.tables.size > this.capacity) this.tables.delete(this.tables.keys().next().value as string);
+    return loading;
+  }
+
+  /** A trace file was rewritten: forget it. */
+  forget(runDir: string, step: number): void {
+    this.tables.delete(traceFileOf(runDir, step));
+  }
+
+  async kind(runDir: string, step: number): Promise<TraceKind> {
+    return (await this.table(runDir, step)).kind;
+  }
+
+  /** The step's PPO trace, packed for the webview; throws for other kinds, naming the file. */
+  async packed(runDir: string, step: number): Promise<PackedPpoTrace> {
+    const table = await this.table(runDir, step);
+    if (table.kind !== 'ppo') throw new Error(`${traceFileOf(runDir, step)} is a ${table.kind} trace; the heatmap shows PPO traces.`);
+    return packPpoTrace(step, table.numRows, (index) => table.row(index));
+  }
+
+  /** Every response to `prompt` in the given steps' PPO traces, in step order. */
+  async promptHistory(runDir: string, steps: readonly number[], prompt: string): Promise<PromptHistoryEntry[]> {
+    const entries: PromptHistoryEntry[] = [];
+    for (const step of steps) {
+      let table: TraceTable;
+      try {
+        table = await this.table(runDir, step);
+      } catch {
+        continue; // an unreadable step is reported when it is opened, not here
+      }
+      if (table.kind !== 'ppo') continue;
+      for (let i = 0; i < table.numRows; i++) {
+        const row: DecodedTraceRow<'ppo'> = table.row(i);
+        if (row.prompt !== prompt) continue;
+        entries.push({
+          step,
+          sample: row.sample,
+          score: row.score,
+          oracleScore: row.oracle_score,
+          tokens: row.tokens,
+          values: Object.fromEntries(tokenFields.map((field) => [field, row[field]])) as unknown as PromptHistoryEntry['values'],
+        });
+      }
+    }
+    return entries;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * A PPO step's trace packed into flat typed arrays for the dashboard webview: one array per
+ * per-token quantity over all samples' tokens, plus offsets. `postMessage` moves typed arrays
+ * without JSON, and the webview's heatmap reads token `t` of sample `s` at `tokenStart[s] + t`
+ * without allocating per-row objects (1,024 samples × 256 tokens is 262,144 tokens).
+ *
+ * Pure: the host packs what `decodeTraceTable` reads; tests and the benchmark pack synthetic rows.
+ */
+import type { PpoTraceRow } from './traceFormat';
+
+/** The per-token scalars of a PPO trace row, in the order the dashboard lists them. */
+export const tokenFields = ['reward', 'kl', 'value', 'advantage', 'return', 'entropy', 'logprob', 'ref_logprob'] as const;
+export type TokenField = (typeof tokenFields)[number];
+
+export interface PackedPpoTrace {
+  readonly step: number;
+  readonly numSamples: number;
+  readonly numTokens: number;
+  /** The largest number of PPO epochs any sample has; missing epochs hold NaN ratios. */
+  readonly numEpochs: number;
+  /** The trace's `sample` column, per row. */
+  readonly sample: Int32Array;
+  readonly prompts: string[];
+  readonly score: Float32Array;
+  /** NaN where the task has no oracle. */
+  readonly oracleScore: Float32Array;
+  /** Sample s's tokens are tokenStart[s] … tokenStart[s + 1] − 1 (length numSamples + 1). */
+  readonly tokenStart: Uint32Array;
+  /** Every token's text, concatenated; token t is tokenText.slice(tokenTextStart[t], tokenTextStart[t + 1]). */
+  readonly tokenText: string;
+  readonly tokenTextStart: Uint32Array;
+  readonly tokenIds: Int32Array;
+  readonly values: { readonly [F in TokenField]: Float32Array };
+  /** ratio[e · numTokens + t]: π_θ/π_old of token t at PPO epoch e. */
+  readonly ratio: Float32Array;
+  /** clip[e · numTokens + t]: −1 below the band, +1 above, 0 inside (as the trainer wrote it). */
+  readonly clip: Int8Array;
+}
+
+/** Packs rows (in file order) of one step's PPO trace. */
+export function packPpoTrace(step: number, rowCount: number, rowAt: (index: number) => PpoTraceRow): PackedPpoTrace {
+  const rows: PpoTraceRow[] = [];
+  let numTokens = 0;
+  let numEpochs = 0;
+  for (let i = 0; i < rowCount; i++) {
+    const row = rowAt(i);
+    rows.push(row);
+    numTokens += row.tokens.length;
+    numEpochs = Math.max(numEpochs, row.ratio.length);
+  }
+  const tokenStart = new Uint32Array(rowCount + 1);
+  const tokenTextStart = new Uint32Array(numTokens + 1);
+  const tokenIds = new Int32Array(numTokens);
+  const values = Object.fromEntries(tokenFields.map((field) => [field, new Float32Array(numTokens)])) as { [F in TokenField]: Float32Array };
+  const ratio = new Float32Array(numEpochs * numTokens).fill(Number.NaN);
+  const clip = new Int8Array(numEpochs * numTokens);
+  const texts: string[] = [];
+  let textLength = 0;
+  let t = 0;
+  rows.forEach((row, s) => {
+    tokenStart[s] = t;
+    for (let i = 0; i < row.tokens.length; i++, t++) {
+      tokenTextStart[t] = textLength;
+      texts.push(row.tokens[i]);
+      textLength += row.tokens[i].length;
+      tokenIds[t] = row.token_ids[i];
+      for (const field of tokenFields) values[field][t] = row[field][i];
+      for (let e = 0; e < row.ratio.length; e++) {
+        ratio[e * numTokens + t] = row.ratio[e][i];
+        clip[e * numTokens + t] = row.clip[e]?.[i] ?? 0;
+      }
+    }
+  });
+  tokenStart[rowCount] = t;
+  tokenTextStart[numTokens] = textLength;
+  return {
+    step,
+    numSamples: rowCount,
+    numTokens,
+    numEpochs,
+    sample: Int32Array.from(rows, (row) => row.sample),
+    prompts: rows.map((row) => row.prompt),
+    score: Float32Array.from(rows, (row) => row.score),
+    oracleScore: Float32Array.from(rows, (row) => row.oracle_score ?? Number.NaN),
+    tokenStart,
+    tokenText: texts.join(''),
+    tokenTextStart,
+    tokenIds,
+    values,
+    ratio,
+    clip,
+  };
+}
+
+/** The text of token t. */
+export function tokenTextAt(trace: PackedPpoTrace, t: number): string {
+  return trace.tokenText.slice(trace.tokenTextStart[t], trace.tokenTextStart[t + 1]);
+}
+
+/** The response text of sample s (its tokens' text joined). */
+export function responseText(trace: PackedPpoTrace, s: number): string {
+  return trace.tokenText.slice(trace.tokenTextStart[trace.tokenStart[s]], trace.tokenTextStart[trace.tokenStart[s + 1]]);
+}
