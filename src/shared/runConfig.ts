@@ -117,6 +117,14 @@ export const rewardStageSchema = s.object(
     warmup_steps: s.integer({ default: 10, minimum: 0, trl: 'warmup_steps', description: 'Steps of linear warmup.' }),
     weight_decay: s.number({ default: 0.01, minimum: 0, maximum: 1, trl: 'weight_decay', description: 'Decoupled weight decay on matrices.' }),
     max_grad_norm: s.number({ default: 1, minimum: 0, trl: 'max_grad_norm', description: 'Clip the global gradient norm; 0 turns clipping off.' }),
+    score_pooling: s.enum(['last', 'sum'], {
+      default: 'last',
+      description: 'How the score head reads a sequence: at its last token, or summed over its tokens (bias once). Saved in the checkpoint; PPO scores the same way.',
+      valueDescriptions: [
+        'The head at the last token, as InstructGPT and TRL read a reward model.',
+        'The head summed over every token: a reward made of per-token contributions, each seeing its context; learns additive objectives (such as the demo\'s lexicon sentiment) faster on small models.',
+      ],
+    }),
     center_rewards: s.boolean({ default: true, trl: 'center_rewards_coefficient', description: 'After training, shift the score head\'s bias so the mean reward over the training data is 0.' }),
     eval_steps: s.integer({ default: 50, minimum: 1, trl: 'eval_steps', description: 'Held-out accuracy every this many steps (and at the end).' }),
     save_steps: s.integer({ default: 200, minimum: 1, trl: 'save_steps', description: 'Checkpoint every this many steps (and at the end).' }),

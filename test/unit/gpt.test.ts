@@ -85,6 +85,29 @@ test('score reads the score head at index length − 1 of each row, whatever pad
   });
 });
 
+test("score_pooling 'sum' adds the head's projection over a row's tokens and its bias once, whatever padding follows", async () => {
+  await withModel({ seed: 2, heads: ['score'] }, async (model) => {
+    const summing = Gpt.fromWeights({ ...model.config, score_pooling: 'sum' }, ['score'], await model.readWeights());
+    try {
+      // A non-zero bias, so adding it once per token instead of once per row would show.
+      tf.tidy(() => summing.weights.get('score.bias')?.assign(tf.tensor1d([0.75])));
+      const ids = randomIds(3, 8, 4);
+      const lengths = [8, 3, 5];
+      const perPosition = await readTidy(() => summing.scalarHead('score', summing.forward(tf.tensor2d(ids, undefined, 'int32')).hidden)); // [B, T] = w·h_t + b
+      const expected = lengths.map((n, b) => Array.from(perPosition.subarray(b * 8, b * 8 + n)).reduce((sum, value) => sum + value - 0.75, 0) + 0.75);
+      const scores = await readTidy(() => summing.score(tf.tensor2d(ids, undefined, 'int32'), lengths));
+      assertClose(scores, Float32Array.from(expected), 1e-5, 'summed score');
+      const repadded = ids.map((row, b) => row.map((id, t) => (t < lengths[b] ? id : (id + 7) % V)));
+      assertClose(await readTidy(() => summing.score(tf.tensor2d(repadded, undefined, 'int32'), lengths)), scores, 1e-6, 'summed score after repadding');
+      // The default reads the last token: the two poolings really differ.
+      const last = await readTidy(() => model.score(tf.tensor2d(ids, undefined, 'int32'), lengths));
+      assert.ok(Math.abs(last[0] - scores[0]) > 1e-3);
+    } finally {
+      summing.dispose();
+    }
+  });
+});
+
 test('a head the model was not created with is refused by name', async () => {
   await withModel({ seed: 3 }, async (model) => {
     assert.throws(() => tf.tidy(() => model.scalarHead('v_head', tf.zeros([1, 1, 16]))), /no v_head head/);

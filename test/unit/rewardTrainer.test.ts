@@ -246,6 +246,29 @@ test('a reward model learns the oracle on held-out prompts, centers its rewards,
   assert.deepEqual(new Set(counts.slice(2)), new Set([counts[2]]), `tensor counts drifted: ${counts.join(',')}`);
 });
 
+test("score_pooling 'sum' is saved in the checkpoint, the loaded model scores as the trainer did, and centering still zeroes the mean reward", async () => {
+  const run = newRun('reward-sum');
+  const result = await runRewardStage(rewardStage({ score_pooling: 'sum', num_train_epochs: 1, eval_steps: 1000, save_steps: 1000 }), contextFor(run, []));
+  assert.equal(result.status, 'completed');
+  const checkpoint = result.outputs.checkpoint as string;
+  assert.equal(JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8')).score_pooling, 'sum');
+  const summary = JSON.parse(readFileSync(path.join(run.dir, 'run.json'), 'utf8')).summary as Record<string, number>;
+  const steps = readdirSync(path.join(run.dir, 'traces'));
+  const rows = decodeTrace(new Uint8Array(readFileSync(path.join(run.dir, 'traces', steps[0])))).rows as RewardTraceRow[];
+  const { model, checkpoint: contents } = await loadModel(checkpoint, ['score'], 0);
+  try {
+    assert.equal(model.config.score_pooling, 'sum');
+    const chosen = await scoreTexts(model, contents.tokenizer, rows.map((row) => ({ prompt: row.prompt, completion: row.chosen })));
+    rows.forEach((row, i) => assert.ok(Math.abs(chosen[i] - row.chosen_score) <= 1e-5 * Math.max(1, Math.abs(row.chosen_score)), `row ${i}: ${chosen[i]} vs ${row.chosen_score}`));
+    const train = splitExamples(fixture.judgments, 0.15, seed).train;
+    const trainScores = await scoreTexts(model, contents.tokenizer, train.flatMap((judgment) => judgment.completions.map((completion) => ({ prompt: judgment.prompt, completion }))));
+    assert.ok(Math.abs(trainScores.reduce((a, b) => a + b, 0) / trainScores.length) <= 1e-3);
+    assert.ok(Math.abs(summary.reward_mean_after_centering) <= 1e-3);
+  } finally {
+    model.dispose();
+  }
+});
+
 test('a run stopped after k steps and resumed equals an uninterrupted run; oracle accuracy is measured against the oracle, not the noisy labels', async () => {
   const stage = rewardStage({ preferences: fixture.noisyFile, num_train_epochs: 0.2, eval_steps: 4, save_steps: 100, center_rewards: false }); // 11 steps
   const whole = newRun('reward-whole');

@@ -25,8 +25,9 @@ export interface DemoScale {
   readonly maxNewTokens: number;
 }
 
-// Sizes measured on 2 cores: the full demo's reward model needs ~1,000 prompts × 6 completions and
-// three epochs to pass 85% held-out accuracy against the oracle; the quick one only has to beat chance.
+// Sizes measured on 2 cores: the full demo's reward model needs ~1,000 prompts × 6 completions, a
+// summed score (see the reward stage below) and four epochs to pass 85% held-out accuracy against the
+// oracle (0.860 and 0.852 over two seeds; reading the last token instead: 0.819); the quick one only has to beat chance.
 export const demoScales: Record<'full' | 'quick', DemoScale> = {
   full: {
     model: { n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 },
@@ -34,8 +35,8 @@ export const demoScales: Record<'full' | 'quick', DemoScale> = {
     sftLearningRate: 3e-3,
     preferencePrompts: 1024,
     completionsPerPrompt: 6,
-    rewardEpochs: 3,
-    rewardLearningRate: 1e-3,
+    rewardEpochs: 4,
+    rewardLearningRate: 1.5e-3,
     ppoEpisodes: 768,
     ppoBatch: 32,
     ppoLearningRate: 3e-4,
@@ -78,7 +79,9 @@ export function demoConfig(scale: DemoScale, name: string): Record<string, unkno
     stages: [
       { type: 'sft', dataset: { source: 'demo', num_examples: 20000 }, learning_rate: scale.sftLearningRate, max_steps: scale.sftSteps, warmup_steps: 30, eval_steps: Math.ceil(scale.sftSteps / 4), save_steps: scale.sftSteps },
       { type: 'preferences', policy: 'sft', prompts: { source: 'demo' }, num_prompts: scale.preferencePrompts, completions_per_prompt: scale.completionsPerPrompt, annotator_temperature: 0.05, max_new_tokens: scale.maxNewTokens },
-      { type: 'reward', init_from: 'sft', preferences: 'preferences', learning_rate: scale.rewardLearningRate, num_train_epochs: scale.rewardEpochs, per_device_train_batch_size: 8, eval_steps: 100 },
+      // The oracle is a sum of per-word sentiment in context; a 64-wide, 2-layer trunk learns that as a sum
+      // of per-token scores far better than squeezed into its last position.
+      { type: 'reward', init_from: 'sft', preferences: 'preferences', score_pooling: 'sum', learning_rate: scale.rewardLearningRate, num_train_epochs: scale.rewardEpochs, per_device_train_batch_size: 8, eval_steps: 100 },
       ...demoKlCoefficients.map((coefficient) => ({
         type: 'ppo',
         name: klName(coefficient),

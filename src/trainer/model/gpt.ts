@@ -219,15 +219,22 @@ export class Gpt {
   }
 
   /**
-   * A reward model's score of each sequence, read at its last non-pad token (InstructGPT's reward
-   * model reads the final token): ids [B, T] right-padded, lengths [B] → [B].
+   * A reward model's score of each sequence: ids [B, T] right-padded, lengths [B] → [B].
+   *   'last' (InstructGPT's reward model reads the final token): r = w·h_{n−1} + b
+   *   'sum': r = Σ_{t<n} w·h_t + b — the bias once, so the score does not grow with length by itself.
    */
   score(ids: Tensor, lengths: readonly number[]): Tensor {
     const { hidden } = this.forward(ids);
-    const perPosition = this.scalarHead('score', hidden); // [B, T]
-    const [, length] = perPosition.shape as [number, number];
-    const pick = tf.oneHot(tf.tensor1d(lengths.map((n) => n - 1), 'int32'), length).toFloat(); // [B, T]
-    return tf.sum(tf.mul(perPosition, pick), 1); // [B]
+    const perPosition = this.scalarHead('score', hidden); // [B, T] = w·h_t + b
+    const [batch, length] = perPosition.shape as [number, number];
+    if ((this.config.score_pooling ?? 'last') === 'last') {
+      const pick = tf.oneHot(tf.tensor1d(lengths.map((n) => n - 1), 'int32'), length).toFloat(); // [B, T]
+      return tf.sum(tf.mul(perPosition, pick), 1); // [B]
+    }
+    const mask = new Float32Array(batch * length);
+    lengths.forEach((n, b) => mask.fill(1, b * length, b * length + n));
+    const summed = tf.sum(tf.mul(perPosition, tf.tensor2d(mask, [batch, length])), 1); // [B] = Σ w·h_t + n·b
+    return tf.sub(summed, tf.mul(this.w('score.bias').reshape([1]), tf.tensor1d(lengths.map((n) => n - 1)))); // [B]
   }
 
   private readonly biasCache = new Map<string, Tensor>();

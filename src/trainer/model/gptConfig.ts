@@ -10,7 +10,17 @@ export interface GptConfig {
   readonly n_embd: number;
   /** Dropout on attention weights and residual branches while training; 0 turns it off. */
   readonly dropout: number;
+  /** How the `score` head turns per-position outputs into one reward; absent = 'last'. */
+  readonly score_pooling?: ScorePooling;
 }
+
+/**
+ * 'last': the head read at the last token (InstructGPT, TRL's reward models).
+ * 'sum': the head's projection summed over every token, its bias added once — a reward that is a sum of
+ * per-token contributions, each seeing its context through attention.
+ */
+export type ScorePooling = 'last' | 'sum';
+export const scorePoolings: readonly ScorePooling[] = ['last', 'sum'];
 
 export function validateGptConfig(config: GptConfig): string[] {
   const problems: string[] = [];
@@ -19,6 +29,7 @@ export function validateGptConfig(config: GptConfig): string[] {
   }
   if (config.n_embd % config.n_head !== 0) problems.push(`n_embd (${config.n_embd}) must be divisible by n_head (${config.n_head})`);
   if (!(config.dropout >= 0 && config.dropout < 1)) problems.push(`dropout must be in [0, 1), got ${config.dropout}`);
+  if (config.score_pooling !== undefined && !scorePoolings.includes(config.score_pooling)) problems.push(`score_pooling must be one of ${scorePoolings.join(', ')}, got ${JSON.stringify(config.score_pooling)}`);
   return problems;
 }
 

@@ -262,7 +262,10 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
     log('info', `initialised the trunk from ${dir}`);
   }
   const tokenizer = source.tokenizer;
-  const model = Gpt.fromWeights(gptConfigOf(source.config), ['score'], source.weights, { keepMissingHeads: true, seed });
+  // A resumed run keeps the pooling its checkpoint was trained with; a new one takes the stage's.
+  const scorePooling = context.resume ? (source.config.score_pooling ?? 'last') : stage.score_pooling;
+  if (context.resume && scorePooling !== stage.score_pooling) log('warn', `the checkpoint was trained with score_pooling "${scorePooling}"; resuming with it, not the config's "${stage.score_pooling}"`);
+  const model = Gpt.fromWeights({ ...gptConfigOf(source.config), score_pooling: scorePooling }, ['score'], source.weights, { keepMissingHeads: true, seed });
   const optimizer = new AdamW(model.weights, { ...adam, weightDecay: stage.weight_decay });
 
   try {

@@ -13,7 +13,8 @@ export interface LoadedModel {
 }
 
 export function gptConfigOf(config: ModelCheckpointConfig, dropout = 0): GptConfig {
-  return { vocab_size: config.vocab_size, block_size: config.block_size, n_layer: config.n_layer, n_head: config.n_head, n_embd: config.n_embd, dropout };
+  const { vocab_size, block_size, n_layer, n_head, n_embd, score_pooling } = config;
+  return { vocab_size, block_size, n_layer, n_head, n_embd, dropout, ...(score_pooling !== undefined && { score_pooling }) };
 }
 
 export async function loadModel(dir: string, heads: readonly ScalarHead[], seed: number): Promise<LoadedModel> {
@@ -24,6 +25,10 @@ export async function loadModel(dir: string, heads: readonly ScalarHead[], seed:
 
 /** The checkpoint config a stage writes for a model it trained. */
 export function checkpointConfig(model: Gpt, tokenizer: { bosId: number; eosId: number; padId: number }): ModelCheckpointConfig {
-  const { vocab_size, block_size, n_layer, n_head, n_embd, dropout } = model.config;
-  return { model_type: 'rlhf-lens-gpt', vocab_size, block_size, n_layer, n_head, n_embd, dropout, heads: model.heads, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId };
+  const { vocab_size, block_size, n_layer, n_head, n_embd, dropout, score_pooling } = model.config;
+  return {
+    model_type: 'rlhf-lens-gpt', vocab_size, block_size, n_layer, n_head, n_embd, dropout, heads: model.heads,
+    ...(model.heads.includes('score') && { score_pooling: score_pooling ?? 'last' }),
+    bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId,
+  };
 }
