@@ -12,13 +12,6 @@ import { OnnxCausalLm, type SessionSettings, type WeightSyncMode } from './onnxC
 import { generateOnnx } from './onnxSampler';
 import { rewardScoresOnnx, sequenceStatsOnnx } from './onnxScoring';
 
-export interface RolloutTimings {
-  /** Seconds spent sampling. */
-  readonly generate: number;
-  /** Seconds spent in the policy, reference and reward passes over the sampled sequences. */
-  readonly score: number;
-}
-
 export class OnnxRolloutEngine {
   private constructor(
     private readonly policy: OnnxCausalLm,
@@ -39,7 +32,7 @@ export class OnnxRolloutEngine {
   }
 
   /** Phases 1–2: generate, then log-probabilities, values, entropies, reference log-probabilities and scores. */
-  async collect(prompts: readonly number[][], sampling: SamplingOptions, eosId: number | undefined): Promise<Rollout & { timings: RolloutTimings }> {
+  async collect(prompts: readonly number[][], sampling: SamplingOptions, eosId: number | undefined): Promise<Rollout> {
     let t0 = performance.now();
     const sequences = await generateOnnx(this.policy, prompts, sampling);
     const generate = (performance.now() - t0) / 1000;

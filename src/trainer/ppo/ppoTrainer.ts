@@ -133,6 +133,8 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         tokenizer.eosId,
       );
       times['time/rollout'] = (performance.now() - t0) / 1000;
+      times['time/rollout_generate'] = rollout.timings.generate;
+      times['time/rollout_score'] = rollout.timings.score;
       t0 = performance.now();
 
       // 3. scores: missing-EOS penalty, running scaling / normalisation, clipping (PPO-max)

@@ -27,6 +27,8 @@ export interface Rollout {
   /** The reward model's raw score per sample. */
   readonly rawScores: number[];
   readonly endedWithEos: boolean[];
+  /** Seconds spent sampling, and in the policy, reference and reward passes over the samples. */
+  readonly timings: { readonly generate: number; readonly score: number };
 }
 
 /** Phases 1–2: generate and run the three models over the rollouts. */
@@ -36,7 +38,9 @@ export async function collectRollout(
   sampling: SamplingOptions,
   eosId: number | undefined,
 ): Promise<Rollout> {
+  const t0 = performance.now();
   const sequences = await generate(models.policy, prompts, sampling);
+  const generated = performance.now();
   const items = sequences.map((sequence, i) => ({ prompt: prompts[i], response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.pad_token_id] }));
   const batch = buildSequenceBatch(items, sampling.pad_token_id);
   const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
@@ -53,7 +57,7 @@ export async function collectRollout(
     tensor.dispose();
     return data;
   };
-  return {
+  const rollout = {
     items,
     batch,
     logprobs: responseValues(await read(policyLogprobs), batch),
@@ -63,6 +67,7 @@ export async function collectRollout(
     rawScores: Array.from(await read(scores)),
     endedWithEos: sequences.map((sequence) => eosId !== undefined && sequence.tokens.at(-1) === eosId),
   };
+  return { ...rollout, timings: { generate: (generated - t0) / 1000, score: (performance.now() - generated) / 1000 } };
 }
 
 /** Where phases 1–2 run: the training engine (tfjs) or onnxruntime-node (src/trainer/onnx/). */

@@ -1,0 +1,143 @@
+/**
+ * `npm run bench:rollout`: the rollout engines side by side.
+ *   1. Sampling 16 prompts × 64 new tokens from the ~110k-parameter GPT (vocab 96, d 64, 2 layers,
+ *      4 heads; context 65 so a BOS prompt has room for 64 new tokens): tfjs-wasm without a KV cache
+ *      (the baseline), tfjs-wasm with its cache, onnxruntime-node without and with the cache.
+ *   2. Weight sync after a PPO update, both ways: re-export (rebuild the graph, new session) against
+ *      weights fed as graph inputs — the sync itself, then a 16 × 64 sampling pass with each.
+ *   3. One full PPO iteration by phase (generation, scoring passes, advantages, PPO update, weight
+ *      sync) on the real PPO stage, tfjs rollouts against ONNX rollouts: a demo-tokenizer model of
+ *      the same shape (vocab 300, context 96), batch 16, 64 new tokens, 4 epochs × 2 minibatches.
+ * Prints tables of medians and writes bench-results/rollout.json.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Random } from '../src/core/random';
+import { selectBackend } from '../src/trainer/engine/backend';
+import { tf } from '../src/trainer/engine/tfRuntime';
+import { Gpt } from '../src/trainer/model/gpt';
+import type { GptConfig } from '../src/trainer/model/gptConfig';
+import { OnnxCausalLm, type WeightSyncMode } from '../src/trainer/onnx/onnxCausalLm';
+import { generateOnnx } from '../src/trainer/onnx/onnxSampler';
+import { runPipeline } from '../src/trainer/pipeline';
+import { generate, sampleToken, type SamplingOptions } from '../src/trainer/sampling/sampler';
+
+const config: GptConfig = { vocab_size: 96, block_size: 65, n_layer: 2, n_head: 4, n_embd: 64, dropout: 0 };
+const batch = 16;
+const newTokens = 64;
+const sampling: SamplingOptions = { temperature: 1, top_k: 0, top_p: 1, max_new_tokens: newTokens, seed: 1, pad_token_id: 0 };
+const prompts = Array.from({ length: batch }, () => [1]);
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+async function timed(repetitions: number, f: () => Promise<unknown>): Promise<number> {
+  await f(); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < repetitions; i++) {
+    const t0 = performance.now();
+    await f();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+/** tfjs sampling without a cache: the whole sequence through the model for every new token. */
+async function sampleWithoutCache(model: Gpt): Promise<number[][]> {
+  const random = new Random(sampling.seed);
+  const rows = prompts.map((prompt) => [...prompt]);
+  for (let i = 0; i < newTokens; i++) {
+    const length = rows[0].length;
+    const last = tf.tidy(() => tf.slice(model.forward(tf.tensor2d(rows, undefined, 'int32')).logits, [0, length - 1, 0], [batch, 1, config.vocab_size]));
+    const logits = (await last.data()) as Float32Array;
+    last.dispose();
+    rows.forEach((row, b) => row.push(sampleToken(logits.subarray(b * config.vocab_size, (b + 1) * config.vocab_size), sampling, random).token));
+  }
+  return rows;
+}
+
+function table(header: string[], lines: string[][]): string {
+  const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
+  const format = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
+  return [format(header), format(widths.map((w) => '-'.repeat(w))), ...lines.map(format)].join('\n');
+}
+
+async function samplingRows(model: Gpt) {
+  const weights = await model.readWeights();
+  const onnxCached = await OnnxCausalLm.fromGpt(config, [], weights, { kvCache: true });
+  const onnxPlain = await OnnxCausalLm.fromGpt(config, [], weights, { kvCache: false });
+  const rows = [
+    { engine: 'tfjs-wasm', kv_cache: false, ms: await timed(3, () => sampleWithoutCache(model)) },
+    { engine: 'tfjs-wasm', kv_cache: true, ms: await timed(5, () => generate(model, prompts, sampling)) },
+    { engine: 'onnxruntime-node', kv_cache: false, ms: await timed(5, () => generateOnnx(onnxPlain, prompts, sampling)) },
+    { engine: 'onnxruntime-node', kv_cache: true, ms: await timed(10, () => generateOnnx(onnxCached, prompts, sampling)) },
+  ];
+  await Promise.all([onnxCached.release(), onnxPlain.release()]);
+  const baseline = rows[0].ms;
+  return rows.map((row) => ({ ...row, tokens_per_s: (batch * newTokens) / (row.ms / 1000), speedup_vs_tfjs_no_cache: baseline / row.ms }));
+}
+
+async function weightSyncRows(model: Gpt) {
+  const out = [];
+  for (const mode of ['reexport', 'inputs'] as WeightSyncMode[]) {
+    const lm = await OnnxCausalLm.fromGpt(config, ['v_head'], await model.readWeights(), { kvCache: true, weightSync: mode });
+    const syncMs = await timed(10, async () => lm.updateWeights(await model.readWeights()));
+    const sampleMs = await timed(10, () => generateOnnx(lm, prompts, sampling));
+    await lm.release();
+    out.push({ mode, sync_ms: syncMs, sample_ms: sampleMs, total_ms: syncMs + sampleMs });
+  }
+  return out;
+}
+
+async function ppoIterationRows() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-rollout-bench-'));
+  const write = (name: string, value: unknown) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, JSON.stringify(value));
+    return file;
+  };
+  const model = { n_layer: 2, n_head: 4, n_embd: 64, block_size: 96 };
+  const sft = await runPipeline({ configFile: write('sft.rlhf.json', { name: 'sft', seed: 1, backend: 'wasm', model, tokenizer: { vocab_size: 300 }, stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 500 }, max_steps: 2, warmup_steps: 1, save_steps: 2 }] }), runsRoot: path.join(dir, 'runs') }, { log: () => undefined });
+  const checkpoint = sft.runs[0].result.outputs.checkpoint as string;
+  const phases = ['time/rollout_generate', 'time/rollout_score', 'time/advantages', 'time/update', 'time/weight_sync'];
+  const rows = [];
+  for (const engine of ['tfjs', 'onnx']) {
+    const stage = { type: 'ppo', rollout_engine: engine, policy: checkpoint, reward_model: checkpoint, prompts: { source: 'demo' }, total_episodes: 4 * batch, batch_size: batch, num_mini_batches: 2, num_ppo_epochs: 4, max_new_tokens: newTokens, stop_token: 'none', eval_steps: 1000, num_eval_prompts: 4, save_steps: 1000 };
+    const { runs } = await runPipeline({ configFile: write(`ppo-${engine}.rlhf.json`, { name: `ppo-${engine}`, seed: 1, backend: 'wasm', model, stages: [stage] }), runsRoot: path.join(dir, 'runs') }, { log: () => undefined });
+    const steps = readFileSync(path.join(runs[0].runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, number>).filter((row) => row.step >= 2);
+    const byPhase = Object.fromEntries(phases.map((phase) => [phase.replace('time/', ''), median(steps.map((row) => (row[phase] ?? 0) * 1000))]));
+    rows.push({ engine, ...byPhase, total_ms: Object.values(byPhase).reduce((a, b) => a + b, 0) } as Record<string, number | string>);
+    process.stderr.write(`measured a PPO iteration with ${engine} rollouts\n`);
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  await selectBackend('wasm');
+  const model = Gpt.create(config, { seed: 0, heads: ['v_head'] });
+  process.stderr.write(`model: ${model.parameterCount.toLocaleString('en-US')} parameters (trunk and value head)\n`);
+  const sample = await samplingRows(model);
+  process.stderr.write('measured sampling\n');
+  const sync = await weightSyncRows(model);
+  process.stderr.write('measured weight sync\n');
+  model.dispose();
+  const ppo = await ppoIterationRows();
+
+  console.log(`\nSampling ${batch} × ${newTokens} new tokens, ${config.n_layer} layers, d ${config.n_embd}, vocab ${config.vocab_size} (medians)\n`);
+  console.log(table(['engine', 'KV cache', 'time (ms)', 'tokens/s', 'speed-up vs tfjs-wasm, no cache'], sample.map((r) => [r.engine, r.kv_cache ? 'yes' : 'no', r.ms.toFixed(0), r.tokens_per_s.toFixed(0), `${r.speedup_vs_tfjs_no_cache.toFixed(1)}×`])));
+  console.log('\nWeight sync after an update, then one 16 × 64 sampling pass (medians of 10)\n');
+  console.log(table(['mode', 'sync (ms)', 'sampling (ms)', 'sync + sampling (ms)'], sync.map((r) => [r.mode, r.sync_ms.toFixed(1), r.sample_ms.toFixed(1), r.total_ms.toFixed(1)])));
+  console.log(`\nOne PPO iteration by phase (batch ${batch}, ${newTokens} new tokens, 4 epochs × 2 minibatches; medians of steps 2–4, ms)\n`);
+  const phaseNames = ['rollout_generate', 'rollout_score', 'advantages', 'update', 'weight_sync', 'total_ms'];
+  console.log(table(['rollouts', 'generate', 'score (policy, ref, reward)', 'advantages', 'update', 'weight sync', 'total'], ppo.map((r) => [String(r.engine), ...phaseNames.map((k) => (r[k] as number).toFixed(0))])));
+  const out = path.join('bench-results', 'rollout.json');
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: availableParallelism(), model: config, batch, new_tokens: newTokens, sampling: sample, weight_sync: sync, ppo_iteration_ms: ppo }, null, 2)}\n`);
+  console.log(`\nwrote ${out}`);
+}
+
+void main();
