@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { buildWebviewHtml } from './webviewHtml';
 
 /** The name of a webview bundle under `dist/webview/` (`<name>.js`, `<name>.css`). */
-export type WebviewBundle = 'dashboard';
+export type WebviewBundle = 'dashboard' | 'rank';
 
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
   return {

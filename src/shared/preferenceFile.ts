@@ -2,9 +2,10 @@
  * Reads a preference file line by line: judgments in order, retractions honoured, and every
  * malformed line reported as file:line with the field, while the good lines are kept.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { parsePreferenceLine, type Judgment } from './preferences';
+import { judgmentPairs, parsePreferenceLine, type Judgment } from './preferences';
 
 export interface PreferenceFileProblem {
   readonly file: string;
@@ -50,4 +51,34 @@ export async function readPreferenceFile(file: string): Promise<PreferenceFileRe
 
 export function formatPreferenceProblem(problem: PreferenceFileProblem): string {
   return `${problem.file}:${problem.line}: ${problem.message}`;
+}
+
+export interface PairwiseExport {
+  readonly pairs: number;
+  readonly judgments: number;
+  readonly problems: PreferenceFileProblem[];
+}
+
+/**
+ * Writes TRL's pairwise JSONL (`{"prompt", "chosen", "rejected"}` per line): every pair of every live
+ * judgment, ties skipped. Written to a temporary file and renamed, so `output` is whole or absent.
+ */
+export async function exportTrlPairwise(input: string, output: string): Promise<PairwiseExport> {
+  const read = await readPreferenceFile(input);
+  const lines = read.judgments.flatMap((judgment) => judgmentPairs(judgment).map(({ prompt, chosen, rejected }) => JSON.stringify({ prompt, chosen, rejected })));
+  const temporary = path.join(path.dirname(output), `.${path.basename(output)}.${process.pid}.tmp`);
+  const fd = openSync(temporary, 'w');
+  try {
+    writeSync(fd, lines.map((line) => `${line}\n`).join(''));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(temporary, output);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+  return { pairs: lines.length, judgments: read.judgments.length, problems: read.problems };
 }

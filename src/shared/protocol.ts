@@ -82,7 +82,9 @@ export type TrainerToHostMessage =
   | TrainerPongMessage
   | RunStartedMessage
   | RunMetricsMessage
-  | RunFinishedMessage;
+  | RunFinishedMessage
+  | SampleResultMessage
+  | SampleErrorMessage;
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -101,7 +103,46 @@ export interface ControlPingMessage {
   readonly id: number;
 }
 
-export type HostToTrainerMessage = ControlStopMessage | ControlPingMessage;
+/**
+ * Sample `numSamples` completions of one prompt from a checkpoint. A serving trainer keeps the last
+ * checkpoint's model loaded, so the next request for it skips loading (the Rank view's warm sampler).
+ */
+export interface SampleRequestMessage {
+  readonly type: 'sample/request';
+  readonly id: number;
+  /** A checkpoint folder (model.safetensors, config.json, tokenizer.json). */
+  readonly checkpoint: string;
+  readonly prompt: string;
+  readonly numSamples: number;
+  readonly temperature: number;
+  readonly topP: number;
+  readonly maxNewTokens: number;
+  readonly seed: number;
+  /** false: always write maxNewTokens tokens (benchmarks); default true stops a completion at EOS. */
+  readonly stopAtEos?: boolean;
+}
+
+export type HostToTrainerMessage = ControlStopMessage | ControlPingMessage | SampleRequestMessage;
+
+/** The completions of a `sample/request` (text after the prompt, special tokens dropped). */
+export interface SampleResultMessage {
+  readonly type: 'sample/result';
+  readonly id: number;
+  readonly completions: readonly string[];
+  /** New tokens of each completion (EOS included when sampled). */
+  readonly tokenCounts: readonly number[];
+  /** Time spent loading the checkpoint for this request (0 when it was already loaded). */
+  readonly loadMs: number;
+  readonly sampleMs: number;
+  readonly backend: string;
+}
+
+/** A `sample/request` that failed, with a message for the user. */
+export interface SampleErrorMessage {
+  readonly type: 'sample/error';
+  readonly id: number;
+  readonly message: string;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Webview → extension host (every webview)
@@ -115,6 +156,9 @@ export interface WebviewReadyMessage {
 // Dashboard webview ↔ extension host: `dashboard/...` messages and their validator live in
 // dashboardMessages.ts (run header, metrics, steps, packed traces, prompt history, HTML export).
 export * from './dashboardMessages';
+
+// Rank view ↔ extension host: `rank/...` messages and their validator live in rankMessages.ts.
+export * from './rankMessages';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -166,6 +210,12 @@ export function parseTrainerMessage(value: unknown): TrainerToHostMessage | unde
       return typeof value.runId === 'string' && (value.status === 'completed' || value.status === 'stopped' || value.status === 'failed') && (value.checkpoint === undefined || typeof value.checkpoint === 'string')
         ? { type, runId: value.runId, status: value.status, checkpoint: value.checkpoint as string | undefined }
         : undefined;
+    case 'sample/result':
+      return typeof value.id === 'number' && Array.isArray(value.completions) && (value.completions as unknown[]).every((item) => typeof item === 'string') && typeof value.loadMs === 'number' && typeof value.sampleMs === 'number' && typeof value.backend === 'string' && Array.isArray(value.tokenCounts) && value.tokenCounts.every((n) => typeof n === 'number')
+        ? { type, id: value.id, completions: value.completions as string[], tokenCounts: value.tokenCounts as number[], loadMs: value.loadMs, sampleMs: value.sampleMs, backend: value.backend }
+        : undefined;
+    case 'sample/error':
+      return typeof value.id === 'number' && typeof value.message === 'string' ? { type, id: value.id, message: value.message } : undefined;
     default:
       return undefined;
   }
@@ -184,6 +234,11 @@ export function parseHostMessage(value: unknown): HostToTrainerMessage | undefin
       return { type };
     case 'control/ping':
       return typeof value.id === 'number' ? { type, id: value.id } : undefined;
+    case 'sample/request':
+      return typeof value.id === 'number' && typeof value.checkpoint === 'string' && typeof value.prompt === 'string' && ['numSamples', 'temperature', 'topP', 'maxNewTokens', 'seed'].every((key) => typeof value[key] === 'number' && Number.isFinite(value[key]))
+        && (value.stopAtEos === undefined || typeof value.stopAtEos === 'boolean')
+        ? { type, id: value.id, checkpoint: value.checkpoint, prompt: value.prompt, numSamples: value.numSamples as number, temperature: value.temperature as number, topP: value.topP as number, maxNewTokens: value.maxNewTokens as number, seed: value.seed as number, stopAtEos: value.stopAtEos as boolean | undefined }
+        : undefined;
     default:
       return undefined;
   }

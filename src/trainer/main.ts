@@ -15,6 +15,7 @@ import { connectToHost, type HostChannel } from './hostChannel';
 import { ConfigError, runPipeline, type PipelineCallbacks } from './pipeline';
 import { ProgressBar } from './progressBar';
 import { sampleFromCheckpoint } from './sampling/sampleCommand';
+import { SampleServer } from './sampling/sampleServer';
 import { runDemo } from './demo/demoCommand';
 import { exportCommand } from './onnx/exportModel';
 
@@ -27,12 +28,21 @@ const usage = `Usage:
   rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js`;
 
 let stopRequested = false;
+/** Created on the first `sample/request`; keeps the model loaded for the next (the Rank view's sampler). */
+let sampleServer: SampleServer | undefined;
 
 function listen(host: HostChannel | undefined): void {
   host?.onMessage((message: HostToTrainerMessage) => {
     switch (message.type) {
       case 'control/ping':
         void host.send({ type: 'trainer/pong', id: message.id });
+        break;
+      case 'sample/request':
+        sampleServer ??= new SampleServer();
+        sampleServer.sample(message).then(
+          (result) => host.send(result),
+          (error: unknown) => host.send({ type: 'sample/error', id: message.id, message: error instanceof Error ? error.message : String(error) }),
+        );
         break;
       case 'control/stop':
         // A training loop finishes its step and checkpoints; an idle trainer has nothing to finish.

@@ -1,0 +1,191 @@
+/**
+ * Where the Rank view's sets come from: a JSONL file of `{prompt, completions[]}`, the responses of
+ * one step in a run's traces, or completions sampled now from a checkpoint (in a warm trainer
+ * process). Each source hands out sets one at a time; the checkpoint source samples the next set
+ * while the user ranks the current one. Free of `vscode`.
+ */
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { Random } from '../core';
+import { makeRankSet, maxCompletions, minCompletions, setKey, type RankSet, type RankSetSource } from '../shared/rankSet';
+import { decodeTrace } from '../shared/traceFormat';
+import type { CheckpointSampler } from './checkpointSampler';
+
+/** What a source was made from; stored so a reloaded window picks the same source up again. */
+export type RankSourceSpec =
+  | { readonly kind: 'jsonl'; readonly file: string }
+  | { readonly kind: 'trace'; readonly file: string }
+  | { readonly kind: 'checkpoint'; readonly checkpoint: string; readonly prompts: readonly string[]; readonly k: number; readonly temperature: number; readonly maxNewTokens: number; readonly topP: number; readonly stopAtEos?: boolean };
+
+export interface RankSource {
+  readonly label: string;
+  /** The next set, or undefined when the source has no more. */
+  next(): Promise<RankSet | undefined>;
+  /** Sets left, when known. */
+  readonly remaining: number | undefined;
+  dispose(): void;
+}
+
+export interface CompletionSetLine {
+  readonly prompt: string;
+  readonly completions: readonly string[];
+}
+
+/** Thrown for a source file that cannot be used at all; the message names the file (and line). */
+export class RankSourceError extends Error {}
+
+/** Parses `{prompt, completions[]}` lines; bad lines are reported as file:line: field … and skipped. */
+export function parseCompletionSets(file: string, text: string): { sets: CompletionSetLine[]; problems: string[] } {
+  const sets: CompletionSetLine[] = [];
+  const problems: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = i === 0 ? raw.replace(/^\uFEFF/, '') : raw;
+    if (line.trim() === '') return;
+    const where = `${file}:${i + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      problems.push(`${where}: not valid JSON (${(error as Error).message})`);
+      return;
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return void problems.push(`${where}: expected a JSON object {"prompt", "completions"}`);
+    const record = value as Record<string, unknown>;
+    if (typeof record.prompt !== 'string') return void problems.push(`${where}: field "prompt" must be a string`);
+    const completions = record.completions;
+    if (!Array.isArray(completions) || !completions.every((item) => typeof item === 'string')) return void problems.push(`${where}: field "completions" must be a list of strings`);
+    if (completions.length < minCompletions || completions.length > maxCompletions) return void problems.push(`${where}: field "completions" has ${completions.length}; rank ${minCompletions} to ${maxCompletions} at a time`);
+    sets.push({ prompt: record.prompt, completions: completions as string[] });
+  });
+  return { sets, problems };
+}
+
+/** Sets from a PPO step's trace: responses grouped by prompt (up to 8 per set); DPO and reward traces give their pairs. */
+export function traceCompletionSets(bytes: Uint8Array): { sets: CompletionSetLine[]; step: number | undefined; skippedSingles: number } {
+  const trace = decodeTrace(bytes);
+  const step = trace.rows[0]?.step;
+  if (trace.kind !== 'ppo') return { sets: trace.rows.map((row) => ({ prompt: row.prompt, completions: [row.chosen, row.rejected] })), step, skippedSingles: 0 };
+  const byPrompt = new Map<string, string[]>();
+  for (const row of trace.rows) byPrompt.set(row.prompt, [...(byPrompt.get(row.prompt) ?? []), row.response]);
+  const sets: CompletionSetLine[] = [];
+  let skippedSingles = 0;
+  for (const [prompt, responses] of byPrompt) {
+    for (let start = 0; start < responses.length; start += maxCompletions) {
+      const chunk = responses.slice(start, start + maxCompletions);
+      if (chunk.length >= minCompletions) sets.push({ prompt, completions: chunk });
+      else skippedSingles += chunk.length;
+    }
+  }
+  return { sets, step, skippedSingles };
+}
+
+/** A fixed list of sets, minus those already judged (or skipped) in the dataset. */
+class ListSource implements RankSource {
+  private index = 0;
+  constructor(
+    readonly label: string,
+    private readonly sets: readonly CompletionSetLine[],
+    private readonly source: Omit<RankSetSource, 'label'>,
+    private readonly done: ReadonlySet<string>,
+    private readonly random: Random,
+  ) {}
+
+  get remaining(): number {
+    return this.sets.slice(this.index).filter((set) => !this.done.has(setKey(set.prompt, set.completions))).length;
+  }
+
+  async next(): Promise<RankSet | undefined> {
+    while (this.index < this.sets.length) {
+      const set = this.sets[this.index++];
+      if (this.done.has(setKey(set.prompt, set.completions))) continue;
+      return makeRankSet(`set-${Date.now().toString(36)}-${this.index}`, set.prompt, set.completions, { ...this.source, label: this.label }, this.random);
+    }
+    return undefined;
+  }
+
+  dispose(): void {}
+}
+
+/** Samples K completions per prompt, prompts in turn, one set ahead of the one on screen. */
+class CheckpointSource implements RankSource {
+  readonly remaining = undefined;
+  private counter = 0;
+  private ahead: Promise<RankSet> | undefined;
+
+  constructor(
+    readonly label: string,
+    private readonly spec: Extract<RankSourceSpec, { kind: 'checkpoint' }>,
+    private readonly sampler: CheckpointSampler,
+    private readonly source: Omit<RankSetSource, 'label'>,
+    private readonly random: Random,
+  ) {}
+
+  async next(): Promise<RankSet> {
+    const current = this.ahead ?? this.sampleOne();
+    this.ahead = undefined;
+    try {
+      return await current;
+    } finally {
+      // Prefetch: the next set samples while this one is ranked.
+      this.ahead = this.sampleOne();
+      this.ahead.catch(() => undefined);
+    }
+  }
+
+  private async sampleOne(): Promise<RankSet> {
+    const n = this.counter++;
+    const prompt = this.spec.prompts[n % this.spec.prompts.length];
+    const result = await this.sampler.sample({ checkpoint: this.spec.checkpoint, prompt, numSamples: this.spec.k, temperature: this.spec.temperature, topP: this.spec.topP, maxNewTokens: this.spec.maxNewTokens, seed: this.random.int(2 ** 31), stopAtEos: this.spec.stopAtEos });
+    return makeRankSet(`sample-${Date.now().toString(36)}-${n}`, prompt, result.completions, { ...this.source, label: this.label }, this.random);
+  }
+
+  dispose(): void {
+    this.ahead = undefined;
+  }
+}
+
+/** Run id and step from a path under `.rlhf/runs/<run>/{checkpoints,traces}/step-<n>…`. */
+export function runAndStepOf(file: string): { run?: string; step?: number } {
+  const parts = path.resolve(file).split(path.sep);
+  const runs = parts.lastIndexOf('runs');
+  const run = runs >= 0 && parts[runs - 1] === '.rlhf' ? parts[runs + 1] : undefined;
+  const step = /step-(\d+)/.exec(path.basename(file));
+  return { run, step: step ? Number(step[1]) : undefined };
+}
+
+export async function openRankSource(spec: RankSourceSpec, done: ReadonlySet<string>, sampler: () => CheckpointSampler, random = new Random(Date.now() >>> 0)): Promise<{ source: RankSource; problems: string[] }> {
+  switch (spec.kind) {
+    case 'jsonl': {
+      let text: string;
+      try {
+        text = await readFile(spec.file, 'utf8');
+      } catch (error) {
+        throw new RankSourceError(`Cannot read ${spec.file}: ${(error as Error).message}`);
+      }
+      const { sets, problems } = parseCompletionSets(spec.file, text);
+      if (sets.length === 0) throw new RankSourceError(`${spec.file} has no usable {"prompt", "completions"} line${problems.length ? `; ${problems[0]}` : ''}.`);
+      return { source: new ListSource(path.basename(spec.file), sets, { kind: 'jsonl', model: spec.file }, done, random), problems };
+    }
+    case 'trace': {
+      let parsed: ReturnType<typeof traceCompletionSets>;
+      try {
+        parsed = traceCompletionSets(new Uint8Array(await readFile(spec.file)));
+      } catch (error) {
+        throw new RankSourceError(`${spec.file}: ${(error as Error).message}`);
+      }
+      const { run, step } = runAndStepOf(spec.file);
+      if (parsed.sets.length === 0) throw new RankSourceError(`${spec.file}: no prompt has two or more responses in this step, so there is nothing to rank side by side.`);
+      const problems = parsed.skippedSingles > 0 ? [`${spec.file}: ${parsed.skippedSingles} response(s) whose prompt had no second response were left out`] : [];
+      return { source: new ListSource(`run ${run ?? '?'} · trace step ${parsed.step ?? step ?? '?'}`, parsed.sets, { kind: 'trace', run, step: parsed.step ?? step }, done, random), problems };
+    }
+    case 'checkpoint': {
+      const { run, step } = runAndStepOf(spec.checkpoint);
+      const label = `${run ? `run ${run} · ` : ''}${path.basename(spec.checkpoint)} · T ${spec.temperature} · ${spec.maxNewTokens} tokens`;
+      return { source: new CheckpointSource(label, spec, sampler(), { kind: 'checkpoint', run, step, model: spec.checkpoint }, random), problems: [] };
+    }
+    default: {
+      const unknown: never = spec;
+      throw new RankSourceError(`unknown source ${JSON.stringify(unknown)}`);
+    }
+  }
+}

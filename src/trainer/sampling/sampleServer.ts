@@ -1,0 +1,69 @@
+/**
+ * Serves `sample/request`s in a long-lived trainer process (the Rank view's sampler): the backend is
+ * chosen once and the last checkpoint's model stays loaded, so after the first request a set of K
+ * completions costs only the sampling itself. Requests run one at a time, in arrival order.
+ */
+import { performance } from 'node:perf_hooks';
+import type { SampleRequestMessage, SampleResultMessage } from '../../shared/protocol';
+import { loadCheckpoint } from '../checkpoint/checkpoint';
+import { selectBackend, type BackendChoice } from '../engine/backend';
+import { Gpt } from '../model/gpt';
+import type { BpeTokenizer } from '../tokenizer';
+import { generate } from './sampler';
+
+interface LoadedCheckpoint {
+  readonly dir: string;
+  readonly model: Gpt;
+  readonly tokenizer: BpeTokenizer;
+}
+
+export class SampleServer {
+  private backend: BackendChoice | undefined;
+  private loaded: LoadedCheckpoint | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  sample(request: SampleRequestMessage): Promise<SampleResultMessage> {
+    const next = this.queue.catch(() => undefined).then(() => this.serve(request));
+    this.queue = next;
+    return next;
+  }
+
+  dispose(): void {
+    this.loaded?.model.dispose();
+    this.loaded = undefined;
+  }
+
+  private async serve(request: SampleRequestMessage): Promise<SampleResultMessage> {
+    if (!Number.isInteger(request.numSamples) || request.numSamples < 1 || request.numSamples > 8) throw new Error(`numSamples must be 1 to 8, got ${request.numSamples}`);
+    if (!Number.isInteger(request.maxNewTokens) || request.maxNewTokens < 1) throw new Error(`maxNewTokens must be a positive integer, got ${request.maxNewTokens}`);
+    const loadStart = performance.now();
+    const { model, tokenizer } = await this.load(request.checkpoint);
+    const loadMs = performance.now() - loadStart;
+
+    const start = performance.now();
+    const promptIds = [tokenizer.bosId, ...tokenizer.encode(request.prompt)];
+    const room = model.config.block_size - promptIds.length;
+    if (room < 1) throw new Error(`The prompt is ${promptIds.length} tokens; the checkpoint's context is ${model.config.block_size}. Shorten the prompt.`);
+    // The same prompt K times in one batch: one forward per new token serves all K completions.
+    const sequences = await generate(model, Array.from({ length: request.numSamples }, () => promptIds), {
+      temperature: request.temperature,
+      top_k: 0,
+      top_p: request.topP,
+      max_new_tokens: Math.min(request.maxNewTokens, room),
+      seed: request.seed,
+      eos_token_id: request.stopAtEos === false ? undefined : tokenizer.eosId,
+      pad_token_id: tokenizer.padId,
+    });
+    const completions = sequences.map((sequence) => tokenizer.decode(sequence.tokens, { skipSpecialTokens: true }));
+    return { type: 'sample/result', id: request.id, completions, tokenCounts: sequences.map((sequence) => sequence.tokens.length), loadMs, sampleMs: performance.now() - start, backend: this.backend?.name ?? 'unknown' };
+  }
+
+  private async load(dir: string): Promise<LoadedCheckpoint> {
+    if (this.loaded?.dir === dir) return this.loaded;
+    this.backend ??= await selectBackend('auto');
+    const checkpoint = await loadCheckpoint(dir);
+    this.dispose();
+    this.loaded = { dir, model: Gpt.fromWeights(checkpoint.config, [], checkpoint.weights), tokenizer: checkpoint.tokenizer };
+    return this.loaded;
+  }
+}
