@@ -4,6 +4,7 @@
  *   rlhf-lens train --resume <run-dir>                       continue a stopped or killed run
  *   rlhf-lens sample <checkpoint-dir> [--prompt TEXT]…       sample from a checkpoint
  *   rlhf-lens export <checkpoint-or-run-dir> [--out DIR]     write a transformers.js-style ONNX folder
+ *   rlhf-lens inspect --policy DIR --reference DIR [--reward DIR] …   per-token KL and scores of ONNX models, as a run
  * Started by the extension host through `fork`, the same commands report over IPC; with no command
  * it only says `trainer/ready` and answers control messages. Never imports `vscode`.
  */
@@ -25,7 +26,9 @@ const usage = `Usage:
   rlhf-lens demo [--quick]                                the embedded demo: SFT, preferences, reward model, PPO and DPO, with a report
   rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T]
                    [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]
-  rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js`;
+  rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js
+  rlhf-lens inspect --policy DIR --reference DIR [--reward DIR] [--prompts FILE.jsonl] [--steps N] [--batch-size N]
+                    an inspection-only run over ONNX folders: per-token KL and scores, written as PPO traces`;
 
 let stopRequested = false;
 /** Created on the first `sample/request`; keeps the model loaded for the next (the Rank view's sampler). */
@@ -145,6 +148,9 @@ async function main(): Promise<number> {
       return train(rest, host);
     case 'export':
       return exportCommand(rest);
+    case 'inspect':
+      // Imported on demand: it loads onnxruntime's native binding, which other commands never need.
+      return (await import('./onnx/inspectRun')).inspectCommand(rest);
     case 'sample':
       return sampleFromCheckpoint(rest);
     case 'demo':

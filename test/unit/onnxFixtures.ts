@@ -28,12 +28,14 @@ export function tinySft(): Promise<string> {
 
 /**
  * The SFT model with `heads` (fresh, seeded, then scaled up so they are not ~0) saved as its own
- * checkpoint; returns the folder and the loaded tfjs model (the caller disposes it).
+ * checkpoint (every weight moved by up to `nudge`); returns the folder and the loaded tfjs model (the caller disposes it).
  */
-export async function checkpointWithHeads(name: string, heads: readonly ScalarHead[], scorePooling?: ScorePooling): Promise<{ dir: string; model: Gpt }> {
+export async function checkpointWithHeads(name: string, heads: readonly ScalarHead[], scorePooling?: ScorePooling, nudge = 0): Promise<{ dir: string; model: Gpt }> {
   const { model: loaded, checkpoint } = await loadModel(await tinySft(), heads, 7);
   const weights = await loaded.readWeights();
   loaded.dispose();
+  // `nudge` moves every weight a little (another policy than the SFT model, for a non-zero KL).
+  if (nudge > 0) for (const { data } of weights.values()) data.forEach((value, i) => (data[i] = value + nudge * Math.sin(7 * i)));
   for (const head of heads) {
     const w = weights.get(`${head}.weight`);
     if (w) w.data.forEach((value, i) => (w.data[i] = value * 50));
