@@ -5,6 +5,9 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { openDashboardCommand } from './host/dashboardPanel';
+import { ConfigCodeLens } from './host/configCodeLens';
+import { ConfigDiagnostics, configSelector } from './host/configDiagnostics';
+import { registerRunCommands } from './host/runCommands';
 import { RunController } from './host/runController';
 import { RunsTreeProvider } from './host/runsTreeProvider';
 import { TrainerSupervisor } from './host/trainerSupervisor';
@@ -14,6 +17,8 @@ import { WorkspaceRuns } from './host/workspaceRuns';
 export interface RlhfLensApi {
   readonly supervisor: TrainerSupervisor;
   readonly runs: RunController;
+  /** The Runs view's data (its latest items), for tests. */
+  readonly runsTree: RunsTreeProvider;
   /** The text of the last error notification the extension showed, for tests to read. */
   readonly lastErrorMessage: () => string | undefined;
 }
@@ -23,22 +28,22 @@ let supervisor: TrainerSupervisor | undefined;
 export function activate(context: vscode.ExtensionContext): RlhfLensApi {
   const log = vscode.window.createOutputChannel('RLHF Lens', { log: true });
   const runs = new WorkspaceRuns();
-  const runsTree = new RunsTreeProvider(runs);
   supervisor = new TrainerSupervisor(path.join(context.extensionPath, 'dist', 'trainer.js'));
   let lastErrorMessage: string | undefined;
 
   const trainers = supervisor;
   const runController = new RunController(trainers, runs, log);
+  const runsTree = new RunsTreeProvider(runs, runController);
+  const configDiagnostics = new ConfigDiagnostics();
+  const codeLens = new ConfigCodeLens(runs);
   context.subscriptions.push(
     runController,
-    vscode.commands.registerCommand('rlhf.startRun', async (uri?: vscode.Uri) => {
-      const configFile = uri?.fsPath ?? (await pickConfigFile());
-      if (configFile) await runController.start(configFile);
-    }),
-    vscode.commands.registerCommand('rlhf.stopRun', async () => {
-      if (runController.running === 0) void vscode.window.showInformationMessage('No RLHF run is running in this window.');
-      else await runController.stopAll();
-    }),
+    configDiagnostics,
+    codeLens,
+    vscode.languages.registerCodeLensProvider(configSelector, codeLens),
+    ...registerRunCommands({ controller: runController, runs, tree: runsTree, diagnostics: configDiagnostics, log }),
+    // A dataset or checkpoint a config names may appear when a run finishes: check the open configs again.
+    runs.onDidChange(() => configDiagnostics.refreshAll()),
     log,
     runs,
     runsTree,
@@ -58,23 +63,7 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     });
   });
 
-  return { supervisor: trainers, runs: runController, lastErrorMessage: () => lastErrorMessage };
-}
-
-/** The active editor's run config, or one picked from the workspace's `*.rlhf.json` files. */
-async function pickConfigFile(): Promise<string | undefined> {
-  const active = vscode.window.activeTextEditor?.document.uri;
-  if (active?.scheme === 'file' && active.fsPath.endsWith('.rlhf.json')) return active.fsPath;
-  const files = await vscode.workspace.findFiles('**/*.rlhf.json', '**/node_modules/**', 200);
-  if (files.length === 0) {
-    void vscode.window.showInformationMessage('No *.rlhf.json run config in this workspace. Write one (see the README) and run this command again.');
-    return undefined;
-  }
-  const picked = await vscode.window.showQuickPick(
-    files.map((file) => ({ label: vscode.workspace.asRelativePath(file), file })),
-    { placeHolder: 'Run config to start' },
-  );
-  return picked?.file.fsPath;
+  return { supervisor: trainers, runs: runController, runsTree, lastErrorMessage: () => lastErrorMessage };
 }
 
 /** VS Code awaits this: every trainer this window started is stopped before the host exits. */

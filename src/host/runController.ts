@@ -1,28 +1,50 @@
 /**
- * Starts and stops training runs from the editor: one trainer process per run (the same
- * `rlhf-lens train` entry as the CLI), its log in the RLHF Lens output channel, its progress in the
- * status bar. Refuses to start in an untrusted workspace.
+ * Starts, stops and resumes training runs from the editor: one trainer process per run (the same
+ * `rlhf-lens train` entry as the CLI), up to `rlhf.maxConcurrentRuns` at once. Each run gets a
+ * cancellable progress notification, its log in the RLHF Lens log channel, and its progress in the
+ * status bar. Refuses to start in an untrusted workspace, or from a config with errors.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { assertNever, type TrainerToHostMessage } from '../shared/protocol';
+import { readConfigText } from '../shared/configFile';
+import { assertNever, type LogLevel, type TrainerToHostMessage } from '../shared/protocol';
+import { defaultBackend, maxConcurrentRuns } from './lensSettings';
 import type { TrainerProcess } from './trainerProcess';
 import type { TrainerSupervisor } from './trainerSupervisor';
 import { RunStatusBar, type RunProgress } from './runStatusBar';
 import type { WorkspaceRuns } from './workspaceRuns';
 
-interface ActiveRun {
+/** A trainer this window started, and what it reported so far. */
+export interface ActiveRun {
   readonly trainer: TrainerProcess;
-  readonly configFile: string;
+  readonly label: string;
+  /** The config file, or for a resumed run the run directory it continues. */
+  readonly source: string;
+  /** Stages the trainer will run (known for a config; a resumed run counts from its stage). */
+  readonly stageCount: number;
+  stagesStarted: number;
+  /** The run id and directory of the stage training now. */
+  runId?: string;
+  runDir?: string;
   progress?: RunProgress;
+  reportProgress?: (message: string, fraction: number) => void;
 }
+
+export const trustExplanation =
+  'RLHF Lens starts training only in a trusted workspace: a run executes a trainer process on this machine and reads the files a config names. Viewing runs works without trust. To train, trust this folder (Workspaces: Manage Workspace Trust).';
 
 export class RunController implements vscode.Disposable {
   private readonly active = new Set<ActiveRun>();
   private readonly statusBar = new RunStatusBar();
   private readonly finished = new vscode.EventEmitter<{ runId: string; status: string }>();
+  private readonly changed = new vscode.EventEmitter<void>();
   /** Fires when a stage of a run finishes (completed, stopped or failed). */
   readonly onDidFinishStage = this.finished.event;
+  /** Fires when a run starts, makes progress, or its trainer exits. */
+  readonly onDidChange = this.changed.event;
+  /** Why the last start or resume was refused, for tests and the log. */
+  lastRefusal: string | undefined;
 
   constructor(
     private readonly supervisor: TrainerSupervisor,
@@ -38,50 +60,147 @@ export class RunController implements vscode.Disposable {
     return this.active.size;
   }
 
+  get activeRuns(): readonly ActiveRun[] {
+    return [...this.active];
+  }
+
+  /** The active run training `runId` (a run directory's name), if this window runs it. */
+  activeRun(runId: string): ActiveRun | undefined {
+    return [...this.active].find((run) => run.runId === runId);
+  }
+
+  private refuse(message: string, show: (message: string, ...items: string[]) => Thenable<string | undefined> = vscode.window.showWarningMessage): undefined {
+    this.lastRefusal = message;
+    this.log.warn(message);
+    void show(message);
+    return undefined;
+  }
+
+  /** Checks what every start needs; returns the runs folder, or undefined after telling the user why not. */
+  private canStart(): string | undefined {
+    if (!vscode.workspace.isTrusted) return this.refuse(trustExplanation);
+    const runsFolder = this.runs.folder;
+    if (!runsFolder) return this.refuse('Open a folder first: runs are written to its .rlhf/runs folder.', vscode.window.showErrorMessage);
+    const limit = maxConcurrentRuns();
+    if (this.active.size >= limit) {
+      return this.refuse(`${this.active.size} run${this.active.size === 1 ? ' is' : 's are'} training already, the limit of rlhf.maxConcurrentRuns (${limit}). Stop one, or raise the setting.`);
+    }
+    return runsFolder;
+  }
+
   /** Starts `rlhf-lens train <configFile>`; resolves once the trainer process is ready. */
   async start(configFile: string): Promise<TrainerProcess | undefined> {
-    if (!vscode.workspace.isTrusted) {
-      void vscode.window.showWarningMessage('RLHF Lens trains only in a trusted workspace: a run executes a trainer process on this machine. Trust the workspace (Workspaces: Manage Workspace Trust) to start runs; viewing runs works without it.');
-      return undefined;
-    }
-    const runsFolder = this.runs.folder;
-    if (!runsFolder) {
-      void vscode.window.showErrorMessage('Open a folder first: runs are written to its .rlhf/runs folder.');
-      return undefined;
-    }
+    const runsFolder = this.canStart();
+    if (!runsFolder) return undefined;
     const label = path.basename(configFile).replace(/\.rlhf\.json$/, '');
-    const trainer = this.supervisor.start({ label, args: ['train', configFile, '--runs-dir', runsFolder], cwd: path.dirname(runsFolder) });
-    const run: ActiveRun = { trainer, configFile };
+    if ([...this.active].some((run) => run.source === configFile)) return this.refuse(`"${label}" is training already; stop it before starting it again.`);
+    // The same checks as the editor's diagnostics: a config with errors never reaches a trainer.
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (error) {
+      return this.refuse(`Cannot read ${configFile}: ${(error as Error).message}`, vscode.window.showErrorMessage);
+    }
+    const { config, problems } = readConfigText(text, { configDir: path.dirname(configFile), exists: existsSync });
+    if (!config) {
+      const errors = problems.filter((problem) => problem.severity === 'error');
+      const first = errors[0];
+      const message = `"${label}" was not started: the config has ${errors.length} error${errors.length === 1 ? '' : 's'}${first ? `, the first on line ${first.line}: ${first.path.length ? `${first.path.at(-1)} ` : ''}${first.message}` : ''}. See the Problems panel.`;
+      this.lastRefusal = message;
+      this.log.warn(message);
+      void vscode.window.showErrorMessage(message, 'Show Problems').then((choice) => choice && vscode.commands.executeCommand('workbench.actions.view.problems'));
+      return undefined;
+    }
+    return this.launch({ label, source: configFile, stageCount: config.stages.length, args: ['train', configFile, '--runs-dir', runsFolder], cwd: path.dirname(runsFolder) });
+  }
+
+  /** Continues a stopped, failed or killed run from its last checkpoint (`rlhf-lens train --resume`). */
+  async resume(runDir: string): Promise<TrainerProcess | undefined> {
+    const runsFolder = this.canStart();
+    if (!runsFolder) return undefined;
+    const runId = path.basename(runDir);
+    if (this.activeRun(runId)) return this.refuse(`Run ${runId} is training already.`);
+    let runJson: { name?: string; status?: string; stage_index?: number; config?: { stages?: unknown[] } };
+    try {
+      runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+    } catch (error) {
+      return this.refuse(`Cannot resume ${runDir}: its run.json cannot be read (${(error as Error).message}).`, vscode.window.showErrorMessage);
+    }
+    if (runJson.status === 'completed') return this.refuse(`Run ${runId} is completed; there is nothing to resume.`, vscode.window.showInformationMessage);
+    const stageCount = Math.max(1, (runJson.config?.stages?.length ?? 1) - (runJson.stage_index ?? 0));
+    return this.launch({ label: runJson.name ?? runId, source: runDir, stageCount, args: ['train', '--resume', runDir, '--runs-dir', runsFolder], cwd: path.dirname(runsFolder) });
+  }
+
+  private async launch(options: { label: string; source: string; stageCount: number; args: string[]; cwd: string }): Promise<TrainerProcess> {
+    const backend = defaultBackend();
+    // A config's "auto" backend follows the rlhf.defaultBackend setting; a pinned one stays pinned.
+    const env = backend === 'auto' ? process.env : { ...process.env, RLHF_LENS_BACKEND: backend };
+    const trainer = this.supervisor.start({ label: options.label, args: options.args, cwd: options.cwd, env });
+    const run: ActiveRun = { trainer, label: options.label, source: options.source, stageCount: options.stageCount, stagesStarted: 0 };
     this.active.add(run);
-    this.log.info(`Starting ${configFile} (trainer pid ${trainer.pid})`);
-    trainer.onOutput((line) => this.log.info(`[${label}] ${line}`));
-    trainer.onMessage((message) => this.handle(run, label, message));
+    this.lastRefusal = undefined;
+    this.log.info(`[${run.label}] rlhf-lens ${options.args.join(' ')} (trainer pid ${trainer.pid})`);
+    // Log lines arrive as run/log messages with their level; the raw stderr (which repeats them, and
+    // holds anything a crash prints) goes to the trace level.
+    trainer.onOutput((line) => this.log.trace(`[${run.label}] ${line}`));
+    trainer.onMessage((message) => this.handle(run, message));
+    this.showProgress(run);
     void trainer.exited.then((exit) => {
       this.active.delete(run);
       this.render();
-      if (!exit.crashed && exit.code !== 0) void vscode.window.showErrorMessage(`Run "${label}" failed: ${this.lastError.get(trainer) ?? exit.description}`, 'Show Log').then((choice) => choice && this.log.show());
+      this.changed.fire();
+      if (!exit.crashed && exit.code !== 0) {
+        if (exit.stderrTail) this.log.error(`[${run.label}] ${exit.description}. Its last output:\n${exit.stderrTail}`);
+        void vscode.window.showErrorMessage(`Run "${run.label}" failed: ${this.lastError.get(trainer) ?? exit.description}`, 'Show Log').then((choice) => choice && this.log.show());
+      }
       this.runs.refresh();
     });
+    this.changed.fire();
     await trainer.ready.catch(() => undefined);
     return trainer;
   }
 
+  /** A notification with the run's progress; its Cancel button stops the run (checkpoint first). */
+  private showProgress(run: ActiveRun): void {
+    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `RLHF ${run.label}`, cancellable: true }, (progress, token) => {
+      let reported = 0;
+      run.reportProgress = (message, fraction) => {
+        const percent = Math.min(100, Math.max(0, fraction * 100));
+        progress.report({ message, increment: Math.max(0, percent - reported) });
+        reported = Math.max(reported, percent);
+      };
+      token.onCancellationRequested(() => {
+        this.log.info(`[${run.label}] stop requested from the progress notification`);
+        void run.trainer.stop(30_000);
+      });
+      return run.trainer.exited;
+    });
+  }
+
   private readonly lastError = new WeakMap<TrainerProcess, string>();
 
-  private handle(run: ActiveRun, label: string, message: TrainerToHostMessage): void {
+  private handle(run: ActiveRun, message: TrainerToHostMessage): void {
+    const { label } = run;
     switch (message.type) {
       case 'run/started':
+        run.stagesStarted++;
+        run.runId = message.runId;
+        run.runDir = message.runDir;
         run.progress = { runId: message.runId, label, stage: message.stage, backend: message.backend, backendReason: message.backendReason, step: 0, maxSteps: message.maxSteps, startedAt: Date.now(), firstStep: 0 };
         this.log.info(`[${label}] ${message.stage} → ${message.runDir} on backend ${message.backend} (${message.backendReason})`);
+        run.reportProgress?.(`${message.stage} starting`, (run.stagesStarted - 1) / run.stageCount);
         this.runs.refresh();
         break;
       case 'run/metrics':
         if (run.progress) {
           const first = run.progress.step === 0 && run.progress.firstStep === 0 ? message.step - 1 : run.progress.firstStep;
           run.progress = { ...run.progress, step: message.step, maxSteps: message.maxSteps, firstStep: first };
+          const stageFraction = message.maxSteps > 0 ? message.step / message.maxSteps : 0;
+          run.reportProgress?.(`${run.progress.stage} ${message.step}/${message.maxSteps}`, (run.stagesStarted - 1 + stageFraction) / run.stageCount);
         }
         break;
       case 'run/finished':
+        this.log.info(`[${label}] ${message.runId} ${message.status}${message.checkpoint ? ` (checkpoint ${message.checkpoint})` : ''}`);
         this.finished.fire({ runId: message.runId, status: message.status });
         this.runs.refresh();
         break;
@@ -90,19 +209,32 @@ export class RunController implements vscode.Disposable {
         this.log.error(`[${label}] ${message.message}`);
         break;
       case 'run/log':
+        logAt(this.log, message.level, `[${label}] ${message.message}`);
+        break;
       case 'trainer/ready':
       case 'trainer/pong':
       case 'trainer/exit':
-        // Logs arrive on stderr too (onOutput); the rest is the supervisor's business.
+      case 'sample/result':
+      case 'sample/error':
+        // The supervisor's business, or the sampler's.
         break;
       default:
         assertNever(message, 'run controller');
     }
     this.render();
+    this.changed.fire();
   }
 
   private render(): void {
     this.statusBar.render([...this.active].flatMap((run) => (run.progress ? [run.progress] : [])));
+  }
+
+  /** Asks one run's trainer to finish its step, checkpoint and exit; false when this window does not run it. */
+  async stop(runId: string): Promise<boolean> {
+    const run = this.activeRun(runId);
+    if (!run) return false;
+    await run.trainer.stop(30_000);
+    return true;
   }
 
   /** Asks every running trainer to finish its step, checkpoint and exit. */
@@ -113,5 +245,21 @@ export class RunController implements vscode.Disposable {
   dispose(): void {
     this.statusBar.dispose();
     this.finished.dispose();
+    this.changed.dispose();
+  }
+}
+
+function logAt(log: vscode.LogOutputChannel, level: LogLevel, line: string): void {
+  switch (level) {
+    case 'debug':
+      return log.debug(line);
+    case 'info':
+      return log.info(line);
+    case 'warn':
+      return log.warn(line);
+    case 'error':
+      return log.error(line);
+    default:
+      assertNever(level, 'log level');
   }
 }

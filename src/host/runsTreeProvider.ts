@@ -1,37 +1,66 @@
 /**
- * The "Runs" view in the RLHF container: one item per run with a status icon and its start time;
- * a run.json that cannot be read shows as an item naming the file and the problem.
+ * The "Runs" view in the RLHF container: one item per run with a status icon, its stage, step of
+ * total and latest key metrics; a run.json that cannot be read shows as an item naming the file and
+ * the problem. It follows the runs folder's watcher and the trainers this window runs.
  */
+import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { formatKeyMetrics, keyMetrics, readRunDetails, type RunDetails } from '../shared/runDetails';
 import type { RunReadProblem, RunStatus, RunSummary } from '../shared/runSummary';
+import type { RunController } from './runController';
 import type { WorkspaceRuns } from './workspaceRuns';
 
-type RunsTreeItem = { readonly kind: 'run'; readonly run: RunSummary } | { readonly kind: 'problem'; readonly problem: RunReadProblem };
+export type RunsTreeItem =
+  | { readonly kind: 'run'; readonly run: RunSummary; readonly runDir: string; readonly details: RunDetails; readonly activeHere: boolean }
+  | { readonly kind: 'problem'; readonly problem: RunReadProblem };
 
 const statusIcons: Record<RunStatus, vscode.ThemeIcon> = {
   created: new vscode.ThemeIcon('circle-outline'),
-  running: new vscode.ThemeIcon('sync~spin'),
+  running: new vscode.ThemeIcon('sync~spin', new vscode.ThemeColor('charts.blue')),
   completed: new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed')),
   failed: new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed')),
-  stopped: new vscode.ThemeIcon('debug-stop'),
+  stopped: new vscode.ThemeIcon('debug-pause', new vscode.ThemeColor('charts.yellow')),
 };
+
+/** "sft · 120/600 · loss/train 2.31 · loss/eval 2.40". */
+export function describeRun(run: RunSummary, details: RunDetails): string {
+  const parts: string[] = [details.stage ?? run.status];
+  if (details.step !== undefined) parts.push(details.maxSteps ? `${details.step}/${details.maxSteps}` : `step ${details.step}`);
+  const metrics = formatKeyMetrics(details.metrics);
+  if (metrics) parts.push(metrics);
+  return parts.join(' · ');
+}
 
 export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
-  private readonly subscription: vscode.Disposable;
+  private readonly subscriptions: vscode.Disposable[];
+  /** The items of the last listing, for tests and commands that look a run up by id. */
+  private latest: RunsTreeItem[] = [];
 
-  constructor(private readonly runs: WorkspaceRuns) {
-    this.subscription = runs.onDidChange(() => this.changed.fire());
+  constructor(
+    private readonly runs: WorkspaceRuns,
+    private readonly controller: RunController,
+  ) {
+    this.subscriptions = [runs.onDidChange(() => this.changed.fire()), controller.onDidChange(() => this.changed.fire())];
+  }
+
+  get items(): readonly RunsTreeItem[] {
+    return this.latest;
   }
 
   async getChildren(element?: RunsTreeItem): Promise<RunsTreeItem[]> {
     if (element) return [];
     const listing = await this.runs.list();
-    return [
-      ...listing.runs.map((run): RunsTreeItem => ({ kind: 'run', run })),
-      ...listing.problems.map((problem): RunsTreeItem => ({ kind: 'problem', problem })),
-    ];
+    const folder = this.runs.folder ?? '';
+    const runs = await Promise.all(
+      listing.runs.map(async (run): Promise<RunsTreeItem> => {
+        const runDir = path.join(folder, run.id);
+        return { kind: 'run', run, runDir, details: await readRunDetails(runDir), activeHere: this.controller.activeRun(run.id) !== undefined };
+      }),
+    );
+    this.latest = [...runs, ...listing.problems.map((problem): RunsTreeItem => ({ kind: 'problem', problem }))];
+    return this.latest;
   }
 
   getTreeItem(element: RunsTreeItem): vscode.TreeItem {
@@ -41,25 +70,38 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
       item.tooltip = `${element.problem.file}: ${element.problem.message}`;
       item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
       item.command = { command: 'vscode.open', title: 'Open run.json', arguments: [vscode.Uri.file(element.problem.file)] };
+      item.contextValue = 'runProblem';
       return item;
     }
-    const { run } = element;
+    const { run, details, runDir, activeHere } = element;
     const item = new vscode.TreeItem(run.name);
     item.id = run.id;
-    item.description = `${run.status} · ${new Date(run.startedAt).toLocaleString()}`;
+    item.description = describeRun(run, details);
+    const metricLines = keyMetrics.filter((key) => key in details.metrics).map((key) => `| ${key} | ${details.metrics[key]} |`);
     item.tooltip = new vscode.MarkdownString(
-      [`**${run.name}** (${run.id})`, `Status: ${run.status}`, `Started: ${run.startedAt}`, run.backend ? `Backend: ${run.backend}` : '', run.error ? `Error: ${run.error}` : '']
+      [
+        `**${run.name}** — ${run.status}${activeHere ? ' (training in this window)' : ''}`,
+        `\`${run.id}\``,
+        details.stage ? `Stage **${details.stage}**${details.step !== undefined ? `, step ${details.step}${details.maxSteps ? ` of ${details.maxSteps}` : ''}` : ''}` : '',
+        `Started ${new Date(run.startedAt).toLocaleString()}${run.endedAt ? `, ended ${new Date(run.endedAt).toLocaleString()}` : ''}`,
+        run.backend ? `Backend: ${run.backend}` : '',
+        details.configFile ? `Config: ${vscode.workspace.asRelativePath(details.configFile)}` : '',
+        run.error ? `Error: ${run.error}` : '',
+        metricLines.length > 0 ? `| metric | latest |\n| --- | --- |\n${metricLines.join('\n')}` : '',
+      ]
         .filter(Boolean)
         .join('\n\n'),
     );
     item.iconPath = statusIcons[run.status];
-    item.contextValue = `run.${run.status}`;
-    item.command = { command: 'rlhf.openDashboard', title: 'Open Dashboard' };
+    // The context menu keys on this: `run.<status>`, plus `.active` when this window trains it and
+    // `.config` when its config file is known (Reveal Config).
+    item.contextValue = ['run', run.status, activeHere ? 'active' : '', details.configFile ? 'config' : ''].filter(Boolean).join('.');
+    item.command = { command: 'rlhf.openDashboard', title: 'Open Dashboard', arguments: [runDir] };
     return item;
   }
 
   dispose(): void {
-    this.subscription.dispose();
+    for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
   }
 }

@@ -1,37 +1,73 @@
 /**
- * The runs of the open workspace: where they live, the current listing, and a change event fed by a
- * file watcher on `<run-id>/run.json`, shared by the Runs view and the dashboard.
+ * The runs of the open workspace: where they live (`rlhf.runsFolder`), the current listing, and a
+ * change event fed by file watchers on every run's `run.json` and `metrics.jsonl`, shared by the Runs
+ * view, the CodeLens and the dashboard.
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { defaultRunsFolder, listRuns, type RunsListing } from '../shared/runsFolder';
+import { listRuns, type RunsListing } from '../shared/runsFolder';
+import { runsFolderOf } from './lensSettings';
+
+/** Trainers append a metrics line per step: refresh at most this often while they do. */
+const refreshIntervalMs = 500;
 
 export class WorkspaceRuns implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
   private readonly disposables: vscode.Disposable[] = [this.changed];
-  private debounce: NodeJS.Timeout | undefined;
+  private watchers: vscode.Disposable[] = [];
+  private pending: NodeJS.Timeout | undefined;
+  private lastFired = 0;
 
   constructor() {
-    const watcher = vscode.workspace.createFileSystemWatcher(`**/${defaultRunsFolder.split(path.sep).join('/')}/*/run.json`);
-    const fire = () => {
-      // Trainers rewrite run.json on every status change; one refresh per burst is enough.
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => this.changed.fire(), 100);
-    };
+    this.watch();
     this.disposables.push(
-      watcher,
-      watcher.onDidCreate(fire),
-      watcher.onDidChange(fire),
-      watcher.onDidDelete(fire),
-      vscode.workspace.onDidChangeWorkspaceFolders(fire),
+      vscode.workspace.onDidChangeWorkspaceFolders(() => {
+        this.watch();
+        this.fire();
+      }),
+      vscode.workspace.onDidChangeConfiguration((event) => {
+        if (!event.affectsConfiguration('rlhf.runsFolder')) return;
+        this.watch();
+        this.fire();
+      }),
     );
+  }
+
+  private watch(): void {
+    for (const watcher of this.watchers) watcher.dispose();
+    this.watchers = [];
+    const folder = this.folder;
+    if (!folder) return;
+    // A RelativePattern on the runs folder: it also works when the folder does not exist yet.
+    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(folder), '*/{run.json,metrics.jsonl}'));
+    // A deleted run folder sends no event for its files on every platform: watch the folders too.
+    const folders = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(folder), '*'), false, true, false);
+    const fire = () => this.fire();
+    this.watchers.push(watcher, folders, watcher.onDidCreate(fire), watcher.onDidChange(fire), watcher.onDidDelete(fire), folders.onDidCreate(fire), folders.onDidDelete(fire));
+  }
+
+  /** One refresh per burst, and at least one every interval while a trainer keeps writing. */
+  private fire(): void {
+    if (this.pending) return;
+    const wait = Math.max(50, refreshIntervalMs - (Date.now() - this.lastFired));
+    this.pending = setTimeout(() => {
+      this.pending = undefined;
+      this.lastFired = Date.now();
+      this.changed.fire();
+    }, wait);
   }
 
   /** The runs folder of the first workspace folder, or undefined when no folder is open. */
   get folder(): string | undefined {
     const root = vscode.workspace.workspaceFolders?.[0];
-    return root ? path.join(root.uri.fsPath, defaultRunsFolder) : undefined;
+    return root ? runsFolderOf(root.uri.fsPath).folder : undefined;
+  }
+
+  /** The directory of a run id in the runs folder. */
+  runDir(runId: string): string | undefined {
+    const folder = this.folder;
+    return folder ? path.join(folder, runId) : undefined;
   }
 
   async list(): Promise<RunsListing> {
@@ -44,7 +80,7 @@ export class WorkspaceRuns implements vscode.Disposable {
   }
 
   dispose(): void {
-    clearTimeout(this.debounce);
-    for (const disposable of this.disposables) disposable.dispose();
+    clearTimeout(this.pending);
+    for (const disposable of [...this.watchers, ...this.disposables]) disposable.dispose();
   }
 }

@@ -85,6 +85,12 @@ export interface StartOptions {
   smokeTestDriver?: boolean;
   /** User settings on top of the quiet defaults, e.g. `{ 'workbench.colorTheme': 'Default Dark Modern' }`. */
   settings?: Record<string, unknown>;
+  /**
+   * Keep Workspace Trust on (code-server's default; tests usually pass --disable-workspace-trust). A
+   * fresh user-data-dir trusts no folder, so the workspace opens in Restricted Mode; the startup
+   * prompt is turned off so nothing asks.
+   */
+  workspaceTrust?: boolean;
 }
 
 export interface CodeServer {
@@ -164,7 +170,8 @@ export async function startCodeServer(options: StartOptions): Promise<CodeServer
   const port = options.port ?? (await freePort());
   const userSettings = join(options.userDataDir, 'User', 'settings.json');
   mkdirSync(dirname(userSettings), { recursive: true });
-  writeFileSync(userSettings, JSON.stringify({ ...quietSettings, ...options.settings }, null, 2));
+  const trustSettings = options.workspaceTrust ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.emptyWindow': false } : {};
+  writeFileSync(userSettings, JSON.stringify({ ...quietSettings, ...trustSettings, ...options.settings }, null, 2));
   mkdirSync(options.extensionsDir, { recursive: true });
 
   const args = [
@@ -173,7 +180,7 @@ export async function startCodeServer(options: StartOptions): Promise<CodeServer
     '--auth', 'none',
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    ...(options.workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     '--config', emptyConfig(options.userDataDir),
     '--user-data-dir', options.userDataDir,

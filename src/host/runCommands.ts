@@ -1,0 +1,186 @@
+/**
+ * The commands that author and manage runs: New Run (from a template), Start, Stop, Resume,
+ * Validate, and the Runs view's context menu (open dashboard, reveal config, delete). Commands take
+ * what their menus pass (a file URI, a Runs view item) or, from the palette, ask.
+ */
+import { existsSync, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { runNamePattern, renderTemplate, runTemplates, type RunTemplate } from '../shared/runTemplates';
+import { checkDocument } from './configDiagnostics';
+import type { ConfigDiagnostics } from './configDiagnostics';
+import type { RunController } from './runController';
+import type { RunsTreeItem, RunsTreeProvider } from './runsTreeProvider';
+import type { WorkspaceRuns } from './workspaceRuns';
+
+type RunItem = Extract<RunsTreeItem, { kind: 'run' }>;
+
+/** Arguments for running New Run without its prompts (automation and tests). */
+export interface NewRunArguments {
+  readonly template: RunTemplate['id'];
+  readonly name: string;
+}
+
+export interface RunCommandsContext {
+  readonly controller: RunController;
+  readonly runs: WorkspaceRuns;
+  readonly tree: RunsTreeProvider;
+  readonly diagnostics: ConfigDiagnostics;
+  readonly log: vscode.LogOutputChannel;
+}
+
+/** A run directory from what a command got: a Runs view item, a path, or nothing (ask). */
+async function runDirOf(context: RunCommandsContext, argument: unknown, placeHolder: string, filter: (item: RunItem) => boolean): Promise<string | undefined> {
+  if (typeof argument === 'string') return argument;
+  if (argument instanceof vscode.Uri) return argument.fsPath;
+  if (typeof argument === 'object' && argument !== null && (argument as RunsTreeItem).kind === 'run') return (argument as RunItem).runDir;
+  await context.tree.getChildren();
+  const candidates = context.tree.items.filter((item): item is RunItem => item.kind === 'run' && filter(item));
+  if (candidates.length === 0) {
+    void vscode.window.showInformationMessage(`No run to pick: ${placeHolder.toLowerCase()}.`);
+    return undefined;
+  }
+  if (candidates.length === 1) return candidates[0].runDir;
+  const picked = await vscode.window.showQuickPick(
+    candidates.map((item) => ({ label: item.run.name, description: item.run.id, detail: `${item.run.status}${item.details.step !== undefined ? ` at step ${item.details.step}` : ''}`, runDir: item.runDir })),
+    { placeHolder },
+  );
+  return picked?.runDir;
+}
+
+/** The active editor's run config, or one picked from the workspace's `*.rlhf.json` files. */
+async function pickConfigFile(): Promise<string | undefined> {
+  const active = vscode.window.activeTextEditor?.document.uri;
+  if (active?.scheme === 'file' && active.fsPath.endsWith('.rlhf.json')) return active.fsPath;
+  const files = await vscode.workspace.findFiles('**/*.rlhf.json', '**/node_modules/**', 200);
+  if (files.length === 0) {
+    void vscode.window.showInformationMessage('No *.rlhf.json run config in this workspace. Make one with "RLHF: New Run".');
+    return undefined;
+  }
+  const picked = await vscode.window.showQuickPick(
+    files.map((file) => ({ label: vscode.workspace.asRelativePath(file), file })),
+    { placeHolder: 'Run config to start' },
+  );
+  return picked?.file.fsPath;
+}
+
+/** New Run: pick a template, name the run, get `<name>.rlhf.json` in the workspace, opened. */
+async function newRun(args?: NewRunArguments): Promise<vscode.Uri | undefined> {
+  const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  if (!root) {
+    void vscode.window.showErrorMessage('Open a folder first: a run config is written into it.');
+    return undefined;
+  }
+  const template = args?.template ?? (await vscode.window.showQuickPick(runTemplates.map((t) => ({ label: t.label, detail: t.detail, id: t.id })), { placeHolder: 'Template of the new run', matchOnDetail: true }))?.id;
+  if (!template) return undefined;
+  const fileOf = (name: string) => path.join(root, `${name}.rlhf.json`);
+  const name =
+    args?.name ??
+    (await vscode.window.showInputBox({
+      title: 'RLHF: New Run',
+      prompt: 'Name of the run (letters, digits, ".", "_" and "-"); the config is written to <name>.rlhf.json in the workspace folder',
+      value: template === 'demo-pipeline' ? 'demo' : `my-${template}`,
+      validateInput: (value) => (!runNamePattern.test(value) ? 'Use letters, digits, ".", "_" and "-", starting with a letter or digit.' : existsSync(fileOf(value)) ? `${value}.rlhf.json exists already; pick another name.` : undefined),
+    }));
+  if (!name) return undefined;
+  const file = fileOf(name);
+  if (existsSync(file)) {
+    void vscode.window.showErrorMessage(`${path.basename(file)} exists already; pick another name.`);
+    return undefined;
+  }
+  await fs.writeFile(file, renderTemplate(template, name), { flag: 'wx' });
+  const uri = vscode.Uri.file(file);
+  await vscode.window.showTextDocument(uri);
+  return uri;
+}
+
+async function validate(context: RunCommandsContext, uri?: vscode.Uri): Promise<boolean> {
+  const target = uri ?? vscode.window.activeTextEditor?.document.uri;
+  if (!target || !target.fsPath.endsWith('.rlhf.json')) {
+    void vscode.window.showInformationMessage('Open a *.rlhf.json run config to validate it.');
+    return false;
+  }
+  const document = await vscode.workspace.openTextDocument(target);
+  context.diagnostics.update(document);
+  const { config, problems } = checkDocument(document);
+  const errors = problems.filter((problem) => problem.severity === 'error');
+  const warnings = problems.length - errors.length;
+  const name = path.basename(target.fsPath);
+  if (config) {
+    const stages = config.stages.map((stage) => stage.name ?? stage.type).join(' → ');
+    void vscode.window.showInformationMessage(`${name} is valid: ${stages}${warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'} in the Problems panel)` : ''}.`);
+    return true;
+  }
+  const first = errors[0];
+  void vscode.window
+    .showErrorMessage(`${name} has ${errors.length} error${errors.length === 1 ? '' : 's'}; the first, line ${first.line}: ${first.message}`, 'Show Problems')
+    .then((choice) => choice && vscode.commands.executeCommand('workbench.actions.view.problems'));
+  return false;
+}
+
+async function deleteRun(context: RunCommandsContext, argument: unknown): Promise<boolean> {
+  const runDir = await runDirOf(context, argument, 'Run to delete', (item) => !item.activeHere);
+  if (!runDir) return false;
+  const runId = path.basename(runDir);
+  if (context.controller.activeRun(runId)) {
+    void vscode.window.showWarningMessage(`Run ${runId} is training; stop it before deleting it.`);
+    return false;
+  }
+  // Only a folder directly inside the runs folder is ever removed.
+  const folder = context.runs.folder;
+  if (!folder || path.dirname(path.resolve(runDir)) !== path.resolve(folder)) {
+    void vscode.window.showErrorMessage(`${runDir} is not a run in this workspace's runs folder; nothing was deleted.`);
+    return false;
+  }
+  const choice = await vscode.window.showWarningMessage(`Delete run ${runId}?`, { modal: true, detail: `Its folder ${vscode.workspace.asRelativePath(runDir)} — run.json, metrics, traces and checkpoints — is removed. This cannot be undone.` }, 'Delete');
+  if (choice !== 'Delete') return false;
+  await fs.rm(runDir, { recursive: true, force: true });
+  context.log.info(`deleted run ${runId} (${runDir})`);
+  context.runs.refresh();
+  return true;
+}
+
+export function registerRunCommands(context: RunCommandsContext): vscode.Disposable[] {
+  const { controller } = context;
+  return [
+    vscode.commands.registerCommand('rlhf.newRun', (args?: NewRunArguments) => newRun(args)),
+    vscode.commands.registerCommand('rlhf.startRun', async (uri?: vscode.Uri) => {
+      const configFile = uri instanceof vscode.Uri ? uri.fsPath : await pickConfigFile();
+      if (!configFile) return undefined;
+      // Unsaved edits are what the user sees and what the diagnostics checked: train those.
+      const open = vscode.workspace.textDocuments.find((document) => document.uri.fsPath === configFile);
+      if (open?.isDirty) await open.save();
+      const trainer = await controller.start(configFile);
+      return trainer?.pid;
+    }),
+    vscode.commands.registerCommand('rlhf.validateConfig', (uri?: vscode.Uri) => validate(context, uri)),
+    vscode.commands.registerCommand('rlhf.stopRun', async (argument?: unknown) => {
+      if (controller.running === 0) {
+        void vscode.window.showInformationMessage('No RLHF run is training in this window.');
+        return false;
+      }
+      const runDir = await runDirOf(context, argument, 'Run to stop', (item) => item.activeHere);
+      return runDir ? controller.stop(path.basename(runDir)) : false;
+    }),
+    vscode.commands.registerCommand('rlhf.resumeRun', async (argument?: unknown) => {
+      const runDir = await runDirOf(context, argument, 'Run to resume', (item) => !item.activeHere && item.run.status !== 'completed');
+      const trainer = runDir ? await controller.resume(runDir) : undefined;
+      return trainer?.pid;
+    }),
+    vscode.commands.registerCommand('rlhf.deleteRun', (argument?: unknown) => deleteRun(context, argument)),
+    vscode.commands.registerCommand('rlhf.openRunDashboard', async (argument?: unknown) => {
+      const runDir = await runDirOf(context, argument, 'Run to open', () => true);
+      if (runDir) await vscode.commands.executeCommand('rlhf.openDashboard', runDir);
+    }),
+    vscode.commands.registerCommand('rlhf.revealRunConfig', async (argument?: unknown) => {
+      const item = typeof argument === 'object' && argument !== null && (argument as RunsTreeItem).kind === 'run' ? (argument as RunItem) : undefined;
+      const configFile = item?.details.configFile;
+      if (!configFile || !existsSync(configFile)) {
+        void vscode.window.showInformationMessage(configFile ? `The config ${configFile} is gone; the run keeps a copy in its run.json ("config").` : 'This run does not record the config file it was started from.');
+        return;
+      }
+      await vscode.window.showTextDocument(vscode.Uri.file(configFile));
+      await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(configFile));
+    }),
+  ];
+}
