@@ -100,7 +100,8 @@ export class RankSession {
       ranking: message.ranking,
       annotator: this.options.annotator,
       time: new Date().toISOString(),
-      source: { kind: set.source.kind, run: set.source.run, step: set.source.step, model: set.source.model } as Judgment['source'],
+      // The judgment is exactly what the file holds: no keys with undefined values.
+      source: JSON.parse(JSON.stringify({ kind: set.source.kind, run: set.source.run, step: set.source.step, model: set.source.model })) as Judgment['source'],
       ...(message.note ? { note: message.note } : {}),
       ...(message.confidence !== undefined ? { confidence: message.confidence } : {}),
       shown_order: set.shownOrder,

@@ -196,6 +196,7 @@ test('K = 2 opens in pairwise mode: A better / B better / tie by button or key, 
   try {
     assert.equal(await view.page.locator('#pairwise-toggle').isChecked(), true);
     assert.equal(await view.page.locator('#buckets').count(), 0);
+    await view.page.screenshot({ path: path.join(screenshotDir, 'webview-rank-pairwise.png') });
     await view.page.keyboard.press('b'); // B is index 0
     assert.deepEqual(await lastPosted(view), { type: 'rank/submit', setId: 'pair-1', ranking: [[0], [1]] });
     await sendNextSet(view, { ...pairSet, set: { ...pairSet.set!, id: 'pair-2' } });
@@ -212,7 +213,6 @@ test('K = 2 opens in pairwise mode: A better / B better / tie by button or key, 
     await view.page.keyboard.press('1');
     await view.page.keyboard.press('Enter');
     assert.deepEqual(await lastPosted(view), { type: 'rank/submit', setId: 'pair-4', ranking: [[0], [1]] });
-    await view.page.screenshot({ path: path.join(screenshotDir, 'webview-rank-pairwise.png') });
     assert.deepEqual(view.errors, []);
   } finally {
     await view.close();

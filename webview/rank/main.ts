@@ -125,7 +125,7 @@ function renderCards(set: RankSetView, current: Draft): HTMLElement {
     const card = element('article', { className: `card${rank !== undefined ? ' ranked' : ''}`, tabIndex: 0 }, [
       element('header', { className: 'card-header', title: 'Drag onto a rank, or focus and press a number key' }, [
         element('span', { className: 'letter' }, [letter(position)]),
-        element('span', { className: 'rank-badge' }, [rank === undefined ? 'unranked' : `#${rank}${tied ? ' (tie)' : ''}`]),
+        ...(current.pairwise ? [] : [element('span', { className: 'rank-badge' }, [rank === undefined ? 'unranked' : `#${rank}${tied ? ' (tie)' : ''}`])]),
         ...(same.length ? [element('span', { className: 'identical', title: 'These completions have exactly the same text' }, [`identical to ${same.map((other) => letter(positionOf(other))).join(', ')}`])] : []),
       ]),
       element('pre', { className: 'text completion' }, [set.completions[index]]),
