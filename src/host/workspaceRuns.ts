@@ -37,12 +37,15 @@ export class WorkspaceRuns implements vscode.Disposable {
   private watch(): void {
     for (const watcher of this.watchers) watcher.dispose();
     this.watchers = [];
+    const root = vscode.workspace.workspaceFolders?.[0];
     const folder = this.folder;
-    if (!folder) return;
-    // A RelativePattern on the runs folder: it also works when the folder does not exist yet.
-    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(folder), '*/{run.json,metrics.jsonl}'));
+    if (!root || !folder) return;
+    // Patterns relative to the workspace folder, which exists, so VS Code's workspace watcher serves
+    // them even before the first run creates the runs folder.
+    const runs = path.relative(root.uri.fsPath, folder).split(path.sep).join('/');
+    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(root, `${runs}/*/{run.json,metrics.jsonl}`));
     // A deleted run folder sends no event for its files on every platform: watch the folders too.
-    const folders = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(folder), '*'), false, true, false);
+    const folders = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(root, `${runs}/*`), false, true, false);
     const fire = () => this.fire();
     this.watchers.push(watcher, folders, watcher.onDidCreate(fire), watcher.onDidChange(fire), watcher.onDidDelete(fire), folders.onDidCreate(fire), folders.onDidDelete(fire));
   }
