@@ -110,7 +110,7 @@ export function fixtureMetrics(steps = 24): MetricPoint[] {
       step,
       time: 1_795_000_000 + step,
       episode: step * 8,
-      'objective/kl': 0.05 * step * (1 + 0.1 * Math.sin(step)),
+      'objective/kl': 0.1 * step * (1 + 0.1 * Math.sin(step)),
       'objective/entropy': 60 * Math.exp(-step / 8),
       'objective/scores': 0.02 * step + 0.01 * Math.sin(3 * step),
       'oracle/score': 0.3 - 0.015 * step + 0.005 * Math.cos(2 * step),

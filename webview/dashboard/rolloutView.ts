@@ -175,7 +175,8 @@ export class RolloutView {
       const step = this.steps[Number(slider.value)];
       stepLabel.textContent = `Step ${step} (${Number(slider.value) + 1} of ${this.steps.length})`;
       this.followLatest = Number(slider.value) === this.steps.length - 1 && this.followLatest;
-      (document.getElementById('follow-latest') as HTMLInputElement | null)?.toggleAttribute('checked', this.followLatest);
+      const follow = document.getElementById('follow-latest') as HTMLInputElement | null;
+      if (follow) follow.checked = this.followLatest;
       this.request(step);
     });
     const follow = labelledInput('follow-latest', 'Follow latest', { type: 'checkbox', checked: this.followLatest }, (input) => {

@@ -21,8 +21,11 @@ export class VirtualList {
   private heights: Float64Array;
   private offsets: Float64Array;
   private readonly rendered = new Map<number, HTMLElement>();
+  /** 1 where heights[i] is a measurement, not an estimate. */
+  private measured: Uint8Array;
   private frame = 0;
   private active = 0;
+  private width = 0;
 
   constructor(private readonly options: VirtualListOptions) {
     this.viewport = document.createElement('div');
@@ -32,6 +35,7 @@ export class VirtualList {
     this.spacer.className = 'virtual-spacer';
     this.viewport.append(this.spacer);
     this.heights = Float64Array.from({ length: options.count }, (_, i) => options.estimateHeight(i));
+    this.measured = new Uint8Array(options.count);
     this.offsets = new Float64Array(options.count + 1);
     this.recomputeOffsets();
     this.viewport.addEventListener('scroll', () => this.schedule());
@@ -40,7 +44,14 @@ export class VirtualList {
       const row = (event.target as HTMLElement).closest<HTMLElement>('[data-index]');
       if (row) options.onActivate?.(Number(row.dataset.index));
     });
-    new ResizeObserver(() => this.schedule()).observe(this.viewport);
+    // A new width rewraps every row: measure again as rows are drawn.
+    new ResizeObserver(() => {
+      if (this.viewport.clientWidth !== this.width) {
+        this.width = this.viewport.clientWidth;
+        this.measured.fill(0);
+      }
+      this.schedule();
+    }).observe(this.viewport);
   }
 
   /** The row in the tab order. */
@@ -100,7 +111,6 @@ export class VirtualList {
           this.rendered.delete(index);
         }
       }
-      const added: number[] = [];
       for (let i = first; i <= last; i++) {
         if (this.rendered.has(i)) continue;
         const row = this.options.renderRow(i);
@@ -113,13 +123,16 @@ export class VirtualList {
         row.style.top = `${this.offsets[i]}px`;
         this.viewport.append(row);
         this.rendered.set(i, row);
-        added.push(i);
       }
+      // Rows drawn while the list was hidden (another tab) measure 0: they are measured when shown.
       let changed = false;
-      for (const i of added) {
-        const measured = this.rendered.get(i)?.offsetHeight ?? this.heights[i];
-        if (measured > 0 && Math.abs(measured - this.heights[i]) > 0.5) {
-          this.heights[i] = measured;
+      for (const [i, row] of this.rendered) {
+        if (this.measured[i]) continue;
+        const height = row.offsetHeight;
+        if (height === 0) continue;
+        this.measured[i] = 1;
+        if (Math.abs(height - this.heights[i]) > 0.5) {
+          this.heights[i] = height;
           changed = true;
         }
       }

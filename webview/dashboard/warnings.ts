@@ -53,7 +53,7 @@ function slope(values: readonly number[]): number {
 const fmt = (value: number) => Number(value.toPrecision(3)).toString();
 
 export interface WarningThresholds {
-  /** KL (nats) must grow by at least this much and at least double between the windows. */
+  /** KL (nats) must grow by at least this much, and by half, between two consecutive windows. */
   readonly klIncrease: number;
   /** Entropy below this fraction of the first window's. */
   readonly entropyFraction: number;
@@ -71,7 +71,7 @@ export function detectWarnings(points: readonly MetricPoint[], thresholds: Warni
     const w = windowFor(kl.values.length);
     const before = mean(kl.values.slice(-2 * w, -w));
     const now = mean(kl.values.slice(-w));
-    if (now - before >= thresholds.klIncrease && now >= 2 * Math.max(before, 0.05)) {
+    if (now - before >= thresholds.klIncrease && now >= 1.5 * Math.max(before, 0.05)) {
       warnings.push({ kind: 'kl-rising', title: 'KL is rising fast', detail: `objective/kl rose from ${fmt(before)} to ${fmt(now)} nats (means of ${w} steps): the policy is moving away from the reference quickly. Consider a larger init_kl_coef, adaptive KL control, or a lower learning rate.`, step: kl.steps.at(-1) as number, metrics: ['objective/kl'] });
     }
   }
