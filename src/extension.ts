@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { openDashboardCommand } from './host/dashboardPanel';
+import { exportModelCommand } from './host/exportModelCommand';
 import { ConfigCodeLens } from './host/configCodeLens';
 import { ConfigDiagnostics, configSelector } from './host/configDiagnostics';
 import { registerRunCommands } from './host/runCommands';
@@ -51,6 +52,7 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     // Optional argument: a run directory (path string, Uri or tree item); without one, a quick pick.
     vscode.commands.registerCommand('rlhf.openDashboard', openDashboardCommand(context.extensionUri, runs, log)),
     vscode.commands.registerCommand('rlhf.refreshRuns', () => runs.refresh()),
+    vscode.commands.registerCommand('rlhf.exportOnnx', exportModelCommand(path.join(context.extensionPath, 'dist', 'trainer.js'), log)),
     { dispose: () => void trainers.dispose() },
   );
 

@@ -178,7 +178,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
         'top-p': { type: 'string', default: '1' },
         'max-new-tokens': { type: 'string', default: '32' },
         seed: { type: 'string', default: '0' },
-        name: { type: 'string', default: 'inspect' },
+        name: { type: 'string', default: 'onnx' },
         'runs-dir': { type: 'string', default: defaultRunsFolder },
       },
     });
