@@ -74,7 +74,8 @@ export class PromptHistoryView {
         });
         const oracle = entry.oracleScore === null ? '' : ` · oracle ${formatNumber(entry.oracleScore)}`;
         const column = element('article', { className: 'history-entry' }, [element('h3', {}, [`Step ${entry.step}`]), element('p', { className: 'muted' }, [`sample ${entry.sample} · score ${formatNumber(entry.score)}${oracle}`]), text]);
-        column.setAttribute('aria-label', `Step ${entry.step}, score ${formatNumber(entry.score)}${oracle}: ${entry.tokens.join('')}`);
+        const spokenOracle = entry.oracleScore === null ? '' : `, oracle ${formatNumber(entry.oracleScore)}`;
+        column.setAttribute('aria-label', `Step ${entry.step}, score ${formatNumber(entry.score)}${spokenOracle}: ${entry.tokens.join('')}`);
         column.tabIndex = 0;
         return column;
       }),
