@@ -1,0 +1,51 @@
+/**
+ * Completions from a transformers.js-style ONNX folder (a user's export or ours), for the Rank view's
+ * sampler: the folder's tokenizer.json and config.json's special-token ids, sampled on
+ * onnxruntime-node with the KV cache when the graph has one.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { BpeTokenizer } from '../tokenizer';
+import { OnnxCausalLm } from './onnxCausalLm';
+import { generateOnnx } from './onnxSampler';
+import type { SampledSequence, SamplingOptions } from '../sampling/sampler';
+
+/** True for a folder with `onnx/model.onnx` and `config.json`. */
+export function isOnnxFolder(dir: string): boolean {
+  return existsSync(path.join(dir, 'onnx', 'model.onnx')) && existsSync(path.join(dir, 'config.json'));
+}
+
+export class OnnxCompletionSource {
+  private constructor(
+    readonly dir: string,
+    readonly model: OnnxCausalLm,
+    readonly tokenizer: BpeTokenizer,
+    private readonly ids: { bos: number; eos: number; pad: number },
+  ) {}
+
+  static async load(dir: string): Promise<OnnxCompletionSource> {
+    const tokenizer = await BpeTokenizer.load(dir);
+    const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const id = (key: string, fallback: number) => (typeof config[key] === 'number' ? (config[key] as number) : fallback);
+    const model = await OnnxCausalLm.fromFolder(dir);
+    return new OnnxCompletionSource(dir, model, tokenizer, { bos: id('bos_token_id', tokenizer.bosId), eos: id('eos_token_id', tokenizer.eosId), pad: id('pad_token_id', tokenizer.padId) });
+  }
+
+  /** `count` completions of one prompt (BOS + the prompt's tokens), sampled in one batch. */
+  async complete(prompt: string, count: number, options: Omit<SamplingOptions, 'eos_token_id' | 'pad_token_id'> & { stopAtEos?: boolean }): Promise<{ sequences: SampledSequence[]; texts: string[] }> {
+    const promptIds = [this.ids.bos, ...this.tokenizer.encode(prompt)];
+    const room = this.model.info.maxPositions - promptIds.length;
+    if (room < 1) throw new Error(`The prompt is ${promptIds.length} tokens; the model's context is ${this.model.info.maxPositions}. Shorten the prompt.`);
+    const sequences = await generateOnnx(this.model, Array.from({ length: count }, () => promptIds), {
+      ...options,
+      max_new_tokens: Math.min(options.max_new_tokens, room),
+      eos_token_id: options.stopAtEos === false ? undefined : this.ids.eos,
+      pad_token_id: this.ids.pad,
+    });
+    return { sequences, texts: sequences.map((sequence) => this.tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })) };
+  }
+
+  async release(): Promise<void> {
+    await this.model.release();
+  }
+}
