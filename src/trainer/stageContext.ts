@@ -44,6 +44,15 @@ export interface StageResult {
 }
 
 /** A loss, gradient or reward that is not a finite number: the run stops, keeping its last good checkpoint. */
+/**
+ * Gives the event loop a turn between steps. tfjs's `data()` on the wasm and cpu backends resolves
+ * as a microtask, so a loop of steps never lets IPC messages or signals in: without this, a stop
+ * request from the editor (or Ctrl+C) waits until the stage ends.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export class NonFiniteError extends Error {
   constructor(
     readonly quantity: string,

@@ -32,7 +32,7 @@ import type { RunJsonFields } from '../run/runDirectory';
 import { writeTrace } from '../run/traceWriter';
 import { generate } from '../sampling/sampler';
 import { batchIndices, splitExamples } from '../sft/sftData';
-import { assertFinite, type StageContext, type StageResult } from '../stageContext';
+import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
 
 /** Pairs (2 × this many sequences) per forward when only reading log-probabilities. */
@@ -417,6 +417,7 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
     let lastMetrics: Record<string, number> = {};
     let lastCheckpoint = resumeFrom?.dir ?? '';
     for (let step = startStep; step < totalSteps; step++) {
+      await yieldToEventLoop();
       if (context.shouldStop?.()) {
         lastCheckpoint = await checkpoint(step);
         log('info', `stopped at step ${step} on request; checkpoint ${lastCheckpoint}`);

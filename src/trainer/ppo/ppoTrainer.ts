@@ -21,7 +21,7 @@ import { loadModel } from '../rl/loadModel';
 import { buildSequenceBatch, sequenceLogprobs, sequenceTensors } from '../rl/sequences';
 import { writeTrace } from '../run/traceWriter';
 import { batchIndices, loadSftExamples, makeBatch, tokenizeExample, type TokenizedExample } from '../sft/sftData';
-import { assertFinite, type StageContext, type StageResult } from '../stageContext';
+import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
 import { KlController } from './klController';
 import { maskedMeanTensor, ppoPolicyLossTensor, ppoValueLossTensor } from './ppoLosses';
@@ -114,6 +114,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
     const stageStarted = performance.now();
 
     for (let step = startStep; step < totalSteps; step++) {
+      await yieldToEventLoop();
       if (context.shouldStop?.()) {
         lastCheckpoint = await checkpoint(step);
         log('info', `stopped at step ${step} on request; checkpoint ${lastCheckpoint}`);

@@ -14,7 +14,7 @@ import { sentimentScore } from '../data/sentimentOracle';
 import { loadModel } from '../rl/loadModel';
 import { appendJsonLine } from '../run/atomicWrite';
 import { generate } from '../sampling/sampler';
-import type { StageContext, StageResult } from '../stageContext';
+import { yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import { simulatedRanking } from './simulatedAnnotator';
 
 /** Prompts per generation batch (× K completions each). */
@@ -48,6 +48,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
     if (context.resume) run.truncateMetricsAfter(firstBatch);
     let lastMetrics: Record<string, number> = {};
     for (let batch = firstBatch; batch < batches; batch++) {
+      await yieldToEventLoop();
       if (context.shouldStop?.()) {
         log('info', `stopped after ${batch * promptsPerBatch} judgments on request`);
         return { status: 'stopped', step: batch, outputs: { preferences: file }, lastMetrics };

@@ -13,7 +13,7 @@ import { tf, type Tensor } from '../engine/tfRuntime';
 import { Gpt } from '../model/gpt';
 import { AdamW, clipByGlobalNorm } from '../optim/adamW';
 import { learningRateAt } from '../optim/schedule';
-import { NonFiniteError, type StageContext, type StageResult } from '../stageContext';
+import { NonFiniteError, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import { BpeTokenizer, trainBpe } from '../tokenizer';
 import { batchIndices, loadSftExamples, makeBatch, splitExamples, tokenizeExample, type SftBatch, type TokenizedExample } from './sftData';
 
@@ -136,6 +136,7 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
 
     // 4. Train
     for (let step = startStep; step < stage.max_steps; step++) {
+      await yieldToEventLoop();
       if (context.shouldStop?.()) {
         lastCheckpoint = await checkpoint(step);
         log('info', `stopped at step ${step} on request; checkpoint ${lastCheckpoint}`);
