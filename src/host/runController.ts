@@ -149,7 +149,10 @@ export class RunController implements vscode.Disposable {
       this.active.delete(run);
       this.render();
       this.changed.fire();
-      if (!exit.crashed && exit.code !== 0) {
+      if (exit.requested && exit.signal) {
+        // Asked to stop, it did not finish its step in time: the last checkpoint is what resumes.
+        void vscode.window.showWarningMessage(`Run "${run.label}" did not stop within 30 s and was killed; Resume Run continues from its last checkpoint.`);
+      } else if (!exit.crashed && exit.code !== 0) {
         if (exit.stderrTail) this.log.error(`[${run.label}] ${exit.description}. Its last output:\n${exit.stderrTail}`);
         void vscode.window.showErrorMessage(`Run "${run.label}" failed: ${this.lastError.get(trainer) ?? exit.description}`, 'Show Log').then((choice) => choice && this.log.show());
       }
