@@ -15,7 +15,19 @@ import type { CheckpointSampler } from './checkpointSampler';
 export type RankSourceSpec =
   | { readonly kind: 'jsonl'; readonly file: string }
   | { readonly kind: 'trace'; readonly file: string }
-  | { readonly kind: 'checkpoint'; readonly checkpoint: string; readonly prompts: readonly string[]; readonly k: number; readonly temperature: number; readonly maxNewTokens: number; readonly topP: number; readonly stopAtEos?: boolean };
+  | ({ readonly kind: 'checkpoint'; readonly checkpoint: string } & SamplingSpec)
+  /** A transformers.js-style folder (config.json, tokenizer.json, onnx/model.onnx), sampled on onnxruntime-node. */
+  | ({ readonly kind: 'onnx'; readonly folder: string } & SamplingSpec);
+
+export interface SamplingSpec {
+  readonly prompts: readonly string[];
+  readonly k: number;
+  readonly temperature: number;
+  readonly maxNewTokens: number;
+  readonly topP: number;
+  /** false: always write maxNewTokens tokens (benchmarks). */
+  readonly stopAtEos?: boolean;
+}
 
 export interface RankSource {
   readonly label: string;
@@ -114,7 +126,8 @@ class CheckpointSource implements RankSource {
 
   constructor(
     readonly label: string,
-    private readonly spec: Extract<RankSourceSpec, { kind: 'checkpoint' }>,
+    /** `model`: a checkpoint folder or an ONNX folder; the serving trainer tells them apart. */
+    private readonly spec: SamplingSpec & { readonly model: string },
     private readonly sampler: CheckpointSampler,
     private readonly source: Omit<RankSetSource, 'label'>,
     private readonly random: Random,
@@ -135,7 +148,7 @@ class CheckpointSource implements RankSource {
   private async sampleOne(): Promise<RankSet> {
     const n = this.counter++;
     const prompt = this.spec.prompts[n % this.spec.prompts.length];
-    const result = await this.sampler.sample({ checkpoint: this.spec.checkpoint, prompt, numSamples: this.spec.k, temperature: this.spec.temperature, topP: this.spec.topP, maxNewTokens: this.spec.maxNewTokens, seed: this.random.int(2 ** 31), stopAtEos: this.spec.stopAtEos });
+    const result = await this.sampler.sample({ checkpoint: this.spec.model, prompt, numSamples: this.spec.k, temperature: this.spec.temperature, topP: this.spec.topP, maxNewTokens: this.spec.maxNewTokens, seed: this.random.int(2 ** 31), stopAtEos: this.spec.stopAtEos });
     return makeRankSet(`sample-${Date.now().toString(36)}-${n}`, prompt, result.completions, { ...this.source, label: this.label }, this.random);
   }
 
@@ -181,7 +194,11 @@ export async function openRankSource(spec: RankSourceSpec, done: ReadonlySet<str
     case 'checkpoint': {
       const { run, step } = runAndStepOf(spec.checkpoint);
       const label = `${run ? `run ${run} · ` : ''}${path.basename(spec.checkpoint)} · T ${spec.temperature} · ${spec.maxNewTokens} tokens`;
-      return { source: new CheckpointSource(label, spec, sampler(), { kind: 'checkpoint', run, step, model: spec.checkpoint }, random), problems: [] };
+      return { source: new CheckpointSource(label, { ...spec, model: spec.checkpoint }, sampler(), { kind: 'checkpoint', run, step, model: spec.checkpoint }, random), problems: [] };
+    }
+    case 'onnx': {
+      const label = `ONNX ${path.basename(spec.folder)} · T ${spec.temperature} · ${spec.maxNewTokens} tokens`;
+      return { source: new CheckpointSource(label, { ...spec, model: spec.folder }, sampler(), { kind: 'onnx', model: spec.folder }, random), problems: [] };
     }
     default: {
       const unknown: never = spec;

@@ -13,7 +13,7 @@ import { assertNever, parseRankMessage, type FromRankMessage, type ToRankMessage
 import { CheckpointSampler } from './checkpointSampler';
 import { PreferenceStore, preferenceFileOf, validDatasetName } from './preferenceStore';
 import { RankSession } from './rankSession';
-import { openRankSource, type RankSourceSpec } from './rankSources';
+import { openRankSource, type RankSourceSpec, type SamplingSpec } from './rankSources';
 import type { TrainerSupervisor } from './trainerSupervisor';
 import { renderWebview, webviewOptions, WebviewChannel } from './webviewShell';
 
@@ -221,6 +221,7 @@ async function pickSource(root: string): Promise<RankSourceSpec | undefined> {
     { label: '$(sparkle) Sample from a checkpoint', detail: 'K completions per prompt, sampled now from a run\'s checkpoint', source: 'checkpoint' as const },
     { label: '$(history) Responses of a PPO step', detail: 'the responses in a run\'s traces/step-<n>.arrow, grouped by prompt', source: 'trace' as const },
     { label: '$(file) A JSONL file of prompts and completions', detail: 'one {"prompt": …, "completions": [2 to 8 strings]} per line', source: 'jsonl' as const },
+    { label: '$(package) Sample from an ONNX model folder', detail: 'a transformers.js-style folder: config.json, tokenizer.json, onnx/model.onnx (onnxruntime-node)', source: 'onnx' as const },
   ];
   const kind = (await vscode.window.showQuickPick(kinds, { placeHolder: 'Where do the completions to rank come from?' }))?.source;
   switch (kind) {
@@ -241,23 +242,38 @@ async function pickSource(root: string): Promise<RankSourceSpec | undefined> {
       const checkpoints = runFiles(root, 'checkpoints', /^step-(\d+)$/);
       if (checkpoints.length === 0) return void vscode.window.showInformationMessage('No checkpoint in .rlhf/runs yet: train a run first ("RLHF: Start Run").');
       const picked = await vscode.window.showQuickPick(checkpoints, { placeHolder: 'Checkpoint to sample from' });
-      if (!picked) return undefined;
-      const prompts = await vscode.window.showInputBox({ prompt: 'Prompts to complete, separated by " | "', placeHolder: 'review of the blender: | my take on the film:', validateInput: (value) => (value.trim() ? undefined : 'Type at least one prompt.') });
-      if (!prompts) return undefined;
-      const settings = vscode.workspace.getConfiguration('rlhf.rank');
-      return {
-        kind,
-        checkpoint: picked.file,
-        prompts: prompts.split(' | ').filter((prompt) => prompt.length > 0),
-        k: settings.get<number>('completions', 4),
-        temperature: settings.get<number>('temperature', 1),
-        topP: settings.get<number>('topP', 1),
-        maxNewTokens: settings.get<number>('maxNewTokens', 64),
-      };
+      const sampling = picked && (await askSampling());
+      return sampling && { kind, checkpoint: picked.file, ...sampling };
+    }
+    case 'onnx': {
+      const found = await vscode.workspace.findFiles('**/onnx/model.onnx', '**/node_modules/**', 200);
+      const folders = found.map((uri) => path.dirname(path.dirname(uri.fsPath))).filter((folder) => existsSync(path.join(folder, 'config.json')));
+      const browse = { label: '$(folder-opened) Browse…', folder: '' };
+      const picked = await vscode.window.showQuickPick([...folders.map((folder) => ({ label: vscode.workspace.asRelativePath(folder), folder })), browse], { placeHolder: 'ONNX model folder (config.json, tokenizer.json, onnx/model.onnx)' });
+      let folder = picked?.folder;
+      if (picked === browse) folder = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Sample from this model' }))?.[0]?.fsPath;
+      if (!folder) return undefined;
+      if (!existsSync(path.join(folder, 'onnx', 'model.onnx'))) return void vscode.window.showErrorMessage(`${folder} has no onnx/model.onnx: pick a transformers.js-style folder (config.json, tokenizer.json, onnx/model.onnx).`);
+      const sampling = await askSampling();
+      return sampling && { kind, folder, ...sampling };
     }
     default:
       return assertNever(kind, 'rank source');
   }
+}
+
+/** Prompts from the user; K, temperature, top-p and length from the rlhf.rank settings. */
+async function askSampling(): Promise<SamplingSpec | undefined> {
+  const prompts = await vscode.window.showInputBox({ prompt: 'Prompts to complete, separated by " | "', placeHolder: 'review of the blender: | my take on the film:', validateInput: (value) => (value.trim() ? undefined : 'Type at least one prompt.') });
+  if (!prompts) return undefined;
+  const settings = vscode.workspace.getConfiguration('rlhf.rank');
+  return {
+    prompts: prompts.split(' | ').filter((prompt) => prompt.length > 0),
+    k: settings.get<number>('completions', 4),
+    temperature: settings.get<number>('temperature', 1),
+    topP: settings.get<number>('topP', 1),
+    maxNewTokens: settings.get<number>('maxNewTokens', 64),
+  };
 }
 
 async function pickDataset(last: string | undefined): Promise<string | undefined> {

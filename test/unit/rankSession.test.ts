@@ -67,12 +67,12 @@ test('JSONL sets: bad lines are reported as file:line with the field; a submitte
   assert.equal(state.status, '2 more after this one');
 
   const written = await session.submit({ type: 'rank/submit', setId: state.set!.id, ranking: [[0, 3], [2], [1]], note: 'leaks is worst', confidence: 0.5 });
-  const lines = readFileSync(store.file, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const lines: Record<string, unknown>[] = readFileSync(store.file, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
   assert.equal(lines.length, 1, 'the line is there the moment submit resolves');
-  assert.deepEqual(lines[0], written);
   assert.deepEqual(Object.keys(lines[0]).sort(), ['annotator', 'completions', 'confidence', 'id', 'note', 'prompt', 'ranking', 'shown_order', 'source', 'time']);
   assert.deepEqual(lines[0].shown_order, state.set!.shownOrder);
   assert.deepEqual(lines[0].source, { kind: 'jsonl', model: file });
+  assert.deepEqual(lines[0], written);
   assert.equal(session.state().judgments, 1);
   assert.equal(session.state().set?.prompt, 'review of the film:');
 });
