@@ -20,6 +20,8 @@ export interface RankSessionOptions {
   /** Sets skipped earlier (persisted by the view), so a reloaded window does not show them again. */
   readonly skipped?: Iterable<string>;
   readonly onSkipped?: (keys: readonly string[]) => void;
+  /** The judgment is on disk (fsynced): called before the next set is fetched, which may take a while. */
+  readonly onSaved?: (judgment: Judgment, judgments: number) => void;
 }
 
 export class RankSession {
@@ -112,6 +114,7 @@ export class RankSession {
     const read = await this.options.store.read();
     this.judgments = read.judgments.length;
     this.checkCycle(read.judgments, judgment.prompt);
+    this.options.onSaved?.(judgment, this.judgments);
     await this.advance();
     return judgment;
   }

@@ -40,6 +40,8 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
   private sampler: CheckpointSampler | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   private restored: Promise<void> | undefined;
+  /** The set of the submit in progress, for its `rank/saved`. */
+  private savedSetId: string | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -117,6 +119,7 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
       annotator: annotatorName(),
       skipped,
       onSkipped: (keys) => void this.saveSession({ dataset, spec, skipped: keys }),
+      onSaved: (judgment, judgments) => this.channel?.post({ type: 'rank/saved', setId: this.savedSetId ?? '', judgmentId: judgment.id, judgments }),
     });
     this.session = session;
     session.onDidChange((state) => this.channel?.post(state));
@@ -156,11 +159,10 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
         case 'rank/chooseSource':
           await vscode.commands.executeCommand('rlhf.rankCompletions');
           break;
-        case 'rank/submit': {
-          const judgment = await session?.submit(message);
-          if (judgment && session) this.channel?.post({ type: 'rank/saved', setId: message.setId, judgmentId: judgment.id, judgments: session.state().judgments });
+        case 'rank/submit':
+          this.savedSetId = message.setId;
+          await session?.submit(message);
           break;
-        }
         case 'rank/skip':
           await session?.skip(message.setId);
           break;

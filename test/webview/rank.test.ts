@@ -182,9 +182,9 @@ test('dragging completions onto ranks ranks them (two on one rank tie); note and
     // The host confirms and sends the next set: the counter and a "saved" line follow.
     await sendNextSet(view, { ...fourSet, judgments: 13, set: { ...fourSet.set!, id: 'set-2' } });
     await view.send({ type: 'rank/saved', setId: 'set-1', judgmentId: 'j-13', judgments: 13 });
-    await view.page.locator('#status', { hasText: 'Saved' }).waitFor();
+    await view.page.locator('#saved', { hasText: 'Saved' }).waitFor();
     assert.equal(await view.page.locator('#counter').textContent(), '13 judgments in reviews');
-    assert.match((await view.page.locator('#status').textContent()) ?? '', /Saved \(13 judgments\)/);
+    assert.equal(await view.page.locator('#saved').textContent(), 'Saved (13 judgments).');
     assert.deepEqual(await view.page.locator('.card .rank-badge').allTextContents(), ['unranked', 'unranked', 'unranked', 'unranked'], 'a new set starts unranked');
   } finally {
     await view.close();

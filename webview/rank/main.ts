@@ -26,6 +26,8 @@ let state: RankStateMessage | undefined;
 let draft: Draft | undefined;
 let saving = false;
 let flash = '';
+/** The last confirmation from the host that a judgment is on disk. */
+let savedNote = '';
 
 function element<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, children: (Node | string)[] = []): HTMLElementTagNameMap[K] {
   const node = Object.assign(document.createElement(tag), props);
@@ -64,7 +66,7 @@ function render(): void {
   ]);
   const body: Node[] = [header];
   const status = flash || (saving ? 'Saving…' : state.status);
-  body.push(element('p', { id: 'status', className: state.busy || saving ? 'busy' : 'muted' }, [status]));
+  body.push(element('p', { id: 'status', className: state.busy || saving ? 'busy' : 'muted' }, [status, ...(savedNote ? [element('span', { id: 'saved' }, [savedNote])] : [])]));
   if (state.warnings.length > 0) body.push(element('ul', { id: 'warnings' }, state.warnings.map((warning) => element('li', { className: 'warning' }, [warning]))));
 
   const set = state.set;
@@ -282,8 +284,10 @@ host.listen((message) => {
       render();
       break;
     case 'rank/saved':
-      flash = `Saved (${message.judgments} judgment${message.judgments === 1 ? '' : 's'}).`;
-      if (state) state = { ...state, judgments: message.judgments };
+      // On disk: the set is done with, even if the next one is still being sampled.
+      saving = false;
+      savedNote = `Saved (${message.judgments} judgment${message.judgments === 1 ? '' : 's'}).`;
+      if (state) state = { ...state, judgments: message.judgments, set: state.set?.id === message.setId ? undefined : state.set };
       render();
       break;
     default:
