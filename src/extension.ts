@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { openDashboardCommand } from './host/dashboardPanel';
 import { exportModelCommand } from './host/exportModelCommand';
+import { RankView } from './host/rankView';
 import { ConfigCodeLens } from './host/configCodeLens';
 import { ConfigDiagnostics, configSelector } from './host/configDiagnostics';
 import { registerRunCommands } from './host/runCommands';
@@ -20,6 +21,8 @@ export interface RlhfLensApi {
   readonly runs: RunController;
   /** The Runs view's data (its latest items), for tests. */
   readonly runsTree: RunsTreeProvider;
+  /** The Rank view (its session, for tests). */
+  readonly rank: RankView;
   /** The text of the last error notification the extension showed, for tests to read. */
   readonly lastErrorMessage: () => string | undefined;
 }
@@ -56,6 +59,14 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     { dispose: () => void trainers.dispose() },
   );
 
+  const rankView = new RankView(context, trainers, log);
+  context.subscriptions.push(
+    rankView,
+    vscode.window.registerWebviewViewProvider(RankView.viewType, rankView),
+    vscode.commands.registerCommand('rlhf.rankCompletions', (args?: Parameters<RankView['rankCompletions']>[0]) => rankView.rankCompletions(args)),
+    vscode.commands.registerCommand('rlhf.exportPreferences', (dataset?: string) => rankView.exportPreferences(typeof dataset === 'string' ? dataset : undefined)),
+  );
+
   trainers.onDidExit((exit) => log.info(exit.description));
   trainers.onDidCrash((exit) => {
     lastErrorMessage = `${exit.description}.`;
@@ -65,7 +76,7 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     });
   });
 
-  return { supervisor: trainers, runs: runController, runsTree, lastErrorMessage: () => lastErrorMessage };
+  return { supervisor: trainers, runs: runController, runsTree, rank: rankView, lastErrorMessage: () => lastErrorMessage };
 }
 
 /** VS Code awaits this: every trainer this window started is stopped before the host exits. */
