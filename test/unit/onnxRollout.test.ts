@@ -46,9 +46,11 @@ async function threeModels(): Promise<{ policy: Gpt; reference: Gpt; reward: Gpt
   return { policy, reference, reward, eosId: tokenizer.eosId, padId: tokenizer.padId, prompts };
 }
 
-test('the ONNX KV-cache sampler draws the tfjs sampler\'s tokens and log-probabilities for the same seed', async () => {
+test('the ONNX sampler, with and without a KV cache, draws the tfjs sampler\'s tokens and log-probabilities for the same seed', async () => {
   const { policy, eosId, padId, prompts } = await threeModels();
   const lm = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), { kvCache: true });
+  // A graph without past_key_values (as some users' exports are) reruns the whole sequence per token.
+  const withoutCache = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), { kvCache: false });
   try {
     for (const warp of [{ temperature: 1, top_k: 0, top_p: 1 }, { temperature: 0.7, top_k: 20, top_p: 0.9 }, { temperature: 0, top_k: 0, top_p: 1 }]) {
       const options: SamplingOptions = { ...warp, max_new_tokens: 16, seed: 11, eos_token_id: eosId, pad_token_id: padId };
@@ -58,9 +60,11 @@ test('the ONNX KV-cache sampler draws the tfjs sampler\'s tokens and log-probabi
       assert.deepEqual(actual.map((s) => s.finishedByEos), expected.map((s) => s.finishedByEos));
       const diff = maxRowDiff(actual.map((s) => s.logprobs), expected.map((s) => s.logprobs));
       assert.ok(diff <= tolerance, `sampling log-probs differ by ${diff}`);
+      const rerun = await generateOnnx(withoutCache, prompts, options);
+      assert.deepEqual(rerun.map((s) => s.tokens), expected.map((s) => s.tokens), `tokens without a KV cache at ${JSON.stringify(warp)}`);
     }
   } finally {
-    await lm.release();
+    await Promise.all([lm.release(), withoutCache.release()]);
   }
 });
 
