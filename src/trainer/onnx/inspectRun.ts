@@ -74,7 +74,8 @@ export async function runInspection(options: InspectOptions, log: (message: stri
       seed: options.seed,
       backend: 'onnxruntime-node',
       backend_reason: 'inspection runs score ONNX models on onnxruntime-node',
-      config: { type: 'inspect', policy: options.policy, reference: options.reference, reward_model: options.reward ?? null, prompts: options.prompts ?? 'demo', batch_size: options.batchSize, steps: options.steps, kl_coef: options.klCoef, kl_estimator: options.klEstimator, ...options.sampling },
+      // Laid out as a config with one stage, as training runs record theirs, so readers find the stage's settings the same way.
+      config: { name: options.name, seed: options.seed, stages: [{ type: 'inspect', policy: options.policy, reference: options.reference, reward_model: options.reward ?? null, prompts: options.prompts ?? 'demo', batch_size: options.batchSize, steps: options.steps, kl_coef: options.klCoef, kl_estimator: options.klEstimator, ...options.sampling }] },
       versions: { node: process.version, 'rlhf-lens': typeof RLHF_LENS_VERSION === 'string' ? RLHF_LENS_VERSION : 'development' },
       max_steps: options.steps,
     });
