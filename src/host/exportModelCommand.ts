@@ -4,6 +4,7 @@
  * one picked from the workspace's runs — and writes a transformers.js-style folder next to the run
  * (`<run>/onnx/step-<n>`). Resolves to that folder, or undefined when cancelled or failed.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { TrainerProcess } from './trainerProcess';
@@ -34,10 +35,18 @@ async function pickCheckpoint(): Promise<string | undefined> {
   return (await vscode.window.showQuickPick(items, { title: 'Export a checkpoint to ONNX', placeHolder: 'Pick a checkpoint' }))?.checkpoint;
 }
 
-/** Where the trainer writes the export: `<run>/onnx/step-<n>` for a run's checkpoint (the CLI's default). */
-function exportDirFor(folder: string): string | undefined {
-  const parent = path.dirname(folder);
-  return path.basename(parent) === 'checkpoints' ? path.join(path.dirname(parent), 'onnx', path.basename(folder)) : undefined;
+/** A run folder stands for its latest checkpoint (as on the command line); anything else is taken as given. */
+function checkpointOf(folder: string): string {
+  const checkpoints = path.join(folder, 'checkpoints');
+  if (existsSync(path.join(folder, 'model.safetensors')) || !existsSync(checkpoints)) return folder;
+  const steps = readdirSync(checkpoints).map((name) => /^step-(\d+)$/.exec(name)).filter((match) => match !== null).map((match) => Number(match[1]));
+  return steps.length > 0 ? path.join(checkpoints, `step-${Math.max(...steps)}`) : folder;
+}
+
+/** Where the export goes, as the CLI's default: `<run>/onnx/step-<n>` for a run's checkpoint, else `<checkpoint>/onnx-export`. */
+function exportDirFor(checkpoint: string): string {
+  const parent = path.dirname(checkpoint);
+  return path.basename(parent) === 'checkpoints' ? path.join(path.dirname(parent), 'onnx', path.basename(checkpoint)) : path.join(checkpoint, 'onnx-export');
 }
 
 export function exportModelCommand(trainerModule: string, log: vscode.LogOutputChannel): (target?: ExportTarget) => Promise<string | undefined> {
@@ -48,15 +57,14 @@ export function exportModelCommand(trainerModule: string, log: vscode.LogOutputC
     }
     const folder = folderOf(target) ?? (await pickCheckpoint());
     if (!folder) return undefined;
-    const out = exportDirFor(folder);
-    const trainer = new TrainerProcess({ modulePath: trainerModule, label: 'export to ONNX', args: ['export', folder, ...(out ? ['--out', out] : [])], cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath });
-    let output = '';
-    trainer.onOutput((chunk) => (output += chunk));
+    const checkpoint = checkpointOf(folder);
+    const written = exportDirFor(checkpoint);
+    const trainer = new TrainerProcess({ modulePath: trainerModule, label: 'export to ONNX', args: ['export', checkpoint, '--out', written], cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath });
+    const output: string[] = [];
+    trainer.onOutput((line) => output.push(line));
     const exit = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Exporting ${path.basename(folder)} to ONNX…` }, () => trainer.exited);
-    // The CLI prints the folder it wrote as a line of its own (stdout; stderr lines may interleave).
-    const written = output.split('\n').map((line) => line.trim()).filter((line) => path.isAbsolute(line)).at(-1) ?? '';
-    if (exit.code !== 0 || !path.isAbsolute(written)) {
-      const reason = output.split('\n').find((line) => line.startsWith('error: '))?.slice('error: '.length) ?? exit.description;
+    if (exit.code !== 0 || !existsSync(path.join(written, 'onnx', 'model.onnx'))) {
+      const reason = output.find((line) => line.startsWith('error: '))?.slice('error: '.length) ?? exit.description;
       log.error(`Export of ${folder} failed: ${reason}\n${exit.stderrTail}`);
       void vscode.window.showErrorMessage(`Could not export ${folder} to ONNX: ${reason}`);
       return undefined;
