@@ -3,7 +3,7 @@
 // the trainer keeps the model loaded. Then a dataset made through the Rank session from those samples
 // trains a reward model with the trainer's reward stage, read as it is (no conversion).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -71,17 +71,18 @@ test('a reward model trains on a dataset ranked in a Rank session from sampled c
   assert.equal(prompts.length, 24);
   const { source } = await openRankSource({ kind: 'checkpoint', checkpoint, prompts, k: 4, temperature: 1.2, topP: 1, maxNewTokens: 24 }, new Set(), () => sampler, new Random(9));
   await session.setSource(source);
-  // Rank as an annotator who likes positive reviews would: by the demo oracle, ties when equal.
+  // Rank as an annotator who likes positive reviews would: by the demo oracle, then (when the oracle
+  // cannot tell) the longer completion first; identical texts tie.
   const judged = 24;
   for (let i = 0; i < judged; i++) {
     const set = session.state().set;
     assert.ok(set, session.state().status);
     const scores = set.completions.map((completion) => sentimentScore(set.prompt + completion));
-    const order = [...scores.keys()].sort((a, b) => scores[b] - scores[a]);
+    const order = [...scores.keys()].sort((a, b) => scores[b] - scores[a] || set.completions[b].length - set.completions[a].length);
     const ranking: number[][] = [];
     for (const index of order) {
       const last = ranking.at(-1);
-      if (last && scores[last[0]] === scores[index]) last.push(index);
+      if (last && set.completions[last[0]] === set.completions[index]) last.push(index);
       else ranking.push([index]);
     }
     await session.submit({ type: 'rank/submit', setId: set.id, ranking });
@@ -93,12 +94,13 @@ test('a reward model trains on a dataset ranked in a Rank session from sampled c
   const config = path.join(dir, 'reward.rlhf.json');
   writeFileSync(config, JSON.stringify({ name: 'panel-reward', seed: 1, backend: 'wasm', stages: [{ type: 'reward', init_from: checkpoint, preferences: store.file, num_train_epochs: 2, per_device_train_batch_size: 4, eval_fraction: 0.2, warmup_steps: 2 }] }));
   const runs = path.join(dir, '.rlhf', 'runs');
-  execFileSync(process.execPath, [trainerEntry, 'train', config, '--runs-dir', runs], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10 * 60_000 });
+  const training = spawnSync(process.execPath, [trainerEntry, 'train', config, '--runs-dir', runs], { encoding: 'utf8', timeout: 10 * 60_000 });
+  assert.equal(training.status, 0, training.stderr);
   const [run] = readdirSync(runs);
   const runJson = JSON.parse(readFileSync(path.join(runs, run, 'run.json'), 'utf8'));
   assert.equal(runJson.status, 'completed');
   const metrics = readFileSync(path.join(runs, run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
-  assert.ok(metrics.length >= 4, `${metrics.length} optimizer steps`);
+  assert.ok(metrics.length >= 4, `${metrics.length} optimizer steps; the trainer said:\n${training.stderr}`);
   assert.ok(metrics.every((m) => Number.isFinite(m['loss/reward'])), 'a finite Bradley–Terry loss every step');
   const checkpoints = readdirSync(path.join(runs, run, 'checkpoints'));
   assert.ok(checkpoints.length >= 1, 'a checkpoint was written');
