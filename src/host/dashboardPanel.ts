@@ -256,12 +256,13 @@ export class DashboardPanel implements vscode.Disposable {
 
 /**
  * `rlhf.openDashboard`'s handler. Its optional argument is a run directory: a path string, a Uri,
- * or an object with `runDir` or `resourceUri` (a tree item). Without one it asks with a quick pick
- * of the workspace's runs (and shows the empty run list when there are none).
+ * or an object with `runDir` or `resourceUri` (a tree item). Without one it opens the run of the file
+ * in the active editor (a run's metrics.jsonl, say), or asks with a quick pick of the workspace's
+ * runs (and shows the empty run list when there are none).
  */
 export function openDashboardCommand(extensionUri: vscode.Uri, runs: WorkspaceRuns, log: vscode.LogOutputChannel) {
   return async (target?: unknown): Promise<DashboardPanel | undefined> => {
-    const given = runDirOf(target);
+    const given = runDirOf(target) ?? runDirOfActiveEditor();
     if (given) return DashboardPanel.show(extensionUri, runs, log, given);
     const listing = await runs.list();
     const folder = runs.folder;
@@ -272,6 +273,14 @@ export function openDashboardCommand(extensionUri: vscode.Uri, runs: WorkspaceRu
     );
     return picked ? DashboardPanel.show(extensionUri, runs, log, picked.runDir) : undefined;
   };
+}
+
+/** The run directory of the file in the active editor (its run.json, metrics.jsonl, a config copy…), if any. */
+function runDirOfActiveEditor(): string | undefined {
+  const uri = vscode.window.activeTextEditor?.document.uri;
+  if (uri?.scheme !== 'file') return undefined;
+  const match = /^(.*[\\/]\.rlhf[\\/]runs[\\/][^\\/]+)[\\/]/.exec(uri.fsPath);
+  return match?.[1];
 }
 
 function runDirOf(target: unknown): string | undefined {
