@@ -100,10 +100,14 @@ test('rank sets by keyboard, by drag and pairwise, reload the window midway, und
   await input.press('Enter');
   await pick(page, 'A JSONL file of prompts and completions');
   await pick(page, 'sets.jsonl');
+  await page.locator('.quick-input-widget', { hasText: 'Preference dataset' }).waitFor({ timeout: 20_000 });
   await input.fill(dataset);
   await input.press('Enter');
 
   let frame = rankFrame(page);
+  // Collapse the Runs view so the Rank view has the side bar's height (cards and ranks both on screen).
+  await frame.locator('#counter').waitFor({ timeout: 30_000 });
+  await page.locator('.part.sidebar .pane-header', { hasText: /^Runs/ }).first().click();
   // 1. Keyboard: focus the first card, 1 2 3 4, Enter.
   assert.equal(await currentPrompt(frame), sets[0].prompt);
   await waitForCounter(frame, 0);
@@ -142,10 +146,13 @@ test('rank sets by keyboard, by drag and pairwise, reload the window midway, und
   await waitForCounter(frame, 2);
 
   // 3. Reload the window midway; the view comes back with the same dataset and the next set.
-  await runCommand(page, 'Developer: Reload Window');
+  await page.reload();
   await waitForWorkbench(page);
-  await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
   frame = rankFrame(page);
+  // The workbench restores the RLHF side bar; open it if it did not.
+  if (!(await frame.locator('#counter').waitFor({ timeout: 20_000 }).then(() => true, () => false))) {
+    await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
+  }
   await waitForCounter(frame, 2);
   assert.equal(await currentPrompt(frame), sets[2].prompt, 'the sets already judged are not shown again');
 
