@@ -74,15 +74,27 @@ test('the Activity Bar has the RLHF container, and it shows the Runs view', asyn
   }
 });
 
-test('"RLHF: Open Dashboard" lists the workspace runs', async () => {
+/** Picks a run in the quick pick "RLHF: Open Dashboard" shows; returns the labels it offered. */
+async function pickRun(page: Page, text: string): Promise<string[]> {
+  const quickPick = page.locator('.quick-input-widget');
+  await quickPick.locator('.monaco-list-row', { hasText: text }).first().waitFor({ timeout: 30_000 });
+  const offered = await quickPick.locator('.monaco-list-row .label-name').allTextContents();
+  await quickPick.locator('.quick-input-box input').fill(text);
+  await quickPick.locator('.monaco-list-row.focused', { hasText: text }).waitFor();
+  await page.keyboard.press('Enter');
+  return offered;
+}
+
+test('"RLHF: Open Dashboard" offers the workspace runs and opens the one picked', async () => {
   const page = await openWorkbench(workspace);
   try {
     await runCommand(page, 'RLHF: Open Dashboard');
+    const offered = await pickRun(page, 'demo-ppo');
+    assert.ok(offered.includes('demo-ppo') && offered.length >= 2, `the fixture's runs are offered: ${offered.join(', ')}`);
     const frame = dashboardFrame(page);
-    const row = frame.locator('#runs tr[data-run-id]', { hasText: 'demo-ppo' });
-    await row.waitFor({ timeout: 30_000 });
-    assert.match(await row.innerText(), /completed/);
-    assert.ok((await frame.locator('#runs tr[data-run-id]').count()) >= 2, 'the fixture has several runs');
+    await frame.locator('#run-name', { hasText: 'demo-ppo' }).waitFor({ timeout: 30_000 });
+    assert.equal(await frame.locator('#run-status').textContent(), 'completed');
+    await frame.locator('#no-metrics').waitFor({ timeout: 15_000 });
     await screenshot(page, 'ui-dashboard');
   } finally {
     await page.close();
@@ -133,7 +145,7 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
   }
 });
 
-test('the dashboard lists the runs of the quick demo (npm run test:demo leaves them in test-results/demo-quick)', async () => {
+test('the dashboard opens a PPO run of the quick demo (npm run test:demo leaves them in test-results/demo-quick)', async () => {
   const demoRuns = join(repoRoot, 'test-results', 'demo-quick', '.rlhf');
   if (!existsSync(demoRuns)) throw new Error(`${demoRuns} is missing: the demo layer (npm run test:demo) writes it and runs before this one`);
   const demoWorkspace = join(temp, 'demo-workspace');
@@ -141,12 +153,15 @@ test('the dashboard lists the runs of the quick demo (npm run test:demo leaves t
   const page = await openWorkbench(demoWorkspace);
   try {
     await runCommand(page, 'RLHF: Open Dashboard');
+    const offered = await pickRun(page, 'ppo-kl0.05');
+    assert.equal(offered.length, 9, `sft, preferences, reward, three PPO and three DPO runs: ${offered.join(', ')}`);
     const frame = dashboardFrame(page);
-    const ppo = frame.locator('#runs tr[data-run-id]', { hasText: 'ppo-kl0.05' });
-    await ppo.waitFor({ timeout: 30_000 });
-    assert.match(await ppo.innerText(), /completed/);
-    assert.equal(await frame.locator('#runs tr[data-run-id]').count(), 9, 'sft, preferences, reward, three PPO and three DPO runs');
+    await frame.locator('#run-status', { hasText: 'completed' }).waitFor({ timeout: 30_000 });
+    await frame.locator('#charts figure[data-metric="objective/kl"] canvas').first().waitFor({ timeout: 30_000 });
     await screenshot(page, 'ui-dashboard-demo');
+    await frame.locator('#tab-rollouts').click();
+    await frame.locator('#samples .sample-row .tok').first().waitFor({ timeout: 30_000 });
+    await screenshot(page, 'ui-dashboard-demo-rollouts');
   } finally {
     await page.close();
   }
