@@ -94,6 +94,9 @@ export function demoConfig(scale: DemoScale, name: string): Record<string, unkno
         num_ppo_epochs: 4,
         learning_rate: scale.ppoLearningRate,
         init_kl_coef: coefficient,
+        // PPO-max's reward scaling: scores divided by their running std, so β weighs the KL penalty
+        // against rewards of unit scale whatever the reward model's scale (a summed score's grows in PPO).
+        use_score_scaling: true,
         max_new_tokens: scale.maxNewTokens,
         eval_steps: 1000,
         num_eval_prompts: 32,
