@@ -74,22 +74,40 @@ test('the Activity Bar has the RLHF container, and it shows the Runs view', asyn
   }
 });
 
-/** Picks a run in the quick pick "RLHF: Open Dashboard" shows; returns the labels it offered. */
-async function pickRun(page: Page, text: string): Promise<string[]> {
-  const quickPick = page.locator('.quick-input-widget');
-  await quickPick.locator('.monaco-list-row', { hasText: text }).first().waitFor({ timeout: 30_000 });
-  const offered = await quickPick.locator('.monaco-list-row .label-name').allTextContents();
-  await quickPick.locator('.quick-input-box input').fill(text);
-  await quickPick.locator('.monaco-list-row.focused', { hasText: text }).waitFor();
-  await page.keyboard.press('Enter');
+/**
+ * Runs "RLHF: Open Dashboard" from the command palette and picks the run whose row shows `text` in
+ * the quick pick it opens (the palette's own widget stays open for it, so the shared `runCommand`,
+ * which waits for the widget to close, does not fit). Returns the run labels it offered.
+ */
+async function openDashboardAndPick(page: Page, text: string): Promise<string[]> {
+  const title = 'RLHF: Open Dashboard';
+  const widget = page.locator('.quick-input-widget');
+  const input = widget.locator('.quick-input-box input');
+  const deadline = Date.now() + 30_000;
+  // Right after the workbench appears the palette may not list extension commands yet: reopen it.
+  for (;;) {
+    await page.keyboard.press('F1');
+    await input.waitFor({ timeout: 30_000 });
+    await input.fill(`>${title}`);
+    if (await widget.locator('.monaco-list-row', { hasText: title }).first().waitFor({ timeout: 3_000 }).then(() => true, () => false)) break;
+    if (Date.now() > deadline) throw new Error(`the command palette has no "${title}"`);
+    await page.keyboard.press('Escape');
+  }
+  await widget.locator('.monaco-list-row.focused', { hasText: title }).first().waitFor();
+  await input.press('Enter');
+  await widget.locator('.monaco-list-row', { hasText: text }).first().waitFor({ timeout: 30_000 });
+  const offered = await widget.locator('.monaco-list-row .label-name').allTextContents();
+  await input.fill(text);
+  await widget.locator('.monaco-list-row.focused', { hasText: text }).waitFor();
+  await input.press('Enter');
+  await widget.waitFor({ state: 'hidden', timeout: 30_000 });
   return offered;
 }
 
 test('"RLHF: Open Dashboard" offers the workspace runs and opens the one picked', async () => {
   const page = await openWorkbench(workspace);
   try {
-    await runCommand(page, 'RLHF: Open Dashboard');
-    const offered = await pickRun(page, 'demo-ppo');
+    const offered = await openDashboardAndPick(page, 'demo-ppo');
     assert.ok(offered.includes('demo-ppo') && offered.length >= 2, `the fixture's runs are offered: ${offered.join(', ')}`);
     const frame = dashboardFrame(page);
     await frame.locator('#run-name', { hasText: 'demo-ppo' }).waitFor({ timeout: 30_000 });
@@ -152,8 +170,7 @@ test('the dashboard opens a PPO run of the quick demo (npm run test:demo leaves 
   cpSync(demoRuns, join(demoWorkspace, '.rlhf'), { recursive: true });
   const page = await openWorkbench(demoWorkspace);
   try {
-    await runCommand(page, 'RLHF: Open Dashboard');
-    const offered = await pickRun(page, 'ppo-kl0.05');
+    const offered = await openDashboardAndPick(page, 'ppo-kl0.05');
     assert.equal(offered.length, 9, `sft, preferences, reward, three PPO and three DPO runs: ${offered.join(', ')}`);
     const frame = dashboardFrame(page);
     await frame.locator('#run-status', { hasText: 'completed' }).waitFor({ timeout: 30_000 });
