@@ -92,11 +92,17 @@ test('rank sets by keyboard, by drag and pairwise, reload the window midway, und
   /** What the file must hold at the end: prompt → ranking of completion indices. */
   const expected = new Map<string, number[][]>();
 
-  // Choose the source and the dataset through the quick input.
-  await page.keyboard.press('F1');
+  // Choose the source and the dataset through the quick input. Right after the workbench appears the
+  // palette may not list the extension's commands yet: reopen it until it does.
   const input = page.locator('.quick-input-widget .quick-input-box input');
-  await input.fill('>RLHF: Rank Completions');
-  await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: 'RLHF: Rank Completions' }).waitFor({ timeout: 30_000 });
+  for (let attempt = 0; ; attempt++) {
+    await page.keyboard.press('F1');
+    await input.fill('>RLHF: Rank Completions');
+    const found = await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: 'RLHF: Rank Completions' }).waitFor({ timeout: 3_000 }).then(() => true, () => false);
+    if (found) break;
+    if (attempt === 10) throw new Error('the command palette has no "RLHF: Rank Completions"');
+    await page.keyboard.press('Escape');
+  }
   await input.press('Enter');
   await pick(page, 'A JSONL file of prompts and completions');
   await pick(page, 'sets.jsonl');
