@@ -132,6 +132,8 @@ test('the dashboard of a PPO run the trainer wrote shows its metrics, and its to
     const trained = metrics.filter((point) => typeof point['objective/kl'] === 'number');
     assert.equal(await kl.getAttribute('aria-label'), `objective/kl: ${trained.length} points, latest ${formatNumber(last['objective/kl'])} at step ${last.step}`);
     for (const metric of ['objective/scores', 'oracle/score', 'policy/clipfrac_avg', 'loss/value_avg']) assert.equal(await frame.locator(`#charts figure[data-metric="${metric}"]`).count(), 1, metric);
+    const comparable = await frame.locator('#compare label').allTextContents();
+    assert.deepEqual(comparable.sort(), ['tiny · preferences', 'tiny · reward', 'tiny · sft'], 'the workspace’s other runs can be overlaid');
     await screenshot(page, 'ui-dashboard-ppo-metrics');
 
     await frame.locator('#tab-rollouts').click();

@@ -20,8 +20,9 @@ const otherRun = { id: 'other-ppo', name: 'other · ppo', status: 'completed' as
 
 async function openMetrics(points = fixtureMetrics()): Promise<WebviewPage> {
   const view = await openWebview(browser, 'dashboard', { width: 1100, height: 800 });
-  await sendToDashboard(view, { type: 'dashboard/run', run: fixtureRun });
+  // The host sends the run list first: it becomes the comparison choices once the run arrives.
   await sendToDashboard(view, { type: 'dashboard/runs', runsFolder: '/work/project/.rlhf/runs', runs: [{ id: fixtureRun.id, name: fixtureRun.name, status: 'completed', startedAt: '2026-11-21T12:00:00.000Z' }, otherRun], problems: [] });
+  await sendToDashboard(view, { type: 'dashboard/run', run: fixtureRun });
   await sendToDashboard(view, { type: 'dashboard/metrics', runId: fixtureRun.id, runName: fixtureRun.name, reset: true, points });
   await view.page.locator('#charts figure[data-metric="objective/kl"] canvas').first().waitFor();
   return view;

@@ -37,6 +37,8 @@ const panels = new Map<TabId, HTMLElement>();
 const tabs = new Map<TabId, HTMLButtonElement>();
 const statusLine = element('p', { className: 'muted', id: 'dashboard-status', role: 'status' });
 let run: DashboardRunInfo | undefined;
+/** The latest run list: the comparison choices once a run is shown (it may arrive before the run). */
+let lastRunList: DashboardRunsMessage | undefined;
 let activeTab: TabId = (host.getState<{ tab?: TabId }>()?.tab as TabId | undefined) ?? 'metrics';
 
 for (const [id, view] of [['metrics', metrics.root], ['rollouts', rollouts.root], ['clipping', clipping.root], ['history', history.root]] as [TabId, HTMLElement][]) {
@@ -106,6 +108,7 @@ function showRun(info: DashboardRunInfo): void {
   renderHeader(info);
   rollouts.setEpsilon(info.cliprange);
   metrics.setMainRun(info.id);
+  if (first && lastRunList) metrics.setRunList(lastRunList.runs);
   if (first) {
     app.replaceChildren(header, tabList, statusLine, ...panels.values());
     selectTab(activeTab);
@@ -160,6 +163,7 @@ const timing = window as unknown as { __rlhfFirstScreen?: FirstScreen };
 function receive(message: ToDashboardMessage): void {
   switch (message.type) {
     case 'dashboard/runs':
+      lastRunList = message;
       if (run) metrics.setRunList(message.runs);
       else renderRunList(message);
       break;
