@@ -1,0 +1,249 @@
+/**
+ * Authoring and managing runs as a user does it, in the packaged extension in a real VS Code
+ * (code-server + Chromium): New Run from the palette, hover docs from the schema, a diagnostic and
+ * its quick fix, a run started from its CodeLens and watched in the Runs view, status bar and
+ * progress notification, stopped and resumed from the view's context menu; and, with Workspace Trust
+ * on and the folder untrusted, Start Run refused with an explanation while the runs stay visible.
+ * Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
+ */
+import * as assert from 'node:assert/strict';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { codeServerPaths, installExtension, launchChromium, repoRoot, runCommand, screenshot, startCodeServer, waitForWorkbench, type CodeServer } from './codeServer';
+
+const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
+const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-authoring-'));
+const workspace = join(temp, 'workspace');
+const untrustedWorkspace = join(temp, 'untrusted');
+
+let trusted: CodeServer | undefined;
+let untrusted: CodeServer | undefined;
+let browser: Browser | undefined;
+
+// About 14 ms a step on 2 cores: time to stop it midway, and about 20 s to the end.
+const tinyConfig = {
+  name: 'ui-tiny',
+  model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 32 },
+  tokenizer: { vocab_size: 300 },
+  stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 400 }, max_steps: 1500, warmup_steps: 2, per_device_train_batch_size: 8, eval_steps: 500, save_steps: 1500 }],
+};
+
+before(async () => {
+  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
+  codeServerPaths();
+  for (const folder of [workspace, untrustedWorkspace]) cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), folder, { recursive: true });
+  writeFileSync(join(workspace, 'ui-tiny.rlhf.json'), `${JSON.stringify(tinyConfig, null, 2)}\n`);
+  copyFileSync(join(repoRoot, 'test', 'fixtures', 'broken-configs', 'ppo-minibatches-not-dividing-batch.rlhf.json'), join(workspace, 'ui-broken.rlhf.json'));
+  writeFileSync(join(untrustedWorkspace, 'ui-tiny.rlhf.json'), `${JSON.stringify(tinyConfig, null, 2)}\n`);
+  const extensionsDir = join(temp, 'extensions');
+  await installExtension(vsix, extensionsDir, join(temp, 'user-data'));
+  trusted = await startCodeServer({ workspace, userDataDir: join(temp, 'user-data'), extensionsDir });
+  untrusted = await startCodeServer({ workspace: untrustedWorkspace, userDataDir: join(temp, 'user-data-untrusted'), extensionsDir, workspaceTrust: true });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await trusted?.stop();
+  await untrusted?.stop();
+  rmSync(temp, { recursive: true, force: true });
+});
+
+async function openWorkbench(server: CodeServer | undefined, folder: string): Promise<Page> {
+  assert.ok(server && browser);
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(server.workbenchUrl(folder));
+  await waitForWorkbench(page);
+  return page;
+}
+
+async function openFile(page: Page, name: string): Promise<void> {
+  await page.keyboard.press('Control+P');
+  await page.locator('.quick-input-widget .quick-input-box input').fill(name);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.tab', { hasText: name }).waitFor({ timeout: 15_000 });
+}
+
+async function showRunsView(page: Page): Promise<void> {
+  const container = page.locator('.activitybar .action-item [aria-label*="RLHF"]').first();
+  await container.waitFor({ timeout: 30_000 });
+  await container.click();
+  await page.locator('.part.sidebar .composite.title', { hasText: /RLHF/i }).waitFor({ timeout: 15_000 });
+}
+
+/**
+ * Runs a palette command that goes on to ask something (a quick pick or an input box), so the
+ * quick input stays open: codeServer.ts's runCommand waits for it to close.
+ */
+async function startAskingCommand(page: Page, title: string): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  const input = widget.locator('.quick-input-box input');
+  for (let attempt = 0; ; attempt++) {
+    await page.keyboard.press('F1');
+    await input.fill(`>${title}`);
+    if (await widget.locator('.monaco-list-row.focused', { hasText: title }).first().waitFor({ timeout: 3_000 }).then(() => true, () => false)) break;
+    if (attempt === 10) throw new Error(`the command palette has no "${title}"`);
+    await page.keyboard.press('Escape');
+  }
+  await input.press('Enter');
+}
+
+/** On failure, what the workbench showed. */
+async function onFailure<T>(page: Page, name: string, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    await screenshot(page, `authoring-failure-${name}`).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Right-clicks a Runs view row and picks a context-menu entry. */
+async function contextMenu(page: Page, rowText: string | RegExp, entry: string): Promise<void> {
+  await page.locator('.part.sidebar .monaco-list-row', { hasText: rowText }).first().click({ button: 'right' });
+  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
+  await item.waitFor({ timeout: 10_000 });
+  await item.click();
+}
+
+test('RLHF: New Run asks for a template and a name, writes the config, and the schema documents every field on hover', async () => {
+  const page = await openWorkbench(trusted, workspace);
+  try {
+    await onFailure(page, 'new-run', async () => {
+      await startAskingCommand(page, 'RLHF: New Run');
+      // Other templates mention PPO in their detail line: the row whose label is PPO.
+      const ppoRow = page.locator('.quick-input-widget .monaco-list-row', { hasText: /^PPO/ }).first();
+      await ppoRow.waitFor({ timeout: 15_000 });
+      await screenshot(page, 'authoring-new-run-templates');
+      await ppoRow.click();
+      const input = page.locator('.quick-input-widget .quick-input-box input');
+      await input.waitFor({ timeout: 10_000 });
+      await input.fill('ui-ppo');
+      await input.press('Enter');
+      await page.locator('.tab', { hasText: 'ui-ppo.rlhf.json' }).waitFor({ timeout: 15_000 });
+      await page.locator('.codelens-decoration', { hasText: 'Start run' }).waitFor({ timeout: 30_000 });
+      const written = JSON.parse(readFileSync(join(workspace, 'ui-ppo.rlhf.json'), 'utf8'));
+      assert.deepEqual(written.stages.map((stage: { type: string }) => stage.type), ['sft', 'preferences', 'reward', 'ppo']);
+      // Hover a PPO setting: its effect, TRL's name and the default. Go to its line first: the editor
+      // renders only the lines in view.
+      const estimatorLine = readFileSync(join(workspace, 'ui-ppo.rlhf.json'), 'utf8').split('\n').findIndex((line) => line.includes('"kl_estimator"')) + 1;
+      await page.locator('.monaco-editor .view-lines').first().click();
+      await page.keyboard.press('Control+G');
+      await page.locator('.quick-input-widget .quick-input-box input').fill(`:${estimatorLine}`);
+      await page.keyboard.press('Enter');
+      await page.locator('.view-line span', { hasText: '"kl_estimator"' }).first().hover();
+      const hover = page.locator('.monaco-hover', { hasText: 'TRL' });
+      await hover.waitFor({ timeout: 20_000 });
+      assert.match(await hover.innerText(), /Per-token KL estimate[\s\S]*TRL: kl_estimator[\s\S]*Default: "k1"/);
+      await screenshot(page, 'authoring-new-run-hover');
+    });
+  } finally {
+    await page.close();
+  }
+});
+
+test('a bad value is underlined with the reason, and its quick fix repairs it', async () => {
+  const page = await openWorkbench(trusted, workspace);
+  try {
+    await onFailure(page, 'quick-fix', async () => {
+      await openFile(page, 'ui-broken.rlhf.json');
+      // F8 jumps to the next problem (below the fold here) and shows it inline, as a user reads it;
+      // until the checks have run there is none to jump to.
+      const marker = page.locator('.marker-widget', { hasText: 'must divide batch_size' });
+      for (let attempt = 0; !(await marker.isVisible()); attempt++) {
+        if (attempt === 30) throw new Error('F8 found no problem in ui-broken.rlhf.json');
+        await page.locator('.monaco-editor .view-lines').first().click();
+        await page.keyboard.press('F8');
+        await marker.waitFor({ timeout: 1_000 }).catch(() => undefined);
+      }
+      await page.locator('.squiggly-error').first().waitFor({ timeout: 15_000 });
+      assert.match(await marker.innerText(), /num_mini_batches \(3\) must divide batch_size \(8\)/);
+      await screenshot(page, 'authoring-diagnostic');
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+.');
+      const fix = page.locator('.action-widget .monaco-list-row', { hasText: 'Set num_mini_batches to 2' });
+      await fix.waitFor({ timeout: 15_000 });
+      await screenshot(page, 'authoring-quick-fix');
+      await fix.click();
+      await page.locator('.view-line', { hasText: '"num_mini_batches": 2' }).waitFor({ timeout: 10_000 });
+      await page.locator('.squiggly-error').first().waitFor({ state: 'detached', timeout: 15_000 });
+    });
+  } finally {
+    await page.close();
+  }
+});
+
+test('Start run from the CodeLens: the Runs view, status bar and notification follow it; Stop and Resume from the view', async () => {
+  const page = await openWorkbench(trusted, workspace);
+  try {
+    await onFailure(page, 'run', async () => {
+      // The Runs view listing the fixture's runs shows the extension is up before the config opens.
+      await showRunsView(page);
+      await page.locator('.part.sidebar .monaco-list-row', { hasText: 'demo-ppo' }).waitFor({ timeout: 30_000 });
+      await openFile(page, 'ui-tiny.rlhf.json');
+      await page.locator('.codelens-decoration a', { hasText: 'Start run' }).click({ timeout: 30_000 });
+      // The progress notification: watched while the run goes on, checked below.
+      let notified = '';
+      const notification = page.locator('.notification-toast', { hasText: 'RLHF ui-tiny' }).first();
+      const notificationSeen = notification.waitFor({ timeout: 30_000 }).then(async () => (notified = await notification.innerText()), () => undefined);
+      const status = page.locator('.part.statusbar .statusbar-item', { hasText: /RLHF ui-tiny · sft \d+\/1500 .*· wasm/ });
+      await status.waitFor({ timeout: 60_000 });
+      const row = page.locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · \d+\/1500 · loss\/train/ });
+      await row.waitFor({ timeout: 30_000 });
+      await screenshot(page, 'authoring-running');
+
+      await contextMenu(page, 'ui-tiny · sft', 'Stop Run');
+      const stopped = page.locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' }).locator('.codicon-debug-pause');
+      await stopped.waitFor({ timeout: 60_000 });
+      await status.waitFor({ state: 'hidden', timeout: 30_000 });
+      await screenshot(page, 'authoring-stopped');
+      await notificationSeen;
+      assert.match(notified, /RLHF ui-tiny/, 'a progress notification showed while the run trained');
+
+      await contextMenu(page, 'ui-tiny · sft', 'Resume Run');
+      await page.locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · 1500\/1500/ }).locator('.codicon-pass').waitFor({ timeout: 120_000 });
+      await screenshot(page, 'authoring-resumed');
+      const runs = readdirSync(join(workspace, '.rlhf', 'runs')).filter((id) => id.startsWith('ui-tiny-sft-'));
+      assert.equal(runs.length, 1, 'resume continues the same run directory');
+      const runJson = JSON.parse(readFileSync(join(workspace, '.rlhf', 'runs', runs[0], 'run.json'), 'utf8'));
+      assert.equal(runJson.status, 'completed');
+      assert.equal(runJson.resumed_at.length, 1);
+
+      // Delete asks first; confirmed, the run's folder and its row go.
+      await contextMenu(page, 'ui-tiny · sft', 'Delete Run');
+      const dialog = page.locator('.monaco-dialog-box', { hasText: `Delete run ${runs[0]}?` });
+      await dialog.waitFor({ timeout: 15_000 });
+      await screenshot(page, 'authoring-delete-confirmation');
+      await dialog.locator('.monaco-button', { hasText: 'Delete' }).first().click();
+      await page.locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' }).waitFor({ state: 'detached', timeout: 15_000 });
+      assert.equal(existsSync(join(workspace, '.rlhf', 'runs', runs[0])), false);
+    });
+  } finally {
+    await page.close();
+  }
+});
+
+test('in an untrusted workspace Start Run is refused with an explanation, and the runs can still be viewed', async () => {
+  const before = readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort();
+  const page = await openWorkbench(untrusted, untrustedWorkspace);
+  try {
+    await page.locator('.part.statusbar .statusbar-item', { hasText: 'Restricted Mode' }).waitFor({ timeout: 30_000 });
+    await showRunsView(page);
+    await page.locator('.part.sidebar .monaco-list-row', { hasText: 'demo-ppo' }).waitFor({ timeout: 30_000 });
+    await openFile(page, 'ui-tiny.rlhf.json');
+    await runCommand(page, 'RLHF: Start Run');
+    const refusal = page.locator('.notification-toast', { hasText: 'trusted workspace' });
+    await refusal.waitFor({ timeout: 30_000 });
+    assert.match(await refusal.innerText(), /starts training only in a trusted workspace/);
+    await page.waitForTimeout(1_000); // let the toast finish fading in for the screenshot
+    await screenshot(page, 'authoring-untrusted');
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.deepEqual(readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort(), before, 'no run was created');
+  } finally {
+    await page.close();
+  }
+});
