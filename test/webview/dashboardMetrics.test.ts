@@ -119,3 +119,25 @@ test('without a run, the dashboard lists the runs and each Open button asks the 
     await view.close();
   }
 });
+
+test('the Metrics and Prompt-over-time controls are reachable with Tab', async () => {
+  const view = await openMetrics();
+  try {
+    const reach = async (start: string, wanted: string[]) => {
+      await view.page.locator(start).focus();
+      const reached: string[] = [];
+      for (let i = 0; i < 12 && !wanted.every((id) => reached.includes(id)); i++) {
+        await view.page.keyboard.press('Tab');
+        reached.push(await view.page.evaluate(() => document.activeElement?.id ?? ''));
+      }
+      for (const id of wanted) assert.ok(reached.includes(id), `${id} reached by Tab from ${start} (order: ${reached.join(', ')})`);
+    };
+    await reach('#tab-metrics', ['smoothing', 'x-axis', 'compare-other-ppo']);
+    await view.page.keyboard.press('Space');
+    assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/compare', runIds: ['other-ppo'] }, 'a checkbox toggles from the keyboard');
+    await view.page.click('#tab-history');
+    await reach('#tab-history', ['history-prompt', 'history-show', 'history-colour']);
+  } finally {
+    await view.close();
+  }
+});
