@@ -38,11 +38,27 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
   /** The items of the last listing, for tests and commands that look a run up by id. */
   private latest: RunsTreeItem[] = [];
 
+  private pending: NodeJS.Timeout | undefined;
+  private lastFired = 0;
+
   constructor(
     private readonly runs: WorkspaceRuns,
     private readonly controller: RunController,
   ) {
-    this.subscriptions = [runs.onDidChange(() => this.changed.fire()), controller.onDidChange(() => this.changed.fire())];
+    this.subscriptions = [runs.onDidChange(() => this.refreshSoon()), controller.onDidChange(() => this.refreshSoon())];
+  }
+
+  /**
+   * At most two refreshes a second: a trainer reports every step (tens a second), and a view told
+   * to refresh again before it finished listing starts over, so unthrottled it would never show.
+   */
+  private refreshSoon(): void {
+    if (this.pending) return;
+    this.pending = setTimeout(() => {
+      this.pending = undefined;
+      this.lastFired = Date.now();
+      this.changed.fire();
+    }, Math.max(50, 500 - (Date.now() - this.lastFired)));
   }
 
   get items(): readonly RunsTreeItem[] {
@@ -101,6 +117,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
   }
 
   dispose(): void {
+    clearTimeout(this.pending);
     for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
   }
