@@ -23,12 +23,13 @@ let trusted: CodeServer | undefined;
 let untrusted: CodeServer | undefined;
 let browser: Browser | undefined;
 
-// About 14 ms a step on 2 cores: time to stop it midway, and about 20 s to the end.
+// About 14 ms a step on 2 cores: time to stop it midway (the UI takes seconds to show it), and
+// under a minute to the end.
 const tinyConfig = {
   name: 'ui-tiny',
   model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 32 },
   tokenizer: { vocab_size: 300 },
-  stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 400 }, max_steps: 1500, warmup_steps: 2, per_device_train_batch_size: 8, eval_steps: 500, save_steps: 1500 }],
+  stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 400 }, max_steps: 3000, warmup_steps: 2, per_device_train_batch_size: 8, eval_steps: 1000, save_steps: 3000 }],
 };
 
 before(async () => {
@@ -108,6 +109,13 @@ async function contextMenu(page: Page, rowText: string | RegExp, entry: string):
   const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
   await item.waitFor({ timeout: 10_000 });
   await item.click();
+  // A click that lands while the menu is still animating in only focuses the entry: Enter runs it.
+  const menu = page.locator('.context-view .monaco-menu');
+  if (!(await menu.waitFor({ state: 'hidden', timeout: 3_000 }).then(() => true, () => false))) {
+    await item.hover();
+    await page.keyboard.press('Enter');
+    await menu.waitFor({ state: 'hidden', timeout: 5_000 });
+  }
 }
 
 test('RLHF: New Run asks for a template and a name, writes the config, and the schema documents every field on hover', async () => {
@@ -190,9 +198,9 @@ test('Start run from the CodeLens: the Runs view, status bar and notification fo
       let notified = '';
       const notification = page.locator('.notification-toast', { hasText: 'RLHF ui-tiny' }).first();
       const notificationSeen = notification.waitFor({ timeout: 30_000 }).then(async () => (notified = await notification.innerText()), () => undefined);
-      const status = page.locator('.part.statusbar .statusbar-item', { hasText: /RLHF ui-tiny · sft \d+\/1500 .*· wasm/ });
+      const status = page.locator('.part.statusbar .statusbar-item', { hasText: /RLHF ui-tiny · sft \d+\/3000 .*· wasm/ });
       await status.waitFor({ timeout: 60_000 });
-      const row = page.locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · \d+\/1500 · loss\/train/ });
+      const row = page.locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · \d+\/3000 · loss\/train/ });
       await row.waitFor({ timeout: 30_000 });
       await screenshot(page, 'authoring-running');
 
@@ -205,7 +213,7 @@ test('Start run from the CodeLens: the Runs view, status bar and notification fo
       assert.match(notified, /RLHF ui-tiny/, 'a progress notification showed while the run trained');
 
       await contextMenu(page, 'ui-tiny · sft', 'Resume Run');
-      await page.locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · 1500\/1500/ }).locator('.codicon-pass').waitFor({ timeout: 120_000 });
+      await page.locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · 3000\/3000/ }).locator('.codicon-pass').waitFor({ timeout: 120_000 });
       await screenshot(page, 'authoring-resumed');
       const runs = readdirSync(join(workspace, '.rlhf', 'runs')).filter((id) => id.startsWith('ui-tiny-sft-'));
       assert.equal(runs.length, 1, 'resume continues the same run directory');
