@@ -43,7 +43,6 @@ export interface StageResult {
   readonly lastMetrics: Readonly<Record<string, number>>;
 }
 
-/** A loss, gradient or reward that is not a finite number: the run stops, keeping its last good checkpoint. */
 /**
  * Gives the event loop a turn between steps. tfjs's `data()` on the wasm and cpu backends resolves
  * as a microtask, so a loop of steps never lets IPC messages or signals in: without this, a stop
@@ -53,6 +52,7 @@ export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** A loss, gradient or reward that is not a finite number: the run stops, keeping its last good checkpoint. */
 export class NonFiniteError extends Error {
   constructor(
     readonly quantity: string,

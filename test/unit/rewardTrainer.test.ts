@@ -3,7 +3,8 @@
 // line and a prompt too long for the context), then learning, centering, checkpoints, traces, resume,
 // leaks, and the tensor Bradley–Terry loss against core's.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
@@ -309,6 +310,34 @@ test('a run stopped after k steps and resumed equals an uninterrupted run; oracl
   assert.ok(Math.abs(last['eval/rewards/accuracy'] - byLabel) < 1e-9, `${last['eval/rewards/accuracy']} vs ${byLabel}`);
   assert.ok(Math.abs(last['eval/rewards/oracle_accuracy'] - byOracle) < 1e-9, `${last['eval/rewards/oracle_accuracy']} vs ${byOracle}`);
   assert.notEqual(byLabel, byOracle, 'the two accuracies coincide, so this data cannot tell them apart');
+});
+
+test('Ctrl+C reaches a reward stage between steps from the command line: it stops with a checkpoint, long before its last step', async () => {
+  const trainer = path.join(__dirname, '..', '..', 'dist', 'trainer.js');
+  assert.ok(existsSync(trainer), 'run npm run build first');
+  const configFile = path.join(fixture.dir, 'interrupted.rlhf.json');
+  writeFileSync(configFile, JSON.stringify({ name: 'interrupted', seed, backend: 'wasm', stages: [{ type: 'reward', init_from: fixture.sftCheckpoint, preferences: fixture.preferenceFile, num_train_epochs: 20, eval_steps: 1000, save_steps: 1000 }] }));
+  const runsRoot = path.join(fixture.dir, 'interrupted-runs');
+  const child = spawn(process.execPath, [trainer, 'train', configFile, '--runs-dir', runsRoot], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const metricsLines = () => {
+    const run = existsSync(runsRoot) ? readdirSync(runsRoot)[0] : undefined;
+    const file = run ? path.join(runsRoot, run, 'metrics.jsonl') : '';
+    return file && existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+  };
+  const deadline = Date.now() + 60_000;
+  while (metricsLines() < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.equal(code, 0, stderr.slice(-2000));
+  const runDir = path.join(runsRoot, readdirSync(runsRoot)[0]);
+  const runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  assert.equal(runJson.status, 'stopped', stderr.slice(-2000));
+  const stoppedAt = metricsOf(runDir).length;
+  assert.ok(stoppedAt < runJson.max_steps / 4, `stopped at step ${stoppedAt} of ${runJson.max_steps}`);
+  assert.ok(existsSync(path.join(runDir, 'checkpoints', `step-${stoppedAt}`)), `a checkpoint at step ${stoppedAt}`);
 });
 
 test('a preference file without a usable pair fails, saying what a line needs', async () => {

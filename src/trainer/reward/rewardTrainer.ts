@@ -24,7 +24,7 @@ import { learningRateAt } from '../optim/schedule';
 import { gptConfigOf } from '../rl/loadModel';
 import { writeTrace } from '../run/traceWriter';
 import { batchIndices, splitExamples } from '../sft/sftData';
-import { assertFinite, type StageContext, type StageResult } from '../stageContext';
+import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
 
 // The stage's schema has no AdamW moments settings: nanoGPT's values, as the SFT defaults.
@@ -319,6 +319,7 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
 
     // 4. Train
     for (let step = startStep; step < maxSteps; step++) {
+      await yieldToEventLoop();
       if (context.shouldStop?.()) {
         lastCheckpoint = await checkpoint(step);
         log('info', `stopped at step ${step} on request; checkpoint ${lastCheckpoint}`);
