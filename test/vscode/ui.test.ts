@@ -63,10 +63,12 @@ test('the Activity Bar has the RLHF container, and it shows the Runs view', asyn
     const container = page.locator('.activitybar .action-item [aria-label*="RLHF"]').first();
     await container.waitFor({ timeout: 30_000 });
     await container.click();
-    // The side bar now shows the container; with a single view, VS Code merges the titles into
-    // "RLHF: Runs" (and hides the view's own header). The view lists the fixture runs.
+    // The side bar now shows the container "RLHF" with its two views, Runs and Rank, each under its
+    // own pane header. The Runs view lists the fixture runs.
     const sidebar = page.locator('.part.sidebar');
-    await sidebar.locator('.composite.title', { hasText: /RLHF: Runs/i }).waitFor({ timeout: 15_000 });
+    await sidebar.locator('.composite.title', { hasText: /RLHF/ }).waitFor({ timeout: 15_000 });
+    await sidebar.locator('.pane-header', { hasText: /^Runs/i }).waitFor({ timeout: 15_000 });
+    await sidebar.locator('.pane-header', { hasText: /^Rank/i }).waitFor({ timeout: 15_000 });
     await sidebar.locator('.monaco-list-row', { hasText: 'demo-ppo' }).waitFor({ timeout: 15_000 });
     await screenshot(page, 'ui-activitybar');
   } finally {
@@ -96,7 +98,10 @@ async function openDashboardAndPick(page: Page, text: string): Promise<string[]>
   await widget.locator('.monaco-list-row.focused', { hasText: title }).first().waitFor();
   await input.press('Enter');
   await widget.locator('.monaco-list-row', { hasText: text }).first().waitFor({ timeout: 30_000 });
-  const offered = await widget.locator('.monaco-list-row .label-name').allTextContents();
+  // One label per row: a row's detail line (the run's start time) is an icon label of its own.
+  const rows = widget.locator('.monaco-list-row');
+  const offered: string[] = [];
+  for (let i = 0; i < (await rows.count()); i++) offered.push((await rows.nth(i).locator('.label-name').first().textContent()) ?? '');
   await input.fill(text);
   await widget.locator('.monaco-list-row.focused', { hasText: text }).waitFor();
   await input.press('Enter');
