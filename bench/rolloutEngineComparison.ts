@@ -1,6 +1,6 @@
 /**
  * Does PPO learn the demo task as well with ONNX rollouts as with tfjs rollouts?
- *   node --import tsx bench/rolloutEngineComparison.ts [--quick]     (run it under flock: ~15 min on 2 cores)
+ *   node --import tsx bench/rolloutEngineComparison.ts [--quick]     (12–15 min on 2 cores; run it alone)
  * Trains the demo's SFT policy, simulated preferences and reward model once (demoConfig, seed 42),
  * then PPO at the demo's middle KL coefficient with `rollout_engine` "tfjs" and "onnx" for seeds 1–3,
  * each scored at the end on the same held-out prompts by the sentiment oracle. Prints the per-seed

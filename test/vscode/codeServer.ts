@@ -252,6 +252,38 @@ export async function waitForWorkbench(page: Page, timeout = 60_000): Promise<vo
   await page.locator('.part.statusbar').waitFor({ timeout });
 }
 
+/**
+ * Runs the command `title` from the command palette and picks the row that shows `text` in the
+ * quick pick it opens (the palette's own widget stays open for it, so the shared `runCommand`,
+ * which waits for the widget to close, does not fit). Returns the labels it offered.
+ */
+export async function runCommandAndPick(page: Page, title: string, text: string): Promise<string[]> {
+  const widget = page.locator('.quick-input-widget');
+  const input = widget.locator('.quick-input-box input');
+  const deadline = Date.now() + 30_000;
+  // Right after the workbench appears the palette may not list extension commands yet: reopen it.
+  for (;;) {
+    await page.keyboard.press('F1');
+    await input.waitFor({ timeout: 30_000 });
+    await input.fill(`>${title}`);
+    if (await widget.locator('.monaco-list-row', { hasText: title }).first().waitFor({ timeout: 3_000 }).then(() => true, () => false)) break;
+    if (Date.now() > deadline) throw new Error(`the command palette has no "${title}"`);
+    await page.keyboard.press('Escape');
+  }
+  await widget.locator('.monaco-list-row.focused', { hasText: title }).first().waitFor();
+  await input.press('Enter');
+  await widget.locator('.monaco-list-row', { hasText: text }).first().waitFor({ timeout: 30_000 });
+  // One label per row: a row's detail line (the run's start time) is an icon label of its own.
+  const rows = widget.locator('.monaco-list-row');
+  const offered: string[] = [];
+  for (let i = 0; i < (await rows.count()); i++) offered.push((await rows.nth(i).locator('.label-name').first().textContent()) ?? '');
+  await input.fill(text);
+  await widget.locator('.monaco-list-row.focused', { hasText: text }).waitFor();
+  await input.press('Enter');
+  await widget.waitFor({ state: 'hidden', timeout: 30_000 });
+  return offered;
+}
+
 /** Runs a command from the palette by its title, as a user would ("RLHF: Open Dashboard"). */
 export async function runCommand(page: Page, title: string, timeout = 30_000): Promise<void> {
   const widget = page.locator('.quick-input-widget');

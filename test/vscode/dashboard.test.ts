@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
 import { decodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
 import { formatNumber } from '../../webview/dashboard/colorScale';
-import { codeServerPaths, installExtension, launchChromium, repoRoot, screenshot, startCodeServer, waitForWorkbench, type CodeServer } from './codeServer';
+import { codeServerPaths, installExtension, launchChromium, repoRoot, runCommandAndPick, screenshot, startCodeServer, waitForWorkbench, type CodeServer } from './codeServer';
 
 const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
 const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-dashboard-'));
@@ -78,43 +78,13 @@ function lastTrace(): { step: number; rows: PpoTraceRow[] } {
   return { step, rows: trace.rows as PpoTraceRow[] };
 }
 
-/**
- * Runs "RLHF: Open Dashboard" from the command palette and picks the run whose row shows `text` in
- * the quick pick it opens (the palette's own widget stays open for it, so the shared `runCommand`,
- * which waits for the widget to close, does not fit). Returns the run labels it offered.
- */
-async function openDashboardAndPick(page: Page, text: string): Promise<string[]> {
-  const title = 'RLHF: Open Dashboard';
-  const widget = page.locator('.quick-input-widget');
-  const input = widget.locator('.quick-input-box input');
-  const deadline = Date.now() + 30_000;
-  // Right after the workbench appears the palette may not list extension commands yet: reopen it.
-  for (;;) {
-    await page.keyboard.press('F1');
-    await input.waitFor({ timeout: 30_000 });
-    await input.fill(`>${title}`);
-    if (await widget.locator('.monaco-list-row', { hasText: title }).first().waitFor({ timeout: 3_000 }).then(() => true, () => false)) break;
-    if (Date.now() > deadline) throw new Error(`the command palette has no "${title}"`);
-    await page.keyboard.press('Escape');
-  }
-  await widget.locator('.monaco-list-row.focused', { hasText: title }).first().waitFor();
-  await input.press('Enter');
-  await widget.locator('.monaco-list-row', { hasText: text }).first().waitFor({ timeout: 30_000 });
-  const offered = await widget.locator('.monaco-list-row .label-name').allTextContents();
-  await input.fill(text);
-  await widget.locator('.monaco-list-row.focused', { hasText: text }).waitFor();
-  await input.press('Enter');
-  await widget.waitFor({ state: 'hidden', timeout: 30_000 });
-  return offered;
-}
-
 async function openPpoDashboard(): Promise<{ page: Page; frame: FrameLocator }> {
   assert.ok(server && browser);
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(server.workbenchUrl(workspace));
   await waitForWorkbench(page);
   // Without an argument the command asks which run, listing every run of the workspace.
-  const labels = await openDashboardAndPick(page, 'tiny · ppo');
+  const labels = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'tiny · ppo');
   for (const stage of ['sft', 'preferences', 'reward', 'ppo']) assert.ok(labels.some((label) => label.includes(`tiny · ${stage}`)), `the ${stage} run is offered: ${labels.join(', ')}`);
   const frame = dashboard(page);
   await frame.locator('#run-name', { hasText: 'tiny · ppo' }).waitFor({ timeout: 30_000 });

@@ -16,6 +16,7 @@ import {
   launchChromium,
   repoRoot,
   runCommand,
+  runCommandAndPick,
   screenshot,
   startCodeServer,
   waitForWorkbench,
@@ -76,43 +77,10 @@ test('the Activity Bar has the RLHF container, and it shows the Runs view', asyn
   }
 });
 
-/**
- * Runs "RLHF: Open Dashboard" from the command palette and picks the run whose row shows `text` in
- * the quick pick it opens (the palette's own widget stays open for it, so the shared `runCommand`,
- * which waits for the widget to close, does not fit). Returns the run labels it offered.
- */
-async function openDashboardAndPick(page: Page, text: string): Promise<string[]> {
-  const title = 'RLHF: Open Dashboard';
-  const widget = page.locator('.quick-input-widget');
-  const input = widget.locator('.quick-input-box input');
-  const deadline = Date.now() + 30_000;
-  // Right after the workbench appears the palette may not list extension commands yet: reopen it.
-  for (;;) {
-    await page.keyboard.press('F1');
-    await input.waitFor({ timeout: 30_000 });
-    await input.fill(`>${title}`);
-    if (await widget.locator('.monaco-list-row', { hasText: title }).first().waitFor({ timeout: 3_000 }).then(() => true, () => false)) break;
-    if (Date.now() > deadline) throw new Error(`the command palette has no "${title}"`);
-    await page.keyboard.press('Escape');
-  }
-  await widget.locator('.monaco-list-row.focused', { hasText: title }).first().waitFor();
-  await input.press('Enter');
-  await widget.locator('.monaco-list-row', { hasText: text }).first().waitFor({ timeout: 30_000 });
-  // One label per row: a row's detail line (the run's start time) is an icon label of its own.
-  const rows = widget.locator('.monaco-list-row');
-  const offered: string[] = [];
-  for (let i = 0; i < (await rows.count()); i++) offered.push((await rows.nth(i).locator('.label-name').first().textContent()) ?? '');
-  await input.fill(text);
-  await widget.locator('.monaco-list-row.focused', { hasText: text }).waitFor();
-  await input.press('Enter');
-  await widget.waitFor({ state: 'hidden', timeout: 30_000 });
-  return offered;
-}
-
 test('"RLHF: Open Dashboard" offers the workspace runs and opens the one picked', async () => {
   const page = await openWorkbench(workspace);
   try {
-    const offered = await openDashboardAndPick(page, 'demo-ppo');
+    const offered = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'demo-ppo');
     assert.ok(offered.includes('demo-ppo') && offered.length >= 2, `the fixture's runs are offered: ${offered.join(', ')}`);
     const frame = dashboardFrame(page);
     await frame.locator('#run-name', { hasText: 'demo-ppo' }).waitFor({ timeout: 30_000 });
@@ -175,7 +143,7 @@ test('the dashboard opens a PPO run of the quick demo (npm run test:demo leaves 
   cpSync(demoRuns, join(demoWorkspace, '.rlhf'), { recursive: true });
   const page = await openWorkbench(demoWorkspace);
   try {
-    const offered = await openDashboardAndPick(page, 'ppo-kl0.05');
+    const offered = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'ppo-kl0.05');
     assert.equal(offered.length, 9, `sft, preferences, reward, three PPO and three DPO runs: ${offered.join(', ')}`);
     const frame = dashboardFrame(page);
     await frame.locator('#run-status', { hasText: 'completed' }).waitFor({ timeout: 30_000 });
