@@ -13,7 +13,8 @@ import { dpoStageSchema, type DpoStageConfig } from '../../src/shared/runConfig'
 import { decodeTrace, type DpoTraceRow } from '../../src/shared/traceFormat';
 import { demoPrompts, heldOutPrompts } from '../../src/trainer/data/reviews';
 import { sentimentScore } from '../../src/trainer/data/sentimentOracle';
-import { dpoLossTensor, evalGenerationSeed, evaluateGenerations, runDpoStage } from '../../src/trainer/dpo/dpoTrainer';
+import { evalGenerationSeed, evaluateGenerations } from '../../src/trainer/dpo/dpoEvaluation';
+import { dpoLossTensor, runDpoStage } from '../../src/trainer/dpo/dpoTrainer';
 import { selectBackend } from '../../src/trainer/engine/backend';
 import { tf } from '../../src/trainer/engine/tfRuntime';
 import { runPipeline } from '../../src/trainer/pipeline';

@@ -11,12 +11,10 @@
  * metrics on the held-out judgments' pairs, and fresh generations on held-out prompts scored by the
  * demo task's oracle with their KL to the reference — the two axes of the reward–KL frontier.
  */
-import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
-import { dpoLoss, klPerToken, type DpoLossType } from '../../core';
+import { dpoLoss, type DpoLossType } from '../../core';
 import { formatPreferenceProblem, readPreferenceFile } from '../../shared/preferenceFile';
 import { judgmentPairs, type Judgment, type PreferencePair } from '../../shared/preferences';
-import type { DpoStageConfig, RunConfig } from '../../shared/runConfig';
+import type { DpoStageConfig } from '../../shared/runConfig';
 import type { DpoTraceRow } from '../../shared/traceFormat';
 import { latestCheckpoint } from '../checkpoint/checkpoint';
 import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
@@ -27,10 +25,9 @@ import type { Gpt } from '../model/gpt';
 import { AdamW, clipByGlobalNorm } from '../optim/adamW';
 import { learningRateAt } from '../optim/schedule';
 import { loadModel } from '../rl/loadModel';
-import { buildSequenceBatch, responseValues, sequenceLogprobs, sequenceTensors, type PromptResponse, type SequenceBatch } from '../rl/sequences';
-import type { RunJsonFields } from '../run/runDirectory';
+import { buildSequenceBatch, padTo, responseValues, sequenceLogprobs, sequenceTensors, type PromptResponse, type SequenceBatch } from '../rl/sequences';
+import { evalGenerationSeed, evaluateGenerations, isDemoTask } from './dpoEvaluation';
 import { writeTrace } from '../run/traceWriter';
-import { generate } from '../sampling/sampler';
 import { batchIndices, splitExamples } from '../sft/sftData';
 import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
@@ -39,8 +36,6 @@ import type { BpeTokenizer } from '../tokenizer';
 const readBatchPairs = 32;
 /** Held-out pairs written to each eval's trace. */
 const maxTraceRows = 256;
-/** Offset of the eval generations' seed from the run's: the same draws at every eval (and PPO's offset). */
-const evalSeedOffset = 7777;
 
 const mean = (values: readonly number[]) => (values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length);
 
@@ -129,20 +124,6 @@ function pairBatch(pairs: readonly TokenizedPair[], padId: number, blockSize: nu
   return padTo(buildSequenceBatch(items, padId), blockSize, padId);
 }
 
-function padTo(batch: SequenceBatch, length: number, padId: number): SequenceBatch {
-  if (batch.length === length) return batch;
-  const inputs = new Int32Array(batch.batchSize * length).fill(padId);
-  const targets = new Int32Array(batch.batchSize * length).fill(padId);
-  const responseMask = new Float32Array(batch.batchSize * length);
-  for (let b = 0; b < batch.batchSize; b++) {
-    const row = (from: Int32Array | Float32Array) => from.subarray(b * batch.length, (b + 1) * batch.length);
-    inputs.set(row(batch.inputs), b * length);
-    targets.set(row(batch.targets), b * length);
-    responseMask.set(row(batch.responseMask), b * length);
-  }
-  return { ...batch, length, inputs, targets, responseMask };
-}
-
 /** Σ over response tokens of log π(token) [2B], and the masked per-token log-probabilities [2B, T]. */
 function responseLogps(model: Gpt, batch: SequenceBatch): { sums: Tensor; perToken: Tensor } {
   const { inputs, targets, mask } = sequenceTensors(batch);
@@ -200,96 +181,6 @@ function pairMetrics(policy: { chosen: ArrayLike<number>; rejected: ArrayLike<nu
   };
   metrics.loss = metrics['loss/dpo'];
   return { metrics, result };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Held-out generations: the oracle's score and the KL to the reference
-
-export interface GenerationEval {
-  /** Mean oracle score of prompt + response (only when the task has an oracle). */
-  readonly score?: number;
-  /** Mean over samples of Σ_t log π(y_t) − log π_ref(y_t) over the response tokens (k1). */
-  readonly kl: number;
-  readonly responseLength: number;
-}
-
-/**
- * Samples one response per prompt from `policy` (temperature 1, no top-k/top-p, `seed`), then runs
- * policy and reference over prompt + response to read each token's log-probability under both.
- */
-export async function evaluateGenerations(policy: Gpt, reference: Gpt, tokenizer: BpeTokenizer, prompts: readonly string[], options: { maxNewTokens: number; seed: number; oracle: boolean }): Promise<GenerationEval> {
-  const blockSize = policy.config.block_size;
-  const kept = prompts.map((prompt) => ({ prompt, ids: [tokenizer.bosId, ...tokenizer.encode(prompt)] })).filter((item) => item.ids.length < blockSize);
-  if (kept.length === 0) throw new Error(`Every eval prompt fills the context of ${blockSize} tokens; use shorter prompts or a larger block_size.`);
-  const sequences = await generate(
-    policy,
-    kept.map((item) => item.ids),
-    { temperature: 1, top_k: 0, top_p: 1, max_new_tokens: options.maxNewTokens, seed: options.seed, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
-  );
-  const items = sequences.map((sequence, i) => ({ prompt: kept[i].ids, response: sequence.tokens }));
-  const batch = padTo(buildSequenceBatch(items, tokenizer.padId), blockSize, tokenizer.padId);
-  const [policyTokens, referenceTokens] = tf.tidy(() => {
-    const { inputs, targets } = sequenceTensors(batch);
-    return [sequenceLogprobs(policy, inputs, targets).logprobs, sequenceLogprobs(reference, inputs, targets).logprobs]; // [N, T] each
-  });
-  const logprobs = responseValues((await policyTokens.data()) as Float32Array, batch);
-  const refLogprobs = responseValues((await referenceTokens.data()) as Float32Array, batch);
-  tf.dispose([policyTokens, referenceTokens]);
-  const kl = klPerToken(logprobs, refLogprobs, 'k1').map((row) => row.reduce((a, b) => a + b, 0));
-  return {
-    score: options.oracle ? mean(items.map((item, i) => sentimentScore(kept[i].prompt + tokenizer.decode(item.response, { skipSpecialTokens: true })))) : undefined,
-    kl: mean(kl),
-    responseLength: mean(items.map((item) => item.response.length)),
-  };
-}
-
-/** The seed of the eval generations of a run seeded `seed` (the same draws at every eval, so evals compare policies, not luck). */
-export function evalGenerationSeed(seed: number): number {
-  return seed + evalSeedOffset;
-}
-
-/**
- * Whether the demo task's oracle and held-out prompts apply: the policy or the preferences trace back,
- * through the stages of this config, to demo data — or the policy checkpoint was written by a run
- * (its `checkpoints/step-<n>/` inside a run directory) whose stages do.
- */
-function isDemoTask(stage: DpoStageConfig, context: StageContext, policyDir: string): boolean {
-  const tracesToDemo = (config: unknown, start: readonly string[]): boolean => {
-    const stages = (config as Partial<RunConfig> | undefined)?.stages ?? [];
-    const queue = [...start];
-    const seen = new Set<string>();
-    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
-      if (seen.has(name)) continue;
-      seen.add(name);
-      const found = stages.find((candidate) => (candidate.name ?? candidate.type) === name);
-      switch (found?.type) {
-        case undefined:
-          break;
-        case 'sft':
-          if (found.dataset.source === 'demo') return true;
-          break;
-        case 'preferences':
-        case 'ppo':
-          if (found.prompts.source === 'demo') return true;
-          queue.push(found.policy);
-          break;
-        case 'reward':
-          queue.push(found.init_from, found.preferences);
-          break;
-        case 'dpo':
-          queue.push(found.policy, found.preferences);
-          break;
-      }
-    }
-    return false;
-  };
-  if (tracesToDemo(context.run.runJson.config, [stage.policy, stage.preferences])) return true;
-  try {
-    const writer = JSON.parse(readFileSync(path.join(policyDir, '..', '..', 'run.json'), 'utf8')) as RunJsonFields;
-    return tracesToDemo(writer.config, [writer.stage]);
-  } catch {
-    return false; // not a checkpoint of an RLHF Lens run
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------

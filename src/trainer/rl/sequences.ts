@@ -80,3 +80,18 @@ export function rewardInputs(items: readonly PromptResponse[], padId: number): {
   items.forEach((item, b) => [...item.prompt, ...item.response].forEach((id, t) => (ids[b * length + t] = id)));
   return { ids, batchSize: items.length, length, lengths };
 }
+
+/** The same batch right-padded to `length` positions (a fixed width keeps the model's attention-bias cache to one shape). */
+export function padTo(batch: SequenceBatch, length: number, padId: number): SequenceBatch {
+  if (batch.length === length) return batch;
+  const inputs = new Int32Array(batch.batchSize * length).fill(padId);
+  const targets = new Int32Array(batch.batchSize * length).fill(padId);
+  const responseMask = new Float32Array(batch.batchSize * length);
+  for (let b = 0; b < batch.batchSize; b++) {
+    const row = (from: Int32Array | Float32Array) => from.subarray(b * batch.length, (b + 1) * batch.length);
+    inputs.set(row(batch.inputs), b * length);
+    targets.set(row(batch.targets), b * length);
+    responseMask.set(row(batch.responseMask), b * length);
+  }
+  return { ...batch, length, inputs, targets, responseMask };
+}
