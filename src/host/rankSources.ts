@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Random } from '../core';
 import { makeRankSet, maxCompletions, minCompletions, setKey, type RankSet, type RankSetSource } from '../shared/rankSet';
-import { decodeTrace } from '../shared/traceFormat';
 import type { CheckpointSampler } from './checkpointSampler';
 
 /** What a source was made from; stored so a reloaded window picks the same source up again. */
@@ -73,7 +72,9 @@ export function parseCompletionSets(file: string, text: string): { sets: Complet
 }
 
 /** Sets from a PPO step's trace: responses grouped by prompt (up to 8 per set); DPO and reward traces give their pairs. */
-export function traceCompletionSets(bytes: Uint8Array): { sets: CompletionSetLine[]; step: number | undefined; skippedSingles: number } {
+export async function traceCompletionSets(bytes: Uint8Array): Promise<{ sets: CompletionSetLine[]; step: number | undefined; skippedSingles: number }> {
+  // apache-arrow loads when a trace is ranked, not at activation.
+  const { decodeTrace } = await import('../shared/traceFormat');
   const trace = decodeTrace(bytes);
   const step = trace.rows[0]?.step;
   if (trace.kind !== 'ppo') return { sets: trace.rows.map((row) => ({ prompt: row.prompt, completions: [row.chosen, row.rejected] })), step, skippedSingles: 0 };
@@ -180,9 +181,9 @@ export async function openRankSource(spec: RankSourceSpec, done: ReadonlySet<str
       return { source: new ListSource(path.basename(spec.file), sets, { kind: 'jsonl', model: spec.file }, done, random), problems };
     }
     case 'trace': {
-      let parsed: ReturnType<typeof traceCompletionSets>;
+      let parsed: Awaited<ReturnType<typeof traceCompletionSets>>;
       try {
-        parsed = traceCompletionSets(new Uint8Array(await readFile(spec.file)));
+        parsed = await traceCompletionSets(new Uint8Array(await readFile(spec.file)));
       } catch (error) {
         throw new RankSourceError(`${spec.file}: ${(error as Error).message}`);
       }

@@ -6,7 +6,7 @@
  * where one value is the obvious repair.
  */
 import * as path from 'node:path';
-import type { ConfigProblem } from './configSchema';
+import { editDistance, type ConfigProblem } from './configSchema';
 import type { DatasetConfig, PromptsConfig, RunConfig, StageConfig } from './runConfig';
 
 export type ProblemSeverity = 'error' | 'warning';
@@ -89,16 +89,6 @@ function closestName(name: string, names: readonly string[]): string | undefined
     if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
   }
   return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    previous = current;
-  }
-  return previous[b.length];
 }
 
 /** The largest divisor of `n` that is at most `atMost` (at least 1). */

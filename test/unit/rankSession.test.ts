@@ -130,7 +130,7 @@ test('a PPO step trace gives one set per prompt with two or more responses (up t
   const traceFile = path.join(dir, '.rlhf', 'runs', 'ppo-1', 'traces', 'step-3.arrow');
   mkdirSync(path.dirname(traceFile), { recursive: true });
   writeFileSync(traceFile, encodeTrace('ppo', rows));
-  const parsed = traceCompletionSets(new Uint8Array(readFileSync(traceFile)));
+  const parsed = await traceCompletionSets(new Uint8Array(readFileSync(traceFile)));
   assert.deepEqual(parsed.sets.map((set) => [set.prompt, set.completions.length]), [['p1:', 2], ['p2:', 8], ['p2:', 2]]);
   assert.equal(parsed.skippedSingles, 1);
   const { session, store } = await openSession(dir, { kind: 'trace', file: traceFile });
