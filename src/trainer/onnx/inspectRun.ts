@@ -12,10 +12,9 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { KlEstimator } from '../../core';
 import { defaultRunsFolder } from '../../shared/runsFolder';
-import type { PpoTraceRow } from '../../shared/traceFormat';
 import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
-import { computeAdvantages, type Rollout } from '../ppo/rollout';
+import { computeAdvantages, ppoTraceRows, type Rollout } from '../ppo/rollout';
 import { buildSequenceBatch, responseValues } from '../rl/sequences';
 import { newRunId, RunDirectory } from '../run/runDirectory';
 import { writeTrace } from '../run/traceWriter';
@@ -106,26 +105,8 @@ export async function runInspection(options: InspectOptions, log: (message: stri
       const estimate = computeAdvantages(rollout, rawScores, { klCoef: options.klCoef, klEstimator: options.klEstimator, whitenRewards: false, whitenAdvantages: false, gamma: 1, lam: 0.95 });
       const responses = items.map((item) => tokenizer.decode(item.response, { skipSpecialTokens: true }));
       const oracle = prompts.hasOracle ? responses.map((response, i) => sentimentScore(texts[i] + response)) : [];
-      const rows: PpoTraceRow[] = items.map((item, i) => ({
-        step,
-        sample: i,
-        prompt: texts[i],
-        response: responses[i],
-        score: rawScores[i],
-        oracle_score: prompts.hasOracle ? oracle[i] : null,
-        tokens: item.response.map((id) => tokenizer.tokenText(id)),
-        token_ids: [...item.response],
-        logprob: rollout.logprobs[i],
-        ref_logprob: rollout.refLogprobs[i],
-        kl: estimate.kl[i],
-        value: rollout.values[i],
-        reward: estimate.rewards[i],
-        advantage: estimate.advantages[i],
-        return: estimate.returns[i],
-        entropy: rollout.entropy[i],
-        ratio: [],
-        clip: [],
-      }));
+      // Nothing trains: no ratios, so ratio and clip are empty lists.
+      const rows = ppoTraceRows(rollout, estimate, tokenizer, { step, prompts: texts, responses, oracleScores: prompts.hasOracle ? oracle : null, ratios: null, cliprange: 0 });
       writeTrace(run.dir, step, 'ppo', rows);
       const klSums = estimate.kl.map(sum);
       const metrics: Record<string, number> = {

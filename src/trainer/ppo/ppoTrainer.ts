@@ -8,7 +8,6 @@
  */
 import { Random } from '../../core/random';
 import type { PpoStageConfig } from '../../shared/runConfig';
-import type { PpoTraceRow } from '../../shared/traceFormat';
 import { latestCheckpoint } from '../checkpoint/checkpoint';
 import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { loadPrompts } from '../data/prompts';
@@ -25,7 +24,7 @@ import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } f
 import type { BpeTokenizer } from '../tokenizer';
 import { KlController } from './klController';
 import { maskedMeanTensor, ppoPolicyLossTensor, ppoValueLossTensor } from './ppoLosses';
-import { collectRollout, computeAdvantages, createRolloutEngine, type Rollout, type RolloutEngine } from './rollout';
+import { collectRollout, computeAdvantages, createRolloutEngine, ppoTraceRows, type Rollout, type RolloutEngine } from './rollout';
 import { RunningMoments, type MomentsState } from './runningMoments';
 
 const mean = (values: readonly number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
@@ -266,26 +265,14 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       klController.update(meanKl, stage.batch_size);
 
       // Trace: every per-token quantity of every rollout of this step
-      const rows: PpoTraceRow[] = rollout.items.map((item, i) => ({
+      const rows = ppoTraceRows(rollout, estimate, tokenizer, {
         step: done,
-        sample: i,
-        prompt: prompts.train[promptIndices[i]],
-        response: responses[i],
-        score: rollout.rawScores[i],
-        oracle_score: prompts.hasOracle ? oracleScores[i] : null,
-        tokens: item.response.map((id) => tokenizer.tokenText(id)),
-        token_ids: [...item.response],
-        logprob: rollout.logprobs[i],
-        ref_logprob: rollout.refLogprobs[i],
-        kl: estimate.kl[i],
-        value: rollout.values[i],
-        reward: estimate.rewards[i],
-        advantage: estimate.advantages[i],
-        return: estimate.returns[i],
-        entropy: rollout.entropy[i],
-        ratio: ratios[i],
-        clip: ratios[i].map((epoch) => epoch.map((r) => (r < 1 - stage.cliprange ? -1 : r > 1 + stage.cliprange ? 1 : 0))),
-      }));
+        prompts: promptIndices.map((index) => prompts.train[index]),
+        responses,
+        oracleScores: prompts.hasOracle ? oracleScores : null,
+        ratios,
+        cliprange: stage.cliprange,
+      });
       writeTrace(run.dir, done, 'ppo', rows);
 
       if (done % stage.eval_steps === 0 || done === totalSteps) Object.assign(metrics, await evalNow());

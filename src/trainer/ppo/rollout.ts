@@ -10,11 +10,13 @@
  * public API exports. Nothing here takes a gradient.
  */
 import { gae, klPerToken, maskedWhiten, type KlEstimator } from '../../core';
+import type { PpoTraceRow } from '../../shared/traceFormat';
 import { tf, type Tensor } from '../engine/tfRuntime';
 import { entropyFromLogits } from '../engine/losses';
 import type { Gpt } from '../model/gpt';
 import { buildSequenceBatch, responseValues, rewardInputs, sequenceLogprobs, sequenceTensors, type PromptResponse, type SequenceBatch } from '../rl/sequences';
 import { generate, type SamplingOptions } from '../sampling/sampler';
+import type { BpeTokenizer } from '../tokenizer';
 
 export interface Rollout {
   readonly items: PromptResponse[];
@@ -155,4 +157,45 @@ export function computeAdvantages(rollout: Rollout, scores: readonly number[], o
     advantages: unpad(advantages, lengths),
     returns: unpad(estimate.returns, lengths),
   };
+}
+
+/** What a step's trace holds besides the rollout and its advantages. */
+export interface TraceRowParts {
+  readonly step: number;
+  readonly prompts: readonly string[];
+  /** Decoded responses, special tokens skipped. */
+  readonly responses: readonly string[];
+  /** The demo oracle's score per sample, or null where the task has no oracle. */
+  readonly oracleScores: readonly number[] | null;
+  /** Per sample, the ratio of each token at every PPO epoch (empty when nothing trains). */
+  readonly ratios: readonly (readonly number[][])[] | null;
+  readonly cliprange: number;
+}
+
+/** One trace row per sample: every per-token quantity of the rollout, in DESIGN.md's PPO trace schema. */
+export function ppoTraceRows(rollout: Rollout, estimate: Advantages, tokenizer: BpeTokenizer, parts: TraceRowParts): PpoTraceRow[] {
+  const { cliprange } = parts;
+  return rollout.items.map((item, i) => {
+    const ratio = parts.ratios?.[i] ?? [];
+    return {
+      step: parts.step,
+      sample: i,
+      prompt: parts.prompts[i],
+      response: parts.responses[i],
+      score: rollout.rawScores[i],
+      oracle_score: parts.oracleScores ? parts.oracleScores[i] : null,
+      tokens: item.response.map((id) => tokenizer.tokenText(id)),
+      token_ids: [...item.response],
+      logprob: rollout.logprobs[i],
+      ref_logprob: rollout.refLogprobs[i],
+      kl: estimate.kl[i],
+      value: rollout.values[i],
+      reward: estimate.rewards[i],
+      advantage: estimate.advantages[i],
+      return: estimate.returns[i],
+      entropy: rollout.entropy[i],
+      ratio: ratio.map((epoch) => [...epoch]),
+      clip: ratio.map((epoch) => epoch.map((r) => (r < 1 - cliprange ? -1 : r > 1 + cliprange ? 1 : 0))),
+    };
+  });
 }
