@@ -105,9 +105,17 @@ async function onFailure<T>(page: Page, name: string, body: () => Promise<T>): P
 
 /** Right-clicks a Runs view row and picks a context-menu entry. */
 async function contextMenu(page: Page, rowText: string | RegExp, entry: string): Promise<void> {
-  await page.locator('.part.sidebar .monaco-list-row', { hasText: rowText }).first().click({ button: 'right' });
   const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
-  await item.waitFor({ timeout: 10_000 });
+  // A menu lists what the row allowed when it opened: a run that wrote "stopped" but whose trainer
+  // has not exited yet still counts as training here (no Resume). Reopen until the entry is there.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await page.locator('.part.sidebar .monaco-list-row', { hasText: rowText }).first().click({ button: 'right' });
+    if (await item.waitFor({ timeout: 3_000 }).then(() => true, () => false)) break;
+    if (Date.now() > deadline) throw new Error(`the context menu of the run row "${String(rowText)}" has no "${entry}"`);
+    await page.keyboard.press('Escape');
+    await page.waitForTimeout(500);
+  }
   await item.click();
   // A click that lands while the menu is still animating in only focuses the entry: Enter runs it.
   const menu = page.locator('.context-view .monaco-menu');
