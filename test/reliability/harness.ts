@@ -174,7 +174,9 @@ export function unreadableFiles(runsRoot: string): string[] {
   const problems: string[] = [];
   for (const relative of listTree(runsRoot)) {
     const file = path.join(runsRoot, relative);
-    const name = path.basename(relative.replace(/\/$/, ''));
+    const parts = relative.replace(/\/$/, '').split(path.sep);
+    const name = parts.at(-1) ?? '';
+    if (parts.slice(0, -1).some(isTemporaryName)) continue; // inside a temporary folder, reported once as that folder
     if (isTemporaryName(name)) {
       problems.push(`${relative}: a temporary ${relative.endsWith('/') ? 'folder' : 'file'} was left behind`);
       continue;

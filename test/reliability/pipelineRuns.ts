@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { runCli, tail, type CliResult } from './harness';
+import { listTree, runCli, tail, type CliResult } from './harness';
 
 export const stageNames = ['sft', 'preferences', 'reward', 'ppo', 'dpo'] as const;
 
@@ -85,6 +85,8 @@ export async function resumeUntilDone(configFile: string, runsRoot: string, cwd:
     attempts.push(result);
     const what = newest ? `train --resume ${path.basename(newest.dir)}` : 'train (again)';
     if (result.code !== 0) return { finished: false, resumes: i + 1, attempts, why: `${what} exited ${result.code ?? result.signal}: ${tail(result.stderr, 3)}` };
+    const strays = listTree(cwd);
+    if (strays.length > 0) return { finished: false, resumes: i + 1, attempts, why: `${what} wrote into its working folder (${strays.slice(0, 3).join(', ')}), not the pipeline's runs folder ${runsRoot}` };
     // Exit 0 without progress in this runs folder (e.g. the later stages went somewhere else): resuming again would loop.
     const after = newestRun(runsRoot);
     if (!pipelineFinished(runsRoot) && after?.dir === newest?.dir && after?.runJson.status === newest?.runJson.status) {
