@@ -110,25 +110,46 @@ export type KillOutcome = { readonly landed: true; readonly atMs: number } | { r
  * Polls the files a trainer writes (every ~0.1 ms, blocking) until `isInside()` says it is inside the
  * operation we want to interrupt, then freezes it with SIGSTOP, asks `isInside()` again on the frozen
  * files (so the kill provably lands there, not a moment after) and sends SIGKILL; a false alarm gets
- * SIGCONT and the poll goes on. Gives up when the trainer exits or `deadlineMs` passes.
+ * SIGCONT and the poll goes on. A point too brief to catch by polling (between two stages) names an
+ * `isNear()` state just before it: from there the trainer is run in slices (SIGCONT, a moment,
+ * SIGSTOP) and the files checked after each. Gives up when the trainer exits or `deadlineMs` passes.
  */
-export function killWhen(child: ChildProcess, isInside: () => boolean, deadlineMs: number): KillOutcome {
+export function killWhen(child: ChildProcess, isInside: () => boolean, deadlineMs: number, isNear?: () => boolean): KillOutcome {
   const pid = child.pid;
   if (pid === undefined) return { landed: false, why: 'the trainer did not start' };
   const started = performance.now();
+  const freeze = () => {
+    process.kill(pid, 'SIGSTOP');
+    for (let wait = 0; wait < 500; wait++) {
+      const state = processState(pid);
+      if (state === 'T' || state === 't' || state === 'Z' || state === undefined) return;
+      sleepSync(0.05);
+    }
+  };
   for (let polls = 0; performance.now() - started < deadlineMs; polls++) {
     if (polls % 64 === 0) {
       const state = processState(pid);
       if (state === undefined || state === 'Z') return { landed: false, why: 'the trainer finished before the chosen point was seen' };
     }
     if (safely(isInside)) {
-      process.kill(pid, 'SIGSTOP');
-      for (let wait = 0; wait < 500 && processState(pid) !== 'T' && processState(pid) !== 'Z' && processState(pid) !== undefined; wait++) sleepSync(0.1);
+      freeze();
       if (safely(isInside)) {
         process.kill(pid, 'SIGKILL');
         return { landed: true, atMs: performance.now() - started };
       }
       process.kill(pid, 'SIGCONT');
+    } else if (isNear && safely(isNear)) {
+      for (let slice = 0; slice < 20_000; slice++) {
+        freeze();
+        if (safely(isInside)) {
+          process.kill(pid, 'SIGKILL');
+          return { landed: true, atMs: performance.now() - started };
+        }
+        const near = safely(isNear);
+        process.kill(pid, 'SIGCONT');
+        if (!near) break; // stepped past the point without seeing it: back to polling (a later try may catch it)
+        sleepSync(0.02);
+      }
     }
     sleepSync(0.1);
   }

@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import { envCount, ensureDir, exited, Family, killWhen, requireBuild, scratchDir, startTrainer, tail, unreadableFiles, isTemporaryName } from './harness';
 import { newestRun, pipelineDifferences, resumeUntilDone, writeTinyConfig } from './pipelineRuns';
 
-const randomKills = envCount('RELIABILITY_KILL9_COUNT', 12);
+const randomKills = envCount('RELIABILITY_KILL9_COUNT', 20);
 const seed = envCount('RELIABILITY_KILL9_SEED', 20261130);
 /** Tries per chosen point: a point can be missed (the trainer passed it between two polls); then the run is repeated. */
 const triesPerPoint = 3;
@@ -57,8 +57,15 @@ const hasCheckpoint = (runDir: string) => entries(path.join(runDir, 'checkpoints
 const completed = (runDir: string | undefined) => runDir !== undefined && /"status":\s*"completed"/.test(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
 const metricLines = (runDir: string) => (existsSync(path.join(runDir, 'metrics.jsonl')) ? readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n').length - 1 : 0);
 
-/** Chosen points: a predicate on the runs folder that is true while the trainer is inside that point. */
-const chosenPoints: { name: string; inside: (runsRoot: string) => boolean }[] = [
+/** A stage that has written the checkpoint of its last step: it is about to end (used to step the trainer up to the next stage). */
+function atLastCheckpoint(runDir: string | undefined): boolean {
+  if (runDir === undefined) return false;
+  const maxSteps = (JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { max_steps?: number }).max_steps;
+  return maxSteps !== undefined && existsSync(path.join(runDir, 'checkpoints', `step-${maxSteps}`));
+}
+
+/** Chosen points: a predicate on the runs folder that is true while the trainer is inside that point (and, for brief points, one true just before). */
+const chosenPoints: { name: string; inside: (runsRoot: string) => boolean; near?: (runsRoot: string) => boolean }[] = [
   // SFT and PPO: a later checkpoint (an earlier one exists); the reward model writes only one, at its end.
   ...(['sft', 'reward', 'ppo'] as const).map((stage) => ({
     name: `inside a checkpoint write (${stage}${stage === 'reward' ? ', its only one' : ', not its first'})`,
@@ -101,6 +108,7 @@ const chosenPoints: { name: string; inside: (runsRoot: string) => boolean }[] = 
   ...([['sft', 'preferences'], ['reward', 'ppo'], ['ppo', 'dpo']] as const).map(([done, next]) => ({
     name: `between stages (${done} → ${next})`,
     inside: (runsRoot: string) => completed(stageFolder(runsRoot, done)) && stageFolder(runsRoot, next) === undefined,
+    near: (runsRoot: string) => atLastCheckpoint(stageFolder(runsRoot, done)) && !completed(stageFolder(runsRoot, done)),
   })),
 ];
 
@@ -136,7 +144,7 @@ for (const point of chosenPoints) {
       const caseDir = ensureDir(path.join(root, `${point.name.replace(/[^a-z0-9]+/gi, '-')}-${attempt}`));
       const runsRoot = path.join(caseDir, 'runs');
       const child = startTrainer(['train', configFile, '--runs-dir', runsRoot], { cwd: ensureDir(path.join(caseDir, 'cwd')), logFile: path.join(caseDir, 'trainer.log') });
-      const outcome = killWhen(child, () => point.inside(runsRoot), referenceMs * 4 + 30_000);
+      const outcome = killWhen(child, () => point.inside(runsRoot), referenceMs * 4 + 30_000, point.near && (() => point.near!(runsRoot)));
       if (!outcome.landed) child.kill('SIGKILL');
       await exited(child);
       if (!outcome.landed && attempt < triesPerPoint) continue;
