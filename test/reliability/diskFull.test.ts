@@ -62,11 +62,58 @@ before(async () => {
   requireBuild();
   const reference = await resumeUntilDone(configFile, referenceRoot, ensureDir(path.join(root, 'reference', 'cwd')), 1);
   assert.ok(reference.finished, `the uninterrupted reference run failed: ${reference.why}`);
-  referencePages = listTree(referenceRoot)
-    .filter((entry) => !entry.endsWith('/'))
-    .reduce((pages, entry) => pages + Math.max(1, Math.ceil(statSync(path.join(referenceRoot, entry)).size / page)), 0);
-  console.log(`disk-full: an uninterrupted run writes ${((referencePages * page) / 1024).toFixed(0)} KiB; ${sizes} tmpfs sizes from 5% to 90% of it`);
+  referenceFiles = filesInWriteOrder(referenceRoot);
+  referencePages = referenceFiles.at(-1)?.pagesAfter ?? 0;
+  console.log(`disk-full: an uninterrupted run writes ${((referencePages * page) / 1024).toFixed(0)} KiB; ${sizes} tmpfs sizes, ${targets.length} aimed at chosen writes, the rest spread from 5% to 90%`);
 });
+
+interface WrittenFile {
+  readonly relative: string;
+  readonly pagesBefore: number;
+  readonly pagesAfter: number;
+}
+let referenceFiles: WrittenFile[] = [];
+
+/**
+ * The reference run's files in the order they were first written (birth time; run.json, rewritten
+ * all along, counts as its folder's first file) with the tmpfs pages the run held before and after
+ * each: a tmpfs of `pagesBefore + k` pages fills while that file is written.
+ */
+function filesInWriteOrder(runsRoot: string): WrittenFile[] {
+  const files = listTree(runsRoot)
+    .filter((entry) => !entry.endsWith('/'))
+    .map((relative) => ({ relative, stat: statSync(path.join(runsRoot, relative)) }));
+  const folderStart = (relative: string) => Math.min(...files.filter((file) => file.relative.split('/')[0] === relative.split('/')[0]).map((file) => file.stat.birthtimeMs));
+  const ordered = files.map((file) => ({ ...file, born: file.relative.endsWith('/run.json') ? folderStart(file.relative) - 1 : file.stat.birthtimeMs })).sort((a, b) => a.born - b.born);
+  let pages = 0;
+  return ordered.map((file) => {
+    const pagesBefore = pages;
+    pages += Math.max(1, Math.ceil(file.stat.size / page));
+    return { relative: file.relative, pagesBefore, pagesAfter: pages };
+  });
+}
+
+/** Writes to fill the disk in, by the path of the file (a regex on its place in the runs folder) and how far into it. */
+const targets: { name: string; file: RegExp; into: number }[] = [
+  { name: 'the first metrics line (sft)', file: /-sft-[^/]+\/metrics\.jsonl$/, into: 0 },
+  { name: 'a tokenizer.json (sft checkpoint)', file: /-sft-[^/]+\/checkpoints\/step-8\/tokenizer\.json$/, into: 0.5 },
+  { name: 'preferences.jsonl', file: /preferences\.jsonl$/, into: 0.5 },
+  { name: 'a trace (reward)', file: /-reward-[^/]+\/traces\//, into: 0 },
+  { name: 'model.safetensors (reward)', file: /-reward-[^/]+\/checkpoints\/[^/]+\/model\.safetensors$/, into: 0.5 },
+  { name: 'a trace (ppo step 2)', file: /-ppo-[^/]+\/traces\/step-2\.arrow$/, into: 0.5 },
+  { name: 'optimizer.safetensors (ppo)', file: /-ppo-[^/]+\/checkpoints\/step-4\/optimizer\.safetensors$/, into: 0.5 },
+  { name: 'the first metrics line (dpo)', file: /-dpo-[^/]+\/metrics\.jsonl$/, into: 0 },
+];
+
+/** The tmpfs size of case `i`: aimed at a chosen write first, then spread over the run. */
+function sizeOfCase(i: number): { bytes: number; aim: string } {
+  const target = targets[i];
+  const file = target && referenceFiles.find((candidate) => target.file.test(candidate.relative));
+  if (target && file) return { bytes: Math.max(1, file.pagesBefore + Math.floor((file.pagesAfter - file.pagesBefore) * target.into)) * page, aim: target.name };
+  const spread = Math.max(1, sizes - targets.length);
+  const fraction = 0.05 + (0.85 * Math.max(0, i - targets.length)) / Math.max(1, spread - 1);
+  return { bytes: Math.max(4, Math.round(referencePages * fraction)) * page, aim: `${(fraction * 100).toFixed(0)}% of a run` };
+}
 
 after(() => {
   for (const dir of [...mounted]) unmount(dir);
@@ -74,21 +121,20 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const fractions = Array.from({ length: sizes }, (_, i) => 0.05 + (0.85 * i) / Math.max(1, sizes - 1));
-
-fractions.forEach((fraction, i) => {
-  test(`disk full at ${(fraction * 100).toFixed(0)}% of a run's size: a clean failure, then resume after space is freed`, { skip: skipReason }, async () => {
+Array.from({ length: sizes }, (_, i) => i).forEach((i) => {
+  test(`disk full (tmpfs case ${i + 1} of ${sizes}): a clean failure, then resume after space is freed`, { skip: skipReason }, async () => {
     const caseDir = ensureDir(path.join(root, `size-${i + 1}`));
     const runsRoot = path.join(caseDir, 'runs');
-    const bytes = Math.max(4, Math.round(referencePages * fraction)) * page;
+    const { bytes, aim } = sizeOfCase(i);
     const failures: string[] = [];
     const facts: Record<string, boolean | number> = {};
     mountTmpfs(runsRoot, bytes);
     try {
       const result = await runCli(['train', configFile, '--runs-dir', runsRoot], { cwd: ensureDir(path.join(caseDir, 'cwd')), timeoutMs: 120_000 });
       const newest = newestRun(runsRoot);
-      const where = newest ? `${newest.runJson.stage} at step ${(newest.runJson as { step?: number }).step ?? 0}` : 'before any run folder';
       const errorLine = result.stderr.split('\n').find((line) => line.startsWith('error: ')) ?? '';
+      const failedPath = errorLine.includes(runsRoot) ? /\S*/.exec(errorLine.slice(errorLine.indexOf(runsRoot) + runsRoot.length + 1))?.[0] : undefined;
+      const where = failedPath ? `writing ${failedPath}` : newest ? `in ${newest.runJson.stage} at step ${(newest.runJson as { step?: number }).step ?? 0}` : 'before any run folder';
       const problems = unreadableFiles(runsRoot);
       const cut = problems.filter((problem) => !problem.includes('a temporary'));
       const temporaries = problems.filter((problem) => problem.includes('a temporary'));
@@ -123,7 +169,7 @@ fractions.forEach((fraction, i) => {
       for (const difference of differences) failures.push(`not equal: ${difference}`);
       facts.equal = resumed.finished && differences.length === 0;
       for (const problem of resumed.finished ? unreadableFiles(runsRoot) : []) failures.push(`after resume: ${problem}`);
-      family.record(`${(fraction * 100).toFixed(0)}% (${bytes / 1024} KiB, filled in ${where}: ${/ENOSPC/.test(result.stderr) ? 'ENOSPC' : `exit ${result.code}`})`, facts, failures);
+      family.record(`aimed at ${aim} (${bytes / 1024} KiB; filled ${where}: ${/ENOSPC/.test(result.stderr) ? 'ENOSPC' : `exit ${result.code}`})`, facts, failures);
     } finally {
       unmount(runsRoot);
     }
