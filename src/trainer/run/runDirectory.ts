@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { RunStatus } from '../../shared/runSummary';
-import { appendJsonLine, writeFileAtomic, writeJsonAtomic } from './atomicWrite';
+import { appendLineDurable, removeStaleTemporaries, writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
 
 export interface RunJsonFields {
   readonly id: string;
@@ -78,6 +78,8 @@ export class RunDirectory {
     } catch (error) {
       throw new Error(`Cannot resume ${dir}: ${file} is missing or not valid JSON (${(error as Error).message}).`);
     }
+    // Temporary files and folders of a killed writer (any process) are never read: clear them.
+    removeStaleTemporaries(dir);
     return new RunDirectory(dir, fields);
   }
 
@@ -103,7 +105,7 @@ export class RunDirectory {
   }
 
   appendMetrics(metrics: Record<string, number>): void {
-    appendJsonLine(this.metricsFile, metrics);
+    appendLineDurable(this.metricsFile, JSON.stringify(metrics));
   }
 
   /** On resume: drops metrics of steps after the checkpoint, which the resumed run writes again. */
@@ -119,10 +121,10 @@ export class RunDirectory {
           return false; // a line cut by a crash
         }
       });
-    writeFileAtomic(this.metricsFile, kept.map((line) => `${line}\n`).join(''));
+    writeFileDurable(this.metricsFile, kept.map((line) => `${line}\n`).join(''));
   }
 
   private writeRunJson(): void {
-    writeJsonAtomic(path.join(this.dir, 'run.json'), this.fields);
+    writeJsonDurable(path.join(this.dir, 'run.json'), this.fields);
   }
 }
