@@ -1,10 +1,9 @@
 /**
  * Reads a preference file line by line: judgments in order, retractions honoured, and every
- * malformed line reported as file:line with the field, while the good lines are kept.
+ * malformed line (not UTF-8 included) reported as file:line with the field, while the good lines are kept.
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { writeFileDurable } from './durableWrite';
+import { readJsonlLines } from './jsonlLines';
 import { judgmentPairs, parsePreferenceLine, type Judgment } from './preferences';
 
 export interface PreferenceFileProblem {
@@ -23,12 +22,14 @@ export async function readPreferenceFile(file: string): Promise<PreferenceFileRe
   const judgments = new Map<string, Judgment>();
   const problems: PreferenceFileProblem[] = [];
   let retracted = 0;
-  let lineNumber = 0;
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   try {
-    for await (const raw of lines) {
-      lineNumber++;
-      const text = lineNumber === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+    for await (const read of readJsonlLines(file)) {
+      const lineNumber = read.line;
+      if ('problem' in read) {
+        problems.push({ file, line: lineNumber, message: read.problem });
+        continue;
+      }
+      const text = read.text;
       if (text.trim() === '') continue;
       try {
         const line = parsePreferenceLine(text, lineNumber);
