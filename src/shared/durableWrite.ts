@@ -310,6 +310,27 @@ function cutBack(fd: number, before: number, attempted: number, io: DurableFs): 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
+/**
+ * fsyncs an existing file that is appended to without a sync per line (metrics.jsonl), so every line
+ * written so far survives a power cut from here on. A missing file is fine; other errors throw.
+ */
+export function syncFile(file: string, io: DurableFs = nodeFs): void {
+  let fd: number;
+  try {
+    fd = io.openSync(file, 'r+');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw asDurableError(file, error);
+  }
+  try {
+    io.fsyncSync(fd);
+  } catch (error) {
+    closeQuietly(fd, io);
+    throw asDurableError(file, error);
+  }
+  io.closeSync(fd);
+}
+
 /** fsyncs a folder, so a file created or renamed in it is still there after a crash. */
 export function syncDirectory(dir: string, io: DurableFs = nodeFs): void {
   let fd: number;

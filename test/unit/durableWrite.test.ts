@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSyn
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
-import { appendLineDurable, DurableWriteError, isTemporaryName, nodeFs, removeStaleTemporaries, writeFileDurable, writeFolderDurable, type DurableFs } from '../../src/shared/durableWrite';
+import { appendLineDurable, DurableWriteError, isTemporaryName, nodeFs, removeStaleTemporaries, syncFile, writeFileDurable, writeFolderDurable, type DurableFs } from '../../src/shared/durableWrite';
 import { decodeTrace, type RewardTraceRow } from '../../src/shared/traceFormat';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../../src/trainer/checkpoint/checkpoint';
 import { selectBackend } from '../../src/trainer/engine/backend';
@@ -117,6 +117,16 @@ test('appended lines: one whole line each; a torn last line is kept apart; a fai
   assert.throws(() => appendLineDurable(file, JSON.stringify({ step: 4, text: 'y'.repeat(5000) }), { sync: true }, diskWithRoomFor(2000)), (error: Error) => error.message.startsWith(`could not write ${file}: no space left on device (ENOSPC)`));
   assert.deepEqual(readFileSync(file), before);
   assert.throws(() => appendLineDurable(file, '{"a":1}\n{"b":2}'), /must not contain a newline/);
+});
+
+test('syncing an appended file: a missing file is fine, a failing fsync names the file', () => {
+  const dir = scratch();
+  const file = path.join(dir, 'metrics.jsonl');
+  syncFile(file);
+  appendLineDurable(file, '{"step":1}');
+  syncFile(file);
+  const failing: DurableFs = { ...nodeFs, fsyncSync: () => { throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }); } };
+  assert.throws(() => syncFile(file, failing), (error: Error) => error instanceof DurableWriteError && error.message.startsWith(`could not write ${file}: i/o error (EIO)`));
 });
 
 test('stale temporaries of another process (this version and earlier ones) are removed when a run is opened to resume; user files that look alike are kept', () => {

@@ -3,11 +3,13 @@
  *   run.json        resolved config, status, backend and why, versions, seed, start/end, error
  *   metrics.jsonl   one object per logged optimizer step
  *   checkpoints/    step-<n>/ folders
+ * Every write goes through shared/durableWrite.ts (whole or not at all); opening a run to resume first
+ * removes the temporary files and folders a killed writer left.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { RunStatus } from '../../shared/runSummary';
-import { appendLineDurable, removeStaleTemporaries, writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
+import { appendLineDurable, removeStaleTemporaries, syncFile, writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
 
 export interface RunJsonFields {
   readonly id: string;
@@ -104,6 +106,7 @@ export class RunDirectory {
     this.writeRunJson();
   }
 
+  /** One whole line; a failed append is cut back off. Synced with the next run.json write. */
   appendMetrics(metrics: Record<string, number>): void {
     appendLineDurable(this.metricsFile, JSON.stringify(metrics));
   }
@@ -125,6 +128,9 @@ export class RunDirectory {
   }
 
   private writeRunJson(): void {
+    // Metrics lines are appended without a sync each (one per step); run.json is written at checkpoints
+    // and stage ends, so syncing them first makes every line up to what run.json records durable.
+    syncFile(this.metricsFile);
     writeJsonDurable(path.join(this.dir, 'run.json'), this.fields);
   }
 }
