@@ -12,7 +12,7 @@ import type { PreferencesStageConfig } from '../../shared/runConfig';
 import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
 import { loadModel } from '../rl/loadModel';
-import { appendJsonLine } from '../run/atomicWrite';
+import { appendLineDurable } from '../../shared/durableWrite';
 import { generate } from '../sampling/sampler';
 import { yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import { simulatedRanking } from './simulatedAnnotator';
@@ -78,7 +78,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
           source: { run: run.id, step: 0, model: policyDir },
           shown_order: random.shuffle(completions.map((_, i) => i)),
         };
-        appendJsonLine(file, judgment);
+        appendLineDurable(file, JSON.stringify(judgment));
         oracleSum += scores.reduce((a, b) => a + b, 0) / k;
         spreadSum += Math.max(...scores) - Math.min(...scores);
       });

@@ -3,11 +3,13 @@
  *   run.json        resolved config, status, backend and why, versions, seed, start/end, error
  *   metrics.jsonl   one object per logged optimizer step
  *   checkpoints/    step-<n>/ folders
+ * Every write goes through shared/durableWrite.ts (whole or not at all); opening a run to resume first
+ * removes the temporary files and folders a killed writer left.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { RunStatus } from '../../shared/runSummary';
-import { appendJsonLine, writeFileAtomic, writeJsonAtomic } from './atomicWrite';
+import { appendLineDurable, removeStaleTemporaries, syncFile, writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
 
 export interface RunJsonFields {
   readonly id: string;
@@ -78,6 +80,8 @@ export class RunDirectory {
     } catch (error) {
       throw new Error(`Cannot resume ${dir}: ${file} is missing or not valid JSON (${(error as Error).message}).`);
     }
+    // Temporary files and folders of a killed writer (any process) are never read: clear them.
+    removeStaleTemporaries(dir);
     return new RunDirectory(dir, fields);
   }
 
@@ -102,8 +106,9 @@ export class RunDirectory {
     this.writeRunJson();
   }
 
+  /** One whole line; a failed append is cut back off. Synced with the next run.json write. */
   appendMetrics(metrics: Record<string, number>): void {
-    appendJsonLine(this.metricsFile, metrics);
+    appendLineDurable(this.metricsFile, JSON.stringify(metrics));
   }
 
   /** On resume: drops metrics of steps after the checkpoint, which the resumed run writes again. */
@@ -119,10 +124,13 @@ export class RunDirectory {
           return false; // a line cut by a crash
         }
       });
-    writeFileAtomic(this.metricsFile, kept.map((line) => `${line}\n`).join(''));
+    writeFileDurable(this.metricsFile, kept.map((line) => `${line}\n`).join(''));
   }
 
   private writeRunJson(): void {
-    writeJsonAtomic(path.join(this.dir, 'run.json'), this.fields);
+    // Metrics lines are appended without a sync each (one per step); run.json is written at checkpoints
+    // and stage ends, so syncing them first makes every line up to what run.json records durable.
+    syncFile(this.metricsFile);
+    writeJsonDurable(path.join(this.dir, 'run.json'), this.fields);
   }
 }
