@@ -12,13 +12,46 @@ import type { PreferencesStageConfig } from '../../shared/runConfig';
 import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
 import { loadModel } from '../rl/loadModel';
-import { appendJsonLine } from '../run/atomicWrite';
+import { appendJsonLine, writeFileAtomic } from '../run/atomicWrite';
 import { generate } from '../sampling/sampler';
-import { yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
+import { yieldToEventLoop, type LogLevel, type StageContext, type StageResult } from '../stageContext';
 import { simulatedRanking } from './simulatedAnnotator';
 
 /** Prompts per generation batch (× K completions each). */
 export const promptsPerBatch = 16;
+
+/**
+ * On resume: cuts `file` back to its judgments of whole batches (all of them once the stage has written
+ * every one), so the batch a kill interrupted (lines missing, or the last one cut) is written again in
+ * full. Returns how many judgments stay. A file with more judgments than the stage writes is not this
+ * stage's, and is left alone.
+ */
+function keepWholeBatches(file: string, total: number, log: (level: LogLevel, message: string) => void): number {
+  if (!existsSync(file)) return 0;
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  // Only lines that ended (a newline after them) and parse count; the first that does not ends the good part.
+  let whole = 0;
+  while (whole < lines.length - 1 && isJsonObject(lines[whole])) whole++;
+  if (whole > total) throw new Error(`${file} holds ${whole} judgments but this stage writes ${total}; it was not written by this stage. Move it away and resume again.`);
+  const kept = whole === total ? total : whole - (whole % promptsPerBatch);
+  const keptText = lines.slice(0, kept).map((line) => `${line}\n`).join('');
+  if (keptText !== text) {
+    const dropped = lines.slice(kept).filter((line) => line !== '').length;
+    log('info', `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} line${dropped === 1 ? '' : 's'} after them; batch ${kept / promptsPerBatch + 1} is written again`);
+    writeFileAtomic(file, keptText);
+  }
+  return kept;
+}
+
+function isJsonObject(line: string): boolean {
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
 
 export async function runPreferencesStage(stage: PreferencesStageConfig, context: StageContext): Promise<StageResult> {
   const { run, log, seed } = context;
@@ -41,10 +74,10 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
     const selected = prompts.train.slice(0, stage.num_prompts);
     const batches = Math.ceil(selected.length / promptsPerBatch);
     run.update({ max_steps: batches });
-    // Resume: judgments already in the file stay; whole batches are redone deterministically after them.
-    const done = context.resume && existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((line) => line.trim() !== '').length : 0;
-    const firstBatch = Math.floor(done / promptsPerBatch);
-    if (done % promptsPerBatch !== 0 && done !== selected.length) throw new Error(`${file} ends inside a batch (${done} judgments); it was not written by this stage.`);
+    // Resume: the whole batches already in the file stay; a batch the kill cut short is redone (each
+    // batch is a pure function of seed and batch number, so it comes out the same).
+    const done = context.resume ? keepWholeBatches(file, selected.length, log) : 0;
+    const firstBatch = done === selected.length ? batches : done / promptsPerBatch;
     if (context.resume) run.truncateMetricsAfter(firstBatch);
     let lastMetrics: Record<string, number> = {};
     for (let batch = firstBatch; batch < batches; batch++) {

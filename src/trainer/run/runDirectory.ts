@@ -4,7 +4,7 @@
  *   metrics.jsonl   one object per logged optimizer step
  *   checkpoints/    step-<n>/ folders
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { RunStatus } from '../../shared/runSummary';
 import { appendJsonLine, writeFileAtomic, writeJsonAtomic } from './atomicWrite';
@@ -40,6 +40,12 @@ export interface RunJsonFields {
   /** Extra per-stage facts (reward model accuracy, eval scores…). */
   readonly summary?: Record<string, number>;
 }
+
+/** Longest `error` kept in run.json: the file must stay small enough to rewrite on a nearly full disk. */
+const maxErrorLength = 2000;
+
+/** A temporary file or folder of a write in progress (`.<name>.<pid>….tmp`, `.step-<n>.<pid>.tmp`). */
+const temporaryName = /^\..+\.tmp$/;
 
 /** A run id that sorts by time: `<name>-<stage>-<yyyymmdd-hhmmss>`. */
 export function newRunId(name: string, stage: string, now = new Date()): string {
@@ -120,6 +126,49 @@ export class RunDirectory {
         }
       });
     writeFileAtomic(this.metricsFile, kept.map((line) => `${line}\n`).join(''));
+  }
+
+  /**
+   * Records that the stage failed: status `failed` with the reason in `error`. Never throws: when the
+   * disk is full the first write can fail, so the stage's temporary files are removed to free space and
+   * the write is tried again; returns the error of that last try when even it failed.
+   */
+  markFailed(reason: string): Error | undefined {
+    const patch = { status: 'failed' as const, ended_at: new Date().toISOString(), error: reason.length > maxErrorLength ? `${reason.slice(0, maxErrorLength)}…` : reason };
+    try {
+      this.update(patch);
+      return undefined;
+    } catch {
+      try {
+        this.removeTemporaryFiles();
+        this.update(patch);
+        return undefined;
+      } catch (error) {
+        return error as Error;
+      }
+    }
+  }
+
+  /** Removes the temporary files of unfinished writes in this run directory (its stage is not running). */
+  removeTemporaryFiles(): void {
+    for (const folder of [this.dir, path.join(this.dir, 'checkpoints'), path.join(this.dir, 'traces')]) {
+      if (!existsSync(folder)) continue;
+      for (const name of readdirSync(folder)) if (temporaryName.test(name)) rmSync(path.join(folder, name), { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * A stage killed before its first checkpoint starts again from nothing, in this directory: what it
+   * wrote (metrics, traces, unfinished checkpoints) and the run.json fields it set are cleared, so the
+   * files agree with the run that follows. The config and the earlier stages' outputs stay.
+   */
+  clearForRestart(): void {
+    for (const name of ['metrics.jsonl', 'traces', 'checkpoints']) rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    this.removeTemporaryFiles();
+    mkdirSync(path.join(this.dir, 'checkpoints'));
+    const { id, name, status, started_at, stage, stage_index, seed, config, config_file, versions, resumed_at, stage_outputs } = this.fields;
+    this.fields = { id, name, status, started_at, stage, stage_index, seed, config, config_file, versions, resumed_at, stage_outputs };
+    this.writeRunJson();
   }
 
   private writeRunJson(): void {
