@@ -71,7 +71,13 @@ export class RunDirectory {
     const dir = path.join(runsRoot, id);
     mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
     const run = new RunDirectory(dir, { ...fields, id, status: 'running', started_at: new Date().toISOString() });
-    run.writeRunJson();
+    try {
+      run.writeRunJson();
+    } catch (error) {
+      // A run folder without its run.json (a full disk) is neither listed nor resumable: leave none.
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
     return run;
   }
 
