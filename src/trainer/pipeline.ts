@@ -218,7 +218,7 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
           config,
           config_file: configFile,
           versions: versions(),
-          stage_outputs: outputs,
+          stage_outputs: { ...outputs },
         });
     let result: StageResult;
     const removeExitGuard = recordExitWhileRunning(run);

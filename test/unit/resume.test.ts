@@ -176,6 +176,19 @@ test('killed inside a preferences batch (its last line cut), resume from another
   assert.equal(runsByStage(runsRoot).ppo.length, 2, 'no stage ran again');
 });
 
+test('killed after a batch of judgments but before its metrics line, resume writes that batch again: every batch has its judgments and one metrics line', async () => {
+  const runsRoot = path.join(workDir, 'before-metrics');
+  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], { fault: { match: '-preferences-.*metrics\\.jsonl$', at: 3, action: 'kill' } });
+  assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+  const preferencesRun = runsByStage(runsRoot).preferences[0];
+  assert.equal(readFileSync(path.join(preferencesRun, 'preferences.jsonl'), 'utf8').split('\n').length, 49, '3 whole batches written, metrics of 2');
+  const resumed = await cli(['train', '--resume', preferencesRun], { cwd: elsewhere() });
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, /keeping the 32 judgments of whole batches and dropping the 16 lines after them; batch 3 is written again/);
+  assert.deepEqual(deterministicMetrics(preferencesRun), deterministicMetrics(reference.preferences[0]));
+  assert.deepEqual(judgments(preferencesRun), judgments(reference.preferences[0]));
+});
+
 test('killed before PPO\'s first checkpoint, resume restarts only PPO, in its own run directory, from the recorded outputs; it equals an uninterrupted run', async () => {
   const runsRoot = path.join(workDir, 'before-checkpoint');
   // PPO's 2nd metrics line is step 1 (after the step-0 baseline); its first checkpoint is at step 2.

@@ -13,6 +13,7 @@ import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
 import { loadModel } from '../rl/loadModel';
 import { appendJsonLine, writeFileAtomic } from '../run/atomicWrite';
+import type { RunDirectory } from '../run/runDirectory';
 import { generate } from '../sampling/sampler';
 import { yieldToEventLoop, type LogLevel, type StageContext, type StageResult } from '../stageContext';
 import { simulatedRanking } from './simulatedAnnotator';
@@ -21,12 +22,12 @@ import { simulatedRanking } from './simulatedAnnotator';
 export const promptsPerBatch = 16;
 
 /**
- * On resume: cuts `file` back to its judgments of whole batches (all of them once the stage has written
- * every one), so the batch a kill interrupted (lines missing, or the last one cut) is written again in
- * full. Returns how many judgments stay. A file with more judgments than the stage writes is not this
- * stage's, and is left alone.
+ * On resume: cuts `file` back to the judgments of whole batches whose metrics line was also written,
+ * so the batch a kill interrupted (lines missing, the last one cut, or its metrics line not yet
+ * written) is written again in full. Returns how many batches stay. A file with more judgments than
+ * the stage writes is not this stage's, and is left alone.
  */
-function keepWholeBatches(file: string, total: number, log: (level: LogLevel, message: string) => void): number {
+function keepWholeBatches(file: string, run: RunDirectory, total: number, log: (level: LogLevel, message: string) => void): number {
   if (!existsSync(file)) return 0;
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n');
@@ -34,14 +35,26 @@ function keepWholeBatches(file: string, total: number, log: (level: LogLevel, me
   let whole = 0;
   while (whole < lines.length - 1 && isJsonObject(lines[whole])) whole++;
   if (whole > total) throw new Error(`${file} holds ${whole} judgments but this stage writes ${total}; it was not written by this stage. Move it away and resume again.`);
-  const kept = whole === total ? total : whole - (whole % promptsPerBatch);
+  const batches = Math.min(whole === total ? Math.ceil(total / promptsPerBatch) : Math.floor(whole / promptsPerBatch), loggedBatches(run));
+  const kept = Math.min(total, batches * promptsPerBatch);
   const keptText = lines.slice(0, kept).map((line) => `${line}\n`).join('');
   if (keptText !== text) {
     const dropped = lines.slice(kept).filter((line) => line !== '').length;
-    log('info', `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} line${dropped === 1 ? '' : 's'} after them; batch ${kept / promptsPerBatch + 1} is written again`);
+    log('info', `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} line${dropped === 1 ? '' : 's'} after them; batch ${batches + 1} is written again`);
     writeFileAtomic(file, keptText);
   }
-  return kept;
+  return batches;
+}
+
+/** How many batches have their metrics line: steps 1, 2, … in order, up to the first gap or cut line. */
+function loggedBatches(run: RunDirectory): number {
+  if (!existsSync(run.metricsFile)) return 0;
+  let logged = 0;
+  for (const line of readFileSync(run.metricsFile, 'utf8').split('\n')) {
+    if (!isJsonObject(line) || (JSON.parse(line) as { step?: unknown }).step !== logged + 1) break;
+    logged++;
+  }
+  return logged;
 }
 
 function isJsonObject(line: string): boolean {
@@ -76,8 +89,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
     run.update({ max_steps: batches });
     // Resume: the whole batches already in the file stay; a batch the kill cut short is redone (each
     // batch is a pure function of seed and batch number, so it comes out the same).
-    const done = context.resume ? keepWholeBatches(file, selected.length, log) : 0;
-    const firstBatch = done === selected.length ? batches : done / promptsPerBatch;
+    const firstBatch = context.resume ? keepWholeBatches(file, run, selected.length, log) : 0;
     if (context.resume) run.truncateMetricsAfter(firstBatch);
     let lastMetrics: Record<string, number> = {};
     for (let batch = firstBatch; batch < batches; batch++) {
