@@ -3,19 +3,19 @@
 // real extension host) run by Node 24 from the npm package `node@24`. Idempotent: a marker file records a
 // finished install, so a second run only checks. Usage: `node scripts/ensureTestTools.mjs`.
 //
-// code-server lives in a cache outside the repository (it is ~600 MB and machine-specific). The harness
-// in test/vscode/codeServer.ts computes the same directory; keep the two in step.
+// code-server lives in the tools' cache outside the repository (scripts/testToolsEnv.mjs says where;
+// RLHF_LENS_TOOLS_CACHE points it elsewhere). Every nested install runs with a clean environment: under
+// `npm test` the variables npm exports would make code-server's postinstall refuse to run.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { cleanInstallEnv, CODE_SERVER_VERSION, codeServerDir } from './testToolsEnv.mjs';
 
-const CODE_SERVER_VERSION = '4.139.1';
 const NODE_SPEC = 'node@24';
 const CHROMIUM = '/usr/bin/chromium';
 
-const cacheRoot = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-const dir = join(cacheRoot, 'rlhf-lens', `code-server-${CODE_SERVER_VERSION}`);
+const installEnv = cleanInstallEnv();
+const dir = codeServerDir();
 const marker = join(dir, 'installed.json');
 const node24 = join(dir, 'node_modules', 'node', 'bin', 'node');
 const entry = join(dir, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
@@ -30,7 +30,7 @@ function fail(message) {
 }
 
 function run(command, args, options = {}) {
-  const result = spawnSync(command, args, { stdio: 'inherit', ...options });
+  const result = spawnSync(command, args, { stdio: 'inherit', env: installEnv, ...options });
   if (result.error) throw result.error;
   return result.status ?? 1;
 }
@@ -59,7 +59,7 @@ if (aptMissing.length === 0) {
   if (process.getuid?.() !== 0) fail(`missing Debian packages: ${aptMissing.join(', ')}; not root, so not installing. ${advice}`);
   if (!onPath('apt-get')) fail(`missing packages: ${aptMissing.join(', ')}, and there is no apt-get here. ${advice}`);
   say(`installing Debian packages: ${aptMissing.join(' ')}`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const env = { ...installEnv, DEBIAN_FRONTEND: 'noninteractive' };
   if (run('apt-get', ['update'], { env }) !== 0 || run('apt-get', ['install', '-y', ...aptMissing], { env }) !== 0) {
     fail(`apt-get failed. ${advice}`);
   }
@@ -91,7 +91,7 @@ writeFileSync(
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const npmArgs = ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-update-notifier'];
 if (run(npm, [...npmArgs, NODE_SPEC], { cwd: dir }) !== 0 || !existsSync(node24)) fail(`npm install ${NODE_SPEC} failed`);
-const nodeVersion = execFileSync(node24, ['--version'], { encoding: 'utf8' }).trim();
+const nodeVersion = execFileSync(node24, ['--version'], { encoding: 'utf8', env: installEnv }).trim();
 say(`Node ${nodeVersion} installed (${seconds()})`);
 
 // node-gyp must compile against Node 24's headers. It would download them from nodejs.org (offline
@@ -105,10 +105,10 @@ const headers = join(dir, 'node-headers');
 cpSync(join(nodeDeps, platformPackage, 'include'), join(headers, 'include'), { recursive: true });
 
 const env = {
-  ...process.env,
+  ...installEnv,
   // code-server's postinstall refuses any Node but 24 (it reads npm's user agent), so npm itself must
   // run on Node 24: its `#!/usr/bin/env node` finds the first `node` on PATH.
-  PATH: [join(dir, 'node_modules', 'node', 'bin'), process.env.PATH].join(delimiter),
+  PATH: [join(dir, 'node_modules', 'node', 'bin'), installEnv.PATH].join(delimiter),
   npm_config_nodedir: headers,
   // Nothing here should download native binaries; onnxruntime-node would try CUDA files.
   ONNXRUNTIME_NODE_INSTALL: 'skip',
@@ -122,7 +122,7 @@ say(`code-server installed (${seconds()})`);
 // native modules are missing and code-server fails only later, in the browser. Check them now.
 const vscodeDir = join(dir, 'node_modules', 'code-server', 'lib', 'vscode');
 const natives = ['node-pty', '@vscode/spdlog', 'kerberos', '@parcel/watcher', '@vscode/native-watchdog'];
-const check = spawnSync(node24, ['-e', `for (const m of ${JSON.stringify(natives)}) require(m);`], { cwd: vscodeDir, encoding: 'utf8' });
+const check = spawnSync(node24, ['-e', `for (const m of ${JSON.stringify(natives)}) require(m);`], { cwd: vscodeDir, encoding: 'utf8', env: installEnv });
 if (check.status !== 0) fail(`code-server's native modules do not load under Node ${nodeVersion}:\n${check.stderr}`);
 // An explicit (empty) config file, or code-server writes a default one with a password under ~/.config.
 const emptyConfig = join(dir, 'empty-config.yaml');

@@ -43,26 +43,39 @@ function nodeTests(name, files) {
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const glob = (dir) => readdirSync(dir).filter((file) => file.endsWith('.test.ts')).sort().map((file) => join(dir, file));
 
+/** A step or layer that could not run: listed as failed in the summary, with why. */
+function notRun(name, reason) {
+  console.log(`\n=== ${name}: not run (${reason})`);
+  results.push({ name, ok: false, seconds: '0.0', detail: `not run: ${reason}` });
+  return false;
+}
+
 // Tools first: a machine that cannot get them fails here with the reason, not later with a riddle.
 const toolsOk = step('test tools (Chromium, Node 24, code-server)', process.execPath, ['scripts/ensureTestTools.mjs']);
 const built = step('build', npm, ['run', 'build']);
 step('lint and type-check', npm, ['run', 'lint']);
-if (built) {
-  nodeTests('unit', glob('test/unit'));
-  if (toolsOk) nodeTests('webview', glob('test/webview'));
-  // The main job at the quick scale: the RLHF loop must improve on SFT (README's first command).
-  nodeTests('demo', glob('test/demo'));
-  const packaged = step('package the .vsix', npm, ['run', 'package']);
-  // The extension-host suite loads the extension from the work tree: rebuild with source maps so
-  // its stack traces point at the sources (package left a minified build).
-  if (packaged && toolsOk && step('build for the extension-host suite', npm, ['run', 'build'])) {
-    nodeTests('vscode', glob('test/vscode'));
-  }
-}
+const noBuild = 'the build failed';
+const noTools = 'the test tools could not be installed (see "test tools" above)';
+if (built) nodeTests('unit', glob('test/unit'));
+else notRun('unit tests', noBuild);
+if (built && toolsOk) nodeTests('webview', glob('test/webview'));
+else notRun('webview tests', built ? noTools : noBuild);
+// The main job at the quick scale: the RLHF loop must improve on SFT (README's first command).
+if (built) nodeTests('demo', glob('test/demo'));
+else notRun('demo tests', noBuild);
+const packaged = built ? step('package the .vsix', npm, ['run', 'package']) : notRun('package the .vsix', noBuild);
+// The extension-host suite loads the extension from the work tree: rebuild with source maps so
+// its stack traces point at the sources (package left a minified build).
+if (!packaged) notRun('vscode tests', built ? 'packaging failed' : noBuild);
+else if (!toolsOk) notRun('vscode tests', noTools);
+else if (step('build for the extension-host suite', npm, ['run', 'build'])) nodeTests('vscode', glob('test/vscode'));
+else notRun('vscode tests', 'the rebuild for the extension-host suite failed');
 
 console.log('\n=== summary');
 for (const { name, ok, seconds, detail } of results) console.log(`${ok ? 'ok  ' : 'FAIL'} ${name} (${seconds} s)${ok ? '' : ` — ${detail}`}`);
+// A layer that did not run, or a step that failed without failing a test, still counts as a failure.
 const failedSteps = results.filter((result) => !result.ok).length;
+counts.failed += results.filter((result) => result.detail.startsWith('not run')).length;
 if (failedSteps > 0 && counts.failed === 0) counts.failed = failedSteps;
 console.log(`${counts.passed} passed, ${counts.failed} failed`);
 process.exit(failedSteps > 0 ? 1 : 0);

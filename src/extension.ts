@@ -32,7 +32,8 @@ let supervisor: TrainerSupervisor | undefined;
 export function activate(context: vscode.ExtensionContext): RlhfLensApi {
   const log = vscode.window.createOutputChannel('RLHF Lens', { log: true });
   const runs = new WorkspaceRuns();
-  supervisor = new TrainerSupervisor(path.join(context.extensionPath, 'dist', 'trainer.js'));
+  // Every trainer start (runs, the Rank view's sampling) passes this gate: Workspace Trust.
+  supervisor = new TrainerSupervisor(path.join(context.extensionPath, 'dist', 'trainer.js'), () => vscode.workspace.isTrusted);
   let lastErrorMessage: string | undefined;
 
   const trainers = supervisor;

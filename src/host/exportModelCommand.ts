@@ -8,6 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { TrainerProcess } from './trainerProcess';
+import { trustExplanation } from './workspaceTrust';
 
 type ExportTarget = string | vscode.Uri | { readonly runDir?: string; readonly resourceUri?: vscode.Uri } | undefined;
 
@@ -52,7 +53,7 @@ function exportDirFor(checkpoint: string): string {
 export function exportModelCommand(trainerModule: string, log: vscode.LogOutputChannel): (target?: ExportTarget) => Promise<string | undefined> {
   return async (target) => {
     if (!vscode.workspace.isTrusted) {
-      void vscode.window.showErrorMessage('Exporting a model runs the RLHF trainer, which needs a trusted workspace.');
+      void vscode.window.showErrorMessage(trustExplanation('exports models'));
       return undefined;
     }
     const folder = folderOf(target) ?? (await pickCheckpoint());

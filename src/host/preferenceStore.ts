@@ -7,8 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
 import * as path from 'node:path';
+import { appendLineDurable } from '../shared/durableWrite';
 import { readPreferenceFile, type PreferenceFileRead } from '../shared/preferenceFile';
 import type { Judgment, Retraction } from '../shared/preferences';
 
@@ -66,46 +66,9 @@ export class PreferenceStore {
   }
 
   private async appendLine(line: string): Promise<void> {
-    const created = !existsSync(this.file);
-    if (created) mkdirSync(path.dirname(this.file), { recursive: true });
-    const prefix = !created && (await this.endsTorn()) ? '\n' : '';
-    const handle = await open(this.file, 'a');
-    try {
-      // One write of the whole line (O_APPEND), then fsync: durable before the caller moves on.
-      await handle.write(`${prefix}${line}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    if (created) await syncDirectory(path.dirname(this.file));
-  }
-
-  /** True when the file's last byte is not a newline: a previous write was cut short. */
-  private async endsTorn(): Promise<boolean> {
-    const { size } = await stat(this.file);
-    if (size === 0) return false;
-    const handle = await open(this.file, 'r');
-    try {
-      const last = Buffer.alloc(1);
-      await handle.read(last, 0, 1, size - 1);
-      return last[0] !== 0x0a;
-    } finally {
-      await handle.close();
-    }
+    mkdirSync(path.dirname(this.file), { recursive: true });
+    // One whole line (a torn last line gets a newline first), fsynced with its folder: durable before
+    // the caller moves on. A failed append is cut back off, so the file is as it was.
+    appendLineDurable(this.file, line, { sync: true });
   }
 }
-
-/** A new file's directory entry must reach the disk too, or a crash can lose the whole file. */
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Some file systems (and Windows) refuse to fsync a directory; the file's own fsync still holds.
-  }
-}
-

@@ -11,6 +11,7 @@ import * as vscode from 'vscode';
 import { exportTrlPairwise, formatPreferenceProblem } from '../shared/preferenceFile';
 import { assertNever, parseRankMessage, type FromRankMessage, type ToRankMessage } from '../shared/protocol';
 import { CheckpointSampler } from './checkpointSampler';
+import { trustExplanation } from './workspaceTrust';
 import { PreferenceStore, preferenceFileOf, validDatasetName } from './preferenceStore';
 import { RankSession } from './rankSession';
 import { openRankSource, type RankSourceSpec, type SamplingSpec } from './rankSources';
@@ -126,6 +127,12 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
     await this.saveSession({ dataset, spec, skipped });
     await session.load();
     if (!spec) return;
+    if ((spec.kind === 'checkpoint' || spec.kind === 'onnx') && !vscode.workspace.isTrusted) {
+      // A saved session reopened after a reload, or a command's argument: refused like the picker does.
+      const message = trustExplanation('samples completions');
+      this.log.warn(message);
+      return void vscode.window.showWarningMessage(message);
+    }
     try {
       const { source, problems } = await openRankSource(spec, await session.doneKeys(), () => (this.sampler ??= new CheckpointSampler(this.supervisor, root)));
       for (const problem of problems) this.log.warn(problem);
@@ -225,7 +232,17 @@ async function pickSource(root: string): Promise<RankSourceSpec | undefined> {
     { label: '$(file) A JSONL file of prompts and completions', detail: 'one {"prompt": …, "completions": [2 to 8 strings]} per line', source: 'jsonl' as const },
     { label: '$(package) Sample from an ONNX model folder', detail: 'a transformers.js-style folder: config.json, tokenizer.json, onnx/model.onnx (onnxruntime-node)', source: 'onnx' as const },
   ];
-  const kind = (await vscode.window.showQuickPick(kinds, { placeHolder: 'Where do the completions to rank come from?' }))?.source;
+  // Sampling starts a trainer (an ONNX folder is parsed by native code): not in an untrusted workspace.
+  const needsTrust = new Set<string>(['checkpoint', 'onnx']);
+  const trusted = vscode.workspace.isTrusted;
+  const shown = kinds.map((item) => (!trusted && needsTrust.has(item.source) ? { ...item, description: '$(shield) needs a trusted workspace' } : item));
+  const kind = (await vscode.window.showQuickPick(shown, { placeHolder: 'Where do the completions to rank come from?' }))?.source;
+  if (kind && !vscode.workspace.isTrusted && needsTrust.has(kind)) {
+    void vscode.window.showWarningMessage(trustExplanation('samples completions'), 'Manage Workspace Trust').then((choice) => {
+      if (choice) void vscode.commands.executeCommand('workbench.trust.manage');
+    });
+    return undefined;
+  }
   switch (kind) {
     case undefined:
       return undefined;

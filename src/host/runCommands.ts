@@ -6,6 +6,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { writeFileDurable } from '../shared/durableWrite';
 import { runNamePattern, renderTemplate, runTemplates, type RunTemplate } from '../shared/runTemplates';
 import { checkDocument } from './configDiagnostics';
 import type { ConfigDiagnostics } from './configDiagnostics';
@@ -88,7 +89,7 @@ async function newRun(args?: NewRunArguments): Promise<vscode.Uri | undefined> {
     void vscode.window.showErrorMessage(`${path.basename(file)} exists already; pick another name.`);
     return undefined;
   }
-  await fs.writeFile(file, renderTemplate(template, name), { flag: 'wx' });
+  writeFileDurable(file, renderTemplate(template, name));
   const uri = vscode.Uri.file(file);
   await vscode.window.showTextDocument(uri);
   return uri;

@@ -14,6 +14,7 @@ import type { TrainerProcess } from './trainerProcess';
 import type { TrainerSupervisor } from './trainerSupervisor';
 import { RunStatusBar, type RunProgress } from './runStatusBar';
 import type { WorkspaceRuns } from './workspaceRuns';
+import { trustExplanation } from './workspaceTrust';
 
 /** A trainer this window started, and what it reported so far. */
 export interface ActiveRun {
@@ -31,8 +32,6 @@ export interface ActiveRun {
   reportProgress?: (message: string, fraction: number) => void;
 }
 
-export const trustExplanation =
-  'RLHF Lens starts training only in a trusted workspace: a run executes a trainer process on this machine and reads the files a config names. Viewing runs works without trust. To train, trust this folder (Workspaces: Manage Workspace Trust).';
 
 export class RunController implements vscode.Disposable {
   private readonly active = new Set<ActiveRun>();
@@ -78,7 +77,7 @@ export class RunController implements vscode.Disposable {
 
   /** Checks what every start needs; returns the runs folder, or undefined after telling the user why not. */
   private canStart(): string | undefined {
-    if (!vscode.workspace.isTrusted) return this.refuse(trustExplanation);
+    if (!vscode.workspace.isTrusted) return this.refuse(trustExplanation('starts training'));
     const runsFolder = this.runs.folder;
     if (!runsFolder) return this.refuse('Open a folder first: runs are written to its .rlhf/runs folder.', vscode.window.showErrorMessage);
     const limit = maxConcurrentRuns();

@@ -5,6 +5,7 @@
  */
 import { Listeners, type Listener } from './listeners';
 import { TrainerProcess, type TrainerExit, type TrainerStartOptions } from './trainerProcess';
+import { UntrustedWorkspaceError } from './workspaceTrust';
 
 export class TrainerSupervisor {
   private readonly running = new Set<TrainerProcess>();
@@ -12,10 +13,16 @@ export class TrainerSupervisor {
   private readonly exitListeners = new Listeners<TrainerExit>();
   private disposed = false;
 
-  constructor(private readonly defaultModulePath: string) {}
+  /** `isTrusted`: the workspace's trust, asked at every start (the extension passes `workspace.isTrusted`). */
+  constructor(
+    private readonly defaultModulePath: string,
+    private readonly isTrusted: () => boolean = () => true,
+  ) {}
 
+  /** Starts a trainer; throws UntrustedWorkspaceError in an untrusted workspace, whoever asks. */
   start(options: Omit<TrainerStartOptions, 'modulePath'> & { modulePath?: string }): TrainerProcess {
     if (this.disposed) throw new Error('RLHF Lens is shutting down; no trainer can start now.');
+    if (!this.isTrusted()) throw new UntrustedWorkspaceError(options.label);
     const trainer = new TrainerProcess({ ...options, modulePath: options.modulePath ?? this.defaultModulePath });
     this.running.add(trainer);
     void trainer.exited.then((exit) => {

@@ -1,10 +1,9 @@
 /**
  * Reads a preference file line by line: judgments in order, retractions honoured, and every
- * malformed line reported as file:line with the field, while the good lines are kept.
+ * malformed line (not UTF-8 included) reported as file:line with the field, while the good lines are kept.
  */
-import { createReadStream, closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import * as path from 'node:path';
-import { createInterface } from 'node:readline';
+import { writeFileDurable } from './durableWrite';
+import { readJsonlLines } from './jsonlLines';
 import { judgmentPairs, parsePreferenceLine, type Judgment } from './preferences';
 
 export interface PreferenceFileProblem {
@@ -23,12 +22,14 @@ export async function readPreferenceFile(file: string): Promise<PreferenceFileRe
   const judgments = new Map<string, Judgment>();
   const problems: PreferenceFileProblem[] = [];
   let retracted = 0;
-  let lineNumber = 0;
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   try {
-    for await (const raw of lines) {
-      lineNumber++;
-      const text = lineNumber === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+    for await (const read of readJsonlLines(file)) {
+      const lineNumber = read.line;
+      if ('problem' in read) {
+        problems.push({ file, line: lineNumber, message: read.problem });
+        continue;
+      }
+      const text = read.text;
       if (text.trim() === '') continue;
       try {
         const line = parsePreferenceLine(text, lineNumber);
@@ -61,24 +62,11 @@ export interface PairwiseExport {
 
 /**
  * Writes TRL's pairwise JSONL (`{"prompt", "chosen", "rejected"}` per line): every pair of every live
- * judgment, ties skipped. Written to a temporary file and renamed, so `output` is whole or absent.
+ * judgment, ties skipped. Written durably (shared/durableWrite.ts), so `output` is whole or absent.
  */
 export async function exportTrlPairwise(input: string, output: string): Promise<PairwiseExport> {
   const read = await readPreferenceFile(input);
   const lines = read.judgments.flatMap((judgment) => judgmentPairs(judgment).map(({ prompt, chosen, rejected }) => JSON.stringify({ prompt, chosen, rejected })));
-  const temporary = path.join(path.dirname(output), `.${path.basename(output)}.${process.pid}.tmp`);
-  const fd = openSync(temporary, 'w');
-  try {
-    writeSync(fd, lines.map((line) => `${line}\n`).join(''));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(temporary, output);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
+  writeFileDurable(output, lines.map((line) => `${line}\n`).join(''));
   return { pairs: lines.length, judgments: read.judgments.length, problems: read.problems };
 }

@@ -124,8 +124,9 @@ async function train(args: string[], host: HostChannel | undefined): Promise<num
   training = true;
   handleSignals();
   const { callbacks, log } = reportingCallbacks(host);
+  // Without --runs-dir the pipeline picks the folder: a resumed run's own, else .rlhf/runs.
   try {
-    const result = await runPipeline({ configFile: positionals[0], resumeDir: values.resume, runsRoot: path.resolve(values['runs-dir'] ?? defaultRunsFolder) }, callbacks);
+    const result = await runPipeline({ configFile: positionals[0], resumeDir: values.resume, runsRoot: values['runs-dir'] === undefined ? undefined : path.resolve(values['runs-dir']) }, callbacks);
     log('info', result.stopped ? `stopped; resume with: rlhf-lens train --resume ${result.runs.at(-1)?.runDir}` : `finished ${result.runs.length} stage${result.runs.length === 1 ? '' : 's'}`);
     return 0;
   } catch (error) {

@@ -1,17 +1,18 @@
 /**
  * Runs a config's stages in order, each in its own run directory, on one TensorFlow.js backend
  * chosen at start. Reports through callbacks (the process entry turns them into messages or a
- * terminal progress bar). A stage that fails marks its run.json `failed` with the error; the
- * checkpoints it wrote stay.
+ * terminal progress bar). A stage that fails marks its run.json `failed` with the error (also when
+ * the process exits on an uncaught error); the checkpoints it wrote stay.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatConfigProblem, readConfigText } from '../shared/configFile';
 import { backendNames } from '../shared/backendNames';
+import { defaultRunsFolder } from '../shared/runsFolder';
 import type { RunConfig, StageConfig } from '../shared/runConfig';
+import { latestCheckpoint } from './checkpoint/checkpoint';
 import { formatBackendChoice, selectBackend, type BackendChoice } from './engine/backend';
 import { tf } from './engine/tfRuntime';
-import { existsSync } from 'node:fs';
 import { runDpoStage } from './dpo/dpoTrainer';
 import { runPpoStage } from './ppo/ppoTrainer';
 import { promptsPerBatch, runPreferencesStage } from './preferences/preferencesStage';
@@ -113,17 +114,67 @@ function requestedBackend(configured: RunConfig['backend']): RunConfig['backend'
   return configured === 'auto' && (backendNames as readonly string[]).includes(fromEnvironment ?? '') ? (fromEnvironment as RunConfig['backend']) : configured;
 }
 
-/** Runs every stage of `configFile`, or, with `resumeDir`, continues that run directory's stage and the stages after it. */
-export async function runPipeline(options: { configFile?: string; runsRoot: string; resumeDir?: string }, callbacks: PipelineCallbacks): Promise<PipelineResult> {
+/**
+ * While a stage runs, a process that ends without finishing it still records why in run.json instead
+ * of leaving it `running`: an uncaught error is recorded as it is thrown (the wasm runtime's handler
+ * then ends the process without an `exit` event), a `process.exit` anywhere on exit. Only a kill -9 or
+ * a crash of the runtime itself leaves `running`. A quit by a second Ctrl+C (exit code 130) is
+ * `stopped`. Returns the function that removes the guard once the stage has ended.
+ */
+function recordExitWhileRunning(run: RunDirectory): () => void {
+  const record = (reason: string, status: 'failed' | 'stopped' = 'failed') => {
+    if (run.runJson.status !== 'running') return;
+    const failure = status === 'stopped' ? attempt(() => run.update({ status, ended_at: new Date().toISOString() })) : run.markFailed(reason);
+    if (failure) process.stderr.write(`could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}\n`);
+  };
+  const onUncaught = (error: unknown) => record(messageOf(error));
+  const onExit = (code: number) => record(`the trainer exited with code ${code} before the stage finished`, code === 130 ? 'stopped' : 'failed');
+  process.on('uncaughtExceptionMonitor', onUncaught);
+  process.on('exit', onExit);
+  return () => {
+    process.off('uncaughtExceptionMonitor', onUncaught);
+    process.off('exit', onExit);
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message || error.name : String(error);
+}
+
+function attempt(write: () => void): Error | undefined {
+  try {
+    write();
+    return undefined;
+  } catch (error) {
+    return error as Error;
+  }
+}
+
+/** Stages that continue from checkpoints; a preferences stage continues from its file instead. */
+function hasCheckpoint(stage: StageConfig, run: RunDirectory): boolean {
+  return stage.type === 'preferences' || latestCheckpoint(run.dir) !== undefined;
+}
+
+/**
+ * Runs every stage of `configFile`, or, with `resumeDir`, continues that run directory's stage and the
+ * stages after it: from its last checkpoint, or from the start when it has none yet (from the earlier
+ * stages' recorded outputs), or with the next stage when it had completed. New run directories go to
+ * `runsRoot`; without one, a resumed pipeline's go next to the resumed run (its own runs folder,
+ * wherever the command is started), a new pipeline's to `.rlhf/runs`.
+ */
+export async function runPipeline(options: { configFile?: string; runsRoot?: string; resumeDir?: string }, callbacks: PipelineCallbacks): Promise<PipelineResult> {
   let config: RunConfig;
   let configDir: string;
   let firstStage = 0;
   let resumed: RunDirectory | undefined;
+  let configFile = options.configFile && path.resolve(options.configFile);
   if (options.resumeDir) {
-    resumed = RunDirectory.open(options.resumeDir);
+    // Absolute, so the outputs it records hold wherever a later resume starts.
+    resumed = RunDirectory.open(path.resolve(options.resumeDir));
     const fields = resumed.runJson;
     config = fields.config as RunConfig;
-    configDir = fields.config_file ? path.dirname(fields.config_file) : process.cwd();
+    configFile = fields.config_file;
+    configDir = configFile ? path.dirname(configFile) : process.cwd();
     firstStage = fields.stage_index;
   } else if (options.configFile) {
     config = loadRunConfig(options.configFile);
@@ -131,51 +182,76 @@ export async function runPipeline(options: { configFile?: string; runsRoot: stri
   } else {
     throw new ConfigError('Give a run config to train, or a run directory to resume.');
   }
+  const runsRoot = path.resolve(options.runsRoot ?? (resumed ? path.dirname(resumed.dir) : defaultRunsFolder));
+  // Outputs of earlier stages; a resumed run recorded the ones it was started with.
+  const outputs: Outputs = { ...((resumed?.runJson.stage_outputs as Outputs | undefined) ?? {}) };
+
+  // A resumed stage that completed (killed before the next one began) is not run again: its recorded
+  // outputs feed the next stage.
+  if (resumed?.runJson.status === 'completed' && resumed.runJson.outputs) {
+    const stage = config.stages[firstStage];
+    outputs[stage.name ?? stage.type] = resumed.runJson.outputs;
+    resumed = undefined;
+    firstStage++;
+    if (firstStage >= config.stages.length) {
+      callbacks.log('info', `nothing to resume: the pipeline "${config.name}" has finished; ${options.resumeDir} is its last stage (${config.stages.length} of ${config.stages.length}) and completed`);
+      return { runs: [], stopped: false };
+    }
+    callbacks.log('info', `${options.resumeDir} completed; continuing with stage ${firstStage + 1} of ${config.stages.length}`);
+  }
 
   const backend = await selectBackend(requestedBackend(config.backend));
   callbacks.log('info', formatBackendChoice(backend));
   const runs: PipelineResult['runs'] = [];
-  // Outputs of earlier stages; a resumed run recorded the ones it was started with.
-  const outputs: Outputs = { ...((resumed?.runJson.stage_outputs as Outputs | undefined) ?? {}) };
   for (let index = firstStage; index < config.stages.length; index++) {
     const stage = config.stages[index];
     const stageName = stage.name ?? stage.type;
     const isResume = resumed !== undefined && index === firstStage;
     const run = isResume
       ? (resumed as RunDirectory)
-      : RunDirectory.create(options.runsRoot, {
+      : RunDirectory.create(runsRoot, {
           id: newRunId(config.name, stageName),
           name: `${config.name} · ${stageName}`,
           stage: stageName,
           stage_index: index,
           seed: config.seed,
           config,
-          config_file: options.configFile ? path.resolve(options.configFile) : undefined,
+          config_file: configFile,
           versions: versions(),
-          stage_outputs: outputs,
+          stage_outputs: { ...outputs },
         });
-    run.update({ status: 'running', backend: backend.name, backend_reason: backend.reason, ended_at: undefined, error: undefined, ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}) });
-    callbacks.onStageStart?.({ runId: run.id, runDir: run.dir, stage: stageName, backend, maxSteps: plannedSteps(stage) });
     let result: StageResult;
+    const removeExitGuard = recordExitWhileRunning(run);
     try {
+      // Killed before its first checkpoint: nothing to continue from, so the stage starts again here.
+      const fromCheckpoint = isResume && hasCheckpoint(stage, run);
+      if (isResume && !fromCheckpoint) {
+        callbacks.log('info', `${run.dir} has no checkpoint yet: stage "${stageName}" starts again from the beginning`);
+        run.clearForRestart();
+      }
+      run.update({ status: 'running', backend: backend.name, backend_reason: backend.reason, ended_at: undefined, error: undefined, ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}) });
+      callbacks.onStageStart?.({ runId: run.id, runDir: run.dir, stage: stageName, backend, maxSteps: plannedSteps(stage) });
       result = await runStage(stage, {
         run,
         configDir,
         seed: config.seed,
         model: config.model,
         vocabSize: config.tokenizer.vocab_size,
-        resume: isResume,
+        resume: fromCheckpoint,
         log: callbacks.log,
         onStep: (metrics) => callbacks.onStep?.(run.id, metrics, run.runJson.max_steps ?? plannedSteps(stage)),
         shouldStop: callbacks.shouldStop,
         resolve: resolver(outputs, configDir, stageName),
       });
+      run.update({ status: result.status === 'stopped' ? 'stopped' : 'completed', ended_at: new Date().toISOString(), step: result.step, outputs: result.outputs });
     } catch (error) {
-      run.update({ status: 'failed', ended_at: new Date().toISOString(), error: (error as Error).message });
+      const failure = run.markFailed(messageOf(error));
+      if (failure) callbacks.log('error', `could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}`);
       callbacks.onStageEnd?.({ runId: run.id, error: error as Error });
       throw error;
+    } finally {
+      removeExitGuard();
     }
-    run.update({ status: result.status === 'stopped' ? 'stopped' : 'completed', ended_at: new Date().toISOString(), step: result.step, outputs: result.outputs });
     outputs[stageName] = result.outputs;
     callbacks.onStageEnd?.({ runId: run.id, result });
     runs.push({ runId: run.id, runDir: run.dir, result });

@@ -3,7 +3,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { Random } from '../../src/core/random';
+import { firstInvalidUtf8Byte } from '../../src/shared/jsonlLines';
 import { formatDatasetProblem, readTextDataset } from '../../src/trainer/data/jsonlDataset';
+import { loadPrompts } from '../../src/trainer/data/prompts';
+import { loadSftExamples } from '../../src/trainer/sft/sftData';
 
 async function datasetFile(content: string | Uint8Array, name = 'data.jsonl'): Promise<string> {
   const file = path.join(await mkdtemp(path.join(tmpdir(), 'rlhf-dataset-')), name);
@@ -113,4 +117,120 @@ test('streams a large file line by line', async () => {
   const read = await readTextDataset(file);
   assert.equal(read.counts.examples, count);
   assert.deepEqual(read.examples[count - 1], { kind: 'text', text: `example ${count - 1}`, line: count });
+});
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+const bytesOf = (...parts: (string | number[])[]) => new Uint8Array(parts.flatMap((part) => (typeof part === 'string' ? [...utf8(part)] : part)));
+
+test('a line that is not UTF-8 is reported as file:line: not UTF-8 and skipped, never read with U+FFFD in it; the lines around it are kept', async () => {
+  const file = await datasetFile(
+    bytesOf(
+      '{"text": "good one"}\n',
+      '{"text": "caf', [0xe9], '"}\n', // 2: Latin-1 é
+      '{"text": "cut ', [0xe2, 0x82], '"}\n', // 3: a three-byte character cut after two bytes
+      '{"text": "overlong ', [0xc0, 0xaf], '"}\n', // 4: an overlong "/"
+      '{"text": "surrogate ', [0xed, 0xa0, 0x80], '"}\n', // 5: a UTF-16 surrogate encoded as UTF-8
+      '{"text": "a real \uFFFD replacement character and ✓"}\r\n', // 6: valid UTF-8 that happens to hold U+FFFD
+    ),
+  );
+  const read = await readTextDataset(file);
+  assert.deepEqual(read.examples, [
+    { kind: 'text', text: 'good one', line: 1 },
+    { kind: 'text', text: 'a real \uFFFD replacement character and ✓', line: 6 },
+  ]);
+  assert.deepEqual(read.counts, { lines: 6, examples: 2, skipped: 4, blank: 0 });
+  assert.deepEqual(read.problems.map(formatDatasetProblem), [
+    `${file}:2: not UTF-8 (byte 0xE9 at byte 14 of the line); save the file as UTF-8`,
+    `${file}:3: not UTF-8 (byte 0xE2 at byte 15 of the line); save the file as UTF-8`,
+    `${file}:4: not UTF-8 (byte 0xC0 at byte 20 of the line); save the file as UTF-8`,
+    `${file}:5: not UTF-8 (byte 0xED at byte 21 of the line); save the file as UTF-8`,
+  ]);
+});
+
+test('a UTF-16 file is named as such on line 1', async () => {
+  const text = '{"text": "hello"}\n{"text": "world"}\n';
+  const utf16 = new Uint8Array([0xff, 0xfe, ...new Uint8Array(Buffer.from(text, 'utf16le'))]);
+  const read = await readTextDataset(await datasetFile(utf16));
+  assert.equal(read.examples.length, 0);
+  assert.equal(read.problems[0].line, 1);
+  assert.equal(read.problems[0].message, 'not UTF-8: the file starts with a UTF-16 byte-order mark; save it as UTF-8');
+});
+
+test('the UTF-8 check agrees with a fatal TextDecoder on random bytes, and points at the first bad byte', () => {
+  const random = new Random(13);
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const pieces = [[0x41], [0xc3, 0xa9], [0xe2, 0x9c, 0x93], [0xf0, 0x9f, 0x98, 0x80], [0xed, 0x9f, 0xbf], [0xf4, 0x8f, 0xbf, 0xbf]];
+  let invalid = 0;
+  for (let trial = 0; trial < 3000; trial++) {
+    // Mostly well-formed characters with a random byte now and then, so both outcomes are common.
+    const bytes = new Uint8Array(Array.from({ length: 1 + random.int(8) }, () => (random.next() < 0.15 ? [random.int(256)] : pieces[random.int(pieces.length)])).flat());
+    const at = firstInvalidUtf8Byte(bytes);
+    let decodes = true;
+    try {
+      decoder.decode(bytes);
+    } catch {
+      decodes = false;
+    }
+    assert.equal(at === -1, decodes, `bytes ${[...bytes].map((b) => b.toString(16))}`);
+    if (at >= 0) {
+      invalid++;
+      assert.doesNotThrow(() => decoder.decode(bytes.subarray(0, at)), 'everything before the reported byte is well-formed');
+    }
+  }
+  assert.ok(invalid > 500 && invalid < 2500, `${invalid} of 3000 random lines were invalid`);
+});
+
+test('lone CR line ends split lines as readline does; an over-long line that spans read chunks is measured, not kept, and the next line is read', async () => {
+  const long = JSON.stringify({ text: 'w'.repeat(300_000) }); // longer than one 64 KiB read chunk
+  const file = await datasetFile(`{"text": "mac one"}\r{"text": "mac two"}\r\n${long}\r\n{"text": "after"}`);
+  const read = await readTextDataset(file, { maxLineBytes: 100_000 });
+  assert.deepEqual(read.examples.map((example) => [example.line, example.kind === 'text' && example.text]), [[1, 'mac one'], [2, 'mac two'], [4, 'after']]);
+  assert.deepEqual(read.problems.map(formatDatasetProblem), [`${file}:3: line is ${long.length} bytes, over the limit of 100000; split the example or raise the limit`]);
+});
+
+test('a dataset with no usable line fails with the first 10 reasons (file:line: why), not only a count', async () => {
+  const bad = [
+    '{"text": 1}',
+    '{"prompt": "p"}',
+    'not json',
+    bytesOf('{"text": "', [0xff], '"}'),
+    '{"text": ""}',
+    '[]',
+    '{"title": "x"}',
+    '{"completion": "c"}',
+    'null',
+    '{"text": "a", "prompt": "b"}',
+    '{"text": false}',
+    '{"text": {}}',
+  ];
+  const file = await datasetFile(new Uint8Array(bad.flatMap((line) => [...(typeof line === 'string' ? utf8(line) : line), 0x0a])));
+  await assert.rejects(loadSftExamples({ source: 'jsonl', path: file }, path.dirname(file), 1), (error: Error) => {
+    const lines = error.message.split('\n');
+    assert.equal(lines[0], `${file}: no usable examples: all 12 non-blank lines of 12 were refused. Each line must be {"text": "..."} or {"prompt": "...", "completion": "..."}. The first problems:`);
+    assert.equal(lines.length, 12);
+    lines.slice(1, 11).forEach((line, i) => assert.ok(line.startsWith(`  ${file}:${i + 1}: `), line));
+    assert.equal(lines[1], `  ${file}:1: field "text" must be a string, got number`);
+    assert.equal(lines[4], `  ${file}:4: not UTF-8 (byte 0xFF at byte 11 of the line); save the file as UTF-8`);
+    assert.equal(lines[11], '  … and 2 more');
+    return true;
+  });
+  const blank = await datasetFile('\n  \n');
+  await assert.rejects(loadSftExamples({ source: 'jsonl', path: blank }, path.dirname(blank), 1), (error: Error) => error.message.startsWith(`${blank}: no usable examples: the file is 2 blank lines. Each line must be`));
+});
+
+test('RL prompts: a non-UTF-8 line is reported and skipped; too few usable prompts fail with the first 10 reasons', async () => {
+  const good = await datasetFile(bytesOf('{"prompt": "one"}\n{"prompt": "tw', [0xf8], '"}\n{"prompt": "three"}\n{"prompt": "four"}\n'), 'prompts.jsonl');
+  const loaded = await loadPrompts({ source: 'jsonl', path: good }, path.dirname(good), 10, 1, 1);
+  assert.deepEqual([...loaded.train, ...loaded.heldOut], ['one', 'three', 'four']);
+  assert.deepEqual(loaded.messages, [`${good}:2: not UTF-8 (byte 0xF8 at byte 15 of the line); save the file as UTF-8`]);
+
+  const bad = await datasetFile(Array.from({ length: 11 }, (_, i) => `{"prompt": ${i}}`).join('\n') + '\n{"prompt": "the only one"}', 'prompts.jsonl');
+  await assert.rejects(loadPrompts({ source: 'jsonl', path: bad }, path.dirname(bad), 10, 1, 1), (error: Error) => {
+    const lines = error.message.split('\n');
+    assert.equal(lines[0], `${bad}: needs at least 2 usable {"prompt": "..."} lines, found 1. The first problems:`);
+    assert.equal(lines[1], `  ${bad}:1: field "prompt" must be a non-empty string`);
+    assert.equal(lines[10], `  ${bad}:10: field "prompt" must be a non-empty string`);
+    assert.equal(lines[11], '  … and 1 more');
+    return true;
+  });
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { PreferenceStore, preferenceFileOf, validDatasetName } from '../../src/host/preferenceStore';
-import { exportTrlPairwise, readPreferenceFile } from '../../src/shared/preferenceFile';
+import { exportTrlPairwise, formatPreferenceProblem, readPreferenceFile } from '../../src/shared/preferenceFile';
 import type { Judgment } from '../../src/shared/preferences';
 
 const temp = () => mkdtempSync(path.join(tmpdir(), 'rlhf-prefstore-'));
@@ -64,6 +64,15 @@ test('a torn last line (a crash mid-write) does not swallow the next judgment; r
   assert.equal(read.problems.length, 1);
   assert.equal(read.problems[0].line, 2);
   assert.match(read.problems[0].message, /not valid JSON/);
+});
+
+test('a line that is not UTF-8 is reported by line and skipped (not read with U+FFFD in it)', async () => {
+  const file = path.join(temp(), 'd.jsonl');
+  const latin1 = Buffer.from(JSON.stringify(judgment('b')).replace('prompt b', 'caf\u00e9'), 'latin1');
+  writeFileSync(file, Buffer.concat([Buffer.from(`${JSON.stringify(judgment('a'))}\n`), latin1, Buffer.from(`\n${JSON.stringify(judgment('c'))}\n`)]));
+  const read = await new PreferenceStore(file).read();
+  assert.deepEqual(read.judgments.map((j) => j.id), ['a', 'c']);
+  assert.deepEqual(read.problems.map(formatPreferenceProblem), [`${file}:2: not UTF-8 (byte 0xE9 at byte ${latin1.indexOf(0xe9) + 1} of the line); save the file as UTF-8`]);
 });
 
 test('concurrent appends come out as whole lines, none lost', async () => {

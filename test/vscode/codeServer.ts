@@ -7,15 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type FrameLocator, type Page } from 'playwright-core';
+import { CODE_SERVER_VERSION, codeServerDir } from '../../scripts/testToolsEnv.mjs';
 
 /** The repository root, without a trailing slash (it goes into vscode-remote URIs). */
 export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
-const CODE_SERVER_VERSION = '4.139.1';
 const CHROMIUM = '/usr/bin/chromium';
 const EXTENSION_ID = 'rlhf-lens.rlhf-lens';
 
@@ -28,10 +27,9 @@ export interface CodeServerPaths {
   binDir: string;
 }
 
-/** Where scripts/ensureTestTools.mjs installed code-server (the same cache directory, computed alike). */
+/** Where scripts/ensureTestTools.mjs installed code-server (scripts/testToolsEnv.mjs). */
 export function codeServerPaths(): CodeServerPaths {
-  const cacheRoot = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  const dir = join(cacheRoot, 'rlhf-lens', `code-server-${CODE_SERVER_VERSION}`);
+  const dir = codeServerDir();
   const binDir = join(dir, 'node_modules', 'node', 'bin');
   const paths = { node: join(binDir, 'node'), entry: join(dir, 'node_modules', 'code-server', 'out', 'node', 'entry.js'), binDir };
   if (!existsSync(join(dir, 'installed.json')) || !existsSync(paths.node) || !existsSync(paths.entry)) {

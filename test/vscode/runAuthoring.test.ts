@@ -3,7 +3,8 @@
  * (code-server + Chromium): New Run from the palette, hover docs from the schema, a diagnostic and
  * its quick fix, a run started from its CodeLens and watched in the Runs view, status bar and
  * progress notification, stopped and resumed from the view's context menu; and, with Workspace Trust
- * on and the folder untrusted, Start Run refused with an explanation while the runs stay visible.
+ * on and the folder untrusted, Start Run and sampling for the Rank view refused with an explanation while the
+ * runs stay visible.
  * Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { codeServerPaths, installExtension, launchChromium, repoRoot, runCommand, screenshot, startCodeServer, waitForWorkbench, type CodeServer } from './codeServer';
+import { codeServerPaths, installExtension, launchChromium, repoRoot, runCommand, runCommandAndPick, screenshot, startCodeServer, waitForWorkbench, type CodeServer } from './codeServer';
 
 const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
 const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-authoring-'));
@@ -243,7 +244,7 @@ test('Start run from the CodeLens: the Runs view, status bar and notification fo
   }
 });
 
-test('in an untrusted workspace Start Run is refused with an explanation, and the runs can still be viewed', async () => {
+test('in an untrusted workspace Start Run and Rank sampling are refused with an explanation, and the runs can still be viewed', async () => {
   const before = readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort();
   const page = await openWorkbench(untrusted, untrustedWorkspace);
   try {
@@ -259,6 +260,15 @@ test('in an untrusted workspace Start Run is refused with an explanation, and th
     await screenshot(page, 'authoring-untrusted');
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     assert.deepEqual(readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort(), before, 'no run was created');
+
+    // Sampling completions to rank starts a trainer too: refused the same way, before any prompt.
+    await runCommandAndPick(page, 'RLHF: Rank Completions', 'Sample from a checkpoint');
+    const rankRefusal = page.locator('.notification-toast', { hasText: 'samples completions' });
+    await rankRefusal.waitFor({ timeout: 30_000 });
+    assert.match(await rankRefusal.innerText(), /samples completions only in a trusted workspace/);
+    assert.equal(await page.locator('.quick-input-widget .quick-input-box input').isVisible(), false, 'no prompt for a checkpoint or prompts was shown');
+    await page.waitForTimeout(1_000); // the toast fades in
+    await screenshot(page, 'authoring-untrusted-rank');
   } finally {
     await page.close();
   }

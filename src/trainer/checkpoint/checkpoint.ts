@@ -1,17 +1,18 @@
 /**
  * Checkpoints: `checkpoints/step-<n>/` with `model.safetensors`, `optimizer.safetensors` (AdamW's
  * moments under PyTorch's `exp_avg` / `exp_avg_sq` names), `config.json`, `trainer_state.json` and
- * the tokenizer. A checkpoint is written into a temporary folder and renamed into place, so a crash
+ * the tokenizer. A checkpoint is written as one durable folder (shared/durableWrite.ts: every file
+ * complete and fsynced in a temporary folder, then renamed into place), so a crash or a full disk
  * mid-write leaves the previous checkpoints intact and never a half-written one.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
 import type { GptConfig } from '../model/gptConfig';
 import type { ScalarHead } from '../model/gpt';
 import type { AdamWState } from '../optim/adamW';
 import { BpeTokenizer } from '../tokenizer';
-import { writeFileAtomic, writeJsonAtomic } from '../run/atomicWrite';
+import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
 
 export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -57,23 +58,18 @@ function fromSafetensors(file: string): { weights: WeightMap; metadata: Record<s
 }
 
 export async function saveCheckpoint(dir: string, contents: CheckpointContents): Promise<void> {
-  const parent = path.dirname(dir);
-  mkdirSync(parent, { recursive: true });
-  const temporary = path.join(parent, `.${path.basename(dir)}.${process.pid}.tmp`);
-  rmSync(temporary, { recursive: true, force: true });
-  mkdirSync(temporary);
-  writeFileAtomic(path.join(temporary, 'model.safetensors'), encodeSafetensors(toSafetensors(contents.weights), { format: 'pt' }));
-  if (contents.optimizer) {
-    writeFileAtomic(
-      path.join(temporary, 'optimizer.safetensors'),
-      encodeSafetensors(toSafetensors(contents.optimizer.moments), { format: 'pt', optimizer: 'AdamW', step: String(contents.optimizer.step) }),
-    );
-  }
-  writeJsonAtomic(path.join(temporary, 'config.json'), contents.config);
-  writeJsonAtomic(path.join(temporary, 'trainer_state.json'), contents.trainerState);
-  await contents.tokenizer.save(temporary, { modelMaxLength: contents.config.block_size });
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(temporary, dir);
+  await writeFolderDurable(dir, async (folder) => {
+    writeFileDurable(path.join(folder, 'model.safetensors'), encodeSafetensors(toSafetensors(contents.weights), { format: 'pt' }));
+    if (contents.optimizer) {
+      writeFileDurable(
+        path.join(folder, 'optimizer.safetensors'),
+        encodeSafetensors(toSafetensors(contents.optimizer.moments), { format: 'pt', optimizer: 'AdamW', step: String(contents.optimizer.step) }),
+      );
+    }
+    writeJsonDurable(path.join(folder, 'config.json'), contents.config);
+    writeJsonDurable(path.join(folder, 'trainer_state.json'), contents.trainerState);
+    await contents.tokenizer.save(folder, { modelMaxLength: contents.config.block_size });
+  });
 }
 
 export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {

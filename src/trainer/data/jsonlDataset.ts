@@ -10,11 +10,11 @@
  * (unconditional generation); an empty "text" or "completion" is not, since there is nothing to learn.
  *
  * Bad lines become problems naming file, line and field, and every good line around them is kept
- * (DESIGN.md, "Trust and safety"). Blank lines are skipped and counted. A UTF-8 BOM and CRLF line
- * endings are tolerated. The file is streamed line by line, never read whole.
+ * (DESIGN.md, "Trust and safety"). A line that is not UTF-8 is reported (`file:line: not UTF-8 …`)
+ * and skipped, never read with U+FFFD in it. Blank lines are skipped and counted. A UTF-8 BOM and CRLF
+ * line endings are tolerated. The file is streamed line by line (shared/jsonlLines.ts), never read whole.
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { readJsonlLines } from '../../shared/jsonlLines';
 
 export type TextExample =
   | { kind: 'text'; text: string; line: number }
@@ -49,31 +49,29 @@ export async function readTextDataset(file: string, options: ReadTextDatasetOpti
   const problems: DatasetProblem[] = [];
   const counts = { lines: 0, examples: 0, skipped: 0, blank: 0 };
 
-  const input = createReadStream(file, { encoding: 'utf8' });
-  // crlfDelay: a \r\n split across two chunks still ends one line, not two.
-  const lines = createInterface({ input, crlfDelay: Infinity });
   try {
-    for await (const raw of lines) {
+    for await (const read of readJsonlLines(file, { maxLineBytes })) {
       counts.lines++;
-      const text = counts.lines === 1 && raw.startsWith('\uFEFF') ? raw.slice(1) : raw;
-      if (text.trim() === '') {
+      if ('problem' in read) {
+        problems.push({ file, line: read.line, message: read.problem });
+        counts.skipped++;
+        continue;
+      }
+      if (read.text.trim() === '') {
         counts.blank++;
         continue;
       }
-      const parsed = parseLine(text, maxLineBytes);
+      const parsed = parseLine(read.text);
       if ('message' in parsed) {
-        problems.push({ file, line: counts.lines, ...parsed });
+        problems.push({ file, line: read.line, ...parsed });
         counts.skipped++;
       } else {
-        examples.push({ ...parsed, line: counts.lines });
+        examples.push({ ...parsed, line: read.line });
         counts.examples++;
       }
     }
   } catch (error) {
     throw new Error(`cannot read dataset ${file}: ${(error as Error).message}`, { cause: error });
-  } finally {
-    lines.close();
-    input.destroy();
   }
   return { examples, problems, counts };
 }
@@ -83,6 +81,21 @@ export function formatDatasetProblem(problem: DatasetProblem): string {
   return `${problem.file}:${problem.line}: ${problem.message}`;
 }
 
+/** How many problems an error about a file with no usable line lists. */
+export const listedProblems = 10;
+
+/**
+ * The error for a dataset with no usable example: what was read, then the first ten problems
+ * (file:line: why), so the user sees why every line was refused, not just how many were.
+ */
+export function noUsableExamplesMessage(file: string, read: TextDatasetRead, expected = shapes): string {
+  const { lines, skipped, blank } = read.counts;
+  if (lines === blank) return `${file}: no usable examples: the file is ${lines === 0 ? 'empty' : `${lines} blank lines`}. Each line must be ${expected}.`;
+  const shown = read.problems.slice(0, listedProblems).map((problem) => `  ${formatDatasetProblem(problem)}`);
+  const more = read.problems.length > listedProblems ? [`  … and ${read.problems.length - listedProblems} more`] : [];
+  return [`${file}: no usable examples: all ${skipped} non-blank lines of ${lines} were refused. Each line must be ${expected}. The first problems:`, ...shown, ...more].join('\n');
+}
+
 type ParsedLine =
   | { kind: 'text'; text: string }
   | { kind: 'prompt_completion'; prompt: string; completion: string }
@@ -90,12 +103,7 @@ type ParsedLine =
 
 const shapes = '{"text": "..."} or {"prompt": "...", "completion": "..."}';
 
-function parseLine(line: string, maxLineBytes: number): ParsedLine {
-  // UTF-16 length is a lower bound on UTF-8 bytes: only measure bytes when it could matter.
-  if (line.length * 3 > maxLineBytes) {
-    const bytes = Buffer.byteLength(line, 'utf8');
-    if (bytes > maxLineBytes) return { message: `line is ${bytes} bytes, over the limit of ${maxLineBytes}; split the example or raise the limit` };
-  }
+function parseLine(line: string): ParsedLine {
   let value: unknown;
   try {
     value = JSON.parse(line);

@@ -3,9 +3,10 @@
  * policy on the same held-out prompts, prints a table, and writes `.rlhf/demo/report.json` and the
  * reward–KL frontier `.rlhf/demo/frontier.svg`.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
 import { defaultRunsFolder } from '../../shared/runsFolder';
 import { runPipeline, type PipelineCallbacks } from '../pipeline';
 import { formatSeconds } from '../progressBar';
@@ -38,7 +39,7 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
   const runsRoot = path.resolve(values['runs-dir'] ?? defaultRunsFolder);
   mkdirSync(outDir, { recursive: true });
   const configFile = path.join(outDir, `demo-${mode}.rlhf.json`);
-  writeFileSync(configFile, `${JSON.stringify(demoConfig(scale, mode === 'quick' ? 'demo-quick' : 'demo'), null, 2)}\n`);
+  writeJsonDurable(configFile, demoConfig(scale, mode === 'quick' ? 'demo-quick' : 'demo'));
   const started = performance.now();
 
   // Stage timings and backend, around the usual terminal reporting.
@@ -99,8 +100,8 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
     policies: evaluations.map((e) => ({ policy: e.policy, family: e.family, coefficient: e.coefficient, oracle_score: e.evaluation.oracleScore, oracle_stderr: e.evaluation.oracleStderr, kl: e.evaluation.kl, kl_stderr: e.evaluation.klStderr, response_length: e.evaluation.responseLength })),
     verdict,
   };
-  writeFileSync(path.join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(path.join(outDir, 'frontier.svg'), frontierSvg(points, `Reward–KL frontier (${mode} demo, ${scale.evalPrompts} held-out prompts)`));
+  writeJsonDurable(path.join(outDir, 'report.json'), report);
+  writeFileDurable(path.join(outDir, 'frontier.svg'), frontierSvg(points, `Reward–KL frontier (${mode} demo, ${scale.evalPrompts} held-out prompts)`));
 
   const out = process.stdout;
   out.write(`\nRLHF Lens demo (${mode}) — ${formatSeconds(report.total_seconds)} on backend ${backend}\n\n`);

@@ -8,12 +8,12 @@
  * A policy exports with its value head (`values`), a reward model with its score head (`scores`).
  * The weights come straight from model.safetensors: exporting needs no tfjs.
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { latestCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint';
 import { gptConfigOf } from '../rl/loadModel';
-import { writeFileAtomic, writeJsonAtomic } from '../run/atomicWrite';
+import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
 import { buildGptOnnx } from './gptOnnxGraph';
 
 export interface ExportResult {
@@ -46,38 +46,35 @@ export async function exportCheckpoint(input: string, outDir?: string): Promise<
   const bytes = buildGptOnnx(config, checkpoint.weights, { heads, kvCache: true });
   const target = path.resolve(outDir ?? defaultExportDir(checkpointDir));
 
-  // Written into a temporary sibling and renamed into place, so a reader never sees half a folder.
-  const temporary = `${target}.${process.pid}.tmp`;
-  rmSync(temporary, { recursive: true, force: true });
-  mkdirSync(path.join(temporary, 'onnx'), { recursive: true });
-  writeFileAtomic(path.join(temporary, 'onnx', 'model.onnx'), bytes);
-  const { bos_token_id, eos_token_id, pad_token_id } = checkpoint.config;
-  writeJsonAtomic(path.join(temporary, 'config.json'), {
-    model_type: 'gpt2',
-    architectures: ['GPT2LMHeadModel'],
-    vocab_size: config.vocab_size,
-    n_positions: config.block_size,
-    n_ctx: config.block_size,
-    n_embd: config.n_embd,
-    n_layer: config.n_layer,
-    n_head: config.n_head,
-    activation_function: 'gelu_new',
-    layer_norm_epsilon: 1e-5,
-    tie_word_embeddings: true,
-    use_cache: true,
-    bos_token_id,
-    eos_token_id,
-    pad_token_id,
-    // RLHF Lens' own fields: the extra outputs and how a reward model's scores are pooled.
-    rlhf_lens_heads: heads,
-    ...(heads.includes('score') && { score_pooling: config.score_pooling ?? 'last', score_bias: checkpoint.weights.get('score.bias')?.data[0] ?? 0 }),
-    rlhf_lens_source: checkpointDir,
+  // One durable folder: filled under a temporary name and renamed into place, so a reader never sees half a folder.
+  await writeFolderDurable(target, async (temporary) => {
+    mkdirSync(path.join(temporary, 'onnx'));
+    writeFileDurable(path.join(temporary, 'onnx', 'model.onnx'), bytes);
+    const { bos_token_id, eos_token_id, pad_token_id } = checkpoint.config;
+    writeJsonDurable(path.join(temporary, 'config.json'), {
+      model_type: 'gpt2',
+      architectures: ['GPT2LMHeadModel'],
+      vocab_size: config.vocab_size,
+      n_positions: config.block_size,
+      n_ctx: config.block_size,
+      n_embd: config.n_embd,
+      n_layer: config.n_layer,
+      n_head: config.n_head,
+      activation_function: 'gelu_new',
+      layer_norm_epsilon: 1e-5,
+      tie_word_embeddings: true,
+      use_cache: true,
+      bos_token_id,
+      eos_token_id,
+      pad_token_id,
+      // RLHF Lens' own fields: the extra outputs and how a reward model's scores are pooled.
+      rlhf_lens_heads: heads,
+      ...(heads.includes('score') && { score_pooling: config.score_pooling ?? 'last', score_bias: checkpoint.weights.get('score.bias')?.data[0] ?? 0 }),
+      rlhf_lens_source: checkpointDir,
+    });
+    writeJsonDurable(path.join(temporary, 'generation_config.json'), { bos_token_id, eos_token_id, pad_token_id });
+    await checkpoint.tokenizer.save(temporary, { modelMaxLength: config.block_size });
   });
-  writeJsonAtomic(path.join(temporary, 'generation_config.json'), { bos_token_id, eos_token_id, pad_token_id });
-  await checkpoint.tokenizer.save(temporary, { modelMaxLength: config.block_size });
-  rmSync(target, { recursive: true, force: true });
-  mkdirSync(path.dirname(target), { recursive: true });
-  renameSync(temporary, target);
   return { outDir: target, checkpointDir, heads, bytes: bytes.byteLength };
 }
 

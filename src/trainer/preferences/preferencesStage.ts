@@ -12,13 +12,59 @@ import type { PreferencesStageConfig } from '../../shared/runConfig';
 import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
 import { loadModel } from '../rl/loadModel';
-import { appendJsonLine } from '../run/atomicWrite';
+import { appendLineDurable, writeFileDurable } from '../../shared/durableWrite';
+import type { RunDirectory } from '../run/runDirectory';
 import { generate } from '../sampling/sampler';
-import { yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
+import { yieldToEventLoop, type LogLevel, type StageContext, type StageResult } from '../stageContext';
 import { simulatedRanking } from './simulatedAnnotator';
 
 /** Prompts per generation batch (× K completions each). */
 export const promptsPerBatch = 16;
+
+/**
+ * On resume: cuts `file` back to the judgments of whole batches whose metrics line was also written,
+ * so the batch a kill interrupted (lines missing, the last one cut, or its metrics line not yet
+ * written) is written again in full. Returns how many batches stay. A file with more judgments than
+ * the stage writes is not this stage's, and is left alone.
+ */
+function keepWholeBatches(file: string, run: RunDirectory, total: number, log: (level: LogLevel, message: string) => void): number {
+  if (!existsSync(file)) return 0;
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  // Only lines that ended (a newline after them) and parse count; the first that does not ends the good part.
+  let whole = 0;
+  while (whole < lines.length - 1 && isJsonObject(lines[whole])) whole++;
+  if (whole > total) throw new Error(`${file} holds ${whole} judgments but this stage writes ${total}; it was not written by this stage. Move it away and resume again.`);
+  const batches = Math.min(whole === total ? Math.ceil(total / promptsPerBatch) : Math.floor(whole / promptsPerBatch), loggedBatches(run));
+  const kept = Math.min(total, batches * promptsPerBatch);
+  const keptText = lines.slice(0, kept).map((line) => `${line}\n`).join('');
+  if (keptText !== text) {
+    const dropped = lines.slice(kept).filter((line) => line !== '').length;
+    log('info', `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} line${dropped === 1 ? '' : 's'} after them; batch ${batches + 1} is written again`);
+    writeFileDurable(file, keptText);
+  }
+  return batches;
+}
+
+/** How many batches have their metrics line: steps 1, 2, … in order, up to the first gap or cut line. */
+function loggedBatches(run: RunDirectory): number {
+  if (!existsSync(run.metricsFile)) return 0;
+  let logged = 0;
+  for (const line of readFileSync(run.metricsFile, 'utf8').split('\n')) {
+    if (!isJsonObject(line) || (JSON.parse(line) as { step?: unknown }).step !== logged + 1) break;
+    logged++;
+  }
+  return logged;
+}
+
+function isJsonObject(line: string): boolean {
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
 
 export async function runPreferencesStage(stage: PreferencesStageConfig, context: StageContext): Promise<StageResult> {
   const { run, log, seed } = context;
@@ -41,10 +87,9 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
     const selected = prompts.train.slice(0, stage.num_prompts);
     const batches = Math.ceil(selected.length / promptsPerBatch);
     run.update({ max_steps: batches });
-    // Resume: judgments already in the file stay; whole batches are redone deterministically after them.
-    const done = context.resume && existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((line) => line.trim() !== '').length : 0;
-    const firstBatch = Math.floor(done / promptsPerBatch);
-    if (done % promptsPerBatch !== 0 && done !== selected.length) throw new Error(`${file} ends inside a batch (${done} judgments); it was not written by this stage.`);
+    // Resume: the whole batches already in the file stay; a batch the kill cut short is redone (each
+    // batch is a pure function of seed and batch number, so it comes out the same).
+    const firstBatch = context.resume ? keepWholeBatches(file, run, selected.length, log) : 0;
     if (context.resume) run.truncateMetricsAfter(firstBatch);
     let lastMetrics: Record<string, number> = {};
     for (let batch = firstBatch; batch < batches; batch++) {
@@ -78,7 +123,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
           source: { run: run.id, step: 0, model: policyDir },
           shown_order: random.shuffle(completions.map((_, i) => i)),
         };
-        appendJsonLine(file, judgment);
+        appendLineDurable(file, JSON.stringify(judgment));
         oracleSum += scores.reduce((a, b) => a + b, 0) / k;
         spreadSum += Math.max(...scores) - Math.min(...scores);
       });

@@ -248,7 +248,7 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
   let source: CheckpointContents;
   if (context.resume) {
     const latest = latestCheckpoint(run.dir);
-    if (!latest) throw new Error(`Cannot resume ${run.dir}: it has no checkpoint yet. Start the run again instead.`);
+    if (!latest) throw new Error(`${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`);
     source = await loadCheckpoint(latest.dir);
     if (!source.weights.has('score.weight')) throw new Error(`Cannot resume from ${latest.dir}: it has no score head, so it was not written by a reward stage.`);
     log('info', `resuming from ${latest.dir} (step ${latest.step})`);

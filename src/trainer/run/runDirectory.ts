@@ -3,11 +3,13 @@
  *   run.json        resolved config, status, backend and why, versions, seed, start/end, error
  *   metrics.jsonl   one object per logged optimizer step
  *   checkpoints/    step-<n>/ folders
+ * Every write goes through shared/durableWrite.ts (whole or not at all); opening a run to resume first
+ * removes the temporary files and folders a killed writer left.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { RunStatus } from '../../shared/runSummary';
-import { appendJsonLine, writeFileAtomic, writeJsonAtomic } from './atomicWrite';
+import { appendLineDurable, removeStaleTemporaries, syncFile, writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
 
 export interface RunJsonFields {
   readonly id: string;
@@ -41,6 +43,9 @@ export interface RunJsonFields {
   readonly summary?: Record<string, number>;
 }
 
+/** Longest `error` kept in run.json: the file must stay small enough to rewrite on a nearly full disk. */
+const maxErrorLength = 2000;
+
 /** A run id that sorts by time: `<name>-<stage>-<yyyymmdd-hhmmss>`. */
 export function newRunId(name: string, stage: string, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -65,7 +70,13 @@ export class RunDirectory {
     const dir = path.join(runsRoot, id);
     mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
     const run = new RunDirectory(dir, { ...fields, id, status: 'running', started_at: new Date().toISOString() });
-    run.writeRunJson();
+    try {
+      run.writeRunJson();
+    } catch (error) {
+      // A run folder without its run.json (a full disk) is neither listed nor resumable: leave none.
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
     return run;
   }
 
@@ -78,6 +89,8 @@ export class RunDirectory {
     } catch (error) {
       throw new Error(`Cannot resume ${dir}: ${file} is missing or not valid JSON (${(error as Error).message}).`);
     }
+    // Temporary files and folders of a killed writer (any process) are never read: clear them.
+    removeStaleTemporaries(dir);
     return new RunDirectory(dir, fields);
   }
 
@@ -102,8 +115,9 @@ export class RunDirectory {
     this.writeRunJson();
   }
 
+  /** One whole line; a failed append is cut back off. Synced with the next run.json write. */
   appendMetrics(metrics: Record<string, number>): void {
-    appendJsonLine(this.metricsFile, metrics);
+    appendLineDurable(this.metricsFile, JSON.stringify(metrics));
   }
 
   /** On resume: drops metrics of steps after the checkpoint, which the resumed run writes again. */
@@ -119,10 +133,53 @@ export class RunDirectory {
           return false; // a line cut by a crash
         }
       });
-    writeFileAtomic(this.metricsFile, kept.map((line) => `${line}\n`).join(''));
+    writeFileDurable(this.metricsFile, kept.map((line) => `${line}\n`).join(''));
+  }
+
+  /**
+   * Records that the stage failed: status `failed` with the reason in `error`. Never throws: when the
+   * disk is full the first write can fail, so the stage's temporary files are removed to free space and
+   * the write is tried again; returns the error of that last try when even it failed.
+   */
+  markFailed(reason: string): Error | undefined {
+    const patch = { status: 'failed' as const, ended_at: new Date().toISOString(), error: reason.length > maxErrorLength ? `${reason.slice(0, maxErrorLength)}…` : reason };
+    try {
+      this.update(patch);
+      return undefined;
+    } catch {
+      try {
+        this.removeTemporaryFiles();
+        this.update(patch);
+        return undefined;
+      } catch (error) {
+        return error as Error;
+      }
+    }
+  }
+
+  /** Removes the temporary files of unfinished writes in this run directory (its stage is not running). */
+  removeTemporaryFiles(): void {
+    removeStaleTemporaries(this.dir);
+  }
+
+  /**
+   * A stage killed before its first checkpoint starts again from nothing, in this directory: what it
+   * wrote (metrics, traces, unfinished checkpoints) and the run.json fields it set are cleared, so the
+   * files agree with the run that follows. The config and the earlier stages' outputs stay.
+   */
+  clearForRestart(): void {
+    for (const name of ['metrics.jsonl', 'traces', 'checkpoints']) rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    this.removeTemporaryFiles();
+    mkdirSync(path.join(this.dir, 'checkpoints'));
+    const { id, name, status, started_at, stage, stage_index, seed, config, config_file, versions, resumed_at, stage_outputs } = this.fields;
+    this.fields = { id, name, status, started_at, stage, stage_index, seed, config, config_file, versions, resumed_at, stage_outputs };
+    this.writeRunJson();
   }
 
   private writeRunJson(): void {
-    writeJsonAtomic(path.join(this.dir, 'run.json'), this.fields);
+    // Metrics lines are appended without a sync each (one per step); run.json is written at checkpoints
+    // and stage ends, so syncing them first makes every line up to what run.json records durable.
+    syncFile(this.metricsFile);
+    writeJsonDurable(path.join(this.dir, 'run.json'), this.fields);
   }
 }

@@ -1,11 +1,11 @@
 /**
  * Writes a step's trace, `traces/step-<n>.arrow` in the run directory (DESIGN.md, "The run directory:
- * the contract"), atomically: the dashboard may read the folder while the trainer writes it.
+ * the contract"), durably (whole or not at all): the dashboard may read the folder while the trainer writes it.
  */
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { encodeTrace, TraceFormatError, type TraceKind, type TraceRows } from '../../shared/traceFormat';
-import { writeFileAtomic } from './atomicWrite';
+import { writeFileDurable } from '../../shared/durableWrite';
 
 /** The trace file of `step` in `runDir`. */
 export function traceFile(runDir: string, step: number): string {
@@ -22,6 +22,6 @@ export function writeTrace<K extends TraceKind>(runDir: string, step: number, ki
   const bytes = encodeTrace(kind, rows);
   const file = traceFile(runDir, step);
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileAtomic(file, bytes);
+  writeFileDurable(file, bytes);
   return file;
 }

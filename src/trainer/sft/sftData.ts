@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Random } from '../../core/random';
 import type { DatasetConfig } from '../../shared/runConfig';
 import { generateReviews } from '../data/reviews';
-import { formatDatasetProblem, readTextDataset } from '../data/jsonlDataset';
+import { formatDatasetProblem, noUsableExamplesMessage, readTextDataset } from '../data/jsonlDataset';
 import type { BpeTokenizer } from '../tokenizer';
 
 export interface SftExample {
@@ -52,7 +52,7 @@ export async function loadSftExamples(dataset: DatasetConfig, configDir: string,
   const read = await readTextDataset(file);
   const messages = read.problems.map(formatDatasetProblem);
   messages.push(`${file}: ${read.counts.examples} examples kept, ${read.counts.skipped} malformed lines skipped, ${read.counts.blank} blank lines, of ${read.counts.lines} lines`);
-  if (read.examples.length === 0) throw new Error(`${file}: no usable examples (${read.problems.length} malformed lines). Each line must be {"text": "..."} or {"prompt": "...", "completion": "..."}.`);
+  if (read.examples.length === 0) throw new Error(noUsableExamplesMessage(file, read));
   return {
     examples: read.examples.map((example) => (example.kind === 'text' ? { completion: example.text } : { prompt: example.prompt, completion: example.completion })),
     messages,

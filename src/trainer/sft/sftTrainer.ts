@@ -77,7 +77,7 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
   let source: CheckpointContents | undefined;
   if (context.resume) {
     const latest = latestCheckpoint(run.dir);
-    if (!latest) throw new Error(`Cannot resume ${run.dir}: it has no checkpoint yet. Start the run again instead.`);
+    if (!latest) throw new Error(`${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`);
     source = await loadCheckpoint(latest.dir);
     log('info', `resuming from ${latest.dir} (step ${latest.step})`);
   } else if (stage.init_from !== 'scratch') {

@@ -7,7 +7,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../run/atomicWrite';
+import { writeFileDurable } from '../../shared/durableWrite';
 import { BYTE_TO_CHAR, byteLevelToBytes, splitWords, utf8Decode, utf8Encode } from './byteLevel';
 
 /** The special tokens, ids 0, 1, 2 in a trained vocabulary. */
@@ -227,12 +227,12 @@ export class BpeTokenizer {
 
   /**
    * Writes `tokenizer.json` and `tokenizer_config.json` into `dir` (a transformers-style model
-   * folder), each atomically. `modelMaxLength` is the policy's context length.
+   * folder), each durably (whole or not at all). `modelMaxLength` is the policy's context length.
    */
   async save(dir: string, options: { modelMaxLength?: number } = {}): Promise<void> {
     await mkdir(dir, { recursive: true });
-    writeFileAtomic(join(dir, 'tokenizer.json'), JSON.stringify(this.toJSON(), null, 2) + '\n');
-    writeFileAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify(this.transformersConfig(options.modelMaxLength ?? 1024), null, 2) + '\n');
+    writeFileDurable(join(dir, 'tokenizer.json'), JSON.stringify(this.toJSON(), null, 2) + '\n');
+    writeFileDurable(join(dir, 'tokenizer_config.json'), JSON.stringify(this.transformersConfig(options.modelMaxLength ?? 1024), null, 2) + '\n');
   }
 
   /** Reads the `tokenizer.json` that {@link save} wrote into `dir`. */
