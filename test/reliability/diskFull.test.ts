@@ -133,7 +133,7 @@ Array.from({ length: sizes }, (_, i) => i).forEach((i) => {
       const result = await runCli(['train', configFile, '--runs-dir', runsRoot], { cwd: ensureDir(path.join(caseDir, 'cwd')), timeoutMs: 120_000 });
       const newest = newestRun(runsRoot);
       const errorLine = result.stderr.split('\n').find((line) => line.startsWith('error: ')) ?? '';
-      const failedPath = errorLine.includes(runsRoot) ? /\S*/.exec(errorLine.slice(errorLine.indexOf(runsRoot) + runsRoot.length + 1))?.[0] : undefined;
+      const failedPath = errorLine.includes(runsRoot) ? /[^\s:]+/.exec(errorLine.slice(errorLine.indexOf(runsRoot) + runsRoot.length + 1))?.[0] : undefined;
       const where = failedPath ? `writing ${failedPath}` : newest ? `in ${newest.runJson.stage} at step ${(newest.runJson as { step?: number }).step ?? 0}` : 'before any run folder';
       const problems = unreadableFiles(runsRoot);
       const cut = problems.filter((problem) => !problem.includes('a temporary'));

@@ -5,6 +5,7 @@
  * the pipeline finishes. The result must equal an uninterrupted run of the same config and seed bit
  * for bit (final checkpoints, preference labels), and every file in the runs folder must read back.
  *
+ * Every other random case also kills its first resume, so resuming a resumed-and-killed run is tested too.
  *   RELIABILITY_KILL9_COUNT   random kills (default below, sized to keep the suite within minutes on two cores)
  *   RELIABILITY_KILL9_SEED    their seed (printed with each kill time, so a failure can be replayed)
  */
@@ -40,7 +41,14 @@ before(async () => {
   console.log(`kill9: uninterrupted pipeline ${(referenceMs / 1000).toFixed(1)} s; ${randomKills} random kills with seed ${seed}`);
 });
 
+/** The stage each random kill landed in, for the summary: random points should spread over the pipeline. */
+const landedIn: string[] = [];
+
 after(() => {
+  const counts = new Map<string, number>();
+  for (const stage of landedIn) counts.set(stage, (counts.get(stage) ?? 0) + 1);
+  const spread = [...counts].map(([stage, hits]) => `${stage} ×${hits}`).join(', ');
+  if (spread) console.log(`kill9: random kills landed in ${spread}`);
   console.log(family.report(`${family.ratio('resumed')} resumed, ${family.ratio('equal')} equal, ${family.sum('unreadable')} unreadable files, ${family.ratio('landed')} chosen points hit`));
   if (process.env.RELIABILITY_KEEP !== '1') rmSync(root, { recursive: true, force: true });
 });
@@ -167,20 +175,38 @@ function seeded(state: number): () => number {
   };
 }
 const random = seeded(seed);
-const fractions = Array.from({ length: randomKills }, () => 0.05 + 0.9 * random());
+/** Each random case: when to kill the training, and for every other case when to kill its first resume too (a resume is a run like any other). */
+const randomCases = Array.from({ length: randomKills }, (_, i) => ({ fraction: 0.05 + 0.9 * random(), resumeFraction: i % 2 === 1 ? 0.05 + 0.6 * random() : undefined }));
 
-fractions.forEach((fraction, i) => {
-  test(`kill -9 at random point ${i + 1}/${randomKills} (seed ${seed}, ${(fraction * 100).toFixed(1)}% of the uninterrupted run), then resume`, async () => {
+/** Starts `args`, SIGKILLs it after `ms` (unless it ends first); the exit code, or null when killed. */
+async function runAndKill(args: string[], cwd: string, logFile: string, ms: number): Promise<number | null> {
+  const child = startTrainer(args, { cwd, logFile });
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  const { code } = await exited(child);
+  clearTimeout(timer);
+  return code;
+}
+
+randomCases.forEach(({ fraction, resumeFraction }, i) => {
+  const label = `${(fraction * 100).toFixed(1)}% of the uninterrupted run${resumeFraction === undefined ? '' : `, its resume killed too at ${(resumeFraction * 100).toFixed(1)}%`}`;
+  test(`kill -9 at random point ${i + 1}/${randomKills} (seed ${seed}, ${label}), then resume`, async () => {
     const caseDir = ensureDir(path.join(root, `random-${i + 1}`));
     const runsRoot = path.join(caseDir, 'runs');
+    const logFile = path.join(caseDir, 'trainer.log');
     const killAtMs = Math.round(fraction * referenceMs);
-    const child = startTrainer(['train', configFile, '--runs-dir', runsRoot], { cwd: ensureDir(path.join(caseDir, 'cwd')), logFile: path.join(caseDir, 'trainer.log') });
-    const timer = setTimeout(() => child.kill('SIGKILL'), killAtMs);
-    const { code } = await exited(child);
-    clearTimeout(timer);
-    const where = code === null ? position(runsRoot) : `it finished first (exit ${code})`;
+    const code = await runAndKill(['train', configFile, '--runs-dir', runsRoot], ensureDir(path.join(caseDir, 'cwd')), logFile, killAtMs);
+    let where = code === null ? position(runsRoot) : `it finished first (exit ${code})`;
+    landedIn.push(code === null ? (newestRun(runsRoot)?.runJson.stage ?? 'startup') : 'after the end');
     const failures: string[] = [];
-    if (code !== null && code !== 0) failures.push(`the trainer failed before the kill: ${tail(readFileSync(path.join(caseDir, 'trainer.log'), 'utf8'), 3)}`);
+    if (code !== null && code !== 0) failures.push(`the trainer failed before the kill: ${tail(readFileSync(logFile, 'utf8'), 3)}`);
+    if (resumeFraction !== undefined && code === null) {
+      const newest = newestRun(runsRoot);
+      const resumeKillMs = Math.round(resumeFraction * referenceMs);
+      const args = newest ? ['train', '--resume', newest.dir] : ['train', configFile, '--runs-dir', runsRoot];
+      const resumeCode = await runAndKill(args, ensureDir(path.join(caseDir, 'elsewhere')), logFile, resumeKillMs);
+      if (resumeCode !== null && resumeCode !== 0) failures.push(`the first resume failed before its kill: ${tail(readFileSync(logFile, 'utf8'), 3)}`);
+      where += resumeCode === null ? `; its resume killed at ${resumeKillMs} ms: ${position(runsRoot)}` : `; its resume ended first (exit ${resumeCode})`;
+    }
     const facts = await resumeAndCompare(caseDir, runsRoot, failures);
     family.record(`random ${i + 1} (seed ${seed}, killed at ${killAtMs} ms: ${where})`, facts, failures);
     assert.deepEqual(failures, [], `seed ${seed}, kill at ${killAtMs} ms (${where})`);
