@@ -29,14 +29,14 @@ let referenceMs = 0;
 
 before(async () => {
   requireBuild();
-  const started = performance.now();
   const first = await resumeUntilDone(configFile, referenceRoot, ensureDir(path.join(root, 'reference', 'cwd')), 1);
-  referenceMs = performance.now() - started;
   assert.ok(first.finished, `the uninterrupted reference run failed: ${first.why}`);
   // Equality with a resumed run only means something if two uninterrupted runs are equal.
   const againRoot = path.join(root, 'reference-again', 'runs');
   const again = await resumeUntilDone(configFile, againRoot, ensureDir(path.join(root, 'reference-again', 'cwd')), 1);
   assert.ok(again.finished, `the second reference run failed: ${again.why}`);
+  // Random kill times are fractions of the faster run (the first pays for cold caches), so few land after the end.
+  referenceMs = Math.min(first.attempts[0].ms, again.attempts[0].ms);
   assert.deepEqual(pipelineDifferences(referenceRoot, againRoot), [], 'two uninterrupted runs of the same config and seed differ: training is not deterministic');
   console.log(`kill9: uninterrupted pipeline ${(referenceMs / 1000).toFixed(1)} s; ${randomKills} random kills with seed ${seed}`);
 });
