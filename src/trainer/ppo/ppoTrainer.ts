@@ -58,7 +58,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
   // reference (the starting policy), and the reward model.
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const rewardDir = context.resolve(stage.reward_model, 'checkpoint');
-  const resumeFrom = context.resume ? latestCheckpoint(run.dir) : undefined;
+  const resumeFrom = context.resume ? latestCheckpoint(run.dir, (message) => log('warn', message)) : undefined;
   if (context.resume && !resumeFrom) throw new Error(`Cannot resume ${run.dir}: it has no checkpoint yet. Start the run again instead.`);
   const { model: policy, checkpoint: policyCheckpoint } = await loadModel(resumeFrom?.dir ?? policyDir, ['v_head'], seed);
   const { model: reference } = await loadModel(policyDir, [], seed);

@@ -247,7 +247,7 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
   // 2. Model: this run's checkpoint (resume), or the init checkpoint's trunk with a fresh score head
   let source: CheckpointContents;
   if (context.resume) {
-    const latest = latestCheckpoint(run.dir);
+    const latest = latestCheckpoint(run.dir, (message) => log('warn', message));
     if (!latest) throw new Error(`Cannot resume ${run.dir}: it has no checkpoint yet. Start the run again instead.`);
     source = await loadCheckpoint(latest.dir);
     if (!source.weights.has('score.weight')) throw new Error(`Cannot resume from ${latest.dir}: it has no score head, so it was not written by a reward stage.`);
