@@ -207,19 +207,18 @@ export interface CheckedTrainerState {
 }
 
 /**
- * Throws a FileFormatError naming `file` and the field. `folderStep` is the `n` of a `step-<n>`
- * folder: its trainer state must be for that step (a copied or planted file is not).
+ * Throws a FileFormatError naming `file` and the field. A checkpoint copied into another `step-<n>`
+ * folder is allowed (export reads such copies), so the folder's step is not compared.
  */
-export function checkTrainerState(value: unknown, file: string, folderStep?: number): CheckedTrainerState {
+export function checkTrainerState(value: unknown, file: string): CheckedTrainerState {
   const advice = 'this checkpoint cannot be resumed; delete its folder to resume from the one before';
   if (!isRecord(value)) throw new FileFormatError(file, objectProblems(value), advice);
   const fields = new FieldChecker(value);
   const step = fields.wholeNumber('global_step');
-  const maxSteps = fields.wholeNumber('max_steps', { min: 1 });
+  const maxSteps = fields.wholeNumber('max_steps');
   const stage = fields.string('stage', { nonEmpty: true });
   fields.wholeNumber('seed');
   if (step !== undefined && maxSteps !== undefined && step > maxSteps) fields.problems.push(`global_step ${step} is beyond max_steps ${maxSteps}`);
-  if (step !== undefined && folderStep !== undefined && step !== folderStep) fields.problems.push(`global_step ${step} is not the step of its folder step-${folderStep}`);
   if (stage === 'ppo') {
     fields.number('kl_coef', { min: 0 });
     fields.nested('score_moments', (moments) => {

@@ -109,12 +109,6 @@ function readJsonFile(file: string): unknown {
   return parseJsonText(readFileSync(file, 'utf8'), file);
 }
 
-/** The `n` of a `step-<n>` folder, or undefined for a checkpoint folder named otherwise (an `init_from` copy). */
-function folderStep(dir: string): number | undefined {
-  const match = /^step-(\d+)$/.exec(path.basename(path.resolve(dir)));
-  return match ? Number(match[1]) : undefined;
-}
-
 /**
  * Reads a checkpoint, every file checked: config.json and trainer_state.json against their schemas
  * (runFiles.ts), the safetensors headers by the decoder, the weights finite, the tokenizer files.
@@ -132,7 +126,7 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
   const { weights } = fromSafetensors(modelFile);
   assertFinite(weights, 'weight', modelFile, 'this checkpoint cannot be used; resume from an earlier one (delete this step\'s folder).');
   const stateFile = need('trainer_state.json');
-  const trainerState: TrainerState = checkTrainerState(readJsonFile(stateFile), stateFile, folderStep(dir));
+  const trainerState: TrainerState = checkTrainerState(readJsonFile(stateFile), stateFile);
   const tokenizer = await BpeTokenizer.load(dir);
   if (tokenizer.vocabSize !== config.vocab_size) throw new Error(`${path.join(dir, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but ${configFile} says vocab_size ${config.vocab_size}; the two files are not of one checkpoint.`);
   let optimizer: AdamWState | undefined;
