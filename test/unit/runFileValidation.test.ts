@@ -158,6 +158,14 @@ test('config.json that is {}, [] or cut short is named with the field or the lin
   writeFileSync(file, whole);
   editJson(file, (config) => ({ ...config, n_head: 3, pad_token_id: 100000 }));
   await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /n_embd 8 must be divisible by n_head 3; pad_token_id must be a whole number from 0 to \d+, got 100000/);
+  // A config.json that disagrees with the weights is named before any model is built from it.
+  const weights = path.join(checkpoint(4), 'model.safetensors');
+  writeFileSync(file, whole);
+  editJson(file, (config) => ({ ...config, n_layer: 1000 }));
+  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), weights, new RegExp(`^: holds 1 transformer blocks \\(transformer\\.h\\.<i>\\) but ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} says n_layer 1000`));
+  writeFileSync(file, whole);
+  editJson(file, (config) => ({ ...config, vocab_size: 300 }));
+  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), weights, /^: weight "transformer\.wte\.weight" has shape \[270, 8\] but .*config\.json gives vocab_size × n_embd \[300, 8\]/);
 });
 
 test('trainer_state.json with a string, negative or too large step is refused naming global_step', async () => {

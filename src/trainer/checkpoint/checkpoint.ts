@@ -105,6 +105,24 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
   renameSync(temporary, dir);
 }
 
+/**
+ * The weights must be of the shape config.json gives, checked before a model is built from it (a
+ * planted config.json of 1024 layers would otherwise allocate them first).
+ */
+function checkWeightsMatchConfig(weights: WeightMap, config: ModelCheckpointConfig, modelFile: string, configFile: string): void {
+  const expect = (name: string, shape: number[], because: string) => {
+    const actual = weights.get(name)?.shape;
+    if (actual === undefined) throw new Error(`${modelFile}: weight "${name}" is missing; the checkpoint is damaged or not a GPT of RLHF Lens.`);
+    if (actual.join(',') !== shape.join(',')) throw new Error(`${modelFile}: weight "${name}" has shape [${actual.join(', ')}] but ${configFile} gives ${because} [${shape.join(', ')}]; the two files are not of one checkpoint.`);
+  };
+  expect('transformer.wte.weight', [config.vocab_size, config.n_embd], 'vocab_size × n_embd');
+  expect('transformer.wpe.weight', [config.block_size, config.n_embd], 'block_size × n_embd');
+  const layers = new Set([...weights.keys()].map((name) => /^transformer\.h\.(\d+)\./.exec(name)?.[1]).filter((index) => index !== undefined).map(Number));
+  for (let index = 0; index < Math.max(config.n_layer, layers.size); index++) {
+    if (layers.has(index) !== index < config.n_layer) throw new Error(`${modelFile}: holds ${layers.size} transformer blocks (transformer.h.<i>) but ${configFile} says n_layer ${config.n_layer}; the two files are not of one checkpoint.`);
+  }
+}
+
 function readJsonFile(file: string): unknown {
   return parseJsonText(readFileSync(file, 'utf8'), file);
 }
@@ -125,6 +143,7 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
   const modelFile = need('model.safetensors');
   const { weights } = fromSafetensors(modelFile);
   assertFinite(weights, 'weight', modelFile, 'this checkpoint cannot be used; resume from an earlier one (delete this step\'s folder).');
+  checkWeightsMatchConfig(weights, config, modelFile, configFile);
   const stateFile = need('trainer_state.json');
   const trainerState: TrainerState = checkTrainerState(readJsonFile(stateFile), stateFile);
   const tokenizer = await BpeTokenizer.load(dir);
