@@ -126,7 +126,7 @@ export class RunController implements vscode.Disposable {
     let runJson: { name?: string; status?: string; stage_index?: number; config?: { stages?: unknown[] } };
     const runJsonFile = path.join(runDir, 'run.json');
     try {
-      // The trainer's validator: a run.json it would refuse is refused here, with the same message.
+      // The run.json validator every reader shares; the trainer adds its resume checks (stage, stored config).
       const value = parseJsonText(readFileSync(runJsonFile, 'utf8'), runJsonFile);
       const problems = runJsonProblems(value);
       if (problems.length > 0) throw new FileFormatError(runJsonFile, problems);

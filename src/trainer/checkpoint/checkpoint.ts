@@ -10,6 +10,7 @@ import { checkCheckpointConfig, checkTrainerState, parseJsonText, showValue } fr
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
 import type { GptConfig } from '../model/gptConfig';
 import type { ScalarHead } from '../model/gpt';
+import { gptWeightShapes } from '../onnx/gptOnnxGraph';
 import type { AdamWState } from '../optim/adamW';
 import { BpeTokenizer } from '../tokenizer';
 import { writeFileAtomic, writeJsonAtomic } from '../run/atomicWrite';
@@ -83,7 +84,7 @@ function assertFinite(weights: WeightMap, what: string, file: string, action: st
 
 export async function saveCheckpoint(dir: string, contents: CheckpointContents): Promise<void> {
   // Checked before anything is written: a diverged model must not become the newest checkpoint.
-  const advice = 'the checkpoint was not written. Training diverged: lower learning_rate, or raise max_grad_norm clipping (a smaller value), and resume from the last checkpoint.';
+  const advice = 'the checkpoint was not written. Training diverged: try a lower learning_rate or max_grad_norm, and resume from the last checkpoint.';
   assertFinite(contents.weights, 'weight', path.join(dir, 'model.safetensors'), advice);
   if (contents.optimizer) assertFinite(contents.optimizer.moments, 'optimizer state', path.join(dir, 'optimizer.safetensors'), advice);
   const parent = path.dirname(dir);
@@ -106,20 +107,18 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
 }
 
 /**
- * The weights must be of the shape config.json gives, checked before a model is built from it (a
- * planted config.json of 1024 layers would otherwise allocate them first).
+ * The weights must be the ones config.json describes, by name and shape, checked before a model is
+ * built from them (a planted config.json of 1024 layers would otherwise allocate them first).
  */
 function checkWeightsMatchConfig(weights: WeightMap, config: ModelCheckpointConfig, modelFile: string, configFile: string): void {
-  const expect = (name: string, shape: number[], because: string) => {
+  const blocks = new Set([...weights.keys()].map((name) => /^transformer\.h\.(\d+)\./.exec(name)?.[1]).filter((index) => index !== undefined));
+  if (blocks.size !== config.n_layer || [...blocks].some((index) => Number(index) >= config.n_layer)) {
+    throw new Error(`${modelFile}: holds ${blocks.size} transformer blocks (transformer.h.<i>) but ${configFile} says n_layer ${config.n_layer}; the two files are not of one checkpoint.`);
+  }
+  for (const [name, shape] of gptWeightShapes(config, config.heads)) {
     const actual = weights.get(name)?.shape;
-    if (actual === undefined) throw new Error(`${modelFile}: weight "${name}" is missing; the checkpoint is damaged or not a GPT of RLHF Lens.`);
-    if (actual.join(',') !== shape.join(',')) throw new Error(`${modelFile}: weight "${name}" has shape [${actual.join(', ')}] but ${configFile} gives ${because} [${shape.join(', ')}]; the two files are not of one checkpoint.`);
-  };
-  expect('transformer.wte.weight', [config.vocab_size, config.n_embd], 'vocab_size × n_embd');
-  expect('transformer.wpe.weight', [config.block_size, config.n_embd], 'block_size × n_embd');
-  const layers = new Set([...weights.keys()].map((name) => /^transformer\.h\.(\d+)\./.exec(name)?.[1]).filter((index) => index !== undefined).map(Number));
-  for (let index = 0; index < Math.max(config.n_layer, layers.size); index++) {
-    if (layers.has(index) !== index < config.n_layer) throw new Error(`${modelFile}: holds ${layers.size} transformer blocks (transformer.h.<i>) but ${configFile} says n_layer ${config.n_layer}; the two files are not of one checkpoint.`);
+    if (actual === undefined) throw new Error(`${modelFile}: weight "${name}" is missing, though ${configFile} describes it; the checkpoint is damaged.`);
+    if (actual.join(',') !== shape.join(',')) throw new Error(`${modelFile}: weight "${name}" has shape [${actual.join(', ')}] but ${configFile} gives [${shape.join(', ')}]; the two files are not of one checkpoint.`);
   }
 }
 

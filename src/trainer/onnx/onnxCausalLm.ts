@@ -12,8 +12,8 @@
  * built for sampling alone keeps its weights as initializers (the default here).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { FileFormatError, isRecord, objectProblems, parseJsonText } from '../../shared/runFiles';
 import * as path from 'node:path';
+import { FileFormatError, isRecord, objectProblems, parseJsonText } from '../../shared/runFiles';
 import * as ort from 'onnxruntime-node';
 import type { GptConfig, ScorePooling } from '../model/gptConfig';
 import type { ScalarHead } from '../model/gpt';

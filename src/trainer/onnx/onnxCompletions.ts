@@ -4,8 +4,8 @@
  * onnxruntime-node with the KV cache when the graph has one.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { parseJsonText, specialTokenIds } from '../../shared/runFiles';
 import * as path from 'node:path';
+import { parseJsonText, specialTokenIds } from '../../shared/runFiles';
 import { BpeTokenizer } from '../tokenizer';
 import { OnnxCausalLm } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';
