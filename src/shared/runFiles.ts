@@ -45,6 +45,25 @@ function lineAndColumn(text: string, offset: number): string {
   return `${line}:${offset - lineStart + 1}`;
 }
 
+/** jsonc-parser's error codes in words. */
+const parseErrorWords: Record<string, string> = {
+  InvalidSymbol: 'an unexpected character',
+  InvalidNumberFormat: 'a malformed number',
+  PropertyNameExpected: 'a property name expected',
+  ValueExpected: 'a value expected',
+  ColonExpected: '":" expected',
+  CommaExpected: '"," expected',
+  CloseBraceExpected: '"}" expected',
+  CloseBracketExpected: '"]" expected',
+  EndOfFileExpected: 'more text after the JSON value',
+  InvalidCommentToken: 'a comment, which JSON does not allow',
+  UnexpectedEndOfString: 'a string that is not closed',
+  UnexpectedEndOfNumber: 'a number cut short',
+  InvalidUnicode: 'an invalid \\u escape',
+  InvalidEscapeCharacter: 'an invalid escape',
+  InvalidCharacter: 'a control character inside a string',
+};
+
 /**
  * JSON.parse, with a failure that names the file, the line and column and what is wrong there
  * (jsonc-parser finds the position: V8 says only "Unexpected end of JSON input" for a cut file).
@@ -57,8 +76,10 @@ export function parseJsonText(text: string, file: string, advice = 'the file is 
     parse(text, errors, { allowTrailingComma: false, disallowComments: true, allowEmptyContent: false });
     const first = errors[0];
     const where = first ? lineAndColumn(text, first.offset) : lineAndColumn(text, text.length);
-    const what = first ? printParseErrorCode(first.error) : (error as Error).message;
-    throw new FileFormatError(`${file}:${where}`, [`not valid JSON (${what}${text.length === 0 ? ', the file is empty' : ''})`], advice);
+    const what = first ? (parseErrorWords[printParseErrorCode(first.error)] ?? printParseErrorCode(first.error)) : (error as Error).message;
+    // An error at the very end is what a cut file gives.
+    const end = text.length === 0 ? ', the file is empty' : first && first.offset >= text.trimEnd().length ? ', at the end of the file: is it cut short?' : '';
+    throw new FileFormatError(`${file}:${where}`, [`not valid JSON (${what}${end})`], advice);
   }
 }
 

@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
+import { parseJsonText } from '../../src/shared/runFiles';
 import { parseRunJson } from '../../src/shared/runSummary';
 import { runDirInside, sanitizeRunName } from '../../src/shared/runIds';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../src/shared/safetensors';
@@ -154,7 +155,7 @@ test('config.json that is {}, [] or cut short is named with the field or the lin
   writeFileSync(file, '[]');
   await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /^: must be a JSON object, got an array/);
   writeFileSync(file, whole.subarray(0, 60));
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /^:\d+:\d+: not valid JSON \(\w+\) — the file is damaged or cut short/);
+  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /^:\d+:\d+: not valid JSON \(.+\) — the file is damaged or cut short/);
   writeFileSync(file, whole);
   editJson(file, (config) => ({ ...config, n_head: 3, pad_token_id: 100000 }));
   await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /n_embd 8 must be divisible by n_head 3; pad_token_id must be a whole number from 0 to \d+, got 100000/);
@@ -166,6 +167,11 @@ test('config.json that is {}, [] or cut short is named with the field or the lin
   writeFileSync(file, whole);
   editJson(file, (config) => ({ ...config, vocab_size: 300 }));
   await rejectsNaming(() => loadCheckpoint(checkpoint(4)), weights, /^: weight "transformer\.wte\.weight" has shape \[270, 8\] but .*config\.json gives \[300, 8\]/);
+});
+
+test('JSON that does not parse is named with its line, column and what is wrong there', () => {
+  assert.throws(() => parseJsonText('{\n  "a": [1, 2', 'x.json'), { message: 'x.json:2:13: not valid JSON ("]" expected, at the end of the file: is it cut short?) — the file is damaged or cut short; restore it or write it again' });
+  assert.throws(() => parseJsonText('{"a" 1}', 'x.json'), { message: /^x\.json:1:6: not valid JSON \(":" expected\)/ });
 });
 
 test('trainer_state.json with a string, negative or too large step is refused naming global_step', async () => {
@@ -181,7 +187,7 @@ test('trainer_state.json with a string, negative or too large step is refused na
     await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, message);
   }
   writeFileSync(file, '');
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /^:1:1: not valid JSON \(\w+, the file is empty\)/);
+  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /^:1:1: not valid JSON \(a value expected, the file is empty\)/);
 });
 
 test('tokenizer.json cut short or without model.vocab, and a wrong tokenizer_config.json, are named', async () => {
