@@ -203,8 +203,10 @@ export function runJsonProblems(value: unknown, options: { header?: 'required' |
   fields.date('started_at', { optional });
   fields.date('ended_at', { optional: true });
   for (const key of ['stage', 'backend', 'backend_reason', 'config_file', 'error', 'last_checkpoint']) fields.string(key, { optional: true });
-  for (const key of ['stage_index', 'seed', 'step', 'max_steps', 'parameters', 'train_examples', 'eval_examples']) fields.wholeNumber(key, { optional: true });
-  fields.number('unigram_eval_loss', { optional: true });
+  for (const key of ['stage_index', 'step', 'max_steps', 'parameters', 'train_examples', 'eval_examples']) fields.wholeNumber(key, { optional: true });
+  // `inspect --seed` takes any number; JSON writes a NaN loss as null.
+  fields.number('seed', { optional: true });
+  if (value.unigram_eval_loss !== null) fields.number('unigram_eval_loss', { optional: true });
   fields.stringMap('versions', { optional: true });
   fields.stringList('resumed_at', { optional: true });
   fields.nested('outputs', outputFields, { optional: true });
