@@ -147,9 +147,13 @@ export class DashboardPanel implements vscode.Disposable {
       case 'dashboard/exportHtml':
         await this.exportHtml(message.title, message.body, message.themeCss, message.bodyClass);
         break;
-      case 'dashboard/openRun':
-        if (this.runs.folder) DashboardPanel.show(this.extensionUri, this.runs, this.log, path.join(this.runs.folder, message.runId));
+      case 'dashboard/openRun': {
+        // An id from the webview is a folder name inside the runs folder, never a path out of it.
+        const runDir = this.runs.runDir(message.runId);
+        if (runDir) DashboardPanel.show(this.extensionUri, this.runs, this.log, runDir);
+        else this.log.warn(`dashboard: ignored run id ${JSON.stringify(String(message.runId).slice(0, 200))}, which is not a folder name inside the runs folder`);
         break;
+      }
       default:
         assertNever(message, 'dashboard');
     }
@@ -209,8 +213,7 @@ export class DashboardPanel implements vscode.Disposable {
   }
 
   private setCompared(runIds: readonly string[]): void {
-    const folder = this.runs.folder;
-    const wanted = new Set(folder ? runIds.map((id) => path.join(folder, id)).filter((dir) => dir !== this.runDir) : []);
+    const wanted = new Set(runIds.map((id) => this.runs.runDir(id)).filter((dir): dir is string => dir !== undefined && dir !== this.runDir));
     for (const [dir, feed] of this.compared) {
       if (wanted.has(dir)) continue;
       feed.dispose();

@@ -94,9 +94,11 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
     if (datasets.length === 0) return void vscode.window.showInformationMessage('No preference dataset yet: rank some completions with "RLHF: Rank Completions" first.');
     const dataset = datasetArg ?? (datasets.length === 1 ? datasets[0] : await vscode.window.showQuickPick(datasets, { placeHolder: 'Dataset to export as TRL pairwise JSONL' }));
     if (!dataset) return undefined;
+    // Checked before the name becomes any path (a command's argument can be anything).
+    const input = preferenceFileOf(root, dataset);
     const output = path.join(root, '.rlhf', 'exports', `${dataset}.pairwise.jsonl`);
     mkdirSync(path.dirname(output), { recursive: true });
-    const result = await exportTrlPairwise(preferenceFileOf(root, dataset), output);
+    const result = await exportTrlPairwise(input, output);
     for (const problem of result.problems) this.log.warn(formatPreferenceProblem(problem));
     const message = `Exported ${result.pairs} pair${result.pairs === 1 ? '' : 's'} from ${result.judgments} judgment${result.judgments === 1 ? '' : 's'} to ${vscode.workspace.asRelativePath(output)}${result.problems.length ? ` (${result.problems.length} unreadable line(s) skipped; see the log)` : ''}.`;
     void vscode.window.showInformationMessage(message, 'Open').then((choice) => {

@@ -7,6 +7,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { writeFileDurable } from '../shared/durableWrite';
+import { isRunDirInside } from '../shared/runIds';
 import { runNamePattern, renderTemplate, runTemplates, type RunTemplate } from '../shared/runTemplates';
 import { checkDocument } from './configDiagnostics';
 import type { ConfigDiagnostics } from './configDiagnostics';
@@ -129,7 +130,7 @@ async function deleteRun(context: RunCommandsContext, argument: unknown): Promis
   }
   // Only a folder directly inside the runs folder is ever removed.
   const folder = context.runs.folder;
-  if (!folder || path.dirname(path.resolve(runDir)) !== path.resolve(folder)) {
+  if (!folder || !isRunDirInside(folder, runDir)) {
     void vscode.window.showErrorMessage(`${runDir} is not a run in this workspace's runs folder; nothing was deleted.`);
     return false;
   }

@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { readConfigText } from '../shared/configFile';
 import { assertNever, type LogLevel, type TrainerToHostMessage } from '../shared/protocol';
+import { FileFormatError, parseJsonText, runJsonProblems } from '../shared/runFiles';
+import { isRunDirInside } from '../shared/runIds';
 import { defaultBackend, maxConcurrentRuns } from './lensSettings';
 import type { TrainerProcess } from './trainerProcess';
 import type { TrainerSupervisor } from './trainerSupervisor';
@@ -119,11 +121,17 @@ export class RunController implements vscode.Disposable {
     if (!runsFolder) return undefined;
     const runId = path.basename(runDir);
     if (this.activeRun(runId)) return this.refuse(`Run ${runId} is training already.`);
+    if (!isRunDirInside(runsFolder, runDir)) return this.refuse(`${runDir} is not a run in this workspace's runs folder ${runsFolder}; nothing was resumed.`, vscode.window.showErrorMessage);
     let runJson: { name?: string; status?: string; stage_index?: number; config?: { stages?: unknown[] } };
+    const runJsonFile = path.join(runDir, 'run.json');
     try {
-      runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+      // The run.json validator every reader shares; the trainer adds its resume checks (stage, stored config).
+      const value = parseJsonText(readFileSync(runJsonFile, 'utf8'), runJsonFile);
+      const problems = runJsonProblems(value);
+      if (problems.length > 0) throw new FileFormatError(runJsonFile, problems);
+      runJson = value as typeof runJson;
     } catch (error) {
-      return this.refuse(`Cannot resume ${runDir}: its run.json cannot be read (${(error as Error).message}).`, vscode.window.showErrorMessage);
+      return this.refuse(`Cannot resume ${runDir}: ${(error as Error).message}`, vscode.window.showErrorMessage);
     }
     if (runJson.status === 'completed') return this.refuse(`Run ${runId} is completed; there is nothing to resume.`, vscode.window.showInformationMessage);
     const stageCount = Math.max(1, (runJson.config?.stages?.length ?? 1) - (runJson.stage_index ?? 0));

@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { runDirInside } from '../shared/runIds';
 import { listRuns, type RunsListing } from '../shared/runsFolder';
 import { runsFolderOf } from './lensSettings';
 
@@ -67,10 +68,15 @@ export class WorkspaceRuns implements vscode.Disposable {
     return root ? runsFolderOf(root.uri.fsPath).folder : undefined;
   }
 
-  /** The directory of a run id in the runs folder. */
+  /** The directory of a run id in the runs folder; undefined for an id that would leave it (`..`, a path, NUL). */
   runDir(runId: string): string | undefined {
     const folder = this.folder;
-    return folder ? path.join(folder, runId) : undefined;
+    if (!folder) return undefined;
+    try {
+      return runDirInside(folder, runId);
+    } catch {
+      return undefined;
+    }
   }
 
   async list(): Promise<RunsListing> {

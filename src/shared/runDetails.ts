@@ -5,6 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { isRecord, runJsonProblems } from './runFiles';
 
 export interface RunDetails {
   readonly stage?: string;
@@ -54,7 +55,8 @@ export async function readRunDetails(runDir: string): Promise<RunDetails> {
   let runJson: Record<string, unknown> = {};
   try {
     const value = JSON.parse(await fs.readFile(path.join(runDir, 'run.json'), 'utf8')) as unknown;
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) runJson = value as Record<string, unknown>;
+    // The same validator as the summary's: a run.json with a wrong field shows no details rather than wrong ones.
+    if (isRecord(value) && runJsonProblems(value, { header: 'optional' }).length === 0) runJson = value;
   } catch {
     // The summary already reports an unreadable run.json.
   }

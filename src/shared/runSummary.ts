@@ -3,8 +3,9 @@
  * that lists show. Field names are snake_case because pandas, polars and DuckDB users read the same
  * file. Pure: parsing takes text, so webviews and tests use it without file access.
  */
+import { isRecord, objectProblems, parseJsonText, runJsonProblems, runStatusValues } from './runFiles';
 
-export const runStatuses = ['created', 'running', 'completed', 'failed', 'stopped'] as const;
+export const runStatuses = runStatusValues;
 export type RunStatus = (typeof runStatuses)[number];
 
 /** What every run.json has; trainers add more fields (config, backend, versions, seed, error). */
@@ -39,37 +40,34 @@ export interface RunReadProblem {
 
 export type RunJsonParse = { readonly ok: true; readonly run: RunSummary } | { readonly ok: false; readonly message: string };
 
-/** Parses run.json text; `dirName` is the folder the file is in, used when the file has no `id`. */
+/**
+ * Parses run.json text with the validator the trainer's resume uses (runFiles.ts); `dirName` is the
+ * folder the file is in, used when the file has no `name`. The message names the field.
+ */
 export function parseRunJson(text: string, dirName: string): RunJsonParse {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, message: `not valid JSON (${(error as Error).message})` };
+  } catch {
+    try {
+      parseJsonText(text, 'run.json');
+    } catch (error) {
+      // parseJsonText's message starts with "run.json:line:column: "; the caller names the file.
+      return { ok: false, message: (error as Error).message.replace(/^run\.json:/, 'line ') };
+    }
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, message: 'expected a JSON object' };
-  }
-  const record = value as Record<string, unknown>;
-  const name = record.name ?? dirName;
-  if (typeof name !== 'string' || name.length === 0) return { ok: false, message: 'field "name" must be a non-empty string' };
-  const status = record.status;
-  if (typeof status !== 'string' || !(runStatuses as readonly string[]).includes(status)) {
-    return { ok: false, message: `field "status" must be one of ${runStatuses.join(', ')}` };
-  }
-  const startedAt = record.started_at;
-  if (typeof startedAt !== 'string' || Number.isNaN(Date.parse(startedAt))) {
-    return { ok: false, message: 'field "started_at" must be an ISO 8601 date string' };
-  }
-  const optionalString = (key: string): string | undefined =>
-    typeof record[key] === 'string' ? (record[key] as string) : undefined;
+  if (!isRecord(value)) return { ok: false, message: objectProblems(value).join('; ') };
+  const record = value.name === undefined ? { ...value, name: dirName } : value;
+  const problems = runJsonProblems(record);
+  if (problems.length > 0) return { ok: false, message: problems.slice(0, 5).join('; ') };
+  const optionalString = (key: string): string | undefined => (typeof record[key] === 'string' ? (record[key] as string) : undefined);
   return {
     ok: true,
     run: {
       id: dirName,
-      name,
-      status: status as RunStatus,
-      startedAt,
+      name: record.name as string,
+      status: record.status as RunStatus,
+      startedAt: record.started_at as string,
       endedAt: optionalString('ended_at'),
       backend: optionalString('backend'),
       error: optionalString('error'),

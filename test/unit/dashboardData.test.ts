@@ -77,7 +77,7 @@ test('readRunInfo reads the PPO stage’s clip range from run.json and names the
   assert.equal(info.step, 3);
   assert.equal(info.status, 'running');
   writeFileSync(path.join(dir, 'run.json'), '{"status": 5}');
-  await assert.rejects(readRunInfo(dir), (error: Error) => error.message.startsWith(`${path.join(dir, 'run.json')}: field "status" must be one of`));
+  await assert.rejects(readRunInfo(dir), (error: Error) => error.message.startsWith(`${path.join(dir, 'run.json')}: status must be one of`));
 });
 
 test('the run folder watcher reports an appended metrics line and a new trace within a second', async () => {

@@ -87,7 +87,7 @@ function dpoConfig(overrides: Partial<DpoStageConfig>): DpoStageConfig {
 
 /** A stage context over a fresh run directory (or `run`, to resume it); stage references are paths. */
 function contextFor(dir: string, options: { run?: RunDirectory; resume?: boolean; logs?: string[]; onStep?: StageContext['onStep']; shouldStop?: () => boolean } = {}): StageContext {
-  const run = options.run ?? RunDirectory.create(path.join(dir, 'runs'), { id: 'dpo', name: 'dpo', stage: 'dpo', stage_index: 0, seed, config: {}, versions: {} });
+  const run = options.run ?? RunDirectory.create(path.join(dir, 'runs'), { id: 'dpo', name: 'dpo', stage: 'dpo', stage_index: 0, seed, config: { name: 'dpo', stages: [{ type: 'dpo' }] }, versions: {} }); // a config resume accepts
   return {
     run,
     configDir: dir,

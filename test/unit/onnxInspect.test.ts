@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import { parseRunJson } from '../../src/shared/runSummary';
@@ -77,9 +77,13 @@ test('rlhf-lens inspect runs from the command line and rejects a reference with 
   const prompts = path.join(workDir, 'inspect-prompts.jsonl');
   writeFileSync(prompts, '{"prompt": "The plot"}\n{"prompt": "I did not expect"}\n');
   const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/trainer/main.ts', 'inspect', ...args], { encoding: 'utf8', cwd: path.resolve(__dirname, '../..') });
-  const ok = cli(['--policy', folders.policy, '--reference', folders.reference, '--prompts', prompts, '--batch-size', '2', '--max-new-tokens', '6', '--runs-dir', runsRoot]);
+  // A --name that is a path still gives a run folder inside the runs folder (runIds.ts).
+  const ok = cli(['--policy', folders.policy, '--reference', folders.reference, '--prompts', prompts, '--batch-size', '2', '--max-new-tokens', '6', '--runs-dir', runsRoot, '--name', '../../escape']);
   assert.equal(ok.status, 0, ok.stderr);
   const runDir = ok.stdout.trim();
+  assert.equal(path.dirname(runDir), runsRoot);
+  assert.match(path.basename(runDir), /^escape-inspect-\d{8}-\d{6}$/);
+  assert.deepEqual(readdirSync(path.dirname(runsRoot)).filter((name) => name.includes('escape')), [], 'nothing beside the runs folder');
   const trace = decodeTrace(new Uint8Array(readFileSync(path.join(runDir, 'traces', 'step-1.arrow'))));
   assert.equal(trace.kind, 'ppo');
   if (trace.kind === 'ppo') {

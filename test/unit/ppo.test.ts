@@ -181,14 +181,15 @@ test('a PPO trainer killed with SIGKILL resumes from its last checkpoint from th
 
 test('a NaN score stops PPO before the update, naming the quantity and step, and marks the run failed', async () => {
   const sft = await tinySft();
-  // A reward model whose score head outputs NaN: the SFT trunk plus a NaN bias.
+  // A reward model whose score head outputs NaN from finite weights (a checkpoint holding NaN is refused
+  // when loaded): ±3e38 weights overflow to +Infinity and -Infinity across the width, whose sum is NaN.
   const broken = path.join(workDir, 'nan-reward');
   const { cpSync } = await import('node:fs');
   cpSync(sft, broken, { recursive: true });
   const model = decodeSafetensors(new Uint8Array(readFileSync(path.join(broken, 'model.safetensors'))));
   const width = model.tensors['transformer.wte.weight'].shape[1];
-  model.tensors['score.weight'] = { dtype: 'F32', shape: [width, 1], data: new Float32Array(width) };
-  model.tensors['score.bias'] = { dtype: 'F32', shape: [1], data: new Float32Array([Number.NaN]) };
+  model.tensors['score.weight'] = { dtype: 'F32', shape: [width, 1], data: new Float32Array(width).fill(3e38) };
+  model.tensors['score.bias'] = { dtype: 'F32', shape: [1], data: new Float32Array([0]) };
   writeFileSync(path.join(broken, 'model.safetensors'), encodeSafetensors(model.tensors));
   const configFile = await ppoConfig('nan', { use_score_scaling: false }, broken);
   const runsRoot = path.join(workDir, 'nan-runs');

@@ -136,3 +136,31 @@ test('refuses to encode tensors whose data does not match their dtype or shape',
   assert.throws(() => encodeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } }), /reserved for metadata/);
   assert.throws(() => encodeSafetensors({}, { epoch: 3 } as unknown as Record<string, string>), /metadata "epoch" must be a string/);
 });
+
+test('a file cut at every byte offset is refused as a SafetensorsFormatError, never a RangeError or a short tensor', () => {
+  const whole = encodeSafetensors(
+    { b: { dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) }, a: { dtype: 'I64', shape: [1], data: new BigInt64Array([9n]) }, c: { dtype: 'U8', shape: [3], data: new Uint8Array([1, 2, 3]) } },
+    { format: 'pt' },
+  );
+  for (let length = 0; length < whole.length; length++) {
+    assert.throws(() => decodeSafetensors(whole.subarray(0, length)), SafetensorsFormatError, `cut at ${length} of ${whole.length}`);
+  }
+  assert.deepEqual(Object.keys(decodeSafetensors(whole).tensors).sort(), ['a', 'b', 'c']);
+});
+
+const lies: [what: string, bytes: Uint8Array, message: RegExp][] = [
+  ['a header size of 2^53', new Uint8Array([0, 0, 0, 0, 0, 0, 0x20, 0, ...ascii('{}      ')]), /header size \d+ is over the 100000000-byte limit/],
+  ['a header size of 0', file('', [], 0), /must start with "\{"/],
+  ['data_offsets that are not whole numbers', file('{"x":{"dtype":"U8","shape":[1],"data_offsets":[0,"1"]}}', [1]), /tensor "x": data_offsets must be \[begin, end\]/],
+  ['data_offsets beyond 2^53', file('{"x":{"dtype":"U8","shape":[1],"data_offsets":[0,9007199254740993]}}', [1]), /tensor "x": data_offsets must be \[begin, end\]/],
+  ['a shape whose size overflows', file('{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}', [0, 0, 0, 0]), /tensor "x": data_offsets \[0, 4\] hold 4 bytes but F32 of shape \[4294967296, 4294967296\] needs/],
+  ['two tensors claiming the same bytes', file(`{${x4},"y":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, [0, 0, 0, 0]), /overlap tensor/],
+  ['a tensor entry that is not an object', file('{"x":[0,4]}'), /tensor "x": expected \{"dtype", "shape", "data_offsets"\}, got an array/],
+  ['a header nested 200,000 deep', file(`{"x":${'['.repeat(200_000)}${']'.repeat(200_000)}}`), /invalid safetensors file: (tensor "x"|the header is not valid UTF-8 JSON)/],
+];
+
+for (const [what, bytes, message] of lies) {
+  test(`rejects a header with ${what}`, () => {
+    assert.throws(() => decodeSafetensors(bytes), (error: unknown) => error instanceof SafetensorsFormatError && message.test(error.message));
+  });
+}

@@ -7,9 +7,11 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { checkCheckpointConfig, checkTrainerState, parseJsonText, showValue } from '../../shared/runFiles';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
 import type { GptConfig } from '../model/gptConfig';
 import type { ScalarHead } from '../model/gpt';
+import { gptWeightShapes } from '../onnx/gptOnnxGraph';
 import type { AdamWState } from '../optim/adamW';
 import { BpeTokenizer } from '../tokenizer';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
@@ -48,7 +50,13 @@ function toSafetensors(weights: WeightMap): Record<string, SafetensorsTensor> {
 }
 
 function fromSafetensors(file: string): { weights: WeightMap; metadata: Record<string, string> } {
-  const decoded = decodeSafetensors(new Uint8Array(readFileSync(file)));
+  let decoded: ReturnType<typeof decodeSafetensors>;
+  try {
+    decoded = decodeSafetensors(new Uint8Array(readFileSync(file)));
+  } catch (error) {
+    // The decoder names the field (header size, a tensor's dtype, shape or data_offsets); this names the file.
+    throw new Error(`${file}: ${(error as Error).message} — the checkpoint is damaged; resume from an earlier one (delete this step's folder) or train again.`);
+  }
   const weights: WeightMap = new Map();
   for (const [name, tensor] of Object.entries(decoded.tensors)) {
     if (tensor.dtype !== 'F32') throw new Error(`${file}: tensor "${name}" is ${tensor.dtype}; RLHF Lens checkpoints hold F32`);
@@ -57,7 +65,29 @@ function fromSafetensors(file: string): { weights: WeightMap; metadata: Record<s
   return { weights, metadata: decoded.metadata };
 }
 
+/** The first NaN or ±Infinity in `weights`, by tensor name and element, or undefined when all are finite. */
+export function firstNonFinite(weights: WeightMap): { name: string; index: number; value: number } | undefined {
+  for (const [name, { data }] of weights) {
+    for (let index = 0; index < data.length; index++) if (!Number.isFinite(data[index])) return { name, index, value: data[index] };
+  }
+  return undefined;
+}
+
+/** A checkpoint whose weights are not all finite: never "the last good checkpoint". */
+export class NonFiniteCheckpointError extends Error {
+  override readonly name = 'NonFiniteCheckpointError';
+}
+
+function assertFinite(weights: WeightMap, what: string, file: string, action: string): void {
+  const bad = firstNonFinite(weights);
+  if (bad) throw new NonFiniteCheckpointError(`${file}: ${what} "${bad.name}" holds ${bad.value} at element ${bad.index}; ${action}`);
+}
+
 export async function saveCheckpoint(dir: string, contents: CheckpointContents): Promise<void> {
+  // Checked before anything is written: a diverged model must not become the newest checkpoint.
+  const advice = 'the checkpoint was not written. Training diverged: try a lower learning_rate or max_grad_norm, and resume from the last checkpoint.';
+  assertFinite(contents.weights, 'weight', path.join(dir, 'model.safetensors'), advice);
+  if (contents.optimizer) assertFinite(contents.optimizer.moments, 'optimizer state', path.join(dir, 'optimizer.safetensors'), advice);
   await writeFolderDurable(dir, async (folder) => {
     writeFileDurable(path.join(folder, 'model.safetensors'), encodeSafetensors(toSafetensors(contents.weights), { format: 'pt' }));
     if (contents.optimizer) {
@@ -72,28 +102,65 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
   });
 }
 
+/**
+ * The weights must be the ones config.json describes, by name and shape, checked before a model is
+ * built from them (a planted config.json of 1024 layers would otherwise allocate them first).
+ */
+function checkWeightsMatchConfig(weights: WeightMap, config: ModelCheckpointConfig, modelFile: string, configFile: string): void {
+  const blocks = new Set([...weights.keys()].map((name) => /^transformer\.h\.(\d+)\./.exec(name)?.[1]).filter((index) => index !== undefined));
+  if (blocks.size !== config.n_layer || [...blocks].some((index) => Number(index) >= config.n_layer)) {
+    throw new Error(`${modelFile}: holds ${blocks.size} transformer blocks (transformer.h.<i>) but ${configFile} says n_layer ${config.n_layer}; the two files are not of one checkpoint.`);
+  }
+  for (const [name, shape] of gptWeightShapes(config, config.heads)) {
+    const actual = weights.get(name)?.shape;
+    if (actual === undefined) throw new Error(`${modelFile}: weight "${name}" is missing, though ${configFile} describes it; the checkpoint is damaged.`);
+    if (actual.join(',') !== shape.join(',')) throw new Error(`${modelFile}: weight "${name}" has shape [${actual.join(', ')}] but ${configFile} gives [${shape.join(', ')}]; the two files are not of one checkpoint.`);
+  }
+}
+
+function readJsonFile(file: string): unknown {
+  return parseJsonText(readFileSync(file, 'utf8'), file);
+}
+
+/**
+ * Reads a checkpoint, every file checked: config.json and trainer_state.json against their schemas
+ * (runFiles.ts), the safetensors headers by the decoder, the weights finite, the tokenizer files.
+ * A problem throws an Error naming the file and the field.
+ */
 export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
   const need = (file: string) => {
     const full = path.join(dir, file);
     if (!existsSync(full)) throw new Error(`${dir} is not a checkpoint: ${file} is missing.`);
     return full;
   };
-  const config = JSON.parse(readFileSync(need('config.json'), 'utf8')) as ModelCheckpointConfig;
-  if (config.model_type !== 'rlhf-lens-gpt') throw new Error(`${path.join(dir, 'config.json')}: model_type is ${JSON.stringify(config.model_type)}, expected "rlhf-lens-gpt"`);
-  const { weights } = fromSafetensors(need('model.safetensors'));
-  const trainerState = JSON.parse(readFileSync(need('trainer_state.json'), 'utf8')) as TrainerState;
+  const configFile = need('config.json');
+  const config = checkCheckpointConfig(readJsonFile(configFile), configFile) as ModelCheckpointConfig;
+  const modelFile = need('model.safetensors');
+  const { weights } = fromSafetensors(modelFile);
+  assertFinite(weights, 'weight', modelFile, 'this checkpoint cannot be used; resume from an earlier one (delete this step\'s folder).');
+  checkWeightsMatchConfig(weights, config, modelFile, configFile);
+  const stateFile = need('trainer_state.json');
+  const trainerState: TrainerState = checkTrainerState(readJsonFile(stateFile), stateFile);
   const tokenizer = await BpeTokenizer.load(dir);
+  if (tokenizer.vocabSize !== config.vocab_size) throw new Error(`${path.join(dir, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but ${configFile} says vocab_size ${config.vocab_size}; the two files are not of one checkpoint.`);
   let optimizer: AdamWState | undefined;
   const optimizerFile = path.join(dir, 'optimizer.safetensors');
   if (existsSync(optimizerFile)) {
     const { weights: moments, metadata } = fromSafetensors(optimizerFile);
-    optimizer = { step: Number(metadata.step ?? 0), moments };
+    const step = Number(metadata.step ?? 0);
+    if (!Number.isSafeInteger(step) || step < 0) throw new Error(`${optimizerFile}: __metadata__.step must be a whole number ≥ 0, got ${showValue(metadata.step)}`);
+    assertFinite(moments, 'optimizer state', optimizerFile, 'this checkpoint cannot be resumed; resume from an earlier one (delete this step\'s folder).');
+    optimizer = { step, moments };
   }
   return { config, weights, optimizer, trainerState, tokenizer };
 }
 
-/** The newest `step-<n>` folder under a run's checkpoints, or undefined. */
-export function latestCheckpoint(runDir: string): { dir: string; step: number } | undefined {
+/**
+ * The newest `step-<n>` folder under a run's checkpoints whose weights are all finite, or undefined.
+ * A checkpoint holding NaN or Infinity is skipped with a warning naming its file and tensor, so a
+ * resume continues from the last good one. A damaged one (a header that does not decode) throws.
+ */
+export function latestCheckpoint(runDir: string, warn: (message: string) => void = (message) => process.stderr.write(`warning: ${message}\n`)): { dir: string; step: number } | undefined {
   const root = path.join(runDir, 'checkpoints');
   if (!existsSync(root)) return undefined;
   const steps = readdirSync(root)
@@ -101,5 +168,13 @@ export function latestCheckpoint(runDir: string): { dir: string; step: number } 
     .filter((match): match is RegExpExecArray => match !== null)
     .map((match) => Number(match[1]))
     .sort((a, b) => b - a);
-  return steps.length > 0 ? { dir: path.join(root, `step-${steps[0]}`), step: steps[0] } : undefined;
+  for (const step of steps) {
+    const dir = path.join(root, `step-${step}`);
+    const modelFile = path.join(dir, 'model.safetensors');
+    if (!existsSync(modelFile)) return { dir, step }; // loadCheckpoint says what is missing
+    const bad = firstNonFinite(fromSafetensors(modelFile).weights);
+    if (!bad) return { dir, step };
+    warn(`${modelFile}: weight "${bad.name}" holds ${bad.value} at element ${bad.index}; skipping this checkpoint for the one before`);
+  }
+  return undefined;
 }

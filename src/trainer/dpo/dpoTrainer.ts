@@ -210,7 +210,7 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
 
   // 2. Models: the policy (from this run's checkpoint when resuming) and the frozen reference, both from `policy`
   const policyDir = context.resolve(stage.policy, 'checkpoint');
-  const resumeFrom = context.resume ? latestCheckpoint(run.dir) : undefined;
+  const resumeFrom = context.resume ? latestCheckpoint(run.dir, (message) => log('warn', message)) : undefined;
   if (context.resume && !resumeFrom) throw new Error(`${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`);
   // Dropout off in both (TRL's disable_dropout=True): the reference's log-probs must be the policy's at step 0.
   const { model: policy, checkpoint: policyCheckpoint } = await loadModel(resumeFrom?.dir ?? policyDir, [], seed);

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { KlEstimator } from '../../core';
+import { parseJsonText, specialTokenIds } from '../../shared/runFiles';
 import { defaultRunsFolder } from '../../shared/runsFolder';
 import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
@@ -45,9 +46,8 @@ const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
 /** The special-token ids a folder's config.json names, else the tokenizer's own. */
 function specialIds(dir: string, tokenizer: BpeTokenizer): { bos: number; eos: number; pad: number } {
-  const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const id = (key: string, fallback: number) => (typeof config[key] === 'number' ? (config[key] as number) : fallback);
-  return { bos: id('bos_token_id', tokenizer.bosId), eos: id('eos_token_id', tokenizer.eosId), pad: id('pad_token_id', tokenizer.padId) };
+  const file = path.join(dir, 'config.json');
+  return specialTokenIds(parseJsonText(readFileSync(file, 'utf8'), file), file, { bos: tokenizer.bosId, eos: tokenizer.eosId, pad: tokenizer.padId }, tokenizer.vocabSize);
 }
 
 export async function runInspection(options: InspectOptions, log: (message: string) => void = () => undefined): Promise<{ runDir: string }> {

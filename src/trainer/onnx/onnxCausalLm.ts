@@ -13,6 +13,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { FileFormatError, isRecord, objectProblems, parseJsonText } from '../../shared/runFiles';
 import * as ort from 'onnxruntime-node';
 import type { GptConfig, ScorePooling } from '../model/gptConfig';
 import type { ScalarHead } from '../model/gpt';
@@ -120,16 +121,14 @@ export class OnnxCausalLm {
     const configFile = path.join(dir, 'config.json');
     const modelFile = path.join(dir, 'onnx', 'model.onnx');
     for (const file of [configFile, modelFile]) if (!existsSync(file)) throw new Error(`${dir} is not a transformers.js-style ONNX folder: ${path.relative(dir, file)} is missing.`);
-    let config: Record<string, unknown>;
-    try {
-      config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-    } catch (error) {
-      throw new Error(`${configFile}: not valid JSON (${(error as Error).message}).`);
-    }
+    const parsed = parseJsonText(readFileSync(configFile, 'utf8'), configFile);
+    if (!isRecord(parsed)) throw new FileFormatError(configFile, objectProblems(parsed));
+    const config = parsed;
     const number = (...keys: string[]): number | undefined => keys.map((key) => config[key]).find((value): value is number => typeof value === 'number');
     const need = (what: string, ...keys: string[]): number => {
       const value = number(...keys);
       if (value === undefined) throw new Error(`${configFile}: field "${keys[0]}" is missing (${what}; also read as ${keys.slice(1).join(', ') || 'nothing else'}).`);
+      if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${configFile}: ${keys.find((key) => config[key] === value)} (${what}) must be a whole number ≥ 1, got ${value}.`);
       return value;
     };
     const vocabSize = need('vocabulary size', 'vocab_size');

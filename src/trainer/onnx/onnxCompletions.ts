@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { parseJsonText, specialTokenIds } from '../../shared/runFiles';
 import { BpeTokenizer } from '../tokenizer';
 import { OnnxCausalLm } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';
@@ -25,10 +26,10 @@ export class OnnxCompletionSource {
 
   static async load(dir: string): Promise<OnnxCompletionSource> {
     const tokenizer = await BpeTokenizer.load(dir);
-    const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-    const id = (key: string, fallback: number) => (typeof config[key] === 'number' ? (config[key] as number) : fallback);
+    const configFile = path.join(dir, 'config.json');
+    const ids = specialTokenIds(parseJsonText(readFileSync(configFile, 'utf8'), configFile), configFile, { bos: tokenizer.bosId, eos: tokenizer.eosId, pad: tokenizer.padId }, tokenizer.vocabSize);
     const model = await OnnxCausalLm.fromFolder(dir);
-    return new OnnxCompletionSource(dir, model, tokenizer, { bos: id('bos_token_id', tokenizer.bosId), eos: id('eos_token_id', tokenizer.eosId), pad: id('pad_token_id', tokenizer.padId) });
+    return new OnnxCompletionSource(dir, model, tokenizer, ids);
   }
 
   /** `count` completions of one prompt (BOS + the prompt's tokens), sampled in one batch. */

@@ -58,7 +58,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
   // reference (the starting policy), and the reward model.
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const rewardDir = context.resolve(stage.reward_model, 'checkpoint');
-  const resumeFrom = context.resume ? latestCheckpoint(run.dir) : undefined;
+  const resumeFrom = context.resume ? latestCheckpoint(run.dir, (message) => log('warn', message)) : undefined;
   if (context.resume && !resumeFrom) throw new Error(`${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`);
   const { model: policy, checkpoint: policyCheckpoint } = await loadModel(resumeFrom?.dir ?? policyDir, ['v_head'], seed);
   const { model: reference } = await loadModel(policyDir, [], seed);

@@ -247,7 +247,7 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
   // 2. Model: this run's checkpoint (resume), or the init checkpoint's trunk with a fresh score head
   let source: CheckpointContents;
   if (context.resume) {
-    const latest = latestCheckpoint(run.dir);
+    const latest = latestCheckpoint(run.dir, (message) => log('warn', message));
     if (!latest) throw new Error(`${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`);
     source = await loadCheckpoint(latest.dir);
     if (!source.weights.has('score.weight')) throw new Error(`Cannot resume from ${latest.dir}: it has no score head, so it was not written by a reward stage.`);

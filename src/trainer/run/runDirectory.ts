@@ -8,8 +8,11 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
+import { parseJsonText } from '../../shared/runFiles';
+import { runDirInside, sanitizeRunName } from '../../shared/runIds';
 import type { RunStatus } from '../../shared/runSummary';
 import { appendLineDurable, removeStaleTemporaries, syncFile, writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
+import { checkResumableRunJson } from './runJsonCheck';
 
 export interface RunJsonFields {
   readonly id: string;
@@ -46,10 +49,14 @@ export interface RunJsonFields {
 /** Longest `error` kept in run.json: the file must stay small enough to rewrite on a nearly full disk. */
 const maxErrorLength = 2000;
 
-/** A run id that sorts by time: `<name>-<stage>-<yyyymmdd-hhmmss>`. */
+/**
+ * A run id that sorts by time: `<name>-<stage>-<yyyymmdd-hhmmss>`, made a safe folder name by the
+ * one sanitiser (runIds.ts): a name such as `../../escape` cannot leave the runs folder.
+ */
 export function newRunId(name: string, stage: string, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${name}-${stage}-${stamp}`;
+  const prefix = sanitizeRunName(`${sanitizeRunName(name).slice(0, 80)}-${sanitizeRunName(stage).slice(0, 20)}`);
+  return `${prefix}-${stamp}`;
 }
 
 export class RunDirectory {
@@ -67,7 +74,7 @@ export class RunDirectory {
     mkdirSync(runsRoot, { recursive: true });
     let id = fields.id;
     for (let n = 2; existsSync(path.join(runsRoot, id)); n++) id = `${fields.id}-${n}`;
-    const dir = path.join(runsRoot, id);
+    const dir = runDirInside(runsRoot, id);
     mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
     const run = new RunDirectory(dir, { ...fields, id, status: 'running', started_at: new Date().toISOString() });
     try {
@@ -80,15 +87,21 @@ export class RunDirectory {
     return run;
   }
 
-  /** Opens an existing run directory to resume it. */
+  /**
+   * Opens an existing run directory to resume it. run.json is checked before anything is written
+   * (checkResumableRunJson): a damaged or planted file throws, naming the file and the field, and
+   * stays as it was.
+   */
   static open(dir: string): RunDirectory {
     const file = path.join(dir, 'run.json');
-    let fields: RunJsonFields;
+    let text: string;
     try {
-      fields = JSON.parse(readFileSync(file, 'utf8')) as RunJsonFields;
+      text = readFileSync(file, 'utf8');
     } catch (error) {
-      throw new Error(`Cannot resume ${dir}: ${file} is missing or not valid JSON (${(error as Error).message}).`);
+      throw new Error(`Cannot resume ${dir}: ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give the folder of a run, which holds run.json.`);
     }
+    // Every field of RunJsonFields present has been checked for its type; the stored config is the validated one.
+    const fields = checkResumableRunJson(parseJsonText(text, file), file) as unknown as RunJsonFields;
     // Temporary files and folders of a killed writer (any process) are never read: clear them.
     removeStaleTemporaries(dir);
     return new RunDirectory(dir, fields);

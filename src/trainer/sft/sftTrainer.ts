@@ -76,7 +76,7 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
   // 2. Where the weights and tokenizer come from: this run's checkpoint, another checkpoint, or scratch
   let source: CheckpointContents | undefined;
   if (context.resume) {
-    const latest = latestCheckpoint(run.dir);
+    const latest = latestCheckpoint(run.dir, (message) => log('warn', message));
     if (!latest) throw new Error(`${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`);
     source = await loadCheckpoint(latest.dir);
     log('info', `resuming from ${latest.dir} (step ${latest.step})`);

@@ -8,6 +8,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurable } from '../../shared/durableWrite';
+import { checkTokenizerConfig, parseJsonText } from '../../shared/runFiles';
 import { BYTE_TO_CHAR, byteLevelToBytes, splitWords, utf8Decode, utf8Encode } from './byteLevel';
 
 /** The special tokens, ids 0, 1, 2 in a trained vocabulary. */
@@ -238,13 +239,22 @@ export class BpeTokenizer {
   /** Reads the `tokenizer.json` that {@link save} wrote into `dir`. */
   static async load(dir: string): Promise<BpeTokenizer> {
     const path = join(dir, 'tokenizer.json');
-    let json: unknown;
+    let text: string;
     try {
-      json = JSON.parse(await readFile(path, 'utf8'));
+      text = await readFile(path, 'utf8');
     } catch (error) {
-      throw new Error(`Could not read the tokenizer at ${path}: ${error instanceof Error ? error.message : String(error)}. Save one there with BpeTokenizer.save.`);
+      throw new Error(`Could not read the tokenizer at ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Save one there with BpeTokenizer.save.`);
     }
-    return BpeTokenizer.fromJSON(json, path);
+    // A cut file names its line and column; a wrong structure names the field (fromJSON).
+    const tokenizer = BpeTokenizer.fromJSON(parseJsonText(text, path), path);
+    // tokenizer_config.json is not needed to encode, but a damaged one would break transformers.js readers of an export.
+    const configPath = join(dir, 'tokenizer_config.json');
+    const configText = await readFile(configPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw new Error(`Could not read ${configPath}: ${error.code ?? error.message}`);
+    });
+    if (configText !== undefined) checkTokenizerConfig(parseJsonText(configText, configPath), configPath);
+    return tokenizer;
   }
 
   /**
