@@ -187,9 +187,10 @@ export function isTemporaryName(name: string): boolean {
 }
 
 /**
- * Reads back every file of a runs folder as its reader would: run.json and every *.json parse,
- * every line of every *.jsonl parses (a torn line is unreadable too), every trace decodes, every
- * safetensors file decodes, and no temporary file or folder is left. Returns one line per problem.
+ * Reads back every file of a runs folder as its reader would: every run folder has a run.json, it
+ * and every *.json parse, every line of every *.jsonl parses (a torn line is unreadable too), every
+ * trace decodes, every safetensors file decodes, and no temporary file or folder is left. Returns
+ * one line per problem.
  */
 export function unreadableFiles(runsRoot: string): string[] {
   const problems: string[] = [];
@@ -202,7 +203,11 @@ export function unreadableFiles(runsRoot: string): string[] {
       problems.push(`${relative}: a temporary ${relative.endsWith('/') ? 'folder' : 'file'} was left behind`);
       continue;
     }
-    if (relative.endsWith('/')) continue;
+    if (relative.endsWith('/')) {
+      // A run folder is its run.json: one without it is listed by no reader and resumed by no one.
+      if (parts.length === 1 && !existsSync(path.join(file, 'run.json'))) problems.push(`${relative}: a run folder without run.json`);
+      continue;
+    }
     try {
       if (name.endsWith('.json')) JSON.parse(readFileSync(file, 'utf8'));
       else if (name.endsWith('.jsonl')) {
