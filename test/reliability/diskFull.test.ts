@@ -11,10 +11,10 @@
  */
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ensureDir, envCount, Family, listTree, requireBuild, runCli, scratchDir, tail, unreadableFiles } from './harness';
+import { ensureDir, envCount, exited, Family, freezeWhen, listTree, requireBuild, scratchDir, startTrainer, tail, unreadableFiles } from './harness';
 import { newestRun, pipelineDifferences, resumeUntilDone, runFolders, writeTinyConfig } from './pipelineRuns';
 
 const sizes = envCount('RELIABILITY_DISKFULL_COUNT', 12);
@@ -62,57 +62,42 @@ before(async () => {
   requireBuild();
   const reference = await resumeUntilDone(configFile, referenceRoot, ensureDir(path.join(root, 'reference', 'cwd')), 1);
   assert.ok(reference.finished, `the uninterrupted reference run failed: ${reference.why}`);
-  referenceFiles = filesInWriteOrder(referenceRoot);
-  referencePages = referenceFiles.at(-1)?.pagesAfter ?? 0;
-  console.log(`disk-full: an uninterrupted run writes ${((referencePages * page) / 1024).toFixed(0)} KiB; ${sizes} tmpfs sizes, ${targets.length} aimed at chosen writes, the rest spread from 5% to 90%`);
+  referencePages = listTree(referenceRoot)
+    .filter((entry) => !entry.endsWith('/'))
+    .reduce((pages, entry) => pages + Math.max(1, Math.ceil(statSync(path.join(referenceRoot, entry)).size / page)), 0);
+  console.log(`disk-full: an uninterrupted run writes ${((referencePages * page) / 1024).toFixed(0)} KiB; ${sizes} cases: ${Math.min(sizes, moments.length)} fill the disk at a chosen moment, the rest have tmpfs sizes from 5% to 90% of a run`);
 });
 
-interface WrittenFile {
-  readonly relative: string;
-  readonly pagesBefore: number;
-  readonly pagesAfter: number;
+/** The run folder of a stage, once it exists. */
+function stageFolder(runsRoot: string, stage: string): string | undefined {
+  const name = existsSync(runsRoot) ? readdirSync(runsRoot).find((entry) => entry.startsWith(`k9-${stage}-`)) : undefined;
+  return name === undefined ? undefined : path.join(runsRoot, name);
 }
-let referenceFiles: WrittenFile[] = [];
+const sizeOf = (file: string | undefined) => (file !== undefined && existsSync(file) ? statSync(file).size : -1);
+const inStage = (stage: string, relative: string) => {
+  const run = stageFolder(runsRoot_, stage);
+  return run === undefined ? undefined : path.join(run, relative);
+};
+let runsRoot_ = '';
 
 /**
- * The reference run's files in the order they were first written (birth time; run.json, rewritten
- * all along, counts as its folder's first file) with the tmpfs pages the run held before and after
- * each: a tmpfs of `pagesBefore + k` pages fills while that file is written.
+ * Moments to fill the disk at: when `near` holds, the trainer is frozen, the tmpfs shrunk to what it
+ * holds plus `headroom` pages, and the trainer let go, so the next write that needs more fails.
  */
-function filesInWriteOrder(runsRoot: string): WrittenFile[] {
-  const files = listTree(runsRoot)
-    .filter((entry) => !entry.endsWith('/'))
-    .map((relative) => ({ relative, stat: statSync(path.join(runsRoot, relative)) }));
-  const folderStart = (relative: string) => Math.min(...files.filter((file) => file.relative.split('/')[0] === relative.split('/')[0]).map((file) => file.stat.birthtimeMs));
-  const ordered = files.map((file) => ({ ...file, born: file.relative.endsWith('/run.json') ? folderStart(file.relative) - 1 : file.stat.birthtimeMs })).sort((a, b) => a.born - b.born);
-  let pages = 0;
-  return ordered.map((file) => {
-    const pagesBefore = pages;
-    pages += Math.max(1, Math.ceil(file.stat.size / page));
-    return { relative: file.relative, pagesBefore, pagesAfter: pages };
-  });
-}
-
-/** Writes to fill the disk in, by the path of the file (a regex on its place in the runs folder) and how far into it. */
-const targets: { name: string; file: RegExp; into: number }[] = [
-  { name: 'the first metrics line (sft)', file: /-sft-[^/]+\/metrics\.jsonl$/, into: 0 },
-  { name: 'a tokenizer.json (sft checkpoint)', file: /-sft-[^/]+\/checkpoints\/step-8\/tokenizer\.json$/, into: 0.5 },
-  { name: 'preferences.jsonl', file: /preferences\.jsonl$/, into: 0.5 },
-  { name: 'a trace (reward)', file: /-reward-[^/]+\/traces\//, into: 0 },
-  { name: 'model.safetensors (reward)', file: /-reward-[^/]+\/checkpoints\/[^/]+\/model\.safetensors$/, into: 0.5 },
-  { name: 'a trace (ppo step 2)', file: /-ppo-[^/]+\/traces\/step-2\.arrow$/, into: 0.5 },
-  { name: 'optimizer.safetensors (ppo)', file: /-ppo-[^/]+\/checkpoints\/step-4\/optimizer\.safetensors$/, into: 0.5 },
-  { name: 'the first metrics line (dpo)', file: /-dpo-[^/]+\/metrics\.jsonl$/, into: 0 },
+const moments: { name: string; near: () => boolean; headroom: number }[] = [
+  { name: 'a preferences.jsonl append (inside a batch)', near: () => sizeOf(inStage('preferences', 'preferences.jsonl')) > 0, headroom: 0 },
+  { name: 'a metrics line crossing a page (ppo, last step)', near: () => sizeOf(inStage('ppo', 'traces/step-4.arrow')) > 0 && sizeOf(inStage('ppo', 'metrics.jsonl')) > 3000, headroom: 0 },
+  { name: 'a trace (reward)', near: () => sizeOf(inStage('reward', 'metrics.jsonl')) > 0, headroom: 0 },
+  { name: 'a trace (ppo, after its first)', near: () => sizeOf(inStage('ppo', 'traces/step-1.arrow')) > 0, headroom: 0 },
+  { name: 'a trace (dpo)', near: () => sizeOf(inStage('dpo', 'metrics.jsonl')) > 0, headroom: 0 },
+  { name: 'model.safetensors (sft, second checkpoint)', near: () => sizeOf(inStage('sft', 'checkpoints/step-4/model.safetensors')) > 0, headroom: 4 },
+  { name: 'optimizer.safetensors (ppo, second checkpoint)', near: () => sizeOf(inStage('ppo', 'traces/step-3.arrow')) > 0, headroom: 10 },
 ];
 
-/** The tmpfs size of case `i`: aimed at a chosen write first, then spread over the run. */
-function sizeOfCase(i: number): { bytes: number; aim: string } {
-  const target = targets[i];
-  const file = target && referenceFiles.find((candidate) => target.file.test(candidate.relative));
-  if (target && file) return { bytes: Math.max(1, file.pagesBefore + Math.floor((file.pagesAfter - file.pagesBefore) * target.into)) * page, aim: target.name };
-  const spread = Math.max(1, sizes - targets.length);
-  const fraction = 0.05 + (0.85 * Math.max(0, i - targets.length)) / Math.max(1, spread - 1);
-  return { bytes: Math.max(4, Math.round(referencePages * fraction)) * page, aim: `${(fraction * 100).toFixed(0)}% of a run` };
+/** The pages a tmpfs holds now. */
+function usedPages(dir: string): number {
+  const stats = statfsSync(dir);
+  return Math.ceil(((stats.blocks - stats.bfree) * stats.bsize) / page);
 }
 
 after(() => {
@@ -125,14 +110,29 @@ Array.from({ length: sizes }, (_, i) => i).forEach((i) => {
   test(`disk full (tmpfs case ${i + 1} of ${sizes}): a clean failure, then resume after space is freed`, { skip: skipReason }, async () => {
     const caseDir = ensureDir(path.join(root, `size-${i + 1}`));
     const runsRoot = path.join(caseDir, 'runs');
-    const { bytes, aim } = sizeOfCase(i);
+    const moment = moments[i];
+    const fraction = 0.05 + (0.85 * Math.max(0, i - moments.length)) / Math.max(1, sizes - moments.length - 1);
+    let bytes = moment ? referencePages * 2 * page : Math.max(4, Math.round(referencePages * fraction)) * page;
+    const aim = moment ? moment.name : `${(fraction * 100).toFixed(0)}% of a run`;
     const failures: string[] = [];
     const facts: Record<string, boolean | number> = {};
     mountTmpfs(runsRoot, bytes);
     try {
-      const result = await runCli(['train', configFile, '--runs-dir', runsRoot], { cwd: ensureDir(path.join(caseDir, 'cwd')), timeoutMs: 120_000 });
+      const logFile = path.join(caseDir, 'trainer.log');
+      const child = startTrainer(['train', configFile, '--runs-dir', runsRoot], { cwd: ensureDir(path.join(caseDir, 'cwd')), logFile });
+      if (moment) {
+        runsRoot_ = runsRoot;
+        if (freezeWhen(child, moment.near, 60_000)) {
+          bytes = (usedPages(runsRoot) + moment.headroom) * page;
+          execFileSync('mount', ['-o', `remount,size=${bytes}`, runsRoot], { stdio: 'pipe' });
+          process.kill(child.pid!, 'SIGCONT');
+        } else failures.push(`the moment (${moment.name}) never came: the disk was not shrunk`);
+      }
+      const { code } = await exited(child);
+      const result = { code, stderr: readFileSync(logFile, 'utf8') };
       const newest = newestRun(runsRoot);
-      const errorLine = result.stderr.split('\n').find((line) => line.startsWith('error: ')) ?? '';
+      // The last error is the one the run ended with (an earlier one may be about recording it).
+      const errorLine = result.stderr.split('\n').filter((line) => line.startsWith('error: ')).at(-1) ?? '';
       const failedPath = errorLine.includes(runsRoot) ? /[^\s:]+/.exec(errorLine.slice(errorLine.indexOf(runsRoot) + runsRoot.length + 1))?.[0] : undefined;
       const where = failedPath ? `writing ${failedPath}` : newest ? `in ${newest.runJson.stage} at step ${(newest.runJson as { step?: number }).step ?? 0}` : 'before any run folder';
       const problems = unreadableFiles(runsRoot);

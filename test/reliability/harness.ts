@@ -156,6 +156,26 @@ export function killWhen(child: ChildProcess, isInside: () => boolean, deadlineM
   return { landed: false, why: `not seen within ${deadlineMs} ms` };
 }
 
+/**
+ * Polls like killWhen until `isNear()`, then leaves the trainer frozen (SIGSTOP) and returns true;
+ * the caller changes the world (a smaller disk) and sends SIGCONT. False if it ended first.
+ */
+export function freezeWhen(child: ChildProcess, isNear: () => boolean, deadlineMs: number): boolean {
+  const pid = child.pid;
+  if (pid === undefined) return false;
+  const started = performance.now();
+  for (let polls = 0; performance.now() - started < deadlineMs; polls++) {
+    if (polls % 64 === 0 && ['Z', undefined].includes(processState(pid))) return false;
+    if (safely(isNear)) {
+      process.kill(pid, 'SIGSTOP');
+      for (let wait = 0; wait < 500 && !['T', 't', 'Z', undefined].includes(processState(pid)); wait++) sleepSync(0.05);
+      return processState(pid) !== 'Z' && processState(pid) !== undefined;
+    }
+    sleepSync(0.1);
+  }
+  return false;
+}
+
 function safely(probe: () => boolean): boolean {
   try {
     return probe();
