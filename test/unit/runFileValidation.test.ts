@@ -64,6 +64,11 @@ function tree(dir: string): string[] {
     .sort();
 }
 
+/** Marks the run as stopped by the user, as Stop Run leaves it: resume then continues from a checkpoint. */
+function stopped(runDir: string): void {
+  editJson(path.join(runDir, 'run.json'), (json) => ({ ...json, status: 'stopped' }));
+}
+
 function editJson(file: string, edit: (value: Record<string, unknown>) => unknown): void {
   const value = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   writeFileSync(file, JSON.stringify(edit(value) ?? value));
@@ -316,6 +321,7 @@ test('CLI: resume from a checkpoint whose trainer_state.json says "100" fails na
   const { root, runDir, checkpoint } = workspace();
   const file = path.join(checkpoint(4), 'trainer_state.json');
   editJson(file, (state) => ({ ...state, global_step: '100' }));
+  stopped(runDir); // a completed stage has nothing to resume; a stopped one loads its checkpoint
   const result = cli(['train', '--resume', runDir], root);
   assert.equal(result.status, 1);
   assert.ok(result.stderr.includes(`${file}: global_step must be a whole number ≥ 0, got "100"`), result.stderr);
@@ -345,6 +351,7 @@ test('CLI: resume skips a NaN checkpoint with a warning and continues from the o
   const { root, runDir, checkpoint } = workspace();
   const file = path.join(checkpoint(4), 'model.safetensors');
   const name = plantInWeights(file, Number.NaN);
+  stopped(runDir);
   const result = cli(['train', '--resume', runDir], root);
   assert.equal(result.status, 0, result.stderr);
   assert.ok(result.stderr.includes(`warn: ${file}: weight "${name}" holds NaN at element 3; skipping this checkpoint for the one before`), result.stderr);
