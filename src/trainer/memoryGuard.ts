@@ -211,6 +211,10 @@ export function assertStageFits(
   backend: BackendName,
   options: { configDir?: string; freeBytes?: number; locate?: (at: (string | number)[]) => { file: string; line: number; column: number } } = {},
 ): void {
+  // A resumed run's config comes from its run.json; when that lacks the model's shape, the run
+  // folder's validator reports it, not this guard.
+  const { model, tokenizer } = (config ?? {}) as Partial<RunConfig>;
+  if (!config.stages?.[stageIndex] || typeof model?.n_layer !== 'number' || typeof tokenizer?.vocab_size !== 'number') return;
   const configDir = options.configDir ?? process.cwd();
   const shape = stageModelShape(config, stageIndex, (reference) => readCheckpointShape(path.resolve(configDir, reference)));
   const refusal = checkStageMemory(config, stageIndex, shape, memoryBudget(backend, options.freeBytes));
