@@ -11,9 +11,10 @@
  *            + b·H·T²  (attention scores: q·kᵀ, scaled, masked, softmax, and their gradients)
  *   top        c·T·V   (logits, log-softmax, their gradients)
  * with a, b, c calibrated against the wasm heap real SFT stages grew to (bench/memoryCalibration.ts):
- *   2×64, T 64, batch 16      estimate 178 MB, heap 180 MB
- *   4×128, T 128, batch 16    estimate 0.94 GB, heap 1.18 GB
- *   2×64 (8 heads), T 512, b16 estimate 4.1 GB, heap 3.76 GB
+ *   2×64, T 64, batch 16              estimate 181 MB, heap 181 MB
+ *   4×128, T 128, batch 16            estimate 945 MB, heap 1181 MB
+ *   2×64 (8 heads), T 256, batch 16   estimate 1273 MB, heap 1305 MB (memoryGuard.test.ts, one step)
+ *   2×64 (8 heads), T 512, batch 16   estimate 4105 MB, heap 3758 MB
  *   4×256, T 256, b16 and 6×384, T 128, b32: estimates over 4 GiB; both ran out of wasm memory. Inference (sampling with a KV cache, scoring without grads)
  * keeps one layer's intermediates at a time plus the cache.
  */
