@@ -5,12 +5,10 @@
  * repair. Schema problems (types, ranges, unknown keys) come from VS Code's JSON support through the
  * contributed schema; both are computed from runConfig.ts.
  */
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
 import { modify } from 'jsonc-parser';
 import * as vscode from 'vscode';
 import { formatPath } from '../shared/configSchema';
-import { readConfigText, type LocatedProblem } from '../shared/configFile';
+import { configFileChecks, readConfigText, type LocatedProblem } from '../shared/configFile';
 
 export const configSelector: vscode.DocumentSelector = [{ scheme: 'file', pattern: '**/*.rlhf.json' }];
 const diagnosticSource = 'RLHF Lens';
@@ -21,7 +19,7 @@ export function isRunConfig(document: vscode.TextDocument): boolean {
 
 /** Every problem of a config document: the same function the CLI and "Start Run" use. */
 export function checkDocument(document: vscode.TextDocument): ReturnType<typeof readConfigText> {
-  return readConfigText(document.getText(), { configDir: path.dirname(document.uri.fsPath), exists: existsSync });
+  return readConfigText(document.getText(), configFileChecks(document.uri.fsPath));
 }
 
 function rangeOf(document: vscode.TextDocument, problem: LocatedProblem): vscode.Range {

@@ -4,10 +4,10 @@
  * cancellable progress notification, its log in the RLHF Lens log channel, and its progress in the
  * status bar. Refuses to start in an untrusted workspace, or from a config with errors.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { readConfigText } from '../shared/configFile';
+import { configFileChecks, readConfigText } from '../shared/configFile';
 import { assertNever, type LogLevel, type TrainerToHostMessage } from '../shared/protocol';
 import { FileFormatError, parseJsonText, runJsonProblems } from '../shared/runFiles';
 import { isRunDirInside } from '../shared/runIds';
@@ -102,7 +102,7 @@ export class RunController implements vscode.Disposable {
     } catch (error) {
       return this.refuse(`Cannot read ${configFile}: ${(error as Error).message}`, vscode.window.showErrorMessage);
     }
-    const { config, problems } = readConfigText(text, { configDir: path.dirname(configFile), exists: existsSync });
+    const { config, problems } = readConfigText(text, configFileChecks(configFile));
     if (!config) {
       const errors = problems.filter((problem) => problem.severity === 'error');
       const first = errors[0];

@@ -7,6 +7,7 @@
  */
 import * as path from 'node:path';
 import { editDistance, type ConfigProblem } from './configSchema';
+import { clip, quote } from './userError';
 import type { DatasetConfig, PromptsConfig, RunConfig, StageConfig } from './runConfig';
 
 export type ProblemSeverity = 'error' | 'warning';
@@ -110,13 +111,13 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
 
   const names = config.stages.map((stage) => stage.name ?? stage.type);
   names.forEach((name, index) => {
-    if (names.indexOf(name) !== index) error(['stages', index, written(raw, ['stages', index, 'name']) ? 'name' : 'type'], `two stages are called "${name}"; give one a "name"`);
+    if (names.indexOf(name) !== index) error(['stages', index, written(raw, ['stages', index, 'name']) ? 'name' : 'type'], `two stages are called ${quote(name)}; give one a "name"`);
   });
 
   const fileExists = (at: Path, relative: string, what: string) => {
     if (!environment) return;
     const file = path.resolve(environment.configDir, relative);
-    if (!environment.exists(file)) error(at, `${what} "${relative}" does not exist (looked for ${file})`);
+    if (!environment.exists(file)) error(at, `${what} ${quote(relative)} does not exist (looked for ${clip(file)})`);
   };
   const checkDataset = (at: Path, dataset: DatasetConfig | PromptsConfig) => {
     if (dataset.source === 'jsonl') fileExists([...at, 'path'], dataset.path, 'the JSONL file');
@@ -137,13 +138,13 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
       const target = names.indexOf(reference.value);
       const defaulted = written(raw, refPath) ? '' : ' (the default)';
       if (target === index) {
-        error(refPath, `"${reference.value}"${defaulted} is this stage itself; name an earlier stage`);
+        error(refPath, `${quote(reference.value)}${defaulted} is this stage itself; name an earlier stage`);
       } else if (target > index) {
-        error(refPath, `"${reference.value}"${defaulted} runs after this stage (stage ${target + 1} of ${names.length}); move stage "${stageName}" below it, or name an earlier stage`);
+        error(refPath, `${quote(reference.value)}${defaulted} runs after this stage (stage ${target + 1} of ${names.length}); move stage "${stageName}" below it, or name an earlier stage`);
       } else if (target >= 0) {
         const kind = config.stages[target].type;
-        if (stageOutput[kind] !== reference.wants) error(refPath, `"${reference.value}" is a ${kind} stage, which writes no ${reference.wants}; ${reference.key} needs a ${reference.kinds.join(' or ')} stage`);
-        else if (!reference.kinds.includes(kind)) error(refPath, `"${reference.value}" is a ${kind} stage; ${reference.key} needs a ${reference.kinds.join(' or ')} stage`);
+        if (stageOutput[kind] !== reference.wants) error(refPath, `${quote(reference.value)} is a ${kind} stage, which writes no ${reference.wants}; ${reference.key} needs a ${reference.kinds.join(' or ')} stage`);
+        else if (!reference.kinds.includes(kind)) error(refPath, `${quote(reference.value)} is a ${kind} stage; ${reference.key} needs a ${reference.kinds.join(' or ')} stage`);
       } else {
         // Not a stage: a path relative to the config file, which must exist when the stage starts.
         const earlier = names.slice(0, index).filter((name, i) => reference.kinds.includes(config.stages[i].type));
@@ -151,9 +152,9 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
         const looksLikePath = /[\\/]/.test(reference.value) || reference.value.startsWith('.');
         if (environment && !environment.exists(path.resolve(environment.configDir, reference.value))) {
           const choices = earlier.length > 0 ? `earlier ${reference.kinds.join('/')} stages: ${earlier.map((name) => `"${name}"`).join(', ')}` : `no earlier ${reference.kinds.join('/')} stage`;
-          error(refPath, `"${reference.value}"${defaulted} is neither an earlier stage (${choices}) nor an existing ${reference.wants === 'checkpoint' ? 'checkpoint folder' : 'preference file'}${near ? `; did you mean "${near}"?` : ''}`, near ? { title: `Use stage "${near}"`, path: refPath, value: near } : undefined);
+          error(refPath, `${quote(reference.value)}${defaulted} is neither an earlier stage (${choices}) nor an existing ${reference.wants === 'checkpoint' ? 'checkpoint folder' : 'preference file'}${near ? `; did you mean "${near}"?` : ''}`, near ? { title: `Use stage "${near}"`, path: refPath, value: near } : undefined);
         } else if (!environment && !looksLikePath && near) {
-          warning(refPath, `"${reference.value}" is not a stage of this config; did you mean "${near}"?`, { title: `Use stage "${near}"`, path: refPath, value: near });
+          warning(refPath, `${quote(reference.value)} is not a stage of this config; did you mean "${near}"?`, { title: `Use stage "${near}"`, path: refPath, value: near });
         }
       }
     }

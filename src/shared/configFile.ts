@@ -4,12 +4,50 @@
  * cannot express, and places every problem on a line and column so both the CLI and the editor can
  * point at it.
  */
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import { findNodeAtLocation, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
 import { semanticProblems, type CheckEnvironment, type ConfigFix, type ProblemSeverity } from './configChecks';
 import { formatPath, validate, type ConfigProblem } from './configSchema';
 import { runConfigSchema, type RunConfig } from './runConfig';
 
 export type { CheckEnvironment } from './configChecks';
+
+/**
+ * The file checks of a config on disk (datasets, preference files, checkpoints it names must exist,
+ * relative to its folder): the editor's diagnostics, "Start Run" and the CLI all pass this.
+ */
+export function configFileChecks(configFile: string): CheckEnvironment {
+  return { configDir: path.dirname(path.resolve(configFile)), exists: existsSync };
+}
+
+/** Deepest nesting of objects and lists a config may have; no real config comes near it. */
+export const maxConfigNesting = 64;
+
+/**
+ * Where `text` nests objects and lists deeper than `maxConfigNesting`, skipping strings and comments,
+ * or -1. Checked before parsing: the parser and the schema walk recurse once per level, and 200k
+ * levels overflow the stack.
+ */
+export function tooDeepOffset(text: string): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34 /* " */) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 34; i++) if (text.charCodeAt(i) === 92 /* \ */) i++;
+    } else if (c === 47 /* / */ && text.charCodeAt(i + 1) === 47) {
+      while (i < text.length && text.charCodeAt(i) !== 10) i++;
+    } else if (c === 47 && text.charCodeAt(i + 1) === 42 /* * */) {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? text.length : end + 1;
+    } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > maxConfigNesting) return i;
+    } else if (c === 125 /* } */ || c === 93 /* ] */) {
+      depth = Math.max(0, depth - 1);
+    }
+  }
+  return -1;
+}
 
 export interface LocatedProblem extends ConfigProblem {
   /** `schema`: what the contributed JSON Schema also reports; `semantic`: what only these checks see. */
@@ -58,6 +96,11 @@ function locate(text: string, tree: Node | undefined, problem: ConfigProblem & P
  * problem is an error. The CLI, the editor's diagnostics and "Start Run" all call this.
  */
 export function readConfigText(text: string, environment?: CheckEnvironment): ConfigRead {
+  const deep = tooDeepOffset(text);
+  if (deep >= 0) {
+    const message = `nests objects and lists more than ${maxConfigNesting} levels deep; a run config needs 4`;
+    return { config: undefined, problems: [{ path: [], message, source: 'syntax', severity: 'error', offset: deep, length: 1, ...lineAndColumn(text, deep) }] };
+  }
   const parseErrors: ParseError[] = [];
   const tree = parseTree(text, parseErrors, { allowTrailingComma: true, disallowComments: false });
   if (parseErrors.length > 0 || !tree) {
@@ -74,6 +117,14 @@ export function readConfigText(text: string, environment?: CheckEnvironment): Co
     : problems.map((problem) => ({ ...problem, source: 'schema' as const, severity: 'error' as const }));
   const located = all.map((problem) => locate(text, tree, problem)).sort((a, b) => a.offset - b.offset);
   return { config: all.some((problem) => problem.severity === 'error') ? undefined : value, problems: located };
+}
+
+/** Line and column of the value at `at` (or of the deepest part of it that exists), for problems found after reading. */
+export function locatePath(text: string, at: readonly (string | number)[]): { line: number; column: number } {
+  const tree = parseTree(text, [], { allowTrailingComma: true, disallowComments: false });
+  let node: Node | undefined;
+  for (let depth = at.length; depth >= 0 && !node; depth--) node = tree ? findNodeAtLocation(tree, at.slice(0, depth) as (string | number)[]) : undefined;
+  return lineAndColumn(text, node?.offset ?? 0);
 }
 
 function nodeValue(node: Node): unknown {

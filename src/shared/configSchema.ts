@@ -3,6 +3,7 @@
  * JSON Schema the editor validates `*.rlhf.json` with (`toJsonSchema`), and the validator the trainer
  * runs (`validate`, which also fills defaults). One source, so the three cannot drift.
  */
+import { quote } from './userError';
 
 interface Documented {
   /** One line on the effect, shown in hover docs. */
@@ -225,8 +226,8 @@ function check(node: SchemaNode, value: unknown, path: (string | number)[], prob
       return value === undefined ? undefined : check(node.node, value, path, problems);
     case 'number': {
       if (value === undefined && node.default !== undefined) return node.default;
-      if (typeof value !== 'number' || !Number.isFinite(value)) return fail(`must be a ${node.integer ? 'whole number' : 'number'}, got ${value === undefined ? 'nothing' : JSON.stringify(value)}`);
-      if (node.integer && !Number.isInteger(value)) return fail(`must be a whole number, got ${value}`);
+      if (typeof value !== 'number' || !Number.isFinite(value)) return fail(`must be a ${node.integer ? 'whole number' : 'number'}, got ${quote(value)}`);
+      if (node.integer && !Number.isInteger(value)) return fail(`must be a whole number, got ${quote(value)}`);
       if (node.minimum !== undefined && value < node.minimum) return fail(`must be ≥ ${node.minimum}, got ${value}`);
       if (node.exclusiveMinimum !== undefined && value <= node.exclusiveMinimum) return fail(`must be > ${node.exclusiveMinimum}, got ${value}`);
       if (node.maximum !== undefined && value > node.maximum) return fail(`must be ≤ ${node.maximum}, got ${value}`);
@@ -236,15 +237,15 @@ function check(node: SchemaNode, value: unknown, path: (string | number)[], prob
       if (value === undefined && node.default !== undefined) return node.default;
       if (typeof value !== 'string') return fail(`must be a string, got ${value === undefined ? 'nothing' : typeName(value)}`);
       if (node.minLength !== undefined && value.length < node.minLength) return fail(node.minLength === 1 ? 'must not be empty' : `must have at least ${node.minLength} characters`);
-      if (node.pattern !== undefined && !new RegExp(node.pattern).test(value)) return fail(`must match ${node.pattern}, got ${JSON.stringify(value)}`);
+      if (node.pattern !== undefined && !new RegExp(node.pattern).test(value)) return fail(`must match ${node.pattern}, got ${quote(value)}`);
       return value;
     case 'boolean':
       if (value === undefined && node.default !== undefined) return node.default;
-      if (typeof value !== 'boolean') return fail(`must be true or false, got ${value === undefined ? 'nothing' : JSON.stringify(value)}`);
+      if (typeof value !== 'boolean') return fail(`must be true or false, got ${quote(value)}`);
       return value;
     case 'enum':
       if (value === undefined && node.default !== undefined) return node.default;
-      if (typeof value !== 'string' || !node.values.includes(value)) return fail(`must be one of ${node.values.map((v) => `"${v}"`).join(', ')}, got ${value === undefined ? 'nothing' : JSON.stringify(value)}`);
+      if (typeof value !== 'string' || !node.values.includes(value)) return fail(`must be one of ${node.values.map((v) => `"${v}"`).join(', ')}, got ${quote(value)}`);
       return value;
     case 'array': {
       if (value === undefined && node.default !== undefined) return node.default;
@@ -260,7 +261,7 @@ function check(node: SchemaNode, value: unknown, path: (string | number)[], prob
       const tag = (value as Record<string, unknown>)[node.tag];
       const variant = typeof tag === 'string' ? node.variants[tag] : undefined;
       if (!variant) {
-        problems.push({ path: [...path, node.tag], message: `must be one of ${Object.keys(node.variants).map((v) => `"${v}"`).join(', ')}, got ${tag === undefined ? 'nothing' : JSON.stringify(tag)}` });
+        problems.push({ path: [...path, node.tag], message: `must be one of ${Object.keys(node.variants).map((v) => `"${v}"`).join(', ')}, got ${quote(tag)}` });
         return undefined;
       }
       return checkObject(variant, value, path, problems, node.tag);
@@ -282,6 +283,9 @@ function closest(key: string, known: readonly string[]): string | undefined {
 
 /** Levenshtein distance: the fewest single-character edits from `a` to `b` (for "did you mean"). */
 export function editDistance(a: string, b: string): number {
+  // Quadratic: a 50 MB value compared with a setting's name would take minutes. Values that long are
+  // no typo of a name; the longer length is within the shorter one's length of the exact distance.
+  if (a.length > 256 || b.length > 256) return Math.max(a.length, b.length);
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
@@ -302,7 +306,7 @@ function checkObject(node: AnyObjectNode, value: unknown, path: (string | number
   for (const key of Object.keys(record)) {
     if (key === tagKey || key === '$schema' || key in node.properties) continue;
     const near = closest(key, Object.keys(node.properties));
-    problems.push({ path: [...path, key], message: `unknown setting "${key}"${near ? `; did you mean "${near}"?` : ''}` });
+    problems.push({ path: [...path, key], message: `unknown setting ${quote(key)}${near ? `; did you mean "${near}"?` : ''}` });
   }
   for (const [key, child] of Object.entries(node.properties as Record<string, SchemaNode>)) {
     if (record[key] === undefined && node.required?.includes(key)) {

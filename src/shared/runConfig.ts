@@ -9,10 +9,10 @@ import { backendNames } from './backendNames';
 
 export const modelSchema = s.object(
   {
-    n_layer: s.integer({ default: 2, minimum: 1, maximum: 48, description: 'Transformer blocks.' }),
-    n_head: s.integer({ default: 4, minimum: 1, maximum: 64, description: 'Attention heads per block; must divide n_embd.' }),
-    n_embd: s.integer({ default: 64, minimum: 8, maximum: 4096, description: 'Width of the residual stream.' }),
-    block_size: s.integer({ default: 64, minimum: 8, maximum: 4096, description: 'Context length in tokens: the longest prompt plus response the model sees.' }),
+    n_layer: s.integer({ default: 2, minimum: 1, maximum: 32, description: 'Transformer blocks (at most 32; the memory guard refuses what does not fit the backend before a run starts).' }),
+    n_head: s.integer({ default: 4, minimum: 1, maximum: 32, description: 'Attention heads per block; must divide n_embd.' }),
+    n_embd: s.integer({ default: 64, minimum: 8, maximum: 2048, description: 'Width of the residual stream (at most 2048).' }),
+    block_size: s.integer({ default: 64, minimum: 8, maximum: 2048, description: 'Context length in tokens: the longest prompt plus response the model sees (at most 2048; attention memory grows with its square).' }),
     dropout: s.number({ default: 0, minimum: 0, maximum: 0.9, description: 'Dropout while training (attention weights and residual branches); 0 turns it off.' }),
   },
   { description: 'Shape of the GPT trained from scratch (nanoGPT names). Ignored when init_from names a checkpoint, whose shape is used.' },
@@ -52,7 +52,7 @@ export const sftStageSchema = s.object(
     eval_fraction: s.number({ default: 0.05, minimum: 0, maximum: 0.5, description: 'Share of the examples held out for eval loss and perplexity.' }),
     learning_rate: s.number({ default: 1e-3, exclusiveMinimum: 0, maximum: 1, trl: 'learning_rate', description: 'Peak AdamW learning rate. TRL defaults to 2e-5 for pretrained models; small models from scratch need ~1e-3.' }),
     max_steps: s.integer({ default: 600, minimum: 1, trl: 'max_steps', description: 'Optimizer steps to train for.' }),
-    per_device_train_batch_size: s.integer({ default: 16, minimum: 1, maximum: 4096, trl: 'per_device_train_batch_size', description: 'Sequences per optimizer step.' }),
+    per_device_train_batch_size: s.integer({ default: 16, minimum: 1, maximum: 1024, trl: 'per_device_train_batch_size', description: 'Sequences per optimizer step.' }),
     warmup_steps: s.integer({ default: 30, minimum: 0, trl: 'warmup_steps', description: 'Steps of linear warmup from 0 to the peak learning rate.' }),
     lr_scheduler_type: s.enum(['cosine', 'linear', 'constant'], { default: 'cosine', trl: 'lr_scheduler_type', description: 'Decay after warmup.', valueDescriptions: ['Half a cosine down to 0.', 'A straight line down to 0.', 'Stay at the peak.'] }),
     weight_decay: s.number({ default: 0.1, minimum: 0, maximum: 1, trl: 'weight_decay', description: 'Decoupled weight decay on matrices (not biases or LayerNorm). TRL defaults to 0; nanoGPT uses 0.1.' }),
@@ -83,7 +83,7 @@ const samplingFields = {
   temperature: s.number({ default: 1, minimum: 0, maximum: 5, trl: 'temperature', description: 'Sampling temperature for generation; log-probabilities are computed at the same temperature.' }),
   top_k: s.integer({ default: 0, minimum: 0, description: 'Sample only among the k most likely tokens; 0 keeps all.' }),
   top_p: s.number({ default: 1, exclusiveMinimum: 0, maximum: 1, description: 'Nucleus sampling: the smallest set of tokens reaching this probability; 1 keeps all.' }),
-  max_new_tokens: s.integer({ default: 32, minimum: 1, maximum: 4096, trl: 'response_length', description: 'Longest response generated.' }),
+  max_new_tokens: s.integer({ default: 32, minimum: 1, maximum: 2048, trl: 'response_length', description: 'Longest response generated.' }),
 };
 
 export const preferencesStageSchema = s.object(
@@ -139,7 +139,7 @@ export const ppoStageSchema = s.object(
     reward_model: reference('The reward model that scores responses', 'reward'),
     prompts: promptsSchema,
     total_episodes: s.integer({ default: 4096, minimum: 1, trl: 'total_episodes', description: 'Responses generated over the whole run; steps = total_episodes / batch_size.' }),
-    batch_size: s.integer({ default: 32, minimum: 2, maximum: 4096, trl: 'batch_size', description: 'Prompts (and responses) per PPO step.' }),
+    batch_size: s.integer({ default: 32, minimum: 2, maximum: 1024, trl: 'batch_size', description: 'Prompts (and responses) per PPO step.' }),
     num_mini_batches: s.integer({ default: 2, minimum: 1, trl: 'num_mini_batches', description: 'Minibatches each PPO epoch is split into; must divide batch_size.' }),
     num_ppo_epochs: s.integer({ default: 4, minimum: 1, maximum: 64, trl: 'num_ppo_epochs', description: 'Passes over each batch of rollouts.' }),
     learning_rate: s.number({ default: 3e-4, exclusiveMinimum: 0, maximum: 1, trl: 'learning_rate', description: 'AdamW learning rate (constant). TRL defaults to 3e-6 for large models.' }),
@@ -204,7 +204,7 @@ export const dpoStageSchema = s.object(
     max_grad_norm: s.number({ default: 1, minimum: 0, trl: 'max_grad_norm', description: 'Clip the global gradient norm; 0 turns clipping off.' }),
     eval_steps: s.integer({ default: 50, minimum: 1, trl: 'eval_steps', description: 'Held-out metrics and generation every this many steps and at the end.' }),
     num_eval_prompts: s.integer({ default: 64, minimum: 1, description: 'Held-out prompts whose generations are scored by the oracle at each eval.' }),
-    max_new_tokens: s.integer({ default: 32, minimum: 1, description: 'Response length when generating for eval.' }),
+    max_new_tokens: s.integer({ default: 32, minimum: 1, maximum: 2048, description: 'Response length when generating for eval.' }),
     save_steps: s.integer({ default: 200, minimum: 1, trl: 'save_steps', description: 'Checkpoint every this many steps (and at the end).' }),
   },
   { description: 'Direct preference optimisation (DPO, IPO or hinge) against a frozen reference.' },

@@ -8,17 +8,22 @@
  * Started by the extension host through `fork`, the same commands report over IPC; with no command
  * it only says `trainer/ready` and answers control messages. Never imports `vscode`.
  */
-import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { assertNever, type HostToTrainerMessage, type LogLevel } from '../shared/protocol';
 import { defaultRunsFolder } from '../shared/runsFolder';
 import { connectToHost, type HostChannel } from './hostChannel';
-import { ConfigError, runPipeline, type PipelineCallbacks } from './pipeline';
+import { runPipeline, type PipelineCallbacks } from './pipeline';
+import { HelpRequested, parseCommandArgs, reportError, UsageError, writeFully } from './cli';
+import { quote } from '../shared/userError';
 import { ProgressBar } from './progressBar';
 import { sampleFromCheckpoint } from './sampling/sampleCommand';
 import { SampleServer } from './sampling/sampleServer';
 import { runDemo } from './demo/demoCommand';
 import { exportCommand } from './onnx/exportModel';
+
+const trainUsage = `Usage: rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   run every stage of a config (runs go to DIR, default ${defaultRunsFolder})
+       rlhf-lens train --resume <run-dir>                    continue a run from its latest checkpoint`;
+const demoUsage = `Usage: rlhf-lens demo [--quick] [--runs-dir DIR] [--out DIR]   the embedded demo: SFT, preferences, reward model, PPO and DPO, with a report`;
 
 const usage = `Usage:
   rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   run every stage of a config (runs go to DIR, default ${defaultRunsFolder})
@@ -28,7 +33,9 @@ const usage = `Usage:
                    [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]
   rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js
   rlhf-lens inspect --policy DIR --reference DIR [--reward DIR] [--prompts FILE.jsonl] [--steps N] [--batch-size N]
-                    an inspection-only run over ONNX folders: per-token KL and scores, written as PPO traces`;
+                    an inspection-only run over ONNX folders: per-token KL and scores, written as PPO traces
+  <command> --help                                        that command's options
+Every command takes --debug: print the stack of an error (as RLHF_LENS_DEBUG=1 does).`;
 
 let stopRequested = false;
 /** Created on the first `sample/request`; keeps the model loaded for the next (the Rank view's sampler). */
@@ -59,11 +66,13 @@ function listen(host: HostChannel | undefined): void {
   // The host dying closes the channel; a trainer must not outlive it, but it checkpoints first.
   process.on('disconnect', () => {
     stopRequested = true;
-    if (!training) process.exit(0);
+    if (!training && !ending) process.exit(0);
   });
 }
 
 let training = false;
+/** Set once the process is ending on its own: the host closing the channel then is expected. */
+let ending = false;
 
 /** SIGINT/SIGTERM in a terminal: stop like the editor's Stop does (finish the step, checkpoint); twice quits. */
 function handleSignals(): void {
@@ -116,11 +125,8 @@ export function reportingCallbacks(host: HostChannel | undefined): { callbacks: 
 }
 
 async function train(args: string[], host: HostChannel | undefined): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'runs-dir': { type: 'string' }, resume: { type: 'string' } } });
-  if (positionals.length > 1 || (positionals.length === 0) === (values.resume === undefined)) {
-    process.stderr.write(`${usage}\n`);
-    return 2;
-  }
+  const { values, positionals } = parseCommandArgs(args, { 'runs-dir': { type: 'string' }, resume: { type: 'string' } }, trainUsage, { min: 0, max: 1 });
+  if ((positionals.length === 0) === (values.resume === undefined)) throw new UsageError(positionals.length === 0 ? 'give a config file or --resume <run-dir>' : 'give a config file or --resume, not both', trainUsage);
   training = true;
   handleSignals();
   const { callbacks, log } = reportingCallbacks(host);
@@ -129,10 +135,18 @@ async function train(args: string[], host: HostChannel | undefined): Promise<num
     const result = await runPipeline({ configFile: positionals[0], resumeDir: values.resume, runsRoot: values['runs-dir'] === undefined ? undefined : path.resolve(values['runs-dir']) }, callbacks);
     log('info', result.stopped ? `stopped; resume with: rlhf-lens train --resume ${result.runs.at(-1)?.runDir}` : `finished ${result.runs.length} stage${result.runs.length === 1 ? '' : 's'}`);
     return 0;
-  } catch (error) {
-    process.stderr.write(`error: ${(error as Error).message}\n`);
-    if (!(error instanceof ConfigError) && process.env.RLHF_LENS_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
-    return 1;
+  } finally {
+    training = false;
+  }
+}
+
+async function demo(args: string[], host: HostChannel | undefined): Promise<number> {
+  // Checked here so `demo --help` and a wrong option get the usage; runDemo parses the same options.
+  parseCommandArgs(args, { quick: { type: 'boolean' }, 'runs-dir': { type: 'string' }, out: { type: 'string' } }, demoUsage, { min: 0, max: 0 });
+  training = true;
+  handleSignals();
+  try {
+    return await runDemo(args, () => reportingCallbacks(host).callbacks);
   } finally {
     training = false;
   }
@@ -140,10 +154,10 @@ async function train(args: string[], host: HostChannel | undefined): Promise<num
 
 const host = connectToHost();
 
-async function main(): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   listen(host);
   if (host) await host.send({ type: 'trainer/ready', pid: process.pid, nodeVersion: process.version });
-  const [command, ...rest] = process.argv.slice(2);
+  const [command, ...rest] = argv;
   switch (command) {
     case 'train':
       return train(rest, host);
@@ -155,37 +169,44 @@ async function main(): Promise<number> {
     case 'sample':
       return sampleFromCheckpoint(rest);
     case 'demo':
-      training = true;
-      handleSignals();
-      try {
-        return await runDemo(rest, () => reportingCallbacks(host).callbacks);
-      } catch (error) {
-        process.stderr.write(`error: ${(error as Error).message}\n`);
-        return 1;
-      } finally {
-        training = false;
-      }
+      return demo(rest, host);
     case undefined:
       if (host) return new Promise<number>(() => undefined); // serve control messages until stopped
-      process.stderr.write(`${usage}\n`);
-      return 2;
+      throw new UsageError('no command given', usage);
     case '--help':
     case '-h':
-      process.stdout.write(`${usage}\n`);
-      return 0;
+    case 'help':
+      throw new HelpRequested(usage);
     default:
-      process.stderr.write(`unknown command "${command}"\n${usage}\n`);
-      return 2;
+      throw new UsageError(`unknown command ${quote(command)}`, usage);
   }
 }
 
-main().then(
-  async (code) => {
-    if (host) await host.send({ type: 'trainer/exit', code, reason: code === 0 ? 'finished' : 'failed' }).catch(() => undefined);
-    process.exit(code);
-  },
-  (error: unknown) => {
-    process.stderr.write(`rlhf-lens trainer: ${(error as Error).stack ?? String(error)}\n`);
-    process.exit(1);
-  },
-);
+/**
+ * Ends the process without losing output: the exit status is set, the host (when forked) is told and
+ * the channel closed, stdout and stderr are flushed, and the process ends by itself. Native or wasm
+ * backends may keep handles alive (thread pools); once everything is written, exiting is safe, so an
+ * unref'd timer ends such a process shortly after.
+ */
+async function finish(code: number): Promise<void> {
+  ending = true;
+  process.exitCode = code;
+  if (host) {
+    await host.send({ type: 'trainer/exit', code, reason: code === 0 ? 'finished' : 'failed' }).catch(() => undefined);
+    if (process.connected) process.disconnect();
+  }
+  await Promise.all([writeFully(process.stdout, ''), writeFully(process.stderr, '')]);
+  setTimeout(() => process.exit(code), 500).unref();
+}
+
+/** `--debug` anywhere before `--`: print stacks (the same as RLHF_LENS_DEBUG=1, which child code reads). */
+function takeDebugFlag(argv: string[]): string[] {
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  const kept = argv.filter((arg, i) => i >= end || arg !== '--debug');
+  if (kept.length !== argv.length) process.env.RLHF_LENS_DEBUG = '1';
+  return kept;
+}
+
+main(takeDebugFlag(process.argv.slice(2)))
+  .catch((error: unknown) => reportError(error))
+  .then(finish, () => finish(1));

@@ -6,7 +6,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { formatConfigProblem, readConfigText } from '../shared/configFile';
+import { configFileChecks, formatConfigProblem, locatePath, readConfigText } from '../shared/configFile';
+import { UserError, UserErrors, userErrorFromFileSystem } from '../shared/userError';
+import { assertStageFits, likelyBackend } from './memoryGuard';
 import { backendNames } from '../shared/backendNames';
 import { defaultRunsFolder } from '../shared/runsFolder';
 import type { RunConfig, StageConfig } from '../shared/runConfig';
@@ -29,23 +31,37 @@ export interface PipelineCallbacks {
   readonly shouldStop?: () => boolean;
 }
 
-export class ConfigError extends Error {}
+/** A problem of the config (or of how stages refer to each other): a user error, printed without a stack. */
+export class ConfigError extends UserError {}
 
 export interface PipelineResult {
   readonly runs: { runId: string; runDir: string; result: StageResult }[];
   readonly stopped: boolean;
 }
 
-/** Reads and validates a config file; throws a ConfigError listing every problem as file:line:column. */
-export function loadRunConfig(configFile: string): RunConfig {
+/**
+ * Reads and checks a config file with exactly the editor's checks (syntax, schema, semantics, the
+ * files it names) and the memory guard, before any run folder exists. Errors throw one UserError
+ * listing every problem as file:line:column; warnings go to `log`.
+ */
+export function loadRunConfig(configFile: string, log?: (level: LogLevel, message: string) => void): RunConfig {
   let text: string;
   try {
     text = readFileSync(configFile, 'utf8');
   } catch (error) {
-    throw new ConfigError(`Cannot read the run config ${configFile}: ${(error as Error).message}`);
+    throw userErrorFromFileSystem(error) ?? new ConfigError(`cannot be read: ${(error as Error).message}`, { file: configFile, hint: 'check the path' });
   }
-  const { config, problems } = readConfigText(text);
-  if (!config) throw new ConfigError(`The run config has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((problem) => `  ${formatConfigProblem(configFile, problem)}`).join('\n')}`);
+  const { config, problems } = readConfigText(text, configFileChecks(configFile));
+  const errors = problems.filter((problem) => problem.severity === 'error');
+  if (!config) {
+    const count = `${errors.length} problem${errors.length === 1 ? '' : 's'}`;
+    throw new UserErrors(errors.map((problem) => formatConfigProblem(configFile, problem)), `the run config has ${count}`, { file: configFile, hint: 'fix them (the editor underlines each one) and run again' });
+  }
+  for (const warning of problems.filter((problem) => problem.severity === 'warning')) log?.('warn', formatConfigProblem(configFile, warning));
+  // Each stage is checked again before it starts, against the backend actually chosen.
+  const backend = likelyBackend(requestedBackend(config.backend));
+  const locate = (at: (string | number)[]) => ({ file: configFile, ...locatePath(text, at) });
+  config.stages.forEach((_, index) => assertStageFits(config, index, backend, { configDir: path.dirname(path.resolve(configFile)), locate }));
   return config;
 }
 
@@ -177,7 +193,7 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
     configDir = configFile ? path.dirname(configFile) : process.cwd();
     firstStage = fields.stage_index;
   } else if (options.configFile) {
-    config = loadRunConfig(options.configFile);
+    config = loadRunConfig(options.configFile, callbacks.log);
     configDir = path.dirname(path.resolve(options.configFile));
   } else {
     throw new ConfigError('Give a run config to train, or a run directory to resume.');
@@ -207,6 +223,7 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
     const stage = config.stages[index];
     const stageName = stage.name ?? stage.type;
     const isResume = resumed !== undefined && index === firstStage;
+    assertStageFits(config, index, backend.name, { configDir }); // before its run folder is written
     const run = isResume
       ? (resumed as RunDirectory)
       : RunDirectory.create(runsRoot, {

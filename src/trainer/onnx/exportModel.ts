@@ -10,10 +10,10 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { latestCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint';
 import { gptConfigOf } from '../rl/loadModel';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
+import { asUserError, parseCommandArgs } from '../cli';
 import { buildGptOnnx } from './gptOnnxGraph';
 
 export interface ExportResult {
@@ -78,22 +78,19 @@ export async function exportCheckpoint(input: string, outDir?: string): Promise<
   return { outDir: target, checkpointDir, heads, bytes: bytes.byteLength };
 }
 
-const usage = 'Usage: rlhf-lens export <checkpoint-or-run-dir> [--out DIR]';
+export const exportUsage = 'Usage: rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js';
 
-/** The CLI command; prints the folder on stdout (the editor's command reads it). */
+/** The CLI command; prints the folder on stdout (the editor's command reads it). Errors go to the CLI's one error path. */
 export async function exportCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' } } });
-  if (positionals.length !== 1) {
-    process.stderr.write(`${usage}\n`);
-    return 2;
-  }
+  const { values, positionals } = parseCommandArgs(args, { out: { type: 'string' } }, exportUsage, { min: 1, max: 1 });
+  const input = path.resolve(positionals[0]);
+  let result: ExportResult;
   try {
-    const result = await exportCheckpoint(positionals[0], values.out);
-    process.stderr.write(`exported ${result.checkpointDir} (heads: ${result.heads.join(', ') || 'none'}; ${(result.bytes / 1024).toFixed(0)} KiB) to\n`);
-    process.stdout.write(`${result.outDir}\n`);
-    return 0;
+    result = await exportCheckpoint(input, values.out);
   } catch (error) {
-    process.stderr.write(`error: ${(error as Error).message}\n`);
-    return 1;
+    throw asUserError(error, { file: input, hint: 'give a checkpoint folder (with model.safetensors) or a run folder with checkpoints/step-<n>/' });
   }
+  process.stderr.write(`exported ${result.checkpointDir} (heads: ${result.heads.join(', ') || 'none'}; ${(result.bytes / 1024).toFixed(0)} KiB) to\n`);
+  process.stdout.write(`${result.outDir}\n`);
+  return 0;
 }

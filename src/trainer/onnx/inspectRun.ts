@@ -7,9 +7,8 @@
  * advantages and returns are what PPO would compute from these rollouts (−β·KL plus the score at the
  * last token, GAE with the policy's value head if it has one, else V = 0); ratio and clip are empty.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { KlEstimator } from '../../core';
 import { parseJsonText, specialTokenIds } from '../../shared/runFiles';
 import { defaultRunsFolder } from '../../shared/runsFolder';
@@ -21,6 +20,8 @@ import { newRunId, RunDirectory } from '../run/runDirectory';
 import { writeTrace } from '../run/traceWriter';
 import type { SamplingOptions } from '../sampling/sampler';
 import { BpeTokenizer } from '../tokenizer';
+import { quote, UserError } from '../../shared/userError';
+import { numberOption, parseCommandArgs, UsageError } from '../cli';
 import { OnnxCausalLm } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';
 import { rewardScoresOnnx, sequenceStatsOnnx } from './onnxScoring';
@@ -136,66 +137,56 @@ export async function runInspection(options: InspectOptions, log: (message: stri
 
 declare const RLHF_LENS_VERSION: string | undefined;
 
-const usage = `Usage: rlhf-lens inspect --policy <onnx-folder> --reference <onnx-folder> [--reward <onnx-folder>]
+export const inspectUsage = `Usage: rlhf-lens inspect --policy <onnx-folder> --reference <onnx-folder> [--reward <onnx-folder>]
                         [--prompts FILE.jsonl] [--steps N] [--batch-size N] [--kl-coef B] [--kl-estimator k1|k2|k3|abs]
                         [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S] [--name NAME] [--runs-dir DIR]`;
 
-/** The CLI command; prints the run folder on stdout. */
+/** The CLI command; prints the run folder on stdout. Errors go to the CLI's one error path. */
 export async function inspectCommand(args: string[]): Promise<number> {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        policy: { type: 'string' },
-        reference: { type: 'string' },
-        reward: { type: 'string' },
-        prompts: { type: 'string' },
-        steps: { type: 'string', default: '1' },
-        'batch-size': { type: 'string', default: '16' },
-        'kl-coef': { type: 'string', default: '0.05' },
-        'kl-estimator': { type: 'string', default: 'k1' },
-        temperature: { type: 'string', default: '1' },
-        'top-k': { type: 'string', default: '0' },
-        'top-p': { type: 'string', default: '1' },
-        'max-new-tokens': { type: 'string', default: '32' },
-        seed: { type: 'string', default: '0' },
-        name: { type: 'string', default: 'onnx' },
-        'runs-dir': { type: 'string', default: defaultRunsFolder },
-      },
-    });
-    if (positionals.length > 0 || !values.policy || !values.reference) {
-      process.stderr.write(`${usage}\n`);
-      return 2;
-    }
-    const number = (name: keyof typeof values, integer = false) => {
-      const value = Number(values[name]);
-      if (!Number.isFinite(value) || (integer && (!Number.isInteger(value) || value < 1))) throw new Error(`--${name} must be a ${integer ? 'positive integer' : 'number'}, got ${JSON.stringify(values[name])}`);
-      return value;
-    };
-    const estimator = values['kl-estimator'] as KlEstimator;
-    if (!['k1', 'k2', 'k3', 'abs'].includes(estimator)) throw new Error(`--kl-estimator must be k1, k2, k3 or abs, got ${JSON.stringify(estimator)}`);
-    const { runDir } = await runInspection(
-      {
-        policy: path.resolve(values.policy),
-        reference: path.resolve(values.reference),
-        reward: values.reward ? path.resolve(values.reward) : undefined,
-        prompts: values.prompts ? path.resolve(values.prompts) : undefined,
-        name: values.name as string,
-        runsRoot: path.resolve(values['runs-dir'] as string),
-        steps: number('steps', true),
-        batchSize: number('batch-size', true),
-        klCoef: number('kl-coef'),
-        klEstimator: estimator,
-        sampling: { temperature: number('temperature'), top_k: number('top-k'), top_p: number('top-p'), max_new_tokens: number('max-new-tokens', true) },
-        seed: number('seed'),
-      },
-      (message) => process.stderr.write(`${message}\n`),
-    );
-    process.stdout.write(`${runDir}\n`);
-    return 0;
-  } catch (error) {
-    process.stderr.write(`error: ${(error as Error).message}\n`);
-    return 1;
+  const { values } = parseCommandArgs(
+    args,
+    {
+      policy: { type: 'string' },
+      reference: { type: 'string' },
+      reward: { type: 'string' },
+      prompts: { type: 'string' },
+      steps: { type: 'string', default: '1' },
+      'batch-size': { type: 'string', default: '16' },
+      'kl-coef': { type: 'string', default: '0.05' },
+      'kl-estimator': { type: 'string', default: 'k1' },
+      temperature: { type: 'string', default: '1' },
+      'top-k': { type: 'string', default: '0' },
+      'top-p': { type: 'string', default: '1' },
+      'max-new-tokens': { type: 'string', default: '32' },
+      seed: { type: 'string', default: '0' },
+      name: { type: 'string', default: 'onnx' },
+      'runs-dir': { type: 'string', default: defaultRunsFolder },
+    },
+    inspectUsage,
+    { min: 0, max: 0 },
+  );
+  if (!values.policy || !values.reference) throw new UsageError(`missing ${!values.policy ? '--policy' : '--reference'}`, inspectUsage);
+  const estimator = values['kl-estimator'] as KlEstimator;
+  if (!['k1', 'k2', 'k3', 'abs'].includes(estimator)) throw new UserError(`must be k1, k2, k3 or abs, got ${quote(estimator)}`, { field: '--kl-estimator', hint: 'leave it out for k1' });
+  const options: InspectOptions = {
+    policy: path.resolve(values.policy),
+    reference: path.resolve(values.reference),
+    reward: values.reward ? path.resolve(values.reward) : undefined,
+    prompts: values.prompts ? path.resolve(values.prompts) : undefined,
+    name: values.name as string,
+    runsRoot: path.resolve(values['runs-dir'] as string),
+    steps: numberOption('steps', values.steps, 'positive integer'),
+    batchSize: numberOption('batch-size', values['batch-size'], 'positive integer'),
+    klCoef: numberOption('kl-coef', values['kl-coef']),
+    klEstimator: estimator,
+    sampling: { temperature: numberOption('temperature', values.temperature), top_k: numberOption('top-k', values['top-k'], 'non-negative integer'), top_p: numberOption('top-p', values['top-p']), max_new_tokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer') },
+    seed: numberOption('seed', values.seed, 'non-negative integer'),
+  };
+  for (const [option, folder] of [['--policy', options.policy], ['--reference', options.reference], ['--reward', options.reward]] as const) {
+    if (folder !== undefined && !existsSync(path.join(folder, 'onnx', 'model.onnx'))) throw new UserError('is not an ONNX model folder (no onnx/model.onnx)', { file: folder, field: option, hint: 'give a folder written by rlhf-lens export, or a transformers.js-style export' });
   }
+  if (options.prompts !== undefined && !existsSync(options.prompts)) throw new UserError('does not exist', { file: options.prompts, field: '--prompts', hint: 'give a JSONL file of {"prompt": "..."} lines' });
+  const { runDir } = await runInspection(options, (message) => process.stderr.write(`${message}\n`));
+  process.stdout.write(`${runDir}\n`);
+  return 0;
 }

@@ -1,16 +1,21 @@
 /** `rlhf-lens sample <checkpoint-dir>`: prints completions of prompts from a checkpoint. */
-import { parseArgs } from 'node:util';
+import * as path from 'node:path';
+import { backendNames } from '../../shared/backendNames';
+import { quote, UserError } from '../../shared/userError';
 import { loadCheckpoint } from '../checkpoint/checkpoint';
+import { asUserError, numberOption, parseCommandArgs } from '../cli';
 import { generateReviews } from '../data/reviews';
-import { selectBackend } from '../engine/backend';
+import { selectBackend, type BackendRequest } from '../engine/backend';
 import { Gpt } from '../model/gpt';
 import { generate } from './sampler';
 
+export const sampleUsage = `Usage: rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T] [--top-k K] [--top-p P]
+                        [--max-new-tokens N] [--seed S] [--backend auto|${backendNames.join('|')}]`;
+
 export async function sampleFromCheckpoint(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs(
     args,
-    allowPositionals: true,
-    options: {
+    {
       prompt: { type: 'string', multiple: true },
       'num-samples': { type: 'string', default: '4' },
       temperature: { type: 'string', default: '1' },
@@ -20,28 +25,42 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
       seed: { type: 'string', default: '0' },
       backend: { type: 'string', default: 'auto' },
     },
-  });
-  if (positionals.length !== 1) {
-    process.stderr.write('Usage: rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]\n');
-    return 2;
-  }
-  const number = (name: keyof typeof values) => {
-    const value = Number(values[name]);
-    if (!Number.isFinite(value)) throw new Error(`--${name} must be a number, got ${JSON.stringify(values[name])}`);
-    return value;
+    sampleUsage,
+    { min: 1, max: 1 },
+  );
+  // Every option is checked before the backend starts or the checkpoint is read.
+  const count = numberOption('num-samples', values['num-samples'], 'positive integer');
+  const options = {
+    temperature: numberOption('temperature', values.temperature),
+    top_k: numberOption('top-k', values['top-k'], 'non-negative integer'),
+    top_p: numberOption('top-p', values['top-p']),
+    max_new_tokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer'),
+    seed: numberOption('seed', values.seed, 'non-negative integer'),
   };
-  await selectBackend(values.backend as 'auto');
-  const checkpoint = await loadCheckpoint(positionals[0]);
-  const model = Gpt.fromWeights(checkpoint.config, [], checkpoint.weights);
+  if (options.temperature < 0) throw new UserError(`must be ≥ 0, got ${options.temperature}`, { field: '--temperature', hint: 'use 0 for greedy sampling, 1 for the model\'s own distribution' });
+  if (options.top_p <= 0 || options.top_p > 1) throw new UserError(`must be in (0, 1], got ${options.top_p}`, { field: '--top-p', hint: 'use 1 to keep every token' });
+  const backend = values.backend as string;
+  if (backend !== 'auto' && !(backendNames as readonly string[]).includes(backend)) throw new UserError(`must be auto or one of ${backendNames.join(', ')}, got ${quote(backend)}`, { field: '--backend', hint: 'leave it out to use the best available' });
+
+  const checkpointDir = path.resolve(positionals[0]);
+  await selectBackend(backend as BackendRequest);
+  const hint = 'give a checkpoint folder written by rlhf-lens (a run\'s checkpoints/step-<n>), with config.json, model.safetensors, trainer_state.json and tokenizer.json';
+  let model: Gpt;
+  let checkpoint: Awaited<ReturnType<typeof loadCheckpoint>>;
+  try {
+    checkpoint = await loadCheckpoint(checkpointDir);
+    model = Gpt.fromWeights(checkpoint.config, [], checkpoint.weights);
+  } catch (error) {
+    throw asUserError(error, { file: checkpointDir, hint });
+  }
   const tokenizer = checkpoint.tokenizer;
-  const count = number('num-samples');
   // Without --prompt, openings of demo reviews (the embedded task) show what the model learned.
   const prompts = values.prompt ?? generateReviews(count, 12345).map((review) => review.prompt);
   try {
     const sequences = await generate(
       model,
       prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
-      { temperature: number('temperature'), top_k: number('top-k'), top_p: number('top-p'), max_new_tokens: number('max-new-tokens'), seed: number('seed'), eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
+      { ...options, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
     );
     sequences.forEach((sequence, i) => process.stdout.write(`${prompts[i]}${tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })}\n`));
   } finally {
