@@ -102,7 +102,7 @@ function usedPages(dir: string): number {
 
 after(() => {
   for (const dir of [...mounted]) unmount(dir);
-  if (!skipReason) console.log(family.report(`${family.ratio('failedCleanly')} failed cleanly, ${family.sum('cutFiles')} cut files, ${family.sum('tempFiles')} temp files left, ${family.ratio('resumed')} resumed after space freed, ${family.ratio('equal')} equal`));
+  if (!skipReason) console.log(family.report(`${family.ratio('failedCleanly')} failed cleanly, ${family.ratio('namesEnospc')} name ENOSPC, ${family.sum('cutFiles')} cut files, ${family.sum('tempFiles')} temp files left, ${family.ratio('resumed')} resumed after space freed, ${family.ratio('equal')} equal`));
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -143,14 +143,16 @@ Array.from({ length: sizes }, (_, i) => i).forEach((i) => {
         failures.push(`the run fit in ${bytes / 1024} KiB: the disk never filled`);
         clean = false;
       } else {
-        if (!/ENOSPC|no space left/i.test(errorLine) || !errorLine.includes(runsRoot)) {
-          failures.push(`the error does not name the path and ENOSPC: ${errorLine.slice(0, 240) || tail(result.stderr, 2)}`);
+        // The path and the reason in words are what a user needs; the errno (ENOSPC) is what they search for: both are asked.
+        if (!/ENOSPC|no space left|disk is full/i.test(errorLine) || !errorLine.includes(runsRoot)) {
+          failures.push(`the error does not name the path and a full disk: ${errorLine.slice(0, 240) || tail(result.stderr, 2)}`);
           clean = false;
-        }
+        } else if (!/ENOSPC/.test(errorLine)) failures.push(`the error says the disk is full but not "ENOSPC": ${errorLine.slice(0, 200)}`);
+        facts.namesEnospc = /ENOSPC/.test(errorLine);
         const failed = runFolders(runsRoot).at(-1);
         const runJson = failed?.runJson as { status?: string; error?: string } | undefined;
-        if (!runJson || runJson.status !== 'failed' || !/ENOSPC|no space/i.test(runJson.error ?? '')) {
-          failures.push(`run.json says ${runJson ? `"${runJson.status}"${runJson.error ? ` (${runJson.error.slice(0, 120)})` : ' with no reason'}` : 'nothing (none readable)'}, not "failed" with ENOSPC`);
+        if (!runJson || runJson.status !== 'failed' || !/ENOSPC|no space|disk is full/i.test(runJson.error ?? '')) {
+          failures.push(`run.json says ${runJson ? `"${runJson.status}"${runJson.error ? ` (${runJson.error.slice(0, 120)})` : ' with no reason'}` : 'nothing (none readable)'}, not "failed" with the full disk as the reason`);
           clean = false;
         }
       }
@@ -169,7 +171,7 @@ Array.from({ length: sizes }, (_, i) => i).forEach((i) => {
       for (const difference of differences) failures.push(`not equal: ${difference}`);
       facts.equal = resumed.finished && differences.length === 0;
       for (const problem of resumed.finished ? unreadableFiles(runsRoot) : []) failures.push(`after resume: ${problem}`);
-      family.record(`aimed at ${aim} (${bytes / 1024} KiB; filled ${where}: ${/ENOSPC/.test(result.stderr) ? 'ENOSPC' : `exit ${result.code}`})`, facts, failures);
+      family.record(`aimed at ${aim} (${bytes / 1024} KiB; filled ${where}: exit ${result.code})`, facts, failures);
     } finally {
       unmount(runsRoot);
     }
