@@ -85,22 +85,30 @@ export function asUserError(error: unknown, details: UserErrorDetails & { file: 
   return message.includes(details.file) ? new UserError(message, { hint: details.hint }) : new UserError(message, details);
 }
 
+/** TypeError, RangeError, a WebAssembly trap…: a bug or a runtime failure, never a message for the user. */
+function isBuiltInErrorType(error: Error): boolean {
+  const builtIn = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError, WebAssembly.RuntimeError, WebAssembly.CompileError, WebAssembly.LinkError];
+  return builtIn.some((type) => error instanceof type);
+}
+
 export const debugEnabled = (): boolean => Boolean(process.env.RLHF_LENS_DEBUG);
 
 /**
- * What to print for an error, and the exit status. UserErrors (and file-system errors, a pinned
- * backend that is missing, and plain `Error`s, which this code base throws only with messages meant
- * for the user) print their message; anything else (a TypeError, a RangeError, a WebAssembly trap)
- * is an internal error. Each line is cut at 2000 characters, whatever it quotes.
+ * What to print for an error, and the exit status. UserErrors, file-system errors, and every other
+ * `Error` this code base throws (plain ones and its own classes, all with messages meant for the
+ * user) print their message; JavaScript's built-in error types (a TypeError, a RangeError, a
+ * WebAssembly trap) are internal errors. Each line is cut at 2000 characters, whatever it quotes.
  */
 export function describeError(error: unknown, debug = debugEnabled()): { lines: string[]; exitCode: number } {
   const stack = debug && error instanceof Error && error.stack ? [error.stack] : [];
   const cut = (lines: string[]) => lines.map((line) => clip(line, 2000));
   if (error instanceof HelpRequested) return { lines: [], exitCode: 0 };
   if (error instanceof UsageError) return { lines: cut([...stack, ...error.lines(), error.usage]), exitCode: 2 };
-  const user = error instanceof UserError ? error : userErrorFromFileSystem(error);
+  // A raw Node file-system error (plain Error with a code) gets words; the project's own error classes
+  // (DurableWriteError, FileFormatError, …) already carry a message naming the file and what to do.
+  const user = error instanceof UserError ? error : error instanceof Error && error.constructor === Error ? userErrorFromFileSystem(error) : undefined;
   if (user) return { lines: cut([...stack, ...user.lines()]), exitCode: 1 };
-  if (error instanceof BackendUnavailableError || (error instanceof Error && error.constructor === Error)) {
+  if (error instanceof BackendUnavailableError || (error instanceof Error && !isBuiltInErrorType(error))) {
     return { lines: cut([...stack, ...error.message.split('\n').map((line, i) => (i === 0 ? `error: ${line}` : line))]), exitCode: 1 };
   }
   const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);

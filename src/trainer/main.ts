@@ -133,7 +133,8 @@ async function train(args: string[], host: HostChannel | undefined): Promise<num
   // Without --runs-dir the pipeline picks the folder: a resumed run's own, else .rlhf/runs.
   try {
     const result = await runPipeline({ configFile: positionals[0], resumeDir: values.resume, runsRoot: values['runs-dir'] === undefined ? undefined : path.resolve(values['runs-dir']) }, callbacks);
-    log('info', result.stopped ? `stopped; resume with: rlhf-lens train --resume ${result.runs.at(-1)?.runDir}` : `finished ${result.runs.length} stage${result.runs.length === 1 ? '' : 's'}`);
+    // No stage ran: the pipeline has said why (a finished pipeline has nothing to resume).
+    if (result.runs.length > 0) log('info', result.stopped ? `stopped; resume with: rlhf-lens train --resume ${result.runs.at(-1)?.runDir}` : `finished ${result.runs.length} stage${result.runs.length === 1 ? '' : 's'}`);
     return 0;
   } finally {
     training = false;
