@@ -10,6 +10,7 @@ import { findNodeAtLocation, parseTree, printParseErrorCode, type Node, type Par
 import { semanticProblems, type CheckEnvironment, type ConfigFix, type ProblemSeverity } from './configChecks';
 import { formatPath, validate, type ConfigProblem } from './configSchema';
 import { runConfigSchema, type RunConfig } from './runConfig';
+import { lineAndColumn } from './textPosition';
 
 export type { CheckEnvironment } from './configChecks';
 
@@ -66,18 +67,6 @@ export interface LocatedProblem extends ConfigProblem {
 export interface ConfigRead {
   readonly config: RunConfig | undefined;
   readonly problems: LocatedProblem[];
-}
-
-function lineAndColumn(text: string, offset: number): { line: number; column: number } {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      lineStart = i + 1;
-    }
-  }
-  return { line, column: offset - lineStart + 1 };
 }
 
 function locate(text: string, tree: Node | undefined, problem: ConfigProblem & Pick<LocatedProblem, 'source' | 'severity' | 'fix'>): LocatedProblem {

@@ -9,6 +9,8 @@
  * Pure: text and values in, no file access, so the host, the trainer and tests share one validator.
  */
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { lineAndColumn } from './textPosition';
+import { quote } from './userError';
 
 /** A file that does not hold what its reader needs; the message starts with the file (and the field). */
 export class FileFormatError extends Error {
@@ -22,27 +24,8 @@ export class FileFormatError extends Error {
   }
 }
 
-/** A value as a message shows it: JSON, cut to 200 characters so a planted 50 MB string is not echoed whole. */
-export function showValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : (JSON.stringify(value) ?? String(value));
-  return text.length > 200 ? `${text.slice(0, 200)}… (${text.length} characters)` : text;
-}
-
 function kindOf(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : showValue(value);
-}
-
-function lineAndColumn(text: string, offset: number): string {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      lineStart = i + 1;
-    }
-  }
-  return `${line}:${offset - lineStart + 1}`;
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : quote(value);
 }
 
 /** jsonc-parser's error codes in words. */
@@ -75,7 +58,8 @@ export function parseJsonText(text: string, file: string, advice = 'the file is 
     const errors: ParseError[] = [];
     parse(text, errors, { allowTrailingComma: false, disallowComments: true, allowEmptyContent: false });
     const first = errors[0];
-    const where = first ? lineAndColumn(text, first.offset) : lineAndColumn(text, text.length);
+    const position = lineAndColumn(text, first ? first.offset : text.length);
+    const where = `${position.line}:${position.column}`;
     const what = first ? (parseErrorWords[printParseErrorCode(first.error)] ?? printParseErrorCode(first.error)) : (error as Error).message;
     // An error at the very end is what a cut file gives.
     const end = text.length === 0 ? ', the file is empty' : first && first.offset >= text.trimEnd().length ? ', at the end of the file: is it cut short?' : '';

@@ -17,7 +17,8 @@ export function clip(text: string, max = maxQuotedLength): string {
 export function quote(value: unknown): string {
   let text: string;
   try {
-    text = typeof value === 'string' ? JSON.stringify(value) : value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
+    // NaN and ±Infinity as themselves (JSON would say null).
+    text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
   } catch {
     text = String(value);
   }

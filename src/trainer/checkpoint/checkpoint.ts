@@ -7,7 +7,8 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { checkCheckpointConfig, checkTrainerState, parseJsonText, showValue } from '../../shared/runFiles';
+import { checkCheckpointConfig, checkTrainerState, parseJsonText } from '../../shared/runFiles';
+import { quote } from '../../shared/userError';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
 import type { GptConfig } from '../model/gptConfig';
 import type { ScalarHead } from '../model/gpt';
@@ -148,7 +149,7 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
   if (existsSync(optimizerFile)) {
     const { weights: moments, metadata } = fromSafetensors(optimizerFile);
     const step = Number(metadata.step ?? 0);
-    if (!Number.isSafeInteger(step) || step < 0) throw new Error(`${optimizerFile}: __metadata__.step must be a whole number ≥ 0, got ${showValue(metadata.step)}`);
+    if (!Number.isSafeInteger(step) || step < 0) throw new Error(`${optimizerFile}: __metadata__.step must be a whole number ≥ 0, got ${quote(metadata.step)}`);
     assertFinite(moments, 'optimizer state', optimizerFile, 'this checkpoint cannot be resumed; resume from an earlier one (delete this step\'s folder).');
     optimizer = { step, moments };
   }
