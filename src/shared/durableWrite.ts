@@ -124,13 +124,36 @@ export function isTemporaryName(name: string): boolean {
   return temporaryPattern.test(name) || legacyPatterns.some((pattern) => pattern.test(name));
 }
 
+/** The pid a temporary name records (every pattern above carries its writer's), or undefined. */
+export function temporaryOwner(name: string): number | undefined {
+  const match = /\.(\d+)-[0-9a-f]{8}\.rlhf-tmp$/.exec(name) ?? /\.(\d+)\.\d{13}\.tmp$/.exec(name) ?? /^\.?step-\d+\.(\d+)\.tmp$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** True when a process with this pid exists (signal 0 checks without sending anything). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'; // it exists, owned by someone else
+  }
+}
+
 /**
  * Removes the temporary files and folders a killed or failed writer (any process) left in `dir` and
  * in its direct subfolders (a run folder's checkpoints/, traces/, onnx/). Returns what was removed.
- * Call it where one process owns the folder: when a run starts or resumes.
+ * In a folder this process owns (a run folder it resumes) every temporary goes; in a shared one (the
+ * runs folder, where other trainers may be writing now) pass `keepLiveOwners`: only temporaries
+ * whose writer has exited go.
  */
-export function removeStaleTemporaries(dir: string): string[] {
+export function removeStaleTemporaries(dir: string, options: { keepLiveOwners?: boolean } = {}): string[] {
   const removed: string[] = [];
+  const stale = (name: string) => {
+    if (!isTemporaryName(name)) return false;
+    const owner = temporaryOwner(name);
+    return !options.keepLiveOwners || owner === undefined || (owner !== process.pid && !processAlive(owner));
+  };
   const sweep = (folder: string, depth: number) => {
     let entries: fs.Dirent[];
     try {
@@ -140,10 +163,10 @@ export function removeStaleTemporaries(dir: string): string[] {
     }
     for (const entry of entries) {
       const full = path.join(folder, entry.name);
-      if (isTemporaryName(entry.name)) {
+      if (stale(entry.name)) {
         fs.rmSync(full, { recursive: true, force: true });
         removed.push(full);
-      } else if (depth > 0 && entry.isDirectory()) {
+      } else if (depth > 0 && entry.isDirectory() && !isTemporaryName(entry.name)) {
         sweep(full, depth - 1);
       }
     }
@@ -181,22 +204,54 @@ export function writeJsonDurable(file: string, value: unknown, io: DurableFs = n
  * is left as it was. An I/O error is reported against the final path (`target/model.safetensors`).
  */
 export async function writeFolderDurable(target: string, fill: (folder: string) => void | Promise<void>, io: DurableFs = nodeFs): Promise<void> {
-  const parent = path.dirname(target);
+  const temporary = startFolder(target, io);
+  try {
+    await fill(temporary);
+  } catch (error) {
+    abandonFolder(temporary, target, error, io);
+  }
+  commitFolder(temporary, target, io);
+}
+
+/** writeFolderDurable for a `fill` that is synchronous (a new run folder and its run.json). */
+export function writeFolderDurableSync(target: string, fill: (folder: string) => void, io: DurableFs = nodeFs): void {
+  const temporary = startFolder(target, io);
+  try {
+    fill(temporary);
+  } catch (error) {
+    abandonFolder(temporary, target, error, io);
+  }
+  commitFolder(temporary, target, io);
+}
+
+function startFolder(target: string, io: DurableFs): string {
   const temporary = temporaryName(target);
   try {
-    io.mkdirSync(parent, { recursive: true });
+    io.mkdirSync(path.dirname(target), { recursive: true });
     io.mkdirSync(temporary);
-    await fill(temporary);
+  } catch (error) {
+    abandonFolder(temporary, target, error, io);
+  }
+  return temporary;
+}
+
+function commitFolder(temporary: string, target: string, io: DurableFs): void {
+  try {
     syncDirectory(temporary, io);
     replaceFolder(temporary, target, io);
   } catch (error) {
-    removeQuietly(temporary, io);
-    if (error instanceof DurableWriteError && error.path.startsWith(temporary + path.sep)) {
-      throw new DurableWriteError(path.join(target, path.relative(temporary, error.path)), error.code, error.reason, { cause: error.cause });
-    }
-    throw asDurableError(target, error);
+    abandonFolder(temporary, target, error, io);
   }
-  syncDirectory(parent, io);
+  syncDirectory(path.dirname(target), io);
+}
+
+/** Removes the temporary folder and throws the error, an I/O one reported against the final path. */
+function abandonFolder(temporary: string, target: string, error: unknown, io: DurableFs): never {
+  removeQuietly(temporary, io);
+  if (error instanceof DurableWriteError && error.path.startsWith(temporary + path.sep)) {
+    throw new DurableWriteError(path.join(target, path.relative(temporary, error.path)), error.code, error.reason, { cause: error.cause });
+  }
+  throw asDurableError(target, error);
 }
 
 /**

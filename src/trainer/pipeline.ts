@@ -20,6 +20,7 @@ import { runPpoStage } from './ppo/ppoTrainer';
 import { promptsPerBatch, runPreferencesStage } from './preferences/preferencesStage';
 import { runRewardStage } from './reward/rewardTrainer';
 import { newRunId, RunDirectory } from './run/runDirectory';
+import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
 import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageContext';
 
@@ -199,6 +200,9 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
     throw new ConfigError('Give a run config to train, or a run directory to resume.');
   }
   const runsRoot = path.resolve(options.runsRoot ?? (resumed ? path.dirname(resumed.dir) : defaultRunsFolder));
+  // What killed writers left in the runs folder (a run folder half made, a run.json half written in a
+  // run never resumed); other trainers may be writing there now, so only temporaries of exited ones.
+  removeStaleTemporaries(runsRoot, { keepLiveOwners: true });
   // Outputs of earlier stages; a resumed run recorded the ones it was started with.
   const outputs: Outputs = { ...((resumed?.runJson.stage_outputs as Outputs | undefined) ?? {}) };
 
@@ -246,6 +250,7 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
         callbacks.log('info', `${run.dir} has no checkpoint yet: stage "${stageName}" starts again from the beginning`);
         run.clearForRestart();
       }
+      if (isResume) run.keepFailureReserve();
       run.update({ status: 'running', backend: backend.name, backend_reason: backend.reason, ended_at: undefined, error: undefined, ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}) });
       callbacks.onStageStart?.({ runId: run.id, runDir: run.dir, stage: stageName, backend, maxSteps: plannedSteps(stage) });
       result = await runStage(stage, {

@@ -3,7 +3,7 @@
 // (when running as root) filled up proves run.json, a trace and a checkpoint keep their previous
 // version and still decode; stale temporaries of another process are removed on resume, user files kept.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, fstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -157,6 +157,34 @@ test('stale temporaries of another process (this version and earlier ones) are r
   for (const name of stale) assert.equal(existsSync(path.join(run.dir, name)), false, `${name} should have been removed`);
   for (const name of kept) assert.equal(existsSync(path.join(run.dir, name)), true, `${name} should have been kept`);
   assert.deepEqual(removeStaleTemporaries(run.dir), []);
+});
+
+test('in the shared runs folder only temporaries of exited writers are swept: a half-made run folder of a killed trainer goes, a live writer\'s stays', async () => {
+  const runsRoot = scratch();
+  const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+  try {
+    const exited = execFileSync(process.execPath, ['-p', 'process.pid'], { encoding: 'utf8' }).trim();
+    const orphan = `.demo-sft-20260101-000000.${exited}-0badf00d.rlhf-tmp`;
+    const writing = `.demo-ppo-20260101-000000.${live.pid}-cafe0123.rlhf-tmp`;
+    for (const name of [orphan, writing]) {
+      mkdirSync(path.join(runsRoot, name, 'checkpoints'), { recursive: true });
+      writeFileSync(path.join(runsRoot, name, '.run.json.1-deadbeef.rlhf-tmp'), '{"id":');
+    }
+    assert.deepEqual(removeStaleTemporaries(runsRoot, { keepLiveOwners: true }), [path.join(runsRoot, orphan)]);
+    assert.equal(existsSync(path.join(runsRoot, writing)), true, 'a live trainer\'s folder in the making is kept');
+  } finally {
+    live.kill('SIGKILL');
+  }
+});
+
+test('a new run folder appears whole, with run.json and the failure reserve; ending the stage removes the reserve', () => {
+  const root = scratch();
+  const config = { name: 'demo', model: { n_layer: 1, n_head: 1, n_embd: 8, block_size: 16 }, tokenizer: { vocab_size: 270 }, stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 100 }, max_steps: 4, warmup_steps: 0 }] };
+  const run = RunDirectory.create(root, { id: 'demo-sft-20260101-000000', name: 'demo', stage: 'sft', stage_index: 0, seed: 1, config, versions: {} });
+  assert.deepEqual(readdirSync(root), ['demo-sft-20260101-000000'], 'no temporary left beside it');
+  assert.deepEqual(readdirSync(run.dir).sort(), ['.failure-reserve', 'checkpoints', 'run.json']);
+  run.update({ status: 'completed' });
+  assert.deepEqual(readdirSync(run.dir).sort(), ['checkpoints', 'run.json']);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
     const step = Number(metadata.step ?? 0);
     if (!Number.isSafeInteger(step) || step < 0) throw new Error(`${optimizerFile}: __metadata__.step must be a whole number ≥ 0, got ${quote(metadata.step)}`);
     assertFinite(moments, 'optimizer state', optimizerFile, 'this checkpoint cannot be resumed; resume from an earlier one (delete this step\'s folder).');
-    optimizer = { step, moments };
+    optimizer = { step, moments, file: optimizerFile };
   }
   return { config, weights, optimizer, trainerState, tokenizer };
 }

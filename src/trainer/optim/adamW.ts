@@ -18,6 +18,8 @@ export interface AdamWState {
   readonly step: number;
   /** `<weight name>.exp_avg` and `<weight name>.exp_avg_sq`, PyTorch's names for m and v. */
   readonly moments: Map<string, { shape: number[]; data: Float32Array }>;
+  /** The optimizer.safetensors it was read from, for errors. */
+  readonly file?: string;
 }
 
 export class AdamW {
@@ -77,8 +79,10 @@ export class AdamW {
       for (const [suffix, target] of [['exp_avg', this.m], ['exp_avg_sq', this.v]] as const) {
         const saved = state.moments.get(`${name}.${suffix}`);
         const variable = target.get(name) as Variable;
-        if (!saved) throw new Error(`the optimizer checkpoint has no "${name}.${suffix}"`);
-        if (saved.shape.join(',') !== variable.shape.join(',')) throw new Error(`optimizer state "${name}.${suffix}" has shape [${saved.shape}], expected [${variable.shape}]`);
+        const file = state.file ?? 'the optimizer checkpoint';
+        const advice = 'the optimizer state does not belong to this model; resume from an earlier checkpoint (delete this step\'s folder).';
+        if (!saved) throw new Error(`${file}: has no tensor "${name}.${suffix}" — ${advice}`);
+        if (saved.shape.join(',') !== variable.shape.join(',')) throw new Error(`${file}: tensor "${name}.${suffix}" has shape [${saved.shape}], expected [${variable.shape}] — ${advice}`);
         tf.tidy(() => variable.assign(tf.tensor(saved.data, variable.shape)));
       }
     }

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { parseJsonText } from '../../shared/runFiles';
 import { runDirInside, sanitizeRunName } from '../../shared/runIds';
 import type { RunStatus } from '../../shared/runSummary';
-import { appendLineDurable, removeStaleTemporaries, syncFile, writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
+import { appendLineDurable, removeStaleTemporaries, syncFile, writeFileDurable, writeFolderDurableSync, writeJsonDurable } from '../../shared/durableWrite';
 import { checkResumableRunJson } from './runJsonCheck';
 
 export interface RunJsonFields {
@@ -50,6 +50,18 @@ export interface RunJsonFields {
 const maxErrorLength = 2000;
 
 /**
+ * Room kept on the disk for recording a failure: a stage that fills the disk must still be able to
+ * rewrite run.json as `failed` (a temporary copy, then a rename), so this file of zeros is written
+ * when the stage starts and removed to make that room. Not a temporary name: sweeps keep it.
+ */
+const reserveFile = '.failure-reserve';
+const reserveBytes = 64 * 1024; // run.json is a few KiB; configs are capped by the schema
+
+function writeReserve(dir: string): void {
+  writeFileDurable(path.join(dir, reserveFile), new Uint8Array(reserveBytes));
+}
+
+/**
  * A run id that sorts by time: `<name>-<stage>-<yyyymmdd-hhmmss>`, made a safe folder name by the
  * one sanitiser (runIds.ts): a name such as `../../escape` cannot leave the runs folder.
  */
@@ -69,22 +81,23 @@ export class RunDirectory {
     this.fields = fields;
   }
 
-  /** Creates `<runsRoot>/<id>/` and its run.json; a taken id gets a numeric suffix. */
+  /**
+   * Creates `<runsRoot>/<id>/` with its run.json, checkpoints/ and the failure reserve, whole or not
+   * at all (a temporary folder renamed into place): a crash or a full disk never leaves a run folder
+   * without its run.json. A taken id gets a numeric suffix.
+   */
   static create(runsRoot: string, fields: Omit<RunJsonFields, 'id' | 'status' | 'started_at'> & { id: string }): RunDirectory {
     mkdirSync(runsRoot, { recursive: true });
     let id = fields.id;
     for (let n = 2; existsSync(path.join(runsRoot, id)); n++) id = `${fields.id}-${n}`;
     const dir = runDirInside(runsRoot, id);
-    mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
-    const run = new RunDirectory(dir, { ...fields, id, status: 'running', started_at: new Date().toISOString() });
-    try {
-      run.writeRunJson();
-    } catch (error) {
-      // A run folder without its run.json (a full disk) is neither listed nor resumable: leave none.
-      rmSync(dir, { recursive: true, force: true });
-      throw error;
-    }
-    return run;
+    const fieldsWithId: RunJsonFields = { ...fields, id, status: 'running', started_at: new Date().toISOString() };
+    writeFolderDurableSync(dir, (folder) => {
+      mkdirSync(path.join(folder, 'checkpoints'));
+      writeJsonDurable(path.join(folder, 'run.json'), fieldsWithId);
+      writeReserve(folder);
+    });
+    return new RunDirectory(dir, fieldsWithId);
   }
 
   /**
@@ -126,6 +139,13 @@ export class RunDirectory {
   update(patch: Partial<RunJsonFields>): void {
     this.fields = { ...this.fields, ...patch };
     this.writeRunJson();
+    // The reserve is for recording a failure while the stage runs; an ended stage needs it no more.
+    if (patch.status !== undefined && patch.status !== 'running') rmSync(path.join(this.dir, reserveFile), { force: true });
+  }
+
+  /** Keeps room for the last run.json write of a resumed stage (see markFailed). */
+  keepFailureReserve(): void {
+    writeReserve(this.dir);
   }
 
   /** One whole line; a failed append is cut back off. Synced with the next run.json write. */
@@ -161,7 +181,9 @@ export class RunDirectory {
       return undefined;
     } catch {
       try {
+        // A full disk: the stage's temporaries and the reserve kept for this write make room.
         this.removeTemporaryFiles();
+        rmSync(path.join(this.dir, reserveFile), { force: true });
         this.update(patch);
         return undefined;
       } catch (error) {
