@@ -7,6 +7,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { writeFileDurable } from '../shared/durableWrite';
+import { maxNameLength } from '../shared/runConfig';
 import { isRunDirInside } from '../shared/runIds';
 import { runNamePattern, renderTemplate, runTemplates, type RunTemplate } from '../shared/runTemplates';
 import { checkDocument } from './configDiagnostics';
@@ -82,7 +83,7 @@ async function newRun(args?: NewRunArguments): Promise<vscode.Uri | undefined> {
       title: 'RLHF: New Run',
       prompt: 'Name of the run (letters, digits, ".", "_" and "-"); the config is written to <name>.rlhf.json in the workspace folder',
       value: template === 'demo-pipeline' ? 'demo' : `my-${template}`,
-      validateInput: (value) => (!runNamePattern.test(value) ? 'Use letters, digits, ".", "_" and "-", starting with a letter or digit.' : existsSync(fileOf(value)) ? `${value}.rlhf.json exists already; pick another name.` : undefined),
+      validateInput: (value) => (!runNamePattern.test(value) ? `Use up to ${maxNameLength} letters, digits, ".", "_" and "-", starting with a letter or digit.` : existsSync(fileOf(value)) ? `${value}.rlhf.json exists already; pick another name.` : undefined),
     }));
   if (!name) return undefined;
   const file = fileOf(name);

@@ -25,12 +25,18 @@ export interface SemanticProblem extends ConfigProblem {
   readonly fix?: ConfigFix;
 }
 
+/** What is at a path: datasets and preference files must be files, checkpoints folders. */
+export type PathKind = 'file' | 'folder' | 'missing' | 'other';
+
 /** What checking file references needs; without it those checks are skipped (pure callers). */
 export interface CheckEnvironment {
   /** The folder of the config file: relative paths in the config are relative to it. */
   readonly configDir: string;
-  readonly exists: (absolutePath: string) => boolean;
+  /** What is at an absolute path (symbolic links followed); `other` for a device, socket or pipe. */
+  readonly kind: (absolutePath: string) => PathKind;
 }
+
+const kindWords: Record<Exclude<PathKind, 'missing'>, string> = { file: 'a file', folder: 'a folder', other: 'a device, pipe or socket' };
 
 type Path = (string | number)[];
 type Output = 'checkpoint' | 'preferences';
@@ -117,7 +123,10 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
   const fileExists = (at: Path, relative: string, what: string) => {
     if (!environment) return;
     const file = path.resolve(environment.configDir, relative);
-    if (!environment.exists(file)) error(at, `${what} ${quote(relative)} does not exist (looked for ${clip(file)})`);
+    const kind = environment.kind(file);
+    if (kind === 'missing') error(at, `${what} ${quote(relative)} does not exist (looked for ${clip(file)})`);
+    // Caught here, before a run folder exists, rather than as EISDIR once the stage reads it.
+    else if (kind !== 'file') error(at, `${what} ${quote(relative)} is ${kindWords[kind]}, not a file (${clip(file)}); name the file itself`);
   };
   const checkDataset = (at: Path, dataset: DatasetConfig | PromptsConfig) => {
     if (dataset.source === 'jsonl') fileExists([...at, 'path'], dataset.path, 'the JSONL file');
@@ -150,9 +159,14 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
         const earlier = names.slice(0, index).filter((name, i) => reference.kinds.includes(config.stages[i].type));
         const near = closestName(reference.value, earlier);
         const looksLikePath = /[\\/]/.test(reference.value) || reference.value.startsWith('.');
-        if (environment && !environment.exists(path.resolve(environment.configDir, reference.value))) {
+        const kind = environment?.kind(path.resolve(environment.configDir, reference.value));
+        const wantedKind = reference.wants === 'checkpoint' ? 'folder' : 'file';
+        if (kind === 'missing') {
           const choices = earlier.length > 0 ? `earlier ${reference.kinds.join('/')} stages: ${earlier.map((name) => `"${name}"`).join(', ')}` : `no earlier ${reference.kinds.join('/')} stage`;
           error(refPath, `${quote(reference.value)}${defaulted} is neither an earlier stage (${choices}) nor an existing ${reference.wants === 'checkpoint' ? 'checkpoint folder' : 'preference file'}${near ? `; did you mean "${near}"?` : ''}`, near ? { title: `Use stage "${near}"`, path: refPath, value: near } : undefined);
+        } else if (kind !== undefined && kind !== wantedKind) {
+          const wanted = reference.wants === 'checkpoint' ? 'a checkpoint folder' : 'a preference file';
+          error(refPath, `${quote(reference.value)}${defaulted} is ${kindWords[kind]}, not ${kindWords[wantedKind]}: name an earlier stage or ${wanted}`);
         } else if (!environment && !looksLikePath && near) {
           warning(refPath, `${quote(reference.value)} is not a stage of this config; did you mean "${near}"?`, { title: `Use stage "${near}"`, path: refPath, value: near });
         }

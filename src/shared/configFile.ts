@@ -4,22 +4,33 @@
  * cannot express, and places every problem on a line and column so both the CLI and the editor can
  * point at it.
  */
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import * as path from 'node:path';
-import { findNodeAtLocation, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
-import { semanticProblems, type CheckEnvironment, type ConfigFix, type ProblemSeverity } from './configChecks';
+import { findNodeAtLocation, getNodePath, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
+import { semanticProblems, type CheckEnvironment, type ConfigFix, type PathKind, type ProblemSeverity } from './configChecks';
 import { formatPath, validate, type ConfigProblem } from './configSchema';
 import { runConfigSchema, type RunConfig } from './runConfig';
 import { lineAndColumn } from './textPosition';
+import { quote } from './userError';
 
-export type { CheckEnvironment } from './configChecks';
+export type { CheckEnvironment, PathKind } from './configChecks';
 
 /**
  * The file checks of a config on disk (datasets, preference files, checkpoints it names must exist,
  * relative to its folder): the editor's diagnostics, "Start Run" and the CLI all pass this.
  */
 export function configFileChecks(configFile: string): CheckEnvironment {
-  return { configDir: path.dirname(path.resolve(configFile)), exists: existsSync };
+  return { configDir: path.dirname(path.resolve(configFile)), kind: pathKind };
+}
+
+/** What is at `absolutePath`, following symbolic links; anything that cannot be looked at counts as missing. */
+export function pathKind(absolutePath: string): PathKind {
+  try {
+    const stats = statSync(absolutePath, { throwIfNoEntry: false });
+    return !stats ? 'missing' : stats.isFile() ? 'file' : stats.isDirectory() ? 'folder' : 'other';
+  } catch {
+    return 'missing'; // ENOTDIR (a file used as a folder), EACCES on a parent folder, a name too long
+  }
 }
 
 /** Deepest nesting of objects and lists a config may have; no real config comes near it. */
@@ -104,8 +115,36 @@ export function readConfigText(text: string, environment?: CheckEnvironment): Co
   const all = value
     ? semanticProblems(value, raw, environment).map((problem) => ({ ...problem, source: 'semantic' as const }))
     : problems.map((problem) => ({ ...problem, source: 'schema' as const, severity: 'error' as const }));
-  const located = all.map((problem) => locate(text, tree, problem)).sort((a, b) => a.offset - b.offset);
-  return { config: all.some((problem) => problem.severity === 'error') ? undefined : value, problems: located };
+  const located = [...duplicateKeys(text, tree), ...all.map((problem) => locate(text, tree, problem))].sort((a, b) => a.offset - b.offset);
+  return { config: located.some((problem) => problem.severity === 'error') ? undefined : value, problems: located };
+}
+
+/**
+ * Keys written twice in one object, at any depth: JSON parsers keep the later value without a word,
+ * so the setting the user reads first is not the one that runs. Reported on the second key. Source
+ * `semantic`: the JSON Schema cannot say it, so the editor shows it among this extension's diagnostics.
+ */
+function duplicateKeys(text: string, tree: Node): LocatedProblem[] {
+  const problems: LocatedProblem[] = [];
+  // Recursion is bounded: tooDeepOffset has refused anything nested deeper than maxConfigNesting.
+  const visit = (node: Node) => {
+    if (node.type === 'object') {
+      const first = new Map<string, Node>();
+      for (const property of node.children ?? []) {
+        const key = property.children?.[0];
+        if (!key || typeof key.value !== 'string') continue;
+        const earlier = first.get(key.value);
+        if (!earlier) first.set(key.value, key);
+        else {
+          const message = `duplicate key ${quote(key.value)} (first on line ${lineAndColumn(text, earlier.offset).line}): the later value would silently win — remove one`;
+          problems.push({ path: getNodePath(node), message, source: 'semantic', severity: 'error', offset: key.offset, length: key.length, ...lineAndColumn(text, key.offset) });
+        }
+      }
+    }
+    for (const child of node.children ?? []) visit(child);
+  };
+  visit(tree);
+  return problems;
 }
 
 /** Line and column of the value at `at` (or of the deepest part of it that exists), for problems found after reading. */

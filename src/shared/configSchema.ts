@@ -25,6 +25,8 @@ export interface StringNode extends Documented {
   readonly default?: string;
   readonly pattern?: string;
   readonly minLength?: number;
+  /** Longest value accepted: a name or path that long is a mistake, and run.json would store it whole. */
+  readonly maxLength?: number;
 }
 export interface BooleanNode extends Documented {
   readonly kind: 'boolean';
@@ -145,7 +147,7 @@ export function toJsonSchema(node: SchemaNode): JsonSchema {
         exclusiveMinimum: node.exclusiveMinimum,
       });
     case 'string':
-      return clean({ type: 'string', description: node.description, markdownDescription: describe(node), default: node.default, pattern: node.pattern, minLength: node.minLength });
+      return clean({ type: 'string', description: node.description, markdownDescription: describe(node), default: node.default, pattern: node.pattern, minLength: node.minLength, maxLength: node.maxLength });
     case 'boolean':
       return clean({ type: 'boolean', description: node.description, markdownDescription: describe(node), default: node.default });
     case 'enum':
@@ -236,6 +238,8 @@ function check(node: SchemaNode, value: unknown, path: (string | number)[], prob
     case 'string':
       if (value === undefined && node.default !== undefined) return node.default;
       if (typeof value !== 'string') return fail(`must be a string, got ${value === undefined ? 'nothing' : typeName(value)}`);
+      // Before the pattern: the length is the problem of a 50 MB value, and the message quotes it cut.
+      if (node.maxLength !== undefined && value.length > node.maxLength) return fail(`must have at most ${node.maxLength} characters, got ${value.length}: ${quote(value)}`);
       if (node.minLength !== undefined && value.length < node.minLength) return fail(node.minLength === 1 ? 'must not be empty' : `must have at least ${node.minLength} characters`);
       if (node.pattern !== undefined && !new RegExp(node.pattern).test(value)) return fail(`must match ${node.pattern}, got ${quote(value)}`);
       return value;

@@ -7,6 +7,14 @@
 import { s, type Infer } from './configSchema';
 import { backendNames } from './backendNames';
 
+/**
+ * Longest run or stage name. Run ids keep the first 80 characters of a run name (newRunId) and cap
+ * ids at 120 (runIds.ts); a longer name would be stored whole in every run.json for nothing.
+ */
+export const maxNameLength = 64;
+/** Longest file path or stage reference: PATH_MAX on Linux. */
+export const maxPathLength = 4096;
+
 export const modelSchema = s.object(
   {
     n_layer: s.integer({ default: 2, minimum: 1, maximum: 32, description: 'Transformer blocks (at most 32; the memory guard refuses what does not fit the backend before a run starts).' }),
@@ -36,7 +44,7 @@ export const datasetSchema = s.tagged(
     ),
     jsonl: s.object(
       {
-        path: s.string({ minLength: 1, description: 'A JSONL file of {"text"} or {"prompt","completion"} lines, relative to the config file.' }),
+        path: s.string({ minLength: 1, maxLength: maxPathLength, description: 'A JSONL file of {"text"} or {"prompt","completion"} lines, relative to the config file.' }),
       },
       { description: 'Your own data.', required: ['path'] },
     ),
@@ -46,9 +54,9 @@ export const datasetSchema = s.tagged(
 
 export const sftStageSchema = s.object(
   {
-    name: s.optional(s.string({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Name of this stage in run ids; defaults to the stage type.' })),
+    name: s.optional(s.string({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: maxNameLength, description: 'Name of this stage in run ids; defaults to the stage type.' })),
     dataset: datasetSchema,
-    init_from: s.string({ default: 'scratch', description: '"scratch" for new weights and tokenizer, or a checkpoint folder (relative to the config file) to continue from.' }),
+    init_from: s.string({ default: 'scratch', minLength: 1, maxLength: maxPathLength, description: '"scratch" for new weights and tokenizer, or a checkpoint folder (relative to the config file) to continue from.' }),
     eval_fraction: s.number({ default: 0.05, minimum: 0, maximum: 0.5, description: 'Share of the examples held out for eval loss and perplexity.' }),
     learning_rate: s.number({ default: 1e-3, exclusiveMinimum: 0, maximum: 1, trl: 'learning_rate', description: 'Peak AdamW learning rate. TRL defaults to 2e-5 for pretrained models; small models from scratch need ~1e-3.' }),
     max_steps: s.integer({ default: 600, minimum: 1, trl: 'max_steps', description: 'Optimizer steps to train for.' }),
@@ -68,14 +76,14 @@ export const sftStageSchema = s.object(
   { description: 'Supervised fine-tuning: next-token prediction on text, or on completions given prompts.' },
 );
 
-const stageName = () => s.optional(s.string({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Name of this stage, used in run ids and by later stages to refer to it; defaults to the stage type.' }));
+const stageName = () => s.optional(s.string({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: maxNameLength, description: 'Name of this stage, used in run ids and by later stages to refer to it; defaults to the stage type.' }));
 const reference = (what: string, fallback: string) =>
-  s.string({ default: fallback, minLength: 1, description: `${what}: the name of an earlier stage of this config, or a path relative to the config file.` });
+  s.string({ default: fallback, minLength: 1, maxLength: maxPathLength, description: `${what}: the name of an earlier stage of this config, or a path relative to the config file.` });
 const promptsSchema = s.tagged(
   'source',
   {
     demo: s.object({}, { description: 'Openings of demo reviews (the embedded task, which has a sentiment oracle).' }),
-    jsonl: s.object({ path: s.string({ minLength: 1, description: 'A JSONL file of {"prompt"} lines, relative to the config file.' }) }, { description: 'Your own prompts.', required: ['path'] }),
+    jsonl: s.object({ path: s.string({ minLength: 1, maxLength: maxPathLength, description: 'A JSONL file of {"prompt"} lines, relative to the config file.' }) }, { description: 'Your own prompts.', required: ['path'] }),
   },
   { description: 'Where rollout prompts come from.' },
 );
@@ -99,7 +107,7 @@ export const preferencesStageSchema = s.object(
       valueDescriptions: ['Rank by the sentiment oracle, with noise.', 'Use the judgments in `file`.'],
     }),
     annotator_temperature: s.number({ default: 0.1, minimum: 0, maximum: 10, description: 'Noise of the simulated annotator: P(a ranked above b) = σ((oracle(a) − oracle(b)) / temperature); 0 ranks by the oracle exactly.' }),
-    file: s.optional(s.string({ minLength: 1, description: 'A preference file (.rlhf/preferences/<name>.jsonl, or TRL prompt/chosen/rejected lines), relative to the config file; used with "annotator": "file".' })),
+    file: s.optional(s.string({ minLength: 1, maxLength: maxPathLength, description: 'A preference file (.rlhf/preferences/<name>.jsonl, or TRL prompt/chosen/rejected lines), relative to the config file; used with "annotator": "file".' })),
     ...samplingFields,
   },
   { description: 'Preference labels: K completions per prompt, ranked by a simulated annotator or read from a file.' },
@@ -218,7 +226,7 @@ export const stageSchema = s.tagged(
 
 export const runConfigSchema = s.object(
   {
-    name: s.string({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Name of the run: letters, digits, ".", "_" and "-"; run ids start with it.' }),
+    name: s.string({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: maxNameLength, description: 'Name of the run: letters, digits, ".", "_" and "-"; run ids start with it.' }),
     seed: s.integer({ default: 42, minimum: 0, maximum: 4294967295, trl: 'seed', description: 'Seeds weights, data order, dropout and sampling: the same seed gives the same run.' }),
     backend: s.enum(['auto', ...backendNames], {
       default: 'auto',

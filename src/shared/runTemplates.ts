@@ -4,6 +4,7 @@
  * name is asked for; everything else is a starting point to edit with the schema's completion.
  */
 import demoPipeline from '../../examples/demo-pipeline.rlhf.json';
+import { maxNameLength } from './runConfig';
 
 export interface RunTemplate {
   readonly id: 'demo-pipeline' | 'sft' | 'reward' | 'ppo' | 'dpo';
@@ -19,8 +20,8 @@ export const runTemplates: readonly RunTemplate[] = [
   { id: 'dpo', label: 'DPO', detail: 'SFT → preference labels → DPO against the frozen SFT policy' },
 ];
 
-/** Run names become run ids and file names: the schema's pattern. */
-export const runNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** Run names become run ids and file names: the schema's pattern and length limit. */
+export const runNamePattern = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${maxNameLength - 1}}$`);
 
 const model = { n_layer: 2, n_head: 4, n_embd: 64, block_size: 64, dropout: 0 };
 const sft = { type: 'sft', dataset: { source: 'demo', num_examples: 20000 }, learning_rate: 0.003, max_steps: 600, warmup_steps: 30, eval_steps: 100, save_steps: 200 };
@@ -41,7 +42,7 @@ const stagesOf: Record<Exclude<RunTemplate['id'], 'demo-pipeline'>, readonly obj
 
 /** The config text of a template for a run called `name`. */
 export function renderTemplate(id: RunTemplate['id'], name: string): string {
-  if (!runNamePattern.test(name)) throw new Error(`"${name}" cannot name a run: use letters, digits, ".", "_" and "-", starting with a letter or digit.`);
+  if (!runNamePattern.test(name)) throw new Error(`"${name}" cannot name a run: use up to ${maxNameLength} letters, digits, ".", "_" and "-", starting with a letter or digit.`);
   const config = id === 'demo-pipeline' ? { ...demoPipeline, name } : { name, seed: 42, backend: 'auto', model, tokenizer: { vocab_size: 512 }, stages: stagesOf[id] };
   return `${JSON.stringify(config, null, 2)}\n`;
 }

@@ -1,5 +1,5 @@
 /**
- * configs: every broken config — the 38 fixtures of test/fixtures/broken-configs and the hostile
+ * configs: every broken config — the fixtures of test/fixtures/broken-configs and the hostile
  * corpus of hostileConfigs.ts — run through `rlhf-lens train` as a user would. Each must exit
  * non-zero with `error: <file>:<line>:` on the line the fixture records, print no stack trace, keep
  * its messages short (a 50 MB value is not echoed), and write no run folder anywhere.

@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { applyEdits, modify } from 'jsonc-parser';
-import { readConfigText, type CheckEnvironment } from '../../src/shared/configFile';
+import { pathKind, readConfigText, type CheckEnvironment } from '../../src/shared/configFile';
 import { runConfigJsonSchema, runConfigSchemaFile } from '../../src/shared/runConfigJsonSchema';
 import { renderTemplate, runTemplates } from '../../src/shared/runTemplates';
 
 const fixtures = path.join(import.meta.dirname, '..', 'fixtures', 'broken-configs');
 const manifest = JSON.parse(readFileSync(path.join(fixtures, 'manifest.json'), 'utf8')) as Record<string, { line: number; message: string }>;
-const environment: CheckEnvironment = { configDir: fixtures, exists: existsSync };
+const environment: CheckEnvironment = { configDir: fixtures, kind: pathKind };
 
 test('the broken-config fixtures number at least 30 and the manifest lists every one', () => {
   const files = readdirSync(fixtures).filter((file) => file.endsWith('.rlhf.json')).sort();
@@ -70,9 +70,70 @@ test('a reference that is an existing path (a checkpoint folder, a preference fi
     mkdirSync(path.join(dir, 'ckpt'));
     writeFileSync(path.join(dir, 'labels.jsonl'), '');
     const text = JSON.stringify({ name: 'p', model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 32 }, stages: [{ type: 'dpo', policy: 'ckpt', preferences: 'labels.jsonl', max_new_tokens: 8 }] });
-    const { config, problems } = readConfigText(text, { configDir: dir, exists: existsSync });
+    const { config, problems } = readConfigText(text, { configDir: dir, kind: pathKind });
     assert.deepEqual(problems.map((p) => p.message), []);
     assert.ok(config);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const small = { name: 'n', model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 32 }, stages: [{ type: 'sft', dataset: { source: 'demo' }, max_steps: 2, warmup_steps: 1 }] };
+
+test('a 50 MB name is refused for its length, the value quoted cut to 200 characters', () => {
+  const text = JSON.stringify({ ...small, name: 'x'.repeat(50 * 1024 * 1024) });
+  const { config, problems } = readConfigText(text, environment);
+  assert.equal(config, undefined);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0].message, /^must have at most 64 characters, got 52428800: "x{199}… \(52428602 more characters\)$/);
+  assert.deepEqual(problems[0].path, ['name']);
+  // The limits are in the editor's JSON Schema too.
+  const schema = runConfigJsonSchema() as { properties: Record<string, { maxLength?: number }> };
+  assert.equal(schema.properties.name.maxLength, 64);
+  // A name of exactly the limit is fine; stage names and paths have limits of their own.
+  assert.ok(readConfigText(JSON.stringify({ ...small, name: 'a'.repeat(64) }), environment).config);
+  const longStage = readConfigText(JSON.stringify({ ...small, stages: [{ ...small.stages[0], name: 's'.repeat(65) }] }), environment).problems;
+  assert.deepEqual(longStage.map((p) => [p.path.join('.'), p.message.slice(0, 31)]), [['stages.0.name', 'must have at most 64 characters']]);
+  const longPath = readConfigText(JSON.stringify({ ...small, stages: [{ ...small.stages[0], dataset: { source: 'jsonl', path: 'd/'.repeat(2049) } }] }), environment).problems;
+  assert.deepEqual(longPath.map((p) => p.message.slice(0, 33)), ['must have at most 4096 characters']);
+});
+
+test('a key written twice, at any depth, is an error on the second one naming the first line', () => {
+  const lines = ['{', '  "name": "n",', '  "model": { "n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32 },', '  "stages": [', '    {', '      "type": "sft",', '      "dataset": { "source": "demo", "source": "demo" },', '      "max_steps": 2,', '      "warmup_steps": 1,', '      "max_steps": 3', '    }', '  ],', '  "name": "m"', '}'];
+  const { config, problems } = readConfigText(lines.join('\n'), environment);
+  assert.equal(config, undefined);
+  const duplicates = problems.filter((p) => p.message.startsWith('duplicate key'));
+  assert.deepEqual(
+    duplicates.map((p) => [p.line, p.column, p.path.join('.'), p.message]),
+    [
+      [7, 38, 'stages.0.dataset', 'duplicate key "source" (first on line 7): the later value would silently win — remove one'],
+      [10, 7, 'stages.0', 'duplicate key "max_steps" (first on line 8): the later value would silently win — remove one'],
+      [13, 3, '', 'duplicate key "name" (first on line 2): the later value would silently win — remove one'],
+    ],
+  );
+  assert.ok(duplicates.every((p) => p.severity === 'error' && p.source === 'semantic'), 'the editor shows them among its own diagnostics');
+  // The same key in two different objects is no duplicate.
+  assert.deepEqual(readConfigText(JSON.stringify({ ...small, stages: [small.stages[0], { ...small.stages[0], name: 'second' }] }), environment).problems, []);
+});
+
+test('files a config names must be of the right kind: datasets and preference files files, checkpoints folders', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-kind-'));
+  try {
+    mkdirSync(path.join(dir, 'data.jsonl'));
+    writeFileSync(path.join(dir, 'ckpt'), '');
+    mkdirSync(path.join(dir, 'labels'));
+    const kindEnvironment = { configDir: dir, kind: pathKind };
+    const sft = { ...small, stages: [{ ...small.stages[0], dataset: { source: 'jsonl', path: 'data.jsonl' }, init_from: 'ckpt' }] };
+    assert.deepEqual(readConfigText(JSON.stringify(sft), kindEnvironment).problems.filter((p) => p.severity === 'error').map((p) => `${p.path.join('.')}: ${p.message}`), [
+      `stages.0.dataset.path: the JSONL file "data.jsonl" is a folder, not a file (${path.join(dir, 'data.jsonl')}); name the file itself`,
+      'stages.0.init_from: "ckpt" is a file, not a folder: name an earlier stage or a checkpoint folder',
+    ]);
+    const dpo = { ...small, stages: [{ type: 'dpo', policy: 'labels', preferences: 'labels', max_new_tokens: 8 }] };
+    assert.deepEqual(readConfigText(JSON.stringify(dpo), kindEnvironment).problems.map((p) => `${p.path.join('.')}: ${p.message}`), [
+      'stages.0.preferences: "labels" is a folder, not a file: name an earlier stage or a preference file',
+    ]);
+    assert.equal(pathKind(path.join(dir, 'ckpt', 'below-a-file')), 'missing');
+    assert.equal(pathKind('/dev/null'), 'other');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -84,11 +145,13 @@ test('every New Run template renders a config with no problem at all', () => {
     assert.deepEqual(runTemplates.map((t) => t.id), ['demo-pipeline', 'sft', 'reward', 'ppo', 'dpo']);
     for (const template of runTemplates) {
       const text = renderTemplate(template.id, `my-${template.id}`);
-      const { config, problems } = readConfigText(text, { configDir: empty, exists: existsSync });
+      const { config, problems } = readConfigText(text, { configDir: empty, kind: pathKind });
       assert.deepEqual(problems.map((p) => `${p.line}: ${p.message}`), [], template.id);
       assert.equal(config?.name, `my-${template.id}`);
     }
     assert.throws(() => renderTemplate('sft', 'has space'), /cannot name a run/);
+    assert.throws(() => renderTemplate('sft', 'a'.repeat(65)), /cannot name a run: use up to 64/);
+    assert.ok(readConfigText(renderTemplate('sft', 'a'.repeat(64)), environment).config);
   } finally {
     rmSync(empty, { recursive: true, force: true });
   }
@@ -97,7 +160,7 @@ test('every New Run template renders a config with no problem at all', () => {
 test('the example configs have no problem', () => {
   const examples = path.join(import.meta.dirname, '..', '..', 'examples');
   for (const file of readdirSync(examples).filter((f) => f.endsWith('.rlhf.json'))) {
-    const { problems } = readConfigText(readFileSync(path.join(examples, file), 'utf8'), { configDir: examples, exists: existsSync });
+    const { problems } = readConfigText(readFileSync(path.join(examples, file), 'utf8'), { configDir: examples, kind: pathKind });
     assert.deepEqual(problems.map((p) => p.message), [], file);
   }
 });
