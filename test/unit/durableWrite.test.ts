@@ -4,7 +4,7 @@
 // version and still decode; stale temporaries of another process are removed on resume, user files kept.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, fstatSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, fstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
@@ -269,4 +269,23 @@ test('a full disk (tmpfs): a new checkpoint and a rewrite of the last one fail w
     assert.deepEqual([...loaded.weights.keys()].sort(), [...weights.keys()].sort());
     for (const [name, { data }] of weights) assert.deepEqual(loaded.weights.get(name)!.data, data);
     assert.equal(loaded.tokenizer.vocabSize, tokenizer.vocabSize);
+  }));
+
+test('a full disk (tmpfs): too full to start a stage, its run folder still appears, saying failed with ENOSPC; with room after that, a failure is recorded from the reserve', { skip: notRoot }, () =>
+  onTinyDisk(async (disk) => {
+    const config = { name: 'demo', model: { n_layer: 1, n_head: 1, n_embd: 8, block_size: 16 }, tokenizer: { vocab_size: 270 }, stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 100 }, max_steps: 4, warmup_steps: 0 }] };
+    const fields = { name: 'demo', stage: 'sft', stage_index: 0, seed: 1, config, versions: {} };
+    fillDisk(disk, 24 * 1024); // room for run.json, not for the 64 KiB reserve
+    assert.throws(() => RunDirectory.create(disk, { id: 'too-full', ...fields }), /could not write .*\.failure-reserve: no space left on device \(ENOSPC\)/);
+    const recorded = JSON.parse(readFileSync(path.join(disk, 'too-full', 'run.json'), 'utf8')) as { status: string; error: string };
+    assert.equal(recorded.status, 'failed');
+    assert.match(recorded.error, /ENOSPC/);
+    assert.deepEqual(temporariesIn(disk), []);
+
+    rmSync(path.join(disk, 'filler'));
+    const run = RunDirectory.create(disk, { id: 'fills-up', ...fields });
+    fillDisk(disk, 0); // the stage fills the disk to the last byte
+    assert.throws(() => run.update({ summary: { 'a/b': 1 } }), /ENOSPC/);
+    assert.equal(run.markFailed('could not write x: no space left on device (ENOSPC)'), undefined, 'recorded, in the room the reserve kept');
+    assert.equal((JSON.parse(readFileSync(path.join(run.dir, 'run.json'), 'utf8')) as { status: string }).status, 'failed');
   }));

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { parseJsonText } from '../../shared/runFiles';
 import { runDirInside, sanitizeRunName } from '../../shared/runIds';
 import type { RunStatus } from '../../shared/runSummary';
-import { appendLineDurable, removeStaleTemporaries, syncFile, writeFileDurable, writeFolderDurableSync, writeJsonDurable } from '../../shared/durableWrite';
+import { appendLineDurable, DurableWriteError, removeStaleTemporaries, syncFile, writeFileDurable, writeFolderDurableSync, writeJsonDurable } from '../../shared/durableWrite';
 import { checkResumableRunJson } from './runJsonCheck';
 
 export interface RunJsonFields {
@@ -56,6 +56,7 @@ const maxErrorLength = 2000;
  */
 const reserveFile = '.failure-reserve';
 const reserveBytes = 64 * 1024; // run.json is a few KiB; configs are capped by the schema
+const diskFullCodes = new Set(['ENOSPC', 'EDQUOT']);
 
 function writeReserve(dir: string): void {
   writeFileDurable(path.join(dir, reserveFile), new Uint8Array(reserveBytes));
@@ -92,11 +93,26 @@ export class RunDirectory {
     for (let n = 2; existsSync(path.join(runsRoot, id)); n++) id = `${fields.id}-${n}`;
     const dir = runDirInside(runsRoot, id);
     const fieldsWithId: RunJsonFields = { ...fields, id, status: 'running', started_at: new Date().toISOString() };
-    writeFolderDurableSync(dir, (folder) => {
-      mkdirSync(path.join(folder, 'checkpoints'));
-      writeJsonDurable(path.join(folder, 'run.json'), fieldsWithId);
-      writeReserve(folder);
-    });
+    const writeRunFolder = (runJson: RunJsonFields, reserve: boolean) =>
+      writeFolderDurableSync(dir, (folder) => {
+        mkdirSync(path.join(folder, 'checkpoints'));
+        writeJsonDurable(path.join(folder, 'run.json'), runJson);
+        if (reserve) writeReserve(folder);
+      });
+    try {
+      writeRunFolder(fieldsWithId, true);
+    } catch (error) {
+      // Too full to start the stage: leave a small run folder that says so (the Runs view shows it,
+      // and --resume starts the stage once there is room), then report the error.
+      if (error instanceof DurableWriteError && diskFullCodes.has(error.code)) {
+        try {
+          writeRunFolder({ ...fieldsWithId, status: 'failed', ended_at: new Date().toISOString(), error: error.message }, false);
+        } catch {
+          // not even that fits: the error below says why
+        }
+      }
+      throw error;
+    }
     return new RunDirectory(dir, fieldsWithId);
   }
 
@@ -137,10 +153,11 @@ export class RunDirectory {
   }
 
   update(patch: Partial<RunJsonFields>): void {
+    // The reserve is for recording a failure while the stage runs; an ending stage gives it up first,
+    // so no kill between the two leaves it behind (a resume writes it again).
+    if (patch.status !== undefined && patch.status !== 'running') rmSync(path.join(this.dir, reserveFile), { force: true });
     this.fields = { ...this.fields, ...patch };
     this.writeRunJson();
-    // The reserve is for recording a failure while the stage runs; an ended stage needs it no more.
-    if (patch.status !== undefined && patch.status !== 'running') rmSync(path.join(this.dir, reserveFile), { force: true });
   }
 
   /** Keeps room for the last run.json write of a resumed stage (see markFailed). */
