@@ -1,6 +1,7 @@
 // The one test command (`npm test`, which the README and .ci/run call): installs the tools the test
-// layers need, builds, lints, and runs every layer — unit, webview (headless Chromium), and real
-// VS Code (code-server). No layer is skipped silently: a layer that cannot run fails the command.
+// layers need, builds, lints, and runs every layer — unit, reliability, webview (headless Chromium),
+// the quick demo and real VS Code (code-server). No layer is skipped silently: a layer that cannot
+// run is listed as failed.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,6 +59,9 @@ const noBuild = 'the build failed';
 const noTools = 'the test tools could not be installed (see "test tools" above)';
 if (built) nodeTests('unit', glob('test/unit'));
 else notRun('unit tests', noBuild);
+// The built CLI attacked as a hostile user would (kill -9, a full tmpfs, broken and damaged files).
+if (built) nodeTests('reliability', glob('test/reliability'));
+else notRun('reliability tests', noBuild);
 if (built && toolsOk) nodeTests('webview', glob('test/webview'));
 else notRun('webview tests', built ? noTools : noBuild);
 // The main job at the quick scale: the RLHF loop must improve on SFT (README's first command).
