@@ -5,6 +5,7 @@
  * while the user ranks the current one. Free of `vscode`.
  */
 import { readFile } from 'node:fs/promises';
+import { readJsonlLines } from '../shared/jsonlLines';
 import * as path from 'node:path';
 import { Random } from '../core';
 import { makeRankSet, maxCompletions, minCompletions, setKey, type RankSet, type RankSetSource } from '../shared/rankSet';
@@ -45,29 +46,38 @@ export interface CompletionSetLine {
 /** Thrown for a source file that cannot be used at all; the message names the file (and line). */
 export class RankSourceError extends Error {}
 
-/** Parses `{prompt, completions[]}` lines; bad lines are reported as file:line: field … and skipped. */
-export function parseCompletionSets(file: string, text: string): { sets: CompletionSetLine[]; problems: string[] } {
+/**
+ * Reads `{prompt, completions[]}` lines (strict UTF-8, line by line); bad lines are reported as
+ * file:line: field … and skipped.
+ */
+export async function readCompletionSets(file: string): Promise<{ sets: CompletionSetLine[]; problems: string[] }> {
   const sets: CompletionSetLine[] = [];
   const problems: string[] = [];
-  text.split('\n').forEach((raw, i) => {
-    const line = i === 0 ? raw.replace(/^\uFEFF/, '') : raw;
-    if (line.trim() === '') return;
-    const where = `${file}:${i + 1}`;
+  for await (const entry of readJsonlLines(file)) {
+    const where = `${file}:${entry.line}`;
+    if ('problem' in entry) {
+      problems.push(`${where}: ${entry.problem}`);
+      continue;
+    }
+    if (entry.text.trim() === '') continue;
     let value: unknown;
     try {
-      value = JSON.parse(line);
+      value = JSON.parse(entry.text);
     } catch (error) {
       problems.push(`${where}: not valid JSON (${(error as Error).message})`);
-      return;
+      continue;
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return void problems.push(`${where}: expected a JSON object {"prompt", "completions"}`);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      problems.push(`${where}: expected a JSON object {"prompt", "completions"}`);
+      continue;
+    }
     const record = value as Record<string, unknown>;
-    if (typeof record.prompt !== 'string') return void problems.push(`${where}: field "prompt" must be a string`);
     const completions = record.completions;
-    if (!Array.isArray(completions) || !completions.every((item) => typeof item === 'string')) return void problems.push(`${where}: field "completions" must be a list of strings`);
-    if (completions.length < minCompletions || completions.length > maxCompletions) return void problems.push(`${where}: field "completions" has ${completions.length}; rank ${minCompletions} to ${maxCompletions} at a time`);
-    sets.push({ prompt: record.prompt, completions: completions as string[] });
-  });
+    if (typeof record.prompt !== 'string') problems.push(`${where}: field "prompt" must be a string`);
+    else if (!Array.isArray(completions) || !completions.every((item) => typeof item === 'string')) problems.push(`${where}: field "completions" must be a list of strings`);
+    else if (completions.length < minCompletions || completions.length > maxCompletions) problems.push(`${where}: field "completions" has ${completions.length}; rank ${minCompletions} to ${maxCompletions} at a time`);
+    else sets.push({ prompt: record.prompt, completions: completions as string[] });
+  }
   return { sets, problems };
 }
 
@@ -170,13 +180,13 @@ export function runAndStepOf(file: string): { run?: string; step?: number } {
 export async function openRankSource(spec: RankSourceSpec, done: ReadonlySet<string>, sampler: () => CheckpointSampler, random = new Random(Date.now() >>> 0)): Promise<{ source: RankSource; problems: string[] }> {
   switch (spec.kind) {
     case 'jsonl': {
-      let text: string;
+      let read: Awaited<ReturnType<typeof readCompletionSets>>;
       try {
-        text = await readFile(spec.file, 'utf8');
+        read = await readCompletionSets(spec.file);
       } catch (error) {
         throw new RankSourceError(`Cannot read ${spec.file}: ${(error as Error).message}`);
       }
-      const { sets, problems } = parseCompletionSets(spec.file, text);
+      const { sets, problems } = read;
       if (sets.length === 0) throw new RankSourceError(`${spec.file} has no usable {"prompt", "completions"} line${problems.length ? `; ${problems[0]}` : ''}.`);
       return { source: new ListSource(path.basename(spec.file), sets, { kind: 'jsonl', model: spec.file }, done, random), problems };
     }

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { Random } from '../../src/core';
 import { PreferenceStore } from '../../src/host/preferenceStore';
 import { RankSession } from '../../src/host/rankSession';
-import { openRankSource, parseCompletionSets, traceCompletionSets, type RankSourceSpec } from '../../src/host/rankSources';
+import { openRankSource, readCompletionSets, traceCompletionSets, type RankSourceSpec } from '../../src/host/rankSources';
 import { parseRankMessage } from '../../src/shared/protocol';
 import type { Judgment } from '../../src/shared/preferences';
 import { findPreferenceCycle, identicalGroups, randomOrder, rankingFromRanks, ranksFromRanking } from '../../src/shared/rankSet';
@@ -52,7 +52,7 @@ const rankingOf = (k: number) => Array.from({ length: k }, (_, i) => [i]);
 test('JSONL sets: bad lines are reported as file:line with the field; a submitted judgment is on disk in DESIGN format before submit resolves', async () => {
   const dir = temp();
   const file = setsFile(dir);
-  const parsed = parseCompletionSets(file, readFileSync(file, 'utf8'));
+  const parsed = await readCompletionSets(file);
   assert.equal(parsed.sets.length, 3);
   assert.equal(parsed.problems.length, 2);
   assert.match(parsed.problems[0], /sets\.jsonl:2: not valid JSON/);
@@ -169,4 +169,14 @@ test('pure helpers: random order is a permutation, identical groups, ranks ⇄ r
   assert.deepEqual(findPreferenceCycle([j(['a', 'b'], [[0], [1]]), j(['b', 'c'], [[0], [1]]), j(['c', 'a'], [[0], [1]])], 'ada', 'p'), ['a', 'b', 'c']);
   assert.equal(findPreferenceCycle([j(['a', 'b'], [[0], [1]]), j(['b', 'c'], [[0], [1]]), j(['c', 'a'], [[0], [1]], 'bob')], 'ada', 'p'), undefined, 'per annotator');
   assert.equal(findPreferenceCycle([j(['a', 'b'], [[0, 1]])], 'ada', 'p'), undefined, 'ties are no preference');
+});
+
+test('JSONL sets: a line that is not UTF-8 is reported as file:line: not UTF-8 and skipped, not read with replacement characters', async () => {
+  const file = path.join(temp(), 'latin1.jsonl');
+  const good = JSON.stringify({ prompt: 'review of the kettle:', completions: ['fine', 'bad'] });
+  writeFileSync(file, Buffer.concat([Buffer.from(`${good}\n`), Buffer.from('{"prompt": "caf\xe9", "completions": ["a", "b"]}\n', 'latin1')]));
+  const parsed = await readCompletionSets(file);
+  assert.deepEqual(parsed.sets.map((set) => set.prompt), ['review of the kettle:']);
+  assert.equal(parsed.problems.length, 1);
+  assert.match(parsed.problems[0], new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: not UTF-8`));
 });
