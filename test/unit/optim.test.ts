@@ -188,17 +188,17 @@ describe('AdamW', () => {
     }
   });
 
-  test('loadState refuses a state with a missing or mis-shaped moment, naming it', async () => {
+  test('loadState refuses a state with a missing or mis-shaped moment, naming it and its file', async () => {
     const params = makeParams(5);
     const optimizer = new AdamW(params, options);
     try {
       const state = await optimizer.readState();
       const missing = new Map(state.moments);
       missing.delete('b.exp_avg_sq');
-      assert.throws(() => optimizer.loadState({ step: 1, moments: missing }), /no "b\.exp_avg_sq"/);
+      assert.throws(() => optimizer.loadState({ step: 1, moments: missing, file: '/run/checkpoints/step-4/optimizer.safetensors' }), /^Error: \/run\/checkpoints\/step-4\/optimizer\.safetensors: has no tensor "b\.exp_avg_sq" — /);
       const misShaped = new Map(state.moments);
       misShaped.set('w.exp_avg', { shape: [4, 3], data: new Float32Array(12) });
-      assert.throws(() => optimizer.loadState({ step: 1, moments: misShaped }), /"w\.exp_avg" has shape \[4,3\], expected \[3,4\]/);
+      assert.throws(() => optimizer.loadState({ step: 1, moments: misShaped }), /the optimizer checkpoint: tensor "w\.exp_avg" has shape \[4,3\], expected \[3,4\]/);
     } finally {
       optimizer.dispose();
       disposeAll(params);

@@ -230,7 +230,11 @@ test('Start run from the CodeLens: the Runs view, status bar and notification fo
       assert.equal(runJson.status, 'completed');
       assert.equal(runJson.resumed_at.length, 1);
 
-      // Delete asks first; confirmed, the run's folder and its row go.
+      // Delete asks first; confirmed, the run's folder and its row go. The row is right-clicked once its
+      // trainer has exited and the view has refreshed for it: a refresh between the right-click and the
+      // menu's click hands the command no row, and it asks which run instead.
+      await status.waitFor({ state: 'hidden', timeout: 30_000 });
+      await page.waitForTimeout(1_500); // the Runs view refreshes at most twice a second
       await contextMenu(page, 'ui-tiny · sft', 'Delete Run');
       const dialog = page.locator('.monaco-dialog-box', { hasText: `Delete run ${runs[0]}?` });
       await dialog.waitFor({ timeout: 15_000 });
