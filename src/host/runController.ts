@@ -133,8 +133,10 @@ export class RunController implements vscode.Disposable {
     } catch (error) {
       return this.refuse(`Cannot resume ${runDir}: ${(error as Error).message}`, vscode.window.showErrorMessage);
     }
-    if (runJson.status === 'completed') return this.refuse(`Run ${runId} is completed; there is nothing to resume.`, vscode.window.showInformationMessage);
-    const stageCount = Math.max(1, (runJson.config?.stages?.length ?? 1) - (runJson.stage_index ?? 0));
+    // A completed stage resumes into the next one (killed between stages); only the last has nothing left.
+    const stagesLeft = (runJson.config?.stages?.length ?? 1) - (runJson.stage_index ?? 0) - (runJson.status === 'completed' ? 1 : 0);
+    if (stagesLeft <= 0) return this.refuse(`Run ${runId} is completed; there is nothing to resume.`, vscode.window.showInformationMessage);
+    const stageCount = stagesLeft;
     return this.launch({ label: runJson.name ?? runId, source: runDir, stageCount, args: ['train', '--resume', runDir, '--runs-dir', runsFolder], cwd: path.dirname(runsFolder) });
   }
 

@@ -213,15 +213,36 @@ export async function writeFolderDurable(target: string, fill: (folder: string) 
   commitFolder(temporary, target, io);
 }
 
-/** writeFolderDurable for a `fill` that is synchronous (a new run folder and its run.json). */
-export function writeFolderDurableSync(target: string, fill: (folder: string) => void, io: DurableFs = nodeFs): void {
+/**
+ * writeFolderDurable for a synchronous `fill` that makes a new folder (a run folder and its run.json):
+ * it never replaces one. When `target` appeared meanwhile (another trainer took the same run id), the
+ * rename fails (ENOTEMPTY/EEXIST), the temporary folder is removed and a FolderTakenError is thrown.
+ */
+export function createFolderDurableSync(target: string, fill: (folder: string) => void, io: DurableFs = nodeFs): void {
   const temporary = startFolder(target, io);
   try {
     fill(temporary);
+    syncDirectory(temporary, io);
   } catch (error) {
     abandonFolder(temporary, target, error, io);
   }
-  commitFolder(temporary, target, io);
+  try {
+    if (io.existsSync(target)) throw Object.assign(new Error('target exists'), { code: 'EEXIST' });
+    io.renameSync(temporary, target); // rename(2) refuses a non-empty target folder
+  } catch (error) {
+    removeQuietly(temporary, io);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTEMPTY') throw new FolderTakenError(target);
+    throw asDurableError(target, error);
+  }
+  syncDirectory(path.dirname(target), io);
+}
+
+/** The folder createFolderDurableSync was to make exists already. */
+export class FolderTakenError extends Error {
+  constructor(readonly path: string) {
+    super(`${path} exists already`);
+  }
 }
 
 function startFolder(target: string, io: DurableFs): string {

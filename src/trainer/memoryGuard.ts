@@ -210,7 +210,7 @@ export function assertStageFits(
   config: RunConfig,
   stageIndex: number,
   backend: BackendName,
-  options: { configDir?: string; freeBytes?: number; locate?: (at: (string | number)[]) => { file: string; line: number; column: number } } = {},
+  options: { configDir?: string; freeBytes?: number; locate?: (at: (string | number)[]) => { file: string; line?: number; column?: number } } = {},
 ): void {
   // A resumed run's config comes from its run.json; when that lacks the model's shape, the run
   // folder's validator reports it, not this guard.

@@ -227,7 +227,9 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
     const stage = config.stages[index];
     const stageName = stage.name ?? stage.type;
     const isResume = resumed !== undefined && index === firstStage;
-    assertStageFits(config, index, backend.name, { configDir }); // before its run folder is written
+    // Before its run folder is written; the error names the file the config came from.
+    const configSource = resumed ? path.join(resumed.dir, 'run.json') : configFile;
+    assertStageFits(config, index, backend.name, { configDir, locate: configSource ? () => ({ file: configSource }) : undefined });
     const run = isResume
       ? (resumed as RunDirectory)
       : RunDirectory.create(runsRoot, {

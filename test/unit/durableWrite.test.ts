@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSyn
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
-import { appendLineDurable, DurableWriteError, isTemporaryName, nodeFs, removeStaleTemporaries, syncFile, writeFileDurable, writeFolderDurable, type DurableFs } from '../../src/shared/durableWrite';
+import { appendLineDurable, createFolderDurableSync, DurableWriteError, FolderTakenError, isTemporaryName, nodeFs, removeStaleTemporaries, syncFile, writeFileDurable, writeFolderDurable, type DurableFs } from '../../src/shared/durableWrite';
 import { decodeTrace, type RewardTraceRow } from '../../src/shared/traceFormat';
 import { loadCheckpoint, saveCheckpoint } from '../../src/trainer/checkpoint/checkpoint';
 import { selectBackend } from '../../src/trainer/engine/backend';
@@ -134,13 +134,14 @@ test('stale temporaries of another process (this version and earlier ones) are r
   // A run.json that resume accepts: open() checks it before it sweeps.
   const config = { name: 'demo', model: { n_layer: 1, n_head: 1, n_embd: 8, block_size: 16 }, tokenizer: { vocab_size: 270 }, stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 100 }, max_steps: 4, warmup_steps: 0 }] };
   const run = RunDirectory.create(root, { id: 'demo-sft-20260101-000000', name: 'demo', stage: 'sft', stage_index: 0, seed: 1, config, versions: {} });
+  // Writers that have exited: no pid is above the kernel's largest pid_max (2^22), so none of these runs.
   const stale = [
-    '.run.json.99999-0badf00d.rlhf-tmp',
-    '.metrics.jsonl.4242.1700000000000.tmp',
-    'checkpoints/.step-5.4242-deadbeef.rlhf-tmp/',
-    'checkpoints/.step-3.4242.tmp/',
-    'traces/.step-2.arrow.4242-cafe0123.rlhf-tmp',
-    'onnx/step-3.4242.tmp/',
+    '.run.json.4194399-0badf00d.rlhf-tmp',
+    '.metrics.jsonl.4194399.1700000000000.tmp',
+    'checkpoints/.step-5.4194399-deadbeef.rlhf-tmp/',
+    'checkpoints/.step-3.4194399.tmp/',
+    'traces/.step-2.arrow.4194399-cafe0123.rlhf-tmp',
+    'onnx/step-3.4194399.tmp/',
   ];
   const kept = ['notes.tmp', '.step-5.tmp', 'my.rlhf-tmp', '.hidden', 'checkpoints/step-5/model.safetensors', 'traces/step-2.arrow', 'checkpoints/step-5/.x.1-0badf00d.rlhf-tmp'];
   for (const name of [...stale, ...kept]) {
@@ -289,3 +290,20 @@ test('a full disk (tmpfs): too full to start a stage, its run folder still appea
     assert.equal(run.markFailed('could not write x: no space left on device (ENOSPC)'), undefined, 'recorded, in the room the reserve kept');
     assert.equal((JSON.parse(readFileSync(path.join(run.dir, 'run.json'), 'utf8')) as { status: string }).status, 'failed');
   }));
+
+test('a new folder never replaces one that appeared meanwhile (two trainers taking one run id): FolderTakenError, the other\'s files intact', () => {
+  const root = scratch();
+  const target = path.join(root, 'demo-sft-20260101-000000');
+  assert.throws(
+    () =>
+      createFolderDurableSync(target, (folder) => {
+        writeFileDurable(path.join(folder, 'run.json'), '{"mine":true}\n');
+        // Another trainer finishes making the same folder while this one fills its temporary copy.
+        mkdirSync(target);
+        writeFileSync(path.join(target, 'run.json'), '{"theirs":true}\n');
+      }),
+    (error: Error) => error instanceof FolderTakenError && error.path === target,
+  );
+  assert.equal(readFileSync(path.join(target, 'run.json'), 'utf8'), '{"theirs":true}\n');
+  assert.deepEqual(readdirSync(root), ['demo-sft-20260101-000000'], 'no temporary left');
+});

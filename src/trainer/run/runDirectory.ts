@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { parseJsonText } from '../../shared/runFiles';
 import { runDirInside, sanitizeRunName } from '../../shared/runIds';
 import type { RunStatus } from '../../shared/runSummary';
-import { appendLineDurable, DurableWriteError, removeStaleTemporaries, syncFile, writeFileDurable, writeFolderDurableSync, writeJsonDurable } from '../../shared/durableWrite';
+import { appendLineDurable, DurableWriteError, removeStaleTemporaries, syncFile, writeFileDurable, writeJsonDurable, createFolderDurableSync, FolderTakenError } from '../../shared/durableWrite';
 import { checkResumableRunJson } from './runJsonCheck';
 
 export interface RunJsonFields {
@@ -89,31 +89,35 @@ export class RunDirectory {
    */
   static create(runsRoot: string, fields: Omit<RunJsonFields, 'id' | 'status' | 'started_at'> & { id: string }): RunDirectory {
     mkdirSync(runsRoot, { recursive: true });
-    let id = fields.id;
-    for (let n = 2; existsSync(path.join(runsRoot, id)); n++) id = `${fields.id}-${n}`;
-    const dir = runDirInside(runsRoot, id);
-    const fieldsWithId: RunJsonFields = { ...fields, id, status: 'running', started_at: new Date().toISOString() };
-    const writeRunFolder = (runJson: RunJsonFields, reserve: boolean) =>
-      writeFolderDurableSync(dir, (folder) => {
-        mkdirSync(path.join(folder, 'checkpoints'));
-        writeJsonDurable(path.join(folder, 'run.json'), runJson);
-        if (reserve) writeReserve(folder);
-      });
-    try {
-      writeRunFolder(fieldsWithId, true);
-    } catch (error) {
-      // Too full to start the stage: leave a small run folder that says so (the Runs view shows it,
-      // and --resume starts the stage once there is room), then report the error.
-      if (error instanceof DurableWriteError && diskFullCodes.has(error.code)) {
-        try {
-          writeRunFolder({ ...fieldsWithId, status: 'failed', ended_at: new Date().toISOString(), error: error.message }, false);
-        } catch {
-          // not even that fits: the error below says why
+    // A taken id gets the next suffix, also when another trainer takes it between the check and the rename.
+    for (let n = 1; ; n++) {
+      const id = n === 1 ? fields.id : `${fields.id}-${n}`;
+      const dir = runDirInside(runsRoot, id);
+      if (existsSync(dir)) continue;
+      const fieldsWithId: RunJsonFields = { ...fields, id, status: 'running', started_at: new Date().toISOString() };
+      const writeRunFolder = (runJson: RunJsonFields, reserve: boolean) =>
+        createFolderDurableSync(dir, (folder) => {
+          mkdirSync(path.join(folder, 'checkpoints'));
+          writeJsonDurable(path.join(folder, 'run.json'), runJson);
+          if (reserve) writeReserve(folder);
+        });
+      try {
+        writeRunFolder(fieldsWithId, true);
+      } catch (error) {
+        if (error instanceof FolderTakenError) continue;
+        // Too full to start the stage: leave a small run folder that says so (the Runs view shows it,
+        // and --resume starts the stage once there is room), then report the error.
+        if (error instanceof DurableWriteError && diskFullCodes.has(error.code)) {
+          try {
+            writeRunFolder({ ...fieldsWithId, status: 'failed', ended_at: new Date().toISOString(), error: error.message }, false);
+          } catch {
+            // not even that fits: the error below says why
+          }
         }
+        throw error;
       }
-      throw error;
+      return new RunDirectory(dir, fieldsWithId);
     }
-    return new RunDirectory(dir, fieldsWithId);
   }
 
   /**
@@ -131,8 +135,9 @@ export class RunDirectory {
     }
     // Every field of RunJsonFields present has been checked for its type; the stored config is the validated one.
     const fields = checkResumableRunJson(parseJsonText(text, file), file) as unknown as RunJsonFields;
-    // Temporary files and folders of a killed writer (any process) are never read: clear them.
-    removeStaleTemporaries(dir);
+    // Temporary files and folders of a killed writer are never read: clear them (a live writer's stay:
+    // this run may be training in another process).
+    removeStaleTemporaries(dir, { keepLiveOwners: true });
     return new RunDirectory(dir, fields);
   }
 
@@ -231,7 +236,12 @@ export class RunDirectory {
   private writeRunJson(): void {
     // Metrics lines are appended without a sync each (one per step); run.json is written at checkpoints
     // and stage ends, so syncing them first makes every line up to what run.json records durable.
-    syncFile(this.metricsFile);
+    try {
+      syncFile(this.metricsFile);
+    } catch (error) {
+      // Recording how the stage ended matters more than the metrics' last sync (a disk that fails fsync).
+      if (this.fields.status === 'running') throw error;
+    }
     writeJsonDurable(path.join(this.dir, 'run.json'), this.fields);
   }
 }
