@@ -126,9 +126,19 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
     await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'tiny.rlhf.json' }).first().waitFor({ timeout: 15_000 });
     await page.keyboard.press('Enter');
     await page.locator('.tab', { hasText: 'tiny.rlhf.json' }).waitFor({ timeout: 15_000 });
+    // The tab shows before the extension host learns which editor is active; until it does, Start Run
+    // asks which config to start (a quick pick nobody answers). The extension's CodeLens on the config
+    // comes from the extension host, so once it shows, the host knows the open editor.
+    await page.locator('.codelens-decoration', { hasText: 'Start run' }).waitFor({ timeout: 30_000 });
     await runCommand(page, 'RLHF: Start Run');
     const item = page.locator('.part.statusbar .statusbar-item', { hasText: /RLHF tiny · sft \d+\/400 .*· wasm/ });
-    await item.waitFor({ timeout: 60_000 });
+    await item.waitFor({ timeout: 60_000 }).catch(async (error: unknown) => {
+      await screenshot(page, 'ui-run-status-bar-failed');
+      const statusBar = await page.locator('.part.statusbar .statusbar-item').allInnerTexts();
+      const notifications = await page.locator('.notification-toast').allInnerTexts();
+      const quickInput = (await page.locator('.quick-input-widget').isVisible()) ? await page.locator('.quick-input-widget').innerText() : '';
+      throw new Error(`${(error as Error).message}\nstatus bar: ${JSON.stringify(statusBar)}\nnotifications: ${JSON.stringify(notifications)}\nquick input: ${JSON.stringify(quickInput)}`);
+    });
     assert.match(await item.innerText(), /RLHF tiny · sft \d+\/400/);
     await screenshot(page, 'ui-run-status-bar');
   } finally {
