@@ -31,30 +31,78 @@ export default tseslint.config(
       eqeqeq: ['error', 'always'],
     },
   },
-  boundary(['src/core/**'], [
-    { group: ['vscode'], because: 'src/core/ is pure math that runs anywhere: no vscode.' },
-    { group: nodeBuiltins, because: 'src/core/ does no I/O: no Node built-ins.' },
-    { group: nativeEngines, because: 'src/core/ works on plain arrays: no tensor or ONNX engines.' },
-    { group: ['**/shared', '**/shared/**', '**/trainer', '**/trainer/**', '**/host', '**/host/**', '**/extension', '**/webview/**'], because: 'src/core/ may import nothing of ours but core/.' },
-  ]),
-  boundary(['src/shared/**'], [
-    { group: ['vscode'], because: 'src/shared/ (protocol, formats) is read by the trainer, webviews and outside tools: no vscode.' },
-    { group: nativeEngines.filter((group) => !group.startsWith('apache-arrow')), because: 'src/shared/ holds types and formats, not engines (Arrow, a format library, is fine).' },
-    { group: ['**/trainer', '**/trainer/**', '**/host', '**/host/**', '**/extension', '**/webview/**'], because: 'src/shared/ may import only core/.' },
-  ]),
-  boundary(['src/trainer/**'], [
-    { group: ['vscode'], because: 'The trainer is a child process that also runs headless: never vscode.' },
-    { group: ['**/host', '**/host/**', '**/extension', '**/webview/**'], because: 'The trainer may import only core/, shared/, tfjs and onnxruntime.' },
-  ]),
-  boundary(['src/host/**', 'src/extension.ts'], [
-    { group: ['**/trainer', '**/trainer/**'], because: 'The host never trains in-process: start dist/trainer.js through the trainer supervisor.' },
-    { group: ['@tensorflow/*'], because: 'The host never trains in-process: tfjs belongs to the trainer.' },
-    { group: ['**/webview/**'], because: 'The host talks to webviews through src/shared/protocol.ts only.' },
-  ]),
-  boundary(['webview/**'], [
-    { group: ['vscode'], because: 'Webviews run in a browser: no vscode (talk to the host with postMessage).' },
-    { group: nodeBuiltins, because: 'Webviews run in a browser: no Node built-ins.' },
-    { group: [...nativeEngines.filter((group) => !group.startsWith('apache-arrow'))], because: 'Webviews run in a browser: no native engines.' },
-    { group: ['**/src/host', '**/src/host/**', '**/src/trainer', '**/src/trainer/**', '**/src/extension'], because: 'Webviews may import only src/core/ and src/shared/.' },
-  ]),
+  boundary(
+    ['src/core/**'],
+    [
+      { group: ['vscode'], because: 'src/core/ is pure math that runs anywhere: no vscode.' },
+      { group: nodeBuiltins, because: 'src/core/ does no I/O: no Node built-ins.' },
+      { group: nativeEngines, because: 'src/core/ works on plain arrays: no tensor or ONNX engines.' },
+      {
+        group: [
+          '**/shared',
+          '**/shared/**',
+          '**/trainer',
+          '**/trainer/**',
+          '**/host',
+          '**/host/**',
+          '**/extension',
+          '**/webview/**',
+        ],
+        because: 'src/core/ may import nothing of ours but core/.',
+      },
+    ],
+  ),
+  boundary(
+    ['src/shared/**'],
+    [
+      {
+        group: ['vscode'],
+        because: 'src/shared/ (protocol, formats) is read by the trainer, webviews and outside tools: no vscode.',
+      },
+      {
+        group: nativeEngines.filter((group) => !group.startsWith('apache-arrow')),
+        because: 'src/shared/ holds types and formats, not engines (Arrow, a format library, is fine).',
+      },
+      {
+        group: ['**/trainer', '**/trainer/**', '**/host', '**/host/**', '**/extension', '**/webview/**'],
+        because: 'src/shared/ may import only core/.',
+      },
+    ],
+  ),
+  boundary(
+    ['src/trainer/**'],
+    [
+      { group: ['vscode'], because: 'The trainer is a child process that also runs headless: never vscode.' },
+      {
+        group: ['**/host', '**/host/**', '**/extension', '**/webview/**'],
+        because: 'The trainer may import only core/, shared/, tfjs and onnxruntime.',
+      },
+    ],
+  ),
+  boundary(
+    ['src/host/**', 'src/extension.ts'],
+    [
+      {
+        group: ['**/trainer', '**/trainer/**'],
+        because: 'The host never trains in-process: start dist/trainer.js through the trainer supervisor.',
+      },
+      { group: ['@tensorflow/*'], because: 'The host never trains in-process: tfjs belongs to the trainer.' },
+      { group: ['**/webview/**'], because: 'The host talks to webviews through src/shared/protocol.ts only.' },
+    ],
+  ),
+  boundary(
+    ['webview/**'],
+    [
+      { group: ['vscode'], because: 'Webviews run in a browser: no vscode (talk to the host with postMessage).' },
+      { group: nodeBuiltins, because: 'Webviews run in a browser: no Node built-ins.' },
+      {
+        group: [...nativeEngines.filter((group) => !group.startsWith('apache-arrow'))],
+        because: 'Webviews run in a browser: no native engines.',
+      },
+      {
+        group: ['**/src/host', '**/src/host/**', '**/src/trainer', '**/src/trainer/**', '**/src/extension'],
+        because: 'Webviews may import only src/core/ and src/shared/.',
+      },
+    ],
+  ),
 );

@@ -12,13 +12,46 @@ import { tf } from '../src/trainer/engine/tfRuntime';
 import { estimateStageMemory, formatBytes, stageModelShape } from '../src/trainer/memoryGuard';
 import { loadRunConfig, runPipeline } from '../src/trainer/pipeline';
 
-const sft = (batch: number) => ({ type: 'sft', dataset: { source: 'demo', num_examples: 400 }, max_steps: 3, warmup_steps: 1, eval_steps: 100, save_steps: 100, per_device_train_batch_size: batch });
+const sft = (batch: number) => ({
+  type: 'sft',
+  dataset: { source: 'demo', num_examples: 400 },
+  max_steps: 3,
+  warmup_steps: 1,
+  eval_steps: 100,
+  save_steps: 100,
+  per_device_train_batch_size: batch,
+});
 const cases: Record<string, { model: Record<string, number>; vocab: number; stages: object[]; measured: number }> = {
-  'sft-2x64-T64-b16': { model: { n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 }, vocab: 512, stages: [sft(16)], measured: 0 },
-  'sft-4x128-T128-b16': { model: { n_layer: 4, n_head: 4, n_embd: 128, block_size: 128 }, vocab: 512, stages: [sft(16)], measured: 0 },
-  'sft-4x256-T256-b16': { model: { n_layer: 4, n_head: 8, n_embd: 256, block_size: 256 }, vocab: 1024, stages: [sft(16)], measured: 0 },
-  'sft-2x64-T512-b16': { model: { n_layer: 2, n_head: 8, n_embd: 64, block_size: 512 }, vocab: 512, stages: [sft(16)], measured: 0 },
-  'sft-6x384-T128-b32': { model: { n_layer: 6, n_head: 6, n_embd: 384, block_size: 128 }, vocab: 2048, stages: [sft(32)], measured: 0 },
+  'sft-2x64-T64-b16': {
+    model: { n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 },
+    vocab: 512,
+    stages: [sft(16)],
+    measured: 0,
+  },
+  'sft-4x128-T128-b16': {
+    model: { n_layer: 4, n_head: 4, n_embd: 128, block_size: 128 },
+    vocab: 512,
+    stages: [sft(16)],
+    measured: 0,
+  },
+  'sft-4x256-T256-b16': {
+    model: { n_layer: 4, n_head: 8, n_embd: 256, block_size: 256 },
+    vocab: 1024,
+    stages: [sft(16)],
+    measured: 0,
+  },
+  'sft-2x64-T512-b16': {
+    model: { n_layer: 2, n_head: 8, n_embd: 64, block_size: 512 },
+    vocab: 512,
+    stages: [sft(16)],
+    measured: 0,
+  },
+  'sft-6x384-T128-b32': {
+    model: { n_layer: 6, n_head: 6, n_embd: 384, block_size: 128 },
+    vocab: 2048,
+    stages: [sft(32)],
+    measured: 0,
+  },
 };
 
 async function runCase(name: string): Promise<void> {
@@ -26,13 +59,28 @@ async function runCase(name: string): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-memcal-'));
   try {
     const configFile = path.join(dir, `${name}.rlhf.json`);
-    writeFileSync(configFile, JSON.stringify({ name: 'memcal', backend: 'wasm', model: spec.model, tokenizer: { vocab_size: spec.vocab }, stages: spec.stages }));
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        name: 'memcal',
+        backend: 'wasm',
+        model: spec.model,
+        tokenizer: { vocab_size: spec.vocab },
+        stages: spec.stages,
+      }),
+    );
     const config = loadRunConfig(configFile);
-    const estimate = estimateStageMemory(config.stages[0], config, stageModelShape(config, 0, () => undefined));
+    const estimate = estimateStageMemory(
+      config.stages[0],
+      config,
+      stageModelShape(config, 0, () => undefined),
+    );
     await runPipeline({ configFile, runsRoot: path.join(dir, 'runs') }, { log: () => undefined });
     const heap = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
     const rss = process.resourceUsage().maxRSS * 1024;
-    process.stdout.write(`${JSON.stringify({ name, estimate: estimate.bytes, parts: estimate.parts, wasmHeap: heap, peakRss: rss })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ name, estimate: estimate.bytes, parts: estimate.parts, wasmHeap: heap, peakRss: rss })}\n`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -49,7 +97,9 @@ async function main(only: string | undefined): Promise<void> {
       continue;
     }
     const row = JSON.parse(line) as { estimate: number; wasmHeap: number; peakRss: number };
-    process.stdout.write(`${name.padEnd(22)} ${formatBytes(row.estimate).padStart(9)}  ${formatBytes(row.wasmHeap).padStart(9)}  ${formatBytes(row.peakRss).padStart(9)}  ${(row.estimate / row.wasmHeap).toFixed(2)}\n`);
+    process.stdout.write(
+      `${name.padEnd(22)} ${formatBytes(row.estimate).padStart(9)}  ${formatBytes(row.wasmHeap).padStart(9)}  ${formatBytes(row.peakRss).padStart(9)}  ${(row.estimate / row.wasmHeap).toFixed(2)}\n`,
+    );
   }
 }
 

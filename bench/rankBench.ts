@@ -34,13 +34,23 @@ async function main(): Promise<void> {
   const checkpoint = ensureRankCheckpoint();
   const supervisor = new TrainerSupervisor(path.join(root, 'dist', 'trainer.js'));
   const sampler = new CheckpointSampler(supervisor, root);
-  const request = (seed: number) => ({ checkpoint, prompt, numSamples: k, temperature: 1, topP: 1, maxNewTokens: tokens, seed, stopAtEos: false });
+  const request = (seed: number) => ({
+    checkpoint,
+    prompt,
+    numSamples: k,
+    temperature: 1,
+    topP: 1,
+    maxNewTokens: tokens,
+    seed,
+    stopAtEos: false,
+  });
   try {
     // 1. The first set: trainer start, backend, checkpoint load, sampling.
     let start = performance.now();
     const first = await sampler.sample(request(1));
     const firstMs = performance.now() - start;
-    if (first.tokenCounts.some((count) => count !== tokens)) throw new Error(`expected ${tokens} tokens per completion, got ${first.tokenCounts.join(', ')}`);
+    if (first.tokenCounts.some((count) => count !== tokens))
+      throw new Error(`expected ${tokens} tokens per completion, got ${first.tokenCounts.join(', ')}`);
 
     // 2. Next sets on the warm trainer: request → result, as the host sees it.
     const warm: number[] = [];
@@ -56,10 +66,22 @@ async function main(): Promise<void> {
     // 3. What the user waits for in the view: submit → next set on screen (a RankSession, real store).
     const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-rank-bench-'));
     // stopAtEos false: every completion is the full 128 tokens (the worst case; real ones often stop earlier).
-    const spec = { kind: 'checkpoint' as const, checkpoint, prompts: [prompt], k, temperature: 1, topP: 1, maxNewTokens: tokens, stopAtEos: false };
+    const spec = {
+      kind: 'checkpoint' as const,
+      checkpoint,
+      prompts: [prompt],
+      k,
+      temperature: 1,
+      topP: 1,
+      maxNewTokens: tokens,
+      stopAtEos: false,
+    };
     const waits: Record<'immediate' | 'think1500', number[]> = { immediate: [], think1500: [] };
     for (const mode of ['immediate', 'think1500'] as const) {
-      const session = new RankSession({ store: new PreferenceStore(path.join(dir, `${mode}.jsonl`)), annotator: 'bench' });
+      const session = new RankSession({
+        store: new PreferenceStore(path.join(dir, `${mode}.jsonl`)),
+        annotator: 'bench',
+      });
       await session.load();
       const { source } = await openRankSource(spec, new Set(), () => sampler);
       await session.setSource(source);
@@ -87,11 +109,17 @@ async function main(): Promise<void> {
       view_wait_think_1500ms_median_ms: Math.round(median(waits.think1500)),
       repetitions,
     };
-    console.log(`Next set of K=${k} completions × ${tokens} tokens from a checkpoint (backend ${first.backend}, medians of ${repetitions}):`);
+    console.log(
+      `Next set of K=${k} completions × ${tokens} tokens from a checkpoint (backend ${first.backend}, medians of ${repetitions}):`,
+    );
     console.log(`  first set (start trainer, load, sample) ${result.first_set_ms} ms`);
-    console.log(`  warm trainer, request → result           ${result.warm_request_median_ms} ms (sampling ${result.warm_sampling_median_ms} ms)`);
+    console.log(
+      `  warm trainer, request → result           ${result.warm_request_median_ms} ms (sampling ${result.warm_sampling_median_ms} ms)`,
+    );
     console.log(`  view: submit → next set, no think time   ${result.view_wait_no_think_median_ms} ms`);
-    console.log(`  view: submit → next set, 1.5 s to rank   ${result.view_wait_think_1500ms_median_ms} ms (sampled while ranking)`);
+    console.log(
+      `  view: submit → next set, 1.5 s to rank   ${result.view_wait_think_1500ms_median_ms} ms (sampled while ranking)`,
+    );
     mkdirSync(path.join(root, 'bench-results'), { recursive: true });
     writeFileSync(path.join(root, 'bench-results', 'rank.json'), `${JSON.stringify(result, null, 2)}\n`);
   } finally {

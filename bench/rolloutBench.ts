@@ -27,7 +27,14 @@ import { generate, sampleToken, type SamplingOptions } from '../src/trainer/samp
 const config: GptConfig = { vocab_size: 96, block_size: 65, n_layer: 2, n_head: 4, n_embd: 64, dropout: 0 };
 const batch = 16;
 const newTokens = 64;
-const sampling: SamplingOptions = { temperature: 1, top_k: 0, top_p: 1, max_new_tokens: newTokens, seed: 1, pad_token_id: 0 };
+const sampling: SamplingOptions = {
+  temperature: 1,
+  top_k: 0,
+  top_p: 1,
+  max_new_tokens: newTokens,
+  seed: 1,
+  pad_token_id: 0,
+};
 const prompts = Array.from({ length: batch }, () => [1]);
 
 const median = (values: number[]) => {
@@ -53,10 +60,20 @@ async function sampleWithoutCache(model: Gpt): Promise<number[][]> {
   const rows = prompts.map((prompt) => [...prompt]);
   for (let i = 0; i < newTokens; i++) {
     const length = rows[0].length;
-    const last = tf.tidy(() => tf.slice(model.forward(tf.tensor2d(rows, undefined, 'int32')).logits, [0, length - 1, 0], [batch, 1, config.vocab_size]));
+    const last = tf.tidy(() =>
+      tf.slice(
+        model.forward(tf.tensor2d(rows, undefined, 'int32')).logits,
+        [0, length - 1, 0],
+        [batch, 1, config.vocab_size],
+      ),
+    );
     const logits = (await last.data()) as Float32Array;
     last.dispose();
-    rows.forEach((row, b) => row.push(sampleToken(logits.subarray(b * config.vocab_size, (b + 1) * config.vocab_size), sampling, random).token));
+    rows.forEach((row, b) =>
+      row.push(
+        sampleToken(logits.subarray(b * config.vocab_size, (b + 1) * config.vocab_size), sampling, random).token,
+      ),
+    );
   }
   return rows;
 }
@@ -74,12 +91,24 @@ async function samplingRows(model: Gpt) {
   const rows = [
     { engine: 'tfjs-wasm', kv_cache: false, ms: await timed(3, () => sampleWithoutCache(model)) },
     { engine: 'tfjs-wasm', kv_cache: true, ms: await timed(5, () => generate(model, prompts, sampling)) },
-    { engine: 'onnxruntime-node', kv_cache: false, ms: await timed(5, () => generateOnnx(onnxPlain, prompts, sampling)) },
-    { engine: 'onnxruntime-node', kv_cache: true, ms: await timed(10, () => generateOnnx(onnxCached, prompts, sampling)) },
+    {
+      engine: 'onnxruntime-node',
+      kv_cache: false,
+      ms: await timed(5, () => generateOnnx(onnxPlain, prompts, sampling)),
+    },
+    {
+      engine: 'onnxruntime-node',
+      kv_cache: true,
+      ms: await timed(10, () => generateOnnx(onnxCached, prompts, sampling)),
+    },
   ];
   await Promise.all([onnxCached.release(), onnxPlain.release()]);
   const baseline = rows[0].ms;
-  return rows.map((row) => ({ ...row, tokens_per_s: (batch * newTokens) / (row.ms / 1000), speedup_vs_tfjs_no_cache: baseline / row.ms }));
+  return rows.map((row) => ({
+    ...row,
+    tokens_per_s: (batch * newTokens) / (row.ms / 1000),
+    speedup_vs_tfjs_no_cache: baseline / row.ms,
+  }));
 }
 
 /**
@@ -89,11 +118,18 @@ async function samplingRows(model: Gpt) {
  */
 async function weightSyncRows() {
   const out = [];
-  const shapes: Record<string, GptConfig> = { '110k': config, '850k': { vocab_size: 512, block_size: 65, n_layer: 4, n_head: 4, n_embd: 128, dropout: 0 } };
+  const shapes: Record<string, GptConfig> = {
+    '110k': config,
+    '850k': { vocab_size: 512, block_size: 65, n_layer: 4, n_head: 4, n_embd: 128, dropout: 0 },
+  };
   for (const [name, shape] of Object.entries(shapes)) {
     const model = Gpt.create(shape, { seed: 0, heads: ['v_head'] });
     const modes: WeightSyncMode[] = ['reexport', 'inputs'];
-    const sessions = await Promise.all(modes.map(async (mode) => OnnxCausalLm.fromGpt(shape, ['v_head'], await model.readWeights(), { kvCache: true, weightSync: mode })));
+    const sessions = await Promise.all(
+      modes.map(async (mode) =>
+        OnnxCausalLm.fromGpt(shape, ['v_head'], await model.readWeights(), { kvCache: true, weightSync: mode }),
+      ),
+    );
     const sync: number[][] = [[], []];
     const total: number[][] = [[], []];
     for (let repetition = 0; repetition <= 20; repetition++) {
@@ -108,7 +144,15 @@ async function weightSyncRows() {
         }
       }
     }
-    modes.forEach((mode, m) => out.push({ model: name, mode, sync_ms: median(sync[m]), total_ms: median(total[m]), sample_ms: median(total[m]) - median(sync[m]) }));
+    modes.forEach((mode, m) =>
+      out.push({
+        model: name,
+        mode,
+        sync_ms: median(sync[m]),
+        total_ms: median(total[m]),
+        sample_ms: median(total[m]) - median(sync[m]),
+      }),
+    );
     await Promise.all(sessions.map((session) => session.release()));
     model.dispose();
   }
@@ -123,16 +167,67 @@ async function ppoIterationRows() {
     return file;
   };
   const model = { n_layer: 2, n_head: 4, n_embd: 64, block_size: 96 };
-  const sft = await runPipeline({ configFile: write('sft.rlhf.json', { name: 'sft', seed: 1, backend: 'wasm', model, tokenizer: { vocab_size: 300 }, stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 500 }, max_steps: 2, warmup_steps: 1, save_steps: 2 }] }), runsRoot: path.join(dir, 'runs') }, { log: () => undefined });
+  const sft = await runPipeline(
+    {
+      configFile: write('sft.rlhf.json', {
+        name: 'sft',
+        seed: 1,
+        backend: 'wasm',
+        model,
+        tokenizer: { vocab_size: 300 },
+        stages: [
+          { type: 'sft', dataset: { source: 'demo', num_examples: 500 }, max_steps: 2, warmup_steps: 1, save_steps: 2 },
+        ],
+      }),
+      runsRoot: path.join(dir, 'runs'),
+    },
+    { log: () => undefined },
+  );
   const checkpoint = sft.runs[0].result.outputs.checkpoint as string;
   const phases = ['time/rollout_generate', 'time/rollout_score', 'time/advantages', 'time/update', 'time/weight_sync'];
   const rows = [];
   for (const engine of ['tfjs', 'onnx']) {
-    const stage = { type: 'ppo', rollout_engine: engine, policy: checkpoint, reward_model: checkpoint, prompts: { source: 'demo' }, total_episodes: 4 * batch, batch_size: batch, num_mini_batches: 2, num_ppo_epochs: 4, max_new_tokens: newTokens, stop_token: 'none', eval_steps: 1000, num_eval_prompts: 4, save_steps: 1000 };
-    const { runs } = await runPipeline({ configFile: write(`ppo-${engine}.rlhf.json`, { name: `ppo-${engine}`, seed: 1, backend: 'wasm', model, stages: [stage] }), runsRoot: path.join(dir, 'runs') }, { log: () => undefined });
-    const steps = readFileSync(path.join(runs[0].runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, number>).filter((row) => row.step >= 2);
-    const byPhase = Object.fromEntries(phases.map((phase) => [phase.replace('time/', ''), median(steps.map((row) => (row[phase] ?? 0) * 1000))]));
-    rows.push({ engine, ...byPhase, total_ms: Object.values(byPhase).reduce((a, b) => a + b, 0) } as Record<string, number | string>);
+    const stage = {
+      type: 'ppo',
+      rollout_engine: engine,
+      policy: checkpoint,
+      reward_model: checkpoint,
+      prompts: { source: 'demo' },
+      total_episodes: 4 * batch,
+      batch_size: batch,
+      num_mini_batches: 2,
+      num_ppo_epochs: 4,
+      max_new_tokens: newTokens,
+      stop_token: 'none',
+      eval_steps: 1000,
+      num_eval_prompts: 4,
+      save_steps: 1000,
+    };
+    const { runs } = await runPipeline(
+      {
+        configFile: write(`ppo-${engine}.rlhf.json`, {
+          name: `ppo-${engine}`,
+          seed: 1,
+          backend: 'wasm',
+          model,
+          stages: [stage],
+        }),
+        runsRoot: path.join(dir, 'runs'),
+      },
+      { log: () => undefined },
+    );
+    const steps = readFileSync(path.join(runs[0].runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, number>)
+      .filter((row) => row.step >= 2);
+    const byPhase = Object.fromEntries(
+      phases.map((phase) => [phase.replace('time/', ''), median(steps.map((row) => (row[phase] ?? 0) * 1000))]),
+    );
+    rows.push({ engine, ...byPhase, total_ms: Object.values(byPhase).reduce((a, b) => a + b, 0) } as Record<
+      string,
+      number | string
+    >);
     process.stderr.write(`measured a PPO iteration with ${engine} rollouts\n`);
   }
   return rows;
@@ -149,16 +244,46 @@ async function main(): Promise<void> {
   model.dispose();
   const ppo = await ppoIterationRows();
 
-  console.log(`\nSampling ${batch} × ${newTokens} new tokens, ${config.n_layer} layers, d ${config.n_embd}, vocab ${config.vocab_size} (medians)\n`);
-  console.log(table(['engine', 'KV cache', 'time (ms)', 'tokens/s', 'speed-up vs tfjs-wasm, no cache'], sample.map((r) => [r.engine, r.kv_cache ? 'yes' : 'no', r.ms.toFixed(0), r.tokens_per_s.toFixed(0), `${r.speedup_vs_tfjs_no_cache.toFixed(1)}×`])));
-  console.log('\nWeight sync after an update, then one 16 × 64 sampling pass (medians of 20, the two modes interleaved)\n');
-  console.log(table(['model', 'mode', 'sync (ms)', 'sampling (ms)', 'sync + sampling (ms)'], sync.map((r) => [r.model, r.mode, r.sync_ms.toFixed(1), r.sample_ms.toFixed(1), r.total_ms.toFixed(1)])));
-  console.log(`\nOne PPO iteration by phase (batch ${batch}, ${newTokens} new tokens, 4 epochs × 2 minibatches; medians of steps 2–4, ms)\n`);
+  console.log(
+    `\nSampling ${batch} × ${newTokens} new tokens, ${config.n_layer} layers, d ${config.n_embd}, vocab ${config.vocab_size} (medians)\n`,
+  );
+  console.log(
+    table(
+      ['engine', 'KV cache', 'time (ms)', 'tokens/s', 'speed-up vs tfjs-wasm, no cache'],
+      sample.map((r) => [
+        r.engine,
+        r.kv_cache ? 'yes' : 'no',
+        r.ms.toFixed(0),
+        r.tokens_per_s.toFixed(0),
+        `${r.speedup_vs_tfjs_no_cache.toFixed(1)}×`,
+      ]),
+    ),
+  );
+  console.log(
+    '\nWeight sync after an update, then one 16 × 64 sampling pass (medians of 20, the two modes interleaved)\n',
+  );
+  console.log(
+    table(
+      ['model', 'mode', 'sync (ms)', 'sampling (ms)', 'sync + sampling (ms)'],
+      sync.map((r) => [r.model, r.mode, r.sync_ms.toFixed(1), r.sample_ms.toFixed(1), r.total_ms.toFixed(1)]),
+    ),
+  );
+  console.log(
+    `\nOne PPO iteration by phase (batch ${batch}, ${newTokens} new tokens, 4 epochs × 2 minibatches; medians of steps 2–4, ms)\n`,
+  );
   const phaseNames = ['rollout_generate', 'rollout_score', 'advantages', 'update', 'weight_sync', 'total_ms'];
-  console.log(table(['rollouts', 'generate', 'score (policy, ref, reward)', 'advantages', 'update', 'weight sync', 'total'], ppo.map((r) => [String(r.engine), ...phaseNames.map((k) => (r[k] as number).toFixed(0))])));
+  console.log(
+    table(
+      ['rollouts', 'generate', 'score (policy, ref, reward)', 'advantages', 'update', 'weight sync', 'total'],
+      ppo.map((r) => [String(r.engine), ...phaseNames.map((k) => (r[k] as number).toFixed(0))]),
+    ),
+  );
   const out = path.join('bench-results', 'rollout.json');
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: availableParallelism(), model: config, batch, new_tokens: newTokens, sampling: sample, weight_sync: sync, ppo_iteration_ms: ppo }, null, 2)}\n`);
+  writeFileSync(
+    out,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: availableParallelism(), model: config, batch, new_tokens: newTokens, sampling: sample, weight_sync: sync, ppo_iteration_ms: ppo }, null, 2)}\n`,
+  );
   console.log(`\nwrote ${out}`);
 }
 

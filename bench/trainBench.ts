@@ -56,7 +56,10 @@ async function measure(backend: BackendName, name: string, config: GptConfig): P
   };
   const trainStep = async () => {
     const t0 = performance.now();
-    const { value, grads } = tf.variableGrads(() => maskedNll(model.forward(ids).logits, targets, mask) as never, variables);
+    const { value, grads } = tf.variableGrads(
+      () => maskedNll(model.forward(ids).logits, targets, mask) as never,
+      variables,
+    );
     const named: Record<string, Tensor> = {};
     variables.forEach((variable, i) => (named[names[i]] = grads[variable.name]));
     const { clipped, norm } = clipByGlobalNorm(named, 1);
@@ -73,7 +76,14 @@ async function measure(backend: BackendName, name: string, config: GptConfig): P
   };
   const forwardMs = await times(forward);
   const stepMs = await times(trainStep);
-  const row = { backend, model: name, parameters: model.parameterCount, forward_ms: forwardMs, train_step_ms: stepMs, train_tokens_per_s: (batchSize * config.block_size) / (stepMs / 1000) };
+  const row = {
+    backend,
+    model: name,
+    parameters: model.parameterCount,
+    forward_ms: forwardMs,
+    train_step_ms: stepMs,
+    train_tokens_per_s: (batchSize * config.block_size) / (stepMs / 1000),
+  };
   tf.dispose([ids, targets, mask]);
   optimizer.dispose();
   model.dispose();
@@ -97,15 +107,27 @@ async function main(): Promise<void> {
     }
   }
   const header = ['backend', 'model', 'parameters', 'forward (ms)', 'train step (ms)', 'train tokens/s'];
-  const lines = rows.map((row) => [row.backend, row.model, row.parameters.toLocaleString('en-US'), row.forward_ms.toFixed(1), row.train_step_ms.toFixed(1), row.train_tokens_per_s.toFixed(0)]);
+  const lines = rows.map((row) => [
+    row.backend,
+    row.model,
+    row.parameters.toLocaleString('en-US'),
+    row.forward_ms.toFixed(1),
+    row.train_step_ms.toFixed(1),
+    row.train_tokens_per_s.toFixed(0),
+  ]);
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
   const format = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
-  console.log(`batch ${batchSize} × full context; medians of ${repetitions('wasm')} (cpu: ${repetitions('cpu')}) after ${warmup} warm-up runs\n`);
+  console.log(
+    `batch ${batchSize} × full context; medians of ${repetitions('wasm')} (cpu: ${repetitions('cpu')}) after ${warmup} warm-up runs\n`,
+  );
   console.log([format(header), format(widths.map((w) => '-'.repeat(w))), ...lines.map(format)].join('\n'));
   for (const [backend, reason] of Object.entries(unavailable)) console.log(`${backend}: not available (${reason})`);
   const out = path.join('bench-results', 'train.json');
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, batch_size: batchSize, rows, unavailable }, null, 2)}\n`);
+  writeFileSync(
+    out,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, batch_size: batchSize, rows, unavailable }, null, 2)}\n`,
+  );
   console.log(`\nwrote ${out}`);
 }
 

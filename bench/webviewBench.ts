@@ -9,7 +9,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { encodeTrace } from '../src/shared/traceFormat';
-import { fixtureRun, packThroughArrow, reviveScript, sendToDashboard, syntheticRows } from '../test/webview/dashboardFixture';
+import {
+  fixtureRun,
+  packThroughArrow,
+  reviveScript,
+  sendToDashboard,
+  syntheticRows,
+} from '../test/webview/dashboardFixture';
 import { launchBrowser, openWebview } from '../test/webview/webviewPage';
 
 const samples = Number(process.env.BENCH_SAMPLES ?? 1024);
@@ -21,7 +27,8 @@ const median = (values: number[]) => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(p * values.length))];
+const percentile = (values: number[], p: number) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(p * values.length))];
 
 async function main(): Promise<void> {
   const rows = syntheticRows(1, samples, tokens, 7);
@@ -33,7 +40,9 @@ async function main(): Promise<void> {
     trace = packThroughArrow(1, rows);
     hostTimes.push(performance.now() - started);
   }
-  console.log(`step: ${samples} samples × ${tokens} tokens = ${trace.numTokens} tokens, ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB of Arrow`);
+  console.log(
+    `step: ${samples} samples × ${tokens} tokens = ${trace.numTokens} tokens, ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB of Arrow`,
+  );
 
   const browser = await launchBrowser();
   const view = await openWebview(browser, 'dashboard', { width: 1280, height: 800 });
@@ -45,7 +54,9 @@ async function main(): Promise<void> {
     // VS Code delivers it) under a new step number so nothing is reused.
     await view.page.evaluate(reviveScript);
     // Capture the trace the page received (already typed arrays) for the timed repetitions.
-    await view.page.evaluate(`window.addEventListener('message', (e) => { if (e.data && e.data.type === 'dashboard/trace') window.__lastTrace = e.data.trace; })`);
+    await view.page.evaluate(
+      `window.addEventListener('message', (e) => { if (e.data && e.data.type === 'dashboard/trace') window.__lastTrace = e.data.trace; })`,
+    );
     await sendToDashboard(view, { type: 'dashboard/trace', trace });
     const firstScreen: number[] = [];
     const inDom: number[] = [];
@@ -67,7 +78,9 @@ async function main(): Promise<void> {
       inDom.push(result.rendered);
     }
 
-    await view.page.screenshot({ path: path.join(__dirname, '..', 'test-results', 'screenshots', 'bench-webview-first-screen.png') });
+    await view.page.screenshot({
+      path: path.join(__dirname, '..', 'test-results', 'screenshots', 'bench-webview-first-screen.png'),
+    });
     // Scrolling: move the virtual list 240 px per frame for 120 frames and record frame intervals.
     const frames = (await view.page.evaluate(`new Promise((resolve) => {
       const viewport = document.getElementById('samples');
@@ -89,9 +102,21 @@ async function main(): Promise<void> {
       samples,
       tokens,
       hostDecodeAndPackMs: median(hostTimes),
-      firstScreenMs: { median: median(firstScreen), min: Math.min(...firstScreen), max: Math.max(...firstScreen), all: firstScreen },
+      firstScreenMs: {
+        median: median(firstScreen),
+        min: Math.min(...firstScreen),
+        max: Math.max(...firstScreen),
+        all: firstScreen,
+      },
       domReadyMs: median(inDom),
-      scroll: { frames: intervals.length, medianFrameMs: median(intervals), p95FrameMs: percentile(intervals, 0.95), maxFrameMs: Math.max(...intervals), scrolledPx: frames.scrollTop, rowsInDom: frames.rendered },
+      scroll: {
+        frames: intervals.length,
+        medianFrameMs: median(intervals),
+        p95FrameMs: percentile(intervals, 0.95),
+        maxFrameMs: Math.max(...intervals),
+        scrolledPx: frames.scrollTop,
+        rowsInDom: frames.rendered,
+      },
       errors: view.errors,
       cspViolations: await view.cspViolations(),
     };
@@ -100,13 +125,23 @@ async function main(): Promise<void> {
     console.log('| --- | --- |');
     console.log(`| host: Arrow decode + pack (Node) | ${result.hostDecodeAndPackMs.toFixed(1)} |`);
     console.log(`| webview: message → rows in the DOM | ${result.domReadyMs.toFixed(1)} |`);
-    console.log(`| webview: message → first screen painted | ${result.firstScreenMs.median.toFixed(1)} (min ${result.firstScreenMs.min.toFixed(1)}, max ${result.firstScreenMs.max.toFixed(1)}) |`);
-    console.log(`| webview: scrolling, frame interval | ${result.scroll.medianFrameMs.toFixed(1)} (p95 ${result.scroll.p95FrameMs.toFixed(1)}, ${result.scroll.rowsInDom} rows in the DOM) |`);
-    if (result.errors.length > 0 || result.cspViolations.length > 0) console.log('page errors:', result.errors, result.cspViolations);
+    console.log(
+      `| webview: message → first screen painted | ${result.firstScreenMs.median.toFixed(1)} (min ${result.firstScreenMs.min.toFixed(1)}, max ${result.firstScreenMs.max.toFixed(1)}) |`,
+    );
+    console.log(
+      `| webview: scrolling, frame interval | ${result.scroll.medianFrameMs.toFixed(1)} (p95 ${result.scroll.p95FrameMs.toFixed(1)}, ${result.scroll.rowsInDom} rows in the DOM) |`,
+    );
+    if (result.errors.length > 0 || result.cspViolations.length > 0)
+      console.log('page errors:', result.errors, result.cspViolations);
     const out = path.join(__dirname, '..', 'bench-results');
     mkdirSync(out, { recursive: true });
-    writeFileSync(path.join(out, 'webview.json'), `${JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2)}\n`);
-    console.log(`\nfirst screen under 200 ms: ${result.firstScreenMs.median < 200 ? 'yes' : 'NO'}; wrote bench-results/webview.json`);
+    writeFileSync(
+      path.join(out, 'webview.json'),
+      `${JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2)}\n`,
+    );
+    console.log(
+      `\nfirst screen under 200 ms: ${result.firstScreenMs.median < 200 ? 'yes' : 'NO'}; wrote bench-results/webview.json`,
+    );
   } finally {
     await view.close();
     await browser.close();

@@ -23,7 +23,9 @@ const common = {
 };
 
 const suiteDir = 'test/vscode/suite';
-const suiteEntries = readdirSync(suiteDir).filter((f) => f.endsWith('.ts')).map((f) => join(suiteDir, f));
+const suiteEntries = readdirSync(suiteDir)
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => join(suiteDir, f));
 
 /** @type {esbuild.BuildOptions[]} */
 const builds = [
@@ -89,19 +91,35 @@ for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {
 // dist/core.js's type declarations: tsc emits src/core/'s into dist/core-types (tsconfig.core.json)
 // and dist/core.d.ts re-exports them. Emitted once per run of this script, in watch mode too.
 rmSync('dist/core-types', { recursive: true, force: true });
-const tsc = spawnSync(process.execPath, [join('node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.core.json'], { stdio: 'inherit' });
+const tsc = spawnSync(
+  process.execPath,
+  [join('node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.core.json'],
+  { stdio: 'inherit' },
+);
 if (tsc.status !== 0) {
-  throw new Error(`tsc -p tsconfig.core.json failed (${tsc.error?.message ?? `exit ${tsc.status}`}); fix the type errors it printed in src/core/.`);
+  throw new Error(
+    `tsc -p tsconfig.core.json failed (${tsc.error?.message ?? `exit ${tsc.status}`}); fix the type errors it printed in src/core/.`,
+  );
 }
 writeFileSync('dist/core.d.ts', "export * from './core-types/index';\n");
 
 // The JSON Schema of *.rlhf.json (package.json `jsonValidation`), generated from the declarations in
 // src/shared/runConfig.ts that also give the config's types and the trainer's validator.
-const schemaBundle = await esbuild.build({ entryPoints: ['src/shared/runConfigJsonSchema.ts'], bundle: true, platform: 'node', format: 'cjs', write: false, logLevel: 'silent' });
+const schemaBundle = await esbuild.build({
+  entryPoints: ['src/shared/runConfigJsonSchema.ts'],
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  write: false,
+  logLevel: 'silent',
+});
 const schemaModule = { exports: {} };
 new Function('module', 'exports', schemaBundle.outputFiles[0].text)(schemaModule, schemaModule.exports);
 mkdirSync(dirname(schemaModule.exports.runConfigSchemaFile), { recursive: true });
-writeFileSync(schemaModule.exports.runConfigSchemaFile, `${JSON.stringify(schemaModule.exports.runConfigJsonSchema(), null, 2)}\n`);
+writeFileSync(
+  schemaModule.exports.runConfigSchemaFile,
+  `${JSON.stringify(schemaModule.exports.runConfigJsonSchema(), null, 2)}\n`,
+);
 
 if (watch) {
   const contexts = await Promise.all(builds.map((options) => esbuild.context({ ...options, plugins: [watchLog] })));

@@ -56,7 +56,8 @@ if (aptMissing.length === 0) {
   say(`system packages present (${CHROMIUM}${codeServerReady ? '' : ', libkrb5-dev, build tools'})`);
 } else {
   const advice = `Install them with: sudo apt-get update && sudo apt-get install -y ${aptMissing.join(' ')}`;
-  if (process.getuid?.() !== 0) fail(`missing Debian packages: ${aptMissing.join(', ')}; not root, so not installing. ${advice}`);
+  if (process.getuid?.() !== 0)
+    fail(`missing Debian packages: ${aptMissing.join(', ')}; not root, so not installing. ${advice}`);
   if (!onPath('apt-get')) fail(`missing packages: ${aptMissing.join(', ')}, and there is no apt-get here. ${advice}`);
   say(`installing Debian packages: ${aptMissing.join(' ')}`);
   const env = { ...installEnv, DEBIAN_FRONTEND: 'noninteractive' };
@@ -85,12 +86,17 @@ mkdirSync(dir, { recursive: true });
 // VS Code's native modules), and argon2 loads its prebuilt binary.
 writeFileSync(
   join(dir, 'package.json'),
-  JSON.stringify({ name: 'rlhf-lens-test-tools', private: true, allowScripts: { node: true, 'code-server': true, argon2: true } }, null, 2),
+  JSON.stringify(
+    { name: 'rlhf-lens-test-tools', private: true, allowScripts: { node: true, 'code-server': true, argon2: true } },
+    null,
+    2,
+  ),
 );
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const npmArgs = ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-update-notifier'];
-if (run(npm, [...npmArgs, NODE_SPEC], { cwd: dir }) !== 0 || !existsSync(node24)) fail(`npm install ${NODE_SPEC} failed`);
+if (run(npm, [...npmArgs, NODE_SPEC], { cwd: dir }) !== 0 || !existsSync(node24))
+  fail(`npm install ${NODE_SPEC} failed`);
 const nodeVersion = execFileSync(node24, ['--version'], { encoding: 'utf8', env: installEnv }).trim();
 say(`Node ${nodeVersion} installed (${seconds()})`);
 
@@ -99,7 +105,9 @@ say(`Node ${nodeVersion} installed (${seconds()})`);
 // builds modules that Node 24 refuses). The platform package that `node@24` pulls in ships the headers;
 // copy them out of node_modules, where the next `npm install` may move them while node-gyp runs.
 const nodeDeps = join(dir, 'node_modules', 'node', 'node_modules');
-const platformPackage = existsSync(nodeDeps) ? readdirSync(nodeDeps).find((name) => existsSync(join(nodeDeps, name, 'include', 'node', 'node_version.h'))) : undefined;
+const platformPackage = existsSync(nodeDeps)
+  ? readdirSync(nodeDeps).find((name) => existsSync(join(nodeDeps, name, 'include', 'node', 'node_version.h')))
+  : undefined;
 if (!platformPackage) fail(`the ${NODE_SPEC} package brought no C headers (looked in ${nodeDeps}/*/include/node)`);
 const headers = join(dir, 'node-headers');
 cpSync(join(nodeDeps, platformPackage, 'include'), join(headers, 'include'), { recursive: true });
@@ -114,7 +122,9 @@ const env = {
   ONNXRUNTIME_NODE_INSTALL: 'skip',
 };
 if (run(npm, [...npmArgs, `code-server@${CODE_SERVER_VERSION}`], { cwd: dir, env }) !== 0 || !existsSync(entry)) {
-  fail(`npm install code-server@${CODE_SERVER_VERSION} failed (see the output above; its native modules need libkrb5-dev, make, g++, python3)`);
+  fail(
+    `npm install code-server@${CODE_SERVER_VERSION} failed (see the output above; its native modules need libkrb5-dev, make, g++, python3)`,
+  );
 }
 say(`code-server installed (${seconds()})`);
 
@@ -122,13 +132,26 @@ say(`code-server installed (${seconds()})`);
 // native modules are missing and code-server fails only later, in the browser. Check them now.
 const vscodeDir = join(dir, 'node_modules', 'code-server', 'lib', 'vscode');
 const natives = ['node-pty', '@vscode/spdlog', 'kerberos', '@parcel/watcher', '@vscode/native-watchdog'];
-const check = spawnSync(node24, ['-e', `for (const m of ${JSON.stringify(natives)}) require(m);`], { cwd: vscodeDir, encoding: 'utf8', env: installEnv });
+const check = spawnSync(node24, ['-e', `for (const m of ${JSON.stringify(natives)}) require(m);`], {
+  cwd: vscodeDir,
+  encoding: 'utf8',
+  env: installEnv,
+});
 if (check.status !== 0) fail(`code-server's native modules do not load under Node ${nodeVersion}:\n${check.stderr}`);
 // An explicit (empty) config file, or code-server writes a default one with a password under ~/.config.
 const emptyConfig = join(dir, 'empty-config.yaml');
 writeFileSync(emptyConfig, '');
-const version = spawnSync(node24, [entry, '--config', emptyConfig, '--version'], { encoding: 'utf8', env }).stdout?.trim() ?? '';
-if (!version.startsWith(CODE_SERVER_VERSION)) fail(`code-server --version printed "${version}", expected ${CODE_SERVER_VERSION}`);
+const version =
+  spawnSync(node24, [entry, '--config', emptyConfig, '--version'], { encoding: 'utf8', env }).stdout?.trim() ?? '';
+if (!version.startsWith(CODE_SERVER_VERSION))
+  fail(`code-server --version printed "${version}", expected ${CODE_SERVER_VERSION}`);
 
-writeFileSync(marker, JSON.stringify({ codeServer: CODE_SERVER_VERSION, node: nodeVersion, installedAt: new Date().toISOString() }, null, 2));
+writeFileSync(
+  marker,
+  JSON.stringify(
+    { codeServer: CODE_SERVER_VERSION, node: nodeVersion, installedAt: new Date().toISOString() },
+    null,
+    2,
+  ),
+);
 say(`done: code-server ${version.split(/\s+/)[0]} on Node ${nodeVersion}; native modules load (${seconds()})`);

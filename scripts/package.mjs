@@ -30,7 +30,19 @@ const out = `rlhf-lens-${target}.vsix`;
 try {
   execFileSync(
     process.execPath,
-    ['node_modules/@vscode/vsce/vsce', 'package', '--target', target, '--ignoreFile', ignoreFile, '--out', out, '--skip-license', '--allow-missing-repository', '--no-rewrite-relative-links'],
+    [
+      'node_modules/@vscode/vsce/vsce',
+      'package',
+      '--target',
+      target,
+      '--ignoreFile',
+      ignoreFile,
+      '--out',
+      out,
+      '--skip-license',
+      '--allow-missing-repository',
+      '--no-rewrite-relative-links',
+    ],
     { stdio: 'inherit' },
   );
 } finally {

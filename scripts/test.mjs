@@ -18,7 +18,12 @@ function step(name, command, args, env = {}) {
   const result = spawnSync(command, args, { stdio: 'inherit', env: { ...process.env, ...env } });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   const ok = result.status === 0;
-  results.push({ name, ok, seconds, detail: result.error?.message ?? (result.signal ? `signal ${result.signal}` : `exit ${result.status}`) });
+  results.push({
+    name,
+    ok,
+    seconds,
+    detail: result.error?.message ?? (result.signal ? `signal ${result.signal}` : `exit ${result.status}`),
+  });
   return ok;
 }
 
@@ -26,9 +31,14 @@ function step(name, command, args, env = {}) {
 function nodeTests(name, files) {
   const tap = join(reportDir, `${name}.tap`);
   const ok = step(`${name} tests`, process.execPath, [
-    '--import', 'tsx', '--test', '--test-concurrency=1',
-    '--test-reporter=spec', '--test-reporter-destination=stdout',
-    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=1',
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    '--test-reporter=tap',
+    `--test-reporter-destination=${tap}`,
     ...files,
   ]);
   try {
@@ -42,7 +52,11 @@ function nodeTests(name, files) {
 }
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-const glob = (dir) => readdirSync(dir).filter((file) => file.endsWith('.test.ts')).sort().map((file) => join(dir, file));
+const glob = (dir) =>
+  readdirSync(dir)
+    .filter((file) => file.endsWith('.test.ts'))
+    .sort()
+    .map((file) => join(dir, file));
 
 /** A step or layer that could not run: listed as failed in the summary, with why. */
 function notRun(name, reason) {
@@ -76,7 +90,8 @@ else if (step('build for the extension-host suite', npm, ['run', 'build'])) node
 else notRun('vscode tests', 'the rebuild for the extension-host suite failed');
 
 console.log('\n=== summary');
-for (const { name, ok, seconds, detail } of results) console.log(`${ok ? 'ok  ' : 'FAIL'} ${name} (${seconds} s)${ok ? '' : ` — ${detail}`}`);
+for (const { name, ok, seconds, detail } of results)
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name} (${seconds} s)${ok ? '' : ` — ${detail}`}`);
 // A layer that did not run, or a step that failed without failing a test, still counts as a failure.
 const failedSteps = results.filter((result) => !result.ok).length;
 counts.failed += results.filter((result) => result.detail.startsWith('not run')).length;

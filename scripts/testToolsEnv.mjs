@@ -38,7 +38,10 @@ export function cleanInstallEnv(env = process.env) {
   const pathKey = Object.keys(clean).find((key) => key.toUpperCase() === 'PATH') ?? 'PATH';
   clean[pathKey] = (clean[pathKey] ?? '')
     .split(delimiter)
-    .filter((entry) => entry !== '' && !entry.includes(`${sep}node_modules${sep}.bin`) && !entry.endsWith(`${sep}node-gyp-bin`))
+    .filter(
+      (entry) =>
+        entry !== '' && !entry.includes(`${sep}node_modules${sep}.bin`) && !entry.endsWith(`${sep}node-gyp-bin`),
+    )
     .join(delimiter);
   return clean;
 }

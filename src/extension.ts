@@ -33,7 +33,10 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
   const log = vscode.window.createOutputChannel('RLHF Lens', { log: true });
   const runs = new WorkspaceRuns();
   // Every trainer start (runs, the Rank view's sampling) passes this gate: Workspace Trust.
-  supervisor = new TrainerSupervisor(path.join(context.extensionPath, 'dist', 'trainer.js'), () => vscode.workspace.isTrusted);
+  supervisor = new TrainerSupervisor(
+    path.join(context.extensionPath, 'dist', 'trainer.js'),
+    () => vscode.workspace.isTrusted,
+  );
   let lastErrorMessage: string | undefined;
 
   const trainers = supervisor;
@@ -56,7 +59,10 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     // Optional argument: a run directory (path string, Uri or tree item); without one, a quick pick.
     vscode.commands.registerCommand('rlhf.openDashboard', openDashboardCommand(context.extensionUri, runs, log)),
     vscode.commands.registerCommand('rlhf.refreshRuns', () => runs.refresh()),
-    vscode.commands.registerCommand('rlhf.exportOnnx', exportModelCommand(path.join(context.extensionPath, 'dist', 'trainer.js'), log)),
+    vscode.commands.registerCommand(
+      'rlhf.exportOnnx',
+      exportModelCommand(path.join(context.extensionPath, 'dist', 'trainer.js'), log),
+    ),
     { dispose: () => void trainers.dispose() },
   );
 
@@ -64,8 +70,12 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
   context.subscriptions.push(
     rankView,
     vscode.window.registerWebviewViewProvider(RankView.viewType, rankView),
-    vscode.commands.registerCommand('rlhf.rankCompletions', (args?: Parameters<RankView['rankCompletions']>[0]) => rankView.rankCompletions(args)),
-    vscode.commands.registerCommand('rlhf.exportPreferences', (dataset?: string) => rankView.exportPreferences(typeof dataset === 'string' ? dataset : undefined)),
+    vscode.commands.registerCommand('rlhf.rankCompletions', (args?: Parameters<RankView['rankCompletions']>[0]) =>
+      rankView.rankCompletions(args),
+    ),
+    vscode.commands.registerCommand('rlhf.exportPreferences', (dataset?: string) =>
+      rankView.exportPreferences(typeof dataset === 'string' ? dataset : undefined),
+    ),
   );
 
   trainers.onDidExit((exit) => log.info(exit.description));
@@ -77,7 +87,13 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     });
   });
 
-  return { supervisor: trainers, runs: runController, runsTree, rank: rankView, lastErrorMessage: () => lastErrorMessage };
+  return {
+    supervisor: trainers,
+    runs: runController,
+    runsTree,
+    rank: rankView,
+    lastErrorMessage: () => lastErrorMessage,
+  };
 }
 
 /** VS Code awaits this: every trainer this window started is stopped before the host exits. */

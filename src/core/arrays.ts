@@ -57,7 +57,9 @@ export function assertSameLength(fn: string, named: Record<string, Row>): void {
       throw new TypeError(`${fn}: ${name} must be an array of numbers (number[] or Float32Array).`);
     }
     if (row.length !== first.length) {
-      throw new RangeError(`${fn}: ${name} has ${row.length} entries but ${firstName} has ${first.length}; pass one entry per pair.`);
+      throw new RangeError(
+        `${fn}: ${name} has ${row.length} entries but ${firstName} has ${first.length}; pass one entry per pair.`,
+      );
     }
   }
 }

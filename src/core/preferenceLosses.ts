@@ -19,8 +19,12 @@ import { mean } from './stats';
  * `margin` column of TRL's reward datasets (Llama 2's margin loss).
  */
 export function bradleyTerryLoss(chosenScores: Row, rejectedScores: Row, margins?: Row): number {
-  assertSameLength('bradleyTerryLoss', margins ? { chosenScores, rejectedScores, margins } : { chosenScores, rejectedScores });
-  if (chosenScores.length === 0) throw new RangeError('bradleyTerryLoss: no pairs; pass at least one chosen/rejected score.');
+  assertSameLength(
+    'bradleyTerryLoss',
+    margins ? { chosenScores, rejectedScores, margins } : { chosenScores, rejectedScores },
+  );
+  if (chosenScores.length === 0)
+    throw new RangeError('bradleyTerryLoss: no pairs; pass at least one chosen/rejected score.');
   const losses = Array.from(chosenScores, (c, i) => softplus(-(c - rejectedScores[i] - (margins ? margins[i] : 0))));
   return mean(losses);
 }
@@ -77,10 +81,13 @@ export function dpoLoss(
 ): DpoLossResult {
   const { beta, lossType, labelSmoothing = 0, chosenLengths, rejectedLengths } = options;
   assertSameLength('dpoLoss', { policyChosen, policyRejected, refChosen, refRejected });
-  if (beta <= 0 || !Number.isFinite(beta)) throw new RangeError(`dpoLoss: beta must be a finite number > 0, got ${String(beta)}.`);
+  if (beta <= 0 || !Number.isFinite(beta))
+    throw new RangeError(`dpoLoss: beta must be a finite number > 0, got ${String(beta)}.`);
   assertFinite('dpoLoss', 'labelSmoothing', labelSmoothing, 0);
   if (labelSmoothing > 0.5) {
-    throw new RangeError(`dpoLoss: labelSmoothing is the probability that a label is flipped and must be in [0, 0.5], got ${labelSmoothing}.`);
+    throw new RangeError(
+      `dpoLoss: labelSmoothing is the probability that a label is flipped and must be in [0, 0.5], got ${labelSmoothing}.`,
+    );
   }
   let ipoLengths: { chosen: Row; rejected: Row } | undefined;
   if (lossType === 'ipo' && (chosenLengths !== undefined || rejectedLengths !== undefined)) {
@@ -115,7 +122,9 @@ export function dpoLoss(
         break;
       }
       default:
-        throw new RangeError(`dpoLoss: unknown lossType ${JSON.stringify(lossType satisfies never)}; use 'sigmoid', 'hinge' or 'ipo'.`);
+        throw new RangeError(
+          `dpoLoss: unknown lossType ${JSON.stringify(lossType satisfies never)}; use 'sigmoid', 'hinge' or 'ipo'.`,
+        );
     }
     losses.push(loss);
     chosenRewards.push(beta * chosenLogratio);

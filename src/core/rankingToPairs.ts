@@ -22,15 +22,21 @@ export function rankingToPairs(ranking: readonly (readonly number[])[]): Prefere
   const seen = new Map<number, number>(); // completion index → its group
   ranking.forEach((group, g) => {
     if (!Array.isArray(group) || group.length === 0) {
-      throw new RangeError(`rankingToPairs: group ${g} must be a non-empty array of completion indices, e.g. [0] or [0, 3] for a tie.`);
+      throw new RangeError(
+        `rankingToPairs: group ${g} must be a non-empty array of completion indices, e.g. [0] or [0, 3] for a tie.`,
+      );
     }
     for (const index of group) {
       if (!Number.isInteger(index) || index < 0) {
-        throw new RangeError(`rankingToPairs: group ${g} holds ${JSON.stringify(index)}; completion indices are non-negative integers.`);
+        throw new RangeError(
+          `rankingToPairs: group ${g} holds ${JSON.stringify(index)}; completion indices are non-negative integers.`,
+        );
       }
       const earlier = seen.get(index);
       if (earlier !== undefined) {
-        throw new RangeError(`rankingToPairs: completion ${index} appears twice (groups ${earlier} and ${g}); rank each completion once.`);
+        throw new RangeError(
+          `rankingToPairs: completion ${index} appears twice (groups ${earlier} and ${g}); rank each completion once.`,
+        );
       }
       seen.set(index, g);
     }

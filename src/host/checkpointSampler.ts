@@ -13,7 +13,10 @@ export type SampleOptions = Omit<SampleRequestMessage, 'type' | 'id'>;
 export class CheckpointSampler {
   private trainer: TrainerProcess | undefined;
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (result: SampleResultMessage) => void; reject: (error: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (result: SampleResultMessage) => void; reject: (error: Error) => void }
+  >();
 
   constructor(
     private readonly supervisor: TrainerSupervisor,
@@ -62,7 +65,11 @@ export class CheckpointSampler {
     void trainer.exited.then((exit) => {
       if (this.trainer === trainer) this.trainer = undefined;
       for (const [id, waiter] of this.waiting) {
-        waiter.reject(new Error(`${exit.description} while sampling.${exit.stderrTail ? ` Its last output: ${exit.stderrTail.split('\n').slice(-3).join(' / ')}` : ''}`));
+        waiter.reject(
+          new Error(
+            `${exit.description} while sampling.${exit.stderrTail ? ` Its last output: ${exit.stderrTail.split('\n').slice(-3).join(' / ')}` : ''}`,
+          ),
+        );
         this.waiting.delete(id);
       }
     });

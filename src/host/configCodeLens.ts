@@ -32,11 +32,29 @@ export class ConfigCodeLens implements vscode.CodeLensProvider, vscode.Disposabl
   async provideCodeLenses(document: vscode.TextDocument): Promise<vscode.CodeLens[]> {
     const top = new vscode.Range(0, 0, 0, 0);
     const lenses = [
-      new vscode.CodeLens(top, { title: '$(play) Start run', command: 'rlhf.startRun', arguments: [document.uri], tooltip: 'Train this config in a child process (RLHF: Start Run)' }),
-      new vscode.CodeLens(top, { title: '$(check) Validate', command: 'rlhf.validateConfig', arguments: [document.uri], tooltip: 'Check this config: schema, stage references, files it names' }),
+      new vscode.CodeLens(top, {
+        title: '$(play) Start run',
+        command: 'rlhf.startRun',
+        arguments: [document.uri],
+        tooltip: 'Train this config in a child process (RLHF: Start Run)',
+      }),
+      new vscode.CodeLens(top, {
+        title: '$(check) Validate',
+        command: 'rlhf.validateConfig',
+        arguments: [document.uri],
+        tooltip: 'Check this config: schema, stage references, files it names',
+      }),
     ];
     const last = await lastRunOf(this.runs, document.uri.fsPath);
-    if (last) lenses.push(new vscode.CodeLens(top, { title: `$(graph) Open last run (${path.basename(last)})`, command: 'rlhf.openDashboard', arguments: [last], tooltip: 'Open the dashboard on the newest run of this config' }));
+    if (last)
+      lenses.push(
+        new vscode.CodeLens(top, {
+          title: `$(graph) Open last run (${path.basename(last)})`,
+          command: 'rlhf.openDashboard',
+          arguments: [last],
+          tooltip: 'Open the dashboard on the newest run of this config',
+        }),
+      );
     return lenses;
   }
 

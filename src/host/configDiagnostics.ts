@@ -40,7 +40,9 @@ export class ConfigDiagnostics implements vscode.CodeActionProvider, vscode.Disp
       vscode.workspace.onDidOpenTextDocument((document) => this.update(document)),
       vscode.workspace.onDidChangeTextDocument((event) => this.schedule(event.document)),
       vscode.workspace.onDidCloseTextDocument((document) => this.collection.delete(document.uri)),
-      vscode.languages.registerCodeActionsProvider(configSelector, this, { providedCodeActionKinds: ConfigDiagnostics.providedCodeActionKinds }),
+      vscode.languages.registerCodeActionsProvider(configSelector, this, {
+        providedCodeActionKinds: ConfigDiagnostics.providedCodeActionKinds,
+      }),
     );
     for (const document of vscode.workspace.textDocuments) this.update(document);
   }
@@ -50,10 +52,13 @@ export class ConfigDiagnostics implements vscode.CodeActionProvider, vscode.Disp
     if (!isRunConfig(document)) return;
     const key = document.uri.toString();
     clearTimeout(this.timers.get(key));
-    this.timers.set(key, setTimeout(() => {
-      this.timers.delete(key);
-      this.update(document);
-    }, 250));
+    this.timers.set(
+      key,
+      setTimeout(() => {
+        this.timers.delete(key);
+        this.update(document);
+      }, 250),
+    );
   }
 
   /** Re-checks every open config (files they name may have appeared or gone). */
@@ -68,7 +73,11 @@ export class ConfigDiagnostics implements vscode.CodeActionProvider, vscode.Disp
       .filter((problem) => problem.source === 'semantic')
       .map((problem) => {
         const field = problem.path.length > 0 ? `${formatPath(problem.path)} ` : '';
-        const diagnostic = new vscode.Diagnostic(rangeOf(document, problem), `${field}${problem.message}`, problem.severity === 'error' ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning);
+        const diagnostic = new vscode.Diagnostic(
+          rangeOf(document, problem),
+          `${field}${problem.message}`,
+          problem.severity === 'error' ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning,
+        );
         diagnostic.source = diagnosticSource;
         return diagnostic;
       });
@@ -85,8 +94,14 @@ export class ConfigDiagnostics implements vscode.CodeActionProvider, vscode.Disp
       const action = new vscode.CodeAction(problem.fix.title, vscode.CodeActionKind.QuickFix);
       const edit = new vscode.WorkspaceEdit();
       const indent = /\n( +)"/.exec(text)?.[1].length ?? 2;
-      for (const change of modify(text, problem.fix.path as (string | number)[], problem.fix.value, { formattingOptions: { insertSpaces: true, tabSize: indent } })) {
-        edit.replace(document.uri, new vscode.Range(document.positionAt(change.offset), document.positionAt(change.offset + change.length)), change.content);
+      for (const change of modify(text, problem.fix.path as (string | number)[], problem.fix.value, {
+        formattingOptions: { insertSpaces: true, tabSize: indent },
+      })) {
+        edit.replace(
+          document.uri,
+          new vscode.Range(document.positionAt(change.offset), document.positionAt(change.offset + change.length)),
+          change.content,
+        );
       }
       action.edit = edit;
       action.isPreferred = true;

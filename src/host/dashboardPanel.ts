@@ -6,7 +6,12 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { assertNever, parseDashboardMessage, type FromDashboardMessage, type ToDashboardMessage } from '../shared/protocol';
+import {
+  assertNever,
+  parseDashboardMessage,
+  type FromDashboardMessage,
+  type ToDashboardMessage,
+} from '../shared/protocol';
 import { buildExportHtml } from './exportHtml';
 import { listTraceSteps, MetricsTail, readRunInfo, TraceCache } from './runData';
 import { RunFolderWatcher } from './runFolderWatcher';
@@ -48,7 +53,13 @@ class MetricsFeed {
         for (const problem of tail.problems.splice(0)) this.log.warn(`Skipped a metrics line: ${problem}`);
         if (points.length === 0 && !reset && !forceReset) return;
         const runId = path.basename(this.runDir);
-        this.post({ type: 'dashboard/metrics', runId, runName: await this.runName(), reset: reset || forceReset, points });
+        this.post({
+          type: 'dashboard/metrics',
+          runId,
+          runName: await this.runName(),
+          reset: reset || forceReset,
+          points,
+        });
       } catch (error) {
         this.log.error(`Could not read ${this.tail.file}: ${(error as Error).message}`);
       }
@@ -57,7 +68,11 @@ class MetricsFeed {
 
   private name: string | undefined;
   private async runName(): Promise<string> {
-    if (this.name === undefined) this.name = await readRunInfo(this.runDir).then((info) => info.name, () => path.basename(this.runDir));
+    if (this.name === undefined)
+      this.name = await readRunInfo(this.runDir).then(
+        (info) => info.name,
+        () => path.basename(this.runDir),
+      );
     return this.name;
   }
 
@@ -78,7 +93,12 @@ export class DashboardPanel implements vscode.Disposable {
   private compared = new Map<string, MetricsFeed>();
 
   /** Shows the dashboard of `runDir` (an absolute run directory), or the run list when it is undefined. */
-  static show(extensionUri: vscode.Uri, runs: WorkspaceRuns, log: vscode.LogOutputChannel, runDir?: string): DashboardPanel {
+  static show(
+    extensionUri: vscode.Uri,
+    runs: WorkspaceRuns,
+    log: vscode.LogOutputChannel,
+    runDir?: string,
+  ): DashboardPanel {
     const key = runDir ? path.resolve(runDir) : '';
     const existing = DashboardPanel.open.get(key);
     if (existing) {
@@ -117,7 +137,9 @@ export class DashboardPanel implements vscode.Disposable {
     panel.webview.html = renderWebview(panel.webview, extensionUri, 'dashboard', panel.title);
     if (runDir) {
       const post = (message: ToDashboardMessage) => this.channel.post(message);
-      this.feed = new MetricsFeed(runDir, post, log, (change) => (change === 'run' ? void this.sendRun() : void this.sendSteps()));
+      this.feed = new MetricsFeed(runDir, post, log, (change) =>
+        change === 'run' ? void this.sendRun() : void this.sendSteps(),
+      );
     }
     this.disposables.push(
       this.channel,
@@ -151,7 +173,10 @@ export class DashboardPanel implements vscode.Disposable {
         // An id from the webview is a folder name inside the runs folder, never a path out of it.
         const runDir = this.runs.runDir(message.runId);
         if (runDir) DashboardPanel.show(this.extensionUri, this.runs, this.log, runDir);
-        else this.log.warn(`dashboard: ignored run id ${JSON.stringify(String(message.runId).slice(0, 200))}, which is not a folder name inside the runs folder`);
+        else
+          this.log.warn(
+            `dashboard: ignored run id ${JSON.stringify(String(message.runId).slice(0, 200))}, which is not a folder name inside the runs folder`,
+          );
         break;
       }
       default:
@@ -171,7 +196,12 @@ export class DashboardPanel implements vscode.Disposable {
   private async sendRuns(): Promise<void> {
     try {
       const listing = await this.runs.list();
-      this.channel.post({ type: 'dashboard/runs', runsFolder: this.runs.folder ?? '', runs: listing.runs, problems: listing.problems });
+      this.channel.post({
+        type: 'dashboard/runs',
+        runsFolder: this.runs.folder ?? '',
+        runs: listing.runs,
+        problems: listing.problems,
+      });
     } catch (error) {
       this.log.error(`Could not list runs in ${this.runs.folder}: ${(error as Error).message}`);
     }
@@ -204,16 +234,23 @@ export class DashboardPanel implements vscode.Disposable {
     try {
       const started = performance.now();
       const trace = await this.traces.packed(this.runDir, step);
-      this.log.debug(`Read step ${step}'s trace (${trace.numSamples} samples, ${trace.numTokens} tokens) in ${(performance.now() - started).toFixed(0)} ms`);
+      this.log.debug(
+        `Read step ${step}'s trace (${trace.numSamples} samples, ${trace.numTokens} tokens) in ${(performance.now() - started).toFixed(0)} ms`,
+      );
       this.channel.post({ type: 'dashboard/trace', trace });
     } catch (error) {
-      const message = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `Step ${step} has no trace file.` : (error as Error).message;
+      const message =
+        (error as NodeJS.ErrnoException).code === 'ENOENT'
+          ? `Step ${step} has no trace file.`
+          : (error as Error).message;
       this.channel.post({ type: 'dashboard/traceError', step, message });
     }
   }
 
   private setCompared(runIds: readonly string[]): void {
-    const wanted = new Set(runIds.map((id) => this.runs.runDir(id)).filter((dir): dir is string => dir !== undefined && dir !== this.runDir));
+    const wanted = new Set(
+      runIds.map((id) => this.runs.runDir(id)).filter((dir): dir is string => dir !== undefined && dir !== this.runDir),
+    );
     for (const [dir, feed] of this.compared) {
       if (wanted.has(dir)) continue;
       feed.dispose();
@@ -229,9 +266,13 @@ export class DashboardPanel implements vscode.Disposable {
   }
 
   private async exportHtml(title: string, body: string, themeCss: string, bodyClass: string): Promise<void> {
-    const css = new TextDecoder().decode(await vscode.workspace.fs.readFile(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'dashboard.css')));
+    const css = new TextDecoder().decode(
+      await vscode.workspace.fs.readFile(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'dashboard.css')),
+    );
     const html = buildExportHtml({ title, body, themeCss, bodyClass, css });
-    const base = vscode.workspace.workspaceFolders?.[0]?.uri ?? (this.runDir ? vscode.Uri.file(path.dirname(this.runDir)) : undefined);
+    const base =
+      vscode.workspace.workspaceFolders?.[0]?.uri ??
+      (this.runDir ? vscode.Uri.file(path.dirname(this.runDir)) : undefined);
     const fileName = `${title.replace(/[^\w.-]+/g, '-').replace(/^-+|-+$/g, '') || 'dashboard'}.html`;
     const target = await vscode.window.showSaveDialog({
       defaultUri: base ? vscode.Uri.joinPath(base, fileName) : undefined,
@@ -271,7 +312,12 @@ export function openDashboardCommand(extensionUri: vscode.Uri, runs: WorkspaceRu
     const folder = runs.folder;
     if (!folder || listing.runs.length === 0) return DashboardPanel.show(extensionUri, runs, log);
     const picked = await vscode.window.showQuickPick(
-      listing.runs.map((run) => ({ label: run.name, description: `${run.status} · ${run.id}`, detail: new Date(run.startedAt).toLocaleString(), runDir: path.join(folder, run.id) })),
+      listing.runs.map((run) => ({
+        label: run.name,
+        description: `${run.status} · ${run.id}`,
+        detail: new Date(run.startedAt).toLocaleString(),
+        runDir: path.join(folder, run.id),
+      })),
       { placeHolder: 'Run to open in the dashboard', matchOnDescription: true },
     );
     return picked ? DashboardPanel.show(extensionUri, runs, log, picked.runDir) : undefined;

@@ -14,7 +14,8 @@ export interface ExportHtmlParts {
   readonly css: string;
 }
 
-const escapeHtml = (value: string) => value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escapeHtml = (value: string) =>
+  value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** `</style` inside inlined CSS would end the element early. */
 const safeCss = (css: string) => css.replace(/<\/style/gi, '<\\/style');

@@ -25,11 +25,18 @@ export function maxConcurrentRuns(): number {
  * points outside the workspace falls back to `.rlhf/runs`: trainers write only inside it.
  */
 export function runsFolderOf(root: string): { folder: string; problem?: string } {
-  const setting = vscode.workspace.getConfiguration('rlhf', vscode.Uri.file(root)).get<string>('runsFolder', defaultRunsFolder).trim() || defaultRunsFolder;
+  const setting =
+    vscode.workspace
+      .getConfiguration('rlhf', vscode.Uri.file(root))
+      .get<string>('runsFolder', defaultRunsFolder)
+      .trim() || defaultRunsFolder;
   const folder = path.resolve(root, setting);
   const relative = path.relative(root, folder);
   if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
-    return { folder: path.join(root, defaultRunsFolder), problem: `rlhf.runsFolder "${setting}" is not a folder inside the workspace; using ${defaultRunsFolder}.` };
+    return {
+      folder: path.join(root, defaultRunsFolder),
+      problem: `rlhf.runsFolder "${setting}" is not a folder inside the workspace; using ${defaultRunsFolder}.`,
+    };
   }
   return { folder };
 }

@@ -14,7 +14,8 @@ import type { Judgment, Retraction } from '../shared/preferences';
 
 /** Dataset names become file names: letters, digits, `.`, `_`, `-`. */
 export function validDatasetName(name: string): string | undefined {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) return 'Use letters, digits, ".", "_" and "-" (up to 100), starting with a letter or digit.';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name))
+    return 'Use letters, digits, ".", "_" and "-" (up to 100), starting with a letter or digit.';
   return undefined;
 }
 

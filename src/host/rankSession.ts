@@ -12,7 +12,8 @@ import type { Judgment } from '../shared/preferences';
 import { findPreferenceCycle, identicalGroups, makeRankSet, setKey, type RankSet } from '../shared/rankSet';
 import { Random } from '../core';
 
-const preview = (text: string, length = 40) => JSON.stringify(text.length > length ? `${text.slice(0, length)}…` : text);
+const preview = (text: string, length = 40) =>
+  JSON.stringify(text.length > length ? `${text.slice(0, length)}…` : text);
 
 export interface RankSessionOptions {
   readonly store: PreferenceStore;
@@ -48,7 +49,10 @@ export class RankSession {
   /** Keys of sets already judged (live) or skipped: a list source passes over them. */
   async doneKeys(): Promise<Set<string>> {
     const read = await this.options.store.read();
-    return new Set([...read.judgments.map((judgment) => setKey(judgment.prompt, judgment.completions)), ...this.skipped]);
+    return new Set([
+      ...read.judgments.map((judgment) => setKey(judgment.prompt, judgment.completions)),
+      ...this.skipped,
+    ]);
   }
 
   onDidChange(listener: Listener<RankStateMessage>): () => void {
@@ -59,7 +63,11 @@ export class RankSession {
   async load(): Promise<void> {
     const read = await this.options.store.read();
     this.judgments = read.judgments.length;
-    const prompts = new Set(read.judgments.filter((judgment) => judgment.annotator === this.options.annotator).map((judgment) => judgment.prompt));
+    const prompts = new Set(
+      read.judgments
+        .filter((judgment) => judgment.annotator === this.options.annotator)
+        .map((judgment) => judgment.prompt),
+    );
     for (const prompt of prompts) this.checkCycle(read.judgments, prompt);
     this.emit();
   }
@@ -103,7 +111,9 @@ export class RankSession {
       annotator: this.options.annotator,
       time: new Date().toISOString(),
       // The judgment is exactly what the file holds: no keys with undefined values.
-      source: JSON.parse(JSON.stringify({ kind: set.source.kind, run: set.source.run, step: set.source.step, model: set.source.model })) as Judgment['source'],
+      source: JSON.parse(
+        JSON.stringify({ kind: set.source.kind, run: set.source.run, step: set.source.step, model: set.source.model }),
+      ) as Judgment['source'],
       ...(message.note ? { note: message.note } : {}),
       ...(message.confidence !== undefined ? { confidence: message.confidence } : {}),
       shown_order: set.shownOrder,
@@ -135,10 +145,20 @@ export class RankSession {
     await this.options.store.retract(last.id);
     this.judgments = read.judgments.length - 1;
     if (this.current) this.returned.unshift(this.current);
-    const source = { kind: (last.source as { kind?: string } | undefined)?.kind ?? 'undo', run: last.source?.run, step: last.source?.step, model: last.source?.model, label: 'the judgment you undid' } as RankSet['source'];
+    const source = {
+      kind: (last.source as { kind?: string } | undefined)?.kind ?? 'undo',
+      run: last.source?.run,
+      step: last.source?.step,
+      model: last.source?.model,
+      label: 'the judgment you undid',
+    } as RankSet['source'];
     this.current = makeRankSet(`undo-${last.id}`, last.prompt, last.completions, source, this.random);
     this.status = 'Judgment withdrawn: rank this set again, or skip it.';
-    this.warnings.splice(0, this.warnings.length, ...this.warnings.filter((warning) => !warning.includes(preview(last.prompt))));
+    this.warnings.splice(
+      0,
+      this.warnings.length,
+      ...this.warnings.filter((warning) => !warning.includes(preview(last.prompt))),
+    );
     this.emit();
     return last;
   }
@@ -162,7 +182,11 @@ export class RankSession {
     this.emit();
     try {
       this.current = await this.source.next();
-      this.status = this.current ? (this.source.remaining !== undefined ? `${this.source.remaining} more after this one` : '') : 'All sets of this source are ranked or skipped.';
+      this.status = this.current
+        ? this.source.remaining !== undefined
+          ? `${this.source.remaining} more after this one`
+          : ''
+        : 'All sets of this source are ranked or skipped.';
     } catch (error) {
       this.current = undefined;
       this.status = `Could not get the next set: ${(error as Error).message}`;
@@ -186,5 +210,12 @@ export class RankSession {
 }
 
 function toView(set: RankSet): RankSetView {
-  return { id: set.id, prompt: set.prompt, completions: set.completions, shownOrder: set.shownOrder, identical: identicalGroups(set.completions), sourceLabel: set.source.label };
+  return {
+    id: set.id,
+    prompt: set.prompt,
+    completions: set.completions,
+    shownOrder: set.shownOrder,
+    identical: identicalGroups(set.completions),
+    sourceLabel: set.source.label,
+  };
 }

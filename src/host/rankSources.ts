@@ -8,7 +8,14 @@ import { readFile } from 'node:fs/promises';
 import { readJsonlLines } from '../shared/jsonlLines';
 import * as path from 'node:path';
 import { Random } from '../core';
-import { makeRankSet, maxCompletions, minCompletions, setKey, type RankSet, type RankSetSource } from '../shared/rankSet';
+import {
+  makeRankSet,
+  maxCompletions,
+  minCompletions,
+  setKey,
+  type RankSet,
+  type RankSetSource,
+} from '../shared/rankSet';
 import type { CheckpointSampler } from './checkpointSampler';
 
 /** What a source was made from; stored so a reloaded window picks the same source up again. */
@@ -74,20 +81,31 @@ export async function readCompletionSets(file: string): Promise<{ sets: Completi
     const record = value as Record<string, unknown>;
     const completions = record.completions;
     if (typeof record.prompt !== 'string') problems.push(`${where}: field "prompt" must be a string`);
-    else if (!Array.isArray(completions) || !completions.every((item) => typeof item === 'string')) problems.push(`${where}: field "completions" must be a list of strings`);
-    else if (completions.length < minCompletions || completions.length > maxCompletions) problems.push(`${where}: field "completions" has ${completions.length}; rank ${minCompletions} to ${maxCompletions} at a time`);
+    else if (!Array.isArray(completions) || !completions.every((item) => typeof item === 'string'))
+      problems.push(`${where}: field "completions" must be a list of strings`);
+    else if (completions.length < minCompletions || completions.length > maxCompletions)
+      problems.push(
+        `${where}: field "completions" has ${completions.length}; rank ${minCompletions} to ${maxCompletions} at a time`,
+      );
     else sets.push({ prompt: record.prompt, completions: completions as string[] });
   }
   return { sets, problems };
 }
 
 /** Sets from a PPO step's trace: responses grouped by prompt (up to 8 per set); DPO and reward traces give their pairs. */
-export async function traceCompletionSets(bytes: Uint8Array): Promise<{ sets: CompletionSetLine[]; step: number | undefined; skippedSingles: number }> {
+export async function traceCompletionSets(
+  bytes: Uint8Array,
+): Promise<{ sets: CompletionSetLine[]; step: number | undefined; skippedSingles: number }> {
   // apache-arrow loads when a trace is ranked, not at activation.
   const { decodeTrace } = await import('../shared/traceFormat');
   const trace = decodeTrace(bytes);
   const step = trace.rows[0]?.step;
-  if (trace.kind !== 'ppo') return { sets: trace.rows.map((row) => ({ prompt: row.prompt, completions: [row.chosen, row.rejected] })), step, skippedSingles: 0 };
+  if (trace.kind !== 'ppo')
+    return {
+      sets: trace.rows.map((row) => ({ prompt: row.prompt, completions: [row.chosen, row.rejected] })),
+      step,
+      skippedSingles: 0,
+    };
   const byPrompt = new Map<string, string[]>();
   for (const row of trace.rows) byPrompt.set(row.prompt, [...(byPrompt.get(row.prompt) ?? []), row.response]);
   const sets: CompletionSetLine[] = [];
@@ -121,7 +139,13 @@ class ListSource implements RankSource {
     while (this.index < this.sets.length) {
       const set = this.sets[this.index++];
       if (this.done.has(setKey(set.prompt, set.completions))) continue;
-      return makeRankSet(`set-${Date.now().toString(36)}-${this.index}`, set.prompt, set.completions, { ...this.source, label: this.label }, this.random);
+      return makeRankSet(
+        `set-${Date.now().toString(36)}-${this.index}`,
+        set.prompt,
+        set.completions,
+        { ...this.source, label: this.label },
+        this.random,
+      );
     }
     return undefined;
   }
@@ -159,8 +183,23 @@ class CheckpointSource implements RankSource {
   private async sampleOne(): Promise<RankSet> {
     const n = this.counter++;
     const prompt = this.spec.prompts[n % this.spec.prompts.length];
-    const result = await this.sampler.sample({ checkpoint: this.spec.model, prompt, numSamples: this.spec.k, temperature: this.spec.temperature, topP: this.spec.topP, maxNewTokens: this.spec.maxNewTokens, seed: this.random.int(2 ** 31), stopAtEos: this.spec.stopAtEos });
-    return makeRankSet(`sample-${Date.now().toString(36)}-${n}`, prompt, result.completions, { ...this.source, label: this.label }, this.random);
+    const result = await this.sampler.sample({
+      checkpoint: this.spec.model,
+      prompt,
+      numSamples: this.spec.k,
+      temperature: this.spec.temperature,
+      topP: this.spec.topP,
+      maxNewTokens: this.spec.maxNewTokens,
+      seed: this.random.int(2 ** 31),
+      stopAtEos: this.spec.stopAtEos,
+    });
+    return makeRankSet(
+      `sample-${Date.now().toString(36)}-${n}`,
+      prompt,
+      result.completions,
+      { ...this.source, label: this.label },
+      this.random,
+    );
   }
 
   dispose(): void {
@@ -177,7 +216,12 @@ export function runAndStepOf(file: string): { run?: string; step?: number } {
   return { run, step: step ? Number(step[1]) : undefined };
 }
 
-export async function openRankSource(spec: RankSourceSpec, done: ReadonlySet<string>, sampler: () => CheckpointSampler, random = new Random(Date.now() >>> 0)): Promise<{ source: RankSource; problems: string[] }> {
+export async function openRankSource(
+  spec: RankSourceSpec,
+  done: ReadonlySet<string>,
+  sampler: () => CheckpointSampler,
+  random = new Random(Date.now() >>> 0),
+): Promise<{ source: RankSource; problems: string[] }> {
   switch (spec.kind) {
     case 'jsonl': {
       let read: Awaited<ReturnType<typeof readCompletionSets>>;
@@ -187,8 +231,14 @@ export async function openRankSource(spec: RankSourceSpec, done: ReadonlySet<str
         throw new RankSourceError(`Cannot read ${spec.file}: ${(error as Error).message}`);
       }
       const { sets, problems } = read;
-      if (sets.length === 0) throw new RankSourceError(`${spec.file} has no usable {"prompt", "completions"} line${problems.length ? `; ${problems[0]}` : ''}.`);
-      return { source: new ListSource(path.basename(spec.file), sets, { kind: 'jsonl', model: spec.file }, done, random), problems };
+      if (sets.length === 0)
+        throw new RankSourceError(
+          `${spec.file} has no usable {"prompt", "completions"} line${problems.length ? `; ${problems[0]}` : ''}.`,
+        );
+      return {
+        source: new ListSource(path.basename(spec.file), sets, { kind: 'jsonl', model: spec.file }, done, random),
+        problems,
+      };
     }
     case 'trace': {
       let parsed: Awaited<ReturnType<typeof traceCompletionSets>>;
@@ -198,18 +248,51 @@ export async function openRankSource(spec: RankSourceSpec, done: ReadonlySet<str
         throw new RankSourceError(`${spec.file}: ${(error as Error).message}`);
       }
       const { run, step } = runAndStepOf(spec.file);
-      if (parsed.sets.length === 0) throw new RankSourceError(`${spec.file}: no prompt has two or more responses in this step, so there is nothing to rank side by side.`);
-      const problems = parsed.skippedSingles > 0 ? [`${spec.file}: ${parsed.skippedSingles} response(s) whose prompt had no second response were left out`] : [];
-      return { source: new ListSource(`run ${run ?? '?'} · trace step ${parsed.step ?? step ?? '?'}`, parsed.sets, { kind: 'trace', run, step: parsed.step ?? step }, done, random), problems };
+      if (parsed.sets.length === 0)
+        throw new RankSourceError(
+          `${spec.file}: no prompt has two or more responses in this step, so there is nothing to rank side by side.`,
+        );
+      const problems =
+        parsed.skippedSingles > 0
+          ? [`${spec.file}: ${parsed.skippedSingles} response(s) whose prompt had no second response were left out`]
+          : [];
+      return {
+        source: new ListSource(
+          `run ${run ?? '?'} · trace step ${parsed.step ?? step ?? '?'}`,
+          parsed.sets,
+          { kind: 'trace', run, step: parsed.step ?? step },
+          done,
+          random,
+        ),
+        problems,
+      };
     }
     case 'checkpoint': {
       const { run, step } = runAndStepOf(spec.checkpoint);
       const label = `${run ? `run ${run} · ` : ''}${path.basename(spec.checkpoint)} · T ${spec.temperature} · ${spec.maxNewTokens} tokens`;
-      return { source: new CheckpointSource(label, { ...spec, model: spec.checkpoint }, sampler(), { kind: 'checkpoint', run, step, model: spec.checkpoint }, random), problems: [] };
+      return {
+        source: new CheckpointSource(
+          label,
+          { ...spec, model: spec.checkpoint },
+          sampler(),
+          { kind: 'checkpoint', run, step, model: spec.checkpoint },
+          random,
+        ),
+        problems: [],
+      };
     }
     case 'onnx': {
       const label = `ONNX ${path.basename(spec.folder)} · T ${spec.temperature} · ${spec.maxNewTokens} tokens`;
-      return { source: new CheckpointSource(label, { ...spec, model: spec.folder }, sampler(), { kind: 'onnx', model: spec.folder }, random), problems: [] };
+      return {
+        source: new CheckpointSource(
+          label,
+          { ...spec, model: spec.folder },
+          sampler(),
+          { kind: 'onnx', model: spec.folder },
+          random,
+        ),
+        problems: [],
+      };
     }
     default: {
       const unknown: never = spec;

@@ -76,7 +76,10 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
   /** "RLHF: Rank Completions": choose a source and a dataset (or take them from `args`), then show the view. */
   async rankCompletions(args?: RankCompletionsArgs): Promise<void> {
     const root = workspaceRoot();
-    if (!root) return void vscode.window.showInformationMessage('Open a folder first: preference datasets are written to its .rlhf/preferences/.');
+    if (!root)
+      return void vscode.window.showInformationMessage(
+        'Open a folder first: preference datasets are written to its .rlhf/preferences/.',
+      );
     const spec = args?.source ?? (await pickSource(root));
     if (!spec) return;
     const dataset = args?.dataset ?? (await pickDataset(this.savedSession()?.dataset));
@@ -90,9 +93,20 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
     const root = workspaceRoot();
     if (!root) return undefined;
     const folder = path.join(root, '.rlhf', 'preferences');
-    const datasets = existsSync(folder) ? readdirSync(folder).filter((name) => name.endsWith('.jsonl')).map((name) => name.slice(0, -'.jsonl'.length)) : [];
-    if (datasets.length === 0) return void vscode.window.showInformationMessage('No preference dataset yet: rank some completions with "RLHF: Rank Completions" first.');
-    const dataset = datasetArg ?? (datasets.length === 1 ? datasets[0] : await vscode.window.showQuickPick(datasets, { placeHolder: 'Dataset to export as TRL pairwise JSONL' }));
+    const datasets = existsSync(folder)
+      ? readdirSync(folder)
+          .filter((name) => name.endsWith('.jsonl'))
+          .map((name) => name.slice(0, -'.jsonl'.length))
+      : [];
+    if (datasets.length === 0)
+      return void vscode.window.showInformationMessage(
+        'No preference dataset yet: rank some completions with "RLHF: Rank Completions" first.',
+      );
+    const dataset =
+      datasetArg ??
+      (datasets.length === 1
+        ? datasets[0]
+        : await vscode.window.showQuickPick(datasets, { placeHolder: 'Dataset to export as TRL pairwise JSONL' }));
     if (!dataset) return undefined;
     // Checked before the name becomes any path (a command's argument can be anything).
     const input = preferenceFileOf(root, dataset);
@@ -114,7 +128,12 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
     for (const disposable of this.disposables.splice(0)) disposable.dispose();
   }
 
-  private async open(root: string, dataset: string, spec: RankSourceSpec | undefined, skipped: readonly string[] = []): Promise<void> {
+  private async open(
+    root: string,
+    dataset: string,
+    spec: RankSourceSpec | undefined,
+    skipped: readonly string[] = [],
+  ): Promise<void> {
     this.session?.dispose();
     const store = new PreferenceStore(preferenceFileOf(root, dataset));
     const session = new RankSession({
@@ -122,7 +141,8 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
       annotator: annotatorName(),
       skipped,
       onSkipped: (keys) => void this.saveSession({ dataset, spec, skipped: keys }),
-      onSaved: (judgment, judgments) => this.channel?.post({ type: 'rank/saved', setId: this.savedSetId ?? '', judgmentId: judgment.id, judgments }),
+      onSaved: (judgment, judgments) =>
+        this.channel?.post({ type: 'rank/saved', setId: this.savedSetId ?? '', judgmentId: judgment.id, judgments }),
     });
     this.session = session;
     session.onDidChange((state) => this.channel?.post(state));
@@ -136,7 +156,11 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
       return void vscode.window.showWarningMessage(message);
     }
     try {
-      const { source, problems } = await openRankSource(spec, await session.doneKeys(), () => (this.sampler ??= new CheckpointSampler(this.supervisor, root)));
+      const { source, problems } = await openRankSource(
+        spec,
+        await session.doneKeys(),
+        () => (this.sampler ??= new CheckpointSampler(this.supervisor, root)),
+      );
       for (const problem of problems) this.log.warn(problem);
       await session.setSource(source, problems);
     } catch (error) {
@@ -151,13 +175,24 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
     const saved = this.savedSession();
     const root = workspaceRoot();
     if (!saved || !root) return Promise.resolve();
-    this.restored ??= this.open(root, saved.dataset, saved.spec, saved.skipped ?? []).catch((error: unknown) => this.log.error(`Could not reopen the ranking session: ${(error as Error).message}`));
+    this.restored ??= this.open(root, saved.dataset, saved.spec, saved.skipped ?? []).catch((error: unknown) =>
+      this.log.error(`Could not reopen the ranking session: ${(error as Error).message}`),
+    );
     return this.restored;
   }
 
   private postState(): void {
     this.channel?.post(
-      this.session?.state() ?? { type: 'rank/state', dataset: '', file: '', judgments: 0, status: 'Choose a source of completions to rank: a checkpoint, a run\'s traces or a JSONL file.', busy: false, canUndo: false, warnings: [] },
+      this.session?.state() ?? {
+        type: 'rank/state',
+        dataset: '',
+        file: '',
+        judgments: 0,
+        status: "Choose a source of completions to rank: a checkpoint, a run's traces or a JSONL file.",
+        busy: false,
+        canUndo: false,
+        warnings: [],
+      },
     );
   }
 
@@ -176,7 +211,8 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
           await session?.skip(message.setId);
           break;
         case 'rank/undo':
-          if (!(await session?.undo())) void vscode.window.showInformationMessage('Nothing to undo: the dataset has no judgment left.');
+          if (!(await session?.undo()))
+            void vscode.window.showInformationMessage('Nothing to undo: the dataset has no judgment left.');
           break;
         default:
           assertNever(message, 'rank view');
@@ -212,7 +248,11 @@ function annotatorName(): string {
 }
 
 /** `step-<n>` folders (or files) under each run's `sub` folder, newest step first. */
-function runFiles(root: string, sub: 'checkpoints' | 'traces', match: RegExp): { label: string; description: string; file: string; step: number }[] {
+function runFiles(
+  root: string,
+  sub: 'checkpoints' | 'traces',
+  match: RegExp,
+): { label: string; description: string; file: string; step: number }[] {
   const runs = path.join(root, '.rlhf', 'runs');
   if (!existsSync(runs)) return [];
   const found: { label: string; description: string; file: string; step: number }[] = [];
@@ -221,7 +261,8 @@ function runFiles(root: string, sub: 'checkpoints' | 'traces', match: RegExp): {
     if (!existsSync(dir)) continue;
     for (const name of readdirSync(dir)) {
       const step = match.exec(name);
-      if (step) found.push({ label: `${run} · ${name}`, description: sub, file: path.join(dir, name), step: Number(step[1]) });
+      if (step)
+        found.push({ label: `${run} · ${name}`, description: sub, file: path.join(dir, name), step: Number(step[1]) });
     }
   }
   return found.sort((a, b) => b.step - a.step || a.label.localeCompare(b.label));
@@ -229,20 +270,42 @@ function runFiles(root: string, sub: 'checkpoints' | 'traces', match: RegExp): {
 
 async function pickSource(root: string): Promise<RankSourceSpec | undefined> {
   const kinds = [
-    { label: '$(sparkle) Sample from a checkpoint', detail: 'K completions per prompt, sampled now from a run\'s checkpoint', source: 'checkpoint' as const },
-    { label: '$(history) Responses of a PPO step', detail: 'the responses in a run\'s traces/step-<n>.arrow, grouped by prompt', source: 'trace' as const },
-    { label: '$(file) A JSONL file of prompts and completions', detail: 'one {"prompt": …, "completions": [2 to 8 strings]} per line', source: 'jsonl' as const },
-    { label: '$(package) Sample from an ONNX model folder', detail: 'a transformers.js-style folder: config.json, tokenizer.json, onnx/model.onnx (onnxruntime-node)', source: 'onnx' as const },
+    {
+      label: '$(sparkle) Sample from a checkpoint',
+      detail: "K completions per prompt, sampled now from a run's checkpoint",
+      source: 'checkpoint' as const,
+    },
+    {
+      label: '$(history) Responses of a PPO step',
+      detail: "the responses in a run's traces/step-<n>.arrow, grouped by prompt",
+      source: 'trace' as const,
+    },
+    {
+      label: '$(file) A JSONL file of prompts and completions',
+      detail: 'one {"prompt": …, "completions": [2 to 8 strings]} per line',
+      source: 'jsonl' as const,
+    },
+    {
+      label: '$(package) Sample from an ONNX model folder',
+      detail: 'a transformers.js-style folder: config.json, tokenizer.json, onnx/model.onnx (onnxruntime-node)',
+      source: 'onnx' as const,
+    },
   ];
   // Sampling starts a trainer (an ONNX folder is parsed by native code): not in an untrusted workspace.
   const needsTrust = new Set<string>(['checkpoint', 'onnx']);
   const trusted = vscode.workspace.isTrusted;
-  const shown = kinds.map((item) => (!trusted && needsTrust.has(item.source) ? { ...item, description: '$(shield) needs a trusted workspace' } : item));
-  const kind = (await vscode.window.showQuickPick(shown, { placeHolder: 'Where do the completions to rank come from?' }))?.source;
+  const shown = kinds.map((item) =>
+    !trusted && needsTrust.has(item.source) ? { ...item, description: '$(shield) needs a trusted workspace' } : item,
+  );
+  const kind = (
+    await vscode.window.showQuickPick(shown, { placeHolder: 'Where do the completions to rank come from?' })
+  )?.source;
   if (kind && !vscode.workspace.isTrusted && needsTrust.has(kind)) {
-    void vscode.window.showWarningMessage(trustExplanation('samples completions'), 'Manage Workspace Trust').then((choice) => {
-      if (choice) void vscode.commands.executeCommand('workbench.trust.manage');
-    });
+    void vscode.window
+      .showWarningMessage(trustExplanation('samples completions'), 'Manage Workspace Trust')
+      .then((choice) => {
+        if (choice) void vscode.commands.executeCommand('workbench.trust.manage');
+      });
     return undefined;
   }
   switch (kind) {
@@ -250,31 +313,59 @@ async function pickSource(root: string): Promise<RankSourceSpec | undefined> {
       return undefined;
     case 'jsonl': {
       const files = await vscode.workspace.findFiles('**/*.jsonl', '{**/node_modules/**,.rlhf/**}', 500);
-      const picked = await vscode.window.showQuickPick(files.map((uri) => ({ label: vscode.workspace.asRelativePath(uri), file: uri.fsPath })), { placeHolder: files.length ? 'JSONL file of {"prompt", "completions"} lines' : 'No .jsonl file in this workspace' });
+      const picked = await vscode.window.showQuickPick(
+        files.map((uri) => ({ label: vscode.workspace.asRelativePath(uri), file: uri.fsPath })),
+        {
+          placeHolder: files.length
+            ? 'JSONL file of {"prompt", "completions"} lines'
+            : 'No .jsonl file in this workspace',
+        },
+      );
       return picked && { kind, file: picked.file };
     }
     case 'trace': {
       const traces = runFiles(root, 'traces', /^step-(\d+)\.arrow$/);
-      if (traces.length === 0) return void vscode.window.showInformationMessage('No run in .rlhf/runs has traces yet: a PPO run writes traces/step-<n>.arrow every step.');
+      if (traces.length === 0)
+        return void vscode.window.showInformationMessage(
+          'No run in .rlhf/runs has traces yet: a PPO run writes traces/step-<n>.arrow every step.',
+        );
       const picked = await vscode.window.showQuickPick(traces, { placeHolder: 'PPO step whose responses to rank' });
       return picked && { kind, file: picked.file };
     }
     case 'checkpoint': {
       const checkpoints = runFiles(root, 'checkpoints', /^step-(\d+)$/);
-      if (checkpoints.length === 0) return void vscode.window.showInformationMessage('No checkpoint in .rlhf/runs yet: train a run first ("RLHF: Start Run").');
+      if (checkpoints.length === 0)
+        return void vscode.window.showInformationMessage(
+          'No checkpoint in .rlhf/runs yet: train a run first ("RLHF: Start Run").',
+        );
       const picked = await vscode.window.showQuickPick(checkpoints, { placeHolder: 'Checkpoint to sample from' });
       const sampling = picked && (await askSampling());
       return sampling && { kind, checkpoint: picked.file, ...sampling };
     }
     case 'onnx': {
       const found = await vscode.workspace.findFiles('**/onnx/model.onnx', '**/node_modules/**', 200);
-      const folders = found.map((uri) => path.dirname(path.dirname(uri.fsPath))).filter((folder) => existsSync(path.join(folder, 'config.json')));
+      const folders = found
+        .map((uri) => path.dirname(path.dirname(uri.fsPath)))
+        .filter((folder) => existsSync(path.join(folder, 'config.json')));
       const browse = { label: '$(folder-opened) Browse…', folder: '' };
-      const picked = await vscode.window.showQuickPick([...folders.map((folder) => ({ label: vscode.workspace.asRelativePath(folder), folder })), browse], { placeHolder: 'ONNX model folder (config.json, tokenizer.json, onnx/model.onnx)' });
+      const picked = await vscode.window.showQuickPick(
+        [...folders.map((folder) => ({ label: vscode.workspace.asRelativePath(folder), folder })), browse],
+        { placeHolder: 'ONNX model folder (config.json, tokenizer.json, onnx/model.onnx)' },
+      );
       let folder = picked?.folder;
-      if (picked === browse) folder = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Sample from this model' }))?.[0]?.fsPath;
+      if (picked === browse)
+        folder = (
+          await vscode.window.showOpenDialog({
+            canSelectFolders: true,
+            canSelectFiles: false,
+            openLabel: 'Sample from this model',
+          })
+        )?.[0]?.fsPath;
       if (!folder) return undefined;
-      if (!existsSync(path.join(folder, 'onnx', 'model.onnx'))) return void vscode.window.showErrorMessage(`${folder} has no onnx/model.onnx: pick a transformers.js-style folder (config.json, tokenizer.json, onnx/model.onnx).`);
+      if (!existsSync(path.join(folder, 'onnx', 'model.onnx')))
+        return void vscode.window.showErrorMessage(
+          `${folder} has no onnx/model.onnx: pick a transformers.js-style folder (config.json, tokenizer.json, onnx/model.onnx).`,
+        );
       const sampling = await askSampling();
       return sampling && { kind, folder, ...sampling };
     }
@@ -285,7 +376,11 @@ async function pickSource(root: string): Promise<RankSourceSpec | undefined> {
 
 /** Prompts from the user; K, temperature, top-p and length from the rlhf.rank settings. */
 async function askSampling(): Promise<SamplingSpec | undefined> {
-  const prompts = await vscode.window.showInputBox({ prompt: 'Prompts to complete, separated by " | "', placeHolder: 'review of the blender: | my take on the film:', validateInput: (value) => (value.trim() ? undefined : 'Type at least one prompt.') });
+  const prompts = await vscode.window.showInputBox({
+    prompt: 'Prompts to complete, separated by " | "',
+    placeHolder: 'review of the blender: | my take on the film:',
+    validateInput: (value) => (value.trim() ? undefined : 'Type at least one prompt.'),
+  });
   if (!prompts) return undefined;
   const settings = vscode.workspace.getConfiguration('rlhf.rank');
   return {

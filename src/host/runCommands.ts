@@ -33,10 +33,16 @@ export interface RunCommandsContext {
 }
 
 /** A run directory from what a command got: a Runs view item, a path, or nothing (ask). */
-async function runDirOf(context: RunCommandsContext, argument: unknown, placeHolder: string, filter: (item: RunItem) => boolean): Promise<string | undefined> {
+async function runDirOf(
+  context: RunCommandsContext,
+  argument: unknown,
+  placeHolder: string,
+  filter: (item: RunItem) => boolean,
+): Promise<string | undefined> {
   if (typeof argument === 'string') return argument;
   if (argument instanceof vscode.Uri) return argument.fsPath;
-  if (typeof argument === 'object' && argument !== null && (argument as RunsTreeItem).kind === 'run') return (argument as RunItem).runDir;
+  if (typeof argument === 'object' && argument !== null && (argument as RunsTreeItem).kind === 'run')
+    return (argument as RunItem).runDir;
   await context.tree.getChildren();
   const candidates = context.tree.items.filter((item): item is RunItem => item.kind === 'run' && filter(item));
   if (candidates.length === 0) {
@@ -45,7 +51,12 @@ async function runDirOf(context: RunCommandsContext, argument: unknown, placeHol
   }
   if (candidates.length === 1) return candidates[0].runDir;
   const picked = await vscode.window.showQuickPick(
-    candidates.map((item) => ({ label: item.run.name, description: item.run.id, detail: `${item.run.status}${item.details.step !== undefined ? ` at step ${item.details.step}` : ''}`, runDir: item.runDir })),
+    candidates.map((item) => ({
+      label: item.run.name,
+      description: item.run.id,
+      detail: `${item.run.status}${item.details.step !== undefined ? ` at step ${item.details.step}` : ''}`,
+      runDir: item.runDir,
+    })),
     { placeHolder },
   );
   return picked?.runDir;
@@ -57,7 +68,9 @@ async function pickConfigFile(): Promise<string | undefined> {
   if (active?.scheme === 'file' && active.fsPath.endsWith('.rlhf.json')) return active.fsPath;
   const files = await vscode.workspace.findFiles('**/*.rlhf.json', '**/node_modules/**', 200);
   if (files.length === 0) {
-    void vscode.window.showInformationMessage('No *.rlhf.json run config in this workspace. Make one with "RLHF: New Run".');
+    void vscode.window.showInformationMessage(
+      'No *.rlhf.json run config in this workspace. Make one with "RLHF: New Run".',
+    );
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(
@@ -74,16 +87,29 @@ async function newRun(args?: NewRunArguments): Promise<vscode.Uri | undefined> {
     void vscode.window.showErrorMessage('Open a folder first: a run config is written into it.');
     return undefined;
   }
-  const template = args?.template ?? (await vscode.window.showQuickPick(runTemplates.map((t) => ({ label: t.label, detail: t.detail, id: t.id })), { placeHolder: 'Template of the new run', matchOnDetail: true }))?.id;
+  const template =
+    args?.template ??
+    (
+      await vscode.window.showQuickPick(
+        runTemplates.map((t) => ({ label: t.label, detail: t.detail, id: t.id })),
+        { placeHolder: 'Template of the new run', matchOnDetail: true },
+      )
+    )?.id;
   if (!template) return undefined;
   const fileOf = (name: string) => path.join(root, `${name}.rlhf.json`);
   const name =
     args?.name ??
     (await vscode.window.showInputBox({
       title: 'RLHF: New Run',
-      prompt: 'Name of the run (letters, digits, ".", "_" and "-"); the config is written to <name>.rlhf.json in the workspace folder',
+      prompt:
+        'Name of the run (letters, digits, ".", "_" and "-"); the config is written to <name>.rlhf.json in the workspace folder',
       value: template === 'demo-pipeline' ? 'demo' : `my-${template}`,
-      validateInput: (value) => (!runNamePattern.test(value) ? `Use up to ${maxNameLength} letters, digits, ".", "_" and "-", starting with a letter or digit.` : existsSync(fileOf(value)) ? `${value}.rlhf.json exists already; pick another name.` : undefined),
+      validateInput: (value) =>
+        !runNamePattern.test(value)
+          ? `Use up to ${maxNameLength} letters, digits, ".", "_" and "-", starting with a letter or digit.`
+          : existsSync(fileOf(value))
+            ? `${value}.rlhf.json exists already; pick another name.`
+            : undefined,
     }));
   if (!name) return undefined;
   const file = fileOf(name);
@@ -111,12 +137,17 @@ async function validate(context: RunCommandsContext, uri?: vscode.Uri): Promise<
   const name = path.basename(target.fsPath);
   if (config) {
     const stages = config.stages.map((stage) => stage.name ?? stage.type).join(' → ');
-    void vscode.window.showInformationMessage(`${name} is valid: ${stages}${warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'} in the Problems panel)` : ''}.`);
+    void vscode.window.showInformationMessage(
+      `${name} is valid: ${stages}${warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'} in the Problems panel)` : ''}.`,
+    );
     return true;
   }
   const first = errors[0];
   void vscode.window
-    .showErrorMessage(`${name} has ${errors.length} error${errors.length === 1 ? '' : 's'}; the first, line ${first.line}: ${first.message}`, 'Show Problems')
+    .showErrorMessage(
+      `${name} has ${errors.length} error${errors.length === 1 ? '' : 's'}; the first, line ${first.line}: ${first.message}`,
+      'Show Problems',
+    )
     .then((choice) => choice && vscode.commands.executeCommand('workbench.actions.view.problems'));
   return false;
 }
@@ -135,7 +166,14 @@ async function deleteRun(context: RunCommandsContext, argument: unknown): Promis
     void vscode.window.showErrorMessage(`${runDir} is not a run in this workspace's runs folder; nothing was deleted.`);
     return false;
   }
-  const choice = await vscode.window.showWarningMessage(`Delete run ${runId}?`, { modal: true, detail: `Its folder ${vscode.workspace.asRelativePath(runDir)} — run.json, metrics, traces and checkpoints — is removed. This cannot be undone.` }, 'Delete');
+  const choice = await vscode.window.showWarningMessage(
+    `Delete run ${runId}?`,
+    {
+      modal: true,
+      detail: `Its folder ${vscode.workspace.asRelativePath(runDir)} — run.json, metrics, traces and checkpoints — is removed. This cannot be undone.`,
+    },
+    'Delete',
+  );
   if (choice !== 'Delete') return false;
   await fs.rm(runDir, { recursive: true, force: true });
   context.log.info(`deleted run ${runId} (${runDir})`);
@@ -166,7 +204,12 @@ export function registerRunCommands(context: RunCommandsContext): vscode.Disposa
       return runDir ? controller.stop(path.basename(runDir)) : false;
     }),
     vscode.commands.registerCommand('rlhf.resumeRun', async (argument?: unknown) => {
-      const runDir = await runDirOf(context, argument, 'Run to resume', (item) => !item.activeHere && item.run.status !== 'completed');
+      const runDir = await runDirOf(
+        context,
+        argument,
+        'Run to resume',
+        (item) => !item.activeHere && item.run.status !== 'completed',
+      );
       const trainer = runDir ? await controller.resume(runDir) : undefined;
       return trainer?.pid;
     }),
@@ -176,10 +219,17 @@ export function registerRunCommands(context: RunCommandsContext): vscode.Disposa
       if (runDir) await vscode.commands.executeCommand('rlhf.openDashboard', runDir);
     }),
     vscode.commands.registerCommand('rlhf.revealRunConfig', async (argument?: unknown) => {
-      const item = typeof argument === 'object' && argument !== null && (argument as RunsTreeItem).kind === 'run' ? (argument as RunItem) : undefined;
+      const item =
+        typeof argument === 'object' && argument !== null && (argument as RunsTreeItem).kind === 'run'
+          ? (argument as RunItem)
+          : undefined;
       const configFile = item?.details.configFile;
       if (!configFile || !existsSync(configFile)) {
-        void vscode.window.showInformationMessage(configFile ? `The config ${configFile} is gone; the run keeps a copy in its run.json ("config").` : 'This run does not record the config file it was started from.');
+        void vscode.window.showInformationMessage(
+          configFile
+            ? `The config ${configFile} is gone; the run keeps a copy in its run.json ("config").`
+            : 'This run does not record the config file it was started from.',
+        );
         return;
       }
       await vscode.window.showTextDocument(vscode.Uri.file(configFile));

@@ -34,7 +34,6 @@ export interface ActiveRun {
   reportProgress?: (message: string, fraction: number) => void;
 }
 
-
 export class RunController implements vscode.Disposable {
   private readonly active = new Set<ActiveRun>();
   private readonly statusBar = new RunStatusBar();
@@ -70,7 +69,10 @@ export class RunController implements vscode.Disposable {
     return [...this.active].find((run) => run.runId === runId);
   }
 
-  private refuse(message: string, show: (message: string, ...items: string[]) => Thenable<string | undefined> = vscode.window.showWarningMessage): undefined {
+  private refuse(
+    message: string,
+    show: (message: string, ...items: string[]) => Thenable<string | undefined> = vscode.window.showWarningMessage,
+  ): undefined {
     this.lastRefusal = message;
     this.log.warn(message);
     void show(message);
@@ -81,10 +83,16 @@ export class RunController implements vscode.Disposable {
   private canStart(): string | undefined {
     if (!vscode.workspace.isTrusted) return this.refuse(trustExplanation('starts training'));
     const runsFolder = this.runs.folder;
-    if (!runsFolder) return this.refuse('Open a folder first: runs are written to its .rlhf/runs folder.', vscode.window.showErrorMessage);
+    if (!runsFolder)
+      return this.refuse(
+        'Open a folder first: runs are written to its .rlhf/runs folder.',
+        vscode.window.showErrorMessage,
+      );
     const limit = maxConcurrentRuns();
     if (this.active.size >= limit) {
-      return this.refuse(`${this.active.size} run${this.active.size === 1 ? ' is' : 's are'} training already, the limit of rlhf.maxConcurrentRuns (${limit}). Stop one, or raise the setting.`);
+      return this.refuse(
+        `${this.active.size} run${this.active.size === 1 ? ' is' : 's are'} training already, the limit of rlhf.maxConcurrentRuns (${limit}). Stop one, or raise the setting.`,
+      );
     }
     return runsFolder;
   }
@@ -94,7 +102,8 @@ export class RunController implements vscode.Disposable {
     const runsFolder = this.canStart();
     if (!runsFolder) return undefined;
     const label = path.basename(configFile).replace(/\.rlhf\.json$/, '');
-    if ([...this.active].some((run) => run.source === configFile)) return this.refuse(`"${label}" is training already; stop it before starting it again.`);
+    if ([...this.active].some((run) => run.source === configFile))
+      return this.refuse(`"${label}" is training already; stop it before starting it again.`);
     // The same checks as the editor's diagnostics: a config with errors never reaches a trainer.
     let text: string;
     try {
@@ -109,10 +118,18 @@ export class RunController implements vscode.Disposable {
       const message = `"${label}" was not started: the config has ${errors.length} error${errors.length === 1 ? '' : 's'}${first ? `, the first on line ${first.line}: ${first.path.length ? `${first.path.at(-1)} ` : ''}${first.message}` : ''}. See the Problems panel.`;
       this.lastRefusal = message;
       this.log.warn(message);
-      void vscode.window.showErrorMessage(message, 'Show Problems').then((choice) => choice && vscode.commands.executeCommand('workbench.actions.view.problems'));
+      void vscode.window
+        .showErrorMessage(message, 'Show Problems')
+        .then((choice) => choice && vscode.commands.executeCommand('workbench.actions.view.problems'));
       return undefined;
     }
-    return this.launch({ label, source: configFile, stageCount: config.stages.length, args: ['train', configFile, '--runs-dir', runsFolder], cwd: path.dirname(runsFolder) });
+    return this.launch({
+      label,
+      source: configFile,
+      stageCount: config.stages.length,
+      args: ['train', configFile, '--runs-dir', runsFolder],
+      cwd: path.dirname(runsFolder),
+    });
   }
 
   /** Continues a stopped, failed or killed run from its last checkpoint (`rlhf-lens train --resume`). */
@@ -121,7 +138,11 @@ export class RunController implements vscode.Disposable {
     if (!runsFolder) return undefined;
     const runId = path.basename(runDir);
     if (this.activeRun(runId)) return this.refuse(`Run ${runId} is training already.`);
-    if (!isRunDirInside(runsFolder, runDir)) return this.refuse(`${runDir} is not a run in this workspace's runs folder ${runsFolder}; nothing was resumed.`, vscode.window.showErrorMessage);
+    if (!isRunDirInside(runsFolder, runDir))
+      return this.refuse(
+        `${runDir} is not a run in this workspace's runs folder ${runsFolder}; nothing was resumed.`,
+        vscode.window.showErrorMessage,
+      );
     let runJson: { name?: string; status?: string; stage_index?: number; config?: { stages?: unknown[] } };
     const runJsonFile = path.join(runDir, 'run.json');
     try {
@@ -134,18 +155,41 @@ export class RunController implements vscode.Disposable {
       return this.refuse(`Cannot resume ${runDir}: ${(error as Error).message}`, vscode.window.showErrorMessage);
     }
     // A completed stage resumes into the next one (killed between stages); only the last has nothing left.
-    const stagesLeft = (runJson.config?.stages?.length ?? 1) - (runJson.stage_index ?? 0) - (runJson.status === 'completed' ? 1 : 0);
-    if (stagesLeft <= 0) return this.refuse(`Run ${runId} is completed; there is nothing to resume.`, vscode.window.showInformationMessage);
+    const stagesLeft =
+      (runJson.config?.stages?.length ?? 1) - (runJson.stage_index ?? 0) - (runJson.status === 'completed' ? 1 : 0);
+    if (stagesLeft <= 0)
+      return this.refuse(
+        `Run ${runId} is completed; there is nothing to resume.`,
+        vscode.window.showInformationMessage,
+      );
     const stageCount = stagesLeft;
-    return this.launch({ label: runJson.name ?? runId, source: runDir, stageCount, args: ['train', '--resume', runDir, '--runs-dir', runsFolder], cwd: path.dirname(runsFolder) });
+    return this.launch({
+      label: runJson.name ?? runId,
+      source: runDir,
+      stageCount,
+      args: ['train', '--resume', runDir, '--runs-dir', runsFolder],
+      cwd: path.dirname(runsFolder),
+    });
   }
 
-  private async launch(options: { label: string; source: string; stageCount: number; args: string[]; cwd: string }): Promise<TrainerProcess> {
+  private async launch(options: {
+    label: string;
+    source: string;
+    stageCount: number;
+    args: string[];
+    cwd: string;
+  }): Promise<TrainerProcess> {
     const backend = defaultBackend();
     // A config's "auto" backend follows the rlhf.defaultBackend setting; a pinned one stays pinned.
     const env = backend === 'auto' ? process.env : { ...process.env, RLHF_LENS_BACKEND: backend };
     const trainer = this.supervisor.start({ label: options.label, args: options.args, cwd: options.cwd, env });
-    const run: ActiveRun = { trainer, label: options.label, source: options.source, stageCount: options.stageCount, stagesStarted: 0 };
+    const run: ActiveRun = {
+      trainer,
+      label: options.label,
+      source: options.source,
+      stageCount: options.stageCount,
+      stagesStarted: 0,
+    };
     this.active.add(run);
     this.lastRefusal = undefined;
     this.log.info(`[${run.label}] rlhf-lens ${options.args.join(' ')} (trainer pid ${trainer.pid})`);
@@ -160,10 +204,14 @@ export class RunController implements vscode.Disposable {
       this.changed.fire();
       if (exit.requested && exit.signal) {
         // Asked to stop, it did not finish its step in time: the last checkpoint is what resumes.
-        void vscode.window.showWarningMessage(`Run "${run.label}" did not stop within 30 s and was killed; Resume Run continues from its last checkpoint.`);
+        void vscode.window.showWarningMessage(
+          `Run "${run.label}" did not stop within 30 s and was killed; Resume Run continues from its last checkpoint.`,
+        );
       } else if (!exit.crashed && exit.code !== 0) {
         if (exit.stderrTail) this.log.error(`[${run.label}] ${exit.description}. Its last output:\n${exit.stderrTail}`);
-        void vscode.window.showErrorMessage(`Run "${run.label}" failed: ${this.lastError.get(trainer) ?? exit.description}`, 'Show Log').then((choice) => choice && this.log.show());
+        void vscode.window
+          .showErrorMessage(`Run "${run.label}" failed: ${this.lastError.get(trainer) ?? exit.description}`, 'Show Log')
+          .then((choice) => choice && this.log.show());
       }
       this.runs.refresh();
     });
@@ -174,19 +222,22 @@ export class RunController implements vscode.Disposable {
 
   /** A notification with the run's progress; its Cancel button stops the run (checkpoint first). */
   private showProgress(run: ActiveRun): void {
-    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `RLHF ${run.label}`, cancellable: true }, (progress, token) => {
-      let reported = 0;
-      run.reportProgress = (message, fraction) => {
-        const percent = Math.min(100, Math.max(0, fraction * 100));
-        progress.report({ message, increment: Math.max(0, percent - reported) });
-        reported = Math.max(reported, percent);
-      };
-      token.onCancellationRequested(() => {
-        this.log.info(`[${run.label}] stop requested from the progress notification`);
-        void run.trainer.stop(30_000);
-      });
-      return run.trainer.exited;
-    });
+    void vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `RLHF ${run.label}`, cancellable: true },
+      (progress, token) => {
+        let reported = 0;
+        run.reportProgress = (message, fraction) => {
+          const percent = Math.min(100, Math.max(0, fraction * 100));
+          progress.report({ message, increment: Math.max(0, percent - reported) });
+          reported = Math.max(reported, percent);
+        };
+        token.onCancellationRequested(() => {
+          this.log.info(`[${run.label}] stop requested from the progress notification`);
+          void run.trainer.stop(30_000);
+        });
+        return run.trainer.exited;
+      },
+    );
   }
 
   private readonly lastError = new WeakMap<TrainerProcess, string>();
@@ -198,21 +249,39 @@ export class RunController implements vscode.Disposable {
         run.stagesStarted++;
         run.runId = message.runId;
         run.runDir = message.runDir;
-        run.progress = { runId: message.runId, label, stage: message.stage, backend: message.backend, backendReason: message.backendReason, step: 0, maxSteps: message.maxSteps, startedAt: Date.now(), firstStep: 0 };
-        this.log.info(`[${label}] ${message.stage} → ${message.runDir} on backend ${message.backend} (${message.backendReason})`);
+        run.progress = {
+          runId: message.runId,
+          label,
+          stage: message.stage,
+          backend: message.backend,
+          backendReason: message.backendReason,
+          step: 0,
+          maxSteps: message.maxSteps,
+          startedAt: Date.now(),
+          firstStep: 0,
+        };
+        this.log.info(
+          `[${label}] ${message.stage} → ${message.runDir} on backend ${message.backend} (${message.backendReason})`,
+        );
         run.reportProgress?.(`${message.stage} starting`, (run.stagesStarted - 1) / run.stageCount);
         this.runs.refresh();
         break;
       case 'run/metrics':
         if (run.progress) {
-          const first = run.progress.step === 0 && run.progress.firstStep === 0 ? message.step - 1 : run.progress.firstStep;
+          const first =
+            run.progress.step === 0 && run.progress.firstStep === 0 ? message.step - 1 : run.progress.firstStep;
           run.progress = { ...run.progress, step: message.step, maxSteps: message.maxSteps, firstStep: first };
           const stageFraction = message.maxSteps > 0 ? message.step / message.maxSteps : 0;
-          run.reportProgress?.(`${run.progress.stage} ${message.step}/${message.maxSteps}`, (run.stagesStarted - 1 + stageFraction) / run.stageCount);
+          run.reportProgress?.(
+            `${run.progress.stage} ${message.step}/${message.maxSteps}`,
+            (run.stagesStarted - 1 + stageFraction) / run.stageCount,
+          );
         }
         break;
       case 'run/finished':
-        this.log.info(`[${label}] ${message.runId} ${message.status}${message.checkpoint ? ` (checkpoint ${message.checkpoint})` : ''}`);
+        this.log.info(
+          `[${label}] ${message.runId} ${message.status}${message.checkpoint ? ` (checkpoint ${message.checkpoint})` : ''}`,
+        );
         this.finished.fire({ runId: message.runId, status: message.status });
         this.runs.refresh();
         break;

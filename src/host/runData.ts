@@ -147,13 +147,15 @@ export class TraceCache {
       return cached;
     }
     // apache-arrow loads with the first trace read, not at activation (~75 ms to evaluate).
-    const loading = Promise.all([fs.readFile(file), import('../shared/traceFormat')]).then(([bytes, { decodeTraceTable }]) => {
-      try {
-        return decodeTraceTable(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      } catch (error) {
-        throw new Error(`${file}: ${(error as Error).message}`);
-      }
-    });
+    const loading = Promise.all([fs.readFile(file), import('../shared/traceFormat')]).then(
+      ([bytes, { decodeTraceTable }]) => {
+        try {
+          return decodeTraceTable(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        } catch (error) {
+          throw new Error(`${file}: ${(error as Error).message}`);
+        }
+      },
+    );
     loading.catch(() => this.tables.delete(file));
     this.tables.set(file, loading);
     while (this.tables.size > this.capacity) this.tables.delete(this.tables.keys().next().value as string);
@@ -172,7 +174,8 @@ export class TraceCache {
   /** The step's PPO trace, packed for the webview; throws for other kinds, naming the file. */
   async packed(runDir: string, step: number): Promise<PackedPpoTrace> {
     const table = await this.table(runDir, step);
-    if (table.kind !== 'ppo') throw new Error(`${traceFileOf(runDir, step)} is a ${table.kind} trace; the heatmap shows PPO traces.`);
+    if (table.kind !== 'ppo')
+      throw new Error(`${traceFileOf(runDir, step)} is a ${table.kind} trace; the heatmap shows PPO traces.`);
     return packPpoTrace(step, table.numRows, (index) => table.row(index));
   }
 
@@ -196,7 +199,9 @@ export class TraceCache {
           score: row.score,
           oracleScore: row.oracle_score,
           tokens: row.tokens,
-          values: Object.fromEntries(tokenFields.map((field) => [field, row[field]])) as unknown as PromptHistoryEntry['values'],
+          values: Object.fromEntries(
+            tokenFields.map((field) => [field, row[field]]),
+          ) as unknown as PromptHistoryEntry['values'],
         });
       }
     }

@@ -41,7 +41,9 @@ export class RunFolderWatcher {
   private watchFolder(folder: string): void {
     if (this.disposed || this.watchers.has(folder)) return;
     try {
-      const watcher = watch(folder, { persistent: false }, (_event, name) => this.onEvent(folder, name?.toString() ?? ''));
+      const watcher = watch(folder, { persistent: false }, (_event, name) =>
+        this.onEvent(folder, name?.toString() ?? ''),
+      );
       watcher.on('error', () => {
         watcher.close();
         this.watchers.delete(folder);

@@ -11,7 +11,13 @@ import type { RunController } from './runController';
 import type { WorkspaceRuns } from './workspaceRuns';
 
 export type RunsTreeItem =
-  | { readonly kind: 'run'; readonly run: RunSummary; readonly runDir: string; readonly details: RunDetails; readonly activeHere: boolean }
+  | {
+      readonly kind: 'run';
+      readonly run: RunSummary;
+      readonly runDir: string;
+      readonly details: RunDetails;
+      readonly activeHere: boolean;
+    }
   | { readonly kind: 'problem'; readonly problem: RunReadProblem };
 
 const statusIcons: Record<RunStatus, vscode.ThemeIcon> = {
@@ -25,7 +31,8 @@ const statusIcons: Record<RunStatus, vscode.ThemeIcon> = {
 /** "sft · 120/600 · loss/train 2.31 · loss/eval 2.40". */
 export function describeRun(run: RunSummary, details: RunDetails): string {
   const parts: string[] = [details.stage ?? run.status];
-  if (details.step !== undefined) parts.push(details.maxSteps ? `${details.step}/${details.maxSteps}` : `step ${details.step}`);
+  if (details.step !== undefined)
+    parts.push(details.maxSteps ? `${details.step}/${details.maxSteps}` : `step ${details.step}`);
   const metrics = formatKeyMetrics(details.metrics);
   if (metrics) parts.push(metrics);
   return parts.join(' · ');
@@ -54,11 +61,14 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
    */
   private refreshSoon(): void {
     if (this.pending) return;
-    this.pending = setTimeout(() => {
-      this.pending = undefined;
-      this.lastFired = Date.now();
-      this.changed.fire();
-    }, Math.max(50, 500 - (Date.now() - this.lastFired)));
+    this.pending = setTimeout(
+      () => {
+        this.pending = undefined;
+        this.lastFired = Date.now();
+        this.changed.fire();
+      },
+      Math.max(50, 500 - (Date.now() - this.lastFired)),
+    );
   }
 
   get items(): readonly RunsTreeItem[] {
@@ -72,7 +82,13 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
     const runs = await Promise.all(
       listing.runs.map(async (run): Promise<RunsTreeItem> => {
         const runDir = path.join(folder, run.id);
-        return { kind: 'run', run, runDir, details: await readRunDetails(runDir), activeHere: this.controller.activeRun(run.id) !== undefined };
+        return {
+          kind: 'run',
+          run,
+          runDir,
+          details: await readRunDetails(runDir),
+          activeHere: this.controller.activeRun(run.id) !== undefined,
+        };
       }),
     );
     this.latest = [...runs, ...listing.problems.map((problem): RunsTreeItem => ({ kind: 'problem', problem }))];
@@ -85,7 +101,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
       item.description = element.problem.message;
       item.tooltip = `${element.problem.file}: ${element.problem.message}`;
       item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
-      item.command = { command: 'vscode.open', title: 'Open run.json', arguments: [vscode.Uri.file(element.problem.file)] };
+      item.command = {
+        command: 'vscode.open',
+        title: 'Open run.json',
+        arguments: [vscode.Uri.file(element.problem.file)],
+      };
       item.contextValue = 'runProblem';
       return item;
     }
@@ -93,12 +113,16 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
     const item = new vscode.TreeItem(run.name);
     item.id = run.id;
     item.description = describeRun(run, details);
-    const metricLines = keyMetrics.filter((key) => key in details.metrics).map((key) => `| ${key} | ${details.metrics[key]} |`);
+    const metricLines = keyMetrics
+      .filter((key) => key in details.metrics)
+      .map((key) => `| ${key} | ${details.metrics[key]} |`);
     item.tooltip = new vscode.MarkdownString(
       [
         `**${run.name}** — ${run.status}${activeHere ? ' (training in this window)' : ''}`,
         `\`${run.id}\``,
-        details.stage ? `Stage **${details.stage}**${details.step !== undefined ? `, step ${details.step}${details.maxSteps ? ` of ${details.maxSteps}` : ''}` : ''}` : '',
+        details.stage
+          ? `Stage **${details.stage}**${details.step !== undefined ? `, step ${details.step}${details.maxSteps ? ` of ${details.maxSteps}` : ''}` : ''}`
+          : '',
         `Started ${new Date(run.startedAt).toLocaleString()}${run.endedAt ? `, ended ${new Date(run.endedAt).toLocaleString()}` : ''}`,
         run.backend ? `Backend: ${run.backend}` : '',
         details.configFile ? `Config: ${vscode.workspace.asRelativePath(details.configFile)}` : '',
@@ -111,7 +135,9 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
     item.iconPath = statusIcons[run.status];
     // The context menu keys on this: `run.<status>`, plus `.active` when this window trains it and
     // `.config` when its config file is known (Reveal Config).
-    item.contextValue = ['run', run.status, activeHere ? 'active' : '', details.configFile ? 'config' : ''].filter(Boolean).join('.');
+    item.contextValue = ['run', run.status, activeHere ? 'active' : '', details.configFile ? 'config' : '']
+      .filter(Boolean)
+      .join('.');
     item.command = { command: 'rlhf.openDashboard', title: 'Open Dashboard', arguments: [runDir] };
     return item;
   }

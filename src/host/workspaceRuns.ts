@@ -44,11 +44,26 @@ export class WorkspaceRuns implements vscode.Disposable {
     // Patterns relative to the workspace folder, which exists, so VS Code's workspace watcher serves
     // them even before the first run creates the runs folder.
     const runs = path.relative(root.uri.fsPath, folder).split(path.sep).join('/');
-    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(root, `${runs}/*/{run.json,metrics.jsonl}`));
+    const watcher = vscode.workspace.createFileSystemWatcher(
+      new vscode.RelativePattern(root, `${runs}/*/{run.json,metrics.jsonl}`),
+    );
     // A deleted run folder sends no event for its files on every platform: watch the folders too.
-    const folders = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(root, `${runs}/*`), false, true, false);
+    const folders = vscode.workspace.createFileSystemWatcher(
+      new vscode.RelativePattern(root, `${runs}/*`),
+      false,
+      true,
+      false,
+    );
     const fire = () => this.fire();
-    this.watchers.push(watcher, folders, watcher.onDidCreate(fire), watcher.onDidChange(fire), watcher.onDidDelete(fire), folders.onDidCreate(fire), folders.onDidDelete(fire));
+    this.watchers.push(
+      watcher,
+      folders,
+      watcher.onDidCreate(fire),
+      watcher.onDidChange(fire),
+      watcher.onDidDelete(fire),
+      folders.onDidCreate(fire),
+      folders.onDidDelete(fire),
+    );
   }
 
   /** One refresh per burst, and at least one every interval while a trainer keeps writing. */

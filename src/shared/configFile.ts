@@ -6,8 +6,21 @@
  */
 import { statSync } from 'node:fs';
 import * as path from 'node:path';
-import { findNodeAtLocation, getNodePath, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
-import { semanticProblems, type CheckEnvironment, type ConfigFix, type PathKind, type ProblemSeverity } from './configChecks';
+import {
+  findNodeAtLocation,
+  getNodePath,
+  parseTree,
+  printParseErrorCode,
+  type Node,
+  type ParseError,
+} from 'jsonc-parser';
+import {
+  semanticProblems,
+  type CheckEnvironment,
+  type ConfigFix,
+  type PathKind,
+  type ProblemSeverity,
+} from './configChecks';
 import { formatPath, validate, type ConfigProblem } from './configSchema';
 import { runConfigSchema, type RunConfig } from './runConfig';
 import { lineAndColumn } from './textPosition';
@@ -80,12 +93,20 @@ export interface ConfigRead {
   readonly problems: LocatedProblem[];
 }
 
-function locate(text: string, tree: Node | undefined, problem: ConfigProblem & Pick<LocatedProblem, 'source' | 'severity' | 'fix'>): LocatedProblem {
+function locate(
+  text: string,
+  tree: Node | undefined,
+  problem: ConfigProblem & Pick<LocatedProblem, 'source' | 'severity' | 'fix'>,
+): LocatedProblem {
   let node: Node | undefined;
   // The deepest node that exists along the path: a missing key is reported on its parent object.
-  for (let depth = problem.path.length; depth >= 0 && !node; depth--) node = tree ? findNodeAtLocation(tree, problem.path.slice(0, depth) as (string | number)[]) : undefined;
+  for (let depth = problem.path.length; depth >= 0 && !node; depth--)
+    node = tree ? findNodeAtLocation(tree, problem.path.slice(0, depth) as (string | number)[]) : undefined;
   // An unknown key is underlined at the key, not its value.
-  const target = node?.parent?.type === 'property' && node.parent.children?.[1] === node && /unknown setting/.test(problem.message) ? node.parent.children[0] : node;
+  const target =
+    node?.parent?.type === 'property' && node.parent.children?.[1] === node && /unknown setting/.test(problem.message)
+      ? node.parent.children[0]
+      : node;
   const offset = target?.offset ?? 0;
   return { ...problem, offset, length: target?.length ?? 0, ...lineAndColumn(text, offset) };
 }
@@ -99,14 +120,35 @@ export function readConfigText(text: string, environment?: CheckEnvironment): Co
   const deep = tooDeepOffset(text);
   if (deep >= 0) {
     const message = `nests objects and lists more than ${maxConfigNesting} levels deep; a run config needs 4`;
-    return { config: undefined, problems: [{ path: [], message, source: 'syntax', severity: 'error', offset: deep, length: 1, ...lineAndColumn(text, deep) }] };
+    return {
+      config: undefined,
+      problems: [
+        {
+          path: [],
+          message,
+          source: 'syntax',
+          severity: 'error',
+          offset: deep,
+          length: 1,
+          ...lineAndColumn(text, deep),
+        },
+      ],
+    };
   }
   const parseErrors: ParseError[] = [];
   const tree = parseTree(text, parseErrors, { allowTrailingComma: true, disallowComments: false });
   if (parseErrors.length > 0 || !tree) {
     return {
       config: undefined,
-      problems: parseErrors.map((error) => ({ path: [], message: `JSON syntax: ${printParseErrorCode(error.error)}`, source: 'syntax', severity: 'error', offset: error.offset, length: error.length, ...lineAndColumn(text, error.offset) })),
+      problems: parseErrors.map((error) => ({
+        path: [],
+        message: `JSON syntax: ${printParseErrorCode(error.error)}`,
+        source: 'syntax',
+        severity: 'error',
+        offset: error.offset,
+        length: error.length,
+        ...lineAndColumn(text, error.offset),
+      })),
     };
   }
   const raw = nodeValue(tree);
@@ -115,7 +157,9 @@ export function readConfigText(text: string, environment?: CheckEnvironment): Co
   const all = value
     ? semanticProblems(value, raw, environment).map((problem) => ({ ...problem, source: 'semantic' as const }))
     : problems.map((problem) => ({ ...problem, source: 'schema' as const, severity: 'error' as const }));
-  const located = [...duplicateKeys(text, tree), ...all.map((problem) => locate(text, tree, problem))].sort((a, b) => a.offset - b.offset);
+  const located = [...duplicateKeys(text, tree), ...all.map((problem) => locate(text, tree, problem))].sort(
+    (a, b) => a.offset - b.offset,
+  );
   return { config: located.some((problem) => problem.severity === 'error') ? undefined : value, problems: located };
 }
 
@@ -137,7 +181,15 @@ function duplicateKeys(text: string, tree: Node): LocatedProblem[] {
         if (!earlier) first.set(key.value, key);
         else {
           const message = `duplicate key ${quote(key.value)} (first on line ${lineAndColumn(text, earlier.offset).line}): the later value would silently win — remove one`;
-          problems.push({ path: getNodePath(node), message, source: 'semantic', severity: 'error', offset: key.offset, length: key.length, ...lineAndColumn(text, key.offset) });
+          problems.push({
+            path: getNodePath(node),
+            message,
+            source: 'semantic',
+            severity: 'error',
+            offset: key.offset,
+            length: key.length,
+            ...lineAndColumn(text, key.offset),
+          });
         }
       }
     }
@@ -151,14 +203,20 @@ function duplicateKeys(text: string, tree: Node): LocatedProblem[] {
 export function locatePath(text: string, at: readonly (string | number)[]): { line: number; column: number } {
   const tree = parseTree(text, [], { allowTrailingComma: true, disallowComments: false });
   let node: Node | undefined;
-  for (let depth = at.length; depth >= 0 && !node; depth--) node = tree ? findNodeAtLocation(tree, at.slice(0, depth) as (string | number)[]) : undefined;
+  for (let depth = at.length; depth >= 0 && !node; depth--)
+    node = tree ? findNodeAtLocation(tree, at.slice(0, depth) as (string | number)[]) : undefined;
   return lineAndColumn(text, node?.offset ?? 0);
 }
 
 function nodeValue(node: Node): unknown {
   switch (node.type) {
     case 'object':
-      return Object.fromEntries((node.children ?? []).map((property) => [property.children?.[0].value as string, property.children?.[1] ? nodeValue(property.children[1]) : undefined]));
+      return Object.fromEntries(
+        (node.children ?? []).map((property) => [
+          property.children?.[0].value as string,
+          property.children?.[1] ? nodeValue(property.children[1]) : undefined,
+        ]),
+      );
     case 'array':
       return (node.children ?? []).map(nodeValue);
     default:

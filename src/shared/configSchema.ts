@@ -55,7 +55,10 @@ export interface ArrayNode<I extends SchemaNode = SchemaNode> extends Documented
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any object shape; `required` makes ObjectNode<P> invariant in P
 export type AnyObjectNode = ObjectNode<any>;
 
-export interface TaggedNode<K extends string = string, V extends Record<string, AnyObjectNode> = Record<string, AnyObjectNode>> extends Documented {
+export interface TaggedNode<
+  K extends string = string,
+  V extends Record<string, AnyObjectNode> = Record<string, AnyObjectNode>,
+> extends Documented {
   readonly kind: 'tagged';
   readonly tag: K;
   readonly variants: V;
@@ -65,7 +68,8 @@ export interface OptionalNode<N extends SchemaNode = SchemaNode> {
   readonly node: N;
 }
 
-export type SchemaNode = NumberNode | StringNode | BooleanNode | EnumNode | AnyObjectNode | ArrayNode | TaggedNode | OptionalNode;
+export type SchemaNode =
+  NumberNode | StringNode | BooleanNode | EnumNode | AnyObjectNode | ArrayNode | TaggedNode | OptionalNode;
 
 // ------------------------------------------------------------------------------------------------
 // Builders
@@ -73,13 +77,32 @@ export type SchemaNode = NumberNode | StringNode | BooleanNode | EnumNode | AnyO
 
 export const s = {
   number: (options: Omit<NumberNode, 'kind'>): NumberNode => ({ kind: 'number', ...options }),
-  integer: (options: Omit<NumberNode, 'kind' | 'integer'>): NumberNode => ({ kind: 'number', integer: true, ...options }),
+  integer: (options: Omit<NumberNode, 'kind' | 'integer'>): NumberNode => ({
+    kind: 'number',
+    integer: true,
+    ...options,
+  }),
   string: (options: Omit<StringNode, 'kind'>): StringNode => ({ kind: 'string', ...options }),
   boolean: (options: Omit<BooleanNode, 'kind'>): BooleanNode => ({ kind: 'boolean', ...options }),
-  enum: <const V extends string>(values: readonly V[], options: Omit<EnumNode<V>, 'kind' | 'values'>): EnumNode<V> => ({ kind: 'enum', values, ...options }),
-  object: <P extends Record<string, SchemaNode>>(properties: P, options: Omit<ObjectNode<P>, 'kind' | 'properties'>): ObjectNode<P> => ({ kind: 'object', properties, ...options }),
-  array: <I extends SchemaNode>(items: I, options: Omit<ArrayNode<I>, 'kind' | 'items'>): ArrayNode<I> => ({ kind: 'array', items, ...options }),
-  tagged: <K extends string, V extends Record<string, AnyObjectNode>>(tag: K, variants: V, options: Documented): TaggedNode<K, V> => ({ kind: 'tagged', tag, variants, ...options }),
+  enum: <const V extends string>(values: readonly V[], options: Omit<EnumNode<V>, 'kind' | 'values'>): EnumNode<V> => ({
+    kind: 'enum',
+    values,
+    ...options,
+  }),
+  object: <P extends Record<string, SchemaNode>>(
+    properties: P,
+    options: Omit<ObjectNode<P>, 'kind' | 'properties'>,
+  ): ObjectNode<P> => ({ kind: 'object', properties, ...options }),
+  array: <I extends SchemaNode>(items: I, options: Omit<ArrayNode<I>, 'kind' | 'items'>): ArrayNode<I> => ({
+    kind: 'array',
+    items,
+    ...options,
+  }),
+  tagged: <K extends string, V extends Record<string, AnyObjectNode>>(
+    tag: K,
+    variants: V,
+    options: Documented,
+  ): TaggedNode<K, V> => ({ kind: 'tagged', tag, variants, ...options }),
   optional: <N extends SchemaNode>(node: N): OptionalNode<N> => ({ kind: 'optional', node }),
 };
 
@@ -101,22 +124,22 @@ type InferTagged<K extends string, V extends Record<string, AnyObjectNode>> = {
 export type Infer<N> = 0 extends 1 & N
   ? unknown // `any` in, `unknown` out: stops the recursion on untyped nodes
   : N extends OptionalNode<infer Inner>
-  ? Infer<Inner>
-  : N extends NumberNode
-    ? number
-    : N extends StringNode
-      ? string
-      : N extends BooleanNode
-        ? boolean
-        : N extends EnumNode<infer V>
-          ? V
-          : N extends ObjectNode<infer P>
-            ? InferObject<P>
-            : N extends ArrayNode<infer I>
-              ? readonly Infer<I>[]
-              : N extends TaggedNode<infer K, infer V>
-                ? InferTagged<K, V>
-                : never;
+    ? Infer<Inner>
+    : N extends NumberNode
+      ? number
+      : N extends StringNode
+        ? string
+        : N extends BooleanNode
+          ? boolean
+          : N extends EnumNode<infer V>
+            ? V
+            : N extends ObjectNode<infer P>
+              ? InferObject<P>
+              : N extends ArrayNode<infer I>
+                ? readonly Infer<I>[]
+                : N extends TaggedNode<infer K, infer V>
+                  ? InferTagged<K, V>
+                  : never;
 
 // ------------------------------------------------------------------------------------------------
 // JSON Schema
@@ -147,13 +170,40 @@ export function toJsonSchema(node: SchemaNode): JsonSchema {
         exclusiveMinimum: node.exclusiveMinimum,
       });
     case 'string':
-      return clean({ type: 'string', description: node.description, markdownDescription: describe(node), default: node.default, pattern: node.pattern, minLength: node.minLength, maxLength: node.maxLength });
+      return clean({
+        type: 'string',
+        description: node.description,
+        markdownDescription: describe(node),
+        default: node.default,
+        pattern: node.pattern,
+        minLength: node.minLength,
+        maxLength: node.maxLength,
+      });
     case 'boolean':
-      return clean({ type: 'boolean', description: node.description, markdownDescription: describe(node), default: node.default });
+      return clean({
+        type: 'boolean',
+        description: node.description,
+        markdownDescription: describe(node),
+        default: node.default,
+      });
     case 'enum':
-      return clean({ type: 'string', enum: node.values, markdownEnumDescriptions: node.valueDescriptions, description: node.description, markdownDescription: describe(node), default: node.default });
+      return clean({
+        type: 'string',
+        enum: node.values,
+        markdownEnumDescriptions: node.valueDescriptions,
+        description: node.description,
+        markdownDescription: describe(node),
+        default: node.default,
+      });
     case 'array':
-      return clean({ type: 'array', items: toJsonSchema(node.items), minItems: node.minItems, description: node.description, markdownDescription: describe(node), default: node.default });
+      return clean({
+        type: 'array',
+        items: toJsonSchema(node.items),
+        minItems: node.minItems,
+        description: node.description,
+        markdownDescription: describe(node),
+        default: node.default,
+      });
     case 'object':
       return objectSchema(node);
     case 'tagged':
@@ -162,7 +212,9 @@ export function toJsonSchema(node: SchemaNode): JsonSchema {
         description: node.description,
         markdownDescription: describe(node),
         required: [node.tag],
-        properties: { [node.tag]: { type: 'string', enum: Object.keys(node.variants), description: `Which kind of ${node.tag}.` } },
+        properties: {
+          [node.tag]: { type: 'string', enum: Object.keys(node.variants), description: `Which kind of ${node.tag}.` },
+        },
         // if/then per variant gives completion of the right fields once the tag is written.
         allOf: Object.entries(node.variants).map(([tag, variant]) => ({
           if: { properties: { [node.tag]: { const: tag } }, required: [node.tag] },
@@ -174,7 +226,8 @@ export function toJsonSchema(node: SchemaNode): JsonSchema {
 
 function objectSchema(node: AnyObjectNode, extra: Record<string, JsonSchema> = {}): JsonSchema {
   const properties: Record<string, JsonSchema> = { ...extra };
-  for (const [key, child] of Object.entries(node.properties as Record<string, SchemaNode>)) properties[key] = toJsonSchema(child);
+  for (const [key, child] of Object.entries(node.properties as Record<string, SchemaNode>))
+    properties[key] = toJsonSchema(child);
   return clean({
     type: 'object',
     description: node.description,
@@ -201,7 +254,9 @@ export interface ConfigProblem {
 }
 
 export function formatPath(path: readonly (string | number)[]): string {
-  return path.length === 0 ? '(root)' : path.map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? part : `.${part}`)).join('');
+  return path.length === 0
+    ? '(root)'
+    : path.map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? part : `.${part}`)).join('');
 }
 
 function typeName(value: unknown): string {
@@ -228,20 +283,26 @@ function check(node: SchemaNode, value: unknown, path: (string | number)[], prob
       return value === undefined ? undefined : check(node.node, value, path, problems);
     case 'number': {
       if (value === undefined && node.default !== undefined) return node.default;
-      if (typeof value !== 'number' || !Number.isFinite(value)) return fail(`must be a ${node.integer ? 'whole number' : 'number'}, got ${quote(value)}`);
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        return fail(`must be a ${node.integer ? 'whole number' : 'number'}, got ${quote(value)}`);
       if (node.integer && !Number.isInteger(value)) return fail(`must be a whole number, got ${quote(value)}`);
       if (node.minimum !== undefined && value < node.minimum) return fail(`must be ≥ ${node.minimum}, got ${value}`);
-      if (node.exclusiveMinimum !== undefined && value <= node.exclusiveMinimum) return fail(`must be > ${node.exclusiveMinimum}, got ${value}`);
+      if (node.exclusiveMinimum !== undefined && value <= node.exclusiveMinimum)
+        return fail(`must be > ${node.exclusiveMinimum}, got ${value}`);
       if (node.maximum !== undefined && value > node.maximum) return fail(`must be ≤ ${node.maximum}, got ${value}`);
       return value;
     }
     case 'string':
       if (value === undefined && node.default !== undefined) return node.default;
-      if (typeof value !== 'string') return fail(`must be a string, got ${value === undefined ? 'nothing' : typeName(value)}`);
+      if (typeof value !== 'string')
+        return fail(`must be a string, got ${value === undefined ? 'nothing' : typeName(value)}`);
       // Before the pattern: the length is the problem of a 50 MB value, and the message quotes it cut.
-      if (node.maxLength !== undefined && value.length > node.maxLength) return fail(`must have at most ${node.maxLength} characters, got ${value.length}: ${quote(value)}`);
-      if (node.minLength !== undefined && value.length < node.minLength) return fail(node.minLength === 1 ? 'must not be empty' : `must have at least ${node.minLength} characters`);
-      if (node.pattern !== undefined && !new RegExp(node.pattern).test(value)) return fail(`must match ${node.pattern}, got ${quote(value)}`);
+      if (node.maxLength !== undefined && value.length > node.maxLength)
+        return fail(`must have at most ${node.maxLength} characters, got ${value.length}: ${quote(value)}`);
+      if (node.minLength !== undefined && value.length < node.minLength)
+        return fail(node.minLength === 1 ? 'must not be empty' : `must have at least ${node.minLength} characters`);
+      if (node.pattern !== undefined && !new RegExp(node.pattern).test(value))
+        return fail(`must match ${node.pattern}, got ${quote(value)}`);
       return value;
     case 'boolean':
       if (value === undefined && node.default !== undefined) return node.default;
@@ -249,23 +310,32 @@ function check(node: SchemaNode, value: unknown, path: (string | number)[], prob
       return value;
     case 'enum':
       if (value === undefined && node.default !== undefined) return node.default;
-      if (typeof value !== 'string' || !node.values.includes(value)) return fail(`must be one of ${node.values.map((v) => `"${v}"`).join(', ')}, got ${quote(value)}`);
+      if (typeof value !== 'string' || !node.values.includes(value))
+        return fail(`must be one of ${node.values.map((v) => `"${v}"`).join(', ')}, got ${quote(value)}`);
       return value;
     case 'array': {
       if (value === undefined && node.default !== undefined) return node.default;
-      if (!Array.isArray(value)) return fail(`must be a list, got ${value === undefined ? 'nothing' : typeName(value)}`);
-      if (node.minItems !== undefined && value.length < node.minItems) return fail(`must have at least ${node.minItems} item${node.minItems === 1 ? '' : 's'}`);
+      if (!Array.isArray(value))
+        return fail(`must be a list, got ${value === undefined ? 'nothing' : typeName(value)}`);
+      if (node.minItems !== undefined && value.length < node.minItems)
+        return fail(`must have at least ${node.minItems} item${node.minItems === 1 ? '' : 's'}`);
       return value.map((item, index) => check(node.items, item, [...path, index], problems));
     }
     case 'object':
       return checkObject(node, value, path, problems);
     case 'tagged': {
       if (value === undefined) return fail(`is required: ${node.description}`);
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(`must be an object, got ${typeName(value)}`);
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        return fail(`must be an object, got ${typeName(value)}`);
       const tag = (value as Record<string, unknown>)[node.tag];
       const variant = typeof tag === 'string' ? node.variants[tag] : undefined;
       if (!variant) {
-        problems.push({ path: [...path, node.tag], message: `must be one of ${Object.keys(node.variants).map((v) => `"${v}"`).join(', ')}, got ${quote(tag)}` });
+        problems.push({
+          path: [...path, node.tag],
+          message: `must be one of ${Object.keys(node.variants)
+            .map((v) => `"${v}"`)
+            .join(', ')}, got ${quote(tag)}`,
+        });
         return undefined;
       }
       return checkObject(variant, value, path, problems, node.tag);
@@ -293,13 +363,20 @@ export function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
-    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     previous = current;
   }
   return previous[b.length];
 }
 
-function checkObject(node: AnyObjectNode, value: unknown, path: (string | number)[], problems: ConfigProblem[], tagKey?: string): unknown {
+function checkObject(
+  node: AnyObjectNode,
+  value: unknown,
+  path: (string | number)[],
+  problems: ConfigProblem[],
+  tagKey?: string,
+): unknown {
   if (value === undefined && !(node.required && node.required.length > 0)) value = {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     problems.push({ path, message: `must be an object, got ${value === undefined ? 'nothing' : typeName(value)}` });
@@ -310,11 +387,17 @@ function checkObject(node: AnyObjectNode, value: unknown, path: (string | number
   for (const key of Object.keys(record)) {
     if (key === tagKey || key === '$schema' || key in node.properties) continue;
     const near = closest(key, Object.keys(node.properties));
-    problems.push({ path: [...path, key], message: `unknown setting ${quote(key)}${near ? `; did you mean "${near}"?` : ''}` });
+    problems.push({
+      path: [...path, key],
+      message: `unknown setting ${quote(key)}${near ? `; did you mean "${near}"?` : ''}`,
+    });
   }
   for (const [key, child] of Object.entries(node.properties as Record<string, SchemaNode>)) {
     if (record[key] === undefined && node.required?.includes(key)) {
-      problems.push({ path: [...path, key], message: `is required: ${child.kind === 'optional' ? '' : child.description}` });
+      problems.push({
+        path: [...path, key],
+        message: `is required: ${child.kind === 'optional' ? '' : child.description}`,
+      });
       continue;
     }
     const checked = check(child, record[key], [...path, key], problems);

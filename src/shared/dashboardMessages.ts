@@ -160,11 +160,20 @@ export type ToDashboardMessage =
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-const hasOnly = (value: Record<string, unknown>, keys: readonly string[]) => Object.keys(value).every((key) => key === 'type' || keys.includes(key));
-const isStepNumber = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 0;
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const hasOnly = (value: Record<string, unknown>, keys: readonly string[]) =>
+  Object.keys(value).every((key) => key === 'type' || keys.includes(key));
+const isStepNumber = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isInteger(value) && value >= 0;
 /** Run ids name a folder inside the runs folder: no separators, no `..`. */
-export const isRunId = (value: unknown): value is string => typeof value === 'string' && value.length > 0 && value.length <= 255 && !/[\\/]/.test(value) && value !== '.' && value !== '..';
+export const isRunId = (value: unknown): value is string =>
+  typeof value === 'string' &&
+  value.length > 0 &&
+  value.length <= 255 &&
+  !/[\\/]/.test(value) &&
+  value !== '.' &&
+  value !== '..';
 
 /** Exports are capped so a misbehaving page cannot make the host write gigabytes. */
 const maxExportLength = 64 * 1024 * 1024;
@@ -183,16 +192,27 @@ export function parseDashboardMessage(value: unknown): FromDashboardMessage | un
     case 'dashboard/requestTrace':
       return hasOnly(value, ['step']) && isStepNumber(value.step) ? { type, step: value.step } : undefined;
     case 'dashboard/compare':
-      return hasOnly(value, ['runIds']) && Array.isArray(value.runIds) && value.runIds.length <= 16 && value.runIds.every(isRunId)
+      return hasOnly(value, ['runIds']) &&
+        Array.isArray(value.runIds) &&
+        value.runIds.length <= 16 &&
+        value.runIds.every(isRunId)
         ? { type, runIds: [...(value.runIds as string[])] }
         : undefined;
     case 'dashboard/requestPromptHistory':
-      return hasOnly(value, ['prompt']) && typeof value.prompt === 'string' && value.prompt.length <= 100_000 ? { type, prompt: value.prompt } : undefined;
+      return hasOnly(value, ['prompt']) && typeof value.prompt === 'string' && value.prompt.length <= 100_000
+        ? { type, prompt: value.prompt }
+        : undefined;
     case 'dashboard/exportHtml': {
       const fields = ['title', 'body', 'themeCss', 'bodyClass'] as const;
       if (!hasOnly(value, fields) || !fields.every((key) => typeof value[key] === 'string')) return undefined;
       if ((value.body as string).length + (value.themeCss as string).length > maxExportLength) return undefined;
-      return { type, title: value.title as string, body: value.body as string, themeCss: value.themeCss as string, bodyClass: value.bodyClass as string };
+      return {
+        type,
+        title: value.title as string,
+        body: value.body as string,
+        themeCss: value.themeCss as string,
+        bodyClass: value.bodyClass as string,
+      };
     }
     case 'dashboard/openRun':
       return hasOnly(value, ['runId']) && isRunId(value.runId) ? { type, runId: value.runId } : undefined;

@@ -83,7 +83,10 @@ function advice(code: string, file: string): string {
 
 /** Raised inside a write when the disk takes fewer bytes than it was given. */
 class ShortWrite extends Error {
-  constructor(readonly written: number, readonly expected: number) {
+  constructor(
+    readonly written: number,
+    readonly expected: number,
+  ) {
     super(`only ${written} of ${expected} bytes reached the file`);
   }
 }
@@ -93,7 +96,8 @@ function asDurableError(file: string, error: unknown): Error {
   if (error instanceof DurableWriteError) return error;
   if (error instanceof ShortWrite) return new DurableWriteError(file, 'SHORT_WRITE', error.message, { cause: error });
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof code !== 'string' || !/^E[A-Z0-9]+$/.test(code)) return error instanceof Error ? error : new Error(String(error));
+  if (typeof code !== 'string' || !/^E[A-Z0-9]+$/.test(code))
+    return error instanceof Error ? error : new Error(String(error));
   // "ENOSPC: no space left on device, write" → "no space left on device"
   const message = (error as Error).message;
   const reason = /^E[A-Z0-9]+: (.+?)(?:, \w+(?: '.*')?)?$/s.exec(message)?.[1] ?? message;
@@ -126,7 +130,10 @@ export function isTemporaryName(name: string): boolean {
 
 /** The pid a temporary name records (every pattern above carries its writer's), or undefined. */
 export function temporaryOwner(name: string): number | undefined {
-  const match = /\.(\d+)-[0-9a-f]{8}\.rlhf-tmp$/.exec(name) ?? /\.(\d+)\.\d{13}\.tmp$/.exec(name) ?? /^\.?step-\d+\.(\d+)\.tmp$/.exec(name);
+  const match =
+    /\.(\d+)-[0-9a-f]{8}\.rlhf-tmp$/.exec(name) ??
+    /\.(\d+)\.\d{13}\.tmp$/.exec(name) ??
+    /^\.?step-\d+\.(\d+)\.tmp$/.exec(name);
   return match ? Number(match[1]) : undefined;
 }
 
@@ -203,7 +210,11 @@ export function writeJsonDurable(file: string, value: unknown, io: DurableFs = n
  * fsynced. If `fill` or the rename fails, the temporary folder is removed and any previous `target`
  * is left as it was. An I/O error is reported against the final path (`target/model.safetensors`).
  */
-export async function writeFolderDurable(target: string, fill: (folder: string) => void | Promise<void>, io: DurableFs = nodeFs): Promise<void> {
+export async function writeFolderDurable(
+  target: string,
+  fill: (folder: string) => void | Promise<void>,
+  io: DurableFs = nodeFs,
+): Promise<void> {
   const temporary = startFolder(target, io);
   try {
     await fill(temporary);
@@ -270,7 +281,9 @@ function commitFolder(temporary: string, target: string, io: DurableFs): void {
 function abandonFolder(temporary: string, target: string, error: unknown, io: DurableFs): never {
   removeQuietly(temporary, io);
   if (error instanceof DurableWriteError && error.path.startsWith(temporary + path.sep)) {
-    throw new DurableWriteError(path.join(target, path.relative(temporary, error.path)), error.code, error.reason, { cause: error.cause });
+    throw new DurableWriteError(path.join(target, path.relative(temporary, error.path)), error.code, error.reason, {
+      cause: error.cause,
+    });
   }
   throw asDurableError(target, error);
 }
@@ -336,8 +349,14 @@ export interface AppendLineOptions {
  * report the torn line and keep the rest). If the append fails, what it wrote is cut off again (when
  * no other writer appended meanwhile), so the file is as before. Throws DurableWriteError.
  */
-export function appendLineDurable(file: string, line: string, options: AppendLineOptions = {}, io: DurableFs = nodeFs): void {
-  if (line.includes('\n')) throw new Error(`appendLineDurable: a JSONL line must not contain a newline (writing ${file})`);
+export function appendLineDurable(
+  file: string,
+  line: string,
+  options: AppendLineOptions = {},
+  io: DurableFs = nodeFs,
+): void {
+  if (line.includes('\n'))
+    throw new Error(`appendLineDurable: a JSONL line must not contain a newline (writing ${file})`);
   const created = !io.existsSync(file);
   let fd: number;
   try {

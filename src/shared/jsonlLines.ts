@@ -9,7 +9,8 @@
 import { createReadStream } from 'node:fs';
 
 /** Line numbers are 1-based; blank lines are yielded too (as `text: ''` or whitespace). */
-export type JsonlLine = { readonly line: number; readonly text: string } | { readonly line: number; readonly problem: string };
+export type JsonlLine =
+  { readonly line: number; readonly text: string } | { readonly line: number; readonly problem: string };
 
 export interface ReadJsonlLinesOptions {
   /** Longer lines are reported instead of read. Default: no limit. */
@@ -51,14 +52,18 @@ export async function* readJsonlLines(file: string, options: ReadJsonlLinesOptio
       const bytes = overLimit - (lastByte === carriageReturn ? 1 : 0);
       overLimit = undefined;
       if (bytes > maxLineBytes) {
-        yield { line: ++line, problem: `line is ${bytes} bytes, over the limit of ${maxLineBytes}; split the example or raise the limit` };
+        yield {
+          line: ++line,
+          problem: `line is ${bytes} bytes, over the limit of ${maxLineBytes}; split the example or raise the limit`,
+        };
         return;
       }
     }
     let segment = Buffer.concat(pending, pendingBytes);
     pending = [];
     pendingBytes = 0;
-    if (segment.length > 0 && segment[segment.length - 1] === carriageReturn) segment = segment.subarray(0, segment.length - 1);
+    if (segment.length > 0 && segment[segment.length - 1] === carriageReturn)
+      segment = segment.subarray(0, segment.length - 1);
     for (const bytes of splitOnCarriageReturns(segment)) {
       line++;
       yield decodeLine(decoder, line === 1 ? dropUtf8Bom(bytes) : bytes, line);
@@ -98,12 +103,19 @@ function decodeLine(decoder: TextDecoder, bytes: Buffer, line: number): JsonlLin
   try {
     return { line, text: decoder.decode(bytes) };
   } catch {
-    if (line === 1 && bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))) {
+    if (
+      line === 1 &&
+      bytes.length >= 2 &&
+      ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
+    ) {
       return { line, problem: 'not UTF-8: the file starts with a UTF-16 byte-order mark; save it as UTF-8' };
     }
     const at = firstInvalidUtf8Byte(bytes);
     if (at < 0) return { line, problem: 'not UTF-8; save the file as UTF-8' };
-    return { line, problem: `not UTF-8 (byte 0x${bytes[at].toString(16).toUpperCase().padStart(2, '0')} at byte ${at + 1} of the line); save the file as UTF-8` };
+    return {
+      line,
+      problem: `not UTF-8 (byte 0x${bytes[at].toString(16).toUpperCase().padStart(2, '0')} at byte ${at + 1} of the line); save the file as UTF-8`,
+    };
   }
 }
 
@@ -120,14 +132,21 @@ export function firstInvalidUtf8Byte(bytes: Uint8Array): number {
       continue;
     }
     const [length, low, high] =
-      lead >= 0xc2 && lead <= 0xdf ? [2, 0x80, 0xbf]
-      : lead === 0xe0 ? [3, 0xa0, 0xbf]
-      : lead === 0xed ? [3, 0x80, 0x9f]
-      : lead >= 0xe1 && lead <= 0xef ? [3, 0x80, 0xbf]
-      : lead === 0xf0 ? [4, 0x90, 0xbf]
-      : lead >= 0xf1 && lead <= 0xf3 ? [4, 0x80, 0xbf]
-      : lead === 0xf4 ? [4, 0x80, 0x8f]
-      : [0, 0, 0];
+      lead >= 0xc2 && lead <= 0xdf
+        ? [2, 0x80, 0xbf]
+        : lead === 0xe0
+          ? [3, 0xa0, 0xbf]
+          : lead === 0xed
+            ? [3, 0x80, 0x9f]
+            : lead >= 0xe1 && lead <= 0xef
+              ? [3, 0x80, 0xbf]
+              : lead === 0xf0
+                ? [4, 0x90, 0xbf]
+                : lead >= 0xf1 && lead <= 0xf3
+                  ? [4, 0x80, 0xbf]
+                  : lead === 0xf4
+                    ? [4, 0x80, 0x8f]
+                    : [0, 0, 0];
     if (length === 0) return i;
     // The second byte has the lead's own range; the rest are plain continuation bytes.
     for (let k = 1; k < length; k++) {

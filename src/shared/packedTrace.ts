@@ -9,7 +9,16 @@
 import type { PpoTraceRow } from './traceFormat';
 
 /** The per-token scalars of a PPO trace row, in the order the dashboard lists them. */
-export const tokenFields = ['reward', 'kl', 'value', 'advantage', 'return', 'entropy', 'logprob', 'ref_logprob'] as const;
+export const tokenFields = [
+  'reward',
+  'kl',
+  'value',
+  'advantage',
+  'return',
+  'entropy',
+  'logprob',
+  'ref_logprob',
+] as const;
 export type TokenField = (typeof tokenFields)[number];
 
 export interface PackedPpoTrace {
@@ -51,7 +60,9 @@ export function packPpoTrace(step: number, rowCount: number, rowAt: (index: numb
   const tokenStart = new Uint32Array(rowCount + 1);
   const tokenTextStart = new Uint32Array(numTokens + 1);
   const tokenIds = new Int32Array(numTokens);
-  const values = Object.fromEntries(tokenFields.map((field) => [field, new Float32Array(numTokens)])) as { [F in TokenField]: Float32Array };
+  const values = Object.fromEntries(tokenFields.map((field) => [field, new Float32Array(numTokens)])) as {
+    [F in TokenField]: Float32Array;
+  };
   const ratio = new Float32Array(numEpochs * numTokens).fill(Number.NaN);
   const clip = new Int8Array(numEpochs * numTokens);
   const texts: string[] = [];
@@ -99,5 +110,8 @@ export function tokenTextAt(trace: PackedPpoTrace, t: number): string {
 
 /** The response text of sample s (its tokens' text joined). */
 export function responseText(trace: PackedPpoTrace, s: number): string {
-  return trace.tokenText.slice(trace.tokenTextStart[trace.tokenStart[s]], trace.tokenTextStart[trace.tokenStart[s + 1]]);
+  return trace.tokenText.slice(
+    trace.tokenTextStart[trace.tokenStart[s]],
+    trace.tokenTextStart[trace.tokenStart[s + 1]],
+  );
 }

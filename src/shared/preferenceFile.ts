@@ -35,9 +35,19 @@ export async function readPreferenceFile(file: string): Promise<PreferenceFileRe
         const line = parsePreferenceLine(text, lineNumber);
         if (line.kind === 'retraction') {
           if (judgments.delete(line.retraction.retracts)) retracted++;
-          else problems.push({ file, line: lineNumber, message: `retracts "${line.retraction.retracts}", which no earlier line holds` });
+          else
+            problems.push({
+              file,
+              line: lineNumber,
+              message: `retracts "${line.retraction.retracts}", which no earlier line holds`,
+            });
         } else {
-          if (judgments.has(line.judgment.id)) problems.push({ file, line: lineNumber, message: `field "id": "${line.judgment.id}" appears again; the later judgment replaces the earlier` });
+          if (judgments.has(line.judgment.id))
+            problems.push({
+              file,
+              line: lineNumber,
+              message: `field "id": "${line.judgment.id}" appears again; the later judgment replaces the earlier`,
+            });
           judgments.set(line.judgment.id, line.judgment);
         }
       } catch (error) {
@@ -66,7 +76,9 @@ export interface PairwiseExport {
  */
 export async function exportTrlPairwise(input: string, output: string): Promise<PairwiseExport> {
   const read = await readPreferenceFile(input);
-  const lines = read.judgments.flatMap((judgment) => judgmentPairs(judgment).map(({ prompt, chosen, rejected }) => JSON.stringify({ prompt, chosen, rejected })));
+  const lines = read.judgments.flatMap((judgment) =>
+    judgmentPairs(judgment).map(({ prompt, chosen, rejected }) => JSON.stringify({ prompt, chosen, rejected })),
+  );
   writeFileDurable(output, lines.map((line) => `${line}\n`).join(''));
   return { pairs: lines.length, judgments: read.judgments.length, problems: read.problems };
 }

@@ -42,7 +42,9 @@ export interface PreferencePair {
   readonly judgmentId: string;
 }
 
-export type PreferenceLine = { readonly kind: 'judgment'; readonly judgment: Judgment } | { readonly kind: 'retraction'; readonly retraction: Retraction };
+export type PreferenceLine =
+  | { readonly kind: 'judgment'; readonly judgment: Judgment }
+  | { readonly kind: 'retraction'; readonly retraction: Retraction };
 
 /** Parses one line; throws an Error whose message names the field, for the reader to prefix with file:line. */
 export function parsePreferenceLine(text: string, lineNumber: number): PreferenceLine {
@@ -57,28 +59,48 @@ export function parsePreferenceLine(text: string, lineNumber: number): Preferenc
   const string = (key: string, optional = false): string | undefined => {
     const field = record[key];
     if (field === undefined && optional) return undefined;
-    if (typeof field !== 'string') throw new Error(`field "${key}" must be a string, got ${field === undefined ? 'nothing' : typeof field}`);
+    if (typeof field !== 'string')
+      throw new Error(`field "${key}" must be a string, got ${field === undefined ? 'nothing' : typeof field}`);
     return field;
   };
-  if ('retracts' in record) return { kind: 'retraction', retraction: { retracts: string('retracts') as string, time: string('time', true) } };
+  if ('retracts' in record)
+    return { kind: 'retraction', retraction: { retracts: string('retracts') as string, time: string('time', true) } };
   const prompt = string('prompt') as string;
   if ('chosen' in record || 'rejected' in record) {
     const chosen = string('chosen') as string;
     const rejected = string('rejected') as string;
-    return { kind: 'judgment', judgment: { id: `line-${lineNumber}`, prompt, completions: [chosen, rejected], ranking: [[0], [1]], annotator: 'trl-pairwise' } };
+    return {
+      kind: 'judgment',
+      judgment: {
+        id: `line-${lineNumber}`,
+        prompt,
+        completions: [chosen, rejected],
+        ranking: [[0], [1]],
+        annotator: 'trl-pairwise',
+      },
+    };
   }
   const completions = record.completions;
-  if (!Array.isArray(completions) || completions.length < 2 || !completions.every((item) => typeof item === 'string')) throw new Error('field "completions" must be a list of at least 2 strings');
+  if (!Array.isArray(completions) || completions.length < 2 || !completions.every((item) => typeof item === 'string'))
+    throw new Error('field "completions" must be a list of at least 2 strings');
   const ranking = record.ranking;
-  if (!Array.isArray(ranking) || !ranking.every((group) => Array.isArray(group) && group.every((index) => Number.isInteger(index)))) throw new Error('field "ranking" must be a list of groups of completion indices, best first, e.g. [[2], [0, 3], [1]]');
+  if (
+    !Array.isArray(ranking) ||
+    !ranking.every((group) => Array.isArray(group) && group.every((index) => Number.isInteger(index)))
+  )
+    throw new Error(
+      'field "ranking" must be a list of groups of completion indices, best first, e.g. [[2], [0, 3], [1]]',
+    );
   const seen = new Set<number>();
   for (const index of (ranking as number[][]).flat()) {
-    if (index < 0 || index >= completions.length) throw new Error(`field "ranking" names completion ${index}, but there are ${completions.length}`);
+    if (index < 0 || index >= completions.length)
+      throw new Error(`field "ranking" names completion ${index}, but there are ${completions.length}`);
     if (seen.has(index)) throw new Error(`field "ranking" names completion ${index} twice`);
     seen.add(index);
   }
   const confidence = record.confidence;
-  if (confidence !== undefined && (typeof confidence !== 'number' || confidence < 0 || confidence > 1)) throw new Error('field "confidence" must be a number from 0 to 1');
+  if (confidence !== undefined && (typeof confidence !== 'number' || confidence < 0 || confidence > 1))
+    throw new Error('field "confidence" must be a number from 0 to 1');
   const source = record.source;
   return {
     kind: 'judgment',
@@ -99,5 +121,10 @@ export function parsePreferenceLine(text: string, lineNumber: number): Preferenc
 
 /** Every [chosen, rejected] pair of a judgment (ties skipped), as TRL's pairwise rows. */
 export function judgmentPairs(judgment: Judgment): PreferencePair[] {
-  return rankingToPairs(judgment.ranking).map(([winner, loser]) => ({ prompt: judgment.prompt, chosen: judgment.completions[winner], rejected: judgment.completions[loser], judgmentId: judgment.id }));
+  return rankingToPairs(judgment.ranking).map(([winner, loser]) => ({
+    prompt: judgment.prompt,
+    chosen: judgment.completions[winner],
+    rejected: judgment.completions[loser],
+    judgmentId: judgment.id,
+  }));
 }

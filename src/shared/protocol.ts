@@ -199,23 +199,46 @@ export function parseTrainerMessage(value: unknown): TrainerToHostMessage | unde
     case 'trainer/pong':
       return typeof value.id === 'number' ? { type, id: value.id } : undefined;
     case 'run/started':
-      return ['runId', 'runDir', 'stage', 'backend', 'backendReason'].every((key) => typeof value[key] === 'string') && typeof value.maxSteps === 'number'
+      return ['runId', 'runDir', 'stage', 'backend', 'backendReason'].every((key) => typeof value[key] === 'string') &&
+        typeof value.maxSteps === 'number'
         ? (value as unknown as RunStartedMessage)
         : undefined;
     case 'run/metrics':
-      return typeof value.runId === 'string' && typeof value.step === 'number' && typeof value.maxSteps === 'number' && isNumberRecord(value.metrics)
+      return typeof value.runId === 'string' &&
+        typeof value.step === 'number' &&
+        typeof value.maxSteps === 'number' &&
+        isNumberRecord(value.metrics)
         ? { type, runId: value.runId, step: value.step, maxSteps: value.maxSteps, metrics: value.metrics }
         : undefined;
     case 'run/finished':
-      return typeof value.runId === 'string' && (value.status === 'completed' || value.status === 'stopped' || value.status === 'failed') && (value.checkpoint === undefined || typeof value.checkpoint === 'string')
+      return typeof value.runId === 'string' &&
+        (value.status === 'completed' || value.status === 'stopped' || value.status === 'failed') &&
+        (value.checkpoint === undefined || typeof value.checkpoint === 'string')
         ? { type, runId: value.runId, status: value.status, checkpoint: value.checkpoint as string | undefined }
         : undefined;
     case 'sample/result':
-      return typeof value.id === 'number' && Array.isArray(value.completions) && (value.completions as unknown[]).every((item) => typeof item === 'string') && typeof value.loadMs === 'number' && typeof value.sampleMs === 'number' && typeof value.backend === 'string' && Array.isArray(value.tokenCounts) && value.tokenCounts.every((n) => typeof n === 'number')
-        ? { type, id: value.id, completions: value.completions as string[], tokenCounts: value.tokenCounts as number[], loadMs: value.loadMs, sampleMs: value.sampleMs, backend: value.backend }
+      return typeof value.id === 'number' &&
+        Array.isArray(value.completions) &&
+        (value.completions as unknown[]).every((item) => typeof item === 'string') &&
+        typeof value.loadMs === 'number' &&
+        typeof value.sampleMs === 'number' &&
+        typeof value.backend === 'string' &&
+        Array.isArray(value.tokenCounts) &&
+        value.tokenCounts.every((n) => typeof n === 'number')
+        ? {
+            type,
+            id: value.id,
+            completions: value.completions as string[],
+            tokenCounts: value.tokenCounts as number[],
+            loadMs: value.loadMs,
+            sampleMs: value.sampleMs,
+            backend: value.backend,
+          }
         : undefined;
     case 'sample/error':
-      return typeof value.id === 'number' && typeof value.message === 'string' ? { type, id: value.id, message: value.message } : undefined;
+      return typeof value.id === 'number' && typeof value.message === 'string'
+        ? { type, id: value.id, message: value.message }
+        : undefined;
     default:
       return undefined;
   }
@@ -235,9 +258,25 @@ export function parseHostMessage(value: unknown): HostToTrainerMessage | undefin
     case 'control/ping':
       return typeof value.id === 'number' ? { type, id: value.id } : undefined;
     case 'sample/request':
-      return typeof value.id === 'number' && typeof value.checkpoint === 'string' && typeof value.prompt === 'string' && ['numSamples', 'temperature', 'topP', 'maxNewTokens', 'seed'].every((key) => typeof value[key] === 'number' && Number.isFinite(value[key]))
-        && (value.stopAtEos === undefined || typeof value.stopAtEos === 'boolean')
-        ? { type, id: value.id, checkpoint: value.checkpoint, prompt: value.prompt, numSamples: value.numSamples as number, temperature: value.temperature as number, topP: value.topP as number, maxNewTokens: value.maxNewTokens as number, seed: value.seed as number, stopAtEos: value.stopAtEos as boolean | undefined }
+      return typeof value.id === 'number' &&
+        typeof value.checkpoint === 'string' &&
+        typeof value.prompt === 'string' &&
+        ['numSamples', 'temperature', 'topP', 'maxNewTokens', 'seed'].every(
+          (key) => typeof value[key] === 'number' && Number.isFinite(value[key]),
+        ) &&
+        (value.stopAtEos === undefined || typeof value.stopAtEos === 'boolean')
+        ? {
+            type,
+            id: value.id,
+            checkpoint: value.checkpoint,
+            prompt: value.prompt,
+            numSamples: value.numSamples as number,
+            temperature: value.temperature as number,
+            topP: value.topP as number,
+            maxNewTokens: value.maxNewTokens as number,
+            seed: value.seed as number,
+            stopAtEos: value.stopAtEos as boolean | undefined,
+          }
         : undefined;
     default:
       return undefined;

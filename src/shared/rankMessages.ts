@@ -67,7 +67,8 @@ export interface RankChooseSourceMessage {
   readonly type: 'rank/chooseSource';
 }
 
-export type FromRankMessage = WebviewReadyMessage | RankSubmitMessage | RankSkipMessage | RankUndoMessage | RankChooseSourceMessage;
+export type FromRankMessage =
+  WebviewReadyMessage | RankSubmitMessage | RankSkipMessage | RankUndoMessage | RankChooseSourceMessage;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -87,17 +88,36 @@ export function parseRankMessage(value: unknown): FromRankMessage | undefined {
     case 'rank/skip':
       return only('setId') && typeof value.setId === 'string' ? { type, setId: value.setId } : undefined;
     case 'rank/submit': {
-      if (!only('setId', 'ranking', 'note', 'confidence') || typeof value.setId !== 'string' || !Array.isArray(value.ranking)) return undefined;
+      if (
+        !only('setId', 'ranking', 'note', 'confidence') ||
+        typeof value.setId !== 'string' ||
+        !Array.isArray(value.ranking)
+      )
+        return undefined;
       const ranking = value.ranking as unknown[];
       const indices = ranking.flatMap((group) => (Array.isArray(group) ? group : [NaN]));
-      if (ranking.length === 0 || ranking.some((group) => !Array.isArray(group) || group.length === 0)) return undefined;
-      if (!indices.every((index) => Number.isInteger(index) && index >= 0 && index < 8) || new Set(indices).size !== indices.length) return undefined;
+      if (ranking.length === 0 || ranking.some((group) => !Array.isArray(group) || group.length === 0))
+        return undefined;
+      if (
+        !indices.every((index) => Number.isInteger(index) && index >= 0 && index < 8) ||
+        new Set(indices).size !== indices.length
+      )
+        return undefined;
       if (value.note !== undefined && (typeof value.note !== 'string' || value.note.length > 10_000)) return undefined;
-      if (value.confidence !== undefined && (typeof value.confidence !== 'number' || !(value.confidence >= 0 && value.confidence <= 1))) return undefined;
-      return { type, setId: value.setId, ranking: ranking as number[][], note: value.note as string | undefined, confidence: value.confidence as number | undefined };
+      if (
+        value.confidence !== undefined &&
+        (typeof value.confidence !== 'number' || !(value.confidence >= 0 && value.confidence <= 1))
+      )
+        return undefined;
+      return {
+        type,
+        setId: value.setId,
+        ranking: ranking as number[][],
+        note: value.note as string | undefined,
+        confidence: value.confidence as number | undefined,
+      };
     }
     default:
       return undefined;
   }
 }
-

@@ -47,11 +47,26 @@ export function identicalGroups(completions: readonly string[]): number[][] {
   return [...byText.values()].filter((group) => group.length > 1);
 }
 
-export function makeRankSet(id: string, prompt: string, completions: readonly string[], source: RankSetSource, random: Random): RankSet {
+export function makeRankSet(
+  id: string,
+  prompt: string,
+  completions: readonly string[],
+  source: RankSetSource,
+  random: Random,
+): RankSet {
   if (completions.length < minCompletions || completions.length > maxCompletions) {
-    throw new RangeError(`a set to rank needs ${minCompletions} to ${maxCompletions} completions, got ${completions.length}`);
+    throw new RangeError(
+      `a set to rank needs ${minCompletions} to ${maxCompletions} completions, got ${completions.length}`,
+    );
   }
-  return { id, prompt, completions, shownOrder: randomOrder(completions.length, random), identical: identicalGroups(completions), source };
+  return {
+    id,
+    prompt,
+    completions,
+    shownOrder: randomOrder(completions.length, random),
+    identical: identicalGroups(completions),
+    source,
+  };
 }
 
 /**
@@ -78,7 +93,11 @@ export function ranksFromRanking(ranking: readonly (readonly number[])[], k: num
  * the preferences are consistent (a DAG). A single ranking cannot be cyclic; a cycle means later
  * judgments contradict earlier ones.
  */
-export function findPreferenceCycle(judgments: readonly Judgment[], annotator: string, prompt: string): string[] | undefined {
+export function findPreferenceCycle(
+  judgments: readonly Judgment[],
+  annotator: string,
+  prompt: string,
+): string[] | undefined {
   const better = new Map<string, Set<string>>(); // winner text → loser texts
   for (const judgment of judgments) {
     if (judgment.annotator !== annotator || judgment.prompt !== prompt) continue;

@@ -17,18 +17,53 @@ export const maxPathLength = 4096;
 
 export const modelSchema = s.object(
   {
-    n_layer: s.integer({ default: 2, minimum: 1, maximum: 32, description: 'Transformer blocks (at most 32; the memory guard refuses what does not fit the backend before a run starts).' }),
-    n_head: s.integer({ default: 4, minimum: 1, maximum: 32, description: 'Attention heads per block; must divide n_embd.' }),
-    n_embd: s.integer({ default: 64, minimum: 8, maximum: 2048, description: 'Width of the residual stream (at most 2048).' }),
-    block_size: s.integer({ default: 64, minimum: 8, maximum: 2048, description: 'Context length in tokens: the longest prompt plus response the model sees (at most 2048; attention memory grows with its square).' }),
-    dropout: s.number({ default: 0, minimum: 0, maximum: 0.9, description: 'Dropout while training (attention weights and residual branches); 0 turns it off.' }),
+    n_layer: s.integer({
+      default: 2,
+      minimum: 1,
+      maximum: 32,
+      description:
+        'Transformer blocks (at most 32; the memory guard refuses what does not fit the backend before a run starts).',
+    }),
+    n_head: s.integer({
+      default: 4,
+      minimum: 1,
+      maximum: 32,
+      description: 'Attention heads per block; must divide n_embd.',
+    }),
+    n_embd: s.integer({
+      default: 64,
+      minimum: 8,
+      maximum: 2048,
+      description: 'Width of the residual stream (at most 2048).',
+    }),
+    block_size: s.integer({
+      default: 64,
+      minimum: 8,
+      maximum: 2048,
+      description:
+        'Context length in tokens: the longest prompt plus response the model sees (at most 2048; attention memory grows with its square).',
+    }),
+    dropout: s.number({
+      default: 0,
+      minimum: 0,
+      maximum: 0.9,
+      description: 'Dropout while training (attention weights and residual branches); 0 turns it off.',
+    }),
   },
-  { description: 'Shape of the GPT trained from scratch (nanoGPT names). Ignored when init_from names a checkpoint, whose shape is used.' },
+  {
+    description:
+      'Shape of the GPT trained from scratch (nanoGPT names). Ignored when init_from names a checkpoint, whose shape is used.',
+  },
 );
 
 export const tokenizerSchema = s.object(
   {
-    vocab_size: s.integer({ default: 512, minimum: 259, maximum: 65536, description: 'Byte-level BPE vocabulary: 3 special tokens, 256 bytes, and merges learned from the training text.' }),
+    vocab_size: s.integer({
+      default: 512,
+      minimum: 259,
+      maximum: 65536,
+      description: 'Byte-level BPE vocabulary: 3 special tokens, 256 bytes, and merges learned from the training text.',
+    }),
   },
   { description: 'The tokenizer trained from the SFT data when a run starts from scratch.' },
 );
@@ -38,13 +73,22 @@ export const datasetSchema = s.tagged(
   {
     demo: s.object(
       {
-        num_examples: s.integer({ default: 20000, minimum: 10, maximum: 1_000_000, description: 'Reviews generated from the built-in grammar.' }),
+        num_examples: s.integer({
+          default: 20000,
+          minimum: 10,
+          maximum: 1_000_000,
+          description: 'Reviews generated from the built-in grammar.',
+        }),
       },
       { description: 'The embedded demo task: short film and product reviews, with a sentiment oracle.' },
     ),
     jsonl: s.object(
       {
-        path: s.string({ minLength: 1, maxLength: maxPathLength, description: 'A JSONL file of {"text"} or {"prompt","completion"} lines, relative to the config file.' }),
+        path: s.string({
+          minLength: 1,
+          maxLength: maxPathLength,
+          description: 'A JSONL file of {"text"} or {"prompt","completion"} lines, relative to the config file.',
+        }),
       },
       { description: 'Your own data.', required: ['path'] },
     ),
@@ -54,44 +98,159 @@ export const datasetSchema = s.tagged(
 
 export const sftStageSchema = s.object(
   {
-    name: s.optional(s.string({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: maxNameLength, description: 'Name of this stage in run ids; defaults to the stage type.' })),
+    name: s.optional(
+      s.string({
+        pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$',
+        maxLength: maxNameLength,
+        description: 'Name of this stage in run ids; defaults to the stage type.',
+      }),
+    ),
     dataset: datasetSchema,
-    init_from: s.string({ default: 'scratch', minLength: 1, maxLength: maxPathLength, description: '"scratch" for new weights and tokenizer, or a checkpoint folder (relative to the config file) to continue from.' }),
-    eval_fraction: s.number({ default: 0.05, minimum: 0, maximum: 0.5, description: 'Share of the examples held out for eval loss and perplexity.' }),
-    learning_rate: s.number({ default: 1e-3, exclusiveMinimum: 0, maximum: 1, trl: 'learning_rate', description: 'Peak AdamW learning rate. TRL defaults to 2e-5 for pretrained models; small models from scratch need ~1e-3.' }),
+    init_from: s.string({
+      default: 'scratch',
+      minLength: 1,
+      maxLength: maxPathLength,
+      description:
+        '"scratch" for new weights and tokenizer, or a checkpoint folder (relative to the config file) to continue from.',
+    }),
+    eval_fraction: s.number({
+      default: 0.05,
+      minimum: 0,
+      maximum: 0.5,
+      description: 'Share of the examples held out for eval loss and perplexity.',
+    }),
+    learning_rate: s.number({
+      default: 1e-3,
+      exclusiveMinimum: 0,
+      maximum: 1,
+      trl: 'learning_rate',
+      description:
+        'Peak AdamW learning rate. TRL defaults to 2e-5 for pretrained models; small models from scratch need ~1e-3.',
+    }),
     max_steps: s.integer({ default: 600, minimum: 1, trl: 'max_steps', description: 'Optimizer steps to train for.' }),
-    per_device_train_batch_size: s.integer({ default: 16, minimum: 1, maximum: 1024, trl: 'per_device_train_batch_size', description: 'Sequences per optimizer step.' }),
-    warmup_steps: s.integer({ default: 30, minimum: 0, trl: 'warmup_steps', description: 'Steps of linear warmup from 0 to the peak learning rate.' }),
-    lr_scheduler_type: s.enum(['cosine', 'linear', 'constant'], { default: 'cosine', trl: 'lr_scheduler_type', description: 'Decay after warmup.', valueDescriptions: ['Half a cosine down to 0.', 'A straight line down to 0.', 'Stay at the peak.'] }),
-    weight_decay: s.number({ default: 0.1, minimum: 0, maximum: 1, trl: 'weight_decay', description: 'Decoupled weight decay on matrices (not biases or LayerNorm). TRL defaults to 0; nanoGPT uses 0.1.' }),
+    per_device_train_batch_size: s.integer({
+      default: 16,
+      minimum: 1,
+      maximum: 1024,
+      trl: 'per_device_train_batch_size',
+      description: 'Sequences per optimizer step.',
+    }),
+    warmup_steps: s.integer({
+      default: 30,
+      minimum: 0,
+      trl: 'warmup_steps',
+      description: 'Steps of linear warmup from 0 to the peak learning rate.',
+    }),
+    lr_scheduler_type: s.enum(['cosine', 'linear', 'constant'], {
+      default: 'cosine',
+      trl: 'lr_scheduler_type',
+      description: 'Decay after warmup.',
+      valueDescriptions: ['Half a cosine down to 0.', 'A straight line down to 0.', 'Stay at the peak.'],
+    }),
+    weight_decay: s.number({
+      default: 0.1,
+      minimum: 0,
+      maximum: 1,
+      trl: 'weight_decay',
+      description: 'Decoupled weight decay on matrices (not biases or LayerNorm). TRL defaults to 0; nanoGPT uses 0.1.',
+    }),
     adam_beta1: s.number({ default: 0.9, minimum: 0, maximum: 0.9999, trl: 'adam_beta1', description: 'AdamW β₁.' }),
-    adam_beta2: s.number({ default: 0.99, minimum: 0, maximum: 0.99999, trl: 'adam_beta2', description: 'AdamW β₂. TRL defaults to 0.999; 0.99 suits short runs of small models (nanoGPT).' }),
+    adam_beta2: s.number({
+      default: 0.99,
+      minimum: 0,
+      maximum: 0.99999,
+      trl: 'adam_beta2',
+      description: 'AdamW β₂. TRL defaults to 0.999; 0.99 suits short runs of small models (nanoGPT).',
+    }),
     adam_epsilon: s.number({ default: 1e-8, exclusiveMinimum: 0, trl: 'adam_epsilon', description: 'AdamW ε.' }),
-    max_grad_norm: s.number({ default: 1, minimum: 0, trl: 'max_grad_norm', description: 'Clip the global gradient norm to this; 0 turns clipping off.' }),
-    completion_only_loss: s.boolean({ default: true, trl: 'completion_only_loss', description: 'For prompt/completion data, train only on completion tokens.' }),
-    eval_steps: s.integer({ default: 50, minimum: 1, trl: 'eval_steps', description: 'Evaluate held-out loss every this many steps (and at the end).' }),
-    logging_steps: s.integer({ default: 1, minimum: 1, trl: 'logging_steps', description: 'Write a metrics.jsonl line every this many steps.' }),
-    save_steps: s.integer({ default: 200, minimum: 1, trl: 'save_steps', description: 'Checkpoint every this many steps (and at the end or on stop).' }),
+    max_grad_norm: s.number({
+      default: 1,
+      minimum: 0,
+      trl: 'max_grad_norm',
+      description: 'Clip the global gradient norm to this; 0 turns clipping off.',
+    }),
+    completion_only_loss: s.boolean({
+      default: true,
+      trl: 'completion_only_loss',
+      description: 'For prompt/completion data, train only on completion tokens.',
+    }),
+    eval_steps: s.integer({
+      default: 50,
+      minimum: 1,
+      trl: 'eval_steps',
+      description: 'Evaluate held-out loss every this many steps (and at the end).',
+    }),
+    logging_steps: s.integer({
+      default: 1,
+      minimum: 1,
+      trl: 'logging_steps',
+      description: 'Write a metrics.jsonl line every this many steps.',
+    }),
+    save_steps: s.integer({
+      default: 200,
+      minimum: 1,
+      trl: 'save_steps',
+      description: 'Checkpoint every this many steps (and at the end or on stop).',
+    }),
   },
   { description: 'Supervised fine-tuning: next-token prediction on text, or on completions given prompts.' },
 );
 
-const stageName = () => s.optional(s.string({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: maxNameLength, description: 'Name of this stage, used in run ids and by later stages to refer to it; defaults to the stage type.' }));
+const stageName = () =>
+  s.optional(
+    s.string({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$',
+      maxLength: maxNameLength,
+      description:
+        'Name of this stage, used in run ids and by later stages to refer to it; defaults to the stage type.',
+    }),
+  );
 const reference = (what: string, fallback: string) =>
-  s.string({ default: fallback, minLength: 1, maxLength: maxPathLength, description: `${what}: the name of an earlier stage of this config, or a path relative to the config file.` });
+  s.string({
+    default: fallback,
+    minLength: 1,
+    maxLength: maxPathLength,
+    description: `${what}: the name of an earlier stage of this config, or a path relative to the config file.`,
+  });
 const promptsSchema = s.tagged(
   'source',
   {
     demo: s.object({}, { description: 'Openings of demo reviews (the embedded task, which has a sentiment oracle).' }),
-    jsonl: s.object({ path: s.string({ minLength: 1, maxLength: maxPathLength, description: 'A JSONL file of {"prompt"} lines, relative to the config file.' }) }, { description: 'Your own prompts.', required: ['path'] }),
+    jsonl: s.object(
+      {
+        path: s.string({
+          minLength: 1,
+          maxLength: maxPathLength,
+          description: 'A JSONL file of {"prompt"} lines, relative to the config file.',
+        }),
+      },
+      { description: 'Your own prompts.', required: ['path'] },
+    ),
   },
   { description: 'Where rollout prompts come from.' },
 );
 const samplingFields = {
-  temperature: s.number({ default: 1, minimum: 0, maximum: 5, trl: 'temperature', description: 'Sampling temperature for generation; log-probabilities are computed at the same temperature.' }),
+  temperature: s.number({
+    default: 1,
+    minimum: 0,
+    maximum: 5,
+    trl: 'temperature',
+    description: 'Sampling temperature for generation; log-probabilities are computed at the same temperature.',
+  }),
   top_k: s.integer({ default: 0, minimum: 0, description: 'Sample only among the k most likely tokens; 0 keeps all.' }),
-  top_p: s.number({ default: 1, exclusiveMinimum: 0, maximum: 1, description: 'Nucleus sampling: the smallest set of tokens reaching this probability; 1 keeps all.' }),
-  max_new_tokens: s.integer({ default: 32, minimum: 1, maximum: 2048, trl: 'response_length', description: 'Longest response generated.' }),
+  top_p: s.number({
+    default: 1,
+    exclusiveMinimum: 0,
+    maximum: 1,
+    description: 'Nucleus sampling: the smallest set of tokens reaching this probability; 1 keeps all.',
+  }),
+  max_new_tokens: s.integer({
+    default: 32,
+    minimum: 1,
+    maximum: 2048,
+    trl: 'response_length',
+    description: 'Longest response generated.',
+  }),
 };
 
 export const preferencesStageSchema = s.object(
@@ -99,15 +258,38 @@ export const preferencesStageSchema = s.object(
     name: stageName(),
     policy: reference('The policy that writes the completions to rank', 'sft'),
     prompts: promptsSchema,
-    num_prompts: s.integer({ default: 1500, minimum: 1, description: 'Prompts to write completions for; each becomes one judgment.' }),
-    completions_per_prompt: s.integer({ default: 4, minimum: 2, maximum: 8, description: 'K completions ranked per prompt (InstructGPT ranked 4 to 9).' }),
+    num_prompts: s.integer({
+      default: 1500,
+      minimum: 1,
+      description: 'Prompts to write completions for; each becomes one judgment.',
+    }),
+    completions_per_prompt: s.integer({
+      default: 4,
+      minimum: 2,
+      maximum: 8,
+      description: 'K completions ranked per prompt (InstructGPT ranked 4 to 9).',
+    }),
     annotator: s.enum(['simulated', 'file'], {
       default: 'simulated',
-      description: 'Who ranks: a simulated annotator that ranks by the demo oracle with Bradley–Terry noise, or judgments already in a file (the ranking panel\'s).',
+      description:
+        "Who ranks: a simulated annotator that ranks by the demo oracle with Bradley–Terry noise, or judgments already in a file (the ranking panel's).",
       valueDescriptions: ['Rank by the sentiment oracle, with noise.', 'Use the judgments in `file`.'],
     }),
-    annotator_temperature: s.number({ default: 0.1, minimum: 0, maximum: 10, description: 'Noise of the simulated annotator: P(a ranked above b) = σ((oracle(a) − oracle(b)) / temperature); 0 ranks by the oracle exactly.' }),
-    file: s.optional(s.string({ minLength: 1, maxLength: maxPathLength, description: 'A preference file (.rlhf/preferences/<name>.jsonl, or TRL prompt/chosen/rejected lines), relative to the config file; used with "annotator": "file".' })),
+    annotator_temperature: s.number({
+      default: 0.1,
+      minimum: 0,
+      maximum: 10,
+      description:
+        'Noise of the simulated annotator: P(a ranked above b) = σ((oracle(a) − oracle(b)) / temperature); 0 ranks by the oracle exactly.',
+    }),
+    file: s.optional(
+      s.string({
+        minLength: 1,
+        maxLength: maxPathLength,
+        description:
+          'A preference file (.rlhf/preferences/<name>.jsonl, or TRL prompt/chosen/rejected lines), relative to the config file; used with "annotator": "file".',
+      }),
+    ),
     ...samplingFields,
   },
   { description: 'Preference labels: K completions per prompt, ranked by a simulated annotator or read from a file.' },
@@ -118,26 +300,78 @@ export const rewardStageSchema = s.object(
     name: stageName(),
     init_from: reference('Weights the reward model starts from (its trunk; the score head is new)', 'sft'),
     preferences: reference('The preference judgments to train on', 'preferences'),
-    eval_fraction: s.number({ default: 0.1, minimum: 0, maximum: 0.5, description: 'Share of the prompts whose pairs are held out for accuracy.' }),
-    learning_rate: s.number({ default: 5e-4, exclusiveMinimum: 0, maximum: 1, trl: 'learning_rate', description: 'Peak AdamW learning rate.' }),
-    num_train_epochs: s.number({ default: 2, exclusiveMinimum: 0, maximum: 100, trl: 'num_train_epochs', description: 'Passes over the training prompts.' }),
-    per_device_train_batch_size: s.integer({ default: 8, minimum: 1, maximum: 1024, trl: 'per_device_train_batch_size', description: 'Prompts per step; every pair of a prompt goes in the same batch (InstructGPT).' }),
+    eval_fraction: s.number({
+      default: 0.1,
+      minimum: 0,
+      maximum: 0.5,
+      description: 'Share of the prompts whose pairs are held out for accuracy.',
+    }),
+    learning_rate: s.number({
+      default: 5e-4,
+      exclusiveMinimum: 0,
+      maximum: 1,
+      trl: 'learning_rate',
+      description: 'Peak AdamW learning rate.',
+    }),
+    num_train_epochs: s.number({
+      default: 2,
+      exclusiveMinimum: 0,
+      maximum: 100,
+      trl: 'num_train_epochs',
+      description: 'Passes over the training prompts.',
+    }),
+    per_device_train_batch_size: s.integer({
+      default: 8,
+      minimum: 1,
+      maximum: 1024,
+      trl: 'per_device_train_batch_size',
+      description: 'Prompts per step; every pair of a prompt goes in the same batch (InstructGPT).',
+    }),
     warmup_steps: s.integer({ default: 10, minimum: 0, trl: 'warmup_steps', description: 'Steps of linear warmup.' }),
-    weight_decay: s.number({ default: 0.01, minimum: 0, maximum: 1, trl: 'weight_decay', description: 'Decoupled weight decay on matrices.' }),
-    max_grad_norm: s.number({ default: 1, minimum: 0, trl: 'max_grad_norm', description: 'Clip the global gradient norm; 0 turns clipping off.' }),
+    weight_decay: s.number({
+      default: 0.01,
+      minimum: 0,
+      maximum: 1,
+      trl: 'weight_decay',
+      description: 'Decoupled weight decay on matrices.',
+    }),
+    max_grad_norm: s.number({
+      default: 1,
+      minimum: 0,
+      trl: 'max_grad_norm',
+      description: 'Clip the global gradient norm; 0 turns clipping off.',
+    }),
     score_pooling: s.enum(['last', 'sum'], {
       default: 'last',
-      description: 'How the score head reads a sequence: at its last token, or summed over its tokens (bias once). Saved in the checkpoint; PPO scores the same way.',
+      description:
+        'How the score head reads a sequence: at its last token, or summed over its tokens (bias once). Saved in the checkpoint; PPO scores the same way.',
       valueDescriptions: [
         'The head at the last token, as InstructGPT and TRL read a reward model.',
-        'The head summed over every token: a reward made of per-token contributions, each seeing its context; learns additive objectives (such as the demo\'s lexicon sentiment) faster on small models.',
+        "The head summed over every token: a reward made of per-token contributions, each seeing its context; learns additive objectives (such as the demo's lexicon sentiment) faster on small models.",
       ],
     }),
-    center_rewards: s.boolean({ default: true, trl: 'center_rewards_coefficient', description: 'After training, shift the score head\'s bias so the mean reward over the training data is 0.' }),
-    eval_steps: s.integer({ default: 50, minimum: 1, trl: 'eval_steps', description: 'Held-out accuracy every this many steps (and at the end).' }),
-    save_steps: s.integer({ default: 200, minimum: 1, trl: 'save_steps', description: 'Checkpoint every this many steps (and at the end).' }),
+    center_rewards: s.boolean({
+      default: true,
+      trl: 'center_rewards_coefficient',
+      description: "After training, shift the score head's bias so the mean reward over the training data is 0.",
+    }),
+    eval_steps: s.integer({
+      default: 50,
+      minimum: 1,
+      trl: 'eval_steps',
+      description: 'Held-out accuracy every this many steps (and at the end).',
+    }),
+    save_steps: s.integer({
+      default: 200,
+      minimum: 1,
+      trl: 'save_steps',
+      description: 'Checkpoint every this many steps (and at the end).',
+    }),
   },
-  { description: 'A reward model trained on preference pairs with the Bradley–Terry loss −log σ(r(chosen) − r(rejected)).' },
+  {
+    description:
+      'A reward model trained on preference pairs with the Bradley–Terry loss −log σ(r(chosen) − r(rejected)).',
+  },
 );
 
 export const ppoStageSchema = s.object(
@@ -146,53 +380,185 @@ export const ppoStageSchema = s.object(
     policy: reference('The policy to optimise (and, frozen, the KL reference)', 'sft'),
     reward_model: reference('The reward model that scores responses', 'reward'),
     prompts: promptsSchema,
-    total_episodes: s.integer({ default: 4096, minimum: 1, trl: 'total_episodes', description: 'Responses generated over the whole run; steps = total_episodes / batch_size.' }),
-    batch_size: s.integer({ default: 32, minimum: 2, maximum: 1024, trl: 'batch_size', description: 'Prompts (and responses) per PPO step.' }),
-    num_mini_batches: s.integer({ default: 2, minimum: 1, trl: 'num_mini_batches', description: 'Minibatches each PPO epoch is split into; must divide batch_size.' }),
-    num_ppo_epochs: s.integer({ default: 4, minimum: 1, maximum: 64, trl: 'num_ppo_epochs', description: 'Passes over each batch of rollouts.' }),
-    learning_rate: s.number({ default: 3e-4, exclusiveMinimum: 0, maximum: 1, trl: 'learning_rate', description: 'AdamW learning rate (constant). TRL defaults to 3e-6 for large models.' }),
+    total_episodes: s.integer({
+      default: 4096,
+      minimum: 1,
+      trl: 'total_episodes',
+      description: 'Responses generated over the whole run; steps = total_episodes / batch_size.',
+    }),
+    batch_size: s.integer({
+      default: 32,
+      minimum: 2,
+      maximum: 1024,
+      trl: 'batch_size',
+      description: 'Prompts (and responses) per PPO step.',
+    }),
+    num_mini_batches: s.integer({
+      default: 2,
+      minimum: 1,
+      trl: 'num_mini_batches',
+      description: 'Minibatches each PPO epoch is split into; must divide batch_size.',
+    }),
+    num_ppo_epochs: s.integer({
+      default: 4,
+      minimum: 1,
+      maximum: 64,
+      trl: 'num_ppo_epochs',
+      description: 'Passes over each batch of rollouts.',
+    }),
+    learning_rate: s.number({
+      default: 3e-4,
+      exclusiveMinimum: 0,
+      maximum: 1,
+      trl: 'learning_rate',
+      description: 'AdamW learning rate (constant). TRL defaults to 3e-6 for large models.',
+    }),
     ...samplingFields,
-    stop_token: s.enum(['eos', 'none'], { default: 'eos', trl: 'stop_token', description: 'End a response at EOS; later tokens are padding.' }),
+    stop_token: s.enum(['eos', 'none'], {
+      default: 'eos',
+      trl: 'stop_token',
+      description: 'End a response at EOS; later tokens are padding.',
+    }),
     rollout_engine: s.enum(['tfjs', 'onnx'], {
       default: 'tfjs',
-      description: 'Where rollouts are sampled and scored. "onnx" exports the policy, reference and reward model to ONNX and samples on onnxruntime-node with a KV cache (much faster); the policy\'s new weights reach it after every update. Gradients stay on tfjs either way.',
-      valueDescriptions: ['Sample and score with TensorFlow.js, the training engine.', 'Sample and score on onnxruntime-node, synced with the policy after every update.'],
+      description:
+        'Where rollouts are sampled and scored. "onnx" exports the policy, reference and reward model to ONNX and samples on onnxruntime-node with a KV cache (much faster); the policy\'s new weights reach it after every update. Gradients stay on tfjs either way.',
+      valueDescriptions: [
+        'Sample and score with TensorFlow.js, the training engine.',
+        'Sample and score on onnxruntime-node, synced with the policy after every update.',
+      ],
     }),
-    missing_eos_penalty: s.optional(s.number({ description: 'Subtracted from the score of responses that did not end with EOS (TRL: missing_eos_penalty).', trl: 'missing_eos_penalty' })),
+    missing_eos_penalty: s.optional(
+      s.number({
+        description: 'Subtracted from the score of responses that did not end with EOS (TRL: missing_eos_penalty).',
+        trl: 'missing_eos_penalty',
+      }),
+    ),
     kl_estimator: s.enum(['k1', 'k2', 'k3', 'abs'], {
       default: 'k1',
       trl: 'kl_estimator',
       description: 'Per-token KL estimate in the reward penalty.',
-      valueDescriptions: ['log π − log π_ref (unbiased, can be negative).', '½(log π − log π_ref)².', '(r − 1) − log r with r = π_ref/π (unbiased, ≥ 0).', '|log π − log π_ref|.'],
+      valueDescriptions: [
+        'log π − log π_ref (unbiased, can be negative).',
+        '½(log π − log π_ref)².',
+        '(r − 1) − log r with r = π_ref/π (unbiased, ≥ 0).',
+        '|log π − log π_ref|.',
+      ],
     }),
-    init_kl_coef: s.number({ default: 0.05, minimum: 0, trl: 'kl_coef', description: 'β of the per-token penalty −β·KL (fixed, or the start of the adaptive controller).' }),
-    adap_kl_ctrl: s.boolean({ default: false, trl: 'adap_kl_ctrl', description: 'Adapt β toward `target` KL (Ziegler et al. 2019), as TRL\'s AdaptiveKLController.' }),
-    target: s.number({ default: 6, exclusiveMinimum: 0, trl: 'target', description: 'Target KL (summed over a response) of the adaptive controller.' }),
-    horizon: s.number({ default: 10000, exclusiveMinimum: 0, trl: 'horizon', description: 'Horizon of the adaptive controller, in episodes.' }),
+    init_kl_coef: s.number({
+      default: 0.05,
+      minimum: 0,
+      trl: 'kl_coef',
+      description: 'β of the per-token penalty −β·KL (fixed, or the start of the adaptive controller).',
+    }),
+    adap_kl_ctrl: s.boolean({
+      default: false,
+      trl: 'adap_kl_ctrl',
+      description: "Adapt β toward `target` KL (Ziegler et al. 2019), as TRL's AdaptiveKLController.",
+    }),
+    target: s.number({
+      default: 6,
+      exclusiveMinimum: 0,
+      trl: 'target',
+      description: 'Target KL (summed over a response) of the adaptive controller.',
+    }),
+    horizon: s.number({
+      default: 10000,
+      exclusiveMinimum: 0,
+      trl: 'horizon',
+      description: 'Horizon of the adaptive controller, in episodes.',
+    }),
     gamma: s.number({ default: 1, minimum: 0, maximum: 1, trl: 'gamma', description: 'Discount factor of GAE.' }),
     lam: s.number({ default: 0.95, minimum: 0, maximum: 1, trl: 'lam', description: 'λ of GAE.' }),
-    cliprange: s.number({ default: 0.2, exclusiveMinimum: 0, maximum: 1, trl: 'cliprange', description: 'ε of the clipped policy objective: ratios outside [1−ε, 1+ε] stop pulling.' }),
-    cliprange_value: s.number({ default: 0.2, exclusiveMinimum: 0, trl: 'cliprange_value', description: 'ε of the clipped value loss.' }),
+    cliprange: s.number({
+      default: 0.2,
+      exclusiveMinimum: 0,
+      maximum: 1,
+      trl: 'cliprange',
+      description: 'ε of the clipped policy objective: ratios outside [1−ε, 1+ε] stop pulling.',
+    }),
+    cliprange_value: s.number({
+      default: 0.2,
+      exclusiveMinimum: 0,
+      trl: 'cliprange_value',
+      description: 'ε of the clipped value loss.',
+    }),
     vf_coef: s.number({ default: 0.1, minimum: 0, trl: 'vf_coef', description: 'Weight of the value loss.' }),
     entropy_coef: s.number({ default: 0, minimum: 0, description: 'Entropy bonus weight (PPO-max); TRL has none.' }),
-    whiten_rewards: s.boolean({ default: false, trl: 'whiten_rewards', description: 'Whiten the per-token rewards of a batch before GAE.' }),
+    whiten_rewards: s.boolean({
+      default: false,
+      trl: 'whiten_rewards',
+      description: 'Whiten the per-token rewards of a batch before GAE.',
+    }),
     whiten_advantages: s.boolean({ default: true, description: 'Whiten advantages per batch (TRL always does).' }),
-    advantage_clip: s.optional(s.number({ exclusiveMinimum: 0, description: 'Clip whitened advantages to ±this (PPO-max).' })),
-    use_score_scaling: s.boolean({ default: false, trl: 'use_score_scaling', description: 'Divide scores by their running standard deviation (PPO-max reward scaling).' }),
-    use_score_norm: s.boolean({ default: false, trl: 'use_score_norm', description: 'With score scaling, also subtract the running mean.' }),
-    score_clip: s.optional(s.number({ exclusiveMinimum: 0, trl: 'score_clip', description: 'Clip scores (after scaling) to ±this.' })),
-    max_grad_norm: s.number({ default: 1, minimum: 0, trl: 'max_grad_norm', description: 'Clip the global gradient norm; 0 turns clipping off.' }),
-    ratio_threshold: s.number({ default: 10, exclusiveMinimum: 1, trl: 'ratio_threshold', description: 'Skip a minibatch whose mean ratio exceeds this (a sign of a broken batch).' }),
-    early_stopping: s.boolean({ default: false, trl: 'early_stopping', description: 'Stop a step\'s PPO epochs once the approximate KL exceeds 1.5 × target_kl.' }),
-    target_kl: s.number({ default: 1, exclusiveMinimum: 0, trl: 'target_kl', description: 'KL (per token, approximate) for early stopping.' }),
-    ptx_coef: s.number({ default: 0, minimum: 0, description: 'PPO-ptx (InstructGPT): weight of a language-modelling loss on SFT data mixed into each update; 0 turns it off.' }),
+    advantage_clip: s.optional(
+      s.number({ exclusiveMinimum: 0, description: 'Clip whitened advantages to ±this (PPO-max).' }),
+    ),
+    use_score_scaling: s.boolean({
+      default: false,
+      trl: 'use_score_scaling',
+      description: 'Divide scores by their running standard deviation (PPO-max reward scaling).',
+    }),
+    use_score_norm: s.boolean({
+      default: false,
+      trl: 'use_score_norm',
+      description: 'With score scaling, also subtract the running mean.',
+    }),
+    score_clip: s.optional(
+      s.number({ exclusiveMinimum: 0, trl: 'score_clip', description: 'Clip scores (after scaling) to ±this.' }),
+    ),
+    max_grad_norm: s.number({
+      default: 1,
+      minimum: 0,
+      trl: 'max_grad_norm',
+      description: 'Clip the global gradient norm; 0 turns clipping off.',
+    }),
+    ratio_threshold: s.number({
+      default: 10,
+      exclusiveMinimum: 1,
+      trl: 'ratio_threshold',
+      description: 'Skip a minibatch whose mean ratio exceeds this (a sign of a broken batch).',
+    }),
+    early_stopping: s.boolean({
+      default: false,
+      trl: 'early_stopping',
+      description: "Stop a step's PPO epochs once the approximate KL exceeds 1.5 × target_kl.",
+    }),
+    target_kl: s.number({
+      default: 1,
+      exclusiveMinimum: 0,
+      trl: 'target_kl',
+      description: 'KL (per token, approximate) for early stopping.',
+    }),
+    ptx_coef: s.number({
+      default: 0,
+      minimum: 0,
+      description:
+        'PPO-ptx (InstructGPT): weight of a language-modelling loss on SFT data mixed into each update; 0 turns it off.',
+    }),
     ptx_dataset: s.optional(datasetSchema),
-    critic_warmup_steps: s.integer({ default: 0, minimum: 0, description: 'Steps that train only the value head before the policy moves (PPO-max).' }),
-    eval_steps: s.integer({ default: 10, minimum: 1, description: 'Score held-out prompts (oracle and KL to the reference) every this many steps and at the end.' }),
+    critic_warmup_steps: s.integer({
+      default: 0,
+      minimum: 0,
+      description: 'Steps that train only the value head before the policy moves (PPO-max).',
+    }),
+    eval_steps: s.integer({
+      default: 10,
+      minimum: 1,
+      description: 'Score held-out prompts (oracle and KL to the reference) every this many steps and at the end.',
+    }),
     num_eval_prompts: s.integer({ default: 64, minimum: 1, description: 'Held-out prompts scored at each eval.' }),
-    save_steps: s.integer({ default: 20, minimum: 1, trl: 'save_steps', description: 'Checkpoint every this many steps (and at the end or on stop).' }),
+    save_steps: s.integer({
+      default: 20,
+      minimum: 1,
+      trl: 'save_steps',
+      description: 'Checkpoint every this many steps (and at the end or on stop).',
+    }),
   },
-  { description: 'PPO against a reward model with a per-token KL penalty to a frozen reference (TRL\'s PPOTrainer, with PPO-max options).' },
+  {
+    description:
+      "PPO against a reward model with a per-token KL penalty to a frozen reference (TRL's PPOTrainer, with PPO-max options).",
+  },
 );
 
 export const dpoStageSchema = s.object(
@@ -200,42 +566,137 @@ export const dpoStageSchema = s.object(
     name: stageName(),
     policy: reference('The policy to optimise (and, frozen, the reference)', 'sft'),
     preferences: reference('The preference judgments to train on', 'preferences'),
-    beta: s.number({ default: 0.1, exclusiveMinimum: 0, trl: 'beta', description: 'β: how far the policy may move from the reference (higher stays closer).' }),
-    loss_type: s.enum(['sigmoid', 'hinge', 'ipo'], { default: 'sigmoid', trl: 'loss_type', description: 'DPO loss.', valueDescriptions: ['DPO (Rafailov et al. 2023).', 'SLiC hinge loss.', 'IPO (Azar et al. 2023).'] }),
-    label_smoothing: s.number({ default: 0, minimum: 0, maximum: 0.5, trl: 'label_smoothing', description: 'Conservative DPO: the assumed probability that a label is flipped.' }),
-    eval_fraction: s.number({ default: 0.1, minimum: 0, maximum: 0.5, description: 'Share of the prompts whose pairs are held out.' }),
-    learning_rate: s.number({ default: 5e-4, exclusiveMinimum: 0, maximum: 1, trl: 'learning_rate', description: 'Peak AdamW learning rate. TRL defaults to 1e-6 for large models.' }),
-    num_train_epochs: s.number({ default: 2, exclusiveMinimum: 0, maximum: 100, trl: 'num_train_epochs', description: 'Passes over the training pairs.' }),
-    max_steps: s.optional(s.integer({ minimum: 1, trl: 'max_steps', description: 'Train for exactly this many steps, overriding num_train_epochs.' })),
-    per_device_train_batch_size: s.integer({ default: 16, minimum: 1, maximum: 1024, trl: 'per_device_train_batch_size', description: 'Pairs per step.' }),
+    beta: s.number({
+      default: 0.1,
+      exclusiveMinimum: 0,
+      trl: 'beta',
+      description: 'β: how far the policy may move from the reference (higher stays closer).',
+    }),
+    loss_type: s.enum(['sigmoid', 'hinge', 'ipo'], {
+      default: 'sigmoid',
+      trl: 'loss_type',
+      description: 'DPO loss.',
+      valueDescriptions: ['DPO (Rafailov et al. 2023).', 'SLiC hinge loss.', 'IPO (Azar et al. 2023).'],
+    }),
+    label_smoothing: s.number({
+      default: 0,
+      minimum: 0,
+      maximum: 0.5,
+      trl: 'label_smoothing',
+      description: 'Conservative DPO: the assumed probability that a label is flipped.',
+    }),
+    eval_fraction: s.number({
+      default: 0.1,
+      minimum: 0,
+      maximum: 0.5,
+      description: 'Share of the prompts whose pairs are held out.',
+    }),
+    learning_rate: s.number({
+      default: 5e-4,
+      exclusiveMinimum: 0,
+      maximum: 1,
+      trl: 'learning_rate',
+      description: 'Peak AdamW learning rate. TRL defaults to 1e-6 for large models.',
+    }),
+    num_train_epochs: s.number({
+      default: 2,
+      exclusiveMinimum: 0,
+      maximum: 100,
+      trl: 'num_train_epochs',
+      description: 'Passes over the training pairs.',
+    }),
+    max_steps: s.optional(
+      s.integer({
+        minimum: 1,
+        trl: 'max_steps',
+        description: 'Train for exactly this many steps, overriding num_train_epochs.',
+      }),
+    ),
+    per_device_train_batch_size: s.integer({
+      default: 16,
+      minimum: 1,
+      maximum: 1024,
+      trl: 'per_device_train_batch_size',
+      description: 'Pairs per step.',
+    }),
     warmup_steps: s.integer({ default: 10, minimum: 0, trl: 'warmup_steps', description: 'Steps of linear warmup.' }),
-    max_grad_norm: s.number({ default: 1, minimum: 0, trl: 'max_grad_norm', description: 'Clip the global gradient norm; 0 turns clipping off.' }),
-    eval_steps: s.integer({ default: 50, minimum: 1, trl: 'eval_steps', description: 'Held-out metrics and generation every this many steps and at the end.' }),
-    num_eval_prompts: s.integer({ default: 64, minimum: 1, description: 'Held-out prompts whose generations are scored by the oracle at each eval.' }),
-    max_new_tokens: s.integer({ default: 32, minimum: 1, maximum: 2048, description: 'Response length when generating for eval.' }),
-    save_steps: s.integer({ default: 200, minimum: 1, trl: 'save_steps', description: 'Checkpoint every this many steps (and at the end).' }),
+    max_grad_norm: s.number({
+      default: 1,
+      minimum: 0,
+      trl: 'max_grad_norm',
+      description: 'Clip the global gradient norm; 0 turns clipping off.',
+    }),
+    eval_steps: s.integer({
+      default: 50,
+      minimum: 1,
+      trl: 'eval_steps',
+      description: 'Held-out metrics and generation every this many steps and at the end.',
+    }),
+    num_eval_prompts: s.integer({
+      default: 64,
+      minimum: 1,
+      description: 'Held-out prompts whose generations are scored by the oracle at each eval.',
+    }),
+    max_new_tokens: s.integer({
+      default: 32,
+      minimum: 1,
+      maximum: 2048,
+      description: 'Response length when generating for eval.',
+    }),
+    save_steps: s.integer({
+      default: 200,
+      minimum: 1,
+      trl: 'save_steps',
+      description: 'Checkpoint every this many steps (and at the end).',
+    }),
   },
   { description: 'Direct preference optimisation (DPO, IPO or hinge) against a frozen reference.' },
 );
 
 export const stageSchema = s.tagged(
   'type',
-  { sft: sftStageSchema, preferences: preferencesStageSchema, reward: rewardStageSchema, ppo: ppoStageSchema, dpo: dpoStageSchema },
+  {
+    sft: sftStageSchema,
+    preferences: preferencesStageSchema,
+    reward: rewardStageSchema,
+    ppo: ppoStageSchema,
+    dpo: dpoStageSchema,
+  },
   { description: 'A training stage.' },
 );
 
 export const runConfigSchema = s.object(
   {
-    name: s.string({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: maxNameLength, description: 'Name of the run: letters, digits, ".", "_" and "-"; run ids start with it.' }),
-    seed: s.integer({ default: 42, minimum: 0, maximum: 4294967295, trl: 'seed', description: 'Seeds weights, data order, dropout and sampling: the same seed gives the same run.' }),
+    name: s.string({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$',
+      maxLength: maxNameLength,
+      description: 'Name of the run: letters, digits, ".", "_" and "-"; run ids start with it.',
+    }),
+    seed: s.integer({
+      default: 42,
+      minimum: 0,
+      maximum: 4294967295,
+      trl: 'seed',
+      description: 'Seeds weights, data order, dropout and sampling: the same seed gives the same run.',
+    }),
     backend: s.enum(['auto', ...backendNames], {
       default: 'auto',
-      description: 'TensorFlow.js backend. "auto" picks the best available in the order tfjs-node-gpu, tfjs-node, wasm, cpu; any other value pins it and fails if it is not available.',
-      valueDescriptions: ['The best available.', 'CUDA through libtensorflow (optional package).', 'CPU through libtensorflow (optional package).', 'WebAssembly, always available.', 'Plain JavaScript, slowest.'],
+      description:
+        'TensorFlow.js backend. "auto" picks the best available in the order tfjs-node-gpu, tfjs-node, wasm, cpu; any other value pins it and fails if it is not available.',
+      valueDescriptions: [
+        'The best available.',
+        'CUDA through libtensorflow (optional package).',
+        'CPU through libtensorflow (optional package).',
+        'WebAssembly, always available.',
+        'Plain JavaScript, slowest.',
+      ],
     }),
     model: modelSchema,
     tokenizer: tokenizerSchema,
-    stages: s.array(stageSchema, { minItems: 1, description: 'Stages run in order; each writes its own run directory.' }),
+    stages: s.array(stageSchema, {
+      minItems: 1,
+      description: 'Stages run in order; each writes its own run directory.',
+    }),
   },
   { description: 'An RLHF Lens run.', required: ['name', 'stages'] },
 );

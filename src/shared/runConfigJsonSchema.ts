@@ -19,7 +19,13 @@ export function runConfigJsonSchema(): Record<string, unknown> {
     ...schema,
     // A config may name its schema; VS Code's JSON editor allows comments and trailing commas here,
     // as the trainer's reader does.
-    properties: { $schema: { type: 'string', description: 'The JSON Schema of this file (optional; *.rlhf.json files get it automatically).' }, ...properties },
+    properties: {
+      $schema: {
+        type: 'string',
+        description: 'The JSON Schema of this file (optional; *.rlhf.json files get it automatically).',
+      },
+      ...properties,
+    },
     allowComments: true,
     allowTrailingCommas: true,
   };

@@ -19,7 +19,19 @@ export interface RunDetails {
 }
 
 /** The metrics worth a glance, best first (TRL names); the tree shows the first two present. */
-export const keyMetrics = ['loss/train', 'loss/eval', 'loss/dpo', 'rewards/accuracies', 'rewards/accuracy', 'eval/rewards/oracle_accuracy', 'objective/kl', 'objective/scores', 'oracle/score', 'eval/oracle/score', 'preferences/judgments'];
+export const keyMetrics = [
+  'loss/train',
+  'loss/eval',
+  'loss/dpo',
+  'rewards/accuracies',
+  'rewards/accuracy',
+  'eval/rewards/oracle_accuracy',
+  'objective/kl',
+  'objective/scores',
+  'oracle/score',
+  'eval/oracle/score',
+  'preferences/judgments',
+];
 
 const tailBytes = 8192;
 
@@ -31,13 +43,18 @@ async function lastMetricsLine(file: string): Promise<Record<string, number>> {
     const start = Math.max(0, size - tailBytes);
     const buffer = Buffer.alloc(size - start);
     await handle.read(buffer, 0, buffer.length, start);
-    const lines = buffer.toString('utf8').split('\n').filter((line) => line.trim() !== '');
+    const lines = buffer
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '');
     // The last whole line; one cut by a crash (or by the tail's start) does not parse and is skipped.
     for (let i = lines.length - 1; i >= 0; i--) {
       try {
         const value = JSON.parse(lines[i]) as unknown;
         if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-          return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, number] => typeof entry[1] === 'number'));
+          return Object.fromEntries(
+            Object.entries(value).filter((entry): entry is [string, number] => typeof entry[1] === 'number'),
+          );
         }
       } catch {
         // keep looking

@@ -20,12 +20,20 @@ export class FileFormatError extends Error {
     readonly problems: readonly string[],
     advice = '',
   ) {
-    super(`${file}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}${advice ? ` — ${advice}` : ''}`);
+    super(
+      `${file}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}${advice ? ` — ${advice}` : ''}`,
+    );
   }
 }
 
 function kindOf(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : quote(value);
+  return value === null
+    ? 'null'
+    : Array.isArray(value)
+      ? 'an array'
+      : typeof value === 'object'
+        ? 'an object'
+        : quote(value);
 }
 
 /** jsonc-parser's error codes in words. */
@@ -51,7 +59,11 @@ const parseErrorWords: Record<string, string> = {
  * JSON.parse, with a failure that names the file, the line and column and what is wrong there
  * (jsonc-parser finds the position: V8 says only "Unexpected end of JSON input" for a cut file).
  */
-export function parseJsonText(text: string, file: string, advice = 'the file is damaged or cut short; restore it or write it again'): unknown {
+export function parseJsonText(
+  text: string,
+  file: string,
+  advice = 'the file is damaged or cut short; restore it or write it again',
+): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
@@ -60,9 +72,16 @@ export function parseJsonText(text: string, file: string, advice = 'the file is 
     const first = errors[0];
     const position = lineAndColumn(text, first ? first.offset : text.length);
     const where = `${position.line}:${position.column}`;
-    const what = first ? (parseErrorWords[printParseErrorCode(first.error)] ?? printParseErrorCode(first.error)) : (error as Error).message;
+    const what = first
+      ? (parseErrorWords[printParseErrorCode(first.error)] ?? printParseErrorCode(first.error))
+      : (error as Error).message;
     // An error at the very end is what a cut file gives.
-    const end = text.length === 0 ? ', the file is empty' : first && first.offset >= text.trimEnd().length ? ', at the end of the file: is it cut short?' : '';
+    const end =
+      text.length === 0
+        ? ', the file is empty'
+        : first && first.offset >= text.trimEnd().length
+          ? ', at the end of the file: is it cut short?'
+          : '';
     throw new FileFormatError(`${file}:${where}`, [`not valid JSON (${what}${end})`], advice);
   }
 }
@@ -95,7 +114,8 @@ export class FieldChecker {
     if (this.absent(key, optional)) return undefined;
     const value = this.record[key];
     const range = max === undefined ? `≥ ${min}` : `from ${min} to ${max}`;
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || (max !== undefined && value > max)) return this.fail(key, `must be a whole number ${range}`, value);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || (max !== undefined && value > max))
+      return this.fail(key, `must be a whole number ${range}`, value);
     return value;
   }
 
@@ -104,7 +124,11 @@ export class FieldChecker {
     if (this.absent(key, optional)) return undefined;
     const value = this.record[key];
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-      return this.fail(key, `must be a number${Number.isFinite(min) ? ` ≥ ${min}` : ''}${Number.isFinite(max) ? ` and ≤ ${max}` : ''}`, value);
+      return this.fail(
+        key,
+        `must be a number${Number.isFinite(min) ? ` ≥ ${min}` : ''}${Number.isFinite(max) ? ` and ≤ ${max}` : ''}`,
+        value,
+      );
     }
     return value;
   }
@@ -112,21 +136,24 @@ export class FieldChecker {
   string(key: string, options: { optional?: boolean; nonEmpty?: boolean } = {}): string | undefined {
     if (this.absent(key, options.optional ?? false)) return undefined;
     const value = this.record[key];
-    if (typeof value !== 'string' || (options.nonEmpty && value.length === 0)) return this.fail(key, `must be a ${options.nonEmpty ? 'non-empty ' : ''}string`, value);
+    if (typeof value !== 'string' || (options.nonEmpty && value.length === 0))
+      return this.fail(key, `must be a ${options.nonEmpty ? 'non-empty ' : ''}string`, value);
     return value;
   }
 
   oneOf<V extends string>(key: string, values: readonly V[], options: { optional?: boolean } = {}): V | undefined {
     if (this.absent(key, options.optional ?? false)) return undefined;
     const value = this.record[key];
-    if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) return this.fail(key, `must be one of ${values.join(', ')}`, value);
+    if (typeof value !== 'string' || !(values as readonly string[]).includes(value))
+      return this.fail(key, `must be one of ${values.join(', ')}`, value);
     return value as V;
   }
 
   date(key: string, options: { optional?: boolean } = {}): string | undefined {
     if (this.absent(key, options.optional ?? false)) return undefined;
     const value = this.record[key];
-    if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) return this.fail(key, 'must be an ISO 8601 date string', value);
+    if (typeof value !== 'string' || Number.isNaN(Date.parse(value)))
+      return this.fail(key, 'must be an ISO 8601 date string', value);
     return value;
   }
 
@@ -140,13 +167,15 @@ export class FieldChecker {
   /** An object whose every value is a string (versions, metadata). */
   stringMap(key: string, options: { optional?: boolean } = {}): void {
     const map = this.object(key, options);
-    for (const [name, value] of Object.entries(map ?? {})) if (typeof value !== 'string') this.fail(`${key}.${name}`, 'must be a string', value);
+    for (const [name, value] of Object.entries(map ?? {}))
+      if (typeof value !== 'string') this.fail(`${key}.${name}`, 'must be a string', value);
   }
 
   stringList(key: string, options: { optional?: boolean } = {}): void {
     if (this.absent(key, options.optional ?? false)) return;
     const value = this.record[key];
-    if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) this.fail(key, 'must be a list of strings', value);
+    if (!Array.isArray(value) || !value.every((item) => typeof item === 'string'))
+      this.fail(key, 'must be a list of strings', value);
   }
 
   /** A nested object checked field by field; its problems carry the `key.` prefix. */
@@ -186,8 +215,10 @@ export function runJsonProblems(value: unknown, options: { header?: 'required' |
   fields.oneOf('status', runStatusValues, { optional });
   fields.date('started_at', { optional });
   fields.date('ended_at', { optional: true });
-  for (const key of ['stage', 'backend', 'backend_reason', 'config_file', 'error', 'last_checkpoint']) fields.string(key, { optional: true });
-  for (const key of ['stage_index', 'step', 'max_steps', 'parameters', 'train_examples', 'eval_examples']) fields.wholeNumber(key, { optional: true });
+  for (const key of ['stage', 'backend', 'backend_reason', 'config_file', 'error', 'last_checkpoint'])
+    fields.string(key, { optional: true });
+  for (const key of ['stage_index', 'step', 'max_steps', 'parameters', 'train_examples', 'eval_examples'])
+    fields.wholeNumber(key, { optional: true });
   // `inspect --seed` takes any number; JSON writes a NaN loss as null.
   fields.number('seed', { optional: true });
   if (value.unigram_eval_loss !== null) fields.number('unigram_eval_loss', { optional: true });
@@ -225,7 +256,8 @@ export function checkTrainerState(value: unknown, file: string): CheckedTrainerS
   const maxSteps = fields.wholeNumber('max_steps');
   const stage = fields.string('stage', { nonEmpty: true });
   fields.wholeNumber('seed');
-  if (step !== undefined && maxSteps !== undefined && step > maxSteps) fields.problems.push(`global_step ${step} is beyond max_steps ${maxSteps}`);
+  if (step !== undefined && maxSteps !== undefined && step > maxSteps)
+    fields.problems.push(`global_step ${step} is beyond max_steps ${maxSteps}`);
   if (stage === 'ppo') {
     fields.number('kl_coef', { min: 0 });
     fields.nested('score_moments', (moments) => {
@@ -258,18 +290,22 @@ export function checkCheckpointConfig(value: unknown, file: string): CheckedChec
   const advice = 'a checkpoint written by RLHF Lens has model_type "rlhf-lens-gpt" and the GPT shape; restore the file';
   if (!isRecord(value)) throw new FileFormatError(file, objectProblems(value), advice);
   const fields = new FieldChecker(value);
-  if (value.model_type !== 'rlhf-lens-gpt') fields.problems.push(`model_type must be "rlhf-lens-gpt", got ${kindOf(value.model_type)}`);
+  if (value.model_type !== 'rlhf-lens-gpt')
+    fields.problems.push(`model_type must be "rlhf-lens-gpt", got ${kindOf(value.model_type)}`);
   const vocab = fields.wholeNumber('vocab_size', { min: 1, max: 1 << 24 });
   fields.wholeNumber('block_size', { min: 1, max: 1 << 20 });
   fields.wholeNumber('n_layer', { min: 1, max: 1024 });
   const heads = fields.wholeNumber('n_head', { min: 1, max: 1024 });
   const width = fields.wholeNumber('n_embd', { min: 1, max: 1 << 16 });
-  if (heads !== undefined && width !== undefined && width % heads !== 0) fields.problems.push(`n_embd ${width} must be divisible by n_head ${heads}`);
+  if (heads !== undefined && width !== undefined && width % heads !== 0)
+    fields.problems.push(`n_embd ${width} must be divisible by n_head ${heads}`);
   fields.number('dropout', { min: 0, max: 0.99 });
   fields.oneOf('score_pooling', ['last', 'sum'], { optional: true });
   const headList = value.heads;
-  if (!Array.isArray(headList) || !headList.every((head) => head === 'v_head' || head === 'score')) fields.problems.push(`heads must be a list of "v_head" and "score", got ${kindOf(headList)}`);
-  for (const key of ['bos_token_id', 'eos_token_id', 'pad_token_id']) fields.wholeNumber(key, { max: vocab === undefined ? undefined : vocab - 1 });
+  if (!Array.isArray(headList) || !headList.every((head) => head === 'v_head' || head === 'score'))
+    fields.problems.push(`heads must be a list of "v_head" and "score", got ${kindOf(headList)}`);
+  for (const key of ['bos_token_id', 'eos_token_id', 'pad_token_id'])
+    fields.wholeNumber(key, { max: vocab === undefined ? undefined : vocab - 1 });
   if (fields.problems.length > 0) throw new FileFormatError(file, fields.problems, advice);
   return value as unknown as CheckedCheckpointConfig;
 }
@@ -283,7 +319,13 @@ export function checkTokenizerConfig(value: unknown, file: string): void {
   // transformers writes a special token as its text, or (older versions) as an AddedToken object.
   for (const key of ['bos_token', 'eos_token', 'pad_token']) {
     const token = value[key];
-    if (token !== undefined && token !== null && typeof token !== 'string' && !(isRecord(token) && typeof token.content === 'string')) fields.problems.push(`${key} must be a string or {"content": string}, got ${kindOf(token)}`);
+    if (
+      token !== undefined &&
+      token !== null &&
+      typeof token !== 'string' &&
+      !(isRecord(token) && typeof token.content === 'string')
+    )
+      fields.problems.push(`${key} must be a string or {"content": string}, got ${kindOf(token)}`);
   }
   // transformers writes 1e30 for "no limit", so any positive number.
   fields.number('model_max_length', { min: 1, optional: true });
@@ -295,11 +337,22 @@ export function checkTokenizerConfig(value: unknown, file: string): void {
  * The special-token ids an ONNX folder's config.json names (`bos_token_id`, …), else `fallback`
  * (the tokenizer's own); each must be a token of the vocabulary.
  */
-export function specialTokenIds(value: unknown, file: string, fallback: { bos: number; eos: number; pad: number }, vocabSize: number): { bos: number; eos: number; pad: number } {
+export function specialTokenIds(
+  value: unknown,
+  file: string,
+  fallback: { bos: number; eos: number; pad: number },
+  vocabSize: number,
+): { bos: number; eos: number; pad: number } {
   if (!isRecord(value)) throw new FileFormatError(file, objectProblems(value));
   const fields = new FieldChecker(value);
-  const id = (key: string, otherwise: number) => fields.wholeNumber(key, { max: vocabSize - 1, optional: true }) ?? otherwise;
-  const ids = { bos: id('bos_token_id', fallback.bos), eos: id('eos_token_id', fallback.eos), pad: id('pad_token_id', fallback.pad) };
-  if (fields.problems.length > 0) throw new FileFormatError(file, fields.problems, `the tokenizer beside it has ${vocabSize} tokens`);
+  const id = (key: string, otherwise: number) =>
+    fields.wholeNumber(key, { max: vocabSize - 1, optional: true }) ?? otherwise;
+  const ids = {
+    bos: id('bos_token_id', fallback.bos),
+    eos: id('eos_token_id', fallback.eos),
+    pad: id('pad_token_id', fallback.pad),
+  };
+  if (fields.problems.length > 0)
+    throw new FileFormatError(file, fields.problems, `the tokenizer beside it has ${vocabSize} tokens`);
   return ids;
 }

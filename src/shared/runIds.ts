@@ -29,7 +29,8 @@ export function runIdProblem(id: unknown): string | undefined {
   if (typeof id !== 'string' || id === '') return 'a run id must be a non-empty string';
   if (id.length > 255) return `a run id has at most 255 characters, this one ${id.length}`;
   if (id.includes('\0')) return 'a run id cannot contain a NUL character';
-  if (/[/\\]/.test(id) || id === '.' || id === '..' || path.isAbsolute(id)) return `run id ${JSON.stringify(id.slice(0, 200))} is a path, not a folder name`;
+  if (/[/\\]/.test(id) || id === '.' || id === '..' || path.isAbsolute(id))
+    return `run id ${JSON.stringify(id.slice(0, 200))} is a path, not a folder name`;
   return undefined;
 }
 
@@ -42,7 +43,8 @@ export function runDirInside(runsFolder: string, id: string): string {
   if (problem) throw new Error(`${problem}; run ids are folder names inside the runs folder ${runsFolder}.`);
   const root = path.resolve(runsFolder);
   const dir = path.resolve(root, id);
-  if (path.dirname(dir) !== root) throw new Error(`run id ${JSON.stringify(id.slice(0, 200))} resolves to ${dir}, outside the runs folder ${root}.`);
+  if (path.dirname(dir) !== root)
+    throw new Error(`run id ${JSON.stringify(id.slice(0, 200))} resolves to ${dir}, outside the runs folder ${root}.`);
   return dir;
 }
 

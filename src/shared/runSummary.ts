@@ -38,7 +38,8 @@ export interface RunReadProblem {
   readonly message: string;
 }
 
-export type RunJsonParse = { readonly ok: true; readonly run: RunSummary } | { readonly ok: false; readonly message: string };
+export type RunJsonParse =
+  { readonly ok: true; readonly run: RunSummary } | { readonly ok: false; readonly message: string };
 
 /**
  * Parses run.json text with the validator the trainer's resume uses (runFiles.ts); `dirName` is the
@@ -60,7 +61,8 @@ export function parseRunJson(text: string, dirName: string): RunJsonParse {
   const record = value.name === undefined ? { ...value, name: dirName } : value;
   const problems = runJsonProblems(record);
   if (problems.length > 0) return { ok: false, message: problems.slice(0, 5).join('; ') };
-  const optionalString = (key: string): string | undefined => (typeof record[key] === 'string' ? (record[key] as string) : undefined);
+  const optionalString = (key: string): string | undefined =>
+    typeof record[key] === 'string' ? (record[key] as string) : undefined;
   return {
     ok: true,
     run: {

@@ -68,30 +68,44 @@ const maxHeaderSize = 100_000_000;
 const metadataKey = '__metadata__';
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-export function encodeSafetensors(tensors: Record<string, SafetensorsTensor>, metadata?: Record<string, string>): Uint8Array {
+export function encodeSafetensors(
+  tensors: Record<string, SafetensorsTensor>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const entries = Object.entries(tensors).map(([name, tensor]) => {
-    if (name === metadataKey) throw new SafetensorsFormatError(`"${metadataKey}" is reserved for metadata; rename that tensor`);
+    if (name === metadataKey)
+      throw new SafetensorsFormatError(`"${metadataKey}" is reserved for metadata; rename that tensor`);
     return { name, tensor, byteLength: checkedByteLength(name, tensor) };
   });
-  entries.sort((a, b) => dtypes[b.tensor.dtype].rank - dtypes[a.tensor.dtype].rank || compareCodePoints(a.name, b.name));
+  entries.sort(
+    (a, b) => dtypes[b.tensor.dtype].rank - dtypes[a.tensor.dtype].rank || compareCodePoints(a.name, b.name),
+  );
 
   const parts: string[] = [];
   if (metadata !== undefined) {
     const keys = Object.keys(metadata).sort(compareCodePoints);
     for (const key of keys) {
-      if (typeof metadata[key] !== 'string') throw new SafetensorsFormatError(`metadata "${key}" must be a string, got ${typeof metadata[key]}`);
+      if (typeof metadata[key] !== 'string')
+        throw new SafetensorsFormatError(`metadata "${key}" must be a string, got ${typeof metadata[key]}`);
     }
     // Built by hand: JSON.stringify would put integer-like keys ("1", "2") first, whatever the order.
-    parts.push(`"${metadataKey}":{${keys.map((key) => `${JSON.stringify(key)}:${JSON.stringify(metadata[key])}`).join(',')}}`);
+    parts.push(
+      `"${metadataKey}":{${keys.map((key) => `${JSON.stringify(key)}:${JSON.stringify(metadata[key])}`).join(',')}}`,
+    );
   }
   let offset = 0;
   for (const { name, tensor, byteLength } of entries) {
-    parts.push(`${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${offset + byteLength}]}`);
+    parts.push(
+      `${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${offset + byteLength}]}`,
+    );
     offset += byteLength;
   }
   const json = new TextEncoder().encode(`{${parts.join(',')}}`);
   const headerSize = Math.ceil(json.length / 8) * 8;
-  if (headerSize > maxHeaderSize) throw new SafetensorsFormatError(`header of ${headerSize} bytes is over the ${maxHeaderSize}-byte limit readers accept`);
+  if (headerSize > maxHeaderSize)
+    throw new SafetensorsFormatError(
+      `header of ${headerSize} bytes is over the ${maxHeaderSize}-byte limit readers accept`,
+    );
 
   const out = new Uint8Array(headerSizeBytes + headerSize + offset);
   writeU64(out, headerSize);
@@ -112,10 +126,15 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const high = view.getUint32(4, true);
   const headerSize = view.getUint32(0, true) + high * 2 ** 32;
-  if (high !== 0 || headerSize > maxHeaderSize) fail(`header size ${headerSize} is over the ${maxHeaderSize}-byte limit: not a safetensors file, or a corrupt one`);
+  if (high !== 0 || headerSize > maxHeaderSize)
+    fail(`header size ${headerSize} is over the ${maxHeaderSize}-byte limit: not a safetensors file, or a corrupt one`);
   const dataStart = headerSizeBytes + headerSize;
-  if (dataStart > bytes.length) fail(`the header size says ${headerSize} bytes but only ${bytes.length - headerSizeBytes} follow: the file is truncated`);
-  if (headerSize === 0 || bytes[headerSizeBytes] !== 0x7b) fail('the header must start with "{": not a safetensors file');
+  if (dataStart > bytes.length)
+    fail(
+      `the header size says ${headerSize} bytes but only ${bytes.length - headerSizeBytes} follow: the file is truncated`,
+    );
+  if (headerSize === 0 || bytes[headerSizeBytes] !== 0x7b)
+    fail('the header must start with "{": not a safetensors file');
 
   let header: unknown;
   try {
@@ -145,13 +164,23 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   let cursor = 0;
   let previous = '';
   for (const info of infos) {
-    if (info.end > bufferLength) fail(`tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] run past the end of the ${bufferLength}-byte buffer: the file is truncated`);
-    if (info.begin < cursor) fail(`tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] overlap tensor "${previous}", which ends at ${cursor}`);
-    if (info.begin > cursor) fail(`tensor "${info.name}": data_offsets start at ${info.begin}, leaving bytes ${cursor}..${info.begin} of the buffer unused (holes are not allowed)`);
+    if (info.end > bufferLength)
+      fail(
+        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] run past the end of the ${bufferLength}-byte buffer: the file is truncated`,
+      );
+    if (info.begin < cursor)
+      fail(
+        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] overlap tensor "${previous}", which ends at ${cursor}`,
+      );
+    if (info.begin > cursor)
+      fail(
+        `tensor "${info.name}": data_offsets start at ${info.begin}, leaving bytes ${cursor}..${info.begin} of the buffer unused (holes are not allowed)`,
+      );
     cursor = info.end;
     previous = info.name;
   }
-  if (cursor !== bufferLength) fail(`${bufferLength - cursor} bytes after the last tensor are not described by the header`);
+  if (cursor !== bufferLength)
+    fail(`${bufferLength - cursor} bytes after the last tensor are not described by the header`);
 
   const tensors: Record<string, SafetensorsTensor> = {};
   for (const { name, dtype, shape, begin, end } of infos) {
@@ -163,35 +192,52 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   return { tensors, metadata };
 }
 
-function parseTensorInfo(name: string, value: unknown): { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number } {
+function parseTensorInfo(
+  name: string,
+  value: unknown,
+): { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number } {
   const where = `tensor "${name}"`;
   if (!isPlainObject(value)) fail(`${where}: expected {"dtype", "shape", "data_offsets"}, got ${describe(value)}`);
   const { dtype, shape, data_offsets: offsets } = value;
   if (typeof dtype !== 'string' || !Object.hasOwn(dtypes, dtype)) {
     fail(`${where}: dtype ${JSON.stringify(dtype)} is not supported (supported: ${Object.keys(dtypes).join(', ')})`);
   }
-  if (!Array.isArray(shape) || !shape.every(isSize)) fail(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  if (!Array.isArray(shape) || !shape.every(isSize))
+    fail(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSize) || offsets[0] > offsets[1]) {
     fail(`${where}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
-  const needed = (shape as number[]).reduce((product, size) => product * size, 1) * dtypes[dtype as SafetensorsDtype].bytes;
-  if (end - begin !== needed) fail(`${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype} of shape [${shape.join(', ')}] needs ${needed}`);
+  const needed =
+    (shape as number[]).reduce((product, size) => product * size, 1) * dtypes[dtype as SafetensorsDtype].bytes;
+  if (end - begin !== needed)
+    fail(
+      `${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype} of shape [${shape.join(', ')}] needs ${needed}`,
+    );
   return { dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
 }
 
 function checkedByteLength(name: string, tensor: SafetensorsTensor): number {
   const info = Object.hasOwn(dtypes, tensor.dtype) ? dtypes[tensor.dtype] : undefined;
-  if (info === undefined) throw new SafetensorsFormatError(`tensor "${name}": dtype "${tensor.dtype}" is not supported (supported: ${Object.keys(dtypes).join(', ')})`);
+  if (info === undefined)
+    throw new SafetensorsFormatError(
+      `tensor "${name}": dtype "${tensor.dtype}" is not supported (supported: ${Object.keys(dtypes).join(', ')})`,
+    );
   if (!(tensor.data instanceof info.array)) {
-    throw new SafetensorsFormatError(`tensor "${name}": ${tensor.dtype} data must be a ${info.array.name}, got ${tensor.data?.constructor?.name ?? typeof tensor.data}`);
+    throw new SafetensorsFormatError(
+      `tensor "${name}": ${tensor.dtype} data must be a ${info.array.name}, got ${tensor.data?.constructor?.name ?? typeof tensor.data}`,
+    );
   }
   if (!Array.isArray(tensor.shape) || !tensor.shape.every(isSize)) {
-    throw new SafetensorsFormatError(`tensor "${name}": shape must be an array of non-negative integers, got ${JSON.stringify(tensor.shape)}`);
+    throw new SafetensorsFormatError(
+      `tensor "${name}": shape must be an array of non-negative integers, got ${JSON.stringify(tensor.shape)}`,
+    );
   }
   const elements = tensor.shape.reduce((product, size) => product * size, 1);
   if (tensor.data.length !== elements) {
-    throw new SafetensorsFormatError(`tensor "${name}": shape [${tensor.shape.join(', ')}] has ${elements} elements but data has ${tensor.data.length}`);
+    throw new SafetensorsFormatError(
+      `tensor "${name}": shape [${tensor.shape.join(', ')}] has ${elements} elements but data has ${tensor.data.length}`,
+    );
   }
   return tensor.data.byteLength;
 }

@@ -143,7 +143,17 @@ export const traceKindKey = 'rlhf_lens.trace_kind';
 export const traceVersionKey = 'rlhf_lens.trace_version';
 export const traceVersion = '1';
 
-type ColumnType = 'int32' | 'float32' | 'float32?' | 'bool' | 'utf8' | 'list<utf8>' | 'list<int32>' | 'list<float32>' | 'list<list<float32>>' | 'list<list<int8>>';
+type ColumnType =
+  | 'int32'
+  | 'float32'
+  | 'float32?'
+  | 'bool'
+  | 'utf8'
+  | 'list<utf8>'
+  | 'list<int32>'
+  | 'list<float32>'
+  | 'list<list<float32>>'
+  | 'list<list<int8>>';
 
 /** The column types a row field of type T may have, so the tables below cannot disagree with the row types. */
 type ColumnTypeFor<T> = [T] extends [number]
@@ -172,7 +182,12 @@ interface ColumnSpec {
   readonly values?: readonly number[];
 }
 
-type Columns<Row> = { readonly [K in keyof Row]-?: ColumnSpec & { readonly type: ColumnTypeFor<Row[K]>; readonly alignedWith?: keyof Row & string } };
+type Columns<Row> = {
+  readonly [K in keyof Row]-?: ColumnSpec & {
+    readonly type: ColumnTypeFor<Row[K]>;
+    readonly alignedWith?: keyof Row & string;
+  };
+};
 
 // Key order is column order in the file: never reorder, rename or drop; append new columns at the end.
 const ppoColumns: Columns<PpoTraceRow> = {
@@ -227,7 +242,11 @@ const rewardColumns: Columns<RewardTraceRow> = {
   rejected_oracle_score: { type: 'float32?' },
 };
 
-const columnsOf: { readonly [K in TraceKind]: Readonly<Record<string, ColumnSpec>> } = { ppo: ppoColumns, dpo: dpoColumns, reward: rewardColumns };
+const columnsOf: { readonly [K in TraceKind]: Readonly<Record<string, ColumnSpec>> } = {
+  ppo: ppoColumns,
+  dpo: dpoColumns,
+  reward: rewardColumns,
+};
 
 export const traceKinds: readonly TraceKind[] = ['ppo', 'dpo', 'reward'];
 
@@ -268,8 +287,16 @@ function arrowType(type: ColumnType): DataType {
 
 /** The Arrow schema of a kind's files, kind and version in its metadata. */
 export function traceSchema(kind: TraceKind): Schema {
-  const fields = Object.entries(columnsOf[kind]).map(([name, spec]) => new Field(name, arrowType(spec.type), spec.type === 'float32?'));
-  return new Schema(fields, new Map([[traceKindKey, kind], [traceVersionKey, traceVersion]]));
+  const fields = Object.entries(columnsOf[kind]).map(
+    ([name, spec]) => new Field(name, arrowType(spec.type), spec.type === 'float32?'),
+  );
+  return new Schema(
+    fields,
+    new Map([
+      [traceKindKey, kind],
+      [traceVersionKey, traceVersion],
+    ]),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -279,7 +306,8 @@ type AnyRow = Readonly<Record<string, unknown>>;
 
 /** Encodes rows as an Arrow IPC file (with footer). Refuses rows whose per-token lists disagree in length. */
 export function encodeTrace<K extends TraceKind>(kind: K, rows: readonly TraceRows[K][]): Uint8Array {
-  if (!isTraceKind(kind)) throw new TraceFormatError(`Unknown trace kind ${JSON.stringify(kind)}; use one of ${traceKinds.join(', ')}.`);
+  if (!isTraceKind(kind))
+    throw new TraceFormatError(`Unknown trace kind ${JSON.stringify(kind)}; use one of ${traceKinds.join(', ')}.`);
   const specs = columnsOf[kind];
   const anyRows = rows as readonly unknown[] as readonly AnyRow[];
   anyRows.forEach((row, index) => checkRow(specs, row, index));
@@ -307,13 +335,15 @@ function checkRow(specs: Readonly<Record<string, ColumnSpec>>, row: AnyRow, inde
     const value = row[column];
     switch (spec.type) {
       case 'int32':
-        if (typeof value !== 'number' || !Number.isInteger(value) || value !== (value | 0)) fail(column, `expected a 32-bit integer, got ${describe(value)}.`);
+        if (typeof value !== 'number' || !Number.isInteger(value) || value !== (value | 0))
+          fail(column, `expected a 32-bit integer, got ${describe(value)}.`);
         break;
       case 'float32':
         if (typeof value !== 'number') fail(column, `expected a number, got ${describe(value)}.`);
         break;
       case 'float32?':
-        if (typeof value !== 'number' && value !== null) fail(column, `expected a number or null, got ${describe(value)}.`);
+        if (typeof value !== 'number' && value !== null)
+          fail(column, `expected a number or null, got ${describe(value)}.`);
         break;
       case 'bool':
         if (typeof value !== 'boolean') fail(column, `expected true or false, got ${describe(value)}.`);
@@ -322,7 +352,8 @@ function checkRow(specs: Readonly<Record<string, ColumnSpec>>, row: AnyRow, inde
         if (typeof value !== 'string') fail(column, `expected a string, got ${describe(value)}.`);
         break;
       case 'list<utf8>':
-        if (!Array.prototype.every.call(listOf(column), (item) => typeof item === 'string')) fail(column, 'expected a list of strings.');
+        if (!Array.prototype.every.call(listOf(column), (item) => typeof item === 'string'))
+          fail(column, 'expected a list of strings.');
         break;
       case 'list<int32>':
       case 'list<float32>':
@@ -332,12 +363,18 @@ function checkRow(specs: Readonly<Record<string, ColumnSpec>>, row: AnyRow, inde
         const expected = spec.alignedWith === undefined ? undefined : listOf(spec.alignedWith).length;
         const perToken = `every per-token list must have one entry per token of "${spec.alignedWith}"`;
         const checkInner = (inner: ArrayLike<unknown>, where: string) => {
-          if (expected !== undefined && inner.length !== expected) fail(column, `${where}has ${inner.length} entries but "${spec.alignedWith}" has ${expected}; ${perToken}.`);
+          if (expected !== undefined && inner.length !== expected)
+            fail(column, `${where}has ${inner.length} entries but "${spec.alignedWith}" has ${expected}; ${perToken}.`);
           for (let i = 0; i < inner.length; i++) {
             const item = inner[i];
             const integer = spec.type === 'list<int32>' || spec.type === 'list<list<int8>>';
-            if (typeof item !== 'number' || (integer && item !== (item | 0)) || (spec.values !== undefined && !spec.values.includes(item))) {
-              const allowed = spec.values !== undefined ? spec.values.join(', ') : integer ? 'a 32-bit integer' : 'a number';
+            if (
+              typeof item !== 'number' ||
+              (integer && item !== (item | 0)) ||
+              (spec.values !== undefined && !spec.values.includes(item))
+            ) {
+              const allowed =
+                spec.values !== undefined ? spec.values.join(', ') : integer ? 'a 32-bit integer' : 'a number';
               fail(column, `${where}entry ${i} is ${describe(item)}; expected ${allowed}.`);
             }
           }
@@ -346,7 +383,10 @@ function checkRow(specs: Readonly<Record<string, ColumnSpec>>, row: AnyRow, inde
           checkInner(list, '');
         } else {
           if (spec.epochsOf !== undefined && list.length !== listOf(spec.epochsOf).length) {
-            fail(column, `has ${list.length} epochs but "${spec.epochsOf}" has ${listOf(spec.epochsOf).length}; both hold one list per PPO epoch.`);
+            fail(
+              column,
+              `has ${list.length} epochs but "${spec.epochsOf}" has ${listOf(spec.epochsOf).length}; both hold one list per PPO epoch.`,
+            );
           }
           for (let epoch = 0; epoch < list.length; epoch++) {
             const inner = list[epoch];
@@ -367,7 +407,9 @@ function isArrayLike(value: unknown): value is ArrayLike<unknown> {
 function describe(value: unknown): string {
   if (value === undefined) return 'missing';
   if (isArrayLike(value)) return `a list of ${value.length}`;
-  return typeof value === 'string' ? JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value) : String(value);
+  return typeof value === 'string'
+    ? JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+    : String(value);
 }
 
 // Column builders on flat typed arrays: one pass to size, one to fill (Arrow's own builders are several
@@ -385,7 +427,13 @@ function columnData(rows: readonly AnyRow[], column: string, type: ColumnType): 
       const validity = bitmap(cells.map((cell) => cell !== null));
       const nullCount = cells.filter((cell) => cell === null).length;
       const data = Float32Array.from(cells as (number | null)[], (cell) => cell ?? 0);
-      return makeData({ type: new Float32(), length, nullCount, nullBitmap: nullCount > 0 ? validity : undefined, data });
+      return makeData({
+        type: new Float32(),
+        length,
+        nullCount,
+        nullBitmap: nullCount > 0 ? validity : undefined,
+        data,
+      });
     }
     case 'bool':
       return makeData({ type: new Bool(), length, nullCount: 0, data: bitmap(cells as boolean[]) });
@@ -506,7 +554,9 @@ export function decodeTraceTable(bytes: Uint8Array): TraceTable {
   try {
     table = tableFromIPC(bytes);
   } catch (error) {
-    throw new TraceFormatError(`Not an Arrow IPC trace file (${error instanceof Error ? error.message : String(error)}).`);
+    throw new TraceFormatError(
+      `Not an Arrow IPC trace file (${error instanceof Error ? error.message : String(error)}).`,
+    );
   }
   const kind = table.schema.metadata.get(traceKindKey);
   if (!isTraceKind(kind)) {
@@ -517,30 +567,42 @@ export function decodeTraceTable(bytes: Uint8Array): TraceTable {
   }
   const version = table.schema.metadata.get(traceVersionKey);
   if (version !== traceVersion) {
-    throw new TraceFormatError(`Trace format version ${JSON.stringify(version ?? null)} is not supported (this reader reads "${traceVersion}"); set "${traceVersionKey}" or update RLHF Lens.`);
+    throw new TraceFormatError(
+      `Trace format version ${JSON.stringify(version ?? null)} is not supported (this reader reads "${traceVersion}"); set "${traceVersionKey}" or update RLHF Lens.`,
+    );
   }
   const specs = columnsOf[kind];
   for (const column of Object.keys(specs)) {
-    if (table.schema.fields.every((field) => field.name !== column)) throw new TraceFormatError(`The ${kind} trace has no column "${column}"; every ${kind} trace has ${traceColumns(kind).join(', ')}.`);
+    if (table.schema.fields.every((field) => field.name !== column))
+      throw new TraceFormatError(
+        `The ${kind} trace has no column "${column}"; every ${kind} trace has ${traceColumns(kind).join(', ')}.`,
+      );
   }
   const readers = table.schema.fields.map((field, columnIndex) => {
     const vector = table.getChildAt(columnIndex) as Vector;
     const spec = specs[field.name] as ColumnSpec | undefined;
     if (spec === undefined) return { name: field.name, read: (index: number) => toPlain(vector.get(index)) };
     const shape = shapes[spec.type];
-    if (!hasShape(field.type, shape)) throw new TraceFormatError(`The ${kind} trace's column "${field.name}" is ${String(field.type)}; expected a ${describeShape(shape)} (${spec.type}).`);
+    if (!hasShape(field.type, shape))
+      throw new TraceFormatError(
+        `The ${kind} trace's column "${field.name}" is ${String(field.type)}; expected a ${describeShape(shape)} (${spec.type}).`,
+      );
     return {
       name: field.name,
       read: (index: number) => {
         const value: unknown = vector.get(index);
-        if (value === null && spec.type !== 'float32?') throw new TraceFormatError(`The ${kind} trace's row ${index} has no value in column "${field.name}", which cannot be null.`);
+        if (value === null && spec.type !== 'float32?')
+          throw new TraceFormatError(
+            `The ${kind} trace's row ${index} has no value in column "${field.name}", which cannot be null.`,
+          );
         return plainOfShape(value, shape);
       },
     };
   });
   const numRows = table.numRows;
   const row = (index: number) => {
-    if (!Number.isInteger(index) || index < 0 || index >= numRows) throw new RangeError(`Row ${index} is outside the trace's ${numRows} rows.`);
+    if (!Number.isInteger(index) || index < 0 || index >= numRows)
+      throw new RangeError(`Row ${index} is outside the trace's ${numRows} rows.`);
     const values: Record<string, unknown> = {};
     for (const { name, read } of readers) values[name] = read(index);
     return values;
@@ -567,7 +629,13 @@ function plainOfShape(value: unknown, shape: Shape): unknown {
 /** An extra column's value as plain JavaScript: vectors become arrays, struct and map rows objects. */
 function toPlain(value: unknown): unknown {
   if (isArrowVector(value)) return Array.from(value.toArray() as ArrayLike<unknown>, toPlain);
-  if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value) && !(value instanceof Date) && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+  if (
+    typeof value === 'object' &&
+    value !== null &&
+    !ArrayBuffer.isView(value) &&
+    !(value instanceof Date) &&
+    typeof (value as { toJSON?: unknown }).toJSON === 'function'
+  ) {
     const json = (value as { toJSON(): Record<string, unknown> }).toJSON();
     return Object.fromEntries(Object.entries(json).map(([key, item]) => [key, toPlain(item)]));
   }

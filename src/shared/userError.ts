@@ -18,7 +18,12 @@ export function quote(value: unknown): string {
   let text: string;
   try {
     // NaN and ±Infinity as themselves (JSON would say null).
-    text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
+    text =
+      typeof value === 'number' && !Number.isFinite(value)
+        ? String(value)
+        : value === undefined
+          ? 'nothing'
+          : (JSON.stringify(value) ?? String(value));
   } catch {
     text = String(value);
   }
@@ -62,7 +67,10 @@ export class UserError extends Error {
 
 /** `<file>:<line>:<column>: <field> <what> — <hint>`, leaving out what is unknown. */
 export function formatUserProblem(what: string, details: UserErrorDetails): string {
-  const place = details.file === undefined ? '' : `${clip(details.file)}${details.line === undefined ? '' : `:${details.line}${details.column === undefined ? '' : `:${details.column}`}`}: `;
+  const place =
+    details.file === undefined
+      ? ''
+      : `${clip(details.file)}${details.line === undefined ? '' : `:${details.line}${details.column === undefined ? '' : `:${details.column}`}`}: `;
   const field = details.field ? `${details.field} ` : '';
   return `${place}${field}${what}${details.hint ? ` — ${details.hint}` : ''}`;
 }
@@ -84,7 +92,20 @@ export class UserErrors extends UserError {
 }
 
 /** Errors of the file system a user causes (a path that is not there, not readable, not a folder): no bug. */
-const userFileErrorCodes = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EEXIST', 'ENAMETOOLONG', 'ELOOP', 'EMFILE', 'EDQUOT']);
+const userFileErrorCodes = new Set([
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'EISDIR',
+  'ENOTDIR',
+  'ENOSPC',
+  'EROFS',
+  'EEXIST',
+  'ENAMETOOLONG',
+  'ELOOP',
+  'EMFILE',
+  'EDQUOT',
+]);
 
 /** A Node file-system error (it names its path) as a UserError; undefined for anything else. */
 export function userErrorFromFileSystem(error: unknown): UserError | undefined {
@@ -110,5 +131,8 @@ export function userErrorFromFileSystem(error: unknown): UserError | undefined {
     EDQUOT: 'free some space and run again',
     ENAMETOOLONG: 'use a shorter name',
   };
-  return new UserError(`${what[code]}${typeof syscall === 'string' ? ` (${syscall})` : ''}`, { file: typeof path === 'string' ? path : undefined, hint: hints[code] ?? 'check the path and its permissions' });
+  return new UserError(`${what[code]}${typeof syscall === 'string' ? ` (${syscall})` : ''}`, {
+    file: typeof path === 'string' ? path : undefined,
+    hint: hints[code] ?? 'check the path and its permissions',
+  });
 }

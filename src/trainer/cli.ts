@@ -23,7 +23,12 @@ export class HelpRequested {
   constructor(readonly usage: string) {}
 }
 
-type OptionSpec = { type: 'string' | 'boolean'; multiple?: boolean; short?: string; default?: string | boolean | string[] | boolean[] };
+type OptionSpec = {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  default?: string | boolean | string[] | boolean[];
+};
 
 /** Arguments before `--` (after it everything is a positional, `--help` included). */
 function beforeDoubleDash(args: readonly string[]): readonly string[] {
@@ -35,7 +40,12 @@ function beforeDoubleDash(args: readonly string[]): readonly string[] {
  * node:util's parseArgs, strict, with `--help`/`-h` (HelpRequested) and a UsageError for unknown
  * options, missing option values and a wrong number of positionals.
  */
-export function parseCommandArgs<O extends Record<string, OptionSpec>>(args: string[], options: O, usage: string, positionals: { min: number; max: number }) {
+export function parseCommandArgs<O extends Record<string, OptionSpec>>(
+  args: string[],
+  options: O,
+  usage: string,
+  positionals: { min: number; max: number },
+) {
   if (beforeDoubleDash(args).some((arg) => arg === '--help' || arg === '-h')) throw new HelpRequested(usage);
   let parsed;
   try {
@@ -46,15 +56,29 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(args: str
     throw new UsageError(usageProblem(code, args, options, error as Error), usage);
   }
   const count = parsed.positionals.length;
-  if (count < positionals.min) throw new UsageError(positionals.min === 1 && positionals.max === 1 ? 'missing the folder or file to work on' : 'missing arguments', usage);
-  if (count > positionals.max) throw new UsageError(`unexpected argument ${quote(parsed.positionals[positionals.max])}`, usage);
+  if (count < positionals.min)
+    throw new UsageError(
+      positionals.min === 1 && positionals.max === 1 ? 'missing the folder or file to work on' : 'missing arguments',
+      usage,
+    );
+  if (count > positionals.max)
+    throw new UsageError(`unexpected argument ${quote(parsed.positionals[positionals.max])}`, usage);
   return parsed;
 }
 
-function usageProblem(code: string, args: readonly string[], options: Record<string, OptionSpec>, error: Error): string {
+function usageProblem(
+  code: string,
+  args: readonly string[],
+  options: Record<string, OptionSpec>,
+  error: Error,
+): string {
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-    const known = new Set(Object.entries(options).flatMap(([name, spec]) => [`--${name}`, ...(spec.short ? [`-${spec.short}`] : [])]));
-    const unknown = beforeDoubleDash(args).find((arg) => arg.startsWith('-') && arg !== '-' && !known.has(arg.split('=')[0]));
+    const known = new Set(
+      Object.entries(options).flatMap(([name, spec]) => [`--${name}`, ...(spec.short ? [`-${spec.short}`] : [])]),
+    );
+    const unknown = beforeDoubleDash(args).find(
+      (arg) => arg.startsWith('-') && arg !== '-' && !known.has(arg.split('=')[0]),
+    );
     return `unknown option ${quote(unknown?.split('=')[0] ?? '')}`;
   }
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
@@ -65,10 +89,22 @@ function usageProblem(code: string, args: readonly string[], options: Record<str
 }
 
 /** A number option; a UserError naming the option and the value otherwise. */
-export function numberOption(name: string, raw: string | undefined, rule: 'number' | 'positive integer' | 'non-negative integer' = 'number'): number {
+export function numberOption(
+  name: string,
+  raw: string | undefined,
+  rule: 'number' | 'positive integer' | 'non-negative integer' = 'number',
+): number {
   const value = Number(raw);
-  const ok = raw !== undefined && raw.trim() !== '' && Number.isFinite(value) && (rule === 'number' || (Number.isInteger(value) && (rule === 'positive integer' ? value >= 1 : value >= 0)));
-  if (!ok) throw new UserError(`must be a ${rule}, got ${quote(raw)}`, { field: `--${name}`, hint: `give --${name} a ${rule}` });
+  const ok =
+    raw !== undefined &&
+    raw.trim() !== '' &&
+    Number.isFinite(value) &&
+    (rule === 'number' || (Number.isInteger(value) && (rule === 'positive integer' ? value >= 1 : value >= 0)));
+  if (!ok)
+    throw new UserError(`must be a ${rule}, got ${quote(raw)}`, {
+      field: `--${name}`,
+      hint: `give --${name} a ${rule}`,
+    });
   return value;
 }
 
@@ -82,12 +118,24 @@ export function asUserError(error: unknown, details: UserErrorDetails & { file: 
   if (fromFileSystem) return fromFileSystem;
   const message = clip(error instanceof Error ? error.message : String(error), 1000);
   // A message that already names the path (a reader's own) keeps it; others get the path in front.
-  return message.includes(details.file) ? new UserError(message, { hint: details.hint }) : new UserError(message, details);
+  return message.includes(details.file)
+    ? new UserError(message, { hint: details.hint })
+    : new UserError(message, details);
 }
 
 /** TypeError, RangeError, a WebAssembly trap…: a bug or a runtime failure, never a message for the user. */
 function isBuiltInErrorType(error: Error): boolean {
-  const builtIn = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError, WebAssembly.RuntimeError, WebAssembly.CompileError, WebAssembly.LinkError];
+  const builtIn = [
+    TypeError,
+    RangeError,
+    ReferenceError,
+    SyntaxError,
+    EvalError,
+    URIError,
+    WebAssembly.RuntimeError,
+    WebAssembly.CompileError,
+    WebAssembly.LinkError,
+  ];
   return builtIn.some((type) => error instanceof type);
 }
 
@@ -106,13 +154,28 @@ export function describeError(error: unknown, debug = debugEnabled()): { lines: 
   if (error instanceof UsageError) return { lines: cut([...stack, ...error.lines(), error.usage]), exitCode: 2 };
   // A raw Node file-system error (plain Error with a code) gets words; the project's own error classes
   // (DurableWriteError, FileFormatError, …) already carry a message naming the file and what to do.
-  const user = error instanceof UserError ? error : error instanceof Error && error.constructor === Error ? userErrorFromFileSystem(error) : undefined;
+  const user =
+    error instanceof UserError
+      ? error
+      : error instanceof Error && error.constructor === Error
+        ? userErrorFromFileSystem(error)
+        : undefined;
   if (user) return { lines: cut([...stack, ...user.lines()]), exitCode: 1 };
   if (error instanceof BackendUnavailableError || (error instanceof Error && !isBuiltInErrorType(error))) {
-    return { lines: cut([...stack, ...error.message.split('\n').map((line, i) => (i === 0 ? `error: ${line}` : line))]), exitCode: 1 };
+    return {
+      lines: cut([...stack, ...error.message.split('\n').map((line, i) => (i === 0 ? `error: ${line}` : line))]),
+      exitCode: 1,
+    };
   }
-  const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
-  return { lines: cut([...stack, `error: internal error: ${message.split('\n')[0]}${debug ? '' : ' — run again with --debug for the stack'}`]), exitCode: 1 };
+  const message =
+    error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
+  return {
+    lines: cut([
+      ...stack,
+      `error: internal error: ${message.split('\n')[0]}${debug ? '' : ' — run again with --debug for the stack'}`,
+    ]),
+    exitCode: 1,
+  };
 }
 
 /** Writes to a stream and resolves once the bytes are handed to the OS (a pipe's reader may be slow). */

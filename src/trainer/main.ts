@@ -51,13 +51,21 @@ function listen(host: HostChannel | undefined): void {
         sampleServer ??= new SampleServer();
         sampleServer.sample(message).then(
           (result) => host.send(result),
-          (error: unknown) => host.send({ type: 'sample/error', id: message.id, message: error instanceof Error ? error.message : String(error) }),
+          (error: unknown) =>
+            host.send({
+              type: 'sample/error',
+              id: message.id,
+              message: error instanceof Error ? error.message : String(error),
+            }),
         );
         break;
       case 'control/stop':
         // A training loop finishes its step and checkpoints; an idle trainer has nothing to finish.
         stopRequested = true;
-        if (!training) void host.send({ type: 'trainer/exit', code: 0, reason: 'stopped on request' }).finally(() => process.exit(0));
+        if (!training)
+          void host
+            .send({ type: 'trainer/exit', code: 0, reason: 'stopped on request' })
+            .finally(() => process.exit(0));
         break;
       default:
         assertNever(message, 'trainer');
@@ -86,13 +94,29 @@ function handleSignals(): void {
 }
 
 /** The metrics a progress bar shows, when a step has them (the rest is in metrics.jsonl). */
-const headlineMetrics = ['loss/train', 'loss/eval', 'loss/reward', 'rewards/accuracy', 'eval/rewards/oracle_accuracy', 'loss/dpo', 'rewards/accuracies', 'objective/kl', 'objective/scores', 'oracle/score', 'eval/oracle/score', 'preferences/judgments'];
+const headlineMetrics = [
+  'loss/train',
+  'loss/eval',
+  'loss/reward',
+  'rewards/accuracy',
+  'eval/rewards/oracle_accuracy',
+  'loss/dpo',
+  'rewards/accuracies',
+  'objective/kl',
+  'objective/scores',
+  'oracle/score',
+  'eval/oracle/score',
+  'preferences/judgments',
+];
 
 /**
  * Pipeline callbacks that report to the extension host (when forked) and to the terminal: log lines
  * on stderr and a progress bar per stage.
  */
-export function reportingCallbacks(host: HostChannel | undefined): { callbacks: PipelineCallbacks; log: (level: LogLevel, message: string) => void } {
+export function reportingCallbacks(host: HostChannel | undefined): {
+  callbacks: PipelineCallbacks;
+  log: (level: LogLevel, message: string) => void;
+} {
   const log = (level: LogLevel, message: string) => {
     if (host) void host.send({ type: 'run/log', level, message });
     process.stderr.write(`${level === 'info' ? '' : `${level}: `}${message}\n`);
@@ -103,7 +127,16 @@ export function reportingCallbacks(host: HostChannel | undefined): { callbacks: 
     shouldStop: () => stopRequested,
     onStageStart: ({ runId, runDir, stage, backend, maxSteps }) => {
       log('info', `${stage}: run ${runId} in ${runDir}`);
-      if (host) void host.send({ type: 'run/started', runId, runDir, stage, backend: backend.name, backendReason: backend.reason, maxSteps });
+      if (host)
+        void host.send({
+          type: 'run/started',
+          runId,
+          runDir,
+          stage,
+          backend: backend.name,
+          backendReason: backend.reason,
+          maxSteps,
+        });
       if (!host) bar = new ProgressBar(stage, maxSteps);
     },
     onStep: (runId, metrics, maxSteps) => {
@@ -115,9 +148,19 @@ export function reportingCallbacks(host: HostChannel | undefined): { callbacks: 
       bar?.update(metrics.step, parts.join(' · '), maxSteps);
     },
     onStageEnd: ({ runId, result, error }) => {
-      bar?.finish(result ? `(${result.status}${result.outputs.checkpoint ? `, checkpoint ${result.outputs.checkpoint}` : ''})` : '(failed)');
+      bar?.finish(
+        result
+          ? `(${result.status}${result.outputs.checkpoint ? `, checkpoint ${result.outputs.checkpoint}` : ''})`
+          : '(failed)',
+      );
       bar = undefined;
-      if (host) void host.send({ type: 'run/finished', runId, status: result ? result.status : 'failed', checkpoint: result?.outputs.checkpoint });
+      if (host)
+        void host.send({
+          type: 'run/finished',
+          runId,
+          status: result ? result.status : 'failed',
+          checkpoint: result?.outputs.checkpoint,
+        });
       if (error && host) void host.send({ type: 'run/error', message: error.message, detail: error.stack });
     },
   };
@@ -125,16 +168,40 @@ export function reportingCallbacks(host: HostChannel | undefined): { callbacks: 
 }
 
 async function train(args: string[], host: HostChannel | undefined): Promise<number> {
-  const { values, positionals } = parseCommandArgs(args, { 'runs-dir': { type: 'string' }, resume: { type: 'string' } }, trainUsage, { min: 0, max: 1 });
-  if ((positionals.length === 0) === (values.resume === undefined)) throw new UsageError(positionals.length === 0 ? 'give a config file or --resume <run-dir>' : 'give a config file or --resume, not both', trainUsage);
+  const { values, positionals } = parseCommandArgs(
+    args,
+    { 'runs-dir': { type: 'string' }, resume: { type: 'string' } },
+    trainUsage,
+    { min: 0, max: 1 },
+  );
+  if ((positionals.length === 0) === (values.resume === undefined))
+    throw new UsageError(
+      positionals.length === 0
+        ? 'give a config file or --resume <run-dir>'
+        : 'give a config file or --resume, not both',
+      trainUsage,
+    );
   training = true;
   handleSignals();
   const { callbacks, log } = reportingCallbacks(host);
   // Without --runs-dir the pipeline picks the folder: a resumed run's own, else .rlhf/runs.
   try {
-    const result = await runPipeline({ configFile: positionals[0], resumeDir: values.resume, runsRoot: values['runs-dir'] === undefined ? undefined : path.resolve(values['runs-dir']) }, callbacks);
+    const result = await runPipeline(
+      {
+        configFile: positionals[0],
+        resumeDir: values.resume,
+        runsRoot: values['runs-dir'] === undefined ? undefined : path.resolve(values['runs-dir']),
+      },
+      callbacks,
+    );
     // No stage ran: the pipeline has said why (a finished pipeline has nothing to resume).
-    if (result.runs.length > 0) log('info', result.stopped ? `stopped; resume with: rlhf-lens train --resume ${result.runs.at(-1)?.runDir}` : `finished ${result.runs.length} stage${result.runs.length === 1 ? '' : 's'}`);
+    if (result.runs.length > 0)
+      log(
+        'info',
+        result.stopped
+          ? `stopped; resume with: rlhf-lens train --resume ${result.runs.at(-1)?.runDir}`
+          : `finished ${result.runs.length} stage${result.runs.length === 1 ? '' : 's'}`,
+      );
     return 0;
   } finally {
     training = false;
@@ -143,7 +210,12 @@ async function train(args: string[], host: HostChannel | undefined): Promise<num
 
 async function demo(args: string[], host: HostChannel | undefined): Promise<number> {
   // Checked here so `demo --help` and a wrong option get the usage; runDemo parses the same options.
-  parseCommandArgs(args, { quick: { type: 'boolean' }, 'runs-dir': { type: 'string' }, out: { type: 'string' } }, demoUsage, { min: 0, max: 0 });
+  parseCommandArgs(
+    args,
+    { quick: { type: 'boolean' }, 'runs-dir': { type: 'string' }, out: { type: 'string' } },
+    demoUsage,
+    { min: 0, max: 0 },
+  );
   training = true;
   handleSignals();
   try {

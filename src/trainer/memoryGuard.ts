@@ -80,10 +80,17 @@ export interface MemoryEstimate {
 }
 
 /** Sequences per step for a batch setting of `b`, and the setting's name, by stage type. */
-function batchShape(stage: StageConfig, config: RunConfig): { field?: string; batch: number; sequences: (b: number) => { train: number; inference: number } } {
+function batchShape(
+  stage: StageConfig,
+  config: RunConfig,
+): { field?: string; batch: number; sequences: (b: number) => { train: number; inference: number } } {
   switch (stage.type) {
     case 'sft':
-      return { field: 'per_device_train_batch_size', batch: stage.per_device_train_batch_size, sequences: (b) => ({ train: b, inference: 0 }) };
+      return {
+        field: 'per_device_train_batch_size',
+        batch: stage.per_device_train_batch_size,
+        sequences: (b) => ({ train: b, inference: 0 }),
+      };
     case 'preferences':
       // Prompts are sampled 16 at a time (preferencesStage.ts), K completions each.
       return { batch: 16, sequences: () => ({ train: 0, inference: 16 * stage.completions_per_prompt }) };
@@ -91,13 +98,28 @@ function batchShape(stage: StageConfig, config: RunConfig): { field?: string; ba
       // A step scores every completion of each judgment: K of the preferences stage it reads (4 when it reads a file).
       const source = config.stages.find((other) => (other.name ?? other.type) === stage.preferences);
       const completions = source?.type === 'preferences' ? source.completions_per_prompt : 4;
-      return { field: 'per_device_train_batch_size', batch: stage.per_device_train_batch_size, sequences: (b) => ({ train: b * completions, inference: 0 }) };
+      return {
+        field: 'per_device_train_batch_size',
+        batch: stage.per_device_train_batch_size,
+        sequences: (b) => ({ train: b * completions, inference: 0 }),
+      };
     }
     case 'ppo':
       // Rollouts of the whole batch without gradients; updates on minibatches.
-      return { field: 'batch_size', batch: stage.batch_size, sequences: (b) => ({ train: Math.ceil(b / stage.num_mini_batches) * (stage.ptx_coef > 0 ? 2 : 1), inference: b }) };
+      return {
+        field: 'batch_size',
+        batch: stage.batch_size,
+        sequences: (b) => ({
+          train: Math.ceil(b / stage.num_mini_batches) * (stage.ptx_coef > 0 ? 2 : 1),
+          inference: b,
+        }),
+      };
     case 'dpo':
-      return { field: 'per_device_train_batch_size', batch: stage.per_device_train_batch_size, sequences: (b) => ({ train: 2 * b, inference: 2 * b }) };
+      return {
+        field: 'per_device_train_batch_size',
+        batch: stage.per_device_train_batch_size,
+        sequences: (b) => ({ train: 2 * b, inference: 2 * b }),
+      };
   }
 }
 
@@ -116,7 +138,12 @@ function modelCopies(stage: StageConfig): { trained: number; frozen: number } {
   }
 }
 
-export function estimateStageMemory(stage: StageConfig, config: RunConfig, shape: ModelShape, batch?: number): MemoryEstimate {
+export function estimateStageMemory(
+  stage: StageConfig,
+  config: RunConfig,
+  shape: ModelShape,
+  batch?: number,
+): MemoryEstimate {
   const { field, batch: configured, sequences } = batchShape(stage, config);
   const b = batch ?? configured;
   const { train, inference } = sequences(b);
@@ -125,7 +152,10 @@ export function estimateStageMemory(stage: StageConfig, config: RunConfig, shape
   const parts = {
     weights: parameters * (trained + frozen),
     'gradients and AdamW state': parameters * 3 * trained,
-    activations: Math.max(trained > 0 ? trainingActivationBytes(shape, train) : 0, inferenceActivationBytes(shape, inference)),
+    activations: Math.max(
+      trained > 0 ? trainingActivationBytes(shape, train) : 0,
+      inferenceActivationBytes(shape, inference),
+    ),
     runtime: baseBytes,
   };
   return { bytes: Object.values(parts).reduce((a, x) => a + x, 0), parts, batchField: field, batch: b };
@@ -138,7 +168,14 @@ export interface MemoryBudget {
 
 /** What a backend can use: wasm's 4 GiB linear memory, or the machine's free memory. */
 export function memoryBudget(backend: BackendName, freeBytes = os.freemem()): MemoryBudget {
-  if (backend === 'wasm') return { bytes: Math.min(wasmLimitBytes, freeBytes), what: wasmLimitBytes <= freeBytes ? 'the wasm backend\'s 4 GiB of memory' : `this machine's free memory (${formatBytes(freeBytes)})` };
+  if (backend === 'wasm')
+    return {
+      bytes: Math.min(wasmLimitBytes, freeBytes),
+      what:
+        wasmLimitBytes <= freeBytes
+          ? "the wasm backend's 4 GiB of memory"
+          : `this machine's free memory (${formatBytes(freeBytes)})`,
+    };
   return { bytes: freeBytes, what: `this machine's free memory (${formatBytes(freeBytes)})` };
 }
 
@@ -170,11 +207,18 @@ export interface MemoryRefusal {
 }
 
 /** Why `stage` cannot fit `budget`, with the largest batch (or model) that does; undefined when it fits. */
-export function checkStageMemory(config: RunConfig, stageIndex: number, shape: ModelShape, budget: MemoryBudget): MemoryRefusal | undefined {
+export function checkStageMemory(
+  config: RunConfig,
+  stageIndex: number,
+  shape: ModelShape,
+  budget: MemoryBudget,
+): MemoryRefusal | undefined {
   const stage = config.stages[stageIndex];
   const estimate = estimateStageMemory(stage, config, shape);
   if (estimate.bytes <= budget.bytes) return undefined;
-  const parts = Object.entries(estimate.parts).map(([name, bytes]) => `${name} ${formatBytes(bytes)}`).join(', ');
+  const parts = Object.entries(estimate.parts)
+    .map(([name, bytes]) => `${name} ${formatBytes(bytes)}`)
+    .join(', ');
   const message = `needs about ${formatBytes(estimate.bytes)} (${parts}), more than ${budget.what}`;
   const fitsBatch = (b: number) => estimateStageMemory(stage, config, shape, b).bytes <= budget.bytes;
   if (estimate.batchField) {
@@ -182,27 +226,44 @@ export function checkStageMemory(config: RunConfig, stageIndex: number, shape: M
     // PPO's batch must stay a multiple of its minibatches.
     const fitting = stage.type === 'ppo' ? batch - (batch % stage.num_mini_batches) : batch;
     if (fitting >= (stage.type === 'ppo' ? Math.max(2, stage.num_mini_batches) : 1)) {
-      return { path: ['stages', stageIndex, estimate.batchField], message: `stage "${stage.name ?? stage.type}" ${message}`, hint: `the largest ${estimate.batchField} that fits is ${fitting}; lower it (or the model's size)`, estimate };
+      return {
+        path: ['stages', stageIndex, estimate.batchField],
+        message: `stage "${stage.name ?? stage.type}" ${message}`,
+        hint: `the largest ${estimate.batchField} that fits is ${fitting}; lower it (or the model's size)`,
+        estimate,
+      };
     }
   }
   // Not even the smallest batch fits: the model is too big. The largest n_layer at this width, else a narrower width.
-  const smallest = estimate.batchField ? (stage.type === 'ppo' ? Math.max(2, stage.num_mini_batches) : 1) : estimate.batch;
-  const fitsShape = (changed: Partial<ModelShape>) => estimateStageMemory(stage, config, { ...shape, ...changed }, smallest).bytes <= budget.bytes;
+  const smallest = estimate.batchField
+    ? stage.type === 'ppo'
+      ? Math.max(2, stage.num_mini_batches)
+      : 1
+    : estimate.batch;
+  const fitsShape = (changed: Partial<ModelShape>) =>
+    estimateStageMemory(stage, config, { ...shape, ...changed }, smallest).bytes <= budget.bytes;
   const layers = largest(shape.n_layer, (n) => fitsShape({ n_layer: n }));
   const context = largest(shape.block_size, (n) => n >= 8 && fitsShape({ block_size: n }));
   const ways = [
     ...(layers > 0 ? [`n_layer ${layers} (at n_embd ${shape.n_embd}, block_size ${shape.block_size})`] : []),
     ...(context >= 8 ? [`block_size ${context} (at n_layer ${shape.n_layer})`] : []),
   ];
-  const hint = ways.length > 0
-    ? `even at the smallest batch the model is too big; what fits: ${ways.join(', or ')}`
-    : `even one layer of width ${shape.n_embd} does not fit; lower n_embd`;
+  const hint =
+    ways.length > 0
+      ? `even at the smallest batch the model is too big; what fits: ${ways.join(', or ')}`
+      : `even one layer of width ${shape.n_embd} does not fit; lower n_embd`;
   return { path: ['model'], message: `stage "${stage.name ?? stage.type}" ${message}`, hint, estimate };
 }
 
 /** A config's model shape (the tokenizer's vocabulary is at most vocab_size). */
 export function configShape(model: ModelConfig, vocabSize: number): ModelShape {
-  return { n_layer: model.n_layer, n_head: model.n_head, n_embd: model.n_embd, block_size: model.block_size, vocab_size: vocabSize };
+  return {
+    n_layer: model.n_layer,
+    n_head: model.n_head,
+    n_embd: model.n_embd,
+    block_size: model.block_size,
+    vocab_size: vocabSize,
+  };
 }
 
 /** Throws a UserError when stage `stageIndex` cannot fit the memory of `backend` (see checkStageMemory). */
@@ -210,16 +271,28 @@ export function assertStageFits(
   config: RunConfig,
   stageIndex: number,
   backend: BackendName,
-  options: { configDir?: string; freeBytes?: number; locate?: (at: (string | number)[]) => { file: string; line?: number; column?: number } } = {},
+  options: {
+    configDir?: string;
+    freeBytes?: number;
+    locate?: (at: (string | number)[]) => { file: string; line?: number; column?: number };
+  } = {},
 ): void {
   // A resumed run's config comes from its run.json; when that lacks the model's shape, the run
   // folder's validator reports it, not this guard.
   const { model, tokenizer } = (config ?? {}) as Partial<RunConfig>;
-  if (!config.stages?.[stageIndex] || typeof model?.n_layer !== 'number' || typeof tokenizer?.vocab_size !== 'number') return;
+  if (!config.stages?.[stageIndex] || typeof model?.n_layer !== 'number' || typeof tokenizer?.vocab_size !== 'number')
+    return;
   const configDir = options.configDir ?? process.cwd();
-  const shape = stageModelShape(config, stageIndex, (reference) => readCheckpointShape(path.resolve(configDir, reference)));
+  const shape = stageModelShape(config, stageIndex, (reference) =>
+    readCheckpointShape(path.resolve(configDir, reference)),
+  );
   const refusal = checkStageMemory(config, stageIndex, shape, memoryBudget(backend, options.freeBytes));
-  if (refusal) throw new UserError(refusal.message, { ...options.locate?.(refusal.path), field: formatField(refusal.path), hint: refusal.hint });
+  if (refusal)
+    throw new UserError(refusal.message, {
+      ...options.locate?.(refusal.path),
+      field: formatField(refusal.path),
+      hint: refusal.hint,
+    });
 }
 
 function readCheckpointShape(dir: string): Partial<ModelShape> | undefined {
@@ -237,7 +310,10 @@ function readCheckpointShape(dir: string): Partial<ModelShape> | undefined {
  */
 export function likelyBackend(requested: BackendName | 'auto'): BackendName {
   if (requested !== 'auto') return requested;
-  for (const [packageName, backend] of [['@tensorflow/tfjs-node-gpu', 'tfjs-node-gpu'], ['@tensorflow/tfjs-node', 'tfjs-node']] as const) {
+  for (const [packageName, backend] of [
+    ['@tensorflow/tfjs-node-gpu', 'tfjs-node-gpu'],
+    ['@tensorflow/tfjs-node', 'tfjs-node'],
+  ] as const) {
     try {
       require.resolve(packageName);
       return backend;
@@ -268,7 +344,11 @@ function modelSource(stage: StageConfig): string | undefined {
  * The shape of the model stage `stageIndex` trains or samples: the config's, unless it comes (through
  * earlier stages) from a checkpoint folder, whose config.json has the shape.
  */
-export function stageModelShape(config: RunConfig, stageIndex: number, checkpointConfig: (reference: string) => Partial<ModelShape> | undefined): ModelShape {
+export function stageModelShape(
+  config: RunConfig,
+  stageIndex: number,
+  checkpointConfig: (reference: string) => Partial<ModelShape> | undefined,
+): ModelShape {
   const base = configShape(config.model, config.tokenizer.vocab_size);
   const names = config.stages.map((stage) => stage.name ?? stage.type);
   let index = stageIndex;
@@ -281,9 +361,24 @@ export function stageModelShape(config: RunConfig, stageIndex: number, checkpoin
       continue;
     }
     const found = checkpointConfig(source);
-    const valid = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0;
-    if (!found || !valid(found.n_layer) || !valid(found.n_head) || !valid(found.n_embd) || !valid(found.block_size) || !valid(found.vocab_size)) return base;
-    return { n_layer: found.n_layer, n_head: found.n_head, n_embd: found.n_embd, block_size: found.block_size, vocab_size: found.vocab_size };
+    const valid = (value: unknown): value is number =>
+      typeof value === 'number' && Number.isInteger(value) && value > 0;
+    if (
+      !found ||
+      !valid(found.n_layer) ||
+      !valid(found.n_head) ||
+      !valid(found.n_embd) ||
+      !valid(found.block_size) ||
+      !valid(found.vocab_size)
+    )
+      return base;
+    return {
+      n_layer: found.n_layer,
+      n_head: found.n_head,
+      n_embd: found.n_embd,
+      block_size: found.block_size,
+      vocab_size: found.vocab_size,
+    };
   }
   return base;
 }

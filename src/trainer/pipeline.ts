@@ -26,7 +26,13 @@ import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageC
 
 export interface PipelineCallbacks {
   readonly log: (level: LogLevel, message: string) => void;
-  readonly onStageStart?: (info: { runId: string; runDir: string; stage: string; backend: BackendChoice; maxSteps: number }) => void;
+  readonly onStageStart?: (info: {
+    runId: string;
+    runDir: string;
+    stage: string;
+    backend: BackendChoice;
+    maxSteps: number;
+  }) => void;
   readonly onStep?: (runId: string, metrics: Readonly<Record<string, number>>, maxSteps: number) => void;
   readonly onStageEnd?: (info: { runId: string; result?: StageResult; error?: Error }) => void;
   readonly shouldStop?: () => boolean;
@@ -50,24 +56,38 @@ export function loadRunConfig(configFile: string, log?: (level: LogLevel, messag
   try {
     text = readFileSync(configFile, 'utf8');
   } catch (error) {
-    throw userErrorFromFileSystem(error) ?? new ConfigError(`cannot be read: ${(error as Error).message}`, { file: configFile, hint: 'check the path' });
+    throw (
+      userErrorFromFileSystem(error) ??
+      new ConfigError(`cannot be read: ${(error as Error).message}`, { file: configFile, hint: 'check the path' })
+    );
   }
   const { config, problems } = readConfigText(text, configFileChecks(configFile));
   const errors = problems.filter((problem) => problem.severity === 'error');
   if (!config) {
     const count = `${errors.length} problem${errors.length === 1 ? '' : 's'}`;
-    throw new UserErrors(errors.map((problem) => formatConfigProblem(configFile, problem)), `the run config has ${count}`, { file: configFile, hint: 'fix them (the editor underlines each one) and run again' });
+    throw new UserErrors(
+      errors.map((problem) => formatConfigProblem(configFile, problem)),
+      `the run config has ${count}`,
+      { file: configFile, hint: 'fix them (the editor underlines each one) and run again' },
+    );
   }
-  for (const warning of problems.filter((problem) => problem.severity === 'warning')) log?.('warn', formatConfigProblem(configFile, warning));
+  for (const warning of problems.filter((problem) => problem.severity === 'warning'))
+    log?.('warn', formatConfigProblem(configFile, warning));
   // Each stage is checked again before it starts, against the backend actually chosen.
   const backend = likelyBackend(requestedBackend(config.backend));
   const locate = (at: (string | number)[]) => ({ file: configFile, ...locatePath(text, at) });
-  config.stages.forEach((_, index) => assertStageFits(config, index, backend, { configDir: path.dirname(path.resolve(configFile)), locate }));
+  config.stages.forEach((_, index) =>
+    assertStageFits(config, index, backend, { configDir: path.dirname(path.resolve(configFile)), locate }),
+  );
   return config;
 }
 
 function versions(): Record<string, string> {
-  return { node: process.version, tfjs: tf.version_core, 'rlhf-lens': typeof RLHF_LENS_VERSION === 'string' ? RLHF_LENS_VERSION : 'development' };
+  return {
+    node: process.version,
+    tfjs: tf.version_core,
+    'rlhf-lens': typeof RLHF_LENS_VERSION === 'string' ? RLHF_LENS_VERSION : 'development',
+  };
 }
 /** Set by the build (scripts/build.mjs) from package.json. */
 declare const RLHF_LENS_VERSION: string | undefined;
@@ -95,13 +115,16 @@ function resolver(outputs: Outputs, configDir: string, stageName: string): Stage
     const earlier = outputs[reference];
     if (earlier) {
       const value = earlier[output];
-      if (!value) throw new ConfigError(`stage "${stageName}" wants the ${output} of stage "${reference}", which writes none.`);
+      if (!value)
+        throw new ConfigError(`stage "${stageName}" wants the ${output} of stage "${reference}", which writes none.`);
       return value;
     }
     const file = path.resolve(configDir, reference);
     if (!existsSync(file)) {
       const names = Object.keys(outputs);
-      throw new ConfigError(`stage "${stageName}": "${reference}" is neither an earlier stage${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} nor an existing path (${file}).`);
+      throw new ConfigError(
+        `stage "${stageName}": "${reference}" is neither an earlier stage${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} nor an existing path (${file}).`,
+      );
     }
     return file;
   };
@@ -128,7 +151,9 @@ async function runStage(stage: StageConfig, context: StageContext): Promise<Stag
  */
 function requestedBackend(configured: RunConfig['backend']): RunConfig['backend'] {
   const fromEnvironment = process.env.RLHF_LENS_BACKEND;
-  return configured === 'auto' && (backendNames as readonly string[]).includes(fromEnvironment ?? '') ? (fromEnvironment as RunConfig['backend']) : configured;
+  return configured === 'auto' && (backendNames as readonly string[]).includes(fromEnvironment ?? '')
+    ? (fromEnvironment as RunConfig['backend'])
+    : configured;
 }
 
 /**
@@ -141,11 +166,16 @@ function requestedBackend(configured: RunConfig['backend']): RunConfig['backend'
 function recordExitWhileRunning(run: RunDirectory): () => void {
   const record = (reason: string, status: 'failed' | 'stopped' = 'failed') => {
     if (run.runJson.status !== 'running') return;
-    const failure = status === 'stopped' ? attempt(() => run.update({ status, ended_at: new Date().toISOString() })) : run.markFailed(reason);
-    if (failure) process.stderr.write(`could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}\n`);
+    const failure =
+      status === 'stopped'
+        ? attempt(() => run.update({ status, ended_at: new Date().toISOString() }))
+        : run.markFailed(reason);
+    if (failure)
+      process.stderr.write(`could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}\n`);
   };
   const onUncaught = (error: unknown) => record(messageOf(error));
-  const onExit = (code: number) => record(`the trainer exited with code ${code} before the stage finished`, code === 130 ? 'stopped' : 'failed');
+  const onExit = (code: number) =>
+    record(`the trainer exited with code ${code} before the stage finished`, code === 130 ? 'stopped' : 'failed');
   process.on('uncaughtExceptionMonitor', onUncaught);
   process.on('exit', onExit);
   return () => {
@@ -179,7 +209,10 @@ function hasCheckpoint(stage: StageConfig, run: RunDirectory): boolean {
  * `runsRoot`; without one, a resumed pipeline's go next to the resumed run (its own runs folder,
  * wherever the command is started), a new pipeline's to `.rlhf/runs`.
  */
-export async function runPipeline(options: { configFile?: string; runsRoot?: string; resumeDir?: string }, callbacks: PipelineCallbacks): Promise<PipelineResult> {
+export async function runPipeline(
+  options: { configFile?: string; runsRoot?: string; resumeDir?: string },
+  callbacks: PipelineCallbacks,
+): Promise<PipelineResult> {
   let config: RunConfig;
   let configDir: string;
   let firstStage = 0;
@@ -214,10 +247,16 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
     resumed = undefined;
     firstStage++;
     if (firstStage >= config.stages.length) {
-      callbacks.log('info', `nothing to resume: the pipeline "${config.name}" has finished; ${options.resumeDir} is its last stage (${config.stages.length} of ${config.stages.length}) and completed`);
+      callbacks.log(
+        'info',
+        `nothing to resume: the pipeline "${config.name}" has finished; ${options.resumeDir} is its last stage (${config.stages.length} of ${config.stages.length}) and completed`,
+      );
       return { runs: [], stopped: false };
     }
-    callbacks.log('info', `${options.resumeDir} completed; continuing with stage ${firstStage + 1} of ${config.stages.length}`);
+    callbacks.log(
+      'info',
+      `${options.resumeDir} completed; continuing with stage ${firstStage + 1} of ${config.stages.length}`,
+    );
   }
 
   const backend = await selectBackend(requestedBackend(config.backend));
@@ -229,7 +268,10 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
     const isResume = resumed !== undefined && index === firstStage;
     // Before its run folder is written; the error names the file the config came from.
     const configSource = resumed ? path.join(resumed.dir, 'run.json') : configFile;
-    assertStageFits(config, index, backend.name, { configDir, locate: configSource ? () => ({ file: configSource }) : undefined });
+    assertStageFits(config, index, backend.name, {
+      configDir,
+      locate: configSource ? () => ({ file: configSource }) : undefined,
+    });
     const run = isResume
       ? (resumed as RunDirectory)
       : RunDirectory.create(runsRoot, {
@@ -253,8 +295,21 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
         run.clearForRestart();
       }
       if (isResume) run.keepFailureReserve();
-      run.update({ status: 'running', backend: backend.name, backend_reason: backend.reason, ended_at: undefined, error: undefined, ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}) });
-      callbacks.onStageStart?.({ runId: run.id, runDir: run.dir, stage: stageName, backend, maxSteps: plannedSteps(stage) });
+      run.update({
+        status: 'running',
+        backend: backend.name,
+        backend_reason: backend.reason,
+        ended_at: undefined,
+        error: undefined,
+        ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}),
+      });
+      callbacks.onStageStart?.({
+        runId: run.id,
+        runDir: run.dir,
+        stage: stageName,
+        backend,
+        maxSteps: plannedSteps(stage),
+      });
       result = await runStage(stage, {
         run,
         configDir,
@@ -267,10 +322,16 @@ export async function runPipeline(options: { configFile?: string; runsRoot?: str
         shouldStop: callbacks.shouldStop,
         resolve: resolver(outputs, configDir, stageName),
       });
-      run.update({ status: result.status === 'stopped' ? 'stopped' : 'completed', ended_at: new Date().toISOString(), step: result.step, outputs: result.outputs });
+      run.update({
+        status: result.status === 'stopped' ? 'stopped' : 'completed',
+        ended_at: new Date().toISOString(),
+        step: result.step,
+        outputs: result.outputs,
+      });
     } catch (error) {
       const failure = run.markFailed(messageOf(error));
-      if (failure) callbacks.log('error', `could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}`);
+      if (failure)
+        callbacks.log('error', `could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}`);
       callbacks.onStageEnd?.({ runId: run.id, error: error as Error });
       throw error;
     } finally {

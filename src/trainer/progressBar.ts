@@ -22,7 +22,11 @@ export class ProgressBar {
     if (this.stream.isTTY) {
       const width = 24;
       const filled = Math.round(fraction * width);
-      this.stream.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${text}`.slice(0, (this.stream.columns ?? 120) - 1).padEnd(Math.min(this.stream.columns ?? 120, 160) - 1));
+      this.stream.write(
+        `\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${text}`
+          .slice(0, (this.stream.columns ?? 120) - 1)
+          .padEnd(Math.min(this.stream.columns ?? 120, 160) - 1),
+      );
       return;
     }
     const decile = Math.floor(fraction * 10);
@@ -41,5 +45,7 @@ export class ProgressBar {
 export function formatSeconds(seconds: number): string {
   if (seconds < 60) return `${seconds.toFixed(0)}s`;
   const minutes = Math.floor(seconds / 60);
-  return minutes < 60 ? `${minutes}m${String(Math.round(seconds % 60)).padStart(2, '0')}s` : `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
+  return minutes < 60
+    ? `${minutes}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`
+    : `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }

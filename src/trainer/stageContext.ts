@@ -59,11 +59,14 @@ export class NonFiniteError extends Error {
     readonly step: number,
     readonly value: number,
   ) {
-    super(`${quantity} is ${value} at step ${step}; stopped without applying that update. The last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.`);
+    super(
+      `${quantity} is ${value} at step ${step}; stopped without applying that update. The last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.`,
+    );
   }
 }
 
 /** Throws NonFiniteError for the first of `values` that is NaN or infinite. */
 export function assertFinite(values: Readonly<Record<string, number>>, step: number): void {
-  for (const [quantity, value] of Object.entries(values)) if (!Number.isFinite(value)) throw new NonFiniteError(quantity, step, value);
+  for (const [quantity, value] of Object.entries(values))
+    if (!Number.isFinite(value)) throw new NonFiniteError(quantity, step, value);
 }

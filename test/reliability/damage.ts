@@ -27,11 +27,20 @@ export const replaceWith = (text: string | Buffer) => (file: string) => writeFil
 
 /** Rewrites a JSON file through `edit` (which may return something of another type altogether). */
 export const editJson = (edit: (value: Record<string, unknown>) => unknown) => (file: string) => {
-  writeFileSync(file, `${JSON.stringify(edit(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>), null, 2)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify(edit(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>), null, 2)}\n`,
+  );
 };
 
 /** A safetensors file's parts: the header object and the data after it. */
-function splitSafetensors(file: string): { header: Record<string, { dtype?: string; shape?: number[]; data_offsets?: [number, number] } | Record<string, string>>; data: Buffer } {
+function splitSafetensors(file: string): {
+  header: Record<
+    string,
+    { dtype?: string; shape?: number[]; data_offsets?: [number, number] } | Record<string, string>
+  >;
+  data: Buffer;
+} {
   const bytes = readFileSync(file);
   const size = Number(bytes.readBigUInt64LE(0));
   return { header: JSON.parse(bytes.subarray(8, 8 + size).toString('utf8')), data: bytes.subarray(8 + size) };
@@ -49,7 +58,14 @@ function joinSafetensors(file: string, header: object, data: Buffer): void {
 function tensorNames(file: string): { first: string; matrix: string } {
   const names = Object.keys(splitSafetensors(file).header).filter((name) => name !== '__metadata__');
   const decoded = decodeSafetensors(new Uint8Array(readFileSync(file)));
-  return { first: names[0], matrix: names.find((name) => decoded.tensors[name].shape.length === 2 && decoded.tensors[name].shape[0] !== decoded.tensors[name].shape[1]) ?? names[0] };
+  return {
+    first: names[0],
+    matrix:
+      names.find(
+        (name) =>
+          decoded.tensors[name].shape.length === 2 && decoded.tensors[name].shape[0] !== decoded.tensors[name].shape[1],
+      ) ?? names[0],
+  };
 }
 
 /** Header edits that keep the file well-formed JSON but lie about one tensor; the damage returns the tensor's name. */

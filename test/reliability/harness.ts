@@ -16,7 +16,8 @@ export const trainerJs = path.join(repoRoot, 'dist', 'trainer.js');
 
 /** Fails early with the command to run, rather than 50 confusing case failures. */
 export function requireBuild(): void {
-  if (!existsSync(trainerJs)) throw new Error(`${trainerJs} is missing: run npm run build (npm run test:reliability builds first)`);
+  if (!existsSync(trainerJs))
+    throw new Error(`${trainerJs} is missing: run npm run build (npm run test:reliability builds first)`);
 }
 
 /** A fresh folder under the system temp folder; the caller removes it. */
@@ -44,9 +45,16 @@ export interface CliResult {
 const keptOutputBytes = 1 << 20;
 
 /** Runs `rlhf-lens <args>` to its end (or SIGKILL at `timeoutMs`), collecting what it prints through pipes as a terminal user would see it. */
-export function runCli(args: readonly string[], options: { cwd: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<CliResult> {
+export function runCli(
+  args: readonly string[],
+  options: { cwd: string; timeoutMs?: number; env?: NodeJS.ProcessEnv },
+): Promise<CliResult> {
   const started = performance.now();
-  const child = spawn(process.execPath, [trainerJs, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env, RLHF_LENS_DEBUG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [trainerJs, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env, RLHF_LENS_DEBUG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   let outBytes = 0;
@@ -68,7 +76,15 @@ export function runCli(args: readonly string[], options: { cwd: string; timeoutM
     child.once('error', reject);
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stderrBytes: errBytes, ms: performance.now() - started, timedOut });
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        stderrBytes: errBytes,
+        ms: performance.now() - started,
+        timedOut,
+      });
     });
   });
 }
@@ -77,14 +93,19 @@ export function runCli(args: readonly string[], options: { cwd: string; timeoutM
 export function startTrainer(args: readonly string[], options: { cwd: string; logFile: string }): ChildProcess {
   const fd = openSync(options.logFile, 'a');
   try {
-    return spawn(process.execPath, [trainerJs, ...args], { cwd: options.cwd, env: { ...process.env, RLHF_LENS_DEBUG: '' }, stdio: ['ignore', fd, fd] });
+    return spawn(process.execPath, [trainerJs, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, RLHF_LENS_DEBUG: '' },
+      stdio: ['ignore', fd, fd],
+    });
   } finally {
     closeSync(fd);
   }
 }
 
 export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
@@ -104,7 +125,8 @@ function processState(pid: number): string | undefined {
   }
 }
 
-export type KillOutcome = { readonly landed: true; readonly atMs: number } | { readonly landed: false; readonly why: string };
+export type KillOutcome =
+  { readonly landed: true; readonly atMs: number } | { readonly landed: false; readonly why: string };
 
 /**
  * Polls the files a trainer writes (every ~0.1 ms, blocking) until `isInside()` says it is inside the
@@ -114,7 +136,12 @@ export type KillOutcome = { readonly landed: true; readonly atMs: number } | { r
  * `isNear()` state just before it: from there the trainer is run in slices (SIGCONT, a moment,
  * SIGSTOP) and the files checked after each. Gives up when the trainer exits or `deadlineMs` passes.
  */
-export function killWhen(child: ChildProcess, isInside: () => boolean, deadlineMs: number, isNear?: () => boolean): KillOutcome {
+export function killWhen(
+  child: ChildProcess,
+  isInside: () => boolean,
+  deadlineMs: number,
+  isNear?: () => boolean,
+): KillOutcome {
   const pid = child.pid;
   if (pid === undefined) return { landed: false, why: 'the trainer did not start' };
   const started = performance.now();
@@ -129,7 +156,8 @@ export function killWhen(child: ChildProcess, isInside: () => boolean, deadlineM
   for (let polls = 0; performance.now() - started < deadlineMs; polls++) {
     if (polls % 64 === 0) {
       const state = processState(pid);
-      if (state === undefined || state === 'Z') return { landed: false, why: 'the trainer finished before the chosen point was seen' };
+      if (state === undefined || state === 'Z')
+        return { landed: false, why: 'the trainer finished before the chosen point was seen' };
     }
     if (safely(isInside)) {
       freeze();
@@ -225,7 +253,8 @@ export function unreadableFiles(runsRoot: string): string[] {
     }
     if (relative.endsWith('/')) {
       // A run folder is its run.json: one without it is listed by no reader and resumed by no one.
-      if (parts.length === 1 && !existsSync(path.join(file, 'run.json'))) problems.push(`${relative}: a run folder without run.json`);
+      if (parts.length === 1 && !existsSync(path.join(file, 'run.json')))
+        problems.push(`${relative}: a run folder without run.json`);
       continue;
     }
     try {
@@ -262,7 +291,13 @@ export function escapeRegExp(text: string): string {
 
 /** The last lines of an output, for failure messages. */
 export function tail(text: string, lines = 6): string {
-  return text.replace(/\r/g, '\n').split('\n').filter((line) => line.trim() !== '').slice(-lines).map((line) => (line.length > 300 ? `${line.slice(0, 300)}…` : line)).join(' | ');
+  return text
+    .replace(/\r/g, '\n')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .slice(-lines)
+    .map((line) => (line.length > 300 ? `${line.slice(0, 300)}…` : line))
+    .join(' | ');
 }
 
 export function ensureDir(dir: string): string {
@@ -300,13 +335,18 @@ export class Family {
   }
 
   sum(fact: string): number {
-    return this.outcomes.reduce((total, outcome) => total + (typeof outcome.facts[fact] === 'number' ? (outcome.facts[fact] as number) : 0), 0);
+    return this.outcomes.reduce(
+      (total, outcome) => total + (typeof outcome.facts[fact] === 'number' ? (outcome.facts[fact] as number) : 0),
+      0,
+    );
   }
 
   /** The summary line, then one line per failing case; printed from the test file's `after` hook. */
   report(summary: string): string {
     const failing = this.outcomes.filter((outcome) => outcome.failures.length > 0);
-    const lines = [`${this.name}: ${summary}  (${failing.length} failing of ${this.outcomes.length} cases, ${((performance.now() - this.started) / 1000).toFixed(0)} s)`];
+    const lines = [
+      `${this.name}: ${summary}  (${failing.length} failing of ${this.outcomes.length} cases, ${((performance.now() - this.started) / 1000).toFixed(0)} s)`,
+    ];
     for (const outcome of failing) lines.push(`  ✗ ${this.name}/${outcome.name}: ${outcome.failures.join('; ')}`);
     return lines.join('\n');
   }

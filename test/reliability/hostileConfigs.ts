@@ -52,7 +52,12 @@ function withRaw(at: readonly (string | number)[], raw: string): { text: string;
   return { text: text.replace(placeholder, () => raw), line };
 }
 
-function raw(name: string, at: readonly (string | number)[], value: string, extra: Partial<HostileConfig> = {}): HostileConfig {
+function raw(
+  name: string,
+  at: readonly (string | number)[],
+  value: string,
+  extra: Partial<HostileConfig> = {},
+): HostileConfig {
   const { text, line } = withRaw(at, value);
   return { name, bytes: Buffer.from(text, 'utf8'), lines: [line], ...extra };
 }
@@ -67,18 +72,51 @@ export function hostileConfigs(): HostileConfig[] {
     // --- syntax and encoding
     { name: 'empty-file', bytes: Buffer.alloc(0), lines: [1] },
     { name: 'whitespace-only', bytes: utf8('\n\n   \n'), lines: [1, 2, 3, 4] },
-    { name: 'nesting-200k-deep', bytes: utf8(`{\n  "name": ${'['.repeat(depth)}${']'.repeat(depth)}\n}\n`), lines: [2] },
+    {
+      name: 'nesting-200k-deep',
+      bytes: utf8(`{\n  "name": ${'['.repeat(depth)}${']'.repeat(depth)}\n}\n`),
+      lines: [2],
+    },
     raw('name-50MB-string', ['name'], JSON.stringify('x'.repeat(50 * 1024 * 1024))),
-    { name: 'non-utf8-bytes-in-name', bytes: Buffer.concat([utf8(valid.slice(0, valid.indexOf('hostile'))), Buffer.from([0xff, 0xfe, 0xc3, 0x28]), utf8(valid.slice(valid.indexOf('hostile') + 'hostile'.length))]), lines: [2], mentions: /utf-?8/i },
-    { name: 'utf16-encoded-file', bytes: Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(valid, 'utf16le')]), lines: [1], mentions: /utf-?8|utf-?16|encod/i },
+    {
+      name: 'non-utf8-bytes-in-name',
+      bytes: Buffer.concat([
+        utf8(valid.slice(0, valid.indexOf('hostile'))),
+        Buffer.from([0xff, 0xfe, 0xc3, 0x28]),
+        utf8(valid.slice(valid.indexOf('hostile') + 'hostile'.length)),
+      ]),
+      lines: [2],
+      mentions: /utf-?8/i,
+    },
+    {
+      name: 'utf16-encoded-file',
+      bytes: Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(valid, 'utf16le')]),
+      lines: [1],
+      mentions: /utf-?8|utf-?16|encod/i,
+    },
     // A BOM (Windows editors write one) must not shift or hide the real error; refusing the BOM itself on line 1 is clear too.
-    { name: 'bom-then-wrong-type-on-line-21', bytes: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8(withRaw(['stages', 0, 'max_steps'], '"2"').text)]), lines: [1, 21], mentions: /max_steps|BOM|byte order mark/i },
+    {
+      name: 'bom-then-wrong-type-on-line-21',
+      bytes: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8(withRaw(['stages', 0, 'max_steps'], '"2"').text)]),
+      lines: [1, 21],
+      mentions: /max_steps|BOM|byte order mark/i,
+    },
     raw('nan-literal', ['stages', 0, 'max_steps'], 'NaN'),
     raw('infinity-literal', ['stages', 0, 'warmup_steps'], 'Infinity'),
     raw('number-overflowing-to-infinity', ['stages', 0, 'max_steps'], '1e400', { mentions: /max_steps/ }),
     raw('integer-beyond-2^53', ['seed'], '123456789012345678901234567890', { mentions: /seed/ }),
-    { name: 'duplicate-top-level-key', bytes: utf8(valid.replace('"seed": 1,', '"seed": 1,\n  "seed": 2,')), lines: [4], mentions: /seed/ },
-    { name: 'duplicate-key-in-stage', bytes: utf8(valid.replace('"max_steps": 2,', '"max_steps": 2,\n      "max_steps": 3,')), lines: [22], mentions: /max_steps/ },
+    {
+      name: 'duplicate-top-level-key',
+      bytes: utf8(valid.replace('"seed": 1,', '"seed": 1,\n  "seed": 2,')),
+      lines: [4],
+      mentions: /seed/,
+    },
+    {
+      name: 'duplicate-key-in-stage',
+      bytes: utf8(valid.replace('"max_steps": 2,', '"max_steps": 2,\n      "max_steps": 3,')),
+      lines: [22],
+      mentions: /max_steps/,
+    },
     { name: 'garbage-after-the-object', bytes: utf8(`${valid}\n}garbage\n`), lines: [26] },
     { name: 'unterminated-comment', bytes: utf8(`${valid}\n/* never closed\n`), lines: [26] },
     { name: 'unterminated-string', bytes: utf8(valid.replace('"hostile",', '"hostile,')), lines: [2] },
@@ -102,14 +140,44 @@ export function hostileConfigs(): HostileConfig[] {
     raw('run-name-path-traversal', ['name'], '"../../escape"', { mentions: /name/ }),
     raw('run-name-absolute-path', ['name'], '"/tmp/rlhf-reliability-absolute"', { mentions: /name/ }),
     raw('run-name-with-slash', ['name'], '"a/b"', { mentions: /name/ }),
-    { name: 'stage-name-path-traversal', bytes: utf8(valid.replace('"type": "sft",', '"type": "sft",\n      "name": "../../stage-escape",')), lines: [17], mentions: /name/ },
+    {
+      name: 'stage-name-path-traversal',
+      bytes: utf8(valid.replace('"type": "sft",', '"type": "sft",\n      "name": "../../stage-escape",')),
+      lines: [17],
+      mentions: /name/,
+    },
     // --- memory bombs the schema accepted (the guard must refuse before any run folder, naming the model)
-    raw('memory-bomb-48-layers-4096-wide', ['model'], '{ "n_layer": 48, "n_head": 32, "n_embd": 4096, "block_size": 1024 }', { mentions: /memory|GiB|MiB|fit/i }),
-    { name: 'memory-bomb-block-4096-batch-4096', bytes: utf8(withRaw(['model', 'block_size'], '4096').text.replace('"max_steps": 2,', '"max_steps": 2,\n      "per_device_train_batch_size": 4096,')), lines: linesOf(5, 23), mentions: /memory|GiB|MiB|fit/i },
+    raw(
+      'memory-bomb-48-layers-4096-wide',
+      ['model'],
+      '{ "n_layer": 48, "n_head": 32, "n_embd": 4096, "block_size": 1024 }',
+      { mentions: /memory|GiB|MiB|fit/i },
+    ),
+    {
+      name: 'memory-bomb-block-4096-batch-4096',
+      bytes: utf8(
+        withRaw(['model', 'block_size'], '4096').text.replace(
+          '"max_steps": 2,',
+          '"max_steps": 2,\n      "per_device_train_batch_size": 4096,',
+        ),
+      ),
+      lines: linesOf(5, 23),
+      mentions: /memory|GiB|MiB|fit/i,
+    },
     raw('memory-bomb-vocab-1e9', ['tokenizer', 'vocab_size'], '1000000000', { mentions: /vocab_size|memory|GiB/i }),
     // --- data files that are not there, or are not files
-    raw('dataset-path-missing', ['stages', 0, 'dataset'], '{ "source": "jsonl", "path": "no/such/data.jsonl" }', { mentions: /no\/such\/data\.jsonl/ }),
-    raw('dataset-path-is-a-folder', ['stages', 0, 'dataset'], '{ "source": "jsonl", "path": "data" }', { mentions: /data/, setup: (dir) => mkdirSync(path.join(dir, 'data'), { recursive: true }) }),
-    raw('sft-init_from-missing-checkpoint', ['stages', 0, 'dataset'], '{ "source": "demo" }, "init_from": "checkpoints/none"', { mentions: /checkpoints\/none/ }),
+    raw('dataset-path-missing', ['stages', 0, 'dataset'], '{ "source": "jsonl", "path": "no/such/data.jsonl" }', {
+      mentions: /no\/such\/data\.jsonl/,
+    }),
+    raw('dataset-path-is-a-folder', ['stages', 0, 'dataset'], '{ "source": "jsonl", "path": "data" }', {
+      mentions: /data/,
+      setup: (dir) => mkdirSync(path.join(dir, 'data'), { recursive: true }),
+    }),
+    raw(
+      'sft-init_from-missing-checkpoint',
+      ['stages', 0, 'dataset'],
+      '{ "source": "demo" }, "init_from": "checkpoints/none"',
+      { mentions: /checkpoints\/none/ },
+    ),
   ];
 }

@@ -13,7 +13,19 @@ import * as assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { envCount, ensureDir, exited, Family, killWhen, requireBuild, scratchDir, startTrainer, tail, unreadableFiles, isTemporaryName } from './harness';
+import {
+  envCount,
+  ensureDir,
+  exited,
+  Family,
+  killWhen,
+  requireBuild,
+  scratchDir,
+  startTrainer,
+  tail,
+  unreadableFiles,
+  isTemporaryName,
+} from './harness';
 import { newestRun, pipelineDifferences, resumeUntilDone, writeTinyConfig } from './pipelineRuns';
 
 const randomKills = envCount('RELIABILITY_KILL9_COUNT', 20);
@@ -37,8 +49,14 @@ before(async () => {
   assert.ok(again.finished, `the second reference run failed: ${again.why}`);
   // Random kill times are fractions of the faster run (the first pays for cold caches), so few land after the end.
   referenceMs = Math.min(first.attempts[0].ms, again.attempts[0].ms);
-  assert.deepEqual(pipelineDifferences(referenceRoot, againRoot), [], 'two uninterrupted runs of the same config and seed differ: training is not deterministic');
-  console.log(`kill9: uninterrupted pipeline ${(referenceMs / 1000).toFixed(1)} s; ${randomKills} random kills with seed ${seed}`);
+  assert.deepEqual(
+    pipelineDifferences(referenceRoot, againRoot),
+    [],
+    'two uninterrupted runs of the same config and seed differ: training is not deterministic',
+  );
+  console.log(
+    `kill9: uninterrupted pipeline ${(referenceMs / 1000).toFixed(1)} s; ${randomKills} random kills with seed ${seed}`,
+  );
 });
 
 /** The stage each random kill landed in, for the summary: random points should spread over the pipeline. */
@@ -49,7 +67,11 @@ after(() => {
   for (const stage of landedIn) counts.set(stage, (counts.get(stage) ?? 0) + 1);
   const spread = [...counts].map(([stage, hits]) => `${stage} ×${hits}`).join(', ');
   if (spread) console.log(`kill9: random kills landed in ${spread}`);
-  console.log(family.report(`${family.ratio('resumed')} resumed, ${family.ratio('equal')} equal, ${family.sum('unreadable')} unreadable files, ${family.ratio('landed')} chosen points hit`));
+  console.log(
+    family.report(
+      `${family.ratio('resumed')} resumed, ${family.ratio('equal')} equal, ${family.sum('unreadable')} unreadable files, ${family.ratio('landed')} chosen points hit`,
+    ),
+  );
   if (process.env.RELIABILITY_KEEP !== '1') rmSync(root, { recursive: true, force: true });
 });
 
@@ -61,14 +83,20 @@ function stageFolder(runsRoot: string, stage: string): string | undefined {
 }
 
 const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
-const hasCheckpoint = (runDir: string) => entries(path.join(runDir, 'checkpoints')).some((name) => /^step-\d+$/.test(name));
-const completed = (runDir: string | undefined) => runDir !== undefined && /"status":\s*"completed"/.test(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
-const metricLines = (runDir: string) => (existsSync(path.join(runDir, 'metrics.jsonl')) ? readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n').length - 1 : 0);
+const hasCheckpoint = (runDir: string) =>
+  entries(path.join(runDir, 'checkpoints')).some((name) => /^step-\d+$/.test(name));
+const completed = (runDir: string | undefined) =>
+  runDir !== undefined && /"status":\s*"completed"/.test(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+const metricLines = (runDir: string) =>
+  existsSync(path.join(runDir, 'metrics.jsonl'))
+    ? readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n').length - 1
+    : 0;
 
 /** A stage that has written the checkpoint of its last step: it is about to end (used to step the trainer up to the next stage). */
 function atLastCheckpoint(runDir: string | undefined): boolean {
   if (runDir === undefined) return false;
-  const maxSteps = (JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { max_steps?: number }).max_steps;
+  const maxSteps = (JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { max_steps?: number })
+    .max_steps;
   return maxSteps !== undefined && existsSync(path.join(runDir, 'checkpoints', `step-${maxSteps}`));
 }
 
@@ -79,7 +107,11 @@ const chosenPoints: { name: string; inside: (runsRoot: string) => boolean; near?
     name: `inside a checkpoint write (${stage}${stage === 'reward' ? ', its only one' : ', not its first'})`,
     inside: (runsRoot: string) => {
       const run = stageFolder(runsRoot, stage);
-      return run !== undefined && (stage === 'reward' || hasCheckpoint(run)) && entries(path.join(run, 'checkpoints')).some((name) => !/^step-\d+$/.test(name));
+      return (
+        run !== undefined &&
+        (stage === 'reward' || hasCheckpoint(run)) &&
+        entries(path.join(run, 'checkpoints')).some((name) => !/^step-\d+$/.test(name))
+      );
     },
   })),
   {
@@ -113,15 +145,26 @@ const chosenPoints: { name: string; inside: (runsRoot: string) => boolean; near?
       return run !== undefined && metricLines(run) >= 1 && !hasCheckpoint(run);
     },
   })),
-  ...([['sft', 'preferences'], ['reward', 'ppo'], ['ppo', 'dpo']] as const).map(([done, next]) => ({
+  ...(
+    [
+      ['sft', 'preferences'],
+      ['reward', 'ppo'],
+      ['ppo', 'dpo'],
+    ] as const
+  ).map(([done, next]) => ({
     name: `between stages (${done} → ${next})`,
     inside: (runsRoot: string) => completed(stageFolder(runsRoot, done)) && stageFolder(runsRoot, next) === undefined,
-    near: (runsRoot: string) => atLastCheckpoint(stageFolder(runsRoot, done)) && !completed(stageFolder(runsRoot, done)),
+    near: (runsRoot: string) =>
+      atLastCheckpoint(stageFolder(runsRoot, done)) && !completed(stageFolder(runsRoot, done)),
   })),
 ];
 
 /** What a case checks after its kill: resume to the end, equality, readable files, nothing in the resume's working folder. */
-async function resumeAndCompare(caseDir: string, runsRoot: string, failures: string[]): Promise<Record<string, boolean | number>> {
+async function resumeAndCompare(
+  caseDir: string,
+  runsRoot: string,
+  failures: string[],
+): Promise<Record<string, boolean | number>> {
   // Files under their final names must read back right after the kill; temporaries are allowed until resume cleans them.
   const afterKill = unreadableFiles(runsRoot).filter((problem) => !problem.includes('a temporary'));
   for (const problem of afterKill) failures.push(`after the kill: ${problem}`);
@@ -132,7 +175,12 @@ async function resumeAndCompare(caseDir: string, runsRoot: string, failures: str
   if (resumed.finished) for (const difference of differences) failures.push(`not equal: ${difference}`);
   const afterResume = unreadableFiles(runsRoot);
   for (const problem of afterResume) failures.push(`after resume: ${problem}`);
-  return { resumed: resumed.finished, equal: resumed.finished && differences.length === 0, unreadable: afterKill.length + afterResume.length, resumes: resumed.resumes };
+  return {
+    resumed: resumed.finished,
+    equal: resumed.finished && differences.length === 0,
+    unreadable: afterKill.length + afterResume.length,
+    resumes: resumed.resumes,
+  };
 }
 
 /** Where a killed pipeline stood: the newest run folder and its step, for the report. */
@@ -151,13 +199,24 @@ for (const point of chosenPoints) {
     for (let attempt = 1; attempt <= triesPerPoint && !landed; attempt++) {
       const caseDir = ensureDir(path.join(root, `${point.name.replace(/[^a-z0-9]+/gi, '-')}-${attempt}`));
       const runsRoot = path.join(caseDir, 'runs');
-      const child = startTrainer(['train', configFile, '--runs-dir', runsRoot], { cwd: ensureDir(path.join(caseDir, 'cwd')), logFile: path.join(caseDir, 'trainer.log') });
-      const outcome = killWhen(child, () => point.inside(runsRoot), referenceMs * 4 + 30_000, point.near && (() => point.near!(runsRoot)));
+      const child = startTrainer(['train', configFile, '--runs-dir', runsRoot], {
+        cwd: ensureDir(path.join(caseDir, 'cwd')),
+        logFile: path.join(caseDir, 'trainer.log'),
+      });
+      const outcome = killWhen(
+        child,
+        () => point.inside(runsRoot),
+        referenceMs * 4 + 30_000,
+        point.near && (() => point.near!(runsRoot)),
+      );
       if (!outcome.landed) child.kill('SIGKILL');
       await exited(child);
       if (!outcome.landed && attempt < triesPerPoint) continue;
       landed = outcome.landed;
-      if (!outcome.landed) failures.push(`the kill never landed ${point.name} in ${triesPerPoint} tries (${outcome.why}); resumed from where it was killed instead`);
+      if (!outcome.landed)
+        failures.push(
+          `the kill never landed ${point.name} in ${triesPerPoint} tries (${outcome.why}); resumed from where it was killed instead`,
+        );
       facts = { landed, ...(await resumeAndCompare(caseDir, runsRoot, failures)) };
     }
     family.record(point.name, facts, failures);
@@ -176,7 +235,10 @@ function seeded(state: number): () => number {
 }
 const random = seeded(seed);
 /** Each random case: when to kill the training, and for every other case when to kill its first resume too (a resume is a run like any other). */
-const randomCases = Array.from({ length: randomKills }, (_, i) => ({ fraction: 0.05 + 0.9 * random(), resumeFraction: i % 2 === 1 ? 0.05 + 0.6 * random() : undefined }));
+const randomCases = Array.from({ length: randomKills }, (_, i) => ({
+  fraction: 0.05 + 0.9 * random(),
+  resumeFraction: i % 2 === 1 ? 0.05 + 0.6 * random() : undefined,
+}));
 
 /** Starts `args`, SIGKILLs it after `ms` (unless it ends first); the exit code, or null when killed. */
 async function runAndKill(args: string[], cwd: string, logFile: string, ms: number): Promise<number | null> {
@@ -194,18 +256,28 @@ randomCases.forEach(({ fraction, resumeFraction }, i) => {
     const runsRoot = path.join(caseDir, 'runs');
     const logFile = path.join(caseDir, 'trainer.log');
     const killAtMs = Math.round(fraction * referenceMs);
-    const code = await runAndKill(['train', configFile, '--runs-dir', runsRoot], ensureDir(path.join(caseDir, 'cwd')), logFile, killAtMs);
+    const code = await runAndKill(
+      ['train', configFile, '--runs-dir', runsRoot],
+      ensureDir(path.join(caseDir, 'cwd')),
+      logFile,
+      killAtMs,
+    );
     let where = code === null ? position(runsRoot) : `it finished first (exit ${code})`;
     landedIn.push(code === null ? (newestRun(runsRoot)?.runJson.stage ?? 'startup') : 'after the end');
     const failures: string[] = [];
-    if (code !== null && code !== 0) failures.push(`the trainer failed before the kill: ${tail(readFileSync(logFile, 'utf8'), 3)}`);
+    if (code !== null && code !== 0)
+      failures.push(`the trainer failed before the kill: ${tail(readFileSync(logFile, 'utf8'), 3)}`);
     if (resumeFraction !== undefined && code === null) {
       const newest = newestRun(runsRoot);
       const resumeKillMs = Math.round(resumeFraction * referenceMs);
       const args = newest ? ['train', '--resume', newest.dir] : ['train', configFile, '--runs-dir', runsRoot];
       const resumeCode = await runAndKill(args, ensureDir(path.join(caseDir, 'elsewhere')), logFile, resumeKillMs);
-      if (resumeCode !== null && resumeCode !== 0) failures.push(`the first resume failed before its kill: ${tail(readFileSync(logFile, 'utf8'), 3)}`);
-      where += resumeCode === null ? `; its resume killed at ${resumeKillMs} ms: ${position(runsRoot)}` : `; its resume ended first (exit ${resumeCode})`;
+      if (resumeCode !== null && resumeCode !== 0)
+        failures.push(`the first resume failed before its kill: ${tail(readFileSync(logFile, 'utf8'), 3)}`);
+      where +=
+        resumeCode === null
+          ? `; its resume killed at ${resumeKillMs} ms: ${position(runsRoot)}`
+          : `; its resume ended first (exit ${resumeCode})`;
     }
     const facts = await resumeAndCompare(caseDir, runsRoot, failures);
     family.record(`random ${i + 1} (seed ${seed}, killed at ${killAtMs} ms: ${where})`, facts, failures);

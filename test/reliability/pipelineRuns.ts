@@ -17,11 +17,53 @@ export const tinyPipeline = {
   model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 40 },
   tokenizer: { vocab_size: 280 },
   stages: [
-    { type: 'sft', dataset: { source: 'demo', num_examples: 200 }, learning_rate: 0.005, max_steps: 12, warmup_steps: 2, eval_steps: 4, save_steps: 4 },
-    { type: 'preferences', policy: 'sft', prompts: { source: 'demo' }, num_prompts: 48, completions_per_prompt: 2, max_new_tokens: 8 },
-    { type: 'reward', init_from: 'sft', preferences: 'preferences', num_train_epochs: 1, per_device_train_batch_size: 8 },
-    { type: 'ppo', policy: 'sft', reward_model: 'reward', prompts: { source: 'demo' }, total_episodes: 32, batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 1, max_new_tokens: 8, eval_steps: 2, num_eval_prompts: 8, save_steps: 2 },
-    { type: 'dpo', policy: 'sft', preferences: 'preferences', num_train_epochs: 1, per_device_train_batch_size: 8, max_new_tokens: 8, num_eval_prompts: 8 },
+    {
+      type: 'sft',
+      dataset: { source: 'demo', num_examples: 200 },
+      learning_rate: 0.005,
+      max_steps: 12,
+      warmup_steps: 2,
+      eval_steps: 4,
+      save_steps: 4,
+    },
+    {
+      type: 'preferences',
+      policy: 'sft',
+      prompts: { source: 'demo' },
+      num_prompts: 48,
+      completions_per_prompt: 2,
+      max_new_tokens: 8,
+    },
+    {
+      type: 'reward',
+      init_from: 'sft',
+      preferences: 'preferences',
+      num_train_epochs: 1,
+      per_device_train_batch_size: 8,
+    },
+    {
+      type: 'ppo',
+      policy: 'sft',
+      reward_model: 'reward',
+      prompts: { source: 'demo' },
+      total_episodes: 32,
+      batch_size: 8,
+      num_mini_batches: 2,
+      num_ppo_epochs: 1,
+      max_new_tokens: 8,
+      eval_steps: 2,
+      num_eval_prompts: 8,
+      save_steps: 2,
+    },
+    {
+      type: 'dpo',
+      policy: 'sft',
+      preferences: 'preferences',
+      num_train_epochs: 1,
+      per_device_train_batch_size: 8,
+      max_new_tokens: 8,
+      num_eval_prompts: 8,
+    },
   ],
 };
 
@@ -33,7 +75,13 @@ export function writeTinyConfig(dir: string): string {
 
 export interface RunFolder {
   readonly dir: string;
-  readonly runJson: { stage?: string; stage_index?: number; status?: string; started_at?: string; outputs?: { checkpoint?: string; preferences?: string } };
+  readonly runJson: {
+    stage?: string;
+    stage_index?: number;
+    status?: string;
+    started_at?: string;
+    outputs?: { checkpoint?: string; preferences?: string };
+  };
 }
 
 /** The run folders under a runs folder whose run.json parses, oldest stage first. */
@@ -48,7 +96,11 @@ export function runFolders(runsRoot: string): RunFolder[] {
       // not a run folder, or its run.json is unreadable: unreadableFiles() reports that
     }
   }
-  return folders.sort((a, b) => (a.runJson.stage_index ?? 0) - (b.runJson.stage_index ?? 0) || String(a.runJson.started_at).localeCompare(String(b.runJson.started_at)));
+  return folders.sort(
+    (a, b) =>
+      (a.runJson.stage_index ?? 0) - (b.runJson.stage_index ?? 0) ||
+      String(a.runJson.started_at).localeCompare(String(b.runJson.started_at)),
+  );
 }
 
 /** The folder a user resumes: the latest stage started. */
@@ -58,7 +110,11 @@ export function newestRun(runsRoot: string): RunFolder | undefined {
 
 /** Whether every stage of the tiny pipeline has a completed run folder. */
 export function pipelineFinished(runsRoot: string): boolean {
-  const completed = new Set(runFolders(runsRoot).filter((run) => run.runJson.status === 'completed').map((run) => run.runJson.stage));
+  const completed = new Set(
+    runFolders(runsRoot)
+      .filter((run) => run.runJson.status === 'completed')
+      .map((run) => run.runJson.stage),
+  );
   return stageNames.every((stage) => completed.has(stage));
 }
 
@@ -74,7 +130,12 @@ export interface ResumeOutcome {
  * working folder of its own, so a resume that writes into its working folder's `.rlhf/runs` shows.
  * A kill before any run folder existed leaves nothing to resume: then the config is trained again.
  */
-export async function resumeUntilDone(configFile: string, runsRoot: string, cwd: string, limit = 4): Promise<ResumeOutcome> {
+export async function resumeUntilDone(
+  configFile: string,
+  runsRoot: string,
+  cwd: string,
+  limit = 4,
+): Promise<ResumeOutcome> {
   const attempts: CliResult[] = [];
   for (let i = 0; i < limit; i++) {
     if (pipelineFinished(runsRoot)) return { finished: true, resumes: i, attempts };
@@ -84,16 +145,35 @@ export async function resumeUntilDone(configFile: string, runsRoot: string, cwd:
       : await runCli(['train', configFile, '--runs-dir', runsRoot], { cwd, timeoutMs: 120_000 });
     attempts.push(result);
     const what = newest ? `train --resume ${path.basename(newest.dir)}` : 'train (again)';
-    if (result.code !== 0) return { finished: false, resumes: i + 1, attempts, why: `${what} exited ${result.code ?? result.signal}: ${tail(result.stderr, 3)}` };
+    if (result.code !== 0)
+      return {
+        finished: false,
+        resumes: i + 1,
+        attempts,
+        why: `${what} exited ${result.code ?? result.signal}: ${tail(result.stderr, 3)}`,
+      };
     const strays = listTree(cwd);
-    if (strays.length > 0) return { finished: false, resumes: i + 1, attempts, why: `${what} wrote into its working folder (${strays.slice(0, 3).join(', ')}), not the pipeline's runs folder ${runsRoot}` };
+    if (strays.length > 0)
+      return {
+        finished: false,
+        resumes: i + 1,
+        attempts,
+        why: `${what} wrote into its working folder (${strays.slice(0, 3).join(', ')}), not the pipeline's runs folder ${runsRoot}`,
+      };
     // Exit 0 without progress in this runs folder (e.g. the later stages went somewhere else): resuming again would loop.
     const after = newestRun(runsRoot);
     if (!pipelineFinished(runsRoot) && after?.dir === newest?.dir && after?.runJson.status === newest?.runJson.status) {
-      return { finished: false, resumes: i + 1, attempts, why: `${what} exited 0, but the runs folder ${runsRoot} is no further: ${tail(result.stderr, 2)}` };
+      return {
+        finished: false,
+        resumes: i + 1,
+        attempts,
+        why: `${what} exited 0, but the runs folder ${runsRoot} is no further: ${tail(result.stderr, 2)}`,
+      };
     }
   }
-  return pipelineFinished(runsRoot) ? { finished: true, resumes: limit, attempts } : { finished: false, resumes: limit, attempts, why: `not finished after ${limit} resumes` };
+  return pipelineFinished(runsRoot)
+    ? { finished: true, resumes: limit, attempts }
+    : { finished: false, resumes: limit, attempts, why: `not finished after ${limit} resumes` };
 }
 
 /** Judgments without what legitimately differs between two runs (times, run ids). */
@@ -110,7 +190,8 @@ function comparableJudgments(file: string): string[] {
 /** The completed run of each stage (the newest, if a stage was restarted in a new folder). */
 function completedByStage(runsRoot: string): Map<string, RunFolder> {
   const byStage = new Map<string, RunFolder>();
-  for (const run of runFolders(runsRoot)) if (run.runJson.status === 'completed' && run.runJson.stage) byStage.set(run.runJson.stage, run);
+  for (const run of runFolders(runsRoot))
+    if (run.runJson.status === 'completed' && run.runJson.stage) byStage.set(run.runJson.stage, run);
   return byStage;
 }
 
@@ -134,12 +215,16 @@ export function pipelineDifferences(expectedRoot: string, actualRoot: string): s
     if (wantCheckpoint) {
       if (!gotCheckpoint) differences.push(`${stage}: the resumed run records no final checkpoint`);
       else {
-        if (path.basename(wantCheckpoint) !== path.basename(gotCheckpoint)) differences.push(`${stage}: final checkpoint ${path.basename(gotCheckpoint)}, uninterrupted ${path.basename(wantCheckpoint)}`);
+        if (path.basename(wantCheckpoint) !== path.basename(gotCheckpoint))
+          differences.push(
+            `${stage}: final checkpoint ${path.basename(gotCheckpoint)}, uninterrupted ${path.basename(wantCheckpoint)}`,
+          );
         for (const file of ['model.safetensors', 'optimizer.safetensors']) {
           const a = path.join(wantCheckpoint, file);
           const b = path.join(gotCheckpoint, file);
           if (!existsSync(b)) differences.push(`${stage}: ${file} missing`);
-          else if (!readFileSync(a).equals(readFileSync(b))) differences.push(`${stage}: ${path.basename(gotCheckpoint)}/${file} differs from the uninterrupted run's`);
+          else if (!readFileSync(a).equals(readFileSync(b)))
+            differences.push(`${stage}: ${path.basename(gotCheckpoint)}/${file} differs from the uninterrupted run's`);
         }
       }
     }
@@ -150,7 +235,10 @@ export function pipelineDifferences(expectedRoot: string, actualRoot: string): s
         const a = comparableJudgments(want.runJson.outputs.preferences);
         const b = comparableJudgments(gotFile);
         const first = a.findIndex((line, i) => line !== b[i]);
-        if (a.length !== b.length || first >= 0) differences.push(`${stage}: preferences.jsonl has ${b.length} judgments (uninterrupted ${a.length})${first >= 0 ? `, first difference at line ${first + 1}` : ''}`);
+        if (a.length !== b.length || first >= 0)
+          differences.push(
+            `${stage}: preferences.jsonl has ${b.length} judgments (uninterrupted ${a.length})${first >= 0 ? `, first difference at line ${first + 1}` : ''}`,
+          );
       }
     }
   }

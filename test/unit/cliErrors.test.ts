@@ -27,7 +27,11 @@ function cli(args: string[], options: { slowReaderMs?: number; env?: NodeJS.Proc
   assert.ok(existsSync(trainer), `${trainer} is missing: run npm run build`);
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [trainer, ...args], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RLHF_LENS_DEBUG: '', ...options.env } });
+    const child = spawn(process.execPath, [trainer, ...args], {
+      cwd: work,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, RLHF_LENS_DEBUG: '', ...options.env },
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
@@ -38,7 +42,14 @@ function cli(args: string[], options: { slowReaderMs?: number; env?: NodeJS.Proc
       child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
     }
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), seconds: (performance.now() - started) / 1000 }));
+    child.on('close', (code) =>
+      resolve({
+        code,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        seconds: (performance.now() - started) / 1000,
+      }),
+    );
   });
 }
 
@@ -53,7 +64,11 @@ function writeConfig(name: string, config: unknown): { file: string; runs: strin
   return { file, runs: path.join(dir, 'runs') };
 }
 
-const noRunFolder = (runs: string) => assert.ok(!existsSync(runs) || readdirSync(runs).length === 0, `a run folder was written: ${existsSync(runs) ? readdirSync(runs).join(', ') : ''}`);
+const noRunFolder = (runs: string) =>
+  assert.ok(
+    !existsSync(runs) || readdirSync(runs).length === 0,
+    `a run folder was written: ${existsSync(runs) ? readdirSync(runs).join(', ') : ''}`,
+  );
 
 for (const command of ['train', 'demo', 'sample', 'export', 'inspect']) {
   for (const flag of ['--help', '-h']) {
@@ -75,7 +90,8 @@ for (const command of ['train', 'demo', 'sample', 'export', 'inspect']) {
 test('rlhf-lens --help lists every command; an unknown command exits 2 with the usage', async () => {
   const help = await cli(['--help']);
   assert.equal(help.code, 0);
-  for (const command of ['train', 'demo', 'sample', 'export', 'inspect']) assert.match(help.stdout, new RegExp(`rlhf-lens ${command} `));
+  for (const command of ['train', 'demo', 'sample', 'export', 'inspect'])
+    assert.match(help.stdout, new RegExp(`rlhf-lens ${command} `));
   const unknown = await cli(['trian']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /^error: unknown command "trian"/);
@@ -98,7 +114,8 @@ test('sample on a damaged checkpoint (truncated config.json): the folder is name
   const dir = path.join(work, 'damaged-checkpoint');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'config.json'), '{"model_type": "rlhf-lens-gpt", "n_la');
-  for (const file of ['model.safetensors', 'trainer_state.json', 'tokenizer.json']) writeFileSync(path.join(dir, file), '');
+  for (const file of ['model.safetensors', 'trainer_state.json', 'tokenizer.json'])
+    writeFileSync(path.join(dir, file), '');
   const result = await cli(['sample', dir]);
   assert.equal(result.code, 1);
   assert.ok(result.stderr.includes(dir), result.stderr);
@@ -114,8 +131,14 @@ test('a bad number option names the option and the value', async () => {
 });
 
 test('train with a dataset path that does not exist: file:line of the path, and no run folder', async () => {
-  const { file, runs } = writeConfig('missing-dataset', { name: 'missing', stages: [{ type: 'sft', dataset: { source: 'jsonl', path: 'no-such.jsonl' } }] });
-  const line = readFileSync(file, 'utf8').split('\n').findIndex((text) => text.includes('no-such.jsonl')) + 1;
+  const { file, runs } = writeConfig('missing-dataset', {
+    name: 'missing',
+    stages: [{ type: 'sft', dataset: { source: 'jsonl', path: 'no-such.jsonl' } }],
+  });
+  const line =
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .findIndex((text) => text.includes('no-such.jsonl')) + 1;
   const result = await cli(['train', file, '--runs-dir', runs]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, new RegExp(`^error: .*missing-dataset\\.rlhf\\.json:${line}:\\d+: stages`, 'm'));
@@ -127,16 +150,25 @@ test('train with a dataset path that does not exist: file:line of the path, and 
 
 test('a 50 MB run name is quoted cut to 200 characters', async () => {
   const name = `has space ${'x'.repeat(50_000_000)}`;
-  const { file, runs } = writeConfig('huge-name', `{"name": ${JSON.stringify(name)}, "stages": [{"type": "sft", "dataset": {"source": "demo"}}]}`);
+  const { file, runs } = writeConfig(
+    'huge-name',
+    `{"name": ${JSON.stringify(name)}, "stages": [{"type": "sft", "dataset": {"source": "demo"}}]}`,
+  );
   const result = await cli(['train', file, '--runs-dir', runs]);
   assert.equal(result.code, 1);
   assert.ok(result.stderr.length < 2000, `stderr has ${result.stderr.length} characters`);
-  assert.match(result.stderr, /name must have at most 64 characters, got 50000010: "has space x{189}… \(49999812 more characters\)/);
+  assert.match(
+    result.stderr,
+    /name must have at most 64 characters, got 50000010: "has space x{189}… \(49999812 more characters\)/,
+  );
   noRunFolder(runs);
 });
 
 test('a config nested 200,000 levels deep is refused with a clear error, not a stack overflow', async () => {
-  const { file, runs } = writeConfig('deep', `{"name": "deep", "stages": ${'['.repeat(200_000)}${']'.repeat(200_000)}}`);
+  const { file, runs } = writeConfig(
+    'deep',
+    `{"name": "deep", "stages": ${'['.repeat(200_000)}${']'.repeat(200_000)}}`,
+  );
   const result = await cli(['train', file, '--runs-dir', runs]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /^error: .*deep\.rlhf\.json:1:\d+: nests objects and lists more than 64 levels deep/);
@@ -153,18 +185,39 @@ test('the last error line arrives through a pipe whose reader is slow, every tim
     const result = await cli(['train', file, '--runs-dir', runs], { slowReaderMs: 300 });
     assert.equal(result.code, 1);
     assert.equal(result.stderr.split('\n').filter((line) => line.startsWith('error: ')).length, 3001);
-    assert.match(lastLine(result.stderr), /^error: .*many-problems\.rlhf\.json: the run config has 3000 problems — fix them/);
+    assert.match(
+      lastLine(result.stderr),
+      /^error: .*many-problems\.rlhf\.json: the run config has 3000 problems — fix them/,
+    );
   }
 });
 
 // The memory guard, through the CLI: refused in seconds, with the estimate and what fits, before any run folder.
 const memoryCases: [string, Record<string, unknown>, RegExp][] = [
-  ['32 layers × 2048 wide', { model: { n_layer: 32, n_head: 16, n_embd: 2048, block_size: 256 }, stages: [{ type: 'sft', dataset: { source: 'demo' } }] }, /model stage "sft" needs about \d+(\.\d)? GiB \(weights .*\), more than the wasm backend's 4 GiB of memory — even at the smallest batch the model is too big; what fits: n_layer \d+/],
-  ['block 2048 × batch 1024', { model: { n_layer: 2, n_head: 4, n_embd: 64, block_size: 2048 }, stages: [{ type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 1024 }] }, /stages\[0\]\.per_device_train_batch_size stage "sft" needs about \d+(\.\d)? TiB .* — the largest per_device_train_batch_size that fits is \d+; lower it/],
+  [
+    '32 layers × 2048 wide',
+    {
+      model: { n_layer: 32, n_head: 16, n_embd: 2048, block_size: 256 },
+      stages: [{ type: 'sft', dataset: { source: 'demo' } }],
+    },
+    /model stage "sft" needs about \d+(\.\d)? GiB \(weights .*\), more than the wasm backend's 4 GiB of memory — even at the smallest batch the model is too big; what fits: n_layer \d+/,
+  ],
+  [
+    'block 2048 × batch 1024',
+    {
+      model: { n_layer: 2, n_head: 4, n_embd: 64, block_size: 2048 },
+      stages: [{ type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 1024 }],
+    },
+    /stages\[0\]\.per_device_train_batch_size stage "sft" needs about \d+(\.\d)? TiB .* — the largest per_device_train_batch_size that fits is \d+; lower it/,
+  ],
 ];
 for (const [label, config, expected] of memoryCases) {
   test(`the memory guard refuses ${label} on wasm quickly, with the estimate and what fits, and writes no run folder`, async () => {
-    const { file, runs } = writeConfig(`memory-${label.replace(/\W+/g, '-')}`, { name: 'big', backend: 'wasm', ...config });
+    const { file, runs } = writeConfig(`memory-${label.replace(/\W+/g, '-')}`, {
+      name: 'big',
+      backend: 'wasm',
+      ...config,
+    });
     const result = await cli(['train', file, '--runs-dir', runs]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, expected);
@@ -174,11 +227,21 @@ for (const [label, config, expected] of memoryCases) {
   });
 }
 
-test('48 layers × 4096 wide, and block 4096 × batch 4096, are beyond the schema\'s maxima: refused at once, no run folder', async () => {
-  const { file, runs } = writeConfig('beyond-maxima', { name: 'big', model: { n_layer: 48, n_head: 32, n_embd: 4096, block_size: 4096 }, stages: [{ type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 4096 }] });
+test("48 layers × 4096 wide, and block 4096 × batch 4096, are beyond the schema's maxima: refused at once, no run folder", async () => {
+  const { file, runs } = writeConfig('beyond-maxima', {
+    name: 'big',
+    model: { n_layer: 48, n_head: 32, n_embd: 4096, block_size: 4096 },
+    stages: [{ type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 4096 }],
+  });
   const result = await cli(['train', file, '--runs-dir', runs]);
   assert.equal(result.code, 1);
-  for (const problem of [/model\.n_layer must be ≤ 32, got 48/, /model\.n_embd must be ≤ 2048, got 4096/, /model\.block_size must be ≤ 2048, got 4096/, /per_device_train_batch_size must be ≤ 1024, got 4096/]) assert.match(result.stderr, problem);
+  for (const problem of [
+    /model\.n_layer must be ≤ 32, got 48/,
+    /model\.n_embd must be ≤ 2048, got 4096/,
+    /model\.block_size must be ≤ 2048, got 4096/,
+    /per_device_train_batch_size must be ≤ 1024, got 4096/,
+  ])
+    assert.match(result.stderr, problem);
   assert.ok(result.seconds < 5, `took ${result.seconds.toFixed(1)} s`);
   noRunFolder(runs);
 });

@@ -78,14 +78,32 @@ describe('maskedMean / maskedVar / maskedWhiten (TRL masked_mean, masked_var, ma
   });
 
   test('maskedMean accepts Float32Array rows and a Uint8Array mask, and ignores NaN padding', () => {
-    close(maskedMean([new Float32Array([1, 2, 3]), new Float32Array([4, 5, 6])], [new Uint8Array([1, 1, 0]), new Uint8Array([1, 0, 0])]), 7 / 3);
+    close(
+      maskedMean(
+        [new Float32Array([1, 2, 3]), new Float32Array([4, 5, 6])],
+        [new Uint8Array([1, 1, 0]), new Uint8Array([1, 0, 0])],
+      ),
+      7 / 3,
+    );
     close(maskedMean([[1, Number.NaN, Infinity]], [[1, 0, 0]]), 1);
   });
 
   test('maskedMean with no counted entry is NaN (0/0, as TRL), including all-masked rows', () => {
     assert.ok(Number.isNaN(maskedMean([[1, 2], [3]], [[0, 0], [0]])));
     // an all-masked row among counted ones simply does not count
-    close(maskedMean([[9, 9], [3, 5]], [[0, 0], [1, 1]]), 4);
+    close(
+      maskedMean(
+        [
+          [9, 9],
+          [3, 5],
+        ],
+        [
+          [0, 0],
+          [1, 1],
+        ],
+      ),
+      4,
+    );
   });
 
   test('maskedVar is Bessel-corrected by default', () => {
@@ -118,7 +136,23 @@ describe('maskedMean / maskedVar / maskedWhiten (TRL masked_mean, masked_var, ma
 
   test('maskedWhiten of constant values is 0 (zero variance: rsqrt(0 + 1e-8) = 1e4 keeps it finite)', () => {
     // counted entries all 5: (5 − 5)·1e4 = 0; the padding 6 becomes (6 − 5)·1e4 = 1e4
-    closeMatrix(maskedWhiten([[5, 5, 6], [5, 5, 5]], [[1, 1, 0], [1, 1, 1]]), [[0, 0, 1e4], [0, 0, 0]], 1e-6);
+    closeMatrix(
+      maskedWhiten(
+        [
+          [5, 5, 6],
+          [5, 5, 5],
+        ],
+        [
+          [1, 1, 0],
+          [1, 1, 1],
+        ],
+      ),
+      [
+        [0, 0, 1e4],
+        [0, 0, 0],
+      ],
+      1e-6,
+    );
   });
 
   test('property: whitened counted values have masked mean ≈ 0 and unbiased masked variance ≈ 1', () => {
@@ -162,7 +196,12 @@ describe('klPerToken (Schulman k1, k2, k3 and abs; TRL kl_estimator / _kl_penalt
     const a = randomMatrix(random, 3, 5, 4);
     const b = randomMatrix(random, 3, 5, 4);
     for (const estimator of ['k2', 'k3', 'abs'] as const) {
-      assert.ok(klPerToken(a, b, estimator).flat().every((v) => v >= 0), estimator);
+      assert.ok(
+        klPerToken(a, b, estimator)
+          .flat()
+          .every((v) => v >= 0),
+        estimator,
+      );
     }
   });
 
@@ -190,10 +229,28 @@ describe('gae (GAE recurrence, TRL "6. compute advantages and returns")', () => 
   });
 
   test('padding after the last token is zeroed first and changes nothing (NaN there included)', () => {
-    const { advantages, returns } = gae([[1, 0, 2, 99], [1, 0, 2, Number.NaN]], [[0.5, 1, 1.5, 7], new Float32Array([0.5, 1, 1.5, 7])], [[1, 1, 1, 0], [1, 1, 1, 0]], 0.9, 0.8);
+    const { advantages, returns } = gae(
+      [
+        [1, 0, 2, 99],
+        [1, 0, 2, Number.NaN],
+      ],
+      [[0.5, 1, 1.5, 7], new Float32Array([0.5, 1, 1.5, 7])],
+      [
+        [1, 1, 1, 0],
+        [1, 1, 1, 0],
+      ],
+      0.9,
+      0.8,
+    );
     // masked token: δ = 0 + 0.9·0 − 0 = 0, A = 0, return 0
-    closeMatrix(advantages, [[1.9112, 0.71, 0.5, 0], [1.9112, 0.71, 0.5, 0]]);
-    closeMatrix(returns, [[2.4112, 1.71, 2, 0], [2.4112, 1.71, 2, 0]]);
+    closeMatrix(advantages, [
+      [1.9112, 0.71, 0.5, 0],
+      [1.9112, 0.71, 0.5, 0],
+    ]);
+    closeMatrix(returns, [
+      [2.4112, 1.71, 2, 0],
+      [2.4112, 1.71, 2, 0],
+    ]);
   });
 
   test('an all-masked row gives zeros; rows of different lengths are independent', () => {
@@ -272,7 +329,10 @@ describe('ppoPolicyLoss (clipped surrogate, TRL pg_losses / pg_losses2)', () => 
     const random = new Random(5);
     const adv = randomMatrix(random, 2, 6);
     const logp = randomMatrix(random, 2, 6);
-    const m = [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]];
+    const m = [
+      [1, 1, 1, 1, 0, 0],
+      [1, 1, 1, 1, 1, 1],
+    ];
     const result = ppoPolicyLoss(logp, logp, adv, m, 0.2);
     close(result.loss, -maskedMean(adv, m), 1e-12);
     assert.equal(result.clipFrac, 0);
@@ -294,7 +354,7 @@ describe('ppoValueLoss (clipped value loss, TRL vf_losses1 / vf_losses2)', () =>
     // c) V = 0.0: V_c = 0.5 − 0.2 = 0.3; (V−R)² = 1,    (V_c−R)² = 0.49, max 1,    not clipped
     // loss = ½·(0.09 + 0.16 + 1)/3 = 0.20833333; clipFrac = 1/3
     const result = ppoValueLoss([[1.0, 0.6, 0.0, 42]], [[0.5, 0.5, 0.5, 0]], [[1, 1, 1, 0]], [[1, 1, 1, 0]], 0.2);
-    close(result.loss, 0.5 * (0.09 + 0.16 + 1) / 3, 1e-12);
+    close(result.loss, (0.5 * (0.09 + 0.16 + 1)) / 3, 1e-12);
     close(result.clipFrac, 1 / 3);
   });
 
@@ -338,7 +398,11 @@ describe('dpoLoss (TRL DPOTrainer.dpo_loss: sigmoid, hinge, ipo)', () => {
     close(plain.chosenRewards[0], 0.1, 1e-12);
     close(plain.rejectedRewards[0], -0.1, 1e-12);
     // ε = 0.1: 0.9·softplus(−0.2) + 0.1·softplus(0.2) = 0.9·0.59813887 + 0.1·0.79813887 = 0.61813887
-    close(dpoLoss(...args, { beta: 0.1, lossType: 'sigmoid', labelSmoothing: 0.1 }).losses[0], 0.6181388693815918, 1e-12);
+    close(
+      dpoLoss(...args, { beta: 0.1, lossType: 'sigmoid', labelSmoothing: 0.1 }).losses[0],
+      0.6181388693815918,
+      1e-12,
+    );
   });
 
   test('hinge: relu(1 − β·logits)', () => {
@@ -354,7 +418,11 @@ describe('dpoLoss (TRL DPOTrainer.dpo_loss: sigmoid, hinge, ipo)', () => {
     close(normalised.losses[0], 18.0625, 1e-12);
     close(normalised.chosenRewards[0], 0.1, 1e-12); // rewards stay unnormalised
     // a zero length is clamped to 1, as TRL's clamp(min=1)
-    close(dpoLoss(...args, { beta: 0.1, lossType: 'ipo', chosenLengths: [0], rejectedLengths: [1] }).losses[0], 9, 1e-12);
+    close(
+      dpoLoss(...args, { beta: 0.1, lossType: 'ipo', chosenLengths: [0], rejectedLengths: [1] }).losses[0],
+      9,
+      1e-12,
+    );
   });
 
   test('property: at logits = 0 the sigmoid loss is log 2 for any β and label smoothing', () => {
@@ -368,16 +436,31 @@ describe('dpoLoss (TRL DPOTrainer.dpo_loss: sigmoid, hinge, ipo)', () => {
 
   test('bad options are rejected', () => {
     assert.throws(() => dpoLoss(...args, { beta: 0, lossType: 'sigmoid' }), /beta must be a finite number > 0/);
-    assert.throws(() => dpoLoss(...args, { beta: 0.1, lossType: 'sigmoid', labelSmoothing: 0.7 }), /labelSmoothing .* \[0, 0\.5\]/);
+    assert.throws(
+      () => dpoLoss(...args, { beta: 0.1, lossType: 'sigmoid', labelSmoothing: 0.7 }),
+      /labelSmoothing .* \[0, 0\.5\]/,
+    );
     assert.throws(() => dpoLoss(...args, { beta: 0.1, lossType: 'kto' as never }), /unknown lossType "kto"/);
-    assert.throws(() => dpoLoss(...args, { beta: 0.1, lossType: 'ipo', chosenLengths: [3] }), /both chosenLengths and rejectedLengths/);
-    assert.throws(() => dpoLoss([-1, -2], [-1], [-1], [-1], { beta: 0.1, lossType: 'sigmoid' }), /policyRejected has 1 entries but policyChosen has 2/);
+    assert.throws(
+      () => dpoLoss(...args, { beta: 0.1, lossType: 'ipo', chosenLengths: [3] }),
+      /both chosenLengths and rejectedLengths/,
+    );
+    assert.throws(
+      () => dpoLoss([-1, -2], [-1], [-1], [-1], { beta: 0.1, lossType: 'sigmoid' }),
+      /policyRejected has 1 entries but policyChosen has 2/,
+    );
   });
 });
 
 describe('rankingToPairs', () => {
   test('groups best first give every cross-group pair, ties skipped, in reading order', () => {
-    assert.deepEqual(rankingToPairs([[2], [0, 3], [1]]), [[2, 0], [2, 3], [2, 1], [0, 1], [3, 1]]);
+    assert.deepEqual(rankingToPairs([[2], [0, 3], [1]]), [
+      [2, 0],
+      [2, 3],
+      [2, 1],
+      [0, 1],
+      [3, 1],
+    ]);
   });
 
   test('a full order of K gives K·(K−1)/2 pairs; one tied group or one item gives none', () => {

@@ -26,7 +26,9 @@ test('the classification agrees with the clipped fraction of core’s PPO loss (
   const newLogp = [ratios.map((r) => Math.log(r))];
   const oldLogp = [ratios.map(() => 0)];
   const { clipFrac } = ppoPolicyLoss(newLogp, oldLogp, [advantages], [ratios.map(() => 1)], 0.2);
-  const removed = ratios.filter((r, i) => ['removed-above', 'removed-below'].includes(classifyClip(r, advantages[i], 0.2))).length;
+  const removed = ratios.filter((r, i) =>
+    ['removed-above', 'removed-below'].includes(classifyClip(r, advantages[i], 0.2)),
+  ).length;
   assert.ok(Math.abs(clipFrac - removed / ratios.length) < 1e-9, `${clipFrac} vs ${removed}/${ratios.length}`);
 });
 
@@ -34,10 +36,19 @@ test('clip summaries count per epoch, per position and per token string', () => 
   const trace = packThroughArrow(1, fixtureRows(1));
   assert.deepEqual([...clippedTokenCounts(trace, 0.2)], [2, 0, 1, 2]);
   const summary = summariseClipping(trace, 0.2, (t) => tokenTextAt(trace, t));
-  assert.deepEqual(summary.epochs.map((e) => [e.tokens, e.removedAbove, e.removedBelow, e.outsideKept]), [[15, 0, 0, 0], [15, 3, 2, 1]]);
+  assert.deepEqual(
+    summary.epochs.map((e) => [e.tokens, e.removedAbove, e.removedBelow, e.outsideKept]),
+    [
+      [15, 0, 0, 0],
+      [15, 3, 2, 1],
+    ],
+  );
   assert.ok(Math.abs(summary.epochs[1].removedFraction - 5 / 15) < 1e-12);
   assert.deepEqual([...summary.tokensAtPosition], [4, 4, 3, 3, 1]);
-  assert.deepEqual([...summary.removedByPosition[1]].map((v) => Math.round(v * 1000) / 1000), [0.25, 0.5, 0.333, 0.333, 0]);
+  assert.deepEqual(
+    [...summary.removedByPosition[1]].map((v) => Math.round(v * 1000) / 1000),
+    [0.25, 0.5, 0.333, 0.333, 0],
+  );
   assert.deepEqual(summary.byToken.map((entry) => entry.text).sort(), [' bad', ' film', ' great', ' really', 'ok']);
 });
 
@@ -56,19 +67,53 @@ test('the diverging scale is symmetric around its centre, transparent there, str
 });
 
 test('smoothing is TensorBoard’s debiased EMA; metrics group by TRL namespace', () => {
-  assert.deepEqual(smooth([1, 1, 1], 0.9).map((v) => Math.round(v * 1e9) / 1e9), [1, 1, 1], 'debiasing keeps a constant constant');
+  assert.deepEqual(
+    smooth([1, 1, 1], 0.9).map((v) => Math.round(v * 1e9) / 1e9),
+    [1, 1, 1],
+    'debiasing keeps a constant constant',
+  );
   const s = smooth([0, 10], 0.5);
   assert.equal(s[0], 0);
   assert.ok(Math.abs(s[1] - (0.5 * 10) / (1 - 0.25)) < 1e-12);
   assert.deepEqual(smooth([1, 2], 0), [1, 2]);
-  const groups = groupMetrics([[{ step: 1, time: 5, episode: 8, 'objective/kl': 1, 'policy/clipfrac_avg': 0.1, 'oracle/score': 0.2, lr: 1, 'time/rollout': 3 }]]);
-  assert.deepEqual([...groups], [['objective', ['objective/kl']], ['oracle', ['oracle/score']], ['policy', ['policy/clipfrac_avg']], ['other', ['lr']]]);
+  const groups = groupMetrics([
+    [
+      {
+        step: 1,
+        time: 5,
+        episode: 8,
+        'objective/kl': 1,
+        'policy/clipfrac_avg': 0.1,
+        'oracle/score': 0.2,
+        lr: 1,
+        'time/rollout': 3,
+      },
+    ],
+  ]);
+  assert.deepEqual(
+    [...groups],
+    [
+      ['objective', ['objective/kl']],
+      ['oracle', ['oracle/score']],
+      ['policy', ['policy/clipfrac_avg']],
+      ['other', ['lr']],
+    ],
+  );
 });
 
 test('warnings fire on rising KL, collapsing entropy, runaway length and reward up with oracle down — and not on a calm run', () => {
-  const fired = detectWarnings(fixtureMetrics()).map((w) => w.kind).sort();
+  const fired = detectWarnings(fixtureMetrics())
+    .map((w) => w.kind)
+    .sort();
   assert.deepEqual(fired, ['entropy-collapse', 'kl-rising', 'length-runaway', 'reward-hacking']);
-  const calm = Array.from({ length: 30 }, (_, i) => ({ step: i + 1, 'objective/kl': 0.5 + 0.05 * Math.sin(i), 'objective/entropy': 40 + Math.cos(i), 'objective/scores': 0.01 * i, 'oracle/score': 0.01 * i, response_length: 12 + (i % 3) }));
+  const calm = Array.from({ length: 30 }, (_, i) => ({
+    step: i + 1,
+    'objective/kl': 0.5 + 0.05 * Math.sin(i),
+    'objective/entropy': 40 + Math.cos(i),
+    'objective/scores': 0.01 * i,
+    'oracle/score': 0.01 * i,
+    response_length: 12 + (i % 3),
+  }));
   assert.deepEqual(detectWarnings(calm), []);
   assert.deepEqual(detectWarnings(fixtureMetrics(4)), [], 'too few steps to judge');
 });

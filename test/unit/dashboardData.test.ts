@@ -39,7 +39,8 @@ test('MetricsTail returns only complete new lines, and starts over when the file
 
 test('trace steps are listed in order, packed from the Arrow files, and a prompt is followed across them', async () => {
   const dir = tempRun();
-  for (const step of [10, 2, 1]) writeFileSync(path.join(dir, 'traces', `step-${step}.arrow`), encodeTrace('ppo', fixtureRows(step)));
+  for (const step of [10, 2, 1])
+    writeFileSync(path.join(dir, 'traces', `step-${step}.arrow`), encodeTrace('ppo', fixtureRows(step)));
   writeFileSync(path.join(dir, 'traces', 'step-3.arrow.tmp'), 'half');
   assert.deepEqual(await listTraceSteps(dir), [1, 2, 10]);
   const cache = new TraceCache();
@@ -48,20 +49,36 @@ test('trace steps are listed in order, packed from the Arrow files, and a prompt
   assert.equal(trace.step, 2);
   assert.equal(trace.numSamples, rows.length);
   assert.equal(trace.numEpochs, 2);
-  assert.equal(trace.numTokens, rows.reduce((n, row) => n + row.tokens.length, 0));
+  assert.equal(
+    trace.numTokens,
+    rows.reduce((n, row) => n + row.tokens.length, 0),
+  );
   rows.forEach((row, s) => {
     assert.equal(responseText(trace, s), row.tokens.join(''));
     row.tokens.forEach((token, i) => {
       const t = trace.tokenStart[s] + i;
       assert.equal(tokenTextAt(trace, t), token);
       assert.ok(Math.abs(trace.values.advantage[t] - row.advantage[i]) < 1e-6);
-      assert.ok(Math.abs(trace.ratio[trace.numTokens + t] - row.ratio[1][i]) < 1e-6, 'epoch 2 ratios sit after epoch 1');
+      assert.ok(
+        Math.abs(trace.ratio[trace.numTokens + t] - row.ratio[1][i]) < 1e-6,
+        'epoch 2 ratios sit after epoch 1',
+      );
       assert.equal(trace.clip[trace.numTokens + t], row.clip[1][i]);
     });
   });
   assert.ok(Number.isNaN(trace.oracleScore[2]), 'a missing oracle score is NaN');
   const history = await cache.promptHistory(dir, [1, 2, 10], 'The film was');
-  assert.deepEqual(history.map((entry) => [entry.step, entry.sample]), [[1, 0], [1, 1], [2, 0], [2, 1], [10, 0], [10, 1]]);
+  assert.deepEqual(
+    history.map((entry) => [entry.step, entry.sample]),
+    [
+      [1, 0],
+      [1, 1],
+      [2, 0],
+      [2, 1],
+      [10, 0],
+      [10, 1],
+    ],
+  );
   assert.deepEqual(history[0].tokens, rows[0].tokens);
   await assert.rejects(cache.packed(dir, 7), /ENOENT/);
   writeFileSync(path.join(dir, 'traces', 'step-11.arrow'), 'not arrow');
@@ -70,14 +87,29 @@ test('trace steps are listed in order, packed from the Arrow files, and a prompt
 
 test('readRunInfo reads the PPO stage’s clip range from run.json and names the file when it is broken', async () => {
   const dir = tempRun();
-  writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ id: 'x', name: 'x · ppo', status: 'running', started_at: '2026-11-21T10:00:00Z', stage: 'ppo', stage_index: 1, step: 3, max_steps: 8, config: { stages: [{ type: 'sft' }, { type: 'ppo', cliprange: 0.1, max_new_tokens: 24 }] } }));
+  writeFileSync(
+    path.join(dir, 'run.json'),
+    JSON.stringify({
+      id: 'x',
+      name: 'x · ppo',
+      status: 'running',
+      started_at: '2026-11-21T10:00:00Z',
+      stage: 'ppo',
+      stage_index: 1,
+      step: 3,
+      max_steps: 8,
+      config: { stages: [{ type: 'sft' }, { type: 'ppo', cliprange: 0.1, max_new_tokens: 24 }] },
+    }),
+  );
   const info = await readRunInfo(dir);
   assert.equal(info.cliprange, 0.1);
   assert.equal(info.maxNewTokens, 24);
   assert.equal(info.step, 3);
   assert.equal(info.status, 'running');
   writeFileSync(path.join(dir, 'run.json'), '{"status": 5}');
-  await assert.rejects(readRunInfo(dir), (error: Error) => error.message.startsWith(`${path.join(dir, 'run.json')}: status must be one of`));
+  await assert.rejects(readRunInfo(dir), (error: Error) =>
+    error.message.startsWith(`${path.join(dir, 'run.json')}: status must be one of`),
+  );
 });
 
 test('the run folder watcher reports an appended metrics line and a new trace within a second', async () => {
@@ -109,20 +141,42 @@ test('the run folder watcher reports an appended metrics line and a new trace wi
 });
 
 test('the host acts only on well-formed dashboard messages', () => {
-  assert.deepEqual(parseDashboardMessage({ type: 'dashboard/requestTrace', step: 4 }), { type: 'dashboard/requestTrace', step: 4 });
+  assert.deepEqual(parseDashboardMessage({ type: 'dashboard/requestTrace', step: 4 }), {
+    type: 'dashboard/requestTrace',
+    step: 4,
+  });
   assert.equal(parseDashboardMessage({ type: 'dashboard/requestTrace', step: -1 }), undefined);
   assert.equal(parseDashboardMessage({ type: 'dashboard/requestTrace', step: 1.5 }), undefined);
   assert.equal(parseDashboardMessage({ type: 'dashboard/requestTrace', step: 1, extra: true }), undefined);
-  assert.deepEqual(parseDashboardMessage({ type: 'dashboard/compare', runIds: ['a-ppo', 'b'] }), { type: 'dashboard/compare', runIds: ['a-ppo', 'b'] });
-  assert.equal(parseDashboardMessage({ type: 'dashboard/compare', runIds: ['../escape'] }), undefined, 'run ids cannot leave the runs folder');
+  assert.deepEqual(parseDashboardMessage({ type: 'dashboard/compare', runIds: ['a-ppo', 'b'] }), {
+    type: 'dashboard/compare',
+    runIds: ['a-ppo', 'b'],
+  });
+  assert.equal(
+    parseDashboardMessage({ type: 'dashboard/compare', runIds: ['../escape'] }),
+    undefined,
+    'run ids cannot leave the runs folder',
+  );
   assert.equal(parseDashboardMessage({ type: 'dashboard/openRun', runId: '..' }), undefined);
-  assert.equal(parseDashboardMessage({ type: 'dashboard/exportHtml', title: 't', body: 'b', themeCss: '', bodyClass: 1 }), undefined);
-  assert.deepEqual(parseDashboardMessage({ type: 'dashboard/requestPromptHistory', prompt: 'The film' }), { type: 'dashboard/requestPromptHistory', prompt: 'The film' });
+  assert.equal(
+    parseDashboardMessage({ type: 'dashboard/exportHtml', title: 't', body: 'b', themeCss: '', bodyClass: 1 }),
+    undefined,
+  );
+  assert.deepEqual(parseDashboardMessage({ type: 'dashboard/requestPromptHistory', prompt: 'The film' }), {
+    type: 'dashboard/requestPromptHistory',
+    prompt: 'The film',
+  });
   assert.equal(parseDashboardMessage({ type: 'dashboard/unknown' }), undefined);
 });
 
 test('the exported page is self-contained: styles inlined, no scripts or handlers survive', () => {
-  const html = buildExportHtml({ title: 'run <1>', body: '<div class="sample-row" onclick="alert(1)">hi<script>alert(2)</script></div><a href="javascript:alert(3)">x</a>', themeCss: ':root { --vscode-foreground: #fff; }', bodyClass: 'vscode-dark', css: '.tok { color: red; }' });
+  const html = buildExportHtml({
+    title: 'run <1>',
+    body: '<div class="sample-row" onclick="alert(1)">hi<script>alert(2)</script></div><a href="javascript:alert(3)">x</a>',
+    themeCss: ':root { --vscode-foreground: #fff; }',
+    bodyClass: 'vscode-dark',
+    css: '.tok { color: red; }',
+  });
   assert.match(html, /<title>run &lt;1&gt;<\/title>/);
   assert.match(html, /<style>:root \{ --vscode-foreground: #fff; \}<\/style>/);
   assert.match(html, /\.tok \{ color: red; \}/);

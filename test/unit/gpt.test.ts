@@ -34,7 +34,8 @@ async function readTidy(f: () => Tensor): Promise<Float32Array> {
   return data;
 }
 
-const logitsOf = (model: Gpt, ids: number[][]) => readTidy(() => model.forward(tf.tensor2d(ids, undefined, 'int32')).logits);
+const logitsOf = (model: Gpt, ids: number[][]) =>
+  readTidy(() => model.forward(tf.tensor2d(ids, undefined, 'int32')).logits);
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length, 'lengths differ');
@@ -63,7 +64,12 @@ test('forward gives logits [B, T, V] and hidden [B, T, C]; v_head gives [B, T]; 
     const shapes = tf.tidy(() => {
       const ids = tf.tensor2d(randomIds(3, 5, 1), undefined, 'int32');
       const { logits, hidden } = model.forward(ids);
-      return [logits.shape, hidden.shape, model.scalarHead('v_head', hidden).shape, model.score(ids, [5, 2, 4]).shape].map((shape) => [...shape]);
+      return [
+        logits.shape,
+        hidden.shape,
+        model.scalarHead('v_head', hidden).shape,
+        model.score(ids, [5, 2, 4]).shape,
+      ].map((shape) => [...shape]);
     });
     assert.deepEqual(shapes, [[3, 5, 40], [3, 5, 16], [3, 5], [3]]);
   });
@@ -73,9 +79,14 @@ test('score reads the score head at index length − 1 of each row, whatever pad
   await withModel({ seed: 2, heads: ['score'] }, async (model) => {
     const ids = randomIds(3, 8, 2);
     const lengths = [8, 3, 5];
-    const perPosition = await readTidy(() => model.scalarHead('score', model.forward(tf.tensor2d(ids, undefined, 'int32')).hidden)); // [B, T]
+    const perPosition = await readTidy(() =>
+      model.scalarHead('score', model.forward(tf.tensor2d(ids, undefined, 'int32')).hidden),
+    ); // [B, T]
     const scores = await readTidy(() => model.score(tf.tensor2d(ids, undefined, 'int32'), lengths));
-    assert.deepEqual(Array.from(scores), lengths.map((n, b) => perPosition[b * 8 + n - 1]));
+    assert.deepEqual(
+      Array.from(scores),
+      lengths.map((n, b) => perPosition[b * 8 + n - 1]),
+    );
     // Different pad tokens after each row's end leave the score unchanged (the model is causal).
     const repadded = ids.map((row, b) => row.map((id, t) => (t < lengths[b] ? id : (id + 7) % V)));
     const rescored = await readTidy(() => model.score(tf.tensor2d(repadded, undefined, 'int32'), lengths));
@@ -93,12 +104,22 @@ test("score_pooling 'sum' adds the head's projection over a row's tokens and its
       tf.tidy(() => summing.weights.get('score.bias')?.assign(tf.tensor1d([0.75])));
       const ids = randomIds(3, 8, 4);
       const lengths = [8, 3, 5];
-      const perPosition = await readTidy(() => summing.scalarHead('score', summing.forward(tf.tensor2d(ids, undefined, 'int32')).hidden)); // [B, T] = w·h_t + b
-      const expected = lengths.map((n, b) => Array.from(perPosition.subarray(b * 8, b * 8 + n)).reduce((sum, value) => sum + value - 0.75, 0) + 0.75);
+      const perPosition = await readTidy(() =>
+        summing.scalarHead('score', summing.forward(tf.tensor2d(ids, undefined, 'int32')).hidden),
+      ); // [B, T] = w·h_t + b
+      const expected = lengths.map(
+        (n, b) =>
+          Array.from(perPosition.subarray(b * 8, b * 8 + n)).reduce((sum, value) => sum + value - 0.75, 0) + 0.75,
+      );
       const scores = await readTidy(() => summing.score(tf.tensor2d(ids, undefined, 'int32'), lengths));
       assertClose(scores, Float32Array.from(expected), 1e-5, 'summed score');
       const repadded = ids.map((row, b) => row.map((id, t) => (t < lengths[b] ? id : (id + 7) % V)));
-      assertClose(await readTidy(() => summing.score(tf.tensor2d(repadded, undefined, 'int32'), lengths)), scores, 1e-6, 'summed score after repadding');
+      assertClose(
+        await readTidy(() => summing.score(tf.tensor2d(repadded, undefined, 'int32'), lengths)),
+        scores,
+        1e-6,
+        'summed score after repadding',
+      );
       // The default reads the last token: the two poolings really differ.
       const last = await readTidy(() => model.score(tf.tensor2d(ids, undefined, 'int32'), lengths));
       assert.ok(Math.abs(last[0] - scores[0]) > 1e-3);
@@ -119,22 +140,47 @@ test('parameterCount is countParameters(config) plus (C + 1) per scalar head, an
   //   = 640 + 256 + 2 · (64 + 816 + 272 + 1088 + 1040) + 32 = 7488
   assert.equal(countParameters(config), 7488);
   await withModel({ seed: 1 }, async (model) => assert.equal(model.parameterCount, 7488));
-  await withModel({ seed: 1, heads: ['v_head', 'score'] }, async (model) => assert.equal(model.parameterCount, countParameters(config) + 2 * (16 + 1)));
+  await withModel({ seed: 1, heads: ['v_head', 'score'] }, async (model) =>
+    assert.equal(model.parameterCount, countParameters(config) + 2 * (16 + 1)),
+  );
 });
 
 test('an invalid config is refused with every problem named', () => {
-  assert.throws(() => Gpt.create({ ...config, n_head: 3, block_size: 0 }, { seed: 1 }), /block_size must be a positive integer.*n_embd \(16\) must be divisible by n_head \(3\)/);
+  assert.throws(
+    () => Gpt.create({ ...config, n_head: 3, block_size: 0 }, { seed: 1 }),
+    /block_size must be a positive integer.*n_embd \(16\) must be divisible by n_head \(3\)/,
+  );
 });
 
 test('weights are named as nanoGPT names them, in state-dict order, heads last', async () => {
   await withModel({ seed: 1, heads: ['v_head'] }, async (model) => {
     const block = (l: number) =>
-      ['ln_1.weight', 'ln_1.bias', 'attn.c_attn.weight', 'attn.c_attn.bias', 'attn.c_proj.weight', 'attn.c_proj.bias', 'ln_2.weight', 'ln_2.bias', 'mlp.c_fc.weight', 'mlp.c_fc.bias', 'mlp.c_proj.weight', 'mlp.c_proj.bias'].map(
-        (name) => `transformer.h.${l}.${name}`,
-      );
+      [
+        'ln_1.weight',
+        'ln_1.bias',
+        'attn.c_attn.weight',
+        'attn.c_attn.bias',
+        'attn.c_proj.weight',
+        'attn.c_proj.bias',
+        'ln_2.weight',
+        'ln_2.bias',
+        'mlp.c_fc.weight',
+        'mlp.c_fc.bias',
+        'mlp.c_proj.weight',
+        'mlp.c_proj.bias',
+      ].map((name) => `transformer.h.${l}.${name}`);
     assert.deepEqual(
       [...model.weights.keys()],
-      ['transformer.wte.weight', 'transformer.wpe.weight', ...block(0), ...block(1), 'transformer.ln_f.weight', 'transformer.ln_f.bias', 'v_head.weight', 'v_head.bias'],
+      [
+        'transformer.wte.weight',
+        'transformer.wpe.weight',
+        ...block(0),
+        ...block(1),
+        'transformer.ln_f.weight',
+        'transformer.ln_f.bias',
+        'v_head.weight',
+        'v_head.bias',
+      ],
     );
     assert.deepEqual([...model.weights.get('transformer.h.0.attn.c_attn.weight')!.shape], [16, 48]);
     assert.deepEqual([...model.weights.get('transformer.h.1.mlp.c_proj.weight')!.shape], [64, 16]);
@@ -146,7 +192,12 @@ test('the same seed gives identical weights and a different seed different ones,
   try {
     const [wa, wb, wc] = await Promise.all([a.readWeights(), b.readWeights(), c.readWeights()]);
     assert.deepEqual(wa, wb);
-    for (const name of ['transformer.wte.weight', 'transformer.wpe.weight', 'transformer.h.1.attn.c_attn.weight', 'transformer.h.0.mlp.c_proj.weight']) {
+    for (const name of [
+      'transformer.wte.weight',
+      'transformer.wpe.weight',
+      'transformer.h.1.attn.c_attn.weight',
+      'transformer.h.0.mlp.c_proj.weight',
+    ]) {
       assert.notDeepEqual(wa.get(name)!.data, wc.get(name)!.data, `${name} should depend on the seed`);
     }
   } finally {
@@ -180,7 +231,15 @@ test('a KV-cached forward (a prefix, then one token at a time) gives the logits 
       const input = tf.tensor2d(ids, undefined, 'int32');
       let cache: KvCache = { layers: [], length: 0 };
       const parts: Tensor[] = [];
-      for (const [from, to] of [[0, 4], [4, 5], [5, 6], [6, 7], [7, 8], [8, 9], [9, 10]]) {
+      for (const [from, to] of [
+        [0, 4],
+        [4, 5],
+        [5, 6],
+        [6, 7],
+        [7, 8],
+        [8, 9],
+        [9, 10],
+      ]) {
         const out = model.forward(tf.slice(input, [0, from], [2, to - from]), { cache });
         cache = out.cache as KvCache;
         assert.equal(cache.length, to);
@@ -211,11 +270,22 @@ test('a left-padded batch (positions and keyMask as generate builds them) gives 
             keyMask: tf.tensor2d(keyMask),
             cache: { layers: [], length: 0 },
           });
-          const second = model.forward(tf.tensor2d(nextTokens.map((t) => [t]), undefined, 'int32'), {
-            positions: tf.tensor2d(prompts.map((p) => [p.length]), undefined, 'int32'),
-            keyMask: tf.tensor2d(keyMask.map((row) => [...row, 1])),
-            cache: first.cache,
-          });
+          const second = model.forward(
+            tf.tensor2d(
+              nextTokens.map((t) => [t]),
+              undefined,
+              'int32',
+            ),
+            {
+              positions: tf.tensor2d(
+                prompts.map((p) => [p.length]),
+                undefined,
+                'int32',
+              ),
+              keyMask: tf.tensor2d(keyMask.map((row) => [...row, 1])),
+              cache: first.cache,
+            },
+          );
           return [first.logits, second.logits];
         })
         .map(async (t) => {
@@ -227,7 +297,12 @@ test('a left-padded batch (positions and keyMask as generate builds them) gives 
     for (let b = 0; b < prompts.length; b++) {
       const n = prompts[b].length;
       const alone = await logitsOf(model, [[...prompts[b], nextTokens[b]]]); // [1, n + 1, V]
-      assertClose(rowLogits(padded, length, b, offsets[b], length), rowLogits(alone, n + 1, 0, 0, n), 1e-4, `row ${b} prompt`);
+      assertClose(
+        rowLogits(padded, length, b, offsets[b], length),
+        rowLogits(alone, n + 1, 0, 0, n),
+        1e-4,
+        `row ${b} prompt`,
+      );
       assertClose(rowLogits(next, 1, b, 0, 1), rowLogits(alone, n + 1, 0, n, n + 1), 1e-4, `row ${b} next token`);
     }
   });
@@ -239,13 +314,19 @@ test('attention is causal: changing a later token leaves every earlier position\
     const changed = row.map((id, t) => (t === 7 ? (id + 1) % V : id));
     const [a, b] = [await logitsOf(model, [row]), await logitsOf(model, [changed])];
     assertClose(rowLogits(b, 12, 0, 0, 7), rowLogits(a, 12, 0, 0, 7), 1e-6, 'positions before the change');
-    assert.ok(maxAbsDiff(rowLogits(b, 12, 0, 7, 12), rowLogits(a, 12, 0, 7, 12)) > 1e-3, 'positions from the change on should differ');
+    assert.ok(
+      maxAbsDiff(rowLogits(b, 12, 0, 7, 12), rowLogits(a, 12, 0, 7, 12)) > 1e-3,
+      'positions from the change on should differ',
+    );
   });
 });
 
 test('a sequence longer than block_size is refused with a clear error, with or without a cache', async () => {
   await withModel({ seed: 8 }, async (model) => {
-    assert.throws(() => tf.tidy(() => model.forward(tf.zeros([1, 17], 'int32')).logits), /sequence of 17 positions exceeds block_size 16/);
+    assert.throws(
+      () => tf.tidy(() => model.forward(tf.zeros([1, 17], 'int32')).logits),
+      /sequence of 17 positions exceeds block_size 16/,
+    );
     assert.throws(
       () =>
         tf.tidy(() => {
@@ -281,7 +362,10 @@ test('assign with a missing or mis-shaped weight throws naming it, and changes n
     assert.throws(() => model.assign(missing), /the checkpoint has no weight "transformer\.h\.1\.mlp\.c_fc\.bias"/);
     const misShaped = new Map(other);
     misShaped.set('transformer.wpe.weight', { shape: [8, 16], data: new Float32Array(8 * 16) });
-    assert.throws(() => model.assign(misShaped), /weight "transformer\.wpe\.weight" has shape \[8,16\] in the checkpoint but \[16,16\]/);
+    assert.throws(
+      () => model.assign(misShaped),
+      /weight "transformer\.wpe\.weight" has shape \[8,16\] in the checkpoint but \[16,16\]/,
+    );
     // The weights before the bad one were not half-overwritten.
     assert.deepEqual(await model.readWeights(), original);
     // fromWeights reports the same error and leaves no tensors behind.
@@ -295,7 +379,8 @@ test('dropout acts only while training and is reproducible from dropoutSeed', as
   const model = Gpt.create({ ...config, dropout: 0.2 }, { seed: 12 });
   try {
     const ids = randomIds(1, 6, 12);
-    const run = (options: { training?: boolean; dropoutSeed?: number }) => readTidy(() => model.forward(tf.tensor2d(ids, undefined, 'int32'), options).logits);
+    const run = (options: { training?: boolean; dropoutSeed?: number }) =>
+      readTidy(() => model.forward(tf.tensor2d(ids, undefined, 'int32'), options).logits);
     const evaluation = await run({});
     assert.deepEqual(await run({ training: false, dropoutSeed: 3 }), evaluation);
     const trained = await run({ training: true, dropoutSeed: 3 });
@@ -316,7 +401,12 @@ test('the LM loss has a gradient for every weight on wasm, equal to the one comp
     const names = [...model.weights.keys()];
     const variables = model.trainableVariables;
     const { value, grads } = tf.variableGrads(
-      () => maskedNll(model.forward(tf.tensor2d(inputs, undefined, 'int32')).logits, tf.tensor2d(targets, undefined, 'int32'), tf.tensor2d(mask)) as never,
+      () =>
+        maskedNll(
+          model.forward(tf.tensor2d(inputs, undefined, 'int32')).logits,
+          tf.tensor2d(targets, undefined, 'int32'),
+          tf.tensor2d(mask),
+        ) as never,
       variables,
     );
     const out = new Map<string, Float32Array>();
@@ -345,7 +435,11 @@ test('the LM loss has a gradient for every weight on wasm, equal to the one comp
       const expected = onCpu.get(name)!;
       const scale = Math.max(1e-3, ...Array.from(expected, Math.abs));
       assert.ok(maxAbsDiff(grad, expected) / scale < 1e-3, `${name}: wasm and cpu gradients differ`);
-      if (name !== 'loss') assert.ok(grad.some((x) => x !== 0), `${name} has an all-zero gradient`);
+      if (name !== 'loss')
+        assert.ok(
+          grad.some((x) => x !== 0),
+          `${name} has an all-zero gradient`,
+        );
     }
   } finally {
     await selectBackend('wasm');
@@ -360,7 +454,11 @@ test('forward passes inside tf.tidy leak no tensors, once the causal-mask cache 
         const { hidden, cache } = model.forward(ids, { cache: { layers: [], length: 0 }, keyMask: tf.ones([2, 6]) });
         model.scalarHead('v_head', hidden);
         model.score(ids, [6, 3]);
-        model.forward(tf.tensor2d([[1], [2]], undefined, 'int32'), { cache, keyMask: tf.ones([2, 7]), positions: tf.tensor2d([[6], [6]], undefined, 'int32') });
+        model.forward(tf.tensor2d([[1], [2]], undefined, 'int32'), {
+          cache,
+          keyMask: tf.ones([2, 7]),
+          positions: tf.tensor2d([[6], [6]], undefined, 'int32'),
+        });
       });
     passes(); // warm-up: the model keeps one causal mask per (length, past)
     const tensors = tf.memory().numTensors;

@@ -15,7 +15,7 @@ async function datasetFile(content: string | Uint8Array, name = 'data.jsonl'): P
   return file;
 }
 
-test('reads text and prompt–completion lines, keeping each example\'s kind and line number', async () => {
+test("reads text and prompt–completion lines, keeping each example's kind and line number", async () => {
   const file = await datasetFile(
     [
       '{"text": "the blender is great."}',
@@ -66,8 +66,16 @@ test('every malformed line yields its own problem with file and line, and every 
   assert.ok(read.problems.every((problem) => problem.file === file));
   const byLine = new Map(read.problems.map((problem) => [problem.line, problem]));
   assert.deepEqual([...byLine.keys()], [2, 4, 5, 7, 8, 9, 10, 12, 13, 15]);
-  assert.match(byLine.get(2)!.message, /^invalid JSON \(.+\); each line must be one JSON object such as \{"text": "\.\.\."\}/);
-  assert.deepEqual(byLine.get(4), { file, line: 4, field: 'completion', message: 'field "completion" must be a string, got number' });
+  assert.match(
+    byLine.get(2)!.message,
+    /^invalid JSON \(.+\); each line must be one JSON object such as \{"text": "\.\.\."\}/,
+  );
+  assert.deepEqual(byLine.get(4), {
+    file,
+    line: 4,
+    field: 'completion',
+    message: 'field "completion" must be a string, got number',
+  });
   assert.equal(formatDatasetProblem(byLine.get(4)!), `${file}:4: field "completion" must be a string, got number`);
   assert.match(byLine.get(5)!.message, /expected a JSON object .*, got array/);
   assert.equal(byLine.get(7)!.field, 'text');
@@ -100,36 +108,59 @@ test('a line over the size limit is refused with its size, and the next line is 
   const read = await readTextDataset(file, { maxLineBytes: 1000 });
   assert.equal(read.problems.length, 1);
   assert.equal(read.problems[0].line, 1);
-  assert.match(read.problems[0].message, /^line is 1211 bytes, over the limit of 1000; split the example or raise the limit$/);
+  assert.match(
+    read.problems[0].message,
+    /^line is 1211 bytes, over the limit of 1000; split the example or raise the limit$/,
+  );
   assert.deepEqual(read.examples, [{ kind: 'text', text: 'short', line: 2 }]);
 });
 
 test('an empty file has no examples and no problems; a missing file rejects naming the path', async () => {
   const empty = await datasetFile('');
-  assert.deepEqual(await readTextDataset(empty), { examples: [], problems: [], counts: { lines: 0, examples: 0, skipped: 0, blank: 0 } });
+  assert.deepEqual(await readTextDataset(empty), {
+    examples: [],
+    problems: [],
+    counts: { lines: 0, examples: 0, skipped: 0, blank: 0 },
+  });
   const missing = path.join(path.dirname(empty), 'absent.jsonl');
-  await assert.rejects(readTextDataset(missing), (error: Error) => error.message.startsWith(`cannot read dataset ${missing}: `) && /ENOENT/.test(error.message));
+  await assert.rejects(
+    readTextDataset(missing),
+    (error: Error) => error.message.startsWith(`cannot read dataset ${missing}: `) && /ENOENT/.test(error.message),
+  );
 });
 
 test('streams a large file line by line', async () => {
   const count = 20_000;
-  const file = await datasetFile(Array.from({ length: count }, (_, i) => JSON.stringify(i % 2 ? { text: `example ${i}` } : { prompt: `p${i}`, completion: ` c${i}` })).join('\n'));
+  const file = await datasetFile(
+    Array.from({ length: count }, (_, i) =>
+      JSON.stringify(i % 2 ? { text: `example ${i}` } : { prompt: `p${i}`, completion: ` c${i}` }),
+    ).join('\n'),
+  );
   const read = await readTextDataset(file);
   assert.equal(read.counts.examples, count);
   assert.deepEqual(read.examples[count - 1], { kind: 'text', text: `example ${count - 1}`, line: count });
 });
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
-const bytesOf = (...parts: (string | number[])[]) => new Uint8Array(parts.flatMap((part) => (typeof part === 'string' ? [...utf8(part)] : part)));
+const bytesOf = (...parts: (string | number[])[]) =>
+  new Uint8Array(parts.flatMap((part) => (typeof part === 'string' ? [...utf8(part)] : part)));
 
 test('a line that is not UTF-8 is reported as file:line: not UTF-8 and skipped, never read with U+FFFD in it; the lines around it are kept', async () => {
   const file = await datasetFile(
     bytesOf(
       '{"text": "good one"}\n',
-      '{"text": "caf', [0xe9], '"}\n', // 2: Latin-1 é
-      '{"text": "cut ', [0xe2, 0x82], '"}\n', // 3: a three-byte character cut after two bytes
-      '{"text": "overlong ', [0xc0, 0xaf], '"}\n', // 4: an overlong "/"
-      '{"text": "surrogate ', [0xed, 0xa0, 0x80], '"}\n', // 5: a UTF-16 surrogate encoded as UTF-8
+      '{"text": "caf',
+      [0xe9],
+      '"}\n', // 2: Latin-1 é
+      '{"text": "cut ',
+      [0xe2, 0x82],
+      '"}\n', // 3: a three-byte character cut after two bytes
+      '{"text": "overlong ',
+      [0xc0, 0xaf],
+      '"}\n', // 4: an overlong "/"
+      '{"text": "surrogate ',
+      [0xed, 0xa0, 0x80],
+      '"}\n', // 5: a UTF-16 surrogate encoded as UTF-8
       '{"text": "a real \uFFFD replacement character and ✓"}\r\n', // 6: valid UTF-8 that happens to hold U+FFFD
     ),
   );
@@ -159,11 +190,22 @@ test('a UTF-16 file is named as such on line 1', async () => {
 test('the UTF-8 check agrees with a fatal TextDecoder on random bytes, and points at the first bad byte', () => {
   const random = new Random(13);
   const decoder = new TextDecoder('utf-8', { fatal: true });
-  const pieces = [[0x41], [0xc3, 0xa9], [0xe2, 0x9c, 0x93], [0xf0, 0x9f, 0x98, 0x80], [0xed, 0x9f, 0xbf], [0xf4, 0x8f, 0xbf, 0xbf]];
+  const pieces = [
+    [0x41],
+    [0xc3, 0xa9],
+    [0xe2, 0x9c, 0x93],
+    [0xf0, 0x9f, 0x98, 0x80],
+    [0xed, 0x9f, 0xbf],
+    [0xf4, 0x8f, 0xbf, 0xbf],
+  ];
   let invalid = 0;
   for (let trial = 0; trial < 3000; trial++) {
     // Mostly well-formed characters with a random byte now and then, so both outcomes are common.
-    const bytes = new Uint8Array(Array.from({ length: 1 + random.int(8) }, () => (random.next() < 0.15 ? [random.int(256)] : pieces[random.int(pieces.length)])).flat());
+    const bytes = new Uint8Array(
+      Array.from({ length: 1 + random.int(8) }, () =>
+        random.next() < 0.15 ? [random.int(256)] : pieces[random.int(pieces.length)],
+      ).flat(),
+    );
     const at = firstInvalidUtf8Byte(bytes);
     let decodes = true;
     try {
@@ -174,7 +216,10 @@ test('the UTF-8 check agrees with a fatal TextDecoder on random bytes, and point
     assert.equal(at === -1, decodes, `bytes ${[...bytes].map((b) => b.toString(16))}`);
     if (at >= 0) {
       invalid++;
-      assert.doesNotThrow(() => decoder.decode(bytes.subarray(0, at)), 'everything before the reported byte is well-formed');
+      assert.doesNotThrow(
+        () => decoder.decode(bytes.subarray(0, at)),
+        'everything before the reported byte is well-formed',
+      );
     }
   }
   assert.ok(invalid > 500 && invalid < 2500, `${invalid} of 3000 random lines were invalid`);
@@ -184,8 +229,17 @@ test('lone CR line ends split lines as readline does; an over-long line that spa
   const long = JSON.stringify({ text: 'w'.repeat(300_000) }); // longer than one 64 KiB read chunk
   const file = await datasetFile(`{"text": "mac one"}\r{"text": "mac two"}\r\n${long}\r\n{"text": "after"}`);
   const read = await readTextDataset(file, { maxLineBytes: 100_000 });
-  assert.deepEqual(read.examples.map((example) => [example.line, example.kind === 'text' && example.text]), [[1, 'mac one'], [2, 'mac two'], [4, 'after']]);
-  assert.deepEqual(read.problems.map(formatDatasetProblem), [`${file}:3: line is ${long.length} bytes, over the limit of 100000; split the example or raise the limit`]);
+  assert.deepEqual(
+    read.examples.map((example) => [example.line, example.kind === 'text' && example.text]),
+    [
+      [1, 'mac one'],
+      [2, 'mac two'],
+      [4, 'after'],
+    ],
+  );
+  assert.deepEqual(read.problems.map(formatDatasetProblem), [
+    `${file}:3: line is ${long.length} bytes, over the limit of 100000; split the example or raise the limit`,
+  ]);
 });
 
 test('a dataset with no usable line fails with the first 10 reasons (file:line: why), not only a count', async () => {
@@ -203,10 +257,15 @@ test('a dataset with no usable line fails with the first 10 reasons (file:line: 
     '{"text": false}',
     '{"text": {}}',
   ];
-  const file = await datasetFile(new Uint8Array(bad.flatMap((line) => [...(typeof line === 'string' ? utf8(line) : line), 0x0a])));
+  const file = await datasetFile(
+    new Uint8Array(bad.flatMap((line) => [...(typeof line === 'string' ? utf8(line) : line), 0x0a])),
+  );
   await assert.rejects(loadSftExamples({ source: 'jsonl', path: file }, path.dirname(file), 1), (error: Error) => {
     const lines = error.message.split('\n');
-    assert.equal(lines[0], `${file}: no usable examples: all 12 non-blank lines of 12 were refused. Each line must be {"text": "..."} or {"prompt": "...", "completion": "..."}. The first problems:`);
+    assert.equal(
+      lines[0],
+      `${file}: no usable examples: all 12 non-blank lines of 12 were refused. Each line must be {"text": "..."} or {"prompt": "...", "completion": "..."}. The first problems:`,
+    );
     assert.equal(lines.length, 12);
     lines.slice(1, 11).forEach((line, i) => assert.ok(line.startsWith(`  ${file}:${i + 1}: `), line));
     assert.equal(lines[1], `  ${file}:1: field "text" must be a string, got number`);
@@ -215,16 +274,26 @@ test('a dataset with no usable line fails with the first 10 reasons (file:line: 
     return true;
   });
   const blank = await datasetFile('\n  \n');
-  await assert.rejects(loadSftExamples({ source: 'jsonl', path: blank }, path.dirname(blank), 1), (error: Error) => error.message.startsWith(`${blank}: no usable examples: the file is 2 blank lines. Each line must be`));
+  await assert.rejects(loadSftExamples({ source: 'jsonl', path: blank }, path.dirname(blank), 1), (error: Error) =>
+    error.message.startsWith(`${blank}: no usable examples: the file is 2 blank lines. Each line must be`),
+  );
 });
 
 test('RL prompts: a non-UTF-8 line is reported and skipped; too few usable prompts fail with the first 10 reasons', async () => {
-  const good = await datasetFile(bytesOf('{"prompt": "one"}\n{"prompt": "tw', [0xf8], '"}\n{"prompt": "three"}\n{"prompt": "four"}\n'), 'prompts.jsonl');
+  const good = await datasetFile(
+    bytesOf('{"prompt": "one"}\n{"prompt": "tw', [0xf8], '"}\n{"prompt": "three"}\n{"prompt": "four"}\n'),
+    'prompts.jsonl',
+  );
   const loaded = await loadPrompts({ source: 'jsonl', path: good }, path.dirname(good), 10, 1, 1);
   assert.deepEqual([...loaded.train, ...loaded.heldOut], ['one', 'three', 'four']);
-  assert.deepEqual(loaded.messages, [`${good}:2: not UTF-8 (byte 0xF8 at byte 15 of the line); save the file as UTF-8`]);
+  assert.deepEqual(loaded.messages, [
+    `${good}:2: not UTF-8 (byte 0xF8 at byte 15 of the line); save the file as UTF-8`,
+  ]);
 
-  const bad = await datasetFile(Array.from({ length: 11 }, (_, i) => `{"prompt": ${i}}`).join('\n') + '\n{"prompt": "the only one"}', 'prompts.jsonl');
+  const bad = await datasetFile(
+    Array.from({ length: 11 }, (_, i) => `{"prompt": ${i}}`).join('\n') + '\n{"prompt": "the only one"}',
+    'prompts.jsonl',
+  );
   await assert.rejects(loadPrompts({ source: 'jsonl', path: bad }, path.dirname(bad), 10, 1, 1), (error: Error) => {
     const lines = error.message.split('\n');
     assert.equal(lines[0], `${bad}: needs at least 2 usable {"prompt": "..."} lines, found 1. The first problems:`);

@@ -28,15 +28,30 @@ import { demoConfig, demoScales } from '../../src/trainer/demo/demoConfig';
 const plenty = 512 * 2 ** 30;
 
 function config(model: Record<string, number>, stages: object[], vocab = 512): RunConfig {
-  const { value, problems } = validate(runConfigSchema, { name: 'm', backend: 'wasm', model, tokenizer: { vocab_size: vocab }, stages });
+  const { value, problems } = validate(runConfigSchema, {
+    name: 'm',
+    backend: 'wasm',
+    model,
+    tokenizer: { vocab_size: vocab },
+    stages,
+  });
   assert.deepEqual(problems, []);
   return value as RunConfig;
 }
-const shapeOf = ({ model, tokenizer }: RunConfig): ModelShape => ({ n_layer: model.n_layer, n_head: model.n_head, n_embd: model.n_embd, block_size: model.block_size, vocab_size: tokenizer.vocab_size });
+const shapeOf = ({ model, tokenizer }: RunConfig): ModelShape => ({
+  n_layer: model.n_layer,
+  n_head: model.n_head,
+  n_embd: model.n_embd,
+  block_size: model.block_size,
+  vocab_size: tokenizer.vocab_size,
+});
 
-test('parameterCount is the real GPT\'s (with a value head)', async () => {
+test("parameterCount is the real GPT's (with a value head)", async () => {
   await selectBackend('cpu');
-  for (const shape of [{ n_layer: 2, n_head: 4, n_embd: 64, block_size: 64, vocab_size: 512 }, { n_layer: 3, n_head: 2, n_embd: 48, block_size: 32, vocab_size: 300 }]) {
+  for (const shape of [
+    { n_layer: 2, n_head: 4, n_embd: 64, block_size: 64, vocab_size: 512 },
+    { n_layer: 3, n_head: 2, n_embd: 48, block_size: 32, vocab_size: 300 },
+  ]) {
     const model = Gpt.create({ ...shape, dropout: 0 }, { seed: 1, heads: ['v_head'] });
     try {
       assert.equal(parameterCount(shape), model.parameterCount);
@@ -54,7 +69,12 @@ test('activations grow linearly with the batch and about quadratically with the 
 });
 
 test('PPO holds the trained policy, its optimizer state, a reference and a reward model; SFT only the first two', () => {
-  const c = config({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 }, [{ type: 'sft', dataset: { source: 'demo' } }, { type: 'preferences', prompts: { source: 'demo' }, max_new_tokens: 8 }, { type: 'reward' }, { type: 'ppo', prompts: { source: 'demo' }, max_new_tokens: 8 }]);
+  const c = config({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 }, [
+    { type: 'sft', dataset: { source: 'demo' } },
+    { type: 'preferences', prompts: { source: 'demo' }, max_new_tokens: 8 },
+    { type: 'reward' },
+    { type: 'ppo', prompts: { source: 'demo' }, max_new_tokens: 8 },
+  ]);
   const bytes = parameterCount(shapeOf(c)) * 4;
   assert.equal(estimateStageMemory(c.stages[0], c, shapeOf(c)).parts.weights, bytes);
   assert.equal(estimateStageMemory(c.stages[0], c, shapeOf(c)).parts['gradients and AdamW state'], 3 * bytes);
@@ -63,15 +83,27 @@ test('PPO holds the trained policy, its optimizer state, a reference and a rewar
 });
 
 test('the templates, examples and the demo fit the wasm backend', () => {
-  const configs = [...runTemplates.map((t) => readConfigText(renderTemplate(t.id, 'x')).config as RunConfig), demoConfig(demoScales.full, 'demo') as unknown as RunConfig, demoConfig(demoScales.quick, 'demo-quick') as unknown as RunConfig];
+  const configs = [
+    ...runTemplates.map((t) => readConfigText(renderTemplate(t.id, 'x')).config as RunConfig),
+    demoConfig(demoScales.full, 'demo') as unknown as RunConfig,
+    demoConfig(demoScales.quick, 'demo-quick') as unknown as RunConfig,
+  ];
   for (const c of configs) {
     const checked = validate(runConfigSchema, c).value as RunConfig;
-    checked.stages.forEach((_, index) => assert.equal(checkStageMemory(checked, index, shapeOf(checked), memoryBudget('wasm', plenty)), undefined, `${checked.name} stage ${index}`));
+    checked.stages.forEach((_, index) =>
+      assert.equal(
+        checkStageMemory(checked, index, shapeOf(checked), memoryBudget('wasm', plenty)),
+        undefined,
+        `${checked.name} stage ${index}`,
+      ),
+    );
   }
 });
 
 test('the largest batch the refusal names fits, and one more does not', () => {
-  const c = config({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 2048 }, [{ type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 1024 }]);
+  const c = config({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 2048 }, [
+    { type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 1024 },
+  ]);
   const budget = memoryBudget('wasm', plenty);
   const refusal = checkStageMemory(c, 0, shapeOf(c), budget);
   assert.ok(refusal);
@@ -80,11 +112,16 @@ test('the largest batch the refusal names fits, and one more does not', () => {
   assert.ok(fitting >= 1 && fitting < 1024, refusal.hint);
   assert.ok(estimateStageMemory(c.stages[0], c, shapeOf(c), fitting).bytes <= budget.bytes);
   assert.ok(estimateStageMemory(c.stages[0], c, shapeOf(c), fitting + 1).bytes > budget.bytes);
-  assert.match(refusal.message, /needs about [\d.]+ TiB \(weights .*activations .*\), more than the wasm backend's 4 GiB of memory/);
+  assert.match(
+    refusal.message,
+    /needs about [\d.]+ TiB \(weights .*activations .*\), more than the wasm backend's 4 GiB of memory/,
+  );
 });
 
 test('a model too big at any batch gets the largest n_layer (and block_size) that fits instead', () => {
-  const c = config({ n_layer: 32, n_head: 16, n_embd: 2048, block_size: 256 }, [{ type: 'sft', dataset: { source: 'demo' } }]);
+  const c = config({ n_layer: 32, n_head: 16, n_embd: 2048, block_size: 256 }, [
+    { type: 'sft', dataset: { source: 'demo' } },
+  ]);
   const refusal = checkStageMemory(c, 0, shapeOf(c), memoryBudget('wasm', plenty));
   assert.ok(refusal);
   assert.deepEqual(refusal.path, ['model']);
@@ -94,25 +131,49 @@ test('a model too big at any batch gets the largest n_layer (and block_size) tha
   assert.ok(estimateStageMemory(c.stages[0], c, { ...shapeOf(c), n_layer: layers + 1 }, 1).bytes > wasmLimitBytes);
 });
 
-test('other backends are held to the machine\'s free memory; PPO\'s fitting batch stays a multiple of its minibatches', () => {
-  const c = config({ n_layer: 4, n_head: 4, n_embd: 256, block_size: 512 }, [{ type: 'sft', dataset: { source: 'demo' } }, { type: 'preferences', prompts: { source: 'demo' }, max_new_tokens: 8 }, { type: 'reward' }, { type: 'ppo', prompts: { source: 'demo' }, batch_size: 1024, num_mini_batches: 8, total_episodes: 4096, max_new_tokens: 8 }]);
+test("other backends are held to the machine's free memory; PPO's fitting batch stays a multiple of its minibatches", () => {
+  const c = config({ n_layer: 4, n_head: 4, n_embd: 256, block_size: 512 }, [
+    { type: 'sft', dataset: { source: 'demo' } },
+    { type: 'preferences', prompts: { source: 'demo' }, max_new_tokens: 8 },
+    { type: 'reward' },
+    {
+      type: 'ppo',
+      prompts: { source: 'demo' },
+      batch_size: 1024,
+      num_mini_batches: 8,
+      total_episodes: 4096,
+      max_new_tokens: 8,
+    },
+  ]);
   const free = 3 * 2 ** 30;
   assert.equal(memoryBudget('tfjs-node', free).bytes, free);
   assert.equal(memoryBudget('wasm', 2 ** 40).bytes, wasmLimitBytes);
-  assert.throws(() => assertStageFits(c, 3, 'tfjs-node', { freeBytes: free }), (error: Error) => {
-    const fitting = Number(/the largest batch_size that fits is (\d+)/.exec(error.message)?.[1]);
-    assert.ok(fitting > 0 && fitting % 8 === 0, error.message);
-    assert.match(error.message, /this machine's free memory \(3\.0 GiB\)/);
-    return true;
-  });
+  assert.throws(
+    () => assertStageFits(c, 3, 'tfjs-node', { freeBytes: free }),
+    (error: Error) => {
+      const fitting = Number(/the largest batch_size that fits is (\d+)/.exec(error.message)?.[1]);
+      assert.ok(fitting > 0 && fitting % 8 === 0, error.message);
+      assert.match(error.message, /this machine's free memory \(3\.0 GiB\)/);
+      return true;
+    },
+  );
   assert.doesNotThrow(() => assertStageFits(c, 3, 'tfjs-node', { freeBytes: 2 ** 40 }));
 });
 
-test('a stage that starts from a checkpoint folder is estimated with the checkpoint\'s shape', () => {
-  const c = config({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 }, [{ type: 'sft', init_from: 'ckpt', dataset: { source: 'demo' } }, { type: 'dpo', policy: 'sft', preferences: 'prefs.jsonl', max_new_tokens: 8 }]);
+test("a stage that starts from a checkpoint folder is estimated with the checkpoint's shape", () => {
+  const c = config({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 }, [
+    { type: 'sft', init_from: 'ckpt', dataset: { source: 'demo' } },
+    { type: 'dpo', policy: 'sft', preferences: 'prefs.jsonl', max_new_tokens: 8 },
+  ]);
   const big = { n_layer: 12, n_head: 12, n_embd: 768, block_size: 1024, vocab_size: 50257 };
-  assert.deepEqual(stageModelShape(c, 1, (reference) => (reference === 'ckpt' ? big : undefined)), big);
-  assert.deepEqual(stageModelShape(c, 1, () => undefined), shapeOf(c));
+  assert.deepEqual(
+    stageModelShape(c, 1, (reference) => (reference === 'ckpt' ? big : undefined)),
+    big,
+  );
+  assert.deepEqual(
+    stageModelShape(c, 1, () => undefined),
+    shapeOf(c),
+  );
 });
 
 test('calibration: the estimate of a real training step on wasm is within 0.6–1.6× of the heap it grows to', async (t) => {
@@ -120,14 +181,19 @@ test('calibration: the estimate of a real training step on wasm is within 0.6–
   await selectBackend('wasm');
   const shape: ModelShape = { n_layer: 2, n_head: 8, n_embd: 64, block_size: 256, vocab_size: 512 };
   const batch = 16;
-  const c = config({ n_layer: 2, n_head: 8, n_embd: 64, block_size: 256 }, [{ type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: batch }]);
+  const c = config({ n_layer: 2, n_head: 8, n_embd: 64, block_size: 256 }, [
+    { type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: batch },
+  ]);
   const model = Gpt.create({ ...shape, dropout: 0 }, { seed: 3 });
   const optimizer = new AdamW(model.weights, { beta1: 0.9, beta2: 0.99, epsilon: 1e-8, weightDecay: 0.1 });
   try {
     const ids = tf.randomUniform([batch, shape.block_size], 0, shape.vocab_size, 'int32');
     const mask = tf.ones([batch, shape.block_size]);
     for (let step = 0; step < 2; step++) {
-      const { value, grads } = tf.variableGrads(() => maskedNll(model.forward(ids).logits, ids, mask) as never, model.trainableVariables);
+      const { value, grads } = tf.variableGrads(
+        () => maskedNll(model.forward(ids).logits, ids, mask) as never,
+        model.trainableVariables,
+      );
       optimizer.apply(grads, 1e-3);
       value.dispose();
       for (const grad of Object.values(grads)) grad.dispose();
@@ -135,7 +201,10 @@ test('calibration: the estimate of a real training step on wasm is within 0.6–
     const heap = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
     const estimate = estimateStageMemory(c.stages[0], c, shape).bytes;
     t.diagnostic(`estimate ${(estimate / 2 ** 20).toFixed(0)} MiB, wasm heap ${(heap / 2 ** 20).toFixed(0)} MiB`);
-    assert.ok(estimate / heap > 0.6 && estimate / heap < 1.6, `estimate ${(estimate / 2 ** 20).toFixed(0)} MiB, heap ${(heap / 2 ** 20).toFixed(0)} MiB`);
+    assert.ok(
+      estimate / heap > 0.6 && estimate / heap < 1.6,
+      `estimate ${(estimate / 2 ** 20).toFixed(0)} MiB, heap ${(heap / 2 ** 20).toFixed(0)} MiB`,
+    );
   } finally {
     optimizer.dispose();
     model.dispose();

@@ -16,18 +16,31 @@ before(async () => {
   await selectBackend('wasm');
 });
 
-test('the Rank view\'s sampler serves completions from an ONNX folder, the same as from its checkpoint', async () => {
+test("the Rank view's sampler serves completions from an ONNX folder, the same as from its checkpoint", async () => {
   const checkpoint = await tinySft();
   const folder = (await exportCheckpoint(checkpoint, path.join(workDir, 'rank-source'))).outDir;
   const server = new SampleServer();
   try {
-    const request = (id: number, dir: string): SampleRequestMessage => ({ type: 'sample/request', id, checkpoint: dir, prompt: 'The acting was', numSamples: 3, temperature: 1, topP: 0.95, maxNewTokens: 12, seed: 9 });
+    const request = (id: number, dir: string): SampleRequestMessage => ({
+      type: 'sample/request',
+      id,
+      checkpoint: dir,
+      prompt: 'The acting was',
+      numSamples: 3,
+      temperature: 1,
+      topP: 0.95,
+      maxNewTokens: 12,
+      seed: 9,
+    });
     const fromOnnx = await server.sample(request(1, folder));
     assert.equal(fromOnnx.backend, 'onnxruntime-node');
     assert.equal(fromOnnx.completions.length, 3);
     assert.ok(fromOnnx.tokenCounts.every((count) => count >= 1 && count <= 12));
     const again = await server.sample(request(2, folder));
-    assert.ok(again.loadMs < 50, `the ONNX session stays loaded between requests (second load ${again.loadMs} ms, first ${fromOnnx.loadMs} ms)`);
+    assert.ok(
+      again.loadMs < 50,
+      `the ONNX session stays loaded between requests (second load ${again.loadMs} ms, first ${fromOnnx.loadMs} ms)`,
+    );
     const fromCheckpoint = await server.sample(request(3, checkpoint));
     assert.notEqual(fromCheckpoint.backend, 'onnxruntime-node');
     assert.deepEqual(fromOnnx.completions, fromCheckpoint.completions, 'same weights and seed, same completions');

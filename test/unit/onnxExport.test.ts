@@ -41,7 +41,10 @@ async function tfjsForward(model: Gpt, ids: number[][]): Promise<{ logits: Float
     const out = model.forward(tf.tensor2d(ids, undefined, 'int32'));
     return model.heads.includes('v_head') ? [out.logits, model.scalarHead('v_head', out.hidden)] : [out.logits];
   });
-  const result = { logits: (await logits.data()) as Float32Array, values: values ? ((await values.data()) as Float32Array) : undefined };
+  const result = {
+    logits: (await logits.data()) as Float32Array,
+    values: values ? ((await values.data()) as Float32Array) : undefined,
+  };
   tf.dispose([logits, values].filter((t) => t !== undefined));
   return result;
 }
@@ -54,7 +57,14 @@ test('an exported policy loads in onnxruntime-node and matches tfjs logits and v
   const { dir, model } = await checkpointWithHeads('policy', ['v_head']);
   disposables.push(model);
   const result = await exportCheckpoint(dir, path.join(workDir, 'exports', 'policy'));
-  for (const file of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx']) assert.ok(existsSync(path.join(result.outDir, file)), file);
+  for (const file of [
+    'config.json',
+    'generation_config.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'onnx/model.onnx',
+  ])
+    assert.ok(existsSync(path.join(result.outDir, file)), file);
   const config = JSON.parse(readFileSync(path.join(result.outDir, 'config.json'), 'utf8')) as Record<string, unknown>;
   assert.equal(config.model_type, 'gpt2');
   assert.deepEqual(config.rlhf_lens_heads, ['v_head']);
@@ -103,7 +113,9 @@ test('an exported reward model scores like Gpt.score to 1e-4, with last-token an
       return { prompt: [tokenizer.bosId, ...ids.slice(0, 2)], response: ids.slice(2) };
     });
     const input = rewardInputs(items, tokenizer.padId);
-    const scoreTensor = tf.tidy(() => model.score(tf.tensor2d(input.ids, [input.batchSize, input.length], 'int32'), input.lengths));
+    const scoreTensor = tf.tidy(() =>
+      model.score(tf.tensor2d(input.ids, [input.batchSize, input.length], 'int32'), input.lengths),
+    );
     const expected = Array.from(await scoreTensor.data());
     scoreTensor.dispose();
     const lm = await OnnxCausalLm.fromFolder(result.outDir);
@@ -112,7 +124,10 @@ test('an exported reward model scores like Gpt.score to 1e-4, with last-token an
       const scores = await rewardScoresOnnx(lm, items, tokenizer.padId);
       const diff = maxAbsDiff(scores, expected);
       assert.ok(diff <= tolerance, `${pooling} scores differ by ${diff}: ${scores} vs ${expected}`);
-      assert.ok(Math.abs(expected[0] - expected[1]) > 1e-3, 'the scores differ between texts, so the comparison means something');
+      assert.ok(
+        Math.abs(expected[0] - expected[1]) > 1e-3,
+        'the scores differ between texts, so the comparison means something',
+      );
     } finally {
       await lm.release();
     }
@@ -134,16 +149,29 @@ test('transformers.js loads the exported folder, matches tfjs logits to 1e-4 and
     const prompt = 'The film was';
     const ids = [ours.bosId, ...ours.encode(prompt)];
     const inputs = tokenizer(`<|bos|>${prompt}`, { add_special_tokens: false });
-    assert.deepEqual((inputs.input_ids.tolist() as bigint[][])[0].map(Number), ids, 'transformers.js tokenizes like the trainer');
+    assert.deepEqual(
+      (inputs.input_ids.tolist() as bigint[][])[0].map(Number),
+      ids,
+      'transformers.js tokenizes like the trainer',
+    );
 
     const output = await lm(inputs);
     const expected = await tfjsForward(model, [ids]);
     const diff = maxAbsDiff(output.logits.data as Float32Array, expected.logits);
     assert.ok(diff <= tolerance, `transformers.js logits differ from tfjs by ${diff}`);
 
-    const generated = (await lm.generate({ ...inputs, max_new_tokens: 10, do_sample: false })) as { tolist(): bigint[][] };
+    const generated = (await lm.generate({ ...inputs, max_new_tokens: 10, do_sample: false })) as {
+      tolist(): bigint[][];
+    };
     const theirs = generated.tolist()[0].map(Number).slice(ids.length);
-    const [greedy] = await generate(model, [ids], { temperature: 0, top_k: 0, top_p: 1, max_new_tokens: 10, seed: 1, pad_token_id: ours.padId });
+    const [greedy] = await generate(model, [ids], {
+      temperature: 0,
+      top_k: 0,
+      top_p: 1,
+      max_new_tokens: 10,
+      seed: 1,
+      pad_token_id: ours.padId,
+    });
     assert.deepEqual(theirs, greedy.tokens, 'greedy continuations agree');
   } finally {
     await lm.dispose();
@@ -158,7 +186,11 @@ test('rlhf-lens export writes the folder for a run directory and names what is w
   mkdirSync(path.join(runDir, 'checkpoints'), { recursive: true });
   const checkpointDir = path.join(runDir, 'checkpoints', 'step-3');
   spawnSync('cp', ['-r', dir, checkpointDir]);
-  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/trainer/main.ts', 'export', ...args], { encoding: 'utf8', cwd: path.resolve(__dirname, '../..') });
+  const cli = (args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'src/trainer/main.ts', 'export', ...args], {
+      encoding: 'utf8',
+      cwd: path.resolve(__dirname, '../..'),
+    });
   const ok = cli([runDir]);
   assert.equal(ok.status, 0, ok.stderr);
   assert.equal(ok.stdout.trim(), defaultExportDir(checkpointDir));
@@ -174,5 +206,8 @@ test('rlhf-lens export writes the folder for a run directory and names what is w
   writeFileSync(path.join(broken, 'config.json'), '{"model_type": "gpt2", "vocab_size": 10}');
   writeFileSync(path.join(broken, 'onnx', 'model.onnx'), 'not a model');
   await assert.rejects(OnnxCausalLm.fromFolder(broken), /config\.json: field "n_layer" is missing/);
-  await assert.rejects(OnnxCausalLm.fromFolder(path.join(workDir, 'nowhere')), /is not a transformers\.js-style ONNX folder: config\.json is missing/);
+  await assert.rejects(
+    OnnxCausalLm.fromFolder(path.join(workDir, 'nowhere')),
+    /is not a transformers\.js-style ONNX folder: config\.json is missing/,
+  );
 });

@@ -31,46 +31,94 @@ before(async () => {
 after(() => models.forEach((model) => model.dispose()));
 
 const maxRowDiff = (a: number[][], b: number[][]) => {
-  assert.deepEqual(a.map((row) => row.length), b.map((row) => row.length), 'row lengths');
+  assert.deepEqual(
+    a.map((row) => row.length),
+    b.map((row) => row.length),
+    'row lengths',
+  );
   return Math.max(0, ...a.flatMap((row, i) => row.map((value, t) => Math.abs(value - b[i][t]))));
 };
 
-async function threeModels(): Promise<{ policy: Gpt; reference: Gpt; reward: Gpt; eosId: number; padId: number; prompts: number[][] }> {
+async function threeModels(): Promise<{
+  policy: Gpt;
+  reference: Gpt;
+  reward: Gpt;
+  eosId: number;
+  padId: number;
+  prompts: number[][];
+}> {
   const sft = await tinySft();
   const { model: policy, checkpoint } = await loadModel(sft, ['v_head'], 3);
   const { model: reference } = await loadModel(sft, [], 3);
   const { model: reward } = await checkpointWithHeads('rollout-reward', ['score']);
   models.push(policy, reference, reward);
   const tokenizer = checkpoint.tokenizer;
-  const prompts = ['The film', 'I was bored by the', 'A', 'Great cast and a story that'].map((text) => [tokenizer.bosId, ...tokenizer.encode(text)]);
+  const prompts = ['The film', 'I was bored by the', 'A', 'Great cast and a story that'].map((text) => [
+    tokenizer.bosId,
+    ...tokenizer.encode(text),
+  ]);
   return { policy, reference, reward, eosId: tokenizer.eosId, padId: tokenizer.padId, prompts };
 }
 
-test('the ONNX sampler, with and without a KV cache, draws the tfjs sampler\'s tokens and log-probabilities for the same seed', async () => {
+test("the ONNX sampler, with and without a KV cache, draws the tfjs sampler's tokens and log-probabilities for the same seed", async () => {
   const { policy, eosId, padId, prompts } = await threeModels();
   const lm = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), { kvCache: true });
   // A graph without past_key_values (as some users' exports are) reruns the whole sequence per token.
-  const withoutCache = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), { kvCache: false });
+  const withoutCache = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), {
+    kvCache: false,
+  });
   try {
-    for (const warp of [{ temperature: 1, top_k: 0, top_p: 1 }, { temperature: 0.7, top_k: 20, top_p: 0.9 }, { temperature: 0, top_k: 0, top_p: 1 }]) {
-      const options: SamplingOptions = { ...warp, max_new_tokens: 16, seed: 11, eos_token_id: eosId, pad_token_id: padId };
+    for (const warp of [
+      { temperature: 1, top_k: 0, top_p: 1 },
+      { temperature: 0.7, top_k: 20, top_p: 0.9 },
+      { temperature: 0, top_k: 0, top_p: 1 },
+    ]) {
+      const options: SamplingOptions = {
+        ...warp,
+        max_new_tokens: 16,
+        seed: 11,
+        eos_token_id: eosId,
+        pad_token_id: padId,
+      };
       const expected = await generate(policy, prompts, options);
       const actual = await generateOnnx(lm, prompts, options);
-      assert.deepEqual(actual.map((s) => s.tokens), expected.map((s) => s.tokens), `tokens at ${JSON.stringify(warp)}`);
-      assert.deepEqual(actual.map((s) => s.finishedByEos), expected.map((s) => s.finishedByEos));
-      const diff = maxRowDiff(actual.map((s) => s.logprobs), expected.map((s) => s.logprobs));
+      assert.deepEqual(
+        actual.map((s) => s.tokens),
+        expected.map((s) => s.tokens),
+        `tokens at ${JSON.stringify(warp)}`,
+      );
+      assert.deepEqual(
+        actual.map((s) => s.finishedByEos),
+        expected.map((s) => s.finishedByEos),
+      );
+      const diff = maxRowDiff(
+        actual.map((s) => s.logprobs),
+        expected.map((s) => s.logprobs),
+      );
       assert.ok(diff <= tolerance, `sampling log-probs differ by ${diff}`);
       const rerun = await generateOnnx(withoutCache, prompts, options);
-      assert.deepEqual(rerun.map((s) => s.tokens), expected.map((s) => s.tokens), `tokens without a KV cache at ${JSON.stringify(warp)}`);
+      assert.deepEqual(
+        rerun.map((s) => s.tokens),
+        expected.map((s) => s.tokens),
+        `tokens without a KV cache at ${JSON.stringify(warp)}`,
+      );
     }
   } finally {
     await Promise.all([lm.release(), withoutCache.release()]);
   }
 });
 
-test('an ONNX rollout\'s log-probs, reference log-probs, values, entropies and scores agree with tfjs to 1e-4', async () => {
+test("an ONNX rollout's log-probs, reference log-probs, values, entropies and scores agree with tfjs to 1e-4", async () => {
   const { policy, reference, reward, eosId, padId, prompts } = await threeModels();
-  const sampling: SamplingOptions = { temperature: 0.9, top_k: 0, top_p: 1, max_new_tokens: 14, seed: 5, eos_token_id: eosId, pad_token_id: padId };
+  const sampling: SamplingOptions = {
+    temperature: 0.9,
+    top_k: 0,
+    top_p: 1,
+    max_new_tokens: 14,
+    seed: 5,
+    eos_token_id: eosId,
+    pad_token_id: padId,
+  };
   const engine = await OnnxRolloutEngine.create({ policy, reference, reward });
   try {
     const onnx = await engine.collect(prompts, sampling, eosId);
@@ -99,7 +147,14 @@ test('both weight-sync modes follow an update of the tfjs weights', async () => 
     return data;
   };
   const before = await logitsOf();
-  const sessions = await Promise.all((['reexport', 'inputs'] as const).map(async (mode) => OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), { kvCache: true, weightSync: mode })));
+  const sessions = await Promise.all(
+    (['reexport', 'inputs'] as const).map(async (mode) =>
+      OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), {
+        kvCache: true,
+        weightSync: mode,
+      }),
+    ),
+  );
   try {
     // An "update": every weight nudged, as an optimizer step would.
     const weights = await policy.readWeights();
@@ -123,13 +178,44 @@ test('a PPO stage with rollout_engine "onnx" trains, writes traces, and its firs
   const sft = await tinySft();
   const { dir: rewardDir } = await checkpointWithHeads('ppo-reward', ['score']);
   const configFile = path.join(workDir, 'onnx-ppo.rlhf.json');
-  writeFileSync(configFile, JSON.stringify({ name: 'onnx-ppo', seed: 4, backend: 'wasm', stages: [{ type: 'ppo', rollout_engine: 'onnx', policy: sft, reward_model: rewardDir, prompts: { source: 'demo' }, total_episodes: 24, batch_size: 8, num_mini_batches: 1, num_ppo_epochs: 2, max_new_tokens: 12, eval_steps: 3, num_eval_prompts: 8, save_steps: 3 }] }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      name: 'onnx-ppo',
+      seed: 4,
+      backend: 'wasm',
+      stages: [
+        {
+          type: 'ppo',
+          rollout_engine: 'onnx',
+          policy: sft,
+          reward_model: rewardDir,
+          prompts: { source: 'demo' },
+          total_episodes: 24,
+          batch_size: 8,
+          num_mini_batches: 1,
+          num_ppo_epochs: 2,
+          max_new_tokens: 12,
+          eval_steps: 3,
+          num_eval_prompts: 8,
+          save_steps: 3,
+        },
+      ],
+    }),
+  );
   const { runs } = await runPipeline({ configFile, runsRoot: path.join(workDir, 'runs') }, { log: () => undefined });
   const runDir = runs[0].runDir;
-  const metrics = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, number>);
-  assert.deepEqual(metrics.map((row) => row.step), [0, 1, 2, 3]);
+  const metrics = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, number>);
+  assert.deepEqual(
+    metrics.map((row) => row.step),
+    [0, 1, 2, 3],
+  );
   for (const row of metrics.slice(1)) {
-    for (const key of ['objective/kl', 'objective/scores', 'loss/policy_avg', 'time/rollout', 'time/weight_sync']) assert.ok(Number.isFinite(row[key]), `${key} at step ${row.step}`);
+    for (const key of ['objective/kl', 'objective/scores', 'loss/policy_avg', 'time/rollout', 'time/weight_sync'])
+      assert.ok(Number.isFinite(row[key]), `${key} at step ${row.step}`);
   }
   assert.ok(metrics[3]['objective/kl'] !== 0, 'the policy moved away from the reference');
   for (const step of [1, 2, 3]) {
@@ -139,7 +225,8 @@ test('a PPO stage with rollout_engine "onnx" trains, writes traces, and its firs
     assert.equal(trace.rows.length, 8);
     for (const row of trace.rows) {
       // One minibatch: the first epoch's update sees exactly the rollout policy, so π/π_old is 1 up to the engines' float differences.
-      for (const ratio of row.ratio[0]) assert.ok(Math.abs(ratio - 1) < 1e-3, `step ${step} first-epoch ratio ${ratio}`);
+      for (const ratio of row.ratio[0])
+        assert.ok(Math.abs(ratio - 1) < 1e-3, `step ${step} first-epoch ratio ${ratio}`);
       assert.equal(row.value.length, row.tokens.length);
     }
   }

@@ -71,7 +71,13 @@ const repeatedIds2d = [
 ];
 
 function input(shape: number[], seed: number): Input {
-  return { shape, data: randomValues(shape.reduce((a, b) => a * b, 1), seed) };
+  return {
+    shape,
+    data: randomValues(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+  };
 }
 
 const gradientCases: GradientCase[] = [
@@ -131,11 +137,18 @@ describe('on cpu the hand-written gradients equal the built-in ones', () => {
 
   test('the embedding gradient of a row is the sum of dy over every position that reads it', async () => {
     // dW[v] = Σ_{n: ids[n] = v} dy[n]; with dy = 1 that is the count of v in ids, in every column.
-    const grad = tf.tidy(() => tf.grad((table: Tensor) => tf.sum(embedding(table, tf.tensor1d(repeatedIds1d, 'int32'))))(tf.zeros([vocab, width])));
+    const grad = tf.tidy(() =>
+      tf.grad((table: Tensor) => tf.sum(embedding(table, tf.tensor1d(repeatedIds1d, 'int32'))))(
+        tf.zeros([vocab, width]),
+      ),
+    );
     const data = await grad.data();
     grad.dispose();
     const counts = Array.from({ length: vocab }, (_, v) => repeatedIds1d.filter((id) => id === v).length);
-    assert.deepEqual(Array.from(data), counts.flatMap((count) => new Array<number>(width).fill(count)));
+    assert.deepEqual(
+      Array.from(data),
+      counts.flatMap((count) => new Array<number>(width).fill(count)),
+    );
   });
 });
 
@@ -145,7 +158,8 @@ describe('on wasm the hand-written ops run forward and backward, matching cpu', 
   before(async () => {
     // The references: the built-in ops on cpu, read out as plain arrays before switching.
     await selectBackend('cpu');
-    for (const testCase of gradientCases) reference.set(testCase.name, await valueAndGrads(testCase.builtIn, testCase.inputs));
+    for (const testCase of gradientCases)
+      reference.set(testCase.name, await valueAndGrads(testCase.builtIn, testCase.inputs));
     await selectBackend('wasm');
     assert.equal(tf.getBackend(), 'wasm');
   });
@@ -163,7 +177,12 @@ describe('on wasm the hand-written ops run forward and backward, matching cpu', 
   test('the built-in tf.gather gradient throws on wasm (no UnsortedSegmentSum kernel), which is why embedding has its own', () => {
     // Checked against tfjs-backend-wasm 4.22: gather's forward runs, its gradient needs a kernel wasm lacks.
     assert.throws(
-      () => tf.tidy(() => tf.grad((table: Tensor) => tf.sum(tf.gather(table, tf.tensor1d(repeatedIds1d, 'int32'))))(tf.ones([vocab, width]))),
+      () =>
+        tf.tidy(() =>
+          tf.grad((table: Tensor) => tf.sum(tf.gather(table, tf.tensor1d(repeatedIds1d, 'int32'))))(
+            tf.ones([vocab, width]),
+          ),
+        ),
       /UnsortedSegmentSum/,
     );
     // The engine still works afterwards (tfjs itself leaves the failed gradient's few tensors behind).
@@ -187,7 +206,12 @@ function logSoftmaxRows(values: ArrayLike<number>, n: number): number[] {
   return out;
 }
 
-function layerNormRows(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, epsilon: number): number[] {
+function layerNormRows(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  epsilon: number,
+): number[] {
   const n = gamma.length;
   const out: number[] = [];
   for (let start = 0; start < x.length; start += n) {
@@ -218,7 +242,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const gamma = randomValues(6, 21);
       const beta = randomValues(6, 22);
       for (const epsilon of [1e-5, 0.5]) {
-        const actual = await read(tf.tidy(() => layerNorm(tf.tensor(x, [2, 3, 6]), tf.tensor1d(gamma), tf.tensor1d(beta), epsilon)));
+        const actual = await read(
+          tf.tidy(() => layerNorm(tf.tensor(x, [2, 3, 6]), tf.tensor1d(gamma), tf.tensor1d(beta), epsilon)),
+        );
         assertClose(actual, layerNormRows(x, gamma, beta, epsilon), 1e-5, `epsilon ${epsilon}`);
       }
     });
@@ -243,8 +269,15 @@ for (const backend of ['cpu', 'wasm'] as const) {
     const targetLogprob = (b: number, t: number) => logProbs[(b * 3 + t) * 5 + targets[b][t]];
 
     test('tokenLogprobs is log_softmax(logits)[target] at each position', async () => {
-      const actual = await read(tf.tidy(() => tokenLogprobs(tf.tensor(logits, [2, 3, 5]), tf.tensor2d(targets, undefined, 'int32'))));
-      assertClose(actual, [0, 1].flatMap((b) => [0, 1, 2].map((t) => targetLogprob(b, t))), 1e-5, 'token logprobs');
+      const actual = await read(
+        tf.tidy(() => tokenLogprobs(tf.tensor(logits, [2, 3, 5]), tf.tensor2d(targets, undefined, 'int32'))),
+      );
+      assertClose(
+        actual,
+        [0, 1].flatMap((b) => [0, 1, 2].map((t) => targetLogprob(b, t))),
+        1e-5,
+        'token logprobs',
+      );
     });
 
     test('maskedNll is Σ −log p · m / Σ m, and 0 (not NaN) for an empty mask', async () => {
@@ -257,14 +290,31 @@ for (const backend of ['cpu', 'wasm'] as const) {
           count += 1;
         }
       }
-      const run = (m: number[][]) => read(tf.tidy(() => maskedNll(tf.tensor(logits, [2, 3, 5]), tf.tensor2d(targets, undefined, 'int32'), tf.tensor2d(m))));
+      const run = (m: number[][]) =>
+        read(
+          tf.tidy(() =>
+            maskedNll(tf.tensor(logits, [2, 3, 5]), tf.tensor2d(targets, undefined, 'int32'), tf.tensor2d(m)),
+          ),
+        );
       assertClose(await run(mask), [sum / count], 1e-5, 'masked nll');
-      assert.deepEqual(Array.from(await run([[0, 0, 0], [0, 0, 0]])), [0]);
+      assert.deepEqual(
+        Array.from(
+          await run([
+            [0, 0, 0],
+            [0, 0, 0],
+          ]),
+        ),
+        [0],
+      );
     });
 
     test('the gradient of maskedNll w.r.t. the logits is (softmax − onehot(target)) · m / Σ m', async () => {
       const actual = await read(
-        tf.tidy(() => tf.grad((z: Tensor) => maskedNll(z, tf.tensor2d(targets, undefined, 'int32'), tf.tensor2d(mask)))(tf.tensor(logits, [2, 3, 5]))),
+        tf.tidy(() =>
+          tf.grad((z: Tensor) => maskedNll(z, tf.tensor2d(targets, undefined, 'int32'), tf.tensor2d(mask)))(
+            tf.tensor(logits, [2, 3, 5]),
+          ),
+        ),
       );
       const count = mask.flat().reduce((a, b) => a + b, 0);
       const expected = logProbs.map((logProb, i) => {
@@ -276,7 +326,10 @@ for (const backend of ['cpu', 'wasm'] as const) {
 
     test('entropyFromLogits is −Σ p log p of each position', async () => {
       const actual = await read(tf.tidy(() => entropyFromLogits(tf.tensor(logits, [2, 3, 5]))));
-      const expected = Array.from({ length: 6 }, (_, row) => -logProbs.slice(row * 5, row * 5 + 5).reduce((sum, lp) => sum + Math.exp(lp) * lp, 0));
+      const expected = Array.from(
+        { length: 6 },
+        (_, row) => -logProbs.slice(row * 5, row * 5 + 5).reduce((sum, lp) => sum + Math.exp(lp) * lp, 0),
+      );
       assertClose(actual, expected, 1e-5, 'entropy');
       // A uniform row has entropy log V.
       assertClose(await read(tf.tidy(() => entropyFromLogits(tf.zeros([1, 1, 5])))), [Math.log(5)], 1e-6, 'uniform');

@@ -32,7 +32,12 @@ const shapes: Record<string, number[]> = { w: [3, 4], e: [2, 2, 3], b: [4] };
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 function makeParams(seed: number): Map<string, Variable> {
-  return new Map(Object.entries(shapes).map(([name, shape], i) => [name, tf.tidy(() => tf.variable(tf.tensor(randomValues(size(shape), seed + i), shape)))]));
+  return new Map(
+    Object.entries(shapes).map(([name, shape], i) => [
+      name,
+      tf.tidy(() => tf.variable(tf.tensor(randomValues(size(shape), seed + i), shape))),
+    ]),
+  );
 }
 
 async function readParams(params: ReadonlyMap<string, Variable>): Promise<Record<string, Float32Array>> {
@@ -47,11 +52,18 @@ function disposeAll(params: ReadonlyMap<string, Variable>): void {
 
 /** Gradients of step `step` as plain arrays, the same every time they are asked for. */
 function gradientValues(step: number): Record<string, number[]> {
-  return Object.fromEntries(Object.entries(shapes).map(([name, shape], i) => [name, randomValues(size(shape), 1000 * (step + 1) + i)]));
+  return Object.fromEntries(
+    Object.entries(shapes).map(([name, shape], i) => [name, randomValues(size(shape), 1000 * (step + 1) + i)]),
+  );
 }
 
 function applyStep(optimizer: AdamW, step: number, lr: number): void {
-  const grads = tf.tidy(() => Object.fromEntries(Object.entries(gradientValues(step)).map(([name, values]) => [name, tf.tensor(values, shapes[name])])) as Record<string, Tensor>);
+  const grads = tf.tidy(
+    () =>
+      Object.fromEntries(
+        Object.entries(gradientValues(step)).map(([name, values]) => [name, tf.tensor(values, shapes[name])]),
+      ) as Record<string, Tensor>,
+  );
   optimizer.apply(grads, lr);
   tf.dispose(Object.values(grads));
 }
@@ -111,7 +123,8 @@ describe('AdamW', () => {
         applyStep(optimizer, step, lr);
         reference.step(gradientValues(step), lr);
         const actual = await readParams(params);
-        for (const name of Object.keys(shapes)) assertClose(actual[name], reference.params[name], 1e-5, `step ${step + 1} ${name}`);
+        for (const name of Object.keys(shapes))
+          assertClose(actual[name], reference.params[name], 1e-5, `step ${step + 1} ${name}`);
       }
       assert.equal(optimizer.step, learningRates.length);
       // Sanity: the run moved the weights by much more than the tolerance.
@@ -127,12 +140,28 @@ describe('AdamW', () => {
     const before = await readParams(params);
     const optimizer = new AdamW(params, { ...options, weightDecay: 0.5 });
     try {
-      const grads = tf.tidy(() => Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, tf.zeros(shape)])) as Record<string, Tensor>);
+      const grads = tf.tidy(
+        () =>
+          Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, tf.zeros(shape)])) as Record<
+            string,
+            Tensor
+          >,
+      );
       optimizer.apply(grads, 0.1);
       tf.dispose(Object.values(grads));
       const after = await readParams(params);
-      assertClose(after.w, Array.from(before.w, (x) => x * (1 - 0.1 * 0.5)), 1e-7, 'w');
-      assertClose(after.e, Array.from(before.e, (x) => x * (1 - 0.1 * 0.5)), 1e-7, 'e');
+      assertClose(
+        after.w,
+        Array.from(before.w, (x) => x * (1 - 0.1 * 0.5)),
+        1e-7,
+        'w',
+      );
+      assertClose(
+        after.e,
+        Array.from(before.e, (x) => x * (1 - 0.1 * 0.5)),
+        1e-7,
+        'e',
+      );
       assert.deepEqual(after.b, before.b);
     } finally {
       optimizer.dispose();
@@ -167,10 +196,17 @@ describe('AdamW', () => {
       for (let step = 0; step < 3; step++) applyStep(optimizer, step, learningRates[step]);
       const state = await optimizer.readState();
       assert.equal(state.step, 3);
-      assert.deepEqual([...state.moments.keys()], ['w.exp_avg', 'w.exp_avg_sq', 'e.exp_avg', 'e.exp_avg_sq', 'b.exp_avg', 'b.exp_avg_sq']);
+      assert.deepEqual(
+        [...state.moments.keys()],
+        ['w.exp_avg', 'w.exp_avg_sq', 'e.exp_avg', 'e.exp_avg_sq', 'b.exp_avg', 'b.exp_avg_sq'],
+      );
       assert.deepEqual(state.moments.get('e.exp_avg_sq')?.shape, [2, 2, 3]);
       // A checkpoint: the weights and the optimizer state, restored into new variables and a new optimizer.
-      for (const [name, values] of Object.entries(await readParams(params))) resumedParams.set(name, tf.tidy(() => tf.variable(tf.tensor(values, shapes[name]))));
+      for (const [name, values] of Object.entries(await readParams(params)))
+        resumedParams.set(
+          name,
+          tf.tidy(() => tf.variable(tf.tensor(values, shapes[name]))),
+        );
       resumed = new AdamW(resumedParams, options);
       resumed.loadState(state);
       assert.equal(resumed.step, 3);
@@ -195,10 +231,16 @@ describe('AdamW', () => {
       const state = await optimizer.readState();
       const missing = new Map(state.moments);
       missing.delete('b.exp_avg_sq');
-      assert.throws(() => optimizer.loadState({ step: 1, moments: missing, file: '/run/checkpoints/step-4/optimizer.safetensors' }), /^Error: \/run\/checkpoints\/step-4\/optimizer\.safetensors: has no tensor "b\.exp_avg_sq" — /);
+      assert.throws(
+        () => optimizer.loadState({ step: 1, moments: missing, file: '/run/checkpoints/step-4/optimizer.safetensors' }),
+        /^Error: \/run\/checkpoints\/step-4\/optimizer\.safetensors: has no tensor "b\.exp_avg_sq" — /,
+      );
       const misShaped = new Map(state.moments);
       misShaped.set('w.exp_avg', { shape: [4, 3], data: new Float32Array(12) });
-      assert.throws(() => optimizer.loadState({ step: 1, moments: misShaped }), /the optimizer checkpoint: tensor "w\.exp_avg" has shape \[4,3\], expected \[3,4\]/);
+      assert.throws(
+        () => optimizer.loadState({ step: 1, moments: misShaped }),
+        /the optimizer checkpoint: tensor "w\.exp_avg" has shape \[4,3\], expected \[3,4\]/,
+      );
     } finally {
       optimizer.dispose();
       disposeAll(params);
@@ -228,7 +270,11 @@ describe('clipByGlobalNorm', () => {
     const tensors = tf.memory().numTensors;
     const { clipped, norm } = clipByGlobalNorm(grads, maxNorm);
     assert.equal(tf.memory().numTensors, tensors + 3, 'only the clipped gradients and the norm are new');
-    const out = { norm: (await norm.data())[0], a: Array.from(await clipped.a.data()), b: Array.from(await clipped.b.data()) };
+    const out = {
+      norm: (await norm.data())[0],
+      a: Array.from(await clipped.a.data()),
+      b: Array.from(await clipped.b.data()),
+    };
     tf.dispose([norm, ...Object.values(clipped), ...Object.values(grads)]);
     return out;
   }
@@ -254,8 +300,10 @@ describe('clipByGlobalNorm', () => {
 
 describe('learningRateAt (Hugging Face schedules: peak 1e-3, 100 steps, 10 of warmup)', () => {
   const peak = 1e-3;
-  const at = (step: number, type: 'cosine' | 'linear' | 'constant', warmup = 10) => learningRateAt(step, peak, 100, warmup, type);
-  const close = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) < 1e-12, `${actual} vs ${expected}`);
+  const at = (step: number, type: 'cosine' | 'linear' | 'constant', warmup = 10) =>
+    learningRateAt(step, peak, 100, warmup, type);
+  const close = (actual: number, expected: number) =>
+    assert.ok(Math.abs(actual - expected) < 1e-12, `${actual} vs ${expected}`);
 
   test('warmup rises linearly from 0: lr = peak · step / warmup, for every schedule', () => {
     for (const type of ['cosine', 'linear', 'constant'] as const) {

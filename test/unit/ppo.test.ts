@@ -18,7 +18,8 @@ import { ppoPolicyLossTensor, ppoValueLossTensor } from '../../src/trainer/ppo/p
 import { computeAdvantages, type Rollout } from '../../src/trainer/ppo/rollout';
 import { RunningMoments } from '../../src/trainer/ppo/runningMoments';
 
-const close = (a: number, b: number, tolerance = 1e-5) => assert.ok(Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
+const close = (a: number, b: number, tolerance = 1e-5) =>
+  assert.ok(Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 
 before(async () => {
   await selectBackend('wasm');
@@ -27,9 +28,17 @@ before(async () => {
 test('the tensor PPO losses agree with their core twins to 1e-5', () => {
   const random = new Random(5);
   const shape = [4, 7];
-  const matrix = (scale: number) => Array.from({ length: shape[0] }, () => Array.from({ length: shape[1] }, () => random.normal() * scale));
+  const matrix = (scale: number) =>
+    Array.from({ length: shape[0] }, () => Array.from({ length: shape[1] }, () => random.normal() * scale));
   const mask = Array.from({ length: 4 }, (_, b) => Array.from({ length: 7 }, (_, t) => (t < 3 + b ? 1 : 0)));
-  const [newLp, oldLp, advantages, newV, oldV, returns] = [matrix(0.3), matrix(0.3), matrix(1), matrix(1), matrix(1), matrix(1)];
+  const [newLp, oldLp, advantages, newV, oldV, returns] = [
+    matrix(0.3),
+    matrix(0.3),
+    matrix(1),
+    matrix(1),
+    matrix(1),
+    matrix(1),
+  ];
   const core = ppoPolicyLoss(newLp, oldLp, advantages, mask, 0.2);
   const coreValue = ppoValueLoss(newV, oldV, returns, mask, 0.2);
   const t = (m: number[][]) => tf.tensor2d(m);
@@ -49,14 +58,28 @@ test('rewards put −β·KL on every token and the score on the last; advantages
     refLogprobs: [[-1.5, -1], [-0.5]],
     values: [[0.1, 0.2], [0.3]],
   } as unknown as Rollout;
-  const out = computeAdvantages(rollout, [1, -1], { klCoef: 0.5, klEstimator: 'k1', whitenRewards: false, whitenAdvantages: false, gamma: 1, lam: 1 });
+  const out = computeAdvantages(rollout, [1, -1], {
+    klCoef: 0.5,
+    klEstimator: 'k1',
+    whitenRewards: false,
+    whitenAdvantages: false,
+    gamma: 1,
+    lam: 1,
+  });
   assert.deepEqual(out.kl, [[0.5, -1], [0]]);
   assert.deepEqual(out.rewards, [[-0.25, 0.5 + 1], [-1]]);
   // γ = λ = 1: A_t = Σ_{k≥t} r_k − V_t
   out.advantages[0].forEach((a, i) => close(a, [1.25 - 0.1, 1.5 - 0.2][i]));
   close(out.advantages[1][0], -1 - 0.3);
   out.returns[0].forEach((r, i) => close(r, [1.25, 1.5][i]));
-  const whitened = computeAdvantages(rollout, [1, -1], { klCoef: 0.5, klEstimator: 'k1', whitenRewards: false, whitenAdvantages: true, gamma: 1, lam: 1 });
+  const whitened = computeAdvantages(rollout, [1, -1], {
+    klCoef: 0.5,
+    klEstimator: 'k1',
+    whitenRewards: false,
+    whitenAdvantages: true,
+    gamma: 1,
+    lam: 1,
+  });
   const flat = whitened.advantages.flat();
   close(flat.reduce((a, b) => a + b, 0) / flat.length, 0, 1e-6);
 });
@@ -94,7 +117,26 @@ const workDir = mkdtempSync(path.join(tmpdir(), 'rlhf-ppo-'));
 async function tinySft(): Promise<string> {
   if (sftCheckpoint) return sftCheckpoint;
   const configFile = path.join(workDir, 'sft.rlhf.json');
-  writeFileSync(configFile, JSON.stringify({ name: 'sft', seed: 1, backend: 'wasm', model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 40 }, tokenizer: { vocab_size: 300 }, stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 2000 }, learning_rate: 0.005, max_steps: 60, warmup_steps: 5, save_steps: 60 }] }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      name: 'sft',
+      seed: 1,
+      backend: 'wasm',
+      model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 40 },
+      tokenizer: { vocab_size: 300 },
+      stages: [
+        {
+          type: 'sft',
+          dataset: { source: 'demo', num_examples: 2000 },
+          learning_rate: 0.005,
+          max_steps: 60,
+          warmup_steps: 5,
+          save_steps: 60,
+        },
+      ],
+    }),
+  );
   const { runs } = await runPipeline({ configFile, runsRoot: path.join(workDir, 'runs') }, { log: () => undefined });
   sftCheckpoint = runs[0].result.outputs.checkpoint as string;
   return sftCheckpoint;
@@ -104,12 +146,47 @@ async function tinySft(): Promise<string> {
 async function ppoConfig(name: string, extra: Record<string, unknown> = {}, rewardModel?: string): Promise<string> {
   const sft = await tinySft();
   const file = path.join(workDir, `${name}.rlhf.json`);
-  writeFileSync(file, JSON.stringify({ name, seed: 4, backend: 'wasm', stages: [{ type: 'ppo', policy: sft, reward_model: rewardModel ?? sft, prompts: { source: 'demo' }, total_episodes: 48, batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 2, max_new_tokens: 12, eval_steps: 3, num_eval_prompts: 8, save_steps: 3, adap_kl_ctrl: true, use_score_scaling: true, ...extra }] }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      name,
+      seed: 4,
+      backend: 'wasm',
+      stages: [
+        {
+          type: 'ppo',
+          policy: sft,
+          reward_model: rewardModel ?? sft,
+          prompts: { source: 'demo' },
+          total_episodes: 48,
+          batch_size: 8,
+          num_mini_batches: 2,
+          num_ppo_epochs: 2,
+          max_new_tokens: 12,
+          eval_steps: 3,
+          num_eval_prompts: 8,
+          save_steps: 3,
+          adap_kl_ctrl: true,
+          use_score_scaling: true,
+          ...extra,
+        },
+      ],
+    }),
+  );
   return file;
 }
 
-const metricsOf = (runDir: string) => readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, number>);
-const deterministic = (rows: Record<string, number>[]) => rows.map((row) => Object.fromEntries(Object.entries(row).filter(([key]) => key !== 'time' && key !== 'eps' && !key.startsWith('time/'))));
+const metricsOf = (runDir: string) =>
+  readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, number>);
+const deterministic = (rows: Record<string, number>[]) =>
+  rows.map((row) =>
+    Object.fromEntries(
+      Object.entries(row).filter(([key]) => key !== 'time' && key !== 'eps' && !key.startsWith('time/')),
+    ),
+  );
 
 test('a PPO step writes TRL metrics and a trace with every per-token quantity and per-epoch ratios', async () => {
   const configFile = await ppoConfig('trace', { total_episodes: 16 });
@@ -117,7 +194,23 @@ test('a PPO step writes TRL metrics and a trace with every per-token quantity an
   const runDir = runs[0].runDir;
   const metrics = metricsOf(runDir);
   assert.equal(metrics[0].step, 0, 'a step-0 eval of the starting policy comes first');
-  for (const key of ['objective/kl', 'objective/entropy', 'objective/non_score_reward', 'objective/rlhf_reward', 'objective/scores', 'objective/kl_coef', 'policy/approxkl_avg', 'policy/clipfrac_avg', 'loss/policy_avg', 'loss/value_avg', 'val/clipfrac_avg', 'val/ratio', 'lr', 'episode', 'oracle/score']) {
+  for (const key of [
+    'objective/kl',
+    'objective/entropy',
+    'objective/non_score_reward',
+    'objective/rlhf_reward',
+    'objective/scores',
+    'objective/kl_coef',
+    'policy/approxkl_avg',
+    'policy/clipfrac_avg',
+    'loss/policy_avg',
+    'loss/value_avg',
+    'val/clipfrac_avg',
+    'val/ratio',
+    'lr',
+    'episode',
+    'oracle/score',
+  ]) {
     assert.ok(Number.isFinite(metrics[1][key]), `${key} in metrics.jsonl`);
   }
   const trace = decodeTrace(new Uint8Array(readFileSync(path.join(runDir, 'traces', 'step-1.arrow'))));
@@ -127,20 +220,45 @@ test('a PPO step writes TRL metrics and a trace with every per-token quantity an
     if (trace.kind !== 'ppo') break;
     const n = row.tokens.length;
     assert.ok(n >= 1);
-    for (const column of ['token_ids', 'logprob', 'ref_logprob', 'kl', 'value', 'reward', 'advantage', 'return', 'entropy'] as const) assert.equal(row[column].length, n, column);
+    for (const column of [
+      'token_ids',
+      'logprob',
+      'ref_logprob',
+      'kl',
+      'value',
+      'reward',
+      'advantage',
+      'return',
+      'entropy',
+    ] as const)
+      assert.equal(row[column].length, n, column);
     assert.equal(row.ratio.length, 2, 'one ratio list per PPO epoch');
     assert.ok(row.ratio.every((epoch) => epoch.length === n));
-    assert.ok(row.clip.every((epoch, e) => epoch.every((flag, t) => flag === (row.ratio[e][t] < 0.8 ? -1 : row.ratio[e][t] > 1.2 ? 1 : 0))));
+    assert.ok(
+      row.clip.every((epoch, e) =>
+        epoch.every((flag, t) => flag === (row.ratio[e][t] < 0.8 ? -1 : row.ratio[e][t] > 1.2 ? 1 : 0)),
+      ),
+    );
     // The first epoch's first minibatch sees the rollout policy: ratios there are ~1.
     assert.equal(row.reward.at(-1) !== undefined, true);
-    close(row.reward.slice(0, -1).reduce((a, b) => a + b, 0), row.kl.slice(0, -1).reduce((a, b) => a - metrics[1]['objective/kl_coef'] * b, 0), 1e-4);
+    close(
+      row.reward.slice(0, -1).reduce((a, b) => a + b, 0),
+      row.kl.slice(0, -1).reduce((a, b) => a - metrics[1]['objective/kl_coef'] * b, 0),
+      1e-4,
+    );
   }
 });
 
 test('PPO stopped at a checkpoint and resumed equals an uninterrupted run (KL controller and optimizer restored)', async () => {
-  const whole = await runPipeline({ configFile: await ppoConfig('whole'), runsRoot: path.join(workDir, 'runs') }, { log: () => undefined });
+  const whole = await runPipeline(
+    { configFile: await ppoConfig('whole'), runsRoot: path.join(workDir, 'runs') },
+    { log: () => undefined },
+  );
   let steps = 0;
-  const parts = await runPipeline({ configFile: await ppoConfig('parts'), runsRoot: path.join(workDir, 'runs') }, { log: () => undefined, onStep: () => steps++, shouldStop: () => steps >= 4 });
+  const parts = await runPipeline(
+    { configFile: await ppoConfig('parts'), runsRoot: path.join(workDir, 'runs') },
+    { log: () => undefined, onStep: () => steps++, shouldStop: () => steps >= 4 },
+  );
   assert.equal(parts.stopped, true);
   const runDir = parts.runs[0].runDir;
   await runPipeline({ resumeDir: runDir, runsRoot: path.join(workDir, 'runs') }, { log: () => undefined });
@@ -166,8 +284,14 @@ test('a PPO trainer killed with SIGKILL resumes from its last checkpoint from th
   child.kill('SIGKILL');
   await new Promise((resolve) => child.once('exit', resolve));
   assert.ok(existsSync(path.join(runDir, 'checkpoints', 'step-2')), 'a checkpoint was written before the kill');
-  assert.equal(JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')).status, 'running', 'a killed trainer could not mark its run');
-  const resumed = spawn(process.execPath, [trainer, 'train', '--resume', runDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  assert.equal(
+    JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')).status,
+    'running',
+    'a killed trainer could not mark its run',
+  );
+  const resumed = spawn(process.execPath, [trainer, 'train', '--resume', runDir], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   resumed.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const code = await new Promise((resolve) => resumed.once('exit', resolve));
@@ -176,7 +300,11 @@ test('a PPO trainer killed with SIGKILL resumes from its last checkpoint from th
   const runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
   assert.equal(runJson.status, 'completed');
   const steps = metricsOf(runDir).map((row) => row.step);
-  assert.deepEqual(steps, Array.from({ length: 9 }, (_, i) => i), 'every step once, none lost or doubled');
+  assert.deepEqual(
+    steps,
+    Array.from({ length: 9 }, (_, i) => i),
+    'every step once, none lost or doubled',
+  );
 });
 
 test('a NaN score stops PPO before the update, naming the quantity and step, and marks the run failed', async () => {
@@ -193,7 +321,10 @@ test('a NaN score stops PPO before the update, naming the quantity and step, and
   writeFileSync(path.join(broken, 'model.safetensors'), encodeSafetensors(model.tensors));
   const configFile = await ppoConfig('nan', { use_score_scaling: false }, broken);
   const runsRoot = path.join(workDir, 'nan-runs');
-  await assert.rejects(runPipeline({ configFile, runsRoot }, { log: () => undefined }), /objective\/scores is NaN at step 1; stopped without applying that update/);
+  await assert.rejects(
+    runPipeline({ configFile, runsRoot }, { log: () => undefined }),
+    /objective\/scores is NaN at step 1; stopped without applying that update/,
+  );
   const runDir = path.join(runsRoot, readdirSync(runsRoot)[0]);
   const runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
   assert.equal(runJson.status, 'failed');

@@ -47,7 +47,10 @@ test('each judgment is one line in the DESIGN format; a retraction line removes 
   assert.ok(after.startsWith(before), 'the earlier lines are untouched: undo only appends');
   assert.deepEqual(Object.keys(JSON.parse(after.trim().split('\n')[2])).sort(), ['retracts', 'time']);
   const read = await store.read();
-  assert.deepEqual(read.judgments.map((j) => j.id), ['b']);
+  assert.deepEqual(
+    read.judgments.map((j) => j.id),
+    ['b'],
+  );
   assert.equal(read.retracted, 1);
   assert.deepEqual(read.problems, []);
 });
@@ -60,7 +63,10 @@ test('a torn last line (a crash mid-write) does not swallow the next judgment; r
   const store = new PreferenceStore(file);
   await store.append(judgment('c'));
   const read = await store.read();
-  assert.deepEqual(read.judgments.map((j) => j.id), ['a', 'c']);
+  assert.deepEqual(
+    read.judgments.map((j) => j.id),
+    ['a', 'c'],
+  );
   assert.equal(read.problems.length, 1);
   assert.equal(read.problems[0].line, 2);
   assert.match(read.problems[0].message, /not valid JSON/);
@@ -69,16 +75,30 @@ test('a torn last line (a crash mid-write) does not swallow the next judgment; r
 test('a line that is not UTF-8 is reported by line and skipped (not read with U+FFFD in it)', async () => {
   const file = path.join(temp(), 'd.jsonl');
   const latin1 = Buffer.from(JSON.stringify(judgment('b')).replace('prompt b', 'caf\u00e9'), 'latin1');
-  writeFileSync(file, Buffer.concat([Buffer.from(`${JSON.stringify(judgment('a'))}\n`), latin1, Buffer.from(`\n${JSON.stringify(judgment('c'))}\n`)]));
+  writeFileSync(
+    file,
+    Buffer.concat([
+      Buffer.from(`${JSON.stringify(judgment('a'))}\n`),
+      latin1,
+      Buffer.from(`\n${JSON.stringify(judgment('c'))}\n`),
+    ]),
+  );
   const read = await new PreferenceStore(file).read();
-  assert.deepEqual(read.judgments.map((j) => j.id), ['a', 'c']);
-  assert.deepEqual(read.problems.map(formatPreferenceProblem), [`${file}:2: not UTF-8 (byte 0xE9 at byte ${latin1.indexOf(0xe9) + 1} of the line); save the file as UTF-8`]);
+  assert.deepEqual(
+    read.judgments.map((j) => j.id),
+    ['a', 'c'],
+  );
+  assert.deepEqual(read.problems.map(formatPreferenceProblem), [
+    `${file}:2: not UTF-8 (byte 0xE9 at byte ${latin1.indexOf(0xe9) + 1} of the line); save the file as UTF-8`,
+  ]);
 });
 
 test('concurrent appends come out as whole lines, none lost', async () => {
   const file = path.join(temp(), 'd.jsonl');
   const store = new PreferenceStore(file);
-  await Promise.all(Array.from({ length: 40 }, (_, i) => store.append({ ...judgment(`j${i}`), note: 'x'.repeat(5000) })));
+  await Promise.all(
+    Array.from({ length: 40 }, (_, i) => store.append({ ...judgment(`j${i}`), note: 'x'.repeat(5000) })),
+  );
   const lines = readFileSync(file, 'utf8').trim().split('\n');
   assert.equal(lines.length, 40);
   assert.deepEqual(new Set(lines.map((line) => JSON.parse(line).id)).size, 40);
@@ -102,7 +122,12 @@ test('a judgment acknowledged to a process that is killed with SIGKILL right aft
   let acknowledged: string[] = [];
   await new Promise<void>((resolve) => {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      acknowledged = acknowledged.concat(chunk.split('\n').filter((line) => line.startsWith('saved')).map((line) => line.slice(6)));
+      acknowledged = acknowledged.concat(
+        chunk
+          .split('\n')
+          .filter((line) => line.startsWith('saved'))
+          .map((line) => line.slice(6)),
+      );
       if (acknowledged.length >= 25) {
         child.kill('SIGKILL');
         resolve();
@@ -129,12 +154,18 @@ test('export writes TRL pairwise lines: all K(K-1)/2 pairs of each live judgment
   const result = await exportTrlPairwise(file, output);
   assert.equal(result.pairs, 11);
   assert.equal(result.judgments, 2);
-  const rows = readFileSync(output, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const rows = readFileSync(output, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   assert.deepEqual(rows[0], { prompt: 'prompt a', chosen: 'y', rejected: 'w' });
   assert.ok(rows.every((row) => Object.keys(row).join() === 'prompt,chosen,rejected'));
   assert.ok(!rows.some((row) => row.prompt === 'prompt c'));
   // The exported file reads back as judgments too (TRL lines are K = 2 judgments).
   assert.equal((await readPreferenceFile(output)).judgments.length, 11);
   // And the real `node` can parse every line (no BOM, no trailing garbage).
-  execFileSync(process.execPath, ['-e', `require('fs').readFileSync(${JSON.stringify(output)}, 'utf8').trim().split('\\n').forEach((l) => JSON.parse(l))`]);
+  execFileSync(process.execPath, [
+    '-e',
+    `require('fs').readFileSync(${JSON.stringify(output)}, 'utf8').trim().split('\\n').forEach((l) => JSON.parse(l))`,
+  ]);
 });

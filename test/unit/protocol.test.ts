@@ -5,15 +5,35 @@ import { parseDashboardMessage, parseHostMessage, parseTrainerMessage } from '..
 test('dashboard messages: known types pass, anything else is refused', () => {
   assert.deepEqual(parseDashboardMessage({ type: 'webview/ready' }), { type: 'webview/ready' });
   assert.deepEqual(parseDashboardMessage({ type: 'dashboard/refresh' }), { type: 'dashboard/refresh' });
-  for (const bad of [null, 'webview/ready', [], {}, { type: 'dashboard/delete' }, { type: 'dashboard/refresh', path: '/etc' }, { type: 7 }]) {
+  for (const bad of [
+    null,
+    'webview/ready',
+    [],
+    {},
+    { type: 'dashboard/delete' },
+    { type: 'dashboard/refresh', path: '/etc' },
+    { type: 7 },
+  ]) {
     assert.equal(parseDashboardMessage(bad), undefined, JSON.stringify(bad));
   }
 });
 
 test('trainer messages are validated field by field', () => {
-  assert.deepEqual(parseTrainerMessage({ type: 'trainer/ready', pid: 12, nodeVersion: 'v20' }), { type: 'trainer/ready', pid: 12, nodeVersion: 'v20' });
-  assert.deepEqual(parseTrainerMessage({ type: 'run/log', level: 'warn', message: 'x' }), { type: 'run/log', level: 'warn', message: 'x' });
-  assert.deepEqual(parseTrainerMessage({ type: 'trainer/exit', code: 0, reason: 'done' }), { type: 'trainer/exit', code: 0, reason: 'done' });
+  assert.deepEqual(parseTrainerMessage({ type: 'trainer/ready', pid: 12, nodeVersion: 'v20' }), {
+    type: 'trainer/ready',
+    pid: 12,
+    nodeVersion: 'v20',
+  });
+  assert.deepEqual(parseTrainerMessage({ type: 'run/log', level: 'warn', message: 'x' }), {
+    type: 'run/log',
+    level: 'warn',
+    message: 'x',
+  });
+  assert.deepEqual(parseTrainerMessage({ type: 'trainer/exit', code: 0, reason: 'done' }), {
+    type: 'trainer/exit',
+    code: 0,
+    reason: 'done',
+  });
   assert.equal(parseTrainerMessage({ type: 'trainer/ready', pid: '12', nodeVersion: 'v20' }), undefined);
   assert.equal(parseTrainerMessage({ type: 'run/log', level: 'loud', message: 'x' }), undefined);
   assert.equal(parseTrainerMessage({ type: 'run/error', message: 'x', detail: 3 }), undefined);

@@ -37,7 +37,18 @@ export function ensureRankCheckpoint(): string {
       backend: 'wasm',
       model: rankModelShape,
       tokenizer: { vocab_size: 400 },
-      stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 3000 }, learning_rate: 0.003, max_steps: 120, per_device_train_batch_size: 8, warmup_steps: 10, eval_steps: 120, save_steps: 120 }],
+      stages: [
+        {
+          type: 'sft',
+          dataset: { source: 'demo', num_examples: 3000 },
+          learning_rate: 0.003,
+          max_steps: 120,
+          per_device_train_batch_size: 8,
+          warmup_steps: 10,
+          eval_steps: 120,
+          save_steps: 120,
+        },
+      ],
     }),
   );
   const trainer = path.join(root, 'dist', 'trainer.js');
@@ -46,7 +57,10 @@ export function ensureRankCheckpoint(): string {
   // RLHF_LENS_HEAVY_LOCK=held says the caller already holds the lock (a second flock would wait forever).
   const lock = existsSync('/usr/bin/flock') && process.env.RLHF_LENS_HEAVY_LOCK !== 'held';
   const command = lock ? ['/usr/bin/flock', '/tmp/rlhf-heavy.lock', process.execPath] : [process.execPath];
-  execFileSync(command[0], [...command.slice(1), trainer, 'train', config, '--runs-dir', runs], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 15 * 60_000 });
+  execFileSync(command[0], [...command.slice(1), trainer, 'train', config, '--runs-dir', runs], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: 15 * 60_000,
+  });
   const trained = found();
   if (!trained) throw new Error(`training the rank checkpoint left no step-120 checkpoint under ${runs}`);
   return trained;

@@ -36,7 +36,16 @@ after(async () => {
 });
 
 test('a warm trainer samples K completions per request and keeps the checkpoint loaded for the next', async () => {
-  const request = { checkpoint, prompt: 'review of the blender:', numSamples: 4, temperature: 1, topP: 1, maxNewTokens: 128, seed: 1, stopAtEos: false };
+  const request = {
+    checkpoint,
+    prompt: 'review of the blender:',
+    numSamples: 4,
+    temperature: 1,
+    topP: 1,
+    maxNewTokens: 128,
+    seed: 1,
+    stopAtEos: false,
+  };
   const first = await sampler.sample(request);
   assert.equal(first.completions.length, 4);
   assert.deepEqual(first.tokenCounts, [128, 128, 128, 128]);
@@ -56,8 +65,27 @@ test('a warm trainer samples K completions per request and keeps the checkpoint 
 
 test('a folder that is not a checkpoint is an error naming it, and the trainer keeps serving', async () => {
   const missing = path.join(tmpdir(), 'no-such-checkpoint');
-  await assert.rejects(sampler.sample({ checkpoint: missing, prompt: 'x', numSamples: 2, temperature: 1, topP: 1, maxNewTokens: 8, seed: 0 }), new RegExp(`${missing} is not a checkpoint: config.json is missing`));
-  const ok = await sampler.sample({ checkpoint, prompt: 'x', numSamples: 2, temperature: 1, topP: 1, maxNewTokens: 8, seed: 0 });
+  await assert.rejects(
+    sampler.sample({
+      checkpoint: missing,
+      prompt: 'x',
+      numSamples: 2,
+      temperature: 1,
+      topP: 1,
+      maxNewTokens: 8,
+      seed: 0,
+    }),
+    new RegExp(`${missing} is not a checkpoint: config.json is missing`),
+  );
+  const ok = await sampler.sample({
+    checkpoint,
+    prompt: 'x',
+    numSamples: 2,
+    temperature: 1,
+    topP: 1,
+    maxNewTokens: 8,
+    seed: 0,
+  });
   assert.equal(ok.completions.length, 2);
 });
 
@@ -69,7 +97,12 @@ test('a reward model trains on a dataset ranked in a Rank session from sampled c
   // Distinct prompts: the reward stage splits train and held-out by prompt and batches whole prompts.
   const prompts = [...new Set(generateReviews(400, 5).map((review) => review.prompt))].slice(0, 24);
   assert.equal(prompts.length, 24);
-  const { source } = await openRankSource({ kind: 'checkpoint', checkpoint, prompts, k: 4, temperature: 1.2, topP: 1, maxNewTokens: 24 }, new Set(), () => sampler, new Random(9));
+  const { source } = await openRankSource(
+    { kind: 'checkpoint', checkpoint, prompts, k: 4, temperature: 1.2, topP: 1, maxNewTokens: 24 },
+    new Set(),
+    () => sampler,
+    new Random(9),
+  );
   await session.setSource(source);
   // Rank as an annotator who likes positive reviews would: by the demo oracle, then (when the oracle
   // cannot tell) the longer completion first; identical texts tie.
@@ -78,7 +111,9 @@ test('a reward model trains on a dataset ranked in a Rank session from sampled c
     const set = session.state().set;
     assert.ok(set, session.state().status);
     const scores = set.completions.map((completion) => sentimentScore(set.prompt + completion));
-    const order = [...scores.keys()].sort((a, b) => scores[b] - scores[a] || set.completions[b].length - set.completions[a].length);
+    const order = [...scores.keys()].sort(
+      (a, b) => scores[b] - scores[a] || set.completions[b].length - set.completions[a].length,
+    );
     const ranking: number[][] = [];
     for (const index of order) {
       const last = ranking.at(-1);
@@ -92,35 +127,84 @@ test('a reward model trains on a dataset ranked in a Rank session from sampled c
   session.dispose();
 
   const config = path.join(dir, 'reward.rlhf.json');
-  writeFileSync(config, JSON.stringify({ name: 'panel-reward', seed: 1, backend: 'wasm', stages: [{ type: 'reward', init_from: checkpoint, preferences: store.file, num_train_epochs: 2, per_device_train_batch_size: 4, eval_fraction: 0.2, warmup_steps: 2 }] }));
+  writeFileSync(
+    config,
+    JSON.stringify({
+      name: 'panel-reward',
+      seed: 1,
+      backend: 'wasm',
+      stages: [
+        {
+          type: 'reward',
+          init_from: checkpoint,
+          preferences: store.file,
+          num_train_epochs: 2,
+          per_device_train_batch_size: 4,
+          eval_fraction: 0.2,
+          warmup_steps: 2,
+        },
+      ],
+    }),
+  );
   const runs = path.join(dir, '.rlhf', 'runs');
-  const training = spawnSync(process.execPath, [trainerEntry, 'train', config, '--runs-dir', runs], { encoding: 'utf8', timeout: 10 * 60_000 });
+  const training = spawnSync(process.execPath, [trainerEntry, 'train', config, '--runs-dir', runs], {
+    encoding: 'utf8',
+    timeout: 10 * 60_000,
+  });
   assert.equal(training.status, 0, training.stderr);
   const [run] = readdirSync(runs);
   const runJson = JSON.parse(readFileSync(path.join(runs, run, 'run.json'), 'utf8'));
   assert.equal(runJson.status, 'completed');
-  const metrics = readFileSync(path.join(runs, run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const metrics = readFileSync(path.join(runs, run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   assert.ok(metrics.length >= 4, `${metrics.length} optimizer steps; the trainer said:\n${training.stderr}`);
-  assert.ok(metrics.every((m) => Number.isFinite(m['loss/reward'])), 'a finite Bradley–Terry loss every step');
+  assert.ok(
+    metrics.every((m) => Number.isFinite(m['loss/reward'])),
+    'a finite Bradley–Terry loss every step',
+  );
   const checkpoints = readdirSync(path.join(runs, run, 'checkpoints'));
   assert.ok(checkpoints.length >= 1, 'a checkpoint was written');
-  const state = JSON.parse(readFileSync(path.join(runs, run, 'checkpoints', checkpoints.at(-1) as string, 'trainer_state.json'), 'utf8'));
+  const state = JSON.parse(
+    readFileSync(path.join(runs, run, 'checkpoints', checkpoints.at(-1) as string, 'trainer_state.json'), 'utf8'),
+  );
   assert.equal(state.preferences, store.file);
-  assert.equal(state.train_judgments + state.eval_judgments, judged - 1, 'every live judgment of the panel file, the undone one left out');
+  assert.equal(
+    state.train_judgments + state.eval_judgments,
+    judged - 1,
+    'every live judgment of the panel file, the undone one left out',
+  );
 });
 
 test('an ONNX model folder is a source too: the same warm trainer samples it on onnxruntime-node and the judgment names the folder', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-rank-onnx-'));
   const folder = path.join(dir, 'my-model');
-  execFileSync(process.execPath, [trainerEntry, 'export', checkpoint, '--out', folder], { stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(process.execPath, [trainerEntry, 'export', checkpoint, '--out', folder], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   assert.ok(existsSync(path.join(folder, 'onnx', 'model.onnx')));
-  const direct = await sampler.sample({ checkpoint: folder, prompt: 'review of the lamp:', numSamples: 4, temperature: 1, topP: 1, maxNewTokens: 128, seed: 4, stopAtEos: false });
+  const direct = await sampler.sample({
+    checkpoint: folder,
+    prompt: 'review of the lamp:',
+    numSamples: 4,
+    temperature: 1,
+    topP: 1,
+    maxNewTokens: 128,
+    seed: 4,
+    stopAtEos: false,
+  });
   assert.equal(direct.backend, 'onnxruntime-node');
   assert.deepEqual(direct.tokenCounts, [128, 128, 128, 128]);
   const store = new PreferenceStore(path.join(dir, 'onnx.jsonl'));
   const session = new RankSession({ store, annotator: 'tester' });
   await session.load();
-  const { source } = await openRankSource({ kind: 'onnx', folder, prompts: ['review of the lamp:'], k: 3, temperature: 1, topP: 1, maxNewTokens: 16 }, new Set(), () => sampler, new Random(2));
+  const { source } = await openRankSource(
+    { kind: 'onnx', folder, prompts: ['review of the lamp:'], k: 3, temperature: 1, topP: 1, maxNewTokens: 16 },
+    new Set(),
+    () => sampler,
+    new Random(2),
+  );
   await session.setSource(source);
   const set = session.state().set;
   assert.ok(set, session.state().status);

@@ -30,10 +30,46 @@ const tinyPipeline = {
   model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 40, dropout: 0 },
   tokenizer: { vocab_size: 300 },
   stages: [
-    { type: 'sft', dataset: { source: 'demo', num_examples: 2000 }, learning_rate: 0.005, max_steps: 40, warmup_steps: 5, eval_steps: 20, save_steps: 20 },
-    { type: 'preferences', policy: 'sft', prompts: { source: 'demo' }, num_prompts: 96, completions_per_prompt: 2, max_new_tokens: 12 },
-    { type: 'reward', init_from: 'sft', preferences: 'preferences', num_train_epochs: 1, per_device_train_batch_size: 8, eval_steps: 4, save_steps: 4 },
-    { type: 'ppo', policy: 'sft', reward_model: 'reward', prompts: { source: 'demo' }, total_episodes: 32, batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 1, max_new_tokens: 10, eval_steps: 2, num_eval_prompts: 8, save_steps: 2 },
+    {
+      type: 'sft',
+      dataset: { source: 'demo', num_examples: 2000 },
+      learning_rate: 0.005,
+      max_steps: 40,
+      warmup_steps: 5,
+      eval_steps: 20,
+      save_steps: 20,
+    },
+    {
+      type: 'preferences',
+      policy: 'sft',
+      prompts: { source: 'demo' },
+      num_prompts: 96,
+      completions_per_prompt: 2,
+      max_new_tokens: 12,
+    },
+    {
+      type: 'reward',
+      init_from: 'sft',
+      preferences: 'preferences',
+      num_train_epochs: 1,
+      per_device_train_batch_size: 8,
+      eval_steps: 4,
+      save_steps: 4,
+    },
+    {
+      type: 'ppo',
+      policy: 'sft',
+      reward_model: 'reward',
+      prompts: { source: 'demo' },
+      total_episodes: 32,
+      batch_size: 8,
+      num_mini_batches: 2,
+      num_ppo_epochs: 1,
+      max_new_tokens: 10,
+      eval_steps: 2,
+      num_eval_prompts: 8,
+      save_steps: 2,
+    },
   ],
 };
 
@@ -89,10 +125,20 @@ interface Exit {
 }
 
 /** Runs the trainer with `args` in `cwd`, with a fault injected when one is given. */
-function cli(args: string[], options: { cwd?: string; fault?: { match: string; at: number; action: 'kill' | 'kill-torn' | 'throw' | 'disk-full' } } = {}): Promise<Exit> {
+function cli(
+  args: string[],
+  options: {
+    cwd?: string;
+    fault?: { match: string; at: number; action: 'kill' | 'kill-torn' | 'throw' | 'disk-full' };
+  } = {},
+): Promise<Exit> {
   const preload = options.fault ? ['--require', faultHook] : [];
   const env = options.fault ? { ...process.env, RLHF_TEST_FAULT: JSON.stringify(options.fault) } : process.env;
-  const child = spawn(process.execPath, [...preload, trainer, ...args], { cwd: options.cwd ?? workDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...preload, trainer, ...args], {
+    cwd: options.cwd ?? workDir,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stderr })));
@@ -108,8 +154,10 @@ function runsByStage(runsRoot: string): Record<string, string[]> {
   return byStage;
 }
 
-const runJsonOf = (runDir: string) => JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { status: string; error?: string; step?: number };
-const finalWeights = (ppoRunDir: string) => readFileSync(path.join(ppoRunDir, 'checkpoints', 'step-4', 'model.safetensors'));
+const runJsonOf = (runDir: string) =>
+  JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { status: string; error?: string; step?: number };
+const finalWeights = (ppoRunDir: string) =>
+  readFileSync(path.join(ppoRunDir, 'checkpoints', 'step-4', 'model.safetensors'));
 /** The judgments without what names their run or time: what the same seed must reproduce. */
 const judgments = (preferencesRunDir: string) =>
   readFileSync(path.join(preferencesRunDir, 'preferences.jsonl'), 'utf8')
@@ -123,7 +171,13 @@ const deterministicMetrics = (runDir: string) =>
   readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
-    .map((line) => Object.fromEntries(Object.entries(JSON.parse(line) as Record<string, number>).filter(([key]) => key !== 'time' && !key.includes('per_s') && !key.startsWith('time/') && key !== 'eps')));
+    .map((line) =>
+      Object.fromEntries(
+        Object.entries(JSON.parse(line) as Record<string, number>).filter(
+          ([key]) => key !== 'time' && !key.includes('per_s') && !key.startsWith('time/') && key !== 'eps',
+        ),
+      ),
+    );
 
 /** A fresh, empty working folder: resumes start there, so the runs folder is not found by accident. */
 const elsewhere = () => mkdtempSync(path.join(workDir, 'cwd-'));
@@ -144,7 +198,9 @@ after(() => rmSync(workDir, { recursive: true, force: true }));
 test('killed inside a preferences batch (its last line cut), resume from another folder redoes that batch and finishes the pipeline as an uninterrupted run', async () => {
   const runsRoot = path.join(workDir, 'in-batch');
   // Judgment 40 is the 8th of batch 3 (16 a batch): 39 whole lines, then 20 bytes of the 40th.
-  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], { fault: { match: 'preferences\\.jsonl$', at: 40, action: 'kill-torn' } });
+  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], {
+    fault: { match: 'preferences\\.jsonl$', at: 40, action: 'kill-torn' },
+  });
   assert.equal(killed.signal, 'SIGKILL', killed.stderr);
   const preferencesRun = runsByStage(runsRoot).preferences[0];
   const file = readFileSync(path.join(preferencesRun, 'preferences.jsonl'), 'utf8');
@@ -155,14 +211,28 @@ test('killed inside a preferences batch (its last line cut), resume from another
   const cwd = elsewhere();
   const resumed = await cli(['train', '--resume', path.relative(cwd, preferencesRun)], { cwd });
   assert.equal(resumed.code, 0, resumed.stderr);
-  assert.match(resumed.stderr, /keeping the 32 judgments of whole batches and dropping the 8 lines after them; batch 3 is written again/);
+  assert.match(
+    resumed.stderr,
+    /keeping the 32 judgments of whole batches and dropping the 8 lines after them; batch 3 is written again/,
+  );
   assert.deepEqual(readdirSync(cwd), [], 'nothing is written in the working folder');
   const runs = runsByStage(runsRoot);
-  assert.deepEqual(Object.fromEntries(Object.entries(runs).map(([stage, dirs]) => [stage, dirs.length])), { sft: 1, preferences: 1, reward: 1, ppo: 1 }, 'the later stages went to the pipeline\'s own runs folder');
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(runs).map(([stage, dirs]) => [stage, dirs.length])),
+    { sft: 1, preferences: 1, reward: 1, ppo: 1 },
+    "the later stages went to the pipeline's own runs folder",
+  );
   assert.ok(Object.values(runs).every(([dir]) => runJsonOf(dir).status === 'completed'));
   assert.deepEqual(judgments(preferencesRun), judgments(reference.preferences[0]));
-  assert.deepEqual(deterministicMetrics(preferencesRun).map((row) => row.step), [1, 2, 3, 4, 5, 6], 'one metrics line per batch, none doubled');
-  assert.ok(finalWeights(runs.ppo[0]).equals(finalWeights(reference.ppo[0])), 'the PPO policy equals the uninterrupted run\'s, byte for byte');
+  assert.deepEqual(
+    deterministicMetrics(preferencesRun).map((row) => row.step),
+    [1, 2, 3, 4, 5, 6],
+    'one metrics line per batch, none doubled',
+  );
+  assert.ok(
+    finalWeights(runs.ppo[0]).equals(finalWeights(reference.ppo[0])),
+    "the PPO policy equals the uninterrupted run's, byte for byte",
+  );
 
   // Resuming the completed reward stage (as if killed before PPO began) continues with PPO; resuming
   // the last stage of a finished pipeline says so.
@@ -174,33 +244,52 @@ test('killed inside a preferences batch (its last line cut), resume from another
   assert.ok(finalWeights(ppoRuns[1]).equals(finalWeights(reference.ppo[0])));
   const finished = await cli(['train', '--resume', ppoRuns[1]], { cwd });
   assert.equal(finished.code, 0, finished.stderr);
-  assert.match(finished.stderr, /nothing to resume: the pipeline "tiny" has finished; .* is its last stage \(4 of 4\) and completed/);
+  assert.match(
+    finished.stderr,
+    /nothing to resume: the pipeline "tiny" has finished; .* is its last stage \(4 of 4\) and completed/,
+  );
   assert.equal(runsByStage(runsRoot).ppo.length, 2, 'no stage ran again');
 });
 
 test('killed after a batch of judgments but before its metrics line, resume writes that batch again: every batch has its judgments and one metrics line', async () => {
   const runsRoot = path.join(workDir, 'before-metrics');
-  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], { fault: { match: '-preferences-.*metrics\\.jsonl$', at: 3, action: 'kill' } });
+  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], {
+    fault: { match: '-preferences-.*metrics\\.jsonl$', at: 3, action: 'kill' },
+  });
   assert.equal(killed.signal, 'SIGKILL', killed.stderr);
   const preferencesRun = runsByStage(runsRoot).preferences[0];
-  assert.equal(readFileSync(path.join(preferencesRun, 'preferences.jsonl'), 'utf8').split('\n').length, 49, '3 whole batches written, metrics of 2');
+  assert.equal(
+    readFileSync(path.join(preferencesRun, 'preferences.jsonl'), 'utf8').split('\n').length,
+    49,
+    '3 whole batches written, metrics of 2',
+  );
   const resumed = await cli(['train', '--resume', preferencesRun], { cwd: elsewhere() });
   assert.equal(resumed.code, 0, resumed.stderr);
-  assert.match(resumed.stderr, /keeping the 32 judgments of whole batches and dropping the 16 lines after them; batch 3 is written again/);
+  assert.match(
+    resumed.stderr,
+    /keeping the 32 judgments of whole batches and dropping the 16 lines after them; batch 3 is written again/,
+  );
   assert.deepEqual(deterministicMetrics(preferencesRun), deterministicMetrics(reference.preferences[0]));
   assert.deepEqual(judgments(preferencesRun), judgments(reference.preferences[0]));
 });
 
-test('killed before PPO\'s first checkpoint, resume restarts only PPO, in its own run directory, from the recorded outputs; it equals an uninterrupted run', async () => {
+test("killed before PPO's first checkpoint, resume restarts only PPO, in its own run directory, from the recorded outputs; it equals an uninterrupted run", async () => {
   const runsRoot = path.join(workDir, 'before-checkpoint');
   // PPO's 2nd metrics line is step 1 (after the step-0 baseline); its first checkpoint is at step 2.
-  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], { fault: { match: '-ppo-.*metrics\\.jsonl$', at: 2, action: 'kill' } });
+  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], {
+    fault: { match: '-ppo-.*metrics\\.jsonl$', at: 2, action: 'kill' },
+  });
   assert.equal(killed.signal, 'SIGKILL', killed.stderr);
   const before = runsByStage(runsRoot);
   const ppoRun = before.ppo[0];
   assert.deepEqual(readdirSync(path.join(ppoRun, 'checkpoints')), [], 'no checkpoint yet');
-  assert.ok(existsSync(path.join(ppoRun, 'traces', 'step-1.arrow')), 'but step 1\'s trace and the baseline metrics were written');
-  const earlierRunJson = ['sft', 'preferences', 'reward'].map((stage) => readFileSync(path.join(before[stage][0], 'run.json'), 'utf8'));
+  assert.ok(
+    existsSync(path.join(ppoRun, 'traces', 'step-1.arrow')),
+    "but step 1's trace and the baseline metrics were written",
+  );
+  const earlierRunJson = ['sft', 'preferences', 'reward'].map((stage) =>
+    readFileSync(path.join(before[stage][0], 'run.json'), 'utf8'),
+  );
 
   const cwd = elsewhere();
   const resumed = await cli(['train', '--resume', ppoRun], { cwd });
@@ -208,16 +297,32 @@ test('killed before PPO\'s first checkpoint, resume restarts only PPO, in its ow
   assert.match(resumed.stderr, /has no checkpoint yet: stage "ppo" starts again from the beginning/);
   assert.match(resumed.stderr, /finished 1 stage\n/);
   assert.deepEqual(runsByStage(runsRoot), before, 'no run directory was added');
-  assert.deepEqual(['sft', 'preferences', 'reward'].map((stage) => readFileSync(path.join(before[stage][0], 'run.json'), 'utf8')), earlierRunJson, 'the earlier stages were not touched');
+  assert.deepEqual(
+    ['sft', 'preferences', 'reward'].map((stage) => readFileSync(path.join(before[stage][0], 'run.json'), 'utf8')),
+    earlierRunJson,
+    'the earlier stages were not touched',
+  );
   assert.equal(runJsonOf(ppoRun).status, 'completed');
-  assert.deepEqual(deterministicMetrics(ppoRun), deterministicMetrics(reference.ppo[0]), 'the metrics of the restarted stage, the first rows included, equal the uninterrupted run\'s');
-  assert.deepEqual(readdirSync(path.join(ppoRun, 'traces')).sort(), readdirSync(path.join(reference.ppo[0], 'traces')).sort());
-  assert.ok(finalWeights(ppoRun).equals(finalWeights(reference.ppo[0])), 'the PPO policy equals the uninterrupted run\'s, byte for byte');
+  assert.deepEqual(
+    deterministicMetrics(ppoRun),
+    deterministicMetrics(reference.ppo[0]),
+    "the metrics of the restarted stage, the first rows included, equal the uninterrupted run's",
+  );
+  assert.deepEqual(
+    readdirSync(path.join(ppoRun, 'traces')).sort(),
+    readdirSync(path.join(reference.ppo[0], 'traces')).sort(),
+  );
+  assert.ok(
+    finalWeights(ppoRun).equals(finalWeights(reference.ppo[0])),
+    "the PPO policy equals the uninterrupted run's, byte for byte",
+  );
 });
 
 test('an uncaught error in a stage leaves its run.json failed with the error, not running', async () => {
   const runsRoot = path.join(workDir, 'uncaught');
-  const failed = await cli(['train', configFile, '--runs-dir', runsRoot], { fault: { match: '-sft-.*metrics\\.jsonl$', at: 1, action: 'throw' } });
+  const failed = await cli(['train', configFile, '--runs-dir', runsRoot], {
+    fault: { match: '-sft-.*metrics\\.jsonl$', at: 1, action: 'throw' },
+  });
   assert.notEqual(failed.code, 0);
   const runs = runsByStage(runsRoot);
   assert.deepEqual(Object.keys(runs), ['sft']);
@@ -230,14 +335,18 @@ test('a disk that fills up inside a checkpoint write leaves run.json failed with
   const runsRoot = path.join(workDir, 'disk-full');
   // From the reward model's first checkpoint write on, every write fails until a temporary is removed:
   // run.json too, so recording the failure has to free space first.
-  const failed = await cli(['train', configFile, '--runs-dir', runsRoot], { fault: { match: '-reward-.*checkpoints', at: 1, action: 'disk-full' } });
+  const failed = await cli(['train', configFile, '--runs-dir', runsRoot], {
+    fault: { match: '-reward-.*checkpoints', at: 1, action: 'disk-full' },
+  });
   assert.equal(failed.code, 1, failed.stderr);
   assert.match(failed.stderr, /ENOSPC/);
   const rewardRun = runsByStage(runsRoot).reward[0];
   const runJson = runJsonOf(rewardRun);
   assert.equal(runJson.status, 'failed');
   assert.match(runJson.error ?? '', /^could not write .*: no space left on device \(ENOSPC\)/);
-  const leftovers = [rewardRun, path.join(rewardRun, 'checkpoints')].flatMap((dir) => readdirSync(dir).filter(isTemporaryName));
+  const leftovers = [rewardRun, path.join(rewardRun, 'checkpoints')].flatMap((dir) =>
+    readdirSync(dir).filter(isTemporaryName),
+  );
   assert.deepEqual(leftovers, []);
 });
 
@@ -260,7 +369,9 @@ test('on a real full disk (a 1.2 MB tmpfs) the stage that ran out of space says 
   try {
     const failed = await cli(['train', configFile, '--runs-dir', path.join(disk, 'runs')]);
     assert.equal(failed.code, 1, failed.stderr);
-    const statuses = Object.values(runsByStage(path.join(disk, 'runs'))).flat().map((dir) => runJsonOf(dir));
+    const statuses = Object.values(runsByStage(path.join(disk, 'runs')))
+      .flat()
+      .map((dir) => runJsonOf(dir));
     assert.equal(statuses.filter((runJson) => runJson.status === 'running').length, 0, 'no run says running');
     const last = statuses.find((runJson) => runJson.status === 'failed');
     assert.match(last?.error ?? '', /ENOSPC/, failed.stderr);

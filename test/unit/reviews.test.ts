@@ -33,11 +33,15 @@ test('each review is prompt + completion, the completion starts with a space, an
 test('reviews vary: most texts are distinct, and positive, negative and lukewarm ones all occur', () => {
   const distinct = new Set(reviews.map((review) => review.text)).size;
   assert.ok(distinct / reviews.length > 0.85, `${distinct} distinct of ${reviews.length}`);
-  const share = (predicate: (label: number) => boolean): number => reviews.filter((review) => predicate(review.label)).length / reviews.length;
+  const share = (predicate: (label: number) => boolean): number =>
+    reviews.filter((review) => predicate(review.label)).length / reviews.length;
   assert.ok(share((label) => label > 0.3) > 0.25);
   assert.ok(share((label) => label < -0.3) > 0.25);
   assert.ok(share((label) => Math.abs(label) <= 0.3) > 0.15);
-  assert.ok(reviews.some((review) => / but /.test(review.text)) && reviews.some((review) => /^although |: although /.test(review.text)));
+  assert.ok(
+    reviews.some((review) => / but /.test(review.text)) &&
+      reviews.some((review) => /^although |: although /.test(review.text)),
+  );
   assert.ok(reviews.some((review) => /n't|\bnot\b|\bnever\b/.test(review.text)));
   assert.ok(reviews.filter((review) => review.prompt.endsWith(':')).length > 1000, 'header prompts occur');
 });
@@ -57,7 +61,8 @@ test('demo prompts are openings, mostly neutral, and never held-out prompts', ()
   const training = new Set(prompts);
   assert.equal(heldOut.filter((prompt) => training.has(prompt)).length, 0);
   assert.ok(new Set(heldOut).size > 50, 'the held-out set is not a handful of prompts');
-  for (const prompt of [...prompts, ...heldOut]) assert.ok(prompt.length > 0 && prompt.length < 60 && !prompt.startsWith(' '), prompt);
+  for (const prompt of [...prompts, ...heldOut])
+    assert.ok(prompt.length > 0 && prompt.length < 60 && !prompt.startsWith(' '), prompt);
   const neutral = prompts.filter((prompt) => sentimentScore(prompt) === 0).length / prompts.length;
   assert.ok(neutral > 0.6, `${neutral} of prompts are neutral`);
   assert.ok(prompts.filter((prompt) => prompt.endsWith(':')).length > 600, 'headers such as "review of the blender:"');
@@ -87,7 +92,11 @@ const cases: [text: string, expect: (score: number) => boolean, why: string][] =
   ['!!! ??? 123', (s) => s === 0, 'no words'],
   ['xkcdq zzzt pfffrt bvvvv', (s) => s === 0, 'gibberish'],
   ['great xkcdq zzzt pfffrt bvvvv qwrtp', (s) => Math.abs(s) < 0.05, 'a sentiment word lost in gibberish'],
-  ['amazing superb excellent wonderful fantastic brilliant', (s) => s < sentimentScore('the film was amazing and the acting was superb'), 'word salad scores below a sentence'],
+  [
+    'amazing superb excellent wonderful fantastic brilliant',
+    (s) => s < sentimentScore('the film was amazing and the acting was superb'),
+    'word salad scores below a sentence',
+  ],
 ];
 
 for (const [text, expect, why] of cases) {
@@ -104,10 +113,15 @@ test('repetition never raises the score beyond a bound', () => {
     assert.ok(sentimentScore(Array(k).fill('great').join(' ')) <= 0.05, `great × ${k}`);
     assert.ok(sentimentScore(Array(k).fill('great!').join(' ')) <= 0.05, `great! × ${k}`);
     assert.ok(sentimentScore(Array(k).fill('the film was great.').join(' ')) <= single, `sentence × ${k}`);
-    assert.ok(sentimentScore(`the film was ${Array(k).fill('really').join(' ')} great`) <= sentimentScore('the film was really great'));
+    assert.ok(
+      sentimentScore(`the film was ${Array(k).fill('really').join(' ')} great`) <=
+        sentimentScore('the film was really great'),
+    );
   }
   // Distinct sentences reusing one word: each reuse adds half the last, so the sum stays under 2× one use.
-  const reused = Array.from({ length: 30 }, (_, i) => `part ${String.fromCharCode(97 + (i % 26))}${i} was great.`).join(' ');
+  const reused = Array.from({ length: 30 }, (_, i) => `part ${String.fromCharCode(97 + (i % 26))}${i} was great.`).join(
+    ' ',
+  );
   assert.ok(sentimentScore(reused) <= Math.tanh((2 * 0.8) / 1.2) + 1e-9, `${sentimentScore(reused)}`);
 });
 
@@ -121,6 +135,8 @@ test('the oracle is deterministic and scores over 100k short texts a second', ()
   for (let round = 0; round < rounds; round++) for (const text of texts) sink += sentimentScore(text);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const perSecond = (rounds * texts.length) / seconds;
-  console.log(`oracle throughput: ${Math.round(perSecond).toLocaleString('en-US')} texts/s (mean ${Math.round(texts.join('').length / texts.length)} characters; checksum ${sink.toFixed(3)})`);
+  console.log(
+    `oracle throughput: ${Math.round(perSecond).toLocaleString('en-US')} texts/s (mean ${Math.round(texts.join('').length / texts.length)} characters; checksum ${sink.toFixed(3)})`,
+  );
   assert.ok(perSecond > 100_000, `${Math.round(perSecond)} texts/s`);
 });

@@ -4,7 +4,17 @@
 // exit non-zero with the message and write nothing outside the runs folder.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -39,7 +49,17 @@ before(() => {
       backend: 'cpu',
       model: { n_layer: 1, n_head: 1, n_embd: 8, block_size: 16 },
       tokenizer: { vocab_size: 270 },
-      stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 100 }, max_steps: 4, save_steps: 2, eval_steps: 4, warmup_steps: 0, per_device_train_batch_size: 2 }],
+      stages: [
+        {
+          type: 'sft',
+          dataset: { source: 'demo', num_examples: 100 },
+          max_steps: 4,
+          save_steps: 2,
+          eval_steps: 4,
+          warmup_steps: 0,
+          per_device_train_batch_size: 2,
+        },
+      ],
     }),
   );
   const trained = cli(['train', 'tiny.rlhf.json'], pristine);
@@ -60,7 +80,9 @@ function workspace() {
 /** Every path under `dir` with its size, to show that a failed command changed nothing. */
 function tree(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .map((name) => `${name} ${statSync(path.join(dir, name)).isDirectory() ? 'dir' : statSync(path.join(dir, name)).size}`)
+    .map(
+      (name) => `${name} ${statSync(path.join(dir, name)).isDirectory() ? 'dir' : statSync(path.join(dir, name)).size}`,
+    )
     .sort();
 }
 
@@ -79,7 +101,10 @@ function cut(file: string, bytes: number): void {
 }
 
 /** The header of a safetensors file rewritten (a header that lies), the data bytes kept. */
-function rewriteHeader(file: string, edit: (header: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>) => void): void {
+function rewriteHeader(
+  file: string,
+  edit: (header: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>) => void,
+): void {
   const bytes = readFileSync(file);
   const size = Number(bytes.readBigUInt64LE(0));
   const header = JSON.parse(bytes.subarray(8, 8 + size).toString('utf8')) as Parameters<typeof edit>[0];
@@ -123,7 +148,11 @@ test('model.safetensors cut at any of several offsets is named with what is wron
     [whole.length - 1, /run past the end .*truncated/],
   ] as const) {
     writeFileSync(file, whole.subarray(0, bytes));
-    await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, new RegExp(`^: invalid safetensors file: .*${message.source}`));
+    await rejectsNaming(
+      () => loadCheckpoint(checkpoint(4)),
+      file,
+      new RegExp(`^: invalid safetensors file: .*${message.source}`),
+    );
   }
 });
 
@@ -131,12 +160,20 @@ test('a safetensors header that lies about offsets, dtype or its own length is r
   const { checkpoint } = workspace();
   const file = path.join(checkpoint(4), 'model.safetensors');
   const whole = readFileSync(file);
-  const shifted = (header: Parameters<Parameters<typeof rewriteHeader>[1]>[0]) => Object.entries(header).find(([name]) => name !== '__metadata__') as [string, { dtype: string; data_offsets: number[] }];
+  const shifted = (header: Parameters<Parameters<typeof rewriteHeader>[1]>[0]) =>
+    Object.entries(header).find(([name]) => name !== '__metadata__') as [
+      string,
+      { dtype: string; data_offsets: number[] },
+    ];
   rewriteHeader(file, (header) => {
     const [, info] = shifted(header);
     info.data_offsets = [info.data_offsets[0] + 4, info.data_offsets[1] + 4];
   });
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /invalid safetensors file: tensor ".+": data_offsets .*(overlap|unused|past the end)/);
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    file,
+    /invalid safetensors file: tensor ".+": data_offsets .*(overlap|unused|past the end)/,
+  );
   writeFileSync(file, whole);
   let renamed = '';
   rewriteHeader(file, (header) => {
@@ -144,11 +181,19 @@ test('a safetensors header that lies about offsets, dtype or its own length is r
     info.dtype = 'I32';
     renamed = name;
   });
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, new RegExp(`: tensor "${renamed.replace(/\./g, '\\.')}" is I32; RLHF Lens checkpoints hold F32`));
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    file,
+    new RegExp(`: tensor "${renamed.replace(/\./g, '\\.')}" is I32; RLHF Lens checkpoints hold F32`),
+  );
   const huge = Buffer.from(whole);
   huge.writeBigUInt64LE(2n ** 40n, 0);
   writeFileSync(file, huge);
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /header size 1099511627776 is over the 100000000-byte limit/);
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    file,
+    /header size 1099511627776 is over the 100000000-byte limit/,
+  );
 });
 
 test('config.json that is {}, [] or cut short is named with the field or the line and column', async () => {
@@ -156,26 +201,51 @@ test('config.json that is {}, [] or cut short is named with the field or the lin
   const file = path.join(checkpoint(4), 'config.json');
   const whole = readFileSync(file);
   writeFileSync(file, '{}');
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /^: model_type must be "rlhf-lens-gpt", got nothing; vocab_size is missing/);
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    file,
+    /^: model_type must be "rlhf-lens-gpt", got nothing; vocab_size is missing/,
+  );
   writeFileSync(file, '[]');
   await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /^: must be a JSON object, got an array/);
   writeFileSync(file, whole.subarray(0, 60));
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /^:\d+:\d+: not valid JSON \(.+\) — the file is damaged or cut short/);
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    file,
+    /^:\d+:\d+: not valid JSON \(.+\) — the file is damaged or cut short/,
+  );
   writeFileSync(file, whole);
   editJson(file, (config) => ({ ...config, n_head: 3, pad_token_id: 100000 }));
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /n_embd 8 must be divisible by n_head 3; pad_token_id must be a whole number from 0 to \d+, got 100000/);
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    file,
+    /n_embd 8 must be divisible by n_head 3; pad_token_id must be a whole number from 0 to \d+, got 100000/,
+  );
   // A config.json that disagrees with the weights is named before any model is built from it.
   const weights = path.join(checkpoint(4), 'model.safetensors');
   writeFileSync(file, whole);
   editJson(file, (config) => ({ ...config, n_layer: 1000 }));
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), weights, new RegExp(`^: holds 1 transformer blocks \\(transformer\\.h\\.<i>\\) but ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} says n_layer 1000`));
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    weights,
+    new RegExp(
+      `^: holds 1 transformer blocks \\(transformer\\.h\\.<i>\\) but ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} says n_layer 1000`,
+    ),
+  );
   writeFileSync(file, whole);
   editJson(file, (config) => ({ ...config, vocab_size: 300 }));
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), weights, /^: weight "transformer\.wte\.weight" has shape \[270, 8\] but .*config\.json gives \[300, 8\]/);
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    weights,
+    /^: weight "transformer\.wte\.weight" has shape \[270, 8\] but .*config\.json gives \[300, 8\]/,
+  );
 });
 
 test('JSON that does not parse is named with its line, column and what is wrong there', () => {
-  assert.throws(() => parseJsonText('{\n  "a": [1, 2', 'x.json'), { message: 'x.json:2:13: not valid JSON ("]" expected, at the end of the file: is it cut short?) — the file is damaged or cut short; restore it or write it again' });
+  assert.throws(() => parseJsonText('{\n  "a": [1, 2', 'x.json'), {
+    message:
+      'x.json:2:13: not valid JSON ("]" expected, at the end of the file: is it cut short?) — the file is damaged or cut short; restore it or write it again',
+  });
   assert.throws(() => parseJsonText('{"a" 1}', 'x.json'), { message: /^x\.json:1:6: not valid JSON \(":" expected\)/ });
 });
 
@@ -192,7 +262,11 @@ test('trainer_state.json with a string, negative or too large step is refused na
     await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, message);
   }
   writeFileSync(file, '');
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, /^:1:1: not valid JSON \(a value expected, the file is empty\)/);
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    file,
+    /^:1:1: not valid JSON \(a value expected, the file is empty\)/,
+  );
 });
 
 test('tokenizer.json cut short or without model.vocab, and a wrong tokenizer_config.json, are named', async () => {
@@ -209,7 +283,11 @@ test('tokenizer.json cut short or without model.vocab, and a wrong tokenizer_con
   writeFileSync(file, whole);
   const configFile = path.join(checkpoint(4), 'tokenizer_config.json');
   editJson(configFile, (config) => ({ ...config, model_max_length: 'long', eos_token: 7 }));
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), configFile, /^: eos_token must be a string or \{"content": string\}, got 7; model_max_length must be a number ≥ 1, got "long"/);
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    configFile,
+    /^: eos_token must be a string or \{"content": string\}, got 7; model_max_length must be a number ≥ 1, got "long"/,
+  );
 });
 
 // ---------------------------------------------------------------- finite weights
@@ -218,13 +296,24 @@ test('a NaN checkpoint is refused by loadCheckpoint and skipped by the latest-go
   const { runDir, checkpoint } = workspace();
   const file = path.join(checkpoint(4), 'model.safetensors');
   const name = plantInWeights(file, Number.NaN);
-  await rejectsNaming(() => loadCheckpoint(checkpoint(4)), file, new RegExp(`^: weight "${name.replace(/\./g, '\\.')}" holds NaN at element 3`));
+  await rejectsNaming(
+    () => loadCheckpoint(checkpoint(4)),
+    file,
+    new RegExp(`^: weight "${name.replace(/\./g, '\\.')}" holds NaN at element 3`),
+  );
   const warnings: string[] = [];
-  assert.deepEqual(latestCheckpoint(runDir, (message) => warnings.push(message)), { dir: checkpoint(2), step: 2 });
+  assert.deepEqual(
+    latestCheckpoint(runDir, (message) => warnings.push(message)),
+    { dir: checkpoint(2), step: 2 },
+  );
   assert.equal(warnings.length, 1);
   assert.ok(warnings[0].startsWith(`${file}: weight "${name}" holds NaN at element 3; skipping`), warnings[0]);
   plantInWeights(path.join(checkpoint(2), 'model.safetensors'), Number.POSITIVE_INFINITY);
-  assert.equal(latestCheckpoint(runDir, () => undefined), undefined, 'no finite checkpoint: nothing to resume from');
+  assert.equal(
+    latestCheckpoint(runDir, () => undefined),
+    undefined,
+    'no finite checkpoint: nothing to resume from',
+  );
 });
 
 test('saveCheckpoint refuses NaN or infinite weights, naming the weight, and writes nothing', async () => {
@@ -234,8 +323,14 @@ test('saveCheckpoint refuses NaN or infinite weights, naming the weight, and wri
   tensor.data[0] = Number.NEGATIVE_INFINITY;
   const target = path.join(path.dirname(checkpoint(2)), 'step-6');
   await assert.rejects(saveCheckpoint(target, contents), (error: Error) => {
-    assert.equal(error.message.split(';')[0], `${path.join(target, 'model.safetensors')}: weight "${name}" holds -Infinity at element 0`);
-    assert.match(error.message, /the checkpoint was not written\. Training diverged: try a lower learning_rate or max_grad_norm/);
+    assert.equal(
+      error.message.split(';')[0],
+      `${path.join(target, 'model.safetensors')}: weight "${name}" holds -Infinity at element 0`,
+    );
+    assert.match(
+      error.message,
+      /the checkpoint was not written\. Training diverged: try a lower learning_rate or max_grad_norm/,
+    );
     return true;
   });
   assert.deepEqual(readdirSync(path.dirname(target)).sort(), ['step-2', 'step-4'], 'no step-6 and no temporary folder');
@@ -250,22 +345,41 @@ test('RunDirectory.open refuses a damaged or planted run.json, naming the field,
   const cases: [string | ((json: Record<string, unknown>) => unknown), RegExp][] = [
     ['[]', /^: must be a JSON object, got an array/],
     [original.slice(0, 40), /^:\d+:\d+: not valid JSON/],
-    [(json) => ({ ...json, stage_index: 99 }), /^: stage_index 99 is out of range: config\.stages has 1 stage \(0 to 0\)/],
+    [
+      (json) => ({ ...json, stage_index: 99 }),
+      /^: stage_index 99 is out of range: config\.stages has 1 stage \(0 to 0\)/,
+    ],
     [(json) => ({ ...json, stage_index: '0' }), /^: stage_index must be a whole number ≥ 0, got "0"/],
-    [(json) => ({ ...json, config: { ...(json.config as object), name: '../../escape' } }), /^: config\.name must match .*, got "\.\.\/\.\.\/escape"/],
-    [(json) => ({ ...json, config: { ...(json.config as { stages: object[] }), stages: [{ ...(json.config as { stages: object[] }).stages[0], max_steps: 'many' }] } }), /^: config\.stages\[0\]\.max_steps must be a whole number, got "many" — /],
+    [
+      (json) => ({ ...json, config: { ...(json.config as object), name: '../../escape' } }),
+      /^: config\.name must match .*, got "\.\.\/\.\.\/escape"/,
+    ],
+    [
+      (json) => ({
+        ...json,
+        config: {
+          ...(json.config as { stages: object[] }),
+          stages: [{ ...(json.config as { stages: object[] }).stages[0], max_steps: 'many' }],
+        },
+      }),
+      /^: config\.stages\[0\]\.max_steps must be a whole number, got "many" — /,
+    ],
     [(json) => ({ ...json, id: '../../escape' }), /^: id: run id "\.\.\/\.\.\/escape" is a path, not a folder name/],
     [(json) => ({ ...json, step: 40, max_steps: 4 }), /^: step 40 is beyond max_steps 4/],
     [(json) => ({ ...json, stage: 'ppo' }), /^: stage "ppo" is not config\.stages\[0\], which is "sft"/],
   ];
   for (const [damage, message] of cases) {
-    const text = typeof damage === 'string' ? damage : JSON.stringify(damage(JSON.parse(original) as Record<string, unknown>));
+    const text =
+      typeof damage === 'string' ? damage : JSON.stringify(damage(JSON.parse(original) as Record<string, unknown>));
     writeFileSync(file, text);
-    assert.throws(() => RunDirectory.open(runDir), (error: Error) => {
-      assert.ok(error.message.startsWith(file), error.message);
-      assert.match(error.message.slice(file.length), message);
-      return true;
-    });
+    assert.throws(
+      () => RunDirectory.open(runDir),
+      (error: Error) => {
+        assert.ok(error.message.startsWith(file), error.message);
+        assert.match(error.message.slice(file.length), message);
+        return true;
+      },
+    );
     assert.equal(readFileSync(file, 'utf8'), text, 'run.json is left as it was');
   }
 });
@@ -273,7 +387,13 @@ test('RunDirectory.open refuses a damaged or planted run.json, naming the field,
 test('the host reads run.json with the same validator', () => {
   const parsed = parseRunJson('{"name":"a","status":"running","started_at":"2026-01-01T00:00:00Z","step":"100"}', 'a');
   assert.deepEqual(parsed, { ok: false, message: 'step must be a whole number ≥ 0, got "100"' });
-  assert.deepEqual(parseRunJson('{"name":"a","status":"running","started_at":"2026-01-01T00:00:00Z","stage_outputs":{"sft":{"checkpoint":7}}}', 'a'), { ok: false, message: 'stage_outputs.sft.checkpoint must be a string, got 7' });
+  assert.deepEqual(
+    parseRunJson(
+      '{"name":"a","status":"running","started_at":"2026-01-01T00:00:00Z","stage_outputs":{"sft":{"checkpoint":7}}}',
+      'a',
+    ),
+    { ok: false, message: 'stage_outputs.sft.checkpoint must be a string, got 7' },
+  );
 });
 
 test('run names become ids that stay inside the runs folder: "..", absolute paths, NUL, a 50 MB name', () => {
@@ -286,17 +406,41 @@ test('run names become ids that stay inside the runs folder: "..", absolute path
   const id = newRunId(huge, 'sft', new Date('2026-01-02T03:04:05Z'));
   assert.equal(id, `${'x'.repeat(80)}-sft-20260102-030405`);
   assert.equal(newRunId('../../x', 'inspect', new Date('2026-01-02T03:04:05Z')), 'x-inspect-20260102-030405');
-  assert.equal(newRunId('demo', 'sft', new Date('2026-01-02T03:04:05Z')), 'demo-sft-20260102-030405', 'a valid name is kept as it is');
+  assert.equal(
+    newRunId('demo', 'sft', new Date('2026-01-02T03:04:05Z')),
+    'demo-sft-20260102-030405',
+    'a valid name is kept as it is',
+  );
 
   const runsRoot = path.join(work, 'ids', 'runs');
   for (const bad of ['../../escape', '..', '.', '/tmp/abs', 'a/b', 'a\\b', 'a\0b', huge]) {
     assert.throws(() => runDirInside(runsRoot, bad), /run id|path|NUL|characters/, JSON.stringify(bad.slice(0, 20)));
   }
   assert.equal(runDirInside(runsRoot, 'demo-sft-1'), path.join(runsRoot, 'demo-sft-1'));
-  const run = RunDirectory.create(runsRoot, { id: newRunId('../../escape', 'inspect'), name: '../../escape', stage: 'inspect', stage_index: 0, seed: 0, config: {}, versions: {} });
+  const run = RunDirectory.create(runsRoot, {
+    id: newRunId('../../escape', 'inspect'),
+    name: '../../escape',
+    stage: 'inspect',
+    stage_index: 0,
+    seed: 0,
+    config: {},
+    versions: {},
+  });
   assert.equal(path.dirname(run.dir), runsRoot);
   assert.deepEqual(readdirSync(path.join(work, 'ids')), ['runs'], 'nothing beside the runs folder');
-  assert.throws(() => RunDirectory.create(runsRoot, { id: '../escape', name: 'x', stage: 'sft', stage_index: 0, seed: 0, config: {}, versions: {} }), /is a path, not a folder name/);
+  assert.throws(
+    () =>
+      RunDirectory.create(runsRoot, {
+        id: '../escape',
+        name: 'x',
+        stage: 'sft',
+        stage_index: 0,
+        seed: 0,
+        config: {},
+        versions: {},
+      }),
+    /is a path, not a folder name/,
+  );
 });
 
 // ---------------------------------------------------------------- through the real CLI
@@ -325,7 +469,11 @@ test('CLI: resume from a checkpoint whose trainer_state.json says "100" fails na
   const result = cli(['train', '--resume', runDir], root);
   assert.equal(result.status, 1);
   assert.ok(result.stderr.includes(`${file}: global_step must be a whole number ≥ 0, got "100"`), result.stderr);
-  const runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { status: string; step: number; error: string };
+  const runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as {
+    status: string;
+    step: number;
+    error: string;
+  };
   assert.equal(runJson.status, 'failed');
   assert.equal(runJson.step, 4, 'the step is not rewritten from the damaged file');
   assert.match(runJson.error, /global_step must be a whole number/);
@@ -338,13 +486,25 @@ test('CLI: sample of a cut model.safetensors and export of a config.json that is
   const before = tree(parent);
   const sampled = cli(['sample', checkpoint(4), '--num-samples', '1', '--max-new-tokens', '2'], root);
   assert.notEqual(sampled.status, 0);
-  assert.match(sampled.stderr, new RegExp(`${weights.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid safetensors file: the header size says \\d+ bytes but only 992 follow: the file is truncated`));
+  assert.match(
+    sampled.stderr,
+    new RegExp(
+      `${weights.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid safetensors file: the header size says \\d+ bytes but only 992 follow: the file is truncated`,
+    ),
+  );
   cpSync(path.join(pristine, '.rlhf', 'runs', runId, 'checkpoints', 'step-4', 'model.safetensors'), weights);
   writeFileSync(path.join(checkpoint(4), 'config.json'), '[]');
   const exported = cli(['export', runDir], root);
   assert.equal(exported.status, 1);
-  assert.ok(exported.stderr.includes(`error: ${path.join(checkpoint(4), 'config.json')}: must be a JSON object, got an array`), exported.stderr);
-  assert.deepEqual(tree(parent).filter((entry) => !entry.includes('config.json') && !entry.includes('model.safetensors')), before.filter((entry) => !entry.includes('config.json') && !entry.includes('model.safetensors')), 'no export folder written');
+  assert.ok(
+    exported.stderr.includes(`error: ${path.join(checkpoint(4), 'config.json')}: must be a JSON object, got an array`),
+    exported.stderr,
+  );
+  assert.deepEqual(
+    tree(parent).filter((entry) => !entry.includes('config.json') && !entry.includes('model.safetensors')),
+    before.filter((entry) => !entry.includes('config.json') && !entry.includes('model.safetensors')),
+    'no export folder written',
+  );
 });
 
 test('CLI: resume skips a NaN checkpoint with a warning and continues from the one before, to a finite end', async () => {
@@ -354,7 +514,12 @@ test('CLI: resume skips a NaN checkpoint with a warning and continues from the o
   stopped(runDir);
   const result = cli(['train', '--resume', runDir], root);
   assert.equal(result.status, 0, result.stderr);
-  assert.ok(result.stderr.includes(`warn: ${file}: weight "${name}" holds NaN at element 3; skipping this checkpoint for the one before`), result.stderr);
+  assert.ok(
+    result.stderr.includes(
+      `warn: ${file}: weight "${name}" holds NaN at element 3; skipping this checkpoint for the one before`,
+    ),
+    result.stderr,
+  );
   assert.ok(result.stderr.includes(`resuming from ${checkpoint(2)} (step 2)`), result.stderr);
   const resumed = await loadCheckpoint(checkpoint(4));
   assert.equal(resumed.trainerState.global_step, 4);

@@ -38,7 +38,10 @@ test('run.json fields are checked and the problem says which', () => {
   assert.deepEqual(parseRunJson('[]', 'r'), { ok: false, message: 'must be a JSON object, got an array' });
   const badStatus = parseRunJson('{"status":"great","started_at":"2026-01-01T00:00:00Z"}', 'r');
   assert.equal(badStatus.ok, false);
-  assert.match(!badStatus.ok ? badStatus.message : '', /^status must be one of created, running, completed, failed, stopped, got "great"$/);
+  assert.match(
+    !badStatus.ok ? badStatus.message : '',
+    /^status must be one of created, running, completed, failed, stopped, got "great"$/,
+  );
   const badDate = parseRunJson('{"status":"running","started_at":"yesterday"}', 'r');
   assert.match(!badDate.ok ? badDate.message : '', /^started_at must be an ISO 8601 date string, got "yesterday"$/);
   const good = parseRunJson('{"status":"running","started_at":"2026-01-01T00:00:00Z"}', 'run-7');

@@ -30,7 +30,10 @@ describe('sampleToken', () => {
     for (let i = 0; i < draws; i++) {
       const { token, logprob } = sampleToken(logits, options, random);
       counts[token] += 1;
-      assert.ok(Math.abs(logprob - Math.log(probs[token])) < 1e-6, `logprob of ${token} is ${logprob}, log p is ${Math.log(probs[token])}`);
+      assert.ok(
+        Math.abs(logprob - Math.log(probs[token])) < 1e-6,
+        `logprob of ${token} is ${logprob}, log p is ${Math.log(probs[token])}`,
+      );
     }
     return counts.map((count) => count / draws);
   }
@@ -39,7 +42,8 @@ describe('sampleToken', () => {
   function assertFrequencies(actual: number[], expected: number[]): void {
     actual.forEach((f, token) => {
       if (expected[token] === 0) assert.equal(f, 0, `token ${token} is outside the kept set but was drawn`);
-      else assert.ok(Math.abs(f - expected[token]) < 0.015, `token ${token}: frequency ${f}, expected ${expected[token]}`);
+      else
+        assert.ok(Math.abs(f - expected[token]) < 0.015, `token ${token}: frequency ${f}, expected ${expected[token]}`);
     });
   }
 
@@ -70,7 +74,13 @@ describe('sampleToken', () => {
     // p = 0.6: {0.5, 0.2} (0.5 alone falls short).
     assertFrequencies(frequencies({ temperature: 1, top_k: 0, top_p: 0.6 }), [0, 0.5 / 0.7, 0, 0.2 / 0.7, 0]);
     // p = 0.9: {0.5, 0.2, 0.15, 0.1}; only the 0.05 tail is cut.
-    assertFrequencies(frequencies({ temperature: 1, top_k: 0, top_p: 0.9 }), [0, 0.5 / 0.95, 0.1 / 0.95, 0.2 / 0.95, 0.15 / 0.95]);
+    assertFrequencies(frequencies({ temperature: 1, top_k: 0, top_p: 0.9 }), [
+      0,
+      0.5 / 0.95,
+      0.1 / 0.95,
+      0.2 / 0.95,
+      0.15 / 0.95,
+    ]);
     // p = 0.4: the top token alone already reaches it.
     assertFrequencies(frequencies({ temperature: 1, top_k: 0, top_p: 0.4 }, 2000), [0, 1, 0, 0, 0]);
   });
@@ -93,7 +103,10 @@ describe('sampleToken', () => {
   test('the same seed draws the same tokens', () => {
     const draw = (seed: number) => {
       const random = new Random(seed);
-      return Array.from({ length: 50 }, () => sampleToken(logits, { temperature: 1, top_k: 0, top_p: 1 }, random).token);
+      return Array.from(
+        { length: 50 },
+        () => sampleToken(logits, { temperature: 1, top_k: 0, top_p: 1 }, random).token,
+      );
     };
     assert.deepEqual(draw(7), draw(7));
     assert.notDeepEqual(draw(7), draw(8));
@@ -122,21 +135,34 @@ describe('generate', () => {
   after(() => model.dispose());
 
   test('is deterministic per seed: same seed, same tokens and logprobs; another seed, other tokens', async () => {
-    const prompts = [[1, 2, 3], [4, 5]];
+    const prompts = [
+      [1, 2, 3],
+      [4, 5],
+    ];
     const a = await generate(model, prompts, base);
     assert.deepEqual(await generate(model, prompts, base), a);
-    assert.notDeepEqual((await generate(model, prompts, { ...base, seed: 2 })).map((s) => s.tokens), a.map((s) => s.tokens));
+    assert.notDeepEqual(
+      (await generate(model, prompts, { ...base, seed: 2 })).map((s) => s.tokens),
+      a.map((s) => s.tokens),
+    );
   });
 
   test('the logprobs it returns are the model\u2019s log p of each new token, from a full forward', async () => {
     const prompt = [5, 9, 2, 17];
     const [sequence] = await generate(model, [prompt], { ...base, max_new_tokens: 8, seed: 5 });
     const full = [...prompt, ...sequence.tokens];
-    const logprobs = tf.tidy(() => tokenLogprobs(model.forward(tf.tensor2d([full.slice(0, -1)], undefined, 'int32')).logits, tf.tensor2d([full.slice(1)], undefined, 'int32')));
+    const logprobs = tf.tidy(() =>
+      tokenLogprobs(
+        model.forward(tf.tensor2d([full.slice(0, -1)], undefined, 'int32')).logits,
+        tf.tensor2d([full.slice(1)], undefined, 'int32'),
+      ),
+    );
     const all = Array.from(await logprobs.data());
     logprobs.dispose();
     const expected = all.slice(prompt.length - 1);
-    sequence.logprobs.forEach((lp, i) => assert.ok(Math.abs(lp - expected[i]) < 1e-4, `token ${i}: ${lp} vs ${expected[i]}`));
+    sequence.logprobs.forEach((lp, i) =>
+      assert.ok(Math.abs(lp - expected[i]) < 1e-4, `token ${i}: ${lp} vs ${expected[i]}`),
+    );
   });
 
   test('respects max_new_tokens, and stops at the context limit when that comes first', async () => {
@@ -147,7 +173,10 @@ describe('generate', () => {
     // 13 prompt tokens in a context of 16 leave room for 3.
     const long = Array.from({ length: 13 }, (_, i) => (i % 39) + 1);
     const results = await generate(model, [long, [1, 2]], { ...base, max_new_tokens: 10 });
-    assert.deepEqual(results.map((s) => s.tokens.length), [3, 3]);
+    assert.deepEqual(
+      results.map((s) => s.tokens.length),
+      [3, 3],
+    );
   });
 
   test('refuses prompts that fill the context, saying so', async () => {
@@ -181,7 +210,10 @@ describe('generate', () => {
 
   test('in a batch, a row that reaches EOS stops while the others go on as they would alone', async () => {
     const greedy = { ...base, temperature: 0, max_new_tokens: 8 };
-    const prompts = [[3, 1, 4], [1, 5, 9, 2, 6]];
+    const prompts = [
+      [3, 1, 4],
+      [1, 5, 9, 2, 6],
+    ];
     const [first, second] = await generate(model, prompts, greedy);
     // EOS := the first token of row 0's greedy continuation that did not appear before it.
     const k = first.tokens.findIndex((token, i) => i > 0 && !first.tokens.slice(0, i).includes(token));
@@ -202,14 +234,19 @@ describe('generate', () => {
     for (const [b, prompt] of prompts.entries()) {
       const [alone] = await generate(model, [prompt], greedy);
       assert.deepEqual(batch[b].tokens, alone.tokens, `prompt ${b}`);
-      batch[b].logprobs.forEach((lp, i) => assert.ok(Math.abs(lp - alone.logprobs[i]) < 1e-4, `prompt ${b} token ${i}: ${lp} vs ${alone.logprobs[i]}`));
+      batch[b].logprobs.forEach((lp, i) =>
+        assert.ok(Math.abs(lp - alone.logprobs[i]) < 1e-4, `prompt ${b} token ${i}: ${lp} vs ${alone.logprobs[i]}`),
+      );
     }
     // The continuations are not all the same, so the comparison means something.
     assert.ok(new Set(batch.map((s) => s.tokens.join(','))).size > 1);
   });
 
   test('leaks no tensors: numTensors is the same before and after generate, also when EOS ends it early', async () => {
-    const prompts = [[1, 2, 3], [4, 5]];
+    const prompts = [
+      [1, 2, 3],
+      [4, 5],
+    ];
     const run = async () => {
       await generate(model, prompts, base);
       const [first] = await generate(model, prompts, { ...base, temperature: 0 });

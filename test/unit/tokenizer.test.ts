@@ -5,31 +5,106 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Random } from '../../src/core/random';
-import { BASE_VOCAB_SIZE, BYTE_TO_CHAR, BpeTokenizer, type BpeModel, SPECIAL_TOKENS, splitWords, trainBpe } from '../../src/trainer/tokenizer';
+import {
+  BASE_VOCAB_SIZE,
+  BYTE_TO_CHAR,
+  BpeTokenizer,
+  type BpeModel,
+  SPECIAL_TOKENS,
+  splitWords,
+  trainBpe,
+} from '../../src/trainer/tokenizer';
 
 // ---- Test text: sentences from word lists (with accented, CJK and emoji words so that merges
 // ---- form inside multi-byte characters), and strings of random code points.
 
-const NOUNS = ['cat', 'dog', 'model', 'reward', 'policy', 'token', 'river', 'mountain', 'city', 'teacher', 'student', 'garden', 'computer', 'window', 'story', 'question', 'answer', 'value', 'gradient', 'batch'];
-const VERBS = ['runs', 'jumps', 'learns', "isn't", 'writes', 'reads', 'sees', 'builds', 'likes', 'finds', "we'll", 'makes', 'explores'];
-const ADJECTIVES = ['quick', 'lazy', 'bright', 'dark', 'happy', 'small', 'large', 'careful', 'strange', 'gentle', 'noisy', 'quiet'];
-const EXTRAS = ['café', 'naïve', 'Zürich', 'crème brûlée', '東京', 'データ', '안녕하세요', '😀', '👩‍💻', '🇯🇵', 'e\u0301', '—', '  indented', '\ttab'];
+const NOUNS = [
+  'cat',
+  'dog',
+  'model',
+  'reward',
+  'policy',
+  'token',
+  'river',
+  'mountain',
+  'city',
+  'teacher',
+  'student',
+  'garden',
+  'computer',
+  'window',
+  'story',
+  'question',
+  'answer',
+  'value',
+  'gradient',
+  'batch',
+];
+const VERBS = [
+  'runs',
+  'jumps',
+  'learns',
+  "isn't",
+  'writes',
+  'reads',
+  'sees',
+  'builds',
+  'likes',
+  'finds',
+  "we'll",
+  'makes',
+  'explores',
+];
+const ADJECTIVES = [
+  'quick',
+  'lazy',
+  'bright',
+  'dark',
+  'happy',
+  'small',
+  'large',
+  'careful',
+  'strange',
+  'gentle',
+  'noisy',
+  'quiet',
+];
+const EXTRAS = [
+  'café',
+  'naïve',
+  'Zürich',
+  'crème brûlée',
+  '東京',
+  'データ',
+  '안녕하세요',
+  '😀',
+  '👩‍💻',
+  '🇯🇵',
+  'e\u0301',
+  '—',
+  '  indented',
+  '\ttab',
+];
 
 function sentence(rng: Random): string {
   const words: string[] = [];
   for (let i = 3 + rng.int(8); i > 0; i--) {
     const kind = rng.int(10);
-    words.push(kind < 3 ? rng.pick(NOUNS) : kind < 6 ? rng.pick(VERBS) : kind < 9 ? rng.pick(ADJECTIVES) : rng.pick(EXTRAS));
+    words.push(
+      kind < 3 ? rng.pick(NOUNS) : kind < 6 ? rng.pick(VERBS) : kind < 9 ? rng.pick(ADJECTIVES) : rng.pick(EXTRAS),
+    );
   }
   const text = words.join(' ');
-  return text[0].toUpperCase() + text.slice(1) + rng.pick(['.', '!', '?', `, and then ${rng.int(1000)}.`, ':\n  - item']);
+  return (
+    text[0].toUpperCase() + text.slice(1) + rng.pick(['.', '!', '?', `, and then ${rng.int(1000)}.`, ':\n  - item'])
+  );
 }
 
 /** About `bytes` bytes of text, as lines of a few sentences. */
 function corpus(seed: number, bytes: number): string[] {
   const rng = new Random(seed);
   const lines: string[] = [];
-  for (let total = 0; total < bytes; ) {
+  for (let total = 0; total < bytes;) {
     const line = Array.from({ length: 1 + rng.int(5) }, () => sentence(rng)).join(' ') + '\n';
     lines.push(line);
     total += Buffer.byteLength(line);
@@ -80,7 +155,7 @@ const SAMPLES = [
   '<|eos|> <|bos|><|pad|> look like specials',
 ];
 
-test('the byte-level map is GPT-2\'s: 256 distinct stand-ins, printable ASCII as itself, space as Ġ, newline as Ċ', () => {
+test("the byte-level map is GPT-2's: 256 distinct stand-ins, printable ASCII as itself, space as Ġ, newline as Ċ", () => {
   assert.equal(new Set(BYTE_TO_CHAR).size, 256);
   assert.equal(BYTE_TO_CHAR[0x41], 'A');
   assert.equal(BYTE_TO_CHAR[0x20], 'Ġ');
@@ -123,20 +198,29 @@ test('special tokens come only from the options, never from text that spells the
   assert.deepEqual([tokenizer.padId, tokenizer.bosId, tokenizer.eosId], [0, 1, 2]);
   const text = 'say <|eos|> and <|bos|> or <|pad|>';
   const ids = tokenizer.encode(text);
-  assert.ok(ids.every((id) => !tokenizer.isSpecial(id)), 'no special id from text');
+  assert.ok(
+    ids.every((id) => !tokenizer.isSpecial(id)),
+    'no special id from text',
+  );
   assert.equal(tokenizer.decode(ids), text);
   const framed = tokenizer.encode('hi', { bos: true, eos: true });
   assert.deepEqual(framed, [tokenizer.bosId, ...tokenizer.encode('hi'), tokenizer.eosId]);
   assert.equal(tokenizer.decode(framed), '<|bos|>hi<|eos|>');
   assert.equal(tokenizer.decode(framed, { skipSpecialTokens: true }), 'hi');
-  assert.deepEqual([0, 1, 2].map((id) => tokenizer.tokenText(id)), ['<|pad|>', '<|bos|>', '<|eos|>']);
+  assert.deepEqual(
+    [0, 1, 2].map((id) => tokenizer.tokenText(id)),
+    ['<|pad|>', '<|bos|>', '<|eos|>'],
+  );
 });
 
-test('tokenText gives each token\'s own text, and the pieces of an ASCII text join back into it', () => {
+test("tokenText gives each token's own text, and the pieces of an ASCII text join back into it", () => {
   const text = 'The quick gradient learns, and then 42.';
   const ids = tokenizer.encode(text);
   assert.equal(ids.map((id) => tokenizer.tokenText(id)).join(''), text);
-  assert.ok(ids.some((id) => tokenizer.tokenText(id).length > 2), 'some tokens are merges');
+  assert.ok(
+    ids.some((id) => tokenizer.tokenText(id).length > 2),
+    'some tokens are merges',
+  );
   assert.throws(() => tokenizer.tokenText(tokenizer.vocabSize), /outside this tokenizer's vocabulary/);
   assert.throws(() => tokenizer.decode([-1]), /outside this tokenizer's vocabulary/);
 });
@@ -190,26 +274,39 @@ test('save writes tokenizer.json and tokenizer_config.json atomically, and load 
 
   const json = JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8'));
   assert.equal(json.version, '1.0');
-  assert.deepEqual(json.added_tokens.map((token: { id: number; content: string; special: boolean }) => [token.id, token.content, token.special]), [
-    [0, '<|pad|>', true],
-    [1, '<|bos|>', true],
-    [2, '<|eos|>', true],
-  ]);
+  assert.deepEqual(
+    json.added_tokens.map((token: { id: number; content: string; special: boolean }) => [
+      token.id,
+      token.content,
+      token.special,
+    ]),
+    [
+      [0, '<|pad|>', true],
+      [1, '<|bos|>', true],
+      [2, '<|eos|>', true],
+    ],
+  );
   assert.equal(json.model.type, 'BPE');
   assert.deepEqual(json.model.merges[0].length, 2, 'merges are [left, right] pairs');
   assert.equal(json.model.vocab['Ġ'], 3 + 0x20);
   const config = JSON.parse(await readFile(path.join(dir, 'tokenizer_config.json'), 'utf8'));
   assert.equal(config.tokenizer_class, 'PreTrainedTokenizerFast');
-  assert.deepEqual([config.bos_token, config.eos_token, config.pad_token, config.model_max_length], ['<|bos|>', '<|eos|>', '<|pad|>', 256]);
+  assert.deepEqual(
+    [config.bos_token, config.eos_token, config.pad_token, config.model_max_length],
+    ['<|bos|>', '<|eos|>', '<|pad|>', 256],
+  );
 
   // The legacy "left right" merge strings are read too.
   json.model.merges = json.model.merges.map((pair: [string, string]) => pair.join(' '));
   assert.deepEqual(BpeTokenizer.fromJSON(json).toModel(), tokenizer.toModel());
   await assert.rejects(BpeTokenizer.load(path.join(dir, 'absent')), /Could not read the tokenizer at .*Save one there/);
-  assert.throws(() => BpeTokenizer.fromJSON({ ...json, pre_tokenizer: { type: 'Metaspace' } }), /pre_tokenizer is not ByteLevel/);
+  assert.throws(
+    () => BpeTokenizer.fromJSON({ ...json, pre_tokenizer: { type: 'Metaspace' } }),
+    /pre_tokenizer is not ByteLevel/,
+  );
 });
 
-test('words are split as Rust tokenizers splits them: U+0085 is whitespace and U+FEFF is not, unlike JavaScript\'s \\s', () => {
+test("words are split as Rust tokenizers splits them: U+0085 is whitespace and U+FEFF is not, unlike JavaScript's \\s", () => {
   assert.deepEqual(splitWords("Hello world's  end\n\n  x"), ['Hello', ' world', "'s", ' ', ' end', '\n\n ', ' x']);
   assert.deepEqual(splitWords(' \u0085b'), [' ', '\u0085', 'b']);
   assert.deepEqual(splitWords('a  \uFEFFb'), ['a', ' ', ' \uFEFF', 'b']);
@@ -230,17 +327,36 @@ test('Hugging Face tokenizers.js loads our saved files and gives the same ids an
     assert.equal(hf.decode(ids), tokenizer.decode(ids), JSON.stringify(text));
     const framed = tokenizer.encode(text, { bos: true, eos: true });
     assert.equal(hf.decode(framed), tokenizer.decode(framed));
-    assert.equal(hf.decode(framed, { skip_special_tokens: true }), tokenizer.decode(framed, { skipSpecialTokens: true }));
+    assert.equal(
+      hf.decode(framed, { skip_special_tokens: true }),
+      tokenizer.decode(framed, { skipSpecialTokens: true }),
+    );
   }
-  for (let id = 0; id < tokenizer.vocabSize; id++) assert.equal(hf.decode([id]), tokenizer.tokenText(id), `token ${id}`);
+  for (let id = 0; id < tokenizer.vocabSize; id++)
+    assert.equal(hf.decode([id]), tokenizer.tokenText(id), `token ${id}`);
 });
 
 test('a merge that re-spells an earlier token merges its leftmost pair first, as Hugging Face does', () => {
   // (a, bc) re-spells "abc", made earlier by (ab, c); the rule (abc, a) outranks (a, bc), so after
   // the leftmost a·bc becomes abc, abc·a must merge before the second a·bc.
-  const vocab = [SPECIAL_TOKENS.pad, SPECIAL_TOKENS.bos, SPECIAL_TOKENS.eos, ...BYTE_TO_CHAR, 'bc', 'ab', 'abc', 'abca'];
+  const vocab = [
+    SPECIAL_TOKENS.pad,
+    SPECIAL_TOKENS.bos,
+    SPECIAL_TOKENS.eos,
+    ...BYTE_TO_CHAR,
+    'bc',
+    'ab',
+    'abc',
+    'abca',
+  ];
   const id = (token: string): number => vocab.indexOf(token);
-  const merges: [number, number][] = [[id('b'), id('c')], [id('a'), id('b')], [id('ab'), id('c')], [id('abc'), id('a')], [id('a'), id('bc')]];
+  const merges: [number, number][] = [
+    [id('b'), id('c')],
+    [id('a'), id('b')],
+    [id('ab'), id('c')],
+    [id('abc'), id('a')],
+    [id('a'), id('bc')],
+  ];
   const ours = new BpeTokenizer({ vocab, merges });
   const hf = new HfTokenizer(ours.toJSON(), { clean_up_tokenization_spaces: false });
   assert.deepEqual(hf.encode('abcabc', { add_special_tokens: false }).tokens, ['abca', 'bc']);
@@ -295,14 +411,19 @@ function referenceTrainBpe(lines: string[], vocabSize: number): BpeModel {
   const merges: [number, number][] = [];
   const counts = new Map<string, number>();
   for (const word of lines.flatMap(splitWords)) counts.set(word, (counts.get(word) ?? 0) + 1);
-  const words = [...counts].map(([word, count]) => ({ symbols: [...Buffer.from(word, 'utf8')].map((byte) => BASE_VOCAB_SIZE - 256 + byte), count }));
+  const words = [...counts].map(([word, count]) => ({
+    symbols: [...Buffer.from(word, 'utf8')].map((byte) => BASE_VOCAB_SIZE - 256 + byte),
+    count,
+  }));
   while (vocab.length < vocabSize) {
     const pairs = new Map<number, number>();
     for (const { symbols, count } of words) {
-      for (let i = 0; i + 1 < symbols.length; i++) pairs.set(symbols[i] * 65536 + symbols[i + 1], (pairs.get(symbols[i] * 65536 + symbols[i + 1]) ?? 0) + count);
+      for (let i = 0; i + 1 < symbols.length; i++)
+        pairs.set(symbols[i] * 65536 + symbols[i + 1], (pairs.get(symbols[i] * 65536 + symbols[i + 1]) ?? 0) + count);
     }
     let best: [number, number] | undefined;
-    for (const [key, count] of pairs) if (best === undefined || count > best[1] || (count === best[1] && key < best[0])) best = [key, count];
+    for (const [key, count] of pairs)
+      if (best === undefined || count > best[1] || (count === best[1] && key < best[0])) best = [key, count];
     if (best === undefined) break;
     const [left, right] = [Math.floor(best[0] / 65536), best[0] % 65536];
     const text = vocab[left] + vocab[right];
@@ -310,7 +431,7 @@ function referenceTrainBpe(lines: string[], vocabSize: number): BpeModel {
     merges.push([left, right]);
     for (const word of words) {
       const out: number[] = [];
-      for (let i = 0; i < word.symbols.length; ) {
+      for (let i = 0; i < word.symbols.length;) {
         if (word.symbols[i] === left && word.symbols[i + 1] === right) [out[out.length], i] = [id, i + 2];
         else out.push(word.symbols[i++]);
       }

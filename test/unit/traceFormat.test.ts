@@ -58,13 +58,26 @@ function ppoRow(sample: number, tokens: string[], epochs = 3, step = 7): PpoTrac
 
 /** What a row reads back as: every float32 column rounded as Float32Array rounds it. */
 function float32Rounded<Row extends object>(row: Row, floatColumns: readonly (keyof Row)[]): Row {
-  const round = (value: unknown): unknown => (typeof value === 'number' ? Math.fround(value) : Array.isArray(value) ? value.map(round) : value);
+  const round = (value: unknown): unknown =>
+    typeof value === 'number' ? Math.fround(value) : Array.isArray(value) ? value.map(round) : value;
   const copy = { ...row };
   for (const column of floatColumns) copy[column] = round(copy[column]) as Row[keyof Row];
   return copy;
 }
 
-const ppoFloats: (keyof PpoTraceRow)[] = ['score', 'oracle_score', 'logprob', 'ref_logprob', 'kl', 'value', 'reward', 'advantage', 'return', 'entropy', 'ratio'];
+const ppoFloats: (keyof PpoTraceRow)[] = [
+  'score',
+  'oracle_score',
+  'logprob',
+  'ref_logprob',
+  'kl',
+  'value',
+  'reward',
+  'advantage',
+  'return',
+  'entropy',
+  'ratio',
+];
 
 const unicodeTokens = ['Caf', 'é', ' 日本', '語', ' 👋🏽', ' e\u0301', '\u200b', 'ﬁ'];
 const whitespaceTokens = [' ', '\n', '\n\n', '\t', '\r\n', '  indented', ''];
@@ -98,30 +111,86 @@ test('float32 columns keep exactly Math.fround of the input, including -0, NaN a
 test('DPO rows round-trip, with an empty rejected completion and null oracle scores', () => {
   const rows: DpoTraceRow[] = [
     {
-      step: 2, sample: 0, prompt: 'Review: ', chosen: ' great 👍', rejected: '', chosen_tokens: [' great', ' 👍'], rejected_tokens: [],
-      chosen_logratios: [0.1, -0.2], rejected_logratios: [], chosen_reward: 0.01, rejected_reward: 0, loss: Math.LN2, chosen_oracle_score: 0.9, rejected_oracle_score: null,
+      step: 2,
+      sample: 0,
+      prompt: 'Review: ',
+      chosen: ' great 👍',
+      rejected: '',
+      chosen_tokens: [' great', ' 👍'],
+      rejected_tokens: [],
+      chosen_logratios: [0.1, -0.2],
+      rejected_logratios: [],
+      chosen_reward: 0.01,
+      rejected_reward: 0,
+      loss: Math.LN2,
+      chosen_oracle_score: 0.9,
+      rejected_oracle_score: null,
     },
     {
-      step: 2, sample: 1, prompt: 'Q\n', chosen: 'yes\n', rejected: 'no', chosen_tokens: ['yes', '\n'], rejected_tokens: ['no'],
-      chosen_logratios: [1 / 3, 2 / 3], rejected_logratios: [-1 / 3], chosen_reward: 0.1, rejected_reward: -1 / 30, loss: 0.6, chosen_oracle_score: null, rejected_oracle_score: null,
+      step: 2,
+      sample: 1,
+      prompt: 'Q\n',
+      chosen: 'yes\n',
+      rejected: 'no',
+      chosen_tokens: ['yes', '\n'],
+      rejected_tokens: ['no'],
+      chosen_logratios: [1 / 3, 2 / 3],
+      rejected_logratios: [-1 / 3],
+      chosen_reward: 0.1,
+      rejected_reward: -1 / 30,
+      loss: 0.6,
+      chosen_oracle_score: null,
+      rejected_oracle_score: null,
     },
   ];
   const decoded = decodeTrace(encodeTrace('dpo', rows));
   assert.equal(decoded.kind, 'dpo');
-  const floats: (keyof DpoTraceRow)[] = ['chosen_logratios', 'rejected_logratios', 'chosen_reward', 'rejected_reward', 'loss', 'chosen_oracle_score', 'rejected_oracle_score'];
-  assert.deepEqual(decoded.rows, rows.map((row) => float32Rounded(row, floats)));
+  const floats: (keyof DpoTraceRow)[] = [
+    'chosen_logratios',
+    'rejected_logratios',
+    'chosen_reward',
+    'rejected_reward',
+    'loss',
+    'chosen_oracle_score',
+    'rejected_oracle_score',
+  ];
+  assert.deepEqual(
+    decoded.rows,
+    rows.map((row) => float32Rounded(row, floats)),
+  );
 });
 
 test('reward-model rows round-trip, with booleans and null oracle scores', () => {
   const rows: RewardTraceRow[] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((sample) => ({
-    step: 11, sample, prompt: `p${sample}`, chosen: 'good ✓', rejected: 'bad ✗', chosen_score: sample / 3, rejected_score: 1 / 3,
-    margin: sample / 3 - 1 / 3, correct: sample > 1, chosen_oracle_score: sample === 4 ? null : sample, rejected_oracle_score: sample % 3 === 0 ? null : -sample,
+    step: 11,
+    sample,
+    prompt: `p${sample}`,
+    chosen: 'good ✓',
+    rejected: 'bad ✗',
+    chosen_score: sample / 3,
+    rejected_score: 1 / 3,
+    margin: sample / 3 - 1 / 3,
+    correct: sample > 1,
+    chosen_oracle_score: sample === 4 ? null : sample,
+    rejected_oracle_score: sample % 3 === 0 ? null : -sample,
   }));
   const decoded = decodeTrace(encodeTrace('reward', rows));
   assert.equal(decoded.kind, 'reward');
-  const floats: (keyof RewardTraceRow)[] = ['chosen_score', 'rejected_score', 'margin', 'chosen_oracle_score', 'rejected_oracle_score'];
-  assert.deepEqual(decoded.rows, rows.map((row) => float32Rounded(row, floats)));
-  assert.deepEqual(decoded.rows.map((row) => row.correct), [false, false, true, true, true, true, true, true, true]); // nine rows: the bitmap spans two bytes
+  const floats: (keyof RewardTraceRow)[] = [
+    'chosen_score',
+    'rejected_score',
+    'margin',
+    'chosen_oracle_score',
+    'rejected_oracle_score',
+  ];
+  assert.deepEqual(
+    decoded.rows,
+    rows.map((row) => float32Rounded(row, floats)),
+  );
+  assert.deepEqual(
+    decoded.rows.map((row) => row.correct),
+    [false, false, true, true, true, true, true, true, true],
+  ); // nine rows: the bitmap spans two bytes
 });
 
 test('a step with no rows is a valid file of its kind', () => {
@@ -138,48 +207,142 @@ test('files are the Arrow IPC file format: "ARROW1" magic at the start and after
 
 test('the schema holds kind and version in its metadata, and the columns in the documented order and types', () => {
   const table = tableFromIPC(encodeTrace('ppo', [ppoRow(0, ['a', 'b'])]));
-  assert.deepEqual(Object.fromEntries(table.schema.metadata), { 'rlhf_lens.trace_kind': 'ppo', 'rlhf_lens.trace_version': '1' });
+  assert.deepEqual(Object.fromEntries(table.schema.metadata), {
+    'rlhf_lens.trace_kind': 'ppo',
+    'rlhf_lens.trace_version': '1',
+  });
   assert.deepEqual(
     table.schema.fields.map((field) => `${field.name}: ${String(field.type)}${field.nullable ? '?' : ''}`),
     [
-      'step: Int32', 'sample: Int32', 'prompt: Utf8', 'response: Utf8', 'score: Float32', 'oracle_score: Float32?',
-      'tokens: List<Utf8>', 'token_ids: List<Int32>', 'logprob: List<Float32>', 'ref_logprob: List<Float32>', 'kl: List<Float32>',
-      'value: List<Float32>', 'reward: List<Float32>', 'advantage: List<Float32>', 'return: List<Float32>', 'entropy: List<Float32>',
-      'ratio: List<List<Float32>>', 'clip: List<List<Int8>>',
+      'step: Int32',
+      'sample: Int32',
+      'prompt: Utf8',
+      'response: Utf8',
+      'score: Float32',
+      'oracle_score: Float32?',
+      'tokens: List<Utf8>',
+      'token_ids: List<Int32>',
+      'logprob: List<Float32>',
+      'ref_logprob: List<Float32>',
+      'kl: List<Float32>',
+      'value: List<Float32>',
+      'reward: List<Float32>',
+      'advantage: List<Float32>',
+      'return: List<Float32>',
+      'entropy: List<Float32>',
+      'ratio: List<List<Float32>>',
+      'clip: List<List<Int8>>',
     ],
   );
   for (const kind of ['dpo', 'reward'] as const) {
     const schema = tableFromIPC(encodeTrace(kind, [])).schema;
     assert.equal(schema.metadata.get('rlhf_lens.trace_kind'), kind);
-    assert.deepEqual(schema.fields.map((field) => field.name), traceColumns(kind));
+    assert.deepEqual(
+      schema.fields.map((field) => field.name),
+      traceColumns(kind),
+    );
   }
-  assert.deepEqual(traceColumns('reward'), ['step', 'sample', 'prompt', 'chosen', 'rejected', 'chosen_score', 'rejected_score', 'margin', 'correct', 'chosen_oracle_score', 'rejected_oracle_score']);
+  assert.deepEqual(traceColumns('reward'), [
+    'step',
+    'sample',
+    'prompt',
+    'chosen',
+    'rejected',
+    'chosen_score',
+    'rejected_score',
+    'margin',
+    'correct',
+    'chosen_oracle_score',
+    'rejected_oracle_score',
+  ]);
 });
 
 test('a per-token list of the wrong length is refused, naming the sample and the column', () => {
   const good = [ppoRow(0, ['a', 'b', 'c']), ppoRow(1, ['a', 'b', 'c'])];
-  const refuses = (rows: PpoTraceRow[], message: RegExp) => assert.throws(() => encodeTrace('ppo', rows), (error: Error) => error instanceof TraceFormatError && message.test(error.message));
-  refuses([good[0], { ...good[1], sample: 5, kl: [0.1, 0.2] }], /row 1 \(sample 5\), column "kl": has 2 entries but "tokens" has 3/);
+  const refuses = (rows: PpoTraceRow[], message: RegExp) =>
+    assert.throws(
+      () => encodeTrace('ppo', rows),
+      (error: Error) => error instanceof TraceFormatError && message.test(error.message),
+    );
+  refuses(
+    [good[0], { ...good[1], sample: 5, kl: [0.1, 0.2] }],
+    /row 1 \(sample 5\), column "kl": has 2 entries but "tokens" has 3/,
+  );
   refuses([{ ...good[0], token_ids: [1, 2, 3, 4] }], /sample 0\), column "token_ids"/);
-  refuses([{ ...good[0], ratio: [[1, 1, 1], [1, 1]] }], /sample 0\), column "ratio": epoch 1 has 2 entries/);
-  refuses([{ ...good[0], clip: [[0, 0, 0], [0, 0, 0]] }], /column "clip": has 2 epochs but "ratio" has 3/);
-  refuses([{ ...good[0], clip: [[0, 0, 0], [0, 2, 0], [0, 0, 0]] }], /column "clip": epoch 1 entry 1 is 2; expected -1, 0, 1/);
+  refuses(
+    [
+      {
+        ...good[0],
+        ratio: [
+          [1, 1, 1],
+          [1, 1],
+        ],
+      },
+    ],
+    /sample 0\), column "ratio": epoch 1 has 2 entries/,
+  );
+  refuses(
+    [
+      {
+        ...good[0],
+        clip: [
+          [0, 0, 0],
+          [0, 0, 0],
+        ],
+      },
+    ],
+    /column "clip": has 2 epochs but "ratio" has 3/,
+  );
+  refuses(
+    [
+      {
+        ...good[0],
+        clip: [
+          [0, 0, 0],
+          [0, 2, 0],
+          [0, 0, 0],
+        ],
+      },
+    ],
+    /column "clip": epoch 1 entry 1 is 2; expected -1, 0, 1/,
+  );
   refuses([{ ...good[0], sample: 1.5 }], /column "sample": expected a 32-bit integer/);
   const dpo: DpoTraceRow = {
-    step: 0, sample: 9, prompt: '', chosen: 'a', rejected: 'b', chosen_tokens: ['a'], rejected_tokens: ['b'], chosen_logratios: [0],
-    rejected_logratios: [0, 0], chosen_reward: 0, rejected_reward: 0, loss: 0, chosen_oracle_score: null, rejected_oracle_score: null,
+    step: 0,
+    sample: 9,
+    prompt: '',
+    chosen: 'a',
+    rejected: 'b',
+    chosen_tokens: ['a'],
+    rejected_tokens: ['b'],
+    chosen_logratios: [0],
+    rejected_logratios: [0, 0],
+    chosen_reward: 0,
+    rejected_reward: 0,
+    loss: 0,
+    chosen_oracle_score: null,
+    rejected_oracle_score: null,
   };
-  assert.throws(() => encodeTrace('dpo', [dpo]), /sample 9\), column "rejected_logratios": has 2 entries but "rejected_tokens" has 1/);
+  assert.throws(
+    () => encodeTrace('dpo', [dpo]),
+    /sample 9\), column "rejected_logratios": has 2 entries but "rejected_tokens" has 1/,
+  );
 });
 
 /** Re-encodes a trace with columns replaced or appended, as another writer (pyarrow, polars) might. */
 function withColumns(bytes: Uint8Array, columns: Record<string, Vector>): Uint8Array {
   const base = tableFromIPC(bytes);
-  const names = [...base.schema.fields.map((field) => field.name), ...Object.keys(columns).filter((name) => base.schema.fields.every((field) => field.name !== name))];
+  const names = [
+    ...base.schema.fields.map((field) => field.name),
+    ...Object.keys(columns).filter((name) => base.schema.fields.every((field) => field.name !== name)),
+  ];
   const children = names.map((name) => columns[name]?.data[0] ?? base.getChild(name)!.data[0]);
   const fields = names.map((name, i) => new Field(name, children[i].type, true));
   const schema = new Schema(fields, base.schema.metadata);
-  const batch = new RecordBatch(schema, makeData({ type: new Struct(fields), length: base.numRows, nullCount: 0, children }));
+  const batch = new RecordBatch(
+    schema,
+    makeData({ type: new Struct(fields), length: base.numRows, nullCount: 0, children }),
+  );
   return tableToIPC(new Table(schema, batch), 'file');
 }
 
@@ -193,29 +356,59 @@ test('extra columns in a file are kept: returned under their names, in file orde
   assert.deepEqual(Object.keys(decoded.rows[0]), [...traceColumns('ppo'), 'note', 'token_surprise']);
   assert.deepEqual(
     decoded.rows.map((row) => [row.note, row.token_surprise]),
-    [['first', [1.5, 2.5]], [null, []]],
+    [
+      ['first', [1.5, 2.5]],
+      [null, []],
+    ],
   );
-  assert.deepEqual(decoded.rows.map((row) => ({ ...row, note: undefined, token_surprise: undefined })), rows.map((row) => ({ ...float32Rounded(row, ppoFloats), note: undefined, token_surprise: undefined })));
+  assert.deepEqual(
+    decoded.rows.map((row) => ({ ...row, note: undefined, token_surprise: undefined })),
+    rows.map((row) => ({ ...float32Rounded(row, ppoFloats), note: undefined, token_surprise: undefined })),
+  );
 });
 
 test('columns another writer made wider (int64, float64) read as plain numbers', () => {
   const rows: RewardTraceRow[] = [
-    { step: 3, sample: 0, prompt: 'p', chosen: 'a', rejected: 'b', chosen_score: 0.1, rejected_score: 0.2, margin: -0.1, correct: false, chosen_oracle_score: null, rejected_oracle_score: 1 },
+    {
+      step: 3,
+      sample: 0,
+      prompt: 'p',
+      chosen: 'a',
+      rejected: 'b',
+      chosen_score: 0.1,
+      rejected_score: 0.2,
+      margin: -0.1,
+      correct: false,
+      chosen_oracle_score: null,
+      rejected_oracle_score: 1,
+    },
   ];
-  const bytes = withColumns(encodeTrace('reward', rows), { step: vectorFromArray([3n], new Int64()), chosen_score: vectorFromArray([0.1], new Float64()) });
+  const bytes = withColumns(encodeTrace('reward', rows), {
+    step: vectorFromArray([3n], new Int64()),
+    chosen_score: vectorFromArray([0.1], new Float64()),
+  });
   const [row] = decodeTrace(bytes).rows as RewardTraceRow[];
   assert.equal(row.step, 3);
   assert.equal(row.chosen_score, 0.1); // float64 in the file, so not rounded to float32
 });
 
 test('files that are not traces are refused with a message that says what is wrong', () => {
-  assert.throws(() => decodeTrace(new TextEncoder().encode('{"step": 1}')), (error: Error) => error instanceof TraceFormatError && /Not an Arrow IPC trace file/.test(error.message));
+  assert.throws(
+    () => decodeTrace(new TextEncoder().encode('{"step": 1}')),
+    (error: Error) => error instanceof TraceFormatError && /Not an Arrow IPC trace file/.test(error.message),
+  );
   const plainArrow = tableToIPC(new Table({ step: vectorFromArray([1]) }), 'file');
   assert.throws(() => decodeTrace(plainArrow), /"rlhf_lens.trace_kind" is missing/);
   const bytes = encodeTrace('reward', []);
-  assert.throws(() => decodeTrace(withColumns(bytes, { margin: vectorFromArray([] as string[], new Utf8()) })), /column "margin" is Utf8; expected a number/);
+  assert.throws(
+    () => decodeTrace(withColumns(bytes, { margin: vectorFromArray([] as string[], new Utf8()) })),
+    /column "margin" is Utf8; expected a number/,
+  );
   const table = tableFromIPC(bytes);
-  const noMargin = new Schema(table.schema.fields.filter((field) => field.name !== 'margin'), table.schema.metadata);
+  const noMargin = new Schema(
+    table.schema.fields.filter((field) => field.name !== 'margin'),
+    table.schema.metadata,
+  );
   assert.throws(() => decodeTrace(tableToIPC(new Table(noMargin), 'file')), /has no column "margin"/);
 });
 
@@ -237,10 +430,16 @@ test('writeTrace writes traces/step-7.arrow atomically, leaving no temporary fil
   const file = writeTrace(runDir, 7, 'ppo', rows);
   assert.equal(file, path.join(runDir, 'traces', 'step-7.arrow'));
   assert.deepEqual(await readdir(path.join(runDir, 'traces')), ['step-7.arrow']);
-  assert.deepEqual(decodeTrace(await readFile(file)).rows, rows.map((row) => float32Rounded(row, ppoFloats)));
+  assert.deepEqual(
+    decodeTrace(await readFile(file)).rows,
+    rows.map((row) => float32Rounded(row, ppoFloats)),
+  );
   writeTrace(runDir, 7, 'ppo', rows.slice(0, 1)); // rewriting a step replaces its file
   assert.equal(decodeTrace(await readFile(file)).rows.length, 1);
-  assert.throws(() => writeTrace(runDir, 8, 'ppo', rows), /row 0 \(sample 0\) has step 7 but is being written to the file of step 8/);
+  assert.throws(
+    () => writeTrace(runDir, 8, 'ppo', rows),
+    /row 0 \(sample 0\) has step 7 but is being written to the file of step 8/,
+  );
   assert.deepEqual(await readdir(path.join(runDir, 'traces')), ['step-7.arrow']);
 });
 

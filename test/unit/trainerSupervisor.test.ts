@@ -22,7 +22,9 @@ test('a trainer starts, says ready, answers a ping and stops on request without 
   const trainer = supervisor.start({ label: 'round-trip' });
   const ready = await trainer.ready;
   assert.equal(ready.pid, trainer.pid);
-  const pong = new Promise((resolve) => trainer.onMessage((message) => message.type === 'trainer/pong' && resolve(message.id)));
+  const pong = new Promise((resolve) =>
+    trainer.onMessage((message) => message.type === 'trainer/pong' && resolve(message.id)),
+  );
   assert.ok(trainer.send({ type: 'control/ping', id: 41 }));
   assert.equal(await pong, 41);
   const exit = await trainer.stop();
@@ -46,7 +48,10 @@ test('SIGKILL is reported as a crash naming the signal, and the next trainer sta
   const exit = await crashed;
   assert.equal(exit.signal, 'SIGKILL');
   assert.equal(exit.crashed, true);
-  assert.match(exit.description, new RegExp(`RLHF trainer "victim" \\(pid ${victim.pid}\\) was killed by signal SIGKILL`));
+  assert.match(
+    exit.description,
+    new RegExp(`RLHF trainer "victim" \\(pid ${victim.pid}\\) was killed by signal SIGKILL`),
+  );
 
   const next = supervisor.start({ label: 'next' });
   assert.equal((await next.ready).type, 'trainer/ready');
@@ -54,7 +59,10 @@ test('SIGKILL is reported as a crash naming the signal, and the next trainer sta
 });
 
 test('a trainer that exits non-zero before it is ready is a crash with its code and output', async () => {
-  const trainer = supervisor.start({ label: 'no-ipc', modulePath: path.join(__dirname, '..', 'fixtures', 'exitWithCode.js') });
+  const trainer = supervisor.start({
+    label: 'no-ipc',
+    modulePath: path.join(__dirname, '..', 'fixtures', 'exitWithCode.js'),
+  });
   await assert.rejects(trainer.ready, /exited with code 3 before it was ready/);
   const exit = await trainer.exited;
   assert.equal(exit.code, 3);
@@ -63,7 +71,10 @@ test('a trainer that exits non-zero before it is ready is a crash with its code 
 });
 
 test('a trainer that ignores stop is killed at the deadline and not reported as a crash', async () => {
-  const trainer = supervisor.start({ label: 'stubborn', modulePath: path.join(__dirname, '..', 'fixtures', 'ignoreStop.js') });
+  const trainer = supervisor.start({
+    label: 'stubborn',
+    modulePath: path.join(__dirname, '..', 'fixtures', 'ignoreStop.js'),
+  });
   await trainer.ready;
   const exit = await trainer.stop(300);
   assert.equal(exit.signal, 'SIGKILL');
@@ -76,7 +87,10 @@ test('dispose stops every running trainer', async () => {
   const trainers = [local.start({ label: 'a' }), local.start({ label: 'b' })];
   await Promise.all(trainers.map((trainer) => trainer.ready));
   await local.dispose();
-  assert.deepEqual(trainers.map((trainer) => trainer.isRunning), [false, false]);
+  assert.deepEqual(
+    trainers.map((trainer) => trainer.isRunning),
+    [false, false],
+  );
   assert.throws(() => local.start({ label: 'late' }), /shutting down/);
 });
 
@@ -87,7 +101,18 @@ test('in an untrusted workspace no trainer starts, whoever asks (runs, the Rank 
     assert.throws(() => gated.start({ label: 'rank sampler' }), /starts "rank sampler" only in a trusted workspace/);
     assert.equal(gated.trainers.length, 0, 'nothing was forked');
     const sampler = new CheckpointSampler(gated);
-    await assert.rejects(sampler.sample({ checkpoint: 'unused', prompt: 'x', numSamples: 1, temperature: 1, topP: 1, maxNewTokens: 1, seed: 1 }), /only in a trusted workspace/);
+    await assert.rejects(
+      sampler.sample({
+        checkpoint: 'unused',
+        prompt: 'x',
+        numSamples: 1,
+        temperature: 1,
+        topP: 1,
+        maxNewTokens: 1,
+        seed: 1,
+      }),
+      /only in a trusted workspace/,
+    );
     assert.equal(sampler.pid, undefined);
     trusted = true; // the user trusted the folder: the next start goes through
     const trainer = gated.start({ label: 'after trust' });

@@ -10,7 +10,13 @@ test('the webview shell denies everything by default and allows scripts only by 
 });
 
 test('the script tag carries the nonce and attribute values are escaped', () => {
-  const html = buildWebviewHtml({ cspSource: 'https://x', scriptUri: 'https://x/a.js?q="1"', styleUri: 'https://x/a.css', title: '<Runs>', nonce: 'n0nce' });
+  const html = buildWebviewHtml({
+    cspSource: 'https://x',
+    scriptUri: 'https://x/a.js?q="1"',
+    styleUri: 'https://x/a.css',
+    title: '<Runs>',
+    nonce: 'n0nce',
+  });
   assert.match(html, /<script nonce="n0nce" src="https:\/\/x\/a.js\?q=&quot;1&quot;"><\/script>/);
   assert.match(html, /<title>&lt;Runs&gt;<\/title>/);
   assert.equal((html.match(/<script/g) ?? []).length, 1);

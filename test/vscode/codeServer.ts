@@ -31,9 +31,15 @@ export interface CodeServerPaths {
 export function codeServerPaths(): CodeServerPaths {
   const dir = codeServerDir();
   const binDir = join(dir, 'node_modules', 'node', 'bin');
-  const paths = { node: join(binDir, 'node'), entry: join(dir, 'node_modules', 'code-server', 'out', 'node', 'entry.js'), binDir };
+  const paths = {
+    node: join(binDir, 'node'),
+    entry: join(dir, 'node_modules', 'code-server', 'out', 'node', 'entry.js'),
+    binDir,
+  };
   if (!existsSync(join(dir, 'installed.json')) || !existsSync(paths.node) || !existsSync(paths.entry)) {
-    throw new Error(`code-server ${CODE_SERVER_VERSION} is not installed in ${dir}: run node scripts/ensureTestTools.mjs`);
+    throw new Error(
+      `code-server ${CODE_SERVER_VERSION} is not installed in ${dir}: run node scripts/ensureTestTools.mjs`,
+    );
   }
   return paths;
 }
@@ -64,7 +70,17 @@ function captureOutput(child: ChildProcess): () => string {
 /** `code-server --install-extension`, as a user would install the packaged .vsix. */
 export async function installExtension(vsixPath: string, extensionsDir: string, userDataDir: string): Promise<void> {
   const paths = codeServerPaths();
-  const args = [paths.entry, '--config', emptyConfig(userDataDir), '--user-data-dir', userDataDir, '--extensions-dir', extensionsDir, '--install-extension', vsixPath];
+  const args = [
+    paths.entry,
+    '--config',
+    emptyConfig(userDataDir),
+    '--user-data-dir',
+    userDataDir,
+    '--extensions-dir',
+    extensionsDir,
+    '--install-extension',
+    vsixPath,
+  ];
   const child = spawn(paths.node, args, { env: codeServerEnv(paths), stdio: ['ignore', 'pipe', 'pipe'] });
   const output = captureOutput(child);
   const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
@@ -155,7 +171,12 @@ function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-async function until(what: string, deadlineMs: number, check: () => Promise<boolean> | boolean, describe: () => string = () => ''): Promise<void> {
+async function until(
+  what: string,
+  deadlineMs: number,
+  check: () => Promise<boolean> | boolean,
+  describe: () => string = () => '',
+): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}\n${describe()}`);
@@ -168,27 +189,42 @@ export async function startCodeServer(options: StartOptions): Promise<CodeServer
   const port = options.port ?? (await freePort());
   const userSettings = join(options.userDataDir, 'User', 'settings.json');
   mkdirSync(dirname(userSettings), { recursive: true });
-  const trustSettings = options.workspaceTrust ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.emptyWindow': false } : {};
+  const trustSettings = options.workspaceTrust
+    ? {
+        'security.workspace.trust.enabled': true,
+        'security.workspace.trust.startupPrompt': 'never',
+        'security.workspace.trust.emptyWindow': false,
+      }
+    : {};
   writeFileSync(userSettings, JSON.stringify({ ...quietSettings, ...trustSettings, ...options.settings }, null, 2));
   mkdirSync(options.extensionsDir, { recursive: true });
 
   const args = [
     paths.entry,
-    '--bind-addr', `127.0.0.1:${port}`,
-    '--auth', 'none',
+    '--bind-addr',
+    `127.0.0.1:${port}`,
+    '--auth',
+    'none',
     '--disable-telemetry',
     '--disable-update-check',
     ...(options.workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
-    '--config', emptyConfig(options.userDataDir),
-    '--user-data-dir', options.userDataDir,
-    '--extensions-dir', options.extensionsDir,
+    '--config',
+    emptyConfig(options.userDataDir),
+    '--user-data-dir',
+    options.userDataDir,
+    '--extensions-dir',
+    options.extensionsDir,
     ...(options.smokeTestDriver ? ['--vscode-option', 'enable-smoke-test-driver'] : []),
     options.workspace,
   ];
   // Its own process group: code-server spawns the extension host, file watchers and terminals, and
   // stopping the group stops them all.
-  const child = spawn(paths.node, args, { env: codeServerEnv(paths), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(paths.node, args, {
+    env: codeServerEnv(paths),
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const pgid = child.pid;
   if (pgid === undefined) throw new Error('code-server did not start');
   running.add(pgid);
@@ -206,10 +242,18 @@ export async function startCodeServer(options: StartOptions): Promise<CodeServer
   };
 
   try {
-    await until(`code-server to answer ${url}healthz`, 60_000, async () => {
-      if (exited) throw new Error(`code-server exited early (code ${child.exitCode}):\n${output()}`);
-      return fetch(`${url}healthz`).then((r) => r.ok, () => false);
-    }, output);
+    await until(
+      `code-server to answer ${url}healthz`,
+      60_000,
+      async () => {
+        if (exited) throw new Error(`code-server exited early (code ${child.exitCode}):\n${output()}`);
+        return fetch(`${url}healthz`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      },
+      output,
+    );
   } catch (error) {
     await stop();
     throw error;
@@ -264,7 +308,17 @@ export async function runCommandAndPick(page: Page, title: string, text: string)
     await page.keyboard.press('F1');
     await input.waitFor({ timeout: 30_000 });
     await input.fill(`>${title}`);
-    if (await widget.locator('.monaco-list-row', { hasText: title }).first().waitFor({ timeout: 3_000 }).then(() => true, () => false)) break;
+    if (
+      await widget
+        .locator('.monaco-list-row', { hasText: title })
+        .first()
+        .waitFor({ timeout: 3_000 })
+        .then(
+          () => true,
+          () => false,
+        )
+    )
+      break;
     if (Date.now() > deadline) throw new Error(`the command palette has no "${title}"`);
     await page.keyboard.press('Escape');
   }
@@ -274,7 +328,8 @@ export async function runCommandAndPick(page: Page, title: string, text: string)
   // One label per row: a row's detail line (the run's start time) is an icon label of its own.
   const rows = widget.locator('.monaco-list-row');
   const offered: string[] = [];
-  for (let i = 0; i < (await rows.count()); i++) offered.push((await rows.nth(i).locator('.label-name').first().textContent()) ?? '');
+  for (let i = 0; i < (await rows.count()); i++)
+    offered.push((await rows.nth(i).locator('.label-name').first().textContent()) ?? '');
   await input.fill(text);
   await widget.locator('.monaco-list-row.focused', { hasText: text }).waitFor();
   await input.press('Enter');
@@ -294,7 +349,10 @@ export async function runCommand(page: Page, title: string, timeout = 30_000): P
     await page.keyboard.press('F1');
     await input.waitFor({ timeout });
     await input.fill(`>${title}`);
-    const found = await row.waitFor({ timeout: 3_000 }).then(() => true, () => false);
+    const found = await row.waitFor({ timeout: 3_000 }).then(
+      () => true,
+      () => false,
+    );
     if (found) break;
     if (Date.now() > deadline) throw new Error(`the command palette has no "${title}" after ${timeout} ms`);
     await page.keyboard.press('Escape');

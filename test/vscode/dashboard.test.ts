@@ -8,14 +8,34 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
 import { decodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
 import { formatNumber } from '../../webview/dashboard/colorScale';
-import { codeServerPaths, installExtension, launchChromium, repoRoot, runCommandAndPick, screenshot, startCodeServer, waitForWorkbench, type CodeServer } from './codeServer';
+import {
+  codeServerPaths,
+  installExtension,
+  launchChromium,
+  repoRoot,
+  runCommandAndPick,
+  screenshot,
+  startCodeServer,
+  waitForWorkbench,
+  type CodeServer,
+} from './codeServer';
 
 const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
 const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-dashboard-'));
@@ -34,10 +54,43 @@ const tinyPipeline = {
   model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 48 },
   tokenizer: { vocab_size: 300 },
   stages: [
-    { type: 'sft', dataset: { source: 'demo', num_examples: 2000 }, learning_rate: 0.005, max_steps: 300, warmup_steps: 10, save_steps: 300 },
-    { type: 'preferences', policy: 'sft', prompts: { source: 'demo' }, num_prompts: 48, completions_per_prompt: 2, max_new_tokens: 12 },
-    { type: 'reward', init_from: 'sft', preferences: 'preferences', num_train_epochs: 1, per_device_train_batch_size: 8 },
-    { type: 'ppo', policy: 'sft', reward_model: 'reward', prompts: { source: 'demo' }, total_episodes: 48, batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 2, max_new_tokens: 20, eval_steps: 3, num_eval_prompts: 8, save_steps: 6 },
+    {
+      type: 'sft',
+      dataset: { source: 'demo', num_examples: 2000 },
+      learning_rate: 0.005,
+      max_steps: 300,
+      warmup_steps: 10,
+      save_steps: 300,
+    },
+    {
+      type: 'preferences',
+      policy: 'sft',
+      prompts: { source: 'demo' },
+      num_prompts: 48,
+      completions_per_prompt: 2,
+      max_new_tokens: 12,
+    },
+    {
+      type: 'reward',
+      init_from: 'sft',
+      preferences: 'preferences',
+      num_train_epochs: 1,
+      per_device_train_batch_size: 8,
+    },
+    {
+      type: 'ppo',
+      policy: 'sft',
+      reward_model: 'reward',
+      prompts: { source: 'demo' },
+      total_episodes: 48,
+      batch_size: 8,
+      num_mini_batches: 2,
+      num_ppo_epochs: 2,
+      max_new_tokens: 20,
+      eval_steps: 3,
+      num_eval_prompts: 8,
+      save_steps: 6,
+    },
   ],
 };
 
@@ -47,8 +100,13 @@ before(async () => {
   mkdirSync(runsFolder, { recursive: true });
   const config = join(workspace, 'tiny.rlhf.json');
   writeFileSync(config, JSON.stringify(tinyPipeline, null, 2));
-  const trained = spawnSync(process.execPath, [join(repoRoot, 'dist', 'trainer.js'), 'train', config, '--runs-dir', runsFolder], { encoding: 'utf8', timeout: 300_000 });
-  if (trained.status !== 0) throw new Error(`the trainer failed (exit ${trained.status}):\n${trained.stdout}\n${trained.stderr}`);
+  const trained = spawnSync(
+    process.execPath,
+    [join(repoRoot, 'dist', 'trainer.js'), 'train', config, '--runs-dir', runsFolder],
+    { encoding: 'utf8', timeout: 300_000 },
+  );
+  if (trained.status !== 0)
+    throw new Error(`the trainer failed (exit ${trained.status}):\n${trained.stdout}\n${trained.stderr}`);
   const ppo = readdirSync(runsFolder).find((name) => name.includes('-ppo-'));
   assert.ok(ppo, `a PPO run in ${runsFolder}: ${readdirSync(runsFolder).join(', ')}`);
   ppoRunDir = join(runsFolder, ppo);
@@ -66,12 +124,21 @@ after(async () => {
 });
 
 /** The dashboard panel's content (not the Rank view, which is a webview view of the same extension). */
-const dashboard = (page: Page): FrameLocator => page.frameLocator('iframe.webview.ready[src*="extensionId=rlhf-lens.rlhf-lens"]:not([src*="purpose=webviewView"])').frameLocator('#active-frame');
+const dashboard = (page: Page): FrameLocator =>
+  page
+    .frameLocator('iframe.webview.ready[src*="extensionId=rlhf-lens.rlhf-lens"]:not([src*="purpose=webviewView"])')
+    .frameLocator('#active-frame');
 
-const metricsOf = () => readFileSync(join(ppoRunDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, number>);
+const metricsOf = () =>
+  readFileSync(join(ppoRunDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, number>);
 
 function lastTrace(): { step: number; rows: PpoTraceRow[] } {
-  const steps = readdirSync(join(ppoRunDir, 'traces')).map((name) => Number(/^step-(\d+)\.arrow$/.exec(name)?.[1])).filter(Number.isFinite);
+  const steps = readdirSync(join(ppoRunDir, 'traces'))
+    .map((name) => Number(/^step-(\d+)\.arrow$/.exec(name)?.[1]))
+    .filter(Number.isFinite);
   const step = Math.max(...steps);
   const trace = decodeTrace(new Uint8Array(readFileSync(join(ppoRunDir, 'traces', `step-${step}.arrow`))));
   assert.equal(trace.kind, 'ppo');
@@ -85,7 +152,11 @@ async function openPpoDashboard(): Promise<{ page: Page; frame: FrameLocator }> 
   await waitForWorkbench(page);
   // Without an argument the command asks which run, listing every run of the workspace.
   const labels = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'tiny · ppo');
-  for (const stage of ['sft', 'preferences', 'reward', 'ppo']) assert.ok(labels.some((label) => label.includes(`tiny · ${stage}`)), `the ${stage} run is offered: ${labels.join(', ')}`);
+  for (const stage of ['sft', 'preferences', 'reward', 'ppo'])
+    assert.ok(
+      labels.some((label) => label.includes(`tiny · ${stage}`)),
+      `the ${stage} run is offered: ${labels.join(', ')}`,
+    );
   const frame = dashboard(page);
   await frame.locator('#run-name', { hasText: 'tiny · ppo' }).waitFor({ timeout: 30_000 });
   return { page, frame };
@@ -100,10 +171,18 @@ test('the dashboard of a PPO run the trainer wrote shows its metrics, and its to
     const kl = frame.locator('#charts figure[data-metric="objective/kl"]');
     await kl.locator('canvas').first().waitFor({ timeout: 15_000 });
     const trained = metrics.filter((point) => typeof point['objective/kl'] === 'number');
-    assert.equal(await kl.getAttribute('aria-label'), `objective/kl: ${trained.length} points, latest ${formatNumber(last['objective/kl'])} at step ${last.step}`);
-    for (const metric of ['objective/scores', 'oracle/score', 'policy/clipfrac_avg', 'loss/value_avg']) assert.equal(await frame.locator(`#charts figure[data-metric="${metric}"]`).count(), 1, metric);
+    assert.equal(
+      await kl.getAttribute('aria-label'),
+      `objective/kl: ${trained.length} points, latest ${formatNumber(last['objective/kl'])} at step ${last.step}`,
+    );
+    for (const metric of ['objective/scores', 'oracle/score', 'policy/clipfrac_avg', 'loss/value_avg'])
+      assert.equal(await frame.locator(`#charts figure[data-metric="${metric}"]`).count(), 1, metric);
     const comparable = await frame.locator('#compare label').allTextContents();
-    assert.deepEqual(comparable.sort(), ['tiny · preferences', 'tiny · reward', 'tiny · sft'], 'the workspace’s other runs can be overlaid');
+    assert.deepEqual(
+      comparable.sort(),
+      ['tiny · preferences', 'tiny · reward', 'tiny · sft'],
+      'the workspace’s other runs can be overlaid',
+    );
     await screenshot(page, 'ui-dashboard-ppo-metrics');
 
     await frame.locator('#tab-rollouts').click();
@@ -112,8 +191,16 @@ test('the dashboard of a PPO run the trainer wrote shows its metrics, and its to
     const first = rows[0];
     const row = frame.locator('#samples [data-sample="0"]');
     await row.waitFor();
-    assert.ok(((await row.getAttribute('aria-label')) ?? '').includes(`Prompt: ${first.prompt} Response: ${first.tokens.join('')}`), 'the row’s label has the prompt and the response text of the trace');
-    assert.match((await row.getAttribute('aria-label')) ?? '', new RegExp(`^Sample 0: score ${formatNumber(first.score).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.ok(
+      ((await row.getAttribute('aria-label')) ?? '').includes(
+        `Prompt: ${first.prompt} Response: ${first.tokens.join('')}`,
+      ),
+      'the row’s label has the prompt and the response text of the trace',
+    );
+    assert.match(
+      (await row.getAttribute('aria-label')) ?? '',
+      new RegExp(`^Sample 0: score ${formatNumber(first.score).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+    );
     // A token with visible text: its span shows the text, and hovering it shows its numbers.
     const index = first.tokens.findIndex((token) => token.trim().length >= 2);
     assert.ok(index >= 0, `a token with text in ${JSON.stringify(first.tokens)}`);
@@ -123,8 +210,16 @@ test('the dashboard of a PPO run the trainer wrote shows its metrics, and its to
     const tooltip = frame.locator('#token-tooltip');
     await tooltip.waitFor({ state: 'visible' });
     const text = (await tooltip.innerText()).replace(/\s+/g, ' ');
-    for (const [label, field] of [['advantage', 'advantage'], ['KL', 'kl'], ['value', 'value'], ['logprob', 'logprob']] as const) {
-      assert.ok(text.includes(`${label} ${formatNumber(first[field][index])}`), `${label} ${formatNumber(first[field][index])} in "${text}"`);
+    for (const [label, field] of [
+      ['advantage', 'advantage'],
+      ['KL', 'kl'],
+      ['value', 'value'],
+      ['logprob', 'logprob'],
+    ] as const) {
+      assert.ok(
+        text.includes(`${label} ${formatNumber(first[field][index])}`),
+        `${label} ${formatNumber(first[field][index])} in "${text}"`,
+      );
     }
     assert.ok(text.includes(`ratio, epoch 2 ${formatNumber(first.ratio[1][index])}`), text);
     await screenshot(page, 'ui-dashboard-ppo-rollouts');
@@ -145,7 +240,10 @@ test('while the dashboard is open, a new metrics line appears within a second an
     const before = metricsOf();
     const step = (before.at(-1) as Record<string, number>).step + 1;
     const written = Date.now();
-    appendFileSync(join(ppoRunDir, 'metrics.jsonl'), `${JSON.stringify({ step, time: written / 1000, episode: step * 8, 'objective/kl': 12.5 })}\n`);
+    appendFileSync(
+      join(ppoRunDir, 'metrics.jsonl'),
+      `${JSON.stringify({ step, time: written / 1000, episode: step * 8, 'objective/kl': 12.5 })}\n`,
+    );
     const expected = `latest 12.5 at step ${step}`;
     let label = '';
     while (Date.now() - written < 5000) {
@@ -161,10 +259,18 @@ test('while the dashboard is open, a new metrics line appears within a second an
     await frame.locator('#tab-rollouts').click();
     const { step: last } = lastTrace();
     await frame.locator('#step-label', { hasText: `Step ${last} (` }).waitFor({ timeout: 15_000 });
-    copyFileSync(join(ppoRunDir, 'traces', `step-${last}.arrow`), join(ppoRunDir, 'traces', `step-${last + 1}.arrow.tmp`));
+    copyFileSync(
+      join(ppoRunDir, 'traces', `step-${last}.arrow`),
+      join(ppoRunDir, 'traces', `step-${last + 1}.arrow.tmp`),
+    );
     const { renameSync } = await import('node:fs');
-    renameSync(join(ppoRunDir, 'traces', `step-${last + 1}.arrow.tmp`), join(ppoRunDir, 'traces', `step-${last + 1}.arrow`));
-    await frame.locator('#step-label', { hasText: `Step ${last + 1} (${last + 1} of ${last + 1})` }).waitFor({ timeout: 5_000 });
+    renameSync(
+      join(ppoRunDir, 'traces', `step-${last + 1}.arrow.tmp`),
+      join(ppoRunDir, 'traces', `step-${last + 1}.arrow`),
+    );
+    await frame
+      .locator('#step-label', { hasText: `Step ${last + 1} (${last + 1} of ${last + 1})` })
+      .waitFor({ timeout: 5_000 });
   } finally {
     await page.close();
   }

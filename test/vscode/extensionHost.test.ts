@@ -12,7 +12,15 @@ import { join } from 'node:path';
 import { format } from 'node:util';
 import { after, before, test, type TestContext } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { codeServerPaths, launchChromium, repoRoot, screenshot, startCodeServer, waitForWorkbench, type CodeServer } from './codeServer';
+import {
+  codeServerPaths,
+  launchChromium,
+  repoRoot,
+  screenshot,
+  startCodeServer,
+  waitForWorkbench,
+  type CodeServer,
+} from './codeServer';
 
 // The authoring suite trains, stops and resumes a run; the whole suite takes 1–3 minutes on 2 cores.
 const SUITE_DEADLINE_MS = 360_000;
@@ -32,7 +40,12 @@ before(async () => {
   cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
   // A fresh extensions dir: the extension under test is loaded from the repository as a development
   // extension, never from an installed copy.
-  server = await startCodeServer({ workspace, userDataDir: join(temp, 'user-data'), extensionsDir: join(temp, 'extensions'), smokeTestDriver: true });
+  server = await startCodeServer({
+    workspace,
+    userDataDir: join(temp, 'user-data'),
+    extensionsDir: join(temp, 'extensions'),
+    smokeTestDriver: true,
+  });
   browser = await launchChromium();
 });
 
@@ -57,7 +70,9 @@ async function showNotifications(page: Page, t: TestContext): Promise<void> {
   await page.locator('.notifications-center').waitFor({ timeout: 10_000 });
   await page.mouse.move(700, 400); // off the bell, so its hover text does not cover the list
   const notifications = await page.locator('.notifications-center .notification-list-item').allInnerTexts();
-  t.diagnostic(`notifications: ${notifications.length ? notifications.map((n) => n.replace(/\s+/g, ' ')).join(' | ') : 'none'}`);
+  t.diagnostic(
+    `notifications: ${notifications.length ? notifications.map((n) => n.replace(/\s+/g, ' ')).join(' | ') : 'none'}`,
+  );
   await screenshot(page, 'ext-host-after-suite');
 }
 
@@ -83,15 +98,20 @@ test('the integration suite passes in the extension host', async (t) => {
 
     const started = Date.now();
     // The payload's URIs must name the page's own host:port, or the workbench treats them as another remote.
-    await page.goto(server.workbenchUrl(workspace, [
-      ['extensionDevelopmentPath', server.remoteUri(repoRoot)],
-      ['extensionTestsPath', server.remoteUri(extensionTests)],
-    ]));
+    await page.goto(
+      server.workbenchUrl(workspace, [
+        ['extensionDevelopmentPath', server.remoteUri(repoRoot)],
+        ['extensionTestsPath', server.remoteUri(extensionTests)],
+      ]),
+    );
     await waitForWorkbench(page);
 
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no exit code from the extension host within ${SUITE_DEADLINE_MS} ms`)), SUITE_DEADLINE_MS);
+      timer = setTimeout(
+        () => reject(new Error(`no exit code from the extension host within ${SUITE_DEADLINE_MS} ms`)),
+        SUITE_DEADLINE_MS,
+      );
     });
     let result: { code: number; logs: LogFile[] } | undefined;
     try {

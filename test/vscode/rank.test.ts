@@ -14,7 +14,17 @@ import { after, before, test } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
 import type { Browser } from 'playwright-core';
 import { readPreferenceFile } from '../../src/shared/preferenceFile';
-import { codeServerPaths, installExtension, launchChromium, repoRoot, runCommand, screenshot, startCodeServer, waitForWorkbench, type CodeServer } from './codeServer';
+import {
+  codeServerPaths,
+  installExtension,
+  launchChromium,
+  repoRoot,
+  runCommand,
+  screenshot,
+  startCodeServer,
+  waitForWorkbench,
+  type CodeServer,
+} from './codeServer';
 
 const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
 const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-rank-'));
@@ -23,8 +33,14 @@ const dataset = 'ui-ranks';
 const preferenceFile = join(workspace, '.rlhf', 'preferences', `${dataset}.jsonl`);
 
 const sets = [
-  { prompt: 'review of the blender:', completions: ['quiet and strong.', 'it broke in a week.', 'does the job.', 'loud but fast.'] },
-  { prompt: 'my take on the film:', completions: ['a triumph.', 'far too long.', 'the score is lovely.', 'forgettable.'] },
+  {
+    prompt: 'review of the blender:',
+    completions: ['quiet and strong.', 'it broke in a week.', 'does the job.', 'loud but fast.'],
+  },
+  {
+    prompt: 'my take on the film:',
+    completions: ['a triumph.', 'far too long.', 'the score is lovely.', 'forgettable.'],
+  },
   { prompt: 'review of the kettle:', completions: ['boils in a minute.', 'leaks from the lid.'] },
   { prompt: 'review of the lamp:', completions: ['warm light.', 'flickers.', 'bright enough.'] },
   { prompt: 'review of the chair:', completions: ['comfy.', 'wobbly.'] },
@@ -52,7 +68,9 @@ after(async () => {
 });
 
 function rankFrame(page: Page): FrameLocator {
-  return page.frameLocator('iframe.webview.ready[src*="extensionId=rlhf-lens.rlhf-lens"][src*="purpose=webviewView"]').frameLocator('#active-frame');
+  return page
+    .frameLocator('iframe.webview.ready[src*="extensionId=rlhf-lens.rlhf-lens"][src*="purpose=webviewView"]')
+    .frameLocator('#active-frame');
 }
 
 /** Picks a row of the open quick pick by its text. */
@@ -64,7 +82,9 @@ async function pick(page: Page, text: string): Promise<void> {
 
 /** The live judgments in the file, and how many were retracted. */
 async function fileJudgments() {
-  return existsSync(preferenceFile) ? readPreferenceFile(preferenceFile) : { judgments: [], problems: [], retracted: 0 };
+  return existsSync(preferenceFile)
+    ? readPreferenceFile(preferenceFile)
+    : { judgments: [], problems: [], retracted: 0 };
 }
 
 /** The prompt on screen, once the view shows a set whose prompt is one of `prompts`. */
@@ -75,12 +95,16 @@ async function currentPrompt(frame: FrameLocator): Promise<string> {
 }
 
 async function waitForCounter(frame: FrameLocator, count: number): Promise<void> {
-  await frame.locator('#counter', { hasText: `${count} judgment${count === 1 ? '' : 's'} in ${dataset}` }).waitFor({ timeout: 30_000 });
+  await frame
+    .locator('#counter', { hasText: `${count} judgment${count === 1 ? '' : 's'} in ${dataset}` })
+    .waitFor({ timeout: 30_000 });
 }
 
 /** The shown order of the set on screen: completion index per position (read from the cards). */
 async function shownOrder(frame: FrameLocator): Promise<number[]> {
-  return (await frame.locator('.card').evaluateAll((cards) => cards.map((card) => Number((card as HTMLElement).dataset.index))));
+  return await frame
+    .locator('.card')
+    .evaluateAll((cards) => cards.map((card) => Number((card as HTMLElement).dataset.index)));
 }
 
 test('rank sets by keyboard, by drag and pairwise, reload the window midway, undo and skip: every submitted judgment is in the file', async () => {
@@ -98,7 +122,13 @@ test('rank sets by keyboard, by drag and pairwise, reload the window midway, und
   for (let attempt = 0; ; attempt++) {
     await page.keyboard.press('F1');
     await input.fill('>RLHF: Rank Completions');
-    const found = await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: 'RLHF: Rank Completions' }).waitFor({ timeout: 3_000 }).then(() => true, () => false);
+    const found = await page
+      .locator('.quick-input-widget .monaco-list-row.focused', { hasText: 'RLHF: Rank Completions' })
+      .waitFor({ timeout: 3_000 })
+      .then(
+        () => true,
+        () => false,
+      );
     if (found) break;
     if (attempt === 10) throw new Error('the command palette has no "RLHF: Rank Completions"');
     await page.keyboard.press('Escape');
@@ -122,7 +152,10 @@ test('rank sets by keyboard, by drag and pairwise, reload the window midway, und
   for (const key of ['1', '2', '3', '4']) await page.keyboard.press(key);
   await screenshot(page, 'ui-rank-keyboard');
   await page.keyboard.press('Enter');
-  expected.set(sets[0].prompt, order.map((index) => [index]));
+  expected.set(
+    sets[0].prompt,
+    order.map((index) => [index]),
+  );
   await waitForCounter(frame, 1);
   assert.equal((await fileJudgments()).judgments.length, 1, 'on disk as soon as the view counts it');
 
@@ -156,7 +189,15 @@ test('rank sets by keyboard, by drag and pairwise, reload the window midway, und
   await waitForWorkbench(page);
   frame = rankFrame(page);
   // The workbench restores the RLHF side bar; open it if it did not.
-  if (!(await frame.locator('#counter').waitFor({ timeout: 20_000 }).then(() => true, () => false))) {
+  if (
+    !(await frame
+      .locator('#counter')
+      .waitFor({ timeout: 20_000 })
+      .then(
+        () => true,
+        () => false,
+      ))
+  ) {
     await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
   }
   await waitForCounter(frame, 2);
@@ -197,7 +238,10 @@ test('rank sets by keyboard, by drag and pairwise, reload the window midway, und
   const read = await fileJudgments();
   assert.deepEqual(read.problems, []);
   assert.equal(read.retracted, 1);
-  assert.deepEqual(read.judgments.map((j) => j.prompt), [sets[0].prompt, sets[1].prompt, sets[2].prompt, sets[3].prompt]);
+  assert.deepEqual(
+    read.judgments.map((j) => j.prompt),
+    [sets[0].prompt, sets[1].prompt, sets[2].prompt, sets[3].prompt],
+  );
   for (const judgment of read.judgments) {
     assert.deepEqual(judgment.ranking, expected.get(judgment.prompt), `ranking of ${judgment.prompt}`);
     assert.deepEqual(judgment.completions, sets.find((set) => set.prompt === judgment.prompt)?.completions);
@@ -209,10 +253,14 @@ test('rank sets by keyboard, by drag and pairwise, reload the window midway, und
   // Export: TRL pairwise lines, and the notification reports their count (6 + 5 + 1 + 2 pairs).
   await runCommand(page, 'RLHF: Export Preferences');
   await page.locator('#status\\.notifications').click();
-  const note = page.locator('.notifications-center .notification-list-item', { hasText: /Exported 14 pairs from 4 judgments/ });
+  const note = page.locator('.notifications-center .notification-list-item', {
+    hasText: /Exported 14 pairs from 4 judgments/,
+  });
   await note.waitFor({ timeout: 30_000 });
   await screenshot(page, 'ui-rank-export');
-  const exported = readFileSync(join(workspace, '.rlhf', 'exports', `${dataset}.pairwise.jsonl`), 'utf8').trim().split('\n');
+  const exported = readFileSync(join(workspace, '.rlhf', 'exports', `${dataset}.pairwise.jsonl`), 'utf8')
+    .trim()
+    .split('\n');
   assert.equal(exported.length, 14);
   await context.close();
 });

@@ -8,12 +8,32 @@
  * Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { codeServerPaths, installExtension, launchChromium, repoRoot, runCommand, runCommandAndPick, screenshot, startCodeServer, waitForWorkbench, type CodeServer } from './codeServer';
+import {
+  codeServerPaths,
+  installExtension,
+  launchChromium,
+  repoRoot,
+  runCommand,
+  runCommandAndPick,
+  screenshot,
+  startCodeServer,
+  waitForWorkbench,
+  type CodeServer,
+} from './codeServer';
 
 const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
 const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-authoring-'));
@@ -30,20 +50,39 @@ const tinyConfig = {
   name: 'ui-tiny',
   model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 32 },
   tokenizer: { vocab_size: 300 },
-  stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 400 }, max_steps: 3000, warmup_steps: 2, per_device_train_batch_size: 8, eval_steps: 1000, save_steps: 3000 }],
+  stages: [
+    {
+      type: 'sft',
+      dataset: { source: 'demo', num_examples: 400 },
+      max_steps: 3000,
+      warmup_steps: 2,
+      per_device_train_batch_size: 8,
+      eval_steps: 1000,
+      save_steps: 3000,
+    },
+  ],
 };
 
 before(async () => {
   if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
   codeServerPaths();
-  for (const folder of [workspace, untrustedWorkspace]) cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), folder, { recursive: true });
+  for (const folder of [workspace, untrustedWorkspace])
+    cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), folder, { recursive: true });
   writeFileSync(join(workspace, 'ui-tiny.rlhf.json'), `${JSON.stringify(tinyConfig, null, 2)}\n`);
-  copyFileSync(join(repoRoot, 'test', 'fixtures', 'broken-configs', 'ppo-minibatches-not-dividing-batch.rlhf.json'), join(workspace, 'ui-broken.rlhf.json'));
+  copyFileSync(
+    join(repoRoot, 'test', 'fixtures', 'broken-configs', 'ppo-minibatches-not-dividing-batch.rlhf.json'),
+    join(workspace, 'ui-broken.rlhf.json'),
+  );
   writeFileSync(join(untrustedWorkspace, 'ui-tiny.rlhf.json'), `${JSON.stringify(tinyConfig, null, 2)}\n`);
   const extensionsDir = join(temp, 'extensions');
   await installExtension(vsix, extensionsDir, join(temp, 'user-data'));
   trusted = await startCodeServer({ workspace, userDataDir: join(temp, 'user-data'), extensionsDir });
-  untrusted = await startCodeServer({ workspace: untrustedWorkspace, userDataDir: join(temp, 'user-data-untrusted'), extensionsDir, workspaceTrust: true });
+  untrusted = await startCodeServer({
+    workspace: untrustedWorkspace,
+    userDataDir: join(temp, 'user-data-untrusted'),
+    extensionsDir,
+    workspaceTrust: true,
+  });
   browser = await launchChromium();
 });
 
@@ -87,7 +126,17 @@ async function startAskingCommand(page: Page, title: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     await page.keyboard.press('F1');
     await input.fill(`>${title}`);
-    if (await widget.locator('.monaco-list-row.focused', { hasText: title }).first().waitFor({ timeout: 3_000 }).then(() => true, () => false)) break;
+    if (
+      await widget
+        .locator('.monaco-list-row.focused', { hasText: title })
+        .first()
+        .waitFor({ timeout: 3_000 })
+        .then(
+          () => true,
+          () => false,
+        )
+    )
+      break;
     if (attempt === 10) throw new Error(`the command palette has no "${title}"`);
     await page.keyboard.press('Escape');
   }
@@ -112,15 +161,27 @@ async function contextMenu(page: Page, rowText: string | RegExp, entry: string):
   const deadline = Date.now() + 30_000;
   for (;;) {
     await page.locator('.part.sidebar .monaco-list-row', { hasText: rowText }).first().click({ button: 'right' });
-    if (await item.waitFor({ timeout: 3_000 }).then(() => true, () => false)) break;
-    if (Date.now() > deadline) throw new Error(`the context menu of the run row "${String(rowText)}" has no "${entry}"`);
+    if (
+      await item.waitFor({ timeout: 3_000 }).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
+    if (Date.now() > deadline)
+      throw new Error(`the context menu of the run row "${String(rowText)}" has no "${entry}"`);
     await page.keyboard.press('Escape');
     await page.waitForTimeout(500);
   }
   await item.click();
   // A click that lands while the menu is still animating in only focuses the entry: Enter runs it.
   const menu = page.locator('.context-view .monaco-menu');
-  if (!(await menu.waitFor({ state: 'hidden', timeout: 3_000 }).then(() => true, () => false))) {
+  if (
+    !(await menu.waitFor({ state: 'hidden', timeout: 3_000 }).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     await item.hover();
     await page.keyboard.press('Enter');
     await menu.waitFor({ state: 'hidden', timeout: 5_000 });
@@ -144,10 +205,16 @@ test('RLHF: New Run asks for a template and a name, writes the config, and the s
       await page.locator('.tab', { hasText: 'ui-ppo.rlhf.json' }).waitFor({ timeout: 15_000 });
       await page.locator('.codelens-decoration', { hasText: 'Start run' }).waitFor({ timeout: 30_000 });
       const written = JSON.parse(readFileSync(join(workspace, 'ui-ppo.rlhf.json'), 'utf8'));
-      assert.deepEqual(written.stages.map((stage: { type: string }) => stage.type), ['sft', 'preferences', 'reward', 'ppo']);
+      assert.deepEqual(
+        written.stages.map((stage: { type: string }) => stage.type),
+        ['sft', 'preferences', 'reward', 'ppo'],
+      );
       // Hover a PPO setting: its effect, TRL's name and the default. Go to its line first: the editor
       // renders only the lines in view.
-      const estimatorLine = readFileSync(join(workspace, 'ui-ppo.rlhf.json'), 'utf8').split('\n').findIndex((line) => line.includes('"kl_estimator"')) + 1;
+      const estimatorLine =
+        readFileSync(join(workspace, 'ui-ppo.rlhf.json'), 'utf8')
+          .split('\n')
+          .findIndex((line) => line.includes('"kl_estimator"')) + 1;
       await page.locator('.monaco-editor .view-lines').first().click();
       await page.keyboard.press('Control+G');
       await page.locator('.quick-input-widget .quick-input-box input').fill(`:${estimatorLine}`);
@@ -206,15 +273,24 @@ test('Start run from the CodeLens: the Runs view, status bar and notification fo
       // The progress notification: watched while the run goes on, checked below.
       let notified = '';
       const notification = page.locator('.notification-toast', { hasText: 'RLHF ui-tiny' }).first();
-      const notificationSeen = notification.waitFor({ timeout: 30_000 }).then(async () => (notified = await notification.innerText()), () => undefined);
-      const status = page.locator('.part.statusbar .statusbar-item', { hasText: /RLHF ui-tiny · sft \d+\/3000 .*· wasm/ });
+      const notificationSeen = notification.waitFor({ timeout: 30_000 }).then(
+        async () => (notified = await notification.innerText()),
+        () => undefined,
+      );
+      const status = page.locator('.part.statusbar .statusbar-item', {
+        hasText: /RLHF ui-tiny · sft \d+\/3000 .*· wasm/,
+      });
       await status.waitFor({ timeout: 60_000 });
-      const row = page.locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · \d+\/3000 · loss\/train/ });
+      const row = page.locator('.part.sidebar .monaco-list-row', {
+        hasText: /ui-tiny · sft.*sft · \d+\/3000 · loss\/train/,
+      });
       await row.waitFor({ timeout: 30_000 });
       await screenshot(page, 'authoring-running');
 
       await contextMenu(page, 'ui-tiny · sft', 'Stop Run');
-      const stopped = page.locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' }).locator('.codicon-debug-pause');
+      const stopped = page
+        .locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' })
+        .locator('.codicon-debug-pause');
       await stopped.waitFor({ timeout: 60_000 });
       await status.waitFor({ state: 'hidden', timeout: 30_000 });
       await screenshot(page, 'authoring-stopped');
@@ -222,7 +298,10 @@ test('Start run from the CodeLens: the Runs view, status bar and notification fo
       assert.match(notified, /RLHF ui-tiny/, 'a progress notification showed while the run trained');
 
       await contextMenu(page, 'ui-tiny · sft', 'Resume Run');
-      await page.locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · 3000\/3000/ }).locator('.codicon-pass').waitFor({ timeout: 120_000 });
+      await page
+        .locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · 3000\/3000/ })
+        .locator('.codicon-pass')
+        .waitFor({ timeout: 120_000 });
       await screenshot(page, 'authoring-resumed');
       const runs = readdirSync(join(workspace, '.rlhf', 'runs')).filter((id) => id.startsWith('ui-tiny-sft-'));
       assert.equal(runs.length, 1, 'resume continues the same run directory');
@@ -240,7 +319,9 @@ test('Start run from the CodeLens: the Runs view, status bar and notification fo
       await dialog.waitFor({ timeout: 15_000 });
       await screenshot(page, 'authoring-delete-confirmation');
       await dialog.locator('.monaco-button', { hasText: 'Delete' }).first().click();
-      await page.locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' }).waitFor({ state: 'detached', timeout: 15_000 });
+      await page
+        .locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' })
+        .waitFor({ state: 'detached', timeout: 15_000 });
       assert.equal(existsSync(join(workspace, '.rlhf', 'runs', runs[0])), false);
     });
   } finally {
@@ -270,7 +351,11 @@ test('in an untrusted workspace Start Run and Rank sampling are refused with an 
     const rankRefusal = page.locator('.notification-toast', { hasText: 'samples completions' });
     await rankRefusal.waitFor({ timeout: 30_000 });
     assert.match(await rankRefusal.innerText(), /samples completions only in a trusted workspace/);
-    assert.equal(await page.locator('.quick-input-widget .quick-input-box input').isVisible(), false, 'no prompt for a checkpoint or prompts was shown');
+    assert.equal(
+      await page.locator('.quick-input-widget .quick-input-box input').isVisible(),
+      false,
+      'no prompt for a checkpoint or prompts was shown',
+    );
     await page.waitForTimeout(1_000); // the toast fades in
     await screenshot(page, 'authoring-untrusted-rank');
   } finally {

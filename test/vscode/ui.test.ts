@@ -81,7 +81,10 @@ test('"RLHF: Open Dashboard" offers the workspace runs and opens the one picked'
   const page = await openWorkbench(workspace);
   try {
     const offered = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'demo-ppo');
-    assert.ok(offered.includes('demo-ppo') && offered.length >= 2, `the fixture's runs are offered: ${offered.join(', ')}`);
+    assert.ok(
+      offered.includes('demo-ppo') && offered.length >= 2,
+      `the fixture's runs are offered: ${offered.join(', ')}`,
+    );
     const frame = dashboardFrame(page);
     await frame.locator('#run-name', { hasText: 'demo-ppo' }).waitFor({ timeout: 30_000 });
     assert.equal(await frame.locator('#run-status').textContent(), 'completed');
@@ -113,7 +116,16 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
         name: 'tiny',
         model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 32 },
         tokenizer: { vocab_size: 300 },
-        stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 400 }, max_steps: 400, warmup_steps: 2, per_device_train_batch_size: 4, save_steps: 400 }],
+        stages: [
+          {
+            type: 'sft',
+            dataset: { source: 'demo', num_examples: 400 },
+            max_steps: 400,
+            warmup_steps: 2,
+            per_device_train_batch_size: 4,
+            save_steps: 400,
+          },
+        ],
       },
       null,
       2,
@@ -123,7 +135,10 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
   try {
     await page.keyboard.press('Control+P');
     await page.locator('.quick-input-widget .quick-input-box input').fill('tiny.rlhf.json');
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'tiny.rlhf.json' }).first().waitFor({ timeout: 15_000 });
+    await page
+      .locator('.quick-input-widget .monaco-list-row', { hasText: 'tiny.rlhf.json' })
+      .first()
+      .waitFor({ timeout: 15_000 });
     await page.keyboard.press('Enter');
     await page.locator('.tab', { hasText: 'tiny.rlhf.json' }).waitFor({ timeout: 15_000 });
     // The tab shows before the extension host learns which editor is active; until it does, Start Run
@@ -136,8 +151,12 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
       await screenshot(page, 'ui-run-status-bar-failed');
       const statusBar = await page.locator('.part.statusbar .statusbar-item').allInnerTexts();
       const notifications = await page.locator('.notification-toast').allInnerTexts();
-      const quickInput = (await page.locator('.quick-input-widget').isVisible()) ? await page.locator('.quick-input-widget').innerText() : '';
-      throw new Error(`${(error as Error).message}\nstatus bar: ${JSON.stringify(statusBar)}\nnotifications: ${JSON.stringify(notifications)}\nquick input: ${JSON.stringify(quickInput)}`);
+      const quickInput = (await page.locator('.quick-input-widget').isVisible())
+        ? await page.locator('.quick-input-widget').innerText()
+        : '';
+      throw new Error(
+        `${(error as Error).message}\nstatus bar: ${JSON.stringify(statusBar)}\nnotifications: ${JSON.stringify(notifications)}\nquick input: ${JSON.stringify(quickInput)}`,
+      );
     });
     assert.match(await item.innerText(), /RLHF tiny · sft \d+\/400/);
     await screenshot(page, 'ui-run-status-bar');
@@ -148,7 +167,8 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
 
 test('the dashboard opens a PPO run of the quick demo (npm run test:demo leaves them in test-results/demo-quick)', async () => {
   const demoRuns = join(repoRoot, 'test-results', 'demo-quick', '.rlhf');
-  if (!existsSync(demoRuns)) throw new Error(`${demoRuns} is missing: the demo layer (npm run test:demo) writes it and runs before this one`);
+  if (!existsSync(demoRuns))
+    throw new Error(`${demoRuns} is missing: the demo layer (npm run test:demo) writes it and runs before this one`);
   const demoWorkspace = join(temp, 'demo-workspace');
   cpSync(demoRuns, join(demoWorkspace, '.rlhf'), { recursive: true });
   const page = await openWorkbench(demoWorkspace);

@@ -23,7 +23,16 @@ export const fixtureRun: DashboardRunInfo = {
   maxNewTokens: 16,
 };
 
-function row(sample: number, prompt: string, tokens: string[], score: number, oracle: number | null, advantage: number[], ratios: number[][], extra: Partial<PpoTraceRow> = {}): PpoTraceRow {
+function row(
+  sample: number,
+  prompt: string,
+  tokens: string[],
+  score: number,
+  oracle: number | null,
+  advantage: number[],
+  ratios: number[][],
+  extra: Partial<PpoTraceRow> = {},
+): PpoTraceRow {
   const n = tokens.length;
   const ramp = (scale: number) => tokens.map((_, i) => Number((scale * (i + 1 - n / 2)).toFixed(3)));
   return {
@@ -56,10 +65,54 @@ function row(sample: number, prompt: string, tokens: string[], score: number, or
  */
 export function fixtureRows(step = 1): PpoTraceRow[] {
   const rows = [
-    row(0, 'The film was', [' great', ' film', '!', ' and'], 0.9, 0.8, [1.2, -0.8, 0.5, 0.3], [[1.0, 1.0, 1.0, 1.0], [1.5, 0.5, 0.6, 1.1]]),
-    row(1, 'The film was', [' dull', '.'], -0.7, -0.6, [-0.4, -2.0], [[1.0, 1.0], [0.9, 1.05]]),
-    row(2, 'This product is', [' fine', ' ', '\n', 'ok'], 0.1, null, [0.2, 0.1, -0.1, 0.4], [[1.0, 1.0, 1.0, 1.0], [1.02, 0.98, 1.0, 1.3]]),
-    row(3, 'This product is', [' awful', ' really', ' bad', ' stuff', '.'], -0.2, 0.3, [0.1, 0.2, -0.3, 0.05, 0.0], [[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.25, 0.7, 1.0, 1.0]]),
+    row(
+      0,
+      'The film was',
+      [' great', ' film', '!', ' and'],
+      0.9,
+      0.8,
+      [1.2, -0.8, 0.5, 0.3],
+      [
+        [1.0, 1.0, 1.0, 1.0],
+        [1.5, 0.5, 0.6, 1.1],
+      ],
+    ),
+    row(
+      1,
+      'The film was',
+      [' dull', '.'],
+      -0.7,
+      -0.6,
+      [-0.4, -2.0],
+      [
+        [1.0, 1.0],
+        [0.9, 1.05],
+      ],
+    ),
+    row(
+      2,
+      'This product is',
+      [' fine', ' ', '\n', 'ok'],
+      0.1,
+      null,
+      [0.2, 0.1, -0.1, 0.4],
+      [
+        [1.0, 1.0, 1.0, 1.0],
+        [1.02, 0.98, 1.0, 1.3],
+      ],
+    ),
+    row(
+      3,
+      'This product is',
+      [' awful', ' really', ' bad', ' stuff', '.'],
+      -0.2,
+      0.3,
+      [0.1, 0.2, -0.3, 0.05, 0.0],
+      [
+        [1.0, 1.0, 1.0, 1.0, 1.0],
+        [1.0, 1.25, 0.7, 1.0, 1.0],
+      ],
+    ),
   ];
   return rows.map((r) => ({ ...r, step }));
 }
@@ -74,11 +127,31 @@ export function packThroughArrow(step: number, rows: PpoTraceRow[]): PackedPpoTr
 /** A step of `samples` responses of `tokens` tokens each, with random but plausible values. */
 export function syntheticRows(step: number, samples: number, tokens: number, seed = 1): PpoTraceRow[] {
   const random = new Random(seed);
-  const words = [' the', ' film', ' was', ' really', ' good', ' and', ' bad', '.', ' I', ' liked', ' it', ',', ' plot', '\n', ' ', ' acting'];
+  const words = [
+    ' the',
+    ' film',
+    ' was',
+    ' really',
+    ' good',
+    ' and',
+    ' bad',
+    '.',
+    ' I',
+    ' liked',
+    ' it',
+    ',',
+    ' plot',
+    '\n',
+    ' ',
+    ' acting',
+  ];
   return Array.from({ length: samples }, (_, s) => {
     const text = Array.from({ length: tokens }, () => random.pick(words));
     const values = () => Array.from({ length: tokens }, () => Math.fround(random.normal()));
-    const ratio = [Array.from({ length: tokens }, () => 1), Array.from({ length: tokens }, () => Math.fround(1 + 0.15 * random.normal()))];
+    const ratio = [
+      Array.from({ length: tokens }, () => 1),
+      Array.from({ length: tokens }, () => Math.fround(1 + 0.15 * random.normal())),
+    ];
     return {
       step,
       sample: s,
@@ -134,7 +207,8 @@ function encodeTyped(value: unknown): unknown {
     return { __typed: name, base64: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
   }
   if (Array.isArray(value)) return value.map(encodeTyped);
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, encodeTyped(item)]));
+  if (typeof value === 'object' && value !== null)
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, encodeTyped(item)]));
   return value;
 }
 
@@ -160,5 +234,9 @@ export const reviveScript = `
 /** Sends a host message that may hold typed arrays. */
 export async function sendToDashboard(view: WebviewPage, message: ToDashboardMessage): Promise<void> {
   await view.page.evaluate(reviveScript);
-  await view.page.evaluate((encoded) => window.postMessage((window as unknown as { __revive(value: unknown): unknown }).__revive(encoded), '*'), encodeTyped(message));
+  await view.page.evaluate(
+    (encoded) =>
+      window.postMessage((window as unknown as { __revive(value: unknown): unknown }).__revive(encoded), '*'),
+    encodeTyped(message),
+  );
 }

@@ -24,7 +24,8 @@ before(async () => {
   policy.model.dispose();
   const reward = await checkpointWithHeads('dashboard-reward', ['score']);
   reward.model.dispose();
-  const folder = async (dir: string, name: string) => (await exportCheckpoint(dir, path.join(workDir, 'dashboard', name))).outDir;
+  const folder = async (dir: string, name: string) =>
+    (await exportCheckpoint(dir, path.join(workDir, 'dashboard', name))).outDir;
   ({ runDir } = await runInspection({
     policy: await folder(policy.dir, 'policy'),
     reference: await folder(await tinySft(), 'reference'),
@@ -43,14 +44,17 @@ before(async () => {
 });
 after(() => browser?.close());
 
-test('the dashboard shows an inspection run\'s step like a PPO step: its samples, tokens coloured by KL, and its metrics', async () => {
+test("the dashboard shows an inspection run's step like a PPO step: its samples, tokens coloured by KL, and its metrics", async () => {
   const run = await readRunInfo(runDir);
   assert.equal(run.stage, 'inspect');
   assert.equal(run.maxNewTokens, 12, 'the stage settings are found where training runs keep theirs');
   const steps = await listTraceSteps(runDir);
   assert.deepEqual(steps, [1, 2]);
   const trace = await new TraceCache().packed(runDir, 2);
-  const points = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => parseMetricLine(line) as MetricPoint);
+  const points = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => parseMetricLine(line) as MetricPoint);
 
   const view = await openWebview(browser, 'dashboard', { width: 1100, height: 720 });
   try {
@@ -65,11 +69,16 @@ test('the dashboard shows an inspection run\'s step like a PPO step: its samples
     assert.match((await view.page.locator('#rollout-status').textContent()) ?? '', /6 of 6 samples/);
     const tokens = await view.page.locator('#samples .tok').count();
     assert.ok(tokens >= 6, `the samples' tokens are drawn (${tokens})`);
-    const coloured = await view.page.locator('#samples .tok').evaluateAll((spans) => spans.filter((span) => getComputedStyle(span).backgroundColor !== 'rgba(0, 0, 0, 0)').length);
+    const coloured = await view.page
+      .locator('#samples .tok')
+      .evaluateAll(
+        (spans) => spans.filter((span) => getComputedStyle(span).backgroundColor !== 'rgba(0, 0, 0, 0)').length,
+      );
     assert.ok(coloured > 0, 'tokens where policy and reference disagree are coloured');
     await view.page.locator('#samples .tok').first().hover();
     const tooltip = (await view.page.locator('#token-tooltip').innerText()).replace(/\s+/g, ' ');
-    for (const expected of ['KL', 'logprob', 'ref logprob', 'value']) assert.ok(tooltip.includes(expected), `"${expected}" in "${tooltip}"`);
+    for (const expected of ['KL', 'logprob', 'ref logprob', 'value'])
+      assert.ok(tooltip.includes(expected), `"${expected}" in "${tooltip}"`);
     await view.page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-inspect-rollouts.png') });
     await view.page.click('#tab-metrics');
     await view.page.locator('#charts canvas').first().waitFor();

@@ -16,29 +16,74 @@ before(async () => {
 });
 after(() => browser?.close());
 
-const otherRun = { id: 'other-ppo', name: 'other · ppo', status: 'completed' as const, startedAt: '2026-11-21T11:00:00.000Z' };
+const otherRun = {
+  id: 'other-ppo',
+  name: 'other · ppo',
+  status: 'completed' as const,
+  startedAt: '2026-11-21T11:00:00.000Z',
+};
 
 async function openMetrics(points = fixtureMetrics()): Promise<WebviewPage> {
   const view = await openWebview(browser, 'dashboard', { width: 1100, height: 800 });
   // The host sends the run list first: it becomes the comparison choices once the run arrives.
-  await sendToDashboard(view, { type: 'dashboard/runs', runsFolder: '/work/project/.rlhf/runs', runs: [{ id: fixtureRun.id, name: fixtureRun.name, status: 'completed', startedAt: '2026-11-21T12:00:00.000Z' }, otherRun], problems: [] });
+  await sendToDashboard(view, {
+    type: 'dashboard/runs',
+    runsFolder: '/work/project/.rlhf/runs',
+    runs: [
+      { id: fixtureRun.id, name: fixtureRun.name, status: 'completed', startedAt: '2026-11-21T12:00:00.000Z' },
+      otherRun,
+    ],
+    problems: [],
+  });
   await sendToDashboard(view, { type: 'dashboard/run', run: fixtureRun });
-  await sendToDashboard(view, { type: 'dashboard/metrics', runId: fixtureRun.id, runName: fixtureRun.name, reset: true, points });
+  await sendToDashboard(view, {
+    type: 'dashboard/metrics',
+    runId: fixtureRun.id,
+    runName: fixtureRun.name,
+    reset: true,
+    points,
+  });
   await view.page.locator('#charts figure[data-metric="objective/kl"] canvas').first().waitFor();
   return view;
 }
 
-const chartLabel = (view: WebviewPage, metric: string) => view.page.locator(`#charts figure[data-metric="${metric}"]`).getAttribute('aria-label');
+const chartLabel = (view: WebviewPage, metric: string) =>
+  view.page.locator(`#charts figure[data-metric="${metric}"]`).getAttribute('aria-label');
 
 test('metrics are charted with uPlot in TRL’s namespaces, and appended points show up on the next frame', async () => {
   const view = await openMetrics(fixtureMetrics(24));
   try {
-    assert.deepEqual(await view.page.locator('#charts .metric-group > h2').allTextContents(), ['objective', 'oracle', 'policy', 'loss', 'val', 'other']);
-    assert.deepEqual(await view.page.locator('#group-objective figure').evaluateAll((figures) => figures.map((figure) => (figure as HTMLElement).dataset.metric)), ['objective/entropy', 'objective/kl', 'objective/scores']);
+    assert.deepEqual(await view.page.locator('#charts .metric-group > h2').allTextContents(), [
+      'objective',
+      'oracle',
+      'policy',
+      'loss',
+      'val',
+      'other',
+    ]);
+    assert.deepEqual(
+      await view.page
+        .locator('#group-objective figure')
+        .evaluateAll((figures) => figures.map((figure) => (figure as HTMLElement).dataset.metric)),
+      ['objective/entropy', 'objective/kl', 'objective/scores'],
+    );
     assert.equal(await view.page.locator('#group-objective .uplot').count(), 3, 'one uPlot chart per metric');
     assert.match((await chartLabel(view, 'objective/kl')) ?? '', /objective\/kl: 24 points, latest 2\.\d+ at step 24/);
-    await sendToDashboard(view, { type: 'dashboard/metrics', runId: fixtureRun.id, runName: fixtureRun.name, reset: false, points: [{ step: 25, episode: 200, 'objective/kl': 3.5 }] });
-    await view.page.waitForFunction(() => /25 points, latest 3\.5 at step 25/.test(document.querySelector('#charts figure[data-metric="objective/kl"]')?.getAttribute('aria-label') ?? ''), undefined, { timeout: 1000 });
+    await sendToDashboard(view, {
+      type: 'dashboard/metrics',
+      runId: fixtureRun.id,
+      runName: fixtureRun.name,
+      reset: false,
+      points: [{ step: 25, episode: 200, 'objective/kl': 3.5 }],
+    });
+    await view.page.waitForFunction(
+      () =>
+        /25 points, latest 3\.5 at step 25/.test(
+          document.querySelector('#charts figure[data-metric="objective/kl"]')?.getAttribute('aria-label') ?? '',
+        ),
+      undefined,
+      { timeout: 1000 },
+    );
     await view.page.selectOption('#x-axis', 'episode');
     assert.match((await chartLabel(view, 'objective/kl')) ?? '', /latest 3\.5 at episode 200/);
     assert.deepEqual(view.errors, []);
@@ -51,9 +96,17 @@ test('warnings name KL rising, entropy collapsing, length running away and rewar
   const view = await openMetrics();
   try {
     const titles = await view.page.locator('#warnings .warning strong').allTextContents();
-    assert.deepEqual(titles.sort(), ['⚠ Entropy is collapsing', '⚠ KL is rising fast', '⚠ Response length is running away', '⚠ Reward is rising while the oracle score falls']);
+    assert.deepEqual(titles.sort(), [
+      '⚠ Entropy is collapsing',
+      '⚠ KL is rising fast',
+      '⚠ Response length is running away',
+      '⚠ Reward is rising while the oracle score falls',
+    ]);
     assert.equal(await view.page.locator('#tab-metrics').textContent(), 'Metrics ⚠ 4');
-    assert.match((await view.page.locator('.warning-reward-hacking').textContent()) ?? '', /objective\/scores changed by \+.* while oracle\/score changed by -/);
+    assert.match(
+      (await view.page.locator('.warning-reward-hacking').textContent()) ?? '',
+      /objective\/scores changed by \+.* while oracle\/score changed by -/,
+    );
   } finally {
     await view.close();
   }
@@ -65,14 +118,25 @@ test('ticking another run asks the host for it and overlays its metrics; smoothi
     await view.page.check('#compare-other-ppo');
     assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/compare', runIds: ['other-ppo'] });
     const otherPoints = fixtureMetrics(12).map((point) => ({ ...point, 'objective/kl': point['objective/kl'] / 2 }));
-    await sendToDashboard(view, { type: 'dashboard/metrics', runId: 'other-ppo', runName: 'other · ppo', reset: true, points: otherPoints });
+    await sendToDashboard(view, {
+      type: 'dashboard/metrics',
+      runId: 'other-ppo',
+      runName: 'other · ppo',
+      reset: true,
+      points: otherPoints,
+    });
     const legend = view.page.locator('#charts figure[data-metric="objective/kl"] .u-legend');
     await legend.waitFor();
     const text = await legend.innerText();
     assert.ok(text.includes('fixture · ppo') && text.includes('other · ppo'), text);
     assert.ok(text.includes('(raw)'), 'with smoothing on, each run also has its raw series');
     await view.page.locator('#smoothing').fill('0');
-    await view.page.waitForFunction(() => !(document.querySelector('#charts figure[data-metric="objective/kl"] .u-legend')?.textContent ?? '').includes('(raw)'));
+    await view.page.waitForFunction(
+      () =>
+        !(document.querySelector('#charts figure[data-metric="objective/kl"] .u-legend')?.textContent ?? '').includes(
+          '(raw)',
+        ),
+    );
     await view.page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-compare.png') });
     await view.page.uncheck('#compare-other-ppo');
     assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/compare', runIds: [] });
@@ -96,13 +160,39 @@ test('"follow latest" asks for each new step; the prompt-over-time tab shows a p
     await view.page.click('#follow-prompt');
     assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/requestPromptHistory', prompt: 'The film was' });
     assert.equal(await view.page.locator('#tab-history').getAttribute('aria-selected'), 'true');
-    const entries = [1, 2].flatMap((step) => fixtureRows(step).filter((row) => row.prompt === 'The film was').map((row) => ({ step, sample: row.sample, score: row.score + step / 10, oracleScore: row.oracle_score, tokens: row.tokens, values: { reward: row.reward, kl: row.kl, value: row.value, advantage: row.advantage, return: row.return, entropy: row.entropy, logprob: row.logprob, ref_logprob: row.ref_logprob } })));
+    const entries = [1, 2].flatMap((step) =>
+      fixtureRows(step)
+        .filter((row) => row.prompt === 'The film was')
+        .map((row) => ({
+          step,
+          sample: row.sample,
+          score: row.score + step / 10,
+          oracleScore: row.oracle_score,
+          tokens: row.tokens,
+          values: {
+            reward: row.reward,
+            kl: row.kl,
+            value: row.value,
+            advantage: row.advantage,
+            return: row.return,
+            entropy: row.entropy,
+            logprob: row.logprob,
+            ref_logprob: row.ref_logprob,
+          },
+        })),
+    );
     await sendToDashboard(view, { type: 'dashboard/promptHistory', prompt: 'The film was', entries });
     const columns = view.page.locator('#history-columns .history-entry');
     assert.equal(await columns.count(), 4);
     assert.deepEqual(await columns.locator('h3').allTextContents(), ['Step 1', 'Step 1', 'Step 2', 'Step 2']);
-    assert.match((await columns.nth(2).innerText()).replace(/\s+/g, ' '), /sample 0 · score 1\.1 · oracle 0\.8 great film! and/);
-    assert.match((await columns.nth(1).getAttribute('aria-label')) ?? '', /^Step 1, score −0\.6, oracle −0\.6:  dull\.$/);
+    assert.match(
+      (await columns.nth(2).innerText()).replace(/\s+/g, ' '),
+      /sample 0 · score 1\.1 · oracle 0\.8 great film! and/,
+    );
+    assert.match(
+      (await columns.nth(1).getAttribute('aria-label')) ?? '',
+      /^Step 1, score −0\.6, oracle −0\.6:  dull\.$/,
+    );
     await view.page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-prompt-history.png') });
   } finally {
     await view.close();
@@ -112,7 +202,12 @@ test('"follow latest" asks for each new step; the prompt-over-time tab shows a p
 test('without a run, the dashboard lists the runs and each Open button asks the host for that run', async () => {
   const view = await openWebview(browser, 'dashboard');
   try {
-    await sendToDashboard(view, { type: 'dashboard/runs', runsFolder: '/work/project/.rlhf/runs', runs: [otherRun], problems: [] });
+    await sendToDashboard(view, {
+      type: 'dashboard/runs',
+      runsFolder: '/work/project/.rlhf/runs',
+      runs: [otherRun],
+      problems: [],
+    });
     await view.page.locator('#open-other-ppo').click();
     assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/openRun', runId: 'other-ppo' });
   } finally {
@@ -130,11 +225,16 @@ test('the Metrics and Prompt-over-time controls are reachable with Tab', async (
         await view.page.keyboard.press('Tab');
         reached.push(await view.page.evaluate(() => document.activeElement?.id ?? ''));
       }
-      for (const id of wanted) assert.ok(reached.includes(id), `${id} reached by Tab from ${start} (order: ${reached.join(', ')})`);
+      for (const id of wanted)
+        assert.ok(reached.includes(id), `${id} reached by Tab from ${start} (order: ${reached.join(', ')})`);
     };
     await reach('#tab-metrics', ['smoothing', 'x-axis', 'compare-other-ppo']);
     await view.page.keyboard.press('Space');
-    assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/compare', runIds: ['other-ppo'] }, 'a checkbox toggles from the keyboard');
+    assert.deepEqual(
+      (await view.posted()).at(-1),
+      { type: 'dashboard/compare', runIds: ['other-ppo'] },
+      'a checkbox toggles from the keyboard',
+    );
     await view.page.click('#tab-history');
     await reach('#tab-history', ['history-prompt', 'history-show', 'history-colour']);
   } finally {

@@ -22,22 +22,48 @@ after(() => browser?.close());
 async function openFixture(options: { theme?: Theme; width?: number; height?: number } = {}): Promise<WebviewPage> {
   const view = await openWebview(browser, 'dashboard', { width: 1100, height: 720, ...options });
   await sendToDashboard(view, { type: 'dashboard/run', run: fixtureRun });
-  await sendToDashboard(view, { type: 'dashboard/metrics', runId: fixtureRun.id, runName: fixtureRun.name, reset: true, points: fixtureMetrics() });
+  await sendToDashboard(view, {
+    type: 'dashboard/metrics',
+    runId: fixtureRun.id,
+    runName: fixtureRun.name,
+    reset: true,
+    points: fixtureMetrics(),
+  });
   await sendToDashboard(view, { type: 'dashboard/steps', steps: [1, 2, 3], traceKind: 'ppo' });
-  assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/requestTrace', step: 3 }, 'following the latest step, it asks for step 3');
+  assert.deepEqual(
+    (await view.posted()).at(-1),
+    { type: 'dashboard/requestTrace', step: 3 },
+    'following the latest step, it asks for step 3',
+  );
   await sendToDashboard(view, { type: 'dashboard/trace', trace: packThroughArrow(3, fixtureRows(3)) });
   await view.page.click('#tab-rollouts');
   await view.page.locator('#samples .sample-row').first().waitFor();
   return view;
 }
 
-const rowOrder = (view: WebviewPage) => view.page.locator('#samples .sample-row').evaluateAll((rows) => rows.sort((a, b) => parseFloat((a as HTMLElement).style.top) - parseFloat((b as HTMLElement).style.top)).map((row) => (row as HTMLElement).querySelector('.sample-id')?.textContent));
+const rowOrder = (view: WebviewPage) =>
+  view.page
+    .locator('#samples .sample-row')
+    .evaluateAll((rows) =>
+      rows
+        .sort((a, b) => parseFloat((a as HTMLElement).style.top) - parseFloat((b as HTMLElement).style.top))
+        .map((row) => (row as HTMLElement).querySelector('.sample-id')?.textContent),
+    );
 
 /** Rows of the virtual list sit one below the other: measured heights replaced the estimates. */
 async function assertRowsDoNotOverlap(view: WebviewPage): Promise<void> {
-  const boxes = await view.page.locator('#samples .sample-row').evaluateAll((rows) => rows.map((row) => row.getBoundingClientRect()).map((box) => ({ top: box.top, bottom: box.bottom })).sort((a, b) => a.top - b.top));
+  const boxes = await view.page.locator('#samples .sample-row').evaluateAll((rows) =>
+    rows
+      .map((row) => row.getBoundingClientRect())
+      .map((box) => ({ top: box.top, bottom: box.bottom }))
+      .sort((a, b) => a.top - b.top),
+  );
   assert.ok(boxes.length > 1);
-  for (let i = 1; i < boxes.length; i++) assert.ok(boxes[i].top >= boxes[i - 1].bottom - 0.5, `row ${i} starts at ${boxes[i].top}, above the end of row ${i - 1} at ${boxes[i - 1].bottom}`);
+  for (let i = 1; i < boxes.length; i++)
+    assert.ok(
+      boxes[i].top >= boxes[i - 1].bottom - 0.5,
+      `row ${i} starts at ${boxes[i].top}, above the end of row ${i - 1} at ${boxes[i - 1].bottom}`,
+    );
 }
 
 /** Chrome keeps 8 bits of alpha, so a colour matches when RGB is equal and alpha is within 1/255. */
@@ -49,7 +75,10 @@ function assertColour(actual: string, rgb: readonly number[], alpha: number, wha
   const match = /^rgba?\((\d+), (\d+), (\d+)(?:, ([\d.]+))?\)$/.exec(actual);
   assert.ok(match, `${what}: ${actual} is not an rgba() colour`);
   assert.deepEqual([Number(match[1]), Number(match[2]), Number(match[3])], [...rgb], `${what}: ${actual}`);
-  assert.ok(Math.abs(Number(match[4] ?? 1) - alpha) <= 1 / 255 + 1e-9, `${what}: alpha of ${actual}, expected ${alpha}`);
+  assert.ok(
+    Math.abs(Number(match[4] ?? 1) - alpha) <= 1 / 255 + 1e-9,
+    `${what}: alpha of ${actual}, expected ${alpha}`,
+  );
 }
 
 function themeColour(theme: Theme, variable: string): [number, number, number] {
@@ -66,18 +95,31 @@ for (const theme of ['dark', 'light', 'high-contrast'] as const) {
       const rows = fixtureRows(3);
       const advantages = rows.flatMap((row) => row.advantage.map((value) => Math.fround(value)));
       const range = Math.max(...advantages.map(Math.abs));
-      const [negative, positive] = [themeColour(theme, '--vscode-charts-blue'), themeColour(theme, '--vscode-charts-orange')];
-      const shown = await view.page.locator('#samples .tok').evaluateAll((spans) => spans.map((span) => [Number((span as HTMLElement).dataset.t), getComputedStyle(span).backgroundColor] as [number, string]));
+      const [negative, positive] = [
+        themeColour(theme, '--vscode-charts-blue'),
+        themeColour(theme, '--vscode-charts-orange'),
+      ];
+      const shown = await view.page
+        .locator('#samples .tok')
+        .evaluateAll((spans) =>
+          spans.map(
+            (span) =>
+              [Number((span as HTMLElement).dataset.t), getComputedStyle(span).backgroundColor] as [number, string],
+          ),
+        );
       assert.equal(shown.length, advantages.length, 'every token of the four samples is drawn');
       for (const [t, colour] of shown) {
         const value = advantages[t];
-        const alpha = Math.round((Math.min(1, Math.abs(value) / range) * 0.85) * 1000) / 1000;
+        const alpha = Math.round(Math.min(1, Math.abs(value) / range) * 0.85 * 1000) / 1000;
         assertColour(colour, value < 0 ? negative : positive, alpha, `token ${t} (advantage ${value})`);
       }
       await assertRowsDoNotOverlap(view);
       assert.equal(await view.page.locator('#legend-low').textContent(), '−2');
       assert.equal(await view.page.locator('#legend-high').textContent(), '2');
-      assert.match((await view.page.locator('#legend').getAttribute('aria-label')) ?? '', /advantage: from −2 .* through 0 to 2/);
+      assert.match(
+        (await view.page.locator('#legend').getAttribute('aria-label')) ?? '',
+        /advantage: from −2 .* through 0 to 2/,
+      );
       // Whitespace-only tokens stay visible: a space as ·, a newline as ↵ followed by a line break.
       const whitespace = await view.page.locator('[data-sample="2"] .tok.ws').allTextContents();
       assert.deepEqual(whitespace, ['·', '↵']);
@@ -101,7 +143,19 @@ test('hovering a token shows all its numbers, and the ratio and clip class at ea
     const tooltip = view.page.locator('#token-tooltip');
     await tooltip.waitFor({ state: 'visible' });
     const text = (await tooltip.innerText()).replace(/\s+/g, ' ');
-    for (const expected of ['token " great"', 'id 100', 'position 0', 'advantage 1.2', 'KL −0.1', 'value −0.05', 'entropy 1.5', 'logprob −0.5', 'ref logprob −0.6', 'ratio, epoch 1 1 · inside the band', 'ratio, epoch 2 1.5 · clipped: A > 0 and r > 1 + ε, gradient removed']) {
+    for (const expected of [
+      'token " great"',
+      'id 100',
+      'position 0',
+      'advantage 1.2',
+      'KL −0.1',
+      'value −0.05',
+      'entropy 1.5',
+      'logprob −0.5',
+      'ref logprob −0.6',
+      'ratio, epoch 1 1 · inside the band',
+      'ratio, epoch 2 1.5 · clipped: A > 0 and r > 1 + ε, gradient removed',
+    ]) {
       assert.ok(text.includes(expected), `"${expected}" in "${text}"`);
     }
     await view.page.mouse.move(5, 5);
@@ -146,28 +200,56 @@ test('clip colouring and the token table classify each token by ratio, band and 
     const red = themeColour('dark', '--vscode-charts-red');
     const purple = themeColour('dark', '--vscode-charts-purple');
     const yellow = themeColour('dark', '--vscode-charts-yellow');
-    const colours = await view.page.locator('[data-sample="0"] .tok').evaluateAll((spans) => spans.map((span) => getComputedStyle(span).backgroundColor));
+    const colours = await view.page
+      .locator('[data-sample="0"] .tok')
+      .evaluateAll((spans) => spans.map((span) => getComputedStyle(span).backgroundColor));
     assertColour(colours[0], red, 0.75, '" great": removed above');
     assertColour(colours[1], purple, 0.75, '" film": removed below');
     assertColour(colours[2], yellow, 0.4, '"!": outside the band, kept');
     assertColour(colours[3], [0, 0, 0], 0, '" and": inside');
     assert.match((await view.page.locator('#legend').textContent()) ?? '', /clip, epoch 2, band \[0\.8, 1\.2\]/);
     await view.page.selectOption('#epoch', '0');
-    assert.deepEqual(await view.page.locator('[data-sample="0"] .tok').evaluateAll((spans) => spans.map((span) => getComputedStyle(span).backgroundColor)), Array(4).fill('rgba(0, 0, 0, 0)'), 'epoch 1: every ratio is 1');
+    assert.deepEqual(
+      await view.page
+        .locator('[data-sample="0"] .tok')
+        .evaluateAll((spans) => spans.map((span) => getComputedStyle(span).backgroundColor)),
+      Array(4).fill('rgba(0, 0, 0, 0)'),
+      'epoch 1: every ratio is 1',
+    );
 
     await view.page.locator('[data-sample="0"]').focus();
     await view.page.keyboard.press('Enter');
     const table = view.page.locator('#tokens-table');
     await table.waitFor();
-    assert.deepEqual(await table.locator('tbody tr').evaluateAll((rows) => rows.map((row) => (row.querySelectorAll('td.ratio')[1] as HTMLElement).dataset.clip)), ['removed-above', 'removed-below', 'outside-kept', 'inside']);
+    assert.deepEqual(
+      await table
+        .locator('tbody tr')
+        .evaluateAll((rows) => rows.map((row) => (row.querySelectorAll('td.ratio')[1] as HTMLElement).dataset.clip)),
+      ['removed-above', 'removed-below', 'outside-kept', 'inside'],
+    );
     assert.deepEqual(await table.locator('tbody td.sign').allTextContents(), ['+', '−', '+', '+']);
-    assert.deepEqual(await table.locator('tbody tr').evaluateAll((rows) => rows.map((row) => (row.querySelectorAll('td.ratio')[1] as HTMLElement).textContent)), ['1.5 ✂', '0.5 ✂', '0.6', '1.1']);
+    assert.deepEqual(
+      await table
+        .locator('tbody tr')
+        .evaluateAll((rows) => rows.map((row) => (row.querySelectorAll('td.ratio')[1] as HTMLElement).textContent)),
+      ['1.5 ✂', '0.5 ✂', '0.6', '1.1'],
+    );
 
     await view.page.click('#tab-clipping');
     const epoch2 = view.page.locator('#clip-epochs tbody tr').nth(1);
     assert.deepEqual((await epoch2.locator('td').allTextContents()).slice(0, 5), ['15', '3', '2', '1', '33.3%']);
-    assert.deepEqual((await view.page.locator('#clip-tokens tbody tr td:first-child').allTextContents()).sort(), ['" bad"', '" film"', '" great"', '" really"', '"ok"']);
-    assert.equal(await view.page.locator('#clip-by-position canvas').count() > 0, true, 'the per-position chart is drawn by uPlot');
+    assert.deepEqual((await view.page.locator('#clip-tokens tbody tr td:first-child').allTextContents()).sort(), [
+      '" bad"',
+      '" film"',
+      '" great"',
+      '" really"',
+      '"ok"',
+    ]);
+    assert.equal(
+      (await view.page.locator('#clip-by-position canvas').count()) > 0,
+      true,
+      'the per-position chart is drawn by uPlot',
+    );
     await view.page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-clipping.png') });
   } finally {
     await view.close();
@@ -183,12 +265,27 @@ test('every control is reachable by keyboard; rows move with the arrow keys and 
       await view.page.keyboard.press('Tab');
       const id = await view.page.evaluate(() => {
         const active = document.activeElement as HTMLElement | null;
-        return active?.id || (active?.dataset.index !== undefined ? `row-${active.dataset.index}` : active?.tagName ?? '');
+        return (
+          active?.id || (active?.dataset.index !== undefined ? `row-${active.dataset.index}` : (active?.tagName ?? ''))
+        );
       });
       reached.push(id);
       if (id.startsWith('row-')) break;
     }
-    for (const id of ['step-slider', 'follow-latest', 'colour-by', 'epoch', 'sort-by', 'sort-order', 'search', 'filter-by', 'filter-min', 'filter-max', 'row-0']) assert.ok(reached.includes(id), `${id} reached by Tab (order: ${reached.join(', ')})`);
+    for (const id of [
+      'step-slider',
+      'follow-latest',
+      'colour-by',
+      'epoch',
+      'sort-by',
+      'sort-order',
+      'search',
+      'filter-by',
+      'filter-min',
+      'filter-max',
+      'row-0',
+    ])
+      assert.ok(reached.includes(id), `${id} reached by Tab (order: ${reached.join(', ')})`);
     await view.page.keyboard.press('ArrowDown');
     assert.equal(await view.page.evaluate(() => (document.activeElement as HTMLElement).dataset.index), '1');
     await view.page.keyboard.press('End');
@@ -199,7 +296,11 @@ test('every control is reachable by keyboard; rows move with the arrow keys and 
     assert.equal(await view.page.locator('#details-heading').textContent(), 'Sample 3 · step 3');
     await view.page.keyboard.press('Escape');
     assert.equal(await view.page.locator('#sample-details').isHidden(), true);
-    assert.equal(await view.page.evaluate(() => (document.activeElement as HTMLElement).dataset.index), '3', 'focus returns to the row');
+    assert.equal(
+      await view.page.evaluate(() => (document.activeElement as HTMLElement).dataset.index),
+      '3',
+      'focus returns to the row',
+    );
     // Tabs follow the WAI-ARIA pattern: arrows move between them.
     await view.page.locator('#tab-rollouts').focus();
     await view.page.keyboard.press('ArrowRight');
@@ -223,11 +324,24 @@ test('heatmap rows carry screen-reader labels with the sample’s numbers and te
     assert.equal(await row.getAttribute('role'), 'listitem');
     assert.equal(await row.getAttribute('aria-setsize'), '4');
     assert.equal(await row.getAttribute('aria-posinset'), '1');
-    assert.equal(await row.getAttribute('aria-label'), 'Sample 0: score 0.9, oracle 0.8, KL 0.2, 4 tokens, 2 clipped. Prompt: The film was Response:  great film! and');
+    assert.equal(
+      await row.getAttribute('aria-label'),
+      'Sample 0: score 0.9, oracle 0.8, KL 0.2, 4 tokens, 2 clipped. Prompt: The film was Response:  great film! and',
+    );
     assert.equal(await view.page.locator('#samples').getAttribute('role'), 'list');
-    assert.match((await view.page.locator('#samples').getAttribute('aria-label')) ?? '', /Samples of step 3, coloured by advantage/);
-    assert.match((await view.page.locator('[data-sample="2"]').getAttribute('aria-label')) ?? '', /score 0\.1, KL .*4 tokens/);
-    assert.doesNotMatch((await view.page.locator('[data-sample="2"]').getAttribute('aria-label')) ?? '', /oracle/, 'no oracle score, none announced');
+    assert.match(
+      (await view.page.locator('#samples').getAttribute('aria-label')) ?? '',
+      /Samples of step 3, coloured by advantage/,
+    );
+    assert.match(
+      (await view.page.locator('[data-sample="2"]').getAttribute('aria-label')) ?? '',
+      /score 0\.1, KL .*4 tokens/,
+    );
+    assert.doesNotMatch(
+      (await view.page.locator('[data-sample="2"]').getAttribute('aria-label')) ?? '',
+      /oracle/,
+      'no oracle score, none announced',
+    );
   } finally {
     await view.close();
   }
@@ -239,7 +353,10 @@ for (const width of [360, 520]) {
     try {
       const overflow = await view.page.evaluate(() => {
         const app = document.getElementById('app') as HTMLElement;
-        return { app: app.scrollWidth - app.clientWidth, page: document.documentElement.scrollWidth - document.documentElement.clientWidth };
+        return {
+          app: app.scrollWidth - app.clientWidth,
+          page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        };
       });
       assert.deepEqual(overflow, { app: 0, page: 0 });
       await assertRowsDoNotOverlap(view);
@@ -271,9 +388,17 @@ test('"Export as HTML" sends the view with rows as plain markup, which opens as 
       assert.equal(await page.locator('#samples').count(), 0, 'the virtual list was replaced');
       const great = page.locator('.static-rows [data-sample="0"] .tok').first();
       assert.equal(await great.textContent(), ' great');
-      assertColour(await great.evaluate((span) => getComputedStyle(span).backgroundColor), [209, 134, 22], (1.2 / 2) * 0.85, 'the exported " great"');
+      assertColour(
+        await great.evaluate((span) => getComputedStyle(span).backgroundColor),
+        [209, 134, 22],
+        (1.2 / 2) * 0.85,
+        'the exported " great"',
+      );
       assert.equal(await page.locator('#run-name').textContent(), 'fixture · ppo');
-      assert.equal(await page.locator('#colour-by').evaluate((select) => (select as HTMLSelectElement).value), 'advantage');
+      assert.equal(
+        await page.locator('#colour-by').evaluate((select) => (select as HTMLSelectElement).value),
+        'advantage',
+      );
       await page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-export.png') });
     } finally {
       await context.close();

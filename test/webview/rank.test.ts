@@ -25,7 +25,12 @@ const fourSet: RankStateMessage = {
   set: {
     id: 'set-1',
     prompt: 'review of the blender:',
-    completions: ['it works well and is quiet.', 'loud and it broke after a week.', 'it works well and is quiet.', 'fine, nothing special, does the job.'],
+    completions: [
+      'it works well and is quiet.',
+      'loud and it broke after a week.',
+      'it works well and is quiet.',
+      'fine, nothing special, does the job.',
+    ],
     shownOrder: [2, 0, 3, 1],
     identical: [[0, 2]],
     sourceLabel: 'run sft-1 · step-120 · T 1 · 64 tokens',
@@ -38,10 +43,20 @@ const fourSet: RankStateMessage = {
 
 const pairSet: RankStateMessage = {
   ...fourSet,
-  set: { id: 'pair-1', prompt: 'my take on the film:', completions: ['a delight from start to finish.', 'dull and far too long.'], shownOrder: [1, 0], identical: [], sourceLabel: 'pairs.jsonl' },
+  set: {
+    id: 'pair-1',
+    prompt: 'my take on the film:',
+    completions: ['a delight from start to finish.', 'dull and far too long.'],
+    shownOrder: [1, 0],
+    identical: [],
+    sourceLabel: 'pairs.jsonl',
+  },
 };
 
-async function openWith(state: RankStateMessage, options: { theme?: 'light' | 'dark'; width?: number; height?: number } = {}): Promise<WebviewPage> {
+async function openWith(
+  state: RankStateMessage,
+  options: { theme?: 'light' | 'dark'; width?: number; height?: number } = {},
+): Promise<WebviewPage> {
   const view = await openWebview(browser, 'rank', options);
   await view.send(state);
   await view.page.locator('.card').first().waitFor();
@@ -61,17 +76,33 @@ for (const theme of ['dark', 'light'] as const) {
     const view = await openWebview(browser, 'rank', { theme, width: 1000, height: 620 });
     try {
       assert.deepEqual(await view.posted(), [{ type: 'webview/ready' }]);
-      await view.send({ ...fourSet, warnings: ['Your judgments of "review of the blender:" form a cycle: "a" > "b" > "c" > "a"'] });
+      await view.send({
+        ...fourSet,
+        warnings: ['Your judgments of "review of the blender:" form a cycle: "a" > "b" > "c" > "a"'],
+      });
       await view.page.locator('.card').first().waitFor();
       assert.equal(await view.page.locator('#counter').textContent(), '12 judgments in reviews');
       assert.equal(await view.page.locator('#prompt pre').textContent(), 'review of the blender:');
       assert.deepEqual(await view.page.locator('.card .letter').allTextContents(), ['A', 'B', 'C', 'D']);
-      assert.deepEqual(await view.page.locator('.card pre').allTextContents(), [fourSet.set!.completions[2], fourSet.set!.completions[0], fourSet.set!.completions[3], fourSet.set!.completions[1]]);
+      assert.deepEqual(await view.page.locator('.card pre').allTextContents(), [
+        fourSet.set!.completions[2],
+        fourSet.set!.completions[0],
+        fourSet.set!.completions[3],
+        fourSet.set!.completions[1],
+      ]);
       // The two identical texts (indices 2 and 0, shown as A and B) are flagged, each naming the other.
-      assert.deepEqual(await view.page.locator('.card .identical').allTextContents(), ['identical to B', 'identical to A']);
+      assert.deepEqual(await view.page.locator('.card .identical').allTextContents(), [
+        'identical to B',
+        'identical to A',
+      ]);
       assert.match((await view.page.locator('#warnings').textContent()) ?? '', /form a cycle/);
-      const boxes = await view.page.locator('.card').evaluateAll((cards) => cards.map((card) => card.getBoundingClientRect()).map((r) => ({ x: r.x, y: r.y })));
-      assert.ok(boxes.every((box) => box.y === boxes[0].y) && boxes[1].x > boxes[0].x && boxes[3].x > boxes[2].x, `columns side by side: ${JSON.stringify(boxes)}`);
+      const boxes = await view.page
+        .locator('.card')
+        .evaluateAll((cards) => cards.map((card) => card.getBoundingClientRect()).map((r) => ({ x: r.x, y: r.y })));
+      assert.ok(
+        boxes.every((box) => box.y === boxes[0].y) && boxes[1].x > boxes[0].x && boxes[3].x > boxes[2].x,
+        `columns side by side: ${JSON.stringify(boxes)}`,
+      );
       await view.page.keyboard.press('1');
       await view.page.keyboard.press('2');
       await view.page.screenshot({ path: path.join(screenshotDir, `webview-rank-${theme}.png`) });
@@ -86,9 +117,19 @@ for (const theme of ['dark', 'light'] as const) {
 test('in a narrow panel the completions stack as rows', async () => {
   const view = await openWith(fourSet, { width: 320, height: 900 });
   try {
-    const boxes = await view.page.locator('.card').evaluateAll((cards) => cards.map((card) => card.getBoundingClientRect()).map((r) => ({ x: r.x, y: r.y, width: r.width })));
-    assert.ok(boxes.every((box) => box.x === boxes[0].x), `one column: ${JSON.stringify(boxes)}`);
-    assert.ok(boxes.every((box, i) => i === 0 || box.y > boxes[i - 1].y), 'each below the one before');
+    const boxes = await view.page
+      .locator('.card')
+      .evaluateAll((cards) =>
+        cards.map((card) => card.getBoundingClientRect()).map((r) => ({ x: r.x, y: r.y, width: r.width })),
+      );
+    assert.ok(
+      boxes.every((box) => box.x === boxes[0].x),
+      `one column: ${JSON.stringify(boxes)}`,
+    );
+    assert.ok(
+      boxes.every((box, i) => i === 0 || box.y > boxes[i - 1].y),
+      'each below the one before',
+    );
     assert.ok(boxes[0].width > 250, 'a row takes the panel width');
     const scrollWidth = await view.page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(scrollWidth <= 320, `nothing overflows sideways (scrollWidth ${scrollWidth})`);
@@ -104,13 +145,22 @@ test('number keys rank the completions in the order shown, equal numbers tie, an
   try {
     // Nothing focused: the first key ranks A, then focus moves to the next unranked completion.
     for (const key of ['1', '2', '2', '3']) await view.page.keyboard.press(key);
-    assert.deepEqual(await view.page.locator('.card .rank-badge').allTextContents(), ['#1', '#2 (tie)', '#2 (tie)', '#3']);
+    assert.deepEqual(await view.page.locator('.card .rank-badge').allTextContents(), [
+      '#1',
+      '#2 (tie)',
+      '#2 (tie)',
+      '#3',
+    ]);
     assert.deepEqual(await view.page.locator('.bucket[data-rank="2"] .chip').allTextContents(), ['B', 'C']);
     await view.page.keyboard.press('Enter');
     // A = index 2 best; B (0) and C (3) tied; D (1) last.
     assert.deepEqual(await lastPosted(view), { type: 'rank/submit', setId: 'set-1', ranking: [[2], [0, 3], [1]] });
     assert.match((await view.page.locator('#status').textContent()) ?? '', /Saving/);
-    assert.equal(await view.page.locator('.card').count(), 0, 'the set leaves the screen until the host confirms and sends the next');
+    assert.equal(
+      await view.page.locator('.card').count(),
+      0,
+      'the set leaves the screen until the host confirms and sends the next',
+    );
   } finally {
     await view.close();
   }
@@ -128,7 +178,12 @@ test('Enter with a completion unranked says how many are left and sends nothing;
     await view.page.keyboard.press('ArrowLeft');
     assert.equal(await view.page.evaluate(() => (document.activeElement as HTMLElement).dataset.position), '0');
     await view.page.keyboard.press('0');
-    assert.deepEqual(await view.page.locator('.card .rank-badge').allTextContents(), ['unranked', 'unranked', 'unranked', 'unranked']);
+    assert.deepEqual(await view.page.locator('.card .rank-badge').allTextContents(), [
+      'unranked',
+      'unranked',
+      'unranked',
+      'unranked',
+    ]);
   } finally {
     await view.close();
   }
@@ -174,18 +229,33 @@ test('dragging completions onto ranks ranks them (two on one rank tie); note and
     await drag(0, 2); // A and B tied second
     await drag(1, 2);
     await drag(2, 4); // C last
-    assert.deepEqual(await view.page.locator('.card .rank-badge').allTextContents(), ['#2 (tie)', '#2 (tie)', '#4', '#1']);
+    assert.deepEqual(await view.page.locator('.card .rank-badge').allTextContents(), [
+      '#2 (tie)',
+      '#2 (tie)',
+      '#4',
+      '#1',
+    ]);
     await view.page.locator('#note').fill('D is the only specific one');
     await view.page.locator('#confidence').selectOption('0.75');
     await view.page.locator('#submit').click();
-    assert.deepEqual(await lastPosted(view), { type: 'rank/submit', setId: 'set-1', ranking: [[1], [0, 2], [3]], note: 'D is the only specific one', confidence: 0.75 });
+    assert.deepEqual(await lastPosted(view), {
+      type: 'rank/submit',
+      setId: 'set-1',
+      ranking: [[1], [0, 2], [3]],
+      note: 'D is the only specific one',
+      confidence: 0.75,
+    });
     // The host confirms and sends the next set: the counter and a "saved" line follow.
     await sendNextSet(view, { ...fourSet, judgments: 13, set: { ...fourSet.set!, id: 'set-2' } });
     await view.send({ type: 'rank/saved', setId: 'set-1', judgmentId: 'j-13', judgments: 13 });
     await view.page.locator('#saved', { hasText: 'Saved' }).waitFor();
     assert.equal(await view.page.locator('#counter').textContent(), '13 judgments in reviews');
     assert.equal(await view.page.locator('#saved').textContent(), 'Saved (13 judgments).');
-    assert.deepEqual(await view.page.locator('.card .rank-badge').allTextContents(), ['unranked', 'unranked', 'unranked', 'unranked'], 'a new set starts unranked');
+    assert.deepEqual(
+      await view.page.locator('.card .rank-badge').allTextContents(),
+      ['unranked', 'unranked', 'unranked', 'unranked'],
+      'a new set starts unranked',
+    );
   } finally {
     await view.close();
   }
@@ -222,7 +292,16 @@ test('K = 2 opens in pairwise mode: A better / B better / tie by button or key, 
 test('before a source is chosen the view says so and its button asks the host for the picker', async () => {
   const view = await openWebview(browser, 'rank', { width: 320 });
   try {
-    await view.send({ type: 'rank/state', dataset: '', file: '', judgments: 0, status: 'Choose a source of completions to rank.', busy: false, canUndo: false, warnings: [] });
+    await view.send({
+      type: 'rank/state',
+      dataset: '',
+      file: '',
+      judgments: 0,
+      status: 'Choose a source of completions to rank.',
+      busy: false,
+      canUndo: false,
+      warnings: [],
+    });
     await view.page.locator('#status', { hasText: 'Choose a source' }).waitFor();
     assert.equal(await view.page.locator('#counter').textContent(), 'No dataset yet');
     await view.page.locator('#choose-source').click();

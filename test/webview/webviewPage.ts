@@ -31,17 +31,37 @@ export interface WebviewPage {
 
 export async function launchBrowser(): Promise<Browser> {
   if (!existsSync(chromiumPath)) {
-    throw new Error(`Chromium not found at ${chromiumPath}: run "node scripts/ensureTestTools.mjs" (npm test does) or set CHROMIUM_PATH.`);
+    throw new Error(
+      `Chromium not found at ${chromiumPath}: run "node scripts/ensureTestTools.mjs" (npm test does) or set CHROMIUM_PATH.`,
+    );
   }
   return chromium.launch({
     executablePath: chromiumPath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
   });
 }
 
 function serveStatic(): Promise<Server> {
-  const allowed: Record<string, string> = { '/dist/webview/': path.join(root, 'dist', 'webview'), '/themes/': path.join(__dirname, 'themes') };
-  const types: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.html': 'text/html', '.svg': 'image/svg+xml' };
+  const allowed: Record<string, string> = {
+    '/dist/webview/': path.join(root, 'dist', 'webview'),
+    '/themes/': path.join(__dirname, 'themes'),
+  };
+  const types: Record<string, string> = {
+    '.js': 'text/javascript',
+    '.css': 'text/css',
+    '.html': 'text/html',
+    '.svg': 'image/svg+xml',
+  };
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (url.pathname === '/favicon.ico') {
@@ -84,12 +104,21 @@ const vsCodeApiStub = `
 `;
 
 /** Opens `dist/webview/<bundle>.js` in a page with the given theme and viewport. */
-export async function openWebview(browser: Browser, bundle: string, options: { theme?: Theme; width?: number; height?: number } = {}): Promise<WebviewPage> {
+export async function openWebview(
+  browser: Browser,
+  bundle: string,
+  options: { theme?: Theme; width?: number; height?: number } = {},
+): Promise<WebviewPage> {
   const script = path.join(root, 'dist', 'webview', `${bundle}.js`);
   if (!existsSync(script)) throw new Error(`${script} is missing: run npm run build first`);
   const server = await serveStatic();
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const shell = buildWebviewHtml({ cspSource: origin, scriptUri: `${origin}/dist/webview/${bundle}.js`, styleUri: `${origin}/dist/webview/${bundle}.css`, title: bundle });
+  const shell = buildWebviewHtml({
+    cspSource: origin,
+    scriptUri: `${origin}/dist/webview/${bundle}.js`,
+    styleUri: `${origin}/dist/webview/${bundle}.css`,
+    title: bundle,
+  });
   // VS Code injects its theme variables itself; here a theme stylesheet from the allowed origin does.
   // VS Code also marks the body with the theme's kind (vscode-light, vscode-dark, vscode-high-contrast).
   const themeClass = `vscode-${options.theme ?? 'dark'}`;
@@ -97,7 +126,9 @@ export async function openWebview(browser: Browser, bundle: string, options: { t
     .replace('</head>', `<link rel="stylesheet" href="${origin}/themes/${options.theme ?? 'dark'}.css">\n</head>`)
     .replace('<body>', `<body class="${themeClass}">`);
 
-  const context = await browser.newContext({ viewport: { width: options.width ?? 1000, height: options.height ?? 640 } });
+  const context = await browser.newContext({
+    viewport: { width: options.width ?? 1000, height: options.height ?? 640 },
+  });
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(`page error: ${error.message}`));

@@ -78,13 +78,24 @@ export interface ClipSummary {
   readonly byToken: TokenStringClipSummary[];
 }
 
-export function summariseClipping(trace: PackedPpoTrace, epsilon: number, tokenText: (t: number) => string, topTokens = 20): ClipSummary {
+export function summariseClipping(
+  trace: PackedPpoTrace,
+  epsilon: number,
+  tokenText: (t: number) => string,
+  topTokens = 20,
+): ClipSummary {
   let longest = 0;
   for (let s = 0; s < trace.numSamples; s++) longest = Math.max(longest, trace.tokenStart[s + 1] - trace.tokenStart[s]);
   const tokensAtPosition = new Uint32Array(longest);
   const removedAtPosition = Array.from({ length: trace.numEpochs }, () => new Uint32Array(longest));
   const countedAtPosition = Array.from({ length: trace.numEpochs }, () => new Uint32Array(longest));
-  const epochs = Array.from({ length: trace.numEpochs }, (_, epoch) => ({ epoch, tokens: 0, removedAbove: 0, removedBelow: 0, outsideKept: 0 }));
+  const epochs = Array.from({ length: trace.numEpochs }, (_, epoch) => ({
+    epoch,
+    tokens: 0,
+    removedAbove: 0,
+    removedBelow: 0,
+    outsideKept: 0,
+  }));
   const byText = new Map<string, { occurrences: number; removed: number }>();
   for (let s = 0; s < trace.numSamples; s++) {
     for (let t = trace.tokenStart[s], p = 0; t < trace.tokenStart[s + 1]; t++, p++) {
@@ -111,7 +122,12 @@ export function summariseClipping(trace: PackedPpoTrace, epsilon: number, tokenT
   }
   const byToken = [...byText.entries()]
     .filter(([, entry]) => entry.removed > 0)
-    .map(([text, entry]) => ({ text, occurrences: entry.occurrences, removed: entry.removed, fraction: entry.removed / (entry.occurrences * Math.max(1, trace.numEpochs)) }))
+    .map(([text, entry]) => ({
+      text,
+      occurrences: entry.occurrences,
+      removed: entry.removed,
+      fraction: entry.removed / (entry.occurrences * Math.max(1, trace.numEpochs)),
+    }))
     .sort((a, b) => b.removed - a.removed || b.occurrences - a.occurrences || a.text.localeCompare(b.text))
     .slice(0, topTokens);
   return {
@@ -120,7 +136,11 @@ export function summariseClipping(trace: PackedPpoTrace, epsilon: number, tokenT
       removedFraction: e.tokens === 0 ? 0 : (e.removedAbove + e.removedBelow) / e.tokens,
       outsideFraction: e.tokens === 0 ? 0 : (e.removedAbove + e.removedBelow + e.outsideKept) / e.tokens,
     })),
-    removedByPosition: removedAtPosition.map((removed, e) => Float64Array.from(removed, (count, p) => (countedAtPosition[e][p] === 0 ? Number.NaN : count / countedAtPosition[e][p]))),
+    removedByPosition: removedAtPosition.map((removed, e) =>
+      Float64Array.from(removed, (count, p) =>
+        countedAtPosition[e][p] === 0 ? Number.NaN : count / countedAtPosition[e][p],
+      ),
+    ),
     tokensAtPosition,
     byToken,
   };

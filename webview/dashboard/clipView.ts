@@ -39,24 +39,70 @@ export class ClipView {
     );
     const epochTable = element('table', { className: 'data', id: 'clip-epochs' }, [
       element('caption', {}, ['Per epoch']),
-      element('thead', {}, [element('tr', {}, ['epoch', 'tokens', 'removed (A>0, r>1+ε)', 'removed (A<0, r<1−ε)', 'outside, kept', 'clip fraction', 'outside band'].map((title) => element('th', { scope: 'col' }, [title])))]),
+      element('thead', {}, [
+        element(
+          'tr',
+          {},
+          [
+            'epoch',
+            'tokens',
+            'removed (A>0, r>1+ε)',
+            'removed (A<0, r<1−ε)',
+            'outside, kept',
+            'clip fraction',
+            'outside band',
+          ].map((title) => element('th', { scope: 'col' }, [title])),
+        ),
+      ]),
       element('tbody', {}, epochRows),
     ]);
     const tokenRows = summary.byToken.map((entry) =>
-      element('tr', {}, [element('td', { className: 'token-cell' }, [JSON.stringify(entry.text)]), element('td', { className: 'num' }, [String(entry.occurrences)]), element('td', { className: 'num' }, [String(entry.removed)]), element('td', { className: 'num' }, [percent(entry.fraction)])]),
+      element('tr', {}, [
+        element('td', { className: 'token-cell' }, [JSON.stringify(entry.text)]),
+        element('td', { className: 'num' }, [String(entry.occurrences)]),
+        element('td', { className: 'num' }, [String(entry.removed)]),
+        element('td', { className: 'num' }, [percent(entry.fraction)]),
+      ]),
     );
     const tokenTable = element('table', { className: 'data', id: 'clip-tokens' }, [
       element('caption', {}, ['Token strings whose gradient was removed most often (occurrence × epoch)']),
-      element('thead', {}, [element('tr', {}, ['token', 'occurrences', 'removed', 'fraction'].map((title) => element('th', { scope: 'col' }, [title])))]),
-      element('tbody', {}, tokenRows.length > 0 ? tokenRows : [element('tr', {}, [element('td', { colSpan: 4, className: 'muted' }, ['No token had its gradient removed at this step.'])])]),
+      element('thead', {}, [
+        element(
+          'tr',
+          {},
+          ['token', 'occurrences', 'removed', 'fraction'].map((title) => element('th', { scope: 'col' }, [title])),
+        ),
+      ]),
+      element(
+        'tbody',
+        {},
+        tokenRows.length > 0
+          ? tokenRows
+          : [
+              element('tr', {}, [
+                element('td', { colSpan: 4, className: 'muted' }, ['No token had its gradient removed at this step.']),
+              ]),
+            ],
+      ),
     ]);
-    const chartBox = element('figure', { className: 'chart', id: 'clip-by-position' }, [element('h3', {}, ['Clip fraction by response position'])]);
+    const chartBox = element('figure', { className: 'chart', id: 'clip-by-position' }, [
+      element('h3', {}, ['Clip fraction by response position']),
+    ]);
     chartBox.setAttribute('role', 'img');
-    chartBox.setAttribute('aria-label', `Clip fraction by response position, ${summary.removedByPosition.length} epochs, ${summary.tokensAtPosition.length} positions`);
+    chartBox.setAttribute(
+      'aria-label',
+      `Clip fraction by response position, ${summary.removedByPosition.length} epochs, ${summary.tokensAtPosition.length} positions`,
+    );
     this.root.replaceChildren(intro, element('div', { className: 'clip-grid' }, [epochTable, chartBox]), tokenTable);
     this.plot?.destroy();
     const positions = Array.from(summary.tokensAtPosition, (_, p) => p);
-    const colours = ['--vscode-charts-red', '--vscode-charts-purple', '--vscode-charts-blue', '--vscode-charts-orange', '--vscode-charts-green'];
+    const colours = [
+      '--vscode-charts-red',
+      '--vscode-charts-purple',
+      '--vscode-charts-blue',
+      '--vscode-charts-orange',
+      '--vscode-charts-green',
+    ];
     const foreground = rgba(themeColour('--vscode-foreground', { r: 204, g: 204, b: 204 }), 1);
     const grid = rgba(themeColour('--vscode-foreground', { r: 204, g: 204, b: 204 }), 0.12);
     this.plot = new uPlot(
@@ -64,13 +110,24 @@ export class ClipView {
         width: 420,
         height: 200,
         scales: { x: { time: false }, y: { range: [0, 1] } },
-        series: [{ label: 'position' }, ...summary.removedByPosition.map((_, e) => ({ label: `epoch ${e + 1}`, stroke: rgba(themeColour(colours[e % colours.length], { r: 241, g: 76, b: 76 }), 1), width: 2, spanGaps: true }))],
+        series: [
+          { label: 'position' },
+          ...summary.removedByPosition.map((_, e) => ({
+            label: `epoch ${e + 1}`,
+            stroke: rgba(themeColour(colours[e % colours.length], { r: 241, g: 76, b: 76 }), 1),
+            width: 2,
+            spanGaps: true,
+          })),
+        ],
         axes: [
           { stroke: foreground, grid: { stroke: grid } },
           { stroke: foreground, grid: { stroke: grid } },
         ],
       },
-      [positions, ...summary.removedByPosition.map((values) => Array.from(values, (v) => (Number.isNaN(v) ? null : v)))],
+      [
+        positions,
+        ...summary.removedByPosition.map((values) => Array.from(values, (v) => (Number.isNaN(v) ? null : v))),
+      ],
       chartBox,
     );
   }

@@ -28,7 +28,11 @@ export function parseCssColour(text: string, fallback: Rgb): Rgb {
   const hex = /^#([0-9a-f]{3}|[0-9a-f]{6})([0-9a-f]{2})?$/i.exec(value);
   if (hex) {
     const digits = hex[1].length === 3 ? [...hex[1]].map((c) => c + c).join('') : hex[1];
-    return { r: parseInt(digits.slice(0, 2), 16), g: parseInt(digits.slice(2, 4), 16), b: parseInt(digits.slice(4, 6), 16) };
+    return {
+      r: parseInt(digits.slice(0, 2), 16),
+      g: parseInt(digits.slice(2, 4), 16),
+      b: parseInt(digits.slice(4, 6), 16),
+    };
   }
   const rgb = /^rgba?\(\s*(\d+)[\s,]+(\d+)[\s,]+(\d+)/i.exec(value);
   if (rgb) return { r: Number(rgb[1]), g: Number(rgb[2]), b: Number(rgb[3]) };
@@ -50,7 +54,11 @@ export const themeColours = () => ({
 });
 
 /** A scale over the finite values of `values` (a subarray of one step's tokens). */
-export function divergingScale(values: ArrayLike<number>, centre: number, colours: { negative: Rgb; positive: Rgb }): DivergingScale {
+export function divergingScale(
+  values: ArrayLike<number>,
+  centre: number,
+  colours: { negative: Rgb; positive: Rgb },
+): DivergingScale {
   let range = 0;
   for (let i = 0; i < values.length; i++) {
     const distance = Math.abs(values[i] - centre);

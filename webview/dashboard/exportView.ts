@@ -23,7 +23,11 @@ export function themeVariables(): string {
  * @param parts the nodes to export, in order (live nodes: canvases are read from them)
  * @param replacements live node → the node to export instead (the virtual list → static rows)
  */
-export function serialiseView(title: string, parts: readonly HTMLElement[], replacements: Map<HTMLElement, HTMLElement>): DashboardExportHtmlMessage {
+export function serialiseView(
+  title: string,
+  parts: readonly HTMLElement[],
+  replacements: Map<HTMLElement, HTMLElement>,
+): DashboardExportHtmlMessage {
   const markup = parts.map((part) => {
     const clone = part.cloneNode(true) as HTMLElement;
     // Canvases clone empty: draw each one's pixels into an image in the clone.
@@ -41,14 +45,18 @@ export function serialiseView(title: string, parts: readonly HTMLElement[], repl
     const liveFields = part.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input, select');
     clone.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input, select').forEach((field, i) => {
       const live = liveFields[i];
-      if (field instanceof HTMLSelectElement) field.querySelectorAll('option').forEach((option) => option.toggleAttribute('selected', option.value === live.value));
+      if (field instanceof HTMLSelectElement)
+        field
+          .querySelectorAll('option')
+          .forEach((option) => option.toggleAttribute('selected', option.value === live.value));
       else if (field.type === 'checkbox') field.toggleAttribute('checked', (live as HTMLInputElement).checked);
       else field.setAttribute('value', live.value);
     });
     for (const [live, replacement] of replacements) {
       if (!part.contains(live)) continue;
       const path: number[] = [];
-      for (let node: Element = live; node !== part; node = node.parentElement as Element) path.unshift([...(node.parentElement as Element).children].indexOf(node));
+      for (let node: Element = live; node !== part; node = node.parentElement as Element)
+        path.unshift([...(node.parentElement as Element).children].indexOf(node));
       let target: Element = clone;
       for (const index of path) target = target.children[index];
       target.replaceWith(replacement);
@@ -57,5 +65,11 @@ export function serialiseView(title: string, parts: readonly HTMLElement[], repl
     clone.querySelectorAll('input, select, button').forEach((node) => node.setAttribute('disabled', ''));
     return clone.outerHTML;
   });
-  return { type: 'dashboard/exportHtml', title, body: markup.join('\n'), themeCss: themeVariables(), bodyClass: document.body.className };
+  return {
+    type: 'dashboard/exportHtml',
+    title,
+    body: markup.join('\n'),
+    themeCss: themeVariables(),
+    bodyClass: document.body.className,
+  };
 }

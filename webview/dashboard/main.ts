@@ -5,7 +5,13 @@
  */
 import 'uplot/dist/uPlot.min.css';
 import './dashboard.css';
-import { assertNever, type DashboardRunInfo, type DashboardRunsMessage, type FromDashboardMessage, type ToDashboardMessage } from '../../src/shared/protocol';
+import {
+  assertNever,
+  type DashboardRunInfo,
+  type DashboardRunsMessage,
+  type FromDashboardMessage,
+  type ToDashboardMessage,
+} from '../../src/shared/protocol';
 import { connectToHost } from '../shared/hostChannel';
 import { ClipView } from './clipView';
 import { button, element } from './dom';
@@ -18,7 +24,12 @@ const host = connectToHost<ToDashboardMessage, FromDashboardMessage>();
 const app = document.getElementById('app') as HTMLElement;
 
 type TabId = 'metrics' | 'rollouts' | 'clipping' | 'history';
-const tabTitles: Record<TabId, string> = { metrics: 'Metrics', rollouts: 'Rollouts', clipping: 'Clipping', history: 'Prompt over time' };
+const tabTitles: Record<TabId, string> = {
+  metrics: 'Metrics',
+  rollouts: 'Rollouts',
+  clipping: 'Clipping',
+  history: 'Prompt over time',
+};
 
 const metrics = new MetricsView({ compare: (runIds) => host.post({ type: 'dashboard/compare', runIds }) });
 const rollouts = new RolloutView({
@@ -41,8 +52,17 @@ let run: DashboardRunInfo | undefined;
 let lastRunList: DashboardRunsMessage | undefined;
 let activeTab: TabId = (host.getState<{ tab?: TabId }>()?.tab as TabId | undefined) ?? 'metrics';
 
-for (const [id, view] of [['metrics', metrics.root], ['rollouts', rollouts.root], ['clipping', clipping.root], ['history', history.root]] as [TabId, HTMLElement][]) {
-  const tab = element('button', { id: `tab-${id}`, type: 'button', className: 'tab', role: 'tab' } as Partial<HTMLButtonElement>, [tabTitles[id]]);
+for (const [id, view] of [
+  ['metrics', metrics.root],
+  ['rollouts', rollouts.root],
+  ['clipping', clipping.root],
+  ['history', history.root],
+] as [TabId, HTMLElement][]) {
+  const tab = element(
+    'button',
+    { id: `tab-${id}`, type: 'button', className: 'tab', role: 'tab' } as Partial<HTMLButtonElement>,
+    [tabTitles[id]],
+  );
   tab.setAttribute('aria-controls', `panel-${id}`);
   tab.addEventListener('click', () => selectTab(id));
   tabs.set(id, tab);
@@ -55,7 +75,16 @@ for (const [id, view] of [['metrics', metrics.root], ['rollouts', rollouts.root]
 tabList.addEventListener('keydown', (event) => {
   const order = [...tabs.keys()];
   const index = order.indexOf(activeTab);
-  const next = event.key === 'ArrowRight' ? index + 1 : event.key === 'ArrowLeft' ? index - 1 : event.key === 'Home' ? 0 : event.key === 'End' ? order.length - 1 : undefined;
+  const next =
+    event.key === 'ArrowRight'
+      ? index + 1
+      : event.key === 'ArrowLeft'
+        ? index - 1
+        : event.key === 'Home'
+          ? 0
+          : event.key === 'End'
+            ? order.length - 1
+            : undefined;
   if (next === undefined) return;
   event.preventDefault();
   selectTab(order[(next + order.length) % order.length]);
@@ -124,27 +153,61 @@ function formatTime(iso: string): string {
 /** Without a run: the workspace's runs, each with a button that opens its dashboard. */
 function renderRunList(message: DashboardRunsMessage): void {
   const refresh = button('refresh', 'Refresh', 'List the runs again', () => host.post({ type: 'dashboard/refresh' }));
-  const body: Node[] = [element('div', { className: 'toolbar' }, [element('h1', {}, ['Runs']), refresh]), element('p', { className: 'muted', id: 'runs-folder' }, [message.runsFolder || 'No folder is open.'])];
+  const body: Node[] = [
+    element('div', { className: 'toolbar' }, [element('h1', {}, ['Runs']), refresh]),
+    element('p', { className: 'muted', id: 'runs-folder' }, [message.runsFolder || 'No folder is open.']),
+  ];
   if (message.runs.length === 0) {
-    body.push(element('p', { id: 'no-runs' }, ['No runs found. A run appears here when a trainer writes ', element('code', {}, ['.rlhf/runs/<run-id>/run.json']), '.']));
+    body.push(
+      element('p', { id: 'no-runs' }, [
+        'No runs found. A run appears here when a trainer writes ',
+        element('code', {}, ['.rlhf/runs/<run-id>/run.json']),
+        '.',
+      ]),
+    );
   } else {
     const rows = message.runs.map((item) => {
-      const open = button(`open-${item.id}`, 'Open', `Open the dashboard of ${item.name}`, () => host.post({ type: 'dashboard/openRun', runId: item.id }));
+      const open = button(`open-${item.id}`, 'Open', `Open the dashboard of ${item.name}`, () =>
+        host.post({ type: 'dashboard/openRun', runId: item.id }),
+      );
       const row = element('tr', {}, [
         element('td', { className: 'run-name' }, [item.name]),
         element('td', {}, [element('span', { className: `status status-${item.status}` }, [item.status])]),
-        element('td', { className: 'run-started' }, [element('time', { dateTime: item.startedAt }, [formatTime(item.startedAt)])]),
+        element('td', { className: 'run-started' }, [
+          element('time', { dateTime: item.startedAt }, [formatTime(item.startedAt)]),
+        ]),
         element('td', { className: 'muted' }, [item.id]),
         element('td', {}, [open]),
       ]);
       row.dataset.runId = item.id;
       return row;
     });
-    const head = element('tr', {}, ['Name', 'Status', 'Started', 'Run directory', ''].map((title) => element('th', { scope: 'col' }, [title])));
-    body.push(element('table', { id: 'runs', className: 'data' }, [element('caption', { className: 'muted' }, [`${message.runs.length} run${message.runs.length === 1 ? '' : 's'}`]), element('thead', {}, [head]), element('tbody', {}, rows)]));
+    const head = element(
+      'tr',
+      {},
+      ['Name', 'Status', 'Started', 'Run directory', ''].map((title) => element('th', { scope: 'col' }, [title])),
+    );
+    body.push(
+      element('table', { id: 'runs', className: 'data' }, [
+        element('caption', { className: 'muted' }, [
+          `${message.runs.length} run${message.runs.length === 1 ? '' : 's'}`,
+        ]),
+        element('thead', {}, [head]),
+        element('tbody', {}, rows),
+      ]),
+    );
   }
   if (message.problems.length > 0) {
-    body.push(element('h2', {}, ['Unreadable runs']), element('ul', { id: 'problems' }, message.problems.map((problem) => element('li', { className: 'problem' }, [element('code', {}, [problem.file]), `: ${problem.message}`]))));
+    body.push(
+      element('h2', {}, ['Unreadable runs']),
+      element(
+        'ul',
+        { id: 'problems' },
+        message.problems.map((problem) =>
+          element('li', { className: 'problem' }, [element('code', {}, [problem.file]), `: ${problem.message}`]),
+        ),
+      ),
+    );
   }
   app.replaceChildren(...body);
   app.setAttribute('aria-busy', 'false');
@@ -175,7 +238,11 @@ function receive(message: ToDashboardMessage): void {
       break;
     case 'dashboard/steps':
       if (message.traceKind === 'ppo' || message.traceKind === null) rollouts.setSteps(message.steps);
-      else rollouts.setError(message.steps.at(-1) ?? 0, `this run writes ${message.traceKind} traces; the heatmap shows PPO traces.`);
+      else
+        rollouts.setError(
+          message.steps.at(-1) ?? 0,
+          `this run writes ${message.traceKind} traces; the heatmap shows PPO traces.`,
+        );
       break;
     case 'dashboard/trace': {
       const receivedAt = performance.now();

@@ -6,7 +6,17 @@
 import type { MetricPoint } from '../../src/shared/dashboardMessages';
 
 /** The namespaces the dashboard groups by, in display order; anything else goes under "other". */
-export const namespaces = ['objective', 'oracle', 'policy', 'loss', 'val', 'rewards', 'logps', 'eval', 'other'] as const;
+export const namespaces = [
+  'objective',
+  'oracle',
+  'policy',
+  'loss',
+  'val',
+  'rewards',
+  'logps',
+  'eval',
+  'other',
+] as const;
 export type Namespace = (typeof namespaces)[number];
 
 /** Keys that are axes or bookkeeping, not charts. */
@@ -20,7 +30,9 @@ export function namespaceOf(metric: string): Namespace {
 /** Charted metric names of all runs, grouped by namespace, sorted by name inside a group. */
 export function groupMetrics(runs: readonly (readonly MetricPoint[])[]): Map<Namespace, string[]> {
   const names = new Set<string>();
-  for (const points of runs) for (const point of points) for (const key of Object.keys(point)) if (!notCharted.has(key) && !key.startsWith('time/')) names.add(key);
+  for (const points of runs)
+    for (const point of points)
+      for (const key of Object.keys(point)) if (!notCharted.has(key) && !key.startsWith('time/')) names.add(key);
   const groups = new Map<Namespace, string[]>();
   for (const namespace of namespaces) {
     const inGroup = [...names].filter((name) => namespaceOf(name) === namespace).sort();

@@ -20,7 +20,14 @@ interface RunMetrics {
   points: MetricPoint[];
 }
 
-const seriesVariables = ['--vscode-charts-blue', '--vscode-charts-orange', '--vscode-charts-green', '--vscode-charts-purple', '--vscode-charts-red', '--vscode-charts-yellow'];
+const seriesVariables = [
+  '--vscode-charts-blue',
+  '--vscode-charts-orange',
+  '--vscode-charts-green',
+  '--vscode-charts-purple',
+  '--vscode-charts-red',
+  '--vscode-charts-yellow',
+];
 const seriesFallbacks = [
   { r: 55, g: 148, b: 255 },
   { r: 209, g: 134, b: 22 },
@@ -89,28 +96,49 @@ export class MetricsView {
   }
 
   private renderControls(): void {
-    const smoothing = labelledInput('smoothing', 'Smoothing', { type: 'range', min: '0', max: '0.99', step: '0.01', value: String(this.smoothing) }, (input) => {
-      this.smoothing = Number(input.value);
-      output.textContent = input.value;
-      this.draw();
-    });
+    const smoothing = labelledInput(
+      'smoothing',
+      'Smoothing',
+      { type: 'range', min: '0', max: '0.99', step: '0.01', value: String(this.smoothing) },
+      (input) => {
+        this.smoothing = Number(input.value);
+        output.textContent = input.value;
+        this.draw();
+      },
+    );
     const output = element('output', { id: 'smoothing-value' }, [String(this.smoothing)]);
     smoothing.append(output);
-    const axis = labelledSelect('x-axis', 'X axis', [{ value: 'step', label: 'step' }, { value: 'episode', label: 'episode' }], this.axis, (value) => {
-      this.axis = value as XAxis;
-      this.layoutKey = '';
-      this.draw();
-    });
-    const compare = element('fieldset', { className: 'compare', id: 'compare' }, [element('legend', {}, ['Compare with'])]);
+    const axis = labelledSelect(
+      'x-axis',
+      'X axis',
+      [
+        { value: 'step', label: 'step' },
+        { value: 'episode', label: 'episode' },
+      ],
+      this.axis,
+      (value) => {
+        this.axis = value as XAxis;
+        this.layoutKey = '';
+        this.draw();
+      },
+    );
+    const compare = element('fieldset', { className: 'compare', id: 'compare' }, [
+      element('legend', {}, ['Compare with']),
+    ]);
     if (this.otherRuns.length === 0) compare.append(element('span', { className: 'muted' }, ['no other runs']));
     for (const run of this.otherRuns) {
       const id = `compare-${run.id}`;
       compare.append(
-        labelledInput(id, run.name, { type: 'checkbox', checked: this.compared.has(run.id), value: run.id }, (input) => {
-          if (input.checked) this.compared.add(run.id);
-          else this.compared.delete(run.id);
-          this.callbacks.compare([...this.compared]);
-        }),
+        labelledInput(
+          id,
+          run.name,
+          { type: 'checkbox', checked: this.compared.has(run.id), value: run.id },
+          (input) => {
+            if (input.checked) this.compared.add(run.id);
+            else this.compared.delete(run.id);
+            this.callbacks.compare([...this.compared]);
+          },
+        ),
       );
     }
     this.controls.replaceChildren(smoothing, axis, compare);
@@ -122,7 +150,9 @@ export class MetricsView {
 
   /** Run ids in drawing order: this panel's run first. */
   private runOrder(): string[] {
-    return [this.mainRunId, ...[...this.runs.keys()].filter((id) => id !== this.mainRunId)].filter((id) => this.runs.has(id));
+    return [this.mainRunId, ...[...this.runs.keys()].filter((id) => id !== this.mainRunId)].filter((id) =>
+      this.runs.has(id),
+    );
   }
 
   private dataFor(metric: string, order: string[]): uPlot.AlignedData {
@@ -155,7 +185,8 @@ export class MetricsView {
 
   private labelChart(metric: string, label: HTMLElement, order: string[]): void {
     const { x, y } = seriesOf(this.runs.get(order[0])?.points ?? [], metric, this.axis);
-    const latest = y.length > 0 ? `latest ${formatNumber(y[y.length - 1])} at ${this.axis} ${x[x.length - 1]}` : 'no points yet';
+    const latest =
+      y.length > 0 ? `latest ${formatNumber(y[y.length - 1])} at ${this.axis} ${x[x.length - 1]}` : 'no points yet';
     label.setAttribute('aria-label', `${metric}: ${y.length} points, ${latest}`);
   }
 
@@ -166,7 +197,12 @@ export class MetricsView {
     const foreground = rgba(themeColour('--vscode-foreground', { r: 204, g: 204, b: 204 }), 1);
     const grid = rgba(themeColour('--vscode-foreground', { r: 204, g: 204, b: 204 }), 0.12);
     const sections: HTMLElement[] = [];
-    if (groups.size === 0) sections.push(element('p', { className: 'muted', id: 'no-metrics' }, ['No metrics yet: the trainer appends a line to metrics.jsonl after each step.']));
+    if (groups.size === 0)
+      sections.push(
+        element('p', { className: 'muted', id: 'no-metrics' }, [
+          'No metrics yet: the trainer appends a line to metrics.jsonl after each step.',
+        ]),
+      );
     for (const [namespace, metrics] of groups) {
       const cells = metrics.map((metric) => {
         const title = element('h3', {}, [metric]);
@@ -177,8 +213,21 @@ export class MetricsView {
         order.forEach((id, r) => {
           const name = this.runs.get(id)?.name ?? id;
           const colour = colours[r % colours.length];
-          series.push({ label: order.length > 1 ? name : metric, stroke: colour, width: 2, spanGaps: true, points: { show: false } });
-          if (this.smoothing > 0) series.push({ label: `${name} (raw)`, stroke: colour.replace(/, 1\)$/, ', 0.25)'), width: 1, spanGaps: true, points: { show: false } });
+          series.push({
+            label: order.length > 1 ? name : metric,
+            stroke: colour,
+            width: 2,
+            spanGaps: true,
+            points: { show: false },
+          });
+          if (this.smoothing > 0)
+            series.push({
+              label: `${name} (raw)`,
+              stroke: colour.replace(/, 1\)$/, ', 0.25)'),
+              width: 1,
+              spanGaps: true,
+              points: { show: false },
+            });
         });
         const plot = new uPlot(
           {
@@ -200,7 +249,12 @@ export class MetricsView {
         this.labelChart(metric, cell, order);
         return cell;
       });
-      sections.push(element('section', { className: 'metric-group', id: `group-${namespace}` }, [element('h2', {}, [namespace]), element('div', { className: 'chart-grid' }, cells)]));
+      sections.push(
+        element('section', { className: 'metric-group', id: `group-${namespace}` }, [
+          element('h2', {}, [namespace]),
+          element('div', { className: 'chart-grid' }, cells),
+        ]),
+      );
     }
     this.chartsBox.replaceChildren(...sections);
     this.resizeCharts();
@@ -220,7 +274,11 @@ export class MetricsView {
     }
     this.warningsBox.replaceChildren(
       ...this.warnings.map((warning) =>
-        element('div', { className: `warning warning-${warning.kind}`, role: 'note' }, [element('strong', {}, [`⚠ ${warning.title}`]), ` (step ${warning.step}) `, element('span', {}, [warning.detail])]),
+        element('div', { className: `warning warning-${warning.kind}`, role: 'note' }, [
+          element('strong', {}, [`⚠ ${warning.title}`]),
+          ` (step ${warning.step}) `,
+          element('span', {}, [warning.detail]),
+        ]),
       ),
     );
   }

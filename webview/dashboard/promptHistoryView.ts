@@ -38,14 +38,28 @@ export class PromptHistoryView {
   }
 
   private renderControls(): void {
-    const choices = this.prompts.map((prompt) => ({ value: prompt, label: prompt.length > 60 ? `${prompt.slice(0, 60)}…` : prompt }));
+    const choices = this.prompts.map((prompt) => ({
+      value: prompt,
+      label: prompt.length > 60 ? `${prompt.slice(0, 60)}…` : prompt,
+    }));
     this.controls.replaceChildren(
       labelledSelect('history-prompt', 'Prompt', choices, this.chosen, (value) => (this.chosen = value)),
-      button('history-show', 'Show across steps', 'Find this prompt’s responses at every step', () => this.chosen && this.follow(this.chosen)),
-      labelledSelect('history-colour', 'Colour by', tokenFields.map((value) => ({ value, label: colourByLabels[value] })), this.field, (value) => {
-        this.field = value as TokenField;
-        this.renderColumns();
-      }),
+      button(
+        'history-show',
+        'Show across steps',
+        'Find this prompt’s responses at every step',
+        () => this.chosen && this.follow(this.chosen),
+      ),
+      labelledSelect(
+        'history-colour',
+        'Colour by',
+        tokenFields.map((value) => ({ value, label: colourByLabels[value] })),
+        this.field,
+        (value) => {
+          this.field = value as TokenField;
+          this.renderColumns();
+        },
+      ),
     );
   }
 
@@ -57,7 +71,9 @@ export class PromptHistoryView {
 
   private renderColumns(): void {
     if (this.entries.length === 0) {
-      this.columns.replaceChildren(element('p', { className: 'muted', id: 'history-empty' }, ['Choose a prompt and press “Show across steps”.']));
+      this.columns.replaceChildren(
+        element('p', { className: 'muted', id: 'history-empty' }, ['Choose a prompt and press “Show across steps”.']),
+      );
       return;
     }
     const all = this.entries.flatMap((entry) => entry.values[this.field]);
@@ -67,15 +83,31 @@ export class PromptHistoryView {
         const text = element('div', { className: 'sample-text' });
         entry.tokens.forEach((token, i) => {
           const shown = visibleText(token);
-          const span = element('span', { className: shown.whitespace ? 'tok ws' : 'tok', title: `${colourByLabels[this.field]} ${formatNumber(entry.values[this.field][i])}` }, [shown.text]);
+          const span = element(
+            'span',
+            {
+              className: shown.whitespace ? 'tok ws' : 'tok',
+              title: `${colourByLabels[this.field]} ${formatNumber(entry.values[this.field][i])}`,
+            },
+            [shown.text],
+          );
           span.style.backgroundColor = colourOf(scale, entry.values[this.field][i]);
           text.append(span);
           if (shown.newline) text.append(element('br'));
         });
         const oracle = entry.oracleScore === null ? '' : ` · oracle ${formatNumber(entry.oracleScore)}`;
-        const column = element('article', { className: 'history-entry' }, [element('h3', {}, [`Step ${entry.step}`]), element('p', { className: 'muted' }, [`sample ${entry.sample} · score ${formatNumber(entry.score)}${oracle}`]), text]);
+        const column = element('article', { className: 'history-entry' }, [
+          element('h3', {}, [`Step ${entry.step}`]),
+          element('p', { className: 'muted' }, [
+            `sample ${entry.sample} · score ${formatNumber(entry.score)}${oracle}`,
+          ]),
+          text,
+        ]);
         const spokenOracle = entry.oracleScore === null ? '' : `, oracle ${formatNumber(entry.oracleScore)}`;
-        column.setAttribute('aria-label', `Step ${entry.step}, score ${formatNumber(entry.score)}${spokenOracle}: ${entry.tokens.join('')}`);
+        column.setAttribute(
+          'aria-label',
+          `Step ${entry.step}, score ${formatNumber(entry.score)}${spokenOracle}: ${entry.tokens.join('')}`,
+        );
         column.tabIndex = 0;
         return column;
       }),

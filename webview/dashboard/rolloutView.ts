@@ -8,11 +8,27 @@ import { responseText, tokenFields, tokenTextAt, type PackedPpoTrace } from '../
 import { classifyClip, clipClassLabels, clippedTokenCounts, isRemoved, type ClipClass } from './clipAnalysis';
 import { divergingScale, formatNumber, legendGradient, rgba, themeColours } from './colorScale';
 import { button, element, labelledInput, labelledSelect } from './dom';
-import { clipAlpha, colourByLabels, renderTokens, tokenBackground, tokenDetails, tokenValue, type ColourBy, type TokenPainter } from './tokenView';
+import {
+  clipAlpha,
+  colourByLabels,
+  renderTokens,
+  tokenBackground,
+  tokenDetails,
+  tokenValue,
+  type ColourBy,
+  type TokenPainter,
+} from './tokenView';
 import { VirtualList } from './virtualList';
 
 export type SortKey = 'sample' | 'score' | 'oracle' | 'kl' | 'length' | 'clipped';
-const sortLabels: Record<SortKey, string> = { sample: 'sample', score: 'score', oracle: 'oracle score', kl: 'KL (sum)', length: 'length', clipped: 'clipped tokens' };
+const sortLabels: Record<SortKey, string> = {
+  sample: 'sample',
+  score: 'score',
+  oracle: 'oracle score',
+  kl: 'KL (sum)',
+  length: 'length',
+  clipped: 'clipped tokens',
+};
 
 export interface RolloutCallbacks {
   requestStep(step: number): void;
@@ -44,7 +60,9 @@ export function sampleStats(trace: PackedPpoTrace, epsilon: number): SampleStats
     kl,
     length,
     clipped: clippedTokenCounts(trace, epsilon),
-    searchText: Array.from({ length: trace.numSamples }, (_, s) => `${trace.prompts[s]}\u0000${responseText(trace, s)}`.toLowerCase()),
+    searchText: Array.from({ length: trace.numSamples }, (_, s) =>
+      `${trace.prompts[s]}\u0000${responseText(trace, s)}`.toLowerCase(),
+    ),
   };
 }
 
@@ -113,7 +131,14 @@ export class RolloutView {
   followLatest = true;
   colourBy: ColourBy = 'advantage';
   epoch = -1; // −1: the last epoch
-  query: RowQuery = { sortKey: 'sample', descending: false, search: '', filterKey: 'score', min: -Infinity, max: Infinity };
+  query: RowQuery = {
+    sortKey: 'sample',
+    descending: false,
+    search: '',
+    filterKey: 'score',
+    min: -Infinity,
+    max: Infinity,
+  };
 
   constructor(private readonly callbacks: RolloutCallbacks) {
     this.root.append(this.controls, this.legend, this.status, this.listHost, this.details);
@@ -144,7 +169,12 @@ export class RolloutView {
     const changed = steps.length !== this.steps.length || steps.at(-1) !== this.steps.at(-1);
     this.steps = [...steps];
     if (!changed) return;
-    if (this.steps.length > 0 && (this.followLatest || this.trace === undefined) && this.requested !== this.steps.at(-1)) this.request(this.steps.at(-1) as number);
+    if (
+      this.steps.length > 0 &&
+      (this.followLatest || this.trace === undefined) &&
+      this.requested !== this.steps.at(-1)
+    )
+      this.request(this.steps.at(-1) as number);
     this.renderControls();
   }
 
@@ -167,8 +197,17 @@ export class RolloutView {
 
   private renderControls(): void {
     const index = this.trace ? Math.max(0, this.steps.indexOf(this.trace.step)) : Math.max(0, this.steps.length - 1);
-    const stepLabel = element('output', { id: 'step-label' }, [this.trace ? `Step ${this.trace.step} (${index + 1} of ${this.steps.length})` : `${this.steps.length} steps`]);
-    const slider = element('input', { id: 'step-slider', type: 'range', min: '0', max: String(Math.max(0, this.steps.length - 1)), value: String(index), disabled: this.steps.length < 2 });
+    const stepLabel = element('output', { id: 'step-label' }, [
+      this.trace ? `Step ${this.trace.step} (${index + 1} of ${this.steps.length})` : `${this.steps.length} steps`,
+    ]);
+    const slider = element('input', {
+      id: 'step-slider',
+      type: 'range',
+      min: '0',
+      max: String(Math.max(0, this.steps.length - 1)),
+      value: String(index),
+      disabled: this.steps.length < 2,
+    });
     slider.setAttribute('aria-label', 'Step');
     slider.setAttribute('aria-valuetext', this.trace ? `Step ${this.trace.step}` : '');
     slider.addEventListener('input', () => {
@@ -179,16 +218,31 @@ export class RolloutView {
       if (follow) follow.checked = this.followLatest;
       this.request(step);
     });
-    const follow = labelledInput('follow-latest', 'Follow latest', { type: 'checkbox', checked: this.followLatest }, (input) => {
-      this.followLatest = input.checked;
-      if (input.checked && this.steps.length > 0) this.request(this.steps.at(-1) as number);
-    });
+    const follow = labelledInput(
+      'follow-latest',
+      'Follow latest',
+      { type: 'checkbox', checked: this.followLatest },
+      (input) => {
+        this.followLatest = input.checked;
+        if (input.checked && this.steps.length > 0) this.request(this.steps.at(-1) as number);
+      },
+    );
     const numEpochs = this.trace?.numEpochs ?? 1;
-    const colourOptions = [...tokenFields, 'ratio', 'clip'].map((value) => ({ value, label: colourByLabels[value as ColourBy] }));
-    const epochOptions = [{ value: '-1', label: 'last' }, ...Array.from({ length: numEpochs }, (_, e) => ({ value: String(e), label: String(e + 1) }))];
+    const colourOptions = [...tokenFields, 'ratio', 'clip'].map((value) => ({
+      value,
+      label: colourByLabels[value as ColourBy],
+    }));
+    const epochOptions = [
+      { value: '-1', label: 'last' },
+      ...Array.from({ length: numEpochs }, (_, e) => ({ value: String(e), label: String(e + 1) })),
+    ];
     const sortOptions = (Object.keys(sortLabels) as SortKey[]).map((value) => ({ value, label: sortLabels[value] }));
     this.controls.replaceChildren(
-      element('span', { className: 'control step-control' }, [element('label', { htmlFor: 'step-slider' }, ['Step']), slider, stepLabel]),
+      element('span', { className: 'control step-control' }, [
+        element('label', { htmlFor: 'step-slider' }, ['Step']),
+        slider,
+        stepLabel,
+      ]),
       follow,
       labelledSelect('colour-by', 'Colour by', colourOptions, this.colourBy, (value) => {
         this.colourBy = value as ColourBy;
@@ -198,12 +252,44 @@ export class RolloutView {
         this.epoch = Number(value);
         this.refresh();
       }),
-      labelledSelect('sort-by', 'Sort by', sortOptions, this.query.sortKey, (value) => this.setQuery({ sortKey: value as SortKey })),
-      labelledSelect('sort-order', 'Order', [{ value: 'asc', label: 'ascending' }, { value: 'desc', label: 'descending' }], this.query.descending ? 'desc' : 'asc', (value) => this.setQuery({ descending: value === 'desc' })),
-      labelledInput('search', 'Search', { type: 'search', value: this.query.search, placeholder: 'text in prompt or response' }, (input) => this.setQuery({ search: input.value })),
-      labelledSelect('filter-by', 'Filter', sortOptions.filter((option) => option.value !== 'sample'), this.query.filterKey, (value) => this.setQuery({ filterKey: value as SortKey })),
-      labelledInput('filter-min', 'min', { type: 'number', step: 'any', value: Number.isFinite(this.query.min) ? String(this.query.min) : '' }, (input) => this.setQuery({ min: input.value === '' ? -Infinity : Number(input.value) })),
-      labelledInput('filter-max', 'max', { type: 'number', step: 'any', value: Number.isFinite(this.query.max) ? String(this.query.max) : '' }, (input) => this.setQuery({ max: input.value === '' ? Infinity : Number(input.value) })),
+      labelledSelect('sort-by', 'Sort by', sortOptions, this.query.sortKey, (value) =>
+        this.setQuery({ sortKey: value as SortKey }),
+      ),
+      labelledSelect(
+        'sort-order',
+        'Order',
+        [
+          { value: 'asc', label: 'ascending' },
+          { value: 'desc', label: 'descending' },
+        ],
+        this.query.descending ? 'desc' : 'asc',
+        (value) => this.setQuery({ descending: value === 'desc' }),
+      ),
+      labelledInput(
+        'search',
+        'Search',
+        { type: 'search', value: this.query.search, placeholder: 'text in prompt or response' },
+        (input) => this.setQuery({ search: input.value }),
+      ),
+      labelledSelect(
+        'filter-by',
+        'Filter',
+        sortOptions.filter((option) => option.value !== 'sample'),
+        this.query.filterKey,
+        (value) => this.setQuery({ filterKey: value as SortKey }),
+      ),
+      labelledInput(
+        'filter-min',
+        'min',
+        { type: 'number', step: 'any', value: Number.isFinite(this.query.min) ? String(this.query.min) : '' },
+        (input) => this.setQuery({ min: input.value === '' ? -Infinity : Number(input.value) }),
+      ),
+      labelledInput(
+        'filter-max',
+        'max',
+        { type: 'number', step: 'any', value: Number.isFinite(this.query.max) ? String(this.query.max) : '' },
+        (input) => this.setQuery({ max: input.value === '' ? Infinity : Number(input.value) }),
+      ),
     );
   }
 
@@ -214,9 +300,15 @@ export class RolloutView {
 
   private makePainter(trace: PackedPpoTrace): TokenPainter {
     const colours = themeColours();
-    const epoch = this.epoch < 0 ? Math.max(0, trace.numEpochs - 1) : Math.min(this.epoch, Math.max(0, trace.numEpochs - 1));
+    const epoch =
+      this.epoch < 0 ? Math.max(0, trace.numEpochs - 1) : Math.min(this.epoch, Math.max(0, trace.numEpochs - 1));
     const centre = this.colourBy === 'ratio' ? 1 : 0;
-    const values = this.colourBy === 'ratio' ? trace.ratio.subarray(epoch * trace.numTokens, (epoch + 1) * trace.numTokens) : this.colourBy === 'clip' ? new Float32Array(0) : trace.values[this.colourBy];
+    const values =
+      this.colourBy === 'ratio'
+        ? trace.ratio.subarray(epoch * trace.numTokens, (epoch + 1) * trace.numTokens)
+        : this.colourBy === 'clip'
+          ? new Float32Array(0)
+          : trace.values[this.colourBy];
     return {
       colourBy: this.colourBy,
       epoch,
@@ -241,14 +333,19 @@ export class RolloutView {
       count: this.rows.length,
       estimateHeight: (i) => {
         const s = this.rows[i];
-        const chars = trace.prompts[s].length + (trace.tokenTextStart[trace.tokenStart[s + 1]] - trace.tokenTextStart[trace.tokenStart[s]]);
+        const chars =
+          trace.prompts[s].length +
+          (trace.tokenTextStart[trace.tokenStart[s + 1]] - trace.tokenTextStart[trace.tokenStart[s]]);
         return 30 + 21 * Math.ceil(chars / charsPerLine);
       },
       renderRow: (i) => this.renderRow(this.rows[i]),
       onActivate: (i) => this.showDetails(this.rows[i]),
     });
     this.list.viewport.id = 'samples';
-    this.list.viewport.setAttribute('aria-label', `Samples of step ${trace.step}, coloured by ${colourByLabels[this.colourBy]}`);
+    this.list.viewport.setAttribute(
+      'aria-label',
+      `Samples of step ${trace.step}, coloured by ${colourByLabels[this.colourBy]}`,
+    );
     this.listHost.replaceChildren(this.list.viewport);
     this.list.render();
   }
@@ -264,9 +361,17 @@ export class RolloutView {
       const items = (['removed-above', 'removed-below', 'outside-kept', 'inside'] as ClipClass[]).map((cls) => {
         const swatch = element('span', { className: 'swatch' });
         swatch.style.backgroundColor = colours[cls] ?? 'transparent';
-        return element('span', { className: 'legend-item', title: clipClassLabels[cls] }, [swatch, clipClassLabels[cls]]);
+        return element('span', { className: 'legend-item', title: clipClassLabels[cls] }, [
+          swatch,
+          clipClassLabels[cls],
+        ]);
       });
-      this.legend.replaceChildren(element('span', { className: 'legend-title' }, [`clip, epoch ${painter.epoch + 1}, band [${formatNumber(1 - this.epsilon)}, ${formatNumber(1 + this.epsilon)}]:`]), ...items);
+      this.legend.replaceChildren(
+        element('span', { className: 'legend-title' }, [
+          `clip, epoch ${painter.epoch + 1}, band [${formatNumber(1 - this.epsilon)}, ${formatNumber(1 + this.epsilon)}]:`,
+        ]),
+        ...items,
+      );
       this.legend.setAttribute('aria-label', `Colours: clip class at epoch ${painter.epoch + 1}`);
       return;
     }
@@ -277,8 +382,17 @@ export class RolloutView {
     const mid = element('span', { className: 'legend-mid' }, [formatNumber(centre)]);
     const high = element('span', { className: 'legend-high', id: 'legend-high' }, [formatNumber(centre + range)]);
     const epochNote = painter.colourBy === 'ratio' ? `, epoch ${painter.epoch + 1}` : '';
-    this.legend.replaceChildren(element('span', { className: 'legend-title' }, [`${label}${epochNote}:`]), low, bar, high, element('span', { className: 'muted legend-centre' }, ['centre ', mid]));
-    this.legend.setAttribute('aria-label', `Colour scale for ${label}: from ${formatNumber(centre - range)} (blue) through ${formatNumber(centre)} to ${formatNumber(centre + range)} (orange)`);
+    this.legend.replaceChildren(
+      element('span', { className: 'legend-title' }, [`${label}${epochNote}:`]),
+      low,
+      bar,
+      high,
+      element('span', { className: 'muted legend-centre' }, ['centre ', mid]),
+    );
+    this.legend.setAttribute(
+      'aria-label',
+      `Colour scale for ${label}: from ${formatNumber(centre - range)} (blue) through ${formatNumber(centre)} to ${formatNumber(centre + range)} (orange)`,
+    );
   }
 
   private rowLabel(s: number): string {
@@ -293,13 +407,30 @@ export class RolloutView {
     const stats = this.stats as SampleStats;
     const meta = element('div', { className: 'sample-meta' }, [
       element('span', { className: 'sample-id' }, [`#${trace.sample[s]}`]),
-      element('span', { className: 'metric' }, ['score ', element('b', { className: 'sample-score' }, [formatNumber(stats.score[s])])]),
-      ...(Number.isNaN(stats.oracle[s]) ? [] : [element('span', { className: 'metric' }, ['oracle ', element('b', { className: 'sample-oracle' }, [formatNumber(stats.oracle[s])])])]),
-      element('span', { className: 'metric' }, ['KL ', element('b', { className: 'sample-kl' }, [formatNumber(stats.kl[s])])]),
+      element('span', { className: 'metric' }, [
+        'score ',
+        element('b', { className: 'sample-score' }, [formatNumber(stats.score[s])]),
+      ]),
+      ...(Number.isNaN(stats.oracle[s])
+        ? []
+        : [
+            element('span', { className: 'metric' }, [
+              'oracle ',
+              element('b', { className: 'sample-oracle' }, [formatNumber(stats.oracle[s])]),
+            ]),
+          ]),
+      element('span', { className: 'metric' }, [
+        'KL ',
+        element('b', { className: 'sample-kl' }, [formatNumber(stats.kl[s])]),
+      ]),
       element('span', { className: 'metric sample-length' }, [`${stats.length[s]} tokens`]),
-      element('span', { className: `metric sample-clipped${stats.clipped[s] > 0 ? ' has-clipped' : ''}` }, [`${stats.clipped[s]} clipped`]),
+      element('span', { className: `metric sample-clipped${stats.clipped[s] > 0 ? ' has-clipped' : ''}` }, [
+        `${stats.clipped[s]} clipped`,
+      ]),
     ]);
-    const text = element('div', { className: 'sample-text' }, [element('span', { className: 'prompt' }, [trace.prompts[s]])]);
+    const text = element('div', { className: 'sample-text' }, [
+      element('span', { className: 'prompt' }, [trace.prompts[s]]),
+    ]);
     renderTokens(text, trace, s, this.painter as TokenPainter);
     const row = element('div', { className: 'sample-row' }, [meta, text]);
     row.dataset.sample = String(s);
@@ -312,7 +443,8 @@ export class RolloutView {
     const box = element('div', { className: 'static-rows' });
     if (!this.trace) return box;
     for (const s of this.rows.slice(0, limit)) box.append(this.renderRow(s));
-    if (this.rows.length > limit) box.append(element('p', { className: 'muted' }, [`… and ${this.rows.length - limit} more samples.`]));
+    if (this.rows.length > limit)
+      box.append(element('p', { className: 'muted' }, [`… and ${this.rows.length - limit} more samples.`]));
     return box;
   }
 
@@ -327,7 +459,13 @@ export class RolloutView {
     const t = Number(token.dataset.t);
     const s = Number(row.dataset.sample);
     const lines = tokenDetails(this.trace, t, s, this.epsilon);
-    this.tooltip.replaceChildren(element('dl', {}, lines.flatMap(([key, value]) => [element('dt', {}, [key]), element('dd', {}, [value])])));
+    this.tooltip.replaceChildren(
+      element(
+        'dl',
+        {},
+        lines.flatMap(([key, value]) => [element('dt', {}, [key]), element('dd', {}, [value])]),
+      ),
+    );
     this.tooltip.hidden = false;
     const box = token.getBoundingClientRect();
     const left = Math.min(box.left, window.innerWidth - this.tooltip.offsetWidth - 8);
@@ -340,11 +478,25 @@ export class RolloutView {
   showDetails(s: number): void {
     const trace = this.trace;
     if (!trace) return;
-    const heading = element('h2', { id: 'details-heading', tabIndex: -1 }, [`Sample ${trace.sample[s]} · step ${trace.step}`]);
+    const heading = element('h2', { id: 'details-heading', tabIndex: -1 }, [
+      `Sample ${trace.sample[s]} · step ${trace.step}`,
+    ]);
     const close = button('close-details', 'Close', 'Close the token table (Escape)', () => this.hideDetails());
-    const follow = button('follow-prompt', 'Prompt over time', 'Show this prompt’s responses at every step', () => this.callbacks.followPrompt(trace.prompts[s]));
+    const follow = button('follow-prompt', 'Prompt over time', 'Show this prompt’s responses at every step', () =>
+      this.callbacks.followPrompt(trace.prompts[s]),
+    );
     const epochs = Array.from({ length: trace.numEpochs }, (_, e) => e);
-    const header = element('tr', {}, ['#', 'token', 'A', ...epochs.map((e) => `ratio e${e + 1}`), ...tokenFields.map((field) => colourByLabels[field])].map((title) => element('th', { scope: 'col' }, [title])));
+    const header = element(
+      'tr',
+      {},
+      [
+        '#',
+        'token',
+        'A',
+        ...epochs.map((e) => `ratio e${e + 1}`),
+        ...tokenFields.map((field) => colourByLabels[field]),
+      ].map((title) => element('th', { scope: 'col' }, [title])),
+    );
     const body = element('tbody');
     const painter = this.painter as TokenPainter;
     for (let t = trace.tokenStart[s], p = 0; t < trace.tokenStart[s + 1]; t++, p++) {
@@ -352,17 +504,39 @@ export class RolloutView {
       const cells = epochs.map((e) => {
         const ratio = trace.ratio[e * trace.numTokens + t];
         const cls = classifyClip(ratio, advantage, this.epsilon);
-        const cell = element('td', { className: `ratio clip-${cls}`, title: clipClassLabels[cls] }, [formatNumber(ratio), isRemoved(cls) ? ' ✂' : '']);
+        const cell = element('td', { className: `ratio clip-${cls}`, title: clipClassLabels[cls] }, [
+          formatNumber(ratio),
+          isRemoved(cls) ? ' ✂' : '',
+        ]);
         cell.dataset.clip = cls;
         return cell;
       });
       const tokenCell = element('td', { className: 'token-cell' }, [JSON.stringify(tokenTextAt(trace, t))]);
       tokenCell.style.backgroundColor = tokenBackground(trace, t, painter);
       tokenCell.title = `${colourByLabels[painter.colourBy]} ${formatNumber(tokenValue(trace, t, painter))}`;
-      body.append(element('tr', {}, [element('td', {}, [String(p)]), tokenCell, element('td', { className: 'sign' }, [advantage > 0 ? '+' : advantage < 0 ? '−' : '0']), ...cells, ...tokenFields.map((field) => element('td', { className: 'num' }, [formatNumber(trace.values[field][t])]))]));
+      body.append(
+        element('tr', {}, [
+          element('td', {}, [String(p)]),
+          tokenCell,
+          element('td', { className: 'sign' }, [advantage > 0 ? '+' : advantage < 0 ? '−' : '0']),
+          ...cells,
+          ...tokenFields.map((field) => element('td', { className: 'num' }, [formatNumber(trace.values[field][t])])),
+        ]),
+      );
     }
-    const band = element('p', { className: 'muted' }, [`Clip band [${formatNumber(1 - this.epsilon)}, ${formatNumber(1 + this.epsilon)}]. ✂: clipping removed the token’s gradient (A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε).`]);
-    this.details.replaceChildren(element('div', { className: 'toolbar' }, [heading, follow, close]), band, element('div', { className: 'table-scroll' }, [element('table', { className: 'data tokens-table', id: 'tokens-table' }, [element('thead', {}, [header]), body])]));
+    const band = element('p', { className: 'muted' }, [
+      `Clip band [${formatNumber(1 - this.epsilon)}, ${formatNumber(1 + this.epsilon)}]. ✂: clipping removed the token’s gradient (A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε).`,
+    ]);
+    this.details.replaceChildren(
+      element('div', { className: 'toolbar' }, [heading, follow, close]),
+      band,
+      element('div', { className: 'table-scroll' }, [
+        element('table', { className: 'data tokens-table', id: 'tokens-table' }, [
+          element('thead', {}, [header]),
+          body,
+        ]),
+      ]),
+    );
     this.details.hidden = false;
     this.details.onkeydown = (event) => {
       if (event.key === 'Escape') this.hideDetails();

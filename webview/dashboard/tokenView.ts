@@ -36,7 +36,13 @@ export interface TokenPainter {
   readonly clipColours: Record<Exclude<ClipClass, 'inside' | 'none'>, Rgb>;
 }
 
-export const clipAlpha: Record<ClipClass, number> = { 'removed-above': 0.75, 'removed-below': 0.75, 'outside-kept': 0.4, inside: 0, none: 0 };
+export const clipAlpha: Record<ClipClass, number> = {
+  'removed-above': 0.75,
+  'removed-below': 0.75,
+  'outside-kept': 0.4,
+  inside: 0,
+  none: 0,
+};
 
 export function tokenValue(trace: PackedPpoTrace, t: number, painter: TokenPainter): number {
   if (painter.colourBy === 'ratio') return trace.ratio[painter.epoch * trace.numTokens + t];
@@ -46,7 +52,11 @@ export function tokenValue(trace: PackedPpoTrace, t: number, painter: TokenPaint
 
 export function tokenBackground(trace: PackedPpoTrace, t: number, painter: TokenPainter): string {
   if (painter.colourBy === 'clip') {
-    const cls = classifyClip(trace.ratio[painter.epoch * trace.numTokens + t], trace.values.advantage[t], painter.epsilon);
+    const cls = classifyClip(
+      trace.ratio[painter.epoch * trace.numTokens + t],
+      trace.values.advantage[t],
+      painter.epsilon,
+    );
     return cls === 'inside' || cls === 'none' ? 'transparent' : rgba(painter.clipColours[cls], clipAlpha[cls]);
   }
   return colourOf(painter.scale, tokenValue(trace, t, painter));
@@ -87,7 +97,10 @@ export function tokenDetails(trace: PackedPpoTrace, t: number, s: number, epsilo
   for (const field of tokenFields) lines.push([colourByLabels[field], formatNumber(trace.values[field][t])]);
   for (let e = 0; e < trace.numEpochs; e++) {
     const ratio = trace.ratio[e * trace.numTokens + t];
-    lines.push([`ratio, epoch ${e + 1}`, `${formatNumber(ratio)} · ${clipClassLabels[classifyClip(ratio, trace.values.advantage[t], epsilon)]}`]);
+    lines.push([
+      `ratio, epoch ${e + 1}`,
+      `${formatNumber(ratio)} · ${clipClassLabels[classifyClip(ratio, trace.values.advantage[t], epsilon)]}`,
+    ]);
   }
   return lines;
 }

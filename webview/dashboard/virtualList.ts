@@ -153,7 +153,8 @@ export class VirtualList {
     const top = this.offsets[target];
     const bottom = this.offsets[target + 1];
     if (top < this.viewport.scrollTop) this.viewport.scrollTop = top;
-    else if (bottom > this.viewport.scrollTop + this.viewport.clientHeight) this.viewport.scrollTop = bottom - this.viewport.clientHeight;
+    else if (bottom > this.viewport.scrollTop + this.viewport.clientHeight)
+      this.viewport.scrollTop = bottom - this.viewport.clientHeight;
     this.render();
     const row = this.rendered.get(target);
     row?.setAttribute('tabindex', '0');
@@ -162,7 +163,14 @@ export class VirtualList {
 
   private onKey(event: KeyboardEvent): void {
     const page = Math.max(1, Math.floor(this.viewport.clientHeight / Math.max(1, this.heights[this.active] || 60)));
-    const moves: Record<string, number> = { ArrowDown: this.active + 1, ArrowUp: this.active - 1, PageDown: this.active + page, PageUp: this.active - page, Home: 0, End: this.options.count - 1 };
+    const moves: Record<string, number> = {
+      ArrowDown: this.active + 1,
+      ArrowUp: this.active - 1,
+      PageDown: this.active + page,
+      PageUp: this.active - page,
+      Home: 0,
+      End: this.options.count - 1,
+    };
     if (event.key in moves) {
       event.preventDefault();
       this.focusRow(moves[event.key]);

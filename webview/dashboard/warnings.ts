@@ -63,7 +63,10 @@ export interface WarningThresholds {
 
 export const defaultThresholds: WarningThresholds = { klIncrease: 0.5, entropyFraction: 0.5, lengthGrowth: 1.5 };
 
-export function detectWarnings(points: readonly MetricPoint[], thresholds: WarningThresholds = defaultThresholds): TrainingWarning[] {
+export function detectWarnings(
+  points: readonly MetricPoint[],
+  thresholds: WarningThresholds = defaultThresholds,
+): TrainingWarning[] {
   const warnings: TrainingWarning[] = [];
 
   const kl = valuesOf(points, 'objective/kl');
@@ -72,18 +75,32 @@ export function detectWarnings(points: readonly MetricPoint[], thresholds: Warni
     const before = mean(kl.values.slice(-2 * w, -w));
     const now = mean(kl.values.slice(-w));
     if (now - before >= thresholds.klIncrease && now >= 1.5 * Math.max(before, 0.05)) {
-      warnings.push({ kind: 'kl-rising', title: 'KL is rising fast', detail: `objective/kl rose from ${fmt(before)} to ${fmt(now)} nats (means of ${w} steps): the policy is moving away from the reference quickly. Consider a larger init_kl_coef, adaptive KL control, or a lower learning rate.`, step: kl.steps.at(-1) as number, metrics: ['objective/kl'] });
+      warnings.push({
+        kind: 'kl-rising',
+        title: 'KL is rising fast',
+        detail: `objective/kl rose from ${fmt(before)} to ${fmt(now)} nats (means of ${w} steps): the policy is moving away from the reference quickly. Consider a larger init_kl_coef, adaptive KL control, or a lower learning rate.`,
+        step: kl.steps.at(-1) as number,
+        metrics: ['objective/kl'],
+      });
     }
   }
 
-  const entropyMetric = points.some((point) => typeof point['objective/entropy'] === 'number') ? 'objective/entropy' : 'policy/entropy_avg';
+  const entropyMetric = points.some((point) => typeof point['objective/entropy'] === 'number')
+    ? 'objective/entropy'
+    : 'policy/entropy_avg';
   const entropy = valuesOf(points, entropyMetric);
   if (entropy.values.length >= 6) {
     const w = windowFor(entropy.values.length);
     const first = mean(entropy.values.slice(0, w));
     const now = mean(entropy.values.slice(-w));
     if (first > 0 && now < thresholds.entropyFraction * first) {
-      warnings.push({ kind: 'entropy-collapse', title: 'Entropy is collapsing', detail: `${entropyMetric} fell from ${fmt(first)} to ${fmt(now)} (${Math.round((100 * now) / first)}% of the start): the policy is becoming deterministic and may repeat itself. Consider an entropy bonus (entropy_coef) or a stronger KL penalty.`, step: entropy.steps.at(-1) as number, metrics: [entropyMetric] });
+      warnings.push({
+        kind: 'entropy-collapse',
+        title: 'Entropy is collapsing',
+        detail: `${entropyMetric} fell from ${fmt(first)} to ${fmt(now)} (${Math.round((100 * now) / first)}% of the start): the policy is becoming deterministic and may repeat itself. Consider an entropy bonus (entropy_coef) or a stronger KL penalty.`,
+        step: entropy.steps.at(-1) as number,
+        metrics: [entropyMetric],
+      });
     }
   }
 
@@ -93,7 +110,13 @@ export function detectWarnings(points: readonly MetricPoint[], thresholds: Warni
     const first = mean(length.values.slice(0, w));
     const now = mean(length.values.slice(-w));
     if (now > thresholds.lengthGrowth * first && now - first >= 4) {
-      warnings.push({ kind: 'length-runaway', title: 'Response length is running away', detail: `response_length grew from ${fmt(first)} to ${fmt(now)} tokens: the reward may favour long responses. Consider a missing-EOS penalty or length-normalised scores.`, step: length.steps.at(-1) as number, metrics: ['response_length'] });
+      warnings.push({
+        kind: 'length-runaway',
+        title: 'Response length is running away',
+        detail: `response_length grew from ${fmt(first)} to ${fmt(now)} tokens: the reward may favour long responses. Consider a missing-EOS penalty or length-normalised scores.`,
+        step: length.steps.at(-1) as number,
+        metrics: ['response_length'],
+      });
     }
   }
 
@@ -106,11 +129,23 @@ export function detectWarnings(points: readonly MetricPoint[], thresholds: Warni
     const w = 2 * windowFor(n);
     const recentScores = scores.values.slice(-w);
     const recentOracle = oracle.values.slice(-w);
-    const noise = (values: readonly number[]) => Math.sqrt(mean(values.slice(1).map((v, i) => (v - values[i]) ** 2)) / 2);
+    const noise = (values: readonly number[]) =>
+      Math.sqrt(mean(values.slice(1).map((v, i) => (v - values[i]) ** 2)) / 2);
     const scoreChange = slope(recentScores) * (recentScores.length - 1);
     const oracleChange = slope(recentOracle) * (recentOracle.length - 1);
-    if (scoreChange > 0.5 * noise(recentScores) && oracleChange < -0.5 * noise(recentOracle) && scoreChange > 0 && oracleChange < 0) {
-      warnings.push({ kind: 'reward-hacking', title: 'Reward is rising while the oracle score falls', detail: `Over the last ${recentScores.length} steps objective/scores changed by +${fmt(scoreChange)} while oracle/score changed by ${fmt(oracleChange)}: the policy may be exploiting the reward model (reward hacking). Look at the latest rollouts; consider a stronger KL penalty or a better reward model.`, step: scores.steps.at(-1) as number, metrics: ['objective/scores', 'oracle/score'] });
+    if (
+      scoreChange > 0.5 * noise(recentScores) &&
+      oracleChange < -0.5 * noise(recentOracle) &&
+      scoreChange > 0 &&
+      oracleChange < 0
+    ) {
+      warnings.push({
+        kind: 'reward-hacking',
+        title: 'Reward is rising while the oracle score falls',
+        detail: `Over the last ${recentScores.length} steps objective/scores changed by +${fmt(scoreChange)} while oracle/score changed by ${fmt(oracleChange)}: the policy may be exploiting the reward model (reward hacking). Look at the latest rollouts; consider a stronger KL penalty or a better reward model.`,
+        step: scores.steps.at(-1) as number,
+        metrics: ['objective/scores', 'oracle/score'],
+      });
     }
   }
   return warnings;

@@ -20,7 +20,10 @@ export interface HostChannel<In, Out> {
   setState<T>(state: T): void;
 }
 
-export function connectToHost<In extends { type: string }, Out extends { type: string }>(): HostChannel<In, Out | WebviewReadyMessage> {
+export function connectToHost<In extends { type: string }, Out extends { type: string }>(): HostChannel<
+  In,
+  Out | WebviewReadyMessage
+> {
   const api = acquireVsCodeApi();
   return {
     post: (message) => api.postMessage(message),

@@ -56,11 +56,14 @@ function fromSafetensors(file: string): { weights: WeightMap; metadata: Record<s
     decoded = decodeSafetensors(new Uint8Array(readFileSync(file)));
   } catch (error) {
     // The decoder names the field (header size, a tensor's dtype, shape or data_offsets); this names the file.
-    throw new Error(`${file}: ${(error as Error).message} — the checkpoint is damaged; resume from an earlier one (delete this step's folder) or train again.`);
+    throw new Error(
+      `${file}: ${(error as Error).message} — the checkpoint is damaged; resume from an earlier one (delete this step's folder) or train again.`,
+    );
   }
   const weights: WeightMap = new Map();
   for (const [name, tensor] of Object.entries(decoded.tensors)) {
-    if (tensor.dtype !== 'F32') throw new Error(`${file}: tensor "${name}" is ${tensor.dtype}; RLHF Lens checkpoints hold F32`);
+    if (tensor.dtype !== 'F32')
+      throw new Error(`${file}: tensor "${name}" is ${tensor.dtype}; RLHF Lens checkpoints hold F32`);
     weights.set(name, { shape: tensor.shape, data: tensor.data });
   }
   return { weights, metadata: decoded.metadata };
@@ -69,7 +72,8 @@ function fromSafetensors(file: string): { weights: WeightMap; metadata: Record<s
 /** The first NaN or ±Infinity in `weights`, by tensor name and element, or undefined when all are finite. */
 export function firstNonFinite(weights: WeightMap): { name: string; index: number; value: number } | undefined {
   for (const [name, { data }] of weights) {
-    for (let index = 0; index < data.length; index++) if (!Number.isFinite(data[index])) return { name, index, value: data[index] };
+    for (let index = 0; index < data.length; index++)
+      if (!Number.isFinite(data[index])) return { name, index, value: data[index] };
   }
   return undefined;
 }
@@ -81,20 +85,32 @@ export class NonFiniteCheckpointError extends Error {
 
 function assertFinite(weights: WeightMap, what: string, file: string, action: string): void {
   const bad = firstNonFinite(weights);
-  if (bad) throw new NonFiniteCheckpointError(`${file}: ${what} "${bad.name}" holds ${bad.value} at element ${bad.index}; ${action}`);
+  if (bad)
+    throw new NonFiniteCheckpointError(
+      `${file}: ${what} "${bad.name}" holds ${bad.value} at element ${bad.index}; ${action}`,
+    );
 }
 
 export async function saveCheckpoint(dir: string, contents: CheckpointContents): Promise<void> {
   // Checked before anything is written: a diverged model must not become the newest checkpoint.
-  const advice = 'the checkpoint was not written. Training diverged: try a lower learning_rate or max_grad_norm, and resume from the last checkpoint.';
+  const advice =
+    'the checkpoint was not written. Training diverged: try a lower learning_rate or max_grad_norm, and resume from the last checkpoint.';
   assertFinite(contents.weights, 'weight', path.join(dir, 'model.safetensors'), advice);
-  if (contents.optimizer) assertFinite(contents.optimizer.moments, 'optimizer state', path.join(dir, 'optimizer.safetensors'), advice);
+  if (contents.optimizer)
+    assertFinite(contents.optimizer.moments, 'optimizer state', path.join(dir, 'optimizer.safetensors'), advice);
   await writeFolderDurable(dir, async (folder) => {
-    writeFileDurable(path.join(folder, 'model.safetensors'), encodeSafetensors(toSafetensors(contents.weights), { format: 'pt' }));
+    writeFileDurable(
+      path.join(folder, 'model.safetensors'),
+      encodeSafetensors(toSafetensors(contents.weights), { format: 'pt' }),
+    );
     if (contents.optimizer) {
       writeFileDurable(
         path.join(folder, 'optimizer.safetensors'),
-        encodeSafetensors(toSafetensors(contents.optimizer.moments), { format: 'pt', optimizer: 'AdamW', step: String(contents.optimizer.step) }),
+        encodeSafetensors(toSafetensors(contents.optimizer.moments), {
+          format: 'pt',
+          optimizer: 'AdamW',
+          step: String(contents.optimizer.step),
+        }),
       );
     }
     writeJsonDurable(path.join(folder, 'config.json'), contents.config);
@@ -107,15 +123,32 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
  * The weights must be the ones config.json describes, by name and shape, checked before a model is
  * built from them (a planted config.json of 1024 layers would otherwise allocate them first).
  */
-function checkWeightsMatchConfig(weights: WeightMap, config: ModelCheckpointConfig, modelFile: string, configFile: string): void {
-  const blocks = new Set([...weights.keys()].map((name) => /^transformer\.h\.(\d+)\./.exec(name)?.[1]).filter((index) => index !== undefined));
+function checkWeightsMatchConfig(
+  weights: WeightMap,
+  config: ModelCheckpointConfig,
+  modelFile: string,
+  configFile: string,
+): void {
+  const blocks = new Set(
+    [...weights.keys()]
+      .map((name) => /^transformer\.h\.(\d+)\./.exec(name)?.[1])
+      .filter((index) => index !== undefined),
+  );
   if (blocks.size !== config.n_layer || [...blocks].some((index) => Number(index) >= config.n_layer)) {
-    throw new Error(`${modelFile}: holds ${blocks.size} transformer blocks (transformer.h.<i>) but ${configFile} says n_layer ${config.n_layer}; the two files are not of one checkpoint.`);
+    throw new Error(
+      `${modelFile}: holds ${blocks.size} transformer blocks (transformer.h.<i>) but ${configFile} says n_layer ${config.n_layer}; the two files are not of one checkpoint.`,
+    );
   }
   for (const [name, shape] of gptWeightShapes(config, config.heads)) {
     const actual = weights.get(name)?.shape;
-    if (actual === undefined) throw new Error(`${modelFile}: weight "${name}" is missing, though ${configFile} describes it; the checkpoint is damaged.`);
-    if (actual.join(',') !== shape.join(',')) throw new Error(`${modelFile}: weight "${name}" has shape [${actual.join(', ')}] but ${configFile} gives [${shape.join(', ')}]; the two files are not of one checkpoint.`);
+    if (actual === undefined)
+      throw new Error(
+        `${modelFile}: weight "${name}" is missing, though ${configFile} describes it; the checkpoint is damaged.`,
+      );
+    if (actual.join(',') !== shape.join(','))
+      throw new Error(
+        `${modelFile}: weight "${name}" has shape [${actual.join(', ')}] but ${configFile} gives [${shape.join(', ')}]; the two files are not of one checkpoint.`,
+      );
   }
 }
 
@@ -138,19 +171,33 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
   const config = checkCheckpointConfig(readJsonFile(configFile), configFile) as ModelCheckpointConfig;
   const modelFile = need('model.safetensors');
   const { weights } = fromSafetensors(modelFile);
-  assertFinite(weights, 'weight', modelFile, 'this checkpoint cannot be used; resume from an earlier one (delete this step\'s folder).');
+  assertFinite(
+    weights,
+    'weight',
+    modelFile,
+    "this checkpoint cannot be used; resume from an earlier one (delete this step's folder).",
+  );
   checkWeightsMatchConfig(weights, config, modelFile, configFile);
   const stateFile = need('trainer_state.json');
   const trainerState: TrainerState = checkTrainerState(readJsonFile(stateFile), stateFile);
   const tokenizer = await BpeTokenizer.load(dir);
-  if (tokenizer.vocabSize !== config.vocab_size) throw new Error(`${path.join(dir, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but ${configFile} says vocab_size ${config.vocab_size}; the two files are not of one checkpoint.`);
+  if (tokenizer.vocabSize !== config.vocab_size)
+    throw new Error(
+      `${path.join(dir, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but ${configFile} says vocab_size ${config.vocab_size}; the two files are not of one checkpoint.`,
+    );
   let optimizer: AdamWState | undefined;
   const optimizerFile = path.join(dir, 'optimizer.safetensors');
   if (existsSync(optimizerFile)) {
     const { weights: moments, metadata } = fromSafetensors(optimizerFile);
     const step = Number(metadata.step ?? 0);
-    if (!Number.isSafeInteger(step) || step < 0) throw new Error(`${optimizerFile}: __metadata__.step must be a whole number ≥ 0, got ${quote(metadata.step)}`);
-    assertFinite(moments, 'optimizer state', optimizerFile, 'this checkpoint cannot be resumed; resume from an earlier one (delete this step\'s folder).');
+    if (!Number.isSafeInteger(step) || step < 0)
+      throw new Error(`${optimizerFile}: __metadata__.step must be a whole number ≥ 0, got ${quote(metadata.step)}`);
+    assertFinite(
+      moments,
+      'optimizer state',
+      optimizerFile,
+      "this checkpoint cannot be resumed; resume from an earlier one (delete this step's folder).",
+    );
     optimizer = { step, moments, file: optimizerFile };
   }
   return { config, weights, optimizer, trainerState, tokenizer };
@@ -161,7 +208,10 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
  * A checkpoint holding NaN or Infinity is skipped with a warning naming its file and tensor, so a
  * resume continues from the last good one. A damaged one (a header that does not decode) throws.
  */
-export function latestCheckpoint(runDir: string, warn: (message: string) => void = (message) => process.stderr.write(`warning: ${message}\n`)): { dir: string; step: number } | undefined {
+export function latestCheckpoint(
+  runDir: string,
+  warn: (message: string) => void = (message) => process.stderr.write(`warning: ${message}\n`),
+): { dir: string; step: number } | undefined {
   const root = path.join(runDir, 'checkpoints');
   if (!existsSync(root)) return undefined;
   const steps = readdirSync(root)
@@ -175,7 +225,9 @@ export function latestCheckpoint(runDir: string, warn: (message: string) => void
     if (!existsSync(modelFile)) return { dir, step }; // loadCheckpoint says what is missing
     const bad = firstNonFinite(fromSafetensors(modelFile).weights);
     if (!bad) return { dir, step };
-    warn(`${modelFile}: weight "${bad.name}" holds ${bad.value} at element ${bad.index}; skipping this checkpoint for the one before`);
+    warn(
+      `${modelFile}: weight "${bad.name}" holds ${bad.value} at element ${bad.index}; skipping this checkpoint for the one before`,
+    );
   }
   return undefined;
 }

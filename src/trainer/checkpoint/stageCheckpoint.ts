@@ -7,7 +7,11 @@ import type { RunDirectory } from '../run/runDirectory';
 import type { BpeTokenizer } from '../tokenizer';
 import { saveCheckpoint, type TrainerState } from './checkpoint';
 
-export async function saveStageCheckpoint(run: RunDirectory, step: number, parts: { model: Gpt; optimizer: AdamW; tokenizer: BpeTokenizer; trainerState: TrainerState }): Promise<string> {
+export async function saveStageCheckpoint(
+  run: RunDirectory,
+  step: number,
+  parts: { model: Gpt; optimizer: AdamW; tokenizer: BpeTokenizer; trainerState: TrainerState },
+): Promise<string> {
   const dir = run.checkpointDir(step);
   await saveCheckpoint(dir, {
     config: checkpointConfig(parts.model, parts.tokenizer),

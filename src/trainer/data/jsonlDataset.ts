@@ -90,10 +90,15 @@ export const listedProblems = 10;
  */
 export function noUsableExamplesMessage(file: string, read: TextDatasetRead, expected = shapes): string {
   const { lines, skipped, blank } = read.counts;
-  if (lines === blank) return `${file}: no usable examples: the file is ${lines === 0 ? 'empty' : `${lines} blank lines`}. Each line must be ${expected}.`;
+  if (lines === blank)
+    return `${file}: no usable examples: the file is ${lines === 0 ? 'empty' : `${lines} blank lines`}. Each line must be ${expected}.`;
   const shown = read.problems.slice(0, listedProblems).map((problem) => `  ${formatDatasetProblem(problem)}`);
   const more = read.problems.length > listedProblems ? [`  … and ${read.problems.length - listedProblems} more`] : [];
-  return [`${file}: no usable examples: all ${skipped} non-blank lines of ${lines} were refused. Each line must be ${expected}. The first problems:`, ...shown, ...more].join('\n');
+  return [
+    `${file}: no usable examples: all ${skipped} non-blank lines of ${lines} were refused. Each line must be ${expected}. The first problems:`,
+    ...shown,
+    ...more,
+  ].join('\n');
 }
 
 type ParsedLine =
@@ -108,7 +113,9 @@ function parseLine(line: string): ParsedLine {
   try {
     value = JSON.parse(line);
   } catch (error) {
-    return { message: `invalid JSON (${(error as Error).message}); each line must be one JSON object such as ${shapes}` };
+    return {
+      message: `invalid JSON (${(error as Error).message}); each line must be one JSON object such as ${shapes}`,
+    };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { message: `expected a JSON object such as ${shapes}, got ${typeName(value)}` };
@@ -119,7 +126,10 @@ function parseLine(line: string): ParsedLine {
   const hasCompletion = Object.hasOwn(record, 'completion');
 
   if (hasText && (hasPrompt || hasCompletion)) {
-    return { field: 'text', message: `has both "text" and "${hasPrompt ? 'prompt' : 'completion'}"; keep "text" for a plain example or "prompt" and "completion" for a pair` };
+    return {
+      field: 'text',
+      message: `has both "text" and "${hasPrompt ? 'prompt' : 'completion'}"; keep "text" for a plain example or "prompt" and "completion" for a pair`,
+    };
   }
   if (hasText) {
     const problem = stringField(record, 'text', false);
@@ -127,18 +137,31 @@ function parseLine(line: string): ParsedLine {
   }
   if (hasPrompt || hasCompletion) {
     const missing = hasPrompt ? 'completion' : 'prompt';
-    if (!hasPrompt || !hasCompletion) return { field: missing, message: `field "${missing}" is missing; a pair needs both "prompt" and "completion" (or use {"text": "..."})` };
+    if (!hasPrompt || !hasCompletion)
+      return {
+        field: missing,
+        message: `field "${missing}" is missing; a pair needs both "prompt" and "completion" (or use {"text": "..."})`,
+      };
     const problem = stringField(record, 'prompt', true) ?? stringField(record, 'completion', false);
-    return problem ?? { kind: 'prompt_completion', prompt: record.prompt as string, completion: record.completion as string };
+    return (
+      problem ?? { kind: 'prompt_completion', prompt: record.prompt as string, completion: record.completion as string }
+    );
   }
   const keys = Object.keys(record);
-  return { message: `no "text" or "prompt"/"completion" field (found ${keys.length === 0 ? 'an empty object' : keys.map((key) => `"${key}"`).join(', ')}); expected ${shapes}` };
+  return {
+    message: `no "text" or "prompt"/"completion" field (found ${keys.length === 0 ? 'an empty object' : keys.map((key) => `"${key}"`).join(', ')}); expected ${shapes}`,
+  };
 }
 
-function stringField(record: Record<string, unknown>, field: string, mayBeEmpty: boolean): { field: string; message: string } | undefined {
+function stringField(
+  record: Record<string, unknown>,
+  field: string,
+  mayBeEmpty: boolean,
+): { field: string; message: string } | undefined {
   const value = record[field];
   if (typeof value !== 'string') return { field, message: `field "${field}" must be a string, got ${typeName(value)}` };
-  if (!mayBeEmpty && value.trim() === '') return { field, message: `field "${field}" is empty; remove the line or give it text` };
+  if (!mayBeEmpty && value.trim() === '')
+    return { field, message: `field "${field}" is empty; remove the line or give it text` };
   return undefined;
 }
 

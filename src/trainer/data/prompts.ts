@@ -17,7 +17,13 @@ export interface PromptSet {
   readonly messages: string[];
 }
 
-export async function loadPrompts(config: PromptsConfig, configDir: string, count: number, heldOutCount: number, seed: number): Promise<PromptSet> {
+export async function loadPrompts(
+  config: PromptsConfig,
+  configDir: string,
+  count: number,
+  heldOutCount: number,
+  seed: number,
+): Promise<PromptSet> {
   if (config.source === 'demo') {
     return { train: demoPrompts(count, seed), heldOut: heldOutPrompts(heldOutCount), hasOracle: true, messages: [] };
   }
@@ -33,7 +39,8 @@ export async function loadPrompts(config: PromptsConfig, configDir: string, coun
       if (read.text.trim() === '') continue;
       try {
         const value = JSON.parse(read.text) as { prompt?: unknown } | null;
-        if (typeof value?.prompt !== 'string' || value.prompt.length === 0) throw new Error('field "prompt" must be a non-empty string');
+        if (typeof value?.prompt !== 'string' || value.prompt.length === 0)
+          throw new Error('field "prompt" must be a non-empty string');
         prompts.push(value.prompt);
       } catch (error) {
         messages.push(`${file}:${read.line}: ${(error as Error).message}`);
@@ -45,9 +52,20 @@ export async function loadPrompts(config: PromptsConfig, configDir: string, coun
   if (prompts.length < 2) {
     const shown = messages.slice(0, listedProblems).map((message) => `  ${message}`);
     const more = messages.length > listedProblems ? [`  … and ${messages.length - listedProblems} more`] : [];
-    throw new Error([`${file}: needs at least 2 usable {"prompt": "..."} lines, found ${prompts.length}.${shown.length ? ' The first problems:' : ''}`, ...shown, ...more].join('\n'));
+    throw new Error(
+      [
+        `${file}: needs at least 2 usable {"prompt": "..."} lines, found ${prompts.length}.${shown.length ? ' The first problems:' : ''}`,
+        ...shown,
+        ...more,
+      ].join('\n'),
+    );
   }
   // The last tenth (at least one) is held out for evaluation.
   const split = Math.max(1, Math.floor(prompts.length / 10));
-  return { train: prompts.slice(0, prompts.length - split), heldOut: prompts.slice(prompts.length - split).slice(0, heldOutCount), hasOracle: false, messages };
+  return {
+    train: prompts.slice(0, prompts.length - split),
+    heldOut: prompts.slice(prompts.length - split).slice(0, heldOutCount),
+    hasOracle: false,
+    messages,
+  };
 }

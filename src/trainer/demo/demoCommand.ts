@@ -21,7 +21,16 @@ export interface DemoReport {
   readonly total_seconds: number;
   readonly stages: { stage: string; run_id: string; backend: string; seconds: number }[];
   readonly reward_model: { eval_accuracy: number; eval_oracle_accuracy: number };
-  readonly policies: ({ policy: string; family: 'SFT' | 'PPO' | 'DPO'; coefficient?: number; oracle_score: number; oracle_stderr: number; kl: number; kl_stderr: number; response_length: number })[];
+  readonly policies: {
+    policy: string;
+    family: 'SFT' | 'PPO' | 'DPO';
+    coefficient?: number;
+    oracle_score: number;
+    oracle_stderr: number;
+    kl: number;
+    kl_stderr: number;
+    response_length: number;
+  }[];
   readonly verdict: string;
 }
 
@@ -32,7 +41,10 @@ function table(rows: string[][]): string {
 }
 
 export async function runDemo(args: string[], makeCallbacks: () => PipelineCallbacks): Promise<number> {
-  const { values } = parseArgs({ args, options: { quick: { type: 'boolean', default: false }, 'runs-dir': { type: 'string' }, out: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { quick: { type: 'boolean', default: false }, 'runs-dir': { type: 'string' }, out: { type: 'string' } },
+  });
   const mode = values.quick ? 'quick' : 'full';
   const scale = demoScales[mode];
   const outDir = path.resolve(values.out ?? path.join('.rlhf', 'demo'));
@@ -74,14 +86,34 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
   base.log('info', `evaluating 7 policies on ${scale.evalPrompts} held-out prompts`);
   const evalStart = performance.now();
   const settings = { prompts: scale.evalPrompts, maxNewTokens: scale.maxNewTokens, seed: 2024 };
-  const evaluations: { policy: string; family: 'SFT' | 'PPO' | 'DPO'; coefficient?: number; evaluation: PolicyEvaluation }[] = [
-    { policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(sft, sft, settings) },
-  ];
-  for (const [i, name] of ppoStageNames.entries()) evaluations.push({ policy: `PPO β=${demoKlCoefficients[i]}`, family: 'PPO', coefficient: demoKlCoefficients[i], evaluation: await evaluatePolicy(checkpointOf(name), sft, settings) });
-  for (const [i, name] of dpoStageNames.entries()) evaluations.push({ policy: `DPO β=${demoBetas[i]}`, family: 'DPO', coefficient: demoBetas[i], evaluation: await evaluatePolicy(checkpointOf(name), sft, settings) });
+  const evaluations: {
+    policy: string;
+    family: 'SFT' | 'PPO' | 'DPO';
+    coefficient?: number;
+    evaluation: PolicyEvaluation;
+  }[] = [{ policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(sft, sft, settings) }];
+  for (const [i, name] of ppoStageNames.entries())
+    evaluations.push({
+      policy: `PPO β=${demoKlCoefficients[i]}`,
+      family: 'PPO',
+      coefficient: demoKlCoefficients[i],
+      evaluation: await evaluatePolicy(checkpointOf(name), sft, settings),
+    });
+  for (const [i, name] of dpoStageNames.entries())
+    evaluations.push({
+      policy: `DPO β=${demoBetas[i]}`,
+      family: 'DPO',
+      coefficient: demoBetas[i],
+      evaluation: await evaluatePolicy(checkpointOf(name), sft, settings),
+    });
   stages.push({ stage: 'evaluation', run_id: '', backend, seconds: (performance.now() - evalStart) / 1000 });
 
-  const points: FrontierPoint[] = evaluations.map((e) => ({ label: e.policy, family: e.family, kl: e.evaluation.kl, score: e.evaluation.oracleScore }));
+  const points: FrontierPoint[] = evaluations.map((e) => ({
+    label: e.policy,
+    family: e.family,
+    kl: e.evaluation.kl,
+    score: e.evaluation.oracleScore,
+  }));
   const ppo = points.filter((p) => p.family === 'PPO');
   const dpo = points.filter((p) => p.family === 'DPO');
   const verdict = dominates(dpo, ppo)
@@ -96,18 +128,41 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
     backend,
     total_seconds: (performance.now() - started) / 1000,
     stages,
-    reward_model: { eval_accuracy: reward['eval/rewards/accuracy'], eval_oracle_accuracy: reward['eval/rewards/oracle_accuracy'] },
-    policies: evaluations.map((e) => ({ policy: e.policy, family: e.family, coefficient: e.coefficient, oracle_score: e.evaluation.oracleScore, oracle_stderr: e.evaluation.oracleStderr, kl: e.evaluation.kl, kl_stderr: e.evaluation.klStderr, response_length: e.evaluation.responseLength })),
+    reward_model: {
+      eval_accuracy: reward['eval/rewards/accuracy'],
+      eval_oracle_accuracy: reward['eval/rewards/oracle_accuracy'],
+    },
+    policies: evaluations.map((e) => ({
+      policy: e.policy,
+      family: e.family,
+      coefficient: e.coefficient,
+      oracle_score: e.evaluation.oracleScore,
+      oracle_stderr: e.evaluation.oracleStderr,
+      kl: e.evaluation.kl,
+      kl_stderr: e.evaluation.klStderr,
+      response_length: e.evaluation.responseLength,
+    })),
     verdict,
   };
   writeJsonDurable(path.join(outDir, 'report.json'), report);
-  writeFileDurable(path.join(outDir, 'frontier.svg'), frontierSvg(points, `Reward–KL frontier (${mode} demo, ${scale.evalPrompts} held-out prompts)`));
+  writeFileDurable(
+    path.join(outDir, 'frontier.svg'),
+    frontierSvg(points, `Reward–KL frontier (${mode} demo, ${scale.evalPrompts} held-out prompts)`),
+  );
 
   const out = process.stdout;
   out.write(`\nRLHF Lens demo (${mode}) — ${formatSeconds(report.total_seconds)} on backend ${backend}\n\n`);
-  out.write(`${table([['stage', 'backend', 'wall time'], ...stages.map((s) => [s.stage, s.backend, formatSeconds(s.seconds)])])}\n\n`);
-  out.write(`${table([['policy', 'oracle score (held-out)', 'KL to SFT (nats)', 'response tokens'], ...report.policies.map((p) => [p.policy, `${p.oracle_score.toFixed(3)} ± ${p.oracle_stderr.toFixed(3)}`, `${p.kl.toFixed(2)} ± ${p.kl_stderr.toFixed(2)}`, p.response_length.toFixed(1)])])}\n\n`);
-  out.write(`Reward model held-out accuracy: ${(report.reward_model.eval_accuracy * 100).toFixed(1)}% against the annotator's labels, ${(report.reward_model.eval_oracle_accuracy * 100).toFixed(1)}% against the oracle's ordering.\n`);
-  out.write(`${verdict}\n\nWrote ${path.join(outDir, 'report.json')} and ${path.join(outDir, 'frontier.svg')}; the runs are in ${runsRoot} (open them with "RLHF: Open Dashboard").\n`);
+  out.write(
+    `${table([['stage', 'backend', 'wall time'], ...stages.map((s) => [s.stage, s.backend, formatSeconds(s.seconds)])])}\n\n`,
+  );
+  out.write(
+    `${table([['policy', 'oracle score (held-out)', 'KL to SFT (nats)', 'response tokens'], ...report.policies.map((p) => [p.policy, `${p.oracle_score.toFixed(3)} ± ${p.oracle_stderr.toFixed(3)}`, `${p.kl.toFixed(2)} ± ${p.kl_stderr.toFixed(2)}`, p.response_length.toFixed(1)])])}\n\n`,
+  );
+  out.write(
+    `Reward model held-out accuracy: ${(report.reward_model.eval_accuracy * 100).toFixed(1)}% against the annotator's labels, ${(report.reward_model.eval_oracle_accuracy * 100).toFixed(1)}% against the oracle's ordering.\n`,
+  );
+  out.write(
+    `${verdict}\n\nWrote ${path.join(outDir, 'report.json')} and ${path.join(outDir, 'frontier.svg')}; the runs are in ${runsRoot} (open them with "RLHF: Open Dashboard").\n`,
+  );
   return 0;
 }

@@ -9,7 +9,12 @@ export const demoBetas = [0.05, 0.1, 0.5] as const;
 
 export interface DemoScale {
   /** nanoGPT shape: the quick demo trains a narrower model so the whole pipeline fits in its budget. */
-  readonly model: { readonly n_layer: number; readonly n_head: number; readonly n_embd: number; readonly block_size: number };
+  readonly model: {
+    readonly n_layer: number;
+    readonly n_head: number;
+    readonly n_embd: number;
+    readonly block_size: number;
+  };
   readonly sftSteps: number;
   readonly sftLearningRate: number;
   readonly preferencePrompts: number;
@@ -77,11 +82,36 @@ export function demoConfig(scale: DemoScale, name: string): Record<string, unkno
     model: { ...scale.model, dropout: 0 },
     tokenizer: { vocab_size: 512 },
     stages: [
-      { type: 'sft', dataset: { source: 'demo', num_examples: 20000 }, learning_rate: scale.sftLearningRate, max_steps: scale.sftSteps, warmup_steps: 30, eval_steps: Math.ceil(scale.sftSteps / 4), save_steps: scale.sftSteps },
-      { type: 'preferences', policy: 'sft', prompts: { source: 'demo' }, num_prompts: scale.preferencePrompts, completions_per_prompt: scale.completionsPerPrompt, annotator_temperature: 0.05, max_new_tokens: scale.maxNewTokens },
+      {
+        type: 'sft',
+        dataset: { source: 'demo', num_examples: 20000 },
+        learning_rate: scale.sftLearningRate,
+        max_steps: scale.sftSteps,
+        warmup_steps: 30,
+        eval_steps: Math.ceil(scale.sftSteps / 4),
+        save_steps: scale.sftSteps,
+      },
+      {
+        type: 'preferences',
+        policy: 'sft',
+        prompts: { source: 'demo' },
+        num_prompts: scale.preferencePrompts,
+        completions_per_prompt: scale.completionsPerPrompt,
+        annotator_temperature: 0.05,
+        max_new_tokens: scale.maxNewTokens,
+      },
       // The oracle is a sum of per-word sentiment in context; a 64-wide, 2-layer trunk learns that as a sum
       // of per-token scores far better than squeezed into its last position.
-      { type: 'reward', init_from: 'sft', preferences: 'preferences', score_pooling: 'sum', learning_rate: scale.rewardLearningRate, num_train_epochs: scale.rewardEpochs, per_device_train_batch_size: 8, eval_steps: 100 },
+      {
+        type: 'reward',
+        init_from: 'sft',
+        preferences: 'preferences',
+        score_pooling: 'sum',
+        learning_rate: scale.rewardLearningRate,
+        num_train_epochs: scale.rewardEpochs,
+        per_device_train_batch_size: 8,
+        eval_steps: 100,
+      },
       ...demoKlCoefficients.map((coefficient) => ({
         type: 'ppo',
         name: klName(coefficient),

@@ -43,7 +43,11 @@ async function logprobsOf(model: Gpt, batch: ReturnType<typeof buildSequenceBatc
   return responseValues(data, batch);
 }
 
-export async function evaluatePolicy(policyDir: string, referenceDir: string, settings: EvaluationSettings): Promise<PolicyEvaluation> {
+export async function evaluatePolicy(
+  policyDir: string,
+  referenceDir: string,
+  settings: EvaluationSettings,
+): Promise<PolicyEvaluation> {
   const { model: policy, checkpoint } = await loadModel(policyDir, [], settings.seed);
   const { model: reference } = await loadModel(referenceDir, [], settings.seed);
   const tokenizer = checkpoint.tokenizer;
@@ -56,7 +60,15 @@ export async function evaluatePolicy(policyDir: string, referenceDir: string, se
     for (let start = 0; start < prompts.length; start += 64) {
       const chunk = prompts.slice(start, start + 64);
       const encoded = chunk.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
-      const sequences = await generate(policy, encoded, { temperature: 1, top_k: 0, top_p: 1, max_new_tokens: settings.maxNewTokens, seed: settings.seed + start, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId });
+      const sequences = await generate(policy, encoded, {
+        temperature: 1,
+        top_k: 0,
+        top_p: 1,
+        max_new_tokens: settings.maxNewTokens,
+        seed: settings.seed + start,
+        eos_token_id: tokenizer.eosId,
+        pad_token_id: tokenizer.padId,
+      });
       const batch = buildSequenceBatch(
         sequences.map((sequence, i) => ({ prompt: encoded[i], response: sequence.tokens })),
         tokenizer.padId,
@@ -70,7 +82,13 @@ export async function evaluatePolicy(policyDir: string, referenceDir: string, se
     }
     const o = meanAndStderr(oracle);
     const k = meanAndStderr(kl);
-    return { oracleScore: o.mean, oracleStderr: o.stderr, kl: k.mean, klStderr: k.stderr, responseLength: lengths.reduce((a, b) => a + b, 0) / lengths.length };
+    return {
+      oracleScore: o.mean,
+      oracleStderr: o.stderr,
+      kl: k.mean,
+      klStderr: k.stderr,
+      responseLength: lengths.reduce((a, b) => a + b, 0) / lengths.length,
+    };
   } finally {
     policy.dispose();
     reference.dispose();

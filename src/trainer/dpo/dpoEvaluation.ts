@@ -19,7 +19,8 @@ import type { BpeTokenizer } from '../tokenizer';
 /** Offset of the eval generations' seed from the run's: the same draws at every eval (and PPO's offset). */
 const evalSeedOffset = 7777;
 
-const mean = (values: readonly number[]) => (values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length);
+const mean = (values: readonly number[]) =>
+  values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
 
 // Held-out generations: the oracle's score and the KL to the reference
 
@@ -35,14 +36,33 @@ export interface GenerationEval {
  * Samples one response per prompt from `policy` (temperature 1, no top-k/top-p, `seed`), then runs
  * policy and reference over prompt + response to read each token's log-probability under both.
  */
-export async function evaluateGenerations(policy: Gpt, reference: Gpt, tokenizer: BpeTokenizer, prompts: readonly string[], options: { maxNewTokens: number; seed: number; oracle: boolean }): Promise<GenerationEval> {
+export async function evaluateGenerations(
+  policy: Gpt,
+  reference: Gpt,
+  tokenizer: BpeTokenizer,
+  prompts: readonly string[],
+  options: { maxNewTokens: number; seed: number; oracle: boolean },
+): Promise<GenerationEval> {
   const blockSize = policy.config.block_size;
-  const kept = prompts.map((prompt) => ({ prompt, ids: [tokenizer.bosId, ...tokenizer.encode(prompt)] })).filter((item) => item.ids.length < blockSize);
-  if (kept.length === 0) throw new Error(`Every eval prompt fills the context of ${blockSize} tokens; use shorter prompts or a larger block_size.`);
+  const kept = prompts
+    .map((prompt) => ({ prompt, ids: [tokenizer.bosId, ...tokenizer.encode(prompt)] }))
+    .filter((item) => item.ids.length < blockSize);
+  if (kept.length === 0)
+    throw new Error(
+      `Every eval prompt fills the context of ${blockSize} tokens; use shorter prompts or a larger block_size.`,
+    );
   const sequences = await generate(
     policy,
     kept.map((item) => item.ids),
-    { temperature: 1, top_k: 0, top_p: 1, max_new_tokens: options.maxNewTokens, seed: options.seed, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
+    {
+      temperature: 1,
+      top_k: 0,
+      top_p: 1,
+      max_new_tokens: options.maxNewTokens,
+      seed: options.seed,
+      eos_token_id: tokenizer.eosId,
+      pad_token_id: tokenizer.padId,
+    },
   );
   const items = sequences.map((sequence, i) => ({ prompt: kept[i].ids, response: sequence.tokens }));
   const batch = padTo(buildSequenceBatch(items, tokenizer.padId), blockSize, tokenizer.padId);
@@ -55,7 +75,13 @@ export async function evaluateGenerations(policy: Gpt, reference: Gpt, tokenizer
   tf.dispose([policyTokens, referenceTokens]);
   const kl = klPerToken(logprobs, refLogprobs, 'k1').map((row) => row.reduce((a, b) => a + b, 0));
   return {
-    score: options.oracle ? mean(items.map((item, i) => sentimentScore(kept[i].prompt + tokenizer.decode(item.response, { skipSpecialTokens: true })))) : undefined,
+    score: options.oracle
+      ? mean(
+          items.map((item, i) =>
+            sentimentScore(kept[i].prompt + tokenizer.decode(item.response, { skipSpecialTokens: true })),
+          ),
+        )
+      : undefined,
     kl: mean(kl),
     responseLength: mean(items.map((item) => item.response.length)),
   };

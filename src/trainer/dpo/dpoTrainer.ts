@@ -25,7 +25,15 @@ import type { Gpt } from '../model/gpt';
 import { AdamW, clipByGlobalNorm } from '../optim/adamW';
 import { learningRateAt } from '../optim/schedule';
 import { loadModel } from '../rl/loadModel';
-import { buildSequenceBatch, padTo, responseValues, sequenceLogprobs, sequenceTensors, type PromptResponse, type SequenceBatch } from '../rl/sequences';
+import {
+  buildSequenceBatch,
+  padTo,
+  responseValues,
+  sequenceLogprobs,
+  sequenceTensors,
+  type PromptResponse,
+  type SequenceBatch,
+} from '../rl/sequences';
 import { evalGenerationSeed, evaluateGenerations, isDemoTask } from './dpoEvaluation';
 import { writeTrace } from '../run/traceWriter';
 import { batchIndices, splitExamples } from '../sft/sftData';
@@ -37,7 +45,8 @@ const readBatchPairs = 32;
 /** Held-out pairs written to each eval's trace. */
 const maxTraceRows = 256;
 
-const mean = (values: readonly number[]) => (values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length);
+const mean = (values: readonly number[]) =>
+  values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
 
 // ---------------------------------------------------------------------------------------------------
 // The loss, in tfjs (its plain-array twin is `dpoLoss` in src/core/preferenceLosses.ts)
@@ -52,7 +61,13 @@ export interface DpoLossTensorOptions {
 }
 
 /** Per-pair losses and implicit rewards from per-sequence summed log-probabilities, all [B]. */
-export function dpoLossTensor(policyChosen: Tensor, policyRejected: Tensor, refChosen: Tensor, refRejected: Tensor, options: DpoLossTensorOptions): { losses: Tensor; chosenRewards: Tensor; rejectedRewards: Tensor } {
+export function dpoLossTensor(
+  policyChosen: Tensor,
+  policyRejected: Tensor,
+  refChosen: Tensor,
+  refRejected: Tensor,
+  options: DpoLossTensorOptions,
+): { losses: Tensor; chosenRewards: Tensor; rejectedRewards: Tensor } {
   const { beta, lossType, labelSmoothing = 0 } = options;
   const chosenLogratios = tf.sub(policyChosen, refChosen); // log π(y_c)/π_ref(y_c)
   const rejectedLogratios = tf.sub(policyRejected, refRejected); // log π(y_r)/π_ref(y_r)
@@ -63,7 +78,10 @@ export function dpoLossTensor(policyChosen: Tensor, policyRejected: Tensor, refC
     case 'sigmoid':
       // −log σ(β·h)·(1 − ε) − log σ(−β·h)·ε   (cDPO's label smoothing ε), as softplus(−β·h)·(1 − ε) + softplus(β·h)·ε:
       // −log σ(z) = softplus(−z) is stable, and tf.logSigmoid's custom gradient reads a tensor the forward pass disposed.
-      losses = tf.add(tf.mul(tf.softplus(tf.mul(-beta, h)), 1 - labelSmoothing), tf.mul(tf.softplus(tf.mul(beta, h)), labelSmoothing));
+      losses = tf.add(
+        tf.mul(tf.softplus(tf.mul(-beta, h)), 1 - labelSmoothing),
+        tf.mul(tf.softplus(tf.mul(beta, h)), labelSmoothing),
+      );
       break;
     case 'hinge':
       // max(0, 1 − β·h)   (SLiC)
@@ -73,12 +91,20 @@ export function dpoLossTensor(policyChosen: Tensor, policyRejected: Tensor, refC
       // (h − 1/(2β))², IPO eq. 17 with τ = β; TRL averages each log-ratio over its response tokens:
       // h = (log π_c − log π_ref,c)/n_c − (log π_r − log π_ref,r)/n_r
       const { chosenLengths, rejectedLengths } = options;
-      const hIpo = chosenLengths && rejectedLengths ? tf.sub(tf.div(chosenLogratios, tf.maximum(chosenLengths, 1)), tf.div(rejectedLogratios, tf.maximum(rejectedLengths, 1))) : h;
+      const hIpo =
+        chosenLengths && rejectedLengths
+          ? tf.sub(
+              tf.div(chosenLogratios, tf.maximum(chosenLengths, 1)),
+              tf.div(rejectedLogratios, tf.maximum(rejectedLengths, 1)),
+            )
+          : h;
       losses = tf.square(tf.sub(hIpo, 1 / (2 * beta)));
       break;
     }
     default:
-      throw new Error(`unknown loss_type ${JSON.stringify(lossType satisfies never)}; use "sigmoid", "hinge" or "ipo".`);
+      throw new Error(
+        `unknown loss_type ${JSON.stringify(lossType satisfies never)}; use "sigmoid", "hinge" or "ipo".`,
+      );
   }
   // Implicit rewards β·log π/π_ref, unnormalised for every loss type (TRL's rewards/chosen, rewards/rejected)
   return { losses, chosenRewards: tf.mul(beta, chosenLogratios), rejectedRewards: tf.mul(beta, rejectedLogratios) };
@@ -100,7 +126,8 @@ export function tokenizePair(tokenizer: BpeTokenizer, pair: PreferencePair, bloc
   const maxTokens = blockSize + 1; // the last token is a target only
   let promptIds = [tokenizer.bosId, ...tokenizer.encode(pair.prompt)];
   if (promptIds.length > maxTokens - 1) promptIds = promptIds.slice(promptIds.length - (maxTokens - 1));
-  const fit = (completion: string) => [...tokenizer.encode(completion), tokenizer.eosId].slice(0, maxTokens - promptIds.length);
+  const fit = (completion: string) =>
+    [...tokenizer.encode(completion), tokenizer.eosId].slice(0, maxTokens - promptIds.length);
   return { ...pair, promptIds, chosenIds: fit(pair.chosen), rejectedIds: fit(pair.rejected) };
 }
 
@@ -120,7 +147,10 @@ interface PairLogps {
  * (and tf.memory) constant from the first step.
  */
 function pairBatch(pairs: readonly TokenizedPair[], padId: number, blockSize: number): SequenceBatch {
-  const items: PromptResponse[] = [...pairs.map((pair) => ({ prompt: pair.promptIds, response: pair.chosenIds })), ...pairs.map((pair) => ({ prompt: pair.promptIds, response: pair.rejectedIds }))];
+  const items: PromptResponse[] = [
+    ...pairs.map((pair) => ({ prompt: pair.promptIds, response: pair.chosenIds })),
+    ...pairs.map((pair) => ({ prompt: pair.promptIds, response: pair.rejectedIds })),
+  ];
   return padTo(buildSequenceBatch(items, padId), blockSize, padId);
 }
 
@@ -132,7 +162,12 @@ function responseLogps(model: Gpt, batch: SequenceBatch): { sums: Tensor; perTok
 }
 
 /** Reads summed (and optionally per-token) response log-probabilities of pairs, in batches, without gradients. */
-async function readPairLogps(model: Gpt, pairs: readonly TokenizedPair[], padId: number, perToken: boolean): Promise<PairLogps> {
+async function readPairLogps(
+  model: Gpt,
+  pairs: readonly TokenizedPair[],
+  padId: number,
+  perToken: boolean,
+): Promise<PairLogps> {
   const chosen = new Float64Array(pairs.length);
   const rejected = new Float64Array(pairs.length);
   const chosenTokens: number[][] = [];
@@ -161,7 +196,12 @@ async function readPairLogps(model: Gpt, pairs: readonly TokenizedPair[], padId:
 }
 
 /** TRL's metrics of a set of pairs from their summed log-probabilities (core's `dpoLoss`, the tensor loss's twin). */
-function pairMetrics(policy: { chosen: ArrayLike<number>; rejected: ArrayLike<number> }, reference: PairLogps, pairs: readonly TokenizedPair[], stage: DpoStageConfig) {
+function pairMetrics(
+  policy: { chosen: ArrayLike<number>; rejected: ArrayLike<number> },
+  reference: PairLogps,
+  pairs: readonly TokenizedPair[],
+  stage: DpoStageConfig,
+) {
   const result = dpoLoss(policy.chosen, policy.rejected, reference.chosen, reference.rejected, {
     beta: stage.beta,
     lossType: stage.loss_type,
@@ -203,15 +243,22 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
         'Each line must be a judgment {"prompt", "completions", "ranking"} ranking at least two completions apart, or a TRL pair {"prompt", "chosen", "rejected"}.',
     );
   }
-  if (trainPairs.length === 0) throw new Error(`${preferenceFile}: all ${evalPairs.length} pairs were held out for eval; lower eval_fraction or add judgments.`);
+  if (trainPairs.length === 0)
+    throw new Error(
+      `${preferenceFile}: all ${evalPairs.length} pairs were held out for eval; lower eval_fraction or add judgments.`,
+    );
   const batchSize = stage.per_device_train_batch_size;
-  const totalSteps = stage.max_steps ?? Math.max(1, Math.ceil((stage.num_train_epochs * trainPairs.length) / batchSize));
+  const totalSteps =
+    stage.max_steps ?? Math.max(1, Math.ceil((stage.num_train_epochs * trainPairs.length) / batchSize));
   run.update({ max_steps: totalSteps, train_examples: trainPairs.length, eval_examples: evalPairs.length });
 
   // 2. Models: the policy (from this run's checkpoint when resuming) and the frozen reference, both from `policy`
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const resumeFrom = context.resume ? latestCheckpoint(run.dir, (message) => log('warn', message)) : undefined;
-  if (context.resume && !resumeFrom) throw new Error(`${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`);
+  if (context.resume && !resumeFrom)
+    throw new Error(
+      `${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`,
+    );
   // Dropout off in both (TRL's disable_dropout=True): the reference's log-probs must be the policy's at step 0.
   const { model: policy, checkpoint: policyCheckpoint } = await loadModel(resumeFrom?.dir ?? policyDir, [], seed);
   const reference = await loadModel(policyDir, [], seed).then(
@@ -229,25 +276,56 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
     const train = trainPairs.map((pair) => tokenizePair(tokenizer, pair, blockSize));
     const evaluation = evalPairs.map((pair) => tokenizePair(tokenizer, pair, blockSize));
     run.update({ parameters: policy.parameterCount });
-    log('info', `${read.judgments.length} judgments (${read.retracted} retracted, ${read.problems.length} malformed lines) → ${train.length} training and ${evaluation.length} held-out pairs; ${totalSteps} steps of ${batchSize} pairs`);
-    if (stage.label_smoothing > 0 && stage.loss_type !== 'sigmoid') log('warn', `label_smoothing applies to the sigmoid loss only; it is ignored with loss_type "${stage.loss_type}".`);
+    log(
+      'info',
+      `${read.judgments.length} judgments (${read.retracted} retracted, ${read.problems.length} malformed lines) → ${train.length} training and ${evaluation.length} held-out pairs; ${totalSteps} steps of ${batchSize} pairs`,
+    );
+    if (stage.label_smoothing > 0 && stage.loss_type !== 'sigmoid')
+      log(
+        'warn',
+        `label_smoothing applies to the sigmoid loss only; it is ignored with loss_type "${stage.loss_type}".`,
+      );
 
     const demo = isDemoTask(stage, context, policyDir);
-    const evalPrompts = demo ? heldOutPrompts(stage.num_eval_prompts) : [...new Set((split.evaluation.length > 0 ? split.evaluation : split.train).map((judgment) => judgment.prompt))].slice(0, stage.num_eval_prompts);
-    log('info', demo ? `eval generations: ${evalPrompts.length} held-out demo prompts, scored by the sentiment oracle` : `eval generations: ${evalPrompts.length} prompts of held-out judgments (no oracle: not the demo task)`);
+    const evalPrompts = demo
+      ? heldOutPrompts(stage.num_eval_prompts)
+      : [
+          ...new Set((split.evaluation.length > 0 ? split.evaluation : split.train).map((judgment) => judgment.prompt)),
+        ].slice(0, stage.num_eval_prompts);
+    log(
+      'info',
+      demo
+        ? `eval generations: ${evalPrompts.length} held-out demo prompts, scored by the sentiment oracle`
+        : `eval generations: ${evalPrompts.length} prompts of held-out judgments (no oracle: not the demo task)`,
+    );
 
     // 3. The reference's log-probabilities, once (TRL's precompute_ref_log_probs)
     let t0 = performance.now();
     // Only the pairs the run will train on (max_steps may stop it short of an epoch).
-    const used = [...new Set(Array.from({ length: totalSteps }, (_, step) => batchIndices(step, batchSize, train.length, seed)).flat())].sort((a, b) => a - b);
-    const usedRef = await readPairLogps(reference, used.map((i) => train[i]), tokenizer.padId, false);
-    const trainRef = { chosen: new Float64Array(train.length).fill(Number.NaN), rejected: new Float64Array(train.length).fill(Number.NaN) };
+    const used = [
+      ...new Set(
+        Array.from({ length: totalSteps }, (_, step) => batchIndices(step, batchSize, train.length, seed)).flat(),
+      ),
+    ].sort((a, b) => a - b);
+    const usedRef = await readPairLogps(
+      reference,
+      used.map((i) => train[i]),
+      tokenizer.padId,
+      false,
+    );
+    const trainRef = {
+      chosen: new Float64Array(train.length).fill(Number.NaN),
+      rejected: new Float64Array(train.length).fill(Number.NaN),
+    };
     used.forEach((index, k) => {
       trainRef.chosen[index] = usedRef.chosen[k];
       trainRef.rejected[index] = usedRef.rejected[k];
     });
     const evalRef = await readPairLogps(reference, evaluation, tokenizer.padId, true);
-    log('info', `reference log-probabilities of ${used.length + evaluation.length} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    log(
+      'info',
+      `reference log-probabilities of ${used.length + evaluation.length} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
 
     let startStep = 0;
     if (resumeFrom) {
@@ -258,7 +336,20 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
     }
     run.update({ step: startStep });
 
-    const checkpoint = (step: number) => saveStageCheckpoint(run, step, { model: policy, optimizer, tokenizer, trainerState: { global_step: step, max_steps: totalSteps, stage: 'dpo', seed, epoch: (step * batchSize) / train.length, reference: policyDir } });
+    const checkpoint = (step: number) =>
+      saveStageCheckpoint(run, step, {
+        model: policy,
+        optimizer,
+        tokenizer,
+        trainerState: {
+          global_step: step,
+          max_steps: totalSteps,
+          stage: 'dpo',
+          seed,
+          epoch: (step * batchSize) / train.length,
+          reference: policyDir,
+        },
+      });
 
     /** Held-out pairs and generations; writes the trace of `step` (not of the starting policy's step 0). */
     const evaluate = async (step: number): Promise<Record<string, number>> => {
@@ -268,7 +359,8 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
         const { metrics: pairs, result } = pairMetrics(logps, evalRef, evaluation, stage);
         for (const [key, value] of Object.entries(pairs)) metrics[`eval/${key}`] = value;
         if (step > 0) {
-          const logratios = (policyRows: number[][] | undefined, refRows: number[][] | undefined, i: number) => (policyRows as number[][])[i].map((logp, t) => logp - (refRows as number[][])[i][t]);
+          const logratios = (policyRows: number[][] | undefined, refRows: number[][] | undefined, i: number) =>
+            (policyRows as number[][])[i].map((logp, t) => logp - (refRows as number[][])[i][t]);
           const rows: DpoTraceRow[] = evaluation.slice(0, maxTraceRows).map((pair, i) => ({
             step,
             sample: i,
@@ -288,7 +380,11 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
           writeTrace(run.dir, step, 'dpo', rows);
         }
       }
-      const generations = await evaluateGenerations(policy, reference, tokenizer, evalPrompts, { maxNewTokens: stage.max_new_tokens, seed: evalGenerationSeed(seed), oracle: demo });
+      const generations = await evaluateGenerations(policy, reference, tokenizer, evalPrompts, {
+        maxNewTokens: stage.max_new_tokens,
+        seed: evalGenerationSeed(seed),
+        oracle: demo,
+      });
       if (generations.score !== undefined) metrics['eval/oracle/score'] = generations.score;
       metrics['eval/objective/kl'] = generations.kl;
       metrics['eval/response_length'] = generations.responseLength;
@@ -321,7 +417,10 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
       const indices = batchIndices(step, batchSize, train.length, seed);
       const pairs = indices.map((i) => train[i]);
       const batch = pairBatch(pairs, tokenizer.padId, blockSize);
-      const ref = { chosen: indices.map((i) => trainRef.chosen[i]), rejected: indices.map((i) => trainRef.rejected[i]) };
+      const ref = {
+        chosen: indices.map((i) => trainRef.chosen[i]),
+        rejected: indices.map((i) => trainRef.rejected[i]),
+      };
 
       // One forward over chosen and rejected rows; the loss on their summed log-probabilities
       let sums: Tensor | undefined;
@@ -329,13 +428,19 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
         const policySums = tf.keep(responseLogps(policy, batch).sums); // [2B]: chosen then rejected
         sums = policySums;
         const [policyChosen, policyRejected] = tf.split(policySums, 2);
-        const { losses } = dpoLossTensor(policyChosen, policyRejected, tf.tensor1d(ref.chosen), tf.tensor1d(ref.rejected), {
-          beta: stage.beta,
-          lossType: stage.loss_type,
-          labelSmoothing: stage.label_smoothing,
-          chosenLengths: tf.tensor1d(pairs.map((pair) => pair.chosenIds.length)),
-          rejectedLengths: tf.tensor1d(pairs.map((pair) => pair.rejectedIds.length)),
-        });
+        const { losses } = dpoLossTensor(
+          policyChosen,
+          policyRejected,
+          tf.tensor1d(ref.chosen),
+          tf.tensor1d(ref.rejected),
+          {
+            beta: stage.beta,
+            lossType: stage.loss_type,
+            labelSmoothing: stage.label_smoothing,
+            chosenLengths: tf.tensor1d(pairs.map((pair) => pair.chosenIds.length)),
+            rejectedLengths: tf.tensor1d(pairs.map((pair) => pair.rejectedIds.length)),
+          },
+        );
         return tf.mean(losses) as never;
       }, variables);
       const named: Record<string, Tensor> = {};
@@ -346,10 +451,24 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
         const [loss, gradNorm] = [(await value.data())[0], (await norm.data())[0]];
         assertFinite({ 'loss/dpo': loss, grad_norm: gradNorm }, done);
         const policySums = await (sums as Tensor).data();
-        const { metrics: pairStats } = pairMetrics({ chosen: policySums.subarray(0, batchSize), rejected: policySums.subarray(batchSize) }, { chosen: Float64Array.from(ref.chosen), rejected: Float64Array.from(ref.rejected) }, pairs, stage);
+        const { metrics: pairStats } = pairMetrics(
+          { chosen: policySums.subarray(0, batchSize), rejected: policySums.subarray(batchSize) },
+          { chosen: Float64Array.from(ref.chosen), rejected: Float64Array.from(ref.rejected) },
+          pairs,
+          stage,
+        );
         optimizer.apply(clipped, lr);
         // The tensor loss is what was minimised; the core twin gives the per-pair rewards.
-        metrics = { step: done, time: Date.now() / 1000, ...pairStats, 'loss/dpo': loss, loss, lr, grad_norm: gradNorm, epoch: (done * batchSize) / train.length };
+        metrics = {
+          step: done,
+          time: Date.now() / 1000,
+          ...pairStats,
+          'loss/dpo': loss,
+          loss,
+          lr,
+          grad_norm: gradNorm,
+          epoch: (done * batchSize) / train.length,
+        };
       } finally {
         tf.dispose([value, norm, ...(sums ? [sums] : []), ...Object.values(grads), ...Object.values(clipped)]);
       }

@@ -34,7 +34,9 @@ export class BackendUnavailableError extends Error {
     super(
       `The backend "${backend}" pinned by the config is not available here: ${reason}. ` +
         `Set "backend" to "auto" to use the best available one, or install what it needs` +
-        (backend.startsWith('tfjs-node') ? ` (npm install @tensorflow/${backend}; its install downloads libtensorflow).` : '.'),
+        (backend.startsWith('tfjs-node')
+          ? ` (npm install @tensorflow/${backend}; its install downloads libtensorflow).`
+          : '.'),
     );
   }
 }
@@ -107,7 +109,9 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
         : `the best available: ${passedOver.map((attempt) => `${attempt.name} (${attempt.error})`).join(', ')} not usable`;
     return { name, reason, passedOver };
   }
-  throw new Error(`No TensorFlow.js backend could start: ${passedOver.map((attempt) => `${attempt.name}: ${attempt.error}`).join('; ')}`);
+  throw new Error(
+    `No TensorFlow.js backend could start: ${passedOver.map((attempt) => `${attempt.name}: ${attempt.error}`).join('; ')}`,
+  );
 }
 
 /** One line for logs and the status bar. */

@@ -12,7 +12,11 @@
 import { tf, type Tensor } from './tfRuntime';
 
 type SaveFunc = (tensors: Tensor[]) => void;
-type TwoInputGradient = (a: Tensor, b: Tensor, save: SaveFunc) => { value: Tensor; gradFunc: (dy: Tensor, saved: Tensor[]) => Tensor[] };
+type TwoInputGradient = (
+  a: Tensor,
+  b: Tensor,
+  save: SaveFunc,
+) => { value: Tensor; gradFunc: (dy: Tensor, saved: Tensor[]) => Tensor[] };
 
 /** tf.customGrad for a two-input op, with the argument types tfjs's signature loses. */
 function customGrad2(f: TwoInputGradient): (a: Tensor, b: Tensor) => Tensor {

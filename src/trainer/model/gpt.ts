@@ -73,9 +73,16 @@ export class Gpt {
       const size = shape.reduce((a, b) => a * b, 1);
       const values = new Float32Array(size);
       for (let i = 0; i < size; i++) values[i] = rng.normal() * std;
-      weights.set(name, variable(() => tf.tensor(values, shape)));
+      weights.set(
+        name,
+        variable(() => tf.tensor(values, shape)),
+      );
     };
-    const constant = (name: string, shape: number[], value: number) => weights.set(name, variable(() => tf.fill(shape, value)));
+    const constant = (name: string, shape: number[], value: number) =>
+      weights.set(
+        name,
+        variable(() => tf.fill(shape, value)),
+      );
     const residualStd = 0.02 / Math.sqrt(2 * layers);
 
     normal('transformer.wte.weight', [v, c], 0.02);
@@ -107,7 +114,12 @@ export class Gpt {
   }
 
   /** Builds a model around existing weights (a checkpoint), checking every name and shape. */
-  static fromWeights(config: GptConfig, heads: readonly ScalarHead[], values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>, options: { keepMissingHeads?: boolean; seed?: number } = {}): Gpt {
+  static fromWeights(
+    config: GptConfig,
+    heads: readonly ScalarHead[],
+    values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>,
+    options: { keepMissingHeads?: boolean; seed?: number } = {},
+  ): Gpt {
     const template = Gpt.create(config, { seed: options.seed ?? 0, heads });
     try {
       template.assign(values, options);
@@ -123,7 +135,10 @@ export class Gpt {
    * `keepMissingHeads` keeps this model's own (fresh) head weights where `values` has none — a value
    * or score head added on top of an SFT checkpoint.
    */
-  assign(values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>, options: { keepMissingHeads?: boolean } = {}): void {
+  assign(
+    values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>,
+    options: { keepMissingHeads?: boolean } = {},
+  ): void {
     const isHead = (name: string) => this.heads.some((head) => name.startsWith(`${head}.`));
     const skipped = new Set<string>();
     for (const [name, variable] of this.weights) {
@@ -134,7 +149,9 @@ export class Gpt {
       }
       if (!value) throw new Error(`the checkpoint has no weight "${name}"`);
       if (value.shape.join(',') !== variable.shape.join(',')) {
-        throw new Error(`weight "${name}" has shape [${value.shape}] in the checkpoint but [${variable.shape}] in the model config`);
+        throw new Error(
+          `weight "${name}" has shape [${value.shape}] in the checkpoint but [${variable.shape}] in the model config`,
+        );
       }
     }
     for (const [name, variable] of this.weights) {
@@ -147,7 +164,8 @@ export class Gpt {
   /** Copies of every weight, for checkpoints and for syncing another engine. */
   async readWeights(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, variable] of this.weights) out.set(name, { shape: [...variable.shape], data: (await variable.data()) as Float32Array });
+    for (const [name, variable] of this.weights)
+      out.set(name, { shape: [...variable.shape], data: (await variable.data()) as Float32Array });
     return out;
   }
 
@@ -172,14 +190,20 @@ export class Gpt {
     const { n_head: heads, n_embd: width, dropout, block_size: blockSize } = this.config;
     const [batch, length] = ids.shape as [number, number];
     const past = options.cache?.length ?? 0;
-    if (past + length > blockSize) throw new Error(`sequence of ${past + length} positions exceeds block_size ${blockSize}`);
+    if (past + length > blockSize)
+      throw new Error(`sequence of ${past + length} positions exceeds block_size ${blockSize}`);
     const headWidth = width / heads;
     const drop = options.training === true && dropout > 0;
     let dropoutCall = 0;
-    const maybeDropout = (x: Tensor) => (drop ? tf.dropout(x, dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + dropoutCall++) : x);
+    const maybeDropout = (x: Tensor) =>
+      drop ? tf.dropout(x, dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + dropoutCall++) : x;
 
-    const positions = options.positions ?? tf.add(tf.range(past, past + length, 1, 'int32'), tf.zeros([batch, length], 'int32'));
-    let x = tf.add(embedding(this.w('transformer.wte.weight'), ids), embedding(this.w('transformer.wpe.weight'), positions)); // [B, T, C]
+    const positions =
+      options.positions ?? tf.add(tf.range(past, past + length, 1, 'int32'), tf.zeros([batch, length], 'int32'));
+    let x = tf.add(
+      embedding(this.w('transformer.wte.weight'), ids),
+      embedding(this.w('transformer.wpe.weight'), positions),
+    ); // [B, T, C]
     x = maybeDropout(x);
 
     const bias = this.attentionBias(batch, length, past, options.keyMask); // [B or 1, 1, T, P + T]
@@ -228,7 +252,15 @@ export class Gpt {
     const perPosition = this.scalarHead('score', hidden); // [B, T] = w·h_t + b
     const [batch, length] = perPosition.shape as [number, number];
     if ((this.config.score_pooling ?? 'last') === 'last') {
-      const pick = tf.oneHot(tf.tensor1d(lengths.map((n) => n - 1), 'int32'), length).toFloat(); // [B, T]
+      const pick = tf
+        .oneHot(
+          tf.tensor1d(
+            lengths.map((n) => n - 1),
+            'int32',
+          ),
+          length,
+        )
+        .toFloat(); // [B, T]
       return tf.sum(tf.mul(perPosition, pick), 1); // [B]
     }
     const mask = new Float32Array(batch * length);
@@ -245,7 +277,8 @@ export class Gpt {
     let causal = this.biasCache.get(key);
     if (!causal) {
       const values = new Float32Array(length * (past + length));
-      for (let i = 0; i < length; i++) for (let j = 0; j < past + length; j++) values[i * (past + length) + j] = j <= past + i ? 0 : negativeInfinity;
+      for (let i = 0; i < length; i++)
+        for (let j = 0; j < past + length; j++) values[i * (past + length) + j] = j <= past + i ? 0 : negativeInfinity;
       causal = tf.keep(tf.tensor(values, [1, 1, length, past + length]));
       this.biasCache.set(key, causal);
     }

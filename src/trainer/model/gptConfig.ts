@@ -25,11 +25,16 @@ export const scorePoolings: readonly ScorePooling[] = ['last', 'sum'];
 export function validateGptConfig(config: GptConfig): string[] {
   const problems: string[] = [];
   for (const key of ['vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd'] as const) {
-    if (!Number.isInteger(config[key]) || config[key] < 1) problems.push(`${key} must be a positive integer, got ${config[key]}`);
+    if (!Number.isInteger(config[key]) || config[key] < 1)
+      problems.push(`${key} must be a positive integer, got ${config[key]}`);
   }
-  if (config.n_embd % config.n_head !== 0) problems.push(`n_embd (${config.n_embd}) must be divisible by n_head (${config.n_head})`);
+  if (config.n_embd % config.n_head !== 0)
+    problems.push(`n_embd (${config.n_embd}) must be divisible by n_head (${config.n_head})`);
   if (!(config.dropout >= 0 && config.dropout < 1)) problems.push(`dropout must be in [0, 1), got ${config.dropout}`);
-  if (config.score_pooling !== undefined && !scorePoolings.includes(config.score_pooling)) problems.push(`score_pooling must be one of ${scorePoolings.join(', ')}, got ${JSON.stringify(config.score_pooling)}`);
+  if (config.score_pooling !== undefined && !scorePoolings.includes(config.score_pooling))
+    problems.push(
+      `score_pooling must be one of ${scorePoolings.join(', ')}, got ${JSON.stringify(config.score_pooling)}`,
+    );
   return problems;
 }
 

@@ -35,7 +35,9 @@ export function resolveCheckpointDir(input: string): string {
 /** Where an export goes by default: `<run>/onnx/step-<n>` for a run's checkpoint, else `<checkpoint>/onnx-export`. */
 export function defaultExportDir(checkpointDir: string): string {
   const parent = path.dirname(checkpointDir);
-  return path.basename(parent) === 'checkpoints' ? path.join(path.dirname(parent), 'onnx', path.basename(checkpointDir)) : path.join(checkpointDir, 'onnx-export');
+  return path.basename(parent) === 'checkpoints'
+    ? path.join(path.dirname(parent), 'onnx', path.basename(checkpointDir))
+    : path.join(checkpointDir, 'onnx-export');
 }
 
 export async function exportCheckpoint(input: string, outDir?: string): Promise<ExportResult> {
@@ -69,7 +71,10 @@ export async function exportCheckpoint(input: string, outDir?: string): Promise<
       pad_token_id,
       // RLHF Lens' own fields: the extra outputs and how a reward model's scores are pooled.
       rlhf_lens_heads: heads,
-      ...(heads.includes('score') && { score_pooling: config.score_pooling ?? 'last', score_bias: checkpoint.weights.get('score.bias')?.data[0] ?? 0 }),
+      ...(heads.includes('score') && {
+        score_pooling: config.score_pooling ?? 'last',
+        score_bias: checkpoint.weights.get('score.bias')?.data[0] ?? 0,
+      }),
       rlhf_lens_source: checkpointDir,
     });
     writeJsonDurable(path.join(temporary, 'generation_config.json'), { bos_token_id, eos_token_id, pad_token_id });
@@ -78,7 +83,8 @@ export async function exportCheckpoint(input: string, outDir?: string): Promise<
   return { outDir: target, checkpointDir, heads, bytes: bytes.byteLength };
 }
 
-export const exportUsage = 'Usage: rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js';
+export const exportUsage =
+  'Usage: rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js';
 
 /** The CLI command; prints the folder on stdout (the editor's command reads it). Errors go to the CLI's one error path. */
 export async function exportCommand(args: string[]): Promise<number> {
@@ -88,9 +94,14 @@ export async function exportCommand(args: string[]): Promise<number> {
   try {
     result = await exportCheckpoint(input, values.out);
   } catch (error) {
-    throw asUserError(error, { file: input, hint: 'give a checkpoint folder (with model.safetensors) or a run folder with checkpoints/step-<n>/' });
+    throw asUserError(error, {
+      file: input,
+      hint: 'give a checkpoint folder (with model.safetensors) or a run folder with checkpoints/step-<n>/',
+    });
   }
-  process.stderr.write(`exported ${result.checkpointDir} (heads: ${result.heads.join(', ') || 'none'}; ${(result.bytes / 1024).toFixed(0)} KiB) to\n`);
+  process.stderr.write(
+    `exported ${result.checkpointDir} (heads: ${result.heads.join(', ') || 'none'}; ${(result.bytes / 1024).toFixed(0)} KiB) to\n`,
+  );
   process.stdout.write(`${result.outDir}\n`);
   return 0;
 }

@@ -45,10 +45,20 @@ export function gptWeightShapes(config: GptConfig, heads: readonly ScalarHead[])
   for (let l = 0; l < layers; l++) {
     const p = `transformer.h.${l}`;
     for (const [name, shape] of [
-      ['ln_1.weight', [c]], ['ln_1.bias', [c]], ['attn.c_attn.weight', [c, 3 * c]], ['attn.c_attn.bias', [3 * c]],
-      ['attn.c_proj.weight', [c, c]], ['attn.c_proj.bias', [c]], ['ln_2.weight', [c]], ['ln_2.bias', [c]],
-      ['mlp.c_fc.weight', [c, 4 * c]], ['mlp.c_fc.bias', [4 * c]], ['mlp.c_proj.weight', [4 * c, c]], ['mlp.c_proj.bias', [c]],
-    ] as const) shapes.set(`${p}.${name}`, [...shape]);
+      ['ln_1.weight', [c]],
+      ['ln_1.bias', [c]],
+      ['attn.c_attn.weight', [c, 3 * c]],
+      ['attn.c_attn.bias', [3 * c]],
+      ['attn.c_proj.weight', [c, c]],
+      ['attn.c_proj.bias', [c]],
+      ['ln_2.weight', [c]],
+      ['ln_2.bias', [c]],
+      ['mlp.c_fc.weight', [c, 4 * c]],
+      ['mlp.c_fc.bias', [4 * c]],
+      ['mlp.c_proj.weight', [4 * c, c]],
+      ['mlp.c_proj.bias', [c]],
+    ] as const)
+      shapes.set(`${p}.${name}`, [...shape]);
   }
   shapes.set('transformer.ln_f.weight', [c]);
   shapes.set('transformer.ln_f.bias', [c]);
@@ -60,7 +70,11 @@ export function gptWeightShapes(config: GptConfig, heads: readonly ScalarHead[])
 }
 
 /** Builds the ONNX model bytes. `weights` may be omitted only with `weightsAsInputs`. */
-export function buildGptOnnx(config: GptConfig, weights: WeightValues | undefined, options: GptOnnxOptions): Uint8Array {
+export function buildGptOnnx(
+  config: GptConfig,
+  weights: WeightValues | undefined,
+  options: GptOnnxOptions,
+): Uint8Array {
   const { n_head: heads, n_embd: width, n_layer: layers, vocab_size: vocab } = config;
   const headWidth = width / heads;
   const g = new OnnxGraphBuilder();
@@ -74,7 +88,8 @@ export function buildGptOnnx(config: GptConfig, weights: WeightValues | undefine
     }
     const value = weights?.get(name);
     if (!value) throw new Error(`cannot export: the model has no weight "${name}"`);
-    if (value.shape.join(',') !== shape.join(',')) throw new Error(`cannot export: weight "${name}" has shape [${value.shape}], the config needs [${shape}]`);
+    if (value.shape.join(',') !== shape.join(','))
+      throw new Error(`cannot export: weight "${name}" has shape [${value.shape}], the config needs [${shape}]`);
     w.set(name, g.floatInitializer(name, shape, value.data));
   }
   const W = (name: string) => w.get(name) as string;
@@ -94,10 +109,15 @@ export function buildGptOnnx(config: GptConfig, weights: WeightValues | undefine
   const zero = g.int64Constant([0]);
   const one = g.int64Constant([1]);
   const newLength = g.op1('Slice', [g.op1('Shape', [ids]), one, g.int64Constant([2])]); // [1] = T
-  const pastLength = options.kvCache ? g.op1('Slice', [g.op1('Shape', [past[0].k]), g.int64Constant([2]), g.int64Constant([3])]) : zero; // [1] = P
+  const pastLength = options.kvCache
+    ? g.op1('Slice', [g.op1('Shape', [past[0].k]), g.int64Constant([2]), g.int64Constant([3])])
+    : zero; // [1] = P
   const totalLength = g.op1('Add', [pastLength, newLength]);
   const scalar = (x: string) => g.op1('Squeeze', [x, zero]);
-  const queryPositions = g.op1('Unsqueeze', [g.op1('Range', [scalar(pastLength), scalar(totalLength), scalar(one)]), one]); // [T, 1] = P + i
+  const queryPositions = g.op1('Unsqueeze', [
+    g.op1('Range', [scalar(pastLength), scalar(totalLength), scalar(one)]),
+    one,
+  ]); // [T, 1] = P + i
   const keyPositions = g.op1('Unsqueeze', [g.op1('Range', [scalar(zero), scalar(totalLength), scalar(one)]), zero]); // [1, P+T] = j
   const future = g.op1('Cast', [g.op1('Greater', [keyPositions, queryPositions])], { to: 1 }); // [T, P+T], 1 where j > P + i
   const padding = g.op1('Sub', [g.floatConstant(1), g.op1('Cast', [mask], { to: 1 })]); // [B, P+T], 1 on padding
@@ -108,17 +128,30 @@ export function buildGptOnnx(config: GptConfig, weights: WeightValues | undefine
     const y = g.op1('MatMul', [x, W(weight)]);
     return biasName ? g.op1('Add', [y, W(biasName)]) : y;
   };
-  const layerNorm = (x: string, prefix: string) => g.op1('LayerNormalization', [x, W(`${prefix}.weight`), W(`${prefix}.bias`)], { axis: -1, epsilon: { float: 1e-5 } });
+  const layerNorm = (x: string, prefix: string) =>
+    g.op1('LayerNormalization', [x, W(`${prefix}.weight`), W(`${prefix}.bias`)], {
+      axis: -1,
+      epsilon: { float: 1e-5 },
+    });
   // GELU, tanh approximation (GPT-2): ½x(1 + tanh(√(2/π)(x + 0.044715x³))); opset 17 has no Gelu op.
   const gelu = (x: string) => {
     const cube = g.op1('Mul', [x, g.op1('Mul', [x, x])]);
-    const inner = g.op1('Mul', [g.floatConstant(Math.sqrt(2 / Math.PI)), g.op1('Add', [x, g.op1('Mul', [g.floatConstant(0.044715), cube])])]);
-    return g.op1('Mul', [g.op1('Mul', [g.floatConstant(0.5), x]), g.op1('Add', [g.floatConstant(1), g.op1('Tanh', [inner])])]);
+    const inner = g.op1('Mul', [
+      g.floatConstant(Math.sqrt(2 / Math.PI)),
+      g.op1('Add', [x, g.op1('Mul', [g.floatConstant(0.044715), cube])]),
+    ]);
+    return g.op1('Mul', [
+      g.op1('Mul', [g.floatConstant(0.5), x]),
+      g.op1('Add', [g.floatConstant(1), g.op1('Tanh', [inner])]),
+    ]);
   };
   const headsShape = g.int64Constant([0, 0, heads, headWidth]);
   const splitHeads = (x: string) => g.op1('Transpose', [g.op1('Reshape', [x, headsShape])], { perm: [0, 2, 1, 3] }); // [B, H, T, D]
 
-  let x = g.op1('Add', [g.op1('Gather', [W('transformer.wte.weight'), ids]), g.op1('Gather', [W('transformer.wpe.weight'), positions])]); // [B, T, C]
+  let x = g.op1('Add', [
+    g.op1('Gather', [W('transformer.wte.weight'), ids]),
+    g.op1('Gather', [W('transformer.wpe.weight'), positions]),
+  ]); // [B, T, C]
   const presents: { k: string; v: string }[] = [];
   for (let l = 0; l < layers; l++) {
     const p = `transformer.h.${l}`;
@@ -129,9 +162,18 @@ export function buildGptOnnx(config: GptConfig, weights: WeightValues | undefine
     const k = options.kvCache ? g.op1('Concat', [past[l].k, splitHeads(kFlat)], { axis: 2 }) : splitHeads(kFlat); // [B, H, P+T, D]
     const v = options.kvCache ? g.op1('Concat', [past[l].v, splitHeads(vFlat)], { axis: 2 }) : splitHeads(vFlat);
     if (options.kvCache) presents.push({ k: g.rename(k, `present.${l}.key`), v: g.rename(v, `present.${l}.value`) });
-    const scores = g.op1('Add', [g.op1('Mul', [g.op1('MatMul', [q, g.op1('Transpose', [k], { perm: [0, 1, 3, 2] })]), g.floatConstant(1 / Math.sqrt(headWidth))]), bias]); // [B, H, T, P+T]
+    const scores = g.op1('Add', [
+      g.op1('Mul', [
+        g.op1('MatMul', [q, g.op1('Transpose', [k], { perm: [0, 1, 3, 2] })]),
+        g.floatConstant(1 / Math.sqrt(headWidth)),
+      ]),
+      bias,
+    ]); // [B, H, T, P+T]
     const attention = g.op1('Softmax', [scores], { axis: -1 });
-    const mixed = g.op1('Reshape', [g.op1('Transpose', [g.op1('MatMul', [attention, v])], { perm: [0, 2, 1, 3] }), g.int64Constant([0, 0, width])]); // [B, T, C]
+    const mixed = g.op1('Reshape', [
+      g.op1('Transpose', [g.op1('MatMul', [attention, v])], { perm: [0, 2, 1, 3] }),
+      g.int64Constant([0, 0, width]),
+    ]); // [B, T, C]
     x = g.op1('Add', [x, linear(mixed, `${p}.attn.c_proj.weight`, `${p}.attn.c_proj.bias`)]);
     const m = layerNorm(x, `${p}.ln_2`);
     const fc = gelu(linear(m, `${p}.mlp.c_fc.weight`, `${p}.mlp.c_fc.bias`)); // [B, T, 4C]

@@ -42,27 +42,54 @@ export interface InspectOptions {
   readonly seed: number;
 }
 
-const mean = (values: readonly number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
+const mean = (values: readonly number[]) =>
+  values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
 /** The special-token ids a folder's config.json names, else the tokenizer's own. */
 function specialIds(dir: string, tokenizer: BpeTokenizer): { bos: number; eos: number; pad: number } {
   const file = path.join(dir, 'config.json');
-  return specialTokenIds(parseJsonText(readFileSync(file, 'utf8'), file), file, { bos: tokenizer.bosId, eos: tokenizer.eosId, pad: tokenizer.padId }, tokenizer.vocabSize);
+  return specialTokenIds(
+    parseJsonText(readFileSync(file, 'utf8'), file),
+    file,
+    { bos: tokenizer.bosId, eos: tokenizer.eosId, pad: tokenizer.padId },
+    tokenizer.vocabSize,
+  );
 }
 
-export async function runInspection(options: InspectOptions, log: (message: string) => void = () => undefined): Promise<{ runDir: string }> {
+export async function runInspection(
+  options: InspectOptions,
+  log: (message: string) => void = () => undefined,
+): Promise<{ runDir: string }> {
   const tokenizer = await BpeTokenizer.load(options.policy);
   const referenceTokenizer = await BpeTokenizer.load(options.reference);
   if (JSON.stringify(tokenizer.toModel()) !== JSON.stringify(referenceTokenizer.toModel())) {
-    throw new Error(`${options.reference}/tokenizer.json differs from ${options.policy}/tokenizer.json: per-token KL needs the policy and the reference to share a tokenizer.`);
+    throw new Error(
+      `${options.reference}/tokenizer.json differs from ${options.policy}/tokenizer.json: per-token KL needs the policy and the reference to share a tokenizer.`,
+    );
   }
   const ids = specialIds(options.policy, tokenizer);
-  const [policy, reference, reward] = await Promise.all([OnnxCausalLm.fromFolder(options.policy), OnnxCausalLm.fromFolder(options.reference), options.reward ? OnnxCausalLm.fromFolder(options.reward) : undefined]);
+  const [policy, reference, reward] = await Promise.all([
+    OnnxCausalLm.fromFolder(options.policy),
+    OnnxCausalLm.fromFolder(options.reference),
+    options.reward ? OnnxCausalLm.fromFolder(options.reward) : undefined,
+  ]);
   try {
-    if (policy.info.vocabSize !== reference.info.vocabSize) throw new Error(`the policy has ${policy.info.vocabSize} tokens and the reference ${reference.info.vocabSize}: they must share a vocabulary.`);
-    if (reward && !reward.info.scalarOutputs.includes('scores')) throw new Error(`${options.reward}/onnx/model.onnx has no "scores" output: export a reward model (a checkpoint with a score head) with rlhf-lens export.`);
-    const prompts = await loadPrompts(options.prompts ? { source: 'jsonl', path: options.prompts } : { source: 'demo' }, process.cwd(), options.steps * options.batchSize, options.prompts ? Infinity : 1, options.seed);
+    if (policy.info.vocabSize !== reference.info.vocabSize)
+      throw new Error(
+        `the policy has ${policy.info.vocabSize} tokens and the reference ${reference.info.vocabSize}: they must share a vocabulary.`,
+      );
+    if (reward && !reward.info.scalarOutputs.includes('scores'))
+      throw new Error(
+        `${options.reward}/onnx/model.onnx has no "scores" output: export a reward model (a checkpoint with a score head) with rlhf-lens export.`,
+      );
+    const prompts = await loadPrompts(
+      options.prompts ? { source: 'jsonl', path: options.prompts } : { source: 'demo' },
+      process.cwd(),
+      options.steps * options.batchSize,
+      options.prompts ? Infinity : 1,
+      options.seed,
+    );
     for (const message of prompts.messages) log(message);
     // Nothing trains here, so a user's file is used whole (loadPrompts holds its last tenth out for evaluation).
     const allPrompts = options.prompts ? [...prompts.train, ...prompts.heldOut] : prompts.train;
@@ -75,8 +102,28 @@ export async function runInspection(options: InspectOptions, log: (message: stri
       backend: 'onnxruntime-node',
       backend_reason: 'inspection runs score ONNX models on onnxruntime-node',
       // Laid out as a config with one stage, as training runs record theirs, so readers find the stage's settings the same way.
-      config: { name: options.name, seed: options.seed, stages: [{ type: 'inspect', policy: options.policy, reference: options.reference, reward_model: options.reward ?? null, prompts: options.prompts ?? 'demo', batch_size: options.batchSize, steps: options.steps, kl_coef: options.klCoef, kl_estimator: options.klEstimator, ...options.sampling }] },
-      versions: { node: process.version, 'rlhf-lens': typeof RLHF_LENS_VERSION === 'string' ? RLHF_LENS_VERSION : 'development' },
+      config: {
+        name: options.name,
+        seed: options.seed,
+        stages: [
+          {
+            type: 'inspect',
+            policy: options.policy,
+            reference: options.reference,
+            reward_model: options.reward ?? null,
+            prompts: options.prompts ?? 'demo',
+            batch_size: options.batchSize,
+            steps: options.steps,
+            kl_coef: options.klCoef,
+            kl_estimator: options.klEstimator,
+            ...options.sampling,
+          },
+        ],
+      },
+      versions: {
+        node: process.version,
+        'rlhf-lens': typeof RLHF_LENS_VERSION === 'string' ? RLHF_LENS_VERSION : 'development',
+      },
       max_steps: options.steps,
     });
     log(`inspection run ${run.id} in ${run.dir}`);
@@ -85,8 +132,16 @@ export async function runInspection(options: InspectOptions, log: (message: stri
       const texts = allPrompts.slice((step - 1) * options.batchSize, step * options.batchSize);
       if (texts.length === 0) break;
       const encoded = texts.map((text) => [ids.bos, ...tokenizer.encode(text)]);
-      const sampled = await generateOnnx(policy, encoded, { ...options.sampling, seed: options.seed * 1_000_003 + step, eos_token_id: ids.eos, pad_token_id: ids.pad });
-      const items = sampled.map((sequence, i) => ({ prompt: encoded[i], response: sequence.tokens.length > 0 ? sequence.tokens : [ids.pad] }));
+      const sampled = await generateOnnx(policy, encoded, {
+        ...options.sampling,
+        seed: options.seed * 1_000_003 + step,
+        eos_token_id: ids.eos,
+        pad_token_id: ids.pad,
+      });
+      const items = sampled.map((sequence, i) => ({
+        prompt: encoded[i],
+        response: sequence.tokens.length > 0 ? sequence.tokens : [ids.pad],
+      }));
       const batch = buildSequenceBatch(items, ids.pad);
       const policyStats = await sequenceStatsOnnx(policy, batch, temperature);
       const referenceStats = await sequenceStatsOnnx(reference, batch, temperature);
@@ -103,11 +158,25 @@ export async function runInspection(options: InspectOptions, log: (message: stri
         endedWithEos: sampled.map((sequence) => sequence.finishedByEos),
         timings: { generate: 0, score: 0 },
       };
-      const estimate = computeAdvantages(rollout, rawScores, { klCoef: options.klCoef, klEstimator: options.klEstimator, whitenRewards: false, whitenAdvantages: false, gamma: 1, lam: 0.95 });
+      const estimate = computeAdvantages(rollout, rawScores, {
+        klCoef: options.klCoef,
+        klEstimator: options.klEstimator,
+        whitenRewards: false,
+        whitenAdvantages: false,
+        gamma: 1,
+        lam: 0.95,
+      });
       const responses = items.map((item) => tokenizer.decode(item.response, { skipSpecialTokens: true }));
       const oracle = prompts.hasOracle ? responses.map((response, i) => sentimentScore(texts[i] + response)) : [];
       // Nothing trains: no ratios, so ratio and clip are empty lists.
-      const rows = ppoTraceRows(rollout, estimate, tokenizer, { step, prompts: texts, responses, oracleScores: prompts.hasOracle ? oracle : null, ratios: null, cliprange: 0 });
+      const rows = ppoTraceRows(rollout, estimate, tokenizer, {
+        step,
+        prompts: texts,
+        responses,
+        oracleScores: prompts.hasOracle ? oracle : null,
+        ratios: null,
+        cliprange: 0,
+      });
       writeTrace(run.dir, step, 'ppo', rows);
       const klSums = estimate.kl.map(sum);
       const metrics: Record<string, number> = {
@@ -126,7 +195,9 @@ export async function runInspection(options: InspectOptions, log: (message: stri
       if (prompts.hasOracle) metrics['oracle/score'] = mean(oracle);
       run.appendMetrics(metrics);
       run.update({ step });
-      log(`step ${step}: KL ${metrics['objective/kl'].toFixed(3)}${reward ? `, score ${metrics['objective/scores'].toFixed(3)}` : ''}`);
+      log(
+        `step ${step}: KL ${metrics['objective/kl'].toFixed(3)}${reward ? `, score ${metrics['objective/scores'].toFixed(3)}` : ''}`,
+      );
     }
     run.update({ status: 'completed', ended_at: new Date().toISOString() });
     return { runDir: run.dir };
@@ -165,9 +236,14 @@ export async function inspectCommand(args: string[]): Promise<number> {
     inspectUsage,
     { min: 0, max: 0 },
   );
-  if (!values.policy || !values.reference) throw new UsageError(`missing ${!values.policy ? '--policy' : '--reference'}`, inspectUsage);
+  if (!values.policy || !values.reference)
+    throw new UsageError(`missing ${!values.policy ? '--policy' : '--reference'}`, inspectUsage);
   const estimator = values['kl-estimator'] as KlEstimator;
-  if (!['k1', 'k2', 'k3', 'abs'].includes(estimator)) throw new UserError(`must be k1, k2, k3 or abs, got ${quote(estimator)}`, { field: '--kl-estimator', hint: 'leave it out for k1' });
+  if (!['k1', 'k2', 'k3', 'abs'].includes(estimator))
+    throw new UserError(`must be k1, k2, k3 or abs, got ${quote(estimator)}`, {
+      field: '--kl-estimator',
+      hint: 'leave it out for k1',
+    });
   const options: InspectOptions = {
     policy: path.resolve(values.policy),
     reference: path.resolve(values.reference),
@@ -179,13 +255,32 @@ export async function inspectCommand(args: string[]): Promise<number> {
     batchSize: numberOption('batch-size', values['batch-size'], 'positive integer'),
     klCoef: numberOption('kl-coef', values['kl-coef']),
     klEstimator: estimator,
-    sampling: { temperature: numberOption('temperature', values.temperature), top_k: numberOption('top-k', values['top-k'], 'non-negative integer'), top_p: numberOption('top-p', values['top-p']), max_new_tokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer') },
+    sampling: {
+      temperature: numberOption('temperature', values.temperature),
+      top_k: numberOption('top-k', values['top-k'], 'non-negative integer'),
+      top_p: numberOption('top-p', values['top-p']),
+      max_new_tokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer'),
+    },
     seed: numberOption('seed', values.seed, 'non-negative integer'),
   };
-  for (const [option, folder] of [['--policy', options.policy], ['--reference', options.reference], ['--reward', options.reward]] as const) {
-    if (folder !== undefined && !existsSync(path.join(folder, 'onnx', 'model.onnx'))) throw new UserError('is not an ONNX model folder (no onnx/model.onnx)', { file: folder, field: option, hint: 'give a folder written by rlhf-lens export, or a transformers.js-style export' });
+  for (const [option, folder] of [
+    ['--policy', options.policy],
+    ['--reference', options.reference],
+    ['--reward', options.reward],
+  ] as const) {
+    if (folder !== undefined && !existsSync(path.join(folder, 'onnx', 'model.onnx')))
+      throw new UserError('is not an ONNX model folder (no onnx/model.onnx)', {
+        file: folder,
+        field: option,
+        hint: 'give a folder written by rlhf-lens export, or a transformers.js-style export',
+      });
   }
-  if (options.prompts !== undefined && !existsSync(options.prompts)) throw new UserError('does not exist', { file: options.prompts, field: '--prompts', hint: 'give a JSONL file of {"prompt": "..."} lines' });
+  if (options.prompts !== undefined && !existsSync(options.prompts))
+    throw new UserError('does not exist', {
+      file: options.prompts,
+      field: '--prompts',
+      hint: 'give a JSONL file of {"prompt": "..."} lines',
+    });
   const { runDir } = await runInspection(options, (message) => process.stderr.write(`${message}\n`));
   process.stdout.write(`${runDir}\n`);
   return 0;

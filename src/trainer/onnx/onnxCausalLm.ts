@@ -67,7 +67,8 @@ export interface ForwardOutputs {
   readonly present?: PastKeyValues;
 }
 
-const int64 = (values: ArrayLike<number>, dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims);
+const int64 = (values: ArrayLike<number>, dims: number[]) =>
+  new ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims);
 
 export interface SessionSettings {
   /** onnxruntime's intra-op threads; onnxruntime's default (all cores) when omitted. */
@@ -82,7 +83,13 @@ export class OnnxCausalLm {
   private session: ort.InferenceSession;
   readonly info: CausalLmInfo;
   /** For models built from trainer weights: how they are rebuilt or fed. */
-  private readonly source?: { config: GptConfig; heads: readonly ScalarHead[]; kvCache: boolean; mode: WeightSyncMode; settings: SessionSettings };
+  private readonly source?: {
+    config: GptConfig;
+    heads: readonly ScalarHead[];
+    kvCache: boolean;
+    mode: WeightSyncMode;
+    settings: SessionSettings;
+  };
   private weightFeeds: Record<string, ort.Tensor> = {};
 
   private constructor(session: ort.InferenceSession, info: CausalLmInfo, source?: OnnxCausalLm['source']) {
@@ -92,9 +99,18 @@ export class OnnxCausalLm {
   }
 
   /** A session over the trainer's GPT with these weights (`heads` become extra outputs). */
-  static async fromGpt(config: GptConfig, heads: readonly ScalarHead[], weights: WeightValues, options: { kvCache: boolean; weightSync?: WeightSyncMode } & SessionSettings): Promise<OnnxCausalLm> {
+  static async fromGpt(
+    config: GptConfig,
+    heads: readonly ScalarHead[],
+    weights: WeightValues,
+    options: { kvCache: boolean; weightSync?: WeightSyncMode } & SessionSettings,
+  ): Promise<OnnxCausalLm> {
     const mode = options.weightSync ?? 'reexport';
-    const bytes = buildGptOnnx(config, weights, { heads, kvCache: options.kvCache, weightsAsInputs: mode === 'inputs' });
+    const bytes = buildGptOnnx(config, weights, {
+      heads,
+      kvCache: options.kvCache,
+      weightsAsInputs: mode === 'inputs',
+    });
     const session = await ort.InferenceSession.create(bytes, sessionOptions(options));
     const info: CausalLmInfo = {
       vocabSize: config.vocab_size,
@@ -120,15 +136,24 @@ export class OnnxCausalLm {
   static async fromFolder(dir: string, settings: SessionSettings = {}): Promise<OnnxCausalLm> {
     const configFile = path.join(dir, 'config.json');
     const modelFile = path.join(dir, 'onnx', 'model.onnx');
-    for (const file of [configFile, modelFile]) if (!existsSync(file)) throw new Error(`${dir} is not a transformers.js-style ONNX folder: ${path.relative(dir, file)} is missing.`);
+    for (const file of [configFile, modelFile])
+      if (!existsSync(file))
+        throw new Error(`${dir} is not a transformers.js-style ONNX folder: ${path.relative(dir, file)} is missing.`);
     const parsed = parseJsonText(readFileSync(configFile, 'utf8'), configFile);
     if (!isRecord(parsed)) throw new FileFormatError(configFile, objectProblems(parsed));
     const config = parsed;
-    const number = (...keys: string[]): number | undefined => keys.map((key) => config[key]).find((value): value is number => typeof value === 'number');
+    const number = (...keys: string[]): number | undefined =>
+      keys.map((key) => config[key]).find((value): value is number => typeof value === 'number');
     const need = (what: string, ...keys: string[]): number => {
       const value = number(...keys);
-      if (value === undefined) throw new Error(`${configFile}: field "${keys[0]}" is missing (${what}; also read as ${keys.slice(1).join(', ') || 'nothing else'}).`);
-      if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${configFile}: ${keys.find((key) => config[key] === value)} (${what}) must be a whole number ≥ 1, got ${value}.`);
+      if (value === undefined)
+        throw new Error(
+          `${configFile}: field "${keys[0]}" is missing (${what}; also read as ${keys.slice(1).join(', ') || 'nothing else'}).`,
+        );
+      if (!Number.isSafeInteger(value) || value < 1)
+        throw new Error(
+          `${configFile}: ${keys.find((key) => config[key] === value)} (${what}) must be a whole number ≥ 1, got ${value}.`,
+        );
       return value;
     };
     const vocabSize = need('vocabulary size', 'vocab_size');
@@ -137,17 +162,21 @@ export class OnnxCausalLm {
     const width = need('hidden width', 'n_embd', 'hidden_size');
     const session = await ort.InferenceSession.create(modelFile, sessionOptions(settings));
     for (const input of ['input_ids', 'attention_mask']) {
-      if (!session.inputNames.includes(input)) throw new Error(`${modelFile}: the graph has no "${input}" input (inputs: ${session.inputNames.join(', ')}); RLHF Lens reads GPT-2-style causal LM exports.`);
+      if (!session.inputNames.includes(input))
+        throw new Error(
+          `${modelFile}: the graph has no "${input}" input (inputs: ${session.inputNames.join(', ')}); RLHF Lens reads GPT-2-style causal LM exports.`,
+        );
     }
-    if (!session.outputNames.includes('logits')) throw new Error(`${modelFile}: the graph has no "logits" output (outputs: ${session.outputNames.join(', ')}).`);
+    if (!session.outputNames.includes('logits'))
+      throw new Error(`${modelFile}: the graph has no "logits" output (outputs: ${session.outputNames.join(', ')}).`);
     const pastMeta = session.inputMetadata.find((meta) => meta.name === 'past_key_values.0.key');
     const pastShape = pastMeta && pastMeta.isTensor ? pastMeta.shape : [];
     const info: CausalLmInfo = {
       vocabSize,
       maxPositions: number('n_positions', 'max_position_embeddings', 'n_ctx') ?? Number.MAX_SAFE_INTEGER,
       layers,
-      kvHeads: typeof pastShape[1] === 'number' ? pastShape[1] : number('num_key_value_heads') ?? heads,
-      headDim: typeof pastShape[3] === 'number' ? pastShape[3] : number('head_dim') ?? width / heads,
+      kvHeads: typeof pastShape[1] === 'number' ? pastShape[1] : (number('num_key_value_heads') ?? heads),
+      headDim: typeof pastShape[3] === 'number' ? pastShape[3] : (number('head_dim') ?? width / heads),
       hasCache: pastMeta !== undefined,
       hasPositionIds: session.inputNames.includes('position_ids'),
       scalarOutputs: session.outputNames.filter((name) => name === 'values' || name === 'scores'),
@@ -159,7 +188,8 @@ export class OnnxCausalLm {
 
   /** A cache of length 0 for a batch, the first call's past. */
   emptyPast(batch: number): PastKeyValues {
-    const empty = () => new ort.Tensor('float32', new Float32Array(0), [batch, this.info.kvHeads, 0, this.info.headDim]);
+    const empty = () =>
+      new ort.Tensor('float32', new Float32Array(0), [batch, this.info.kvHeads, 0, this.info.headDim]);
     return { length: 0, layers: Array.from({ length: this.info.layers }, () => ({ key: empty(), value: empty() })) };
   }
 
@@ -168,18 +198,25 @@ export class OnnxCausalLm {
     const past = inputs.past ?? (this.info.hasCache ? this.emptyPast(batch) : undefined);
     const pastLength = past?.length ?? 0;
     const total = pastLength + length;
-    if (total > this.info.maxPositions) throw new Error(`sequence of ${total} positions exceeds the model's ${this.info.maxPositions}`);
+    if (total > this.info.maxPositions)
+      throw new Error(`sequence of ${total} positions exceeds the model's ${this.info.maxPositions}`);
     const feeds: Record<string, ort.Tensor> = {
       ...this.weightFeeds,
       input_ids: int64(inputs.ids, [batch, length]),
-      attention_mask: inputs.attentionMask ? int64(inputs.attentionMask, [batch, total]) : int64(new Array<number>(batch * total).fill(1), [batch, total]),
+      attention_mask: inputs.attentionMask
+        ? int64(inputs.attentionMask, [batch, total])
+        : int64(new Array<number>(batch * total).fill(1), [batch, total]),
     };
     if (this.info.hasPositionIds) {
       feeds.position_ids = inputs.positions
         ? int64(inputs.positions, [batch, length])
-        : int64(Array.from({ length: batch * length }, (_, i) => pastLength + (i % length)), [batch, length]);
+        : int64(
+            Array.from({ length: batch * length }, (_, i) => pastLength + (i % length)),
+            [batch, length],
+          );
     }
-    if (this.session.inputNames.includes('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', [pastLength > 0], [1]);
+    if (this.session.inputNames.includes('use_cache_branch'))
+      feeds.use_cache_branch = new ort.Tensor('bool', [pastLength > 0], [1]);
     past?.layers.forEach((layer, l) => {
       feeds[`past_key_values.${l}.key`] = layer.key;
       feeds[`past_key_values.${l}.value`] = layer.value;
@@ -188,7 +225,13 @@ export class OnnxCausalLm {
     const scalars: Record<string, Float32Array> = {};
     for (const name of this.info.scalarOutputs) scalars[name] = results[name].data as Float32Array;
     const present = this.info.hasCache
-      ? { length: total, layers: Array.from({ length: this.info.layers }, (_, l) => ({ key: results[`present.${l}.key`], value: results[`present.${l}.value`] })) }
+      ? {
+          length: total,
+          layers: Array.from({ length: this.info.layers }, (_, l) => ({
+            key: results[`present.${l}.key`],
+            value: results[`present.${l}.value`],
+          })),
+        }
       : undefined;
     return { logits: results.logits.data as Float32Array, scalars, present };
   }

@@ -27,23 +27,42 @@ export class OnnxCompletionSource {
   static async load(dir: string): Promise<OnnxCompletionSource> {
     const tokenizer = await BpeTokenizer.load(dir);
     const configFile = path.join(dir, 'config.json');
-    const ids = specialTokenIds(parseJsonText(readFileSync(configFile, 'utf8'), configFile), configFile, { bos: tokenizer.bosId, eos: tokenizer.eosId, pad: tokenizer.padId }, tokenizer.vocabSize);
+    const ids = specialTokenIds(
+      parseJsonText(readFileSync(configFile, 'utf8'), configFile),
+      configFile,
+      { bos: tokenizer.bosId, eos: tokenizer.eosId, pad: tokenizer.padId },
+      tokenizer.vocabSize,
+    );
     const model = await OnnxCausalLm.fromFolder(dir);
     return new OnnxCompletionSource(dir, model, tokenizer, ids);
   }
 
   /** `count` completions of one prompt (BOS + the prompt's tokens), sampled in one batch. */
-  async complete(prompt: string, count: number, options: Omit<SamplingOptions, 'eos_token_id' | 'pad_token_id'> & { stopAtEos?: boolean }): Promise<{ sequences: SampledSequence[]; texts: string[] }> {
+  async complete(
+    prompt: string,
+    count: number,
+    options: Omit<SamplingOptions, 'eos_token_id' | 'pad_token_id'> & { stopAtEos?: boolean },
+  ): Promise<{ sequences: SampledSequence[]; texts: string[] }> {
     const promptIds = [this.ids.bos, ...this.tokenizer.encode(prompt)];
     const room = this.model.info.maxPositions - promptIds.length;
-    if (room < 1) throw new Error(`The prompt is ${promptIds.length} tokens; the model's context is ${this.model.info.maxPositions}. Shorten the prompt.`);
-    const sequences = await generateOnnx(this.model, Array.from({ length: count }, () => promptIds), {
-      ...options,
-      max_new_tokens: Math.min(options.max_new_tokens, room),
-      eos_token_id: options.stopAtEos === false ? undefined : this.ids.eos,
-      pad_token_id: this.ids.pad,
-    });
-    return { sequences, texts: sequences.map((sequence) => this.tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })) };
+    if (room < 1)
+      throw new Error(
+        `The prompt is ${promptIds.length} tokens; the model's context is ${this.model.info.maxPositions}. Shorten the prompt.`,
+      );
+    const sequences = await generateOnnx(
+      this.model,
+      Array.from({ length: count }, () => promptIds),
+      {
+        ...options,
+        max_new_tokens: Math.min(options.max_new_tokens, room),
+        eos_token_id: options.stopAtEos === false ? undefined : this.ids.eos,
+        pad_token_id: this.ids.pad,
+      },
+    );
+    return {
+      sequences,
+      texts: sequences.map((sequence) => this.tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })),
+    };
   }
 
   async release(): Promise<void> {

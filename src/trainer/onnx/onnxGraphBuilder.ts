@@ -44,10 +44,24 @@ export class OnnxGraphBuilder {
   private counter = 0;
 
   /** Adds a node and returns the names of its outputs (one per `outputCount`). */
-  op(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue> = {}, outputCount = 1): string[] {
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue> = {},
+    outputCount = 1,
+  ): string[] {
     const id = this.counter++;
-    const outputs = Array.from({ length: outputCount }, (_, i) => `${opType.toLowerCase()}_${id}${outputCount > 1 ? `_${i}` : ''}`);
-    this.nodes.push({ name: `${opType}_${id}`, opType, input: [...inputs], output: outputs, attribute: Object.entries(attributes).map(([key, value]) => attribute(key, value)) });
+    const outputs = Array.from(
+      { length: outputCount },
+      (_, i) => `${opType.toLowerCase()}_${id}${outputCount > 1 ? `_${i}` : ''}`,
+    );
+    this.nodes.push({
+      name: `${opType}_${id}`,
+      opType,
+      input: [...inputs],
+      output: outputs,
+      attribute: Object.entries(attributes).map(([key, value]) => attribute(key, value)),
+    });
     return outputs;
   }
 
@@ -64,7 +78,12 @@ export class OnnxGraphBuilder {
 
   /** A float32 tensor stored in the model (a weight). */
   floatInitializer(name: string, dims: readonly number[], data: Float32Array): string {
-    this.initializers.push({ name, dataType: DataType.FLOAT, dims: [...dims], rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    this.initializers.push({
+      name,
+      dataType: DataType.FLOAT,
+      dims: [...dims],
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
     return name;
   }
 
@@ -100,7 +119,13 @@ export class OnnxGraphBuilder {
       producerName: 'rlhf-lens',
       opsetImport: [{ domain: '', version: ONNX_OPSET }],
       metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
-      graph: { name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
+      graph: {
+        name: graphName,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputs,
+        output: this.outputs,
+      },
     });
     return onnx.ModelProto.encode(model).finish();
   }

@@ -10,11 +10,16 @@ import { sampleToken, type SampledSequence, type SamplingOptions } from '../samp
 import type { OnnxCausalLm, PastKeyValues } from './onnxCausalLm';
 
 /** Continues each prompt (token ids, BOS included) with up to `max_new_tokens` tokens. */
-export async function generateOnnx(model: OnnxCausalLm, prompts: readonly (readonly number[])[], options: SamplingOptions): Promise<SampledSequence[]> {
+export async function generateOnnx(
+  model: OnnxCausalLm,
+  prompts: readonly (readonly number[])[],
+  options: SamplingOptions,
+): Promise<SampledSequence[]> {
   const batch = prompts.length;
   const promptLength = Math.max(...prompts.map((p) => p.length));
   const budget = Math.min(options.max_new_tokens, model.info.maxPositions - promptLength);
-  if (budget <= 0) throw new Error(`prompts of ${promptLength} tokens leave no room in the context of ${model.info.maxPositions}`);
+  if (budget <= 0)
+    throw new Error(`prompts of ${promptLength} tokens leave no room in the context of ${model.info.maxPositions}`);
   const random = new Random(options.seed);
   const vocab = model.info.vocabSize;
 
@@ -24,7 +29,9 @@ export async function generateOnnx(model: OnnxCausalLm, prompts: readonly (reado
   const positions: number[][] = [];
   for (const prompt of prompts) {
     const offset = promptLength - prompt.length;
-    rows.push(Array.from({ length: promptLength }, (_, t) => (t >= offset ? prompt[t - offset] : options.pad_token_id)));
+    rows.push(
+      Array.from({ length: promptLength }, (_, t) => (t >= offset ? prompt[t - offset] : options.pad_token_id)),
+    );
     keyMask.push(Array.from({ length: promptLength }, (_, t) => (t >= offset ? 1 : 0)));
     positions.push(Array.from({ length: promptLength }, (_, t) => Math.max(0, t - offset)));
   }
@@ -35,12 +42,19 @@ export async function generateOnnx(model: OnnxCausalLm, prompts: readonly (reado
   // Logits of each row's last position: [B, V]
   const lastLogits = (logits: Float32Array, length: number) => {
     const out = new Float32Array(batch * vocab);
-    for (let b = 0; b < batch; b++) out.set(logits.subarray((b * length + length - 1) * vocab, (b * length + length) * vocab), b * vocab);
+    for (let b = 0; b < batch; b++)
+      out.set(logits.subarray((b * length + length - 1) * vocab, (b * length + length) * vocab), b * vocab);
     return out;
   };
 
   let past: PastKeyValues | undefined;
-  let out = await model.forward({ batch, length: promptLength, ids: rows.flat(), attentionMask: keyMask.flat(), positions: positions.flat() });
+  let out = await model.forward({
+    batch,
+    length: promptLength,
+    ids: rows.flat(),
+    attentionMask: keyMask.flat(),
+    positions: positions.flat(),
+  });
   past = out.present;
   let logits = lastLogits(out.logits, promptLength);
   for (let i = 0; i < budget; i++) {
@@ -64,7 +78,14 @@ export async function generateOnnx(model: OnnxCausalLm, prompts: readonly (reado
     if (finished.every(Boolean) || i === budget - 1) break;
     const stepPositions = nextPosition.map((p) => p + i);
     if (past) {
-      out = await model.forward({ batch, length: 1, ids: next, attentionMask: keyMask.flat(), positions: stepPositions, past });
+      out = await model.forward({
+        batch,
+        length: 1,
+        ids: next,
+        attentionMask: keyMask.flat(),
+        positions: stepPositions,
+        past,
+      });
       past = out.present;
       logits = lastLogits(out.logits, 1);
     } else {
@@ -73,7 +94,13 @@ export async function generateOnnx(model: OnnxCausalLm, prompts: readonly (reado
         positions[b].push(stepPositions[b]);
       });
       const length = rows[0].length;
-      out = await model.forward({ batch, length, ids: rows.flat(), attentionMask: keyMask.flat(), positions: positions.flat() });
+      out = await model.forward({
+        batch,
+        length,
+        ids: rows.flat(),
+        attentionMask: keyMask.flat(),
+        positions: positions.flat(),
+      });
       logits = lastLogits(out.logits, length);
     }
   }

@@ -20,7 +20,12 @@ export interface SequenceStats {
  * log-softmax of `logits / temperature` per position, then the target's log-probability and the
  * entropy −Σ p log p.
  */
-export function logprobsAndEntropy(logits: Float32Array, targets: ArrayLike<number>, vocab: number, temperature: number): { logprobs: Float32Array; entropy: Float32Array } {
+export function logprobsAndEntropy(
+  logits: Float32Array,
+  targets: ArrayLike<number>,
+  vocab: number,
+  temperature: number,
+): { logprobs: Float32Array; entropy: Float32Array } {
   const positions = targets.length;
   const logprobs = new Float32Array(positions);
   const entropy = new Float32Array(positions);
@@ -44,14 +49,23 @@ export function logprobsAndEntropy(logits: Float32Array, targets: ArrayLike<numb
 }
 
 /** Log-probabilities, entropies and scalar heads of a batch of prompt + response sequences. */
-export async function sequenceStatsOnnx(model: OnnxCausalLm, batch: SequenceBatch, temperature: number): Promise<SequenceStats> {
+export async function sequenceStatsOnnx(
+  model: OnnxCausalLm,
+  batch: SequenceBatch,
+  temperature: number,
+): Promise<SequenceStats> {
   const out = await model.forward({ batch: batch.batchSize, length: batch.length, ids: batch.inputs });
   return { ...logprobsAndEntropy(out.logits, batch.targets, model.info.vocabSize, temperature), scalars: out.scalars };
 }
 
 /** The reward model's score of each prompt + response, pooled as the model was trained: [B]. */
-export async function rewardScoresOnnx(model: OnnxCausalLm, items: readonly PromptResponse[], padId: number): Promise<number[]> {
-  if (!model.info.scalarOutputs.includes('scores')) throw new Error('this ONNX model has no "scores" output: export a reward model (a checkpoint with a score head).');
+export async function rewardScoresOnnx(
+  model: OnnxCausalLm,
+  items: readonly PromptResponse[],
+  padId: number,
+): Promise<number[]> {
+  if (!model.info.scalarOutputs.includes('scores'))
+    throw new Error('this ONNX model has no "scores" output: export a reward model (a checkpoint with a score head).');
   const input = rewardInputs(items, padId);
   const out = await model.forward({ batch: input.batchSize, length: input.length, ids: input.ids });
   const perPosition = out.scalars.scores; // [B, T] = w·h_t + b

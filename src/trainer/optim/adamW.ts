@@ -33,8 +33,14 @@ export class AdamW {
   ) {
     for (const [name, param] of params) {
       // tidy disposes the zeros the variables were made from (a variable keeps their data, not the tensor).
-      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(param), false)));
-      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(param), false)));
+      this.m.set(
+        name,
+        tf.tidy(() => tf.variable(tf.zerosLike(param), false)),
+      );
+      this.v.set(
+        name,
+        tf.tidy(() => tf.variable(tf.zerosLike(param), false)),
+      );
     }
   }
 
@@ -76,13 +82,20 @@ export class AdamW {
 
   loadState(state: AdamWState): void {
     for (const name of this.params.keys()) {
-      for (const [suffix, target] of [['exp_avg', this.m], ['exp_avg_sq', this.v]] as const) {
+      for (const [suffix, target] of [
+        ['exp_avg', this.m],
+        ['exp_avg_sq', this.v],
+      ] as const) {
         const saved = state.moments.get(`${name}.${suffix}`);
         const variable = target.get(name) as Variable;
         const file = state.file ?? 'the optimizer checkpoint';
-        const advice = 'the optimizer state does not belong to this model; resume from an earlier checkpoint (delete this step\'s folder).';
+        const advice =
+          "the optimizer state does not belong to this model; resume from an earlier checkpoint (delete this step's folder).";
         if (!saved) throw new Error(`${file}: has no tensor "${name}.${suffix}" — ${advice}`);
-        if (saved.shape.join(',') !== variable.shape.join(',')) throw new Error(`${file}: tensor "${name}.${suffix}" has shape [${saved.shape}], expected [${variable.shape}] — ${advice}`);
+        if (saved.shape.join(',') !== variable.shape.join(','))
+          throw new Error(
+            `${file}: tensor "${name}.${suffix}" has shape [${saved.shape}], expected [${variable.shape}] — ${advice}`,
+          );
         tf.tidy(() => variable.assign(tf.tensor(saved.data, variable.shape)));
       }
     }
@@ -98,7 +111,10 @@ export class AdamW {
  * Global-norm clipping (torch.nn.utils.clip_grad_norm_): g ← g · min(1, max_norm / (‖g‖₂ + 1e-6)).
  * Returns the clipped gradients (new tensors) and the norm before clipping.
  */
-export function clipByGlobalNorm(grads: Readonly<Record<string, Tensor>>, maxNorm: number): { clipped: Record<string, Tensor>; norm: Tensor } {
+export function clipByGlobalNorm(
+  grads: Readonly<Record<string, Tensor>>,
+  maxNorm: number,
+): { clipped: Record<string, Tensor>; norm: Tensor } {
   return tf.tidy(() => {
     const squares = Object.values(grads).map((g) => tf.sum(tf.square(g)));
     const norm = tf.sqrt(tf.addN(squares));

@@ -5,7 +5,13 @@
  */
 export type SchedulerType = 'cosine' | 'linear' | 'constant';
 
-export function learningRateAt(step: number, peak: number, totalSteps: number, warmupSteps: number, type: SchedulerType): number {
+export function learningRateAt(
+  step: number,
+  peak: number,
+  totalSteps: number,
+  warmupSteps: number,
+  type: SchedulerType,
+): number {
   if (warmupSteps > 0 && step < warmupSteps) return (peak * step) / warmupSteps;
   if (type === 'constant') return peak;
   const progress = Math.min(1, (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps));

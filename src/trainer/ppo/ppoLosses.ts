@@ -21,7 +21,13 @@ export interface PolicyLossTensors {
   readonly ratio: Tensor;
 }
 
-export function ppoPolicyLossTensor(newLogprobs: Tensor, oldLogprobs: Tensor, advantages: Tensor, mask: Tensor, clipRange: number): PolicyLossTensors {
+export function ppoPolicyLossTensor(
+  newLogprobs: Tensor,
+  oldLogprobs: Tensor,
+  advantages: Tensor,
+  mask: Tensor,
+  clipRange: number,
+): PolicyLossTensors {
   const logRatio = tf.sub(newLogprobs, oldLogprobs);
   const ratio = tf.exp(logRatio);
   const pgLoss1 = tf.mul(tf.neg(advantages), ratio);
@@ -34,7 +40,13 @@ export function ppoPolicyLossTensor(newLogprobs: Tensor, oldLogprobs: Tensor, ad
   };
 }
 
-export function ppoValueLossTensor(newValues: Tensor, oldValues: Tensor, returns: Tensor, mask: Tensor, clipRangeValue: number): { loss: Tensor; clipFrac: Tensor } {
+export function ppoValueLossTensor(
+  newValues: Tensor,
+  oldValues: Tensor,
+  returns: Tensor,
+  mask: Tensor,
+  clipRangeValue: number,
+): { loss: Tensor; clipFrac: Tensor } {
   const clipped = tf.add(oldValues, tf.clipByValue(tf.sub(newValues, oldValues), -clipRangeValue, clipRangeValue));
   const losses1 = tf.square(tf.sub(newValues, returns));
   const losses2 = tf.square(tf.sub(clipped, returns));

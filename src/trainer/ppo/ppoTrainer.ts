@@ -24,10 +24,18 @@ import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } f
 import type { BpeTokenizer } from '../tokenizer';
 import { KlController } from './klController';
 import { maskedMeanTensor, ppoPolicyLossTensor, ppoValueLossTensor } from './ppoLosses';
-import { collectRollout, computeAdvantages, createRolloutEngine, ppoTraceRows, type Rollout, type RolloutEngine } from './rollout';
+import {
+  collectRollout,
+  computeAdvantages,
+  createRolloutEngine,
+  ppoTraceRows,
+  type Rollout,
+  type RolloutEngine,
+} from './rollout';
 import { RunningMoments, type MomentsState } from './runningMoments';
 
-const mean = (values: readonly number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
+const mean = (values: readonly number[]) =>
+  values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
 function sameTokenizer(a: BpeTokenizer, b: BpeTokenizer): boolean {
@@ -35,22 +43,49 @@ function sameTokenizer(a: BpeTokenizer, b: BpeTokenizer): boolean {
 }
 
 /** Held-out evaluation: oracle score, reward-model score and KL to the reference of fresh generations. */
-async function evaluate(policy: Gpt, reference: Gpt, reward: Gpt, tokenizer: BpeTokenizer, prompts: readonly string[], stage: PpoStageConfig, seed: number, hasOracle: boolean): Promise<Record<string, number>> {
+async function evaluate(
+  policy: Gpt,
+  reference: Gpt,
+  reward: Gpt,
+  tokenizer: BpeTokenizer,
+  prompts: readonly string[],
+  stage: PpoStageConfig,
+  seed: number,
+  hasOracle: boolean,
+): Promise<Record<string, number>> {
   const rollout = await collectRollout(
     { policy, reference, reward },
     prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
-    { temperature: stage.temperature, top_k: stage.top_k, top_p: stage.top_p, max_new_tokens: stage.max_new_tokens, seed, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
+    {
+      temperature: stage.temperature,
+      top_k: stage.top_k,
+      top_p: stage.top_p,
+      max_new_tokens: stage.max_new_tokens,
+      seed,
+      eos_token_id: tokenizer.eosId,
+      pad_token_id: tokenizer.padId,
+    },
     tokenizer.eosId,
   );
   const kl = rollout.logprobs.map((row, b) => sum(row.map((logprob, t) => logprob - rollout.refLogprobs[b][t])));
-  const metrics: Record<string, number> = { 'eval/objective/scores': mean(rollout.rawScores), 'eval/objective/kl': mean(kl), 'eval/response_length': mean(rollout.logprobs.map((row) => row.length)) };
-  if (hasOracle) metrics['eval/oracle/score'] = mean(rollout.items.map((item, i) => sentimentScore(prompts[i] + tokenizer.decode(item.response, { skipSpecialTokens: true }))));
+  const metrics: Record<string, number> = {
+    'eval/objective/scores': mean(rollout.rawScores),
+    'eval/objective/kl': mean(kl),
+    'eval/response_length': mean(rollout.logprobs.map((row) => row.length)),
+  };
+  if (hasOracle)
+    metrics['eval/oracle/score'] = mean(
+      rollout.items.map((item, i) =>
+        sentimentScore(prompts[i] + tokenizer.decode(item.response, { skipSpecialTokens: true })),
+      ),
+    );
   return metrics;
 }
 
 export async function runPpoStage(stage: PpoStageConfig, context: StageContext): Promise<StageResult> {
   const { run, log, seed } = context;
-  if (stage.batch_size % stage.num_mini_batches !== 0) throw new Error(`num_mini_batches (${stage.num_mini_batches}) must divide batch_size (${stage.batch_size}).`);
+  if (stage.batch_size % stage.num_mini_batches !== 0)
+    throw new Error(`num_mini_batches (${stage.num_mini_batches}) must divide batch_size (${stage.batch_size}).`);
   const totalSteps = Math.max(1, Math.floor(stage.total_episodes / stage.batch_size));
   run.update({ max_steps: totalSteps });
 
@@ -59,31 +94,59 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const rewardDir = context.resolve(stage.reward_model, 'checkpoint');
   const resumeFrom = context.resume ? latestCheckpoint(run.dir, (message) => log('warn', message)) : undefined;
-  if (context.resume && !resumeFrom) throw new Error(`${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`);
-  const { model: policy, checkpoint: policyCheckpoint } = await loadModel(resumeFrom?.dir ?? policyDir, ['v_head'], seed);
+  if (context.resume && !resumeFrom)
+    throw new Error(
+      `${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`,
+    );
+  const { model: policy, checkpoint: policyCheckpoint } = await loadModel(
+    resumeFrom?.dir ?? policyDir,
+    ['v_head'],
+    seed,
+  );
   const { model: reference } = await loadModel(policyDir, [], seed);
   const { model: reward, checkpoint: rewardCheckpoint } = await loadModel(rewardDir, ['score'], seed);
   const tokenizer = policyCheckpoint.tokenizer;
   const optimizer = new AdamW(policy.weights, { beta1: 0.9, beta2: 0.999, epsilon: 1e-5, weightDecay: 0 });
   let rolloutEngine: RolloutEngine | undefined;
   try {
-    if (!sameTokenizer(tokenizer, rewardCheckpoint.tokenizer)) throw new Error(`The reward model (${rewardDir}) was trained with another tokenizer than the policy (${policyDir}); train both from the same SFT stage.`);
+    if (!sameTokenizer(tokenizer, rewardCheckpoint.tokenizer))
+      throw new Error(
+        `The reward model (${rewardDir}) was trained with another tokenizer than the policy (${policyDir}); train both from the same SFT stage.`,
+      );
     log('info', `policy ${policyDir} (+ value head), reference = its frozen copy, reward model ${rewardDir}`);
 
-    const prompts = await loadPrompts(stage.prompts, context.configDir, stage.total_episodes, stage.num_eval_prompts, seed);
+    const prompts = await loadPrompts(
+      stage.prompts,
+      context.configDir,
+      stage.total_episodes,
+      stage.num_eval_prompts,
+      seed,
+    );
     for (const message of prompts.messages) log('warn', message);
     const encodedPrompts = prompts.train.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
     const longest = Math.max(...encodedPrompts.map((ids) => ids.length));
-    if (longest + 1 > policy.config.block_size) throw new Error(`A prompt of ${longest} tokens leaves no room for a response in the context of ${policy.config.block_size}.`);
+    if (longest + 1 > policy.config.block_size)
+      throw new Error(
+        `A prompt of ${longest} tokens leaves no room for a response in the context of ${policy.config.block_size}.`,
+      );
 
     // PPO-ptx: language-modelling batches from the SFT data, mixed into each update.
     let ptxExamples: TokenizedExample[] = [];
     if (stage.ptx_coef > 0) {
-      const loaded = await loadSftExamples(stage.ptx_dataset ?? { source: 'demo', num_examples: 20000 }, context.configDir, seed);
-      ptxExamples = loaded.examples.map((example) => tokenizeExample(tokenizer, example, false, policy.config.block_size + 1));
+      const loaded = await loadSftExamples(
+        stage.ptx_dataset ?? { source: 'demo', num_examples: 20000 },
+        context.configDir,
+        seed,
+      );
+      ptxExamples = loaded.examples.map((example) =>
+        tokenizeExample(tokenizer, example, false, policy.config.block_size + 1),
+      );
     }
 
-    const klController = new KlController(stage.init_kl_coef, stage.adap_kl_ctrl ? { target: stage.target, horizon: stage.horizon } : undefined);
+    const klController = new KlController(
+      stage.init_kl_coef,
+      stage.adap_kl_ctrl ? { target: stage.target, horizon: stage.horizon } : undefined,
+    );
     const scoreMoments = new RunningMoments();
     let startStep = 0;
     if (resumeFrom) {
@@ -96,8 +159,23 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       log('info', `resuming from ${resumeFrom.dir} (step ${startStep}, β = ${klController.value})`);
     }
 
-    const checkpoint = (step: number) => saveStageCheckpoint(run, step, { model: policy, optimizer, tokenizer, trainerState: { global_step: step, max_steps: totalSteps, stage: 'ppo', seed, kl_coef: klController.value, score_moments: scoreMoments.state, episode: step * stage.batch_size } });
-    const evalNow = async () => evaluate(policy, reference, reward, tokenizer, prompts.heldOut, stage, seed + 7777, prompts.hasOracle);
+    const checkpoint = (step: number) =>
+      saveStageCheckpoint(run, step, {
+        model: policy,
+        optimizer,
+        tokenizer,
+        trainerState: {
+          global_step: step,
+          max_steps: totalSteps,
+          stage: 'ppo',
+          seed,
+          kl_coef: klController.value,
+          score_moments: scoreMoments.state,
+          episode: step * stage.batch_size,
+        },
+      });
+    const evalNow = async () =>
+      evaluate(policy, reference, reward, tokenizer, prompts.heldOut, stage, seed + 7777, prompts.hasOracle);
 
     if (startStep === 0) {
       // The starting policy's held-out numbers, so every chart has its step-0 baseline.
@@ -129,7 +207,15 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       rolloutEngine ??= await createRolloutEngine(stage.rollout_engine, { policy, reference, reward });
       const rollout: Rollout = await rolloutEngine.collect(
         stepPrompts,
-        { temperature: stage.temperature, top_k: stage.top_k, top_p: stage.top_p, max_new_tokens: stage.max_new_tokens, seed: seed * 1_000_003 + step, eos_token_id: stage.stop_token === 'eos' ? tokenizer.eosId : undefined, pad_token_id: tokenizer.padId },
+        {
+          temperature: stage.temperature,
+          top_k: stage.top_k,
+          top_p: stage.top_p,
+          max_new_tokens: stage.max_new_tokens,
+          seed: seed * 1_000_003 + step,
+          eos_token_id: stage.stop_token === 'eos' ? tokenizer.eosId : undefined,
+          pad_token_id: tokenizer.padId,
+        },
         tokenizer.eosId,
       );
       times['time/rollout'] = (performance.now() - t0) / 1000;
@@ -138,13 +224,18 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       t0 = performance.now();
 
       // 3. scores: missing-EOS penalty, running scaling / normalisation, clipping (PPO-max)
-      let scores = rollout.rawScores.map((score, i) => (stage.missing_eos_penalty !== undefined && !rollout.endedWithEos[i] ? score - stage.missing_eos_penalty : score));
+      let scores = rollout.rawScores.map((score, i) =>
+        stage.missing_eos_penalty !== undefined && !rollout.endedWithEos[i] ? score - stage.missing_eos_penalty : score,
+      );
       if (stage.use_score_scaling) {
         scoreMoments.update(scores);
         const factor = scoreMoments.std + Number.EPSILON;
         scores = scores.map((score) => (stage.use_score_norm ? (score - scoreMoments.mean) / factor : score / factor));
       }
-      if (stage.score_clip !== undefined) scores = scores.map((score) => Math.min(stage.score_clip as number, Math.max(-(stage.score_clip as number), score)));
+      if (stage.score_clip !== undefined)
+        scores = scores.map((score) =>
+          Math.min(stage.score_clip as number, Math.max(-(stage.score_clip as number), score)),
+        );
       assertFinite({ 'objective/scores': mean(scores) }, done);
 
       // 4–5. per-token rewards, advantages and returns
@@ -164,7 +255,16 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       const batchSize = rollout.items.length;
       const miniBatchSize = batchSize / stage.num_mini_batches;
       const ratios: number[][][] = rollout.items.map(() => []); // [sample][epoch][token]
-      const stats = { approxKl: [] as number[], clipFrac: [] as number[], pgLoss: [] as number[], vfLoss: [] as number[], vfClipFrac: [] as number[], entropy: [] as number[], ratio: [] as number[], skipped: 0 };
+      const stats = {
+        approxKl: [] as number[],
+        clipFrac: [] as number[],
+        pgLoss: [] as number[],
+        vfLoss: [] as number[],
+        vfClipFrac: [] as number[],
+        entropy: [] as number[],
+        ratio: [] as number[],
+        skipped: 0,
+      };
       const policyActive = step >= stage.critic_warmup_steps;
       const random = new Random((seed ^ 0x9e3779b9) + step);
       let stopEpochs = false;
@@ -177,31 +277,69 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
           // Old log-probs, values, advantages and returns laid out on the batch's [B, T] grid at the response positions.
           const grid = (rows: number[][]) => {
             const out = new Float32Array(batch.batchSize * batch.length);
-            indices.forEach((sample, b) => rows[sample].forEach((value, t) => (out[b * batch.length + batch.responseStart[b] + t] = value)));
+            indices.forEach((sample, b) =>
+              rows[sample].forEach((value, t) => (out[b * batch.length + batch.responseStart[b] + t] = value)),
+            );
             return tf.tensor2d(out, [batch.batchSize, batch.length]);
           };
           const temperature = stage.temperature > 0 ? stage.temperature : 1;
-          const ptx = stage.ptx_coef > 0 ? makeBatch(batchIndices(step * 1000 + epoch * 10 + start, miniBatchSize, ptxExamples.length, seed).map((i) => ptxExamples[i]), policy.config.block_size, tokenizer.padId) : undefined;
+          const ptx =
+            stage.ptx_coef > 0
+              ? makeBatch(
+                  batchIndices(step * 1000 + epoch * 10 + start, miniBatchSize, ptxExamples.length, seed).map(
+                    (i) => ptxExamples[i],
+                  ),
+                  policy.config.block_size,
+                  tokenizer.padId,
+                )
+              : undefined;
           let kept: Tensor[] = [];
           const { value, grads } = tf.variableGrads(() => {
             const { inputs, targets, mask } = sequenceTensors(batch);
             const { logprobs, logits, hidden } = sequenceLogprobs(policy, inputs, targets, temperature);
             const newValues = policy.scalarHead('v_head', hidden);
-            const policyLoss = ppoPolicyLossTensor(logprobs, grid(rollout.logprobs), grid(estimate.advantages), mask, stage.cliprange);
-            const valueLoss = ppoValueLossTensor(newValues, grid(rollout.values), grid(estimate.returns), mask, stage.cliprange_value);
+            const policyLoss = ppoPolicyLossTensor(
+              logprobs,
+              grid(rollout.logprobs),
+              grid(estimate.advantages),
+              mask,
+              stage.cliprange,
+            );
+            const valueLoss = ppoValueLossTensor(
+              newValues,
+              grid(rollout.values),
+              grid(estimate.returns),
+              mask,
+              stage.cliprange_value,
+            );
             const probs = tf.softmax(logits);
             const entropy = maskedMeanTensor(tf.neg(tf.sum(tf.mul(probs, tf.logSoftmax(logits)), -1)), mask);
             let loss = tf.mul(stage.vf_coef, valueLoss.loss);
             if (policyActive) loss = tf.add(loss, tf.sub(policyLoss.loss, tf.mul(stage.entropy_coef, entropy)));
             if (ptx) {
               const shape: [number, number] = [ptx.batchSize, ptx.length];
-              const lm = maskedNll(policy.forward(tf.tensor2d(ptx.inputs, shape, 'int32')).logits, tf.tensor2d(ptx.targets, shape, 'int32'), tf.tensor2d(ptx.mask, shape));
+              const lm = maskedNll(
+                policy.forward(tf.tensor2d(ptx.inputs, shape, 'int32')).logits,
+                tf.tensor2d(ptx.targets, shape, 'int32'),
+                tf.tensor2d(ptx.mask, shape),
+              );
               loss = tf.add(loss, tf.mul(stage.ptx_coef, lm));
             }
-            kept = [policyLoss.approxKl, policyLoss.clipFrac, policyLoss.loss, valueLoss.loss, valueLoss.clipFrac, entropy, maskedMeanTensor(policyLoss.ratio, mask), policyLoss.ratio].map((t) => tf.keep(t));
+            kept = [
+              policyLoss.approxKl,
+              policyLoss.clipFrac,
+              policyLoss.loss,
+              valueLoss.loss,
+              valueLoss.clipFrac,
+              entropy,
+              maskedMeanTensor(policyLoss.ratio, mask),
+              policyLoss.ratio,
+            ].map((t) => tf.keep(t));
             return loss as never;
           }, variables);
-          const [approxKl, clipFrac, pgLoss, vfLoss, vfClipFrac, entropy, meanRatio] = await Promise.all(kept.slice(0, 7).map(async (t) => (await t.data())[0]));
+          const [approxKl, clipFrac, pgLoss, vfLoss, vfClipFrac, entropy, meanRatio] = await Promise.all(
+            kept.slice(0, 7).map(async (t) => (await t.data())[0]),
+          );
           const ratioGrid = (await kept[7].data()) as Float32Array;
           const lossValue = (await value.data())[0];
           const named: Record<string, Tensor> = {};
@@ -213,7 +351,14 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
           if (meanRatio > stage.ratio_threshold) stats.skipped++;
           else optimizer.apply(clipped, stage.learning_rate);
           tf.dispose([value, norm, ...kept, ...Object.values(grads), ...Object.values(clipped)]);
-          indices.forEach((sample, b) => ratios[sample].push(Array.from({ length: rollout.items[sample].response.length }, (_, t) => ratioGrid[b * batch.length + batch.responseStart[b] + t])));
+          indices.forEach((sample, b) =>
+            ratios[sample].push(
+              Array.from(
+                { length: rollout.items[sample].response.length },
+                (_, t) => ratioGrid[b * batch.length + batch.responseStart[b] + t],
+              ),
+            ),
+          );
           stats.approxKl.push(approxKl);
           stats.clipFrac.push(clipFrac);
           stats.pgLoss.push(pgLoss);
@@ -234,7 +379,9 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       const nonScore = estimate.nonScoreReward.map(sum);
       const meanKl = mean(klSums);
       const responses = rollout.items.map((item) => tokenizer.decode(item.response, { skipSpecialTokens: true }));
-      const oracleScores = prompts.hasOracle ? rollout.items.map((_, i) => sentimentScore(prompts.train[promptIndices[i]] + responses[i])) : [];
+      const oracleScores = prompts.hasOracle
+        ? rollout.items.map((_, i) => sentimentScore(prompts.train[promptIndices[i]] + responses[i]))
+        : [];
       const metrics: Record<string, number> = {
         step: done,
         time: Date.now() / 1000,
@@ -256,10 +403,10 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         'val/ratio_var': mean(stats.ratio.map((r) => (r - mean(stats.ratio)) ** 2)),
         'val/num_eos_tokens': rollout.endedWithEos.filter(Boolean).length,
         'val/skipped_minibatches': stats.skipped,
-        'response_length': mean(rollout.items.map((item) => item.response.length)),
+        response_length: mean(rollout.items.map((item) => item.response.length)),
         lr: stage.learning_rate,
         ...times,
-        eps: (done - startStep) * stage.batch_size / ((performance.now() - stageStarted) / 1000),
+        eps: ((done - startStep) * stage.batch_size) / ((performance.now() - stageStarted) / 1000),
       };
       if (prompts.hasOracle) metrics['oracle/score'] = mean(oracleScores);
       klController.update(meanKl, stage.batch_size);
@@ -281,7 +428,13 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       lastMetrics = metrics;
       if (done % stage.save_steps === 0 || done === totalSteps) lastCheckpoint = await checkpoint(done);
     }
-    run.update({ summary: Object.fromEntries(Object.entries(lastMetrics).filter(([key]) => key.startsWith('eval/') || key === 'objective/kl' || key === 'oracle/score')) });
+    run.update({
+      summary: Object.fromEntries(
+        Object.entries(lastMetrics).filter(
+          ([key]) => key.startsWith('eval/') || key === 'objective/kl' || key === 'oracle/score',
+        ),
+      ),
+    });
     log('info', `PPO finished ${totalSteps} steps in ${((performance.now() - stageStarted) / 1000).toFixed(1)} s`);
     return { status: 'completed', step: totalSteps, outputs: { checkpoint: lastCheckpoint }, lastMetrics };
   } finally {
@@ -292,4 +445,3 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
     reward.dispose();
   }
 }
-

@@ -14,7 +14,15 @@ import type { PpoTraceRow } from '../../shared/traceFormat';
 import { tf, type Tensor } from '../engine/tfRuntime';
 import { entropyFromLogits } from '../engine/losses';
 import type { Gpt } from '../model/gpt';
-import { buildSequenceBatch, responseValues, rewardInputs, sequenceLogprobs, sequenceTensors, type PromptResponse, type SequenceBatch } from '../rl/sequences';
+import {
+  buildSequenceBatch,
+  responseValues,
+  rewardInputs,
+  sequenceLogprobs,
+  sequenceTensors,
+  type PromptResponse,
+  type SequenceBatch,
+} from '../rl/sequences';
 import { generate, type SamplingOptions } from '../sampling/sampler';
 import type { BpeTokenizer } from '../tokenizer';
 
@@ -43,7 +51,10 @@ export async function collectRollout(
   const t0 = performance.now();
   const sequences = await generate(models.policy, prompts, sampling);
   const generated = performance.now();
-  const items = sequences.map((sequence, i) => ({ prompt: prompts[i], response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.pad_token_id] }));
+  const items = sequences.map((sequence, i) => ({
+    prompt: prompts[i],
+    response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.pad_token_id],
+  }));
   const batch = buildSequenceBatch(items, sampling.pad_token_id);
   const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
   const [policyLogprobs, values, entropy, refLogprobs, scores] = tf.tidy(() => {
@@ -51,8 +62,17 @@ export async function collectRollout(
     const policy = sequenceLogprobs(models.policy, inputs, targets, temperature);
     const reference = sequenceLogprobs(models.reference, inputs, targets, temperature);
     const rewardInput = rewardInputs(items, sampling.pad_token_id);
-    const score = models.reward.score(tf.tensor2d(rewardInput.ids, [rewardInput.batchSize, rewardInput.length], 'int32'), rewardInput.lengths);
-    return [policy.logprobs, models.policy.scalarHead('v_head', policy.hidden), entropyFromLogits(policy.logits), reference.logprobs, score];
+    const score = models.reward.score(
+      tf.tensor2d(rewardInput.ids, [rewardInput.batchSize, rewardInput.length], 'int32'),
+      rewardInput.lengths,
+    );
+    return [
+      policy.logprobs,
+      models.policy.scalarHead('v_head', policy.hidden),
+      entropyFromLogits(policy.logits),
+      reference.logprobs,
+      score,
+    ];
   });
   const read = async (tensor: Tensor) => {
     const data = (await tensor.data()) as Float32Array;
@@ -84,7 +104,10 @@ export interface RolloutEngine {
  * The rollout engine a PPO stage asked for. The ONNX one is imported on demand, so a tfjs-only run
  * never loads onnxruntime's native binding.
  */
-export async function createRolloutEngine(kind: 'tfjs' | 'onnx', models: { policy: Gpt; reference: Gpt; reward: Gpt }): Promise<RolloutEngine> {
+export async function createRolloutEngine(
+  kind: 'tfjs' | 'onnx',
+  models: { policy: Gpt; reference: Gpt; reward: Gpt },
+): Promise<RolloutEngine> {
   if (kind === 'onnx') {
     const { OnnxRolloutEngine } = await import('../onnx/onnxRolloutEngine');
     return OnnxRolloutEngine.create(models);
@@ -137,15 +160,21 @@ export function computeAdvantages(rollout: Rollout, scores: readonly number[], o
   const { matrix: values } = padRows(rollout.values);
 
   // 3. compute rewards: r_t = −β·KL_t, and the score at the last response token
-  const kl = klPerToken(logprobs, refLogprobs, options.klEstimator).map((row, b) => row.map((value, t) => value * mask[b][t]));
+  const kl = klPerToken(logprobs, refLogprobs, options.klEstimator).map((row, b) =>
+    row.map((value, t) => value * mask[b][t]),
+  );
   const nonScoreReward = kl.map((row) => row.map((value) => -options.klCoef * value));
-  let rewards = nonScoreReward.map((row, b) => row.map((value, t) => (t === lengths[b] - 1 ? value + scores[b] : value)));
+  let rewards = nonScoreReward.map((row, b) =>
+    row.map((value, t) => (t === lengths[b] - 1 ? value + scores[b] : value)),
+  );
   // 4. whiten rewards (TRL: masked_whiten(rewards, shift_mean=False))
-  if (options.whitenRewards) rewards = maskedWhiten(rewards, mask, false).map((row, b) => row.map((value, t) => value * mask[b][t]));
+  if (options.whitenRewards)
+    rewards = maskedWhiten(rewards, mask, false).map((row, b) => row.map((value, t) => value * mask[b][t]));
   // 5. advantages and returns by GAE; then whiten (and clip) the advantages
   const estimate = gae(rewards, values, mask, options.gamma, options.lam);
   let advantages = estimate.advantages;
-  if (options.whitenAdvantages) advantages = maskedWhiten(advantages, mask).map((row, b) => row.map((value, t) => value * mask[b][t]));
+  if (options.whitenAdvantages)
+    advantages = maskedWhiten(advantages, mask).map((row, b) => row.map((value, t) => value * mask[b][t]));
   if (options.advantageClip !== undefined) {
     const c = options.advantageClip;
     advantages = advantages.map((row) => row.map((value) => Math.min(c, Math.max(-c, value))));
@@ -173,7 +202,12 @@ export interface TraceRowParts {
 }
 
 /** One trace row per sample: every per-token quantity of the rollout, in DESIGN.md's PPO trace schema. */
-export function ppoTraceRows(rollout: Rollout, estimate: Advantages, tokenizer: BpeTokenizer, parts: TraceRowParts): PpoTraceRow[] {
+export function ppoTraceRows(
+  rollout: Rollout,
+  estimate: Advantages,
+  tokenizer: BpeTokenizer,
+  parts: TraceRowParts,
+): PpoTraceRow[] {
   const { cliprange } = parts;
   return rollout.items.map((item, i) => {
     const ratio = parts.ratios?.[i] ?? [];

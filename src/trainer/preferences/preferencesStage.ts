@@ -27,20 +27,37 @@ export const promptsPerBatch = 16;
  * written) is written again in full. Returns how many batches stay. A file with more judgments than
  * the stage writes is not this stage's, and is left alone.
  */
-function keepWholeBatches(file: string, run: RunDirectory, total: number, log: (level: LogLevel, message: string) => void): number {
+function keepWholeBatches(
+  file: string,
+  run: RunDirectory,
+  total: number,
+  log: (level: LogLevel, message: string) => void,
+): number {
   if (!existsSync(file)) return 0;
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n');
   // Only lines that ended (a newline after them) and parse count; the first that does not ends the good part.
   let whole = 0;
   while (whole < lines.length - 1 && isJsonObject(lines[whole])) whole++;
-  if (whole > total) throw new Error(`${file} holds ${whole} judgments but this stage writes ${total}; it was not written by this stage. Move it away and resume again.`);
-  const batches = Math.min(whole === total ? Math.ceil(total / promptsPerBatch) : Math.floor(whole / promptsPerBatch), loggedBatches(run));
+  if (whole > total)
+    throw new Error(
+      `${file} holds ${whole} judgments but this stage writes ${total}; it was not written by this stage. Move it away and resume again.`,
+    );
+  const batches = Math.min(
+    whole === total ? Math.ceil(total / promptsPerBatch) : Math.floor(whole / promptsPerBatch),
+    loggedBatches(run),
+  );
   const kept = Math.min(total, batches * promptsPerBatch);
-  const keptText = lines.slice(0, kept).map((line) => `${line}\n`).join('');
+  const keptText = lines
+    .slice(0, kept)
+    .map((line) => `${line}\n`)
+    .join('');
   if (keptText !== text) {
     const dropped = lines.slice(kept).filter((line) => line !== '').length;
-    log('info', `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} line${dropped === 1 ? '' : 's'} after them; batch ${batches + 1} is written again`);
+    log(
+      'info',
+      `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} line${dropped === 1 ? '' : 's'} after them; batch ${batches + 1} is written again`,
+    );
     writeFileDurable(file, keptText);
   }
   return batches;
@@ -83,7 +100,10 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
   try {
     const prompts = await loadPrompts(stage.prompts, context.configDir, stage.num_prompts, 0, seed);
     for (const message of prompts.messages) log('warn', message);
-    if (!prompts.hasOracle) throw new Error('The simulated annotator ranks by the demo task\'s sentiment oracle; with your own prompts, rank in the Rank panel and use "annotator": "file".');
+    if (!prompts.hasOracle)
+      throw new Error(
+        'The simulated annotator ranks by the demo task\'s sentiment oracle; with your own prompts, rank in the Rank panel and use "annotator": "file".',
+      );
     const selected = prompts.train.slice(0, stage.num_prompts);
     const batches = Math.ceil(selected.length / promptsPerBatch);
     run.update({ max_steps: batches });
@@ -105,13 +125,23 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
       const sequences = await generate(
         model,
         encoded.flatMap((ids) => Array.from({ length: k }, () => ids)),
-        { temperature: stage.temperature, top_k: stage.top_k, top_p: stage.top_p, max_new_tokens: stage.max_new_tokens, seed: seed * 100_003 + batch, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
+        {
+          temperature: stage.temperature,
+          top_k: stage.top_k,
+          top_p: stage.top_p,
+          max_new_tokens: stage.max_new_tokens,
+          seed: seed * 100_003 + batch,
+          eos_token_id: tokenizer.eosId,
+          pad_token_id: tokenizer.padId,
+        },
       );
       const random = new Random((seed ^ 0xa11ce) + batch);
       let oracleSum = 0;
       let spreadSum = 0;
       batchPrompts.forEach((prompt, p) => {
-        const completions = sequences.slice(p * k, (p + 1) * k).map((sequence) => tokenizer.decode(sequence.tokens, { skipSpecialTokens: true }));
+        const completions = sequences
+          .slice(p * k, (p + 1) * k)
+          .map((sequence) => tokenizer.decode(sequence.tokens, { skipSpecialTokens: true }));
         const scores = completions.map((completion) => sentimentScore(prompt + completion));
         const judgment: Judgment = {
           id: `${run.id}-${batch * promptsPerBatch + p}`,

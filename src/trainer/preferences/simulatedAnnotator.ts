@@ -6,7 +6,12 @@
  */
 import type { Random } from '../../core/random';
 
-export function simulatedRanking(completions: readonly string[], scores: readonly number[], temperature: number, random: Random): number[][] {
+export function simulatedRanking(
+  completions: readonly string[],
+  scores: readonly number[],
+  temperature: number,
+  random: Random,
+): number[][] {
   const keys = scores.map((score) => (temperature > 0 ? score / temperature + gumbel(random) : score));
   const order = completions.map((_, i) => i).sort((a, b) => keys[b] - keys[a] || a - b);
   const groups: number[][] = [];
@@ -14,7 +19,8 @@ export function simulatedRanking(completions: readonly string[], scores: readonl
     // Same text, same judgment: the annotator cannot prefer one copy over another.
     const same = groups.find((group) => completions[group[0]] === completions[index]);
     if (same) same.push(index);
-    else if (temperature === 0 && groups.length > 0 && scores[groups[groups.length - 1][0]] === scores[index]) groups[groups.length - 1].push(index);
+    else if (temperature === 0 && groups.length > 0 && scores[groups[groups.length - 1][0]] === scores[index])
+      groups[groups.length - 1].push(index);
     else groups.push([index]);
   }
   return groups;

@@ -100,7 +100,14 @@ function buildScoringBatch(judgments: readonly RankedPrompt[], width: number, pa
   }
   const ids = new Int32Array(sequences.length * width).fill(padId);
   sequences.forEach((sequence, b) => ids.set(sequence, b * width));
-  return { rows: sequences.length, ids, lengths: sequences.map((sequence) => sequence.length), chosenRow, rejectedRow, refs };
+  return {
+    rows: sequences.length,
+    ids,
+    lengths: sequences.map((sequence) => sequence.length),
+    chosenRow,
+    rejectedRow,
+    refs,
+  };
 }
 
 /** Scores of each pair's chosen and rejected completion, [P] each: one forward over the batch's completions. */
@@ -109,11 +116,19 @@ function pairScores(model: Gpt, batch: ScoringBatch, width: number): { chosen: T
   const scores = model.score(ids, batch.lengths).reshape([1, batch.rows]); // [1, N]
   // Selecting rows by a one-hot product rather than tf.gather, whose gradient wasm lacks.
   const select = (rows: number[]) => tf.oneHot(tf.tensor1d(rows, 'int32'), batch.rows).toFloat(); // [P, N]
-  return { chosen: tf.sum(tf.mul(select(batch.chosenRow), scores), 1), rejected: tf.sum(tf.mul(select(batch.rejectedRow), scores), 1) }; // [P] each
+  return {
+    chosen: tf.sum(tf.mul(select(batch.chosenRow), scores), 1),
+    rejected: tf.sum(tf.mul(select(batch.rejectedRow), scores), 1),
+  }; // [P] each
 }
 
 /** Scores of every pair of `judgments`, read out, scoring `judgmentsPerForward` judgments per forward. */
-async function scorePairs(model: Gpt, judgments: readonly RankedPrompt[], width: number, padId: number): Promise<{ chosen: number[]; rejected: number[]; refs: ScoringBatch['refs'] }> {
+async function scorePairs(
+  model: Gpt,
+  judgments: readonly RankedPrompt[],
+  width: number,
+  padId: number,
+): Promise<{ chosen: number[]; rejected: number[]; refs: ScoringBatch['refs'] }> {
   const out = { chosen: [] as number[], rejected: [] as number[], refs: [] as ScoringBatch['refs'] };
   for (let start = 0; start < judgments.length; start += judgmentsPerForward) {
     const batch = buildScoringBatch(judgments.slice(start, start + judgmentsPerForward), width, padId);
@@ -128,15 +143,29 @@ async function scorePairs(model: Gpt, judgments: readonly RankedPrompt[], width:
 }
 
 /** The mean reward over every completion of `judgments` (each completion once). */
-async function meanReward(model: Gpt, judgments: readonly RankedPrompt[], width: number, padId: number): Promise<number> {
+async function meanReward(
+  model: Gpt,
+  judgments: readonly RankedPrompt[],
+  width: number,
+  padId: number,
+): Promise<number> {
   let sum = 0;
   let count = 0;
-  const rows = judgments.flatMap((judgment) => judgment.completionIds.map((completion) => [...judgment.promptIds, ...completion]));
+  const rows = judgments.flatMap((judgment) =>
+    judgment.completionIds.map((completion) => [...judgment.promptIds, ...completion]),
+  );
   for (let start = 0; start < rows.length; start += judgmentsPerForward * 4) {
     const chunk = rows.slice(start, start + judgmentsPerForward * 4);
     const ids = new Int32Array(chunk.length * width).fill(padId);
     chunk.forEach((sequence, b) => ids.set(sequence, b * width));
-    const total = tf.tidy(() => tf.sum(model.score(tf.tensor2d(ids, [chunk.length, width], 'int32'), chunk.map((sequence) => sequence.length))));
+    const total = tf.tidy(() =>
+      tf.sum(
+        model.score(
+          tf.tensor2d(ids, [chunk.length, width], 'int32'),
+          chunk.map((sequence) => sequence.length),
+        ),
+      ),
+    );
     sum += (await total.data())[0];
     count += chunk.length;
     total.dispose();
@@ -145,7 +174,12 @@ async function meanReward(model: Gpt, judgments: readonly RankedPrompt[], width:
 }
 
 /** Tokenizes judgments for the reward model; a judgment whose prompt alone fills the context is skipped. */
-function prepareJudgments(judgments: readonly Judgment[], tokenizer: BpeTokenizer, blockSize: number, log: StageContext['log']): { prepared: RankedPrompt[]; truncated: number } {
+function prepareJudgments(
+  judgments: readonly Judgment[],
+  tokenizer: BpeTokenizer,
+  blockSize: number,
+  log: StageContext['log'],
+): { prepared: RankedPrompt[]; truncated: number } {
   const prepared: RankedPrompt[] = [];
   let skipped = 0;
   let noPairs = 0;
@@ -153,14 +187,20 @@ function prepareJudgments(judgments: readonly Judgment[], tokenizer: BpeTokenize
   for (const judgment of judgments) {
     // Every (winner, loser) of the ranking, ties skipped (InstructGPT's K·(K−1)/2 comparisons); a text
     // ranked twice cannot beat itself.
-    const pairs = rankingToPairs(judgment.ranking).filter(([winner, loser]) => judgment.completions[winner] !== judgment.completions[loser]);
+    const pairs = rankingToPairs(judgment.ranking).filter(
+      ([winner, loser]) => judgment.completions[winner] !== judgment.completions[loser],
+    );
     if (pairs.length === 0) {
       noPairs++;
       continue;
     }
     const promptIds = [tokenizer.bosId, ...tokenizer.encode(judgment.prompt)];
     if (promptIds.length >= blockSize) {
-      if (skipped++ < maxSkipWarnings) log('warn', `judgment "${judgment.id}": its prompt alone is ${promptIds.length} tokens, which leaves no room for a completion in the model's context of ${blockSize}; its ${pairs.length} pairs are skipped.`);
+      if (skipped++ < maxSkipWarnings)
+        log(
+          'warn',
+          `judgment "${judgment.id}": its prompt alone is ${promptIds.length} tokens, which leaves no room for a completion in the model's context of ${blockSize}; its ${pairs.length} pairs are skipped.`,
+        );
       continue;
     }
     const room = blockSize - promptIds.length;
@@ -180,7 +220,11 @@ function prepareJudgments(judgments: readonly Judgment[], tokenizer: BpeTokenize
       oracle: judgment.completions.map((completion) => sentimentScore(judgment.prompt + completion)),
     });
   }
-  if (skipped > maxSkipWarnings) log('warn', `${skipped} judgments in all were skipped because their prompt alone fills the context of ${blockSize} tokens.`);
+  if (skipped > maxSkipWarnings)
+    log(
+      'warn',
+      `${skipped} judgments in all were skipped because their prompt alone fills the context of ${blockSize} tokens.`,
+    );
   if (noPairs > 0) log('info', `${noPairs} judgments rank all their completions as tied and give no pair.`);
   return { prepared, truncated };
 }
@@ -191,7 +235,14 @@ interface EvalResult {
 }
 
 /** Held-out loss, accuracy and margin against the labels, and accuracy against the oracle's ordering. */
-async function evaluate(model: Gpt, judgments: readonly RankedPrompt[], width: number, padId: number, step: number, oracleApplies: boolean): Promise<EvalResult> {
+async function evaluate(
+  model: Gpt,
+  judgments: readonly RankedPrompt[],
+  width: number,
+  padId: number,
+  step: number,
+  oracleApplies: boolean,
+): Promise<EvalResult> {
   const { chosen, rejected, refs } = await scorePairs(model, judgments, width, padId);
   let correct = 0;
   let margin = 0;
@@ -242,37 +293,57 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
   if (!existsSync(preferenceFile)) throw new Error(`preferences: the file ${preferenceFile} does not exist.`);
   const read = await readPreferenceFile(preferenceFile);
   for (const problem of read.problems) log('warn', formatPreferenceProblem(problem));
-  log('info', `${preferenceFile}: ${read.judgments.length} judgments${read.retracted > 0 ? ` (${read.retracted} retracted)` : ''}, ${read.problems.length} problem lines`);
+  log(
+    'info',
+    `${preferenceFile}: ${read.judgments.length} judgments${read.retracted > 0 ? ` (${read.retracted} retracted)` : ''}, ${read.problems.length} problem lines`,
+  );
 
   // 2. Model: this run's checkpoint (resume), or the init checkpoint's trunk with a fresh score head
   let source: CheckpointContents;
   if (context.resume) {
     const latest = latestCheckpoint(run.dir, (message) => log('warn', message));
-    if (!latest) throw new Error(`${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`);
+    if (!latest)
+      throw new Error(
+        `${run.dir} has no checkpoint to resume from yet; start the stage afresh ("rlhf-lens train --resume" does that by itself).`,
+      );
     source = await loadCheckpoint(latest.dir);
-    if (!source.weights.has('score.weight')) throw new Error(`Cannot resume from ${latest.dir}: it has no score head, so it was not written by a reward stage.`);
+    if (!source.weights.has('score.weight'))
+      throw new Error(
+        `Cannot resume from ${latest.dir}: it has no score head, so it was not written by a reward stage.`,
+      );
     log('info', `resuming from ${latest.dir} (step ${latest.step})`);
   } else {
     const dir = context.resolve(stage.init_from, 'checkpoint');
     if (!existsSync(dir)) throw new Error(`init_from: the checkpoint folder ${dir} does not exist.`);
     const loaded = await loadCheckpoint(dir);
     const trunk = new Map([...loaded.weights].filter(([name]) => !name.startsWith('score.')));
-    if (trunk.size < loaded.weights.size) log('info', `${dir} has a score head; the reward model starts a fresh one (init_from gives the trunk)`);
+    if (trunk.size < loaded.weights.size)
+      log('info', `${dir} has a score head; the reward model starts a fresh one (init_from gives the trunk)`);
     source = { ...loaded, weights: trunk };
     log('info', `initialised the trunk from ${dir}`);
   }
   const tokenizer = source.tokenizer;
   // A resumed run keeps the pooling its checkpoint was trained with; a new one takes the stage's.
   const scorePooling = context.resume ? (source.config.score_pooling ?? 'last') : stage.score_pooling;
-  if (context.resume && scorePooling !== stage.score_pooling) log('warn', `the checkpoint was trained with score_pooling "${scorePooling}"; resuming with it, not the config's "${stage.score_pooling}"`);
-  const model = Gpt.fromWeights({ ...gptConfigOf(source.config), score_pooling: scorePooling }, ['score'], source.weights, { keepMissingHeads: true, seed });
+  if (context.resume && scorePooling !== stage.score_pooling)
+    log(
+      'warn',
+      `the checkpoint was trained with score_pooling "${scorePooling}"; resuming with it, not the config's "${stage.score_pooling}"`,
+    );
+  const model = Gpt.fromWeights(
+    { ...gptConfigOf(source.config), score_pooling: scorePooling },
+    ['score'],
+    source.weights,
+    { keepMissingHeads: true, seed },
+  );
   const optimizer = new AdamW(model.weights, { ...adam, weightDecay: stage.weight_decay });
 
   try {
     // 3. Pairs, tokenized once; held-out by judgment so no prompt's pairs straddle the split
     const blockSize = model.config.block_size;
     const { prepared, truncated } = prepareJudgments(read.judgments, tokenizer, blockSize, log);
-    const pairCount = (judgments: readonly RankedPrompt[]) => judgments.reduce((sum, judgment) => sum + judgment.pairs.length, 0);
+    const pairCount = (judgments: readonly RankedPrompt[]) =>
+      judgments.reduce((sum, judgment) => sum + judgment.pairs.length, 0);
     if (prepared.length === 0) {
       throw new Error(
         `${preferenceFile}: no preference pairs to train on (${read.judgments.length} judgments read, ${read.problems.length} malformed lines). ` +
@@ -282,32 +353,78 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
     const split = splitExamples(prepared, stage.eval_fraction, seed);
     const train = split.train;
     const evaluation = split.evaluation;
-    if (train.length === 0) throw new Error(`${preferenceFile}: all ${prepared.length} judgments were held out for eval; lower eval_fraction or add judgments.`);
-    if (truncated > 0) log('info', `${truncated} completions were cut to fit the context of ${blockSize} tokens (their score is read at the last token kept)`);
-    const width = Math.max(...prepared.flatMap((judgment) => judgment.completionIds.map((completion) => judgment.promptIds.length + completion.length)));
+    if (train.length === 0)
+      throw new Error(
+        `${preferenceFile}: all ${prepared.length} judgments were held out for eval; lower eval_fraction or add judgments.`,
+      );
+    if (truncated > 0)
+      log(
+        'info',
+        `${truncated} completions were cut to fit the context of ${blockSize} tokens (their score is read at the last token kept)`,
+      );
+    const width = Math.max(
+      ...prepared.flatMap((judgment) =>
+        judgment.completionIds.map((completion) => judgment.promptIds.length + completion.length),
+      ),
+    );
     // The demo oracle is the ground truth of the demo task: it applies to judgments the simulated annotator
     // ranked (by the oracle, on demo prompts), and to data where it tells most held-out pairs apart (text
     // it knows nothing of scores 0 and ties).
-    const evalPairs = evaluation.flatMap((judgment) => judgment.pairs.map(([a, b]) => judgment.oracle[a] !== judgment.oracle[b]));
+    const evalPairs = evaluation.flatMap((judgment) =>
+      judgment.pairs.map(([a, b]) => judgment.oracle[a] !== judgment.oracle[b]),
+    );
     const simulated = evaluation.some((judgment) => judgment.annotator.startsWith('simulated'));
-    const oracleApplies = evalPairs.length > 0 && (simulated || evalPairs.filter(Boolean).length >= evalPairs.length / 2);
+    const oracleApplies =
+      evalPairs.length > 0 && (simulated || evalPairs.filter(Boolean).length >= evalPairs.length / 2);
 
     const batchSize = stage.per_device_train_batch_size;
     const maxSteps = Math.max(1, Math.ceil((stage.num_train_epochs * train.length) / batchSize));
     const startStep = context.resume ? source.trainerState.global_step : 0;
     if (context.resume) {
       if (source.optimizer) optimizer.loadState(source.optimizer);
-      if (source.trainerState.max_steps !== maxSteps) log('warn', `the checkpoint planned ${source.trainerState.max_steps} steps but the data now gives ${maxSteps}; the preference file changed since, so the resumed run differs from an uninterrupted one`);
+      if (source.trainerState.max_steps !== maxSteps)
+        log(
+          'warn',
+          `the checkpoint planned ${source.trainerState.max_steps} steps but the data now gives ${maxSteps}; the preference file changed since, so the resumed run differs from an uninterrupted one`,
+        );
       run.truncateMetricsAfter(startStep);
       if (startStep >= maxSteps) {
         log('info', `${run.dir} already finished its ${maxSteps} steps; nothing to resume`);
-        return { status: 'completed', step: startStep, outputs: { checkpoint: run.checkpointDir(startStep) }, lastMetrics: {} };
+        return {
+          status: 'completed',
+          step: startStep,
+          outputs: { checkpoint: run.checkpointDir(startStep) },
+          lastMetrics: {},
+        };
       }
     }
-    run.update({ step: startStep, max_steps: maxSteps, parameters: model.parameterCount, train_examples: pairCount(train), eval_examples: pairCount(evaluation) });
-    log('info', `${train.length} training judgments (${pairCount(train)} pairs) and ${evaluation.length} held-out (${pairCount(evaluation)} pairs); ${maxSteps} steps of ${batchSize} judgments; sequences padded to ${width} tokens; oracle ${oracleApplies ? 'applies' : 'does not apply'}`);
+    run.update({
+      step: startStep,
+      max_steps: maxSteps,
+      parameters: model.parameterCount,
+      train_examples: pairCount(train),
+      eval_examples: pairCount(evaluation),
+    });
+    log(
+      'info',
+      `${train.length} training judgments (${pairCount(train)} pairs) and ${evaluation.length} held-out (${pairCount(evaluation)} pairs); ${maxSteps} steps of ${batchSize} judgments; sequences padded to ${width} tokens; oracle ${oracleApplies ? 'applies' : 'does not apply'}`,
+    );
 
-    const checkpoint = (step: number) => saveStageCheckpoint(run, step, { model: model, optimizer, tokenizer, trainerState: { global_step: step, max_steps: maxSteps, stage: 'reward', seed, preferences: preferenceFile, train_judgments: train.length, eval_judgments: evaluation.length } });
+    const checkpoint = (step: number) =>
+      saveStageCheckpoint(run, step, {
+        model: model,
+        optimizer,
+        tokenizer,
+        trainerState: {
+          global_step: step,
+          max_steps: maxSteps,
+          stage: 'reward',
+          seed,
+          preferences: preferenceFile,
+          train_judgments: train.length,
+          eval_judgments: evaluation.length,
+        },
+      });
 
     let lastMetrics: Record<string, number> = {};
     let lastCheckpoint = startStep > 0 ? run.checkpointDir(startStep) : '';
@@ -327,7 +444,11 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
       }
       const t0 = performance.now();
       const lr = learningRateAt(step, stage.learning_rate, maxSteps, stage.warmup_steps, 'cosine');
-      const batch = buildScoringBatch(batchIndices(step, batchSize, train.length, seed).map((i) => train[i]), width, tokenizer.padId);
+      const batch = buildScoringBatch(
+        batchIndices(step, batchSize, train.length, seed).map((i) => train[i]),
+        width,
+        tokenizer.padId,
+      );
       let kept: Tensor[] = [];
       const { value, grads } = tf.variableGrads(() => {
         const { chosen, rejected } = pairScores(model, batch, width);
@@ -378,8 +499,14 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
         if (!bias) throw new Error('the reward model has no score.bias');
         tf.tidy(() => bias.assign(tf.sub(bias, meanShift)));
         meanAfter = await meanReward(model, train, width, tokenizer.padId);
-        log('info', `centered the rewards: subtracted ${meanShift.toFixed(5)} from score.bias; the mean reward over the ${train.length} training judgments' completions is now ${meanAfter.toExponential(2)}`);
-        if (!(Math.abs(meanAfter) <= 1e-3)) throw new Error(`centering the rewards failed: the mean training reward is ${meanAfter} after subtracting ${meanShift} from score.bias (expected ≈ 0).`);
+        log(
+          'info',
+          `centered the rewards: subtracted ${meanShift.toFixed(5)} from score.bias; the mean reward over the ${train.length} training judgments' completions is now ${meanAfter.toExponential(2)}`,
+        );
+        if (!(Math.abs(meanAfter) <= 1e-3))
+          throw new Error(
+            `centering the rewards failed: the mean training reward is ${meanAfter} after subtracting ${meanShift} from score.bias (expected ≈ 0).`,
+          );
       }
 
       if (evaluation.length > 0 && (done % stage.eval_steps === 0 || done === maxSteps)) {
@@ -394,16 +521,26 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
       if (done % stage.save_steps === 0 || done === maxSteps) lastCheckpoint = await checkpoint(done);
     }
 
-    const summary: Record<string, number> = { train_judgments: train.length, eval_judgments: evaluation.length, train_pairs: pairCount(train), eval_pairs: pairCount(evaluation), reward_mean_shift: meanShift };
+    const summary: Record<string, number> = {
+      train_judgments: train.length,
+      eval_judgments: evaluation.length,
+      train_pairs: pairCount(train),
+      eval_pairs: pairCount(evaluation),
+      reward_mean_shift: meanShift,
+    };
     if (meanAfter !== undefined) summary.reward_mean_after_centering = meanAfter;
     if ('eval/rewards/accuracy' in lastEval) {
       summary.eval_accuracy = lastEval['eval/rewards/accuracy'];
       summary.eval_loss = lastEval['eval/loss'];
       summary.eval_margin = lastEval['eval/rewards/margin'];
     }
-    if ('eval/rewards/oracle_accuracy' in lastEval) summary.eval_oracle_accuracy = lastEval['eval/rewards/oracle_accuracy'];
+    if ('eval/rewards/oracle_accuracy' in lastEval)
+      summary.eval_oracle_accuracy = lastEval['eval/rewards/oracle_accuracy'];
     run.update({ summary });
-    log('info', `reward model finished ${maxSteps} steps in ${((performance.now() - started) / 1000).toFixed(1)} s${summary.eval_accuracy !== undefined ? `; held-out accuracy ${summary.eval_accuracy.toFixed(3)}` : ''}${summary.eval_oracle_accuracy !== undefined ? `, against the oracle ${summary.eval_oracle_accuracy.toFixed(3)}` : ''}`);
+    log(
+      'info',
+      `reward model finished ${maxSteps} steps in ${((performance.now() - started) / 1000).toFixed(1)} s${summary.eval_accuracy !== undefined ? `; held-out accuracy ${summary.eval_accuracy.toFixed(3)}` : ''}${summary.eval_oracle_accuracy !== undefined ? `, against the oracle ${summary.eval_oracle_accuracy.toFixed(3)}` : ''}`,
+    );
     return { status: 'completed', step: maxSteps, outputs: { checkpoint: lastCheckpoint }, lastMetrics };
   } finally {
     optimizer.dispose();

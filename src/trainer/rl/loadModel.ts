@@ -14,21 +14,44 @@ export interface LoadedModel {
 
 export function gptConfigOf(config: ModelCheckpointConfig, dropout = 0): GptConfig {
   const { vocab_size, block_size, n_layer, n_head, n_embd, score_pooling } = config;
-  return { vocab_size, block_size, n_layer, n_head, n_embd, dropout, ...(score_pooling !== undefined && { score_pooling }) };
+  return {
+    vocab_size,
+    block_size,
+    n_layer,
+    n_head,
+    n_embd,
+    dropout,
+    ...(score_pooling !== undefined && { score_pooling }),
+  };
 }
 
 export async function loadModel(dir: string, heads: readonly ScalarHead[], seed: number): Promise<LoadedModel> {
   const checkpoint = await loadCheckpoint(dir);
-  const model = Gpt.fromWeights(gptConfigOf(checkpoint.config), heads, checkpoint.weights, { keepMissingHeads: true, seed });
+  const model = Gpt.fromWeights(gptConfigOf(checkpoint.config), heads, checkpoint.weights, {
+    keepMissingHeads: true,
+    seed,
+  });
   return { model, checkpoint };
 }
 
 /** The checkpoint config a stage writes for a model it trained. */
-export function checkpointConfig(model: Gpt, tokenizer: { bosId: number; eosId: number; padId: number }): ModelCheckpointConfig {
+export function checkpointConfig(
+  model: Gpt,
+  tokenizer: { bosId: number; eosId: number; padId: number },
+): ModelCheckpointConfig {
   const { vocab_size, block_size, n_layer, n_head, n_embd, dropout, score_pooling } = model.config;
   return {
-    model_type: 'rlhf-lens-gpt', vocab_size, block_size, n_layer, n_head, n_embd, dropout, heads: model.heads,
+    model_type: 'rlhf-lens-gpt',
+    vocab_size,
+    block_size,
+    n_layer,
+    n_head,
+    n_embd,
+    dropout,
+    heads: model.heads,
     ...(model.heads.includes('score') && { score_pooling: score_pooling ?? 'last' }),
-    bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId,
+    bos_token_id: tokenizer.bosId,
+    eos_token_id: tokenizer.eosId,
+    pad_token_id: tokenizer.padId,
   };
 }

@@ -44,17 +44,34 @@ export function buildSequenceBatch(items: readonly PromptResponse[], padId: numb
     }
     responseStart.push(item.prompt.length - 1);
   });
-  return { batchSize, length, inputs, targets, responseMask, responseStart, responseLengths: items.map((item) => item.response.length) };
+  return {
+    batchSize,
+    length,
+    inputs,
+    targets,
+    responseMask,
+    responseStart,
+    responseLengths: items.map((item) => item.response.length),
+  };
 }
 
 /** The tensors of a batch; the caller disposes them (or builds them inside a tidy). */
 export function sequenceTensors(batch: SequenceBatch): { inputs: Tensor; targets: Tensor; mask: Tensor } {
   const shape: [number, number] = [batch.batchSize, batch.length];
-  return { inputs: tf.tensor2d(batch.inputs, shape, 'int32'), targets: tf.tensor2d(batch.targets, shape, 'int32'), mask: tf.tensor2d(batch.responseMask, shape) };
+  return {
+    inputs: tf.tensor2d(batch.inputs, shape, 'int32'),
+    targets: tf.tensor2d(batch.targets, shape, 'int32'),
+    mask: tf.tensor2d(batch.responseMask, shape),
+  };
 }
 
 /** log p(target) at every position, at a sampling temperature (logits / T, as the sampler drew them): [B, T]. */
-export function sequenceLogprobs(model: Gpt, inputs: Tensor, targets: Tensor, temperature = 1): { logprobs: Tensor; logits: Tensor; hidden: Tensor } {
+export function sequenceLogprobs(
+  model: Gpt,
+  inputs: Tensor,
+  targets: Tensor,
+  temperature = 1,
+): { logprobs: Tensor; logits: Tensor; hidden: Tensor } {
   const { logits, hidden } = model.forward(inputs);
   const scaled = temperature > 0 && temperature !== 1 ? tf.div(logits, temperature) : logits;
   return { logprobs: tokenLogprobs(scaled, targets), logits: scaled, hidden };
@@ -73,7 +90,10 @@ export function responseValues(values: Float32Array | number[], batch: SequenceB
  * Sequences for a reward model: `[BOS, prompt…, completion…, EOS]` right-padded, with the length of
  * each (the score is read at its last token, as InstructGPT's reward model reads the final token).
  */
-export function rewardInputs(items: readonly PromptResponse[], padId: number): { ids: Int32Array; batchSize: number; length: number; lengths: number[] } {
+export function rewardInputs(
+  items: readonly PromptResponse[],
+  padId: number,
+): { ids: Int32Array; batchSize: number; length: number; lengths: number[] } {
   const lengths = items.map((item) => item.prompt.length + item.response.length);
   const length = Math.max(...lengths);
   const ids = new Int32Array(items.length * length).fill(padId);

@@ -11,7 +11,16 @@ import * as path from 'node:path';
 import { parseJsonText } from '../../shared/runFiles';
 import { runDirInside, sanitizeRunName } from '../../shared/runIds';
 import type { RunStatus } from '../../shared/runSummary';
-import { appendLineDurable, DurableWriteError, removeStaleTemporaries, syncFile, writeFileDurable, writeJsonDurable, createFolderDurableSync, FolderTakenError } from '../../shared/durableWrite';
+import {
+  appendLineDurable,
+  DurableWriteError,
+  removeStaleTemporaries,
+  syncFile,
+  writeFileDurable,
+  writeJsonDurable,
+  createFolderDurableSync,
+  FolderTakenError,
+} from '../../shared/durableWrite';
 import { checkResumableRunJson } from './runJsonCheck';
 
 export interface RunJsonFields {
@@ -87,7 +96,10 @@ export class RunDirectory {
    * at all (a temporary folder renamed into place): a crash or a full disk never leaves a run folder
    * without its run.json. A taken id gets a numeric suffix.
    */
-  static create(runsRoot: string, fields: Omit<RunJsonFields, 'id' | 'status' | 'started_at'> & { id: string }): RunDirectory {
+  static create(
+    runsRoot: string,
+    fields: Omit<RunJsonFields, 'id' | 'status' | 'started_at'> & { id: string },
+  ): RunDirectory {
     mkdirSync(runsRoot, { recursive: true });
     // A taken id gets the next suffix, also when another trainer takes it between the check and the rename.
     for (let n = 1; ; n++) {
@@ -109,7 +121,10 @@ export class RunDirectory {
         // and --resume starts the stage once there is room), then report the error.
         if (error instanceof DurableWriteError && diskFullCodes.has(error.code)) {
           try {
-            writeRunFolder({ ...fieldsWithId, status: 'failed', ended_at: new Date().toISOString(), error: error.message }, false);
+            writeRunFolder(
+              { ...fieldsWithId, status: 'failed', ended_at: new Date().toISOString(), error: error.message },
+              false,
+            );
           } catch {
             // not even that fits: the error below says why
           }
@@ -131,7 +146,9 @@ export class RunDirectory {
     try {
       text = readFileSync(file, 'utf8');
     } catch (error) {
-      throw new Error(`Cannot resume ${dir}: ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give the folder of a run, which holds run.json.`);
+      throw new Error(
+        `Cannot resume ${dir}: ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give the folder of a run, which holds run.json.`,
+      );
     }
     // Every field of RunJsonFields present has been checked for its type; the stored config is the validated one.
     const fields = checkResumableRunJson(parseJsonText(text, file), file) as unknown as RunJsonFields;
@@ -160,7 +177,8 @@ export class RunDirectory {
   update(patch: Partial<RunJsonFields>): void {
     // The reserve is for recording a failure while the stage runs; an ending stage gives it up first,
     // so no kill between the two leaves it behind (a resume writes it again).
-    if (patch.status !== undefined && patch.status !== 'running') rmSync(path.join(this.dir, reserveFile), { force: true });
+    if (patch.status !== undefined && patch.status !== 'running')
+      rmSync(path.join(this.dir, reserveFile), { force: true });
     this.fields = { ...this.fields, ...patch };
     this.writeRunJson();
   }
@@ -197,7 +215,11 @@ export class RunDirectory {
    * the write is tried again; returns the error of that last try when even it failed.
    */
   markFailed(reason: string): Error | undefined {
-    const patch = { status: 'failed' as const, ended_at: new Date().toISOString(), error: reason.length > maxErrorLength ? `${reason.slice(0, maxErrorLength)}…` : reason };
+    const patch = {
+      status: 'failed' as const,
+      ended_at: new Date().toISOString(),
+      error: reason.length > maxErrorLength ? `${reason.slice(0, maxErrorLength)}…` : reason,
+    };
     try {
       this.update(patch);
       return undefined;
@@ -225,11 +247,38 @@ export class RunDirectory {
    * files agree with the run that follows. The config and the earlier stages' outputs stay.
    */
   clearForRestart(): void {
-    for (const name of ['metrics.jsonl', 'traces', 'checkpoints']) rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    for (const name of ['metrics.jsonl', 'traces', 'checkpoints'])
+      rmSync(path.join(this.dir, name), { recursive: true, force: true });
     this.removeTemporaryFiles();
     mkdirSync(path.join(this.dir, 'checkpoints'));
-    const { id, name, status, started_at, stage, stage_index, seed, config, config_file, versions, resumed_at, stage_outputs } = this.fields;
-    this.fields = { id, name, status, started_at, stage, stage_index, seed, config, config_file, versions, resumed_at, stage_outputs };
+    const {
+      id,
+      name,
+      status,
+      started_at,
+      stage,
+      stage_index,
+      seed,
+      config,
+      config_file,
+      versions,
+      resumed_at,
+      stage_outputs,
+    } = this.fields;
+    this.fields = {
+      id,
+      name,
+      status,
+      started_at,
+      stage,
+      stage_index,
+      seed,
+      config,
+      config_file,
+      versions,
+      resumed_at,
+      stage_outputs,
+    };
     this.writeRunJson();
   }
 

@@ -13,7 +13,10 @@ import { runIdProblem } from '../../shared/runIds';
 const advice = 'this run cannot be resumed from it; start the run again from its config file, or restore run.json';
 
 /** Throws a FileFormatError naming `file` and every wrong field; returns the record with the config as validated. */
-export function checkResumableRunJson(value: unknown, file: string): Record<string, unknown> & { config: RunConfig; stage_index: number } {
+export function checkResumableRunJson(
+  value: unknown,
+  file: string,
+): Record<string, unknown> & { config: RunConfig; stage_index: number } {
   if (!isRecord(value)) throw new FileFormatError(file, objectProblems(value), advice);
   const problems = runJsonProblems(value);
   const fields = new FieldChecker(value);
@@ -24,7 +27,8 @@ export function checkResumableRunJson(value: unknown, file: string): Record<stri
   const stageIndex = fields.wholeNumber('stage_index');
   const step = fields.wholeNumber('step', { optional: true });
   const maxSteps = fields.wholeNumber('max_steps', { optional: true });
-  if (step !== undefined && maxSteps !== undefined && step > maxSteps) fields.problems.push(`step ${step} is beyond max_steps ${maxSteps}`);
+  if (step !== undefined && maxSteps !== undefined && step > maxSteps)
+    fields.problems.push(`step ${step} is beyond max_steps ${maxSteps}`);
   problems.push(...fields.problems.filter((problem) => !problems.includes(problem)));
 
   let config: RunConfig | undefined;
@@ -33,14 +37,21 @@ export function checkResumableRunJson(value: unknown, file: string): Record<stri
   } else {
     const read = readConfigText(JSON.stringify(value.config));
     for (const problem of read.problems) {
-      if (problem.severity === 'error') problems.push(`config${problem.path.length > 0 ? `.${formatPath(problem.path)}` : ''} ${problem.message}`);
+      if (problem.severity === 'error')
+        problems.push(`config${problem.path.length > 0 ? `.${formatPath(problem.path)}` : ''} ${problem.message}`);
     }
     config = read.config;
   }
   if (config && stageIndex !== undefined) {
     const stage = config.stages[stageIndex];
-    if (stage === undefined) problems.push(`stage_index ${stageIndex} is out of range: config.stages has ${config.stages.length} stage${config.stages.length === 1 ? '' : 's'} (0 to ${config.stages.length - 1})`);
-    else if (typeof value.stage === 'string' && value.stage !== (stage.name ?? stage.type)) problems.push(`stage "${value.stage.slice(0, 200)}" is not config.stages[${stageIndex}], which is "${stage.name ?? stage.type}"`);
+    if (stage === undefined)
+      problems.push(
+        `stage_index ${stageIndex} is out of range: config.stages has ${config.stages.length} stage${config.stages.length === 1 ? '' : 's'} (0 to ${config.stages.length - 1})`,
+      );
+    else if (typeof value.stage === 'string' && value.stage !== (stage.name ?? stage.type))
+      problems.push(
+        `stage "${value.stage.slice(0, 200)}" is not config.stages[${stageIndex}], which is "${stage.name ?? stage.type}"`,
+      );
   }
   if (problems.length > 0 || !config) throw new FileFormatError(file, problems, advice);
   return { ...value, config, stage_index: stageIndex as number };

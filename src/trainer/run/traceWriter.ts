@@ -13,11 +13,19 @@ export function traceFile(runDir: string, step: number): string {
 }
 
 /** Encodes `rows` (all of optimizer step `step`) and writes them to `traces/step-<step>.arrow`; returns the path. */
-export function writeTrace<K extends TraceKind>(runDir: string, step: number, kind: K, rows: readonly TraceRows[K][]): string {
-  if (!Number.isInteger(step) || step < 0) throw new TraceFormatError(`A trace's step must be a non-negative integer, got ${step}.`);
+export function writeTrace<K extends TraceKind>(
+  runDir: string,
+  step: number,
+  kind: K,
+  rows: readonly TraceRows[K][],
+): string {
+  if (!Number.isInteger(step) || step < 0)
+    throw new TraceFormatError(`A trace's step must be a non-negative integer, got ${step}.`);
   const stray = rows.findIndex((row) => row.step !== step);
   if (stray >= 0) {
-    throw new TraceFormatError(`Trace row ${stray} (sample ${rows[stray].sample}) has step ${rows[stray].step} but is being written to the file of step ${step}.`);
+    throw new TraceFormatError(
+      `Trace row ${stray} (sample ${rows[stray].sample}) has step ${rows[stray].step} but is being written to the file of step ${step}.`,
+    );
   }
   const bytes = encodeTrace(kind, rows);
   const file = traceFile(runDir, step);

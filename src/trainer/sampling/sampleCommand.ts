@@ -37,14 +37,27 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
     max_new_tokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer'),
     seed: numberOption('seed', values.seed, 'non-negative integer'),
   };
-  if (options.temperature < 0) throw new UserError(`must be ≥ 0, got ${options.temperature}`, { field: '--temperature', hint: 'use 0 for greedy sampling, 1 for the model\'s own distribution' });
-  if (options.top_p <= 0 || options.top_p > 1) throw new UserError(`must be in (0, 1], got ${options.top_p}`, { field: '--top-p', hint: 'use 1 to keep every token' });
+  if (options.temperature < 0)
+    throw new UserError(`must be ≥ 0, got ${options.temperature}`, {
+      field: '--temperature',
+      hint: "use 0 for greedy sampling, 1 for the model's own distribution",
+    });
+  if (options.top_p <= 0 || options.top_p > 1)
+    throw new UserError(`must be in (0, 1], got ${options.top_p}`, {
+      field: '--top-p',
+      hint: 'use 1 to keep every token',
+    });
   const backend = values.backend as string;
-  if (backend !== 'auto' && !(backendNames as readonly string[]).includes(backend)) throw new UserError(`must be auto or one of ${backendNames.join(', ')}, got ${quote(backend)}`, { field: '--backend', hint: 'leave it out to use the best available' });
+  if (backend !== 'auto' && !(backendNames as readonly string[]).includes(backend))
+    throw new UserError(`must be auto or one of ${backendNames.join(', ')}, got ${quote(backend)}`, {
+      field: '--backend',
+      hint: 'leave it out to use the best available',
+    });
 
   const checkpointDir = path.resolve(positionals[0]);
   await selectBackend(backend as BackendRequest);
-  const hint = 'give a checkpoint folder written by rlhf-lens (a run\'s checkpoints/step-<n>), with config.json, model.safetensors, trainer_state.json and tokenizer.json';
+  const hint =
+    "give a checkpoint folder written by rlhf-lens (a run's checkpoints/step-<n>), with config.json, model.safetensors, trainer_state.json and tokenizer.json";
   let model: Gpt;
   let checkpoint: Awaited<ReturnType<typeof loadCheckpoint>>;
   try {
@@ -62,7 +75,9 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
       prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
       { ...options, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
     );
-    sequences.forEach((sequence, i) => process.stdout.write(`${prompts[i]}${tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })}\n`));
+    sequences.forEach((sequence, i) =>
+      process.stdout.write(`${prompts[i]}${tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })}\n`),
+    );
   } finally {
     model.dispose();
   }

@@ -42,8 +42,10 @@ export class SampleServer {
   }
 
   private async serve(request: SampleRequestMessage): Promise<SampleResultMessage> {
-    if (!Number.isInteger(request.numSamples) || request.numSamples < 1 || request.numSamples > 8) throw new Error(`numSamples must be 1 to 8, got ${request.numSamples}`);
-    if (!Number.isInteger(request.maxNewTokens) || request.maxNewTokens < 1) throw new Error(`maxNewTokens must be a positive integer, got ${request.maxNewTokens}`);
+    if (!Number.isInteger(request.numSamples) || request.numSamples < 1 || request.numSamples > 8)
+      throw new Error(`numSamples must be 1 to 8, got ${request.numSamples}`);
+    if (!Number.isInteger(request.maxNewTokens) || request.maxNewTokens < 1)
+      throw new Error(`maxNewTokens must be a positive integer, got ${request.maxNewTokens}`);
     if (existsSync(path.join(request.checkpoint, 'onnx', 'model.onnx'))) return this.serveOnnx(request);
     const loadStart = performance.now();
     const { model, tokenizer } = await this.load(request.checkpoint);
@@ -52,19 +54,34 @@ export class SampleServer {
     const start = performance.now();
     const promptIds = [tokenizer.bosId, ...tokenizer.encode(request.prompt)];
     const room = model.config.block_size - promptIds.length;
-    if (room < 1) throw new Error(`The prompt is ${promptIds.length} tokens; the checkpoint's context is ${model.config.block_size}. Shorten the prompt.`);
+    if (room < 1)
+      throw new Error(
+        `The prompt is ${promptIds.length} tokens; the checkpoint's context is ${model.config.block_size}. Shorten the prompt.`,
+      );
     // The same prompt K times in one batch: one forward per new token serves all K completions.
-    const sequences = await generate(model, Array.from({ length: request.numSamples }, () => promptIds), {
-      temperature: request.temperature,
-      top_k: 0,
-      top_p: request.topP,
-      max_new_tokens: Math.min(request.maxNewTokens, room),
-      seed: request.seed,
-      eos_token_id: request.stopAtEos === false ? undefined : tokenizer.eosId,
-      pad_token_id: tokenizer.padId,
-    });
+    const sequences = await generate(
+      model,
+      Array.from({ length: request.numSamples }, () => promptIds),
+      {
+        temperature: request.temperature,
+        top_k: 0,
+        top_p: request.topP,
+        max_new_tokens: Math.min(request.maxNewTokens, room),
+        seed: request.seed,
+        eos_token_id: request.stopAtEos === false ? undefined : tokenizer.eosId,
+        pad_token_id: tokenizer.padId,
+      },
+    );
     const completions = sequences.map((sequence) => tokenizer.decode(sequence.tokens, { skipSpecialTokens: true }));
-    return { type: 'sample/result', id: request.id, completions, tokenCounts: sequences.map((sequence) => sequence.tokens.length), loadMs, sampleMs: performance.now() - start, backend: this.backend?.name ?? 'unknown' };
+    return {
+      type: 'sample/result',
+      id: request.id,
+      completions,
+      tokenCounts: sequences.map((sequence) => sequence.tokens.length),
+      loadMs,
+      sampleMs: performance.now() - start,
+      backend: this.backend?.name ?? 'unknown',
+    };
   }
 
   /** Completions from an ONNX folder on onnxruntime-node (loaded on demand, like its native binding). */
@@ -77,8 +94,23 @@ export class SampleServer {
     }
     const loadMs = performance.now() - loadStart;
     const start = performance.now();
-    const { sequences, texts } = await this.onnx.complete(request.prompt, request.numSamples, { temperature: request.temperature, top_k: 0, top_p: request.topP, max_new_tokens: request.maxNewTokens, seed: request.seed, stopAtEos: request.stopAtEos });
-    return { type: 'sample/result', id: request.id, completions: texts, tokenCounts: sequences.map((sequence) => sequence.tokens.length), loadMs, sampleMs: performance.now() - start, backend: 'onnxruntime-node' };
+    const { sequences, texts } = await this.onnx.complete(request.prompt, request.numSamples, {
+      temperature: request.temperature,
+      top_k: 0,
+      top_p: request.topP,
+      max_new_tokens: request.maxNewTokens,
+      seed: request.seed,
+      stopAtEos: request.stopAtEos,
+    });
+    return {
+      type: 'sample/result',
+      id: request.id,
+      completions: texts,
+      tokenCounts: sequences.map((sequence) => sequence.tokens.length),
+      loadMs,
+      sampleMs: performance.now() - start,
+      backend: 'onnxruntime-node',
+    };
   }
 
   private async load(dir: string): Promise<LoadedCheckpoint> {
@@ -86,7 +118,11 @@ export class SampleServer {
     this.backend ??= await selectBackend('auto');
     const checkpoint = await loadCheckpoint(dir);
     this.dispose();
-    this.loaded = { dir, model: Gpt.fromWeights(checkpoint.config, [], checkpoint.weights), tokenizer: checkpoint.tokenizer };
+    this.loaded = {
+      dir,
+      model: Gpt.fromWeights(checkpoint.config, [], checkpoint.weights),
+      tokenizer: checkpoint.tokenizer,
+    };
     return this.loaded;
   }
 }

@@ -35,7 +35,11 @@ export interface SampledSequence {
 }
 
 /** Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability. */
-export function sampleToken(logits: Float32Array, options: Pick<SamplingOptions, 'temperature' | 'top_k' | 'top_p'>, random: Random): { token: number; logprob: number } {
+export function sampleToken(
+  logits: Float32Array,
+  options: Pick<SamplingOptions, 'temperature' | 'top_k' | 'top_p'>,
+  random: Random,
+): { token: number; logprob: number } {
   const n = logits.length;
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
@@ -76,11 +80,16 @@ export function sampleToken(logits: Float32Array, options: Pick<SamplingOptions,
 }
 
 /** Continues each prompt (token ids, BOS included) with up to `max_new_tokens` tokens. */
-export async function generate(model: Gpt, prompts: readonly (readonly number[])[], options: SamplingOptions): Promise<SampledSequence[]> {
+export async function generate(
+  model: Gpt,
+  prompts: readonly (readonly number[])[],
+  options: SamplingOptions,
+): Promise<SampledSequence[]> {
   const batch = prompts.length;
   const promptLength = Math.max(...prompts.map((p) => p.length));
   const budget = Math.min(options.max_new_tokens, model.config.block_size - promptLength);
-  if (budget <= 0) throw new Error(`prompts of ${promptLength} tokens leave no room in the context of ${model.config.block_size}`);
+  if (budget <= 0)
+    throw new Error(`prompts of ${promptLength} tokens leave no room in the context of ${model.config.block_size}`);
   const random = new Random(options.seed);
   const vocab = model.config.vocab_size;
 
@@ -108,7 +117,10 @@ export async function generate(model: Gpt, prompts: readonly (readonly number[])
       keyMask: tf.tensor2d(keyMask),
       cache,
     });
-    return { logits: tf.slice(out.logits, [0, promptLength - 1, 0], [batch, 1, vocab]).reshape([batch, vocab]), cache: out.cache as KvCache };
+    return {
+      logits: tf.slice(out.logits, [0, promptLength - 1, 0], [batch, 1, vocab]).reshape([batch, vocab]),
+      cache: out.cache as KvCache,
+    };
   });
   cache = step.cache;
 
@@ -137,7 +149,11 @@ export async function generate(model: Gpt, prompts: readonly (readonly number[])
       const previous = cache;
       step = forwardKeeping(() => {
         const out = model.forward(tf.tensor2d(next, [batch, 1], 'int32'), {
-          positions: tf.tensor2d(nextPosition.map((p) => p + i), [batch, 1], 'int32'),
+          positions: tf.tensor2d(
+            nextPosition.map((p) => p + i),
+            [batch, 1],
+            'int32',
+          ),
           keyMask: tf.tensor2d(keyMask),
           cache: previous,
         });

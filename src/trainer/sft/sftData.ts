@@ -43,30 +43,56 @@ export interface LoadedExamples {
 }
 
 /** Reads or generates the examples of a dataset; paths are relative to the config file's folder. */
-export async function loadSftExamples(dataset: DatasetConfig, configDir: string, seed: number): Promise<LoadedExamples> {
+export async function loadSftExamples(
+  dataset: DatasetConfig,
+  configDir: string,
+  seed: number,
+): Promise<LoadedExamples> {
   if (dataset.source === 'demo') {
     const reviews = generateReviews(dataset.num_examples, seed);
-    return { examples: reviews.map((review) => ({ prompt: review.prompt, completion: review.completion })), messages: [`generated ${reviews.length} demo reviews (seed ${seed})`] };
+    return {
+      examples: reviews.map((review) => ({ prompt: review.prompt, completion: review.completion })),
+      messages: [`generated ${reviews.length} demo reviews (seed ${seed})`],
+    };
   }
   const file = path.resolve(configDir, dataset.path);
   const read = await readTextDataset(file);
   const messages = read.problems.map(formatDatasetProblem);
-  messages.push(`${file}: ${read.counts.examples} examples kept, ${read.counts.skipped} malformed lines skipped, ${read.counts.blank} blank lines, of ${read.counts.lines} lines`);
+  messages.push(
+    `${file}: ${read.counts.examples} examples kept, ${read.counts.skipped} malformed lines skipped, ${read.counts.blank} blank lines, of ${read.counts.lines} lines`,
+  );
   if (read.examples.length === 0) throw new Error(noUsableExamplesMessage(file, read));
   return {
-    examples: read.examples.map((example) => (example.kind === 'text' ? { completion: example.text } : { prompt: example.prompt, completion: example.completion })),
+    examples: read.examples.map((example) =>
+      example.kind === 'text'
+        ? { completion: example.text }
+        : { prompt: example.prompt, completion: example.completion },
+    ),
     messages,
   };
 }
 
 /** Deterministic split: a seeded shuffle, the first `evalFraction` held out (at least one of each when possible). */
-export function splitExamples<T>(examples: readonly T[], evalFraction: number, seed: number): { train: T[]; evaluation: T[] } {
+export function splitExamples<T>(
+  examples: readonly T[],
+  evalFraction: number,
+  seed: number,
+): { train: T[]; evaluation: T[] } {
   const order = new Random(seed ^ 0x5eed).shuffle(examples.map((_, i) => i));
-  const evalCount = evalFraction > 0 && examples.length > 1 ? Math.max(1, Math.round(examples.length * evalFraction)) : 0;
-  return { evaluation: order.slice(0, evalCount).map((i) => examples[i]), train: order.slice(evalCount).map((i) => examples[i]) };
+  const evalCount =
+    evalFraction > 0 && examples.length > 1 ? Math.max(1, Math.round(examples.length * evalFraction)) : 0;
+  return {
+    evaluation: order.slice(0, evalCount).map((i) => examples[i]),
+    train: order.slice(evalCount).map((i) => examples[i]),
+  };
 }
 
-export function tokenizeExample(tokenizer: BpeTokenizer, example: SftExample, completionOnly: boolean, maxTokens: number): TokenizedExample {
+export function tokenizeExample(
+  tokenizer: BpeTokenizer,
+  example: SftExample,
+  completionOnly: boolean,
+  maxTokens: number,
+): TokenizedExample {
   const promptIds = example.prompt === undefined ? [] : tokenizer.encode(example.prompt);
   const completionIds = tokenizer.encode(example.completion);
   const ids = [tokenizer.bosId, ...promptIds, ...completionIds, tokenizer.eosId].slice(0, maxTokens);

@@ -30,7 +30,15 @@ export interface TokenizerJson {
   version: '1.0';
   truncation: null;
   padding: null;
-  added_tokens: { id: number; content: string; single_word: boolean; lstrip: boolean; rstrip: boolean; normalized: boolean; special: boolean }[];
+  added_tokens: {
+    id: number;
+    content: string;
+    single_word: boolean;
+    lstrip: boolean;
+    rstrip: boolean;
+    normalized: boolean;
+    special: boolean;
+  }[];
   normalizer: null;
   pre_tokenizer: typeof BYTE_LEVEL;
   post_processor: typeof BYTE_LEVEL;
@@ -76,12 +84,18 @@ export class BpeTokenizer {
     this.merges = model.merges.map(([left, right]) => [left, right] as const);
     const idOf = new Map<string, number>();
     this.vocab.forEach((token, id) => {
-      if (idOf.has(token)) throw new Error(`Token ${JSON.stringify(token)} appears twice in the vocabulary (ids ${idOf.get(token)} and ${id}).`);
+      if (idOf.has(token))
+        throw new Error(
+          `Token ${JSON.stringify(token)} appears twice in the vocabulary (ids ${idOf.get(token)} and ${id}).`,
+        );
       idOf.set(token, id);
     });
     const specialId = (name: string): number => {
       const id = idOf.get(name);
-      if (id === undefined) throw new Error(`The vocabulary has no ${name} token; BpeTokenizer needs ${Object.values(SPECIAL_TOKENS).join(', ')}.`);
+      if (id === undefined)
+        throw new Error(
+          `The vocabulary has no ${name} token; BpeTokenizer needs ${Object.values(SPECIAL_TOKENS).join(', ')}.`,
+        );
       return id;
     };
     this.padId = specialId(SPECIAL_TOKENS.pad);
@@ -90,15 +104,26 @@ export class BpeTokenizer {
     this.tokenBytes = this.vocab.map((token, id) => (this.isSpecial(id) ? utf8Encode(token) : byteLevelToBytes(token)));
     BYTE_TO_CHAR.forEach((char, byte) => {
       const id = idOf.get(char);
-      if (id === undefined) throw new Error(`The vocabulary lacks the token for byte ${byte} (${JSON.stringify(char)}), so some text could not be encoded.`);
+      if (id === undefined)
+        throw new Error(
+          `The vocabulary lacks the token for byte ${byte} (${JSON.stringify(char)}), so some text could not be encoded.`,
+        );
       this.byteIds[byte] = id;
     });
     const firstUse = new Map<number, number>(); // token id -> rank of the first rule with it on either side
     this.merges.forEach(([left, right], rank) => {
-      const inRange = Number.isInteger(left) && Number.isInteger(right) && left >= 0 && right >= 0 && left < this.vocab.length && right < this.vocab.length;
+      const inRange =
+        Number.isInteger(left) &&
+        Number.isInteger(right) &&
+        left >= 0 &&
+        right >= 0 &&
+        left < this.vocab.length &&
+        right < this.vocab.length;
       const id = inRange ? idOf.get(this.vocab[left] + this.vocab[right]) : undefined;
       if (id === undefined || this.isSpecial(left) || this.isSpecial(right)) {
-        throw new Error(`Merge ${rank} (${left}, ${right}) does not join two ordinary tokens into a token of the vocabulary.`);
+        throw new Error(
+          `Merge ${rank} (${left}, ${right}) does not join two ordinary tokens into a token of the vocabulary.`,
+        );
       }
       const key = left * KEY_BASE + right;
       if (this.rankOf.has(key)) throw new Error(`Merge ${rank} repeats merge ${this.rankOf.get(key)}.`);
@@ -166,7 +191,15 @@ export class BpeTokenizer {
       version: '1.0',
       truncation: null,
       padding: null,
-      added_tokens: specials.map((id) => ({ id, content: this.vocab[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      added_tokens: specials.map((id) => ({
+        id,
+        content: this.vocab[id],
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      })),
       normalizer: null,
       pre_tokenizer: { ...BYTE_LEVEL },
       post_processor: { ...BYTE_LEVEL },
@@ -189,22 +222,28 @@ export class BpeTokenizer {
   /** Reads a `tokenizer.json` of the kind {@link toJSON} writes; `source` names it in errors. */
   static fromJSON(json: unknown, source = 'tokenizer.json'): BpeTokenizer {
     const fail = (what: string): never => {
-      throw new Error(`${source}: ${what}. BpeTokenizer reads GPT-2 style byte-level BPE files such as the ones it saves.`);
+      throw new Error(
+        `${source}: ${what}. BpeTokenizer reads GPT-2 style byte-level BPE files such as the ones it saves.`,
+      );
     };
     const root = asRecord(json) ?? fail('not a JSON object');
     const model = asRecord(root.model) ?? fail('no "model" object');
-    if (model.type !== undefined && model.type !== 'BPE') fail(`model.type is ${JSON.stringify(model.type)}, not "BPE"`);
+    if (model.type !== undefined && model.type !== 'BPE')
+      fail(`model.type is ${JSON.stringify(model.type)}, not "BPE"`);
     for (const field of ['pre_tokenizer', 'decoder'] as const) {
       const part = asRecord(root[field]);
-      if (part?.type !== 'ByteLevel' || part.add_prefix_space === true || part.use_regex === false) fail(`${field} is not ByteLevel without a prefix space`);
+      if (part?.type !== 'ByteLevel' || part.add_prefix_space === true || part.use_regex === false)
+        fail(`${field} is not ByteLevel without a prefix space`);
     }
     if (root.normalizer !== null && root.normalizer !== undefined) fail('it has a normalizer');
 
     const vocabJson = asRecord(model.vocab) ?? fail('model.vocab is not an object');
     const vocab: string[] = [];
     const place = (token: string, id: unknown): void => {
-      if (!Number.isInteger(id) || (id as number) < 0) fail(`token ${JSON.stringify(token)} has id ${JSON.stringify(id)}`);
-      if (vocab[id as number] !== undefined && vocab[id as number] !== token) fail(`id ${String(id)} is used by two tokens`);
+      if (!Number.isInteger(id) || (id as number) < 0)
+        fail(`token ${JSON.stringify(token)} has id ${JSON.stringify(id)}`);
+      if (vocab[id as number] !== undefined && vocab[id as number] !== token)
+        fail(`id ${String(id)} is used by two tokens`);
       vocab[id as number] = token;
     };
     for (const [token, id] of Object.entries(vocabJson)) place(token, id);
@@ -221,7 +260,9 @@ export class BpeTokenizer {
       const pair = typeof merge === 'string' ? merge.split(' ') : merge;
       const left = Array.isArray(pair) && pair.length === 2 ? idOf.get(pair[0]) : undefined;
       const right = Array.isArray(pair) && pair.length === 2 ? idOf.get(pair[1]) : undefined;
-      return left !== undefined && right !== undefined ? [left, right] : fail(`merge ${rank} (${JSON.stringify(merge)}) is not a pair of vocabulary tokens`);
+      return left !== undefined && right !== undefined
+        ? [left, right]
+        : fail(`merge ${rank} (${JSON.stringify(merge)}) is not a pair of vocabulary tokens`);
     });
     return new BpeTokenizer({ vocab, merges });
   }
@@ -233,7 +274,10 @@ export class BpeTokenizer {
   async save(dir: string, options: { modelMaxLength?: number } = {}): Promise<void> {
     await mkdir(dir, { recursive: true });
     writeFileDurable(join(dir, 'tokenizer.json'), JSON.stringify(this.toJSON(), null, 2) + '\n');
-    writeFileDurable(join(dir, 'tokenizer_config.json'), JSON.stringify(this.transformersConfig(options.modelMaxLength ?? 1024), null, 2) + '\n');
+    writeFileDurable(
+      join(dir, 'tokenizer_config.json'),
+      JSON.stringify(this.transformersConfig(options.modelMaxLength ?? 1024), null, 2) + '\n',
+    );
   }
 
   /** Reads the `tokenizer.json` that {@link save} wrote into `dir`. */
@@ -243,7 +287,9 @@ export class BpeTokenizer {
     try {
       text = await readFile(path, 'utf8');
     } catch (error) {
-      throw new Error(`Could not read the tokenizer at ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Save one there with BpeTokenizer.save.`);
+      throw new Error(
+        `Could not read the tokenizer at ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Save one there with BpeTokenizer.save.`,
+      );
     }
     // A cut file names its line and column; a wrong structure names the field (fromJSON).
     const tokenizer = BpeTokenizer.fromJSON(parseJsonText(text, path), path);
@@ -305,7 +351,7 @@ export class BpeTokenizer {
       const all = this.allAtOnce[best];
       let merged = false;
       let out = 0; // compacts in place: out <= i throughout
-      for (let i = 0; i < symbols.length; ) {
+      for (let i = 0; i < symbols.length;) {
         if ((all || !merged) && i + 1 < symbols.length && symbols[i] === left && symbols[i + 1] === right) {
           symbols[out++] = this.mergedId[best];
           i += 2;
@@ -321,11 +367,15 @@ export class BpeTokenizer {
 
   private checkId(id: number): void {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocab.length) {
-      throw new RangeError(`Token id ${id} is outside this tokenizer's vocabulary (0..${this.vocab.length - 1}); was it made by another tokenizer?`);
+      throw new RangeError(
+        `Token id ${id} is outside this tokenizer's vocabulary (0..${this.vocab.length - 1}); was it made by another tokenizer?`,
+      );
     }
   }
 }
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
 }

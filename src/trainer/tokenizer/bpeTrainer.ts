@@ -31,7 +31,9 @@ const pairKey = (left: number, right: number): number => left * KEY_BASE + right
 export function trainBpe(corpus: Iterable<string>, options: BpeTrainOptions): BpeModel {
   const { vocabSize, minFrequency = 2 } = options;
   if (!Number.isInteger(vocabSize) || vocabSize < BASE_VOCAB_SIZE || vocabSize >= KEY_BASE) {
-    throw new RangeError(`vocabSize must be an integer from ${BASE_VOCAB_SIZE} (specials and bytes) to ${KEY_BASE - 1}; got ${vocabSize}.`);
+    throw new RangeError(
+      `vocabSize must be an integer from ${BASE_VOCAB_SIZE} (specials and bytes) to ${KEY_BASE - 1}; got ${vocabSize}.`,
+    );
   }
 
   // 1. Vocabulary starts as the specials, then byte b as id 3 + b.
@@ -107,7 +109,7 @@ export function trainBpe(corpus: Iterable<string>, options: BpeTrainOptions): Bp
     const symbols = words[w];
     const count = counts[w];
     let out = 0; // compacts in place: out <= i throughout
-    for (let i = 0; i < symbols.length; ) {
+    for (let i = 0; i < symbols.length;) {
       if (i + 1 < symbols.length && symbols[i] === left && symbols[i + 1] === right) {
         // x [left right] y  →  x [id] y: lose (x,left), (left,right), (right,y); gain (x,id), (id,y).
         // x is read from the output, so in "a b a b" the second merge sees the first one's token.
@@ -139,7 +141,11 @@ export function trainBpe(corpus: Iterable<string>, options: BpeTrainOptions): Bp
  * (a pair not touching the new token can only lose occurrences), so the first entry whose count
  * is current is the true maximum; a stale one is pushed back with its current count.
  */
-function popMostFrequent(heap: PairHeap, pairCounts: ReadonlyMap<number, number>, merged: ReadonlySet<number>): number | undefined {
+function popMostFrequent(
+  heap: PairHeap,
+  pairCounts: ReadonlyMap<number, number>,
+  merged: ReadonlySet<number>,
+): number | undefined {
   for (let top = heap.pop(); top !== undefined; top = heap.pop()) {
     const current = pairCounts.get(top.key);
     // A merged pair can only reappear when a later merge reused an existing token's id; its rule
@@ -175,7 +181,7 @@ class PairHeap {
     this.swap(0, last);
     this.counts.pop();
     this.keys.pop();
-    for (let i = 0; ; ) {
+    for (let i = 0; ;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let best = i;

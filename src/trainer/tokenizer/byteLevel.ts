@@ -23,7 +23,10 @@ const SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u202
  * " world" and not "world" is the common token. Every code point matches some alternative, so the
  * matches cover the whole text.
  */
-const GPT2_SPLIT_PATTERN = new RegExp(`'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${SPACE}\\p{L}\\p{N}]+|[${SPACE}]+(?![^${SPACE}])|[${SPACE}]+`, 'gu');
+const GPT2_SPLIT_PATTERN = new RegExp(
+  `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${SPACE}\\p{L}\\p{N}]+|[${SPACE}]+(?![^${SPACE}])|[${SPACE}]+`,
+  'gu',
+);
 
 /** Splits text into the pre-tokens ("words") that BPE merges never cross. */
 export function splitWords(text: string): string[] {
@@ -41,7 +44,8 @@ export const BYTE_TO_CHAR: readonly string[] = buildByteToChar();
 export const CHAR_TO_BYTE: ReadonlyMap<string, number> = new Map(BYTE_TO_CHAR.map((char, byte) => [char, byte]));
 
 function buildByteToChar(): string[] {
-  const isPrintable = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const isPrintable = (b: number): boolean =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   const chars: string[] = [];
   let next = 256;
   for (let b = 0; b < 256; b++) chars.push(String.fromCharCode(isPrintable(b) ? b : next++));
@@ -61,7 +65,9 @@ export function byteLevelToBytes(text: string): Uint8Array {
   for (let i = 0; i < text.length; i++) {
     const byte = CHAR_TO_BYTE.get(text[i]);
     if (byte === undefined) {
-      throw new Error(`Token ${JSON.stringify(text)} has ${JSON.stringify(text[i])}, which is not a byte-level character: is this a GPT-2 style (ByteLevel) tokenizer?`);
+      throw new Error(
+        `Token ${JSON.stringify(text)} has ${JSON.stringify(text[i])}, which is not a byte-level character: is this a GPT-2 style (ByteLevel) tokenizer?`,
+      );
     }
     bytes[i] = byte;
   }

@@ -1,4 +1,12 @@
 /** The trainer's tokenizer: GPT-2 style byte-level BPE, trained here and saved as a Hugging Face tokenizer.json. */
 export { BpeTokenizer, SPECIAL_TOKENS, type BpeModel, type TokenizerJson } from './bpeTokenizer';
 export { BASE_VOCAB_SIZE, trainBpe, type BpeTrainOptions } from './bpeTrainer';
-export { BYTE_TO_CHAR, CHAR_TO_BYTE, byteLevelToBytes, bytesToByteLevel, splitWords, utf8Decode, utf8Encode } from './byteLevel';
+export {
+  BYTE_TO_CHAR,
+  CHAR_TO_BYTE,
+  byteLevelToBytes,
+  bytesToByteLevel,
+  splitWords,
+  utf8Decode,
+  utf8Encode,
+} from './byteLevel';

@@ -22,15 +22,26 @@ suite('dashboard', () => {
     assert.ok(root, 'the test workspace is open');
     const runs = path.join(root, '.rlhf', 'runs');
     await vscode.commands.executeCommand('rlhf.openDashboard', path.join(runs, 'demo-ppo'));
-    await until(() => (dashboardTabs().includes('RLHF: demo-ppo') ? true : undefined), 'the demo-ppo dashboard tab', 20_000);
+    await until(
+      () => (dashboardTabs().includes('RLHF: demo-ppo') ? true : undefined),
+      'the demo-ppo dashboard tab',
+      20_000,
+    );
     // The same run again, as a Uri and as its run.json: the panel is revealed, not duplicated.
     await vscode.commands.executeCommand('rlhf.openDashboard', vscode.Uri.file(path.join(runs, 'demo-ppo')));
-    await vscode.commands.executeCommand('rlhf.openDashboard', vscode.Uri.file(path.join(runs, 'demo-ppo', 'run.json')));
+    await vscode.commands.executeCommand(
+      'rlhf.openDashboard',
+      vscode.Uri.file(path.join(runs, 'demo-ppo', 'run.json')),
+    );
     await vscode.commands.executeCommand('rlhf.openDashboard', { runDir: path.join(runs, 'sft-small') });
-    const both = await until(() => {
-      const tabs = dashboardTabs();
-      return tabs.includes('RLHF: sft-small') ? tabs : undefined;
-    }, 'the sft-small dashboard tab', 20_000);
+    const both = await until(
+      () => {
+        const tabs = dashboardTabs();
+        return tabs.includes('RLHF: sft-small') ? tabs : undefined;
+      },
+      'the sft-small dashboard tab',
+      20_000,
+    );
     assert.deepEqual(both, ['RLHF: demo-ppo', 'RLHF: sft-small']);
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });

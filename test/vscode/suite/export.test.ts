@@ -24,7 +24,17 @@ suite('export to ONNX', () => {
         seed: 1,
         model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 32 },
         tokenizer: { vocab_size: 300 },
-        stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 200 }, max_steps: 4, warmup_steps: 1, per_device_train_batch_size: 4, eval_steps: 4, save_steps: 4 }],
+        stages: [
+          {
+            type: 'sft',
+            dataset: { source: 'demo', num_examples: 200 },
+            max_steps: 4,
+            warmup_steps: 1,
+            per_device_train_batch_size: 4,
+            eval_steps: 4,
+            save_steps: 4,
+          },
+        ],
       }),
     );
     const finished = new Promise<{ runId: string; status: string }>((resolve) => lens.runs.onDidFinishStage(resolve));
@@ -36,12 +46,22 @@ suite('export to ONNX', () => {
     const runDir = path.join(root, '.rlhf', 'runs', runId);
     const written = await vscode.commands.executeCommand<string | undefined>('rlhf.exportOnnx', runDir);
     assert.equal(written, path.join(runDir, 'onnx', 'step-4'));
-    for (const file of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', path.join('onnx', 'model.onnx')]) assert.ok(existsSync(path.join(written, file)), file);
+    for (const file of [
+      'config.json',
+      'generation_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      path.join('onnx', 'model.onnx'),
+    ])
+      assert.ok(existsSync(path.join(written, file)), file);
     const config = JSON.parse(readFileSync(path.join(written, 'config.json'), 'utf8'));
     assert.equal(config.model_type, 'gpt2');
     assert.equal(config.n_layer, 1);
 
-    const failed = await vscode.commands.executeCommand<string | undefined>('rlhf.exportOnnx', path.join(root, 'no-such-run'));
+    const failed = await vscode.commands.executeCommand<string | undefined>(
+      'rlhf.exportOnnx',
+      path.join(root, 'no-such-run'),
+    );
     assert.equal(failed, undefined);
   });
 });

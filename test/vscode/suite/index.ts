@@ -11,7 +11,9 @@ export function run(): Promise<void> {
   // No colours: the output ends up in log files and test reports, not a terminal.
   const mocha = new Mocha({ ui: 'tdd', color: false, timeout: 60_000 });
   // Read the directory rather than glob: one less dependency, and the build puts all suites here.
-  for (const file of readdirSync(__dirname).filter((name) => name.endsWith('.test.js')).sort()) {
+  for (const file of readdirSync(__dirname)
+    .filter((name) => name.endsWith('.test.js'))
+    .sort()) {
     mocha.addFile(join(__dirname, file));
   }
   return new Promise((resolve, reject) => {

@@ -7,7 +7,6 @@ import * as vscode from 'vscode';
 import type { RlhfLensApi } from '../../../src/extension';
 import { until } from './until';
 
-
 suite('runs started from the editor', () => {
   test('RLHF: Start Run trains a config in a child process; the status bar shows step and backend', async function () {
     this.timeout(120_000);
@@ -24,12 +23,26 @@ suite('runs started from the editor', () => {
         seed: 1,
         model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 32 },
         tokenizer: { vocab_size: 300 },
-        stages: [{ type: 'sft', dataset: { source: 'demo', num_examples: 400 }, max_steps: 40, warmup_steps: 2, per_device_train_batch_size: 4, eval_steps: 20, save_steps: 40 }],
+        stages: [
+          {
+            type: 'sft',
+            dataset: { source: 'demo', num_examples: 400 },
+            max_steps: 40,
+            warmup_steps: 2,
+            per_device_train_batch_size: 4,
+            eval_steps: 20,
+            save_steps: 40,
+          },
+        ],
       }),
     );
     const finished = new Promise<{ runId: string; status: string }>((resolve) => lens.runs.onDidFinishStage(resolve));
     await vscode.commands.executeCommand('rlhf.startRun', vscode.Uri.file(configFile));
-    const shown = await until(() => (/ · sft \d+\/40.* · wasm$/.test(lens.runs.statusText ?? '') ? lens.runs.statusText : undefined), 'the status bar to show progress', 60_000);
+    const shown = await until(
+      () => (/ · sft \d+\/40.* · wasm$/.test(lens.runs.statusText ?? '') ? lens.runs.statusText : undefined),
+      'the status bar to show progress',
+      60_000,
+    );
     assert.match(shown, /^\$\(sync~spin\) RLHF status-bar · sft \d+\/40/);
     const { runId, status } = await finished;
     assert.equal(status, 'completed');

@@ -12,7 +12,6 @@ async function api(): Promise<RlhfLensApi> {
   return extension.activate();
 }
 
-
 suite('trainer process round trip', () => {
   test('fork, ready, ping, graceful stop', async () => {
     const { supervisor } = await api();
@@ -20,7 +19,9 @@ suite('trainer process round trip', () => {
     const ready = await trainer.ready;
     assert.equal(ready.pid, trainer.pid);
     assert.notEqual(ready.pid, process.pid, 'training never runs in the extension host process');
-    const pong = new Promise((resolve) => trainer.onMessage((message) => message.type === 'trainer/pong' && resolve(message.id)));
+    const pong = new Promise((resolve) =>
+      trainer.onMessage((message) => message.type === 'trainer/pong' && resolve(message.id)),
+    );
     trainer.send({ type: 'control/ping', id: 7 });
     assert.equal(await pong, 7);
     const exit = await trainer.stop();
