@@ -155,12 +155,10 @@ async function scoreTexts(
 ): Promise<number[]> {
   const out: number[] = [];
   for (let start = 0; start < items.length; start += 64) {
-    const chunk = items
-      .slice(start, start + 64)
-      .map((item) => ({
-        prompt: [tokenizer.bosId, ...tokenizer.encode(item.prompt)],
-        response: [...tokenizer.encode(item.completion), tokenizer.eosId],
-      }));
+    const chunk = items.slice(start, start + 64).map((item) => ({
+      prompt: [tokenizer.bosId, ...tokenizer.encode(item.prompt)],
+      response: [...tokenizer.encode(item.completion), tokenizer.eosId],
+    }));
     const { ids, batchSize, length, lengths } = rewardInputs(chunk, tokenizer.padId);
     const scores = tf.tidy(() => model.score(tf.tensor2d(ids, [batchSize, length], 'int32'), lengths));
     out.push(...(await scores.data()));
