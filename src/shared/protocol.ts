@@ -110,7 +110,10 @@ export interface ControlPingMessage {
 export interface SampleRequestMessage {
   readonly type: 'sample/request';
   readonly id: number;
-  /** A checkpoint folder (model.safetensors, config.json, tokenizer.json), or a transformers.js-style ONNX folder (config.json, tokenizer.json, onnx/model.onnx). */
+  /**
+   * A checkpoint folder (model.safetensors, config.json, tokenizer.json), or a transformers.js-style ONNX folder
+   * (config.json, tokenizer.json, onnx/model.onnx).
+   */
   readonly checkpoint: string;
   readonly prompt: string;
   readonly numSamples: number;

@@ -56,7 +56,8 @@ test('a cycle between two files is rejected, also when one side imports only a t
     'src/shared/rankMessages.ts':
       "import type { ReadyMessage } from './protocol';\nexport type RankMessage = ReadyMessage | { type: 'rank' };\n",
   });
-  assertRejected(result, 'no-circular', 'src/shared/protocol.ts → src/shared/rankMessages.ts → src/shared/protocol.ts');
+  const cycle = 'src/shared/protocol.ts → src/shared/rankMessages.ts → src/shared/protocol.ts';
+  assertRejected(result, 'no-circular', cycle);
 });
 
 test('a cycle between two folders is rejected though no file cycle exists', (t) => {
@@ -67,7 +68,7 @@ test('a cycle between two folders is rejected though no file cycle exists', (t) 
     'src/trainer/onnx/onnxCompletions.ts':
       "import { sample } from '../sampling/sampler';\nexport const complete = () => sample();\n",
   });
-  assertRejected(result, 'no-folder-cycles', 'src/trainer/sampling → src/trainer/onnx → src/trainer/sampling');
+  assertRejected(result, 'no-folder-cycles', 'src/trainer/onnx → src/trainer/sampling → src/trainer/onnx');
 });
 
 test('each folder cycle is reported once, not once from each of its folders', (t) => {
@@ -150,33 +151,48 @@ for (const [name, file, code, rule, violation] of algorithmImports) {
   });
 }
 
-test('a clean tree passes: layers import one way, algorithms use the seam, the rest may use the engines', (t) => {
-  const result = checkTree(t, {
-    'src/core/stats.ts':
-      'export const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;\n',
-    'src/shared/webviewMessages.ts': "export interface ReadyMessage { type: 'ready' }\n",
-    'src/shared/rankMessages.ts':
-      "import type { ReadyMessage } from './webviewMessages';\nexport type RankMessage = ReadyMessage;\n",
-    'src/shared/protocol.ts':
-      "export * from './rankMessages';\nexport type { ReadyMessage } from './webviewMessages';\n",
-    'src/trainer/engine/engine.ts': 'export interface TrainingEngine { readonly name: string }\n',
-    'src/trainer/engine/tfjs/tfjsEngine.ts':
-      "import * as tf from '@tensorflow/tfjs-core';\nimport type { TrainingEngine } from '../engine';\n" +
-      'export const tfjsEngine: TrainingEngine = { name: tf.version_core };\n',
-    'src/trainer/onnx/onnxModel.ts':
-      "import { InferenceSession } from 'onnxruntime-node';\nexport const s = InferenceSession;\n",
-    'src/trainer/ppo/ppoTrainer.ts':
-      "import { mean } from '../../core/stats';\nimport type { TrainingEngine } from '../engine/engine';\n" +
-      'export const train = (engine: TrainingEngine) => [engine.name, mean([1])];\n',
-    'src/trainer/demo/sentimentTask.ts':
-      "import { train } from '../ppo/ppoTrainer';\nexport const score = (text: string) => text.length;\n" +
-      'export const run = train;\n',
-    'src/trainer/pipeline.ts':
-      "import { score } from './demo/sentimentTask';\nimport { tfjsEngine } from './engine/tfjs/tfjsEngine';\n" +
-      "import { train } from './ppo/ppoTrainer';\nexport const go = () => [train(tfjsEngine), score('x')];\n",
-  });
+/**
+ * Layers import one way; algorithms use the seam and a top-level shared file; the engine implementation, ONNX code,
+ * the demo task and the pipeline may use the engines and the algorithms.
+ */
+const cleanTree: SourceTree = {
+  'src/core/stats.ts': 'export const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;\n',
+  'src/shared/webviewMessages.ts': "export interface ReadyMessage { type: 'ready' }\n",
+  'src/shared/rankMessages.ts':
+    "import type { ReadyMessage } from './webviewMessages';\nexport type RankMessage = ReadyMessage;\n",
+  'src/shared/protocol.ts': "export * from './rankMessages';\nexport type { ReadyMessage } from './webviewMessages';\n",
+  'src/trainer/engine/engine.ts': 'export interface TrainingEngine { readonly name: string }\n',
+  'src/trainer/engine/tfjs/tfjsEngine.ts':
+    "import * as tf from '@tensorflow/tfjs-core';\nimport type { TrainingEngine } from '../engine';\n" +
+    'export const tfjsEngine: TrainingEngine = { name: tf.version_core };\n',
+  'src/trainer/onnx/onnxModel.ts':
+    "import { InferenceSession } from 'onnxruntime-node';\nexport const s = InferenceSession;\n",
+  'src/trainer/stageContext.ts': 'export interface StageContext { readonly runDir: string }\n',
+  'src/trainer/ppo/ppoTrainer.ts':
+    "import { mean } from '../../core/stats';\nimport type { TrainingEngine } from '../engine/engine';\n" +
+    "import type { StageContext } from '../stageContext';\n" +
+    'export const train = (engine: TrainingEngine, context: StageContext) => [engine.name, context, mean([1])];\n',
+  'src/trainer/demo/sentimentTask.ts':
+    "import { train } from '../ppo/ppoTrainer';\nexport const score = (text: string) => text.length;\n" +
+    'export const run = train;\n',
+  'src/trainer/pipeline.ts':
+    "import { score } from './demo/sentimentTask';\nimport { tfjsEngine } from './engine/tfjs/tfjsEngine';\n" +
+    "import { train } from './ppo/ppoTrainer';\n" +
+    "export const go = () => [train(tfjsEngine, { runDir: '.' }), score('x')];\n",
+};
+
+test('a clean tree passes: layers import one way, algorithms use the seam', (t) => {
+  const result = checkTree(t, cleanTree);
   assert.equal(result.status, 0, result.output);
   assert.equal(result.output, '');
+});
+
+test('the clean tree with one import back (an engine file importing PPO) fails: the check sees its imports', (t) => {
+  const result = checkTree(t, {
+    ...cleanTree,
+    'src/trainer/engine/engineNames.ts': "import { train } from '../ppo/ppoTrainer';\nexport const trainer = train;\n",
+  });
+  assertRejected(result, 'no-folder-cycles', 'src/trainer/engine → src/trainer/ppo → src/trainer/engine');
 });
 
 test('depcruise with the config alone (no report script) also fails on a broken tree and names the rule', (t) => {
