@@ -3,7 +3,7 @@
  * `rank/...`, with the validator the host runs on everything the view posts. Re-exported by
  * protocol.ts.
  */
-import type { WebviewReadyMessage } from './protocol';
+import type { WebviewReadyMessage } from './webviewMessages';
 
 /** The set on screen: K completions of a prompt, shown in `shownOrder`. */
 export interface RankSetView {

@@ -7,7 +7,7 @@ import { asUserError, numberOption, parseCommandArgs } from '../cli';
 import { generateReviews } from '../data/reviews';
 import { selectBackend, type BackendRequest } from '../engine/backend';
 import { Gpt } from '../model/gpt';
-import { generate } from './sampler';
+import { generate } from '../sampling/sampler';
 
 export const sampleUsage = `Usage: rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T] [--top-k K] [--top-p P]
                         [--max-new-tokens N] [--seed S] [--backend auto|${backendNames.join('|')}]`;

@@ -12,8 +12,8 @@ import { loadCheckpoint } from '../checkpoint/checkpoint';
 import { selectBackend, type BackendChoice } from '../engine/backend';
 import { Gpt } from '../model/gpt';
 import type { OnnxCompletionSource } from '../onnx/onnxCompletions';
+import { generate } from '../sampling/sampler';
 import type { BpeTokenizer } from '../tokenizer';
-import { generate } from './sampler';
 
 interface LoadedCheckpoint {
   readonly dir: string;
