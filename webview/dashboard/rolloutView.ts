@@ -20,8 +20,12 @@ import {
 } from './tokenView';
 import { VirtualList } from './virtualList';
 
-export type SortKey = 'sample' | 'score' | 'oracle' | 'kl' | 'length' | 'clipped';
-const sortLabels: Record<SortKey, string> = {
+/** A per-sample number the rows show: what they can be sorted by, and (all but `sample`) filtered by. */
+export type SampleField = 'sample' | 'score' | 'oracle' | 'kl' | 'length' | 'clipped';
+export type SortKey = SampleField;
+/** The sample's index is an order, not a quantity: the filter leaves it out. */
+export type FilterKey = Exclude<SampleField, 'sample'>;
+const sampleFieldLabels: Record<SampleField, string> = {
   sample: 'sample',
   score: 'score',
   oracle: 'oracle score',
@@ -66,8 +70,8 @@ export function sampleStats(trace: PackedPpoTrace, epsilon: number): SampleStats
   };
 }
 
-export function sortValue(stats: SampleStats, trace: PackedPpoTrace, key: SortKey, s: number): number {
-  switch (key) {
+export function sampleValue(stats: SampleStats, trace: PackedPpoTrace, field: SampleField, s: number): number {
+  switch (field) {
     case 'sample':
       return trace.sample[s];
     case 'score':
@@ -87,7 +91,7 @@ export interface RowQuery {
   readonly sortKey: SortKey;
   readonly descending: boolean;
   readonly search: string;
-  readonly filterKey: SortKey;
+  readonly filterKey: FilterKey;
   readonly min: number;
   readonly max: number;
 }
@@ -98,15 +102,15 @@ export function visibleSamples(trace: PackedPpoTrace, stats: SampleStats, query:
   const rows: number[] = [];
   for (let s = 0; s < trace.numSamples; s++) {
     if (needle && !stats.searchText[s].includes(needle)) continue;
-    const value = sortValue(stats, trace, query.filterKey, s);
+    const value = sampleValue(stats, trace, query.filterKey, s);
     if (value < query.min || value > query.max) continue;
     if ((Number.isFinite(query.min) || Number.isFinite(query.max)) && Number.isNaN(value)) continue;
     rows.push(s);
   }
   const sign = query.descending ? -1 : 1;
   return rows.sort((a, b) => {
-    const va = sortValue(stats, trace, query.sortKey, a);
-    const vb = sortValue(stats, trace, query.sortKey, b);
+    const va = sampleValue(stats, trace, query.sortKey, a);
+    const vb = sampleValue(stats, trace, query.sortKey, b);
     if (Number.isNaN(va) !== Number.isNaN(vb)) return Number.isNaN(va) ? 1 : -1;
     return sign * (va - vb) || trace.sample[a] - trace.sample[b];
   });
@@ -236,7 +240,10 @@ export class RolloutView {
       { value: '-1', label: 'last' },
       ...Array.from({ length: numEpochs }, (_, e) => ({ value: String(e), label: String(e + 1) })),
     ];
-    const sortOptions = (Object.keys(sortLabels) as SortKey[]).map((value) => ({ value, label: sortLabels[value] }));
+    const sortOptions = (Object.keys(sampleFieldLabels) as SortKey[]).map((value) => ({
+      value,
+      label: sampleFieldLabels[value],
+    }));
     this.controls.replaceChildren(
       element('span', { className: 'control step-control' }, [
         element('label', { htmlFor: 'step-slider' }, ['Step']),
@@ -276,7 +283,7 @@ export class RolloutView {
         'Filter',
         sortOptions.filter((option) => option.value !== 'sample'),
         this.query.filterKey,
-        (value) => this.setQuery({ filterKey: value as SortKey }),
+        (value) => this.setQuery({ filterKey: value as FilterKey }),
       ),
       labelledInput(
         'filter-min',

@@ -32,9 +32,9 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   const count = numberOption('num-samples', values['num-samples'], 'positive integer');
   const options = {
     temperature: numberOption('temperature', values.temperature),
-    top_k: numberOption('top-k', values['top-k'], 'non-negative integer'),
-    top_p: numberOption('top-p', values['top-p']),
-    max_new_tokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer'),
+    topK: numberOption('top-k', values['top-k'], 'non-negative integer'),
+    topP: numberOption('top-p', values['top-p']),
+    maxNewTokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer'),
     seed: numberOption('seed', values.seed, 'non-negative integer'),
   };
   if (options.temperature < 0)
@@ -42,8 +42,8 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
       field: '--temperature',
       hint: "use 0 for greedy sampling, 1 for the model's own distribution",
     });
-  if (options.top_p <= 0 || options.top_p > 1)
-    throw new UserError(`must be in (0, 1], got ${options.top_p}`, {
+  if (options.topP <= 0 || options.topP > 1)
+    throw new UserError(`must be in (0, 1], got ${options.topP}`, {
       field: '--top-p',
       hint: 'use 1 to keep every token',
     });
@@ -73,7 +73,7 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
     const sequences = await generate(
       model,
       prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
-      { ...options, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
+      { ...options, eosTokenId: tokenizer.eosId, padTokenId: tokenizer.padId },
     );
     sequences.forEach((sequence, i) =>
       process.stdout.write(`${prompts[i]}${tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })}\n`),
