@@ -49,7 +49,7 @@ export interface SampleStats {
   readonly searchText: string[];
 }
 
-export function sampleStats(trace: PackedPpoTrace, epsilon: number): SampleStats {
+export function sampleStats(trace: PackedPpoTrace, cliprange: number): SampleStats {
   const kl = new Float64Array(trace.numSamples);
   const length = new Uint32Array(trace.numSamples);
   for (let s = 0; s < trace.numSamples; s++) {
@@ -63,7 +63,7 @@ export function sampleStats(trace: PackedPpoTrace, epsilon: number): SampleStats
     oracle: trace.oracleScore,
     kl,
     length,
-    clipped: clippedTokenCounts(trace, epsilon),
+    clipped: clippedTokenCounts(trace, cliprange),
     searchText: Array.from({ length: trace.numSamples }, (_, s) =>
       `${trace.prompts[s]}\u0000${responseText(trace, s)}`.toLowerCase(),
     ),
@@ -127,7 +127,7 @@ export class RolloutView {
   private steps: number[] = [];
   private trace: PackedPpoTrace | undefined;
   private stats: SampleStats | undefined;
-  private epsilon = 0.2;
+  private cliprange = 0.2;
   private list: VirtualList | undefined;
   private rows: number[] = [];
   private painter: TokenPainter | undefined;
@@ -157,16 +157,16 @@ export class RolloutView {
     return this.trace;
   }
 
-  get currentEpsilon(): number {
-    return this.epsilon;
+  get currentCliprange(): number {
+    return this.cliprange;
   }
 
   get listView(): VirtualList | undefined {
     return this.list;
   }
 
-  setEpsilon(epsilon: number | undefined): void {
-    this.epsilon = epsilon ?? 0.2;
+  setCliprange(cliprange: number | undefined): void {
+    this.cliprange = cliprange ?? 0.2;
   }
 
   setSteps(steps: readonly number[]): void {
@@ -190,7 +190,7 @@ export class RolloutView {
 
   setTrace(trace: PackedPpoTrace): void {
     this.trace = trace;
-    this.stats = sampleStats(trace, this.epsilon);
+    this.stats = sampleStats(trace, this.cliprange);
     this.renderControls();
     this.refresh();
   }
@@ -319,7 +319,7 @@ export class RolloutView {
     return {
       colourBy: this.colourBy,
       epoch,
-      epsilon: this.epsilon,
+      cliprange: this.cliprange,
       scale: divergingScale(values, centre, colours),
       clipColours: { 'removed-above': colours.red, 'removed-below': colours.purple, 'outside-kept': colours.yellow },
     };
@@ -333,7 +333,7 @@ export class RolloutView {
     this.painter = this.makePainter(trace);
     this.renderLegend(this.painter);
     this.rows = visibleSamples(trace, stats, this.query);
-    this.status.textContent = `Step ${trace.step}: ${this.rows.length} of ${trace.numSamples} samples · ${trace.numTokens} tokens · ε = ${this.epsilon}`;
+    this.status.textContent = `Step ${trace.step}: ${this.rows.length} of ${trace.numSamples} samples · ${trace.numTokens} tokens · ε = ${this.cliprange}`;
     const width = Math.max(200, this.listHost.clientWidth || 800);
     const charsPerLine = Math.max(20, (width - 32) / 7.5);
     this.list = new VirtualList({
@@ -375,7 +375,7 @@ export class RolloutView {
       });
       this.legend.replaceChildren(
         element('span', { className: 'legend-title' }, [
-          `clip, epoch ${painter.epoch + 1}, band [${formatNumber(1 - this.epsilon)}, ${formatNumber(1 + this.epsilon)}]:`,
+          `clip, epoch ${painter.epoch + 1}, band [${formatNumber(1 - this.cliprange)}, ${formatNumber(1 + this.cliprange)}]:`,
         ]),
         ...items,
       );
@@ -465,7 +465,7 @@ export class RolloutView {
     }
     const t = Number(token.dataset.t);
     const s = Number(row.dataset.sample);
-    const lines = tokenDetails(this.trace, t, s, this.epsilon);
+    const lines = tokenDetails(this.trace, t, s, this.cliprange);
     this.tooltip.replaceChildren(
       element(
         'dl',
@@ -510,7 +510,7 @@ export class RolloutView {
       const advantage = trace.values.advantage[t];
       const cells = epochs.map((e) => {
         const ratio = trace.ratio[e * trace.numTokens + t];
-        const cls = classifyClip(ratio, advantage, this.epsilon);
+        const cls = classifyClip(ratio, advantage, this.cliprange);
         const cell = element('td', { className: `ratio clip-${cls}`, title: clipClassLabels[cls] }, [
           formatNumber(ratio),
           isRemoved(cls) ? ' ✂' : '',
@@ -532,7 +532,7 @@ export class RolloutView {
       );
     }
     const band = element('p', { className: 'muted' }, [
-      `Clip band [${formatNumber(1 - this.epsilon)}, ${formatNumber(1 + this.epsilon)}]. ✂: clipping removed the token’s gradient (A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε).`,
+      `Clip band [${formatNumber(1 - this.cliprange)}, ${formatNumber(1 + this.cliprange)}]. ✂: clipping removed the token’s gradient (A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε).`,
     ]);
     this.details.replaceChildren(
       element('div', { className: 'toolbar' }, [heading, follow, close]),
