@@ -21,6 +21,7 @@ import { buildSequenceBatch, responseValues } from '../rl/sequences';
 import { newRunId, RunDirectory } from '../run/runDirectory';
 import { writeTrace } from '../run/traceWriter';
 import type { SamplingOptions } from '../sampling/sampler';
+import { parseSamplingFlags, samplingFlags } from '../sampling/samplingFlags';
 import { rolloutSamplingSeed } from '../seeds';
 import { BpeTokenizer } from '../tokenizer';
 import { quote, UserError } from '../../shared/userError';
@@ -208,6 +209,8 @@ export const inspectUsage = `Usage: rlhf-lens inspect --policy <onnx-folder> --r
                         [--prompts FILE.jsonl] [--steps N] [--batch-size N] [--init-kl-coef B] [--kl-estimator ${klEstimators.join('|')}]
                         [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S] [--name NAME] [--runs-dir DIR]`;
 
+/** Tokens per completion when --max-new-tokens is not given. */
+const defaultMaxNewTokens = 32;
 const klCoefFlag = 'init-kl-coef';
 const oldKlCoefFlag = 'kl-coef';
 /** β when neither flag is given: the config's `init_kl_coef` default. */
@@ -236,11 +239,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
       // The flag's name before it took the config's (`init_kl_coef`); kept so that existing scripts run.
       [oldKlCoefFlag]: { type: 'string' },
       'kl-estimator': { type: 'string', default: 'k1' },
-      temperature: { type: 'string', default: '1' },
-      'top-k': { type: 'string', default: '0' },
-      'top-p': { type: 'string', default: '1' },
-      'max-new-tokens': { type: 'string', default: '32' },
-      seed: { type: 'string', default: '0' },
+      ...samplingFlags(defaultMaxNewTokens),
       name: { type: 'string', default: 'onnx' },
       'runs-dir': { type: 'string', default: defaultRunsFolder },
     },
@@ -266,13 +265,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
     batchSize: numberOption('batch-size', values['batch-size'], 'positive integer'),
     klCoef: klCoefOption(values[klCoefFlag], values[oldKlCoefFlag]),
     klEstimator: estimator,
-    sampling: {
-      temperature: numberOption('temperature', values.temperature),
-      topK: numberOption('top-k', values['top-k'], 'non-negative integer'),
-      topP: numberOption('top-p', values['top-p']),
-      maxNewTokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer'),
-    },
-    seed: numberOption('seed', values.seed, 'non-negative integer'),
+    ...parseSamplingFlags(values),
   };
   for (const [option, folder] of [
     ['--policy', options.policy],
