@@ -130,7 +130,7 @@ test('a bad number option names the option and the value', async () => {
   assert.equal(result.stderr, 'error: --top-p must be a number, got "lots" — give --top-p a number\n');
 });
 
-test("inspect's β flag takes the config's name (--init-kl-coef), reads its old name --kl-coef, refuses both", async () => {
+test("inspect's β flag is the config's name (--init-kl-coef); its old name --kl-coef is read; not both", async () => {
   const models = ['--policy', work, '--reference', work];
   const bad = await cli(['inspect', ...models, '--init-kl-coef', 'lots']);
   assert.equal(bad.code, 1);

@@ -205,9 +205,15 @@ export async function runInspection(
 
 declare const RLHF_LENS_VERSION: string | undefined;
 
-export const inspectUsage = `Usage: rlhf-lens inspect --policy <onnx-folder> --reference <onnx-folder> [--reward <onnx-folder>]
-                        [--prompts FILE.jsonl] [--steps N] [--batch-size N] [--init-kl-coef B] [--kl-estimator ${klEstimators.join('|')}]
-                        [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S] [--name NAME] [--runs-dir DIR]`;
+/** Continuation lines of the usage start here, as `rlhf-lens sample`'s do. */
+const usageIndent = ' '.repeat(24);
+export const inspectUsage = [
+  'Usage: rlhf-lens inspect --policy <onnx-folder> --reference <onnx-folder> [--reward <onnx-folder>]',
+  `${usageIndent}[--prompts FILE.jsonl] [--steps N] [--batch-size N] [--init-kl-coef B]` +
+    ` [--kl-estimator ${klEstimators.join('|')}]`,
+  `${usageIndent}[--temperature T] [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]` +
+    ' [--name NAME] [--runs-dir DIR]',
+].join('\n');
 
 /** Tokens per completion when --max-new-tokens is not given. */
 const defaultMaxNewTokens = 32;
