@@ -118,7 +118,10 @@ export function newTokenBudget(promptLength: number, maxNewTokens: number, conte
   return budget;
 }
 
-/** The sequences being sampled, one per prompt, and which of them have ended with EOS. */
+/**
+ * The sequences being sampled, one per prompt, and which of them have ended with EOS. Each draw adds
+ * a column to the layout's `keyMask` (shared, not copied: the next forward reads it).
+ */
 export class Continuations {
   readonly sequences: { tokens: number[]; logprobs: number[]; finishedByEos: boolean }[];
 
