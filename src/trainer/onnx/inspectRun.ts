@@ -22,7 +22,7 @@ import { newRunId, RunDirectory } from '../run/runDirectory';
 import { writeTrace } from '../run/traceWriter';
 import type { SamplingOptions } from '../sampling/sampler';
 import { parseSamplingFlags, samplingFlags } from '../sampling/samplingFlags';
-import { rolloutSamplingSeed } from '../seeds';
+import { seeds } from '../seeds';
 import { BpeTokenizer } from '../tokenizer';
 import { quote, UserError } from '../../shared/userError';
 import { numberOption, parseCommandArgs, UsageError } from '../cli';
@@ -138,7 +138,8 @@ export async function runInspection(
       const encoded = texts.map((text) => [ids.bos, ...tokenizer.encode(text)]);
       const sampled = await generateOnnx(policy, encoded, {
         ...options.sampling,
-        seed: rolloutSamplingSeed(options.seed, step),
+        // PPO's per-step stream, with the 1-based step number (PPO passes its 0-based step index)
+        seed: seeds.rolloutSampling(options.seed, step),
         eosTokenId: ids.eos,
         padTokenId: ids.pad,
       });
