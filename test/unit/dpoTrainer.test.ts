@@ -82,12 +82,12 @@ function sftFixture(): Promise<Fixture> {
         );
         const samples = await generate(sampler, ids, {
           temperature: 1,
-          top_k: 0,
-          top_p: 1,
-          max_new_tokens: 32,
+          topK: 0,
+          topP: 1,
+          maxNewTokens: 32,
           seed: seed + start,
-          eos_token_id: tokenizer.eosId,
-          pad_token_id: tokenizer.padId,
+          eosTokenId: tokenizer.eosId,
+          padTokenId: tokenizer.padId,
         });
         batch.forEach((prompt, p) => {
           const completions = samples

@@ -62,12 +62,12 @@ export async function evaluatePolicy(
       const encoded = chunk.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
       const sequences = await generate(policy, encoded, {
         temperature: 1,
-        top_k: 0,
-        top_p: 1,
-        max_new_tokens: settings.maxNewTokens,
+        topK: 0,
+        topP: 1,
+        maxNewTokens: settings.maxNewTokens,
         seed: settings.seed + start,
-        eos_token_id: tokenizer.eosId,
-        pad_token_id: tokenizer.padId,
+        eosTokenId: tokenizer.eosId,
+        padTokenId: tokenizer.padId,
       });
       const batch = buildSequenceBatch(
         sequences.map((sequence, i) => ({ prompt: encoded[i], response: sequence.tokens })),

@@ -56,12 +56,12 @@ export async function evaluateGenerations(
     kept.map((item) => item.ids),
     {
       temperature: 1,
-      top_k: 0,
-      top_p: 1,
-      max_new_tokens: options.maxNewTokens,
+      topK: 0,
+      topP: 1,
+      maxNewTokens: options.maxNewTokens,
       seed: options.seed,
-      eos_token_id: tokenizer.eosId,
-      pad_token_id: tokenizer.padId,
+      eosTokenId: tokenizer.eosId,
+      padTokenId: tokenizer.padId,
     },
   );
   const items = sequences.map((sequence, i) => ({ prompt: kept[i].ids, response: sequence.tokens }));

@@ -53,15 +53,15 @@ export async function collectRollout(
   const generated = performance.now();
   const items = sequences.map((sequence, i) => ({
     prompt: prompts[i],
-    response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.pad_token_id],
+    response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.padTokenId],
   }));
-  const batch = buildSequenceBatch(items, sampling.pad_token_id);
+  const batch = buildSequenceBatch(items, sampling.padTokenId);
   const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
   const [policyLogprobs, values, entropy, refLogprobs, scores] = tf.tidy(() => {
     const { inputs, targets } = sequenceTensors(batch);
     const policy = sequenceLogprobs(models.policy, inputs, targets, temperature);
     const reference = sequenceLogprobs(models.reference, inputs, targets, temperature);
-    const rewardInput = rewardInputs(items, sampling.pad_token_id);
+    const rewardInput = rewardInputs(items, sampling.padTokenId);
     const score = models.reward.score(
       tf.tensor2d(rewardInput.ids, [rewardInput.batchSize, rewardInput.length], 'int32'),
       rewardInput.lengths,

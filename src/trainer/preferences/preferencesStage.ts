@@ -127,12 +127,12 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
         encoded.flatMap((ids) => Array.from({ length: k }, () => ids)),
         {
           temperature: stage.temperature,
-          top_k: stage.top_k,
-          top_p: stage.top_p,
-          max_new_tokens: stage.max_new_tokens,
+          topK: stage.top_k,
+          topP: stage.top_p,
+          maxNewTokens: stage.max_new_tokens,
           seed: seed * 100_003 + batch,
-          eos_token_id: tokenizer.eosId,
-          pad_token_id: tokenizer.padId,
+          eosTokenId: tokenizer.eosId,
+          padTokenId: tokenizer.padId,
         },
       );
       const random = new Random((seed ^ 0xa11ce) + batch);
