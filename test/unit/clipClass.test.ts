@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { ClipClass, classifyClip, clipFraction, ppoPolicyLoss, Random } from '../../src/core';
 import { selectBackend } from '../../src/trainer/engine/backend';
-import { tf } from '../../src/trainer/engine/tfRuntime';
+import { tf, type Tensor } from '../../src/trainer/engine/tfRuntime';
 import { ppoPolicyLossTensor } from '../../src/trainer/ppo/ppoLosses';
 
 const { inside, outsideKept, clipped } = ClipClass;
@@ -131,7 +131,8 @@ describe('the tensor loss the trainer runs', () => {
 
   test('clipFraction of the loss’s own ratios equals its clipfrac (float32, as logged) on random batches', () => {
     const random = new Random(2026);
-    const [rows, width] = [16, 24];
+    const rows = 16;
+    const width = 24;
     for (let trial = 0; trial < 12; trial++) {
       const epsilon = [0.2, 0.1, 0.3][trial % 3];
       const data = batch(random, epsilon, rows, width);
@@ -159,13 +160,17 @@ describe('the tensor loss the trainer runs', () => {
 
   test('a counted token with A ≠ 0 has a zero policy gradient exactly when it is classified `clipped`', () => {
     const random = new Random(7);
-    const [rows, width, epsilon] = [8, 20, 0.2];
+    const rows = 8;
+    const width = 20;
+    const epsilon = 0.2;
     const data = batch(random, epsilon, rows, width);
     const { gradient, ratio } = tf.tidy(() => {
       const t = (values: Float32Array) => tf.tensor2d(values, [rows, width]);
-      const [oldLogprobs, advantages, mask] = [t(data.oldLogprobs), t(data.advantages), t(data.mask)];
-      const lossOf = (newLogprobs: tf.Tensor) =>
-        ppoPolicyLossTensor(newLogprobs, oldLogprobs, advantages, mask, epsilon).loss as tf.Scalar;
+      const oldLogprobs = t(data.oldLogprobs);
+      const advantages = t(data.advantages);
+      const mask = t(data.mask);
+      const lossOf = (newLogprobs: Tensor) =>
+        ppoPolicyLossTensor(newLogprobs, oldLogprobs, advantages, mask, epsilon).loss;
       const newLogprobs = t(data.newLogprobs);
       return {
         gradient: tf.grad(lossOf)(newLogprobs).dataSync() as Float32Array,
