@@ -409,7 +409,7 @@ export class RolloutView {
         ...(origin === 'recorded'
           ? []
           : [
-              element('span', { className: 'muted legend-origin', id: 'clip-origin' }, [
+              element('span', { className: 'muted legend-origin', id: 'legend-clip-origin' }, [
                 `Clip classes ${clipClassesOrigin(painter.clipClasses)}.`,
               ]),
             ]),
