@@ -124,6 +124,8 @@ test('without ε in the header, a trace format 1 file’s classes are unknown, a
   );
   assert.equal(clipCellAt(old, unknown, 1, 0), 'unknown');
   assert.equal(traceClipClasses(old, undefined).origin, 'unknown', 'nor before the header arrives');
+  const untrained = packPpoTrace(1, 1, () => ({ ...fixtureRows(1)[1], ratio: [], clip_class: null }));
+  assert.deepEqual([...clippedTokenCounts(untrained, traceClipClasses(untrained, { missing: 'x' }))], [0], 'no epoch');
   // A version-2 trace needs no ε for its classes, only for the band's numbers.
   const current = packThroughArrow(3, fixtureRows(3));
   assert.equal(traceClipClasses(current, { missing: 'x' }).origin, 'recorded');

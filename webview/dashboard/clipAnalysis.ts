@@ -20,6 +20,8 @@ export type TraceClipClasses =
 /** The trace's own classes, or (version 1) classes derived from its ratio and advantage with the run's ε. */
 export function traceClipClasses(trace: PackedPpoTrace, cliprange: RunSetting<number> | undefined): TraceClipClasses {
   if (trace.clipClass) return { origin: 'recorded', classes: trace.clipClass };
+  // No epoch (an inspection run trains nothing): no class to record or derive, whatever the version.
+  if (trace.numEpochs === 0) return { origin: 'recorded', classes: new Int8Array(0) };
   const before = 'this trace was written before the clip_class column (trace format 1)';
   if (cliprange === undefined) return { origin: 'unknown', reason: `${before}, and the run's header has not arrived` };
   if (cliprange.value === undefined)
