@@ -46,9 +46,14 @@ export function stageSettings(json: Record<string, unknown>): Pick<DashboardRunI
     const why = missing('run.json has no config.stages (a run from another trainer?)');
     return { cliprange: why, maxNewTokens: why };
   }
-  const stageIndex = typeof json.stage_index === 'number' ? json.stage_index : 0;
-  if (stageIndex >= stages.length) {
-    const why = missing(`run.json's stage_index ${stageIndex} is beyond its ${stages.length} config stages`);
+  // Without stage_index only a one-stage config says which stage is current.
+  const stageIndex = typeof json.stage_index === 'number' ? json.stage_index : stages.length === 1 ? 0 : undefined;
+  if (stageIndex === undefined || stageIndex >= stages.length) {
+    const why = missing(
+      stageIndex === undefined
+        ? `run.json has no stage_index to pick one of its ${stages.length} config stages`
+        : `run.json's stage_index ${stageIndex} is beyond its ${stages.length} config stages`,
+    );
     return { cliprange: why, maxNewTokens: why };
   }
   const setting = (index: number, key: string, read: (fields: FieldChecker) => number | undefined) => {
