@@ -135,7 +135,7 @@ function showRun(info: DashboardRunInfo): void {
   const first = run === undefined;
   run = info;
   renderHeader(info);
-  rollouts.setCliprange(info.cliprange);
+  if (rollouts.setCliprange(info.cliprange)) showClipping();
   metrics.setMainRun(info.id);
   if (first && lastRunList) metrics.setRunList(lastRunList.runs);
   if (first) {
@@ -143,6 +143,13 @@ function showRun(info: DashboardRunInfo): void {
     selectTab(activeTab);
     app.setAttribute('aria-busy', 'false');
   }
+}
+
+/** The Clipping tab follows the Rollouts tab's trace, with its clip classes and the header's ε. */
+function showClipping(): void {
+  const trace = rollouts.currentTrace;
+  const classes = rollouts.currentClipClasses;
+  if (trace && classes) clipping.setTrace(trace, classes, run?.cliprange);
 }
 
 function formatTime(iso: string): string {
@@ -254,7 +261,7 @@ function receive(message: ToDashboardMessage): void {
       // The other tabs follow the same step, after the heatmap's first screen.
       requestAnimationFrame(() =>
         setTimeout(() => {
-          clipping.setTrace(message.trace, rollouts.currentCliprange);
+          showClipping();
           history.setTrace(message.trace);
         }, 0),
       );

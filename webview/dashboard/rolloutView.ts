@@ -4,8 +4,19 @@
  * legend, a tooltip with every number of the hovered token, and a per-token table of the chosen
  * sample (keyboard: Enter on a row) that shows the ratio at each epoch against the clip band.
  */
+import type { RunSetting } from '../../src/shared/dashboardMessages';
 import { responseText, tokenFields, tokenTextAt, type PackedPpoTrace } from '../../src/shared/packedTrace';
-import { classifyClip, clipClassLabels, clippedTokenCounts, isRemoved, type ClipClass } from './clipAnalysis';
+import {
+  bandText,
+  clipCellAt,
+  clipCellLabels,
+  clipClassesOrigin,
+  clippedTokenCounts,
+  isClipped,
+  traceClipClasses,
+  type ClipCell,
+  type TraceClipClasses,
+} from './clipAnalysis';
 import { divergingScale, formatNumber, legendGradient, rgba, themeColours } from './colorScale';
 import { button, element, labelledInput, labelledSelect } from './dom';
 import {
@@ -45,11 +56,12 @@ export interface SampleStats {
   readonly oracle: Float32Array;
   readonly kl: Float64Array;
   readonly length: Uint32Array;
-  readonly clipped: Uint32Array;
+  /** Tokens clipped at some epoch; NaN when the trace's clip classes are unknown. */
+  readonly clipped: Float64Array;
   readonly searchText: string[];
 }
 
-export function sampleStats(trace: PackedPpoTrace, cliprange: number): SampleStats {
+export function sampleStats(trace: PackedPpoTrace, clipClasses: TraceClipClasses): SampleStats {
   const kl = new Float64Array(trace.numSamples);
   const length = new Uint32Array(trace.numSamples);
   for (let s = 0; s < trace.numSamples; s++) {
@@ -63,12 +75,15 @@ export function sampleStats(trace: PackedPpoTrace, cliprange: number): SampleSta
     oracle: trace.oracleScore,
     kl,
     length,
-    clipped: clippedTokenCounts(trace, cliprange),
+    clipped: clippedTokenCounts(trace, clipClasses),
     searchText: Array.from({ length: trace.numSamples }, (_, s) =>
       `${trace.prompts[s]}\u0000${responseText(trace, s)}`.toLowerCase(),
     ),
   };
 }
+
+/** "2 clipped", or that the count is unknown (a version-1 trace without the run's ε). */
+const clippedText = (count: number) => (Number.isNaN(count) ? 'clipped unknown' : `${count} clipped`);
 
 export function sampleValue(stats: SampleStats, trace: PackedPpoTrace, field: SampleField, s: number): number {
   switch (field) {
@@ -127,7 +142,9 @@ export class RolloutView {
   private steps: number[] = [];
   private trace: PackedPpoTrace | undefined;
   private stats: SampleStats | undefined;
-  private cliprange = 0.2;
+  /** ε as the run's header has it: no default, the views say when it is unknown. */
+  private cliprange: RunSetting<number> | undefined;
+  private clipClasses: TraceClipClasses | undefined;
   private list: VirtualList | undefined;
   private rows: number[] = [];
   private painter: TokenPainter | undefined;
@@ -157,16 +174,28 @@ export class RolloutView {
     return this.trace;
   }
 
-  get currentCliprange(): number {
-    return this.cliprange;
+  /** The shown trace's clip classes (recorded, derived from the header's ε, or unknown). */
+  get currentClipClasses(): TraceClipClasses | undefined {
+    return this.clipClasses;
   }
 
   get listView(): VirtualList | undefined {
     return this.list;
   }
 
-  setCliprange(cliprange: number | undefined): void {
-    this.cliprange = cliprange ?? 0.2;
+  /**
+   * The run header's ε (sent again whenever run.json changes). Returns true when it changed while a trace
+   * is shown: the trace was redrawn (a version-1 trace derives its clip classes from ε), and the caller
+   * redraws the other views that show the band.
+   */
+  setCliprange(cliprange: RunSetting<number>): boolean {
+    const key = (setting: RunSetting<number> | undefined) =>
+      setting === undefined ? '' : setting.value === undefined ? `missing ${setting.missing}` : `${setting.value}`;
+    const changed = key(cliprange) !== key(this.cliprange);
+    this.cliprange = cliprange;
+    if (!changed || !this.trace) return false;
+    this.setTrace(this.trace);
+    return true;
   }
 
   setSteps(steps: readonly number[]): void {
@@ -190,7 +219,8 @@ export class RolloutView {
 
   setTrace(trace: PackedPpoTrace): void {
     this.trace = trace;
-    this.stats = sampleStats(trace, this.cliprange);
+    this.clipClasses = traceClipClasses(trace, this.cliprange);
+    this.stats = sampleStats(trace, this.clipClasses);
     this.renderControls();
     this.refresh();
   }
@@ -319,9 +349,9 @@ export class RolloutView {
     return {
       colourBy: this.colourBy,
       epoch,
-      cliprange: this.cliprange,
+      clipClasses: this.clipClasses ?? traceClipClasses(trace, this.cliprange),
       scale: divergingScale(values, centre, colours),
-      clipColours: { 'removed-above': colours.red, 'removed-below': colours.purple, 'outside-kept': colours.yellow },
+      clipColours: { 'clipped-above': colours.red, 'clipped-below': colours.purple, 'outside-kept': colours.yellow },
     };
   }
 
@@ -333,7 +363,11 @@ export class RolloutView {
     this.painter = this.makePainter(trace);
     this.renderLegend(this.painter);
     this.rows = visibleSamples(trace, stats, this.query);
-    this.status.textContent = `Step ${trace.step}: ${this.rows.length} of ${trace.numSamples} samples · ${trace.numTokens} tokens · ε = ${this.cliprange}`;
+    const cliprangeText =
+      this.cliprange?.value === undefined ? 'ε unknown' : `ε = ${formatNumber(this.cliprange.value)}`;
+    this.status.textContent =
+      `Step ${trace.step}: ${this.rows.length} of ${trace.numSamples} samples · ` +
+      `${trace.numTokens} tokens · ${cliprangeText}`;
     const width = Math.max(200, this.listHost.clientWidth || 800);
     const charsPerLine = Math.max(20, (width - 32) / 7.5);
     this.list = new VirtualList({
@@ -361,23 +395,32 @@ export class RolloutView {
     const label = colourByLabels[painter.colourBy];
     if (painter.colourBy === 'clip') {
       const colours: Record<string, string> = {
-        'removed-above': rgba(painter.clipColours['removed-above'], clipAlpha['removed-above']),
-        'removed-below': rgba(painter.clipColours['removed-below'], clipAlpha['removed-below']),
+        'clipped-above': rgba(painter.clipColours['clipped-above'], clipAlpha['clipped-above']),
+        'clipped-below': rgba(painter.clipColours['clipped-below'], clipAlpha['clipped-below']),
         'outside-kept': rgba(painter.clipColours['outside-kept'], clipAlpha['outside-kept']),
       };
-      const items = (['removed-above', 'removed-below', 'outside-kept', 'inside'] as ClipClass[]).map((cls) => {
+      const cells: ClipCell[] = ['clipped-above', 'clipped-below', 'outside-kept', 'inside'];
+      const items = cells.map((cell) => {
         const swatch = element('span', { className: 'swatch' });
-        swatch.style.backgroundColor = colours[cls] ?? 'transparent';
-        return element('span', { className: 'legend-item', title: clipClassLabels[cls] }, [
+        swatch.style.backgroundColor = colours[cell] ?? 'transparent';
+        return element('span', { className: 'legend-item', title: clipCellLabels[cell] }, [
           swatch,
-          clipClassLabels[cls],
+          clipCellLabels[cell],
         ]);
       });
+      const origin = painter.clipClasses.origin;
       this.legend.replaceChildren(
         element('span', { className: 'legend-title' }, [
-          `clip, epoch ${painter.epoch + 1}, band [${formatNumber(1 - this.cliprange)}, ${formatNumber(1 + this.cliprange)}]:`,
+          `${label}, epoch ${painter.epoch + 1}, ${bandText(this.cliprange)}:`,
         ]),
-        ...items,
+        ...(origin === 'unknown' ? [] : items),
+        ...(origin === 'recorded'
+          ? []
+          : [
+              element('span', { className: 'muted legend-origin', id: 'legend-clip-origin' }, [
+                `Clip classes ${clipClassesOrigin(painter.clipClasses)}.`,
+              ]),
+            ]),
       );
       this.legend.setAttribute('aria-label', `Colours: clip class at epoch ${painter.epoch + 1}`);
       return;
@@ -406,7 +449,11 @@ export class RolloutView {
     const trace = this.trace as PackedPpoTrace;
     const stats = this.stats as SampleStats;
     const oracle = Number.isNaN(stats.oracle[s]) ? '' : `, oracle ${formatNumber(stats.oracle[s])}`;
-    return `Sample ${trace.sample[s]}: score ${formatNumber(stats.score[s])}${oracle}, KL ${formatNumber(stats.kl[s])}, ${stats.length[s]} tokens, ${stats.clipped[s]} clipped. Prompt: ${trace.prompts[s]} Response: ${responseText(trace, s)}`;
+    return (
+      `Sample ${trace.sample[s]}: score ${formatNumber(stats.score[s])}${oracle}, KL ${formatNumber(stats.kl[s])}, ` +
+      `${stats.length[s]} tokens, ${clippedText(stats.clipped[s])}. ` +
+      `Prompt: ${trace.prompts[s]} Response: ${responseText(trace, s)}`
+    );
   }
 
   private renderRow(s: number): HTMLElement {
@@ -432,7 +479,7 @@ export class RolloutView {
       ]),
       element('span', { className: 'metric sample-length' }, [`${stats.length[s]} tokens`]),
       element('span', { className: `metric sample-clipped${stats.clipped[s] > 0 ? ' has-clipped' : ''}` }, [
-        `${stats.clipped[s]} clipped`,
+        clippedText(stats.clipped[s]),
       ]),
     ]);
     const text = element('div', { className: 'sample-text' }, [
@@ -465,7 +512,7 @@ export class RolloutView {
     }
     const t = Number(token.dataset.t);
     const s = Number(row.dataset.sample);
-    const lines = tokenDetails(this.trace, t, s, this.cliprange);
+    const lines = tokenDetails(this.trace, t, s, this.clipClasses ?? traceClipClasses(this.trace, this.cliprange));
     this.tooltip.replaceChildren(
       element(
         'dl',
@@ -506,16 +553,17 @@ export class RolloutView {
     );
     const body = element('tbody');
     const painter = this.painter as TokenPainter;
+    const derived = painter.clipClasses.origin === 'derived' ? ' (derived)' : '';
     for (let t = trace.tokenStart[s], p = 0; t < trace.tokenStart[s + 1]; t++, p++) {
       const advantage = trace.values.advantage[t];
       const cells = epochs.map((e) => {
         const ratio = trace.ratio[e * trace.numTokens + t];
-        const cls = classifyClip(ratio, advantage, this.cliprange);
-        const cell = element('td', { className: `ratio clip-${cls}`, title: clipClassLabels[cls] }, [
+        const clip = clipCellAt(trace, painter.clipClasses, e, t);
+        const cell = element('td', { className: `ratio clip-${clip}`, title: `${clipCellLabels[clip]}${derived}` }, [
           formatNumber(ratio),
-          isRemoved(cls) ? ' ✂' : '',
+          isClipped(clip) ? ' ✂' : '',
         ]);
-        cell.dataset.clip = cls;
+        cell.dataset.clip = clip;
         return cell;
       });
       const tokenCell = element('td', { className: 'token-cell' }, [JSON.stringify(tokenTextAt(trace, t))]);
@@ -531,8 +579,10 @@ export class RolloutView {
         ]),
       );
     }
-    const band = element('p', { className: 'muted' }, [
-      `Clip band [${formatNumber(1 - this.cliprange)}, ${formatNumber(1 + this.cliprange)}]. ✂: clipping removed the token’s gradient (A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε).`,
+    const band = element('p', { className: 'muted', id: 'details-band' }, [
+      `Clip ${bandText(this.cliprange)}. ✂: clipping removed the token’s gradient ` +
+        '(A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε). ' +
+        `Clip classes ${clipClassesOrigin(painter.clipClasses)}.`,
     ]);
     this.details.replaceChildren(
       element('div', { className: 'toolbar' }, [heading, follow, close]),
