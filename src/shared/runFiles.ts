@@ -9,6 +9,7 @@
  * Pure: text and values in, no file access, so the host, the trainer and tests share one validator.
  */
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { isRecord } from './isRecord';
 import { lineAndColumn } from './textPosition';
 import { quote } from './userError';
 
@@ -84,10 +85,6 @@ export function parseJsonText(
           : '';
     throw new FileFormatError(`${file}:${where}`, [`not valid JSON (${what}${end})`], advice);
   }
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Checks the fields of one JSON object, collecting a `field must …, got …` line per problem. */

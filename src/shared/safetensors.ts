@@ -17,6 +17,8 @@
  * in Node 20). Not checked: duplicate JSON keys (`JSON.parse` keeps the last one).
  */
 
+import { isRecord } from './isRecord';
+
 export type SafetensorsDtype = 'F64' | 'I64' | 'F32' | 'I32' | 'BF16' | 'F16' | 'U8';
 
 /** The typed array that holds each dtype's elements. */
@@ -142,13 +144,13 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   } catch (error) {
     fail(`the header is not valid UTF-8 JSON: ${(error as Error).message}`);
   }
-  if (!isPlainObject(header)) fail('the header must be a JSON object');
+  if (!isRecord(header)) fail('the header must be a JSON object');
 
   const metadata: Record<string, string> = {};
   const infos: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === metadataKey) {
-      if (!isPlainObject(value)) fail(`"${metadataKey}" must be an object of strings`);
+      if (!isRecord(value)) fail(`"${metadataKey}" must be an object of strings`);
       for (const [key, text] of Object.entries(value)) {
         if (typeof text !== 'string') fail(`metadata "${key}" must be a string, got ${describe(text)}`);
         define(metadata, key, text);
@@ -197,7 +199,7 @@ function parseTensorInfo(
   value: unknown,
 ): { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number } {
   const where = `tensor "${name}"`;
-  if (!isPlainObject(value)) fail(`${where}: expected {"dtype", "shape", "data_offsets"}, got ${describe(value)}`);
+  if (!isRecord(value)) fail(`${where}: expected {"dtype", "shape", "data_offsets"}, got ${describe(value)}`);
   const { dtype, shape, data_offsets: offsets } = value;
   if (typeof dtype !== 'string' || !Object.hasOwn(dtypes, dtype)) {
     fail(`${where}: dtype ${JSON.stringify(dtype)} is not supported (supported: ${Object.keys(dtypes).join(', ')})`);
@@ -267,10 +269,6 @@ function compareCodePoints(a: string, b: string): number {
 /** Assignment would let a tensor named "__proto__" in an untrusted file replace the result's prototype. */
 function define<T>(target: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function isSize(value: unknown): value is number {

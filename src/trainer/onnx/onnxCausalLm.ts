@@ -13,7 +13,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { FileFormatError, isRecord, objectProblems, parseJsonText } from '../../shared/runFiles';
+import { isRecord } from '../../shared/isRecord';
+import { FileFormatError, objectProblems, parseJsonText } from '../../shared/runFiles';
 import * as ort from 'onnxruntime-node';
 import type { GptConfig, ScorePooling } from '../model/gptConfig';
 import type { ScalarHead } from '../model/gpt';

@@ -7,7 +7,8 @@
 import { readConfigText } from '../../shared/configFile';
 import { formatPath } from '../../shared/configSchema';
 import type { RunConfig } from '../../shared/runConfig';
-import { FieldChecker, FileFormatError, isRecord, objectProblems, runJsonProblems } from '../../shared/runFiles';
+import { isRecord } from '../../shared/isRecord';
+import { FieldChecker, FileFormatError, objectProblems, runJsonProblems } from '../../shared/runFiles';
 import { runIdProblem } from '../../shared/runIds';
 
 const advice = 'this run cannot be resumed from it; start the run again from its config file, or restore run.json';
