@@ -121,9 +121,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
         `**${run.name}** — ${run.status}${activeHere ? ' (training in this window)' : ''}`,
         `\`${run.id}\``,
         details.stage
-          ? `Stage **${details.stage}**${details.step !== undefined ? `, step ${details.step}${details.maxSteps ? ` of ${details.maxSteps}` : ''}` : ''}`
+          ? `Stage **${details.stage}**` +
+            `${details.step !== undefined ? `, step ${details.step}${details.maxSteps ? ` of ${details.maxSteps}` : ''}` : ''}`
           : '',
-        `Started ${new Date(run.startedAt).toLocaleString()}${run.endedAt ? `, ended ${new Date(run.endedAt).toLocaleString()}` : ''}`,
+        `Started ` +
+          `${new Date(run.startedAt).toLocaleString()}${run.endedAt ? `, ended ${new Date(run.endedAt).toLocaleString()}` : ''}`,
         run.backend ? `Backend: ${run.backend}` : '',
         details.configFile ? `Config: ${vscode.workspace.asRelativePath(details.configFile)}` : '',
         run.error ? `Error: ${run.error}` : '',

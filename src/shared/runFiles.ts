@@ -22,7 +22,8 @@ export class FileFormatError extends Error {
     advice = '',
   ) {
     super(
-      `${file}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}${advice ? ` — ${advice}` : ''}`,
+      `${file}: ` +
+        `${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}${advice ? ` — ${advice}` : ''}`,
     );
   }
 }

@@ -98,7 +98,8 @@ export function encodeSafetensors(
   let offset = 0;
   for (const { name, tensor, byteLength } of entries) {
     parts.push(
-      `${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${offset + byteLength}]}`,
+      `${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":` +
+        `${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${offset + byteLength}]}`,
     );
     offset += byteLength;
   }
@@ -133,7 +134,8 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   const dataStart = headerSizeBytes + headerSize;
   if (dataStart > bytes.length)
     fail(
-      `the header size says ${headerSize} bytes but only ${bytes.length - headerSizeBytes} follow: the file is truncated`,
+      `the header size says ${headerSize} bytes but only ${bytes.length - headerSizeBytes} follow: the file ` +
+        `is truncated`,
     );
   if (headerSize === 0 || bytes[headerSizeBytes] !== 0x7b)
     fail('the header must start with "{": not a safetensors file');
@@ -168,15 +170,18 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   for (const info of infos) {
     if (info.end > bufferLength)
       fail(
-        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] run past the end of the ${bufferLength}-byte buffer: the file is truncated`,
+        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] run past the end of the ` +
+          `${bufferLength}-byte buffer: the file is truncated`,
       );
     if (info.begin < cursor)
       fail(
-        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] overlap tensor "${previous}", which ends at ${cursor}`,
+        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] overlap tensor "${previous}", which ` +
+          `ends at ${cursor}`,
       );
     if (info.begin > cursor)
       fail(
-        `tensor "${info.name}": data_offsets start at ${info.begin}, leaving bytes ${cursor}..${info.begin} of the buffer unused (holes are not allowed)`,
+        `tensor "${info.name}": data_offsets start at ${info.begin}, leaving bytes ${cursor}..${info.begin} ` +
+          `of the buffer unused (holes are not allowed)`,
       );
     cursor = info.end;
     previous = info.name;
@@ -214,7 +219,8 @@ function parseTensorInfo(
     (shape as number[]).reduce((product, size) => product * size, 1) * dtypes[dtype as SafetensorsDtype].bytes;
   if (end - begin !== needed)
     fail(
-      `${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype} of shape [${shape.join(', ')}] needs ${needed}`,
+      `${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype} of shape [` +
+        `${shape.join(', ')}] needs ${needed}`,
     );
   return { dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
 }
@@ -227,7 +233,8 @@ function checkedByteLength(name: string, tensor: SafetensorsTensor): number {
     );
   if (!(tensor.data instanceof info.array)) {
     throw new SafetensorsFormatError(
-      `tensor "${name}": ${tensor.dtype} data must be a ${info.array.name}, got ${tensor.data?.constructor?.name ?? typeof tensor.data}`,
+      `tensor "${name}": ${tensor.dtype} data must be a ${info.array.name}, got ` +
+        `${tensor.data?.constructor?.name ?? typeof tensor.data}`,
     );
   }
   if (!Array.isArray(tensor.shape) || !tensor.shape.every(isSize)) {
@@ -238,7 +245,8 @@ function checkedByteLength(name: string, tensor: SafetensorsTensor): number {
   const elements = tensor.shape.reduce((product, size) => product * size, 1);
   if (tensor.data.length !== elements) {
     throw new SafetensorsFormatError(
-      `tensor "${name}": shape [${tensor.shape.join(', ')}] has ${elements} elements but data has ${tensor.data.length}`,
+      `tensor "${name}": shape [${tensor.shape.join(', ')}] has ${elements} elements but data has ` +
+        `${tensor.data.length}`,
     );
   }
   return tensor.data.byteLength;

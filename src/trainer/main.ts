@@ -23,7 +23,9 @@ import { exportCommand } from './onnx/exportModel';
 
 const trainUsage = `Usage: rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   run every stage of a config (runs go to DIR, default ${defaultRunsFolder})
        rlhf-lens train --resume <run-dir>                    continue a run from its latest checkpoint`;
-const demoUsage = `Usage: rlhf-lens demo [--quick] [--runs-dir DIR] [--out DIR]   the embedded demo: SFT, preferences, reward model, PPO and DPO, with a report`;
+const demoUsage =
+  `Usage: rlhf-lens demo [--quick] [--runs-dir DIR] [--out DIR]   the embedded demo: SFT, preferences, reward ` +
+  `model, PPO and DPO, with a report`;
 
 const usage = `Usage:
   rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   run every stage of a config (runs go to DIR, default ${defaultRunsFolder})

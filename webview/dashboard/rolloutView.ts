@@ -441,7 +441,8 @@ export class RolloutView {
     );
     this.legend.setAttribute(
       'aria-label',
-      `Colour scale for ${label}: from ${formatNumber(centre - range)} (blue) through ${formatNumber(centre)} to ${formatNumber(centre + range)} (orange)`,
+      `Colour scale for ${label}: from ${formatNumber(centre - range)} (blue) through ${formatNumber(centre)} ` +
+        `to ${formatNumber(centre + range)} (orange)`,
     );
   }
 

@@ -53,7 +53,8 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   const checkpointDir = path.resolve(positionals[0]);
   await selectBackend(backend as BackendRequest);
   const hint =
-    "give a checkpoint folder written by rlhf-lens (a run's checkpoints/step-<n>), with config.json, model.safetensors, trainer_state.json and tokenizer.json";
+    "give a checkpoint folder written by rlhf-lens (a run's checkpoints/step-<n>), with config.json, " +
+    'model.safetensors, trainer_state.json and tokenizer.json';
   let model: Gpt;
   let checkpoint: Awaited<ReturnType<typeof loadCheckpoint>>;
   try {

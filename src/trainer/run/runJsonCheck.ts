@@ -47,11 +47,13 @@ export function checkResumableRunJson(
     const stage = config.stages[stageIndex];
     if (stage === undefined)
       problems.push(
-        `stage_index ${stageIndex} is out of range: config.stages has ${config.stages.length} stage${config.stages.length === 1 ? '' : 's'} (0 to ${config.stages.length - 1})`,
+        `stage_index ${stageIndex} is out of range: config.stages has ${config.stages.length} stage` +
+          `${config.stages.length === 1 ? '' : 's'} (0 to ${config.stages.length - 1})`,
       );
     else if (typeof value.stage === 'string' && value.stage !== (stage.name ?? stage.type))
       problems.push(
-        `stage "${value.stage.slice(0, 200)}" is not config.stages[${stageIndex}], which is "${stage.name ?? stage.type}"`,
+        `stage "${value.stage.slice(0, 200)}" is not config.stages[${stageIndex}], which is "` +
+          `${stage.name ?? stage.type}"`,
       );
   }
   if (problems.length > 0 || !config) throw new FileFormatError(file, problems, advice);
