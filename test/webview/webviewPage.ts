@@ -32,7 +32,8 @@ export interface WebviewPage {
 export async function launchBrowser(): Promise<Browser> {
   if (!existsSync(chromiumPath)) {
     throw new Error(
-      `Chromium not found at ${chromiumPath}: run "node scripts/ensureTestTools.mjs" (npm test does) or set CHROMIUM_PATH.`,
+      `Chromium not found at ${chromiumPath}: run "node scripts/ensureTestTools.mjs" (npm test does) or set ` +
+        `CHROMIUM_PATH.`,
     );
   }
   return chromium.launch({
