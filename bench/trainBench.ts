@@ -118,7 +118,8 @@ async function main(): Promise<void> {
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
   const format = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
   console.log(
-    `batch ${batchSize} × full context; medians of ${repetitions('wasm')} (cpu: ${repetitions('cpu')}) after ${warmup} warm-up runs\n`,
+    `batch ${batchSize} × full context; medians of ${repetitions('wasm')} (cpu: ${repetitions('cpu')}) after ` +
+      `${warmup} warm-up runs\n`,
   );
   console.log([format(header), format(widths.map((w) => '-'.repeat(w))), ...lines.map(format)].join('\n'));
   for (const [backend, reason] of Object.entries(unavailable)) console.log(`${backend}: not available (${reason})`);

@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     hostTimes.push(performance.now() - started);
   }
   console.log(
-    `step: ${samples} samples × ${tokens} tokens = ${trace.numTokens} tokens, ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB of Arrow`,
+    `step: ${samples} samples × ${tokens} tokens = ${trace.numTokens} tokens, ` +
+      `${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB of Arrow`,
   );
 
   const browser = await launchBrowser();
@@ -55,7 +56,8 @@ async function main(): Promise<void> {
     await view.page.evaluate(reviveScript);
     // Capture the trace the page received (already typed arrays) for the timed repetitions.
     await view.page.evaluate(
-      `window.addEventListener('message', (e) => { if (e.data && e.data.type === 'dashboard/trace') window.__lastTrace = e.data.trace; })`,
+      `window.addEventListener('message', (e) => { if (e.data && e.data.type === 'dashboard/trace') ` +
+        `window.__lastTrace = e.data.trace; })`,
     );
     await sendToDashboard(view, { type: 'dashboard/trace', trace });
     const firstScreen: number[] = [];
@@ -126,10 +128,12 @@ async function main(): Promise<void> {
     console.log(`| host: Arrow decode + pack (Node) | ${result.hostDecodeAndPackMs.toFixed(1)} |`);
     console.log(`| webview: message → rows in the DOM | ${result.domReadyMs.toFixed(1)} |`);
     console.log(
-      `| webview: message → first screen painted | ${result.firstScreenMs.median.toFixed(1)} (min ${result.firstScreenMs.min.toFixed(1)}, max ${result.firstScreenMs.max.toFixed(1)}) |`,
+      `| webview: message → first screen painted | ${result.firstScreenMs.median.toFixed(1)} (min ` +
+        `${result.firstScreenMs.min.toFixed(1)}, max ${result.firstScreenMs.max.toFixed(1)}) |`,
     );
     console.log(
-      `| webview: scrolling, frame interval | ${result.scroll.medianFrameMs.toFixed(1)} (p95 ${result.scroll.p95FrameMs.toFixed(1)}, ${result.scroll.rowsInDom} rows in the DOM) |`,
+      `| webview: scrolling, frame interval | ${result.scroll.medianFrameMs.toFixed(1)} (p95 ` +
+        `${result.scroll.p95FrameMs.toFixed(1)}, ${result.scroll.rowsInDom} rows in the DOM) |`,
     );
     if (result.errors.length > 0 || result.cspViolations.length > 0)
       console.log('page errors:', result.errors, result.cspViolations);
@@ -140,7 +144,8 @@ async function main(): Promise<void> {
       `${JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2)}\n`,
     );
     console.log(
-      `\nfirst screen under 200 ms: ${result.firstScreenMs.median < 200 ? 'yes' : 'NO'}; wrote bench-results/webview.json`,
+      `\nfirst screen under 200 ms: ${result.firstScreenMs.median < 200 ? 'yes' : 'NO'}; wrote ` +
+        `bench-results/webview.json`,
     );
   } finally {
     await view.close();
