@@ -102,8 +102,8 @@ async function newRun(args?: NewRunArguments): Promise<vscode.Uri | undefined> {
     (await vscode.window.showInputBox({
       title: 'RLHF: New Run',
       prompt:
-        'Name of the run (letters, digits, ".", "_" and "-"); the config is written to <name>.rlhf.json in ' +
-        'the workspace folder',
+        'Name of the run (letters, digits, ".", "_" and "-"); the ' +
+        'config is written to <name>.rlhf.json in the workspace folder',
       value: template === 'demo-pipeline' ? 'demo' : `my-${template}`,
       validateInput: (value) =>
         !runNamePattern.test(value)

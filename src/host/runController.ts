@@ -116,10 +116,11 @@ export class RunController implements vscode.Disposable {
     if (!config) {
       const errors = problems.filter((problem) => problem.severity === 'error');
       const first = errors[0];
-      const message =
-        `"${label}" was not started: the config has ${errors.length} error` +
-        `${errors.length === 1 ? '' : 's'}${first ? `, the first on line ${first.line}: ${first.path.length ? `${first.path.at(-1)} ` : ''}${first.message}` : ''}. ` +
-        `See the Problems panel.`;
+      const errorCount = `${errors.length} error${errors.length === 1 ? '' : 's'}`;
+      const firstError = first
+        ? `, the first on line ${first.line}: ${first.path.length ? `${first.path.at(-1)} ` : ''}${first.message}`
+        : '';
+      const message = `"${label}" was not started: the config has ${errorCount}${firstError}. See the Problems panel.`;
       this.lastRefusal = message;
       this.log.warn(message);
       void vscode.window

@@ -207,10 +207,12 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
             earlier.length > 0
               ? `earlier ${reference.kinds.join('/')} stages: ${earlier.map((name) => `"${name}"`).join(', ')}`
               : `no earlier ${reference.kinds.join('/')} stage`;
+          const wantedThing = reference.wants === 'checkpoint' ? 'checkpoint folder' : 'preference file';
+          const suggestion = near ? `; did you mean "${near}"?` : '';
           error(
             refPath,
             `${quote(reference.value)}${defaulted} is neither an earlier stage (${choices}) nor an existing ` +
-              `${reference.wants === 'checkpoint' ? 'checkpoint folder' : 'preference file'}${near ? `; did you mean "${near}"?` : ''}`,
+              `${wantedThing}${suggestion}`,
             near ? { title: `Use stage "${near}"`, path: refPath, value: near } : undefined,
           );
         } else if (kind !== undefined && kind !== wantedKind) {

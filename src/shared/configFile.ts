@@ -230,8 +230,7 @@ function nodeValue(node: Node): unknown {
 
 /** `file:line:column: field: message`, the form editors and terminals link. */
 export function formatConfigProblem(file: string, problem: LocatedProblem): string {
-  return (
-    `${file}:${problem.line}:${problem.column}: ` +
-    `${problem.severity === 'warning' ? 'warning: ' : ''}${problem.path.length > 0 ? `${formatPath(problem.path)} ` : ''}${problem.message}`
-  );
+  const severity = problem.severity === 'warning' ? 'warning: ' : '';
+  const field = problem.path.length > 0 ? `${formatPath(problem.path)} ` : '';
+  return `${file}:${problem.line}:${problem.column}: ${severity}${field}${problem.message}`;
 }

@@ -42,8 +42,8 @@ export const modelSchema = s.object(
       minimum: 8,
       maximum: 2048,
       description:
-        'Context length in tokens: the longest prompt plus response the model sees (at most 2048; attention ' +
-        'memory grows with its square).',
+        'Context length in tokens: the longest prompt plus response the ' +
+        'model sees (at most 2048; attention memory grows with its square).',
     }),
     dropout: s.number({
       default: 0,
@@ -54,8 +54,8 @@ export const modelSchema = s.object(
   },
   {
     description:
-      'Shape of the GPT trained from scratch (nanoGPT names). Ignored when init_from names a checkpoint, ' +
-      'whose shape is used.',
+      'Shape of the GPT trained from scratch (nanoGPT names). ' +
+      'Ignored when init_from names a checkpoint, whose shape is used.',
   },
 );
 
@@ -114,8 +114,8 @@ export const sftStageSchema = s.object(
       minLength: 1,
       maxLength: maxPathLength,
       description:
-        '"scratch" for new weights and tokenizer, or a checkpoint folder (relative to the config file) to ' +
-        'continue from.',
+        '"scratch" for new weights and tokenizer, or a checkpoint ' +
+        'folder (relative to the config file) to continue from.',
     }),
     eval_fraction: s.number({
       default: 0.05,
@@ -285,8 +285,8 @@ export const preferencesStageSchema = s.object(
       minimum: 0,
       maximum: 10,
       description:
-        'Noise of the simulated annotator: P(a ranked above b) = σ((oracle(a) − oracle(b)) / temperature); 0 ' +
-        'ranks by the oracle exactly.',
+        'Noise of the simulated annotator: P(a ranked above b) = σ((oracle(a) ' +
+        '− oracle(b)) / temperature); 0 ranks by the oracle exactly.',
     }),
     file: s.optional(
       s.string({
@@ -351,8 +351,8 @@ export const rewardStageSchema = s.object(
     score_pooling: s.enum(['last', 'sum'], {
       default: 'last',
       description:
-        'How the score head reads a sequence: at its last token, or summed over its tokens (bias once). Saved ' +
-        'in the checkpoint; PPO scores the same way.',
+        'How the score head reads a sequence: at its last token, or summed over ' +
+        'its tokens (bias once). Saved in the checkpoint; PPO scores the same way.',
       valueDescriptions: [
         'The head at the last token, as InstructGPT and TRL read a reward model.',
         'The head summed over every token: a reward made of per-token contributions, each seeing its context; ' +
@@ -545,8 +545,8 @@ export const ppoStageSchema = s.object(
       default: 0,
       minimum: 0,
       description:
-        'PPO-ptx (InstructGPT): weight of a language-modelling loss on SFT data mixed into each update; 0 ' +
-        'turns it off.',
+        'PPO-ptx (InstructGPT): weight of a language-modelling ' +
+        'loss on SFT data mixed into each update; 0 turns it off.',
     }),
     ptx_dataset: s.optional(datasetSchema),
     critic_warmup_steps: s.integer({
@@ -569,8 +569,8 @@ export const ppoStageSchema = s.object(
   },
   {
     description:
-      "PPO against a reward model with a per-token KL penalty to a frozen reference (TRL's PPOTrainer, with " +
-      'PPO-max options).',
+      'PPO against a reward model with a per-token KL penalty to ' +
+      "a frozen reference (TRL's PPOTrainer, with PPO-max options).",
   },
 );
 

@@ -21,10 +21,8 @@ export class FileFormatError extends Error {
     readonly problems: readonly string[],
     advice = '',
   ) {
-    super(
-      `${file}: ` +
-        `${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}${advice ? ` — ${advice}` : ''}`,
-    );
+    const more = problems.length > 5 ? ` (and ${problems.length - 5} more)` : '';
+    super(`${file}: ${problems.slice(0, 5).join('; ')}${more}${advice ? ` — ${advice}` : ''}`);
   }
 }
 

@@ -3,7 +3,8 @@
  * README "Format"), on plain bytes: no `fs`, no `Buffer`, so webviews can read checkpoints too.
  *
  *   8 bytes   N, unsigned little-endian 64-bit: the size of the header
- *   N bytes   UTF-8 JSON: {"__metadata__": {string: string}, "<name>": {"dtype", "shape", "data_offsets": [begin, end]}, …}
+ *   N bytes   UTF-8 JSON: {"__metadata__": {string: string},
+ *                          "<name>": {"dtype", "shape", "data_offsets": [begin, end]}, …}
  *             starting with `{`, padded with spaces (0x20) to a multiple of 8
  *   rest      the byte buffer: every tensor's data, little-endian, row-major, no holes, nothing after
  *

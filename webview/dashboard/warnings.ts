@@ -79,8 +79,8 @@ export function detectWarnings(
         title: 'KL is rising fast',
         detail:
           `objective/kl rose from ${fmt(before)} to ${fmt(now)} nats (means of ${w} steps): the policy is ` +
-          `moving away from the reference quickly. Consider a larger init_kl_coef, adaptive KL control, or a ` +
-          `lower learning rate.`,
+          `moving away from the reference quickly. Consider a larger ` +
+          `init_kl_coef, adaptive KL control, or a lower learning rate.`,
         step: kl.steps.at(-1) as number,
         metrics: ['objective/kl'],
       });
@@ -101,8 +101,8 @@ export function detectWarnings(
         title: 'Entropy is collapsing',
         detail:
           `${entropyMetric} fell from ${fmt(first)} to ${fmt(now)} (${Math.round((100 * now) / first)}% of the ` +
-          `start): the policy is becoming deterministic and may repeat itself. Consider an entropy bonus ` +
-          `(entropy_coef) or a stronger KL penalty.`,
+          `start): the policy is becoming deterministic and may repeat itself. ` +
+          `Consider an entropy bonus (entropy_coef) or a stronger KL penalty.`,
         step: entropy.steps.at(-1) as number,
         metrics: [entropyMetric],
       });

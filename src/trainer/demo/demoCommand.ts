@@ -154,11 +154,16 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
 
   const out = process.stdout;
   out.write(`\nRLHF Lens demo (${mode}) — ${formatSeconds(report.total_seconds)} on backend ${backend}\n\n`);
+  const stageRows = stages.map((s) => [s.stage, s.backend, formatSeconds(s.seconds)]);
+  out.write(`${table([['stage', 'backend', 'wall time'], ...stageRows])}\n\n`);
+  const policyRows = report.policies.map((p) => [
+    p.policy,
+    `${p.oracle_score.toFixed(3)} ± ${p.oracle_stderr.toFixed(3)}`,
+    `${p.kl.toFixed(2)} ± ${p.kl_stderr.toFixed(2)}`,
+    p.response_length.toFixed(1),
+  ]);
   out.write(
-    `${table([['stage', 'backend', 'wall time'], ...stages.map((s) => [s.stage, s.backend, formatSeconds(s.seconds)])])}\n\n`,
-  );
-  out.write(
-    `${table([['policy', 'oracle score (held-out)', 'KL to SFT (nats)', 'response tokens'], ...report.policies.map((p) => [p.policy, `${p.oracle_score.toFixed(3)} ± ${p.oracle_stderr.toFixed(3)}`, `${p.kl.toFixed(2)} ± ${p.kl_stderr.toFixed(2)}`, p.response_length.toFixed(1)])])}\n\n`,
+    `${table([['policy', 'oracle score (held-out)', 'KL to SFT (nats)', 'response tokens'], ...policyRows])}\n\n`,
   );
   out.write(
     `Reward model held-out accuracy: ${(report.reward_model.eval_accuracy * 100).toFixed(1)}% against the ` +
