@@ -282,10 +282,18 @@ async function main(): Promise<void> {
   );
   const out = path.join('bench-results', 'rollout.json');
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: availableParallelism(), model: config, batch, new_tokens: newTokens, sampling: sample, weight_sync: sync, ppo_iteration_ms: ppo }, null, 2)}\n`,
-  );
+  const record = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cores: availableParallelism(),
+    model: config,
+    batch,
+    new_tokens: newTokens,
+    sampling: sample,
+    weight_sync: sync,
+    ppo_iteration_ms: ppo,
+  };
+  writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
 }
 

@@ -129,10 +129,14 @@ async function main(): Promise<void> {
     );
   const out = path.join('bench-results', 'rollout-engines.json');
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify({ date: new Date().toISOString(), scale: quick ? 'quick' : 'full', eval_prompts: evalPrompts, rows, summary }, null, 2)}\n`,
-  );
+  const record = {
+    date: new Date().toISOString(),
+    scale: quick ? 'quick' : 'full',
+    eval_prompts: evalPrompts,
+    rows,
+    summary,
+  };
+  writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
 }
 

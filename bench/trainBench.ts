@@ -125,10 +125,8 @@ async function main(): Promise<void> {
   for (const [backend, reason] of Object.entries(unavailable)) console.log(`${backend}: not available (${reason})`);
   const out = path.join('bench-results', 'train.json');
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, batch_size: batchSize, rows, unavailable }, null, 2)}\n`,
-  );
+  const record = { date: new Date().toISOString(), node: process.version, batch_size: batchSize, rows, unavailable };
+  writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
 }
 

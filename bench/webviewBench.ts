@@ -56,8 +56,8 @@ async function main(): Promise<void> {
     await view.page.evaluate(reviveScript);
     // Capture the trace the page received (already typed arrays) for the timed repetitions.
     await view.page.evaluate(
-      `window.addEventListener('message', (e) => { if (e.data && e.data.type === 'dashboard/trace') ` +
-        `window.__lastTrace = e.data.trace; })`,
+      `window.addEventListener('message', (e) => { if (e.data && e.data.type ` +
+        `=== 'dashboard/trace') window.__lastTrace = e.data.trace; })`,
     );
     await sendToDashboard(view, { type: 'dashboard/trace', trace });
     const firstScreen: number[] = [];
@@ -70,7 +70,9 @@ async function main(): Promise<void> {
         window.postMessage({ type: 'dashboard/trace', trace }, '*');
         const poll = () => {
           const record = window.__rlhfFirstScreen;
-          if (record && record.step === ${step} && record.paintedAt) resolve({ painted: record.paintedAt - started, rendered: record.renderedAt - started, rows: record.rows });
+          if (record && record.step === ${step} && record.paintedAt) {
+            resolve({ painted: record.paintedAt - started, rendered: record.renderedAt - started, rows: record.rows });
+          }
           else setTimeout(poll, 1);
         };
         poll();
@@ -95,7 +97,10 @@ async function main(): Promise<void> {
         last = now;
         viewport.scrollTop += 240;
         if (++n < 120) requestAnimationFrame(tick);
-        else resolve({ intervals, scrollTop: viewport.scrollTop, rendered: viewport.querySelectorAll('.sample-row').length });
+        else {
+          const rendered = viewport.querySelectorAll('.sample-row').length;
+          resolve({ intervals, scrollTop: viewport.scrollTop, rendered });
+        }
       };
       requestAnimationFrame(tick);
     })`)) as { intervals: number[]; scrollTop: number; rendered: number };

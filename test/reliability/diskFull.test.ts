@@ -43,8 +43,8 @@ function whyNoTmpfs(): string | undefined {
   if (process.platform !== 'linux') return `tmpfs mounts need Linux (this is ${process.platform})`;
   if (process.getuid?.() !== 0)
     return (
-      'not root, so no tmpfs can be mounted, and the trainer has no fault-injecting write to fill a disk ' +
-      'without one'
+      'not root, so no tmpfs can be mounted, and the trainer ' +
+      'has no fault-injecting write to fill a disk without one'
     );
   const probe = ensureDir(path.join(root, 'probe'));
   try {
@@ -222,11 +222,9 @@ Array.from({ length: sizes }, (_, i) => i).forEach((i) => {
           const failed = runFolders(runsRoot).at(-1);
           const runJson = failed?.runJson as { status?: string; error?: string } | undefined;
           if (!runJson || runJson.status !== 'failed' || !/ENOSPC|no space|disk is full/i.test(runJson.error ?? '')) {
-            failures.push(
-              `run.json says ` +
-                `${runJson ? `"${runJson.status}"${runJson.error ? ` (${runJson.error.slice(0, 120)})` : ' with no reason'}` : 'nothing (none readable)'}, ` +
-                `not "failed" with the full disk as the reason`,
-            );
+            const reason = runJson?.error ? ` (${runJson.error.slice(0, 120)})` : ' with no reason';
+            const says = runJson ? `"${runJson.status}"${reason}` : 'nothing (none readable)';
+            failures.push(`run.json says ${says}, not "failed" with the full disk as the reason`);
             clean = false;
           }
         }

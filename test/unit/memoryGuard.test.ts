@@ -138,7 +138,7 @@ test('a model too big at any batch gets the largest n_layer (and block_size) tha
 });
 
 test(
-  "other backends are held to the machine's free memory; PPO's fitting batch stays a multiple of its " + 'minibatches',
+  "other backends are held to the machine's free memory; " + "PPO's fitting batch stays a multiple of its minibatches",
   () => {
     const c = config({ n_layer: 4, n_head: 4, n_embd: 256, block_size: 512 }, [
       { type: 'sft', dataset: { source: 'demo' } },

@@ -32,8 +32,8 @@ before(async () => {
 });
 
 test(
-  'an inspection run writes PPO-schema traces with per-token KL between policy and reference and the reward ' +
-    "model's score",
+  'an inspection run writes PPO-schema traces with per-token ' +
+    "KL between policy and reference and the reward model's score",
   async () => {
     const runsRoot = path.join(workDir, 'inspect-runs');
     const { runDir } = await runInspection({
@@ -161,7 +161,10 @@ test('rlhf-lens inspect runs from the command line and rejects a reference with 
   assert.equal(bad.status, 1);
   assert.match(
     bad.stderr,
-    /other-reference\/tokenizer\.json differs from .*policy\/tokenizer\.json: per-token KL needs the policy and the reference to share a tokenizer/,
+    new RegExp(
+      /other-reference\/tokenizer\.json differs from .*policy\/tokenizer\.json: /.source +
+        /per-token KL needs the policy and the reference to share a tokenizer/.source,
+    ),
   );
   const usage = cli(['--policy', folders.policy]);
   assert.equal(usage.status, 2);

@@ -36,7 +36,7 @@ test('dataset names map to .rlhf/preferences/<name>.jsonl; names that are not pl
 });
 
 test(
-  'each judgment is one line in the DESIGN format; a retraction line removes it for readers, nothing is ' + 'rewritten',
+  'each judgment is one line in the DESIGN format; a ' + 'retraction line removes it for readers, nothing is rewritten',
   async () => {
     const file = path.join(temp(), '.rlhf', 'preferences', 'd.jsonl');
     const store = new PreferenceStore(file);
@@ -59,8 +59,8 @@ test(
 );
 
 test(
-  'a torn last line (a crash mid-write) does not swallow the next judgment; readers report it by line and keep ' +
-    'the rest',
+  'a torn last line (a crash mid-write) does not swallow the ' +
+    'next judgment; readers report it by line and keep the rest',
   async () => {
     const dir = temp();
     const file = path.join(dir, 'd.jsonl');
@@ -115,12 +115,15 @@ test('a judgment acknowledged to a process that is killed with SIGKILL right aft
   const file = path.join(temp(), 'd.jsonl');
   // A child process appends through the real store, prints "saved" once append resolved, then spins
   // until the parent kills it: what a crashed extension host looks like.
+  const storeModule = path.join(__dirname, '..', '..', 'src', 'host', 'preferenceStore.ts');
   const script = `
-    const { PreferenceStore } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'src', 'host', 'preferenceStore.ts'))});
+    const { PreferenceStore } = require(${JSON.stringify(storeModule)});
     const store = new PreferenceStore(${JSON.stringify(file)});
     (async () => {
       for (let i = 0; ; i++) {
-        await store.append({ id: 'k' + i, prompt: 'p', completions: ['a', 'b'], ranking: [[i % 2], [1 - (i % 2)]], annotator: 'ada', note: 'n'.repeat(2000) });
+        const ranking = [[i % 2], [1 - (i % 2)]];
+        const note = 'n'.repeat(2000);
+        await store.append({ id: 'k' + i, prompt: 'p', completions: ['a', 'b'], ranking, annotator: 'ada', note });
         process.stdout.write('saved k' + i + '\\n');
       }
     })();
@@ -150,8 +153,8 @@ test('a judgment acknowledged to a process that is killed with SIGKILL right aft
 });
 
 test(
-  'export writes TRL pairwise lines: all K(K-1)/2 pairs of each live judgment, ties skipped, retracted ones ' +
-    'left out',
+  'export writes TRL pairwise lines: all K(K-1)/2 pairs of ' +
+    'each live judgment, ties skipped, retracted ones left out',
   async () => {
     const dir = temp();
     const file = path.join(dir, 'd.jsonl');

@@ -225,8 +225,8 @@ describe('generate', () => {
   });
 
   test(
-    'a batch of prompts of different lengths at temperature 0 gives each prompt what it gives alone (left ' +
-      'padding is invisible)',
+    'a batch of prompts of different lengths at temperature 0 gives ' +
+      'each prompt what it gives alone (left padding is invisible)',
     async () => {
       const prompts = [[2], [7, 3, 11, 19, 23, 5], [13, 8, 30], [1, 2, 3, 4]];
       const greedy = { ...base, temperature: 0, maxNewTokens: 7 };

@@ -473,7 +473,7 @@ test('decodeTraceTable gives the same rows as decodeTrace, one at a time', () =>
 });
 
 test(
-  'writeTrace writes traces/step-7.arrow atomically, leaving no temporary file, and refuses rows of another ' + 'step',
+  'writeTrace writes traces/step-7.arrow atomically, ' + 'leaving no temporary file, and refuses rows of another step',
   async () => {
     const runDir = await mkdtemp(path.join(tmpdir(), 'rlhf-trace-'));
     const rows = [ppoRow(0, ['x']), ppoRow(1, ['y', 'z'])];

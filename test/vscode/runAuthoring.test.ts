@@ -189,7 +189,7 @@ async function contextMenu(page: Page, rowText: string | RegExp, entry: string):
 }
 
 test(
-  'RLHF: New Run asks for a template and a name, writes the config, and the schema documents every field on ' + 'hover',
+  'RLHF: New Run asks for a template and a name, writes ' + 'the config, and the schema documents every field on hover',
   async () => {
     const page = await openWorkbench(trusted, workspace);
     try {
@@ -265,8 +265,8 @@ test('a bad value is underlined with the reason, and its quick fix repairs it', 
 });
 
 test(
-  'Start run from the CodeLens: the Runs view, status bar and notification follow it; Stop and Resume from the ' +
-    'view',
+  'Start run from the CodeLens: the Runs view, status bar ' +
+    'and notification follow it; Stop and Resume from the view',
   async () => {
     const page = await openWorkbench(trusted, workspace);
     try {
@@ -337,8 +337,8 @@ test(
 );
 
 test(
-  'in an untrusted workspace Start Run and Rank sampling are refused with an explanation, and the runs can ' +
-    'still be viewed',
+  'in an untrusted workspace Start Run and Rank sampling are ' +
+    'refused with an explanation, and the runs can still be viewed',
   async () => {
     const before = readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort();
     const page = await openWorkbench(untrusted, untrustedWorkspace);

@@ -173,7 +173,7 @@ test(
 );
 
 test(
-  'Enter with a completion unranked says how many are left and sends nothing; 0 clears a rank; arrows move ' + 'focus',
+  'Enter with a completion unranked says how many are left ' + 'and sends nothing; 0 clears a rank; arrows move focus',
   async () => {
     const view = await openWith(fourSet);
     try {
@@ -274,8 +274,8 @@ test(
 );
 
 test(
-  'K = 2 opens in pairwise mode: A better / B better / tie by button or key, mapped to indices through the ' +
-    'shown order',
+  'K = 2 opens in pairwise mode: A better / B better / tie ' +
+    'by button or key, mapped to indices through the shown order',
   async () => {
     const view = await openWith(pairSet);
     try {

@@ -91,7 +91,9 @@ function serveStatic(): Promise<Server> {
 const vsCodeApiStub = `
   window.__posted = [];
   window.__csp = [];
-  document.addEventListener('securitypolicyviolation', (event) => window.__csp.push(event.violatedDirective + ': ' + event.blockedURI));
+  document.addEventListener('securitypolicyviolation', (event) =>
+    window.__csp.push(event.violatedDirective + ': ' + event.blockedURI),
+  );
   let acquired = false;
   window.acquireVsCodeApi = () => {
     if (acquired) throw new Error('acquireVsCodeApi may be called only once');
