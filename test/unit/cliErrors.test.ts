@@ -257,8 +257,8 @@ for (const [label, config, expected] of memoryCases) {
 }
 
 test(
-  '48 layers × 4096 wide, and block 4096 × batch 4096, are ' +
-    "beyond the schema's maxima: refused at once, no run folder",
+  '48 layers × 4096 wide, and block 4096 × batch 4096, ' +
+    "are beyond the schema's maxima: refused at once, no run folder",
   async () => {
     const { file, runs } = writeConfig('beyond-maxima', {
       name: 'big',

@@ -183,8 +183,8 @@ test('smoothing is TensorBoard’s debiased EMA; metrics group by TRL namespace'
 });
 
 test(
-  'warnings fire on rising KL, collapsing entropy, runaway ' +
-    'length and reward up with oracle down — and not on a calm run',
+  'warnings fire on rising KL, collapsing entropy, ' +
+    'runaway length and reward up with oracle down — and not on a calm run',
   () => {
     const fired = detectWarnings(fixtureMetrics())
       .map((w) => w.kind)

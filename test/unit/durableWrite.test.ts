@@ -69,8 +69,8 @@ function diskWithRoomFor(limit: number): DurableFs {
 }
 
 test(
-  'a file is written whole under its name, with no temporary ' +
-    'left; short writes are continued until every byte is there',
+  'a file is written whole under its name, with no temporary left; ' +
+    'short writes are continued until every byte is there',
   () => {
     const dir = scratch();
     const file = path.join(dir, 'run.json');
@@ -91,8 +91,8 @@ test(
 );
 
 test(
-  'ENOSPC after 56 KiB of a 100 KiB write: the previous version stays under ' +
-    'the name, the temporary is removed, the error names the path and what to do',
+  'ENOSPC after 56 KiB of a 100 KiB write: the previous version stays under the name, ' +
+    'the temporary is removed, the error names the path and what to do',
   () => {
     const dir = scratch();
     const file = path.join(dir, 'run.json');
@@ -117,8 +117,8 @@ test(
 );
 
 test(
-  'a disk that takes 0 bytes, a file shorter than written after ' +
-    'fsync, or a failing fsync: nothing appears under the final name',
+  'a disk that takes 0 bytes, a file shorter than written after fsync, ' +
+    'or a failing fsync: nothing appears under the final name',
   () => {
     const dir = scratch();
     const file = path.join(dir, 'step-3.arrow');
@@ -199,8 +199,8 @@ test(
 );
 
 test(
-  'appended lines: one whole line each; a torn last line is kept ' +
-    'apart; a failed append is cut back off so the file is as before',
+  'appended lines: one whole line each; a torn last line is kept apart; ' +
+    'a failed append is cut back off so the file is as before',
   () => {
     const dir = scratch();
     const file = path.join(dir, 'metrics.jsonl');
@@ -244,8 +244,8 @@ test('syncing an appended file: a missing file is fine, a failing fsync names th
 });
 
 test(
-  'stale temporaries of another process (this version and earlier ones) are ' +
-    'removed when a run is opened to resume; user files that look alike are kept',
+  'stale temporaries of another process (this version and earlier ones) ' +
+    'are removed when a run is opened to resume; user files that look alike are kept',
   () => {
     const root = scratch();
     // A run.json that resume accepts: open() checks it before it sweeps.
@@ -458,8 +458,8 @@ before(async () => {
 });
 
 test(
-  'a full disk (tmpfs): a new checkpoint and a rewrite of the last ' +
-    'one fail with ENOSPC; the last checkpoint is intact and loads',
+  'a full disk (tmpfs): a new checkpoint and a rewrite of the last one fail with ENOSPC; ' +
+    'the last checkpoint is intact and loads',
   { skip: notRoot },
   () =>
     onTinyDisk(async (disk) => {
@@ -500,8 +500,8 @@ test(
 );
 
 test(
-  'a full disk (tmpfs): too full to start a stage, its run folder still appears, saying failed with ENOSPC; ' +
-    'with room after that, a failure is recorded from the reserve',
+  'a full disk (tmpfs): too full to start a stage, its run folder still appears, ' +
+    'saying failed with ENOSPC; with room after that, a failure is recorded from the reserve',
   { skip: notRoot },
   () =>
     onTinyDisk(async (disk) => {
@@ -542,8 +542,8 @@ test(
 );
 
 test(
-  'a new folder never replaces one that appeared meanwhile (two trainers ' +
-    "taking one run id): FolderTakenError, the other's files intact",
+  'a new folder never replaces one that appeared meanwhile (two trainers taking one run id): ' +
+    "FolderTakenError, the other's files intact",
   () => {
     const root = scratch();
     const target = path.join(root, 'demo-sft-20260101-000000');

@@ -150,8 +150,8 @@ const bytesOf = (...parts: (string | number[])[]) =>
   new Uint8Array(parts.flatMap((part) => (typeof part === 'string' ? [...utf8(part)] : part)));
 
 test(
-  'a line that is not UTF-8 is reported as file:line: not UTF-8 and ' +
-    'skipped, never read with U+FFFD in it; the lines around it are kept',
+  'a line that is not UTF-8 is reported as file:line: not UTF-8 and skipped, ' +
+    'never read with U+FFFD in it; the lines around it are kept',
   async () => {
     const file = await datasetFile(
       bytesOf(
@@ -234,8 +234,8 @@ test('the UTF-8 check agrees with a fatal TextDecoder on random bytes, and point
 });
 
 test(
-  'lone CR line ends split lines as readline does; an over-long line ' +
-    'that spans read chunks is measured, not kept, and the next line is read',
+  'lone CR line ends split lines as readline does; ' +
+    'an over-long line that spans read chunks is measured, not kept, and the next line is read',
   async () => {
     const long = JSON.stringify({ text: 'w'.repeat(300_000) }); // longer than one 64 KiB read chunk
     const file = await datasetFile(`{"text": "mac one"}\r{"text": "mac two"}\r\n${long}\r\n{"text": "after"}`);

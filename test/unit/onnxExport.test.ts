@@ -54,8 +54,8 @@ async function tokenizerOf(dir: string): Promise<BpeTokenizer> {
 }
 
 test(
-  'an exported policy loads in onnxruntime-node and matches ' +
-    'tfjs logits and values to 1e-4, with and without the KV cache',
+  'an exported policy loads in onnxruntime-node and matches tfjs logits and values to 1e-4, ' +
+    'with and without the KV cache',
   async () => {
     const { dir, model } = await checkpointWithHeads('policy', ['v_head']);
     disposables.push(model);

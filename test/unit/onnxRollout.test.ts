@@ -61,8 +61,8 @@ async function threeModels(): Promise<{
 }
 
 test(
-  'the ONNX sampler, with and without a KV cache, draws the ' +
-    "tfjs sampler's tokens and log-probabilities for the same seed",
+  'the ONNX sampler, with and without a KV cache, ' +
+    "draws the tfjs sampler's tokens and log-probabilities for the same seed",
   async () => {
     const { policy, eosId, padId, prompts } = await threeModels();
     const lm = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), { kvCache: true });

@@ -175,8 +175,8 @@ describe('on wasm the hand-written ops run forward and backward, matching cpu', 
   }
 
   test(
-    'the built-in tf.gather gradient throws on wasm (no ' +
-      'UnsortedSegmentSum kernel), which is why embedding has its own',
+    'the built-in tf.gather gradient throws on wasm (no UnsortedSegmentSum kernel), ' +
+      'which is why embedding has its own',
     () => {
       // Checked against tfjs-backend-wasm 4.22: gather's forward runs, its gradient needs a kernel wasm lacks.
       assert.throws(

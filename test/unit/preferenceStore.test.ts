@@ -59,8 +59,8 @@ test(
 );
 
 test(
-  'a torn last line (a crash mid-write) does not swallow the ' +
-    'next judgment; readers report it by line and keep the rest',
+  'a torn last line (a crash mid-write) does not swallow the next judgment; ' +
+    'readers report it by line and keep the rest',
   async () => {
     const dir = temp();
     const file = path.join(dir, 'd.jsonl');
@@ -153,8 +153,8 @@ test('a judgment acknowledged to a process that is killed with SIGKILL right aft
 });
 
 test(
-  'export writes TRL pairwise lines: all K(K-1)/2 pairs of ' +
-    'each live judgment, ties skipped, retracted ones left out',
+  'export writes TRL pairwise lines: all K(K-1)/2 pairs of each live judgment, ' +
+    'ties skipped, retracted ones left out',
   async () => {
     const dir = temp();
     const file = path.join(dir, 'd.jsonl');

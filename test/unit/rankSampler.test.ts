@@ -181,8 +181,8 @@ test(
 );
 
 test(
-  'an ONNX model folder is a source too: the same warm trainer ' +
-    'samples it on onnxruntime-node and the judgment names the folder',
+  'an ONNX model folder is a source too: ' +
+    'the same warm trainer samples it on onnxruntime-node and the judgment names the folder',
   async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-rank-onnx-'));
     const folder = path.join(dir, 'my-model');

@@ -64,8 +64,8 @@ async function openSession(dir: string, spec: RankSourceSpec, skipped: string[] 
 const rankingOf = (k: number) => Array.from({ length: k }, (_, i) => [i]);
 
 test(
-  'JSONL sets: bad lines are reported as file:line with the field; a ' +
-    'submitted judgment is on disk in DESIGN format before submit resolves',
+  'JSONL sets: bad lines are reported as file:line with the field; ' +
+    'a submitted judgment is on disk in DESIGN format before submit resolves',
   async () => {
     const dir = temp();
     const file = setsFile(dir);
@@ -116,8 +116,8 @@ test(
 );
 
 test(
-  'skip moves on without writing; undo appends a retraction and shows ' +
-    'the undone set again; a reopened session skips what is judged or skipped',
+  'skip moves on without writing; undo appends a retraction and shows the undone set again; ' +
+    'a reopened session skips what is judged or skipped',
   async () => {
     const dir = temp();
     const file = setsFile(dir);
@@ -180,8 +180,8 @@ test('a stale or malformed submit changes nothing', async () => {
 });
 
 test(
-  'a PPO step trace gives one set per prompt with two or ' +
-    'more responses (up to 8), with run and step in the source',
+  'a PPO step trace gives one set per prompt with two or more responses (up to 8), ' +
+    'with run and step in the source',
   async () => {
     const dir = temp();
     const row = (sample: number, prompt: string, response: string): PpoTraceRow => ({

@@ -298,8 +298,8 @@ test('tokenizer.json cut short or without model.vocab, and a wrong tokenizer_con
 // ---------------------------------------------------------------- finite weights
 
 test(
-  'a NaN checkpoint is refused by loadCheckpoint and skipped ' +
-    'by the latest-good search, which warns naming file and tensor',
+  'a NaN checkpoint is refused by loadCheckpoint and skipped by the latest-good search, ' +
+    'which warns naming file and tensor',
   async () => {
     const { runDir, checkpoint } = workspace();
     const file = path.join(checkpoint(4), 'model.safetensors');
@@ -455,8 +455,8 @@ test('run names become ids that stay inside the runs folder: "..", absolute path
 // ---------------------------------------------------------------- through the real CLI
 
 test(
-  'CLI: resume of a run.json with stage_index 99 or a planted ' +
-    'name exits non-zero, names the field, and changes nothing',
+  'CLI: resume of a run.json with stage_index 99 or a planted name exits non-zero, ' +
+    'names the field, and changes nothing',
   () => {
     const damages: [(json: Record<string, unknown>) => unknown, string][] = [
       [(json) => ({ ...json, stage_index: 99 }), 'stage_index 99 is out of range'],

@@ -168,8 +168,8 @@ test(
 );
 
 test(
-  'decode(encode(s)) returns s for ASCII, accents, CJK, emoji, ZWJ ' +
-    'sequences, flags, combining marks, whitespace and the empty string',
+  'decode(encode(s)) returns s for ASCII, accents, CJK, emoji, ' +
+    'ZWJ sequences, flags, combining marks, whitespace and the empty string',
   () => {
     for (const text of SAMPLES) assert.equal(tokenizer.decode(tokenizer.encode(text)), text, JSON.stringify(text));
   },

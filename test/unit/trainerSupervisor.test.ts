@@ -95,8 +95,8 @@ test('dispose stops every running trainer', async () => {
 });
 
 test(
-  'in an untrusted workspace no trainer starts, whoever asks ' +
-    '(runs, the Rank view sampler), and trust is asked at each start',
+  'in an untrusted workspace no trainer starts, whoever asks (runs, ' +
+    'the Rank view sampler), and trust is asked at each start',
   async () => {
     let trusted = false;
     const gated = new TrainerSupervisor(trainerEntry, () => trusted);

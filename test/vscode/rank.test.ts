@@ -108,8 +108,8 @@ async function shownOrder(frame: FrameLocator): Promise<number[]> {
 }
 
 test(
-  'rank sets by keyboard, by drag and pairwise, reload the window ' +
-    'midway, undo and skip: every submitted judgment is in the file',
+  'rank sets by keyboard, by drag and pairwise, reload the window midway, ' +
+    'undo and skip: every submitted judgment is in the file',
   async () => {
     assert.ok(server && browser);
     const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });

@@ -265,8 +265,8 @@ test('a bad value is underlined with the reason, and its quick fix repairs it', 
 });
 
 test(
-  'Start run from the CodeLens: the Runs view, status bar ' +
-    'and notification follow it; Stop and Resume from the view',
+  'Start run from the CodeLens: the Runs view, ' +
+    'status bar and notification follow it; Stop and Resume from the view',
   async () => {
     const page = await openWorkbench(trusted, workspace);
     try {
@@ -337,8 +337,8 @@ test(
 );
 
 test(
-  'in an untrusted workspace Start Run and Rank sampling are ' +
-    'refused with an explanation, and the runs can still be viewed',
+  'in an untrusted workspace Start Run and Rank sampling are refused with an explanation, ' +
+    'and the runs can still be viewed',
   async () => {
     const before = readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort();
     const page = await openWorkbench(untrusted, untrustedWorkspace);

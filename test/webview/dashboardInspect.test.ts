@@ -45,8 +45,8 @@ before(async () => {
 after(() => browser?.close());
 
 test(
-  "the dashboard shows an inspection run's step like a PPO " +
-    'step: its samples, tokens coloured by KL, and its metrics',
+  "the dashboard shows an inspection run's step like a PPO step: " +
+    'its samples, tokens coloured by KL, and its metrics',
   async () => {
     const run = await readRunInfo(runDir);
     assert.equal(run.stage, 'inspect');

@@ -274,8 +274,8 @@ test(
 );
 
 test(
-  'K = 2 opens in pairwise mode: A better / B better / tie ' +
-    'by button or key, mapped to indices through the shown order',
+  'K = 2 opens in pairwise mode: A better / B better / tie by button or key, ' +
+    'mapped to indices through the shown order',
   async () => {
     const view = await openWith(pairSet);
     try {

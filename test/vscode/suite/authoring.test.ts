@@ -54,8 +54,8 @@ const fixtures = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', '
 
 suite('authoring and managing runs', () => {
   test(
-    'RLHF: New Run writes a template config; the schema gives ' +
-      'hover docs with TRL names and defaults, and completion',
+    'RLHF: New Run writes a template config; ' +
+      'the schema gives hover docs with TRL names and defaults, and completion',
     async () => {
       await api();
       const uri = await vscode.commands.executeCommand<vscode.Uri>('rlhf.newRun', {
