@@ -34,7 +34,9 @@ export interface SampledSequence {
   readonly finishedByEos: boolean;
 }
 
-/** Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability. */
+/**
+ * Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability.
+ */
 export function sampleToken(
   logits: Float32Array,
   options: Pick<SamplingOptions, 'temperature' | 'topK' | 'topP'>,
