@@ -37,8 +37,8 @@ import {
 } from '../../src/shared/durableWrite';
 import { decodeTrace, type RewardTraceRow } from '../../src/shared/traceFormat';
 import { loadCheckpoint, saveCheckpoint } from '../../src/trainer/checkpoint/checkpoint';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { Gpt } from '../../src/trainer/model/gpt';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { Gpt } from '../../src/trainer/engine/tfjs/gpt';
 import { checkpointConfig } from '../../src/trainer/rl/loadModel';
 import { RunDirectory } from '../../src/trainer/run/runDirectory';
 import { traceFile, writeTrace } from '../../src/trainer/run/traceWriter';

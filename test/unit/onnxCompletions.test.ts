@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import type { SampleRequestMessage } from '../../src/shared/protocol';
-import { selectBackend } from '../../src/trainer/engine/backend';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { exportCheckpoint } from '../../src/trainer/onnx/exportModel';
 import { SampleServer } from '../../src/trainer/sampling/sampleServer';
 import { tinySft, workDir } from './onnxFixtures';

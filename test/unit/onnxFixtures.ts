@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { saveCheckpoint } from '../../src/trainer/checkpoint/checkpoint';
 import type { ScorePooling } from '../../src/trainer/model/gptConfig';
-import { Gpt, type ScalarHead } from '../../src/trainer/model/gpt';
+import { Gpt, type ScalarHead } from '../../src/trainer/engine/tfjs/gpt';
 import { checkpointConfig, loadModel } from '../../src/trainer/rl/loadModel';
 import { runPipeline } from '../../src/trainer/pipeline';
 

@@ -20,9 +20,9 @@ import {
 import { decodeTrace, type RewardTraceRow } from '../../src/shared/traceFormat';
 import { generateReviews } from '../../src/trainer/data/reviews';
 import { sentimentScore } from '../../src/trainer/data/sentimentOracle';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { tf } from '../../src/trainer/engine/tfRuntime';
-import type { Gpt } from '../../src/trainer/model/gpt';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
+import type { Gpt } from '../../src/trainer/engine/tfjs/gpt';
 import { bradleyTerryLossTensor, runRewardStage } from '../../src/trainer/reward/rewardTrainer';
 import { loadModel } from '../../src/trainer/rl/loadModel';
 import { rewardInputs } from '../../src/trainer/rl/sequences';

@@ -11,9 +11,9 @@ import { checkCheckpointConfig, checkTrainerState, parseJsonText } from '../../s
 import { quote } from '../../shared/userError';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
 import type { GptConfig } from '../model/gptConfig';
-import type { ScalarHead } from '../model/gpt';
+import type { ScalarHead } from '../engine/tfjs/gpt';
 import { gptWeightShapes } from '../onnx/gptOnnxGraph';
-import type { AdamWState } from '../optim/adamW';
+import type { AdamWState } from '../engine/tfjs/adamW';
 import { BpeTokenizer } from '../tokenizer';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
 

@@ -1,7 +1,7 @@
 /** The checkpoint every trainable stage writes: model, optimizer state, trainer state and tokenizer, recorded in run.json. */
 import * as path from 'node:path';
-import type { Gpt } from '../model/gpt';
-import type { AdamW } from '../optim/adamW';
+import type { Gpt } from '../engine/tfjs/gpt';
+import type { AdamW } from '../engine/tfjs/adamW';
 import { checkpointConfig } from '../rl/loadModel';
 import type { RunDirectory } from '../run/runDirectory';
 import type { BpeTokenizer } from '../tokenizer';

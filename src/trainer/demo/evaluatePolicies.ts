@@ -6,8 +6,8 @@
  */
 import { heldOutPrompts } from '../data/reviews';
 import { sentimentScore } from '../data/sentimentOracle';
-import { tf } from '../engine/tfRuntime';
-import type { Gpt } from '../model/gpt';
+import { tf } from '../engine/tfjs/tfRuntime';
+import type { Gpt } from '../engine/tfjs/gpt';
 import { loadModel } from '../rl/loadModel';
 import { buildSequenceBatch, responseValues, sequenceLogprobs, sequenceTensors } from '../rl/sequences';
 import { generate } from '../sampling/sampler';

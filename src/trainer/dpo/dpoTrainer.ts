@@ -20,9 +20,9 @@ import { latestCheckpoint } from '../checkpoint/checkpoint';
 import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { heldOutPrompts } from '../data/reviews';
 import { sentimentScore } from '../data/sentimentOracle';
-import { tf, type Tensor } from '../engine/tfRuntime';
-import type { Gpt } from '../model/gpt';
-import { AdamW, clipByGlobalNorm } from '../optim/adamW';
+import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import type { Gpt } from '../engine/tfjs/gpt';
+import { AdamW, clipByGlobalNorm } from '../engine/tfjs/adamW';
 import { learningRateAt } from '../optim/schedule';
 import { loadModel } from '../rl/loadModel';
 import {

@@ -1,5 +1,5 @@
 /**
- * The trainer's GPT (src/trainer/model/gpt.ts) as an ONNX graph, node for node: token + position
+ * The trainer's GPT (src/trainer/engine/tfjs/gpt.ts) as an ONNX graph, node for node: token + position
  * embeddings, pre-LayerNorm blocks (causal attention with an additive −1e9 bias, tanh-GELU MLP),
  * ln_f, the LM head tied to wte, and the scalar heads as extra outputs.
  *
@@ -16,7 +16,7 @@
  * run with new weights without being rebuilt (the alternative weight sync after a PPO update).
  */
 import type { GptConfig } from '../model/gptConfig';
-import type { ScalarHead } from '../model/gpt';
+import type { ScalarHead } from '../engine/tfjs/gpt';
 import { OnnxGraphBuilder } from './onnxGraphBuilder';
 
 export type WeightValues = ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>;

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { FileFormatError, isRecord, objectProblems, parseJsonText } from '../../shared/runFiles';
 import * as ort from 'onnxruntime-node';
 import type { GptConfig, ScorePooling } from '../model/gptConfig';
-import type { ScalarHead } from '../model/gpt';
+import type { ScalarHead } from '../engine/tfjs/gpt';
 import { buildGptOnnx, gptWeightShapes, headOutputName, type WeightValues } from './gptOnnxGraph';
 
 export type WeightSyncMode = 'reexport' | 'inputs';

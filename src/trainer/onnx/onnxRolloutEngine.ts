@@ -4,7 +4,7 @@
  * the reward model score the sequences — the generation engine of a split training/generation setup.
  * tfjs keeps the gradients; after each PPO update `syncPolicy` brings the new weights over.
  */
-import type { Gpt } from '../model/gpt';
+import type { Gpt } from '../engine/tfjs/gpt';
 import type { Rollout } from '../ppo/rollout';
 import { buildSequenceBatch, responseValues } from '../rl/sequences';
 import type { SamplingOptions } from '../sampling/sampler';

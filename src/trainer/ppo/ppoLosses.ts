@@ -7,7 +7,7 @@
  *   v_clipped = V_old + clip(V_new − V_old, −ε_v, ε_v)
  *   vf_loss = ½ · masked_mean(max((V_new − R)², (v_clipped − R)²))
  */
-import { tf, type Tensor } from '../engine/tfRuntime';
+import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
 
 export function maskedMeanTensor(x: Tensor, mask: Tensor): Tensor {
   return tf.div(tf.sum(tf.mul(x, mask)), tf.maximum(tf.sum(mask), 1e-8));

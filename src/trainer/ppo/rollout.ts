@@ -11,9 +11,9 @@
  */
 import { gae, klPerToken, maskedWhiten, type KlEstimator } from '../../core';
 import type { PpoTraceRow } from '../../shared/traceFormat';
-import { tf, type Tensor } from '../engine/tfRuntime';
-import { entropyFromLogits } from '../engine/losses';
-import type { Gpt } from '../model/gpt';
+import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import { entropyFromLogits } from '../engine/tfjs/losses';
+import type { Gpt } from '../engine/tfjs/gpt';
 import {
   buildSequenceBatch,
   responseValues,

@@ -4,7 +4,7 @@
  * there.
  */
 import { loadCheckpoint, type CheckpointContents, type ModelCheckpointConfig } from '../checkpoint/checkpoint';
-import { Gpt, type ScalarHead } from '../model/gpt';
+import { Gpt, type ScalarHead } from '../engine/tfjs/gpt';
 import type { GptConfig } from '../model/gptConfig';
 
 export interface LoadedModel {

@@ -4,9 +4,9 @@
  * is a response token. Per-token quantities of a response (log-probabilities, values, rewards) are
  * read at those positions: position t predicts token t + 1.
  */
-import { tf, type Tensor } from '../engine/tfRuntime';
-import { tokenLogprobs } from '../engine/losses';
-import type { Gpt } from '../model/gpt';
+import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import { tokenLogprobs } from '../engine/tfjs/losses';
+import type { Gpt } from '../engine/tfjs/gpt';
 
 export interface PromptResponse {
   /** Prompt token ids, BOS included. */

@@ -5,8 +5,8 @@ import { quote, UserError } from '../../shared/userError';
 import { loadCheckpoint } from '../checkpoint/checkpoint';
 import { asUserError, numberOption, parseCommandArgs } from '../cli';
 import { generateReviews } from '../data/reviews';
-import { selectBackend, type BackendRequest } from '../engine/backend';
-import { Gpt } from '../model/gpt';
+import { selectBackend, type BackendRequest } from '../engine/tfjs/backend';
+import { Gpt } from '../engine/tfjs/gpt';
 import { generate } from './sampler';
 
 export const sampleUsage = `Usage: rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T] [--top-k K] [--top-p P]

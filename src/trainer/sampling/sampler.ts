@@ -9,8 +9,8 @@
  * sampling is reproducible on every backend.
  */
 import { Random } from '../../core/random';
-import { tf, type Tensor } from '../engine/tfRuntime';
-import type { Gpt, KvCache } from '../model/gpt';
+import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import type { Gpt, KvCache } from '../engine/tfjs/gpt';
 
 export interface SamplingOptions {
   /** 0 means greedy. */

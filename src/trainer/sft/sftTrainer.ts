@@ -14,10 +14,10 @@ import {
   type CheckpointContents,
   type ModelCheckpointConfig,
 } from '../checkpoint/checkpoint';
-import { maskedNll } from '../engine/losses';
-import { tf, type Tensor } from '../engine/tfRuntime';
-import { Gpt } from '../model/gpt';
-import { AdamW, clipByGlobalNorm } from '../optim/adamW';
+import { maskedNll } from '../engine/tfjs/losses';
+import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import { Gpt } from '../engine/tfjs/gpt';
+import { AdamW, clipByGlobalNorm } from '../engine/tfjs/adamW';
 import { learningRateAt } from '../optim/schedule';
 import { NonFiniteError, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import { BpeTokenizer, trainBpe } from '../tokenizer';

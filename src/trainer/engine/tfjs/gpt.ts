@@ -8,10 +8,10 @@
  * Shapes: B batch, T positions in this call, P positions already in the KV cache, C = n_embd,
  * H = n_head, D = C / H, V = vocab_size.
  */
-import { Random } from '../../core/random';
-import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from '../engine/ops';
-import { tf, type Tensor, type Variable } from '../engine/tfRuntime';
-import { validateGptConfig, type GptConfig } from './gptConfig';
+import { Random } from '../../../core/random';
+import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from './ops';
+import { tf, type Tensor, type Variable } from './tfRuntime';
+import { validateGptConfig, type GptConfig } from '../../model/gptConfig';
 
 export type ScalarHead = 'v_head' | 'score';
 

@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { backendNames, type BackendName } from '../../shared/backendNames';
+import { backendNames, type BackendName } from '../../../shared/backendNames';
 import { bundledTfInstance, installTf, tf, type Tf } from './tfRuntime';
 
 export { backendNames, type BackendName };

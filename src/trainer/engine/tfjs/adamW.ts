@@ -5,7 +5,7 @@
  *   m ← β₁m + (1 − β₁)g,   v ← β₂v + (1 − β₂)g²
  *   θ ← θ − η · m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
  */
-import { tf, type Tensor, type Variable } from '../engine/tfRuntime';
+import { tf, type Tensor, type Variable } from './tfRuntime';
 
 export interface AdamWOptions {
   readonly beta1: number;
