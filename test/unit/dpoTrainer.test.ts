@@ -14,14 +14,15 @@ import { decodeTrace, type DpoTraceRow } from '../../src/shared/traceFormat';
 import { demoPrompts, heldOutPrompts } from '../../src/trainer/data/reviews';
 import { sentimentScore } from '../../src/trainer/data/sentimentOracle';
 import { evalGenerationSeed, evaluateGenerations } from '../../src/trainer/dpo/dpoEvaluation';
-import { dpoLossTensor, runDpoStage } from '../../src/trainer/dpo/dpoTrainer';
+import { runDpoStage } from '../../src/trainer/dpo/dpoTrainer';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import { runPipeline } from '../../src/trainer/pipeline';
-import { loadModel } from '../../src/trainer/rl/loadModel';
 import { RunDirectory } from '../../src/trainer/run/runDirectory';
 import { generate } from '../../src/trainer/sampling/sampler';
 import type { StageContext, StageResult } from '../../src/trainer/stageContext';
+import { dpoLossTensor } from '../../src/trainer/engine/tfjs/losses';
+import { loadModel } from '../../src/trainer/engine/tfjs/loadGpt';
 
 const seed = 7;
 const model = { n_layer: 2, n_head: 4, n_embd: 64, block_size: 48, dropout: 0 };

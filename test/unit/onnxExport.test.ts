@@ -15,7 +15,7 @@ import type { Gpt } from '../../src/trainer/engine/tfjs/gpt';
 import { exportCheckpoint, defaultExportDir } from '../../src/trainer/onnx/exportModel';
 import { OnnxCausalLm } from '../../src/trainer/onnx/onnxCausalLm';
 import { rewardScoresOnnx } from '../../src/trainer/onnx/onnxScoring';
-import { rewardInputs } from '../../src/trainer/rl/sequences';
+import { rewardInputs } from '../../src/trainer/data/sequences';
 import { generate } from '../../src/trainer/sampling/sampler';
 import { BpeTokenizer } from '../../src/trainer/tokenizer';
 import { checkpointWithHeads, workDir } from './onnxFixtures';

@@ -18,9 +18,9 @@ import { OnnxRolloutEngine } from '../../src/trainer/onnx/onnxRolloutEngine';
 import { generateOnnx } from '../../src/trainer/onnx/onnxSampler';
 import { runPipeline } from '../../src/trainer/pipeline';
 import { collectRollout } from '../../src/trainer/ppo/rollout';
-import { loadModel } from '../../src/trainer/rl/loadModel';
 import { generate, type SamplingOptions } from '../../src/trainer/sampling/sampler';
 import { checkpointWithHeads, tinySft, workDir } from './onnxFixtures';
+import { loadModel } from '../../src/trainer/engine/tfjs/loadGpt';
 
 const tolerance = 1e-4;
 const models: Gpt[] = [];

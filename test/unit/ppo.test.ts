@@ -14,9 +14,9 @@ import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import { runPipeline } from '../../src/trainer/pipeline';
 import { KlController } from '../../src/trainer/ppo/klController';
-import { ppoPolicyLossTensor, ppoValueLossTensor } from '../../src/trainer/ppo/ppoLosses';
 import { computeAdvantages, type Rollout } from '../../src/trainer/ppo/rollout';
 import { RunningMoments } from '../../src/trainer/ppo/runningMoments';
+import { ppoPolicyLossTensor, ppoValueLossTensor } from '../../src/trainer/engine/tfjs/losses';
 
 const close = (a: number, b: number, tolerance = 1e-5) =>
   assert.ok(Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(b)), `${a} vs ${b}`);

@@ -23,14 +23,15 @@ import { sentimentScore } from '../../src/trainer/data/sentimentOracle';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import type { Gpt } from '../../src/trainer/engine/tfjs/gpt';
-import { bradleyTerryLossTensor, runRewardStage } from '../../src/trainer/reward/rewardTrainer';
-import { loadModel } from '../../src/trainer/rl/loadModel';
-import { rewardInputs } from '../../src/trainer/rl/sequences';
+import { runRewardStage } from '../../src/trainer/reward/rewardTrainer';
+import { rewardInputs } from '../../src/trainer/data/sequences';
 import { RunDirectory } from '../../src/trainer/run/runDirectory';
-import { splitExamples } from '../../src/trainer/sft/sftData';
 import { runSftStage } from '../../src/trainer/sft/sftTrainer';
 import type { StageContext } from '../../src/trainer/stageContext';
 import type { BpeTokenizer } from '../../src/trainer/tokenizer';
+import { bradleyTerryLossTensor } from '../../src/trainer/engine/tfjs/losses';
+import { loadModel } from '../../src/trainer/engine/tfjs/loadGpt';
+import { splitExamples } from '../../src/trainer/data/batching';
 
 const seed = 7;
 // One layer of width 64 learns the reviews' word valences in ~160 steps; width 32 learned far slower, and a longer SFT did not help (measured).
@@ -155,12 +156,10 @@ async function scoreTexts(
 ): Promise<number[]> {
   const out: number[] = [];
   for (let start = 0; start < items.length; start += 64) {
-    const chunk = items
-      .slice(start, start + 64)
-      .map((item) => ({
-        prompt: [tokenizer.bosId, ...tokenizer.encode(item.prompt)],
-        response: [...tokenizer.encode(item.completion), tokenizer.eosId],
-      }));
+    const chunk = items.slice(start, start + 64).map((item) => ({
+      prompt: [tokenizer.bosId, ...tokenizer.encode(item.prompt)],
+      response: [...tokenizer.encode(item.completion), tokenizer.eosId],
+    }));
     const { ids, batchSize, length, lengths } = rewardInputs(chunk, tokenizer.padId);
     const scores = tf.tidy(() => model.score(tf.tensor2d(ids, [batchSize, length], 'int32'), lengths));
     out.push(...(await scores.data()));

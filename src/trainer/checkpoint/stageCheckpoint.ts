@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import type { Gpt } from '../engine/tfjs/gpt';
 import type { AdamW } from '../engine/tfjs/adamW';
-import { checkpointConfig } from '../rl/loadModel';
+import { checkpointConfig } from './modelLoading';
 import type { RunDirectory } from '../run/runDirectory';
 import type { BpeTokenizer } from '../tokenizer';
 import { saveCheckpoint, type TrainerState } from './checkpoint';

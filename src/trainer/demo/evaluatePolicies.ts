@@ -8,9 +8,10 @@ import { heldOutPrompts } from '../data/reviews';
 import { sentimentScore } from '../data/sentimentOracle';
 import { tf } from '../engine/tfjs/tfRuntime';
 import type { Gpt } from '../engine/tfjs/gpt';
-import { loadModel } from '../rl/loadModel';
-import { buildSequenceBatch, responseValues, sequenceLogprobs, sequenceTensors } from '../rl/sequences';
+import { buildSequenceBatch, responseValues } from '../data/sequences';
 import { generate } from '../sampling/sampler';
+import { loadModel } from '../engine/tfjs/loadGpt';
+import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
 
 export interface PolicyEvaluation {
   readonly oracleScore: number;

@@ -10,14 +10,13 @@ import type { DpoStageConfig, RunConfig } from '../../shared/runConfig';
 import { sentimentScore } from '../data/sentimentOracle';
 import { tf } from '../engine/tfjs/tfRuntime';
 import type { Gpt } from '../engine/tfjs/gpt';
-import { buildSequenceBatch, padTo, responseValues, sequenceLogprobs, sequenceTensors } from '../rl/sequences';
+import { buildSequenceBatch, padTo, responseValues } from '../data/sequences';
 import type { RunJsonFields } from '../run/runDirectory';
 import { generate } from '../sampling/sampler';
+import { seeds } from '../seeds';
 import type { StageContext } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
-
-/** Offset of the eval generations' seed from the run's: the same draws at every eval (and PPO's offset). */
-const evalSeedOffset = 7777;
+import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
 
 const mean = (values: readonly number[]) =>
   values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
@@ -89,7 +88,7 @@ export async function evaluateGenerations(
 
 /** The seed of the eval generations of a run seeded `seed` (the same draws at every eval, so evals compare policies, not luck). */
 export function evalGenerationSeed(seed: number): number {
-  return seed + evalSeedOffset;
+  return seeds.evalGeneration(seed);
 }
 
 /**

@@ -15,7 +15,7 @@ import { defaultRunsFolder } from '../../shared/runsFolder';
 import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
 import { computeAdvantages, ppoTraceRows, type Rollout } from '../ppo/rollout';
-import { buildSequenceBatch, responseValues } from '../rl/sequences';
+import { buildSequenceBatch, responseValues } from '../data/sequences';
 import { newRunId, RunDirectory } from '../run/runDirectory';
 import { writeTrace } from '../run/traceWriter';
 import type { SamplingOptions } from '../sampling/sampler';

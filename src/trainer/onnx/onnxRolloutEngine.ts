@@ -6,7 +6,7 @@
  */
 import type { Gpt } from '../engine/tfjs/gpt';
 import type { Rollout } from '../ppo/rollout';
-import { buildSequenceBatch, responseValues } from '../rl/sequences';
+import { buildSequenceBatch, responseValues } from '../data/sequences';
 import type { SamplingOptions } from '../sampling/sampler';
 import { OnnxCausalLm, type SessionSettings, type WeightSyncMode } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';

@@ -4,7 +4,7 @@
  * scalar heads over a right-padded SequenceBatch, and a reward model's score of each sequence read at
  * its last token or summed over its tokens, as Gpt.score pools it. test/unit/onnxRollout.test.ts checks each against tfjs.
  */
-import { rewardInputs, type PromptResponse, type SequenceBatch } from '../rl/sequences';
+import { rewardInputs, type PromptResponse, type SequenceBatch } from '../data/sequences';
 import type { OnnxCausalLm } from './onnxCausalLm';
 
 export interface SequenceStats {

@@ -16,14 +16,13 @@ import { maskedNll } from '../engine/tfjs/losses';
 import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
 import type { Gpt } from '../engine/tfjs/gpt';
 import { AdamW, clipByGlobalNorm } from '../engine/tfjs/adamW';
-import { loadModel } from '../rl/loadModel';
-import { buildSequenceBatch, sequenceLogprobs, sequenceTensors } from '../rl/sequences';
+import { buildSequenceBatch } from '../data/sequences';
 import { writeTrace } from '../run/traceWriter';
-import { batchIndices, loadSftExamples, makeBatch, tokenizeExample, type TokenizedExample } from '../sft/sftData';
+import { loadSftExamples, makeBatch, tokenizeExample, type TokenizedExample } from '../data/textExamples';
+import { seeds } from '../seeds';
 import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
 import { KlController } from './klController';
-import { maskedMeanTensor, ppoPolicyLossTensor, ppoValueLossTensor } from './ppoLosses';
 import {
   collectRollout,
   computeAdvantages,
@@ -33,6 +32,10 @@ import {
   type RolloutEngine,
 } from './rollout';
 import { RunningMoments, type MomentsState } from './runningMoments';
+import { loadModel } from '../engine/tfjs/loadGpt';
+import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
+import { batchIndices } from '../data/batching';
+import { maskedMeanTensor, ppoPolicyLossTensor, ppoValueLossTensor } from '../engine/tfjs/losses';
 
 const mean = (values: readonly number[]) =>
   values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
@@ -175,7 +178,16 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         },
       });
     const evalNow = async () =>
-      evaluate(policy, reference, reward, tokenizer, prompts.heldOut, stage, seed + 7777, prompts.hasOracle);
+      evaluate(
+        policy,
+        reference,
+        reward,
+        tokenizer,
+        prompts.heldOut,
+        stage,
+        seeds.evalGeneration(seed),
+        prompts.hasOracle,
+      );
 
     if (startStep === 0) {
       // The starting policy's held-out numbers, so every chart has its step-0 baseline.
@@ -212,7 +224,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
           top_k: stage.top_k,
           top_p: stage.top_p,
           max_new_tokens: stage.max_new_tokens,
-          seed: seed * 1_000_003 + step,
+          seed: seeds.rolloutSampling(seed, step),
           eos_token_id: stage.stop_token === 'eos' ? tokenizer.eosId : undefined,
           pad_token_id: tokenizer.padId,
         },
@@ -266,7 +278,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         skipped: 0,
       };
       const policyActive = step >= stage.critic_warmup_steps;
-      const random = new Random((seed ^ 0x9e3779b9) + step);
+      const random = new Random(seeds.minibatchShuffle(seed, step));
       let stopEpochs = false;
       for (let epoch = 0; epoch < stage.num_ppo_epochs && !stopEpochs; epoch++) {
         const order = random.shuffle(rollout.items.map((_, i) => i));
@@ -286,7 +298,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
           const ptx =
             stage.ptx_coef > 0
               ? makeBatch(
-                  batchIndices(step * 1000 + epoch * 10 + start, miniBatchSize, ptxExamples.length, seed).map(
+                  batchIndices(seeds.ptxBatchStep(step, epoch, start), miniBatchSize, ptxExamples.length, seed).map(
                     (i) => ptxExamples[i],
                   ),
                   policy.config.block_size,

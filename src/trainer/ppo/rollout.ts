@@ -18,13 +18,12 @@ import {
   buildSequenceBatch,
   responseValues,
   rewardInputs,
-  sequenceLogprobs,
-  sequenceTensors,
   type PromptResponse,
   type SequenceBatch,
-} from '../rl/sequences';
+} from '../data/sequences';
 import { generate, type SamplingOptions } from '../sampling/sampler';
 import type { BpeTokenizer } from '../tokenizer';
+import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
 
 export interface Rollout {
   readonly items: PromptResponse[];

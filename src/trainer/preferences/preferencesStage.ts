@@ -11,12 +11,13 @@ import type { Judgment } from '../../shared/preferences';
 import type { PreferencesStageConfig } from '../../shared/runConfig';
 import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
-import { loadModel } from '../rl/loadModel';
 import { appendLineDurable, writeFileDurable } from '../../shared/durableWrite';
 import type { RunDirectory } from '../run/runDirectory';
 import { generate } from '../sampling/sampler';
+import { seeds } from '../seeds';
 import { yieldToEventLoop, type LogLevel, type StageContext, type StageResult } from '../stageContext';
 import { simulatedRanking } from './simulatedAnnotator';
+import { loadModel } from '../engine/tfjs/loadGpt';
 
 /** Prompts per generation batch (× K completions each). */
 export const promptsPerBatch = 16;
@@ -130,12 +131,12 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
           top_k: stage.top_k,
           top_p: stage.top_p,
           max_new_tokens: stage.max_new_tokens,
-          seed: seed * 100_003 + batch,
+          seed: seeds.preferenceSampling(seed, batch),
           eos_token_id: tokenizer.eosId,
           pad_token_id: tokenizer.padId,
         },
       );
-      const random = new Random((seed ^ 0xa11ce) + batch);
+      const random = new Random(seeds.annotator(seed, batch));
       let oracleSum = 0;
       let spreadSum = 0;
       batchPrompts.forEach((prompt, p) => {

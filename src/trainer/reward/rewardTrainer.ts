@@ -18,14 +18,15 @@ import { latestCheckpoint, loadCheckpoint, type CheckpointContents } from '../ch
 import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { sentimentScore } from '../data/sentimentOracle';
 import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import { bradleyTerryLossTensor } from '../engine/tfjs/losses';
 import { Gpt } from '../engine/tfjs/gpt';
 import { AdamW, clipByGlobalNorm } from '../engine/tfjs/adamW';
 import { learningRateAt } from '../optim/schedule';
-import { gptConfigOf } from '../rl/loadModel';
+import { gptConfigOf } from '../checkpoint/modelLoading';
 import { writeTrace } from '../run/traceWriter';
-import { batchIndices, splitExamples } from '../sft/sftData';
 import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
+import { batchIndices, splitExamples } from '../data/batching';
 
 // The stage's schema has no AdamW moments settings: nanoGPT's values, as the SFT defaults.
 const adam = { beta1: 0.9, beta2: 0.99, epsilon: 1e-8 } as const;
@@ -35,15 +36,6 @@ const judgmentsPerForward = 32;
 const maxTraceRows = 256;
 /** Prompt-too-long warnings logged one by one before they are only counted. */
 const maxSkipWarnings = 5;
-
-/**
- * Bradley–Terry loss on score tensors [P] (InstructGPT eq. 1), the twin of core's `bradleyTerryLoss`:
- *   loss = −1/P Σₚ log σ(r_c − r_r) = 1/P Σₚ softplus(r_r − r_c)
- * softplus keeps large gaps finite where log(sigmoid(·)) would underflow to log 0.
- */
-export function bradleyTerryLossTensor(chosenScores: Tensor, rejectedScores: Tensor): Tensor {
-  return tf.mean(tf.softplus(tf.sub(rejectedScores, chosenScores)));
-}
 
 /** A judgment ready to score: token ids of its prompt and completions, and its ranked pairs. */
 interface RankedPrompt {

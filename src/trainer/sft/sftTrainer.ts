@@ -22,14 +22,13 @@ import { learningRateAt } from '../optim/schedule';
 import { NonFiniteError, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import { BpeTokenizer, trainBpe } from '../tokenizer';
 import {
-  batchIndices,
   loadSftExamples,
   makeBatch,
-  splitExamples,
   tokenizeExample,
   type SftBatch,
   type TokenizedExample,
-} from './sftData';
+} from '../data/textExamples';
+import { batchIndices, splitExamples } from '../data/batching';
 
 const maxEvalExamples = 512;
 

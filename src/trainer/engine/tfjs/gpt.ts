@@ -11,9 +11,9 @@
 import { Random } from '../../../core/random';
 import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from './ops';
 import { tf, type Tensor, type Variable } from './tfRuntime';
-import { validateGptConfig, type GptConfig } from '../../model/gptConfig';
+import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
 
-export type ScalarHead = 'v_head' | 'score';
+export type { ScalarHead } from '../../model/gptConfig';
 
 /** Keys and values of earlier positions, per layer: [B, H, P, D] each. Owned by the caller. */
 export interface KvCache {

@@ -3,7 +3,7 @@
  * model a score head. A head the checkpoint lacks starts fresh (seeded); trunk weights must all be
  * there.
  */
-import { loadCheckpoint, type CheckpointContents, type ModelCheckpointConfig } from '../checkpoint/checkpoint';
+import { loadCheckpoint, type CheckpointContents, type ModelCheckpointConfig } from './checkpoint';
 import { Gpt, type ScalarHead } from '../engine/tfjs/gpt';
 import type { GptConfig } from '../model/gptConfig';
 
@@ -23,15 +23,6 @@ export function gptConfigOf(config: ModelCheckpointConfig, dropout = 0): GptConf
     dropout,
     ...(score_pooling !== undefined && { score_pooling }),
   };
-}
-
-export async function loadModel(dir: string, heads: readonly ScalarHead[], seed: number): Promise<LoadedModel> {
-  const checkpoint = await loadCheckpoint(dir);
-  const model = Gpt.fromWeights(gptConfigOf(checkpoint.config), heads, checkpoint.weights, {
-    keepMissingHeads: true,
-    seed,
-  });
-  return { model, checkpoint };
 }
 
 /** The checkpoint config a stage writes for a model it trained. */

@@ -4,9 +4,6 @@
  * is a response token. Per-token quantities of a response (log-probabilities, values, rewards) are
  * read at those positions: position t predicts token t + 1.
  */
-import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
-import { tokenLogprobs } from '../engine/tfjs/losses';
-import type { Gpt } from '../engine/tfjs/gpt';
 
 export interface PromptResponse {
   /** Prompt token ids, BOS included. */
@@ -53,28 +50,6 @@ export function buildSequenceBatch(items: readonly PromptResponse[], padId: numb
     responseStart,
     responseLengths: items.map((item) => item.response.length),
   };
-}
-
-/** The tensors of a batch; the caller disposes them (or builds them inside a tidy). */
-export function sequenceTensors(batch: SequenceBatch): { inputs: Tensor; targets: Tensor; mask: Tensor } {
-  const shape: [number, number] = [batch.batchSize, batch.length];
-  return {
-    inputs: tf.tensor2d(batch.inputs, shape, 'int32'),
-    targets: tf.tensor2d(batch.targets, shape, 'int32'),
-    mask: tf.tensor2d(batch.responseMask, shape),
-  };
-}
-
-/** log p(target) at every position, at a sampling temperature (logits / T, as the sampler drew them): [B, T]. */
-export function sequenceLogprobs(
-  model: Gpt,
-  inputs: Tensor,
-  targets: Tensor,
-  temperature = 1,
-): { logprobs: Tensor; logits: Tensor; hidden: Tensor } {
-  const { logits, hidden } = model.forward(inputs);
-  const scaled = temperature > 0 && temperature !== 1 ? tf.div(logits, temperature) : logits;
-  return { logprobs: tokenLogprobs(scaled, targets), logits: scaled, hidden };
 }
 
 /** Reads the response positions of a [B, T] array row by row: one list per sample, aligned with its response tokens. */

@@ -1,0 +1,44 @@
+/**
+ * Every random stream of the trainer, derived from the run's `seed` in this one place. Each stream has
+ * its own derivation so that no two draw the same numbers, and each is a pure function of (seed, where
+ * in the run), so a resumed run draws exactly what an uninterrupted one would. Changing any formula here
+ * changes every result of every run: the values are the ones the trainer has always used.
+ */
+
+/** Added to the run's seed for evaluation generations: the same draws at every eval (PPO and DPO). */
+const evalGenerationOffset = 7777;
+/** Multiplier that spreads per-step streams far apart (a prime). */
+const perStepPrime = 1_000_003;
+/** Multiplier of the preference stage's per-batch sampling stream (a prime). */
+const perBatchPrime = 100_003;
+/** Multiplier of SFT's per-step dropout stream (a prime). */
+const dropoutPrime = 7919;
+/** XOR masks that make a stream differ from another derived from the same seed and step. */
+const evalSplitMask = 0x5eed;
+const minibatchShuffleMask = 0x9e3779b9; // 2³²/φ, the golden-ratio constant of hash mixing
+const annotatorMask = 0xa11ce;
+/** PPO-ptx: one language-modelling "step" per (PPO step, epoch, minibatch start), spread out in decimal. */
+const ptxStepsPerPpoStep = 1000;
+const ptxStepsPerEpoch = 10;
+
+export const seeds = {
+  /** Shuffle of the train / eval split of a stage's examples. */
+  evalSplit: (seed: number) => seed ^ evalSplitMask,
+  /** Shuffle of epoch `epoch` of a stage's training examples (unsigned 32-bit). */
+  epochShuffle: (seed: number, epoch: number) => (seed * perStepPrime + epoch) >>> 0,
+  /** Dropout masks of SFT step `step`. */
+  sftDropout: (seed: number, step: number) => seed * dropoutPrime + step,
+  /** Sampling of PPO's rollouts at step `step`. */
+  rolloutSampling: (seed: number, step: number) => seed * perStepPrime + step,
+  /** Minibatch order of PPO's epochs at step `step`. */
+  minibatchShuffle: (seed: number, step: number) => (seed ^ minibatchShuffleMask) + step,
+  /** The `step` argument of batchIndices for PPO-ptx's language-modelling batch of one minibatch. */
+  ptxBatchStep: (step: number, epoch: number, minibatchStart: number) =>
+    step * ptxStepsPerPpoStep + epoch * ptxStepsPerEpoch + minibatchStart,
+  /** Sampling of held-out generations at every eval (PPO, DPO): one stream for the whole stage. */
+  evalGeneration: (seed: number) => seed + evalGenerationOffset,
+  /** Sampling of the preference stage's completions of prompt batch `batch`. */
+  preferenceSampling: (seed: number, batch: number) => seed * perBatchPrime + batch,
+  /** The simulated annotator's draws (ranking noise, shown order) for prompt batch `batch`. */
+  annotator: (seed: number, batch: number) => (seed ^ annotatorMask) + batch,
+} as const;
