@@ -22,6 +22,8 @@ import { runRewardStage } from './reward/rewardTrainer';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
+import { createTrainingEngine } from './engineFactory';
+import { sentimentTask } from './tasks/sentimentTask';
 import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageContext';
 
 export interface PipelineCallbacks {
@@ -261,6 +263,7 @@ export async function runPipeline(
 
   const backend = await selectBackend(requestedBackend(config.backend));
   callbacks.log('info', formatBackendChoice(backend));
+  const engine = createTrainingEngine(backend);
   const runs: PipelineResult['runs'] = [];
   for (let index = firstStage; index < config.stages.length; index++) {
     const stage = config.stages[index];
@@ -316,6 +319,8 @@ export async function runPipeline(
         seed: config.seed,
         model: config.model,
         vocabSize: config.tokenizer.vocab_size,
+        engine,
+        task: sentimentTask,
         resume: fromCheckpoint,
         log: callbacks.log,
         onStep: (metrics) => callbacks.onStep?.(run.id, metrics, run.runJson.max_steps ?? plannedSteps(stage)),

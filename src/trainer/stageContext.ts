@@ -3,7 +3,9 @@
  * they report through these callbacks, and the pipeline turns them into run files and messages.
  */
 import type { ModelConfig } from '../shared/runConfig';
+import type { TrainingEngine } from './engine/engine';
 import type { RunDirectory } from './run/runDirectory';
+import type { Task } from './tasks/task';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -22,6 +24,10 @@ export interface StageContext {
   readonly seed: number;
   readonly model: ModelConfig;
   readonly vocabSize: number;
+  /** Where models live and train (engine/engine.ts): the only way a stage computes with a model. */
+  readonly engine: TrainingEngine;
+  /** The task's oracle (the demo's sentiment score), for metrics and the simulated annotator. */
+  readonly task: Task;
   /** Continue this run from its latest checkpoint instead of starting it. */
   readonly resume?: boolean;
   readonly log: (level: LogLevel, message: string) => void;

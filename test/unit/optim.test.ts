@@ -8,7 +8,8 @@ import { before, describe, test } from 'node:test';
 import { Random } from '../../src/core/random';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { tf, type Tensor, type Variable } from '../../src/trainer/engine/tfjs/tfRuntime';
-import { AdamW, clipByGlobalNorm, type AdamWOptions } from '../../src/trainer/engine/tfjs/adamW';
+import type { AdamWOptions } from '../../src/trainer/engine/engine';
+import { AdamW, clipByGlobalNorm } from '../../src/trainer/engine/tfjs/adamW';
 import { learningRateAt } from '../../src/trainer/optim/schedule';
 
 before(async () => {

@@ -11,13 +11,14 @@ import { checkCheckpointConfig, checkTrainerState, parseJsonText } from '../../s
 import { quote } from '../../shared/userError';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
 import type { GptConfig } from '../model/gptConfig';
-import type { ScalarHead } from '../engine/tfjs/gpt';
+import type { ScalarHead } from '../model/gptConfig';
 import { gptWeightShapes } from '../onnx/gptOnnxGraph';
-import type { AdamWState } from '../engine/tfjs/adamW';
+import type { NamedArrays, OptimizerState } from '../engine/engine';
 import { BpeTokenizer } from '../tokenizer';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
 
-export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;
+/** The weights of a checkpoint: the seam's named arrays. */
+export type WeightMap = NamedArrays;
 
 export interface ModelCheckpointConfig extends GptConfig {
   readonly model_type: 'rlhf-lens-gpt';
@@ -39,7 +40,7 @@ export interface TrainerState {
 export interface CheckpointContents {
   readonly config: ModelCheckpointConfig;
   readonly weights: WeightMap;
-  readonly optimizer?: AdamWState;
+  readonly optimizer?: OptimizerState;
   readonly trainerState: TrainerState;
   readonly tokenizer: BpeTokenizer;
 }
@@ -185,7 +186,7 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
     throw new Error(
       `${path.join(dir, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but ${configFile} says vocab_size ${config.vocab_size}; the two files are not of one checkpoint.`,
     );
-  let optimizer: AdamWState | undefined;
+  let optimizer: OptimizerState | undefined;
   const optimizerFile = path.join(dir, 'optimizer.safetensors');
   if (existsSync(optimizerFile)) {
     const { weights: moments, metadata } = fromSafetensors(optimizerFile);

@@ -3,12 +3,12 @@
  * model a score head. A head the checkpoint lacks starts fresh (seeded); trunk weights must all be
  * there.
  */
+import type { EngineModel, TrainingEngine } from '../engine/engine';
+import type { GptConfig, ScalarHead } from '../model/gptConfig';
 import { loadCheckpoint, type CheckpointContents, type ModelCheckpointConfig } from './checkpoint';
-import { Gpt, type ScalarHead } from '../engine/tfjs/gpt';
-import type { GptConfig } from '../model/gptConfig';
 
 export interface LoadedModel {
-  readonly model: Gpt;
+  readonly model: EngineModel;
   readonly checkpoint: CheckpointContents;
 }
 
@@ -25,9 +25,26 @@ export function gptConfigOf(config: ModelCheckpointConfig, dropout = 0): GptConf
   };
 }
 
+/** Loads checkpoint `dir` into the engine as a model with `heads`. */
+export async function loadEngineModel(
+  engine: TrainingEngine,
+  dir: string,
+  heads: readonly ScalarHead[],
+  seed: number,
+): Promise<LoadedModel> {
+  const checkpoint = await loadCheckpoint(dir);
+  const model = engine.createModel(gptConfigOf(checkpoint.config), {
+    heads,
+    weights: checkpoint.weights,
+    keepMissingHeads: true,
+    seed,
+  });
+  return { model, checkpoint };
+}
+
 /** The checkpoint config a stage writes for a model it trained. */
 export function checkpointConfig(
-  model: Gpt,
+  model: { readonly config: GptConfig; readonly heads: readonly ScalarHead[] },
   tokenizer: { bosId: number; eosId: number; padId: number },
 ): ModelCheckpointConfig {
   const { vocab_size, block_size, n_layer, n_head, n_embd, dropout, score_pooling } = model.config;

@@ -11,7 +11,7 @@
  * metrics on the held-out judgments' pairs, and fresh generations on held-out prompts scored by the
  * demo task's oracle with their KL to the reference — the two axes of the reward–KL frontier.
  */
-import { dpoLoss, type DpoLossType } from '../../core';
+import { dpoLoss } from '../../core';
 import { formatPreferenceProblem, readPreferenceFile } from '../../shared/preferenceFile';
 import { judgmentPairs, type Judgment, type PreferencePair } from '../../shared/preferences';
 import type { DpoStageConfig } from '../../shared/runConfig';

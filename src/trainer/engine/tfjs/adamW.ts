@@ -5,22 +5,11 @@
  *   m ← β₁m + (1 − β₁)g,   v ← β₂v + (1 − β₂)g²
  *   θ ← θ − η · m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
  */
+import type { AdamWOptions, OptimizerState } from '../engine';
 import { tf, type Tensor, type Variable } from './tfRuntime';
 
-export interface AdamWOptions {
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
-  readonly weightDecay: number;
-}
-
-export interface AdamWState {
-  readonly step: number;
-  /** `<weight name>.exp_avg` and `<weight name>.exp_avg_sq`, PyTorch's names for m and v. */
-  readonly moments: Map<string, { shape: number[]; data: Float32Array }>;
-  /** The optimizer.safetensors it was read from, for errors. */
-  readonly file?: string;
-}
+/** AdamW's state as checkpoints hold it (the seam's OptimizerState). */
+export type AdamWState = OptimizerState;
 
 export class AdamW {
   private stepCount = 0;
