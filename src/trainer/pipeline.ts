@@ -22,7 +22,7 @@ import { runRewardStage } from './reward/rewardTrainer';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
-import { createTrainingEngine } from './engineFactory';
+import { createRolloutEngine, createTrainingEngine } from './engineFactory';
 import { sentimentTask } from './tasks/sentimentTask';
 import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageContext';
 
@@ -320,6 +320,7 @@ export async function runPipeline(
         model: config.model,
         vocabSize: config.tokenizer.vocab_size,
         engine,
+        createRolloutEngine,
         task: sentimentTask,
         resume: fromCheckpoint,
         log: callbacks.log,

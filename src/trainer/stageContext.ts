@@ -4,6 +4,7 @@
  */
 import type { ModelConfig } from '../shared/runConfig';
 import type { TrainingEngine } from './engine/engine';
+import type { RolloutEngineFactory } from './rollout/rolloutEngine';
 import type { RunDirectory } from './run/runDirectory';
 import type { Task } from './tasks/task';
 
@@ -26,6 +27,8 @@ export interface StageContext {
   readonly vocabSize: number;
   /** Where models live and train (engine/engine.ts): the only way a stage computes with a model. */
   readonly engine: TrainingEngine;
+  /** PPO's rollout engine for a stage's `rollout_engine`: the training engine itself, or ONNX Runtime. */
+  readonly createRolloutEngine: RolloutEngineFactory;
   /** The task's oracle (the demo's sentiment score), for metrics and the simulated annotator. */
   readonly task: Task;
   /** Continue this run from its latest checkpoint instead of starting it. */

@@ -15,7 +15,7 @@ import { evalGenerationSeed, evaluateGenerations } from '../../src/trainer/dpo/d
 import { runDpoStage } from '../../src/trainer/dpo/dpoTrainer';
 import type { TrainingEngine } from '../../src/trainer/engine/engine';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
-import { createTrainingEngine } from '../../src/trainer/engineFactory';
+import { createRolloutEngine, createTrainingEngine } from '../../src/trainer/engineFactory';
 import { sentimentTask } from '../../src/trainer/tasks/sentimentTask';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import { runPipeline } from '../../src/trainer/pipeline';
@@ -161,6 +161,7 @@ function contextFor(
     onStep: options.onStep,
     shouldStop: options.shouldStop,
     engine,
+    createRolloutEngine,
     task: sentimentTask,
     resolve: (reference) => path.resolve(dir, reference),
   };

@@ -12,7 +12,8 @@ import { decodeTrace } from '../../src/shared/traceFormat';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { runPipeline } from '../../src/trainer/pipeline';
 import { KlController } from '../../src/trainer/ppo/klController';
-import { computeAdvantages, type Rollout } from '../../src/trainer/ppo/rollout';
+import { computeAdvantages } from '../../src/trainer/ppo/rollout';
+import type { Rollout } from '../../src/trainer/rollout/rolloutEngine';
 import { RunningMoments } from '../../src/trainer/ppo/runningMoments';
 
 const close = (a: number, b: number, tolerance = 1e-5) =>

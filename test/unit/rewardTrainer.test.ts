@@ -21,7 +21,7 @@ import { generateReviews } from '../../src/trainer/data/reviews';
 import { sentimentScore } from '../../src/trainer/data/sentimentOracle';
 import type { TrainingEngine } from '../../src/trainer/engine/engine';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
-import { createTrainingEngine } from '../../src/trainer/engineFactory';
+import { createRolloutEngine, createTrainingEngine } from '../../src/trainer/engineFactory';
 import { sentimentTask } from '../../src/trainer/tasks/sentimentTask';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import type { Gpt } from '../../src/trainer/engine/tfjs/gpt';
@@ -114,6 +114,7 @@ function contextFor(run: RunDirectory, logs: string[], extra: Partial<StageConte
     vocabSize: 512,
     log: (level, message) => logs.push(`${level}: ${message}`),
     engine,
+    createRolloutEngine,
     task: sentimentTask,
     resolve: (reference) => reference,
     ...extra,

@@ -4,6 +4,7 @@
  * is a response token. Per-token quantities of a response (log-probabilities, values, rewards) are
  * read at those positions: position t predicts token t + 1.
  */
+import type { TokenBatch } from '../engine/engine';
 
 export interface PromptResponse {
   /** Prompt token ids, BOS included. */
@@ -50,6 +51,12 @@ export function buildSequenceBatch(items: readonly PromptResponse[], padId: numb
     responseStart,
     responseLengths: items.map((item) => item.response.length),
   };
+}
+
+/** The batch as the engine takes it: its mask is the response mask. */
+export function tokenBatchOf(batch: SequenceBatch): TokenBatch {
+  const { batchSize, length, inputs, targets, responseMask } = batch;
+  return { batchSize, length, inputs, targets, mask: responseMask };
 }
 
 /** Reads the response positions of a [B, T] array row by row: one list per sample, aligned with its response tokens. */

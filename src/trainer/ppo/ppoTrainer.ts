@@ -23,14 +23,8 @@ import { seeds } from '../seeds';
 import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
 import { KlController } from './klController';
-import {
-  collectRollout,
-  computeAdvantages,
-  createRolloutEngine,
-  ppoTraceRows,
-  type Rollout,
-  type RolloutEngine,
-} from './rollout';
+import { collectRollout, computeAdvantages, createRolloutEngine, ppoTraceRows } from './rollout';
+import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
 import { RunningMoments, type MomentsState } from './runningMoments';
 import { loadModel } from '../engine/tfjs/loadGpt';
 import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
@@ -383,7 +377,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       }
       times['time/update'] = (performance.now() - t0) / 1000;
       t0 = performance.now();
-      await rolloutEngine.syncPolicy(policy);
+      await rolloutEngine.syncPolicy();
       times['time/weight_sync'] = (performance.now() - t0) / 1000;
 
       // Metrics with TRL's names

@@ -11,34 +11,14 @@
  */
 import { gae, klPerToken, maskedWhiten, type KlEstimator } from '../../core';
 import type { PpoTraceRow } from '../../shared/traceFormat';
+import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
 import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
 import { entropyFromLogits } from '../engine/tfjs/losses';
 import type { Gpt } from '../engine/tfjs/gpt';
-import {
-  buildSequenceBatch,
-  responseValues,
-  rewardInputs,
-  type PromptResponse,
-  type SequenceBatch,
-} from '../data/sequences';
+import { buildSequenceBatch, responseValues, rewardInputs } from '../data/sequences';
 import { generate, type SamplingOptions } from '../sampling/sampler';
 import type { BpeTokenizer } from '../tokenizer';
 import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
-
-export interface Rollout {
-  readonly items: PromptResponse[];
-  readonly batch: SequenceBatch;
-  /** Per sample, aligned with its response tokens. */
-  readonly logprobs: number[][];
-  readonly refLogprobs: number[][];
-  readonly values: number[][];
-  readonly entropy: number[][];
-  /** The reward model's raw score per sample. */
-  readonly rawScores: number[];
-  readonly endedWithEos: boolean[];
-  /** Seconds spent sampling, and in the policy, reference and reward passes over the samples. */
-  readonly timings: { readonly generate: number; readonly score: number };
-}
 
 /** Phases 1–2: generate and run the three models over the rollouts. */
 export async function collectRollout(
@@ -91,17 +71,11 @@ export async function collectRollout(
   return { ...rollout, timings: { generate: (generated - t0) / 1000, score: (performance.now() - generated) / 1000 } };
 }
 
-/** Where phases 1–2 run: the training engine (tfjs) or onnxruntime-node (src/trainer/onnx/). */
-export interface RolloutEngine {
-  collect(prompts: readonly number[][], sampling: SamplingOptions, eosId: number | undefined): Promise<Rollout>;
-  /** Called after every PPO update: brings the policy's new weights to the engine. */
-  syncPolicy(policy: Gpt): Promise<void>;
-  release(): Promise<void>;
-}
-
 /**
- * The rollout engine a PPO stage asked for. The ONNX one is imported on demand, so a tfjs-only run
- * never loads onnxruntime's native binding.
+ * The rollout engine a PPO stage asked for, over tfjs models — until PPO runs on the seam, where
+ * StageContext.createRolloutEngine (engineFactory.ts) replaces this and collectRollout above
+ * (rollout/engineRollout.ts is the seam's collectRollout). The ONNX one is imported on demand, so a
+ * tfjs-only run never loads onnxruntime's native binding.
  */
 export async function createRolloutEngine(
   kind: 'tfjs' | 'onnx',
