@@ -17,7 +17,8 @@ import { OnnxCausalLm } from '../../src/trainer/onnx/onnxCausalLm';
 import { OnnxRolloutEngine } from '../../src/trainer/onnx/onnxRolloutEngine';
 import { generateOnnx } from '../../src/trainer/onnx/onnxSampler';
 import { runPipeline } from '../../src/trainer/pipeline';
-import { collectRollout } from '../../src/trainer/ppo/rollout';
+import { TfjsModel } from '../../src/trainer/engine/tfjs/tfjsEngine';
+import { collectRollout } from '../../src/trainer/rollout/engineRollout';
 import { generate, type SamplingOptions } from '../../src/trainer/sampling/sampler';
 import { checkpointWithHeads, tinySft, workDir } from './onnxFixtures';
 import { loadModel } from '../../src/trainer/engine/tfjs/loadGpt';
@@ -122,7 +123,9 @@ test("an ONNX rollout's log-probs, reference log-probs, values, entropies and sc
   const engine = await OnnxRolloutEngine.create({ policy, reference, reward });
   try {
     const onnx = await engine.collect(prompts, sampling, eosId);
-    const tfjs = await collectRollout({ policy, reference, reward }, prompts, sampling, eosId);
+    const seam = (gpt: typeof policy) => new TfjsModel(gpt, generate);
+    const models = { policy: seam(policy), reference: seam(reference), reward: seam(reward) };
+    const tfjs = await collectRollout(models, prompts, sampling, eosId);
     assert.deepEqual(onnx.items, tfjs.items, 'the same samples');
     for (const key of ['logprobs', 'refLogprobs', 'values', 'entropy'] as const) {
       const diff = maxRowDiff(onnx[key], tfjs[key]);

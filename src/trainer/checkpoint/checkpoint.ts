@@ -12,7 +12,7 @@ import { quote } from '../../shared/userError';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
 import type { GptConfig } from '../model/gptConfig';
 import type { ScalarHead } from '../model/gptConfig';
-import { gptWeightShapes } from '../onnx/gptOnnxGraph';
+import { gptWeightShapes } from '../model/gptWeightShapes';
 import type { NamedArrays, OptimizerState } from '../engine/engine';
 import { BpeTokenizer } from '../tokenizer';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';

@@ -17,7 +17,8 @@ import { FileFormatError, isRecord, objectProblems, parseJsonText } from '../../
 import * as ort from 'onnxruntime-node';
 import type { GptConfig, ScorePooling } from '../model/gptConfig';
 import type { ScalarHead } from '../engine/tfjs/gpt';
-import { buildGptOnnx, gptWeightShapes, headOutputName, type WeightValues } from './gptOnnxGraph';
+import { gptWeightShapes } from '../model/gptWeightShapes';
+import { buildGptOnnx, headOutputName, type WeightValues } from './gptOnnxGraph';
 
 export type WeightSyncMode = 'reexport' | 'inputs';
 

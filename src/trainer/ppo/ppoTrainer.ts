@@ -14,7 +14,6 @@ import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
 import { maskedNll } from '../engine/tfjs/losses';
 import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
-import type { Gpt } from '../engine/tfjs/gpt';
 import { AdamW, clipByGlobalNorm } from '../engine/tfjs/adamW';
 import { buildSequenceBatch } from '../data/sequences';
 import { writeTrace } from '../run/traceWriter';
@@ -23,8 +22,11 @@ import { seeds } from '../seeds';
 import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
 import { KlController } from './klController';
-import { collectRollout, computeAdvantages, createRolloutEngine, ppoTraceRows } from './rollout';
-import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
+import { computeAdvantages, ppoTraceRows } from './rollout';
+import { collectRollout } from '../rollout/engineRollout';
+import type { Rollout, RolloutEngine, RolloutModels } from '../rollout/rolloutEngine';
+import { TfjsModel } from '../engine/tfjs/tfjsEngine';
+import { generate } from '../sampling/sampler';
 import { RunningMoments, type MomentsState } from './runningMoments';
 import { loadModel } from '../engine/tfjs/loadGpt';
 import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
@@ -41,9 +43,7 @@ function sameTokenizer(a: BpeTokenizer, b: BpeTokenizer): boolean {
 
 /** Held-out evaluation: oracle score, reward-model score and KL to the reference of fresh generations. */
 async function evaluate(
-  policy: Gpt,
-  reference: Gpt,
-  reward: Gpt,
+  models: RolloutModels,
   tokenizer: BpeTokenizer,
   prompts: readonly string[],
   stage: PpoStageConfig,
@@ -51,7 +51,7 @@ async function evaluate(
   hasOracle: boolean,
 ): Promise<Record<string, number>> {
   const rollout = await collectRollout(
-    { policy, reference, reward },
+    models,
     prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
     {
       temperature: stage.temperature,
@@ -104,6 +104,12 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
   const { model: reward, checkpoint: rewardCheckpoint } = await loadModel(rewardDir, ['score'], seed);
   const tokenizer = policyCheckpoint.tokenizer;
   const optimizer = new AdamW(policy.weights, { beta1: 0.9, beta2: 0.999, epsilon: 1e-5, weightDecay: 0 });
+  // Until PPO's update runs through the seam too, its tfjs models are wrapped as seam models for rollouts.
+  const models: RolloutModels = {
+    policy: new TfjsModel(policy, generate),
+    reference: new TfjsModel(reference, generate),
+    reward: new TfjsModel(reward, generate),
+  };
   let rolloutEngine: RolloutEngine | undefined;
   try {
     if (!sameTokenizer(tokenizer, rewardCheckpoint.tokenizer))
@@ -172,16 +178,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         },
       });
     const evalNow = async () =>
-      evaluate(
-        policy,
-        reference,
-        reward,
-        tokenizer,
-        prompts.heldOut,
-        stage,
-        seeds.evalGeneration(seed),
-        prompts.hasOracle,
-      );
+      evaluate(models, tokenizer, prompts.heldOut, stage, seeds.evalGeneration(seed), prompts.hasOracle);
 
     if (startStep === 0) {
       // The starting policy's held-out numbers, so every chart has its step-0 baseline.
@@ -210,7 +207,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       // 1–2. rollouts, their log-probabilities, values and scores
       const promptIndices = batchIndices(step, stage.batch_size, encodedPrompts.length, seed);
       const stepPrompts = promptIndices.map((i) => encodedPrompts[i]);
-      rolloutEngine ??= await createRolloutEngine(stage.rollout_engine, { policy, reference, reward });
+      rolloutEngine ??= await context.createRolloutEngine(stage.rollout_engine, models);
       const rollout: Rollout = await rolloutEngine.collect(
         stepPrompts,
         {

@@ -11,86 +11,8 @@
  */
 import { gae, klPerToken, maskedWhiten, type KlEstimator } from '../../core';
 import type { PpoTraceRow } from '../../shared/traceFormat';
-import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
-import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
-import { entropyFromLogits } from '../engine/tfjs/losses';
-import type { Gpt } from '../engine/tfjs/gpt';
-import { buildSequenceBatch, responseValues, rewardInputs } from '../data/sequences';
-import { generate, type SamplingOptions } from '../sampling/sampler';
+import type { Rollout } from '../rollout/rolloutEngine';
 import type { BpeTokenizer } from '../tokenizer';
-import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
-
-/** Phases 1–2: generate and run the three models over the rollouts. */
-export async function collectRollout(
-  models: { policy: Gpt; reference: Gpt; reward: Gpt },
-  prompts: readonly number[][],
-  sampling: SamplingOptions,
-  eosId: number | undefined,
-): Promise<Rollout> {
-  const t0 = performance.now();
-  const sequences = await generate(models.policy, prompts, sampling);
-  const generated = performance.now();
-  const items = sequences.map((sequence, i) => ({
-    prompt: prompts[i],
-    response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.pad_token_id],
-  }));
-  const batch = buildSequenceBatch(items, sampling.pad_token_id);
-  const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
-  const [policyLogprobs, values, entropy, refLogprobs, scores] = tf.tidy(() => {
-    const { inputs, targets } = sequenceTensors(batch);
-    const policy = sequenceLogprobs(models.policy, inputs, targets, temperature);
-    const reference = sequenceLogprobs(models.reference, inputs, targets, temperature);
-    const rewardInput = rewardInputs(items, sampling.pad_token_id);
-    const score = models.reward.score(
-      tf.tensor2d(rewardInput.ids, [rewardInput.batchSize, rewardInput.length], 'int32'),
-      rewardInput.lengths,
-    );
-    return [
-      policy.logprobs,
-      models.policy.scalarHead('v_head', policy.hidden),
-      entropyFromLogits(policy.logits),
-      reference.logprobs,
-      score,
-    ];
-  });
-  const read = async (tensor: Tensor) => {
-    const data = (await tensor.data()) as Float32Array;
-    tensor.dispose();
-    return data;
-  };
-  const rollout = {
-    items,
-    batch,
-    logprobs: responseValues(await read(policyLogprobs), batch),
-    values: responseValues(await read(values), batch),
-    entropy: responseValues(await read(entropy), batch),
-    refLogprobs: responseValues(await read(refLogprobs), batch),
-    rawScores: Array.from(await read(scores)),
-    endedWithEos: sequences.map((sequence) => eosId !== undefined && sequence.tokens.at(-1) === eosId),
-  };
-  return { ...rollout, timings: { generate: (generated - t0) / 1000, score: (performance.now() - generated) / 1000 } };
-}
-
-/**
- * The rollout engine a PPO stage asked for, over tfjs models — until PPO runs on the seam, where
- * StageContext.createRolloutEngine (engineFactory.ts) replaces this and collectRollout above
- * (rollout/engineRollout.ts is the seam's collectRollout). The ONNX one is imported on demand, so a
- * tfjs-only run never loads onnxruntime's native binding.
- */
-export async function createRolloutEngine(
-  kind: 'tfjs' | 'onnx',
-  models: { policy: Gpt; reference: Gpt; reward: Gpt },
-): Promise<RolloutEngine> {
-  if (kind === 'onnx') {
-    const { OnnxRolloutEngine } = await import('../onnx/onnxRolloutEngine');
-    return OnnxRolloutEngine.create(models);
-  }
-  return {
-    collect: (prompts, sampling, eosId) => collectRollout(models, prompts, sampling, eosId),
-    syncPolicy: async () => undefined, // tfjs samples from the policy's own variables
-    release: async () => undefined,
-  };
-}
 
 export interface RewardOptions {
   readonly klCoef: number;
