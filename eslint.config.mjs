@@ -1,5 +1,7 @@
 // Lint: TypeScript's recommended rules plus the import boundaries of DESIGN.md's table, so a wrong
-// import fails `npm run lint` (and with it the tests) instead of waiting for a review.
+// import fails `npm run lint` (and with it the tests) instead of waiting for a review. Rules that need the
+// resolved module graph (no file or folder cycles; algorithms import no engine library, no tfjs engine and no
+// demo task) are dependency-cruiser's, in .dependency-cruiser.cjs: one place per rule.
 import { builtinModules } from 'node:module';
 import tseslint from 'typescript-eslint';
 

@@ -4,10 +4,10 @@
  */
 export { Random } from './random';
 export type { Matrix, Row } from './arrays';
-export { mean, std } from './stats';
+export { mean, std, sum } from './stats';
 export { logSigmoid, sigmoid, softplus } from './sigmoid';
 export { maskedMean, maskedVar, maskedWhiten } from './masked';
-export { klPerToken, type KlEstimator } from './kl';
+export { klEstimators, klPerToken, type KlEstimator } from './kl';
 export { gae, type GaeResult } from './gae';
 export { ppoPolicyLoss, ppoValueLoss, type PpoPolicyLossResult, type PpoValueLossResult } from './ppoLosses';
 export {

@@ -14,7 +14,15 @@
  */
 import { type Matrix, assertSameShape, zipMap } from './arrays';
 
-export type KlEstimator = 'k1' | 'k2' | 'k3' | 'abs';
+/** Every estimator, in the order the docs list them: the config's `kl_estimator` and the CLI take these. */
+export const klEstimators = ['k1', 'k2', 'k3', 'abs'] as const;
+export type KlEstimator = (typeof klEstimators)[number];
+
+/** `'k1', 'k2', 'k3' or 'abs'` (each passed through `quote`), for messages that list the estimators. */
+export function klEstimatorList(quote: (name: string) => string = (name) => name): string {
+  const quoted = klEstimators.map(quote);
+  return `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`;
+}
 
 /** The estimator as a function of logp and ref (log-probabilities of the same sampled token). */
 const estimators: Record<KlEstimator, (logp: number, ref: number) => number> = {
@@ -34,7 +42,8 @@ const estimators: Record<KlEstimator, (logp: number, ref: number) => number> = {
  */
 export function klPerToken(logprobs: Matrix, refLogprobs: Matrix, estimator: KlEstimator): number[][] {
   if (!Object.hasOwn(estimators, estimator)) {
-    throw new RangeError(`klPerToken: unknown estimator ${JSON.stringify(estimator)}; use 'k1', 'k2', 'k3' or 'abs'.`);
+    const known = klEstimatorList((name) => `'${name}'`);
+    throw new RangeError(`klPerToken: unknown estimator ${JSON.stringify(estimator)}; use ${known}.`);
   }
   assertSameShape('klPerToken', { logprobs, refLogprobs });
   return zipMap([logprobs, refLogprobs], estimators[estimator]);

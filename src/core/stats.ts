@@ -4,11 +4,16 @@
  */
 import { type Row } from './arrays';
 
+/** Σx, added left to right from 0. 0 for an empty row (the empty sum, like `torch.sum`). */
+export function sum(x: Row): number {
+  let total = 0;
+  for (let i = 0; i < x.length; i++) total += x[i];
+  return total;
+}
+
 /** Arithmetic mean Σx / n. NaN for an empty row (like `torch.mean` of an empty tensor). */
 export function mean(x: Row): number {
-  let sum = 0;
-  for (let i = 0; i < x.length; i++) sum += x[i];
-  return sum / x.length;
+  return sum(x) / x.length;
 }
 
 /** Population standard deviation √(Σ(x − mean)² / n). NaN for an empty row. */

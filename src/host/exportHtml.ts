@@ -3,6 +3,8 @@
  * (charts already turned into images by the webview), the dashboard's stylesheet and the theme's
  * colours inlined, and no script, so it opens anywhere and shows exactly what was on screen.
  */
+import { escapeHtml, htmlDocument } from './htmlDocument';
+
 export interface ExportHtmlParts {
   readonly title: string;
   /** The view's markup, as the webview serialised it. */
@@ -13,9 +15,6 @@ export interface ExportHtmlParts {
   /** dist/webview/dashboard.css. */
   readonly css: string;
 }
-
-const escapeHtml = (value: string) =>
-  value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** `</style` inside inlined CSS would end the element early. */
 const safeCss = (css: string) => css.replace(/<\/style/gi, '<\\/style');
@@ -30,22 +29,20 @@ export function stripScripts(markup: string): string {
 }
 
 export function buildExportHtml(parts: ExportHtmlParts): string {
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<meta name="generator" content="RLHF Lens">
-<title>${escapeHtml(parts.title)}</title>
-<style>${safeCss(parts.themeCss)}</style>
-<style>${safeCss(parts.css)}</style>
-</head>
-<body class="${escapeHtml(parts.bodyClass)} exported">
+  const page = htmlDocument({
+    contentSecurityPolicy: "default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+    head: [
+      '<meta name="generator" content="RLHF Lens">',
+      `<title>${escapeHtml(parts.title)}</title>`,
+      `<style>${safeCss(parts.themeCss)}</style>`,
+      `<style>${safeCss(parts.css)}</style>`,
+    ],
+    body: `<body class="${escapeHtml(parts.bodyClass)} exported">
 <main id="app">
 ${stripScripts(parts.body)}
 </main>
-</body>
-</html>
-`;
+</body>`,
+  });
+  // A file on disk: it ends with a newline.
+  return `${page}\n`;
 }

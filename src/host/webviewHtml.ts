@@ -5,6 +5,7 @@
  * webview tests in Chromium load exactly the page VS Code loads.
  */
 import { randomBytes } from 'node:crypto';
+import { escapeHtml, htmlDocument } from './htmlDocument';
 
 export interface WebviewHtmlOptions {
   /** `webview.cspSource`: the origin the webview may load resources from. */
@@ -30,23 +31,17 @@ export function contentSecurityPolicy(cspSource: string, nonce: string): string 
   ].join('; ');
 }
 
-const escapeAttribute = (value: string): string =>
-  value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
 export function buildWebviewHtml(options: WebviewHtmlOptions): string {
   const nonce = options.nonce ?? createNonce();
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${escapeAttribute(contentSecurityPolicy(options.cspSource, nonce))}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<title>${escapeAttribute(options.title)}</title>
-<link rel="stylesheet" href="${escapeAttribute(options.styleUri)}">
-</head>
-<body>
+  return htmlDocument({
+    contentSecurityPolicy: contentSecurityPolicy(options.cspSource, nonce),
+    head: [
+      `<title>${escapeHtml(options.title)}</title>`,
+      `<link rel="stylesheet" href="${escapeHtml(options.styleUri)}">`,
+    ],
+    body: `<body>
 <main id="app" aria-busy="true"></main>
-<script nonce="${escapeAttribute(nonce)}" src="${escapeAttribute(options.scriptUri)}"></script>
-</body>
-</html>`;
+<script nonce="${escapeHtml(nonce)}" src="${escapeHtml(options.scriptUri)}"></script>
+</body>`,
+  });
 }

@@ -5,8 +5,8 @@
  * history and an HTML export.
  */
 import type { PackedPpoTrace, TokenField } from './packedTrace';
-import type { WebviewReadyMessage } from './protocol';
 import type { RunReadProblem, RunStatus, RunSummary } from './runSummary';
+import type { WebviewReadyMessage } from './webviewMessages';
 
 // ---------------------------------------------------------------------------------------------
 // Webview → host

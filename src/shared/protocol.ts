@@ -110,7 +110,10 @@ export interface ControlPingMessage {
 export interface SampleRequestMessage {
   readonly type: 'sample/request';
   readonly id: number;
-  /** A checkpoint folder (model.safetensors, config.json, tokenizer.json), or a transformers.js-style ONNX folder (config.json, tokenizer.json, onnx/model.onnx). */
+  /**
+   * A checkpoint folder (model.safetensors, config.json, tokenizer.json), or a transformers.js-style ONNX folder
+   * (config.json, tokenizer.json, onnx/model.onnx).
+   */
   readonly checkpoint: string;
   readonly prompt: string;
   readonly numSamples: number;
@@ -148,10 +151,9 @@ export interface SampleErrorMessage {
 // Webview → extension host (every webview)
 // ---------------------------------------------------------------------------------------------
 
-/** The webview's script loaded and listens; the host sends nothing before this. */
-export interface WebviewReadyMessage {
-  readonly type: 'webview/ready';
-}
+// `webview/ready` and any other message all webviews share live in webviewMessages.ts, a leaf the
+// dashboard's and the Rank view's message files import (so they never import this file back).
+export type { WebviewReadyMessage } from './webviewMessages';
 
 // Dashboard webview ↔ extension host: `dashboard/...` messages and their validator live in
 // dashboardMessages.ts (run header, metrics, steps, packed traces, prompt history, HTML export).

@@ -3,17 +3,14 @@
  * `rank/...`, with the validator the host runs on everything the view posts. Re-exported by
  * protocol.ts.
  */
-import type { WebviewReadyMessage } from './protocol';
+import type { RankSet } from './rankSet';
+import type { WebviewReadyMessage } from './webviewMessages';
 
-/** The set on screen: K completions of a prompt, shown in `shownOrder`. */
-export interface RankSetView {
-  readonly id: string;
-  readonly prompt: string;
-  readonly completions: readonly string[];
-  readonly shownOrder: readonly number[];
-  readonly identical: readonly (readonly number[])[];
-  readonly sourceLabel: string;
-}
+/**
+ * The set on screen: a RankSet (K completions of a prompt, shown in `shownOrder`) with its source
+ * reduced to the line the view shows.
+ */
+export type RankSetView = Omit<RankSet, 'source'> & { readonly sourceLabel: string };
 
 /** Everything the Rank view shows; sent on every change (the view keeps no state of its own). */
 export interface RankStateMessage {

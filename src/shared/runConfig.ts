@@ -4,6 +4,7 @@
  * Trainer where they have one. Defaults follow TRL too, except where TRL's assume a large pretrained
  * model and the small models trained from scratch here need another value; those say so.
  */
+import { klEstimators } from '../core';
 import { s, type Infer } from './configSchema';
 import { backendNames } from './backendNames';
 
@@ -434,7 +435,7 @@ export const ppoStageSchema = s.object(
         trl: 'missing_eos_penalty',
       }),
     ),
-    kl_estimator: s.enum(['k1', 'k2', 'k3', 'abs'], {
+    kl_estimator: s.enum(klEstimators, {
       default: 'k1',
       trl: 'kl_estimator',
       description: 'Per-token KL estimate in the reward penalty.',

@@ -16,8 +16,8 @@ import { runPipeline, type PipelineCallbacks } from './pipeline';
 import { HelpRequested, parseCommandArgs, reportError, UsageError, writeFully } from './cli';
 import { quote } from '../shared/userError';
 import { ProgressBar } from './progressBar';
-import { sampleFromCheckpoint } from './sampling/sampleCommand';
-import { SampleServer } from './sampling/sampleServer';
+import { sampleFromCheckpoint } from './completions/sampleCommand';
+import { SampleServer } from './completions/sampleServer';
 import { runDemo } from './demo/demoCommand';
 import { exportCommand } from './onnx/exportModel';
 

@@ -42,3 +42,11 @@ export const seeds = {
   /** The simulated annotator's draws (ranking noise, shown order) for prompt batch `batch`. */
   annotator: (seed: number, batch: number) => (seed ^ annotatorMask) + batch,
 } as const;
+
+// Fixed seeds (not derived from a run's seed): commands that sample outside a run.
+
+/** `rlhf-lens sample` without `--prompt`: the seed of the demo reviews whose openings it completes. */
+export const sampleDemoPromptsSeed = 12345;
+
+/** `npm run demo`'s closing evaluation: the seed every policy's held-out generations are sampled with. */
+export const demoEvaluationSeed = 2024;

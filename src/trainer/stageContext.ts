@@ -2,13 +2,14 @@
  * What every training stage receives and returns. Stages know nothing of processes or messages:
  * they report through these callbacks, and the pipeline turns them into run files and messages.
  */
+import type { LogLevel } from '../shared/protocol';
 import type { ModelConfig } from '../shared/runConfig';
 import type { TrainingEngine } from './engine/engine';
 import type { RolloutEngineFactory } from './rollout/rolloutEngine';
 import type { RunDirectory } from './run/runDirectory';
 import type { Task } from './tasks/task';
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type { LogLevel } from '../shared/protocol';
 
 /** What a finished stage leaves for later stages to use. */
 export interface StageOutputs {

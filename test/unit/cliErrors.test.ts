@@ -130,6 +130,25 @@ test('a bad number option names the option and the value', async () => {
   assert.equal(result.stderr, 'error: --top-p must be a number, got "lots" — give --top-p a number\n');
 });
 
+test("inspect's β flag is the config's name (--init-kl-coef); its old name --kl-coef is read; not both", async () => {
+  const models = ['--policy', work, '--reference', work];
+  const bad = await cli(['inspect', ...models, '--init-kl-coef', 'lots']);
+  assert.equal(bad.code, 1);
+  assert.equal(bad.stderr, 'error: --init-kl-coef must be a number, got "lots" — give --init-kl-coef a number\n');
+  const old = await cli(['inspect', ...models, '--kl-coef', 'lots']);
+  assert.equal(old.code, 1);
+  assert.equal(old.stderr, 'error: --kl-coef must be a number, got "lots" — give --kl-coef a number\n');
+  const both = await cli(['inspect', ...models, '--init-kl-coef', '0.1', '--kl-coef', '0.1']);
+  assert.equal(both.code, 2);
+  assert.match(
+    both.stderr,
+    /^error: give β once: --init-kl-coef \(--kl-coef is its old name\) — see the usage below\n/,
+  );
+  const estimator = await cli(['inspect', ...models, '--kl-estimator', 'k9']);
+  assert.equal(estimator.code, 1);
+  assert.match(estimator.stderr, /--kl-estimator must be k1, k2, k3 or abs, got "k9"/);
+});
+
 test('train with a dataset path that does not exist: file:line of the path, and no run folder', async () => {
   const { file, runs } = writeConfig('missing-dataset', {
     name: 'missing',

@@ -9,6 +9,7 @@ import {
   bradleyTerryLoss,
   dpoLoss,
   gae,
+  klEstimators,
   klPerToken,
   logSigmoid,
   maskedMean,
@@ -21,6 +22,7 @@ import {
   sigmoid,
   softplus,
   std,
+  sum,
 } from '../../src/core';
 import type * as CoreApi from '../../src/core';
 
@@ -48,6 +50,15 @@ describe('mean, std and the logistic helpers', () => {
     close(mean([1, 2, 3, 4]), 2.5);
     close(std(new Float32Array([1, 2, 3, 4])), Math.sqrt(1.25));
     assert.ok(Number.isNaN(mean([])));
+  });
+
+  test('sum adds left to right from 0; the empty sum is 0 (while the empty mean is NaN)', () => {
+    assert.equal(sum([1, 2, 3, 4]), 10);
+    assert.equal(sum(new Float32Array([0.5, 0.25])), 0.75);
+    assert.equal(sum([]), 0);
+    // 0.1 + 0.2 + 0.3 in this order is 0.6000000000000001; the order is part of the contract (metrics stay bit-equal)
+    assert.equal(sum([0.1, 0.2, 0.3]), 0.1 + 0.2 + 0.3);
+    assert.equal(mean([0.1, 0.2, 0.3]), (0.1 + 0.2 + 0.3) / 3);
   });
 
   test('softplus, logSigmoid and sigmoid stay finite and exact at the extremes', () => {
@@ -209,6 +220,11 @@ describe('klPerToken (Schulman k1, k2, k3 and abs; TRL kl_estimator / _kl_penalt
     // log r = 1e-6: k3 = logr²/2 + O(logr³) = 5e-13
     const [[k3]] = klPerToken([[0]], [[1e-6]], 'k3');
     close(k3 / 5e-13, 1, 1e-5);
+  });
+
+  test('klEstimators names the four estimators, the list the config schema and the CLI accept', () => {
+    assert.deepEqual([...klEstimators], ['k1', 'k2', 'k3', 'abs']);
+    for (const estimator of klEstimators) assert.equal(klPerToken(logp, ref, estimator)[0].length, 2, estimator);
   });
 
   test('an unknown estimator is rejected with the valid names', () => {

@@ -22,7 +22,7 @@ import { runPipeline } from '../../src/trainer/pipeline';
 import { RunDirectory } from '../../src/trainer/run/runDirectory';
 import { generate } from '../../src/trainer/sampling/sampler';
 import type { StageContext, StageResult } from '../../src/trainer/stageContext';
-import { loadModel } from '../../src/trainer/engine/tfjs/loadGpt';
+import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
 
 /** The training engine of the stages under test (tfjs on wasm), made once the backend is chosen. */
 let engine: TrainingEngine;
@@ -86,12 +86,12 @@ function sftFixture(): Promise<Fixture> {
         );
         const samples = await generate(sampler, ids, {
           temperature: 1,
-          top_k: 0,
-          top_p: 1,
-          max_new_tokens: 32,
+          topK: 0,
+          topP: 1,
+          maxNewTokens: 32,
           seed: seed + start,
-          eos_token_id: tokenizer.eosId,
-          pad_token_id: tokenizer.padId,
+          eosTokenId: tokenizer.eosId,
+          padTokenId: tokenizer.padId,
         });
         batch.forEach((prompt, p) => {
           const completions = samples
@@ -299,7 +299,7 @@ test('DPO raises held-out preference accuracy and the oracle score, at a positiv
     const baseline = await evaluateGenerations(sft, sft, checkpoint.tokenizer, heldOutPrompts(128), {
       maxNewTokens: stage.max_new_tokens,
       seed: evalGenerationSeed(seed),
-      oracle: true,
+      oracle: sentimentTask,
     });
     assert.equal(baseline.score, start['eval/oracle/score']);
   } finally {

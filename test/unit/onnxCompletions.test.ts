@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import type { SampleRequestMessage } from '../../src/shared/protocol';
+import { SampleServer } from '../../src/trainer/completions/sampleServer';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { exportCheckpoint } from '../../src/trainer/onnx/exportModel';
-import { SampleServer } from '../../src/trainer/sampling/sampleServer';
 import { tinySft, workDir } from './onnxFixtures';
 
 before(async () => {

@@ -166,11 +166,11 @@ test('transformers.js loads the exported folder, matches tfjs logits to 1e-4 and
     const theirs = generated.tolist()[0].map(Number).slice(ids.length);
     const [greedy] = await generate(model, [ids], {
       temperature: 0,
-      top_k: 0,
-      top_p: 1,
-      max_new_tokens: 10,
+      topK: 0,
+      topP: 1,
+      maxNewTokens: 10,
       seed: 1,
-      pad_token_id: ours.padId,
+      padTokenId: ours.padId,
     });
     assert.deepEqual(theirs, greedy.tokens, 'greedy continuations agree');
   } finally {

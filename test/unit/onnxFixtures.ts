@@ -11,7 +11,7 @@ import type { ScorePooling } from '../../src/trainer/model/gptConfig';
 import { Gpt, type ScalarHead } from '../../src/trainer/engine/tfjs/gpt';
 import { checkpointConfig } from '../../src/trainer/checkpoint/modelLoading';
 import { runPipeline } from '../../src/trainer/pipeline';
-import { loadModel } from '../../src/trainer/engine/tfjs/loadGpt';
+import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
 
 export const workDir = mkdtempSync(path.join(tmpdir(), 'rlhf-onnx-'));
 let sftCheckpoint: Promise<string> | undefined;

@@ -41,7 +41,7 @@ test("an inspection run writes PPO-schema traces with per-token KL between polic
     batchSize: 4,
     klCoef: 0.1,
     klEstimator: 'k1',
-    sampling: { temperature: 1, top_k: 0, top_p: 1, max_new_tokens: 10 },
+    sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 10 },
     seed: 3,
   });
   const runJsonText = readFileSync(path.join(runDir, 'run.json'), 'utf8');

@@ -21,7 +21,7 @@ import { TfjsModel } from '../../src/trainer/engine/tfjs/tfjsEngine';
 import { collectRollout } from '../../src/trainer/rollout/engineRollout';
 import { generate, type SamplingOptions } from '../../src/trainer/sampling/sampler';
 import { checkpointWithHeads, tinySft, workDir } from './onnxFixtures';
-import { loadModel } from '../../src/trainer/engine/tfjs/loadGpt';
+import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
 
 const tolerance = 1e-4;
 const models: Gpt[] = [];
@@ -70,16 +70,16 @@ test("the ONNX sampler, with and without a KV cache, draws the tfjs sampler's to
   });
   try {
     for (const warp of [
-      { temperature: 1, top_k: 0, top_p: 1 },
-      { temperature: 0.7, top_k: 20, top_p: 0.9 },
-      { temperature: 0, top_k: 0, top_p: 1 },
+      { temperature: 1, topK: 0, topP: 1 },
+      { temperature: 0.7, topK: 20, topP: 0.9 },
+      { temperature: 0, topK: 0, topP: 1 },
     ]) {
       const options: SamplingOptions = {
         ...warp,
-        max_new_tokens: 16,
+        maxNewTokens: 16,
         seed: 11,
-        eos_token_id: eosId,
-        pad_token_id: padId,
+        eosTokenId: eosId,
+        padTokenId: padId,
       };
       const expected = await generate(policy, prompts, options);
       const actual = await generateOnnx(lm, prompts, options);
@@ -113,12 +113,12 @@ test("an ONNX rollout's log-probs, reference log-probs, values, entropies and sc
   const { policy, reference, reward, eosId, padId, prompts } = await threeModels();
   const sampling: SamplingOptions = {
     temperature: 0.9,
-    top_k: 0,
-    top_p: 1,
-    max_new_tokens: 14,
+    topK: 0,
+    topP: 1,
+    maxNewTokens: 14,
     seed: 5,
-    eos_token_id: eosId,
-    pad_token_id: padId,
+    eosTokenId: eosId,
+    padTokenId: padId,
   };
   const engine = await OnnxRolloutEngine.create({ policy, reference, reward });
   try {

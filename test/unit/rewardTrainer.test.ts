@@ -31,7 +31,7 @@ import { RunDirectory } from '../../src/trainer/run/runDirectory';
 import { runSftStage } from '../../src/trainer/sft/sftTrainer';
 import type { StageContext } from '../../src/trainer/stageContext';
 import type { BpeTokenizer } from '../../src/trainer/tokenizer';
-import { loadModel } from '../../src/trainer/engine/tfjs/loadGpt';
+import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
 import { splitExamples } from '../../src/trainer/data/batching';
 
 /** The training engine of the stages under test (tfjs on wasm), made once the backend is chosen. */

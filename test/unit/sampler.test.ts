@@ -24,7 +24,7 @@ describe('sampleToken', () => {
   const logits = Float32Array.from(probs, (p) => Math.log(p) + 3);
 
   /** Token frequencies over many seeded draws; also checks each draw's logprob is the unwarped log p. */
-  function frequencies(options: { temperature: number; top_k: number; top_p: number }, draws = 20000): number[] {
+  function frequencies(options: { temperature: number; topK: number; topP: number }, draws = 20000): number[] {
     const random = new Random(42);
     const counts = probs.map(() => 0);
     for (let i = 0; i < draws; i++) {
@@ -50,31 +50,31 @@ describe('sampleToken', () => {
   test('temperature 0 is argmax, with the unwarped log-probability', () => {
     const random = new Random(1);
     for (let i = 0; i < 10; i++) {
-      const { token, logprob } = sampleToken(logits, { temperature: 0, top_k: 0, top_p: 1 }, random);
+      const { token, logprob } = sampleToken(logits, { temperature: 0, topK: 0, topP: 1 }, random);
       assert.equal(token, 1);
       assert.ok(Math.abs(logprob - Math.log(0.5)) < 1e-6);
     }
   });
 
   test('top_k = 1 is argmax at any temperature', () => {
-    assertFrequencies(frequencies({ temperature: 1, top_k: 1, top_p: 1 }, 2000), [0, 1, 0, 0, 0]);
-    assertFrequencies(frequencies({ temperature: 5, top_k: 1, top_p: 1 }, 2000), [0, 1, 0, 0, 0]);
+    assertFrequencies(frequencies({ temperature: 1, topK: 1, topP: 1 }, 2000), [0, 1, 0, 0, 0]);
+    assertFrequencies(frequencies({ temperature: 5, topK: 1, topP: 1 }, 2000), [0, 1, 0, 0, 0]);
   });
 
   test('with no warping the draws follow softmax(logits)', () => {
-    assertFrequencies(frequencies({ temperature: 1, top_k: 0, top_p: 1 }), probs);
+    assertFrequencies(frequencies({ temperature: 1, topK: 0, topP: 1 }), probs);
   });
 
   test('top_k = 3 draws only the 3 most likely tokens, renormalised: p / 0.85', () => {
-    assertFrequencies(frequencies({ temperature: 1, top_k: 3, top_p: 1 }), [0, 0.5 / 0.85, 0, 0.2 / 0.85, 0.15 / 0.85]);
+    assertFrequencies(frequencies({ temperature: 1, topK: 3, topP: 1 }), [0, 0.5 / 0.85, 0, 0.2 / 0.85, 0.15 / 0.85]);
   });
 
   test('top_p keeps the smallest nucleus whose probability reaches p, renormalised', () => {
     // Sorted: 0.5, 0.2, 0.15, 0.1, 0.05 → cumulative 0.5, 0.7, 0.85, 0.95, 1.
     // p = 0.6: {0.5, 0.2} (0.5 alone falls short).
-    assertFrequencies(frequencies({ temperature: 1, top_k: 0, top_p: 0.6 }), [0, 0.5 / 0.7, 0, 0.2 / 0.7, 0]);
+    assertFrequencies(frequencies({ temperature: 1, topK: 0, topP: 0.6 }), [0, 0.5 / 0.7, 0, 0.2 / 0.7, 0]);
     // p = 0.9: {0.5, 0.2, 0.15, 0.1}; only the 0.05 tail is cut.
-    assertFrequencies(frequencies({ temperature: 1, top_k: 0, top_p: 0.9 }), [
+    assertFrequencies(frequencies({ temperature: 1, topK: 0, topP: 0.9 }), [
       0,
       0.5 / 0.95,
       0.1 / 0.95,
@@ -82,7 +82,7 @@ describe('sampleToken', () => {
       0.15 / 0.95,
     ]);
     // p = 0.4: the top token alone already reaches it.
-    assertFrequencies(frequencies({ temperature: 1, top_k: 0, top_p: 0.4 }, 2000), [0, 1, 0, 0, 0]);
+    assertFrequencies(frequencies({ temperature: 1, topK: 0, topP: 0.4 }, 2000), [0, 1, 0, 0, 0]);
   });
 
   test('temperature is applied before top_p (Hugging Face order), and top_k before top_p', () => {
@@ -93,20 +93,17 @@ describe('sampleToken', () => {
     const kept = [1, 3, 4];
     const keptTotal = kept.reduce((sum, i) => sum + sqrt[i], 0);
     assertFrequencies(
-      frequencies({ temperature: 2, top_k: 0, top_p: 0.6 }),
+      frequencies({ temperature: 2, topK: 0, topP: 0.6 }),
       sqrt.map((s, i) => (kept.includes(i) ? s / keptTotal : 0)),
     );
     // top_k = 2 first leaves {0.5, 0.2} → renormalised 0.714, 0.286; top_p = 0.6 then keeps only the first.
-    assertFrequencies(frequencies({ temperature: 1, top_k: 2, top_p: 0.6 }, 2000), [0, 1, 0, 0, 0]);
+    assertFrequencies(frequencies({ temperature: 1, topK: 2, topP: 0.6 }, 2000), [0, 1, 0, 0, 0]);
   });
 
   test('the same seed draws the same tokens', () => {
     const draw = (seed: number) => {
       const random = new Random(seed);
-      return Array.from(
-        { length: 50 },
-        () => sampleToken(logits, { temperature: 1, top_k: 0, top_p: 1 }, random).token,
-      );
+      return Array.from({ length: 50 }, () => sampleToken(logits, { temperature: 1, topK: 0, topP: 1 }, random).token);
     };
     assert.deepEqual(draw(7), draw(7));
     assert.notDeepEqual(draw(7), draw(8));
@@ -115,7 +112,7 @@ describe('sampleToken', () => {
 
 describe('generate', () => {
   const config: GptConfig = { vocab_size: 40, block_size: 16, n_layer: 2, n_head: 2, n_embd: 16, dropout: 0 };
-  const base: SamplingOptions = { temperature: 1, top_k: 0, top_p: 1, max_new_tokens: 6, seed: 1, pad_token_id: 0 };
+  const base: SamplingOptions = { temperature: 1, topK: 0, topP: 1, maxNewTokens: 6, seed: 1, padTokenId: 0 };
   let model: Gpt;
 
   before(async () => {
@@ -149,7 +146,7 @@ describe('generate', () => {
 
   test('the logprobs it returns are the model\u2019s log p of each new token, from a full forward', async () => {
     const prompt = [5, 9, 2, 17];
-    const [sequence] = await generate(model, [prompt], { ...base, max_new_tokens: 8, seed: 5 });
+    const [sequence] = await generate(model, [prompt], { ...base, maxNewTokens: 8, seed: 5 });
     const full = [...prompt, ...sequence.tokens];
     const logprobs = tf.tidy(() =>
       tokenLogprobs(
@@ -172,7 +169,7 @@ describe('generate', () => {
     assert.equal(six.finishedByEos, false);
     // 13 prompt tokens in a context of 16 leave room for 3.
     const long = Array.from({ length: 13 }, (_, i) => (i % 39) + 1);
-    const results = await generate(model, [long, [1, 2]], { ...base, max_new_tokens: 10 });
+    const results = await generate(model, [long, [1, 2]], { ...base, maxNewTokens: 10 });
     assert.deepEqual(
       results.map((s) => s.tokens.length),
       [3, 3],
@@ -196,7 +193,7 @@ describe('generate', () => {
       for (let v = 0; v < config.vocab_size; v++) wte.data[v * config.n_embd] = v === eos ? 30 : 0;
       rigged.assign(weights);
       for (const temperature of [0, 1]) {
-        const results = await generate(rigged, [[1, 2, 3], [4]], { ...base, temperature, eos_token_id: eos });
+        const results = await generate(rigged, [[1, 2, 3], [4]], { ...base, temperature, eosTokenId: eos });
         for (const sequence of results) {
           assert.deepEqual(sequence.tokens, [eos]);
           assert.equal(sequence.finishedByEos, true);
@@ -209,7 +206,7 @@ describe('generate', () => {
   });
 
   test('in a batch, a row that reaches EOS stops while the others go on as they would alone', async () => {
-    const greedy = { ...base, temperature: 0, max_new_tokens: 8 };
+    const greedy = { ...base, temperature: 0, maxNewTokens: 8 };
     const prompts = [
       [3, 1, 4],
       [1, 5, 9, 2, 6],
@@ -219,7 +216,7 @@ describe('generate', () => {
     const k = first.tokens.findIndex((token, i) => i > 0 && !first.tokens.slice(0, i).includes(token));
     assert.ok(k > 0, `row 0's greedy continuation is one repeated token: ${first.tokens}`);
     const eos = first.tokens[k];
-    const results = await generate(model, prompts, { ...greedy, eos_token_id: eos });
+    const results = await generate(model, prompts, { ...greedy, eosTokenId: eos });
     assert.deepEqual(results[0].tokens, first.tokens.slice(0, k + 1));
     assert.equal(results[0].finishedByEos, true);
     const stop = second.tokens.indexOf(eos);
@@ -229,7 +226,7 @@ describe('generate', () => {
 
   test('a batch of prompts of different lengths at temperature 0 gives each prompt what it gives alone (left padding is invisible)', async () => {
     const prompts = [[2], [7, 3, 11, 19, 23, 5], [13, 8, 30], [1, 2, 3, 4]];
-    const greedy = { ...base, temperature: 0, max_new_tokens: 7 };
+    const greedy = { ...base, temperature: 0, maxNewTokens: 7 };
     const batch = await generate(model, prompts, greedy);
     for (const [b, prompt] of prompts.entries()) {
       const [alone] = await generate(model, [prompt], greedy);
@@ -250,7 +247,7 @@ describe('generate', () => {
     const run = async () => {
       await generate(model, prompts, base);
       const [first] = await generate(model, prompts, { ...base, temperature: 0 });
-      await generate(model, prompts, { ...base, temperature: 0, eos_token_id: first.tokens[1] });
+      await generate(model, prompts, { ...base, temperature: 0, eosTokenId: first.tokens[1] });
     };
     await run(); // warm-up: the model caches one causal mask per (length, past)
     const tensors = tf.memory().numTensors;

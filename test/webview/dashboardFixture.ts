@@ -9,7 +9,7 @@ import { packPpoTrace, type PackedPpoTrace } from '../../src/shared/packedTrace'
 import { decodeTraceTable, encodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
 import type { WebviewPage } from './webviewPage';
 
-export const fixtureEpsilon = 0.2;
+export const fixtureCliprange = 0.2;
 
 export const fixtureRun: DashboardRunInfo = {
   id: 'fixture-ppo-20261121-120000',
@@ -19,7 +19,7 @@ export const fixtureRun: DashboardRunInfo = {
   stage: 'ppo',
   step: 3,
   maxSteps: 3,
-  cliprange: fixtureEpsilon,
+  cliprange: fixtureCliprange,
   maxNewTokens: 16,
 };
 
@@ -53,7 +53,7 @@ function row(
     return: ramp(0.2),
     entropy: tokens.map(() => 1.5),
     ratio: ratios,
-    clip: ratios.map((epoch) => epoch.map((r) => (r < 1 - fixtureEpsilon ? -1 : r > 1 + fixtureEpsilon ? 1 : 0))),
+    clip: ratios.map((epoch) => epoch.map((r) => (r < 1 - fixtureCliprange ? -1 : r > 1 + fixtureCliprange ? 1 : 0))),
     ...extra,
   };
 }

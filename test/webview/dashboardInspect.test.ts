@@ -36,7 +36,7 @@ before(async () => {
     batchSize: 6,
     klCoef: 0.05,
     klEstimator: 'k1',
-    sampling: { temperature: 1, top_k: 0, top_p: 1, max_new_tokens: 12 },
+    sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 12 },
     seed: 2,
   }));
   browser = await launchBrowser();

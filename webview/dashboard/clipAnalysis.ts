@@ -9,10 +9,10 @@ import type { PackedPpoTrace } from '../../src/shared/packedTrace';
 export type ClipClass = 'inside' | 'removed-above' | 'removed-below' | 'outside-kept' | 'none';
 
 /** The class of one token at one epoch. `none`: the sample has no ratio at that epoch. */
-export function classifyClip(ratio: number, advantage: number, epsilon: number): ClipClass {
+export function classifyClip(ratio: number, advantage: number, cliprange: number): ClipClass {
   if (!Number.isFinite(ratio)) return 'none';
-  const above = ratio > 1 + epsilon;
-  const below = ratio < 1 - epsilon;
+  const above = ratio > 1 + cliprange;
+  const below = ratio < 1 - cliprange;
   if (!above && !below) return 'inside';
   if (above && advantage > 0) return 'removed-above';
   if (below && advantage < 0) return 'removed-below';
@@ -30,14 +30,14 @@ export const clipClassLabels: Record<ClipClass, string> = {
 export const isRemoved = (value: ClipClass) => value === 'removed-above' || value === 'removed-below';
 
 /** Tokens whose gradient clipping removed at some epoch, per sample. */
-export function clippedTokenCounts(trace: PackedPpoTrace, epsilon: number): Uint32Array {
+export function clippedTokenCounts(trace: PackedPpoTrace, cliprange: number): Uint32Array {
   const counts = new Uint32Array(trace.numSamples);
   const advantage = trace.values.advantage;
   for (let s = 0; s < trace.numSamples; s++) {
     let count = 0;
     for (let t = trace.tokenStart[s]; t < trace.tokenStart[s + 1]; t++) {
       for (let e = 0; e < trace.numEpochs; e++) {
-        if (isRemoved(classifyClip(trace.ratio[e * trace.numTokens + t], advantage[t], epsilon))) {
+        if (isRemoved(classifyClip(trace.ratio[e * trace.numTokens + t], advantage[t], cliprange))) {
           count++;
           break;
         }
@@ -80,7 +80,7 @@ export interface ClipSummary {
 
 export function summariseClipping(
   trace: PackedPpoTrace,
-  epsilon: number,
+  cliprange: number,
   tokenText: (t: number) => string,
   topTokens = 20,
 ): ClipSummary {
@@ -104,7 +104,7 @@ export function summariseClipping(
       const entry = byText.get(text) ?? { occurrences: 0, removed: 0 };
       entry.occurrences++;
       for (let e = 0; e < trace.numEpochs; e++) {
-        const cls = classifyClip(trace.ratio[e * trace.numTokens + t], trace.values.advantage[t], epsilon);
+        const cls = classifyClip(trace.ratio[e * trace.numTokens + t], trace.values.advantage[t], cliprange);
         if (cls === 'none') continue;
         const summary = epochs[e];
         summary.tokens++;

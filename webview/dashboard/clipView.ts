@@ -20,11 +20,11 @@ export class ClipView {
     this.root.append(element('p', { className: 'muted' }, ['No PPO trace yet.']));
   }
 
-  setTrace(trace: PackedPpoTrace, epsilon: number): void {
-    const summary = summariseClipping(trace, epsilon, (t) => tokenTextAt(trace, t));
+  setTrace(trace: PackedPpoTrace, cliprange: number): void {
+    const summary = summariseClipping(trace, cliprange, (t) => tokenTextAt(trace, t));
     this.summary = summary;
     const intro = element('p', {}, [
-      `Step ${trace.step}, band [${formatNumber(1 - epsilon)}, ${formatNumber(1 + epsilon)}] (ε = ${epsilon}). A token’s gradient is removed when A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε; outside the band on the other side it is kept.`,
+      `Step ${trace.step}, band [${formatNumber(1 - cliprange)}, ${formatNumber(1 + cliprange)}] (ε = ${cliprange}). A token’s gradient is removed when A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε; outside the band on the other side it is kept.`,
     ]);
     const epochRows = summary.epochs.map((e) =>
       element('tr', {}, [

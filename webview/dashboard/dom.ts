@@ -1,14 +1,7 @@
 /** Small DOM helpers shared by the dashboard's views: no framework, no innerHTML. */
+import { element } from '../shared/dom';
 
-export function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<HTMLElementTagNameMap[K]> = {},
-  children: (Node | string)[] = [],
-): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
+export { element };
 
 /** A labelled <select>; the label is a real <label for>, so screen readers announce it. */
 export function labelledSelect(

@@ -135,7 +135,7 @@ function showRun(info: DashboardRunInfo): void {
   const first = run === undefined;
   run = info;
   renderHeader(info);
-  rollouts.setEpsilon(info.cliprange);
+  rollouts.setCliprange(info.cliprange);
   metrics.setMainRun(info.id);
   if (first && lastRunList) metrics.setRunList(lastRunList.runs);
   if (first) {
@@ -254,7 +254,7 @@ function receive(message: ToDashboardMessage): void {
       // The other tabs follow the same step, after the heatmap's first screen.
       requestAnimationFrame(() =>
         setTimeout(() => {
-          clipping.setTrace(message.trace, rollouts.currentEpsilon);
+          clipping.setTrace(message.trace, rollouts.currentCliprange);
           history.setTrace(message.trace);
         }, 0),
       );

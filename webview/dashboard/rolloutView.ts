@@ -20,8 +20,12 @@ import {
 } from './tokenView';
 import { VirtualList } from './virtualList';
 
-export type SortKey = 'sample' | 'score' | 'oracle' | 'kl' | 'length' | 'clipped';
-const sortLabels: Record<SortKey, string> = {
+/** A per-sample number the rows show: what they can be sorted by, and (all but `sample`) filtered by. */
+export type SampleField = 'sample' | 'score' | 'oracle' | 'kl' | 'length' | 'clipped';
+export type SortKey = SampleField;
+/** The sample's index is an order, not a quantity: the filter leaves it out. */
+export type FilterKey = Exclude<SampleField, 'sample'>;
+const sampleFieldLabels: Record<SampleField, string> = {
   sample: 'sample',
   score: 'score',
   oracle: 'oracle score',
@@ -45,7 +49,7 @@ export interface SampleStats {
   readonly searchText: string[];
 }
 
-export function sampleStats(trace: PackedPpoTrace, epsilon: number): SampleStats {
+export function sampleStats(trace: PackedPpoTrace, cliprange: number): SampleStats {
   const kl = new Float64Array(trace.numSamples);
   const length = new Uint32Array(trace.numSamples);
   for (let s = 0; s < trace.numSamples; s++) {
@@ -59,15 +63,15 @@ export function sampleStats(trace: PackedPpoTrace, epsilon: number): SampleStats
     oracle: trace.oracleScore,
     kl,
     length,
-    clipped: clippedTokenCounts(trace, epsilon),
+    clipped: clippedTokenCounts(trace, cliprange),
     searchText: Array.from({ length: trace.numSamples }, (_, s) =>
       `${trace.prompts[s]}\u0000${responseText(trace, s)}`.toLowerCase(),
     ),
   };
 }
 
-export function sortValue(stats: SampleStats, trace: PackedPpoTrace, key: SortKey, s: number): number {
-  switch (key) {
+export function sampleValue(stats: SampleStats, trace: PackedPpoTrace, field: SampleField, s: number): number {
+  switch (field) {
     case 'sample':
       return trace.sample[s];
     case 'score':
@@ -87,7 +91,7 @@ export interface RowQuery {
   readonly sortKey: SortKey;
   readonly descending: boolean;
   readonly search: string;
-  readonly filterKey: SortKey;
+  readonly filterKey: FilterKey;
   readonly min: number;
   readonly max: number;
 }
@@ -98,15 +102,15 @@ export function visibleSamples(trace: PackedPpoTrace, stats: SampleStats, query:
   const rows: number[] = [];
   for (let s = 0; s < trace.numSamples; s++) {
     if (needle && !stats.searchText[s].includes(needle)) continue;
-    const value = sortValue(stats, trace, query.filterKey, s);
+    const value = sampleValue(stats, trace, query.filterKey, s);
     if (value < query.min || value > query.max) continue;
     if ((Number.isFinite(query.min) || Number.isFinite(query.max)) && Number.isNaN(value)) continue;
     rows.push(s);
   }
   const sign = query.descending ? -1 : 1;
   return rows.sort((a, b) => {
-    const va = sortValue(stats, trace, query.sortKey, a);
-    const vb = sortValue(stats, trace, query.sortKey, b);
+    const va = sampleValue(stats, trace, query.sortKey, a);
+    const vb = sampleValue(stats, trace, query.sortKey, b);
     if (Number.isNaN(va) !== Number.isNaN(vb)) return Number.isNaN(va) ? 1 : -1;
     return sign * (va - vb) || trace.sample[a] - trace.sample[b];
   });
@@ -123,7 +127,7 @@ export class RolloutView {
   private steps: number[] = [];
   private trace: PackedPpoTrace | undefined;
   private stats: SampleStats | undefined;
-  private epsilon = 0.2;
+  private cliprange = 0.2;
   private list: VirtualList | undefined;
   private rows: number[] = [];
   private painter: TokenPainter | undefined;
@@ -153,16 +157,16 @@ export class RolloutView {
     return this.trace;
   }
 
-  get currentEpsilon(): number {
-    return this.epsilon;
+  get currentCliprange(): number {
+    return this.cliprange;
   }
 
   get listView(): VirtualList | undefined {
     return this.list;
   }
 
-  setEpsilon(epsilon: number | undefined): void {
-    this.epsilon = epsilon ?? 0.2;
+  setCliprange(cliprange: number | undefined): void {
+    this.cliprange = cliprange ?? 0.2;
   }
 
   setSteps(steps: readonly number[]): void {
@@ -186,7 +190,7 @@ export class RolloutView {
 
   setTrace(trace: PackedPpoTrace): void {
     this.trace = trace;
-    this.stats = sampleStats(trace, this.epsilon);
+    this.stats = sampleStats(trace, this.cliprange);
     this.renderControls();
     this.refresh();
   }
@@ -236,7 +240,10 @@ export class RolloutView {
       { value: '-1', label: 'last' },
       ...Array.from({ length: numEpochs }, (_, e) => ({ value: String(e), label: String(e + 1) })),
     ];
-    const sortOptions = (Object.keys(sortLabels) as SortKey[]).map((value) => ({ value, label: sortLabels[value] }));
+    const sortOptions = (Object.keys(sampleFieldLabels) as SortKey[]).map((value) => ({
+      value,
+      label: sampleFieldLabels[value],
+    }));
     this.controls.replaceChildren(
       element('span', { className: 'control step-control' }, [
         element('label', { htmlFor: 'step-slider' }, ['Step']),
@@ -276,7 +283,7 @@ export class RolloutView {
         'Filter',
         sortOptions.filter((option) => option.value !== 'sample'),
         this.query.filterKey,
-        (value) => this.setQuery({ filterKey: value as SortKey }),
+        (value) => this.setQuery({ filterKey: value as FilterKey }),
       ),
       labelledInput(
         'filter-min',
@@ -312,7 +319,7 @@ export class RolloutView {
     return {
       colourBy: this.colourBy,
       epoch,
-      epsilon: this.epsilon,
+      cliprange: this.cliprange,
       scale: divergingScale(values, centre, colours),
       clipColours: { 'removed-above': colours.red, 'removed-below': colours.purple, 'outside-kept': colours.yellow },
     };
@@ -326,7 +333,7 @@ export class RolloutView {
     this.painter = this.makePainter(trace);
     this.renderLegend(this.painter);
     this.rows = visibleSamples(trace, stats, this.query);
-    this.status.textContent = `Step ${trace.step}: ${this.rows.length} of ${trace.numSamples} samples · ${trace.numTokens} tokens · ε = ${this.epsilon}`;
+    this.status.textContent = `Step ${trace.step}: ${this.rows.length} of ${trace.numSamples} samples · ${trace.numTokens} tokens · ε = ${this.cliprange}`;
     const width = Math.max(200, this.listHost.clientWidth || 800);
     const charsPerLine = Math.max(20, (width - 32) / 7.5);
     this.list = new VirtualList({
@@ -368,7 +375,7 @@ export class RolloutView {
       });
       this.legend.replaceChildren(
         element('span', { className: 'legend-title' }, [
-          `clip, epoch ${painter.epoch + 1}, band [${formatNumber(1 - this.epsilon)}, ${formatNumber(1 + this.epsilon)}]:`,
+          `clip, epoch ${painter.epoch + 1}, band [${formatNumber(1 - this.cliprange)}, ${formatNumber(1 + this.cliprange)}]:`,
         ]),
         ...items,
       );
@@ -458,7 +465,7 @@ export class RolloutView {
     }
     const t = Number(token.dataset.t);
     const s = Number(row.dataset.sample);
-    const lines = tokenDetails(this.trace, t, s, this.epsilon);
+    const lines = tokenDetails(this.trace, t, s, this.cliprange);
     this.tooltip.replaceChildren(
       element(
         'dl',
@@ -503,7 +510,7 @@ export class RolloutView {
       const advantage = trace.values.advantage[t];
       const cells = epochs.map((e) => {
         const ratio = trace.ratio[e * trace.numTokens + t];
-        const cls = classifyClip(ratio, advantage, this.epsilon);
+        const cls = classifyClip(ratio, advantage, this.cliprange);
         const cell = element('td', { className: `ratio clip-${cls}`, title: clipClassLabels[cls] }, [
           formatNumber(ratio),
           isRemoved(cls) ? ' ✂' : '',
@@ -525,7 +532,7 @@ export class RolloutView {
       );
     }
     const band = element('p', { className: 'muted' }, [
-      `Clip band [${formatNumber(1 - this.epsilon)}, ${formatNumber(1 + this.epsilon)}]. ✂: clipping removed the token’s gradient (A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε).`,
+      `Clip band [${formatNumber(1 - this.cliprange)}, ${formatNumber(1 + this.cliprange)}]. ✂: clipping removed the token’s gradient (A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε).`,
     ]);
     this.details.replaceChildren(
       element('div', { className: 'toolbar' }, [heading, follow, close]),

@@ -31,7 +31,7 @@ export interface ClipColours {
 export interface TokenPainter {
   readonly colourBy: ColourBy;
   readonly epoch: number;
-  readonly epsilon: number;
+  readonly cliprange: number;
   readonly scale: DivergingScale;
   readonly clipColours: Record<Exclude<ClipClass, 'inside' | 'none'>, Rgb>;
 }
@@ -55,7 +55,7 @@ export function tokenBackground(trace: PackedPpoTrace, t: number, painter: Token
     const cls = classifyClip(
       trace.ratio[painter.epoch * trace.numTokens + t],
       trace.values.advantage[t],
-      painter.epsilon,
+      painter.cliprange,
     );
     return cls === 'inside' || cls === 'none' ? 'transparent' : rgba(painter.clipColours[cls], clipAlpha[cls]);
   }
@@ -88,7 +88,7 @@ export function renderTokens(parent: HTMLElement, trace: PackedPpoTrace, s: numb
 }
 
 /** Tooltip lines for token t: its text, id, position, every per-token number, ratio and clip class per epoch. */
-export function tokenDetails(trace: PackedPpoTrace, t: number, s: number, epsilon: number): [string, string][] {
+export function tokenDetails(trace: PackedPpoTrace, t: number, s: number, cliprange: number): [string, string][] {
   const lines: [string, string][] = [
     ['token', JSON.stringify(tokenTextAt(trace, t))],
     ['id', String(trace.tokenIds[t])],
@@ -99,7 +99,7 @@ export function tokenDetails(trace: PackedPpoTrace, t: number, s: number, epsilo
     const ratio = trace.ratio[e * trace.numTokens + t];
     lines.push([
       `ratio, epoch ${e + 1}`,
-      `${formatNumber(ratio)} · ${clipClassLabels[classifyClip(ratio, trace.values.advantage[t], epsilon)]}`,
+      `${formatNumber(ratio)} · ${clipClassLabels[classifyClip(ratio, trace.values.advantage[t], cliprange)]}`,
     ]);
   }
   return lines;

@@ -4,6 +4,7 @@
  * hacking; only on tasks with an oracle). Each compares the mean of the latest window of steps with
  * an earlier one, so single noisy steps do not fire it.
  */
+import { mean } from '../../src/core/stats';
 import type { MetricPoint } from '../../src/shared/dashboardMessages';
 
 export type WarningKind = 'kl-rising' | 'entropy-collapse' | 'length-runaway' | 'reward-hacking';
@@ -17,8 +18,6 @@ export interface TrainingWarning {
   /** The metrics to look at. */
   readonly metrics: readonly string[];
 }
-
-const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
 function valuesOf(points: readonly MetricPoint[], metric: string): { steps: number[]; values: number[] } {
   const steps: number[] = [];

@@ -14,6 +14,7 @@ import {
   type ToRankMessage,
 } from '../../src/shared/protocol';
 import { rankingFromRanks } from '../../src/shared/rankSet';
+import { element } from '../shared/dom';
 import { connectToHost } from '../shared/hostChannel';
 
 const host = connectToHost<ToRankMessage, FromRankMessage>();
@@ -34,16 +35,6 @@ let saving = false;
 let flash = '';
 /** The last confirmation from the host that a judgment is on disk. */
 let savedNote = '';
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<HTMLElementTagNameMap[K]> = {},
-  children: (Node | string)[] = [],
-): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 const letter = (position: number) => String.fromCharCode(65 + position);
 

@@ -10,6 +10,7 @@ import { writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
 import { defaultRunsFolder } from '../../shared/runsFolder';
 import { runPipeline, type PipelineCallbacks } from '../pipeline';
 import { formatSeconds } from '../progressBar';
+import { demoEvaluationSeed } from '../seeds';
 import { demoBetas, demoConfig, demoKlCoefficients, demoScales, dpoStageNames, ppoStageNames } from './demoConfig';
 import { evaluatePolicy, type PolicyEvaluation } from './evaluatePolicies';
 import { dominates, frontierSvg, type FrontierPoint } from './frontierChart';
@@ -83,28 +84,26 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
   const sft = checkpointOf('sft');
   const reward = byStage.get('reward')?.result.lastMetrics ?? {};
 
-  base.log('info', `evaluating 7 policies on ${scale.evalPrompts} held-out prompts`);
+  // The SFT starting point, then each PPO and DPO policy with its β (PPO's KL coefficient, DPO's beta)
+  const trained = [
+    ...ppoStageNames.map((stage, i) => ({ stage, family: 'PPO' as const, coefficient: demoKlCoefficients[i] })),
+    ...dpoStageNames.map((stage, i) => ({ stage, family: 'DPO' as const, coefficient: demoBetas[i] })),
+  ];
+  base.log('info', `evaluating ${1 + trained.length} policies on ${scale.evalPrompts} held-out prompts`);
   const evalStart = performance.now();
-  const settings = { prompts: scale.evalPrompts, maxNewTokens: scale.maxNewTokens, seed: 2024 };
+  const settings = { prompts: scale.evalPrompts, maxNewTokens: scale.maxNewTokens, seed: demoEvaluationSeed };
   const evaluations: {
     policy: string;
     family: 'SFT' | 'PPO' | 'DPO';
     coefficient?: number;
     evaluation: PolicyEvaluation;
   }[] = [{ policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(sft, sft, settings) }];
-  for (const [i, name] of ppoStageNames.entries())
+  for (const { stage, family, coefficient } of trained)
     evaluations.push({
-      policy: `PPO β=${demoKlCoefficients[i]}`,
-      family: 'PPO',
-      coefficient: demoKlCoefficients[i],
-      evaluation: await evaluatePolicy(checkpointOf(name), sft, settings),
-    });
-  for (const [i, name] of dpoStageNames.entries())
-    evaluations.push({
-      policy: `DPO β=${demoBetas[i]}`,
-      family: 'DPO',
-      coefficient: demoBetas[i],
-      evaluation: await evaluatePolicy(checkpointOf(name), sft, settings),
+      policy: `${family} β=${coefficient}`,
+      family,
+      coefficient,
+      evaluation: await evaluatePolicy(checkpointOf(stage), sft, settings),
     });
   stages.push({ stage: 'evaluation', run_id: '', backend, seconds: (performance.now() - evalStart) / 1000 });
 

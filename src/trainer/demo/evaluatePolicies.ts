@@ -10,7 +10,7 @@ import { tf } from '../engine/tfjs/tfRuntime';
 import type { Gpt } from '../engine/tfjs/gpt';
 import { buildSequenceBatch, responseValues } from '../data/sequences';
 import { generate } from '../sampling/sampler';
-import { loadModel } from '../engine/tfjs/loadGpt';
+import { loadModel } from '../checkpoint/loadGpt';
 import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
 
 export interface PolicyEvaluation {
@@ -63,12 +63,12 @@ export async function evaluatePolicy(
       const encoded = chunk.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
       const sequences = await generate(policy, encoded, {
         temperature: 1,
-        top_k: 0,
-        top_p: 1,
-        max_new_tokens: settings.maxNewTokens,
+        topK: 0,
+        topP: 1,
+        maxNewTokens: settings.maxNewTokens,
         seed: settings.seed + start,
-        eos_token_id: tokenizer.eosId,
-        pad_token_id: tokenizer.padId,
+        eosTokenId: tokenizer.eosId,
+        padTokenId: tokenizer.padId,
       });
       const batch = buildSequenceBatch(
         sequences.map((sequence, i) => ({ prompt: encoded[i], response: sequence.tokens })),

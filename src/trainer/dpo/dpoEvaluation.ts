@@ -7,13 +7,13 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { klPerToken } from '../../core';
 import type { DpoStageConfig, RunConfig } from '../../shared/runConfig';
-import { sentimentScore } from '../data/sentimentOracle';
 import { tf } from '../engine/tfjs/tfRuntime';
 import type { Gpt } from '../engine/tfjs/gpt';
 import { buildSequenceBatch, padTo, responseValues } from '../data/sequences';
 import type { RunJsonFields } from '../run/runDirectory';
 import { generate } from '../sampling/sampler';
 import { seeds } from '../seeds';
+import type { Task } from '../tasks/task';
 import type { StageContext } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
 import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
@@ -40,7 +40,7 @@ export async function evaluateGenerations(
   reference: Gpt,
   tokenizer: BpeTokenizer,
   prompts: readonly string[],
-  options: { maxNewTokens: number; seed: number; oracle: boolean },
+  options: { maxNewTokens: number; seed: number; oracle: Task | null },
 ): Promise<GenerationEval> {
   const blockSize = policy.config.block_size;
   const kept = prompts
@@ -55,12 +55,12 @@ export async function evaluateGenerations(
     kept.map((item) => item.ids),
     {
       temperature: 1,
-      top_k: 0,
-      top_p: 1,
-      max_new_tokens: options.maxNewTokens,
+      topK: 0,
+      topP: 1,
+      maxNewTokens: options.maxNewTokens,
       seed: options.seed,
-      eos_token_id: tokenizer.eosId,
-      pad_token_id: tokenizer.padId,
+      eosTokenId: tokenizer.eosId,
+      padTokenId: tokenizer.padId,
     },
   );
   const items = sequences.map((sequence, i) => ({ prompt: kept[i].ids, response: sequence.tokens }));
@@ -73,11 +73,12 @@ export async function evaluateGenerations(
   const refLogprobs = responseValues((await referenceTokens.data()) as Float32Array, batch);
   tf.dispose([policyTokens, referenceTokens]);
   const kl = klPerToken(logprobs, refLogprobs, 'k1').map((row) => row.reduce((a, b) => a + b, 0));
+  const { oracle } = options;
   return {
-    score: options.oracle
+    score: oracle
       ? mean(
           items.map((item, i) =>
-            sentimentScore(kept[i].prompt + tokenizer.decode(item.response, { skipSpecialTokens: true })),
+            oracle.score(kept[i].prompt + tokenizer.decode(item.response, { skipSpecialTokens: true })),
           ),
         )
       : undefined,

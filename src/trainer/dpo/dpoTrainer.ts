@@ -19,7 +19,6 @@ import type { DpoTraceRow } from '../../shared/traceFormat';
 import { latestCheckpoint } from '../checkpoint/checkpoint';
 import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { heldOutPrompts } from '../data/reviews';
-import { sentimentScore } from '../data/sentimentOracle';
 import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
 import { dpoLossTensor } from '../engine/tfjs/losses';
 import type { Gpt } from '../engine/tfjs/gpt';
@@ -30,7 +29,7 @@ import { evalGenerationSeed, evaluateGenerations, isDemoTask } from './dpoEvalua
 import { writeTrace } from '../run/traceWriter';
 import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
-import { loadModel } from '../engine/tfjs/loadGpt';
+import { loadModel } from '../checkpoint/loadGpt';
 import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
 import { batchIndices, splitExamples } from '../data/batching';
 
@@ -306,8 +305,8 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
             chosen_reward: result.chosenRewards[i],
             rejected_reward: result.rejectedRewards[i],
             loss: result.losses[i],
-            chosen_oracle_score: demo ? sentimentScore(pair.prompt + pair.chosen) : null,
-            rejected_oracle_score: demo ? sentimentScore(pair.prompt + pair.rejected) : null,
+            chosen_oracle_score: demo ? context.task.score(pair.prompt + pair.chosen) : null,
+            rejected_oracle_score: demo ? context.task.score(pair.prompt + pair.rejected) : null,
           }));
           writeTrace(run.dir, step, 'dpo', rows);
         }
@@ -315,7 +314,7 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
       const generations = await evaluateGenerations(policy, reference, tokenizer, evalPrompts, {
         maxNewTokens: stage.max_new_tokens,
         seed: evalGenerationSeed(seed),
-        oracle: demo,
+        oracle: demo ? context.task : null,
       });
       if (generations.score !== undefined) metrics['eval/oracle/score'] = generations.score;
       metrics['eval/objective/kl'] = generations.kl;

@@ -11,7 +11,29 @@
  */
 import type { DpoLossType } from '../../core';
 import type { GptConfig, ScalarHead } from '../model/gptConfig';
-import type { SampledSequence, SamplingOptions } from '../sampling/sampler';
+
+/** How `EngineModel.generate` samples (temperature, then top-k, then top-p, as Hugging Face warps logits). */
+export interface SamplingOptions {
+  /** 0 means greedy. */
+  readonly temperature: number;
+  /** Keep the k most likely tokens; 0 keeps all. */
+  readonly topK: number;
+  /** Keep the smallest set of tokens whose probability reaches p; 1 keeps all. */
+  readonly topP: number;
+  readonly maxNewTokens: number;
+  readonly seed: number;
+  /** Stop a sequence after this token (it is kept in the output). */
+  readonly eosTokenId?: number;
+  readonly padTokenId: number;
+}
+
+export interface SampledSequence {
+  /** The new tokens, EOS included when it was sampled. */
+  readonly tokens: number[];
+  /** log p of each new token under the sampling distribution's model (before warping). */
+  readonly logprobs: number[];
+  readonly finishedByEos: boolean;
+}
 
 /** Weights (or optimizer moments) by name, each with its shape: what checkpoints store. */
 export type NamedArrays = Map<string, { shape: number[]; data: Float32Array }>;

@@ -9,17 +9,21 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { KlEstimator } from '../../core';
+import { klEstimatorList, klEstimators, type KlEstimator } from '../../core/kl';
+import { mean } from '../../core/stats';
 import { parseJsonText, specialTokenIds } from '../../shared/runFiles';
 import { defaultRunsFolder } from '../../shared/runsFolder';
 import { loadPrompts } from '../data/prompts';
 import { sentimentScore } from '../data/sentimentOracle';
+import { rolloutMetrics } from '../ppo/ppoMetrics';
 import { computeAdvantages, ppoTraceRows } from '../ppo/rollout';
 import type { Rollout } from '../rollout/rolloutEngine';
 import { buildSequenceBatch, responseValues } from '../data/sequences';
 import { newRunId, RunDirectory } from '../run/runDirectory';
 import { writeTrace } from '../run/traceWriter';
 import type { SamplingOptions } from '../sampling/sampler';
+import { parseSamplingFlags, samplingFlags } from '../sampling/samplingFlags';
+import { seeds } from '../seeds';
 import { BpeTokenizer } from '../tokenizer';
 import { quote, UserError } from '../../shared/userError';
 import { numberOption, parseCommandArgs, UsageError } from '../cli';
@@ -39,13 +43,9 @@ export interface InspectOptions {
   readonly batchSize: number;
   readonly klCoef: number;
   readonly klEstimator: KlEstimator;
-  readonly sampling: Omit<SamplingOptions, 'seed' | 'eos_token_id' | 'pad_token_id'>;
+  readonly sampling: Omit<SamplingOptions, 'seed' | 'eosTokenId' | 'padTokenId'>;
   readonly seed: number;
 }
-
-const mean = (values: readonly number[]) =>
-  values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
-const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
 /** The special-token ids a folder's config.json names, else the tokenizer's own. */
 function specialIds(dir: string, tokenizer: BpeTokenizer): { bos: number; eos: number; pad: number } {
@@ -115,9 +115,13 @@ export async function runInspection(
             prompts: options.prompts ?? 'demo',
             batch_size: options.batchSize,
             steps: options.steps,
-            kl_coef: options.klCoef,
+            init_kl_coef: options.klCoef,
             kl_estimator: options.klEstimator,
-            ...options.sampling,
+            // The config's names (TRL's), as a training run's config records them
+            temperature: options.sampling.temperature,
+            top_k: options.sampling.topK,
+            top_p: options.sampling.topP,
+            max_new_tokens: options.sampling.maxNewTokens,
           },
         ],
       },
@@ -135,9 +139,10 @@ export async function runInspection(
       const encoded = texts.map((text) => [ids.bos, ...tokenizer.encode(text)]);
       const sampled = await generateOnnx(policy, encoded, {
         ...options.sampling,
-        seed: options.seed * 1_000_003 + step,
-        eos_token_id: ids.eos,
-        pad_token_id: ids.pad,
+        // PPO's per-step stream, with the 1-based step number (PPO passes its 0-based step index)
+        seed: seeds.rolloutSampling(options.seed, step),
+        eosTokenId: ids.eos,
+        padTokenId: ids.pad,
       });
       const items = sampled.map((sequence, i) => ({
         prompt: encoded[i],
@@ -159,7 +164,7 @@ export async function runInspection(
         endedWithEos: sampled.map((sequence) => sequence.finishedByEos),
         timings: { generate: 0, score: 0 },
       };
-      const estimate = computeAdvantages(rollout, rawScores, {
+      const advantages = computeAdvantages(rollout, rawScores, {
         klCoef: options.klCoef,
         klEstimator: options.klEstimator,
         whitenRewards: false,
@@ -170,7 +175,7 @@ export async function runInspection(
       const responses = items.map((item) => tokenizer.decode(item.response, { skipSpecialTokens: true }));
       const oracle = prompts.hasOracle ? responses.map((response, i) => sentimentScore(texts[i] + response)) : [];
       // Nothing trains: no ratios, so ratio and clip are empty lists.
-      const rows = ppoTraceRows(rollout, estimate, tokenizer, {
+      const rows = ppoTraceRows(rollout, advantages, tokenizer, {
         step,
         prompts: texts,
         responses,
@@ -179,19 +184,12 @@ export async function runInspection(
         cliprange: 0,
       });
       writeTrace(run.dir, step, 'ppo', rows);
-      const klSums = estimate.kl.map(sum);
       const metrics: Record<string, number> = {
         step,
         time: Date.now() / 1000,
         episode: step * options.batchSize,
-        'objective/kl': mean(klSums),
-        'objective/entropy': mean(rollout.logprobs.map((row) => -sum(row))),
-        'objective/non_score_reward': mean(estimate.nonScoreReward.map(sum)),
-        'objective/scores': mean(rawScores),
-        'objective/rlhf_reward': mean(estimate.nonScoreReward.map(sum)) + mean(rawScores),
-        'objective/kl_coef': options.klCoef,
-        response_length: mean(items.map((item) => item.response.length)),
-        'val/num_eos_tokens': rollout.endedWithEos.filter(Boolean).length,
+        // Nothing scales the scores here: the reward is built from the raw scores.
+        ...rolloutMetrics({ rollout, advantages, scores: rawScores, klCoef: options.klCoef }),
       };
       if (prompts.hasOracle) metrics['oracle/score'] = mean(oracle);
       run.appendMetrics(metrics);
@@ -209,9 +207,30 @@ export async function runInspection(
 
 declare const RLHF_LENS_VERSION: string | undefined;
 
-export const inspectUsage = `Usage: rlhf-lens inspect --policy <onnx-folder> --reference <onnx-folder> [--reward <onnx-folder>]
-                        [--prompts FILE.jsonl] [--steps N] [--batch-size N] [--kl-coef B] [--kl-estimator k1|k2|k3|abs]
-                        [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S] [--name NAME] [--runs-dir DIR]`;
+/** Continuation lines of the usage start here, as `rlhf-lens sample`'s do. */
+const usageIndent = ' '.repeat(24);
+export const inspectUsage = [
+  'Usage: rlhf-lens inspect --policy <onnx-folder> --reference <onnx-folder> [--reward <onnx-folder>]',
+  `${usageIndent}[--prompts FILE.jsonl] [--steps N] [--batch-size N] [--init-kl-coef B]` +
+    ` [--kl-estimator ${klEstimators.join('|')}]`,
+  `${usageIndent}[--temperature T] [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]` +
+    ' [--name NAME] [--runs-dir DIR]',
+].join('\n');
+
+/** Tokens per completion when --max-new-tokens is not given. */
+const defaultMaxNewTokens = 32;
+const klCoefFlag = 'init-kl-coef';
+const oldKlCoefFlag = 'kl-coef';
+/** β when neither flag is given: the config's `init_kl_coef` default. */
+const defaultKlCoef = '0.05';
+
+/** β from `--init-kl-coef` or its old name `--kl-coef` (not both). */
+function klCoefOption(value: string | undefined, oldValue: string | undefined): number {
+  if (value !== undefined && oldValue !== undefined)
+    throw new UsageError(`give β once: --${klCoefFlag} (--${oldKlCoefFlag} is its old name)`, inspectUsage);
+  if (oldValue !== undefined) return numberOption(oldKlCoefFlag, oldValue);
+  return numberOption(klCoefFlag, value ?? defaultKlCoef);
+}
 
 /** The CLI command; prints the run folder on stdout. Errors go to the CLI's one error path. */
 export async function inspectCommand(args: string[]): Promise<number> {
@@ -224,13 +243,11 @@ export async function inspectCommand(args: string[]): Promise<number> {
       prompts: { type: 'string' },
       steps: { type: 'string', default: '1' },
       'batch-size': { type: 'string', default: '16' },
-      'kl-coef': { type: 'string', default: '0.05' },
+      [klCoefFlag]: { type: 'string' },
+      // The flag's name before it took the config's (`init_kl_coef`); kept so that existing scripts run.
+      [oldKlCoefFlag]: { type: 'string' },
       'kl-estimator': { type: 'string', default: 'k1' },
-      temperature: { type: 'string', default: '1' },
-      'top-k': { type: 'string', default: '0' },
-      'top-p': { type: 'string', default: '1' },
-      'max-new-tokens': { type: 'string', default: '32' },
-      seed: { type: 'string', default: '0' },
+      ...samplingFlags(defaultMaxNewTokens),
       name: { type: 'string', default: 'onnx' },
       'runs-dir': { type: 'string', default: defaultRunsFolder },
     },
@@ -240,8 +257,8 @@ export async function inspectCommand(args: string[]): Promise<number> {
   if (!values.policy || !values.reference)
     throw new UsageError(`missing ${!values.policy ? '--policy' : '--reference'}`, inspectUsage);
   const estimator = values['kl-estimator'] as KlEstimator;
-  if (!['k1', 'k2', 'k3', 'abs'].includes(estimator))
-    throw new UserError(`must be k1, k2, k3 or abs, got ${quote(estimator)}`, {
+  if (!klEstimators.includes(estimator))
+    throw new UserError(`must be ${klEstimatorList()}, got ${quote(estimator)}`, {
       field: '--kl-estimator',
       hint: 'leave it out for k1',
     });
@@ -254,15 +271,9 @@ export async function inspectCommand(args: string[]): Promise<number> {
     runsRoot: path.resolve(values['runs-dir'] as string),
     steps: numberOption('steps', values.steps, 'positive integer'),
     batchSize: numberOption('batch-size', values['batch-size'], 'positive integer'),
-    klCoef: numberOption('kl-coef', values['kl-coef']),
+    klCoef: klCoefOption(values[klCoefFlag], values[oldKlCoefFlag]),
     klEstimator: estimator,
-    sampling: {
-      temperature: numberOption('temperature', values.temperature),
-      top_k: numberOption('top-k', values['top-k'], 'non-negative integer'),
-      top_p: numberOption('top-p', values['top-p']),
-      max_new_tokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer'),
-    },
-    seed: numberOption('seed', values.seed, 'non-negative integer'),
+    ...parseSamplingFlags(values),
   };
   for (const [option, folder] of [
     ['--policy', options.policy],

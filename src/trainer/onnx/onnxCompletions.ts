@@ -41,7 +41,7 @@ export class OnnxCompletionSource {
   async complete(
     prompt: string,
     count: number,
-    options: Omit<SamplingOptions, 'eos_token_id' | 'pad_token_id'> & { stopAtEos?: boolean },
+    options: Omit<SamplingOptions, 'eosTokenId' | 'padTokenId'> & { stopAtEos?: boolean },
   ): Promise<{ sequences: SampledSequence[]; texts: string[] }> {
     const promptIds = [this.ids.bos, ...this.tokenizer.encode(prompt)];
     const room = this.model.info.maxPositions - promptIds.length;
@@ -54,9 +54,9 @@ export class OnnxCompletionSource {
       Array.from({ length: count }, () => promptIds),
       {
         ...options,
-        max_new_tokens: Math.min(options.max_new_tokens, room),
-        eos_token_id: options.stopAtEos === false ? undefined : this.ids.eos,
-        pad_token_id: this.ids.pad,
+        maxNewTokens: Math.min(options.maxNewTokens, room),
+        eosTokenId: options.stopAtEos === false ? undefined : this.ids.eos,
+        padTokenId: this.ids.pad,
       },
     );
     return {

@@ -61,14 +61,14 @@ export class OnnxRolloutEngine implements RolloutEngine {
     t0 = performance.now();
     const items = sequences.map((sequence, i) => ({
       prompt: prompts[i],
-      response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.pad_token_id],
+      response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.padTokenId],
     }));
-    const batch = buildSequenceBatch(items, sampling.pad_token_id);
+    const batch = buildSequenceBatch(items, sampling.padTokenId);
     const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
     const [policy, reference, rawScores] = await Promise.all([
       sequenceStatsOnnx(this.policy, batch, temperature),
       sequenceStatsOnnx(this.reference, batch, temperature),
-      rewardScoresOnnx(this.reward, items, sampling.pad_token_id),
+      rewardScoresOnnx(this.reward, items, sampling.padTokenId),
     ]);
     const score = (performance.now() - t0) / 1000;
     return {

@@ -6,39 +6,27 @@
  * cached keys and values; a graph without one (some users' exports) reruns the whole sequence.
  */
 import { Random } from '../../core/random';
-import { sampleToken, type SampledSequence, type SamplingOptions } from '../sampling/sampler';
+import {
+  Continuations,
+  leftPadPrompts,
+  newTokenBudget,
+  type SampledSequence,
+  type SamplingOptions,
+} from '../sampling/sampler';
 import type { OnnxCausalLm, PastKeyValues } from './onnxCausalLm';
 
-/** Continues each prompt (token ids, BOS included) with up to `max_new_tokens` tokens. */
+/** Continues each prompt (token ids, BOS included) with up to `maxNewTokens` tokens. */
 export async function generateOnnx(
   model: OnnxCausalLm,
   prompts: readonly (readonly number[])[],
   options: SamplingOptions,
 ): Promise<SampledSequence[]> {
   const batch = prompts.length;
-  const promptLength = Math.max(...prompts.map((p) => p.length));
-  const budget = Math.min(options.max_new_tokens, model.info.maxPositions - promptLength);
-  if (budget <= 0)
-    throw new Error(`prompts of ${promptLength} tokens leave no room in the context of ${model.info.maxPositions}`);
-  const random = new Random(options.seed);
-  const vocab = model.info.vocabSize;
-
   // Rows of every token so far (left-padded), their key mask and positions.
-  const rows: number[][] = [];
-  const keyMask: number[][] = [];
-  const positions: number[][] = [];
-  for (const prompt of prompts) {
-    const offset = promptLength - prompt.length;
-    rows.push(
-      Array.from({ length: promptLength }, (_, t) => (t >= offset ? prompt[t - offset] : options.pad_token_id)),
-    );
-    keyMask.push(Array.from({ length: promptLength }, (_, t) => (t >= offset ? 1 : 0)));
-    positions.push(Array.from({ length: promptLength }, (_, t) => Math.max(0, t - offset)));
-  }
-  const nextPosition = prompts.map((prompt) => prompt.length);
-
-  const results: SampledSequence[] = prompts.map(() => ({ tokens: [], logprobs: [], finishedByEos: false }));
-  const finished = new Array<boolean>(batch).fill(false);
+  const { promptLength, ids: rows, keyMask, positions, nextPosition } = leftPadPrompts(prompts, options.padTokenId);
+  const budget = newTokenBudget(promptLength, options.maxNewTokens, model.info.maxPositions);
+  const vocab = model.info.vocabSize;
+  const continuations = new Continuations(batch, keyMask, options, new Random(options.seed));
   // Logits of each row's last position: [B, V]
   const lastLogits = (logits: Float32Array, length: number) => {
     const out = new Float32Array(batch * vocab);
@@ -58,24 +46,8 @@ export async function generateOnnx(
   past = out.present;
   let logits = lastLogits(out.logits, promptLength);
   for (let i = 0; i < budget; i++) {
-    const next: number[] = [];
-    for (let b = 0; b < batch; b++) {
-      if (finished[b]) {
-        next.push(options.pad_token_id);
-        keyMask[b].push(0);
-        continue;
-      }
-      const { token, logprob } = sampleToken(logits.subarray(b * vocab, (b + 1) * vocab), options, random);
-      next.push(token);
-      results[b].tokens.push(token);
-      results[b].logprobs.push(logprob);
-      keyMask[b].push(1);
-      if (token === options.eos_token_id) {
-        finished[b] = true;
-        (results[b] as { finishedByEos: boolean }).finishedByEos = true;
-      }
-    }
-    if (finished.every(Boolean) || i === budget - 1) break;
+    const next = continuations.draw(logits, vocab);
+    if (continuations.allFinished || i === budget - 1) break;
     const stepPositions = nextPosition.map((p) => p + i);
     if (past) {
       out = await model.forward({
@@ -104,5 +76,5 @@ export async function generateOnnx(
       logits = lastLogits(out.logits, length);
     }
   }
-  return results;
+  return continuations.sequences;
 }

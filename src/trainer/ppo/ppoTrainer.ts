@@ -11,7 +11,7 @@ import type { PpoStageConfig } from '../../shared/runConfig';
 import { latestCheckpoint } from '../checkpoint/checkpoint';
 import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { loadPrompts } from '../data/prompts';
-import { sentimentScore } from '../data/sentimentOracle';
+import type { Task } from '../tasks/task';
 import { maskedNll } from '../engine/tfjs/losses';
 import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
 import { AdamW, clipByGlobalNorm } from '../engine/tfjs/adamW';
@@ -28,7 +28,7 @@ import type { Rollout, RolloutEngine, RolloutModels } from '../rollout/rolloutEn
 import { TfjsModel } from '../engine/tfjs/tfjsEngine';
 import { generate } from '../sampling/sampler';
 import { RunningMoments, type MomentsState } from './runningMoments';
-import { loadModel } from '../engine/tfjs/loadGpt';
+import { loadModel } from '../checkpoint/loadGpt';
 import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
 import { batchIndices } from '../data/batching';
 import { maskedMeanTensor, ppoPolicyLossTensor, ppoValueLossTensor } from '../engine/tfjs/losses';
@@ -48,19 +48,19 @@ async function evaluate(
   prompts: readonly string[],
   stage: PpoStageConfig,
   seed: number,
-  hasOracle: boolean,
+  oracle: Task | null,
 ): Promise<Record<string, number>> {
   const rollout = await collectRollout(
     models,
     prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
     {
       temperature: stage.temperature,
-      top_k: stage.top_k,
-      top_p: stage.top_p,
-      max_new_tokens: stage.max_new_tokens,
+      topK: stage.top_k,
+      topP: stage.top_p,
+      maxNewTokens: stage.max_new_tokens,
       seed,
-      eos_token_id: tokenizer.eosId,
-      pad_token_id: tokenizer.padId,
+      eosTokenId: tokenizer.eosId,
+      padTokenId: tokenizer.padId,
     },
     tokenizer.eosId,
   );
@@ -70,10 +70,10 @@ async function evaluate(
     'eval/objective/kl': mean(kl),
     'eval/response_length': mean(rollout.logprobs.map((row) => row.length)),
   };
-  if (hasOracle)
+  if (oracle)
     metrics['eval/oracle/score'] = mean(
       rollout.items.map((item, i) =>
-        sentimentScore(prompts[i] + tokenizer.decode(item.response, { skipSpecialTokens: true })),
+        oracle.score(prompts[i] + tokenizer.decode(item.response, { skipSpecialTokens: true })),
       ),
     );
   return metrics;
@@ -178,7 +178,14 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         },
       });
     const evalNow = async () =>
-      evaluate(models, tokenizer, prompts.heldOut, stage, seeds.evalGeneration(seed), prompts.hasOracle);
+      evaluate(
+        models,
+        tokenizer,
+        prompts.heldOut,
+        stage,
+        seeds.evalGeneration(seed),
+        prompts.hasOracle ? context.task : null,
+      );
 
     if (startStep === 0) {
       // The starting policy's held-out numbers, so every chart has its step-0 baseline.
@@ -212,12 +219,12 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         stepPrompts,
         {
           temperature: stage.temperature,
-          top_k: stage.top_k,
-          top_p: stage.top_p,
-          max_new_tokens: stage.max_new_tokens,
+          topK: stage.top_k,
+          topP: stage.top_p,
+          maxNewTokens: stage.max_new_tokens,
           seed: seeds.rolloutSampling(seed, step),
-          eos_token_id: stage.stop_token === 'eos' ? tokenizer.eosId : undefined,
-          pad_token_id: tokenizer.padId,
+          eosTokenId: stage.stop_token === 'eos' ? tokenizer.eosId : undefined,
+          padTokenId: tokenizer.padId,
         },
         tokenizer.eosId,
       );
@@ -383,7 +390,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       const meanKl = mean(klSums);
       const responses = rollout.items.map((item) => tokenizer.decode(item.response, { skipSpecialTokens: true }));
       const oracleScores = prompts.hasOracle
-        ? rollout.items.map((_, i) => sentimentScore(prompts.train[promptIndices[i]] + responses[i]))
+        ? rollout.items.map((_, i) => context.task.score(prompts.train[promptIndices[i]] + responses[i]))
         : [];
       const metrics: Record<string, number> = {
         step: done,

@@ -17,7 +17,7 @@ import { generate } from '../sampling/sampler';
 import { seeds } from '../seeds';
 import { yieldToEventLoop, type LogLevel, type StageContext, type StageResult } from '../stageContext';
 import { simulatedRanking } from './simulatedAnnotator';
-import { loadModel } from '../engine/tfjs/loadGpt';
+import { loadModel } from '../checkpoint/loadGpt';
 
 /** Prompts per generation batch (× K completions each). */
 export const promptsPerBatch = 16;
@@ -128,12 +128,12 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
         encoded.flatMap((ids) => Array.from({ length: k }, () => ids)),
         {
           temperature: stage.temperature,
-          top_k: stage.top_k,
-          top_p: stage.top_p,
-          max_new_tokens: stage.max_new_tokens,
+          topK: stage.top_k,
+          topP: stage.top_p,
+          maxNewTokens: stage.max_new_tokens,
           seed: seeds.preferenceSampling(seed, batch),
-          eos_token_id: tokenizer.eosId,
-          pad_token_id: tokenizer.padId,
+          eosTokenId: tokenizer.eosId,
+          padTokenId: tokenizer.padId,
         },
       );
       const random = new Random(seeds.annotator(seed, batch));

@@ -19,14 +19,14 @@ export async function collectRollout(
   const generated = performance.now();
   const items = sequences.map((sequence, i) => ({
     prompt: prompts[i],
-    response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.pad_token_id],
+    response: sequence.tokens.length > 0 ? sequence.tokens : [sampling.padTokenId],
   }));
-  const batch = buildSequenceBatch(items, sampling.pad_token_id);
+  const batch = buildSequenceBatch(items, sampling.padTokenId);
   const tokens = tokenBatchOf(batch);
   const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
   const policy = await models.policy.evaluate(tokens, { logprobs: true, values: true, entropy: true, temperature });
   const reference = await models.reference.evaluate(tokens, { logprobs: true, temperature });
-  const scores = await models.reward.scores(rewardInputs(items, sampling.pad_token_id));
+  const scores = await models.reward.scores(rewardInputs(items, sampling.padTokenId));
   const perResponse = (values: Float32Array | undefined) => responseValues(values as Float32Array, batch);
   return {
     items,

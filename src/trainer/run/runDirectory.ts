@@ -55,6 +55,25 @@ export interface RunJsonFields {
   readonly summary?: Record<string, number>;
 }
 
+/**
+ * The run.json fields a stage restarted from nothing keeps (clearForRestart), in this order: which run
+ * it is and what it was started with. Everything else was written by the stage and goes with it.
+ */
+const fieldsKeptOnRestart = [
+  'id',
+  'name',
+  'status',
+  'started_at',
+  'stage',
+  'stage_index',
+  'seed',
+  'config',
+  'config_file',
+  'versions',
+  'resumed_at',
+  'stage_outputs',
+] as const satisfies readonly (keyof RunJsonFields)[];
+
 /** Longest `error` kept in run.json: the file must stay small enough to rewrite on a nearly full disk. */
 const maxErrorLength = 2000;
 
@@ -251,34 +270,8 @@ export class RunDirectory {
       rmSync(path.join(this.dir, name), { recursive: true, force: true });
     this.removeTemporaryFiles();
     mkdirSync(path.join(this.dir, 'checkpoints'));
-    const {
-      id,
-      name,
-      status,
-      started_at,
-      stage,
-      stage_index,
-      seed,
-      config,
-      config_file,
-      versions,
-      resumed_at,
-      stage_outputs,
-    } = this.fields;
-    this.fields = {
-      id,
-      name,
-      status,
-      started_at,
-      stage,
-      stage_index,
-      seed,
-      config,
-      config_file,
-      versions,
-      resumed_at,
-      stage_outputs,
-    };
+    const kept = fieldsKeptOnRestart.map((key) => [key, this.fields[key]]);
+    this.fields = Object.fromEntries(kept) as Pick<RunJsonFields, (typeof fieldsKeptOnRestart)[number]>;
     this.writeRunJson();
   }
 

@@ -10,34 +10,16 @@
  */
 import { Random } from '../../core/random';
 import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import type { SampledSequence, SamplingOptions } from '../engine/engine';
 import type { Gpt, KvCache } from '../engine/tfjs/gpt';
 
-export interface SamplingOptions {
-  /** 0 means greedy. */
-  readonly temperature: number;
-  /** Keep the k most likely tokens; 0 keeps all. */
-  readonly top_k: number;
-  /** Keep the smallest set of tokens whose probability reaches p; 1 keeps all. */
-  readonly top_p: number;
-  readonly max_new_tokens: number;
-  readonly seed: number;
-  /** Stop a sequence after this token (it is kept in the output). */
-  readonly eos_token_id?: number;
-  readonly pad_token_id: number;
-}
-
-export interface SampledSequence {
-  /** The new tokens, EOS included when it was sampled. */
-  readonly tokens: number[];
-  /** log p of each new token under the sampling distribution's model (before warping). */
-  readonly logprobs: number[];
-  readonly finishedByEos: boolean;
-}
+// The sampling settings and results are the engine seam's (every engine samples to that contract).
+export type { SampledSequence, SamplingOptions } from '../engine/engine';
 
 /** Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability. */
 export function sampleToken(
   logits: Float32Array,
-  options: Pick<SamplingOptions, 'temperature' | 'top_k' | 'top_p'>,
+  options: Pick<SamplingOptions, 'temperature' | 'topK' | 'topP'>,
   random: Random,
 ): { token: number; logprob: number } {
   const n = logits.length;
@@ -55,15 +37,15 @@ export function sampleToken(
   }
   // Candidates sorted by logit, descending; top-k then top-p cut the tail.
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);
-  const k = options.top_k > 0 ? Math.min(options.top_k, n) : n;
+  const k = options.topK > 0 ? Math.min(options.topK, n) : n;
   const scaled = order.slice(0, k).map((i) => Math.exp((logits[i] - max) / options.temperature));
   const total = scaled.reduce((a, b) => a + b, 0);
   let keep = scaled.length;
-  if (options.top_p < 1) {
+  if (options.topP < 1) {
     let cumulative = 0;
     for (let i = 0; i < scaled.length; i++) {
       cumulative += scaled[i] / total;
-      if (cumulative >= options.top_p) {
+      if (cumulative >= options.topP) {
         keep = i + 1;
         break;
       }
@@ -79,41 +61,103 @@ export function sampleToken(
   return { token: order[kept.length - 1], logprob: logprobOf(order[kept.length - 1]) };
 }
 
-/** Continues each prompt (token ids, BOS included) with up to `max_new_tokens` tokens. */
+/**
+ * Prompts of different lengths as one left-padded block, `[pad … pad, prompt]`, as both samplers lay
+ * them out: the key mask is 1 on real tokens, positions count real tokens only (each prompt starts at
+ * 0), so a batch gives the same tokens as sampling each prompt alone.
+ */
+export interface LeftPaddedPrompts {
+  /** The longest prompt's length: every row's. */
+  readonly promptLength: number;
+  /** `[batch][promptLength]` token ids. */
+  readonly ids: number[][];
+  /** `[batch][promptLength]`, then one more entry per sampled token (0 once the row has finished). */
+  readonly keyMask: number[][];
+  /** `[batch][promptLength]` position ids. */
+  readonly positions: number[][];
+  /** Each prompt's length: the position of its first new token. */
+  readonly nextPosition: number[];
+}
+
+export function leftPadPrompts(prompts: readonly (readonly number[])[], padTokenId: number): LeftPaddedPrompts {
+  const promptLength = Math.max(...prompts.map((p) => p.length));
+  const layout: LeftPaddedPrompts = { promptLength, ids: [], keyMask: [], positions: [], nextPosition: [] };
+  for (const prompt of prompts) {
+    const offset = promptLength - prompt.length;
+    layout.ids.push(Array.from({ length: promptLength }, (_, t) => (t >= offset ? prompt[t - offset] : padTokenId)));
+    layout.keyMask.push(Array.from({ length: promptLength }, (_, t) => (t >= offset ? 1 : 0)));
+    layout.positions.push(Array.from({ length: promptLength }, (_, t) => Math.max(0, t - offset)));
+    layout.nextPosition.push(prompt.length);
+  }
+  return layout;
+}
+
+/** How many tokens to sample: `maxNewTokens`, or fewer where the context ends first. Throws when none fit. */
+export function newTokenBudget(promptLength: number, maxNewTokens: number, contextLength: number): number {
+  const budget = Math.min(maxNewTokens, contextLength - promptLength);
+  if (budget <= 0)
+    throw new Error(`prompts of ${promptLength} tokens leave no room in the context of ${contextLength}`);
+  return budget;
+}
+
+/**
+ * The sequences being sampled, one per prompt, and which of them have ended with EOS. Each draw adds
+ * a column to the layout's `keyMask` (shared, not copied: the next forward reads it).
+ */
+export class Continuations {
+  readonly sequences: { tokens: number[]; logprobs: number[]; finishedByEos: boolean }[];
+
+  constructor(
+    batch: number,
+    private readonly keyMask: number[][],
+    private readonly options: SamplingOptions,
+    private readonly random: Random,
+  ) {
+    this.sequences = Array.from({ length: batch }, () => ({ tokens: [], logprobs: [], finishedByEos: false }));
+  }
+
+  /**
+   * One decoding step: draws each unfinished row's next token from its logits (`[batch, vocab]`, the
+   * rows in order, so the random stream is the same on every engine) and extends the key mask; a
+   * finished row gets padding, masked out. Returns the tokens to feed to the next forward.
+   */
+  draw(logits: Float32Array, vocab: number): number[] {
+    return this.sequences.map((sequence, b) => {
+      if (sequence.finishedByEos) {
+        this.keyMask[b].push(0);
+        return this.options.padTokenId;
+      }
+      const { token, logprob } = sampleToken(logits.subarray(b * vocab, (b + 1) * vocab), this.options, this.random);
+      sequence.tokens.push(token);
+      sequence.logprobs.push(logprob);
+      this.keyMask[b].push(1);
+      if (token === this.options.eosTokenId) sequence.finishedByEos = true;
+      return token;
+    });
+  }
+
+  get allFinished(): boolean {
+    return this.sequences.every((sequence) => sequence.finishedByEos);
+  }
+}
+
+/** Continues each prompt (token ids, BOS included) with up to `maxNewTokens` tokens. */
 export async function generate(
   model: Gpt,
   prompts: readonly (readonly number[])[],
   options: SamplingOptions,
 ): Promise<SampledSequence[]> {
   const batch = prompts.length;
-  const promptLength = Math.max(...prompts.map((p) => p.length));
-  const budget = Math.min(options.max_new_tokens, model.config.block_size - promptLength);
-  if (budget <= 0)
-    throw new Error(`prompts of ${promptLength} tokens leave no room in the context of ${model.config.block_size}`);
-  const random = new Random(options.seed);
+  const layout = leftPadPrompts(prompts, options.padTokenId);
+  const { promptLength, keyMask, nextPosition } = layout;
+  const budget = newTokenBudget(promptLength, options.maxNewTokens, model.config.block_size);
   const vocab = model.config.vocab_size;
+  const continuations = new Continuations(batch, keyMask, options, new Random(options.seed));
 
-  // Left-pad: [pad … pad, prompt]; key mask 1 on real tokens; positions count real tokens only.
-  const ids = new Int32Array(batch * promptLength).fill(options.pad_token_id);
-  const keyMask: number[][] = [];
-  const positions = new Int32Array(batch * promptLength);
-  const nextPosition: number[] = [];
-  prompts.forEach((prompt, b) => {
-    const offset = promptLength - prompt.length;
-    keyMask.push(Array.from({ length: promptLength }, (_, t) => (t >= offset ? 1 : 0)));
-    for (let t = 0; t < promptLength; t++) {
-      if (t >= offset) ids[b * promptLength + t] = prompt[t - offset];
-      positions[b * promptLength + t] = Math.max(0, t - offset);
-    }
-    nextPosition.push(prompt.length);
-  });
-
-  const results: SampledSequence[] = prompts.map(() => ({ tokens: [], logprobs: [], finishedByEos: false }));
-  const finished = new Array<boolean>(batch).fill(false);
   let cache: KvCache = { layers: [], length: 0 };
   let step = forwardKeeping(() => {
-    const out = model.forward(tf.tensor2d(ids, [batch, promptLength], 'int32'), {
-      positions: tf.tensor2d(positions, [batch, promptLength], 'int32'),
+    const out = model.forward(tf.tensor2d(layout.ids.flat(), [batch, promptLength], 'int32'), {
+      positions: tf.tensor2d(layout.positions.flat(), [batch, promptLength], 'int32'),
       keyMask: tf.tensor2d(keyMask),
       cache,
     });
@@ -128,24 +172,8 @@ export async function generate(
     for (let i = 0; i < budget; i++) {
       const logits = (await step.logits.data()) as Float32Array;
       step.logits.dispose();
-      const next = new Int32Array(batch);
-      for (let b = 0; b < batch; b++) {
-        if (finished[b]) {
-          next[b] = options.pad_token_id;
-          keyMask[b].push(0);
-          continue;
-        }
-        const { token, logprob } = sampleToken(logits.subarray(b * vocab, (b + 1) * vocab), options, random);
-        next[b] = token;
-        results[b].tokens.push(token);
-        results[b].logprobs.push(logprob);
-        keyMask[b].push(1);
-        if (token === options.eos_token_id) {
-          finished[b] = true;
-          (results[b] as { finishedByEos: boolean }).finishedByEos = true;
-        }
-      }
-      if (finished.every(Boolean) || i === budget - 1) break;
+      const next = continuations.draw(logits, vocab);
+      if (continuations.allFinished || i === budget - 1) break;
       const previous = cache;
       step = forwardKeeping(() => {
         const out = model.forward(tf.tensor2d(next, [batch, 1], 'int32'), {
@@ -165,7 +193,7 @@ export async function generate(
   } finally {
     disposeCache(cache);
   }
-  return results;
+  return continuations.sequences;
 }
 
 /** tf.tidy for a step that returns logits and a KV cache (tidy's types take no nested interfaces). */

@@ -1,12 +1,17 @@
 /** The seam's batches as tensors, and the log-probabilities of a batch's targets under a GPT. */
-import type { SequenceBatch } from '../../data/sequences';
 import type { ScoreBatch, TokenBatch } from '../engine';
 import type { Gpt } from './gpt';
 import { tokenLogprobs } from './losses';
 import { tf, type Tensor } from './tfRuntime';
 
 /** The tensors of a batch; the caller disposes them (or builds them inside a tidy). */
-export function sequenceTensors(batch: SequenceBatch): { inputs: Tensor; targets: Tensor; mask: Tensor } {
+export function sequenceTensors(batch: {
+  readonly batchSize: number;
+  readonly length: number;
+  readonly inputs: Int32Array;
+  readonly targets: Int32Array;
+  readonly responseMask: Float32Array;
+}): { inputs: Tensor; targets: Tensor; mask: Tensor } {
   const shape: [number, number] = [batch.batchSize, batch.length];
   return {
     inputs: tf.tensor2d(batch.inputs, shape, 'int32'),

@@ -15,6 +15,8 @@ import type {
   LossSpec,
   NamedArrays,
   OptimizerState,
+  SampledSequence,
+  SamplingOptions,
   ScoreBatch,
   StepOptions,
   StepResult,
@@ -22,7 +24,6 @@ import type {
   TrainingEngine,
 } from '../engine';
 import type { GptConfig, ScalarHead } from '../../model/gptConfig';
-import type { SampledSequence, SamplingOptions } from '../../sampling/sampler';
 import { AdamW, clipByGlobalNorm } from './adamW';
 import type { BackendChoice } from './backend';
 import { Gpt } from './gpt';

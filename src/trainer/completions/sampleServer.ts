@@ -12,8 +12,8 @@ import { loadCheckpoint } from '../checkpoint/checkpoint';
 import { selectBackend, type BackendChoice } from '../engine/tfjs/backend';
 import { Gpt } from '../engine/tfjs/gpt';
 import type { OnnxCompletionSource } from '../onnx/onnxCompletions';
+import { generate } from '../sampling/sampler';
 import type { BpeTokenizer } from '../tokenizer';
-import { generate } from './sampler';
 
 interface LoadedCheckpoint {
   readonly dir: string;
@@ -64,12 +64,12 @@ export class SampleServer {
       Array.from({ length: request.numSamples }, () => promptIds),
       {
         temperature: request.temperature,
-        top_k: 0,
-        top_p: request.topP,
-        max_new_tokens: Math.min(request.maxNewTokens, room),
+        topK: 0,
+        topP: request.topP,
+        maxNewTokens: Math.min(request.maxNewTokens, room),
         seed: request.seed,
-        eos_token_id: request.stopAtEos === false ? undefined : tokenizer.eosId,
-        pad_token_id: tokenizer.padId,
+        eosTokenId: request.stopAtEos === false ? undefined : tokenizer.eosId,
+        padTokenId: tokenizer.padId,
       },
     );
     const completions = sequences.map((sequence) => tokenizer.decode(sequence.tokens, { skipSpecialTokens: true }));
@@ -96,9 +96,9 @@ export class SampleServer {
     const start = performance.now();
     const { sequences, texts } = await this.onnx.complete(request.prompt, request.numSamples, {
       temperature: request.temperature,
-      top_k: 0,
-      top_p: request.topP,
-      max_new_tokens: request.maxNewTokens,
+      topK: 0,
+      topP: request.topP,
+      maxNewTokens: request.maxNewTokens,
       seed: request.seed,
       stopAtEos: request.stopAtEos,
     });

@@ -7,7 +7,12 @@ import { asUserError, numberOption, parseCommandArgs } from '../cli';
 import { generateReviews } from '../data/reviews';
 import { selectBackend, type BackendRequest } from '../engine/tfjs/backend';
 import { Gpt } from '../engine/tfjs/gpt';
-import { generate } from './sampler';
+import { generate } from '../sampling/sampler';
+import { parseSamplingFlags, samplingFlags } from '../sampling/samplingFlags';
+import { sampleDemoPromptsSeed } from '../seeds';
+
+/** Tokens per completion when --max-new-tokens is not given. */
+const defaultMaxNewTokens = 48;
 
 export const sampleUsage = `Usage: rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T] [--top-k K] [--top-p P]
                         [--max-new-tokens N] [--seed S] [--backend auto|${backendNames.join('|')}]`;
@@ -18,11 +23,7 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
     {
       prompt: { type: 'string', multiple: true },
       'num-samples': { type: 'string', default: '4' },
-      temperature: { type: 'string', default: '1' },
-      'top-k': { type: 'string', default: '0' },
-      'top-p': { type: 'string', default: '1' },
-      'max-new-tokens': { type: 'string', default: '48' },
-      seed: { type: 'string', default: '0' },
+      ...samplingFlags(defaultMaxNewTokens),
       backend: { type: 'string', default: 'auto' },
     },
     sampleUsage,
@@ -30,20 +31,15 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   );
   // Every option is checked before the backend starts or the checkpoint is read.
   const count = numberOption('num-samples', values['num-samples'], 'positive integer');
-  const options = {
-    temperature: numberOption('temperature', values.temperature),
-    top_k: numberOption('top-k', values['top-k'], 'non-negative integer'),
-    top_p: numberOption('top-p', values['top-p']),
-    max_new_tokens: numberOption('max-new-tokens', values['max-new-tokens'], 'positive integer'),
-    seed: numberOption('seed', values.seed, 'non-negative integer'),
-  };
+  const { sampling, seed } = parseSamplingFlags(values);
+  const options = { ...sampling, seed };
   if (options.temperature < 0)
     throw new UserError(`must be ≥ 0, got ${options.temperature}`, {
       field: '--temperature',
       hint: "use 0 for greedy sampling, 1 for the model's own distribution",
     });
-  if (options.top_p <= 0 || options.top_p > 1)
-    throw new UserError(`must be in (0, 1], got ${options.top_p}`, {
+  if (options.topP <= 0 || options.topP > 1)
+    throw new UserError(`must be in (0, 1], got ${options.topP}`, {
       field: '--top-p',
       hint: 'use 1 to keep every token',
     });
@@ -68,12 +64,12 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   }
   const tokenizer = checkpoint.tokenizer;
   // Without --prompt, openings of demo reviews (the embedded task) show what the model learned.
-  const prompts = values.prompt ?? generateReviews(count, 12345).map((review) => review.prompt);
+  const prompts = values.prompt ?? generateReviews(count, sampleDemoPromptsSeed).map((review) => review.prompt);
   try {
     const sequences = await generate(
       model,
       prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
-      { ...options, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
+      { ...options, eosTokenId: tokenizer.eosId, padTokenId: tokenizer.padId },
     );
     sequences.forEach((sequence, i) =>
       process.stdout.write(`${prompts[i]}${tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })}\n`),

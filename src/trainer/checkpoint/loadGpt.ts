@@ -2,10 +2,10 @@
  * Loads a checkpoint straight into a tfjs Gpt, for tfjs-only tools (ONNX export and rollouts, the
  * sampler, benchmarks). Stages load through the seam instead (checkpoint/modelLoading.ts).
  */
-import { loadCheckpoint, type CheckpointContents } from '../../checkpoint/checkpoint';
-import { gptConfigOf } from '../../checkpoint/modelLoading';
-import type { ScalarHead } from '../../model/gptConfig';
-import { Gpt } from './gpt';
+import { loadCheckpoint, type CheckpointContents } from './checkpoint';
+import { gptConfigOf } from './modelLoading';
+import type { ScalarHead } from '../model/gptConfig';
+import { Gpt } from '../engine/tfjs/gpt';
 
 export interface LoadedGpt {
   readonly model: Gpt;
