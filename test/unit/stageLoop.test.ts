@@ -77,7 +77,7 @@ const metricsOf = (run: RunDirectory) =>
     .split('\n')
     .map((line) => JSON.parse(line) as Record<string, number>);
 
-test('the loop logs every logging_steps, evaluates every eval_steps and checkpoints every save_steps, and at the end', async () => {
+test('the loop logs, evaluates and checkpoints at its cadences (logging, eval, save steps) and at the end', async () => {
   const run = newRun();
   const { algorithm, calls } = counting();
   const seen: number[] = [];
@@ -113,7 +113,7 @@ test('a stop request checkpoints the steps taken and returns stopped', async () 
   assert.equal(result.outputs.checkpoint, 'checkpoint-5');
 });
 
-test('a NaN in a step stops the run with NonFiniteError naming the quantity and the step, before its metrics', async () => {
+test('a NaN stops the run with NonFiniteError naming the quantity and the step, before its metrics', async () => {
   const run = newRun();
   const { algorithm, calls } = counting({ lossAt: (step) => (step === 4 ? NaN : step + 1) });
   await assert.rejects(runStageLoop(algorithm, contextFor(run)), (error: unknown) => {

@@ -7,17 +7,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Random } from '../../core/random';
+import { sum } from '../../core/stats';
 import type { Judgment } from '../../shared/preferences';
 import type { PreferencesStageConfig } from '../../shared/runConfig';
+import { loadEngineModel } from '../checkpoint/modelLoading';
 import { loadPrompts } from '../data/prompts';
-import { sentimentScore } from '../data/sentimentOracle';
 import { appendLineDurable, writeFileDurable } from '../../shared/durableWrite';
 import type { RunDirectory } from '../run/runDirectory';
-import { generate } from '../sampling/sampler';
 import { seeds } from '../seeds';
 import { yieldToEventLoop, type LogLevel, type StageContext, type StageResult } from '../stageContext';
 import { simulatedRanking } from './simulatedAnnotator';
-import { loadModel } from '../checkpoint/loadGpt';
 
 /** Prompts per generation batch (× K completions each). */
 export const promptsPerBatch = 16;
@@ -42,7 +41,8 @@ function keepWholeBatches(
   while (whole < lines.length - 1 && isJsonObject(lines[whole])) whole++;
   if (whole > total)
     throw new Error(
-      `${file} holds ${whole} judgments but this stage writes ${total}; it was not written by this stage. Move it away and resume again.`,
+      `${file} holds ${whole} judgments but this stage writes ${total}; it was not written by this stage. ` +
+        'Move it away and resume again.',
     );
   const batches = Math.min(
     whole === total ? Math.ceil(total / promptsPerBatch) : Math.floor(whole / promptsPerBatch),
@@ -57,7 +57,8 @@ function keepWholeBatches(
     const dropped = lines.slice(kept).filter((line) => line !== '').length;
     log(
       'info',
-      `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} line${dropped === 1 ? '' : 's'} after them; batch ${batches + 1} is written again`,
+      `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} ` +
+        `line${dropped === 1 ? '' : 's'} after them; batch ${batches + 1} is written again`,
     );
     writeFileDurable(file, keptText);
   }
@@ -95,7 +96,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
   }
 
   const policyDir = context.resolve(stage.policy, 'checkpoint');
-  const { model, checkpoint } = await loadModel(policyDir, [], seed);
+  const { model, checkpoint } = await loadEngineModel(context.engine, policyDir, [], seed);
   const tokenizer = checkpoint.tokenizer;
   const file = path.join(run.dir, 'preferences.jsonl');
   try {
@@ -103,7 +104,8 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
     for (const message of prompts.messages) log('warn', message);
     if (!prompts.hasOracle)
       throw new Error(
-        'The simulated annotator ranks by the demo task\'s sentiment oracle; with your own prompts, rank in the Rank panel and use "annotator": "file".',
+        "The simulated annotator ranks by the demo task's sentiment oracle; with your own prompts, " +
+          'rank in the Rank panel and use "annotator": "file".',
       );
     const selected = prompts.train.slice(0, stage.num_prompts);
     const batches = Math.ceil(selected.length / promptsPerBatch);
@@ -123,8 +125,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
       const batchPrompts = selected.slice(batch * promptsPerBatch, (batch + 1) * promptsPerBatch);
       const encoded = batchPrompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
       const k = stage.completions_per_prompt;
-      const sequences = await generate(
-        model,
+      const sequences = await model.generate(
         encoded.flatMap((ids) => Array.from({ length: k }, () => ids)),
         {
           temperature: stage.temperature,
@@ -143,7 +144,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
         const completions = sequences
           .slice(p * k, (p + 1) * k)
           .map((sequence) => tokenizer.decode(sequence.tokens, { skipSpecialTokens: true }));
-        const scores = completions.map((completion) => sentimentScore(prompt + completion));
+        const scores = completions.map((completion) => context.task.score(prompt + completion));
         const judgment: Judgment = {
           id: `${run.id}-${batch * promptsPerBatch + p}`,
           prompt,
@@ -155,7 +156,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
           shown_order: random.shuffle(completions.map((_, i) => i)),
         };
         appendLineDurable(file, JSON.stringify(judgment));
-        oracleSum += scores.reduce((a, b) => a + b, 0) / k;
+        oracleSum += sum(scores) / k;
         spreadSum += Math.max(...scores) - Math.min(...scores);
       });
       lastMetrics = {

@@ -20,7 +20,10 @@ import { loadSftExamples, makeBatch, tokenizeExample, type TokenizedExample } fr
 
 const maxEvalExamples = 512;
 
-/** Cross-entropy of a unigram model fitted on the training targets, evaluated on the eval targets: the floor SFT must beat. */
+/**
+ * Cross-entropy of a unigram model fitted on the training targets, evaluated on the eval targets: the
+ * floor SFT must beat.
+ */
 export function unigramBaseline(
   train: readonly TokenizedExample[],
   evaluation: readonly TokenizedExample[],
