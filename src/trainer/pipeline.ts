@@ -125,7 +125,8 @@ function resolver(outputs: Outputs, configDir: string, stageName: string): Stage
     if (!existsSync(file)) {
       const names = Object.keys(outputs);
       throw new ConfigError(
-        `stage "${stageName}": "${reference}" is neither an earlier stage${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} nor an existing path (${file}).`,
+        `stage "${stageName}": "${reference}" is neither an earlier stage` +
+          `${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} nor an existing path (${file}).`,
       );
     }
     return file;
@@ -251,7 +252,8 @@ export async function runPipeline(
     if (firstStage >= config.stages.length) {
       callbacks.log(
         'info',
-        `nothing to resume: the pipeline "${config.name}" has finished; ${options.resumeDir} is its last stage (${config.stages.length} of ${config.stages.length}) and completed`,
+        `nothing to resume: the pipeline "${config.name}" has finished; ${options.resumeDir} is its last stage ` +
+          `(${config.stages.length} of ${config.stages.length}) and completed`,
       );
       return { runs: [], stopped: false };
     }

@@ -70,7 +70,8 @@ export class NonFiniteError extends Error {
     readonly value: number,
   ) {
     super(
-      `${quantity} is ${value} at step ${step}; stopped without applying that update. The last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.`,
+      `${quantity} is ${value} at step ${step}; stopped without applying that update. ` +
+        'The last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.',
     );
   }
 }

@@ -1,4 +1,7 @@
-/** The checkpoint every trainable stage writes: model, optimizer state, trainer state and tokenizer, recorded in run.json. */
+/**
+ * The checkpoint every trainable stage writes: model, optimizer state, trainer state and tokenizer,
+ * recorded in run.json.
+ */
 import * as path from 'node:path';
 import type { EngineModel, EngineOptimizer } from '../engine/engine';
 import { checkpointConfig } from './modelLoading';

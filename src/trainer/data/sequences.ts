@@ -83,7 +83,10 @@ export function rewardInputs(
   return { ids, batchSize: items.length, length, lengths };
 }
 
-/** The same batch right-padded to `length` positions (a fixed width keeps the model's attention-bias cache to one shape). */
+/**
+ * The same batch right-padded to `length` positions (a fixed width keeps the model's attention-bias cache
+ * to one shape).
+ */
 export function padTo(batch: SequenceBatch, length: number, padId: number): SequenceBatch {
   if (batch.length === length) return batch;
   const inputs = new Int32Array(batch.batchSize * length).fill(padId);

@@ -58,7 +58,8 @@ export async function loadSftExamples(
   const read = await readTextDataset(file);
   const messages = read.problems.map(formatDatasetProblem);
   messages.push(
-    `${file}: ${read.counts.examples} examples kept, ${read.counts.skipped} malformed lines skipped, ${read.counts.blank} blank lines, of ${read.counts.lines} lines`,
+    `${file}: ${read.counts.examples} examples kept, ${read.counts.skipped} malformed lines skipped, ` +
+      `${read.counts.blank} blank lines, of ${read.counts.lines} lines`,
   );
   if (read.examples.length === 0) throw new Error(noUsableExamplesMessage(file, read));
   return {

@@ -5,6 +5,7 @@
  * Knows nothing of processes or messages: it reports through the callbacks of `StageContext`.
  */
 import { existsSync } from 'node:fs';
+import { sum } from '../../core/stats';
 import type { SftStageConfig } from '../../shared/runConfig';
 import { latestCheckpoint, loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
 import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
@@ -59,7 +60,7 @@ async function evaluate(
   let tokenSum = 0;
   for (let start = 0; start < examples.length; start += batchSize) {
     const batch = makeBatch(examples.slice(start, start + batchSize), model.config.block_size, padId);
-    const counted = batch.mask.reduce((a, b) => a + b, 0);
+    const counted = sum(batch.mask);
     if (counted === 0) continue;
     const { lmLoss } = await model.evaluate(batch, { lmLoss: true });
     nllSum += (lmLoss as number) * counted;
