@@ -157,3 +157,28 @@ test('a fresh stage with a baseline writes the starting model as step 0; a resum
     [1, 2],
   );
 });
+
+test('a stage without checkpoints leaves its named outputs, and logs its own stop message', async () => {
+  const run = newRun();
+  const { algorithm, calls } = counting();
+  const logs: string[] = [];
+  const outputOnly: StageAlgorithm = {
+    ...algorithm,
+    checkpoint: undefined,
+    saveSteps: undefined,
+    outputs: { preferences: 'judgments.jsonl' },
+    stopMessage: (step) => `stopped after ${step} batches`,
+  };
+  const completed = await runStageLoop(outputOnly, contextFor(run));
+  assert.deepEqual(completed.outputs, { preferences: 'judgments.jsonl' });
+  let polls = 0;
+  const stopped = await runStageLoop(
+    outputOnly,
+    contextFor(newRun(), { shouldStop: () => ++polls > 2, log: (_, message) => logs.push(message) }),
+  );
+  assert.equal(stopped.status, 'stopped');
+  assert.equal(stopped.step, 2);
+  assert.deepEqual(stopped.outputs, { preferences: 'judgments.jsonl' });
+  assert.deepEqual(logs, ['stopped after 2 batches']);
+  assert.deepEqual(calls.checkpoints, []);
+});

@@ -4,9 +4,16 @@
  * NaN / Inf checks of each step's values (NonFiniteError, the update not applied); the metrics line
  * and `onStep` at the logging cadence; held-out evaluation at the eval cadence and at the end;
  * checkpoints every save_steps and at the end; resume (the start step, metrics after it cut); the
- * stage's result. An algorithm supplies only its step, its evaluation and its checkpoint.
+ * stage's result. An algorithm supplies only its step, its evaluation and its checkpoint. A stage that
+ * writes its output as it goes (the preference labels) has no checkpoint and names its outputs instead.
  */
-import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
+import {
+  assertFinite,
+  yieldToEventLoop,
+  type StageContext,
+  type StageOutputs,
+  type StageResult,
+} from '../stageContext';
 
 /** What one step of an algorithm gives back. */
 export interface StepOutcome {
@@ -25,7 +32,8 @@ export interface StageAlgorithm {
   readonly loggingSteps?: number;
   /** Evaluate every this many steps and after the last one. */
   readonly evalSteps?: number;
-  readonly saveSteps: number;
+  /** Checkpoint every this many steps (and always after the last one, when there is a `checkpoint`). */
+  readonly saveSteps?: number;
   /** Trains step `step`. The engine never applies an update whose loss or gradient norm is not finite. */
   step(step: number): Promise<StepOutcome>;
   /** After the last step, before its evaluation (the reward model centers its rewards here). */
@@ -34,13 +42,19 @@ export interface StageAlgorithm {
   evaluate?(done: number): Promise<Record<string, number>>;
   /** Metrics of the starting model, written as step 0 before a fresh (not resumed) stage trains. */
   baseline?(): Promise<Record<string, number>>;
-  /** Writes the checkpoint of `step` steps and returns its folder. */
-  checkpoint(step: number): Promise<string>;
+  /** Writes the checkpoint of `step` steps and returns its folder (the stage's `checkpoint` output). */
+  checkpoint?(step: number): Promise<string>;
+  /** Outputs the stage leaves besides a checkpoint (the preference stage's judgments file). */
+  readonly outputs?: StageOutputs;
+  /** The log line of a stop request after `step` steps; default: the step and the checkpoint written. */
+  stopMessage?(step: number): string;
 }
 
 export async function runStageLoop(algorithm: StageAlgorithm, context: StageContext): Promise<StageResult> {
   const { run, log } = context;
   const { startStep, maxSteps, saveSteps, loggingSteps = 1 } = algorithm;
+  const outputsWith = (checkpoint: string): StageOutputs =>
+    algorithm.checkpoint ? { ...algorithm.outputs, checkpoint } : { ...algorithm.outputs };
   if (context.resume) run.truncateMetricsAfter(startStep);
   const record = (metrics: Record<string, number>) => {
     run.appendMetrics(metrics);
@@ -54,9 +68,9 @@ export async function runStageLoop(algorithm: StageAlgorithm, context: StageCont
   for (let step = startStep; step < maxSteps; step++) {
     await yieldToEventLoop();
     if (context.shouldStop?.()) {
-      lastCheckpoint = await algorithm.checkpoint(step);
-      log('info', `stopped at step ${step} on request; checkpoint ${lastCheckpoint}`);
-      return { status: 'stopped', step, outputs: { checkpoint: lastCheckpoint }, lastMetrics };
+      if (algorithm.checkpoint) lastCheckpoint = await algorithm.checkpoint(step);
+      log('info', algorithm.stopMessage?.(step) ?? `stopped at step ${step} on request; checkpoint ${lastCheckpoint}`);
+      return { status: 'stopped', step, outputs: outputsWith(lastCheckpoint), lastMetrics };
     }
     const done = step + 1;
     const outcome = await algorithm.step(step);
@@ -69,7 +83,8 @@ export async function runStageLoop(algorithm: StageAlgorithm, context: StageCont
     if (evaluated) Object.assign(metrics, await algorithm.evaluate?.(done));
     if (done % loggingSteps === 0 || evaluated || last) record(metrics);
     lastMetrics = metrics;
-    if (done % saveSteps === 0 || last) lastCheckpoint = await algorithm.checkpoint(done);
+    const saves = last || (saveSteps !== undefined && done % saveSteps === 0);
+    if (algorithm.checkpoint && saves) lastCheckpoint = await algorithm.checkpoint(done);
   }
-  return { status: 'completed', step: maxSteps, outputs: { checkpoint: lastCheckpoint }, lastMetrics };
+  return { status: 'completed', step: maxSteps, outputs: outputsWith(lastCheckpoint), lastMetrics };
 }
