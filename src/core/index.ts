@@ -9,6 +9,7 @@ export { logSigmoid, sigmoid, softplus } from './sigmoid';
 export { maskedMean, maskedVar, maskedWhiten } from './masked';
 export { klEstimators, klPerToken, type KlEstimator } from './kl';
 export { gae, type GaeResult } from './gae';
+export { ClipClass, classifyClip, clipClassMeanings, clipClassValues, clipFraction } from './clipClass';
 export { ppoPolicyLoss, ppoValueLoss, type PpoPolicyLossResult, type PpoValueLossResult } from './ppoLosses';
 export {
   bradleyTerryLoss,

@@ -6,8 +6,9 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { DashboardRunInfo, MetricPoint, PromptHistoryEntry } from '../shared/dashboardMessages';
+import type { DashboardRunInfo, MetricPoint, PromptHistoryEntry, RunSetting } from '../shared/dashboardMessages';
 import { packPpoTrace, tokenFields, type PackedPpoTrace } from '../shared/packedTrace';
+import { FieldChecker, isRecord } from '../shared/runFiles';
 import { parseRunJson } from '../shared/runSummary';
 import type { DecodedTraceRow, TraceKind, TraceTable } from '../shared/traceFormat';
 
@@ -17,10 +18,8 @@ export async function readRunInfo(runDir: string): Promise<DashboardRunInfo> {
   const text = await fs.readFile(file, 'utf8');
   const parsed = parseRunJson(text, path.basename(runDir));
   if (!parsed.ok) throw new Error(`${file}: ${parsed.message}`);
+  // parseRunJson validated the header fields (stage, step, max_steps, stage_index are of their types).
   const json = JSON.parse(text) as Record<string, unknown>;
-  const stageIndex = typeof json.stage_index === 'number' ? json.stage_index : 0;
-  const stages = (json.config as { stages?: unknown[] } | undefined)?.stages;
-  const stageConfig = (Array.isArray(stages) ? stages[stageIndex] : undefined) as Record<string, unknown> | undefined;
   const numberOf = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
   return {
     id: parsed.run.id,
@@ -30,9 +29,51 @@ export async function readRunInfo(runDir: string): Promise<DashboardRunInfo> {
     stage: typeof json.stage === 'string' ? json.stage : undefined,
     step: numberOf(json.step),
     maxSteps: numberOf(json.max_steps),
-    cliprange: numberOf(stageConfig?.cliprange),
-    maxNewTokens: numberOf(stageConfig?.max_new_tokens),
+    ...stageSettings(json),
     error: parsed.run.error,
+  };
+}
+
+/**
+ * The stage settings the dashboard needs from run.json's resolved config (`config.stages[stage_index]`,
+ * TRL's names), each validated: ε from the stage that writes PPO traces (the current stage if it is PPO,
+ * else the latest PPO stage before it), `max_new_tokens` from the current stage.
+ */
+export function stageSettings(json: Record<string, unknown>): Pick<DashboardRunInfo, 'cliprange' | 'maxNewTokens'> {
+  const missing = (why: string) => ({ missing: why });
+  const stages = isRecord(json.config) ? json.config.stages : undefined;
+  if (!Array.isArray(stages)) {
+    const why = missing('run.json has no config.stages (a run from another trainer?)');
+    return { cliprange: why, maxNewTokens: why };
+  }
+  // Without stage_index only a one-stage config says which stage is current.
+  const stageIndex = typeof json.stage_index === 'number' ? json.stage_index : stages.length === 1 ? 0 : undefined;
+  if (stageIndex === undefined || stageIndex >= stages.length) {
+    const why = missing(
+      stageIndex === undefined
+        ? `run.json has no stage_index to pick one of its ${stages.length} config stages`
+        : `run.json's stage_index ${stageIndex} is beyond its ${stages.length} config stages`,
+    );
+    return { cliprange: why, maxNewTokens: why };
+  }
+  const setting = (index: number, key: string, read: (fields: FieldChecker) => number | undefined) => {
+    const stage: unknown = stages[index];
+    const prefix = `config.stages[${index}].`;
+    if (!isRecord(stage)) return missing(`run.json's ${prefix.slice(0, -1)} is not an object`);
+    const fields = new FieldChecker(stage, prefix);
+    const value = read(fields);
+    return value === undefined
+      ? missing(`run.json's ${fields.problems.join('; ')}`)
+      : ({ value, source: `run.json ${prefix}${key}` } satisfies RunSetting<number>);
+  };
+  let ppoIndex = stageIndex;
+  while (ppoIndex >= 0 && !(isRecord(stages[ppoIndex]) && stages[ppoIndex].type === 'ppo')) ppoIndex--;
+  return {
+    cliprange:
+      ppoIndex < 0
+        ? missing(`run.json's config has no PPO stage up to the current one (stage_index ${stageIndex})`)
+        : setting(ppoIndex, 'cliprange', (fields) => fields.number('cliprange', { min: 0 })),
+    maxNewTokens: setting(stageIndex, 'max_new_tokens', (fields) => fields.wholeNumber('max_new_tokens', { min: 1 })),
   };
 }
 

@@ -71,6 +71,14 @@ export interface DashboardRunsMessage {
   readonly problems: readonly RunReadProblem[];
 }
 
+/**
+ * A stage setting the dashboard needs, as the run recorded it: the value and where run.json holds it, or
+ * why there is none (a run from another trainer, no such stage, a value of the wrong type). The webview
+ * says why instead of assuming a default.
+ */
+export type RunSetting<T> =
+  { readonly value: T; readonly source: string } | { readonly value?: undefined; readonly missing: string };
+
 /** What the dashboard shows about the run it is open on. */
 export interface DashboardRunInfo {
   /** The run directory's name. */
@@ -81,9 +89,13 @@ export interface DashboardRunInfo {
   readonly stage?: string;
   readonly step?: number;
   readonly maxSteps?: number;
-  /** PPO's ε: the ratio band is [1 − ε, 1 + ε]. */
-  readonly cliprange?: number;
-  readonly maxNewTokens?: number;
+  /**
+   * PPO's ε (config `cliprange`) of the stage that writes the PPO traces: the ratio band is [1 − ε, 1 + ε].
+   * The clip views need it for the band, and to classify the tokens of a version-1 trace.
+   */
+  readonly cliprange: RunSetting<number>;
+  /** The current stage's `max_new_tokens`. */
+  readonly maxNewTokens: RunSetting<number>;
   readonly error?: string;
 }
 

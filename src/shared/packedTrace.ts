@@ -6,7 +6,7 @@
  *
  * Pure: the host packs what `decodeTraceTable` reads; tests and the benchmark pack synthetic rows.
  */
-import type { PpoTraceRow } from './traceFormat';
+import type { PpoTraceRowAsRead } from './traceFormat';
 
 /** The per-token scalars of a PPO trace row, in the order the dashboard lists them. */
 export const tokenFields = [
@@ -42,13 +42,24 @@ export interface PackedPpoTrace {
   readonly values: { readonly [F in TokenField]: Float32Array };
   /** ratio[e · numTokens + t]: π_θ/π_old of token t at PPO epoch e. */
   readonly ratio: Float32Array;
-  /** clip[e · numTokens + t]: −1 below the band, +1 above, 0 inside (as the trainer wrote it). */
-  readonly clip: Int8Array;
+  /**
+   * clipClass[e · numTokens + t]: the trace's `clip_class` (src/core `ClipClass`: 0 inside the band, 1 outside
+   * with the gradient kept, 2 clipped — gradient removed), `noClipClass` where the sample has no ratio at
+   * epoch e; null for a version-1 trace, which has no `clip_class` (the dashboard derives it and says so).
+   */
+  readonly clipClass: Int8Array | null;
 }
 
+/** The packed `clipClass` of a token without a ratio at that epoch. */
+export const noClipClass = -1;
+
 /** Packs rows (in file order) of one step's PPO trace. */
-export function packPpoTrace(step: number, rowCount: number, rowAt: (index: number) => PpoTraceRow): PackedPpoTrace {
-  const rows: PpoTraceRow[] = [];
+export function packPpoTrace(
+  step: number,
+  rowCount: number,
+  rowAt: (index: number) => PpoTraceRowAsRead,
+): PackedPpoTrace {
+  const rows: PpoTraceRowAsRead[] = [];
   let numTokens = 0;
   let numEpochs = 0;
   for (let i = 0; i < rowCount; i++) {
@@ -64,7 +75,10 @@ export function packPpoTrace(step: number, rowCount: number, rowAt: (index: numb
     [F in TokenField]: Float32Array;
   };
   const ratio = new Float32Array(numEpochs * numTokens).fill(Number.NaN);
-  const clip = new Int8Array(numEpochs * numTokens);
+  // A file has clip_class in every row or in none (it is a required column of version 2).
+  const clipClass = rows.every((row) => row.clip_class !== null)
+    ? new Int8Array(numEpochs * numTokens).fill(noClipClass)
+    : null;
   const texts: string[] = [];
   let textLength = 0;
   let t = 0;
@@ -78,7 +92,7 @@ export function packPpoTrace(step: number, rowCount: number, rowAt: (index: numb
       for (const field of tokenFields) values[field][t] = row[field][i];
       for (let e = 0; e < row.ratio.length; e++) {
         ratio[e * numTokens + t] = row.ratio[e][i];
-        clip[e * numTokens + t] = row.clip[e]?.[i] ?? 0;
+        if (clipClass) clipClass[e * numTokens + t] = row.clip_class?.[e]?.[i] ?? noClipClass;
       }
     }
   });
@@ -99,7 +113,7 @@ export function packPpoTrace(step: number, rowCount: number, rowAt: (index: numb
     tokenIds,
     values,
     ratio,
-    clip,
+    clipClass,
   };
 }
 

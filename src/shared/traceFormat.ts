@@ -7,13 +7,20 @@
  * Pure: no `fs`, no Node built-ins, so the dashboard webview reads traces with the same code.
  *
  * The schema metadata says what a file holds: `rlhf_lens.trace_kind` ('ppo' | 'dpo' | 'reward') and
- * `rlhf_lens.trace_version` ('1'). Columns are written in the fixed order of the tables below. Readers
+ * `rlhf_lens.trace_version` ('2'). Columns are written in the fixed order of the tables below. Readers
  * tolerate extra columns (returned as they are) and other writers' widths (int64, float64, large_string,
- * large_list), because the contract is "add columns freely; never rename or drop one".
+ * large_list), because the contract is "add columns freely; never rename or drop one" — within a version.
+ *
+ * Versions: 2 replaced PPO's `clip` (the ratio's side of the band: −1 below, 0 inside, +1 above) with
+ * `clip_class` (what clipping did to the gradient, src/core/clipClass.ts), because "clip" also meant
+ * "gradient removed" in `policy/clipfrac_avg` and the dashboard. Version-1 files still read: their
+ * `clip_class` is null (the reader derives it from ratio, advantage and the run's ε, and says so) and
+ * their `clip` comes back as an extra column.
  *
  * Tokens are stored as text, so a token that is half of a multi-byte character (byte-level BPE) reads
  * back as whatever text the tokenizer decoded it to; `token_ids` is the exact record.
  */
+import { clipClassMeanings, clipClassValues } from '../core';
 import {
   Bool,
   DataType,
@@ -65,9 +72,16 @@ export interface PpoTraceRow {
   entropy: number[];
   /** π_θ / π_old per token, one list per PPO epoch. */
   ratio: number[][];
-  /** Per PPO epoch and token: −1 clipped below (ratio < 1 − ε), +1 clipped above, 0 inside. */
-  clip: number[][];
+  /**
+   * Per PPO epoch and token, what ratio clipping did (`ClipClass` of src/core, from the stored ratio and
+   * advantage and the stage's ε): 0 inside the band, 1 outside with the gradient kept, 2 clipped — gradient
+   * removed. `policy/clipfrac_avg` is the fraction of 2s.
+   */
+  clip_class: number[][];
 }
+
+/** A PPO row as read: `clip_class` is null in a version-1 file, which has `clip` (an extra column) instead. */
+export type PpoTraceRowAsRead = Omit<PpoTraceRow, 'clip_class'> & { clip_class: number[][] | null };
 
 /** One DPO preference pair. */
 export interface DpoTraceRow {
@@ -117,8 +131,15 @@ export interface TraceRows {
 
 export type TraceKind = keyof TraceRows;
 
+/** The row type of each trace kind as read, from any readable version. */
+export interface TraceRowsAsRead {
+  ppo: PpoTraceRowAsRead;
+  dpo: DpoTraceRow;
+  reward: RewardTraceRow;
+}
+
 /** A decoded row: the kind's columns plus any extra columns the file has, under their own names. */
-export type DecodedTraceRow<K extends TraceKind> = TraceRows[K] & { readonly [extraColumn: string]: unknown };
+export type DecodedTraceRow<K extends TraceKind> = TraceRowsAsRead[K] & { readonly [extraColumn: string]: unknown };
 
 export type DecodedTrace = { [K in TraceKind]: { kind: K; rows: DecodedTraceRow<K>[] } }[TraceKind];
 
@@ -126,6 +147,8 @@ export type DecodedTrace = { [K in TraceKind]: { kind: K; rows: DecodedTraceRow<
 export type TraceTable = {
   [K in TraceKind]: {
     kind: K;
+    /** The file's `rlhf_lens.trace_version`: one of `readableTraceVersions`. */
+    version: string;
     numRows: number;
     /** Column names in file order, extra columns included. */
     columns: string[];
@@ -141,7 +164,10 @@ export class TraceFormatError extends Error {
 
 export const traceKindKey = 'rlhf_lens.trace_kind';
 export const traceVersionKey = 'rlhf_lens.trace_version';
-export const traceVersion = '1';
+/** The version this writer writes. */
+export const traceVersion = '2';
+/** The versions this reader reads (see the file comment for what changed). */
+export const readableTraceVersions: readonly string[] = ['1', traceVersion];
 
 type ColumnType =
   | 'int32'
@@ -180,6 +206,8 @@ interface ColumnSpec {
   readonly epochsOf?: string;
   /** Allowed values, for enum-like integer lists. */
   readonly values?: readonly number[];
+  /** What the values mean, stored in the Arrow field's metadata so a file explains itself. */
+  readonly description?: string;
 }
 
 type Columns<Row> = {
@@ -208,8 +236,23 @@ const ppoColumns: Columns<PpoTraceRow> = {
   return: { type: 'list<float32>', alignedWith: 'tokens' },
   entropy: { type: 'list<float32>', alignedWith: 'tokens' },
   ratio: { type: 'list<list<float32>>', alignedWith: 'tokens' },
-  clip: { type: 'list<list<int8>>', alignedWith: 'tokens', epochsOf: 'ratio', values: [-1, 0, 1] },
+  clip_class: {
+    type: 'list<list<int8>>',
+    alignedWith: 'tokens',
+    epochsOf: 'ratio',
+    values: clipClassValues,
+    description:
+      "PPO ratio clipping per epoch and token (RLHF Lens's classifyClip of ratio, advantage and the stage's " +
+      `cliprange ε): ${clipClassValues.map((value) => `${value} = ${clipClassMeanings[value]}`).join('; ')}. ` +
+      'policy/clipfrac_avg is the fraction of 2s.',
+  },
 };
+
+/** Version 1's PPO columns: `clip` where version 2 has `clip_class`. Read, never written. */
+const ppoColumnsV1: Readonly<Record<string, ColumnSpec>> = Object.fromEntries([
+  ...Object.entries(ppoColumns).filter(([name]) => name !== 'clip_class'),
+  ['clip', { type: 'list<list<int8>>', alignedWith: 'tokens', epochsOf: 'ratio', values: [-1, 0, 1] }],
+]);
 
 const dpoColumns: Columns<DpoTraceRow> = {
   step: { type: 'int32' },
@@ -285,10 +328,19 @@ function arrowType(type: ColumnType): DataType {
   }
 }
 
+/** Arrow field metadata key of a column's description. */
+export const columnDescriptionKey = 'rlhf_lens.description';
+
 /** The Arrow schema of a kind's files, kind and version in its metadata. */
 export function traceSchema(kind: TraceKind): Schema {
   const fields = Object.entries(columnsOf[kind]).map(
-    ([name, spec]) => new Field(name, arrowType(spec.type), spec.type === 'float32?'),
+    ([name, spec]) =>
+      new Field(
+        name,
+        arrowType(spec.type),
+        spec.type === 'float32?',
+        spec.description === undefined ? undefined : new Map([[columnDescriptionKey, spec.description]]),
+      ),
   );
   return new Schema(
     fields,
@@ -566,16 +618,18 @@ export function decodeTraceTable(bytes: Uint8Array): TraceTable {
     );
   }
   const version = table.schema.metadata.get(traceVersionKey);
-  if (version !== traceVersion) {
+  if (version === undefined || !readableTraceVersions.includes(version)) {
     throw new TraceFormatError(
-      `Trace format version ${JSON.stringify(version ?? null)} is not supported (this reader reads "${traceVersion}"); set "${traceVersionKey}" or update RLHF Lens.`,
+      `Trace format version ${JSON.stringify(version ?? null)} is not supported (this reader reads ` +
+        `${readableTraceVersions.map((v) => `"${v}"`).join(' and ')}); set "${traceVersionKey}" or update RLHF Lens.`,
     );
   }
-  const specs = columnsOf[kind];
+  const specs = kind === 'ppo' && version === '1' ? ppoColumnsV1 : columnsOf[kind];
   for (const column of Object.keys(specs)) {
     if (table.schema.fields.every((field) => field.name !== column))
       throw new TraceFormatError(
-        `The ${kind} trace has no column "${column}"; every ${kind} trace has ${traceColumns(kind).join(', ')}.`,
+        `The ${kind} trace has no column "${column}"; every version-${version} ${kind} trace has ` +
+          `${Object.keys(specs).join(', ')}.`,
       );
   }
   const readers = table.schema.fields.map((field, columnIndex) => {
@@ -605,9 +659,11 @@ export function decodeTraceTable(bytes: Uint8Array): TraceTable {
       throw new RangeError(`Row ${index} is outside the trace's ${numRows} rows.`);
     const values: Record<string, unknown> = {};
     for (const { name, read } of readers) values[name] = read(index);
+    if (specs === ppoColumnsV1) values.clip_class = null; // version 1 predates the column
     return values;
   };
-  return { kind, numRows, columns: table.schema.fields.map((field) => field.name), row } as TraceTable;
+  const columns = table.schema.fields.map((field) => field.name);
+  return { kind, version, numRows, columns, row } as TraceTable;
 }
 
 function plainOfShape(value: unknown, shape: Shape): unknown {

@@ -3,12 +3,12 @@
 // across steps, run.json's clip range, the folder watcher's latency, the webview message validator,
 // and the HTML export's page.
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { buildExportHtml } from '../../src/host/exportHtml';
-import { listTraceSteps, MetricsTail, readRunInfo, TraceCache } from '../../src/host/runData';
+import { listTraceSteps, MetricsTail, readRunInfo, stageSettings, TraceCache } from '../../src/host/runData';
 import { RunFolderWatcher, type RunFolderChange } from '../../src/host/runFolderWatcher';
 import { parseDashboardMessage } from '../../src/shared/protocol';
 import { responseText, tokenTextAt } from '../../src/shared/packedTrace';
@@ -63,7 +63,7 @@ test('trace steps are listed in order, packed from the Arrow files, and a prompt
         Math.abs(trace.ratio[trace.numTokens + t] - row.ratio[1][i]) < 1e-6,
         'epoch 2 ratios sit after epoch 1',
       );
-      assert.equal(trace.clip[trace.numTokens + t], row.clip[1][i]);
+      assert.equal(trace.clipClass?.[trace.numTokens + t], row.clip_class[1][i], 'the recorded clip class');
     });
   });
   assert.ok(Number.isNaN(trace.oracleScore[2]), 'a missing oracle score is NaN');
@@ -102,13 +102,68 @@ test('readRunInfo reads the PPO stage’s clip range from run.json and names the
     }),
   );
   const info = await readRunInfo(dir);
-  assert.equal(info.cliprange, 0.1);
-  assert.equal(info.maxNewTokens, 24);
+  assert.deepEqual(info.cliprange, { value: 0.1, source: 'run.json config.stages[1].cliprange' });
+  assert.deepEqual(info.maxNewTokens, { value: 24, source: 'run.json config.stages[1].max_new_tokens' });
   assert.equal(info.step, 3);
   assert.equal(info.status, 'running');
   writeFileSync(path.join(dir, 'run.json'), '{"status": 5}');
   await assert.rejects(readRunInfo(dir), (error: Error) =>
     error.message.startsWith(`${path.join(dir, 'run.json')}: status must be one of`),
+  );
+});
+
+test('the header’s stage settings are validated, and say why they are missing instead of defaulting', () => {
+  const ppo = { type: 'ppo', cliprange: 0.3, max_new_tokens: 16 };
+  const settings = (json: Record<string, unknown>) => stageSettings(json);
+  // A later stage (DPO after PPO): ε comes from the PPO stage that wrote the PPO traces.
+  assert.deepEqual(settings({ stage_index: 2, config: { stages: [{ type: 'sft' }, ppo, { type: 'dpo' }] } }), {
+    cliprange: { value: 0.3, source: 'run.json config.stages[1].cliprange' },
+    maxNewTokens: { missing: "run.json's config.stages[2].max_new_tokens is missing" },
+  });
+  assert.deepEqual(settings({ name: 'from another trainer' }), {
+    cliprange: { missing: 'run.json has no config.stages (a run from another trainer?)' },
+    maxNewTokens: { missing: 'run.json has no config.stages (a run from another trainer?)' },
+  });
+  assert.deepEqual(settings({ stage_index: 0, config: { stages: [{ type: 'ppo', cliprange: '0.2' }] } }).cliprange, {
+    missing: 'run.json\'s config.stages[0].cliprange must be a number ≥ 0, got "0.2"',
+  });
+  assert.deepEqual(settings({ stage_index: 0, config: { stages: [{ type: 'ppo' }] } }).cliprange, {
+    missing: "run.json's config.stages[0].cliprange is missing",
+  });
+  assert.deepEqual(
+    settings({ stage_index: 0, config: { stages: [{ type: 'inspect', max_new_tokens: 12 }] } }),
+    {
+      cliprange: { missing: "run.json's config has no PPO stage up to the current one (stage_index 0)" },
+      maxNewTokens: { value: 12, source: 'run.json config.stages[0].max_new_tokens' },
+    },
+    'an inspection run trains nothing: no ε',
+  );
+  assert.deepEqual(settings({ stage_index: 3, config: { stages: [ppo] } }).cliprange, {
+    missing: "run.json's stage_index 3 is beyond its 1 config stages",
+  });
+  assert.equal(settings({ config: { stages: [ppo] } }).cliprange.value, 0.3, 'one stage is the current one');
+  assert.deepEqual(settings({ config: { stages: [{ type: 'sft' }, ppo] } }).cliprange, {
+    missing: 'run.json has no stage_index to pick one of its 2 config stages',
+  });
+});
+
+test('a trace format 1 file (clip, no clip_class) packs with clipClass null; the current format packs its classes', async () => {
+  const dir = tempRun();
+  copyFileSync(
+    path.join(__dirname, '..', 'fixtures', 'traces', 'ppo-v1-step-3.arrow'),
+    path.join(dir, 'traces', 'step-3.arrow'),
+  );
+  writeFileSync(path.join(dir, 'traces', 'step-4.arrow'), encodeTrace('ppo', fixtureRows(4)));
+  const cache = new TraceCache();
+  const old = await cache.packed(dir, 3);
+  const current = await cache.packed(dir, 4);
+  assert.equal(old.clipClass, null);
+  assert.ok(current.clipClass);
+  assert.deepEqual([...old.ratio], [...current.ratio], 'the same rows, written by both versions');
+  assert.deepEqual(
+    [...current.clipClass.subarray(current.numTokens, current.numTokens + 4)],
+    [2, 2, 1, 0],
+    'sample 0 at epoch 2: clipped, clipped, outside kept, inside',
   );
 });
 

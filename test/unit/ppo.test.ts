@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
-import { Random } from '../../src/core';
+import { classifyClip, Random } from '../../src/core';
 import { decodeSafetensors, encodeSafetensors } from '../../src/shared/safetensors';
 import { decodeTrace } from '../../src/shared/traceFormat';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
@@ -205,10 +205,10 @@ test('a PPO step writes TRL metrics and a trace with every per-token quantity an
       assert.equal(row[column].length, n, column);
     assert.equal(row.ratio.length, 2, 'one ratio list per PPO epoch');
     assert.ok(row.ratio.every((epoch) => epoch.length === n));
-    assert.ok(
-      row.clip.every((epoch, e) =>
-        epoch.every((flag, t) => flag === (row.ratio[e][t] < 0.8 ? -1 : row.ratio[e][t] > 1.2 ? 1 : 0)),
-      ),
+    assert.deepEqual(
+      row.clip_class,
+      row.ratio.map((epoch) => epoch.map((r, t) => classifyClip(r, row.advantage[t], 0.2))),
+      'clip_class is the core classification of the stored ratio and advantage with the stage’s ε',
     );
     // The first epoch's first minibatch sees the rollout policy: ratios there are ~1.
     assert.equal(row.reward.at(-1) !== undefined, true);

@@ -191,7 +191,7 @@ test('a PPO step trace gives one set per prompt with two or more responses (up t
     return: [0],
     entropy: [0],
     ratio: [[1]],
-    clip: [[0]],
+    clip_class: [[0]],
   });
   const rows = [
     row(0, 'p1:', 'a'),

@@ -30,6 +30,7 @@ import {
   type RewardTraceRow,
 } from '../../src/shared/traceFormat';
 import { writeTrace } from '../../src/trainer/run/traceWriter';
+import { fixtureRows } from '../webview/dashboardFixture';
 
 /** A PPO row whose per-token values differ per column, token and epoch, none exactly a float32. */
 function ppoRow(sample: number, tokens: string[], epochs = 3, step = 7): PpoTraceRow {
@@ -52,7 +53,7 @@ function ppoRow(sample: number, tokens: string[], epochs = 3, step = 7): PpoTrac
     return: perToken(6),
     entropy: perToken(7),
     ratio: Array.from({ length: epochs }, (_, epoch) => tokens.map((_, t) => 1 + (epoch - 1) * 0.07 + t * 1e-4)),
-    clip: Array.from({ length: epochs }, (_, epoch) => tokens.map((_, t) => ((t + epoch) % 3) - 1)),
+    clip_class: Array.from({ length: epochs }, (_, epoch) => tokens.map((_, t) => (t + epoch) % 3)),
   };
 }
 
@@ -94,7 +95,7 @@ test('PPO rows round-trip: unicode and whitespace tokens, an empty response, nul
   assert.deepEqual(decoded.rows[0].tokens, unicodeTokens);
   assert.deepEqual(decoded.rows[1].tokens, whitespaceTokens);
   assert.deepEqual([decoded.rows[0].oracle_score, decoded.rows[1].oracle_score], [null, Math.fround(1 / 7)]);
-  assert.deepEqual(decoded.rows[0].clip[2].slice(0, 3), [1, -1, 0]);
+  assert.deepEqual(decoded.rows[0].clip_class?.slice(2), [[2, 0, 1, 2, 0, 1, 2, 0]]);
 });
 
 test('float32 columns keep exactly Math.fround of the input, including -0, NaN and ±Infinity', () => {
@@ -209,7 +210,7 @@ test('the schema holds kind and version in its metadata, and the columns in the 
   const table = tableFromIPC(encodeTrace('ppo', [ppoRow(0, ['a', 'b'])]));
   assert.deepEqual(Object.fromEntries(table.schema.metadata), {
     'rlhf_lens.trace_kind': 'ppo',
-    'rlhf_lens.trace_version': '1',
+    'rlhf_lens.trace_version': '2',
   });
   assert.deepEqual(
     table.schema.fields.map((field) => `${field.name}: ${String(field.type)}${field.nullable ? '?' : ''}`),
@@ -231,9 +232,13 @@ test('the schema holds kind and version in its metadata, and the columns in the 
       'return: List<Float32>',
       'entropy: List<Float32>',
       'ratio: List<List<Float32>>',
-      'clip: List<List<Int8>>',
+      'clip_class: List<List<Int8>>',
     ],
   );
+  // The file explains its clip classes to a reader without our code (pyarrow: schema.field(...).metadata).
+  const description = table.schema.fields.at(-1)?.metadata.get('rlhf_lens.description') ?? '';
+  for (const meaning of ['0 = inside the band', '1 = outside the band, gradient kept', '2 = clipped, gradient removed'])
+    assert.ok(description.includes(meaning), `"${meaning}" in "${description}"`);
   for (const kind of ['dpo', 'reward'] as const) {
     const schema = tableFromIPC(encodeTrace(kind, [])).schema;
     assert.equal(schema.metadata.get('rlhf_lens.trace_kind'), kind);
@@ -285,26 +290,26 @@ test('a per-token list of the wrong length is refused, naming the sample and the
     [
       {
         ...good[0],
-        clip: [
+        clip_class: [
           [0, 0, 0],
           [0, 0, 0],
         ],
       },
     ],
-    /column "clip": has 2 epochs but "ratio" has 3/,
+    /column "clip_class": has 2 epochs but "ratio" has 3/,
   );
   refuses(
     [
       {
         ...good[0],
-        clip: [
+        clip_class: [
           [0, 0, 0],
-          [0, 2, 0],
+          [0, -1, 0],
           [0, 0, 0],
         ],
       },
     ],
-    /column "clip": epoch 1 entry 1 is 2; expected -1, 0, 1/,
+    /column "clip_class": epoch 1 entry 1 is -1; expected 0, 1, 2/,
   );
   refuses([{ ...good[0], sample: 1.5 }], /column "sample": expected a 32-bit integer/);
   const dpo: DpoTraceRow = {
@@ -410,6 +415,49 @@ test('files that are not traces are refused with a message that says what is wro
     table.schema.metadata,
   );
   assert.throws(() => decodeTrace(tableToIPC(new Table(noMargin), 'file')), /has no column "margin"/);
+});
+
+const versionOneFile = path.join(__dirname, '..', 'fixtures', 'traces', 'ppo-v1-step-3.arrow');
+
+test('a version-1 PPO trace (`clip`, before `clip_class`) still reads: clip_class null, clip kept', async () => {
+  const bytes = await readFile(versionOneFile);
+  const table = decodeTraceTable(bytes);
+  assert.deepEqual([table.kind, table.version, table.numRows], ['ppo', '1', 4]);
+  assert.deepEqual(table.columns.slice(-2), ['ratio', 'clip']);
+  const written = fixtureRows(3); // what the version-1 writer was given (test/fixtures/traces/README.md)
+  const { rows } = decodeTrace(bytes);
+  rows.forEach((row, s) => {
+    assert.equal(row.clip_class, null, 'version 1 has no clip class: readers derive it and say so');
+    // The old column: the ratio's side of the band [0.8, 1.2], as the version-1 writer computed it.
+    const side = written[s].ratio.map((epoch) => epoch.map((r) => (r < 0.8 ? -1 : r > 1.2 ? 1 : 0)));
+    assert.deepEqual(row.clip, side);
+    assert.deepEqual(
+      { ...row, clip: undefined },
+      { ...float32Rounded(written[s], ppoFloats), clip_class: null, clip: undefined },
+    );
+  });
+  assert.ok(
+    rows.some((row) => (row.clip as number[][]).flat().includes(-1)) &&
+      rows.some((row) => (row.clip as number[][]).flat().includes(1)),
+    'the fixture has ratios on both sides of the band',
+  );
+});
+
+test('a version-1 PPO trace needs its clip column; an unknown version is refused, naming readable ones', async () => {
+  const versionOne = tableFromIPC(await readFile(versionOneFile));
+  const withoutClip = versionOne.select(
+    versionOne.schema.fields.map((field) => field.name).filter((n) => n !== 'clip'),
+  );
+  assert.throws(
+    () => decodeTrace(tableToIPC(withoutClip, 'file')),
+    /The ppo trace has no column "clip"; every version-1 ppo trace has step, .*, ratio, clip\./,
+  );
+  const future = tableFromIPC(encodeTrace('ppo', [ppoRow(0, ['a'])]));
+  future.schema.metadata.set('rlhf_lens.trace_version', '3');
+  assert.throws(
+    () => decodeTrace(tableToIPC(future, 'file')),
+    /Trace format version "3" is not supported \(this reader reads "1" and "2"\)/,
+  );
 });
 
 test('decodeTraceTable gives the same rows as decodeTrace, one at a time', () => {

@@ -3,13 +3,24 @@
  * test can predict each token's colour and clip class), synthetic steps of any size, and a way to
  * deliver messages holding typed arrays to the page as VS Code's postMessage does.
  */
-import { Random } from '../../src/core';
+import { classifyClip, Random } from '../../src/core';
 import type { DashboardRunInfo, MetricPoint, ToDashboardMessage } from '../../src/shared/dashboardMessages';
 import { packPpoTrace, type PackedPpoTrace } from '../../src/shared/packedTrace';
 import { decodeTraceTable, encodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
 import type { WebviewPage } from './webviewPage';
 
-export const fixtureCliprange = 0.2;
+export const fixtureEpsilon = 0.2;
+
+/** clip_class as the trainer's trace writer computes it (ppoTraceRows): on the float32 values the file stores. */
+export function clipClassesOf(
+  ratios: readonly number[][],
+  advantage: readonly number[],
+  cliprange: number,
+): number[][] {
+  return ratios.map((epoch) =>
+    epoch.map((r, t) => classifyClip(Math.fround(r), Math.fround(advantage[t]), cliprange) as number),
+  );
+}
 
 export const fixtureRun: DashboardRunInfo = {
   id: 'fixture-ppo-20261121-120000',
@@ -19,8 +30,8 @@ export const fixtureRun: DashboardRunInfo = {
   stage: 'ppo',
   step: 3,
   maxSteps: 3,
-  cliprange: fixtureCliprange,
-  maxNewTokens: 16,
+  cliprange: { value: fixtureEpsilon, source: 'run.json config.stages[2].cliprange' },
+  maxNewTokens: { value: 16, source: 'run.json config.stages[2].max_new_tokens' },
 };
 
 function row(
@@ -53,7 +64,7 @@ function row(
     return: ramp(0.2),
     entropy: tokens.map(() => 1.5),
     ratio: ratios,
-    clip: ratios.map((epoch) => epoch.map((r) => (r < 1 - fixtureCliprange ? -1 : r > 1 + fixtureCliprange ? 1 : 0))),
+    clip_class: clipClassesOf(ratios, advantage, fixtureEpsilon),
     ...extra,
   };
 }
@@ -152,25 +163,36 @@ export function syntheticRows(step: number, samples: number, tokens: number, see
       Array.from({ length: tokens }, () => 1),
       Array.from({ length: tokens }, () => Math.fround(1 + 0.15 * random.normal())),
     ];
+    // Drawn in this order (the benchmark's numbers depend on it).
+    const score = Math.fround(random.normal());
+    const oracleScore = Math.fround(random.normal() * 0.5);
+    const logprob = values().map((v) => -Math.abs(v));
+    const refLogprob = values().map((v) => -Math.abs(v));
+    const kl = values();
+    const value = values();
+    const reward = values();
+    const advantage = values();
+    const returns = values();
+    const entropy = values().map((v) => Math.abs(v));
     return {
       step,
       sample: s,
       prompt: `Prompt number ${s % 37} says`,
       response: text.join(''),
-      score: Math.fround(random.normal()),
-      oracle_score: Math.fround(random.normal() * 0.5),
+      score,
+      oracle_score: oracleScore,
       tokens: text,
       token_ids: text.map((_, i) => i % 500),
-      logprob: values().map((v) => -Math.abs(v)),
-      ref_logprob: values().map((v) => -Math.abs(v)),
-      kl: values(),
-      value: values(),
-      reward: values(),
-      advantage: values(),
-      return: values(),
-      entropy: values().map((v) => Math.abs(v)),
+      logprob,
+      ref_logprob: refLogprob,
+      kl,
+      value,
+      reward,
+      advantage,
+      return: returns,
+      entropy,
       ratio,
-      clip: ratio.map((epoch) => epoch.map((r) => (r < 0.8 ? -1 : r > 1.2 ? 1 : 0))),
+      clip_class: clipClassesOf(ratio, advantage, fixtureEpsilon),
     };
   });
 }

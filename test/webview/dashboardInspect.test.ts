@@ -47,7 +47,14 @@ after(() => browser?.close());
 test("the dashboard shows an inspection run's step like a PPO step: its samples, tokens coloured by KL, and its metrics", async () => {
   const run = await readRunInfo(runDir);
   assert.equal(run.stage, 'inspect');
-  assert.equal(run.maxNewTokens, 12, 'the stage settings are found where training runs keep theirs');
+  assert.deepEqual(
+    run.maxNewTokens,
+    { value: 12, source: 'run.json config.stages[0].max_new_tokens' },
+    'the stage settings are found where training runs keep theirs',
+  );
+  assert.deepEqual(run.cliprange, {
+    missing: "run.json's config has no PPO stage up to the current one (stage_index 0)",
+  });
   const steps = await listTraceSteps(runDir);
   assert.deepEqual(steps, [1, 2]);
   const trace = await new TraceCache().packed(runDir, 2);

@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { buildExportHtml } from '../../src/host/exportHtml';
-import type { DashboardExportHtmlMessage } from '../../src/shared/dashboardMessages';
+import type { DashboardExportHtmlMessage, DashboardRunInfo } from '../../src/shared/dashboardMessages';
+import { packPpoTrace, type PackedPpoTrace } from '../../src/shared/packedTrace';
+import { decodeTraceTable } from '../../src/shared/traceFormat';
 import { fixtureMetrics, fixtureRows, fixtureRun, packThroughArrow, sendToDashboard } from './dashboardFixture';
 import { launchBrowser, openWebview, screenshotDir, type Theme, type WebviewPage } from './webviewPage';
 
@@ -18,10 +20,27 @@ before(async () => {
 });
 after(() => browser?.close());
 
-/** Opens the dashboard on the fixture run's step 3, Rollouts tab. */
-async function openFixture(options: { theme?: Theme; width?: number; height?: number } = {}): Promise<WebviewPage> {
+/** The fixture's step 3 as the trace format 1 writer wrote it (`clip`, no `clip_class`), packed by the host. */
+function versionOneTrace(): PackedPpoTrace {
+  const bytes = readFileSync(path.join(__dirname, '..', 'fixtures', 'traces', 'ppo-v1-step-3.arrow'));
+  const table = decodeTraceTable(bytes);
+  if (table.kind !== 'ppo') throw new Error('expected a PPO trace');
+  return packPpoTrace(3, table.numRows, (i) => table.row(i));
+}
+
+/** A run whose run.json records no stage settings, as one from another trainer. */
+const foreignRun: DashboardRunInfo = {
+  ...fixtureRun,
+  cliprange: { missing: 'run.json has no config.stages (a run from another trainer?)' },
+  maxNewTokens: { missing: 'run.json has no config.stages (a run from another trainer?)' },
+};
+
+/** Opens the dashboard on the fixture run's step 3 (by default as the current writer writes it), Rollouts tab. */
+async function openFixture(
+  options: { theme?: Theme; width?: number; height?: number; run?: DashboardRunInfo; trace?: PackedPpoTrace } = {},
+): Promise<WebviewPage> {
   const view = await openWebview(browser, 'dashboard', { width: 1100, height: 720, ...options });
-  await sendToDashboard(view, { type: 'dashboard/run', run: fixtureRun });
+  await sendToDashboard(view, { type: 'dashboard/run', run: options.run ?? fixtureRun });
   await sendToDashboard(view, {
     type: 'dashboard/metrics',
     runId: fixtureRun.id,
@@ -35,7 +54,7 @@ async function openFixture(options: { theme?: Theme; width?: number; height?: nu
     { type: 'dashboard/requestTrace', step: 3 },
     'following the latest step, it asks for step 3',
   );
-  await sendToDashboard(view, { type: 'dashboard/trace', trace: packThroughArrow(3, fixtureRows(3)) });
+  await sendToDashboard(view, { type: 'dashboard/trace', trace: options.trace ?? packThroughArrow(3, fixtureRows(3)) });
   await view.page.click('#tab-rollouts');
   await view.page.locator('#samples .sample-row').first().waitFor();
   return view;
@@ -207,7 +226,11 @@ test('clip colouring and the token table classify each token by ratio, band and 
     assertColour(colours[1], purple, 0.75, '" film": removed below');
     assertColour(colours[2], yellow, 0.4, '"!": outside the band, kept');
     assertColour(colours[3], [0, 0, 0], 0, '" and": inside');
-    assert.match((await view.page.locator('#legend').textContent()) ?? '', /clip, epoch 2, band \[0\.8, 1\.2\]/);
+    assert.match(
+      (await view.page.locator('#legend').textContent()) ?? '',
+      /clip class, epoch 2, band \[0\.8, 1\.2\] \(ε = 0\.2\)/,
+    );
+    assert.equal(await view.page.locator('#legend-clip-origin').count(), 0, 'recorded classes need no note');
     await view.page.selectOption('#epoch', '0');
     assert.deepEqual(
       await view.page
@@ -225,7 +248,7 @@ test('clip colouring and the token table classify each token by ratio, band and 
       await table
         .locator('tbody tr')
         .evaluateAll((rows) => rows.map((row) => (row.querySelectorAll('td.ratio')[1] as HTMLElement).dataset.clip)),
-      ['removed-above', 'removed-below', 'outside-kept', 'inside'],
+      ['clipped-above', 'clipped-below', 'outside-kept', 'inside'],
     );
     assert.deepEqual(await table.locator('tbody td.sign').allTextContents(), ['+', '−', '+', '+']);
     assert.deepEqual(
@@ -253,6 +276,83 @@ test('clip colouring and the token table classify each token by ratio, band and 
     await view.page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-clipping.png') });
   } finally {
     await view.close();
+  }
+});
+
+/** Sample 0's four token colours in the heatmap. */
+const sampleZeroColours = (view: WebviewPage) =>
+  view.page
+    .locator('[data-sample="0"] .tok')
+    .evaluateAll((spans) => spans.map((span) => getComputedStyle(span).backgroundColor));
+
+test('a trace format 1 step (no clip_class) opens with classes derived from ratio, advantage and ε', async () => {
+  const current = await openFixture();
+  await current.page.selectOption('#colour-by', 'clip');
+  const recordedColours = await sampleZeroColours(current);
+  await current.close();
+  const view = await openFixture({ trace: versionOneTrace() });
+  try {
+    await view.page.selectOption('#colour-by', 'clip');
+    assert.deepEqual(await sampleZeroColours(view), recordedColours, 'the same classes as the current writer records');
+    assert.match(
+      (await view.page.locator('#legend-clip-origin').textContent()) ?? '',
+      /Clip classes derived from ratio, advantage and ε = 0\.2 \(run\.json config\.stages\[2\]\.cliprange\)/,
+    );
+    await view.page.locator('[data-sample="0"] .tok').first().hover();
+    const tooltip = (await view.page.locator('#token-tooltip').innerText()).replace(/\s+/g, ' ');
+    for (const expected of [
+      'ratio, epoch 2 1.5 · clipped: A > 0 and r > 1 + ε, gradient removed (derived)',
+      'clip classes derived from ratio, advantage and ε = 0.2',
+    ])
+      assert.ok(tooltip.includes(expected), `"${expected}" in "${tooltip}"`);
+    await view.page.click('#tab-clipping');
+    assert.match((await view.page.locator('#clip-origin').textContent()) ?? '', /derived from ratio, advantage/);
+    const epoch2 = view.page.locator('#clip-epochs tbody tr').nth(1);
+    assert.deepEqual((await epoch2.locator('td').allTextContents()).slice(0, 5), ['15', '3', '2', '1', '33.3%']);
+    await view.page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-clipping-format1.png') });
+    assert.deepEqual(view.errors, []);
+  } finally {
+    await view.close();
+  }
+});
+
+test('without cliprange in the header the dashboard says so: no band, no classes for a format 1 trace', async () => {
+  const old = await openFixture({ run: foreignRun, trace: versionOneTrace() });
+  try {
+    assert.match((await old.page.locator('#rollout-status').textContent()) ?? '', /ε unknown$/);
+    assert.match(
+      (await old.page.locator('[data-sample="0"]').getAttribute('aria-label')) ?? '',
+      /4 tokens, clipped unknown\./,
+    );
+    await old.page.selectOption('#colour-by', 'clip');
+    assert.deepEqual(await sampleZeroColours(old), Array(4).fill('rgba(0, 0, 0, 0)'), 'no class is guessed');
+    assert.match(
+      (await old.page.locator('#legend').textContent()) ?? '',
+      /ε unknown \(run\.json has no config\.stages .*Clip classes unknown: this trace was written before/,
+    );
+    await old.page.click('#tab-clipping');
+    assert.match(
+      (await old.page.locator('#clip-origin').textContent()) ?? '',
+      /unknown: .*has no cliprange \(run\.json has no config\.stages \(a run from another trainer\?\)\)/,
+    );
+    assert.equal(await old.page.locator('#clip-epochs').count(), 0, 'no table of guessed counts');
+    await old.page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-clipping-no-cliprange.png') });
+    assert.deepEqual(old.errors, []);
+  } finally {
+    await old.close();
+  }
+  const current = await openFixture({ run: foreignRun });
+  try {
+    await current.page.click('#tab-clipping');
+    assert.match((await current.page.locator('#clip-intro').textContent()) ?? '', /^Step 3, ε unknown \(run\.json/);
+    const epoch2 = current.page.locator('#clip-epochs tbody tr').nth(1);
+    assert.deepEqual(
+      (await epoch2.locator('td').allTextContents()).slice(0, 5),
+      ['15', '3', '2', '1', '33.3%'],
+      'a format 2 trace brings its own classes',
+    );
+  } finally {
+    await current.close();
   }
 });
 

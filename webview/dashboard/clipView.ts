@@ -1,12 +1,20 @@
 /**
  * The Clipping tab: for the chosen step, how often PPO's ratio clipping removed a token's gradient —
  * per epoch (with the tokens merely outside the band, whose gradient was kept), per response
- * position (a uPlot chart, one line per epoch), and per token string.
+ * position (a uPlot chart, one line per epoch), and per token string. It says where the classes come
+ * from (the trace's clip_class column, or derived for a version-1 trace) and why they are unknown.
  */
 import uPlot from 'uplot';
+import type { RunSetting } from '../../src/shared/dashboardMessages';
 import { tokenTextAt, type PackedPpoTrace } from '../../src/shared/packedTrace';
-import { summariseClipping, type ClipSummary } from './clipAnalysis';
-import { formatNumber, rgba, themeColour } from './colorScale';
+import {
+  bandText,
+  clipClassesOrigin,
+  summariseClipping,
+  type ClipSummary,
+  type TraceClipClasses,
+} from './clipAnalysis';
+import { rgba, themeColour } from './colorScale';
 import { element } from './dom';
 
 const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
@@ -20,20 +28,37 @@ export class ClipView {
     this.root.append(element('p', { className: 'muted' }, ['No PPO trace yet.']));
   }
 
-  setTrace(trace: PackedPpoTrace, cliprange: number): void {
-    const summary = summariseClipping(trace, cliprange, (t) => tokenTextAt(trace, t));
+  setTrace(trace: PackedPpoTrace, clipClasses: TraceClipClasses, cliprange: RunSetting<number> | undefined): void {
+    const summary = summariseClipping(trace, clipClasses, (t) => tokenTextAt(trace, t));
     this.summary = summary;
-    const intro = element('p', {}, [
-      `Step ${trace.step}, band [${formatNumber(1 - cliprange)}, ${formatNumber(1 + cliprange)}] (ε = ${cliprange}). A token’s gradient is removed when A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε; outside the band on the other side it is kept.`,
+    const intro = element('p', { id: 'clip-intro' }, [
+      `Step ${trace.step}, ${bandText(cliprange)}. A token’s gradient is removed (clipped) when ` +
+        'A > 0 and r > 1 + ε, or A < 0 and r < 1 − ε; outside the band on the other side it is kept.',
     ]);
+    const recorded = clipClasses.origin === 'recorded';
+    const origin = element('p', { className: recorded ? 'muted' : 'warning', id: 'clip-origin' }, [
+      `Clip classes ${clipClassesOrigin(clipClasses)}.`,
+    ]);
+    this.plot?.destroy();
+    this.plot = undefined;
+    if (trace.numEpochs === 0) {
+      this.root.replaceChildren(
+        element('p', { className: 'muted' }, [`Step ${trace.step} has no PPO epochs: nothing was trained on it.`]),
+      );
+      return;
+    }
+    if (summary === undefined) {
+      this.root.replaceChildren(intro, origin);
+      return;
+    }
     const epochRows = summary.epochs.map((e) =>
       element('tr', {}, [
         element('th', { scope: 'row' }, [String(e.epoch + 1)]),
         element('td', { className: 'num' }, [String(e.tokens)]),
-        element('td', { className: 'num' }, [String(e.removedAbove)]),
-        element('td', { className: 'num' }, [String(e.removedBelow)]),
+        element('td', { className: 'num' }, [String(e.clippedAbove)]),
+        element('td', { className: 'num' }, [String(e.clippedBelow)]),
         element('td', { className: 'num' }, [String(e.outsideKept)]),
-        element('td', { className: 'num removed-fraction' }, [percent(e.removedFraction)]),
+        element('td', { className: 'num clipped-fraction' }, [percent(e.clippedFraction)]),
         element('td', { className: 'num' }, [percent(e.outsideFraction)]),
       ]),
     );
@@ -46,8 +71,8 @@ export class ClipView {
           [
             'epoch',
             'tokens',
-            'removed (A>0, r>1+ε)',
-            'removed (A<0, r<1−ε)',
+            'clipped (A>0, r>1+ε)',
+            'clipped (A<0, r<1−ε)',
             'outside, kept',
             'clip fraction',
             'outside band',
@@ -60,7 +85,7 @@ export class ClipView {
       element('tr', {}, [
         element('td', { className: 'token-cell' }, [JSON.stringify(entry.text)]),
         element('td', { className: 'num' }, [String(entry.occurrences)]),
-        element('td', { className: 'num' }, [String(entry.removed)]),
+        element('td', { className: 'num' }, [String(entry.clipped)]),
         element('td', { className: 'num' }, [percent(entry.fraction)]),
       ]),
     );
@@ -70,7 +95,7 @@ export class ClipView {
         element(
           'tr',
           {},
-          ['token', 'occurrences', 'removed', 'fraction'].map((title) => element('th', { scope: 'col' }, [title])),
+          ['token', 'occurrences', 'clipped', 'fraction'].map((title) => element('th', { scope: 'col' }, [title])),
         ),
       ]),
       element(
@@ -91,10 +116,15 @@ export class ClipView {
     chartBox.setAttribute('role', 'img');
     chartBox.setAttribute(
       'aria-label',
-      `Clip fraction by response position, ${summary.removedByPosition.length} epochs, ${summary.tokensAtPosition.length} positions`,
+      `Clip fraction by response position, ${summary.clippedByPosition.length} epochs, ` +
+        `${summary.tokensAtPosition.length} positions`,
     );
-    this.root.replaceChildren(intro, element('div', { className: 'clip-grid' }, [epochTable, chartBox]), tokenTable);
-    this.plot?.destroy();
+    this.root.replaceChildren(
+      intro,
+      origin,
+      element('div', { className: 'clip-grid' }, [epochTable, chartBox]),
+      tokenTable,
+    );
     const positions = Array.from(summary.tokensAtPosition, (_, p) => p);
     const colours = [
       '--vscode-charts-red',
@@ -112,7 +142,7 @@ export class ClipView {
         scales: { x: { time: false }, y: { range: [0, 1] } },
         series: [
           { label: 'position' },
-          ...summary.removedByPosition.map((_, e) => ({
+          ...summary.clippedByPosition.map((_, e) => ({
             label: `epoch ${e + 1}`,
             stroke: rgba(themeColour(colours[e % colours.length], { r: 241, g: 76, b: 76 }), 1),
             width: 2,
@@ -126,7 +156,7 @@ export class ClipView {
       },
       [
         positions,
-        ...summary.removedByPosition.map((values) => Array.from(values, (v) => (Number.isNaN(v) ? null : v))),
+        ...summary.clippedByPosition.map((values) => Array.from(values, (v) => (Number.isNaN(v) ? null : v))),
       ],
       chartBox,
     );

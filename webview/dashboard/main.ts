@@ -1,7 +1,7 @@
 /**
  * The dashboard webview: a run's header and five tabs — Metrics (charts, comparison, warnings),
  * Rollouts (per-token heatmap), Clipping, Prompt over time — plus "Export as HTML". Without a run it
- * lists the workspace's runs. Every host message is handled in `receive`'s switch.
+ * lists the workspace's runs (runList.ts). Every host message is handled in `receive`'s switch.
  */
 import 'uplot/dist/uPlot.min.css';
 import './dashboard.css';
@@ -19,6 +19,7 @@ import { serialiseView } from './exportView';
 import { MetricsView } from './metricsView';
 import { PromptHistoryView } from './promptHistoryView';
 import { RolloutView } from './rolloutView';
+import { runList } from './runList';
 
 const host = connectToHost<ToDashboardMessage, FromDashboardMessage>();
 const app = document.getElementById('app') as HTMLElement;
@@ -135,7 +136,7 @@ function showRun(info: DashboardRunInfo): void {
   const first = run === undefined;
   run = info;
   renderHeader(info);
-  rollouts.setCliprange(info.cliprange);
+  if (rollouts.setCliprange(info.cliprange)) showClipping();
   metrics.setMainRun(info.id);
   if (first && lastRunList) metrics.setRunList(lastRunList.runs);
   if (first) {
@@ -145,71 +146,21 @@ function showRun(info: DashboardRunInfo): void {
   }
 }
 
-function formatTime(iso: string): string {
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+/** The Clipping tab follows the Rollouts tab's trace, with its clip classes and the header's ε. */
+function showClipping(): void {
+  const trace = rollouts.currentTrace;
+  const classes = rollouts.currentClipClasses;
+  if (trace && classes) clipping.setTrace(trace, classes, run?.cliprange);
 }
 
 /** Without a run: the workspace's runs, each with a button that opens its dashboard. */
 function renderRunList(message: DashboardRunsMessage): void {
-  const refresh = button('refresh', 'Refresh', 'List the runs again', () => host.post({ type: 'dashboard/refresh' }));
-  const body: Node[] = [
-    element('div', { className: 'toolbar' }, [element('h1', {}, ['Runs']), refresh]),
-    element('p', { className: 'muted', id: 'runs-folder' }, [message.runsFolder || 'No folder is open.']),
-  ];
-  if (message.runs.length === 0) {
-    body.push(
-      element('p', { id: 'no-runs' }, [
-        'No runs found. A run appears here when a trainer writes ',
-        element('code', {}, ['.rlhf/runs/<run-id>/run.json']),
-        '.',
-      ]),
-    );
-  } else {
-    const rows = message.runs.map((item) => {
-      const open = button(`open-${item.id}`, 'Open', `Open the dashboard of ${item.name}`, () =>
-        host.post({ type: 'dashboard/openRun', runId: item.id }),
-      );
-      const row = element('tr', {}, [
-        element('td', { className: 'run-name' }, [item.name]),
-        element('td', {}, [element('span', { className: `status status-${item.status}` }, [item.status])]),
-        element('td', { className: 'run-started' }, [
-          element('time', { dateTime: item.startedAt }, [formatTime(item.startedAt)]),
-        ]),
-        element('td', { className: 'muted' }, [item.id]),
-        element('td', {}, [open]),
-      ]);
-      row.dataset.runId = item.id;
-      return row;
-    });
-    const head = element(
-      'tr',
-      {},
-      ['Name', 'Status', 'Started', 'Run directory', ''].map((title) => element('th', { scope: 'col' }, [title])),
-    );
-    body.push(
-      element('table', { id: 'runs', className: 'data' }, [
-        element('caption', { className: 'muted' }, [
-          `${message.runs.length} run${message.runs.length === 1 ? '' : 's'}`,
-        ]),
-        element('thead', {}, [head]),
-        element('tbody', {}, rows),
-      ]),
-    );
-  }
-  if (message.problems.length > 0) {
-    body.push(
-      element('h2', {}, ['Unreadable runs']),
-      element(
-        'ul',
-        { id: 'problems' },
-        message.problems.map((problem) =>
-          element('li', { className: 'problem' }, [element('code', {}, [problem.file]), `: ${problem.message}`]),
-        ),
-      ),
-    );
-  }
-  app.replaceChildren(...body);
+  app.replaceChildren(
+    ...runList(message, {
+      refresh: () => host.post({ type: 'dashboard/refresh' }),
+      openRun: (runId) => host.post({ type: 'dashboard/openRun', runId }),
+    }),
+  );
   app.setAttribute('aria-busy', 'false');
 }
 
@@ -254,7 +205,7 @@ function receive(message: ToDashboardMessage): void {
       // The other tabs follow the same step, after the heatmap's first screen.
       requestAnimationFrame(() =>
         setTimeout(() => {
-          clipping.setTrace(message.trace, rollouts.currentCliprange);
+          showClipping();
           history.setTrace(message.trace);
         }, 0),
       );

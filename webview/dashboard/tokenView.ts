@@ -4,7 +4,7 @@
  * newline) so they keep their colour and can be hovered.
  */
 import { tokenFields, tokenTextAt, type PackedPpoTrace, type TokenField } from '../../src/shared/packedTrace';
-import { classifyClip, clipClassLabels, type ClipClass } from './clipAnalysis';
+import { clipCellAt, clipCellLabels, clipClassesOrigin, type ClipCell, type TraceClipClasses } from './clipAnalysis';
 import { colourOf, formatNumber, rgba, type DivergingScale, type Rgb } from './colorScale';
 
 /** What the heatmap colours tokens by: a per-token scalar, the ratio at an epoch, or the clip class at an epoch. */
@@ -20,7 +20,7 @@ export const colourByLabels: Record<ColourBy, string> = {
   logprob: 'logprob',
   ref_logprob: 'ref logprob',
   ratio: 'ratio',
-  clip: 'clip',
+  clip: 'clip class',
 };
 
 export interface ClipColours {
@@ -31,33 +31,38 @@ export interface ClipColours {
 export interface TokenPainter {
   readonly colourBy: ColourBy;
   readonly epoch: number;
-  readonly cliprange: number;
+  readonly clipClasses: TraceClipClasses;
   readonly scale: DivergingScale;
-  readonly clipColours: Record<Exclude<ClipClass, 'inside' | 'none'>, Rgb>;
+  readonly clipColours: Record<ColouredClipCell, Rgb>;
 }
 
-export const clipAlpha: Record<ClipClass, number> = {
-  'removed-above': 0.75,
-  'removed-below': 0.75,
+/** The clip cells drawn in colour; the others are transparent. */
+export type ColouredClipCell = 'clipped-above' | 'clipped-below' | 'outside-kept';
+
+export const clipAlpha: Record<ClipCell, number> = {
+  'clipped-above': 0.75,
+  'clipped-below': 0.75,
   'outside-kept': 0.4,
   inside: 0,
   none: 0,
+  unknown: 0,
 };
 
+const isColoured = (cell: ClipCell): cell is ColouredClipCell => clipAlpha[cell] > 0;
+
+/** The number behind a token's colour: the per-token value, the ratio, or the clip class (NaN when unknown). */
 export function tokenValue(trace: PackedPpoTrace, t: number, painter: TokenPainter): number {
-  if (painter.colourBy === 'ratio') return trace.ratio[painter.epoch * trace.numTokens + t];
-  if (painter.colourBy === 'clip') return trace.clip[painter.epoch * trace.numTokens + t];
+  const index = painter.epoch * trace.numTokens + t;
+  if (painter.colourBy === 'ratio') return trace.ratio[index];
+  if (painter.colourBy === 'clip')
+    return painter.clipClasses.origin === 'unknown' ? Number.NaN : painter.clipClasses.classes[index];
   return trace.values[painter.colourBy][t];
 }
 
 export function tokenBackground(trace: PackedPpoTrace, t: number, painter: TokenPainter): string {
   if (painter.colourBy === 'clip') {
-    const cls = classifyClip(
-      trace.ratio[painter.epoch * trace.numTokens + t],
-      trace.values.advantage[t],
-      painter.cliprange,
-    );
-    return cls === 'inside' || cls === 'none' ? 'transparent' : rgba(painter.clipColours[cls], clipAlpha[cls]);
+    const cell = clipCellAt(trace, painter.clipClasses, painter.epoch, t);
+    return isColoured(cell) ? rgba(painter.clipColours[cell], clipAlpha[cell]) : 'transparent';
   }
   return colourOf(painter.scale, tokenValue(trace, t, painter));
 }
@@ -87,20 +92,29 @@ export function renderTokens(parent: HTMLElement, trace: PackedPpoTrace, s: numb
   parent.append(fragment);
 }
 
-/** Tooltip lines for token t: its text, id, position, every per-token number, ratio and clip class per epoch. */
-export function tokenDetails(trace: PackedPpoTrace, t: number, s: number, cliprange: number): [string, string][] {
+/**
+ * Tooltip lines for token t: its text, id, position, every per-token number, ratio and clip class per epoch,
+ * and where the classes come from when the trace did not record them.
+ */
+export function tokenDetails(
+  trace: PackedPpoTrace,
+  t: number,
+  s: number,
+  clipClasses: TraceClipClasses,
+): [string, string][] {
   const lines: [string, string][] = [
     ['token', JSON.stringify(tokenTextAt(trace, t))],
     ['id', String(trace.tokenIds[t])],
     ['position', String(t - trace.tokenStart[s])],
   ];
   for (const field of tokenFields) lines.push([colourByLabels[field], formatNumber(trace.values[field][t])]);
+  const derived = clipClasses.origin === 'derived' ? ' (derived)' : '';
   for (let e = 0; e < trace.numEpochs; e++) {
     const ratio = trace.ratio[e * trace.numTokens + t];
-    lines.push([
-      `ratio, epoch ${e + 1}`,
-      `${formatNumber(ratio)} · ${clipClassLabels[classifyClip(ratio, trace.values.advantage[t], cliprange)]}`,
-    ]);
+    const cell = clipCellAt(trace, clipClasses, e, t);
+    lines.push([`ratio, epoch ${e + 1}`, `${formatNumber(ratio)} · ${clipCellLabels[cell]}${derived}`]);
   }
+  if (trace.numEpochs > 0 && clipClasses.origin !== 'recorded')
+    lines.push(['clip classes', clipClassesOrigin(clipClasses)]);
   return lines;
 }

@@ -9,7 +9,7 @@
  * Everything after the forward passes is plain-array math from src/core, the same functions the
  * public API exports. Nothing here takes a gradient.
  */
-import { gae, klPerToken, maskedWhiten, type KlEstimator } from '../../core';
+import { classifyClip, gae, klPerToken, maskedWhiten, type KlEstimator } from '../../core';
 import type { PpoTraceRow } from '../../shared/traceFormat';
 import type { Rollout } from '../rollout/rolloutEngine';
 import type { BpeTokenizer } from '../tokenizer';
@@ -93,6 +93,7 @@ export interface TraceRowParts {
   readonly oracleScores: readonly number[] | null;
   /** Per sample, the ratio of each token at every PPO epoch (empty when nothing trains). */
   readonly ratios: readonly (readonly number[][])[] | null;
+  /** The stage's ε, which the loss clipped the ratios with (unused when nothing trains). */
   readonly cliprange: number;
 }
 
@@ -106,6 +107,11 @@ export function ppoTraceRows(
   const { cliprange } = parts;
   return rollout.items.map((item, i) => {
     const ratio = parts.ratios?.[i] ?? [];
+    const advantage = estimate.advantages[i];
+    // Classified on the float32 values the file stores, so clip_class is a function of the file's own
+    // ratio and advantage columns and ε: a reader recomputing it from them gets the same class.
+    const clipClass = (epoch: readonly number[]) =>
+      epoch.map((r, t) => classifyClip(Math.fround(r), Math.fround(advantage[t]), cliprange));
     return {
       step: parts.step,
       sample: i,
@@ -120,11 +126,11 @@ export function ppoTraceRows(
       kl: estimate.kl[i],
       value: rollout.values[i],
       reward: estimate.rewards[i],
-      advantage: estimate.advantages[i],
+      advantage,
       return: estimate.returns[i],
       entropy: rollout.entropy[i],
       ratio: ratio.map((epoch) => [...epoch]),
-      clip: ratio.map((epoch) => epoch.map((r) => (r < 1 - cliprange ? -1 : r > 1 + cliprange ? 1 : 0))),
+      clip_class: ratio.map(clipClass),
     };
   });
 }
