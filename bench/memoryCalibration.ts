@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { tf } from '../src/trainer/engine/tfRuntime';
+import { tf } from '../src/trainer/engine/tfjs/tfRuntime';
 import { estimateStageMemory, formatBytes, stageModelShape } from '../src/trainer/memoryGuard';
 import { loadRunConfig, runPipeline } from '../src/trainer/pipeline';
 

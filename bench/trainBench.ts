@@ -6,12 +6,12 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { backendNames, selectBackend, type BackendName } from '../src/trainer/engine/backend';
-import { maskedNll } from '../src/trainer/engine/losses';
-import { tf, type Tensor } from '../src/trainer/engine/tfRuntime';
-import { Gpt } from '../src/trainer/model/gpt';
+import { backendNames, selectBackend, type BackendName } from '../src/trainer/engine/tfjs/backend';
+import { maskedNll } from '../src/trainer/engine/tfjs/losses';
+import { tf, type Tensor } from '../src/trainer/engine/tfjs/tfRuntime';
+import { Gpt } from '../src/trainer/engine/tfjs/gpt';
 import type { GptConfig } from '../src/trainer/model/gptConfig';
-import { AdamW, clipByGlobalNorm } from '../src/trainer/optim/adamW';
+import { AdamW, clipByGlobalNorm } from '../src/trainer/engine/tfjs/adamW';
 
 const models: Record<string, GptConfig> = {
   '110k': { vocab_size: 96, block_size: 64, n_layer: 2, n_head: 4, n_embd: 64, dropout: 0 },

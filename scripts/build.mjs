@@ -82,7 +82,7 @@ const watchLog = {
   },
 };
 
-// tfjs-backend-wasm loads its .wasm binaries from beside the bundle at run time (engine/backend.ts).
+// tfjs-backend-wasm loads its .wasm binaries from beside the bundle at run time (engine/tfjs/backend.ts).
 mkdirSync('dist/wasm', { recursive: true });
 for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {
   cpSync(join('node_modules/@tensorflow/tfjs-backend-wasm/dist', file), join('dist/wasm', file));

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { clip, quote, UserError, userErrorFromFileSystem, type UserErrorDetails } from '../shared/userError';
-import { BackendUnavailableError } from './engine/backend';
+import { BackendUnavailableError } from './engine/tfjs/backend';
 
 /** A command line a subcommand cannot use: the usage is printed with the error, exit status 2. */
 export class UsageError extends UserError {

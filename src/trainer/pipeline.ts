@@ -13,8 +13,8 @@ import { backendNames } from '../shared/backendNames';
 import { defaultRunsFolder } from '../shared/runsFolder';
 import type { RunConfig, StageConfig } from '../shared/runConfig';
 import { latestCheckpoint } from './checkpoint/checkpoint';
-import { formatBackendChoice, selectBackend, type BackendChoice } from './engine/backend';
-import { tf } from './engine/tfRuntime';
+import { formatBackendChoice, selectBackend, type BackendChoice } from './engine/tfjs/backend';
+import { tf } from './engine/tfjs/tfRuntime';
 import { runDpoStage } from './dpo/dpoTrainer';
 import { runPpoStage } from './ppo/ppoTrainer';
 import { promptsPerBatch, runPreferencesStage } from './preferences/preferencesStage';
@@ -22,6 +22,8 @@ import { runRewardStage } from './reward/rewardTrainer';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
+import { createRolloutEngine, createTrainingEngine } from './engineFactory';
+import { sentimentTask } from './tasks/sentimentTask';
 import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageContext';
 
 export interface PipelineCallbacks {
@@ -123,7 +125,8 @@ function resolver(outputs: Outputs, configDir: string, stageName: string): Stage
     if (!existsSync(file)) {
       const names = Object.keys(outputs);
       throw new ConfigError(
-        `stage "${stageName}": "${reference}" is neither an earlier stage${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} nor an existing path (${file}).`,
+        `stage "${stageName}": "${reference}" is neither an earlier stage` +
+          `${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} nor an existing path (${file}).`,
       );
     }
     return file;
@@ -249,7 +252,8 @@ export async function runPipeline(
     if (firstStage >= config.stages.length) {
       callbacks.log(
         'info',
-        `nothing to resume: the pipeline "${config.name}" has finished; ${options.resumeDir} is its last stage (${config.stages.length} of ${config.stages.length}) and completed`,
+        `nothing to resume: the pipeline "${config.name}" has finished; ${options.resumeDir} is its last stage ` +
+          `(${config.stages.length} of ${config.stages.length}) and completed`,
       );
       return { runs: [], stopped: false };
     }
@@ -261,6 +265,7 @@ export async function runPipeline(
 
   const backend = await selectBackend(requestedBackend(config.backend));
   callbacks.log('info', formatBackendChoice(backend));
+  const engine = createTrainingEngine(backend);
   const runs: PipelineResult['runs'] = [];
   for (let index = firstStage; index < config.stages.length; index++) {
     const stage = config.stages[index];
@@ -316,6 +321,9 @@ export async function runPipeline(
         seed: config.seed,
         model: config.model,
         vocabSize: config.tokenizer.vocab_size,
+        engine,
+        createRolloutEngine,
+        task: sentimentTask,
         resume: fromCheckpoint,
         log: callbacks.log,
         onStep: (metrics) => callbacks.onStep?.(run.id, metrics, run.runJson.max_steps ?? plannedSteps(stage)),

@@ -4,7 +4,10 @@
  */
 import type { LogLevel } from '../shared/protocol';
 import type { ModelConfig } from '../shared/runConfig';
+import type { TrainingEngine } from './engine/engine';
+import type { RolloutEngineFactory } from './rollout/rolloutEngine';
 import type { RunDirectory } from './run/runDirectory';
+import type { Task } from './tasks/task';
 
 export type { LogLevel } from '../shared/protocol';
 
@@ -23,6 +26,12 @@ export interface StageContext {
   readonly seed: number;
   readonly model: ModelConfig;
   readonly vocabSize: number;
+  /** Where models live and train (engine/engine.ts): the only way a stage computes with a model. */
+  readonly engine: TrainingEngine;
+  /** PPO's rollout engine for a stage's `rollout_engine`: the training engine itself, or ONNX Runtime. */
+  readonly createRolloutEngine: RolloutEngineFactory;
+  /** The task's oracle (the demo's sentiment score), for metrics and the simulated annotator. */
+  readonly task: Task;
   /** Continue this run from its latest checkpoint instead of starting it. */
   readonly resume?: boolean;
   readonly log: (level: LogLevel, message: string) => void;
@@ -61,7 +70,8 @@ export class NonFiniteError extends Error {
     readonly value: number,
   ) {
     super(
-      `${quantity} is ${value} at step ${step}; stopped without applying that update. The last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.`,
+      `${quantity} is ${value} at step ${step}; stopped without applying that update. ` +
+        'The last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.',
     );
   }
 }

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { ClipClass, classifyClip, clipFraction, ppoPolicyLoss, Random } from '../../src/core';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { tf, type Tensor } from '../../src/trainer/engine/tfRuntime';
-import { ppoPolicyLossTensor } from '../../src/trainer/ppo/ppoLosses';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { tf, type Tensor } from '../../src/trainer/engine/tfjs/tfRuntime';
+import { ppoPolicyLossTensor } from '../../src/trainer/engine/tfjs/losses';
 
 const { inside, outsideKept, clipped } = ClipClass;
 

@@ -5,23 +5,27 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { test } from 'node:test';
-import { dpoLoss, type DpoLossType } from '../../src/core';
-import { Random } from '../../src/core/random';
+import { before, test } from 'node:test';
 import { validate } from '../../src/shared/configSchema';
 import { dpoStageSchema, type DpoStageConfig } from '../../src/shared/runConfig';
 import { decodeTrace, type DpoTraceRow } from '../../src/shared/traceFormat';
 import { demoPrompts, heldOutPrompts } from '../../src/trainer/data/reviews';
 import { sentimentScore } from '../../src/trainer/data/sentimentOracle';
 import { evalGenerationSeed, evaluateGenerations } from '../../src/trainer/dpo/dpoEvaluation';
-import { dpoLossTensor, runDpoStage } from '../../src/trainer/dpo/dpoTrainer';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { tf } from '../../src/trainer/engine/tfRuntime';
+import { runDpoStage } from '../../src/trainer/dpo/dpoTrainer';
+import type { TrainingEngine } from '../../src/trainer/engine/engine';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { createRolloutEngine, createTrainingEngine } from '../../src/trainer/engineFactory';
+import { sentimentTask } from '../../src/trainer/tasks/sentimentTask';
+import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import { runPipeline } from '../../src/trainer/pipeline';
-import { loadModel } from '../../src/trainer/rl/loadModel';
 import { RunDirectory } from '../../src/trainer/run/runDirectory';
 import { generate } from '../../src/trainer/sampling/sampler';
 import type { StageContext, StageResult } from '../../src/trainer/stageContext';
+import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
+
+/** The training engine of the stages under test (tfjs on wasm), made once the backend is chosen. */
+let engine: TrainingEngine;
 
 const seed = 7;
 const model = { n_layer: 2, n_head: 4, n_embd: 64, block_size: 48, dropout: 0 };
@@ -156,9 +160,16 @@ function contextFor(
     log: (level, message) => options.logs?.push(`${level}: ${message}`),
     onStep: options.onStep,
     shouldStop: options.shouldStop,
+    engine,
+    createRolloutEngine,
+    task: sentimentTask,
     resolve: (reference) => path.resolve(dir, reference),
   };
 }
+
+before(async () => {
+  engine = createTrainingEngine(await selectBackend('wasm'));
+});
 
 function metricsOf(runDir: string): Record<string, number>[] {
   return readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
@@ -166,57 +177,6 @@ function metricsOf(runDir: string): Record<string, number>[] {
     .split('\n')
     .map((line) => JSON.parse(line) as Record<string, number>);
 }
-
-test('the tfjs DPO loss equals core dpoLoss for every loss type', async () => {
-  await selectBackend('wasm');
-  const random = new Random(3);
-  const n = 64;
-  const logps = () => Array.from({ length: n }, () => Math.fround(-40 * random.next() - 1));
-  const [policyChosen, policyRejected, refChosen, refRejected] = [logps(), logps(), logps(), logps()];
-  const chosenLengths = Array.from({ length: n }, () => 1 + random.int(30));
-  const rejectedLengths = Array.from({ length: n }, () => 1 + random.int(30));
-  const cases: { lossType: DpoLossType; beta: number; labelSmoothing: number }[] = [
-    { lossType: 'sigmoid', beta: 0.1, labelSmoothing: 0 },
-    { lossType: 'sigmoid', beta: 0.5, labelSmoothing: 0.2 },
-    { lossType: 'hinge', beta: 0.1, labelSmoothing: 0 },
-    { lossType: 'ipo', beta: 0.1, labelSmoothing: 0 },
-  ];
-  for (const options of cases) {
-    const expected = dpoLoss(policyChosen, policyRejected, refChosen, refRejected, {
-      ...options,
-      chosenLengths,
-      rejectedLengths,
-    });
-    const tensors = tf.tidy(() => {
-      const out = dpoLossTensor(
-        tf.tensor1d(policyChosen),
-        tf.tensor1d(policyRejected),
-        tf.tensor1d(refChosen),
-        tf.tensor1d(refRejected),
-        { ...options, chosenLengths: tf.tensor1d(chosenLengths), rejectedLengths: tf.tensor1d(rejectedLengths) },
-      );
-      return [out.losses, out.chosenRewards, out.rejectedRewards];
-    });
-    const [losses, chosenRewards, rejectedRewards] = await Promise.all(
-      tensors.map(async (tensor) => Array.from(await tensor.data())),
-    );
-    tf.dispose(tensors);
-    const close = (name: string, actual: number[], wanted: number[]) =>
-      wanted.forEach((value, i) =>
-        assert.ok(
-          Math.abs(actual[i] - value) <= 1e-5 * Math.max(1, Math.abs(value)),
-          `${options.lossType} ${name}[${i}]: ${actual[i]} vs ${value}`,
-        ),
-      );
-    close('losses', losses, expected.losses);
-    close('chosenRewards', chosenRewards, expected.chosenRewards);
-    close('rejectedRewards', rejectedRewards, expected.rejectedRewards);
-    assert.ok(
-      expected.losses.some((loss) => loss > 0),
-      `${options.lossType}: a degenerate case`,
-    );
-  }
-});
 
 test('a preference file without pairs fails clearly, naming the file and each malformed line', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-dpo-empty-'));
@@ -339,7 +299,7 @@ test('DPO raises held-out preference accuracy and the oracle score, at a positiv
     const baseline = await evaluateGenerations(sft, sft, checkpoint.tokenizer, heldOutPrompts(128), {
       maxNewTokens: stage.max_new_tokens,
       seed: evalGenerationSeed(seed),
-      oracle: true,
+      oracle: sentimentTask,
     });
     assert.equal(baseline.score, start['eval/oracle/score']);
   } finally {

@@ -37,9 +37,9 @@ import {
 } from '../../src/shared/durableWrite';
 import { decodeTrace, type RewardTraceRow } from '../../src/shared/traceFormat';
 import { loadCheckpoint, saveCheckpoint } from '../../src/trainer/checkpoint/checkpoint';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { Gpt } from '../../src/trainer/model/gpt';
-import { checkpointConfig } from '../../src/trainer/rl/loadModel';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { Gpt } from '../../src/trainer/engine/tfjs/gpt';
+import { checkpointConfig } from '../../src/trainer/checkpoint/modelLoading';
 import { RunDirectory } from '../../src/trainer/run/runDirectory';
 import { traceFile, writeTrace } from '../../src/trainer/run/traceWriter';
 import { BpeTokenizer, trainBpe } from '../../src/trainer/tokenizer';

@@ -1,15 +1,15 @@
 /**
- * The GPT (src/trainer/model/gpt.ts) on the wasm backend the trainer uses: shapes, parameter count,
+ * The GPT (src/trainer/engine/tfjs/gpt.ts) on the wasm backend the trainer uses: shapes, parameter count,
  * nanoGPT's names and init, the KV cache and left padding against plain full forwards, causality,
  * the context limit, weight round trips and errors, gradients, and tensor bookkeeping.
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { Random } from '../../src/core/random';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { maskedNll } from '../../src/trainer/engine/losses';
-import { tf, type Tensor } from '../../src/trainer/engine/tfRuntime';
-import { Gpt, type KvCache } from '../../src/trainer/model/gpt';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { maskedNll } from '../../src/trainer/engine/tfjs/losses';
+import { tf, type Tensor } from '../../src/trainer/engine/tfjs/tfRuntime';
+import { Gpt, type KvCache } from '../../src/trainer/engine/tfjs/gpt';
 import { countParameters, type GptConfig } from '../../src/trainer/model/gptConfig';
 
 const config: GptConfig = { vocab_size: 40, block_size: 16, n_layer: 2, n_head: 2, n_embd: 16, dropout: 0 };

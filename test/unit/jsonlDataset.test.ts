@@ -7,7 +7,7 @@ import { Random } from '../../src/core/random';
 import { firstInvalidUtf8Byte } from '../../src/shared/jsonlLines';
 import { formatDatasetProblem, readTextDataset } from '../../src/trainer/data/jsonlDataset';
 import { loadPrompts } from '../../src/trainer/data/prompts';
-import { loadSftExamples } from '../../src/trainer/sft/sftData';
+import { loadSftExamples } from '../../src/trainer/data/textExamples';
 
 async function datasetFile(content: string | Uint8Array, name = 'data.jsonl'): Promise<string> {
   const file = path.join(await mkdtemp(path.join(tmpdir(), 'rlhf-dataset-')), name);

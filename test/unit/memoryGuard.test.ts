@@ -7,11 +7,11 @@ import { validate } from '../../src/shared/configSchema';
 import { runConfigSchema, type RunConfig } from '../../src/shared/runConfig';
 import { renderTemplate, runTemplates } from '../../src/shared/runTemplates';
 import { readConfigText } from '../../src/shared/configFile';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { maskedNll } from '../../src/trainer/engine/losses';
-import { tf } from '../../src/trainer/engine/tfRuntime';
-import { Gpt } from '../../src/trainer/model/gpt';
-import { AdamW } from '../../src/trainer/optim/adamW';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { maskedNll } from '../../src/trainer/engine/tfjs/losses';
+import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
+import { Gpt } from '../../src/trainer/engine/tfjs/gpt';
+import { AdamW } from '../../src/trainer/engine/tfjs/adamW';
 import {
   assertStageFits,
   checkStageMemory,

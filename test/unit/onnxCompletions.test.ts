@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { before, test } from 'node:test';
 import type { SampleRequestMessage } from '../../src/shared/protocol';
 import { SampleServer } from '../../src/trainer/completions/sampleServer';
-import { selectBackend } from '../../src/trainer/engine/backend';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { exportCheckpoint } from '../../src/trainer/onnx/exportModel';
 import { tinySft, workDir } from './onnxFixtures';
 

@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { saveCheckpoint } from '../../src/trainer/checkpoint/checkpoint';
 import type { ScorePooling } from '../../src/trainer/model/gptConfig';
-import { Gpt, type ScalarHead } from '../../src/trainer/model/gpt';
-import { checkpointConfig, loadModel } from '../../src/trainer/rl/loadModel';
+import { Gpt, type ScalarHead } from '../../src/trainer/engine/tfjs/gpt';
+import { checkpointConfig } from '../../src/trainer/checkpoint/modelLoading';
 import { runPipeline } from '../../src/trainer/pipeline';
+import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
 
 export const workDir = mkdtempSync(path.join(tmpdir(), 'rlhf-onnx-'));
 let sftCheckpoint: Promise<string> | undefined;

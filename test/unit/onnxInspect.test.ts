@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { before, test } from 'node:test';
 import { parseRunJson } from '../../src/shared/runSummary';
 import { decodeTrace } from '../../src/shared/traceFormat';
-import { selectBackend } from '../../src/trainer/engine/backend';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { exportCheckpoint } from '../../src/trainer/onnx/exportModel';
 import { runInspection } from '../../src/trainer/onnx/inspectRun';
 import { checkpointWithHeads, tinySft, workDir } from './onnxFixtures';

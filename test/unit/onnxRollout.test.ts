@@ -10,17 +10,18 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { decodeTrace } from '../../src/shared/traceFormat';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { tf } from '../../src/trainer/engine/tfRuntime';
-import type { Gpt } from '../../src/trainer/model/gpt';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
+import type { Gpt } from '../../src/trainer/engine/tfjs/gpt';
 import { OnnxCausalLm } from '../../src/trainer/onnx/onnxCausalLm';
 import { OnnxRolloutEngine } from '../../src/trainer/onnx/onnxRolloutEngine';
 import { generateOnnx } from '../../src/trainer/onnx/onnxSampler';
 import { runPipeline } from '../../src/trainer/pipeline';
-import { collectRollout } from '../../src/trainer/ppo/rollout';
-import { loadModel } from '../../src/trainer/rl/loadModel';
+import { TfjsModel } from '../../src/trainer/engine/tfjs/tfjsEngine';
+import { collectRollout } from '../../src/trainer/rollout/engineRollout';
 import { generate, type SamplingOptions } from '../../src/trainer/sampling/sampler';
 import { checkpointWithHeads, tinySft, workDir } from './onnxFixtures';
+import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
 
 const tolerance = 1e-4;
 const models: Gpt[] = [];
@@ -113,7 +114,7 @@ test(
 );
 
 test(
-  "an ONNX rollout's log-probs, reference log-probs, " + 'values, entropies and scores agree with tfjs to 1e-4',
+  "an ONNX rollout's log-probs, reference log-probs, values, entropies and scores " + 'agree with tfjs to 1e-4',
   async () => {
     const { policy, reference, reward, eosId, padId, prompts } = await threeModels();
     const sampling: SamplingOptions = {
@@ -128,7 +129,9 @@ test(
     const engine = await OnnxRolloutEngine.create({ policy, reference, reward });
     try {
       const onnx = await engine.collect(prompts, sampling, eosId);
-      const tfjs = await collectRollout({ policy, reference, reward }, prompts, sampling, eosId);
+      const seam = (gpt: typeof policy) => new TfjsModel(gpt, generate);
+      const models = { policy: seam(policy), reference: seam(reference), reward: seam(reward) };
+      const tfjs = await collectRollout(models, prompts, sampling, eosId);
       assert.deepEqual(onnx.items, tfjs.items, 'the same samples');
       for (const key of ['logprobs', 'refLogprobs', 'values', 'entropy'] as const) {
         const diff = maxRowDiff(onnx[key], tfjs[key]);
@@ -231,8 +234,8 @@ test('a PPO stage with rollout_engine "onnx" trains, writes traces, and its firs
     if (trace.kind !== 'ppo') continue;
     assert.equal(trace.rows.length, 8);
     for (const row of trace.rows) {
-      // One minibatch: the first epoch's update sees exactly the rollout policy, so π/π_old is 1 up to the engines'
-      // float differences.
+      // One minibatch: the first epoch's update sees exactly the rollout policy,
+      // so π/π_old is 1 up to the engines' float differences.
       for (const ratio of row.ratio[0])
         assert.ok(Math.abs(ratio - 1) < 1e-3, `step ${step} first-epoch ratio ${ratio}`);
       assert.equal(row.value.length, row.tokens.length);

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { Random } from '../../src/core/random';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { entropyFromLogits, maskedNll, tokenLogprobs } from '../../src/trainer/engine/losses';
-import { batchMatMul, embedding, gelu, layerNorm, linear, matMul2d } from '../../src/trainer/engine/ops';
-import { tf, type Tensor } from '../../src/trainer/engine/tfRuntime';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { entropyFromLogits, maskedNll, tokenLogprobs } from '../../src/trainer/engine/tfjs/losses';
+import { batchMatMul, embedding, gelu, layerNorm, linear, matMul2d } from '../../src/trainer/engine/tfjs/ops';
+import { tf, type Tensor } from '../../src/trainer/engine/tfjs/tfRuntime';
 
 function randomValues(size: number, seed: number, scale = 1): Float32Array {
   const rng = new Random(seed);

@@ -1,14 +1,15 @@
 /**
- * The optimiser (src/trainer/optim/adamW.ts) against a plain-JS transcription of PyTorch's
+ * The optimiser (src/trainer/engine/tfjs/adamW.ts) against a plain-JS transcription of PyTorch's
  * `torch.optim.AdamW` step, its checkpoint state, global-norm clipping, and the learning-rate
  * schedules (schedule.ts) at hand-computed points of Hugging Face's schedules.
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { Random } from '../../src/core/random';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { tf, type Tensor, type Variable } from '../../src/trainer/engine/tfRuntime';
-import { AdamW, clipByGlobalNorm, type AdamWOptions } from '../../src/trainer/optim/adamW';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { tf, type Tensor, type Variable } from '../../src/trainer/engine/tfjs/tfRuntime';
+import type { AdamWOptions } from '../../src/trainer/engine/engine';
+import { AdamW, clipByGlobalNorm } from '../../src/trainer/engine/tfjs/adamW';
 import { learningRateAt } from '../../src/trainer/optim/schedule';
 
 before(async () => {

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Random } from '../../src/core/random';
-import { selectBackend } from '../../src/trainer/engine/backend';
-import { tokenLogprobs } from '../../src/trainer/engine/losses';
-import { tf } from '../../src/trainer/engine/tfRuntime';
-import { Gpt } from '../../src/trainer/model/gpt';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { tokenLogprobs } from '../../src/trainer/engine/tfjs/losses';
+import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
+import { Gpt } from '../../src/trainer/engine/tfjs/gpt';
 import type { GptConfig } from '../../src/trainer/model/gptConfig';
 import { generate, sampleToken, type SamplingOptions } from '../../src/trainer/sampling/sampler';
 

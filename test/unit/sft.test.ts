@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { decodeSafetensors } from '../../src/shared/safetensors';
-import { tf } from '../../src/trainer/engine/tfRuntime';
+import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import { runPipeline, type PipelineCallbacks } from '../../src/trainer/pipeline';
 
 interface Options {

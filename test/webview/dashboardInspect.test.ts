@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { listTraceSteps, parseMetricLine, readRunInfo, TraceCache } from '../../src/host/runData';
 import type { MetricPoint } from '../../src/shared/dashboardMessages';
-import { selectBackend } from '../../src/trainer/engine/backend';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { exportCheckpoint } from '../../src/trainer/onnx/exportModel';
 import { runInspection } from '../../src/trainer/onnx/inspectRun';
 import { checkpointWithHeads, tinySft, workDir } from '../unit/onnxFixtures';

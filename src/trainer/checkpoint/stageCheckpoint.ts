@@ -1,8 +1,10 @@
-/** The checkpoint every trainable stage writes: model, optimizer state, trainer state and tokenizer, recorded in run.json. */
+/**
+ * The checkpoint every trainable stage writes: model, optimizer state, trainer state and tokenizer,
+ * recorded in run.json.
+ */
 import * as path from 'node:path';
-import type { Gpt } from '../model/gpt';
-import type { AdamW } from '../optim/adamW';
-import { checkpointConfig } from '../rl/loadModel';
+import type { EngineModel, EngineOptimizer } from '../engine/engine';
+import { checkpointConfig } from './modelLoading';
 import type { RunDirectory } from '../run/runDirectory';
 import type { BpeTokenizer } from '../tokenizer';
 import { saveCheckpoint, type TrainerState } from './checkpoint';
@@ -10,7 +12,12 @@ import { saveCheckpoint, type TrainerState } from './checkpoint';
 export async function saveStageCheckpoint(
   run: RunDirectory,
   step: number,
-  parts: { model: Gpt; optimizer: AdamW; tokenizer: BpeTokenizer; trainerState: TrainerState },
+  parts: {
+    model: Pick<EngineModel, 'config' | 'heads' | 'readWeights'>;
+    optimizer: Pick<EngineOptimizer, 'readState'>;
+    tokenizer: BpeTokenizer;
+    trainerState: TrainerState;
+  },
 ): Promise<string> {
   const dir = run.checkpointDir(step);
   await saveCheckpoint(dir, {

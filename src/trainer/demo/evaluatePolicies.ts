@@ -6,11 +6,12 @@
  */
 import { heldOutPrompts } from '../data/reviews';
 import { sentimentScore } from '../data/sentimentOracle';
-import { tf } from '../engine/tfRuntime';
-import type { Gpt } from '../model/gpt';
-import { loadModel } from '../rl/loadModel';
-import { buildSequenceBatch, responseValues, sequenceLogprobs, sequenceTensors } from '../rl/sequences';
+import { tf } from '../engine/tfjs/tfRuntime';
+import type { Gpt } from '../engine/tfjs/gpt';
+import { buildSequenceBatch, responseValues } from '../data/sequences';
 import { generate } from '../sampling/sampler';
+import { loadModel } from '../checkpoint/loadGpt';
+import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
 
 export interface PolicyEvaluation {
   readonly oracleScore: number;

@@ -7,17 +7,16 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { klPerToken } from '../../core';
 import type { DpoStageConfig, RunConfig } from '../../shared/runConfig';
-import { sentimentScore } from '../data/sentimentOracle';
-import { tf } from '../engine/tfRuntime';
-import type { Gpt } from '../model/gpt';
-import { buildSequenceBatch, padTo, responseValues, sequenceLogprobs, sequenceTensors } from '../rl/sequences';
+import { tf } from '../engine/tfjs/tfRuntime';
+import type { Gpt } from '../engine/tfjs/gpt';
+import { buildSequenceBatch, padTo, responseValues } from '../data/sequences';
 import type { RunJsonFields } from '../run/runDirectory';
 import { generate } from '../sampling/sampler';
+import { seeds } from '../seeds';
+import type { Task } from '../tasks/task';
 import type { StageContext } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
-
-/** Offset of the eval generations' seed from the run's: the same draws at every eval (and PPO's offset). */
-const evalSeedOffset = 7777;
+import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
 
 const mean = (values: readonly number[]) =>
   values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
@@ -41,7 +40,7 @@ export async function evaluateGenerations(
   reference: Gpt,
   tokenizer: BpeTokenizer,
   prompts: readonly string[],
-  options: { maxNewTokens: number; seed: number; oracle: boolean },
+  options: { maxNewTokens: number; seed: number; oracle: Task | null },
 ): Promise<GenerationEval> {
   const blockSize = policy.config.block_size;
   const kept = prompts
@@ -74,11 +73,12 @@ export async function evaluateGenerations(
   const refLogprobs = responseValues((await referenceTokens.data()) as Float32Array, batch);
   tf.dispose([policyTokens, referenceTokens]);
   const kl = klPerToken(logprobs, refLogprobs, 'k1').map((row) => row.reduce((a, b) => a + b, 0));
+  const { oracle } = options;
   return {
-    score: options.oracle
+    score: oracle
       ? mean(
           items.map((item, i) =>
-            sentimentScore(kept[i].prompt + tokenizer.decode(item.response, { skipSpecialTokens: true })),
+            oracle.score(kept[i].prompt + tokenizer.decode(item.response, { skipSpecialTokens: true })),
           ),
         )
       : undefined,
@@ -89,7 +89,7 @@ export async function evaluateGenerations(
 
 /** The seed of the eval generations of a run seeded `seed` (the same draws at every eval, so evals compare policies, not luck). */
 export function evalGenerationSeed(seed: number): number {
-  return seed + evalSeedOffset;
+  return seeds.evalGeneration(seed);
 }
 
 /**

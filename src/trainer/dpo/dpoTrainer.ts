@@ -11,7 +11,7 @@
  * metrics on the held-out judgments' pairs, and fresh generations on held-out prompts scored by the
  * demo task's oracle with their KL to the reference — the two axes of the reward–KL frontier.
  */
-import { dpoLoss, type DpoLossType } from '../../core';
+import { dpoLoss } from '../../core';
 import { formatPreferenceProblem, readPreferenceFile } from '../../shared/preferenceFile';
 import { judgmentPairs, type Judgment, type PreferencePair } from '../../shared/preferences';
 import type { DpoStageConfig } from '../../shared/runConfig';
@@ -19,26 +19,19 @@ import type { DpoTraceRow } from '../../shared/traceFormat';
 import { latestCheckpoint } from '../checkpoint/checkpoint';
 import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { heldOutPrompts } from '../data/reviews';
-import { sentimentScore } from '../data/sentimentOracle';
-import { tf, type Tensor } from '../engine/tfRuntime';
-import type { Gpt } from '../model/gpt';
-import { AdamW, clipByGlobalNorm } from '../optim/adamW';
+import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import { dpoLossTensor } from '../engine/tfjs/losses';
+import type { Gpt } from '../engine/tfjs/gpt';
+import { AdamW, clipByGlobalNorm } from '../engine/tfjs/adamW';
 import { learningRateAt } from '../optim/schedule';
-import { loadModel } from '../rl/loadModel';
-import {
-  buildSequenceBatch,
-  padTo,
-  responseValues,
-  sequenceLogprobs,
-  sequenceTensors,
-  type PromptResponse,
-  type SequenceBatch,
-} from '../rl/sequences';
+import { buildSequenceBatch, padTo, responseValues, type PromptResponse, type SequenceBatch } from '../data/sequences';
 import { evalGenerationSeed, evaluateGenerations, isDemoTask } from './dpoEvaluation';
 import { writeTrace } from '../run/traceWriter';
-import { batchIndices, splitExamples } from '../sft/sftData';
 import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
+import { loadModel } from '../checkpoint/loadGpt';
+import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
+import { batchIndices, splitExamples } from '../data/batching';
 
 /** Pairs (2 × this many sequences) per forward when only reading log-probabilities. */
 const readBatchPairs = 32;
@@ -47,68 +40,6 @@ const maxTraceRows = 256;
 
 const mean = (values: readonly number[]) =>
   values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
-
-// ---------------------------------------------------------------------------------------------------
-// The loss, in tfjs (its plain-array twin is `dpoLoss` in src/core/preferenceLosses.ts)
-
-export interface DpoLossTensorOptions {
-  readonly beta: number;
-  readonly lossType: DpoLossType;
-  readonly labelSmoothing?: number;
-  /** Response lengths in tokens [B], for IPO's per-token normalisation (as TRL); ignored by the others. */
-  readonly chosenLengths?: Tensor;
-  readonly rejectedLengths?: Tensor;
-}
-
-/** Per-pair losses and implicit rewards from per-sequence summed log-probabilities, all [B]. */
-export function dpoLossTensor(
-  policyChosen: Tensor,
-  policyRejected: Tensor,
-  refChosen: Tensor,
-  refRejected: Tensor,
-  options: DpoLossTensorOptions,
-): { losses: Tensor; chosenRewards: Tensor; rejectedRewards: Tensor } {
-  const { beta, lossType, labelSmoothing = 0 } = options;
-  const chosenLogratios = tf.sub(policyChosen, refChosen); // log π(y_c)/π_ref(y_c)
-  const rejectedLogratios = tf.sub(policyRejected, refRejected); // log π(y_r)/π_ref(y_r)
-  // TRL's logits: h = (log π_c − log π_r) − (log π_ref,c − log π_ref,r)
-  const h = tf.sub(tf.sub(policyChosen, policyRejected), tf.sub(refChosen, refRejected));
-  let losses: Tensor;
-  switch (lossType) {
-    case 'sigmoid':
-      // −log σ(β·h)·(1 − ε) − log σ(−β·h)·ε   (cDPO's label smoothing ε), as softplus(−β·h)·(1 − ε) + softplus(β·h)·ε:
-      // −log σ(z) = softplus(−z) is stable, and tf.logSigmoid's custom gradient reads a tensor the forward pass disposed.
-      losses = tf.add(
-        tf.mul(tf.softplus(tf.mul(-beta, h)), 1 - labelSmoothing),
-        tf.mul(tf.softplus(tf.mul(beta, h)), labelSmoothing),
-      );
-      break;
-    case 'hinge':
-      // max(0, 1 − β·h)   (SLiC)
-      losses = tf.relu(tf.sub(1, tf.mul(beta, h)));
-      break;
-    case 'ipo': {
-      // (h − 1/(2β))², IPO eq. 17 with τ = β; TRL averages each log-ratio over its response tokens:
-      // h = (log π_c − log π_ref,c)/n_c − (log π_r − log π_ref,r)/n_r
-      const { chosenLengths, rejectedLengths } = options;
-      const hIpo =
-        chosenLengths && rejectedLengths
-          ? tf.sub(
-              tf.div(chosenLogratios, tf.maximum(chosenLengths, 1)),
-              tf.div(rejectedLogratios, tf.maximum(rejectedLengths, 1)),
-            )
-          : h;
-      losses = tf.square(tf.sub(hIpo, 1 / (2 * beta)));
-      break;
-    }
-    default:
-      throw new Error(
-        `unknown loss_type ${JSON.stringify(lossType satisfies never)}; use "sigmoid", "hinge" or "ipo".`,
-      );
-  }
-  // Implicit rewards β·log π/π_ref, unnormalised for every loss type (TRL's rewards/chosen, rewards/rejected)
-  return { losses, chosenRewards: tf.mul(beta, chosenLogratios), rejectedRewards: tf.mul(beta, rejectedLogratios) };
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Data
@@ -374,8 +305,8 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
             chosen_reward: result.chosenRewards[i],
             rejected_reward: result.rejectedRewards[i],
             loss: result.losses[i],
-            chosen_oracle_score: demo ? sentimentScore(pair.prompt + pair.chosen) : null,
-            rejected_oracle_score: demo ? sentimentScore(pair.prompt + pair.rejected) : null,
+            chosen_oracle_score: demo ? context.task.score(pair.prompt + pair.chosen) : null,
+            rejected_oracle_score: demo ? context.task.score(pair.prompt + pair.rejected) : null,
           }));
           writeTrace(run.dir, step, 'dpo', rows);
         }
@@ -383,7 +314,7 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
       const generations = await evaluateGenerations(policy, reference, tokenizer, evalPrompts, {
         maxNewTokens: stage.max_new_tokens,
         seed: evalGenerationSeed(seed),
-        oracle: demo,
+        oracle: demo ? context.task : null,
       });
       if (generations.score !== undefined) metrics['eval/oracle/score'] = generations.score;
       metrics['eval/objective/kl'] = generations.kl;

@@ -1,3 +1,9 @@
+/**
+ * A scalar head on the final hidden state: `v_head` (PPO's critic, a value per position) and `score`
+ * (a reward model's score of a sequence).
+ */
+export type ScalarHead = 'v_head' | 'score';
+
 /** Shape of a GPT: nanoGPT's names, so a reader of nanoGPT or GPT-2's config.json finds their way. */
 export interface GptConfig {
   /** Tokens in the vocabulary (the tokenizer's size). */

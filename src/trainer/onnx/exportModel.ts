@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { latestCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint';
-import { gptConfigOf } from '../rl/loadModel';
+import { gptConfigOf } from '../checkpoint/modelLoading';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
 import { asUserError, parseCommandArgs } from '../cli';
 import { buildGptOnnx } from './gptOnnxGraph';

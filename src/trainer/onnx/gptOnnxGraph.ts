@@ -1,5 +1,5 @@
 /**
- * The trainer's GPT (src/trainer/model/gpt.ts) as an ONNX graph, node for node: token + position
+ * The trainer's GPT (src/trainer/engine/tfjs/gpt.ts) as an ONNX graph, node for node: token + position
  * embeddings, pre-LayerNorm blocks (causal attention with an additive −1e9 bias, tanh-GELU MLP),
  * ln_f, the LM head tied to wte, and the scalar heads as extra outputs.
  *
@@ -16,7 +16,8 @@
  * run with new weights without being rebuilt (the alternative weight sync after a PPO update).
  */
 import type { GptConfig } from '../model/gptConfig';
-import type { ScalarHead } from '../model/gpt';
+import type { ScalarHead } from '../engine/tfjs/gpt';
+import { gptWeightShapes } from '../model/gptWeightShapes';
 import { OnnxGraphBuilder } from './onnxGraphBuilder';
 
 export type WeightValues = ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>;
@@ -34,40 +35,6 @@ export interface GptOnnxOptions {
 export const headOutputName: Record<ScalarHead, string> = { v_head: 'values', score: 'scores' };
 
 const negativeInfinity = -1e9;
-
-/** The names and shapes of every weight the graph reads, in state-dict order. */
-export function gptWeightShapes(config: GptConfig, heads: readonly ScalarHead[]): Map<string, number[]> {
-  const { vocab_size: v, block_size: t, n_embd: c, n_layer: layers } = config;
-  const shapes = new Map<string, number[]>([
-    ['transformer.wte.weight', [v, c]],
-    ['transformer.wpe.weight', [t, c]],
-  ]);
-  for (let l = 0; l < layers; l++) {
-    const p = `transformer.h.${l}`;
-    for (const [name, shape] of [
-      ['ln_1.weight', [c]],
-      ['ln_1.bias', [c]],
-      ['attn.c_attn.weight', [c, 3 * c]],
-      ['attn.c_attn.bias', [3 * c]],
-      ['attn.c_proj.weight', [c, c]],
-      ['attn.c_proj.bias', [c]],
-      ['ln_2.weight', [c]],
-      ['ln_2.bias', [c]],
-      ['mlp.c_fc.weight', [c, 4 * c]],
-      ['mlp.c_fc.bias', [4 * c]],
-      ['mlp.c_proj.weight', [4 * c, c]],
-      ['mlp.c_proj.bias', [c]],
-    ] as const)
-      shapes.set(`${p}.${name}`, [...shape]);
-  }
-  shapes.set('transformer.ln_f.weight', [c]);
-  shapes.set('transformer.ln_f.bias', [c]);
-  for (const head of heads) {
-    shapes.set(`${head}.weight`, [c, 1]);
-    shapes.set(`${head}.bias`, [1]);
-  }
-  return shapes;
-}
 
 /** Builds the ONNX model bytes. `weights` may be omitted only with `weightsAsInputs`. */
 export function buildGptOnnx(

@@ -17,8 +17,9 @@ import { isRecord } from '../../shared/isRecord';
 import { FileFormatError, objectProblems, parseJsonText } from '../../shared/runFiles';
 import * as ort from 'onnxruntime-node';
 import type { GptConfig, ScorePooling } from '../model/gptConfig';
-import type { ScalarHead } from '../model/gpt';
-import { buildGptOnnx, gptWeightShapes, headOutputName, type WeightValues } from './gptOnnxGraph';
+import type { ScalarHead } from '../engine/tfjs/gpt';
+import { gptWeightShapes } from '../model/gptWeightShapes';
+import { buildGptOnnx, headOutputName, type WeightValues } from './gptOnnxGraph';
 
 export type WeightSyncMode = 'reexport' | 'inputs';
 

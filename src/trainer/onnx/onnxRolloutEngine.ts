@@ -4,16 +4,21 @@
  * the reward model score the sequences — the generation engine of a split training/generation setup.
  * tfjs keeps the gradients; after each PPO update `syncPolicy` brings the new weights over.
  */
-import type { Gpt } from '../model/gpt';
-import type { Rollout } from '../ppo/rollout';
-import { buildSequenceBatch, responseValues } from '../rl/sequences';
+import type { EngineModel } from '../engine/engine';
+import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
+import { buildSequenceBatch, responseValues } from '../data/sequences';
 import type { SamplingOptions } from '../sampling/sampler';
 import { OnnxCausalLm, type SessionSettings, type WeightSyncMode } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';
 import { rewardScoresOnnx, sequenceStatsOnnx } from './onnxScoring';
 
-export class OnnxRolloutEngine {
+/** What the sessions are built from: a model's shape and current weights (a seam model, or a tfjs Gpt). */
+type WeightSource = Pick<EngineModel, 'config' | 'heads' | 'readWeights'>;
+
+export class OnnxRolloutEngine implements RolloutEngine {
   private constructor(
+    /** The training engine's policy, whose weights `syncPolicy` brings over. */
+    private readonly trainedPolicy: WeightSource,
     private readonly policy: OnnxCausalLm,
     private readonly reference: OnnxCausalLm,
     private readonly reward: OnnxCausalLm,
@@ -26,10 +31,10 @@ export class OnnxRolloutEngine {
    * reference and reward model keep theirs as initializers.
    */
   static async create(
-    models: { policy: Gpt; reference: Gpt; reward: Gpt },
+    models: { policy: WeightSource; reference: WeightSource; reward: WeightSource },
     options: { weightSync?: WeightSyncMode } & SessionSettings = {},
   ): Promise<OnnxRolloutEngine> {
-    const session = async (model: Gpt, kvCache: boolean, sync: WeightSyncMode) =>
+    const session = async (model: WeightSource, kvCache: boolean, sync: WeightSyncMode) =>
       OnnxCausalLm.fromGpt(model.config, model.heads, await model.readWeights(), {
         kvCache,
         weightSync: sync,
@@ -40,12 +45,12 @@ export class OnnxRolloutEngine {
       session(models.reference, false, 'reexport'),
       session(models.reward, false, 'reexport'),
     ]);
-    return new OnnxRolloutEngine(policy, reference, reward);
+    return new OnnxRolloutEngine(models.policy, policy, reference, reward);
   }
 
-  /** Brings the policy's current tfjs weights to the rollout engine (after an update). */
-  async syncPolicy(policy: Gpt): Promise<void> {
-    await this.policy.updateWeights(await policy.readWeights());
+  /** Brings the policy's current weights from the training engine (after an update). */
+  async syncPolicy(): Promise<void> {
+    await this.policy.updateWeights(await this.trainedPolicy.readWeights());
   }
 
   /** Phases 1–2: generate, then log-probabilities, values, entropies, reference log-probabilities and scores. */

@@ -5,7 +5,8 @@
  * writes these alone.
  */
 import { mean, sum } from '../../core/stats';
-import type { Advantages, Rollout } from './rollout';
+import type { Rollout } from '../rollout/rolloutEngine';
+import type { Advantages } from './rollout';
 
 export interface RolloutMetricsInput {
   readonly rollout: Pick<Rollout, 'items' | 'logprobs' | 'endedWithEos'>;

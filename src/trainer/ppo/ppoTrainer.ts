@@ -11,28 +11,27 @@ import type { PpoStageConfig } from '../../shared/runConfig';
 import { latestCheckpoint } from '../checkpoint/checkpoint';
 import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
 import { loadPrompts } from '../data/prompts';
-import { sentimentScore } from '../data/sentimentOracle';
-import { maskedNll } from '../engine/losses';
-import { tf, type Tensor } from '../engine/tfRuntime';
-import type { Gpt } from '../model/gpt';
-import { AdamW, clipByGlobalNorm } from '../optim/adamW';
-import { loadModel } from '../rl/loadModel';
-import { buildSequenceBatch, sequenceLogprobs, sequenceTensors } from '../rl/sequences';
+import type { Task } from '../tasks/task';
+import { maskedNll } from '../engine/tfjs/losses';
+import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import { AdamW, clipByGlobalNorm } from '../engine/tfjs/adamW';
+import { buildSequenceBatch } from '../data/sequences';
 import { writeTrace } from '../run/traceWriter';
-import { batchIndices, loadSftExamples, makeBatch, tokenizeExample, type TokenizedExample } from '../sft/sftData';
+import { loadSftExamples, makeBatch, tokenizeExample, type TokenizedExample } from '../data/textExamples';
+import { seeds } from '../seeds';
 import { assertFinite, yieldToEventLoop, type StageContext, type StageResult } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
 import { KlController } from './klController';
-import { maskedMeanTensor, ppoPolicyLossTensor, ppoValueLossTensor } from './ppoLosses';
-import {
-  collectRollout,
-  computeAdvantages,
-  createRolloutEngine,
-  ppoTraceRows,
-  type Rollout,
-  type RolloutEngine,
-} from './rollout';
+import { computeAdvantages, ppoTraceRows } from './rollout';
+import { collectRollout } from '../rollout/engineRollout';
+import type { Rollout, RolloutEngine, RolloutModels } from '../rollout/rolloutEngine';
+import { TfjsModel } from '../engine/tfjs/tfjsEngine';
+import { generate } from '../sampling/sampler';
 import { RunningMoments, type MomentsState } from './runningMoments';
+import { loadModel } from '../checkpoint/loadGpt';
+import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
+import { batchIndices } from '../data/batching';
+import { maskedMeanTensor, ppoPolicyLossTensor, ppoValueLossTensor } from '../engine/tfjs/losses';
 
 const mean = (values: readonly number[]) =>
   values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
@@ -44,17 +43,15 @@ function sameTokenizer(a: BpeTokenizer, b: BpeTokenizer): boolean {
 
 /** Held-out evaluation: oracle score, reward-model score and KL to the reference of fresh generations. */
 async function evaluate(
-  policy: Gpt,
-  reference: Gpt,
-  reward: Gpt,
+  models: RolloutModels,
   tokenizer: BpeTokenizer,
   prompts: readonly string[],
   stage: PpoStageConfig,
   seed: number,
-  hasOracle: boolean,
+  oracle: Task | null,
 ): Promise<Record<string, number>> {
   const rollout = await collectRollout(
-    { policy, reference, reward },
+    models,
     prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
     {
       temperature: stage.temperature,
@@ -73,10 +70,10 @@ async function evaluate(
     'eval/objective/kl': mean(kl),
     'eval/response_length': mean(rollout.logprobs.map((row) => row.length)),
   };
-  if (hasOracle)
+  if (oracle)
     metrics['eval/oracle/score'] = mean(
       rollout.items.map((item, i) =>
-        sentimentScore(prompts[i] + tokenizer.decode(item.response, { skipSpecialTokens: true })),
+        oracle.score(prompts[i] + tokenizer.decode(item.response, { skipSpecialTokens: true })),
       ),
     );
   return metrics;
@@ -107,6 +104,12 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
   const { model: reward, checkpoint: rewardCheckpoint } = await loadModel(rewardDir, ['score'], seed);
   const tokenizer = policyCheckpoint.tokenizer;
   const optimizer = new AdamW(policy.weights, { beta1: 0.9, beta2: 0.999, epsilon: 1e-5, weightDecay: 0 });
+  // Until PPO's update runs through the seam too, its tfjs models are wrapped as seam models for rollouts.
+  const models: RolloutModels = {
+    policy: new TfjsModel(policy, generate),
+    reference: new TfjsModel(reference, generate),
+    reward: new TfjsModel(reward, generate),
+  };
   let rolloutEngine: RolloutEngine | undefined;
   try {
     if (!sameTokenizer(tokenizer, rewardCheckpoint.tokenizer))
@@ -175,7 +178,14 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         },
       });
     const evalNow = async () =>
-      evaluate(policy, reference, reward, tokenizer, prompts.heldOut, stage, seed + 7777, prompts.hasOracle);
+      evaluate(
+        models,
+        tokenizer,
+        prompts.heldOut,
+        stage,
+        seeds.evalGeneration(seed),
+        prompts.hasOracle ? context.task : null,
+      );
 
     if (startStep === 0) {
       // The starting policy's held-out numbers, so every chart has its step-0 baseline.
@@ -204,7 +214,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       // 1–2. rollouts, their log-probabilities, values and scores
       const promptIndices = batchIndices(step, stage.batch_size, encodedPrompts.length, seed);
       const stepPrompts = promptIndices.map((i) => encodedPrompts[i]);
-      rolloutEngine ??= await createRolloutEngine(stage.rollout_engine, { policy, reference, reward });
+      rolloutEngine ??= await context.createRolloutEngine(stage.rollout_engine, models);
       const rollout: Rollout = await rolloutEngine.collect(
         stepPrompts,
         {
@@ -212,7 +222,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
           topK: stage.top_k,
           topP: stage.top_p,
           maxNewTokens: stage.max_new_tokens,
-          seed: seed * 1_000_003 + step,
+          seed: seeds.rolloutSampling(seed, step),
           eosTokenId: stage.stop_token === 'eos' ? tokenizer.eosId : undefined,
           padTokenId: tokenizer.padId,
         },
@@ -266,7 +276,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
         skipped: 0,
       };
       const policyActive = step >= stage.critic_warmup_steps;
-      const random = new Random((seed ^ 0x9e3779b9) + step);
+      const random = new Random(seeds.minibatchShuffle(seed, step));
       let stopEpochs = false;
       for (let epoch = 0; epoch < stage.num_ppo_epochs && !stopEpochs; epoch++) {
         const order = random.shuffle(rollout.items.map((_, i) => i));
@@ -286,7 +296,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
           const ptx =
             stage.ptx_coef > 0
               ? makeBatch(
-                  batchIndices(step * 1000 + epoch * 10 + start, miniBatchSize, ptxExamples.length, seed).map(
+                  batchIndices(seeds.ptxBatchStep(step, epoch, start), miniBatchSize, ptxExamples.length, seed).map(
                     (i) => ptxExamples[i],
                   ),
                   policy.config.block_size,
@@ -371,7 +381,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       }
       times['time/update'] = (performance.now() - t0) / 1000;
       t0 = performance.now();
-      await rolloutEngine.syncPolicy(policy);
+      await rolloutEngine.syncPolicy();
       times['time/weight_sync'] = (performance.now() - t0) / 1000;
 
       // Metrics with TRL's names
@@ -380,7 +390,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
       const meanKl = mean(klSums);
       const responses = rollout.items.map((item) => tokenizer.decode(item.response, { skipSpecialTokens: true }));
       const oracleScores = prompts.hasOracle
-        ? rollout.items.map((_, i) => sentimentScore(prompts.train[promptIndices[i]] + responses[i]))
+        ? rollout.items.map((_, i) => context.task.score(prompts.train[promptIndices[i]] + responses[i]))
         : [];
       const metrics: Record<string, number> = {
         step: done,

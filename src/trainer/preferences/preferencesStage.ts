@@ -7,15 +7,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Random } from '../../core/random';
+import { sum } from '../../core/stats';
 import type { Judgment } from '../../shared/preferences';
 import type { PreferencesStageConfig } from '../../shared/runConfig';
+import { loadEngineModel } from '../checkpoint/modelLoading';
 import { loadPrompts } from '../data/prompts';
-import { sentimentScore } from '../data/sentimentOracle';
-import { loadModel } from '../rl/loadModel';
+import type { EngineModel } from '../engine/engine';
+import { runStageLoop } from '../loop/stageLoop';
 import { appendLineDurable, writeFileDurable } from '../../shared/durableWrite';
 import type { RunDirectory } from '../run/runDirectory';
-import { generate } from '../sampling/sampler';
-import { yieldToEventLoop, type LogLevel, type StageContext, type StageResult } from '../stageContext';
+import { seeds } from '../seeds';
+import type { LogLevel, StageContext, StageResult } from '../stageContext';
+import type { BpeTokenizer } from '../tokenizer';
 import { simulatedRanking } from './simulatedAnnotator';
 
 /** Prompts per generation batch (× K completions each). */
@@ -41,7 +44,8 @@ function keepWholeBatches(
   while (whole < lines.length - 1 && isJsonObject(lines[whole])) whole++;
   if (whole > total)
     throw new Error(
-      `${file} holds ${whole} judgments but this stage writes ${total}; it was not written by this stage. Move it away and resume again.`,
+      `${file} holds ${whole} judgments but this stage writes ${total}; it was not written by this stage. ` +
+        'Move it away and resume again.',
     );
   const batches = Math.min(
     whole === total ? Math.ceil(total / promptsPerBatch) : Math.floor(whole / promptsPerBatch),
@@ -56,7 +60,8 @@ function keepWholeBatches(
     const dropped = lines.slice(kept).filter((line) => line !== '').length;
     log(
       'info',
-      `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} line${dropped === 1 ? '' : 's'} after them; batch ${batches + 1} is written again`,
+      `${file}: keeping the ${kept} judgments of whole batches and dropping the ${dropped} ` +
+        `line${dropped === 1 ? '' : 's'} after them; batch ${batches + 1} is written again`,
     );
     writeFileDurable(file, keptText);
   }
@@ -83,6 +88,73 @@ function isJsonObject(line: string): boolean {
   }
 }
 
+/** What labelling a batch needs besides its prompts. */
+interface Labelling {
+  readonly stage: PreferencesStageConfig;
+  readonly context: StageContext;
+  readonly model: EngineModel;
+  readonly tokenizer: BpeTokenizer;
+  readonly policyDir: string;
+  /** The judgments file, appended to. */
+  readonly file: string;
+}
+
+/**
+ * Batch `batch`: K completions of each prompt from the policy, ranked by the simulated annotator from the
+ * task's oracle, appended to the file one judgment per line. Returns the batch's metrics.
+ */
+async function labelBatch(
+  labelling: Labelling,
+  batchPrompts: readonly string[],
+  batch: number,
+): Promise<Record<string, number>> {
+  const { stage, context, model, tokenizer, policyDir, file } = labelling;
+  const { run, seed } = context;
+  const t0 = performance.now();
+  const encoded = batchPrompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
+  const k = stage.completions_per_prompt;
+  const sequences = await model.generate(
+    encoded.flatMap((ids) => Array.from({ length: k }, () => ids)),
+    {
+      temperature: stage.temperature,
+      topK: stage.top_k,
+      topP: stage.top_p,
+      maxNewTokens: stage.max_new_tokens,
+      seed: seeds.preferenceSampling(seed, batch),
+      eosTokenId: tokenizer.eosId,
+      padTokenId: tokenizer.padId,
+    },
+  );
+  const random = new Random(seeds.annotator(seed, batch));
+  let oracleSum = 0;
+  let spreadSum = 0;
+  batchPrompts.forEach((prompt, p) => {
+    const completions = sequences
+      .slice(p * k, (p + 1) * k)
+      .map((sequence) => tokenizer.decode(sequence.tokens, { skipSpecialTokens: true }));
+    const scores = completions.map((completion) => context.task.score(prompt + completion));
+    const judgment: Judgment = {
+      id: `${run.id}-${batch * promptsPerBatch + p}`,
+      prompt,
+      completions,
+      ranking: simulatedRanking(completions, scores, stage.annotator_temperature, random),
+      annotator: `simulated(oracle, temperature ${stage.annotator_temperature})`,
+      time: new Date().toISOString(),
+      source: { run: run.id, step: 0, model: policyDir },
+      shown_order: random.shuffle(completions.map((_, i) => i)),
+    };
+    appendLineDurable(file, JSON.stringify(judgment));
+    oracleSum += sum(scores) / k;
+    spreadSum += Math.max(...scores) - Math.min(...scores);
+  });
+  return {
+    'preferences/judgments': batch * promptsPerBatch + batchPrompts.length,
+    'oracle/score': oracleSum / batchPrompts.length,
+    'oracle/spread': spreadSum / batchPrompts.length,
+    completions_per_s: (batchPrompts.length * k) / ((performance.now() - t0) / 1000),
+  };
+}
+
 export async function runPreferencesStage(stage: PreferencesStageConfig, context: StageContext): Promise<StageResult> {
   const { run, log, seed } = context;
   if (stage.annotator === 'file') {
@@ -94,7 +166,7 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
   }
 
   const policyDir = context.resolve(stage.policy, 'checkpoint');
-  const { model, checkpoint } = await loadModel(policyDir, [], seed);
+  const { model, checkpoint } = await loadEngineModel(context.engine, policyDir, [], seed);
   const tokenizer = checkpoint.tokenizer;
   const file = path.join(run.dir, 'preferences.jsonl');
   try {
@@ -102,7 +174,8 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
     for (const message of prompts.messages) log('warn', message);
     if (!prompts.hasOracle)
       throw new Error(
-        'The simulated annotator ranks by the demo task\'s sentiment oracle; with your own prompts, rank in the Rank panel and use "annotator": "file".',
+        "The simulated annotator ranks by the demo task's sentiment oracle; with your own prompts, " +
+          'rank in the Rank panel and use "annotator": "file".',
       );
     const selected = prompts.train.slice(0, stage.num_prompts);
     const batches = Math.ceil(selected.length / promptsPerBatch);
@@ -110,67 +183,26 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
     // Resume: the whole batches already in the file stay; a batch the kill cut short is redone (each
     // batch is a pure function of seed and batch number, so it comes out the same).
     const firstBatch = context.resume ? keepWholeBatches(file, run, selected.length, log) : 0;
-    if (context.resume) run.truncateMetricsAfter(firstBatch);
-    let lastMetrics: Record<string, number> = {};
-    for (let batch = firstBatch; batch < batches; batch++) {
-      await yieldToEventLoop();
-      if (context.shouldStop?.()) {
-        log('info', `stopped after ${batch * promptsPerBatch} judgments on request`);
-        return { status: 'stopped', step: batch, outputs: { preferences: file }, lastMetrics };
-      }
-      const t0 = performance.now();
-      const batchPrompts = selected.slice(batch * promptsPerBatch, (batch + 1) * promptsPerBatch);
-      const encoded = batchPrompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
-      const k = stage.completions_per_prompt;
-      const sequences = await generate(
-        model,
-        encoded.flatMap((ids) => Array.from({ length: k }, () => ids)),
-        {
-          temperature: stage.temperature,
-          topK: stage.top_k,
-          topP: stage.top_p,
-          maxNewTokens: stage.max_new_tokens,
-          seed: seed * 100_003 + batch,
-          eosTokenId: tokenizer.eosId,
-          padTokenId: tokenizer.padId,
-        },
-      );
-      const random = new Random((seed ^ 0xa11ce) + batch);
-      let oracleSum = 0;
-      let spreadSum = 0;
-      batchPrompts.forEach((prompt, p) => {
-        const completions = sequences
-          .slice(p * k, (p + 1) * k)
-          .map((sequence) => tokenizer.decode(sequence.tokens, { skipSpecialTokens: true }));
-        const scores = completions.map((completion) => sentimentScore(prompt + completion));
-        const judgment: Judgment = {
-          id: `${run.id}-${batch * promptsPerBatch + p}`,
-          prompt,
-          completions,
-          ranking: simulatedRanking(completions, scores, stage.annotator_temperature, random),
-          annotator: `simulated(oracle, temperature ${stage.annotator_temperature})`,
-          time: new Date().toISOString(),
-          source: { run: run.id, step: 0, model: policyDir },
-          shown_order: random.shuffle(completions.map((_, i) => i)),
-        };
-        appendLineDurable(file, JSON.stringify(judgment));
-        oracleSum += scores.reduce((a, b) => a + b, 0) / k;
-        spreadSum += Math.max(...scores) - Math.min(...scores);
-      });
-      lastMetrics = {
-        step: batch + 1,
-        time: Date.now() / 1000,
-        'preferences/judgments': Math.min((batch + 1) * promptsPerBatch, selected.length),
-        'oracle/score': oracleSum / batchPrompts.length,
-        'oracle/spread': spreadSum / batchPrompts.length,
-        completions_per_s: (batchPrompts.length * k) / ((performance.now() - t0) / 1000),
-      };
-      run.appendMetrics(lastMetrics);
-      context.onStep?.(lastMetrics);
-    }
+    const result = await runStageLoop(
+      {
+        startStep: firstBatch,
+        maxSteps: batches,
+        outputs: { preferences: file },
+        stopMessage: (batch) => `stopped after ${batch * promptsPerBatch} judgments on request`,
+        step: async (batch) => ({
+          metrics: await labelBatch(
+            { stage, context, model, tokenizer, policyDir, file },
+            selected.slice(batch * promptsPerBatch, (batch + 1) * promptsPerBatch),
+            batch,
+          ),
+        }),
+      },
+      context,
+    );
+    if (result.status === 'stopped') return result;
     log('info', `${selected.length} judgments of ${stage.completions_per_prompt} completions in ${file}`);
     run.update({ summary: { judgments: selected.length } });
-    return { status: 'completed', step: batches, outputs: { preferences: file }, lastMetrics };
+    return result;
   } finally {
     model.dispose();
   }

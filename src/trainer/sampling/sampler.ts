@@ -9,30 +9,12 @@
  * sampling is reproducible on every backend.
  */
 import { Random } from '../../core/random';
-import { tf, type Tensor } from '../engine/tfRuntime';
-import type { Gpt, KvCache } from '../model/gpt';
+import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
+import type { SampledSequence, SamplingOptions } from '../engine/engine';
+import type { Gpt, KvCache } from '../engine/tfjs/gpt';
 
-export interface SamplingOptions {
-  /** 0 means greedy. */
-  readonly temperature: number;
-  /** Keep the k most likely tokens; 0 keeps all. */
-  readonly topK: number;
-  /** Keep the smallest set of tokens whose probability reaches p; 1 keeps all. */
-  readonly topP: number;
-  readonly maxNewTokens: number;
-  readonly seed: number;
-  /** Stop a sequence after this token (it is kept in the output). */
-  readonly eosTokenId?: number;
-  readonly padTokenId: number;
-}
-
-export interface SampledSequence {
-  /** The new tokens, EOS included when it was sampled. */
-  readonly tokens: number[];
-  /** log p of each new token under the sampling distribution's model (before warping). */
-  readonly logprobs: number[];
-  readonly finishedByEos: boolean;
-}
+// The sampling settings and results are the engine seam's (every engine samples to that contract).
+export type { SampledSequence, SamplingOptions } from '../engine/engine';
 
 /**
  * Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability.

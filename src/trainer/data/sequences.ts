@@ -4,9 +4,7 @@
  * is a response token. Per-token quantities of a response (log-probabilities, values, rewards) are
  * read at those positions: position t predicts token t + 1.
  */
-import { tf, type Tensor } from '../engine/tfRuntime';
-import { tokenLogprobs } from '../engine/losses';
-import type { Gpt } from '../model/gpt';
+import type { TokenBatch } from '../engine/engine';
 
 export interface PromptResponse {
   /** Prompt token ids, BOS included. */
@@ -55,26 +53,10 @@ export function buildSequenceBatch(items: readonly PromptResponse[], padId: numb
   };
 }
 
-/** The tensors of a batch; the caller disposes them (or builds them inside a tidy). */
-export function sequenceTensors(batch: SequenceBatch): { inputs: Tensor; targets: Tensor; mask: Tensor } {
-  const shape: [number, number] = [batch.batchSize, batch.length];
-  return {
-    inputs: tf.tensor2d(batch.inputs, shape, 'int32'),
-    targets: tf.tensor2d(batch.targets, shape, 'int32'),
-    mask: tf.tensor2d(batch.responseMask, shape),
-  };
-}
-
-/** log p(target) at every position, at a sampling temperature (logits / T, as the sampler drew them): [B, T]. */
-export function sequenceLogprobs(
-  model: Gpt,
-  inputs: Tensor,
-  targets: Tensor,
-  temperature = 1,
-): { logprobs: Tensor; logits: Tensor; hidden: Tensor } {
-  const { logits, hidden } = model.forward(inputs);
-  const scaled = temperature > 0 && temperature !== 1 ? tf.div(logits, temperature) : logits;
-  return { logprobs: tokenLogprobs(scaled, targets), logits: scaled, hidden };
+/** The batch as the engine takes it: its mask is the response mask. */
+export function tokenBatchOf(batch: SequenceBatch): TokenBatch {
+  const { batchSize, length, inputs, targets, responseMask } = batch;
+  return { batchSize, length, inputs, targets, mask: responseMask };
 }
 
 /** Reads the response positions of a [B, T] array row by row: one list per sample, aligned with its response tokens. */
@@ -101,7 +83,10 @@ export function rewardInputs(
   return { ids, batchSize: items.length, length, lengths };
 }
 
-/** The same batch right-padded to `length` positions (a fixed width keeps the model's attention-bias cache to one shape). */
+/**
+ * The same batch right-padded to `length` positions (a fixed width keeps the model's attention-bias cache
+ * to one shape).
+ */
 export function padTo(batch: SequenceBatch, length: number, padId: number): SequenceBatch {
   if (batch.length === length) return batch;
   const inputs = new Int32Array(batch.batchSize * length).fill(padId);

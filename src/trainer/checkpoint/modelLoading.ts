@@ -3,12 +3,12 @@
  * model a score head. A head the checkpoint lacks starts fresh (seeded); trunk weights must all be
  * there.
  */
-import { loadCheckpoint, type CheckpointContents, type ModelCheckpointConfig } from '../checkpoint/checkpoint';
-import { Gpt, type ScalarHead } from '../model/gpt';
-import type { GptConfig } from '../model/gptConfig';
+import type { EngineModel, TrainingEngine } from '../engine/engine';
+import type { GptConfig, ScalarHead } from '../model/gptConfig';
+import { loadCheckpoint, type CheckpointContents, type ModelCheckpointConfig } from './checkpoint';
 
 export interface LoadedModel {
-  readonly model: Gpt;
+  readonly model: EngineModel;
   readonly checkpoint: CheckpointContents;
 }
 
@@ -25,9 +25,17 @@ export function gptConfigOf(config: ModelCheckpointConfig, dropout = 0): GptConf
   };
 }
 
-export async function loadModel(dir: string, heads: readonly ScalarHead[], seed: number): Promise<LoadedModel> {
+/** Loads checkpoint `dir` into the engine as a model with `heads`. */
+export async function loadEngineModel(
+  engine: TrainingEngine,
+  dir: string,
+  heads: readonly ScalarHead[],
+  seed: number,
+): Promise<LoadedModel> {
   const checkpoint = await loadCheckpoint(dir);
-  const model = Gpt.fromWeights(gptConfigOf(checkpoint.config), heads, checkpoint.weights, {
+  const model = engine.createModel(gptConfigOf(checkpoint.config), {
+    heads,
+    weights: checkpoint.weights,
     keepMissingHeads: true,
     seed,
   });
@@ -36,7 +44,7 @@ export async function loadModel(dir: string, heads: readonly ScalarHead[], seed:
 
 /** The checkpoint config a stage writes for a model it trained. */
 export function checkpointConfig(
-  model: Gpt,
+  model: { readonly config: GptConfig; readonly heads: readonly ScalarHead[] },
   tokenizer: { bosId: number; eosId: number; padId: number },
 ): ModelCheckpointConfig {
   const { vocab_size, block_size, n_layer, n_head, n_embd, dropout, score_pooling } = model.config;

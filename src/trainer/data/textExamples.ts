@@ -1,14 +1,13 @@
 /**
- * SFT examples from a stage's dataset, tokenized and batched. A text example trains on every token;
- * a prompt/completion example trains on the completion (and EOS) only when `completion_only_loss`.
- * Batches are a pure function of (seed, step): each epoch is a fresh shuffle seeded by the epoch
- * number, so a resumed run sees exactly the batches an uninterrupted one would.
+ * Text examples from a stage's dataset (SFT's data, PPO-ptx's language-modelling batches), tokenized
+ * and batched. A text example trains on every token; a prompt/completion example trains on the
+ * completion (and EOS) only when `completion_only_loss`. Which examples form a step's batch is
+ * data/batching.ts's business.
  */
 import * as path from 'node:path';
-import { Random } from '../../core/random';
 import type { DatasetConfig } from '../../shared/runConfig';
-import { generateReviews } from '../data/reviews';
-import { formatDatasetProblem, noUsableExamplesMessage, readTextDataset } from '../data/jsonlDataset';
+import { generateReviews } from './reviews';
+import { formatDatasetProblem, noUsableExamplesMessage, readTextDataset } from './jsonlDataset';
 import type { BpeTokenizer } from '../tokenizer';
 
 export interface SftExample {
@@ -59,7 +58,8 @@ export async function loadSftExamples(
   const read = await readTextDataset(file);
   const messages = read.problems.map(formatDatasetProblem);
   messages.push(
-    `${file}: ${read.counts.examples} examples kept, ${read.counts.skipped} malformed lines skipped, ${read.counts.blank} blank lines, of ${read.counts.lines} lines`,
+    `${file}: ${read.counts.examples} examples kept, ${read.counts.skipped} malformed lines skipped, ` +
+      `${read.counts.blank} blank lines, of ${read.counts.lines} lines`,
   );
   if (read.examples.length === 0) throw new Error(noUsableExamplesMessage(file, read));
   return {
@@ -69,21 +69,6 @@ export async function loadSftExamples(
         : { prompt: example.prompt, completion: example.completion },
     ),
     messages,
-  };
-}
-
-/** Deterministic split: a seeded shuffle, the first `evalFraction` held out (at least one of each when possible). */
-export function splitExamples<T>(
-  examples: readonly T[],
-  evalFraction: number,
-  seed: number,
-): { train: T[]; evaluation: T[] } {
-  const order = new Random(seed ^ 0x5eed).shuffle(examples.map((_, i) => i));
-  const evalCount =
-    evalFraction > 0 && examples.length > 1 ? Math.max(1, Math.round(examples.length * evalFraction)) : 0;
-  return {
-    evaluation: order.slice(0, evalCount).map((i) => examples[i]),
-    train: order.slice(evalCount).map((i) => examples[i]),
   };
 }
 
@@ -118,22 +103,4 @@ export function makeBatch(examples: readonly TokenizedExample[], length: number,
     tokens += n;
   });
   return { batchSize, length, inputs, targets, mask, tokens };
-}
-
-/** The training examples of optimizer step `step` (0-based): epochs of seeded shuffles, read in order. */
-export function batchIndices(step: number, batchSize: number, datasetSize: number, seed: number): number[] {
-  const indices: number[] = [];
-  let position = step * batchSize;
-  let cachedEpoch = -1;
-  let order: number[] = [];
-  while (indices.length < batchSize) {
-    const epoch = Math.floor(position / datasetSize);
-    if (epoch !== cachedEpoch) {
-      order = new Random((seed * 1_000_003 + epoch) >>> 0).shuffle(Array.from({ length: datasetSize }, (_, i) => i));
-      cachedEpoch = epoch;
-    }
-    indices.push(order[position % datasetSize]);
-    position++;
-  }
-  return indices;
 }

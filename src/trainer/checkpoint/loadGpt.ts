@@ -1,0 +1,23 @@
+/**
+ * Loads a checkpoint straight into a tfjs Gpt, for tfjs-only tools (ONNX export and rollouts, the
+ * sampler, benchmarks). Stages load through the seam instead (checkpoint/modelLoading.ts).
+ */
+import { loadCheckpoint, type CheckpointContents } from './checkpoint';
+import { gptConfigOf } from './modelLoading';
+import type { ScalarHead } from '../model/gptConfig';
+import { Gpt } from '../engine/tfjs/gpt';
+
+export interface LoadedGpt {
+  readonly model: Gpt;
+  readonly checkpoint: CheckpointContents;
+}
+
+/** A checkpoint as a Gpt with `heads`; a head the checkpoint lacks starts fresh (seeded). */
+export async function loadModel(dir: string, heads: readonly ScalarHead[], seed: number): Promise<LoadedGpt> {
+  const checkpoint = await loadCheckpoint(dir);
+  const model = Gpt.fromWeights(gptConfigOf(checkpoint.config), heads, checkpoint.weights, {
+    keepMissingHeads: true,
+    seed,
+  });
+  return { model, checkpoint };
+}
