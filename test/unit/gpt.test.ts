@@ -96,38 +96,41 @@ test('score reads the score head at index length − 1 of each row, whatever pad
   });
 });
 
-test("score_pooling 'sum' adds the head's projection over a row's tokens and its bias once, whatever padding follows", async () => {
-  await withModel({ seed: 2, heads: ['score'] }, async (model) => {
-    const summing = Gpt.fromWeights({ ...model.config, score_pooling: 'sum' }, ['score'], await model.readWeights());
-    try {
-      // A non-zero bias, so adding it once per token instead of once per row would show.
-      tf.tidy(() => summing.weights.get('score.bias')?.assign(tf.tensor1d([0.75])));
-      const ids = randomIds(3, 8, 4);
-      const lengths = [8, 3, 5];
-      const perPosition = await readTidy(() =>
-        summing.scalarHead('score', summing.forward(tf.tensor2d(ids, undefined, 'int32')).hidden),
-      ); // [B, T] = w·h_t + b
-      const expected = lengths.map(
-        (n, b) =>
-          Array.from(perPosition.subarray(b * 8, b * 8 + n)).reduce((sum, value) => sum + value - 0.75, 0) + 0.75,
-      );
-      const scores = await readTidy(() => summing.score(tf.tensor2d(ids, undefined, 'int32'), lengths));
-      assertClose(scores, Float32Array.from(expected), 1e-5, 'summed score');
-      const repadded = ids.map((row, b) => row.map((id, t) => (t < lengths[b] ? id : (id + 7) % V)));
-      assertClose(
-        await readTidy(() => summing.score(tf.tensor2d(repadded, undefined, 'int32'), lengths)),
-        scores,
-        1e-6,
-        'summed score after repadding',
-      );
-      // The default reads the last token: the two poolings really differ.
-      const last = await readTidy(() => model.score(tf.tensor2d(ids, undefined, 'int32'), lengths));
-      assert.ok(Math.abs(last[0] - scores[0]) > 1e-3);
-    } finally {
-      summing.dispose();
-    }
-  });
-});
+test(
+  "score_pooling 'sum' adds the head's projection over a " + "row's tokens and its bias once, whatever padding follows",
+  async () => {
+    await withModel({ seed: 2, heads: ['score'] }, async (model) => {
+      const summing = Gpt.fromWeights({ ...model.config, score_pooling: 'sum' }, ['score'], await model.readWeights());
+      try {
+        // A non-zero bias, so adding it once per token instead of once per row would show.
+        tf.tidy(() => summing.weights.get('score.bias')?.assign(tf.tensor1d([0.75])));
+        const ids = randomIds(3, 8, 4);
+        const lengths = [8, 3, 5];
+        const perPosition = await readTidy(() =>
+          summing.scalarHead('score', summing.forward(tf.tensor2d(ids, undefined, 'int32')).hidden),
+        ); // [B, T] = w·h_t + b
+        const expected = lengths.map(
+          (n, b) =>
+            Array.from(perPosition.subarray(b * 8, b * 8 + n)).reduce((sum, value) => sum + value - 0.75, 0) + 0.75,
+        );
+        const scores = await readTidy(() => summing.score(tf.tensor2d(ids, undefined, 'int32'), lengths));
+        assertClose(scores, Float32Array.from(expected), 1e-5, 'summed score');
+        const repadded = ids.map((row, b) => row.map((id, t) => (t < lengths[b] ? id : (id + 7) % V)));
+        assertClose(
+          await readTidy(() => summing.score(tf.tensor2d(repadded, undefined, 'int32'), lengths)),
+          scores,
+          1e-6,
+          'summed score after repadding',
+        );
+        // The default reads the last token: the two poolings really differ.
+        const last = await readTidy(() => model.score(tf.tensor2d(ids, undefined, 'int32'), lengths));
+        assert.ok(Math.abs(last[0] - scores[0]) > 1e-3);
+      } finally {
+        summing.dispose();
+      }
+    });
+  },
+);
 
 test('a head the model was not created with is refused by name', async () => {
   await withModel({ seed: 3 }, async (model) => {
@@ -135,15 +138,18 @@ test('a head the model was not created with is refused by name', async () => {
   });
 });
 
-test('parameterCount is countParameters(config) plus (C + 1) per scalar head, and countParameters is right by hand', async () => {
-  // V·C + T·C + L·(2·2C + (3C² + 3C) + (C² + C) + (4C² + 4C) + (4C² + C)) + 2C
-  //   = 640 + 256 + 2 · (64 + 816 + 272 + 1088 + 1040) + 32 = 7488
-  assert.equal(countParameters(config), 7488);
-  await withModel({ seed: 1 }, async (model) => assert.equal(model.parameterCount, 7488));
-  await withModel({ seed: 1, heads: ['v_head', 'score'] }, async (model) =>
-    assert.equal(model.parameterCount, countParameters(config) + 2 * (16 + 1)),
-  );
-});
+test(
+  'parameterCount is countParameters(config) plus (C + 1) ' + 'per scalar head, and countParameters is right by hand',
+  async () => {
+    // V·C + T·C + L·(2·2C + (3C² + 3C) + (C² + C) + (4C² + 4C) + (4C² + C)) + 2C
+    //   = 640 + 256 + 2 · (64 + 816 + 272 + 1088 + 1040) + 32 = 7488
+    assert.equal(countParameters(config), 7488);
+    await withModel({ seed: 1 }, async (model) => assert.equal(model.parameterCount, 7488));
+    await withModel({ seed: 1, heads: ['v_head', 'score'] }, async (model) =>
+      assert.equal(model.parameterCount, countParameters(config) + 2 * (16 + 1)),
+    );
+  },
+);
 
 test('an invalid config is refused with every problem named', () => {
   assert.throws(
@@ -187,126 +193,143 @@ test('weights are named as nanoGPT names them, in state-dict order, heads last',
   });
 });
 
-test('the same seed gives identical weights and a different seed different ones, with two models alive at once', async () => {
-  const [a, b, c] = [Gpt.create(config, { seed: 7 }), Gpt.create(config, { seed: 7 }), Gpt.create(config, { seed: 8 })];
-  try {
-    const [wa, wb, wc] = await Promise.all([a.readWeights(), b.readWeights(), c.readWeights()]);
-    assert.deepEqual(wa, wb);
-    for (const name of [
-      'transformer.wte.weight',
-      'transformer.wpe.weight',
-      'transformer.h.1.attn.c_attn.weight',
-      'transformer.h.0.mlp.c_proj.weight',
-    ]) {
-      assert.notDeepEqual(wa.get(name)!.data, wc.get(name)!.data, `${name} should depend on the seed`);
-    }
-  } finally {
-    [a, b, c].forEach((model) => model.dispose());
-  }
-});
-
-test('init follows nanoGPT: N(0, 0.02), residual projections N(0, 0.02/√(2·n_layer)), biases 0, LayerNorm γ 1', async () => {
-  await withModel({ seed: 4 }, async (model) => {
-    const weights = await model.readWeights();
-    const std = (name: string) => {
-      const data = weights.get(name)!.data;
-      const mean = data.reduce((a, b) => a + b, 0) / data.length;
-      return Math.sqrt(data.reduce((a, b) => a + (b - mean) ** 2, 0) / data.length);
-    };
-    // 640 to 4096 samples: the sample std is within ~6% of the true one.
-    assert.ok(Math.abs(std('transformer.wte.weight') / 0.02 - 1) < 0.1);
-    assert.ok(Math.abs(std('transformer.h.0.mlp.c_fc.weight') / 0.02 - 1) < 0.1);
-    assert.ok(Math.abs(std('transformer.h.1.attn.c_proj.weight') / (0.02 / Math.sqrt(4)) - 1) < 0.1);
-    assert.ok(Math.abs(std('transformer.h.1.mlp.c_proj.weight') / (0.02 / Math.sqrt(4)) - 1) < 0.1);
-    assert.ok(weights.get('transformer.h.0.attn.c_attn.bias')!.data.every((x) => x === 0));
-    assert.ok(weights.get('transformer.ln_f.weight')!.data.every((x) => x === 1));
-  });
-});
-
-test('a KV-cached forward (a prefix, then one token at a time) gives the logits of one full forward, to 1e-4', async () => {
-  await withModel({ seed: 5 }, async (model) => {
-    const ids = randomIds(2, 10, 5);
-    const full = await logitsOf(model, ids);
-    const cached = await readTidy(() => {
-      const input = tf.tensor2d(ids, undefined, 'int32');
-      let cache: KvCache = { layers: [], length: 0 };
-      const parts: Tensor[] = [];
-      for (const [from, to] of [
-        [0, 4],
-        [4, 5],
-        [5, 6],
-        [6, 7],
-        [7, 8],
-        [8, 9],
-        [9, 10],
+test(
+  'the same seed gives identical weights and a different ' + 'seed different ones, with two models alive at once',
+  async () => {
+    const [a, b, c] = [
+      Gpt.create(config, { seed: 7 }),
+      Gpt.create(config, { seed: 7 }),
+      Gpt.create(config, { seed: 8 }),
+    ];
+    try {
+      const [wa, wb, wc] = await Promise.all([a.readWeights(), b.readWeights(), c.readWeights()]);
+      assert.deepEqual(wa, wb);
+      for (const name of [
+        'transformer.wte.weight',
+        'transformer.wpe.weight',
+        'transformer.h.1.attn.c_attn.weight',
+        'transformer.h.0.mlp.c_proj.weight',
       ]) {
-        const out = model.forward(tf.slice(input, [0, from], [2, to - from]), { cache });
-        cache = out.cache as KvCache;
-        assert.equal(cache.length, to);
-        assert.deepEqual([...cache.layers[0].k.shape], [2, 2, to, 8]); // [B, H, P + T, D]
-        parts.push(out.logits);
+        assert.notDeepEqual(wa.get(name)!.data, wc.get(name)!.data, `${name} should depend on the seed`);
       }
-      return tf.concat(parts, 1); // [B, T, V]
-    });
-    assertClose(cached, full, 1e-4, 'cached vs full logits');
-  });
-});
+    } finally {
+      [a, b, c].forEach((model) => model.dispose());
+    }
+  },
+);
 
-test('a left-padded batch (positions and keyMask as generate builds them) gives each row the logits of that row alone, also for a cached next token', async () => {
-  await withModel({ seed: 6 }, async (model) => {
-    const prompts = randomIds(3, 7, 6).map((row, b) => row.slice(0, [3, 7, 5][b]));
-    const nextTokens = [11, 22, 33];
-    const length = 7;
-    // As generate does: [pad … pad, prompt]; positions count real tokens only; mask 1 on real tokens.
-    const offsets = prompts.map((p) => length - p.length);
-    const ids = prompts.map((p, b) => [...new Array<number>(offsets[b]).fill(0), ...p]);
-    const positions = offsets.map((offset) => Array.from({ length }, (_, t) => Math.max(0, t - offset)));
-    const keyMask = offsets.map((offset) => Array.from({ length }, (_, t) => (t >= offset ? 1 : 0)));
-    const [padded, next] = await Promise.all(
-      tf
-        .tidy(() => {
-          const first = model.forward(tf.tensor2d(ids, undefined, 'int32'), {
-            positions: tf.tensor2d(positions, undefined, 'int32'),
-            keyMask: tf.tensor2d(keyMask),
-            cache: { layers: [], length: 0 },
-          });
-          const second = model.forward(
-            tf.tensor2d(
-              nextTokens.map((t) => [t]),
-              undefined,
-              'int32',
-            ),
-            {
-              positions: tf.tensor2d(
-                prompts.map((p) => [p.length]),
+test(
+  'init follows nanoGPT: N(0, 0.02), residual projections ' + 'N(0, 0.02/√(2·n_layer)), biases 0, LayerNorm γ 1',
+  async () => {
+    await withModel({ seed: 4 }, async (model) => {
+      const weights = await model.readWeights();
+      const std = (name: string) => {
+        const data = weights.get(name)!.data;
+        const mean = data.reduce((a, b) => a + b, 0) / data.length;
+        return Math.sqrt(data.reduce((a, b) => a + (b - mean) ** 2, 0) / data.length);
+      };
+      // 640 to 4096 samples: the sample std is within ~6% of the true one.
+      assert.ok(Math.abs(std('transformer.wte.weight') / 0.02 - 1) < 0.1);
+      assert.ok(Math.abs(std('transformer.h.0.mlp.c_fc.weight') / 0.02 - 1) < 0.1);
+      assert.ok(Math.abs(std('transformer.h.1.attn.c_proj.weight') / (0.02 / Math.sqrt(4)) - 1) < 0.1);
+      assert.ok(Math.abs(std('transformer.h.1.mlp.c_proj.weight') / (0.02 / Math.sqrt(4)) - 1) < 0.1);
+      assert.ok(weights.get('transformer.h.0.attn.c_attn.bias')!.data.every((x) => x === 0));
+      assert.ok(weights.get('transformer.ln_f.weight')!.data.every((x) => x === 1));
+    });
+  },
+);
+
+test(
+  'a KV-cached forward (a prefix, then one token at a ' + 'time) gives the logits of one full forward, to 1e-4',
+  async () => {
+    await withModel({ seed: 5 }, async (model) => {
+      const ids = randomIds(2, 10, 5);
+      const full = await logitsOf(model, ids);
+      const cached = await readTidy(() => {
+        const input = tf.tensor2d(ids, undefined, 'int32');
+        let cache: KvCache = { layers: [], length: 0 };
+        const parts: Tensor[] = [];
+        for (const [from, to] of [
+          [0, 4],
+          [4, 5],
+          [5, 6],
+          [6, 7],
+          [7, 8],
+          [8, 9],
+          [9, 10],
+        ]) {
+          const out = model.forward(tf.slice(input, [0, from], [2, to - from]), { cache });
+          cache = out.cache as KvCache;
+          assert.equal(cache.length, to);
+          assert.deepEqual([...cache.layers[0].k.shape], [2, 2, to, 8]); // [B, H, P + T, D]
+          parts.push(out.logits);
+        }
+        return tf.concat(parts, 1); // [B, T, V]
+      });
+      assertClose(cached, full, 1e-4, 'cached vs full logits');
+    });
+  },
+);
+
+test(
+  'a left-padded batch (positions and keyMask as generate builds them) ' +
+    'gives each row the logits of that row alone, also for a cached next token',
+  async () => {
+    await withModel({ seed: 6 }, async (model) => {
+      const prompts = randomIds(3, 7, 6).map((row, b) => row.slice(0, [3, 7, 5][b]));
+      const nextTokens = [11, 22, 33];
+      const length = 7;
+      // As generate does: [pad … pad, prompt]; positions count real tokens only; mask 1 on real tokens.
+      const offsets = prompts.map((p) => length - p.length);
+      const ids = prompts.map((p, b) => [...new Array<number>(offsets[b]).fill(0), ...p]);
+      const positions = offsets.map((offset) => Array.from({ length }, (_, t) => Math.max(0, t - offset)));
+      const keyMask = offsets.map((offset) => Array.from({ length }, (_, t) => (t >= offset ? 1 : 0)));
+      const [padded, next] = await Promise.all(
+        tf
+          .tidy(() => {
+            const first = model.forward(tf.tensor2d(ids, undefined, 'int32'), {
+              positions: tf.tensor2d(positions, undefined, 'int32'),
+              keyMask: tf.tensor2d(keyMask),
+              cache: { layers: [], length: 0 },
+            });
+            const second = model.forward(
+              tf.tensor2d(
+                nextTokens.map((t) => [t]),
                 undefined,
                 'int32',
               ),
-              keyMask: tf.tensor2d(keyMask.map((row) => [...row, 1])),
-              cache: first.cache,
-            },
-          );
-          return [first.logits, second.logits];
-        })
-        .map(async (t) => {
-          const data = (await t.data()) as Float32Array;
-          t.dispose();
-          return data;
-        }),
-    );
-    for (let b = 0; b < prompts.length; b++) {
-      const n = prompts[b].length;
-      const alone = await logitsOf(model, [[...prompts[b], nextTokens[b]]]); // [1, n + 1, V]
-      assertClose(
-        rowLogits(padded, length, b, offsets[b], length),
-        rowLogits(alone, n + 1, 0, 0, n),
-        1e-4,
-        `row ${b} prompt`,
+              {
+                positions: tf.tensor2d(
+                  prompts.map((p) => [p.length]),
+                  undefined,
+                  'int32',
+                ),
+                keyMask: tf.tensor2d(keyMask.map((row) => [...row, 1])),
+                cache: first.cache,
+              },
+            );
+            return [first.logits, second.logits];
+          })
+          .map(async (t) => {
+            const data = (await t.data()) as Float32Array;
+            t.dispose();
+            return data;
+          }),
       );
-      assertClose(rowLogits(next, 1, b, 0, 1), rowLogits(alone, n + 1, 0, n, n + 1), 1e-4, `row ${b} next token`);
-    }
-  });
-});
+      for (let b = 0; b < prompts.length; b++) {
+        const n = prompts[b].length;
+        const alone = await logitsOf(model, [[...prompts[b], nextTokens[b]]]); // [1, n + 1, V]
+        assertClose(
+          rowLogits(padded, length, b, offsets[b], length),
+          rowLogits(alone, n + 1, 0, 0, n),
+          1e-4,
+          `row ${b} prompt`,
+        );
+        assertClose(rowLogits(next, 1, b, 0, 1), rowLogits(alone, n + 1, 0, n, n + 1), 1e-4, `row ${b} next token`);
+      }
+    });
+  },
+);
 
 test('attention is causal: changing a later token leaves every earlier position\u2019s logits unchanged', async () => {
   await withModel({ seed: 7 }, async (model) => {

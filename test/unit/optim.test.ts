@@ -112,63 +112,69 @@ const options: AdamWOptions = { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDe
 const learningRates = [1e-2, 3e-2, 5e-2, 2e-2, 1e-2, 5e-3];
 
 describe('AdamW', () => {
-  test('matches a plain-JS transcription of PyTorch AdamW over several steps, decaying only weights of rank ≥ 2', async () => {
-    const params = makeParams(1);
-    const reference = new ReferenceAdamW(
-      Object.fromEntries(Object.keys(shapes).map((name, i) => [name, randomValues(size(shapes[name]), 1 + i)])),
-      options,
-    );
-    const optimizer = new AdamW(params, options);
-    try {
-      for (const [step, lr] of learningRates.entries()) {
-        applyStep(optimizer, step, lr);
-        reference.step(gradientValues(step), lr);
-        const actual = await readParams(params);
-        for (const name of Object.keys(shapes))
-          assertClose(actual[name], reference.params[name], 1e-5, `step ${step + 1} ${name}`);
+  test(
+    'matches a plain-JS transcription of PyTorch AdamW ' + 'over several steps, decaying only weights of rank ≥ 2',
+    async () => {
+      const params = makeParams(1);
+      const reference = new ReferenceAdamW(
+        Object.fromEntries(Object.keys(shapes).map((name, i) => [name, randomValues(size(shapes[name]), 1 + i)])),
+        options,
+      );
+      const optimizer = new AdamW(params, options);
+      try {
+        for (const [step, lr] of learningRates.entries()) {
+          applyStep(optimizer, step, lr);
+          reference.step(gradientValues(step), lr);
+          const actual = await readParams(params);
+          for (const name of Object.keys(shapes))
+            assertClose(actual[name], reference.params[name], 1e-5, `step ${step + 1} ${name}`);
+        }
+        assert.equal(optimizer.step, learningRates.length);
+        // Sanity: the run moved the weights by much more than the tolerance.
+        assert.ok(Math.abs(reference.params.w[0] - randomValues(12, 1)[0]) > 1e-2);
+      } finally {
+        optimizer.dispose();
+        disposeAll(params);
       }
-      assert.equal(optimizer.step, learningRates.length);
-      // Sanity: the run moved the weights by much more than the tolerance.
-      assert.ok(Math.abs(reference.params.w[0] - randomValues(12, 1)[0]) > 1e-2);
-    } finally {
-      optimizer.dispose();
-      disposeAll(params);
-    }
-  });
+    },
+  );
 
-  test('with a zero gradient the step is pure decoupled decay: rank ≥ 2 weights shrink by (1 − lr·λ), biases stay', async () => {
-    const params = makeParams(2);
-    const before = await readParams(params);
-    const optimizer = new AdamW(params, { ...options, weightDecay: 0.5 });
-    try {
-      const grads = tf.tidy(
-        () =>
-          Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, tf.zeros(shape)])) as Record<
-            string,
-            Tensor
-          >,
-      );
-      optimizer.apply(grads, 0.1);
-      tf.dispose(Object.values(grads));
-      const after = await readParams(params);
-      assertClose(
-        after.w,
-        Array.from(before.w, (x) => x * (1 - 0.1 * 0.5)),
-        1e-7,
-        'w',
-      );
-      assertClose(
-        after.e,
-        Array.from(before.e, (x) => x * (1 - 0.1 * 0.5)),
-        1e-7,
-        'e',
-      );
-      assert.deepEqual(after.b, before.b);
-    } finally {
-      optimizer.dispose();
-      disposeAll(params);
-    }
-  });
+  test(
+    'with a zero gradient the step is pure decoupled decay: ' + 'rank ≥ 2 weights shrink by (1 − lr·λ), biases stay',
+    async () => {
+      const params = makeParams(2);
+      const before = await readParams(params);
+      const optimizer = new AdamW(params, { ...options, weightDecay: 0.5 });
+      try {
+        const grads = tf.tidy(
+          () =>
+            Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, tf.zeros(shape)])) as Record<
+              string,
+              Tensor
+            >,
+        );
+        optimizer.apply(grads, 0.1);
+        tf.dispose(Object.values(grads));
+        const after = await readParams(params);
+        assertClose(
+          after.w,
+          Array.from(before.w, (x) => x * (1 - 0.1 * 0.5)),
+          1e-7,
+          'w',
+        );
+        assertClose(
+          after.e,
+          Array.from(before.e, (x) => x * (1 - 0.1 * 0.5)),
+          1e-7,
+          'e',
+        );
+        assert.deepEqual(after.b, before.b);
+      } finally {
+        optimizer.dispose();
+        disposeAll(params);
+      }
+    },
+  );
 
   test('a weight with no gradient in this step is left untouched', async () => {
     const params = makeParams(3);
@@ -280,23 +286,29 @@ describe('clipByGlobalNorm', () => {
     return out;
   }
 
-  test('above the max it scales every gradient by max_norm / (‖g‖ + 1e-6) and reports the norm before clipping', async () => {
-    const { norm, a, b } = await clip(1);
-    assert.ok(Math.abs(norm - 13) < 1e-5);
-    const scale = 1 / (13 + 1e-6);
-    assertClose(a, [3 * scale, 4 * scale], 1e-7, 'a');
-    assertClose(b, [0, 12 * scale], 1e-7, 'b');
-    assert.ok(Math.abs(Math.hypot(...a, ...b) - 1) < 1e-5, 'the clipped global norm is the max norm');
-  });
-
-  test('below the max (or with max_norm 0, off) it returns the gradients unchanged, still reporting the norm', async () => {
-    for (const maxNorm of [20, 0]) {
-      const { norm, a, b } = await clip(maxNorm);
+  test(
+    'above the max it scales every gradient by max_norm ' + '/ (‖g‖ + 1e-6) and reports the norm before clipping',
+    async () => {
+      const { norm, a, b } = await clip(1);
       assert.ok(Math.abs(norm - 13) < 1e-5);
-      assert.deepEqual(a, [3, 4]);
-      assert.deepEqual(b, [0, 12]);
-    }
-  });
+      const scale = 1 / (13 + 1e-6);
+      assertClose(a, [3 * scale, 4 * scale], 1e-7, 'a');
+      assertClose(b, [0, 12 * scale], 1e-7, 'b');
+      assert.ok(Math.abs(Math.hypot(...a, ...b) - 1) < 1e-5, 'the clipped global norm is the max norm');
+    },
+  );
+
+  test(
+    'below the max (or with max_norm 0, off) it returns ' + 'the gradients unchanged, still reporting the norm',
+    async () => {
+      for (const maxNorm of [20, 0]) {
+        const { norm, a, b } = await clip(maxNorm);
+        assert.ok(Math.abs(norm - 13) < 1e-5);
+        assert.deepEqual(a, [3, 4]);
+        assert.deepEqual(b, [0, 12]);
+      }
+    },
+  );
 });
 
 describe('learningRateAt (Hugging Face schedules: peak 1e-3, 100 steps, 10 of warmup)', () => {

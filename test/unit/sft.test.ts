@@ -61,7 +61,8 @@ const comparable = (rows: Record<string, number>[]) =>
   rows.map((row) => Object.fromEntries(deterministicKeys.filter((key) => key in row).map((key) => [key, row[key]])));
 
 test('SFT on the demo corpus brings eval loss far below the unigram baseline', async () => {
-  // The demo model's shape, trained briefly: measured eval loss ≈ 0.4 × the unigram baseline at 200 steps (examples/demo-sft.rlhf.json reaches 0.2×).
+  // The demo model's shape, trained briefly: measured eval loss ≈ 0.4 × the unigram baseline at 200 steps
+  // (examples/demo-sft.rlhf.json reaches 0.2×).
   const { configFile, runsRoot } = tinyConfig({
     model: { n_embd: 64, n_head: 4, block_size: 64 },
     vocabSize: 512,
@@ -201,7 +202,10 @@ test('a pinned backend that is not available fails with a message saying what to
   const { configFile, runsRoot } = tinyConfig({ backend: 'tfjs-node' });
   await assert.rejects(
     runPipeline({ configFile, runsRoot }, quiet()),
-    /The backend "tfjs-node" pinned by the config is not available here: the package is not installed\. Set "backend" to "auto"/,
+    new RegExp(
+      /The backend "tfjs-node" pinned by the config is not available here: /.source +
+        /the package is not installed\. Set "backend" to "auto"/.source,
+    ),
   );
   assert.throws(() => readdirSync(runsRoot), /ENOENT/);
 });
@@ -210,7 +214,8 @@ test('a broken config names file, line, column and field for every problem', asy
   const { configFile, runsRoot } = tinyConfig();
   writeFileSync(
     configFile,
-    '{\n  "name": "x",\n  "model": { "n_head": 3, "n_embd": 32 },\n  "stages": [\n    { "type": "sft", "learning_rate": -1, "max_step": 5 }\n  ]\n}\n',
+    '{\n  "name": "x",\n  "model": { "n_head": 3, "n_embd": 32 },\n  "stages": [\n' +
+      '    { "type": "sft", "learning_rate": -1, "max_step": 5 }\n  ]\n}\n',
   );
   await assert.rejects(runPipeline({ configFile, runsRoot }, quiet()), (error: Error) => {
     assert.deepEqual(error.message.split('\n'), [

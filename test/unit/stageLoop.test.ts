@@ -77,29 +77,32 @@ const metricsOf = (run: RunDirectory) =>
     .split('\n')
     .map((line) => JSON.parse(line) as Record<string, number>);
 
-test('the loop logs, evaluates and checkpoints at its cadences (logging, eval, save steps) and at the end', async () => {
-  const run = newRun();
-  const { algorithm, calls } = counting();
-  const seen: number[] = [];
-  const result = await runStageLoop(algorithm, contextFor(run, { onStep: (metrics) => seen.push(metrics.step) }));
-  assert.deepEqual(calls.steps, [0, 1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(calls.evals, [3, 6, 7]);
-  assert.deepEqual(calls.checkpoints, [4, 7]);
-  assert.equal(calls.lastStep, 1);
-  const logged = metricsOf(run);
-  // steps 2, 4, 6 (logging_steps), 3 (an eval) and 7 (the last)
-  assert.deepEqual(
-    logged.map((metrics) => metrics.step),
-    [2, 3, 4, 6, 7],
-  );
-  assert.deepEqual(seen, [2, 3, 4, 6, 7]);
-  assert.deepEqual(Object.keys(logged[1]), ['step', 'time', 'loss', 'eval/loss']);
-  assert.equal(logged[1].loss, 3);
-  assert.equal(result.status, 'completed');
-  assert.equal(result.step, 7);
-  assert.equal(result.outputs.checkpoint, 'checkpoint-7');
-  assert.equal(result.lastMetrics.loss, 7);
-});
+test(
+  'the loop logs, evaluates and checkpoints at its ' + 'cadences (logging, eval, save steps) and at the end',
+  async () => {
+    const run = newRun();
+    const { algorithm, calls } = counting();
+    const seen: number[] = [];
+    const result = await runStageLoop(algorithm, contextFor(run, { onStep: (metrics) => seen.push(metrics.step) }));
+    assert.deepEqual(calls.steps, [0, 1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(calls.evals, [3, 6, 7]);
+    assert.deepEqual(calls.checkpoints, [4, 7]);
+    assert.equal(calls.lastStep, 1);
+    const logged = metricsOf(run);
+    // steps 2, 4, 6 (logging_steps), 3 (an eval) and 7 (the last)
+    assert.deepEqual(
+      logged.map((metrics) => metrics.step),
+      [2, 3, 4, 6, 7],
+    );
+    assert.deepEqual(seen, [2, 3, 4, 6, 7]);
+    assert.deepEqual(Object.keys(logged[1]), ['step', 'time', 'loss', 'eval/loss']);
+    assert.equal(logged[1].loss, 3);
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, 7);
+    assert.equal(result.outputs.checkpoint, 'checkpoint-7');
+    assert.equal(result.lastMetrics.loss, 7);
+  },
+);
 
 test('a stop request checkpoints the steps taken and returns stopped', async () => {
   const run = newRun();
