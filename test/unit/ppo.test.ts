@@ -58,12 +58,12 @@ test('rewards put −β·KL on every token and the score on the last; advantages
 test('the adaptive KL controller moves β toward the target by at most 20% of n/horizon', () => {
   const controller = new KlController(0.2, { target: 6, horizon: 10000 });
   controller.update(12, 256); // error clipped to +0.2
-  close(controller.value, 0.2 * (1 + (0.2 * 256) / 10000));
+  close(controller.klCoef, 0.2 * (1 + (0.2 * 256) / 10000));
   controller.update(3, 256); // error −0.5 clipped to −0.2
-  close(controller.value, 0.2 * (1 + (0.2 * 256) / 10000) * (1 - (0.2 * 256) / 10000));
+  close(controller.klCoef, 0.2 * (1 + (0.2 * 256) / 10000) * (1 - (0.2 * 256) / 10000));
   const fixed = new KlController(0.05, undefined);
   fixed.update(100, 256);
-  assert.equal(fixed.value, 0.05);
+  assert.equal(fixed.klCoef, 0.05);
 });
 
 test('running score moments equal the statistics of everything seen', () => {
