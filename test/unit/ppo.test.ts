@@ -1,5 +1,5 @@
-// PPO: the rollout math against hand-computed values, and the real PPO stage end to end on a tiny model (wasm): traces, resume after a stop and
-// after kill -9, and a NaN reward stopping the run with the quantity and step named.
+// PPO: the rollout math against hand-computed values, and the real PPO stage end to end on a tiny model (wasm):
+// traces, resume after a stop and after kill -9, and a NaN reward stopping the run with the quantity and step named.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -220,24 +220,27 @@ test('a PPO step writes TRL metrics and a trace with every per-token quantity an
   }
 });
 
-test('PPO stopped at a checkpoint and resumed equals an uninterrupted run (KL controller and optimizer restored)', async () => {
-  const whole = await runPipeline(
-    { configFile: await ppoConfig('whole'), runsRoot: path.join(workDir, 'runs') },
-    { log: () => undefined },
-  );
-  let steps = 0;
-  const parts = await runPipeline(
-    { configFile: await ppoConfig('parts'), runsRoot: path.join(workDir, 'runs') },
-    { log: () => undefined, onStep: () => steps++, shouldStop: () => steps >= 4 },
-  );
-  assert.equal(parts.stopped, true);
-  const runDir = parts.runs[0].runDir;
-  await runPipeline({ resumeDir: runDir, runsRoot: path.join(workDir, 'runs') }, { log: () => undefined });
-  const expected = deterministic(metricsOf(whole.runs[0].runDir));
-  const resumed = deterministic(metricsOf(runDir));
-  assert.equal(resumed.length, expected.length);
-  resumed.forEach((row, i) => Object.keys(expected[i]).forEach((key) => close(row[key], expected[i][key], 1e-4)));
-});
+test(
+  'PPO stopped at a checkpoint and resumed equals an uninterrupted run ' + '(KL controller and optimizer restored)',
+  async () => {
+    const whole = await runPipeline(
+      { configFile: await ppoConfig('whole'), runsRoot: path.join(workDir, 'runs') },
+      { log: () => undefined },
+    );
+    let steps = 0;
+    const parts = await runPipeline(
+      { configFile: await ppoConfig('parts'), runsRoot: path.join(workDir, 'runs') },
+      { log: () => undefined, onStep: () => steps++, shouldStop: () => steps >= 4 },
+    );
+    assert.equal(parts.stopped, true);
+    const runDir = parts.runs[0].runDir;
+    await runPipeline({ resumeDir: runDir, runsRoot: path.join(workDir, 'runs') }, { log: () => undefined });
+    const expected = deterministic(metricsOf(whole.runs[0].runDir));
+    const resumed = deterministic(metricsOf(runDir));
+    assert.equal(resumed.length, expected.length);
+    resumed.forEach((row, i) => Object.keys(expected[i]).forEach((key) => close(row[key], expected[i][key], 1e-4)));
+  },
+);
 
 test('a PPO trainer killed with SIGKILL resumes from its last checkpoint from the command line', async () => {
   const trainer = path.join(__dirname, '..', '..', 'dist', 'trainer.js');
