@@ -2,6 +2,8 @@
  * One PPO step, TRL's PPOTrainer training loop in order: rollouts (phases 1–2, on the rollout engine),
  * scores (3: penalty, scaling, clipping), per-token rewards, advantages and returns (3–5), the PPO update
  * (6), then the metrics with TRL's names, the adaptive KL controller's update and the step's trace.
+ * Its NaN checks are inside the step, not in the stage loop's `checked`: the mean score before any update,
+ * each minibatch's loss and gradient norm before the next one (ppoUpdate.ts), so no update follows a NaN.
  */
 import { mean } from '../../core/stats';
 import type { PpoStageConfig } from '../../shared/runConfig';
