@@ -44,14 +44,14 @@ export function ppoPolicyLoss(
   oldLogprobs: Matrix,
   advantages: Matrix,
   mask: Matrix,
-  clipRange: number,
+  cliprange: number,
 ): PpoPolicyLossResult {
   assertSameShape('ppoPolicyLoss', { newLogprobs, oldLogprobs, advantages, mask });
-  assertFinite('ppoPolicyLoss', 'clipRange', clipRange, 0);
+  assertFinite('ppoPolicyLoss', 'cliprange', cliprange, 0);
   const ratio = zipMap([newLogprobs, oldLogprobs], (logp, oldLogp) => Math.exp(logp - oldLogp)); // [B, T]
   const pg_loss1 = zipMap([advantages, ratio], (A, rho) => -A * rho); // −A·ρ
   // −A·clip(ρ, 1−ε, 1+ε)
-  const pg_loss2 = zipMap([advantages, ratio], (A, rho) => -A * clip(rho, 1 - clipRange, 1 + clipRange));
+  const pg_loss2 = zipMap([advantages, ratio], (A, rho) => -A * clip(rho, 1 - cliprange, 1 + cliprange));
   const pg_loss_max = zipMap([pg_loss1, pg_loss2], Math.max);
   const clipped = zipMap([pg_loss1, pg_loss2], (l1, l2) => (l2 > l1 ? 1 : 0));
   const halfSqDiff = zipMap([newLogprobs, oldLogprobs], (logp, oldLogp) => 0.5 * (logp - oldLogp) ** 2);
@@ -72,11 +72,11 @@ export function ppoValueLoss(
   oldValues: Matrix,
   returns: Matrix,
   mask: Matrix,
-  clipRangeValue: number,
+  cliprangeValue: number,
 ): PpoValueLossResult {
   assertSameShape('ppoValueLoss', { newValues, oldValues, returns, mask });
-  assertFinite('ppoValueLoss', 'clipRangeValue', clipRangeValue, 0);
-  const v_clipped = zipMap([newValues, oldValues], (V, Vold) => Vold + clip(V - Vold, -clipRangeValue, clipRangeValue));
+  assertFinite('ppoValueLoss', 'cliprangeValue', cliprangeValue, 0);
+  const v_clipped = zipMap([newValues, oldValues], (V, Vold) => Vold + clip(V - Vold, -cliprangeValue, cliprangeValue));
   const vf_loss1 = zipMap([newValues, returns], (V, R) => (V - R) ** 2); // (V − R)²
   const vf_loss2 = zipMap([v_clipped, returns], (Vc, R) => (Vc - R) ** 2); // (V_clipped − R)²
   const vf_loss_max = zipMap([vf_loss1, vf_loss2], Math.max);

@@ -358,7 +358,7 @@ describe('ppoPolicyLoss (clipped surrogate, TRL pg_losses / pg_losses2)', () => 
   test('all tokens masked gives NaN (no counted token, as TRL masked_mean); bad ε is rejected', () => {
     const result = ppoPolicyLoss([[0.3]], [[0]], [[1]], [[0]], 0.2);
     assert.ok(Number.isNaN(result.loss) && Number.isNaN(result.clipFrac) && Number.isNaN(result.approxKl));
-    assert.throws(() => ppoPolicyLoss([[0]], [[0]], [[1]], [[1]], -0.1), /clipRange must be a finite number ≥ 0/);
+    assert.throws(() => ppoPolicyLoss([[0]], [[0]], [[1]], [[1]], -0.1), /cliprange must be a finite number ≥ 0/);
   });
 });
 

@@ -1,5 +1,5 @@
-// PPO: the rollout math against hand-computed values, and the real PPO stage end to end on a tiny model (wasm): traces, resume after a stop and
-// after kill -9, and a NaN reward stopping the run with the quantity and step named.
+// PPO: the rollout math against hand-computed values, and the real PPO stage end to end on a tiny model (wasm):
+// traces, resume after a stop and after kill -9, and a NaN reward stopping the run with the quantity and step named.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -58,12 +58,12 @@ test('rewards put −β·KL on every token and the score on the last; advantages
 test('the adaptive KL controller moves β toward the target by at most 20% of n/horizon', () => {
   const controller = new KlController(0.2, { target: 6, horizon: 10000 });
   controller.update(12, 256); // error clipped to +0.2
-  close(controller.value, 0.2 * (1 + (0.2 * 256) / 10000));
+  close(controller.klCoef, 0.2 * (1 + (0.2 * 256) / 10000));
   controller.update(3, 256); // error −0.5 clipped to −0.2
-  close(controller.value, 0.2 * (1 + (0.2 * 256) / 10000) * (1 - (0.2 * 256) / 10000));
+  close(controller.klCoef, 0.2 * (1 + (0.2 * 256) / 10000) * (1 - (0.2 * 256) / 10000));
   const fixed = new KlController(0.05, undefined);
   fixed.update(100, 256);
-  assert.equal(fixed.value, 0.05);
+  assert.equal(fixed.klCoef, 0.05);
 });
 
 test('running score moments equal the statistics of everything seen', () => {
@@ -220,24 +220,27 @@ test('a PPO step writes TRL metrics and a trace with every per-token quantity an
   }
 });
 
-test('PPO stopped at a checkpoint and resumed equals an uninterrupted run (KL controller and optimizer restored)', async () => {
-  const whole = await runPipeline(
-    { configFile: await ppoConfig('whole'), runsRoot: path.join(workDir, 'runs') },
-    { log: () => undefined },
-  );
-  let steps = 0;
-  const parts = await runPipeline(
-    { configFile: await ppoConfig('parts'), runsRoot: path.join(workDir, 'runs') },
-    { log: () => undefined, onStep: () => steps++, shouldStop: () => steps >= 4 },
-  );
-  assert.equal(parts.stopped, true);
-  const runDir = parts.runs[0].runDir;
-  await runPipeline({ resumeDir: runDir, runsRoot: path.join(workDir, 'runs') }, { log: () => undefined });
-  const expected = deterministic(metricsOf(whole.runs[0].runDir));
-  const resumed = deterministic(metricsOf(runDir));
-  assert.equal(resumed.length, expected.length);
-  resumed.forEach((row, i) => Object.keys(expected[i]).forEach((key) => close(row[key], expected[i][key], 1e-4)));
-});
+test(
+  'PPO stopped at a checkpoint and resumed equals an uninterrupted run ' + '(KL controller and optimizer restored)',
+  async () => {
+    const whole = await runPipeline(
+      { configFile: await ppoConfig('whole'), runsRoot: path.join(workDir, 'runs') },
+      { log: () => undefined },
+    );
+    let steps = 0;
+    const parts = await runPipeline(
+      { configFile: await ppoConfig('parts'), runsRoot: path.join(workDir, 'runs') },
+      { log: () => undefined, onStep: () => steps++, shouldStop: () => steps >= 4 },
+    );
+    assert.equal(parts.stopped, true);
+    const runDir = parts.runs[0].runDir;
+    await runPipeline({ resumeDir: runDir, runsRoot: path.join(workDir, 'runs') }, { log: () => undefined });
+    const expected = deterministic(metricsOf(whole.runs[0].runDir));
+    const resumed = deterministic(metricsOf(runDir));
+    assert.equal(resumed.length, expected.length);
+    resumed.forEach((row, i) => Object.keys(expected[i]).forEach((key) => close(row[key], expected[i][key], 1e-4)));
+  },
+);
 
 test('a PPO trainer killed with SIGKILL resumes from its last checkpoint from the command line', async () => {
   const trainer = path.join(__dirname, '..', '..', 'dist', 'trainer.js');

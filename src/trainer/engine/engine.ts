@@ -129,7 +129,8 @@ export interface BradleyTerryLoss {
  * PPO's clipped surrogate and clipped value loss (TRL's PPOTrainer), with the entropy bonus and the
  * PPO-ptx language-modelling term. Grids are on `batch`'s [B, T]; `batch.mask` marks response tokens.
  *   loss = vfCoef·vf_loss + [policyActive] (pg_loss − entropyCoef·entropy) + [ptx] ptx.coef·lm_loss
- * Scalars: approxKl, clipFrac, pgLoss, vfLoss, vfClipFrac, entropy, meanRatio. Outputs: `ratio` [B, T].
+ * Scalars: approxKl, pgLoss, vfLoss, vfClipFrac, entropy, meanRatio. Outputs: `ratio` [B, T]. The policy's
+ * clip fraction is core's `clipFraction` of these ratios (one meaning of "clipped", shared with the trace).
  */
 export interface PpoLoss {
   readonly kind: 'ppo';

@@ -14,7 +14,8 @@ import type { PpoTraceRow } from '../../shared/traceFormat';
 import type { Rollout } from '../rollout/rolloutEngine';
 import type { BpeTokenizer } from '../tokenizer';
 
-export interface RewardOptions {
+/** How computeAdvantages builds rewards (−β·KL, the score) and advantages (GAE) from a rollout. */
+export interface AdvantageOptions {
   readonly klCoef: number;
   readonly klEstimator: KlEstimator;
   readonly whitenRewards: boolean;
@@ -48,7 +49,7 @@ export function padRows(rows: readonly number[][]): { matrix: number[][]; mask: 
 const unpad = (matrix: number[][], lengths: readonly number[]) => matrix.map((row, b) => row.slice(0, lengths[b]));
 
 /** Phases 3–5 on plain arrays; `scores` are already scaled and clipped. */
-export function computeAdvantages(rollout: Rollout, scores: readonly number[], options: RewardOptions): Advantages {
+export function computeAdvantages(rollout: Rollout, scores: readonly number[], options: AdvantageOptions): Advantages {
   const lengths = rollout.logprobs.map((row) => row.length);
   const { matrix: logprobs, mask } = padRows(rollout.logprobs);
   const { matrix: refLogprobs } = padRows(rollout.refLogprobs);
@@ -66,8 +67,8 @@ export function computeAdvantages(rollout: Rollout, scores: readonly number[], o
   if (options.whitenRewards)
     rewards = maskedWhiten(rewards, mask, false).map((row, b) => row.map((value, t) => value * mask[b][t]));
   // 5. advantages and returns by GAE; then whiten (and clip) the advantages
-  const estimate = gae(rewards, values, mask, options.gamma, options.lam);
-  let advantages = estimate.advantages;
+  const generalized = gae(rewards, values, mask, options.gamma, options.lam);
+  let advantages = generalized.advantages;
   if (options.whitenAdvantages)
     advantages = maskedWhiten(advantages, mask).map((row, b) => row.map((value, t) => value * mask[b][t]));
   if (options.advantageClip !== undefined) {
@@ -79,7 +80,7 @@ export function computeAdvantages(rollout: Rollout, scores: readonly number[], o
     nonScoreReward: unpad(nonScoreReward, lengths),
     rewards: unpad(rewards, lengths),
     advantages: unpad(advantages, lengths),
-    returns: unpad(estimate.returns, lengths),
+    returns: unpad(generalized.returns, lengths),
   };
 }
 
@@ -100,14 +101,14 @@ export interface TraceRowParts {
 /** One trace row per sample: every per-token quantity of the rollout, in DESIGN.md's PPO trace schema. */
 export function ppoTraceRows(
   rollout: Rollout,
-  estimate: Advantages,
+  advantages: Advantages,
   tokenizer: BpeTokenizer,
   parts: TraceRowParts,
 ): PpoTraceRow[] {
   const { cliprange } = parts;
   return rollout.items.map((item, i) => {
     const ratio = parts.ratios?.[i] ?? [];
-    const advantage = estimate.advantages[i];
+    const advantage = advantages.advantages[i];
     // Classified on the float32 values the file stores, so clip_class is a function of the file's own
     // ratio and advantage columns and ε: a reader recomputing it from them gets the same class.
     const clipClass = (epoch: readonly number[]) =>
@@ -123,11 +124,11 @@ export function ppoTraceRows(
       token_ids: [...item.response],
       logprob: rollout.logprobs[i],
       ref_logprob: rollout.refLogprobs[i],
-      kl: estimate.kl[i],
+      kl: advantages.kl[i],
       value: rollout.values[i],
-      reward: estimate.rewards[i],
+      reward: advantages.rewards[i],
       advantage,
-      return: estimate.returns[i],
+      return: advantages.returns[i],
       entropy: rollout.entropy[i],
       ratio: ratio.map((epoch) => [...epoch]),
       clip_class: ratio.map(clipClass),

@@ -80,7 +80,6 @@ function ppoGraph(model: Gpt, spec: PpoLoss): LossGraph {
     loss,
     reported: {
       approxKl: policyLoss.approxKl,
-      clipFrac: policyLoss.clipFrac,
       pgLoss: policyLoss.loss,
       vfLoss: valueLoss.loss,
       vfClipFrac: valueLoss.clipFrac,

@@ -58,12 +58,12 @@ export function ppoPolicyLossTensor(
   oldLogprobs: Tensor,
   advantages: Tensor,
   mask: Tensor,
-  clipRange: number,
+  cliprange: number,
 ): PolicyLossTensors {
   const logRatio = tf.sub(newLogprobs, oldLogprobs);
   const ratio = tf.exp(logRatio);
   const pgLoss1 = tf.mul(tf.neg(advantages), ratio);
-  const pgLoss2 = tf.mul(tf.neg(advantages), tf.clipByValue(ratio, 1 - clipRange, 1 + clipRange));
+  const pgLoss2 = tf.mul(tf.neg(advantages), tf.clipByValue(ratio, 1 - cliprange, 1 + cliprange));
   return {
     loss: maskedMeanTensor(tf.maximum(pgLoss1, pgLoss2), mask),
     clipFrac: maskedMeanTensor(tf.cast(tf.greater(pgLoss2, pgLoss1), 'float32'), mask),
@@ -77,9 +77,9 @@ export function ppoValueLossTensor(
   oldValues: Tensor,
   returns: Tensor,
   mask: Tensor,
-  clipRangeValue: number,
+  cliprangeValue: number,
 ): { loss: Tensor; clipFrac: Tensor } {
-  const clipped = tf.add(oldValues, tf.clipByValue(tf.sub(newValues, oldValues), -clipRangeValue, clipRangeValue));
+  const clipped = tf.add(oldValues, tf.clipByValue(tf.sub(newValues, oldValues), -cliprangeValue, cliprangeValue));
   const losses1 = tf.square(tf.sub(newValues, returns));
   const losses2 = tf.square(tf.sub(clipped, returns));
   return {
