@@ -8,6 +8,7 @@
  *   tokenizer_config.json (checkTokenizerConfig; tokenizer.json's structure is checked by BpeTokenizer.fromJSON)
  * Pure: text and values in, no file access, so the host, the trainer and tests share one validator.
  */
+import type { CheckpointConfig } from './gptShape';
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { isRecord } from './isRecord';
 import { lineAndColumn } from './textPosition';
@@ -266,23 +267,7 @@ export function checkTrainerState(value: unknown, file: string): CheckedTrainerS
   return value as CheckedTrainerState;
 }
 
-/** config.json of a checkpoint (RLHF Lens' own, model_type "rlhf-lens-gpt"). */
-export interface CheckedCheckpointConfig {
-  readonly model_type: 'rlhf-lens-gpt';
-  readonly vocab_size: number;
-  readonly block_size: number;
-  readonly n_layer: number;
-  readonly n_head: number;
-  readonly n_embd: number;
-  readonly dropout: number;
-  readonly score_pooling?: 'last' | 'sum';
-  readonly heads: readonly ('v_head' | 'score')[];
-  readonly bos_token_id: number;
-  readonly eos_token_id: number;
-  readonly pad_token_id: number;
-}
-
-export function checkCheckpointConfig(value: unknown, file: string): CheckedCheckpointConfig {
+export function checkCheckpointConfig(value: unknown, file: string): CheckpointConfig {
   const advice = 'a checkpoint written by RLHF Lens has model_type "rlhf-lens-gpt" and the GPT shape; restore the file';
   if (!isRecord(value)) throw new FileFormatError(file, objectProblems(value), advice);
   const fields = new FieldChecker(value);
@@ -303,7 +288,7 @@ export function checkCheckpointConfig(value: unknown, file: string): CheckedChec
   for (const key of ['bos_token_id', 'eos_token_id', 'pad_token_id'])
     fields.wholeNumber(key, { max: vocab === undefined ? undefined : vocab - 1 });
   if (fields.problems.length > 0) throw new FileFormatError(file, fields.problems, advice);
-  return value as unknown as CheckedCheckpointConfig;
+  return value as unknown as CheckpointConfig;
 }
 
 /** tokenizer_config.json (transformers): only the fields RLHF Lens writes are checked, when present. */

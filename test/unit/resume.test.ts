@@ -85,11 +85,17 @@ const faultHookSource = String.raw`
 const fs = require('node:fs');
 const fault = JSON.parse(process.env.RLHF_TEST_FAULT);
 const pattern = new RegExp(fault.match);
-const original = { appendFileSync: fs.appendFileSync, openSync: fs.openSync, writeSync: fs.writeSync, rmSync: fs.rmSync };
+const original = {
+  appendFileSync: fs.appendFileSync,
+  openSync: fs.openSync,
+  writeSync: fs.writeSync,
+  rmSync: fs.rmSync,
+};
 const paths = new Map();
 let seen = 0, full = false, nested = false;
 // As Node words a failed writeSync.
-const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+const enospc = () =>
+  Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
 function act(file, writeFirstBytes) {
   if (full) throw enospc();
   if (!pattern.test(file) || ++seen !== fault.at) return;
@@ -109,7 +115,8 @@ fs.openSync = function (file, ...rest) {
   return fd;
 };
 fs.writeSync = function (fd, data, ...rest) {
-  if (!nested && paths.has(fd)) act(paths.get(fd), () => original.writeSync.call(fs, fd, Buffer.from(data).subarray(0, 20)));
+  const writeFirstBytes = () => original.writeSync.call(fs, fd, Buffer.from(data).subarray(0, 20));
+  if (!nested && paths.has(fd)) act(paths.get(fd), writeFirstBytes);
   return original.writeSync.call(fs, fd, data, ...rest);
 };
 fs.rmSync = function (file, ...rest) {
@@ -195,128 +202,140 @@ before(async () => {
 
 after(() => rmSync(workDir, { recursive: true, force: true }));
 
-test('killed inside a preferences batch (its last line cut), resume from another folder redoes that batch and finishes the pipeline as an uninterrupted run', async () => {
-  const runsRoot = path.join(workDir, 'in-batch');
-  // Judgment 40 is the 8th of batch 3 (16 a batch): 39 whole lines, then 20 bytes of the 40th.
-  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], {
-    fault: { match: 'preferences\\.jsonl$', at: 40, action: 'kill-torn' },
-  });
-  assert.equal(killed.signal, 'SIGKILL', killed.stderr);
-  const preferencesRun = runsByStage(runsRoot).preferences[0];
-  const file = readFileSync(path.join(preferencesRun, 'preferences.jsonl'), 'utf8');
-  assert.equal(file.split('\n').length, 40, 'the kill left 39 judgments and a cut one');
-  assert.ok(!file.endsWith('\n'));
-  assert.equal(runJsonOf(preferencesRun).status, 'running');
+test(
+  'killed inside a preferences batch (its last line cut), resume from another ' +
+    'folder redoes that batch and finishes the pipeline as an uninterrupted run',
+  async () => {
+    const runsRoot = path.join(workDir, 'in-batch');
+    // Judgment 40 is the 8th of batch 3 (16 a batch): 39 whole lines, then 20 bytes of the 40th.
+    const killed = await cli(['train', configFile, '--runs-dir', runsRoot], {
+      fault: { match: 'preferences\\.jsonl$', at: 40, action: 'kill-torn' },
+    });
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+    const preferencesRun = runsByStage(runsRoot).preferences[0];
+    const file = readFileSync(path.join(preferencesRun, 'preferences.jsonl'), 'utf8');
+    assert.equal(file.split('\n').length, 40, 'the kill left 39 judgments and a cut one');
+    assert.ok(!file.endsWith('\n'));
+    assert.equal(runJsonOf(preferencesRun).status, 'running');
 
-  const cwd = elsewhere();
-  const resumed = await cli(['train', '--resume', path.relative(cwd, preferencesRun)], { cwd });
-  assert.equal(resumed.code, 0, resumed.stderr);
-  assert.match(
-    resumed.stderr,
-    /keeping the 32 judgments of whole batches and dropping the 8 lines after them; batch 3 is written again/,
-  );
-  assert.deepEqual(readdirSync(cwd), [], 'nothing is written in the working folder');
-  const runs = runsByStage(runsRoot);
-  assert.deepEqual(
-    Object.fromEntries(Object.entries(runs).map(([stage, dirs]) => [stage, dirs.length])),
-    { sft: 1, preferences: 1, reward: 1, ppo: 1 },
-    "the later stages went to the pipeline's own runs folder",
-  );
-  assert.ok(Object.values(runs).every(([dir]) => runJsonOf(dir).status === 'completed'));
-  assert.deepEqual(judgments(preferencesRun), judgments(reference.preferences[0]));
-  assert.deepEqual(
-    deterministicMetrics(preferencesRun).map((row) => row.step),
-    [1, 2, 3, 4, 5, 6],
-    'one metrics line per batch, none doubled',
-  );
-  assert.ok(
-    finalWeights(runs.ppo[0]).equals(finalWeights(reference.ppo[0])),
-    "the PPO policy equals the uninterrupted run's, byte for byte",
-  );
+    const cwd = elsewhere();
+    const resumed = await cli(['train', '--resume', path.relative(cwd, preferencesRun)], { cwd });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(
+      resumed.stderr,
+      /keeping the 32 judgments of whole batches and dropping the 8 lines after them; batch 3 is written again/,
+    );
+    assert.deepEqual(readdirSync(cwd), [], 'nothing is written in the working folder');
+    const runs = runsByStage(runsRoot);
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(runs).map(([stage, dirs]) => [stage, dirs.length])),
+      { sft: 1, preferences: 1, reward: 1, ppo: 1 },
+      "the later stages went to the pipeline's own runs folder",
+    );
+    assert.ok(Object.values(runs).every(([dir]) => runJsonOf(dir).status === 'completed'));
+    assert.deepEqual(judgments(preferencesRun), judgments(reference.preferences[0]));
+    assert.deepEqual(
+      deterministicMetrics(preferencesRun).map((row) => row.step),
+      [1, 2, 3, 4, 5, 6],
+      'one metrics line per batch, none doubled',
+    );
+    assert.ok(
+      finalWeights(runs.ppo[0]).equals(finalWeights(reference.ppo[0])),
+      "the PPO policy equals the uninterrupted run's, byte for byte",
+    );
 
-  // Resuming the completed reward stage (as if killed before PPO began) continues with PPO; resuming
-  // the last stage of a finished pipeline says so.
-  const next = await cli(['train', '--resume', runs.reward[0]], { cwd });
-  assert.equal(next.code, 0, next.stderr);
-  assert.match(next.stderr, /completed; continuing with stage 4 of 4/);
-  const ppoRuns = runsByStage(runsRoot).ppo;
-  assert.equal(ppoRuns.length, 2);
-  assert.ok(finalWeights(ppoRuns[1]).equals(finalWeights(reference.ppo[0])));
-  const finished = await cli(['train', '--resume', ppoRuns[1]], { cwd });
-  assert.equal(finished.code, 0, finished.stderr);
-  assert.match(
-    finished.stderr,
-    /nothing to resume: the pipeline "tiny" has finished; .* is its last stage \(4 of 4\) and completed/,
-  );
-  assert.equal(runsByStage(runsRoot).ppo.length, 2, 'no stage ran again');
-});
+    // Resuming the completed reward stage (as if killed before PPO began) continues with PPO; resuming
+    // the last stage of a finished pipeline says so.
+    const next = await cli(['train', '--resume', runs.reward[0]], { cwd });
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(next.stderr, /completed; continuing with stage 4 of 4/);
+    const ppoRuns = runsByStage(runsRoot).ppo;
+    assert.equal(ppoRuns.length, 2);
+    assert.ok(finalWeights(ppoRuns[1]).equals(finalWeights(reference.ppo[0])));
+    const finished = await cli(['train', '--resume', ppoRuns[1]], { cwd });
+    assert.equal(finished.code, 0, finished.stderr);
+    assert.match(
+      finished.stderr,
+      /nothing to resume: the pipeline "tiny" has finished; .* is its last stage \(4 of 4\) and completed/,
+    );
+    assert.equal(runsByStage(runsRoot).ppo.length, 2, 'no stage ran again');
+  },
+);
 
-test('killed after a batch of judgments but before its metrics line, resume writes that batch again: every batch has its judgments and one metrics line', async () => {
-  const runsRoot = path.join(workDir, 'before-metrics');
-  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], {
-    fault: { match: '-preferences-.*metrics\\.jsonl$', at: 3, action: 'kill' },
-  });
-  assert.equal(killed.signal, 'SIGKILL', killed.stderr);
-  const preferencesRun = runsByStage(runsRoot).preferences[0];
-  assert.equal(
-    readFileSync(path.join(preferencesRun, 'preferences.jsonl'), 'utf8').split('\n').length,
-    49,
-    '3 whole batches written, metrics of 2',
-  );
-  const resumed = await cli(['train', '--resume', preferencesRun], { cwd: elsewhere() });
-  assert.equal(resumed.code, 0, resumed.stderr);
-  assert.match(
-    resumed.stderr,
-    /keeping the 32 judgments of whole batches and dropping the 16 lines after them; batch 3 is written again/,
-  );
-  assert.deepEqual(deterministicMetrics(preferencesRun), deterministicMetrics(reference.preferences[0]));
-  assert.deepEqual(judgments(preferencesRun), judgments(reference.preferences[0]));
-});
+test(
+  'killed after a batch of judgments but before its metrics line, resume ' +
+    'writes that batch again: every batch has its judgments and one metrics line',
+  async () => {
+    const runsRoot = path.join(workDir, 'before-metrics');
+    const killed = await cli(['train', configFile, '--runs-dir', runsRoot], {
+      fault: { match: '-preferences-.*metrics\\.jsonl$', at: 3, action: 'kill' },
+    });
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+    const preferencesRun = runsByStage(runsRoot).preferences[0];
+    assert.equal(
+      readFileSync(path.join(preferencesRun, 'preferences.jsonl'), 'utf8').split('\n').length,
+      49,
+      '3 whole batches written, metrics of 2',
+    );
+    const resumed = await cli(['train', '--resume', preferencesRun], { cwd: elsewhere() });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(
+      resumed.stderr,
+      /keeping the 32 judgments of whole batches and dropping the 16 lines after them; batch 3 is written again/,
+    );
+    assert.deepEqual(deterministicMetrics(preferencesRun), deterministicMetrics(reference.preferences[0]));
+    assert.deepEqual(judgments(preferencesRun), judgments(reference.preferences[0]));
+  },
+);
 
-test("killed before PPO's first checkpoint, resume restarts only PPO, in its own run directory, from the recorded outputs; it equals an uninterrupted run", async () => {
-  const runsRoot = path.join(workDir, 'before-checkpoint');
-  // PPO's 2nd metrics line is step 1 (after the step-0 baseline); its first checkpoint is at step 2.
-  const killed = await cli(['train', configFile, '--runs-dir', runsRoot], {
-    fault: { match: '-ppo-.*metrics\\.jsonl$', at: 2, action: 'kill' },
-  });
-  assert.equal(killed.signal, 'SIGKILL', killed.stderr);
-  const before = runsByStage(runsRoot);
-  const ppoRun = before.ppo[0];
-  assert.deepEqual(readdirSync(path.join(ppoRun, 'checkpoints')), [], 'no checkpoint yet');
-  assert.ok(
-    existsSync(path.join(ppoRun, 'traces', 'step-1.arrow')),
-    "but step 1's trace and the baseline metrics were written",
-  );
-  const earlierRunJson = ['sft', 'preferences', 'reward'].map((stage) =>
-    readFileSync(path.join(before[stage][0], 'run.json'), 'utf8'),
-  );
+test(
+  "killed before PPO's first checkpoint, resume restarts only PPO, in its own " +
+    'run directory, from the recorded outputs; it equals an uninterrupted run',
+  async () => {
+    const runsRoot = path.join(workDir, 'before-checkpoint');
+    // PPO's 2nd metrics line is step 1 (after the step-0 baseline); its first checkpoint is at step 2.
+    const killed = await cli(['train', configFile, '--runs-dir', runsRoot], {
+      fault: { match: '-ppo-.*metrics\\.jsonl$', at: 2, action: 'kill' },
+    });
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+    const before = runsByStage(runsRoot);
+    const ppoRun = before.ppo[0];
+    assert.deepEqual(readdirSync(path.join(ppoRun, 'checkpoints')), [], 'no checkpoint yet');
+    assert.ok(
+      existsSync(path.join(ppoRun, 'traces', 'step-1.arrow')),
+      "but step 1's trace and the baseline metrics were written",
+    );
+    const earlierRunJson = ['sft', 'preferences', 'reward'].map((stage) =>
+      readFileSync(path.join(before[stage][0], 'run.json'), 'utf8'),
+    );
 
-  const cwd = elsewhere();
-  const resumed = await cli(['train', '--resume', ppoRun], { cwd });
-  assert.equal(resumed.code, 0, resumed.stderr);
-  assert.match(resumed.stderr, /has no checkpoint yet: stage "ppo" starts again from the beginning/);
-  assert.match(resumed.stderr, /finished 1 stage\n/);
-  assert.deepEqual(runsByStage(runsRoot), before, 'no run directory was added');
-  assert.deepEqual(
-    ['sft', 'preferences', 'reward'].map((stage) => readFileSync(path.join(before[stage][0], 'run.json'), 'utf8')),
-    earlierRunJson,
-    'the earlier stages were not touched',
-  );
-  assert.equal(runJsonOf(ppoRun).status, 'completed');
-  assert.deepEqual(
-    deterministicMetrics(ppoRun),
-    deterministicMetrics(reference.ppo[0]),
-    "the metrics of the restarted stage, the first rows included, equal the uninterrupted run's",
-  );
-  assert.deepEqual(
-    readdirSync(path.join(ppoRun, 'traces')).sort(),
-    readdirSync(path.join(reference.ppo[0], 'traces')).sort(),
-  );
-  assert.ok(
-    finalWeights(ppoRun).equals(finalWeights(reference.ppo[0])),
-    "the PPO policy equals the uninterrupted run's, byte for byte",
-  );
-});
+    const cwd = elsewhere();
+    const resumed = await cli(['train', '--resume', ppoRun], { cwd });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /has no checkpoint yet: stage "ppo" starts again from the beginning/);
+    assert.match(resumed.stderr, /finished 1 stage\n/);
+    assert.deepEqual(runsByStage(runsRoot), before, 'no run directory was added');
+    assert.deepEqual(
+      ['sft', 'preferences', 'reward'].map((stage) => readFileSync(path.join(before[stage][0], 'run.json'), 'utf8')),
+      earlierRunJson,
+      'the earlier stages were not touched',
+    );
+    assert.equal(runJsonOf(ppoRun).status, 'completed');
+    assert.deepEqual(
+      deterministicMetrics(ppoRun),
+      deterministicMetrics(reference.ppo[0]),
+      "the metrics of the restarted stage, the first rows included, equal the uninterrupted run's",
+    );
+    assert.deepEqual(
+      readdirSync(path.join(ppoRun, 'traces')).sort(),
+      readdirSync(path.join(reference.ppo[0], 'traces')).sort(),
+    );
+    assert.ok(
+      finalWeights(ppoRun).equals(finalWeights(reference.ppo[0])),
+      "the PPO policy equals the uninterrupted run's, byte for byte",
+    );
+  },
+);
 
 test('an uncaught error in a stage leaves its run.json failed with the error, not running', async () => {
   const runsRoot = path.join(workDir, 'uncaught');
@@ -331,24 +350,28 @@ test('an uncaught error in a stage leaves its run.json failed with the error, no
   assert.match(runJson.error ?? '', /^injected uncaught error at .*metrics\.jsonl$/);
 });
 
-test('a disk that fills up inside a checkpoint write leaves run.json failed with ENOSPC, its temporary files removed to make room for it', async () => {
-  const runsRoot = path.join(workDir, 'disk-full');
-  // From the reward model's first checkpoint write on, every write fails until a temporary is removed:
-  // run.json too, so recording the failure has to free space first.
-  const failed = await cli(['train', configFile, '--runs-dir', runsRoot], {
-    fault: { match: '-reward-.*checkpoints', at: 1, action: 'disk-full' },
-  });
-  assert.equal(failed.code, 1, failed.stderr);
-  assert.match(failed.stderr, /ENOSPC/);
-  const rewardRun = runsByStage(runsRoot).reward[0];
-  const runJson = runJsonOf(rewardRun);
-  assert.equal(runJson.status, 'failed');
-  assert.match(runJson.error ?? '', /^could not write .*: no space left on device \(ENOSPC\)/);
-  const leftovers = [rewardRun, path.join(rewardRun, 'checkpoints')].flatMap((dir) =>
-    readdirSync(dir).filter(isTemporaryName),
-  );
-  assert.deepEqual(leftovers, []);
-});
+test(
+  'a disk that fills up inside a checkpoint write leaves run.json ' +
+    'failed with ENOSPC, its temporary files removed to make room for it',
+  async () => {
+    const runsRoot = path.join(workDir, 'disk-full');
+    // From the reward model's first checkpoint write on, every write fails until a temporary is removed:
+    // run.json too, so recording the failure has to free space first.
+    const failed = await cli(['train', configFile, '--runs-dir', runsRoot], {
+      fault: { match: '-reward-.*checkpoints', at: 1, action: 'disk-full' },
+    });
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.match(failed.stderr, /ENOSPC/);
+    const rewardRun = runsByStage(runsRoot).reward[0];
+    const runJson = runJsonOf(rewardRun);
+    assert.equal(runJson.status, 'failed');
+    assert.match(runJson.error ?? '', /^could not write .*: no space left on device \(ENOSPC\)/);
+    const leftovers = [rewardRun, path.join(rewardRun, 'checkpoints')].flatMap((dir) =>
+      readdirSync(dir).filter(isTemporaryName),
+    );
+    assert.deepEqual(leftovers, []);
+  },
+);
 
 /** A small tmpfs, where the tests run as root and may mount; undefined elsewhere. */
 function mountSmallDisk(): string | undefined {

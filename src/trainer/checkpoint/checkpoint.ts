@@ -10,8 +10,7 @@ import * as path from 'node:path';
 import { checkCheckpointConfig, checkTrainerState, parseJsonText } from '../../shared/runFiles';
 import { quote } from '../../shared/userError';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
-import type { GptConfig } from '../model/gptConfig';
-import type { ScalarHead } from '../model/gptConfig';
+import type { CheckpointConfig } from '../../shared/gptShape';
 import { gptWeightShapes } from '../model/gptWeightShapes';
 import type { NamedArrays, OptimizerState } from '../engine/engine';
 import { BpeTokenizer } from '../tokenizer';
@@ -20,13 +19,8 @@ import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../sh
 /** The weights of a checkpoint: the seam's named arrays. */
 export type WeightMap = NamedArrays;
 
-export interface ModelCheckpointConfig extends GptConfig {
-  readonly model_type: 'rlhf-lens-gpt';
-  readonly heads: readonly ScalarHead[];
-  readonly bos_token_id: number;
-  readonly eos_token_id: number;
-  readonly pad_token_id: number;
-}
+/** config.json of a checkpoint (src/shared/gptShape.ts). */
+export type ModelCheckpointConfig = CheckpointConfig;
 
 /** What a trainer needs to continue exactly where it stopped. */
 export interface TrainerState {
