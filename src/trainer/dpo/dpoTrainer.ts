@@ -106,7 +106,7 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
     log(
       'info',
       demo
-        ? `eval generations: ${prompts.length} held-out demo prompts, scored by the sentiment oracle`
+        ? `eval generations: ${prompts.length} held-out demo prompts, scored by the ${context.task.name} oracle`
         : `eval generations: ${prompts.length} prompts of held-out judgments (no oracle: not the demo task)`,
     );
 
