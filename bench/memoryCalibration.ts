@@ -98,7 +98,8 @@ async function main(only: string | undefined): Promise<void> {
     }
     const row = JSON.parse(line) as { estimate: number; wasmHeap: number; peakRss: number };
     process.stdout.write(
-      `${name.padEnd(22)} ${formatBytes(row.estimate).padStart(9)}  ${formatBytes(row.wasmHeap).padStart(9)}  ${formatBytes(row.peakRss).padStart(9)}  ${(row.estimate / row.wasmHeap).toFixed(2)}\n`,
+      `${name.padEnd(22)} ${formatBytes(row.estimate).padStart(9)}  ${formatBytes(row.wasmHeap).padStart(9)}  ` +
+        `${formatBytes(row.peakRss).padStart(9)}  ${(row.estimate / row.wasmHeap).toFixed(2)}\n`,
     );
   }
 }

@@ -110,15 +110,18 @@ async function main(): Promise<void> {
       repetitions,
     };
     console.log(
-      `Next set of K=${k} completions × ${tokens} tokens from a checkpoint (backend ${first.backend}, medians of ${repetitions}):`,
+      `Next set of K=${k} completions × ${tokens} tokens from a checkpoint (backend ${first.backend}, medians ` +
+        `of ${repetitions}):`,
     );
     console.log(`  first set (start trainer, load, sample) ${result.first_set_ms} ms`);
     console.log(
-      `  warm trainer, request → result           ${result.warm_request_median_ms} ms (sampling ${result.warm_sampling_median_ms} ms)`,
+      `  warm trainer, request → result           ${result.warm_request_median_ms} ms (sampling ` +
+        `${result.warm_sampling_median_ms} ms)`,
     );
     console.log(`  view: submit → next set, no think time   ${result.view_wait_no_think_median_ms} ms`);
     console.log(
-      `  view: submit → next set, 1.5 s to rank   ${result.view_wait_think_1500ms_median_ms} ms (sampled while ranking)`,
+      `  view: submit → next set, 1.5 s to rank   ${result.view_wait_think_1500ms_median_ms} ms (sampled ` +
+        `while ranking)`,
     );
     mkdirSync(path.join(root, 'bench-results'), { recursive: true });
     writeFileSync(path.join(root, 'bench-results', 'rank.json'), `${JSON.stringify(result, null, 2)}\n`);

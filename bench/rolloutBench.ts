@@ -245,7 +245,8 @@ async function main(): Promise<void> {
   const ppo = await ppoIterationRows();
 
   console.log(
-    `\nSampling ${batch} × ${newTokens} new tokens, ${config.n_layer} layers, d ${config.n_embd}, vocab ${config.vocab_size} (medians)\n`,
+    `\nSampling ${batch} × ${newTokens} new tokens, ${config.n_layer} layers, d ${config.n_embd}, vocab ` +
+      `${config.vocab_size} (medians)\n`,
   );
   console.log(
     table(
@@ -269,7 +270,8 @@ async function main(): Promise<void> {
     ),
   );
   console.log(
-    `\nOne PPO iteration by phase (batch ${batch}, ${newTokens} new tokens, 4 epochs × 2 minibatches; medians of steps 2–4, ms)\n`,
+    `\nOne PPO iteration by phase (batch ${batch}, ${newTokens} new tokens, 4 epochs × 2 minibatches; medians ` +
+      `of steps 2–4, ms)\n`,
   );
   const phaseNames = ['rollout_generate', 'rollout_score', 'advantages', 'update', 'weight_sync', 'total_ms'];
   console.log(
@@ -280,10 +282,18 @@ async function main(): Promise<void> {
   );
   const out = path.join('bench-results', 'rollout.json');
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: availableParallelism(), model: config, batch, new_tokens: newTokens, sampling: sample, weight_sync: sync, ppo_iteration_ms: ppo }, null, 2)}\n`,
-  );
+  const record = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cores: availableParallelism(),
+    model: config,
+    batch,
+    new_tokens: newTokens,
+    sampling: sample,
+    weight_sync: sync,
+    ppo_iteration_ms: ppo,
+  };
+  writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
 }
 

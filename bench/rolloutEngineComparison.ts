@@ -93,13 +93,16 @@ async function main(): Promise<void> {
         rollout_s: rollout,
       });
       log(
-        `seed ${seed}, ${engine} rollouts: oracle ${first['eval/oracle/score'].toFixed(3)} → ${last['eval/oracle/score'].toFixed(3)}, KL ${last['eval/objective/kl'].toFixed(2)}, ${rows.at(-1)?.seconds.toFixed(0)} s (rollouts ${rollout.toFixed(1)} s)`,
+        `seed ${seed}, ${engine} rollouts: oracle ${first['eval/oracle/score'].toFixed(3)} → ` +
+          `${last['eval/oracle/score'].toFixed(3)}, KL ${last['eval/objective/kl'].toFixed(2)}, ` +
+          `${rows.at(-1)?.seconds.toFixed(0)} s (rollouts ${rollout.toFixed(1)} s)`,
       );
     }
   }
 
   console.log(
-    `\nPPO on the demo task (${quick ? 'quick' : 'full'} scale, KL coefficient 0.05, ${ppoTemplate.total_episodes} episodes), held-out oracle score on ${evalPrompts} prompts\n`,
+    `\nPPO on the demo task (${quick ? 'quick' : 'full'} scale, KL coefficient 0.05, ` +
+      `${ppoTemplate.total_episodes} episodes), held-out oracle score on ${evalPrompts} prompts\n`,
   );
   console.log(
     '| rollouts | seed | oracle before | oracle after | KL to reference | PPO stage (s) | of which rollouts (s) |',
@@ -109,7 +112,8 @@ async function main(): Promise<void> {
   );
   for (const row of rows)
     console.log(
-      `| ${row.engine} | ${row.seed} | ${row.baseline.toFixed(3)} | ${row.oracle.toFixed(3)} | ${row.kl.toFixed(2)} | ${row.seconds.toFixed(0)} | ${row.rollout_s.toFixed(1)} |`,
+      `| ${row.engine} | ${row.seed} | ${row.baseline.toFixed(3)} | ${row.oracle.toFixed(3)} | ` +
+        `${row.kl.toFixed(2)} | ${row.seconds.toFixed(0)} | ${row.rollout_s.toFixed(1)} |`,
     );
   const summary = Object.fromEntries(
     engines.map((engine) => {
@@ -120,14 +124,19 @@ async function main(): Promise<void> {
   console.log('');
   for (const engine of engines)
     console.log(
-      `${engine}: oracle after PPO ${summary[engine].mean.toFixed(3)} ± ${summary[engine].std.toFixed(3)} (mean ± sd over ${seeds.length} seeds)`,
+      `${engine}: oracle after PPO ${summary[engine].mean.toFixed(3)} ± ${summary[engine].std.toFixed(3)} ` +
+        `(mean ± sd over ${seeds.length} seeds)`,
     );
   const out = path.join('bench-results', 'rollout-engines.json');
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify({ date: new Date().toISOString(), scale: quick ? 'quick' : 'full', eval_prompts: evalPrompts, rows, summary }, null, 2)}\n`,
-  );
+  const record = {
+    date: new Date().toISOString(),
+    scale: quick ? 'quick' : 'full',
+    eval_prompts: evalPrompts,
+    rows,
+    summary,
+  };
+  writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
 }
 

@@ -118,16 +118,15 @@ async function main(): Promise<void> {
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
   const format = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
   console.log(
-    `batch ${batchSize} × full context; medians of ${repetitions('wasm')} (cpu: ${repetitions('cpu')}) after ${warmup} warm-up runs\n`,
+    `batch ${batchSize} × full context; medians of ${repetitions('wasm')} (cpu: ${repetitions('cpu')}) after ` +
+      `${warmup} warm-up runs\n`,
   );
   console.log([format(header), format(widths.map((w) => '-'.repeat(w))), ...lines.map(format)].join('\n'));
   for (const [backend, reason] of Object.entries(unavailable)) console.log(`${backend}: not available (${reason})`);
   const out = path.join('bench-results', 'train.json');
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, batch_size: batchSize, rows, unavailable }, null, 2)}\n`,
-  );
+  const record = { date: new Date().toISOString(), node: process.version, batch_size: batchSize, rows, unavailable };
+  writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
 }
 

@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     hostTimes.push(performance.now() - started);
   }
   console.log(
-    `step: ${samples} samples × ${tokens} tokens = ${trace.numTokens} tokens, ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB of Arrow`,
+    `step: ${samples} samples × ${tokens} tokens = ${trace.numTokens} tokens, ` +
+      `${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB of Arrow`,
   );
 
   const browser = await launchBrowser();
@@ -55,7 +56,8 @@ async function main(): Promise<void> {
     await view.page.evaluate(reviveScript);
     // Capture the trace the page received (already typed arrays) for the timed repetitions.
     await view.page.evaluate(
-      `window.addEventListener('message', (e) => { if (e.data && e.data.type === 'dashboard/trace') window.__lastTrace = e.data.trace; })`,
+      `window.addEventListener('message', (e) => { if (e.data && e.data.type ` +
+        `=== 'dashboard/trace') window.__lastTrace = e.data.trace; })`,
     );
     await sendToDashboard(view, { type: 'dashboard/trace', trace });
     const firstScreen: number[] = [];
@@ -68,7 +70,9 @@ async function main(): Promise<void> {
         window.postMessage({ type: 'dashboard/trace', trace }, '*');
         const poll = () => {
           const record = window.__rlhfFirstScreen;
-          if (record && record.step === ${step} && record.paintedAt) resolve({ painted: record.paintedAt - started, rendered: record.renderedAt - started, rows: record.rows });
+          if (record && record.step === ${step} && record.paintedAt) {
+            resolve({ painted: record.paintedAt - started, rendered: record.renderedAt - started, rows: record.rows });
+          }
           else setTimeout(poll, 1);
         };
         poll();
@@ -93,7 +97,10 @@ async function main(): Promise<void> {
         last = now;
         viewport.scrollTop += 240;
         if (++n < 120) requestAnimationFrame(tick);
-        else resolve({ intervals, scrollTop: viewport.scrollTop, rendered: viewport.querySelectorAll('.sample-row').length });
+        else {
+          const rendered = viewport.querySelectorAll('.sample-row').length;
+          resolve({ intervals, scrollTop: viewport.scrollTop, rendered });
+        }
       };
       requestAnimationFrame(tick);
     })`)) as { intervals: number[]; scrollTop: number; rendered: number };
@@ -126,10 +133,12 @@ async function main(): Promise<void> {
     console.log(`| host: Arrow decode + pack (Node) | ${result.hostDecodeAndPackMs.toFixed(1)} |`);
     console.log(`| webview: message → rows in the DOM | ${result.domReadyMs.toFixed(1)} |`);
     console.log(
-      `| webview: message → first screen painted | ${result.firstScreenMs.median.toFixed(1)} (min ${result.firstScreenMs.min.toFixed(1)}, max ${result.firstScreenMs.max.toFixed(1)}) |`,
+      `| webview: message → first screen painted | ${result.firstScreenMs.median.toFixed(1)} (min ` +
+        `${result.firstScreenMs.min.toFixed(1)}, max ${result.firstScreenMs.max.toFixed(1)}) |`,
     );
     console.log(
-      `| webview: scrolling, frame interval | ${result.scroll.medianFrameMs.toFixed(1)} (p95 ${result.scroll.p95FrameMs.toFixed(1)}, ${result.scroll.rowsInDom} rows in the DOM) |`,
+      `| webview: scrolling, frame interval | ${result.scroll.medianFrameMs.toFixed(1)} (p95 ` +
+        `${result.scroll.p95FrameMs.toFixed(1)}, ${result.scroll.rowsInDom} rows in the DOM) |`,
     );
     if (result.errors.length > 0 || result.cspViolations.length > 0)
       console.log('page errors:', result.errors, result.cspViolations);
@@ -140,7 +149,8 @@ async function main(): Promise<void> {
       `${JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2)}\n`,
     );
     console.log(
-      `\nfirst screen under 200 ms: ${result.firstScreenMs.median < 200 ? 'yes' : 'NO'}; wrote bench-results/webview.json`,
+      `\nfirst screen under 200 ms: ${result.firstScreenMs.median < 200 ? 'yes' : 'NO'}; wrote ` +
+        `bench-results/webview.json`,
     );
   } finally {
     await view.close();

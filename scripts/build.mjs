@@ -98,7 +98,8 @@ const tsc = spawnSync(
 );
 if (tsc.status !== 0) {
   throw new Error(
-    `tsc -p tsconfig.core.json failed (${tsc.error?.message ?? `exit ${tsc.status}`}); fix the type errors it printed in src/core/.`,
+    `tsc -p tsconfig.core.json failed (${tsc.error?.message ?? `exit ${tsc.status}`}); fix the type errors it ` +
+      `printed in src/core/.`,
   );
 }
 writeFileSync('dist/core.d.ts', "export * from './core-types/index';\n");

@@ -123,7 +123,8 @@ const env = {
 };
 if (run(npm, [...npmArgs, `code-server@${CODE_SERVER_VERSION}`], { cwd: dir, env }) !== 0 || !existsSync(entry)) {
   fail(
-    `npm install code-server@${CODE_SERVER_VERSION} failed (see the output above; its native modules need libkrb5-dev, make, g++, python3)`,
+    `npm install code-server@${CODE_SERVER_VERSION} failed (see the output above; its native modules need ` +
+      `libkrb5-dev, make, g++, python3)`,
   );
 }
 say(`code-server installed (${seconds()})`);

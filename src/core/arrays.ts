@@ -31,7 +31,8 @@ export function assertSameShape(fn: string, named: Record<string, Matrix>): void
     }
     if (matrix.length !== first.length) {
       throw new RangeError(
-        `${fn}: ${name} has ${matrix.length} rows but ${firstName} has ${first.length}; pass [batch][time] arrays of the same shape.`,
+        `${fn}: ${name} has ${matrix.length} rows but ${firstName} has ${first.length}; pass [batch][time] ` +
+          `arrays of the same shape.`,
       );
     }
     for (let b = 0; b < matrix.length; b++) {
@@ -41,7 +42,8 @@ export function assertSameShape(fn: string, named: Record<string, Matrix>): void
       }
       if (row.length !== first[b].length) {
         throw new RangeError(
-          `${fn}: ${name}[${b}] has ${row.length} entries but ${firstName}[${b}] has ${first[b].length}; pass [batch][time] arrays of the same shape.`,
+          `${fn}: ${name}[${b}] has ${row.length} entries but ${firstName}[${b}] has ${first[b].length}; pass ` +
+            `[batch][time] arrays of the same shape.`,
         );
       }
     }

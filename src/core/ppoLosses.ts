@@ -50,7 +50,8 @@ export function ppoPolicyLoss(
   assertFinite('ppoPolicyLoss', 'clipRange', clipRange, 0);
   const ratio = zipMap([newLogprobs, oldLogprobs], (logp, oldLogp) => Math.exp(logp - oldLogp)); // [B, T]
   const pg_loss1 = zipMap([advantages, ratio], (A, rho) => -A * rho); // −A·ρ
-  const pg_loss2 = zipMap([advantages, ratio], (A, rho) => -A * clip(rho, 1 - clipRange, 1 + clipRange)); // −A·clip(ρ, 1−ε, 1+ε)
+  // −A·clip(ρ, 1−ε, 1+ε)
+  const pg_loss2 = zipMap([advantages, ratio], (A, rho) => -A * clip(rho, 1 - clipRange, 1 + clipRange));
   const pg_loss_max = zipMap([pg_loss1, pg_loss2], Math.max);
   const clipped = zipMap([pg_loss1, pg_loss2], (l1, l2) => (l2 > l1 ? 1 : 0));
   const halfSqDiff = zipMap([newLogprobs, oldLogprobs], (logp, oldLogp) => 0.5 * (logp - oldLogp) ** 2);

@@ -86,7 +86,8 @@ export function dpoLoss(
   assertFinite('dpoLoss', 'labelSmoothing', labelSmoothing, 0);
   if (labelSmoothing > 0.5) {
     throw new RangeError(
-      `dpoLoss: labelSmoothing is the probability that a label is flipped and must be in [0, 0.5], got ${labelSmoothing}.`,
+      `dpoLoss: labelSmoothing is the probability that a label is flipped and must be in [0, 0.5], got ` +
+        `${labelSmoothing}.`,
     );
   }
   let ipoLengths: { chosen: Row; rejected: Row } | undefined;

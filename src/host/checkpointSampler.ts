@@ -67,7 +67,8 @@ export class CheckpointSampler {
       for (const [id, waiter] of this.waiting) {
         waiter.reject(
           new Error(
-            `${exit.description} while sampling.${exit.stderrTail ? ` Its last output: ${exit.stderrTail.split('\n').slice(-3).join(' / ')}` : ''}`,
+            `${exit.description} while sampling.` +
+              `${exit.stderrTail ? ` Its last output: ${exit.stderrTail.split('\n').slice(-3).join(' / ')}` : ''}`,
           ),
         );
         this.waiting.delete(id);

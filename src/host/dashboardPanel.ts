@@ -175,7 +175,8 @@ export class DashboardPanel implements vscode.Disposable {
         if (runDir) DashboardPanel.show(this.extensionUri, this.runs, this.log, runDir);
         else
           this.log.warn(
-            `dashboard: ignored run id ${JSON.stringify(String(message.runId).slice(0, 200))}, which is not a folder name inside the runs folder`,
+            `dashboard: ignored run id ${JSON.stringify(String(message.runId).slice(0, 200))}, which is not a ` +
+              `folder name inside the runs folder`,
           );
         break;
       }
@@ -235,7 +236,8 @@ export class DashboardPanel implements vscode.Disposable {
       const started = performance.now();
       const trace = await this.traces.packed(this.runDir, step);
       this.log.debug(
-        `Read step ${step}'s trace (${trace.numSamples} samples, ${trace.numTokens} tokens) in ${(performance.now() - started).toFixed(0)} ms`,
+        `Read step ${step}'s trace (${trace.numSamples} samples, ${trace.numTokens} tokens) in ` +
+          `${(performance.now() - started).toFixed(0)} ms`,
       );
       this.channel.post({ type: 'dashboard/trace', trace });
     } catch (error) {

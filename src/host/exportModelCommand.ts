@@ -55,7 +55,10 @@ function checkpointOf(folder: string): string {
   return steps.length > 0 ? path.join(checkpoints, `step-${Math.max(...steps)}`) : folder;
 }
 
-/** Where the export goes, as the CLI's default: `<run>/onnx/step-<n>` for a run's checkpoint, else `<checkpoint>/onnx-export`. */
+/**
+ * Where the export goes, as the CLI's default: `<run>/onnx/step-<n>` for a run's checkpoint, else
+ * `<checkpoint>/onnx-export`.
+ */
 function exportDirFor(checkpoint: string): string {
   const parent = path.dirname(checkpoint);
   return path.basename(parent) === 'checkpoints'

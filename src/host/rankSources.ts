@@ -85,14 +85,17 @@ export async function readCompletionSets(file: string): Promise<{ sets: Completi
       problems.push(`${where}: field "completions" must be a list of strings`);
     else if (completions.length < minCompletions || completions.length > maxCompletions)
       problems.push(
-        `${where}: field "completions" has ${completions.length}; rank ${minCompletions} to ${maxCompletions} at a time`,
+        `${where}: field "completions" has ${completions.length}; rank ${minCompletions} to ${maxCompletions} ` +
+          `at a time`,
       );
     else sets.push({ prompt: record.prompt, completions: completions as string[] });
   }
   return { sets, problems };
 }
 
-/** Sets from a PPO step's trace: responses grouped by prompt (up to 8 per set); DPO and reward traces give their pairs. */
+/**
+ * Sets from a PPO step's trace: responses grouped by prompt (up to 8 per set); DPO and reward traces give their pairs.
+ */
 export async function traceCompletionSets(
   bytes: Uint8Array,
 ): Promise<{ sets: CompletionSetLine[]; step: number | undefined; skippedSingles: number }> {
@@ -269,7 +272,9 @@ export async function openRankSource(
     }
     case 'checkpoint': {
       const { run, step } = runAndStepOf(spec.checkpoint);
-      const label = `${run ? `run ${run} · ` : ''}${path.basename(spec.checkpoint)} · T ${spec.temperature} · ${spec.maxNewTokens} tokens`;
+      const label =
+        `${run ? `run ${run} · ` : ''}${path.basename(spec.checkpoint)} · T ${spec.temperature} · ` +
+        `${spec.maxNewTokens} tokens`;
       return {
         source: new CheckpointSource(
           label,

@@ -114,7 +114,12 @@ export class RankView implements vscode.WebviewViewProvider, vscode.Disposable {
     mkdirSync(path.dirname(output), { recursive: true });
     const result = await exportTrlPairwise(input, output);
     for (const problem of result.problems) this.log.warn(formatPreferenceProblem(problem));
-    const message = `Exported ${result.pairs} pair${result.pairs === 1 ? '' : 's'} from ${result.judgments} judgment${result.judgments === 1 ? '' : 's'} to ${vscode.workspace.asRelativePath(output)}${result.problems.length ? ` (${result.problems.length} unreadable line(s) skipped; see the log)` : ''}.`;
+    const pairs = `${result.pairs} pair${result.pairs === 1 ? '' : 's'}`;
+    const judgments = `${result.judgments} judgment${result.judgments === 1 ? '' : 's'}`;
+    const skipped = result.problems.length
+      ? ` (${result.problems.length} unreadable line(s) skipped; see the log)`
+      : '';
+    const message = `Exported ${pairs} from ${judgments} to ${vscode.workspace.asRelativePath(output)}${skipped}.`;
     void vscode.window.showInformationMessage(message, 'Open').then((choice) => {
       if (choice === 'Open') void vscode.window.showTextDocument(vscode.Uri.file(output));
     });
@@ -364,7 +369,8 @@ async function pickSource(root: string): Promise<RankSourceSpec | undefined> {
       if (!folder) return undefined;
       if (!existsSync(path.join(folder, 'onnx', 'model.onnx')))
         return void vscode.window.showErrorMessage(
-          `${folder} has no onnx/model.onnx: pick a transformers.js-style folder (config.json, tokenizer.json, onnx/model.onnx).`,
+          `${folder} has no onnx/model.onnx: pick a transformers.js-style folder (config.json, ` +
+            `tokenizer.json, onnx/model.onnx).`,
         );
       const sampling = await askSampling();
       return sampling && { kind, folder, ...sampling };

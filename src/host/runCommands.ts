@@ -102,7 +102,8 @@ async function newRun(args?: NewRunArguments): Promise<vscode.Uri | undefined> {
     (await vscode.window.showInputBox({
       title: 'RLHF: New Run',
       prompt:
-        'Name of the run (letters, digits, ".", "_" and "-"); the config is written to <name>.rlhf.json in the workspace folder',
+        'Name of the run (letters, digits, ".", "_" and "-"); the ' +
+        'config is written to <name>.rlhf.json in the workspace folder',
       value: template === 'demo-pipeline' ? 'demo' : `my-${template}`,
       validateInput: (value) =>
         !runNamePattern.test(value)
@@ -138,14 +139,16 @@ async function validate(context: RunCommandsContext, uri?: vscode.Uri): Promise<
   if (config) {
     const stages = config.stages.map((stage) => stage.name ?? stage.type).join(' → ');
     void vscode.window.showInformationMessage(
-      `${name} is valid: ${stages}${warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'} in the Problems panel)` : ''}.`,
+      `${name} is valid: ` +
+        `${stages}${warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'} in the Problems panel)` : ''}.`,
     );
     return true;
   }
   const first = errors[0];
   void vscode.window
     .showErrorMessage(
-      `${name} has ${errors.length} error${errors.length === 1 ? '' : 's'}; the first, line ${first.line}: ${first.message}`,
+      `${name} has ${errors.length} error${errors.length === 1 ? '' : 's'}; the first, line ${first.line}: ` +
+        `${first.message}`,
       'Show Problems',
     )
     .then((choice) => choice && vscode.commands.executeCommand('workbench.actions.view.problems'));
@@ -170,7 +173,9 @@ async function deleteRun(context: RunCommandsContext, argument: unknown): Promis
     `Delete run ${runId}?`,
     {
       modal: true,
-      detail: `Its folder ${vscode.workspace.asRelativePath(runDir)} — run.json, metrics, traces and checkpoints — is removed. This cannot be undone.`,
+      detail:
+        `Its folder ${vscode.workspace.asRelativePath(runDir)} — run.json, metrics, traces and checkpoints — is ` +
+        `removed. This cannot be undone.`,
     },
     'Delete',
   );

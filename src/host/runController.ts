@@ -91,7 +91,8 @@ export class RunController implements vscode.Disposable {
     const limit = maxConcurrentRuns();
     if (this.active.size >= limit) {
       return this.refuse(
-        `${this.active.size} run${this.active.size === 1 ? ' is' : 's are'} training already, the limit of rlhf.maxConcurrentRuns (${limit}). Stop one, or raise the setting.`,
+        `${this.active.size} run${this.active.size === 1 ? ' is' : 's are'} training already, the limit of ` +
+          `rlhf.maxConcurrentRuns (${limit}). Stop one, or raise the setting.`,
       );
     }
     return runsFolder;
@@ -115,7 +116,11 @@ export class RunController implements vscode.Disposable {
     if (!config) {
       const errors = problems.filter((problem) => problem.severity === 'error');
       const first = errors[0];
-      const message = `"${label}" was not started: the config has ${errors.length} error${errors.length === 1 ? '' : 's'}${first ? `, the first on line ${first.line}: ${first.path.length ? `${first.path.at(-1)} ` : ''}${first.message}` : ''}. See the Problems panel.`;
+      const errorCount = `${errors.length} error${errors.length === 1 ? '' : 's'}`;
+      const firstError = first
+        ? `, the first on line ${first.line}: ${first.path.length ? `${first.path.at(-1)} ` : ''}${first.message}`
+        : '';
+      const message = `"${label}" was not started: the config has ${errorCount}${firstError}. See the Problems panel.`;
       this.lastRefusal = message;
       this.log.warn(message);
       void vscode.window
@@ -280,7 +285,8 @@ export class RunController implements vscode.Disposable {
         break;
       case 'run/finished':
         this.log.info(
-          `[${label}] ${message.runId} ${message.status}${message.checkpoint ? ` (checkpoint ${message.checkpoint})` : ''}`,
+          `[${label}] ${message.runId} ` +
+            `${message.status}${message.checkpoint ? ` (checkpoint ${message.checkpoint})` : ''}`,
         );
         this.finished.fire({ runId: message.runId, status: message.status });
         this.runs.refresh();

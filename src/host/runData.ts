@@ -8,7 +8,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { DashboardRunInfo, MetricPoint, PromptHistoryEntry, RunSetting } from '../shared/dashboardMessages';
 import { packPpoTrace, tokenFields, type PackedPpoTrace } from '../shared/packedTrace';
-import { FieldChecker, isRecord } from '../shared/runFiles';
+import { isRecord } from '../shared/isRecord';
+import { FieldChecker } from '../shared/runFiles';
 import { parseRunJson } from '../shared/runSummary';
 import type { DecodedTraceRow, TraceKind, TraceTable } from '../shared/traceFormat';
 

@@ -40,12 +40,15 @@ export class RunStatusBar implements vscode.Disposable {
     }
     const [first] = runs;
     const more = runs.length > 1 ? ` (+${runs.length - 1})` : '';
-    this.item.text = `$(sync~spin) RLHF ${first.label} · ${first.stage} ${first.step}/${first.maxSteps}${eta(first, Date.now())} · ${first.backend}${more}`;
+    this.item.text =
+      `$(sync~spin) RLHF ${first.label} · ${first.stage} ${first.step}/` +
+      `${first.maxSteps}${eta(first, Date.now())} · ${first.backend}${more}`;
     this.item.tooltip = new vscode.MarkdownString(
       runs
         .map(
           (run) =>
-            `**${run.label}** — ${run.stage} step ${run.step} of ${run.maxSteps}\n\nBackend **${run.backend}**: ${run.backendReason}`,
+            `**${run.label}** — ${run.stage} step ${run.step} of ${run.maxSteps}\n\nBackend **` +
+            `${run.backend}**: ${run.backendReason}`,
         )
         .join('\n\n---\n\n'),
     );

@@ -116,14 +116,15 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
     const metricLines = keyMetrics
       .filter((key) => key in details.metrics)
       .map((key) => `| ${key} | ${details.metrics[key]} |`);
+    const stepText =
+      details.step !== undefined ? `, step ${details.step}${details.maxSteps ? ` of ${details.maxSteps}` : ''}` : '';
+    const endedText = run.endedAt ? `, ended ${new Date(run.endedAt).toLocaleString()}` : '';
     item.tooltip = new vscode.MarkdownString(
       [
         `**${run.name}** — ${run.status}${activeHere ? ' (training in this window)' : ''}`,
         `\`${run.id}\``,
-        details.stage
-          ? `Stage **${details.stage}**${details.step !== undefined ? `, step ${details.step}${details.maxSteps ? ` of ${details.maxSteps}` : ''}` : ''}`
-          : '',
-        `Started ${new Date(run.startedAt).toLocaleString()}${run.endedAt ? `, ended ${new Date(run.endedAt).toLocaleString()}` : ''}`,
+        details.stage ? `Stage **${details.stage}**${stepText}` : '',
+        `Started ${new Date(run.startedAt).toLocaleString()}${endedText}`,
         run.backend ? `Backend: ${run.backend}` : '',
         details.configFile ? `Config: ${vscode.workspace.asRelativePath(details.configFile)}` : '',
         run.error ? `Error: ${run.error}` : '',

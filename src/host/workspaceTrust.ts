@@ -7,7 +7,11 @@
 
 /** Why a trainer cannot start here, said the same way by every command that would start one. */
 export function trustExplanation(action: string): string {
-  return `RLHF Lens ${action} only in a trusted workspace: that runs a trainer process on this machine, which reads the files the workspace names (ONNX models through native code). Viewing runs, traces and preference files works without trust. To go on, trust this folder (Workspaces: Manage Workspace Trust).`;
+  return (
+    `RLHF Lens ${action} only in a trusted workspace: that runs a trainer process on this machine, which reads ` +
+    `the files the workspace names (ONNX models through native code). Viewing runs, traces and preference files ` +
+    `works without trust. To go on, trust this folder (Workspaces: Manage Workspace Trust).`
+  );
 }
 
 /** Thrown by the trainer supervisor when asked to start a trainer in an untrusted workspace. */

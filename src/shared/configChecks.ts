@@ -178,19 +178,22 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
       } else if (target > index) {
         error(
           refPath,
-          `${quote(reference.value)}${defaulted} runs after this stage (stage ${target + 1} of ${names.length}); move stage "${stageName}" below it, or name an earlier stage`,
+          `${quote(reference.value)}${defaulted} runs after this stage (stage ${target + 1} of ` +
+            `${names.length}); move stage "${stageName}" below it, or name an earlier stage`,
         );
       } else if (target >= 0) {
         const kind = config.stages[target].type;
         if (stageOutput[kind] !== reference.wants)
           error(
             refPath,
-            `${quote(reference.value)} is a ${kind} stage, which writes no ${reference.wants}; ${reference.key} needs a ${reference.kinds.join(' or ')} stage`,
+            `${quote(reference.value)} is a ${kind} stage, which writes no ${reference.wants}; ` +
+              `${reference.key} needs a ${reference.kinds.join(' or ')} stage`,
           );
         else if (!reference.kinds.includes(kind))
           error(
             refPath,
-            `${quote(reference.value)} is a ${kind} stage; ${reference.key} needs a ${reference.kinds.join(' or ')} stage`,
+            `${quote(reference.value)} is a ${kind} stage; ${reference.key} needs a ` +
+              `${reference.kinds.join(' or ')} stage`,
           );
       } else {
         // Not a stage: a path relative to the config file, which must exist when the stage starts.
@@ -204,16 +207,20 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
             earlier.length > 0
               ? `earlier ${reference.kinds.join('/')} stages: ${earlier.map((name) => `"${name}"`).join(', ')}`
               : `no earlier ${reference.kinds.join('/')} stage`;
+          const wantedThing = reference.wants === 'checkpoint' ? 'checkpoint folder' : 'preference file';
+          const suggestion = near ? `; did you mean "${near}"?` : '';
           error(
             refPath,
-            `${quote(reference.value)}${defaulted} is neither an earlier stage (${choices}) nor an existing ${reference.wants === 'checkpoint' ? 'checkpoint folder' : 'preference file'}${near ? `; did you mean "${near}"?` : ''}`,
+            `${quote(reference.value)}${defaulted} is neither an earlier stage (${choices}) nor an existing ` +
+              `${wantedThing}${suggestion}`,
             near ? { title: `Use stage "${near}"`, path: refPath, value: near } : undefined,
           );
         } else if (kind !== undefined && kind !== wantedKind) {
           const wanted = reference.wants === 'checkpoint' ? 'a checkpoint folder' : 'a preference file';
           error(
             refPath,
-            `${quote(reference.value)}${defaulted} is ${kindWords[kind]}, not ${kindWords[wantedKind]}: name an earlier stage or ${wanted}`,
+            `${quote(reference.value)}${defaulted} is ${kindWords[kind]}, not ${kindWords[wantedKind]}: name ` +
+              `an earlier stage or ${wanted}`,
           );
         } else if (!environment && !looksLikePath && near) {
           warning(refPath, `${quote(reference.value)} is not a stage of this config; did you mean "${near}"?`, {
@@ -239,7 +246,8 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
         if (stage.init_from !== 'scratch' && (written(raw, ['model']) || written(raw, ['tokenizer'])) && index === 0) {
           warning(
             [...at, 'init_from'],
-            'starts from a checkpoint, whose model shape and tokenizer are used: the config\'s "model" and "tokenizer" are ignored',
+            'starts from a checkpoint, whose model shape and tokenizer are used: the config\'s "model" and ' +
+              '"tokenizer" are ignored',
           );
         }
         break;
@@ -267,7 +275,8 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
           const fitting = divisorAtMost(stage.batch_size, stage.num_mini_batches);
           error(
             [...at, 'num_mini_batches'],
-            `(${stage.num_mini_batches}) must divide batch_size (${stage.batch_size}) so every minibatch has the same size; try ${fitting}`,
+            `(${stage.num_mini_batches}) must divide batch_size (${stage.batch_size}) so every minibatch has ` +
+              `the same size; try ${fitting}`,
             { title: `Set num_mini_batches to ${fitting}`, path: [...at, 'num_mini_batches'], value: fitting },
           );
         }

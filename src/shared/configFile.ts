@@ -180,7 +180,9 @@ function duplicateKeys(text: string, tree: Node): LocatedProblem[] {
         const earlier = first.get(key.value);
         if (!earlier) first.set(key.value, key);
         else {
-          const message = `duplicate key ${quote(key.value)} (first on line ${lineAndColumn(text, earlier.offset).line}): the later value would silently win — remove one`;
+          const message =
+            `duplicate key ${quote(key.value)} (first on line ${lineAndColumn(text, earlier.offset).line}): the ` +
+            `later value would silently win — remove one`;
           problems.push({
             path: getNodePath(node),
             message,
@@ -199,7 +201,9 @@ function duplicateKeys(text: string, tree: Node): LocatedProblem[] {
   return problems;
 }
 
-/** Line and column of the value at `at` (or of the deepest part of it that exists), for problems found after reading. */
+/**
+ * Line and column of the value at `at` (or of the deepest part of it that exists), for problems found after reading.
+ */
 export function locatePath(text: string, at: readonly (string | number)[]): { line: number; column: number } {
   const tree = parseTree(text, [], { allowTrailingComma: true, disallowComments: false });
   let node: Node | undefined;
@@ -226,5 +230,7 @@ function nodeValue(node: Node): unknown {
 
 /** `file:line:column: field: message`, the form editors and terminals link. */
 export function formatConfigProblem(file: string, problem: LocatedProblem): string {
-  return `${file}:${problem.line}:${problem.column}: ${problem.severity === 'warning' ? 'warning: ' : ''}${problem.path.length > 0 ? `${formatPath(problem.path)} ` : ''}${problem.message}`;
+  const severity = problem.severity === 'warning' ? 'warning: ' : '';
+  const field = problem.path.length > 0 ? `${formatPath(problem.path)} ` : '';
+  return `${file}:${problem.line}:${problem.column}: ${severity}${field}${problem.message}`;
 }

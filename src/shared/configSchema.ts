@@ -52,7 +52,8 @@ export interface ArrayNode<I extends SchemaNode = SchemaNode> extends Documented
   readonly default?: readonly unknown[];
 }
 /** One of several object shapes, told apart by a string property (`"type": "sft"`). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any object shape; `required` makes ObjectNode<P> invariant in P
+// `any`: any object shape; `required` makes ObjectNode<P> invariant in P.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any object shape (see the line above)
 export type AnyObjectNode = ObjectNode<any>;
 
 export interface TaggedNode<

@@ -4,6 +4,7 @@
  * and, on request, one step's packed trace; the webview asks for steps, comparison runs, a prompt's
  * history and an HTML export.
  */
+import { isRecord } from './isRecord';
 import type { PackedPpoTrace, TokenField } from './packedTrace';
 import type { RunReadProblem, RunStatus, RunSummary } from './runSummary';
 import type { WebviewReadyMessage } from './webviewMessages';
@@ -172,8 +173,6 @@ export type ToDashboardMessage =
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 const hasOnly = (value: Record<string, unknown>, keys: readonly string[]) =>
   Object.keys(value).every((key) => key === 'type' || keys.includes(key));
 const isStepNumber = (value: unknown): value is number =>

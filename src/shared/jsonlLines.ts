@@ -114,7 +114,9 @@ function decodeLine(decoder: TextDecoder, bytes: Buffer, line: number): JsonlLin
     if (at < 0) return { line, problem: 'not UTF-8; save the file as UTF-8' };
     return {
       line,
-      problem: `not UTF-8 (byte 0x${bytes[at].toString(16).toUpperCase().padStart(2, '0')} at byte ${at + 1} of the line); save the file as UTF-8`,
+      problem:
+        `not UTF-8 (byte 0x${bytes[at].toString(16).toUpperCase().padStart(2, '0')} at byte ${at + 1} of the ` +
+        `line); save the file as UTF-8`,
     };
   }
 }

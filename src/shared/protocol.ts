@@ -1,3 +1,5 @@
+import { isRecord } from './isRecord';
+
 /**
  * Every message that crosses a process or webview boundary, as discriminated unions on a scoped
  * `type` tag (`scope/method`). Receivers switch on `type` with a `never` default (see
@@ -169,10 +171,6 @@ export * from './rankMessages';
 /** The `never` default of every receiver's switch: a message type left unhandled fails to compile. */
 export function assertNever(value: never, context: string): never {
   throw new Error(`${context}: unhandled message ${JSON.stringify(value)}`);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 const levels: ReadonlySet<string> = new Set<LogLevel>(['debug', 'info', 'warn', 'error']);

@@ -3,6 +3,7 @@
  * `rank/...`, with the validator the host runs on everything the view posts. Re-exported by
  * protocol.ts.
  */
+import { isRecord } from './isRecord';
 import type { RankSet } from './rankSet';
 import type { WebviewReadyMessage } from './webviewMessages';
 
@@ -66,10 +67,6 @@ export interface RankChooseSourceMessage {
 
 export type FromRankMessage =
   WebviewReadyMessage | RankSubmitMessage | RankSkipMessage | RankUndoMessage | RankChooseSourceMessage;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Validates a message from the Rank view; a ranking must name each index at most once. */
 export function parseRankMessage(value: unknown): FromRankMessage | undefined {

@@ -42,7 +42,8 @@ export const modelSchema = s.object(
       minimum: 8,
       maximum: 2048,
       description:
-        'Context length in tokens: the longest prompt plus response the model sees (at most 2048; attention memory grows with its square).',
+        'Context length in tokens: the longest prompt plus response the ' +
+        'model sees (at most 2048; attention memory grows with its square).',
     }),
     dropout: s.number({
       default: 0,
@@ -53,7 +54,8 @@ export const modelSchema = s.object(
   },
   {
     description:
-      'Shape of the GPT trained from scratch (nanoGPT names). Ignored when init_from names a checkpoint, whose shape is used.',
+      'Shape of the GPT trained from scratch (nanoGPT names). ' +
+      'Ignored when init_from names a checkpoint, whose shape is used.',
   },
 );
 
@@ -112,7 +114,8 @@ export const sftStageSchema = s.object(
       minLength: 1,
       maxLength: maxPathLength,
       description:
-        '"scratch" for new weights and tokenizer, or a checkpoint folder (relative to the config file) to continue from.',
+        '"scratch" for new weights and tokenizer, or a checkpoint ' +
+        'folder (relative to the config file) to continue from.',
     }),
     eval_fraction: s.number({
       default: 0.05,
@@ -273,7 +276,8 @@ export const preferencesStageSchema = s.object(
     annotator: s.enum(['simulated', 'file'], {
       default: 'simulated',
       description:
-        "Who ranks: a simulated annotator that ranks by the demo oracle with Bradley–Terry noise, or judgments already in a file (the ranking panel's).",
+        'Who ranks: a simulated annotator that ranks by the demo oracle with Bradley–Terry noise, or ' +
+        "judgments already in a file (the ranking panel's).",
       valueDescriptions: ['Rank by the sentiment oracle, with noise.', 'Use the judgments in `file`.'],
     }),
     annotator_temperature: s.number({
@@ -281,14 +285,16 @@ export const preferencesStageSchema = s.object(
       minimum: 0,
       maximum: 10,
       description:
-        'Noise of the simulated annotator: P(a ranked above b) = σ((oracle(a) − oracle(b)) / temperature); 0 ranks by the oracle exactly.',
+        'Noise of the simulated annotator: P(a ranked above b) = σ((oracle(a) ' +
+        '− oracle(b)) / temperature); 0 ranks by the oracle exactly.',
     }),
     file: s.optional(
       s.string({
         minLength: 1,
         maxLength: maxPathLength,
         description:
-          'A preference file (.rlhf/preferences/<name>.jsonl, or TRL prompt/chosen/rejected lines), relative to the config file; used with "annotator": "file".',
+          'A preference file (.rlhf/preferences/<name>.jsonl, or TRL prompt/chosen/rejected lines), relative ' +
+          'to the config file; used with "annotator": "file".',
       }),
     ),
     ...samplingFields,
@@ -345,10 +351,12 @@ export const rewardStageSchema = s.object(
     score_pooling: s.enum(['last', 'sum'], {
       default: 'last',
       description:
-        'How the score head reads a sequence: at its last token, or summed over its tokens (bias once). Saved in the checkpoint; PPO scores the same way.',
+        'How the score head reads a sequence: at its last token, or summed over ' +
+        'its tokens (bias once). Saved in the checkpoint; PPO scores the same way.',
       valueDescriptions: [
         'The head at the last token, as InstructGPT and TRL read a reward model.',
-        "The head summed over every token: a reward made of per-token contributions, each seeing its context; learns additive objectives (such as the demo's lexicon sentiment) faster on small models.",
+        'The head summed over every token: a reward made of per-token contributions, each seeing its context; ' +
+          "learns additive objectives (such as the demo's lexicon sentiment) faster on small models.",
       ],
     }),
     center_rewards: s.boolean({
@@ -423,7 +431,9 @@ export const ppoStageSchema = s.object(
     rollout_engine: s.enum(['tfjs', 'onnx'], {
       default: 'tfjs',
       description:
-        'Where rollouts are sampled and scored. "onnx" exports the policy, reference and reward model to ONNX and samples on onnxruntime-node with a KV cache (much faster); the policy\'s new weights reach it after every update. Gradients stay on tfjs either way.',
+        'Where rollouts are sampled and scored. "onnx" exports the policy, reference and reward model to ONNX ' +
+        "and samples on onnxruntime-node with a KV cache (much faster); the policy's new weights reach it " +
+        'after every update. Gradients stay on tfjs either way.',
       valueDescriptions: [
         'Sample and score with TensorFlow.js, the training engine.',
         'Sample and score on onnxruntime-node, synced with the policy after every update.',
@@ -535,7 +545,8 @@ export const ppoStageSchema = s.object(
       default: 0,
       minimum: 0,
       description:
-        'PPO-ptx (InstructGPT): weight of a language-modelling loss on SFT data mixed into each update; 0 turns it off.',
+        'PPO-ptx (InstructGPT): weight of a language-modelling ' +
+        'loss on SFT data mixed into each update; 0 turns it off.',
     }),
     ptx_dataset: s.optional(datasetSchema),
     critic_warmup_steps: s.integer({
@@ -558,7 +569,8 @@ export const ppoStageSchema = s.object(
   },
   {
     description:
-      "PPO against a reward model with a per-token KL penalty to a frozen reference (TRL's PPOTrainer, with PPO-max options).",
+      'PPO against a reward model with a per-token KL penalty to ' +
+      "a frozen reference (TRL's PPOTrainer, with PPO-max options).",
   },
 );
 
@@ -683,7 +695,8 @@ export const runConfigSchema = s.object(
     backend: s.enum(['auto', ...backendNames], {
       default: 'auto',
       description:
-        'TensorFlow.js backend. "auto" picks the best available in the order tfjs-node-gpu, tfjs-node, wasm, cpu; any other value pins it and fails if it is not available.',
+        'TensorFlow.js backend. "auto" picks the best available in the order tfjs-node-gpu, tfjs-node, wasm, ' +
+        'cpu; any other value pins it and fails if it is not available.',
       valueDescriptions: [
         'The best available.',
         'CUDA through libtensorflow (optional package).',

@@ -5,7 +5,8 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { isRecord, runJsonProblems } from './runFiles';
+import { isRecord } from './isRecord';
+import { runJsonProblems } from './runFiles';
 
 export interface RunDetails {
   readonly stage?: string;

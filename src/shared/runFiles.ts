@@ -9,6 +9,7 @@
  * Pure: text and values in, no file access, so the host, the trainer and tests share one validator.
  */
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { isRecord } from './isRecord';
 import { lineAndColumn } from './textPosition';
 import { quote } from './userError';
 
@@ -20,9 +21,8 @@ export class FileFormatError extends Error {
     readonly problems: readonly string[],
     advice = '',
   ) {
-    super(
-      `${file}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}${advice ? ` — ${advice}` : ''}`,
-    );
+    const more = problems.length > 5 ? ` (and ${problems.length - 5} more)` : '';
+    super(`${file}: ${problems.slice(0, 5).join('; ')}${more}${advice ? ` — ${advice}` : ''}`);
   }
 }
 
@@ -84,10 +84,6 @@ export function parseJsonText(
           : '';
     throw new FileFormatError(`${file}:${where}`, [`not valid JSON (${what}${end})`], advice);
   }
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Checks the fields of one JSON object, collecting a `field must …, got …` line per problem. */

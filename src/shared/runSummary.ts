@@ -3,7 +3,8 @@
  * that lists show. Field names are snake_case because pandas, polars and DuckDB users read the same
  * file. Pure: parsing takes text, so webviews and tests use it without file access.
  */
-import { isRecord, objectProblems, parseJsonText, runJsonProblems, runStatusValues } from './runFiles';
+import { isRecord } from './isRecord';
+import { objectProblems, parseJsonText, runJsonProblems, runStatusValues } from './runFiles';
 
 export const runStatuses = runStatusValues;
 export type RunStatus = (typeof runStatuses)[number];

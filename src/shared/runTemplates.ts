@@ -93,7 +93,8 @@ const stagesOf: Record<Exclude<RunTemplate['id'], 'demo-pipeline'>, readonly obj
 export function renderTemplate(id: RunTemplate['id'], name: string): string {
   if (!runNamePattern.test(name))
     throw new Error(
-      `"${name}" cannot name a run: use up to ${maxNameLength} letters, digits, ".", "_" and "-", starting with a letter or digit.`,
+      `"${name}" cannot name a run: use up to ${maxNameLength} letters, digits, ".", "_" and "-", starting ` +
+        `with a letter or digit.`,
     );
   const config =
     id === 'demo-pipeline'

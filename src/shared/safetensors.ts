@@ -3,7 +3,8 @@
  * README "Format"), on plain bytes: no `fs`, no `Buffer`, so webviews can read checkpoints too.
  *
  *   8 bytes   N, unsigned little-endian 64-bit: the size of the header
- *   N bytes   UTF-8 JSON: {"__metadata__": {string: string}, "<name>": {"dtype", "shape", "data_offsets": [begin, end]}, …}
+ *   N bytes   UTF-8 JSON: {"__metadata__": {string: string},
+ *                          "<name>": {"dtype", "shape", "data_offsets": [begin, end]}, …}
  *             starting with `{`, padded with spaces (0x20) to a multiple of 8
  *   rest      the byte buffer: every tensor's data, little-endian, row-major, no holes, nothing after
  *
@@ -16,6 +17,8 @@
  * F16 and BF16 travel as their raw 16-bit patterns in a `Uint16Array` (JavaScript has no half floats
  * in Node 20). Not checked: duplicate JSON keys (`JSON.parse` keeps the last one).
  */
+
+import { isRecord } from './isRecord';
 
 export type SafetensorsDtype = 'F64' | 'I64' | 'F32' | 'I32' | 'BF16' | 'F16' | 'U8';
 
@@ -96,7 +99,8 @@ export function encodeSafetensors(
   let offset = 0;
   for (const { name, tensor, byteLength } of entries) {
     parts.push(
-      `${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${offset + byteLength}]}`,
+      `${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":` +
+        `${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${offset + byteLength}]}`,
     );
     offset += byteLength;
   }
@@ -131,7 +135,8 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   const dataStart = headerSizeBytes + headerSize;
   if (dataStart > bytes.length)
     fail(
-      `the header size says ${headerSize} bytes but only ${bytes.length - headerSizeBytes} follow: the file is truncated`,
+      `the header size says ${headerSize} bytes but only ${bytes.length - headerSizeBytes} follow: the file ` +
+        `is truncated`,
     );
   if (headerSize === 0 || bytes[headerSizeBytes] !== 0x7b)
     fail('the header must start with "{": not a safetensors file');
@@ -142,13 +147,13 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   } catch (error) {
     fail(`the header is not valid UTF-8 JSON: ${(error as Error).message}`);
   }
-  if (!isPlainObject(header)) fail('the header must be a JSON object');
+  if (!isRecord(header)) fail('the header must be a JSON object');
 
   const metadata: Record<string, string> = {};
   const infos: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === metadataKey) {
-      if (!isPlainObject(value)) fail(`"${metadataKey}" must be an object of strings`);
+      if (!isRecord(value)) fail(`"${metadataKey}" must be an object of strings`);
       for (const [key, text] of Object.entries(value)) {
         if (typeof text !== 'string') fail(`metadata "${key}" must be a string, got ${describe(text)}`);
         define(metadata, key, text);
@@ -166,15 +171,18 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   for (const info of infos) {
     if (info.end > bufferLength)
       fail(
-        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] run past the end of the ${bufferLength}-byte buffer: the file is truncated`,
+        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] run past the end of the ` +
+          `${bufferLength}-byte buffer: the file is truncated`,
       );
     if (info.begin < cursor)
       fail(
-        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] overlap tensor "${previous}", which ends at ${cursor}`,
+        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] overlap tensor "${previous}", which ` +
+          `ends at ${cursor}`,
       );
     if (info.begin > cursor)
       fail(
-        `tensor "${info.name}": data_offsets start at ${info.begin}, leaving bytes ${cursor}..${info.begin} of the buffer unused (holes are not allowed)`,
+        `tensor "${info.name}": data_offsets start at ${info.begin}, leaving bytes ${cursor}..${info.begin} ` +
+          `of the buffer unused (holes are not allowed)`,
       );
     cursor = info.end;
     previous = info.name;
@@ -197,7 +205,7 @@ function parseTensorInfo(
   value: unknown,
 ): { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number } {
   const where = `tensor "${name}"`;
-  if (!isPlainObject(value)) fail(`${where}: expected {"dtype", "shape", "data_offsets"}, got ${describe(value)}`);
+  if (!isRecord(value)) fail(`${where}: expected {"dtype", "shape", "data_offsets"}, got ${describe(value)}`);
   const { dtype, shape, data_offsets: offsets } = value;
   if (typeof dtype !== 'string' || !Object.hasOwn(dtypes, dtype)) {
     fail(`${where}: dtype ${JSON.stringify(dtype)} is not supported (supported: ${Object.keys(dtypes).join(', ')})`);
@@ -212,7 +220,8 @@ function parseTensorInfo(
     (shape as number[]).reduce((product, size) => product * size, 1) * dtypes[dtype as SafetensorsDtype].bytes;
   if (end - begin !== needed)
     fail(
-      `${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype} of shape [${shape.join(', ')}] needs ${needed}`,
+      `${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype} of shape [` +
+        `${shape.join(', ')}] needs ${needed}`,
     );
   return { dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
 }
@@ -225,7 +234,8 @@ function checkedByteLength(name: string, tensor: SafetensorsTensor): number {
     );
   if (!(tensor.data instanceof info.array)) {
     throw new SafetensorsFormatError(
-      `tensor "${name}": ${tensor.dtype} data must be a ${info.array.name}, got ${tensor.data?.constructor?.name ?? typeof tensor.data}`,
+      `tensor "${name}": ${tensor.dtype} data must be a ${info.array.name}, got ` +
+        `${tensor.data?.constructor?.name ?? typeof tensor.data}`,
     );
   }
   if (!Array.isArray(tensor.shape) || !tensor.shape.every(isSize)) {
@@ -236,7 +246,8 @@ function checkedByteLength(name: string, tensor: SafetensorsTensor): number {
   const elements = tensor.shape.reduce((product, size) => product * size, 1);
   if (tensor.data.length !== elements) {
     throw new SafetensorsFormatError(
-      `tensor "${name}": shape [${tensor.shape.join(', ')}] has ${elements} elements but data has ${tensor.data.length}`,
+      `tensor "${name}": shape [${tensor.shape.join(', ')}] has ${elements} elements but data has ` +
+        `${tensor.data.length}`,
     );
   }
   return tensor.data.byteLength;
@@ -267,10 +278,6 @@ function compareCodePoints(a: string, b: string): number {
 /** Assignment would let a tensor named "__proto__" in an untrusted file replace the result's prototype. */
 function define<T>(target: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function isSize(value: unknown): value is number {

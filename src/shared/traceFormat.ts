@@ -437,7 +437,8 @@ function checkRow(specs: Readonly<Record<string, ColumnSpec>>, row: AnyRow, inde
           if (spec.epochsOf !== undefined && list.length !== listOf(spec.epochsOf).length) {
             fail(
               column,
-              `has ${list.length} epochs but "${spec.epochsOf}" has ${listOf(spec.epochsOf).length}; both hold one list per PPO epoch.`,
+              `has ${list.length} epochs but "${spec.epochsOf}" has ${listOf(spec.epochsOf).length}; both ` +
+                `hold one list per PPO epoch.`,
             );
           }
           for (let epoch = 0; epoch < list.length; epoch++) {
@@ -613,7 +614,8 @@ export function decodeTraceTable(bytes: Uint8Array): TraceTable {
   const kind = table.schema.metadata.get(traceKindKey);
   if (!isTraceKind(kind)) {
     throw new TraceFormatError(
-      `Not an RLHF Lens trace: the Arrow schema metadata "${traceKindKey}" is ${kind === undefined ? 'missing' : JSON.stringify(kind)}; ` +
+      `Not an RLHF Lens trace: the Arrow schema metadata "${traceKindKey}" is ` +
+        `${kind === undefined ? 'missing' : JSON.stringify(kind)}; ` +
         `writers set it to one of ${traceKinds.join(', ')} (and "${traceVersionKey}" to "${traceVersion}").`,
     );
   }
@@ -639,7 +641,8 @@ export function decodeTraceTable(bytes: Uint8Array): TraceTable {
     const shape = shapes[spec.type];
     if (!hasShape(field.type, shape))
       throw new TraceFormatError(
-        `The ${kind} trace's column "${field.name}" is ${String(field.type)}; expected a ${describeShape(shape)} (${spec.type}).`,
+        `The ${kind} trace's column "${field.name}" is ${String(field.type)}; expected a ` +
+          `${describeShape(shape)} (${spec.type}).`,
       );
     return {
       name: field.name,
@@ -674,7 +677,8 @@ function plainOfShape(value: unknown, shape: Shape): unknown {
   if (shape.list === 'number') {
     const values = vector.toArray() as ArrayLike<number | bigint>; // a typed-array view for primitive types
     const numbers = new Array<number>(values.length);
-    for (let i = 0; i < values.length; i++) numbers[i] = Number(values[i]); // ~3× faster than Array.from on a typed array
+    // ~3× faster than Array.from on a typed array
+    for (let i = 0; i < values.length; i++) numbers[i] = Number(values[i]);
     return numbers;
   }
   if (shape.list === 'string') return vector.toArray() as string[];

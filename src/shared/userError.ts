@@ -67,10 +67,9 @@ export class UserError extends Error {
 
 /** `<file>:<line>:<column>: <field> <what> — <hint>`, leaving out what is unknown. */
 export function formatUserProblem(what: string, details: UserErrorDetails): string {
-  const place =
-    details.file === undefined
-      ? ''
-      : `${clip(details.file)}${details.line === undefined ? '' : `:${details.line}${details.column === undefined ? '' : `:${details.column}`}`}: `;
+  const column = details.column === undefined ? '' : `:${details.column}`;
+  const line = details.line === undefined ? '' : `:${details.line}${column}`;
+  const place = details.file === undefined ? '' : `${clip(details.file)}${line}: `;
   const field = details.field ? `${details.field} ` : '';
   return `${place}${field}${what}${details.hint ? ` — ${details.hint}` : ''}`;
 }

@@ -21,21 +21,30 @@ import { SampleServer } from './completions/sampleServer';
 import { runDemo } from './demo/demoCommand';
 import { exportCommand } from './onnx/exportModel';
 
-const trainUsage = `Usage: rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   run every stage of a config (runs go to DIR, default ${defaultRunsFolder})
-       rlhf-lens train --resume <run-dir>                    continue a run from its latest checkpoint`;
-const demoUsage = `Usage: rlhf-lens demo [--quick] [--runs-dir DIR] [--out DIR]   the embedded demo: SFT, preferences, reward model, PPO and DPO, with a report`;
+// Usage texts are built line by line (joined with newlines) so each source line stays short; the
+// columns line up in the printed text, not here.
+const runEveryStage = `run every stage of a config (runs go to DIR, default ${defaultRunsFolder})`;
+const theDemo = 'the embedded demo: SFT, preferences, reward model, PPO and DPO, with a report';
+const trainUsage = [
+  `Usage: rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   ${runEveryStage}`,
+  '       rlhf-lens train --resume <run-dir>                    continue a run from its latest checkpoint',
+].join('\n');
+const demoUsage = `Usage: rlhf-lens demo [--quick] [--runs-dir DIR] [--out DIR]   ${theDemo}`;
 
-const usage = `Usage:
-  rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   run every stage of a config (runs go to DIR, default ${defaultRunsFolder})
-  rlhf-lens train --resume <run-dir>                      continue a run from its latest checkpoint
-  rlhf-lens demo [--quick]                                the embedded demo: SFT, preferences, reward model, PPO and DPO, with a report
-  rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T]
-                   [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]
-  rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js
-  rlhf-lens inspect --policy DIR --reference DIR [--reward DIR] [--prompts FILE.jsonl] [--steps N] [--batch-size N]
-                    an inspection-only run over ONNX folders: per-token KL and scores, written as PPO traces
-  <command> --help                                        that command's options
-Every command takes --debug: print the stack of an error (as RLHF_LENS_DEBUG=1 does).`;
+const usage = [
+  'Usage:',
+  `  rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   ${runEveryStage}`,
+  '  rlhf-lens train --resume <run-dir>                      continue a run from its latest checkpoint',
+  `  rlhf-lens demo [--quick]                                ${theDemo}`,
+  '  rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T]',
+  '                   [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]',
+  '  rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX ' +
+    '(config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js',
+  '  rlhf-lens inspect --policy DIR --reference DIR [--reward DIR] [--prompts FILE.jsonl] [--steps N] [--batch-size N]',
+  '                    an inspection-only run over ONNX folders: per-token KL and scores, written as PPO traces',
+  "  <command> --help                                        that command's options",
+  'Every command takes --debug: print the stack of an error (as RLHF_LENS_DEBUG=1 does).',
+].join('\n');
 
 let stopRequested = false;
 /** Created on the first `sample/request`; keeps the model loaded for the next (the Rank view's sampler). */

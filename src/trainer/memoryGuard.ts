@@ -15,8 +15,9 @@
  *   4×128, T 128, batch 16            estimate 945 MB, heap 1181 MB
  *   2×64 (8 heads), T 256, batch 16   estimate 1273 MB, heap 1305 MB (memoryGuard.test.ts, one step)
  *   2×64 (8 heads), T 512, batch 16   estimate 4105 MB, heap 3758 MB
- *   4×256, T 256, b16 and 6×384, T 128, b32: estimates over 4 GiB; both ran out of wasm memory. Inference (sampling with a KV cache, scoring without grads)
- * keeps one layer's intermediates at a time plus the cache.
+ *   4×256, T 256, b16 and 6×384, T 128, b32: estimates over 4 GiB; both ran out of wasm memory.
+ * Inference (sampling with a KV cache, scoring without grads) keeps one layer's intermediates at a time plus
+ * the cache.
  */
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';

@@ -18,7 +18,8 @@ export class ProgressBar {
     const fraction = Math.min(1, done / Math.max(1, this.total));
     const elapsed = (Date.now() - this.started) / 1000;
     const eta = done > 0 ? (elapsed / done) * (this.total - done) : NaN;
-    const text = `${this.label} ${done}/${this.total} ${detail}${Number.isFinite(eta) ? ` · ETA ${formatSeconds(eta)}` : ''}`;
+    const text =
+      `${this.label} ${done}/${this.total} ` + `${detail}${Number.isFinite(eta) ? ` · ETA ${formatSeconds(eta)}` : ''}`;
     if (this.stream.isTTY) {
       const width = 24;
       const filled = Math.round(fraction * width);

@@ -64,7 +64,10 @@ test('npm run demo -- --quick runs the whole pipeline and RLHF improves on SFT',
   const best = (family: 'PPO' | 'DPO') =>
     Math.max(...report.policies.filter((p) => p.family === family).map((p) => p.oracle_score));
   process.stdout.write(
-    `quick demo: ${seconds.toFixed(0)} s; SFT ${sft.oracle_score.toFixed(3)}, best PPO ${best('PPO').toFixed(3)}, best DPO ${best('DPO').toFixed(3)}, RM accuracy ${report.reward_model.eval_accuracy.toFixed(3)} (oracle ${report.reward_model.eval_oracle_accuracy.toFixed(3)})\n`,
+    `quick demo: ${seconds.toFixed(0)} s; SFT ${sft.oracle_score.toFixed(3)}, best PPO ` +
+      `${best('PPO').toFixed(3)}, best DPO ${best('DPO').toFixed(3)}, RM accuracy ` +
+      `${report.reward_model.eval_accuracy.toFixed(3)} (oracle ` +
+      `${report.reward_model.eval_oracle_accuracy.toFixed(3)})\n`,
   );
   assert.ok(best('PPO') >= sft.oracle_score + minimumGain.ppo, `PPO ${best('PPO')} vs SFT ${sft.oracle_score}`);
   assert.ok(best('DPO') >= sft.oracle_score + minimumGain.dpo, `DPO ${best('DPO')} vs SFT ${sft.oracle_score}`);

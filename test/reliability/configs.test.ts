@@ -34,7 +34,8 @@ before(requireBuild);
 after(() => {
   console.log(
     family.report(
-      `${family.ratio('rejected')} rejected with file:line, ${family.sum('runFolders')} run folders written, ${family.ratio('noStack')} without a stack trace`,
+      `${family.ratio('rejected')} rejected with file:line, ${family.sum('runFolders')} run folders written, ` +
+        `${family.ratio('noStack')} without a stack trace`,
     ),
   );
   rmSync(root, { recursive: true, force: true });

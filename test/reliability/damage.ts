@@ -54,7 +54,10 @@ function joinSafetensors(file: string, header: object, data: Buffer): void {
   writeFileSync(file, Buffer.concat([size, Buffer.from(json), data]));
 }
 
-/** The first tensor's name (after the metadata), and the name of a non-square 2-D one (so a transposed shape is a wrong one). */
+/**
+ * The first tensor's name (after the metadata), and the name of a non-square 2-D one (so a transposed shape is a wrong
+ * one).
+ */
 function tensorNames(file: string): { first: string; matrix: string } {
   const names = Object.keys(splitSafetensors(file).header).filter((name) => name !== '__metadata__');
   const decoded = decodeSafetensors(new Uint8Array(readFileSync(file)));
@@ -96,7 +99,9 @@ export const brokenHeaderJson = (file: string) => {
   writeFileSync(file, bytes);
 };
 
-/** Valid safetensors whose tensors are wrong: one dropped, one transposed, one with a NaN. Returns the tensor's name. */
+/**
+ * Valid safetensors whose tensors are wrong: one dropped, one transposed, one with a NaN. Returns the tensor's name.
+ */
 export const tensorEdit = (edit: 'drop' | 'transpose' | 'nan') => (file: string) => {
   const decoded = decodeSafetensors(new Uint8Array(readFileSync(file)));
   const name = tensorNames(file).matrix;

@@ -47,7 +47,10 @@ const config = {
   ],
 };
 
-/** Trains the pipeline, then leaves its SFT run as a stop after step 4 leaves it (step 8 and the later stage gone), and exports step 4 as ONNX. */
+/**
+ * Trains the pipeline, then leaves its SFT run as a stop after step 4 leaves it (step 8 and the later stage gone), and
+ * exports step 4 as ONNX.
+ */
 before(async () => {
   requireBuild();
   ensureDir(base);
@@ -75,7 +78,8 @@ before(async () => {
 after(() => {
   console.log(
     family.report(
-      `${family.ratio('clear')} clear errors naming the file, ${family.sum('stackTraces')} stack traces, ${family.sum('outside')} files written outside the runs folder`,
+      `${family.ratio('clear')} clear errors naming the file, ${family.sum('stackTraces')} stack traces, ` +
+        `${family.sum('outside')} files written outside the runs folder`,
     ),
   );
   rmSync(root, { recursive: true, force: true });
@@ -305,14 +309,16 @@ for (const damage of cases) {
     const fileName = `${path.basename(path.dirname(target))}/${path.basename(target)}`;
     const stack = hasStackTrace(result.stderr);
     const outside = listTree(caseDir).filter((entry) => !existing.has(entry) && !entry.startsWith('sandbox/runs/'));
-    // A NaN model checkpoint on resume may instead be skipped for the last finite one, if that is said and the result is finite.
+    // A NaN model checkpoint on resume may instead be skipped for the last finite one, if that is said and the result
+    // is finite.
     const skippedNaN =
       damage.command === 'resume' &&
       damage.name.includes('NaN') &&
       result.code === 0 &&
       result.stderr.includes(fileName) &&
       allFinite(path.join(sandbox, 'runs'));
-    // A climbing --name may instead be cut down to a safe one by the run-name sanitiser: then the run must land inside the runs folder.
+    // A climbing --name may instead be cut down to a safe one by the run-name sanitiser: then the run must land inside
+    // the runs folder.
     const sanitisedName =
       damage.args?.includes('--name') === true &&
       result.code === 0 &&
@@ -323,7 +329,8 @@ for (const damage of cases) {
       else if (result.code === 0) failures.push(`exit 0: the damage went unnoticed (${tail(result.stderr, 2)})`);
       if (!errorText) failures.push(`no "error:" line; stderr: ${tail(result.stderr, 3) || '(empty)'}`);
       else {
-        // "folder/name", or the folder's path and the file's name ("…/step-4 is not a checkpoint: config.json is missing").
+        // "folder/name", or the folder's path and the file's name ("…/step-4 is not a checkpoint: config.json is
+        // missing").
         const named =
           errorText.includes(fileName) ||
           (errorText.includes(path.dirname(target)) && errorText.includes(path.basename(target)));

@@ -17,7 +17,8 @@ before(requireBuild);
 after(() => {
   console.log(
     family.report(
-      `${family.ratio('reported')} lines reported with file:line:field, ${family.ratio('kept')} good lines kept, ${family.ratio('noStack')} without a stack trace`,
+      `${family.ratio('reported')} lines reported with file:line:field, ${family.ratio('kept')} good lines ` +
+        `kept, ${family.ratio('noStack')} without a stack trace`,
     ),
   );
   rmSync(root, { recursive: true, force: true });

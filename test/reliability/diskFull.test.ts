@@ -42,7 +42,10 @@ const mounted = new Set<string>();
 function whyNoTmpfs(): string | undefined {
   if (process.platform !== 'linux') return `tmpfs mounts need Linux (this is ${process.platform})`;
   if (process.getuid?.() !== 0)
-    return 'not root, so no tmpfs can be mounted, and the trainer has no fault-injecting write to fill a disk without one';
+    return (
+      'not root, so no tmpfs can be mounted, and the trainer ' +
+      'has no fault-injecting write to fill a disk without one'
+    );
   const probe = ensureDir(path.join(root, 'probe'));
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { stdio: 'pipe' });
@@ -66,7 +69,8 @@ function unmount(dir: string): void {
   try {
     execFileSync('umount', [dir], { stdio: 'pipe' });
   } catch {
-    execFileSync('umount', ['-l', dir], { stdio: 'pipe' }); // something still holds it open: detach now, free when released
+    // something still holds it open: detach now, free when released
+    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
   }
 }
 
@@ -79,7 +83,9 @@ before(async () => {
     .filter((entry) => !entry.endsWith('/'))
     .reduce((pages, entry) => pages + Math.max(1, Math.ceil(statSync(path.join(referenceRoot, entry)).size / page)), 0);
   console.log(
-    `disk-full: an uninterrupted run writes ${((referencePages * page) / 1024).toFixed(0)} KiB; ${sizes} cases: ${Math.min(sizes, moments.length)} fill the disk at a chosen moment, the rest have tmpfs sizes from 5% to 90% of a run`,
+    `disk-full: an uninterrupted run writes ${((referencePages * page) / 1024).toFixed(0)} KiB; ${sizes} ` +
+      `cases: ${Math.min(sizes, moments.length)} fill the disk at a chosen moment, the rest have tmpfs sizes ` +
+      `from 5% to 90% of a run`,
   );
 });
 
@@ -142,7 +148,9 @@ after(() => {
   if (!skipReason)
     console.log(
       family.report(
-        `${family.ratio('failedCleanly')} failed cleanly, ${family.ratio('namesEnospc')} name ENOSPC, ${family.sum('cutFiles')} cut files, ${family.sum('tempFiles')} temp files left, ${family.ratio('resumed')} resumed after space freed, ${family.ratio('equal')} equal`,
+        `${family.ratio('failedCleanly')} failed cleanly, ${family.ratio('namesEnospc')} name ENOSPC, ` +
+          `${family.sum('cutFiles')} cut files, ${family.sum('tempFiles')} temp files left, ` +
+          `${family.ratio('resumed')} resumed after space freed, ${family.ratio('equal')} equal`,
       ),
     );
   rmSync(root, { recursive: true, force: true });
@@ -201,7 +209,8 @@ Array.from({ length: sizes }, (_, i) => i).forEach((i) => {
           failures.push(`the run fit in ${bytes / 1024} KiB: the disk never filled`);
           clean = false;
         } else {
-          // The path and the reason in words are what a user needs; the errno (ENOSPC) is what they search for: both are asked.
+          // The path and the reason in words are what a user needs; the errno (ENOSPC) is what they search for: both
+          // are asked.
           if (!/ENOSPC|no space left|disk is full/i.test(errorLine) || !errorLine.includes(runsRoot)) {
             failures.push(
               `the error does not name the path and a full disk: ${errorLine.slice(0, 240) || tail(result.stderr, 2)}`,
@@ -213,9 +222,9 @@ Array.from({ length: sizes }, (_, i) => i).forEach((i) => {
           const failed = runFolders(runsRoot).at(-1);
           const runJson = failed?.runJson as { status?: string; error?: string } | undefined;
           if (!runJson || runJson.status !== 'failed' || !/ENOSPC|no space|disk is full/i.test(runJson.error ?? '')) {
-            failures.push(
-              `run.json says ${runJson ? `"${runJson.status}"${runJson.error ? ` (${runJson.error.slice(0, 120)})` : ' with no reason'}` : 'nothing (none readable)'}, not "failed" with the full disk as the reason`,
-            );
+            const reason = runJson?.error ? ` (${runJson.error.slice(0, 120)})` : ' with no reason';
+            const says = runJson ? `"${runJson.status}"${reason}` : 'nothing (none readable)';
+            failures.push(`run.json says ${says}, not "failed" with the full disk as the reason`);
             clean = false;
           }
         }

@@ -44,7 +44,10 @@ export interface CliResult {
 
 const keptOutputBytes = 1 << 20;
 
-/** Runs `rlhf-lens <args>` to its end (or SIGKILL at `timeoutMs`), collecting what it prints through pipes as a terminal user would see it. */
+/**
+ * Runs `rlhf-lens <args>` to its end (or SIGKILL at `timeoutMs`), collecting what it prints through pipes as a terminal
+ * user would see it.
+ */
 export function runCli(
   args: readonly string[],
   options: { cwd: string; timeoutMs?: number; env?: NodeJS.ProcessEnv },
@@ -229,7 +232,10 @@ export function listTree(dir: string): string[] {
   return out.sort();
 }
 
-/** A temporary name any writer of this project uses (`.name.<pid>….tmp`, `.step-N.<pid>.tmp`), or another hidden leftover. */
+/**
+ * A temporary name any writer of this project uses (`.name.<pid>….tmp`, `.step-N.<pid>.tmp`), or another hidden
+ * leftover.
+ */
 export function isTemporaryName(name: string): boolean {
   return /\.tmp$/.test(name) || /^\.[^.]/.test(name);
 }
@@ -345,7 +351,8 @@ export class Family {
   report(summary: string): string {
     const failing = this.outcomes.filter((outcome) => outcome.failures.length > 0);
     const lines = [
-      `${this.name}: ${summary}  (${failing.length} failing of ${this.outcomes.length} cases, ${((performance.now() - this.started) / 1000).toFixed(0)} s)`,
+      `${this.name}: ${summary}  (${failing.length} failing of ${this.outcomes.length} cases, ` +
+        `${((performance.now() - this.started) / 1000).toFixed(0)} s)`,
     ];
     for (const outcome of failing) lines.push(`  ✗ ${this.name}/${outcome.name}: ${outcome.failures.join('; ')}`);
     return lines.join('\n');

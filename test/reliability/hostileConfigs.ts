@@ -11,7 +11,10 @@ export interface HostileConfig {
   readonly name: string;
   /** The config's bytes. */
   readonly bytes: Buffer;
-  /** The line the error must name: one line, or the lines of a block (the memory guard may name the model or a field in it). */
+  /**
+   * The line the error must name: one line, or the lines of a block (the memory guard may name the model or a field in
+   * it).
+   */
   readonly lines: readonly number[];
   /** Text the error must contain besides file:line (case-insensitive), when the cause has an obvious word. */
   readonly mentions?: RegExp;
@@ -41,7 +44,10 @@ const base = {
  */
 const placeholder = '"@@RAW@@"';
 
-/** The base config with the value at `at` replaced by raw JSON text (which may be invalid JSON), and the line it lands on. */
+/**
+ * The base config with the value at `at` replaced by raw JSON text (which may be invalid JSON), and the line it lands
+ * on.
+ */
 function withRaw(at: readonly (string | number)[], raw: string): { text: string; line: number } {
   const copy = structuredClone(base) as Record<string, unknown>;
   let parent = copy as Record<string | number, unknown>;
@@ -94,7 +100,8 @@ export function hostileConfigs(): HostileConfig[] {
       lines: [1],
       mentions: /utf-?8|utf-?16|encod/i,
     },
-    // A BOM (Windows editors write one) must not shift or hide the real error; refusing the BOM itself on line 1 is clear too.
+    // A BOM (Windows editors write one) must not shift or hide the real error; refusing the BOM itself on line 1 is
+    // clear too.
     {
       name: 'bom-then-wrong-type-on-line-21',
       bytes: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8(withRaw(['stages', 0, 'max_steps'], '"2"').text)]),

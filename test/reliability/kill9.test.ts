@@ -30,7 +30,9 @@ import { newestRun, pipelineDifferences, resumeUntilDone, writeTinyConfig } from
 
 const randomKills = envCount('RELIABILITY_KILL9_COUNT', 20);
 const seed = envCount('RELIABILITY_KILL9_SEED', 20261130);
-/** Tries per chosen point: a point can be missed (the trainer passed it between two polls); then the run is repeated. */
+/**
+ * Tries per chosen point: a point can be missed (the trainer passed it between two polls); then the run is repeated.
+ */
 const triesPerPoint = 3;
 
 const family = new Family('kill9');
@@ -69,7 +71,8 @@ after(() => {
   if (spread) console.log(`kill9: random kills landed in ${spread}`);
   console.log(
     family.report(
-      `${family.ratio('resumed')} resumed, ${family.ratio('equal')} equal, ${family.sum('unreadable')} unreadable files, ${family.ratio('landed')} chosen points hit`,
+      `${family.ratio('resumed')} resumed, ${family.ratio('equal')} equal, ${family.sum('unreadable')} ` +
+        `unreadable files, ${family.ratio('landed')} chosen points hit`,
     ),
   );
   if (process.env.RELIABILITY_KEEP !== '1') rmSync(root, { recursive: true, force: true });
@@ -92,7 +95,10 @@ const metricLines = (runDir: string) =>
     ? readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n').length - 1
     : 0;
 
-/** A stage that has written the checkpoint of its last step: it is about to end (used to step the trainer up to the next stage). */
+/**
+ * A stage that has written the checkpoint of its last step: it is about to end (used to step the trainer up to the next
+ * stage).
+ */
 function atLastCheckpoint(runDir: string | undefined): boolean {
   if (runDir === undefined) return false;
   const maxSteps = (JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { max_steps?: number })
@@ -100,7 +106,10 @@ function atLastCheckpoint(runDir: string | undefined): boolean {
   return maxSteps !== undefined && existsSync(path.join(runDir, 'checkpoints', `step-${maxSteps}`));
 }
 
-/** Chosen points: a predicate on the runs folder that is true while the trainer is inside that point (and, for brief points, one true just before). */
+/**
+ * Chosen points: a predicate on the runs folder that is true while the trainer is inside that point (and, for brief
+ * points, one true just before).
+ */
 const chosenPoints: { name: string; inside: (runsRoot: string) => boolean; near?: (runsRoot: string) => boolean }[] = [
   // SFT and PPO: a later checkpoint (an earlier one exists); the reward model writes only one, at its end.
   ...(['sft', 'reward', 'ppo'] as const).map((stage) => ({
@@ -159,13 +168,17 @@ const chosenPoints: { name: string; inside: (runsRoot: string) => boolean; near?
   })),
 ];
 
-/** What a case checks after its kill: resume to the end, equality, readable files, nothing in the resume's working folder. */
+/**
+ * What a case checks after its kill: resume to the end, equality, readable files, nothing in the resume's working
+ * folder.
+ */
 async function resumeAndCompare(
   caseDir: string,
   runsRoot: string,
   failures: string[],
 ): Promise<Record<string, boolean | number>> {
-  // Files under their final names must read back right after the kill; temporaries are allowed until resume cleans them.
+  // Files under their final names must read back right after the kill; temporaries are allowed until resume cleans
+  // them.
   const afterKill = unreadableFiles(runsRoot).filter((problem) => !problem.includes('a temporary'));
   for (const problem of afterKill) failures.push(`after the kill: ${problem}`);
   const resumeCwd = ensureDir(path.join(caseDir, 'elsewhere'));
@@ -215,7 +228,8 @@ for (const point of chosenPoints) {
       landed = outcome.landed;
       if (!outcome.landed)
         failures.push(
-          `the kill never landed ${point.name} in ${triesPerPoint} tries (${outcome.why}); resumed from where it was killed instead`,
+          `the kill never landed ${point.name} in ${triesPerPoint} tries (${outcome.why}); resumed from where ` +
+            `it was killed instead`,
         );
       facts = { landed, ...(await resumeAndCompare(caseDir, runsRoot, failures)) };
     }
@@ -234,7 +248,10 @@ function seeded(state: number): () => number {
   };
 }
 const random = seeded(seed);
-/** Each random case: when to kill the training, and for every other case when to kill its first resume too (a resume is a run like any other). */
+/**
+ * Each random case: when to kill the training, and for every other case when to kill its first resume too (a resume is
+ * a run like any other).
+ */
 const randomCases = Array.from({ length: randomKills }, (_, i) => ({
   fraction: 0.05 + 0.9 * random(),
   resumeFraction: i % 2 === 1 ? 0.05 + 0.6 * random() : undefined,
@@ -250,7 +267,9 @@ async function runAndKill(args: string[], cwd: string, logFile: string, ms: numb
 }
 
 randomCases.forEach(({ fraction, resumeFraction }, i) => {
-  const label = `${(fraction * 100).toFixed(1)}% of the uninterrupted run${resumeFraction === undefined ? '' : `, its resume killed too at ${(resumeFraction * 100).toFixed(1)}%`}`;
+  const label =
+    `${(fraction * 100).toFixed(1)}% of the uninterrupted run` +
+    `${resumeFraction === undefined ? '' : `, its resume killed too at ${(resumeFraction * 100).toFixed(1)}%`}`;
   test(`kill -9 at random point ${i + 1}/${randomKills} (seed ${seed}, ${label}), then resume`, async () => {
     const caseDir = ensureDir(path.join(root, `random-${i + 1}`));
     const runsRoot = path.join(caseDir, 'runs');

@@ -9,7 +9,10 @@ import { listTree, runCli, tail, type CliResult } from './harness';
 
 export const stageNames = ['sft', 'preferences', 'reward', 'ppo', 'dpo'] as const;
 
-/** Small enough for ~2 s (idle machine) on two cores, long enough that every stage has checkpoints (and PPO traces) to kill inside. */
+/**
+ * Small enough for ~2 s (idle machine) on two cores, long enough that every stage has checkpoints (and PPO traces) to
+ * kill inside.
+ */
 export const tinyPipeline = {
   name: 'k9',
   seed: 7,
@@ -158,9 +161,12 @@ export async function resumeUntilDone(
         finished: false,
         resumes: i + 1,
         attempts,
-        why: `${what} wrote into its working folder (${strays.slice(0, 3).join(', ')}), not the pipeline's runs folder ${runsRoot}`,
+        why:
+          `${what} wrote into its working folder (${strays.slice(0, 3).join(', ')}), not the pipeline's runs ` +
+          `folder ${runsRoot}`,
       };
-    // Exit 0 without progress in this runs folder (e.g. the later stages went somewhere else): resuming again would loop.
+    // Exit 0 without progress in this runs folder (e.g. the later stages went somewhere else): resuming again would
+    // loop.
     const after = newestRun(runsRoot);
     if (!pipelineFinished(runsRoot) && after?.dir === newest?.dir && after?.runJson.status === newest?.runJson.status) {
       return {
@@ -217,7 +223,8 @@ export function pipelineDifferences(expectedRoot: string, actualRoot: string): s
       else {
         if (path.basename(wantCheckpoint) !== path.basename(gotCheckpoint))
           differences.push(
-            `${stage}: final checkpoint ${path.basename(gotCheckpoint)}, uninterrupted ${path.basename(wantCheckpoint)}`,
+            `${stage}: final checkpoint ${path.basename(gotCheckpoint)}, uninterrupted ` +
+              `${path.basename(wantCheckpoint)}`,
           );
         for (const file of ['model.safetensors', 'optimizer.safetensors']) {
           const a = path.join(wantCheckpoint, file);
@@ -237,7 +244,8 @@ export function pipelineDifferences(expectedRoot: string, actualRoot: string): s
         const first = a.findIndex((line, i) => line !== b[i]);
         if (a.length !== b.length || first >= 0)
           differences.push(
-            `${stage}: preferences.jsonl has ${b.length} judgments (uninterrupted ${a.length})${first >= 0 ? `, first difference at line ${first + 1}` : ''}`,
+            `${stage}: preferences.jsonl has ${b.length} judgments (uninterrupted ${a.length})` +
+              `${first >= 0 ? `, first difference at line ${first + 1}` : ''}`,
           );
       }
     }

@@ -219,7 +219,11 @@ const memoryCases: [string, Record<string, unknown>, RegExp][] = [
       model: { n_layer: 32, n_head: 16, n_embd: 2048, block_size: 256 },
       stages: [{ type: 'sft', dataset: { source: 'demo' } }],
     },
-    /model stage "sft" needs about \d+(\.\d)? GiB \(weights .*\), more than the wasm backend's 4 GiB of memory — even at the smallest batch the model is too big; what fits: n_layer \d+/,
+    new RegExp(
+      /model stage "sft" needs about \d+(\.\d)? GiB \(weights .*\), /.source +
+        /more than the wasm backend's 4 GiB of memory — /.source +
+        /even at the smallest batch the model is too big; what fits: n_layer \d+/.source,
+    ),
   ],
   [
     'block 2048 × batch 1024',
@@ -227,40 +231,50 @@ const memoryCases: [string, Record<string, unknown>, RegExp][] = [
       model: { n_layer: 2, n_head: 4, n_embd: 64, block_size: 2048 },
       stages: [{ type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 1024 }],
     },
-    /stages\[0\]\.per_device_train_batch_size stage "sft" needs about \d+(\.\d)? TiB .* — the largest per_device_train_batch_size that fits is \d+; lower it/,
+    new RegExp(
+      /stages\[0\]\.per_device_train_batch_size stage "sft" needs about \d+(\.\d)? TiB .* — /.source +
+        /the largest per_device_train_batch_size that fits is \d+; lower it/.source,
+    ),
   ],
 ];
 for (const [label, config, expected] of memoryCases) {
-  test(`the memory guard refuses ${label} on wasm quickly, with the estimate and what fits, and writes no run folder`, async () => {
-    const { file, runs } = writeConfig(`memory-${label.replace(/\W+/g, '-')}`, {
+  test(
+    `the memory guard refuses ${label} on wasm quickly, with the estimate and what fits, and writes no run ` + `folder`,
+    async () => {
+      const { file, runs } = writeConfig(`memory-${label.replace(/\W+/g, '-')}`, {
+        name: 'big',
+        backend: 'wasm',
+        ...config,
+      });
+      const result = await cli(['train', file, '--runs-dir', runs]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, expected);
+      assert.match(result.stderr, /^error: .*\.rlhf\.json:\d+:\d+: /);
+      assert.ok(result.seconds < 5, `took ${result.seconds.toFixed(1)} s`);
+      noRunFolder(runs);
+    },
+  );
+}
+
+test(
+  '48 layers × 4096 wide, and block 4096 × batch 4096, ' +
+    "are beyond the schema's maxima: refused at once, no run folder",
+  async () => {
+    const { file, runs } = writeConfig('beyond-maxima', {
       name: 'big',
-      backend: 'wasm',
-      ...config,
+      model: { n_layer: 48, n_head: 32, n_embd: 4096, block_size: 4096 },
+      stages: [{ type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 4096 }],
     });
     const result = await cli(['train', file, '--runs-dir', runs]);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, expected);
-    assert.match(result.stderr, /^error: .*\.rlhf\.json:\d+:\d+: /);
+    for (const problem of [
+      /model\.n_layer must be ≤ 32, got 48/,
+      /model\.n_embd must be ≤ 2048, got 4096/,
+      /model\.block_size must be ≤ 2048, got 4096/,
+      /per_device_train_batch_size must be ≤ 1024, got 4096/,
+    ])
+      assert.match(result.stderr, problem);
     assert.ok(result.seconds < 5, `took ${result.seconds.toFixed(1)} s`);
     noRunFolder(runs);
-  });
-}
-
-test("48 layers × 4096 wide, and block 4096 × batch 4096, are beyond the schema's maxima: refused at once, no run folder", async () => {
-  const { file, runs } = writeConfig('beyond-maxima', {
-    name: 'big',
-    model: { n_layer: 48, n_head: 32, n_embd: 4096, block_size: 4096 },
-    stages: [{ type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 4096 }],
-  });
-  const result = await cli(['train', file, '--runs-dir', runs]);
-  assert.equal(result.code, 1);
-  for (const problem of [
-    /model\.n_layer must be ≤ 32, got 48/,
-    /model\.n_embd must be ≤ 2048, got 4096/,
-    /model\.block_size must be ≤ 2048, got 4096/,
-    /per_device_train_batch_size must be ≤ 1024, got 4096/,
-  ])
-    assert.match(result.stderr, problem);
-  assert.ok(result.seconds < 5, `took ${result.seconds.toFixed(1)} s`);
-  noRunFolder(runs);
-});
+  },
+);

@@ -34,7 +34,8 @@ for (const [file, expected] of Object.entries(manifest)) {
     );
     assert.ok(
       hit,
-      `no problem on line ${expected.line} with "${expected.message}"; got:\n${problems.map((p) => `  ${p.line}:${p.column} ${p.message}`).join('\n')}`,
+      `no problem on line ${expected.line} with "${expected.message}"; got:\n` +
+        `${problems.map((p) => `  ${p.line}:${p.column} ${p.message}`).join('\n')}`,
     );
     assert.equal(hit.severity, 'error');
     assert.equal(config, undefined, 'a config with errors must not be trainable');
@@ -237,7 +238,8 @@ test('files a config names must be of the right kind: datasets and preference fi
         .problems.filter((p) => p.severity === 'error')
         .map((p) => `${p.path.join('.')}: ${p.message}`),
       [
-        `stages.0.dataset.path: the JSONL file "data.jsonl" is a folder, not a file (${path.join(dir, 'data.jsonl')}); name the file itself`,
+        `stages.0.dataset.path: the JSONL file "data.jsonl" is a folder, not a file (` +
+          `${path.join(dir, 'data.jsonl')}); name the file itself`,
         'stages.0.init_from: "ckpt" is a file, not a folder: name an earlier stage or a checkpoint folder',
       ],
     );

@@ -182,19 +182,23 @@ test('smoothing is TensorBoard’s debiased EMA; metrics group by TRL namespace'
   );
 });
 
-test('warnings fire on rising KL, collapsing entropy, runaway length and reward up with oracle down — and not on a calm run', () => {
-  const fired = detectWarnings(fixtureMetrics())
-    .map((w) => w.kind)
-    .sort();
-  assert.deepEqual(fired, ['entropy-collapse', 'kl-rising', 'length-runaway', 'reward-hacking']);
-  const calm = Array.from({ length: 30 }, (_, i) => ({
-    step: i + 1,
-    'objective/kl': 0.5 + 0.05 * Math.sin(i),
-    'objective/entropy': 40 + Math.cos(i),
-    'objective/scores': 0.01 * i,
-    'oracle/score': 0.01 * i,
-    response_length: 12 + (i % 3),
-  }));
-  assert.deepEqual(detectWarnings(calm), []);
-  assert.deepEqual(detectWarnings(fixtureMetrics(4)), [], 'too few steps to judge');
-});
+test(
+  'warnings fire on rising KL, collapsing entropy, ' +
+    'runaway length and reward up with oracle down — and not on a calm run',
+  () => {
+    const fired = detectWarnings(fixtureMetrics())
+      .map((w) => w.kind)
+      .sort();
+    assert.deepEqual(fired, ['entropy-collapse', 'kl-rising', 'length-runaway', 'reward-hacking']);
+    const calm = Array.from({ length: 30 }, (_, i) => ({
+      step: i + 1,
+      'objective/kl': 0.5 + 0.05 * Math.sin(i),
+      'objective/entropy': 40 + Math.cos(i),
+      'objective/scores': 0.01 * i,
+      'oracle/score': 0.01 * i,
+      response_length: 12 + (i % 3),
+    }));
+    assert.deepEqual(detectWarnings(calm), []);
+    assert.deepEqual(detectWarnings(fixtureMetrics(4)), [], 'too few steps to judge');
+  },
+);

@@ -147,25 +147,28 @@ test('the header’s stage settings are validated, and say why they are missing 
   });
 });
 
-test('a trace format 1 file (clip, no clip_class) packs with clipClass null; the current format packs its classes', async () => {
-  const dir = tempRun();
-  copyFileSync(
-    path.join(__dirname, '..', 'fixtures', 'traces', 'ppo-v1-step-3.arrow'),
-    path.join(dir, 'traces', 'step-3.arrow'),
-  );
-  writeFileSync(path.join(dir, 'traces', 'step-4.arrow'), encodeTrace('ppo', fixtureRows(4)));
-  const cache = new TraceCache();
-  const old = await cache.packed(dir, 3);
-  const current = await cache.packed(dir, 4);
-  assert.equal(old.clipClass, null);
-  assert.ok(current.clipClass);
-  assert.deepEqual([...old.ratio], [...current.ratio], 'the same rows, written by both versions');
-  assert.deepEqual(
-    [...current.clipClass.subarray(current.numTokens, current.numTokens + 4)],
-    [2, 2, 1, 0],
-    'sample 0 at epoch 2: clipped, clipped, outside kept, inside',
-  );
-});
+test(
+  'a trace format 1 file (clip, no clip_class) packs with ' + 'clipClass null; the current format packs its classes',
+  async () => {
+    const dir = tempRun();
+    copyFileSync(
+      path.join(__dirname, '..', 'fixtures', 'traces', 'ppo-v1-step-3.arrow'),
+      path.join(dir, 'traces', 'step-3.arrow'),
+    );
+    writeFileSync(path.join(dir, 'traces', 'step-4.arrow'), encodeTrace('ppo', fixtureRows(4)));
+    const cache = new TraceCache();
+    const old = await cache.packed(dir, 3);
+    const current = await cache.packed(dir, 4);
+    assert.equal(old.clipClass, null);
+    assert.ok(current.clipClass);
+    assert.deepEqual([...old.ratio], [...current.ratio], 'the same rows, written by both versions');
+    assert.deepEqual(
+      [...current.clipClass.subarray(current.numTokens, current.numTokens + 4)],
+      [2, 2, 1, 0],
+      'sample 0 at epoch 2: clipped, clipped, outside kept, inside',
+    );
+  },
+);
 
 test('the run folder watcher reports an appended metrics line and a new trace within a second', async () => {
   const dir = tempRun();
@@ -227,7 +230,9 @@ test('the host acts only on well-formed dashboard messages', () => {
 test('the exported page is self-contained: styles inlined, no scripts or handlers survive', () => {
   const html = buildExportHtml({
     title: 'run <1>',
-    body: '<div class="sample-row" onclick="alert(1)">hi<script>alert(2)</script></div><a href="javascript:alert(3)">x</a>',
+    body:
+      '<div class="sample-row" onclick="alert(1)">hi<script>alert(2)</script></div><a ' +
+      'href="javascript:alert(3)">x</a>',
     themeCss: ':root { --vscode-foreground: #fff; }',
     bodyClass: 'vscode-dark',
     css: '.tok { color: red; }',

@@ -33,61 +33,64 @@ test("reads text and prompt–completion lines, keeping each example's kind and 
   assert.deepEqual(read.counts, { lines: 3, examples: 3, skipped: 0, blank: 0 });
 });
 
-test('every malformed line yields its own problem with file and line, and every good line around them is kept', async () => {
-  const lines = [
-    '{"text": "good one"}', // 1
-    '{"text": "broken', // 2: invalid JSON
-    '', // 3: blank
-    '{"prompt": "p", "completion": 42}', // 4
-    '["text", "an array"]', // 5
-    '{"text": "good two"}', // 6
-    '{"text": "   "}', // 7: empty text
-    '{"prompt": "only a prompt"}', // 8
-    '{"text": "a", "prompt": "b", "completion": "c"}', // 9
-    '{"title": "x", "body": "y"}', // 10
-    '   \t', // 11: blank
-    '{"text": null}', // 12
-    '"just a string"', // 13
-    '{"prompt": "p", "completion": "good three"}', // 14
-    '{"completion": "no prompt"}', // 15
-  ];
-  const file = await datasetFile(lines.join('\n'));
-  const read = await readTextDataset(file);
+test(
+  'every malformed line yields its own problem with ' + 'file and line, and every good line around them is kept',
+  async () => {
+    const lines = [
+      '{"text": "good one"}', // 1
+      '{"text": "broken', // 2: invalid JSON
+      '', // 3: blank
+      '{"prompt": "p", "completion": 42}', // 4
+      '["text", "an array"]', // 5
+      '{"text": "good two"}', // 6
+      '{"text": "   "}', // 7: empty text
+      '{"prompt": "only a prompt"}', // 8
+      '{"text": "a", "prompt": "b", "completion": "c"}', // 9
+      '{"title": "x", "body": "y"}', // 10
+      '   \t', // 11: blank
+      '{"text": null}', // 12
+      '"just a string"', // 13
+      '{"prompt": "p", "completion": "good three"}', // 14
+      '{"completion": "no prompt"}', // 15
+    ];
+    const file = await datasetFile(lines.join('\n'));
+    const read = await readTextDataset(file);
 
-  assert.deepEqual(
-    read.examples.map((example) => [example.line, example.kind === 'text' ? example.text : example.completion]),
-    [
-      [1, 'good one'],
-      [6, 'good two'],
-      [14, 'good three'],
-    ],
-  );
-  assert.deepEqual(read.counts, { lines: 15, examples: 3, skipped: 10, blank: 2 });
-  assert.ok(read.problems.every((problem) => problem.file === file));
-  const byLine = new Map(read.problems.map((problem) => [problem.line, problem]));
-  assert.deepEqual([...byLine.keys()], [2, 4, 5, 7, 8, 9, 10, 12, 13, 15]);
-  assert.match(
-    byLine.get(2)!.message,
-    /^invalid JSON \(.+\); each line must be one JSON object such as \{"text": "\.\.\."\}/,
-  );
-  assert.deepEqual(byLine.get(4), {
-    file,
-    line: 4,
-    field: 'completion',
-    message: 'field "completion" must be a string, got number',
-  });
-  assert.equal(formatDatasetProblem(byLine.get(4)!), `${file}:4: field "completion" must be a string, got number`);
-  assert.match(byLine.get(5)!.message, /expected a JSON object .*, got array/);
-  assert.equal(byLine.get(7)!.field, 'text');
-  assert.match(byLine.get(7)!.message, /field "text" is empty/);
-  assert.equal(byLine.get(8)!.field, 'completion');
-  assert.match(byLine.get(8)!.message, /field "completion" is missing; a pair needs both "prompt" and "completion"/);
-  assert.match(byLine.get(9)!.message, /has both "text" and "prompt"/);
-  assert.match(byLine.get(10)!.message, /no "text" or "prompt"\/"completion" field \(found "title", "body"\)/);
-  assert.equal(byLine.get(12)!.message, 'field "text" must be a string, got null');
-  assert.match(byLine.get(13)!.message, /got string$/);
-  assert.equal(byLine.get(15)!.field, 'prompt');
-});
+    assert.deepEqual(
+      read.examples.map((example) => [example.line, example.kind === 'text' ? example.text : example.completion]),
+      [
+        [1, 'good one'],
+        [6, 'good two'],
+        [14, 'good three'],
+      ],
+    );
+    assert.deepEqual(read.counts, { lines: 15, examples: 3, skipped: 10, blank: 2 });
+    assert.ok(read.problems.every((problem) => problem.file === file));
+    const byLine = new Map(read.problems.map((problem) => [problem.line, problem]));
+    assert.deepEqual([...byLine.keys()], [2, 4, 5, 7, 8, 9, 10, 12, 13, 15]);
+    assert.match(
+      byLine.get(2)!.message,
+      /^invalid JSON \(.+\); each line must be one JSON object such as \{"text": "\.\.\."\}/,
+    );
+    assert.deepEqual(byLine.get(4), {
+      file,
+      line: 4,
+      field: 'completion',
+      message: 'field "completion" must be a string, got number',
+    });
+    assert.equal(formatDatasetProblem(byLine.get(4)!), `${file}:4: field "completion" must be a string, got number`);
+    assert.match(byLine.get(5)!.message, /expected a JSON object .*, got array/);
+    assert.equal(byLine.get(7)!.field, 'text');
+    assert.match(byLine.get(7)!.message, /field "text" is empty/);
+    assert.equal(byLine.get(8)!.field, 'completion');
+    assert.match(byLine.get(8)!.message, /field "completion" is missing; a pair needs both "prompt" and "completion"/);
+    assert.match(byLine.get(9)!.message, /has both "text" and "prompt"/);
+    assert.match(byLine.get(10)!.message, /no "text" or "prompt"\/"completion" field \(found "title", "body"\)/);
+    assert.equal(byLine.get(12)!.message, 'field "text" must be a string, got null');
+    assert.match(byLine.get(13)!.message, /got string$/);
+    assert.equal(byLine.get(15)!.field, 'prompt');
+  },
+);
 
 test('a UTF-8 BOM on the first line and CRLF line endings are tolerated', async () => {
   const bom = new Uint8Array([0xef, 0xbb, 0xbf]);
@@ -103,7 +106,8 @@ test('a UTF-8 BOM on the first line and CRLF line endings are tolerated', async 
 });
 
 test('a line over the size limit is refused with its size, and the next line is still read', async () => {
-  const long = JSON.stringify({ text: 'é'.repeat(600) }); // {"text":"…"}: 9 + 600 × 2 + 2 = 1,211 bytes of UTF-8 in 611 characters
+  // {"text":"…"}: 9 + 600 × 2 + 2 = 1,211 bytes of UTF-8 in 611 characters
+  const long = JSON.stringify({ text: 'é'.repeat(600) });
   const file = await datasetFile(`${long}\n{"text": "short"}\n`);
   const read = await readTextDataset(file, { maxLineBytes: 1000 });
   assert.equal(read.problems.length, 1);
@@ -145,38 +149,42 @@ const utf8 = (text: string) => new TextEncoder().encode(text);
 const bytesOf = (...parts: (string | number[])[]) =>
   new Uint8Array(parts.flatMap((part) => (typeof part === 'string' ? [...utf8(part)] : part)));
 
-test('a line that is not UTF-8 is reported as file:line: not UTF-8 and skipped, never read with U+FFFD in it; the lines around it are kept', async () => {
-  const file = await datasetFile(
-    bytesOf(
-      '{"text": "good one"}\n',
-      '{"text": "caf',
-      [0xe9],
-      '"}\n', // 2: Latin-1 é
-      '{"text": "cut ',
-      [0xe2, 0x82],
-      '"}\n', // 3: a three-byte character cut after two bytes
-      '{"text": "overlong ',
-      [0xc0, 0xaf],
-      '"}\n', // 4: an overlong "/"
-      '{"text": "surrogate ',
-      [0xed, 0xa0, 0x80],
-      '"}\n', // 5: a UTF-16 surrogate encoded as UTF-8
-      '{"text": "a real \uFFFD replacement character and ✓"}\r\n', // 6: valid UTF-8 that happens to hold U+FFFD
-    ),
-  );
-  const read = await readTextDataset(file);
-  assert.deepEqual(read.examples, [
-    { kind: 'text', text: 'good one', line: 1 },
-    { kind: 'text', text: 'a real \uFFFD replacement character and ✓', line: 6 },
-  ]);
-  assert.deepEqual(read.counts, { lines: 6, examples: 2, skipped: 4, blank: 0 });
-  assert.deepEqual(read.problems.map(formatDatasetProblem), [
-    `${file}:2: not UTF-8 (byte 0xE9 at byte 14 of the line); save the file as UTF-8`,
-    `${file}:3: not UTF-8 (byte 0xE2 at byte 15 of the line); save the file as UTF-8`,
-    `${file}:4: not UTF-8 (byte 0xC0 at byte 20 of the line); save the file as UTF-8`,
-    `${file}:5: not UTF-8 (byte 0xED at byte 21 of the line); save the file as UTF-8`,
-  ]);
-});
+test(
+  'a line that is not UTF-8 is reported as file:line: not UTF-8 and skipped, ' +
+    'never read with U+FFFD in it; the lines around it are kept',
+  async () => {
+    const file = await datasetFile(
+      bytesOf(
+        '{"text": "good one"}\n',
+        '{"text": "caf',
+        [0xe9],
+        '"}\n', // 2: Latin-1 é
+        '{"text": "cut ',
+        [0xe2, 0x82],
+        '"}\n', // 3: a three-byte character cut after two bytes
+        '{"text": "overlong ',
+        [0xc0, 0xaf],
+        '"}\n', // 4: an overlong "/"
+        '{"text": "surrogate ',
+        [0xed, 0xa0, 0x80],
+        '"}\n', // 5: a UTF-16 surrogate encoded as UTF-8
+        '{"text": "a real \uFFFD replacement character and ✓"}\r\n', // 6: valid UTF-8 that happens to hold U+FFFD
+      ),
+    );
+    const read = await readTextDataset(file);
+    assert.deepEqual(read.examples, [
+      { kind: 'text', text: 'good one', line: 1 },
+      { kind: 'text', text: 'a real \uFFFD replacement character and ✓', line: 6 },
+    ]);
+    assert.deepEqual(read.counts, { lines: 6, examples: 2, skipped: 4, blank: 0 });
+    assert.deepEqual(read.problems.map(formatDatasetProblem), [
+      `${file}:2: not UTF-8 (byte 0xE9 at byte 14 of the line); save the file as UTF-8`,
+      `${file}:3: not UTF-8 (byte 0xE2 at byte 15 of the line); save the file as UTF-8`,
+      `${file}:4: not UTF-8 (byte 0xC0 at byte 20 of the line); save the file as UTF-8`,
+      `${file}:5: not UTF-8 (byte 0xED at byte 21 of the line); save the file as UTF-8`,
+    ]);
+  },
+);
 
 test('a UTF-16 file is named as such on line 1', async () => {
   const text = '{"text": "hello"}\n{"text": "world"}\n';
@@ -225,22 +233,26 @@ test('the UTF-8 check agrees with a fatal TextDecoder on random bytes, and point
   assert.ok(invalid > 500 && invalid < 2500, `${invalid} of 3000 random lines were invalid`);
 });
 
-test('lone CR line ends split lines as readline does; an over-long line that spans read chunks is measured, not kept, and the next line is read', async () => {
-  const long = JSON.stringify({ text: 'w'.repeat(300_000) }); // longer than one 64 KiB read chunk
-  const file = await datasetFile(`{"text": "mac one"}\r{"text": "mac two"}\r\n${long}\r\n{"text": "after"}`);
-  const read = await readTextDataset(file, { maxLineBytes: 100_000 });
-  assert.deepEqual(
-    read.examples.map((example) => [example.line, example.kind === 'text' && example.text]),
-    [
-      [1, 'mac one'],
-      [2, 'mac two'],
-      [4, 'after'],
-    ],
-  );
-  assert.deepEqual(read.problems.map(formatDatasetProblem), [
-    `${file}:3: line is ${long.length} bytes, over the limit of 100000; split the example or raise the limit`,
-  ]);
-});
+test(
+  'lone CR line ends split lines as readline does; ' +
+    'an over-long line that spans read chunks is measured, not kept, and the next line is read',
+  async () => {
+    const long = JSON.stringify({ text: 'w'.repeat(300_000) }); // longer than one 64 KiB read chunk
+    const file = await datasetFile(`{"text": "mac one"}\r{"text": "mac two"}\r\n${long}\r\n{"text": "after"}`);
+    const read = await readTextDataset(file, { maxLineBytes: 100_000 });
+    assert.deepEqual(
+      read.examples.map((example) => [example.line, example.kind === 'text' && example.text]),
+      [
+        [1, 'mac one'],
+        [2, 'mac two'],
+        [4, 'after'],
+      ],
+    );
+    assert.deepEqual(read.problems.map(formatDatasetProblem), [
+      `${file}:3: line is ${long.length} bytes, over the limit of 100000; split the example or raise the limit`,
+    ]);
+  },
+);
 
 test('a dataset with no usable line fails with the first 10 reasons (file:line: why), not only a count', async () => {
   const bad = [
@@ -264,7 +276,8 @@ test('a dataset with no usable line fails with the first 10 reasons (file:line: 
     const lines = error.message.split('\n');
     assert.equal(
       lines[0],
-      `${file}: no usable examples: all 12 non-blank lines of 12 were refused. Each line must be {"text": "..."} or {"prompt": "...", "completion": "..."}. The first problems:`,
+      `${file}: no usable examples: all 12 non-blank lines of 12 were refused. Each line must be {"text": ` +
+        `"..."} or {"prompt": "...", "completion": "..."}. The first problems:`,
     );
     assert.equal(lines.length, 12);
     lines.slice(1, 11).forEach((line, i) => assert.ok(line.startsWith(`  ${file}:${i + 1}: `), line));
@@ -279,27 +292,30 @@ test('a dataset with no usable line fails with the first 10 reasons (file:line: 
   );
 });
 
-test('RL prompts: a non-UTF-8 line is reported and skipped; too few usable prompts fail with the first 10 reasons', async () => {
-  const good = await datasetFile(
-    bytesOf('{"prompt": "one"}\n{"prompt": "tw', [0xf8], '"}\n{"prompt": "three"}\n{"prompt": "four"}\n'),
-    'prompts.jsonl',
-  );
-  const loaded = await loadPrompts({ source: 'jsonl', path: good }, path.dirname(good), 10, 1, 1);
-  assert.deepEqual([...loaded.train, ...loaded.heldOut], ['one', 'three', 'four']);
-  assert.deepEqual(loaded.messages, [
-    `${good}:2: not UTF-8 (byte 0xF8 at byte 15 of the line); save the file as UTF-8`,
-  ]);
+test(
+  'RL prompts: a non-UTF-8 line is reported and skipped; ' + 'too few usable prompts fail with the first 10 reasons',
+  async () => {
+    const good = await datasetFile(
+      bytesOf('{"prompt": "one"}\n{"prompt": "tw', [0xf8], '"}\n{"prompt": "three"}\n{"prompt": "four"}\n'),
+      'prompts.jsonl',
+    );
+    const loaded = await loadPrompts({ source: 'jsonl', path: good }, path.dirname(good), 10, 1, 1);
+    assert.deepEqual([...loaded.train, ...loaded.heldOut], ['one', 'three', 'four']);
+    assert.deepEqual(loaded.messages, [
+      `${good}:2: not UTF-8 (byte 0xF8 at byte 15 of the line); save the file as UTF-8`,
+    ]);
 
-  const bad = await datasetFile(
-    Array.from({ length: 11 }, (_, i) => `{"prompt": ${i}}`).join('\n') + '\n{"prompt": "the only one"}',
-    'prompts.jsonl',
-  );
-  await assert.rejects(loadPrompts({ source: 'jsonl', path: bad }, path.dirname(bad), 10, 1, 1), (error: Error) => {
-    const lines = error.message.split('\n');
-    assert.equal(lines[0], `${bad}: needs at least 2 usable {"prompt": "..."} lines, found 1. The first problems:`);
-    assert.equal(lines[1], `  ${bad}:1: field "prompt" must be a non-empty string`);
-    assert.equal(lines[10], `  ${bad}:10: field "prompt" must be a non-empty string`);
-    assert.equal(lines[11], '  … and 1 more');
-    return true;
-  });
-});
+    const bad = await datasetFile(
+      Array.from({ length: 11 }, (_, i) => `{"prompt": ${i}}`).join('\n') + '\n{"prompt": "the only one"}',
+      'prompts.jsonl',
+    );
+    await assert.rejects(loadPrompts({ source: 'jsonl', path: bad }, path.dirname(bad), 10, 1, 1), (error: Error) => {
+      const lines = error.message.split('\n');
+      assert.equal(lines[0], `${bad}: needs at least 2 usable {"prompt": "..."} lines, found 1. The first problems:`);
+      assert.equal(lines[1], `  ${bad}:1: field "prompt" must be a non-empty string`);
+      assert.equal(lines[10], `  ${bad}:10: field "prompt" must be a non-empty string`);
+      assert.equal(lines[11], '  … and 1 more');
+      return true;
+    });
+  },
+);

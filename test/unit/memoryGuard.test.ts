@@ -61,26 +61,32 @@ test("parameterCount is the real GPT's (with a value head)", async () => {
   }
 });
 
-test('activations grow linearly with the batch and about quadratically with the context when attention dominates', () => {
-  const shape: ModelShape = { n_layer: 2, n_head: 8, n_embd: 64, block_size: 1024, vocab_size: 512 };
-  assert.equal(trainingActivationBytes(shape, 8), 2 * trainingActivationBytes(shape, 4));
-  const ratio = trainingActivationBytes(shape, 4, 1024) / trainingActivationBytes(shape, 4, 512);
-  assert.ok(ratio > 3.5 && ratio < 4, `ratio ${ratio}`);
-});
+test(
+  'activations grow linearly with the batch and about ' + 'quadratically with the context when attention dominates',
+  () => {
+    const shape: ModelShape = { n_layer: 2, n_head: 8, n_embd: 64, block_size: 1024, vocab_size: 512 };
+    assert.equal(trainingActivationBytes(shape, 8), 2 * trainingActivationBytes(shape, 4));
+    const ratio = trainingActivationBytes(shape, 4, 1024) / trainingActivationBytes(shape, 4, 512);
+    assert.ok(ratio > 3.5 && ratio < 4, `ratio ${ratio}`);
+  },
+);
 
-test('PPO holds the trained policy, its optimizer state, a reference and a reward model; SFT only the first two', () => {
-  const c = config({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 }, [
-    { type: 'sft', dataset: { source: 'demo' } },
-    { type: 'preferences', prompts: { source: 'demo' }, max_new_tokens: 8 },
-    { type: 'reward' },
-    { type: 'ppo', prompts: { source: 'demo' }, max_new_tokens: 8 },
-  ]);
-  const bytes = parameterCount(shapeOf(c)) * 4;
-  assert.equal(estimateStageMemory(c.stages[0], c, shapeOf(c)).parts.weights, bytes);
-  assert.equal(estimateStageMemory(c.stages[0], c, shapeOf(c)).parts['gradients and AdamW state'], 3 * bytes);
-  assert.equal(estimateStageMemory(c.stages[3], c, shapeOf(c)).parts.weights, 3 * bytes);
-  assert.equal(estimateStageMemory(c.stages[1], c, shapeOf(c)).parts['gradients and AdamW state'], 0);
-});
+test(
+  'PPO holds the trained policy, its optimizer state, a ' + 'reference and a reward model; SFT only the first two',
+  () => {
+    const c = config({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 }, [
+      { type: 'sft', dataset: { source: 'demo' } },
+      { type: 'preferences', prompts: { source: 'demo' }, max_new_tokens: 8 },
+      { type: 'reward' },
+      { type: 'ppo', prompts: { source: 'demo' }, max_new_tokens: 8 },
+    ]);
+    const bytes = parameterCount(shapeOf(c)) * 4;
+    assert.equal(estimateStageMemory(c.stages[0], c, shapeOf(c)).parts.weights, bytes);
+    assert.equal(estimateStageMemory(c.stages[0], c, shapeOf(c)).parts['gradients and AdamW state'], 3 * bytes);
+    assert.equal(estimateStageMemory(c.stages[3], c, shapeOf(c)).parts.weights, 3 * bytes);
+    assert.equal(estimateStageMemory(c.stages[1], c, shapeOf(c)).parts['gradients and AdamW state'], 0);
+  },
+);
 
 test('the templates, examples and the demo fit the wasm backend', () => {
   const configs = [
@@ -131,34 +137,37 @@ test('a model too big at any batch gets the largest n_layer (and block_size) tha
   assert.ok(estimateStageMemory(c.stages[0], c, { ...shapeOf(c), n_layer: layers + 1 }, 1).bytes > wasmLimitBytes);
 });
 
-test("other backends are held to the machine's free memory; PPO's fitting batch stays a multiple of its minibatches", () => {
-  const c = config({ n_layer: 4, n_head: 4, n_embd: 256, block_size: 512 }, [
-    { type: 'sft', dataset: { source: 'demo' } },
-    { type: 'preferences', prompts: { source: 'demo' }, max_new_tokens: 8 },
-    { type: 'reward' },
-    {
-      type: 'ppo',
-      prompts: { source: 'demo' },
-      batch_size: 1024,
-      num_mini_batches: 8,
-      total_episodes: 4096,
-      max_new_tokens: 8,
-    },
-  ]);
-  const free = 3 * 2 ** 30;
-  assert.equal(memoryBudget('tfjs-node', free).bytes, free);
-  assert.equal(memoryBudget('wasm', 2 ** 40).bytes, wasmLimitBytes);
-  assert.throws(
-    () => assertStageFits(c, 3, 'tfjs-node', { freeBytes: free }),
-    (error: Error) => {
-      const fitting = Number(/the largest batch_size that fits is (\d+)/.exec(error.message)?.[1]);
-      assert.ok(fitting > 0 && fitting % 8 === 0, error.message);
-      assert.match(error.message, /this machine's free memory \(3\.0 GiB\)/);
-      return true;
-    },
-  );
-  assert.doesNotThrow(() => assertStageFits(c, 3, 'tfjs-node', { freeBytes: 2 ** 40 }));
-});
+test(
+  "other backends are held to the machine's free memory; " + "PPO's fitting batch stays a multiple of its minibatches",
+  () => {
+    const c = config({ n_layer: 4, n_head: 4, n_embd: 256, block_size: 512 }, [
+      { type: 'sft', dataset: { source: 'demo' } },
+      { type: 'preferences', prompts: { source: 'demo' }, max_new_tokens: 8 },
+      { type: 'reward' },
+      {
+        type: 'ppo',
+        prompts: { source: 'demo' },
+        batch_size: 1024,
+        num_mini_batches: 8,
+        total_episodes: 4096,
+        max_new_tokens: 8,
+      },
+    ]);
+    const free = 3 * 2 ** 30;
+    assert.equal(memoryBudget('tfjs-node', free).bytes, free);
+    assert.equal(memoryBudget('wasm', 2 ** 40).bytes, wasmLimitBytes);
+    assert.throws(
+      () => assertStageFits(c, 3, 'tfjs-node', { freeBytes: free }),
+      (error: Error) => {
+        const fitting = Number(/the largest batch_size that fits is (\d+)/.exec(error.message)?.[1]);
+        assert.ok(fitting > 0 && fitting % 8 === 0, error.message);
+        assert.match(error.message, /this machine's free memory \(3\.0 GiB\)/);
+        return true;
+      },
+    );
+    assert.doesNotThrow(() => assertStageFits(c, 3, 'tfjs-node', { freeBytes: 2 ** 40 }));
+  },
+);
 
 test("a stage that starts from a checkpoint folder is estimated with the checkpoint's shape", () => {
   const c = config({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 }, [
@@ -176,37 +185,40 @@ test("a stage that starts from a checkpoint folder is estimated with the checkpo
   );
 });
 
-test('calibration: the estimate of a real training step on wasm is within 0.6–1.6× of the heap it grows to', async (t) => {
-  // A fresh wasm heap only grows, so its size after the step is the step's peak (plus the runtime's own).
-  await selectBackend('wasm');
-  const shape: ModelShape = { n_layer: 2, n_head: 8, n_embd: 64, block_size: 256, vocab_size: 512 };
-  const batch = 16;
-  const c = config({ n_layer: 2, n_head: 8, n_embd: 64, block_size: 256 }, [
-    { type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: batch },
-  ]);
-  const model = Gpt.create({ ...shape, dropout: 0 }, { seed: 3 });
-  const optimizer = new AdamW(model.weights, { beta1: 0.9, beta2: 0.99, epsilon: 1e-8, weightDecay: 0.1 });
-  try {
-    const ids = tf.randomUniform([batch, shape.block_size], 0, shape.vocab_size, 'int32');
-    const mask = tf.ones([batch, shape.block_size]);
-    for (let step = 0; step < 2; step++) {
-      const { value, grads } = tf.variableGrads(
-        () => maskedNll(model.forward(ids).logits, ids, mask) as never,
-        model.trainableVariables,
+test(
+  'calibration: the estimate of a real training step ' + 'on wasm is within 0.6–1.6× of the heap it grows to',
+  async (t) => {
+    // A fresh wasm heap only grows, so its size after the step is the step's peak (plus the runtime's own).
+    await selectBackend('wasm');
+    const shape: ModelShape = { n_layer: 2, n_head: 8, n_embd: 64, block_size: 256, vocab_size: 512 };
+    const batch = 16;
+    const c = config({ n_layer: 2, n_head: 8, n_embd: 64, block_size: 256 }, [
+      { type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: batch },
+    ]);
+    const model = Gpt.create({ ...shape, dropout: 0 }, { seed: 3 });
+    const optimizer = new AdamW(model.weights, { beta1: 0.9, beta2: 0.99, epsilon: 1e-8, weightDecay: 0.1 });
+    try {
+      const ids = tf.randomUniform([batch, shape.block_size], 0, shape.vocab_size, 'int32');
+      const mask = tf.ones([batch, shape.block_size]);
+      for (let step = 0; step < 2; step++) {
+        const { value, grads } = tf.variableGrads(
+          () => maskedNll(model.forward(ids).logits, ids, mask) as never,
+          model.trainableVariables,
+        );
+        optimizer.apply(grads, 1e-3);
+        value.dispose();
+        for (const grad of Object.values(grads)) grad.dispose();
+      }
+      const heap = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
+      const estimate = estimateStageMemory(c.stages[0], c, shape).bytes;
+      t.diagnostic(`estimate ${(estimate / 2 ** 20).toFixed(0)} MiB, wasm heap ${(heap / 2 ** 20).toFixed(0)} MiB`);
+      assert.ok(
+        estimate / heap > 0.6 && estimate / heap < 1.6,
+        `estimate ${(estimate / 2 ** 20).toFixed(0)} MiB, heap ${(heap / 2 ** 20).toFixed(0)} MiB`,
       );
-      optimizer.apply(grads, 1e-3);
-      value.dispose();
-      for (const grad of Object.values(grads)) grad.dispose();
+    } finally {
+      optimizer.dispose();
+      model.dispose();
     }
-    const heap = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
-    const estimate = estimateStageMemory(c.stages[0], c, shape).bytes;
-    t.diagnostic(`estimate ${(estimate / 2 ** 20).toFixed(0)} MiB, wasm heap ${(heap / 2 ** 20).toFixed(0)} MiB`);
-    assert.ok(
-      estimate / heap > 0.6 && estimate / heap < 1.6,
-      `estimate ${(estimate / 2 ** 20).toFixed(0)} MiB, heap ${(heap / 2 ** 20).toFixed(0)} MiB`,
-    );
-  } finally {
-    optimizer.dispose();
-    model.dispose();
-  }
-});
+  },
+);

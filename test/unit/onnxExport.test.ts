@@ -53,54 +53,58 @@ async function tokenizerOf(dir: string): Promise<BpeTokenizer> {
   return BpeTokenizer.load(dir);
 }
 
-test('an exported policy loads in onnxruntime-node and matches tfjs logits and values to 1e-4, with and without the KV cache', async () => {
-  const { dir, model } = await checkpointWithHeads('policy', ['v_head']);
-  disposables.push(model);
-  const result = await exportCheckpoint(dir, path.join(workDir, 'exports', 'policy'));
-  for (const file of [
-    'config.json',
-    'generation_config.json',
-    'tokenizer.json',
-    'tokenizer_config.json',
-    'onnx/model.onnx',
-  ])
-    assert.ok(existsSync(path.join(result.outDir, file)), file);
-  const config = JSON.parse(readFileSync(path.join(result.outDir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  assert.equal(config.model_type, 'gpt2');
-  assert.deepEqual(config.rlhf_lens_heads, ['v_head']);
+test(
+  'an exported policy loads in onnxruntime-node and matches tfjs logits and values to 1e-4, ' +
+    'with and without the KV cache',
+  async () => {
+    const { dir, model } = await checkpointWithHeads('policy', ['v_head']);
+    disposables.push(model);
+    const result = await exportCheckpoint(dir, path.join(workDir, 'exports', 'policy'));
+    for (const file of [
+      'config.json',
+      'generation_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'onnx/model.onnx',
+    ])
+      assert.ok(existsSync(path.join(result.outDir, file)), file);
+    const config = JSON.parse(readFileSync(path.join(result.outDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(config.model_type, 'gpt2');
+    assert.deepEqual(config.rlhf_lens_heads, ['v_head']);
 
-  const tokenizer = await tokenizerOf(result.outDir);
-  const texts = ['The film was a quiet', 'I loved every minute of this '];
-  const encoded = texts.map((text) => [tokenizer.bosId, ...tokenizer.encode(text)]);
-  const length = Math.min(...encoded.map((ids) => ids.length));
-  const ids = encoded.map((row) => row.slice(0, length));
-  const expected = await tfjsForward(model, ids);
+    const tokenizer = await tokenizerOf(result.outDir);
+    const texts = ['The film was a quiet', 'I loved every minute of this '];
+    const encoded = texts.map((text) => [tokenizer.bosId, ...tokenizer.encode(text)]);
+    const length = Math.min(...encoded.map((ids) => ids.length));
+    const ids = encoded.map((row) => row.slice(0, length));
+    const expected = await tfjsForward(model, ids);
 
-  const lm = await OnnxCausalLm.fromFolder(result.outDir);
-  try {
-    assert.ok(lm.info.hasCache, 'the exported graph has past_key_values inputs');
-    const full = await lm.forward({ batch: 2, length, ids: ids.flat() });
-    const logitsDiff = maxAbsDiff(full.logits, expected.logits);
-    assert.ok(logitsDiff <= tolerance, `logits differ by ${logitsDiff}`);
-    const valuesDiff = maxAbsDiff(full.scalars.values, expected.values as Float32Array);
-    assert.ok(valuesDiff <= tolerance, `values differ by ${valuesDiff}`);
+    const lm = await OnnxCausalLm.fromFolder(result.outDir);
+    try {
+      assert.ok(lm.info.hasCache, 'the exported graph has past_key_values inputs');
+      const full = await lm.forward({ batch: 2, length, ids: ids.flat() });
+      const logitsDiff = maxAbsDiff(full.logits, expected.logits);
+      assert.ok(logitsDiff <= tolerance, `logits differ by ${logitsDiff}`);
+      const valuesDiff = maxAbsDiff(full.scalars.values, expected.values as Float32Array);
+      assert.ok(valuesDiff <= tolerance, `values differ by ${valuesDiff}`);
 
-    // The same rows through the cache: the first 3 positions, then one position at a time.
-    let step = await lm.forward({ batch: 2, length: 3, ids: ids.flatMap((row) => row.slice(0, 3)) });
-    const vocab = lm.info.vocabSize;
-    for (let t = 3; t < length; t++) {
-      step = await lm.forward({ batch: 2, length: 1, ids: ids.map((row) => row[t]), past: step.present });
-      for (let b = 0; b < 2; b++) {
-        const want = expected.logits.subarray((b * length + t) * vocab, (b * length + t + 1) * vocab);
-        const diff = maxAbsDiff(step.logits.subarray(b * vocab, (b + 1) * vocab), want);
-        assert.ok(diff <= tolerance, `cached logits at position ${t} differ by ${diff}`);
+      // The same rows through the cache: the first 3 positions, then one position at a time.
+      let step = await lm.forward({ batch: 2, length: 3, ids: ids.flatMap((row) => row.slice(0, 3)) });
+      const vocab = lm.info.vocabSize;
+      for (let t = 3; t < length; t++) {
+        step = await lm.forward({ batch: 2, length: 1, ids: ids.map((row) => row[t]), past: step.present });
+        for (let b = 0; b < 2; b++) {
+          const want = expected.logits.subarray((b * length + t) * vocab, (b * length + t + 1) * vocab);
+          const diff = maxAbsDiff(step.logits.subarray(b * vocab, (b + 1) * vocab), want);
+          assert.ok(diff <= tolerance, `cached logits at position ${t} differ by ${diff}`);
+        }
       }
+      assert.equal(step.present?.length, length);
+    } finally {
+      await lm.release();
     }
-    assert.equal(step.present?.length, length);
-  } finally {
-    await lm.release();
-  }
-});
+  },
+);
 
 test('an exported reward model scores like Gpt.score to 1e-4, with last-token and summed pooling', async () => {
   for (const pooling of ['last', 'sum'] as const) {
@@ -134,49 +138,52 @@ test('an exported reward model scores like Gpt.score to 1e-4, with last-token an
   }
 });
 
-test('transformers.js loads the exported folder, matches tfjs logits to 1e-4 and generates the same greedy tokens', async () => {
-  const { dir, model } = await checkpointWithHeads('policy-tjs', ['v_head']);
-  disposables.push(model);
-  const root = path.join(workDir, 'tjs-models');
-  const result = await exportCheckpoint(dir, path.join(root, 'tiny-policy'));
-  const transformers = await import('@huggingface/transformers');
-  transformers.env.allowRemoteModels = false;
-  transformers.env.localModelPath = `${root}/`;
-  const tokenizer = await transformers.AutoTokenizer.from_pretrained('tiny-policy');
-  const lm = await transformers.AutoModelForCausalLM.from_pretrained('tiny-policy', { dtype: 'fp32' });
-  try {
-    const ours = await tokenizerOf(result.outDir);
-    const prompt = 'The film was';
-    const ids = [ours.bosId, ...ours.encode(prompt)];
-    const inputs = tokenizer(`<|bos|>${prompt}`, { add_special_tokens: false });
-    assert.deepEqual(
-      (inputs.input_ids.tolist() as bigint[][])[0].map(Number),
-      ids,
-      'transformers.js tokenizes like the trainer',
-    );
+test(
+  'transformers.js loads the exported folder, matches ' + 'tfjs logits to 1e-4 and generates the same greedy tokens',
+  async () => {
+    const { dir, model } = await checkpointWithHeads('policy-tjs', ['v_head']);
+    disposables.push(model);
+    const root = path.join(workDir, 'tjs-models');
+    const result = await exportCheckpoint(dir, path.join(root, 'tiny-policy'));
+    const transformers = await import('@huggingface/transformers');
+    transformers.env.allowRemoteModels = false;
+    transformers.env.localModelPath = `${root}/`;
+    const tokenizer = await transformers.AutoTokenizer.from_pretrained('tiny-policy');
+    const lm = await transformers.AutoModelForCausalLM.from_pretrained('tiny-policy', { dtype: 'fp32' });
+    try {
+      const ours = await tokenizerOf(result.outDir);
+      const prompt = 'The film was';
+      const ids = [ours.bosId, ...ours.encode(prompt)];
+      const inputs = tokenizer(`<|bos|>${prompt}`, { add_special_tokens: false });
+      assert.deepEqual(
+        (inputs.input_ids.tolist() as bigint[][])[0].map(Number),
+        ids,
+        'transformers.js tokenizes like the trainer',
+      );
 
-    const output = await lm(inputs);
-    const expected = await tfjsForward(model, [ids]);
-    const diff = maxAbsDiff(output.logits.data as Float32Array, expected.logits);
-    assert.ok(diff <= tolerance, `transformers.js logits differ from tfjs by ${diff}`);
+      const output = await lm(inputs);
+      const expected = await tfjsForward(model, [ids]);
+      const diff = maxAbsDiff(output.logits.data as Float32Array, expected.logits);
+      assert.ok(diff <= tolerance, `transformers.js logits differ from tfjs by ${diff}`);
 
-    const generated = (await lm.generate({ ...inputs, max_new_tokens: 10, do_sample: false })) as {
-      tolist(): bigint[][];
-    };
-    const theirs = generated.tolist()[0].map(Number).slice(ids.length);
-    const [greedy] = await generate(model, [ids], {
-      temperature: 0,
-      topK: 0,
-      topP: 1,
-      maxNewTokens: 10,
-      seed: 1,
-      padTokenId: ours.padId,
-    });
-    assert.deepEqual(theirs, greedy.tokens, 'greedy continuations agree');
-  } finally {
-    await lm.dispose();
-  }
-});
+      const generated = (await lm.generate({ ...inputs, max_new_tokens: 10, do_sample: false })) as {
+        tolist(): bigint[][];
+      };
+      const theirs = generated.tolist()[0].map(Number).slice(ids.length);
+      const [greedy] = await generate(model, [ids], {
+        temperature: 0,
+        topK: 0,
+        topP: 1,
+        maxNewTokens: 10,
+        seed: 1,
+        padTokenId: ours.padId,
+      });
+      assert.deepEqual(theirs, greedy.tokens, 'greedy continuations agree');
+    } finally {
+      await lm.dispose();
+    }
+  },
+);
 
 test('rlhf-lens export writes the folder for a run directory and names what is wrong with a bad input', async () => {
   const { dir, model } = await checkpointWithHeads('policy-cli', ['v_head']);

@@ -48,7 +48,8 @@ export function tinySft(): Promise<string> {
 
 /**
  * The SFT model with `heads` (fresh, seeded, then scaled up so they are not ~0) saved as its own
- * checkpoint (every weight moved by up to `nudge`); returns the folder and the loaded tfjs model (the caller disposes it).
+ * checkpoint (every weight moved by up to `nudge`); returns the folder and the loaded tfjs model (the caller disposes
+ * it).
  */
 export async function checkpointWithHeads(
   name: string,

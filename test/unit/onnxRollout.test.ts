@@ -61,84 +61,91 @@ async function threeModels(): Promise<{
   return { policy, reference, reward, eosId: tokenizer.eosId, padId: tokenizer.padId, prompts };
 }
 
-test("the ONNX sampler, with and without a KV cache, draws the tfjs sampler's tokens and log-probabilities for the same seed", async () => {
-  const { policy, eosId, padId, prompts } = await threeModels();
-  const lm = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), { kvCache: true });
-  // A graph without past_key_values (as some users' exports are) reruns the whole sequence per token.
-  const withoutCache = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), {
-    kvCache: false,
-  });
-  try {
-    for (const warp of [
-      { temperature: 1, topK: 0, topP: 1 },
-      { temperature: 0.7, topK: 20, topP: 0.9 },
-      { temperature: 0, topK: 0, topP: 1 },
-    ]) {
-      const options: SamplingOptions = {
-        ...warp,
-        maxNewTokens: 16,
-        seed: 11,
-        eosTokenId: eosId,
-        padTokenId: padId,
-      };
-      const expected = await generate(policy, prompts, options);
-      const actual = await generateOnnx(lm, prompts, options);
-      assert.deepEqual(
-        actual.map((s) => s.tokens),
-        expected.map((s) => s.tokens),
-        `tokens at ${JSON.stringify(warp)}`,
-      );
-      assert.deepEqual(
-        actual.map((s) => s.finishedByEos),
-        expected.map((s) => s.finishedByEos),
-      );
-      const diff = maxRowDiff(
-        actual.map((s) => s.logprobs),
-        expected.map((s) => s.logprobs),
-      );
-      assert.ok(diff <= tolerance, `sampling log-probs differ by ${diff}`);
-      const rerun = await generateOnnx(withoutCache, prompts, options);
-      assert.deepEqual(
-        rerun.map((s) => s.tokens),
-        expected.map((s) => s.tokens),
-        `tokens without a KV cache at ${JSON.stringify(warp)}`,
-      );
+test(
+  'the ONNX sampler, with and without a KV cache, ' +
+    "draws the tfjs sampler's tokens and log-probabilities for the same seed",
+  async () => {
+    const { policy, eosId, padId, prompts } = await threeModels();
+    const lm = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), { kvCache: true });
+    // A graph without past_key_values (as some users' exports are) reruns the whole sequence per token.
+    const withoutCache = await OnnxCausalLm.fromGpt(policy.config, policy.heads, await policy.readWeights(), {
+      kvCache: false,
+    });
+    try {
+      for (const warp of [
+        { temperature: 1, topK: 0, topP: 1 },
+        { temperature: 0.7, topK: 20, topP: 0.9 },
+        { temperature: 0, topK: 0, topP: 1 },
+      ]) {
+        const options: SamplingOptions = {
+          ...warp,
+          maxNewTokens: 16,
+          seed: 11,
+          eosTokenId: eosId,
+          padTokenId: padId,
+        };
+        const expected = await generate(policy, prompts, options);
+        const actual = await generateOnnx(lm, prompts, options);
+        assert.deepEqual(
+          actual.map((s) => s.tokens),
+          expected.map((s) => s.tokens),
+          `tokens at ${JSON.stringify(warp)}`,
+        );
+        assert.deepEqual(
+          actual.map((s) => s.finishedByEos),
+          expected.map((s) => s.finishedByEos),
+        );
+        const diff = maxRowDiff(
+          actual.map((s) => s.logprobs),
+          expected.map((s) => s.logprobs),
+        );
+        assert.ok(diff <= tolerance, `sampling log-probs differ by ${diff}`);
+        const rerun = await generateOnnx(withoutCache, prompts, options);
+        assert.deepEqual(
+          rerun.map((s) => s.tokens),
+          expected.map((s) => s.tokens),
+          `tokens without a KV cache at ${JSON.stringify(warp)}`,
+        );
+      }
+    } finally {
+      await Promise.all([lm.release(), withoutCache.release()]);
     }
-  } finally {
-    await Promise.all([lm.release(), withoutCache.release()]);
-  }
-});
+  },
+);
 
-test("an ONNX rollout's log-probs, reference log-probs, values, entropies and scores agree with tfjs to 1e-4", async () => {
-  const { policy, reference, reward, eosId, padId, prompts } = await threeModels();
-  const sampling: SamplingOptions = {
-    temperature: 0.9,
-    topK: 0,
-    topP: 1,
-    maxNewTokens: 14,
-    seed: 5,
-    eosTokenId: eosId,
-    padTokenId: padId,
-  };
-  const engine = await OnnxRolloutEngine.create({ policy, reference, reward });
-  try {
-    const onnx = await engine.collect(prompts, sampling, eosId);
-    const seam = (gpt: typeof policy) => new TfjsModel(gpt, generate);
-    const models = { policy: seam(policy), reference: seam(reference), reward: seam(reward) };
-    const tfjs = await collectRollout(models, prompts, sampling, eosId);
-    assert.deepEqual(onnx.items, tfjs.items, 'the same samples');
-    for (const key of ['logprobs', 'refLogprobs', 'values', 'entropy'] as const) {
-      const diff = maxRowDiff(onnx[key], tfjs[key]);
-      assert.ok(diff <= tolerance, `${key} differ by ${diff}`);
+test(
+  "an ONNX rollout's log-probs, reference log-probs, values, entropies and scores " + 'agree with tfjs to 1e-4',
+  async () => {
+    const { policy, reference, reward, eosId, padId, prompts } = await threeModels();
+    const sampling: SamplingOptions = {
+      temperature: 0.9,
+      topK: 0,
+      topP: 1,
+      maxNewTokens: 14,
+      seed: 5,
+      eosTokenId: eosId,
+      padTokenId: padId,
+    };
+    const engine = await OnnxRolloutEngine.create({ policy, reference, reward });
+    try {
+      const onnx = await engine.collect(prompts, sampling, eosId);
+      const seam = (gpt: typeof policy) => new TfjsModel(gpt, generate);
+      const models = { policy: seam(policy), reference: seam(reference), reward: seam(reward) };
+      const tfjs = await collectRollout(models, prompts, sampling, eosId);
+      assert.deepEqual(onnx.items, tfjs.items, 'the same samples');
+      for (const key of ['logprobs', 'refLogprobs', 'values', 'entropy'] as const) {
+        const diff = maxRowDiff(onnx[key], tfjs[key]);
+        assert.ok(diff <= tolerance, `${key} differ by ${diff}`);
+      }
+      const scoreDiff = Math.max(...onnx.rawScores.map((score, i) => Math.abs(score - tfjs.rawScores[i])));
+      assert.ok(scoreDiff <= tolerance, `scores differ by ${scoreDiff}`);
+      assert.deepEqual(onnx.endedWithEos, tfjs.endedWithEos);
+      assert.ok(onnx.timings.generate > 0 && onnx.timings.score > 0);
+    } finally {
+      await engine.release();
     }
-    const scoreDiff = Math.max(...onnx.rawScores.map((score, i) => Math.abs(score - tfjs.rawScores[i])));
-    assert.ok(scoreDiff <= tolerance, `scores differ by ${scoreDiff}`);
-    assert.deepEqual(onnx.endedWithEos, tfjs.endedWithEos);
-    assert.ok(onnx.timings.generate > 0 && onnx.timings.score > 0);
-  } finally {
-    await engine.release();
-  }
-});
+  },
+);
 
 test('both weight-sync modes follow an update of the tfjs weights', async () => {
   const { policy, prompts } = await threeModels();
@@ -227,7 +234,8 @@ test('a PPO stage with rollout_engine "onnx" trains, writes traces, and its firs
     if (trace.kind !== 'ppo') continue;
     assert.equal(trace.rows.length, 8);
     for (const row of trace.rows) {
-      // One minibatch: the first epoch's update sees exactly the rollout policy, so π/π_old is 1 up to the engines' float differences.
+      // One minibatch: the first epoch's update sees exactly the rollout policy,
+      // so π/π_old is 1 up to the engines' float differences.
       for (const ratio of row.ratio[0])
         assert.ok(Math.abs(ratio - 1) < 1e-3, `step ${step} first-epoch ratio ${ratio}`);
       assert.equal(row.value.length, row.tokens.length);

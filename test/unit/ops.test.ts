@@ -174,22 +174,26 @@ describe('on wasm the hand-written ops run forward and backward, matching cpu', 
     });
   }
 
-  test('the built-in tf.gather gradient throws on wasm (no UnsortedSegmentSum kernel), which is why embedding has its own', () => {
-    // Checked against tfjs-backend-wasm 4.22: gather's forward runs, its gradient needs a kernel wasm lacks.
-    assert.throws(
-      () =>
-        tf.tidy(() =>
-          tf.grad((table: Tensor) => tf.sum(tf.gather(table, tf.tensor1d(repeatedIds1d, 'int32'))))(
-            tf.ones([vocab, width]),
+  test(
+    'the built-in tf.gather gradient throws on wasm (no UnsortedSegmentSum kernel), ' +
+      'which is why embedding has its own',
+    () => {
+      // Checked against tfjs-backend-wasm 4.22: gather's forward runs, its gradient needs a kernel wasm lacks.
+      assert.throws(
+        () =>
+          tf.tidy(() =>
+            tf.grad((table: Tensor) => tf.sum(tf.gather(table, tf.tensor1d(repeatedIds1d, 'int32'))))(
+              tf.ones([vocab, width]),
+            ),
           ),
-        ),
-      /UnsortedSegmentSum/,
-    );
-    // The engine still works afterwards (tfjs itself leaves the failed gradient's few tensors behind).
-    const rows = tf.tidy(() => tf.gather(tf.ones([vocab, width]), tf.tensor1d([1, 1], 'int32')).sum());
-    assert.equal(rows.dataSync()[0], 2 * width);
-    rows.dispose();
-  });
+        /UnsortedSegmentSum/,
+      );
+      // The engine still works afterwards (tfjs itself leaves the failed gradient's few tensors behind).
+      const rows = tf.tidy(() => tf.gather(tf.ones([vocab, width]), tf.tensor1d([1, 1], 'int32')).sum());
+      assert.equal(rows.dataSync()[0], 2 * width);
+      rows.dispose();
+    },
+  );
 });
 
 // ---- Plain-JS twins -------------------------------------------------------------------------------

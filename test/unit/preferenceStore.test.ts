@@ -35,42 +35,49 @@ test('dataset names map to .rlhf/preferences/<name>.jsonl; names that are not pl
   }
 });
 
-test('each judgment is one line in the DESIGN format; a retraction line removes it for readers, nothing is rewritten', async () => {
-  const file = path.join(temp(), '.rlhf', 'preferences', 'd.jsonl');
-  const store = new PreferenceStore(file);
-  await store.append(judgment('a'));
-  await store.append(judgment('b'));
-  const before = readFileSync(file, 'utf8');
-  assert.deepEqual(JSON.parse(before.split('\n')[0]), judgment('a'));
-  await store.retract('a');
-  const after = readFileSync(file, 'utf8');
-  assert.ok(after.startsWith(before), 'the earlier lines are untouched: undo only appends');
-  assert.deepEqual(Object.keys(JSON.parse(after.trim().split('\n')[2])).sort(), ['retracts', 'time']);
-  const read = await store.read();
-  assert.deepEqual(
-    read.judgments.map((j) => j.id),
-    ['b'],
-  );
-  assert.equal(read.retracted, 1);
-  assert.deepEqual(read.problems, []);
-});
+test(
+  'each judgment is one line in the DESIGN format; a ' + 'retraction line removes it for readers, nothing is rewritten',
+  async () => {
+    const file = path.join(temp(), '.rlhf', 'preferences', 'd.jsonl');
+    const store = new PreferenceStore(file);
+    await store.append(judgment('a'));
+    await store.append(judgment('b'));
+    const before = readFileSync(file, 'utf8');
+    assert.deepEqual(JSON.parse(before.split('\n')[0]), judgment('a'));
+    await store.retract('a');
+    const after = readFileSync(file, 'utf8');
+    assert.ok(after.startsWith(before), 'the earlier lines are untouched: undo only appends');
+    assert.deepEqual(Object.keys(JSON.parse(after.trim().split('\n')[2])).sort(), ['retracts', 'time']);
+    const read = await store.read();
+    assert.deepEqual(
+      read.judgments.map((j) => j.id),
+      ['b'],
+    );
+    assert.equal(read.retracted, 1);
+    assert.deepEqual(read.problems, []);
+  },
+);
 
-test('a torn last line (a crash mid-write) does not swallow the next judgment; readers report it by line and keep the rest', async () => {
-  const dir = temp();
-  const file = path.join(dir, 'd.jsonl');
-  writeFileSync(file, `${JSON.stringify(judgment('a'))}\n`);
-  appendFileSync(file, JSON.stringify(judgment('b')).slice(0, 40)); // half a line, no newline
-  const store = new PreferenceStore(file);
-  await store.append(judgment('c'));
-  const read = await store.read();
-  assert.deepEqual(
-    read.judgments.map((j) => j.id),
-    ['a', 'c'],
-  );
-  assert.equal(read.problems.length, 1);
-  assert.equal(read.problems[0].line, 2);
-  assert.match(read.problems[0].message, /not valid JSON/);
-});
+test(
+  'a torn last line (a crash mid-write) does not swallow the next judgment; ' +
+    'readers report it by line and keep the rest',
+  async () => {
+    const dir = temp();
+    const file = path.join(dir, 'd.jsonl');
+    writeFileSync(file, `${JSON.stringify(judgment('a'))}\n`);
+    appendFileSync(file, JSON.stringify(judgment('b')).slice(0, 40)); // half a line, no newline
+    const store = new PreferenceStore(file);
+    await store.append(judgment('c'));
+    const read = await store.read();
+    assert.deepEqual(
+      read.judgments.map((j) => j.id),
+      ['a', 'c'],
+    );
+    assert.equal(read.problems.length, 1);
+    assert.equal(read.problems[0].line, 2);
+    assert.match(read.problems[0].message, /not valid JSON/);
+  },
+);
 
 test('a line that is not UTF-8 is reported by line and skipped (not read with U+FFFD in it)', async () => {
   const file = path.join(temp(), 'd.jsonl');
@@ -108,12 +115,15 @@ test('a judgment acknowledged to a process that is killed with SIGKILL right aft
   const file = path.join(temp(), 'd.jsonl');
   // A child process appends through the real store, prints "saved" once append resolved, then spins
   // until the parent kills it: what a crashed extension host looks like.
+  const storeModule = path.join(__dirname, '..', '..', 'src', 'host', 'preferenceStore.ts');
   const script = `
-    const { PreferenceStore } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'src', 'host', 'preferenceStore.ts'))});
+    const { PreferenceStore } = require(${JSON.stringify(storeModule)});
     const store = new PreferenceStore(${JSON.stringify(file)});
     (async () => {
       for (let i = 0; ; i++) {
-        await store.append({ id: 'k' + i, prompt: 'p', completions: ['a', 'b'], ranking: [[i % 2], [1 - (i % 2)]], annotator: 'ada', note: 'n'.repeat(2000) });
+        const ranking = [[i % 2], [1 - (i % 2)]];
+        const note = 'n'.repeat(2000);
+        await store.append({ id: 'k' + i, prompt: 'p', completions: ['a', 'b'], ranking, annotator: 'ada', note });
         process.stdout.write('saved k' + i + '\\n');
       }
     })();
@@ -142,30 +152,34 @@ test('a judgment acknowledged to a process that is killed with SIGKILL right aft
   assert.ok(read.problems.length <= 1, JSON.stringify(read.problems));
 });
 
-test('export writes TRL pairwise lines: all K(K-1)/2 pairs of each live judgment, ties skipped, retracted ones left out', async () => {
-  const dir = temp();
-  const file = path.join(dir, 'd.jsonl');
-  const store = new PreferenceStore(file);
-  await store.append(judgment('a')); // [[2],[0,3],[1]]: 5 pairs (0–3 tie skipped)
-  await store.append(judgment('b', [[0], [1], [2], [3]])); // 6 pairs
-  await store.append(judgment('c', [[1], [0]])); // retracted below
-  await store.retract('c');
-  const output = path.join(dir, 'out.jsonl');
-  const result = await exportTrlPairwise(file, output);
-  assert.equal(result.pairs, 11);
-  assert.equal(result.judgments, 2);
-  const rows = readFileSync(output, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line));
-  assert.deepEqual(rows[0], { prompt: 'prompt a', chosen: 'y', rejected: 'w' });
-  assert.ok(rows.every((row) => Object.keys(row).join() === 'prompt,chosen,rejected'));
-  assert.ok(!rows.some((row) => row.prompt === 'prompt c'));
-  // The exported file reads back as judgments too (TRL lines are K = 2 judgments).
-  assert.equal((await readPreferenceFile(output)).judgments.length, 11);
-  // And the real `node` can parse every line (no BOM, no trailing garbage).
-  execFileSync(process.execPath, [
-    '-e',
-    `require('fs').readFileSync(${JSON.stringify(output)}, 'utf8').trim().split('\\n').forEach((l) => JSON.parse(l))`,
-  ]);
-});
+test(
+  'export writes TRL pairwise lines: all K(K-1)/2 pairs of each live judgment, ' +
+    'ties skipped, retracted ones left out',
+  async () => {
+    const dir = temp();
+    const file = path.join(dir, 'd.jsonl');
+    const store = new PreferenceStore(file);
+    await store.append(judgment('a')); // [[2],[0,3],[1]]: 5 pairs (0–3 tie skipped)
+    await store.append(judgment('b', [[0], [1], [2], [3]])); // 6 pairs
+    await store.append(judgment('c', [[1], [0]])); // retracted below
+    await store.retract('c');
+    const output = path.join(dir, 'out.jsonl');
+    const result = await exportTrlPairwise(file, output);
+    assert.equal(result.pairs, 11);
+    assert.equal(result.judgments, 2);
+    const rows = readFileSync(output, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    assert.deepEqual(rows[0], { prompt: 'prompt a', chosen: 'y', rejected: 'w' });
+    assert.ok(rows.every((row) => Object.keys(row).join() === 'prompt,chosen,rejected'));
+    assert.ok(!rows.some((row) => row.prompt === 'prompt c'));
+    // The exported file reads back as judgments too (TRL lines are K = 2 judgments).
+    assert.equal((await readPreferenceFile(output)).judgments.length, 11);
+    // And the real `node` can parse every line (no BOM, no trailing garbage).
+    execFileSync(process.execPath, [
+      '-e',
+      `require('fs').readFileSync(${JSON.stringify(output)}, 'utf8').trim().split('\\n').forEach((l) => JSON.parse(l))`,
+    ]);
+  },
+);

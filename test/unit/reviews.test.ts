@@ -14,21 +14,24 @@ test('the same seed gives the same reviews, another seed others, and a shorter r
   assert.deepEqual(heldOutPrompts(50), heldOutPrompts(50));
 });
 
-test('each review is prompt + completion, the completion starts with a space, and the text is short plain lowercase', () => {
-  for (const review of reviews) {
-    assert.equal(review.text, review.prompt + review.completion);
-    assert.match(review.completion, /^ \S/);
-    assert.ok(review.prompt.length > 0 && review.prompt.trim() === review.prompt, review.prompt);
-    assert.ok(review.text.length <= 180, `${review.text.length} characters: ${review.text}`);
-    assert.match(review.text, /^[a-z][a-z ',:.!]*[.!]$/, review.text);
-    assert.doesNotMatch(review.text, / {2}|\.\./);
-    assert.ok(review.label >= -1 && review.label <= 1);
-  }
-  const sentences = reviews.map((review) => review.text.split(/[.!](?: |$)/).filter(Boolean).length);
-  assert.ok(Math.min(...sentences) >= 1 && Math.max(...sentences) <= 3);
-  const mean = reviews.reduce((sum, review) => sum + review.text.length, 0) / reviews.length;
-  assert.ok(mean > 40 && mean < 120, `mean length ${mean}`);
-});
+test(
+  'each review is prompt + completion, the completion starts with a space, and the text is short plain ' + 'lowercase',
+  () => {
+    for (const review of reviews) {
+      assert.equal(review.text, review.prompt + review.completion);
+      assert.match(review.completion, /^ \S/);
+      assert.ok(review.prompt.length > 0 && review.prompt.trim() === review.prompt, review.prompt);
+      assert.ok(review.text.length <= 180, `${review.text.length} characters: ${review.text}`);
+      assert.match(review.text, /^[a-z][a-z ',:.!]*[.!]$/, review.text);
+      assert.doesNotMatch(review.text, / {2}|\.\./);
+      assert.ok(review.label >= -1 && review.label <= 1);
+    }
+    const sentences = reviews.map((review) => review.text.split(/[.!](?: |$)/).filter(Boolean).length);
+    assert.ok(Math.min(...sentences) >= 1 && Math.max(...sentences) <= 3);
+    const mean = reviews.reduce((sum, review) => sum + review.text.length, 0) / reviews.length;
+    assert.ok(mean > 40 && mean < 120, `mean length ${mean}`);
+  },
+);
 
 test('reviews vary: most texts are distinct, and positive, negative and lukewarm ones all occur', () => {
   const distinct = new Set(reviews.map((review) => review.text)).size;
@@ -136,7 +139,8 @@ test('the oracle is deterministic and scores over 100k short texts a second', ()
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const perSecond = (rounds * texts.length) / seconds;
   console.log(
-    `oracle throughput: ${Math.round(perSecond).toLocaleString('en-US')} texts/s (mean ${Math.round(texts.join('').length / texts.length)} characters; checksum ${sink.toFixed(3)})`,
+    `oracle throughput: ${Math.round(perSecond).toLocaleString('en-US')} texts/s (mean ` +
+      `${Math.round(texts.join('').length / texts.length)} characters; checksum ${sink.toFixed(3)})`,
   );
   assert.ok(perSecond > 100_000, `${Math.round(perSecond)} texts/s`);
 });

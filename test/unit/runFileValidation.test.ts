@@ -156,45 +156,48 @@ test('model.safetensors cut at any of several offsets is named with what is wron
   }
 });
 
-test('a safetensors header that lies about offsets, dtype or its own length is refused, naming the tensor', async () => {
-  const { checkpoint } = workspace();
-  const file = path.join(checkpoint(4), 'model.safetensors');
-  const whole = readFileSync(file);
-  const shifted = (header: Parameters<Parameters<typeof rewriteHeader>[1]>[0]) =>
-    Object.entries(header).find(([name]) => name !== '__metadata__') as [
-      string,
-      { dtype: string; data_offsets: number[] },
-    ];
-  rewriteHeader(file, (header) => {
-    const [, info] = shifted(header);
-    info.data_offsets = [info.data_offsets[0] + 4, info.data_offsets[1] + 4];
-  });
-  await rejectsNaming(
-    () => loadCheckpoint(checkpoint(4)),
-    file,
-    /invalid safetensors file: tensor ".+": data_offsets .*(overlap|unused|past the end)/,
-  );
-  writeFileSync(file, whole);
-  let renamed = '';
-  rewriteHeader(file, (header) => {
-    const [name, info] = shifted(header);
-    info.dtype = 'I32';
-    renamed = name;
-  });
-  await rejectsNaming(
-    () => loadCheckpoint(checkpoint(4)),
-    file,
-    new RegExp(`: tensor "${renamed.replace(/\./g, '\\.')}" is I32; RLHF Lens checkpoints hold F32`),
-  );
-  const huge = Buffer.from(whole);
-  huge.writeBigUInt64LE(2n ** 40n, 0);
-  writeFileSync(file, huge);
-  await rejectsNaming(
-    () => loadCheckpoint(checkpoint(4)),
-    file,
-    /header size 1099511627776 is over the 100000000-byte limit/,
-  );
-});
+test(
+  'a safetensors header that lies about offsets, dtype ' + 'or its own length is refused, naming the tensor',
+  async () => {
+    const { checkpoint } = workspace();
+    const file = path.join(checkpoint(4), 'model.safetensors');
+    const whole = readFileSync(file);
+    const shifted = (header: Parameters<Parameters<typeof rewriteHeader>[1]>[0]) =>
+      Object.entries(header).find(([name]) => name !== '__metadata__') as [
+        string,
+        { dtype: string; data_offsets: number[] },
+      ];
+    rewriteHeader(file, (header) => {
+      const [, info] = shifted(header);
+      info.data_offsets = [info.data_offsets[0] + 4, info.data_offsets[1] + 4];
+    });
+    await rejectsNaming(
+      () => loadCheckpoint(checkpoint(4)),
+      file,
+      /invalid safetensors file: tensor ".+": data_offsets .*(overlap|unused|past the end)/,
+    );
+    writeFileSync(file, whole);
+    let renamed = '';
+    rewriteHeader(file, (header) => {
+      const [name, info] = shifted(header);
+      info.dtype = 'I32';
+      renamed = name;
+    });
+    await rejectsNaming(
+      () => loadCheckpoint(checkpoint(4)),
+      file,
+      new RegExp(`: tensor "${renamed.replace(/\./g, '\\.')}" is I32; RLHF Lens checkpoints hold F32`),
+    );
+    const huge = Buffer.from(whole);
+    huge.writeBigUInt64LE(2n ** 40n, 0);
+    writeFileSync(file, huge);
+    await rejectsNaming(
+      () => loadCheckpoint(checkpoint(4)),
+      file,
+      /header size 1099511627776 is over the 100000000-byte limit/,
+    );
+  },
+);
 
 test('config.json that is {}, [] or cut short is named with the field or the line and column', async () => {
   const { checkpoint } = workspace();
@@ -229,7 +232,8 @@ test('config.json that is {}, [] or cut short is named with the field or the lin
     () => loadCheckpoint(checkpoint(4)),
     weights,
     new RegExp(
-      `^: holds 1 transformer blocks \\(transformer\\.h\\.<i>\\) but ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} says n_layer 1000`,
+      `^: holds 1 transformer blocks \\(transformer\\.h\\.<i>\\) but ` +
+        `${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} says n_layer 1000`,
     ),
   );
   writeFileSync(file, whole);
@@ -244,7 +248,8 @@ test('config.json that is {}, [] or cut short is named with the field or the lin
 test('JSON that does not parse is named with its line, column and what is wrong there', () => {
   assert.throws(() => parseJsonText('{\n  "a": [1, 2', 'x.json'), {
     message:
-      'x.json:2:13: not valid JSON ("]" expected, at the end of the file: is it cut short?) — the file is damaged or cut short; restore it or write it again',
+      'x.json:2:13: not valid JSON ("]" expected, at the end of the file: is it cut short?) — the file is ' +
+      'damaged or cut short; restore it or write it again',
   });
   assert.throws(() => parseJsonText('{"a" 1}', 'x.json'), { message: /^x\.json:1:6: not valid JSON \(":" expected\)/ });
 });
@@ -292,29 +297,33 @@ test('tokenizer.json cut short or without model.vocab, and a wrong tokenizer_con
 
 // ---------------------------------------------------------------- finite weights
 
-test('a NaN checkpoint is refused by loadCheckpoint and skipped by the latest-good search, which warns naming file and tensor', async () => {
-  const { runDir, checkpoint } = workspace();
-  const file = path.join(checkpoint(4), 'model.safetensors');
-  const name = plantInWeights(file, Number.NaN);
-  await rejectsNaming(
-    () => loadCheckpoint(checkpoint(4)),
-    file,
-    new RegExp(`^: weight "${name.replace(/\./g, '\\.')}" holds NaN at element 3`),
-  );
-  const warnings: string[] = [];
-  assert.deepEqual(
-    latestCheckpoint(runDir, (message) => warnings.push(message)),
-    { dir: checkpoint(2), step: 2 },
-  );
-  assert.equal(warnings.length, 1);
-  assert.ok(warnings[0].startsWith(`${file}: weight "${name}" holds NaN at element 3; skipping`), warnings[0]);
-  plantInWeights(path.join(checkpoint(2), 'model.safetensors'), Number.POSITIVE_INFINITY);
-  assert.equal(
-    latestCheckpoint(runDir, () => undefined),
-    undefined,
-    'no finite checkpoint: nothing to resume from',
-  );
-});
+test(
+  'a NaN checkpoint is refused by loadCheckpoint and skipped by the latest-good search, ' +
+    'which warns naming file and tensor',
+  async () => {
+    const { runDir, checkpoint } = workspace();
+    const file = path.join(checkpoint(4), 'model.safetensors');
+    const name = plantInWeights(file, Number.NaN);
+    await rejectsNaming(
+      () => loadCheckpoint(checkpoint(4)),
+      file,
+      new RegExp(`^: weight "${name.replace(/\./g, '\\.')}" holds NaN at element 3`),
+    );
+    const warnings: string[] = [];
+    assert.deepEqual(
+      latestCheckpoint(runDir, (message) => warnings.push(message)),
+      { dir: checkpoint(2), step: 2 },
+    );
+    assert.equal(warnings.length, 1);
+    assert.ok(warnings[0].startsWith(`${file}: weight "${name}" holds NaN at element 3; skipping`), warnings[0]);
+    plantInWeights(path.join(checkpoint(2), 'model.safetensors'), Number.POSITIVE_INFINITY);
+    assert.equal(
+      latestCheckpoint(runDir, () => undefined),
+      undefined,
+      'no finite checkpoint: nothing to resume from',
+    );
+  },
+);
 
 test('saveCheckpoint refuses NaN or infinite weights, naming the weight, and writes nothing', async () => {
   const { checkpoint } = workspace();
@@ -445,21 +454,25 @@ test('run names become ids that stay inside the runs folder: "..", absolute path
 
 // ---------------------------------------------------------------- through the real CLI
 
-test('CLI: resume of a run.json with stage_index 99 or a planted name exits non-zero, names the field, and changes nothing', () => {
-  const damages: [(json: Record<string, unknown>) => unknown, string][] = [
-    [(json) => ({ ...json, stage_index: 99 }), 'stage_index 99 is out of range'],
-    [(json) => ({ ...json, config: { ...(json.config as object), name: '../../escape' } }), 'config.name must match'],
-  ];
-  for (const [damage, message] of damages) {
-    const { parent, root, runDir } = workspace();
-    editJson(path.join(runDir, 'run.json'), damage);
-    const before = tree(parent);
-    const result = cli(['train', '--resume', runDir], root);
-    assert.equal(result.status, 1, result.stderr);
-    assert.ok(result.stderr.includes(`error: ${path.join(runDir, 'run.json')}: ${message}`), result.stderr);
-    assert.deepEqual(tree(parent), before, 'no file written or changed, inside the runs folder or out of it');
-  }
-});
+test(
+  'CLI: resume of a run.json with stage_index 99 or a planted name exits non-zero, ' +
+    'names the field, and changes nothing',
+  () => {
+    const damages: [(json: Record<string, unknown>) => unknown, string][] = [
+      [(json) => ({ ...json, stage_index: 99 }), 'stage_index 99 is out of range'],
+      [(json) => ({ ...json, config: { ...(json.config as object), name: '../../escape' } }), 'config.name must match'],
+    ];
+    for (const [damage, message] of damages) {
+      const { parent, root, runDir } = workspace();
+      editJson(path.join(runDir, 'run.json'), damage);
+      const before = tree(parent);
+      const result = cli(['train', '--resume', runDir], root);
+      assert.equal(result.status, 1, result.stderr);
+      assert.ok(result.stderr.includes(`error: ${path.join(runDir, 'run.json')}: ${message}`), result.stderr);
+      assert.deepEqual(tree(parent), before, 'no file written or changed, inside the runs folder or out of it');
+    }
+  },
+);
 
 test('CLI: resume from a checkpoint whose trainer_state.json says "100" fails naming the file and field', () => {
   const { root, runDir, checkpoint } = workspace();
@@ -489,7 +502,8 @@ test('CLI: sample of a cut model.safetensors and export of a config.json that is
   assert.match(
     sampled.stderr,
     new RegExp(
-      `${weights.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid safetensors file: the header size says \\d+ bytes but only 992 follow: the file is truncated`,
+      `${weights.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid safetensors file: the header size says \\d+ ` +
+        `bytes but only 992 follow: the file is truncated`,
     ),
   );
   cpSync(path.join(pristine, '.rlhf', 'runs', runId, 'checkpoints', 'step-4', 'model.safetensors'), weights);
@@ -507,21 +521,24 @@ test('CLI: sample of a cut model.safetensors and export of a config.json that is
   );
 });
 
-test('CLI: resume skips a NaN checkpoint with a warning and continues from the one before, to a finite end', async () => {
-  const { root, runDir, checkpoint } = workspace();
-  const file = path.join(checkpoint(4), 'model.safetensors');
-  const name = plantInWeights(file, Number.NaN);
-  stopped(runDir);
-  const result = cli(['train', '--resume', runDir], root);
-  assert.equal(result.status, 0, result.stderr);
-  assert.ok(
-    result.stderr.includes(
-      `warn: ${file}: weight "${name}" holds NaN at element 3; skipping this checkpoint for the one before`,
-    ),
-    result.stderr,
-  );
-  assert.ok(result.stderr.includes(`resuming from ${checkpoint(2)} (step 2)`), result.stderr);
-  const resumed = await loadCheckpoint(checkpoint(4));
-  assert.equal(resumed.trainerState.global_step, 4);
-  assert.ok([...resumed.weights.values()].every(({ data }) => data.every(Number.isFinite)));
-});
+test(
+  'CLI: resume skips a NaN checkpoint with a warning ' + 'and continues from the one before, to a finite end',
+  async () => {
+    const { root, runDir, checkpoint } = workspace();
+    const file = path.join(checkpoint(4), 'model.safetensors');
+    const name = plantInWeights(file, Number.NaN);
+    stopped(runDir);
+    const result = cli(['train', '--resume', runDir], root);
+    assert.equal(result.status, 0, result.stderr);
+    assert.ok(
+      result.stderr.includes(
+        `warn: ${file}: weight "${name}" holds NaN at element 3; skipping this checkpoint for the one before`,
+      ),
+      result.stderr,
+    );
+    assert.ok(result.stderr.includes(`resuming from ${checkpoint(2)} (step 2)`), result.stderr);
+    const resumed = await loadCheckpoint(checkpoint(4));
+    assert.equal(resumed.trainerState.global_step, 4);
+    assert.ok([...resumed.weights.values()].every(({ data }) => data.every(Number.isFinite)));
+  },
+);

@@ -231,24 +231,27 @@ test('refuses to encode tensors whose data does not match their dtype or shape',
   );
 });
 
-test('a file cut at every byte offset is refused as a SafetensorsFormatError, never a RangeError or a short tensor', () => {
-  const whole = encodeSafetensors(
-    {
-      b: { dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
-      a: { dtype: 'I64', shape: [1], data: new BigInt64Array([9n]) },
-      c: { dtype: 'U8', shape: [3], data: new Uint8Array([1, 2, 3]) },
-    },
-    { format: 'pt' },
-  );
-  for (let length = 0; length < whole.length; length++) {
-    assert.throws(
-      () => decodeSafetensors(whole.subarray(0, length)),
-      SafetensorsFormatError,
-      `cut at ${length} of ${whole.length}`,
+test(
+  'a file cut at every byte offset is refused as a ' + 'SafetensorsFormatError, never a RangeError or a short tensor',
+  () => {
+    const whole = encodeSafetensors(
+      {
+        b: { dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
+        a: { dtype: 'I64', shape: [1], data: new BigInt64Array([9n]) },
+        c: { dtype: 'U8', shape: [3], data: new Uint8Array([1, 2, 3]) },
+      },
+      { format: 'pt' },
     );
-  }
-  assert.deepEqual(Object.keys(decodeSafetensors(whole).tensors).sort(), ['a', 'b', 'c']);
-});
+    for (let length = 0; length < whole.length; length++) {
+      assert.throws(
+        () => decodeSafetensors(whole.subarray(0, length)),
+        SafetensorsFormatError,
+        `cut at ${length} of ${whole.length}`,
+      );
+    }
+    assert.deepEqual(Object.keys(decodeSafetensors(whole).tensors).sort(), ['a', 'b', 'c']);
+  },
+);
 
 const lies: [what: string, bytes: Uint8Array, message: RegExp][] = [
   [

@@ -224,20 +224,24 @@ describe('generate', () => {
     assert.equal(results[1].finishedByEos, stop >= 0);
   });
 
-  test('a batch of prompts of different lengths at temperature 0 gives each prompt what it gives alone (left padding is invisible)', async () => {
-    const prompts = [[2], [7, 3, 11, 19, 23, 5], [13, 8, 30], [1, 2, 3, 4]];
-    const greedy = { ...base, temperature: 0, maxNewTokens: 7 };
-    const batch = await generate(model, prompts, greedy);
-    for (const [b, prompt] of prompts.entries()) {
-      const [alone] = await generate(model, [prompt], greedy);
-      assert.deepEqual(batch[b].tokens, alone.tokens, `prompt ${b}`);
-      batch[b].logprobs.forEach((lp, i) =>
-        assert.ok(Math.abs(lp - alone.logprobs[i]) < 1e-4, `prompt ${b} token ${i}: ${lp} vs ${alone.logprobs[i]}`),
-      );
-    }
-    // The continuations are not all the same, so the comparison means something.
-    assert.ok(new Set(batch.map((s) => s.tokens.join(','))).size > 1);
-  });
+  test(
+    'a batch of prompts of different lengths at temperature 0 gives ' +
+      'each prompt what it gives alone (left padding is invisible)',
+    async () => {
+      const prompts = [[2], [7, 3, 11, 19, 23, 5], [13, 8, 30], [1, 2, 3, 4]];
+      const greedy = { ...base, temperature: 0, maxNewTokens: 7 };
+      const batch = await generate(model, prompts, greedy);
+      for (const [b, prompt] of prompts.entries()) {
+        const [alone] = await generate(model, [prompt], greedy);
+        assert.deepEqual(batch[b].tokens, alone.tokens, `prompt ${b}`);
+        batch[b].logprobs.forEach((lp, i) =>
+          assert.ok(Math.abs(lp - alone.logprobs[i]) < 1e-4, `prompt ${b} token ${i}: ${lp} vs ${alone.logprobs[i]}`),
+        );
+      }
+      // The continuations are not all the same, so the comparison means something.
+      assert.ok(new Set(batch.map((s) => s.tokens.join(','))).size > 1);
+    },
+  );
 
   test('leaks no tensors: numTensors is the same before and after generate, also when EOS ends it early', async () => {
     const prompts = [

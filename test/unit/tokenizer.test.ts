@@ -155,18 +155,25 @@ const SAMPLES = [
   '<|eos|> <|bos|><|pad|> look like specials',
 ];
 
-test("the byte-level map is GPT-2's: 256 distinct stand-ins, printable ASCII as itself, space as Ġ, newline as Ċ", () => {
-  assert.equal(new Set(BYTE_TO_CHAR).size, 256);
-  assert.equal(BYTE_TO_CHAR[0x41], 'A');
-  assert.equal(BYTE_TO_CHAR[0x20], 'Ġ');
-  assert.equal(BYTE_TO_CHAR[0x0a], 'Ċ');
-  assert.equal(BYTE_TO_CHAR[0x00], 'Ā');
-  assert.equal(BYTE_TO_CHAR[0xad], 'Ń'); // the soft hyphen is the last remapped byte
-});
+test(
+  "the byte-level map is GPT-2's: 256 distinct stand-ins, " + 'printable ASCII as itself, space as Ġ, newline as Ċ',
+  () => {
+    assert.equal(new Set(BYTE_TO_CHAR).size, 256);
+    assert.equal(BYTE_TO_CHAR[0x41], 'A');
+    assert.equal(BYTE_TO_CHAR[0x20], 'Ġ');
+    assert.equal(BYTE_TO_CHAR[0x0a], 'Ċ');
+    assert.equal(BYTE_TO_CHAR[0x00], 'Ā');
+    assert.equal(BYTE_TO_CHAR[0xad], 'Ń'); // the soft hyphen is the last remapped byte
+  },
+);
 
-test('decode(encode(s)) returns s for ASCII, accents, CJK, emoji, ZWJ sequences, flags, combining marks, whitespace and the empty string', () => {
-  for (const text of SAMPLES) assert.equal(tokenizer.decode(tokenizer.encode(text)), text, JSON.stringify(text));
-});
+test(
+  'decode(encode(s)) returns s for ASCII, accents, CJK, emoji, ' +
+    'ZWJ sequences, flags, combining marks, whitespace and the empty string',
+  () => {
+    for (const text of SAMPLES) assert.equal(tokenizer.decode(tokenizer.encode(text)), text, JSON.stringify(text));
+  },
+);
 
 test('a lone surrogate has no UTF-8 form: it round-trips as U+FFFD, the rest of the string unchanged', () => {
   for (const text of ['\uD800', 'a\uD800b', 'x\uDC00', '\uDBFF\uD83D\uDE00', '😀\uD83D']) {
@@ -263,54 +270,68 @@ test('trains a 512-token vocabulary on 1 MB of text in seconds', () => {
   assert.ok(seconds < 10, `took ${seconds.toFixed(1)} s`);
 });
 
-test('save writes tokenizer.json and tokenizer_config.json atomically, and load reads back the same tokenizer', async () => {
-  const dir = path.join(await mkdtemp(path.join(tmpdir(), 'rlhf-tokenizer-')), 'nested', 'model');
-  await tokenizer.save(dir, { modelMaxLength: 256 });
-  assert.deepEqual((await readdir(dir)).sort(), ['tokenizer.json', 'tokenizer_config.json'], 'no temporary files left');
-  const loaded = await BpeTokenizer.load(dir);
-  assert.deepEqual(loaded.toModel(), tokenizer.toModel());
-  const text = HELD_OUT.slice(0, 50).join('');
-  assert.deepEqual(loaded.encode(text), tokenizer.encode(text));
+test(
+  'save writes tokenizer.json and tokenizer_config.json ' + 'atomically, and load reads back the same tokenizer',
+  async () => {
+    const dir = path.join(await mkdtemp(path.join(tmpdir(), 'rlhf-tokenizer-')), 'nested', 'model');
+    await tokenizer.save(dir, { modelMaxLength: 256 });
+    assert.deepEqual(
+      (await readdir(dir)).sort(),
+      ['tokenizer.json', 'tokenizer_config.json'],
+      'no temporary files left',
+    );
+    const loaded = await BpeTokenizer.load(dir);
+    assert.deepEqual(loaded.toModel(), tokenizer.toModel());
+    const text = HELD_OUT.slice(0, 50).join('');
+    assert.deepEqual(loaded.encode(text), tokenizer.encode(text));
 
-  const json = JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8'));
-  assert.equal(json.version, '1.0');
-  assert.deepEqual(
-    json.added_tokens.map((token: { id: number; content: string; special: boolean }) => [
-      token.id,
-      token.content,
-      token.special,
-    ]),
-    [
-      [0, '<|pad|>', true],
-      [1, '<|bos|>', true],
-      [2, '<|eos|>', true],
-    ],
-  );
-  assert.equal(json.model.type, 'BPE');
-  assert.deepEqual(json.model.merges[0].length, 2, 'merges are [left, right] pairs');
-  assert.equal(json.model.vocab['Ġ'], 3 + 0x20);
-  const config = JSON.parse(await readFile(path.join(dir, 'tokenizer_config.json'), 'utf8'));
-  assert.equal(config.tokenizer_class, 'PreTrainedTokenizerFast');
-  assert.deepEqual(
-    [config.bos_token, config.eos_token, config.pad_token, config.model_max_length],
-    ['<|bos|>', '<|eos|>', '<|pad|>', 256],
-  );
+    const json = JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8'));
+    assert.equal(json.version, '1.0');
+    assert.deepEqual(
+      json.added_tokens.map((token: { id: number; content: string; special: boolean }) => [
+        token.id,
+        token.content,
+        token.special,
+      ]),
+      [
+        [0, '<|pad|>', true],
+        [1, '<|bos|>', true],
+        [2, '<|eos|>', true],
+      ],
+    );
+    assert.equal(json.model.type, 'BPE');
+    assert.deepEqual(json.model.merges[0].length, 2, 'merges are [left, right] pairs');
+    assert.equal(json.model.vocab['Ġ'], 3 + 0x20);
+    const config = JSON.parse(await readFile(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+    assert.equal(config.tokenizer_class, 'PreTrainedTokenizerFast');
+    assert.deepEqual(
+      [config.bos_token, config.eos_token, config.pad_token, config.model_max_length],
+      ['<|bos|>', '<|eos|>', '<|pad|>', 256],
+    );
 
-  // The legacy "left right" merge strings are read too.
-  json.model.merges = json.model.merges.map((pair: [string, string]) => pair.join(' '));
-  assert.deepEqual(BpeTokenizer.fromJSON(json).toModel(), tokenizer.toModel());
-  await assert.rejects(BpeTokenizer.load(path.join(dir, 'absent')), /Could not read the tokenizer at .*Save one there/);
-  assert.throws(
-    () => BpeTokenizer.fromJSON({ ...json, pre_tokenizer: { type: 'Metaspace' } }),
-    /pre_tokenizer is not ByteLevel/,
-  );
-});
+    // The legacy "left right" merge strings are read too.
+    json.model.merges = json.model.merges.map((pair: [string, string]) => pair.join(' '));
+    assert.deepEqual(BpeTokenizer.fromJSON(json).toModel(), tokenizer.toModel());
+    await assert.rejects(
+      BpeTokenizer.load(path.join(dir, 'absent')),
+      /Could not read the tokenizer at .*Save one there/,
+    );
+    assert.throws(
+      () => BpeTokenizer.fromJSON({ ...json, pre_tokenizer: { type: 'Metaspace' } }),
+      /pre_tokenizer is not ByteLevel/,
+    );
+  },
+);
 
-test("words are split as Rust tokenizers splits them: U+0085 is whitespace and U+FEFF is not, unlike JavaScript's \\s", () => {
-  assert.deepEqual(splitWords("Hello world's  end\n\n  x"), ['Hello', ' world', "'s", ' ', ' end', '\n\n ', ' x']);
-  assert.deepEqual(splitWords(' \u0085b'), [' ', '\u0085', 'b']);
-  assert.deepEqual(splitWords('a  \uFEFFb'), ['a', ' ', ' \uFEFF', 'b']);
-});
+test(
+  "words are split as Rust tokenizers splits them: U+0085 is whitespace and U+FEFF is not, unlike JavaScript's " +
+    '\\s',
+  () => {
+    assert.deepEqual(splitWords("Hello world's  end\n\n  x"), ['Hello', ' world', "'s", ' ', ' end', '\n\n ', ' x']);
+    assert.deepEqual(splitWords(' \u0085b'), [' ', '\u0085', 'b']);
+    assert.deepEqual(splitWords('a  \uFEFFb'), ['a', ' ', ' \uFEFF', 'b']);
+  },
+);
 
 test('Hugging Face tokenizers.js loads our saved files and gives the same ids and decodes', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'rlhf-tokenizer-hf-'));

@@ -472,24 +472,27 @@ test('decodeTraceTable gives the same rows as decodeTrace, one at a time', () =>
   assert.throws(() => table.row(-1), RangeError);
 });
 
-test('writeTrace writes traces/step-7.arrow atomically, leaving no temporary file, and refuses rows of another step', async () => {
-  const runDir = await mkdtemp(path.join(tmpdir(), 'rlhf-trace-'));
-  const rows = [ppoRow(0, ['x']), ppoRow(1, ['y', 'z'])];
-  const file = writeTrace(runDir, 7, 'ppo', rows);
-  assert.equal(file, path.join(runDir, 'traces', 'step-7.arrow'));
-  assert.deepEqual(await readdir(path.join(runDir, 'traces')), ['step-7.arrow']);
-  assert.deepEqual(
-    decodeTrace(await readFile(file)).rows,
-    rows.map((row) => float32Rounded(row, ppoFloats)),
-  );
-  writeTrace(runDir, 7, 'ppo', rows.slice(0, 1)); // rewriting a step replaces its file
-  assert.equal(decodeTrace(await readFile(file)).rows.length, 1);
-  assert.throws(
-    () => writeTrace(runDir, 8, 'ppo', rows),
-    /row 0 \(sample 0\) has step 7 but is being written to the file of step 8/,
-  );
-  assert.deepEqual(await readdir(path.join(runDir, 'traces')), ['step-7.arrow']);
-});
+test(
+  'writeTrace writes traces/step-7.arrow atomically, ' + 'leaving no temporary file, and refuses rows of another step',
+  async () => {
+    const runDir = await mkdtemp(path.join(tmpdir(), 'rlhf-trace-'));
+    const rows = [ppoRow(0, ['x']), ppoRow(1, ['y', 'z'])];
+    const file = writeTrace(runDir, 7, 'ppo', rows);
+    assert.equal(file, path.join(runDir, 'traces', 'step-7.arrow'));
+    assert.deepEqual(await readdir(path.join(runDir, 'traces')), ['step-7.arrow']);
+    assert.deepEqual(
+      decodeTrace(await readFile(file)).rows,
+      rows.map((row) => float32Rounded(row, ppoFloats)),
+    );
+    writeTrace(runDir, 7, 'ppo', rows.slice(0, 1)); // rewriting a step replaces its file
+    assert.equal(decodeTrace(await readFile(file)).rows.length, 1);
+    assert.throws(
+      () => writeTrace(runDir, 8, 'ppo', rows),
+      /row 0 \(sample 0\) has step 7 but is being written to the file of step 8/,
+    );
+    assert.deepEqual(await readdir(path.join(runDir, 'traces')), ['step-7.arrow']);
+  },
+);
 
 test('a dashboard-sized PPO step (1,024 rows × 256 tokens × 4 epochs) encodes and decodes well under a second', (t) => {
   const tokens = Array.from({ length: 256 }, (_, i) => ` tok${i}`);
@@ -503,7 +506,8 @@ test('a dashboard-sized PPO step (1,024 rows × 256 tokens × 4 epochs) encodes 
   const one = table.row(1023);
   const rowRead = performance.now();
   t.diagnostic(
-    `${(bytes.length / 2 ** 20).toFixed(1)} MiB; encode ${(encoded - started).toFixed(0)} ms, decode ${(finished - encoded).toFixed(0)} ms, ` +
+    `${(bytes.length / 2 ** 20).toFixed(1)} MiB; encode ${(encoded - started).toFixed(0)} ms, decode ` +
+      `${(finished - encoded).toFixed(0)} ms, ` +
       `decodeTraceTable + one row ${(rowRead - finished).toFixed(1)} ms`,
   );
   assert.equal(decoded.rows.length, 1024);

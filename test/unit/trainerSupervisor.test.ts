@@ -94,31 +94,35 @@ test('dispose stops every running trainer', async () => {
   assert.throws(() => local.start({ label: 'late' }), /shutting down/);
 });
 
-test('in an untrusted workspace no trainer starts, whoever asks (runs, the Rank view sampler), and trust is asked at each start', async () => {
-  let trusted = false;
-  const gated = new TrainerSupervisor(trainerEntry, () => trusted);
-  try {
-    assert.throws(() => gated.start({ label: 'rank sampler' }), /starts "rank sampler" only in a trusted workspace/);
-    assert.equal(gated.trainers.length, 0, 'nothing was forked');
-    const sampler = new CheckpointSampler(gated);
-    await assert.rejects(
-      sampler.sample({
-        checkpoint: 'unused',
-        prompt: 'x',
-        numSamples: 1,
-        temperature: 1,
-        topP: 1,
-        maxNewTokens: 1,
-        seed: 1,
-      }),
-      /only in a trusted workspace/,
-    );
-    assert.equal(sampler.pid, undefined);
-    trusted = true; // the user trusted the folder: the next start goes through
-    const trainer = gated.start({ label: 'after trust' });
-    assert.equal((await trainer.ready).type, 'trainer/ready');
-    assert.equal((await trainer.stop()).crashed, false);
-  } finally {
-    await gated.dispose();
-  }
-});
+test(
+  'in an untrusted workspace no trainer starts, whoever asks (runs, ' +
+    'the Rank view sampler), and trust is asked at each start',
+  async () => {
+    let trusted = false;
+    const gated = new TrainerSupervisor(trainerEntry, () => trusted);
+    try {
+      assert.throws(() => gated.start({ label: 'rank sampler' }), /starts "rank sampler" only in a trusted workspace/);
+      assert.equal(gated.trainers.length, 0, 'nothing was forked');
+      const sampler = new CheckpointSampler(gated);
+      await assert.rejects(
+        sampler.sample({
+          checkpoint: 'unused',
+          prompt: 'x',
+          numSamples: 1,
+          temperature: 1,
+          topP: 1,
+          maxNewTokens: 1,
+          seed: 1,
+        }),
+        /only in a trusted workspace/,
+      );
+      assert.equal(sampler.pid, undefined);
+      trusted = true; // the user trusted the folder: the next start goes through
+      const trainer = gated.start({ label: 'after trust' });
+      assert.equal((await trainer.ready).type, 'trainer/ready');
+      assert.equal((await trainer.stop()).crashed, false);
+    } finally {
+      await gated.dispose();
+    }
+  },
+);

@@ -264,7 +264,8 @@ export async function startCodeServer(options: StartOptions): Promise<CodeServer
     port,
     output,
     workbenchUrl: (folder, payload) =>
-      `${url}?folder=${encodeURIComponent(folder)}${payload ? `&payload=${encodeURIComponent(JSON.stringify(payload))}` : ''}`,
+      `${url}?folder=` +
+      `${encodeURIComponent(folder)}${payload ? `&payload=${encodeURIComponent(JSON.stringify(payload))}` : ''}`,
     remoteUri: (path) => `vscode-remote://127.0.0.1:${port}${path}`,
     stop,
   };

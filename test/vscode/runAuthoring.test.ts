@@ -188,47 +188,50 @@ async function contextMenu(page: Page, rowText: string | RegExp, entry: string):
   }
 }
 
-test('RLHF: New Run asks for a template and a name, writes the config, and the schema documents every field on hover', async () => {
-  const page = await openWorkbench(trusted, workspace);
-  try {
-    await onFailure(page, 'new-run', async () => {
-      await startAskingCommand(page, 'RLHF: New Run');
-      // Other templates mention PPO in their detail line: the row whose label is PPO.
-      const ppoRow = page.locator('.quick-input-widget .monaco-list-row', { hasText: /^PPO/ }).first();
-      await ppoRow.waitFor({ timeout: 15_000 });
-      await screenshot(page, 'authoring-new-run-templates');
-      await ppoRow.click();
-      const input = page.locator('.quick-input-widget .quick-input-box input');
-      await input.waitFor({ timeout: 10_000 });
-      await input.fill('ui-ppo');
-      await input.press('Enter');
-      await page.locator('.tab', { hasText: 'ui-ppo.rlhf.json' }).waitFor({ timeout: 15_000 });
-      await page.locator('.codelens-decoration', { hasText: 'Start run' }).waitFor({ timeout: 30_000 });
-      const written = JSON.parse(readFileSync(join(workspace, 'ui-ppo.rlhf.json'), 'utf8'));
-      assert.deepEqual(
-        written.stages.map((stage: { type: string }) => stage.type),
-        ['sft', 'preferences', 'reward', 'ppo'],
-      );
-      // Hover a PPO setting: its effect, TRL's name and the default. Go to its line first: the editor
-      // renders only the lines in view.
-      const estimatorLine =
-        readFileSync(join(workspace, 'ui-ppo.rlhf.json'), 'utf8')
-          .split('\n')
-          .findIndex((line) => line.includes('"kl_estimator"')) + 1;
-      await page.locator('.monaco-editor .view-lines').first().click();
-      await page.keyboard.press('Control+G');
-      await page.locator('.quick-input-widget .quick-input-box input').fill(`:${estimatorLine}`);
-      await page.keyboard.press('Enter');
-      await page.locator('.view-line span', { hasText: '"kl_estimator"' }).first().hover();
-      const hover = page.locator('.monaco-hover', { hasText: 'TRL' });
-      await hover.waitFor({ timeout: 20_000 });
-      assert.match(await hover.innerText(), /Per-token KL estimate[\s\S]*TRL: kl_estimator[\s\S]*Default: "k1"/);
-      await screenshot(page, 'authoring-new-run-hover');
-    });
-  } finally {
-    await page.close();
-  }
-});
+test(
+  'RLHF: New Run asks for a template and a name, writes ' + 'the config, and the schema documents every field on hover',
+  async () => {
+    const page = await openWorkbench(trusted, workspace);
+    try {
+      await onFailure(page, 'new-run', async () => {
+        await startAskingCommand(page, 'RLHF: New Run');
+        // Other templates mention PPO in their detail line: the row whose label is PPO.
+        const ppoRow = page.locator('.quick-input-widget .monaco-list-row', { hasText: /^PPO/ }).first();
+        await ppoRow.waitFor({ timeout: 15_000 });
+        await screenshot(page, 'authoring-new-run-templates');
+        await ppoRow.click();
+        const input = page.locator('.quick-input-widget .quick-input-box input');
+        await input.waitFor({ timeout: 10_000 });
+        await input.fill('ui-ppo');
+        await input.press('Enter');
+        await page.locator('.tab', { hasText: 'ui-ppo.rlhf.json' }).waitFor({ timeout: 15_000 });
+        await page.locator('.codelens-decoration', { hasText: 'Start run' }).waitFor({ timeout: 30_000 });
+        const written = JSON.parse(readFileSync(join(workspace, 'ui-ppo.rlhf.json'), 'utf8'));
+        assert.deepEqual(
+          written.stages.map((stage: { type: string }) => stage.type),
+          ['sft', 'preferences', 'reward', 'ppo'],
+        );
+        // Hover a PPO setting: its effect, TRL's name and the default. Go to its line first: the editor
+        // renders only the lines in view.
+        const estimatorLine =
+          readFileSync(join(workspace, 'ui-ppo.rlhf.json'), 'utf8')
+            .split('\n')
+            .findIndex((line) => line.includes('"kl_estimator"')) + 1;
+        await page.locator('.monaco-editor .view-lines').first().click();
+        await page.keyboard.press('Control+G');
+        await page.locator('.quick-input-widget .quick-input-box input').fill(`:${estimatorLine}`);
+        await page.keyboard.press('Enter');
+        await page.locator('.view-line span', { hasText: '"kl_estimator"' }).first().hover();
+        const hover = page.locator('.monaco-hover', { hasText: 'TRL' });
+        await hover.waitFor({ timeout: 20_000 });
+        assert.match(await hover.innerText(), /Per-token KL estimate[\s\S]*TRL: kl_estimator[\s\S]*Default: "k1"/);
+        await screenshot(page, 'authoring-new-run-hover');
+      });
+    } finally {
+      await page.close();
+    }
+  },
+);
 
 test('a bad value is underlined with the reason, and its quick fix repairs it', async () => {
   const page = await openWorkbench(trusted, workspace);
@@ -261,104 +264,114 @@ test('a bad value is underlined with the reason, and its quick fix repairs it', 
   }
 });
 
-test('Start run from the CodeLens: the Runs view, status bar and notification follow it; Stop and Resume from the view', async () => {
-  const page = await openWorkbench(trusted, workspace);
-  try {
-    await onFailure(page, 'run', async () => {
-      // The Runs view listing the fixture's runs shows the extension is up before the config opens.
+test(
+  'Start run from the CodeLens: the Runs view, ' +
+    'status bar and notification follow it; Stop and Resume from the view',
+  async () => {
+    const page = await openWorkbench(trusted, workspace);
+    try {
+      await onFailure(page, 'run', async () => {
+        // The Runs view listing the fixture's runs shows the extension is up before the config opens.
+        await showRunsView(page);
+        await page.locator('.part.sidebar .monaco-list-row', { hasText: 'demo-ppo' }).waitFor({ timeout: 30_000 });
+        await openFile(page, 'ui-tiny.rlhf.json');
+        await page.locator('.codelens-decoration a', { hasText: 'Start run' }).click({ timeout: 30_000 });
+        // The progress notification: watched while the run goes on, checked below.
+        let notified = '';
+        const notification = page.locator('.notification-toast', { hasText: 'RLHF ui-tiny' }).first();
+        const notificationSeen = notification.waitFor({ timeout: 30_000 }).then(
+          async () => (notified = await notification.innerText()),
+          () => undefined,
+        );
+        const status = page.locator('.part.statusbar .statusbar-item', {
+          hasText: /RLHF ui-tiny · sft \d+\/3000 .*· wasm/,
+        });
+        await status.waitFor({ timeout: 60_000 });
+        const row = page.locator('.part.sidebar .monaco-list-row', {
+          hasText: /ui-tiny · sft.*sft · \d+\/3000 · loss\/train/,
+        });
+        await row.waitFor({ timeout: 30_000 });
+        await screenshot(page, 'authoring-running');
+
+        await contextMenu(page, 'ui-tiny · sft', 'Stop Run');
+        const stopped = page
+          .locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' })
+          .locator('.codicon-debug-pause');
+        await stopped.waitFor({ timeout: 60_000 });
+        await status.waitFor({ state: 'hidden', timeout: 30_000 });
+        await screenshot(page, 'authoring-stopped');
+        await notificationSeen;
+        assert.match(notified, /RLHF ui-tiny/, 'a progress notification showed while the run trained');
+
+        await contextMenu(page, 'ui-tiny · sft', 'Resume Run');
+        await page
+          .locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · 3000\/3000/ })
+          .locator('.codicon-pass')
+          .waitFor({ timeout: 120_000 });
+        await screenshot(page, 'authoring-resumed');
+        const runs = readdirSync(join(workspace, '.rlhf', 'runs')).filter((id) => id.startsWith('ui-tiny-sft-'));
+        assert.equal(runs.length, 1, 'resume continues the same run directory');
+        const runJson = JSON.parse(readFileSync(join(workspace, '.rlhf', 'runs', runs[0], 'run.json'), 'utf8'));
+        assert.equal(runJson.status, 'completed');
+        assert.equal(runJson.resumed_at.length, 1);
+
+        // Delete asks first; confirmed, the run's folder and its row go. The row is right-clicked once its
+        // trainer has exited and the view has refreshed for it: a refresh between the right-click and the
+        // menu's click hands the command no row, and it asks which run instead.
+        await status.waitFor({ state: 'hidden', timeout: 30_000 });
+        await page.waitForTimeout(1_500); // the Runs view refreshes at most twice a second
+        await contextMenu(page, 'ui-tiny · sft', 'Delete Run');
+        const dialog = page.locator('.monaco-dialog-box', { hasText: `Delete run ${runs[0]}?` });
+        await dialog.waitFor({ timeout: 15_000 });
+        await screenshot(page, 'authoring-delete-confirmation');
+        await dialog.locator('.monaco-button', { hasText: 'Delete' }).first().click();
+        await page
+          .locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' })
+          .waitFor({ state: 'detached', timeout: 15_000 });
+        assert.equal(existsSync(join(workspace, '.rlhf', 'runs', runs[0])), false);
+      });
+    } finally {
+      await page.close();
+    }
+  },
+);
+
+test(
+  'in an untrusted workspace Start Run and Rank sampling are refused with an explanation, ' +
+    'and the runs can still be viewed',
+  async () => {
+    const before = readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort();
+    const page = await openWorkbench(untrusted, untrustedWorkspace);
+    try {
+      await page
+        .locator('.part.statusbar .statusbar-item', { hasText: 'Restricted Mode' })
+        .waitFor({ timeout: 30_000 });
       await showRunsView(page);
       await page.locator('.part.sidebar .monaco-list-row', { hasText: 'demo-ppo' }).waitFor({ timeout: 30_000 });
       await openFile(page, 'ui-tiny.rlhf.json');
-      await page.locator('.codelens-decoration a', { hasText: 'Start run' }).click({ timeout: 30_000 });
-      // The progress notification: watched while the run goes on, checked below.
-      let notified = '';
-      const notification = page.locator('.notification-toast', { hasText: 'RLHF ui-tiny' }).first();
-      const notificationSeen = notification.waitFor({ timeout: 30_000 }).then(
-        async () => (notified = await notification.innerText()),
-        () => undefined,
+      await runCommand(page, 'RLHF: Start Run');
+      const refusal = page.locator('.notification-toast', { hasText: 'trusted workspace' });
+      await refusal.waitFor({ timeout: 30_000 });
+      assert.match(await refusal.innerText(), /starts training only in a trusted workspace/);
+      await page.waitForTimeout(1_000); // let the toast finish fading in for the screenshot
+      await screenshot(page, 'authoring-untrusted');
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      assert.deepEqual(readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort(), before, 'no run was created');
+
+      // Sampling completions to rank starts a trainer too: refused the same way, before any prompt.
+      await runCommandAndPick(page, 'RLHF: Rank Completions', 'Sample from a checkpoint');
+      const rankRefusal = page.locator('.notification-toast', { hasText: 'samples completions' });
+      await rankRefusal.waitFor({ timeout: 30_000 });
+      assert.match(await rankRefusal.innerText(), /samples completions only in a trusted workspace/);
+      assert.equal(
+        await page.locator('.quick-input-widget .quick-input-box input').isVisible(),
+        false,
+        'no prompt for a checkpoint or prompts was shown',
       );
-      const status = page.locator('.part.statusbar .statusbar-item', {
-        hasText: /RLHF ui-tiny · sft \d+\/3000 .*· wasm/,
-      });
-      await status.waitFor({ timeout: 60_000 });
-      const row = page.locator('.part.sidebar .monaco-list-row', {
-        hasText: /ui-tiny · sft.*sft · \d+\/3000 · loss\/train/,
-      });
-      await row.waitFor({ timeout: 30_000 });
-      await screenshot(page, 'authoring-running');
-
-      await contextMenu(page, 'ui-tiny · sft', 'Stop Run');
-      const stopped = page
-        .locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' })
-        .locator('.codicon-debug-pause');
-      await stopped.waitFor({ timeout: 60_000 });
-      await status.waitFor({ state: 'hidden', timeout: 30_000 });
-      await screenshot(page, 'authoring-stopped');
-      await notificationSeen;
-      assert.match(notified, /RLHF ui-tiny/, 'a progress notification showed while the run trained');
-
-      await contextMenu(page, 'ui-tiny · sft', 'Resume Run');
-      await page
-        .locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · 3000\/3000/ })
-        .locator('.codicon-pass')
-        .waitFor({ timeout: 120_000 });
-      await screenshot(page, 'authoring-resumed');
-      const runs = readdirSync(join(workspace, '.rlhf', 'runs')).filter((id) => id.startsWith('ui-tiny-sft-'));
-      assert.equal(runs.length, 1, 'resume continues the same run directory');
-      const runJson = JSON.parse(readFileSync(join(workspace, '.rlhf', 'runs', runs[0], 'run.json'), 'utf8'));
-      assert.equal(runJson.status, 'completed');
-      assert.equal(runJson.resumed_at.length, 1);
-
-      // Delete asks first; confirmed, the run's folder and its row go. The row is right-clicked once its
-      // trainer has exited and the view has refreshed for it: a refresh between the right-click and the
-      // menu's click hands the command no row, and it asks which run instead.
-      await status.waitFor({ state: 'hidden', timeout: 30_000 });
-      await page.waitForTimeout(1_500); // the Runs view refreshes at most twice a second
-      await contextMenu(page, 'ui-tiny · sft', 'Delete Run');
-      const dialog = page.locator('.monaco-dialog-box', { hasText: `Delete run ${runs[0]}?` });
-      await dialog.waitFor({ timeout: 15_000 });
-      await screenshot(page, 'authoring-delete-confirmation');
-      await dialog.locator('.monaco-button', { hasText: 'Delete' }).first().click();
-      await page
-        .locator('.part.sidebar .monaco-list-row', { hasText: 'ui-tiny · sft' })
-        .waitFor({ state: 'detached', timeout: 15_000 });
-      assert.equal(existsSync(join(workspace, '.rlhf', 'runs', runs[0])), false);
-    });
-  } finally {
-    await page.close();
-  }
-});
-
-test('in an untrusted workspace Start Run and Rank sampling are refused with an explanation, and the runs can still be viewed', async () => {
-  const before = readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort();
-  const page = await openWorkbench(untrusted, untrustedWorkspace);
-  try {
-    await page.locator('.part.statusbar .statusbar-item', { hasText: 'Restricted Mode' }).waitFor({ timeout: 30_000 });
-    await showRunsView(page);
-    await page.locator('.part.sidebar .monaco-list-row', { hasText: 'demo-ppo' }).waitFor({ timeout: 30_000 });
-    await openFile(page, 'ui-tiny.rlhf.json');
-    await runCommand(page, 'RLHF: Start Run');
-    const refusal = page.locator('.notification-toast', { hasText: 'trusted workspace' });
-    await refusal.waitFor({ timeout: 30_000 });
-    assert.match(await refusal.innerText(), /starts training only in a trusted workspace/);
-    await page.waitForTimeout(1_000); // let the toast finish fading in for the screenshot
-    await screenshot(page, 'authoring-untrusted');
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    assert.deepEqual(readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort(), before, 'no run was created');
-
-    // Sampling completions to rank starts a trainer too: refused the same way, before any prompt.
-    await runCommandAndPick(page, 'RLHF: Rank Completions', 'Sample from a checkpoint');
-    const rankRefusal = page.locator('.notification-toast', { hasText: 'samples completions' });
-    await rankRefusal.waitFor({ timeout: 30_000 });
-    assert.match(await rankRefusal.innerText(), /samples completions only in a trusted workspace/);
-    assert.equal(
-      await page.locator('.quick-input-widget .quick-input-box input').isVisible(),
-      false,
-      'no prompt for a checkpoint or prompts was shown',
-    );
-    await page.waitForTimeout(1_000); // the toast fades in
-    await screenshot(page, 'authoring-untrusted-rank');
-  } finally {
-    await page.close();
-  }
-});
+      await page.waitForTimeout(1_000); // the toast fades in
+      await screenshot(page, 'authoring-untrusted-rank');
+    } finally {
+      await page.close();
+    }
+  },
+);

@@ -155,7 +155,8 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
         ? await page.locator('.quick-input-widget').innerText()
         : '';
       throw new Error(
-        `${(error as Error).message}\nstatus bar: ${JSON.stringify(statusBar)}\nnotifications: ${JSON.stringify(notifications)}\nquick input: ${JSON.stringify(quickInput)}`,
+        `${(error as Error).message}\nstatus bar: ${JSON.stringify(statusBar)}\nnotifications: ` +
+          `${JSON.stringify(notifications)}\nquick input: ${JSON.stringify(quickInput)}`,
       );
     });
     assert.match(await item.innerText(), /RLHF tiny · sft \d+\/400/);
@@ -165,24 +166,27 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
   }
 });
 
-test('the dashboard opens a PPO run of the quick demo (npm run test:demo leaves them in test-results/demo-quick)', async () => {
-  const demoRuns = join(repoRoot, 'test-results', 'demo-quick', '.rlhf');
-  if (!existsSync(demoRuns))
-    throw new Error(`${demoRuns} is missing: the demo layer (npm run test:demo) writes it and runs before this one`);
-  const demoWorkspace = join(temp, 'demo-workspace');
-  cpSync(demoRuns, join(demoWorkspace, '.rlhf'), { recursive: true });
-  const page = await openWorkbench(demoWorkspace);
-  try {
-    const offered = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'ppo-kl0.05');
-    assert.equal(offered.length, 9, `sft, preferences, reward, three PPO and three DPO runs: ${offered.join(', ')}`);
-    const frame = dashboardFrame(page);
-    await frame.locator('#run-status', { hasText: 'completed' }).waitFor({ timeout: 30_000 });
-    await frame.locator('#charts figure[data-metric="objective/kl"] canvas').first().waitFor({ timeout: 30_000 });
-    await screenshot(page, 'ui-dashboard-demo');
-    await frame.locator('#tab-rollouts').click();
-    await frame.locator('#samples .sample-row .tok').first().waitFor({ timeout: 30_000 });
-    await screenshot(page, 'ui-dashboard-demo-rollouts');
-  } finally {
-    await page.close();
-  }
-});
+test(
+  'the dashboard opens a PPO run of the quick demo (npm ' + 'run test:demo leaves them in test-results/demo-quick)',
+  async () => {
+    const demoRuns = join(repoRoot, 'test-results', 'demo-quick', '.rlhf');
+    if (!existsSync(demoRuns))
+      throw new Error(`${demoRuns} is missing: the demo layer (npm run test:demo) writes it and runs before this one`);
+    const demoWorkspace = join(temp, 'demo-workspace');
+    cpSync(demoRuns, join(demoWorkspace, '.rlhf'), { recursive: true });
+    const page = await openWorkbench(demoWorkspace);
+    try {
+      const offered = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'ppo-kl0.05');
+      assert.equal(offered.length, 9, `sft, preferences, reward, three PPO and three DPO runs: ${offered.join(', ')}`);
+      const frame = dashboardFrame(page);
+      await frame.locator('#run-status', { hasText: 'completed' }).waitFor({ timeout: 30_000 });
+      await frame.locator('#charts figure[data-metric="objective/kl"] canvas').first().waitFor({ timeout: 30_000 });
+      await screenshot(page, 'ui-dashboard-demo');
+      await frame.locator('#tab-rollouts').click();
+      await frame.locator('#samples .sample-row .tok').first().waitFor({ timeout: 30_000 });
+      await screenshot(page, 'ui-dashboard-demo-rollouts');
+    } finally {
+      await page.close();
+    }
+  },
+);

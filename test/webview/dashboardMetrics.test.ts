@@ -92,25 +92,28 @@ test('metrics are charted with uPlot in TRL’s namespaces, and appended points 
   }
 });
 
-test('warnings name KL rising, entropy collapsing, length running away and reward hacking, and the tab counts them', async () => {
-  const view = await openMetrics();
-  try {
-    const titles = await view.page.locator('#warnings .warning strong').allTextContents();
-    assert.deepEqual(titles.sort(), [
-      '⚠ Entropy is collapsing',
-      '⚠ KL is rising fast',
-      '⚠ Response length is running away',
-      '⚠ Reward is rising while the oracle score falls',
-    ]);
-    assert.equal(await view.page.locator('#tab-metrics').textContent(), 'Metrics ⚠ 4');
-    assert.match(
-      (await view.page.locator('.warning-reward-hacking').textContent()) ?? '',
-      /objective\/scores changed by \+.* while oracle\/score changed by -/,
-    );
-  } finally {
-    await view.close();
-  }
-});
+test(
+  'warnings name KL rising, entropy collapsing, length ' + 'running away and reward hacking, and the tab counts them',
+  async () => {
+    const view = await openMetrics();
+    try {
+      const titles = await view.page.locator('#warnings .warning strong').allTextContents();
+      assert.deepEqual(titles.sort(), [
+        '⚠ Entropy is collapsing',
+        '⚠ KL is rising fast',
+        '⚠ Response length is running away',
+        '⚠ Reward is rising while the oracle score falls',
+      ]);
+      assert.equal(await view.page.locator('#tab-metrics').textContent(), 'Metrics ⚠ 4');
+      assert.match(
+        (await view.page.locator('.warning-reward-hacking').textContent()) ?? '',
+        /objective\/scores changed by \+.* while oracle\/score changed by -/,
+      );
+    } finally {
+      await view.close();
+    }
+  },
+);
 
 test('ticking another run asks the host for it and overlays its metrics; smoothing adds the raw series', async () => {
   const view = await openMetrics();
@@ -145,59 +148,65 @@ test('ticking another run asks the host for it and overlays its metrics; smoothi
   }
 });
 
-test('"follow latest" asks for each new step; the prompt-over-time tab shows a prompt’s responses step by step', async () => {
-  const view = await openMetrics();
-  try {
-    await sendToDashboard(view, { type: 'dashboard/steps', steps: [1], traceKind: 'ppo' });
-    assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/requestTrace', step: 1 });
-    await sendToDashboard(view, { type: 'dashboard/trace', trace: packThroughArrow(1, fixtureRows(1)) });
-    await sendToDashboard(view, { type: 'dashboard/steps', steps: [1, 2], traceKind: 'ppo' });
-    assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/requestTrace', step: 2 });
-    await sendToDashboard(view, { type: 'dashboard/trace', trace: packThroughArrow(2, fixtureRows(2)) });
+test(
+  '"follow latest" asks for each new step; the ' + 'prompt-over-time tab shows a prompt’s responses step by step',
+  async () => {
+    const view = await openMetrics();
+    try {
+      await sendToDashboard(view, { type: 'dashboard/steps', steps: [1], traceKind: 'ppo' });
+      assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/requestTrace', step: 1 });
+      await sendToDashboard(view, { type: 'dashboard/trace', trace: packThroughArrow(1, fixtureRows(1)) });
+      await sendToDashboard(view, { type: 'dashboard/steps', steps: [1, 2], traceKind: 'ppo' });
+      assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/requestTrace', step: 2 });
+      await sendToDashboard(view, { type: 'dashboard/trace', trace: packThroughArrow(2, fixtureRows(2)) });
 
-    await view.page.click('#tab-rollouts');
-    await view.page.locator('#samples [data-sample="1"]').dblclick();
-    await view.page.click('#follow-prompt');
-    assert.deepEqual((await view.posted()).at(-1), { type: 'dashboard/requestPromptHistory', prompt: 'The film was' });
-    assert.equal(await view.page.locator('#tab-history').getAttribute('aria-selected'), 'true');
-    const entries = [1, 2].flatMap((step) =>
-      fixtureRows(step)
-        .filter((row) => row.prompt === 'The film was')
-        .map((row) => ({
-          step,
-          sample: row.sample,
-          score: row.score + step / 10,
-          oracleScore: row.oracle_score,
-          tokens: row.tokens,
-          values: {
-            reward: row.reward,
-            kl: row.kl,
-            value: row.value,
-            advantage: row.advantage,
-            return: row.return,
-            entropy: row.entropy,
-            logprob: row.logprob,
-            ref_logprob: row.ref_logprob,
-          },
-        })),
-    );
-    await sendToDashboard(view, { type: 'dashboard/promptHistory', prompt: 'The film was', entries });
-    const columns = view.page.locator('#history-columns .history-entry');
-    assert.equal(await columns.count(), 4);
-    assert.deepEqual(await columns.locator('h3').allTextContents(), ['Step 1', 'Step 1', 'Step 2', 'Step 2']);
-    assert.match(
-      (await columns.nth(2).innerText()).replace(/\s+/g, ' '),
-      /sample 0 · score 1\.1 · oracle 0\.8 great film! and/,
-    );
-    assert.match(
-      (await columns.nth(1).getAttribute('aria-label')) ?? '',
-      /^Step 1, score −0\.6, oracle −0\.6:  dull\.$/,
-    );
-    await view.page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-prompt-history.png') });
-  } finally {
-    await view.close();
-  }
-});
+      await view.page.click('#tab-rollouts');
+      await view.page.locator('#samples [data-sample="1"]').dblclick();
+      await view.page.click('#follow-prompt');
+      assert.deepEqual((await view.posted()).at(-1), {
+        type: 'dashboard/requestPromptHistory',
+        prompt: 'The film was',
+      });
+      assert.equal(await view.page.locator('#tab-history').getAttribute('aria-selected'), 'true');
+      const entries = [1, 2].flatMap((step) =>
+        fixtureRows(step)
+          .filter((row) => row.prompt === 'The film was')
+          .map((row) => ({
+            step,
+            sample: row.sample,
+            score: row.score + step / 10,
+            oracleScore: row.oracle_score,
+            tokens: row.tokens,
+            values: {
+              reward: row.reward,
+              kl: row.kl,
+              value: row.value,
+              advantage: row.advantage,
+              return: row.return,
+              entropy: row.entropy,
+              logprob: row.logprob,
+              ref_logprob: row.ref_logprob,
+            },
+          })),
+      );
+      await sendToDashboard(view, { type: 'dashboard/promptHistory', prompt: 'The film was', entries });
+      const columns = view.page.locator('#history-columns .history-entry');
+      assert.equal(await columns.count(), 4);
+      assert.deepEqual(await columns.locator('h3').allTextContents(), ['Step 1', 'Step 1', 'Step 2', 'Step 2']);
+      assert.match(
+        (await columns.nth(2).innerText()).replace(/\s+/g, ' '),
+        /sample 0 · score 1\.1 · oracle 0\.8 great film! and/,
+      );
+      assert.match(
+        (await columns.nth(1).getAttribute('aria-label')) ?? '',
+        /^Step 1, score −0\.6, oracle −0\.6:  dull\.$/,
+      );
+      await view.page.screenshot({ path: path.join(screenshotDir, 'webview-dashboard-prompt-history.png') });
+    } finally {
+      await view.close();
+    }
+  },
+);
 
 test('without a run, the dashboard lists the runs and each Open button asks the host for that run', async () => {
   const view = await openWebview(browser, 'dashboard');

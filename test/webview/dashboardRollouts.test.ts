@@ -108,51 +108,55 @@ function themeColour(theme: Theme, variable: string): [number, number, number] {
 }
 
 for (const theme of ['dark', 'light', 'high-contrast'] as const) {
-  test(`each token’s colour follows its advantage on a scale centred at 0, with the theme’s colours and a legend of its range (${theme})`, async () => {
-    const view = await openFixture({ theme });
-    try {
-      const rows = fixtureRows(3);
-      const advantages = rows.flatMap((row) => row.advantage.map((value) => Math.fround(value)));
-      const range = Math.max(...advantages.map(Math.abs));
-      const [negative, positive] = [
-        themeColour(theme, '--vscode-charts-blue'),
-        themeColour(theme, '--vscode-charts-orange'),
-      ];
-      const shown = await view.page
-        .locator('#samples .tok')
-        .evaluateAll((spans) =>
-          spans.map(
-            (span) =>
-              [Number((span as HTMLElement).dataset.t), getComputedStyle(span).backgroundColor] as [number, string],
-          ),
+  test(
+    `each token’s colour follows its advantage on a scale centred at 0, with the theme’s colours and a legend ` +
+      `of its range (${theme})`,
+    async () => {
+      const view = await openFixture({ theme });
+      try {
+        const rows = fixtureRows(3);
+        const advantages = rows.flatMap((row) => row.advantage.map((value) => Math.fround(value)));
+        const range = Math.max(...advantages.map(Math.abs));
+        const [negative, positive] = [
+          themeColour(theme, '--vscode-charts-blue'),
+          themeColour(theme, '--vscode-charts-orange'),
+        ];
+        const shown = await view.page
+          .locator('#samples .tok')
+          .evaluateAll((spans) =>
+            spans.map(
+              (span) =>
+                [Number((span as HTMLElement).dataset.t), getComputedStyle(span).backgroundColor] as [number, string],
+            ),
+          );
+        assert.equal(shown.length, advantages.length, 'every token of the four samples is drawn');
+        for (const [t, colour] of shown) {
+          const value = advantages[t];
+          const alpha = Math.round(Math.min(1, Math.abs(value) / range) * 0.85 * 1000) / 1000;
+          assertColour(colour, value < 0 ? negative : positive, alpha, `token ${t} (advantage ${value})`);
+        }
+        await assertRowsDoNotOverlap(view);
+        assert.equal(await view.page.locator('#legend-low').textContent(), '−2');
+        assert.equal(await view.page.locator('#legend-high').textContent(), '2');
+        assert.match(
+          (await view.page.locator('#legend').getAttribute('aria-label')) ?? '',
+          /advantage: from −2 .* through 0 to 2/,
         );
-      assert.equal(shown.length, advantages.length, 'every token of the four samples is drawn');
-      for (const [t, colour] of shown) {
-        const value = advantages[t];
-        const alpha = Math.round(Math.min(1, Math.abs(value) / range) * 0.85 * 1000) / 1000;
-        assertColour(colour, value < 0 ? negative : positive, alpha, `token ${t} (advantage ${value})`);
+        // Whitespace-only tokens stay visible: a space as ·, a newline as ↵ followed by a line break.
+        const whitespace = await view.page.locator('[data-sample="2"] .tok.ws').allTextContents();
+        assert.deepEqual(whitespace, ['·', '↵']);
+        assert.equal(await view.page.locator('[data-sample="2"] .tok.ws + br').count(), 1);
+        await view.page.screenshot({ path: path.join(screenshotDir, `webview-dashboard-rollouts-${theme}.png`) });
+        await view.page.click('#tab-metrics');
+        await view.page.locator('#charts canvas').first().waitFor();
+        await view.page.screenshot({ path: path.join(screenshotDir, `webview-dashboard-metrics-${theme}.png`) });
+        assert.deepEqual(await view.cspViolations(), [], 'uPlot and the heatmap need no inline styles or scripts');
+        assert.deepEqual(view.errors, []);
+      } finally {
+        await view.close();
       }
-      await assertRowsDoNotOverlap(view);
-      assert.equal(await view.page.locator('#legend-low').textContent(), '−2');
-      assert.equal(await view.page.locator('#legend-high').textContent(), '2');
-      assert.match(
-        (await view.page.locator('#legend').getAttribute('aria-label')) ?? '',
-        /advantage: from −2 .* through 0 to 2/,
-      );
-      // Whitespace-only tokens stay visible: a space as ·, a newline as ↵ followed by a line break.
-      const whitespace = await view.page.locator('[data-sample="2"] .tok.ws').allTextContents();
-      assert.deepEqual(whitespace, ['·', '↵']);
-      assert.equal(await view.page.locator('[data-sample="2"] .tok.ws + br').count(), 1);
-      await view.page.screenshot({ path: path.join(screenshotDir, `webview-dashboard-rollouts-${theme}.png`) });
-      await view.page.click('#tab-metrics');
-      await view.page.locator('#charts canvas').first().waitFor();
-      await view.page.screenshot({ path: path.join(screenshotDir, `webview-dashboard-metrics-${theme}.png`) });
-      assert.deepEqual(await view.cspViolations(), [], 'uPlot and the heatmap need no inline styles or scripts');
-      assert.deepEqual(view.errors, []);
-    } finally {
-      await view.close();
-    }
-  });
+    },
+  );
 }
 
 test('hovering a token shows all its numbers, and the ratio and clip class at each epoch', async () => {

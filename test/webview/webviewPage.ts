@@ -32,7 +32,8 @@ export interface WebviewPage {
 export async function launchBrowser(): Promise<Browser> {
   if (!existsSync(chromiumPath)) {
     throw new Error(
-      `Chromium not found at ${chromiumPath}: run "node scripts/ensureTestTools.mjs" (npm test does) or set CHROMIUM_PATH.`,
+      `Chromium not found at ${chromiumPath}: run "node scripts/ensureTestTools.mjs" (npm test does) or set ` +
+        `CHROMIUM_PATH.`,
     );
   }
   return chromium.launch({
@@ -90,7 +91,9 @@ function serveStatic(): Promise<Server> {
 const vsCodeApiStub = `
   window.__posted = [];
   window.__csp = [];
-  document.addEventListener('securitypolicyviolation', (event) => window.__csp.push(event.violatedDirective + ': ' + event.blockedURI));
+  document.addEventListener('securitypolicyviolation', (event) =>
+    window.__csp.push(event.violatedDirective + ': ' + event.blockedURI),
+  );
   let acquired = false;
   window.acquireVsCodeApi = () => {
     if (acquired) throw new Error('acquireVsCodeApi may be called only once');

@@ -60,7 +60,10 @@ export function bandText(cliprange: RunSetting<number> | undefined): string {
   if (cliprange === undefined) return 'ε not known yet';
   if (cliprange.value === undefined) return `ε unknown (${cliprange.missing})`;
   const cliprangeValue = cliprange.value;
-  return `band [${formatNumber(1 - cliprangeValue)}, ${formatNumber(1 + cliprangeValue)}] (ε = ${formatNumber(cliprangeValue)})`;
+  return (
+    `band [${formatNumber(1 - cliprangeValue)}, ${formatNumber(1 + cliprangeValue)}] (ε = ` +
+    `${formatNumber(cliprangeValue)})`
+  );
 }
 
 /** What one token at one epoch is drawn as: core's class, with the band's side for clipped tokens. */

@@ -85,7 +85,10 @@ export function colourOf(scale: DivergingScale, value: number): string {
 
 /** The legend's gradient: negative end, centre, positive end. */
 export function legendGradient(scale: DivergingScale): string {
-  return `linear-gradient(to right, ${rgba(scale.negative, maxAlpha)}, transparent 50%, ${rgba(scale.positive, maxAlpha)})`;
+  return (
+    `linear-gradient(to right, ${rgba(scale.negative, maxAlpha)}, transparent 50%, ` +
+    `${rgba(scale.positive, maxAlpha)})`
+  );
 }
 
 /** A number for labels and tooltips: 4 significant digits, no exponent for ordinary sizes. */

@@ -110,7 +110,8 @@ function exportView(): void {
   const replacements = new Map<HTMLElement, HTMLElement>();
   const list = rollouts.listView?.viewport;
   if (activeTab === 'rollouts' && list) replacements.set(list, rollouts.exportRows());
-  const title = `${run?.name ?? 'run'} - ${tabTitles[activeTab]}${activeTab === 'rollouts' && rollouts.currentTrace ? ` - step ${rollouts.currentTrace.step}` : ''}`;
+  const stepSuffix = activeTab === 'rollouts' && rollouts.currentTrace ? ` - step ${rollouts.currentTrace.step}` : '';
+  const title = `${run?.name ?? 'run'} - ${tabTitles[activeTab]}${stepSuffix}`;
   host.post(serialiseView(title, [header, panel], replacements));
   statusLine.textContent = 'Exporting…';
 }

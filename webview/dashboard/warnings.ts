@@ -77,7 +77,10 @@ export function detectWarnings(
       warnings.push({
         kind: 'kl-rising',
         title: 'KL is rising fast',
-        detail: `objective/kl rose from ${fmt(before)} to ${fmt(now)} nats (means of ${w} steps): the policy is moving away from the reference quickly. Consider a larger init_kl_coef, adaptive KL control, or a lower learning rate.`,
+        detail:
+          `objective/kl rose from ${fmt(before)} to ${fmt(now)} nats (means of ${w} steps): the policy is ` +
+          `moving away from the reference quickly. Consider a larger ` +
+          `init_kl_coef, adaptive KL control, or a lower learning rate.`,
         step: kl.steps.at(-1) as number,
         metrics: ['objective/kl'],
       });
@@ -96,7 +99,10 @@ export function detectWarnings(
       warnings.push({
         kind: 'entropy-collapse',
         title: 'Entropy is collapsing',
-        detail: `${entropyMetric} fell from ${fmt(first)} to ${fmt(now)} (${Math.round((100 * now) / first)}% of the start): the policy is becoming deterministic and may repeat itself. Consider an entropy bonus (entropy_coef) or a stronger KL penalty.`,
+        detail:
+          `${entropyMetric} fell from ${fmt(first)} to ${fmt(now)} (${Math.round((100 * now) / first)}% of the ` +
+          `start): the policy is becoming deterministic and may repeat itself. ` +
+          `Consider an entropy bonus (entropy_coef) or a stronger KL penalty.`,
         step: entropy.steps.at(-1) as number,
         metrics: [entropyMetric],
       });
@@ -112,7 +118,9 @@ export function detectWarnings(
       warnings.push({
         kind: 'length-runaway',
         title: 'Response length is running away',
-        detail: `response_length grew from ${fmt(first)} to ${fmt(now)} tokens: the reward may favour long responses. Consider a missing-EOS penalty or length-normalised scores.`,
+        detail:
+          `response_length grew from ${fmt(first)} to ${fmt(now)} tokens: the reward may favour long responses. ` +
+          `Consider a missing-EOS penalty or length-normalised scores.`,
         step: length.steps.at(-1) as number,
         metrics: ['response_length'],
       });
@@ -141,7 +149,10 @@ export function detectWarnings(
       warnings.push({
         kind: 'reward-hacking',
         title: 'Reward is rising while the oracle score falls',
-        detail: `Over the last ${recentScores.length} steps objective/scores changed by +${fmt(scoreChange)} while oracle/score changed by ${fmt(oracleChange)}: the policy may be exploiting the reward model (reward hacking). Look at the latest rollouts; consider a stronger KL penalty or a better reward model.`,
+        detail:
+          `Over the last ${recentScores.length} steps objective/scores changed by +${fmt(scoreChange)} while ` +
+          `oracle/score changed by ${fmt(oracleChange)}: the policy may be exploiting the reward model (reward ` +
+          `hacking). Look at the latest rollouts; consider a stronger KL penalty or a better reward model.`,
         step: scores.steps.at(-1) as number,
         metrics: ['objective/scores', 'oracle/score'],
       });

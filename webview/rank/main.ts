@@ -259,7 +259,8 @@ function renderFooter(set: RankSetView, current: Draft): HTMLElement {
   if (!current.pairwise) (actions.querySelector('#submit') as HTMLButtonElement).disabled = unranked > 0;
   const hint = current.pairwise
     ? 'Keys: A, B, T (tie) · S skip · U undo'
-    : `Keys: 1–${set.completions.length} rank the focused completion (same number = tie), 0 clears, ←/→ move · Enter submit · S skip · U undo`;
+    : `Keys: 1–${set.completions.length} rank the focused completion (same number = tie), 0 clears, ←/→ move · ` +
+      `Enter submit · S skip · U undo`;
   return element('footer', {}, [
     element('div', { className: 'quality' }, [note, confidence]),
     actions,

@@ -58,7 +58,8 @@ function fromSafetensors(file: string): { weights: WeightMap; metadata: Record<s
   } catch (error) {
     // The decoder names the field (header size, a tensor's dtype, shape or data_offsets); this names the file.
     throw new Error(
-      `${file}: ${(error as Error).message} — the checkpoint is damaged; resume from an earlier one (delete this step's folder) or train again.`,
+      `${file}: ${(error as Error).message} — the checkpoint is damaged; resume from an earlier one ` +
+        "(delete this step's folder) or train again.",
     );
   }
   const weights: WeightMap = new Map();
@@ -95,7 +96,8 @@ function assertFinite(weights: WeightMap, what: string, file: string, action: st
 export async function saveCheckpoint(dir: string, contents: CheckpointContents): Promise<void> {
   // Checked before anything is written: a diverged model must not become the newest checkpoint.
   const advice =
-    'the checkpoint was not written. Training diverged: try a lower learning_rate or max_grad_norm, and resume from the last checkpoint.';
+    'the checkpoint was not written. Training diverged: try a lower learning_rate or max_grad_norm, ' +
+    'and resume from the last checkpoint.';
   assertFinite(contents.weights, 'weight', path.join(dir, 'model.safetensors'), advice);
   if (contents.optimizer)
     assertFinite(contents.optimizer.moments, 'optimizer state', path.join(dir, 'optimizer.safetensors'), advice);
@@ -137,7 +139,8 @@ function checkWeightsMatchConfig(
   );
   if (blocks.size !== config.n_layer || [...blocks].some((index) => Number(index) >= config.n_layer)) {
     throw new Error(
-      `${modelFile}: holds ${blocks.size} transformer blocks (transformer.h.<i>) but ${configFile} says n_layer ${config.n_layer}; the two files are not of one checkpoint.`,
+      `${modelFile}: holds ${blocks.size} transformer blocks (transformer.h.<i>) but ${configFile} says ` +
+        `n_layer ${config.n_layer}; the two files are not of one checkpoint.`,
     );
   }
   for (const [name, shape] of gptWeightShapes(config, config.heads)) {
@@ -148,7 +151,8 @@ function checkWeightsMatchConfig(
       );
     if (actual.join(',') !== shape.join(','))
       throw new Error(
-        `${modelFile}: weight "${name}" has shape [${actual.join(', ')}] but ${configFile} gives [${shape.join(', ')}]; the two files are not of one checkpoint.`,
+        `${modelFile}: weight "${name}" has shape [${actual.join(', ')}] but ${configFile} gives ` +
+          `[${shape.join(', ')}]; the two files are not of one checkpoint.`,
       );
   }
 }
@@ -184,7 +188,8 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
   const tokenizer = await BpeTokenizer.load(dir);
   if (tokenizer.vocabSize !== config.vocab_size)
     throw new Error(
-      `${path.join(dir, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but ${configFile} says vocab_size ${config.vocab_size}; the two files are not of one checkpoint.`,
+      `${path.join(dir, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but ${configFile} ` +
+        `says vocab_size ${config.vocab_size}; the two files are not of one checkpoint.`,
     );
   let optimizer: OptimizerState | undefined;
   const optimizerFile = path.join(dir, 'optimizer.safetensors');
@@ -227,7 +232,8 @@ export function latestCheckpoint(
     const bad = firstNonFinite(fromSafetensors(modelFile).weights);
     if (!bad) return { dir, step };
     warn(
-      `${modelFile}: weight "${bad.name}" holds ${bad.value} at element ${bad.index}; skipping this checkpoint for the one before`,
+      `${modelFile}: weight "${bad.name}" holds ${bad.value} at element ${bad.index}; ` +
+        'skipping this checkpoint for the one before',
     );
   }
   return undefined;

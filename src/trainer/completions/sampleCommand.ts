@@ -14,8 +14,11 @@ import { sampleDemoPromptsSeed } from '../seeds';
 /** Tokens per completion when --max-new-tokens is not given. */
 const defaultMaxNewTokens = 48;
 
-export const sampleUsage = `Usage: rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T] [--top-k K] [--top-p P]
-                        [--max-new-tokens N] [--seed S] [--backend auto|${backendNames.join('|')}]`;
+export const sampleUsage = [
+  'Usage: rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... ' +
+    '[--num-samples N] [--temperature T] [--top-k K] [--top-p P]',
+  `                        [--max-new-tokens N] [--seed S] [--backend auto|${backendNames.join('|')}]`,
+].join('\n');
 
 export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(
@@ -53,7 +56,8 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   const checkpointDir = path.resolve(positionals[0]);
   await selectBackend(backend as BackendRequest);
   const hint =
-    "give a checkpoint folder written by rlhf-lens (a run's checkpoints/step-<n>), with config.json, model.safetensors, trainer_state.json and tokenizer.json";
+    "give a checkpoint folder written by rlhf-lens (a run's checkpoints/step-<n>), with config.json, " +
+    'model.safetensors, trainer_state.json and tokenizer.json';
   let model: Gpt;
   let checkpoint: Awaited<ReturnType<typeof loadCheckpoint>>;
   try {

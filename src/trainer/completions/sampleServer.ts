@@ -56,7 +56,8 @@ export class SampleServer {
     const room = model.config.block_size - promptIds.length;
     if (room < 1)
       throw new Error(
-        `The prompt is ${promptIds.length} tokens; the checkpoint's context is ${model.config.block_size}. Shorten the prompt.`,
+        `The prompt is ${promptIds.length} tokens; the checkpoint's context is ${model.config.block_size}. ` +
+          `Shorten the prompt.`,
       );
     // The same prompt K times in one batch: one forward per new token serves all K completions.
     const sequences = await generate(

@@ -36,7 +36,10 @@ export interface TextDatasetRead {
 }
 
 export interface ReadTextDatasetOptions {
-  /** Longer lines are refused: a model with a context of a few hundred tokens cannot use them, and one huge line is usually a file that is not JSONL. */
+  /**
+   * Longer lines are refused: a model with a context of a few hundred tokens cannot use them, and one huge line is
+   * usually a file that is not JSONL.
+   */
   maxLineBytes?: number;
 }
 
@@ -91,11 +94,15 @@ export const listedProblems = 10;
 export function noUsableExamplesMessage(file: string, read: TextDatasetRead, expected = shapes): string {
   const { lines, skipped, blank } = read.counts;
   if (lines === blank)
-    return `${file}: no usable examples: the file is ${lines === 0 ? 'empty' : `${lines} blank lines`}. Each line must be ${expected}.`;
+    return (
+      `${file}: no usable examples: the file is ${lines === 0 ? 'empty' : `${lines} blank lines`}. Each line ` +
+      `must be ${expected}.`
+    );
   const shown = read.problems.slice(0, listedProblems).map((problem) => `  ${formatDatasetProblem(problem)}`);
   const more = read.problems.length > listedProblems ? [`  … and ${read.problems.length - listedProblems} more`] : [];
   return [
-    `${file}: no usable examples: all ${skipped} non-blank lines of ${lines} were refused. Each line must be ${expected}. The first problems:`,
+    `${file}: no usable examples: all ${skipped} non-blank lines of ${lines} were refused. Each line must be ` +
+      `${expected}. The first problems:`,
     ...shown,
     ...more,
   ].join('\n');
@@ -128,7 +135,9 @@ function parseLine(line: string): ParsedLine {
   if (hasText && (hasPrompt || hasCompletion)) {
     return {
       field: 'text',
-      message: `has both "text" and "${hasPrompt ? 'prompt' : 'completion'}"; keep "text" for a plain example or "prompt" and "completion" for a pair`,
+      message:
+        `has both "text" and "${hasPrompt ? 'prompt' : 'completion'}"; keep "text" for a plain example or ` +
+        `"prompt" and "completion" for a pair`,
     };
   }
   if (hasText) {
@@ -149,7 +158,9 @@ function parseLine(line: string): ParsedLine {
   }
   const keys = Object.keys(record);
   return {
-    message: `no "text" or "prompt"/"completion" field (found ${keys.length === 0 ? 'an empty object' : keys.map((key) => `"${key}"`).join(', ')}); expected ${shapes}`,
+    message:
+      `no "text" or "prompt"/"completion" field (found ` +
+      `${keys.length === 0 ? 'an empty object' : keys.map((key) => `"${key}"`).join(', ')}); expected ${shapes}`,
   };
 }
 

@@ -54,7 +54,8 @@ export async function loadPrompts(
     const more = messages.length > listedProblems ? [`  … and ${messages.length - listedProblems} more`] : [];
     throw new Error(
       [
-        `${file}: needs at least 2 usable {"prompt": "..."} lines, found ${prompts.length}.${shown.length ? ' The first problems:' : ''}`,
+        `${file}: needs at least 2 usable {"prompt": "..."} lines, found ${prompts.length}.` +
+          `${shown.length ? ' The first problems:' : ''}`,
         ...shown,
         ...more,
       ].join('\n'),

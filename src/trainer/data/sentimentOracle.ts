@@ -419,7 +419,10 @@ interface TokenInfo {
 }
 
 const negatorEntry: Entry = { kind: 'negator' };
-/** Memo of `lookUp`: texts reuse a small vocabulary, and the regex tests dominate otherwise. Bounded, since any text may come in. */
+/**
+ * Memo of `lookUp`: texts reuse a small vocabulary, and the regex tests dominate otherwise. Bounded, since
+ * any text may come in.
+ */
 const tokenInfos = new Map<string, TokenInfo>();
 const maxTokenInfos = 50_000;
 

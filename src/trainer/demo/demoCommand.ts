@@ -123,10 +123,13 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
   const ppo = points.filter((p) => p.family === 'PPO');
   const dpo = points.filter((p) => p.family === 'DPO');
   const verdict = dominates(dpo, ppo)
-    ? "DPO's frontier dominates PPO's here: for every PPO policy some DPO policy reaches at least its oracle score at no more KL."
+    ? "DPO's frontier dominates PPO's here: for every PPO policy some DPO policy reaches at least its oracle " +
+      'score at no more KL.'
     : dominates(ppo, dpo)
-      ? "PPO's frontier dominates DPO's here: for every DPO policy some PPO policy reaches at least its oracle score at no more KL."
-      : 'Neither frontier dominates the other here: each method has a policy the other does not match at equal or lower KL.';
+      ? "PPO's frontier dominates DPO's here: for every DPO policy some PPO policy reaches at least its oracle " +
+        'score at no more KL.'
+      : 'Neither frontier dominates the other here: each method has a policy the other does not match at equal ' +
+        'or lower KL.';
 
   const report: DemoReport = {
     mode,
@@ -158,17 +161,25 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
 
   const out = process.stdout;
   out.write(`\nRLHF Lens demo (${mode}) — ${formatSeconds(report.total_seconds)} on backend ${backend}\n\n`);
+  const stageRows = stages.map((s) => [s.stage, s.backend, formatSeconds(s.seconds)]);
+  out.write(`${table([['stage', 'backend', 'wall time'], ...stageRows])}\n\n`);
+  const policyRows = report.policies.map((p) => [
+    p.policy,
+    `${p.oracle_score.toFixed(3)} ± ${p.oracle_stderr.toFixed(3)}`,
+    `${p.kl.toFixed(2)} ± ${p.kl_stderr.toFixed(2)}`,
+    p.response_length.toFixed(1),
+  ]);
   out.write(
-    `${table([['stage', 'backend', 'wall time'], ...stages.map((s) => [s.stage, s.backend, formatSeconds(s.seconds)])])}\n\n`,
+    `${table([['policy', 'oracle score (held-out)', 'KL to SFT (nats)', 'response tokens'], ...policyRows])}\n\n`,
   );
   out.write(
-    `${table([['policy', 'oracle score (held-out)', 'KL to SFT (nats)', 'response tokens'], ...report.policies.map((p) => [p.policy, `${p.oracle_score.toFixed(3)} ± ${p.oracle_stderr.toFixed(3)}`, `${p.kl.toFixed(2)} ± ${p.kl_stderr.toFixed(2)}`, p.response_length.toFixed(1)])])}\n\n`,
+    `Reward model held-out accuracy: ${(report.reward_model.eval_accuracy * 100).toFixed(1)}% against the ` +
+      `annotator's labels, ${(report.reward_model.eval_oracle_accuracy * 100).toFixed(1)}% against the oracle's ` +
+      `ordering.\n`,
   );
   out.write(
-    `Reward model held-out accuracy: ${(report.reward_model.eval_accuracy * 100).toFixed(1)}% against the annotator's labels, ${(report.reward_model.eval_oracle_accuracy * 100).toFixed(1)}% against the oracle's ordering.\n`,
-  );
-  out.write(
-    `${verdict}\n\nWrote ${path.join(outDir, 'report.json')} and ${path.join(outDir, 'frontier.svg')}; the runs are in ${runsRoot} (open them with "RLHF: Open Dashboard").\n`,
+    `${verdict}\n\nWrote ${path.join(outDir, 'report.json')} and ${path.join(outDir, 'frontier.svg')}; the ` +
+      `runs are in ${runsRoot} (open them with "RLHF: Open Dashboard").\n`,
   );
   return 0;
 }

@@ -32,7 +32,8 @@ export interface DemoScale {
 
 // Sizes measured on 2 cores: the full demo's reward model needs ~1,000 prompts × 6 completions, a
 // summed score (see the reward stage below) and four epochs to pass 85% held-out accuracy against the
-// oracle (0.860 and 0.852 over two seeds; reading the last token instead: 0.819); the quick one only has to beat chance.
+// oracle (0.860 and 0.852 over two seeds; reading the last token instead: 0.819); the quick one only has to beat
+// chance.
 export const demoScales: Record<'full' | 'quick', DemoScale> = {
   full: {
     model: { n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 },

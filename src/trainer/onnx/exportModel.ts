@@ -84,9 +84,12 @@ export async function exportCheckpoint(input: string, outDir?: string): Promise<
 }
 
 export const exportUsage =
-  'Usage: rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js';
+  'Usage: rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX (config.json, ' +
+  'tokenizer.json, onnx/model.onnx) for onnxruntime and transformers.js';
 
-/** The CLI command; prints the folder on stdout (the editor's command reads it). Errors go to the CLI's one error path. */
+/**
+ * The CLI command; prints the folder on stdout (the editor's command reads it). Errors go to the CLI's one error path.
+ */
 export async function exportCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, { out: { type: 'string' } }, exportUsage, { min: 1, max: 1 });
   const input = path.resolve(positionals[0]);
@@ -100,7 +103,8 @@ export async function exportCommand(args: string[]): Promise<number> {
     });
   }
   process.stderr.write(
-    `exported ${result.checkpointDir} (heads: ${result.heads.join(', ') || 'none'}; ${(result.bytes / 1024).toFixed(0)} KiB) to\n`,
+    `exported ${result.checkpointDir} (heads: ${result.heads.join(', ') || 'none'}; ` +
+      `${(result.bytes / 1024).toFixed(0)} KiB) to\n`,
   );
   process.stdout.write(`${result.outDir}\n`);
   return 0;

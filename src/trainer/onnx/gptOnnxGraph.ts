@@ -85,8 +85,10 @@ export function buildGptOnnx(
     g.op1('Range', [scalar(pastLength), scalar(totalLength), scalar(one)]),
     one,
   ]); // [T, 1] = P + i
-  const keyPositions = g.op1('Unsqueeze', [g.op1('Range', [scalar(zero), scalar(totalLength), scalar(one)]), zero]); // [1, P+T] = j
-  const future = g.op1('Cast', [g.op1('Greater', [keyPositions, queryPositions])], { to: 1 }); // [T, P+T], 1 where j > P + i
+  // [1, P+T] = j
+  const keyPositions = g.op1('Unsqueeze', [g.op1('Range', [scalar(zero), scalar(totalLength), scalar(one)]), zero]);
+  // [T, P+T], 1 where j > P + i
+  const future = g.op1('Cast', [g.op1('Greater', [keyPositions, queryPositions])], { to: 1 });
   const padding = g.op1('Sub', [g.floatConstant(1), g.op1('Cast', [mask], { to: 1 })]); // [B, P+T], 1 on padding
   const paddingBias = g.op1('Unsqueeze', [padding, g.int64Constant([1, 2])]); // [B, 1, 1, P+T]
   const bias = g.op1('Mul', [g.op1('Add', [future, paddingBias]), g.floatConstant(negativeInfinity)]); // [B, 1, T, P+T]
@@ -113,7 +115,8 @@ export function buildGptOnnx(
     ]);
   };
   const headsShape = g.int64Constant([0, 0, heads, headWidth]);
-  const splitHeads = (x: string) => g.op1('Transpose', [g.op1('Reshape', [x, headsShape])], { perm: [0, 2, 1, 3] }); // [B, H, T, D]
+  // [B, H, T, D]
+  const splitHeads = (x: string) => g.op1('Transpose', [g.op1('Reshape', [x, headsShape])], { perm: [0, 2, 1, 3] });
 
   let x = g.op1('Add', [
     g.op1('Gather', [W('transformer.wte.weight'), ids]),
@@ -126,7 +129,8 @@ export function buildGptOnnx(
     const qkv = linear(h, `${p}.attn.c_attn.weight`, `${p}.attn.c_attn.bias`); // [B, T, 3C]
     const [qFlat, kFlat, vFlat] = g.op('Split', [qkv, g.int64Constant([width, width, width])], { axis: 2 }, 3);
     const q = splitHeads(qFlat);
-    const k = options.kvCache ? g.op1('Concat', [past[l].k, splitHeads(kFlat)], { axis: 2 }) : splitHeads(kFlat); // [B, H, P+T, D]
+    // [B, H, P+T, D]
+    const k = options.kvCache ? g.op1('Concat', [past[l].k, splitHeads(kFlat)], { axis: 2 }) : splitHeads(kFlat);
     const v = options.kvCache ? g.op1('Concat', [past[l].v, splitHeads(vFlat)], { axis: 2 }) : splitHeads(vFlat);
     if (options.kvCache) presents.push({ k: g.rename(k, `present.${l}.key`), v: g.rename(v, `present.${l}.value`) });
     const scores = g.op1('Add', [
@@ -155,7 +159,8 @@ export function buildGptOnnx(
     g.output(`present.${l}.value`, 'float32', ['batch_size', heads, 'total_sequence_length', headWidth]);
   });
   for (const head of options.heads) {
-    const perPosition = g.op1('Squeeze', [linear(hidden, `${head}.weight`, `${head}.bias`), g.int64Constant([2])]); // [B, T]
+    // [B, T]
+    const perPosition = g.op1('Squeeze', [linear(hidden, `${head}.weight`, `${head}.bias`), g.int64Constant([2])]);
     g.rename(perPosition, headOutputName[head]);
     g.output(headOutputName[head], 'float32', ['batch_size', 'sequence_length']);
   }

@@ -66,7 +66,8 @@ export async function runInspection(
   const referenceTokenizer = await BpeTokenizer.load(options.reference);
   if (JSON.stringify(tokenizer.toModel()) !== JSON.stringify(referenceTokenizer.toModel())) {
     throw new Error(
-      `${options.reference}/tokenizer.json differs from ${options.policy}/tokenizer.json: per-token KL needs the policy and the reference to share a tokenizer.`,
+      `${options.reference}/tokenizer.json differs from ${options.policy}/tokenizer.json: per-token KL needs ` +
+        `the policy and the reference to share a tokenizer.`,
     );
   }
   const ids = specialIds(options.policy, tokenizer);
@@ -78,11 +79,13 @@ export async function runInspection(
   try {
     if (policy.info.vocabSize !== reference.info.vocabSize)
       throw new Error(
-        `the policy has ${policy.info.vocabSize} tokens and the reference ${reference.info.vocabSize}: they must share a vocabulary.`,
+        `the policy has ${policy.info.vocabSize} tokens and the reference ${reference.info.vocabSize}: they ` +
+          `must share a vocabulary.`,
       );
     if (reward && !reward.info.scalarOutputs.includes('scores'))
       throw new Error(
-        `${options.reward}/onnx/model.onnx has no "scores" output: export a reward model (a checkpoint with a score head) with rlhf-lens export.`,
+        `${options.reward}/onnx/model.onnx has no "scores" output: export a reward model (a checkpoint with a ` +
+          `score head) with rlhf-lens export.`,
       );
     const prompts = await loadPrompts(
       options.prompts ? { source: 'jsonl', path: options.prompts } : { source: 'demo' },
@@ -102,7 +105,8 @@ export async function runInspection(
       seed: options.seed,
       backend: 'onnxruntime-node',
       backend_reason: 'inspection runs score ONNX models on onnxruntime-node',
-      // Laid out as a config with one stage, as training runs record theirs, so readers find the stage's settings the same way.
+      // Laid out as a config with one stage, as training runs record theirs, so readers find the stage's settings the
+      // same way.
       config: {
         name: options.name,
         seed: options.seed,
@@ -195,7 +199,8 @@ export async function runInspection(
       run.appendMetrics(metrics);
       run.update({ step });
       log(
-        `step ${step}: KL ${metrics['objective/kl'].toFixed(3)}${reward ? `, score ${metrics['objective/scores'].toFixed(3)}` : ''}`,
+        `step ${step}: KL ` +
+          `${metrics['objective/kl'].toFixed(3)}${reward ? `, score ${metrics['objective/scores'].toFixed(3)}` : ''}`,
       );
     }
     run.update({ status: 'completed', ended_at: new Date().toISOString() });

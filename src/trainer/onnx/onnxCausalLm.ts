@@ -13,7 +13,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { FileFormatError, isRecord, objectProblems, parseJsonText } from '../../shared/runFiles';
+import { isRecord } from '../../shared/isRecord';
+import { FileFormatError, objectProblems, parseJsonText } from '../../shared/runFiles';
 import * as ort from 'onnxruntime-node';
 import type { GptConfig, ScorePooling } from '../model/gptConfig';
 import type { ScalarHead } from '../engine/tfjs/gpt';
@@ -35,7 +36,10 @@ export interface CausalLmInfo {
   readonly hasPositionIds: boolean;
   /** Scalar outputs beside logits ('values', 'scores'). */
   readonly scalarOutputs: readonly string[];
-  /** How a reward model's per-position `scores` become one score (gptConfig.ts's ScorePooling), and its head's bias b, which 'sum' adds once. */
+  /**
+   * How a reward model's per-position `scores` become one score (gptConfig.ts's ScorePooling), and its head's bias b,
+   * which 'sum' adds once.
+   */
   readonly scorePooling: ScorePooling;
   readonly scoreBias: number;
 }
@@ -149,11 +153,13 @@ export class OnnxCausalLm {
       const value = number(...keys);
       if (value === undefined)
         throw new Error(
-          `${configFile}: field "${keys[0]}" is missing (${what}; also read as ${keys.slice(1).join(', ') || 'nothing else'}).`,
+          `${configFile}: field "${keys[0]}" is missing (${what}; also read as ` +
+            `${keys.slice(1).join(', ') || 'nothing else'}).`,
         );
       if (!Number.isSafeInteger(value) || value < 1)
         throw new Error(
-          `${configFile}: ${keys.find((key) => config[key] === value)} (${what}) must be a whole number ≥ 1, got ${value}.`,
+          `${configFile}: ${keys.find((key) => config[key] === value)} (${what}) must be a whole number ≥ 1, ` +
+            `got ${value}.`,
         );
       return value;
     };
@@ -165,7 +171,8 @@ export class OnnxCausalLm {
     for (const input of ['input_ids', 'attention_mask']) {
       if (!session.inputNames.includes(input))
         throw new Error(
-          `${modelFile}: the graph has no "${input}" input (inputs: ${session.inputNames.join(', ')}); RLHF Lens reads GPT-2-style causal LM exports.`,
+          `${modelFile}: the graph has no "${input}" input (inputs: ${session.inputNames.join(', ')}); RLHF ` +
+            `Lens reads GPT-2-style causal LM exports.`,
         );
     }
     if (!session.outputNames.includes('logits'))

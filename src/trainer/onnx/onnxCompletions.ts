@@ -47,7 +47,8 @@ export class OnnxCompletionSource {
     const room = this.model.info.maxPositions - promptIds.length;
     if (room < 1)
       throw new Error(
-        `The prompt is ${promptIds.length} tokens; the model's context is ${this.model.info.maxPositions}. Shorten the prompt.`,
+        `The prompt is ${promptIds.length} tokens; the model's context is ${this.model.info.maxPositions}. ` +
+          `Shorten the prompt.`,
       );
     const sequences = await generateOnnx(
       this.model,

@@ -2,7 +2,8 @@
  * Full-sequence passes on onnxruntime-node, the twins of the tfjs engine's passes (engine/tfjs/tfjsEngine.ts):
  * per-position log-probabilities of the next token (at the sampling temperature), entropies and
  * scalar heads over a right-padded SequenceBatch, and a reward model's score of each sequence read at
- * its last token or summed over its tokens, as Gpt.score pools it. test/unit/onnxRollout.test.ts checks each against tfjs.
+ * its last token or summed over its tokens, as Gpt.score pools it. test/unit/onnxRollout.test.ts checks each against
+ * tfjs.
  */
 import { rewardInputs, type PromptResponse, type SequenceBatch } from '../data/sequences';
 import type { OnnxCausalLm } from './onnxCausalLm';

@@ -166,7 +166,9 @@ export class RunDirectory {
       text = readFileSync(file, 'utf8');
     } catch (error) {
       throw new Error(
-        `Cannot resume ${dir}: ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give the folder of a run, which holds run.json.`,
+        `Cannot resume ${dir}: ${file} cannot be read (` +
+          `${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give the folder of a run, ` +
+          `which holds run.json.`,
       );
     }
     // Every field of RunJsonFields present has been checked for its type; the stored config is the validated one.

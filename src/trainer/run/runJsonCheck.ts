@@ -7,7 +7,8 @@
 import { readConfigText } from '../../shared/configFile';
 import { formatPath } from '../../shared/configSchema';
 import type { RunConfig } from '../../shared/runConfig';
-import { FieldChecker, FileFormatError, isRecord, objectProblems, runJsonProblems } from '../../shared/runFiles';
+import { isRecord } from '../../shared/isRecord';
+import { FieldChecker, FileFormatError, objectProblems, runJsonProblems } from '../../shared/runFiles';
 import { runIdProblem } from '../../shared/runIds';
 
 const advice = 'this run cannot be resumed from it; start the run again from its config file, or restore run.json';
@@ -46,11 +47,13 @@ export function checkResumableRunJson(
     const stage = config.stages[stageIndex];
     if (stage === undefined)
       problems.push(
-        `stage_index ${stageIndex} is out of range: config.stages has ${config.stages.length} stage${config.stages.length === 1 ? '' : 's'} (0 to ${config.stages.length - 1})`,
+        `stage_index ${stageIndex} is out of range: config.stages has ${config.stages.length} stage` +
+          `${config.stages.length === 1 ? '' : 's'} (0 to ${config.stages.length - 1})`,
       );
     else if (typeof value.stage === 'string' && value.stage !== (stage.name ?? stage.type))
       problems.push(
-        `stage "${value.stage.slice(0, 200)}" is not config.stages[${stageIndex}], which is "${stage.name ?? stage.type}"`,
+        `stage "${value.stage.slice(0, 200)}" is not config.stages[${stageIndex}], which is "` +
+          `${stage.name ?? stage.type}"`,
       );
   }
   if (problems.length > 0 || !config) throw new FileFormatError(file, problems, advice);

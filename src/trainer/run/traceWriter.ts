@@ -24,7 +24,8 @@ export function writeTrace<K extends TraceKind>(
   const stray = rows.findIndex((row) => row.step !== step);
   if (stray >= 0) {
     throw new TraceFormatError(
-      `Trace row ${stray} (sample ${rows[stray].sample}) has step ${rows[stray].step} but is being written to the file of step ${step}.`,
+      `Trace row ${stray} (sample ${rows[stray].sample}) has step ${rows[stray].step} but is being written to ` +
+        `the file of step ${step}.`,
     );
   }
   const bytes = encodeTrace(kind, rows);

@@ -16,7 +16,9 @@ import type { Gpt, KvCache } from '../engine/tfjs/gpt';
 // The sampling settings and results are the engine seam's (every engine samples to that contract).
 export type { SampledSequence, SamplingOptions } from '../engine/engine';
 
-/** Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability. */
+/**
+ * Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability.
+ */
 export function sampleToken(
   logits: Float32Array,
   options: Pick<SamplingOptions, 'temperature' | 'topK' | 'topP'>,

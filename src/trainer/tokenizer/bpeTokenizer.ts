@@ -18,7 +18,10 @@ export const SPECIAL_TOKENS = { pad: '<|pad|>', bos: '<|bos|>', eos: '<|eos|>' }
 export interface BpeModel {
   /** Token text by id: specials as their names, other tokens spelled in byte-level characters (byteLevel.ts). */
   readonly vocab: readonly string[];
-  /** Merge rules, highest priority first, as [left id, right id]; the result is the token spelled vocab[left] + vocab[right]. */
+  /**
+   * Merge rules, highest priority first, as [left id, right id]; the result is the token spelled vocab[left] +
+   * vocab[right].
+   */
   readonly merges: readonly (readonly [number, number])[];
 }
 
@@ -75,7 +78,10 @@ export class BpeTokenizer {
   private readonly byteIds = new Int32Array(256);
   private readonly rankOf = new Map<number, number>();
   private readonly mergedId: number[] = [];
-  /** Whether every rule that uses merge `rank`'s token ranks after it, so all its occurrences may merge in one pass (see applyMerges). */
+  /**
+   * Whether every rule that uses merge `rank`'s token ranks after it, so all its occurrences may merge in one pass (see
+   * applyMerges).
+   */
   private readonly allAtOnce: readonly boolean[];
   private readonly cache = new Map<string, readonly number[]>();
 
@@ -106,7 +112,8 @@ export class BpeTokenizer {
       const id = idOf.get(char);
       if (id === undefined)
         throw new Error(
-          `The vocabulary lacks the token for byte ${byte} (${JSON.stringify(char)}), so some text could not be encoded.`,
+          `The vocabulary lacks the token for byte ${byte} (${JSON.stringify(char)}), so some text could not ` +
+            `be encoded.`,
         );
       this.byteIds[byte] = id;
     });
@@ -288,12 +295,15 @@ export class BpeTokenizer {
       text = await readFile(path, 'utf8');
     } catch (error) {
       throw new Error(
-        `Could not read the tokenizer at ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Save one there with BpeTokenizer.save.`,
+        `Could not read the tokenizer at ${path}: ` +
+          `${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Save one there with ` +
+          `BpeTokenizer.save.`,
       );
     }
     // A cut file names its line and column; a wrong structure names the field (fromJSON).
     const tokenizer = BpeTokenizer.fromJSON(parseJsonText(text, path), path);
-    // tokenizer_config.json is not needed to encode, but a damaged one would break transformers.js readers of an export.
+    // tokenizer_config.json is not needed to encode, but a damaged one would break transformers.js readers of an
+    // export.
     const configPath = join(dir, 'tokenizer_config.json');
     const configText = await readFile(configPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
@@ -368,7 +378,8 @@ export class BpeTokenizer {
   private checkId(id: number): void {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocab.length) {
       throw new RangeError(
-        `Token id ${id} is outside this tokenizer's vocabulary (0..${this.vocab.length - 1}); was it made by another tokenizer?`,
+        `Token id ${id} is outside this tokenizer's vocabulary (0..${this.vocab.length - 1}); was it made by ` +
+          `another tokenizer?`,
       );
     }
   }

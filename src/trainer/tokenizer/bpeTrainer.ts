@@ -9,9 +9,15 @@ import { type BpeModel, SPECIAL_TOKENS } from './bpeTokenizer';
 import { BYTE_TO_CHAR, splitWords, utf8Encode } from './byteLevel';
 
 export interface BpeTrainOptions {
-  /** Final vocabulary size: 3 specials + 256 bytes + one token per merge. An upper bound: training stops early when no pair is frequent enough. */
+  /**
+   * Final vocabulary size: 3 specials + 256 bytes + one token per merge. An upper bound: training stops early when no
+   * pair is frequent enough.
+   */
   vocabSize: number;
-  /** A pair must occur at least this many times in the corpus to be merged. Default 2: a pair seen once only memorises that one spot. */
+  /**
+   * A pair must occur at least this many times in the corpus to be merged. Default 2: a pair seen once only memorises
+   * that one spot.
+   */
   minFrequency?: number;
 }
 

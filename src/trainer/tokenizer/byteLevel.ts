@@ -66,7 +66,8 @@ export function byteLevelToBytes(text: string): Uint8Array {
     const byte = CHAR_TO_BYTE.get(text[i]);
     if (byte === undefined) {
       throw new Error(
-        `Token ${JSON.stringify(text)} has ${JSON.stringify(text[i])}, which is not a byte-level character: is this a GPT-2 style (ByteLevel) tokenizer?`,
+        `Token ${JSON.stringify(text)} has ${JSON.stringify(text[i])}, which is not a byte-level character: ` +
+          `is this a GPT-2 style (ByteLevel) tokenizer?`,
       );
     }
     bytes[i] = byte;

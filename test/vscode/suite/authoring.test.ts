@@ -53,54 +53,61 @@ const hoverText = (hovers: vscode.Hover[]) =>
 const fixtures = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'broken-configs');
 
 suite('authoring and managing runs', () => {
-  test('RLHF: New Run writes a template config; the schema gives hover docs with TRL names and defaults, and completion', async () => {
-    await api();
-    const uri = await vscode.commands.executeCommand<vscode.Uri>('rlhf.newRun', { template: 'ppo', name: 'suite-ppo' });
-    assert.equal(uri.fsPath, path.join(workspaceRoot(), 'suite-ppo.rlhf.json'));
-    const config = JSON.parse(readFileSync(uri.fsPath, 'utf8'));
-    assert.equal(config.name, 'suite-ppo');
-    assert.deepEqual(
-      config.stages.map((stage: { type: string }) => stage.type),
-      ['sft', 'preferences', 'reward', 'ppo'],
-    );
-    const document = await vscode.workspace.openTextDocument(uri);
-    assert.equal(document.languageId, 'jsonc', '*.rlhf.json opens as JSON with comments, as the trainer reads it');
+  test(
+    'RLHF: New Run writes a template config; ' +
+      'the schema gives hover docs with TRL names and defaults, and completion',
+    async () => {
+      await api();
+      const uri = await vscode.commands.executeCommand<vscode.Uri>('rlhf.newRun', {
+        template: 'ppo',
+        name: 'suite-ppo',
+      });
+      assert.equal(uri.fsPath, path.join(workspaceRoot(), 'suite-ppo.rlhf.json'));
+      const config = JSON.parse(readFileSync(uri.fsPath, 'utf8'));
+      assert.equal(config.name, 'suite-ppo');
+      assert.deepEqual(
+        config.stages.map((stage: { type: string }) => stage.type),
+        ['sft', 'preferences', 'reward', 'ppo'],
+      );
+      const document = await vscode.workspace.openTextDocument(uri);
+      assert.equal(document.languageId, 'jsonc', '*.rlhf.json opens as JSON with comments, as the trainer reads it');
 
-    const line = lineOf(document, '"init_kl_coef"');
-    const key = document.lineAt(line).text.indexOf('"') + 2;
-    const hover = await eventually(async () => {
-      const text = hoverText(
-        await vscode.commands.executeCommand<vscode.Hover[]>(
-          'vscode.executeHoverProvider',
+      const line = lineOf(document, '"init_kl_coef"');
+      const key = document.lineAt(line).text.indexOf('"') + 2;
+      const hover = await eventually(async () => {
+        const text = hoverText(
+          await vscode.commands.executeCommand<vscode.Hover[]>(
+            'vscode.executeHoverProvider',
+            uri,
+            new vscode.Position(line, key),
+          ),
+        );
+        return /TRL: `kl_coef`/.test(text) ? text : undefined;
+      }, 'hover docs from the contributed JSON Schema');
+      assert.match(hover, /β of the per-token penalty/);
+      assert.match(hover, /Default: `0\.05`/);
+
+      // Completion inside the PPO stage offers its settings, and the enum's values for kl_estimator.
+      const estimatorLine = lineOf(document, '"kl_estimator"');
+      const valueStart = document.lineAt(estimatorLine).text.indexOf(': "') + 3;
+      const values = await eventually(async () => {
+        const list = await vscode.commands.executeCommand<vscode.CompletionList>(
+          'vscode.executeCompletionItemProvider',
           uri,
-          new vscode.Position(line, key),
-        ),
+          new vscode.Position(estimatorLine, valueStart),
+        );
+        const labels = list.items.map((item) =>
+          (typeof item.label === 'string' ? item.label : item.label.label).replace(/"/g, ''),
+        );
+        return labels.includes('k3') ? labels : undefined;
+      }, 'enum completion for kl_estimator');
+      assert.ok(
+        ['k1', 'k2', 'k3', 'abs'].every((value) => values.includes(value)),
+        values.join(', '),
       );
-      return /TRL: `kl_coef`/.test(text) ? text : undefined;
-    }, 'hover docs from the contributed JSON Schema');
-    assert.match(hover, /β of the per-token penalty/);
-    assert.match(hover, /Default: `0\.05`/);
-
-    // Completion inside the PPO stage offers its settings, and the enum's values for kl_estimator.
-    const estimatorLine = lineOf(document, '"kl_estimator"');
-    const valueStart = document.lineAt(estimatorLine).text.indexOf(': "') + 3;
-    const values = await eventually(async () => {
-      const list = await vscode.commands.executeCommand<vscode.CompletionList>(
-        'vscode.executeCompletionItemProvider',
-        uri,
-        new vscode.Position(estimatorLine, valueStart),
-      );
-      const labels = list.items.map((item) =>
-        (typeof item.label === 'string' ? item.label : item.label.label).replace(/"/g, ''),
-      );
-      return labels.includes('k3') ? labels : undefined;
-    }, 'enum completion for kl_estimator');
-    assert.ok(
-      ['k1', 'k2', 'k3', 'abs'].every((value) => values.includes(value)),
-      values.join(', '),
-    );
-    assert.equal(ourDiagnostics(uri).length, 0, 'a fresh template has no problems');
-  });
+      assert.equal(ourDiagnostics(uri).length, 0, 'a fresh template has no problems');
+    },
+  );
 
   test('a bad value gets a diagnostic on its line while typing, and its quick fix repairs it', async () => {
     await api();
@@ -137,71 +144,76 @@ suite('authoring and managing runs', () => {
     );
   });
 
-  test('broken configs: a sample shows each diagnostic on its recorded line, and no broken config starts a trainer', async () => {
-    const lens = await api();
-    const manifest = JSON.parse(readFileSync(path.join(fixtures, 'manifest.json'), 'utf8')) as Record<
-      string,
-      { line: number; message: string }
-    >;
-    const folder = path.join(workspaceRoot(), 'broken');
-    mkdirSync(folder, { recursive: true });
-    for (const file of Object.keys(manifest)) copyFileSync(path.join(fixtures, file), path.join(folder, file));
-    // Problems only the extension's checks see (ours), and schema problems VS Code's JSON support reports.
-    const semanticSample = [
-      'ppo-minibatches-not-dividing-batch',
-      'stage-order-reward-after-ppo',
-      'dpo-policy-misspelt',
-      'sft-dataset-file-missing',
-      'ppo-eos-penalty-without-eos',
-      'dpo-label-smoothing-with-ipo',
-      'ppo-default-policy-missing',
-      'sft-init-from-missing-checkpoint',
-    ];
-    for (const name of semanticSample) {
-      const uri = vscode.Uri.file(path.join(folder, `${name}.rlhf.json`));
-      await vscode.workspace.openTextDocument(uri);
-      const expected = manifest[`${name}.rlhf.json`];
-      await eventually(
-        () =>
-          ourDiagnostics(uri).some(
-            (d) => d.range.start.line === expected.line - 1 && d.message.includes(expected.message),
-          )
-            ? true
-            : undefined,
-        `${name}: a diagnostic on line ${expected.line} with "${expected.message}" (got ${ourDiagnostics(uri)
-          .map((d) => `${d.range.start.line + 1}: ${d.message}`)
-          .join('; ')})`,
+  test(
+    'broken configs: a sample shows each diagnostic on its ' + 'recorded line, and no broken config starts a trainer',
+    async () => {
+      const lens = await api();
+      const manifest = JSON.parse(readFileSync(path.join(fixtures, 'manifest.json'), 'utf8')) as Record<
+        string,
+        { line: number; message: string }
+      >;
+      const folder = path.join(workspaceRoot(), 'broken');
+      mkdirSync(folder, { recursive: true });
+      for (const file of Object.keys(manifest)) copyFileSync(path.join(fixtures, file), path.join(folder, file));
+      // Problems only the extension's checks see (ours), and schema problems VS Code's JSON support reports.
+      const semanticSample = [
+        'ppo-minibatches-not-dividing-batch',
+        'stage-order-reward-after-ppo',
+        'dpo-policy-misspelt',
+        'sft-dataset-file-missing',
+        'ppo-eos-penalty-without-eos',
+        'dpo-label-smoothing-with-ipo',
+        'ppo-default-policy-missing',
+        'sft-init-from-missing-checkpoint',
+      ];
+      for (const name of semanticSample) {
+        const uri = vscode.Uri.file(path.join(folder, `${name}.rlhf.json`));
+        await vscode.workspace.openTextDocument(uri);
+        const expected = manifest[`${name}.rlhf.json`];
+        await eventually(
+          () =>
+            ourDiagnostics(uri).some(
+              (d) => d.range.start.line === expected.line - 1 && d.message.includes(expected.message),
+            )
+              ? true
+              : undefined,
+          `${name}: a diagnostic on line ${expected.line} with "${expected.message}" (got ${ourDiagnostics(uri)
+            .map((d) => `${d.range.start.line + 1}: ${d.message}`)
+            .join('; ')})`,
+        );
+      }
+      for (const name of ['kl-estimator-unknown', 'max-steps-as-string', 'stage-type-unknown']) {
+        const uri = vscode.Uri.file(path.join(folder, `${name}.rlhf.json`));
+        // VS Code's JSON support reports problems of the files shown in editors.
+        await vscode.window.showTextDocument(uri);
+        const expected = manifest[`${name}.rlhf.json`];
+        await eventually(
+          () =>
+            vscode.languages.getDiagnostics(uri).some((d) => d.range.start.line === expected.line - 1)
+              ? true
+              : undefined,
+          `${name}: a schema diagnostic on line ${expected.line}`,
+        );
+      }
+      assert.equal(
+        await vscode.commands.executeCommand(
+          'rlhf.validateConfig',
+          vscode.Uri.file(path.join(folder, 'stage-order-reward-after-ppo.rlhf.json')),
+        ),
+        false,
       );
-    }
-    for (const name of ['kl-estimator-unknown', 'max-steps-as-string', 'stage-type-unknown']) {
-      const uri = vscode.Uri.file(path.join(folder, `${name}.rlhf.json`));
-      // VS Code's JSON support reports problems of the files shown in editors.
-      await vscode.window.showTextDocument(uri);
-      const expected = manifest[`${name}.rlhf.json`];
-      await eventually(
-        () =>
-          vscode.languages.getDiagnostics(uri).some((d) => d.range.start.line === expected.line - 1) ? true : undefined,
-        `${name}: a schema diagnostic on line ${expected.line}`,
-      );
-    }
-    assert.equal(
-      await vscode.commands.executeCommand(
-        'rlhf.validateConfig',
-        vscode.Uri.file(path.join(folder, 'stage-order-reward-after-ppo.rlhf.json')),
-      ),
-      false,
-    );
-    const before = lens.supervisor.trainers.length;
-    for (const file of Object.keys(manifest)) {
-      const pid = await vscode.commands.executeCommand('rlhf.startRun', vscode.Uri.file(path.join(folder, file)));
-      assert.equal(pid, undefined, `${file} started a trainer`);
-      assert.equal(lens.supervisor.trainers.length, before, `${file} started a trainer`);
-      assert.match(lens.runs.lastRefusal ?? '', /was not started: the config has \d+ errors?/, file);
-    }
-    const runsFolder = path.join(workspaceRoot(), '.rlhf', 'runs');
-    const created = existsSync(runsFolder) ? readdirSync(runsFolder).filter((id) => id.startsWith('a-')) : [];
-    assert.deepEqual(created, [], 'no run directory was created');
-  });
+      const before = lens.supervisor.trainers.length;
+      for (const file of Object.keys(manifest)) {
+        const pid = await vscode.commands.executeCommand('rlhf.startRun', vscode.Uri.file(path.join(folder, file)));
+        assert.equal(pid, undefined, `${file} started a trainer`);
+        assert.equal(lens.supervisor.trainers.length, before, `${file} started a trainer`);
+        assert.match(lens.runs.lastRefusal ?? '', /was not started: the config has \d+ errors?/, file);
+      }
+      const runsFolder = path.join(workspaceRoot(), '.rlhf', 'runs');
+      const created = existsSync(runsFolder) ? readdirSync(runsFolder).filter((id) => id.startsWith('a-')) : [];
+      assert.deepEqual(created, [], 'no run directory was created');
+    },
+  );
 
   test('start from the CodeLens; the Runs view and status bar follow it; stop; resume to the end', async function () {
     this.timeout(240_000);

@@ -1,7 +1,7 @@
 /**
  * AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization"), as PyTorch's `torch.optim.AdamW`
  * computes it, with its moments kept as named tensors so checkpoints can save and restore them:
- *   θ ← θ − η·λ·θ                                   (decoupled decay, only on weights of rank ≥ 2, as nanoGPT)
+ *   θ ← θ − η·λ·θ                    (decoupled decay, only on weights of rank ≥ 2, as nanoGPT)
  *   m ← β₁m + (1 − β₁)g,   v ← β₂v + (1 − β₂)g²
  *   θ ← θ − η · m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
  */
@@ -37,7 +37,10 @@ export class AdamW {
     return this.stepCount;
   }
 
-  /** One update with learning rate `lr`; `grads` by weight name (missing ones are skipped). Disposes nothing it was given. */
+  /**
+   * One update with learning rate `lr`; `grads` by weight name (missing ones are skipped). Disposes nothing
+   * it was given.
+   */
   apply(grads: Readonly<Record<string, Tensor>>, lr: number): void {
     this.stepCount += 1;
     const { beta1, beta2, epsilon, weightDecay } = this.options;
@@ -79,11 +82,13 @@ export class AdamW {
         const variable = target.get(name) as Variable;
         const file = state.file ?? 'the optimizer checkpoint';
         const advice =
-          "the optimizer state does not belong to this model; resume from an earlier checkpoint (delete this step's folder).";
+          'the optimizer state does not belong to this model; resume from an earlier checkpoint ' +
+          "(delete this step's folder).";
         if (!saved) throw new Error(`${file}: has no tensor "${name}.${suffix}" — ${advice}`);
         if (saved.shape.join(',') !== variable.shape.join(','))
           throw new Error(
-            `${file}: tensor "${name}.${suffix}" has shape [${saved.shape}], expected [${variable.shape}] — ${advice}`,
+            `${file}: tensor "${name}.${suffix}" has shape [${saved.shape}], ` +
+              `expected [${variable.shape}] — ${advice}`,
           );
         tf.tidy(() => variable.assign(tf.tensor(saved.data, variable.shape)));
       }

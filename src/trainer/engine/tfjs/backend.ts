@@ -106,11 +106,11 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
     const reason =
       passedOver.length === 0
         ? 'the best backend, and available'
-        : `the best available: ${passedOver.map((attempt) => `${attempt.name} (${attempt.error})`).join(', ')} not usable`;
+        : `the best available: ${passedOver.map(({ name, error }) => `${name} (${error})`).join(', ')} not usable`;
     return { name, reason, passedOver };
   }
   throw new Error(
-    `No TensorFlow.js backend could start: ${passedOver.map((attempt) => `${attempt.name}: ${attempt.error}`).join('; ')}`,
+    `No TensorFlow.js backend could start: ${passedOver.map(({ name, error }) => `${name}: ${error}`).join('; ')}`,
   );
 }
 

@@ -207,7 +207,8 @@ export class Gpt {
     x = maybeDropout(x);
 
     const bias = this.attentionBias(batch, length, past, options.keyMask); // [B or 1, 1, T, P + T]
-    const splitHeads = (t: Tensor) => tf.transpose(t.reshape([batch, length, heads, headWidth]), [0, 2, 1, 3]); // [B, H, T, D]
+    // [B, T, C] → [B, H, T, D]
+    const splitHeads = (t: Tensor) => tf.transpose(t.reshape([batch, length, heads, headWidth]), [0, 2, 1, 3]);
     const newCache: { k: Tensor; v: Tensor }[] = [];
 
     for (let l = 0; l < this.config.n_layer; l++) {
@@ -271,7 +272,10 @@ export class Gpt {
 
   private readonly biasCache = new Map<string, Tensor>();
 
-  /** Additive attention bias: 0 where query i may see key j (j ≤ P + i, and key j is not padding), −1e9 elsewhere. */
+  /**
+   * Additive attention bias: 0 where query i may see key j (j ≤ P + i, and key j is not padding), −1e9
+   * elsewhere.
+   */
   private attentionBias(batch: number, length: number, past: number, keyMask?: Tensor): Tensor {
     const key = `${length}:${past}`;
     let causal = this.biasCache.get(key);
@@ -283,7 +287,8 @@ export class Gpt {
       this.biasCache.set(key, causal);
     }
     if (!keyMask) return causal;
-    const padding = tf.mul(tf.sub(1, keyMask.toFloat()), negativeInfinity).reshape([batch, 1, 1, past + length]); // [B, 1, 1, P+T]
+    // [B, 1, 1, P+T]
+    const padding = tf.mul(tf.sub(1, keyMask.toFloat()), negativeInfinity).reshape([batch, 1, 1, past + length]);
     return tf.add(causal, padding); // [B, 1, T, P+T]
   }
 

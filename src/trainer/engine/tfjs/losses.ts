@@ -126,8 +126,9 @@ export function dpoLossTensor(
   let losses: Tensor;
   switch (lossType) {
     case 'sigmoid':
-      // −log σ(β·h)·(1 − ε) − log σ(−β·h)·ε   (cDPO's label smoothing ε), as softplus(−β·h)·(1 − ε) + softplus(β·h)·ε:
-      // −log σ(z) = softplus(−z) is stable, and tf.logSigmoid's custom gradient reads a tensor the forward pass disposed.
+      // −log σ(β·h)·(1 − ε) − log σ(−β·h)·ε   (cDPO's label smoothing ε),
+      // as softplus(−β·h)·(1 − ε) + softplus(β·h)·ε: −log σ(z) = softplus(−z) is stable, and tf.logSigmoid's
+      // custom gradient reads a tensor the forward pass disposed.
       losses = tf.add(
         tf.mul(tf.softplus(tf.mul(-beta, h)), 1 - labelSmoothing),
         tf.mul(tf.softplus(tf.mul(beta, h)), labelSmoothing),
