@@ -38,7 +38,7 @@ before(async () => {
   evaluatorWith = (task) => ({ engine, task });
 });
 
-test('a policy against itself: zero KL, the task scores each held-out prompt once, the same numbers again', async () => {
+test('a policy against itself: zero KL, every prompt scored once by the task, the same numbers again', async () => {
   const sft = await tinySft();
   const task = recordingTask();
   const evaluation = await evaluatePolicy(evaluatorWith(task), sft, sft, settings);
