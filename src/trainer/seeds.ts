@@ -39,6 +39,8 @@ export const seeds = {
   evalGeneration: (seed: number) => seed + evalGenerationOffset,
   /** Sampling of the preference stage's completions of prompt batch `batch`. */
   preferenceSampling: (seed: number, batch: number) => seed * perBatchPrime + batch,
+  /** Sampling of the demo evaluation's chunk of held-out prompts that starts at prompt `firstPrompt`. */
+  demoEvaluationChunk: (seed: number, firstPrompt: number) => seed + firstPrompt,
   /** The simulated annotator's draws (ranking noise, shown order) for prompt batch `batch`. */
   annotator: (seed: number, batch: number) => (seed ^ annotatorMask) + batch,
 } as const;

@@ -11,7 +11,7 @@ import { dpoStageSchema, type DpoStageConfig } from '../../src/shared/runConfig'
 import { decodeTrace, type DpoTraceRow } from '../../src/shared/traceFormat';
 import { demoPrompts, heldOutPrompts } from '../../src/trainer/data/reviews';
 import { sentimentScore } from '../../src/trainer/data/sentimentOracle';
-import { evalGenerationSeed, evaluateGenerations } from '../../src/trainer/dpo/dpoEvaluation';
+import { evaluateGenerations } from '../../src/trainer/dpo/dpoEvaluation';
 import { runDpoStage } from '../../src/trainer/dpo/dpoTrainer';
 import type { TrainingEngine } from '../../src/trainer/engine/engine';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
@@ -23,6 +23,8 @@ import { RunDirectory } from '../../src/trainer/run/runDirectory';
 import { generate } from '../../src/trainer/sampling/sampler';
 import type { StageContext, StageResult } from '../../src/trainer/stageContext';
 import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
+import { loadEngineModel } from '../../src/trainer/checkpoint/modelLoading';
+import { seeds } from '../../src/trainer/seeds';
 
 /** The training engine of the stages under test (tfjs on wasm), made once the backend is chosen. */
 let engine: TrainingEngine;
@@ -294,11 +296,11 @@ test('DPO raises held-out preference accuracy and the oracle score, at a positiv
   assert.ok(existsSync(result.outputs.checkpoint as string));
 
   // Step 0 is the SFT policy's own score under the same generation settings and seed.
-  const { model: sft, checkpoint } = await loadModel(policy, [], seed);
+  const { model: sft, checkpoint } = await loadEngineModel(engine, policy, [], seed);
   try {
     const baseline = await evaluateGenerations(sft, sft, checkpoint.tokenizer, heldOutPrompts(128), {
       maxNewTokens: stage.max_new_tokens,
-      seed: evalGenerationSeed(seed),
+      seed: seeds.evalGeneration(seed),
       oracle: sentimentTask,
     });
     assert.equal(baseline.score, start['eval/oracle/score']);

@@ -8,9 +8,12 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
 import { defaultRunsFolder } from '../../shared/runsFolder';
+import type { BackendChoice } from '../engine/tfjs/backend';
+import { createTrainingEngine } from '../engineFactory';
 import { runPipeline, type PipelineCallbacks } from '../pipeline';
 import { formatSeconds } from '../progressBar';
 import { demoEvaluationSeed } from '../seeds';
+import { sentimentTask } from '../tasks/sentimentTask';
 import { demoBetas, demoConfig, demoKlCoefficients, demoScales, dpoStageNames, ppoStageNames } from './demoConfig';
 import { evaluatePolicy, type PolicyEvaluation } from './evaluatePolicies';
 import { dominates, frontierSvg, type FrontierPoint } from './frontierChart';
@@ -60,12 +63,14 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
   const stages: DemoReport['stages'] = [];
   let stageStart = 0;
   let backend = '';
+  let backendChoice: BackendChoice | undefined;
   let stageName = '';
   const callbacks: PipelineCallbacks = {
     ...base,
     onStageStart: (info) => {
       stageStart = performance.now();
       backend = info.backend.name;
+      backendChoice = info.backend;
       stageName = info.stage;
       base.onStageStart?.(info);
     },
@@ -92,18 +97,20 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
   base.log('info', `evaluating ${1 + trained.length} policies on ${scale.evalPrompts} held-out prompts`);
   const evalStart = performance.now();
   const settings = { prompts: scale.evalPrompts, maxNewTokens: scale.maxNewTokens, seed: demoEvaluationSeed };
+  // The pipeline's backend (already set up), with the demo task's oracle scoring every policy.
+  const evaluator = { engine: createTrainingEngine(backendChoice as BackendChoice), task: sentimentTask };
   const evaluations: {
     policy: string;
     family: 'SFT' | 'PPO' | 'DPO';
     coefficient?: number;
     evaluation: PolicyEvaluation;
-  }[] = [{ policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(sft, sft, settings) }];
+  }[] = [{ policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(evaluator, sft, sft, settings) }];
   for (const { stage, family, coefficient } of trained)
     evaluations.push({
       policy: `${family} β=${coefficient}`,
       family,
       coefficient,
-      evaluation: await evaluatePolicy(checkpointOf(stage), sft, settings),
+      evaluation: await evaluatePolicy(evaluator, checkpointOf(stage), sft, settings),
     });
   stages.push({ stage: 'evaluation', run_id: '', backend, seconds: (performance.now() - evalStart) / 1000 });
 

@@ -4,14 +4,16 @@
  * the mean over samples of Σₜ (log π − log π_ref) of the sampled response tokens — a sequence-level
  * estimate whose expectation under π is the KL (the DPO paper's frontier plots exactly this pair).
  */
+import { mean } from '../../core';
+import { loadEngineModel } from '../checkpoint/modelLoading';
 import { heldOutPrompts } from '../data/reviews';
-import { sentimentScore } from '../data/sentimentOracle';
-import { tf } from '../engine/tfjs/tfRuntime';
-import type { Gpt } from '../engine/tfjs/gpt';
-import { buildSequenceBatch, responseValues } from '../data/sequences';
-import { generate } from '../sampling/sampler';
-import { loadModel } from '../checkpoint/loadGpt';
-import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
+import { buildSequenceBatch, responseValues, tokenBatchOf, type SequenceBatch } from '../data/sequences';
+import type { EngineModel, TrainingEngine } from '../engine/engine';
+import { seeds } from '../seeds';
+import type { Task } from '../tasks/task';
+
+/** Prompts sampled per generation batch: chunks keep the batch (and memory) small on 2 cores. */
+const promptsPerChunk = 64;
 
 export interface PolicyEvaluation {
   readonly oracleScore: number;
@@ -28,45 +30,49 @@ export interface EvaluationSettings {
   readonly seed: number;
 }
 
+/** Where policies are evaluated: the engine they are loaded into and the task whose oracle scores them. */
+export interface Evaluator {
+  readonly engine: TrainingEngine;
+  readonly task: Task;
+}
+
+/** Mean and its standard error (sample variance, n − 1): core's mean, NaN of an empty list as before. */
 const meanAndStderr = (values: readonly number[]) => {
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, values.length - 1);
-  return { mean, stderr: Math.sqrt(variance / values.length) };
+  const average = mean(values);
+  const variance = values.reduce((a, b) => a + (b - average) ** 2, 0) / Math.max(1, values.length - 1);
+  return { mean: average, stderr: Math.sqrt(variance / values.length) };
 };
 
-async function logprobsOf(model: Gpt, batch: ReturnType<typeof buildSequenceBatch>): Promise<number[][]> {
-  const logprobs = tf.tidy(() => {
-    const { inputs, targets } = sequenceTensors(batch);
-    return sequenceLogprobs(model, inputs, targets).logprobs;
-  });
-  const data = (await logprobs.data()) as Float32Array;
-  logprobs.dispose();
-  return responseValues(data, batch);
+/** log p of each response token of `batch` under `model`, one list per row. */
+async function responseLogprobs(model: EngineModel, batch: SequenceBatch): Promise<number[][]> {
+  const { logprobs } = await model.evaluate(tokenBatchOf(batch), { logprobs: true });
+  return responseValues(logprobs as Float32Array, batch);
 }
 
 export async function evaluatePolicy(
+  evaluator: Evaluator,
   policyDir: string,
   referenceDir: string,
   settings: EvaluationSettings,
 ): Promise<PolicyEvaluation> {
-  const { model: policy, checkpoint } = await loadModel(policyDir, [], settings.seed);
-  const { model: reference } = await loadModel(referenceDir, [], settings.seed);
+  const { engine, task } = evaluator;
+  const { model: policy, checkpoint } = await loadEngineModel(engine, policyDir, [], settings.seed);
+  const { model: reference } = await loadEngineModel(engine, referenceDir, [], settings.seed);
   const tokenizer = checkpoint.tokenizer;
   try {
     const prompts = heldOutPrompts(settings.prompts);
     const oracle: number[] = [];
     const kl: number[] = [];
     const lengths: number[] = [];
-    // Chunks keep the generation batch (and memory) small on 2 cores.
-    for (let start = 0; start < prompts.length; start += 64) {
-      const chunk = prompts.slice(start, start + 64);
+    for (let start = 0; start < prompts.length; start += promptsPerChunk) {
+      const chunk = prompts.slice(start, start + promptsPerChunk);
       const encoded = chunk.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
-      const sequences = await generate(policy, encoded, {
+      const sequences = await policy.generate(encoded, {
         temperature: 1,
         topK: 0,
         topP: 1,
         maxNewTokens: settings.maxNewTokens,
-        seed: settings.seed + start,
+        seed: seeds.demoEvaluationChunk(settings.seed, start),
         eosTokenId: tokenizer.eosId,
         padTokenId: tokenizer.padId,
       });
@@ -74,21 +80,22 @@ export async function evaluatePolicy(
         sequences.map((sequence, i) => ({ prompt: encoded[i], response: sequence.tokens })),
         tokenizer.padId,
       );
-      const [policyLogprobs, referenceLogprobs] = [await logprobsOf(policy, batch), await logprobsOf(reference, batch)];
+      const policyLogprobs = await responseLogprobs(policy, batch);
+      const referenceLogprobs = await responseLogprobs(reference, batch);
       sequences.forEach((sequence, i) => {
-        oracle.push(sentimentScore(chunk[i] + tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })));
+        oracle.push(task.score(chunk[i] + tokenizer.decode(sequence.tokens, { skipSpecialTokens: true })));
         kl.push(policyLogprobs[i].reduce((sum, logprob, t) => sum + logprob - referenceLogprobs[i][t], 0));
         lengths.push(sequence.tokens.length);
       });
     }
-    const o = meanAndStderr(oracle);
-    const k = meanAndStderr(kl);
+    const oracleStats = meanAndStderr(oracle);
+    const klStats = meanAndStderr(kl);
     return {
-      oracleScore: o.mean,
-      oracleStderr: o.stderr,
-      kl: k.mean,
-      klStderr: k.stderr,
-      responseLength: lengths.reduce((a, b) => a + b, 0) / lengths.length,
+      oracleScore: oracleStats.mean,
+      oracleStderr: oracleStats.stderr,
+      kl: klStats.mean,
+      klStderr: klStats.stderr,
+      responseLength: mean(lengths),
     };
   } finally {
     policy.dispose();

@@ -5,21 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { klPerToken } from '../../core';
+import { klPerToken, mean, sum } from '../../core';
+import type { Judgment } from '../../shared/preferences';
 import type { DpoStageConfig, RunConfig } from '../../shared/runConfig';
-import { tf } from '../engine/tfjs/tfRuntime';
-import type { Gpt } from '../engine/tfjs/gpt';
-import { buildSequenceBatch, padTo, responseValues } from '../data/sequences';
+import { heldOutPrompts } from '../data/reviews';
+import { buildSequenceBatch, padTo, responseValues, tokenBatchOf } from '../data/sequences';
+import type { EngineModel } from '../engine/engine';
 import type { RunJsonFields } from '../run/runDirectory';
-import { generate } from '../sampling/sampler';
-import { seeds } from '../seeds';
 import type { Task } from '../tasks/task';
 import type { StageContext } from '../stageContext';
 import type { BpeTokenizer } from '../tokenizer';
-import { sequenceLogprobs, sequenceTensors } from '../engine/tfjs/sequenceTensors';
-
-const mean = (values: readonly number[]) =>
-  values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
 
 // Held-out generations: the oracle's score and the KL to the reference
 
@@ -34,10 +29,11 @@ export interface GenerationEval {
 /**
  * Samples one response per prompt from `policy` (temperature 1, no top-k/top-p, `seed`), then runs
  * policy and reference over prompt + response to read each token's log-probability under both.
+ * Means are core's (NaN of an empty list, as before): `kept` has at least one prompt, so none is empty.
  */
 export async function evaluateGenerations(
-  policy: Gpt,
-  reference: Gpt,
+  policy: EngineModel,
+  reference: EngineModel,
   tokenizer: BpeTokenizer,
   prompts: readonly string[],
   options: { maxNewTokens: number; seed: number; oracle: Task | null },
@@ -50,8 +46,7 @@ export async function evaluateGenerations(
     throw new Error(
       `Every eval prompt fills the context of ${blockSize} tokens; use shorter prompts or a larger block_size.`,
     );
-  const sequences = await generate(
-    policy,
+  const sequences = await policy.generate(
     kept.map((item) => item.ids),
     {
       temperature: 1,
@@ -65,14 +60,12 @@ export async function evaluateGenerations(
   );
   const items = sequences.map((sequence, i) => ({ prompt: kept[i].ids, response: sequence.tokens }));
   const batch = padTo(buildSequenceBatch(items, tokenizer.padId), blockSize, tokenizer.padId);
-  const [policyTokens, referenceTokens] = tf.tidy(() => {
-    const { inputs, targets } = sequenceTensors(batch);
-    return [sequenceLogprobs(policy, inputs, targets).logprobs, sequenceLogprobs(reference, inputs, targets).logprobs]; // [N, T] each
-  });
-  const logprobs = responseValues((await policyTokens.data()) as Float32Array, batch);
-  const refLogprobs = responseValues((await referenceTokens.data()) as Float32Array, batch);
-  tf.dispose([policyTokens, referenceTokens]);
-  const kl = klPerToken(logprobs, refLogprobs, 'k1').map((row) => row.reduce((a, b) => a + b, 0));
+  const tokens = tokenBatchOf(batch);
+  const policyEval = await policy.evaluate(tokens, { logprobs: true }); // [N, T]
+  const referenceEval = await reference.evaluate(tokens, { logprobs: true });
+  const logprobs = responseValues(policyEval.logprobs as Float32Array, batch);
+  const refLogprobs = responseValues(referenceEval.logprobs as Float32Array, batch);
+  const kl = klPerToken(logprobs, refLogprobs, 'k1').map((row) => sum(row));
   const { oracle } = options;
   return {
     score: oracle
@@ -85,11 +78,6 @@ export async function evaluateGenerations(
     kl: mean(kl),
     responseLength: mean(items.map((item) => item.response.length)),
   };
-}
-
-/** The seed of the eval generations of a run seeded `seed` (the same draws at every eval, so evals compare policies, not luck). */
-export function evalGenerationSeed(seed: number): number {
-  return seeds.evalGeneration(seed);
 }
 
 /**
@@ -134,4 +122,18 @@ export function isDemoTask(stage: DpoStageConfig, context: StageContext, policyD
   } catch {
     return false; // not a checkpoint of an RLHF Lens run
   }
+}
+
+/**
+ * The prompts of the eval generations: the demo's held-out prompts when the demo task applies, else the
+ * distinct prompts of the held-out judgments (of the training ones when none is held out).
+ */
+export function evalPrompts(
+  demo: boolean,
+  judgments: { readonly train: readonly Judgment[]; readonly evaluation: readonly Judgment[] },
+  count: number,
+): string[] {
+  if (demo) return heldOutPrompts(count);
+  const source = judgments.evaluation.length > 0 ? judgments.evaluation : judgments.train;
+  return [...new Set(source.map((judgment) => judgment.prompt))].slice(0, count);
 }
