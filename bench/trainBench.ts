@@ -39,7 +39,7 @@ interface Row {
 
 async function measure(backend: BackendName, name: string, config: GptConfig): Promise<Row> {
   const model = Gpt.create(config, { seed: 0 });
-  const optimizer = new AdamW(model.weights, { beta1: 0.9, beta2: 0.99, epsilon: 1e-8, weightDecay: 0.1 });
+  const optimizer = new AdamW(model.weights, { adamBeta1: 0.9, adamBeta2: 0.99, adamEpsilon: 1e-8, weightDecay: 0.1 });
   const shape: [number, number] = [batchSize, config.block_size];
   const ids = tf.randomUniform(shape, 0, config.vocab_size, 'int32');
   const targets = tf.randomUniform(shape, 0, config.vocab_size, 'int32');

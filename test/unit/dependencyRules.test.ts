@@ -119,6 +119,13 @@ const algorithmImports: [name: string, file: string, code: string, rule: string,
     /src\/trainer\/reward\/rewardTrainer\.ts → src\/trainer\/engine\/tfjs\/tfjsEngine\.ts/,
   ],
   [
+    'SFT making its own engine through the factory instead of using context.engine',
+    'src/trainer/sft/sftTrainer.ts',
+    "import { createTrainingEngine } from '../engineFactory';\nexport const make = createTrainingEngine;\n",
+    'algorithm-not-to-tfjs-engine',
+    /src\/trainer\/sft\/sftTrainer\.ts → src\/trainer\/engineFactory\.ts/,
+  ],
+  [
     'PPO importing the demo task',
     'src/trainer/ppo/ppoTrainer.ts',
     "import { demoTask } from '../demo/x';\nexport const task = demoTask;\n",
@@ -138,6 +145,8 @@ const algorithmImports: [name: string, file: string, code: string, rule: string,
 const trainerModules: SourceTree = {
   'src/trainer/engine/tfjs/tfjsEngine.ts':
     "import * as tf from '@tensorflow/tfjs-core';\nexport const TfjsEngine = tf;\n",
+  'src/trainer/engineFactory.ts':
+    "import { TfjsEngine } from './engine/tfjs/tfjsEngine';\nexport const createTrainingEngine = () => TfjsEngine;\n",
   'src/trainer/demo/x.ts': 'export const demoTask = { score: (text: string) => text.length };\n',
   'src/trainer/data/sentimentOracle.ts': 'export const sentimentScore = (text: string) => text.length;\n',
 };

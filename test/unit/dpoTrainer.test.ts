@@ -194,143 +194,158 @@ test('a preference file without pairs fails clearly, naming the file and each ma
   assert.match(logs.join('\n'), /^warn: .*prefs\.jsonl:1: not valid JSON/m);
 });
 
-test('DPO raises held-out preference accuracy and the oracle score, at a positive KL, without leaking tensors', async () => {
-  const { dir, policy, judgments } = await sftFixture();
-  // Two malformed lines among the judgments: reported as file:line, the rest kept.
-  const lines = [
-    ...judgments.slice(0, 2),
-    '{"prompt": "x", "completions": "ab", "ranking": [[0]]}',
-    ...judgments.slice(2, 9),
-    '{oops',
-    ...judgments.slice(9),
-  ];
-  const file = path.join(dir, 'main.jsonl');
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  const logs: string[] = [];
-  const counts: number[] = [];
-  const steps: Record<string, number>[] = [];
-  const before = tf.memory().numTensors;
-  const context = contextFor(dir, {
-    logs,
-    onStep: (metrics) => (steps.push({ ...metrics }), counts.push(tf.memory().numTensors)),
-  });
-  const stage = dpoConfig({
-    policy,
-    preferences: 'main.jsonl',
-    learning_rate: 2e-3,
-    num_train_epochs: 2,
-    per_device_train_batch_size: 16,
-    eval_fraction: 0.2,
-    eval_steps: 1000,
-    save_steps: 1000,
-    num_eval_prompts: 128,
-  });
-  const started = performance.now();
-  const result: StageResult = await runDpoStage(stage, context);
-  const seconds = (performance.now() - started) / 1000;
-  assert.equal(tf.memory().numTensors, before, 'every tensor the stage made is disposed');
-
-  // Bad lines named, good ones used.
-  assert.match(
-    logs.join('\n'),
-    new RegExp(`^warn: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: field "completions"`, 'm'),
-  );
-  assert.match(logs.join('\n'), /^warn: .*main\.jsonl:11: not valid JSON/m);
-  const runJson = context.run.runJson;
-  const pairsPerJudgment = judgments
-    .map((line) => (JSON.parse(line) as { ranking: number[][] }).ranking)
-    .map(([positive, negative]) => positive.length * negative.length);
-  assert.equal(
-    (runJson.train_examples ?? 0) + (runJson.eval_examples ?? 0),
-    pairsPerJudgment.reduce((a, b) => a + b, 0),
-  );
-
-  // Metrics: TRL's names every step; the starting policy at step 0; evals at the end.
-  const rows = metricsOf(context.run.dir);
-  const totalSteps = Math.ceil((2 * (runJson.train_examples as number)) / 16);
-  assert.equal(result.status, 'completed');
-  assert.equal(result.step, totalSteps);
-  assert.equal(runJson.max_steps, totalSteps);
-  assert.deepEqual(
-    rows.map((row) => row.step),
-    Array.from({ length: totalSteps + 1 }, (_, i) => i),
-  );
-  for (const key of [
-    'loss/dpo',
-    'loss',
-    'rewards/chosen',
-    'rewards/rejected',
-    'rewards/accuracies',
-    'rewards/margins',
-    'logps/chosen',
-    'logps/rejected',
-    'lr',
-    'grad_norm',
-    'epoch',
-    'time',
-    'step',
-  ]) {
-    assert.ok(Number.isFinite(rows[1][key]), `step 1 has ${key}`);
-  }
-  const [start, end] = [rows[0], rows[totalSteps]];
-  console.log(
-    `DPO: ${judgments.length} judgments, ${runJson.train_examples} + ${runJson.eval_examples} pairs, ${totalSteps} steps in ${seconds.toFixed(1)} s; held-out accuracy ${end['eval/rewards/accuracies'].toFixed(3)}, ` +
-      `oracle ${start['eval/oracle/score'].toFixed(3)} → ${end['eval/oracle/score'].toFixed(3)}, KL ${end['eval/objective/kl'].toFixed(2)}`,
-  );
-  assert.ok(Math.abs(start['eval/loss/dpo'] - Math.log(2)) < 1e-9, 'at step 0 the policy is the reference');
-  assert.equal(start['eval/objective/kl'], 0);
-  assert.ok(end['eval/rewards/accuracies'] >= 0.6, `held-out accuracy ${end['eval/rewards/accuracies']}`);
-  assert.ok(
-    end['eval/rewards/margins'] > 0 && end['eval/loss/dpo'] < Math.log(2),
-    `held-out margin ${end['eval/rewards/margins']}, loss ${end['eval/loss/dpo']}`,
-  );
-  assert.ok(
-    end['eval/oracle/score'] > start['eval/oracle/score'] + 0.08,
-    `oracle ${start['eval/oracle/score']} → ${end['eval/oracle/score']}`,
-  );
-  assert.ok(
-    Number.isFinite(end['eval/objective/kl']) && end['eval/objective/kl'] > 0.5,
-    `KL ${end['eval/objective/kl']}`,
-  );
-  assert.deepEqual(runJson.summary, Object.fromEntries(Object.entries(end).filter(([key]) => key.startsWith('eval/'))));
-  assert.ok(existsSync(result.outputs.checkpoint as string));
-
-  // Step 0 is the SFT policy's own score under the same generation settings and seed.
-  const { model: sft, checkpoint } = await loadEngineModel(engine, policy, [], seed);
-  try {
-    const baseline = await evaluateGenerations(sft, sft, checkpoint.tokenizer, heldOutPrompts(128), {
-      maxNewTokens: stage.max_new_tokens,
-      seed: seeds.evalGeneration(seed),
-      oracle: sentimentTask,
+test(
+  'DPO raises held-out preference accuracy and the oracle score, ' + 'at a positive KL, without leaking tensors',
+  async () => {
+    const { dir, policy, judgments } = await sftFixture();
+    // Two malformed lines among the judgments: reported as file:line, the rest kept.
+    const lines = [
+      ...judgments.slice(0, 2),
+      '{"prompt": "x", "completions": "ab", "ranking": [[0]]}',
+      ...judgments.slice(2, 9),
+      '{oops',
+      ...judgments.slice(9),
+    ];
+    const file = path.join(dir, 'main.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const logs: string[] = [];
+    const counts: number[] = [];
+    const steps: Record<string, number>[] = [];
+    const before = tf.memory().numTensors;
+    const context = contextFor(dir, {
+      logs,
+      onStep: (metrics) => (steps.push({ ...metrics }), counts.push(tf.memory().numTensors)),
     });
-    assert.equal(baseline.score, start['eval/oracle/score']);
-  } finally {
-    sft.dispose();
-  }
+    const stage = dpoConfig({
+      policy,
+      preferences: 'main.jsonl',
+      learning_rate: 2e-3,
+      num_train_epochs: 2,
+      per_device_train_batch_size: 16,
+      eval_fraction: 0.2,
+      eval_steps: 1000,
+      save_steps: 1000,
+      num_eval_prompts: 128,
+    });
+    const started = performance.now();
+    const result: StageResult = await runDpoStage(stage, context);
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(tf.memory().numTensors, before, 'every tensor the stage made is disposed');
 
-  // No tensor leaks across warmed-up training steps (the last one also evaluates).
-  const trainCounts = counts.slice(4, -1);
-  assert.ok(trainCounts.length >= 10);
-  assert.deepEqual(new Set(trainCounts), new Set([trainCounts[0]]), `tensor counts drifted: ${trainCounts.join(',')}`);
-
-  // The trace of the last eval: held-out pairs with one log-ratio per response token.
-  const trace = decodeTrace(
-    new Uint8Array(readFileSync(path.join(context.run.dir, 'traces', `step-${totalSteps}.arrow`))),
-  );
-  assert.equal(trace.kind, 'dpo');
-  const traceRows = trace.rows as DpoTraceRow[];
-  assert.equal(traceRows.length, Math.min(256, runJson.eval_examples as number));
-  for (const row of traceRows) {
-    assert.equal(row.chosen_logratios.length, row.chosen_tokens.length);
-    assert.equal(row.rejected_logratios.length, row.rejected_tokens.length);
-    assert.ok(
-      Math.abs(row.chosen_reward - stage.beta * row.chosen_logratios.reduce((a, b) => a + b, 0)) <
-        1e-3 * Math.max(1, Math.abs(row.chosen_reward)),
+    // Bad lines named, good ones used.
+    assert.match(
+      logs.join('\n'),
+      new RegExp(`^warn: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: field "completions"`, 'm'),
     );
-    assert.equal(row.chosen_oracle_score, Math.fround(sentimentScore(row.prompt + row.chosen))); // float32 in the file
-  }
-  assert.ok(traceRows.some((row) => row.chosen_logratios.some((value) => value !== 0)));
-});
+    assert.match(logs.join('\n'), /^warn: .*main\.jsonl:11: not valid JSON/m);
+    const runJson = context.run.runJson;
+    const pairsPerJudgment = judgments
+      .map((line) => (JSON.parse(line) as { ranking: number[][] }).ranking)
+      .map(([positive, negative]) => positive.length * negative.length);
+    assert.equal(
+      (runJson.train_examples ?? 0) + (runJson.eval_examples ?? 0),
+      pairsPerJudgment.reduce((a, b) => a + b, 0),
+    );
+
+    // Metrics: TRL's names every step; the starting policy at step 0; evals at the end.
+    const rows = metricsOf(context.run.dir);
+    const totalSteps = Math.ceil((2 * (runJson.train_examples as number)) / 16);
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, totalSteps);
+    assert.equal(runJson.max_steps, totalSteps);
+    assert.deepEqual(
+      rows.map((row) => row.step),
+      Array.from({ length: totalSteps + 1 }, (_, i) => i),
+    );
+    for (const key of [
+      'loss/dpo',
+      'loss',
+      'rewards/chosen',
+      'rewards/rejected',
+      'rewards/accuracies',
+      'rewards/margins',
+      'logps/chosen',
+      'logps/rejected',
+      'lr',
+      'grad_norm',
+      'epoch',
+      'time',
+      'step',
+    ]) {
+      assert.ok(Number.isFinite(rows[1][key]), `step 1 has ${key}`);
+    }
+    const start = rows[0];
+    const end = rows[totalSteps];
+    const pairs = `${runJson.train_examples} + ${runJson.eval_examples} pairs`;
+    console.log(
+      `DPO: ${judgments.length} judgments, ${pairs}, ${totalSteps} steps in ${seconds.toFixed(1)} s; ` +
+        `held-out accuracy ${end['eval/rewards/accuracies'].toFixed(3)}, ` +
+        `oracle ${start['eval/oracle/score'].toFixed(3)} → ${end['eval/oracle/score'].toFixed(3)}, ` +
+        `KL ${end['eval/objective/kl'].toFixed(2)}`,
+    );
+    assert.ok(Math.abs(start['eval/loss/dpo'] - Math.log(2)) < 1e-9, 'at step 0 the policy is the reference');
+    assert.equal(start['eval/objective/kl'], 0);
+    assert.ok(end['eval/rewards/accuracies'] >= 0.6, `held-out accuracy ${end['eval/rewards/accuracies']}`);
+    assert.ok(
+      end['eval/rewards/margins'] > 0 && end['eval/loss/dpo'] < Math.log(2),
+      `held-out margin ${end['eval/rewards/margins']}, loss ${end['eval/loss/dpo']}`,
+    );
+    assert.ok(
+      end['eval/oracle/score'] > start['eval/oracle/score'] + 0.08,
+      `oracle ${start['eval/oracle/score']} → ${end['eval/oracle/score']}`,
+    );
+    assert.ok(
+      Number.isFinite(end['eval/objective/kl']) && end['eval/objective/kl'] > 0.5,
+      `KL ${end['eval/objective/kl']}`,
+    );
+    assert.deepEqual(
+      runJson.summary,
+      Object.fromEntries(Object.entries(end).filter(([key]) => key.startsWith('eval/'))),
+    );
+    assert.ok(existsSync(result.outputs.checkpoint as string));
+
+    // Step 0 is the SFT policy's own score under the same generation settings and seed.
+    const { model: sft, checkpoint } = await loadEngineModel(engine, policy, [], seed);
+    try {
+      const baseline = await evaluateGenerations(sft, sft, checkpoint.tokenizer, heldOutPrompts(128), {
+        maxNewTokens: stage.max_new_tokens,
+        seed: seeds.evalGeneration(seed),
+        oracle: sentimentTask,
+      });
+      assert.equal(baseline.score, start['eval/oracle/score']);
+    } finally {
+      sft.dispose();
+    }
+
+    // No tensor leaks across warmed-up training steps (the last one also evaluates).
+    const trainCounts = counts.slice(4, -1);
+    assert.ok(trainCounts.length >= 10);
+    assert.deepEqual(
+      new Set(trainCounts),
+      new Set([trainCounts[0]]),
+      `tensor counts drifted: ${trainCounts.join(',')}`,
+    );
+
+    // The trace of the last eval: held-out pairs with one log-ratio per response token.
+    const trace = decodeTrace(
+      new Uint8Array(readFileSync(path.join(context.run.dir, 'traces', `step-${totalSteps}.arrow`))),
+    );
+    assert.equal(trace.kind, 'dpo');
+    const traceRows = trace.rows as DpoTraceRow[];
+    assert.equal(traceRows.length, Math.min(256, runJson.eval_examples as number));
+    for (const row of traceRows) {
+      assert.equal(row.chosen_logratios.length, row.chosen_tokens.length);
+      assert.equal(row.rejected_logratios.length, row.rejected_tokens.length);
+      assert.ok(
+        Math.abs(row.chosen_reward - stage.beta * row.chosen_logratios.reduce((a, b) => a + b, 0)) <
+          1e-3 * Math.max(1, Math.abs(row.chosen_reward)),
+      );
+      // float32 in the file
+      assert.equal(row.chosen_oracle_score, Math.fround(sentimentScore(row.prompt + row.chosen)));
+    }
+    assert.ok(traceRows.some((row) => row.chosen_logratios.some((value) => value !== 0)));
+  },
+);
 
 test('a DPO run stopped at a checkpoint and resumed equals an uninterrupted run', async () => {
   const { dir, policy, judgments } = await sftFixture();

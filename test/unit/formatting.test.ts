@@ -1,5 +1,6 @@
 // The lint step's formatting half: Prettier with the project's config (.prettierrc.json) and ESLint's max-len.
-// Each is run as `npm run lint` runs it, on code placed in the tree's folders, and must reject what it exists to reject.
+// Each is run as `npm run lint` runs it, on code placed in the tree's folders, and must reject what it exists
+// to reject.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -36,20 +37,30 @@ test("Prettier with the project's config rejects unformatted code in every room 
   }
 });
 
-test('ESLint rejects a line over 120 characters that Prettier leaves alone (a long string), in every folder', async () => {
-  const eslint = new ESLint({ cwd: root });
-  const longString = `export const message = '${'x'.repeat(100)}';\n`;
-  const fits = `export const message = '${'x'.repeat(90)}';\n`;
-  const folders = ['src/core', 'src/trainer/ppo', 'src/trainer/dpo', 'src/trainer/engine/tfjs', 'src/host', 'webview'];
-  for (const folder of folders) {
-    const filePath = path.join(root, folder, 'example.ts');
-    const [long] = await eslint.lintText(longString, { filePath });
-    assert.deepEqual(
-      long.messages.map((message) => message.ruleId),
-      ['max-len'],
-      `${folder}: a 129-character line is an error`,
-    );
-    const [short] = await eslint.lintText(fits, { filePath });
-    assert.deepEqual(short.messages, [], `${folder}: a 119-character line passes`);
-  }
-});
+test(
+  'ESLint rejects a line over 120 characters that Prettier leaves alone (a long string), ' + 'in every folder',
+  async () => {
+    const eslint = new ESLint({ cwd: root });
+    const longString = `export const message = '${'x'.repeat(100)}';\n`;
+    const fits = `export const message = '${'x'.repeat(90)}';\n`;
+    const folders = [
+      'src/core',
+      'src/trainer/ppo',
+      'src/trainer/dpo',
+      'src/trainer/engine/tfjs',
+      'src/host',
+      'webview',
+    ];
+    for (const folder of folders) {
+      const filePath = path.join(root, folder, 'example.ts');
+      const [long] = await eslint.lintText(longString, { filePath });
+      assert.deepEqual(
+        long.messages.map((message) => message.ruleId),
+        ['max-len'],
+        `${folder}: a 129-character line is an error`,
+      );
+      const [short] = await eslint.lintText(fits, { filePath });
+      assert.deepEqual(short.messages, [], `${folder}: a 119-character line passes`);
+    }
+  },
+);

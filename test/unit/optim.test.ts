@@ -92,7 +92,7 @@ class ReferenceAdamW {
 
   step(grads: Record<string, number[]>, lr: number): void {
     this.t += 1;
-    const { beta1, beta2, epsilon, weightDecay } = this.options;
+    const { adamBeta1: beta1, adamBeta2: beta2, adamEpsilon: epsilon, weightDecay } = this.options;
     const stepSize = lr / (1 - beta1 ** this.t);
     const correction2Sqrt = Math.sqrt(1 - beta2 ** this.t);
     for (const [name, param] of Object.entries(this.params)) {
@@ -108,7 +108,7 @@ class ReferenceAdamW {
   }
 }
 
-const options: AdamWOptions = { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1 };
+const options: AdamWOptions = { adamBeta1: 0.9, adamBeta2: 0.95, adamEpsilon: 1e-8, weightDecay: 0.1 };
 const learningRates = [1e-2, 3e-2, 5e-2, 2e-2, 1e-2, 5e-3];
 
 describe('AdamW', () => {

@@ -7,17 +7,19 @@ import type { EngineModel, EngineOptimizer } from '../engine/engine';
 import { checkpointConfig } from './modelLoading';
 import type { RunDirectory } from '../run/runDirectory';
 import type { BpeTokenizer } from '../tokenizer';
-import { saveCheckpoint, type TrainerState } from './checkpoint';
+import { latestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint';
+
+/** What a stage checkpoints besides its trainer state. */
+export interface StageCheckpointParts {
+  readonly model: Pick<EngineModel, 'config' | 'heads' | 'readWeights'>;
+  readonly optimizer: Pick<EngineOptimizer, 'readState'>;
+  readonly tokenizer: BpeTokenizer;
+}
 
 export async function saveStageCheckpoint(
   run: RunDirectory,
   step: number,
-  parts: {
-    model: Pick<EngineModel, 'config' | 'heads' | 'readWeights'>;
-    optimizer: Pick<EngineOptimizer, 'readState'>;
-    tokenizer: BpeTokenizer;
-    trainerState: TrainerState;
-  },
+  parts: StageCheckpointParts & { readonly trainerState: TrainerState },
 ): Promise<string> {
   const dir = run.checkpointDir(step);
   await saveCheckpoint(dir, {
@@ -29,4 +31,32 @@ export async function saveStageCheckpoint(
   });
   run.update({ step, last_checkpoint: path.relative(run.dir, dir) });
   return dir;
+}
+
+/** The stage loop's `checkpoint`: writes `parts` and the trainer state of `step` steps; returns the folder. */
+export function stageCheckpointer(
+  run: RunDirectory,
+  parts: StageCheckpointParts,
+  trainerStateAt: (step: number) => TrainerState,
+): (step: number) => Promise<string> {
+  return (step) => saveStageCheckpoint(run, step, { ...parts, trainerState: trainerStateAt(step) });
+}
+
+/**
+ * The checkpoint a resumed stage continues from: the run's latest readable one (damaged ones are skipped with
+ * a warning); undefined when the stage is not resuming. A resumed stage without one cannot continue.
+ */
+export function resumeCheckpoint(
+  resume: boolean | undefined,
+  run: RunDirectory,
+  warn: (message: string) => void,
+): { dir: string; step: number } | undefined {
+  if (!resume) return undefined;
+  const latest = latestCheckpoint(run.dir, warn);
+  if (!latest)
+    throw new Error(
+      `${run.dir} has no checkpoint to resume from yet; start the stage afresh ` +
+        '("rlhf-lens train --resume" does that by itself).',
+    );
+  return latest;
 }

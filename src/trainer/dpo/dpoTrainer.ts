@@ -13,9 +13,9 @@
  * task's oracle with their KL to the reference — the two axes of the reward–KL frontier.
  */
 import type { DpoStageConfig } from '../../shared/runConfig';
-import { latestCheckpoint } from '../checkpoint/checkpoint';
+
 import { loadEngineModel } from '../checkpoint/modelLoading';
-import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
+import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { batchIndices } from '../data/batching';
 import { tokenBatchOf } from '../data/sequences';
 import type { AdamWOptions, EngineModel, EngineOptimizer } from '../engine/engine';
@@ -40,7 +40,7 @@ import { evalPrompts, evaluateGenerations, isDemoTask } from './dpoEvaluation';
 import { dpoTraceRows, pairMetrics } from './dpoMetrics';
 
 /** TRL's AdamW defaults (β₂ 0.999, no weight decay): DPO fine-tunes, it does not train from scratch. */
-const dpoAdamW: AdamWOptions = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
+const dpoAdamW: AdamWOptions = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, weightDecay: 0 };
 
 /** The policy (trained), its frozen reference and the policy's optimizer. */
 interface DpoModels {
@@ -157,12 +157,7 @@ export async function runDpoStage(stage: DpoStageConfig, context: StageContext):
 async function loadDpoModels(stage: DpoStageConfig, context: StageContext): Promise<DpoModels> {
   const { run, log, seed, engine } = context;
   const policyDir = context.resolve(stage.policy, 'checkpoint');
-  const resumeFrom = context.resume ? latestCheckpoint(run.dir, (message) => log('warn', message)) : undefined;
-  if (context.resume && !resumeFrom)
-    throw new Error(
-      `${run.dir} has no checkpoint to resume from yet; ` +
-        'start the stage afresh ("rlhf-lens train --resume" does that by itself).',
-    );
+  const resumeFrom = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
   const { model: policy, checkpoint } = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, [], seed);
   const reference = await loadEngineModel(engine, policyDir, [], seed).then(
     (loaded) => loaded.model,
@@ -191,20 +186,18 @@ function dpoAlgorithm(dpo: DpoRun): StageAlgorithm {
     evaluate: (done) => evaluateDpo(dpo, done),
     // The starting policy's held-out numbers: the frontier's origin (KL 0) and every chart's baseline.
     baseline: dpo.resumedFrom === undefined ? () => evaluateDpo(dpo, 0) : undefined,
-    checkpoint: (step) =>
-      saveStageCheckpoint(context.run, step, {
-        model: dpo.policy,
-        optimizer: dpo.optimizer,
-        tokenizer: dpo.tokenizer,
-        trainerState: {
-          global_step: step,
-          max_steps: totalSteps,
-          stage: 'dpo',
-          seed: context.seed,
-          epoch: (step * batchSize) / dpo.train.length,
-          reference: dpo.policyDir,
-        },
+    checkpoint: stageCheckpointer(
+      context.run,
+      { model: dpo.policy, optimizer: dpo.optimizer, tokenizer: dpo.tokenizer },
+      (step) => ({
+        global_step: step,
+        max_steps: totalSteps,
+        stage: 'dpo',
+        seed: context.seed,
+        epoch: (step * batchSize) / dpo.train.length,
+        reference: dpo.policyDir,
       }),
+    ),
   };
 }
 

@@ -58,11 +58,14 @@ export interface ScoreBatch {
   readonly lengths: readonly number[];
 }
 
-/** AdamW's settings (Loshchilov & Hutter); `epsilon` is Adam's ε, nothing to do with PPO's cliprange. */
+/**
+ * AdamW's settings (Loshchilov & Hutter), the camelCase of the config's `adam_beta1`, `adam_beta2`, `adam_epsilon`,
+ * `weight_decay`; `adamEpsilon` is Adam's ε, nothing to do with PPO's `cliprange`.
+ */
 export interface AdamWOptions {
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
+  readonly adamBeta1: number;
+  readonly adamBeta2: number;
+  readonly adamEpsilon: number;
   readonly weightDecay: number;
 }
 

@@ -12,9 +12,9 @@
  * ppoEvaluation.ts, ppoMetrics.ts. Models live in the training engine (engine/engine.ts).
  */
 import type { PpoStageConfig } from '../../shared/runConfig';
-import { latestCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
+import type { CheckpointContents } from '../checkpoint/checkpoint';
 import { loadEngineModel } from '../checkpoint/modelLoading';
-import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
+import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { loadPrompts, type PromptSet } from '../data/prompts';
 import { loadSftExamples, tokenizeExample, type TokenizedExample } from '../data/textExamples';
 import type { EngineModel, EngineOptimizer } from '../engine/engine';
@@ -29,7 +29,7 @@ import { ppoStep, type PpoTraining } from './ppoStep';
 import { RunningMoments, type MomentsState } from './runningMoments';
 
 // PPO's AdamW (TRL's PPOConfig defaults: Adam's ε 1e-5, no weight decay); the stage's schema has no settings for it.
-const adam = { beta1: 0.9, beta2: 0.999, epsilon: 1e-5, weightDecay: 0 } as const;
+const adam = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-5, weightDecay: 0 } as const;
 /** PPO-ptx's examples when the stage names no ptx_dataset: the demo reviews. */
 const defaultPtxDataset = { source: 'demo', num_examples: 20000 } as const;
 
@@ -51,12 +51,7 @@ async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Prom
   const { run, log, seed, engine } = context;
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const rewardDir = context.resolve(stage.reward_model, 'checkpoint');
-  const resumeFrom = context.resume ? latestCheckpoint(run.dir, (message) => log('warn', message)) : undefined;
-  if (context.resume && !resumeFrom)
-    throw new Error(
-      `${run.dir} has no checkpoint to resume from yet; start the stage afresh ` +
-        '("rlhf-lens train --resume" does that by itself).',
-    );
+  const resumeFrom = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
   const policy = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, ['v_head'], seed);
   const loaded: EngineModel[] = [policy.model];
   try {
@@ -186,21 +181,15 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
           return ppoStep(training, step);
         },
         evaluate,
-        checkpoint: (step) =>
-          saveStageCheckpoint(run, step, {
-            model: policy,
-            optimizer,
-            tokenizer,
-            trainerState: {
-              global_step: step,
-              max_steps: totalSteps,
-              stage: 'ppo',
-              seed,
-              kl_coef: klController.klCoef,
-              score_moments: scoreMoments.state,
-              episode: step * stage.batch_size,
-            },
-          }),
+        checkpoint: stageCheckpointer(run, { model: policy, optimizer, tokenizer }, (step) => ({
+          global_step: step,
+          max_steps: totalSteps,
+          stage: 'ppo',
+          seed,
+          kl_coef: klController.klCoef,
+          score_moments: scoreMoments.state,
+          episode: step * stage.batch_size,
+        })),
       },
       context,
     );

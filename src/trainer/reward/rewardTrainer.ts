@@ -12,9 +12,9 @@ import { existsSync } from 'node:fs';
 import { mean } from '../../core/stats';
 import { formatPreferenceProblem, readPreferenceFile, type PreferenceFileRead } from '../../shared/preferenceFile';
 import type { RewardStageConfig } from '../../shared/runConfig';
-import { latestCheckpoint, loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
+import { loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
 import { gptConfigOf } from '../checkpoint/modelLoading';
-import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
+import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { batchIndices, splitExamples } from '../data/batching';
 import type { EngineModel, EngineOptimizer } from '../engine/engine';
 import { runStageLoop, type StepOutcome } from '../loop/stageLoop';
@@ -26,20 +26,15 @@ import { buildScoringBatch, pairCount, prepareJudgments, scoreBatchOf, type Rank
 import { evaluateRewardModel, meanReward } from './rewardEvaluation';
 
 // The stage's schema has no AdamW moments settings: nanoGPT's values, as the SFT defaults.
-const adam = { beta1: 0.9, beta2: 0.99, epsilon: 1e-8 } as const;
+const adam = { adamBeta1: 0.9, adamBeta2: 0.99, adamEpsilon: 1e-8 } as const;
 /** |mean training reward| above this after centering means the centering failed. */
 const centeringTolerance = 1e-3;
 
 /** The model's start: this run's checkpoint (resume), or the init checkpoint's trunk with a fresh score head. */
 async function startingPoint(stage: RewardStageConfig, context: StageContext): Promise<CheckpointContents> {
   const { run, log } = context;
-  if (context.resume) {
-    const latest = latestCheckpoint(run.dir, (message) => log('warn', message));
-    if (!latest)
-      throw new Error(
-        `${run.dir} has no checkpoint to resume from yet; start the stage afresh ` +
-          '("rlhf-lens train --resume" does that by itself).',
-      );
+  const latest = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
+  if (latest) {
     const source = await loadCheckpoint(latest.dir);
     if (!source.weights.has('score.weight'))
       throw new Error(
@@ -330,13 +325,10 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
                 return evaluated.metrics;
               }
             : undefined,
-        checkpoint: (step) =>
-          saveStageCheckpoint(run, step, {
-            model,
-            optimizer,
-            tokenizer,
-            trainerState: { global_step: step, ...trainerState },
-          }),
+        checkpoint: stageCheckpointer(run, { model, optimizer, tokenizer }, (step) => ({
+          global_step: step,
+          ...trainerState,
+        })),
       },
       context,
     );

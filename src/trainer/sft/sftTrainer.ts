@@ -7,8 +7,8 @@
 import { existsSync } from 'node:fs';
 import { sum } from '../../core/stats';
 import type { SftStageConfig } from '../../shared/runConfig';
-import { latestCheckpoint, loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
-import { saveStageCheckpoint } from '../checkpoint/stageCheckpoint';
+import { loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
+import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { batchIndices, splitExamples } from '../data/batching';
 import type { EngineModel } from '../engine/engine';
 import { runStageLoop } from '../loop/stageLoop';
@@ -77,13 +77,8 @@ async function startingPoint(
 ): Promise<{ source?: CheckpointContents; tokenizer: BpeTokenizer; modelConfig: GptConfig }> {
   const { run, log } = context;
   let source: CheckpointContents | undefined;
-  if (context.resume) {
-    const latest = latestCheckpoint(run.dir, (message) => log('warn', message));
-    if (!latest)
-      throw new Error(
-        `${run.dir} has no checkpoint to resume from yet; start the stage afresh ` +
-          '("rlhf-lens train --resume" does that by itself).',
-      );
+  const latest = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
+  if (latest) {
     source = await loadCheckpoint(latest.dir);
     log('info', `resuming from ${latest.dir} (step ${latest.step})`);
   } else if (stage.init_from !== 'scratch') {
@@ -120,9 +115,9 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
   );
   const model = context.engine.createModel(modelConfig, { heads: [], seed, weights: source?.weights });
   const optimizer = model.createOptimizer({
-    beta1: stage.adam_beta1,
-    beta2: stage.adam_beta2,
-    epsilon: stage.adam_epsilon,
+    adamBeta1: stage.adam_beta1,
+    adamBeta2: stage.adam_beta2,
+    adamEpsilon: stage.adam_epsilon,
     weightDecay: stage.weight_decay,
   });
   if (context.resume && source?.optimizer) optimizer.loadState(source.optimizer);
@@ -189,13 +184,10 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
           const evalLoss = await evaluate(model, evaluation, stage.per_device_train_batch_size * 2, tokenizer.padId);
           return { 'loss/eval': evalLoss, perplexity: Math.exp(evalLoss) };
         },
-        checkpoint: (step) =>
-          saveStageCheckpoint(run, step, {
-            model,
-            optimizer,
-            tokenizer,
-            trainerState: { global_step: step, ...trainerState },
-          }),
+        checkpoint: stageCheckpointer(run, { model, optimizer, tokenizer }, (step) => ({
+          global_step: step,
+          ...trainerState,
+        })),
       },
       context,
     );

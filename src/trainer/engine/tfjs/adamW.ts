@@ -43,7 +43,7 @@ export class AdamW {
    */
   apply(grads: Readonly<Record<string, Tensor>>, lr: number): void {
     this.stepCount += 1;
-    const { beta1, beta2, epsilon, weightDecay } = this.options;
+    const { adamBeta1: beta1, adamBeta2: beta2, adamEpsilon: epsilon, weightDecay } = this.options;
     const correction1 = 1 - beta1 ** this.stepCount;
     const correction2 = 1 - beta2 ** this.stepCount;
     tf.tidy(() => {
