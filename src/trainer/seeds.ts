@@ -17,6 +17,8 @@ const dropoutPrime = 7919;
 const evalSplitMask = 0x5eed;
 const minibatchShuffleMask = 0x9e3779b9; // 2³²/φ, the golden-ratio constant of hash mixing
 const annotatorMask = 0xa11ce;
+/** Dropout calls within one forward pass: each call's mask seed is the step's dropout seed spread by this. */
+const dropoutCallsPerForward = 1000;
 /** PPO-ptx: one language-modelling "step" per (PPO step, epoch, minibatch start), spread out in decimal. */
 const ptxStepsPerPpoStep = 1000;
 const ptxStepsPerEpoch = 10;
@@ -28,6 +30,8 @@ export const seeds = {
   epochShuffle: (seed: number, epoch: number) => (seed * perStepPrime + epoch) >>> 0,
   /** Dropout masks of SFT step `step`. */
   sftDropout: (seed: number, step: number) => seed * dropoutPrime + step,
+  /** The mask of the `call`-th dropout of one forward pass whose dropout seed is `forwardSeed`. */
+  dropoutMask: (forwardSeed: number, call: number) => forwardSeed * dropoutCallsPerForward + call,
   /** Sampling of PPO's rollouts at step `step`. */
   rolloutSampling: (seed: number, step: number) => seed * perStepPrime + step,
   /** Minibatch order of PPO's epochs at step `step`. */

@@ -11,6 +11,7 @@ import type { SamplingOptions } from '../sampling/sampler';
 import { OnnxCausalLm, type SessionSettings, type WeightSyncMode } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';
 import { rewardScoresOnnx, sequenceStatsOnnx } from './onnxScoring';
+import { namedAll } from '../../shared/namedAll';
 
 /** What the sessions are built from: a model's shape and current weights (a seam model, or a tfjs Gpt). */
 type WeightSource = Pick<EngineModel, 'config' | 'heads' | 'readWeights'>;
@@ -40,11 +41,11 @@ export class OnnxRolloutEngine implements RolloutEngine {
         weightSync: sync,
         threads: options.threads,
       });
-    const [policy, reference, reward] = await Promise.all([
-      session(models.policy, true, options.weightSync ?? 'inputs'),
-      session(models.reference, false, 'reexport'),
-      session(models.reward, false, 'reexport'),
-    ]);
+    const { policy, reference, reward } = await namedAll({
+      policy: session(models.policy, true, options.weightSync ?? 'inputs'),
+      reference: session(models.reference, false, 'reexport'),
+      reward: session(models.reward, false, 'reexport'),
+    });
     return new OnnxRolloutEngine(models.policy, policy, reference, reward);
   }
 
@@ -65,11 +66,11 @@ export class OnnxRolloutEngine implements RolloutEngine {
     }));
     const batch = buildSequenceBatch(items, sampling.padTokenId);
     const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
-    const [policy, reference, rawScores] = await Promise.all([
-      sequenceStatsOnnx(this.policy, batch, temperature),
-      sequenceStatsOnnx(this.reference, batch, temperature),
-      rewardScoresOnnx(this.reward, items, sampling.padTokenId),
-    ]);
+    const { policy, reference, rawScores } = await namedAll({
+      policy: sequenceStatsOnnx(this.policy, batch, temperature),
+      reference: sequenceStatsOnnx(this.reference, batch, temperature),
+      rawScores: rewardScoresOnnx(this.reward, items, sampling.padTokenId),
+    });
     const score = (performance.now() - t0) / 1000;
     return {
       items,

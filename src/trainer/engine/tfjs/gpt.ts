@@ -12,6 +12,7 @@ import { Random } from '../../../core/random';
 import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from './ops';
 import { tf, type Tensor, type Variable } from './tfRuntime';
 import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
+import { seeds } from '../../seeds';
 
 export type { ScalarHead } from '../../model/gptConfig';
 
@@ -196,7 +197,7 @@ export class Gpt {
     const drop = options.training === true && dropout > 0;
     let dropoutCall = 0;
     const maybeDropout = (x: Tensor) =>
-      drop ? tf.dropout(x, dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + dropoutCall++) : x;
+      drop ? tf.dropout(x, dropout, undefined, seeds.dropoutMask(options.dropoutSeed ?? 0, dropoutCall++)) : x;
 
     const positions =
       options.positions ?? tf.add(tf.range(past, past + length, 1, 'int32'), tf.zeros([batch, length], 'int32'));
