@@ -19,6 +19,7 @@ import { runDpoStage } from './dpo/dpoTrainer';
 import { runPpoStage } from './ppo/ppoTrainer';
 import { promptsPerBatch, runPreferencesStage } from './preferences/preferencesStage';
 import { runRewardStage } from './reward/rewardTrainer';
+import { messageOf, recordExitWhileRunning } from './run/exitGuard';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
@@ -158,47 +159,6 @@ function requestedBackend(configured: RunConfig['backend']): RunConfig['backend'
   return configured === 'auto' && (backendNames as readonly string[]).includes(fromEnvironment ?? '')
     ? (fromEnvironment as RunConfig['backend'])
     : configured;
-}
-
-/**
- * While a stage runs, a process that ends without finishing it still records why in run.json instead
- * of leaving it `running`: an uncaught error is recorded as it is thrown (the wasm runtime's handler
- * then ends the process without an `exit` event), a `process.exit` anywhere on exit. Only a kill -9 or
- * a crash of the runtime itself leaves `running`. A quit by a second Ctrl+C (exit code 130) is
- * `stopped`. Returns the function that removes the guard once the stage has ended.
- */
-function recordExitWhileRunning(run: RunDirectory): () => void {
-  const record = (reason: string, status: 'failed' | 'stopped' = 'failed') => {
-    if (run.runJson.status !== 'running') return;
-    const failure =
-      status === 'stopped'
-        ? attempt(() => run.update({ status, ended_at: new Date().toISOString() }))
-        : run.markFailed(reason);
-    if (failure)
-      process.stderr.write(`could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}\n`);
-  };
-  const onUncaught = (error: unknown) => record(messageOf(error));
-  const onExit = (code: number) =>
-    record(`the trainer exited with code ${code} before the stage finished`, code === 130 ? 'stopped' : 'failed');
-  process.on('uncaughtExceptionMonitor', onUncaught);
-  process.on('exit', onExit);
-  return () => {
-    process.off('uncaughtExceptionMonitor', onUncaught);
-    process.off('exit', onExit);
-  };
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message || error.name : String(error);
-}
-
-function attempt(write: () => void): Error | undefined {
-  try {
-    write();
-    return undefined;
-  } catch (error) {
-    return error as Error;
-  }
 }
 
 /** Stages that continue from checkpoints; a preferences stage continues from its file instead. */
