@@ -19,11 +19,13 @@ import { runDpoStage } from './dpo/dpoTrainer';
 import { runPpoStage } from './ppo/ppoTrainer';
 import { promptsPerBatch, runPreferencesStage } from './preferences/preferencesStage';
 import { runRewardStage } from './reward/rewardTrainer';
+import { messageOf, recordExitWhileRunning } from './run/exitGuard';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
 import { createRolloutEngine, createTrainingEngine } from './engineFactory';
 import { sentimentTask } from './tasks/sentimentTask';
+import type { TrainingEngine } from './engine/engine';
 import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageContext';
 
 export interface PipelineCallbacks {
@@ -159,50 +161,192 @@ function requestedBackend(configured: RunConfig['backend']): RunConfig['backend'
     : configured;
 }
 
-/**
- * While a stage runs, a process that ends without finishing it still records why in run.json instead
- * of leaving it `running`: an uncaught error is recorded as it is thrown (the wasm runtime's handler
- * then ends the process without an `exit` event), a `process.exit` anywhere on exit. Only a kill -9 or
- * a crash of the runtime itself leaves `running`. A quit by a second Ctrl+C (exit code 130) is
- * `stopped`. Returns the function that removes the guard once the stage has ended.
- */
-function recordExitWhileRunning(run: RunDirectory): () => void {
-  const record = (reason: string, status: 'failed' | 'stopped' = 'failed') => {
-    if (run.runJson.status !== 'running') return;
-    const failure =
-      status === 'stopped'
-        ? attempt(() => run.update({ status, ended_at: new Date().toISOString() }))
-        : run.markFailed(reason);
-    if (failure)
-      process.stderr.write(`could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}\n`);
-  };
-  const onUncaught = (error: unknown) => record(messageOf(error));
-  const onExit = (code: number) =>
-    record(`the trainer exited with code ${code} before the stage finished`, code === 130 ? 'stopped' : 'failed');
-  process.on('uncaughtExceptionMonitor', onUncaught);
-  process.on('exit', onExit);
-  return () => {
-    process.off('uncaughtExceptionMonitor', onUncaught);
-    process.off('exit', onExit);
-  };
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message || error.name : String(error);
-}
-
-function attempt(write: () => void): Error | undefined {
-  try {
-    write();
-    return undefined;
-  } catch (error) {
-    return error as Error;
-  }
-}
-
 /** Stages that continue from checkpoints; a preferences stage continues from its file instead. */
 function hasCheckpoint(stage: StageConfig, run: RunDirectory): boolean {
   return stage.type === 'preferences' || latestCheckpoint(run.dir) !== undefined;
+}
+
+/** Where a pipeline starts: its config, the folder its paths are relative to, and the stage to run first. */
+interface PipelineStart {
+  readonly config: RunConfig;
+  readonly configDir: string;
+  readonly configFile: string | undefined;
+  readonly firstStage: number;
+  /** The run directory continued in place, for its stage `firstStage`; undefined for a new stage's run. */
+  readonly resumed: RunDirectory | undefined;
+}
+
+/** The config of a new pipeline (checked like the editor checks it), or the recorded one of a resumed run. */
+function pipelineStart(
+  options: { configFile?: string; resumeDir?: string },
+  callbacks: PipelineCallbacks,
+): PipelineStart {
+  const configFile = options.configFile && path.resolve(options.configFile);
+  if (options.resumeDir) {
+    // Absolute, so the outputs it records hold wherever a later resume starts.
+    const resumed = RunDirectory.open(path.resolve(options.resumeDir));
+    const fields = resumed.runJson;
+    const resumedConfigFile = fields.config_file;
+    return {
+      config: fields.config as RunConfig,
+      configFile: resumedConfigFile,
+      configDir: resumedConfigFile ? path.dirname(resumedConfigFile) : process.cwd(),
+      firstStage: fields.stage_index,
+      resumed,
+    };
+  } else if (options.configFile) {
+    const config = loadRunConfig(options.configFile, callbacks.log);
+    const configDir = path.dirname(path.resolve(options.configFile));
+    return { config, configDir, configFile, firstStage: 0, resumed: undefined };
+  } else {
+    throw new ConfigError('Give a run config to train, or a run directory to resume.');
+  }
+}
+
+/**
+ * A resumed stage that completed (killed before the next one began) is not run again: its recorded
+ * outputs feed the next stage. Undefined when that stage was the pipeline's last.
+ */
+function skipCompletedStage(
+  start: PipelineStart,
+  outputs: Outputs,
+  resumeDir: string | undefined,
+  callbacks: PipelineCallbacks,
+): PipelineStart | undefined {
+  const { config, resumed } = start;
+  if (!(resumed?.runJson.status === 'completed' && resumed.runJson.outputs)) return start;
+  const stage = config.stages[start.firstStage];
+  outputs[stage.name ?? stage.type] = resumed.runJson.outputs;
+  const firstStage = start.firstStage + 1;
+  if (firstStage >= config.stages.length) {
+    callbacks.log(
+      'info',
+      `nothing to resume: the pipeline "${config.name}" has finished; ${resumeDir} is its last stage ` +
+        `(${config.stages.length} of ${config.stages.length}) and completed`,
+    );
+    return undefined;
+  }
+  callbacks.log('info', `${resumeDir} completed; continuing with stage ${firstStage + 1} of ${config.stages.length}`);
+  return { ...start, firstStage, resumed: undefined };
+}
+
+/** What every stage of a pipeline run shares. */
+interface PipelineRun {
+  readonly start: PipelineStart;
+  readonly runsRoot: string;
+  /** Outputs of the stages run so far, by stage name. */
+  readonly outputs: Outputs;
+  readonly backend: BackendChoice;
+  readonly engine: TrainingEngine;
+  readonly callbacks: PipelineCallbacks;
+}
+
+/** The stage's run folder: the resumed one, or a new one recording the config and the earlier stages' outputs. */
+function stageRunDirectory(pipeline: PipelineRun, index: number, isResume: boolean): RunDirectory {
+  const { config, configFile, resumed } = pipeline.start;
+  const stage = config.stages[index];
+  const stageName = stage.name ?? stage.type;
+  return isResume
+    ? (resumed as RunDirectory)
+    : RunDirectory.create(pipeline.runsRoot, {
+        id: newRunId(config.name, stageName),
+        name: `${config.name} · ${stageName}`,
+        stage: stageName,
+        stage_index: index,
+        seed: config.seed,
+        config,
+        config_file: configFile,
+        versions: versions(),
+        stage_outputs: { ...pipeline.outputs },
+      });
+}
+
+/** Runs one stage in `run` and records how it ended in run.json. */
+async function runStageInFolder(
+  pipeline: PipelineRun,
+  index: number,
+  run: RunDirectory,
+  isResume: boolean,
+): Promise<StageResult> {
+  const { config, configDir } = pipeline.start;
+  const { backend, callbacks } = pipeline;
+  const stage = config.stages[index];
+  const stageName = stage.name ?? stage.type;
+  // Killed before its first checkpoint: nothing to continue from, so the stage starts again here.
+  const fromCheckpoint = isResume && hasCheckpoint(stage, run);
+  if (isResume && !fromCheckpoint) {
+    callbacks.log('info', `${run.dir} has no checkpoint yet: stage "${stageName}" starts again from the beginning`);
+    run.clearForRestart();
+  }
+  if (isResume) run.keepFailureReserve();
+  run.update({
+    status: 'running',
+    backend: backend.name,
+    backend_reason: backend.reason,
+    ended_at: undefined,
+    error: undefined,
+    ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}),
+  });
+  callbacks.onStageStart?.({
+    runId: run.id,
+    runDir: run.dir,
+    stage: stageName,
+    backend,
+    maxSteps: plannedSteps(stage),
+  });
+  const result = await runStage(stage, {
+    run,
+    configDir,
+    seed: config.seed,
+    model: config.model,
+    vocabSize: config.tokenizer.vocab_size,
+    engine: pipeline.engine,
+    createRolloutEngine,
+    task: sentimentTask,
+    resume: fromCheckpoint,
+    log: callbacks.log,
+    onStep: (metrics) => callbacks.onStep?.(run.id, metrics, run.runJson.max_steps ?? plannedSteps(stage)),
+    shouldStop: callbacks.shouldStop,
+    resolve: resolver(pipeline.outputs, configDir, stageName),
+  });
+  run.update({
+    status: result.status === 'stopped' ? 'stopped' : 'completed',
+    ended_at: new Date().toISOString(),
+    step: result.step,
+    outputs: result.outputs,
+  });
+  return result;
+}
+
+/** Stage `index`: checked against the memory guard, run in its folder; a failure is recorded there and rethrown. */
+async function runPipelineStage(
+  pipeline: PipelineRun,
+  index: number,
+): Promise<{ runId: string; runDir: string; result: StageResult }> {
+  const { config, configDir, configFile, firstStage, resumed } = pipeline.start;
+  const { callbacks } = pipeline;
+  const isResume = resumed !== undefined && index === firstStage;
+  // Before its run folder is written; the error names the file the config came from.
+  const configSource = resumed ? path.join(resumed.dir, 'run.json') : configFile;
+  assertStageFits(config, index, pipeline.backend.name, {
+    configDir,
+    locate: configSource ? () => ({ file: configSource }) : undefined,
+  });
+  const run = stageRunDirectory(pipeline, index, isResume);
+  let result: StageResult;
+  const removeExitGuard = recordExitWhileRunning(run);
+  try {
+    result = await runStageInFolder(pipeline, index, run, isResume);
+  } catch (error) {
+    const failure = run.markFailed(messageOf(error));
+    if (failure)
+      callbacks.log('error', `could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}`);
+    callbacks.onStageEnd?.({ runId: run.id, error: error as Error });
+    throw error;
+  } finally {
+    removeExitGuard();
+  }
+  return { runId: run.id, runDir: run.dir, result };
 }
 
 /**
@@ -216,138 +360,29 @@ export async function runPipeline(
   options: { configFile?: string; runsRoot?: string; resumeDir?: string },
   callbacks: PipelineCallbacks,
 ): Promise<PipelineResult> {
-  let config: RunConfig;
-  let configDir: string;
-  let firstStage = 0;
-  let resumed: RunDirectory | undefined;
-  let configFile = options.configFile && path.resolve(options.configFile);
-  if (options.resumeDir) {
-    // Absolute, so the outputs it records hold wherever a later resume starts.
-    resumed = RunDirectory.open(path.resolve(options.resumeDir));
-    const fields = resumed.runJson;
-    config = fields.config as RunConfig;
-    configFile = fields.config_file;
-    configDir = configFile ? path.dirname(configFile) : process.cwd();
-    firstStage = fields.stage_index;
-  } else if (options.configFile) {
-    config = loadRunConfig(options.configFile, callbacks.log);
-    configDir = path.dirname(path.resolve(options.configFile));
-  } else {
-    throw new ConfigError('Give a run config to train, or a run directory to resume.');
-  }
+  const opened = pipelineStart(options, callbacks);
+  const { resumed } = opened;
   const runsRoot = path.resolve(options.runsRoot ?? (resumed ? path.dirname(resumed.dir) : defaultRunsFolder));
   // What killed writers left in the runs folder (a run folder half made, a run.json half written in a
   // run never resumed); other trainers may be writing there now, so only temporaries of exited ones.
   removeStaleTemporaries(runsRoot, { keepLiveOwners: true });
   // Outputs of earlier stages; a resumed run recorded the ones it was started with.
   const outputs: Outputs = { ...((resumed?.runJson.stage_outputs as Outputs | undefined) ?? {}) };
+  const start = skipCompletedStage(opened, outputs, options.resumeDir, callbacks);
+  if (!start) return { runs: [], stopped: false };
 
-  // A resumed stage that completed (killed before the next one began) is not run again: its recorded
-  // outputs feed the next stage.
-  if (resumed?.runJson.status === 'completed' && resumed.runJson.outputs) {
-    const stage = config.stages[firstStage];
-    outputs[stage.name ?? stage.type] = resumed.runJson.outputs;
-    resumed = undefined;
-    firstStage++;
-    if (firstStage >= config.stages.length) {
-      callbacks.log(
-        'info',
-        `nothing to resume: the pipeline "${config.name}" has finished; ${options.resumeDir} is its last stage ` +
-          `(${config.stages.length} of ${config.stages.length}) and completed`,
-      );
-      return { runs: [], stopped: false };
-    }
-    callbacks.log(
-      'info',
-      `${options.resumeDir} completed; continuing with stage ${firstStage + 1} of ${config.stages.length}`,
-    );
-  }
-
-  const backend = await selectBackend(requestedBackend(config.backend));
+  const backend = await selectBackend(requestedBackend(start.config.backend));
   callbacks.log('info', formatBackendChoice(backend));
   const engine = createTrainingEngine(backend);
+  const pipeline: PipelineRun = { start, runsRoot, outputs, backend, engine, callbacks };
   const runs: PipelineResult['runs'] = [];
-  for (let index = firstStage; index < config.stages.length; index++) {
-    const stage = config.stages[index];
-    const stageName = stage.name ?? stage.type;
-    const isResume = resumed !== undefined && index === firstStage;
-    // Before its run folder is written; the error names the file the config came from.
-    const configSource = resumed ? path.join(resumed.dir, 'run.json') : configFile;
-    assertStageFits(config, index, backend.name, {
-      configDir,
-      locate: configSource ? () => ({ file: configSource }) : undefined,
-    });
-    const run = isResume
-      ? (resumed as RunDirectory)
-      : RunDirectory.create(runsRoot, {
-          id: newRunId(config.name, stageName),
-          name: `${config.name} · ${stageName}`,
-          stage: stageName,
-          stage_index: index,
-          seed: config.seed,
-          config,
-          config_file: configFile,
-          versions: versions(),
-          stage_outputs: { ...outputs },
-        });
-    let result: StageResult;
-    const removeExitGuard = recordExitWhileRunning(run);
-    try {
-      // Killed before its first checkpoint: nothing to continue from, so the stage starts again here.
-      const fromCheckpoint = isResume && hasCheckpoint(stage, run);
-      if (isResume && !fromCheckpoint) {
-        callbacks.log('info', `${run.dir} has no checkpoint yet: stage "${stageName}" starts again from the beginning`);
-        run.clearForRestart();
-      }
-      if (isResume) run.keepFailureReserve();
-      run.update({
-        status: 'running',
-        backend: backend.name,
-        backend_reason: backend.reason,
-        ended_at: undefined,
-        error: undefined,
-        ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}),
-      });
-      callbacks.onStageStart?.({
-        runId: run.id,
-        runDir: run.dir,
-        stage: stageName,
-        backend,
-        maxSteps: plannedSteps(stage),
-      });
-      result = await runStage(stage, {
-        run,
-        configDir,
-        seed: config.seed,
-        model: config.model,
-        vocabSize: config.tokenizer.vocab_size,
-        engine,
-        createRolloutEngine,
-        task: sentimentTask,
-        resume: fromCheckpoint,
-        log: callbacks.log,
-        onStep: (metrics) => callbacks.onStep?.(run.id, metrics, run.runJson.max_steps ?? plannedSteps(stage)),
-        shouldStop: callbacks.shouldStop,
-        resolve: resolver(outputs, configDir, stageName),
-      });
-      run.update({
-        status: result.status === 'stopped' ? 'stopped' : 'completed',
-        ended_at: new Date().toISOString(),
-        step: result.step,
-        outputs: result.outputs,
-      });
-    } catch (error) {
-      const failure = run.markFailed(messageOf(error));
-      if (failure)
-        callbacks.log('error', `could not record the failure in ${path.join(run.dir, 'run.json')}: ${failure.message}`);
-      callbacks.onStageEnd?.({ runId: run.id, error: error as Error });
-      throw error;
-    } finally {
-      removeExitGuard();
-    }
-    outputs[stageName] = result.outputs;
-    callbacks.onStageEnd?.({ runId: run.id, result });
-    runs.push({ runId: run.id, runDir: run.dir, result });
+  for (let index = start.firstStage; index < start.config.stages.length; index++) {
+    const stage = start.config.stages[index];
+    const stageRun = await runPipelineStage(pipeline, index);
+    const { result } = stageRun;
+    outputs[stage.name ?? stage.type] = result.outputs;
+    callbacks.onStageEnd?.({ runId: stageRun.runId, result });
+    runs.push(stageRun);
     if (result.status === 'stopped') return { runs, stopped: true };
   }
   return { runs, stopped: false };

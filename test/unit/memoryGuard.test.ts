@@ -196,7 +196,12 @@ test(
       { type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: batch },
     ]);
     const model = Gpt.create({ ...shape, dropout: 0 }, { seed: 3 });
-    const optimizer = new AdamW(model.weights, { adamBeta1: 0.9, adamBeta2: 0.99, adamEpsilon: 1e-8, weightDecay: 0.1 });
+    const optimizer = new AdamW(model.weights, {
+      adamBeta1: 0.9,
+      adamBeta2: 0.99,
+      adamEpsilon: 1e-8,
+      weightDecay: 0.1,
+    });
     try {
       const ids = tf.randomUniform([batch, shape.block_size], 0, shape.vocab_size, 'int32');
       const mask = tf.ones([batch, shape.block_size]);

@@ -14,7 +14,15 @@ import { runPipeline, type PipelineCallbacks } from '../pipeline';
 import { formatSeconds } from '../progressBar';
 import { demoEvaluationSeed } from '../seeds';
 import { sentimentTask } from '../tasks/sentimentTask';
-import { demoBetas, demoConfig, demoKlCoefficients, demoScales, dpoStageNames, ppoStageNames } from './demoConfig';
+import {
+  demoBetas,
+  demoConfig,
+  demoKlCoefficients,
+  demoScales,
+  dpoStageNames,
+  ppoStageNames,
+  type DemoScale,
+} from './demoConfig';
 import { evaluatePolicy, type PolicyEvaluation } from './evaluatePolicies';
 import { dominates, frontierSvg, type FrontierPoint } from './frontierChart';
 
@@ -44,22 +52,25 @@ function table(rows: string[][]): string {
   return [line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n');
 }
 
-export async function runDemo(args: string[], makeCallbacks: () => PipelineCallbacks): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { quick: { type: 'boolean', default: false }, 'runs-dir': { type: 'string' }, out: { type: 'string' } },
-  });
-  const mode = values.quick ? 'quick' : 'full';
-  const scale = demoScales[mode];
-  const outDir = path.resolve(values.out ?? path.join('.rlhf', 'demo'));
-  const runsRoot = path.resolve(values['runs-dir'] ?? defaultRunsFolder);
-  mkdirSync(outDir, { recursive: true });
-  const configFile = path.join(outDir, `demo-${mode}.rlhf.json`);
-  writeJsonDurable(configFile, demoConfig(scale, mode === 'quick' ? 'demo-quick' : 'demo'));
-  const started = performance.now();
+/** A policy the demo evaluated: SFT, or a PPO or DPO policy with its β. */
+interface EvaluatedPolicy {
+  policy: string;
+  family: 'SFT' | 'PPO' | 'DPO';
+  coefficient?: number;
+  evaluation: PolicyEvaluation;
+}
 
+/** What training the demo pipeline left: its result, each stage's timing, and the backend it ran on. */
+interface DemoTraining {
+  readonly result: Awaited<ReturnType<typeof runPipeline>>;
+  readonly stages: DemoReport['stages'];
+  readonly backend: string;
+  readonly backendChoice: BackendChoice | undefined;
+}
+
+/** Trains the demo pipeline; its stages are timed and its backend noted for the report. */
+async function trainDemoPipeline(configFile: string, runsRoot: string, base: PipelineCallbacks): Promise<DemoTraining> {
   // Stage timings and backend, around the usual terminal reporting.
-  const base = makeCallbacks();
   const stages: DemoReport['stages'] = [];
   let stageStart = 0;
   let backend = '';
@@ -80,15 +91,18 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
     },
   };
   const result = await runPipeline({ configFile, runsRoot }, callbacks);
-  if (result.stopped) {
-    base.log('info', 'demo stopped before the end; no report written');
-    return 0;
-  }
-  const byStage = new Map(result.runs.map((run, i) => [stages[i].stage, run]));
-  const checkpointOf = (stage: string) => byStage.get(stage)?.result.outputs.checkpoint as string;
-  const sft = checkpointOf('sft');
-  const reward = byStage.get('reward')?.result.lastMetrics ?? {};
+  return { result, stages, backend, backendChoice };
+}
 
+/** The SFT policy and every PPO and DPO policy on the same held-out prompts; the evaluation's time joins `stages`. */
+async function evaluateDemoPolicies(
+  training: DemoTraining,
+  scale: DemoScale,
+  checkpointOf: (stage: string) => string,
+  sft: string,
+  base: PipelineCallbacks,
+): Promise<EvaluatedPolicy[]> {
+  const { stages, backend, backendChoice } = training;
   // The SFT starting point, then each PPO and DPO policy with its β (PPO's KL coefficient, DPO's beta)
   const trained = [
     ...ppoStageNames.map((stage, i) => ({ stage, family: 'PPO' as const, coefficient: demoKlCoefficients[i] })),
@@ -99,12 +113,9 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
   const settings = { prompts: scale.evalPrompts, maxNewTokens: scale.maxNewTokens, seed: demoEvaluationSeed };
   // The pipeline's backend (already set up), with the demo task's oracle scoring every policy.
   const evaluator = { engine: createTrainingEngine(backendChoice as BackendChoice), task: sentimentTask };
-  const evaluations: {
-    policy: string;
-    family: 'SFT' | 'PPO' | 'DPO';
-    coefficient?: number;
-    evaluation: PolicyEvaluation;
-  }[] = [{ policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(evaluator, sft, sft, settings) }];
+  const evaluations: EvaluatedPolicy[] = [
+    { policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(evaluator, sft, sft, settings) },
+  ];
   for (const { stage, family, coefficient } of trained)
     evaluations.push({
       policy: `${family} β=${coefficient}`,
@@ -113,6 +124,76 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
       evaluation: await evaluatePolicy(evaluator, checkpointOf(stage), sft, settings),
     });
   stages.push({ stage: 'evaluation', run_id: '', backend, seconds: (performance.now() - evalStart) / 1000 });
+  return evaluations;
+}
+
+/** Which method's reward–KL frontier dominates the other's, if either does. */
+function frontierVerdict(points: FrontierPoint[]): string {
+  const ppo = points.filter((p) => p.family === 'PPO');
+  const dpo = points.filter((p) => p.family === 'DPO');
+  return dominates(dpo, ppo)
+    ? "DPO's frontier dominates PPO's here: for every PPO policy some DPO policy reaches at least its oracle " +
+        'score at no more KL.'
+    : dominates(ppo, dpo)
+      ? "PPO's frontier dominates DPO's here: for every DPO policy some PPO policy reaches at least its oracle " +
+        'score at no more KL.'
+      : 'Neither frontier dominates the other here: each method has a policy the other does not match at equal ' +
+        'or lower KL.';
+}
+
+/** The report's tables, the reward model's accuracy and the verdict on stdout. */
+function printDemoReport(report: DemoReport, outDir: string, runsRoot: string): void {
+  const { mode, backend, stages, verdict } = report;
+  const out = process.stdout;
+  out.write(`\nRLHF Lens demo (${mode}) — ${formatSeconds(report.total_seconds)} on backend ${backend}\n\n`);
+  const stageRows = stages.map((s) => [s.stage, s.backend, formatSeconds(s.seconds)]);
+  out.write(`${table([['stage', 'backend', 'wall time'], ...stageRows])}\n\n`);
+  const policyRows = report.policies.map((p) => [
+    p.policy,
+    `${p.oracle_score.toFixed(3)} ± ${p.oracle_stderr.toFixed(3)}`,
+    `${p.kl.toFixed(2)} ± ${p.kl_stderr.toFixed(2)}`,
+    p.response_length.toFixed(1),
+  ]);
+  out.write(
+    `${table([['policy', 'oracle score (held-out)', 'KL to SFT (nats)', 'response tokens'], ...policyRows])}\n\n`,
+  );
+  out.write(
+    `Reward model held-out accuracy: ${(report.reward_model.eval_accuracy * 100).toFixed(1)}% against the ` +
+      `annotator's labels, ${(report.reward_model.eval_oracle_accuracy * 100).toFixed(1)}% against the oracle's ` +
+      `ordering.\n`,
+  );
+  out.write(
+    `${verdict}\n\nWrote ${path.join(outDir, 'report.json')} and ${path.join(outDir, 'frontier.svg')}; the ` +
+      `runs are in ${runsRoot} (open them with "RLHF: Open Dashboard").\n`,
+  );
+}
+
+export async function runDemo(args: string[], makeCallbacks: () => PipelineCallbacks): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { quick: { type: 'boolean', default: false }, 'runs-dir': { type: 'string' }, out: { type: 'string' } },
+  });
+  const mode = values.quick ? 'quick' : 'full';
+  const scale = demoScales[mode];
+  const outDir = path.resolve(values.out ?? path.join('.rlhf', 'demo'));
+  const runsRoot = path.resolve(values['runs-dir'] ?? defaultRunsFolder);
+  mkdirSync(outDir, { recursive: true });
+  const configFile = path.join(outDir, `demo-${mode}.rlhf.json`);
+  writeJsonDurable(configFile, demoConfig(scale, mode === 'quick' ? 'demo-quick' : 'demo'));
+  const started = performance.now();
+
+  const base = makeCallbacks();
+  const training = await trainDemoPipeline(configFile, runsRoot, base);
+  const { result, stages, backend } = training;
+  if (result.stopped) {
+    base.log('info', 'demo stopped before the end; no report written');
+    return 0;
+  }
+  const byStage = new Map(result.runs.map((run, i) => [stages[i].stage, run]));
+  const checkpointOf = (stage: string) => byStage.get(stage)?.result.outputs.checkpoint as string;
+  const sft = checkpointOf('sft');
+  const reward = byStage.get('reward')?.result.lastMetrics ?? {};
+  const evaluations = await evaluateDemoPolicies(training, scale, checkpointOf, sft, base);
 
   const points: FrontierPoint[] = evaluations.map((e) => ({
     label: e.policy,
@@ -120,16 +201,7 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
     kl: e.evaluation.kl,
     score: e.evaluation.oracleScore,
   }));
-  const ppo = points.filter((p) => p.family === 'PPO');
-  const dpo = points.filter((p) => p.family === 'DPO');
-  const verdict = dominates(dpo, ppo)
-    ? "DPO's frontier dominates PPO's here: for every PPO policy some DPO policy reaches at least its oracle " +
-      'score at no more KL.'
-    : dominates(ppo, dpo)
-      ? "PPO's frontier dominates DPO's here: for every DPO policy some PPO policy reaches at least its oracle " +
-        'score at no more KL.'
-      : 'Neither frontier dominates the other here: each method has a policy the other does not match at equal ' +
-        'or lower KL.';
+  const verdict = frontierVerdict(points);
 
   const report: DemoReport = {
     mode,
@@ -158,28 +230,6 @@ export async function runDemo(args: string[], makeCallbacks: () => PipelineCallb
     path.join(outDir, 'frontier.svg'),
     frontierSvg(points, `Reward–KL frontier (${mode} demo, ${scale.evalPrompts} held-out prompts)`),
   );
-
-  const out = process.stdout;
-  out.write(`\nRLHF Lens demo (${mode}) — ${formatSeconds(report.total_seconds)} on backend ${backend}\n\n`);
-  const stageRows = stages.map((s) => [s.stage, s.backend, formatSeconds(s.seconds)]);
-  out.write(`${table([['stage', 'backend', 'wall time'], ...stageRows])}\n\n`);
-  const policyRows = report.policies.map((p) => [
-    p.policy,
-    `${p.oracle_score.toFixed(3)} ± ${p.oracle_stderr.toFixed(3)}`,
-    `${p.kl.toFixed(2)} ± ${p.kl_stderr.toFixed(2)}`,
-    p.response_length.toFixed(1),
-  ]);
-  out.write(
-    `${table([['policy', 'oracle score (held-out)', 'KL to SFT (nats)', 'response tokens'], ...policyRows])}\n\n`,
-  );
-  out.write(
-    `Reward model held-out accuracy: ${(report.reward_model.eval_accuracy * 100).toFixed(1)}% against the ` +
-      `annotator's labels, ${(report.reward_model.eval_oracle_accuracy * 100).toFixed(1)}% against the oracle's ` +
-      `ordering.\n`,
-  );
-  out.write(
-    `${verdict}\n\nWrote ${path.join(outDir, 'report.json')} and ${path.join(outDir, 'frontier.svg')}; the ` +
-      `runs are in ${runsRoot} (open them with "RLHF: Open Dashboard").\n`,
-  );
+  printDemoReport(report, outDir, runsRoot);
   return 0;
 }

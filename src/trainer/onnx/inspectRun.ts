@@ -58,10 +58,34 @@ function specialIds(dir: string, tokenizer: BpeTokenizer): { bos: number; eos: n
   );
 }
 
-export async function runInspection(
-  options: InspectOptions,
-  log: (message: string) => void = () => undefined,
-): Promise<{ runDir: string }> {
+/** The tokenizer and special ids the policy and the reference share. */
+interface InspectionTokens {
+  readonly tokenizer: BpeTokenizer;
+  readonly ids: { bos: number; eos: number; pad: number };
+}
+
+/** The ONNX models an inspection run scores with; `reward` only when --reward is given. */
+interface InspectionModels {
+  readonly policy: OnnxCausalLm;
+  readonly reference: OnnxCausalLm;
+  readonly reward: OnnxCausalLm | undefined;
+}
+
+/** What every step of an inspection run reads: the options, models, tokens, prompts and the run folder. */
+interface InspectionContext {
+  readonly options: InspectOptions;
+  readonly models: InspectionModels;
+  readonly tokens: InspectionTokens;
+  readonly prompts: Awaited<ReturnType<typeof loadPrompts>>;
+  readonly allPrompts: readonly string[];
+  readonly run: RunDirectory;
+  /** The sampling temperature the log-probabilities are taken at (1 when sampling is greedy). */
+  readonly temperature: number;
+  readonly log: (message: string) => void;
+}
+
+/** The policy's tokenizer and special ids, after checking the reference shares the tokenizer. */
+async function loadInspectionTokens(options: InspectOptions): Promise<InspectionTokens> {
   const tokenizer = await BpeTokenizer.load(options.policy);
   const referenceTokenizer = await BpeTokenizer.load(options.reference);
   if (JSON.stringify(tokenizer.toModel()) !== JSON.stringify(referenceTokenizer.toModel())) {
@@ -70,142 +94,190 @@ export async function runInspection(
         `the policy and the reference to share a tokenizer.`,
     );
   }
-  const ids = specialIds(options.policy, tokenizer);
+  return { tokenizer, ids: specialIds(options.policy, tokenizer) };
+}
+
+async function loadInspectionModels(options: InspectOptions): Promise<InspectionModels> {
   const [policy, reference, reward] = await Promise.all([
     OnnxCausalLm.fromFolder(options.policy),
     OnnxCausalLm.fromFolder(options.reference),
     options.reward ? OnnxCausalLm.fromFolder(options.reward) : undefined,
   ]);
-  try {
-    if (policy.info.vocabSize !== reference.info.vocabSize)
-      throw new Error(
-        `the policy has ${policy.info.vocabSize} tokens and the reference ${reference.info.vocabSize}: they ` +
-          `must share a vocabulary.`,
-      );
-    if (reward && !reward.info.scalarOutputs.includes('scores'))
-      throw new Error(
-        `${options.reward}/onnx/model.onnx has no "scores" output: export a reward model (a checkpoint with a ` +
-          `score head) with rlhf-lens export.`,
-      );
-    const prompts = await loadPrompts(
-      options.prompts ? { source: 'jsonl', path: options.prompts } : { source: 'demo' },
-      process.cwd(),
-      options.steps * options.batchSize,
-      options.prompts ? Infinity : 1,
-      options.seed,
+  return { policy, reference, reward };
+}
+
+/** The policy and the reference share a vocabulary; a reward model has a "scores" output. */
+function checkInspectionModels(options: InspectOptions, { policy, reference, reward }: InspectionModels): void {
+  if (policy.info.vocabSize !== reference.info.vocabSize)
+    throw new Error(
+      `the policy has ${policy.info.vocabSize} tokens and the reference ${reference.info.vocabSize}: they ` +
+        `must share a vocabulary.`,
     );
-    for (const message of prompts.messages) log(message);
-    // Nothing trains here, so a user's file is used whole (loadPrompts holds its last tenth out for evaluation).
-    const allPrompts = options.prompts ? [...prompts.train, ...prompts.heldOut] : prompts.train;
-    const run = RunDirectory.create(options.runsRoot, {
-      id: newRunId(options.name, 'inspect'),
+  if (reward && !reward.info.scalarOutputs.includes('scores'))
+    throw new Error(
+      `${options.reward}/onnx/model.onnx has no "scores" output: export a reward model (a checkpoint with a ` +
+        `score head) with rlhf-lens export.`,
+    );
+}
+
+/** The run folder, its run.json laid out as a training run's with one `inspect` stage. */
+function createInspectionRun(options: InspectOptions): RunDirectory {
+  return RunDirectory.create(options.runsRoot, {
+    id: newRunId(options.name, 'inspect'),
+    name: options.name,
+    stage: 'inspect',
+    stage_index: 0,
+    seed: options.seed,
+    backend: 'onnxruntime-node',
+    backend_reason: 'inspection runs score ONNX models on onnxruntime-node',
+    // Laid out as a config with one stage, as training runs record theirs, so readers find the stage's settings the
+    // same way.
+    config: {
       name: options.name,
-      stage: 'inspect',
-      stage_index: 0,
       seed: options.seed,
-      backend: 'onnxruntime-node',
-      backend_reason: 'inspection runs score ONNX models on onnxruntime-node',
-      // Laid out as a config with one stage, as training runs record theirs, so readers find the stage's settings the
-      // same way.
-      config: {
-        name: options.name,
-        seed: options.seed,
-        stages: [
-          {
-            type: 'inspect',
-            policy: options.policy,
-            reference: options.reference,
-            reward_model: options.reward ?? null,
-            prompts: options.prompts ?? 'demo',
-            batch_size: options.batchSize,
-            steps: options.steps,
-            init_kl_coef: options.klCoef,
-            kl_estimator: options.klEstimator,
-            // The config's names (TRL's), as a training run's config records them
-            temperature: options.sampling.temperature,
-            top_k: options.sampling.topK,
-            top_p: options.sampling.topP,
-            max_new_tokens: options.sampling.maxNewTokens,
-          },
-        ],
-      },
-      versions: {
-        node: process.version,
-        'rlhf-lens': typeof RLHF_LENS_VERSION === 'string' ? RLHF_LENS_VERSION : 'development',
-      },
-      max_steps: options.steps,
-    });
-    log(`inspection run ${run.id} in ${run.dir}`);
-    const temperature = options.sampling.temperature > 0 ? options.sampling.temperature : 1;
-    for (let step = 1; step <= options.steps; step++) {
-      const texts = allPrompts.slice((step - 1) * options.batchSize, step * options.batchSize);
-      if (texts.length === 0) break;
-      const encoded = texts.map((text) => [ids.bos, ...tokenizer.encode(text)]);
-      const sampled = await generateOnnx(policy, encoded, {
-        ...options.sampling,
-        // PPO's per-step stream, with the 1-based step number (PPO passes its 0-based step index)
-        seed: seeds.rolloutSampling(options.seed, step),
-        eosTokenId: ids.eos,
-        padTokenId: ids.pad,
-      });
-      const items = sampled.map((sequence, i) => ({
-        prompt: encoded[i],
-        response: sequence.tokens.length > 0 ? sequence.tokens : [ids.pad],
-      }));
-      const batch = buildSequenceBatch(items, ids.pad);
-      const policyStats = await sequenceStatsOnnx(policy, batch, temperature);
-      const referenceStats = await sequenceStatsOnnx(reference, batch, temperature);
-      const rawScores = reward ? await rewardScoresOnnx(reward, items, ids.pad) : items.map(() => 0);
-      const values = policyStats.scalars.values ?? new Float32Array(batch.batchSize * batch.length);
-      const rollout: Rollout = {
-        items,
-        batch,
-        logprobs: responseValues(policyStats.logprobs, batch),
-        refLogprobs: responseValues(referenceStats.logprobs, batch),
-        values: responseValues(values, batch),
-        entropy: responseValues(policyStats.entropy, batch),
-        rawScores,
-        endedWithEos: sampled.map((sequence) => sequence.finishedByEos),
-        timings: { generate: 0, score: 0 },
-      };
-      const advantages = computeAdvantages(rollout, rawScores, {
-        klCoef: options.klCoef,
-        klEstimator: options.klEstimator,
-        whitenRewards: false,
-        whitenAdvantages: false,
-        gamma: 1,
-        lam: 0.95,
-      });
-      const responses = items.map((item) => tokenizer.decode(item.response, { skipSpecialTokens: true }));
-      const oracle = prompts.hasOracle ? responses.map((response, i) => sentimentScore(texts[i] + response)) : [];
-      // Nothing trains: no ratios, so ratio and clip are empty lists.
-      const rows = ppoTraceRows(rollout, advantages, tokenizer, {
-        step,
-        prompts: texts,
-        responses,
-        oracleScores: prompts.hasOracle ? oracle : null,
-        ratios: null,
-        cliprange: 0,
-      });
-      writeTrace(run.dir, step, 'ppo', rows);
-      const metrics: Record<string, number> = {
-        step,
-        time: Date.now() / 1000,
-        episode: step * options.batchSize,
-        // Nothing scales the scores here: the reward is built from the raw scores.
-        ...rolloutMetrics({ rollout, advantages, scores: rawScores, klCoef: options.klCoef }),
-      };
-      if (prompts.hasOracle) metrics['oracle/score'] = mean(oracle);
-      run.appendMetrics(metrics);
-      run.update({ step });
-      log(
-        `step ${step}: KL ` +
-          `${metrics['objective/kl'].toFixed(3)}${reward ? `, score ${metrics['objective/scores'].toFixed(3)}` : ''}`,
-      );
-    }
-    run.update({ status: 'completed', ended_at: new Date().toISOString() });
-    return { runDir: run.dir };
+      stages: [
+        {
+          type: 'inspect',
+          policy: options.policy,
+          reference: options.reference,
+          reward_model: options.reward ?? null,
+          prompts: options.prompts ?? 'demo',
+          batch_size: options.batchSize,
+          steps: options.steps,
+          init_kl_coef: options.klCoef,
+          kl_estimator: options.klEstimator,
+          // The config's names (TRL's), as a training run's config records them
+          temperature: options.sampling.temperature,
+          top_k: options.sampling.topK,
+          top_p: options.sampling.topP,
+          max_new_tokens: options.sampling.maxNewTokens,
+        },
+      ],
+    },
+    versions: {
+      node: process.version,
+      'rlhf-lens': typeof RLHF_LENS_VERSION === 'string' ? RLHF_LENS_VERSION : 'development',
+    },
+    max_steps: options.steps,
+  });
+}
+
+/** The policy samples completions of one batch of prompts; the policy, reference and reward model score them. */
+async function inspectionRollout(context: InspectionContext, step: number, texts: readonly string[]): Promise<Rollout> {
+  const { options, tokens, temperature } = context;
+  const { policy, reference, reward } = context.models;
+  const { tokenizer, ids } = tokens;
+  const encoded = texts.map((text) => [ids.bos, ...tokenizer.encode(text)]);
+  const sampled = await generateOnnx(policy, encoded, {
+    ...options.sampling,
+    // PPO's per-step stream, with the 1-based step number (PPO passes its 0-based step index)
+    seed: seeds.rolloutSampling(options.seed, step),
+    eosTokenId: ids.eos,
+    padTokenId: ids.pad,
+  });
+  const items = sampled.map((sequence, i) => ({
+    prompt: encoded[i],
+    response: sequence.tokens.length > 0 ? sequence.tokens : [ids.pad],
+  }));
+  const batch = buildSequenceBatch(items, ids.pad);
+  const policyStats = await sequenceStatsOnnx(policy, batch, temperature);
+  const referenceStats = await sequenceStatsOnnx(reference, batch, temperature);
+  const rawScores = reward ? await rewardScoresOnnx(reward, items, ids.pad) : items.map(() => 0);
+  const values = policyStats.scalars.values ?? new Float32Array(batch.batchSize * batch.length);
+  return {
+    items,
+    batch,
+    logprobs: responseValues(policyStats.logprobs, batch),
+    refLogprobs: responseValues(referenceStats.logprobs, batch),
+    values: responseValues(values, batch),
+    entropy: responseValues(policyStats.entropy, batch),
+    rawScores,
+    endedWithEos: sampled.map((sequence) => sequence.finishedByEos),
+    timings: { generate: 0, score: 0 },
+  };
+}
+
+/** One step: a batch's rollout, PPO's advantages of it, its trace and its metrics line. */
+async function inspectStep(context: InspectionContext, step: number, texts: readonly string[]): Promise<void> {
+  const { options, prompts, run } = context;
+  const { tokenizer } = context.tokens;
+  const rollout = await inspectionRollout(context, step, texts);
+  const { items, rawScores } = rollout;
+  const advantages = computeAdvantages(rollout, rawScores, {
+    klCoef: options.klCoef,
+    klEstimator: options.klEstimator,
+    whitenRewards: false,
+    whitenAdvantages: false,
+    gamma: 1,
+    lam: 0.95,
+  });
+  const responses = items.map((item) => tokenizer.decode(item.response, { skipSpecialTokens: true }));
+  const oracle = prompts.hasOracle ? responses.map((response, i) => sentimentScore(texts[i] + response)) : [];
+  // Nothing trains: no ratios, so ratio and clip are empty lists.
+  const rows = ppoTraceRows(rollout, advantages, tokenizer, {
+    step,
+    prompts: texts,
+    responses,
+    oracleScores: prompts.hasOracle ? oracle : null,
+    ratios: null,
+    cliprange: 0,
+  });
+  writeTrace(run.dir, step, 'ppo', rows);
+  const metrics: Record<string, number> = {
+    step,
+    time: Date.now() / 1000,
+    episode: step * options.batchSize,
+    // Nothing scales the scores here: the reward is built from the raw scores.
+    ...rolloutMetrics({ rollout, advantages, scores: rawScores, klCoef: options.klCoef }),
+  };
+  if (prompts.hasOracle) metrics['oracle/score'] = mean(oracle);
+  run.appendMetrics(metrics);
+  run.update({ step });
+  const score = context.models.reward ? `, score ${metrics['objective/scores'].toFixed(3)}` : '';
+  context.log(`step ${step}: KL ${metrics['objective/kl'].toFixed(3)}${score}`);
+}
+
+/** After the models load: check them, load the prompts, create the run folder and run every step. */
+async function inspectWithModels(
+  options: InspectOptions,
+  tokens: InspectionTokens,
+  models: InspectionModels,
+  log: (message: string) => void,
+): Promise<{ runDir: string }> {
+  checkInspectionModels(options, models);
+  const prompts = await loadPrompts(
+    options.prompts ? { source: 'jsonl', path: options.prompts } : { source: 'demo' },
+    process.cwd(),
+    options.steps * options.batchSize,
+    options.prompts ? Infinity : 1,
+    options.seed,
+  );
+  for (const message of prompts.messages) log(message);
+  // Nothing trains here, so a user's file is used whole (loadPrompts holds its last tenth out for evaluation).
+  const allPrompts = options.prompts ? [...prompts.train, ...prompts.heldOut] : prompts.train;
+  const run = createInspectionRun(options);
+  log(`inspection run ${run.id} in ${run.dir}`);
+  const temperature = options.sampling.temperature > 0 ? options.sampling.temperature : 1;
+  const context: InspectionContext = { options, models, tokens, prompts, allPrompts, run, temperature, log };
+  for (let step = 1; step <= options.steps; step++) {
+    const texts = allPrompts.slice((step - 1) * options.batchSize, step * options.batchSize);
+    if (texts.length === 0) break;
+    await inspectStep(context, step, texts);
+  }
+  run.update({ status: 'completed', ended_at: new Date().toISOString() });
+  return { runDir: run.dir };
+}
+
+export async function runInspection(
+  options: InspectOptions,
+  log: (message: string) => void = () => undefined,
+): Promise<{ runDir: string }> {
+  const tokens = await loadInspectionTokens(options);
+  const models = await loadInspectionModels(options);
+  try {
+    return await inspectWithModels(options, tokens, models, log);
   } finally {
+    const { policy, reference, reward } = models;
     await Promise.all([policy.release(), reference.release(), reward?.release()]);
   }
 }
