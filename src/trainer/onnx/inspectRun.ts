@@ -30,6 +30,7 @@ import { numberOption, parseCommandArgs, UsageError } from '../cli';
 import { OnnxCausalLm } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';
 import { rewardScoresOnnx, sequenceStatsOnnx } from './onnxScoring';
+import { namedAll } from '../../shared/namedAll';
 
 export interface InspectOptions {
   readonly policy: string;
@@ -98,12 +99,11 @@ async function loadInspectionTokens(options: InspectOptions): Promise<Inspection
 }
 
 async function loadInspectionModels(options: InspectOptions): Promise<InspectionModels> {
-  const [policy, reference, reward] = await Promise.all([
-    OnnxCausalLm.fromFolder(options.policy),
-    OnnxCausalLm.fromFolder(options.reference),
-    options.reward ? OnnxCausalLm.fromFolder(options.reward) : undefined,
-  ]);
-  return { policy, reference, reward };
+  return namedAll({
+    policy: OnnxCausalLm.fromFolder(options.policy),
+    reference: OnnxCausalLm.fromFolder(options.reference),
+    reward: options.reward ? OnnxCausalLm.fromFolder(options.reward) : Promise.resolve(undefined),
+  });
 }
 
 /** The policy and the reference share a vocabulary; a reward model has a "scores" output. */
