@@ -9,6 +9,8 @@
  *   3. One full PPO iteration by phase (generation, scoring passes, advantages, PPO update, weight
  *      sync) on the real PPO stage, tfjs rollouts against ONNX rollouts: a demo-tokenizer model of
  *      the same shape (vocab 300, context 96), batch 16, 64 new tokens, 4 epochs × 2 minibatches.
+ *      When Debian's python3 has torch, the ONNX-rollout iteration is interleaved round by round with the
+ *      same iteration in PyTorch (bench/torch/reference.py, one thread): ratios per round, update vs rollouts.
  * Prints tables of medians and writes bench-results/rollout.json.
  */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,17 +25,19 @@ import { OnnxCausalLm, type WeightSyncMode } from '../src/trainer/onnx/onnxCausa
 import { generateOnnx } from '../src/trainer/onnx/onnxSampler';
 import { runPipeline } from '../src/trainer/pipeline';
 import { generate, sampleToken, type SamplingOptions } from '../src/trainer/sampling/sampler';
+import { comparePpoWithTorch, phaseNames, printPpoComparison, type PhaseTimes } from './torch/ppoComparison';
+import { table, TorchReference } from './torch/torchReference';
 
 const config: GptConfig = { vocab_size: 96, block_size: 65, n_layer: 2, n_head: 4, n_embd: 64, dropout: 0 };
 const batch = 16;
 const newTokens = 64;
 const sampling: SamplingOptions = {
   temperature: 1,
-  top_k: 0,
-  top_p: 1,
-  max_new_tokens: newTokens,
+  topK: 0,
+  topP: 1,
+  maxNewTokens: newTokens,
   seed: 1,
-  pad_token_id: 0,
+  padTokenId: 0,
 };
 const prompts = Array.from({ length: batch }, () => [1]);
 
@@ -78,12 +82,6 @@ async function sampleWithoutCache(model: Gpt): Promise<number[][]> {
   return rows;
 }
 
-function table(header: string[], lines: string[][]): string {
-  const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
-  const format = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
-  return [format(header), format(widths.map((w) => '-'.repeat(w))), ...lines.map(format)].join('\n');
-}
-
 async function samplingRows(model: Gpt) {
   const weights = await model.readWeights();
   const onnxCached = await OnnxCausalLm.fromGpt(config, [], weights, { kvCache: true });
@@ -117,7 +115,7 @@ async function samplingRows(model: Gpt) {
  * 850k one (vocab 512, d 128, 4 layers) where constant folding of larger weights could matter more.
  */
 async function weightSyncRows() {
-  const out = [];
+  const out: { model: string; mode: WeightSyncMode; sync_ms: number; total_ms: number; sample_ms: number }[] = [];
   const shapes: Record<string, GptConfig> = {
     '110k': config,
     '850k': { vocab_size: 512, block_size: 65, n_layer: 4, n_head: 4, n_embd: 128, dropout: 0 },
@@ -159,78 +157,106 @@ async function weightSyncRows() {
   return out;
 }
 
-async function ppoIterationRows() {
+const ppoModel = { n_layer: 2, n_head: 4, n_embd: 64, block_size: 96 };
+const ppoVocab = 300;
+const ppoShape = { epochs: 4, miniBatches: 2 };
+/** Interleaved rounds against PyTorch; each runs one PPO stage of ours (its iterations after the first). */
+const torchRounds = 5;
+/** PyTorch's prompts: random tokens of this length (the demo's prompts are short phrases). */
+const torchPromptLength = 8;
+
+/** Runs one PPO stage (4 iterations) with `engine` rollouts; the phase times of its iterations 2–4. */
+async function ppoStageTimes(
+  engine: 'tfjs' | 'onnx',
+  checkpoint: string,
+  write: (name: string, value: unknown) => string,
+  runsRoot: string,
+): Promise<PhaseTimes[]> {
+  const stage = {
+    type: 'ppo',
+    rollout_engine: engine,
+    policy: checkpoint,
+    reward_model: checkpoint,
+    prompts: { source: 'demo' },
+    total_episodes: 4 * batch,
+    batch_size: batch,
+    num_mini_batches: ppoShape.miniBatches,
+    num_ppo_epochs: ppoShape.epochs,
+    max_new_tokens: newTokens,
+    stop_token: 'none',
+    eval_steps: 1000,
+    num_eval_prompts: 4,
+    save_steps: 1000,
+  };
+  const config = { name: `ppo-${engine}`, seed: 1, backend: 'wasm', model: ppoModel, stages: [stage] };
+  const { runs } = await runPipeline(
+    { configFile: write(`ppo-${engine}.rlhf.json`, config), runsRoot },
+    { log: () => undefined },
+  );
+  return readFileSync(path.join(runs[0].runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, number>)
+    .filter((row) => row.step >= 2)
+    .map((row) => {
+      const phases = Object.fromEntries(phaseNames.map((phase) => [phase, (row[`time/${phase}`] ?? 0) * 1000]));
+      const total = phaseNames.reduce((sum, phase) => sum + phases[phase], 0);
+      return { ...phases, total_ms: total } as PhaseTimes;
+    });
+}
+
+/** Median of each phase over iterations. */
+const medianPhases = (rows: PhaseTimes[]) =>
+  Object.fromEntries(
+    [...phaseNames, 'total_ms' as const].map((phase) => [phase, median(rows.map((row) => row[phase]))]),
+  ) as PhaseTimes;
+
+async function ppoIterationRows(torch: TorchReference | undefined) {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-rollout-bench-'));
+  const runsRoot = path.join(dir, 'runs');
   const write = (name: string, value: unknown) => {
     const file = path.join(dir, name);
     writeFileSync(file, JSON.stringify(value));
     return file;
   };
-  const model = { n_layer: 2, n_head: 4, n_embd: 64, block_size: 96 };
   const sft = await runPipeline(
     {
       configFile: write('sft.rlhf.json', {
         name: 'sft',
         seed: 1,
         backend: 'wasm',
-        model,
-        tokenizer: { vocab_size: 300 },
+        model: ppoModel,
+        tokenizer: { vocab_size: ppoVocab },
         stages: [
           { type: 'sft', dataset: { source: 'demo', num_examples: 500 }, max_steps: 2, warmup_steps: 1, save_steps: 2 },
         ],
       }),
-      runsRoot: path.join(dir, 'runs'),
+      runsRoot,
     },
     { log: () => undefined },
   );
   const checkpoint = sft.runs[0].result.outputs.checkpoint as string;
-  const phases = ['time/rollout_generate', 'time/rollout_score', 'time/advantages', 'time/update', 'time/weight_sync'];
-  const rows = [];
-  for (const engine of ['tfjs', 'onnx']) {
-    const stage = {
-      type: 'ppo',
-      rollout_engine: engine,
-      policy: checkpoint,
-      reward_model: checkpoint,
-      prompts: { source: 'demo' },
-      total_episodes: 4 * batch,
-      batch_size: batch,
-      num_mini_batches: 2,
-      num_ppo_epochs: 4,
-      max_new_tokens: newTokens,
-      stop_token: 'none',
-      eval_steps: 1000,
-      num_eval_prompts: 4,
-      save_steps: 1000,
-    };
-    const { runs } = await runPipeline(
-      {
-        configFile: write(`ppo-${engine}.rlhf.json`, {
-          name: `ppo-${engine}`,
-          seed: 1,
-          backend: 'wasm',
-          model,
-          stages: [stage],
-        }),
-        runsRoot: path.join(dir, 'runs'),
-      },
-      { log: () => undefined },
-    );
-    const steps = readFileSync(path.join(runs[0].runDir, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as Record<string, number>)
-      .filter((row) => row.step >= 2);
-    const byPhase = Object.fromEntries(
-      phases.map((phase) => [phase.replace('time/', ''), median(steps.map((row) => (row[phase] ?? 0) * 1000))]),
-    );
-    rows.push({ engine, ...byPhase, total_ms: Object.values(byPhase).reduce((a, b) => a + b, 0) } as Record<
-      string,
-      number | string
-    >);
-    process.stderr.write(`measured a PPO iteration with ${engine} rollouts\n`);
-  }
-  return rows;
+  const rows: ({ engine: string } & PhaseTimes)[] = [];
+  rows.push({ engine: 'tfjs', ...medianPhases(await ppoStageTimes('tfjs', checkpoint, write, runsRoot)) });
+  process.stderr.write('measured a PPO iteration with tfjs rollouts\n');
+  const onnxIterations: PhaseTimes[] = [];
+  const onnxRound = async () => {
+    const times = await ppoStageTimes('onnx', checkpoint, write, runsRoot);
+    onnxIterations.push(...times);
+    return times;
+  };
+  const shape = {
+    config: { vocab_size: ppoVocab, ...ppoModel },
+    batch,
+    promptLength: torchPromptLength,
+    newTokens,
+    ...ppoShape,
+  };
+  const pytorch = torch ? await comparePpoWithTorch(torch, shape, torchRounds, onnxRound) : undefined;
+  if (!pytorch) await onnxRound();
+  rows.push({ engine: 'onnx', ...medianPhases(onnxIterations) });
+  process.stderr.write('measured a PPO iteration with ONNX rollouts\n');
+  return { rows, pytorch };
 }
 
 async function main(): Promise<void> {
@@ -242,7 +268,9 @@ async function main(): Promise<void> {
   const sync = await weightSyncRows();
   process.stderr.write('measured weight sync\n');
   model.dispose();
-  const ppo = await ppoIterationRows();
+  const torch = await TorchReference.start();
+  const { rows: ppo, pytorch } = await ppoIterationRows(torch);
+  await torch?.close();
 
   console.log(
     `\nSampling ${batch} × ${newTokens} new tokens, ${config.n_layer} layers, d ${config.n_embd}, vocab ` +
@@ -273,13 +301,13 @@ async function main(): Promise<void> {
     `\nOne PPO iteration by phase (batch ${batch}, ${newTokens} new tokens, 4 epochs × 2 minibatches; medians ` +
       `of steps 2–4, ms)\n`,
   );
-  const phaseNames = ['rollout_generate', 'rollout_score', 'advantages', 'update', 'weight_sync', 'total_ms'];
   console.log(
     table(
       ['rollouts', 'generate', 'score (policy, ref, reward)', 'advantages', 'update', 'weight sync', 'total'],
-      ppo.map((r) => [String(r.engine), ...phaseNames.map((k) => (r[k] as number).toFixed(0))]),
+      ppo.map((r) => [r.engine, ...[...phaseNames, 'total_ms' as const].map((k) => r[k].toFixed(0))]),
     ),
   );
+  if (pytorch) printPpoComparison(pytorch);
   const out = path.join('bench-results', 'rollout.json');
   mkdirSync(path.dirname(out), { recursive: true });
   const record = {
@@ -292,6 +320,7 @@ async function main(): Promise<void> {
     sampling: sample,
     weight_sync: sync,
     ppo_iteration_ms: ppo,
+    ...(pytorch && { ppo_iteration_vs_pytorch: pytorch }),
   };
   writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
