@@ -162,8 +162,11 @@ const ppoVocab = 300;
 const ppoShape = { epochs: 4, miniBatches: 2 };
 /** Interleaved rounds against PyTorch; each runs one PPO stage of ours (its iterations after the first). */
 const torchRounds = 5;
-/** PyTorch's prompts: random tokens of this length (the demo's prompts are short phrases). */
-const torchPromptLength = 8;
+/**
+ * PyTorch's prompts: random tokens of this length. The demo's prompts are 6–21 tokens with BOS (mean 12),
+ * and the product left-pads a batch of 16 to its longest: about 18.
+ */
+const torchPromptLength = 18;
 
 /** Runs one PPO stage (4 iterations) with `engine` rollouts; the phase times of its iterations 2–4. */
 async function ppoStageTimes(

@@ -30,7 +30,7 @@ test('the weights file holds every weight by name, shape and float32 values', ()
     ['transformer.wte.weight', { shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6.5]) }],
     ['transformer.ln_f.bias', { shape: [3], data: new Float32Array([-0.25, 0, 1e-7]) }],
   ]);
-  const decoded = decodeSafetensors(readFileSync(writeWeights(file, weights))).tensors;
+  const decoded = decodeSafetensors(new Uint8Array(readFileSync(writeWeights(file, weights)))).tensors;
   assert.deepEqual(Object.keys(decoded).sort(), [...weights.keys()].sort());
   for (const [name, { shape, data }] of weights) {
     assert.equal(decoded[name].dtype, 'F32');
