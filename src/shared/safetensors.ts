@@ -192,8 +192,10 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
 
   const tensors: Record<string, SafetensorsTensor> = {};
   for (const { name, dtype, shape, begin, end } of infos) {
-    // slice() copies into a fresh, aligned buffer, so the typed array never aliases the caller's bytes.
-    const copy = bytes.slice(dataStart + begin, dataStart + end);
+    // A fresh, aligned buffer, so the typed array never aliases the caller's bytes (a Node Buffer's slice()
+    // is a view into its shared pool, not a copy).
+    const copy = new Uint8Array(end - begin);
+    copy.set(bytes.subarray(dataStart + begin, dataStart + end));
     if (!littleEndian) swapBytes(copy, 0, copy.length, dtypes[dtype].bytes);
     define(tensors, name, { dtype, shape, data: new dtypes[dtype].array(copy.buffer) } as SafetensorsTensor);
   }

@@ -133,6 +133,16 @@ test('decoded data is a copy: changing the file bytes afterwards does not change
   assert.deepEqual(Array.from(tensors.x.data as Uint8Array), [1, 2]);
 });
 
+test('a Node Buffer from the shared pool (as readFileSync of a small file gives) decodes to its own tensors', () => {
+  const data = Float32Array.from([1.5, -2, 3.25]);
+  const encoded = encodeSafetensors({ w: { dtype: 'F32', shape: [3], data } });
+  // Buffer.from(array) of a small size lands in Node's 8 KiB pool at a non-zero offset.
+  const pooled = Buffer.from(Array.from(encoded));
+  assert.ok(pooled.byteOffset > 0 || pooled.buffer.byteLength > pooled.length, 'the buffer is a view into a pool');
+  const { tensors } = decodeSafetensors(pooled);
+  assert.deepEqual(Array.from(tensors.w.data as Float32Array), [1.5, -2, 3.25]);
+});
+
 const x4 = '"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}';
 const malformed: [what: string, bytes: Uint8Array, message: RegExp][] = [
   ['fewer than 8 bytes', new Uint8Array([1, 2, 3]), /3 bytes, too short for the 8-byte header size/],
