@@ -21,19 +21,19 @@ const transposeRule: GradientRule = (c) => {
  * each sliced axis by its start, after it by what the end cut off.
  */
 const sliceRule: GradientRule = (c) => {
-  const [x, startsName, endsName, axesName, stepsName] = c.node.inputs;
+  const [x, startsName, , axesName, stepsName] = c.node.inputs; // the ends are implied by the output shape
   if (stepsName && c.g.intValues(stepsName).some((step) => step !== 1)) throw new Error('autodiff: Slice step ≠ 1');
   const shape = c.g.shape(x);
   const rank = shape.length;
   const starts = c.g.intValues(startsName);
   const axes = axesName ? c.g.intValues(axesName) : starts.map((_, i) => i);
-  const ySshape = c.g.shape(c.node.outputs[0]);
+  const yShape = c.g.shape(c.node.outputs[0]);
   const pads = new Array<number>(2 * rank).fill(0);
   axes.forEach((axis, i) => {
     const a = axis < 0 ? axis + rank : axis;
     const start = Math.min(Math.max(starts[i] < 0 ? starts[i] + shape[a] : starts[i], 0), shape[a]);
     pads[a] = start;
-    pads[rank + a] = shape[a] - start - ySshape[a];
+    pads[rank + a] = shape[a] - start - yShape[a];
   });
   const dy = outputGrad(c);
   const padded = () =>
@@ -86,7 +86,6 @@ export const shapeRules: Record<string, GradientRule> = {
   Reshape: reshapeRule,
   Squeeze: reshapeRule,
   Unsqueeze: reshapeRule,
-  Flatten: reshapeRule,
   Transpose: transposeRule,
   Slice: sliceRule,
   Concat: concatRule,
