@@ -10,31 +10,14 @@ import { Gpt } from '../../src/trainer/engine/tfjs/gpt';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { maskedNll as tfMaskedNll } from '../../src/trainer/engine/tfjs/losses';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
-import {
-  buildLmLossGraph,
-  gptForward,
-  gradientOutput,
-  lmGraphInputs,
-  maskedNll,
-} from '../../src/trainer/engine/onnxruntime/gptGraph';
+import { buildLmLossGraph, gptForward, lmGraphInputs, maskedNll } from '../../src/trainer/engine/onnxruntime/gptGraph';
 import type { GptConfig } from '../../src/trainer/model/gptConfig';
 import { gptWeightShapes } from '../../src/trainer/model/gptWeightShapes';
-import { checkGradients, uniform, type FloatInput } from './onnxAutodiffHarness';
+import { assertGradientsMatch, checkGradients, tokenBatch, type FloatInput } from './onnxAutodiffHarness';
 
 before(async () => {
   await selectBackend('wasm');
 });
-
-/** A batch [B, T] of ids, next-token targets and a completion-only mask (the first positions are the prompt). */
-function tokenBatch(batchSize: number, length: number, vocab: number, seed: number) {
-  const random = uniform(seed);
-  const token = () => Math.floor(((random() + 1) / 2) * vocab);
-  const ids = Array.from({ length: batchSize * length }, token);
-  const targets = Array.from({ length: batchSize * length }, token);
-  const promptLength = Math.floor(length / 2);
-  const mask = Array.from({ length: batchSize * length }, (_, k) => (k % length >= promptLength ? 1 : 0));
-  return { ids, targets, mask };
-}
 
 test('autodiff: a tiny GPT block (1 layer, 2 heads) — every weight gradient matches finite differences', async () => {
   const config: GptConfig = { vocab_size: 7, block_size: 4, n_layer: 1, n_head: 2, n_embd: 4, dropout: 0 };
@@ -62,9 +45,6 @@ test('autodiff: a tiny GPT block (1 layer, 2 heads) — every weight gradient ma
     assert.ok(check.forwardOps.has(opType), `the block uses ${opType}`);
   assert.ok(check.worstError <= 1e-6, `worst relative error ${check.worstError.toExponential(2)}`);
 });
-
-/** Per weight: max |ort − tfjs| ≤ 1e-4 · max |tfjs| (relative to the weight's largest gradient). */
-const RELATIVE_TOLERANCE = 1e-4;
 
 test('autodiff: the SFT loss graph gives the tfjs engine’s loss and gradients (float32, relative 1e-4)', async () => {
   const config: GptConfig = { vocab_size: 50, block_size: 16, n_layer: 2, n_head: 2, n_embd: 16, dropout: 0 };
@@ -97,13 +77,5 @@ test('autodiff: the SFT loss graph gives the tfjs engine’s loss and gradients 
   await session.release();
 
   assert.ok(Math.abs((result.loss.data[0] as number) - expected.loss) <= 1e-5 * expected.loss, 'loss');
-  assert.deepEqual([...graph.weightNames].sort(), [...expected.grads.keys()].sort());
-  for (const name of graph.weightNames) {
-    const actual = result[gradientOutput(name)].data as Float32Array;
-    const reference = expected.grads.get(name) as Float32Array;
-    const scale = reference.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    const worst = reference.reduce((m, v, i) => Math.max(m, Math.abs(actual[i] - v)), 0);
-    assert.ok(scale > 0, `${name} has a zero gradient in tfjs`);
-    assert.ok(worst <= RELATIVE_TOLERANCE * scale, `${name}: max |Δ| ${worst.toExponential(2)}, scale ${scale}`);
-  }
+  assertGradientsMatch(result, graph.weightNames, expected.grads);
 });

@@ -3,6 +3,7 @@
  * InferenceSession: loss = Σ op(x) ⊙ r with a random r, the built gradient against central
  * differences (L(x + h) − L(x − h)) / 2h in float64.
  */
+import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { DiffGraph } from '../../src/trainer/engine/onnxruntime/autodiff/graph';
 import { gradients } from '../../src/trainer/engine/onnxruntime/autodiff/gradients';
@@ -110,4 +111,35 @@ export async function checkGradients(testCase: GradientCase, seed = 1): Promise<
   }
   await session.release();
   return { worstError, elements, forwardOps };
+}
+
+/** Per weight: max |onnx − reference| ≤ 1e-4 · max |reference| (relative to the weight's largest gradient). */
+export const ENGINE_RELATIVE_TOLERANCE = 1e-4;
+
+/** Asserts every `grad.<weight>` output against the reference engine's gradient of that weight. */
+export function assertGradientsMatch(
+  outputs: Readonly<Record<string, ort.Tensor>>,
+  weightNames: readonly string[],
+  reference: ReadonlyMap<string, Float32Array>,
+): void {
+  assert.deepEqual([...weightNames].sort(), [...reference.keys()].sort());
+  for (const name of weightNames) {
+    const actual = outputs[`grad.${name}`].data as Float32Array;
+    const expected = reference.get(name) as Float32Array;
+    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const worst = expected.reduce((m, v, i) => Math.max(m, Math.abs(actual[i] - v)), 0);
+    assert.ok(scale > 0, `${name} has a zero gradient in the reference`);
+    assert.ok(worst <= ENGINE_RELATIVE_TOLERANCE * scale, `${name}: max |Δ| ${worst.toExponential(2)}, scale ${scale}`);
+  }
+}
+
+/** A batch [B, T] of ids, next-token targets and a completion-only mask (the first positions are the prompt). */
+export function tokenBatch(batchSize: number, length: number, vocab: number, seed: number) {
+  const random = uniform(seed);
+  const token = () => Math.floor(((random() + 1) / 2) * vocab);
+  const ids = Array.from({ length: batchSize * length }, token);
+  const targets = Array.from({ length: batchSize * length }, token);
+  const promptLength = Math.floor(length / 2);
+  const mask = Array.from({ length: batchSize * length }, (_, k) => (k % length >= promptLength ? 1 : 0));
+  return { ids, targets, mask };
 }

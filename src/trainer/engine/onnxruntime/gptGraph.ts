@@ -7,7 +7,7 @@
  * `buildLmLossGraph` appends the backward pass, so one session run gives the loss and every weight's
  * gradient (outputs `loss` and `grad.<weight>`).
  */
-import type { GptConfig } from '../../model/gptConfig';
+import type { GptConfig, ScalarHead } from '../../model/gptConfig';
 import { gptWeightShapes } from '../../model/gptWeightShapes';
 import { DiffGraph, type FloatType } from './autodiff/graph';
 import { gradients } from './autodiff/gradients';
@@ -26,10 +26,14 @@ export interface BatchShape {
 export const lmGraphInputs = { ids: 'input_ids', targets: 'targets', mask: 'mask' } as const;
 export const gradientOutput = (weight: string) => `grad.${weight}`;
 
-/** Declares every weight (no scalar heads) as a float input; returns name → value. */
-export function gptWeightInputs(g: DiffGraph, config: GptConfig): Map<string, string> {
+/** Declares every weight (and those of `heads`) as a float input; returns name → value. */
+export function gptWeightInputs(
+  g: DiffGraph,
+  config: GptConfig,
+  heads: readonly ScalarHead[] = [],
+): Map<string, string> {
   const weights = new Map<string, string>();
-  for (const [name, shape] of gptWeightShapes(config, [])) weights.set(name, g.input(name, shape));
+  for (const [name, shape] of gptWeightShapes(config, heads)) weights.set(name, g.input(name, shape));
   return weights;
 }
 
@@ -88,6 +92,20 @@ export function gptForward(
   // Tied LM head: logits = hidden · wteᵀ
   const logits = op.matMul(g, hidden, op.transpose(g, W('transformer.wte.weight'), [1, 0]));
   return { logits, hidden };
+}
+
+/** A scalar per position from a head (gpt.ts's scalarHead): hidden [B, T, C] → [B, T]. */
+export function scalarHead(
+  g: DiffGraph,
+  weights: ReadonlyMap<string, string>,
+  head: ScalarHead,
+  hidden: string,
+): string {
+  const weight = weights.get(`${head}.weight`);
+  const bias = weights.get(`${head}.bias`);
+  if (!weight || !bias) throw new Error(`gpt graph: no ${head} head`);
+  const [batch, length] = g.shape(hidden);
+  return op.reshape(g, op.add(g, op.matMul(g, hidden, weight), bias), [batch, length]);
 }
 
 /** log p(targets | logits): logits [B, T, V], targets int64 [B, T] → [B, T] (a one-hot product). */
