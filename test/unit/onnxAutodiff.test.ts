@@ -170,3 +170,18 @@ test('autodiff: every gradient rule is exercised by a finite-difference case abo
   const missing = differentiableOps.filter((opType) => !exercised.has(opType) && !['Sign'].includes(opType));
   assert.deepEqual(missing, []);
 });
+
+test('autodiff: refuses what it cannot differentiate, naming it', () => {
+  const g = new DiffGraph('float64');
+  const x = g.input('x', [2, 3]);
+  const p = g.input('p', []);
+  const unknown = g.node1('Erf', [x], {}, { shape: [2, 3], kind: 'float' });
+  assert.throws(() => gradients(g, op.reduceSum(g, unknown, [0, 1], false), [x]), /no gradient rule for Erf/);
+  assert.throws(
+    () => gradients(g, op.reduceSum(g, op.pow(g, x, p), [0, 1], false), [p]),
+    /exponent must be a constant/,
+  );
+  assert.throws(() => op.matMul(g, x, x), /MatMul of \[2,3\] and \[2,3\]/);
+  assert.throws(() => op.add(g, x, g.input('y', [4])), /cannot broadcast/);
+  assert.throws(() => op.reshape(g, x, [4]), /cannot reshape/);
+});
