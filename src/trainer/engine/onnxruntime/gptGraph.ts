@@ -1,0 +1,159 @@
+/**
+ * The trainer's GPT (engine/tfjs/gpt.ts; exported node for node by onnx/gptOnnxGraph.ts) on a
+ * differentiable graph, for one static batch shape: weights are graph inputs, the causal bias is a
+ * constant, and there is no KV cache — what a training step's forward needs. The LM loss is the tfjs
+ * engine's maskedNll: Σ −log p(yₜ)·mₜ / max(Σ mₜ, 1), with log p(yₜ) read by a one-hot product.
+ *
+ * `buildLmLossGraph` appends the backward pass, so one session run gives the loss and every weight's
+ * gradient (outputs `loss` and `grad.<weight>`).
+ */
+import type { GptConfig, ScalarHead } from '../../model/gptConfig';
+import { gptWeightShapes } from '../../model/gptWeightShapes';
+import { DiffGraph, type FloatType } from './autodiff/graph';
+import { gradients } from './autodiff/gradients';
+import * as op from './autodiff/ops';
+
+/** The additive bias that hides the future: −1e9 where key j > query i (gpt.ts's attentionBias). */
+const NEGATIVE_INFINITY = -1e9;
+const LAYER_NORM_EPSILON = 1e-5;
+
+export interface BatchShape {
+  readonly batchSize: number;
+  readonly length: number;
+}
+
+/** Graph input names of a training graph besides the weights (each weight's input is its own name). */
+export const lmGraphInputs = { ids: 'input_ids', targets: 'targets', mask: 'mask' } as const;
+export const gradientOutput = (weight: string) => `grad.${weight}`;
+
+/** Declares every weight (and those of `heads`) as a float input; returns name → value. */
+export function gptWeightInputs(
+  g: DiffGraph,
+  config: GptConfig,
+  heads: readonly ScalarHead[] = [],
+): Map<string, string> {
+  const weights = new Map<string, string>();
+  for (const [name, shape] of gptWeightShapes(config, heads)) weights.set(name, g.input(name, shape));
+  return weights;
+}
+
+/** The causal bias [1, 1, T, T]: 0 where j ≤ i, −1e9 elsewhere. */
+function causalBias(g: DiffGraph, length: number): string {
+  const values = Array.from({ length: length * length }, (_, k) =>
+    k % length <= Math.floor(k / length) ? 0 : NEGATIVE_INFINITY,
+  );
+  return g.floatTensor(values, [1, 1, length, length]);
+}
+
+/** The transformer: ids int64 [B, T] → logits [B, T, V] and the hidden state after ln_f [B, T, C]. */
+export function gptForward(
+  g: DiffGraph,
+  config: GptConfig,
+  weights: ReadonlyMap<string, string>,
+  ids: string,
+): { logits: string; hidden: string } {
+  const { n_head: heads, n_embd: width, n_layer: layers } = config;
+  const [batch, length] = g.shape(ids);
+  const headWidth = width / heads;
+  const W = (name: string) => {
+    const value = weights.get(name);
+    if (!value) throw new Error(`gpt graph: no weight "${name}"`);
+    return value;
+  };
+  const linear = (x: string, prefix: string) => op.add(g, op.matMul(g, x, W(`${prefix}.weight`)), W(`${prefix}.bias`));
+  const layerNorm = (x: string, prefix: string) =>
+    op.layerNorm(g, x, W(`${prefix}.weight`), W(`${prefix}.bias`), LAYER_NORM_EPSILON);
+  // [B, T, C] → [B, H, T, D]
+  const splitHeads = (x: string) => op.transpose(g, op.reshape(g, x, [batch, length, heads, headWidth]), [0, 2, 1, 3]);
+
+  const positions = g.int64(
+    Array.from({ length: batch * length }, (_, k) => k % length),
+    [batch, length],
+  );
+  let x = op.add(
+    g,
+    op.gather(g, W('transformer.wte.weight'), ids),
+    op.gather(g, W('transformer.wpe.weight'), positions),
+  );
+  const bias = causalBias(g, length);
+  const scale = g.scalar(1 / Math.sqrt(headWidth));
+  for (let l = 0; l < layers; l++) {
+    const p = `transformer.h.${l}`;
+    const h = layerNorm(x, `${p}.ln_1`);
+    const [q, k, v] = op.split(g, linear(h, `${p}.attn.c_attn`), [width, width, width], 2).map(splitHeads);
+    const scores = op.add(g, op.mul(g, op.matMul(g, q, op.transposeLast(g, k)), scale), bias); // [B, H, T, T]
+    const attention = op.softmax(g, scores);
+    const mixed = op.reshape(g, op.transpose(g, op.matMul(g, attention, v), [0, 2, 1, 3]), [batch, length, width]);
+    x = op.add(g, x, linear(mixed, `${p}.attn.c_proj`));
+    const fc = op.geluTanh(g, linear(layerNorm(x, `${p}.ln_2`), `${p}.mlp.c_fc`)); // [B, T, 4C]
+    x = op.add(g, x, linear(fc, `${p}.mlp.c_proj`));
+  }
+  const hidden = layerNorm(x, 'transformer.ln_f');
+  // Tied LM head: logits = hidden · wteᵀ
+  const logits = op.matMul(g, hidden, op.transpose(g, W('transformer.wte.weight'), [1, 0]));
+  return { logits, hidden };
+}
+
+/** A scalar per position from a head (gpt.ts's scalarHead): hidden [B, T, C] → [B, T]. */
+export function scalarHead(
+  g: DiffGraph,
+  weights: ReadonlyMap<string, string>,
+  head: ScalarHead,
+  hidden: string,
+): string {
+  const weight = weights.get(`${head}.weight`);
+  const bias = weights.get(`${head}.bias`);
+  if (!weight || !bias) throw new Error(`gpt graph: no ${head} head`);
+  const [batch, length] = g.shape(hidden);
+  return op.reshape(g, op.add(g, op.matMul(g, hidden, weight), bias), [batch, length]);
+}
+
+/** log p(targets | logits): logits [B, T, V], targets int64 [B, T] → [B, T] (a one-hot product). */
+export function tokenLogprobs(g: DiffGraph, logits: string, targets: string): string {
+  const vocab = g.shape(logits)[2];
+  const vocabIds = g.int64(
+    Array.from({ length: vocab }, (_, v) => v),
+    [vocab],
+  );
+  const oneHot = op.castToFloat(g, op.compare(g, 'Equal', op.unsqueeze(g, targets, [-1]), vocabIds)); // [B, T, V]
+  return op.reduceSum(g, op.mul(g, op.logSoftmax(g, logits), oneHot), [-1], false);
+}
+
+/** Mean NLL over the masked positions: Σ −log p · m / max(Σ m, 1) (losses.ts's maskedNll). */
+export function maskedNll(g: DiffGraph, logits: string, targets: string, mask: string): string {
+  const all = [0, 1];
+  const nll = op.reduceSum(g, op.mul(g, op.neg(g, tokenLogprobs(g, logits, targets)), mask), all, false);
+  return op.div(g, nll, op.max(g, op.reduceSum(g, mask, all, false), g.scalar(1)));
+}
+
+export interface LmLossGraph {
+  /** The ONNX model: inputs every weight, `input_ids`, `targets` (int64 [B, T]), `mask` (float [B, T]). */
+  readonly model: Uint8Array;
+  readonly weightNames: readonly string[];
+  /** Forward and backward node counts. */
+  readonly forwardNodes: number;
+  readonly backwardNodes: number;
+}
+
+/** The SFT loss and its gradient w.r.t. every weight as one graph, for one batch shape. */
+export function buildLmLossGraph(config: GptConfig, shape: BatchShape, floatType: FloatType): LmLossGraph {
+  const g = new DiffGraph(floatType);
+  const weights = gptWeightInputs(g, config);
+  const dims = [shape.batchSize, shape.length];
+  const ids = g.input(lmGraphInputs.ids, dims, 'int64');
+  const targets = g.input(lmGraphInputs.targets, dims, 'int64');
+  const mask = g.input(lmGraphInputs.mask, dims);
+  const { logits } = gptForward(g, config, weights, ids);
+  const loss = maskedNll(g, logits, targets, mask);
+  const forwardNodes = g.nodes.length;
+  const weightNames = [...weights.keys()];
+  const grads = gradients(g, loss, weightNames);
+  g.output(loss, 'loss');
+  for (const name of weightNames) g.output(grads.get(name) as string, gradientOutput(name));
+  return {
+    model: g.encode('rlhf-lens-lm-loss'),
+    weightNames,
+    forwardNodes,
+    backwardNodes: g.nodes.length - forwardNodes,
+  };
+}
