@@ -1,0 +1,208 @@
+/**
+ * The ONNX Runtime engine (src/trainer/engine/onnxruntime/onnxEngine.ts) against the tfjs engine, both
+ * real: the same fresh weights for a seed; one optimizer step of every LossSpec kind from the same
+ * weights gives the same scalars, outputs and updated weights; 50 SFT steps give the same losses; the
+ * optimizer state one engine writes resumes on the other; evaluate and scores agree.
+ */
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import type {
+  AdamWOptions,
+  EngineModel,
+  LossSpec,
+  NamedArrays,
+  StepOptions,
+  TokenBatch,
+} from '../../src/trainer/engine/engine';
+import { OnnxEngine } from '../../src/trainer/engine/onnxruntime/onnxEngine';
+import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { TfjsEngine } from '../../src/trainer/engine/tfjs/tfjsEngine';
+import type { GptConfig, ScalarHead } from '../../src/trainer/model/gptConfig';
+import { generate } from '../../src/trainer/sampling/sampler';
+import { tokenBatch, uniform } from './onnxAutodiffHarness';
+
+const config: GptConfig = { vocab_size: 40, block_size: 16, n_layer: 2, n_head: 2, n_embd: 16, dropout: 0 };
+const adam: AdamWOptions = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, weightDecay: 0.01 };
+const stepOptions: StepOptions = { learningRate: 1e-3, maxGradNorm: 1 };
+const SCALAR_TOLERANCE = 1e-4;
+/** Updated weights: |Δ| ≤ 1e-5 · max(1, |w|) per element. */
+const WEIGHT_TOLERANCE = 1e-5;
+const SFT_LOSS_TOLERANCE = 1e-3;
+
+let tfjs: TfjsEngine;
+const onnx = new OnnxEngine();
+before(async () => {
+  tfjs = new TfjsEngine(await selectBackend('wasm'), generate);
+});
+
+function batchOf(batchSize: number, length: number, seed: number): TokenBatch {
+  const batch = tokenBatch(batchSize, length, config.vocab_size, seed);
+  return {
+    batchSize,
+    length,
+    inputs: Int32Array.from(batch.ids),
+    targets: Int32Array.from(batch.targets),
+    mask: Float32Array.from(batch.mask),
+  };
+}
+
+const close = (actual: number, expected: number, tolerance: number) =>
+  Math.abs(actual - expected) <= tolerance * Math.max(1, Math.abs(expected));
+
+function assertArraysClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number, what: string) {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++)
+    assert.ok(close(actual[i], expected[i], tolerance), `${what}[${i}]: ${actual[i]} vs ${expected[i]}`);
+}
+
+function assertWeightsClose(actual: NamedArrays, expected: NamedArrays, tolerance: number) {
+  assert.deepEqual([...actual.keys()], [...expected.keys()]);
+  for (const [name, { shape, data }] of expected) {
+    const other = actual.get(name);
+    assert.deepEqual(other?.shape, shape, name);
+    assertArraysClose(other?.data ?? [], data, tolerance, name);
+  }
+}
+
+/** The same model (tfjs's fresh weights for `seed`) on both engines. */
+async function twins(heads: readonly ScalarHead[], seed = 3): Promise<{ tf: EngineModel; ort: EngineModel }> {
+  const tfModel = tfjs.createModel(config, { heads, seed });
+  return { tf: tfModel, ort: onnx.createModel(config, { heads, seed: 0, weights: await tfModel.readWeights() }) };
+}
+
+async function assertOneStepAgrees(heads: readonly ScalarHead[], spec: LossSpec) {
+  const models = await twins(heads);
+  const expected = await models.tf.createOptimizer(adam).step(spec, stepOptions);
+  const actual = await models.ort.createOptimizer(adam).step(spec, stepOptions);
+  assert.deepEqual(Object.keys(actual.scalars).sort(), Object.keys(expected.scalars).sort());
+  for (const [name, value] of Object.entries(expected.scalars))
+    assert.ok(close(actual.scalars[name], value, SCALAR_TOLERANCE), `${name}: ${actual.scalars[name]} vs ${value}`);
+  assert.deepEqual(Object.keys(actual.outputs).sort(), Object.keys(expected.outputs).sort());
+  for (const [name, value] of Object.entries(expected.outputs))
+    assertArraysClose(actual.outputs[name], value, SCALAR_TOLERANCE, name);
+  assert.equal(actual.applied, expected.applied);
+  assertWeightsClose(await models.ort.readWeights(), await models.tf.readWeights(), WEIGHT_TOLERANCE);
+  models.tf.dispose();
+  models.ort.dispose();
+}
+
+test('onnxruntime engine: fresh weights equal the tfjs engine’s for the same seed, bit for bit', async () => {
+  const heads: ScalarHead[] = ['v_head', 'score'];
+  const expected = await tfjs.createModel(config, { heads, seed: 11 }).readWeights();
+  const actual = await onnx.createModel(config, { heads, seed: 11 }).readWeights();
+  assert.deepEqual([...actual.keys()], [...expected.keys()]);
+  for (const [name, { data }] of expected) assert.deepEqual(actual.get(name)?.data, data, name);
+});
+
+test('onnxruntime engine: one lm step gives tfjs’s loss, norm and updated weights', async () => {
+  await assertOneStepAgrees([], { kind: 'lm', batch: batchOf(4, 12, 1) });
+});
+
+test('onnxruntime engine: one Bradley–Terry step gives tfjs’s scalars, scores and weights', async () => {
+  const batch = batchOf(4, 9, 2);
+  const spec: LossSpec = {
+    kind: 'bradleyTerry',
+    scores: { batchSize: 4, length: 9, ids: batch.inputs, lengths: [9, 5, 7, 3] },
+    chosenRows: [0, 2, 1],
+    rejectedRows: [1, 3, 3],
+  };
+  await assertOneStepAgrees(['score'], spec);
+});
+
+test('onnxruntime engine: one PPO step (entropy bonus, ptx) gives tfjs’s scalars, ratios and weights', async () => {
+  const [batchSize, length] = [4, 10];
+  const random = uniform(23);
+  const grid = (scale: number, offset = 0) =>
+    Float32Array.from({ length: batchSize * length }, () => offset + scale * random());
+  await assertOneStepAgrees(['v_head'], {
+    kind: 'ppo',
+    batch: batchOf(batchSize, length, 7),
+    temperature: 0.7,
+    oldLogprobs: grid(0.4, -Math.log(config.vocab_size)),
+    oldValues: grid(0.1),
+    advantages: grid(1),
+    returns: grid(0.5),
+    cliprange: 0.2,
+    cliprangeValue: 0.05,
+    vfCoef: 0.1,
+    entropyCoef: 0.01,
+    policyActive: true,
+    ptx: { batch: batchOf(2, 8, 9), coef: 0.5 },
+  });
+});
+
+test('onnxruntime engine: one DPO step (sigmoid, label smoothing) gives tfjs’s sums and weights', async () => {
+  await assertOneStepAgrees([], {
+    kind: 'dpo',
+    batch: batchOf(4, 10, 4),
+    refChosen: [-18, -20],
+    refRejected: [-19, -17.5],
+    beta: 0.1,
+    lossType: 'sigmoid',
+    labelSmoothing: 0.1,
+    chosenLengths: [5, 5],
+    rejectedLengths: [5, 5],
+  });
+});
+
+test('onnxruntime engine: 50 SFT steps give the tfjs engine’s losses to 1e-3', async () => {
+  const models = await twins([], 5);
+  const optimizers = { tf: models.tf.createOptimizer(adam), ort: models.ort.createOptimizer(adam) };
+  const batches = [0, 1, 2, 3].map((seed) => batchOf(4, 12, 100 + seed));
+  const options: StepOptions = { learningRate: 3e-3, maxGradNorm: 1 };
+  let firstLoss = 0;
+  let lastLoss = 0;
+  for (let step = 0; step < 50; step++) {
+    const spec: LossSpec = { kind: 'lm', batch: batches[step % batches.length] };
+    const expected = (await optimizers.tf.step(spec, options)).scalars.loss;
+    const actual = (await optimizers.ort.step(spec, options)).scalars.loss;
+    assert.ok(close(actual, expected, SFT_LOSS_TOLERANCE), `step ${step}: ${actual} vs ${expected}`);
+    if (step === 0) firstLoss = expected;
+    lastLoss = expected;
+  }
+  assert.ok(lastLoss < firstLoss - 0.5, `the model learned (${firstLoss} → ${lastLoss})`);
+  models.tf.dispose();
+  models.ort.dispose();
+});
+
+test('onnxruntime engine: optimizer state written by either engine resumes on the other', async () => {
+  const spec: LossSpec = { kind: 'lm', batch: batchOf(4, 12, 1) };
+  const next: LossSpec = { kind: 'lm', batch: batchOf(4, 12, 2) };
+  for (const [writer, reader] of [
+    [tfjs, onnx],
+    [onnx, tfjs],
+  ] as const) {
+    const first = writer.createModel(config, { heads: [], seed: 8 });
+    const firstOptimizer = first.createOptimizer(adam);
+    for (let step = 0; step < 3; step++) await firstOptimizer.step(spec, stepOptions);
+    const state = await firstOptimizer.readState();
+    const resumed = reader.createModel(config, { heads: [], seed: 0, weights: await first.readWeights() });
+    const resumedOptimizer = resumed.createOptimizer(adam);
+    resumedOptimizer.loadState(state);
+    const expected = await firstOptimizer.step(next, stepOptions);
+    const actual = await resumedOptimizer.step(next, stepOptions);
+    assert.ok(close(actual.scalars.loss, expected.scalars.loss, SCALAR_TOLERANCE), `${writer.name} → ${reader.name}`);
+    assertWeightsClose(await resumed.readWeights(), await first.readWeights(), WEIGHT_TOLERANCE);
+    const resumedState = await resumedOptimizer.readState();
+    assert.equal(resumedState.step, 4);
+    assert.deepEqual([...resumedState.moments.keys()], [...(await firstOptimizer.readState()).moments.keys()]);
+    first.dispose();
+    resumed.dispose();
+  }
+});
+
+test('onnxruntime engine: evaluate and scores equal the tfjs engine’s', async () => {
+  const models = await twins(['v_head', 'score']);
+  const batch = batchOf(3, 10, 6);
+  const request = { logprobs: true, maskedLogprobs: true, entropy: true, values: true, temperature: 0.7, lmLoss: true };
+  const expected = await models.tf.evaluate(batch, request);
+  const actual = await models.ort.evaluate(batch, request);
+  for (const name of ['logprobs', 'maskedLogprobs', 'logprobSums', 'entropy', 'values'] as const)
+    assertArraysClose(actual[name] as Float32Array, expected[name] as Float32Array, SCALAR_TOLERANCE, name);
+  assert.ok(close(actual.lmLoss as number, expected.lmLoss as number, SCALAR_TOLERANCE));
+  const scoreBatch = { batchSize: 3, length: 10, ids: batch.inputs, lengths: [10, 4, 7] };
+  assertArraysClose(await models.ort.scores(scoreBatch), await models.tf.scores(scoreBatch), SCALAR_TOLERANCE, 'score');
+  assert.ok(close(await models.ort.scoreTotal(scoreBatch), await models.tf.scoreTotal(scoreBatch), SCALAR_TOLERANCE));
+  models.tf.dispose();
+  models.ort.dispose();
+});
