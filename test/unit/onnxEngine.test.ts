@@ -14,16 +14,26 @@ import type {
   StepOptions,
   TokenBatch,
 } from '../../src/trainer/engine/engine';
+import { clipByGlobalNormInPlace } from '../../src/trainer/engine/onnxruntime/adamW';
 import { OnnxEngine } from '../../src/trainer/engine/onnxruntime/onnxEngine';
+import { clipByGlobalNorm } from '../../src/trainer/engine/tfjs/adamW';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { TfjsEngine } from '../../src/trainer/engine/tfjs/tfjsEngine';
+import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import type { GptConfig, ScalarHead } from '../../src/trainer/model/gptConfig';
 import { generate } from '../../src/trainer/sampling/sampler';
 import { tokenBatch, uniform } from './onnxAutodiffHarness';
 
 const config: GptConfig = { vocab_size: 40, block_size: 16, n_layer: 2, n_head: 2, n_embd: 16, dropout: 0 };
 const adam: AdamWOptions = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, weightDecay: 0.01 };
-const stepOptions: StepOptions = { learningRate: 1e-3, maxGradNorm: 1 };
+/**
+ * For single steps compared weight by weight: Adam's first update is η·g/(|g| + ε), ≈ η·sign(g), so a
+ * gradient that is 0 in exact arithmetic (Bradley–Terry's ln_f.bias and score.bias: each pair adds +d and
+ * −d) moves by ±η on float noise that differs between engines. ε = 1e-6 keeps such updates near 0.
+ */
+const adamOneStep: AdamWOptions = { ...adam, adamEpsilon: 1e-6 };
+// A threshold below the gradients' norms, so that every step clips.
+const stepOptions: StepOptions = { learningRate: 1e-3, maxGradNorm: 0.1 };
 const SCALAR_TOLERANCE = 1e-4;
 /** Updated weights: |Δ| ≤ 1e-5 · max(1, |w|) per element. */
 const WEIGHT_TOLERANCE = 1e-5;
@@ -64,6 +74,15 @@ function assertWeightsClose(actual: NamedArrays, expected: NamedArrays, toleranc
   }
 }
 
+/**
+ * Inside the clip range PPO's two value losses are equal up to rounding ((V_old + (V − V_old)) vs V), so
+ * which one is "greater" is float noise that differs between engines: one counted token either way.
+ */
+function clipFractionTolerance(spec: LossSpec): number {
+  if (spec.kind !== 'ppo') return SCALAR_TOLERANCE;
+  return 1 / spec.batch.mask.reduce((sum, m) => sum + m, 0) + 1e-6;
+}
+
 /** The same model (tfjs's fresh weights for `seed`) on both engines. */
 async function twins(heads: readonly ScalarHead[], seed = 3): Promise<{ tf: EngineModel; ort: EngineModel }> {
   const tfModel = tfjs.createModel(config, { heads, seed });
@@ -72,15 +91,18 @@ async function twins(heads: readonly ScalarHead[], seed = 3): Promise<{ tf: Engi
 
 async function assertOneStepAgrees(heads: readonly ScalarHead[], spec: LossSpec) {
   const models = await twins(heads);
-  const expected = await models.tf.createOptimizer(adam).step(spec, stepOptions);
-  const actual = await models.ort.createOptimizer(adam).step(spec, stepOptions);
+  const expected = await models.tf.createOptimizer(adamOneStep).step(spec, stepOptions);
+  const actual = await models.ort.createOptimizer(adamOneStep).step(spec, stepOptions);
   assert.deepEqual(Object.keys(actual.scalars).sort(), Object.keys(expected.scalars).sort());
-  for (const [name, value] of Object.entries(expected.scalars))
-    assert.ok(close(actual.scalars[name], value, SCALAR_TOLERANCE), `${name}: ${actual.scalars[name]} vs ${value}`);
+  for (const [name, value] of Object.entries(expected.scalars)) {
+    const tolerance = name === 'vfClipFrac' ? clipFractionTolerance(spec) : SCALAR_TOLERANCE;
+    assert.ok(close(actual.scalars[name], value, tolerance), `${name}: ${actual.scalars[name]} vs ${value}`);
+  }
   assert.deepEqual(Object.keys(actual.outputs).sort(), Object.keys(expected.outputs).sort());
   for (const [name, value] of Object.entries(expected.outputs))
     assertArraysClose(actual.outputs[name], value, SCALAR_TOLERANCE, name);
   assert.equal(actual.applied, expected.applied);
+  assert.ok(expected.scalars.gradNorm > stepOptions.maxGradNorm, `clipped (‖g‖ = ${expected.scalars.gradNorm})`);
   assertWeightsClose(await models.ort.readWeights(), await models.tf.readWeights(), WEIGHT_TOLERANCE);
   models.tf.dispose();
   models.ort.dispose();
@@ -149,7 +171,7 @@ test('onnxruntime engine: 50 SFT steps give the tfjs engine’s losses to 1e-3',
   const models = await twins([], 5);
   const optimizers = { tf: models.tf.createOptimizer(adam), ort: models.ort.createOptimizer(adam) };
   const batches = [0, 1, 2, 3].map((seed) => batchOf(4, 12, 100 + seed));
-  const options: StepOptions = { learningRate: 3e-3, maxGradNorm: 1 };
+  const options: StepOptions = { ...stepOptions, learningRate: 3e-3 };
   let firstLoss = 0;
   let lastLoss = 0;
   for (let step = 0; step < 50; step++) {
@@ -205,4 +227,22 @@ test('onnxruntime engine: evaluate and scores equal the tfjs engine’s', async 
   assert.ok(close(await models.ort.scoreTotal(scoreBatch), await models.tf.scoreTotal(scoreBatch), SCALAR_TOLERANCE));
   models.tf.dispose();
   models.ort.dispose();
+});
+
+test('onnxruntime engine: global-norm clipping on arrays equals tfjs’s clipByGlobalNorm (on, off, not reached)', () => {
+  const random = uniform(31);
+  const draw = (size: number) => Float32Array.from({ length: size }, () => random());
+  const original = { a: draw(12), b: draw(5) }; // ‖g‖ ≈ 2.4
+  for (const maxNorm of [0.1, 0, 10]) {
+    const grads = new Map(Object.entries(original).map(([name, data]) => [name, data.slice()]));
+    const norm = clipByGlobalNormInPlace(grads, maxNorm);
+    const expected = tf.tidy(() => {
+      const tensors = Object.fromEntries(Object.entries(original).map(([name, data]) => [name, tf.tensor(data)]));
+      const { clipped, norm: expectedNorm } = clipByGlobalNorm(tensors, maxNorm);
+      return { norm: expectedNorm.dataSync()[0], a: clipped.a.dataSync(), b: clipped.b.dataSync() };
+    });
+    assert.ok(close(norm, expected.norm, 1e-6), `norm ${norm} vs ${expected.norm}`);
+    assertArraysClose(grads.get('a') as Float32Array, expected.a, 1e-6, `a (max ${maxNorm})`);
+    assertArraysClose(grads.get('b') as Float32Array, expected.b, 1e-6, `b (max ${maxNorm})`);
+  }
 });
