@@ -21,6 +21,7 @@ import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { TfjsEngine } from '../../src/trainer/engine/tfjs/tfjsEngine';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import type { GptConfig, ScalarHead } from '../../src/trainer/model/gptConfig';
+import { onnxEngineSampler } from '../../src/trainer/onnx/onnxEngineSampler';
 import { generate } from '../../src/trainer/sampling/sampler';
 import { tokenBatch, uniform } from './onnxAutodiffHarness';
 
@@ -40,7 +41,7 @@ const WEIGHT_TOLERANCE = 1e-5;
 const SFT_LOSS_TOLERANCE = 1e-3;
 
 let tfjs: TfjsEngine;
-const onnx = new OnnxEngine();
+const onnx = new OnnxEngine(onnxEngineSampler);
 before(async () => {
   tfjs = new TfjsEngine(await selectBackend('wasm'), generate);
 });
@@ -245,4 +246,36 @@ test('onnxruntime engine: global-norm clipping on arrays equals tfjs’s clipByG
     assertArraysClose(grads.get('a') as Float32Array, expected.a, 1e-6, `a (max ${maxNorm})`);
     assertArraysClose(grads.get('b') as Float32Array, expected.b, 1e-6, `b (max ${maxNorm})`);
   }
+});
+
+test('onnxruntime engine: generate samples the tfjs engine’s tokens for the same weights and seed', async () => {
+  const models = await twins([]);
+  const prompts = [
+    [1, 5, 9],
+    [1, 7],
+    [1, 2, 3, 4],
+  ];
+  for (const sampling of [
+    { temperature: 1, topK: 0, topP: 1, maxNewTokens: 6, seed: 4, padTokenId: 0 },
+    { temperature: 0.7, topK: 5, topP: 0.9, maxNewTokens: 6, seed: 5, padTokenId: 0, eosTokenId: 3 },
+  ]) {
+    const expected = await models.tf.generate(prompts, sampling);
+    const actual = await models.ort.generate(prompts, sampling);
+    assert.deepEqual(
+      actual.map((sequence) => sequence.tokens),
+      expected.map((sequence) => sequence.tokens),
+    );
+    actual.forEach((sequence, i) => assertArraysClose(sequence.logprobs, expected[i].logprobs, SCALAR_TOLERANCE, 'lp'));
+  }
+  // After a step the session samples from the updated weights.
+  await models.ort.createOptimizer(adam).step({ kind: 'lm', batch: batchOf(4, 12, 1) }, stepOptions);
+  await models.tf.createOptimizer(adam).step({ kind: 'lm', batch: batchOf(4, 12, 1) }, stepOptions);
+  const sampling = { temperature: 1, topK: 0, topP: 1, maxNewTokens: 6, seed: 4, padTokenId: 0 };
+  const [expected, actual] = [
+    await models.tf.generate(prompts, sampling),
+    await models.ort.generate(prompts, sampling),
+  ];
+  actual.forEach((sequence, i) => assertArraysClose(sequence.logprobs, expected[i].logprobs, SCALAR_TOLERANCE, 'lp'));
+  models.tf.dispose();
+  models.ort.dispose();
 });

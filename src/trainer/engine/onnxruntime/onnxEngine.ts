@@ -5,7 +5,8 @@
  * with the graph built once per key (kind, batch shapes, the constants it holds) and its session cached;
  * the update is skipped when the loss or the norm is not finite, or when `shouldApply` says no — as the
  * tfjs engine (tfjsEngine.ts) does, with the same scalars, outputs and optimizer state layout.
- * Sampling is not here yet: `generate` refuses (the onnx/ KV-cache sessions are the next step).
+ * Sampling is passed in (`EngineSampler`; onnx/onnxEngineSampler.ts runs the KV-cache sessions), so
+ * that engine/ does not import onnx/; without one, `generate` refuses.
  */
 import * as ort from 'onnxruntime-node';
 import type {
@@ -19,6 +20,7 @@ import type {
   NamedArrays,
   OptimizerState,
   SampledSequence,
+  SamplingOptions,
   ScoreBatch,
   StepOptions,
   StepResult,
@@ -33,16 +35,30 @@ import { gradientOutput, lmGraphInputs } from './gptGraph';
 import { floatTensor, int64Tensor, lossRun, scorePoolingFeeds } from './lossRuns';
 import { bradleyTerryGraphInputs } from './preferenceGraphs';
 
+/** Samples from one model's current weights with a KV cache; made once per model. */
+export interface EngineSampler {
+  generate(
+    weights: NamedArrays,
+    prompts: readonly (readonly number[])[],
+    sampling: SamplingOptions,
+  ): Promise<SampledSequence[]>;
+  release(): Promise<void>;
+}
+
+export type EngineSamplerFactory = (config: GptConfig, heads: readonly ScalarHead[]) => EngineSampler;
+
 export class OnnxEngine implements TrainingEngine {
   readonly name = 'onnxruntime';
   readonly backend = 'cpu';
+
+  constructor(private readonly samplerFactory?: EngineSamplerFactory) {}
 
   createModel(config: GptConfig, options: CreateModelOptions): OnnxModel {
     const problems = validateGptConfig(config);
     if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
     const weights = initialGptWeights(config, { seed: options.seed, heads: options.heads });
     if (options.weights) assignWeights(weights, options.heads, options.weights, options.keepMissingHeads ?? false);
-    return new OnnxModel(config, options.heads, weights);
+    return new OnnxModel(config, options.heads, weights, this.samplerFactory?.(config, options.heads));
   }
 }
 
@@ -78,6 +94,7 @@ export class OnnxModel implements EngineModel {
     readonly heads: readonly ScalarHead[],
     /** The weights, updated in place by the optimizer. */
     readonly weights: NamedArrays,
+    private readonly sampler?: EngineSampler,
   ) {}
 
   get parameterCount(): number {
@@ -150,8 +167,9 @@ export class OnnxModel implements EngineModel {
     return (await this.scores(batch)).reduce((sum, score) => sum + score, 0);
   }
 
-  generate(): Promise<SampledSequence[]> {
-    return Promise.reject(new Error('the onnxruntime engine does not sample yet: use the tfjs engine'));
+  generate(prompts: readonly (readonly number[])[], sampling: SamplingOptions): Promise<SampledSequence[]> {
+    if (!this.sampler) return Promise.reject(new Error('this onnxruntime engine was made without a sampler'));
+    return this.sampler.generate(this.weights, prompts, sampling);
   }
 
   subtractFromWeight(name: string, amount: number): void {
@@ -174,6 +192,7 @@ export class OnnxModel implements EngineModel {
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
     for (const cached of sessions) void cached.then(({ session }) => session.release());
+    void this.sampler?.release();
   }
 }
 
