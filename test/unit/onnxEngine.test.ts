@@ -202,24 +202,55 @@ for (const [lossType, labelSmoothing] of [
   });
 }
 
-test('onnxruntime engine: 50 SFT steps give the tfjs engine’s losses to 1e-3', async () => {
-  const models = await twins([], 5);
+/** 50 steps of `specs` (in turn) on both engines from the same weights: the same losses to 1e-3. */
+async function assertFiftyStepsAgree(heads: readonly ScalarHead[], specs: readonly LossSpec[]): Promise<number[]> {
+  const models = await twins(heads, 5);
   const optimizers = { tf: models.tf.createOptimizer(adam), ort: models.ort.createOptimizer(adam) };
-  const batches = [0, 1, 2, 3].map((seed) => batchOf(4, 12, 100 + seed));
   const options: StepOptions = { ...stepOptions, learningRate: 3e-3 };
-  let firstLoss = 0;
-  let lastLoss = 0;
+  const losses: number[] = [];
   for (let step = 0; step < 50; step++) {
-    const spec: LossSpec = { kind: 'lm', batch: batches[step % batches.length] };
+    const spec = specs[step % specs.length];
     const expected = (await optimizers.tf.step(spec, options)).scalars.loss;
     const actual = (await optimizers.ort.step(spec, options)).scalars.loss;
-    assert.ok(close(actual, expected, SFT_LOSS_TOLERANCE), `step ${step}: ${actual} vs ${expected}`);
-    if (step === 0) firstLoss = expected;
-    lastLoss = expected;
+    assert.ok(close(actual, expected, SFT_LOSS_TOLERANCE), `${spec.kind} step ${step}: ${actual} vs ${expected}`);
+    losses.push(expected);
   }
-  assert.ok(lastLoss < firstLoss - 0.5, `the model learned (${firstLoss} → ${lastLoss})`);
   models.tf.dispose();
   models.ort.dispose();
+  return losses;
+}
+
+test('onnxruntime engine: 50 SFT steps give the tfjs engine’s losses to 1e-3', async () => {
+  const specs: LossSpec[] = [0, 1, 2, 3].map((seed) => ({ kind: 'lm', batch: batchOf(4, 12, 100 + seed) }));
+  const losses = await assertFiftyStepsAgree([], specs);
+  assert.ok(losses[49] < losses[0] - 0.5, `the model learned (${losses[0]} → ${losses[49]})`);
+});
+
+test('onnxruntime engine: 50 reward, PPO and DPO steps give the tfjs engine’s losses to 1e-3', async () => {
+  const scores = batchOf(4, 9, 2);
+  await assertFiftyStepsAgree(
+    ['score'],
+    [
+      {
+        kind: 'bradleyTerry',
+        scores: { batchSize: 4, length: 9, ids: scores.inputs, lengths: [9, 5, 7, 3] },
+        chosenRows: [0, 2],
+        rejectedRows: [1, 3],
+      },
+    ],
+  );
+  await assertFiftyStepsAgree(['v_head'], [ppoSpec(true, true), ppoSpec(false, false)]);
+  const dpo = (lossType: 'sigmoid' | 'ipo'): LossSpec => ({
+    kind: 'dpo',
+    batch: batchOf(4, 10, 4),
+    refChosen: [-18, -20],
+    refRejected: [-19, -17.5],
+    beta: 0.1,
+    lossType,
+    chosenLengths: [5, 4],
+    rejectedLengths: [5, 3],
+  });
+  await assertFiftyStepsAgree([], [dpo('sigmoid'), dpo('ipo')]);
 });
 
 test('onnxruntime engine: optimizer state written by either engine resumes on the other', async () => {
