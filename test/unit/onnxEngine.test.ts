@@ -344,3 +344,22 @@ test('onnxruntime engine: generate samples the tfjs engine’s tokens for the sa
   models.tf.dispose();
   models.ort.dispose();
 });
+
+test('onnxruntime engine: checkpoint weights and optimizer state are checked by name and shape', async () => {
+  const trunk = await onnx.createModel(config, { heads: [], seed: 1 }).readWeights();
+  assert.throws(() => onnx.createModel(config, { heads: ['v_head'], seed: 1, weights: trunk }), /no weight "v_head\./);
+  const withHead = onnx.createModel(config, { heads: ['v_head'], seed: 1, weights: trunk, keepMissingHeads: true });
+  const fresh = await onnx.createModel(config, { heads: ['v_head'], seed: 1 }).readWeights();
+  assert.deepEqual((await withHead.readWeights()).get('v_head.weight'), fresh.get('v_head.weight'));
+  const wider = { ...config, n_embd: 32 };
+  assert.throws(() => onnx.createModel(wider, { heads: [], seed: 1, weights: trunk }), /has shape \[40,16\]/);
+  const optimizer = withHead.createOptimizer(adam);
+  const moments = (await onnx.createModel(config, { heads: [], seed: 1 }).createOptimizer(adam).readState()).moments;
+  assert.throws(
+    () => optimizer.loadState({ step: 3, moments, file: 'optimizer.safetensors' }),
+    /optimizer.safetensors: has no tensor "v_head.weight.exp_avg"/,
+  );
+  withHead.subtractFromWeight('v_head.bias', 0.5);
+  assert.deepEqual([...((await withHead.readWeights()).get('v_head.bias')?.data ?? [])], [-0.5]);
+  withHead.dispose();
+});
