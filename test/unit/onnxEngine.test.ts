@@ -16,6 +16,7 @@ import type {
   TokenBatch,
 } from '../../src/trainer/engine/engine';
 import { clipByGlobalNormInPlace } from '../../src/trainer/engine/onnxruntime/adamW';
+import { dropoutMultiplier } from '../../src/trainer/engine/onnxruntime/dropoutMasks';
 import { OnnxEngine } from '../../src/trainer/engine/onnxruntime/onnxEngine';
 import { clipByGlobalNorm } from '../../src/trainer/engine/tfjs/adamW';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
@@ -86,13 +87,18 @@ function clipFractionTolerance(spec: LossSpec): number {
 }
 
 /** The same model (tfjs's fresh weights for `seed`) on both engines. */
-async function twins(heads: readonly ScalarHead[], seed = 3): Promise<{ tf: EngineModel; ort: EngineModel }> {
-  const tfModel = tfjs.createModel(config, { heads, seed });
-  return { tf: tfModel, ort: onnx.createModel(config, { heads, seed: 0, weights: await tfModel.readWeights() }) };
+async function twins(
+  heads: readonly ScalarHead[],
+  seed = 3,
+  modelConfig = config,
+): Promise<{ tf: EngineModel; ort: EngineModel }> {
+  const tfModel = tfjs.createModel(modelConfig, { heads, seed });
+  const weights = await tfModel.readWeights();
+  return { tf: tfModel, ort: onnx.createModel(modelConfig, { heads, seed: 0, weights }) };
 }
 
-async function assertOneStepAgrees(heads: readonly ScalarHead[], spec: LossSpec) {
-  const models = await twins(heads);
+async function assertOneStepAgrees(heads: readonly ScalarHead[], spec: LossSpec, modelConfig = config) {
+  const models = await twins(heads, 3, modelConfig);
   const expected = await models.tf.createOptimizer(adamOneStep).step(spec, stepOptions);
   const actual = await models.ort.createOptimizer(adamOneStep).step(spec, stepOptions);
   assert.deepEqual(Object.keys(actual.scalars).sort(), Object.keys(expected.scalars).sort());
@@ -120,6 +126,29 @@ test('onnxruntime engine: fresh weights equal the tfjs engine’s for the same s
 
 test('onnxruntime engine: one lm step gives tfjs’s loss, norm and updated weights', async () => {
   await assertOneStepAgrees([], { kind: 'lm', batch: batchOf(4, 12, 1) });
+});
+
+test('onnxruntime engine: dropout masks are tfjs’s tf.dropout multipliers for the same seed, bit for bit', () => {
+  for (const [rate, seed] of [
+    [0.1, 5003],
+    [0.3, 17],
+  ]) {
+    const expected = tf.tidy(() => tf.dropout(tf.ones([3000]), rate, undefined, seed).dataSync());
+    assert.deepEqual(dropoutMultiplier(3000, rate, seed), expected);
+  }
+});
+
+test('onnxruntime engine: one lm step with dropout gives tfjs’s loss and weights (the same masks)', async () => {
+  const withDropout = { ...config, dropout: 0.2 };
+  const batch = batchOf(4, 12, 1);
+  await assertOneStepAgrees([], { kind: 'lm', batch, dropoutSeed: 77 }, withDropout);
+  const model = onnx.createModel(withDropout, { heads: [], seed: 3 });
+  const optimizer = model.createOptimizer(adam);
+  const noUpdate = { ...stepOptions, shouldApply: () => false };
+  const dropped = (await optimizer.step({ kind: 'lm', batch, dropoutSeed: 77 }, noUpdate)).scalars.loss;
+  const plain = (await optimizer.step({ kind: 'lm', batch }, noUpdate)).scalars.loss;
+  assert.ok(Math.abs(dropped - plain) > 1e-4, `dropout changed the loss (${dropped} vs ${plain})`);
+  model.dispose();
 });
 
 test('onnxruntime engine: one Bradley–Terry step gives tfjs’s scalars, scores and weights', async () => {

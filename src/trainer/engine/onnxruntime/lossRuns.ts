@@ -8,6 +8,7 @@
 import * as ort from 'onnxruntime-node';
 import type { BradleyTerryLoss, DpoLoss, LossSpec, PpoLoss, ScoreBatch, TokenBatch } from '../engine';
 import type { GptConfig } from '../../model/gptConfig';
+import { dropoutMaskInput, dropoutMasks } from './dropoutMasks';
 import { buildLmLossGraph, lmGraphInputs } from './gptGraph';
 import { buildPpoLossGraph, ppoGraphInputs } from './ppoGraph';
 import { bradleyTerryGraphInputs, buildBradleyTerryGraph, buildDpoGraph, dpoGraphInputs } from './preferenceGraphs';
@@ -54,11 +55,19 @@ export function scorePoolingFeeds(config: GptConfig, batch: ScoreBatch): { pick:
   return { pick, biasCount: batch.lengths.map((n) => (last ? 0 : n - 1)) };
 }
 
-function lmRun(config: GptConfig, batch: TokenBatch): LossRun {
+/** SFT's loss; with a dropout seed (and dropout > 0) the masks tfjs would draw for it are fed in. */
+function lmRun(config: GptConfig, batch: TokenBatch, dropoutSeed: number | undefined): LossRun {
+  const dropout = dropoutSeed !== undefined && config.dropout > 0;
   return {
-    key: JSON.stringify(['lm', shapeOf(batch)]),
-    build: () => buildLmLossGraph(config, shapeOf(batch), FLOAT_TYPE),
-    feeds: () => tokenFeeds(batch, lmGraphInputs),
+    key: JSON.stringify(['lm', shapeOf(batch), dropout]),
+    build: () => buildLmLossGraph(config, shapeOf(batch), FLOAT_TYPE, dropout ? dropoutMaskInput : undefined),
+    feeds: () => {
+      const feeds: Record<string, ort.Tensor> = tokenFeeds(batch, lmGraphInputs);
+      if (dropout)
+        for (const [name, mask] of dropoutMasks(config, shapeOf(batch), dropoutSeed))
+          feeds[name] = new ort.Tensor('float32', mask.data, mask.shape);
+      return feeds;
+    },
   };
 }
 
@@ -135,13 +144,11 @@ function dpoRun(config: GptConfig, spec: DpoLoss): LossRun {
   };
 }
 
-/** The run of a loss on a model of `config` with `dropout` 0 (dropout masks are not in the graphs yet). */
+/** The run of a loss on a model of `config`. */
 export function lossRun(config: GptConfig, spec: LossSpec): LossRun {
   switch (spec.kind) {
     case 'lm':
-      if (spec.dropoutSeed !== undefined && config.dropout > 0)
-        throw new Error('the onnxruntime engine does not train with dropout yet: use dropout 0 or the tfjs engine');
-      return lmRun(config, spec.batch);
+      return lmRun(config, spec.batch, spec.dropoutSeed);
     case 'bradleyTerry':
       return bradleyTerryRun(config, spec);
     case 'ppo':
