@@ -45,12 +45,20 @@ function causalBias(g: DiffGraph, length: number): string {
   return g.floatTensor(values, [1, 1, length, length]);
 }
 
+/**
+ * The k-th dropout site's multiplier (0 or 1/keep per element; dropoutMasks.ts draws tfjs's), given its
+ * shape: a graph input. Sites in gpt.ts's order: embeddings, then per layer attention probabilities,
+ * attention output, MLP output.
+ */
+export type DropoutMaskInput = (site: number, shape: readonly number[]) => string;
+
 /** The transformer: ids int64 [B, T] → logits [B, T, V] and the hidden state after ln_f [B, T, C]. */
 export function gptForward(
   g: DiffGraph,
   config: GptConfig,
   weights: ReadonlyMap<string, string>,
   ids: string,
+  dropoutMask?: DropoutMaskInput,
 ): { logits: string; hidden: string } {
   const { n_head: heads, n_embd: width, n_layer: layers } = config;
   const [batch, length] = g.shape(ids);
@@ -66,14 +74,15 @@ export function gptForward(
   // [B, T, C] → [B, H, T, D]
   const splitHeads = (x: string) => op.transpose(g, op.reshape(g, x, [batch, length, heads, headWidth]), [0, 2, 1, 3]);
 
+  let dropoutSite = 0;
+  const dropout = (x: string) => (dropoutMask ? op.mul(g, x, dropoutMask(dropoutSite++, g.shape(x))) : x);
+
   const positions = g.int64(
     Array.from({ length: batch * length }, (_, k) => k % length),
     [batch, length],
   );
-  let x = op.add(
-    g,
-    op.gather(g, W('transformer.wte.weight'), ids),
-    op.gather(g, W('transformer.wpe.weight'), positions),
+  let x = dropout(
+    op.add(g, op.gather(g, W('transformer.wte.weight'), ids), op.gather(g, W('transformer.wpe.weight'), positions)),
   );
   const bias = causalBias(g, length);
   const scale = g.scalar(1 / Math.sqrt(headWidth));
@@ -82,11 +91,11 @@ export function gptForward(
     const h = layerNorm(x, `${p}.ln_1`);
     const [q, k, v] = op.split(g, linear(h, `${p}.attn.c_attn`), [width, width, width], 2).map(splitHeads);
     const scores = op.add(g, op.mul(g, op.matMul(g, q, op.transposeLast(g, k)), scale), bias); // [B, H, T, T]
-    const attention = op.softmax(g, scores);
+    const attention = dropout(op.softmax(g, scores));
     const mixed = op.reshape(g, op.transpose(g, op.matMul(g, attention, v), [0, 2, 1, 3]), [batch, length, width]);
-    x = op.add(g, x, linear(mixed, `${p}.attn.c_proj`));
+    x = op.add(g, x, dropout(linear(mixed, `${p}.attn.c_proj`)));
     const fc = op.geluTanh(g, linear(layerNorm(x, `${p}.ln_2`), `${p}.mlp.c_fc`)); // [B, T, 4C]
-    x = op.add(g, x, linear(fc, `${p}.mlp.c_proj`));
+    x = op.add(g, x, dropout(linear(fc, `${p}.mlp.c_proj`)));
   }
   const hidden = layerNorm(x, 'transformer.ln_f');
   // Tied LM head: logits = hidden · wteᵀ
@@ -135,15 +144,25 @@ export interface LmLossGraph {
   readonly backwardNodes: number;
 }
 
-/** The SFT loss and its gradient w.r.t. every weight as one graph, for one batch shape. */
-export function buildLmLossGraph(config: GptConfig, shape: BatchShape, floatType: FloatType): LmLossGraph {
+/**
+ * The SFT loss and its gradient w.r.t. every weight as one graph, for one batch shape; with
+ * `dropoutMaskName`, each dropout site multiplies by an input of that name (float, the site's shape).
+ */
+export function buildLmLossGraph(
+  config: GptConfig,
+  shape: BatchShape,
+  floatType: FloatType,
+  dropoutMaskName?: (site: number) => string,
+): LmLossGraph {
   const g = new DiffGraph(floatType);
   const weights = gptWeightInputs(g, config);
   const dims = [shape.batchSize, shape.length];
   const ids = g.input(lmGraphInputs.ids, dims, 'int64');
   const targets = g.input(lmGraphInputs.targets, dims, 'int64');
   const mask = g.input(lmGraphInputs.mask, dims);
-  const { logits } = gptForward(g, config, weights, ids);
+  const dropoutMask =
+    dropoutMaskName && ((site: number, siteShape: readonly number[]) => g.input(dropoutMaskName(site), [...siteShape]));
+  const { logits } = gptForward(g, config, weights, ids, dropoutMask);
   const loss = maskedNll(g, logits, targets, mask);
   const forwardNodes = g.nodes.length;
   const weightNames = [...weights.keys()];

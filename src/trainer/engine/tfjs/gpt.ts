@@ -8,10 +8,10 @@
  * Shapes: B batch, T positions in this call, P positions already in the KV cache, C = n_embd,
  * H = n_head, D = C / H, V = vocab_size.
  */
-import { Random } from '../../../core/random';
 import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from './ops';
 import { tf, type Tensor, type Variable } from './tfRuntime';
 import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
+import { initialGptWeights } from '../../model/gptInit';
 import { seeds } from '../../seeds';
 
 export type { ScalarHead } from '../../model/gptConfig';
@@ -64,53 +64,15 @@ export class Gpt {
   static create(config: GptConfig, options: { seed: number; heads?: readonly ScalarHead[] }): Gpt {
     const problems = validateGptConfig(config);
     if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
-    const rng = new Random(options.seed);
+    const heads = options.heads ?? [];
     const weights = new Map<string, Variable>();
     // tidy disposes the initial tensor (the variable keeps its data). No tfjs name: tfjs names must be
     // unique engine-wide and several models (policy, reference, reward) live at once; the map holds the name.
-    const variable = (initial: () => Tensor) => tf.tidy(() => tf.variable(initial(), true));
-    const { vocab_size: v, block_size: t, n_embd: c, n_layer: layers } = config;
-    const normal = (name: string, shape: number[], std: number) => {
-      const size = shape.reduce((a, b) => a * b, 1);
-      const values = new Float32Array(size);
-      for (let i = 0; i < size; i++) values[i] = rng.normal() * std;
+    for (const [name, { shape, data }] of initialGptWeights(config, { seed: options.seed, heads }))
       weights.set(
         name,
-        variable(() => tf.tensor(values, shape)),
+        tf.tidy(() => tf.variable(tf.tensor(data, shape), true)),
       );
-    };
-    const constant = (name: string, shape: number[], value: number) =>
-      weights.set(
-        name,
-        variable(() => tf.fill(shape, value)),
-      );
-    const residualStd = 0.02 / Math.sqrt(2 * layers);
-
-    normal('transformer.wte.weight', [v, c], 0.02);
-    normal('transformer.wpe.weight', [t, c], 0.02);
-    for (let l = 0; l < layers; l++) {
-      const p = `transformer.h.${l}`;
-      constant(`${p}.ln_1.weight`, [c], 1);
-      constant(`${p}.ln_1.bias`, [c], 0);
-      normal(`${p}.attn.c_attn.weight`, [c, 3 * c], 0.02);
-      constant(`${p}.attn.c_attn.bias`, [3 * c], 0);
-      normal(`${p}.attn.c_proj.weight`, [c, c], residualStd);
-      constant(`${p}.attn.c_proj.bias`, [c], 0);
-      constant(`${p}.ln_2.weight`, [c], 1);
-      constant(`${p}.ln_2.bias`, [c], 0);
-      normal(`${p}.mlp.c_fc.weight`, [c, 4 * c], 0.02);
-      constant(`${p}.mlp.c_fc.bias`, [4 * c], 0);
-      normal(`${p}.mlp.c_proj.weight`, [4 * c, c], residualStd);
-      constant(`${p}.mlp.c_proj.bias`, [c], 0);
-    }
-    constant('transformer.ln_f.weight', [c], 1);
-    constant('transformer.ln_f.bias', [c], 0);
-    const heads = options.heads ?? [];
-    for (const head of heads) {
-      // A small init keeps early values and rewards near 0 (TRL's value head does the same).
-      normal(`${head}.weight`, [c, 1], 0.02 / Math.sqrt(c));
-      constant(`${head}.bias`, [1], 0);
-    }
     return new Gpt(config, heads, weights);
   }
 

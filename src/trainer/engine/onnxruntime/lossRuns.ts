@@ -1,0 +1,161 @@
+/**
+ * Each LossSpec of the seam as an ONNX Runtime run: the key of its loss+gradient graph (kind, batch
+ * shapes and the hyperparameters the graph holds as constants), how to build that graph, and the
+ * feeds besides the weights. The graphs themselves are gptGraph.ts, ppoGraph.ts and
+ * preferenceGraphs.ts; their outputs are `loss`, the kind's reported values (named as the tfjs
+ * engine's lossGraphs.ts reports them) and `grad.<weight>`.
+ */
+import * as ort from 'onnxruntime-node';
+import type { BradleyTerryLoss, DpoLoss, LossSpec, PpoLoss, ScoreBatch, TokenBatch } from '../engine';
+import type { GptConfig } from '../../model/gptConfig';
+import { dropoutMaskInput, dropoutMasks } from './dropoutMasks';
+import { buildLmLossGraph, lmGraphInputs } from './gptGraph';
+import { buildPpoLossGraph, ppoGraphInputs } from './ppoGraph';
+import { bradleyTerryGraphInputs, buildBradleyTerryGraph, buildDpoGraph, dpoGraphInputs } from './preferenceGraphs';
+
+export interface LossRun {
+  /** Identifies the graph: equal keys, equal graphs. */
+  readonly key: string;
+  build(): { model: Uint8Array; weightNames: readonly string[] };
+  /** The inputs besides the weights. */
+  feeds(): Record<string, ort.Tensor>;
+}
+
+export const int64Tensor = (values: ArrayLike<number>, dims: readonly number[]) =>
+  new ort.Tensor(
+    'int64',
+    BigInt64Array.from(Array.from(values), (v) => BigInt(v)),
+    dims,
+  );
+export const floatTensor = (values: ArrayLike<number>, dims: readonly number[]) =>
+  new ort.Tensor('float32', Float32Array.from(values), dims);
+
+const FLOAT_TYPE = 'float32';
+const shapeOf = (batch: TokenBatch) => ({ batchSize: batch.batchSize, length: batch.length });
+
+/** `input_ids`, `targets` and `mask` of a token batch under the given names. */
+function tokenFeeds(batch: TokenBatch, names: { ids: string; targets: string; mask: string }) {
+  const dims = [batch.batchSize, batch.length];
+  return {
+    [names.ids]: int64Tensor(batch.inputs, dims),
+    [names.targets]: int64Tensor(batch.targets, dims),
+    [names.mask]: floatTensor(batch.mask, dims),
+  };
+}
+
+/**
+ * The score head's pooling as two inputs (preferenceGraphs.ts): 'last' picks position n − 1 and
+ * subtracts no bias; 'sum' picks the first n positions and subtracts the bias n − 1 times (once per row).
+ */
+export function scorePoolingFeeds(config: GptConfig, batch: ScoreBatch): { pick: number[]; biasCount: number[] } {
+  const last = (config.score_pooling ?? 'last') === 'last';
+  const pick = batch.lengths.flatMap((n) =>
+    Array.from({ length: batch.length }, (_, t) => (last ? Number(t === n - 1) : Number(t < n))),
+  );
+  return { pick, biasCount: batch.lengths.map((n) => (last ? 0 : n - 1)) };
+}
+
+/** SFT's loss; with a dropout seed (and dropout > 0) the masks tfjs would draw for it are fed in. */
+function lmRun(config: GptConfig, batch: TokenBatch, dropoutSeed: number | undefined): LossRun {
+  const dropout = dropoutSeed !== undefined && config.dropout > 0;
+  return {
+    key: JSON.stringify(['lm', shapeOf(batch), dropout]),
+    build: () => buildLmLossGraph(config, shapeOf(batch), FLOAT_TYPE, dropout ? dropoutMaskInput : undefined),
+    feeds: () => {
+      const feeds: Record<string, ort.Tensor> = tokenFeeds(batch, lmGraphInputs);
+      if (dropout)
+        for (const [name, mask] of dropoutMasks(config, shapeOf(batch), dropoutSeed))
+          feeds[name] = new ort.Tensor('float32', mask.data, mask.shape);
+      return feeds;
+    },
+  };
+}
+
+function bradleyTerryRun(config: GptConfig, spec: BradleyTerryLoss): LossRun {
+  const { scores } = spec;
+  const shape = { batchSize: scores.batchSize, length: scores.length };
+  const pairs = spec.chosenRows.length;
+  const oneHot = (rows: readonly number[]) =>
+    floatTensor(
+      rows.flatMap((row) => Array.from({ length: scores.batchSize }, (_, n) => Number(n === row))),
+      [pairs, scores.batchSize],
+    );
+  return {
+    key: JSON.stringify(['bradleyTerry', shape, pairs]),
+    build: () => buildBradleyTerryGraph(config, shape, pairs, FLOAT_TYPE),
+    feeds: () => {
+      const { pick, biasCount } = scorePoolingFeeds(config, scores);
+      return {
+        [bradleyTerryGraphInputs.ids]: int64Tensor(scores.ids, [scores.batchSize, scores.length]),
+        [bradleyTerryGraphInputs.pick]: floatTensor(pick, [scores.batchSize, scores.length]),
+        [bradleyTerryGraphInputs.biasCount]: floatTensor(biasCount, [scores.batchSize]),
+        [bradleyTerryGraphInputs.chosen]: oneHot(spec.chosenRows),
+        [bradleyTerryGraphInputs.rejected]: oneHot(spec.rejectedRows),
+      };
+    },
+  };
+}
+
+function ppoRun(config: GptConfig, spec: PpoLoss): LossRun {
+  const { batch } = spec;
+  const settings = {
+    temperature: spec.temperature,
+    cliprange: spec.cliprange,
+    cliprangeValue: spec.cliprangeValue,
+    vfCoef: spec.vfCoef,
+    entropyCoef: spec.entropyCoef,
+    policyActive: spec.policyActive,
+    ptx: spec.ptx && { shape: shapeOf(spec.ptx.batch), coef: spec.ptx.coef },
+  };
+  const dims = [batch.batchSize, batch.length];
+  return {
+    key: JSON.stringify(['ppo', shapeOf(batch), settings]),
+    build: () => buildPpoLossGraph(config, shapeOf(batch), settings, FLOAT_TYPE),
+    feeds: () => ({
+      ...tokenFeeds(batch, ppoGraphInputs),
+      [ppoGraphInputs.oldLogprobs]: floatTensor(spec.oldLogprobs, dims),
+      [ppoGraphInputs.oldValues]: floatTensor(spec.oldValues, dims),
+      [ppoGraphInputs.advantages]: floatTensor(spec.advantages, dims),
+      [ppoGraphInputs.returns]: floatTensor(spec.returns, dims),
+      ...(spec.ptx
+        ? tokenFeeds(spec.ptx.batch, {
+            ids: ppoGraphInputs.ptxIds,
+            targets: ppoGraphInputs.ptxTargets,
+            mask: ppoGraphInputs.ptxMask,
+          })
+        : {}),
+    }),
+  };
+}
+
+function dpoRun(config: GptConfig, spec: DpoLoss): LossRun {
+  const settings = { beta: spec.beta, lossType: spec.lossType, labelSmoothing: spec.labelSmoothing };
+  const pairs = [spec.refChosen.length];
+  return {
+    key: JSON.stringify(['dpo', shapeOf(spec.batch), settings]),
+    build: () => buildDpoGraph(config, shapeOf(spec.batch), settings, FLOAT_TYPE),
+    feeds: () => ({
+      ...tokenFeeds(spec.batch, dpoGraphInputs),
+      [dpoGraphInputs.refChosen]: floatTensor(spec.refChosen, pairs),
+      [dpoGraphInputs.refRejected]: floatTensor(spec.refRejected, pairs),
+      [dpoGraphInputs.chosenLengths]: floatTensor(spec.chosenLengths, pairs),
+      [dpoGraphInputs.rejectedLengths]: floatTensor(spec.rejectedLengths, pairs),
+    }),
+  };
+}
+
+/** The run of a loss on a model of `config`. */
+export function lossRun(config: GptConfig, spec: LossSpec): LossRun {
+  switch (spec.kind) {
+    case 'lm':
+      return lmRun(config, spec.batch, spec.dropoutSeed);
+    case 'bradleyTerry':
+      return bradleyTerryRun(config, spec);
+    case 'ppo':
+      return ppoRun(config, spec);
+    case 'dpo':
+      return dpoRun(config, spec);
+    default:
+      throw new Error(`unknown loss ${JSON.stringify(spec satisfies never)}`);
+  }
+}

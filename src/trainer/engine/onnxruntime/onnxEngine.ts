@@ -1,0 +1,237 @@
+/**
+ * The ONNX Runtime engine behind the seam (engine/engine.ts). A model's weights are named Float32Arrays
+ * in TypeScript, fed to every run as inputs. An optimizer step is
+ *   loss, grads = run(the loss's loss+gradient graph);  g ← clip(g, maxGradNorm);  AdamW(g, lr)
+ * with the graph built once per key (kind, batch shapes, the constants it holds) and its session cached;
+ * the update is skipped when the loss or the norm is not finite, or when `shouldApply` says no — as the
+ * tfjs engine (tfjsEngine.ts) does, with the same scalars, outputs and optimizer state layout.
+ * Sampling is passed in (`EngineSampler`; onnx/onnxEngineSampler.ts runs the KV-cache sessions), so
+ * that engine/ does not import onnx/; without one, `generate` refuses.
+ */
+import * as ort from 'onnxruntime-node';
+import type {
+  AdamWOptions,
+  CreateModelOptions,
+  EngineModel,
+  EngineOptimizer,
+  EvaluateRequest,
+  Evaluation,
+  LossSpec,
+  NamedArrays,
+  OptimizerState,
+  SampledSequence,
+  SamplingOptions,
+  ScoreBatch,
+  StepOptions,
+  StepResult,
+  TokenBatch,
+  TrainingEngine,
+} from '../engine';
+import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
+import { initialGptWeights } from '../../model/gptInit';
+import { ArrayAdamW, clipByGlobalNormInPlace } from './adamW';
+import { buildEvaluateGraph, buildScoreGraph, type ForwardGraph } from './forwardGraphs';
+import { gradientOutput, lmGraphInputs } from './gptGraph';
+import { floatTensor, int64Tensor, lossRun, scorePoolingFeeds } from './lossRuns';
+import { bradleyTerryGraphInputs } from './preferenceGraphs';
+
+/** Samples from one model's current weights with a KV cache; made once per model. */
+export interface EngineSampler {
+  generate(
+    weights: NamedArrays,
+    prompts: readonly (readonly number[])[],
+    sampling: SamplingOptions,
+  ): Promise<SampledSequence[]>;
+  release(): Promise<void>;
+}
+
+export type EngineSamplerFactory = (config: GptConfig, heads: readonly ScalarHead[]) => EngineSampler;
+
+export class OnnxEngine implements TrainingEngine {
+  readonly name = 'onnxruntime';
+  readonly backend = 'cpu';
+
+  constructor(private readonly samplerFactory?: EngineSamplerFactory) {}
+
+  createModel(config: GptConfig, options: CreateModelOptions): OnnxModel {
+    const problems = validateGptConfig(config);
+    if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
+    const weights = initialGptWeights(config, { seed: options.seed, heads: options.heads });
+    if (options.weights) assignWeights(weights, options.heads, options.weights, options.keepMissingHeads ?? false);
+    return new OnnxModel(config, options.heads, weights, this.samplerFactory?.(config, options.heads));
+  }
+}
+
+/** Copies `values` into `weights` (gpt.ts's assign: every name and shape checked before any change). */
+function assignWeights(weights: NamedArrays, heads: readonly ScalarHead[], values: NamedArrays, keepHeads: boolean) {
+  const isHead = (name: string) => heads.some((head) => name.startsWith(`${head}.`));
+  for (const [name, weight] of weights) {
+    const value = values.get(name);
+    if (!value && keepHeads && isHead(name)) continue;
+    if (!value) throw new Error(`the checkpoint has no weight "${name}"`);
+    if (value.shape.join(',') !== weight.shape.join(','))
+      throw new Error(
+        `weight "${name}" has shape [${value.shape}] in the checkpoint but [${weight.shape}] in the model config`,
+      );
+  }
+  for (const [name, weight] of weights) {
+    const value = values.get(name);
+    if (value) weight.data.set(value.data);
+  }
+}
+
+/** A session and the weights its graph reads, built on first use. */
+interface CachedSession {
+  readonly session: ort.InferenceSession;
+  readonly weightNames: readonly string[];
+}
+
+export class OnnxModel implements EngineModel {
+  private readonly sessions = new Map<string, Promise<CachedSession>>();
+
+  constructor(
+    readonly config: GptConfig,
+    readonly heads: readonly ScalarHead[],
+    /** The weights, updated in place by the optimizer. */
+    readonly weights: NamedArrays,
+    private readonly sampler?: EngineSampler,
+  ) {}
+
+  get parameterCount(): number {
+    let total = 0;
+    for (const weight of this.weights.values()) total += weight.data.length;
+    return total;
+  }
+
+  /** Runs the graph cached under `key` (built by `build` the first time) with the weights and `feeds`. */
+  async run(
+    key: string,
+    build: () => ForwardGraph,
+    feeds: Record<string, ort.Tensor>,
+  ): Promise<{ results: ort.InferenceSession.OnnxValueMapType; weightNames: readonly string[] }> {
+    let cached = this.sessions.get(key);
+    if (!cached) {
+      const graph = build();
+      cached = ort.InferenceSession.create(graph.model).then((session) => ({
+        session,
+        weightNames: graph.weightNames,
+      }));
+      this.sessions.set(key, cached);
+    }
+    const { session, weightNames } = await cached;
+    const inputs: Record<string, ort.Tensor> = { ...feeds };
+    for (const name of weightNames) {
+      const weight = this.weights.get(name);
+      if (!weight) throw new Error(`the model has no weight ${name} (a loss that needs a head it lacks)`);
+      inputs[name] = new ort.Tensor('float32', weight.data, weight.shape);
+    }
+    return { results: await session.run(inputs), weightNames };
+  }
+
+  async evaluate(batch: TokenBatch, request: EvaluateRequest): Promise<Evaluation> {
+    const shape = { batchSize: batch.batchSize, length: batch.length };
+    const dims = [batch.batchSize, batch.length];
+    const { results } = await this.run(
+      JSON.stringify(['evaluate', shape, request]),
+      () => buildEvaluateGraph(this.config, this.heads, shape, request),
+      {
+        [lmGraphInputs.ids]: int64Tensor(batch.inputs, dims),
+        [lmGraphInputs.targets]: int64Tensor(batch.targets, dims),
+        [lmGraphInputs.mask]: floatTensor(batch.mask, dims),
+      },
+    );
+    const evaluation: Record<string, Float32Array | number> = {};
+    for (const [name, tensor] of Object.entries(results)) {
+      const data = tensor.data as Float32Array;
+      evaluation[name] = name === 'lmLoss' ? data[0] : data;
+    }
+    return evaluation as Evaluation;
+  }
+
+  async scores(batch: ScoreBatch): Promise<Float32Array> {
+    const shape = { batchSize: batch.batchSize, length: batch.length };
+    const { pick, biasCount } = scorePoolingFeeds(this.config, batch);
+    const { results } = await this.run(
+      JSON.stringify(['scores', shape]),
+      () => buildScoreGraph(this.config, this.heads, shape),
+      {
+        [bradleyTerryGraphInputs.ids]: int64Tensor(batch.ids, [batch.batchSize, batch.length]),
+        [bradleyTerryGraphInputs.pick]: floatTensor(pick, [batch.batchSize, batch.length]),
+        [bradleyTerryGraphInputs.biasCount]: floatTensor(biasCount, [batch.batchSize]),
+      },
+    );
+    return results.scores.data as Float32Array;
+  }
+
+  async scoreTotal(batch: ScoreBatch): Promise<number> {
+    return (await this.scores(batch)).reduce((sum, score) => sum + score, 0);
+  }
+
+  generate(prompts: readonly (readonly number[])[], sampling: SamplingOptions): Promise<SampledSequence[]> {
+    if (!this.sampler) return Promise.reject(new Error('this onnxruntime engine was made without a sampler'));
+    return this.sampler.generate(this.weights, prompts, sampling);
+  }
+
+  subtractFromWeight(name: string, amount: number): void {
+    const weight = this.weights.get(name);
+    if (!weight) throw new Error(`the model has no weight ${name}`);
+    for (let i = 0; i < weight.data.length; i++) weight.data[i] -= amount;
+  }
+
+  async readWeights(): Promise<NamedArrays> {
+    const copy: NamedArrays = new Map();
+    for (const [name, { shape, data }] of this.weights) copy.set(name, { shape: [...shape], data: data.slice() });
+    return copy;
+  }
+
+  createOptimizer(options: AdamWOptions): EngineOptimizer {
+    return new OnnxOptimizer(this, options);
+  }
+
+  dispose(): void {
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const cached of sessions) void cached.then(({ session }) => session.release());
+    void this.sampler?.release();
+  }
+}
+
+class OnnxOptimizer implements EngineOptimizer {
+  private readonly adamW: ArrayAdamW;
+
+  constructor(
+    private readonly model: OnnxModel,
+    options: AdamWOptions,
+  ) {
+    this.adamW = new ArrayAdamW(model.weights, options);
+  }
+
+  async step(loss: LossSpec, options: StepOptions): Promise<StepResult> {
+    const lossGraphRun = lossRun(this.model.config, loss);
+    const { results, weightNames } = await this.model.run(lossGraphRun.key, lossGraphRun.build, lossGraphRun.feeds());
+    const grads = new Map<string, Float32Array>();
+    for (const name of weightNames) grads.set(name, results[gradientOutput(name)].data as Float32Array);
+    const gradNorm = clipByGlobalNormInPlace(grads, options.maxGradNorm);
+    const scalars: Record<string, number> = { loss: results.loss.data[0] as number, gradNorm };
+    const outputs: Record<string, Float32Array> = {};
+    for (const [name, tensor] of Object.entries(results)) {
+      if (name === 'loss' || name.startsWith(gradientOutput(''))) continue;
+      if (tensor.dims.length === 0) scalars[name] = tensor.data[0] as number;
+      else outputs[name] = tensor.data as Float32Array;
+    }
+    const finite = Number.isFinite(scalars.loss) && Number.isFinite(gradNorm);
+    const applied = finite && (options.shouldApply?.(scalars) ?? true);
+    if (applied) this.adamW.apply(grads, options.learningRate);
+    return { scalars, outputs, applied };
+  }
+
+  async readState(): Promise<OptimizerState> {
+    return this.adamW.readState();
+  }
+
+  loadState(state: OptimizerState): void {
+    this.adamW.loadState(state);
+  }
+
+  dispose(): void {}
+}
