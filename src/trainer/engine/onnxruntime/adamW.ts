@@ -8,6 +8,7 @@
  * Weights are updated in place: the engine's model owns them.
  */
 import type { AdamWOptions, NamedArrays, OptimizerState } from '../engine';
+import { checkedMoments } from '../optimizerState';
 
 /** torch.nn.utils.clip_grad_norm_'s guard against a zero norm. */
 const NORM_EPSILON = 1e-6;
@@ -78,23 +79,13 @@ export class ArrayAdamW {
 
   /** Checks every moment's presence and shape before changing anything (tfjs's messages). */
   loadState(state: OptimizerState): void {
-    const file = state.file ?? 'the optimizer checkpoint';
-    const advice =
-      'the optimizer state does not belong to this model; resume from an earlier checkpoint ' +
-      "(delete this step's folder).";
-    for (const [name, param] of this.params) {
-      for (const suffix of ['exp_avg', 'exp_avg_sq']) {
-        const saved = state.moments.get(`${name}.${suffix}`);
-        if (!saved) throw new Error(`${file}: has no tensor "${name}.${suffix}" — ${advice}`);
-        if (saved.shape.join(',') !== param.shape.join(','))
-          throw new Error(
-            `${file}: tensor "${name}.${suffix}" has shape [${saved.shape}], expected [${param.shape}] — ${advice}`,
-          );
-      }
-    }
-    for (const name of this.params.keys()) {
-      (this.m.get(name) as Float32Array).set(state.moments.get(`${name}.exp_avg`)?.data ?? []);
-      (this.v.get(name) as Float32Array).set(state.moments.get(`${name}.exp_avg_sq`)?.data ?? []);
+    const moments = checkedMoments(
+      state,
+      [...this.params].map(([name, param]) => [name, param.shape] as const),
+    );
+    for (const [name, { expAvg, expAvgSq }] of moments) {
+      (this.m.get(name) as Float32Array).set(expAvg);
+      (this.v.get(name) as Float32Array).set(expAvgSq);
     }
     this.stepCount = state.step;
   }

@@ -7,6 +7,7 @@
  */
 import type { AdamWOptions, OptimizerState } from '../engine';
 import { tf, type Tensor, type Variable } from './tfRuntime';
+import { checkedMoments } from '../optimizerState';
 
 /** AdamW's state as checkpoints hold it (the seam's OptimizerState). */
 export type AdamWState = OptimizerState;
@@ -73,25 +74,15 @@ export class AdamW {
   }
 
   loadState(state: AdamWState): void {
-    for (const name of this.params.keys()) {
-      for (const [suffix, target] of [
-        ['exp_avg', this.m],
-        ['exp_avg_sq', this.v],
-      ] as const) {
-        const saved = state.moments.get(`${name}.${suffix}`);
-        const variable = target.get(name) as Variable;
-        const file = state.file ?? 'the optimizer checkpoint';
-        const advice =
-          'the optimizer state does not belong to this model; resume from an earlier checkpoint ' +
-          "(delete this step's folder).";
-        if (!saved) throw new Error(`${file}: has no tensor "${name}.${suffix}" — ${advice}`);
-        if (saved.shape.join(',') !== variable.shape.join(','))
-          throw new Error(
-            `${file}: tensor "${name}.${suffix}" has shape [${saved.shape}], ` +
-              `expected [${variable.shape}] — ${advice}`,
-          );
-        tf.tidy(() => variable.assign(tf.tensor(saved.data, variable.shape)));
-      }
+    const moments = checkedMoments(
+      state,
+      [...this.params.keys()].map((name) => [name, (this.m.get(name) as Variable).shape] as const),
+    );
+    for (const [name, { expAvg, expAvgSq }] of moments) {
+      const m = this.m.get(name) as Variable;
+      const v = this.v.get(name) as Variable;
+      tf.tidy(() => m.assign(tf.tensor(expAvg, m.shape)));
+      tf.tidy(() => v.assign(tf.tensor(expAvgSq, v.shape)));
     }
     this.stepCount = state.step;
   }
