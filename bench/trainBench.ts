@@ -34,11 +34,16 @@ const warmup = 2;
 const adam = { adamBeta1: 0.9, adamBeta2: 0.99, adamEpsilon: 1e-8, weightDecay: 0.1 };
 const learningRate = 1e-3;
 const maxGradNorm = 1;
+/** Worker threads sleep instead of spinning between ops (onnxruntime's session.intra_op.allow_spinning). */
+const noSpinning = { session: { intra_op: { allow_spinning: '0' } } };
 /** The ONNX Runtime engine's session options measured, and the PyTorch threads each is set against. */
 const onnxVariants = [
   { name: 'onnx-1t', torchThreads: 1, options: { intraOpNumThreads: 1, interOpNumThreads: 1 } },
   { name: 'onnx-2t', torchThreads: 2, options: { intraOpNumThreads: 2, interOpNumThreads: 1 } },
   { name: 'onnx-default', torchThreads: 2, options: {} },
+  { name: 'onnx-2t-nospin', torchThreads: 2, options: { intraOpNumThreads: 2, extra: noSpinning } },
+  { name: 'onnx-1t-basic', torchThreads: 1, options: { intraOpNumThreads: 1, graphOptimizationLevel: 'basic' } },
+  { name: 'onnx-1t-parallel', torchThreads: 1, options: { intraOpNumThreads: 1, executionMode: 'parallel' } },
 ] as const;
 /** Largest |our loss − PyTorch's| on the same weights and batch that counts as the same computation. */
 const lossTolerance = 1e-4;
@@ -225,7 +230,9 @@ async function compareWithTorch(
   for (let round = 0; round < rounds; round++) {
     for (const [i, step] of contenders.entries()) times[i].push(await step());
     const cells = times.map((ms) => ms[round].toFixed(1)).join(' / ');
-    console.log(`${name} round ${round + 1}/${rounds} (tfjs / onnx 1t, 2t, default / PyTorch 1t, 2t ms): ${cells}`);
+    console.log(
+      `${name} round ${round + 1}/${rounds} (ms: tfjs / ${onnxVariants.map((v) => v.name).join(', ')} / PyTorch 1t, 2t): ${cells}`,
+    );
   }
   await torch.one.request('release', { key });
   await torch.two?.request('release', { key });
@@ -336,7 +343,7 @@ function printTorchTable(rows: Row[]): void {
   );
   console.log(
     `\nThe ONNX Runtime engine's full step (through the seam) in the same rounds, against PyTorch with ` +
-      `the threads shown (PyTorch 2 threads: median (min–max) per model in the rows' last column)\n`,
+      `the threads shown (PyTorch's median (min–max) for those threads in the same rounds)\n`,
   );
   console.log(
     table(
