@@ -227,12 +227,11 @@ async function compareWithTorch(
   for (let i = 0; i < warmup; i++) for (const step of contenders) await step();
   const times: number[][] = contenders.map(() => []);
   const rounds = repetitions('wasm');
+  const columns = `tfjs / ${onnxVariants.map((v) => v.name).join(', ')} / PyTorch 1t, 2t`;
   for (let round = 0; round < rounds; round++) {
     for (const [i, step] of contenders.entries()) times[i].push(await step());
     const cells = times.map((ms) => ms[round].toFixed(1)).join(' / ');
-    console.log(
-      `${name} round ${round + 1}/${rounds} (ms: tfjs / ${onnxVariants.map((v) => v.name).join(', ')} / PyTorch 1t, 2t): ${cells}`,
-    );
+    console.log(`${name} round ${round + 1}/${rounds} (ms: ${columns}): ${cells}`);
   }
   await torch.one.request('release', { key });
   await torch.two?.request('release', { key });
