@@ -5,6 +5,10 @@
  * forward, masked cross-entropy, backward, global-norm clipping and AdamW.
  * When Debian's python3 has torch, the same step of the same model (our initial weights, our batch) runs in
  * PyTorch (bench/torch/reference.py, one thread), interleaved round by round with ours on wasm (one thread).
+ * In the same rounds the ONNX Runtime engine's full step runs through the seam
+ * (OnnxEngine.createModel(...).createOptimizer(...).step({kind: 'lm'})) with 1 thread, 2 threads and
+ * onnxruntime's default threads, and PyTorch again with 2 threads: ONNX 1t / PyTorch 1t and 2t / 2t per round.
+ * RLHF_BENCH_BACKENDS=wasm (comma-separated) limits the tfjs backends measured.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +19,8 @@ import { tf, type Tensor } from '../src/trainer/engine/tfjs/tfRuntime';
 import { Gpt } from '../src/trainer/engine/tfjs/gpt';
 import type { GptConfig } from '../src/trainer/model/gptConfig';
 import { AdamW, clipByGlobalNorm } from '../src/trainer/engine/tfjs/adamW';
+import type { EngineOptimizer } from '../src/trainer/engine/engine';
+import { OnnxEngine } from '../src/trainer/engine/onnxruntime/onnxEngine';
 import { formatSpread, spread, table, TorchReference, writeWeights, type Spread } from './torch/torchReference';
 
 const models: Record<string, GptConfig> = {
@@ -28,6 +34,17 @@ const warmup = 2;
 const adam = { adamBeta1: 0.9, adamBeta2: 0.99, adamEpsilon: 1e-8, weightDecay: 0.1 };
 const learningRate = 1e-3;
 const maxGradNorm = 1;
+/** Worker threads sleep instead of spinning between ops (onnxruntime's session.intra_op.allow_spinning). */
+const noSpinning = { session: { intra_op: { allow_spinning: '0' } } };
+/** The ONNX Runtime engine's session options measured, and the PyTorch threads each is set against. */
+const onnxVariants = [
+  { name: 'onnx-1t', torchThreads: 1, options: { intraOpNumThreads: 1, interOpNumThreads: 1 } },
+  { name: 'onnx-2t', torchThreads: 2, options: { intraOpNumThreads: 2, interOpNumThreads: 1 } },
+  { name: 'onnx-default', torchThreads: 2, options: {} },
+  { name: 'onnx-2t-nospin', torchThreads: 2, options: { intraOpNumThreads: 2, extra: noSpinning } },
+  { name: 'onnx-1t-basic', torchThreads: 1, options: { intraOpNumThreads: 1, graphOptimizationLevel: 'basic' } },
+  { name: 'onnx-1t-parallel', torchThreads: 1, options: { intraOpNumThreads: 1, executionMode: 'parallel' } },
+] as const;
 /** Largest |our loss − PyTorch's| on the same weights and batch that counts as the same computation. */
 const lossTolerance = 1e-4;
 
@@ -59,13 +76,26 @@ interface TorchComparison {
   ours: Spread;
   pytorch_spread: Spread;
   ratio_spread: Spread;
+  pytorch_2t?: { ms: number[]; spread: Spread };
+  onnx: OnnxComparison[];
+}
+
+/** One ONNX Runtime engine variant in the same rounds, against PyTorch with `torch_threads`. */
+interface OnnxComparison {
+  variant: string;
+  torch_threads: number;
+  initial_loss: number;
+  ms: number[];
+  spread: Spread;
+  ratio: number[];
+  ratio_spread: Spread;
 }
 
 async function measure(
   backend: BackendName,
   name: string,
   config: GptConfig,
-  torch: TorchReference | undefined,
+  torch: TorchPair | undefined,
 ): Promise<Row> {
   const model = Gpt.create(config, { seed: 0 });
   const optimizer = new AdamW(model.weights, adam);
@@ -122,19 +152,33 @@ async function measure(
   return row;
 }
 
+interface TorchPair {
+  one: TorchReference;
+  two?: TorchReference;
+}
+
+/** The ONNX Runtime engine's optimizers, one per variant, from the same weights as ours. */
+async function onnxOptimizers(model: Gpt, config: GptConfig): Promise<EngineOptimizer[]> {
+  const weights = await model.readWeights();
+  return onnxVariants.map(({ options }) =>
+    new OnnxEngine(undefined, options).createModel(config, { heads: [], seed: 0, weights }).createOptimizer(adam),
+  );
+}
+
 /**
  * Sends our initial weights and batch to PyTorch, checks both give the same loss, then alternates one
- * training step of ours and one of PyTorch's per round (after the same warm-up on each side).
+ * training step of each contender per round (tfjs-wasm, the ONNX engine's variants, PyTorch 1 and 2 threads),
+ * after the same warm-up on each side.
  */
 async function compareWithTorch(
-  torch: TorchReference,
+  torch: TorchPair,
   setup: { ids: Tensor; targets: Tensor; mask: Tensor; model: Gpt; name: string; config: GptConfig },
   ourStep: () => Promise<number>,
 ): Promise<TorchComparison> {
   const { ids, targets, mask, model, name, config } = setup;
   const key = `train-${name}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-train-bench-'));
-  await torch.request('train_setup', {
+  const torchSetup = {
     key,
     config,
     weights_path: writeWeights(path.join(dir, `${name}.safetensors`), await model.readWeights()),
@@ -144,38 +188,77 @@ async function compareWithTorch(
     learning_rate: learningRate,
     weight_decay: adam.weightDecay,
     max_grad_norm: maxGradNorm,
-  });
+  };
+  await torch.one.request('train_setup', torchSetup);
+  await torch.two?.request('train_setup', torchSetup);
+  const onnx = await onnxOptimizers(model, config);
+  const batch = {
+    batchSize,
+    length: config.block_size,
+    inputs: Int32Array.from(ids.dataSync()),
+    targets: Int32Array.from(targets.dataSync()),
+    mask: Float32Array.from(mask.dataSync()),
+  };
+  const onnxLosses: number[] = [];
+  const onnxStep = (i: number) => async () => {
+    const t0 = performance.now();
+    const result = await onnx[i].step({ kind: 'lm', batch }, { learningRate, maxGradNorm });
+    const ms = performance.now() - t0;
+    if (onnxLosses.length <= i) onnxLosses.push(result.scalars.loss);
+    return ms;
+  };
   const oursLossTensor = tf.tidy(() => maskedNll(model.forward(ids).logits, targets, mask));
   const ours = (await oursLossTensor.data())[0];
   oursLossTensor.dispose();
-  const pytorch = (await torch.request('train_loss', { key })).loss as number;
+  const pytorch = (await torch.one.request('train_loss', { key })).loss as number;
   const absDiff = Math.abs(ours - pytorch);
   const initialLoss = { ours, pytorch, abs_diff: absDiff, matches: absDiff <= lossTolerance };
   process.stderr.write(
     `${name}: initial loss ours ${ours.toFixed(6)}, PyTorch ${pytorch.toFixed(6)} (|Δ| ${absDiff.toExponential(1)})\n`,
   );
-  const torchStep = async () => (await torch.request('train_step', { key })).ms as number;
-  for (let i = 0; i < warmup; i++) {
-    await ourStep();
-    await torchStep();
-  }
-  const oursMs: number[] = [];
-  const pytorchMs: number[] = [];
+  const torchStep = (reference: TorchReference) => async () =>
+    (await reference.request('train_step', { key })).ms as number;
+  const contenders: (() => Promise<number>)[] = [
+    ourStep,
+    ...onnx.map((_, i) => onnxStep(i)),
+    torchStep(torch.one),
+    ...(torch.two ? [torchStep(torch.two)] : []),
+  ];
+  for (let i = 0; i < warmup; i++) for (const step of contenders) await step();
+  const times: number[][] = contenders.map(() => []);
   const rounds = repetitions('wasm');
+  const columns = `tfjs / ${onnxVariants.map((v) => v.name).join(', ')} / PyTorch 1t, 2t`;
   for (let round = 0; round < rounds; round++) {
-    oursMs.push(await ourStep());
-    pytorchMs.push(await torchStep());
-    const ratio = oursMs[round] / pytorchMs[round];
-    console.log(
-      `${name} round ${round + 1}/${rounds}: ours ${oursMs[round].toFixed(1)} ms, PyTorch ` +
-        `${pytorchMs[round].toFixed(1)} ms, ours/PyTorch ${ratio.toFixed(2)}×`,
-    );
+    for (const [i, step] of contenders.entries()) times[i].push(await step());
+    const cells = times.map((ms) => ms[round].toFixed(1)).join(' / ');
+    console.log(`${name} round ${round + 1}/${rounds} (ms: ${columns}): ${cells}`);
   }
-  await torch.request('release', { key });
+  await torch.one.request('release', { key });
+  await torch.two?.request('release', { key });
+  const oursMs = times[0];
+  const pytorchMs = times[1 + onnx.length];
+  const pytorch2Ms = torch.two ? times[2 + onnx.length] : undefined;
   const ratio = oursMs.map((ms, i) => ms / pytorchMs[i]);
+  const onnxComparisons = onnxVariants.flatMap((variant, v) => {
+    const against = variant.torchThreads === 1 ? pytorchMs : pytorch2Ms;
+    if (!against) return [];
+    const ms = times[1 + v];
+    const onnxRatio = ms.map((value, i) => value / against[i]);
+    return [
+      {
+        variant: variant.name,
+        torch_threads: variant.torchThreads,
+        initial_loss: onnxLosses[v],
+        ms,
+        spread: spread(ms),
+        ratio: onnxRatio,
+        ratio_spread: spread(onnxRatio),
+      },
+    ];
+  });
   return {
-    torch_version: torch.info.torch,
-    blas: torch.info.blas.library,
+    torch_version: torch.one.info.torch,
+    blas: torch.one.info.blas.library,
     rounds,
     initial_loss: initialLoss,
     ours_ms: oursMs,
@@ -184,14 +267,18 @@ async function compareWithTorch(
     ours: spread(oursMs),
     pytorch_spread: spread(pytorchMs),
     ratio_spread: spread(ratio),
+    ...(pytorch2Ms && { pytorch_2t: { ms: pytorch2Ms, spread: spread(pytorch2Ms) } }),
+    onnx: onnxComparisons,
   };
 }
 
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const unavailable: Record<string, string> = {};
-  const torch = await TorchReference.start();
-  for (const backend of backendNames) {
+  const one = await TorchReference.start();
+  const torch = one && { one, two: await TorchReference.start(2) };
+  const only = process.env.RLHF_BENCH_BACKENDS?.split(',');
+  for (const backend of backendNames.filter((name) => !only || only.includes(name))) {
     try {
       await selectBackend(backend);
     } catch (error) {
@@ -221,7 +308,8 @@ async function main(): Promise<void> {
   for (const [backend, reason] of Object.entries(unavailable)) console.log(`${backend}: not available (${reason})`);
   const compared = rows.filter((row) => row.pytorch);
   if (compared.length > 0) printTorchTable(compared);
-  await torch?.close();
+  await torch?.one.close();
+  await torch?.two?.close();
   const out = path.join('bench-results', 'train.json');
   mkdirSync(path.dirname(out), { recursive: true });
   const record = { date: new Date().toISOString(), node: process.version, batch_size: batchSize, rows, unavailable };
@@ -249,6 +337,26 @@ function printTorchTable(rows: Row[]): void {
           `${loss.ours.toFixed(5)} / ${loss.pytorch.toFixed(5)} (${loss.abs_diff.toExponential(1)}` +
             `${loss.matches ? '' : ` > ${lossTolerance}: NOT the same computation`})`,
         ];
+      }),
+    ),
+  );
+  console.log(
+    `\nThe ONNX Runtime engine's full step (through the seam) in the same rounds, against PyTorch with ` +
+      `the threads shown (PyTorch's median (min–max) for those threads in the same rounds)\n`,
+  );
+  console.log(
+    table(
+      ['model', 'variant', 'ONNX (ms)', 'PyTorch threads', 'ONNX / PyTorch', 'initial loss ONNX (|Δ| to PyTorch)'],
+      rows.flatMap((row) => {
+        const p = row.pytorch as TorchComparison;
+        return p.onnx.map((o) => [
+          row.model,
+          o.variant,
+          formatSpread(o.spread),
+          `${o.torch_threads}: ${formatSpread(o.torch_threads === 1 ? p.pytorch_spread : p.pytorch_2t!.spread)} ms`,
+          formatSpread(o.ratio_spread, 2, '×'),
+          `${o.initial_loss.toFixed(5)} (${Math.abs(o.initial_loss - p.initial_loss.pytorch).toExponential(1)})`,
+        ]);
       }),
     ),
   );

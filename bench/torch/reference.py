@@ -17,14 +17,16 @@ import sys
 import time
 
 # One thread in the BLAS too: OpenBLAS reads these when torch loads it.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# RLHF_TORCH_THREADS (default 1): the benches also compare two threads to two threads.
+THREADS = int(os.environ.get("RLHF_TORCH_THREADS", "1"))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-torch.set_num_threads(1)
+torch.set_num_threads(THREADS)
 
 NEGATIVE_INFINITY = -1e9  # gpt.ts's additive attention bias
 LAYER_NORM_EPSILON = 1e-5  # ops.ts layerNorm

@@ -75,17 +75,22 @@ export class TorchReference {
    * Prints what it runs on, and a warning when the BLAS is not OpenBLAS (Debian's python3-torch also
    * runs on the netlib reference BLAS, about 5× slower: not a fair yardstick).
    */
-  static async start(): Promise<TorchReference | undefined> {
+  static async start(threads = 1): Promise<TorchReference | undefined> {
     const probe = spawnSync(python, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
     if (probe.status !== 0) {
       console.log(installHint);
       return undefined;
     }
-    const reference = new TorchReference(spawn(python, [script], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    const reference = new TorchReference(
+      spawn(python, [script], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, RLHF_TORCH_THREADS: String(threads) },
+      }),
+    );
     const hello = await reference.request('hello');
     reference.info = { torch: String(hello.torch), threads: Number(hello.threads), blas: hello.blas as TorchBlas };
     console.log(
-      `PyTorch reference: torch ${reference.info.torch}, ${reference.info.threads} thread, ` +
+      `PyTorch reference: torch ${reference.info.torch}, ${reference.info.threads} thread(s), ` +
         `BLAS ${reference.info.blas.library.split(', ')[0]}`,
     );
     if (!reference.info.blas.openblas)

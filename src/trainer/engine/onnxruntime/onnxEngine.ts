@@ -51,14 +51,22 @@ export class OnnxEngine implements TrainingEngine {
   readonly name = 'onnxruntime';
   readonly backend = 'cpu';
 
-  constructor(private readonly samplerFactory?: EngineSamplerFactory) {}
+  /**
+   * `sessionOptions` (threads, graph optimization level, execution mode) go to every session the
+   * engine's models create; absent, onnxruntime's defaults (all cores) apply.
+   */
+  constructor(
+    private readonly samplerFactory?: EngineSamplerFactory,
+    private readonly sessionOptions: ort.InferenceSession.SessionOptions = {},
+  ) {}
 
   createModel(config: GptConfig, options: CreateModelOptions): OnnxModel {
     const problems = validateGptConfig(config);
     if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
     const weights = initialGptWeights(config, { seed: options.seed, heads: options.heads });
     if (options.weights) assignWeights(weights, options.heads, options.weights, options.keepMissingHeads ?? false);
-    return new OnnxModel(config, options.heads, weights, this.samplerFactory?.(config, options.heads));
+    const sampler = this.samplerFactory?.(config, options.heads);
+    return new OnnxModel(config, options.heads, weights, sampler, this.sessionOptions);
   }
 }
 
@@ -95,6 +103,7 @@ export class OnnxModel implements EngineModel {
     /** The weights, updated in place by the optimizer. */
     readonly weights: NamedArrays,
     private readonly sampler?: EngineSampler,
+    private readonly sessionOptions: ort.InferenceSession.SessionOptions = {},
   ) {}
 
   get parameterCount(): number {
@@ -112,7 +121,7 @@ export class OnnxModel implements EngineModel {
     let cached = this.sessions.get(key);
     if (!cached) {
       const graph = build();
-      cached = ort.InferenceSession.create(graph.model).then((session) => ({
+      cached = ort.InferenceSession.create(graph.model, this.sessionOptions).then((session) => ({
         session,
         weightNames: graph.weightNames,
       }));
