@@ -100,6 +100,7 @@ const onlyRun = (runsRoot: string) => {
 };
 const runJsonOf = (runDir: string) =>
   JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as Record<string, unknown>;
+const metricsLines = (runDir: string) => readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
 /** loss/train by step, from metrics.jsonl. */
 const trainLosses = (runDir: string) =>
   new Map(
@@ -141,8 +142,16 @@ for (const [first, second] of [
       `no step-${checkpointStep} checkpoint: ${readdirSync(runDir).join(', ')}`,
     );
 
+    const linesBefore = metricsLines(runDir);
     const resumed = await cli(['train', '--resume', runDir], second);
     assert.equal(resumed.code, 0, resumed.stderr);
+    // It continued from the checkpoint (a restart from step 1 on the other engine would also match the losses).
+    assert.match(resumed.stderr, new RegExp(`resuming from .*step-${checkpointStep} \\(step ${checkpointStep}\\)`));
+    assert.deepEqual(
+      metricsLines(runDir).slice(0, checkpointStep),
+      linesBefore.slice(0, checkpointStep),
+      `the first engine's ${checkpointStep} metrics lines are kept as written`,
+    );
     assert.match(resumed.stderr, new RegExp(`engine: ${second} \\(.*RLHF_LENS_ENGINE`));
     const runJson = runJsonOf(runDir);
     assert.equal(runJson.status, 'completed');
