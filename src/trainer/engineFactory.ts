@@ -2,16 +2,14 @@
  * Where the trainer's engines are made: the one place that knows which implementations exist. The
  * tfjs training engine gets the KV-cache sampler here (sampling/ imports the engine's Gpt, so the
  * engine cannot import sampling/ itself); the ONNX Runtime engine gets its sampler from
- * onnx/onnxEngineSampler.ts. PPO's rollout engine is the training engine or ONNX Runtime (imported on
- * demand). A third training engine is a third branch here and a folder beside engine/tfjs/; no
- * algorithm changes.
+ * onnx/onnxEngineSampler.ts. The ONNX Runtime engine and PPO's ONNX rollout engine are imported on demand,
+ * so a tfjs run never loads onnxruntime's native binding. A third training engine is a third branch here
+ * and a folder beside engine/tfjs/; no algorithm changes.
  */
 import { engineNames, type EngineName } from '../shared/backendNames';
 import type { TrainingEngine } from './engine/engine';
-import { OnnxEngine } from './engine/onnxruntime/onnxEngine';
 import type { BackendChoice } from './engine/tfjs/backend';
 import { TfjsEngine } from './engine/tfjs/tfjsEngine';
-import { onnxEngineSampler } from './onnx/onnxEngineSampler';
 import { engineRolloutEngine } from './rollout/engineRollout';
 import type { RolloutEngineFactory } from './rollout/rolloutEngine';
 import { generate } from './sampling/sampler';
@@ -44,8 +42,19 @@ export function chooseEngine(
   return { name: 'onnxruntime', reason: '"engine" is "auto": ONNX Runtime trains fastest on the CPU' };
 }
 
-export function createTrainingEngine(backend: BackendChoice, engine: EngineName = 'tfjs'): TrainingEngine {
-  return engine === 'onnxruntime' ? new OnnxEngine(onnxEngineSampler) : new TfjsEngine(backend, generate);
+/** The tfjs engine on `backend` (what the unit tests and the demo's evaluation use). */
+export function createTrainingEngine(backend: BackendChoice): TrainingEngine {
+  return new TfjsEngine(backend, generate);
+}
+
+/** The engine a run chose: ONNX Runtime (loaded here, on demand) or tfjs on `backend`. */
+export async function createChosenEngine(backend: BackendChoice, engine: EngineName): Promise<TrainingEngine> {
+  if (engine === 'tfjs') return createTrainingEngine(backend);
+  const [{ OnnxEngine }, { onnxEngineSampler }] = await Promise.all([
+    import('./engine/onnxruntime/onnxEngine'),
+    import('./onnx/onnxEngineSampler'),
+  ]);
+  return new OnnxEngine(onnxEngineSampler);
 }
 
 export const createRolloutEngine: RolloutEngineFactory = async (kind, models) => {

@@ -23,7 +23,7 @@ import { messageOf, recordExitWhileRunning } from './run/exitGuard';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
-import { chooseEngine, createRolloutEngine, createTrainingEngine, type EngineChoice } from './engineFactory';
+import { chooseEngine, createChosenEngine, createRolloutEngine, type EngineChoice } from './engineFactory';
 import { sentimentTask } from './tasks/sentimentTask';
 import type { TrainingEngine } from './engine/engine';
 import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageContext';
@@ -381,7 +381,7 @@ export async function runPipeline(
   callbacks.log('info', formatBackendChoice(backend));
   const engineChoice = chooseEngine(start.config.engine);
   callbacks.log('info', `engine: ${engineChoice.name} (${engineChoice.reason})`);
-  const engine = createTrainingEngine(backend, engineChoice.name);
+  const engine = await createChosenEngine(backend, engineChoice.name);
   const pipeline: PipelineRun = { start, runsRoot, outputs, backend, engine, engineChoice, callbacks };
   const runs: PipelineResult['runs'] = [];
   for (let index = start.firstStage; index < start.config.stages.length; index++) {

@@ -5,7 +5,7 @@
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
-import { chooseEngine, createTrainingEngine, engineEnvironmentVariable } from '../../src/trainer/engineFactory';
+import { chooseEngine, createChosenEngine, engineEnvironmentVariable } from '../../src/trainer/engineFactory';
 
 test('"auto" picks ONNX Runtime, or the engine RLHF_LENS_ENGINE names; a pinned engine wins', () => {
   assert.equal(chooseEngine('auto', {}).name, 'onnxruntime');
@@ -23,6 +23,6 @@ test('"auto" picks ONNX Runtime, or the engine RLHF_LENS_ENGINE names; a pinned 
 
 test('the factory makes the chosen engine', async () => {
   const backend = await selectBackend('wasm');
-  assert.equal(createTrainingEngine(backend, 'onnxruntime').name, 'onnxruntime');
-  assert.equal(createTrainingEngine(backend, 'tfjs').name, 'tfjs');
+  assert.equal((await createChosenEngine(backend, 'onnxruntime')).name, 'onnxruntime');
+  assert.equal((await createChosenEngine(backend, 'tfjs')).name, 'tfjs');
 });

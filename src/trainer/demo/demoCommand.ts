@@ -26,7 +26,7 @@ import {
 import { evaluatePolicy, type PolicyEvaluation } from './evaluatePolicies';
 import { dominates, frontierSvg, type FrontierPoint } from './frontierChart';
 
-/** The engine the demo's policies are evaluated on, whichever trained them. */
+/** The engine the demo's policies are evaluated on, whichever trained them (createTrainingEngine's). */
 const evaluationEngine = 'tfjs';
 
 export interface DemoReport {
@@ -120,7 +120,7 @@ async function evaluateDemoPolicies(
   const settings = { prompts: scale.evalPrompts, maxNewTokens: scale.maxNewTokens, seed: demoEvaluationSeed };
   // The pipeline's backend (already set up), with the demo task's oracle scoring every policy. Evaluation stays
   // on tfjs whichever engine trained, so the policies of either engine are sampled and scored the same way.
-  const engine = createTrainingEngine(backendChoice as BackendChoice, evaluationEngine);
+  const engine = createTrainingEngine(backendChoice as BackendChoice);
   const evaluator = { engine, task: sentimentTask };
   const evaluations: EvaluatedPolicy[] = [
     { policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(evaluator, sft, sft, settings) },
