@@ -1,11 +1,11 @@
 /**
- * The extension's settings (`rlhf.*` in package.json): the backend a config's "auto" means, how many
+ * The extension's settings (`rlhf.*` in package.json): the backend and engine a config's "auto" means, how many
  * runs may train at once, and where runs are written. Read on use, so a change applies to the next
  * run without a reload.
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { backendNames, type BackendName } from '../shared/backendNames';
+import { backendNames, engineNames, type BackendName, type EngineName } from '../shared/backendNames';
 import { defaultRunsFolder } from '../shared/runsFolder';
 
 export type BackendSetting = 'auto' | BackendName;
@@ -13,6 +13,13 @@ export type BackendSetting = 'auto' | BackendName;
 export function defaultBackend(): BackendSetting {
   const value = vscode.workspace.getConfiguration('rlhf').get<string>('defaultBackend', 'auto');
   return (backendNames as readonly string[]).includes(value) ? (value as BackendName) : 'auto';
+}
+
+export type EngineSetting = 'auto' | EngineName;
+
+export function defaultEngine(): EngineSetting {
+  const value = vscode.workspace.getConfiguration('rlhf').get<string>('defaultEngine', 'auto');
+  return (engineNames as readonly string[]).includes(value) ? (value as EngineName) : 'auto';
 }
 
 export function maxConcurrentRuns(): number {

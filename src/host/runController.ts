@@ -11,7 +11,7 @@ import { configFileChecks, readConfigText } from '../shared/configFile';
 import { assertNever, type LogLevel, type TrainerToHostMessage } from '../shared/protocol';
 import { FileFormatError, parseJsonText, runJsonProblems } from '../shared/runFiles';
 import { isRunDirInside } from '../shared/runIds';
-import { defaultBackend, maxConcurrentRuns } from './lensSettings';
+import { defaultBackend, defaultEngine, maxConcurrentRuns } from './lensSettings';
 import type { TrainerProcess } from './trainerProcess';
 import type { TrainerSupervisor } from './trainerSupervisor';
 import { RunStatusBar, type RunProgress } from './runStatusBar';
@@ -185,8 +185,14 @@ export class RunController implements vscode.Disposable {
     cwd: string;
   }): Promise<TrainerProcess> {
     const backend = defaultBackend();
-    // A config's "auto" backend follows the rlhf.defaultBackend setting; a pinned one stays pinned.
-    const env = backend === 'auto' ? process.env : { ...process.env, RLHF_LENS_BACKEND: backend };
+    const engine = defaultEngine();
+    // A config's "auto" backend and engine follow the rlhf.defaultBackend and rlhf.defaultEngine
+    // settings; pinned ones stay pinned.
+    const env = {
+      ...process.env,
+      ...(backend === 'auto' ? {} : { RLHF_LENS_BACKEND: backend }),
+      ...(engine === 'auto' ? {} : { RLHF_LENS_ENGINE: engine }),
+    };
     const trainer = this.supervisor.start({ label: options.label, args: options.args, cwd: options.cwd, env });
     const run: ActiveRun = {
       trainer,
@@ -260,13 +266,16 @@ export class RunController implements vscode.Disposable {
           stage: message.stage,
           backend: message.backend,
           backendReason: message.backendReason,
+          engine: message.engine,
+          engineReason: message.engineReason,
           step: 0,
           maxSteps: message.maxSteps,
           startedAt: Date.now(),
           firstStep: 0,
         };
         this.log.info(
-          `[${label}] ${message.stage} → ${message.runDir} on backend ${message.backend} (${message.backendReason})`,
+          `[${label}] ${message.stage} → ${message.runDir} on engine ${message.engine} (${message.engineReason}), ` +
+            `backend ${message.backend} (${message.backendReason})`,
         );
         run.reportProgress?.(`${message.stage} starting`, (run.stagesStarted - 1) / run.stageCount);
         this.runs.refresh();

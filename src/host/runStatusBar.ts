@@ -1,6 +1,6 @@
 /**
- * The status bar item of running trainers: stage, step of total, ETA and the TensorFlow.js backend
- * (with why it was chosen in the tooltip). Hidden when nothing runs.
+ * The status bar item of running trainers: stage, step of total, ETA, the training engine and the
+ * TensorFlow.js backend (with why each was chosen in the tooltip). Hidden when nothing runs.
  */
 import * as vscode from 'vscode';
 
@@ -10,6 +10,9 @@ export interface RunProgress {
   readonly stage: string;
   readonly backend: string;
   readonly backendReason: string;
+  /** The training engine (`onnxruntime` or `tfjs`) and why it was chosen. */
+  readonly engine: string;
+  readonly engineReason: string;
   readonly step: number;
   readonly maxSteps: number;
   readonly startedAt: number;
@@ -42,13 +45,13 @@ export class RunStatusBar implements vscode.Disposable {
     const more = runs.length > 1 ? ` (+${runs.length - 1})` : '';
     this.item.text =
       `$(sync~spin) RLHF ${first.label} · ${first.stage} ${first.step}/` +
-      `${first.maxSteps}${eta(first, Date.now())} · ${first.backend}${more}`;
+      `${first.maxSteps}${eta(first, Date.now())} · ${first.engine} · ${first.backend}${more}`;
     this.item.tooltip = new vscode.MarkdownString(
       runs
         .map(
           (run) =>
-            `**${run.label}** — ${run.stage} step ${run.step} of ${run.maxSteps}\n\nBackend **` +
-            `${run.backend}**: ${run.backendReason}`,
+            `**${run.label}** — ${run.stage} step ${run.step} of ${run.maxSteps}\n\nEngine **` +
+            `${run.engine}**: ${run.engineReason}\n\nBackend **${run.backend}**: ${run.backendReason}`,
         )
         .join('\n\n---\n\n'),
     );

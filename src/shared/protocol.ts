@@ -48,7 +48,7 @@ export interface TrainerPongMessage {
   readonly id: number;
 }
 
-/** A stage of a run started: its run directory exists and its backend is chosen. */
+/** A stage of a run started: its run directory exists and its engine and backend are chosen. */
 export interface RunStartedMessage {
   readonly type: 'run/started';
   readonly runId: string;
@@ -56,6 +56,9 @@ export interface RunStartedMessage {
   readonly stage: string;
   readonly backend: string;
   readonly backendReason: string;
+  /** The training engine (`onnxruntime` or `tfjs`) and why; `backend` is tfjs's backend. */
+  readonly engine: string;
+  readonly engineReason: string;
   readonly maxSteps: number;
 }
 
@@ -199,8 +202,9 @@ export function parseTrainerMessage(value: unknown): TrainerToHostMessage | unde
     case 'trainer/pong':
       return typeof value.id === 'number' ? { type, id: value.id } : undefined;
     case 'run/started':
-      return ['runId', 'runDir', 'stage', 'backend', 'backendReason'].every((key) => typeof value[key] === 'string') &&
-        typeof value.maxSteps === 'number'
+      return ['runId', 'runDir', 'stage', 'backend', 'backendReason', 'engine', 'engineReason'].every(
+        (key) => typeof value[key] === 'string',
+      ) && typeof value.maxSteps === 'number'
         ? (value as unknown as RunStartedMessage)
         : undefined;
     case 'run/metrics':

@@ -6,7 +6,7 @@
  */
 import { klEstimators } from '../core';
 import { s, type Infer } from './configSchema';
-import { backendNames } from './backendNames';
+import { backendNames, engineNames } from './backendNames';
 
 /**
  * Longest run or stage name. Run ids keep the first 80 characters of a run name (newRunId) and cap
@@ -703,6 +703,18 @@ export const runConfigSchema = s.object(
         'CPU through libtensorflow (optional package).',
         'WebAssembly, always available.',
         'Plain JavaScript, slowest.',
+      ],
+    }),
+    engine: s.enum(['auto', ...engineNames], {
+      default: 'auto',
+      description:
+        'Training engine (TRL has no such field: it always trains on PyTorch). "auto" follows the ' +
+        'rlhf.defaultEngine setting (RLHF_LENS_ENGINE) and otherwise picks onnxruntime; checkpoints are the same ' +
+        'whichever engine wrote them, so a run may resume on the other.',
+      valueDescriptions: [
+        'ONNX Runtime unless rlhf.defaultEngine pins another.',
+        'ONNX Runtime: forward, loss and backward as one ONNX graph, all cores.',
+        'TensorFlow.js on the backend chosen by "backend".',
       ],
     }),
     model: modelSchema,

@@ -212,7 +212,16 @@ export function runJsonProblems(value: unknown, options: { header?: 'required' |
   fields.oneOf('status', runStatusValues, { optional });
   fields.date('started_at', { optional });
   fields.date('ended_at', { optional: true });
-  for (const key of ['stage', 'backend', 'backend_reason', 'config_file', 'error', 'last_checkpoint'])
+  for (const key of [
+    'stage',
+    'backend',
+    'backend_reason',
+    'engine',
+    'engine_reason',
+    'config_file',
+    'error',
+    'last_checkpoint',
+  ])
     fields.string(key, { optional: true });
   for (const key of ['stage_index', 'step', 'max_steps', 'parameters', 'train_examples', 'eval_examples'])
     fields.wholeNumber(key, { optional: true });

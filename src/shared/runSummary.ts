@@ -9,7 +9,7 @@ import { objectProblems, parseJsonText, runJsonProblems, runStatusValues } from 
 export const runStatuses = runStatusValues;
 export type RunStatus = (typeof runStatuses)[number];
 
-/** What every run.json has; trainers add more fields (config, backend, versions, seed, error). */
+/** What every run.json has; trainers add more fields (config, engine, backend, versions, seed, error). */
 export interface RunJson {
   readonly id: string;
   readonly name: string;
@@ -17,6 +17,7 @@ export interface RunJson {
   /** ISO 8601. */
   readonly started_at: string;
   readonly ended_at?: string;
+  readonly engine?: string;
   readonly backend?: string;
   readonly stage?: string;
   readonly error?: string;
@@ -29,6 +30,8 @@ export interface RunSummary {
   readonly status: RunStatus;
   readonly startedAt: string;
   readonly endedAt?: string;
+  /** The training engine (`onnxruntime`, `tfjs`); absent in runs written before engines could be chosen. */
+  readonly engine?: string;
   readonly backend?: string;
   readonly error?: string;
 }
@@ -72,6 +75,7 @@ export function parseRunJson(text: string, dirName: string): RunJsonParse {
       status: record.status as RunStatus,
       startedAt: record.started_at as string,
       endedAt: optionalString('ended_at'),
+      engine: optionalString('engine'),
       backend: optionalString('backend'),
       error: optionalString('error'),
     },

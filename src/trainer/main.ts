@@ -134,8 +134,8 @@ export function reportingCallbacks(host: HostChannel | undefined): {
   const callbacks: PipelineCallbacks = {
     log,
     shouldStop: () => stopRequested,
-    onStageStart: ({ runId, runDir, stage, backend, maxSteps }) => {
-      log('info', `${stage}: run ${runId} in ${runDir}`);
+    onStageStart: ({ runId, runDir, stage, backend, engine, maxSteps }) => {
+      log('info', `${stage}: run ${runId} in ${runDir} on engine ${engine.name}, backend ${backend.name}`);
       if (host)
         void host.send({
           type: 'run/started',
@@ -144,6 +144,8 @@ export function reportingCallbacks(host: HostChannel | undefined): {
           stage,
           backend: backend.name,
           backendReason: backend.reason,
+          engine: engine.name,
+          engineReason: engine.reason,
           maxSteps,
         });
       if (!host) bar = new ProgressBar(stage, maxSteps);

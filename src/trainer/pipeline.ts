@@ -23,7 +23,7 @@ import { messageOf, recordExitWhileRunning } from './run/exitGuard';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
-import { createRolloutEngine, createTrainingEngine } from './engineFactory';
+import { chooseEngine, createChosenEngine, createRolloutEngine, type EngineChoice } from './engineFactory';
 import { sentimentTask } from './tasks/sentimentTask';
 import type { TrainingEngine } from './engine/engine';
 import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageContext';
@@ -35,6 +35,7 @@ export interface PipelineCallbacks {
     runDir: string;
     stage: string;
     backend: BackendChoice;
+    engine: EngineChoice;
     maxSteps: number;
   }) => void;
   readonly onStep?: (runId: string, metrics: Readonly<Record<string, number>>, maxSteps: number) => void;
@@ -238,6 +239,8 @@ interface PipelineRun {
   readonly outputs: Outputs;
   readonly backend: BackendChoice;
   readonly engine: TrainingEngine;
+  /** Which engine `engine` is, and why it was chosen. */
+  readonly engineChoice: EngineChoice;
   readonly callbacks: PipelineCallbacks;
 }
 
@@ -269,7 +272,7 @@ async function runStageInFolder(
   isResume: boolean,
 ): Promise<StageResult> {
   const { config, configDir } = pipeline.start;
-  const { backend, callbacks } = pipeline;
+  const { backend, engineChoice, callbacks } = pipeline;
   const stage = config.stages[index];
   const stageName = stage.name ?? stage.type;
   // Killed before its first checkpoint: nothing to continue from, so the stage starts again here.
@@ -283,6 +286,8 @@ async function runStageInFolder(
     status: 'running',
     backend: backend.name,
     backend_reason: backend.reason,
+    engine: engineChoice.name,
+    engine_reason: engineChoice.reason,
     ended_at: undefined,
     error: undefined,
     ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}),
@@ -292,6 +297,7 @@ async function runStageInFolder(
     runDir: run.dir,
     stage: stageName,
     backend,
+    engine: engineChoice,
     maxSteps: plannedSteps(stage),
   });
   const result = await runStage(stage, {
@@ -373,8 +379,10 @@ export async function runPipeline(
 
   const backend = await selectBackend(requestedBackend(start.config.backend));
   callbacks.log('info', formatBackendChoice(backend));
-  const engine = createTrainingEngine(backend);
-  const pipeline: PipelineRun = { start, runsRoot, outputs, backend, engine, callbacks };
+  const engineChoice = chooseEngine(start.config.engine);
+  callbacks.log('info', `engine: ${engineChoice.name} (${engineChoice.reason})`);
+  const engine = await createChosenEngine(backend, engineChoice.name);
+  const pipeline: PipelineRun = { start, runsRoot, outputs, backend, engine, engineChoice, callbacks };
   const runs: PipelineResult['runs'] = [];
   for (let index = start.firstStage; index < start.config.stages.length; index++) {
     const stage = start.config.stages[index];

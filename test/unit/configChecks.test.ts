@@ -328,6 +328,9 @@ test('the built JSON Schema is the one runConfig.ts generates, with TRL names, d
     'wasm',
     'cpu',
   ]);
+  const engine = (schema.properties as Record<string, { enum?: string[]; default?: string }>).engine;
+  assert.deepEqual(engine.enum, ['auto', 'onnxruntime', 'tfjs']);
+  assert.equal(engine.default, 'auto');
   // Every leaf setting has a one-line effect in its hover docs.
   const undocumented: string[] = [];
   const walk = (node: Record<string, unknown>, at: string) => {
@@ -343,4 +346,24 @@ test('the built JSON Schema is the one runConfig.ts generates, with TRL names, d
     undocumented.filter((at) => !at.endsWith('.type') && !at.endsWith('.source')),
     [],
   );
+});
+
+test('"engine" takes auto, onnxruntime or tfjs (auto when left out) and refuses anything else', () => {
+  const configText = (engine: unknown) =>
+    JSON.stringify({
+      name: 'e',
+      ...(engine === undefined ? {} : { engine }),
+      model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 32 },
+      stages: [{ type: 'sft', dataset: { source: 'demo' } }],
+    });
+  for (const engine of ['auto', 'onnxruntime', 'tfjs']) {
+    const { config, problems } = readConfigText(configText(engine), environment);
+    assert.equal(config?.engine, engine, problems.map((p) => p.message).join('; '));
+  }
+  assert.equal(readConfigText(configText(undefined), environment).config?.engine, 'auto');
+  for (const engine of ['pytorch', 3]) {
+    const { config, problems } = readConfigText(configText(engine), environment);
+    assert.equal(config, undefined);
+    assert.ok(problems.some((p) => p.path.at(-1) === 'engine' && p.severity === 'error'));
+  }
 });

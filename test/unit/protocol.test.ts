@@ -46,3 +46,24 @@ test('control messages are validated in the trainer', () => {
   assert.equal(parseHostMessage({ type: 'control/ping' }), undefined);
   assert.equal(parseHostMessage({ type: 'control/format-disk' }), undefined);
 });
+
+test('run/started names the engine and the backend, each with its reason, and nothing is optional', () => {
+  const started = {
+    type: 'run/started',
+    runId: 'demo-sft-1',
+    runDir: '/runs/demo-sft-1',
+    stage: 'sft',
+    backend: 'wasm',
+    backendReason: 'the best available',
+    engine: 'onnxruntime',
+    engineReason: '"engine" is "auto"',
+    maxSteps: 250,
+  };
+  assert.deepEqual(parseTrainerMessage(started), started);
+  for (const key of ['engine', 'engineReason', 'backend', 'backendReason', 'maxSteps']) {
+    const { [key]: _dropped, ...rest } = started as Record<string, unknown>;
+    assert.equal(parseTrainerMessage(rest), undefined, `without ${key}`);
+  }
+  assert.equal(parseTrainerMessage({ ...started, engine: 1 }), undefined);
+  assert.equal(parseTrainerMessage({ ...started, engineReason: null }), undefined);
+});

@@ -403,6 +403,18 @@ test('the host reads run.json with the same validator', () => {
     ),
     { ok: false, message: 'stage_outputs.sft.checkpoint must be a string, got 7' },
   );
+  const header = '"name":"a","status":"running","started_at":"2026-01-01T00:00:00Z"';
+  const onEngine = parseRunJson(`{${header},"engine":"onnxruntime","engine_reason":"auto","backend":"wasm"}`, 'a');
+  assert.equal(onEngine.ok && onEngine.run.engine, 'onnxruntime');
+  assert.equal(onEngine.ok && onEngine.run.backend, 'wasm');
+  assert.deepEqual(parseRunJson(`{${header},"engine":3}`, 'a'), {
+    ok: false,
+    message: 'engine must be a string, got 3',
+  });
+  assert.deepEqual(parseRunJson(`{${header},"engine_reason":false}`, 'a'), {
+    ok: false,
+    message: 'engine_reason must be a string, got false',
+  });
 });
 
 test('run names become ids that stay inside the runs folder: "..", absolute paths, NUL, a 50 MB name', () => {

@@ -26,12 +26,16 @@ import {
 import { evaluatePolicy, type PolicyEvaluation } from './evaluatePolicies';
 import { dominates, frontierSvg, type FrontierPoint } from './frontierChart';
 
+/** The engine the demo's policies are evaluated on, whichever trained them (createTrainingEngine's). */
+const evaluationEngine = 'tfjs';
+
 export interface DemoReport {
   readonly mode: 'full' | 'quick';
   readonly date: string;
   readonly backend: string;
   readonly total_seconds: number;
-  readonly stages: { stage: string; run_id: string; backend: string; seconds: number }[];
+  /** `engine`: the training engine of the stage (the evaluation scores on tfjs). */
+  readonly stages: { stage: string; run_id: string; engine: string; backend: string; seconds: number }[];
   readonly reward_model: { eval_accuracy: number; eval_oracle_accuracy: number };
   readonly policies: {
     policy: string;
@@ -74,6 +78,7 @@ async function trainDemoPipeline(configFile: string, runsRoot: string, base: Pip
   const stages: DemoReport['stages'] = [];
   let stageStart = 0;
   let backend = '';
+  let engine = '';
   let backendChoice: BackendChoice | undefined;
   let stageName = '';
   const callbacks: PipelineCallbacks = {
@@ -81,13 +86,15 @@ async function trainDemoPipeline(configFile: string, runsRoot: string, base: Pip
     onStageStart: (info) => {
       stageStart = performance.now();
       backend = info.backend.name;
+      engine = info.engine.name;
       backendChoice = info.backend;
       stageName = info.stage;
       base.onStageStart?.(info);
     },
     onStageEnd: (info) => {
       base.onStageEnd?.(info);
-      stages.push({ stage: stageName, run_id: info.runId, backend, seconds: (performance.now() - stageStart) / 1000 });
+      const seconds = (performance.now() - stageStart) / 1000;
+      stages.push({ stage: stageName, run_id: info.runId, engine, backend, seconds });
     },
   };
   const result = await runPipeline({ configFile, runsRoot }, callbacks);
@@ -111,8 +118,10 @@ async function evaluateDemoPolicies(
   base.log('info', `evaluating ${1 + trained.length} policies on ${scale.evalPrompts} held-out prompts`);
   const evalStart = performance.now();
   const settings = { prompts: scale.evalPrompts, maxNewTokens: scale.maxNewTokens, seed: demoEvaluationSeed };
-  // The pipeline's backend (already set up), with the demo task's oracle scoring every policy.
-  const evaluator = { engine: createTrainingEngine(backendChoice as BackendChoice), task: sentimentTask };
+  // The pipeline's backend (already set up), with the demo task's oracle scoring every policy. Evaluation stays
+  // on tfjs whichever engine trained, so the policies of either engine are sampled and scored the same way.
+  const engine = createTrainingEngine(backendChoice as BackendChoice);
+  const evaluator = { engine, task: sentimentTask };
   const evaluations: EvaluatedPolicy[] = [
     { policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(evaluator, sft, sft, settings) },
   ];
@@ -123,7 +132,8 @@ async function evaluateDemoPolicies(
       coefficient,
       evaluation: await evaluatePolicy(evaluator, checkpointOf(stage), sft, settings),
     });
-  stages.push({ stage: 'evaluation', run_id: '', backend, seconds: (performance.now() - evalStart) / 1000 });
+  const seconds = (performance.now() - evalStart) / 1000;
+  stages.push({ stage: 'evaluation', run_id: '', engine: evaluationEngine, backend, seconds });
   return evaluations;
 }
 

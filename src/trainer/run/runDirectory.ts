@@ -34,6 +34,9 @@ export interface RunJsonFields {
   readonly seed: number;
   readonly backend?: string;
   readonly backend_reason?: string;
+  /** The training engine (`onnxruntime` or `tfjs`) and why it was chosen; the backend fields name tfjs's backend. */
+  readonly engine?: string;
+  readonly engine_reason?: string;
   readonly config: unknown;
   readonly config_file?: string;
   readonly versions: Record<string, string>;
