@@ -3,6 +3,27 @@
  * seed. mulberry32: 32-bit state, full period 2^32, fast and good enough for sampling and shuffling
  * (not for cryptography).
  */
+/** MurmurHash3's 32-bit finaliser (fmix32) constants (Appleby, MurmurHash3.cpp). */
+const FMIX32_MULTIPLIER_1 = 0x85ebca6b;
+const FMIX32_MULTIPLIER_2 = 0xc2b2ae35;
+
+/**
+ * A seed scrambled by MurmurHash3's finaliser: a bijection of the 32-bit integers (every step — xor with
+ * a right shift, multiplication by an odd constant — is invertible mod 2³²), so distinct seeds stay
+ * distinct, while neighbouring seeds land far apart. mulberry32's state advances by a constant, so
+ * `Random(s + d)` is `Random(s)`'s stream shifted by d·γ⁻¹ mod 2³² draws, a shift that can be small for
+ * seeds derived by arithmetic (s·1000 + k); scrambled seeds start the streams at unrelated points.
+ */
+export function scrambleSeed(seed: number): number {
+  let h = seed >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, FMIX32_MULTIPLIER_1);
+  h ^= h >>> 13;
+  h = Math.imul(h, FMIX32_MULTIPLIER_2);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 export class Random {
   private state: number;
 

@@ -2,8 +2,10 @@
  * Every random stream of the trainer, derived from the run's `seed` in this one place. Each stream has
  * its own derivation so that no two draw the same numbers, and each is a pure function of (seed, where
  * in the run), so a resumed run draws exactly what an uninterrupted one would. Changing any formula here
- * changes every result of every run: the values are the ones the trainer has always used.
+ * changes every result of every run: the values are the ones the trainer has always used, but for the
+ * dropout masks' (issue 15: drawn by core/random.ts for both engines, no longer by tfjs's generator).
  */
+import { scrambleSeed } from '../core/random';
 
 /** Added to the run's seed for evaluation generations: the same draws at every eval (PPO and DPO). */
 const evalGenerationOffset = 7777;
@@ -30,8 +32,12 @@ export const seeds = {
   epochShuffle: (seed: number, epoch: number) => (seed * perStepPrime + epoch) >>> 0,
   /** Dropout masks of SFT step `step`. */
   sftDropout: (seed: number, step: number) => seed * dropoutPrime + step,
-  /** The mask of the `call`-th dropout of one forward pass whose dropout seed is `forwardSeed`. */
-  dropoutMask: (forwardSeed: number, call: number) => forwardSeed * dropoutCallsPerForward + call,
+  /**
+   * The `Random` seed of the mask of the `call`-th dropout of one forward pass whose dropout seed is
+   * `forwardSeed` (model/dropoutMasks.ts): forwardSeed·1000 + call in exact 32-bit arithmetic, scrambled.
+   */
+  dropoutMask: (forwardSeed: number, call: number) =>
+    scrambleSeed(Math.imul(forwardSeed >>> 0, dropoutCallsPerForward) + call),
   /** Sampling of PPO's rollouts at step `step`. */
   rolloutSampling: (seed: number, step: number) => seed * perStepPrime + step,
   /** Minibatch order of PPO's epochs at step `step`. */

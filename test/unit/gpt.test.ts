@@ -10,6 +10,7 @@ import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { maskedNll } from '../../src/trainer/engine/tfjs/losses';
 import { tf, type Tensor } from '../../src/trainer/engine/tfjs/tfRuntime';
 import { Gpt, type KvCache } from '../../src/trainer/engine/tfjs/gpt';
+import { drawDropoutMasks, dropoutSiteShapes, type DropoutMask } from '../../src/trainer/model/dropoutMasks';
 import { countParameters, type GptConfig } from '../../src/trainer/model/gptConfig';
 
 const config: GptConfig = { vocab_size: 40, block_size: 16, n_layer: 2, n_head: 2, n_embd: 16, dropout: 0 };
@@ -398,18 +399,34 @@ test('assign with a missing or mis-shaped weight throws naming it, and changes n
   });
 });
 
-test('dropout acts only while training and is reproducible from dropoutSeed', async () => {
+test('dropout multiplies each site by its mask, in forward order, and is reproducible from its seed', async () => {
   const model = Gpt.create({ ...config, dropout: 0.2 }, { seed: 12 });
   try {
     const ids = randomIds(1, 6, 12);
-    const run = (options: { training?: boolean; dropoutSeed?: number }) =>
-      readTidy(() => model.forward(tf.tensor2d(ids, undefined, 'int32'), options).logits);
-    const evaluation = await run({});
-    assert.deepEqual(await run({ training: false, dropoutSeed: 3 }), evaluation);
-    const trained = await run({ training: true, dropoutSeed: 3 });
+    const shape = { batchSize: 1, length: 6 };
+    const run = (dropoutMasks?: readonly DropoutMask[]) =>
+      readTidy(() => model.forward(tf.tensor2d(ids, undefined, 'int32'), { dropoutMasks }).logits);
+    const evaluation = await run();
+    assert.deepEqual(await run([]), evaluation);
+    const ones = dropoutSiteShapes(model.config, shape).map((siteShape) => ({
+      shape: siteShape,
+      data: new Float32Array(siteShape.reduce((a, d) => a * d, 1)).fill(1),
+    }));
+    assert.deepEqual(await run(ones), evaluation, 'all-ones masks are the identity');
+    const trained = await run(drawDropoutMasks(model.config, shape, 3));
     assert.ok(maxAbsDiff(trained, evaluation) > 1e-3);
-    assert.deepEqual(await run({ training: true, dropoutSeed: 3 }), trained);
-    assert.ok(maxAbsDiff(await run({ training: true, dropoutSeed: 4 }), trained) > 1e-3);
+    assert.deepEqual(await run(drawDropoutMasks(model.config, shape, 3)), trained);
+    assert.ok(maxAbsDiff(await run(drawDropoutMasks(model.config, shape, 4)), trained) > 1e-3);
+    // Zeroing the last site (layer 1's MLP output) changes the logits: every mask is applied, in order.
+    const lastZeroed = ones.map((mask, site) =>
+      site === ones.length - 1 ? { ...mask, data: mask.data.map(() => 0) } : mask,
+    );
+    assert.ok(maxAbsDiff(await run(lastZeroed), evaluation) > 1e-3);
+    const forwardWith = (dropoutMasks: readonly DropoutMask[]) => () =>
+      tf.tidy(() => model.forward(tf.tensor2d(ids, undefined, 'int32'), { dropoutMasks }).logits);
+    assert.throws(forwardWith(ones.slice(1)), /dropout site 0: mask \[1, 2, 6, 6\] for a tensor \[1, 6, 16\]/);
+    assert.throws(forwardWith(ones.slice(0, -1)), /no dropout mask for dropout site 6/);
+    assert.throws(forwardWith([...ones, ones[0]]), /8 dropout masks for 7 dropout sites/);
   } finally {
     model.dispose();
   }

@@ -46,11 +46,14 @@ function causalBias(g: DiffGraph, length: number): string {
 }
 
 /**
- * The k-th dropout site's multiplier (0 or 1/keep per element; dropoutMasks.ts draws tfjs's), given its
- * shape: a graph input. Sites in gpt.ts's order: embeddings, then per layer attention probabilities,
- * attention output, MLP output.
+ * The k-th dropout site's multiplier (0 or 1/(1 − p) per element; model/dropoutMasks.ts draws them for
+ * both engines), given its shape: a graph input. Sites in gpt.ts's order: embeddings, then per layer
+ * attention probabilities, attention output, MLP output.
  */
 export type DropoutMaskInput = (site: number, shape: readonly number[]) => string;
+
+/** The graph input name of the k-th dropout site's mask. */
+export const dropoutMaskInput = (site: number) => `dropout_mask.${site}`;
 
 /** The transformer: ids int64 [B, T] → logits [B, T, V] and the hidden state after ln_f [B, T, C]. */
 export function gptForward(

@@ -8,8 +8,8 @@
 import * as ort from 'onnxruntime-node';
 import type { BradleyTerryLoss, DpoLoss, LossSpec, PpoLoss, ScoreBatch, TokenBatch } from '../engine';
 import type { GptConfig } from '../../model/gptConfig';
-import { dropoutMaskInput, dropoutMasks } from './dropoutMasks';
-import { buildLmLossGraph, lmGraphInputs } from './gptGraph';
+import { drawDropoutMasks } from '../../model/dropoutMasks';
+import { buildLmLossGraph, dropoutMaskInput, lmGraphInputs } from './gptGraph';
 import { buildPpoLossGraph, ppoGraphInputs } from './ppoGraph';
 import { bradleyTerryGraphInputs, buildBradleyTerryGraph, buildDpoGraph, dpoGraphInputs } from './preferenceGraphs';
 
@@ -55,7 +55,7 @@ export function scorePoolingFeeds(config: GptConfig, batch: ScoreBatch): { pick:
   return { pick, biasCount: batch.lengths.map((n) => (last ? 0 : n - 1)) };
 }
 
-/** SFT's loss; with a dropout seed (and dropout > 0) the masks tfjs would draw for it are fed in. */
+/** SFT's loss; with a dropout seed (and dropout > 0) its masks (model/dropoutMasks.ts, as tfjs's) are fed in. */
 function lmRun(config: GptConfig, batch: TokenBatch, dropoutSeed: number | undefined): LossRun {
   const dropout = dropoutSeed !== undefined && config.dropout > 0;
   return {
@@ -64,8 +64,9 @@ function lmRun(config: GptConfig, batch: TokenBatch, dropoutSeed: number | undef
     feeds: () => {
       const feeds: Record<string, ort.Tensor> = tokenFeeds(batch, lmGraphInputs);
       if (dropout)
-        for (const [name, mask] of dropoutMasks(config, shapeOf(batch), dropoutSeed))
-          feeds[name] = new ort.Tensor('float32', mask.data, mask.shape);
+        drawDropoutMasks(config, shapeOf(batch), dropoutSeed).forEach((mask, site) => {
+          feeds[dropoutMaskInput(site)] = new ort.Tensor('float32', mask.data, mask.shape);
+        });
       return feeds;
     },
   };

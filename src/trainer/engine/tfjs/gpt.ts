@@ -12,7 +12,7 @@ import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from '.
 import { tf, type Tensor, type Variable } from './tfRuntime';
 import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
 import { initialGptWeights } from '../../model/gptInit';
-import { seeds } from '../../seeds';
+import type { DropoutMask } from '../../model/dropoutMasks';
 
 export type { ScalarHead } from '../../model/gptConfig';
 
@@ -23,10 +23,11 @@ export interface KvCache {
 }
 
 export interface ForwardOptions {
-  /** Dropout on (only when config.dropout > 0). */
-  readonly training?: boolean;
-  /** Seed of this call's dropout masks, for reproducible training. */
-  readonly dropoutSeed?: number;
+  /**
+   * Dropout on: one multiplier per dropout site in forward order (model/dropoutMasks.ts draws them, the
+   * same for both engines); without them the forward is evaluation's.
+   */
+  readonly dropoutMasks?: readonly DropoutMask[];
   /** int32 [B, T] position of each token; defaults to P, P+1, … (left-padded batches pass their own). */
   readonly positions?: Tensor;
   /** 1 for a real token, 0 for padding, over cached and new positions: [B, P + T]. */
@@ -44,6 +45,14 @@ export interface ForwardResult {
 }
 
 const negativeInfinity = -1e9;
+
+/** Inverted dropout at one site: x · m, the mask already 0 or 1/(1 − p) (model/dropoutMasks.ts). */
+function applyDropout(x: Tensor, mask: DropoutMask | undefined, site: number): Tensor {
+  if (!mask) throw new Error(`no dropout mask for dropout site ${site}`);
+  if (mask.shape.join() !== x.shape.join())
+    throw new Error(`dropout site ${site}: mask [${mask.shape.join(', ')}] for a tensor [${x.shape.join(', ')}]`);
+  return tf.mul(x, tf.tensor(mask.data, [...mask.shape], 'float32'));
+}
 
 export class Gpt {
   readonly config: GptConfig;
@@ -150,16 +159,19 @@ export class Gpt {
 
   /** The transformer: ids int32 [B, T] → logits [B, T, V] and the final hidden state [B, T, C]. */
   forward(ids: Tensor, options: ForwardOptions = {}): ForwardResult {
-    const { n_head: heads, n_embd: width, dropout, block_size: blockSize } = this.config;
+    const { n_head: heads, n_embd: width, block_size: blockSize } = this.config;
     const [batch, length] = ids.shape as [number, number];
     const past = options.cache?.length ?? 0;
     if (past + length > blockSize)
       throw new Error(`sequence of ${past + length} positions exceeds block_size ${blockSize}`);
     const headWidth = width / heads;
-    const drop = options.training === true && dropout > 0;
-    let dropoutCall = 0;
-    const maybeDropout = (x: Tensor) =>
-      drop ? tf.dropout(x, dropout, undefined, seeds.dropoutMask(options.dropoutSeed ?? 0, dropoutCall++)) : x;
+    const masks = options.dropoutMasks ?? [];
+    let dropoutSite = 0;
+    const maybeDropout = (x: Tensor) => {
+      if (masks.length === 0) return x;
+      const site = dropoutSite++;
+      return applyDropout(x, masks[site], site);
+    };
 
     const positions =
       options.positions ?? tf.add(tf.range(past, past + length, 1, 'int32'), tf.zeros([batch, length], 'int32'));
@@ -193,6 +205,7 @@ export class Gpt {
       const fc = gelu(linear(m, this.w(`${p}.mlp.c_fc.weight`), this.w(`${p}.mlp.c_fc.bias`))); // [B, T, 4C]
       x = tf.add(x, maybeDropout(linear(fc, this.w(`${p}.mlp.c_proj.weight`), this.w(`${p}.mlp.c_proj.bias`))));
     }
+    if (dropoutSite !== masks.length) throw new Error(`${masks.length} dropout masks for ${dropoutSite} dropout sites`);
     const hidden = layerNorm(x, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias')); // [B, T, C]
     // Tied LM head: logits = hidden · wteᵀ (explicit transpose; see ops.ts).
     const logits = linear(hidden, tf.transpose(this.w('transformer.wte.weight'))); // [B, T, V]

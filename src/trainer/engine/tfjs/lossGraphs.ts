@@ -8,6 +8,7 @@ import type { BradleyTerryLoss, DpoLoss, LmLoss, LossSpec, PpoLoss } from '../en
 import { bradleyTerryLossTensor, dpoLossTensor, maskedMeanTensor, maskedNll, ppoPolicyLossTensor } from './losses';
 import { ppoValueLossTensor, tokenLogprobs } from './losses';
 import type { Gpt } from './gpt';
+import { drawDropoutMasks } from '../../model/dropoutMasks';
 import { scoreBatchTensor, tokenBatchTensors } from './sequenceTensors';
 import { tf, type Tensor } from './tfRuntime';
 
@@ -34,10 +35,9 @@ export function lossGraph(model: Gpt, spec: LossSpec): LossGraph {
 /** Mean NLL of the masked targets; dropout on when the spec gives a seed. */
 function lmLoss(model: Gpt, spec: LmLoss): Tensor {
   const { inputs, targets, mask } = tokenBatchTensors(spec.batch);
-  const forward =
-    spec.dropoutSeed === undefined
-      ? model.forward(inputs)
-      : model.forward(inputs, { training: true, dropoutSeed: spec.dropoutSeed });
+  const dropoutMasks =
+    spec.dropoutSeed === undefined ? [] : drawDropoutMasks(model.config, spec.batch, spec.dropoutSeed);
+  const forward = model.forward(inputs, { dropoutMasks });
   return maskedNll(forward.logits, targets, mask);
 }
 
