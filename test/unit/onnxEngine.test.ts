@@ -138,6 +138,14 @@ test('onnxruntime engine: one lm step with dropout gives tfjs’s loss and weigh
   const plain = (await optimizer.step({ kind: 'lm', batch }, noUpdate)).scalars.loss;
   assert.ok(Math.abs(dropped - plain) > 1e-4, `dropout changed the loss (${dropped} vs ${plain})`);
   model.dispose();
+  // The tfjs engine's mask tensors live and die within the step.
+  const tfModel = tfjs.createModel(withDropout, { heads: [], seed: 3 });
+  const tfOptimizer = tfModel.createOptimizer(adam);
+  await tfOptimizer.step({ kind: 'lm', batch, dropoutSeed: 77 }, stepOptions);
+  const tensors = tf.memory().numTensors;
+  await tfOptimizer.step({ kind: 'lm', batch, dropoutSeed: 78 }, stepOptions);
+  assert.equal(tf.memory().numTensors, tensors);
+  tfModel.dispose();
 });
 
 test('onnxruntime engine: one Bradley–Terry step gives tfjs’s scalars, scores and weights', async () => {
