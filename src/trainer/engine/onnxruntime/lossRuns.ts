@@ -55,7 +55,7 @@ export function scorePoolingFeeds(config: GptConfig, batch: ScoreBatch): { pick:
   return { pick, biasCount: batch.lengths.map((n) => (last ? 0 : n - 1)) };
 }
 
-/** SFT's loss; with a dropout seed (and dropout > 0) its masks (model/dropoutMasks.ts, as tfjs's) are fed in. */
+/** SFT's loss; with a dropout seed (and dropout > 0) the masks of model/dropoutMasks.ts are fed in, as to tfjs. */
 function lmRun(config: GptConfig, batch: TokenBatch, dropoutSeed: number | undefined): LossRun {
   const dropout = dropoutSeed !== undefined && config.dropout > 0;
   return {
