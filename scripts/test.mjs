@@ -89,6 +89,34 @@ else if (!toolsOk) notRun('vscode tests', noTools);
 else if (step('build for the extension-host suite', npm, ['run', 'build'])) nodeTests('vscode', glob('test/vscode'));
 else notRun('vscode tests', 'the rebuild for the extension-host suite failed');
 
+/**
+ * Each failing test of the layers' TAP reports, with the first lines of its error: the summary is the tail a CI log
+ * keeps, so why a test failed must be in it, not only thousands of lines above.
+ */
+function failuresFromTap(text, maxLines = 14) {
+  const lines = text.split('\n');
+  const failures = [];
+  for (let i = 0; i < lines.length; i++) {
+    const failed = /^(\s*)not ok \d+ - (.*)$/.exec(lines[i]);
+    if (!failed) continue;
+    const detail = [];
+    for (let j = i + 1; j < lines.length && !/^\s*\.\.\.$/.test(lines[j]); j++)
+      if (!/^\s*(---|duration_ms|type|location|failureType|code|stack)/.test(lines[j])) detail.push(lines[j].trim());
+    failures.push(
+      `  ✖ ${failed[2]}\n${detail
+        .slice(0, maxLines)
+        .map((line) => `      ${line}`)
+        .join('\n')}`,
+    );
+  }
+  return failures;
+}
+
+const tapFailures = readdirSync(reportDir)
+  .filter((file) => file.endsWith('.tap'))
+  .flatMap((file) => failuresFromTap(readFileSync(join(reportDir, file), 'utf8')));
+if (tapFailures.length > 0) console.log(`\n=== failing tests\n${tapFailures.join('\n')}`);
+
 console.log('\n=== summary');
 for (const { name, ok, seconds, detail } of results)
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${name} (${seconds} s)${ok ? '' : ` — ${detail}`}`);
