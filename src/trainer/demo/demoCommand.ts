@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
 import { defaultRunsFolder } from '../../shared/runsFolder';
 import type { BackendChoice } from '../engine/tfjs/backend';
-import { createTrainingEngine } from '../engineFactory';
+import { createChosenEngine } from '../engineFactory';
 import { runPipeline, type PipelineCallbacks } from '../pipeline';
 import { formatSeconds } from '../progressBar';
 import { demoEvaluationSeed } from '../seeds';
@@ -26,15 +26,18 @@ import {
 import { evaluatePolicy, type PolicyEvaluation } from './evaluatePolicies';
 import { dominates, frontierSvg, type FrontierPoint } from './frontierChart';
 
-/** The engine the demo's policies are evaluated on, whichever trained them (createTrainingEngine's). */
-const evaluationEngine = 'tfjs';
+/**
+ * The engine the demo's policies are evaluated on, whichever trained them: one engine for all, so every policy is
+ * sampled and scored the same way (ONNX Runtime: its KV-cache sampler is the faster one).
+ */
+const evaluationEngine = 'onnxruntime';
 
 export interface DemoReport {
   readonly mode: 'full' | 'quick';
   readonly date: string;
   readonly backend: string;
   readonly total_seconds: number;
-  /** `engine`: the training engine of the stage (the evaluation scores on tfjs). */
+  /** `engine`: the training engine of the stage (the evaluation's: `evaluationEngine`). */
   readonly stages: { stage: string; run_id: string; engine: string; backend: string; seconds: number }[];
   readonly reward_model: { eval_accuracy: number; eval_oracle_accuracy: number };
   readonly policies: {
@@ -118,9 +121,8 @@ async function evaluateDemoPolicies(
   base.log('info', `evaluating ${1 + trained.length} policies on ${scale.evalPrompts} held-out prompts`);
   const evalStart = performance.now();
   const settings = { prompts: scale.evalPrompts, maxNewTokens: scale.maxNewTokens, seed: demoEvaluationSeed };
-  // The pipeline's backend (already set up), with the demo task's oracle scoring every policy. Evaluation stays
-  // on tfjs whichever engine trained, so the policies of either engine are sampled and scored the same way.
-  const engine = createTrainingEngine(backendChoice as BackendChoice);
+  // One engine whichever trained (evaluationEngine), with the demo task's oracle scoring every policy.
+  const engine = await createChosenEngine(backendChoice as BackendChoice, evaluationEngine);
   const evaluator = { engine, task: sentimentTask };
   const evaluations: EvaluatedPolicy[] = [
     { policy: 'SFT', family: 'SFT', evaluation: await evaluatePolicy(evaluator, sft, sft, settings) },
