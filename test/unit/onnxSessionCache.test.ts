@@ -169,7 +169,7 @@ test('length buckets: evaluate and scores on a padded batch give the unpadded ou
   exact.dispose();
 });
 
-test('session cache: keeps its capacity, releases the evicted session, and a rebuilt one gives the same loss', async () => {
+test('session cache: keeps its capacity, releases what it evicts, a rebuilt session gives the same loss', async () => {
   const model = new OnnxEngine(undefined, {}, { maxCachedSessions: 2 }).createModel(config, { heads: [], seed: 3 });
   const lossOf = async (length: number) => {
     const run = lossRun(config, { kind: 'lm', batch: batchOf(2, length, 4) }, model.lossRunOptions);

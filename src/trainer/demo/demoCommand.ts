@@ -87,7 +87,7 @@ async function trainDemoPipeline(configFile: string, runsRoot: string, base: Pip
       stageStart = performance.now();
       backend = info.backend.name;
       engine = info.engine.name;
-      backendChoice = info.backend;
+      backendChoice = info.tfjsBackend;
       stageName = info.stage;
       base.onStageStart?.(info);
     },
@@ -133,7 +133,13 @@ async function evaluateDemoPolicies(
       evaluation: await evaluatePolicy(evaluator, checkpointOf(stage), sft, settings),
     });
   const seconds = (performance.now() - evalStart) / 1000;
-  stages.push({ stage: 'evaluation', run_id: '', engine: evaluationEngine, backend, seconds });
+  stages.push({
+    stage: 'evaluation',
+    run_id: '',
+    engine: evaluationEngine,
+    backend: backendChoice?.name ?? backend,
+    seconds,
+  });
   return evaluations;
 }
 

@@ -35,6 +35,7 @@ import { buildEvaluateGraph, buildScoreGraph } from './forwardGraphs';
 import { gradientOutput, lmGraphInputs } from './gptGraph';
 import { bucketLength, padScoreBatch, padTokenBatch, trimOutput, type TimeAxis } from './lengthBuckets';
 import { floatTensor, int64Tensor, lossRun, scorePoolingFeeds, type LossRunOptions } from './lossRuns';
+import { onnxThreadSetting } from './onnxThreads';
 import { MAX_CACHED_SESSIONS, SessionCache, type BuiltGraph, type SessionCacheStats } from './sessionCache';
 import { bradleyTerryGraphInputs } from './preferenceGraphs';
 
@@ -74,18 +75,26 @@ export class OnnxEngine implements TrainingEngine {
   readonly name = 'onnxruntime';
   /** ONNX Runtime's execution provider: onnxruntime-node runs on the CPU one. */
   readonly backend = 'cpu';
+  readonly backendReason: string;
   private readonly options: OnnxModelOptions & OnnxCacheOptions;
 
   /**
-   * `sessionOptions` go to every session the engine's models create; absent, the engine's thread setting
-   * (onnxThreads.ts) applies; `{}` is onnxruntime's own defaults (all cores).
+   * `sessionOptions` go to every session the engine's models create; absent, the thread setting of
+   * onnxThreads.ts (1 intra-op thread, or RLHF_LENS_ORT_THREADS) applies; `{}` is onnxruntime's own defaults.
    */
   constructor(
     private readonly samplerFactory?: EngineSamplerFactory,
     sessionOptions?: ort.InferenceSession.SessionOptions,
     cacheOptions: Partial<OnnxCacheOptions> = {},
   ) {
-    this.options = { ...defaultOnnxModelOptions, ...cacheOptions, sessionOptions: sessionOptions ?? {} };
+    const provider = "onnxruntime-node's CPU execution provider";
+    if (sessionOptions) this.backendReason = `${provider}, session options ${JSON.stringify(sessionOptions)}`;
+    else {
+      const threads = onnxThreadSetting();
+      this.backendReason = `${provider}, ${threads.description}: ${threads.reason}`;
+      sessionOptions = threads.sessionOptions;
+    }
+    this.options = { ...defaultOnnxModelOptions, ...cacheOptions, sessionOptions };
   }
 
   createModel(config: GptConfig, options: CreateModelOptions): OnnxModel {
