@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { configFileChecks, formatConfigProblem, locatePath, readConfigText } from '../shared/configFile';
 import { UserError, UserErrors, userErrorFromFileSystem } from '../shared/userError';
-import { assertStageFits, likelyBackend } from './memoryGuard';
+import { assertStageFits, likelyBackend, memoryTarget } from './memoryGuard';
 import { backendNames } from '../shared/backendNames';
 import { defaultRunsFolder } from '../shared/runsFolder';
 import type { RunConfig, StageConfig } from '../shared/runConfig';
@@ -89,10 +89,10 @@ export function loadRunConfig(configFile: string, log?: (level: LogLevel, messag
   for (const warning of problems.filter((problem) => problem.severity === 'warning'))
     log?.('warn', formatConfigProblem(configFile, warning));
   // Each stage is checked again before it starts, against the backend actually chosen.
-  const backend = likelyBackend(requestedBackend(config.backend));
+  const target = memoryTarget(chooseEngine(config.engine).name, likelyBackend(requestedBackend(config.backend)));
   const locate = (at: (string | number)[]) => ({ file: configFile, ...locatePath(text, at) });
   config.stages.forEach((_, index) =>
-    assertStageFits(config, index, backend, { configDir: path.dirname(path.resolve(configFile)), locate }),
+    assertStageFits(config, index, target, { configDir: path.dirname(path.resolve(configFile)), locate }),
   );
   return config;
 }
@@ -348,7 +348,7 @@ async function runPipelineStage(
   const isResume = resumed !== undefined && index === firstStage;
   // Before its run folder is written; the error names the file the config came from.
   const configSource = resumed ? path.join(resumed.dir, 'run.json') : configFile;
-  assertStageFits(config, index, pipeline.backend.name, {
+  assertStageFits(config, index, memoryTarget(pipeline.engineChoice.name, pipeline.backend.name), {
     configDir,
     locate: configSource ? () => ({ file: configSource }) : undefined,
   });

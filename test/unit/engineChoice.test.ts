@@ -53,15 +53,16 @@ test('the factory makes the chosen engine; the backend recorded is the one the e
 test('ONNX Runtime threads: 1 intra-op thread by default, RLHF_LENS_ORT_THREADS overrides, 0 is onnxruntime’s own', () => {
   assert.equal(DEFAULT_INTRA_OP_THREADS, 1);
   const byDefault = onnxThreadSetting({});
-  assert.deepEqual(byDefault.sessionOptions, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const withoutArena = { enableCpuMemArena: false };
+  assert.deepEqual(byDefault.sessionOptions, { intraOpNumThreads: 1, interOpNumThreads: 1, ...withoutArena });
   assert.equal(byDefault.description, '1 intra-op thread');
   assert.match(byDefault.reason, /RLHF_LENS_ORT_THREADS unset/);
   const four = onnxThreadSetting({ [ortThreadsEnvironmentVariable]: ' 4 ' });
-  assert.deepEqual(four.sessionOptions, { intraOpNumThreads: 4, interOpNumThreads: 1 });
+  assert.deepEqual(four.sessionOptions, { intraOpNumThreads: 4, interOpNumThreads: 1, ...withoutArena });
   assert.equal(four.description, '4 intra-op threads');
   assert.equal(four.reason, 'RLHF_LENS_ORT_THREADS is "4"');
   const ortDefault = onnxThreadSetting({ [ortThreadsEnvironmentVariable]: '0' });
-  assert.deepEqual(ortDefault.sessionOptions, {});
+  assert.deepEqual(ortDefault.sessionOptions, withoutArena);
   assert.match(ortDefault.description, /onnxruntime's default threads/);
   for (const unusable of ['two', '-1', '1.5']) {
     const ignored = onnxThreadSetting({ [ortThreadsEnvironmentVariable]: unusable });

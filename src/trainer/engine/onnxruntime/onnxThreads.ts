@@ -5,6 +5,11 @@
  * re-measured for issue 15, see the notes), because the graphs are small and the spinning threads compete
  * with the sampler, the other processes and each other. RLHF_LENS_ORT_THREADS overrides it for machines
  * where more threads pay: a positive integer is the intra-op thread count, 0 is onnxruntime's default.
+ *
+ * Every setting also turns the CPU memory arena off. With it on, each session keeps the peak of its runs
+ * allocated, and a model keeps up to MAX_CACHED_SESSIONS sessions (one per length bucket and kind): 4×128,
+ * T 128, batch 16, four bucket sessions held +1387 MB RSS with the arena and +216 MB without, at the same
+ * step time within the noise (interleaved rounds, 2 shared cores: lm 19.4 vs 19.2 ms, ppo 20.3 vs 19.5 ms).
  */
 import type * as ort from 'onnxruntime-node';
 
@@ -13,6 +18,8 @@ export const ortThreadsEnvironmentVariable = 'RLHF_LENS_ORT_THREADS';
 export const DEFAULT_INTRA_OP_THREADS = 1;
 /** Ops run one after another: the graphs are chains, an inter-op pool would only add threads. */
 const INTER_OP_THREADS = 1;
+/** Intermediates are freed after each run instead of kept in a per-session arena (see above). */
+const WITHOUT_ARENA = { enableCpuMemArena: false } as const;
 
 export interface OnnxThreadSetting {
   readonly sessionOptions: ort.InferenceSession.SessionOptions;
@@ -26,7 +33,7 @@ const threadsOf = (count: number) => `${count} intra-op thread${count === 1 ? ''
 
 function fixed(count: number, reason: string): OnnxThreadSetting {
   return {
-    sessionOptions: { intraOpNumThreads: count, interOpNumThreads: INTER_OP_THREADS },
+    sessionOptions: { intraOpNumThreads: count, interOpNumThreads: INTER_OP_THREADS, ...WITHOUT_ARENA },
     description: threadsOf(count),
     reason,
   };
@@ -40,7 +47,7 @@ export function onnxThreadSetting(env: NodeJS.ProcessEnv = process.env): OnnxThr
   const count = /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (count === 0)
     return {
-      sessionOptions: {},
+      sessionOptions: { ...WITHOUT_ARENA },
       description: "onnxruntime's default threads (one per core)",
       reason: `${ortThreadsEnvironmentVariable} is "0"`,
     };
