@@ -50,7 +50,7 @@ test('the factory makes the chosen engine; the backend recorded is the one the e
   assert.deepEqual(runBackend(tfjs, backend), { name: 'wasm', reason: backend.reason });
 });
 
-test('ONNX Runtime threads: 1 intra-op thread by default, RLHF_LENS_ORT_THREADS overrides, 0 is onnxruntime’s own', () => {
+test('ONNX Runtime threads: 1 intra-op thread by default, RLHF_LENS_ORT_THREADS overrides, 0: onnxruntime’s', () => {
   assert.equal(DEFAULT_INTRA_OP_THREADS, 1);
   const byDefault = onnxThreadSetting({});
   const withoutArena = { enableCpuMemArena: false };
