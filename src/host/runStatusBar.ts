@@ -1,6 +1,7 @@
 /**
- * The status bar item of running trainers: stage, step of total, ETA, the training engine and the
- * TensorFlow.js backend (with why each was chosen in the tooltip). Hidden when nothing runs.
+ * The status bar item of running trainers: stage, step of total, ETA, the training engine and the backend
+ * it computes on (ONNX Runtime's execution provider, `cpu`, or tfjs's backend), with why each was chosen
+ * in the tooltip, e.g. `RLHF tiny · sft 12/400 · 5s left · onnxruntime · cpu`. Hidden when nothing runs.
  */
 import * as vscode from 'vscode';
 

@@ -57,6 +57,21 @@ export async function createChosenEngine(backend: BackendChoice, engine: EngineN
   return new OnnxEngine(onnxEngineSampler);
 }
 
+/** The compute backend a run records (run.json's `backend`), logs and shows (the status bar), and why. */
+export interface RunBackend {
+  readonly name: string;
+  readonly reason: string;
+}
+
+/**
+ * What the engine computes on: ONNX Runtime names its own (its execution provider, with the threads in the
+ * reason); tfjs runs on the TensorFlow.js backend the pipeline selected.
+ */
+export function runBackend(engine: TrainingEngine, tfjsBackend: BackendChoice): RunBackend {
+  if (engine.backendReason !== undefined) return { name: engine.backend, reason: engine.backendReason };
+  return { name: tfjsBackend.name, reason: tfjsBackend.reason };
+}
+
 export const createRolloutEngine: RolloutEngineFactory = async (kind, models) => {
   if (kind === 'onnx') {
     const { OnnxRolloutEngine } = await import('./onnx/onnxRolloutEngine');

@@ -2,8 +2,8 @@
  * Memory guard: before a stage starts (and before any run folder is written), estimates the bytes
  * the stage needs — parameters, gradients, AdamW's two moments, the frozen reference and reward
  * models it loads, and the activations autograd keeps for one batch — and refuses a config that
- * cannot fit: wasm's 4 GiB linear memory, or the machine's free memory for the other backends.
- * The refusal gives the estimate and the largest batch (or model) that fits.
+ * cannot fit: wasm's 4 GiB linear memory, or the machine's free memory for the other backends and for
+ * ONNX Runtime (native memory). The refusal gives the estimate and the largest batch (or model) that fits.
  *
  * The activation model (float32, no activation checkpointing, as tfjs's tape keeps every
  * intermediate of the forward pass until the backward pass has used it), per sequence of T tokens:
@@ -18,11 +18,20 @@
  *   4×256, T 256, b16 and 6×384, T 128, b32: estimates over 4 GiB; both ran out of wasm memory.
  * Inference (sampling with a KV cache, scoring without grads) keeps one layer's intermediates at a time plus
  * the cache.
+ *
+ * ONNX Runtime: not derived from its gradient graph's tensor sizes but measured. Its sessions run without the
+ * CPU memory arena (onnxThreads.ts), so a step's intermediates are freed when the step ends and its planner
+ * frees each one after its last use. Peak RSS over the process's baseline of real lm steps (1 thread, one
+ * session; graph building, session and weights included) against the tfjs estimate's activations above:
+ *   2×64, T 64, b16: 72 MB vs 123 MB;  4×128, T 128, b16: 354 MB vs 840 MB (4 cached sessions);
+ *   2×64 (8 heads), T 256, b16: 290 MB vs 1164 MB;  T 512: 775 MB vs 3864 MB.
+ * So ONNX Runtime's training activations are taken as onnxActivationShare of tfjs's: the largest measured
+ * ratio (0.59) with a margin. Its inference (the KV-cache sampler) is taken as tfjs's, unmeasured.
  */
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { BackendName } from '../shared/backendNames';
+import type { BackendName, EngineName } from '../shared/backendNames';
 import type { ModelConfig, RunConfig, StageConfig } from '../shared/runConfig';
 import { UserError } from '../shared/userError';
 
@@ -50,6 +59,15 @@ export const backwardFactor = 1.5;
 export const baseBytes = 48 * 2 ** 20;
 /** wasm32's linear memory. */
 export const wasmLimitBytes = 4 * 2 ** 30;
+/** ONNX Runtime's training activations as a share of the tfjs estimate (measured; see the header). */
+export const onnxActivationShare = 0.75;
+
+/** What a stage is checked against: ONNX Runtime (native memory), or the tfjs backend it runs on. */
+export type MemoryTarget = BackendName | 'onnxruntime';
+
+/** The target of a run on `engine` (tfjs runs on `backend`). */
+export const memoryTarget = (engine: EngineName, backend: BackendName): MemoryTarget =>
+  engine === 'onnxruntime' ? 'onnxruntime' : backend;
 
 export function parameterCount(shape: ModelShape): number {
   const { n_layer: L, n_embd: C, block_size: T, vocab_size: V } = shape;
@@ -58,10 +76,16 @@ export function parameterCount(shape: ModelShape): number {
 }
 
 /** Bytes autograd needs for one training batch of `batch` sequences of `length` tokens. */
-export function trainingActivationBytes(shape: ModelShape, batch: number, length = shape.block_size): number {
+export function trainingActivationBytes(
+  shape: ModelShape,
+  batch: number,
+  length = shape.block_size,
+  engine: EngineName = 'tfjs',
+): number {
   const { n_layer: L, n_head: H, n_embd: C, vocab_size: V } = shape;
   const perToken = L * (activationPerLayerWidth * C + attentionCopies * H * length) + logitCopies * V;
-  return backwardFactor * bytesPerFloat * batch * length * perToken;
+  const share = engine === 'onnxruntime' ? onnxActivationShare : 1;
+  return share * backwardFactor * bytesPerFloat * batch * length * perToken;
 }
 
 /** Bytes of sampling or scoring `batch` sequences without gradients (one layer live at a time, plus the KV cache). */
@@ -144,6 +168,7 @@ export function estimateStageMemory(
   config: RunConfig,
   shape: ModelShape,
   batch?: number,
+  engine: EngineName = 'tfjs',
 ): MemoryEstimate {
   const { field, batch: configured, sequences } = batchShape(stage, config);
   const b = batch ?? configured;
@@ -154,7 +179,7 @@ export function estimateStageMemory(
     weights: parameters * (trained + frozen),
     'gradients and AdamW state': parameters * 3 * trained,
     activations: Math.max(
-      trained > 0 ? trainingActivationBytes(shape, train) : 0,
+      trained > 0 ? trainingActivationBytes(shape, train, shape.block_size, engine) : 0,
       inferenceActivationBytes(shape, inference),
     ),
     runtime: baseBytes,
@@ -165,19 +190,23 @@ export function estimateStageMemory(
 export interface MemoryBudget {
   readonly bytes: number;
   readonly what: string;
+  /** Whose activation model the estimate uses. */
+  readonly engine: EngineName;
 }
 
-/** What a backend can use: wasm's 4 GiB linear memory, or the machine's free memory. */
-export function memoryBudget(backend: BackendName, freeBytes = os.freemem()): MemoryBudget {
-  if (backend === 'wasm')
+/** What a target can use: wasm's 4 GiB linear memory, or the machine's free memory (ONNX Runtime, native tfjs). */
+export function memoryBudget(target: MemoryTarget, freeBytes = os.freemem()): MemoryBudget {
+  const engine = target === 'onnxruntime' ? 'onnxruntime' : 'tfjs';
+  if (target === 'wasm')
     return {
       bytes: Math.min(wasmLimitBytes, freeBytes),
       what:
         wasmLimitBytes <= freeBytes
           ? "the wasm backend's 4 GiB of memory"
           : `this machine's free memory (${formatBytes(freeBytes)})`,
+      engine,
     };
-  return { bytes: freeBytes, what: `this machine's free memory (${formatBytes(freeBytes)})` };
+  return { bytes: freeBytes, what: `this machine's free memory (${formatBytes(freeBytes)})`, engine };
 }
 
 export function formatBytes(bytes: number): string {
@@ -215,13 +244,14 @@ export function checkStageMemory(
   budget: MemoryBudget,
 ): MemoryRefusal | undefined {
   const stage = config.stages[stageIndex];
-  const estimate = estimateStageMemory(stage, config, shape);
+  const { engine } = budget;
+  const estimate = estimateStageMemory(stage, config, shape, undefined, engine);
   if (estimate.bytes <= budget.bytes) return undefined;
   const parts = Object.entries(estimate.parts)
     .map(([name, bytes]) => `${name} ${formatBytes(bytes)}`)
     .join(', ');
   const message = `needs about ${formatBytes(estimate.bytes)} (${parts}), more than ${budget.what}`;
-  const fitsBatch = (b: number) => estimateStageMemory(stage, config, shape, b).bytes <= budget.bytes;
+  const fitsBatch = (b: number) => estimateStageMemory(stage, config, shape, b, engine).bytes <= budget.bytes;
   if (estimate.batchField) {
     const batch = largest(estimate.batch, fitsBatch);
     // PPO's batch must stay a multiple of its minibatches.
@@ -242,7 +272,7 @@ export function checkStageMemory(
       : 1
     : estimate.batch;
   const fitsShape = (changed: Partial<ModelShape>) =>
-    estimateStageMemory(stage, config, { ...shape, ...changed }, smallest).bytes <= budget.bytes;
+    estimateStageMemory(stage, config, { ...shape, ...changed }, smallest, engine).bytes <= budget.bytes;
   const layers = largest(shape.n_layer, (n) => fitsShape({ n_layer: n }));
   const context = largest(shape.block_size, (n) => n >= 8 && fitsShape({ block_size: n }));
   const ways = [
@@ -267,11 +297,11 @@ export function configShape(model: ModelConfig, vocabSize: number): ModelShape {
   };
 }
 
-/** Throws a UserError when stage `stageIndex` cannot fit the memory of `backend` (see checkStageMemory). */
+/** Throws a UserError when stage `stageIndex` cannot fit the memory of `target` (see checkStageMemory). */
 export function assertStageFits(
   config: RunConfig,
   stageIndex: number,
-  backend: BackendName,
+  target: MemoryTarget,
   options: {
     configDir?: string;
     freeBytes?: number;
@@ -287,7 +317,7 @@ export function assertStageFits(
   const shape = stageModelShape(config, stageIndex, (reference) =>
     readCheckpointShape(path.resolve(configDir, reference)),
   );
-  const refusal = checkStageMemory(config, stageIndex, shape, memoryBudget(backend, options.freeBytes));
+  const refusal = checkStageMemory(config, stageIndex, shape, memoryBudget(target, options.freeBytes));
   if (refusal)
     throw new UserError(refusal.message, {
       ...options.locate?.(refusal.path),

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { configFileChecks, formatConfigProblem, locatePath, readConfigText } from '../shared/configFile';
 import { UserError, UserErrors, userErrorFromFileSystem } from '../shared/userError';
-import { assertStageFits, likelyBackend } from './memoryGuard';
+import { assertStageFits, likelyBackend, memoryTarget } from './memoryGuard';
 import { backendNames } from '../shared/backendNames';
 import { defaultRunsFolder } from '../shared/runsFolder';
 import type { RunConfig, StageConfig } from '../shared/runConfig';
@@ -23,7 +23,14 @@ import { messageOf, recordExitWhileRunning } from './run/exitGuard';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
-import { chooseEngine, createChosenEngine, createRolloutEngine, type EngineChoice } from './engineFactory';
+import {
+  chooseEngine,
+  createChosenEngine,
+  createRolloutEngine,
+  runBackend,
+  type EngineChoice,
+  type RunBackend,
+} from './engineFactory';
 import { sentimentTask } from './tasks/sentimentTask';
 import type { TrainingEngine } from './engine/engine';
 import type { LogLevel, StageContext, StageOutputs, StageResult } from './stageContext';
@@ -34,7 +41,10 @@ export interface PipelineCallbacks {
     runId: string;
     runDir: string;
     stage: string;
-    backend: BackendChoice;
+    /** What the stage computes on (ONNX Runtime's execution provider, or tfjs's backend). */
+    backend: RunBackend;
+    /** The TensorFlow.js backend set up for this process (what the demo's evaluation runs on). */
+    tfjsBackend: BackendChoice;
     engine: EngineChoice;
     maxSteps: number;
   }) => void;
@@ -79,10 +89,10 @@ export function loadRunConfig(configFile: string, log?: (level: LogLevel, messag
   for (const warning of problems.filter((problem) => problem.severity === 'warning'))
     log?.('warn', formatConfigProblem(configFile, warning));
   // Each stage is checked again before it starts, against the backend actually chosen.
-  const backend = likelyBackend(requestedBackend(config.backend));
+  const target = memoryTarget(chooseEngine(config.engine).name, likelyBackend(requestedBackend(config.backend)));
   const locate = (at: (string | number)[]) => ({ file: configFile, ...locatePath(text, at) });
   config.stages.forEach((_, index) =>
-    assertStageFits(config, index, backend, { configDir: path.dirname(path.resolve(configFile)), locate }),
+    assertStageFits(config, index, target, { configDir: path.dirname(path.resolve(configFile)), locate }),
   );
   return config;
 }
@@ -237,7 +247,10 @@ interface PipelineRun {
   readonly runsRoot: string;
   /** Outputs of the stages run so far, by stage name. */
   readonly outputs: Outputs;
+  /** The TensorFlow.js backend selected (the tfjs engine's; the demo's evaluation runs on it either way). */
   readonly backend: BackendChoice;
+  /** What the chosen engine computes on, as recorded and shown. */
+  readonly ranOn: RunBackend;
   readonly engine: TrainingEngine;
   /** Which engine `engine` is, and why it was chosen. */
   readonly engineChoice: EngineChoice;
@@ -272,7 +285,7 @@ async function runStageInFolder(
   isResume: boolean,
 ): Promise<StageResult> {
   const { config, configDir } = pipeline.start;
-  const { backend, engineChoice, callbacks } = pipeline;
+  const { backend, ranOn, engineChoice, callbacks } = pipeline;
   const stage = config.stages[index];
   const stageName = stage.name ?? stage.type;
   // Killed before its first checkpoint: nothing to continue from, so the stage starts again here.
@@ -284,8 +297,8 @@ async function runStageInFolder(
   if (isResume) run.keepFailureReserve();
   run.update({
     status: 'running',
-    backend: backend.name,
-    backend_reason: backend.reason,
+    backend: ranOn.name,
+    backend_reason: ranOn.reason,
     engine: engineChoice.name,
     engine_reason: engineChoice.reason,
     ended_at: undefined,
@@ -296,7 +309,8 @@ async function runStageInFolder(
     runId: run.id,
     runDir: run.dir,
     stage: stageName,
-    backend,
+    backend: ranOn,
+    tfjsBackend: backend,
     engine: engineChoice,
     maxSteps: plannedSteps(stage),
   });
@@ -334,7 +348,7 @@ async function runPipelineStage(
   const isResume = resumed !== undefined && index === firstStage;
   // Before its run folder is written; the error names the file the config came from.
   const configSource = resumed ? path.join(resumed.dir, 'run.json') : configFile;
-  assertStageFits(config, index, pipeline.backend.name, {
+  assertStageFits(config, index, memoryTarget(pipeline.engineChoice.name, pipeline.backend.name), {
     configDir,
     locate: configSource ? () => ({ file: configSource }) : undefined,
   });
@@ -378,11 +392,14 @@ export async function runPipeline(
   if (!start) return { runs: [], stopped: false };
 
   const backend = await selectBackend(requestedBackend(start.config.backend));
-  callbacks.log('info', formatBackendChoice(backend));
   const engineChoice = chooseEngine(start.config.engine);
-  callbacks.log('info', `engine: ${engineChoice.name} (${engineChoice.reason})`);
   const engine = await createChosenEngine(backend, engineChoice.name);
-  const pipeline: PipelineRun = { start, runsRoot, outputs, backend, engine, engineChoice, callbacks };
+  const ranOn = runBackend(engine, backend);
+  // tfjs's choice is logged on every run: the demo's evaluation runs on it whichever engine trains.
+  callbacks.log('info', `${engineChoice.name === 'tfjs' ? '' : 'tfjs '}${formatBackendChoice(backend)}`);
+  callbacks.log('info', `engine: ${engineChoice.name} (${engineChoice.reason})`);
+  if (engineChoice.name !== 'tfjs') callbacks.log('info', `backend ${ranOn.name}: ${ranOn.reason}`);
+  const pipeline: PipelineRun = { start, runsRoot, outputs, backend, ranOn, engine, engineChoice, callbacks };
   const runs: PipelineResult['runs'] = [];
   for (let index = start.firstStage; index < start.config.stages.length; index++) {
     const stage = start.config.stages[index];

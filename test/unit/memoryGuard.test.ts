@@ -1,7 +1,10 @@
 // The memory guard's estimator: its parameter count is the real model's, its activation estimate
 // tracks a real training step's wasm heap, and its refusals name the estimate and the largest batch
-// (or model) that fits — which itself fits, while one more does not.
+// (or model) that fits — which itself fits, while one more does not. ONNX Runtime is held to the machine's
+// free memory with its own (measured) activation share, and its estimate bounds a real step's peak RSS.
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { validate } from '../../src/shared/configSchema';
 import { runConfigSchema, type RunConfig } from '../../src/shared/runConfig';
@@ -17,6 +20,8 @@ import {
   checkStageMemory,
   estimateStageMemory,
   memoryBudget,
+  memoryTarget,
+  onnxActivationShare,
   parameterCount,
   stageModelShape,
   trainingActivationBytes,
@@ -227,3 +232,47 @@ test(
     }
   },
 );
+
+test("ONNX Runtime is held to the machine's free memory, not wasm's 4 GiB, with its smaller activation share", () => {
+  assert.equal(memoryTarget('onnxruntime', 'wasm'), 'onnxruntime');
+  assert.equal(memoryTarget('tfjs', 'wasm'), 'wasm');
+  // The T 512 calibration shape: over wasm's 4 GiB on tfjs, so refused there; it fits ONNX Runtime's budget.
+  const c = config({ n_layer: 2, n_head: 8, n_embd: 64, block_size: 512 }, [
+    { type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 24 },
+  ]);
+  assert.ok(checkStageMemory(c, 0, shapeOf(c), memoryBudget('wasm', plenty)), 'refused on wasm');
+  const onnx = memoryBudget('onnxruntime', plenty);
+  assert.deepEqual(onnx, { bytes: plenty, what: "this machine's free memory (512.0 GiB)", engine: 'onnxruntime' });
+  assert.equal(checkStageMemory(c, 0, shapeOf(c), onnx), undefined);
+  const tfjs = estimateStageMemory(c.stages[0], c, shapeOf(c));
+  const ort = estimateStageMemory(c.stages[0], c, shapeOf(c), undefined, 'onnxruntime');
+  assert.equal(ort.parts.activations, onnxActivationShare * tfjs.parts.activations);
+  assert.equal(ort.parts.weights, tfjs.parts.weights);
+  // With 3 GiB free, both are refused; ONNX Runtime's fitting batch is at least tfjs's on a native backend.
+  const free = 3 * 2 ** 30;
+  const fitting = (target: 'onnxruntime' | 'tfjs-node') => {
+    const refusal = checkStageMemory(c, 0, shapeOf(c), memoryBudget(target, free));
+    assert.ok(refusal, target);
+    return Number(/the largest per_device_train_batch_size that fits is (\d+)/.exec(refusal.hint)?.[1]);
+  };
+  assert.ok(fitting('onnxruntime') > fitting('tfjs-node'), `${fitting('onnxruntime')} vs ${fitting('tfjs-node')}`);
+  assert.throws(() => assertStageFits(c, 0, 'onnxruntime', { freeBytes: free }), /this machine's free memory/);
+  assert.doesNotThrow(() => assertStageFits(c, 0, 'onnxruntime', { freeBytes: plenty }));
+});
+
+test('calibration: the ONNX Runtime estimate of a real training step bounds its peak RSS, within 4×', (t) => {
+  const shape: ModelShape = { n_layer: 2, n_head: 8, n_embd: 64, block_size: 256, vocab_size: 512 };
+  const batchSize = 16;
+  const c = config({ n_layer: 2, n_head: 8, n_embd: 64, block_size: 256 }, [
+    { type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: batchSize },
+  ]);
+  const probe = path.join(__dirname, 'onnxMemoryProbe.ts');
+  const output = execFileSync(process.execPath, ['--import', 'tsx', probe, JSON.stringify({ shape, batchSize })], {
+    encoding: 'utf8',
+  });
+  const peak = Number(output.trim());
+  const estimate = estimateStageMemory(c.stages[0], c, shape, undefined, 'onnxruntime').bytes;
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+  t.diagnostic(`estimate ${mib(estimate)} MiB, peak RSS over the baseline ${mib(peak)} MiB`);
+  assert.ok(peak > 0 && estimate >= peak && estimate <= 4 * peak, `estimate ${mib(estimate)}, peak ${mib(peak)} MiB`);
+});

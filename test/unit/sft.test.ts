@@ -80,7 +80,9 @@ test('SFT on the demo corpus brings eval loss far below the unigram baseline', a
   const runJson = JSON.parse(readFileSync(path.join(runs[0].runDir, 'run.json'), 'utf8'));
   const last = metricsOf(runs[0].runDir).at(-1) as Record<string, number>;
   assert.equal(runJson.status, 'completed');
-  assert.equal(runJson.backend, 'wasm');
+  // The config leaves "engine" at "auto": ONNX Runtime, on its CPU execution provider.
+  assert.equal(runJson.engine, 'onnxruntime');
+  assert.equal(runJson.backend, 'cpu');
   assert.ok(
     last['loss/eval'] < 0.5 * runJson.unigram_eval_loss,
     `eval loss ${last['loss/eval']} vs unigram ${runJson.unigram_eval_loss}`,

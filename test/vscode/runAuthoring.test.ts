@@ -284,7 +284,7 @@ test(
           () => undefined,
         );
         const status = page.locator('.part.statusbar .statusbar-item', {
-          hasText: /RLHF ui-tiny · sft \d+\/3000 .*· wasm/,
+          hasText: /RLHF ui-tiny · sft \d+\/3000 .*· onnxruntime · cpu/,
         });
         await status.waitFor({ timeout: 60_000 });
         const row = page.locator('.part.sidebar .monaco-list-row', {

@@ -146,7 +146,9 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
     // comes from the extension host, so once it shows, the host knows the open editor.
     await page.locator('.codelens-decoration', { hasText: 'Start run' }).waitFor({ timeout: 30_000 });
     await runCommand(page, 'RLHF: Start Run');
-    const item = page.locator('.part.statusbar .statusbar-item', { hasText: /RLHF tiny · sft \d+\/400 .*· wasm/ });
+    const item = page.locator('.part.statusbar .statusbar-item', {
+      hasText: /RLHF tiny · sft \d+\/400 .*· onnxruntime · cpu/,
+    });
     await item.waitFor({ timeout: 60_000 }).catch(async (error: unknown) => {
       await screenshot(page, 'ui-run-status-bar-failed');
       const statusBar = await page.locator('.part.statusbar .statusbar-item').allInnerTexts();

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { writeFileDurable, writeJsonDurable } from '../../shared/durableWrite';
 import { defaultRunsFolder } from '../../shared/runsFolder';
 import type { BackendChoice } from '../engine/tfjs/backend';
-import { createChosenEngine } from '../engineFactory';
+import { createChosenEngine, runBackend } from '../engineFactory';
 import { runPipeline, type PipelineCallbacks } from '../pipeline';
 import { formatSeconds } from '../progressBar';
 import { demoEvaluationSeed } from '../seeds';
@@ -90,7 +90,7 @@ async function trainDemoPipeline(configFile: string, runsRoot: string, base: Pip
       stageStart = performance.now();
       backend = info.backend.name;
       engine = info.engine.name;
-      backendChoice = info.backend;
+      backendChoice = info.tfjsBackend;
       stageName = info.stage;
       base.onStageStart?.(info);
     },
@@ -135,7 +135,13 @@ async function evaluateDemoPolicies(
       evaluation: await evaluatePolicy(evaluator, checkpointOf(stage), sft, settings),
     });
   const seconds = (performance.now() - evalStart) / 1000;
-  stages.push({ stage: 'evaluation', run_id: '', engine: evaluationEngine, backend, seconds });
+  stages.push({
+    stage: 'evaluation',
+    run_id: '',
+    engine: evaluationEngine,
+    backend: backendChoice ? runBackend(engine, backendChoice).name : backend,
+    seconds,
+  });
   return evaluations;
 }
 

@@ -234,7 +234,12 @@ export interface CreateModelOptions {
 /** One per process: creates models. */
 export interface TrainingEngine {
   readonly name: string;
-  /** The compute backend under the engine (for tfjs: wasm, cpu, tensorflow, …) and why it was chosen. */
+  /** The compute backend under the engine (tfjs: wasm, cpu, tensorflow, …; ONNX Runtime: its execution provider). */
   readonly backend: string;
+  /**
+   * Why that backend and how it is set up, when the engine decides it itself (ONNX Runtime: the execution
+   * provider and its threads). Absent for tfjs, whose backend and reason come from selectBackend.
+   */
+  readonly backendReason?: string;
   createModel(config: GptConfig, options: CreateModelOptions): EngineModel;
 }

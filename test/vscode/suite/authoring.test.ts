@@ -256,7 +256,7 @@ suite('authoring and managing runs', () => {
       'the status bar to show progress',
       60_000,
     );
-    assert.match(shown, /· wasm/);
+    assert.match(shown, / · onnxruntime · cpu\b/);
     // The Runs view: running icon, stage, step of total and the latest loss, from the run folder's watcher.
     const running = await eventually(
       async () => {

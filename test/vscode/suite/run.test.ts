@@ -39,7 +39,8 @@ suite('runs started from the editor', () => {
     const finished = new Promise<{ runId: string; status: string }>((resolve) => lens.runs.onDidFinishStage(resolve));
     await vscode.commands.executeCommand('rlhf.startRun', vscode.Uri.file(configFile));
     const shown = await until(
-      () => (/ · sft \d+\/40.* · wasm$/.test(lens.runs.statusText ?? '') ? lens.runs.statusText : undefined),
+      () =>
+        / · sft \d+\/40.* · onnxruntime · cpu$/.test(lens.runs.statusText ?? '') ? lens.runs.statusText : undefined,
       'the status bar to show progress',
       60_000,
     );
@@ -50,8 +51,10 @@ suite('runs started from the editor', () => {
     const runDir = path.join(root, '.rlhf', 'runs', runId);
     const runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
     assert.equal(runJson.status, 'completed');
-    assert.equal(runJson.backend, 'wasm');
-    assert.match(runJson.backend_reason, /tfjs-node-gpu \(the package is not installed\)/);
+    // "engine" is left at "auto": ONNX Runtime, whose backend is its CPU execution provider with 1 thread.
+    assert.equal(runJson.engine, 'onnxruntime');
+    assert.equal(runJson.backend, 'cpu');
+    assert.match(runJson.backend_reason, /^onnxruntime-node's CPU execution provider, 1 intra-op thread: the default/);
     assert.deepEqual(readdirSync(path.join(runDir, 'checkpoints')), ['step-40']);
     assert.equal(readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 40);
     await until(() => (lens.runs.running === 0 ? true : undefined), 'the trainer to exit', 60_000);

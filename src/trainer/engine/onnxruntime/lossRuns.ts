@@ -4,11 +4,14 @@
  * feeds besides the weights. The graphs themselves are gptGraph.ts, ppoGraph.ts and
  * preferenceGraphs.ts; their outputs are `loss`, the kind's reported values (named as the tfjs
  * engine's lossGraphs.ts reports them) and `grad.<weight>`.
+ * With `padToBuckets`, a batch's time axis is padded to its length bucket (lengthBuckets.ts) so that few
+ * graphs are built; the run's `timeAxis` says which outputs to trim back.
  */
 import * as ort from 'onnxruntime-node';
 import type { BradleyTerryLoss, DpoLoss, LossSpec, PpoLoss, ScoreBatch, TokenBatch } from '../engine';
 import type { GptConfig } from '../../model/gptConfig';
 import { drawDropoutMasks } from '../../model/dropoutMasks';
+import { bucketLength, padGrid, padScoreBatch, padTokenBatch, type TimeAxis } from './lengthBuckets';
 import { buildLmLossGraph, dropoutMaskInput, lmGraphInputs } from './gptGraph';
 import { buildPpoLossGraph, ppoGraphInputs } from './ppoGraph';
 import { bradleyTerryGraphInputs, buildBradleyTerryGraph, buildDpoGraph, dpoGraphInputs } from './preferenceGraphs';
@@ -19,7 +22,21 @@ export interface LossRun {
   build(): { model: Uint8Array; weightNames: readonly string[] };
   /** The inputs besides the weights. */
   feeds(): Record<string, ort.Tensor>;
+  /** Present when the batch was padded: outputs on the padded [B, T] grid are trimmed back. */
+  readonly timeAxis?: TimeAxis;
 }
+
+export interface LossRunOptions {
+  /** Pad time axes to length buckets (the engine's default); off gives one graph per exact length. */
+  readonly padToBuckets: boolean;
+}
+
+/** The length a batch of `length` positions runs at. */
+const runLength = (config: GptConfig, length: number, options: LossRunOptions) =>
+  options.padToBuckets ? bucketLength(length, config.block_size) : length;
+
+const timeAxisOf = (batchSize: number, length: number, padded: number): TimeAxis | undefined =>
+  padded === length ? undefined : { batchSize, length, padded };
 
 export const int64Tensor = (values: ArrayLike<number>, dims: readonly number[]) =>
   new ort.Tensor(
@@ -55,10 +72,17 @@ export function scorePoolingFeeds(config: GptConfig, batch: ScoreBatch): { pick:
   return { pick, biasCount: batch.lengths.map((n) => (last ? 0 : n - 1)) };
 }
 
-/** SFT's loss; with a dropout seed (and dropout > 0) the masks of model/dropoutMasks.ts are fed in, as to tfjs. */
-function lmRun(config: GptConfig, batch: TokenBatch, dropoutSeed: number | undefined): LossRun {
+/**
+ * SFT's loss; with a dropout seed (and dropout > 0) the masks of model/dropoutMasks.ts are fed in, as to tfjs. They
+ * are drawn for the batch's own shape (the tfjs engine does not pad), so a batch with dropout is not padded: padding
+ * would need the masks drawn unpadded and then padded site by site.
+ */
+function lmRun(config: GptConfig, unpadded: TokenBatch, dropoutSeed: number | undefined, options: LossRunOptions) {
   const dropout = dropoutSeed !== undefined && config.dropout > 0;
+  const padded = dropout ? unpadded.length : runLength(config, unpadded.length, options);
+  const batch = padTokenBatch(unpadded, padded);
   return {
+    timeAxis: timeAxisOf(batch.batchSize, unpadded.length, padded),
     key: JSON.stringify(['lm', shapeOf(batch), dropout]),
     build: () => buildLmLossGraph(config, shapeOf(batch), FLOAT_TYPE, dropout ? dropoutMaskInput : undefined),
     feeds: () => {
@@ -72,8 +96,8 @@ function lmRun(config: GptConfig, batch: TokenBatch, dropoutSeed: number | undef
   };
 }
 
-function bradleyTerryRun(config: GptConfig, spec: BradleyTerryLoss): LossRun {
-  const { scores } = spec;
+function bradleyTerryRun(config: GptConfig, spec: BradleyTerryLoss, options: LossRunOptions): LossRun {
+  const scores = padScoreBatch(spec.scores, runLength(config, spec.scores.length, options));
   const shape = { batchSize: scores.batchSize, length: scores.length };
   const pairs = spec.chosenRows.length;
   const oneHot = (rows: readonly number[]) =>
@@ -97,8 +121,13 @@ function bradleyTerryRun(config: GptConfig, spec: BradleyTerryLoss): LossRun {
   };
 }
 
-function ppoRun(config: GptConfig, spec: PpoLoss): LossRun {
-  const { batch } = spec;
+function ppoRun(config: GptConfig, spec: PpoLoss, options: LossRunOptions): LossRun {
+  const { batchSize, length } = spec.batch;
+  const padded = runLength(config, length, options);
+  const batch = padTokenBatch(spec.batch, padded);
+  const dims = [batchSize, padded];
+  const grid = (values: Float32Array) => floatTensor(padGrid(values, batchSize, length, padded), dims);
+  const ptxBatch = spec.ptx && padTokenBatch(spec.ptx.batch, runLength(config, spec.ptx.batch.length, options));
   const settings = {
     temperature: spec.temperature,
     cliprange: spec.cliprange,
@@ -106,20 +135,20 @@ function ppoRun(config: GptConfig, spec: PpoLoss): LossRun {
     vfCoef: spec.vfCoef,
     entropyCoef: spec.entropyCoef,
     policyActive: spec.policyActive,
-    ptx: spec.ptx && { shape: shapeOf(spec.ptx.batch), coef: spec.ptx.coef },
+    ptx: ptxBatch && spec.ptx && { shape: shapeOf(ptxBatch), coef: spec.ptx.coef },
   };
-  const dims = [batch.batchSize, batch.length];
   return {
+    timeAxis: timeAxisOf(batchSize, length, padded),
     key: JSON.stringify(['ppo', shapeOf(batch), settings]),
     build: () => buildPpoLossGraph(config, shapeOf(batch), settings, FLOAT_TYPE),
     feeds: () => ({
       ...tokenFeeds(batch, ppoGraphInputs),
-      [ppoGraphInputs.oldLogprobs]: floatTensor(spec.oldLogprobs, dims),
-      [ppoGraphInputs.oldValues]: floatTensor(spec.oldValues, dims),
-      [ppoGraphInputs.advantages]: floatTensor(spec.advantages, dims),
-      [ppoGraphInputs.returns]: floatTensor(spec.returns, dims),
-      ...(spec.ptx
-        ? tokenFeeds(spec.ptx.batch, {
+      [ppoGraphInputs.oldLogprobs]: grid(spec.oldLogprobs),
+      [ppoGraphInputs.oldValues]: grid(spec.oldValues),
+      [ppoGraphInputs.advantages]: grid(spec.advantages),
+      [ppoGraphInputs.returns]: grid(spec.returns),
+      ...(ptxBatch
+        ? tokenFeeds(ptxBatch, {
             ids: ppoGraphInputs.ptxIds,
             targets: ppoGraphInputs.ptxTargets,
             mask: ppoGraphInputs.ptxMask,
@@ -129,14 +158,15 @@ function ppoRun(config: GptConfig, spec: PpoLoss): LossRun {
   };
 }
 
-function dpoRun(config: GptConfig, spec: DpoLoss): LossRun {
+function dpoRun(config: GptConfig, spec: DpoLoss, options: LossRunOptions): LossRun {
+  const batch = padTokenBatch(spec.batch, runLength(config, spec.batch.length, options));
   const settings = { beta: spec.beta, lossType: spec.lossType, labelSmoothing: spec.labelSmoothing };
   const pairs = [spec.refChosen.length];
   return {
-    key: JSON.stringify(['dpo', shapeOf(spec.batch), settings]),
-    build: () => buildDpoGraph(config, shapeOf(spec.batch), settings, FLOAT_TYPE),
+    key: JSON.stringify(['dpo', shapeOf(batch), settings]),
+    build: () => buildDpoGraph(config, shapeOf(batch), settings, FLOAT_TYPE),
     feeds: () => ({
-      ...tokenFeeds(spec.batch, dpoGraphInputs),
+      ...tokenFeeds(batch, dpoGraphInputs),
       [dpoGraphInputs.refChosen]: floatTensor(spec.refChosen, pairs),
       [dpoGraphInputs.refRejected]: floatTensor(spec.refRejected, pairs),
       [dpoGraphInputs.chosenLengths]: floatTensor(spec.chosenLengths, pairs),
@@ -146,16 +176,16 @@ function dpoRun(config: GptConfig, spec: DpoLoss): LossRun {
 }
 
 /** The run of a loss on a model of `config`. */
-export function lossRun(config: GptConfig, spec: LossSpec): LossRun {
+export function lossRun(config: GptConfig, spec: LossSpec, options: LossRunOptions = { padToBuckets: true }): LossRun {
   switch (spec.kind) {
     case 'lm':
-      return lmRun(config, spec.batch, spec.dropoutSeed);
+      return lmRun(config, spec.batch, spec.dropoutSeed, options);
     case 'bradleyTerry':
-      return bradleyTerryRun(config, spec);
+      return bradleyTerryRun(config, spec, options);
     case 'ppo':
-      return ppoRun(config, spec);
+      return ppoRun(config, spec, options);
     case 'dpo':
-      return dpoRun(config, spec);
+      return dpoRun(config, spec, options);
     default:
       throw new Error(`unknown loss ${JSON.stringify(spec satisfies never)}`);
   }

@@ -2,7 +2,8 @@
  * The ONNX Runtime engine behind the seam (engine/engine.ts). A model's weights are named Float32Arrays
  * in TypeScript, fed to every run as inputs. An optimizer step is
  *   loss, grads = run(the loss's loss+gradient graph);  g ← clip(g, maxGradNorm);  AdamW(g, lr)
- * with the graph built once per key (kind, batch shapes, the constants it holds) and its session cached;
+ * with the graph built once per key (kind, batch shapes padded to length buckets, the constants it holds)
+ * and its session kept in a least-recently-used cache (sessionCache.ts);
  * the update is skipped when the loss or the norm is not finite, or when `shouldApply` says no — as the
  * tfjs engine (tfjsEngine.ts) does, with the same scalars, outputs and optimizer state layout.
  * Sampling is passed in (`EngineSampler`; onnx/onnxEngineSampler.ts runs the KV-cache sessions), so
@@ -30,9 +31,12 @@ import type {
 import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
 import { initialGptWeights } from '../../model/gptInit';
 import { ArrayAdamW, clipByGlobalNormInPlace } from './adamW';
-import { buildEvaluateGraph, buildScoreGraph, type ForwardGraph } from './forwardGraphs';
+import { buildEvaluateGraph, buildScoreGraph } from './forwardGraphs';
 import { gradientOutput, lmGraphInputs } from './gptGraph';
-import { floatTensor, int64Tensor, lossRun, scorePoolingFeeds } from './lossRuns';
+import { bucketLength, padScoreBatch, padTokenBatch, trimOutput, type TimeAxis } from './lengthBuckets';
+import { floatTensor, int64Tensor, lossRun, scorePoolingFeeds, type LossRunOptions } from './lossRuns';
+import { onnxThreadSetting } from './onnxThreads';
+import { MAX_CACHED_SESSIONS, SessionCache, type BuiltGraph, type SessionCacheStats } from './sessionCache';
 import { bradleyTerryGraphInputs } from './preferenceGraphs';
 
 /** Samples from one model's current weights with a KV cache; made once per model. */
@@ -47,18 +51,51 @@ export interface EngineSampler {
 
 export type EngineSamplerFactory = (config: GptConfig, heads: readonly ScalarHead[]) => EngineSampler;
 
+/** How an engine's models run their graphs. */
+export interface OnnxModelOptions {
+  /** Threads, graph optimization level, execution mode: given to every session; {} is onnxruntime's defaults. */
+  readonly sessionOptions: ort.InferenceSession.SessionOptions;
+}
+
+/** How a model keeps and shapes its sessions. */
+export interface OnnxCacheOptions {
+  /** Sessions kept per model (sessionCache.ts). */
+  readonly maxCachedSessions: number;
+  /** Pad time axes to length buckets (lengthBuckets.ts); off: one graph per exact length (for tests). */
+  readonly padToBuckets: boolean;
+}
+
+export const defaultOnnxModelOptions: OnnxModelOptions & OnnxCacheOptions = {
+  sessionOptions: {},
+  maxCachedSessions: MAX_CACHED_SESSIONS,
+  padToBuckets: true,
+};
+
 export class OnnxEngine implements TrainingEngine {
   readonly name = 'onnxruntime';
+  /** ONNX Runtime's execution provider: onnxruntime-node runs on the CPU one. */
   readonly backend = 'cpu';
+  readonly backendReason: string;
+  private readonly options: OnnxModelOptions & OnnxCacheOptions;
 
   /**
-   * `sessionOptions` (threads, graph optimization level, execution mode) go to every session the
-   * engine's models create; absent, onnxruntime's defaults (all cores) apply.
+   * `sessionOptions` go to every session the engine's models create; absent, the thread setting of
+   * onnxThreads.ts (1 intra-op thread, or RLHF_LENS_ORT_THREADS) applies; `{}` is onnxruntime's own defaults.
    */
   constructor(
     private readonly samplerFactory?: EngineSamplerFactory,
-    private readonly sessionOptions: ort.InferenceSession.SessionOptions = {},
-  ) {}
+    sessionOptions?: ort.InferenceSession.SessionOptions,
+    cacheOptions: Partial<OnnxCacheOptions> = {},
+  ) {
+    const provider = "onnxruntime-node's CPU execution provider";
+    if (sessionOptions) this.backendReason = `${provider}, session options ${JSON.stringify(sessionOptions)}`;
+    else {
+      const threads = onnxThreadSetting();
+      this.backendReason = `${provider}, ${threads.description}: ${threads.reason}`;
+      sessionOptions = threads.sessionOptions;
+    }
+    this.options = { ...defaultOnnxModelOptions, ...cacheOptions, sessionOptions };
+  }
 
   createModel(config: GptConfig, options: CreateModelOptions): OnnxModel {
     const problems = validateGptConfig(config);
@@ -66,7 +103,7 @@ export class OnnxEngine implements TrainingEngine {
     const weights = initialGptWeights(config, { seed: options.seed, heads: options.heads });
     if (options.weights) assignWeights(weights, options.heads, options.weights, options.keepMissingHeads ?? false);
     const sampler = this.samplerFactory?.(config, options.heads);
-    return new OnnxModel(config, options.heads, weights, sampler, this.sessionOptions);
+    return new OnnxModel(config, options.heads, weights, sampler, this.options);
   }
 }
 
@@ -88,14 +125,8 @@ function assignWeights(weights: NamedArrays, heads: readonly ScalarHead[], value
   }
 }
 
-/** A session and the weights its graph reads, built on first use. */
-interface CachedSession {
-  readonly session: ort.InferenceSession;
-  readonly weightNames: readonly string[];
-}
-
 export class OnnxModel implements EngineModel {
-  private readonly sessions = new Map<string, Promise<CachedSession>>();
+  private readonly sessions: SessionCache;
 
   constructor(
     readonly config: GptConfig,
@@ -103,8 +134,25 @@ export class OnnxModel implements EngineModel {
     /** The weights, updated in place by the optimizer. */
     readonly weights: NamedArrays,
     private readonly sampler?: EngineSampler,
-    private readonly sessionOptions: ort.InferenceSession.SessionOptions = {},
-  ) {}
+    readonly options: OnnxModelOptions & OnnxCacheOptions = defaultOnnxModelOptions,
+  ) {
+    this.sessions = new SessionCache(options.sessionOptions, options.maxCachedSessions);
+  }
+
+  /** Sessions built, released and kept so far. */
+  get sessionStats(): SessionCacheStats {
+    return this.sessions.stats;
+  }
+
+  /** How loss runs are laid out for this model. */
+  get lossRunOptions(): LossRunOptions {
+    return { padToBuckets: this.options.padToBuckets };
+  }
+
+  /** The length a batch of `length` positions is run at (its bucket, or itself). */
+  private runLength(length: number): number {
+    return this.options.padToBuckets ? bucketLength(length, this.config.block_size) : length;
+  }
 
   get parameterCount(): number {
     let total = 0;
@@ -115,29 +163,23 @@ export class OnnxModel implements EngineModel {
   /** Runs the graph cached under `key` (built by `build` the first time) with the weights and `feeds`. */
   async run(
     key: string,
-    build: () => ForwardGraph,
+    build: () => BuiltGraph,
     feeds: Record<string, ort.Tensor>,
   ): Promise<{ results: ort.InferenceSession.OnnxValueMapType; weightNames: readonly string[] }> {
-    let cached = this.sessions.get(key);
-    if (!cached) {
-      const graph = build();
-      cached = ort.InferenceSession.create(graph.model, this.sessionOptions).then((session) => ({
-        session,
-        weightNames: graph.weightNames,
-      }));
-      this.sessions.set(key, cached);
-    }
-    const { session, weightNames } = await cached;
-    const inputs: Record<string, ort.Tensor> = { ...feeds };
-    for (const name of weightNames) {
-      const weight = this.weights.get(name);
-      if (!weight) throw new Error(`the model has no weight ${name} (a loss that needs a head it lacks)`);
-      inputs[name] = new ort.Tensor('float32', weight.data, weight.shape);
-    }
-    return { results: await session.run(inputs), weightNames };
+    return this.sessions.use(key, build, async ({ session, weightNames }) => {
+      const inputs: Record<string, ort.Tensor> = { ...feeds };
+      for (const name of weightNames) {
+        const weight = this.weights.get(name);
+        if (!weight) throw new Error(`the model has no weight ${name} (a loss that needs a head it lacks)`);
+        inputs[name] = new ort.Tensor('float32', weight.data, weight.shape);
+      }
+      return { results: await session.run(inputs), weightNames };
+    });
   }
 
-  async evaluate(batch: TokenBatch, request: EvaluateRequest): Promise<Evaluation> {
+  async evaluate(unpadded: TokenBatch, request: EvaluateRequest): Promise<Evaluation> {
+    const batch = padTokenBatch(unpadded, this.runLength(unpadded.length));
+    const timeAxis: TimeAxis = { batchSize: batch.batchSize, length: unpadded.length, padded: batch.length };
     const shape = { batchSize: batch.batchSize, length: batch.length };
     const dims = [batch.batchSize, batch.length];
     const { results } = await this.run(
@@ -152,12 +194,13 @@ export class OnnxModel implements EngineModel {
     const evaluation: Record<string, Float32Array | number> = {};
     for (const [name, tensor] of Object.entries(results)) {
       const data = tensor.data as Float32Array;
-      evaluation[name] = name === 'lmLoss' ? data[0] : data;
+      evaluation[name] = name === 'lmLoss' ? data[0] : trimOutput(data, tensor.dims, timeAxis);
     }
     return evaluation as Evaluation;
   }
 
-  async scores(batch: ScoreBatch): Promise<Float32Array> {
+  async scores(unpadded: ScoreBatch): Promise<Float32Array> {
+    const batch = padScoreBatch(unpadded, this.runLength(unpadded.length));
     const shape = { batchSize: batch.batchSize, length: batch.length };
     const { pick, biasCount } = scorePoolingFeeds(this.config, batch);
     const { results } = await this.run(
@@ -198,9 +241,7 @@ export class OnnxModel implements EngineModel {
   }
 
   dispose(): void {
-    const sessions = [...this.sessions.values()];
     this.sessions.clear();
-    for (const cached of sessions) void cached.then(({ session }) => session.release());
     void this.sampler?.release();
   }
 }
@@ -216,7 +257,7 @@ class OnnxOptimizer implements EngineOptimizer {
   }
 
   async step(loss: LossSpec, options: StepOptions): Promise<StepResult> {
-    const lossGraphRun = lossRun(this.model.config, loss);
+    const lossGraphRun = lossRun(this.model.config, loss, this.model.lossRunOptions);
     const { results, weightNames } = await this.model.run(lossGraphRun.key, lossGraphRun.build, lossGraphRun.feeds());
     const grads = new Map<string, Float32Array>();
     for (const name of weightNames) grads.set(name, results[gradientOutput(name)].data as Float32Array);
@@ -226,7 +267,7 @@ class OnnxOptimizer implements EngineOptimizer {
     for (const [name, tensor] of Object.entries(results)) {
       if (name === 'loss' || name.startsWith(gradientOutput(''))) continue;
       if (tensor.dims.length === 0) scalars[name] = tensor.data[0] as number;
-      else outputs[name] = tensor.data as Float32Array;
+      else outputs[name] = trimOutput(tensor.data as Float32Array, tensor.dims, lossGraphRun.timeAxis);
     }
     const finite = Number.isFinite(scalars.loss) && Number.isFinite(gradNorm);
     const applied = finite && (options.shouldApply?.(scalars) ?? true);
