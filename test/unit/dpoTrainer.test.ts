@@ -64,6 +64,8 @@ function sftFixture(): Promise<Fixture> {
       JSON.stringify({
         name: 'dpo-fixture',
         seed,
+        // The engine of the DPO stages under test: the fixture's policy is the one the bars below were set on.
+        engine: 'tfjs',
         backend: 'wasm',
         model,
         tokenizer: { vocab_size: 512 },
