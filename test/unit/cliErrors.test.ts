@@ -243,6 +243,7 @@ for (const [label, config, expected] of memoryCases) {
     async () => {
       const { file, runs } = writeConfig(`memory-${label.replace(/\W+/g, '-')}`, {
         name: 'big',
+        engine: 'tfjs',
         backend: 'wasm',
         ...config,
       });
@@ -255,6 +256,26 @@ for (const [label, config, expected] of memoryCases) {
     },
   );
 }
+
+test('on the ONNX Runtime engine the memory guard sizes against the free memory, not wasm\'s 4 GiB', async () => {
+  const { file, runs } = writeConfig('memory-onnxruntime', {
+    name: 'big',
+    engine: 'onnxruntime',
+    model: { n_layer: 32, n_head: 16, n_embd: 2048, block_size: 256 },
+    stages: [{ type: 'sft', dataset: { source: 'demo' } }],
+  });
+  const result = await cli(['train', file, '--runs-dir', runs]);
+  assert.equal(result.code, 1);
+  assert.match(
+    result.stderr,
+    new RegExp(
+      /model stage "sft" needs about \d+(\.\d)? GiB \(weights .*\), more than this machine's free memory /.source +
+        /\(\d+(\.\d)? GiB\) — even at the smallest batch the model is too big; what fits: n_layer \d+/.source,
+    ),
+  );
+  assert.ok(result.seconds < 5, `took ${result.seconds.toFixed(1)} s`);
+  noRunFolder(runs);
+});
 
 test(
   '48 layers × 4096 wide, and block 4096 × batch 4096, ' +
