@@ -94,10 +94,11 @@ async function main(): Promise<void> {
   const perRun = warmup + runs;
   times.sort((a, b) => a - b);
   console.log(`session run: median ${times[runs >> 1].toFixed(2)} ms (min ${times[0].toFixed(2)})`);
-  for (const [name, e] of [...byOp].sort((a, b) => b[1].us - a[1].us))
-    console.log(
-      `${name.padEnd(22)} ${(e.us / perRun / 1000).toFixed(2).padStart(7)} ms/run ${((100 * e.us) / total).toFixed(1).padStart(5)} %  ${e.count / perRun} nodes`,
-    );
+  for (const [name, e] of [...byOp].sort((a, b) => b[1].us - a[1].us)) {
+    const msPerRun = (e.us / perRun / 1000).toFixed(2).padStart(7);
+    const share = ((100 * e.us) / total).toFixed(1).padStart(5);
+    console.log(`${name.padEnd(22)} ${msPerRun} ms/run ${share} %  ${e.count / perRun} nodes`);
+  }
   console.log('\nslowest nodes (ms/run):');
   for (const [name, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, topNodes))
     console.log(`${name.replace('_kernel_time', '').padEnd(30)} ${(us / perRun / 1000).toFixed(2)}`);

@@ -105,10 +105,8 @@ export async function comparePpoWithTorch(
       variant.ours_ms.push(rows);
       for (const measure of measureNames)
         variant.ratio[measure].push(medianOf(rows, measures[measure]) / medianOf(torchRound, measures[measure]));
-      cells.push(
-        `${name} ${medianOf(rows, measures.total).toFixed(0)} ms (update ${medianOf(rows, measures.update).toFixed(0)})` +
-          ` ${variant.ratio.total[round].toFixed(2)}×`,
-      );
+      const [total, update] = [measures.total, measures.update].map((f) => medianOf(rows, f).toFixed(0));
+      cells.push(`${name} ${total} ms (update ${update}) ${variant.ratio.total[round].toFixed(2)}×`);
     }
     console.log(`PPO round ${round + 1}/${rounds}: ${cells.join(', ')}`);
   }
