@@ -3,8 +3,8 @@
  * 4 epochs × 2 minibatches = 8 optimizer steps) on the ONNX Runtime engine through the seam
  * (step({kind: 'ppo'}), policy + v_head, one intra-op thread), interleaved round by round with PyTorch's
  * PPO iteration (reference.py, one thread), of which the update phase is compared: ratio per round and
- * median (min–max). Bench only: the PPO stage cannot select the ONNX engine yet, so the rollouts are not
- * ours here; old log-probs, values, advantages and returns are fixed synthetic arrays.
+ * median (min–max). The update alone, on one fixed minibatch shape: old log-probs, values, advantages and
+ * returns are fixed synthetic arrays (the whole iteration, rollouts included, is bench:rollout's section 3).
  * Run: node --import tsx bench/onnxPpoUpdateBench.ts
  */
 import type { PpoLoss } from '../src/trainer/engine/engine';

@@ -9,9 +9,11 @@
  *   3. One full PPO iteration by phase (generation, scoring passes, advantages, PPO update, weight
  *      sync) on the real PPO stage, tfjs rollouts against ONNX rollouts: a demo-tokenizer model of
  *      the same shape (vocab 300, context 96), batch 16, 64 new tokens, 4 epochs × 2 minibatches.
- *      When Debian's python3 has torch, the ONNX-rollout iteration is interleaved round by round with the
+ *      When Debian's python3 has torch, the ONNX-rollout iterations are interleaved round by round with the
  *      same iteration in PyTorch (bench/torch/reference.py, one thread): ratios per round, update vs rollouts.
- * Prints tables of medians and writes bench-results/rollout.json.
+ *      Our side runs twice per round, ONNX rollouts both times: the update on tfjs-wasm and on the ONNX
+ *      Runtime engine (the config's `engine`, made by the product's createChosenEngine).
+ * Prints tables of medians and writes bench-results/rollout.json. `-- --ppo-only` runs section 3 alone.
  */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -21,6 +23,7 @@ import { selectBackend } from '../src/trainer/engine/tfjs/backend';
 import { tf } from '../src/trainer/engine/tfjs/tfRuntime';
 import { Gpt } from '../src/trainer/engine/tfjs/gpt';
 import type { GptConfig } from '../src/trainer/model/gptConfig';
+import type { EngineName } from '../src/shared/backendNames';
 import { OnnxCausalLm, type WeightSyncMode } from '../src/trainer/onnx/onnxCausalLm';
 import { generateOnnx } from '../src/trainer/onnx/onnxSampler';
 import { runPipeline } from '../src/trainer/pipeline';
@@ -168,16 +171,22 @@ const torchRounds = 5;
  */
 const torchPromptLength = 18;
 
-/** Runs one PPO stage (4 iterations) with `engine` rollouts; the phase times of its iterations 2–4. */
+/** Which engines a measured PPO stage uses: rollouts (`rollout_engine`) and the update (`engine`). */
+interface PpoEngines {
+  readonly rollouts: 'tfjs' | 'onnx';
+  readonly update: EngineName;
+}
+
+/** Runs one PPO stage (4 iterations) on `engines`, as the product does; the phase times of its iterations 2–4. */
 async function ppoStageTimes(
-  engine: 'tfjs' | 'onnx',
+  engines: PpoEngines,
   checkpoint: string,
   write: (name: string, value: unknown) => string,
   runsRoot: string,
 ): Promise<PhaseTimes[]> {
   const stage = {
     type: 'ppo',
-    rollout_engine: engine,
+    rollout_engine: engines.rollouts,
     policy: checkpoint,
     reward_model: checkpoint,
     prompts: { source: 'demo' },
@@ -191,9 +200,11 @@ async function ppoStageTimes(
     num_eval_prompts: 4,
     save_steps: 1000,
   };
-  const config = { name: `ppo-${engine}`, seed: 1, backend: 'wasm', model: ppoModel, stages: [stage] };
+  const name = `ppo-${engines.rollouts}-${engines.update}`;
+  // `engine` pinned: the pipeline makes it with createChosenEngine, the product's own path.
+  const config = { name, seed: 1, backend: 'wasm', engine: engines.update, model: ppoModel, stages: [stage] };
   const { runs } = await runPipeline(
-    { configFile: write(`ppo-${engine}.rlhf.json`, config), runsRoot },
+    { configFile: write(`${name}.rlhf.json`, config), runsRoot },
     { log: () => undefined },
   );
   return readFileSync(path.join(runs[0].runDir, 'metrics.jsonl'), 'utf8')
@@ -240,14 +251,18 @@ async function ppoIterationRows(torch: TorchReference | undefined) {
   );
   const checkpoint = sft.runs[0].result.outputs.checkpoint as string;
   const rows: ({ engine: string } & PhaseTimes)[] = [];
-  rows.push({ engine: 'tfjs', ...medianPhases(await ppoStageTimes('tfjs', checkpoint, write, runsRoot)) });
+  const tfjsRollouts = await ppoStageTimes({ rollouts: 'tfjs', update: 'tfjs' }, checkpoint, write, runsRoot);
+  rows.push({ engine: 'tfjs rollouts, tfjs update', ...medianPhases(tfjsRollouts) });
   process.stderr.write('measured a PPO iteration with tfjs rollouts\n');
-  const onnxIterations: PhaseTimes[] = [];
-  const onnxRound = async () => {
-    const times = await ppoStageTimes('onnx', checkpoint, write, runsRoot);
-    onnxIterations.push(...times);
+  // ONNX rollouts with the update on each training engine, interleaved round by round with PyTorch.
+  const updateEngines: EngineName[] = ['tfjs', 'onnxruntime'];
+  const iterations = new Map<EngineName, PhaseTimes[]>(updateEngines.map((engine) => [engine, []]));
+  const variantRound = (update: EngineName) => async () => {
+    const times = await ppoStageTimes({ rollouts: 'onnx', update }, checkpoint, write, runsRoot);
+    iterations.get(update)!.push(...times);
     return times;
   };
+  const variants = Object.fromEntries(updateEngines.map((engine) => [engine, variantRound(engine)]));
   const shape = {
     config: { vocab_size: ppoVocab, ...ppoModel },
     batch,
@@ -255,15 +270,16 @@ async function ppoIterationRows(torch: TorchReference | undefined) {
     newTokens,
     ...ppoShape,
   };
-  const pytorch = torch ? await comparePpoWithTorch(torch, shape, torchRounds, onnxRound) : undefined;
-  if (!pytorch) await onnxRound();
-  rows.push({ engine: 'onnx', ...medianPhases(onnxIterations) });
+  const pytorch = torch ? await comparePpoWithTorch(torch, shape, torchRounds, variants) : undefined;
+  if (!pytorch) for (const run of Object.values(variants)) await run();
+  for (const engine of updateEngines)
+    rows.push({ engine: `onnx rollouts, ${engine} update`, ...medianPhases(iterations.get(engine)!) });
   process.stderr.write('measured a PPO iteration with ONNX rollouts\n');
   return { rows, pytorch };
 }
 
-async function main(): Promise<void> {
-  await selectBackend('wasm');
+/** Sections 1 and 2 (sampling, weight sync); skipped with --ppo-only. */
+async function rolloutRows() {
   const model = Gpt.create(config, { seed: 0, heads: ['v_head'] });
   process.stderr.write(`model: ${model.parameterCount.toLocaleString('en-US')} parameters (trunk and value head)\n`);
   const sample = await samplingRows(model);
@@ -271,10 +287,13 @@ async function main(): Promise<void> {
   const sync = await weightSyncRows();
   process.stderr.write('measured weight sync\n');
   model.dispose();
-  const torch = await TorchReference.start();
-  const { rows: ppo, pytorch } = await ppoIterationRows(torch);
-  await torch?.close();
+  return { sample, sync };
+}
 
+function printRolloutRows(
+  sample: Awaited<ReturnType<typeof samplingRows>>,
+  sync: Awaited<ReturnType<typeof weightSyncRows>>,
+) {
   console.log(
     `\nSampling ${batch} × ${newTokens} new tokens, ${config.n_layer} layers, d ${config.n_embd}, vocab ` +
       `${config.vocab_size} (medians)\n`,
@@ -300,13 +319,24 @@ async function main(): Promise<void> {
       sync.map((r) => [r.model, r.mode, r.sync_ms.toFixed(1), r.sample_ms.toFixed(1), r.total_ms.toFixed(1)]),
     ),
   );
+}
+
+async function main(): Promise<void> {
+  await selectBackend('wasm');
+  const ppoOnly = process.argv.includes('--ppo-only');
+  const rollout = ppoOnly ? undefined : await rolloutRows();
+  const torch = await TorchReference.start();
+  const { rows: ppo, pytorch } = await ppoIterationRows(torch);
+  await torch?.close();
+
+  if (rollout) printRolloutRows(rollout.sample, rollout.sync);
   console.log(
     `\nOne PPO iteration by phase (batch ${batch}, ${newTokens} new tokens, 4 epochs × 2 minibatches; medians ` +
       `of steps 2–4, ms)\n`,
   );
   console.log(
     table(
-      ['rollouts', 'generate', 'score (policy, ref, reward)', 'advantages', 'update', 'weight sync', 'total'],
+      ['engines', 'generate', 'score (policy, ref, reward)', 'advantages', 'update', 'weight sync', 'total'],
       ppo.map((r) => [r.engine, ...[...phaseNames, 'total_ms' as const].map((k) => r[k].toFixed(0))]),
     ),
   );
@@ -320,8 +350,7 @@ async function main(): Promise<void> {
     model: config,
     batch,
     new_tokens: newTokens,
-    sampling: sample,
-    weight_sync: sync,
+    ...(rollout && { sampling: rollout.sample, weight_sync: rollout.sync }),
     ppo_iteration_ms: ppo,
     ...(pytorch && { ppo_iteration_vs_pytorch: pytorch }),
   };

@@ -1,7 +1,8 @@
 /**
- * One PPO iteration, ours (the real PPO stage, ONNX rollouts) against PyTorch's (reference.py: the same
- * model shapes, batch, new tokens, epochs and minibatches, one thread), interleaved: each round runs one
- * PPO stage of ours (its iterations after the first) and then as many PyTorch iterations.
+ * One PPO iteration, ours (the real PPO stage, ONNX rollouts, the update on each training engine) against
+ * PyTorch's (reference.py: the same model shapes, batch, new tokens, epochs and minibatches, one thread),
+ * interleaved: each round runs one PPO stage of each of ours (its iterations after the first) and then as
+ * many PyTorch iterations, so machine noise hits all sides of a round alike.
  */
 import { formatSpread, spread, table, type Spread, type TorchReference } from './torchReference';
 
@@ -33,28 +34,41 @@ const stageDefaults = {
   max_grad_norm: 1,
 };
 
+type Measure = 'total' | 'update' | 'rollout';
+
+/** One of our variants against PyTorch: per round, our median iteration / PyTorch's, for each measure. */
+export interface VariantComparison {
+  ours_ms: PhaseTimes[][];
+  ratio: Record<Measure, number[]>;
+  summary: Record<Measure, { ours: Spread; ratio: Spread }>;
+}
+
 export interface PpoComparison {
   torch_version: string;
   blas: string;
   prompt_length: number;
   rounds: number;
   iterations_per_round: number;
-  ours_ms: PhaseTimes[][];
   pytorch_ms: PhaseTimes[][];
-  /** Per round: median iteration of ours / median iteration of PyTorch's, for total, update and rollouts. */
-  ratio: { total: number[]; update: number[]; rollout: number[] };
-  summary: Record<'total' | 'update' | 'rollout', { ours: Spread; pytorch: Spread; ratio: Spread }>;
+  pytorch: Record<Measure, Spread>;
+  /** By variant name (the training engine that ran the update). */
+  variants: Record<string, VariantComparison>;
 }
 
 const rolloutMs = (t: PhaseTimes) => t.rollout_generate + t.rollout_score;
 const medianOf = (rows: PhaseTimes[], f: (t: PhaseTimes) => number) => spread(rows.map(f)).median;
-const measures = { total: (t: PhaseTimes) => t.total_ms, update: (t: PhaseTimes) => t.update, rollout: rolloutMs };
+const measures: Record<Measure, (t: PhaseTimes) => number> = {
+  total: (t) => t.total_ms,
+  update: (t) => t.update,
+  rollout: rolloutMs,
+};
+const measureNames = Object.keys(measures) as Measure[];
 
 export async function comparePpoWithTorch(
   torch: TorchReference,
   shape: TorchPpoShape,
   rounds: number,
-  ourRound: () => Promise<PhaseTimes[]>,
+  ourRounds: Record<string, () => Promise<PhaseTimes[]>>,
 ): Promise<PpoComparison> {
   const key = 'ppo';
   await torch.request('ppo_setup', {
@@ -68,53 +82,58 @@ export async function comparePpoWithTorch(
     stage: stageDefaults,
     seed: 1,
   });
-  const torchIteration = async () => {
+  const torchIteration = async (): Promise<PhaseTimes> => {
     const reply = await torch.request('ppo_iteration', { key });
-    return { ...Object.fromEntries(phaseNames.map((phase) => [phase, Number(reply[phase] ?? 0)])) } as PhaseTimes;
+    const t = Object.fromEntries(phaseNames.map((phase) => [phase, Number(reply[phase] ?? 0)]));
+    return { ...t, total_ms: phaseNames.reduce((sum, phase) => sum + t[phase], 0) } as PhaseTimes;
   };
   await torchIteration(); // warm-up, as ours drops its first iteration
-  const ours: PhaseTimes[][] = [];
   const pytorch: PhaseTimes[][] = [];
-  const ratio = { total: [] as number[], update: [] as number[], rollout: [] as number[] };
+  const variants: Record<string, Omit<VariantComparison, 'summary'>> = Object.fromEntries(
+    Object.keys(ourRounds).map((name) => [name, { ours_ms: [], ratio: { total: [], update: [], rollout: [] } }]),
+  );
   for (let round = 0; round < rounds; round++) {
-    const oursRound = await ourRound();
+    const oursThisRound: Record<string, PhaseTimes[]> = {};
+    for (const [name, run] of Object.entries(ourRounds)) oursThisRound[name] = await run();
+    const iterations = Math.max(...Object.values(oursThisRound).map((rows) => rows.length));
     const torchRound: PhaseTimes[] = [];
-    for (let i = 0; i < oursRound.length; i++) {
-      const t = await torchIteration();
-      torchRound.push({ ...t, total_ms: phaseNames.reduce((sum, phase) => sum + t[phase], 0) });
-    }
-    ours.push(oursRound);
+    for (let i = 0; i < iterations; i++) torchRound.push(await torchIteration());
     pytorch.push(torchRound);
-    for (const [name, f] of Object.entries(measures))
-      ratio[name as keyof typeof ratio].push(medianOf(oursRound, f) / medianOf(torchRound, f));
-    console.log(
-      `PPO round ${round + 1}/${rounds}: ours ${medianOf(oursRound, measures.total).toFixed(0)} ms ` +
-        `(update ${medianOf(oursRound, measures.update).toFixed(0)}), PyTorch ` +
-        `${medianOf(torchRound, measures.total).toFixed(0)} ms (update ` +
-        `${medianOf(torchRound, measures.update).toFixed(0)}), ours/PyTorch ${ratio.total[round].toFixed(2)}×`,
-    );
+    const cells = [`PyTorch ${medianOf(torchRound, measures.total).toFixed(0)} ms`];
+    for (const [name, rows] of Object.entries(oursThisRound)) {
+      const variant = variants[name];
+      variant.ours_ms.push(rows);
+      for (const measure of measureNames)
+        variant.ratio[measure].push(medianOf(rows, measures[measure]) / medianOf(torchRound, measures[measure]));
+      const [total, update] = [measures.total, measures.update].map((f) => medianOf(rows, f).toFixed(0));
+      cells.push(`${name} ${total} ms (update ${update}) ${variant.ratio.total[round].toFixed(2)}×`);
+    }
+    console.log(`PPO round ${round + 1}/${rounds}: ${cells.join(', ')}`);
   }
   await torch.request('release', { key });
-  const summary = Object.fromEntries(
-    Object.entries(measures).map(([name, f]) => [
-      name,
-      {
-        ours: spread(ours.map((round) => medianOf(round, f))),
-        pytorch: spread(pytorch.map((round) => medianOf(round, f))),
-        ratio: spread(ratio[name as keyof typeof ratio]),
-      },
-    ]),
-  ) as PpoComparison['summary'];
+  const summarize = (variant: Omit<VariantComparison, 'summary'>): VariantComparison => ({
+    ...variant,
+    summary: Object.fromEntries(
+      measureNames.map((measure) => [
+        measure,
+        {
+          ours: spread(variant.ours_ms.map((round) => medianOf(round, measures[measure]))),
+          ratio: spread(variant.ratio[measure]),
+        },
+      ]),
+    ) as VariantComparison['summary'],
+  });
   return {
     torch_version: torch.info.torch,
     blas: torch.info.blas.library,
     prompt_length: shape.promptLength,
     rounds,
-    iterations_per_round: ours[0]?.length ?? 0,
-    ours_ms: ours,
+    iterations_per_round: pytorch[0]?.length ?? 0,
     pytorch_ms: pytorch,
-    ratio,
-    summary,
+    pytorch: Object.fromEntries(
+      measureNames.map((measure) => [measure, spread(pytorch.map((round) => medianOf(round, measures[measure])))]),
+    ) as Record<Measure, Spread>,
+    variants: Object.fromEntries(Object.entries(variants).map(([name, variant]) => [name, summarize(variant)])),
   };
 }
 
@@ -122,20 +141,32 @@ export function printPpoComparison(comparison: PpoComparison): void {
   console.log(
     `\nOne PPO iteration against PyTorch ${comparison.torch_version} (CPU, 1 thread): ` +
       `${comparison.rounds} interleaved rounds of ${comparison.iterations_per_round} iterations, ` +
-      'per round the median iteration; median (min–max) over rounds, ms.\nOurs as the product runs it: ' +
-      'rollouts and scoring on onnxruntime-node (its default threads: all cores), update on tfjs-wasm (1 thread).\n',
+      'per round the median iteration; median (min–max) over rounds, ms; the ratio is taken per round.\n' +
+      'Ours as the product runs it: rollouts and scoring on onnxruntime-node, the update on the training engine ' +
+      'named in the first column.\n',
   );
-  const labels = { total: 'whole iteration', update: 'PPO update', rollout: 'rollouts (generate + score)' };
-  console.log(
-    table(
-      ['work', 'ours (ms)', 'PyTorch (ms)', 'ours / PyTorch'],
-      Object.entries(labels).map(([name, label]) => {
-        const s = comparison.summary[name as keyof typeof labels];
-        return [label, formatSpread(s.ours, 0), formatSpread(s.pytorch, 0), formatSpread(s.ratio, 2, '×')];
-      }),
-    ),
+  const labels: Record<Measure, string> = {
+    total: 'whole iteration',
+    update: 'PPO update',
+    rollout: 'rollouts (generate + score)',
+  };
+  const lines: string[][] = [];
+  for (const [name, variant] of Object.entries(comparison.variants))
+    for (const measure of measureNames) {
+      const s = variant.summary[measure];
+      lines.push([
+        name,
+        labels[measure],
+        formatSpread(s.ours, 0),
+        formatSpread(comparison.pytorch[measure], 0),
+        formatSpread(s.ratio, 2, '×'),
+      ]);
+    }
+  console.log(table(['update engine', 'work', 'ours (ms)', 'PyTorch (ms)', 'ours / PyTorch'], lines));
+  const share = (ms: number, total: number) => `${((100 * ms) / total).toFixed(0)} %`;
+  const shares = Object.entries(comparison.variants).map(
+    ([name, v]) => `${name} ${share(v.summary.update.ours.median, v.summary.total.ours.median)}`,
   );
-  const share = (side: 'ours' | 'pytorch') =>
-    ((100 * comparison.summary.update[side].median) / comparison.summary.total[side].median).toFixed(0);
-  console.log(`\nupdate share of the iteration (medians): ours ${share('ours')} %, PyTorch ${share('pytorch')} %`);
+  const torchShare = share(comparison.pytorch.update.median, comparison.pytorch.total.median);
+  console.log(`\nupdate share of the iteration (medians): ${shares.join(', ')}, PyTorch ${torchShare}`);
 }

@@ -102,6 +102,11 @@ const cases: Record<string, GradientCase> = {
     ints: { ids: { shape: [2, 3], values: [0, 4, 4, 2, 0, 4] } },
     build: (g, { table, ids }) => op.mul(g, op.gather(g, table, ids), op.gather(g, table, ids)),
   },
+  'GatherElements, last axis (a target log-probability), an element picked twice': {
+    floats: { x: { shape: [2, 3, 4] } },
+    ints: { picks: { shape: [2, 3, 2], values: [0, 3, 1, 1, 2, 0, 3, 3, 0, 2, 1, 3] } },
+    build: (g, { x, picks }) => op.mul(g, op.gatherElements(g, x, picks, -1), op.gatherElements(g, x, picks, -1)),
+  },
   'Softmax, last axis': {
     floats: { x: { shape: [2, 3, 5] } },
     build: (g, { x }) => op.softmax(g, op.mul(g, x, g.scalar(2))),

@@ -2,7 +2,7 @@
  * The trainer's GPT (engine/tfjs/gpt.ts; exported node for node by onnx/gptOnnxGraph.ts) on a
  * differentiable graph, for one static batch shape: weights are graph inputs, the causal bias is a
  * constant, and there is no KV cache — what a training step's forward needs. The LM loss is the tfjs
- * engine's maskedNll: Σ −log p(yₜ)·mₜ / max(Σ mₜ, 1), with log p(yₜ) read by a one-hot product.
+ * engine's maskedNll: Σ −log p(yₜ)·mₜ / max(Σ mₜ, 1), with log p(yₜ) picked by GatherElements.
  *
  * `buildLmLossGraph` appends the backward pass, so one session run gives the loss and every weight's
  * gradient (outputs `loss` and `grad.<weight>`).
@@ -120,15 +120,13 @@ export function scalarHead(
   return op.reshape(g, op.add(g, op.matMul(g, hidden, weight), bias), [batch, length]);
 }
 
-/** log p(targets | logits): logits [B, T, V], targets int64 [B, T] → [B, T] (a one-hot product). */
+/**
+ * log p(targets | logits): logits [B, T, V], targets int64 [B, T] → [B, T], each position's target
+ * picked from log softmax by GatherElements (its gradient scatters dy back: no [B, T, V] one-hot).
+ */
 export function tokenLogprobs(g: DiffGraph, logits: string, targets: string): string {
-  const vocab = g.shape(logits)[2];
-  const vocabIds = g.int64(
-    Array.from({ length: vocab }, (_, v) => v),
-    [vocab],
-  );
-  const oneHot = op.castToFloat(g, op.compare(g, 'Equal', op.unsqueeze(g, targets, [-1]), vocabIds)); // [B, T, V]
-  return op.reduceSum(g, op.mul(g, op.logSoftmax(g, logits), oneHot), [-1], false);
+  const picked = op.gatherElements(g, op.logSoftmax(g, logits), op.unsqueeze(g, targets, [-1]), -1); // [B, T, 1]
+  return op.squeeze(g, picked, [-1]);
 }
 
 /** Mean NLL over the masked positions: Σ −log p · m / max(Σ m, 1) (losses.ts's maskedNll). */

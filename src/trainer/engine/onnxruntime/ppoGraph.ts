@@ -88,8 +88,12 @@ export function buildPpoLossGraph(
   const entropy = meanEntropy(g, logits, mask);
 
   let loss = op.mul(g, g.scalar(settings.vfCoef), value.loss);
-  if (settings.policyActive)
-    loss = op.add(g, loss, op.sub(g, policy.loss, op.mul(g, g.scalar(settings.entropyCoef), entropy)));
+  if (settings.policyActive) {
+    // Without an entropy bonus the entropy is only reported: left out of the loss, no backward pass goes
+    // through its softmax over [B, T, V] (its gradient would be 0·∂entropy).
+    const bonus = settings.entropyCoef === 0 ? undefined : op.mul(g, g.scalar(settings.entropyCoef), entropy);
+    loss = op.add(g, loss, bonus ? op.sub(g, policy.loss, bonus) : policy.loss);
+  }
   if (settings.ptx) {
     const ptxDims = [settings.ptx.shape.batchSize, settings.ptx.shape.length];
     const ptxIds = g.input(ppoGraphInputs.ptxIds, ptxDims, 'int64');

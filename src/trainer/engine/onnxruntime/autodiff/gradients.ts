@@ -3,7 +3,8 @@
  * the same graph and returns, for each name in `wrt`, the value holding ∂loss/∂name.
  *
  * Only values on a path from some `wrt` to the loss get gradients (others are never built); a value
- * used several times sums its contributions with Add. Each op's rule lives in rules/ with its math.
+ * used several times sums its contributions with Add. Each op's rule lives in rules/ with its math; a
+ * composite (DiffGraph.composite, e.g. tanh-GELU) has one rule for its whole run of nodes.
  */
 import type { DiffGraph } from './graph';
 import { add, expand } from './ops';
@@ -50,6 +51,14 @@ export function gradients(g: DiffGraph, loss: string, wrt: readonly string[]): M
   contribute(loss, lossShape.length === 0 ? g.scalar(1) : expand(g, g.scalar(1), lossShape)); // ∂loss/∂loss = 1
   for (let i = forward.length - 1; i >= 0; i--) {
     const node = forward[i];
+    const composite = g.composites.get(node.outputs[0]);
+    if (composite) {
+      // One rule for the whole run of nodes; the nodes inside get no gradients of their own.
+      const dy = total(node.outputs[0]);
+      if (dy !== undefined && needsGrad(composite.input)) contribute(composite.input, composite.backward(dy));
+      i = composite.firstNode;
+      continue;
+    }
     const needs = node.inputs.map(needsGrad);
     if (!needs.some(Boolean)) continue;
     const outputGrads = node.outputs.map(total);

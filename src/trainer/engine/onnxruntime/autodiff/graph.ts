@@ -44,8 +44,23 @@ function attributeProto(name: string, value: Attribute): onnx.IAttributeProto {
   return { name, type: AttributeType.INT, i: value };
 }
 
+/**
+ * A value built from one input by a run of consecutive nodes, with a gradient rule of its own:
+ * `gradients` applies `backward` to the value's gradient and skips the nodes inside (their composed
+ * rules would take more nodes for the same derivative).
+ */
+export interface Composite {
+  readonly input: string;
+  /** Index in `nodes` of the run's first node; the run ends with the node that outputs the value. */
+  readonly firstNode: number;
+  /** ∂L/∂input from ∂L/∂value (nodes appended to the graph). */
+  readonly backward: (dy: string) => string;
+}
+
 export class DiffGraph {
   readonly nodes: GraphNode[] = [];
+  /** By output value (see `composite`). */
+  readonly composites = new Map<string, Composite>();
   private readonly values = new Map<string, ValueInfo>();
   private readonly initializers: onnx.ITensorProto[] = [];
   /** The values of int64 constants, so rules can read axes and shapes back. */
@@ -105,6 +120,24 @@ export class DiffGraph {
 
   node1(opType: string, inputs: readonly string[], attributes: Attributes, output: ValueInfo): string {
     return this.node(opType, inputs, attributes, [output])[0];
+  }
+
+  /**
+   * Records the nodes `build` appends (they must read nothing built before them but `input` and
+   * constants, and only their last output may be used after them) as one composite whose gradient is
+   * `backward` (given the build's intermediate values, which it may reuse).
+   */
+  composite<T>(
+    input: string,
+    build: () => { value: string; parts: T },
+    backward: (dy: string, parts: T) => string,
+  ): string {
+    const firstNode = this.nodes.length;
+    const { value, parts } = build();
+    const last = this.nodes[this.nodes.length - 1];
+    if (!last || last.outputs[0] !== value) throw new Error('autodiff: a composite must end with its value');
+    this.composites.set(value, { input, firstNode, backward: (dy) => backward(dy, parts) });
+    return value;
   }
 
   /** A float constant of the graph's float type (weights in tests, masks, scalars). */

@@ -175,6 +175,14 @@ export function gather(g: DiffGraph, data: string, indices: string): string {
   return g.node1('Gather', [data, indices], { axis: 0 }, { shape, kind: 'float' });
 }
 
+/**
+ * GatherElements on `axis`: y[…, i, …] = data[…, indices[…, i, …], …], indices int64 of y's shape (one
+ * element picked per index, e.g. each position's target log-probability from [B, T, V] by [B, T, 1]).
+ */
+export function gatherElements(g: DiffGraph, data: string, indices: string, axis: number): string {
+  return g.node1('GatherElements', [data, indices], { axis }, { shape: g.shape(indices), kind: 'float' });
+}
+
 export function softmax(g: DiffGraph, x: string): string {
   return g.node1('Softmax', [x], { axis: -1 }, { shape: g.shape(x), kind: 'float' });
 }
@@ -194,9 +202,29 @@ export function castToFloat(g: DiffGraph, x: string): string {
   return g.node1('Cast', [x], { to: g.floatDataType }, { shape: g.shape(x), kind: 'float' });
 }
 
-/** GPT-2's tanh-GELU, composed: ½x(1 + tanh(√(2/π)(x + 0.044715x³))). Differentiated through its parts. */
+const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_A = 0.044715;
+
+/**
+ * GPT-2's tanh-GELU: y = ½x(1 + t), t = tanh(u), u = c(x + a·x³), c = √(2/π), a = 0.044715 — composed
+ * forward, with a derivative of its own (fewer nodes than differentiating the parts):
+ *   ∂y/∂x = ½(1 + t) + ½x·(1 − t²)·c(1 + 3a·x²)
+ */
 export function geluTanh(g: DiffGraph, x: string): string {
-  const cube = mul(g, x, mul(g, x, x));
-  const inner = mul(g, g.scalar(Math.sqrt(2 / Math.PI)), add(g, x, mul(g, g.scalar(0.044715), cube)));
-  return mul(g, mul(g, g.scalar(0.5), x), add(g, g.scalar(1), tanh(g, inner)));
+  return g.composite(
+    x,
+    () => {
+      const square = mul(g, x, x);
+      const inner = mul(g, g.scalar(GELU_C), add(g, x, mul(g, g.scalar(GELU_A), mul(g, x, square))));
+      const t = tanh(g, inner);
+      const halfX = mul(g, g.scalar(0.5), x);
+      return { value: mul(g, halfX, add(g, g.scalar(1), t)), parts: { square, t, halfX } };
+    },
+    (dy, { square, t, halfX }) => {
+      const slope = add(g, g.scalar(GELU_C), mul(g, g.scalar(3 * GELU_A * GELU_C), square)); // c(1 + 3a·x²)
+      const sech2 = sub(g, g.scalar(1), mul(g, t, t)); // 1 − t²
+      const halfOnePlusT = add(g, g.scalar(0.5), mul(g, g.scalar(0.5), t)); // ½(1 + t)
+      return mul(g, dy, add(g, halfOnePlusT, mul(g, halfX, mul(g, sech2, slope))));
+    },
+  );
 }

@@ -31,7 +31,9 @@ export function unbroadcast(g: DiffGraph, grad: string, target: Shape): string {
   const shape = g.shape(grad);
   const offset = shape.length - target.length;
   const axes = shape.flatMap((d, i) => (i < offset || (target[i - offset] === 1 && d !== 1) ? [i] : []));
-  const summed = axes.length > 0 ? reduceSum(g, grad, axes, true) : grad;
+  // Only leading axes summed (a bias under a batch): dropping them gives the target's shape, no Reshape node.
+  const onlyLeading = axes.length === offset;
+  const summed = axes.length > 0 ? reduceSum(g, grad, axes, !onlyLeading) : grad;
   return g.shape(summed).join(',') === target.join(',') ? summed : reshape(g, summed, target);
 }
 

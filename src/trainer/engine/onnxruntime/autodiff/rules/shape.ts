@@ -82,6 +82,25 @@ const gatherRule: GradientRule = (c: RuleContext) => {
   return [c.needs[0] ? scatter() : undefined, undefined];
 };
 
+/**
+ * y = GatherElements(data, indices, axis): each element of y is one element of data, so ∂data is dy
+ * scattered back to the picked places, zeros elsewhere — one ScatterElements into zeros. Reduction "add"
+ * sums the gradients of an element picked more than once.
+ */
+const gatherElementsRule: GradientRule = (c: RuleContext) => {
+  const [data, indices] = c.node.inputs;
+  const dataShape = c.g.shape(data);
+  const scatter = () => {
+    const zeros = expand(c.g, c.g.scalar(0), dataShape);
+    const attributes = { axis: c.node.attributes.axis ?? 0, reduction: 'add' };
+    return c.g.node1('ScatterElements', [zeros, indices, outputGrad(c)], attributes, {
+      shape: dataShape,
+      kind: 'float',
+    });
+  };
+  return [c.needs[0] ? scatter() : undefined, undefined];
+};
+
 export const shapeRules: Record<string, GradientRule> = {
   Reshape: reshapeRule,
   Squeeze: reshapeRule,
@@ -92,4 +111,5 @@ export const shapeRules: Record<string, GradientRule> = {
   Split: splitRule,
   Expand: expandRule,
   Gather: gatherRule,
+  GatherElements: gatherElementsRule,
 };
