@@ -16,8 +16,29 @@ import type { Gpt, KvCache } from '../engine/tfjs/gpt';
 // The sampling settings and results are the engine seam's (every engine samples to that contract).
 export type { SampledSequence, SamplingOptions } from '../engine/engine';
 
+/** Whether the options warp the distribution beyond temperature (top-k or top-p on). */
+function truncates(options: Pick<SamplingOptions, 'topK' | 'topP'>, vocab: number): boolean {
+  return (options.topK > 0 && options.topK < vocab) || options.topP < 1;
+}
+
 /**
- * Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability.
+ * Scratch for the unnormalised weights exp((zᵢ − max z) / T) of one draw. Sampling is synchronous and single-threaded,
+ * so one buffer, grown to the largest vocabulary seen, serves every call without allocating per token.
+ */
+let weightScratch = new Float64Array(0);
+
+function scratchWeights(vocab: number): Float64Array {
+  if (weightScratch.length < vocab) weightScratch = new Float64Array(vocab);
+  return weightScratch;
+}
+
+/**
+ * Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability,
+ * log softmax(z)ᵢ = zᵢ − (max z + log Σⱼ exp(zⱼ − max z)) (shifted by the max so no exp overflows).
+ *
+ * With top-k and top-p off this is one pass for the max, one for the weights wᵢ = exp((zᵢ − max z) / T) and their
+ * total W, one uniform u from `random`, and a scan for the first i with w₀ + … + wᵢ > u·W: P(i) = wᵢ / W =
+ * softmax(z / T)ᵢ, with no sort of the vocabulary. Top-k / top-p sort the candidates first.
  */
 export function sampleToken(
   logits: Float32Array,
@@ -26,17 +47,56 @@ export function sampleToken(
 ): { token: number; logprob: number } {
   const n = logits.length;
   let max = -Infinity;
-  for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
-  let logSumExp = 0;
-  for (let i = 0; i < n; i++) logSumExp += Math.exp(logits[i] - max);
-  const logZ = max + Math.log(logSumExp);
-  const logprobOf = (token: number) => logits[token] - logZ;
-
-  if (options.temperature <= 0) {
-    let best = 0;
-    for (let i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
-    return { token: best, logprob: logprobOf(best) };
+  let argmax = 0;
+  for (let i = 0; i < n; i++) {
+    if (logits[i] > max) {
+      max = logits[i];
+      argmax = i;
+    }
   }
+  if (options.temperature <= 0) return { token: argmax, logprob: logits[argmax] - logNormaliser(logits, max) };
+  if (truncates(options, n)) return sampleTruncated(logits, max, options, random);
+
+  const inverseTemperature = 1 / options.temperature;
+  const weights = scratchWeights(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const weight = Math.exp((logits[i] - max) * inverseTemperature);
+    weights[i] = weight;
+    total += weight;
+  }
+  // At T = 1 the weights are exp(zᵢ − max z) already, so their total gives the normaliser without a second pass.
+  const logZ = options.temperature === 1 ? max + Math.log(total) : logNormaliser(logits, max);
+  const draw = random.next() * total;
+  let cumulative = 0;
+  let lastDrawable = argmax;
+  for (let i = 0; i < n; i++) {
+    if (weights[i] === 0) continue;
+    cumulative += weights[i];
+    lastDrawable = i;
+    if (draw < cumulative) return { token: i, logprob: logits[i] - logZ };
+  }
+  // Unreachable in exact arithmetic (u < 1); kept so rounding can never return a token of weight 0.
+  return { token: lastDrawable, logprob: logits[lastDrawable] - logZ };
+}
+
+/** log Σᵢ exp(zᵢ), as max z + log Σᵢ exp(zᵢ − max z). */
+function logNormaliser(logits: Float32Array, max: number): number {
+  let sumExp = 0;
+  for (let i = 0; i < logits.length; i++) sumExp += Math.exp(logits[i] - max);
+  return max + Math.log(sumExp);
+}
+
+/** Top-k then top-p (Hugging Face's order, after the temperature): candidates sorted by logit, the tail cut. */
+function sampleTruncated(
+  logits: Float32Array,
+  max: number,
+  options: Pick<SamplingOptions, 'temperature' | 'topK' | 'topP'>,
+  random: Random,
+): { token: number; logprob: number } {
+  const n = logits.length;
+  const logZ = logNormaliser(logits, max);
+  const logprobOf = (token: number) => logits[token] - logZ;
   // Candidates sorted by logit, descending; top-k then top-p cut the tail.
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);
   const k = options.topK > 0 ? Math.min(options.topK, n) : n;
