@@ -168,6 +168,52 @@ describe('sampleToken', () => {
     }
   });
 
+  test('top-k selects the same candidates, in the same order, as sorting the whole vocabulary (ties included)', () => {
+    /** The sort-everything warpers sampleToken had before top-k selected its candidates (Hugging Face's order). */
+    function sortingReference(input: Float32Array, topK: number, topP: number, random: Random): number {
+      const top = Math.max(...input);
+      const order = Array.from(input, (_, i) => i).sort((a, b) => input[b] - input[a]);
+      const scaled = order.slice(0, topK).map((i) => Math.exp(input[i] - top));
+      const total = scaled.reduce((a, b) => a + b, 0);
+      let keep = scaled.length;
+      let cumulative = 0;
+      for (let i = 0; i < scaled.length && topP < 1; i++) {
+        cumulative += scaled[i] / total;
+        if (cumulative >= topP) {
+          keep = i + 1;
+          break;
+        }
+      }
+      let draw = random.next() * scaled.slice(0, keep).reduce((a, b) => a + b, 0);
+      for (let i = 0; i < keep; i++) {
+        draw -= scaled[i];
+        if (draw <= 0) return order[i];
+      }
+      return order[keep - 1];
+    }
+    const values = new Random(21);
+    for (let trial = 0; trial < 20; trial++) {
+      // 64 logits from 12 distinct values: many ties, which a stable sort breaks by index.
+      const input = Float32Array.from({ length: 64 }, () => values.int(12) / 3);
+      for (const [topK, topP] of [
+        [1, 1],
+        [5, 1],
+        [17, 1],
+        [17, 0.8],
+        [63, 0.95],
+      ]) {
+        const ours = new Random(trial);
+        const reference = new Random(trial);
+        for (let i = 0; i < 50; i++)
+          assert.equal(
+            sampleToken(input, { temperature: 1, topK, topP }, ours).token,
+            sortingReference(input, topK, topP, reference),
+            `trial ${trial}, top-k ${topK}, top-p ${topP}, draw ${i}`,
+          );
+      }
+    }
+  });
+
   test('the same seed draws the same tokens', () => {
     const draw = (seed: number) => {
       const random = new Random(seed);

@@ -97,10 +97,11 @@ function sampleTruncated(
   const n = logits.length;
   const logZ = logNormaliser(logits, max);
   const logprobOf = (token: number) => logits[token] - logZ;
-  // Candidates sorted by logit, descending; top-k then top-p cut the tail.
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);
+  // Candidates by logit, descending (ties: lower index first, as a stable sort leaves them); top-k then top-p cut
+  // the tail. Top-k selects its k first, so only those are sorted.
   const k = options.topK > 0 ? Math.min(options.topK, n) : n;
-  const scaled = order.slice(0, k).map((i) => Math.exp((logits[i] - max) / options.temperature));
+  const order = k < n ? topIndices(logits, k) : Array.from({ length: n }, (_, i) => i).sort(byLogitDescending(logits));
+  const scaled = order.map((i) => Math.exp((logits[i] - max) / options.temperature));
   const total = scaled.reduce((a, b) => a + b, 0);
   let keep = scaled.length;
   if (options.topP < 1) {
@@ -121,6 +122,48 @@ function sampleTruncated(
     if (draw <= 0) return { token: order[i], logprob: logprobOf(order[i]) };
   }
   return { token: order[kept.length - 1], logprob: logprobOf(order[kept.length - 1]) };
+}
+
+/** Descending logit, then ascending index: the order a stable sort by descending logit gives. */
+function byLogitDescending(logits: Float32Array): (a: number, b: number) => number {
+  return (a, b) => logits[b] - logits[a] || a - b;
+}
+
+/**
+ * The k tokens first in `byLogitDescending` order, in that order: a min-heap of the k best so far (its root the
+ * last of them), O(n log k), then a sort of those k — the same list as sorting all n and keeping k.
+ */
+function topIndices(logits: Float32Array, k: number): number[] {
+  const ranksAfter = (a: number, b: number) => logits[a] < logits[b] || (logits[a] === logits[b] && a > b);
+  const heap: number[] = [];
+  const siftDown = (start: number) => {
+    let i = start;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let last = i;
+      if (left < heap.length && ranksAfter(heap[left], heap[last])) last = left;
+      if (right < heap.length && ranksAfter(heap[right], heap[last])) last = right;
+      if (last === i) return;
+      [heap[i], heap[last]] = [heap[last], heap[i]];
+      i = last;
+    }
+  };
+  for (let token = 0; token < logits.length; token++) {
+    if (heap.length < k) {
+      heap.push(token);
+      for (let i = heap.length - 1; i > 0;) {
+        const parent = (i - 1) >> 1;
+        if (!ranksAfter(heap[i], heap[parent])) break;
+        [heap[i], heap[parent]] = [heap[parent], heap[i]];
+        i = parent;
+      }
+    } else if (ranksAfter(heap[0], token)) {
+      heap[0] = token;
+      siftDown(0);
+    }
+  }
+  return heap.sort(byLogitDescending(logits));
 }
 
 /**
