@@ -85,9 +85,9 @@ export interface SessionSettings {
   /**
    * false: onnxruntime's intra-op threads sleep between ops instead of spin-waiting
    * (`session.intra_op.allow_spinning` = 0). A sampler runs one small forward per token and draws in JavaScript between
-   * them, and spinning threads take the cores that JavaScript needs: on 2 cores the quick demo's preferences stage
-   * took a median 3.1 s with spinning and 2.0 s without (bench/samplingBench.ts). onnxruntime's default (spin) when
-   * omitted.
+   * them, and spinning threads take the cores that JavaScript needs. On 2 shared cores a `train` run of the quick
+   * demo's preferences stage alone took a median 1.96 s with spinning and 1.21 s without (7 interleaved rounds, issue
+   * 15); bench/samplingBench.ts compares one sampling pass both ways. onnxruntime's default (spin) when omitted.
    */
   readonly spinWait?: boolean;
 }
