@@ -100,6 +100,120 @@ describe('sampleToken', () => {
     assertFrequencies(frequencies({ temperature: 1, topK: 2, topP: 0.6 }, 2000), [0, 1, 0, 0, 0]);
   });
 
+  /** Pearson's χ² = Σ (observed − expected)² / expected of token counts against the probabilities `expected`. */
+  function chiSquare(counts: readonly number[], expected: readonly number[]): number {
+    const draws = counts.reduce((a, b) => a + b, 0);
+    return counts.reduce((statistic, count, token) => {
+      const mean = draws * expected[token];
+      return statistic + (count - mean) ** 2 / mean;
+    }, 0);
+  }
+  // χ² with 4 degrees of freedom (5 tokens) exceeds 18.467 with probability 0.001 when the counts follow `expected`.
+  const chiSquareCritical4Dof = 18.467;
+  const chiSquareDraws = 20000;
+
+  /** Token counts of `chiSquareDraws` seeded draws at temperature T, top-k and top-p off. */
+  function counts(temperature: number, seed: number, topP: number | undefined = 1): number[] {
+    const random = new Random(seed);
+    const tally = probs.map(() => 0);
+    for (let i = 0; i < chiSquareDraws; i++) tally[sampleToken(logits, { temperature, topK: 0, topP }, random).token]++;
+    return tally;
+  }
+
+  /** softmax(log p / T) = p^(1/T) / Σ p^(1/T), in float64. */
+  const tempered = (temperature: number) => {
+    const powered = probs.map((p) => p ** (1 / temperature));
+    const total = powered.reduce((a, b) => a + b, 0);
+    return powered.map((w) => w / total);
+  };
+
+  test('without top-k / top-p the counts pass a χ² test against softmax(logits / T), and a shifted one fails', () => {
+    for (const temperature of [1, 0.7, 2]) {
+      for (const seed of [11, 12]) {
+        const tally = counts(temperature, seed);
+        const statistic = chiSquare(tally, tempered(temperature));
+        assert.ok(statistic < chiSquareCritical4Dof, `T = ${temperature}, seed ${seed}: χ² = ${statistic}`);
+        // The same statistic rejects a distribution two points of probability away (0.02 moved between tokens).
+        const shifted = tempered(temperature).map((p, token) => p + (token === 1 ? -0.02 : token === 3 ? 0.02 : 0));
+        const shiftedStatistic = chiSquare(tally, shifted);
+        assert.ok(shiftedStatistic > chiSquareCritical4Dof, `T = ${temperature}: shifted χ² = ${shiftedStatistic}`);
+      }
+    }
+    // topP undefined counts as off too (an options object read from a config without the field).
+    const untyped = counts(1, 13, undefined as unknown as number);
+    assert.ok(chiSquare(untyped, probs) < chiSquareCritical4Dof);
+  });
+
+  test('the logprob is the unwarped log-softmax of the drawn token at any temperature, even for huge logits', () => {
+    // z + 1000: exp(z) would overflow without the max shift. Float32 rounds z + 1000 to ~6e-5, so the reference is
+    // the log-softmax of the float32 values themselves, computed in float64 (log Σ exp through the largest term).
+    const shifted = Float32Array.from(logits, (z) => z + 1000);
+    const logSoftmax = (input: Float32Array, token: number) => {
+      const top = Math.max(...input);
+      return input[token] - top - Math.log(input.reduce((total, z) => total + Math.exp(z - top), 0));
+    };
+    for (const input of [logits, shifted]) {
+      for (const temperature of [0.5, 1, 3]) {
+        const random = new Random(5);
+        for (let i = 0; i < 200; i++) {
+          const { token, logprob } = sampleToken(input, { temperature, topK: 0, topP: 1 }, random);
+          assert.ok(Number.isFinite(logprob));
+          assert.ok(
+            Math.abs(logprob - logSoftmax(input, token)) < 1e-12,
+            `T = ${temperature}: ${logprob} for ${token}`,
+          );
+          if (input === logits) assert.ok(Math.abs(logprob - Math.log(probs[token])) < 1e-6);
+        }
+      }
+    }
+  });
+
+  test('top-k selects the same candidates, in the same order, as sorting the whole vocabulary (ties included)', () => {
+    /** The sort-everything warpers sampleToken had before top-k selected its candidates (Hugging Face's order). */
+    function sortingReference(input: Float32Array, topK: number, topP: number, random: Random): number {
+      const top = Math.max(...input);
+      const order = Array.from(input, (_, i) => i).sort((a, b) => input[b] - input[a]);
+      const scaled = order.slice(0, topK).map((i) => Math.exp(input[i] - top));
+      const total = scaled.reduce((a, b) => a + b, 0);
+      let keep = scaled.length;
+      let cumulative = 0;
+      for (let i = 0; i < scaled.length && topP < 1; i++) {
+        cumulative += scaled[i] / total;
+        if (cumulative >= topP) {
+          keep = i + 1;
+          break;
+        }
+      }
+      let draw = random.next() * scaled.slice(0, keep).reduce((a, b) => a + b, 0);
+      for (let i = 0; i < keep; i++) {
+        draw -= scaled[i];
+        if (draw <= 0) return order[i];
+      }
+      return order[keep - 1];
+    }
+    const values = new Random(21);
+    for (let trial = 0; trial < 20; trial++) {
+      // 64 logits from 12 distinct values: many ties, which a stable sort breaks by index.
+      const input = Float32Array.from({ length: 64 }, () => values.int(12) / 3);
+      for (const [topK, topP] of [
+        [1, 1],
+        [5, 1],
+        [17, 1],
+        [17, 0.8],
+        [63, 0.95],
+      ]) {
+        const ours = new Random(trial);
+        const reference = new Random(trial);
+        for (let i = 0; i < 50; i++)
+          assert.equal(
+            sampleToken(input, { temperature: 1, topK, topP }, ours).token,
+            sortingReference(input, topK, topP, reference),
+            `trial ${trial}, top-k ${topK}, top-p ${topP}, draw ${i}`,
+          );
+      }
+    }
+  });
+
   test('the same seed draws the same tokens', () => {
     const draw = (seed: number) => {
       const random = new Random(seed);
@@ -107,6 +221,11 @@ describe('sampleToken', () => {
     };
     assert.deepEqual(draw(7), draw(7));
     assert.notDeepEqual(draw(7), draw(8));
+    const drawTempered = (seed: number) => {
+      const random = new Random(seed);
+      return Array.from({ length: 50 }, () => sampleToken(logits, { temperature: 0.7, topK: 0, topP: 1 }, random));
+    };
+    assert.deepEqual(drawTempered(7), drawTempered(7));
   });
 });
 

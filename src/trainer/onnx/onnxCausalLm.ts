@@ -72,16 +72,32 @@ export interface ForwardOutputs {
   readonly present?: PastKeyValues;
 }
 
-const int64 = (values: ArrayLike<number>, dims: number[]) =>
-  new ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims);
+/** An int64 tensor, filled in place (no intermediate array of BigInts: this runs for every sampled token). */
+function int64(values: ArrayLike<number>, dims: number[]): ort.Tensor {
+  const data = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]);
+  return new ort.Tensor('int64', data, dims);
+}
 
 export interface SessionSettings {
   /** onnxruntime's intra-op threads; onnxruntime's default (all cores) when omitted. */
   readonly threads?: number;
+  /**
+   * false: onnxruntime's intra-op threads sleep between ops instead of spin-waiting
+   * (`session.intra_op.allow_spinning` = 0). A sampler runs one small forward per token and draws in JavaScript between
+   * them, and spinning threads take the cores that JavaScript needs. On 2 shared cores a `train` run of the quick
+   * demo's preferences stage alone took a median 1.96 s with spinning and 1.21 s without (7 interleaved rounds, issue
+   * 15); bench/samplingBench.ts compares one sampling pass both ways. onnxruntime's default (spin) when omitted.
+   */
+  readonly spinWait?: boolean;
 }
 
 function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
-  return { graphOptimizationLevel: 'all', ...(settings.threads ? { intraOpNumThreads: settings.threads } : {}) };
+  return {
+    graphOptimizationLevel: 'all',
+    ...(settings.threads ? { intraOpNumThreads: settings.threads } : {}),
+    ...(settings.spinWait === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+  };
 }
 
 export class OnnxCausalLm {

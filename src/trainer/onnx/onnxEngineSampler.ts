@@ -14,7 +14,12 @@ export function onnxEngineSampler(config: GptConfig, heads: readonly ScalarHead[
   return {
     async generate(weights, prompts, sampling) {
       if (session) await (await session).updateWeights(weights);
-      else session = OnnxCausalLm.fromGpt(config, heads, weights, { kvCache: true, weightSync: 'inputs' });
+      else
+        session = OnnxCausalLm.fromGpt(config, heads, weights, {
+          kvCache: true,
+          weightSync: 'inputs',
+          spinWait: false,
+        });
       return generateOnnx(await session, prompts, sampling);
     },
     async release() {

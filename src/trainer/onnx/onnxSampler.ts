@@ -29,6 +29,7 @@ export async function generateOnnx(
   const continuations = new Continuations(batch, keyMask, options, new Random(options.seed));
   // Logits of each row's last position: [B, V]
   const lastLogits = (logits: Float32Array, length: number) => {
+    if (length === 1) return logits; // a cached step's logits are [B, 1, V]: already each row's last position
     const out = new Float32Array(batch * vocab);
     for (let b = 0; b < batch; b++)
       out.set(logits.subarray((b * length + length - 1) * vocab, (b * length + length) * vocab), b * vocab);

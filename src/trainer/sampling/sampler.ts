@@ -16,8 +16,29 @@ import type { Gpt, KvCache } from '../engine/tfjs/gpt';
 // The sampling settings and results are the engine seam's (every engine samples to that contract).
 export type { SampledSequence, SamplingOptions } from '../engine/engine';
 
+/** Whether the options warp the distribution beyond temperature (top-k or top-p on). */
+function truncates(options: Pick<SamplingOptions, 'topK' | 'topP'>, vocab: number): boolean {
+  return (options.topK > 0 && options.topK < vocab) || options.topP < 1;
+}
+
 /**
- * Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability.
+ * Scratch for the unnormalised weights exp((zᵢ − max z) / T) of one draw. Sampling is synchronous and single-threaded,
+ * so one buffer, grown to the largest vocabulary seen, serves every call without allocating per token.
+ */
+let weightScratch = new Float64Array(0);
+
+function scratchWeights(vocab: number): Float64Array {
+  if (weightScratch.length < vocab) weightScratch = new Float64Array(vocab);
+  return weightScratch;
+}
+
+/**
+ * Turns logits into the warped distribution and draws one token; returns the token and its unwarped log-probability,
+ * log softmax(z)ᵢ = zᵢ − (max z + log Σⱼ exp(zⱼ − max z)) (shifted by the max so no exp overflows).
+ *
+ * With top-k and top-p off this is one pass for the max, one for the weights wᵢ = exp((zᵢ − max z) / T) and their
+ * total W, one uniform u from `random`, and a scan for the first i with w₀ + … + wᵢ > u·W: P(i) = wᵢ / W =
+ * softmax(z / T)ᵢ, with no sort of the vocabulary. Top-k / top-p sort the candidates first.
  */
 export function sampleToken(
   logits: Float32Array,
@@ -26,21 +47,61 @@ export function sampleToken(
 ): { token: number; logprob: number } {
   const n = logits.length;
   let max = -Infinity;
-  for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
-  let logSumExp = 0;
-  for (let i = 0; i < n; i++) logSumExp += Math.exp(logits[i] - max);
-  const logZ = max + Math.log(logSumExp);
-  const logprobOf = (token: number) => logits[token] - logZ;
-
-  if (options.temperature <= 0) {
-    let best = 0;
-    for (let i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
-    return { token: best, logprob: logprobOf(best) };
+  let argmax = 0;
+  for (let i = 0; i < n; i++) {
+    if (logits[i] > max) {
+      max = logits[i];
+      argmax = i;
+    }
   }
-  // Candidates sorted by logit, descending; top-k then top-p cut the tail.
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);
+  if (options.temperature <= 0) return { token: argmax, logprob: logits[argmax] - logNormaliser(logits, max) };
+  if (truncates(options, n)) return sampleTruncated(logits, max, options, random);
+
+  const inverseTemperature = 1 / options.temperature;
+  const weights = scratchWeights(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const weight = Math.exp((logits[i] - max) * inverseTemperature);
+    weights[i] = weight;
+    total += weight;
+  }
+  // At T = 1 the weights are exp(zᵢ − max z) already, so their total gives the normaliser without a second pass.
+  const logZ = options.temperature === 1 ? max + Math.log(total) : logNormaliser(logits, max);
+  const draw = random.next() * total;
+  let cumulative = 0;
+  let lastDrawable = argmax;
+  for (let i = 0; i < n; i++) {
+    if (weights[i] === 0) continue;
+    cumulative += weights[i];
+    lastDrawable = i;
+    if (draw < cumulative) return { token: i, logprob: logits[i] - logZ };
+  }
+  // Unreachable in exact arithmetic (u < 1); kept so rounding can never return a token of weight 0.
+  return { token: lastDrawable, logprob: logits[lastDrawable] - logZ };
+}
+
+/** log Σᵢ exp(zᵢ), as max z + log Σᵢ exp(zᵢ − max z). */
+function logNormaliser(logits: Float32Array, max: number): number {
+  let sumExp = 0;
+  for (let i = 0; i < logits.length; i++) sumExp += Math.exp(logits[i] - max);
+  return max + Math.log(sumExp);
+}
+
+/** Top-k then top-p (Hugging Face's order, after the temperature): candidates sorted by logit, the tail cut. */
+function sampleTruncated(
+  logits: Float32Array,
+  max: number,
+  options: Pick<SamplingOptions, 'temperature' | 'topK' | 'topP'>,
+  random: Random,
+): { token: number; logprob: number } {
+  const n = logits.length;
+  const logZ = logNormaliser(logits, max);
+  const logprobOf = (token: number) => logits[token] - logZ;
+  // Candidates by logit, descending (ties: lower index first, as a stable sort leaves them); top-k then top-p cut
+  // the tail. Top-k selects its k first, so only those are sorted.
   const k = options.topK > 0 ? Math.min(options.topK, n) : n;
-  const scaled = order.slice(0, k).map((i) => Math.exp((logits[i] - max) / options.temperature));
+  const order = k < n ? topIndices(logits, k) : Array.from({ length: n }, (_, i) => i).sort(byLogitDescending(logits));
+  const scaled = order.map((i) => Math.exp((logits[i] - max) / options.temperature));
   const total = scaled.reduce((a, b) => a + b, 0);
   let keep = scaled.length;
   if (options.topP < 1) {
@@ -61,6 +122,48 @@ export function sampleToken(
     if (draw <= 0) return { token: order[i], logprob: logprobOf(order[i]) };
   }
   return { token: order[kept.length - 1], logprob: logprobOf(order[kept.length - 1]) };
+}
+
+/** Descending logit, then ascending index: the order a stable sort by descending logit gives. */
+function byLogitDescending(logits: Float32Array): (a: number, b: number) => number {
+  return (a, b) => logits[b] - logits[a] || a - b;
+}
+
+/**
+ * The k tokens first in `byLogitDescending` order, in that order: a min-heap of the k best so far (its root the
+ * last of them), O(n log k), then a sort of those k — the same list as sorting all n and keeping k.
+ */
+function topIndices(logits: Float32Array, k: number): number[] {
+  const ranksAfter = (a: number, b: number) => logits[a] < logits[b] || (logits[a] === logits[b] && a > b);
+  const heap: number[] = [];
+  const siftDown = (start: number) => {
+    let i = start;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let last = i;
+      if (left < heap.length && ranksAfter(heap[left], heap[last])) last = left;
+      if (right < heap.length && ranksAfter(heap[right], heap[last])) last = right;
+      if (last === i) return;
+      [heap[i], heap[last]] = [heap[last], heap[i]];
+      i = last;
+    }
+  };
+  for (let token = 0; token < logits.length; token++) {
+    if (heap.length < k) {
+      heap.push(token);
+      for (let i = heap.length - 1; i > 0;) {
+        const parent = (i - 1) >> 1;
+        if (!ranksAfter(heap[i], heap[parent])) break;
+        [heap[i], heap[parent]] = [heap[parent], heap[i]];
+        i = parent;
+      }
+    } else if (ranksAfter(heap[0], token)) {
+      heap[0] = token;
+      siftDown(0);
+    }
+  }
+  return heap.sort(byLogitDescending(logits));
 }
 
 /**
