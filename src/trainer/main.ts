@@ -29,7 +29,7 @@ const trainUsage = [
   `Usage: rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   ${runEveryStage}`,
   '       rlhf-lens train --resume <run-dir>                    continue a run from its latest checkpoint',
 ].join('\n');
-const demoUsage = `Usage: rlhf-lens demo [--quick] [--runs-dir DIR] [--out DIR]   ${theDemo}`;
+const demoUsage = `Usage: rlhf-lens demo [--quick] [--seed N] [--runs-dir DIR] [--out DIR]   ${theDemo}`;
 
 const usage = [
   'Usage:',
@@ -223,7 +223,7 @@ async function demo(args: string[], host: HostChannel | undefined): Promise<numb
   // Checked here so `demo --help` and a wrong option get the usage; runDemo parses the same options.
   parseCommandArgs(
     args,
-    { quick: { type: 'boolean' }, 'runs-dir': { type: 'string' }, out: { type: 'string' } },
+    { quick: { type: 'boolean' }, seed: { type: 'string' }, 'runs-dir': { type: 'string' }, out: { type: 'string' } },
     demoUsage,
     { min: 0, max: 0 },
   );

@@ -18,6 +18,7 @@ import {
   demoBetas,
   demoConfig,
   demoKlCoefficients,
+  demoSeed,
   demoScales,
   dpoStageNames,
   ppoStageNames,
@@ -189,15 +190,23 @@ function printDemoReport(report: DemoReport, outDir: string, runsRoot: string): 
 export async function runDemo(args: string[], makeCallbacks: () => PipelineCallbacks): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { quick: { type: 'boolean', default: false }, 'runs-dir': { type: 'string' }, out: { type: 'string' } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      seed: { type: 'string' },
+      'runs-dir': { type: 'string' },
+      out: { type: 'string' },
+    },
   });
+  const seed = values.seed === undefined ? demoSeed : Number(values.seed);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new Error(`--seed must be a whole number ≥ 0, got "${values.seed}"`);
   const mode = values.quick ? 'quick' : 'full';
   const scale = demoScales[mode];
   const outDir = path.resolve(values.out ?? path.join('.rlhf', 'demo'));
   const runsRoot = path.resolve(values['runs-dir'] ?? defaultRunsFolder);
   mkdirSync(outDir, { recursive: true });
   const configFile = path.join(outDir, `demo-${mode}.rlhf.json`);
-  writeJsonDurable(configFile, demoConfig(scale, mode === 'quick' ? 'demo-quick' : 'demo'));
+  writeJsonDurable(configFile, demoConfig(scale, mode === 'quick' ? 'demo-quick' : 'demo', seed));
   const started = performance.now();
 
   const base = makeCallbacks();

@@ -2,7 +2,7 @@
  * The embedded demo: the DPO paper's controlled-sentiment experiment in miniature. One SFT policy
  * on the review corpus, simulated preference labels from the sentiment oracle, a reward model, then
  * PPO at three KL coefficients and DPO at three β, all from the same SFT policy and labels. The
- * full run fits in 15 minutes on 2 cores; `quick` is a smaller version for the tests (under 3).
+ * full run fits in 15 minutes on 2 cores; `quick` is a smaller version for the tests (under a minute).
  */
 export const demoKlCoefficients = [0.02, 0.05, 0.2] as const;
 export const demoBetas = [0.05, 0.1, 0.5] as const;
@@ -32,8 +32,10 @@ export interface DemoScale {
 
 // Sizes measured on 2 cores: the full demo's reward model needs ~1,000 prompts × 6 completions, a
 // summed score (see the reward stage below) and four epochs to pass 85% held-out accuracy against the
-// oracle (0.860 and 0.852 over two seeds; reading the last token instead: 0.819); the quick one only has to beat
-// chance.
+// oracle (0.860 and 0.852 over two seeds; reading the last token instead: 0.819). The quick one (the test command's)
+// is sized so its margins hold with room on the ONNX Runtime engine: 512 prompts × 6 gave a reward model at 78–85 %
+// oracle accuracy and PPO / DPO gains of +0.10 to +0.51 over SFT for seeds 42, 1 and 2 (the test asks 70 % and +0.05),
+// in about 20 s on 2 cores.
 export const demoScales: Record<'full' | 'quick', DemoScale> = {
   full: {
     model: { n_layer: 2, n_head: 4, n_embd: 64, block_size: 64 },
@@ -53,18 +55,18 @@ export const demoScales: Record<'full' | 'quick', DemoScale> = {
   },
   quick: {
     model: { n_layer: 2, n_head: 4, n_embd: 48, block_size: 48 },
-    sftSteps: 250,
+    sftSteps: 300,
     sftLearningRate: 5e-3,
-    preferencePrompts: 256,
-    completionsPerPrompt: 4,
+    preferencePrompts: 512,
+    completionsPerPrompt: 6,
     rewardEpochs: 3,
     rewardLearningRate: 2e-3,
-    ppoEpisodes: 256,
+    ppoEpisodes: 384,
     ppoBatch: 32,
     ppoLearningRate: 1e-3,
-    dpoSteps: 40,
+    dpoSteps: 60,
     dpoLearningRate: 1e-3,
-    evalPrompts: 128,
+    evalPrompts: 256,
     maxNewTokens: 16,
   },
 };
@@ -74,11 +76,14 @@ const betaName = (beta: number) => `dpo-beta${beta}`;
 export const ppoStageNames = demoKlCoefficients.map(klName);
 export const dpoStageNames = demoBetas.map(betaName);
 
+/** The seed of the demo's runs unless `--seed` gives another (the README's figures are this seed's). */
+export const demoSeed = 42;
+
 /** The run config of the demo, as a `*.rlhf.json` would hold it. */
-export function demoConfig(scale: DemoScale, name: string): Record<string, unknown> {
+export function demoConfig(scale: DemoScale, name: string, seed = demoSeed): Record<string, unknown> {
   return {
     name,
-    seed: 42,
+    seed,
     backend: 'auto',
     model: { ...scale.model, dropout: 0 },
     tokenizer: { vocab_size: 512 },
