@@ -428,15 +428,17 @@ export const ppoStageSchema = s.object(
       trl: 'stop_token',
       description: 'End a response at EOS; later tokens are padding.',
     }),
-    rollout_engine: s.enum(['tfjs', 'onnx'], {
-      default: 'tfjs',
+    rollout_engine: s.enum(['training', 'onnx', 'tfjs'], {
+      default: 'training',
       description:
-        'Where rollouts are sampled and scored. "onnx" exports the policy, reference and reward model to ONNX ' +
-        "and samples on onnxruntime-node with a KV cache (much faster); the policy's new weights reach it " +
-        'after every update. Gradients stay on tfjs either way.',
+        'Where rollouts are sampled and scored. "training": on the training engine itself (the config\'s ' +
+        '"engine"), with no second copy of the weights. "onnx": the policy, reference and reward model exported ' +
+        'to separate onnxruntime-node sessions with a KV cache, as large RLHF systems split generation from ' +
+        "training; the policy's new weights reach them after every update.",
       valueDescriptions: [
-        'Sample and score with TensorFlow.js, the training engine.',
-        'Sample and score on onnxruntime-node, synced with the policy after every update.',
+        'Sample and score on the training engine (ONNX Runtime or TensorFlow.js, as "engine" chose).',
+        'Sample and score in separate onnxruntime-node sessions, synced with the policy after every update.',
+        'The older name of "training" (from when TensorFlow.js was the only training engine); the same.',
       ],
     }),
     missing_eos_penalty: s.optional(

@@ -39,6 +39,6 @@ export interface RolloutEngine {
 }
 
 /** Which rollout engine a PPO stage asked for (its config's `rollout_engine`). */
-export type RolloutEngineKind = 'tfjs' | 'onnx';
+export type RolloutEngineKind = 'training' | 'onnx' | 'tfjs';
 
 export type RolloutEngineFactory = (kind: RolloutEngineKind, models: RolloutModels) => Promise<RolloutEngine>;
