@@ -173,7 +173,7 @@ const torchPromptLength = 18;
 
 /** Which engines a measured PPO stage uses: rollouts (`rollout_engine`) and the update (`engine`). */
 interface PpoEngines {
-  readonly rollouts: 'tfjs' | 'onnx';
+  readonly rollouts: 'tfjs' | 'onnx' | 'training';
   readonly update: EngineName;
 }
 
@@ -254,15 +254,20 @@ async function ppoIterationRows(torch: TorchReference | undefined) {
   const tfjsRollouts = await ppoStageTimes({ rollouts: 'tfjs', update: 'tfjs' }, checkpoint, write, runsRoot);
   rows.push({ engine: 'tfjs rollouts, tfjs update', ...medianPhases(tfjsRollouts) });
   process.stderr.write('measured a PPO iteration with tfjs rollouts\n');
-  // ONNX rollouts with the update on each training engine, interleaved round by round with PyTorch.
-  const updateEngines: EngineName[] = ['tfjs', 'onnxruntime'];
-  const iterations = new Map<EngineName, PhaseTimes[]>(updateEngines.map((engine) => [engine, []]));
-  const variantRound = (update: EngineName) => async () => {
-    const times = await ppoStageTimes({ rollouts: 'onnx', update }, checkpoint, write, runsRoot);
-    iterations.get(update)!.push(...times);
+  // ONNX rollouts with the update on each training engine, and the product's default (the ONNX Runtime engine
+  // sampling and scoring itself: rollout_engine "training"), interleaved round by round with PyTorch.
+  const variantEngines: Record<string, PpoEngines> = {
+    'onnx rollouts, tfjs update': { rollouts: 'onnx', update: 'tfjs' },
+    'onnx rollouts, onnxruntime update': { rollouts: 'onnx', update: 'onnxruntime' },
+    'onnxruntime engine alone (the default)': { rollouts: 'training', update: 'onnxruntime' },
+  };
+  const iterations = new Map<string, PhaseTimes[]>(Object.keys(variantEngines).map((name) => [name, []]));
+  const variantRound = (name: string) => async () => {
+    const times = await ppoStageTimes(variantEngines[name], checkpoint, write, runsRoot);
+    iterations.get(name)!.push(...times);
     return times;
   };
-  const variants = Object.fromEntries(updateEngines.map((engine) => [engine, variantRound(engine)]));
+  const variants = Object.fromEntries(Object.keys(variantEngines).map((name) => [name, variantRound(name)]));
   const shape = {
     config: { vocab_size: ppoVocab, ...ppoModel },
     batch,
@@ -272,8 +277,7 @@ async function ppoIterationRows(torch: TorchReference | undefined) {
   };
   const pytorch = torch ? await comparePpoWithTorch(torch, shape, torchRounds, variants) : undefined;
   if (!pytorch) for (const run of Object.values(variants)) await run();
-  for (const engine of updateEngines)
-    rows.push({ engine: `onnx rollouts, ${engine} update`, ...medianPhases(iterations.get(engine)!) });
+  for (const name of Object.keys(variantEngines)) rows.push({ engine: name, ...medianPhases(iterations.get(name)!) });
   process.stderr.write('measured a PPO iteration with ONNX rollouts\n');
   return { rows, pytorch };
 }

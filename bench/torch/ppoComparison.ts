@@ -142,8 +142,7 @@ export function printPpoComparison(comparison: PpoComparison): void {
     `\nOne PPO iteration against PyTorch ${comparison.torch_version} (CPU, 1 thread): ` +
       `${comparison.rounds} interleaved rounds of ${comparison.iterations_per_round} iterations, ` +
       'per round the median iteration; median (min–max) over rounds, ms; the ratio is taken per round.\n' +
-      'Ours as the product runs it: rollouts and scoring on onnxruntime-node, the update on the training engine ' +
-      'named in the first column.\n',
+      'Ours as the product runs it, with the rollout and update engines named in the first column.\n',
   );
   const labels: Record<Measure, string> = {
     total: 'whole iteration',
@@ -162,7 +161,7 @@ export function printPpoComparison(comparison: PpoComparison): void {
         formatSpread(s.ratio, 2, '×'),
       ]);
     }
-  console.log(table(['update engine', 'work', 'ours (ms)', 'PyTorch (ms)', 'ours / PyTorch'], lines));
+  console.log(table(['engines', 'work', 'ours (ms)', 'PyTorch (ms)', 'ours / PyTorch'], lines));
   const share = (ms: number, total: number) => `${((100 * ms) / total).toFixed(0)} %`;
   const shares = Object.entries(comparison.variants).map(
     ([name, v]) => `${name} ${share(v.summary.update.ours.median, v.summary.total.ours.median)}`,

@@ -181,7 +181,7 @@ async function inspectionRollout(context: InspectionContext, step: number, texts
   }));
   const batch = buildSequenceBatch(items, ids.pad);
   const policyStats = await sequenceStatsOnnx(policy, batch, temperature);
-  const referenceStats = await sequenceStatsOnnx(reference, batch, temperature);
+  const referenceStats = await sequenceStatsOnnx(reference, batch, temperature, false);
   const rawScores = reward ? await rewardScoresOnnx(reward, items, ids.pad) : items.map(() => 0);
   const values = policyStats.scalars.values ?? new Float32Array(batch.batchSize * batch.length);
   return {

@@ -68,7 +68,7 @@ export class OnnxRolloutEngine implements RolloutEngine {
     const temperature = sampling.temperature > 0 ? sampling.temperature : 1;
     const { policy, reference, rawScores } = await namedAll({
       policy: sequenceStatsOnnx(this.policy, batch, temperature),
-      reference: sequenceStatsOnnx(this.reference, batch, temperature),
+      reference: sequenceStatsOnnx(this.reference, batch, temperature, false),
       rawScores: rewardScoresOnnx(this.reward, items, sampling.padTokenId),
     });
     const score = (performance.now() - t0) / 1000;
