@@ -257,7 +257,7 @@ for (const [label, config, expected] of memoryCases) {
   );
 }
 
-test('on the ONNX Runtime engine the memory guard sizes against the free memory, not wasm\'s 4 GiB', async () => {
+test("on the ONNX Runtime engine the memory guard sizes against the free memory, not wasm's 4 GiB", async () => {
   const { file, runs } = writeConfig('memory-onnxruntime', {
     name: 'big',
     engine: 'onnxruntime',
