@@ -93,7 +93,7 @@ else notRun('vscode tests', 'the rebuild for the extension-host suite failed');
  * Each failing test of the layers' TAP reports, with the first lines of its error: the summary is the tail a CI log
  * keeps, so why a test failed must be in it, not only thousands of lines above.
  */
-function failuresFromTap(text, maxLines = 14) {
+function failuresFromTap(text, maxLines = 24) {
   const lines = text.split('\n');
   const failures = [];
   for (let i = 0; i < lines.length; i++) {

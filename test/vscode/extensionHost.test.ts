@@ -129,7 +129,10 @@ test('the integration suite passes in the extension host', async (t) => {
       }
       console.log(`--- code-server output\n${server.output()}`);
     }
-    assert.equal(result.code, 0, 'the integration suite failed (its output is above)');
+    // Mocha's failure report (from "N failing" on), in the message too: a CI log's tail keeps the message.
+    const failing = lines.findIndex((line) => /\d+ failing/.test(line));
+    const report = failing < 0 ? '' : `:\n${lines.slice(failing, failing + 30).join('\n')}`;
+    assert.equal(result.code, 0, `the integration suite failed (its output is above)${report}`);
   } finally {
     await page.close();
   }
