@@ -5,10 +5,12 @@
  * RLHF_LENS_ORT_THREADS or the measured default of 1).
  */
 import * as assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { test } from 'node:test';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import {
-  DEFAULT_INTRA_OP_THREADS,
+  decodeSessionOptions,
+  defaultIntraOpThreads,
   onnxThreadSetting,
   ortThreadsEnvironmentVariable,
 } from '../../src/trainer/engine/onnxruntime/onnxThreads';
@@ -43,24 +45,35 @@ test('the factory makes the chosen engine; the backend recorded is the one the e
   const threads = onnxThreadSetting();
   assert.equal(
     onnxBackend.reason,
-    `onnxruntime-node's CPU execution provider, ${threads.description}: ${threads.reason}`,
+    `onnxruntime-node's CPU execution provider, ${threads.description} for training, 1 for sampling: ${threads.reason}`,
   );
   const tfjs = await createChosenEngine(backend, 'tfjs');
   assert.equal(tfjs.name, 'tfjs');
   assert.deepEqual(runBackend(tfjs, backend), { name: 'wasm', reason: backend.reason });
 });
 
-test('ONNX Runtime threads: 1 intra-op thread by default, RLHF_LENS_ORT_THREADS overrides, 0: onnxruntime’s', () => {
-  assert.equal(DEFAULT_INTRA_OP_THREADS, 1);
-  const byDefault = onnxThreadSetting({});
+test('ONNX Runtime threads: one per core, not spinning, unless RLHF_LENS_ORT_THREADS; 0: onnxruntime’s', () => {
+  const cores = availableParallelism();
+  assert.equal(defaultIntraOpThreads(), cores);
   const withoutArena = { enableCpuMemArena: false };
-  assert.deepEqual(byDefault.sessionOptions, { intraOpNumThreads: 1, interOpNumThreads: 1, ...withoutArena });
-  assert.equal(byDefault.description, '1 intra-op thread');
-  assert.match(byDefault.reason, /RLHF_LENS_ORT_THREADS unset/);
+  const withoutSpinning = { extra: { session: { intra_op: { allow_spinning: '0' } } } };
+  const threads = (count: number) => ({
+    intraOpNumThreads: count,
+    interOpNumThreads: 1,
+    ...withoutArena,
+    ...(count > 1 ? withoutSpinning : {}),
+  });
+  const byDefault = onnxThreadSetting({});
+  assert.deepEqual(byDefault.sessionOptions, threads(cores));
+  assert.equal(byDefault.description, cores === 1 ? '1 intra-op thread' : `${cores} intra-op threads (not spinning)`);
+  assert.match(byDefault.reason, /one per core, not spinning \(RLHF_LENS_ORT_THREADS unset\)/);
   const four = onnxThreadSetting({ [ortThreadsEnvironmentVariable]: ' 4 ' });
-  assert.deepEqual(four.sessionOptions, { intraOpNumThreads: 4, interOpNumThreads: 1, ...withoutArena });
-  assert.equal(four.description, '4 intra-op threads');
+  assert.deepEqual(four.sessionOptions, threads(4));
+  assert.equal(four.description, '4 intra-op threads (not spinning)');
   assert.equal(four.reason, 'RLHF_LENS_ORT_THREADS is "4"');
+  const one = onnxThreadSetting({ [ortThreadsEnvironmentVariable]: '1' });
+  assert.deepEqual(one.sessionOptions, threads(1));
+  assert.equal(one.description, '1 intra-op thread');
   const ortDefault = onnxThreadSetting({ [ortThreadsEnvironmentVariable]: '0' });
   assert.deepEqual(ortDefault.sessionOptions, withoutArena);
   assert.match(ortDefault.description, /onnxruntime's default threads/);
@@ -69,4 +82,6 @@ test('ONNX Runtime threads: 1 intra-op thread by default, RLHF_LENS_ORT_THREADS 
     assert.deepEqual(ignored.sessionOptions, byDefault.sessionOptions, unusable);
     assert.match(ignored.reason, new RegExp(`"${unusable.replace('.', '\\.')}" is not a thread count`));
   }
+  // Decode sessions: one thread whatever the setting.
+  assert.deepEqual(decodeSessionOptions, threads(1));
 });

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { isRecord } from '../../shared/isRecord';
 import { FileFormatError, objectProblems, parseJsonText } from '../../shared/runFiles';
 import * as ort from 'onnxruntime-node';
-import { onnxThreadSetting } from '../engine/onnxruntime/onnxThreads';
+import { decodeSessionOptions } from '../engine/onnxruntime/onnxThreads';
 import type { GptConfig, ScorePooling } from '../model/gptConfig';
 import type { ScalarHead } from '../engine/tfjs/gpt';
 import { gptWeightShapes } from '../model/gptWeightShapes';
@@ -82,10 +82,8 @@ function int64(values: ArrayLike<number>, dims: number[]): ort.Tensor {
 
 export interface SessionSettings {
   /**
-   * onnxruntime's intra-op threads; when omitted, the training engine's setting (onnxThreadSetting: one thread unless
-   * RLHF_LENS_ORT_THREADS says otherwise). One thread took bench:rollout's generation and scoring from 4.5× PyTorch's
-   * time to 2.0× on 2 shared cores (issue 15): a decode step is a handful of small ops, and a thread pool's hand-offs
-   * cost more than they save.
+   * onnxruntime's intra-op threads; one when omitted (decodeSessionOptions, engine/onnxruntime/onnxThreads.ts: a
+   * decode step is a handful of small ops, and a thread pool's hand-offs cost more than they save).
    */
   readonly threads?: number;
   /**
@@ -100,7 +98,7 @@ export interface SessionSettings {
 
 function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
   return {
-    ...onnxThreadSetting().sessionOptions,
+    ...decodeSessionOptions,
     graphOptimizationLevel: 'all',
     ...(settings.threads ? { intraOpNumThreads: settings.threads } : {}),
     ...(settings.spinWait === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),

@@ -79,8 +79,9 @@ export class OnnxEngine implements TrainingEngine {
   private readonly options: OnnxModelOptions & OnnxCacheOptions;
 
   /**
-   * `sessionOptions` go to every session the engine's models create; absent, the thread setting of
-   * onnxThreads.ts (1 intra-op thread, or RLHF_LENS_ORT_THREADS) applies; `{}` is onnxruntime's own defaults.
+   * `sessionOptions` go to every training session the engine's models create; absent, the thread setting of
+   * onnxThreads.ts (one thread per core, not spinning, or RLHF_LENS_ORT_THREADS) applies; `{}` is onnxruntime's own
+   * defaults. The sampler's decode sessions use one thread either way (onnxThreads.ts says why).
    */
   constructor(
     private readonly samplerFactory?: EngineSamplerFactory,
@@ -91,7 +92,7 @@ export class OnnxEngine implements TrainingEngine {
     if (sessionOptions) this.backendReason = `${provider}, session options ${JSON.stringify(sessionOptions)}`;
     else {
       const threads = onnxThreadSetting();
-      this.backendReason = `${provider}, ${threads.description}: ${threads.reason}`;
+      this.backendReason = `${provider}, ${threads.description} for training, 1 for sampling: ${threads.reason}`;
       sessionOptions = threads.sessionOptions;
     }
     this.options = { ...defaultOnnxModelOptions, ...cacheOptions, sessionOptions };
