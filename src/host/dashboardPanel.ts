@@ -235,6 +235,7 @@ export class DashboardPanel implements vscode.Disposable {
     try {
       const started = performance.now();
       const trace = await this.traces.packed(this.runDir, step);
+      for (const problem of this.traces.problems.splice(0)) this.log.warn(`Skipped a trace line: ${problem}`);
       this.log.debug(
         `Read step ${step}'s trace (${trace.numSamples} samples, ${trace.numTokens} tokens) in ` +
           `${(performance.now() - started).toFixed(0)} ms`,

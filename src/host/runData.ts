@@ -1,17 +1,23 @@
 /**
  * Reads what the dashboard shows from a run directory (DESIGN.md, "The run directory"): run.json's
  * header, metrics.jsonl incrementally (only the bytes appended since the last read, whole lines
- * only), the steps with traces, and one step's trace decoded with apache-arrow and packed for the
- * webview. No `vscode`: unit tests and the benchmark use it as it is.
+ * only), the steps with traces, and one step's trace (Arrow, decoded with apache-arrow, or the Python
+ * package's JSONL; merged across rank shards) packed for the webview. No `vscode`: unit tests and the
+ * benchmark use it as it is.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import type { DashboardRunInfo, MetricPoint, PromptHistoryEntry, RunSetting } from '../shared/dashboardMessages';
 import { packPpoTrace, tokenFields, type PackedPpoTrace } from '../shared/packedTrace';
 import { isRecord } from '../shared/isRecord';
 import { FieldChecker } from '../shared/runFiles';
 import { parseRunJson } from '../shared/runSummary';
 import type { DecodedTraceRow, TraceKind, TraceTable } from '../shared/traceFormat';
+import { decodeJsonlTrace } from '../shared/traceJsonl';
+
+const gunzipAsync = promisify(gunzip);
 
 /** run.json as the dashboard needs it; throws an Error naming the file when it cannot be read. */
 export async function readRunInfo(runDir: string): Promise<DashboardRunInfo> {
@@ -153,60 +159,170 @@ export function parseMetricLine(line: string): MetricPoint | string {
   return point;
 }
 
-const traceFile = /^step-(\d+)\.arrow$/;
+/**
+ * A trace file's name: `step-<n>.arrow` (the lens's own trainer), `step-<n>.jsonl` or `step-<n>.jsonl.gz` (the
+ * Python package's RunWriter, python/README.md), each optionally a rank's shard, `step-<n>.rank-<r>.<ext>`.
+ */
+export const traceFilePattern = /^step-(\d+)(?:\.rank-(\d+))?\.(arrow|jsonl|jsonl\.gz)$/;
 
-/** The steps that have a trace file, ascending. */
-export async function listTraceSteps(runDir: string): Promise<number[]> {
-  let names: string[];
+export type TraceFileFormat = 'arrow' | 'jsonl' | 'jsonl.gz';
+
+export interface TraceFileName {
+  readonly step: number;
+  /** 0 for an unsharded file. */
+  readonly rank: number;
+  readonly format: TraceFileFormat;
+}
+
+/** What a name in traces/ says, or undefined for anything else (temporaries, other files). */
+export function parseTraceFileName(name: string): TraceFileName | undefined {
+  const match = traceFilePattern.exec(name);
+  if (!match) return undefined;
+  return {
+    step: Number(match[1]),
+    rank: match[2] === undefined ? 0 : Number(match[2]),
+    format: match[3] as TraceFileFormat,
+  };
+}
+
+/** When one rank of a step has the same trace in two formats (a writer switching), the one read. */
+const formatPreference: readonly TraceFileFormat[] = ['arrow', 'jsonl', 'jsonl.gz'];
+
+async function traceNames(runDir: string): Promise<string[]> {
   try {
-    names = await fs.readdir(path.join(runDir, 'traces'));
+    return await fs.readdir(path.join(runDir, 'traces'));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  return names
-    .map((name) => traceFile.exec(name))
-    .filter((match): match is RegExpExecArray => match !== null)
-    .map((match) => Number(match[1]))
-    .sort((a, b) => a - b);
 }
 
+/** The steps that have a trace file (any format, any rank), ascending. */
+export async function listTraceSteps(runDir: string): Promise<number[]> {
+  const steps = new Set<number>();
+  for (const name of await traceNames(runDir)) {
+    const parsed = parseTraceFileName(name);
+    if (parsed) steps.add(parsed.step);
+  }
+  return [...steps].sort((a, b) => a - b);
+}
+
+/** The step's unsharded Arrow trace path: the name errors about a step without files use. */
 export const traceFileOf = (runDir: string, step: number) => path.join(runDir, 'traces', `step-${step}.arrow`);
 
-/** Decodes one step's trace (Arrow) and keeps the last few, so moving between steps stays quick. */
+/** A step's trace files, one per rank (rank 0 first), each in its preferred format. */
+export async function traceFilesOf(runDir: string, step: number): Promise<(TraceFileName & { file: string })[]> {
+  const byRank = new Map<number, TraceFileName & { file: string }>();
+  for (const name of await traceNames(runDir)) {
+    const parsed = parseTraceFileName(name);
+    if (!parsed || parsed.step !== step) continue;
+    const known = byRank.get(parsed.rank);
+    if (known && formatPreference.indexOf(known.format) <= formatPreference.indexOf(parsed.format)) continue;
+    byRank.set(parsed.rank, { ...parsed, file: path.join(runDir, 'traces', name) });
+  }
+  return [...byRank.values()].sort((a, b) => a.rank - b.rank);
+}
+
+/**
+ * One table of several (a step's rank shards, in rank order): rows in order, a sample number an earlier table
+ * already used renumbered to one past the largest so far. All must be of one kind.
+ */
+export function mergeTraceTables(tables: readonly TraceTable[], describe: (index: number) => string): TraceTable {
+  if (tables.length === 1) return tables[0];
+  const kind = tables[0].kind;
+  const other = tables.findIndex((table) => table.kind !== kind);
+  if (other >= 0)
+    throw new Error(`${describe(other)} is a ${tables[other].kind} trace; ${describe(0)} is a ${kind} trace.`);
+  const where: [table: number, row: number][] = [];
+  const samples: number[] = [];
+  const taken = new Set<number>();
+  let largest = -1;
+  tables.forEach((table, t) => {
+    for (let i = 0; i < table.numRows; i++) {
+      let sample = table.row(i).sample;
+      if (taken.has(sample)) sample = largest + 1;
+      taken.add(sample);
+      largest = Math.max(largest, sample);
+      where.push([t, i]);
+      samples.push(sample);
+    }
+  });
+  const columns = [...new Set(tables.flatMap((table) => table.columns))];
+  const row = (index: number) => {
+    if (!Number.isInteger(index) || index < 0 || index >= where.length)
+      throw new RangeError(`Row ${index} is outside the trace's ${where.length} rows.`);
+    const [t, i] = where[index];
+    return { ...tables[t].row(i), sample: samples[index] };
+  };
+  const versions = [...new Set(tables.map((table) => table.version))];
+  return { kind, version: versions.join('+'), numRows: where.length, columns, row } as TraceTable;
+}
+
+/**
+ * Decodes one step's trace (Arrow or JSONL, merged across rank shards) and keeps the last few, so moving
+ * between steps stays quick. Lines of a JSONL trace that could not be read are skipped and kept in `problems`.
+ */
 export class TraceCache {
   private readonly tables = new Map<string, Promise<TraceTable>>();
+  /** Skipped JSONL trace lines, as `file:line: reason` (taken by the panel for its log). */
+  readonly problems: string[] = [];
 
   constructor(private readonly capacity = 6) {}
 
   table(runDir: string, step: number): Promise<TraceTable> {
-    const file = traceFileOf(runDir, step);
-    const cached = this.tables.get(file);
+    const key = traceFileOf(runDir, step);
+    const cached = this.tables.get(key);
     if (cached) {
       // Most recently used last.
-      this.tables.delete(file);
-      this.tables.set(file, cached);
+      this.tables.delete(key);
+      this.tables.set(key, cached);
       return cached;
     }
-    // apache-arrow loads with the first trace read, not at activation (~75 ms to evaluate).
-    const loading = Promise.all([fs.readFile(file), import('../shared/traceFormat')]).then(
-      ([bytes, { decodeTraceTable }]) => {
-        try {
-          return decodeTraceTable(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-        } catch (error) {
-          throw new Error(`${file}: ${(error as Error).message}`);
-        }
-      },
-    );
-    loading.catch(() => this.tables.delete(file));
-    this.tables.set(file, loading);
+    const loading = this.load(runDir, step);
+    loading.catch(() => this.tables.delete(key));
+    this.tables.set(key, loading);
     while (this.tables.size > this.capacity) this.tables.delete(this.tables.keys().next().value as string);
     return loading;
   }
 
+  private async load(runDir: string, step: number): Promise<TraceTable> {
+    const files = await traceFilesOf(runDir, step);
+    if (files.length === 0) {
+      const error: NodeJS.ErrnoException = new Error(
+        `${path.join(runDir, 'traces')} has no trace of step ${step} (step-${step}.arrow, .jsonl or .jsonl.gz).`,
+      );
+      error.code = 'ENOENT'; // as a missing Arrow file was
+      throw error;
+    }
+    const tables = await Promise.all(files.map((entry) => this.decodeFile(entry.file, entry.format, step)));
+    return mergeTraceTables(tables, (index) => files[index].file);
+  }
+
+  private async decodeFile(file: string, format: TraceFileFormat, step: number): Promise<TraceTable> {
+    const bytes = await fs.readFile(file);
+    if (format === 'arrow') {
+      // apache-arrow loads with the first Arrow trace read, not at activation (~75 ms to evaluate).
+      const { decodeTraceTable } = await import('../shared/traceFormat');
+      try {
+        return decodeTraceTable(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      } catch (error) {
+        throw new Error(`${file}: ${(error as Error).message}`);
+      }
+    }
+    let text: string;
+    try {
+      text = (format === 'jsonl.gz' ? await gunzipAsync(bytes) : bytes).toString('utf8');
+    } catch (error) {
+      throw new Error(`${file}: not a gzip file (${(error as Error).message})`);
+    }
+    const decoded = decodeJsonlTrace([{ file, text }], step);
+    this.problems.push(...decoded.problems);
+    return decoded.table;
+  }
+
   /** A trace file was rewritten: forget it. */
   forget(runDir: string, step: number): void {
-    this.tables.delete(traceFileOf(runDir, step));
+    this.tables.delete(traceFileOf(runDir, step)); // the key of every format and shard of the step
   }
 
   async kind(runDir: string, step: number): Promise<TraceKind> {
@@ -217,7 +333,9 @@ export class TraceCache {
   async packed(runDir: string, step: number): Promise<PackedPpoTrace> {
     const table = await this.table(runDir, step);
     if (table.kind !== 'ppo')
-      throw new Error(`${traceFileOf(runDir, step)} is a ${table.kind} trace; the heatmap shows PPO traces.`);
+      throw new Error(
+        `Step ${step}'s trace in ${path.join(runDir, 'traces')} is a ${table.kind} trace; the heatmap shows PPO traces.`,
+      );
     return packPpoTrace(step, table.numRows, (index) => table.row(index));
   }
 

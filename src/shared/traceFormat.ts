@@ -147,7 +147,7 @@ export type DecodedTrace = { [K in TraceKind]: { kind: K; rows: DecodedTraceRow<
 export type TraceTable = {
   [K in TraceKind]: {
     kind: K;
-    /** The file's `rlhf_lens.trace_version`: one of `readableTraceVersions`. */
+    /** The file's `rlhf_lens.trace_version` (one of `readableTraceVersions`), or `jsonl-1` for JSONL traces (traceJsonl.ts). */
     version: string;
     numRows: number;
     /** Column names in file order, extra columns included. */
