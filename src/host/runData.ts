@@ -289,7 +289,7 @@ export class TraceCache {
     const files = await traceFilesOf(runDir, step);
     if (files.length === 0) {
       const error: NodeJS.ErrnoException = new Error(
-        `${path.join(runDir, 'traces')} has no trace of step ${step} (step-${step}.arrow, .jsonl or .jsonl.gz).`,
+        `ENOENT: no trace of step ${step} in ${path.join(runDir, 'traces')} (step-${step}.arrow, .jsonl or .jsonl.gz).`,
       );
       error.code = 'ENOENT'; // as a missing Arrow file was
       throw error;
@@ -334,7 +334,8 @@ export class TraceCache {
     const table = await this.table(runDir, step);
     if (table.kind !== 'ppo')
       throw new Error(
-        `Step ${step}'s trace in ${path.join(runDir, 'traces')} is a ${table.kind} trace; the heatmap shows PPO traces.`,
+        `Step ${step}'s trace in ${path.join(runDir, 'traces')} is a ${table.kind} trace; ` +
+          'the heatmap shows PPO traces.',
       );
     return packPpoTrace(step, table.numRows, (index) => table.row(index));
   }

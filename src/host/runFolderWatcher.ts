@@ -1,9 +1,10 @@
 /**
  * Watches one run directory for what its trainer writes: metrics.jsonl lines, run.json rewrites and
  * new or rewritten trace files (`traces/step-<n>.arrow`, `.jsonl`, `.jsonl.gz`, and their
- * `.rank-<r>` shards). Node's `fs.watch` (inotify on Linux) reports within milliseconds; a slow poll of the files' sizes and times backs it up where file events are not
- * delivered (network drives, a `traces/` folder created after the watch began). No `vscode`, so the
- * unit tests check the latency against a real file.
+ * `.rank-<r>` shards). Node's `fs.watch` (inotify on Linux) reports within milliseconds; a slow poll
+ * of the files' sizes and times backs it up where file events are not delivered (network drives, a
+ * `traces/` folder created after the watch began). No `vscode`, so the unit tests check the latency
+ * against a real file.
  */
 import { watch, type FSWatcher, promises as fs } from 'node:fs';
 import * as path from 'node:path';

@@ -147,7 +147,10 @@ export type DecodedTrace = { [K in TraceKind]: { kind: K; rows: DecodedTraceRow<
 export type TraceTable = {
   [K in TraceKind]: {
     kind: K;
-    /** The file's `rlhf_lens.trace_version` (one of `readableTraceVersions`), or `jsonl-1` for JSONL traces (traceJsonl.ts). */
+    /**
+     * The file's `rlhf_lens.trace_version` (one of `readableTraceVersions`); `jsonl-1` for a JSONL trace
+     * (traceJsonl.ts); versions joined by `+` for a step merged from rank shards of several.
+     */
     version: string;
     numRows: number;
     /** Column names in file order, extra columns included. */

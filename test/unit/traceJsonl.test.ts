@@ -59,7 +59,7 @@ with RunWriter(run_dir, name="jsonl", max_steps=3) as run:
   const cache = new TraceCache();
   for (const step of [1, 3]) {
     const table = await cache.table(dir, step);
-    assert.equal(table.kind, 'ppo');
+    assert.ok(table.kind === 'ppo');
     assert.equal(table.numRows, 2);
     const row = table.row(0);
     assert.equal(row.step, step);
@@ -114,8 +114,8 @@ test('rank shards merge in rank order, renumbering samples that collide', async 
   const dir = writeWithPython(`
 for rank in (0, 1, 2):
     run = RunWriter(run_dir, name="ranks", rank=rank, all_ranks=True)
-    run.log_step_tokens(5, [{"prompt": f"rank {rank} a", "kl": [rank]}, {"prompt": f"rank {rank} b", "kl": [rank, rank]}],
-                        compress=(rank == 2))
+    samples = [{"prompt": f"rank {rank} a", "kl": [rank]}, {"prompt": f"rank {rank} b", "kl": [rank, rank]}]
+    run.log_step_tokens(5, samples, compress=(rank == 2))
 `);
   const files = await traceFilesOf(dir, 5);
   assert.deepEqual(
@@ -128,6 +128,7 @@ for rank in (0, 1, 2):
   );
   assert.deepEqual(await listTraceSteps(dir), [5]);
   const table = await new TraceCache().table(dir, 5);
+  assert.ok(table.kind === 'ppo');
   const rows = Array.from({ length: table.numRows }, (_, i) => table.row(i));
   assert.deepEqual(
     rows.map((row) => [row.prompt, row.sample, row.rank]),
@@ -157,6 +158,7 @@ run.log_step_tokens(2, [{"prompt": "a", "kl": [0.5]}, {"prompt": "b", "kl": [0.2
   appendFileSync(file, '{"step": 2, "sample": 4, "tokens": ["a", "b"], "kl": [1]}\n{"step": 7, "sample": 5}\n');
   const cache = new TraceCache();
   const table = await cache.table(dir, 2);
+  assert.ok(table.kind === 'ppo');
   assert.deepEqual(
     Array.from({ length: table.numRows }, (_, i) => table.row(i).prompt),
     ['a', 'b', 'c'],
@@ -180,6 +182,7 @@ run.log_step_tokens(1, [{"prompt": "p", "response": " x y", "tokens": [" x", " y
   assert.deepEqual(line.kl, [0.5, null], 'the writer wrote NaN as null');
   const cache = new TraceCache();
   const table = await cache.table(dir, 1);
+  assert.ok(table.kind === 'ppo');
   for (const absent of ['value', 'advantage', 'ratio', 'clip_class', 'score', 'token_ids', 'logprob'])
     assert.ok(!table.columns.includes(absent), `${absent} is not a column`);
   assert.ok(table.columns.includes('kl'));
@@ -207,6 +210,7 @@ test('the decoder on its own: flat ratio lists are one epoch, duplicate samples 
     '',
   ].join('\n');
   const { table, problems } = decodeJsonlTrace([{ file: 'x.jsonl', text }], 1);
+  assert.ok(table.kind === 'ppo');
   assert.equal(table.numRows, 2);
   assert.deepEqual(table.row(0).ratio, [[1, 2]]);
   assert.deepEqual(table.row(0).clip_class, [[0, 2]]);
