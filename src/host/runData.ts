@@ -211,9 +211,13 @@ export async function listTraceSteps(runDir: string): Promise<number[]> {
 export const traceFileOf = (runDir: string, step: number) => path.join(runDir, 'traces', `step-${step}.arrow`);
 
 /** A step's trace files, one per rank (rank 0 first), each in its preferred format. */
-export async function traceFilesOf(runDir: string, step: number): Promise<(TraceFileName & { file: string })[]> {
+export async function traceFilesOf(
+  runDir: string,
+  step: number,
+  names?: readonly string[],
+): Promise<(TraceFileName & { file: string })[]> {
   const byRank = new Map<number, TraceFileName & { file: string }>();
-  for (const name of await traceNames(runDir)) {
+  for (const name of names ?? (await traceNames(runDir))) {
     const parsed = parseTraceFileName(name);
     if (!parsed || parsed.step !== step) continue;
     const known = byRank.get(parsed.rank);
@@ -263,30 +267,46 @@ export function mergeTraceTables(tables: readonly TraceTable[], describe: (index
  * between steps stays quick. Lines of a JSONL trace that could not be read are skipped and kept in `problems`.
  */
 export class TraceCache {
-  private readonly tables = new Map<string, Promise<TraceTable>>();
+  /** By step; `stamp` is the files' names, sizes and times when read (a shard added or a file rewritten differs). */
+  private readonly tables = new Map<string, { stamp: string; table: Promise<TraceTable> }>();
   /** Skipped JSONL trace lines, as `file:line: reason` (taken by the panel for its log). */
   readonly problems: string[] = [];
 
   constructor(private readonly capacity = 6) {}
 
-  table(runDir: string, step: number): Promise<TraceTable> {
+  /**
+   * The step's trace, decoded again when its files changed since they were read (a writer replaces a step's
+   * JSONL file when it logs the step again; ranks add their shards one by one). `names`: traces/'s listing,
+   * when the caller has it (one listing for many steps).
+   */
+  async table(runDir: string, step: number, names?: readonly string[]): Promise<TraceTable> {
     const key = traceFileOf(runDir, step);
+    const files = await traceFilesOf(runDir, step, names);
+    const stats = await Promise.all(files.map((entry) => fs.stat(entry.file).catch(() => undefined)));
+    const stamp = files.map((entry, i) => `${entry.file}:${stats[i]?.size}:${stats[i]?.mtimeMs}`).join('|');
     const cached = this.tables.get(key);
-    if (cached) {
+    if (cached?.stamp === stamp) {
       // Most recently used last.
       this.tables.delete(key);
       this.tables.set(key, cached);
-      return cached;
+      return cached.table;
     }
-    const loading = this.load(runDir, step);
-    loading.catch(() => this.tables.delete(key));
-    this.tables.set(key, loading);
+    const loading = this.load(runDir, step, files);
+    const entry = { stamp, table: loading };
+    loading.catch(() => {
+      if (this.tables.get(key) === entry) this.tables.delete(key);
+    });
+    this.tables.delete(key);
+    this.tables.set(key, entry);
     while (this.tables.size > this.capacity) this.tables.delete(this.tables.keys().next().value as string);
     return loading;
   }
 
-  private async load(runDir: string, step: number): Promise<TraceTable> {
-    const files = await traceFilesOf(runDir, step);
+  private async load(
+    runDir: string,
+    step: number,
+    files: readonly (TraceFileName & { file: string })[],
+  ): Promise<TraceTable> {
     if (files.length === 0) {
       const error: NodeJS.ErrnoException = new Error(
         `ENOENT: no trace of step ${step} in ${path.join(runDir, 'traces')} (step-${step}.arrow, .jsonl or .jsonl.gz).`,
@@ -343,10 +363,11 @@ export class TraceCache {
   /** Every response to `prompt` in the given steps' PPO traces, in step order. */
   async promptHistory(runDir: string, steps: readonly number[], prompt: string): Promise<PromptHistoryEntry[]> {
     const entries: PromptHistoryEntry[] = [];
+    const names = await traceNames(runDir);
     for (const step of steps) {
       let table: TraceTable;
       try {
-        table = await this.table(runDir, step);
+        table = await this.table(runDir, step, names);
       } catch {
         continue; // an unreadable step is reported when it is opened, not here
       }

@@ -19,7 +19,10 @@ const pythonDir = path.join(import.meta.dirname, '..', '..', 'python');
 
 /** Runs `body` (Python, with `run_dir` and `RunWriter` in scope) against a fresh temp folder; returns the folder. */
 function writeWithPython(body: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'rlhf-jsonl-'));
+  return writeWithPythonInto(mkdtempSync(path.join(tmpdir(), 'rlhf-jsonl-')), body);
+}
+
+function writeWithPythonInto(dir: string, body: string): string {
   const script = [
     'import sys, warnings',
     `sys.path.insert(0, ${JSON.stringify(pythonDir)})`,
@@ -143,6 +146,31 @@ for rank in (0, 1, 2):
   );
   assert.deepEqual(rows[5].kl, [2, 2]);
   assert.ok(table.columns.includes('rank'));
+});
+
+test('a step is read again when a shard arrives or the writer logs the step again', async () => {
+  const dir = writeWithPython(`
+RunWriter(run_dir, name="live", rank=0, all_ranks=True).log_step_tokens(1, [{"prompt": "first"}])
+`);
+  const cache = new TraceCache();
+  const prompts = async () => {
+    const table = await cache.table(dir, 1);
+    return Array.from({ length: table.numRows }, (_, i) => table.row(i).prompt);
+  };
+  assert.deepEqual(await prompts(), ['first']);
+  const again = await cache.table(dir, 1);
+  assert.equal(again, await cache.table(dir, 1), 'unchanged files: the cached table');
+  writeWithPythonInto(
+    dir,
+    'RunWriter(run_dir, name="live", rank=1, all_ranks=True).log_step_tokens(1, [{"prompt": "r1"}])',
+  );
+  assert.deepEqual(await prompts(), ['first', 'r1'], "rank 1's shard joins the step");
+  writeWithPythonInto(
+    dir,
+    'RunWriter(run_dir, name="live", rank=0, all_ranks=True).log_step_tokens(1, [{"prompt": "redo"}], compress=True)',
+  );
+  assert.deepEqual(await prompts(), ['redo', 'r1'], 'the step logged again (now gzip) replaces the first file');
+  assert.deepEqual(await listTraceSteps(dir), [1]);
 });
 
 test('a malformed line is skipped with its file:line, the others kept', async () => {
