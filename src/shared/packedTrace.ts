@@ -38,6 +38,7 @@ export interface PackedPpoTrace {
   /** Every token's text, concatenated; token t is tokenText.slice(tokenTextStart[t], tokenTextStart[t + 1]). */
   readonly tokenText: string;
   readonly tokenTextStart: Uint32Array;
+  /** `noTokenId` where the trace has no id for the token (a JSONL trace without `token_ids`). */
   readonly tokenIds: Int32Array;
   readonly values: { readonly [F in TokenField]: Float32Array };
   /** ratio[e · numTokens + t]: π_θ/π_old of token t at PPO epoch e. */
@@ -49,6 +50,9 @@ export interface PackedPpoTrace {
    */
   readonly clipClass: Int8Array | null;
 }
+
+/** The packed id of a token whose id the trace does not have (never 0, a real id). */
+export const noTokenId = -1;
 
 /** The packed `clipClass` of a token without a ratio at that epoch. */
 export const noClipClass = -1;
@@ -88,7 +92,7 @@ export function packPpoTrace(
       tokenTextStart[t] = textLength;
       texts.push(row.tokens[i]);
       textLength += row.tokens[i].length;
-      tokenIds[t] = row.token_ids[i];
+      tokenIds[t] = row.token_ids[i] ?? noTokenId;
       for (const field of tokenFields) values[field][t] = row[field][i];
       for (let e = 0; e < row.ratio.length; e++) {
         ratio[e * numTokens + t] = row.ratio[e][i];

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { listTraceSteps, parseTraceFileName, TraceCache, traceFilesOf } from '../../src/host/runData';
 import { RunFolderWatcher, type RunFolderChange } from '../../src/host/runFolderWatcher';
-import { tokenTextAt } from '../../src/shared/packedTrace';
+import { noTokenId, tokenTextAt } from '../../src/shared/packedTrace';
 import { encodeTrace } from '../../src/shared/traceFormat';
 import { decodeJsonlTrace } from '../../src/shared/traceJsonl';
 import { fixtureRows } from '../webview/dashboardFixture';
@@ -225,6 +225,7 @@ run.log_step_tokens(1, [{"prompt": "p", "response": " x y", "tokens": [" x", " y
   assert.equal(packed.numTokens, 2);
   assert.equal(packed.numEpochs, 0);
   assert.equal(packed.clipClass, null);
+  assert.deepEqual([...packed.tokenIds], [noTokenId, noTokenId], 'ids not logged are noTokenId, not 0');
   for (const field of ['value', 'advantage', 'logprob'] as const)
     assert.ok([...packed.values[field]].every(Number.isNaN), `${field} packs as NaN (not logged), not 0`);
   assert.ok(Number.isNaN(packed.score[0]));

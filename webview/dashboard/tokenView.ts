@@ -3,7 +3,13 @@
  * tokens are drawn with visible marks (· for a space, → for a tab, ↵ then a line break for a
  * newline) so they keep their colour and can be hovered.
  */
-import { tokenFields, tokenTextAt, type PackedPpoTrace, type TokenField } from '../../src/shared/packedTrace';
+import {
+  noTokenId,
+  tokenFields,
+  tokenTextAt,
+  type PackedPpoTrace,
+  type TokenField,
+} from '../../src/shared/packedTrace';
 import { clipCellAt, clipCellLabels, clipClassesOrigin, type ClipCell, type TraceClipClasses } from './clipAnalysis';
 import { colourOf, formatNumber, rgba, type DivergingScale, type Rgb } from './colorScale';
 
@@ -104,7 +110,7 @@ export function tokenDetails(
 ): [string, string][] {
   const lines: [string, string][] = [
     ['token', JSON.stringify(tokenTextAt(trace, t))],
-    ['id', String(trace.tokenIds[t])],
+    ['id', trace.tokenIds[t] === noTokenId ? 'not logged' : String(trace.tokenIds[t])],
     ['position', String(t - trace.tokenStart[s])],
   ];
   for (const field of tokenFields) lines.push([colourByLabels[field], formatNumber(trace.values[field][t])]);
