@@ -9,7 +9,7 @@
 //   (nemo_rl/algorithms/grpo.py).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -119,9 +119,13 @@ state.save_to_json(os.path.join(out, "trainer_state.json"))
 `);
   const metrics = await readTrlMetrics(out);
   assert.equal(metrics.file, path.join(out, 'trainer_state.json'));
+  const text = readFileSync(metrics.file, 'utf8').split('\n');
+  const lineOf = (needle: string) => text.findIndex((line) => line.includes(needle)) + 1;
+  const missingStep = lineOf('"loss": 1.0') - 1;
+  assert.equal(text[missingStep - 1], '    {');
   assert.deepEqual(metrics.problems, [
-    `${metrics.file}: log_history[6]: field "step" must be a whole number ≥ 0, not undefined; entry skipped`,
-    `${metrics.file}: log_history[7]: expected a JSON object; entry skipped`,
+    `${metrics.file}:${missingStep}: log_history[6]: field "step" must be a whole number ≥ 0, not undefined; entry skipped`,
+    `${metrics.file}:${lineOf('"not a dict"')}: log_history[7]: expected a JSON object; entry skipped`,
   ]);
   assert.deepEqual(metrics.points.at(-1), { loss: 0.05, step: 5 });
   assert.equal(metrics.points.length, 7);
@@ -137,6 +141,10 @@ test('TRL: a folder without trainer_state.json, or a file that is not one, is an
     () => decodeTrainerState('{"log_history": 3}', 'x/trainer_state.json'),
     /x\/trainer_state.json: field "log_history" must be a list/,
   );
+  // Not save_to_json's layout: the entry is named by its index only.
+  assert.deepEqual(decodeTrainerState('{"log_history": [{"loss": 1}]}', 'z.json').problems, [
+    'z.json: log_history[0]: field "step" must be a whole number ≥ 0, not undefined; entry skipped',
+  ]);
   assert.throws(() => decodeTrainerState('[1]', 'y.json'), /^UserError: y.json: expected a JSON object/);
   assert.equal(await detectRunFormat(empty), undefined);
 });

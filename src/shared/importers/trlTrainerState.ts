@@ -29,7 +29,10 @@ export const checkpointFolderPattern = /^checkpoint-(\d+)$/;
 export interface TrlMetrics {
   /** One point per `log_history` entry with a step, in file order. */
   readonly points: MetricPoint[];
-  /** Skipped entries, as `file: log_history[i]: field "…" …` (the file is one JSON document, not lines). */
+  /**
+   * Skipped entries, as `file:line: log_history[i]: field "…" …`, the line where the entry starts in the layout
+   * save_to_json writes (indent=2); `file: log_history[i]: …` when the file was written another way.
+   */
   readonly problems: string[];
   /** `global_step` and `max_steps` of the state, when they are numbers. */
   readonly globalStep?: number;
@@ -52,8 +55,9 @@ export function decodeTrainerState(text: string, file: string): TrlMetrics {
     throw new UserError('must be a list of logged dicts', { file, field: 'field "log_history"' });
   const points: MetricPoint[] = [];
   const problems: string[] = [];
+  const lines = entryLines(text, history.length);
   history.forEach((entry: unknown, index) => {
-    const where = `${file}: log_history[${index}]`;
+    const where = `${file}${lines ? `:${lines[index]}` : ''}: log_history[${index}]`;
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
       problems.push(`${where}: expected a JSON object; entry skipped`);
       return;
@@ -69,6 +73,24 @@ export function decodeTrainerState(text: string, file: string): TrlMetrics {
   });
   const number = (key: string) => (typeof record[key] === 'number' ? (record[key] as number) : undefined);
   return { points, problems, globalStep: number('global_step'), maxSteps: number('max_steps') };
+}
+
+/**
+ * The 1-based line where each `log_history` entry starts, in save_to_json's layout: `  "log_history": [` at indent
+ * 2, each entry starting at indent 4 (`    {` or a scalar), `  ]` closing it. Undefined when the text is laid out
+ * otherwise (or the count differs from the parsed list's).
+ */
+function entryLines(text: string, count: number): number[] | undefined {
+  const lines = text.split('\n');
+  const open = lines.findIndex((line) => line === '  "log_history": [');
+  if (open < 0) return count === 0 ? [] : undefined;
+  const starts: number[] = [];
+  for (let index = open + 1; index < lines.length; index++) {
+    const line = lines[index];
+    if (line.startsWith('  ]')) break;
+    if (/^ {4}[^ }\]]/.test(line)) starts.push(index + 1);
+  }
+  return starts.length === count ? starts : undefined;
 }
 
 /** `checkpoint-<n>` folders of `outputDir` that hold a trainer_state.json, newest (largest n) first. */
