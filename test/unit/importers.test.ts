@@ -124,7 +124,8 @@ state.save_to_json(os.path.join(out, "trainer_state.json"))
   const missingStep = lineOf('"loss": 1.0') - 1;
   assert.equal(text[missingStep - 1], '    {');
   assert.deepEqual(metrics.problems, [
-    `${metrics.file}:${missingStep}: log_history[6]: field "step" must be a whole number ≥ 0, not undefined; entry skipped`,
+    `${metrics.file}:${missingStep}: log_history[6]: field "step" must be a whole number ≥ 0, not undefined; ` +
+      'entry skipped',
     `${metrics.file}:${lineOf('"not a dict"')}: log_history[7]: expected a JSON object; entry skipped`,
   ]);
   assert.deepEqual(metrics.points.at(-1), { loss: 0.05, step: 5 });
