@@ -194,7 +194,7 @@ test('RL Logging Board: rank files are merged by step into per-token PPO rows', 
   assert.equal(second.ref_reward, 0.25);
   const later = tables.get(2)!.row(0);
   assert.equal(later.sample, 0);
-  assert.ok(Number.isNaN(later.logprob[0]));
+  assert.ok(Number.isNaN((later.logprob as number[])[0]));
 });
 
 test('RL Logging Board: a malformed line is reported as file:line and skipped, the rest kept', () => {
@@ -227,7 +227,7 @@ test('RL Logging Board: a malformed line is reported as file:line and skipped, t
   assert.deepEqual(row.ref_logprob, [-1.5]);
 });
 
-test('detectRunFormat: a verl dump dir is verl; a JSONL whose first line is not a board sample is nothing', async () => {
+test('detectRunFormat: a verl dump dir is verl; other JSONL is no run', async () => {
   const folder = mkdtempSync(path.join(tmpdir(), 'rlhf-import-'));
   writeFileSync(path.join(folder, 'notes.jsonl'), '{"text": "hello"}\n');
   assert.equal(await detectRunFormat(folder), undefined);
