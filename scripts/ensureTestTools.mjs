@@ -13,6 +13,9 @@ import { cleanInstallEnv, CODE_SERVER_VERSION, codeServerDir } from './testTools
 
 const NODE_SPEC = 'node@24';
 const CHROMIUM = '/usr/bin/chromium';
+// The Python package's tests and its PyTorch example (python/) run on Debian's Python and PyTorch.
+const PYTHON = '/usr/bin/python3';
+const PYTHON_PACKAGES = ['python3', 'python3-torch', 'python3-numpy', 'libopenblas0-pthread'];
 
 const installEnv = cleanInstallEnv();
 const dir = codeServerDir();
@@ -35,6 +38,12 @@ function run(command, args, options = {}) {
   return result.status ?? 1;
 }
 
+/** Whether Debian's Python imports torch (and numpy): the Python layer and the PyTorch example need both. */
+function pythonTorchReady() {
+  const result = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore', env: installEnv });
+  return result.status === 0;
+}
+
 function onPath(command) {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
@@ -44,16 +53,20 @@ function onPath(command) {
 const codeServerReady = existsSync(marker) && existsSync(node24) && existsSync(entry);
 const aptMissing = [];
 if (!existsSync(CHROMIUM)) aptMissing.push('chromium');
+const torchReady = pythonTorchReady();
+if (!torchReady) aptMissing.push(...PYTHON_PACKAGES);
 if (!codeServerReady) {
   // Only needed to build code-server's native modules (kerberos needs the GSSAPI headers; node-gyp
   // needs a compiler, make and Python).
   if (!existsSync('/usr/include/gssapi/gssapi.h')) aptMissing.push('libkrb5-dev');
   if (!onPath('make') || !onPath('g++')) aptMissing.push('build-essential');
-  if (!onPath('python3')) aptMissing.push('python3');
+  if (!onPath('python3') && !aptMissing.includes('python3')) aptMissing.push('python3');
 }
 
 if (aptMissing.length === 0) {
-  say(`system packages present (${CHROMIUM}${codeServerReady ? '' : ', libkrb5-dev, build tools'})`);
+  say(
+    `system packages present (${CHROMIUM}, ${PYTHON} with torch${codeServerReady ? '' : ', libkrb5-dev, build tools'})`,
+  );
 } else {
   const advice = `Install them with: sudo apt-get update && sudo apt-get install -y ${aptMissing.join(' ')}`;
   if (process.getuid?.() !== 0)
@@ -65,6 +78,8 @@ if (aptMissing.length === 0) {
     fail(`apt-get failed. ${advice}`);
   }
   if (!existsSync(CHROMIUM)) fail(`apt-get finished but ${CHROMIUM} is still missing. ${advice}`);
+  if (!torchReady && !pythonTorchReady())
+    fail(`apt-get finished but ${PYTHON} still cannot import torch and numpy. ${advice}`);
   say(`Debian packages installed (${seconds()})`);
 }
 

@@ -3,7 +3,7 @@
 // the quick demo and real VS Code (code-server). No layer is skipped silently: a layer that cannot
 // run is listed as failed.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const results = [];
@@ -51,6 +51,45 @@ function nodeTests(name, files) {
   return ok;
 }
 
+/**
+ * The Python package's layer (python/tests: RunWriter and the PyTorch example end to end) with Debian's Python,
+ * counted from unittest's own summary: "Ran N tests", then "OK (skipped=k)" or "FAILED (failures=f, errors=e, …)".
+ */
+const pythonFailures = [];
+function pythonTests(name, python, args) {
+  console.log(`\n=== ${name}: ${[python, ...args].join(' ')}`);
+  const started = Date.now();
+  const result = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  process.stdout.write(result.stdout ?? '');
+  process.stderr.write(result.stderr ?? '');
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  const text = `${result.stdout ?? ''}\n${result.stderr ?? ''}`;
+  const ran = /^Ran (\d+) tests? in /m.exec(text);
+  const count = (key) => Number(new RegExp(`^(?:OK|FAILED) \\(.*\\b${key}=(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  const failed = count('failures') + count('errors') + count('unexpected successes');
+  const ok = result.status === 0 && ran !== null;
+  if (ran) {
+    counts.passed += Number(ran[1]) - failed - count('skipped') - count('expected failures');
+    counts.failed += failed;
+  }
+  if (!ok && failed === 0) counts.failed += 1; // it failed without a failing test (it did not even start)
+  // unittest's "FAIL: test (module.Class.test)" / "ERROR: …" headers, for the summary's failing tests.
+  for (const match of text.matchAll(/^(FAIL|ERROR): (.+)$/gm)) pythonFailures.push(`  ✖ ${match[2]} (${match[1]})`);
+  results.push({
+    name,
+    ok,
+    seconds,
+    detail:
+      result.error?.message ??
+      (result.signal
+        ? `signal ${result.signal}`
+        : ran
+          ? `exit ${result.status}: ${failed} failed`
+          : `exit ${result.status}, no "Ran N tests" line`),
+  });
+  return ok;
+}
+
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const glob = (dir) =>
   readdirSync(dir)
@@ -76,6 +115,10 @@ else notRun('unit tests', noBuild);
 // The built CLI attacked as a hostile user would (kill -9, a full tmpfs, broken and damaged files).
 if (built) nodeTests('reliability', glob('test/reliability'));
 else notRun('reliability tests', noBuild);
+// The Python package (standard library) and its PyTorch example, on Debian's python3 and python3-torch.
+const python = '/usr/bin/python3';
+if (existsSync(python)) pythonTests('python tests', python, ['-m', 'unittest', 'discover', '-s', 'python/tests', '-v']);
+else notRun('python tests', `${python} is missing (the test tools step installs Debian's python3 and python3-torch)`);
 if (built && toolsOk) nodeTests('webview', glob('test/webview'));
 else notRun('webview tests', built ? noTools : noBuild);
 // The main job at the quick scale: the RLHF loop must improve on SFT (README's first command).
@@ -114,7 +157,8 @@ function failuresFromTap(text, maxLines = 24) {
 
 const tapFailures = readdirSync(reportDir)
   .filter((file) => file.endsWith('.tap'))
-  .flatMap((file) => failuresFromTap(readFileSync(join(reportDir, file), 'utf8')));
+  .flatMap((file) => failuresFromTap(readFileSync(join(reportDir, file), 'utf8')))
+  .concat(pythonFailures);
 if (tapFailures.length > 0) console.log(`\n=== failing tests\n${tapFailures.join('\n')}`);
 
 console.log('\n=== summary');
