@@ -34,22 +34,14 @@
  */
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { TraceTable } from '../traceFormat';
-import { decodeJsonlTrace } from '../traceJsonl';
-import { parsePythonJson } from './pythonJson';
+import { decodeConvertedJsonl, type Converted, type ImportedStep } from './convertedLines';
 import { readImportedFile } from './readText';
 
 export const nemoRlFilePattern = /^(train|val)_data_step(\d+)\.jsonl$/;
 
 export type NemoRlSplit = 'train' | 'val';
 
-export interface NemoRlDecoded {
-  readonly table: TraceTable;
-  /** Skipped lines, as `file:line: field "…" …; line skipped`. */
-  readonly problems: string[];
-}
-
-type Converted = { ok: true; line: Record<string, unknown> } | { ok: false; reason: string };
+export type NemoRlDecoded = ImportedStep;
 
 /** A field of a batch-of-one sample: `[x]` → x; a bare value (another writer) is taken as is. */
 function unwrap(value: unknown): unknown {
@@ -159,32 +151,7 @@ function convertLine(value: unknown, step: number, lineIndex: number): Converted
  * `file:line: …`; the others are kept.
  */
 export function decodeNemoRlJsonl(file: string, text: string, step: number): NemoRlDecoded {
-  const problems: string[] = [];
-  const lines = text.split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  // One lens line per NeMo-RL line (a blank one where a line is skipped), so decodeJsonlTrace's line numbers
-  // are the file's.
-  const converted = lines.map((raw, index) => {
-    if (raw.trim() === '') return '';
-    let value: unknown;
-    try {
-      value = parsePythonJson(raw);
-    } catch (error) {
-      problems.push(`${file}:${index + 1}: not valid JSON (${(error as Error).message}); line skipped`);
-      return '';
-    }
-    const result = convertLine(value, step, index);
-    if (!result.ok) {
-      problems.push(`${file}:${index + 1}: ${result.reason}; line skipped`);
-      return '';
-    }
-    return JSON.stringify(result.line);
-  });
-  const decoded = decodeJsonlTrace([{ file, text: converted.join('\n') }], step);
-  return {
-    table: { ...decoded.table, version: 'nemo-rl-jsonl' } as TraceTable,
-    problems: [...problems, ...decoded.problems],
-  };
+  return decodeConvertedJsonl(file, text, step, 'nemo-rl-jsonl', (value, index) => convertLine(value, step, index));
 }
 
 /** The steps of a NeMo-RL log dir that have a dump of `split`, ascending. */

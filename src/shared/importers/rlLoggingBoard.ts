@@ -32,7 +32,7 @@ import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { TraceTable } from '../traceFormat';
 import { decodeJsonlTrace } from '../traceJsonl';
-import { parsePythonJson } from './pythonJson';
+import { convertPythonJsonLines, type Converted as BaseConverted } from './convertedLines';
 import { readImportedFile } from './readText';
 
 /** One file's text and the name its problems are reported under. */
@@ -88,7 +88,7 @@ const lensColumns = new Set([
 
 const isNumberOrNull = (value: unknown) => value === null || typeof value === 'number';
 
-type Converted = { ok: true; step: number; line: Record<string, unknown> } | { ok: false; reason: string };
+type Converted = BaseConverted<{ step: number }>;
 
 /** The board's `int(data["step"])`: a whole number, or a string of one. */
 function stepOf(value: unknown): number | undefined {
@@ -168,28 +168,14 @@ export function decodeRlLoggingBoard(sources: readonly BoardSource[]): BoardDeco
   const byStep = new Map<number, Map<string, string[]>>();
   for (const { file, text } of sources) {
     const rank = rankOfFile(file);
-    const lines = text.split('\n');
-    if (lines.at(-1) === '') lines.pop();
-    lines.forEach((raw, index) => {
-      if (raw.trim() === '') return;
-      let value: unknown;
-      try {
-        value = parsePythonJson(raw);
-      } catch (error) {
-        problems.push(`${file}:${index + 1}: not valid JSON (${(error as Error).message}); line skipped`);
-        return;
-      }
-      const result = convertLine(value, rank);
-      if (!result.ok) {
-        problems.push(`${file}:${index + 1}: ${result.reason}; line skipped`);
-        return;
-      }
+    for (const result of convertPythonJsonLines(file, text, (value) => convertLine(value, rank), problems)) {
+      if (!result) continue;
       const files = byStep.get(result.step) ?? new Map<string, string[]>();
       byStep.set(result.step, files);
       const stepLines = files.get(file) ?? [];
       files.set(file, stepLines);
       stepLines.push(JSON.stringify(result.line));
-    });
+    }
   }
   const steps = [...byStep.keys()].sort((a, b) => a - b);
   const tables = new Map<number, TraceTable>();

@@ -24,18 +24,12 @@
  */
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { TraceTable } from '../traceFormat';
-import { decodeJsonlTrace } from '../traceJsonl';
-import { parsePythonJson } from './pythonJson';
+import { decodeConvertedJsonl, type Converted, type ImportedStep } from './convertedLines';
 import { readImportedFile } from './readText';
 
 export const verlFilePattern = /^(\d+)\.jsonl$/;
 
-export interface VerlDecoded {
-  readonly table: TraceTable;
-  /** Skipped lines, as `file:line: field "…" …; line skipped`. */
-  readonly problems: string[];
-}
+export type VerlDecoded = ImportedStep;
 
 /** The lens's own PPO columns: an extra reward info of one of these names is renamed `reward_extra_<name>`. */
 const lensColumns = new Set([
@@ -60,8 +54,6 @@ const lensColumns = new Set([
   'ratio',
   'clip_class',
 ]);
-
-type Converted = { ok: true; line: Record<string, unknown> } | { ok: false; reason: string };
 
 /** One verl line (parsed) as a line of the lens's JSONL trace, or why it is not usable. */
 function convertLine(value: unknown, step: number, lineIndex: number): Converted {
@@ -101,32 +93,7 @@ function convertLine(value: unknown, step: number, lineIndex: number): Converted
  * `file:line: …`; the others are kept.
  */
 export function decodeVerlJsonl(file: string, text: string, step: number): VerlDecoded {
-  const problems: string[] = [];
-  const lines = text.split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  // One lens line per verl line (a blank one where a line is skipped), so decodeJsonlTrace's line numbers are
-  // the file's.
-  const converted = lines.map((raw, index) => {
-    if (raw.trim() === '') return '';
-    let value: unknown;
-    try {
-      value = parsePythonJson(raw);
-    } catch (error) {
-      problems.push(`${file}:${index + 1}: not valid JSON (${(error as Error).message}); line skipped`);
-      return '';
-    }
-    const result = convertLine(value, step, index);
-    if (!result.ok) {
-      problems.push(`${file}:${index + 1}: ${result.reason}; line skipped`);
-      return '';
-    }
-    return JSON.stringify(result.line);
-  });
-  const decoded = decodeJsonlTrace([{ file, text: converted.join('\n') }], step);
-  return {
-    table: { ...decoded.table, version: 'verl-jsonl' } as TraceTable,
-    problems: [...problems, ...decoded.problems],
-  };
+  return decodeConvertedJsonl(file, text, step, 'verl-jsonl', (value, index) => convertLine(value, step, index));
 }
 
 /** The steps of a verl dump dir (`rollout_data_dir` or `validation_data_dir`), ascending. */
