@@ -7,8 +7,8 @@
 //   one (`make_microbatch_iterator(1)`, tensors `.tolist()`-ed), `json.dumps({**sample, "idx": i}, default=str)`;
 //   the fields of `grpo_train`'s `train_data_step{N}.jsonl` and `validate`'s `val_data_step{N}.jsonl`
 //   (nemo_rl/algorithms/grpo.py).
+import { pythonFixture } from './pythonFixtures';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -17,14 +17,6 @@ import { decodeNemoRlJsonl, listNemoRlSteps, readNemoRlStep } from '../../src/sh
 import { parsePythonJson } from '../../src/shared/importers/pythonJson';
 import { detectRunFormat } from '../../src/shared/importers/runFormat';
 import { decodeTrainerState, readTrlMetrics } from '../../src/shared/importers/trlTrainerState';
-
-/** Runs Python `body` with `out` (a fresh temp folder) in scope; returns the folder. */
-function python(body: string): string {
-  const out = mkdtempSync(path.join(tmpdir(), 'rlhf-import-'));
-  const script = ['import json, os, dataclasses, math', `out = ${JSON.stringify(out)}`, body].join('\n');
-  execFileSync('/usr/bin/python3', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  return out;
-}
 
 /** transformers' TrainerState (the current fields) and its save_to_json, and Trainer.log's history entry. */
 const trainerState = `
@@ -80,7 +72,7 @@ save()
 `;
 
 test('TRL: the newest checkpoint`s log_history becomes metrics points under TRL`s names', async () => {
-  const out = python(trlRun);
+  const out = pythonFixture(trlRun);
   assert.equal(await detectRunFormat(out), 'trl');
   const metrics = await readTrlMetrics(out);
   assert.equal(metrics.file, path.join(out, 'checkpoint-4', 'trainer_state.json'));
@@ -110,7 +102,7 @@ test('TRL: the newest checkpoint`s log_history becomes metrics points under TRL`
 });
 
 test('TRL: a root trainer_state.json saved after the last checkpoint wins; a bad entry is skipped', async () => {
-  const out = python(`${trlRun}
+  const out = pythonFixture(`${trlRun}
 state.global_step = 5
 state.log_history.append({"loss": 1.0})
 state.log_history.append("not a dict")
@@ -197,7 +189,7 @@ log_batched_dict_as_jsonl(val_log_data, "val_data_step2.jsonl")
 `;
 
 test('NeMo-RL: a train dump becomes PPO rows over the response span, with what NeMo-RL logs', async () => {
-  const out = python(nemoRun);
+  const out = pythonFixture(nemoRun);
   assert.equal(await detectRunFormat(out), 'nemo-rl');
   assert.deepEqual(await listNemoRlSteps(out), [1, 2]);
   assert.deepEqual(await listNemoRlSteps(out, 'val'), [2]);
@@ -250,7 +242,7 @@ test('NeMo-RL: a train dump becomes PPO rows over the response span, with what N
 });
 
 test('NeMo-RL: a val dump has text and reward only; roles say which message is the response', async () => {
-  const out = python(nemoRun);
+  const out = pythonFixture(nemoRun);
   const { table, problems } = await readNemoRlStep(out, 2, 'val');
   assert.deepEqual(problems, []);
   assert.equal(table.numRows, 1);
@@ -263,7 +255,7 @@ test('NeMo-RL: a val dump has text and reward only; roles say which message is t
 });
 
 test('NeMo-RL: a malformed line is reported as file:line and skipped; a missing step names its file', async () => {
-  const out = python(nemoRun);
+  const out = pythonFixture(nemoRun);
   const file = path.join(out, 'train_data_step1.jsonl');
   const lines = [
     '{"content": [["a", "b"]], "rewards": ["high"], "idx": 0}',

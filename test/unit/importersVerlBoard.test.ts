@@ -6,8 +6,8 @@
 // - RL Logging Board: `RLLoggingBoardLogger.log` (a verl fork's verl/utils/rl_logging_board_utils.py, DeepEyes):
 //   per sample `json.dumps(cur_sample, ensure_ascii=False) + "\n"` appended to `rollout_data_rank<r>.jsonl`; the
 //   fields the board reads (`load_log_file`, OpenRLHF/OpenRLHF, openrlhf/utils/rl_logging_board/rl_logging_board.py).
+import { pythonFixture } from './pythonFixtures';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -19,14 +19,6 @@ import {
 } from '../../src/shared/importers/rlLoggingBoard';
 import { detectRunFormat } from '../../src/shared/importers/runFormat';
 import { decodeVerlJsonl, listVerlSteps, readVerlStep } from '../../src/shared/importers/verl';
-
-/** Runs Python `body` with `out` (a fresh temp folder) in scope; returns the folder. */
-function python(body: string): string {
-  const out = mkdtempSync(path.join(tmpdir(), 'rlhf-import-'));
-  const script = ['import json, os', `out = ${JSON.stringify(out)}`, body].join('\n');
-  execFileSync('/usr/bin/python3', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  return out;
-}
 
 /** _dump_generations for steps 1 and 2: 3 samples, an `acc` extra info and a too-short `pred` (not dumped). */
 const verlRun = `
@@ -58,7 +50,7 @@ for global_steps in (1, 2):
 `;
 
 test('verl: a rollout dump becomes PPO rows with text, score and extra infos, nothing per token', async () => {
-  const out = path.join(python(verlRun), 'rollouts');
+  const out = path.join(pythonFixture(verlRun), 'rollouts');
   assert.equal(await detectRunFormat(out), 'verl');
   assert.deepEqual(await listVerlSteps(out), [1, 2]);
   const { table, problems } = await readVerlStep(out, 2);
@@ -97,7 +89,7 @@ test('verl: a rollout dump becomes PPO rows with text, score and extra infos, no
 });
 
 test('verl: a malformed line is reported as file:line and skipped; a missing step names its file', async () => {
-  const out = path.join(python(verlRun), 'rollouts');
+  const out = path.join(pythonFixture(verlRun), 'rollouts');
   const file = path.join(out, '1.jsonl');
   const text = [
     '{"input": "a", "output": 7, "score": 1.0, "step": 1}',
@@ -141,7 +133,7 @@ log(0, 2, [("Q3", "e", ["e"], [float("nan")], [-0.5], [2.0], 2.0, {})])
 `;
 
 test('RL Logging Board: rank files are merged by step into per-token PPO rows', async () => {
-  const out = python(boardRun);
+  const out = pythonFixture(boardRun);
   assert.equal(await detectRunFormat(out), 'rl-logging-board');
   assert.deepEqual(
     (await listRlLoggingBoardFiles(out)).map((file) => path.basename(file)),
