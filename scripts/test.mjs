@@ -74,7 +74,7 @@ function pythonTests(name, python, args) {
   }
   if (!ok && failed === 0) counts.failed += 1; // it failed without a failing test (it did not even start)
   // unittest's "FAIL: test (module.Class.test)" / "ERROR: …" headers, for the summary's failing tests.
-  for (const match of text.matchAll(/^(FAIL|ERROR): (.+)$/gm)) pythonFailures.push(`  ✖ ${match[2]} (${match[1]})`);
+  for (const match of text.matchAll(/^(FAIL|ERROR): (.+)$/gm)) pythonFailures.push(`${match[2]} (${match[1]})`);
   results.push({
     name,
     ok,
@@ -136,30 +136,38 @@ else notRun('vscode tests', 'the rebuild for the extension-host suite failed');
  * Each failing test of the layers' TAP reports, with the first lines of its error: the summary is the tail a CI log
  * keeps, so why a test failed must be in it, not only thousands of lines above.
  */
-function failuresFromTap(text, maxLines = 24) {
+function failuresFromTap(text) {
   const lines = text.split('\n');
   const failures = [];
   for (let i = 0; i < lines.length; i++) {
     const failed = /^(\s*)not ok \d+ - (.*)$/.exec(lines[i]);
     if (!failed) continue;
     const detail = [];
-    for (let j = i + 1; j < lines.length && !/^\s*\.\.\.$/.test(lines[j]); j++)
-      if (!/^\s*(---|duration_ms|type|location|failureType|code|stack)/.test(lines[j])) detail.push(lines[j].trim());
-    failures.push(
-      `  ✖ ${failed[2]}\n${detail
-        .slice(0, maxLines)
-        .map((line) => `      ${line}`)
-        .join('\n')}`,
-    );
+    // The YAML block under the result: keep only what is under its "error:" key (the message), not the stack.
+    // Its keys are indented two spaces more than its "not ok" line; their values, more.
+    const keyLine = new RegExp(`^${failed[1]}  ([A-Za-z_]+):(.*)$`);
+    let section = '';
+    for (let j = i + 1; j < lines.length && !/^\s*\.\.\.$/.test(lines[j]); j++) {
+      const key = keyLine.exec(lines[j]);
+      if (key) {
+        section = key[1];
+        if (section === 'error' && !['', '|-'].includes(key[2].trim())) detail.push(key[2].trim());
+      } else if (section === 'error' && lines[j].trim() !== '') detail.push(lines[j].trim());
+    }
+    failures.push({ name: failed[2], detail });
   }
   return failures;
 }
 
+const indent = (lines) => lines.map((line) => `      ${line}`).join('\n');
 const tapFailures = readdirSync(reportDir)
   .filter((file) => file.endsWith('.tap'))
   .flatMap((file) => failuresFromTap(readFileSync(join(reportDir, file), 'utf8')))
-  .concat(pythonFailures);
-if (tapFailures.length > 0) console.log(`\n=== failing tests\n${tapFailures.join('\n')}`);
+  .concat(pythonFailures.map((name) => ({ name, detail: [] })));
+if (tapFailures.length > 0)
+  console.log(
+    `\n=== failing tests\n${tapFailures.map(({ name, detail }) => `  ✖ ${name}\n${indent(detail.slice(0, 24))}`).join('\n')}`,
+  );
 
 console.log('\n=== summary');
 for (const { name, ok, seconds, detail } of results)
@@ -168,5 +176,8 @@ for (const { name, ok, seconds, detail } of results)
 const failedSteps = results.filter((result) => !result.ok).length;
 counts.failed += results.filter((result) => result.detail.startsWith('not run')).length;
 if (failedSteps > 0 && counts.failed === 0) counts.failed = failedSteps;
+// A CI log keeps only its last lines: each failing test once more, in a few lines, right above the count.
+for (const { name, detail } of tapFailures.slice(0, 4))
+  console.log(`✖ ${name.slice(0, 160)}\n${indent(detail.slice(0, 6).map((line) => line.slice(0, 200)))}`);
 console.log(`${counts.passed} passed, ${counts.failed} failed`);
 process.exit(failedSteps > 0 ? 1 : 0);
