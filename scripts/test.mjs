@@ -164,10 +164,8 @@ const tapFailures = readdirSync(reportDir)
   .filter((file) => file.endsWith('.tap'))
   .flatMap((file) => failuresFromTap(readFileSync(join(reportDir, file), 'utf8')))
   .concat(pythonFailures.map((name) => ({ name, detail: [] })));
-if (tapFailures.length > 0)
-  console.log(
-    `\n=== failing tests\n${tapFailures.map(({ name, detail }) => `  ✖ ${name}\n${indent(detail.slice(0, 24))}`).join('\n')}`,
-  );
+const failureBlock = ({ name, detail }) => `  ✖ ${name}\n${indent(detail.slice(0, 24))}`;
+if (tapFailures.length > 0) console.log(`\n=== failing tests\n${tapFailures.map(failureBlock).join('\n')}`);
 
 console.log('\n=== summary');
 for (const { name, ok, seconds, detail } of results)

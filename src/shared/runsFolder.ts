@@ -5,6 +5,7 @@
 import { promises as fs, type Dirent } from 'node:fs';
 import * as path from 'node:path';
 import { compareRunsNewestFirst, parseRunJson, type RunReadProblem, type RunSummary } from './runSummary';
+import { isTemporaryName } from './durableWrite';
 
 /** Relative to the workspace root. */
 export const defaultRunsFolder = path.join('.rlhf', 'runs');
@@ -26,7 +27,9 @@ export async function listRuns(runsFolder: string): Promise<RunsListing> {
   const problems: RunReadProblem[] = [];
   await Promise.all(
     entries
-      .filter((entry) => entry.isDirectory())
+      // A folder under a temporary name is a run still being created (or one whose trainer was killed while creating
+      // it): it is not a run yet, and nothing can resume it.
+      .filter((entry) => entry.isDirectory() && !isTemporaryName(entry.name))
       .map(async (entry) => {
         const file = path.join(runsFolder, entry.name, 'run.json');
         let text: string;

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { listTree, runCli, tail, type CliResult } from './harness';
+import { isTemporaryName, listTree, runCli, tail, type CliResult } from './harness';
 
 export const stageNames = ['sft', 'preferences', 'reward', 'ppo', 'dpo'] as const;
 
@@ -92,6 +92,8 @@ export function runFolders(runsRoot: string): RunFolder[] {
   if (!existsSync(runsRoot)) return [];
   const folders: RunFolder[] = [];
   for (const name of readdirSync(runsRoot)) {
+    // A run folder still under its temporary name was never created (the Runs view does not list it either).
+    if (isTemporaryName(name)) continue;
     try {
       const runJson = JSON.parse(readFileSync(path.join(runsRoot, name, 'run.json'), 'utf8')) as RunFolder['runJson'];
       if (runJson && typeof runJson === 'object') folders.push({ dir: path.join(runsRoot, name), runJson });

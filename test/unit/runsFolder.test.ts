@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { listRuns } from '../../src/shared/runsFolder';
 import { parseRunJson } from '../../src/shared/runSummary';
+import { RunDirectory } from '../../src/trainer/run/runDirectory';
 
 const fixtureRuns = path.join(__dirname, '..', 'fixtures', 'workspace', '.rlhf', 'runs');
 
@@ -32,6 +33,24 @@ test('a missing runs folder is an empty list, and a run directory without run.js
   await writeFile(path.join(root, 'a-file-not-a-run'), 'x');
   const { runs } = await listRuns(root);
   assert.equal(runs.length, 3);
+});
+
+test('a run folder still under its temporary name is not listed, and resuming it says why', async () => {
+  const root = await mkdtemp(path.join(tmpdir(), 'rlhf-runs-'));
+  await cp(path.join(fixtureRuns, 'demo-ppo'), path.join(root, 'demo-ppo'), { recursive: true });
+  // What a trainer killed while creating its next stage's folder leaves: run.json inside a temporary-named folder.
+  const halfMade = path.join(root, '.demo-ppo-2.4242-0123abcd.rlhf-tmp');
+  await cp(path.join(fixtureRuns, 'demo-ppo'), halfMade, { recursive: true });
+  const { runs, problems } = await listRuns(root);
+  assert.deepEqual(
+    runs.map((run) => run.id),
+    ['demo-ppo'],
+  );
+  assert.deepEqual(problems, []);
+  assert.throws(
+    () => RunDirectory.open(halfMade),
+    /Cannot resume .*\.rlhf-tmp: it is a run folder that was still being created when its trainer stopped/,
+  );
 });
 
 test('run.json fields are checked and the problem says which', () => {

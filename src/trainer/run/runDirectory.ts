@@ -20,6 +20,7 @@ import {
   writeJsonDurable,
   createFolderDurableSync,
   FolderTakenError,
+  isTemporaryName,
 } from '../../shared/durableWrite';
 import { checkResumableRunJson } from './runJsonCheck';
 
@@ -163,6 +164,12 @@ export class RunDirectory {
    * stays as it was.
    */
   static open(dir: string): RunDirectory {
+    if (isTemporaryName(path.basename(dir)))
+      throw new Error(
+        `Cannot resume ${dir}: it is a run folder that was still being created when its trainer stopped (a ` +
+          `temporary name); it holds no checkpoint and the next run in ${path.dirname(dir)} removes it. Resume the ` +
+          `run of the stage before it, or start the config again.`,
+      );
     const file = path.join(dir, 'run.json');
     let text: string;
     try {
