@@ -11,7 +11,14 @@ import torch
 
 from .capture import as_float, clip_classes, kl_estimate, ppo_ratio, trace_rows
 
-__all__ = ["GRPORolloutRecord", "verl_kl_estimator", "verl_trace_rows", "openrlhf_trace_rows", "numeric_logs"]
+__all__ = [
+    "GRPORolloutRecord",
+    "verl_kl_estimator",
+    "verl_trace_rows",
+    "openrlhf_trace_rows",
+    "numeric_logs",
+    "json_config",
+]
 
 #: TRL's GRPO per-token KL (GRPOTrainer._compute_loss): exp(ref − logp) − (ref − logp) − 1.
 TRL_GRPO_KL_ESTIMATOR = "k3"
@@ -36,6 +43,19 @@ def numeric_logs(logs: Mapping[str, Any]) -> Dict[str, float]:
             continue
         out[f"trl/{key}" if key in ("step", "time") else key] = value
     return out
+
+
+def json_config(value: Any) -> Any:
+    """An engine's config as JSON-ready values: mappings, lists, numbers, strings, booleans and None as they
+    are (NaN kept for RunWriter to report); anything else (a torch.dtype, an enum, a callable) as its str(),
+    so that a config field JSON cannot hold never stops the training run."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): json_config(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [json_config(item) for item in value]
+    return str(value)
 
 
 class GRPORolloutRecord:

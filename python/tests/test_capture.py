@@ -1,4 +1,7 @@
-"""Capture functions over real torch tensors, in each engine's layout: /usr/bin/python3 -m unittest discover -s python/tests"""
+"""Capture functions over real torch tensors, in each engine's layout.
+
+/usr/bin/python3 -m unittest discover -s python/tests
+"""
 import json
 import math
 import os
@@ -19,6 +22,7 @@ if torch is not None:
     from rlhf_lens.capture import clip_classes, kl_estimate, ppo_ratio, response_positions, trace_rows
     from rlhf_lens.engine_capture import (
         GRPORolloutRecord,
+        json_config,
         numeric_logs,
         openrlhf_trace_rows,
         verl_kl_estimator,
@@ -167,6 +171,11 @@ class TrlGrpoLayout(unittest.TestCase):
         logs = {"loss": 0.5, "kl": torch.tensor(0.01), "clip_ratio/region_mean": 0.1, "step": 3, "note": "x"}
         self.assertEqual(numeric_logs(logs), {"loss": 0.5, "kl": 0.009999999776482582,
                                               "clip_ratio/region_mean": 0.1, "trl/step": 3})
+
+    def test_a_config_field_json_cannot_hold_becomes_its_text(self):
+        config = {"torch_dtype": torch.bfloat16, "lr": 1e-6, "names": ("a", "b"), "nested": {"n": None}}
+        self.assertEqual(json_config(config), {"torch_dtype": "torch.bfloat16", "lr": 1e-6, "names": ["a", "b"],
+                                               "nested": {"n": None}})
 
 
 @unittest.skipIf(torch is None, "torch is not importable (Debian: apt-get install python3-torch)")

@@ -1,9 +1,14 @@
 """OpenRLHF: a hook that snapshots KL and log-probs before compute_advantages_and_returns discards them.
 
-    from rlhf_lens.adapters.openrlhf import attach
+    # openrlhf/cli/train_ppo_ray.py builds the trainer as a Ray actor: PPOTrainer.remote(...)
+    from openrlhf.trainer.ppo_trainer import PPOTrainer
+    from rlhf_lens.adapters.openrlhf import lens_ppo_trainer
 
-    trainer = PPOTrainer(...)            # openrlhf.trainer.ppo_trainer
-    attach(trainer, "runs/openrlhf")     # before trainer.fit()
+    PPOTrainer = lens_ppo_trainer(PPOTrainer, "runs/openrlhf")   # then PPOTrainer.remote(...) as before
+
+``lens_ppo_trainer`` subclasses the class behind Ray's actor class (``__ray_actor_class__``) so that
+``attach`` runs inside the actor, where the trainer lives; the files are written on the node of that
+actor. ``attach(trainer, run_dir)`` is the hook itself, for a trainer object in the same process.
 
 Written against OpenRLHF commit 3c3be623 (2026-08-13): RemoteExperienceMaker.make_experience_batch calls
 make_experience (action_log_probs, base_action_log_probs, values, kl per token) and then
@@ -20,7 +25,7 @@ from typing import Any, Optional
 
 from ..run_writer import RunWriter
 
-__all__ = ["attach", "SNAPSHOT_FIELDS"]
+__all__ = ["attach", "lens_ppo_trainer", "SNAPSHOT_FIELDS"]
 
 #: Experience fields read before compute_advantages_and_returns (kl is gone after it).
 SNAPSHOT_FIELDS = ("sequences", "action_mask", "action_log_probs", "base_action_log_probs", "rollout_log_probs",
@@ -61,3 +66,19 @@ def attach(trainer: Any, run_dir: str, *, name: Optional[str] = None, compress: 
     trainer.train_step = train_step
     maker.compute_advantages_and_returns = compute_advantages_and_returns
     return writer
+
+
+def lens_ppo_trainer(remote_class: Any, run_dir: str, **options: Any) -> Any:
+    """A Ray actor class like ``remote_class`` (OpenRLHF's ``@ray.remote`` PPOTrainer) that calls ``attach``
+    at the end of its constructor. Imports ray (OpenRLHF's dependency) here only."""
+    import ray
+
+    base = getattr(remote_class, "__ray_actor_class__", remote_class)
+
+    class LensPPOTrainer(base):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.rlhf_lens = attach(self, run_dir, **options)
+
+    LensPPOTrainer.__name__ = LensPPOTrainer.__qualname__ = f"Lens{base.__name__}"
+    return ray.remote(LensPPOTrainer)

@@ -30,7 +30,7 @@ def lens_callback_class():
     """The callback class, built on transformers.TrainerCallback (imported here, lazily)."""
     from transformers import TrainerCallback
 
-    from ..engine_capture import numeric_logs
+    from ..engine_capture import json_config, numeric_logs
 
     class _Callback(TrainerCallback):
         def __init__(self, run_dir: str, name: Optional[str] = None, stage: str = "ppo") -> None:
@@ -40,7 +40,7 @@ def lens_callback_class():
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero and self.writer is None:
-                config = args.to_dict() if hasattr(args, "to_dict") else None
+                config = json_config(args.to_dict()) if hasattr(args, "to_dict") else None
                 name = self.name or getattr(args, "run_name", None) or "trl"
                 self.writer = RunWriter(
                     self.run_dir, name=str(name), stage=self.stage, config=config, rank=0, max_steps=state.max_steps

@@ -47,14 +47,17 @@ class RLHFLensVerlMixin:
     def __init__(self, *args: Any, rlhf_lens_dir: str = "rlhf-lens-run", rlhf_lens_name: Optional[str] = None,
                  rlhf_lens_compress: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from ..engine_capture import verl_kl_estimator
+        from omegaconf import OmegaConf  # verl's config library
+
+        from ..engine_capture import json_config, verl_kl_estimator
 
         algorithm = self.config.algorithm
         self._lens_kl = verl_kl_estimator(str(algorithm.get("kl_penalty", "kl")))
         self._lens_compress = rlhf_lens_compress
         self._lens_entropys = None
         name = rlhf_lens_name or str(self.config.trainer.get("experiment_name", "verl"))
-        self.rlhf_lens = RunWriter(rlhf_lens_dir, name=name, stage="ppo", rank=0)
+        config = json_config(OmegaConf.to_container(self.config, resolve=True))
+        self.rlhf_lens = RunWriter(rlhf_lens_dir, name=name, stage="ppo", config=config, rank=0)
         self.rlhf_lens.update(kl_estimator=self._lens_kl, trace_source="verl RayPPOTrainer via rlhf_lens.adapters.verl")
 
     def _compute_old_log_prob(self, batch):
