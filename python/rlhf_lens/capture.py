@@ -125,11 +125,12 @@ def clip_classes(ratio: Any, advantage: Any, epsilon_low: float, epsilon_high: O
 
 
 def token_texts(ids: Sequence[int], tokenizer: Any) -> List[str]:
-    """Each id's text: ``convert_ids_to_tokens`` where the tokenizer has it, else ``decode([id])``."""
-    if hasattr(tokenizer, "convert_ids_to_tokens"):
-        texts = tokenizer.convert_ids_to_tokens(list(ids))
-        return ["" if text is None else str(text) for text in texts]
-    return [str(tokenizer.decode([token])) for token in ids]
+    """Each id's text as the lens shows it: ``decode([id])`` (readable text, not byte-level BPE symbols such
+    as "Ġthe"), else ``convert_ids_to_tokens`` for a tokenizer without ``decode``."""
+    if hasattr(tokenizer, "decode"):
+        return [str(tokenizer.decode([token])) for token in ids]
+    texts = tokenizer.convert_ids_to_tokens(list(ids))
+    return ["" if text is None else str(text) for text in texts]
 
 
 def decode(ids: Sequence[int], tokenizer: Any) -> str:

@@ -86,6 +86,13 @@ class CaptureFunctions(unittest.TestCase):
         per_sequence = clip_classes(torch.tensor([[1.5, 1.0], [1.5, 0.5]]), torch.tensor([2.0, -2.0]), 0.2)
         self.assertEqual(per_sequence.tolist(), [[2, 0], [1, 2]])
 
+    def test_token_texts_are_decoded_one_id_at_a_time(self):
+        class BytePieces(CharTokenizer):
+            def convert_ids_to_tokens(self, ids):
+                return ["\u0120" + piece for piece in super().convert_ids_to_tokens(ids)]
+
+        self.assertEqual(trace_rows(torch.ones(1, 2), token_ids=[[1, 2]], tokenizer=BytePieces())[0]["tokens"], ["a", "b"])
+
     def test_bf16_tensors_and_nan_are_written_as_null(self):
         mask = torch.tensor([[1, 1, 0]])
         logp = torch.tensor([[-0.5, float("nan"), -9.0]], dtype=torch.bfloat16)
