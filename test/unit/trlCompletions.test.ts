@@ -15,6 +15,7 @@ import {
   trlNotLogged,
   trlRewardNames,
 } from '../../src/shared/importers/trlCompletions';
+import { detectRunFormat } from '../../src/shared/importers/runFormat';
 import { UserError } from '../../src/shared/userError';
 import {
   trlCompletionsParquet,
@@ -161,4 +162,11 @@ test('TRL completions: the "not logged" list names every per-token field and how
   for (const field of ['tokens', 'logprob', 'ref_logprob', 'kl', 'ratio', 'clip_class', 'entropy', 'value'])
     assert.ok(fields.includes(field), field);
   assert.ok(trlNotLogged.find((entry) => entry.field === 'kl')?.how.includes('rlhf_lens GRPO mixin'));
+});
+
+test('TRL completions: an output_dir with only completions/ (before the first checkpoint) is a TRL run', async () => {
+  const dir = outputDir();
+  assert.equal(await detectRunFormat(dir), undefined);
+  writeTrlCompletions(dir, stepTable(1));
+  assert.equal(await detectRunFormat(dir), 'trl');
 });
