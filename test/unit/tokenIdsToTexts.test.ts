@@ -29,7 +29,7 @@ async function savedByteLevel(dir: string): Promise<BpeTokenizer> {
   return ours;
 }
 
-test('token texts: byte-level BPE pieces concatenate to the decoded text; a split character goes to its last byte', async () => {
+test("token texts: byte-level BPE pieces join into the decoded text; a split character is its last byte's", async () => {
   const run = folder();
   const ours = await savedByteLevel(run);
   const file = await findTokenizerJson(run);
@@ -90,7 +90,7 @@ test('token texts: an id outside the vocabulary is named and shown as a marker, 
   assert.deepEqual(texts, ['hi', unknownTokenText(99_999), ' hi', unknownTokenText(-1)]);
 });
 
-test('token texts: a NeMo-RL step with only token_ids gets tokens; unknown ids are problems naming file and id', async () => {
+test('token texts: a NeMo-RL step with only token_ids gets tokens; an unknown id is a problem naming it', async () => {
   const run = folder();
   const file = writeSentencePieceTokenizer(run);
   const decoder = await loadTokenTextDecoder(file);
