@@ -29,7 +29,7 @@ async function savedByteLevel(dir: string): Promise<BpeTokenizer> {
   return ours;
 }
 
-test("token texts: byte-level BPE pieces join into the decoded text; a split character is its last byte's", async () => {
+test('token texts: byte-level BPE pieces join into the decoded text; a split character goes last', async () => {
   const run = folder();
   const ours = await savedByteLevel(run);
   const file = await findTokenizerJson(run);
