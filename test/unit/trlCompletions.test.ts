@@ -161,7 +161,7 @@ test('TRL completions: the "not logged" list names every per-token field and how
   const fields = trlNotLogged.map((entry) => entry.field);
   for (const field of ['tokens', 'logprob', 'ref_logprob', 'kl', 'ratio', 'clip_class', 'entropy', 'value'])
     assert.ok(fields.includes(field), field);
-  assert.ok(trlNotLogged.find((entry) => entry.field === 'kl')?.how.includes('rlhf_lens GRPO mixin'));
+  assert.ok(trlNotLogged.find((entry) => entry.field === 'kl')?.how.includes('RLHFLensGRPOMixin'));
 });
 
 test('TRL completions: an output_dir with only completions/ (before the first checkpoint) is a TRL run', async () => {

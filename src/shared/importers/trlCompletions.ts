@@ -46,8 +46,9 @@ export interface TrlNotLoggedField {
 }
 
 const mixinAdvice =
-  'TRL computes it inside GRPOTrainer but does not write it: train with the rlhf_lens GRPO mixin ' +
-  '(python/rlhf_lens/adapters, TRL adapter), which writes traces/step-<n>.jsonl next to the completions';
+  'TRL computes it inside GRPOTrainer but does not write it: train with RLHFLensGRPOMixin from ' +
+  'rlhf_lens.adapters.trl (pip install ./python; class LensGRPOTrainer(RLHFLensGRPOMixin, GRPOTrainer), ' +
+  'rlhf_lens_dir="runs/grpo") and open that run folder: it has the per-token traces';
 
 /** What a TRL completions parquet does not hold (absent in the lens, never 0), and how to get each. */
 export const trlNotLogged: readonly TrlNotLoggedField[] = [
