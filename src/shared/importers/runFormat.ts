@@ -1,7 +1,8 @@
 /**
  * Which engine wrote a run folder, from its contents alone:
  * - `rlhf-lens`: `run.json` (the lens's own trainer, or the `rlhf-lens` Python package's RunWriter);
- * - `trl`: `trainer_state.json` in the folder or in a `checkpoint-<n>/` folder of it (a transformers/TRL output_dir);
+ * - `trl`: `trainer_state.json` in the folder or in a `checkpoint-<n>/` folder of it (a transformers/TRL output_dir),
+ *   or a `completions/completions_<step>.parquet` (GRPO's log_completions, written before the first checkpoint);
  * - `nemo-rl`: a `train_data_step<N>.jsonl` or `val_data_step<N>.jsonl` (a NeMo-RL log dir, `logs/exp_<n>/`);
  * - `verl`: a `<N>.jsonl` (verl's `trainer.rollout_data_dir` or `validation_data_dir`);
  * - `rl-logging-board`: a `*.jsonl` whose first line has `"step"`, `"prompt"` and `"response"` fields (an RL
@@ -12,6 +13,7 @@ import { open, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { nemoRlFilePattern } from './nemoRl';
 import { verlFilePattern } from './verl';
+import { listTrlCompletionSteps } from './trlCompletions';
 import { checkpointFolderPattern, trainerStateName } from './trlTrainerState';
 
 export type RunFormat = 'rlhf-lens' | 'trl' | 'nemo-rl' | 'verl' | 'rl-logging-board';
@@ -50,6 +52,7 @@ export async function detectRunFormat(folder: string): Promise<RunFormat | undef
     const names = await readdir(path.join(folder, entry.name)).catch(() => [] as string[]);
     if (names.includes(trainerStateName)) return 'trl';
   }
+  if ((await listTrlCompletionSteps(folder)).length > 0) return 'trl';
   if ([...files].some((name) => nemoRlFilePattern.test(name))) return 'nemo-rl';
   if ([...files].some((name) => verlFilePattern.test(name))) return 'verl';
   for (const name of files)
