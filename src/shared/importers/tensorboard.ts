@@ -65,12 +65,12 @@ interface EventFileState {
 export interface TensorboardReadState {
   readonly files: Map<string, EventFileState>;
   /** The merged points of the last call, reused while no file changes. */
-  points?: MetricPoint[];
+  points?: readonly MetricPoint[];
 }
 
 export interface TensorboardScalars {
   /** Every point read so far (not only the new ones), one per step, sorted by step, each with its `step`. */
-  readonly points: MetricPoint[];
+  readonly points: readonly MetricPoint[];
   /**
    * Everything wrong so far, each `file: byte <offset>: …` (a damaged record, which ends the reading of its file; a
    * record that is not an Event; a value that cannot be read).
