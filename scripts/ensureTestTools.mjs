@@ -13,9 +13,10 @@ import { cleanInstallEnv, CODE_SERVER_VERSION, codeServerDir } from './testTools
 
 const NODE_SPEC = 'node@24';
 const CHROMIUM = '/usr/bin/chromium';
-// The Python package's tests and its PyTorch example (python/) run on Debian's Python and PyTorch.
+// The Python package's tests and its PyTorch example (python/) run on Debian's Python and PyTorch; the TensorBoard
+// importer's test fixtures serialize event protos with Debian's protobuf runtime.
 const PYTHON = '/usr/bin/python3';
-const PYTHON_PACKAGES = ['python3', 'python3-torch', 'python3-numpy', 'libopenblas0-pthread'];
+const PYTHON_PACKAGES = ['python3', 'python3-torch', 'python3-numpy', 'libopenblas0-pthread', 'python3-protobuf'];
 
 const installEnv = cleanInstallEnv();
 const dir = codeServerDir();
@@ -38,9 +39,12 @@ function run(command, args, options = {}) {
   return result.status ?? 1;
 }
 
-/** Whether Debian's Python imports torch (and numpy): the Python layer and the PyTorch example need both. */
+/** Whether Debian's Python imports torch, numpy (the Python layer, the PyTorch example) and protobuf (fixtures). */
 function pythonTorchReady() {
-  const result = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore', env: installEnv });
+  const result = spawnSync(PYTHON, ['-c', 'import torch, numpy, google.protobuf'], {
+    stdio: 'ignore',
+    env: installEnv,
+  });
   return result.status === 0;
 }
 
@@ -79,7 +83,7 @@ if (aptMissing.length === 0) {
   }
   if (!existsSync(CHROMIUM)) fail(`apt-get finished but ${CHROMIUM} is still missing. ${advice}`);
   if (!torchReady && !pythonTorchReady())
-    fail(`apt-get finished but ${PYTHON} still cannot import torch and numpy. ${advice}`);
+    fail(`apt-get finished but ${PYTHON} still cannot import torch, numpy and google.protobuf. ${advice}`);
   say(`Debian packages installed (${seconds()})`);
 }
 
