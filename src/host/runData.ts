@@ -357,7 +357,7 @@ export class TraceCache {
         `Step ${step}'s trace in ${path.join(runDir, 'traces')} is a ${table.kind} trace; ` +
           'the heatmap shows PPO traces.',
       );
-    return packPpoTrace(step, table.numRows, (index) => table.row(index));
+    return packPpoTrace(step, table.numRows, (index) => table.row(index), table.columns);
   }
 
   /** Every response to `prompt` in the given steps' PPO traces, in step order. */
