@@ -177,7 +177,14 @@ export interface DashboardExportedMessage {
   readonly file?: string;
 }
 
+/** What was skipped while reading a run of another engine (`file:line: …`), to show the user; appended. */
+export interface DashboardProblemsMessage {
+  readonly type: 'dashboard/problems';
+  readonly problems: readonly string[];
+}
+
 export type ToDashboardMessage =
+  | DashboardProblemsMessage
   | DashboardRunsMessage
   | DashboardRunMessage
   | DashboardMetricsMessage
