@@ -5,7 +5,10 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { externalFolders, resolveRunFolder } from '../../src/host/external/externalFolders';
 import { ExternalRunSource } from '../../src/host/external/externalRun';
+import { ExternalPanelFeed } from '../../src/host/external/externalPanelFeed';
+import type { ToDashboardMessage } from '../../src/shared/protocol';
 import type { ExternalRunChange } from '../../src/host/external/externalWatcher';
 import { decodeJsonlTrace } from '../../src/shared/traceJsonl';
 import {
@@ -170,4 +173,59 @@ test('live: a new NeMo-RL step file, a verl dump, a board line and a TRL checkpo
   const trlChange = await nextChange(trl, () => appendTrlStep(trl.folder, 5));
   assert.equal(trlChange.metrics, true);
   assert.equal((await trl.readMetrics()).length, before + 1);
+});
+
+test('rlhf.externalRuns entries: absolute, relative to the workspace folder, ~ expanded; each folder once', () => {
+  const home = '/home/me';
+  assert.deepEqual(resolveRunFolder('/data/run', '/ws', home), { folder: '/data/run' });
+  assert.deepEqual(resolveRunFolder('logs/exp_001', '/ws', home), { folder: '/ws/logs/exp_001' });
+  assert.deepEqual(resolveRunFolder('~/out', '/ws', home), { folder: '/home/me/out' });
+  assert.deepEqual(resolveRunFolder('~', undefined, home), { folder: '/home/me' });
+  assert.equal(resolveRunFolder('  ', '/ws', home), undefined);
+  assert.match((resolveRunFolder('out', undefined, home) as { problem: string }).problem, /no workspace folder/);
+  const { folders, problems } = externalFolders(['out', 3, '/ws/out/'], ['/ws/out', '/other'], '/ws', home);
+  assert.deepEqual(folders, [
+    { folder: '/ws/out', origin: 'setting' },
+    { folder: '/other', origin: 'opened' },
+  ]);
+  assert.deepEqual(problems, ['rlhf.externalRuns: 3 is not a path (a string)']);
+});
+
+test('the dashboard feed sends header, metrics and steps, and the shown step again when its file grows', async () => {
+  const board = await ExternalRunSource.open(writeBoardRun());
+  const messages: ToDashboardMessage[] = [];
+  const warnings: string[] = [];
+  let notify: (() => void) | undefined;
+  const feed = new ExternalPanelFeed(
+    board,
+    (message) => {
+      messages.push(message);
+      notify?.();
+    },
+    { warn: (message) => warnings.push(message), error: (message) => warnings.push(message) },
+  );
+  try {
+    await feed.sendAll();
+    const run = messages.find((message) => message.type === 'dashboard/run');
+    assert.equal(run?.type === 'dashboard/run' && run.run.engine, 'RL Logging Board');
+    const steps = messages.find((message) => message.type === 'dashboard/steps');
+    assert.deepEqual(steps?.type === 'dashboard/steps' && steps.steps, [1, 2]);
+    const metrics = messages.find((message) => message.type === 'dashboard/metrics');
+    assert.deepEqual(metrics?.type === 'dashboard/metrics' && metrics.points, []);
+    await feed.sendTrace(2);
+    const traces = () =>
+      messages.flatMap((message) => (message.type === 'dashboard/trace' ? [message.trace.numSamples] : []));
+    assert.deepEqual(traces(), [1]);
+    // Give the feed's watcher its first scan, then append as the engine does.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const resent = new Promise<void>((resolve) => {
+      notify = () => traces().length === 2 && resolve();
+    });
+    appendBoardLine(board.folder, 0, 2);
+    await resent;
+    assert.deepEqual(traces(), [1, 2]);
+    assert.deepEqual(warnings, []);
+  } finally {
+    feed.dispose();
+  }
 });
