@@ -197,7 +197,8 @@ function externalTreeItem(external: ExternalRunItem): vscode.TreeItem {
     return item;
   }
   item.description = external.engine;
-  item.tooltip = `${external.engine} run · ${external.folder}${external.origin === 'setting' ? ' (rlhf.externalRuns)' : ''}`;
+  const listedBy = external.origin === 'setting' ? ' (rlhf.externalRuns)' : '';
+  item.tooltip = `${external.engine} run · ${external.folder}${listedBy}`;
   item.iconPath = new vscode.ThemeIcon('graph-line');
   item.resourceUri = vscode.Uri.file(external.folder);
   item.contextValue = external.origin === 'opened' ? 'externalRun.opened' : 'externalRun';

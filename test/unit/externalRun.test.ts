@@ -92,7 +92,7 @@ test('RL Logging Board: rank files merged by step; per-token log-probs present, 
   await assert.rejects(source.readStep(9), /no line of step 9/);
 });
 
-test('TRL: log_history metrics; rollouts come from the completions slot; the TensorBoard slot when the state has none', async () => {
+test('TRL: log_history metrics, completions from their slot; TensorBoard scalars when no state has them', async () => {
   const folder = writeTrlRun();
   const source = await ExternalRunSource.open(folder);
   assert.equal(source.engine, 'TRL');
@@ -131,7 +131,7 @@ test('TRL: log_history metrics; rollouts come from the completions slot; the Ten
   assert.equal(nemo.problems.length, 1);
 });
 
-test('a folder of no engine: the error lists the files each engine writes; a run.json folder is a native run', async () => {
+test('a folder of no engine: the error lists each engine`s files; a run.json folder is a native run', async () => {
   const empty = mkdtempSync(path.join(tmpdir(), 'rlhf-external-'));
   writeFileSync(path.join(empty, 'notes.txt'), 'hello\n');
   await assert.rejects(ExternalRunSource.open(empty), (error: Error) => {

@@ -7,7 +7,7 @@
 //   one (`make_microbatch_iterator(1)`, tensors `.tolist()`-ed), `json.dumps({**sample, "idx": i}, default=str)`;
 //   the fields of `grpo_train`'s `train_data_step{N}.jsonl` and `validate`'s `val_data_step{N}.jsonl`
 //   (nemo_rl/algorithms/grpo.py).
-import { nemoRun, pythonFixture, trainerState, trlRun } from '../fixtures/engineRuns';
+import { nemoRun, pythonFixture, trlRun } from '../fixtures/engineRuns';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -328,7 +328,7 @@ test(
   },
 );
 
-test('a JSONL trace (.jsonl, .jsonl.gz) of the Python package is a rank source too; a bad line is a problem', async () => {
+test('a JSONL trace (.jsonl, .jsonl.gz) of the Python package is a rank source; a bad line is a problem', async () => {
   const dir = temp();
   const traces = path.join(dir, '.rlhf', 'runs', 'py-1', 'traces');
   mkdirSync(traces, { recursive: true });

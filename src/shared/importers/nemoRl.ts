@@ -54,7 +54,9 @@ export const nemoRlNotLogged: readonly NotLoggedField[] = [
   { field: 'clip_class', how: 'computed inside the loss, not dumped: log it with rlhf_lens.RunWriter' },
   {
     field: 'metrics',
-    how: 'NeMo-RL logs metrics to TensorBoard / W&B: set logger.tensorboard_enabled=true (the lens reads the tfevents files)',
+    how:
+      'NeMo-RL logs metrics to TensorBoard / W&B: set logger.tensorboard_enabled=true ' +
+      '(the lens reads the tfevents files)',
   },
 ];
 

@@ -40,7 +40,9 @@ import type { NotLoggedField } from '../dashboardMessages';
 export const rlLoggingBoardNotLogged: readonly NotLoggedField[] = [
   {
     field: 'kl',
-    how: "not in the format (the board derives k3 from logprobs and ref_logprobs): log the trainer's KL with rlhf_lens.RunWriter",
+    how:
+      'not in the format (the board derives k3 from logprobs and ref_logprobs): ' +
+      "log the trainer's KL with rlhf_lens.RunWriter",
   },
   ...['advantage', 'return', 'entropy', 'ratio', 'clip_class'].map((field) => ({
     field,

@@ -40,7 +40,9 @@ export const verlNotLogged: readonly NotLoggedField[] = [
   { field: 'clip_class', how: verlAdapter },
   {
     field: 'metrics',
-    how: "verl logs metrics to its trainer.logger backends: add 'tensorboard' to trainer.logger (the lens reads the tfevents files)",
+    how:
+      "verl logs metrics to its trainer.logger backends: add 'tensorboard' to trainer.logger " +
+      '(the lens reads the tfevents files)',
   },
 ];
 
