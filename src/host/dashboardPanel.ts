@@ -4,6 +4,7 @@
  * writes and complete from disk after. Opened without a run when the workspace has none: it then
  * lists the runs folder and says how runs appear.
  */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
@@ -12,6 +13,7 @@ import {
   type FromDashboardMessage,
   type ToDashboardMessage,
 } from '../shared/protocol';
+import { detectRunFormat } from '../shared/importers/runFormat';
 import { buildExportHtml } from './exportHtml';
 import type { ExternalRunSource } from './external/externalRun';
 import { ExternalPanelFeed } from './external/externalPanelFeed';
@@ -328,6 +330,12 @@ export class DashboardPanel implements vscode.Disposable {
 export function openDashboardCommand(extensionUri: vscode.Uri, runs: WorkspaceRuns, log: vscode.LogOutputChannel) {
   return async (target?: unknown): Promise<DashboardPanel | undefined> => {
     const given = runDirOf(target) ?? runDirOfActiveEditor();
+    // A folder of another engine (no run.json) opens through Open Run Folder…, which reads its format.
+    if (given && !existsSync(path.join(given, 'run.json'))) {
+      const format = await detectRunFormat(given);
+      if (format !== undefined && format !== 'rlhf-lens')
+        return vscode.commands.executeCommand<DashboardPanel | undefined>('rlhf.openRunFolder', given);
+    }
     if (given) return DashboardPanel.show(extensionUri, runs, log, given);
     const listing = await runs.list();
     const folder = runs.folder;

@@ -11,6 +11,11 @@ import { externalFolders, type ExternalFolderOrigin } from './externalFolders';
 export const externalRunsSetting = 'rlhf.externalRuns';
 /** workspaceState key of the folders opened with Open Run Folder…. */
 const openedKey = 'rlhf.openedRunFolders';
+/**
+ * How often the listed folders are checked again: a folder named in the setting before its engine wrote anything
+ * shows up as a run once the first files are there.
+ */
+const recheckMs = 5000;
 
 export interface ExternalRunItem {
   readonly folder: string;
@@ -25,6 +30,9 @@ export class ExternalRunList implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
   private readonly subscriptions: vscode.Disposable[];
+  /** The last listing's folders and engines, to tell when a recheck found something new. */
+  private signature = '';
+  private readonly recheck: NodeJS.Timeout;
 
   constructor(private readonly state: vscode.Memento) {
     this.subscriptions = [
@@ -32,6 +40,12 @@ export class ExternalRunList implements vscode.Disposable {
         if (event.affectsConfiguration(externalRunsSetting)) this.changed.fire();
       }),
     ];
+    this.recheck = setInterval(() => {
+      const before = this.signature;
+      void this.list().then(() => {
+        if (this.signature !== before) this.changed.fire();
+      });
+    }, recheckMs);
   }
 
   private get opened(): string[] {
@@ -72,7 +86,12 @@ export class ExternalRunList implements vscode.Disposable {
           : { folder, origin, engine: engineLabels[format] };
       }),
     );
-    return [...items, ...problems.map((problem) => ({ folder: '', origin: 'setting' as const, problem }))];
+    const all: ExternalRunItem[] = [
+      ...items,
+      ...problems.map((problem) => ({ folder: '', origin: 'setting' as const, problem })),
+    ];
+    this.signature = all.map((item) => `${item.folder}:${item.engine ?? item.problem}`).join('|');
+    return all;
   }
 
   /** Tells the Runs view to list again (an engine wrote a folder's first files). */
@@ -81,6 +100,7 @@ export class ExternalRunList implements vscode.Disposable {
   }
 
   dispose(): void {
+    clearInterval(this.recheck);
     for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
   }
