@@ -229,3 +229,14 @@ test('the dashboard feed sends header, metrics and steps, and the shown step aga
     feed.dispose();
   }
 });
+
+test('NeMo-RL ids get their texts from the tokenizer slot (then tokens are no longer absent)', async () => {
+  const folder = writeNemoRlRun();
+  const source = await ExternalRunSource.open(folder, {
+    tokenTexts: async (dir) => (dir === folder ? (ids) => ids.map((id) => `<${id}>`) : undefined),
+  });
+  const trace = await source.packed(2);
+  assert.equal(trace.tokenText.slice(0, 8), '<21><22>');
+  assert.ok(!trace.absent.includes('tokens'));
+  assert.ok(trace.absent.includes('kl'));
+});

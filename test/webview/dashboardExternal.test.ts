@@ -3,16 +3,19 @@
 // status, the Metrics view), on steps read by the host's external source from fixture folders written by Debian's
 // Python the way NeMo-RL, verl and TRL write them (test/fixtures/engineRuns.ts).
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { ExternalRunSource } from '../../src/host/external/externalRun';
 import { writeNemoRlRun, writeTrlRun, writeVerlRun } from '../fixtures/engineRuns';
 import { sendToDashboard } from './dashboardFixture';
-import { launchBrowser, openWebview, type WebviewPage } from './webviewPage';
+import { launchBrowser, openWebview, screenshotDir, type WebviewPage } from './webviewPage';
 
 let browser: Browser;
 before(async () => {
   browser = await launchBrowser();
+  mkdirSync(screenshotDir, { recursive: true });
 });
 after(() => browser?.close());
 
@@ -48,6 +51,7 @@ test('NeMo-RL: colouring by KL says it is not logged by NeMo-RL and how to get i
     assert.match(text ?? '', /^kl: not logged by NeMo-RL — .*RunWriter/);
     await view.page.selectOption('#colour-by', 'value');
     assert.match((await view.page.locator('#legend-not-logged').textContent()) ?? '', /^value: not logged by NeMo-RL/);
+    await view.page.screenshot({ path: path.join(screenshotDir, 'dashboard-nemo-rl-not-logged.png') });
     await view.page.click('#tab-metrics');
     assert.match(
       (await view.page.locator('#no-metrics').textContent()) ?? '',
@@ -70,6 +74,7 @@ test('verl: no per-token data — the status says so and names the verl adapter'
     assert.match(status, /tokens: not logged by verl — the rlhf_lens verl adapter \(python\/rlhf_lens\/adapters\)/);
     const options = await view.page.locator('#colour-by option').allTextContents();
     assert.ok(options.includes('advantage (not logged)') && options.includes('entropy (not logged)'));
+    await view.page.screenshot({ path: path.join(screenshotDir, 'dashboard-verl-not-logged.png') });
   } finally {
     await view.close();
   }

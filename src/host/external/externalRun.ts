@@ -179,7 +179,21 @@ export class ExternalRunSource {
   async packed(step: number): Promise<PackedPpoTrace> {
     const { table } = await this.readStep(step);
     if (table.kind !== 'ppo') throw new Error(`Step ${step} of ${this.folder} is not a PPO trace.`);
-    return packPpoTrace(step, table.numRows, (index) => table.row(index), table.columns);
+    // Only ids stored: their texts from the run's tokenizer, when it has one (then `tokens` is no longer absent).
+    const decode =
+      !table.columns.includes('tokens') && table.columns.includes('token_ids')
+        ? await this.readers.tokenTexts?.(this.folder).catch((error: Error) => void this.problems.push(error.message))
+        : undefined;
+    if (!decode) return packPpoTrace(step, table.numRows, (index) => table.row(index), table.columns);
+    return packPpoTrace(
+      step,
+      table.numRows,
+      (index) => {
+        const row = table.row(index);
+        return { ...row, tokens: decode(row.token_ids) };
+      },
+      [...table.columns, 'tokens'],
+    );
   }
 
   /** An RL Logging Board folder holds many steps per file: decoded once per change of its files. */

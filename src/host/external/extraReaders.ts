@@ -24,13 +24,21 @@ export interface TrlCompletionsReader {
   readonly read: (outputDir: string, step: number) => Promise<ImportedStep>;
 }
 
+/**
+ * The text of each token id with the run's tokenizer (`tokenizer.json` in `folder` or the folder above it), or
+ * undefined when the run has none: a trace that stores only ids (NeMo-RL's dumps) then shows the texts.
+ */
+export type TokenTextsReader = (folder: string) => Promise<((ids: readonly number[]) => string[]) | undefined>;
+
 export interface ExtraReaders {
   tensorboardScalars?: TensorboardScalarsReader;
   trlCompletions?: TrlCompletionsReader;
+  tokenTexts?: TokenTextsReader;
 }
 
 /**
  * The readers the extension uses. Empty until the TensorBoard and completions readers are wired in here
- * (`extraReaders.tensorboardScalars = readTensorboardScalars`, `extraReaders.trlCompletions = { … }`).
+ * (`extraReaders.tensorboardScalars = readTensorboardScalars`, `extraReaders.trlCompletions = { … }`,
+ * `extraReaders.tokenTexts = …`).
  */
 export const extraReaders: ExtraReaders = {};
