@@ -206,6 +206,11 @@ test('the dashboard feed sends header, metrics and steps, and the shown step aga
   );
   try {
     await feed.sendAll();
+    assert.deepEqual(
+      messages.map((message) => message.type),
+      ['dashboard/run', 'dashboard/metrics', 'dashboard/steps'],
+      'the header first, as for a native run',
+    );
     const run = messages.find((message) => message.type === 'dashboard/run');
     assert.equal(run?.type === 'dashboard/run' && run.run.engine, 'RL Logging Board');
     const steps = messages.find((message) => message.type === 'dashboard/steps');

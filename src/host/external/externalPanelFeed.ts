@@ -5,7 +5,7 @@
  * the folder live: a change to the shown step's file sends that step again. No `vscode` (the log is an interface).
  */
 import * as path from 'node:path';
-import type { PromptHistoryEntry, ToDashboardMessage } from '../../shared/protocol';
+import type { MetricPoint, PromptHistoryEntry, ToDashboardMessage } from '../../shared/protocol';
 import { tokenFields } from '../../shared/packedTrace';
 import type { DecodedTraceRow } from '../../shared/traceFormat';
 import type { ExternalRunSource } from './externalRun';
@@ -40,9 +40,12 @@ export class ExternalPanelFeed {
   /** Everything, after the webview's handshake (it may have reloaded). */
   sendAll(): Promise<void> {
     return this.chain(async () => {
-      await this.sendMetrics();
-      await this.sendSteps();
+      // Read first (the header says what the folder lacks), then header, metrics and steps, as for a native run.
+      const points = await this.source.readMetrics();
+      const steps = await this.source.listSteps();
       await this.sendRun();
+      this.postMetrics(points);
+      this.postSteps(steps);
       this.sendProblems();
     });
   }
@@ -65,13 +68,19 @@ export class ExternalPanelFeed {
   }
 
   private async sendMetrics(): Promise<void> {
-    const points = await this.source.readMetrics();
+    this.postMetrics(await this.source.readMetrics());
+  }
+
+  private postMetrics(points: MetricPoint[]): void {
     const runId = path.basename(this.source.folder);
     this.post({ type: 'dashboard/metrics', runId, runName: runId, reset: true, points });
   }
 
   private async sendSteps(): Promise<void> {
-    const steps = await this.source.listSteps();
+    this.postSteps(await this.source.listSteps());
+  }
+
+  private postSteps(steps: number[]): void {
     this.post({ type: 'dashboard/steps', steps, traceKind: steps.length > 0 ? 'ppo' : null });
   }
 
