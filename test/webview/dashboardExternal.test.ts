@@ -3,7 +3,7 @@
 // status, the Metrics view), on steps read by the host's external source from fixture folders written by Debian's
 // Python the way NeMo-RL, verl and TRL write them (test/fixtures/engineRuns.ts).
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
@@ -63,7 +63,9 @@ test('NeMo-RL: colouring by KL says it is not logged by NeMo-RL and how to get i
 });
 
 test('verl: no per-token data — the status says so and names the verl adapter', async () => {
-  const source = await ExternalRunSource.open(writeVerlRun());
+  const folder = writeVerlRun();
+  appendFileSync(path.join(folder, '2.jsonl'), '{"input": 3, "step": 2}\n');
+  const source = await ExternalRunSource.open(folder);
   const view = await openExternal(source);
   try {
     assert.equal(await view.page.locator('#run-engine').textContent(), 'verl');
@@ -75,6 +77,15 @@ test('verl: no per-token data — the status says so and names the verl adapter'
     const options = await view.page.locator('#colour-by option').allTextContents();
     assert.ok(options.includes('advantage (not logged)') && options.includes('entropy (not logged)'));
     await view.page.screenshot({ path: path.join(screenshotDir, 'dashboard-verl-not-logged.png') });
+    // A malformed line of the dump: the host's source reports it as file:line, the header lists it.
+    const problems = source.problems.splice(0);
+    assert.equal(problems.length, 1);
+    await sendToDashboard(view, { type: 'dashboard/problems', problems });
+    assert.equal(
+      await view.page.locator('#read-problems summary').textContent(),
+      "1 skipped while reading the run's files",
+    );
+    assert.deepEqual(await view.page.locator('#read-problems li').allTextContents(), problems);
   } finally {
     await view.close();
   }
