@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { openDashboardCommand } from './host/dashboardPanel';
 import { exportModelCommand } from './host/exportModelCommand';
+import { registerExternalCommands } from './host/external/externalCommands';
+import { ExternalRunList } from './host/external/externalRunList';
 import { RankView } from './host/rankView';
 import { ConfigCodeLens } from './host/configCodeLens';
 import { ConfigDiagnostics, configSelector } from './host/configDiagnostics';
@@ -41,7 +43,8 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
 
   const trainers = supervisor;
   const runController = new RunController(trainers, runs, log);
-  const runsTree = new RunsTreeProvider(runs, runController);
+  const externalRuns = new ExternalRunList(context.workspaceState);
+  const runsTree = new RunsTreeProvider(runs, runController, externalRuns);
   const configDiagnostics = new ConfigDiagnostics();
   const codeLens = new ConfigCodeLens(runs);
   context.subscriptions.push(
@@ -58,7 +61,22 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     vscode.window.registerTreeDataProvider('rlhf.runs', runsTree),
     // Optional argument: a run directory (path string, Uri or tree item); without one, a quick pick.
     vscode.commands.registerCommand('rlhf.openDashboard', openDashboardCommand(context.extensionUri, runs, log)),
-    vscode.commands.registerCommand('rlhf.refreshRuns', () => runs.refresh()),
+    vscode.commands.registerCommand('rlhf.refreshRuns', () => {
+      runs.refresh();
+      externalRuns.refresh();
+    }),
+    // Optional argument: the folder (path string, Uri or Runs view item); without one, a folder dialog.
+    ...registerExternalCommands({
+      extensionUri: context.extensionUri,
+      runs,
+      list: externalRuns,
+      log,
+      showError: (message) => {
+        lastErrorMessage = message;
+        log.error(message);
+        void vscode.window.showErrorMessage(message);
+      },
+    }),
     vscode.commands.registerCommand(
       'rlhf.exportOnnx',
       exportModelCommand(path.join(context.extensionPath, 'dist', 'trainer.js'), log),

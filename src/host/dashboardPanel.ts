@@ -4,6 +4,7 @@
  * writes and complete from disk after. Opened without a run when the workspace has none: it then
  * lists the runs folder and says how runs appear.
  */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
@@ -12,7 +13,10 @@ import {
   type FromDashboardMessage,
   type ToDashboardMessage,
 } from '../shared/protocol';
+import { detectRunFormat } from '../shared/importers/runFormat';
 import { buildExportHtml } from './exportHtml';
+import type { ExternalRunSource } from './external/externalRun';
+import { ExternalPanelFeed } from './external/externalPanelFeed';
 import { listTraceSteps, MetricsTail, readRunInfo, TraceCache } from './runData';
 import { RunFolderWatcher } from './runFolderWatcher';
 import { renderWebview, webviewOptions, WebviewChannel } from './webviewShell';
@@ -90,14 +94,20 @@ export class DashboardPanel implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly traces = new TraceCache();
   private feed: MetricsFeed | undefined;
+  /** The feed of a run of another engine (then `feed` is undefined). */
+  private external: ExternalPanelFeed | undefined;
   private compared = new Map<string, MetricsFeed>();
 
-  /** Shows the dashboard of `runDir` (an absolute run directory), or the run list when it is undefined. */
+  /**
+   * Shows the dashboard of `runDir` (an absolute run directory), or the run list when it is undefined; `external`:
+   * the source of a run folder of another engine (its folder is `runDir`).
+   */
   static show(
     extensionUri: vscode.Uri,
     runs: WorkspaceRuns,
     log: vscode.LogOutputChannel,
     runDir?: string,
+    external?: ExternalRunSource,
   ): DashboardPanel {
     const key = runDir ? path.resolve(runDir) : '';
     const existing = DashboardPanel.open.get(key);
@@ -110,7 +120,7 @@ export class DashboardPanel implements vscode.Disposable {
       ...webviewOptions(extensionUri),
       retainContextWhenHidden: false,
     });
-    const created = new DashboardPanel(panel, extensionUri, runs, log, key || undefined);
+    const created = new DashboardPanel(panel, extensionUri, runs, log, key || undefined, external);
     DashboardPanel.open.set(key, created);
     return created;
   }
@@ -126,6 +136,7 @@ export class DashboardPanel implements vscode.Disposable {
     private readonly runs: WorkspaceRuns,
     private readonly log: vscode.LogOutputChannel,
     readonly runDir: string | undefined,
+    external?: ExternalRunSource,
   ) {
     panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'rlhf.svg');
     this.channel = new WebviewChannel<FromDashboardMessage, ToDashboardMessage>(panel.webview, {
@@ -135,8 +146,9 @@ export class DashboardPanel implements vscode.Disposable {
       onMessage: (message) => void this.handle(message),
     });
     panel.webview.html = renderWebview(panel.webview, extensionUri, 'dashboard', panel.title);
-    if (runDir) {
-      const post = (message: ToDashboardMessage) => this.channel.post(message);
+    const post = (message: ToDashboardMessage) => this.channel.post(message);
+    if (external) this.external = new ExternalPanelFeed(external, post, log);
+    else if (runDir) {
       this.feed = new MetricsFeed(runDir, post, log, (change) =>
         change === 'run' ? void this.sendRun() : void this.sendSteps(),
       );
@@ -154,13 +166,15 @@ export class DashboardPanel implements vscode.Disposable {
         await this.sendEverything();
         break;
       case 'dashboard/requestTrace':
-        await this.sendTrace(message.step);
+        if (this.external) await this.external.sendTrace(message.step);
+        else await this.sendTrace(message.step);
         break;
       case 'dashboard/compare':
         this.setCompared(message.runIds);
         break;
       case 'dashboard/requestPromptHistory': {
-        if (!this.runDir) break;
+        if (this.external) await this.external.promptHistory(message.prompt);
+        if (!this.runDir || this.external) break;
         const steps = await listTraceSteps(this.runDir);
         const entries = await this.traces.promptHistory(this.runDir, steps, message.prompt);
         this.channel.post({ type: 'dashboard/promptHistory', prompt: message.prompt, entries });
@@ -187,6 +201,11 @@ export class DashboardPanel implements vscode.Disposable {
 
   private async sendEverything(): Promise<void> {
     await this.sendRuns();
+    if (this.external) {
+      this.panel.title = `RLHF: ${path.basename(this.external.source.folder)} (${this.external.source.engine})`;
+      await this.external.sendAll();
+      return;
+    }
     if (!this.runDir) return;
     await this.sendRun();
     this.feed?.sendAll();
@@ -294,6 +313,7 @@ export class DashboardPanel implements vscode.Disposable {
   dispose(): void {
     for (const [key, panel] of DashboardPanel.open) if (panel === this) DashboardPanel.open.delete(key);
     this.feed?.dispose();
+    this.external?.dispose();
     for (const feed of this.compared.values()) feed.dispose();
     this.compared.clear();
     for (const disposable of this.disposables.splice(0)) disposable.dispose();
@@ -310,6 +330,12 @@ export class DashboardPanel implements vscode.Disposable {
 export function openDashboardCommand(extensionUri: vscode.Uri, runs: WorkspaceRuns, log: vscode.LogOutputChannel) {
   return async (target?: unknown): Promise<DashboardPanel | undefined> => {
     const given = runDirOf(target) ?? runDirOfActiveEditor();
+    // A folder of another engine (no run.json) opens through Open Run Folder…, which reads its format.
+    if (given && !existsSync(path.join(given, 'run.json'))) {
+      const format = await detectRunFormat(given);
+      if (format !== undefined && format !== 'rlhf-lens')
+        return vscode.commands.executeCommand<DashboardPanel | undefined>('rlhf.openRunFolder', given);
+    }
     if (given) return DashboardPanel.show(extensionUri, runs, log, given);
     const listing = await runs.list();
     const folder = runs.folder;

@@ -5,6 +5,10 @@
  * while the user ranks the current one. Free of `vscode`.
  */
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
+import type { DecodedTraceRow } from '../shared/traceFormat';
+import { decodeJsonlTrace } from '../shared/traceJsonl';
+import { parseTraceFileName } from './runData';
 import { readJsonlLines } from '../shared/jsonlLines';
 import * as path from 'node:path';
 import { Random } from '../core';
@@ -93,21 +97,46 @@ export async function readCompletionSets(file: string): Promise<{ sets: Completi
   return { sets, problems };
 }
 
-/**
- * Sets from a PPO step's trace: responses grouped by prompt (up to 8 per set); DPO and reward traces give their pairs.
- */
-export async function traceCompletionSets(
+/** Prompt and response of each row of a step's trace, and the lines skipped (a JSONL trace's `file:line: …`). */
+async function traceRows(
   bytes: Uint8Array,
-): Promise<{ sets: CompletionSetLine[]; step: number | undefined; skippedSingles: number }> {
+  file: string,
+): Promise<
+  | { kind: 'ppo'; rows: { prompt: string; response: string; step: number }[]; problems: string[] }
+  | { kind: 'pairs'; rows: { prompt: string; chosen: string; rejected: string; step: number }[]; problems: string[] }
+> {
+  const parsed = parseTraceFileName(path.basename(file));
+  if (parsed && parsed.format !== 'arrow') {
+    const text = (parsed.format === 'jsonl.gz' ? gunzipSync(bytes) : Buffer.from(bytes)).toString('utf8');
+    const { table, problems } = decodeJsonlTrace([{ file, text }], parsed.step);
+    // decodeJsonlTrace reads PPO rows only.
+    const rows = Array.from({ length: table.numRows }, (_, i) => table.row(i) as DecodedTraceRow<'ppo'>);
+    return { kind: 'ppo', rows, problems };
+  }
   // apache-arrow loads when a trace is ranked, not at activation.
   const { decodeTrace } = await import('../shared/traceFormat');
   const trace = decodeTrace(bytes);
+  return trace.kind === 'ppo'
+    ? { kind: 'ppo', rows: trace.rows, problems: [] }
+    : { kind: 'pairs', rows: trace.rows, problems: [] };
+}
+
+/**
+ * Sets from a PPO step's trace (`step-<n>.arrow`, or the Python package's `.jsonl` / `.jsonl.gz`, by `file`'s
+ * name): responses grouped by prompt (up to 8 per set); DPO and reward traces give their pairs.
+ */
+export async function traceCompletionSets(
+  bytes: Uint8Array,
+  file = 'step.arrow',
+): Promise<{ sets: CompletionSetLine[]; step: number | undefined; skippedSingles: number; problems: string[] }> {
+  const trace = await traceRows(bytes, file);
   const step = trace.rows[0]?.step;
   if (trace.kind !== 'ppo')
     return {
       sets: trace.rows.map((row) => ({ prompt: row.prompt, completions: [row.chosen, row.rejected] })),
       step,
       skippedSingles: 0,
+      problems: trace.problems,
     };
   const byPrompt = new Map<string, string[]>();
   for (const row of trace.rows) byPrompt.set(row.prompt, [...(byPrompt.get(row.prompt) ?? []), row.response]);
@@ -120,7 +149,7 @@ export async function traceCompletionSets(
       else skippedSingles += chunk.length;
     }
   }
-  return { sets, step, skippedSingles };
+  return { sets, step, skippedSingles, problems: trace.problems };
 }
 
 /** A fixed list of sets, minus those already judged (or skipped) in the dataset. */
@@ -246,7 +275,7 @@ export async function openRankSource(
     case 'trace': {
       let parsed: Awaited<ReturnType<typeof traceCompletionSets>>;
       try {
-        parsed = await traceCompletionSets(new Uint8Array(await readFile(spec.file)));
+        parsed = await traceCompletionSets(new Uint8Array(await readFile(spec.file)), spec.file);
       } catch (error) {
         throw new RankSourceError(`${spec.file}: ${(error as Error).message}`);
       }
@@ -255,10 +284,12 @@ export async function openRankSource(
         throw new RankSourceError(
           `${spec.file}: no prompt has two or more responses in this step, so there is nothing to rank side by side.`,
         );
-      const problems =
-        parsed.skippedSingles > 0
+      const problems = [
+        ...parsed.problems,
+        ...(parsed.skippedSingles > 0
           ? [`${spec.file}: ${parsed.skippedSingles} response(s) whose prompt had no second response were left out`]
-          : [];
+          : []),
+      ];
       return {
         source: new ListSource(
           `run ${run ?? '?'} · trace step ${parsed.step ?? step ?? '?'}`,

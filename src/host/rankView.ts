@@ -15,6 +15,7 @@ import { trustExplanation } from './workspaceTrust';
 import { PreferenceStore, preferenceFileOf, validDatasetName } from './preferenceStore';
 import { RankSession } from './rankSession';
 import { openRankSource, type RankSourceSpec, type SamplingSpec } from './rankSources';
+import { traceFilePattern } from './runData';
 import type { TrainerSupervisor } from './trainerSupervisor';
 import { renderWebview, webviewOptions, WebviewChannel } from './webviewShell';
 
@@ -282,7 +283,7 @@ async function pickSource(root: string): Promise<RankSourceSpec | undefined> {
     },
     {
       label: '$(history) Responses of a PPO step',
-      detail: "the responses in a run's traces/step-<n>.arrow, grouped by prompt",
+      detail: "the responses in a run's traces/step-<n>.arrow (or .jsonl, .jsonl.gz), grouped by prompt",
       source: 'trace' as const,
     },
     {
@@ -329,10 +330,10 @@ async function pickSource(root: string): Promise<RankSourceSpec | undefined> {
       return picked && { kind, file: picked.file };
     }
     case 'trace': {
-      const traces = runFiles(root, 'traces', /^step-(\d+)\.arrow$/);
+      const traces = runFiles(root, 'traces', traceFilePattern);
       if (traces.length === 0)
         return void vscode.window.showInformationMessage(
-          'No run in .rlhf/runs has traces yet: a PPO run writes traces/step-<n>.arrow every step.',
+          'No run in .rlhf/runs has traces yet: a PPO run writes traces/step-<n>.arrow (or .jsonl) every step.',
         );
       const picked = await vscode.window.showQuickPick(traces, { placeHolder: 'PPO step whose responses to rank' });
       return picked && { kind, file: picked.file };

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { DashboardRunInfo, MetricPoint, PromptHistoryEntry, RunSetting } from '../shared/dashboardMessages';
+import { engineLabels } from './external/engines';
 import { packPpoTrace, tokenFields, type PackedPpoTrace } from '../shared/packedTrace';
 import { isRecord } from '../shared/isRecord';
 import { FieldChecker } from '../shared/runFiles';
@@ -38,6 +39,8 @@ export async function readRunInfo(runDir: string): Promise<DashboardRunInfo> {
     maxSteps: numberOf(json.max_steps),
     ...stageSettings(json),
     error: parsed.run.error,
+    // A run the Python package's RunWriter wrote: its traces have only the fields its caller logged.
+    ...(json.engine === 'external' ? { engine: engineLabels['rlhf-lens'] } : {}),
   };
 }
 
@@ -357,7 +360,7 @@ export class TraceCache {
         `Step ${step}'s trace in ${path.join(runDir, 'traces')} is a ${table.kind} trace; ` +
           'the heatmap shows PPO traces.',
       );
-    return packPpoTrace(step, table.numRows, (index) => table.row(index));
+    return packPpoTrace(step, table.numRows, (index) => table.row(index), table.columns);
   }
 
   /** Every response to `prompt` in the given steps' PPO traces, in step order. */

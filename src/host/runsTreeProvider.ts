@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { formatKeyMetrics, keyMetrics, readRunDetails, type RunDetails } from '../shared/runDetails';
 import type { RunReadProblem, RunStatus, RunSummary } from '../shared/runSummary';
+import { openRunFolderCommand } from './external/externalCommands';
+import type { ExternalRunItem, ExternalRunList } from './external/externalRunList';
 import type { RunController } from './runController';
 import type { WorkspaceRuns } from './workspaceRuns';
 
@@ -18,7 +20,13 @@ export type RunsTreeItem =
       readonly details: RunDetails;
       readonly activeHere: boolean;
     }
-  | { readonly kind: 'problem'; readonly problem: RunReadProblem };
+  | { readonly kind: 'problem'; readonly problem: RunReadProblem }
+  /** The group of run folders of other engines (rlhf.externalRuns, Open Run Folder…). */
+  | { readonly kind: 'externalGroup'; readonly items: readonly ExternalRunItem[] }
+  | { readonly kind: 'external'; readonly external: ExternalRunItem };
+
+/** The label of the Runs view's group of other engines' runs. */
+export const externalGroupLabel = 'Runs of other engines';
 
 const statusIcons: Record<RunStatus, vscode.ThemeIcon> = {
   created: new vscode.ThemeIcon('circle-outline'),
@@ -51,8 +59,10 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
   constructor(
     private readonly runs: WorkspaceRuns,
     private readonly controller: RunController,
+    private readonly external?: ExternalRunList,
   ) {
     this.subscriptions = [runs.onDidChange(() => this.refreshSoon()), controller.onDidChange(() => this.refreshSoon())];
+    if (external) this.subscriptions.push(external.onDidChange(() => this.refreshSoon()));
   }
 
   /**
@@ -76,7 +86,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
   }
 
   async getChildren(element?: RunsTreeItem): Promise<RunsTreeItem[]> {
+    if (element?.kind === 'externalGroup')
+      return element.items.map((external): RunsTreeItem => ({ kind: 'external', external }));
     if (element) return [];
+    const externalItems = (await this.external?.list()) ?? [];
+    const group: RunsTreeItem[] = externalItems.length > 0 ? [{ kind: 'externalGroup', items: externalItems }] : [];
     const listing = await this.runs.list();
     const folder = this.runs.folder ?? '';
     const runs = await Promise.all(
@@ -91,11 +105,25 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
         };
       }),
     );
-    this.latest = [...runs, ...listing.problems.map((problem): RunsTreeItem => ({ kind: 'problem', problem }))];
+    this.latest = [
+      ...runs,
+      ...listing.problems.map((problem): RunsTreeItem => ({ kind: 'problem', problem })),
+      ...group,
+    ];
     return this.latest;
   }
 
   getTreeItem(element: RunsTreeItem): vscode.TreeItem {
+    if (element.kind === 'externalGroup') {
+      const item = new vscode.TreeItem(externalGroupLabel, vscode.TreeItemCollapsibleState.Expanded);
+      item.id = 'externalRuns';
+      item.description = `${element.items.length}`;
+      item.tooltip =
+        'Run folders of TRL, verl, NeMo-RL or an RL Logging Board: the rlhf.externalRuns setting and Open Run Folder…';
+      item.contextValue = 'externalRuns';
+      return item;
+    }
+    if (element.kind === 'external') return externalTreeItem(element.external);
     if (element.kind === 'problem') {
       const item = new vscode.TreeItem(vscode.workspace.asRelativePath(element.problem.file));
       item.description = element.problem.message;
@@ -146,7 +174,34 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
 
   dispose(): void {
     clearTimeout(this.pending);
+    this.external?.dispose();
     for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
   }
+}
+
+/**
+ * A run folder of another engine: its name and engine; opening it shows its dashboard. Its context value
+ * (`externalRun`, `.opened` when Open Run Folder… added it) keeps the native runs' actions (Resume, Stop, Delete,
+ * Reveal Config) off it.
+ */
+function externalTreeItem(external: ExternalRunItem): vscode.TreeItem {
+  const name = external.folder ? path.basename(external.folder) : 'rlhf.externalRuns';
+  const item = new vscode.TreeItem(name);
+  item.id = `external:${external.folder || external.problem}`;
+  if (external.problem) {
+    item.description = external.folder ? 'not a run folder' : external.problem;
+    item.tooltip = external.problem;
+    item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
+    item.contextValue = external.origin === 'opened' ? 'externalRunProblem.opened' : 'externalRunProblem';
+    return item;
+  }
+  item.description = external.engine;
+  const listedBy = external.origin === 'setting' ? ' (rlhf.externalRuns)' : '';
+  item.tooltip = `${external.engine} run · ${external.folder}${listedBy}`;
+  item.iconPath = new vscode.ThemeIcon('graph-line');
+  item.resourceUri = vscode.Uri.file(external.folder);
+  item.contextValue = external.origin === 'opened' ? 'externalRun.opened' : 'externalRun';
+  item.command = { command: openRunFolderCommand, title: 'Open Dashboard', arguments: [external.folder] };
+  return item;
 }

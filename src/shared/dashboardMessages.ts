@@ -80,6 +80,16 @@ export interface DashboardRunsMessage {
 export type RunSetting<T> =
   { readonly value: T; readonly source: string } | { readonly value?: undefined; readonly missing: string };
 
+/**
+ * A field another engine does not write, and how to get it logged (the engine setting or the `rlhf_lens` adapter
+ * that would): the dashboard says so where a view of that field would be empty. `field` is a lens field name
+ * (`kl`, `value`, `tokens`, `ratio`, `clip_class`, `metrics` …).
+ */
+export interface NotLoggedField {
+  readonly field: string;
+  readonly how: string;
+}
+
 /** What the dashboard shows about the run it is open on. */
 export interface DashboardRunInfo {
   /** The run directory's name. */
@@ -98,6 +108,13 @@ export interface DashboardRunInfo {
   /** The current stage's `max_new_tokens`. */
   readonly maxNewTokens: RunSetting<number>;
   readonly error?: string;
+  /**
+   * The engine that wrote a run of another engine ("TRL", "verl", "NeMo-RL", "RL Logging Board", "rlhf-lens
+   * (Python)"); absent for the lens's own trainer.
+   */
+  readonly engine?: string;
+  /** What that engine does not log and how to get it (empty or absent: nothing known to be missing). */
+  readonly notLogged?: readonly NotLoggedField[];
 }
 
 /** The run this panel shows (sent on ready and whenever run.json changes). */
@@ -160,7 +177,14 @@ export interface DashboardExportedMessage {
   readonly file?: string;
 }
 
+/** What was skipped while reading a run of another engine (`file:line: …`), to show the user; appended. */
+export interface DashboardProblemsMessage {
+  readonly type: 'dashboard/problems';
+  readonly problems: readonly string[];
+}
+
 export type ToDashboardMessage =
+  | DashboardProblemsMessage
   | DashboardRunsMessage
   | DashboardRunMessage
   | DashboardMetricsMessage

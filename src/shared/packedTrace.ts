@@ -49,7 +49,19 @@ export interface PackedPpoTrace {
    * epoch e; null for a version-1 trace, which has no `clip_class` (the dashboard derives it and says so).
    */
   readonly clipClass: Int8Array | null;
+  /**
+   * The trace's fields no row has (absent, not 0: their packed values are NaN), among `packedFields`; e.g.
+   * `['kl', 'value', …]` for a NeMo-RL dump. Empty for the lens's own Arrow traces, which have every column.
+   */
+  readonly absent: readonly PackedField[];
 }
+
+/** The fields whose absence the dashboard explains: the per-token scalars, token text and ids, ratio and clip class. */
+export const packedFields = [...tokenFields, 'tokens', 'token_ids', 'ratio', 'clip_class', 'score'] as const;
+export type PackedField = (typeof packedFields)[number];
+
+/** The packed text of a token whose text the trace lacks but whose id it has (until a tokenizer decodes it). */
+export const idTokenText = (id: number) => `#${id}`;
 
 /** The packed id of a token whose id the trace does not have (never 0, a real id). */
 export const noTokenId = -1;
@@ -57,11 +69,23 @@ export const noTokenId = -1;
 /** The packed `clipClass` of a token without a ratio at that epoch. */
 export const noClipClass = -1;
 
-/** Packs rows (in file order) of one step's PPO trace. */
+/**
+ * A row's token count: its token texts, or (a trace of another engine without texts) its ids or per-token values.
+ */
+function tokenCount(row: PpoTraceRowAsRead): number {
+  if (row.tokens.length > 0) return row.tokens.length;
+  return Math.max(row.token_ids.length, ...tokenFields.map((field) => row[field].length));
+}
+
+/**
+ * Packs rows (in file order) of one step's PPO trace. `columns`: the table's columns when it may lack some (a
+ * JSONL trace, another engine's); a field not among them is listed in `absent`. Without it every field is present.
+ */
 export function packPpoTrace(
   step: number,
   rowCount: number,
   rowAt: (index: number) => PpoTraceRowAsRead,
+  columns?: readonly string[],
 ): PackedPpoTrace {
   const rows: PpoTraceRowAsRead[] = [];
   let numTokens = 0;
@@ -69,7 +93,7 @@ export function packPpoTrace(
   for (let i = 0; i < rowCount; i++) {
     const row = rowAt(i);
     rows.push(row);
-    numTokens += row.tokens.length;
+    numTokens += tokenCount(row);
     numEpochs = Math.max(numEpochs, row.ratio.length);
   }
   const tokenStart = new Uint32Array(rowCount + 1);
@@ -88,10 +112,12 @@ export function packPpoTrace(
   let t = 0;
   rows.forEach((row, s) => {
     tokenStart[s] = t;
-    for (let i = 0; i < row.tokens.length; i++, t++) {
+    const count = tokenCount(row);
+    for (let i = 0; i < count; i++, t++) {
       tokenTextStart[t] = textLength;
-      texts.push(row.tokens[i]);
-      textLength += row.tokens[i].length;
+      const text = row.tokens[i] ?? (row.token_ids[i] === undefined ? '' : idTokenText(row.token_ids[i]));
+      texts.push(text);
+      textLength += text.length;
       tokenIds[t] = row.token_ids[i] ?? noTokenId;
       for (const field of tokenFields) values[field][t] = row[field][i];
       for (let e = 0; e < row.ratio.length; e++) {
@@ -118,6 +144,7 @@ export function packPpoTrace(
     values,
     ratio,
     clipClass,
+    absent: columns ? packedFields.filter((field) => !columns.includes(field)) : [],
   };
 }
 

@@ -7,7 +7,7 @@
 //   one (`make_microbatch_iterator(1)`, tensors `.tolist()`-ed), `json.dumps({**sample, "idx": i}, default=str)`;
 //   the fields of `grpo_train`'s `train_data_step{N}.jsonl` and `validate`'s `val_data_step{N}.jsonl`
 //   (nemo_rl/algorithms/grpo.py).
-import { pythonFixture } from './pythonFixtures';
+import { nemoRun, pythonFixture, trlRun } from '../fixtures/engineRuns';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,59 +17,6 @@ import { decodeNemoRlJsonl, listNemoRlSteps, readNemoRlStep } from '../../src/sh
 import { parsePythonJson } from '../../src/shared/importers/pythonJson';
 import { detectRunFormat } from '../../src/shared/importers/runFormat';
 import { decodeTrainerState, readTrlMetrics } from '../../src/shared/importers/trlTrainerState';
-
-/** transformers' TrainerState (the current fields) and its save_to_json, and Trainer.log's history entry. */
-const trainerState = `
-@dataclasses.dataclass
-class TrainerState:
-    epoch: float = None
-    global_step: int = 0
-    max_steps: int = 0
-    logging_steps: int = 500
-    eval_steps: int = 500
-    save_steps: int = 500
-    train_batch_size: int = None
-    num_train_epochs: int = 0
-    num_input_tokens_seen: int = 0
-    total_flos: float = 0
-    log_history: list = None
-    best_metric: float = None
-    best_global_step: int = None
-    best_model_checkpoint: str = None
-    is_local_process_zero: bool = True
-    is_world_process_zero: bool = True
-    is_hyper_param_search: bool = False
-    trial_name: str = None
-    trial_params: dict = None
-    stateful_callbacks: dict = None
-    def save_to_json(self, json_path):
-        json_string = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\\n"
-        with open(json_path, "w", encoding="utf-8") as f:
-            f.write(json_string)
-
-state = TrainerState(max_steps=4, logging_steps=1, save_steps=2, train_batch_size=8, log_history=[])
-def log(logs):  # Trainer.log
-    state.log_history.append({**logs, **{"step": state.global_step}})
-def save():  # Trainer._save_checkpoint
-    folder = os.path.join(out, f"checkpoint-{state.global_step}")
-    os.makedirs(folder, exist_ok=True)
-    state.save_to_json(os.path.join(folder, "trainer_state.json"))
-`;
-
-/** Four GRPO-like steps (TRL's metric names), a NaN gradient norm at step 3, an eval at step 4. */
-const trlRun = `${trainerState}
-for step in range(1, 5):
-    state.global_step = step
-    state.epoch = step / 4
-    log({"loss": 0.1 * step, "grad_norm": float("nan") if step == 3 else 1.5, "learning_rate": 1e-6,
-         "reward": 0.25 * step, "kl": 0.01 * step, "completions/mean_length": 12.0, "clip_ratio/region_mean": 0.0,
-         "epoch": state.epoch})
-    if step % 2 == 0:
-        save()
-state.log_history.append({"eval_loss": 0.5, "eval_runtime": 1.25, "epoch": 1.0, "step": 4})
-log({"train_runtime": 12.5, "train_loss": 0.25, "total_flos": 0.0, "epoch": 1.0})
-save()
-`;
 
 test('TRL: the newest checkpoint`s log_history becomes metrics points under TRL`s names', async () => {
   const out = pythonFixture(trlRun);
@@ -154,39 +101,6 @@ test('parsePythonJson reads NaN and ±Infinity outside strings and leaves string
  * grpo_train's log_data for a batch of 3 (prompt of 3 tokens, responses of 2–3 tokens, padding 0 to 7), then
  * Logger.log_batched_dict_as_jsonl; and validate's val_log_data.
  */
-const nemoRun = `
-def log_batched_dict_as_jsonl(to_log, filename):
-    n = len(next(iter(to_log.values())))
-    with open(os.path.join(out, filename), "w") as f:
-        for i in range(n):
-            sample = {key: value[i:i + 1] for key, value in to_log.items()}  # make_microbatch_iterator(1)
-            f.write(json.dumps({**sample, "idx": i}, default=str) + "\\n")
-
-content = [["What is 2+2?", "4"], ["Say hi", "hi there"], ["Count", "1 2 3"]]
-token_ids = [[11, 12, 13, 21, 22, 0, 0], [11, 14, 13, 31, 32, 33, 0], [11, 15, 13, 41, 42, 43, 44]]
-input_lengths = [5, 6, 7]
-token_mask = [[0, 0, 0, 1, 1, 0, 0], [0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 0, 1, 1]]
-gen = [[0, 0, 0, -0.5, -0.25, 0, 0], [0, 0, 0, -1.0, float("nan"), -0.75, 0], [0, 0, 0, -0.125, -9.0, -0.5, -0.25]]
-prev = [[0, 0, 0, -0.5, -0.3, 0, 0], [0, 0, 0, -1.1, -2.0, -0.7, 0], [0, 0, 0, -0.1, -9.0, -0.4, -0.2]]
-adv = [[0, 0, 0, 1.0, 1.0, 0, 0], [0, 0, 0, -0.5, -0.5, -0.5, 0], [0, 0, 0, 0.25, 0.25, 0.25, 0.25]]
-log_data = {}
-log_data["content"] = content
-log_data["rewards"] = [1.0, 0.0, 0.5]
-log_data["input_lengths"] = input_lengths
-log_data["token_ids"] = token_ids
-log_data["token_loss_mask"] = token_mask
-log_data["sample_loss_mask"] = [1.0, 1.0, 1.0]
-log_data["advantages"] = adv
-log_data["generation_logprobs"] = gen
-log_data["prev_logprobs"] = prev
-log_batched_dict_as_jsonl(log_data, "train_data_step1.jsonl")
-log_batched_dict_as_jsonl(log_data, "train_data_step2.jsonl")
-val_log_data = {
-    "content": [[{"role": "user", "content": "What is 3+3?"}, {"role": "assistant", "content": "6"}]],
-    "rewards": [1.0],
-}
-log_batched_dict_as_jsonl(val_log_data, "val_data_step2.jsonl")
-`;
 
 test('NeMo-RL: a train dump becomes PPO rows over the response span, with what NeMo-RL logs', async () => {
   const out = pythonFixture(nemoRun);

@@ -6,7 +6,7 @@
 // - RL Logging Board: `RLLoggingBoardLogger.log` (a verl fork's verl/utils/rl_logging_board_utils.py, DeepEyes):
 //   per sample `json.dumps(cur_sample, ensure_ascii=False) + "\n"` appended to `rollout_data_rank<r>.jsonl`; the
 //   fields the board reads (`load_log_file`, OpenRLHF/OpenRLHF, openrlhf/utils/rl_logging_board/rl_logging_board.py).
-import { pythonFixture } from './pythonFixtures';
+import { boardRun, pythonFixture, verlRun } from '../fixtures/engineRuns';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,35 +19,6 @@ import {
 } from '../../src/shared/importers/rlLoggingBoard';
 import { detectRunFormat } from '../../src/shared/importers/runFormat';
 import { decodeVerlJsonl, listVerlSteps, readVerlStep } from '../../src/shared/importers/verl';
-
-/** _dump_generations for steps 1 and 2: 3 samples, an `acc` extra info and a too-short `pred` (not dumped). */
-const verlRun = `
-global_steps = 0
-def dump_generations(inputs, outputs, gts, scores, reward_extra_infos_dict, dump_path):
-    os.makedirs(dump_path, exist_ok=True)
-    filename = os.path.join(dump_path, f"{global_steps}.jsonl")
-    n = len(inputs)
-    base_data = {"input": inputs, "output": outputs, "gts": gts, "score": scores, "step": [global_steps] * n}
-    for k, v in reward_extra_infos_dict.items():
-        if len(v) == n:
-            base_data[k] = v
-    lines = []
-    for i in range(n):
-        entry = {k: v[i] for k, v in base_data.items()}
-        lines.append(json.dumps(entry, ensure_ascii=False))
-    with open(filename, "w") as f:
-        f.write("\\n".join(lines) + "\\n")
-
-for global_steps in (1, 2):
-    dump_generations(
-        inputs=["user: 2+2?", "user: say hi", "user: 数一数"],
-        outputs=["4", "hi", "一 二"],
-        gts=["4", None, {"answer": "1 2"}],
-        scores=[1.0, float("nan"), 0.5],
-        reward_extra_infos_dict={"acc": [True, False, True], "reward": [1.0, 0.0, 0.5], "pred": ["4"]},
-        dump_path=os.path.join(out, "rollouts"),
-    )
-`;
 
 test('verl: a rollout dump becomes PPO rows with text, score and extra infos, nothing per token', async () => {
   const out = path.join(pythonFixture(verlRun), 'rollouts');
@@ -115,22 +86,6 @@ test('verl: a malformed line is reported as file:line and skipped; a missing ste
     return true;
   });
 });
-
-/** RLLoggingBoardLogger.log over two ranks: rank 0 logs steps 1 and 2, rank 1 step 1 (with values and ref fields). */
-const boardRun = `
-def log(rank, step, samples):
-    with open(os.path.join(out, f"rollout_data_rank{rank}.jsonl"), "a") as f:
-        for s in samples:
-            cur_sample = {"step": step, "prompt": s[0], "response": s[1], "response_tokens": s[2],
-                          "logprobs": s[3], "ref_logprobs": s[4], "token_rewards": s[5], "reward": s[6]}
-            cur_sample.update(s[7])
-            f.write(f"{json.dumps(cur_sample, ensure_ascii=False)}\\n")
-
-log(0, 1, [("Q1", "A b", ["A", " b"], [-0.5, -0.25], [-0.75, -0.25], [0.0, 1.0], 1.0, {"ground_truth": "A"})])
-log(1, 1, [("Q2", "c<PAD>", ["c", "<PAD>"], [-1.0], [-0.5], [0.5], 0.5,
-            {"values": [0.25], "ref_response": "d", "ref_reward": 0.25})])
-log(0, 2, [("Q3", "e", ["e"], [float("nan")], [-0.5], [2.0], 2.0, {})])
-`;
 
 test('RL Logging Board: rank files are merged by step into per-token PPO rows', async () => {
   const out = pythonFixture(boardRun);

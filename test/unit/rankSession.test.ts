@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Random } from '../../src/core';
@@ -326,3 +327,28 @@ test(
     assert.match(parsed.problems[0], new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: not UTF-8`));
   },
 );
+
+test('a JSONL trace (.jsonl, .jsonl.gz) of the Python package is a rank source; a bad line is a problem', async () => {
+  const dir = temp();
+  const traces = path.join(dir, '.rlhf', 'runs', 'py-1', 'traces');
+  mkdirSync(traces, { recursive: true });
+  const lines = [
+    { step: 5, sample: 0, prompt: 'p1:', response: 'a' },
+    { step: 5, sample: 1, prompt: 'p1:', response: 'b' },
+    { step: 5, sample: 2, prompt: 'p2:', response: 'c' },
+  ].map((line) => JSON.stringify(line));
+  const text = [...lines, '{"step": 5, "sample": "x"}'].join('\n') + '\n';
+  const plain = path.join(traces, 'step-5.jsonl');
+  writeFileSync(plain, text);
+  const zipped = path.join(traces, 'step-5.rank-1.jsonl.gz');
+  writeFileSync(zipped, gzipSync(text));
+  for (const file of [plain, zipped]) {
+    const parsed = await traceCompletionSets(new Uint8Array(readFileSync(file)), file);
+    assert.deepEqual(parsed.sets, [{ prompt: 'p1:', completions: ['a', 'b'] }], file);
+    assert.equal(parsed.step, 5);
+    assert.equal(parsed.skippedSingles, 1);
+    assert.deepEqual(parsed.problems, [`${file}:4: field "sample" must be a whole number ≥ 0, not "x"; line skipped`]);
+  }
+  const { session } = await openSession(dir, { kind: 'trace', file: plain });
+  assert.equal(session.state().set?.sourceLabel, 'run py-1 · trace step 5');
+});

@@ -49,6 +49,10 @@ const panels = new Map<TabId, HTMLElement>();
 const tabs = new Map<TabId, HTMLButtonElement>();
 const statusLine = element('p', { className: 'muted', id: 'dashboard-status', role: 'status' });
 let run: DashboardRunInfo | undefined;
+/** What was skipped while reading a run of another engine (`file:line: …`), newest last. */
+const problems: string[] = [];
+/** The most problems the header lists (the host's log has them all). */
+const maxShownProblems = 200;
 /** The latest run list: the comparison choices once a run is shown (it may arrive before the run). */
 let lastRunList: DashboardRunsMessage | undefined;
 let activeTab: TabId = (host.getState<{ tab?: TabId }>()?.tab as TabId | undefined) ?? 'metrics';
@@ -122,6 +126,7 @@ function renderHeader(info: DashboardRunInfo): void {
     element('div', { className: 'title' }, [
       element('h1', { id: 'run-name' }, [info.name]),
       element('span', { className: `status status-${info.status}`, id: 'run-status' }, [info.status]),
+      ...(info.engine ? [element('span', { className: 'engine', id: 'run-engine' }, [info.engine])] : []),
       element('span', { className: 'muted' }, [`${info.stage ?? ''}${progress}`]),
     ]),
     element('div', { className: 'actions' }, [
@@ -130,13 +135,28 @@ function renderHeader(info: DashboardRunInfo): void {
     ]),
     element('p', { className: 'muted run-dir' }, [info.runDir]),
     ...(info.error ? [element('p', { className: 'problem' }, [info.error])] : []),
+    ...problemList(),
   );
+}
+
+/** The read problems as a collapsed list under the header ("3 lines skipped while reading"). */
+function problemList(): HTMLElement[] {
+  if (problems.length === 0) return [];
+  const items = problems.slice(-maxShownProblems).map((problem) => element('li', {}, [problem]));
+  return [
+    element('details', { className: 'problem', id: 'read-problems' }, [
+      element('summary', {}, [`${problems.length} skipped while reading the run's files`]),
+      element('ul', {}, items),
+    ]),
+  ];
 }
 
 function showRun(info: DashboardRunInfo): void {
   const first = run === undefined;
   run = info;
   renderHeader(info);
+  rollouts.setNotLogged(info);
+  metrics.setNotLogged(info);
   if (rollouts.setCliprange(info.cliprange)) showClipping();
   metrics.setMainRun(info.id);
   if (first && lastRunList) metrics.setRunList(lastRunList.runs);
@@ -217,6 +237,10 @@ function receive(message: ToDashboardMessage): void {
       break;
     case 'dashboard/promptHistory':
       history.setHistory(message);
+      break;
+    case 'dashboard/problems':
+      problems.push(...message.problems);
+      if (run) renderHeader(run);
       break;
     case 'dashboard/exported':
       statusLine.textContent = message.file ? `Exported to ${message.file}` : 'Export cancelled.';

@@ -7,6 +7,7 @@ import uPlot from 'uplot';
 import type { MetricPoint } from '../../src/shared/dashboardMessages';
 import type { RunSummary } from '../../src/shared/runSummary';
 import { formatNumber, rgba, themeColour } from './colorScale';
+import { type NotLoggedSource, notLoggedText } from './notLogged';
 import { element, labelledInput, labelledSelect } from './dom';
 import { groupMetrics, seriesOf, smooth, type XAxis } from './metricSeries';
 import { detectWarnings, type TrainingWarning } from './warnings';
@@ -59,6 +60,19 @@ export class MetricsView {
     this.root.append(this.controls, this.warningsBox, this.chartsBox);
     this.renderControls();
     new ResizeObserver(() => this.resizeCharts()).observe(this.chartsBox);
+  }
+
+  /** For a run of another engine: why it has no metrics ("metrics: not logged by verl — …"). */
+  private noMetricsWhy: string | undefined;
+
+  /** The run header's engine and not-logged fields (the empty view says how to get metrics). */
+  setNotLogged(run: NotLoggedSource): void {
+    const why = notLoggedText(run, 'metrics');
+    const text = why ? `No metrics. ${why}` : undefined;
+    if (text === this.noMetricsWhy) return;
+    this.noMetricsWhy = text;
+    const shown = document.getElementById('no-metrics');
+    if (shown && text) shown.textContent = text;
   }
 
   setMainRun(runId: string): void {
@@ -200,7 +214,7 @@ export class MetricsView {
     if (groups.size === 0)
       sections.push(
         element('p', { className: 'muted', id: 'no-metrics' }, [
-          'No metrics yet: the trainer appends a line to metrics.jsonl after each step.',
+          this.noMetricsWhy ?? 'No metrics yet: the trainer appends a line to metrics.jsonl after each step.',
         ]),
       );
     for (const [namespace, metrics] of groups) {

@@ -5,6 +5,7 @@
  */
 import { tokenFields, type PackedPpoTrace } from '../../src/shared/packedTrace';
 import { element, labelledInput, labelledSelect } from './dom';
+import { isAbsent } from './notLogged';
 import { colourByLabels, type ColourBy } from './tokenView';
 import { sampleFieldLabels, type FilterKey, type RowQuery, type SortKey } from './visibleSamples';
 
@@ -72,9 +73,10 @@ export class RolloutControls {
       },
     );
     const numEpochs = trace?.numEpochs ?? 1;
+    // A field the trace does not have stays choosable (the legend then says why it is empty), marked so.
     const colourOptions = [...tokenFields, 'ratio', 'clip'].map((value) => ({
       value,
-      label: colourByLabels[value as ColourBy],
+      label: `${colourByLabels[value as ColourBy]}${isAbsent(trace, value as ColourBy) ? ' (not logged)' : ''}`,
     }));
     const epochOptions = [
       { value: '-1', label: 'last' },

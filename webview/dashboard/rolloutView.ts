@@ -10,6 +10,7 @@ import { traceClipClasses, type TraceClipClasses } from './clipAnalysis';
 import { divergingScale, formatNumber, themeColours } from './colorScale';
 import { element } from './dom';
 import { RolloutControls } from './rolloutControls';
+import { fieldOfColour, isAbsent, notLoggedText, type NotLoggedSource } from './notLogged';
 import { renderRolloutLegend } from './rolloutLegend';
 import { showSampleDetails } from './sampleDetails';
 import { colourByLabels, renderTokens, tokenDetails, type TokenPainter } from './tokenView';
@@ -44,6 +45,8 @@ export class RolloutView {
   private rows: number[] = [];
   private painter: TokenPainter | undefined;
   private requested: number | undefined;
+  /** The run's engine and what it does not log (absent for the lens's own runs). */
+  private run: NotLoggedSource | undefined;
 
   constructor(private readonly callbacks: RolloutCallbacks) {
     this.root.append(this.controls.root, this.legend, this.status, this.listHost, this.details);
@@ -82,8 +85,22 @@ export class RolloutView {
     return true;
   }
 
+  /** The run header's engine and not-logged fields: the empty views explain themselves with them. */
+  setNotLogged(run: NotLoggedSource): void {
+    this.run = run;
+    if (this.trace) this.refresh();
+    else if (this.controls.steps.length === 0) this.showNoSteps();
+  }
+
+  /** No step has rollouts: for a run of another engine, says what it would take. */
+  private showNoSteps(): void {
+    const why = notLoggedText(this.run, 'rollouts');
+    if (why) this.status.textContent = `No rollouts. ${why}`;
+  }
+
   setSteps(steps: readonly number[]): void {
     const controls = this.controls;
+    if (steps.length === 0) this.showNoSteps();
     const changed = steps.length !== controls.steps.length || steps.at(-1) !== controls.steps.at(-1);
     controls.steps = [...steps];
     if (!changed) return;
@@ -146,12 +163,17 @@ export class RolloutView {
     if (!trace || !stats) return;
     this.painter = this.makePainter(trace);
     renderRolloutLegend(this.legend, this.painter, this.cliprange);
+    const colourBy = this.controls.colourBy;
+    const absentWhy = isAbsent(trace, colourBy) ? notLoggedText(this.run, fieldOfColour(colourBy)) : undefined;
+    if (absentWhy)
+      this.legend.replaceChildren(element('span', { className: 'not-logged', id: 'legend-not-logged' }, [absentWhy]));
     this.rows = visibleSamples(trace, stats, this.controls.query);
     const cliprangeText =
       this.cliprange?.value === undefined ? 'ε unknown' : `ε = ${formatNumber(this.cliprange.value)}`;
+    const tokensWhy = trace.numTokens === 0 ? notLoggedText(this.run, 'tokens') : undefined;
     this.status.textContent =
       `Step ${trace.step}: ${this.rows.length} of ${trace.numSamples} samples · ` +
-      `${trace.numTokens} tokens · ${cliprangeText}`;
+      `${trace.numTokens} tokens · ${cliprangeText}${tokensWhy ? ` · ${tokensWhy}` : ''}`;
     const width = Math.max(200, this.listHost.clientWidth || 800);
     const charsPerLine = Math.max(20, (width - 32) / 7.5);
     this.list = new VirtualList({

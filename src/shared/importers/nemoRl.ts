@@ -36,6 +36,29 @@ import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { decodeConvertedJsonl, type Converted, type ImportedStep } from './convertedLines';
 import { readImportedFile } from './readText';
+import type { NotLoggedField } from '../dashboardMessages';
+
+/** What NeMo-RL's dumps do not hold (the comment above), as the dashboard explains it where a view is empty. */
+export const nemoRlNotLogged: readonly NotLoggedField[] = [
+  { field: 'tokens', how: "the run's tokenizer.json next to the dumps (the lens decodes token_ids with it)" },
+  { field: 'ref_logprob', how: 'computed for the loss but not dumped: log the run with rlhf_lens.RunWriter' },
+  { field: 'kl', how: 'the reference log-probs are not dumped: log the run with rlhf_lens.RunWriter' },
+  { field: 'value', how: "GRPO has no critic; PPO's values are not dumped: log them with rlhf_lens.RunWriter" },
+  {
+    field: 'reward',
+    how: 'only the sample reward is dumped (rewards): log per-token rewards with rlhf_lens.RunWriter',
+  },
+  { field: 'return', how: 'computed in the loss, not dumped: log it with rlhf_lens.RunWriter' },
+  { field: 'entropy', how: 'computed in the loss, not dumped: log it with rlhf_lens.RunWriter' },
+  { field: 'ratio', how: 'computed inside the loss, not dumped: log it with rlhf_lens.RunWriter' },
+  { field: 'clip_class', how: 'computed inside the loss, not dumped: log it with rlhf_lens.RunWriter' },
+  {
+    field: 'metrics',
+    how:
+      'NeMo-RL logs metrics to TensorBoard / W&B: set logger.tensorboard_enabled=true ' +
+      '(the lens reads the tfevents files)',
+  },
+];
 
 export const nemoRlFilePattern = /^(train|val)_data_step(\d+)\.jsonl$/;
 

@@ -34,6 +34,22 @@ import type { TraceTable } from '../traceFormat';
 import { decodeJsonlTrace } from '../traceJsonl';
 import { convertPythonJsonLines, type Converted as BaseConverted } from './convertedLines';
 import { readImportedFile } from './readText';
+import type { NotLoggedField } from '../dashboardMessages';
+
+/** What an RL Logging Board file does not hold (the comment above), as the dashboard explains it. */
+export const rlLoggingBoardNotLogged: readonly NotLoggedField[] = [
+  {
+    field: 'kl',
+    how:
+      'not in the format (the board derives k3 from logprobs and ref_logprobs): ' +
+      "log the trainer's KL with rlhf_lens.RunWriter",
+  },
+  ...['advantage', 'return', 'entropy', 'ratio', 'clip_class'].map((field) => ({
+    field,
+    how: 'not in the RL Logging Board format: the rlhf_lens OpenRLHF adapter (python/rlhf_lens/adapters) logs it',
+  })),
+  { field: 'metrics', how: 'the format has no training metrics: log them with rlhf_lens.RunWriter (metrics.jsonl)' },
+];
 
 /** One file's text and the name its problems are reported under. */
 export interface BoardSource {

@@ -26,6 +26,25 @@ import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { decodeConvertedJsonl, type Converted, type ImportedStep } from './convertedLines';
 import { readImportedFile } from './readText';
+import type { NotLoggedField } from '../dashboardMessages';
+
+/** The adapter that dumps what verl's rollout dump leaves out. */
+const verlAdapter = "the rlhf_lens verl adapter (python/rlhf_lens/adapters) dumps the batch's per-token keys";
+
+/** What verl's dump does not hold (the comment above), as the dashboard explains it where a view is empty. */
+export const verlNotLogged: readonly NotLoggedField[] = [
+  ...['tokens', 'token_ids', 'logprob', 'ref_logprob', 'kl', 'value', 'reward', 'advantage', 'return', 'ratio'].map(
+    (field) => ({ field, how: verlAdapter }),
+  ),
+  { field: 'entropy', how: 'computed in the actor and dropped: the rlhf_lens verl adapter keeps and dumps it' },
+  { field: 'clip_class', how: verlAdapter },
+  {
+    field: 'metrics',
+    how:
+      "verl logs metrics to its trainer.logger backends: add 'tensorboard' to trainer.logger " +
+      '(the lens reads the tfevents files)',
+  },
+];
 
 export const verlFilePattern = /^(\d+)\.jsonl$/;
 
