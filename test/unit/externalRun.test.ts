@@ -1,7 +1,7 @@
 // External runs (src/host/external/): folders written by Debian's Python the way each engine writes them
 // (test/fixtures/engineRuns.ts), read as the dashboard reads them, and followed live while a step or line is added.
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -10,7 +10,6 @@ import { ExternalRunSource } from '../../src/host/external/externalRun';
 import { ExternalPanelFeed } from '../../src/host/external/externalPanelFeed';
 import type { ToDashboardMessage } from '../../src/shared/protocol';
 import type { ExternalRunChange } from '../../src/host/external/externalWatcher';
-import { decodeJsonlTrace } from '../../src/shared/traceJsonl';
 import {
   appendBoardLine,
   appendNemoRlStep,
@@ -21,6 +20,8 @@ import {
   writeTrlRun,
   writeVerlRun,
 } from '../fixtures/engineRuns';
+import { appendTrlGrpoStep, writeTrlGrpoRun } from '../fixtures/trlGrpoRun';
+import { BpeTokenizer, trainBpe } from '../../src/trainer/tokenizer';
 
 /** The watcher's next change, or a failure after `timeoutMs`. */
 function nextChange(source: ExternalRunSource, act: () => void, timeoutMs = 5000): Promise<ExternalRunChange> {
@@ -92,43 +93,42 @@ test('RL Logging Board: rank files merged by step; per-token log-probs present, 
   await assert.rejects(source.readStep(9), /no line of step 9/);
 });
 
-test('TRL: log_history metrics, completions from their slot; TensorBoard scalars when no state has them', async () => {
+test('TRL: log_history metrics from checkpoints; a folder without completions says how to get rollouts', async () => {
   const folder = writeTrlRun();
   const source = await ExternalRunSource.open(folder);
   assert.equal(source.engine, 'TRL');
   const points = await source.readMetrics();
   assert.equal(points.filter((point) => 'reward' in point).length, 4);
-  assert.deepEqual(await source.listSteps(), [], 'no completions reader: no rollouts');
-  assert.ok((await source.runInfo()).notLogged?.some((entry) => entry.field === 'rollouts'));
+  assert.deepEqual(await source.listSteps(), []);
   const info = await source.runInfo();
+  assert.match(info.notLogged?.find((entry) => entry.field === 'rollouts')?.how ?? '', /log_completions=True/);
   assert.equal(info.step, 4);
   assert.equal(info.maxSteps, 4);
+});
 
-  // The completions slot, filled by a reader of this test's own JSONL stand-in for the parquet files.
-  const completions = path.join(folder, 'completions');
-  mkdirSync(completions);
-  writeFileSync(path.join(completions, 'step-3.jsonl'), '{"step": 3, "sample": 0, "prompt": "p", "response": "r"}\n');
-  const withCompletions = await ExternalRunSource.open(folder, {
-    trlCompletions: {
-      steps: async () => [3],
-      read: async (outputDir, step) => {
-        const file = path.join(outputDir, 'completions', `step-${step}.jsonl`);
-        return decodeJsonlTrace([{ file, text: readFileSync(file, 'utf8') }], step);
-      },
-    },
-  });
-  assert.deepEqual(await withCompletions.listSteps(), [3]);
-  assert.equal((await withCompletions.packed(3)).numSamples, 1);
-  const withInfo = await withCompletions.runInfo();
-  assert.equal(withInfo.stage, 'grpo');
-  assert.ok(!withInfo.notLogged?.some((entry) => entry.field === 'rollouts'));
-
-  const nemo = await ExternalRunSource.open(writeNemoRlRun(), {
-    tensorboardScalars: async (dir) => ({ points: [{ step: 1, reward: 0.5 }], problems: [`${dir}/events:0: skipped`] }),
-  });
-  assert.deepEqual(await nemo.readMetrics(), [{ step: 1, reward: 0.5 }]);
-  assert.ok(!(await nemo.runInfo()).notLogged?.some((entry) => entry.field === 'metrics'));
-  assert.equal(nemo.problems.length, 1);
+test('TRL GRPO before a checkpoint: TensorBoard scalars, completions parquet, per-token fields explained', async () => {
+  const source = await ExternalRunSource.open(writeTrlGrpoRun([1, 2]));
+  assert.equal(source.engine, 'TRL');
+  const points = await source.readMetrics();
+  assert.deepEqual(
+    points.map((point) => [point.step, point.reward, point['rewards/accuracy_reward/mean']]),
+    [
+      [1, Math.fround(0.875), Math.fround(0.375)],
+      [2, Math.fround(1), Math.fround(0.5)],
+    ],
+  );
+  assert.deepEqual(await source.listSteps(), [1, 2]);
+  const trace = await source.packed(2);
+  assert.equal(trace.numSamples, 4);
+  // The score is the sum of the two reward functions' columns (named from rewards/<name>/mean).
+  assert.deepEqual([...trace.score], [2, 1, 1, 0]);
+  for (const field of ['tokens', 'logprob', 'kl', 'ratio', 'clip_class', 'entropy'] as const)
+    assert.ok(trace.absent.includes(field), field);
+  const info = await source.runInfo();
+  assert.equal(info.stage, 'grpo');
+  assert.ok(!info.notLogged?.some((entry) => entry.field === 'rollouts' || entry.field === 'metrics'));
+  assert.match(info.notLogged?.find((entry) => entry.field === 'kl')?.how ?? '', /RLHFLensGRPOMixin/);
+  assert.deepEqual(source.problems, []);
 });
 
 test('a folder of no engine: the error lists each engine`s files; a run.json folder is a native run', async () => {
@@ -173,6 +173,17 @@ test('live: a new NeMo-RL step file, a verl dump, a board line and a TRL checkpo
   const trlChange = await nextChange(trl, () => appendTrlStep(trl.folder, 5));
   assert.equal(trlChange.metrics, true);
   assert.equal((await trl.readMetrics()).length, before + 1);
+
+  // A GRPO run between checkpoints: its event file grows and a completions file appears.
+  const grpo = await ExternalRunSource.open(writeTrlGrpoRun([1, 2]));
+  assert.equal((await grpo.readMetrics()).length, 2);
+  const grpoChange = await nextChange(grpo, () => appendTrlGrpoStep(grpo.folder, 3));
+  assert.ok(grpoChange.metrics || (Array.isArray(grpoChange.steps) && grpoChange.steps.includes(3)));
+  assert.deepEqual(
+    (await grpo.readMetrics()).map((point) => point.step),
+    [1, 2, 3],
+  );
+  assert.deepEqual(await grpo.listSteps(), [1, 2, 3]);
 });
 
 test('rlhf.externalRuns entries: absolute, relative to the workspace folder, ~ expanded; each folder once', () => {
@@ -235,13 +246,19 @@ test('the dashboard feed sends header, metrics and steps, and the shown step aga
   }
 });
 
-test('NeMo-RL ids get their texts from the tokenizer slot (then tokens are no longer absent)', async () => {
+test('NeMo-RL ids get their texts from the run`s tokenizer.json (then tokens are no longer absent)', async () => {
   const folder = writeNemoRlRun();
-  const source = await ExternalRunSource.open(folder, {
-    tokenTexts: async (dir) => (dir === folder ? (ids) => ids.map((id) => `<${id}>`) : undefined),
-  });
+  const withoutTokenizer = await (await ExternalRunSource.open(folder)).packed(2);
+  assert.ok(withoutTokenizer.absent.includes('tokens'));
+  // The tokenizer the run was trained with, saved in Hugging Face's format beside the dumps.
+  const tokenizer = new BpeTokenizer(trainBpe(['add five and seven, then two. '.repeat(20)], { vocabSize: 300 }));
+  await tokenizer.save(folder);
+  const source = await ExternalRunSource.open(folder);
   const trace = await source.packed(2);
-  assert.equal(trace.tokenText.slice(0, 8), '<21><22>');
   assert.ok(!trace.absent.includes('tokens'));
   assert.ok(trace.absent.includes('kl'));
+  const ids = [...trace.tokenIds.slice(0, trace.tokenStart[1])];
+  assert.ok(ids.length > 0);
+  assert.equal(trace.tokenText.slice(0, trace.tokenTextStart[trace.tokenStart[1]]), tokenizer.decode(ids));
+  assert.deepEqual(source.problems, []);
 });

@@ -1,10 +1,14 @@
 // TensorBoard event files → metric points (src/shared/importers/tensorboard.ts), against files written by Debian's
-// Python the way TensorBoard's writers write them (tensorboardFixtures.ts): transformers' TensorBoardCallback (its
+// Python the way TensorBoard's writers write them (test/fixtures/tensorboardFixtures.ts): transformers'
+// TensorBoardCallback (its
 // `rewrite_logs` and `add_scalar(tag, value, state.global_step)`, huggingface/transformers,
 // src/transformers/integrations/integration_utils.py) into `<output_dir>/runs/<date>_<host>/`, and TF2-style scalar
 // tensors. Values are float32 where the writer stores float32 (`simple_value`, DT_FLOAT), so they read back as
 // Math.fround of what Python logged.
-import { tensorboardFixture } from './tensorboardFixtures';
+import {
+  tensorboardFixture,
+  transformersTensorboardCallback as trainerCallback,
+} from '../fixtures/tensorboardFixtures';
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -16,29 +20,6 @@ import { decodeTrainerState } from '../../src/shared/importers/trlTrainerState';
 const f32 = Math.fround;
 /** Bytes before a record's data: uint64 length + its CRC. */
 const headerBytes = 12;
-
-/** transformers' rewrite_logs and TensorBoardCallback.on_log, over a writer; the history as Trainer.log keeps it. */
-const trainerCallback = String.raw`
-def rewrite_logs(d):
-    new_d = {}
-    for k, v in d.items():
-        if k.startswith("eval_"):
-            new_d["eval/" + k[len("eval_"):]] = v
-        elif k.startswith("test_"):
-            new_d["test/" + k[len("test_"):]] = v
-        else:
-            new_d["train/" + k] = v
-    return new_d
-
-log_history = []
-def on_log(writer, logs, global_step):
-    log_history.append({**logs, "step": global_step})
-    for k, v in rewrite_logs(logs).items():
-        if isinstance(v, (int, float)):
-            writer.add_scalar(k, v, global_step)
-        elif isinstance(v, str):
-            writer.add_text(k, v, global_step)
-`;
 
 /** Writes the offsets of `writer`'s records to `<out>/offsets.json` (not an event file: the reader skips it). */
 const saveOffsets = `json.dump({"path": w.path, "offsets": w.offsets}, open(os.path.join(out, "offsets.json"), "w"))`;

@@ -18,7 +18,7 @@ import {
 import { UserError } from '../../src/shared/userError';
 import { BpeTokenizer, trainBpe } from '../../src/trainer/tokenizer';
 import { sentencePieceTokenizerJson, writeSentencePieceTokenizer } from '../fixtures/sentencePieceTokenizer';
-import { pythonFixture } from './pythonFixtures';
+import { pythonFixture } from '../fixtures/engineRuns';
 
 const folder = () => mkdtempSync(path.join(tmpdir(), 'rlhf-tok-'));
 

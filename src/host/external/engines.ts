@@ -6,7 +6,7 @@ import type { NotLoggedField } from '../../shared/dashboardMessages';
 import { nemoRlNotLogged } from '../../shared/importers/nemoRl';
 import { rlLoggingBoardNotLogged } from '../../shared/importers/rlLoggingBoard';
 import type { RunFormat } from '../../shared/importers/runFormat';
-import { trlNotLogged } from '../../shared/importers/trlTrainerState';
+import { trlNotLogged } from '../../shared/importers/trlCompletions';
 import { verlNotLogged } from '../../shared/importers/verl';
 
 /** The formats of other engines (a folder with run.json opens as a native run). */

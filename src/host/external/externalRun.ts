@@ -10,13 +10,20 @@ import type { ImportedStep } from '../../shared/importers/convertedLines';
 import { listNemoRlSteps, nemoRlFilePattern, readNemoRlStep } from '../../shared/importers/nemoRl';
 import { readRlLoggingBoard, type BoardDecoded } from '../../shared/importers/rlLoggingBoard';
 import { detectRunFormat } from '../../shared/importers/runFormat';
-import { readTrlMetrics, trainerStateName } from '../../shared/importers/trlTrainerState';
+import { readTensorboardScalars, type TensorboardReadState } from '../../shared/importers/tensorboard';
+import {
+  fillTokenTexts,
+  findTokenizerJson,
+  loadTokenTextDecoder,
+  type TokenTextDecoder,
+} from '../../shared/importers/tokenIdsToTexts';
+import { listTrlCompletionSteps, readTrlCompletionsStep, trlRewardNames } from '../../shared/importers/trlCompletions';
+import { readTrlMetrics, trainerStateName, trlStateFiles } from '../../shared/importers/trlTrainerState';
 import { listVerlSteps, readVerlStep, verlFilePattern } from '../../shared/importers/verl';
 import { packPpoTrace, type PackedPpoTrace } from '../../shared/packedTrace';
 import { UserError } from '../../shared/userError';
 import { engineLabels, engineNotLogged, noFormatMessage, type ExternalFormat } from './engines';
 import { ExternalRunWatcher, type FileRole } from './externalWatcher';
-import { extraReaders as defaultReaders, type ExtraReaders, type MetricsRead } from './extraReaders';
 import { scanFolder } from './folderScan';
 
 /** A folder written to within this long is shown as running (engines write no status file). */
@@ -33,23 +40,30 @@ export class ExternalRunSource {
   readonly problems: string[] = [];
   private board: { stamp: string; decoded: Promise<BoardDecoded> } | undefined;
   private hasMetrics = false;
+  /** TensorBoard problems already given to the caller (the reader repeats them on every poll). */
+  private readonly reported = new Set<string>();
   private hasSteps = false;
+  /** How far each TensorBoard event file has been read: a live run's files are read only where they grew. */
+  private readonly tensorboard: TensorboardReadState = { files: new Map() };
+  /** TRL's reward functions, from `rewards/<name>/mean` in log_history: they name the parquet's reward columns. */
+  private rewardNames: string[] | undefined;
+  /** The run's tokenizer, loaded once, for traces that store only token ids (undefined: not looked for yet). */
+  private tokenizer: { file?: string; decoder?: Promise<TokenTextDecoder> } | undefined;
 
   private constructor(
     readonly folder: string,
     readonly format: ExternalFormat,
-    private readonly readers: ExtraReaders,
   ) {}
 
   /**
    * The source of `folder`; a UserError naming the files each engine writes when no format matches, and one
    * saying so for a native run (run.json: open it as the lens's own run).
    */
-  static async open(folder: string, readers: ExtraReaders = defaultReaders): Promise<ExternalRunSource> {
+  static async open(folder: string): Promise<ExternalRunSource> {
     const format = await detectRunFormat(folder);
     if (format === undefined) throw new UserError(noFormatMessage(folder));
     if (format === 'rlhf-lens') throw new UserError(`${folder} has a run.json: it opens as an rlhf-lens run`);
-    return new ExternalRunSource(path.resolve(folder), format, readers);
+    return new ExternalRunSource(path.resolve(folder), format);
   }
 
   get engine(): string {
@@ -98,26 +112,33 @@ export class ExternalRunSource {
 
   /** Every metric point of the run, from the start (the caller sends them as a reset). */
   async readMetrics(): Promise<MetricPoint[]> {
-    const read: MetricsRead[] = [];
+    let points: MetricPoint[] = [];
+    // Before its first checkpoint a TRL run has no trainer_state.json yet: not a problem, its scalars are below.
     if (this.format === 'trl') {
       try {
-        const state = await readTrlMetrics(this.folder);
-        read.push({ points: state.points, problems: state.problems });
+        if ((await trlStateFiles(this.folder)).length > 0) {
+          const state = await readTrlMetrics(this.folder);
+          this.problems.push(...state.problems);
+          points = state.points;
+        }
       } catch (error) {
         this.problems.push(describe(error));
       }
     }
-    // TRL's TensorBoard callback logs what log_history holds: its scalars are read only when the state has none.
-    const tensorboard = this.readers.tensorboardScalars;
-    if (tensorboard && (read.length === 0 || read[0].points.length === 0)) {
-      try {
-        read.push(await tensorboard(this.folder));
-      } catch (error) {
-        this.problems.push(describe(error));
-      }
+    // TRL's TensorBoard callback logs what log_history holds, live (a trainer_state.json is written only with each
+    // checkpoint): the scalars are read when they go further than the state, and for any engine that writes them.
+    try {
+      const scalars = await readTensorboardScalars(this.folder, this.tensorboard);
+      const lastStateStep = points.at(-1)?.step ?? -1;
+      const lastScalarStep = scalars.points.at(-1)?.step ?? -1;
+      if (lastScalarStep > lastStateStep) points = [...scalars.points];
+      // Each call reports every problem so far: only the new ones are the caller's news.
+      for (const problem of scalars.problems) if (!this.reported.has(problem)) this.problems.push(problem);
+      for (const problem of scalars.problems) this.reported.add(problem);
+    } catch (error) {
+      this.problems.push(describe(error));
     }
-    for (const { problems } of read) this.problems.push(...problems);
-    const points = read.flatMap((entry) => entry.points);
+    if (this.format === 'trl') this.rewardNames = trlRewardNames(points.flatMap((point) => Object.keys(point)));
     this.hasMetrics = points.length > 0;
     return points;
   }
@@ -137,7 +158,7 @@ export class ExternalRunSource {
   private async stepsOfFormat(): Promise<number[]> {
     switch (this.format) {
       case 'trl':
-        return this.readers.trlCompletions ? this.readers.trlCompletions.steps(this.folder) : [];
+        return listTrlCompletionSteps(this.folder);
       case 'nemo-rl':
         return listNemoRlSteps(this.folder);
       case 'verl':
@@ -151,12 +172,10 @@ export class ExternalRunSource {
   async readStep(step: number): Promise<ImportedStep> {
     let imported: ImportedStep;
     switch (this.format) {
-      case 'trl': {
-        const reader = this.readers.trlCompletions;
-        if (!reader) throw new UserError('reading TRL completions parquet files is not available in this build');
-        imported = await reader.read(this.folder, step);
+      case 'trl':
+        if (this.rewardNames === undefined) await this.readMetrics();
+        imported = await readTrlCompletionsStep(this.folder, step, { rewardNames: this.rewardNames });
         break;
-      }
       case 'nemo-rl':
         imported = await readNemoRlStep(this.folder, step);
         break;
@@ -177,23 +196,34 @@ export class ExternalRunSource {
 
   /** One step's rows packed for the heatmap, with the fields the engine did not write listed as absent. */
   async packed(step: number): Promise<PackedPpoTrace> {
-    const { table } = await this.readStep(step);
+    let imported = await this.readStep(step);
+    // Only ids stored: their texts from the run's tokenizer.json, when it has one (then `tokens` is not absent).
+    if (!imported.table.columns.includes('tokens') && imported.table.columns.includes('token_ids')) {
+      const decoder = await this.tokenDecoder();
+      if (decoder) {
+        imported = fillTokenTexts(imported, decoder);
+        this.problems.push(...imported.problems.filter((problem) => problem.startsWith(decoder.file)));
+      }
+    }
+    const { table } = imported;
     if (table.kind !== 'ppo') throw new Error(`Step ${step} of ${this.folder} is not a PPO trace.`);
-    // Only ids stored: their texts from the run's tokenizer, when it has one (then `tokens` is no longer absent).
-    const decode =
-      !table.columns.includes('tokens') && table.columns.includes('token_ids')
-        ? await this.readers.tokenTexts?.(this.folder).catch((error: Error) => void this.problems.push(error.message))
-        : undefined;
-    if (!decode) return packPpoTrace(step, table.numRows, (index) => table.row(index), table.columns);
-    return packPpoTrace(
-      step,
-      table.numRows,
-      (index) => {
-        const row = table.row(index);
-        return { ...row, tokens: decode(row.token_ids) };
-      },
-      [...table.columns, 'tokens'],
-    );
+    return packPpoTrace(step, table.numRows, (index) => table.row(index), table.columns);
+  }
+
+  /** The run's tokenizer (found once: the folder, `tokenizer/`, the newest checkpoint), or undefined. */
+  private async tokenDecoder(): Promise<TokenTextDecoder | undefined> {
+    if (this.tokenizer === undefined) {
+      const file = await findTokenizerJson(this.folder);
+      this.tokenizer = { file, decoder: file === undefined ? undefined : loadTokenTextDecoder(file) };
+    }
+    try {
+      return await this.tokenizer.decoder;
+    } catch (error) {
+      // Said once; the ids stay shown as ids.
+      this.problems.push(`${describe(error)}; token ids are shown as ids`);
+      this.tokenizer = { file: this.tokenizer.file };
+      return undefined;
+    }
   }
 
   /** An RL Logging Board folder holds many steps per file: decoded once per change of its files. */

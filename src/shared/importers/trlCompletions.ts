@@ -26,6 +26,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
+import type { NotLoggedField } from '../dashboardMessages';
 import { decodeJsonlTrace } from '../traceJsonl';
 import { UserError } from '../userError';
 import type { ImportedStep } from './convertedLines';
@@ -39,19 +40,22 @@ export const trlScoreMeaning =
   'score = the sum of the reward functions\u2019 columns, unweighted (TRL logs no per-sample total; it equals ' +
   'TRL\u2019s "reward" only when every reward_weights entry is 1, the default)';
 
-/** A field the lens shows that TRL's completions table does not hold, and how to get it. */
-export interface TrlNotLoggedField {
-  readonly field: string;
-  readonly how: string;
-}
-
 const mixinAdvice =
   'TRL computes it inside GRPOTrainer but does not write it: train with RLHFLensGRPOMixin from ' +
   'rlhf_lens.adapters.trl (pip install ./python; class LensGRPOTrainer(RLHFLensGRPOMixin, GRPOTrainer), ' +
   'rlhf_lens_dir="runs/grpo") and open that run folder: it has the per-token traces';
 
-/** What a TRL completions parquet does not hold (absent in the lens, never 0), and how to get each. */
-export const trlNotLogged: readonly TrlNotLoggedField[] = [
+/**
+ * What a TRL output_dir does not hold (absent in the lens, never 0), and how to get each: rollouts only with
+ * log_completions, and nothing per token even then.
+ */
+export const trlNotLogged: readonly NotLoggedField[] = [
+  {
+    field: 'rollouts',
+    how:
+      'set log_completions=True in GRPOConfig: GRPOTrainer then writes completions/completions_<step>.parquet ' +
+      '(prompts, completions, rewards, advantages; nothing per token)',
+  },
   { field: 'tokens', how: `the completion's token ids and texts: ${mixinAdvice}` },
   { field: 'token_ids', how: `completion_ids: ${mixinAdvice}` },
   { field: 'logprob', how: `old_per_token_logps (the sampling policy's log-probs): ${mixinAdvice}` },

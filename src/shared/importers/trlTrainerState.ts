@@ -18,24 +18,10 @@
  */
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { MetricPoint, NotLoggedField } from '../dashboardMessages';
+import type { MetricPoint } from '../dashboardMessages';
 import { UserError } from '../userError';
 import { parsePythonJson } from './pythonJson';
 import { readImportedFile } from './readText';
-
-/** What a TRL output_dir does not hold without more logging, as the dashboard explains it where a view is empty. */
-export const trlNotLogged: readonly NotLoggedField[] = [
-  {
-    field: 'rollouts',
-    how: 'GRPOTrainer writes completions/completions_<step>.parquet with log_completions=True (no per-token data)',
-  },
-  ...['tokens', 'logprob', 'ref_logprob', 'kl', 'value', 'advantage', 'entropy', 'ratio', 'clip_class'].map(
-    (field) => ({
-      field,
-      how: 'TRL logs no per-token data: the rlhf_lens TRL GRPO mixin (python/rlhf_lens/adapters) captures it',
-    }),
-  ),
-];
 
 export const trainerStateName = 'trainer_state.json';
 export const checkpointFolderPattern = /^checkpoint-(\d+)$/;
