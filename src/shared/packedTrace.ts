@@ -54,6 +54,12 @@ export interface PackedPpoTrace {
    * `['kl', 'value', …]` for a NeMo-RL dump. Empty for the lens's own Arrow traces, which have every column.
    */
   readonly absent: readonly PackedField[];
+  /**
+   * The `response` text of each sample that has no tokens ('' for the others): another engine's rows (a TRL
+   * completions table, a verl dump) have the response as text only, and it must still be shown. Absent when every
+   * sample has tokens (the lens's own traces).
+   */
+  readonly untokenizedResponses?: readonly string[];
 }
 
 /** The fields whose absence the dashboard explains: the per-token scalars, token text and ids, ratio and clip class. */
@@ -128,6 +134,9 @@ export function packPpoTrace(
   });
   tokenStart[rowCount] = t;
   tokenTextStart[numTokens] = textLength;
+  const untokenized = rows.map((row, s) =>
+    tokenStart[s] === tokenStart[s + 1] && typeof row.response === 'string' ? row.response : '',
+  );
   return {
     step,
     numSamples: rowCount,
@@ -145,6 +154,7 @@ export function packPpoTrace(
     ratio,
     clipClass,
     absent: columns ? packedFields.filter((field) => !columns.includes(field)) : [],
+    ...(untokenized.some((text) => text !== '') ? { untokenizedResponses: untokenized } : {}),
   };
 }
 
@@ -153,8 +163,9 @@ export function tokenTextAt(trace: PackedPpoTrace, t: number): string {
   return trace.tokenText.slice(trace.tokenTextStart[t], trace.tokenTextStart[t + 1]);
 }
 
-/** The response text of sample s (its tokens' text joined). */
+/** The response text of sample s: its tokens' text joined, or the response a sample without tokens has as text. */
 export function responseText(trace: PackedPpoTrace, s: number): string {
+  if (trace.tokenStart[s] === trace.tokenStart[s + 1]) return trace.untokenizedResponses?.[s] ?? '';
   return trace.tokenText.slice(
     trace.tokenTextStart[trace.tokenStart[s]],
     trace.tokenTextStart[trace.tokenStart[s + 1]],

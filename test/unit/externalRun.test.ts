@@ -22,6 +22,7 @@ import {
 } from '../fixtures/engineRuns';
 import { appendTrlGrpoStep, writeTrlGrpoRun } from '../fixtures/trlGrpoRun';
 import { BpeTokenizer, trainBpe } from '../../src/trainer/tokenizer';
+import { responseText } from '../../src/shared/packedTrace';
 
 /** The watcher's next change, or a failure after `timeoutMs`. */
 function nextChange(source: ExternalRunSource, act: () => void, timeoutMs = 5000): Promise<ExternalRunChange> {
@@ -70,6 +71,11 @@ test('verl: text-only rows, every per-token field absent; a malformed line is a 
   const trace = await source.packed(2);
   assert.equal(trace.numSamples, 3);
   assert.equal(trace.numTokens, 0);
+  // Without tokens, the responses are kept as text: the dashboard's rows show them.
+  assert.deepEqual(
+    [0, 1, 2].map((s) => responseText(trace, s)),
+    ['4', 'hi', '一 二'],
+  );
   for (const field of ['tokens', 'token_ids', 'logprob', 'kl', 'advantage', 'entropy'] as const)
     assert.ok(trace.absent.includes(field), field);
   assert.deepEqual(source.problems, [
@@ -122,6 +128,10 @@ test('TRL GRPO before a checkpoint: TensorBoard scalars, completions parquet, pe
   assert.equal(trace.numSamples, 4);
   // The score is the sum of the two reward functions' columns (named from rewards/<name>/mean).
   assert.deepEqual([...trace.score], [2, 1, 1, 0]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((s) => responseText(trace, s)),
+    ['5 (step 2)', 'six', '7', 'nine is prime'],
+  );
   for (const field of ['tokens', 'logprob', 'kl', 'ratio', 'clip_class', 'entropy'] as const)
     assert.ok(trace.absent.includes(field), field);
   const info = await source.runInfo();

@@ -238,6 +238,9 @@ export class RolloutView {
       element('span', { className: 'prompt' }, [trace.prompts[s]]),
     ]);
     renderTokens(text, trace, s, this.painter as TokenPainter);
+    // A sample of another engine without tokens (TRL completions, verl): its response as plain, uncoloured text.
+    if (trace.tokenStart[s] === trace.tokenStart[s + 1] && responseText(trace, s) !== '')
+      text.append(element('span', { className: 'untokenized-response' }, [responseText(trace, s)]));
     const row = element('div', { className: 'sample-row' }, [meta, text]);
     row.dataset.sample = String(s);
     row.setAttribute('aria-label', this.rowLabel(s));
