@@ -1,0 +1,385 @@
+/**
+ * Runs of other engines in a real VS Code (code-server, the extension installed from the .vsix), one session for
+ * all of them: a workspace whose settings list a TRL GRPO output_dir (workspace-relative), a NeMo-RL log dir and
+ * the Python package's PyTorch example run (absolute paths) in `rlhf.externalRuns`; a verl rollout dir and an RL
+ * Logging Board folder opened with "RLHF: Open Run Folder…" from the command palette, the path typed into VS
+ * Code's folder dialog (in the browser, the simple file dialog: a path box in the quick input) and accepted with
+ * its OK button. For each: the Runs view row with the engine, the dashboard's charts, rows (prompt and response
+ * text of the fixture), per-token heatmap where the engine logs per-token data, the "not logged" explanation where
+ * it does not, and (TRL, RL Logging Board) what the engine appends while the dashboard is open. A screenshot per
+ * engine: test-results/screenshots/external-<engine>.png. Needs `npm run package` and
+ * `node scripts/ensureTestTools.mjs` first.
+ */
+import * as assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser, FrameLocator, Page } from 'playwright-core';
+import { formatNumber } from '../../webview/dashboard/colorScale';
+import { appendBoardLine } from '../fixtures/engineRuns';
+import { appendTrlGrpoStep, grpoCompletions } from '../fixtures/trlGrpoRun';
+import {
+  codeServerPaths,
+  installExtension,
+  launchChromium,
+  repoRoot,
+  runCommand,
+  screenshot,
+  startCodeServer,
+  waitForWorkbench,
+  type CodeServer,
+} from './codeServer';
+import {
+  nemoAdvantage,
+  nemoLogprob,
+  nemoSamples,
+  pythonMetrics,
+  pythonTrace,
+  writeBoardFolder,
+  writeNemoRlFolder,
+  writePythonExampleRun,
+  writeTrlGrpoFolder,
+  writeUnknownFolder,
+  writeVerlFolder,
+  type NemoRlFolder,
+} from './externalRunsFixtures';
+
+const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
+const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-external-'));
+const workspace = join(temp, 'workspace');
+const trlFolder = join(workspace, 'engine-runs', 'trl-grpo-output');
+const nemoFolderPath = join(temp, 'nemo-rl-exp_001');
+const pythonRun = join(temp, 'minimal-ppo-run');
+const verlFolder = join(temp, 'verl-rollouts');
+const boardFolder = join(temp, 'rl-logging-board');
+const unknownFolder = join(temp, 'not-a-run');
+const pythonIterations = 3;
+/** Live changes are polled by the host's watcher; a few seconds covers it on two busy cores. */
+const liveTimeout = 15_000;
+
+let server: CodeServer | undefined;
+let browser: Browser | undefined;
+let page: Page;
+let nemo: NemoRlFolder;
+
+before(async () => {
+  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
+  codeServerPaths();
+  mkdirSync(join(workspace, 'engine-runs'), { recursive: true });
+  writeTrlGrpoFolder(trlFolder);
+  nemo = await writeNemoRlFolder(nemoFolderPath);
+  writePythonExampleRun(pythonRun, pythonIterations);
+  writeVerlFolder(verlFolder);
+  writeBoardFolder(boardFolder);
+  writeUnknownFolder(unknownFolder);
+  mkdirSync(join(workspace, '.vscode'));
+  writeFileSync(
+    join(workspace, '.vscode', 'settings.json'),
+    JSON.stringify({ 'rlhf.externalRuns': ['engine-runs/trl-grpo-output', nemoFolderPath, pythonRun] }, null, 2),
+  );
+  const userDataDir = join(temp, 'user-data');
+  const extensionsDir = join(temp, 'extensions');
+  await installExtension(vsix, extensionsDir, userDataDir);
+  server = await startCodeServer({ workspace, userDataDir, extensionsDir });
+  browser = await launchChromium();
+  page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+  await page.goto(server.workbenchUrl(workspace));
+  await waitForWorkbench(page);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  rmSync(temp, { recursive: true, force: true });
+});
+
+/** The dashboard panel's content (not the Rank view, a webview view of the same extension). */
+const dashboardIframe = 'iframe.webview[src*="extensionId=rlhf-lens.rlhf-lens"]:not([src*="purpose=webviewView"])';
+const dashboard = (): FrameLocator => page.frameLocator(`${dashboardIframe}.ready`).frameLocator('#active-frame');
+
+const sidebar = () => page.locator('.part.sidebar');
+/** The Runs view's row of a folder. */
+const runRow = (name: string) => sidebar().locator('.monaco-list-row', { hasText: name }).first();
+
+/** Shows the RLHF container (its Runs view) in the side bar. */
+async function showRunsView(): Promise<void> {
+  if (await sidebar().locator('.pane-header', { hasText: /^Runs/i }).isVisible()) return;
+  await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
+  await sidebar().locator('.pane-header', { hasText: /^Runs/i }).waitFor({ timeout: 15_000 });
+}
+
+/** Closes every editor, so the next dashboard is the only one. */
+async function closeEditors(): Promise<void> {
+  await runCommand(page, 'View: Close All Editors');
+  await page.locator(`${dashboardIframe}`).first().waitFor({ state: 'detached', timeout: 10_000 });
+}
+
+/**
+ * "RLHF: Open Run Folder…" from the palette; in the folder dialog that opens (the simple file dialog in the
+ * browser), types the folder's path as a user would and presses its OK button ("Open Run Folder").
+ */
+async function openRunFolderByTyping(folder: string): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  const input = widget.locator('.quick-input-box input');
+  await page.keyboard.press('F1');
+  await input.fill('>RLHF: Open Run Folder');
+  await widget.locator('.monaco-list-row.focused', { hasText: 'Open Run Folder' }).first().waitFor();
+  await input.press('Enter');
+  // The dialog reuses the quick input: its box holds a path (the workspace folder) once it is up.
+  await widget.locator('.quick-input-title', { hasText: 'A run folder of TRL' }).waitFor({ timeout: 15_000 });
+  await input.fill(`${folder}/`);
+  // The list shows the typed folder's entries once the dialog has read it.
+  await widget.locator('.monaco-list-row').first().waitFor({ timeout: 15_000 });
+  await widget.locator('.quick-input-action', { hasText: 'Open Run Folder' }).click();
+  await widget.waitFor({ state: 'hidden', timeout: 15_000 });
+}
+
+/** A chart's accessible summary ("reward: 2 points, latest 1 at step 2"). */
+const chartLabel = (metric: string) =>
+  dashboard().locator(`#charts figure[data-metric="${metric}"]`).getAttribute('aria-label', { timeout: 15_000 });
+
+async function rowLabel(sample: number): Promise<string> {
+  const row = dashboard().locator(`#samples [data-sample="${sample}"]`);
+  await row.waitFor({ timeout: 15_000 });
+  return (await row.getAttribute('aria-label')) ?? '';
+}
+
+/** The tooltip of a sample's token (every per-token number of it), whitespace collapsed. */
+async function tokenTooltip(sample: number, token: number): Promise<string> {
+  await dashboard().locator(`#samples [data-sample="${sample}"] .tok`).nth(token).hover();
+  const tooltip = dashboard().locator('#token-tooltip');
+  await tooltip.waitFor({ state: 'visible' });
+  return (await tooltip.innerText()).replace(/\s+/g, ' ');
+}
+
+/** The background colours of a sample's token cells (the heatmap). */
+const tokenColours = (sample: number) =>
+  dashboard()
+    .locator(`#samples [data-sample="${sample}"] .tok`)
+    .evaluateAll((cells) => cells.map((cell) => (cell as HTMLElement).style.backgroundColor));
+
+/** A token's text as its cell shows it: a whitespace-only token's spaces as middle dots. */
+const shownToken = (text: string) => (text.trim() === '' ? text.replace(/ /g, '·') : text);
+
+async function colourBy(field: string): Promise<void> {
+  await dashboard().locator('#colour-by').selectOption(field);
+}
+
+test('the Runs view lists the folders of rlhf.externalRuns under "Runs of other engines", with their engine', async () => {
+  await showRunsView();
+  await sidebar().locator('.monaco-list-row', { hasText: 'Runs of other engines' }).waitFor({ timeout: 30_000 });
+  for (const [name, engine] of [
+    ['trl-grpo-output', 'TRL'],
+    ['nemo-rl-exp_001', 'NeMo-RL'],
+    ['minimal-ppo-run', 'rlhf-lens (Python)'],
+  ]) {
+    await runRow(name).waitFor({ timeout: 15_000 });
+    assert.equal(await runRow(name).locator('.label-description').textContent(), engine, name);
+  }
+});
+
+test('a folder of no engine opened with Open Run Folder… is an error listing each engine’s files', async () => {
+  await openRunFolderByTyping(unknownFolder);
+  const toast = page.locator('.notification-toast', { hasText: 'is not a run folder the lens can read' });
+  await toast.waitFor({ timeout: 15_000 });
+  const text = await toast.innerText();
+  assert.ok(text.includes(unknownFolder), text);
+  for (const file of [
+    'TRL: trainer_state.json',
+    'NeMo-RL: train_data_step<N>.jsonl',
+    'verl: <global_step>.jsonl',
+    'RL Logging Board (OpenRLHF): *.jsonl',
+    'rlhf-lens: run.json',
+  ])
+    assert.ok(text.includes(file), `"${file}" in "${text}"`);
+  await page.keyboard.press('Escape');
+});
+
+test('verl, opened from the palette: text rows, and the Rollouts status says tokens are not logged by verl', async () => {
+  await openRunFolderByTyping(verlFolder);
+  const frame = dashboard();
+  await frame.locator('#run-engine', { hasText: 'verl' }).waitFor({ timeout: 30_000 });
+  await page.locator('.tab', { hasText: 'RLHF: verl-rollouts (verl)' }).waitFor();
+  await frame.locator('#no-metrics').waitFor({ timeout: 15_000 });
+  assert.match((await frame.locator('#no-metrics').textContent()) ?? '', /metrics: not logged by verl/);
+  await frame.locator('#tab-rollouts').click();
+  await frame.locator('#step-label', { hasText: 'Step 2 (2 of 2)' }).waitFor({ timeout: 15_000 });
+  // verl's _dump_generations: input, output, score of each sample.
+  assert.ok((await rowLabel(0)).includes('Prompt: user: 2+2? Response: 4'), await rowLabel(0));
+  assert.ok((await rowLabel(2)).includes('Prompt: user: 数一数 Response: 一 二'), await rowLabel(2));
+  assert.equal(await frame.locator('#samples [data-sample="0"] .untokenized-response').textContent(), '4');
+  assert.equal(await frame.locator('#samples .tok').count(), 0, 'verl dumps no tokens');
+  assert.match(
+    (await frame.locator('#rollout-status').textContent()) ?? '',
+    /0 tokens .*tokens: not logged by verl — the rlhf_lens verl adapter/,
+  );
+  const options = await frame.locator('#colour-by option').allTextContents();
+  assert.ok(options.includes('entropy (not logged)') && options.includes('advantage (not logged)'), `${options}`);
+  await colourBy('entropy');
+  assert.match(
+    (await frame.locator('#legend-not-logged').textContent()) ?? '',
+    /^entropy: not logged by verl — computed in the actor and dropped/,
+  );
+  await screenshot(page, 'external-verl');
+  await showRunsView();
+  assert.equal(await runRow('verl-rollouts').locator('.label-description').textContent(), 'verl');
+  await closeEditors();
+});
+
+test('RL Logging Board, opened from the palette: logprob heatmap, KL not logged, an appended line appears', async () => {
+  await openRunFolderByTyping(boardFolder);
+  const frame = dashboard();
+  await frame.locator('#run-engine', { hasText: 'RL Logging Board' }).waitFor({ timeout: 30_000 });
+  await frame.locator('#tab-rollouts').click();
+  await frame.locator('#step-label', { hasText: 'Step 2 (2 of 2)' }).waitFor({ timeout: 15_000 });
+  assert.ok((await rowLabel(0)).includes('Prompt: Q3 Response: e'), await rowLabel(0));
+  // Live: the trainer's logger appends a line of step 2 to rank 0's file.
+  assert.equal(await frame.locator('#samples [data-sample="1"]').count(), 0);
+  appendBoardLine(boardFolder, 0, 2);
+  await frame.locator('#samples [data-sample="1"]').waitFor({ timeout: liveTimeout });
+  assert.ok((await rowLabel(1)).includes('Prompt: Q2 Response: z'), await rowLabel(1));
+  // Step 1 (both ranks' files): per-token log-probs and reference log-probs as the board logs them.
+  await frame.locator('#step-slider').fill('0');
+  await frame.locator('#step-label', { hasText: 'Step 1 (1 of 2)' }).waitFor({ timeout: 15_000 });
+  assert.ok((await rowLabel(0)).includes('Prompt: Q1 Response: A b'), await rowLabel(0));
+  await colourBy('logprob');
+  const colours = await tokenColours(0);
+  assert.equal(colours.length, 2);
+  assert.ok(
+    colours.every((colour) => colour !== '' && colour !== 'transparent'),
+    `${colours}`,
+  );
+  const tooltip = await tokenTooltip(0, 0);
+  assert.ok(
+    tooltip.includes(`logprob ${formatNumber(-0.5)}`) && tooltip.includes(`ref logprob ${formatNumber(-0.75)}`),
+    tooltip,
+  );
+  await colourBy('kl');
+  assert.match(
+    (await frame.locator('#legend-not-logged').textContent()) ?? '',
+    /^kl: not logged by RL Logging Board — not in the format \(the board derives k3/,
+  );
+  await colourBy('ref_logprob');
+  await page.mouse.move(0, 0);
+  await screenshot(page, 'external-rl-logging-board');
+  await closeEditors();
+});
+
+test('TRL GRPO (TensorBoard + completions parquet): charts, completions, per-token fields not logged, live step', async () => {
+  await showRunsView();
+  await runRow('trl-grpo-output').click();
+  const frame = dashboard();
+  await frame.locator('#run-engine', { hasText: 'TRL' }).waitFor({ timeout: 30_000 });
+  await page.locator('.tab', { hasText: 'RLHF: trl-grpo-output (TRL)' }).waitFor();
+  // TRL's scalar names as GRPOTrainer logs them (TensorBoard's train/ prefix is the callback's).
+  for (const metric of ['reward', 'rewards/accuracy_reward/mean', 'kl', 'entropy', 'completions/mean_length'])
+    assert.match((await chartLabel(metric)) ?? '', new RegExp(`^${metric}: 2 points`), metric);
+  assert.equal(await chartLabel('reward'), `reward: 2 points, latest ${formatNumber(1)} at step 2`);
+  await frame.locator('#tab-rollouts').click();
+  await frame.locator('#step-label', { hasText: 'Step 2 (2 of 2)' }).waitFor({ timeout: 15_000 });
+  const completions = grpoCompletions(2);
+  for (const s of [0, 3])
+    assert.ok(
+      (await rowLabel(s)).includes(`Prompt: ${completions.prompt[s]} Response: ${completions.completion[s]}`),
+      await rowLabel(s),
+    );
+  assert.match((await frame.locator('#rollout-status').textContent()) ?? '', /tokens: not logged by TRL/);
+  await colourBy('kl');
+  assert.match(
+    (await frame.locator('#legend-not-logged').textContent()) ?? '',
+    /^kl: not logged by TRL — per_token_kl .*RLHFLensGRPOMixin/,
+  );
+  // Live: TRL's next logging step (the event file grows, completions_00003.parquet appears).
+  appendTrlGrpoStep(trlFolder, 3);
+  await frame.locator('#step-label', { hasText: 'Step 3 (3 of 3)' }).waitFor({ timeout: liveTimeout });
+  assert.ok((await rowLabel(0)).includes('Response: 5 (step 3)'), await rowLabel(0));
+  await screenshot(page, 'external-trl');
+  await frame.locator('#tab-metrics').click();
+  const reward3 = formatNumber(0.25 + 0.125 * 3 + 0.5);
+  await frame
+    .locator(`#charts figure[data-metric="reward"][aria-label="reward: 3 points, latest ${reward3} at step 3"]`)
+    .waitFor({ timeout: liveTimeout });
+  await closeEditors();
+});
+
+test('NeMo-RL with its tokenizer.json: token texts decoded, advantage and logprob heatmaps, KL not logged', async () => {
+  await showRunsView();
+  await runRow('nemo-rl-exp_001').click();
+  const frame = dashboard();
+  await frame.locator('#run-engine', { hasText: 'NeMo-RL' }).waitFor({ timeout: 30_000 });
+  await frame.locator('#no-metrics').waitFor({ timeout: 15_000 });
+  assert.match((await frame.locator('#no-metrics').textContent()) ?? '', /metrics: not logged by NeMo-RL/);
+  await frame.locator('#tab-rollouts').click();
+  await frame.locator('#step-label', { hasText: 'Step 2 (2 of 2)' }).waitFor({ timeout: 15_000 });
+  for (const [s, [prompt]] of nemoSamples.entries()) {
+    const ids = nemo.responseIds[s];
+    const label = await rowLabel(s);
+    assert.ok(label.includes(`Prompt: ${prompt} Response: ${nemo.tokenizer.decode(ids)}`), label);
+    const cells = frame.locator(`#samples [data-sample="${s}"] .tok`);
+    assert.deepEqual(
+      await cells.allTextContents(),
+      ids.map((id) => shownToken(nemo.tokenizer.decode([id]))),
+    );
+  }
+  const advantageColours = await tokenColours(0);
+  assert.ok(
+    advantageColours.every((colour) => colour !== '' && colour !== 'transparent'),
+    `${advantageColours}`,
+  );
+  await colourBy('logprob');
+  const tooltip = await tokenTooltip(1, 1);
+  assert.ok(tooltip.includes(`logprob ${formatNumber(nemoLogprob(1, 1))}`), tooltip);
+  assert.ok(tooltip.includes(`advantage ${formatNumber(nemoAdvantage[1])}`), tooltip);
+  const options = await frame.locator('#colour-by option').allTextContents();
+  assert.ok(options.includes('KL (not logged)') && options.includes('logprob'), `${options}`);
+  await page.mouse.move(0, 0);
+  await screenshot(page, 'external-nemo-rl');
+  await colourBy('kl');
+  assert.match(
+    (await frame.locator('#legend-not-logged').textContent()) ?? '',
+    /^kl: not logged by NeMo-RL — the reference log-probs are not dumped/,
+  );
+  await closeEditors();
+});
+
+test('the PyTorch example (rlhf-lens Python package): metrics, rows, ratio heatmap per PPO epoch', async () => {
+  await showRunsView();
+  await runRow('minimal-ppo-run').click();
+  const frame = dashboard();
+  await frame.locator('#run-engine', { hasText: 'rlhf-lens (Python)' }).waitFor({ timeout: 30_000 });
+  const metrics = pythonMetrics(pythonRun);
+  const last = metrics.at(-1) as Record<string, number>;
+  assert.equal(
+    await chartLabel('objective/kl'),
+    `objective/kl: ${pythonIterations} points, latest ${formatNumber(last['objective/kl'])} at step ${pythonIterations}`,
+  );
+  for (const metric of ['objective/scores', 'policy/clipfrac_avg', 'loss/value_avg'])
+    assert.match((await chartLabel(metric)) ?? '', new RegExp(`^${metric}: ${pythonIterations} points`), metric);
+  await frame.locator('#tab-rollouts').click();
+  await frame
+    .locator('#step-label', { hasText: `Step ${pythonIterations} (${pythonIterations} of ${pythonIterations})` })
+    .waitFor({ timeout: 15_000 });
+  const rows = pythonTrace(pythonRun, pythonIterations);
+  const first = rows[0];
+  assert.ok(
+    (await rowLabel(0)).includes(`Prompt: ${first.prompt} Response: ${first.tokens.join('')}`),
+    await rowLabel(0),
+  );
+  await colourBy('ratio');
+  const colours = await tokenColours(0);
+  assert.equal(colours.length, first.tokens.length);
+  assert.ok(
+    colours.some((colour) => colour !== '' && colour !== 'transparent'),
+    `${colours}`,
+  );
+  const epochs = first.ratio.length;
+  const tooltip = await tokenTooltip(0, 1);
+  assert.ok(
+    tooltip.includes(`ratio, epoch ${epochs} ${formatNumber(Math.fround(first.ratio[epochs - 1][1]))}`),
+    tooltip,
+  );
+  await page.mouse.move(0, 0);
+  await screenshot(page, 'external-python');
+  await closeEditors();
+});
