@@ -35,10 +35,12 @@ export interface SampleStats {
 export function sampleStats(trace: PackedPpoTrace, clipClasses: TraceClipClasses): SampleStats {
   const kl = new Float64Array(trace.numSamples);
   const length = new Uint32Array(trace.numSamples);
+  const klAbsent = trace.absent.includes('kl');
   for (let s = 0; s < trace.numSamples; s++) {
     let sum = 0;
     for (let t = trace.tokenStart[s]; t < trace.tokenStart[s + 1]; t++) sum += trace.values.kl[t];
-    kl[s] = sum;
+    // A trace without KL (another engine's) has no sum to show, even for a sample without tokens: not 0.
+    kl[s] = klAbsent ? Number.NaN : sum;
     length[s] = trace.tokenStart[s + 1] - trace.tokenStart[s];
   }
   return {
@@ -46,7 +48,11 @@ export function sampleStats(trace: PackedPpoTrace, clipClasses: TraceClipClasses
     oracle: trace.oracleScore,
     kl,
     length,
-    clipped: clippedTokenCounts(trace, clipClasses),
+    // Neither ratios nor clip classes logged (another engine's trace): how many were clipped is unknown, not 0.
+    clipped:
+      trace.absent.includes('ratio') && trace.absent.includes('clip_class')
+        ? new Float64Array(trace.numSamples).fill(Number.NaN)
+        : clippedTokenCounts(trace, clipClasses),
     searchText: Array.from({ length: trace.numSamples }, (_, s) =>
       `${trace.prompts[s]}\u0000${responseText(trace, s)}`.toLowerCase(),
     ),
