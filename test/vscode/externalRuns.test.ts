@@ -128,10 +128,31 @@ async function openRunFolderByTyping(folder: string): Promise<void> {
   await input.press('Enter');
   // The dialog reuses the quick input: its box holds a path (the workspace folder) once it is up.
   await widget.locator('.quick-input-title', { hasText: 'A run folder of TRL' }).waitFor({ timeout: 15_000 });
-  await input.fill(`${folder}/`);
-  // The list shows the typed folder's entries once the dialog has read it.
-  await widget.locator('.monaco-list-row').first().waitFor({ timeout: 15_000 });
-  await widget.locator('.quick-input-action', { hasText: 'Open Run Folder' }).click();
+  // It starts in the workspace folder: once it lists that folder's subfolders it is done setting its box (typing
+  // before that can be overwritten by it).
+  await widget.locator('.monaco-list-row', { hasText: 'engine-runs' }).waitFor({ timeout: 15_000 });
+  // The dialog lists the typed folder's subfolders (no files: it picks folders) once it has read it; these run
+  // folders have none, so only ".." is left. Before that, OK is ignored while the dialog is busy.
+  const typed = `${folder}/`;
+  const rows = widget.locator('.monaco-list-row');
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const value = await input.inputValue();
+    if (value !== typed) await input.fill(typed);
+    else if (JSON.stringify(await rows.allInnerTexts()) === '[".."]') break;
+    if (Date.now() > deadline)
+      throw new Error(`the folder dialog shows "${value}" and lists ${await rows.allInnerTexts()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const ok = widget.locator('.quick-input-action', { hasText: 'Open Run Folder' });
+  await ok.click();
+  // As a user would: a click that landed while the dialog was still settling is repeated.
+  const closed = () =>
+    widget.waitFor({ state: 'hidden', timeout: 5_000 }).then(
+      () => true,
+      () => false,
+    );
+  if (!(await closed()) && (await ok.isVisible())) await ok.click();
   await widget.waitFor({ state: 'hidden', timeout: 15_000 });
 }
 
@@ -210,6 +231,7 @@ test('verl, opened from the palette: text rows, and the Rollouts status says tok
   assert.ok((await rowLabel(2)).includes('Prompt: user: 数一数 Response: 一 二'), await rowLabel(2));
   assert.equal(await frame.locator('#samples [data-sample="0"] .untokenized-response').textContent(), '4');
   assert.equal(await frame.locator('#samples .tok').count(), 0, 'verl dumps no tokens');
+  assert.equal(await frame.locator('#samples [data-sample="0"] .sample-kl').textContent(), '—', 'KL unknown, not 0');
   assert.match(
     (await frame.locator('#rollout-status').textContent()) ?? '',
     /0 tokens .*tokens: not logged by verl — the rlhf_lens verl adapter/,
@@ -263,6 +285,8 @@ test('RL Logging Board, opened from the palette: logprob heatmap, KL not logged,
   await colourBy('ref_logprob');
   await page.mouse.move(0, 0);
   await screenshot(page, 'external-rl-logging-board');
+  await showRunsView();
+  assert.equal(await runRow('rl-logging-board').locator('.label-description').textContent(), 'RL Logging Board');
   await closeEditors();
 });
 
@@ -322,6 +346,11 @@ test('NeMo-RL with its tokenizer.json: token texts decoded, advantage and logpro
       ids.map((id) => shownToken(nemo.tokenizer.decode([id]))),
     );
   }
+  assert.equal(
+    await frame.locator('#samples [data-sample="0"] .sample-clipped').textContent(),
+    'clipped unknown',
+    'NeMo-RL dumps no ratios: not 0 clipped',
+  );
   const advantageColours = await tokenColours(0);
   assert.ok(
     advantageColours.every((colour) => colour !== '' && colour !== 'transparent'),
