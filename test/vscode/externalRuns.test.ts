@@ -187,7 +187,7 @@ async function colourBy(field: string): Promise<void> {
   await dashboard().locator('#colour-by').selectOption(field);
 }
 
-test('the Runs view lists the folders of rlhf.externalRuns under "Runs of other engines", with their engine', async () => {
+test('the Runs view lists rlhf.externalRuns’ folders under "Runs of other engines" with their engine', async () => {
   await showRunsView();
   await sidebar().locator('.monaco-list-row', { hasText: 'Runs of other engines' }).waitFor({ timeout: 30_000 });
   for (const [name, engine] of [
@@ -217,7 +217,7 @@ test('a folder of no engine opened with Open Run Folder… is an error listing e
   await page.keyboard.press('Escape');
 });
 
-test('verl, opened from the palette: text rows, and the Rollouts status says tokens are not logged by verl', async () => {
+test('verl, opened from the palette: text rows; the Rollouts status says verl does not log tokens', async () => {
   await openRunFolderByTyping(verlFolder);
   const frame = dashboard();
   await frame.locator('#run-engine', { hasText: 'verl' }).waitFor({ timeout: 30_000 });
@@ -249,7 +249,7 @@ test('verl, opened from the palette: text rows, and the Rollouts status says tok
   await closeEditors();
 });
 
-test('RL Logging Board, opened from the palette: logprob heatmap, KL not logged, an appended line appears', async () => {
+test('RL Logging Board, from the palette: logprob heatmap, KL not logged, an appended line appears', async () => {
   await openRunFolderByTyping(boardFolder);
   const frame = dashboard();
   await frame.locator('#run-engine', { hasText: 'RL Logging Board' }).waitFor({ timeout: 30_000 });
@@ -290,7 +290,7 @@ test('RL Logging Board, opened from the palette: logprob heatmap, KL not logged,
   await closeEditors();
 });
 
-test('TRL GRPO (TensorBoard + completions parquet): charts, completions, per-token fields not logged, live step', async () => {
+test('TRL GRPO (TensorBoard + parquet): charts, completions, per-token fields not logged, live step', async () => {
   await showRunsView();
   await runRow('trl-grpo-output').click();
   const frame = dashboard();
@@ -327,7 +327,7 @@ test('TRL GRPO (TensorBoard + completions parquet): charts, completions, per-tok
   await closeEditors();
 });
 
-test('NeMo-RL with its tokenizer.json: token texts decoded, advantage and logprob heatmaps, KL not logged', async () => {
+test('NeMo-RL with its tokenizer.json: token texts decoded, advantage/logprob heatmaps, KL not logged', async () => {
   await showRunsView();
   await runRow('nemo-rl-exp_001').click();
   const frame = dashboard();
@@ -381,7 +381,8 @@ test('the PyTorch example (rlhf-lens Python package): metrics, rows, ratio heatm
   const last = metrics.at(-1) as Record<string, number>;
   assert.equal(
     await chartLabel('objective/kl'),
-    `objective/kl: ${pythonIterations} points, latest ${formatNumber(last['objective/kl'])} at step ${pythonIterations}`,
+    `objective/kl: ${pythonIterations} points, ` +
+      `latest ${formatNumber(last['objective/kl'])} at step ${pythonIterations}`,
   );
   for (const metric of ['objective/scores', 'policy/clipfrac_avg', 'loss/value_avg'])
     assert.match((await chartLabel(metric)) ?? '', new RegExp(`^${metric}: ${pythonIterations} points`), metric);
