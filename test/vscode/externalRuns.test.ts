@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
 import { formatNumber } from '../../webview/dashboard/colorScale';
-import { appendBoardLine } from '../fixtures/engineRuns';
+import { appendBoardLine, appendVerlStep } from '../fixtures/engineRuns';
 import { appendTrlGrpoStep, grpoCompletions } from '../fixtures/trlGrpoRun';
 import {
   codeServerPaths,
@@ -232,10 +232,15 @@ test('verl, opened from the palette: text rows; the Rollouts status says verl do
   assert.equal(await frame.locator('#samples [data-sample="0"] .untokenized-response').textContent(), '4');
   assert.equal(await frame.locator('#samples .tok').count(), 0, 'verl dumps no tokens');
   assert.equal(await frame.locator('#samples [data-sample="0"] .sample-kl').textContent(), '—', 'KL unknown, not 0');
+  assert.equal(await frame.locator('#samples [data-sample="0"] .sample-length').textContent(), 'tokens —');
   assert.match(
     (await frame.locator('#rollout-status').textContent()) ?? '',
-    /0 tokens .*tokens: not logged by verl — the rlhf_lens verl adapter/,
+    /^Step 2: 3 of 3 samples · ε unknown · tokens: not logged by verl — the rlhf_lens verl adapter/,
   );
+  // Live: verl's next step writes its dump; following the latest step, the dashboard moves to it.
+  appendVerlStep(verlFolder, 3);
+  await frame.locator('#step-label', { hasText: 'Step 3 (3 of 3)' }).waitFor({ timeout: liveTimeout });
+  assert.ok((await rowLabel(0)).includes('Prompt: user: 5+5? Response: 10'), await rowLabel(0));
   const options = await frame.locator('#colour-by option').allTextContents();
   assert.ok(options.includes('entropy (not logged)') && options.includes('advantage (not logged)'), `${options}`);
   await colourBy('entropy');

@@ -25,6 +25,11 @@ export interface RolloutCallbacks {
   followPrompt(prompt: string): void;
 }
 
+/** A sample's token count; "tokens —" when the trace has no tokens at all (not logged, not zero). */
+function tokenCount(trace: PackedPpoTrace, length: number): string {
+  return trace.numTokens === 0 && trace.absent.includes('tokens') ? 'tokens —' : `${length} tokens`;
+}
+
 export class RolloutView {
   readonly root = element('section', { className: 'rollouts' });
   private readonly controls = new RolloutControls({
@@ -171,9 +176,10 @@ export class RolloutView {
     const cliprangeText =
       this.cliprange?.value === undefined ? 'ε unknown' : `ε = ${formatNumber(this.cliprange.value)}`;
     const tokensWhy = trace.numTokens === 0 ? notLoggedText(this.run, 'tokens') : undefined;
+    // A trace without tokens (another engine's text-only dump) has no token count to give: why, instead.
     this.status.textContent =
       `Step ${trace.step}: ${this.rows.length} of ${trace.numSamples} samples · ` +
-      `${trace.numTokens} tokens · ${cliprangeText}${tokensWhy ? ` · ${tokensWhy}` : ''}`;
+      `${tokensWhy ? '' : `${trace.numTokens} tokens · `}${cliprangeText}${tokensWhy ? ` · ${tokensWhy}` : ''}`;
     const width = Math.max(200, this.listHost.clientWidth || 800);
     const charsPerLine = Math.max(20, (width - 32) / 7.5);
     this.list = new VirtualList({
@@ -203,7 +209,7 @@ export class RolloutView {
     const oracle = Number.isNaN(stats.oracle[s]) ? '' : `, oracle ${formatNumber(stats.oracle[s])}`;
     return (
       `Sample ${trace.sample[s]}: score ${formatNumber(stats.score[s])}${oracle}, KL ${formatNumber(stats.kl[s])}, ` +
-      `${stats.length[s]} tokens, ${clippedText(stats.clipped[s])}. ` +
+      `${tokenCount(trace, stats.length[s])}, ${clippedText(stats.clipped[s])}. ` +
       `Prompt: ${trace.prompts[s]} Response: ${responseText(trace, s)}`
     );
   }
@@ -229,7 +235,7 @@ export class RolloutView {
         'KL ',
         element('b', { className: 'sample-kl' }, [formatNumber(stats.kl[s])]),
       ]),
-      element('span', { className: 'metric sample-length' }, [`${stats.length[s]} tokens`]),
+      element('span', { className: 'metric sample-length' }, [tokenCount(trace, stats.length[s])]),
       element('span', { className: `metric sample-clipped${stats.clipped[s] > 0 ? ' has-clipped' : ''}` }, [
         clippedText(stats.clipped[s]),
       ]),
