@@ -374,22 +374,29 @@ export class TraceCache {
       } catch {
         continue; // an unreadable step is reported when it is opened, not here
       }
-      if (table.kind !== 'ppo') continue;
-      for (let i = 0; i < table.numRows; i++) {
-        const row: DecodedTraceRow<'ppo'> = table.row(i);
-        if (row.prompt !== prompt) continue;
-        entries.push({
-          step,
-          sample: row.sample,
-          score: row.score,
-          oracleScore: row.oracle_score,
-          tokens: row.tokens,
-          values: Object.fromEntries(
-            tokenFields.map((field) => [field, row[field]]),
-          ) as unknown as PromptHistoryEntry['values'],
-        });
-      }
+      entries.push(...promptEntries(step, table, prompt));
     }
     return entries;
   }
+}
+
+/** The responses to `prompt` in one step's trace table (none when it is not a PPO trace). */
+export function promptEntries(step: number, table: TraceTable, prompt: string): PromptHistoryEntry[] {
+  if (table.kind !== 'ppo') return [];
+  const entries: PromptHistoryEntry[] = [];
+  for (let i = 0; i < table.numRows; i++) {
+    const row: DecodedTraceRow<'ppo'> = table.row(i);
+    if (row.prompt !== prompt) continue;
+    entries.push({
+      step,
+      sample: row.sample,
+      score: row.score,
+      oracleScore: row.oracle_score,
+      tokens: row.tokens,
+      values: Object.fromEntries(
+        tokenFields.map((field) => [field, row[field]]),
+      ) as unknown as PromptHistoryEntry['values'],
+    });
+  }
+  return entries;
 }

@@ -35,7 +35,7 @@ export interface JsonlTraceDecoded {
 /** The per-token number fields of a PPO sample (one entry per response token). */
 const tokenNumberFields = ['logprob', 'ref_logprob', 'kl', 'value', 'reward', 'advantage', 'return', 'entropy'];
 /** The fixed columns of a PPO trace, in the Arrow writer's order. */
-const ppoColumns = [
+export const ppoTraceColumns: readonly string[] = [
   'step',
   'sample',
   'prompt',
@@ -169,8 +169,8 @@ export function decodeJsonlTrace(sources: readonly JsonlTraceSource[], step?: nu
     });
   }
   const columns = [
-    ...ppoColumns.filter((column) => present.has(column)),
-    ...[...present].filter((column) => !ppoColumns.includes(column)),
+    ...ppoTraceColumns.filter((column) => present.has(column)),
+    ...[...present].filter((column) => !ppoTraceColumns.includes(column)),
   ];
   const numRows = rows.length;
   const row = (index: number) => {

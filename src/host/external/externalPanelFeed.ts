@@ -6,8 +6,7 @@
  */
 import * as path from 'node:path';
 import type { MetricPoint, PromptHistoryEntry, ToDashboardMessage } from '../../shared/protocol';
-import { tokenFields } from '../../shared/packedTrace';
-import type { DecodedTraceRow } from '../../shared/traceFormat';
+import { promptEntries } from '../runData';
 import type { ExternalRunSource } from './externalRun';
 import type { ExternalRunChange, ExternalRunWatcher } from './externalWatcher';
 
@@ -107,20 +106,7 @@ export class ExternalPanelFeed {
           (imported) => imported.table,
           () => undefined, // an unreadable step is reported when it is opened
         );
-        if (table?.kind !== 'ppo') continue;
-        for (let i = 0; i < table.numRows; i++) {
-          const row: DecodedTraceRow<'ppo'> = table.row(i);
-          if (row.prompt !== prompt) continue;
-          const values = Object.fromEntries(tokenFields.map((field) => [field, row[field]]));
-          entries.push({
-            step,
-            sample: row.sample,
-            score: row.score,
-            oracleScore: row.oracle_score,
-            tokens: row.tokens,
-            values: values as unknown as PromptHistoryEntry['values'],
-          });
-        }
+        if (table) entries.push(...promptEntries(step, table, prompt));
       }
       this.post({ type: 'dashboard/promptHistory', prompt, entries });
       this.sendProblems();

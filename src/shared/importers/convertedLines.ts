@@ -4,12 +4,23 @@
  * line that does not parse or convert reported as `file:line: …; line skipped` while the others are kept.
  */
 import type { TraceTable } from '../traceFormat';
-import { decodeJsonlTrace } from '../traceJsonl';
+import { decodeJsonlTrace, ppoTraceColumns } from '../traceJsonl';
 import { parsePythonJson } from './pythonJson';
 
 /** An importer's verdict on one parsed line: the lens's line (with `extra`, e.g. its step) or why it is skipped. */
 export type Converted<Extra = object> =
   ({ ok: true; line: Record<string, unknown> } & Extra) | { ok: false; reason: string };
+
+/**
+ * The names an engine's own extra column cannot keep: the lens's PPO trace columns and those importers add (`rank`,
+ * `ground_truth`, `sample_advantage`). An importer keeps such a column under a prefix of its own (`trl_kl`).
+ */
+export const reservedColumns: ReadonlySet<string> = new Set([
+  ...ppoTraceColumns,
+  'rank',
+  'ground_truth',
+  'sample_advantage',
+]);
 
 /** One imported step: its table and the lines skipped, as `file:line: field "…" …; line skipped`. */
 export interface ImportedStep {

@@ -32,7 +32,7 @@ import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { TraceTable } from '../traceFormat';
 import { decodeJsonlTrace } from '../traceJsonl';
-import { convertPythonJsonLines, type Converted as BaseConverted } from './convertedLines';
+import { convertPythonJsonLines, reservedColumns, type Converted as BaseConverted } from './convertedLines';
 import { readImportedFile } from './readText';
 import type { NotLoggedField } from '../dashboardMessages';
 
@@ -86,22 +86,6 @@ const handled = new Set([
   ...tokenFields.map(([from]) => from),
   ...sampleNumberFields,
 ]);
-const lensColumns = new Set([
-  'sample',
-  'rank',
-  'score',
-  'oracle_score',
-  'tokens',
-  'token_ids',
-  'kl',
-  'advantage',
-  'return',
-  'entropy',
-  'ratio',
-  'clip_class',
-  ...tokenFields.map(([, to]) => to),
-]);
-
 const isNumberOrNull = (value: unknown) => value === null || typeof value === 'number';
 
 type Converted = BaseConverted<{ step: number }>;
@@ -164,8 +148,10 @@ function convertLine(value: unknown, rank: number | undefined): Converted {
       };
     line[isTexts && tokens.length > 0 ? 'tokens' : 'token_ids'] = tokens.slice(0, count);
   }
+  // A board line's ground truth is the lens's `ground_truth` (the verl importer's too); other names the lens
+  // uses are kept under `board_<name>`.
   for (const [key, extra] of Object.entries(board))
-    if (!handled.has(key)) line[lensColumns.has(key) ? `board_${key}` : key] = extra;
+    if (!handled.has(key)) line[reservedColumns.has(key) && key !== 'ground_truth' ? `board_${key}` : key] = extra;
   return { ok: true, step, line };
 }
 

@@ -29,7 +29,7 @@ import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import type { NotLoggedField } from '../dashboardMessages';
 import { decodeJsonlTrace } from '../traceJsonl';
 import { UserError } from '../userError';
-import type { ImportedStep } from './convertedLines';
+import { reservedColumns, type ImportedStep } from './convertedLines';
 
 export const trlCompletionsFolder = 'completions';
 export const trlCompletionsFilePattern = /^completions_(\d+)\.parquet$/;
@@ -70,30 +70,6 @@ export const trlNotLogged: readonly NotLoggedField[] = [
   { field: 'return', how: 'GRPO computes no returns (its advantage is the group-normalized reward)' },
 ];
 
-/** The lens's own PPO columns: a TRL column of one of these names is renamed `trl_<name>`. */
-const lensColumns = new Set([
-  'step',
-  'sample',
-  'rank',
-  'prompt',
-  'response',
-  'score',
-  'oracle_score',
-  'ground_truth',
-  'tokens',
-  'token_ids',
-  'logprob',
-  'ref_logprob',
-  'kl',
-  'value',
-  'reward',
-  'advantage',
-  'sample_advantage',
-  'return',
-  'entropy',
-  'ratio',
-  'clip_class',
-]);
 const trlFixedColumns = new Set(['step', 'prompt', 'completion', 'advantage']);
 
 export interface TrlCompletionsOptions {
@@ -187,7 +163,7 @@ function convertRow(row: Record<string, unknown>, index: number, step: number, r
   }
   for (const [column, value] of Object.entries(row)) {
     if (trlFixedColumns.has(column)) continue;
-    line[lensColumns.has(column) ? `trl_${column}` : column] = plain(value);
+    line[reservedColumns.has(column) ? `trl_${column}` : column] = plain(value);
   }
   return { ok: true, line };
 }

@@ -24,7 +24,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { decodeConvertedJsonl, type Converted, type ImportedStep } from './convertedLines';
+import { decodeConvertedJsonl, reservedColumns, type Converted, type ImportedStep } from './convertedLines';
 import { readImportedFile } from './readText';
 import type { NotLoggedField } from '../dashboardMessages';
 
@@ -49,30 +49,6 @@ export const verlNotLogged: readonly NotLoggedField[] = [
 export const verlFilePattern = /^(\d+)\.jsonl$/;
 
 export type VerlDecoded = ImportedStep;
-
-/** The lens's own PPO columns: an extra reward info of one of these names is renamed `reward_extra_<name>`. */
-const lensColumns = new Set([
-  'step',
-  'sample',
-  'rank',
-  'prompt',
-  'response',
-  'score',
-  'oracle_score',
-  'ground_truth',
-  'tokens',
-  'token_ids',
-  'logprob',
-  'ref_logprob',
-  'kl',
-  'value',
-  'reward',
-  'advantage',
-  'return',
-  'entropy',
-  'ratio',
-  'clip_class',
-]);
 
 /** One verl line (parsed) as a line of the lens's JSONL trace, or why it is not usable. */
 function convertLine(value: unknown, step: number, lineIndex: number): Converted {
@@ -101,7 +77,7 @@ function convertLine(value: unknown, step: number, lineIndex: number): Converted
   if (verl.gts !== undefined) line.ground_truth = verl.gts;
   for (const [key, extra] of Object.entries(verl)) {
     if (['input', 'output', 'gts', 'score', 'step'].includes(key)) continue;
-    line[lensColumns.has(key) ? `reward_extra_${key}` : key] = extra;
+    line[reservedColumns.has(key) ? `reward_extra_${key}` : key] = extra;
   }
   return { ok: true, line };
 }
