@@ -68,9 +68,8 @@ if (!codeServerReady) {
 }
 
 if (aptMissing.length === 0) {
-  say(
-    `system packages present (${CHROMIUM}, ${PYTHON} with torch${codeServerReady ? '' : ', libkrb5-dev, build tools'})`,
-  );
+  const buildTools = codeServerReady ? '' : ', libkrb5-dev, build tools';
+  say(`system packages present (${CHROMIUM}, ${PYTHON} with torch, numpy and protobuf${buildTools})`);
 } else {
   const advice = `Install them with: sudo apt-get update && sudo apt-get install -y ${aptMissing.join(' ')}`;
   if (process.getuid?.() !== 0)
