@@ -54,7 +54,8 @@ export async function createChosenEngine(backend: BackendChoice, engine: EngineN
     import('./engine/onnxruntime/onnxEngine'),
     import('./onnx/onnxEngineSampler'),
   ]);
-  return new OnnxEngine(onnxEngineSampler);
+  // The ONNX Runtime engine probes its execution provider here (RLHF_LENS_ORT_PROVIDER; ortProvider.ts).
+  return OnnxEngine.create(onnxEngineSampler);
 }
 
 /** The compute backend a run records (run.json's `backend`), logs and shows (the status bar), and why. */

@@ -94,6 +94,11 @@ export interface SessionSettings {
    * 15); bench/samplingBench.ts compares one sampling pass both ways. onnxruntime's default (spin) when omitted.
    */
   readonly spinWait?: boolean;
+  /**
+   * The execution providers (engine/onnxruntime/ortProvider.ts: webgpu then cpu, or cpu); onnxruntime's default
+   * (the CPU provider) when omitted.
+   */
+  readonly executionProviders?: readonly ort.InferenceSession.ExecutionProviderConfig[];
 }
 
 function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
@@ -102,6 +107,7 @@ function sessionOptions(settings: SessionSettings): ort.InferenceSession.Session
     graphOptimizationLevel: 'all',
     ...(settings.threads ? { intraOpNumThreads: settings.threads } : {}),
     ...(settings.spinWait === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+    ...(settings.executionProviders ? { executionProviders: settings.executionProviders } : {}),
   };
 }
 

@@ -4,12 +4,11 @@
  * and samples with `generateOnnx` — the tfjs sampler's twin (same padding, warpers and seeded draws).
  * Passed in by whoever creates the engine, so that engine/ does not import onnx/ (no folder cycle).
  */
-import type { EngineSampler } from '../engine/onnxruntime/onnxEngine';
-import type { GptConfig, ScalarHead } from '../model/gptConfig';
+import type { EngineSampler, EngineSamplerFactory } from '../engine/onnxruntime/onnxEngine';
 import { OnnxCausalLm } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';
 
-export function onnxEngineSampler(config: GptConfig, heads: readonly ScalarHead[]): EngineSampler {
+export const onnxEngineSampler: EngineSamplerFactory = (config, heads, executionProviders): EngineSampler => {
   let session: Promise<OnnxCausalLm> | undefined;
   return {
     async generate(weights, prompts, sampling) {
@@ -19,6 +18,7 @@ export function onnxEngineSampler(config: GptConfig, heads: readonly ScalarHead[
           kvCache: true,
           weightSync: 'inputs',
           spinWait: false,
+          executionProviders,
         });
       return generateOnnx(await session, prompts, sampling);
     },
@@ -27,4 +27,4 @@ export function onnxEngineSampler(config: GptConfig, heads: readonly ScalarHead[
       session = undefined;
     },
   };
-}
+};

@@ -8,6 +8,7 @@ import type { EngineModel } from '../engine/engine';
 import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
 import { buildSequenceBatch, responseValues } from '../data/sequences';
 import type { SamplingOptions } from '../sampling/sampler';
+import { chooseOrtProvider } from '../engine/onnxruntime/ortProvider';
 import { OnnxCausalLm, type SessionSettings, type WeightSyncMode } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';
 import { rewardScoresOnnx, sequenceStatsOnnx } from './onnxScoring';
@@ -35,11 +36,14 @@ export class OnnxRolloutEngine implements RolloutEngine {
     models: { policy: WeightSource; reference: WeightSource; reward: WeightSource },
     options: { weightSync?: WeightSyncMode } & SessionSettings = {},
   ): Promise<OnnxRolloutEngine> {
+    // The training engine's provider (probed once per process): rollouts run where training does.
+    const executionProviders = options.executionProviders ?? (await chooseOrtProvider()).executionProviders;
     const session = async (model: WeightSource, kvCache: boolean, sync: WeightSyncMode) =>
       OnnxCausalLm.fromGpt(model.config, model.heads, await model.readWeights(), {
         kvCache,
         weightSync: sync,
         threads: options.threads,
+        executionProviders,
       });
     const { policy, reference, reward } = await namedAll({
       policy: session(models.policy, true, options.weightSync ?? 'inputs'),

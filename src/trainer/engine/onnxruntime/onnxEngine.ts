@@ -36,6 +36,7 @@ import { gradientOutput, lmGraphInputs } from './gptGraph';
 import { bucketLength, padScoreBatch, padTokenBatch, trimOutput, type TimeAxis } from './lengthBuckets';
 import { floatTensor, int64Tensor, lossRun, scorePoolingFeeds, type LossRunOptions } from './lossRuns';
 import { onnxThreadSetting } from './onnxThreads';
+import { chooseOrtProvider, type OrtProviderChoice } from './ortProvider';
 import { MAX_CACHED_SESSIONS, SessionCache, type BuiltGraph, type SessionCacheStats } from './sessionCache';
 import { bradleyTerryGraphInputs } from './preferenceGraphs';
 
@@ -49,7 +50,12 @@ export interface EngineSampler {
   release(): Promise<void>;
 }
 
-export type EngineSamplerFactory = (config: GptConfig, heads: readonly ScalarHead[]) => EngineSampler;
+/** `executionProviders`: the engine's provider choice (ortProvider.ts), for the sampler's decode sessions. */
+export type EngineSamplerFactory = (
+  config: GptConfig,
+  heads: readonly ScalarHead[],
+  executionProviders: readonly ort.InferenceSession.ExecutionProviderConfig[],
+) => EngineSampler;
 
 /** How an engine's models run their graphs. */
 export interface OnnxModelOptions {
@@ -71,31 +77,48 @@ export const defaultOnnxModelOptions: OnnxModelOptions & OnnxCacheOptions = {
   padToBuckets: true,
 };
 
+/** An engine made with `new` and no provider runs on the CPU provider, as before the provider choice. */
+const CPU_BY_CONSTRUCTION: OrtProviderChoice = {
+  name: 'cpu',
+  label: 'cpu',
+  reason: 'the engine was made without a provider choice',
+  executionProviders: ['cpu'],
+};
+
 export class OnnxEngine implements TrainingEngine {
   readonly name = 'onnxruntime';
-  /** ONNX Runtime's execution provider: onnxruntime-node runs on the CPU one. */
-  readonly backend = 'cpu';
+  /** ONNX Runtime's execution provider: `cpu`, or `webgpu (<adapter>)` (ortProvider.ts). */
+  readonly backend: string;
   readonly backendReason: string;
   private readonly options: OnnxModelOptions & OnnxCacheOptions;
+
+  /** The engine on the provider RLHF_LENS_ORT_PROVIDER asks for (probed once per process, ortProvider.ts). */
+  static async create(samplerFactory?: EngineSamplerFactory): Promise<OnnxEngine> {
+    return new OnnxEngine(samplerFactory, undefined, {}, await chooseOrtProvider());
+  }
 
   /**
    * `sessionOptions` go to every training session the engine's models create; absent, the thread setting of
    * onnxThreads.ts (one thread per core, not spinning, or RLHF_LENS_ORT_THREADS) applies; `{}` is onnxruntime's own
-   * defaults. The sampler's decode sessions use one thread either way (onnxThreads.ts says why).
+   * defaults. The sampler's decode sessions use one thread either way (onnxThreads.ts says why). `provider`: the
+   * execution providers of every session, training and decode; the CPU one when omitted.
    */
   constructor(
     private readonly samplerFactory?: EngineSamplerFactory,
     sessionOptions?: ort.InferenceSession.SessionOptions,
     cacheOptions: Partial<OnnxCacheOptions> = {},
+    readonly provider: OrtProviderChoice = CPU_BY_CONSTRUCTION,
   ) {
-    const provider = "onnxruntime-node's CPU execution provider";
-    if (sessionOptions) this.backendReason = `${provider}, session options ${JSON.stringify(sessionOptions)}`;
+    const described = `onnxruntime-node's ${provider.name === 'webgpu' ? 'webgpu' : 'CPU'} execution provider`;
+    this.backend = provider.label;
+    if (sessionOptions) this.backendReason = `${described}, session options ${JSON.stringify(sessionOptions)}`;
     else {
       const threads = onnxThreadSetting();
-      this.backendReason = `${provider}, ${threads.description} for training, 1 for sampling: ${threads.reason}`;
+      this.backendReason = `${described} (${provider.reason}), ${threads.description} for training, 1 for sampling: ${threads.reason}`;
       sessionOptions = threads.sessionOptions;
     }
-    this.options = { ...defaultOnnxModelOptions, ...cacheOptions, sessionOptions };
+    const withProviders = { ...sessionOptions, executionProviders: provider.executionProviders };
+    this.options = { ...defaultOnnxModelOptions, ...cacheOptions, sessionOptions: withProviders };
   }
 
   createModel(config: GptConfig, options: CreateModelOptions): OnnxModel {
@@ -103,7 +126,7 @@ export class OnnxEngine implements TrainingEngine {
     if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
     const weights = initialGptWeights(config, { seed: options.seed, heads: options.heads });
     if (options.weights) assignWeights(weights, options.heads, options.weights, options.keepMissingHeads ?? false);
-    const sampler = this.samplerFactory?.(config, options.heads);
+    const sampler = this.samplerFactory?.(config, options.heads, this.provider.executionProviders);
     return new OnnxModel(config, options.heads, weights, sampler, this.options);
   }
 }
