@@ -114,7 +114,8 @@ export class OnnxEngine implements TrainingEngine {
     if (sessionOptions) this.backendReason = `${described}, session options ${JSON.stringify(sessionOptions)}`;
     else {
       const threads = onnxThreadSetting();
-      this.backendReason = `${described} (${provider.reason}), ${threads.description} for training, 1 for sampling: ${threads.reason}`;
+      const threadsUsed = `${threads.description} for training, 1 for sampling: ${threads.reason}`;
+      this.backendReason = `${described} (${provider.reason}), ${threadsUsed}`;
       sessionOptions = threads.sessionOptions;
     }
     const withProviders = { ...sessionOptions, executionProviders: provider.executionProviders };

@@ -60,7 +60,8 @@ export function ortProviderRequest(env: NodeJS.ProcessEnv = process.env): OrtPro
   if (raw === undefined || raw === '') return 'auto';
   if ((ortProviderRequests as readonly string[]).includes(raw)) return raw as OrtProviderRequest;
   throw new Error(
-    `${ortProviderEnvironmentVariable} is "${env[ortProviderEnvironmentVariable]}": use ${ortProviderRequests.join(', ')}`,
+    `${ortProviderEnvironmentVariable} is "${env[ortProviderEnvironmentVariable]}": ` +
+      `use ${ortProviderRequests.join(', ')}`,
   );
 }
 
