@@ -7,6 +7,7 @@
 import * as assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { test } from 'node:test';
+import { chooseOrtProvider } from '../../src/trainer/engine/onnxruntime/ortProvider';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import {
   decodeSessionOptions,
@@ -40,12 +41,16 @@ test('the factory makes the chosen engine; the backend recorded is the one the e
   const onnx = await createChosenEngine(backend, 'onnxruntime');
   assert.equal(onnx.name, 'onnxruntime');
   const onnxBackend = runBackend(onnx, backend);
-  assert.equal(onnxBackend.name, 'cpu');
-  // Whatever RLHF_LENS_ORT_THREADS says in this process, the reason names the provider and the threads.
+  // The provider this machine gives (ortProvider.ts: webgpu where the EP finds an adapter, else cpu and why).
+  const provider = await chooseOrtProvider();
+  assert.equal(onnxBackend.name, provider.label);
+  // Whatever RLHF_LENS_ORT_THREADS says in this process, the reason names the provider, why, and the threads.
   const threads = onnxThreadSetting();
+  const providerName = provider.name === 'webgpu' ? 'webgpu' : 'CPU';
   assert.equal(
     onnxBackend.reason,
-    `onnxruntime-node's CPU execution provider, ${threads.description} for training, 1 for sampling: ${threads.reason}`,
+    `onnxruntime-node's ${providerName} execution provider (${provider.reason}), ` +
+      `${threads.description} for training, 1 for sampling: ${threads.reason}`,
   );
   const tfjs = await createChosenEngine(backend, 'tfjs');
   assert.equal(tfjs.name, 'tfjs');

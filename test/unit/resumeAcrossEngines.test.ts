@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
+import { chooseOrtProvider } from '../../src/trainer/engine/onnxruntime/ortProvider';
 
 const trainer = path.join(__dirname, '..', '..', 'dist', 'trainer.js');
 const workDir = mkdtempSync(path.join(tmpdir(), 'rlhf-engines-'));
@@ -159,12 +160,16 @@ for (const [first, second] of [
     assert.match(String(runJson.engine_reason), /rlhf\.defaultEngine/);
     // The backend the second engine computed on: ONNX Runtime's CPU execution provider, or tfjs's wasm.
     if (second === 'onnxruntime') {
-      assert.equal(runJson.backend, 'cpu');
+      // The provider this machine gives (ortProvider.ts), with why, then the threads.
+      const provider = await chooseOrtProvider();
+      assert.equal(runJson.backend, provider.label);
+      const providerName = provider.name === 'webgpu' ? 'webgpu' : 'CPU';
+      const why = provider.reason.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
       assert.match(
         String(runJson.backend_reason),
         new RegExp(
-          /^onnxruntime-node's CPU execution provider, \d+ intra-op threads?( \(not spinning\))? for training, /
-            .source + /1 for sampling: /.source,
+          `^onnxruntime-node's ${providerName} execution provider \\(${why}\\), ` +
+            /\d+ intra-op threads?( \(not spinning\))? for training, 1 for sampling: /.source,
         ),
       );
     } else assert.equal(runJson.backend, 'wasm');
