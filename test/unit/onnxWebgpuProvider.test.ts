@@ -11,6 +11,8 @@ import type { AdamWOptions, TokenBatch } from '../../src/trainer/engine/engine';
 import { OnnxEngine } from '../../src/trainer/engine/onnxruntime/onnxEngine';
 import {
   cachedWebgpuProbe,
+  probeWebgpu,
+  vulkanLoaderPresent,
   chooseOrtProvider,
   ortProviderEnvironmentVariable,
   type OrtProviderChoice,
@@ -24,7 +26,9 @@ const config: GptConfig = { vocab_size: 24, block_size: 8, n_layer: 1, n_head: 2
 const adam: AdamWOptions = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-6, weightDecay: 0.01 };
 const GPU_VS_CPU_TOLERANCE = 1e-4;
 /** What onnxruntime-node's webgpu EP says when its Dawn finds no adapter (webgpu_context.cc). */
-const NO_ADAPTER = /Failed to get a WebGPU adapter: No supported adapters/;
+const EP_NO_ADAPTER = /Failed to get a WebGPU adapter: No supported adapters/;
+/** Why no adapter is usable: no Vulkan loader at all (the EP is then not asked), or the EP's own answer. */
+const NO_ADAPTER = new RegExp(`no Vulkan loader \\(libvulkan\\.so\\.1\\) on this machine|${EP_NO_ADAPTER.source}`);
 const env = (value?: string): NodeJS.ProcessEnv =>
   value === undefined ? {} : { [ortProviderEnvironmentVariable]: value };
 
@@ -53,6 +57,17 @@ test('ort provider: auto takes webgpu where the EP finds an adapter, else cpu wi
     assert.deepEqual(choice.executionProviders, ['cpu']);
     assert.match(choice.reason, /RLHF_LENS_ORT_PROVIDER is "auto" \(the default\) and no WebGPU adapter is usable/);
     assert.match(choice.reason, NO_ADAPTER);
+  }
+});
+
+test('ort provider: without a Vulkan loader the EP is not asked; asked anyway, it answers for itself', async () => {
+  const probe = await probeWebgpu({ checkVulkanLoader: false });
+  if (probe.available) assert.equal(typeof probe.adapter, 'string');
+  else assert.match(probe.why, EP_NO_ADAPTER);
+  if (!vulkanLoaderPresent()) {
+    const checked = await probeWebgpu();
+    assert.equal(checked.available, false);
+    assert.match(!checked.available ? checked.why : '', /no Vulkan loader \(libvulkan\.so\.1\) on this machine/);
   }
 });
 
