@@ -315,11 +315,25 @@ test(
         await notificationSeen;
         assert.match(notified, /RLHF ui-tiny/, 'a progress notification showed while the run trained');
 
-        await contextMenu(page, 'ui-tiny · sft', 'Resume Run');
-        await page
+        const completed = page
           .locator('.part.sidebar .monaco-list-row', { hasText: /ui-tiny · sft.*sft · 3000\/3000/ })
-          .locator('.codicon-pass')
-          .waitFor({ timeout: 120_000 });
+          .locator('.codicon-pass');
+        // A click that lands while the Runs view re-renders (its run's files change under it) can close the menu
+        // without running the entry: the resumed run shows in the status bar (or has already finished) within
+        // seconds, else the user picks Resume again.
+        for (let attempt = 1; ; attempt++) {
+          await contextMenu(page, 'ui-tiny · sft', 'Resume Run');
+          const resumed = await Promise.any([
+            status.waitFor({ timeout: 30_000 }),
+            completed.waitFor({ timeout: 30_000 }),
+          ]).then(
+            () => true,
+            () => false,
+          );
+          if (resumed) break;
+          if (attempt === 3) throw new Error('Resume Run from the context menu never restarted the run (3 tries)');
+        }
+        await completed.waitFor({ timeout: 120_000 });
         await screenshot(page, 'authoring-resumed');
         const runs = readdirSync(join(workspace, '.rlhf', 'runs')).filter((id) => id.startsWith('ui-tiny-sft-'));
         assert.equal(runs.length, 1, 'resume continues the same run directory');
