@@ -76,13 +76,14 @@ function ortEngine() {
   process.env[ortProviderVariable] = 'webgpu';
   try {
     const engine = new OnnxEngine();
-    const result = { provider: engine.backend, reason: engine.backendReason };
-    return engine.backend === 'webgpu'
-      ? result
-      : {
-          ...result,
-          unavailable: `not available in this build or on this machine: the engine runs on "${engine.backend}"`,
-        };
+    // A string, not the engine's declared provider type: builds without the webgpu provider declare only 'cpu'.
+    const provider: string = engine.backend;
+    const result = { provider, reason: engine.backendReason };
+    if (provider === 'webgpu') return result;
+    return {
+      ...result,
+      unavailable: `not available in this build or on this machine: the engine runs on "${provider}"`,
+    };
   } catch (error) {
     return { error: message(error) };
   }

@@ -38,7 +38,7 @@ const dataSeed = 7;
 /** Why a target cannot run in this build (or on this machine), or undefined when it can be tried. */
 function missingInBuild(target: EngineTarget): string | undefined {
   if (target.engine === 'tfjs' && !(backendNames as readonly string[]).includes(target.backend))
-    return `not available in this build: tfjs has no "${target.backend}" backend (backends: ${backendNames.join(', ')})`;
+    return `not available in this build: tfjs has no "${target.backend}" backend (it has ${backendNames.join(', ')})`;
   return undefined;
 }
 

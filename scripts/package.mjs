@@ -21,8 +21,9 @@ if (!(target in targets)) {
 }
 
 // .vscodeignore keeps linux-x64's binaries; these lines are rewritten for the target packaged.
+const onnxBinaries = 'node_modules/onnxruntime-node/bin/napi-v6';
 const keepLines = {
-  '!node_modules/onnxruntime-node/bin/napi-v6/linux/x64/**': `!node_modules/onnxruntime-node/bin/napi-v6/${targets[target].onnxruntime}/**`,
+  [`!${onnxBinaries}/linux/x64/**`]: `!${onnxBinaries}/${targets[target].onnxruntime}/**`,
   '!node_modules/webgpu/dist/linux-x64/**': `!node_modules/webgpu/dist/${targets[target].dawn}/**`,
 };
 let ignore = readFileSync('.vscodeignore', 'utf8');
