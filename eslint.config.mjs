@@ -24,7 +24,9 @@ function boundary(files, forbidden) {
 }
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'out/**', 'node_modules/**', '.vscode-test/**', 'test-results/**', '**/*.d.ts'] },
+  {
+    ignores: ['dist/**', 'out/**', 'gpu-kit/**', 'node_modules/**', '.vscode-test/**', 'test-results/**', '**/*.d.ts'],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {

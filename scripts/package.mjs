@@ -1,16 +1,17 @@
 // Packages a platform-specific .vsix: `node scripts/package.mjs [--target linux-x64]`. Run after a
-// production build (`npm run package` does both). Only the target's onnxruntime binaries go in.
+// production build (`npm run package` does both). Only the target's onnxruntime and Dawn binaries go in.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** Per VS Code target: onnxruntime-node's binary folder and the webgpu package's (Dawn) one. */
 const targets = {
-  'linux-x64': 'linux/x64',
-  'linux-arm64': 'linux/arm64',
-  'darwin-arm64': 'darwin/arm64',
-  'win32-x64': 'win32/x64',
-  'win32-arm64': 'win32/arm64',
+  'linux-x64': { onnxruntime: 'linux/x64', dawn: 'linux-x64' },
+  'linux-arm64': { onnxruntime: 'linux/arm64', dawn: 'linux-arm64' },
+  'darwin-arm64': { onnxruntime: 'darwin/arm64', dawn: 'darwin-universal' },
+  'win32-x64': { onnxruntime: 'win32/x64', dawn: 'win32-x64' },
+  'win32-arm64': { onnxruntime: 'win32/arm64', dawn: 'win32-arm64' },
 };
 const targetIndex = process.argv.indexOf('--target');
 const target = targetIndex >= 0 ? process.argv[targetIndex + 1] : 'linux-x64';
@@ -19,12 +20,20 @@ if (!(target in targets)) {
   process.exit(2);
 }
 
-const keepLine = '!node_modules/onnxruntime-node/bin/napi-v6/linux/x64/**';
-const ignore = readFileSync('.vscodeignore', 'utf8');
-if (!ignore.includes(keepLine)) throw new Error(`.vscodeignore must contain the line ${keepLine}`);
+// .vscodeignore keeps linux-x64's binaries; these lines are rewritten for the target packaged.
+const onnxBinaries = 'node_modules/onnxruntime-node/bin/napi-v6';
+const keepLines = {
+  [`!${onnxBinaries}/linux/x64/**`]: `!${onnxBinaries}/${targets[target].onnxruntime}/**`,
+  '!node_modules/webgpu/dist/linux-x64/**': `!node_modules/webgpu/dist/${targets[target].dawn}/**`,
+};
+let ignore = readFileSync('.vscodeignore', 'utf8');
+for (const [line, replacement] of Object.entries(keepLines)) {
+  if (!ignore.split('\n').includes(line)) throw new Error(`.vscodeignore must contain the line ${line}`);
+  ignore = ignore.replace(line, replacement);
+}
 const dir = mkdtempSync(join(tmpdir(), 'rlhf-lens-package-'));
 const ignoreFile = join(dir, 'vscodeignore');
-writeFileSync(ignoreFile, ignore.replace(keepLine, `!node_modules/onnxruntime-node/bin/napi-v6/${targets[target]}/**`));
+writeFileSync(ignoreFile, ignore);
 
 const out = `rlhf-lens-${target}.vsix`;
 try {

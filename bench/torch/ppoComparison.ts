@@ -21,7 +21,7 @@ export interface TorchPpoShape {
   readonly miniBatches: number;
 }
 
-const stageDefaults = {
+export const stageDefaults = {
   learning_rate: 3e-4,
   temperature: 1,
   kl_coef: 0.05,
