@@ -76,6 +76,40 @@ export class NonFiniteError extends Error {
   }
 }
 
+/** The GPU under the engine was lost mid-run: the run stops like a NaN does, keeping its last checkpoint. */
+export class DeviceLostError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly step: number,
+    readonly lastCheckpoint: string,
+  ) {
+    super(
+      `The GPU was lost at step ${step} (${reason}); the run stopped there. ` +
+        (lastCheckpoint
+          ? `Its last checkpoint (${lastCheckpoint}) is kept: resume the run to continue from it.`
+          : 'It had no checkpoint yet: start it again.'),
+    );
+  }
+}
+
+/** How long a failed step waits for `device.lost` to settle before its error is taken as not a GPU loss. */
+const deviceLossSettleMs = 1000;
+const deviceLossPollMs = 20;
+
+/**
+ * After an error in a step: a GPU that was lost makes later operations fail before `device.lost` resolves,
+ * so the loss is awaited briefly; the reason, when it was one, else undefined.
+ */
+export async function awaitDeviceLoss(engine: TrainingEngine): Promise<string | undefined> {
+  if (!engine.deviceLost) return undefined;
+  for (let waited = 0; waited <= deviceLossSettleMs; waited += deviceLossPollMs) {
+    const lost = engine.deviceLost();
+    if (lost) return lost;
+    await new Promise((resolve) => setTimeout(resolve, deviceLossPollMs));
+  }
+  return undefined;
+}
+
 /** Throws NonFiniteError for the first of `values` that is NaN or infinite. */
 export function assertFinite(values: Readonly<Record<string, number>>, step: number): void {
   for (const [quantity, value] of Object.entries(values))

@@ -231,6 +231,12 @@ export interface CreateModelOptions {
   readonly keepMissingHeads?: boolean;
 }
 
+/** A GPU adapter in words: the full line (run.json, the log, the tooltip) and a short label (the status bar). */
+export interface AdapterNaming {
+  readonly line: string;
+  readonly label: string;
+}
+
 /** One per process: creates models. */
 export interface TrainingEngine {
   readonly name: string;
@@ -241,5 +247,12 @@ export interface TrainingEngine {
    * provider and its threads). Absent for tfjs, whose backend and reason come from selectBackend.
    */
   readonly backendReason?: string;
+  /** The GPU adapter that backend computes on, when the engine names it itself (absent for tfjs: see selectBackend). */
+  readonly backendAdapter?: AdapterNaming;
+  /**
+   * Why the GPU device under the engine was lost (driver reset, GPU fault, `device.destroy()`), once it was;
+   * undefined while it works or on the CPU. The stage loop stops the run cleanly when it says so.
+   */
+  deviceLost?(): string | undefined;
   createModel(config: GptConfig, options: CreateModelOptions): EngineModel;
 }

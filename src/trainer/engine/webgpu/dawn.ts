@@ -23,6 +23,11 @@ export interface AdapterDescription {
 }
 
 export interface FoundAdapter {
+  /**
+   * The GPU (Dawn instance) the adapter came from. It must stay referenced: the adapter does not keep it
+   * alive, and a collected instance makes a later requestDevice abort the process (measured: a futex error).
+   */
+  readonly gpu: GPU;
   readonly adapter: GPUAdapter;
   readonly featureLevel: 'core' | 'compatibility';
   readonly description: AdapterDescription;
@@ -109,6 +114,13 @@ export function formatAdapter(description: AdapterDescription): string {
   return `${name}${text ? ` (${text})` : ''} on ${backend}${software ? ', software adapter' : ''}`;
 }
 
+/** The short form for the status bar: the adapter's name, and "software adapter" when it is one. */
+export function adapterLabel(description: AdapterDescription): string {
+  const { vendor, architecture, description: text, device, software } = description;
+  const name = [vendor, architecture, device].filter((part) => part !== '').join(' ') || text || 'unnamed adapter';
+  return `${name}${software ? ', software adapter' : ''}`;
+}
+
 async function tryBackend(module: DawnModule, plan: BackendPlan): Promise<FoundAdapter | string> {
   try {
     const gpu = module.create(plan.flags);
@@ -121,8 +133,7 @@ async function tryBackend(module: DawnModule, plan: BackendPlan): Promise<FoundA
       const loader = plan.backend === 'vulkan' ? missingVulkanLoader() : undefined;
       return `found no ${plan.featureLevel} adapter${loader ? ` (${loader})` : ''}`;
     }
-    // The adapter keeps its GPU alive; nothing else need hold `gpu`.
-    return { adapter, featureLevel: plan.featureLevel, description: describeAdapter(adapter, plan.backend) };
+    return { gpu, adapter, featureLevel: plan.featureLevel, description: describeAdapter(adapter, plan.backend) };
   } catch (error) {
     return `failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
   }
