@@ -76,15 +76,18 @@ export class NonFiniteError extends Error {
   }
 }
 
-/** The GPU under the engine was lost mid-run: the run stops like a NaN does, keeping its last checkpoint. */
-export class DeviceLostError extends Error {
+/**
+ * The GPU under the engine failed mid-run (its device lost, or an operation invalid): the run stops like a
+ * NaN does, keeping its last checkpoint.
+ */
+export class GpuFailureError extends Error {
   constructor(
     readonly reason: string,
     readonly step: number,
     readonly lastCheckpoint: string,
   ) {
     super(
-      `The GPU was lost at step ${step} (${reason}); the run stopped there. ` +
+      `${reason.charAt(0).toUpperCase()}${reason.slice(1)} at step ${step}; the run stopped there. ` +
         (lastCheckpoint
           ? `Its last checkpoint (${lastCheckpoint}) is kept: resume the run to continue from it.`
           : 'It had no checkpoint yet: start it again.'),
@@ -92,20 +95,20 @@ export class DeviceLostError extends Error {
   }
 }
 
-/** How long a failed step waits for `device.lost` to settle before its error is taken as not a GPU loss. */
-const deviceLossSettleMs = 1000;
-const deviceLossPollMs = 20;
+/** How long a failed step waits for the GPU to report a failure before its error is taken as not one. */
+const gpuFailureSettleMs = 1000;
+const gpuFailurePollMs = 20;
 
 /**
  * After an error in a step: a GPU that was lost makes later operations fail before `device.lost` resolves,
- * so the loss is awaited briefly; the reason, when it was one, else undefined.
+ * so a failure is awaited briefly; its reason, when there was one, else undefined.
  */
-export async function awaitDeviceLoss(engine: TrainingEngine): Promise<string | undefined> {
-  if (!engine.deviceLost) return undefined;
-  for (let waited = 0; waited <= deviceLossSettleMs; waited += deviceLossPollMs) {
-    const lost = engine.deviceLost();
-    if (lost) return lost;
-    await new Promise((resolve) => setTimeout(resolve, deviceLossPollMs));
+export async function awaitGpuFailure(engine: TrainingEngine): Promise<string | undefined> {
+  if (!engine.gpuFailure) return undefined;
+  for (let waited = 0; waited <= gpuFailureSettleMs; waited += gpuFailurePollMs) {
+    const failure = engine.gpuFailure();
+    if (failure) return failure;
+    await new Promise((resolve) => setTimeout(resolve, gpuFailurePollMs));
   }
   return undefined;
 }

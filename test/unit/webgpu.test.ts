@@ -14,13 +14,13 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { decodeSafetensors } from '../../src/shared/safetensors';
 import { decodeTrace } from '../../src/shared/traceFormat';
-import type { NamedArrays, TokenBatch } from '../../src/trainer/engine/engine';
+import type { AdamWOptions, NamedArrays, TokenBatch } from '../../src/trainer/engine/engine';
 import type { GptConfig } from '../../src/trainer/model/gptConfig';
 import { formatBackendChoice, selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { Gpt } from '../../src/trainer/engine/tfjs/gpt';
 import { maskedNll } from '../../src/trainer/engine/tfjs/losses';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
-import { webgpuDevice } from '../../src/trainer/engine/tfjs/webgpuBackend';
+import { webgpuDevice, webgpuErrors } from '../../src/trainer/engine/tfjs/webgpuBackend';
 import { findAdapter } from '../../src/trainer/engine/webgpu/dawn';
 import { createTrainingEngine } from '../../src/trainer/engineFactory';
 import { runPipeline } from '../../src/trainer/pipeline';
@@ -31,6 +31,14 @@ const leakSteps = 200;
 const leakWarmupSteps = 5;
 
 const tinyGpt: GptConfig = { vocab_size: 24, block_size: 8, n_layer: 1, n_head: 2, n_embd: 16, dropout: 0 };
+const adamW: AdamWOptions = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, weightDecay: 0.01 };
+const tinyBatch: TokenBatch = {
+  batchSize: 1,
+  length: 4,
+  inputs: Int32Array.from([1, 2, 3, 4]),
+  targets: Int32Array.from([2, 3, 4, 5]),
+  mask: Float32Array.from([1, 1, 1, 1]),
+};
 const workDir = mkdtempSync(path.join(tmpdir(), 'rlhf-webgpu-'));
 const runsRoot = path.join(workDir, 'runs');
 
@@ -121,36 +129,70 @@ async function lmGradients(weights: NamedArrays): Promise<Map<string, Float32Arr
   }
 }
 
-test(`gradients of a small GPT on webgpu equal the cpu backend's to ${gradientTolerance}`, async () => {
+/** One AdamW step with gradient clipping (the engine's whole update) on the current backend. */
+async function optimizerStep(weights: NamedArrays): Promise<{ scalars: Record<string, number>; after: NamedArrays }> {
+  const engine = createTrainingEngine(await selectBackend(tf.getBackend() as 'cpu' | 'webgpu'));
+  const model = engine.createModel(tinyGpt, { heads: [], seed: 0, weights });
+  const optimizer = model.createOptimizer(adamW);
+  try {
+    // A max norm under the gradient's norm, so that clipping scales the update.
+    const { scalars } = await optimizer.step(
+      { kind: 'lm', batch: tinyBatch },
+      { learningRate: 0.01, maxGradNorm: 0.1 },
+    );
+    return { scalars, after: await model.readWeights() };
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+function maxAbsDifference(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+  return worst;
+}
+
+test(`gradients and an AdamW step of a small GPT on webgpu equal the cpu backend's to ${gradientTolerance}`, async () => {
   await selectBackend('cpu');
   const seeded = Gpt.create(tinyGpt, { seed: 11 });
   const weights = await seeded.readWeights();
   seeded.dispose();
   const onCpu = await lmGradients(weights);
+  const stepOnCpu = await optimizerStep(weights);
   await selectBackend('webgpu');
   const onGpu = await lmGradients(weights);
+  const stepOnGpu = await optimizerStep(weights);
   assert.deepEqual([...onGpu.keys()], [...onCpu.keys()]);
   for (const [name, expected] of onCpu) {
-    const actual = onGpu.get(name)!;
-    let worst = 0;
-    for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+    const worst = maxAbsDifference(onGpu.get(name)!, expected);
     assert.ok(worst <= gradientTolerance, `${name}: max |webgpu − cpu| = ${worst}`);
-    if (name !== 'loss') assert.ok(expected.some((x) => x !== 0), `${name} has an all-zero gradient`);
+    if (name !== 'loss')
+      assert.ok(
+        expected.some((x) => x !== 0),
+        `${name} has an all-zero gradient`,
+      );
   }
+  assert.ok(stepOnCpu.scalars.gradNorm > 0.1, 'the gradient norm is over max_grad_norm: clipping is exercised');
+  for (const scalar of ['loss', 'gradNorm'])
+    assert.ok(
+      Math.abs(stepOnGpu.scalars[scalar] - stepOnCpu.scalars[scalar]) <= gradientTolerance,
+      `${scalar}: webgpu ${stepOnGpu.scalars[scalar]}, cpu ${stepOnCpu.scalars[scalar]}`,
+    );
+  for (const [name, { data }] of stepOnCpu.after) {
+    const worst = maxAbsDifference(stepOnGpu.after.get(name)!.data, data);
+    assert.ok(worst <= gradientTolerance, `${name} after the step: max |webgpu − cpu| = ${worst}`);
+  }
+  assert.deepEqual(webgpuErrors(), [], 'no GPU operation failed');
 });
 
 test(`${leakSteps} tiny optimizer steps on webgpu leak no tensors and no GPU buffers`, async () => {
   const choice = await selectBackend('webgpu');
   const engine = createTrainingEngine(choice);
   const model = engine.createModel(tinyGpt, { heads: [], seed: 5 });
-  const optimizer = model.createOptimizer({ adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, weightDecay: 0.01 });
-  const batch: TokenBatch = {
-    batchSize: 1,
-    length: 4,
-    inputs: Int32Array.from([1, 2, 3, 4]),
-    targets: Int32Array.from([2, 3, 4, 5]),
-    mask: Float32Array.from([1, 1, 1, 1]),
-  };
+  const optimizer = model.createOptimizer(adamW);
+  const batch = tinyBatch;
   const buffers = () => {
     const manager = (tf.backend() as unknown as { bufferManager: BufferCounts }).bufferManager;
     return { used: manager.getNumUsedBuffers(), free: manager.getNumFreeBuffers() };
@@ -173,6 +215,7 @@ test(`${leakSteps} tiny optimizer steps on webgpu leak no tensors and no GPU buf
   assert.ok(Number.isFinite(lastLoss));
   assert.ok(Number.isFinite(before?.bytes), 'the webgpu backend reports numBytesInGPU');
   assert.deepEqual(after, before, 'tensors, GPU bytes in use and the buffer pool are the same after the warm-up');
+  assert.deepEqual(webgpuErrors(), [], 'no GPU operation failed');
 });
 
 interface BufferCounts {
@@ -197,7 +240,10 @@ test('SFT trains on "backend": "webgpu" through the pipeline: metrics, checkpoin
   assert.ok(String(runJson.backend_adapter).includes(description.device || description.description));
   if (description.software) assert.match(String(runJson.backend_adapter), /, software adapter$/);
   assert.match(String(runJson.backend_reason), /adapter /);
-  assert.ok(logs.some((line) => line.includes(String(runJson.backend_adapter))), 'the log names the adapter');
+  assert.ok(
+    logs.some((line) => line.includes(String(runJson.backend_adapter))),
+    'the log names the adapter',
+  );
   const metrics = metricsOf(runDir);
   const trained = metrics.filter((row) => 'loss/train' in row);
   assert.equal(trained.length, 4);
@@ -235,6 +281,7 @@ test('a PPO step trains on "backend": "webgpu" and writes its per-token trace', 
   const trace = decodeTrace(new Uint8Array(readFileSync(path.join(runDir, 'traces', 'step-1.arrow'))));
   assert.equal(trace.kind, 'ppo');
   assert.equal(trace.rows.length, 4);
+  assert.deepEqual(webgpuErrors(), [], 'no GPU operation failed');
 });
 
 test('a GPU device destroyed mid-run stops the run "failed", keeping its last checkpoint, saying the GPU was lost', async () => {
@@ -258,7 +305,7 @@ test('a GPU device destroyed mid-run stops the run "failed", keeping its last ch
   );
   assert.ok(destroyed, 'the device was destroyed');
   assert.ok(failure, 'the run failed');
-  assert.match(failure.message, /^The GPU was lost at step 4 \(destroyed: .+\); the run stopped there\. /);
+  assert.match(failure.message, /^The GPU was lost \(destroyed: .+\) at step 4; the run stopped there\. /);
   assert.match(failure.message, /Its last checkpoint \(.*step-2.*\) is kept: resume the run to continue from it\./);
   const runDir = path.dirname(path.dirname(failure.message.match(/checkpoint \((.*)\) is kept/)![1]));
   const runJson = readJson(path.join(runDir, 'run.json'));
@@ -267,7 +314,12 @@ test('a GPU device destroyed mid-run stops the run "failed", keeping its last ch
   assert.equal(runJson.last_checkpoint, path.join('checkpoints', 'step-2'));
   const checkpointFile = path.join(runDir, 'checkpoints', 'step-2', 'model.safetensors');
   const tensors = Object.values(decodeSafetensors(new Uint8Array(readFileSync(checkpointFile))).tensors);
-  assert.ok(tensors.length > 0 && tensors.every(({ data }) => Array.from(data as ArrayLike<number>).every(Number.isFinite)));
+  assert.ok(
+    tensors.length > 0 && tensors.every(({ data }) => Array.from(data as ArrayLike<number>).every(Number.isFinite)),
+  );
   assert.ok(!existsSync(path.join(runDir, 'checkpoints', 'step-4')), 'no checkpoint after the loss');
-  assert.ok(metricsOf(runDir).every((row) => row.step < 4), 'no metrics line for the step the loss interrupted');
+  assert.ok(
+    metricsOf(runDir).every((row) => row.step < 4),
+    'no metrics line for the step the loss interrupted',
+  );
 });

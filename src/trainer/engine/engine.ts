@@ -250,9 +250,10 @@ export interface TrainingEngine {
   /** The GPU adapter that backend computes on, when the engine names it itself (absent for tfjs: see selectBackend). */
   readonly backendAdapter?: AdapterNaming;
   /**
-   * Why the GPU device under the engine was lost (driver reset, GPU fault, `device.destroy()`), once it was;
-   * undefined while it works or on the CPU. The stage loop stops the run cleanly when it says so.
+   * Why the GPU under the engine can no longer be trusted, once that happened: its device was lost (driver
+   * reset, GPU fault, `device.destroy()`), or an operation failed validation (its result is garbage).
+   * Undefined while it works, and on the CPU. The stage loop stops the run cleanly when it says so.
    */
-  deviceLost?(): string | undefined;
+  gpuFailure?(): string | undefined;
   createModel(config: GptConfig, options: CreateModelOptions): EngineModel;
 }

@@ -1,8 +1,8 @@
 /**
  * The one training loop every trainable stage runs (SFT, reward, PPO, DPO). It owns what is the same
  * for all of them: a turn for the event loop between steps; a stop request → checkpoint → 'stopped';
- * NaN / Inf checks of each step's values (NonFiniteError, the update not applied); a GPU lost mid-step
- * (DeviceLostError: stopped like a NaN, the last checkpoint kept); the metrics line
+ * NaN / Inf checks of each step's values (NonFiniteError, the update not applied); a GPU lost or failing
+ * mid-step (GpuFailureError: stopped like a NaN, the last checkpoint kept); the metrics line
  * and `onStep` at the logging cadence; held-out evaluation at the eval cadence and at the end;
  * checkpoints every save_steps and at the end; resume (the start step, metrics after it cut); the
  * stage's result. An algorithm supplies only its step, its evaluation and its checkpoint. A stage that
@@ -10,8 +10,8 @@
  */
 import {
   assertFinite,
-  awaitDeviceLoss,
-  DeviceLostError,
+  awaitGpuFailure,
+  GpuFailureError,
   yieldToEventLoop,
   type StageContext,
   type StageOutputs,
@@ -53,8 +53,8 @@ export interface StageAlgorithm {
   stopMessage?(step: number): string;
 }
 
-function throwIfDeviceLost(reason: string | undefined, step: number, lastCheckpoint: string): void {
-  if (reason !== undefined) throw new DeviceLostError(reason, step, lastCheckpoint);
+function throwOnGpuFailure(reason: string | undefined, step: number, lastCheckpoint: string): void {
+  if (reason !== undefined) throw new GpuFailureError(reason, step, lastCheckpoint);
 }
 
 export async function runStageLoop(algorithm: StageAlgorithm, context: StageContext): Promise<StageResult> {
@@ -82,8 +82,8 @@ export async function runStageLoop(algorithm: StageAlgorithm, context: StageCont
     const done = step + 1;
     try {
       const outcome = await algorithm.step(step);
-      // A GPU lost during the step can leave values read before the fault: none of them is recorded.
-      throwIfDeviceLost(context.engine.deviceLost?.(), done, lastCheckpoint);
+      // A GPU that failed during the step leaves values that cannot be trusted: none of them is recorded.
+      throwOnGpuFailure(context.engine.gpuFailure?.(), done, lastCheckpoint);
       if (outcome.checked) assertFinite(outcome.checked, done);
       const metrics: Record<string, number> = { step: done, time: Date.now() / 1000, ...outcome.metrics };
       const last = done === maxSteps;
@@ -96,9 +96,9 @@ export async function runStageLoop(algorithm: StageAlgorithm, context: StageCont
       const saves = last || (saveSteps !== undefined && done % saveSteps === 0);
       if (algorithm.checkpoint && saves) lastCheckpoint = await algorithm.checkpoint(done);
     } catch (error) {
-      if (error instanceof DeviceLostError) throw error;
+      if (error instanceof GpuFailureError) throw error;
       // After a GPU loss every operation fails, often before `device.lost` says why.
-      throwIfDeviceLost(await awaitDeviceLoss(context.engine), done, lastCheckpoint);
+      throwOnGpuFailure(await awaitGpuFailure(context.engine), done, lastCheckpoint);
       throw error;
     }
   }

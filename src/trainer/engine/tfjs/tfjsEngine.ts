@@ -31,7 +31,7 @@ import { lossGraph } from './lossGraphs';
 import { entropyFromLogits, maskedNll, tokenLogprobs } from './losses';
 import { scoreBatchTensor, tokenBatchTensors } from './sequenceTensors';
 import { tf, type Tensor } from './tfRuntime';
-import { webgpuDeviceLoss } from './webgpuBackend';
+import { webgpuFailure } from './webgpuBackend';
 
 /**
  * The KV-cache sampler (src/trainer/sampling/sampler.ts). Passed in by whoever creates the engine, so
@@ -54,8 +54,8 @@ export class TfjsEngine implements TrainingEngine {
     this.backend = backend.name;
   }
 
-  deviceLost(): string | undefined {
-    return this.backend === 'webgpu' ? webgpuDeviceLoss() : undefined;
+  gpuFailure(): string | undefined {
+    return this.backend === 'webgpu' ? webgpuFailure() : undefined;
   }
 
   createModel(config: GptConfig, options: CreateModelOptions): TfjsModel {

@@ -4,7 +4,8 @@
  * adapter; where only Dawn's OpenGL ES backend finds one, that adapter is a compatibility one. So the
  * `navigator.gpu` given to tfjs answers every request with the adapter the search found. The device tfjs
  * creates is watched: a lost device (driver reset, GPU fault, `device.destroy()`) is remembered with
- * Dawn's reason, for the stage loop to stop the run cleanly (engine.ts `deviceLost`).
+ * Dawn's reason, and so is an operation that failed validation, for the stage loop to stop the run
+ * cleanly (engine.ts `gpuFailure`).
  */
 import { findAdapter, type AdapterDescription, type FoundAdapter } from '../webgpu/dawn';
 import { bundledTfInstance, installTf, tf } from './tfRuntime';
@@ -20,6 +21,25 @@ export function webgpuDevice(): GPUDevice | undefined {
 
 export function webgpuDeviceLoss(): string | undefined {
   return deviceLoss;
+}
+
+/** Most errors kept: the first ones say what went wrong; the rest usually repeat it. */
+const keptErrors = 20;
+const uncapturedErrors: string[] = [];
+
+/**
+ * Validation and out-of-memory errors of GPU operations no error scope caught (an invalid pipeline, say):
+ * tfjs never asks, and such an operation's result is garbage, so tests check that there were none.
+ */
+export function webgpuErrors(): readonly string[] {
+  return uncapturedErrors;
+}
+
+/** The engine's gpuFailure: the device lost, or the first operation that failed. */
+export function webgpuFailure(): string | undefined {
+  if (deviceLoss !== undefined) return `the GPU was lost (${deviceLoss})`;
+  if (uncapturedErrors.length > 0) return `a GPU operation failed (${uncapturedErrors[0]})`;
+  return undefined;
 }
 
 /** Sets navigator.gpu so that tfjs's adapter request gets the adapter found, core or compatibility. */
@@ -59,6 +79,10 @@ export async function startWebgpu(allowSoftware: boolean): Promise<WebgpuStart> 
   const device = webgpuDevice();
   if (!device) throw new Error('the webgpu backend started without a device');
   deviceLoss = undefined;
+  device.addEventListener('uncapturederror', (event) => {
+    const { error } = event as GPUUncapturedErrorEvent;
+    if (uncapturedErrors.length < keptErrors) uncapturedErrors.push(error.message.split('\n')[0]);
+  });
   void device.lost.then((info) => {
     deviceLoss = `${info.reason}: ${info.message.trim() || 'no message'}`;
   });
