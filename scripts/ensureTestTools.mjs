@@ -74,7 +74,8 @@ function webgpuAdapter() {
   const probe = `
     const { create } = await import('webgpu');
     const adapter = await create(['backend=opengles']).requestAdapter({ featureLevel: 'compatibility' });
-    console.log(JSON.stringify(adapter ? { device: adapter.info.device, description: adapter.info.description } : null));`;
+    const info = adapter && { device: adapter.info.device, description: adapter.info.description };
+    console.log(JSON.stringify(info));`;
   const env = {
     ...installEnv,
     EGL_PLATFORM: 'surfaceless',

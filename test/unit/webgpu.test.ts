@@ -154,7 +154,7 @@ function maxAbsDifference(actual: ArrayLike<number>, expected: ArrayLike<number>
   return worst;
 }
 
-test(`gradients and an AdamW step of a small GPT on webgpu equal the cpu backend's to ${gradientTolerance}`, async () => {
+test(`gradients and an AdamW step of a small GPT on webgpu equal cpu's to ${gradientTolerance}`, async () => {
   await selectBackend('cpu');
   const seeded = Gpt.create(tinyGpt, { seed: 11 });
   const weights = await seeded.readWeights();
@@ -225,7 +225,7 @@ interface BufferCounts {
 
 let sftCheckpoint = '';
 
-test('SFT trains on "backend": "webgpu" through the pipeline: metrics, checkpoint, the adapter in run.json', async () => {
+test('SFT trains on "backend": "webgpu" through the pipeline: metrics, checkpoint, adapter in run.json', async () => {
   const logs: string[] = [];
   const { runs } = await runPipeline(
     { configFile: sftConfig('sft'), runsRoot },
@@ -284,7 +284,7 @@ test('a PPO step trains on "backend": "webgpu" and writes its per-token trace', 
   assert.deepEqual(webgpuErrors(), [], 'no GPU operation failed');
 });
 
-test('a GPU device destroyed mid-run stops the run "failed", keeping its last checkpoint, saying the GPU was lost', async () => {
+test('a GPU device destroyed mid-run fails the run, keeping its last checkpoint, saying the GPU was lost', async () => {
   const lossAfterStep = 3;
   let destroyed = false;
   const configFile = sftConfig('lost', { max_steps: 6, eval_steps: 6 });
