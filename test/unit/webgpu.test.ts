@@ -251,6 +251,7 @@ test('SFT trains on "backend": "webgpu" through the pipeline: metrics, checkpoin
   assert.ok(Number.isFinite(metrics.at(-1)?.['loss/eval']));
   sftCheckpoint = result.outputs.checkpoint as string;
   assert.ok(existsSync(path.join(sftCheckpoint, 'model.safetensors')));
+  assert.deepEqual(webgpuErrors(), [], 'no GPU operation failed');
 });
 
 test('a PPO step trains on "backend": "webgpu" and writes its per-token trace', async () => {
