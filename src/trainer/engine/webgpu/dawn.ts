@@ -5,7 +5,7 @@
  * in compatibility mode — the only one that finds an adapter on a machine without a GPU (Mesa's llvmpipe
  * through EGL, ENVIRONMENT.md "GPU"). When none is found, the error names each backend tried and its answer.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { missingVulkanLoader } from './vulkanLoader';
@@ -73,12 +73,19 @@ const searchOrder: readonly BackendPlan[] = [
 
 /**
  * What Dawn needs before it starts: Mesa's EGL must not look for a display (`surfaceless`), and Dawn writes
- * to XDG_RUNTIME_DIR, which a service or container often lacks — a private temporary folder then.
+ * to XDG_RUNTIME_DIR, which a service or container often lacks — then a private folder (mode 700) of this
+ * user's in the temporary folder, the same for every run so that runs leave none behind.
  */
 export function prepareDawnEnvironment(environment: NodeJS.ProcessEnv = process.env): void {
   environment.EGL_PLATFORM ??= 'surfaceless';
-  environment.XDG_RUNTIME_DIR ??= mkdtempSync(path.join(os.tmpdir(), 'rlhf-lens-xdg-'));
+  if (environment.XDG_RUNTIME_DIR) return;
+  const dir = path.join(os.tmpdir(), `rlhf-lens-xdg-${os.userInfo().uid}`);
+  mkdirSync(dir, { recursive: true, mode: privateFolderMode });
+  environment.XDG_RUNTIME_DIR = dir;
 }
+
+/** Owner only: XDG_RUNTIME_DIR must not be readable by other users. */
+const privateFolderMode = 0o700;
 
 let dawn: DawnModule | undefined;
 
