@@ -10,7 +10,7 @@ const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
 // Native addons and VS Code itself are resolved at run time, never bundled.
-const nodeExternals = ['vscode', 'onnxruntime-node', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+const nodeExternals = ['vscode', 'onnxruntime-node', 'webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
 
 const version = JSON.parse(readFileSync('package.json', 'utf8')).version;
 

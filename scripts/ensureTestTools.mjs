@@ -1,14 +1,18 @@
 // Makes sure the tools for the "real VS Code" tests exist: Debian's chromium (driven by playwright-core,
 // whose own browser download cannot work offline) and code-server 4.139.1 (VS Code in a browser, with a
-// real extension host) run by Node 24 from the npm package `node@24`. Idempotent: a marker file records a
+// real extension host) run by Node 24 from the npm package `node@24`; and Debian's EGL and OpenGL ES
+// libraries, on which Dawn (the `webgpu` package) finds a software adapter (Mesa's llvmpipe) for the unit
+// tests of the tfjs webgpu backend; the report names the adapter found. Idempotent: a marker file records a
 // finished install, so a second run only checks. Usage: `node scripts/ensureTestTools.mjs`.
 //
 // code-server lives in the tools' cache outside the repository (scripts/testToolsEnv.mjs says where;
 // RLHF_LENS_TOOLS_CACHE points it elsewhere). Every nested install runs with a clean environment: under
 // `npm test` the variables npm exports would make code-server's postinstall refuse to run.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cleanInstallEnv, CODE_SERVER_VERSION, codeServerDir } from './testToolsEnv.mjs';
 
 const NODE_SPEC = 'node@24';
@@ -17,6 +21,10 @@ const CHROMIUM = '/usr/bin/chromium';
 // importer's test fixtures serialize event protos with Debian's protobuf runtime.
 const PYTHON = '/usr/bin/python3';
 const PYTHON_PACKAGES = ['python3', 'python3-torch', 'python3-numpy', 'libopenblas0-pthread', 'python3-protobuf'];
+
+// Dawn's OpenGL ES backend loads EGL and GLES through these; Mesa's EGL brings llvmpipe (ENVIRONMENT.md, GPU).
+const EGL_PACKAGES = ['libegl1', 'libgles2', 'libegl-mesa0'];
+const repositoryRoot = fileURLToPath(new URL('..', import.meta.url));
 
 const installEnv = cleanInstallEnv();
 const dir = codeServerDir();
@@ -48,6 +56,46 @@ function pythonTorchReady() {
   return result.status === 0;
 }
 
+/** Whether dpkg records every one of `packages` as installed (false where there is no dpkg). */
+function debianPackagesInstalled(packages) {
+  const query = spawnSync('dpkg-query', ['-W', '-f=${Status}\n', ...packages], { encoding: 'utf8' });
+  if (query.status !== 0) return false;
+  return query.stdout
+    .trim()
+    .split('\n')
+    .every((status) => status.endsWith(' installed'));
+}
+
+/**
+ * The adapter Dawn finds through OpenGL ES in compatibility mode, the way src/trainer/engine/webgpu/dawn.ts
+ * asks: its description, or undefined and why not.
+ */
+function webgpuAdapter() {
+  const probe = `
+    const { create } = await import('webgpu');
+    const adapter = await create(['backend=opengles']).requestAdapter({ featureLevel: 'compatibility' });
+    const info = adapter && { device: adapter.info.device, description: adapter.info.description };
+    console.log(JSON.stringify(info));`;
+  const env = {
+    ...installEnv,
+    EGL_PLATFORM: 'surfaceless',
+    XDG_RUNTIME_DIR: installEnv.XDG_RUNTIME_DIR ?? mkdtempSync(join(tmpdir(), 'rlhf-lens-xdg-')),
+  };
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', probe], {
+    cwd: repositoryRoot,
+    encoding: 'utf8',
+    env,
+  });
+  const line = result.stdout?.trim().split('\n').at(-1) ?? '';
+  try {
+    const adapter = JSON.parse(line);
+    if (adapter) return { adapter };
+  } catch {
+    // not JSON: the probe failed; its stderr says why
+  }
+  return { why: (result.stderr || 'Dawn found no OpenGL ES adapter').trim().split('\n').slice(0, 3).join(' / ') };
+}
+
 function onPath(command) {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
@@ -59,6 +107,7 @@ const aptMissing = [];
 if (!existsSync(CHROMIUM)) aptMissing.push('chromium');
 const torchReady = pythonTorchReady();
 if (!torchReady) aptMissing.push(...PYTHON_PACKAGES);
+if (!debianPackagesInstalled(EGL_PACKAGES)) aptMissing.push(...EGL_PACKAGES);
 if (!codeServerReady) {
   // Only needed to build code-server's native modules (kerberos needs the GSSAPI headers; node-gyp
   // needs a compiler, make and Python).
@@ -69,7 +118,10 @@ if (!codeServerReady) {
 
 if (aptMissing.length === 0) {
   const buildTools = codeServerReady ? '' : ', libkrb5-dev, build tools';
-  say(`system packages present (${CHROMIUM}, ${PYTHON} with torch, numpy and protobuf${buildTools})`);
+  say(
+    `system packages present (${CHROMIUM}, ${PYTHON} with torch, numpy and protobuf, ` +
+      `${EGL_PACKAGES.join(' ')}${buildTools})`,
+  );
 } else {
   const advice = `Install them with: sudo apt-get update && sudo apt-get install -y ${aptMissing.join(' ')}`;
   if (process.getuid?.() !== 0)
@@ -85,6 +137,12 @@ if (aptMissing.length === 0) {
     fail(`apt-get finished but ${PYTHON} still cannot import torch, numpy and google.protobuf. ${advice}`);
   say(`Debian packages installed (${seconds()})`);
 }
+
+// The EGL packages work when Dawn finds an adapter on them: the unit tests of the webgpu backend need one.
+const webgpu = webgpuAdapter();
+if (!webgpu.adapter)
+  fail(`Dawn finds no WebGPU adapter through OpenGL ES (${EGL_PACKAGES.join(', ')} installed): ${webgpu.why}`);
+say(`WebGPU adapter for the tests: ${webgpu.adapter.device} (${webgpu.adapter.description}), OpenGL ES, compatibility`);
 
 // ---- (b) code-server and Node 24, from npm ---------------------------------------------------------
 

@@ -105,7 +105,9 @@ function notRun(name, reason) {
 }
 
 // Tools first: a machine that cannot get them fails here with the reason, not later with a riddle.
-const toolsOk = step('test tools (Chromium, Node 24, code-server)', process.execPath, ['scripts/ensureTestTools.mjs']);
+const toolsOk = step('test tools (Chromium, Node 24, code-server, EGL for WebGPU)', process.execPath, [
+  'scripts/ensureTestTools.mjs',
+]);
 const built = step('build', npm, ['run', 'build']);
 step('lint and type-check', npm, ['run', 'lint']);
 const noBuild = 'the build failed';

@@ -266,6 +266,7 @@ export class RunController implements vscode.Disposable {
           stage: message.stage,
           backend: message.backend,
           backendReason: message.backendReason,
+          backendAdapter: message.backendAdapter,
           engine: message.engine,
           engineReason: message.engineReason,
           step: 0,

@@ -1,7 +1,8 @@
 /**
  * The status bar item of running trainers: stage, step of total, ETA, the training engine and the backend
  * it computes on (ONNX Runtime's execution provider, `cpu`, or tfjs's backend), with why each was chosen
- * in the tooltip, e.g. `RLHF tiny · sft 12/400 · 5s left · onnxruntime · cpu`. Hidden when nothing runs.
+ * in the tooltip, e.g. `RLHF tiny · sft 12/400 · 5s left · onnxruntime · cpu`; on a GPU the adapter follows
+ * the backend: `… · tfjs · webgpu (llvmpipe-…, software adapter)`. Hidden when nothing runs.
  */
 import * as vscode from 'vscode';
 
@@ -11,6 +12,8 @@ export interface RunProgress {
   readonly stage: string;
   readonly backend: string;
   readonly backendReason: string;
+  /** The GPU adapter's short label, on a GPU backend; its full description is in `backendReason`. */
+  readonly backendAdapter?: string;
   /** The training engine (`onnxruntime` or `tfjs`) and why it was chosen. */
   readonly engine: string;
   readonly engineReason: string;
@@ -26,6 +29,11 @@ function eta(progress: RunProgress, now: number): string {
   if (done <= 0) return '';
   const seconds = ((now - progress.startedAt) / 1000 / done) * (progress.maxSteps - progress.step);
   return seconds < 60 ? ` · ${Math.round(seconds)}s left` : ` · ${Math.round(seconds / 60)}m left`;
+}
+
+/** `cpu`, or `webgpu (NVIDIA H200)`: the backend and, on a GPU, its adapter. */
+export function backendText(progress: RunProgress): string {
+  return progress.backendAdapter ? `${progress.backend} (${progress.backendAdapter})` : progress.backend;
 }
 
 export class RunStatusBar implements vscode.Disposable {
@@ -46,7 +54,7 @@ export class RunStatusBar implements vscode.Disposable {
     const more = runs.length > 1 ? ` (+${runs.length - 1})` : '';
     this.item.text =
       `$(sync~spin) RLHF ${first.label} · ${first.stage} ${first.step}/` +
-      `${first.maxSteps}${eta(first, Date.now())} · ${first.engine} · ${first.backend}${more}`;
+      `${first.maxSteps}${eta(first, Date.now())} · ${first.engine} · ${backendText(first)}${more}`;
     this.item.tooltip = new vscode.MarkdownString(
       runs
         .map(

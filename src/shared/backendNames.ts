@@ -1,5 +1,8 @@
-/** TensorFlow.js backends in the order `auto` tries them: the best first. */
-export const backendNames = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
+/**
+ * TensorFlow.js backends in the order `auto` tries them: the best first. `webgpu` runs on Dawn (the `webgpu`
+ * package); `auto` passes over a software adapter (llvmpipe, lavapipe, SwiftShader), a pinned one uses it.
+ */
+export const backendNames = ['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof backendNames)[number];
 
 /**

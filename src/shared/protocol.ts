@@ -56,6 +56,8 @@ export interface RunStartedMessage {
   readonly stage: string;
   readonly backend: string;
   readonly backendReason: string;
+  /** The GPU adapter's short label ("NVIDIA H200", "llvmpipe…, software adapter"), on a GPU backend. */
+  readonly backendAdapter?: string;
   /** The training engine (`onnxruntime` or `tfjs`) and why; `backend` is tfjs's backend. */
   readonly engine: string;
   readonly engineReason: string;
@@ -204,7 +206,9 @@ export function parseTrainerMessage(value: unknown): TrainerToHostMessage | unde
     case 'run/started':
       return ['runId', 'runDir', 'stage', 'backend', 'backendReason', 'engine', 'engineReason'].every(
         (key) => typeof value[key] === 'string',
-      ) && typeof value.maxSteps === 'number'
+      ) &&
+        typeof value.maxSteps === 'number' &&
+        (value.backendAdapter === undefined || typeof value.backendAdapter === 'string')
         ? (value as unknown as RunStartedMessage)
         : undefined;
     case 'run/metrics':

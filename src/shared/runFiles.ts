@@ -216,6 +216,7 @@ export function runJsonProblems(value: unknown, options: { header?: 'required' |
     'stage',
     'backend',
     'backend_reason',
+    'backend_adapter',
     'engine',
     'engine_reason',
     'config_file',

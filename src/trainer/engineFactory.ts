@@ -7,9 +7,10 @@
  * and a folder beside engine/tfjs/; no algorithm changes.
  */
 import { engineNames, type EngineName } from '../shared/backendNames';
-import type { TrainingEngine } from './engine/engine';
+import type { AdapterNaming, TrainingEngine } from './engine/engine';
 import type { BackendChoice } from './engine/tfjs/backend';
 import { TfjsEngine } from './engine/tfjs/tfjsEngine';
+import { adapterLabel, formatAdapter } from './engine/webgpu/dawn';
 import { engineRolloutEngine } from './rollout/engineRollout';
 import type { RolloutEngineFactory } from './rollout/rolloutEngine';
 import { generate } from './sampling/sampler';
@@ -62,6 +63,8 @@ export async function createChosenEngine(backend: BackendChoice, engine: EngineN
 export interface RunBackend {
   readonly name: string;
   readonly reason: string;
+  /** The GPU adapter, on a GPU backend (tfjs's webgpu, ONNX Runtime's webgpu provider). */
+  readonly adapter?: AdapterNaming;
 }
 
 /**
@@ -69,8 +72,16 @@ export interface RunBackend {
  * reason); tfjs runs on the TensorFlow.js backend the pipeline selected.
  */
 export function runBackend(engine: TrainingEngine, tfjsBackend: BackendChoice): RunBackend {
-  if (engine.backendReason !== undefined) return { name: engine.backend, reason: engine.backendReason };
-  return { name: tfjsBackend.name, reason: tfjsBackend.reason };
+  if (engine.backendReason !== undefined) {
+    const adapter = engine.backendAdapter;
+    return { name: engine.backend, reason: engine.backendReason, ...(adapter ? { adapter } : {}) };
+  }
+  const { adapter } = tfjsBackend;
+  return {
+    name: tfjsBackend.name,
+    reason: tfjsBackend.reason,
+    ...(adapter ? { adapter: { line: formatAdapter(adapter), label: adapterLabel(adapter) } } : {}),
+  };
 }
 
 export const createRolloutEngine: RolloutEngineFactory = async (kind, models) => {

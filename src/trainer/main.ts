@@ -135,7 +135,8 @@ export function reportingCallbacks(host: HostChannel | undefined): {
     log,
     shouldStop: () => stopRequested,
     onStageStart: ({ runId, runDir, stage, backend, engine, maxSteps }) => {
-      log('info', `${stage}: run ${runId} in ${runDir} on engine ${engine.name}, backend ${backend.name}`);
+      const adapter = backend.adapter ? ` (adapter ${backend.adapter.line})` : '';
+      log('info', `${stage}: run ${runId} in ${runDir} on engine ${engine.name}, backend ${backend.name}${adapter}`);
       if (host)
         void host.send({
           type: 'run/started',
@@ -144,6 +145,7 @@ export function reportingCallbacks(host: HostChannel | undefined): {
           stage,
           backend: backend.name,
           backendReason: backend.reason,
+          ...(backend.adapter ? { backendAdapter: backend.adapter.label } : {}),
           engine: engine.name,
           engineReason: engine.reason,
           maxSteps,

@@ -299,6 +299,8 @@ async function runStageInFolder(
     status: 'running',
     backend: ranOn.name,
     backend_reason: ranOn.reason,
+    // Cleared (undefined is not written) when a resumed run computes on no adapter.
+    backend_adapter: ranOn.adapter?.line,
     engine: engineChoice.name,
     engine_reason: engineChoice.reason,
     ended_at: undefined,

@@ -76,6 +76,43 @@ export class NonFiniteError extends Error {
   }
 }
 
+/**
+ * The GPU under the engine failed mid-run (its device lost, or an operation invalid): the run stops like a
+ * NaN does, keeping its last checkpoint.
+ */
+export class GpuFailureError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly step: number,
+    readonly lastCheckpoint: string,
+  ) {
+    super(
+      `${reason.charAt(0).toUpperCase()}${reason.slice(1)} at step ${step}; the run stopped there. ` +
+        (lastCheckpoint
+          ? `Its last checkpoint (${lastCheckpoint}) is kept: resume the run to continue from it.`
+          : 'It had no checkpoint yet: start it again.'),
+    );
+  }
+}
+
+/** How long a failed step waits for the GPU to report a failure before its error is taken as not one. */
+const gpuFailureSettleMs = 1000;
+const gpuFailurePollMs = 20;
+
+/**
+ * After an error in a step: a GPU that was lost makes later operations fail before `device.lost` resolves,
+ * so a failure is awaited briefly; its reason, when there was one, else undefined.
+ */
+export async function awaitGpuFailure(engine: TrainingEngine): Promise<string | undefined> {
+  if (!engine.gpuFailure) return undefined;
+  for (let waited = 0; waited <= gpuFailureSettleMs; waited += gpuFailurePollMs) {
+    const failure = engine.gpuFailure();
+    if (failure) return failure;
+    await new Promise((resolve) => setTimeout(resolve, gpuFailurePollMs));
+  }
+  return undefined;
+}
+
 /** Throws NonFiniteError for the first of `values` that is NaN or infinite. */
 export function assertFinite(values: Readonly<Record<string, number>>, step: number): void {
   for (const [quantity, value] of Object.entries(values))

@@ -324,6 +324,7 @@ test('the built JSON Schema is the one runConfig.ts generates, with TRL names, d
   assert.deepEqual((schema.properties as Record<string, { enum?: string[] }>).backend.enum, [
     'auto',
     'tfjs-node-gpu',
+    'webgpu',
     'tfjs-node',
     'wasm',
     'cpu',

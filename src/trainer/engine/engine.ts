@@ -231,6 +231,12 @@ export interface CreateModelOptions {
   readonly keepMissingHeads?: boolean;
 }
 
+/** A GPU adapter in words: the full line (run.json, the log, the tooltip) and a short label (the status bar). */
+export interface AdapterNaming {
+  readonly line: string;
+  readonly label: string;
+}
+
 /** One per process: creates models. */
 export interface TrainingEngine {
   readonly name: string;
@@ -241,5 +247,13 @@ export interface TrainingEngine {
    * provider and its threads). Absent for tfjs, whose backend and reason come from selectBackend.
    */
   readonly backendReason?: string;
+  /** The GPU adapter that backend computes on, when the engine names it itself (absent for tfjs: see selectBackend). */
+  readonly backendAdapter?: AdapterNaming;
+  /**
+   * Why the GPU under the engine can no longer be trusted, once that happened: its device was lost (driver
+   * reset, GPU fault, `device.destroy()`), or an operation failed validation (its result is garbage).
+   * Undefined while it works, and on the CPU. The stage loop stops the run cleanly when it says so.
+   */
+  gpuFailure?(): string | undefined;
   createModel(config: GptConfig, options: CreateModelOptions): EngineModel;
 }

@@ -1,7 +1,8 @@
 /**
  * The one training loop every trainable stage runs (SFT, reward, PPO, DPO). It owns what is the same
  * for all of them: a turn for the event loop between steps; a stop request → checkpoint → 'stopped';
- * NaN / Inf checks of each step's values (NonFiniteError, the update not applied); the metrics line
+ * NaN / Inf checks of each step's values (NonFiniteError, the update not applied); a GPU lost or failing
+ * mid-step (GpuFailureError: stopped like a NaN, the last checkpoint kept); the metrics line
  * and `onStep` at the logging cadence; held-out evaluation at the eval cadence and at the end;
  * checkpoints every save_steps and at the end; resume (the start step, metrics after it cut); the
  * stage's result. An algorithm supplies only its step, its evaluation and its checkpoint. A stage that
@@ -9,6 +10,8 @@
  */
 import {
   assertFinite,
+  awaitGpuFailure,
+  GpuFailureError,
   yieldToEventLoop,
   type StageContext,
   type StageOutputs,
@@ -50,6 +53,10 @@ export interface StageAlgorithm {
   stopMessage?(step: number): string;
 }
 
+function throwOnGpuFailure(reason: string | undefined, step: number, lastCheckpoint: string): void {
+  if (reason !== undefined) throw new GpuFailureError(reason, step, lastCheckpoint);
+}
+
 export async function runStageLoop(algorithm: StageAlgorithm, context: StageContext): Promise<StageResult> {
   const { run, log } = context;
   const { startStep, maxSteps, saveSteps, loggingSteps = 1 } = algorithm;
@@ -73,18 +80,27 @@ export async function runStageLoop(algorithm: StageAlgorithm, context: StageCont
       return { status: 'stopped', step, outputs: outputsWith(lastCheckpoint), lastMetrics };
     }
     const done = step + 1;
-    const outcome = await algorithm.step(step);
-    if (outcome.checked) assertFinite(outcome.checked, done);
-    const metrics: Record<string, number> = { step: done, time: Date.now() / 1000, ...outcome.metrics };
-    const last = done === maxSteps;
-    if (last) await algorithm.afterLastStep?.();
-    const evaluates = algorithm.evaluate !== undefined && algorithm.evalSteps !== undefined;
-    const evaluated = evaluates && (done % (algorithm.evalSteps as number) === 0 || last);
-    if (evaluated) Object.assign(metrics, await algorithm.evaluate?.(done));
-    if (done % loggingSteps === 0 || evaluated || last) record(metrics);
-    lastMetrics = metrics;
-    const saves = last || (saveSteps !== undefined && done % saveSteps === 0);
-    if (algorithm.checkpoint && saves) lastCheckpoint = await algorithm.checkpoint(done);
+    try {
+      const outcome = await algorithm.step(step);
+      // A GPU that failed during the step leaves values that cannot be trusted: none of them is recorded.
+      throwOnGpuFailure(context.engine.gpuFailure?.(), done, lastCheckpoint);
+      if (outcome.checked) assertFinite(outcome.checked, done);
+      const metrics: Record<string, number> = { step: done, time: Date.now() / 1000, ...outcome.metrics };
+      const last = done === maxSteps;
+      if (last) await algorithm.afterLastStep?.();
+      const evaluates = algorithm.evaluate !== undefined && algorithm.evalSteps !== undefined;
+      const evaluated = evaluates && (done % (algorithm.evalSteps as number) === 0 || last);
+      if (evaluated) Object.assign(metrics, await algorithm.evaluate?.(done));
+      if (done % loggingSteps === 0 || evaluated || last) record(metrics);
+      lastMetrics = metrics;
+      const saves = last || (saveSteps !== undefined && done % saveSteps === 0);
+      if (algorithm.checkpoint && saves) lastCheckpoint = await algorithm.checkpoint(done);
+    } catch (error) {
+      if (error instanceof GpuFailureError) throw error;
+      // After a GPU loss every operation fails, often before `device.lost` says why.
+      throwOnGpuFailure(await awaitGpuFailure(context.engine), done, lastCheckpoint);
+      throw error;
+    }
   }
   return { status: 'completed', step: maxSteps, outputs: outputsWith(lastCheckpoint), lastMetrics };
 }

@@ -35,6 +35,8 @@ export interface RunJsonFields {
   readonly seed: number;
   readonly backend?: string;
   readonly backend_reason?: string;
+  /** The GPU adapter the backend computes on (vendor, architecture, description; "software adapter"). */
+  readonly backend_adapter?: string;
   /** The training engine (`onnxruntime` or `tfjs`) and why it was chosen; the backend fields name tfjs's backend. */
   readonly engine?: string;
   readonly engine_reason?: string;

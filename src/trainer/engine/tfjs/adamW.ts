@@ -6,6 +6,7 @@
  *   θ ← θ − η · m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
  */
 import type { AdamWOptions, OptimizerState } from '../engine';
+import { addMany } from './ops';
 import { tf, type Tensor, type Variable } from './tfRuntime';
 import { checkedMoments } from '../optimizerState';
 
@@ -102,7 +103,7 @@ export function clipByGlobalNorm(
 ): { clipped: Record<string, Tensor>; norm: Tensor } {
   return tf.tidy(() => {
     const squares = Object.values(grads).map((g) => tf.sum(tf.square(g)));
-    const norm = tf.sqrt(tf.addN(squares));
+    const norm = tf.sqrt(addMany(squares));
     const scale = maxNorm > 0 ? tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))) : tf.scalar(1);
     const clipped: Record<string, Tensor> = {};
     for (const [name, g] of Object.entries(grads)) clipped[name] = tf.mul(g, scale);

@@ -1,14 +1,17 @@
 /**
- * Chooses the TensorFlow.js backend at start, in DESIGN.md's order — `tfjs-node-gpu` (CUDA) →
- * `tfjs-node` → `wasm` → `cpu` — or the one a config pins. The native packages are optional
- * dependencies and are often absent (their install downloads libtensorflow), so each is tried with
- * a guarded `require`; the reason for the choice, and why each better backend was passed over, is
- * recorded so run.json, the log and the status bar can say it.
+ * Chooses the TensorFlow.js backend at start, in DESIGN.md's order — `tfjs-node-gpu` (CUDA) → `webgpu`
+ * (Dawn; a hardware adapter only) → `tfjs-node` → `wasm` → `cpu` — or the one a config pins. The native
+ * packages are optional dependencies and are often absent (their install downloads libtensorflow), so each
+ * is tried with a guarded `require`; the reason for the choice, and why each better backend was passed
+ * over, is recorded so run.json, the log and the status bar can say it. On `webgpu` the choice also
+ * describes the adapter.
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { backendNames, type BackendName } from '../../../shared/backendNames';
+import { formatAdapter, type AdapterDescription } from '../webgpu/dawn';
 import { bundledTfInstance, installTf, tf, type Tf } from './tfRuntime';
+import { startWebgpu } from './webgpuBackend';
 
 export { backendNames, type BackendName };
 export type BackendRequest = BackendName | 'auto';
@@ -24,6 +27,8 @@ export interface BackendChoice {
   readonly reason: string;
   /** The better backends that were tried first, and why each failed. */
   readonly passedOver: readonly BackendAttempt[];
+  /** The WebGPU adapter, on `webgpu`. */
+  readonly adapter?: AdapterDescription;
 }
 
 export class BackendUnavailableError extends Error {
@@ -41,7 +46,8 @@ export class BackendUnavailableError extends Error {
   }
 }
 
-type Attempt = () => Promise<void>;
+/** Starts a backend; `pinned` when the config names it (webgpu then accepts a software adapter). */
+type Attempt = (pinned: boolean) => Promise<AdapterDescription | void>;
 
 function nativeAttempt(packageName: string, backendName: string): Attempt {
   return async () => {
@@ -62,6 +68,7 @@ function bundledWasmDir(): string | undefined {
 
 const attempts: Record<BackendName, Attempt> = {
   'tfjs-node-gpu': nativeAttempt('@tensorflow/tfjs-node-gpu', 'tensorflow'),
+  webgpu: async (pinned) => (await startWebgpu(pinned)).adapter,
   'tfjs-node': nativeAttempt('@tensorflow/tfjs-node', 'tensorflow'),
   wasm: async () => {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -79,6 +86,10 @@ const attempts: Record<BackendName, Attempt> = {
   },
 };
 
+function adapterClause(adapter: AdapterDescription | void): string {
+  return adapter ? `; adapter ${formatAdapter(adapter)}` : '';
+}
+
 function describe(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   // A missing optional package is the common case: say it plainly rather than with a stack.
@@ -88,26 +99,30 @@ function describe(error: unknown): string {
 
 export async function selectBackend(request: BackendRequest = 'auto'): Promise<BackendChoice> {
   if (request !== 'auto') {
+    let adapter: AdapterDescription | void;
     try {
-      await attempts[request]();
+      adapter = await attempts[request](true);
     } catch (error) {
       throw new BackendUnavailableError(request, describe(error));
     }
-    return { name: request, reason: `pinned by the config ("backend": "${request}")`, passedOver: [] };
+    const reason = `pinned by the config ("backend": "${request}")${adapterClause(adapter)}`;
+    return { name: request, reason, passedOver: [], ...(adapter ? { adapter } : {}) };
   }
   const passedOver: BackendAttempt[] = [];
   for (const name of backendNames) {
+    let adapter: AdapterDescription | void;
     try {
-      await attempts[name]();
+      adapter = await attempts[name](false);
     } catch (error) {
       passedOver.push({ name, error: describe(error) });
       continue;
     }
     const reason =
-      passedOver.length === 0
+      (passedOver.length === 0
         ? 'the best backend, and available'
-        : `the best available: ${passedOver.map(({ name, error }) => `${name} (${error})`).join(', ')} not usable`;
-    return { name, reason, passedOver };
+        : `the best available: ${passedOver.map(({ name, error }) => `${name} (${error})`).join(', ')} not usable`) +
+      adapterClause(adapter);
+    return { name, reason, passedOver, ...(adapter ? { adapter } : {}) };
   }
   throw new Error(
     `No TensorFlow.js backend could start: ${passedOver.map(({ name, error }) => `${name}: ${error}`).join('; ')}`,

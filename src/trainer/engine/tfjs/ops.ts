@@ -6,6 +6,9 @@
  * - `matMul2d` / `batchMatMul`: wasm's matMul with `transposeA/B` is ~7× slower than an explicit
  *   transpose plus a plain matMul, and the built-in matMul gradient uses those flags. For Y = A·B:
  *   dA = dY · Bᵀ and dB = Aᵀ · dY, with explicit transposes.
+ * - `addMany`: webgpu's AddN binds every input as a storage buffer in one shader, and WebGPU guarantees
+ *   only 8 per stage (tfjs does not ask for more): over 7 inputs its pipeline is invalid and the sum is
+ *   garbage, silently. The sum is taken in groups of 7.
  * Each is tested against the built-in gradient on `cpu` (test/unit/ops.test.ts).
  * Everything else (layer norm, GELU, softmax) composes built-in ops whose gradients are fine.
  */
@@ -43,6 +46,23 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
     };
   });
   return op(table, ids);
+}
+
+/** Storage buffers per shader stage WebGPU guarantees (maxStorageBuffersPerShaderStage), less the output's. */
+const maxAddNInputs = 7;
+
+/** Σ tensors of one shape, as addN in groups small enough for every backend (see above). */
+export function addMany(tensors: readonly Tensor[]): Tensor {
+  let terms = [...tensors];
+  while (terms.length > 1) {
+    const groups: Tensor[] = [];
+    for (let i = 0; i < terms.length; i += maxAddNInputs) {
+      const group = terms.slice(i, i + maxAddNInputs);
+      groups.push(group.length === 1 ? group[0] : tf.addN(group));
+    }
+    terms = groups;
+  }
+  return terms[0];
 }
 
 /** A · B for 2-D A [M, K] and B [K, N], gradients with explicit transposes. */

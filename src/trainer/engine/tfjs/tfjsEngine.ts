@@ -31,6 +31,7 @@ import { lossGraph } from './lossGraphs';
 import { entropyFromLogits, maskedNll, tokenLogprobs } from './losses';
 import { scoreBatchTensor, tokenBatchTensors } from './sequenceTensors';
 import { tf, type Tensor } from './tfRuntime';
+import { webgpuFailure } from './webgpuBackend';
 
 /**
  * The KV-cache sampler (src/trainer/sampling/sampler.ts). Passed in by whoever creates the engine, so
@@ -51,6 +52,10 @@ export class TfjsEngine implements TrainingEngine {
     private readonly sampler: GptSampler,
   ) {
     this.backend = backend.name;
+  }
+
+  gpuFailure(): string | undefined {
+    return this.backend === 'webgpu' ? webgpuFailure() : undefined;
   }
 
   createModel(config: GptConfig, options: CreateModelOptions): TfjsModel {
