@@ -72,20 +72,14 @@ async function tfjsWebgpu() {
   }
 }
 
-function ortEngine() {
+async function ortEngine() {
   process.env[ortProviderVariable] = 'webgpu';
   try {
-    const engine = new OnnxEngine();
-    // A string, not the engine's declared provider type: builds without the webgpu provider declare only 'cpu'.
-    const provider: string = engine.backend;
-    const result = { provider, reason: engine.backendReason };
-    if (provider === 'webgpu') return result;
-    return {
-      ...result,
-      unavailable: `not available in this build or on this machine: the engine runs on "${provider}"`,
-    };
+    const engine = await OnnxEngine.create();
+    return { provider: engine.provider.name, label: engine.backend, reason: engine.backendReason };
   } catch (error) {
-    return { error: message(error) };
+    // Pinned and not usable: the engine's error says why.
+    return { provider: 'none', unavailable: message(error) };
   }
 }
 
@@ -95,7 +89,7 @@ export async function adaptersPart() {
     tfjs_webgpu: await tfjsWebgpu(),
     onnxruntime: {
       supported_backends: ort.listSupportedBackends(),
-      engine_with_webgpu: ortEngine(),
+      engine_with_webgpu: await ortEngine(),
     },
   };
 }

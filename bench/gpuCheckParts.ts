@@ -49,12 +49,17 @@ async function createEngine(target: EngineTarget): Promise<TrainingEngine> {
   if (target.engine === 'tfjs') return createTrainingEngine(await selectBackend(target.backend as BackendName));
   if (process.env[ortProviderVariable] !== target.backend)
     throw new Error(`${ortProviderVariable} is "${process.env[ortProviderVariable]}", not "${target.backend}"`);
-  const engine = new OnnxEngine();
-  // Before the engine knows its webgpu provider it runs on the CPU whatever the variable says.
-  if (engine.backend !== target.backend)
+  let engine: OnnxEngine;
+  try {
+    engine = await OnnxEngine.create();
+  } catch (error) {
+    // The provider pinned and not usable here: the engine says why (no adapter, no Vulkan loader).
+    throw new Unavailable(`not available on this machine: ${(error as Error).message}`);
+  }
+  if (engine.provider.name !== target.backend)
     throw new Unavailable(
-      `not available in this build: with ${ortProviderVariable}=${target.backend} the ONNX Runtime engine runs on ` +
-        `"${engine.backend}" (${engine.backendReason ?? 'no reason given'})`,
+      `not available on this machine: with ${ortProviderVariable}=${target.backend} the ONNX Runtime engine runs ` +
+        `on "${engine.backend}" (${engine.backendReason ?? 'no reason given'})`,
     );
   return engine;
 }
@@ -135,8 +140,13 @@ export async function tfjsGradientPart(config: GptConfig, batchSize: number, bac
       () => maskedNll(model.forward(ids).logits, targets, mask) as never,
       model.trainableVariables,
     );
+    // By the variables' order, not their names: tfjs names variables by a process-wide counter, so the second
+    // model's differ from the first's.
     const out = new Map<string, Float32Array>();
-    for (const [key, grad] of Object.entries(grads)) out.set(key, (await grad.data()) as Float32Array);
+    for (const [index, variable] of model.trainableVariables.entries()) {
+      const grad = grads[variable.name];
+      if (grad) out.set(String(index), (await grad.data()) as Float32Array);
+    }
     const loss = (await value.data())[0];
     const read = await model.readWeights();
     tf.dispose([value, ids, targets, mask, ...Object.values(grads)] as Tensor[]);
@@ -149,7 +159,7 @@ export async function tfjsGradientPart(config: GptConfig, batchSize: number, bac
   let maxGrad = 0;
   for (const [name, grad] of cpu.grads) {
     const other = gpu.grads.get(name);
-    if (!other) throw new Error(`the ${backend} backend gave no gradient for ${name}`);
+    if (!other) throw new Error(`the ${backend} backend gave no gradient for weight ${name}`);
     maxDiff = Math.max(maxDiff, maxAbsDifference(grad, other));
     maxGrad = grad.reduce((max, x) => Math.max(max, Math.abs(x)), maxGrad);
   }
@@ -182,7 +192,7 @@ export async function ortStepEqualityPart(config: GptConfig, batchSize: number, 
   const gpu = await oneStep(gpuEngine);
   // The CPU side in the same process: the provider is the engine's choice, so an engine on the CPU provider.
   process.env[ortProviderVariable] = 'cpu';
-  const cpu = await oneStep(new OnnxEngine());
+  const cpu = await oneStep(await OnnxEngine.create());
   let maxWeightDiff = 0;
   for (const [name, weight] of cpu.weights)
     maxWeightDiff = Math.max(maxWeightDiff, maxAbsDifference(weight.data, gpu.weights.get(name)!.data));

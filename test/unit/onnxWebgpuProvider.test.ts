@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AdamWOptions, TokenBatch } from '../../src/trainer/engine/engine';
 import { OnnxEngine } from '../../src/trainer/engine/onnxruntime/onnxEngine';
+import { missingVulkanLoader } from '../../src/trainer/engine/webgpu/vulkanLoader';
 import {
   cachedWebgpuProbe,
   probeWebgpu,
-  vulkanLoaderPresent,
   chooseOrtProvider,
   ortProviderEnvironmentVariable,
   type OrtProviderChoice,
@@ -28,7 +28,7 @@ const GPU_VS_CPU_TOLERANCE = 1e-4;
 /** What onnxruntime-node's webgpu EP says when its Dawn finds no adapter (webgpu_context.cc). */
 const EP_NO_ADAPTER = /Failed to get a WebGPU adapter: No supported adapters/;
 /** Why no adapter is usable: no Vulkan loader at all (the EP is then not asked), or the EP's own answer. */
-const NO_ADAPTER = new RegExp(`no Vulkan loader \\(libvulkan\\.so\\.1\\) on this machine|${EP_NO_ADAPTER.source}`);
+const NO_ADAPTER = new RegExp(`libvulkan\\.so\\.1 not found: install the Vulkan loader|${EP_NO_ADAPTER.source}`);
 const env = (value?: string): NodeJS.ProcessEnv =>
   value === undefined ? {} : { [ortProviderEnvironmentVariable]: value };
 
@@ -64,10 +64,13 @@ test('ort provider: without a Vulkan loader the EP is not asked; asked anyway, i
   const probe = await probeWebgpu({ checkVulkanLoader: false });
   if (probe.available) assert.equal(typeof probe.adapter, 'string');
   else assert.match(probe.why, EP_NO_ADAPTER);
-  if (!vulkanLoaderPresent()) {
+  if (missingVulkanLoader() !== undefined) {
     const checked = await probeWebgpu();
     assert.equal(checked.available, false);
-    assert.match(!checked.available ? checked.why : '', /no Vulkan loader \(libvulkan\.so\.1\) on this machine/);
+    assert.match(
+      !checked.available ? checked.why : '',
+      /libvulkan\.so\.1 not found: install the Vulkan loader \(Debian: libvulkan1\)/,
+    );
   }
 });
 

@@ -15,9 +15,8 @@
  * Dawn's Vulkan backend, so it cannot use Mesa's OpenGL ES (llvmpipe) the way the tfjs engine's Dawn does.
  * Nodes whose ops the webgpu EP lacks run on the CPU provider listed after it (ONNX Runtime assigns per node).
  */
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { missingVulkanLoader } from '../webgpu/vulkanLoader';
 import { DiffGraph } from './autodiff/graph';
 
 export const ortProviderEnvironmentVariable = 'RLHF_LENS_ORT_PROVIDER';
@@ -75,26 +74,6 @@ function probeModel(): Uint8Array {
   return graph.encode('rlhf-lens-provider-probe');
 }
 
-/** Where a Linux dynamic loader finds libvulkan.so.1: LD_LIBRARY_PATH, then the usual system folders. */
-const VULKAN_LOADER = 'libvulkan.so.1';
-const SYSTEM_LIBRARY_DIRS = [
-  '/usr/lib/x86_64-linux-gnu',
-  '/usr/lib/aarch64-linux-gnu',
-  '/usr/lib64',
-  '/usr/lib',
-  '/lib',
-];
-
-/**
- * On Linux, whether the Vulkan loader is there at all. Without it the EP cannot find an adapter, and asking it
- * anyway costs a session and prints Dawn's "Couldn't load Vulkan" warning on every trainer start.
- */
-export function vulkanLoaderPresent(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (process.platform !== 'linux') return true;
-  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter((dir) => dir !== ''), ...SYSTEM_LIBRARY_DIRS];
-  return dirs.some((dir) => existsSync(path.join(dir, VULKAN_LOADER)));
-}
-
 /** Builds and runs the probe session on ['webgpu'] alone (no CPU fallback, so that a success means the EP ran). */
 export async function probeWebgpu(options: { checkVulkanLoader?: boolean } = {}): Promise<WebgpuProbe> {
   const bundled = ort.listSupportedBackends().some((backend) => backend.name === 'webgpu' && backend.bundled);
@@ -103,11 +82,10 @@ export async function probeWebgpu(options: { checkVulkanLoader?: boolean } = {})
       available: false,
       why: `this onnxruntime-node build (${process.platform}-${process.arch}) has no webgpu EP`,
     };
-  if ((options.checkVulkanLoader ?? true) && !vulkanLoaderPresent())
-    return {
-      available: false,
-      why: `onnxruntime-node's webgpu EP: no Vulkan loader (${VULKAN_LOADER}) on this machine${PLATFORM_HINT}`,
-    };
+  // Without the Vulkan loader the EP cannot find an adapter, and asking it anyway costs a session and prints
+  // Dawn's "Couldn't load Vulkan" on every trainer start.
+  const noLoader = (options.checkVulkanLoader ?? true) ? missingVulkanLoader() : undefined;
+  if (noLoader !== undefined) return { available: false, why: `onnxruntime-node's webgpu EP: ${noLoader}` };
   let session: ort.InferenceSession | undefined;
   try {
     session = await ort.InferenceSession.create(probeModel(), { executionProviders: ['webgpu'] });
