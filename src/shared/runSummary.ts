@@ -33,6 +33,8 @@ export interface RunSummary {
   /** The training engine (`onnxruntime`, `tfjs`); absent in runs written before engines could be chosen. */
   readonly engine?: string;
   readonly backend?: string;
+  /** The GPU adapter the backend ran on (`backend_adapter`), when it ran on one. */
+  readonly backendAdapter?: string;
   readonly error?: string;
 }
 
@@ -77,6 +79,7 @@ export function parseRunJson(text: string, dirName: string): RunJsonParse {
       endedAt: optionalString('ended_at'),
       engine: optionalString('engine'),
       backend: optionalString('backend'),
+      backendAdapter: optionalString('backend_adapter'),
       error: optionalString('error'),
     },
   };

@@ -66,4 +66,10 @@ test('run.json fields are checked and the problem says which', () => {
   const good = parseRunJson('{"status":"running","started_at":"2026-01-01T00:00:00Z"}', 'run-7');
   assert.ok(good.ok);
   assert.equal(good.ok && good.run.name, 'run-7', 'the folder name stands in for a missing name');
+  const onGpu = parseRunJson(
+    '{"status":"running","started_at":"2026-01-01T00:00:00Z","backend":"webgpu",' +
+      '"backend_adapter":"NVIDIA H200 (hopper) on vulkan"}',
+    'gpu-run',
+  );
+  assert.equal(onGpu.ok && onGpu.run.backendAdapter, 'NVIDIA H200 (hopper) on vulkan');
 });
