@@ -64,7 +64,7 @@ export interface WebgpuStart {
  * slower than the CPU backends; a config that pins "webgpu" may use it.
  */
 export async function startWebgpu(allowSoftware: boolean): Promise<WebgpuStart> {
-  const found = await findAdapter();
+  const found = await findAdapter(allowSoftware);
   if (found.description.software && !allowSoftware)
     throw new Error(
       `only a software adapter (${found.description.device || found.description.description}), slower than ` +

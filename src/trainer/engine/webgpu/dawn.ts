@@ -129,6 +129,9 @@ export function adapterLabel(description: AdapterDescription): string {
 }
 
 async function tryBackend(module: DawnModule, plan: BackendPlan): Promise<FoundAdapter | string> {
+  // Without the loader Dawn's Vulkan backend cannot find anything, and asking prints its warning to stderr.
+  const noLoader = plan.backend === 'vulkan' ? missingVulkanLoader() : undefined;
+  if (noLoader !== undefined) return `not asked: ${noLoader}`;
   try {
     const gpu = module.create(plan.flags);
     const options = {
@@ -146,11 +149,21 @@ async function tryBackend(module: DawnModule, plan: BackendPlan): Promise<FoundA
   }
 }
 
-let search: Promise<FoundAdapter> | undefined;
+/** Why `auto` does not ask Dawn's OpenGL ES backend (said in the search's answer). */
+const compatibilityOnlyPinned =
+  'not asked: OpenGL ES compatibility adapters are tried only when "backend": "webgpu" is pinned (on a machine ' +
+  "without a Vulkan GPU they are software rasterizers, and asking prints Dawn's warnings)";
 
-/** The first adapter in the search order (found once per process); NoAdapterError says what each backend answered. */
-export function findAdapter(): Promise<FoundAdapter> {
-  search ??= (async () => {
+const searches = new Map<boolean, Promise<FoundAdapter>>();
+
+/**
+ * The first adapter in the search order, found once per process; NoAdapterError says what each backend answered.
+ * `withCompatibility` false (the `auto` choice) asks only the platform's default backend.
+ */
+export function findAdapter(withCompatibility = true): Promise<FoundAdapter> {
+  let search = searches.get(withCompatibility);
+  if (search) return search;
+  search = (async () => {
     let module: DawnModule;
     try {
       module = await loadDawn();
@@ -160,11 +173,16 @@ export function findAdapter(): Promise<FoundAdapter> {
     }
     const attempts: AdapterAttempt[] = [];
     for (const plan of searchOrder) {
+      if (plan.featureLevel === 'compatibility' && !withCompatibility) {
+        attempts.push({ backend: plan.backend, answer: compatibilityOnlyPinned });
+        continue;
+      }
       const answer = await tryBackend(module, plan);
       if (typeof answer !== 'string') return answer;
       attempts.push({ backend: plan.backend, answer });
     }
     throw new NoAdapterError(attempts);
   })();
+  searches.set(withCompatibility, search);
   return search;
 }
