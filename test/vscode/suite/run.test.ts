@@ -51,13 +51,15 @@ suite('runs started from the editor', () => {
     const runDir = path.join(root, '.rlhf', 'runs', runId);
     const runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
     assert.equal(runJson.status, 'completed');
-    // "engine" is left at "auto": ONNX Runtime, whose backend is its CPU execution provider, one thread per core.
+    // "engine" is left at "auto": ONNX Runtime; with no GPU adapter here, on its CPU execution provider, saying why,
+    // one thread per core.
     assert.equal(runJson.engine, 'onnxruntime');
     assert.equal(runJson.backend, 'cpu');
     assert.match(
       runJson.backend_reason,
       new RegExp(
-        /^onnxruntime-node's CPU execution provider, \d+ intra-op threads?( \(not spinning\))? for training, /.source +
+        /^onnxruntime-node's CPU execution provider \(RLHF_LENS_ORT_PROVIDER is "auto" \(the default\) and no /.source +
+          /WebGPU adapter is usable \(.+\)\), \d+ intra-op threads?( \(not spinning\))? for training, /.source +
           /1 for sampling: the default/.source,
       ),
     );
