@@ -15,9 +15,10 @@
  * the order of metadata keys to a hash map; we sort them, so our files are deterministic.
  *
  * F16 and BF16 travel as their raw 16-bit patterns in a `Uint16Array` (JavaScript has no half floats
- * in Node 20). Not checked: duplicate JSON keys (`JSON.parse` keeps the last one).
+ * in Node 20); `tensorToFloat32` widens them. Not checked: duplicate JSON keys (`JSON.parse` keeps the last one).
  */
 
+import { bfloat16ToFloat32, float16ToFloat32 } from './halfFloat';
 import { isRecord } from './isRecord';
 
 export type SafetensorsDtype = 'F64' | 'I64' | 'F32' | 'I32' | 'BF16' | 'F16' | 'U8';
@@ -124,18 +125,45 @@ export function encodeSafetensors(
   return out;
 }
 
-export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsFile {
-  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+/** Where one tensor's bytes lie: `begin`/`end` are offsets into the byte buffer, which starts at `dataStart`. */
+export interface SafetensorsTensorInfo {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** A file's header, checked against the file's length, without its tensors' data (for readers of big files). */
+export interface SafetensorsHeader {
+  /** Offset of the byte buffer in the file: 8 + the header size. */
+  dataStart: number;
+  metadata: Record<string, string>;
+  /** In buffer order. */
+  tensors: SafetensorsTensorInfo[];
+}
+
+/** The header size N that the first 8 bytes of a file announce, checked against the reader's limit. */
+export function safetensorsHeaderSize(bytes: Uint8Array): number {
   if (bytes.length < headerSizeBytes) fail(`the file is ${bytes.length} bytes, too short for the 8-byte header size`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const high = view.getUint32(4, true);
   const headerSize = view.getUint32(0, true) + high * 2 ** 32;
   if (high !== 0 || headerSize > maxHeaderSize)
     fail(`header size ${headerSize} is over the ${maxHeaderSize}-byte limit: not a safetensors file, or a corrupt one`);
+  return headerSize;
+}
+
+/**
+ * Parses the header of a file of `fileLength` bytes from `bytes`, which hold at least its first 8 + N bytes, and
+ * checks that the tensors cover the byte buffer exactly.
+ */
+export function parseSafetensorsHeader(bytes: Uint8Array, fileLength: number): SafetensorsHeader {
+  const headerSize = safetensorsHeaderSize(bytes);
   const dataStart = headerSizeBytes + headerSize;
-  if (dataStart > bytes.length)
+  if (dataStart > fileLength)
     fail(
-      `the header size says ${headerSize} bytes but only ${bytes.length - headerSizeBytes} follow: the file ` +
+      `the header size says ${headerSize} bytes but only ${fileLength - headerSizeBytes} follow: the file ` +
         `is truncated`,
     );
   if (headerSize === 0 || bytes[headerSizeBytes] !== 0x7b)
@@ -150,7 +178,7 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   if (!isRecord(header)) fail('the header must be a JSON object');
 
   const metadata: Record<string, string> = {};
-  const infos: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
+  const infos: SafetensorsTensorInfo[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === metadataKey) {
       if (!isRecord(value)) fail(`"${metadataKey}" must be an object of strings`);
@@ -164,7 +192,7 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   }
 
   // The byte buffer must be covered exactly: tensors back to back from 0, no overlap, no hole, nothing after.
-  const bufferLength = bytes.length - dataStart;
+  const bufferLength = fileLength - dataStart;
   infos.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
   let previous = '';
@@ -189,15 +217,28 @@ export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsF
   }
   if (cursor !== bufferLength)
     fail(`${bufferLength - cursor} bytes after the last tensor are not described by the header`);
+  return { dataStart, metadata, tensors: infos };
+}
 
+/**
+ * One tensor from its raw little-endian bytes (exactly `end - begin` of them), copied into a fresh, aligned buffer
+ * so the typed array never aliases the caller's bytes (a Node Buffer's slice() is a view into its shared pool).
+ */
+export function tensorFromBytes(info: SafetensorsTensorInfo, raw: Uint8Array): SafetensorsTensor {
+  if (raw.length !== info.end - info.begin)
+    fail(`tensor "${info.name}": got ${raw.length} bytes, expected ${info.end - info.begin}`);
+  const copy = new Uint8Array(raw.length);
+  copy.set(raw);
+  if (!littleEndian) swapBytes(copy, 0, copy.length, dtypes[info.dtype].bytes);
+  return { dtype: info.dtype, shape: info.shape, data: new dtypes[info.dtype].array(copy.buffer) } as SafetensorsTensor;
+}
+
+export function decodeSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsFile {
+  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+  const { dataStart, metadata, tensors: infos } = parseSafetensorsHeader(bytes, bytes.length);
   const tensors: Record<string, SafetensorsTensor> = {};
-  for (const { name, dtype, shape, begin, end } of infos) {
-    // A fresh, aligned buffer, so the typed array never aliases the caller's bytes (a Node Buffer's slice()
-    // is a view into its shared pool, not a copy).
-    const copy = new Uint8Array(end - begin);
-    copy.set(bytes.subarray(dataStart + begin, dataStart + end));
-    if (!littleEndian) swapBytes(copy, 0, copy.length, dtypes[dtype].bytes);
-    define(tensors, name, { dtype, shape, data: new dtypes[dtype].array(copy.buffer) } as SafetensorsTensor);
+  for (const info of infos) {
+    define(tensors, info.name, tensorFromBytes(info, bytes.subarray(dataStart + info.begin, dataStart + info.end)));
   }
   return { tensors, metadata };
 }
@@ -292,4 +333,25 @@ function describe(value: unknown): string {
 
 function fail(message: string): never {
   throw new SafetensorsFormatError(`invalid safetensors file: ${message}`);
+}
+
+/**
+ * A floating-point tensor's values as 32-bit floats: F32 as is, F16 and BF16 widened exactly, F64 rounded.
+ * Integer dtypes are refused (weights are floats; an integer tensor where a weight belongs is a wrong file).
+ */
+export function tensorToFloat32(name: string, tensor: SafetensorsTensor): Float32Array {
+  switch (tensor.dtype) {
+    case 'F32':
+      return tensor.data;
+    case 'F16':
+      return float16ToFloat32(tensor.data);
+    case 'BF16':
+      return bfloat16ToFloat32(tensor.data);
+    case 'F64':
+      return Float32Array.from(tensor.data);
+    default:
+      throw new SafetensorsFormatError(
+        `tensor "${name}": dtype ${tensor.dtype} is not a floating-point type (expected F32, F16, BF16 or F64)`,
+      );
+  }
 }
