@@ -11,6 +11,8 @@ const f16ExponentBias = 15;
 const f32ExponentBias = 127;
 const f32MantissaBits = 23;
 const f32InfinityExponent = 0xff;
+/** The top mantissa bit: set in a quiet NaN. */
+const f32QuietBit = 1 << (f32MantissaBits - 1);
 /** Subnormal F16 values are mantissa × 2^-24. */
 const f16SubnormalScale = 2 ** -24;
 
@@ -19,9 +21,13 @@ function float16ToFloat32Bits(half: number): number {
   const sign = (half & 0x8000) << 16;
   const exponent = (half >>> f16MantissaBits) & f16ExponentMask;
   const mantissa = half & f16MantissaMask;
-  if (exponent === f16ExponentMask)
-    // Infinity (mantissa 0) or NaN, payload kept in the top mantissa bits.
-    return (sign | (f32InfinityExponent << f32MantissaBits) | (mantissa << (f32MantissaBits - f16MantissaBits))) >>> 0;
+  if (exponent === f16ExponentMask) {
+    // Infinity (mantissa 0) or NaN: the payload kept in the top mantissa bits, and a signalling NaN quietened, as
+    // IEEE 754 conversion (and the processor's F16 → F32 instruction) does.
+    const payload = mantissa << (f32MantissaBits - f16MantissaBits);
+    const quiet = mantissa === 0 ? 0 : f32QuietBit;
+    return (sign | (f32InfinityExponent << f32MantissaBits) | payload | quiet) >>> 0;
+  }
   if (exponent === 0) {
     if (mantissa === 0) return sign >>> 0;
     // Subnormal: a normal F32, computed exactly (mantissa × 2^-24 fits an F32's precision).
