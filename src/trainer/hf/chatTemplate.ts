@@ -29,9 +29,9 @@ export interface ChatTemplates {
   readonly byName: ReadonlyMap<string, string>;
 }
 
-/** tokenizer_config.json's `chat_template` value → templates; undefined when there is none. */
-export function parseChatTemplates(value: unknown, file: string): ChatTemplates | undefined {
-  if (value === undefined || value === null) return undefined;
+/** tokenizer_config.json's `chat_template` value (or chat_template.jinja's text) → templates, none when absent. */
+export function parseChatTemplates(value: unknown, file: string): ChatTemplates {
+  if (value === undefined || value === null) return { file, byName: new Map() };
   const field = 'chat_template';
   if (typeof value === 'string') return { file, byName: new Map([[defaultTemplateName, value]]) };
   if (!Array.isArray(value))
@@ -57,34 +57,38 @@ export function parseChatTemplates(value: unknown, file: string): ChatTemplates 
  * that does not parse or fails to render is a UserError naming its file and the Jinja message.
  */
 export function renderChat(
-  templates: ChatTemplates | undefined,
+  templates: ChatTemplates,
   messages: readonly ChatMessage[],
   specialTokens: Readonly<Record<string, string>>,
   options: FormatChatOptions,
   compiled: Map<string, Template>,
 ): string {
-  if (templates === undefined)
-    throw new UserError('the tokenizer has no chat template (no chat_template in tokenizer_config.json)', {
+  const { file } = templates;
+  const isJinjaFile = file.endsWith('.jinja');
+  if (templates.byName.size === 0)
+    throw new UserError('has no chat_template: the tokenizer has no chat template', {
+      file,
       hint: 'format prompts as plain text, or add a chat_template to the model folder',
     });
   const name = options.template ?? defaultTemplateName;
   const source = templates.byName.get(name);
   if (source === undefined)
-    throw new UserError(`has no chat template named ${quote(name)}`, {
-      file: templates.file,
-      field: 'chat_template',
+    throw new UserError(`has no template named ${quote(name)}`, {
+      file,
+      field: isJinjaFile ? undefined : 'chat_template',
       hint: `templates: ${[...templates.byName.keys()].join(', ')}`,
     });
-  const what = name === defaultTemplateName ? 'the chat template' : `chat template ${quote(name)}`;
+  const field = isJinjaFile
+    ? undefined
+    : name === defaultTemplateName
+      ? 'chat_template'
+      : `chat_template ${quote(name)}`;
   let template = compiled.get(name);
   if (template === undefined) {
     try {
       template = new Template(source);
     } catch (error) {
-      throw new UserError(`${what} does not parse: ${(error as Error).message}`, {
-        file: templates.file,
-        field: 'chat_template',
-      });
+      throw new UserError(`does not parse: ${(error as Error).message}`, { file, field });
     }
     compiled.set(name, template);
   }
@@ -97,9 +101,6 @@ export function renderChat(
       documents: null,
     });
   } catch (error) {
-    throw new UserError(`${what} failed to render: ${(error as Error).message}`, {
-      file: templates.file,
-      field: 'chat_template',
-    });
+    throw new UserError(`failed to render: ${(error as Error).message}`, { file, field });
   }
 }

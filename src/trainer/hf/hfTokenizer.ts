@@ -78,7 +78,7 @@ export async function loadHfTokenizer(folder: string): Promise<HfTokenizer> {
     specialTokens,
     addBosToken: flag(config, 'add_bos_token', configFile),
     addEosToken: flag(config, 'add_eos_token', configFile),
-    chatTemplateNames: templates === undefined ? [] : [...templates.byName.keys()],
+    chatTemplateNames: [...templates.byName.keys()],
     encode: (text, options = {}) =>
       tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
     decode: (ids, options = {}) =>
@@ -92,7 +92,7 @@ async function chatTemplates(
   folder: string,
   config: Record<string, unknown>,
   configFile: string,
-): Promise<ChatTemplates | undefined> {
+): Promise<ChatTemplates> {
   const jinjaFile = join(folder, chatTemplateFile);
   const jinja = await readFile(jinjaFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
