@@ -36,7 +36,7 @@ test('config.json is written as transformers writes it: sorted keys, indent 2, P
   );
 });
 
-test('a GPT-2 config as GPT2LMHeadModel.save_pretrained writes it (only non-default keys): defaults filled', async () => {
+test('a GPT-2 config as save_pretrained writes it (only non-default keys): defaults filled', async () => {
   const architecture = await configOf({
     activation_function: 'gelu_new',
     architectures: ['GPT2LMHeadModel'],

@@ -153,7 +153,7 @@ test('missing, unexpected, wrongly shaped and integer tensors are each named wit
   assert.match(message, /the weights do not match config\.json \(llama, 2 layers, hidden size 16, vocabulary 30\)/);
 });
 
-test('an untied model without lm_head.weight names the missing head; a base-model file is named unprefixed', async () => {
+test('an untied model without lm_head.weight names the head; a base-model file is named unprefixed', async () => {
   const folder = temporaryFolder();
   const architecture = { ...smolLlama, tieWordEmbeddings: false };
   writeSingleFile(
@@ -223,4 +223,16 @@ test('a folder with no safetensors weights says so, and what to do with a PyTorc
     await problemOf(folder, gpt2),
     /pytorch_model\.bin \(PyTorch pickle\) is not read; .*safe_serialization/,
   );
+});
+
+test('tied models may carry lm_head.weight and older llama files rotary_emb.inv_freq: both left unread', async () => {
+  const folder = temporaryFolder();
+  const tensors = tensorsFor(expectedHfTensors(smolLlama), 'F32');
+  tensors['lm_head.weight'] = tensorOf(exactValues(30 * 16, 0), [30, 16], 'F32');
+  tensors['model.layers.0.self_attn.rotary_emb.inv_freq'] = tensorOf(exactValues(2, 0), [2], 'F32');
+  writeSingleFile(folder, tensors);
+  const weights = await openHfWeights(folder, smolLlama);
+  await assert.rejects(weights.read('lm_head.weight'), /lm_head\.weight is not a tensor of this llama model/);
+  const untied = await openHfWeights(folder, { ...smolLlama, tieWordEmbeddings: false });
+  assert.deepEqual(await untied.read('lm_head.weight'), exactValues(30 * 16, 0));
 });
