@@ -185,3 +185,38 @@ test('malformed tokenizer files are named', async () => {
   assert.match(await problemOf(() => loadHfTokenizer(folder)), /tokenizer\.json: is not a tokenizer the lens can load/);
   assert.match(await problemOf(() => loadHfTokenizer(temporaryFolder())), /tokenizer\.json: does not exist/);
 });
+
+test("a Llama-3-style post-processor adds the BOS token unless told not to; a chat's special tokens are ids", async () => {
+  const folder = await tokenizerFolder((config) => (config.chat_template = headerTemplate));
+  const jsonFile = join(folder, 'tokenizer.json');
+  const json = JSON.parse(readFileSync(jsonFile, 'utf8')) as Record<string, unknown>;
+  json.post_processor = {
+    type: 'Sequence',
+    processors: [
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true },
+      {
+        type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: '<|bos|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+        pair: [
+          { SpecialToken: { id: '<|bos|>', type_id: 0 } },
+          { Sequence: { id: 'A', type_id: 0 } },
+          { SpecialToken: { id: '<|bos|>', type_id: 1 } },
+          { Sequence: { id: 'B', type_id: 1 } },
+        ],
+        special_tokens: { '<|bos|>': { id: '<|bos|>', ids: [bpe.bosId], tokens: ['<|bos|>'] } },
+      },
+    ],
+  };
+  writeFileSync(jsonFile, JSON.stringify(json));
+  const tokenizer = await loadHfTokenizer(folder);
+  const text = 'the cast was great';
+  assert.deepEqual(tokenizer.encode(text), [bpe.bosId, ...bpe.encode(text)]);
+  assert.deepEqual(tokenizer.encode(text, { addSpecialTokens: false }), bpe.encode(text));
+  // transformers encodes a rendered chat with add_special_tokens=False: its BOS comes from the template.
+  const ids = tokenizer.encode(tokenizer.formatChat([{ role: 'user', content: text }], { addGenerationPrompt: true }), {
+    addSpecialTokens: false,
+  });
+  assert.equal(ids[0], bpe.bosId);
+  assert.equal(ids.filter((id) => id === bpe.bosId).length, 1);
+  assert.ok(ids.includes(bpe.eosId));
+});

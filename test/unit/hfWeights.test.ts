@@ -236,3 +236,22 @@ test('tied models may carry lm_head.weight and older llama files rotary_emb.inv_
   const untied = await openHfWeights(folder, { ...smolLlama, tieWordEmbeddings: false });
   assert.deepEqual(await untied.read('lm_head.weight'), exactValues(30 * 16, 0));
 });
+
+test('opening reads headers only: each tensor comes from its byte range in the file when read', async () => {
+  const folder = temporaryFolder();
+  writeSingleFile(folder, tensorsFor(expectedHfTensors(gpt2), 'F32'));
+  const weights = await openHfWeights(folder, gpt2);
+  // Rewrite one tensor's bytes on disk after opening: a reader that had loaded the file would not see it.
+  const file = join(folder, 'model.safetensors');
+  const bytes = readFileSync(file);
+  const name = 'transformer.ln_f.bias';
+  const header = JSON.parse(bytes.subarray(8, 8 + bytes.readUInt32LE(0)).toString()) as Record<
+    string,
+    { data_offsets: [number, number] }
+  >;
+  const start = 8 + bytes.readUInt32LE(0) + header[name].data_offsets[0];
+  const replacement = new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]);
+  bytes.set(new Uint8Array(replacement.buffer), start);
+  writeFileSync(file, bytes);
+  assert.deepEqual(await weights.read(name), replacement);
+});
