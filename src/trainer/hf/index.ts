@@ -12,3 +12,4 @@ export {
   type SpecialTokenKey,
 } from './hfTokenizer';
 export { defaultTemplateName, type ChatMessage, type FormatChatOptions } from './chatTemplate';
+export { hfParameterCount, openHfModelFolder, type HfModelFolder } from './hfModelFolder';
