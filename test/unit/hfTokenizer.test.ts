@@ -186,7 +186,7 @@ test('malformed tokenizer files are named', async () => {
   assert.match(await problemOf(() => loadHfTokenizer(temporaryFolder())), /tokenizer\.json: does not exist/);
 });
 
-test("a Llama-3-style post-processor adds the BOS token unless told not to; a chat's special tokens are ids", async () => {
+test("a Llama-3-style post-processor adds BOS unless told not to; a chat's special tokens are ids", async () => {
   const folder = await tokenizerFolder((config) => (config.chat_template = headerTemplate));
   const jsonFile = join(folder, 'tokenizer.json');
   const json = JSON.parse(readFileSync(jsonFile, 'utf8')) as Record<string, unknown>;

@@ -26,7 +26,8 @@ export async function openHfModelFolder(folder: string): Promise<HfModelFolder> 
   const largestId = Math.max(...tokenizer.tokenizer.get_vocab(true).values());
   if (largestId >= architecture.vocabSize)
     throw new UserError(
-      `${join(folder, tokenizerFile)} has token id ${largestId}, past the model's vocab_size (${architecture.vocabSize})`,
+      `${join(folder, tokenizerFile)} has token id ${largestId}, past the model's vocab_size ` +
+        `(${architecture.vocabSize})`,
       { file: join(folder, configFileName), field: 'vocab_size', hint: 'the tokenizer belongs to another model' },
     );
   const weights = await openHfWeights(folder, architecture);
