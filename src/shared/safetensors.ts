@@ -222,13 +222,17 @@ export function parseSafetensorsHeader(bytes: Uint8Array, fileLength: number): S
 
 /**
  * One tensor from its raw little-endian bytes (exactly `end - begin` of them), copied into a fresh, aligned buffer
- * so the typed array never aliases the caller's bytes (a Node Buffer's slice() is a view into its shared pool).
+ * so the typed array never aliases the caller's bytes (a Node Buffer's slice() is a view into its shared pool) —
+ * unless `owned`: the caller hands over a buffer of its own holding just these bytes, used as is (no second copy
+ * of a big tensor).
  */
-export function tensorFromBytes(info: SafetensorsTensorInfo, raw: Uint8Array): SafetensorsTensor {
+export function tensorFromBytes(info: SafetensorsTensorInfo, raw: Uint8Array, owned = false): SafetensorsTensor {
   if (raw.length !== info.end - info.begin)
     fail(`tensor "${info.name}": got ${raw.length} bytes, expected ${info.end - info.begin}`);
-  const copy = new Uint8Array(raw.length);
-  copy.set(raw);
+  const ownsWholeBuffer =
+    owned && raw.buffer instanceof ArrayBuffer && raw.byteOffset === 0 && raw.buffer.byteLength === raw.length;
+  const copy = ownsWholeBuffer ? (raw as Uint8Array<ArrayBuffer>) : new Uint8Array(raw.length);
+  if (!ownsWholeBuffer) copy.set(raw);
   if (!littleEndian) swapBytes(copy, 0, copy.length, dtypes[info.dtype].bytes);
   return { dtype: info.dtype, shape: info.shape, data: new dtypes[info.dtype].array(copy.buffer) } as SafetensorsTensor;
 }

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   decodeSafetensors,
+  parseSafetensorsHeader,
+  tensorFromBytes,
   encodeSafetensors,
   SafetensorsFormatError,
   type SafetensorsTensor,
@@ -310,3 +312,25 @@ for (const [what, bytes, message] of lies) {
     );
   });
 }
+
+test('parseSafetensorsHeader reads a header alone; tensorFromBytes copies unless handed its own buffer', () => {
+  const bytes = encodeSafetensors(
+    { b: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } },
+    { format: 'pt' },
+  );
+  const headerLength = 8 + new DataView(bytes.buffer).getUint32(0, true);
+  const header = parseSafetensorsHeader(bytes.subarray(0, headerLength), bytes.length);
+  assert.deepEqual(header, {
+    dataStart: headerLength,
+    metadata: { format: 'pt' },
+    tensors: [{ name: 'b', dtype: 'F32', shape: [2], begin: 0, end: 8 }],
+  });
+  assert.throws(() => parseSafetensorsHeader(bytes.subarray(0, headerLength), bytes.length + 4), /4 bytes after/);
+  const raw = bytes.slice(headerLength);
+  const copied = tensorFromBytes(header.tensors[0], raw);
+  const owned = tensorFromBytes(header.tensors[0], raw, true);
+  assert.deepEqual([copied.data, owned.data], [new Float32Array([1, 2]), new Float32Array([1, 2])]);
+  assert.notEqual(copied.data.buffer, raw.buffer);
+  assert.equal(owned.data.buffer, raw.buffer);
+  assert.throws(() => tensorFromBytes(header.tensors[0], raw.subarray(0, 4)), /tensor "b": got 4 bytes, expected 8/);
+});

@@ -15,6 +15,8 @@ import {
 import { UserError, userErrorFromFileSystem } from '../../shared/userError';
 
 const sizeFieldBytes = 8;
+/** One read call's most bytes: Node refuses reads of 2 GiB or more, and a big model's embedding can be larger. */
+const maxReadBytes = 2 ** 30;
 
 export interface LazySafetensorsFile {
   readonly file: string;
@@ -43,7 +45,7 @@ export async function openSafetensorsFile(file: string): Promise<LazySafetensors
       if (info === undefined) throw new UserError(`has no tensor ${JSON.stringify(name)}`, { file });
       return withHandle(file, async (handle) => {
         const raw = await readExactly(handle, file, header.dataStart + info.begin, info.end - info.begin);
-        return tensorFromBytes(info, raw);
+        return tensorFromBytes(info, raw, true);
       });
     },
   };
@@ -72,7 +74,8 @@ async function readExactly(handle: FileHandle, file: string, position: number, l
   const bytes = new Uint8Array(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(bytes, done, length - done, position + done);
+    const chunk = Math.min(length - done, maxReadBytes);
+    const { bytesRead } = await handle.read(bytes, done, chunk, position + done);
     if (bytesRead === 0)
       throw new UserError(`is damaged: it ended after ${position + done} bytes, before the tensor data`, { file });
     done += bytesRead;
