@@ -26,7 +26,7 @@ const workDir = mkdtempSync(path.join(tmpdir(), 'hf-twin-'));
 /** float32 forward passes of two implementations agree to this (the issue's bar for logits). */
 const logitsTolerance = 1e-4;
 /** Moves every weight off nanoGPT's init (biases 0, LayerNorm γ 1) so a dropped bias or γ shows in logits. */
-const weightNudge = 0.05;
+const weightNudge = 0.2;
 
 before(async () => {
   await selectBackend('wasm');
@@ -142,7 +142,8 @@ test("the twin's gpt2 logits on a checkpoint RLHF Lens saved equal the tfjs GPT'
 });
 
 test("a gpt2 folder the twin wrote runs in the tfjs GPT with the twin's logits", { skip }, async () => {
-  const shape = { vocab: 96, hidden: 16, heads: 2, layers: 2, maxPositions: 16 };
+  // Weights 10× transformers' std: activations far from 0, where the tanh GELU differs from the exact one.
+  const shape = { vocab: 96, hidden: 16, heads: 2, layers: 2, maxPositions: 16, initializerRange: 0.2 };
   const written = writeHfFolder({ arch: 'gpt2', ...shape, seed: 2, out: path.join(workDir, 'gpt2-to-tfjs') });
   const { tensors } = decodeSafetensors(new Uint8Array(readFileSync(path.join(written.folder, 'model.safetensors'))));
   const weights = new Map<string, { shape: number[]; data: Float32Array }>();
