@@ -112,7 +112,10 @@ test("gpt2 names and shapes: GPT2LMHeadModel's, Conv1D [in, out], no lm_head (ti
   assert.deepEqual(written.tensors['transformer.h.1.mlp.c_proj.weight'], [64, 16]);
   assert.ok(!('lm_head.weight' in written.tensors));
   const config = JSON.parse(readFileSync(path.join(written.folder, 'config.json'), 'utf8')) as Record<string, unknown>;
-  assert.deepEqual([config.model_type, config.architectures, config.torch_dtype], ['gpt2', ['GPT2LMHeadModel'], 'float32']);
+  assert.deepEqual(
+    [config.model_type, config.architectures, config.torch_dtype],
+    ['gpt2', ['GPT2LMHeadModel'], 'float32'],
+  );
 });
 
 const gptConfig: GptConfig = { vocab_size: 0, block_size: 16, n_layer: 2, n_head: 2, n_embd: 16, dropout: 0 };
