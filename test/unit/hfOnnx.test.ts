@@ -36,6 +36,8 @@ const ids = [
   [7, 7, 50, 1, 19, 38, 4, 26, 61, 12],
 ];
 const prefillLength = 4;
+/** Tokens generated greedily by transformers.js and by the cache loop here. */
+const newTokens = 8;
 
 interface Case {
   readonly name: string;
@@ -43,9 +45,12 @@ interface Case {
 }
 
 const cases: readonly Case[] = [
-  { name: 'llama, GQA, llama3 RoPE', options: { arch: 'llama', kvHeads: 2, ropeScaling: 'llama3', headDim: 16 } },
+  {
+    name: 'llama, GQA 6:2, llama3 RoPE',
+    options: { arch: 'llama', heads: 6, kvHeads: 2, ropeScaling: 'llama3', headDim: 16 },
+  },
   { name: 'qwen2, q/k/v biases, GQA', options: { arch: 'qwen2', kvHeads: 1 } },
-  { name: 'mistral, sliding window 3', options: { arch: 'mistral', kvHeads: 2, slidingWindow: 3 } },
+  { name: 'mistral, sliding window 3', options: { arch: 'mistral', heads: 8, kvHeads: 2, slidingWindow: 3 } },
   { name: 'llama, BF16 in 3 shards, tied', options: { arch: 'llama', dtype: 'bf16', shards: 3, tie: true } },
   { name: 'gpt2', options: { arch: 'gpt2', heads: 4 } },
 ];
@@ -99,6 +104,7 @@ async function step(
   return { logits: out.logits.data as Float32Array, cache: next };
 }
 
+const sum = (values: readonly number[]) => values.reduce((total, v) => total + v, 0);
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
 /** [B, T, V] logits of position t of every row. */
@@ -188,9 +194,8 @@ test(
     const short = ids[1].slice(0, ids[1].length - padding);
     const rows = [ids[0], [...new Array<number>(padding).fill(0), ...short]];
     const mask = rows.map((_, b) => range(0, ids[0].length).map((i) => (b === 1 && i < padding ? 0 : 1)));
-    const positions = mask.map((row) =>
-      row.map((_, i) => Math.max(0, i - (row.length - row.reduce((s, m) => s + m, 0)))),
-    );
+    // As transformers.js derives them: cumulative mask − 1, and 0 on padding.
+    const positions = mask.map((row) => row.map((_, i) => Math.max(0, i - (row.length - sum(row)))));
     const { logits } = await step(session, a, rows, emptyCache(a, 2), positions, mask);
     const length = ids[0].length;
     const padded = logits.subarray((length + padding) * vocab, 2 * length * vocab);
@@ -225,36 +230,73 @@ test('RoPE frequencies: default and llama3 as the twin computes them, linear div
   );
 });
 
-test('transformers.js loads the exported llama folder and computes the same logits', { skip }, async () => {
-  const root = path.join(workDir, 'tjs');
-  const { folder } = writeHfFolder({
-    arch: 'llama',
-    vocab,
-    initializerRange,
-    kvHeads: 2,
-    ropeScaling: 'llama3',
-    seed: 11,
-    out: path.join(workDir, 'tjs-source'),
-  });
-  const exported = await exportHfOnnx(folder, path.join(root, 'tiny-llama'));
-  assert.ok(exported.copied.includes('config.json'));
-  const { session, a } = await sessionOf(folder);
-  const row = ids[0];
-  const ours = (await step(session, a, [row], emptyCache(a, 1), [range(0, row.length)])).logits;
-  const transformers = await import('@huggingface/transformers');
-  transformers.env.allowRemoteModels = false;
-  transformers.env.localModelPath = `${root}/`;
-  const lm = await transformers.AutoModelForCausalLM.from_pretrained('tiny-llama', { dtype: 'fp32' });
-  try {
-    const tensor = (values: number[]) =>
-      new transformers.Tensor('int64', BigInt64Array.from(values.map(BigInt)), [1, values.length]);
-    const output = (await lm({ input_ids: tensor(row), attention_mask: tensor(row.map(() => 1)) })) as {
-      logits: { data: Float32Array };
-    };
-    const diff = maxAbsDiff(output.logits.data, ours);
-    assert.ok(diff <= tolerance, `transformers.js vs onnxruntime-node on ${onnxModelPath}: ${diff}`);
-    assert.ok(maxAbsDiff(ours, twinLogits(folder, [row]).logits) <= tolerance, 'and both match the twin');
-  } finally {
-    await lm.dispose();
+const argmax = (values: Float32Array) => values.reduce((best, v, i) => (v > values[best] ? i : best), 0);
+
+/** Greedy continuation of `prompt` through the KV cache, one token per step. */
+async function greedy(session: ort.InferenceSession, a: HfArchitecture, prompt: number[], count: number) {
+  let { logits, cache } = await step(session, a, [prompt], emptyCache(a, 1), [range(0, prompt.length)]);
+  const tokens = [argmax(logits.subarray((prompt.length - 1) * vocab))];
+  while (tokens.length < count) {
+    const position = prompt.length + tokens.length - 1;
+    ({ logits, cache } = await step(session, a, [[tokens[tokens.length - 1]]], cache, [[position]]));
+    tokens.push(argmax(logits));
   }
-});
+  return tokens;
+}
+
+test(
+  'transformers.js loads the exported llama folder, computes the same logits and greedy tokens',
+  { skip },
+  async () => {
+    const root = path.join(workDir, 'tjs');
+    const { folder } = writeHfFolder({
+      arch: 'llama',
+      vocab,
+      // Larger weights than elsewhere: at 0.2 this model's greedy continuation is one token repeated.
+      initializerRange: 0.5,
+      kvHeads: 2,
+      ropeScaling: 'llama3',
+      seed: 5,
+      out: path.join(workDir, 'tjs-source'),
+    });
+    const exported = await exportHfOnnx(folder, path.join(root, 'tiny-llama'));
+    assert.ok(exported.copied.includes('config.json'));
+    const { session, a } = await sessionOf(folder);
+    const row = ids[0];
+    const ours = (await step(session, a, [row], emptyCache(a, 1), [range(0, row.length)])).logits;
+    const transformers = await import('@huggingface/transformers');
+    transformers.env.allowRemoteModels = false;
+    transformers.env.localModelPath = `${root}/`;
+    const lm = await transformers.AutoModelForCausalLM.from_pretrained('tiny-llama', { dtype: 'fp32' });
+    try {
+      const tensor = (values: number[]) =>
+        new transformers.Tensor('int64', BigInt64Array.from(values.map(BigInt)), [1, values.length]);
+      const output = (await lm({ input_ids: tensor(row), attention_mask: tensor(row.map(() => 1)) })) as {
+        logits: { data: Float32Array };
+      };
+      const diff = maxAbsDiff(output.logits.data, ours);
+      assert.ok(diff <= tolerance, `transformers.js vs onnxruntime-node on ${onnxModelPath}: ${diff}`);
+      assert.ok(maxAbsDiff(ours, twinLogits(folder, [row]).logits) <= tolerance, 'and both match the twin');
+
+      // Greedy generation runs transformers.js's own decode loop over the graph's past/present caches.
+      const prompt = row.slice(0, prefillLength);
+      const generated = (await lm.generate({
+        input_ids: tensor(prompt),
+        attention_mask: tensor(prompt.map(() => 1)),
+        max_new_tokens: newTokens,
+        do_sample: false,
+      })) as { tolist(): bigint[][] };
+      const theirs = generated.tolist()[0].map(Number).slice(prompt.length);
+      assert.ok(new Set(theirs).size > 1, `a continuation that can tell a wrong cache from a right one: ${theirs}`);
+      assert.deepEqual(theirs, await greedy(session, a, prompt, newTokens), 'greedy continuations agree');
+      // And each token is the twin's argmax over the whole sequence so far (one twin run over the final text).
+      const twin = twinLogits(folder, [[...prompt, ...theirs]]).logits;
+      theirs.forEach((token, i) => {
+        const at = twin.subarray((prompt.length - 1 + i) * vocab, (prompt.length + i) * vocab);
+        assert.equal(argmax(at), token, `generated token ${i} is the twin's greedy choice`);
+      });
+    } finally {
+      await lm.dispose();
+    }
+  },
+);
