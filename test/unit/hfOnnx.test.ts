@@ -16,6 +16,8 @@ import { readHfConfig, type HfArchitecture } from '../../src/trainer/hf';
 import { openHfWeights } from '../../src/trainer/hf/hfWeights';
 import { exportHfOnnx, onnxModelPath } from '../../src/trainer/onnx/hfOnnxExport';
 import { buildHfOnnx } from '../../src/trainer/onnx/hfOnnxGraph';
+import { OnnxCausalLm } from '../../src/trainer/onnx/onnxCausalLm';
+import { generateOnnx } from '../../src/trainer/onnx/onnxSampler';
 import { ropeInverseFrequencies } from '../../src/trainer/onnx/ropeFrequencies';
 import {
   twinLogits,
@@ -297,6 +299,47 @@ test(
       });
     } finally {
       await lm.dispose();
+    }
+  },
+);
+
+test(
+  "rollouts: generateOnnx over OnnxCausalLm.fromHfWeights and over the exported folder takes the twin's greedy tokens",
+  { skip },
+  async () => {
+    const { folder } = writeHfFolder({
+      arch: 'mistral',
+      vocab,
+      initializerRange: 0.5,
+      heads: 4,
+      kvHeads: 2,
+      slidingWindow: 3,
+      seed: 5,
+      out: path.join(workDir, 'rollout'),
+    });
+    const weights = await openHfWeights(folder, await readHfConfig(folder));
+    const exported = await exportHfOnnx(folder, path.join(workDir, 'rollout-onnx'));
+    // Prompts of different lengths: the sampler left-pads the short one and masks its padding.
+    const prompts = [ids[0].slice(0, 5), ids[1].slice(0, 2)];
+    const options = { temperature: 0, topK: 0, topP: 1, maxNewTokens: newTokens, seed: 1, padTokenId: 0 };
+    for (const lm of [await OnnxCausalLm.fromHfWeights(weights), await OnnxCausalLm.fromFolder(exported.outDir)]) {
+      try {
+        assert.deepEqual([lm.info.kvHeads, lm.info.headDim, lm.info.hasCache], [2, 8, true]);
+        const sequences = await generateOnnx(lm, prompts, options);
+        const all = sequences.flatMap((sequence) => sequence.tokens);
+        assert.ok(new Set(all).size > 1, `a continuation that can tell a wrong cache from a right one: ${all}`);
+        sequences.forEach(({ tokens }, row) => {
+          assert.equal(tokens.length, newTokens);
+          const prompt = prompts[row];
+          const twin = twinLogits(folder, [[...prompt, ...tokens]]).logits;
+          tokens.forEach((token, i) => {
+            const at = twin.subarray((prompt.length - 1 + i) * vocab, (prompt.length + i) * vocab);
+            assert.equal(argmax(at), token, `row ${row}, token ${i}: the twin's greedy choice`);
+          });
+        });
+      } finally {
+        await lm.release();
+      }
     }
   },
 );
