@@ -246,62 +246,68 @@ async function greedy(session: ort.InferenceSession, a: HfArchitecture, prompt: 
   return tokens;
 }
 
-test(
-  'transformers.js loads the exported llama folder, computes the same logits and greedy tokens',
-  { skip },
-  async () => {
-    const root = path.join(workDir, 'tjs');
-    const { folder } = writeHfFolder({
-      arch: 'llama',
-      vocab,
-      // Larger weights than elsewhere: at 0.2 this model's greedy continuation is one token repeated.
-      initializerRange: 0.5,
-      kvHeads: 2,
-      ropeScaling: 'llama3',
-      seed: 5,
-      out: path.join(workDir, 'tjs-source'),
-    });
-    const exported = await exportHfOnnx(folder, path.join(root, 'tiny-llama'));
-    assert.ok(exported.copied.includes('config.json'));
-    const { session, a } = await sessionOf(folder);
-    const row = ids[0];
-    const ours = (await step(session, a, [row], emptyCache(a, 1), [range(0, row.length)])).logits;
-    const transformers = await import('@huggingface/transformers');
-    transformers.env.allowRemoteModels = false;
-    transformers.env.localModelPath = `${root}/`;
-    const lm = await transformers.AutoModelForCausalLM.from_pretrained('tiny-llama', { dtype: 'fp32' });
-    try {
-      const tensor = (values: number[]) =>
-        new transformers.Tensor('int64', BigInt64Array.from(values.map(BigInt)), [1, values.length]);
-      const output = (await lm({ input_ids: tensor(row), attention_mask: tensor(row.map(() => 1)) })) as {
-        logits: { data: Float32Array };
-      };
-      const diff = maxAbsDiff(output.logits.data, ours);
-      assert.ok(diff <= tolerance, `transformers.js vs onnxruntime-node on ${onnxModelPath}: ${diff}`);
-      assert.ok(maxAbsDiff(ours, twinLogits(folder, [row]).logits) <= tolerance, 'and both match the twin');
+/** Folders transformers.js loads as its llama, qwen2 and mistral models. */
+const transformersJsCases = ['llama', 'qwen2', 'mistral'] as const;
 
-      // Greedy generation runs transformers.js's own decode loop over the graph's past/present caches.
-      const prompt = row.slice(0, prefillLength);
-      const generated = (await lm.generate({
-        input_ids: tensor(prompt),
-        attention_mask: tensor(prompt.map(() => 1)),
-        max_new_tokens: newTokens,
-        do_sample: false,
-      })) as { tolist(): bigint[][] };
-      const theirs = generated.tolist()[0].map(Number).slice(prompt.length);
-      assert.ok(new Set(theirs).size > 1, `a continuation that can tell a wrong cache from a right one: ${theirs}`);
-      assert.deepEqual(theirs, await greedy(session, a, prompt, newTokens), 'greedy continuations agree');
-      // And each token is the twin's argmax over the whole sequence so far (one twin run over the final text).
-      const twin = twinLogits(folder, [[...prompt, ...theirs]]).logits;
-      theirs.forEach((token, i) => {
-        const at = twin.subarray((prompt.length - 1 + i) * vocab, (prompt.length + i) * vocab);
-        assert.equal(argmax(at), token, `generated token ${i} is the twin's greedy choice`);
+for (const arch of transformersJsCases) {
+  test(
+    `transformers.js loads the exported ${arch} folder, computes the same logits and greedy tokens`,
+    { skip },
+    async () => {
+      const root = path.join(workDir, 'tjs');
+      const { folder } = writeHfFolder({
+        arch,
+        vocab,
+        // Larger weights than elsewhere: at 0.2 a greedy continuation here can be one token repeated.
+        initializerRange: 0.5,
+        kvHeads: 2,
+        ...(arch === 'llama' && { ropeScaling: 'llama3' as const }),
+        ...(arch === 'mistral' && { slidingWindow: 3 }),
+        seed: 5,
+        out: path.join(workDir, `tjs-source-${arch}`),
       });
-    } finally {
-      await lm.dispose();
-    }
-  },
-);
+      const exported = await exportHfOnnx(folder, path.join(root, `tiny-${arch}`));
+      assert.ok(exported.copied.includes('config.json'));
+      const { session, a } = await sessionOf(folder);
+      const row = ids[0];
+      const ours = (await step(session, a, [row], emptyCache(a, 1), [range(0, row.length)])).logits;
+      const transformers = await import('@huggingface/transformers');
+      transformers.env.allowRemoteModels = false;
+      transformers.env.localModelPath = `${root}/`;
+      const lm = await transformers.AutoModelForCausalLM.from_pretrained(`tiny-${arch}`, { dtype: 'fp32' });
+      try {
+        const tensor = (values: number[]) =>
+          new transformers.Tensor('int64', BigInt64Array.from(values.map(BigInt)), [1, values.length]);
+        const output = (await lm({ input_ids: tensor(row), attention_mask: tensor(row.map(() => 1)) })) as {
+          logits: { data: Float32Array };
+        };
+        const diff = maxAbsDiff(output.logits.data, ours);
+        assert.ok(diff <= tolerance, `transformers.js vs onnxruntime-node on ${onnxModelPath}: ${diff}`);
+        assert.ok(maxAbsDiff(ours, twinLogits(folder, [row]).logits) <= tolerance, 'and both match the twin');
+
+        // Greedy generation runs transformers.js's own decode loop over the graph's past/present caches.
+        const prompt = row.slice(0, prefillLength);
+        const generated = (await lm.generate({
+          input_ids: tensor(prompt),
+          attention_mask: tensor(prompt.map(() => 1)),
+          max_new_tokens: newTokens,
+          do_sample: false,
+        })) as { tolist(): bigint[][] };
+        const theirs = generated.tolist()[0].map(Number).slice(prompt.length);
+        assert.ok(new Set(theirs).size > 1, `a continuation that can tell a wrong cache from a right one: ${theirs}`);
+        assert.deepEqual(theirs, await greedy(session, a, prompt, newTokens), 'greedy continuations agree');
+        // And each token is the twin's argmax over the whole sequence so far (one twin run over the final text).
+        const twin = twinLogits(folder, [[...prompt, ...theirs]]).logits;
+        theirs.forEach((token, i) => {
+          const at = twin.subarray((prompt.length - 1 + i) * vocab, (prompt.length + i) * vocab);
+          assert.equal(argmax(at), token, `generated token ${i} is the twin's greedy choice`);
+        });
+      } finally {
+        await lm.dispose();
+      }
+    },
+  );
+}
 
 test(
   "rollouts: generateOnnx over OnnxCausalLm.fromHfWeights and over the exported folder takes the twin's greedy tokens",
