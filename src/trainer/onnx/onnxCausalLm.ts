@@ -21,6 +21,8 @@ import type { GptConfig, ScorePooling } from '../model/gptConfig';
 import type { ScalarHead } from '../engine/tfjs/gpt';
 import { gptWeightShapes } from '../model/gptWeightShapes';
 import { buildGptOnnx, headOutputName, type WeightValues } from './gptOnnxGraph';
+import type { HfWeights } from '../hf/hfWeights';
+import { buildHfOnnx } from './hfOnnxGraph';
 
 export type WeightSyncMode = 'reexport' | 'inputs';
 
@@ -159,6 +161,29 @@ export class OnnxCausalLm {
     const model = new OnnxCausalLm(session, info, { config, heads, kvCache: options.kvCache, mode, settings: options });
     if (mode === 'inputs') model.setWeightFeeds(weights);
     return model;
+  }
+
+  /**
+   * A session over a Hugging Face model folder's weights (gpt2 or the Llama family; hfOnnxGraph.ts), built in
+   * memory with the KV cache: no ONNX folder on disk. The cache has the model's key/value heads (grouped-query
+   * attention caches fewer heads than it queries).
+   */
+  static async fromHfWeights(weights: HfWeights, settings: SessionSettings = {}): Promise<OnnxCausalLm> {
+    const a = weights.architecture;
+    const session = await ort.InferenceSession.create(await buildHfOnnx(weights), sessionOptions(settings));
+    const info: CausalLmInfo = {
+      vocabSize: a.vocabSize,
+      maxPositions: a.maxPositions,
+      layers: a.numLayers,
+      kvHeads: a.family === 'llama' ? a.numKeyValueHeads : a.numHeads,
+      headDim: a.headDim,
+      hasCache: true,
+      hasPositionIds: true,
+      scalarOutputs: [],
+      scorePooling: 'last',
+      scoreBias: 0,
+    };
+    return new OnnxCausalLm(session, info);
   }
 
   /**
