@@ -222,3 +222,40 @@ test('a gpt2 config the GPT cannot run is refused naming each setting', () => {
       error instanceof UserError && /n_inner 40/.test(error.message) && /tie_word_embeddings false/.test(error.message),
   );
 });
+
+test(
+  "llama: a left-padded row with its positions and key mask gives the unpadded row's logits; positions count",
+  { skip },
+  async () => {
+    const out = path.join(workDir, 'left-padding');
+    const model = await loadFolder(writeHfFolder({ arch: 'llama', ...llamaShape, seed: 9, out }).folder);
+    const padding = 3;
+    try {
+      const [plain, padded] = tf.tidy(() => {
+        const row = ids[0];
+        const plainLogits = model.forward(tf.tensor2d([row], undefined, 'int32')).logits;
+        const paddedIds = tf.tensor2d([[...Array<number>(padding).fill(0), ...row]], undefined, 'int32');
+        const positions = tf.tensor2d(
+          [[...Array<number>(padding).fill(0), ...row.map((_, i) => i)]],
+          undefined,
+          'int32',
+        );
+        const keyMask = tf.tensor2d([[...Array<number>(padding).fill(0), ...row.map(() => 1)]]);
+        const paddedLogits = model.forward(paddedIds, { positions, keyMask }).logits.slice([0, padding], [1, length]);
+        return [plainLogits, paddedLogits];
+      });
+      const plainLogits = await readAndDispose(plain);
+      const difference = maxAbsDiff(await readAndDispose(padded), plainLogits);
+      assert.ok(difference <= logitsTolerance, `left padding moved logits by ${difference}`);
+      // RoPE sees only differences of positions, so a shift changes nothing; spreading them out must.
+      const spread = tf.tidy(() => {
+        const positions = tf.tensor2d([ids[0].map((_, i) => 2 * i)], undefined, 'int32');
+        return model.forward(tf.tensor2d([ids[0]], undefined, 'int32'), { positions }).logits;
+      });
+      const moved = maxAbsDiff(await readAndDispose(spread), plainLogits);
+      assert.ok(moved >= movedAtLeast, `positions 0, 2, 4, … moved logits by only ${moved}`);
+    } finally {
+      model.dispose();
+    }
+  },
+);
