@@ -67,6 +67,10 @@ async function readAndDispose(tensor: Tensor): Promise<Float32Array> {
 const fullLogits = (model: HfCausalLm, rows: number[][]) =>
   readAndDispose(tf.tidy(() => model.forward(tf.tensor2d(rows, undefined, 'int32')).logits));
 
+function disposeCache(cache: KvCache): void {
+  for (const { k, v } of cache.layers) tf.dispose([k, v]);
+}
+
 /**
  * Logits [B, T, V] from a prefill of `prefillLength` tokens, then one token at a time with the KV cache; also
  * the cached keys' shape at the end.
@@ -87,14 +91,14 @@ async function decodedLogits(model: HfCausalLm, rows: number[][]): Promise<{ log
       const kept = result.cache as KvCache;
       return { logits: result.logits, layers: kept.layers.map(({ k, v }) => ({ k, v })), length: kept.length };
     });
-    for (const { k, v } of cache.layers) (k.dispose(), v.dispose());
+    disposeCache(cache);
     cache = { layers: next.layers, length: next.length };
     steps.push(next.logits);
   };
   take(0, prefillLength);
   for (let position = prefillLength; position < length; position++) take(position, position + 1);
   const keys = [...cache.layers[0].k.shape];
-  for (const { k, v } of cache.layers) (k.dispose(), v.dispose());
+  disposeCache(cache);
   const logits = await readAndDispose(tf.concat(steps, 1));
   for (const step of steps) step.dispose();
   return { logits, keys };

@@ -215,13 +215,14 @@ export class Gpt {
       const attention = maybeDropout(tf.softmax(scores, -1));
       const mixed = tf.transpose(batchMatMul(attention, v), [0, 2, 1, 3]).reshape([batch, length, width]); // [B, T, C]
       x = tf.add(x, maybeDropout(linear(mixed, this.w(`${p}.attn.c_proj.weight`), this.w(`${p}.attn.c_proj.bias`))));
-      // MLP: W₂ · GELU(W₁ · LN(x)) (GELU or the activation a GPT-2 folder names)
+      // MLP: W₂ · GELU(W₁ · LN(x)) (GELU or the activation a GPT-2 folder names); fc is [B, T, 4C]
       const m = layerNorm(x, this.w(`${p}.ln_2.weight`), this.w(`${p}.ln_2.bias`), epsilon);
-      const fc = this.math.activation(linear(m, this.w(`${p}.mlp.c_fc.weight`), this.w(`${p}.mlp.c_fc.bias`))); // [B, T, 4C]
+      const fc = this.math.activation(linear(m, this.w(`${p}.mlp.c_fc.weight`), this.w(`${p}.mlp.c_fc.bias`)));
       x = tf.add(x, maybeDropout(linear(fc, this.w(`${p}.mlp.c_proj.weight`), this.w(`${p}.mlp.c_proj.bias`))));
     }
     if (dropoutSite !== masks.length) throw new Error(`${masks.length} dropout masks for ${dropoutSite} dropout sites`);
-    const hidden = layerNorm(x, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias'), epsilon); // [B, T, C]
+    // The final hidden state, [B, T, C].
+    const hidden = layerNorm(x, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias'), epsilon);
     // Tied LM head: logits = hidden · wteᵀ (explicit transpose; see ops.ts).
     const logits = linear(hidden, tf.transpose(this.w('transformer.wte.weight'))); // [B, T, V]
     return { logits, hidden, cache: options.cache ? { layers: newCache, length: past + length } : undefined };
