@@ -15,9 +15,17 @@ import { UserError } from '../../src/shared/userError';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import type { KvCache } from '../../src/trainer/engine/tfjs/gpt';
 import { gpt2AsGptConfig, loadHfCausalLm, type HfCausalLm } from '../../src/trainer/engine/tfjs/hfModel';
+import { LlamaModel } from '../../src/trainer/engine/tfjs/llamaModel';
 import { ropeInverseFrequencies } from '../../src/trainer/engine/tfjs/rotary';
 import { tf, type Tensor } from '../../src/trainer/engine/tfjs/tfRuntime';
-import { openHfWeights, parseHfConfig, readHfConfig, type Gpt2Architecture } from '../../src/trainer/hf';
+import {
+  expectedHfTensors,
+  openHfWeights,
+  parseHfConfig,
+  readHfConfig,
+  type Gpt2Architecture,
+  type LlamaFamilyArchitecture,
+} from '../../src/trainer/hf';
 import {
   twinLogits,
   twinRopeFrequencies,
@@ -263,3 +271,16 @@ test(
     }
   },
 );
+
+test('a weight of the wrong size is refused by name and the weights read before it are freed', async () => {
+  const architecture = parseHfConfig(
+    { model_type: 'llama', hidden_size: 8, intermediate_size: 16, num_attention_heads: 2, num_hidden_layers: 1 },
+    'config.json',
+  ) as LlamaFamilyArchitecture;
+  const sizes = new Map(expectedHfTensors(architecture).map(({ name, shape }) => [name, shape[0] * (shape[1] ?? 1)]));
+  const wrong = 'model.layers.0.mlp.up_proj.weight';
+  const read = async (name: string) => new Float32Array(name === wrong ? 1 : (sizes.get(name) as number));
+  const before = tf.memory().numTensors;
+  await assert.rejects(LlamaModel.load(architecture, read), new RegExp(`weight "${wrong}" has 1 values`));
+  assert.equal(tf.memory().numTensors, before);
+});

@@ -12,6 +12,7 @@ import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from '.
 import { tf, type Tensor, type Variable } from './tfRuntime';
 import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
 import { initialGptWeights } from '../../model/gptInit';
+import { gptWeightShapes } from '../../model/gptWeightShapes';
 import type { DropoutMask } from '../../model/dropoutMasks';
 
 export type { ScalarHead } from '../../model/gptConfig';
@@ -114,6 +115,37 @@ export class Gpt {
       throw error;
     }
     return template;
+  }
+
+  /**
+   * Builds a model around weights `read` gives one at a time, by state-dict name, in state-dict order: a large
+   * model (a Hugging Face gpt2 folder) is never held twice, nor drawn at random first.
+   */
+  static async load(
+    config: GptConfig,
+    read: (name: string) => Promise<Float32Array>,
+    options: { heads?: readonly ScalarHead[]; math?: GptMath } = {},
+  ): Promise<Gpt> {
+    const problems = validateGptConfig(config);
+    if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
+    const heads = options.heads ?? [];
+    const weights = new Map<string, Variable>();
+    try {
+      for (const [name, shape] of gptWeightShapes(config, heads)) {
+        const data = await read(name);
+        const size = shape.reduce((a, b) => a * b, 1);
+        if (data.length !== size)
+          throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
+        weights.set(
+          name,
+          tf.tidy(() => tf.variable(tf.tensor(data, shape), true)),
+        );
+      }
+    } catch (error) {
+      for (const variable of weights.values()) variable.dispose();
+      throw error;
+    }
+    return new Gpt(config, heads, weights, options.math ?? ourGptMath);
   }
 
   /**

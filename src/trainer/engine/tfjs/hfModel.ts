@@ -10,7 +10,7 @@ import type { GptConfig } from '../../model/gptConfig';
 import { UserError } from '../../../shared/userError';
 import { gpt2Activation } from './activations';
 import { Gpt, type ForwardResult } from './gpt';
-import { LlamaModel, type CausalLmForwardOptions, type WeightValues } from './llamaModel';
+import { LlamaModel, type CausalLmForwardOptions } from './llamaModel';
 import type { Tensor, Variable } from './tfRuntime';
 
 export type { CausalLmForwardOptions } from './llamaModel';
@@ -24,15 +24,15 @@ export interface HfCausalLm {
   dispose(): void;
 }
 
-/** Reads every tensor of `weights` (F16 and BF16 widened to F32) and builds the model its architecture describes. */
+/**
+ * Builds the model `weights`' architecture describes, reading its tensors one at a time (F16 and BF16 widened to
+ * F32) into tfjs variables.
+ */
 export async function loadHfCausalLm(weights: HfWeights): Promise<HfCausalLm> {
   const architecture = weights.architecture;
-  // Checked before reading a byte: a GPT-2 variant the GPT cannot run is refused at once.
-  const gptConfig = architecture.family === 'gpt2' ? gpt2AsGptConfig(architecture, weights.folder) : undefined;
-  const values = new Map<string, WeightValues>();
-  for (const { name, shape } of weights.tensors) values.set(name, { shape, data: await weights.read(name) });
+  const read = (name: string) => weights.read(name);
   if (architecture.family === 'llama') {
-    const model = LlamaModel.fromWeights(architecture, values);
+    const model = await LlamaModel.load(architecture, read);
     return {
       architecture,
       weights: model.weights,
@@ -43,8 +43,10 @@ export async function loadHfCausalLm(weights: HfWeights): Promise<HfCausalLm> {
       dispose: () => model.dispose(),
     };
   }
+  // Refused before a byte is read when the GPT cannot run this GPT-2 variant.
+  const config = gpt2AsGptConfig(architecture, weights.folder);
   const math = { layerNormEpsilon: architecture.layerNormEpsilon, activation: gpt2Activation(architecture.activation) };
-  const gpt = Gpt.fromWeights(gptConfig as GptConfig, [], values, { math });
+  const gpt = await Gpt.load(config, read, { math });
   return {
     architecture,
     weights: gpt.weights,

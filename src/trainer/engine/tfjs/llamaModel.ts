@@ -17,12 +17,6 @@ import { rmsNorm } from './rmsNorm';
 import { applyRotary, ropeInverseFrequencies, rotaryTables } from './rotary';
 import { tf, type Tensor, type Variable } from './tfRuntime';
 
-/** A weight's values as a folder holds them (HfWeights.read gives F32 whatever the file's dtype). */
-export interface WeightValues {
-  readonly shape: readonly number[];
-  readonly data: Float32Array;
-}
-
 export interface CausalLmForwardOptions {
   /** int32 [B, T] position of each token; defaults to P, P+1, … (left-padded batches pass their own). */
   readonly positions?: Tensor;
@@ -50,22 +44,31 @@ export class LlamaModel {
     this.inverseFrequencies = tf.tensor1d(ropeInverseFrequencies(architecture.rope, architecture.headDim));
   }
 
-  /** Builds the model around `values`, which must hold every tensor the architecture needs with its shape. */
-  static fromWeights(architecture: LlamaFamilyArchitecture, values: ReadonlyMap<string, WeightValues>): LlamaModel {
-    const expected = expectedHfTensors(architecture);
-    for (const { name, shape } of expected) {
-      const value = values.get(name);
-      if (!value) throw new Error(`no weight "${name}" for a ${architecture.modelType} model`);
-      if (value.shape.join() !== shape.join())
-        throw new Error(`weight "${name}" has shape [${value.shape}], the architecture says [${shape}]`);
-    }
+  /**
+   * Builds the model from weights `read` gives one at a time by causal-LM name (HfWeights.read: F32 whatever the
+   * file's dtype), so a large folder is never held twice in memory.
+   */
+  static async load(
+    architecture: LlamaFamilyArchitecture,
+    read: (name: string) => Promise<Float32Array>,
+  ): Promise<LlamaModel> {
     const weights = new Map<string, Variable>();
-    // No tfjs variable names: they must be unique engine-wide and several models live at once.
-    for (const { name, shape } of expected)
-      weights.set(
-        name,
-        tf.tidy(() => tf.variable(tf.tensor((values.get(name) as WeightValues).data, shape), true)),
-      );
+    try {
+      for (const { name, shape } of expectedHfTensors(architecture)) {
+        const data = await read(name);
+        const size = shape.reduce((a, b) => a * b, 1);
+        if (data.length !== size)
+          throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
+        // No tfjs variable names: they must be unique engine-wide and several models live at once.
+        weights.set(
+          name,
+          tf.tidy(() => tf.variable(tf.tensor(data, shape), true)),
+        );
+      }
+    } catch (error) {
+      for (const variable of weights.values()) variable.dispose();
+      throw error;
+    }
     return new LlamaModel(architecture, weights);
   }
 
