@@ -12,6 +12,7 @@ import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from '.
 import { tf, type Tensor, type Variable } from './tfRuntime';
 import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
 import { initialGptWeights } from '../../model/gptInit';
+import { gptWeightShapes } from '../../model/gptWeightShapes';
 import type { DropoutMask } from '../../model/dropoutMasks';
 
 export type { ScalarHead } from '../../model/gptConfig';
@@ -46,6 +47,18 @@ export interface ForwardResult {
 
 const negativeInfinity = -1e9;
 
+/**
+ * What a GPT-2 folder's config.json may set that does not change any weight's shape: LayerNorm's ε and the MLP's
+ * activation. RLHF Lens' own GPT uses {@link ourGptMath}.
+ */
+export interface GptMath {
+  readonly layerNormEpsilon: number;
+  readonly activation: (x: Tensor) => Tensor;
+}
+
+/** nanoGPT's and GPT-2's: ε 1e-5, tanh GELU. */
+export const ourGptMath: GptMath = { layerNormEpsilon: 1e-5, activation: gelu };
+
 /** Inverted dropout at one site: x · m, the mask already 0 or 1/(1 − p) (model/dropoutMasks.ts). */
 function applyDropout(x: Tensor, mask: DropoutMask | undefined, site: number): Tensor {
   if (!mask) throw new Error(`no dropout mask for dropout site ${site}`);
@@ -59,18 +72,20 @@ export class Gpt {
   readonly heads: readonly ScalarHead[];
   /** Every weight by its state-dict name, in a fixed order. */
   readonly weights: ReadonlyMap<string, Variable>;
+  readonly math: GptMath;
 
-  private constructor(config: GptConfig, heads: readonly ScalarHead[], weights: Map<string, Variable>) {
+  private constructor(config: GptConfig, heads: readonly ScalarHead[], weights: Map<string, Variable>, math: GptMath) {
     this.config = config;
     this.heads = heads;
     this.weights = weights;
+    this.math = math;
   }
 
   /**
    * New weights as nanoGPT initialises them: N(0, 0.02), residual projections N(0, 0.02/√(2·n_layer))
    * (GPT-2's scaling), biases 0, LayerNorm γ 1. Deterministic in `seed`.
    */
-  static create(config: GptConfig, options: { seed: number; heads?: readonly ScalarHead[] }): Gpt {
+  static create(config: GptConfig, options: { seed: number; heads?: readonly ScalarHead[]; math?: GptMath }): Gpt {
     const problems = validateGptConfig(config);
     if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
     const heads = options.heads ?? [];
@@ -82,7 +97,7 @@ export class Gpt {
         name,
         tf.tidy(() => tf.variable(tf.tensor(data, shape), true)),
       );
-    return new Gpt(config, heads, weights);
+    return new Gpt(config, heads, weights, options.math ?? ourGptMath);
   }
 
   /** Builds a model around existing weights (a checkpoint), checking every name and shape. */
@@ -90,9 +105,9 @@ export class Gpt {
     config: GptConfig,
     heads: readonly ScalarHead[],
     values: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>,
-    options: { keepMissingHeads?: boolean; seed?: number } = {},
+    options: { keepMissingHeads?: boolean; seed?: number; math?: GptMath } = {},
   ): Gpt {
-    const template = Gpt.create(config, { seed: options.seed ?? 0, heads });
+    const template = Gpt.create(config, { seed: options.seed ?? 0, heads, math: options.math });
     try {
       template.assign(values, options);
     } catch (error) {
@@ -100,6 +115,37 @@ export class Gpt {
       throw error;
     }
     return template;
+  }
+
+  /**
+   * Builds a model around weights `read` gives one at a time, by state-dict name, in state-dict order: a large
+   * model (a Hugging Face gpt2 folder) is never held twice, nor drawn at random first.
+   */
+  static async load(
+    config: GptConfig,
+    read: (name: string) => Promise<Float32Array>,
+    options: { heads?: readonly ScalarHead[]; math?: GptMath } = {},
+  ): Promise<Gpt> {
+    const problems = validateGptConfig(config);
+    if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
+    const heads = options.heads ?? [];
+    const weights = new Map<string, Variable>();
+    try {
+      for (const [name, shape] of gptWeightShapes(config, heads)) {
+        const data = await read(name);
+        const size = shape.reduce((a, b) => a * b, 1);
+        if (data.length !== size)
+          throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
+        weights.set(
+          name,
+          tf.tidy(() => tf.variable(tf.tensor(data, shape), true)),
+        );
+      }
+    } catch (error) {
+      for (const variable of weights.values()) variable.dispose();
+      throw error;
+    }
+    return new Gpt(config, heads, weights, options.math ?? ourGptMath);
   }
 
   /**
@@ -165,6 +211,7 @@ export class Gpt {
     if (past + length > blockSize)
       throw new Error(`sequence of ${past + length} positions exceeds block_size ${blockSize}`);
     const headWidth = width / heads;
+    const epsilon = this.math.layerNormEpsilon;
     const masks = options.dropoutMasks ?? [];
     let dropoutSite = 0;
     const maybeDropout = (x: Tensor) => {
@@ -189,7 +236,7 @@ export class Gpt {
     for (let l = 0; l < this.config.n_layer; l++) {
       const p = `transformer.h.${l}`;
       // Attention: softmax(q·kᵀ/√D + causal/padding bias) · v
-      const h = layerNorm(x, this.w(`${p}.ln_1.weight`), this.w(`${p}.ln_1.bias`));
+      const h = layerNorm(x, this.w(`${p}.ln_1.weight`), this.w(`${p}.ln_1.bias`), epsilon);
       const qkv = linear(h, this.w(`${p}.attn.c_attn.weight`), this.w(`${p}.attn.c_attn.bias`)); // [B, T, 3C]
       const [q, kNew, vNew] = tf.split(qkv, 3, 2).map(splitHeads); // [B, H, T, D] each
       const cached = options.cache?.layers[l];
@@ -200,13 +247,14 @@ export class Gpt {
       const attention = maybeDropout(tf.softmax(scores, -1));
       const mixed = tf.transpose(batchMatMul(attention, v), [0, 2, 1, 3]).reshape([batch, length, width]); // [B, T, C]
       x = tf.add(x, maybeDropout(linear(mixed, this.w(`${p}.attn.c_proj.weight`), this.w(`${p}.attn.c_proj.bias`))));
-      // MLP: W₂ · GELU(W₁ · LN(x))
-      const m = layerNorm(x, this.w(`${p}.ln_2.weight`), this.w(`${p}.ln_2.bias`));
-      const fc = gelu(linear(m, this.w(`${p}.mlp.c_fc.weight`), this.w(`${p}.mlp.c_fc.bias`))); // [B, T, 4C]
+      // MLP: W₂ · GELU(W₁ · LN(x)) (GELU or the activation a GPT-2 folder names); fc is [B, T, 4C]
+      const m = layerNorm(x, this.w(`${p}.ln_2.weight`), this.w(`${p}.ln_2.bias`), epsilon);
+      const fc = this.math.activation(linear(m, this.w(`${p}.mlp.c_fc.weight`), this.w(`${p}.mlp.c_fc.bias`)));
       x = tf.add(x, maybeDropout(linear(fc, this.w(`${p}.mlp.c_proj.weight`), this.w(`${p}.mlp.c_proj.bias`))));
     }
     if (dropoutSite !== masks.length) throw new Error(`${masks.length} dropout masks for ${dropoutSite} dropout sites`);
-    const hidden = layerNorm(x, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias')); // [B, T, C]
+    // The final hidden state, [B, T, C].
+    const hidden = layerNorm(x, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias'), epsilon);
     // Tied LM head: logits = hidden · wteᵀ (explicit transpose; see ops.ts).
     const logits = linear(hidden, tf.transpose(this.w('transformer.wte.weight'))); // [B, T, V]
     return { logits, hidden, cache: options.cache ? { layers: newCache, length: past + length } : undefined };
