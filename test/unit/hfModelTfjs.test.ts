@@ -16,7 +16,7 @@ import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import type { KvCache } from '../../src/trainer/engine/tfjs/gpt';
 import { gpt2AsGptConfig, loadHfCausalLm, type HfCausalLm } from '../../src/trainer/engine/tfjs/hfModel';
 import { LlamaModel } from '../../src/trainer/engine/tfjs/llamaModel';
-import { ropeInverseFrequencies } from '../../src/trainer/engine/tfjs/rotary';
+import { ropeInverseFrequencies } from '../../src/trainer/hf/ropeFrequencies';
 import { tf, type Tensor } from '../../src/trainer/engine/tfjs/tfRuntime';
 import {
   expectedHfTensors,

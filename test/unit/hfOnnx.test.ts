@@ -18,7 +18,7 @@ import { exportHfOnnx, onnxModelPath } from '../../src/trainer/onnx/hfOnnxExport
 import { buildHfOnnx } from '../../src/trainer/onnx/hfOnnxGraph';
 import { OnnxCausalLm } from '../../src/trainer/onnx/onnxCausalLm';
 import { generateOnnx } from '../../src/trainer/onnx/onnxSampler';
-import { ropeInverseFrequencies } from '../../src/trainer/onnx/ropeFrequencies';
+import { ropeInverseFrequencies } from '../../src/trainer/hf/ropeFrequencies';
 import {
   twinLogits,
   twinRopeFrequencies,

@@ -16,7 +16,7 @@
 import type { LlamaFamilyArchitecture } from '../hf/hfArchitecture';
 import type { HfWeights } from '../hf/hfWeights';
 import { OnnxGraphBuilder } from './onnxGraphBuilder';
-import { ropeInverseFrequencies } from './ropeFrequencies';
+import { ropeInverseFrequencies } from '../hf/ropeFrequencies';
 
 /** Added to the score of a key a query must not see: far below any real score, yet finite (no NaN rows). */
 const hiddenKeyBias = -1e9;

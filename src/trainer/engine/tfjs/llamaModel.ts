@@ -14,7 +14,8 @@ import type { ForwardResult, KvCache } from './gpt';
 import { causalBias, groupedQueryAttention, paddingBias } from './groupedAttention';
 import { embedding, linear } from './ops';
 import { rmsNorm } from './rmsNorm';
-import { applyRotary, ropeInverseFrequencies, rotaryTables } from './rotary';
+import { ropeInverseFrequencies } from '../../hf/ropeFrequencies';
+import { applyRotary, rotaryTables } from './rotary';
 import { tf, type Tensor, type Variable } from './tfRuntime';
 
 export interface CausalLmForwardOptions {

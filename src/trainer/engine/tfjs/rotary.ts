@@ -1,37 +1,9 @@
 /**
  * Rotary position embeddings (Su et al. 2021, RoFormer) as the Llama family's weights expect them: the
  * "half-split" layout (dimension i pairs with i + D/2), angles position · θ_i, and θ_i rescaled as config.json's
- * rope_scaling says (transformers' modeling_rope_utils: default, linear, llama3).
+ * rope_scaling says (src/trainer/hf/ropeFrequencies.ts, shared with the ONNX graph).
  */
-import type { RopeSettings } from '../../hf/hfArchitecture';
 import { tf, type Tensor } from './tfRuntime';
-
-/**
- * θ_i = theta^(−2i/D) for i < D/2, then rescaled:
- * - linear: every θ_i divided by `factor` (positions stretched by it);
- * - llama3 (Llama 3.1): wavelengths 2π/θ_i longer than originalMaxPositions / lowFreqFactor are divided by
- *   `factor`, shorter than originalMaxPositions / highFreqFactor kept, and those between blended by
- *   s = (originalMaxPositions / wavelength − lowFreqFactor) / (highFreqFactor − lowFreqFactor):
- *   (1 − s) · θ_i / factor + s · θ_i.
- */
-export function ropeInverseFrequencies(rope: RopeSettings, headDim: number): Float32Array {
-  const half = headDim / 2;
-  const frequencies = new Float32Array(half);
-  for (let i = 0; i < half; i++) frequencies[i] = 1 / rope.theta ** ((2 * i) / headDim);
-  const scaling = rope.scaling;
-  if (scaling.type === 'linear') return frequencies.map((frequency) => frequency / scaling.factor);
-  if (scaling.type === 'default') return frequencies;
-  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
-  const longWavelength = originalMaxPositions / lowFreqFactor;
-  const shortWavelength = originalMaxPositions / highFreqFactor;
-  return frequencies.map((frequency) => {
-    const wavelength = (2 * Math.PI) / frequency;
-    if (wavelength < shortWavelength) return frequency;
-    if (wavelength > longWavelength) return frequency / factor;
-    const smooth = (originalMaxPositions / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-    return (1 - smooth) * (frequency / factor) + smooth * frequency;
-  });
-}
 
 /** cos and sin of each position's angles, [B, 1, T, D] (broadcast over heads). */
 export interface RotaryTables {

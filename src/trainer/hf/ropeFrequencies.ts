@@ -1,10 +1,10 @@
 /**
- * Rotary position embedding frequencies, computed here from the typed description (not inside the graph) and
- * baked into the ONNX model as an initializer: θ_i = theta^(−2i/d) for i < d/2, rescaled as transformers'
- * modeling_rope_utils does for `linear` (positions divided by the factor) and `llama3` (Llama 3.1: long
- * wavelengths divided by the factor, short ones kept, a smooth ramp between).
+ * Rotary position embedding frequencies, computed here from the typed description (not inside a graph): baked
+ * into the ONNX model as an initializer, held as a tensor by the tfjs model. θ_i = theta^(−2i/d) for i < d/2,
+ * rescaled as transformers' modeling_rope_utils does for `linear` (positions divided by the factor) and `llama3`
+ * (Llama 3.1: long wavelengths divided by the factor, short ones kept, a smooth ramp between).
  */
-import type { RopeSettings } from '../hf/hfArchitecture';
+import type { RopeSettings } from './hfArchitecture';
 
 /** The d/2 inverse frequencies a head of width `headDim` rotates its pairs by, per position. */
 export function ropeInverseFrequencies(rope: RopeSettings, headDim: number): Float32Array {
