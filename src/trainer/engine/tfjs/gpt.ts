@@ -9,6 +9,7 @@
  * H = n_head, D = C / H, V = vocab_size.
  */
 import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from './ops';
+import { readVariables } from './readVariables';
 import { tf, type Tensor, type Variable } from './tfRuntime';
 import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
 import { initialGptWeights } from '../../model/gptInit';
@@ -129,22 +130,7 @@ export class Gpt {
     const problems = validateGptConfig(config);
     if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
     const heads = options.heads ?? [];
-    const weights = new Map<string, Variable>();
-    try {
-      for (const [name, shape] of gptWeightShapes(config, heads)) {
-        const data = await read(name);
-        const size = shape.reduce((a, b) => a * b, 1);
-        if (data.length !== size)
-          throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
-        weights.set(
-          name,
-          tf.tidy(() => tf.variable(tf.tensor(data, shape), true)),
-        );
-      }
-    } catch (error) {
-      for (const variable of weights.values()) variable.dispose();
-      throw error;
-    }
+    const weights = await readVariables(gptWeightShapes(config, heads), read);
     return new Gpt(config, heads, weights, options.math ?? ourGptMath);
   }
 

@@ -13,6 +13,7 @@ import { silu } from './activations';
 import type { ForwardResult, KvCache } from './gpt';
 import { causalBias, groupedQueryAttention, paddingBias } from './groupedAttention';
 import { embedding, linear } from './ops';
+import { readVariables } from './readVariables';
 import { rmsNorm } from './rmsNorm';
 import { ropeInverseFrequencies } from '../../hf/ropeFrequencies';
 import { applyRotary, rotaryTables } from './rotary';
@@ -53,23 +54,8 @@ export class LlamaModel {
     architecture: LlamaFamilyArchitecture,
     read: (name: string) => Promise<Float32Array>,
   ): Promise<LlamaModel> {
-    const weights = new Map<string, Variable>();
-    try {
-      for (const { name, shape } of expectedHfTensors(architecture)) {
-        const data = await read(name);
-        const size = shape.reduce((a, b) => a * b, 1);
-        if (data.length !== size)
-          throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
-        // No tfjs variable names: they must be unique engine-wide and several models live at once.
-        weights.set(
-          name,
-          tf.tidy(() => tf.variable(tf.tensor(data, shape), true)),
-        );
-      }
-    } catch (error) {
-      for (const variable of weights.values()) variable.dispose();
-      throw error;
-    }
+    const specs = expectedHfTensors(architecture).map(({ name, shape }) => [name, shape] as const);
+    const weights = await readVariables(specs, read);
     return new LlamaModel(architecture, weights);
   }
 

@@ -1,0 +1,32 @@
+/**
+ * Model weights read one tensor at a time into trainable tfjs variables (no random init first, no second copy):
+ * the shared loader of the project's GPT and the Hugging Face Llama-family model.
+ */
+import { tf, type Variable } from './tfRuntime';
+
+/**
+ * Each named weight of `shapes`, read with `read` and checked against its shape; on any failure the variables
+ * already made are freed and the error passes on.
+ */
+export async function readVariables(
+  shapes: Iterable<readonly [string, readonly number[]]>,
+  read: (name: string) => Promise<Float32Array>,
+): Promise<Map<string, Variable>> {
+  const weights = new Map<string, Variable>();
+  try {
+    for (const [name, shape] of shapes) {
+      const data = await read(name);
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (data.length !== size) throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
+      // No tfjs variable names: they must be unique engine-wide and several models live at once.
+      weights.set(
+        name,
+        tf.tidy(() => tf.variable(tf.tensor(data, [...shape]), true)),
+      );
+    }
+  } catch (error) {
+    for (const variable of weights.values()) variable.dispose();
+    throw error;
+  }
+  return weights;
+}
