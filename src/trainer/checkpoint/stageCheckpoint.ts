@@ -2,6 +2,7 @@
  * The checkpoint every trainable stage writes: model, optimizer state, trainer state and tokenizer,
  * recorded in run.json.
  */
+import { isLlamaConfig } from '../model/causalLmConfig';
 import * as path from 'node:path';
 import type { EngineModel, EngineOptimizer } from '../engine/engine';
 import { checkpointConfig } from './modelLoading';
@@ -22,8 +23,11 @@ export async function saveStageCheckpoint(
   parts: StageCheckpointParts & { readonly trainerState: TrainerState },
 ): Promise<string> {
   const dir = run.checkpointDir(step);
+  const { config, heads } = parts.model;
+  if (isLlamaConfig(config))
+    throw new Error('saving a Llama-family model as a checkpoint is not built yet (issue 18, in progress)');
   await saveCheckpoint(dir, {
-    config: checkpointConfig(parts.model, parts.tokenizer),
+    config: checkpointConfig({ config, heads }, parts.tokenizer),
     weights: await parts.model.readWeights(),
     optimizer: await parts.optimizer.readState(),
     trainerState: parts.trainerState,

@@ -10,7 +10,9 @@
  * Grids are row-major [B, T] typed arrays: B rows (sequences), T positions; position t predicts token t + 1.
  */
 import type { DpoLossType } from '../../core';
-import type { GptConfig, ScalarHead } from '../model/gptConfig';
+import type { LoraSettings } from '../lora/loraTargets';
+import type { CausalLmConfig } from '../model/causalLmConfig';
+import type { ScalarHead } from '../model/gptConfig';
 
 /** How `EngineModel.generate` samples (temperature, then top-k, then top-p, as Hugging Face warps logits). */
 export interface SamplingOptions {
@@ -91,6 +93,11 @@ export interface EvaluateRequest {
   readonly temperature?: number;
   /** The language-modelling loss: mean NLL over the masked targets (a scalar). */
   readonly lmLoss?: boolean;
+  /**
+   * Compute as the base model, LoRA adapters off: the PPO / DPO reference of a LoRA run, with no second copy of
+   * the weights. Ignored by a model without adapters.
+   */
+  readonly adaptersOff?: boolean;
 }
 
 export interface Evaluation {
@@ -201,9 +208,11 @@ export interface EngineOptimizer {
   dispose(): void;
 }
 
-/** A GPT-2 with optional scalar heads, living in an engine. */
+/** A causal LM (our GPT-2, or a Llama-family model) with optional scalar heads, living in an engine. */
 export interface EngineModel {
-  readonly config: GptConfig;
+  readonly config: CausalLmConfig;
+  /** The LoRA adapters it trains (only those and the heads train then), when it has any. */
+  readonly lora?: LoraSettings;
   readonly heads: readonly ScalarHead[];
   readonly parameterCount: number;
   /** Per-token quantities of a batch, without gradients. */
@@ -229,6 +238,12 @@ export interface CreateModelOptions {
   readonly weights?: NamedArrays;
   /** Keep the fresh weights of heads `weights` has none for (a value or score head on an SFT trunk). */
   readonly keepMissingHeads?: boolean;
+  /**
+   * Train LoRA adapters (lora/loraTargets.ts names and shapes) instead of the trunk: the base weights are frozen;
+   * the optimizer updates only the adapters and the heads. Adapters `weights` lacks start as PEFT starts them
+   * (A ~ U(−1/√in, 1/√in) from `seed`, B = 0); `readWeights` returns base weights, adapters and heads.
+   */
+  readonly lora?: LoraSettings;
 }
 
 /** A GPU adapter in words: the full line (run.json, the log, the tooltip) and a short label (the status bar). */
@@ -255,5 +270,5 @@ export interface TrainingEngine {
    * Undefined while it works, and on the CPU. The stage loop stops the run cleanly when it says so.
    */
   gpuFailure?(): string | undefined;
-  createModel(config: GptConfig, options: CreateModelOptions): EngineModel;
+  createModel(config: CausalLmConfig, options: CreateModelOptions): EngineModel;
 }

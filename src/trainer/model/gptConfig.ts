@@ -1,8 +1,16 @@
 /** The GPT's shape (declared in src/shared/gptShape.ts, which checkpoint readers share) and its checks. */
 import { scorePoolings, type GptShape } from '../../shared/gptShape';
+import type { Gpt2Activation } from '../hf/hfArchitecture';
 
 export { scorePoolings, type ScalarHead, type ScorePooling } from '../../shared/gptShape';
-export type GptConfig = GptShape;
+/**
+ * Our GPT, and any Hugging Face gpt2 folder: GPT-2's config.json names for the two settings a released GPT-2 may
+ * change (absent: 1e-5 and `gelu_new`, what our GPT has always used).
+ */
+export interface GptConfig extends GptShape {
+  readonly layer_norm_epsilon?: number;
+  readonly activation_function?: Gpt2Activation;
+}
 
 export function validateGptConfig(config: GptConfig): string[] {
   const problems: string[] = [];

@@ -4,6 +4,8 @@
  * the reward model score the sequences — the generation engine of a split training/generation setup.
  * tfjs keeps the gradients; after each PPO update `syncPolicy` brings the new weights over.
  */
+import { isLlamaConfig, type CausalLmConfig } from '../model/causalLmConfig';
+import type { GptConfig } from '../model/gptConfig';
 import type { EngineModel } from '../engine/engine';
 import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
 import { buildSequenceBatch, responseValues } from '../data/sequences';
@@ -39,7 +41,7 @@ export class OnnxRolloutEngine implements RolloutEngine {
     // The training engine's provider (probed once per process): rollouts run where training does.
     const executionProviders = options.executionProviders ?? (await chooseOrtProvider()).executionProviders;
     const session = async (model: WeightSource, kvCache: boolean, sync: WeightSyncMode) =>
-      OnnxCausalLm.fromGpt(model.config, model.heads, await model.readWeights(), {
+      OnnxCausalLm.fromGpt(gptConfigOnly(model.config), model.heads, await model.readWeights(), {
         kvCache,
         weightSync: sync,
         threads: options.threads,
@@ -92,4 +94,11 @@ export class OnnxRolloutEngine implements RolloutEngine {
   async release(): Promise<void> {
     await Promise.all([this.policy.release(), this.reference.release(), this.reward.release()]);
   }
+}
+
+/** The rollout sessions build our GPT's graph; a Llama-family model samples on its training engine. */
+function gptConfigOnly(config: CausalLmConfig): GptConfig {
+  if (isLlamaConfig(config))
+    throw new Error('"rollout_engine": "onnx" runs GPT-2-layout models; use "training" for a Llama-family model');
+  return config;
 }
