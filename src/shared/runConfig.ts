@@ -18,6 +18,16 @@ export const maxPathLength = 4096;
 
 export const modelSchema = s.object(
   {
+    from: s.optional(
+      s.string({
+        minLength: 1,
+        maxLength: maxPathLength,
+        description:
+          'A Hugging Face model folder (config.json, model.safetensors or shards, tokenizer.json), relative to the ' +
+          'config file: gpt2, llama (SmolLM2, Llama 3.x), qwen2 or mistral. Every stage starts from it and uses ' +
+          'its tokenizer; the shape fields below are then ignored, and block_size caps the context.',
+      }),
+    ),
     n_layer: s.integer({
       default: 2,
       minimum: 1,
@@ -54,9 +64,43 @@ export const modelSchema = s.object(
   },
   {
     description:
-      'Shape of the GPT trained from scratch (nanoGPT names). ' +
-      'Ignored when init_from names a checkpoint, whose shape is used.',
+      'Shape of the GPT trained from scratch (nanoGPT names), or "from": a pretrained Hugging Face model folder. ' +
+      'The shape is ignored when init_from names a checkpoint, whose shape is used.',
   },
+);
+
+/** LoRA adapters (PEFT's LoraConfig names without the `lora_` prefix): a stage trains them instead of the trunk. */
+export const loraSchema = s.optional(
+  s.object(
+    {
+      r: s.integer({ default: 8, minimum: 1, maximum: 1024, description: 'Rank of the update B·A (PEFT: r).' }),
+      alpha: s.number({
+        default: 16,
+        exclusiveMinimum: 0,
+        maximum: 100000,
+        description: 'The update is scaled by alpha / r (PEFT: lora_alpha).',
+      }),
+      dropout: s.number({
+        default: 0.05,
+        minimum: 0,
+        maximum: 0.9,
+        description: "Dropout on the adapters' input while training (PEFT: lora_dropout).",
+      }),
+      target_modules: s.optional(
+        s.array(s.string({ minLength: 1, maxLength: 200, description: 'A module name, matched by suffix.' }), {
+          description:
+            'Linear layers to adapt, matched by name suffix as PEFT does (q_proj, v_proj, c_attn, …), or ' +
+            '["all-linear"] for every linear layer but the LM head. Default: PEFT\'s for the model type ' +
+            '(c_attn for gpt2; q_proj and v_proj for the Llama family).',
+        }),
+      ),
+    },
+    {
+      description:
+        'Train LoRA adapters (Hu et al. 2021) instead of every weight: the base model stays frozen, checkpoints ' +
+        "hold the adapters in PEFT's layout, and the PPO/DPO reference is the base model with adapters off.",
+    },
+  ),
 );
 
 export const tokenizerSchema = s.object(
@@ -190,6 +234,7 @@ export const sftStageSchema = s.object(
       trl: 'logging_steps',
       description: 'Write a metrics.jsonl line every this many steps.',
     }),
+    lora: loraSchema,
     save_steps: s.integer({
       default: 200,
       minimum: 1,
@@ -370,6 +415,7 @@ export const rewardStageSchema = s.object(
       trl: 'eval_steps',
       description: 'Held-out accuracy every this many steps (and at the end).',
     }),
+    lora: loraSchema,
     save_steps: s.integer({
       default: 200,
       minimum: 1,
@@ -562,6 +608,7 @@ export const ppoStageSchema = s.object(
       description: 'Score held-out prompts (oracle and KL to the reference) every this many steps and at the end.',
     }),
     num_eval_prompts: s.integer({ default: 64, minimum: 1, description: 'Held-out prompts scored at each eval.' }),
+    lora: loraSchema,
     save_steps: s.integer({
       default: 20,
       minimum: 1,
@@ -658,6 +705,7 @@ export const dpoStageSchema = s.object(
       maximum: 2048,
       description: 'Response length when generating for eval.',
     }),
+    lora: loraSchema,
     save_steps: s.integer({
       default: 200,
       minimum: 1,
@@ -739,3 +787,4 @@ export type DpoStageConfig = Infer<typeof dpoStageSchema>;
 export type PromptsConfig = Infer<typeof promptsSchema>;
 export type StageConfig = Infer<typeof stageSchema>;
 export type RunConfig = Infer<typeof runConfigSchema>;
+export type LoraConfig = NonNullable<SftStageConfig['lora']>;

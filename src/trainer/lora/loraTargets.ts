@@ -6,6 +6,7 @@
  * PEFT's `fan_in_fan_out`). In a file PEFT prefixes every name with `base_model.model.`; inside an engine they are
  * the names below, next to the base weights'.
  */
+import type { LoraConfig } from '../../shared/runConfig';
 import type { CausalLmConfig } from '../model/causalLmConfig';
 import { isLlamaConfig } from '../model/causalLmConfig';
 
@@ -105,3 +106,14 @@ export function loraTargets(config: CausalLmConfig, settings: LoraSettings): Lor
 }
 
 const matches = (module: string, entry: string) => module === entry || module.endsWith(`.${entry}`);
+
+/** A stage's `lora` block as the engine's settings; absent target_modules take PEFT's default for `modelType`. */
+export function loraSettingsOf(config: LoraConfig, modelType: keyof typeof defaultTargetModules): LoraSettings {
+  const modules = config.target_modules ?? defaultTargetModules[modelType];
+  return {
+    r: config.r,
+    alpha: config.alpha,
+    dropout: config.dropout,
+    targetModules: modules.length === 1 && modules[0] === 'all-linear' ? 'all-linear' : modules,
+  };
+}
