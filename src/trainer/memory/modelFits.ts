@@ -102,7 +102,8 @@ function alternatives(request: ModelMemoryRequest, batchField: string): string[]
         `${formatBytes(estimateModelMemory({ ...request, engine: 'tfjs', backend: 'tfjs-node-gpu' }).bytes)}`,
     );
   const blockSize = request.blockSize ?? request.config.block_size;
-  const context = largest(blockSize - 1, (n) => n >= shortestContext && fits({ ...request, blockSize: n }));
+  // fits(n) is monotone in n; the floor is applied to the answer (a predicate false at 1 would stop the search).
+  const context = largest(blockSize - 1, (n) => fits({ ...request, blockSize: n }));
   if (context >= shortestContext) ways.push(`block_size ${context}`);
   const batch = largest(request.batchSize - 1, (b) => fits(scaledBatch(request, b)));
   if (batch >= 1) ways.push(`${batchField} ${batch}`);

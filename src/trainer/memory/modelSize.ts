@@ -5,6 +5,7 @@
  * untied head), so the estimate and the loader can never disagree about what a folder holds.
  */
 import type { Gpt2Architecture, HfArchitecture } from '../hf/hfArchitecture';
+import { hfParameterCount } from '../hf/hfModelFolder';
 import { expectedHfTensors } from '../hf/hfTensorNames';
 import { isLlamaConfig, type CausalLmConfig } from '../model/causalLmConfig';
 import type { GptConfig } from '../model/gptConfig';
@@ -107,7 +108,7 @@ const elements = (shape: readonly number[]) => shape.reduce((product, size) => p
 
 /** The transformer's parameters (embeddings, blocks, final norm, an untied head), without scalar heads. */
 export function transformerParameters(config: CausalLmConfig): number {
-  return expectedHfTensors(architectureOf(config)).reduce((sum, tensor) => sum + elements(tensor.shape), 0);
+  return hfParameterCount(architectureOf(config));
 }
 
 /** Elements of the model's largest tensor (the embedding, in every released model): one read, one GPU buffer. */

@@ -154,7 +154,8 @@ export function checkStageMemory(
   const fitsShape = (changed: Partial<ModelShape>) =>
     estimateStageMemory(stage, config, { ...shape, ...changed }, smallest, engine).bytes <= budget.bytes;
   const layers = largest(shape.n_layer, (n) => fitsShape({ n_layer: n }));
-  const context = largest(shape.block_size, (n) => n >= 8 && fitsShape({ block_size: n }));
+  // fitsShape is monotone in block_size; the floor of 8 applies to the answer (a predicate false at 1 stops the search).
+  const context = largest(shape.block_size, (n) => fitsShape({ block_size: n }));
   const ways = [
     ...(layers > 0 ? [`n_layer ${layers} (at n_embd ${shape.n_embd}, block_size ${shape.block_size})`] : []),
     ...(context >= 8 ? [`block_size ${context} (at n_layer ${shape.n_layer})`] : []),
