@@ -217,7 +217,7 @@ test('LoRA is offered as fitting where the optimizer state is what does not', ()
   assert.equal(modelFitsRefusal({ ...asked, lora: defaultLora(smol) }), undefined);
 });
 
-test("webgpu: every tensor must fit one buffer — SmolLM2's 49152×576 embedding does, Llama-3.2-1B's needs the adapter's limits", () => {
+test("webgpu: each tensor fits one buffer: SmolLM2's 49152×576 embedding does, Llama-3.2-1B's needs more", () => {
   const smol = published('SmolLM2-135M', 64);
   const sample = { stage: 'sample', batchSize: 1, backend: 'webgpu' } as const;
   assert.equal(estimateModelMemory(request(smol, sample)).largestBufferBytes, 49152 * 576 * 4);

@@ -47,7 +47,8 @@ function describeModel(request: ModelMemoryRequest, estimate: ModelMemoryEstimat
   const millions = (estimate.parameters / 1e6).toFixed(1);
   const blockSize = request.blockSize ?? config.block_size;
   const how = request.lora ? `LoRA r ${request.lora.r}` : 'full';
-  return `${request.stage} of a ${family} model of ${millions} M parameters (${how}, block_size ${blockSize}, batch ${request.batchSize})`;
+  const settings = `${how}, block_size ${blockSize}, batch ${request.batchSize}`;
+  return `${request.stage} of a ${family} model of ${millions} M parameters (${settings})`;
 }
 
 /** Why the request cannot fit, and what would; undefined when it fits. */
@@ -58,17 +59,13 @@ export function modelFitsRefusal(
   if (fits(request)) return undefined;
   const estimate = estimateModelMemory(request);
   const { budget } = estimate;
-  const problems: string[] = [];
-  if (estimate.bytes > budget.bytes)
-    problems.push(
-      `needs about ${formatBytes(estimate.bytes)} (${describeParts(estimate.parts)}), more than ${budget.what}`,
-    );
-  else
-    problems.push(
-      `has a tensor of ${formatBytes(estimate.largestBufferBytes)}, more than the ${formatBytes(webgpuBufferLimit(request))} ` +
-        `WebGPU gives one buffer (maxStorageBufferBindingSize / maxBufferSize${request.webgpuLimits ? '' : ", the spec's defaults: the adapter's own were not given"})`,
-    );
-  const message = `${describeModel(request, estimate)} ${problems.join('; ')}`;
+  const problem =
+    estimate.bytes > budget.bytes
+      ? `needs about ${formatBytes(estimate.bytes)} (${describeParts(estimate.parts)}), more than ${budget.what}`
+      : `has a tensor of ${formatBytes(estimate.largestBufferBytes)}, more than the ` +
+        `${formatBytes(webgpuBufferLimit(request))} WebGPU gives one buffer (maxStorageBufferBindingSize / ` +
+        `maxBufferSize${request.webgpuLimits ? '' : ", the spec's defaults: the adapter's own were not given"})`;
+  const message = `${describeModel(request, estimate)} ${problem}`;
   return { message, hint: `what would fit: ${alternatives(request, batchField).join('; or ')}`, estimate };
 }
 
@@ -84,8 +81,9 @@ function alternatives(request: ModelMemoryRequest, batchField: string): string[]
     const state = (e: ModelMemoryEstimate) => formatBytes(e.parts['gradients and AdamW state']);
     const modules = Array.isArray(lora.targetModules) ? lora.targetModules.join(', ') : 'all-linear';
     ways.push(
-      `LoRA ("lora": {"r": ${lora.r}, "alpha": ${lora.alpha}}, targets ${modules}): about ${formatBytes(estimate.bytes)}, ` +
-        `optimizer state ${state(estimate)} instead of ${state(full)}${fits(withLora) ? '' : ' — still too much alone'}`,
+      `LoRA ("lora": {"r": ${lora.r}, "alpha": ${lora.alpha}}, targets ${modules}): ` +
+        `about ${formatBytes(estimate.bytes)}, optimizer state ${state(estimate)} instead of ${state(full)}` +
+        (fits(withLora) ? '' : ' — still too much alone'),
     );
   }
   if (target !== 'onnxruntime' && !isGpuTarget(target)) {

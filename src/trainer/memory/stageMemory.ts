@@ -133,7 +133,8 @@ export function checkStageMemory(
   const { engine } = budget;
   const estimate = estimateStageMemory(stage, config, shape, undefined, engine);
   if (estimate.bytes <= budget.bytes) return undefined;
-  const message = `needs about ${formatBytes(estimate.bytes)} (${describeParts(estimate.parts)}), more than ${budget.what}`;
+  const parts = describeParts(estimate.parts);
+  const message = `needs about ${formatBytes(estimate.bytes)} (${parts}), more than ${budget.what}`;
   const fitsBatch = (b: number) => estimateStageMemory(stage, config, shape, b, engine).bytes <= budget.bytes;
   // PPO's batch must stay a multiple of its minibatches.
   const smallestBatch = stage.type === 'ppo' ? Math.max(2, stage.num_mini_batches) : 1;
@@ -154,7 +155,7 @@ export function checkStageMemory(
   const fitsShape = (changed: Partial<ModelShape>) =>
     estimateStageMemory(stage, config, { ...shape, ...changed }, smallest, engine).bytes <= budget.bytes;
   const layers = largest(shape.n_layer, (n) => fitsShape({ n_layer: n }));
-  // fitsShape is monotone in block_size; the floor of 8 applies to the answer (a predicate false at 1 stops the search).
+  // fitsShape is monotone in block_size; the floor of 8 applies to the answer (false at 1 would stop the search).
   const context = largest(shape.block_size, (n) => fitsShape({ block_size: n }));
   const ways = [
     ...(layers > 0 ? [`n_layer ${layers} (at n_embd ${shape.n_embd}, block_size ${shape.block_size})`] : []),
