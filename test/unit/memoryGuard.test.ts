@@ -142,6 +142,19 @@ test('a model too big at any batch gets the largest n_layer (and block_size) tha
   assert.ok(estimateStageMemory(c.stages[0], c, { ...shapeOf(c), n_layer: layers + 1 }, 1).bytes > wasmLimitBytes);
 });
 
+test('a context too long at any batch gets the largest block_size that fits', () => {
+  // Two narrow layers of 16 heads: attention's T² per head dominates.
+  const c = config({ n_layer: 2, n_head: 16, n_embd: 64, block_size: 2048 }, [
+    { type: 'sft', dataset: { source: 'demo' }, per_device_train_batch_size: 1 },
+  ]);
+  const refusal = checkStageMemory(c, 0, shapeOf(c), memoryBudget('wasm', plenty));
+  assert.ok(refusal);
+  const context = Number(/block_size (\d+) \(at n_layer 2\)/.exec(refusal.hint)?.[1]);
+  assert.ok(context >= 8 && context < 2048, refusal.hint);
+  assert.ok(estimateStageMemory(c.stages[0], c, { ...shapeOf(c), block_size: context }, 1).bytes <= wasmLimitBytes);
+  assert.ok(estimateStageMemory(c.stages[0], c, { ...shapeOf(c), block_size: context + 1 }, 1).bytes > wasmLimitBytes);
+});
+
 test(
   "other backends are held to the machine's free memory; " + "PPO's fitting batch stays a multiple of its minibatches",
   () => {
