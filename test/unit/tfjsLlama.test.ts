@@ -8,17 +8,18 @@
  * every loss kind steps.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import { Random } from '../../src/core/random';
 import type { NamedArrays, TokenBatch } from '../../src/trainer/engine/engine';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
+import { gpt2AsGptConfig } from '../../src/trainer/engine/tfjs/hfModel';
 import { TfjsEngine, type TfjsModel } from '../../src/trainer/engine/tfjs/tfjsEngine';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import { expectedHfTensors, openHfWeights, readHfConfig } from '../../src/trainer/hf';
-import { llamaConfig, type LlamaConfig } from '../../src/trainer/model/causalLmConfig';
+import { llamaConfig, type CausalLmConfig } from '../../src/trainer/model/causalLmConfig';
 import { generate } from '../../src/trainer/sampling/sampler';
 import { twinGradients, twinUnavailable, writeHfFolder, type HfFolderOptions } from '../fixtures/hf/hfTwin';
 
@@ -53,15 +54,18 @@ const tokenBatch: TokenBatch = {
   mask: Float32Array.from(mask.flat()),
 };
 
-async function loadFolder(folder: string): Promise<{ config: LlamaConfig; weights: NamedArrays }> {
+/** A folder's config (Llama family, or gpt2 as the GPT with its ε and activation) and every weight. */
+async function loadFolder(folder: string): Promise<{ config: CausalLmConfig; weights: NamedArrays }> {
   const architecture = await readHfConfig(folder);
-  assert.equal(architecture.family, 'llama');
-  if (architecture.family !== 'llama') throw new Error('not a Llama-family folder');
   const files = await openHfWeights(folder, architecture);
   const weights: NamedArrays = new Map();
   for (const { name, shape } of expectedHfTensors(architecture))
     weights.set(name, { shape, data: await files.read(name) });
-  return { config: llamaConfig(architecture, { blockSize: length }), weights };
+  const config =
+    architecture.family === 'llama'
+      ? llamaConfig(architecture, { blockSize: length })
+      : gpt2AsGptConfig(architecture, folder);
+  return { config, weights };
 }
 
 const norm = (values: ArrayLike<number>) => Math.sqrt(Array.from(values).reduce((sum, v) => sum + v * v, 0));
@@ -82,9 +86,27 @@ const cases: { name: string; options: Omit<HfFolderOptions, 'out'> }[] = [
   },
 ];
 
-cases.forEach(({ name, options }, index) => {
+/** A gpt2 folder whose config.json names ReLU and LayerNorm ε 0.5: the GPT must honour both to match the twin. */
+function reluGpt2Folder(out: string): string {
+  const options = { arch: 'gpt2', vocab, hidden: 16, heads: 2, layers: 2, initializerRange, seed: 11, out } as const;
+  const { folder } = writeHfFolder(options);
+  const configFile = path.join(folder, 'config.json');
+  const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+  writeFileSync(configFile, JSON.stringify({ ...config, activation_function: 'relu', layer_norm_epsilon: 0.5 }));
+  return folder;
+}
+
+const folderCases = [
+  ...cases.map(({ name, options }, index) => ({
+    name,
+    write: () => writeHfFolder({ ...options, seed: index + 1, out: path.join(workDir, `case-${index}`) }).folder,
+  })),
+  { name: 'gpt2 with ReLU and LayerNorm ε 0.5', write: () => reluGpt2Folder(path.join(workDir, 'gpt2-relu')) },
+];
+
+folderCases.forEach(({ name, write }) => {
   test(`${name}: the LM loss and every weight's gradient equal the twin's autograd`, { skip }, async () => {
-    const written = writeHfFolder({ ...options, seed: index + 1, out: path.join(workDir, `case-${index}`) });
+    const written = { folder: write() };
     const twin = twinGradients(written.folder, { inputs, targets, mask });
     const { config, weights } = await loadFolder(written.folder);
     const model = engine.createModel(config, { heads: [], seed: 1, weights });
