@@ -61,9 +61,9 @@ export async function loadHfCausalLm(weights: HfWeights): Promise<HfCausalLm> {
 const gptMlpRatio = 4;
 
 /**
- * The GPT config of a gpt2 architecture (its LayerNorm ε and activation included, which createModel honours), or a UserError naming each setting the GPT does not run: an MLP width
- * other than 4 × n_embd, an untied head, attention scaled otherwise than by 1/√D. Every released GPT-2 and
- * DistilGPT-2 fits.
+ * The GPT config of a gpt2 architecture (its LayerNorm ε and activation included, which createModel honours), or a
+ * UserError naming each setting the GPT does not run: an MLP width other than 4 × n_embd, an untied head, attention
+ * scaled otherwise than by 1/√D. Every released GPT-2 and DistilGPT-2 fits.
  */
 export function gpt2AsGptConfig(a: Gpt2Architecture, folder: string): GptConfig {
   const unsupported: string[] = [];
