@@ -14,6 +14,7 @@ import { Random } from '../../src/core/random';
 import type { NamedArrays, TokenBatch } from '../../src/trainer/engine/engine';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import { TfjsEngine, type TfjsModel } from '../../src/trainer/engine/tfjs/tfjsEngine';
+import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import { parseHfConfig, type LlamaFamilyArchitecture } from '../../src/trainer/hf';
 import { isLoraWeight, loraAName, loraBName, type LoraSettings } from '../../src/trainer/lora/loraTargets';
 import { isLlamaConfig, llamaConfig, type CausalLmConfig } from '../../src/trainer/model/causalLmConfig';
@@ -126,6 +127,7 @@ const cases: { name: string; config: CausalLmConfig; lora: LoraSettings; adapted
 
 for (const { name, config, lora, adapted } of cases) {
   test(`${name}: only adapters and heads train; adaptersOff is the base; the merge is the trained model`, async () => {
+    const tensorsBefore = tf.memory().numTensors;
     const base = engine.createModel(config, { heads, seed: 1 });
     const baseWeights = await base.readWeights();
     const baseEvaluation = await evaluate(base);
@@ -202,6 +204,7 @@ for (const { name, config, lora, adapted } of cases) {
     } finally {
       for (const item of cleanup) item.dispose();
     }
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'models, adapters and optimizer free every tensor');
   });
 }
 
