@@ -11,7 +11,8 @@
 import { Random } from '../../core/random';
 import { tf, type Tensor } from '../engine/tfjs/tfRuntime';
 import type { SampledSequence, SamplingOptions } from '../engine/engine';
-import type { Gpt, KvCache } from '../engine/tfjs/gpt';
+import type { SamplableModel } from '../engine/tfjs/causalLm';
+import type { KvCache } from '../engine/tfjs/gpt';
 
 // The sampling settings and results are the engine seam's (every engine samples to that contract).
 export type { SampledSequence, SamplingOptions } from '../engine/engine';
@@ -248,7 +249,7 @@ export class Continuations {
 
 /** Continues each prompt (token ids, BOS included) with up to `maxNewTokens` tokens. */
 export async function generate(
-  model: Gpt,
+  model: SamplableModel,
   prompts: readonly (readonly number[])[],
   options: SamplingOptions,
 ): Promise<SampledSequence[]> {

@@ -10,11 +10,13 @@
  */
 import { batchMatMul, embedding, gelu, layerNorm, linear, swapLastAxes } from './ops';
 import { readVariables } from './readVariables';
+import { headPerPosition, pooledScores } from './scalarHeads';
 import { tf, type Tensor, type Variable } from './tfRuntime';
 import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
 import { initialGptWeights } from '../../model/gptInit';
 import { gptWeightShapes } from '../../model/gptWeightShapes';
 import type { DropoutMask } from '../../model/dropoutMasks';
+import type { LinearAdapters } from './loraAdapters';
 
 export type { ScalarHead } from '../../model/gptConfig';
 
@@ -36,6 +38,8 @@ export interface ForwardOptions {
   readonly keyMask?: Tensor;
   /** Earlier positions' keys and values; when given, the result holds the extended cache. */
   readonly cache?: KvCache;
+  /** LoRA updates added to the adapted linear layers' outputs (none: the base model). */
+  readonly adapters?: LinearAdapters;
 }
 
 export interface ForwardResult {
@@ -218,12 +222,18 @@ export class Gpt {
     // [B, T, C] → [B, H, T, D]
     const splitHeads = (t: Tensor) => tf.transpose(t.reshape([batch, length, heads, headWidth]), [0, 2, 1, 3]);
     const newCache: { k: Tensor; v: Tensor }[] = [];
+    // A Conv1D layer (weight [in, out]) plus its LoRA update when it has one.
+    const dense = (input: Tensor, module: string) => {
+      const base = linear(input, this.w(`${module}.weight`), this.w(`${module}.bias`));
+      const update = options.adapters?.delta(module, input);
+      return update ? tf.add(base, update) : base;
+    };
 
     for (let l = 0; l < this.config.n_layer; l++) {
       const p = `transformer.h.${l}`;
       // Attention: softmax(q·kᵀ/√D + causal/padding bias) · v
       const h = layerNorm(x, this.w(`${p}.ln_1.weight`), this.w(`${p}.ln_1.bias`), epsilon);
-      const qkv = linear(h, this.w(`${p}.attn.c_attn.weight`), this.w(`${p}.attn.c_attn.bias`)); // [B, T, 3C]
+      const qkv = dense(h, `${p}.attn.c_attn`); // [B, T, 3C]
       const [q, kNew, vNew] = tf.split(qkv, 3, 2).map(splitHeads); // [B, H, T, D] each
       const cached = options.cache?.layers[l];
       const k = cached ? tf.concat([cached.k, kNew], 2) : kNew; // [B, H, P+T, D]
@@ -232,11 +242,11 @@ export class Gpt {
       const scores = tf.add(tf.mul(batchMatMul(q, swapLastAxes(k)), 1 / Math.sqrt(headWidth)), bias); // [B, H, T, P+T]
       const attention = maybeDropout(tf.softmax(scores, -1));
       const mixed = tf.transpose(batchMatMul(attention, v), [0, 2, 1, 3]).reshape([batch, length, width]); // [B, T, C]
-      x = tf.add(x, maybeDropout(linear(mixed, this.w(`${p}.attn.c_proj.weight`), this.w(`${p}.attn.c_proj.bias`))));
+      x = tf.add(x, maybeDropout(dense(mixed, `${p}.attn.c_proj`)));
       // MLP: W₂ · GELU(W₁ · LN(x)) (GELU or the activation a GPT-2 folder names); fc is [B, T, 4C]
       const m = layerNorm(x, this.w(`${p}.ln_2.weight`), this.w(`${p}.ln_2.bias`), epsilon);
-      const fc = this.math.activation(linear(m, this.w(`${p}.mlp.c_fc.weight`), this.w(`${p}.mlp.c_fc.bias`)));
-      x = tf.add(x, maybeDropout(linear(fc, this.w(`${p}.mlp.c_proj.weight`), this.w(`${p}.mlp.c_proj.bias`))));
+      const fc = this.math.activation(dense(m, `${p}.mlp.c_fc`));
+      x = tf.add(x, maybeDropout(dense(fc, `${p}.mlp.c_proj`)));
     }
     if (dropoutSite !== masks.length) throw new Error(`${masks.length} dropout masks for ${dropoutSite} dropout sites`);
     // The final hidden state, [B, T, C].
@@ -249,35 +259,13 @@ export class Gpt {
   /** A scalar per position from a head: hidden [B, T, C] → [B, T]. */
   scalarHead(head: ScalarHead, hidden: Tensor): Tensor {
     if (!this.heads.includes(head)) throw new Error(`this model has no ${head} head`);
-    const [batch, length] = hidden.shape as [number, number, number];
-    return linear(hidden, this.w(`${head}.weight`), this.w(`${head}.bias`)).reshape([batch, length]);
+    return headPerPosition(hidden, this.w(`${head}.weight`), this.w(`${head}.bias`));
   }
 
-  /**
-   * A reward model's score of each sequence: ids [B, T] right-padded, lengths [B] → [B].
-   *   'last' (InstructGPT's reward model reads the final token): r = w·h_{n−1} + b
-   *   'sum': r = Σ_{t<n} w·h_t + b — the bias once, so the score does not grow with length by itself.
-   */
+  /** A reward model's score of each sequence: ids [B, T] right-padded, lengths [B] → [B] (scalarHeads.ts). */
   score(ids: Tensor, lengths: readonly number[]): Tensor {
     const { hidden } = this.forward(ids);
-    const perPosition = this.scalarHead('score', hidden); // [B, T] = w·h_t + b
-    const [batch, length] = perPosition.shape as [number, number];
-    if ((this.config.score_pooling ?? 'last') === 'last') {
-      const pick = tf
-        .oneHot(
-          tf.tensor1d(
-            lengths.map((n) => n - 1),
-            'int32',
-          ),
-          length,
-        )
-        .toFloat(); // [B, T]
-      return tf.sum(tf.mul(perPosition, pick), 1); // [B]
-    }
-    const mask = new Float32Array(batch * length);
-    lengths.forEach((n, b) => mask.fill(1, b * length, b * length + n));
-    const summed = tf.sum(tf.mul(perPosition, tf.tensor2d(mask, [batch, length])), 1); // [B] = Σ w·h_t + n·b
-    return tf.sub(summed, tf.mul(this.w('score.bias').reshape([1]), tf.tensor1d(lengths.map((n) => n - 1)))); // [B]
+    return pooledScores(this.scalarHead('score', hidden), lengths, this.w('score.bias'), this.config.score_pooling);
   }
 
   private readonly biasCache = new Map<string, Tensor>();

@@ -8,10 +8,10 @@ import type { Gpt2Architecture, HfArchitecture } from '../../hf/hfArchitecture';
 import type { HfWeights } from '../../hf/hfWeights';
 import type { GptConfig } from '../../model/gptConfig';
 import { UserError } from '../../../shared/userError';
-import { gpt2Activation } from './activations';
 import { Gpt, type ForwardResult } from './gpt';
 import { LlamaModel, type CausalLmForwardOptions } from './llamaModel';
 import type { Tensor, Variable } from './tfRuntime';
+import { gptMath } from './tfjsModels';
 
 export type { CausalLmForwardOptions } from './llamaModel';
 
@@ -45,8 +45,7 @@ export async function loadHfCausalLm(weights: HfWeights): Promise<HfCausalLm> {
   }
   // Refused before a byte is read when the GPT cannot run this GPT-2 variant.
   const config = gpt2AsGptConfig(architecture, weights.folder);
-  const math = { layerNormEpsilon: architecture.layerNormEpsilon, activation: gpt2Activation(architecture.activation) };
-  const gpt = await Gpt.load(config, read, { math });
+  const gpt = await Gpt.load(config, read, { math: gptMath(config) });
   return {
     architecture,
     weights: gpt.weights,
@@ -62,9 +61,9 @@ export async function loadHfCausalLm(weights: HfWeights): Promise<HfCausalLm> {
 const gptMlpRatio = 4;
 
 /**
- * The GPT shape of a gpt2 architecture, or a UserError naming each setting the GPT does not run: an MLP width
- * other than 4 × n_embd, an untied head, attention scaled otherwise than by 1/√D. Every released GPT-2 and
- * DistilGPT-2 fits.
+ * The GPT config of a gpt2 architecture (its LayerNorm ε and activation included, which createModel honours), or a
+ * UserError naming each setting the GPT does not run: an MLP width other than 4 × n_embd, an untied head, attention
+ * scaled otherwise than by 1/√D. Every released GPT-2 and DistilGPT-2 fits.
  */
 export function gpt2AsGptConfig(a: Gpt2Architecture, folder: string): GptConfig {
   const unsupported: string[] = [];
@@ -86,5 +85,7 @@ export function gpt2AsGptConfig(a: Gpt2Architecture, folder: string): GptConfig 
     n_head: a.numHeads,
     n_embd: a.hiddenSize,
     dropout: 0,
+    layer_norm_epsilon: a.layerNormEpsilon,
+    activation_function: a.activation,
   };
 }

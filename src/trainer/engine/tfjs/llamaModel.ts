@@ -12,8 +12,9 @@ import { expectedHfTensors, lmHeadName } from '../../hf/hfTensorNames';
 import { silu } from './activations';
 import type { ForwardResult, KvCache } from './gpt';
 import { causalBias, groupedQueryAttention, paddingBias } from './groupedAttention';
+import type { LinearAdapters } from './loraAdapters';
 import { embedding, linear } from './ops';
-import { readVariables } from './readVariables';
+import { makeVariables, readVariables } from './readVariables';
 import { rmsNorm } from './rmsNorm';
 import { ropeInverseFrequencies } from '../../hf/ropeFrequencies';
 import { applyRotary, rotaryTables } from './rotary';
@@ -26,6 +27,8 @@ export interface CausalLmForwardOptions {
   readonly keyMask?: Tensor;
   /** Earlier positions' keys and values ([B, K, P, D]: key/value heads, not repeated); the result extends it. */
   readonly cache?: KvCache;
+  /** LoRA updates added to the adapted linear layers' outputs (none: the base model). */
+  readonly adapters?: LinearAdapters;
 }
 
 export class LlamaModel {
@@ -59,6 +62,15 @@ export class LlamaModel {
     return new LlamaModel(architecture, weights);
   }
 
+  /** Builds the model from values at hand by causal-LM name (a checkpoint in memory, a fresh initialisation). */
+  static fromValues(
+    architecture: LlamaFamilyArchitecture,
+    value: (name: string, shape: readonly number[]) => Float32Array,
+  ): LlamaModel {
+    const specs = expectedHfTensors(architecture).map(({ name, shape }) => [name, shape] as const);
+    return new LlamaModel(architecture, makeVariables(specs, value));
+  }
+
   get parameterCount(): number {
     let total = 0;
     for (const variable of this.weights.values()) total += variable.size;
@@ -71,9 +83,11 @@ export class LlamaModel {
     return variable;
   }
 
-  /** A Linear layer: x [..., in] · Wᵀ (W stored [out, in]) + b. */
-  private project(x: Tensor, name: string, hasBias: boolean): Tensor {
-    return linear(x, tf.transpose(this.w(`${name}.weight`)), hasBias ? this.w(`${name}.bias`) : undefined);
+  /** A Linear layer: x [..., in] · Wᵀ (W stored [out, in]) + b, plus its LoRA update when it has one. */
+  private project(x: Tensor, name: string, hasBias: boolean, adapters?: LinearAdapters): Tensor {
+    const base = linear(x, tf.transpose(this.w(`${name}.weight`)), hasBias ? this.w(`${name}.bias`) : undefined);
+    const update = adapters?.delta(name, x);
+    return update ? tf.add(base, update) : base;
   }
 
   /** ids int32 [B, T] → logits [B, T, V] and the final hidden state [B, T, C]. */
@@ -91,17 +105,17 @@ export class LlamaModel {
     const splitHeads = (t: Tensor, count: number) =>
       tf.transpose(t.reshape([batch, length, count, a.headDim]), [0, 2, 1, 3]);
     const newCache: { k: Tensor; v: Tensor }[] = [];
+    const project = (input: Tensor, name: string, hasBias: boolean) =>
+      this.project(input, name, hasBias, options.adapters);
 
     let x = embedding(this.w('model.embed_tokens.weight'), ids); // [B, T, C]
     for (let layer = 0; layer < a.numLayers; layer++) {
       const p = `model.layers.${layer}`;
       const h = rmsNorm(x, this.w(`${p}.input_layernorm.weight`), a.rmsNormEps);
-      const q = applyRotary(splitHeads(this.project(h, `${p}.self_attn.q_proj`, a.qkvBias), a.numHeads), rotary);
-      const kNew = applyRotary(
-        splitHeads(this.project(h, `${p}.self_attn.k_proj`, a.qkvBias), a.numKeyValueHeads),
-        rotary,
-      ); // [B, K, T, D]
-      const vNew = splitHeads(this.project(h, `${p}.self_attn.v_proj`, a.qkvBias), a.numKeyValueHeads);
+      const q = applyRotary(splitHeads(project(h, `${p}.self_attn.q_proj`, a.qkvBias), a.numHeads), rotary);
+      // [B, K, T, D]
+      const kNew = applyRotary(splitHeads(project(h, `${p}.self_attn.k_proj`, a.qkvBias), a.numKeyValueHeads), rotary);
+      const vNew = splitHeads(project(h, `${p}.self_attn.v_proj`, a.qkvBias), a.numKeyValueHeads);
       const cached = options.cache?.layers[layer];
       const k = cached ? tf.concat([cached.k, kNew], 2) : kNew; // [B, K, P+T, D]
       const v = cached ? tf.concat([cached.v, vNew], 2) : vNew;
@@ -111,14 +125,14 @@ export class LlamaModel {
       const mixed = tf
         .transpose(groupedQueryAttention(q, k, v, bias), [0, 2, 1, 3])
         .reshape([batch, length, a.numHeads * a.headDim]); // [B, T, H·D]
-      x = tf.add(x, this.project(mixed, `${p}.self_attn.o_proj`, a.outputBias));
+      x = tf.add(x, project(mixed, `${p}.self_attn.o_proj`, a.outputBias));
       // SwiGLU: down(silu(gate(m)) · up(m))
       const m = rmsNorm(x, this.w(`${p}.post_attention_layernorm.weight`), a.rmsNormEps);
       const gated = tf.mul(
-        silu(this.project(m, `${p}.mlp.gate_proj`, a.mlpBias)),
-        this.project(m, `${p}.mlp.up_proj`, a.mlpBias),
+        silu(project(m, `${p}.mlp.gate_proj`, a.mlpBias)),
+        project(m, `${p}.mlp.up_proj`, a.mlpBias),
       );
-      x = tf.add(x, this.project(gated, `${p}.mlp.down_proj`, a.mlpBias));
+      x = tf.add(x, project(gated, `${p}.mlp.down_proj`, a.mlpBias));
     }
     const hidden = rmsNorm(x, this.w('model.norm.weight'), a.rmsNormEps); // [B, T, C]
     const head = a.tieWordEmbeddings ? this.w('model.embed_tokens.weight') : this.w(lmHeadName); // [V, C]

@@ -30,3 +30,26 @@ export async function readVariables(
   }
   return weights;
 }
+
+/** The same from values at hand (a checkpoint in memory, a fresh initialisation): each checked, none read twice. */
+export function makeVariables(
+  shapes: Iterable<readonly [string, readonly number[]]>,
+  value: (name: string, shape: readonly number[]) => Float32Array,
+): Map<string, Variable> {
+  const weights = new Map<string, Variable>();
+  try {
+    for (const [name, shape] of shapes) {
+      const data = value(name, shape);
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (data.length !== size) throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
+      weights.set(
+        name,
+        tf.tidy(() => tf.variable(tf.tensor(data, [...shape]), true)),
+      );
+    }
+  } catch (error) {
+    for (const variable of weights.values()) variable.dispose();
+    throw error;
+  }
+  return weights;
+}

@@ -1,6 +1,6 @@
 /** The seam's batches as tensors. */
 import type { ScoreBatch, TokenBatch } from '../engine';
-import type { Gpt } from './gpt';
+import type { LmForwardOptions, TfjsLm } from './causalLm';
 import { tf, type Tensor } from './tfRuntime';
 
 /** [B, T] tensors of a token batch; the caller disposes them (or builds them inside a tidy). */
@@ -14,6 +14,6 @@ export function tokenBatchTensors(batch: TokenBatch): { inputs: Tensor; targets:
 }
 
 /** [B]: the `score` head's reward of every row of a score batch. */
-export function scoreBatchTensor(model: Gpt, batch: ScoreBatch): Tensor {
-  return model.score(tf.tensor2d(batch.ids, [batch.batchSize, batch.length], 'int32'), batch.lengths);
+export function scoreBatchTensor(model: TfjsLm, batch: ScoreBatch, options: LmForwardOptions = {}): Tensor {
+  return model.score(tf.tensor2d(batch.ids, [batch.batchSize, batch.length], 'int32'), batch.lengths, options);
 }
