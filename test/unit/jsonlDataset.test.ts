@@ -57,7 +57,14 @@ test(
     const read = await readTextDataset(file);
 
     assert.deepEqual(
-      read.examples.map((example) => [example.line, example.kind === 'text' ? example.text : example.completion]),
+      read.examples.map((example) => [
+        example.line,
+        example.kind === 'text'
+          ? example.text
+          : example.kind === 'prompt_completion'
+            ? example.completion
+            : example.kind,
+      ]),
       [
         [1, 'good one'],
         [6, 'good two'],
@@ -277,7 +284,7 @@ test('a dataset with no usable line fails with the first 10 reasons (file:line: 
     assert.equal(
       lines[0],
       `${file}: no usable examples: all 12 non-blank lines of 12 were refused. Each line must be {"text": ` +
-        `"..."} or {"prompt": "...", "completion": "..."}. The first problems:`,
+        `"..."}, {"prompt": "...", "completion": "..."} or {"messages": [{"role", "content"}, …]}. The first problems:`,
     );
     assert.equal(lines.length, 12);
     lines.slice(1, 11).forEach((line, i) => assert.ok(line.startsWith(`  ${file}:${i + 1}: `), line));
