@@ -319,8 +319,8 @@ test(
     await assert.rejects(loadPrompts({ source: 'jsonl', path: bad }, path.dirname(bad), 10, 1, 1), (error: Error) => {
       const lines = error.message.split('\n');
       assert.equal(lines[0], `${bad}: needs at least 2 usable {"prompt": "..."} lines, found 1. The first problems:`);
-      assert.equal(lines[1], `  ${bad}:1: field "prompt" must be a non-empty string`);
-      assert.equal(lines[10], `  ${bad}:10: field "prompt" must be a non-empty string`);
+      assert.equal(lines[1], `  ${bad}:1: field "prompt" must be a non-empty string or a list of messages`);
+      assert.equal(lines[10], `  ${bad}:10: field "prompt" must be a non-empty string or a list of messages`);
       assert.equal(lines[11], '  … and 1 more');
       return true;
     });

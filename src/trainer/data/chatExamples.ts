@@ -230,7 +230,11 @@ function renderPrompt(chat: ChatFormatter, prompt: readonly ChatMessage[]): stri
   const rendered = chat.formatChat(prompt, { addGenerationPrompt: false });
   const content = last.content.trim();
   const end = rendered.lastIndexOf(content);
-  if (end < 0) throw new Error(`the chat template dropped the final assistant message ${quote(content)}`);
+  if (end < 0)
+    throw new UserError(`chat template does not render the final assistant message ${quote(content)}`, {
+      file: chat.folder,
+      hint: 'end the prompt with a user turn, or use a template that renders assistant turns',
+    });
   return rendered.slice(0, end + content.length);
 }
 
