@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import type { ConfigCheck, Path } from './configProblems';
 import {
+  hfChatTemplateFile,
   hfLinearModuleNames,
   hfTokenizerConfigFile,
   hfTokenizerFile,
@@ -119,7 +120,8 @@ export function checkChatTemplates(
       check.error(
         at,
         `needs a chat template, and the model folder ${quote(from)} has none (no "chat_template" in its ` +
-          `${hfTokenizerConfigFile}, no chat_template.jinja): use an instruct model's folder, or remove "chat_template"`,
+          `${hfTokenizerConfigFile}, no ${hfChatTemplateFile}): use an instruct model's folder, or remove ` +
+          '"chat_template"',
         { title: 'Remove "chat_template"', path: at, value: undefined },
       );
   }
