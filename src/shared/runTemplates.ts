@@ -37,12 +37,12 @@ export const modelRunTemplates: readonly ModelRunTemplate[] = [
   {
     id: 'ppo-my-model',
     label: 'PPO on my model',
-    detail: 'Your Hugging Face model folder: SFT → preference labels → reward model → PPO, training LoRA adapters',
+    detail: 'Your model folder: SFT → preference labels → reward model → PPO, training LoRA adapters',
   },
   {
     id: 'dpo-my-model',
     label: 'DPO on my model',
-    detail: 'Your Hugging Face model folder: SFT → preference labels → DPO, training LoRA adapters',
+    detail: 'Your model folder: SFT → preference labels → DPO, training LoRA adapters',
   },
 ];
 
