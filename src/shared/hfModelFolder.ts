@@ -66,12 +66,7 @@ export function readHfModelFolder(folder: string, files: FolderFiles): HfModelFo
   const layersKey = type === 'gpt2' ? 'n_layer' : 'num_hidden_layers';
   const positionsKey = type === 'gpt2' ? 'n_positions' : 'max_position_embeddings';
   const numLayers = positiveInteger(config[layersKey]) ?? defaultLayers[type];
-  const tokenizerConfig = parseJsonObject(readText(join(hfTokenizerConfigFile)));
-  const hasChatTemplate =
-    isFile(join(hfChatTemplateFile)) ||
-    (tokenizerConfig !== undefined &&
-      tokenizerConfig.chat_template !== undefined &&
-      tokenizerConfig.chat_template !== null);
+  const hasChatTemplate = folderHasChatTemplate(folder, files);
   return {
     summary: {
       modelType: type,
@@ -81,6 +76,14 @@ export function readHfModelFolder(folder: string, files: FolderFiles): HfModelFo
       hasChatTemplate,
     },
   };
+}
+
+/** Whether a folder's tokenizer has a chat template: chat_template.jinja, or tokenizer_config.json's chat_template. */
+export function folderHasChatTemplate(folder: string, files: FolderFiles): boolean {
+  const join = (name: string) => `${folder.replace(/[\\/]+$/, '')}/${name}`;
+  if (files.isFile(join(hfChatTemplateFile))) return true;
+  const tokenizerConfig = parseJsonObject(files.readText(join(hfTokenizerConfigFile)));
+  return tokenizerConfig?.chat_template !== undefined && tokenizerConfig.chat_template !== null;
 }
 
 /**

@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import type { ConfigCheck, Path } from './configProblems';
 import {
+  folderHasChatTemplate,
   hfChatTemplateFile,
   hfLinearModuleNames,
   hfTokenizerConfigFile,
@@ -100,7 +101,21 @@ function chatTemplatePaths(stage: StageConfig, at: Path): Path[] {
   return paths;
 }
 
-/** `"chat_template": true` needs a model whose tokenizer has one: the run's model.from folder. */
+/**
+ * The folder a stage's model comes from when it names one by path (init_from, policy) rather than an earlier stage:
+ * a saved checkpoint, which carries its tokenizer. Undefined when it names a stage or "scratch".
+ */
+function referencedFolder(check: ConfigCheck, stage: StageConfig): string | undefined {
+  const reference =
+    stage.type === 'sft' ? stage.init_from : stage.type === 'preferences' || stage.type === 'ppo' ? stage.policy : '';
+  if (reference === '' || reference === 'scratch' || check.names.includes(reference)) return undefined;
+  return reference;
+}
+
+/**
+ * `"chat_template": true` needs a model whose tokenizer has one: the run's model.from folder, or the checkpoint
+ * folder the stage starts from.
+ */
 export function checkChatTemplates(
   check: ConfigCheck,
   stage: StageConfig,
@@ -108,13 +123,27 @@ export function checkChatTemplates(
   folder: HfModelFolderSummary | undefined,
 ): void {
   const from = check.config.model.from;
+  const referenced = referencedFolder(check, stage);
+  const { environment } = check;
   for (const at of chatTemplatePaths(stage, ['stages', index])) {
-    if (from === undefined)
+    const remove = { title: 'Remove "chat_template"', path: at, value: undefined };
+    if (referenced !== undefined) {
+      if (!environment?.readText) continue;
+      const absolute = path.resolve(environment.configDir, referenced);
+      const files = { readText: environment.readText, isFile: (file: string) => environment.kind(file) === 'file' };
+      // A folder that is not there is reported by the reference checks.
+      if (environment.kind(absolute) === 'folder' && !folderHasChatTemplate(absolute, files))
+        check.error(
+          at,
+          `needs a chat template, and the folder ${quote(referenced)} this stage starts from has none`,
+          remove,
+        );
+    } else if (from === undefined)
       check.error(
         at,
         'needs a model with a chat template, and the lens\'s own GPT has none: set "model": {"from": "<model ' +
           'folder>"}, or remove "chat_template"',
-        { title: 'Remove "chat_template"', path: at, value: undefined },
+        remove,
       );
     else if (folder !== undefined && !folder.hasChatTemplate)
       check.error(
@@ -122,7 +151,7 @@ export function checkChatTemplates(
         `needs a chat template, and the model folder ${quote(from)} has none (no "chat_template" in its ` +
           `${hfTokenizerConfigFile}, no ${hfChatTemplateFile}): use an instruct model's folder, or remove ` +
           '"chat_template"',
-        { title: 'Remove "chat_template"', path: at, value: undefined },
+        remove,
       );
   }
 }

@@ -169,6 +169,23 @@ test('"chat_template": true needs model.from, and a folder whose tokenizer has a
 });
 
 test(
+  '"chat_template": true on a stage that starts from a checkpoint folder looks for the template there',
+  { skip },
+  async () => {
+    const withChat = { dataset: { chat_template: true } };
+    const plain = await modelFolder('gpt2', 'checkpoint-plain');
+    const [problem] = problemsOf({ stages: [sft({ ...withChat, init_from: `./${plain}` })] });
+    assert.deepEqual(problem, {
+      at: 'stages.0.dataset.chat_template',
+      severity: 'error',
+      message: 'needs a chat template, and the folder "./checkpoint-plain" this stage starts from has none',
+    });
+    const chat = await modelFolder('gpt2', 'checkpoint-chat', chatTemplate);
+    assert.deepEqual(problemsOf({ stages: [sft({ ...withChat, init_from: `./${chat}` })] }), []);
+  },
+);
+
+test(
   'lora.target_modules must name layers of the model: GPT-2 names for our GPT, Llama names for llama',
   { skip },
   async () => {
