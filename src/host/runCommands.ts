@@ -9,7 +9,17 @@ import * as vscode from 'vscode';
 import { writeFileDurable } from '../shared/durableWrite';
 import { maxNameLength } from '../shared/runConfig';
 import { isRunDirInside } from '../shared/runIds';
-import { runNamePattern, renderTemplate, runTemplates, type RunTemplate } from '../shared/runTemplates';
+import { pathKind, readTextFile } from '../shared/configFile';
+import { hfTokenizerFile, readHfModelFolder, type HfModelFolderSummary } from '../shared/hfModelFolder';
+import {
+  modelRunTemplates,
+  renderModelTemplate,
+  renderTemplate,
+  runNamePattern,
+  runTemplates,
+  type ModelRunTemplate,
+  type RunTemplate,
+} from '../shared/runTemplates';
 import { checkDocument } from './configDiagnostics';
 import type { ConfigDiagnostics } from './configDiagnostics';
 import type { RunController } from './runController';
@@ -20,8 +30,10 @@ type RunItem = Extract<RunsTreeItem, { kind: 'run' }>;
 
 /** Arguments for running New Run without its prompts (automation and tests). */
 export interface NewRunArguments {
-  readonly template: RunTemplate['id'];
+  readonly template: RunTemplate['id'] | ModelRunTemplate['id'];
   readonly name: string;
+  /** The Hugging Face model folder of an "on my model" template (absolute, or relative to the workspace folder). */
+  readonly modelFolder?: string;
 }
 
 export interface RunCommandsContext {
@@ -80,22 +92,79 @@ async function pickConfigFile(): Promise<string | undefined> {
   return picked?.file.fsPath;
 }
 
-/** New Run: pick a template, name the run, get `<name>.rlhf.json` in the workspace, opened. */
+type TemplateId = RunTemplate['id'] | ModelRunTemplate['id'];
+const isModelTemplate = (id: TemplateId): id is ModelRunTemplate['id'] =>
+  modelRunTemplates.some((template) => template.id === id);
+
+async function pickTemplate(): Promise<TemplateId | undefined> {
+  const item = (t: RunTemplate | ModelRunTemplate) => ({ label: t.label, detail: t.detail, id: t.id });
+  const picked = await vscode.window.showQuickPick<vscode.QuickPickItem & { id?: TemplateId }>(
+    [
+      ...runTemplates.map(item),
+      { label: 'Start from your own model', kind: vscode.QuickPickItemKind.Separator },
+      ...modelRunTemplates.map(item),
+    ],
+    { placeHolder: 'Template of the new run', matchOnDetail: true },
+  );
+  return picked?.id;
+}
+
+/** The model folder of an "on my model" template, checked as the config checks will check it; undefined: none. */
+async function pickModelFolder(
+  root: string,
+  given?: string,
+): Promise<{ folder: string; summary: HfModelFolderSummary } | undefined> {
+  let folder = given === undefined ? undefined : path.resolve(root, given);
+  if (folder === undefined) {
+    const picked = await vscode.window.showOpenDialog({
+      canSelectFolders: true,
+      canSelectFiles: false,
+      canSelectMany: false,
+      defaultUri: vscode.Uri.file(root),
+      openLabel: 'Use This Model Folder',
+      title: 'RLHF: New Run — your Hugging Face model folder (config.json, model.safetensors, tokenizer.json)',
+    });
+    folder = picked?.[0]?.fsPath;
+  }
+  if (folder === undefined) return undefined;
+  const read =
+    pathKind(folder) === 'folder'
+      ? readHfModelFolder(folder, { readText: readTextFile, isFile: (file) => pathKind(file) === 'file' })
+      : { problem: 'it is not a folder' };
+  const problem =
+    'problem' in read
+      ? read.problem
+      : read.summary.hasTokenizer
+        ? undefined
+        : `it has no ${hfTokenizerFile}; the lens needs the model's own tokenizer`;
+  if (problem !== undefined || !('summary' in read)) {
+    void vscode.window.showErrorMessage(`${folder} cannot start a run: ${problem}`);
+    return undefined;
+  }
+  return { folder, summary: read.summary };
+}
+
+/** The folder as a config in `root` names it: relative, with "/" on every platform (absolute on another drive). */
+function folderAsWritten(root: string, folder: string): string {
+  const relative = path.relative(root, folder);
+  if (relative === '') return '.';
+  return path.isAbsolute(relative) ? folder : relative.split(path.sep).join('/');
+}
+
+/**
+ * New Run: pick a template (and, for "on my model", the model folder), name the run, get `<name>.rlhf.json` in the
+ * workspace, opened.
+ */
 async function newRun(args?: NewRunArguments): Promise<vscode.Uri | undefined> {
   const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   if (!root) {
     void vscode.window.showErrorMessage('Open a folder first: a run config is written into it.');
     return undefined;
   }
-  const template =
-    args?.template ??
-    (
-      await vscode.window.showQuickPick(
-        runTemplates.map((t) => ({ label: t.label, detail: t.detail, id: t.id })),
-        { placeHolder: 'Template of the new run', matchOnDetail: true },
-      )
-    )?.id;
+  const template = args?.template ?? (await pickTemplate());
   if (!template) return undefined;
+  const model = isModelTemplate(template) ? await pickModelFolder(root, args?.modelFolder) : undefined;
+  if (isModelTemplate(template) && model === undefined) return undefined;
   const fileOf = (name: string) => path.join(root, `${name}.rlhf.json`);
   const name =
     args?.name ??
@@ -118,7 +187,11 @@ async function newRun(args?: NewRunArguments): Promise<vscode.Uri | undefined> {
     void vscode.window.showErrorMessage(`${path.basename(file)} exists already; pick another name.`);
     return undefined;
   }
-  writeFileDurable(file, renderTemplate(template, name));
+  const text =
+    isModelTemplate(template) && model !== undefined
+      ? renderModelTemplate(template, name, folderAsWritten(root, model.folder), model.summary.maxPositions)
+      : renderTemplate(template as RunTemplate['id'], name);
+  writeFileDurable(file, text);
   const uri = vscode.Uri.file(file);
   await vscode.window.showTextDocument(uri);
   return uri;

@@ -18,6 +18,7 @@ import {
 import { quote } from './userError';
 import type { RunConfig, StageConfig } from './runConfig';
 import { checkStageSettings } from './stageSettingChecks';
+import { checkChatTemplates, checkLora, checkModelFolder } from './modelChecks';
 
 export type { CheckEnvironment, ConfigFix, PathKind, ProblemSeverity, SemanticProblem } from './configProblems';
 
@@ -80,7 +81,8 @@ function closestName(name: string, names: readonly string[]): string | undefined
 
 function checkModelShape(check: ConfigCheck): void {
   const { model } = check.config;
-  if (model.n_embd % model.n_head !== 0) {
+  // A model folder's config.json gives the shape; the fields written here are ignored (modelChecks.ts warns).
+  if (model.from === undefined && model.n_embd % model.n_head !== 0) {
     const heads = divisorAtMost(model.n_embd, model.n_head);
     check.error(['model', 'n_head'], `(${model.n_head}) must divide n_embd (${model.n_embd}); try ${heads}`, {
       title: `Set n_head to ${heads}`,
@@ -184,10 +186,13 @@ function checkReferences(check: ConfigCheck, stage: StageConfig, index: number):
 export function semanticProblems(config: RunConfig, raw: unknown, environment?: CheckEnvironment): SemanticProblem[] {
   const check = new ConfigCheck(config, raw, environment);
   checkModelShape(check);
+  const folder = checkModelFolder(check);
   checkStageNamesUnique(check);
   config.stages.forEach((stage, index) => {
     checkReferences(check, stage, index);
     checkStageSettings(check, stage, index);
+    checkChatTemplates(check, stage, index, folder);
+    checkLora(check, stage, index, folder);
   });
   return check.problems;
 }

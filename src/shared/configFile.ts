@@ -4,7 +4,7 @@
  * cannot express, and places every problem on a line and column so both the CLI and the editor can
  * point at it.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   findNodeAtLocation,
@@ -33,7 +33,16 @@ export type { CheckEnvironment, PathKind } from './configChecks';
  * relative to its folder): the editor's diagnostics, "Start Run" and the CLI all pass this.
  */
 export function configFileChecks(configFile: string): CheckEnvironment {
-  return { configDir: path.dirname(path.resolve(configFile)), kind: pathKind };
+  return { configDir: path.dirname(path.resolve(configFile)), kind: pathKind, readText: readTextFile };
+}
+
+/** A small file's text (a model folder's config.json, tokenizer_config.json), undefined when it cannot be read. */
+export function readTextFile(absolutePath: string): string | undefined {
+  try {
+    return readFileSync(absolutePath, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /** What is at `absolutePath`, following symbolic links; anything that cannot be looked at counts as missing. */

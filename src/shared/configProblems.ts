@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import type { ConfigProblem } from './configSchema';
+import type { ReadText } from './hfModelFolder';
 import { clip, quote } from './userError';
 import type { DatasetConfig, PromptsConfig, RunConfig } from './runConfig';
 
@@ -32,6 +33,11 @@ export interface CheckEnvironment {
   readonly configDir: string;
   /** What is at an absolute path (symbolic links followed); `other` for a device, socket or pipe. */
   readonly kind: (absolutePath: string) => PathKind;
+  /**
+   * A file's text, undefined when there is none: lets the checks look inside a model folder (config.json's
+   * model_type, the tokenizer's chat template). Without it only the folder's existence is checked.
+   */
+  readonly readText?: ReadText;
 }
 
 export const kindWords: Record<Exclude<PathKind, 'missing'>, string> = {

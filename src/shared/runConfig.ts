@@ -134,8 +134,19 @@ export const datasetSchema = s.tagged(
         path: s.string({
           minLength: 1,
           maxLength: maxPathLength,
-          description: 'A JSONL file of {"text"} or {"prompt","completion"} lines, relative to the config file.',
+          description:
+            'A JSONL file of {"text"} or {"prompt","completion"} lines, or conversational lines as TRL takes them ' +
+            '({"messages": [{"role","content"}, …]}, or lists of messages as prompt and completion), relative to ' +
+            'the config file.',
         }),
+        chat_template: s.optional(
+          s.boolean({
+            description:
+              'Render the lines with the chat template of the model folder ("model": {"from": …}) as TRL does: ' +
+              'the prompt with the generation prompt, the completion as what the whole conversation adds to it. ' +
+              'Plain string prompts and completions become a user and an assistant turn. Conversational lines need it.',
+          }),
+        ),
       },
       { description: 'Your own data.', required: ['path'] },
     ),
@@ -270,8 +281,17 @@ const promptsSchema = s.tagged(
         path: s.string({
           minLength: 1,
           maxLength: maxPathLength,
-          description: 'A JSONL file of {"prompt"} lines, relative to the config file.',
+          description:
+            'A JSONL file of {"prompt"} lines (text, or a list of {"role","content"} messages), relative to the ' +
+            'config file.',
         }),
+        chat_template: s.optional(
+          s.boolean({
+            description:
+              'Render each prompt with the chat template of the model folder ("model": {"from": …}), ending with ' +
+              'the generation prompt (a string prompt is one user turn), as TRL formats conversational prompts.',
+          }),
+        ),
       },
       { description: 'Your own prompts.', required: ['path'] },
     ),
@@ -340,6 +360,13 @@ export const preferencesStageSchema = s.object(
         description:
           'A preference file (.rlhf/preferences/<name>.jsonl, or TRL prompt/chosen/rejected lines), relative ' +
           'to the config file; used with "annotator": "file".',
+      }),
+    ),
+    chat_template: s.optional(
+      s.boolean({
+        description:
+          'Render the lines of `file` with the chat template of the model folder, as TRL does for conversational ' +
+          'prompt/chosen/rejected lines (plain strings become a user turn and assistant turns).',
       }),
     ),
     ...samplingFields,

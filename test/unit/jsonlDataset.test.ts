@@ -57,7 +57,14 @@ test(
     const read = await readTextDataset(file);
 
     assert.deepEqual(
-      read.examples.map((example) => [example.line, example.kind === 'text' ? example.text : example.completion]),
+      read.examples.map((example) => [
+        example.line,
+        example.kind === 'text'
+          ? example.text
+          : example.kind === 'prompt_completion'
+            ? example.completion
+            : example.kind,
+      ]),
       [
         [1, 'good one'],
         [6, 'good two'],
@@ -277,7 +284,7 @@ test('a dataset with no usable line fails with the first 10 reasons (file:line: 
     assert.equal(
       lines[0],
       `${file}: no usable examples: all 12 non-blank lines of 12 were refused. Each line must be {"text": ` +
-        `"..."} or {"prompt": "...", "completion": "..."}. The first problems:`,
+        `"..."}, {"prompt": "...", "completion": "..."} or {"messages": [{"role", "content"}, …]}. The first problems:`,
     );
     assert.equal(lines.length, 12);
     lines.slice(1, 11).forEach((line, i) => assert.ok(line.startsWith(`  ${file}:${i + 1}: `), line));
@@ -312,8 +319,8 @@ test(
     await assert.rejects(loadPrompts({ source: 'jsonl', path: bad }, path.dirname(bad), 10, 1, 1), (error: Error) => {
       const lines = error.message.split('\n');
       assert.equal(lines[0], `${bad}: needs at least 2 usable {"prompt": "..."} lines, found 1. The first problems:`);
-      assert.equal(lines[1], `  ${bad}:1: field "prompt" must be a non-empty string`);
-      assert.equal(lines[10], `  ${bad}:10: field "prompt" must be a non-empty string`);
+      assert.equal(lines[1], `  ${bad}:1: field "prompt" must be a non-empty string or a list of messages`);
+      assert.equal(lines[10], `  ${bad}:10: field "prompt" must be a non-empty string or a list of messages`);
       assert.equal(lines[11], '  … and 1 more');
       return true;
     });

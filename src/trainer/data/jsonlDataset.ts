@@ -15,10 +15,16 @@
  * line endings are tolerated. The file is streamed line by line (shared/jsonlLines.ts), never read whole.
  */
 import { readJsonlLines } from '../../shared/jsonlLines';
+import { UserError } from '../../shared/userError';
+import type { ChatMessage } from '../hf/chatTemplate';
+import { isConversational, parseMessages, parseTurns, type Turns } from './chatExamples';
 
 export type TextExample =
   | { kind: 'text'; text: string; line: number }
-  | { kind: 'prompt_completion'; prompt: string; completion: string; line: number };
+  | { kind: 'prompt_completion'; prompt: string; completion: string; line: number }
+  /** TRL's conversational shapes (chatExamples.ts renders them with the model's chat template). */
+  | { kind: 'messages'; messages: ChatMessage[]; line: number }
+  | { kind: 'chat_prompt_completion'; prompt: Turns; completion: Turns; line: number };
 
 export interface DatasetProblem {
   file: string;
@@ -64,7 +70,7 @@ export async function readTextDataset(file: string, options: ReadTextDatasetOpti
         counts.blank++;
         continue;
       }
-      const parsed = parseLine(read.text);
+      const parsed = parseLine(read.text, { file, line: read.line });
       if ('message' in parsed) {
         problems.push({ file, line: read.line, ...parsed });
         counts.skipped++;
@@ -111,11 +117,13 @@ export function noUsableExamplesMessage(file: string, read: TextDatasetRead, exp
 type ParsedLine =
   | { kind: 'text'; text: string }
   | { kind: 'prompt_completion'; prompt: string; completion: string }
+  | { kind: 'messages'; messages: ChatMessage[] }
+  | { kind: 'chat_prompt_completion'; prompt: Turns; completion: Turns }
   | { field?: string; message: string };
 
-const shapes = '{"text": "..."} or {"prompt": "...", "completion": "..."}';
+const shapes = '{"text": "..."}, {"prompt": "...", "completion": "..."} or {"messages": [{"role", "content"}, …]}';
 
-function parseLine(line: string): ParsedLine {
+function parseLine(line: string, place: { file: string; line: number }): ParsedLine {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -128,6 +136,8 @@ function parseLine(line: string): ParsedLine {
     return { message: `expected a JSON object such as ${shapes}, got ${typeName(value)}` };
   }
   const record = value as Record<string, unknown>;
+  const conversational = parseConversational(record, place);
+  if (conversational !== undefined) return conversational;
   const hasText = Object.hasOwn(record, 'text');
   const hasPrompt = Object.hasOwn(record, 'prompt');
   const hasCompletion = Object.hasOwn(record, 'completion');
@@ -162,6 +172,39 @@ function parseLine(line: string): ParsedLine {
       `no "text" or "prompt"/"completion" field (found ` +
       `${keys.length === 0 ? 'an empty object' : keys.map((key) => `"${key}"`).join(', ')}); expected ${shapes}`,
   };
+}
+
+/** TRL's conversational lines: {"messages"}, or a prompt/completion pair where either is a list of messages. */
+function parseConversational(
+  record: Record<string, unknown>,
+  place: { file: string; line: number },
+): ParsedLine | undefined {
+  const isChat = ['messages', 'prompt', 'completion'].some(
+    (key) => Object.hasOwn(record, key) && (isConversational(record[key]) || Array.isArray(record[key])),
+  );
+  if (!isChat) return undefined;
+  try {
+    if (Object.hasOwn(record, 'messages')) {
+      const other = ['text', 'prompt', 'completion'].find((key) => Object.hasOwn(record, key));
+      if (other !== undefined)
+        return { field: other, message: `has both "messages" and "${other}"; keep one conversation per line` };
+      return { kind: 'messages', messages: parseMessages(record.messages, 'messages', place) };
+    }
+    const missing = ['prompt', 'completion'].find((key) => !Object.hasOwn(record, key));
+    if (missing !== undefined)
+      return { field: missing, message: `field "${missing}" is missing; a pair needs both "prompt" and "completion"` };
+    return {
+      kind: 'chat_prompt_completion',
+      prompt: parseTurns(record.prompt, 'prompt', place),
+      completion: parseTurns(record.completion, 'completion', place),
+    };
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    return {
+      field: error.field,
+      message: `field "${error.field}" ${error.what}; ${error.hint ?? `expected ${shapes}`}`,
+    };
+  }
 }
 
 function stringField(

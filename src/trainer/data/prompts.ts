@@ -7,6 +7,7 @@ import { readJsonlLines } from '../../shared/jsonlLines';
 import type { PromptsConfig } from '../../shared/runConfig';
 import { defaultMaxLineBytes, listedProblems } from './jsonlDataset';
 import { demoPrompts, heldOutPrompts } from './reviews';
+import { formatPrompt, isConversational, parseMessages, requireChatTemplate, type ChatFormatter } from './chatExamples';
 
 export interface PromptSet {
   readonly train: string[];
@@ -17,17 +18,24 @@ export interface PromptSet {
   readonly messages: string[];
 }
 
+/**
+ * `chat` is the run's Hugging Face tokenizer: with `"chat_template": true` each prompt (text as one user turn, or a
+ * list of messages) is rendered with its chat template and the generation prompt (chatExamples.ts).
+ */
 export async function loadPrompts(
   config: PromptsConfig,
   configDir: string,
   count: number,
   heldOutCount: number,
   seed: number,
+  chat?: ChatFormatter,
 ): Promise<PromptSet> {
   if (config.source === 'demo') {
     return { train: demoPrompts(count, seed), heldOut: heldOutPrompts(heldOutCount), hasOracle: true, messages: [] };
   }
   const file = path.resolve(configDir, config.path);
+  const chatTemplate = config.chat_template ?? false;
+  if (chatTemplate && chat !== undefined) requireChatTemplate(chat);
   const prompts: string[] = [];
   const messages: string[] = [];
   try {
@@ -37,14 +45,27 @@ export async function loadPrompts(
         continue;
       }
       if (read.text.trim() === '') continue;
+      let value: { prompt?: unknown } | null;
       try {
-        const value = JSON.parse(read.text) as { prompt?: unknown } | null;
-        if (typeof value?.prompt !== 'string' || value.prompt.length === 0)
-          throw new Error('field "prompt" must be a non-empty string');
-        prompts.push(value.prompt);
+        value = JSON.parse(read.text) as { prompt?: unknown } | null;
       } catch (error) {
         messages.push(`${file}:${read.line}: ${(error as Error).message}`);
+        continue;
       }
+      const place = { file, line: read.line };
+      if (isConversational(value?.prompt)) {
+        let turns;
+        try {
+          turns = parseMessages(value?.prompt, 'prompt', place);
+        } catch (error) {
+          messages.push((error as Error).message);
+          continue;
+        }
+        // No template to render with is an error of the whole file, not of one line.
+        prompts.push(formatPrompt(turns, chat, { chatTemplate, place }));
+      } else if (typeof value?.prompt !== 'string' || value.prompt.length === 0) {
+        messages.push(`${file}:${read.line}: field "prompt" must be a non-empty string or a list of messages`);
+      } else prompts.push(formatPrompt(value.prompt, chat, { chatTemplate, place }));
     }
   } catch (error) {
     throw new Error(`cannot read prompts ${file}: ${(error as Error).message}`, { cause: error });

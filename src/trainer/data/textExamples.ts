@@ -9,11 +9,14 @@ import type { DatasetConfig } from '../../shared/runConfig';
 import { generateReviews } from './reviews';
 import { formatDatasetProblem, noUsableExamplesMessage, readTextDataset } from './jsonlDataset';
 import type { BpeTokenizer } from '../tokenizer';
+import { formatExample, requireChatTemplate, type ChatFormatter } from './chatExamples';
 
 export interface SftExample {
   /** Absent for plain text. */
   readonly prompt?: string;
   readonly completion: string;
+  /** Rendered by the chat template, which wrote the special tokens itself (tokenize without adding BOS/EOS). */
+  readonly chatFormatted?: boolean;
 }
 
 export interface TokenizedExample {
@@ -41,11 +44,16 @@ export interface LoadedExamples {
   readonly messages: string[];
 }
 
-/** Reads or generates the examples of a dataset; paths are relative to the config file's folder. */
+/**
+ * Reads or generates the examples of a dataset; paths are relative to the config file's folder. `chat` is the
+ * run's Hugging Face tokenizer, which renders conversational lines (and, with `"chat_template": true`, plain
+ * prompt/completion pairs as a user and an assistant turn): see chatExamples.ts.
+ */
 export async function loadSftExamples(
   dataset: DatasetConfig,
   configDir: string,
   seed: number,
+  chat?: ChatFormatter,
 ): Promise<LoadedExamples> {
   if (dataset.source === 'demo') {
     const reviews = generateReviews(dataset.num_examples, seed);
@@ -62,12 +70,23 @@ export async function loadSftExamples(
       `${read.counts.blank} blank lines, of ${read.counts.lines} lines`,
   );
   if (read.examples.length === 0) throw new Error(noUsableExamplesMessage(file, read));
+  const chatTemplate = dataset.chat_template ?? false;
+  if (chatTemplate && chat !== undefined) requireChatTemplate(chat);
   return {
-    examples: read.examples.map((example) =>
-      example.kind === 'text'
-        ? { completion: example.text }
-        : { prompt: example.prompt, completion: example.completion },
-    ),
+    examples: read.examples.map((example): SftExample => {
+      const place = { file, line: example.line };
+      switch (example.kind) {
+        case 'text':
+          return { completion: example.text };
+        case 'prompt_completion':
+          if (!chatTemplate) return { prompt: example.prompt, completion: example.completion };
+          return formatExample(example, chat, { chatTemplate, place });
+        case 'messages':
+          return formatExample({ messages: example.messages }, chat, { chatTemplate, place });
+        default:
+          return formatExample(example, chat, { chatTemplate, place });
+      }
+    }),
     messages,
   };
 }

@@ -1,0 +1,154 @@
+/**
+ * "PPO on my model" in the packaged extension in a real VS Code (code-server + Chromium): New Run from the palette,
+ * the template picked, the model folder chosen in the folder dialog (code-server shows showOpenDialog as its
+ * quick-input "simple file dialog", where a user types or browses to the path), the run named, and the config
+ * written with the folder relative to it and LoRA on every trained stage.
+ * Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
+ */
+import * as assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { BpeTokenizer, trainBpe } from '../../src/trainer/tokenizer';
+import { writeHfFolder } from '../fixtures/hf/hfTwin';
+import {
+  codeServerPaths,
+  installExtension,
+  launchChromium,
+  repoRoot,
+  screenshot,
+  startCodeServer,
+  waitForWorkbench,
+  type CodeServer,
+} from './codeServer';
+
+const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
+const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-new-run-model-'));
+const workspace = join(temp, 'workspace');
+const modelFolder = join(workspace, 'models', 'tiny-gpt2');
+
+let server: CodeServer | undefined;
+let browser: Browser | undefined;
+
+before(async () => {
+  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
+  codeServerPaths();
+  cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
+  // A random-weight GPT-2 in transformers' layout with a tokenizer: what a user's downloaded model folder holds.
+  mkdirSync(modelFolder, { recursive: true });
+  const bpe = new BpeTokenizer(trainBpe(['the film was great and the cast was wonderful'], { vocabSize: 270 }));
+  writeHfFolder({
+    arch: 'gpt2',
+    out: modelFolder,
+    vocab: bpe.vocabSize,
+    hidden: 16,
+    layers: 2,
+    heads: 2,
+    maxPositions: 1024,
+  });
+  await bpe.save(modelFolder, { modelMaxLength: 1024 });
+  const extensionsDir = join(temp, 'extensions');
+  await installExtension(vsix, extensionsDir, join(temp, 'user-data'));
+  server = await startCodeServer({ workspace, userDataDir: join(temp, 'user-data'), extensionsDir });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  rmSync(temp, { recursive: true, force: true });
+});
+
+/** Runs a palette command that goes on to ask (the quick input stays open, so codeServer.ts's runCommand waits). */
+async function startAskingCommand(page: Page, title: string): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  const input = widget.locator('.quick-input-box input');
+  for (let attempt = 0; ; attempt++) {
+    await page.keyboard.press('F1');
+    await input.fill(`>${title}`);
+    const listed = await widget
+      .locator('.monaco-list-row.focused', { hasText: title })
+      .first()
+      .waitFor({ timeout: 3_000 })
+      .then(
+        () => true,
+        () => false,
+      );
+    if (listed) break;
+    if (attempt === 10) throw new Error(`the command palette has no "${title}"`);
+    await page.keyboard.press('Escape');
+  }
+  await input.press('Enter');
+}
+
+/** Waits until the quick input's text box holds `value` (the next question has replaced the previous one). */
+async function inputHolds(page: Page, value: string, timeout: number): Promise<boolean> {
+  return page
+    .waitForFunction(
+      (expected) =>
+        (document.querySelector('.quick-input-widget .quick-input-box input') as HTMLInputElement | null)?.value ===
+        expected,
+      value,
+      { timeout },
+    )
+    .then(
+      () => true,
+      () => false,
+    );
+}
+
+test('New Run → "PPO on my model" → the model folder → a name writes a config starting from the folder', async () => {
+  assert.ok(server && browser);
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  try {
+    await page.goto(server.workbenchUrl(workspace));
+    await waitForWorkbench(page);
+    await startAskingCommand(page, 'RLHF: New Run');
+    const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: /^PPO on my model/ }).first();
+    await row.waitFor({ timeout: 15_000 });
+    await screenshot(page, 'new-run-model-templates');
+    await row.click();
+
+    // The simple file dialog: its text box holds a path; type the model folder's and accept it.
+    const input = page.locator('.quick-input-widget .quick-input-box input');
+    await page.locator('.quick-input-widget', { hasText: 'Hugging Face model folder' }).waitFor({ timeout: 15_000 });
+    await input.fill(modelFolder);
+    await screenshot(page, 'new-run-model-folder-dialog');
+    await input.press('Enter');
+    // Enter on a folder's path may first open it; "Use This Model Folder" then takes the folder shown.
+    if (!(await inputHolds(page, 'my-ppo-my-model', 5_000))) {
+      await page.locator('.quick-input-widget .monaco-button', { hasText: 'Use This Model Folder' }).click();
+      assert.ok(await inputHolds(page, 'my-ppo-my-model', 15_000), 'New Run did not ask for the name');
+    }
+    await input.fill('ui-mine');
+    await input.press('Enter');
+    await page.locator('.tab', { hasText: 'ui-mine.rlhf.json' }).waitFor({ timeout: 15_000 });
+    await page.locator('.codelens-decoration', { hasText: 'Start run' }).waitFor({ timeout: 30_000 });
+    await screenshot(page, 'new-run-model-config');
+
+    const written = JSON.parse(readFileSync(join(workspace, 'ui-mine.rlhf.json'), 'utf8')) as {
+      model: Record<string, unknown>;
+      stages: { type: string; lora?: unknown }[];
+    };
+    assert.deepEqual(written.model, { from: 'models/tiny-gpt2', block_size: 128 });
+    const lora = { r: 8, alpha: 16, dropout: 0.05 };
+    assert.deepEqual(
+      written.stages.map((stage) => [stage.type, stage.lora ?? null]),
+      [
+        ['sft', lora],
+        ['preferences', null],
+        ['reward', lora],
+        ['ppo', lora],
+      ],
+    );
+    // The editor's checks read the folder too: no error is underlined in the new config.
+    assert.equal(await page.locator('.squiggly-error').count(), 0);
+  } catch (error) {
+    await screenshot(page, 'new-run-model-failure').catch(() => undefined);
+    throw error;
+  } finally {
+    await page.close();
+  }
+});
