@@ -21,7 +21,8 @@ import {
   writeAdapterFolder,
 } from '../../src/trainer/lora/peftAdapter';
 import { adapterConfigFile, type PeftTaskType } from '../../src/trainer/lora/peftConfig';
-import { llamaConfig, type CausalLmConfig } from '../../src/trainer/model/causalLmConfig';
+import type { CausalLmConfig } from '../../src/trainer/model/causalLmConfig';
+import { causalLmConfigOf } from '../../src/trainer/onnx/hfOnnxExport';
 import { decodeSafetensors } from '../../src/shared/safetensors';
 import { twinUnavailable, writeHfFolder } from '../fixtures/hf/hfTwin';
 
@@ -211,7 +212,9 @@ test('a reward model adapter (SEQ_CLS, Llama family, all-linear) round-trips wit
     intermediate: 24,
     out: path.join(workDir, 'llama-base'),
   });
-  const config = llamaConfig(await readHfConfig(base));
+  const architecture = await readHfConfig(base);
+  assert.equal(architecture.family, 'llama');
+  const config = causalLmConfigOf(architecture);
   const settings: LoraSettings = { r: 3, alpha: 6, dropout: 0, targetModules: 'all-linear' };
   const weights = engineWeights(config, settings, 'SEQ_CLS', 16);
   const folder = path.join(workDir, 'reward');

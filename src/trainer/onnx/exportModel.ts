@@ -24,6 +24,7 @@ import { adapterConfigFile } from '../lora/peftConfig';
 import { readAdapterFolder } from '../lora/peftAdapter';
 import type { GptConfig } from '../model/gptConfig';
 import { buildGptOnnx } from './gptOnnxGraph';
+import { withExternalDataFlag } from './hfOnnxExport';
 import { externalDataFileName, protobufLimitBytes, withExternalData } from './onnxExternalData';
 
 export interface ExportResult {
@@ -102,7 +103,7 @@ export async function exportCheckpoint(
     writeFileDurable(path.join(temporary, 'onnx', 'model.onnx'), files.model);
     if (files.data !== undefined) writeFileDurable(path.join(temporary, 'onnx', dataFile), files.data);
     const { bos_token_id, eos_token_id, pad_token_id } = checkpoint.config;
-    writeJsonDurable(path.join(temporary, 'config.json'), {
+    const hfConfig = {
       model_type: 'gpt2',
       architectures: ['GPT2LMHeadModel'],
       vocab_size: config.vocab_size,
@@ -125,7 +126,8 @@ export async function exportCheckpoint(
         score_bias: weights.get('score.bias')?.data[0] ?? 0,
       }),
       rlhf_lens_source: checkpointDir,
-    });
+    };
+    writeJsonDurable(path.join(temporary, 'config.json'), externalData ? withExternalDataFlag(hfConfig) : hfConfig);
     writeJsonDurable(path.join(temporary, 'generation_config.json'), { bos_token_id, eos_token_id, pad_token_id });
     await checkpoint.tokenizer.save(temporary, { modelMaxLength: config.block_size });
   });

@@ -10,7 +10,8 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { writeFileDurable, writeFolderDurable } from '../../shared/durableWrite';
+import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
+import { isRecord } from '../../shared/isRecord';
 import type { HfArchitecture } from '../hf/hfArchitecture';
 import { configFileName, readHfConfig } from '../hf/hfConfig';
 import { hfParameterCount } from '../hf/hfModelFolder';
@@ -35,6 +36,7 @@ const copiedFiles = [
 export const onnxModelPath = path.join('onnx', 'model.onnx');
 export const onnxDataPath = path.join('onnx', externalDataFileName('model.onnx'));
 const float32Bytes = 4;
+const transformersJsConfigKey = 'transformers.js_config';
 
 export interface HfOnnxExportOptions {
   /** A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) of this model, merged in. */
@@ -78,10 +80,28 @@ export async function exportHfOnnx(
     mkdirSync(path.join(temporary, 'onnx'));
     writeFileDurable(path.join(temporary, onnxModelPath), files.model);
     if (files.data !== undefined) writeFileDurable(path.join(temporary, onnxDataPath), files.data);
-    for (const name of copied) writeFileDurable(path.join(temporary, name), readFileSync(path.join(modelFolder, name)));
+    for (const name of copied) {
+      const source = path.join(modelFolder, name);
+      const bytes = readFileSync(source);
+      if (name === configFileName && external)
+        writeJsonDurable(path.join(temporary, name), withExternalDataFlag(JSON.parse(bytes.toString('utf8'))));
+      else writeFileDurable(path.join(temporary, name), bytes);
+    }
   });
   const bytes = files.model.byteLength + (files.data?.byteLength ?? 0);
   return { outDir: target, bytes, copied, externalData: external, mergedWeights };
+}
+
+/**
+ * config.json telling transformers.js to fetch onnx/model.onnx_data with the graph, as the Hub's ONNX models say it
+ * (`"transformers.js_config": {"use_external_data_format": true}`: one data file, named `<model>.onnx_data`).
+ */
+export function withExternalDataFlag(config: Record<string, unknown>): Record<string, unknown> {
+  const previous = config[transformersJsConfigKey];
+  return {
+    ...config,
+    [transformersJsConfigKey]: { ...(isRecord(previous) ? previous : {}), use_external_data_format: true },
+  };
 }
 
 /** The engine's config of an architecture, as the LoRA targets are named and shaped for it. */
