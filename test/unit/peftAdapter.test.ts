@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -18,6 +18,7 @@ import {
   readAdapterFolder,
   scoreBiasMetadataKey,
   valueHeadFile,
+  writeAdapterFiles,
   writeAdapterFolder,
 } from '../../src/trainer/lora/peftAdapter';
 import { adapterConfigFile, type PeftTaskType } from '../../src/trainer/lora/peftConfig';
@@ -301,4 +302,18 @@ test('the writer refuses adapters of the wrong shape or missing, naming the tens
     writeAdapterFolder(path.join(workDir, 'missing'), input),
     /the weight "transformer\.h\.1\.mlp\.c_fc\.lora_B\.weight" is missing/,
   );
+});
+
+test("a policy's value head never replaces a model folder's model.safetensors (TRL's name for it)", async () => {
+  const settings: LoraSettings = { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn'] };
+  const dir = mkdtempSync(path.join(workDir, 'model-folder-'));
+  writeFileSync(path.join(dir, valueHeadFile), 'the base weights');
+  const weights = engineWeights(gpt, settings, 'CAUSAL_LM', hidden);
+  const input = { config: gpt, settings, taskType: 'CAUSAL_LM' as const, baseModelNameOrPath: null, weights };
+  assert.throws(() => writeAdapterFiles(dir, input), /model\.safetensors exists: TRL keeps a PEFT policy's value head/);
+  assert.equal(readFileSync(path.join(dir, valueHeadFile), 'utf8'), 'the base weights');
+  assert.ok(!existsSync(path.join(dir, adapterConfigFile)), 'nothing written');
+  weights.delete('v_head.weight');
+  weights.delete('v_head.bias');
+  assert.deepEqual(writeAdapterFiles(dir, input), [adapterConfigFile, adapterWeightsFile], 'adapters alone: fine');
 });

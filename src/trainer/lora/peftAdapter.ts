@@ -68,6 +68,13 @@ export interface AdapterFolderInput extends AdapterConfigInput {
 export function writeAdapterFiles(dir: string, input: AdapterFolderInput): string[] {
   const { config, settings, taskType, weights } = input;
   const hidden = hiddenSize(config);
+  const withValueHead = taskType === 'CAUSAL_LM' && weights.has(engineHead.vWeight);
+  // TRL's file name is a model folder's weights file too: never replace a model's weights with a value head.
+  if (withValueHead && existsSync(path.join(dir, valueHeadFile)))
+    throw new Error(
+      `${path.join(dir, valueHeadFile)} exists: TRL keeps a PEFT policy's value head under that name, so the ` +
+        'adapter of a policy with a value head needs a folder of its own, not a model (or checkpoint) folder',
+    );
   const tensors: Record<string, SafetensorsTensor> = {};
   for (const t of loraTargets(config, settings)) {
     tensors[peftPrefix + loraAName(t.module)] = f32(weightOf(weights, loraAName(t.module), [settings.r, t.inFeatures]));
@@ -88,7 +95,7 @@ export function writeAdapterFiles(dir: string, input: AdapterFolderInput): strin
   writeFileDurable(path.join(dir, adapterConfigFile), adapterConfigText(input));
   writeFileDurable(path.join(dir, adapterWeightsFile), encodeSafetensors(tensors, metadata));
   const written = [adapterConfigFile, adapterWeightsFile];
-  if (taskType === 'CAUSAL_LM' && weights.has(engineHead.vWeight)) {
+  if (withValueHead) {
     const valueHead: Record<string, SafetensorsTensor> = {
       [fileHead.vWeight]: {
         dtype: 'F32',
