@@ -16,12 +16,15 @@
  * Inside the trainer the same tensors carry the engine's names (loraTargets.ts; heads `v_head.weight` [C, 1],
  * `v_head.bias` [1], `score.weight` [C, 1], `score.bias` [1]).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable, writeFolderDurable } from '../../shared/durableWrite';
 import {
   decodeSafetensors,
   encodeSafetensors,
+  parseSafetensorsHeader,
+  safetensorsHeaderSize,
+  tensorFromBytes,
   tensorToFloat32,
   type SafetensorsFile,
   type SafetensorsTensor,
@@ -45,6 +48,8 @@ export const valueHeadFile = 'model.safetensors';
 export const peftPrefix = 'base_model.model.';
 export const scoreBiasMetadataKey = 'rlhf_lens_score_bias';
 const torchMetadata = { format: 'pt' } as const;
+/** The 8-byte little-endian header size that starts a safetensors file. */
+const safetensorsSizeBytes = 8;
 
 /** Engine names of the heads, and their names in the files. */
 const engineHead = {
@@ -174,24 +179,47 @@ export function readAdapterFolder(folder: string, config: CausalLmConfig): Adapt
       `${weightsPath}: tensor "${[...remaining][0]}" belongs to no module the adapter_config.json targets ` +
         `(${remaining.size} such tensor(s))`,
     );
-  const valuePath = path.join(folder, valueHeadFile);
-  if (taskType === 'CAUSAL_LM' && existsSync(valuePath)) {
-    const valueFile = readSafetensors(valuePath);
-    for (const [name, shape, engineName] of [
-      [fileHead.vWeight, [1, hidden], engineHead.vWeight],
-      [fileHead.vBias, [1], engineHead.vBias],
-    ] as const) {
-      const tensor = valueFile.tensors[name];
-      if (tensor === undefined) throw new Error(`${valuePath}: tensor "${name}" (TRL's value head) is missing`);
-      if (tensor.shape.join(',') !== shape.join(','))
-        throw new Error(`${valuePath}: tensor "${name}" has shape [${tensor.shape}], expected [${shape.join(', ')}]`);
-      heads.set(engineName, {
-        shape: engineName === engineHead.vWeight ? [hidden, 1] : [1],
-        data: floats(valuePath, name, tensor),
-      });
-    }
-  }
+  if (taskType === 'CAUSAL_LM')
+    for (const [name, head] of readValueHead(path.join(folder, valueHeadFile), hidden)) heads.set(name, head);
   return { settings, taskType, baseModelNameOrPath: parsed.baseModelNameOrPath, targets, adapters, heads };
+}
+
+/**
+ * TRL's value head from `file` (model.safetensors beside the adapter), under the engine's names; nothing when the
+ * file is absent or holds no `v_head.summary.*` (then it is a model's weights, e.g. a checkpoint's, not TRL's file).
+ * Only the header and the two head tensors are read.
+ */
+function readValueHead(file: string, hidden: number): NamedArrays {
+  const heads: NamedArrays = new Map();
+  if (!existsSync(file)) return heads;
+  const descriptor = openSync(file, 'r');
+  try {
+    const fileLength = fstatSync(descriptor).size;
+    const sizeBytes = new Uint8Array(safetensorsSizeBytes);
+    readSync(descriptor, sizeBytes, 0, sizeBytes.length, 0);
+    const headerBytes = new Uint8Array(safetensorsSizeBytes + safetensorsHeaderSize(sizeBytes));
+    readSync(descriptor, headerBytes, 0, headerBytes.length, 0);
+    const header = parseSafetensorsHeader(headerBytes, fileLength);
+    const byName = new Map(header.tensors.map((info) => [info.name, info]));
+    if (!byName.has(fileHead.vWeight) && !byName.has(fileHead.vBias)) return heads;
+    for (const [name, shape, engineName, engineShape] of [
+      [fileHead.vWeight, [1, hidden], engineHead.vWeight, [hidden, 1]],
+      [fileHead.vBias, [1], engineHead.vBias, [1]],
+    ] as const) {
+      const info = byName.get(name);
+      if (info === undefined) throw new Error(`tensor "${name}" (TRL's value head) is missing`);
+      if (info.shape.join(',') !== shape.join(','))
+        throw new Error(`tensor "${name}" has shape [${info.shape}], expected [${shape.join(', ')}]`);
+      const raw = new Uint8Array(info.end - info.begin);
+      readSync(descriptor, raw, 0, raw.length, header.dataStart + info.begin);
+      heads.set(engineName, { shape: [...engineShape], data: tensorToFloat32(name, tensorFromBytes(info, raw, true)) });
+    }
+    return heads;
+  } catch (error) {
+    throw new Error(`${file}: ${(error as Error).message}`);
+  } finally {
+    closeSync(descriptor);
+  }
 }
 
 function readSafetensors(file: string): SafetensorsFile {
