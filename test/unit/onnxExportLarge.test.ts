@@ -20,7 +20,7 @@ import { loraAName, loraBName, loraTargets, type LoraSettings } from '../../src/
 import { writeAdapterFiles } from '../../src/trainer/lora/peftAdapter';
 import { gptConfigOf } from '../../src/trainer/checkpoint/modelLoading';
 import { loadCheckpoint } from '../../src/trainer/checkpoint/checkpoint';
-import { exportCheckpoint } from '../../src/trainer/onnx/exportModel';
+import { exportCheckpoint, exportCommand } from '../../src/trainer/onnx/exportModel';
 import { exportHfOnnx, onnxDataPath, onnxModelPath } from '../../src/trainer/onnx/hfOnnxExport';
 import { externalDataAlignment, externalDataSizeThreshold } from '../../src/trainer/onnx/onnxExternalData';
 import { twinUnavailable, writeHfFolder } from '../fixtures/hf/hfTwin';
@@ -202,6 +202,12 @@ test('a LoRA checkpoint exported with external data (export --external-data): th
   assert.equal(merged.externalData, true);
   assert.equal(merged.mergedWeights.length, 2 * 2);
   assert.ok(existsSync(path.join(merged.outDir, onnxDataPath)));
+  // The command's flag asks the same (threshold 0).
+  const commandOut = path.join(workDir, 'command-export');
+  assert.equal(await exportCommand([loraDir, '--out', commandOut, '--external-data']), 0);
+  assert.ok(
+    readFileSync(path.join(commandOut, onnxDataPath)).equals(readFileSync(path.join(merged.outDir, onnxDataPath))),
+  );
   const plain = await exportCheckpoint(dir, path.join(workDir, 'plain-export'));
   const row = [[1, 5, 9, 14, 2, 7]];
   const heads = config.n_head;
