@@ -164,7 +164,7 @@ test(
   },
 );
 
-test('a LoRA checkpoint exported with external data (export --external-data): the merged model, weights in onnx/model.onnx_data', async () => {
+test('a LoRA checkpoint exported with --external-data: the merged model, weights in onnx/model.onnx_data', async () => {
   const { dir, model } = await checkpointWithHeads('lora-policy', ['v_head']);
   model.dispose();
   const checkpoint = await loadCheckpoint(dir);

@@ -6,7 +6,6 @@
  *
  * The base weights are never modified: merged tensors are new arrays, the others are shared with the input.
  */
-import type { NamedArrays } from '../engine/engine';
 import type { CausalLmConfig } from '../model/causalLmConfig';
 import {
   isLoraWeight,
@@ -15,6 +14,7 @@ import {
   loraScale,
   loraTargets,
   type LoraSettings,
+  type NamedArrays,
   type LoraTarget,
 } from './loraTargets';
 

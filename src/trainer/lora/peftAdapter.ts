@@ -29,10 +29,9 @@ import {
   type SafetensorsFile,
   type SafetensorsTensor,
 } from '../../shared/safetensors';
-import type { NamedArrays } from '../engine/engine';
 import type { CausalLmConfig } from '../model/causalLmConfig';
 import { isLlamaConfig } from '../model/causalLmConfig';
-import { loraAName, loraBName, loraTargets, type LoraSettings, type LoraTarget } from './loraTargets';
+import { loraAName, loraBName, loraTargets, type LoraSettings, type LoraTarget, type NamedArrays } from './loraTargets';
 import {
   adapterConfigFile,
   adapterConfigText,
@@ -152,7 +151,9 @@ export function readAdapterFolder(folder: string, config: CausalLmConfig): Adapt
     const tensor = file.tensors[name];
     if (tensor === undefined) throw new Error(`${weightsPath}: tensor "${name}" is missing`);
     if (tensor.shape.join(',') !== shape.join(','))
-      throw new Error(`${weightsPath}: tensor "${name}" has shape [${tensor.shape}], expected [${shape.join(', ')}]`);
+      throw new Error(
+        `${weightsPath}: tensor "${name}" has shape [${tensor.shape.join(', ')}], expected [${shape.join(', ')}]`,
+      );
     remaining.delete(name);
     return floats(weightsPath, name, tensor);
   };
@@ -209,7 +210,7 @@ function readValueHead(file: string, hidden: number): NamedArrays {
       const info = byName.get(name);
       if (info === undefined) throw new Error(`tensor "${name}" (TRL's value head) is missing`);
       if (info.shape.join(',') !== shape.join(','))
-        throw new Error(`tensor "${name}" has shape [${info.shape}], expected [${shape.join(', ')}]`);
+        throw new Error(`tensor "${name}" has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
       const raw = new Uint8Array(info.end - info.begin);
       readSync(descriptor, raw, 0, raw.length, header.dataStart + info.begin);
       heads.set(engineName, { shape: [...engineShape], data: tensorToFloat32(name, tensorFromBytes(info, raw, true)) });
