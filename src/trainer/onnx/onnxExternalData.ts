@@ -31,10 +31,18 @@ export interface ExternalDataModel {
 /** Moves the initializers of the encoded model `modelBytes` into a data file named `location`. */
 export function withExternalData(modelBytes: Uint8Array, location: string): ExternalDataModel {
   const model = onnx.ModelProto.decode(modelBytes);
-  const initializers = model.graph?.initializer ?? [];
+  const { data, moved } = moveToExternalData(model, location);
+  return { model: onnx.ModelProto.encode(model).finish(), data, moved };
+}
+
+/**
+ * Moves the initializers of `model` (before it is encoded) into a data file named `location`, in place, and
+ * returns that file's bytes: the way for a graph builder to write a model whose weights pass protobuf's 2 GiB.
+ */
+export function moveToExternalData(model: onnx.IModelProto, location: string): { data: Uint8Array; moved: number } {
   const placed: { tensor: onnx.ITensorProto; offset: number; raw: Uint8Array }[] = [];
   let end = 0;
-  for (const tensor of initializers) {
+  for (const tensor of model.graph?.initializer ?? []) {
     const raw = tensor.rawData;
     if (!raw || raw.length < externalDataSizeThreshold) continue;
     const offset = Math.ceil(end / externalDataAlignment) * externalDataAlignment;
@@ -44,7 +52,7 @@ export function withExternalData(modelBytes: Uint8Array, location: string): Exte
   const data = new Uint8Array(end);
   for (const { tensor, offset, raw } of placed) {
     data.set(raw, offset);
-    tensor.rawData = new Uint8Array(0);
+    tensor.rawData = null; // not written at all: the bytes live in the data file
     tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
     tensor.externalData = [
       { key: 'location', value: location },
@@ -52,5 +60,5 @@ export function withExternalData(modelBytes: Uint8Array, location: string): Exte
       { key: 'length', value: String(raw.length) },
     ];
   }
-  return { model: onnx.ModelProto.encode(model).finish(), data, moved: placed.length };
+  return { data, moved: placed.length };
 }
