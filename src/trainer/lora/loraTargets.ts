@@ -117,3 +117,9 @@ export function loraSettingsOf(config: LoraConfig, modelType: keyof typeof defau
     targetModules: modules.length === 1 && modules[0] === 'all-linear' ? 'all-linear' : modules,
   };
 }
+
+/**
+ * Named float32 tensors: structurally the engine's NamedArrays (engine/engine.ts), declared here because the engine
+ * folder imports this one (imports between folders go one way).
+ */
+export type NamedArrays = Map<string, { shape: number[]; data: Float32Array }>;
