@@ -15,6 +15,8 @@
  */
 import type { LlamaFamilyArchitecture } from '../hf/hfArchitecture';
 import type { HfWeights } from '../hf/hfWeights';
+import type { ScalarHead } from '../model/gptConfig';
+import { headOutputName } from './gptOnnxGraph';
 import { OnnxGraphBuilder } from './onnxGraphBuilder';
 import { ropeInverseFrequencies } from '../hf/ropeFrequencies';
 
@@ -29,8 +31,12 @@ function transposed(data: Float32Array, rows: number, columns: number): Float32A
   return out;
 }
 
-/** Builds the ONNX model bytes of `weights`' Llama-family model (weights baked in as float32 initializers). */
-export async function buildLlamaOnnx(weights: HfWeights): Promise<Uint8Array> {
+/**
+ * Builds the ONNX model bytes of `weights`' Llama-family model (weights baked in as float32 initializers); `heads`
+ * (read from `weights` as `<head>.weight` [C, 1] and `<head>.bias` [1]) become outputs `values` / `scores` [B, T]
+ * on the final hidden state, as gptOnnxGraph.ts exposes them.
+ */
+export async function buildLlamaOnnx(weights: HfWeights, heads: readonly ScalarHead[] = []): Promise<Uint8Array> {
   const a = weights.architecture;
   if (a.family !== 'llama') throw new Error(`buildLlamaOnnx: ${a.modelType} is not of the Llama family`);
   const g = new OnnxGraphBuilder();
@@ -115,13 +121,28 @@ export async function buildLlamaOnnx(weights: HfWeights): Promise<Uint8Array> {
         transposed(await weights.read('lm_head.weight'), a.vocabSize, a.hiddenSize),
       );
   g.rename(g.op1('MatMul', [hidden, head]), 'logits');
+  for (const scalarHead of heads) {
+    const weight = g.floatInitializer(
+      `${scalarHead}.weight`,
+      [a.hiddenSize, 1],
+      await weights.read(`${scalarHead}.weight`),
+    );
+    const bias = g.floatInitializer(`${scalarHead}.bias`, [1], await weights.read(`${scalarHead}.bias`));
+    const perPosition = g.op1('Squeeze', [
+      g.op1('Add', [g.op1('MatMul', [hidden, weight]), bias]),
+      g.int64Constant([2]),
+    ]);
+    g.rename(perPosition, headOutputName[scalarHead]);
+  }
   g.output('logits', 'float32', ['batch_size', 'sequence_length', a.vocabSize]);
   const cacheDims = ['batch_size', a.numKeyValueHeads, 'total_sequence_length', a.headDim];
   for (let l = 0; l < a.numLayers; l++) {
     g.output(`present.${l}.key`, 'float32', cacheDims);
     g.output(`present.${l}.value`, 'float32', cacheDims);
   }
-  return g.encode(`rlhf-lens-${a.modelType}`, { model_type: a.modelType, kv_cache: 'true' });
+  for (const scalarHead of heads) g.output(headOutputName[scalarHead], 'float32', ['batch_size', 'sequence_length']);
+  const metadata = { model_type: a.modelType, kv_cache: 'true', ...(heads.length > 0 && { heads: heads.join(',') }) };
+  return g.encode(`rlhf-lens-${a.modelType}`, metadata);
 }
 
 interface GraphInputs {

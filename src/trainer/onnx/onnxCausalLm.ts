@@ -23,6 +23,9 @@ import { gptWeightShapes } from '../model/gptWeightShapes';
 import { buildGptOnnx, headOutputName, type WeightValues } from './gptOnnxGraph';
 import type { HfWeights } from '../hf/hfWeights';
 import { buildHfOnnx } from './hfOnnxGraph';
+import { isLlamaConfig, type CausalLmConfig, type LlamaConfig } from '../model/causalLmConfig';
+import { expectedHfTensors } from '../hf/hfTensorNames';
+import { buildLlamaOnnx } from './llamaOnnxGraph';
 
 export type WeightSyncMode = 'reexport' | 'inputs';
 
@@ -118,7 +121,7 @@ export class OnnxCausalLm {
   readonly info: CausalLmInfo;
   /** For models built from trainer weights: how they are rebuilt or fed. */
   private readonly source?: {
-    config: GptConfig;
+    config: CausalLmConfig;
     heads: readonly ScalarHead[];
     kvCache: boolean;
     mode: WeightSyncMode;
@@ -161,6 +164,37 @@ export class OnnxCausalLm {
     const model = new OnnxCausalLm(session, info, { config, heads, kvCache: options.kvCache, mode, settings: options });
     if (mode === 'inputs') model.setWeightFeeds(weights);
     return model;
+  }
+
+  /**
+   * A session over a trainer model's weights, our GPT (fromGpt) or a Llama-family model: its graph of
+   * llamaOnnxGraph.ts with the weights as initializers and `heads` as outputs, always with the KV cache (a past of
+   * length 0 is a full forward), rebuilt by `updateWeights` ('reexport': that graph takes no weight inputs).
+   */
+  static async fromCausalLm(
+    config: CausalLmConfig,
+    heads: readonly ScalarHead[],
+    weights: WeightValues,
+    options: { kvCache: boolean; weightSync?: WeightSyncMode } & SessionSettings,
+  ): Promise<OnnxCausalLm> {
+    if (!isLlamaConfig(config)) return OnnxCausalLm.fromGpt(config, heads, weights, options);
+    const a = config.architecture;
+    const bytes = await buildLlamaOnnx(trainerWeights(config, weights), heads);
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(options));
+    const info: CausalLmInfo = {
+      vocabSize: a.vocabSize,
+      maxPositions: config.block_size,
+      layers: a.numLayers,
+      kvHeads: a.numKeyValueHeads,
+      headDim: a.headDim,
+      hasCache: true,
+      hasPositionIds: true,
+      scalarOutputs: heads.map((head) => headOutputName[head]),
+      scorePooling: config.score_pooling ?? 'last',
+      scoreBias: weights.get('score.bias')?.data[0] ?? 0,
+    };
+    const source = { config, heads, kvCache: true, mode: 'reexport' as const, settings: options };
+    return new OnnxCausalLm(session, info, source);
   }
 
   /**
@@ -304,7 +338,9 @@ export class OnnxCausalLm {
       this.setWeightFeeds(weights);
       return;
     }
-    const bytes = buildGptOnnx(config, weights, { heads, kvCache });
+    const bytes = isLlamaConfig(config)
+      ? await buildLlamaOnnx(trainerWeights(config, weights), heads)
+      : buildGptOnnx(config, weights, { heads, kvCache });
     const next = await ort.InferenceSession.create(bytes, sessionOptions(settings));
     await this.session.release();
     this.session = next;
@@ -312,6 +348,7 @@ export class OnnxCausalLm {
 
   private setWeightFeeds(weights: WeightValues): void {
     const { config, heads } = this.source as NonNullable<OnnxCausalLm['source']>;
+    if (isLlamaConfig(config)) throw new Error('a Llama-family model takes new weights by rebuilding its graph');
     const feeds: Record<string, ort.Tensor> = {};
     for (const [name, shape] of gptWeightShapes(config, heads)) {
       const value = weights.get(name);
@@ -324,4 +361,21 @@ export class OnnxCausalLm {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** A trainer model's weights (named as transformers names them) as the HfWeights the Llama graph builder reads. */
+function trainerWeights(config: LlamaConfig, weights: WeightValues): HfWeights {
+  const a = config.architecture;
+  return {
+    folder: '(the trainer’s weights)',
+    architecture: a,
+    files: [],
+    tensors: expectedHfTensors(a),
+    dtypeOf: () => 'F32',
+    read(name) {
+      const value = weights.get(name);
+      if (!value) return Promise.reject(new Error(`the model's weights have no "${name}"`));
+      return Promise.resolve(value.data);
+    },
+  };
 }

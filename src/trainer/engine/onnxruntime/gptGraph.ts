@@ -7,15 +7,19 @@
  * `buildLmLossGraph` appends the backward pass, so one session run gives the loss and every weight's
  * gradient (outputs `loss` and `grad.<weight>`).
  */
+import type { Gpt2Activation } from '../../hf/hfArchitecture';
 import type { GptConfig, ScalarHead } from '../../model/gptConfig';
 import { gptWeightShapes } from '../../model/gptWeightShapes';
 import { DiffGraph, type FloatType } from './autodiff/graph';
 import { gradients } from './autodiff/gradients';
 import * as op from './autodiff/ops';
+import { forwardOf, modelWeightInputs, trainedWeights, type ModelSource } from './modelForward';
 
 /** The additive bias that hides the future: −1e9 where key j > query i (gpt.ts's attentionBias). */
 const NEGATIVE_INFINITY = -1e9;
-const LAYER_NORM_EPSILON = 1e-5;
+/** GPT-2's defaults for the settings a config.json may change (gptConfig.ts). */
+const DEFAULT_LAYER_NORM_EPSILON = 1e-5;
+const DEFAULT_ACTIVATION: Gpt2Activation = 'gelu_new';
 
 export interface BatchShape {
   readonly batchSize: number;
@@ -45,6 +49,9 @@ function causalBias(g: DiffGraph, length: number): string {
   return g.floatTensor(values, [1, 1, length, length]);
 }
 
+/** Sees a linear layer's input x and output y (module named as PEFT names it) and returns the layer's result. */
+export type LinearHook = (module: string, x: string, y: string) => string;
+
 /**
  * The k-th dropout site's multiplier (0 or 1/(1 − p) per element; model/dropoutMasks.ts draws them for
  * both engines), given its shape: a graph input. Sites in gpt.ts's order: embeddings, then per layer
@@ -55,13 +62,40 @@ export type DropoutMaskInput = (site: number, shape: readonly number[]) => strin
 /** The graph input name of the k-th dropout site's mask. */
 export const dropoutMaskInput = (site: number) => `dropout_mask.${site}`;
 
-/** The transformer: ids int64 [B, T] → logits [B, T, V] and the hidden state after ln_f [B, T, C]. */
+/**
+ * GPT-2's `activation_function` (transformers' ACT2FN) on the graph: gelu_new and gelu_pytorch_tanh are the tanh
+ * approximation, gelu the exact erf form, silu / swish x·σ(x), relu max(x, 0).
+ */
+export function gpt2Activation(g: DiffGraph, name: Gpt2Activation, x: string): string {
+  switch (name) {
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+      return op.geluTanh(g, x);
+    case 'gelu':
+      return op.geluExact(g, x);
+    case 'relu':
+      return op.max(g, x, g.scalar(0));
+    case 'silu':
+    case 'swish':
+      return op.mul(g, x, op.sigmoid(g, x));
+    case 'tanh':
+      return op.tanh(g, x);
+    default:
+      throw new Error(`gpt graph: unknown activation_function ${JSON.stringify(name satisfies never)}`);
+  }
+}
+
+/**
+ * The transformer: ids int64 [B, T] → logits [B, T, V] and the hidden state after ln_f [B, T, C]. `adapt` sees
+ * each linear layer's input and output (LoRA adds its update there).
+ */
 export function gptForward(
   g: DiffGraph,
   config: GptConfig,
   weights: ReadonlyMap<string, string>,
   ids: string,
   dropoutMask?: DropoutMaskInput,
+  adapt?: LinearHook,
 ): { logits: string; hidden: string } {
   const { n_head: heads, n_embd: width, n_layer: layers } = config;
   const [batch, length] = g.shape(ids);
@@ -71,9 +105,15 @@ export function gptForward(
     if (!value) throw new Error(`gpt graph: no weight "${name}"`);
     return value;
   };
-  const linear = (x: string, prefix: string) => op.add(g, op.matMul(g, x, W(`${prefix}.weight`)), W(`${prefix}.bias`));
+  // Conv1D: y = x·W + b with W stored [in, out].
+  const linear = (x: string, prefix: string) => {
+    const y = op.add(g, op.matMul(g, x, W(`${prefix}.weight`)), W(`${prefix}.bias`));
+    return adapt ? adapt(prefix, x, y) : y;
+  };
+  const epsilon = config.layer_norm_epsilon ?? DEFAULT_LAYER_NORM_EPSILON;
+  const activation = config.activation_function ?? DEFAULT_ACTIVATION;
   const layerNorm = (x: string, prefix: string) =>
-    op.layerNorm(g, x, W(`${prefix}.weight`), W(`${prefix}.bias`), LAYER_NORM_EPSILON);
+    op.layerNorm(g, x, W(`${prefix}.weight`), W(`${prefix}.bias`), epsilon);
   // [B, T, C] → [B, H, T, D]
   const splitHeads = (x: string) => op.transpose(g, op.reshape(g, x, [batch, length, heads, headWidth]), [0, 2, 1, 3]);
 
@@ -97,7 +137,7 @@ export function gptForward(
     const attention = dropout(op.softmax(g, scores));
     const mixed = op.reshape(g, op.transpose(g, op.matMul(g, attention, v), [0, 2, 1, 3]), [batch, length, width]);
     x = op.add(g, x, dropout(linear(mixed, `${p}.attn.c_proj`)));
-    const fc = op.geluTanh(g, linear(layerNorm(x, `${p}.ln_2`), `${p}.mlp.c_fc`)); // [B, T, 4C]
+    const fc = gpt2Activation(g, activation, linear(layerNorm(x, `${p}.ln_2`), `${p}.mlp.c_fc`)); // [B, T, 4C]
     x = op.add(g, x, dropout(linear(fc, `${p}.mlp.c_proj`)));
   }
   const hidden = layerNorm(x, 'transformer.ln_f');
@@ -146,30 +186,32 @@ export interface LmLossGraph {
 }
 
 /**
- * The SFT loss and its gradient w.r.t. every weight as one graph, for one batch shape; with
+ * The SFT loss and its gradient w.r.t. every trained weight as one graph, for one batch shape; with
  * `dropoutMaskName`, each dropout site multiplies by an input of that name (float, the site's shape).
  */
 export function buildLmLossGraph(
-  config: GptConfig,
+  source: ModelSource,
   shape: BatchShape,
   floatType: FloatType,
   dropoutMaskName?: (site: number) => string,
 ): LmLossGraph {
+  const model = forwardOf(source);
   const g = new DiffGraph(floatType);
-  const weights = gptWeightInputs(g, config);
+  const weights = modelWeightInputs(g, model);
   const dims = [shape.batchSize, shape.length];
   const ids = g.input(lmGraphInputs.ids, dims, 'int64');
   const targets = g.input(lmGraphInputs.targets, dims, 'int64');
   const mask = g.input(lmGraphInputs.mask, dims);
   const dropoutMask =
     dropoutMaskName && ((site: number, siteShape: readonly number[]) => g.input(dropoutMaskName(site), [...siteShape]));
-  const { logits } = gptForward(g, config, weights, ids, dropoutMask);
+  const { logits } = model.forward(g, weights, ids, dropoutMask && { mask: dropoutMask });
   const loss = maskedNll(g, logits, targets, mask);
   const forwardNodes = g.nodes.length;
   const weightNames = [...weights.keys()];
-  const grads = gradients(g, loss, weightNames);
+  const trained = trainedWeights(model, weights);
+  const grads = gradients(g, loss, trained);
   g.output(loss, 'loss');
-  for (const name of weightNames) g.output(grads.get(name) as string, gradientOutput(name));
+  for (const name of trained) g.output(grads.get(name) as string, gradientOutput(name));
   return {
     model: g.encode('rlhf-lens-lm-loss'),
     weightNames,
