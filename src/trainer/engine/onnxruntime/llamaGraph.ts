@@ -97,9 +97,14 @@ export function llamaForward(
     const rotated = op.concat(g, [op.neg(g, second), first], -1); // rotate_half(x) = [−x₂, x₁]
     return op.add(g, op.mul(g, x, cos), op.mul(g, rotated, sin));
   };
-  const causal = attentionBias(g, length);
+  // Built when first used (a graph whose layers all slide holds no plain causal bias).
   const window = a.slidingWindow;
-  const windowed = window && window.size < length ? attentionBias(g, length, window.size) : causal;
+  const biases = new Map<number | undefined, string>();
+  const biasOf = (size?: number) => {
+    const key = size !== undefined && size < length ? size : undefined;
+    if (!biases.has(key)) biases.set(key, attentionBias(g, length, key));
+    return biases.get(key) as string;
+  };
   const scale = g.scalar(1 / Math.sqrt(a.headDim));
 
   let x = op.gather(g, W('model.embed_tokens.weight'), ids); // [B, T, C]
@@ -113,7 +118,7 @@ export function llamaForward(
     const groupedQuery = op.reshape(g, q, [batch, a.numKeyValueHeads, group, length, a.headDim]);
     const groupKey = op.unsqueeze(g, k, [2]);
     const groupValue = op.unsqueeze(g, v, [2]);
-    const bias = window && l >= window.fromLayer ? windowed : causal;
+    const bias = biasOf(window && l >= window.fromLayer ? window.size : undefined);
     const scores = op.add(g, op.mul(g, op.matMul(g, groupedQuery, op.transposeLast(g, groupKey)), scale), bias);
     const mixed = op.matMul(g, op.softmax(g, scores), groupValue); // [B, K, G, T, D]
     const heads = op.reshape(g, mixed, [batch, a.numHeads, length, a.headDim]);
