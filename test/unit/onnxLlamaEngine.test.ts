@@ -40,6 +40,7 @@ async function setup() {
   const folder = path.join(mkdtempSync(path.join(tmpdir(), 'onnx-llama-engine-')), 'llama');
   writeHfFolder({ arch: 'llama', out: folder, vocab, hidden: 32, layers: 2, heads: 4, kvHeads: 2, seed: 5 });
   const architecture = await readHfConfig(folder);
+  if (architecture.family !== 'llama') throw new Error('the fixture folder is a llama');
   const hf = await openHfWeights(folder, architecture);
   const weights: NamedArrays = new Map();
   for (const { name, shape } of hf.tensors) weights.set(name, { shape, data: await hf.read(name) });
