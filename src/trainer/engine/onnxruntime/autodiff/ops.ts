@@ -234,7 +234,8 @@ const INVERSE_SQRT_TWO_PI = 1 / Math.sqrt(2 * Math.PI);
 
 /**
  * The exact GELU (GPT-2's `activation_function: "gelu"`): y = ½x(1 + erf(x/√2)) = x·Φ(x), composed forward with its
- * derivative of its own (Erf has no gradient rule): ∂y/∂x = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
+ * derivative of its own (Erf has no gradient rule): ∂y/∂x = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π). ONNX Runtime
+ * runs Erf in float32 only, so a float64 graph cannot hold it.
  */
 export function geluExact(g: DiffGraph, x: string): string {
   return g.composite(
