@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { readHfConfig } from '../../src/trainer/hf';
-import { gptConfigOfGpt2 } from '../../src/trainer/hf/gpt2Config';
+import { gptConfigOfGpt2 } from '../../src/trainer/model/gpt2Config';
 import { openHfWeights } from '../../src/trainer/hf/hfWeights';
 import type { NamedArrays, TokenBatch } from '../../src/trainer/engine/engine';
 import { OnnxEngine, type OnnxModel } from '../../src/trainer/engine/onnxruntime/onnxEngine';

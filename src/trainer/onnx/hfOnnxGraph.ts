@@ -5,7 +5,7 @@
  * names and Conv1D [in, out] layout — a GPT-2 folder is a GptConfig (hf/gpt2Config.ts), its layer_norm_epsilon
  * and activation_function included; settings our GPT does not compute are refused naming the field.
  */
-import { gptConfigOfGpt2 } from '../hf/gpt2Config';
+import { gptConfigOfGpt2 } from '../model/gpt2Config';
 import type { HfWeights } from '../hf/hfWeights';
 import { hfParameterCount } from '../hf/hfModelFolder';
 import { gptWeightShapes } from '../model/gptWeightShapes';

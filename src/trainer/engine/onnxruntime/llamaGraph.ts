@@ -19,7 +19,7 @@ import type { LlamaConfig } from '../../model/causalLmConfig';
 import type { ScalarHead } from '../../model/gptConfig';
 import type { DiffGraph } from './autodiff/graph';
 import * as op from './autodiff/ops';
-import type { LinearHook } from './gptGraph';
+import type { LinearHook } from './gptForward';
 
 /** Added to the score of a key a query must not see (as llamaOnnxGraph.ts): far below any score, yet finite. */
 const HIDDEN_KEY_BIAS = -1e9;

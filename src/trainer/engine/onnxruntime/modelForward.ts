@@ -10,10 +10,10 @@ import type { ScalarHead } from '../../model/gptConfig';
 import { gptWeightShapes } from '../../model/gptWeightShapes';
 import { drawDropoutMasks, type DropoutBatchShape, type DropoutMask } from '../../model/dropoutMasks';
 import type { DiffGraph } from './autodiff/graph';
-import { gptForward, type DropoutMaskInput, type LinearHook } from './gptGraph';
+import { gptForward, type DropoutMaskInput, type LinearHook } from './gptForward';
 import { llamaForward, llamaWeightShapes } from './llamaGraph';
 
-export type { LinearHook } from './gptGraph';
+export type { LinearHook } from './gptForward';
 
 export interface ForwardResult {
   /** [B, T, V] */

@@ -4,8 +4,8 @@
  * kept in the config. Settings our GPT does not compute are refused, each named as config.json names it.
  */
 import { UserError } from '../../shared/userError';
-import type { Gpt2Architecture } from './hfArchitecture';
-import type { GptConfig } from '../model/gptConfig';
+import type { Gpt2Architecture } from '../hf/hfArchitecture';
+import type { GptConfig } from './gptConfig';
 
 /** The GPT multiplies its MLP width by this (nanoGPT, GPT-2). */
 const GPT_MLP_RATIO = 4;
