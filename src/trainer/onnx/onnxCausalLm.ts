@@ -26,6 +26,7 @@ import { buildHfOnnx } from './hfOnnxGraph';
 import { isLlamaConfig, type CausalLmConfig, type LlamaConfig } from '../model/causalLmConfig';
 import { expectedHfTensors } from '../hf/hfTensorNames';
 import { buildLlamaOnnx } from './llamaOnnxGraph';
+import { llamaWeightShapes } from '../engine/onnxruntime/llamaGraph';
 
 export type WeightSyncMode = 'reexport' | 'inputs';
 
@@ -168,8 +169,8 @@ export class OnnxCausalLm {
 
   /**
    * A session over a trainer model's weights, our GPT (fromGpt) or a Llama-family model: its graph of
-   * llamaOnnxGraph.ts with the weights as initializers and `heads` as outputs, always with the KV cache (a past of
-   * length 0 is a full forward), rebuilt by `updateWeights` ('reexport': that graph takes no weight inputs).
+   * llamaOnnxGraph.ts with `heads` as outputs, always with the KV cache (a past of length 0 is a full forward); its
+   * weights are initializers ('reexport': `updateWeights` rebuilds) or inputs fed at every run ('inputs').
    */
   static async fromCausalLm(
     config: CausalLmConfig,
@@ -179,7 +180,8 @@ export class OnnxCausalLm {
   ): Promise<OnnxCausalLm> {
     if (!isLlamaConfig(config)) return OnnxCausalLm.fromGpt(config, heads, weights, options);
     const a = config.architecture;
-    const bytes = await buildLlamaOnnx(trainerWeights(config, weights), heads);
+    const mode = options.weightSync ?? 'reexport';
+    const bytes = await buildLlamaOnnx(trainerWeights(config, weights), heads, { weightsAsInputs: mode === 'inputs' });
     const session = await ort.InferenceSession.create(bytes, sessionOptions(options));
     const info: CausalLmInfo = {
       vocabSize: a.vocabSize,
@@ -193,8 +195,9 @@ export class OnnxCausalLm {
       scorePooling: config.score_pooling ?? 'last',
       scoreBias: weights.get('score.bias')?.data[0] ?? 0,
     };
-    const source = { config, heads, kvCache: true, mode: 'reexport' as const, settings: options };
-    return new OnnxCausalLm(session, info, source);
+    const model = new OnnxCausalLm(session, info, { config, heads, kvCache: true, mode, settings: options });
+    if (mode === 'inputs') model.setWeightFeeds(weights);
+    return model;
   }
 
   /**
@@ -348,9 +351,9 @@ export class OnnxCausalLm {
 
   private setWeightFeeds(weights: WeightValues): void {
     const { config, heads } = this.source as NonNullable<OnnxCausalLm['source']>;
-    if (isLlamaConfig(config)) throw new Error('a Llama-family model takes new weights by rebuilding its graph');
     const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, shape] of gptWeightShapes(config, heads)) {
+    const shapes = isLlamaConfig(config) ? llamaWeightShapes(config, heads) : gptWeightShapes(config, heads);
+    for (const [name, shape] of shapes) {
       const value = weights.get(name);
       if (!value) throw new Error(`the new weights have no "${name}"`);
       feeds[name] = new ort.Tensor('float32', value.data, shape);
