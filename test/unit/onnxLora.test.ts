@@ -214,3 +214,21 @@ test('LoRA gradients are the chain rule of the merged weight’s: ∂B = s·∂W
     merged.dispose();
   }
 });
+
+test('LoRA dropout drops only the adapters’ input, reproducibly from the step’s seed', async () => {
+  const lora: LoraSettings = { r: 2, alpha: 4, dropout: 0.3, targetModules: ['q_proj', 'v_proj'] };
+  const model = new OnnxEngine(undefined, {}, { padToBuckets: false }).createModel(llama, { heads: [], seed: 7, lora });
+  const loss = async (dropoutSeed?: number) => {
+    const run = lossRun(model.forward, { kind: 'lm', batch, dropoutSeed }, { padToBuckets: false });
+    const { results } = await model.run(run.key, run.build, run.feeds());
+    const gradB = results[gradientOutput('model.layers.0.self_attn.q_proj.lora_B.weight')].data as Float32Array;
+    return { value: results.loss.data[0] as number, gradB: Float32Array.from(gradB) };
+  };
+  const [plain, dropped, again, other] = [await loss(), await loss(5), await loss(5), await loss(6)];
+  // B = 0: the adapters add nothing whatever their input, so the loss is the base model's with or without dropout.
+  assert.equal(dropped.value, plain.value);
+  assert.ok(maxAbsDiff(dropped.gradB, plain.gradB) > 1e-6, 'the dropped input reaches ∂B');
+  assert.deepEqual(again.gradB, dropped.gradB, 'the same seed drops the same units');
+  assert.ok(maxAbsDiff(other.gradB, dropped.gradB) > 1e-6, 'another seed drops others');
+  model.dispose();
+});

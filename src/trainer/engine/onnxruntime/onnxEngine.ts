@@ -6,6 +6,9 @@
  * and its session kept in a least-recently-used cache (sessionCache.ts);
  * the update is skipped when the loss or the norm is not finite, or when `shouldApply` says no — as the
  * tfjs engine (tfjsEngine.ts) does, with the same scalars, outputs and optimizer state layout.
+ * Models are our GPT or a Llama-family model, each graph built on "a model forward" (modelForward.ts); with LoRA
+ * (loraForward.ts) the adapters are inputs beside the frozen base weights, only adapters and heads get gradient
+ * outputs and AdamW moments, and `adaptersOff` evaluates a graph without the adapters.
  * Sampling is passed in (`EngineSampler`; onnx/onnxEngineSampler.ts runs the KV-cache sessions), so
  * that engine/ does not import onnx/; without one, `generate` refuses.
  */
