@@ -150,7 +150,11 @@ export class OnnxEngine implements TrainingEngine {
       for (const [name, value] of initialLoraWeights(loraTargets(config, options.lora), options.lora, options.seed))
         weights.set(name, value);
     const ordered: NamedArrays = new Map();
-    for (const name of forward.weightShapes(options.heads).keys()) ordered.set(name, weights.get(name) as never);
+    for (const name of forward.weightShapes(options.heads).keys()) {
+      const weight = weights.get(name);
+      if (!weight) throw new Error(`no initial value for weight "${name}"`);
+      ordered.set(name, weight);
+    }
     if (options.weights)
       assignWeights(ordered, options.weights, {
         keepHeadsOf: options.keepMissingHeads ? options.heads : [],
