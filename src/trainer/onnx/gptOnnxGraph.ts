@@ -100,10 +100,10 @@ export function buildGptOnnx(
   const layerNorm = (x: string, prefix: string) =>
     g.op1('LayerNormalization', [x, W(`${prefix}.weight`), W(`${prefix}.bias`)], {
       axis: -1,
-      epsilon: { float: 1e-5 },
+      epsilon: { float: config.layer_norm_epsilon ?? 1e-5 },
     });
   // GELU, tanh approximation (GPT-2): ½x(1 + tanh(√(2/π)(x + 0.044715x³))); opset 17 has no Gelu op.
-  const gelu = (x: string) => {
+  const geluTanh = (x: string) => {
     const cube = g.op1('Mul', [x, g.op1('Mul', [x, x])]);
     const inner = g.op1('Mul', [
       g.floatConstant(Math.sqrt(2 / Math.PI)),
@@ -113,6 +113,29 @@ export function buildGptOnnx(
       g.op1('Mul', [g.floatConstant(0.5), x]),
       g.op1('Add', [g.floatConstant(1), g.op1('Tanh', [inner])]),
     ]);
+  };
+  // GPT-2's `activation_function` (transformers' ACT2FN names).
+  const gelu = (x: string): string => {
+    const activation = config.activation_function ?? 'gelu_new';
+    switch (activation) {
+      case 'gelu_new':
+      case 'gelu_pytorch_tanh':
+        return geluTanh(x);
+      case 'gelu': // ½x(1 + erf(x/√2))
+        return g.op1('Mul', [
+          g.op1('Mul', [g.floatConstant(0.5), x]),
+          g.op1('Add', [g.floatConstant(1), g.op1('Erf', [g.op1('Mul', [x, g.floatConstant(Math.SQRT1_2)])])]),
+        ]);
+      case 'relu':
+        return g.op1('Relu', [x]);
+      case 'silu':
+      case 'swish':
+        return g.op1('Mul', [x, g.op1('Sigmoid', [x])]);
+      case 'tanh':
+        return g.op1('Tanh', [x]);
+      default:
+        throw new Error(`gpt graph: unknown activation_function ${JSON.stringify(activation satisfies never)}`);
+    }
   };
   const headsShape = g.int64Constant([0, 0, heads, headWidth]);
   // [B, H, T, D]

@@ -15,6 +15,8 @@
  */
 import type { LlamaFamilyArchitecture } from '../hf/hfArchitecture';
 import type { HfWeights } from '../hf/hfWeights';
+import type { ScalarHead } from '../model/gptConfig';
+import { headOutputName } from './gptOnnxGraph';
 import { OnnxGraphBuilder } from './onnxGraphBuilder';
 import { ropeInverseFrequencies } from '../hf/ropeFrequencies';
 
@@ -29,24 +31,41 @@ function transposed(data: Float32Array, rows: number, columns: number): Float32A
   return out;
 }
 
-/** Builds the ONNX model bytes of `weights`' Llama-family model (weights baked in as float32 initializers). */
-export async function buildLlamaOnnx(weights: HfWeights): Promise<Uint8Array> {
+/**
+ * Builds the ONNX model bytes of `weights`' Llama-family model (weights baked in as float32 initializers); `heads`
+ * (read from `weights` as `<head>.weight` [C, 1] and `<head>.bias` [1]) become outputs `values` / `scores` [B, T]
+ * on the final hidden state, as gptOnnxGraph.ts exposes them.
+ */
+export async function buildLlamaOnnx(
+  weights: HfWeights,
+  heads: readonly ScalarHead[] = [],
+  options: LlamaOnnxOptions = {},
+): Promise<Uint8Array> {
   const a = weights.architecture;
   if (a.family !== 'llama') throw new Error(`buildLlamaOnnx: ${a.modelType} is not of the Llama family`);
   const g = new OnnxGraphBuilder();
   const shapes = new Map(weights.tensors.map((spec) => [spec.name, spec.shape]));
   const hasTensor = (name: string) => shapes.has(name);
+  /** A weight as stored (an initializer, or an input of its own name and shape). */
+  const stored = async (name: string, shape: number[]): Promise<string> =>
+    options.weightsAsInputs
+      ? g.input(name, 'float32', shape)
+      : g.floatInitializer(name, shape, await weights.read(name));
+  /** A [out, in] matrix as the [in, out] one MatMul multiplies by: transposed once here, or in the graph. */
+  const matrix = async (name: string, out: number, into: number): Promise<string> =>
+    options.weightsAsInputs
+      ? g.op1('Transpose', [g.input(name, 'float32', [out, into])], { perm: [1, 0] })
+      : g.floatInitializer(name, [into, out], transposed(await weights.read(name), out, into));
 
   /** A Linear layer's weight (and bias when the folder has one), applied to `x`. */
   const linear = async (x: string, name: string): Promise<string> => {
     const [out, into] = shapes.get(`${name}.weight`) as number[];
-    const matrix = transposed(await weights.read(`${name}.weight`), out, into);
-    const y = g.op1('MatMul', [x, g.floatInitializer(`${name}.weight`, [into, out], matrix)]);
+    const y = g.op1('MatMul', [x, await matrix(`${name}.weight`, out, into)]);
     if (!hasTensor(`${name}.bias`)) return y;
-    return g.op1('Add', [y, g.floatInitializer(`${name}.bias`, [out], await weights.read(`${name}.bias`))]);
+    return g.op1('Add', [y, await stored(`${name}.bias`, [out])]);
   };
   const rmsNorm = async (x: string, name: string): Promise<string> => {
-    const weight = g.floatInitializer(name, [a.hiddenSize], await weights.read(name));
+    const weight = await stored(name, [a.hiddenSize]);
     const meanSquare = g.op1('ReduceMean', [g.op1('Mul', [x, x])], { axes: [-1], keepdims: 1 });
     const inverseRms = g.op1('Reciprocal', [
       g.op1('Sqrt', [g.op1('Add', [meanSquare, g.floatConstant(a.rmsNormEps)])]),
@@ -57,11 +76,7 @@ export async function buildLlamaOnnx(weights: HfWeights): Promise<Uint8Array> {
   const inputs = declareInputs(g, a);
   const masks = attentionBiases(g, a, inputs);
   const rope = rotaryTables(g, a, inputs.positions);
-  const embedding = g.floatInitializer(
-    'model.embed_tokens.weight',
-    [a.vocabSize, a.hiddenSize],
-    await weights.read('model.embed_tokens.weight'),
-  );
+  const embedding = await stored('model.embed_tokens.weight', [a.vocabSize, a.hiddenSize]);
   const group = a.numHeads / a.numKeyValueHeads;
   // [B, T, H·D] → [B, H, T, D]
   const splitHeads = (x: string, heads: number) =>
@@ -109,19 +124,35 @@ export async function buildLlamaOnnx(weights: HfWeights): Promise<Uint8Array> {
   const hidden = await rmsNorm(x, 'model.norm.weight');
   const head = a.tieWordEmbeddings
     ? g.op1('Transpose', [embedding], { perm: [1, 0] })
-    : g.floatInitializer(
-        'lm_head.weight',
-        [a.hiddenSize, a.vocabSize],
-        transposed(await weights.read('lm_head.weight'), a.vocabSize, a.hiddenSize),
-      );
+    : await matrix('lm_head.weight', a.vocabSize, a.hiddenSize);
   g.rename(g.op1('MatMul', [hidden, head]), 'logits');
+  for (const scalarHead of heads) {
+    const weight = await stored(`${scalarHead}.weight`, [a.hiddenSize, 1]);
+    const bias = await stored(`${scalarHead}.bias`, [1]);
+    const perPosition = g.op1('Squeeze', [
+      g.op1('Add', [g.op1('MatMul', [hidden, weight]), bias]),
+      g.int64Constant([2]),
+    ]);
+    g.rename(perPosition, headOutputName[scalarHead]);
+  }
   g.output('logits', 'float32', ['batch_size', 'sequence_length', a.vocabSize]);
   const cacheDims = ['batch_size', a.numKeyValueHeads, 'total_sequence_length', a.headDim];
   for (let l = 0; l < a.numLayers; l++) {
     g.output(`present.${l}.key`, 'float32', cacheDims);
     g.output(`present.${l}.value`, 'float32', cacheDims);
   }
-  return g.encode(`rlhf-lens-${a.modelType}`, { model_type: a.modelType, kv_cache: 'true' });
+  for (const scalarHead of heads) g.output(headOutputName[scalarHead], 'float32', ['batch_size', 'sequence_length']);
+  const metadata = { model_type: a.modelType, kv_cache: 'true', ...(heads.length > 0 && { heads: heads.join(',') }) };
+  return g.encode(`rlhf-lens-${a.modelType}`, metadata);
+}
+
+export interface LlamaOnnxOptions {
+  /**
+   * Every weight a graph input of its own name and stored shape (Linear [out, in], transposed in the graph) instead
+   * of an initializer: a trainer's policy feeds its current weights to each run (no rebuild after an update, and no
+   * 2 GiB protobuf limit); `weights.read` is then never called.
+   */
+  readonly weightsAsInputs?: boolean;
 }
 
 interface GraphInputs {

@@ -23,6 +23,10 @@ import { gptWeightShapes } from '../model/gptWeightShapes';
 import { buildGptOnnx, headOutputName, type WeightValues } from './gptOnnxGraph';
 import type { HfWeights } from '../hf/hfWeights';
 import { buildHfOnnx } from './hfOnnxGraph';
+import { isLlamaConfig, type CausalLmConfig, type LlamaConfig } from '../model/causalLmConfig';
+import { expectedHfTensors } from '../hf/hfTensorNames';
+import { buildLlamaOnnx } from './llamaOnnxGraph';
+import { llamaWeightShapes } from '../engine/onnxruntime/llamaGraph';
 
 export type WeightSyncMode = 'reexport' | 'inputs';
 
@@ -118,7 +122,7 @@ export class OnnxCausalLm {
   readonly info: CausalLmInfo;
   /** For models built from trainer weights: how they are rebuilt or fed. */
   private readonly source?: {
-    config: GptConfig;
+    config: CausalLmConfig;
     heads: readonly ScalarHead[];
     kvCache: boolean;
     mode: WeightSyncMode;
@@ -159,6 +163,39 @@ export class OnnxCausalLm {
       scoreBias: weights.get('score.bias')?.data[0] ?? 0,
     };
     const model = new OnnxCausalLm(session, info, { config, heads, kvCache: options.kvCache, mode, settings: options });
+    if (mode === 'inputs') model.setWeightFeeds(weights);
+    return model;
+  }
+
+  /**
+   * A session over a trainer model's weights, our GPT (fromGpt) or a Llama-family model: its graph of
+   * llamaOnnxGraph.ts with `heads` as outputs, always with the KV cache (a past of length 0 is a full forward); its
+   * weights are initializers ('reexport': `updateWeights` rebuilds) or inputs fed at every run ('inputs').
+   */
+  static async fromCausalLm(
+    config: CausalLmConfig,
+    heads: readonly ScalarHead[],
+    weights: WeightValues,
+    options: { kvCache: boolean; weightSync?: WeightSyncMode } & SessionSettings,
+  ): Promise<OnnxCausalLm> {
+    if (!isLlamaConfig(config)) return OnnxCausalLm.fromGpt(config, heads, weights, options);
+    const a = config.architecture;
+    const mode = options.weightSync ?? 'reexport';
+    const bytes = await buildLlamaOnnx(trainerWeights(config, weights), heads, { weightsAsInputs: mode === 'inputs' });
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(options));
+    const info: CausalLmInfo = {
+      vocabSize: a.vocabSize,
+      maxPositions: config.block_size,
+      layers: a.numLayers,
+      kvHeads: a.numKeyValueHeads,
+      headDim: a.headDim,
+      hasCache: true,
+      hasPositionIds: true,
+      scalarOutputs: heads.map((head) => headOutputName[head]),
+      scorePooling: config.score_pooling ?? 'last',
+      scoreBias: weights.get('score.bias')?.data[0] ?? 0,
+    };
+    const model = new OnnxCausalLm(session, info, { config, heads, kvCache: true, mode, settings: options });
     if (mode === 'inputs') model.setWeightFeeds(weights);
     return model;
   }
@@ -304,7 +341,9 @@ export class OnnxCausalLm {
       this.setWeightFeeds(weights);
       return;
     }
-    const bytes = buildGptOnnx(config, weights, { heads, kvCache });
+    const bytes = isLlamaConfig(config)
+      ? await buildLlamaOnnx(trainerWeights(config, weights), heads)
+      : buildGptOnnx(config, weights, { heads, kvCache });
     const next = await ort.InferenceSession.create(bytes, sessionOptions(settings));
     await this.session.release();
     this.session = next;
@@ -313,7 +352,8 @@ export class OnnxCausalLm {
   private setWeightFeeds(weights: WeightValues): void {
     const { config, heads } = this.source as NonNullable<OnnxCausalLm['source']>;
     const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, shape] of gptWeightShapes(config, heads)) {
+    const shapes = isLlamaConfig(config) ? llamaWeightShapes(config, heads) : gptWeightShapes(config, heads);
+    for (const [name, shape] of shapes) {
       const value = weights.get(name);
       if (!value) throw new Error(`the new weights have no "${name}"`);
       feeds[name] = new ort.Tensor('float32', value.data, shape);
@@ -324,4 +364,21 @@ export class OnnxCausalLm {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** A trainer model's weights (named as transformers names them) as the HfWeights the Llama graph builder reads. */
+function trainerWeights(config: LlamaConfig, weights: WeightValues): HfWeights {
+  const a = config.architecture;
+  return {
+    folder: '(the trainer’s weights)',
+    architecture: a,
+    files: [],
+    tensors: expectedHfTensors(a),
+    dtypeOf: () => 'F32',
+    read(name) {
+      const value = weights.get(name);
+      if (!value) return Promise.reject(new Error(`the model's weights have no "${name}"`));
+      return Promise.resolve(value.data);
+    },
+  };
 }

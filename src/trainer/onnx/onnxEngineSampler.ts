@@ -14,7 +14,7 @@ export const onnxEngineSampler: EngineSamplerFactory = (config, heads, execution
     async generate(weights, prompts, sampling) {
       if (session) await (await session).updateWeights(weights);
       else
-        session = OnnxCausalLm.fromGpt(config, heads, weights, {
+        session = OnnxCausalLm.fromCausalLm(config, heads, weights, {
           kvCache: true,
           weightSync: 'inputs',
           spinWait: false,

@@ -3,10 +3,14 @@
  * with a KV cache, then the policy (log-probabilities, values, entropies), the frozen reference and
  * the reward model score the sequences — the generation engine of a split training/generation setup.
  * tfjs keeps the gradients; after each PPO update `syncPolicy` brings the new weights over.
+ * Our GPT or a Llama-family model (OnnxCausalLm.fromCausalLm). A LoRA policy samples with its merged weights
+ * W₀ + (α/r)·B·A (recomputed at each sync); a LoRA model as the reference is its base, adapters off (the seam's
+ * `adaptersOff`): its session is built from the base weights, read once and dropped after building, so JavaScript
+ * holds no second copy beyond the sessions.
  */
-import { isLlamaConfig, type CausalLmConfig } from '../model/causalLmConfig';
-import type { GptConfig } from '../model/gptConfig';
-import type { EngineModel } from '../engine/engine';
+import type { EngineModel, NamedArrays } from '../engine/engine';
+import { loraTargets } from '../lora/loraTargets';
+import { mergedLoraWeights } from '../engine/onnxruntime/loraForward';
 import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
 import { buildSequenceBatch, responseValues } from '../data/sequences';
 import type { SamplingOptions } from '../sampling/sampler';
@@ -17,7 +21,15 @@ import { rewardScoresOnnx, sequenceStatsOnnx } from './onnxScoring';
 import { namedAll } from '../../shared/namedAll';
 
 /** What the sessions are built from: a model's shape and current weights (a seam model, or a tfjs Gpt). */
-type WeightSource = Pick<EngineModel, 'config' | 'heads' | 'readWeights'>;
+type WeightSource = Pick<EngineModel, 'config' | 'heads' | 'readWeights' | 'lora'>;
+
+/** The weights a session computes with: a LoRA model's merged ones, or its base ones with adapters off. */
+async function sessionWeights(model: WeightSource, adapters: 'merged' | 'off'): Promise<NamedArrays> {
+  const weights = await model.readWeights();
+  if (!model.lora) return weights;
+  if (adapters === 'off') return weights; // the graphs read the base weights' names only: adapters are ignored
+  return mergedLoraWeights(weights, loraTargets(model.config, model.lora), model.lora);
+}
 
 export class OnnxRolloutEngine implements RolloutEngine {
   private constructor(
@@ -40,24 +52,24 @@ export class OnnxRolloutEngine implements RolloutEngine {
   ): Promise<OnnxRolloutEngine> {
     // The training engine's provider (probed once per process): rollouts run where training does.
     const executionProviders = options.executionProviders ?? (await chooseOrtProvider()).executionProviders;
-    const session = async (model: WeightSource, kvCache: boolean, sync: WeightSyncMode) =>
-      OnnxCausalLm.fromGpt(gptConfigOnly(model.config), model.heads, await model.readWeights(), {
+    const session = async (model: WeightSource, kvCache: boolean, sync: WeightSyncMode, adapters: 'merged' | 'off') =>
+      OnnxCausalLm.fromCausalLm(model.config, model.heads, await sessionWeights(model, adapters), {
         kvCache,
         weightSync: sync,
         threads: options.threads,
         executionProviders,
       });
     const { policy, reference, reward } = await namedAll({
-      policy: session(models.policy, true, options.weightSync ?? 'inputs'),
-      reference: session(models.reference, false, 'reexport'),
-      reward: session(models.reward, false, 'reexport'),
+      policy: session(models.policy, true, options.weightSync ?? 'inputs', 'merged'),
+      reference: session(models.reference, false, 'reexport', 'off'),
+      reward: session(models.reward, false, 'reexport', 'merged'),
     });
     return new OnnxRolloutEngine(models.policy, policy, reference, reward);
   }
 
   /** Brings the policy's current weights from the training engine (after an update). */
   async syncPolicy(): Promise<void> {
-    await this.policy.updateWeights(await this.trainedPolicy.readWeights());
+    await this.policy.updateWeights(await sessionWeights(this.trainedPolicy, 'merged'));
   }
 
   /** Phases 1–2: generate, then log-probabilities, values, entropies, reference log-probabilities and scores. */
@@ -94,11 +106,4 @@ export class OnnxRolloutEngine implements RolloutEngine {
   async release(): Promise<void> {
     await Promise.all([this.policy.release(), this.reference.release(), this.reward.release()]);
   }
-}
-
-/** The rollout sessions build our GPT's graph; a Llama-family model samples on its training engine. */
-function gptConfigOnly(config: CausalLmConfig): GptConfig {
-  if (isLlamaConfig(config))
-    throw new Error('"rollout_engine": "onnx" runs GPT-2-layout models; use "training" for a Llama-family model');
-  return config;
 }

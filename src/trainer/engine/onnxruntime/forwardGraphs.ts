@@ -5,10 +5,11 @@
  * summed per row, each position's entropy −Σ p log p, the v_head's values, the masked mean NLL.
  */
 import type { EvaluateRequest } from '../engine';
-import type { GptConfig, ScalarHead } from '../../model/gptConfig';
+import type { ScalarHead } from '../../model/gptConfig';
 import { DiffGraph } from './autodiff/graph';
 import * as op from './autodiff/ops';
-import { gptForward, gptWeightInputs, lmGraphInputs, maskedNll, scalarHead, tokenLogprobs } from './gptGraph';
+import { lmGraphInputs, maskedNll, scalarHead, tokenLogprobs } from './gptGraph';
+import { forwardOf, modelWeightInputs, type ModelSource } from './modelForward';
 import type { BatchShape } from './gptGraph';
 import { bradleyTerryGraphInputs } from './preferenceGraphs';
 
@@ -19,18 +20,19 @@ export interface ForwardGraph {
 
 /** Outputs named as the seam's Evaluation fields; inputs every weight, `input_ids`, `targets`, `mask`. */
 export function buildEvaluateGraph(
-  config: GptConfig,
+  source: ModelSource,
   heads: readonly ScalarHead[],
   shape: BatchShape,
   request: EvaluateRequest,
 ): ForwardGraph {
+  const model = forwardOf(source);
   const g = new DiffGraph('float32');
-  const weights = gptWeightInputs(g, config, heads);
+  const weights = modelWeightInputs(g, model, heads);
   const dims = [shape.batchSize, shape.length];
   const ids = g.input(lmGraphInputs.ids, dims, 'int64');
   const targets = g.input(lmGraphInputs.targets, dims, 'int64');
   const mask = g.input(lmGraphInputs.mask, dims);
-  const { logits, hidden } = gptForward(g, config, weights, ids);
+  const { logits, hidden } = model.forward(g, weights, ids);
   const temperature = request.temperature ?? 1;
   const scaled = temperature > 0 && temperature !== 1 ? op.div(g, logits, g.scalar(temperature)) : logits;
   const outputs: Record<string, string> = {};
@@ -56,14 +58,15 @@ export function buildEvaluateGraph(
  * The score head's reward of each row [N] (gpt.ts's score): Σₜ pick·(w·hₜ + b) − bias·count, with the
  * pooling expressed by the `score_pick` and `score_bias_count` inputs as in the Bradley–Terry graph.
  */
-export function buildScoreGraph(config: GptConfig, heads: readonly ScalarHead[], shape: BatchShape): ForwardGraph {
+export function buildScoreGraph(source: ModelSource, heads: readonly ScalarHead[], shape: BatchShape): ForwardGraph {
+  const model = forwardOf(source);
   const g = new DiffGraph('float32');
-  const weights = gptWeightInputs(g, config, heads);
+  const weights = modelWeightInputs(g, model, heads);
   const rows = shape.batchSize;
   const ids = g.input(bradleyTerryGraphInputs.ids, [rows, shape.length], 'int64');
   const pick = g.input(bradleyTerryGraphInputs.pick, [rows, shape.length]);
   const biasCount = g.input(bradleyTerryGraphInputs.biasCount, [rows]);
-  const perPosition = scalarHead(g, weights, 'score', gptForward(g, config, weights, ids).hidden); // [N, T]
+  const perPosition = scalarHead(g, weights, 'score', model.forward(g, weights, ids).hidden); // [N, T]
   const bias = weights.get('score.bias') as string;
   const scores = op.sub(g, op.reduceSum(g, op.mul(g, perPosition, pick), [1], false), op.mul(g, bias, biasCount));
   g.output(scores, 'scores');

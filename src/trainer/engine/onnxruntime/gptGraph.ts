@@ -1,21 +1,25 @@
 /**
- * The trainer's GPT (engine/tfjs/gpt.ts; exported node for node by onnx/gptOnnxGraph.ts) on a
- * differentiable graph, for one static batch shape: weights are graph inputs, the causal bias is a
- * constant, and there is no KV cache — what a training step's forward needs. The LM loss is the tfjs
+ * The language-modelling pieces every model's graphs share (the GPT's forward is gptForward.ts, re-exported here;
+ * the Llama family's llamaGraph.ts; either is "a model forward", modelForward.ts). The LM loss is the tfjs
  * engine's maskedNll: Σ −log p(yₜ)·mₜ / max(Σ mₜ, 1), with log p(yₜ) picked by GatherElements.
  *
  * `buildLmLossGraph` appends the backward pass, so one session run gives the loss and every weight's
  * gradient (outputs `loss` and `grad.<weight>`).
  */
-import type { GptConfig, ScalarHead } from '../../model/gptConfig';
-import { gptWeightShapes } from '../../model/gptWeightShapes';
+import type { ScalarHead } from '../../model/gptConfig';
 import { DiffGraph, type FloatType } from './autodiff/graph';
 import { gradients } from './autodiff/gradients';
 import * as op from './autodiff/ops';
+import { forwardOf, modelWeightInputs, trainedWeights, type ModelSource } from './modelForward';
 
-/** The additive bias that hides the future: −1e9 where key j > query i (gpt.ts's attentionBias). */
-const NEGATIVE_INFINITY = -1e9;
-const LAYER_NORM_EPSILON = 1e-5;
+export {
+  dropoutMaskInput,
+  gpt2Activation,
+  gptForward,
+  gptWeightInputs,
+  type DropoutMaskInput,
+  type LinearHook,
+} from './gptForward';
 
 export interface BatchShape {
   readonly batchSize: number;
@@ -25,86 +29,6 @@ export interface BatchShape {
 /** Graph input names of a training graph besides the weights (each weight's input is its own name). */
 export const lmGraphInputs = { ids: 'input_ids', targets: 'targets', mask: 'mask' } as const;
 export const gradientOutput = (weight: string) => `grad.${weight}`;
-
-/** Declares every weight (and those of `heads`) as a float input; returns name → value. */
-export function gptWeightInputs(
-  g: DiffGraph,
-  config: GptConfig,
-  heads: readonly ScalarHead[] = [],
-): Map<string, string> {
-  const weights = new Map<string, string>();
-  for (const [name, shape] of gptWeightShapes(config, heads)) weights.set(name, g.input(name, shape));
-  return weights;
-}
-
-/** The causal bias [1, 1, T, T]: 0 where j ≤ i, −1e9 elsewhere. */
-function causalBias(g: DiffGraph, length: number): string {
-  const values = Array.from({ length: length * length }, (_, k) =>
-    k % length <= Math.floor(k / length) ? 0 : NEGATIVE_INFINITY,
-  );
-  return g.floatTensor(values, [1, 1, length, length]);
-}
-
-/**
- * The k-th dropout site's multiplier (0 or 1/(1 − p) per element; model/dropoutMasks.ts draws them for
- * both engines), given its shape: a graph input. Sites in gpt.ts's order: embeddings, then per layer
- * attention probabilities, attention output, MLP output.
- */
-export type DropoutMaskInput = (site: number, shape: readonly number[]) => string;
-
-/** The graph input name of the k-th dropout site's mask. */
-export const dropoutMaskInput = (site: number) => `dropout_mask.${site}`;
-
-/** The transformer: ids int64 [B, T] → logits [B, T, V] and the hidden state after ln_f [B, T, C]. */
-export function gptForward(
-  g: DiffGraph,
-  config: GptConfig,
-  weights: ReadonlyMap<string, string>,
-  ids: string,
-  dropoutMask?: DropoutMaskInput,
-): { logits: string; hidden: string } {
-  const { n_head: heads, n_embd: width, n_layer: layers } = config;
-  const [batch, length] = g.shape(ids);
-  const headWidth = width / heads;
-  const W = (name: string) => {
-    const value = weights.get(name);
-    if (!value) throw new Error(`gpt graph: no weight "${name}"`);
-    return value;
-  };
-  const linear = (x: string, prefix: string) => op.add(g, op.matMul(g, x, W(`${prefix}.weight`)), W(`${prefix}.bias`));
-  const layerNorm = (x: string, prefix: string) =>
-    op.layerNorm(g, x, W(`${prefix}.weight`), W(`${prefix}.bias`), LAYER_NORM_EPSILON);
-  // [B, T, C] → [B, H, T, D]
-  const splitHeads = (x: string) => op.transpose(g, op.reshape(g, x, [batch, length, heads, headWidth]), [0, 2, 1, 3]);
-
-  let dropoutSite = 0;
-  const dropout = (x: string) => (dropoutMask ? op.mul(g, x, dropoutMask(dropoutSite++, g.shape(x))) : x);
-
-  const positions = g.int64(
-    Array.from({ length: batch * length }, (_, k) => k % length),
-    [batch, length],
-  );
-  let x = dropout(
-    op.add(g, op.gather(g, W('transformer.wte.weight'), ids), op.gather(g, W('transformer.wpe.weight'), positions)),
-  );
-  const bias = causalBias(g, length);
-  const scale = g.scalar(1 / Math.sqrt(headWidth));
-  for (let l = 0; l < layers; l++) {
-    const p = `transformer.h.${l}`;
-    const h = layerNorm(x, `${p}.ln_1`);
-    const [q, k, v] = op.split(g, linear(h, `${p}.attn.c_attn`), [width, width, width], 2).map(splitHeads);
-    const scores = op.add(g, op.mul(g, op.matMul(g, q, op.transposeLast(g, k)), scale), bias); // [B, H, T, T]
-    const attention = dropout(op.softmax(g, scores));
-    const mixed = op.reshape(g, op.transpose(g, op.matMul(g, attention, v), [0, 2, 1, 3]), [batch, length, width]);
-    x = op.add(g, x, dropout(linear(mixed, `${p}.attn.c_proj`)));
-    const fc = op.geluTanh(g, linear(layerNorm(x, `${p}.ln_2`), `${p}.mlp.c_fc`)); // [B, T, 4C]
-    x = op.add(g, x, dropout(linear(fc, `${p}.mlp.c_proj`)));
-  }
-  const hidden = layerNorm(x, 'transformer.ln_f');
-  // Tied LM head: logits = hidden · wteᵀ
-  const logits = op.matMul(g, hidden, op.transpose(g, W('transformer.wte.weight'), [1, 0]));
-  return { logits, hidden };
-}
 
 /** A scalar per position from a head (gpt.ts's scalarHead): hidden [B, T, C] → [B, T]. */
 export function scalarHead(
@@ -146,30 +70,32 @@ export interface LmLossGraph {
 }
 
 /**
- * The SFT loss and its gradient w.r.t. every weight as one graph, for one batch shape; with
+ * The SFT loss and its gradient w.r.t. every trained weight as one graph, for one batch shape; with
  * `dropoutMaskName`, each dropout site multiplies by an input of that name (float, the site's shape).
  */
 export function buildLmLossGraph(
-  config: GptConfig,
+  source: ModelSource,
   shape: BatchShape,
   floatType: FloatType,
   dropoutMaskName?: (site: number) => string,
 ): LmLossGraph {
+  const model = forwardOf(source);
   const g = new DiffGraph(floatType);
-  const weights = gptWeightInputs(g, config);
+  const weights = modelWeightInputs(g, model);
   const dims = [shape.batchSize, shape.length];
   const ids = g.input(lmGraphInputs.ids, dims, 'int64');
   const targets = g.input(lmGraphInputs.targets, dims, 'int64');
   const mask = g.input(lmGraphInputs.mask, dims);
   const dropoutMask =
     dropoutMaskName && ((site: number, siteShape: readonly number[]) => g.input(dropoutMaskName(site), [...siteShape]));
-  const { logits } = gptForward(g, config, weights, ids, dropoutMask);
+  const { logits } = model.forward(g, weights, ids, dropoutMask && { mask: dropoutMask });
   const loss = maskedNll(g, logits, targets, mask);
   const forwardNodes = g.nodes.length;
   const weightNames = [...weights.keys()];
-  const grads = gradients(g, loss, weightNames);
+  const trained = trainedWeights(model, weights);
+  const grads = gradients(g, loss, trained);
   g.output(loss, 'loss');
-  for (const name of weightNames) g.output(grads.get(name) as string, gradientOutput(name));
+  for (const name of trained) g.output(grads.get(name) as string, gradientOutput(name));
   return {
     model: g.encode('rlhf-lens-lm-loss'),
     weightNames,

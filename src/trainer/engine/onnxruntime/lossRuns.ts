@@ -9,8 +9,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { BradleyTerryLoss, DpoLoss, LossSpec, PpoLoss, ScoreBatch, TokenBatch } from '../engine';
-import type { GptConfig } from '../../model/gptConfig';
-import { drawDropoutMasks } from '../../model/dropoutMasks';
+import type { CausalLmConfig } from '../../model/causalLmConfig';
+import { forwardOf, type ModelForward, type ModelSource } from './modelForward';
 import { bucketLength, padGrid, padScoreBatch, padTokenBatch, type TimeAxis } from './lengthBuckets';
 import { buildLmLossGraph, dropoutMaskInput, lmGraphInputs } from './gptGraph';
 import { buildPpoLossGraph, ppoGraphInputs } from './ppoGraph';
@@ -32,7 +32,7 @@ export interface LossRunOptions {
 }
 
 /** The length a batch of `length` positions runs at. */
-const runLength = (config: GptConfig, length: number, options: LossRunOptions) =>
+const runLength = (config: CausalLmConfig, length: number, options: LossRunOptions) =>
   options.padToBuckets ? bucketLength(length, config.block_size) : length;
 
 const timeAxisOf = (batchSize: number, length: number, padded: number): TimeAxis | undefined =>
@@ -64,7 +64,7 @@ function tokenFeeds(batch: TokenBatch, names: { ids: string; targets: string; ma
  * The score head's pooling as two inputs (preferenceGraphs.ts): 'last' picks position n − 1 and
  * subtracts no bias; 'sum' picks the first n positions and subtracts the bias n − 1 times (once per row).
  */
-export function scorePoolingFeeds(config: GptConfig, batch: ScoreBatch): { pick: number[]; biasCount: number[] } {
+export function scorePoolingFeeds(config: CausalLmConfig, batch: ScoreBatch): { pick: number[]; biasCount: number[] } {
   const last = (config.score_pooling ?? 'last') === 'last';
   const pick = batch.lengths.flatMap((n) =>
     Array.from({ length: batch.length }, (_, t) => (last ? Number(t === n - 1) : Number(t < n))),
@@ -73,22 +73,24 @@ export function scorePoolingFeeds(config: GptConfig, batch: ScoreBatch): { pick:
 }
 
 /**
- * SFT's loss; with a dropout seed (and dropout > 0) the masks of model/dropoutMasks.ts are fed in, as to tfjs. They
- * are drawn for the batch's own shape (the tfjs engine does not pad), so a batch with dropout is not padded: padding
- * would need the masks drawn unpadded and then padded site by site.
+ * SFT's loss; with a dropout seed (and dropout sites: a GPT's dropout > 0, LoRA's dropout > 0) the masks of
+ * model/dropoutMasks.ts's scheme are fed in, as to tfjs. They are drawn for the batch's own shape (the tfjs engine
+ * does not pad), so a batch with dropout is not padded: padding would need the masks drawn unpadded and then padded
+ * site by site.
  */
-function lmRun(config: GptConfig, unpadded: TokenBatch, dropoutSeed: number | undefined, options: LossRunOptions) {
-  const dropout = dropoutSeed !== undefined && config.dropout > 0;
+function lmRun(model: ModelForward, unpadded: TokenBatch, dropoutSeed: number | undefined, options: LossRunOptions) {
+  const { config } = model;
+  const dropout = dropoutSeed !== undefined && model.hasDropout;
   const padded = dropout ? unpadded.length : runLength(config, unpadded.length, options);
   const batch = padTokenBatch(unpadded, padded);
   return {
     timeAxis: timeAxisOf(batch.batchSize, unpadded.length, padded),
     key: JSON.stringify(['lm', shapeOf(batch), dropout]),
-    build: () => buildLmLossGraph(config, shapeOf(batch), FLOAT_TYPE, dropout ? dropoutMaskInput : undefined),
+    build: () => buildLmLossGraph(model, shapeOf(batch), FLOAT_TYPE, dropout ? dropoutMaskInput : undefined),
     feeds: () => {
       const feeds: Record<string, ort.Tensor> = tokenFeeds(batch, lmGraphInputs);
       if (dropout)
-        drawDropoutMasks(config, shapeOf(batch), dropoutSeed).forEach((mask, site) => {
+        model.dropoutMasks(shapeOf(batch), dropoutSeed).forEach((mask, site) => {
           feeds[dropoutMaskInput(site)] = new ort.Tensor('float32', mask.data, mask.shape);
         });
       return feeds;
@@ -96,7 +98,8 @@ function lmRun(config: GptConfig, unpadded: TokenBatch, dropoutSeed: number | un
   };
 }
 
-function bradleyTerryRun(config: GptConfig, spec: BradleyTerryLoss, options: LossRunOptions): LossRun {
+function bradleyTerryRun(model: ModelForward, spec: BradleyTerryLoss, options: LossRunOptions): LossRun {
+  const { config } = model;
   const scores = padScoreBatch(spec.scores, runLength(config, spec.scores.length, options));
   const shape = { batchSize: scores.batchSize, length: scores.length };
   const pairs = spec.chosenRows.length;
@@ -107,7 +110,7 @@ function bradleyTerryRun(config: GptConfig, spec: BradleyTerryLoss, options: Los
     );
   return {
     key: JSON.stringify(['bradleyTerry', shape, pairs]),
-    build: () => buildBradleyTerryGraph(config, shape, pairs, FLOAT_TYPE),
+    build: () => buildBradleyTerryGraph(model, shape, pairs, FLOAT_TYPE),
     feeds: () => {
       const { pick, biasCount } = scorePoolingFeeds(config, scores);
       return {
@@ -121,7 +124,8 @@ function bradleyTerryRun(config: GptConfig, spec: BradleyTerryLoss, options: Los
   };
 }
 
-function ppoRun(config: GptConfig, spec: PpoLoss, options: LossRunOptions): LossRun {
+function ppoRun(model: ModelForward, spec: PpoLoss, options: LossRunOptions): LossRun {
+  const { config } = model;
   const { batchSize, length } = spec.batch;
   const padded = runLength(config, length, options);
   const batch = padTokenBatch(spec.batch, padded);
@@ -140,7 +144,7 @@ function ppoRun(config: GptConfig, spec: PpoLoss, options: LossRunOptions): Loss
   return {
     timeAxis: timeAxisOf(batchSize, length, padded),
     key: JSON.stringify(['ppo', shapeOf(batch), settings]),
-    build: () => buildPpoLossGraph(config, shapeOf(batch), settings, FLOAT_TYPE),
+    build: () => buildPpoLossGraph(model, shapeOf(batch), settings, FLOAT_TYPE),
     feeds: () => ({
       ...tokenFeeds(batch, ppoGraphInputs),
       [ppoGraphInputs.oldLogprobs]: grid(spec.oldLogprobs),
@@ -158,13 +162,14 @@ function ppoRun(config: GptConfig, spec: PpoLoss, options: LossRunOptions): Loss
   };
 }
 
-function dpoRun(config: GptConfig, spec: DpoLoss, options: LossRunOptions): LossRun {
+function dpoRun(model: ModelForward, spec: DpoLoss, options: LossRunOptions): LossRun {
+  const { config } = model;
   const batch = padTokenBatch(spec.batch, runLength(config, spec.batch.length, options));
   const settings = { beta: spec.beta, lossType: spec.lossType, labelSmoothing: spec.labelSmoothing };
   const pairs = [spec.refChosen.length];
   return {
     key: JSON.stringify(['dpo', shapeOf(batch), settings]),
-    build: () => buildDpoGraph(config, shapeOf(batch), settings, FLOAT_TYPE),
+    build: () => buildDpoGraph(model, shapeOf(batch), settings, FLOAT_TYPE),
     feeds: () => ({
       ...tokenFeeds(batch, dpoGraphInputs),
       [dpoGraphInputs.refChosen]: floatTensor(spec.refChosen, pairs),
@@ -175,17 +180,22 @@ function dpoRun(config: GptConfig, spec: DpoLoss, options: LossRunOptions): Loss
   };
 }
 
-/** The run of a loss on a model of `config`. */
-export function lossRun(config: GptConfig, spec: LossSpec, options: LossRunOptions = { padToBuckets: true }): LossRun {
+/** The run of a loss on a model (a config's plain forward, or a LoRA forward). */
+export function lossRun(
+  source: ModelSource,
+  spec: LossSpec,
+  options: LossRunOptions = { padToBuckets: true },
+): LossRun {
+  const model = forwardOf(source);
   switch (spec.kind) {
     case 'lm':
-      return lmRun(config, spec.batch, spec.dropoutSeed, options);
+      return lmRun(model, spec.batch, spec.dropoutSeed, options);
     case 'bradleyTerry':
-      return bradleyTerryRun(config, spec, options);
+      return bradleyTerryRun(model, spec, options);
     case 'ppo':
-      return ppoRun(config, spec, options);
+      return ppoRun(model, spec, options);
     case 'dpo':
-      return dpoRun(config, spec, options);
+      return dpoRun(model, spec, options);
     default:
       throw new Error(`unknown loss ${JSON.stringify(spec satisfies never)}`);
   }

@@ -6,6 +6,9 @@
  * and its session kept in a least-recently-used cache (sessionCache.ts);
  * the update is skipped when the loss or the norm is not finite, or when `shouldApply` says no — as the
  * tfjs engine (tfjsEngine.ts) does, with the same scalars, outputs and optimizer state layout.
+ * Models are our GPT or a Llama-family model, each graph built on "a model forward" (modelForward.ts); with LoRA
+ * (loraForward.ts) the adapters are inputs beside the frozen base weights, only adapters and heads get gradient
+ * outputs and AdamW moments, and `adaptersOff` evaluates a graph without the adapters.
  * Sampling is passed in (`EngineSampler`; onnx/onnxEngineSampler.ts runs the KV-cache sessions), so
  * that engine/ does not import onnx/; without one, `generate` refuses.
  */
@@ -28,8 +31,13 @@ import type {
   TokenBatch,
   TrainingEngine,
 } from '../engine';
-import { validateGptConfig, type GptConfig, type ScalarHead } from '../../model/gptConfig';
+import { validateGptConfig, type ScalarHead } from '../../model/gptConfig';
 import { initialGptWeights } from '../../model/gptInit';
+import { isLlamaConfig, type CausalLmConfig } from '../../model/causalLmConfig';
+import { isLoraWeight, loraTargets, type LoraSettings } from '../../lora/loraTargets';
+import { initialLlamaWeights } from './llamaGraph';
+import { initialLoraWeights, loraForward, mergedLoraWeights } from './loraForward';
+import { baseModelForward, type ModelForward } from './modelForward';
 import { ArrayAdamW, clipByGlobalNormInPlace } from './adamW';
 import { buildEvaluateGraph, buildScoreGraph } from './forwardGraphs';
 import { gradientOutput, lmGraphInputs } from './gptGraph';
@@ -50,9 +58,12 @@ export interface EngineSampler {
   release(): Promise<void>;
 }
 
-/** `executionProviders`: the engine's provider choice (ortProvider.ts), for the sampler's decode sessions. */
+/**
+ * `executionProviders`: the engine's provider choice (ortProvider.ts), for the sampler's decode sessions. A LoRA
+ * model's sampler is given its merged weights (W₀ + (α/r)·B·A), so it samples the model it trains.
+ */
 export type EngineSamplerFactory = (
-  config: GptConfig,
+  config: CausalLmConfig,
   heads: readonly ScalarHead[],
   executionProviders: readonly ort.InferenceSession.ExecutionProviderConfig[],
 ) => EngineSampler;
@@ -122,22 +133,52 @@ export class OnnxEngine implements TrainingEngine {
     this.options = { ...defaultOnnxModelOptions, ...cacheOptions, sessionOptions: withProviders };
   }
 
-  createModel(config: GptConfig, options: CreateModelOptions): OnnxModel {
-    const problems = validateGptConfig(config);
-    if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
-    const weights = initialGptWeights(config, { seed: options.seed, heads: options.heads });
-    if (options.weights) assignWeights(weights, options.heads, options.weights, options.keepMissingHeads ?? false);
+  /**
+   * Our GPT or a Llama-family model (dropout 0: refused otherwise), fresh from `seed` or from `weights`; with
+   * `lora`, adapters on the targeted layers (from `weights` when it has them, PEFT's start otherwise).
+   */
+  createModel(config: CausalLmConfig, options: CreateModelOptions): OnnxModel {
+    const base = baseModelForward(config); // refuses a Llama-family config with dropout
+    if (!isLlamaConfig(config)) {
+      const problems = validateGptConfig(config);
+      if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
+    }
+    const fresh = { seed: options.seed, heads: options.heads };
+    const weights = isLlamaConfig(config) ? initialLlamaWeights(config, fresh) : initialGptWeights(config, fresh);
+    const forward = options.lora ? loraForward(base, options.lora) : base;
+    if (options.lora)
+      for (const [name, value] of initialLoraWeights(loraTargets(config, options.lora), options.lora, options.seed))
+        weights.set(name, value);
+    const ordered: NamedArrays = new Map();
+    for (const name of forward.weightShapes(options.heads).keys()) {
+      const weight = weights.get(name);
+      if (!weight) throw new Error(`no initial value for weight "${name}"`);
+      ordered.set(name, weight);
+    }
+    if (options.weights)
+      assignWeights(ordered, options.weights, {
+        keepHeadsOf: options.keepMissingHeads ? options.heads : [],
+        keepAdapters: options.lora !== undefined,
+      });
     const sampler = this.samplerFactory?.(config, options.heads, this.provider.executionProviders);
-    return new OnnxModel(config, options.heads, weights, sampler, this.options);
+    return new OnnxModel(config, options.heads, ordered, sampler, this.options, options.lora);
   }
 }
 
-/** Copies `values` into `weights` (gpt.ts's assign: every name and shape checked before any change). */
-function assignWeights(weights: NamedArrays, heads: readonly ScalarHead[], values: NamedArrays, keepHeads: boolean) {
-  const isHead = (name: string) => heads.some((head) => name.startsWith(`${head}.`));
+/**
+ * Copies `values` into `weights` (gpt.ts's assign: every name and shape checked before any change); the fresh
+ * weights of the heads in `keepHeadsOf`, and LoRA adapters when `keepAdapters`, stay where `values` has none.
+ */
+function assignWeights(
+  weights: NamedArrays,
+  values: NamedArrays,
+  keep: { keepHeadsOf: readonly ScalarHead[]; keepAdapters: boolean },
+) {
+  const kept = (name: string) =>
+    keep.keepHeadsOf.some((head) => name.startsWith(`${head}.`)) || (keep.keepAdapters && isLoraWeight(name));
   for (const [name, weight] of weights) {
     const value = values.get(name);
-    if (!value && keepHeads && isHead(name)) continue;
+    if (!value && kept(name)) continue;
     if (!value) throw new Error(`the checkpoint has no weight "${name}"`);
     if (value.shape.join(',') !== weight.shape.join(','))
       throw new Error(
@@ -152,16 +193,28 @@ function assignWeights(weights: NamedArrays, heads: readonly ScalarHead[], value
 
 export class OnnxModel implements EngineModel {
   private readonly sessions: SessionCache;
+  /** The model's forward: the config's own, with LoRA adapters when it has them. */
+  readonly forward: ModelForward;
+  /** The forward without adapters (evaluate's `adaptersOff`: a graph without them, which is also cheaper). */
+  private readonly baseForward: ModelForward;
 
   constructor(
-    readonly config: GptConfig,
+    readonly config: CausalLmConfig,
     readonly heads: readonly ScalarHead[],
-    /** The weights, updated in place by the optimizer. */
+    /** The weights (base, adapters, heads), updated in place by the optimizer. */
     readonly weights: NamedArrays,
     private readonly sampler?: EngineSampler,
     readonly options: OnnxModelOptions & OnnxCacheOptions = defaultOnnxModelOptions,
+    readonly lora?: LoraSettings,
   ) {
     this.sessions = new SessionCache(options.sessionOptions, options.maxCachedSessions);
+    this.baseForward = baseModelForward(config);
+    this.forward = lora ? loraForward(this.baseForward, lora) : this.baseForward;
+  }
+
+  /** The weights the optimizer updates: the adapters and heads of a LoRA model, every weight otherwise. */
+  get trainedWeights(): NamedArrays {
+    return new Map([...this.weights].filter(([name]) => this.forward.trains(name)));
   }
 
   /** Sessions built, released and kept so far. */
@@ -207,9 +260,11 @@ export class OnnxModel implements EngineModel {
     const timeAxis: TimeAxis = { batchSize: batch.batchSize, length: unpadded.length, padded: batch.length };
     const shape = { batchSize: batch.batchSize, length: batch.length };
     const dims = [batch.batchSize, batch.length];
+    const adaptersOff = this.lora !== undefined && request.adaptersOff === true;
+    const forward = adaptersOff ? this.baseForward : this.forward;
     const { results } = await this.run(
-      JSON.stringify(['evaluate', shape, request]),
-      () => buildEvaluateGraph(this.config, this.heads, shape, request),
+      JSON.stringify(['evaluate', shape, { ...request, adaptersOff }]),
+      () => buildEvaluateGraph(forward, this.heads, shape, request),
       {
         [lmGraphInputs.ids]: int64Tensor(batch.inputs, dims),
         [lmGraphInputs.targets]: int64Tensor(batch.targets, dims),
@@ -230,7 +285,7 @@ export class OnnxModel implements EngineModel {
     const { pick, biasCount } = scorePoolingFeeds(this.config, batch);
     const { results } = await this.run(
       JSON.stringify(['scores', shape]),
-      () => buildScoreGraph(this.config, this.heads, shape),
+      () => buildScoreGraph(this.forward, this.heads, shape),
       {
         [bradleyTerryGraphInputs.ids]: int64Tensor(batch.ids, [batch.batchSize, batch.length]),
         [bradleyTerryGraphInputs.pick]: floatTensor(pick, [batch.batchSize, batch.length]),
@@ -246,7 +301,10 @@ export class OnnxModel implements EngineModel {
 
   generate(prompts: readonly (readonly number[])[], sampling: SamplingOptions): Promise<SampledSequence[]> {
     if (!this.sampler) return Promise.reject(new Error('this onnxruntime engine was made without a sampler'));
-    return this.sampler.generate(this.weights, prompts, sampling);
+    const weights = this.lora
+      ? mergedLoraWeights(this.weights, loraTargets(this.config, this.lora), this.lora)
+      : this.weights;
+    return this.sampler.generate(weights, prompts, sampling);
   }
 
   subtractFromWeight(name: string, amount: number): void {
@@ -278,14 +336,17 @@ class OnnxOptimizer implements EngineOptimizer {
     private readonly model: OnnxModel,
     options: AdamWOptions,
   ) {
-    this.adamW = new ArrayAdamW(model.weights, options);
+    this.adamW = new ArrayAdamW(model.trainedWeights, options);
   }
 
   async step(loss: LossSpec, options: StepOptions): Promise<StepResult> {
-    const lossGraphRun = lossRun(this.model.config, loss, this.model.lossRunOptions);
+    const lossGraphRun = lossRun(this.model.forward, loss, this.model.lossRunOptions);
     const { results, weightNames } = await this.model.run(lossGraphRun.key, lossGraphRun.build, lossGraphRun.feeds());
     const grads = new Map<string, Float32Array>();
-    for (const name of weightNames) grads.set(name, results[gradientOutput(name)].data as Float32Array);
+    for (const name of weightNames) {
+      const grad = results[gradientOutput(name)];
+      if (grad) grads.set(name, grad.data as Float32Array);
+    }
     const gradNorm = clipByGlobalNormInPlace(grads, options.maxGradNorm);
     const scalars: Record<string, number> = { loss: results.loss.data[0] as number, gradNorm };
     const outputs: Record<string, Float32Array> = {};

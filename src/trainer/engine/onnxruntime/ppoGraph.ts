@@ -6,19 +6,11 @@
  * Outputs: `loss`, the reported scalars (`pgLoss`, `vfLoss`, `entropy`, `approxKl`, `vfClipFrac`,
  * `meanRatio`), `ratio` [B, T] and `grad.<weight>` for every weight.
  */
-import type { GptConfig } from '../../model/gptConfig';
 import { DiffGraph, type FloatType } from './autodiff/graph';
 import { gradients } from './autodiff/gradients';
 import * as op from './autodiff/ops';
-import {
-  gptForward,
-  gptWeightInputs,
-  gradientOutput,
-  maskedNll,
-  scalarHead,
-  tokenLogprobs,
-  type BatchShape,
-} from './gptGraph';
+import { forwardOf, modelWeightInputs, trainedWeights, type ModelSource } from './modelForward';
+import { gradientOutput, maskedNll, scalarHead, tokenLogprobs, type BatchShape } from './gptGraph';
 import { maskedMean, ppoPolicyLoss, ppoValueLoss } from './losses';
 
 export interface PpoGraphSettings {
@@ -62,19 +54,20 @@ function meanEntropy(g: DiffGraph, logits: string, mask: string): string {
 }
 
 export function buildPpoLossGraph(
-  config: GptConfig,
+  source: ModelSource,
   shape: BatchShape,
   settings: PpoGraphSettings,
   floatType: FloatType,
 ): PpoLossGraph {
+  const model = forwardOf(source);
   const g = new DiffGraph(floatType);
-  const weights = gptWeightInputs(g, config, ['v_head']);
+  const weights = modelWeightInputs(g, model, ['v_head']);
   const dims = [shape.batchSize, shape.length];
   const grid = (name: string) => g.input(name, dims);
   const ids = g.input(ppoGraphInputs.ids, dims, 'int64');
   const targets = g.input(ppoGraphInputs.targets, dims, 'int64');
   const mask = grid(ppoGraphInputs.mask);
-  const { logits: rawLogits, hidden } = gptForward(g, config, weights, ids);
+  const { logits: rawLogits, hidden } = model.forward(g, weights, ids);
   const { temperature } = settings;
   const logits = temperature > 0 && temperature !== 1 ? op.div(g, rawLogits, g.scalar(temperature)) : rawLogits;
   const newLogprobs = tokenLogprobs(g, logits, targets);
@@ -99,11 +92,12 @@ export function buildPpoLossGraph(
     const ptxIds = g.input(ppoGraphInputs.ptxIds, ptxDims, 'int64');
     const ptxTargets = g.input(ppoGraphInputs.ptxTargets, ptxDims, 'int64');
     const ptxMask = g.input(ppoGraphInputs.ptxMask, ptxDims);
-    const ptxLoss = maskedNll(g, gptForward(g, config, weights, ptxIds).logits, ptxTargets, ptxMask);
+    const ptxLoss = maskedNll(g, model.forward(g, weights, ptxIds).logits, ptxTargets, ptxMask);
     loss = op.add(g, loss, op.mul(g, g.scalar(settings.ptx.coef), ptxLoss));
   }
   const weightNames = [...weights.keys()];
-  const grads = gradients(g, loss, weightNames);
+  const trained = trainedWeights(model, weights);
+  const grads = gradients(g, loss, trained);
   const reported: Record<string, string> = {
     pgLoss: policy.loss,
     vfLoss: value.loss,
@@ -115,6 +109,6 @@ export function buildPpoLossGraph(
   };
   g.output(loss, 'loss');
   for (const [name, valueName] of Object.entries(reported)) g.output(valueName, name);
-  for (const name of weightNames) g.output(grads.get(name) as string, gradientOutput(name));
+  for (const name of trained) g.output(grads.get(name) as string, gradientOutput(name));
   return { model: g.encode('rlhf-lens-ppo-loss'), weightNames, reported: Object.keys(reported) };
 }

@@ -4,11 +4,11 @@
  * policy's summed response log-probabilities. Outputs `loss`, the reported values and `grad.<weight>`.
  */
 import type { DpoLossType } from '../../../core';
-import type { GptConfig } from '../../model/gptConfig';
 import { DiffGraph, type FloatType } from './autodiff/graph';
 import { gradients } from './autodiff/gradients';
 import * as op from './autodiff/ops';
-import { gptForward, gptWeightInputs, gradientOutput, scalarHead, tokenLogprobs, type BatchShape } from './gptGraph';
+import { gradientOutput, scalarHead, tokenLogprobs, type BatchShape } from './gptGraph';
+import { forwardOf, modelWeightInputs, trainedWeights, type ModelForward, type ModelSource } from './modelForward';
 import { bradleyTerryLoss, dpoLosses } from './losses';
 
 export interface PreferenceGraph {
@@ -16,13 +16,21 @@ export interface PreferenceGraph {
   readonly weightNames: readonly string[];
 }
 
-/** Appends the gradient of `loss` w.r.t. every weight, marks the outputs and encodes the model. */
-function finish(g: DiffGraph, name: string, loss: string, weights: Map<string, string>, reported: object) {
+/** Appends the gradient of `loss` w.r.t. every trained weight, marks the outputs and encodes the model. */
+function finish(
+  g: DiffGraph,
+  name: string,
+  loss: string,
+  model: ModelForward,
+  weights: Map<string, string>,
+  reported: object,
+) {
   const weightNames = [...weights.keys()];
-  const grads = gradients(g, loss, weightNames);
+  const trained = trainedWeights(model, weights);
+  const grads = gradients(g, loss, trained);
   g.output(loss, 'loss');
   for (const [outputName, value] of Object.entries(reported)) g.output(value as string, outputName);
-  for (const weight of weightNames) g.output(grads.get(weight) as string, gradientOutput(weight));
+  for (const weight of trained) g.output(grads.get(weight) as string, gradientOutput(weight));
   return { model: g.encode(name), weightNames };
 }
 
@@ -41,18 +49,19 @@ export const bradleyTerryGraphInputs = {
 } as const;
 
 export function buildBradleyTerryGraph(
-  config: GptConfig,
+  source: ModelSource,
   shape: BatchShape,
   pairs: number,
   floatType: FloatType,
 ): PreferenceGraph {
+  const model = forwardOf(source);
   const g = new DiffGraph(floatType);
-  const weights = gptWeightInputs(g, config, ['score']);
+  const weights = modelWeightInputs(g, model, ['score']);
   const rows = shape.batchSize;
   const ids = g.input(bradleyTerryGraphInputs.ids, [rows, shape.length], 'int64');
   const pick = g.input(bradleyTerryGraphInputs.pick, [rows, shape.length]);
   const biasCount = g.input(bradleyTerryGraphInputs.biasCount, [rows]);
-  const perPosition = scalarHead(g, weights, 'score', gptForward(g, config, weights, ids).hidden); // [N, T]
+  const perPosition = scalarHead(g, weights, 'score', model.forward(g, weights, ids).hidden); // [N, T]
   const bias = weights.get('score.bias') as string; // [1]
   const scores = op.sub(g, op.reduceSum(g, op.mul(g, perPosition, pick), [1], false), op.mul(g, bias, biasCount));
   const select = (name: string) =>
@@ -60,7 +69,7 @@ export function buildBradleyTerryGraph(
   const chosenScores = select(bradleyTerryGraphInputs.chosen);
   const rejectedScores = select(bradleyTerryGraphInputs.rejected);
   const loss = bradleyTerryLoss(g, chosenScores, rejectedScores);
-  return finish(g, 'rlhf-lens-bradley-terry', loss, weights, { chosenScores, rejectedScores });
+  return finish(g, 'rlhf-lens-bradley-terry', loss, model, weights, { chosenScores, rejectedScores });
 }
 
 /** Inputs of the DPO graph: the chosen rows then the rejected rows [2B, T], and per-pair numbers [B]. */
@@ -81,20 +90,21 @@ export interface DpoGraphSettings {
 }
 
 export function buildDpoGraph(
-  config: GptConfig,
+  source: ModelSource,
   shape: BatchShape,
   settings: DpoGraphSettings,
   floatType: FloatType,
 ): PreferenceGraph {
   if (shape.batchSize % 2 !== 0) throw new Error('dpo graph: the batch holds chosen then rejected rows (even size)');
+  const model = forwardOf(source);
   const g = new DiffGraph(floatType);
-  const weights = gptWeightInputs(g, config);
+  const weights = modelWeightInputs(g, model);
   const dims = [shape.batchSize, shape.length];
   const pairs = shape.batchSize / 2;
   const ids = g.input(dpoGraphInputs.ids, dims, 'int64');
   const targets = g.input(dpoGraphInputs.targets, dims, 'int64');
   const mask = g.input(dpoGraphInputs.mask, dims);
-  const perToken = op.mul(g, tokenLogprobs(g, gptForward(g, config, weights, ids).logits, targets), mask);
+  const perToken = op.mul(g, tokenLogprobs(g, model.forward(g, weights, ids).logits, targets), mask);
   const logprobSums = op.reduceSum(g, perToken, [1], false); // [2B]: chosen then rejected
   const [policyChosen, policyRejected] = op.split(g, logprobSums, [pairs, pairs], 0);
   const perPair = (name: string) => g.input(name, [pairs]);
@@ -113,5 +123,5 @@ export function buildDpoGraph(
     },
   );
   const loss = op.reduceMean(g, losses, [0], false);
-  return finish(g, 'rlhf-lens-dpo', loss, weights, { logprobSums });
+  return finish(g, 'rlhf-lens-dpo', loss, model, weights, { logprobSums });
 }

@@ -228,3 +228,26 @@ export function geluTanh(g: DiffGraph, x: string): string {
     },
   );
 }
+
+const INVERSE_SQRT_TWO = Math.SQRT1_2;
+const INVERSE_SQRT_TWO_PI = 1 / Math.sqrt(2 * Math.PI);
+
+/**
+ * The exact GELU (GPT-2's `activation_function: "gelu"`): y = ½x(1 + erf(x/√2)) = x·Φ(x), composed forward with its
+ * derivative of its own (Erf has no gradient rule): ∂y/∂x = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π). ONNX Runtime
+ * runs Erf in float32 only, so a float64 graph cannot hold it.
+ */
+export function geluExact(g: DiffGraph, x: string): string {
+  return g.composite(
+    x,
+    () => {
+      const erf = g.node1('Erf', [mul(g, x, g.scalar(INVERSE_SQRT_TWO))], {}, { shape: g.shape(x), kind: 'float' });
+      const cdf = mul(g, g.scalar(0.5), add(g, g.scalar(1), erf)); // Φ(x)
+      return { value: mul(g, x, cdf), parts: { cdf } };
+    },
+    (dy, { cdf }) => {
+      const density = mul(g, g.scalar(INVERSE_SQRT_TWO_PI), exp(g, mul(g, g.scalar(-0.5), mul(g, x, x)))); // φ(x)
+      return mul(g, dy, add(g, cdf, mul(g, x, density)));
+    },
+  );
+}

@@ -1,0 +1,124 @@
+/**
+ * LoRA on the differentiable graph (Hu et al. 2021, eq. 3; PEFT's Linear and Conv1D layers): each targeted linear
+ * layer of the base forward becomes
+ *   h = W₀x + b + (α/r)·B·A·dropout(x),   A [r, in], B [out, r]   (graph inputs, named as lora/loraTargets.ts)
+ * — the same A, B shapes and product for GPT-2's Conv1D (W₀ stored [in, out]) as for Llama's Linear. The base
+ * weights stay graph inputs without gradient outputs: a loss graph differentiates the adapters and the heads only.
+ *
+ * Dropout on the adapter's input (PEFT's `lora_dropout`, training steps with a dropout seed only): site k of a
+ * forward whose seed is s is drawn as model/dropoutMasks.ts draws every site, from Random(seeds.dropoutMask(s, k)),
+ * one uniform per element of x [B, T, in], row-major. The model's own sites come first (a GPT with dropout > 0:
+ * 1 + 3·n_layer of them; none otherwise), then one site per targeted module in state-dict order (loraTargets).
+ */
+import { Random } from '../../../core/random';
+import type { LoraSettings, LoraTarget } from '../../lora/loraTargets';
+import { isLoraWeight, loraAName, loraBName, loraScale, loraTargets } from '../../lora/loraTargets';
+import { dropoutMultipliers, type DropoutMask } from '../../model/dropoutMasks';
+import type { NamedArrays } from '../engine';
+import { seeds } from '../../seeds';
+import * as op from './autodiff/ops';
+import type { AdaptableForward, ModelForward } from './modelForward';
+
+const HEAD_NAME = /^(?:v_head|score)\./;
+
+/** `base` with LoRA adapters on the modules `settings` targets. */
+export function loraForward(base: AdaptableForward, settings: LoraSettings): ModelForward {
+  const targets = loraTargets(base.config, settings);
+  const byModule = new Map(targets.map((target, index) => [target.module, { target, index }]));
+  const scale = loraScale(settings);
+  const baseSites = (shape: { batchSize: number; length: number }) =>
+    base.hasDropout ? base.dropoutMasks(shape, 0).length : 0;
+  return {
+    config: base.config,
+    weightShapes(heads) {
+      const shapes = new Map<string, number[]>();
+      for (const [name, shape] of base.weightShapes(heads)) {
+        shapes.set(name, shape);
+        const adapted = byModule.get(name.replace(/\.weight$/, ''));
+        if (!adapted || !name.endsWith('.weight')) continue;
+        const { target } = adapted;
+        shapes.set(loraAName(target.module), [settings.r, target.inFeatures]);
+        shapes.set(loraBName(target.module), [target.outFeatures, settings.r]);
+      }
+      return shapes;
+    },
+    trains: (name) => isLoraWeight(name) || HEAD_NAME.test(name),
+    hasDropout: base.hasDropout || settings.dropout > 0,
+    dropoutMasks(shape, forwardSeed) {
+      const masks: DropoutMask[] = base.hasDropout ? base.dropoutMasks(shape, forwardSeed) : [];
+      if (settings.dropout === 0) return masks;
+      const first = masks.length;
+      targets.forEach((target, i) => {
+        const siteShape = [shape.batchSize, shape.length, target.inFeatures];
+        const random = new Random(seeds.dropoutMask(forwardSeed, first + i));
+        const size = shape.batchSize * shape.length * target.inFeatures;
+        masks.push({ shape: siteShape, data: dropoutMultipliers(size, settings.dropout, random) });
+      });
+      return masks;
+    },
+    forward(g, weights, ids, dropout) {
+      const [batchSize, length] = g.shape(ids);
+      const first = baseSites({ batchSize, length });
+      const W = (name: string) => {
+        const value = weights.get(name);
+        if (!value) throw new Error(`lora graph: no weight "${name}"`);
+        return value;
+      };
+      const adapt = (module: string, x: string, y: string) => {
+        const adapted = byModule.get(module);
+        if (!adapted) return y;
+        const dropped =
+          dropout && settings.dropout > 0 ? op.mul(g, x, dropout.mask(first + adapted.index, g.shape(x))) : x;
+        const down = op.matMul(g, dropped, op.transpose(g, W(loraAName(module)), [1, 0])); // [B, T, r]
+        const up = op.matMul(g, down, op.transpose(g, W(loraBName(module)), [1, 0])); // [B, T, out]
+        return op.add(g, y, op.mul(g, up, g.scalar(scale)));
+      };
+      return base.forward(g, weights, ids, base.hasDropout ? dropout : undefined, adapt);
+    },
+  };
+}
+
+/**
+ * Adapters as PEFT starts them: A ~ U(−1/√in, 1/√in) (kaiming_uniform_ with a = √5), B = 0, so training starts at
+ * the base model. A's uniforms come from one Random(seed) stream, target by target in state-dict order, row-major.
+ */
+export function initialLoraWeights(targets: readonly LoraTarget[], settings: LoraSettings, seed: number): NamedArrays {
+  const random = new Random(seed);
+  const weights: NamedArrays = new Map();
+  for (const target of targets) {
+    const bound = 1 / Math.sqrt(target.inFeatures);
+    const a = new Float32Array(settings.r * target.inFeatures);
+    for (let i = 0; i < a.length; i++) a[i] = (2 * random.next() - 1) * bound;
+    weights.set(loraAName(target.module), { shape: [settings.r, target.inFeatures], data: a });
+    const b = new Float32Array(target.outFeatures * settings.r);
+    weights.set(loraBName(target.module), { shape: [target.outFeatures, settings.r], data: b });
+  }
+  return weights;
+}
+
+/**
+ * The merged weights W = W₀ + (α/r)·ΔW of every target (ΔW = B·A [out, in], transposed to [in, out] for a Conv1D's
+ * W₀): new arrays for the targeted matrices only, every other weight shared with `weights`; no adapter tensors.
+ */
+export function mergedLoraWeights(weights: NamedArrays, targets: readonly LoraTarget[], settings: LoraSettings) {
+  const merged: NamedArrays = new Map();
+  for (const [name, value] of weights) if (!isLoraWeight(name)) merged.set(name, value);
+  const scale = loraScale(settings);
+  const { r } = settings;
+  for (const target of targets) {
+    const base = merged.get(target.baseWeight);
+    const a = weights.get(loraAName(target.module))?.data;
+    const b = weights.get(loraBName(target.module))?.data;
+    if (!base || !a || !b) throw new Error(`lora merge: ${target.module} lacks its weight or adapters`);
+    const data = Float32Array.from(base.data);
+    const { inFeatures, outFeatures } = target;
+    for (let o = 0; o < outFeatures; o++)
+      for (let i = 0; i < inFeatures; i++) {
+        let delta = 0;
+        for (let k = 0; k < r; k++) delta += b[o * r + k] * a[k * inFeatures + i];
+        data[target.fanInFanOut ? i * outFeatures + o : o * inFeatures + i] += scale * delta;
+      }
+    merged.set(target.baseWeight, { shape: [...base.shape], data });
+  }
+  return merged;
+}
