@@ -14,7 +14,8 @@ import { Random } from '../../src/core/random';
 import { UserError } from '../../src/shared/userError';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
 import type { KvCache } from '../../src/trainer/engine/tfjs/gpt';
-import { gpt2AsGptConfig, loadHfCausalLm, type HfCausalLm } from '../../src/trainer/engine/tfjs/hfModel';
+import { loadHfCausalLm, type HfCausalLm } from '../../src/trainer/engine/tfjs/hfModel';
+import { gptConfigOfGpt2 } from '../../src/trainer/model/gpt2Config';
 import { LlamaModel } from '../../src/trainer/engine/tfjs/llamaModel';
 import { ropeInverseFrequencies } from '../../src/trainer/hf/ropeFrequencies';
 import { tf, type Tensor } from '../../src/trainer/engine/tfjs/tfRuntime';
@@ -229,7 +230,7 @@ test('a gpt2 config the GPT cannot run is refused naming each setting', () => {
     'config.json',
   ) as Gpt2Architecture;
   assert.throws(
-    () => gpt2AsGptConfig(architecture, 'folder'),
+    () => gptConfigOfGpt2(architecture, 'folder'),
     (error: unknown) =>
       error instanceof UserError && /n_inner 40/.test(error.message) && /tie_word_embeddings false/.test(error.message),
   );

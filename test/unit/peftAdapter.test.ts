@@ -23,7 +23,7 @@ import {
 } from '../../src/trainer/lora/peftAdapter';
 import { adapterConfigFile, type PeftTaskType } from '../../src/trainer/lora/peftConfig';
 import type { CausalLmConfig } from '../../src/trainer/model/causalLmConfig';
-import { causalLmConfigOf } from '../../src/trainer/onnx/hfOnnxExport';
+import { causalLmConfigOf } from '../../src/trainer/model/causalLmConfig';
 import { decodeSafetensors } from '../../src/shared/safetensors';
 import { twinUnavailable, writeHfFolder } from '../fixtures/hf/hfTwin';
 
@@ -215,7 +215,7 @@ test('a reward model adapter (SEQ_CLS, Llama, all-linear) round-trips with score
   });
   const architecture = await readHfConfig(base);
   assert.equal(architecture.family, 'llama');
-  const config = causalLmConfigOf(architecture);
+  const config = causalLmConfigOf(architecture, 'test folder');
   const settings: LoraSettings = { r: 3, alpha: 6, dropout: 0, targetModules: 'all-linear' };
   const weights = engineWeights(config, settings, 'SEQ_CLS', 16);
   const folder = path.join(workDir, 'reward');

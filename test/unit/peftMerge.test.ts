@@ -25,7 +25,8 @@ import {
   type LoraTarget,
 } from '../../src/trainer/lora/loraTargets';
 import { writeAdapterFolder } from '../../src/trainer/lora/peftAdapter';
-import { causalLmConfigOf, exportHfOnnx, onnxModelPath } from '../../src/trainer/onnx/hfOnnxExport';
+import { exportHfOnnx, onnxModelPath } from '../../src/trainer/onnx/hfOnnxExport';
+import { causalLmConfigOf } from '../../src/trainer/model/causalLmConfig';
 import { decodeSafetensors } from '../../src/shared/safetensors';
 import { twinLogits, twinUnavailable, writeHfFolder, type HfArchitecture } from '../fixtures/hf/hfTwin';
 
@@ -111,7 +112,7 @@ async function baseAndAdapter({ arch, settings }: MergeCase) {
     out: base,
   });
   const architecture = await readHfConfig(base);
-  const config = causalLmConfigOf(architecture);
+  const config = causalLmConfigOf(architecture, 'test folder');
   const adapters: NamedArrays = new Map();
   let seed = 11;
   for (const t of loraTargets(config, settings)) {
@@ -215,7 +216,7 @@ for (const mergeCase of cases) {
       const result = await exportHfOnnx(base, path.join(workDir, `${arch}-merged-onnx`), { adapterFolder });
       assert.equal(
         result.mergedWeights.length,
-        loraTargets(causalLmConfigOf(await readHfConfig(base)), settings).length,
+        loraTargets(causalLmConfigOf(await readHfConfig(base), base), settings).length,
       );
       const logits = await onnxLogits(result.outDir);
       const diff = maxAbsDiff(logits, expected);

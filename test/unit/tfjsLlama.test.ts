@@ -15,7 +15,7 @@ import { before, test } from 'node:test';
 import { Random } from '../../src/core/random';
 import type { NamedArrays, TokenBatch } from '../../src/trainer/engine/engine';
 import { selectBackend } from '../../src/trainer/engine/tfjs/backend';
-import { gpt2AsGptConfig } from '../../src/trainer/engine/tfjs/hfModel';
+import { gptConfigOfGpt2 } from '../../src/trainer/model/gpt2Config';
 import { TfjsEngine, type TfjsModel } from '../../src/trainer/engine/tfjs/tfjsEngine';
 import { tf } from '../../src/trainer/engine/tfjs/tfRuntime';
 import { expectedHfTensors, openHfWeights, readHfConfig } from '../../src/trainer/hf';
@@ -64,7 +64,7 @@ async function loadFolder(folder: string): Promise<{ config: CausalLmConfig; wei
   const config =
     architecture.family === 'llama'
       ? llamaConfig(architecture, { blockSize: length })
-      : gpt2AsGptConfig(architecture, folder);
+      : gptConfigOfGpt2(architecture, folder);
   return { config, weights };
 }
 

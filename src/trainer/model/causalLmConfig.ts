@@ -3,7 +3,8 @@
  * (llama, qwen2, mistral) read from a Hugging Face folder. Algorithms read only the fields both share —
  * `vocab_size`, `block_size`, `dropout`, `score_pooling` — so they never ask which one they train.
  */
-import type { LlamaFamilyArchitecture } from '../hf/hfArchitecture';
+import type { HfArchitecture, LlamaFamilyArchitecture } from '../hf/hfArchitecture';
+import { gptConfigOfGpt2 } from './gpt2Config';
 import type { GptConfig, ScorePooling } from './gptConfig';
 
 /** A Llama-family model: its architecture from config.json, and the run's context and heads' pooling. */
@@ -38,4 +39,9 @@ export function llamaConfig(
     dropout: 0,
     ...(options.scorePooling !== undefined && { score_pooling: options.scorePooling }),
   };
+}
+
+/** The engine's config of a folder's architecture: a gpt2 folder is our GPT (refused, naming `folder`, if not). */
+export function causalLmConfigOf(architecture: HfArchitecture, folder: string): CausalLmConfig {
+  return architecture.family === 'llama' ? llamaConfig(architecture) : gptConfigOfGpt2(architecture, folder);
 }

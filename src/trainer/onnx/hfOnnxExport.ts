@@ -12,7 +12,6 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
 import { isRecord } from '../../shared/isRecord';
-import type { HfArchitecture } from '../hf/hfArchitecture';
 import { configFileName, readHfConfig } from '../hf/hfConfig';
 import { hfParameterCount } from '../hf/hfModelFolder';
 import { chatTemplateFile, tokenizerConfigFile, tokenizerFile } from '../hf/hfTokenizer';
@@ -20,8 +19,8 @@ import { openHfWeights, type HfWeights } from '../hf/hfWeights';
 import { mergeLora } from '../lora/mergeLora';
 import { loraScale } from '../lora/loraTargets';
 import { readAdapterFolder, type AdapterFolder } from '../lora/peftAdapter';
-import { llamaConfig, type CausalLmConfig } from '../model/causalLmConfig';
-import { buildHfOnnx, gpt2AsGptConfig } from './hfOnnxGraph';
+import { causalLmConfigOf } from '../model/causalLmConfig';
+import { buildHfOnnx } from './hfOnnxGraph';
 import { externalDataFileName, protobufLimitBytes, withExternalData } from './onnxExternalData';
 
 /** Files a model folder may have beside its weights that the ONNX folder keeps as they are. */
@@ -66,7 +65,7 @@ export async function exportHfOnnx(
   let weights = await openHfWeights(modelFolder, architecture);
   let mergedWeights: string[] = [];
   if (options.adapterFolder !== undefined) {
-    const adapter = readAdapterFolder(options.adapterFolder, causalLmConfigOf(architecture));
+    const adapter = readAdapterFolder(options.adapterFolder, causalLmConfigOf(architecture, modelFolder));
     weights = mergedHfWeights(weights, adapter);
     mergedWeights = adapter.targets.map((t) => t.baseWeight);
   }
@@ -102,11 +101,6 @@ export function withExternalDataFlag(config: Record<string, unknown>): Record<st
     ...config,
     [transformersJsConfigKey]: { ...(isRecord(previous) ? previous : {}), use_external_data_format: true },
   };
-}
-
-/** The engine's config of an architecture, as the LoRA targets are named and shaped for it. */
-export function causalLmConfigOf(architecture: HfArchitecture): CausalLmConfig {
-  return architecture.family === 'llama' ? llamaConfig(architecture) : gpt2AsGptConfig(architecture);
 }
 
 /** `weights` with each adapted weight read as W₀ + (α/r)·B·A (one tensor at a time: no second copy of the model). */
