@@ -30,7 +30,7 @@ import { rewardInputs } from '../../src/trainer/data/sequences';
 import { RunDirectory } from '../../src/trainer/run/runDirectory';
 import { runSftStage } from '../../src/trainer/sft/sftTrainer';
 import type { StageContext } from '../../src/trainer/stageContext';
-import type { BpeTokenizer } from '../../src/trainer/tokenizer';
+import type { Tokenizer } from '../../src/trainer/tokenizer';
 import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
 import { splitExamples } from '../../src/trainer/data/batching';
 
@@ -159,13 +159,13 @@ function metricsOf(runDir: string): Record<string, number>[] {
 /** Scores of prompt + completion texts, tokenized as the stage does ([BOS, prompt…, completion…, EOS]). */
 async function scoreTexts(
   model: Gpt,
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
   items: readonly { prompt: string; completion: string }[],
 ): Promise<number[]> {
   const out: number[] = [];
   for (let start = 0; start < items.length; start += 64) {
     const chunk = items.slice(start, start + 64).map((item) => ({
-      prompt: [tokenizer.bosId, ...tokenizer.encode(item.prompt)],
+      prompt: tokenizer.encode(item.prompt, { bos: true }),
       response: [...tokenizer.encode(item.completion), tokenizer.eosId],
     }));
     const { ids, batchSize, length, lengths } = rewardInputs(chunk, tokenizer.padId);
