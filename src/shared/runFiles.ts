@@ -326,8 +326,11 @@ function hfCheckpointFields(fields: FieldChecker, value: Record<string, unknown>
   const width = gpt2 ? 'n_embd' : 'hidden_size';
   const attentionHeads = gpt2 ? 'n_head' : 'num_attention_heads';
   fields.wholeNumber(layers, { min: 1, max: 1024 });
-  fields.wholeNumber(width, { min: 1, max: 1 << 16 });
-  fields.wholeNumber(attentionHeads, { min: 1, max: 1024 });
+  const widthValue = fields.wholeNumber(width, { min: 1, max: 1 << 16 });
+  const headCount = fields.wholeNumber(attentionHeads, { min: 1, max: 1024 });
+  // The Llama family may set head_dim instead; GPT-2 always splits the width.
+  if (gpt2 && widthValue !== undefined && headCount !== undefined && widthValue % headCount !== 0)
+    fields.problems.push(`${width} ${widthValue} must be divisible by ${attentionHeads} ${headCount}`);
   const maxId = vocab === undefined ? undefined : vocab - 1;
   fields.wholeNumber('pad_token_id', { max: maxId });
   fields.nested('rlhf_lens', (lens) => {
