@@ -30,11 +30,11 @@ export interface LoadedModel {
 export interface StageModelOptions {
   readonly heads: readonly ScalarHead[];
   readonly seed: number;
-  /** Train LoRA adapters instead of the trunk (lora/loraTargets.ts loraSettingsOf of the stage's `lora`). */
-  readonly lora?: LoraSettings;
+  /** The stage's `lora` block: train adapters instead of the trunk (PEFT's default targets of the model type). */
+  readonly lora?: LoraConfig;
   /** The run's model.block_size: caps a Hugging Face model's context. */
   readonly blockSize?: number;
-  /** Dropout of a GPT while training (the run's model.dropout); the Llama family has none. */
+  /** Dropout of a GPT while training (SFT: the run's model.dropout); absent = 0. The Llama family has none. */
   readonly dropout?: number;
 }
 
@@ -76,8 +76,9 @@ export async function readModelSource(
   if (isLensCheckpoint(folder)) {
     const checkpoint = await loadCheckpoint(folder);
     const model = checkpoint.config.model;
-    if (isLlamaConfig(model) || options.dropout === undefined) return checkpoint;
-    return { ...checkpoint, config: { ...checkpoint.config, model: { ...model, dropout: options.dropout } } };
+    if (isLlamaConfig(model)) return checkpoint;
+    // A checkpoint's dropout is its training run's; the stage decides its own (off unless it trains with it).
+    return { ...checkpoint, config: { ...checkpoint.config, model: { ...model, dropout: options.dropout ?? 0 } } };
   }
   const opened = await openHfModelFolder(folder);
   const { architecture } = opened;
@@ -121,7 +122,7 @@ export async function loadStageModel(
     weights: checkpoint.weights,
     keepMissingHeads: true,
     seed: options.seed,
-    ...(options.lora && { lora: options.lora }),
+    ...(options.lora && { lora: loraSettingsFor(options.lora, checkpoint.config.model) }),
   });
   return { model, checkpoint };
 }

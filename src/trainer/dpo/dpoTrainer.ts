@@ -158,8 +158,12 @@ async function loadDpoModels(stage: DpoStageConfig, context: StageContext): Prom
   const { run, log, seed, engine } = context;
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const resumeFrom = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
-  const { model: policy, checkpoint } = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, [], seed);
-  const reference = await loadEngineModel(engine, policyDir, [], seed).then(
+  const blockSize = context.model.block_size;
+  const { model: policy, checkpoint } = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, [], seed, {
+    blockSize,
+    lora: stage.lora,
+  });
+  const reference = await loadEngineModel(engine, policyDir, [], seed, { blockSize }).then(
     (loaded) => loaded.model,
     (error: unknown) => {
       policy.dispose();

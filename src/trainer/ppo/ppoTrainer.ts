@@ -57,12 +57,17 @@ async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Prom
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const rewardDir = context.resolve(stage.reward_model, 'checkpoint');
   const resumeFrom = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
-  const policy = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, ['v_head'], seed);
+  // A reference may name a checkpoint or any Hugging Face folder; its context is capped at model.block_size.
+  const blockSize = context.model.block_size;
+  const policy = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, ['v_head'], seed, {
+    blockSize,
+    lora: stage.lora,
+  });
   const loaded: EngineModel[] = [policy.model];
   try {
-    const reference = await loadEngineModel(engine, policyDir, [], seed);
+    const reference = await loadEngineModel(engine, policyDir, [], seed, { blockSize });
     loaded.push(reference.model);
-    const reward = await loadEngineModel(engine, rewardDir, ['score'], seed);
+    const reward = await loadEngineModel(engine, rewardDir, ['score'], seed, { blockSize });
     loaded.push(reward.model);
     if (!sameTokenizer(policy.checkpoint.tokenizer, reward.checkpoint.tokenizer))
       throw new Error(

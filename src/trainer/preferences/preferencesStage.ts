@@ -166,7 +166,9 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
   }
 
   const policyDir = context.resolve(stage.policy, 'checkpoint');
-  const { model, checkpoint } = await loadEngineModel(context.engine, policyDir, [], seed);
+  const { model, checkpoint } = await loadEngineModel(context.engine, policyDir, [], seed, {
+    blockSize: context.model.block_size,
+  });
   const tokenizer = checkpoint.tokenizer;
   const file = path.join(run.dir, 'preferences.jsonl');
   try {
