@@ -292,7 +292,8 @@ export function checkCheckpointConfig(value: unknown, file: string): CheckpointC
   else if ((checkpointModelTypes as readonly unknown[]).includes(value.model_type)) hfCheckpointFields(fields, value);
   else
     fields.problems.push(
-      `model_type must be one of ${[...checkpointModelTypes, 'rlhf-lens-gpt'].join(', ')}, got ${kindOf(value.model_type)}`,
+      `model_type must be one of ${[...checkpointModelTypes, 'rlhf-lens-gpt'].join(', ')}, ` +
+        `got ${kindOf(value.model_type)}`,
     );
   if (fields.problems.length > 0) throw new FileFormatError(file, fields.problems, advice);
   return value as unknown as CheckpointConfig;

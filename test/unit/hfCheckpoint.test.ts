@@ -150,7 +150,7 @@ test("a policy checkpoint is a gpt2 folder: GPT2Config's keys, TRL's value head,
   assert.deepEqual(loaded.tokenizer.toJSON(), tokenizer.toJSON());
 });
 
-test('a reward model checkpoint is a GPT2ForSequenceClassification with score.weight [1, C] (and our bias)', async () => {
+test('a reward model checkpoint is a GPT2ForSequenceClassification: score.weight [1, C], and our bias', async () => {
   const dir = temporaryFolder('ckpt-reward-');
   const { weights } = await saveOurs(dir, ['score']);
   const json = readJson(path.join(dir, 'config.json'));

@@ -2,9 +2,9 @@
  * Checkpoints: `checkpoints/step-<n>/`, a Hugging Face model folder transformers loads — `config.json`
  * (checkpointConfig.ts), `generation_config.json`, `model.safetensors` (heads under TRL's and transformers' names,
  * headNames.ts) and the tokenizer's files — plus `optimizer.safetensors` (AdamW's moments under PyTorch's
- * `exp_avg` / `exp_avg_sq` names) and `trainer_state.json`. A checkpoint is written as one durable folder (shared/durableWrite.ts: every file
- * complete and fsynced in a temporary folder, then renamed into place), so a crash or a full disk
- * mid-write leaves the previous checkpoints intact and never a half-written one.
+ * `exp_avg` / `exp_avg_sq` names) and `trainer_state.json`. A checkpoint is written as one durable folder
+ * (shared/durableWrite.ts: every file complete and fsynced in a temporary folder, then renamed into place), so a
+ * crash or a full disk mid-write leaves the previous checkpoints intact and never a half-written one.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
