@@ -309,7 +309,9 @@ test(
     // The checkpoint has the score head and scores exactly as the trainer did.
     const checkpoint = result.outputs.checkpoint as string;
     assert.equal(checkpoint, path.join(run.dir, 'checkpoints', `step-${maxSteps}`));
-    assert.deepEqual(JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8')).heads, ['score']);
+    const savedConfig = JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8'));
+    assert.deepEqual(savedConfig.rlhf_lens.heads, ['score']);
+    assert.deepEqual(savedConfig.architectures, ['GPT2ForSequenceClassification']);
     assert.equal(JSON.parse(readFileSync(path.join(checkpoint, 'trainer_state.json'), 'utf8')).global_step, maxSteps);
     const { model, checkpoint: contents } = await loadModel(checkpoint, ['score'], 0);
     try {
