@@ -372,7 +372,7 @@ test(
     );
     assert.equal(result.status, 'completed');
     const checkpoint = result.outputs.checkpoint as string;
-    assert.equal(JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8')).score_pooling, 'sum');
+    assert.equal(JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8')).rlhf_lens.score_pooling, 'sum');
     const summary = JSON.parse(readFileSync(path.join(run.dir, 'run.json'), 'utf8')).summary as Record<string, number>;
     const steps = readdirSync(path.join(run.dir, 'traces'));
     const rows = decodeTrace(new Uint8Array(readFileSync(path.join(run.dir, 'traces', steps[0]))))
