@@ -152,8 +152,10 @@ function checkWeightsMatchConfig(
   configFile: string,
 ): void {
   const expected = expectedWeightShapes(config.model, config.heads);
+  // Heads config.json does not list (a reward model's score head on an SFT trunk) and LoRA adapters may ride along.
+  const extraAllowed = (name: string) => isLoraWeight(name) || /^(?:v_head|score)\.(?:weight|bias)$/.test(name);
   for (const name of weights.keys())
-    if (!expected.has(name) && !isLoraWeight(name))
+    if (!expected.has(name) && !extraAllowed(name))
       throw new Error(
         `${modelFile}: weight "${name}" is not part of the model ${configFile} describes; ` +
           'the two files are not of one checkpoint.',
