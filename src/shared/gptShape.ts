@@ -32,11 +32,47 @@ export interface GptShape {
 export type ScorePooling = 'last' | 'sum';
 export const scorePoolings: readonly ScorePooling[] = ['last', 'sum'];
 
-/** config.json of a checkpoint (RLHF Lens' own, model_type "rlhf-lens-gpt"): the shape, heads and special tokens. */
-export interface CheckpointConfig extends GptShape {
+/**
+ * config.json of a checkpoint written before checkpoints became Hugging Face folders (model_type "rlhf-lens-gpt",
+ * heads under the engine's names): still read, so older runs resume.
+ */
+export interface LegacyCheckpointConfig extends GptShape {
   readonly model_type: 'rlhf-lens-gpt';
   readonly heads: readonly ScalarHead[];
   readonly bos_token_id: number;
   readonly eos_token_id: number;
   readonly pad_token_id: number;
+}
+
+/** The architectures a checkpoint's config.json may name (transformers' model_type). */
+export const checkpointModelTypes = ['gpt2', 'llama', 'qwen2', 'mistral'] as const;
+export type CheckpointModelType = (typeof checkpointModelTypes)[number];
+
+/** Which tokenizer a checkpoint's tokenizer files are: our trained BPE, or a Hugging Face model's own. */
+export type CheckpointTokenizerKind = 'bpe' | 'hf';
+
+/** What a checkpoint's config.json keeps under `rlhf_lens`: what transformers has no key for. */
+export interface RlhfLensConfigKeys {
+  readonly heads: readonly ScalarHead[];
+  readonly score_pooling?: ScorePooling;
+  /** The context the run trained with (≤ the architecture's positions). */
+  readonly block_size: number;
+  readonly tokenizer: CheckpointTokenizerKind;
+}
+
+/**
+ * config.json of a checkpoint: transformers' config of its architecture (model_type gpt2 for our GPT, or the
+ * Llama-family source folder's), which transformers loads, plus the `rlhf_lens` key it ignores.
+ */
+export interface HfCheckpointConfig {
+  readonly model_type: CheckpointModelType;
+  readonly rlhf_lens: RlhfLensConfigKeys;
+  readonly [key: string]: unknown;
+}
+
+/** A checkpoint's config.json in either format. */
+export type CheckpointConfig = LegacyCheckpointConfig | HfCheckpointConfig;
+
+export function isLegacyCheckpointConfig(config: CheckpointConfig): config is LegacyCheckpointConfig {
+  return config.model_type === 'rlhf-lens-gpt';
 }

@@ -8,7 +8,7 @@
  *   tokenizer_config.json (checkTokenizerConfig; tokenizer.json's structure is checked by BpeTokenizer.fromJSON)
  * Pure: text and values in, no file access, so the host, the trainer and tests share one validator.
  */
-import type { CheckpointConfig } from './gptShape';
+import { checkpointModelTypes, type CheckpointConfig } from './gptShape';
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { isRecord } from './isRecord';
 import { lineAndColumn } from './textPosition';
@@ -277,12 +277,34 @@ export function checkTrainerState(value: unknown, file: string): CheckedTrainerS
   return value as CheckedTrainerState;
 }
 
+/**
+ * A checkpoint's config.json: a Hugging Face config (model_type gpt2, llama, qwen2 or mistral) with the `rlhf_lens`
+ * key, or the format before it (model_type "rlhf-lens-gpt"). Only what a reader needs before the weights is checked
+ * here; the trainer reads the architecture's every key with transformers' defaults (hf/hfConfig.ts).
+ */
 export function checkCheckpointConfig(value: unknown, file: string): CheckpointConfig {
-  const advice = 'a checkpoint written by RLHF Lens has model_type "rlhf-lens-gpt" and the GPT shape; restore the file';
+  const advice =
+    `a checkpoint written by RLHF Lens has model_type ${checkpointModelTypes.join(', ')} and an "rlhf_lens" key ` +
+    '(or, before, model_type "rlhf-lens-gpt"); restore the file';
   if (!isRecord(value)) throw new FileFormatError(file, objectProblems(value), advice);
   const fields = new FieldChecker(value);
-  if (value.model_type !== 'rlhf-lens-gpt')
-    fields.problems.push(`model_type must be "rlhf-lens-gpt", got ${kindOf(value.model_type)}`);
+  if (value.model_type === 'rlhf-lens-gpt') legacyCheckpointFields(fields, value);
+  else if ((checkpointModelTypes as readonly unknown[]).includes(value.model_type)) hfCheckpointFields(fields, value);
+  else
+    fields.problems.push(
+      `model_type must be one of ${[...checkpointModelTypes, 'rlhf-lens-gpt'].join(', ')}, ` +
+        `got ${kindOf(value.model_type)}`,
+    );
+  if (fields.problems.length > 0) throw new FileFormatError(file, fields.problems, advice);
+  return value as unknown as CheckpointConfig;
+}
+
+function headListProblem(headList: unknown, field: string): string | undefined {
+  if (Array.isArray(headList) && headList.every((head) => head === 'v_head' || head === 'score')) return undefined;
+  return `${field} must be a list of "v_head" and "score", got ${kindOf(headList)}`;
+}
+
+function legacyCheckpointFields(fields: FieldChecker, value: Record<string, unknown>): void {
   const vocab = fields.wholeNumber('vocab_size', { min: 1, max: 1 << 24 });
   fields.wholeNumber('block_size', { min: 1, max: 1 << 20 });
   fields.wholeNumber('n_layer', { min: 1, max: 1024 });
@@ -292,13 +314,34 @@ export function checkCheckpointConfig(value: unknown, file: string): CheckpointC
     fields.problems.push(`n_embd ${width} must be divisible by n_head ${heads}`);
   fields.number('dropout', { min: 0, max: 0.99 });
   fields.oneOf('score_pooling', ['last', 'sum'], { optional: true });
-  const headList = value.heads;
-  if (!Array.isArray(headList) || !headList.every((head) => head === 'v_head' || head === 'score'))
-    fields.problems.push(`heads must be a list of "v_head" and "score", got ${kindOf(headList)}`);
+  const headProblem = headListProblem(value.heads, 'heads');
+  if (headProblem) fields.problems.push(headProblem);
   for (const key of ['bos_token_id', 'eos_token_id', 'pad_token_id'])
     fields.wholeNumber(key, { max: vocab === undefined ? undefined : vocab - 1 });
-  if (fields.problems.length > 0) throw new FileFormatError(file, fields.problems, advice);
-  return value as unknown as CheckpointConfig;
+}
+
+function hfCheckpointFields(fields: FieldChecker, value: Record<string, unknown>): void {
+  const vocab = fields.wholeNumber('vocab_size', { min: 1, max: 1 << 24 });
+  const gpt2 = value.model_type === 'gpt2';
+  const layers = gpt2 ? 'n_layer' : 'num_hidden_layers';
+  const width = gpt2 ? 'n_embd' : 'hidden_size';
+  const attentionHeads = gpt2 ? 'n_head' : 'num_attention_heads';
+  fields.wholeNumber(layers, { min: 1, max: 1024 });
+  const widthValue = fields.wholeNumber(width, { min: 1, max: 1 << 16 });
+  const headCount = fields.wholeNumber(attentionHeads, { min: 1, max: 1024 });
+  // The Llama family may set head_dim instead; GPT-2 always splits the width.
+  if (gpt2 && widthValue !== undefined && headCount !== undefined && widthValue % headCount !== 0)
+    fields.problems.push(`${width} ${widthValue} must be divisible by ${attentionHeads} ${headCount}`);
+  const maxId = vocab === undefined ? undefined : vocab - 1;
+  fields.wholeNumber('pad_token_id', { max: maxId });
+  fields.nested('rlhf_lens', (lens) => {
+    lens.wholeNumber('block_size', { min: 1, max: 1 << 20 });
+    lens.oneOf('score_pooling', ['last', 'sum'], { optional: true });
+    lens.oneOf('tokenizer', ['bpe', 'hf']);
+  });
+  const lens = value.rlhf_lens;
+  const headProblem = isRecord(lens) ? headListProblem(lens.heads, 'rlhf_lens.heads') : undefined;
+  if (headProblem) fields.problems.push(headProblem);
 }
 
 /** tokenizer_config.json (transformers): only the fields RLHF Lens writes are checked, when present. */

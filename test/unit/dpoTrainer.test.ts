@@ -85,9 +85,7 @@ function sftFixture(): Promise<Fixture> {
     try {
       for (let start = 0; start < prompts.length; start += 100) {
         const batch = prompts.slice(start, start + 100);
-        const ids = batch.flatMap((prompt) =>
-          Array.from({ length: k }, () => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
-        );
+        const ids = batch.flatMap((prompt) => Array.from({ length: k }, () => tokenizer.encode(prompt, { bos: true })));
         const samples = await generate(sampler, ids, {
           temperature: 1,
           topK: 0,

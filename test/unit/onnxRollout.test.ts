@@ -54,10 +54,9 @@ async function threeModels(): Promise<{
   const { model: reward } = await checkpointWithHeads('rollout-reward', ['score']);
   models.push(policy, reference, reward);
   const tokenizer = checkpoint.tokenizer;
-  const prompts = ['The film', 'I was bored by the', 'A', 'Great cast and a story that'].map((text) => [
-    tokenizer.bosId,
-    ...tokenizer.encode(text),
-  ]);
+  const prompts = ['The film', 'I was bored by the', 'A', 'Great cast and a story that'].map((text) =>
+    tokenizer.encode(text, { bos: true }),
+  );
   return { policy, reference, reward, eosId: tokenizer.eosId, padId: tokenizer.padId, prompts };
 }
 

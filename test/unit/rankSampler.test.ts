@@ -75,7 +75,7 @@ test('a folder that is not a checkpoint is an error naming it, and the trainer k
       maxNewTokens: 8,
       seed: 0,
     }),
-    new RegExp(`${missing} is not a checkpoint: config.json is missing`),
+    new RegExp(`${missing}: has no config\\.json`),
   );
   const ok = await sampler.sample({
     checkpoint,

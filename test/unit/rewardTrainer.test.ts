@@ -30,7 +30,7 @@ import { rewardInputs } from '../../src/trainer/data/sequences';
 import { RunDirectory } from '../../src/trainer/run/runDirectory';
 import { runSftStage } from '../../src/trainer/sft/sftTrainer';
 import type { StageContext } from '../../src/trainer/stageContext';
-import type { BpeTokenizer } from '../../src/trainer/tokenizer';
+import type { Tokenizer } from '../../src/trainer/tokenizer';
 import { loadModel } from '../../src/trainer/checkpoint/loadGpt';
 import { splitExamples } from '../../src/trainer/data/batching';
 
@@ -159,13 +159,13 @@ function metricsOf(runDir: string): Record<string, number>[] {
 /** Scores of prompt + completion texts, tokenized as the stage does ([BOS, prompt…, completion…, EOS]). */
 async function scoreTexts(
   model: Gpt,
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
   items: readonly { prompt: string; completion: string }[],
 ): Promise<number[]> {
   const out: number[] = [];
   for (let start = 0; start < items.length; start += 64) {
     const chunk = items.slice(start, start + 64).map((item) => ({
-      prompt: [tokenizer.bosId, ...tokenizer.encode(item.prompt)],
+      prompt: tokenizer.encode(item.prompt, { bos: true }),
       response: [...tokenizer.encode(item.completion), tokenizer.eosId],
     }));
     const { ids, batchSize, length, lengths } = rewardInputs(chunk, tokenizer.padId);
@@ -309,7 +309,9 @@ test(
     // The checkpoint has the score head and scores exactly as the trainer did.
     const checkpoint = result.outputs.checkpoint as string;
     assert.equal(checkpoint, path.join(run.dir, 'checkpoints', `step-${maxSteps}`));
-    assert.deepEqual(JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8')).heads, ['score']);
+    const savedConfig = JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8'));
+    assert.deepEqual(savedConfig.rlhf_lens.heads, ['score']);
+    assert.deepEqual(savedConfig.architectures, ['GPT2ForSequenceClassification']);
     assert.equal(JSON.parse(readFileSync(path.join(checkpoint, 'trainer_state.json'), 'utf8')).global_step, maxSteps);
     const { model, checkpoint: contents } = await loadModel(checkpoint, ['score'], 0);
     try {
@@ -370,7 +372,7 @@ test(
     );
     assert.equal(result.status, 'completed');
     const checkpoint = result.outputs.checkpoint as string;
-    assert.equal(JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8')).score_pooling, 'sum');
+    assert.equal(JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8')).rlhf_lens.score_pooling, 'sum');
     const summary = JSON.parse(readFileSync(path.join(run.dir, 'run.json'), 'utf8')).summary as Record<string, number>;
     const steps = readdirSync(path.join(run.dir, 'traces'));
     const rows = decodeTrace(new Uint8Array(readFileSync(path.join(run.dir, 'traces', steps[0]))))

@@ -148,8 +148,10 @@ test('checkpoints are real safetensors with nanoGPT names, AdamW moments, config
   const dir = path.join(runs[0].runDir, 'checkpoints', 'step-3');
   assert.deepEqual(readdirSync(dir).sort(), [
     'config.json',
+    'generation_config.json',
     'model.safetensors',
     'optimizer.safetensors',
+    'special_tokens_map.json',
     'tokenizer.json',
     'tokenizer_config.json',
     'trainer_state.json',
@@ -166,6 +168,7 @@ test('checkpoints are real safetensors with nanoGPT names, AdamW moments, config
   const state = JSON.parse(readFileSync(path.join(dir, 'trainer_state.json'), 'utf8'));
   assert.equal(state.global_step, 3);
   const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  assert.equal(config.model_type, 'gpt2');
   assert.equal(config.n_embd, 32);
   assert.equal(config.vocab_size, model.tensors['transformer.wte.weight'].shape[0]);
 });

@@ -271,13 +271,14 @@ test('trains a 512-token vocabulary on 1 MB of text in seconds', () => {
 });
 
 test(
-  'save writes tokenizer.json and tokenizer_config.json ' + 'atomically, and load reads back the same tokenizer',
+  'save writes tokenizer.json, tokenizer_config.json and special_tokens_map.json ' +
+    'atomically, and load reads back the same tokenizer',
   async () => {
     const dir = path.join(await mkdtemp(path.join(tmpdir(), 'rlhf-tokenizer-')), 'nested', 'model');
     await tokenizer.save(dir, { modelMaxLength: 256 });
     assert.deepEqual(
       (await readdir(dir)).sort(),
-      ['tokenizer.json', 'tokenizer_config.json'],
+      ['special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json'],
       'no temporary files left',
     );
     const loaded = await BpeTokenizer.load(dir);

@@ -1,26 +1,36 @@
 /**
- * Checkpoints: `checkpoints/step-<n>/` with `model.safetensors`, `optimizer.safetensors` (AdamW's
- * moments under PyTorch's `exp_avg` / `exp_avg_sq` names), `config.json`, `trainer_state.json` and
- * the tokenizer. A checkpoint is written as one durable folder (shared/durableWrite.ts: every file
- * complete and fsynced in a temporary folder, then renamed into place), so a crash or a full disk
- * mid-write leaves the previous checkpoints intact and never a half-written one.
+ * Checkpoints: `checkpoints/step-<n>/`, a Hugging Face model folder transformers loads — `config.json`
+ * (checkpointConfig.ts), `generation_config.json`, `model.safetensors` (heads under TRL's and transformers' names,
+ * headNames.ts) and the tokenizer's files — plus `optimizer.safetensors` (AdamW's moments under PyTorch's
+ * `exp_avg` / `exp_avg_sq` names) and `trainer_state.json`. A checkpoint is written as one durable folder
+ * (shared/durableWrite.ts: every file complete and fsynced in a temporary folder, then renamed into place), so a
+ * crash or a full disk mid-write leaves the previous checkpoints intact and never a half-written one.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { checkCheckpointConfig, checkTrainerState, parseJsonText } from '../../shared/runFiles';
+import { checkTrainerState, parseJsonText } from '../../shared/runFiles';
 import { quote } from '../../shared/userError';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
-import type { CheckpointConfig } from '../../shared/gptShape';
 import { gptWeightShapes } from '../model/gptWeightShapes';
 import type { NamedArrays, OptimizerState } from '../engine/engine';
-import { BpeTokenizer } from '../tokenizer';
+import { expectedHfTensors } from '../hf/hfTensorNames';
+import { isLoraWeight } from '../lora/loraTargets';
+import { isLlamaConfig } from '../model/causalLmConfig';
+import type { ScalarHead } from '../model/gptConfig';
+import { BpeTokenizer, HfTokenizerAdapter, type Tokenizer } from '../tokenizer';
+import {
+  checkpointConfigJson,
+  generationConfigJson,
+  readCheckpointConfig,
+  type ModelCheckpointConfig,
+} from './checkpointConfig';
+import { toCheckpointNames, toEngineNames } from './headNames';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
 
 /** The weights of a checkpoint: the seam's named arrays. */
 export type WeightMap = NamedArrays;
 
-/** config.json of a checkpoint (src/shared/gptShape.ts). */
-export type ModelCheckpointConfig = CheckpointConfig;
+export type { ModelCheckpointConfig } from './checkpointConfig';
 
 /** What a trainer needs to continue exactly where it stopped. */
 export interface TrainerState {
@@ -36,7 +46,7 @@ export interface CheckpointContents {
   readonly weights: WeightMap;
   readonly optimizer?: OptimizerState;
   readonly trainerState: TrainerState;
-  readonly tokenizer: BpeTokenizer;
+  readonly tokenizer: Tokenizer;
 }
 
 function toSafetensors(weights: WeightMap): Record<string, SafetensorsTensor> {
@@ -98,22 +108,37 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
   await writeFolderDurable(dir, async (folder) => {
     writeFileDurable(
       path.join(folder, 'model.safetensors'),
-      encodeSafetensors(toSafetensors(contents.weights), { format: 'pt' }),
+      encodeSafetensors(toSafetensors(toCheckpointNames(contents.weights)), { format: 'pt' }),
     );
     if (contents.optimizer) {
       writeFileDurable(
         path.join(folder, 'optimizer.safetensors'),
-        encodeSafetensors(toSafetensors(contents.optimizer.moments), {
+        encodeSafetensors(toSafetensors(toCheckpointNames(contents.optimizer.moments)), {
           format: 'pt',
           optimizer: 'AdamW',
           step: String(contents.optimizer.step),
         }),
       );
     }
-    writeJsonDurable(path.join(folder, 'config.json'), contents.config);
+    writeJsonDurable(path.join(folder, 'config.json'), checkpointConfigJson(contents.config));
+    writeJsonDurable(path.join(folder, 'generation_config.json'), generationConfigJson(contents.config));
     writeJsonDurable(path.join(folder, 'trainer_state.json'), contents.trainerState);
-    await contents.tokenizer.save(folder, { modelMaxLength: contents.config.block_size });
+    await contents.tokenizer.save(folder, { modelMaxLength: contents.config.model.block_size });
   });
+}
+
+/** Every weight (engine names) a model of `config` with `heads` has, by shape. */
+export function expectedWeightShapes(
+  config: ModelCheckpointConfig['model'],
+  heads: readonly ScalarHead[],
+): Map<string, number[]> {
+  if (!isLlamaConfig(config)) return gptWeightShapes(config, heads);
+  const shapes = new Map(expectedHfTensors(config.architecture).map((spec) => [spec.name, spec.shape]));
+  for (const head of heads) {
+    shapes.set(`${head}.weight`, [config.architecture.hiddenSize, 1]);
+    shapes.set(`${head}.bias`, [1]);
+  }
+  return shapes;
 }
 
 /**
@@ -126,18 +151,16 @@ function checkWeightsMatchConfig(
   modelFile: string,
   configFile: string,
 ): void {
-  const blocks = new Set(
-    [...weights.keys()]
-      .map((name) => /^transformer\.h\.(\d+)\./.exec(name)?.[1])
-      .filter((index) => index !== undefined),
-  );
-  if (blocks.size !== config.n_layer || [...blocks].some((index) => Number(index) >= config.n_layer)) {
-    throw new Error(
-      `${modelFile}: holds ${blocks.size} transformer blocks (transformer.h.<i>) but ${configFile} says ` +
-        `n_layer ${config.n_layer}; the two files are not of one checkpoint.`,
-    );
-  }
-  for (const [name, shape] of gptWeightShapes(config, config.heads)) {
+  const expected = expectedWeightShapes(config.model, config.heads);
+  // Heads config.json does not list (a reward model's score head on an SFT trunk) and LoRA adapters may ride along.
+  const extraAllowed = (name: string) => isLoraWeight(name) || /^(?:v_head|score)\.(?:weight|bias)$/.test(name);
+  for (const name of weights.keys())
+    if (!expected.has(name) && !extraAllowed(name))
+      throw new Error(
+        `${modelFile}: weight "${name}" is not part of the model ${configFile} describes; ` +
+          'the two files are not of one checkpoint.',
+      );
+  for (const [name, shape] of expected) {
     const actual = weights.get(name)?.shape;
     if (actual === undefined)
       throw new Error(
@@ -167,9 +190,10 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
     return full;
   };
   const configFile = need('config.json');
-  const config = checkCheckpointConfig(readJsonFile(configFile), configFile) as ModelCheckpointConfig;
+  const config = readCheckpointConfig(readJsonFile(configFile), configFile);
   const modelFile = need('model.safetensors');
-  const { weights } = fromSafetensors(modelFile);
+  const saved = fromSafetensors(modelFile).weights;
+  const weights = config.legacy ? saved : toEngineNames(saved);
   assertFinite(
     weights,
     'weight',
@@ -179,16 +203,20 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
   checkWeightsMatchConfig(weights, config, modelFile, configFile);
   const stateFile = need('trainer_state.json');
   const trainerState: TrainerState = checkTrainerState(readJsonFile(stateFile), stateFile);
-  const tokenizer = await BpeTokenizer.load(dir);
-  if (tokenizer.vocabSize !== config.vocab_size)
+  const tokenizer = await loadCheckpointTokenizer(dir, config);
+  const vocabSize = config.model.vocab_size;
+  // Our BPE's vocabulary is the model's; a Hugging Face model may have more embedding rows than tokens.
+  if (config.tokenizer === 'bpe' ? tokenizer.vocabSize !== vocabSize : tokenizer.vocabSize > vocabSize)
     throw new Error(
       `${path.join(dir, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but ${configFile} ` +
-        `says vocab_size ${config.vocab_size}; the two files are not of one checkpoint.`,
+        `says vocab_size ${vocabSize}; the two files are not of one checkpoint.`,
     );
   let optimizer: OptimizerState | undefined;
   const optimizerFile = path.join(dir, 'optimizer.safetensors');
   if (existsSync(optimizerFile)) {
-    const { weights: moments, metadata } = fromSafetensors(optimizerFile);
+    const read = fromSafetensors(optimizerFile);
+    const metadata = read.metadata;
+    const moments = config.legacy ? read.weights : toEngineNames(read.weights);
     const step = Number(metadata.step ?? 0);
     if (!Number.isSafeInteger(step) || step < 0)
       throw new Error(`${optimizerFile}: __metadata__.step must be a whole number ≥ 0, got ${quote(metadata.step)}`);
@@ -201,6 +229,13 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
     optimizer = { step, moments, file: optimizerFile };
   }
   return { config, weights, optimizer, trainerState, tokenizer };
+}
+
+/** A checkpoint's tokenizer: our BPE, or the Hugging Face model's own files it was copied from. */
+async function loadCheckpointTokenizer(dir: string, config: ModelCheckpointConfig): Promise<Tokenizer> {
+  if (config.tokenizer === 'bpe') return BpeTokenizer.load(dir);
+  const eos = isLlamaConfig(config.model) ? config.model.architecture.tokenIds.eos : [config.eos_token_id];
+  return HfTokenizerAdapter.load(dir, { bos: config.bos_token_id ?? null, eos, pad: config.pad_token_id });
 }
 
 /**

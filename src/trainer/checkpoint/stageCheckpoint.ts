@@ -2,19 +2,18 @@
  * The checkpoint every trainable stage writes: model, optimizer state, trainer state and tokenizer,
  * recorded in run.json.
  */
-import { isLlamaConfig } from '../model/causalLmConfig';
 import * as path from 'node:path';
 import type { EngineModel, EngineOptimizer } from '../engine/engine';
 import { checkpointConfig } from './modelLoading';
 import type { RunDirectory } from '../run/runDirectory';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 import { latestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint';
 
 /** What a stage checkpoints besides its trainer state. */
 export interface StageCheckpointParts {
   readonly model: Pick<EngineModel, 'config' | 'heads' | 'readWeights'>;
   readonly optimizer: Pick<EngineOptimizer, 'readState'>;
-  readonly tokenizer: BpeTokenizer;
+  readonly tokenizer: Tokenizer;
 }
 
 export async function saveStageCheckpoint(
@@ -24,8 +23,6 @@ export async function saveStageCheckpoint(
 ): Promise<string> {
   const dir = run.checkpointDir(step);
   const { config, heads } = parts.model;
-  if (isLlamaConfig(config))
-    throw new Error('saving a Llama-family model as a checkpoint is not built yet (issue 18, in progress)');
   await saveCheckpoint(dir, {
     config: checkpointConfig({ config, heads }, parts.tokenizer),
     weights: await parts.model.readWeights(),

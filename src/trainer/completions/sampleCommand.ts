@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { backendNames } from '../../shared/backendNames';
 import { quote, UserError } from '../../shared/userError';
 import { loadCheckpoint } from '../checkpoint/checkpoint';
+import { gptConfigOf } from '../checkpoint/modelLoading';
 import { asUserError, numberOption, parseCommandArgs } from '../cli';
 import { generateReviews } from '../data/reviews';
 import { selectBackend, type BackendRequest } from '../engine/tfjs/backend';
@@ -62,7 +63,7 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   let checkpoint: Awaited<ReturnType<typeof loadCheckpoint>>;
   try {
     checkpoint = await loadCheckpoint(checkpointDir);
-    model = Gpt.fromWeights(checkpoint.config, [], checkpoint.weights);
+    model = Gpt.fromWeights(gptConfigOf(checkpoint.config), [], checkpoint.weights);
   } catch (error) {
     throw asUserError(error, { file: checkpointDir, hint });
   }
@@ -72,7 +73,7 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   try {
     const sequences = await generate(
       model,
-      prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
+      prompts.map((prompt) => tokenizer.encode(prompt, { bos: true })),
       { ...options, eosTokenId: tokenizer.eosId, padTokenId: tokenizer.padId },
     );
     sequences.forEach((sequence, i) =>

@@ -8,17 +8,17 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { SampleRequestMessage, SampleResultMessage } from '../../shared/protocol';
-import { loadCheckpoint } from '../checkpoint/checkpoint';
+import { gptConfigOf, readModelSource } from '../checkpoint/modelLoading';
 import { selectBackend, type BackendChoice } from '../engine/tfjs/backend';
 import { Gpt } from '../engine/tfjs/gpt';
 import type { OnnxCompletionSource } from '../onnx/onnxCompletions';
 import { generate } from '../sampling/sampler';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 
 interface LoadedCheckpoint {
   readonly dir: string;
   readonly model: Gpt;
-  readonly tokenizer: BpeTokenizer;
+  readonly tokenizer: Tokenizer;
 }
 
 export class SampleServer {
@@ -52,7 +52,7 @@ export class SampleServer {
     const loadMs = performance.now() - loadStart;
 
     const start = performance.now();
-    const promptIds = [tokenizer.bosId, ...tokenizer.encode(request.prompt)];
+    const promptIds = tokenizer.encode(request.prompt, { bos: true });
     const room = model.config.block_size - promptIds.length;
     if (room < 1)
       throw new Error(
@@ -117,11 +117,13 @@ export class SampleServer {
   private async load(dir: string): Promise<LoadedCheckpoint> {
     if (this.loaded?.dir === dir) return this.loaded;
     this.backend ??= await selectBackend('auto');
-    const checkpoint = await loadCheckpoint(dir);
+    // A checkpoint or a Hugging Face gpt2 folder; the tfjs sampler runs GPT-2's layout (gptConfigOf refuses others).
+    const checkpoint = await readModelSource(dir, { seed: 0 });
+    const config = gptConfigOf(checkpoint.config);
     this.dispose();
     this.loaded = {
       dir,
-      model: Gpt.fromWeights(checkpoint.config, [], checkpoint.weights),
+      model: Gpt.fromWeights(config, [], checkpoint.weights),
       tokenizer: checkpoint.tokenizer,
     };
     return this.loaded;

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { DatasetConfig } from '../../shared/runConfig';
 import { generateReviews } from './reviews';
 import { formatDatasetProblem, noUsableExamplesMessage, readTextDataset } from './jsonlDataset';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 import { formatExample, requireChatTemplate, type ChatFormatter } from './chatExamples';
 
 export interface SftExample {
@@ -92,14 +92,16 @@ export async function loadSftExamples(
 }
 
 export function tokenizeExample(
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
   example: SftExample,
   completionOnly: boolean,
   maxTokens: number,
 ): TokenizedExample {
   const promptIds = example.prompt === undefined ? [] : tokenizer.encode(example.prompt);
   const completionIds = tokenizer.encode(example.completion);
-  const ids = [tokenizer.bosId, ...promptIds, ...completionIds, tokenizer.eosId].slice(0, maxTokens);
+  // A model without BOS (Qwen2) starts with the prompt's first token.
+  const bos = tokenizer.bosId === undefined ? [] : [tokenizer.bosId];
+  const ids = [...bos, ...promptIds, ...completionIds, tokenizer.eosId].slice(0, maxTokens);
   // Target t predicts ids[t + 1]; training on completions means targets from the first completion token.
   const lossStart = completionOnly && example.prompt !== undefined ? 1 + promptIds.length : 1;
   return { ids, lossStart: Math.min(lossStart, ids.length) };

@@ -66,7 +66,7 @@ export async function evaluatePolicy(
     const lengths: number[] = [];
     for (let start = 0; start < prompts.length; start += promptsPerChunk) {
       const chunk = prompts.slice(start, start + promptsPerChunk);
-      const encoded = chunk.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
+      const encoded = chunk.map((prompt) => tokenizer.encode(prompt, { bos: true }));
       const sequences = await policy.generate(encoded, {
         temperature: 1,
         topK: 0,

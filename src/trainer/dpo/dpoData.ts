@@ -9,7 +9,7 @@ import { batchIndices, splitExamples } from '../data/batching';
 import { buildSequenceBatch, padTo, responseValues, tokenBatchOf, type SequenceBatch } from '../data/sequences';
 import type { EngineModel } from '../engine/engine';
 import type { StageContext } from '../stageContext';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 
 /** Pairs (2 × this many sequences) per forward when only reading log-probabilities. */
 const readBatchPairs = 32;
@@ -66,9 +66,9 @@ export async function readDpoPairs(
  * [BOS, prompt…] and completion + [EOS], cut so prompt + response fits block_size positions (the prompt
  * kept; a prompt too long keeps its end, TRL's keep_end).
  */
-export function tokenizePair(tokenizer: BpeTokenizer, pair: PreferencePair, blockSize: number): TokenizedPair {
+export function tokenizePair(tokenizer: Tokenizer, pair: PreferencePair, blockSize: number): TokenizedPair {
   const maxTokens = blockSize + 1; // the last token is a target only
-  let promptIds = [tokenizer.bosId, ...tokenizer.encode(pair.prompt)];
+  let promptIds = tokenizer.encode(pair.prompt, { bos: true });
   if (promptIds.length > maxTokens - 1) promptIds = promptIds.slice(promptIds.length - (maxTokens - 1));
   const fit = (completion: string) =>
     [...tokenizer.encode(completion), tokenizer.eosId].slice(0, maxTokens - promptIds.length);

@@ -14,7 +14,7 @@ import type { EngineModel } from '../engine/engine';
 import type { RunJsonFields } from '../run/runDirectory';
 import type { Task } from '../tasks/task';
 import type { StageContext } from '../stageContext';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 
 // Held-out generations: the oracle's score and the KL to the reference
 
@@ -34,13 +34,13 @@ export interface GenerationEval {
 export async function evaluateGenerations(
   policy: EngineModel,
   reference: EngineModel,
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
   prompts: readonly string[],
   options: { maxNewTokens: number; seed: number; oracle: Task | null },
 ): Promise<GenerationEval> {
   const blockSize = policy.config.block_size;
   const kept = prompts
-    .map((prompt) => ({ prompt, ids: [tokenizer.bosId, ...tokenizer.encode(prompt)] }))
+    .map((prompt) => ({ prompt, ids: tokenizer.encode(prompt, { bos: true }) }))
     .filter((item) => item.ids.length < blockSize);
   if (kept.length === 0)
     throw new Error(

@@ -7,7 +7,7 @@ import { dpoLoss, mean, type DpoLossResult } from '../../core';
 import type { DpoStageConfig } from '../../shared/runConfig';
 import type { DpoTraceRow } from '../../shared/traceFormat';
 import type { Task } from '../tasks/task';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 import type { PairLogps, TokenizedPair } from './dpoData';
 
 /** Held-out pairs written to each eval's trace. */
@@ -56,7 +56,7 @@ export function dpoTraceRows(
   evaluation: readonly TokenizedPair[],
   logps: { policy: PairLogps; reference: PairLogps },
   result: DpoLossResult,
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
   oracle: Task | null,
 ): DpoTraceRow[] {
   const logratios = (policyRows: number[][] | undefined, refRows: number[][] | undefined, i: number) =>

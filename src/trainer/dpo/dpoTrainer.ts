@@ -25,7 +25,7 @@ import { writeTrace } from '../run/traceWriter';
 import { seeds } from '../seeds';
 import type { StageContext, StageResult } from '../stageContext';
 import type { Task } from '../tasks/task';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 import {
   pairBatch,
   readDpoPairs,
@@ -47,7 +47,7 @@ interface DpoModels {
   readonly policy: EngineModel;
   readonly reference: EngineModel;
   readonly optimizer: EngineOptimizer;
-  readonly tokenizer: BpeTokenizer;
+  readonly tokenizer: Tokenizer;
   /** The checkpoint both start from (the reference, recorded in every checkpoint's trainer state). */
   readonly policyDir: string;
   /** The checkpoint this run resumes from, if it does. */
@@ -158,8 +158,12 @@ async function loadDpoModels(stage: DpoStageConfig, context: StageContext): Prom
   const { run, log, seed, engine } = context;
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const resumeFrom = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
-  const { model: policy, checkpoint } = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, [], seed);
-  const reference = await loadEngineModel(engine, policyDir, [], seed).then(
+  const blockSize = context.model.block_size;
+  const { model: policy, checkpoint } = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, [], seed, {
+    blockSize,
+    lora: stage.lora,
+  });
+  const reference = await loadEngineModel(engine, policyDir, [], seed, { blockSize }).then(
     (loaded) => loaded.model,
     (error: unknown) => {
       policy.dispose();

@@ -8,12 +8,12 @@ import type { PpoStageConfig } from '../../shared/runConfig';
 import { collectRollout } from '../rollout/engineRollout';
 import type { RolloutModels } from '../rollout/rolloutEngine';
 import type { Task } from '../tasks/task';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 
 /** The eval/* metrics of the policy now. */
 export async function evaluatePolicy(
   models: RolloutModels,
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
   prompts: readonly string[],
   stage: PpoStageConfig,
   seed: number,
@@ -21,7 +21,7 @@ export async function evaluatePolicy(
 ): Promise<Record<string, number>> {
   const rollout = await collectRollout(
     models,
-    prompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]),
+    prompts.map((prompt) => tokenizer.encode(prompt, { bos: true })),
     {
       temperature: stage.temperature,
       topK: stage.top_k,

@@ -16,7 +16,7 @@ import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
 import { writeTrace } from '../run/traceWriter';
 import { seeds } from '../seeds';
 import { assertFinite, type StageContext } from '../stageContext';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 import type { KlController } from './klController';
 import { rolloutMetrics } from './ppoMetrics';
 import { ppoUpdate, type PpoUpdateStats } from './ppoUpdate';
@@ -31,7 +31,7 @@ export interface PpoTraining {
   readonly optimizer: EngineOptimizer;
   /** The stage's rollout engine, created on first use. */
   readonly rolloutEngine: () => Promise<RolloutEngine>;
-  readonly tokenizer: BpeTokenizer;
+  readonly tokenizer: Tokenizer;
   readonly blockSize: number;
   readonly prompts: PromptSet;
   /** The training prompts as token ids, BOS first. */

@@ -22,7 +22,7 @@ import { runStageLoop } from '../loop/stageLoop';
 import type { RolloutEngine, RolloutModels } from '../rollout/rolloutEngine';
 import { seeds } from '../seeds';
 import type { StageContext, StageResult } from '../stageContext';
-import type { BpeTokenizer } from '../tokenizer';
+import { BpeTokenizer, type Tokenizer } from '../tokenizer';
 import { KlController } from './klController';
 import { evaluatePolicy } from './ppoEvaluation';
 import { ppoStep, type PpoTraining } from './ppoStep';
@@ -33,8 +33,13 @@ const adam = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-5, weightDecay:
 /** PPO-ptx's examples when the stage names no ptx_dataset: the demo reviews. */
 const defaultPtxDataset = { source: 'demo', num_examples: 20000 } as const;
 
-function sameTokenizer(a: BpeTokenizer, b: BpeTokenizer): boolean {
-  return JSON.stringify(a.toJSON().model) === JSON.stringify(b.toJSON().model);
+/** Two tokenizers that give every id the same text (our BPEs: the same vocabulary and merges). */
+function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
+  if (a instanceof BpeTokenizer && b instanceof BpeTokenizer)
+    return JSON.stringify(a.toJSON().model) === JSON.stringify(b.toJSON().model);
+  if (a.vocabSize !== b.vocabSize || a.eosId !== b.eosId || a.bosId !== b.bosId) return false;
+  for (let id = 0; id < a.vocabSize; id++) if (a.tokenText(id) !== b.tokenText(id)) return false;
+  return true;
 }
 
 /**
@@ -52,12 +57,17 @@ async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Prom
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const rewardDir = context.resolve(stage.reward_model, 'checkpoint');
   const resumeFrom = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
-  const policy = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, ['v_head'], seed);
+  // A reference may name a checkpoint or any Hugging Face folder; its context is capped at model.block_size.
+  const blockSize = context.model.block_size;
+  const policy = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, ['v_head'], seed, {
+    blockSize,
+    lora: stage.lora,
+  });
   const loaded: EngineModel[] = [policy.model];
   try {
-    const reference = await loadEngineModel(engine, policyDir, [], seed);
+    const reference = await loadEngineModel(engine, policyDir, [], seed, { blockSize });
     loaded.push(reference.model);
-    const reward = await loadEngineModel(engine, rewardDir, ['score'], seed);
+    const reward = await loadEngineModel(engine, rewardDir, ['score'], seed, { blockSize });
     loaded.push(reward.model);
     if (!sameTokenizer(policy.checkpoint.tokenizer, reward.checkpoint.tokenizer))
       throw new Error(
@@ -82,7 +92,7 @@ async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Prom
 async function ppoData(
   stage: PpoStageConfig,
   context: StageContext,
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
   blockSize: number,
 ): Promise<{ prompts: PromptSet; encodedPrompts: number[][]; ptxExamples: TokenizedExample[] }> {
   const { seed, log } = context;
@@ -94,7 +104,7 @@ async function ppoData(
     seed,
   );
   for (const message of prompts.messages) log('warn', message);
-  const encodedPrompts = prompts.train.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
+  const encodedPrompts = prompts.train.map((prompt) => tokenizer.encode(prompt, { bos: true }));
   const longest = Math.max(...encodedPrompts.map((ids) => ids.length));
   if (longest + 1 > blockSize)
     throw new Error(`A prompt of ${longest} tokens leaves no room for a response in the context of ${blockSize}.`);

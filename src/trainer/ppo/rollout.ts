@@ -12,7 +12,7 @@
 import { classifyClip, gae, klPerToken, maskedWhiten, type KlEstimator } from '../../core';
 import type { PpoTraceRow } from '../../shared/traceFormat';
 import type { Rollout } from '../rollout/rolloutEngine';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 
 /** How computeAdvantages builds rewards (−β·KL, the score) and advantages (GAE) from a rollout. */
 export interface AdvantageOptions {
@@ -102,7 +102,7 @@ export interface TraceRowParts {
 export function ppoTraceRows(
   rollout: Rollout,
   advantages: Advantages,
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
   parts: TraceRowParts,
 ): PpoTraceRow[] {
   const { cliprange } = parts;

@@ -18,7 +18,7 @@ import { appendLineDurable, writeFileDurable } from '../../shared/durableWrite';
 import type { RunDirectory } from '../run/runDirectory';
 import { seeds } from '../seeds';
 import type { LogLevel, StageContext, StageResult } from '../stageContext';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 import { simulatedRanking } from './simulatedAnnotator';
 
 /** Prompts per generation batch (× K completions each). */
@@ -93,7 +93,7 @@ interface Labelling {
   readonly stage: PreferencesStageConfig;
   readonly context: StageContext;
   readonly model: EngineModel;
-  readonly tokenizer: BpeTokenizer;
+  readonly tokenizer: Tokenizer;
   readonly policyDir: string;
   /** The judgments file, appended to. */
   readonly file: string;
@@ -111,7 +111,7 @@ async function labelBatch(
   const { stage, context, model, tokenizer, policyDir, file } = labelling;
   const { run, seed } = context;
   const t0 = performance.now();
-  const encoded = batchPrompts.map((prompt) => [tokenizer.bosId, ...tokenizer.encode(prompt)]);
+  const encoded = batchPrompts.map((prompt) => tokenizer.encode(prompt, { bos: true }));
   const k = stage.completions_per_prompt;
   const sequences = await model.generate(
     encoded.flatMap((ids) => Array.from({ length: k }, () => ids)),
@@ -166,7 +166,9 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
   }
 
   const policyDir = context.resolve(stage.policy, 'checkpoint');
-  const { model, checkpoint } = await loadEngineModel(context.engine, policyDir, [], seed);
+  const { model, checkpoint } = await loadEngineModel(context.engine, policyDir, [], seed, {
+    blockSize: context.model.block_size,
+  });
   const tokenizer = checkpoint.tokenizer;
   const file = path.join(run.dir, 'preferences.jsonl');
   try {

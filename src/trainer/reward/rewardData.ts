@@ -8,7 +8,7 @@ import type { Judgment } from '../../shared/preferences';
 import type { ScoreBatch } from '../engine/engine';
 import type { StageContext } from '../stageContext';
 import type { Task } from '../tasks/task';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 
 /** Prompt-too-long warnings logged one by one before they are only counted. */
 const maxSkipWarnings = 5;
@@ -91,7 +91,7 @@ export function buildScoringBatch(judgments: readonly RankedPrompt[], width: num
 /** Tokenizes judgments for the reward model; a judgment whose prompt alone fills the context is skipped. */
 export function prepareJudgments(
   judgments: readonly Judgment[],
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
   blockSize: number,
   task: Task,
   log: StageContext['log'],
@@ -110,7 +110,7 @@ export function prepareJudgments(
       noPairs++;
       continue;
     }
-    const promptIds = [tokenizer.bosId, ...tokenizer.encode(judgment.prompt)];
+    const promptIds = tokenizer.encode(judgment.prompt, { bos: true });
     if (promptIds.length >= blockSize) {
       if (skipped++ < maxSkipWarnings)
         log(

@@ -13,7 +13,7 @@ import { mean } from '../../core/stats';
 import { formatPreferenceProblem, readPreferenceFile, type PreferenceFileRead } from '../../shared/preferenceFile';
 import type { RewardStageConfig } from '../../shared/runConfig';
 import { loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
-import { gptConfigOf } from '../checkpoint/modelLoading';
+import { loraSettingsFor, readModelSource } from '../checkpoint/modelLoading';
 import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { batchIndices, splitExamples } from '../data/batching';
 import type { EngineModel, EngineOptimizer } from '../engine/engine';
@@ -21,7 +21,7 @@ import { runStageLoop, type StepOutcome } from '../loop/stageLoop';
 import { learningRateAt } from '../optim/schedule';
 import { writeTrace } from '../run/traceWriter';
 import type { StageContext, StageResult } from '../stageContext';
-import type { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
 import { buildScoringBatch, pairCount, prepareJudgments, scoreBatchOf, type RankedPrompt } from './rewardData';
 import { evaluateRewardModel, meanReward } from './rewardEvaluation';
 
@@ -45,7 +45,8 @@ async function startingPoint(stage: RewardStageConfig, context: StageContext): P
   }
   const dir = context.resolve(stage.init_from, 'checkpoint');
   if (!existsSync(dir)) throw new Error(`init_from: the checkpoint folder ${dir} does not exist.`);
-  const loaded = await loadCheckpoint(dir);
+  // A checkpoint of an earlier stage, or any Hugging Face model folder.
+  const loaded = await readModelSource(dir, { seed: context.seed, blockSize: context.model.block_size });
   const trunk = new Map([...loaded.weights].filter(([name]) => !name.startsWith('score.')));
   if (trunk.size < loaded.weights.size)
     log('info', `${dir} has a score head; the reward model starts a fresh one (init_from gives the trunk)`);
@@ -181,7 +182,7 @@ function rewardData(
   read: PreferenceFileRead,
   preferenceFile: string,
   blockSize: number,
-  tokenizer: BpeTokenizer,
+  tokenizer: Tokenizer,
 ): { train: RankedPrompt[]; evaluation: RankedPrompt[]; width: number; oracle: boolean } {
   const { log, seed } = context;
   const { prepared, truncated } = prepareJudgments(read.judgments, tokenizer, blockSize, context.task, log);
@@ -230,7 +231,7 @@ async function readJudgments(
 
 /** The reward model in the engine: a resumed run keeps the pooling its checkpoint was trained with. */
 function rewardModel(stage: RewardStageConfig, context: StageContext, source: CheckpointContents): EngineModel {
-  const scorePooling = context.resume ? (source.config.score_pooling ?? 'last') : stage.score_pooling;
+  const scorePooling = context.resume ? (source.config.model.score_pooling ?? 'last') : stage.score_pooling;
   if (context.resume && scorePooling !== stage.score_pooling)
     context.log(
       'warn',
@@ -238,8 +239,14 @@ function rewardModel(stage: RewardStageConfig, context: StageContext, source: Ch
         `not the config's "${stage.score_pooling}"`,
     );
   return context.engine.createModel(
-    { ...gptConfigOf(source.config), score_pooling: scorePooling },
-    { heads: ['score'], weights: source.weights, keepMissingHeads: true, seed: context.seed },
+    { ...source.config.model, dropout: 0, score_pooling: scorePooling },
+    {
+      heads: ['score'],
+      weights: source.weights,
+      keepMissingHeads: true,
+      seed: context.seed,
+      ...(stage.lora && { lora: loraSettingsFor(stage.lora, source.config.model) }),
+    },
   );
 }
 

@@ -5,18 +5,20 @@
  * Knows nothing of processes or messages: it reports through the callbacks of `StageContext`.
  */
 import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import { sum } from '../../core/stats';
 import type { SftStageConfig } from '../../shared/runConfig';
 import { loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
+import { describeModel, loraSettingsFor, readModelSource } from '../checkpoint/modelLoading';
 import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { batchIndices, splitExamples } from '../data/batching';
 import type { EngineModel } from '../engine/engine';
 import { runStageLoop } from '../loop/stageLoop';
-import type { GptConfig } from '../model/gptConfig';
+import { isLlamaConfig, type CausalLmConfig } from '../model/causalLmConfig';
 import { learningRateAt } from '../optim/schedule';
 import { seeds } from '../seeds';
 import type { StageContext, StageResult } from '../stageContext';
-import { BpeTokenizer, trainBpe } from '../tokenizer';
+import { BpeTokenizer, trainBpe, type Tokenizer } from '../tokenizer';
 import { loadSftExamples, makeBatch, tokenizeExample, type TokenizedExample } from '../data/textExamples';
 
 const maxEvalExamples = 512;
@@ -69,13 +71,17 @@ async function evaluate(
   return tokenSum > 0 ? nllSum / tokenSum : NaN;
 }
 
-/** Where the weights and tokenizer come from: this run's checkpoint (resume), another checkpoint, or scratch. */
+/**
+ * Where the weights and tokenizer come from: this run's checkpoint (resume), another checkpoint or model folder
+ * (init_from), the run's Hugging Face model folder (model.from), or scratch (a fresh GPT and a BPE trained here).
+ */
 async function startingPoint(
   stage: SftStageConfig,
   context: StageContext,
   corpus: () => string[],
-): Promise<{ source?: CheckpointContents; tokenizer: BpeTokenizer; modelConfig: GptConfig }> {
+): Promise<{ source?: CheckpointContents; tokenizer: Tokenizer; modelConfig: CausalLmConfig }> {
   const { run, log } = context;
+  const options = { seed: context.seed, blockSize: context.model.block_size, dropout: context.model.dropout };
   let source: CheckpointContents | undefined;
   const latest = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
   if (latest) {
@@ -84,12 +90,16 @@ async function startingPoint(
   } else if (stage.init_from !== 'scratch') {
     const dir = context.resolve(stage.init_from, 'checkpoint');
     if (!existsSync(dir)) throw new Error(`init_from: the checkpoint folder ${dir} does not exist.`);
-    source = await loadCheckpoint(dir);
+    source = await readModelSource(dir, options);
     log('info', `initialised from ${dir}`);
+  } else if (context.model.from !== undefined) {
+    const dir = path.resolve(context.configDir, context.model.from);
+    source = await readModelSource(dir, options);
+    log('info', `starting from the model folder ${dir} (model.from)`);
   }
   if (source) {
-    const { vocab_size, block_size, n_layer, n_head, n_embd } = source.config;
-    const modelConfig = { vocab_size, block_size, n_layer, n_head, n_embd, dropout: context.model.dropout };
+    const model = source.config.model;
+    const modelConfig = isLlamaConfig(model) ? model : { ...model, dropout: context.model.dropout };
     return { source, tokenizer: source.tokenizer, modelConfig };
   }
   const t0 = performance.now();
@@ -113,7 +123,12 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
   const { source, tokenizer, modelConfig } = await startingPoint(stage, context, () =>
     split.train.map((example) => (example.prompt ?? '') + example.completion),
   );
-  const model = context.engine.createModel(modelConfig, { heads: [], seed, weights: source?.weights });
+  const model = context.engine.createModel(modelConfig, {
+    heads: [],
+    seed,
+    weights: source?.weights,
+    ...(stage.lora && { lora: loraSettingsFor(stage.lora, modelConfig) }),
+  });
   const optimizer = model.createOptimizer({
     adamBeta1: stage.adam_beta1,
     adamBeta2: stage.adam_beta2,
@@ -122,12 +137,8 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
   });
   if (context.resume && source?.optimizer) optimizer.loadState(source.optimizer);
   const startStep = context.resume && source ? source.trainerState.global_step : 0;
-  const { n_layer, n_head, n_embd, block_size, vocab_size } = modelConfig;
-  log(
-    'info',
-    `model: ${model.parameterCount.toLocaleString('en-US')} parameters (${n_layer} layers, ${n_head} heads, ` +
-      `width ${n_embd}, context ${block_size}, vocabulary ${vocab_size})`,
-  );
+  const { block_size } = modelConfig;
+  log('info', `model: ${model.parameterCount.toLocaleString('en-US')} parameters (${describeModel(modelConfig)})`);
   try {
     const tokenize = (example: (typeof split.train)[number]) =>
       tokenizeExample(tokenizer, example, stage.completion_only_loss, block_size + 1);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { writeFileDurable } from '../../shared/durableWrite';
 import { checkTokenizerConfig, parseJsonText } from '../../shared/runFiles';
 import { BYTE_TO_CHAR, byteLevelToBytes, splitWords, utf8Decode, utf8Encode } from './byteLevel';
+import type { Tokenizer } from './tokenizer';
 
 /** The special tokens, ids 0, 1, 2 in a trained vocabulary. */
 export const SPECIAL_TOKENS = { pad: '<|pad|>', bos: '<|bos|>', eos: '<|eos|>' } as const;
@@ -67,7 +68,7 @@ const KEY_BASE = 2 ** 21;
 const CACHE_MAX_ENTRIES = 50_000;
 const CACHE_MAX_WORD_LENGTH = 256;
 
-export class BpeTokenizer {
+export class BpeTokenizer implements Tokenizer {
   readonly padId: number;
   readonly bosId: number;
   readonly eosId: number;
@@ -275,8 +276,9 @@ export class BpeTokenizer {
   }
 
   /**
-   * Writes `tokenizer.json` and `tokenizer_config.json` into `dir` (a transformers-style model
-   * folder), each durably (whole or not at all). `modelMaxLength` is the policy's context length.
+   * Writes `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json` into `dir` (a
+   * transformers-style model folder), each durably (whole or not at all). `modelMaxLength` is the policy's
+   * context length.
    */
   async save(dir: string, options: { modelMaxLength?: number } = {}): Promise<void> {
     await mkdir(dir, { recursive: true });
@@ -285,6 +287,12 @@ export class BpeTokenizer {
       join(dir, 'tokenizer_config.json'),
       JSON.stringify(this.transformersConfig(options.modelMaxLength ?? 1024), null, 2) + '\n',
     );
+    const specialTokensMap = {
+      bos_token: SPECIAL_TOKENS.bos,
+      eos_token: SPECIAL_TOKENS.eos,
+      pad_token: SPECIAL_TOKENS.pad,
+    };
+    writeFileDurable(join(dir, 'special_tokens_map.json'), JSON.stringify(specialTokensMap, null, 2) + '\n');
   }
 
   /** Reads the `tokenizer.json` that {@link save} wrote into `dir`. */
