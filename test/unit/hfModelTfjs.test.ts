@@ -232,7 +232,10 @@ test('a gpt2 config the GPT cannot run is refused naming each setting', () => {
   assert.throws(
     () => gptConfigOfGpt2(architecture, 'folder'),
     (error: unknown) =>
-      error instanceof UserError && /n_inner 40/.test(error.message) && /tie_word_embeddings false/.test(error.message),
+      error instanceof UserError &&
+      error.field === 'n_inner' &&
+      /n_inner is 40, not 4 × n_embd \(64\)/.test(error.message) &&
+      /tie_word_embeddings is false/.test(error.message),
   );
 });
 

@@ -8,10 +8,10 @@
 import { isLegacyCheckpointConfig, type CheckpointTokenizerKind, type ScalarHead } from '../../shared/gptShape';
 import { checkCheckpointConfig } from '../../shared/runFiles';
 import { UserError } from '../../shared/userError';
-import type { Gpt2Architecture, LlamaFamilyArchitecture } from '../hf/hfArchitecture';
+import type { LlamaFamilyArchitecture } from '../hf/hfArchitecture';
 import { parseHfConfig } from '../hf/hfConfig';
 import { isLlamaConfig, llamaConfig, type CausalLmConfig } from '../model/causalLmConfig';
-import type { GptConfig, ScorePooling } from '../model/gptConfig';
+import { gptConfigOfGpt2 } from '../model/gpt2Config';
 
 /** A checkpoint's config.json in the trainer's terms, whichever format it was written in. */
 export interface ModelCheckpointConfig {
@@ -29,8 +29,6 @@ export interface ModelCheckpointConfig {
 /** GPT2Config's defaults our GPT has always used (GptConfig leaves them absent). */
 export const gpt2LayerNormEpsilon = 1e-5;
 export const gpt2Activation = 'gelu_new';
-/** GPT-2's MLP is 4 × the width (`n_inner: null`); our GPT has no other. */
-const gpt2InnerRatio = 4;
 
 /** transformers' class name prefix of each model_type. */
 const classPrefix: Record<LlamaFamilyArchitecture['modelType'], string> = {
@@ -38,36 +36,6 @@ const classPrefix: Record<LlamaFamilyArchitecture['modelType'], string> = {
   qwen2: 'Qwen2',
   mistral: 'Mistral',
 };
-
-/**
- * The GptConfig of a gpt2 folder. Our GPT runs GPT-2 with 4 × width MLP, tied embeddings and scores scaled by
- * 1/√head_dim only: a folder that sets otherwise is refused naming the setting. The context is the folder's
- * positions cut to `blockSize` (the first rows of wpe are kept).
- */
-export function gptConfigOfArchitecture(
-  a: Gpt2Architecture,
-  file: string,
-  options: { blockSize?: number; dropout: number; scorePooling?: ScorePooling },
-): GptConfig {
-  const refuse = (field: string, what: string) =>
-    new UserError(`${what}; the lens's GPT-2 cannot run it`, { file, field });
-  if (a.intermediateSize !== gpt2InnerRatio * a.hiddenSize)
-    throw refuse('n_inner', `is ${a.intermediateSize}, not ${gpt2InnerRatio} × n_embd (${a.hiddenSize})`);
-  if (!a.tieWordEmbeddings) throw refuse('tie_word_embeddings', 'is false (an untied lm_head)');
-  if (!a.scaleAttnWeights) throw refuse('scale_attn_weights', 'is false');
-  if (a.scaleAttnByInverseLayerIdx) throw refuse('scale_attn_by_inverse_layer_idx', 'is true');
-  return {
-    vocab_size: a.vocabSize,
-    block_size: Math.min(options.blockSize ?? a.maxPositions, a.maxPositions),
-    n_layer: a.numLayers,
-    n_head: a.numHeads,
-    n_embd: a.hiddenSize,
-    dropout: options.dropout,
-    layer_norm_epsilon: a.layerNormEpsilon,
-    activation_function: a.activation,
-    ...(options.scorePooling !== undefined && { score_pooling: options.scorePooling }),
-  };
-}
 
 /** transformers' id2label / label2id of a one-label sequence classifier (a reward model). */
 const oneLabel = { num_labels: 1, id2label: { 0: 'LABEL_0' }, label2id: { LABEL_0: 0 } };
@@ -195,7 +163,7 @@ export function readCheckpointConfig(json: unknown, file: string): ModelCheckpoi
   const options = { blockSize: lens.block_size, scorePooling: lens.score_pooling };
   const model: CausalLmConfig =
     architecture.family === 'gpt2'
-      ? gptConfigOfArchitecture(architecture, file, { ...options, dropout: Number(checked.resid_pdrop ?? 0) })
+      ? gptConfigOfGpt2(architecture, file, { ...options, dropout: Number(checked.resid_pdrop ?? 0) })
       : llamaConfig(architecture, options);
   const eos = architecture.tokenIds.eos[0];
   if (eos === undefined) throw new UserError('is missing', { file, field: 'eos_token_id' });

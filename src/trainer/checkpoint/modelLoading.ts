@@ -19,7 +19,8 @@ import { isLlamaConfig, llamaConfig, type CausalLmConfig } from '../model/causal
 import type { GptConfig, ScalarHead } from '../model/gptConfig';
 import { BpeTokenizer, HfTokenizerAdapter, type Tokenizer } from '../tokenizer';
 import { loadCheckpoint, type CheckpointContents } from './checkpoint';
-import { gptConfigOfArchitecture, type ModelCheckpointConfig } from './checkpointConfig';
+import { gptConfigOfGpt2 } from '../model/gpt2Config';
+import type { ModelCheckpointConfig } from './checkpointConfig';
 
 export interface LoadedModel {
   readonly model: EngineModel;
@@ -85,7 +86,7 @@ export async function readModelSource(
   const file = join(folder, configFileName);
   const model: CausalLmConfig =
     architecture.family === 'gpt2'
-      ? gptConfigOfArchitecture(architecture, file, { blockSize: options.blockSize, dropout: options.dropout ?? 0 })
+      ? gptConfigOfGpt2(architecture, file, { blockSize: options.blockSize, dropout: options.dropout ?? 0 })
       : llamaConfig(architecture, { blockSize: options.blockSize });
   const weights: NamedArrays = new Map();
   for (const spec of opened.weights.tensors) {
