@@ -43,7 +43,7 @@ const VOCAB = 40;
  */
 const adam: AdamWOptions = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-6, weightDecay: 0.01 };
 /** A clipping threshold below the gradients' norms, so that every step clips. */
-const stepOptions: StepOptions = { learningRate: 1e-3, maxGradNorm: 0.05 };
+const stepOptions: StepOptions = { learningRate: 1e-3, maxGradNorm: 0.01 };
 const allHeads: ScalarHead[] = ['v_head', 'score'];
 
 const workDir = mkdtempSync(path.join(tmpdir(), 'rlhf-cross-engine-'));
