@@ -118,7 +118,7 @@ test('scrambleSeed is a bijection on 32-bit seeds that spreads neighbours apart'
   assertBinomial(differingBits, 1000 * 32, 0.5, 'differing bits of neighbours');
 });
 
-test("LoRA's dropout sites follow the model's: one per target in target order, none for the Llama family's model", () => {
+test("LoRA's dropout sites follow the model's own: one per target in target order", () => {
   const targets = [
     { module: 'transformer.h.0.attn.c_attn', inFeatures: 32 },
     { module: 'transformer.h.1.attn.c_attn', inFeatures: 32 },
