@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Random, scrambleSeed } from '../../src/core/random';
-import { drawDropoutMasks, dropoutMultipliers, dropoutSiteShapes } from '../../src/trainer/model/dropoutMasks';
+import {
+  drawDropoutMasks,
+  drawLoraDropoutMasks,
+  dropoutMultipliers,
+  dropoutSiteShapes,
+  modelDropoutSiteCount,
+} from '../../src/trainer/model/dropoutMasks';
 import type { GptConfig } from '../../src/trainer/model/gptConfig';
 import { seeds } from '../../src/trainer/seeds';
 
@@ -110,4 +116,33 @@ test('scrambleSeed is a bijection on 32-bit seeds that spreads neighbours apart'
     for (; x !== 0; x &= x - 1) differingBits++;
   }
   assertBinomial(differingBits, 1000 * 32, 0.5, 'differing bits of neighbours');
+});
+
+test("LoRA's dropout sites follow the model's own: one per target in target order", () => {
+  const targets = [
+    { module: 'transformer.h.0.attn.c_attn', inFeatures: 32 },
+    { module: 'transformer.h.1.attn.c_attn', inFeatures: 32 },
+  ];
+  const small = { batchSize: 2, length: 5 };
+  const gptSites = dropoutSiteShapes(config, small).length;
+  assert.equal(modelDropoutSiteCount(config, small), gptSites);
+  assert.equal(modelDropoutSiteCount({ ...config, dropout: 0 }, small), 0);
+  for (const [model, first] of [
+    [config, gptSites],
+    [{ ...config, dropout: 0 }, 0],
+  ] as const) {
+    const masks = drawLoraDropoutMasks(model, targets, 0.25, small, 41);
+    assert.deepEqual(
+      [...masks.keys()],
+      targets.map((target) => target.module),
+    );
+    targets.forEach((target, i) => {
+      const size = small.batchSize * small.length * target.inFeatures;
+      const expected = dropoutMultipliers(size, 0.25, new Random(seeds.dropoutMask(41, first + i)));
+      const mask = masks.get(target.module);
+      assert.deepEqual(mask?.shape, [small.batchSize, small.length, target.inFeatures]);
+      assert.deepEqual(mask?.data, expected, `site ${first + i}`);
+    });
+  }
+  assert.equal(drawLoraDropoutMasks(config, targets, 0, small, 41).size, 0);
 });

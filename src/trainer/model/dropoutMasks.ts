@@ -7,9 +7,17 @@
  * dropout seed is `forwardSeed` is drawn from `Random(seeds.dropoutMask(forwardSeed, k))`, one uniform
  * per element in row-major order. The sites, in forward order (both engines' GPTs): the embeddings,
  * then per layer the attention probabilities, the attention's output projection and the MLP's output.
+ *
+ * LoRA's dropout (PEFT's `lora_dropout` on each adapter's input x [B, T, in]) continues the numbering: after the
+ * model's own sites (1 + 3·n_layer for a GPT with dropout > 0, none otherwise: a Llama-family model has none), one
+ * site per targeted module in target order (lora/loraTargets.ts), whichever order the forward meets them in.
+ * Masks are drawn only for a forward with a dropout seed — SFT's LM steps; the reward model's, PPO's and DPO's
+ * steps run without dropout, as TRL's trainers do by default (`disable_dropout=True`, which zeroes every
+ * nn.Dropout, LoRA's included).
  */
 import { Random } from '../../core/random';
 import { seeds } from '../seeds';
+import { isLlamaConfig, type CausalLmConfig } from './causalLmConfig';
 import type { GptConfig } from './gptConfig';
 
 /** One dropout site's multiplier: 0 or 1/(1 − p) per element, row-major over `shape`. */
@@ -55,4 +63,45 @@ export function drawDropoutMasks(config: GptConfig, shape: DropoutBatchShape, fo
     const random = new Random(seeds.dropoutMask(forwardSeed, site));
     return { shape: siteShape, data: dropoutMultipliers(size, config.dropout, random) };
   });
+}
+
+/** How many dropout sites a training forward of `config` has before LoRA's (none for the Llama family). */
+export function modelDropoutSiteCount(config: CausalLmConfig, shape: DropoutBatchShape): number {
+  if (isLlamaConfig(config) || config.dropout === 0) return 0;
+  return dropoutSiteShapes(config, shape).length;
+}
+
+/** What LoRA's dropout needs of a target (lora/loraTargets.ts's LoraTarget). */
+export interface DropoutTarget {
+  readonly module: string;
+  readonly inFeatures: number;
+}
+
+/**
+ * The masks of LoRA's dropout sites of one training forward at `rate`, one per target in target order (site
+ * `modelDropoutSiteCount + i` for the i-th target); none when the rate is 0.
+ */
+export function drawLoraDropoutMasks(
+  config: CausalLmConfig,
+  targets: readonly DropoutTarget[],
+  rate: number,
+  shape: DropoutBatchShape,
+  forwardSeed: number,
+): Map<string, DropoutMask> {
+  const masks = new Map<string, DropoutMask>();
+  if (rate === 0) return masks;
+  const first = modelDropoutSiteCount(config, shape);
+  targets.forEach((target, i) => {
+    const siteShape = [shape.batchSize, shape.length, target.inFeatures];
+    const random = new Random(seeds.dropoutMask(forwardSeed, first + i));
+    masks.set(target.module, {
+      shape: siteShape,
+      data: dropoutMultipliers(
+        siteShape.reduce((a, b) => a * b, 1),
+        rate,
+        random,
+      ),
+    });
+  });
+  return masks;
 }

@@ -11,7 +11,6 @@
  * Grouped-query attention reads query head h = kv·G + g against key/value head kv without copying keys.
  * Shapes: B batch, T positions, C hidden, H query heads, K key/value heads (G = H / K), D head dim, V vocabulary.
  */
-import { Random } from '../../../core/random';
 import type { LlamaFamilyArchitecture } from '../../hf/hfArchitecture';
 import { expectedHfTensors, lmHeadName } from '../../hf/hfTensorNames';
 import { ropeInverseFrequencies } from '../../hf/ropeFrequencies';
@@ -133,32 +132,4 @@ export function llamaForward(
   const head = a.tieWordEmbeddings ? W('model.embed_tokens.weight') : W(lmHeadName); // [V, C]
   const logits = op.matMul(g, hidden, op.transpose(g, head, [1, 0]));
   return { logits, hidden };
-}
-
-/** transformers' initializer_range (LlamaConfig's default): the std of fresh weight matrices. */
-const INITIALIZER_RANGE = 0.02;
-
-/**
- * Fresh weights of a Llama-family model (a run from a folder loads them instead): as transformers' _init_weights,
- * matrices N(0, 0.02), biases 0, RMSNorm γ 1; scalar heads N(0, 0.02/√C) as gptInit.ts starts them. The normals
- * come from one Random(seed) stream in state-dict order.
- */
-export function initialLlamaWeights(
-  config: LlamaConfig,
-  options: { seed: number; heads: readonly ScalarHead[] },
-): Map<string, { shape: number[]; data: Float32Array }> {
-  const random = new Random(options.seed);
-  const headStd = INITIALIZER_RANGE / Math.sqrt(config.architecture.hiddenSize);
-  const weights = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, shape] of llamaWeightShapes(config, options.heads)) {
-    const data = new Float32Array(shape.reduce((product, dim) => product * dim, 1));
-    const isHeadWeight = options.heads.some((head) => name === `${head}.weight`);
-    if (name.endsWith('norm.weight')) data.fill(1);
-    else if (isHeadWeight || (shape.length === 2 && !name.endsWith('.bias'))) {
-      const std = isHeadWeight ? headStd : INITIALIZER_RANGE;
-      for (let i = 0; i < data.length; i++) data[i] = random.normal() * std;
-    }
-    weights.set(name, { shape, data });
-  }
-  return weights;
 }

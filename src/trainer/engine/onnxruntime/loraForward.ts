@@ -5,17 +5,14 @@
  * — the same A, B shapes and product for GPT-2's Conv1D (W₀ stored [in, out]) as for Llama's Linear. The base
  * weights stay graph inputs without gradient outputs: a loss graph differentiates the adapters and the heads only.
  *
- * Dropout on the adapter's input (PEFT's `lora_dropout`, training steps with a dropout seed only): site k of a
- * forward whose seed is s is drawn as model/dropoutMasks.ts draws every site, from Random(seeds.dropoutMask(s, k)),
- * one uniform per element of x [B, T, in], row-major. The model's own sites come first (a GPT with dropout > 0:
- * 1 + 3·n_layer of them; none otherwise), then one site per targeted module in state-dict order (loraTargets).
+ * Dropout on the adapter's input (PEFT's `lora_dropout`, training steps with a dropout seed only): one site per
+ * targeted module after the model's own, drawn by model/dropoutMasks.ts (drawLoraDropoutMasks) as in tfjs.
+ * Fresh adapters: lora/loraInit.ts.
  */
-import { Random } from '../../../core/random';
 import type { LoraSettings, LoraTarget } from '../../lora/loraTargets';
 import { isLoraWeight, loraAName, loraBName, loraScale, loraTargets } from '../../lora/loraTargets';
-import { dropoutMultipliers, type DropoutMask } from '../../model/dropoutMasks';
+import { drawLoraDropoutMasks, type DropoutMask } from '../../model/dropoutMasks';
 import type { NamedArrays } from '../engine';
-import { seeds } from '../../seeds';
 import * as op from './autodiff/ops';
 import type { AdaptableForward, ModelForward } from './modelForward';
 
@@ -30,13 +27,10 @@ export function loraForward(base: AdaptableForward, settings: LoraSettings): Mod
     base.hasDropout ? base.dropoutMasks(shape, 0).length : 0;
   return {
     config: base.config,
+    /** The base weights and heads, then every target's A and B (the tfjs engine's readWeights order). */
     weightShapes(heads) {
-      const shapes = new Map<string, number[]>();
-      for (const [name, shape] of base.weightShapes(heads)) {
-        shapes.set(name, shape);
-        const adapted = byModule.get(name.replace(/\.weight$/, ''));
-        if (!adapted || !name.endsWith('.weight')) continue;
-        const { target } = adapted;
+      const shapes = base.weightShapes(heads);
+      for (const target of targets) {
         shapes.set(loraAName(target.module), [settings.r, target.inFeatures]);
         shapes.set(loraBName(target.module), [target.outFeatures, settings.r]);
       }
@@ -46,15 +40,7 @@ export function loraForward(base: AdaptableForward, settings: LoraSettings): Mod
     hasDropout: base.hasDropout || settings.dropout > 0,
     dropoutMasks(shape, forwardSeed) {
       const masks: DropoutMask[] = base.hasDropout ? base.dropoutMasks(shape, forwardSeed) : [];
-      if (settings.dropout === 0) return masks;
-      const first = masks.length;
-      targets.forEach((target, i) => {
-        const siteShape = [shape.batchSize, shape.length, target.inFeatures];
-        const random = new Random(seeds.dropoutMask(forwardSeed, first + i));
-        const size = shape.batchSize * shape.length * target.inFeatures;
-        masks.push({ shape: siteShape, data: dropoutMultipliers(size, settings.dropout, random) });
-      });
-      return masks;
+      return [...masks, ...drawLoraDropoutMasks(base.config, targets, settings.dropout, shape, forwardSeed).values()];
     },
     forward(g, weights, ids, dropout) {
       const [batchSize, length] = g.shape(ids);
@@ -76,24 +62,6 @@ export function loraForward(base: AdaptableForward, settings: LoraSettings): Mod
       return base.forward(g, weights, ids, base.hasDropout ? dropout : undefined, adapt);
     },
   };
-}
-
-/**
- * Adapters as PEFT starts them: A ~ U(−1/√in, 1/√in) (kaiming_uniform_ with a = √5), B = 0, so training starts at
- * the base model. A's uniforms come from one Random(seed) stream, target by target in state-dict order, row-major.
- */
-export function initialLoraWeights(targets: readonly LoraTarget[], settings: LoraSettings, seed: number): NamedArrays {
-  const random = new Random(seed);
-  const weights: NamedArrays = new Map();
-  for (const target of targets) {
-    const bound = 1 / Math.sqrt(target.inFeatures);
-    const a = new Float32Array(settings.r * target.inFeatures);
-    for (let i = 0; i < a.length; i++) a[i] = (2 * random.next() - 1) * bound;
-    weights.set(loraAName(target.module), { shape: [settings.r, target.inFeatures], data: a });
-    const b = new Float32Array(target.outFeatures * settings.r);
-    weights.set(loraBName(target.module), { shape: [target.outFeatures, settings.r], data: b });
-  }
-  return weights;
 }
 
 /**

@@ -35,8 +35,9 @@ import { validateGptConfig, type ScalarHead } from '../../model/gptConfig';
 import { initialGptWeights } from '../../model/gptInit';
 import { isLlamaConfig, type CausalLmConfig } from '../../model/causalLmConfig';
 import { isLoraWeight, loraTargets, type LoraSettings } from '../../lora/loraTargets';
-import { initialLlamaWeights } from './llamaGraph';
-import { initialLoraWeights, loraForward, mergedLoraWeights } from './loraForward';
+import { initialLlamaHeads, initialLlamaWeights } from '../../model/llamaInit';
+import { initialLoraWeights } from '../../lora/loraInit';
+import { loraForward, mergedLoraWeights } from './loraForward';
 import { baseModelForward, type ModelForward } from './modelForward';
 import { ArrayAdamW, clipByGlobalNormInPlace } from './adamW';
 import { buildEvaluateGraph, buildScoreGraph } from './forwardGraphs';
@@ -143,15 +144,12 @@ export class OnnxEngine implements TrainingEngine {
       const problems = validateGptConfig(config);
       if (problems.length > 0) throw new Error(`Invalid model config: ${problems.join('; ')}`);
     }
-    const fresh = { seed: options.seed, heads: options.heads };
-    const weights = isLlamaConfig(config) ? initialLlamaWeights(config, fresh) : initialGptWeights(config, fresh);
     const forward = options.lora ? loraForward(base, options.lora) : base;
-    if (options.lora)
-      for (const [name, value] of initialLoraWeights(loraTargets(config, options.lora), options.lora, options.seed))
-        weights.set(name, value);
+    const weights = freshWeights(config, options);
     const ordered: NamedArrays = new Map();
-    for (const name of forward.weightShapes(options.heads).keys()) {
-      const weight = weights.get(name);
+    for (const [name, shape] of forward.weightShapes(options.heads)) {
+      // A Llama-family trunk loaded from `weights` is not drawn first (freshWeights): its arrays start at 0.
+      const weight = weights.get(name) ?? (options.weights && { shape, data: new Float32Array(sizeOf(shape)) });
       if (!weight) throw new Error(`no initial value for weight "${name}"`);
       ordered.set(name, weight);
     }
@@ -163,6 +161,26 @@ export class OnnxEngine implements TrainingEngine {
     const sampler = this.samplerFactory?.(config, options.heads, this.provider.executionProviders);
     return new OnnxModel(config, options.heads, ordered, sampler, this.options, options.lora);
   }
+}
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((product, dim) => product * dim, 1);
+
+/**
+ * The fresh weights `options` ask for, from the engine-neutral initialisers the tfjs engine also calls (so a seed
+ * gives the same model in both): our GPT whole (gptInit.ts: its heads come after its trunk in one stream); a
+ * Llama-family trunk (model/llamaInit.ts) only when no `weights` replace it, its heads always; LoRA's adapters
+ * (lora/loraInit.ts). `weights` then overwrite what they hold (assignWeights).
+ */
+function freshWeights(config: CausalLmConfig, options: CreateModelOptions): NamedArrays {
+  const { seed, heads } = options;
+  let weights: NamedArrays;
+  if (!isLlamaConfig(config)) weights = initialGptWeights(config, { seed, heads });
+  else if (options.weights) weights = initialLlamaHeads(config.architecture.hiddenSize, heads, seed);
+  else weights = initialLlamaWeights(config, { seed, heads });
+  if (options.lora)
+    for (const [name, value] of initialLoraWeights(loraTargets(config, options.lora), options.lora.r, seed))
+      weights.set(name, value);
+  return weights;
 }
 
 /**

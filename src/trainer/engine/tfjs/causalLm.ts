@@ -7,9 +7,9 @@
  * Trainable weights: every weight without LoRA; with LoRA only the adapters and the heads (the trunk is frozen: no
  * gradient, no optimizer moments).
  */
-import type { Random } from '../../../core/random';
 import type { LoraSettings } from '../../lora/loraTargets';
 import type { CausalLmConfig } from '../../model/causalLmConfig';
+import type { DropoutMask } from '../../model/dropoutMasks';
 import type { ScalarHead } from '../../model/gptConfig';
 import type { Gpt, ForwardResult, KvCache } from './gpt';
 import type { CausalLmForwardOptions } from './llamaModel';
@@ -37,8 +37,8 @@ export interface Trunk {
 export interface LmForwardOptions extends CausalLmForwardOptions {
   /** Training: the architecture's dropout masks from this seed (only when its dropout > 0). */
   readonly dropoutSeed?: number;
-  /** Training: the LoRA dropout stream of this forward (loraAdapters.ts); none in evaluation. */
-  readonly loraDropout?: Random;
+  /** Training: the LoRA dropout masks of this forward by module (model/dropoutMasks.ts); none in evaluation. */
+  readonly loraDropout?: ReadonlyMap<string, DropoutMask>;
   /** Compute as the base model (the PPO / DPO reference of a LoRA run). */
   readonly adaptersOff?: boolean;
 }

@@ -18,7 +18,7 @@ export interface LossGraph {
   readonly reported: Record<string, Tensor>;
 }
 
-/** What every forward of a training graph shares: LoRA's dropout stream (causalLm.ts). */
+/** What a training graph's forward takes beyond the spec: LoRA's dropout masks (causalLm.ts). */
 export type TrainingForward = Pick<LmForwardOptions, 'loraDropout'>;
 
 /** The graph of `spec` over `model` (our GPT alone is taken as a model without adapters). */

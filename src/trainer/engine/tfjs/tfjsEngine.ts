@@ -56,7 +56,7 @@ export class TfjsEngine implements TrainingEngine {
   }
 
   createModel(config: CausalLmConfig, options: CreateModelOptions): TfjsModel {
-    return new TfjsModel(createTfjsLm(config, options), this.sampler, options.seed);
+    return new TfjsModel(createTfjsLm(config, options), this.sampler);
   }
 }
 
@@ -74,8 +74,6 @@ export class TfjsModel implements EngineModel {
     /** A TfjsLm, or our GPT alone (no adapters). */
     model: TfjsLm | Gpt,
     private readonly sampler: GptSampler,
-    /** The model's seed: LoRA dropout's streams derive from it when a step gives none (loraAdapters.ts). */
-    private readonly seed = 0,
   ) {
     this.lm = asTfjsLm(model);
   }
@@ -153,7 +151,7 @@ export class TfjsModel implements EngineModel {
   }
 
   createOptimizer(options: AdamWOptions): TfjsOptimizer {
-    return new TfjsOptimizer(this.lm, options, this.seed);
+    return new TfjsOptimizer(this.lm, options);
   }
 
   dispose(): void {

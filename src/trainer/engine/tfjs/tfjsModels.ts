@@ -3,14 +3,13 @@
  * LayerNorm ε and activation) or a Llama-family model, each as a trunk under the shared heads and LoRA adapters
  * (causalLm.ts).
  *
- * Fresh Llama-family weights follow transformers' `_init_weights`: every Linear and embedding N(0, initializer_range
- * = 0.02), biases 0, RMSNorm weights 1, drawn in the folder's tensor order from `Random(seed)`. Fresh heads on a
- * Llama-family trunk are N(0, 0.02/√C) with bias 0, as the GPT's (gptInit.ts), from their own stream.
+ * Fresh weights come from the engine-neutral initialisers the ONNX Runtime engine also calls: model/gptInit.ts,
+ * model/llamaInit.ts (trunk and heads), lora/loraInit.ts (adapters).
  */
-import { Random, scrambleSeed } from '../../../core/random';
 import { loraTargets } from '../../lora/loraTargets';
 import { isLlamaConfig, type CausalLmConfig, type LlamaConfig } from '../../model/causalLmConfig';
 import { drawDropoutMasks } from '../../model/dropoutMasks';
+import { initialLlamaHeads, initialLlamaTrunk } from '../../model/llamaInit';
 import type { GptConfig, ScalarHead } from '../../model/gptConfig';
 import type { CreateModelOptions, NamedArrays } from '../engine';
 import { gpt2Activation } from './activations';
@@ -20,11 +19,6 @@ import { LlamaModel } from './llamaModel';
 import { LoraAdapters } from './loraAdapters';
 import { makeVariables } from './readVariables';
 import type { Variable } from './tfRuntime';
-
-/** transformers' `initializer_range` default, the std of fresh Linear and embedding weights. */
-const initializerRange = 0.02;
-/** XOR mask that gives fresh heads a stream apart from the trunk's (same seed). */
-const headInitMask = 0x4ead;
 
 /** The GPT's math from a config: GPT-2's `layer_norm_epsilon` and `activation_function` (absent: ours). */
 export function gptMath(config: GptConfig): GptMath {
@@ -95,23 +89,14 @@ function checkedValue(weights: NamedArrays, name: string, shape: readonly number
   return value.data;
 }
 
-/** transformers' fresh value of a Llama-family weight: norms 1, biases 0, the rest N(0, 0.02). */
-function initialLlamaValue(name: string, shape: readonly number[], random: Random): Float32Array {
-  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  if (/(?:layernorm|norm)\.weight$/.test(name)) return data.fill(1);
-  if (name.endsWith('.bias')) return data;
-  for (let i = 0; i < data.length; i++) data[i] = random.normal() * initializerRange;
-  return data;
-}
-
 function llamaTrunk(config: LlamaConfig, options: CreateModelOptions) {
   if (config.dropout !== 0)
     throw new Error(`dropout ${config.dropout}: the Llama family trains without dropout in the tfjs engine (use 0)`);
   const architecture = config.architecture;
   const { weights } = options;
-  const trunkRandom = new Random(options.seed);
+  const fresh = weights ? undefined : initialLlamaTrunk(config, options.seed);
   const model = LlamaModel.fromValues(architecture, (name, shape) =>
-    weights ? checkedValue(weights, name, shape) : initialLlamaValue(name, shape, trunkRandom),
+    checkedValue(fresh ?? (weights as NamedArrays), name, shape),
   );
   let headWeights: Map<string, Variable>;
   try {
@@ -134,15 +119,11 @@ function llamaTrunk(config: LlamaConfig, options: CreateModelOptions) {
 
 /** [C, 1] weight and [1] bias per head: from the checkpoint, or fresh (no checkpoint, or keepMissingHeads). */
 function llamaHeads(width: number, heads: readonly ScalarHead[], options: CreateModelOptions): Map<string, Variable> {
-  const random = new Random(scrambleSeed(options.seed ^ headInitMask));
-  const headStd = initializerRange / Math.sqrt(width);
+  const fresh = initialLlamaHeads(width, heads, options.seed);
   const shapes = heads.flatMap((head) => [[`${head}.weight`, [width, 1]] as const, [`${head}.bias`, [1]] as const]);
   return makeVariables(shapes, (name, shape) => {
     const head = name.split('.')[0];
     const fromCheckpoint = options.weights && !(options.keepMissingHeads && !options.weights.has(`${head}.weight`));
-    if (fromCheckpoint) return checkedValue(options.weights as NamedArrays, name, shape);
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    if (name.endsWith('.weight')) for (let i = 0; i < data.length; i++) data[i] = random.normal() * headStd;
-    return data;
+    return checkedValue(fromCheckpoint ? (options.weights as NamedArrays) : fresh, name, shape);
   });
 }

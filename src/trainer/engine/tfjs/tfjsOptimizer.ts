@@ -15,11 +15,10 @@ import type {
   StepOptions,
   StepResult,
 } from '../engine';
-import { seeds } from '../../seeds';
+import { drawLoraDropoutMasks } from '../../model/dropoutMasks';
 import { AdamW, clipByGlobalNorm } from './adamW';
 import type { TfjsLm } from './causalLm';
 import { lossGraph } from './lossGraphs';
-import { loraDropoutStream } from './loraAdapters';
 import { tf, type Tensor } from './tfRuntime';
 
 /** One forward and backward: the loss, its gradients by weight name, and what the graph reports. */
@@ -42,19 +41,21 @@ export class TfjsOptimizer implements EngineOptimizer {
   constructor(
     private readonly model: TfjsLm,
     options: AdamWOptions,
-    private readonly seed: number,
   ) {
     this.adamW = new AdamW(model.trainableWeights, options);
   }
 
   /**
-   * The LoRA dropout stream of this step's training forward: from the LM step's dropoutSeed, else from the model's
-   * seed and the optimizer's step (so a resumed run draws what an uninterrupted one would). None without dropout.
+   * The LoRA dropout masks of this step's training forward (model/dropoutMasks.ts): only an LM step with a dropout
+   * seed has them (SFT); reward, PPO and DPO steps run without dropout, as TRL's `disable_dropout` default, and as
+   * the ONNX Runtime engine.
    */
   private loraDropout(loss: LossSpec) {
-    if (!this.model.lora || this.model.lora.dropout === 0) return undefined;
-    const given = loss.kind === 'lm' ? loss.dropoutSeed : undefined;
-    return loraDropoutStream(given ?? seeds.sftDropout(this.seed, this.adamW.step));
+    const { adapters } = this.model;
+    if (!adapters || loss.kind !== 'lm' || loss.dropoutSeed === undefined) return undefined;
+    const { batchSize, length } = loss.batch;
+    const rate = adapters.settings.dropout;
+    return drawLoraDropoutMasks(this.model.config, adapters.targets, rate, { batchSize, length }, loss.dropoutSeed);
   }
 
   private backward(loss: LossSpec): Backward {
