@@ -9,8 +9,7 @@
  * holds no second copy beyond the sessions.
  */
 import type { EngineModel, NamedArrays } from '../engine/engine';
-import { loraTargets } from '../lora/loraTargets';
-import { mergedLoraWeights } from '../engine/onnxruntime/loraForward';
+import { mergeLoraWeights } from '../lora/mergeLora';
 import type { Rollout, RolloutEngine } from '../rollout/rolloutEngine';
 import { buildSequenceBatch, responseValues } from '../data/sequences';
 import type { SamplingOptions } from '../sampling/sampler';
@@ -28,7 +27,7 @@ async function sessionWeights(model: WeightSource, adapters: 'merged' | 'off'): 
   const weights = await model.readWeights();
   if (!model.lora) return weights;
   if (adapters === 'off') return weights; // the graphs read the base weights' names only: adapters are ignored
-  return mergedLoraWeights(weights, loraTargets(model.config, model.lora), model.lora);
+  return mergeLoraWeights(weights, model.config, model.lora);
 }
 
 export class OnnxRolloutEngine implements RolloutEngine {

@@ -9,10 +9,9 @@
  * targeted module after the model's own, drawn by model/dropoutMasks.ts (drawLoraDropoutMasks) as in tfjs.
  * Fresh adapters: lora/loraInit.ts.
  */
-import type { LoraSettings, LoraTarget } from '../../lora/loraTargets';
+import type { LoraSettings } from '../../lora/loraTargets';
 import { isLoraWeight, loraAName, loraBName, loraScale, loraTargets } from '../../lora/loraTargets';
 import { drawLoraDropoutMasks, type DropoutMask } from '../../model/dropoutMasks';
-import type { NamedArrays } from '../engine';
 import * as op from './autodiff/ops';
 import type { AdaptableForward, ModelForward } from './modelForward';
 
@@ -62,31 +61,4 @@ export function loraForward(base: AdaptableForward, settings: LoraSettings): Mod
       return base.forward(g, weights, ids, base.hasDropout ? dropout : undefined, adapt);
     },
   };
-}
-
-/**
- * The merged weights W = W₀ + (α/r)·ΔW of every target (ΔW = B·A [out, in], transposed to [in, out] for a Conv1D's
- * W₀): new arrays for the targeted matrices only, every other weight shared with `weights`; no adapter tensors.
- */
-export function mergedLoraWeights(weights: NamedArrays, targets: readonly LoraTarget[], settings: LoraSettings) {
-  const merged: NamedArrays = new Map();
-  for (const [name, value] of weights) if (!isLoraWeight(name)) merged.set(name, value);
-  const scale = loraScale(settings);
-  const { r } = settings;
-  for (const target of targets) {
-    const base = merged.get(target.baseWeight);
-    const a = weights.get(loraAName(target.module))?.data;
-    const b = weights.get(loraBName(target.module))?.data;
-    if (!base || !a || !b) throw new Error(`lora merge: ${target.module} lacks its weight or adapters`);
-    const data = Float32Array.from(base.data);
-    const { inFeatures, outFeatures } = target;
-    for (let o = 0; o < outFeatures; o++)
-      for (let i = 0; i < inFeatures; i++) {
-        let delta = 0;
-        for (let k = 0; k < r; k++) delta += b[o * r + k] * a[k * inFeatures + i];
-        data[target.fanInFanOut ? i * outFeatures + o : o * inFeatures + i] += scale * delta;
-      }
-    merged.set(target.baseWeight, { shape: [...base.shape], data });
-  }
-  return merged;
 }

@@ -37,7 +37,8 @@ import { isLlamaConfig, type CausalLmConfig } from '../../model/causalLmConfig';
 import { isLoraWeight, loraTargets, type LoraSettings } from '../../lora/loraTargets';
 import { initialLlamaHeads, initialLlamaWeights } from '../../model/llamaInit';
 import { initialLoraWeights } from '../../lora/loraInit';
-import { loraForward, mergedLoraWeights } from './loraForward';
+import { loraForward } from './loraForward';
+import { mergeLoraWeights } from '../../lora/mergeLora';
 import { baseModelForward, type ModelForward } from './modelForward';
 import { ArrayAdamW, clipByGlobalNormInPlace } from './adamW';
 import { buildEvaluateGraph, buildScoreGraph } from './forwardGraphs';
@@ -319,9 +320,7 @@ export class OnnxModel implements EngineModel {
 
   generate(prompts: readonly (readonly number[])[], sampling: SamplingOptions): Promise<SampledSequence[]> {
     if (!this.sampler) return Promise.reject(new Error('this onnxruntime engine was made without a sampler'));
-    const weights = this.lora
-      ? mergedLoraWeights(this.weights, loraTargets(this.config, this.lora), this.lora)
-      : this.weights;
+    const weights = this.lora ? mergeLoraWeights(this.weights, this.config, this.lora) : this.weights;
     return this.sampler.generate(weights, prompts, sampling);
   }
 
