@@ -11,6 +11,7 @@ import { Gpt } from '../engine/tfjs/gpt';
 import { generate } from '../sampling/sampler';
 import { parseSamplingFlags, samplingFlags } from '../sampling/samplingFlags';
 import { sampleDemoPromptsSeed } from '../seeds';
+import { encodePrompt } from '../data/chatTokens';
 
 /** Tokens per completion when --max-new-tokens is not given. */
 const defaultMaxNewTokens = 48;
@@ -73,7 +74,7 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   try {
     const sequences = await generate(
       model,
-      prompts.map((prompt) => tokenizer.encode(prompt, { bos: true })),
+      prompts.map((prompt) => encodePrompt(tokenizer, prompt)),
       { ...options, eosTokenId: tokenizer.eosId, padTokenId: tokenizer.padId },
     );
     sequences.forEach((sequence, i) =>

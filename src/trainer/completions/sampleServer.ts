@@ -14,6 +14,7 @@ import { Gpt } from '../engine/tfjs/gpt';
 import type { OnnxCompletionSource } from '../onnx/onnxCompletions';
 import { generate } from '../sampling/sampler';
 import type { Tokenizer } from '../tokenizer';
+import { encodePrompt } from '../data/chatTokens';
 
 interface LoadedCheckpoint {
   readonly dir: string;
@@ -52,7 +53,7 @@ export class SampleServer {
     const loadMs = performance.now() - loadStart;
 
     const start = performance.now();
-    const promptIds = tokenizer.encode(request.prompt, { bos: true });
+    const promptIds = encodePrompt(tokenizer, request.prompt);
     const room = model.config.block_size - promptIds.length;
     if (room < 1)
       throw new Error(
