@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { decodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
+import { decodeTrace, type DecodedTraceRow } from '../../src/shared/traceFormat';
 import { loadStageModel } from '../../src/trainer/checkpoint/modelLoading';
 import { encodePrompt } from '../../src/trainer/data/chatTokens';
 import { makeBatch } from '../../src/trainer/data/textExamples';
@@ -142,7 +142,7 @@ const lastCheckpoint = (runDir: string) => {
 };
 
 /** Every per-token column present, one value per response token, finite; token texts are the tokenizer's. */
-function checkPpoRow(row: PpoTraceRow, tokenizer: Tokenizer): void {
+function checkPpoRow(row: DecodedTraceRow<'ppo'>, tokenizer: Tokenizer): void {
   const n = row.token_ids.length;
   assert.ok(n >= 1, 'a response token');
   for (const column of ['logprob', 'ref_logprob', 'kl', 'value', 'reward', 'advantage', 'return'] as const) {
@@ -221,7 +221,7 @@ async function runCase(options: PipelineCase): Promise<void> {
   const row = trace.rows[0];
   const ids = [...encodePrompt(tokenizer, row.prompt), ...row.token_ids];
   const engine = await createChosenEngine(await selectBackend('wasm'), options.engine);
-  const { model } = await loadStageModel(engine, checkpoint, { heads: ['value'], seed: 0 });
+  const { model } = await loadStageModel(engine, checkpoint, { heads: ['v_head'], seed: 0 });
   try {
     const batch = makeBatch([{ ids, lossStart: 1 }], ids.length - 1, tokenizer.padId);
     const ours = (await model.evaluate(batch, { logprobs: true })).logprobs as Float32Array;
