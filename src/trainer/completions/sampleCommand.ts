@@ -1,16 +1,19 @@
-/** `rlhf-lens sample <checkpoint-dir>`: prints completions of prompts from a checkpoint. */
+/**
+ * `rlhf-lens sample <checkpoint-dir>`: prints completions of prompts from a checkpoint or a Hugging Face model folder
+ * (any architecture the engines build), sampled on the tfjs engine with the KV cache.
+ */
 import * as path from 'node:path';
 import { backendNames } from '../../shared/backendNames';
 import { quote, UserError } from '../../shared/userError';
-import { loadCheckpoint } from '../checkpoint/checkpoint';
-import { gptConfigOf } from '../checkpoint/modelLoading';
+import { readModelSource } from '../checkpoint/modelLoading';
+import type { EngineModel } from '../engine/engine';
 import { asUserError, numberOption, parseCommandArgs } from '../cli';
 import { generateReviews } from '../data/reviews';
 import { selectBackend, type BackendRequest } from '../engine/tfjs/backend';
-import { Gpt } from '../engine/tfjs/gpt';
-import { generate } from '../sampling/sampler';
+import { createTrainingEngine } from '../engineFactory';
 import { parseSamplingFlags, samplingFlags } from '../sampling/samplingFlags';
 import { sampleDemoPromptsSeed } from '../seeds';
+import { encodePrompt } from '../data/chatTokens';
 
 /** Tokens per completion when --max-new-tokens is not given. */
 const defaultMaxNewTokens = 48;
@@ -55,15 +58,15 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
     });
 
   const checkpointDir = path.resolve(positionals[0]);
-  await selectBackend(backend as BackendRequest);
+  const engine = createTrainingEngine(await selectBackend(backend as BackendRequest));
   const hint =
-    "give a checkpoint folder written by rlhf-lens (a run's checkpoints/step-<n>), with config.json, " +
-    'model.safetensors, trainer_state.json and tokenizer.json';
-  let model: Gpt;
-  let checkpoint: Awaited<ReturnType<typeof loadCheckpoint>>;
+    "give a checkpoint folder written by rlhf-lens (a run's checkpoints/step-<n>) or a Hugging Face model folder " +
+    '(gpt2, llama, qwen2, mistral), with config.json, model.safetensors and tokenizer.json';
+  let model: EngineModel;
+  let checkpoint: Awaited<ReturnType<typeof readModelSource>>;
   try {
-    checkpoint = await loadCheckpoint(checkpointDir);
-    model = Gpt.fromWeights(gptConfigOf(checkpoint.config), [], checkpoint.weights);
+    checkpoint = await readModelSource(checkpointDir, { seed });
+    model = engine.createModel(checkpoint.config.model, { heads: [], weights: checkpoint.weights, seed });
   } catch (error) {
     throw asUserError(error, { file: checkpointDir, hint });
   }
@@ -71,9 +74,8 @@ export async function sampleFromCheckpoint(args: string[]): Promise<number> {
   // Without --prompt, openings of demo reviews (the embedded task) show what the model learned.
   const prompts = values.prompt ?? generateReviews(count, sampleDemoPromptsSeed).map((review) => review.prompt);
   try {
-    const sequences = await generate(
-      model,
-      prompts.map((prompt) => tokenizer.encode(prompt, { bos: true })),
+    const sequences = await model.generate(
+      prompts.map((prompt) => encodePrompt(tokenizer, prompt)),
       { ...options, eosTokenId: tokenizer.eosId, padTokenId: tokenizer.padId },
     );
     sequences.forEach((sequence, i) =>

@@ -8,16 +8,18 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { SampleRequestMessage, SampleResultMessage } from '../../shared/protocol';
-import { gptConfigOf, readModelSource } from '../checkpoint/modelLoading';
+import { readModelSource } from '../checkpoint/modelLoading';
+import type { EngineModel } from '../engine/engine';
 import { selectBackend, type BackendChoice } from '../engine/tfjs/backend';
-import { Gpt } from '../engine/tfjs/gpt';
+import { createTrainingEngine } from '../engineFactory';
 import type { OnnxCompletionSource } from '../onnx/onnxCompletions';
-import { generate } from '../sampling/sampler';
 import type { Tokenizer } from '../tokenizer';
+import { encodePrompt } from '../data/chatTokens';
 
 interface LoadedCheckpoint {
   readonly dir: string;
-  readonly model: Gpt;
+  /** Any causal LM (our GPT, GPT-2, the Llama family) on the tfjs engine, sampled with its KV cache. */
+  readonly model: EngineModel;
   readonly tokenizer: Tokenizer;
 }
 
@@ -52,7 +54,7 @@ export class SampleServer {
     const loadMs = performance.now() - loadStart;
 
     const start = performance.now();
-    const promptIds = tokenizer.encode(request.prompt, { bos: true });
+    const promptIds = encodePrompt(tokenizer, request.prompt);
     const room = model.config.block_size - promptIds.length;
     if (room < 1)
       throw new Error(
@@ -60,8 +62,7 @@ export class SampleServer {
           `Shorten the prompt.`,
       );
     // The same prompt K times in one batch: one forward per new token serves all K completions.
-    const sequences = await generate(
-      model,
+    const sequences = await model.generate(
       Array.from({ length: request.numSamples }, () => promptIds),
       {
         temperature: request.temperature,
@@ -117,15 +118,15 @@ export class SampleServer {
   private async load(dir: string): Promise<LoadedCheckpoint> {
     if (this.loaded?.dir === dir) return this.loaded;
     this.backend ??= await selectBackend('auto');
-    // A checkpoint or a Hugging Face gpt2 folder; the tfjs sampler runs GPT-2's layout (gptConfigOf refuses others).
+    // A checkpoint or a Hugging Face model folder (gpt2 or the Llama family), without its heads.
     const checkpoint = await readModelSource(dir, { seed: 0 });
-    const config = gptConfigOf(checkpoint.config);
     this.dispose();
-    this.loaded = {
-      dir,
-      model: Gpt.fromWeights(config, [], checkpoint.weights),
-      tokenizer: checkpoint.tokenizer,
-    };
+    const model = createTrainingEngine(this.backend).createModel(checkpoint.config.model, {
+      heads: [],
+      weights: checkpoint.weights,
+      seed: 0,
+    });
+    this.loaded = { dir, model, tokenizer: checkpoint.tokenizer };
     return this.loaded;
   }
 }

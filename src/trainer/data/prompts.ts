@@ -15,6 +15,8 @@ export interface PromptSet {
   readonly heldOut: string[];
   /** True when the oracle applies (the demo task). */
   readonly hasOracle: boolean;
+  /** Rendered with the chat template, which wrote the special tokens: encode without adding BOS (chatTokens.ts). */
+  readonly chatFormatted: boolean;
   readonly messages: string[];
 }
 
@@ -31,7 +33,13 @@ export async function loadPrompts(
   chat?: ChatFormatter,
 ): Promise<PromptSet> {
   if (config.source === 'demo') {
-    return { train: demoPrompts(count, seed), heldOut: heldOutPrompts(heldOutCount), hasOracle: true, messages: [] };
+    return {
+      train: demoPrompts(count, seed),
+      heldOut: heldOutPrompts(heldOutCount),
+      hasOracle: true,
+      chatFormatted: false,
+      messages: [],
+    };
   }
   const file = path.resolve(configDir, config.path);
   const chatTemplate = config.chat_template ?? false;
@@ -88,6 +96,7 @@ export async function loadPrompts(
     train: prompts.slice(0, prompts.length - split),
     heldOut: prompts.slice(prompts.length - split).slice(0, heldOutCount),
     hasOracle: false,
+    chatFormatted: chatTemplate,
     messages,
   };
 }

@@ -20,7 +20,7 @@ export interface SftExample {
 }
 
 export interface TokenizedExample {
-  /** BOS, prompt, completion, EOS. */
+  /** BOS, prompt, completion, EOS (a chat template's rendering as it is). */
   readonly ids: readonly number[];
   /** Index in `ids` of the first token whose prediction is trained on. */
   readonly lossStart: number;
@@ -99,11 +99,13 @@ export function tokenizeExample(
 ): TokenizedExample {
   const promptIds = example.prompt === undefined ? [] : tokenizer.encode(example.prompt);
   const completionIds = tokenizer.encode(example.completion);
-  // A model without BOS (Qwen2) starts with the prompt's first token.
-  const bos = tokenizer.bosId === undefined ? [] : [tokenizer.bosId];
-  const ids = [...bos, ...promptIds, ...completionIds, tokenizer.eosId].slice(0, maxTokens);
+  // A model without BOS (Qwen2) starts with the prompt's first token. A chat template wrote its own special
+  // tokens (BOS and the end of each turn): nothing is added, as TRL tokenizes conversational examples.
+  const bos = tokenizer.bosId === undefined || example.chatFormatted ? [] : [tokenizer.bosId];
+  const eos = example.chatFormatted ? [] : [tokenizer.eosId];
+  const ids = [...bos, ...promptIds, ...completionIds, ...eos].slice(0, maxTokens);
   // Target t predicts ids[t + 1]; training on completions means targets from the first completion token.
-  const lossStart = completionOnly && example.prompt !== undefined ? 1 + promptIds.length : 1;
+  const lossStart = completionOnly && example.prompt !== undefined ? bos.length + promptIds.length : 1;
   return { ids, lossStart: Math.min(lossStart, ids.length) };
 }
 

@@ -11,6 +11,7 @@ import { buildSequenceBatch, responseValues, tokenBatchOf, type SequenceBatch } 
 import type { EngineModel, TrainingEngine } from '../engine/engine';
 import { seeds } from '../seeds';
 import type { Task } from '../tasks/task';
+import { encodePrompt } from '../data/chatTokens';
 
 /** Prompts sampled per generation batch: chunks keep the batch (and memory) small on 2 cores. */
 const promptsPerChunk = 64;
@@ -66,7 +67,7 @@ export async function evaluatePolicy(
     const lengths: number[] = [];
     for (let start = 0; start < prompts.length; start += promptsPerChunk) {
       const chunk = prompts.slice(start, start + promptsPerChunk);
-      const encoded = chunk.map((prompt) => tokenizer.encode(prompt, { bos: true }));
+      const encoded = chunk.map((prompt) => encodePrompt(tokenizer, prompt));
       const sequences = await policy.generate(encoded, {
         temperature: 1,
         topK: 0,

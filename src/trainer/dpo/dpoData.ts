@@ -10,6 +10,7 @@ import { buildSequenceBatch, padTo, responseValues, tokenBatchOf, type SequenceB
 import type { EngineModel } from '../engine/engine';
 import type { StageContext } from '../stageContext';
 import type { Tokenizer } from '../tokenizer';
+import { encodePrompt } from '../data/chatTokens';
 
 /** Pairs (2 × this many sequences) per forward when only reading log-probabilities. */
 const readBatchPairs = 32;
@@ -68,7 +69,7 @@ export async function readDpoPairs(
  */
 export function tokenizePair(tokenizer: Tokenizer, pair: PreferencePair, blockSize: number): TokenizedPair {
   const maxTokens = blockSize + 1; // the last token is a target only
-  let promptIds = tokenizer.encode(pair.prompt, { bos: true });
+  let promptIds = encodePrompt(tokenizer, pair.prompt);
   if (promptIds.length > maxTokens - 1) promptIds = promptIds.slice(promptIds.length - (maxTokens - 1));
   const fit = (completion: string) =>
     [...tokenizer.encode(completion), tokenizer.eosId].slice(0, maxTokens - promptIds.length);

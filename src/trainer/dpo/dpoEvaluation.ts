@@ -15,6 +15,7 @@ import type { RunJsonFields } from '../run/runDirectory';
 import type { Task } from '../tasks/task';
 import type { StageContext } from '../stageContext';
 import type { Tokenizer } from '../tokenizer';
+import { encodePrompt } from '../data/chatTokens';
 
 // Held-out generations: the oracle's score and the KL to the reference
 
@@ -40,7 +41,7 @@ export async function evaluateGenerations(
 ): Promise<GenerationEval> {
   const blockSize = policy.config.block_size;
   const kept = prompts
-    .map((prompt) => ({ prompt, ids: tokenizer.encode(prompt, { bos: true }) }))
+    .map((prompt) => ({ prompt, ids: encodePrompt(tokenizer, prompt) }))
     .filter((item) => item.ids.length < blockSize);
   if (kept.length === 0)
     throw new Error(

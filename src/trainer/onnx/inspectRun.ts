@@ -24,7 +24,9 @@ import { writeTrace } from '../run/traceWriter';
 import type { SamplingOptions } from '../sampling/sampler';
 import { parseSamplingFlags, samplingFlags } from '../sampling/samplingFlags';
 import { seeds } from '../seeds';
-import { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
+import { encodePrompt } from '../data/chatTokens';
+import { loadFolderTokenizer } from './folderTokenizer';
 import { quote, UserError } from '../../shared/userError';
 import { numberOption, parseCommandArgs, UsageError } from '../cli';
 import { OnnxCausalLm } from './onnxCausalLm';
@@ -49,20 +51,25 @@ export interface InspectOptions {
 }
 
 /** The special-token ids a folder's config.json names, else the tokenizer's own. */
-function specialIds(dir: string, tokenizer: BpeTokenizer): { bos: number; eos: number; pad: number } {
+function specialIds(dir: string, tokenizer: Tokenizer): { eos: number; pad: number } {
   const file = path.join(dir, 'config.json');
   return specialTokenIds(
     parseJsonText(readFileSync(file, 'utf8'), file),
     file,
-    { bos: tokenizer.bosId, eos: tokenizer.eosId, pad: tokenizer.padId },
+    { bos: tokenizer.bosId ?? tokenizer.eosId, eos: tokenizer.eosId, pad: tokenizer.padId },
     tokenizer.vocabSize,
   );
 }
 
+/** A file's text, or undefined when there is none. */
+function readOptional(file: string): string | undefined {
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
 /** The tokenizer and special ids the policy and the reference share. */
 interface InspectionTokens {
-  readonly tokenizer: BpeTokenizer;
-  readonly ids: { bos: number; eos: number; pad: number };
+  readonly tokenizer: Tokenizer;
+  readonly ids: { eos: number; pad: number };
 }
 
 /** The ONNX models an inspection run scores with; `reward` only when --reward is given. */
@@ -87,9 +94,10 @@ interface InspectionContext {
 
 /** The policy's tokenizer and special ids, after checking the reference shares the tokenizer. */
 async function loadInspectionTokens(options: InspectOptions): Promise<InspectionTokens> {
-  const tokenizer = await BpeTokenizer.load(options.policy);
-  const referenceTokenizer = await BpeTokenizer.load(options.reference);
-  if (JSON.stringify(tokenizer.toModel()) !== JSON.stringify(referenceTokenizer.toModel())) {
+  const tokenizer = await loadFolderTokenizer(options.policy);
+  const sameFile = (name: string) =>
+    readOptional(path.join(options.policy, name)) === readOptional(path.join(options.reference, name));
+  if (!sameFile('tokenizer.json')) {
     throw new Error(
       `${options.reference}/tokenizer.json differs from ${options.policy}/tokenizer.json: per-token KL needs ` +
         `the policy and the reference to share a tokenizer.`,
@@ -167,7 +175,7 @@ async function inspectionRollout(context: InspectionContext, step: number, texts
   const { options, tokens, temperature } = context;
   const { policy, reference, reward } = context.models;
   const { tokenizer, ids } = tokens;
-  const encoded = texts.map((text) => [ids.bos, ...tokenizer.encode(text)]);
+  const encoded = texts.map((text) => encodePrompt(tokenizer, text));
   const sampled = await generateOnnx(policy, encoded, {
     ...options.sampling,
     // PPO's per-step stream, with the 1-based step number (PPO passes its 0-based step index)

@@ -6,7 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseJsonText, specialTokenIds } from '../../shared/runFiles';
-import { BpeTokenizer } from '../tokenizer';
+import type { Tokenizer } from '../tokenizer';
+import { encodePrompt } from '../data/chatTokens';
+import { loadFolderTokenizer } from './folderTokenizer';
 import { OnnxCausalLm } from './onnxCausalLm';
 import { generateOnnx } from './onnxSampler';
 import type { SampledSequence, SamplingOptions } from '../sampling/sampler';
@@ -20,30 +22,30 @@ export class OnnxCompletionSource {
   private constructor(
     readonly dir: string,
     readonly model: OnnxCausalLm,
-    readonly tokenizer: BpeTokenizer,
-    private readonly ids: { bos: number; eos: number; pad: number },
+    readonly tokenizer: Tokenizer,
+    private readonly ids: { eos: number; pad: number },
   ) {}
 
   static async load(dir: string): Promise<OnnxCompletionSource> {
-    const tokenizer = await BpeTokenizer.load(dir);
+    const tokenizer = await loadFolderTokenizer(dir);
     const configFile = path.join(dir, 'config.json');
     const ids = specialTokenIds(
       parseJsonText(readFileSync(configFile, 'utf8'), configFile),
       configFile,
-      { bos: tokenizer.bosId, eos: tokenizer.eosId, pad: tokenizer.padId },
+      { bos: tokenizer.bosId ?? tokenizer.eosId, eos: tokenizer.eosId, pad: tokenizer.padId },
       tokenizer.vocabSize,
     );
     const model = await OnnxCausalLm.fromFolder(dir);
     return new OnnxCompletionSource(dir, model, tokenizer, ids);
   }
 
-  /** `count` completions of one prompt (BOS + the prompt's tokens), sampled in one batch. */
+  /** `count` completions of one prompt (BOS, when the model has one, + the prompt's tokens), sampled in one batch. */
   async complete(
     prompt: string,
     count: number,
     options: Omit<SamplingOptions, 'eosTokenId' | 'padTokenId'> & { stopAtEos?: boolean },
   ): Promise<{ sequences: SampledSequence[]; texts: string[] }> {
-    const promptIds = [this.ids.bos, ...this.tokenizer.encode(prompt)];
+    const promptIds = encodePrompt(this.tokenizer, prompt);
     const room = this.model.info.maxPositions - promptIds.length;
     if (room < 1)
       throw new Error(

@@ -9,6 +9,7 @@ import { collectRollout } from '../rollout/engineRollout';
 import type { RolloutModels } from '../rollout/rolloutEngine';
 import type { Task } from '../tasks/task';
 import type { Tokenizer } from '../tokenizer';
+import { encodePrompt } from '../data/chatTokens';
 
 /** The eval/* metrics of the policy now. */
 export async function evaluatePolicy(
@@ -21,7 +22,7 @@ export async function evaluatePolicy(
 ): Promise<Record<string, number>> {
   const rollout = await collectRollout(
     models,
-    prompts.map((prompt) => tokenizer.encode(prompt, { bos: true })),
+    prompts.map((prompt) => encodePrompt(tokenizer, prompt)),
     {
       temperature: stage.temperature,
       topK: stage.top_k,

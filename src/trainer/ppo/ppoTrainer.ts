@@ -15,6 +15,7 @@ import type { PpoStageConfig } from '../../shared/runConfig';
 import type { CheckpointContents } from '../checkpoint/checkpoint';
 import { loadEngineModel } from '../checkpoint/modelLoading';
 import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
+import { chatFormatterOf, encodePrompt } from '../data/chatTokens';
 import { loadPrompts, type PromptSet } from '../data/prompts';
 import { loadSftExamples, tokenizeExample, type TokenizedExample } from '../data/textExamples';
 import type { EngineModel, EngineOptimizer } from '../engine/engine';
@@ -102,16 +103,18 @@ async function ppoData(
     stage.total_episodes,
     stage.num_eval_prompts,
     seed,
+    chatFormatterOf(tokenizer),
   );
   for (const message of prompts.messages) log('warn', message);
-  const encodedPrompts = prompts.train.map((prompt) => tokenizer.encode(prompt, { bos: true }));
+  const encodedPrompts = prompts.train.map((prompt) => encodePrompt(tokenizer, prompt, prompts.chatFormatted));
   const longest = Math.max(...encodedPrompts.map((ids) => ids.length));
   if (longest + 1 > blockSize)
     throw new Error(`A prompt of ${longest} tokens leaves no room for a response in the context of ${blockSize}.`);
   // PPO-ptx: language-modelling batches from the SFT data, mixed into each update.
   let ptxExamples: TokenizedExample[] = [];
   if (stage.ptx_coef > 0) {
-    const loaded = await loadSftExamples(stage.ptx_dataset ?? defaultPtxDataset, context.configDir, seed);
+    const dataset = stage.ptx_dataset ?? defaultPtxDataset;
+    const loaded = await loadSftExamples(dataset, context.configDir, seed, chatFormatterOf(tokenizer));
     ptxExamples = loaded.examples.map((example) => tokenizeExample(tokenizer, example, false, blockSize + 1));
   }
   return { prompts, encodedPrompts, ptxExamples };

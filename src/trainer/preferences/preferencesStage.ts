@@ -20,6 +20,9 @@ import { seeds } from '../seeds';
 import type { LogLevel, StageContext, StageResult } from '../stageContext';
 import type { Tokenizer } from '../tokenizer';
 import { simulatedRanking } from './simulatedAnnotator';
+import { renderPreferenceFile } from './chatPreferenceFile';
+import { loadHfTokenizer } from '../hf/hfTokenizer';
+import { chatFormatterOf, encodePrompt } from '../data/chatTokens';
 
 /** Prompts per generation batch (× K completions each). */
 export const promptsPerBatch = 16;
@@ -111,7 +114,7 @@ async function labelBatch(
   const { stage, context, model, tokenizer, policyDir, file } = labelling;
   const { run, seed } = context;
   const t0 = performance.now();
-  const encoded = batchPrompts.map((prompt) => tokenizer.encode(prompt, { bos: true }));
+  const encoded = batchPrompts.map((prompt) => encodePrompt(tokenizer, prompt));
   const k = stage.completions_per_prompt;
   const sequences = await model.generate(
     encoded.flatMap((ids) => Array.from({ length: k }, () => ids)),
@@ -155,14 +158,33 @@ async function labelBatch(
   };
 }
 
+/** The folder whose tokenizer renders a file's lines: the policy's, else the run's model folder (model.from). */
+function policyFolder(stage: PreferencesStageConfig, context: StageContext): string {
+  const policy = context.resolve(stage.policy, 'checkpoint');
+  if (existsSync(policy) || context.model.from === undefined) return policy;
+  return path.resolve(context.configDir, context.model.from);
+}
+
 export async function runPreferencesStage(stage: PreferencesStageConfig, context: StageContext): Promise<StageResult> {
   const { run, log, seed } = context;
   if (stage.annotator === 'file') {
     if (!stage.file) throw new Error('"annotator": "file" needs "file": the preference file to use.');
     const file = path.resolve(context.configDir, stage.file);
     if (!existsSync(file)) throw new Error(`The preference file ${file} does not exist.`);
-    log('info', `using the judgments in ${file}`);
-    return { status: 'completed', step: 0, outputs: { preferences: file }, lastMetrics: {} };
+    if (!stage.chat_template) {
+      log('info', `using the judgments in ${file}`);
+      return { status: 'completed', step: 0, outputs: { preferences: file }, lastMetrics: {} };
+    }
+    const rendered = path.join(run.dir, 'preferences.jsonl');
+    const tokenizerFolder = policyFolder(stage, context);
+    const { rendered: count, problems } = await renderPreferenceFile(
+      file,
+      rendered,
+      await loadHfTokenizer(tokenizerFolder),
+    );
+    for (const problem of problems) log('warn', problem);
+    log('info', `${count} lines of ${file} rendered with the chat template of ${tokenizerFolder} into ${rendered}`);
+    return { status: 'completed', step: 0, outputs: { preferences: rendered }, lastMetrics: {} };
   }
 
   const policyDir = context.resolve(stage.policy, 'checkpoint');
@@ -172,7 +194,8 @@ export async function runPreferencesStage(stage: PreferencesStageConfig, context
   const tokenizer = checkpoint.tokenizer;
   const file = path.join(run.dir, 'preferences.jsonl');
   try {
-    const prompts = await loadPrompts(stage.prompts, context.configDir, stage.num_prompts, 0, seed);
+    const chat = chatFormatterOf(tokenizer);
+    const prompts = await loadPrompts(stage.prompts, context.configDir, stage.num_prompts, 0, seed, chat);
     for (const message of prompts.messages) log('warn', message);
     if (!prompts.hasOracle)
       throw new Error(

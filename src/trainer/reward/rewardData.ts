@@ -9,6 +9,7 @@ import type { ScoreBatch } from '../engine/engine';
 import type { StageContext } from '../stageContext';
 import type { Task } from '../tasks/task';
 import type { Tokenizer } from '../tokenizer';
+import { encodePrompt } from '../data/chatTokens';
 
 /** Prompt-too-long warnings logged one by one before they are only counted. */
 const maxSkipWarnings = 5;
@@ -110,7 +111,7 @@ export function prepareJudgments(
       noPairs++;
       continue;
     }
-    const promptIds = tokenizer.encode(judgment.prompt, { bos: true });
+    const promptIds = encodePrompt(tokenizer, judgment.prompt);
     if (promptIds.length >= blockSize) {
       if (skipped++ < maxSkipWarnings)
         log(

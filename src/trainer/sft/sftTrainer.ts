@@ -19,6 +19,8 @@ import { learningRateAt } from '../optim/schedule';
 import { seeds } from '../seeds';
 import type { StageContext, StageResult } from '../stageContext';
 import { BpeTokenizer, trainBpe, type Tokenizer } from '../tokenizer';
+import type { ChatFormatter } from '../data/chatExamples';
+import { chatFormatterOf } from '../data/chatTokens';
 import { loadSftExamples, makeBatch, tokenizeExample, type TokenizedExample } from '../data/textExamples';
 
 const maxEvalExamples = 512;
@@ -78,7 +80,7 @@ async function evaluate(
 async function startingPoint(
   stage: SftStageConfig,
   context: StageContext,
-  corpus: () => string[],
+  corpus: () => Promise<string[]>,
 ): Promise<{ source?: CheckpointContents; tokenizer: Tokenizer; modelConfig: CausalLmConfig }> {
   const { run, log } = context;
   const options = { seed: context.seed, blockSize: context.model.block_size, dropout: context.model.dropout };
@@ -102,8 +104,8 @@ async function startingPoint(
     const modelConfig = isLlamaConfig(model) ? model : { ...model, dropout: context.model.dropout };
     return { source, tokenizer: source.tokenizer, modelConfig };
   }
+  const texts = await corpus();
   const t0 = performance.now();
-  const texts = corpus();
   const tokenizer = new BpeTokenizer(trainBpe(texts, { vocabSize: context.vocabSize }));
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   log(
@@ -116,13 +118,20 @@ async function startingPoint(
 export async function runSftStage(stage: SftStageConfig, context: StageContext): Promise<StageResult> {
   const { run, log, seed } = context;
   const started = performance.now();
-  const loaded = await loadSftExamples(stage.dataset, context.configDir, seed);
-  for (const message of loaded.messages)
-    log(message.includes(': ') && /line \d+|:\d+:/.test(message) ? 'warn' : 'info', message);
-  const split = splitExamples(loaded.examples, stage.eval_fraction, seed);
-  const { source, tokenizer, modelConfig } = await startingPoint(stage, context, () =>
-    split.train.map((example) => (example.prompt ?? '') + example.completion),
-  );
+  // The examples are rendered with the model folder's chat template, so a model that brings its tokenizer is
+  // loaded first; a BPE trained here is trained on the examples, so they come first then.
+  const readExamples = async (chat?: ChatFormatter) => {
+    const loaded = await loadSftExamples(stage.dataset, context.configDir, seed, chat);
+    for (const message of loaded.messages)
+      log(message.includes(': ') && /line \d+|:\d+:/.test(message) ? 'warn' : 'info', message);
+    return splitExamples(loaded.examples, stage.eval_fraction, seed);
+  };
+  let examples: Awaited<ReturnType<typeof readExamples>> | undefined;
+  const { source, tokenizer, modelConfig } = await startingPoint(stage, context, async () => {
+    examples = await readExamples();
+    return examples.train.map((example) => (example.prompt ?? '') + example.completion);
+  });
+  const split = examples ?? (await readExamples(chatFormatterOf(tokenizer)));
   const model = context.engine.createModel(modelConfig, {
     heads: [],
     seed,
