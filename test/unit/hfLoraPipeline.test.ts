@@ -6,14 +6,19 @@
  * exported PPO checkpoint computes the merged model's logits.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { decodeSafetensors } from '../../src/shared/safetensors';
+import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../src/shared/safetensors';
+import { decodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
+import { exportCheckpoint } from '../../src/trainer/onnx/exportModel';
+import { OnnxCausalLm } from '../../src/trainer/onnx/onnxCausalLm';
+import { traceFile } from '../../src/trainer/run/traceWriter';
+import { HfTokenizerAdapter } from '../../src/trainer/tokenizer';
 import { readModelSource } from '../../src/trainer/checkpoint/modelLoading';
 import { runPipeline } from '../../src/trainer/pipeline';
 import { peftPrefix } from '../../src/trainer/lora/peftAdapter';
-import { twinUnavailable } from '../fixtures/hf/hfTwin';
+import { twinLogits, twinUnavailable } from '../fixtures/hf/hfTwin';
 import { writePretrainedFolder } from '../fixtures/hf/pretrainedFolders';
 import { temporaryFolder } from './hfFolderWriter';
 

@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { checkTrainerState, parseJsonText } from '../../shared/runFiles';
 import { quote } from '../../shared/userError';
+import { isRecord } from '../../shared/isRecord';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
 import { gptWeightShapes } from '../model/gptWeightShapes';
 import type { NamedArrays, OptimizerState } from '../engine/engine';
@@ -191,12 +192,15 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
     return full;
   };
   const configFile = need('config.json');
-  if (existsSync(path.join(dir, adapterConfigFile)))
-    throw new Error(
-      `${dir} is a LoRA checkpoint (${adapterConfigFile}): its base model is read with it ` +
-        '(checkpoint/modelLoading.ts readModelSource), or merge it with "rlhf-lens export".',
-    );
-  const config = readCheckpointConfig(readJsonFile(configFile), configFile);
+  const json = readJsonFile(configFile);
+  // A LoRA stage's checkpoint (loraCheckpoint.ts) holds adapters, not the model: its base is read with it.
+  if (existsSync(path.join(dir, adapterConfigFile)) && isRecord(json) && isRecord(json.rlhf_lens))
+    if (json.rlhf_lens.lora_base !== undefined)
+      throw new Error(
+        `${dir} is a LoRA checkpoint (${adapterConfigFile}): read it with its base model ` +
+          '(checkpoint/modelLoading.ts readModelSource), or merge it with "rlhf-lens export".',
+      );
+  const config = readCheckpointConfig(json, configFile);
   const modelFile = need('model.safetensors');
   const saved = fromSafetensors(modelFile).weights;
   const weights = config.legacy ? saved : toEngineNames(saved);

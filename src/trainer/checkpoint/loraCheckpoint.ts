@@ -18,7 +18,7 @@
  * merged (loraSource in modelLoading.ts): this project merges the chain; transformers users merge the SFT adapter
  * into its base (merge_and_unload) and load the reward adapter on top.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isRecord } from '../../shared/isRecord';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
@@ -41,8 +41,19 @@ export interface LoraCheckpointContents extends CheckpointContents {
   readonly lora: { readonly settings: LoraSettings; readonly base: string };
 }
 
-/** True when `dir` holds a PEFT adapter (a LoRA stage's checkpoint, or PEFT's own folder). */
-export const isAdapterFolder = (dir: string): boolean => existsSync(path.join(dir, adapterConfigFile));
+/** The key of config.json's `rlhf_lens` that marks a LoRA stage's checkpoint and names its base. */
+export const loraBaseKey = 'lora_base';
+
+/** True when `dir` is a LoRA stage's checkpoint: a PEFT adapter with config.json's `rlhf_lens.lora_base`. */
+export function isLoraCheckpoint(dir: string): boolean {
+  if (!existsSync(path.join(dir, adapterConfigFile))) return false;
+  try {
+    const json: unknown = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    return isRecord(json) && isRecord(json.rlhf_lens) && typeof json.rlhf_lens[loraBaseKey] === 'string';
+  } catch {
+    return false; // not ours: loadCheckpoint names the file and what is wrong with it
+  }
+}
 
 /** Writes a LoRA stage's checkpoint `dir` (one durable folder): its adapters, heads and optimizer, not the base. */
 export async function saveLoraCheckpoint(dir: string, contents: LoraCheckpointContents): Promise<void> {
@@ -67,7 +78,7 @@ export async function saveLoraCheckpoint(dir: string, contents: LoraCheckpointCo
     const lens = json.rlhf_lens as Record<string, unknown>;
     writeJsonDurable(path.join(folder, 'config.json'), {
       ...json,
-      rlhf_lens: { ...lens, lora_base: path.relative(path.resolve(dir), base) },
+      rlhf_lens: { ...lens, [loraBaseKey]: path.relative(path.resolve(dir), base) },
     });
     writeJsonDurable(path.join(folder, 'generation_config.json'), generationConfigJson(config));
     writeJsonDurable(path.join(folder, 'trainer_state.json'), contents.trainerState);
@@ -113,7 +124,7 @@ export async function loadLoraCheckpoint(
 /** The base folder of checkpoint `dir`: `rlhf_lens.lora_base` relative to it, else the adapter's absolute path. */
 function baseFolder(dir: string, json: unknown, absolute: string | null): string {
   const lens = isRecord(json) ? json.rlhf_lens : undefined;
-  const relative = isRecord(lens) && typeof lens.lora_base === 'string' ? lens.lora_base : undefined;
+  const relative = isRecord(lens) && typeof lens[loraBaseKey] === 'string' ? lens[loraBaseKey] : undefined;
   const candidates = [
     ...(relative === undefined ? [] : [path.resolve(dir, relative)]),
     ...(absolute === null ? [] : [path.resolve(absolute)]),

@@ -20,7 +20,7 @@ import { isLlamaConfig, llamaConfig, type CausalLmConfig } from '../model/causal
 import type { GptConfig, ScalarHead } from '../model/gptConfig';
 import { BpeTokenizer, HfTokenizerAdapter, type Tokenizer } from '../tokenizer';
 import { loadCheckpoint, type CheckpointContents } from './checkpoint';
-import { isAdapterFolder, loadLoraCheckpoint } from './loraCheckpoint';
+import { isLoraCheckpoint, loadLoraCheckpoint } from './loraCheckpoint';
 import { mergeLoraWeights } from '../lora/mergeLora';
 import { gptConfigOfGpt2 } from '../model/gpt2Config';
 import type { ModelCheckpointConfig } from './checkpointConfig';
@@ -96,7 +96,7 @@ async function readFolder(
       hint: 'a model folder holds config.json, model.safetensors (or shards) and tokenizer.json',
     });
   if (isLensCheckpoint(folder)) {
-    const checkpoint = isAdapterFolder(folder) ? await loraSource(folder, options) : await loadCheckpoint(folder);
+    const checkpoint = isLoraCheckpoint(folder) ? await loraSource(folder, options) : await loadCheckpoint(folder);
     const model = checkpoint.config.model;
     if (isLlamaConfig(model)) return checkpoint;
     // A checkpoint's dropout is its training run's; the stage decides its own (off unless it trains with it).
