@@ -151,4 +151,49 @@ test('SFT → preferences → reward → PPO and DPO, all with LoRA, from a Smol
     logs.some((line) => line.includes('reference = the policy with its LoRA adapters off')),
     logs.join('\n'),
   );
+
+  // Traces: the PPO rollouts' token texts are the folder tokenizer's.
+  const tokenizer = await HfTokenizerAdapter.load(base);
+  const trace = decodeTrace(new Uint8Array(readFileSync(traceFile(ppo, 1)))).rows as PpoTraceRow[];
+  assert.ok(trace.length > 0);
+  for (const row of trace) {
+    assert.equal(row.tokens.length, row.token_ids.length);
+    assert.deepEqual(
+      row.tokens,
+      row.token_ids.map((id) => tokenizer.tokenText(id)),
+    );
+    assert.ok(
+      row.tokens.some((text) => /[a-z]/.test(text)),
+      'texts, not ids',
+    );
+  }
+
+  // The exported PPO checkpoint computes the merged model: base + SFT adapters, then + PPO adapters.
+  const ppoCheckpoint = path.join(ppo, 'checkpoints', 'step-2');
+  const exported = await exportCheckpoint(ppoCheckpoint, path.join(dir, 'ppo-onnx'));
+  assert.ok(exported.mergedWeights.length > 0);
+  const mergedPolicy = await readModelSource(ppoCheckpoint, { seed: 1 });
+  const mergedFolder = path.join(dir, 'merged');
+  mkdirSync(mergedFolder);
+  copyFileSync(path.join(base, 'config.json'), path.join(mergedFolder, 'config.json'));
+  const trunk: Record<string, SafetensorsTensor> = {};
+  for (const [name, { shape, data }] of mergedPolicy.weights)
+    if (!name.startsWith('v_head.')) trunk[name] = { dtype: 'F32', shape, data };
+  writeFileSync(path.join(mergedFolder, 'model.safetensors'), encodeSafetensors(trunk, { format: 'pt' }));
+  const ids = [tokenizer.encode('the film was', { bos: true })];
+  const expected = twinLogits(mergedFolder, ids).logits;
+  const session = await OnnxCausalLm.fromFolder(exported.outDir);
+  const { logits } = await session.forward({ batch: 1, length: ids[0].length, ids: ids[0] });
+  assert.ok(maxAbsDiff(logits, expected) < logitTolerance, `exported vs merged: ${maxAbsDiff(logits, expected)}`);
+  const baseLogits = twinLogits(base, ids).logits;
+  assert.ok(maxAbsDiff(baseLogits, expected) > logitTolerance, 'the adapters moved the model');
+  await session.release();
 });
+
+const logitTolerance = 1e-4;
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+};
