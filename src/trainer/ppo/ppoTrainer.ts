@@ -47,13 +47,13 @@ function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
  * The stage's three models: the policy + value head (this run's checkpoint when resuming), its frozen
  * reference, the reward model.
  */
-interface PpoModels extends RolloutModels {
+export interface PpoModels extends RolloutModels {
   /** The policy's checkpoint: its tokenizer, and when resuming its optimizer and trainer state. */
   readonly policyCheckpoint: CheckpointContents;
   readonly resumedFrom?: string;
 }
 
-async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Promise<PpoModels> {
+export async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Promise<PpoModels> {
   const { run, log, seed, engine } = context;
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const rewardDir = context.resolve(stage.reward_model, 'checkpoint');
