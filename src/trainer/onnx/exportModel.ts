@@ -9,7 +9,9 @@
  * A policy exports with its value head (`values`), a reward model with its score head (`scores`).
  * The weights come straight from model.safetensors: exporting needs no tfjs. A LoRA checkpoint (a PEFT adapter
  * folder's adapter_config.json + adapter_model.safetensors beside its model.safetensors) exports merged:
- * W₀ + (α/r)·B·A in every adapted layer (lora/mergeLora.ts), so the graph is a plain model's.
+ * W₀ + (α/r)·B·A in every adapted layer (lora/mergeLora.ts), so the graph is a plain model's. So does a LoRA
+ * stage's checkpoint, an adapter folder naming its base (checkpointExportSource.ts). A Llama-family checkpoint
+ * exports through llamaOnnxGraph.ts, its config.json in transformers' keys of its model_type.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
