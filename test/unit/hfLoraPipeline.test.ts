@@ -6,7 +6,7 @@
  * exported PPO checkpoint computes the merged model's logits.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../src/shared/safetensors';
@@ -188,6 +188,15 @@ test('SFT → preferences → reward → PPO and DPO, all with LoRA, from a Smol
   const baseLogits = twinLogits(base, ids).logits;
   assert.ok(maxAbsDiff(baseLogits, expected) > logitTolerance, 'the adapters moved the model');
   await session.release();
+
+  // The run folder moves with its base: the checkpoints find it relative to themselves (rlhf_lens.lora_base).
+  const moved = `${dir}-moved`;
+  renameSync(dir, moved);
+  const relocated = path.join(moved, path.relative(dir, ppoCheckpoint));
+  const reread = await readModelSource(relocated, { seed: 1 });
+  assert.equal(reread.weights.size, mergedPolicy.weights.size);
+  for (const [name, tensor] of mergedPolicy.weights)
+    assert.deepEqual(reread.weights.get(name)?.data, tensor.data, name);
 });
 
 const logitTolerance = 1e-4;
