@@ -14,9 +14,10 @@
  * moves together with its base (a base that is an earlier stage's checkpoint of the same run, or a model folder
  * beside the runs) still loads. The loader tries the relative path first, then the absolute one.
  *
- * A base that is itself a LoRA checkpoint (a reward model trained with LoRA on an SFT LoRA checkpoint) is read
- * merged (loraSource in modelLoading.ts): this project merges the chain; transformers users merge the SFT adapter
- * into its base (merge_and_unload) and load the reward adapter on top.
+ * A base that is itself a LoRA checkpoint (a reward model or PPO policy trained with LoRA on an SFT LoRA checkpoint)
+ * is read merged (loraSource in modelLoading.ts): the later stage trained its adapters on W₀ + (α/r)·B₁A₁. LoRA is
+ * additive, so transformers reaches the same weights by loading the SFT folder (its base with its adapter) and the
+ * later adapter on top, or by merge_and_unload of the SFT adapter first.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
