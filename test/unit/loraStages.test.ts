@@ -112,6 +112,21 @@ test('a model folder too big for wasm is refused from config.json, with the figu
   assert.ok(performance.now() - started < 5000);
 });
 
+test('LoRA on a GPT built from scratch is refused: there is no pretrained model to adapt', async () => {
+  const dir = temporaryFolder('lora-scratch-');
+  const configFile = writeConfig(dir, {
+    name: 'scratch-lora',
+    backend: 'wasm',
+    model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 16 },
+    tokenizer: { vocab_size: 280 },
+    stages: [sftStage({ lora })],
+  });
+  await assert.rejects(
+    runPipeline({ configFile, runsRoot: path.join(dir, 'runs') }, { log: () => undefined }),
+    /"lora" trains adapters on a pretrained model, but this SFT starts from scratch/,
+  );
+});
+
 test('a LoRA SFT stopped after 2 steps and resumed equals 4 steps straight', { skip }, async () => {
   const dir = temporaryFolder('lora-resume-');
   await writePretrainedFolder('smollm2', path.join(dir, 'smollm2'));

@@ -17,7 +17,8 @@ export interface StageCheckpointParts {
   readonly tokenizer: Tokenizer;
   /**
    * The folder whose weights are a LoRA model's base (modelLoading.ts loraBaseOf): its checkpoints are then PEFT
-   * adapter folders naming it (loraCheckpoint.ts). A LoRA model without one (a GPT built from scratch) is saved whole.
+   * adapter folders naming it (loraCheckpoint.ts). Without one (SFT refuses LoRA on a GPT built from scratch) the
+   * model is saved whole.
    */
   readonly loraBase?: string;
 }

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { sum } from '../../core/stats';
 import type { SftStageConfig } from '../../shared/runConfig';
 import type { CheckpointContents } from '../checkpoint/checkpoint';
+import { UserError } from '../../shared/userError';
 import { describeModel, loraBaseOf, loraSettingsFor, readModelSource } from '../checkpoint/modelLoading';
 import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { batchIndices, splitExamples } from '../data/batching';
@@ -119,6 +120,13 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
   const loaded = await loadSftExamples(stage.dataset, context.configDir, seed);
   for (const message of loaded.messages)
     log(message.includes(': ') && /line \d+|:\d+:/.test(message) ? 'warn' : 'info', message);
+  // LoRA adapts a pretrained model's frozen weights; a fresh GPT's random trunk has nothing to adapt, and its
+  // checkpoint would have no base folder for the adapter to name.
+  if (stage.lora && stage.init_from === 'scratch' && context.model.from === undefined)
+    throw new UserError('"lora" trains adapters on a pretrained model, but this SFT starts from scratch', {
+      field: 'lora',
+      hint: 'give "model": {"from": "<model folder>"} or an init_from checkpoint, or remove "lora"',
+    });
   const split = splitExamples(loaded.examples, stage.eval_fraction, seed);
   const { source, tokenizer, modelConfig } = await startingPoint(stage, context, () =>
     split.train.map((example) => (example.prompt ?? '') + example.completion),
