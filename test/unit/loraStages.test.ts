@@ -173,6 +173,61 @@ test('a LoRA SFT stopped after 2 steps and resumed equals 4 steps straight', { s
   assert.ok(maxAbsDiff(atTwo.tensors[name].data as Float32Array, expected[name].data as Float32Array) > 1e-6);
 });
 
+test(
+  'a LoRA PPO stopped after 2 steps and resumed equals 4 steps straight (adapters and value head)',
+  { skip },
+  async () => {
+    const dir = temporaryFolder('lora-ppo-resume-');
+    await writePretrainedFolder('smollm2', path.join(dir, 'smollm2'));
+    const config = (name: string) => ({
+      name,
+      seed: 4,
+      model: { from: 'smollm2', block_size: blockSize },
+      stages: [
+        {
+          type: 'ppo',
+          policy: 'smollm2',
+          reward_model: 'smollm2',
+          prompts: { source: 'demo' },
+          total_episodes: 16,
+          batch_size: 4,
+          num_mini_batches: 1,
+          num_ppo_epochs: 1,
+          max_new_tokens: 4,
+          eval_steps: 100,
+          num_eval_prompts: 2,
+          save_steps: 2,
+          lora,
+        },
+      ],
+    });
+    const runsRoot = path.join(dir, 'runs');
+    const whole = await runPipeline(
+      { configFile: writeConfig(dir, config('whole')), runsRoot },
+      { log: () => undefined },
+    );
+    let steps = 0;
+    const first = await runPipeline(
+      { configFile: writeConfig(dir, config('parts')), runsRoot },
+      { log: () => undefined, onStep: () => steps++, shouldStop: () => steps >= 2 },
+    );
+    assert.equal(first.stopped, true);
+    const runDir = first.runs[0].runDir;
+    await runPipeline({ resumeDir: runDir, runsRoot }, { log: () => undefined });
+    for (const file of ['adapter_model.safetensors', 'model.safetensors']) {
+      const tensors = (run: string) =>
+        decodeSafetensors(readFileSync(path.join(run, 'checkpoints', 'step-4', file))).tensors;
+      const expected = tensors(whole.runs[0].runDir);
+      const resumed = tensors(runDir);
+      assert.deepEqual(Object.keys(resumed).sort(), Object.keys(expected).sort());
+      for (const [name, tensor] of Object.entries(expected)) {
+        const diff = maxAbsDiff(resumed[name].data as Float32Array, tensor.data as Float32Array);
+        assert.ok(diff <= 1e-5, `${file} ${name}: ${diff}`);
+      }
+    }
+  },
+);
+
 /** A LoRA policy whose adapters are not zero (B random), so adapters on and off differ. */
 function loraPolicy(engine: TrainingEngine, base: Awaited<ReturnType<typeof readModelSource>>): EngineModel {
   const weights: NamedArrays = new Map(base.weights);
