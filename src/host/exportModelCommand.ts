@@ -21,7 +21,8 @@ function folderOf(target: ExportTarget): string | undefined {
 
 /** Checkpoints under the workspace's `.rlhf/runs`, newest run first. */
 async function pickCheckpoint(): Promise<string | undefined> {
-  const files = await vscode.workspace.findFiles('.rlhf/runs/*/checkpoints/step-*/model.safetensors');
+  // config.json: every checkpoint has one, a LoRA stage's too (its adapter folder holds no model.safetensors).
+  const files = await vscode.workspace.findFiles('.rlhf/runs/*/checkpoints/step-*/config.json');
   if (files.length === 0) {
     void vscode.window.showInformationMessage(
       'No checkpoints under .rlhf/runs yet: train a run first (RLHF: Start Run).',
@@ -47,7 +48,7 @@ async function pickCheckpoint(): Promise<string | undefined> {
 /** A run folder stands for its latest checkpoint (as on the command line); anything else is taken as given. */
 function checkpointOf(folder: string): string {
   const checkpoints = path.join(folder, 'checkpoints');
-  if (existsSync(path.join(folder, 'model.safetensors')) || !existsSync(checkpoints)) return folder;
+  if (existsSync(path.join(folder, 'config.json')) || !existsSync(checkpoints)) return folder;
   const steps = readdirSync(checkpoints)
     .map((name) => /^step-(\d+)$/.exec(name))
     .filter((match) => match !== null)

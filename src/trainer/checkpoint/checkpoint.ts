@@ -10,11 +10,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { checkTrainerState, parseJsonText } from '../../shared/runFiles';
 import { quote } from '../../shared/userError';
+import { isRecord } from '../../shared/isRecord';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../../shared/safetensors';
 import { gptWeightShapes } from '../model/gptWeightShapes';
 import type { NamedArrays, OptimizerState } from '../engine/engine';
 import { expectedHfTensors } from '../hf/hfTensorNames';
-import { isLoraWeight } from '../lora/loraTargets';
+import { isLoraWeight, type LoraSettings } from '../lora/loraTargets';
+import { adapterConfigFile } from '../lora/peftConfig';
 import { isLlamaConfig } from '../model/causalLmConfig';
 import type { ScalarHead } from '../model/gptConfig';
 import { BpeTokenizer, HfTokenizerAdapter, type Tokenizer } from '../tokenizer';
@@ -47,9 +49,16 @@ export interface CheckpointContents {
   readonly optimizer?: OptimizerState;
   readonly trainerState: TrainerState;
   readonly tokenizer: Tokenizer;
+  /**
+   * A LoRA stage's checkpoint read unmerged (loraCheckpoint.ts): `weights` hold the base model's, the adapters and
+   * the heads; `base` is the folder the base weights came from.
+   */
+  readonly lora?: { readonly settings: LoraSettings; readonly base: string };
+  /** The folder the contents were read from (modelLoading.ts readModelSource). */
+  readonly folder?: string;
 }
 
-function toSafetensors(weights: WeightMap): Record<string, SafetensorsTensor> {
+export function toSafetensors(weights: WeightMap): Record<string, SafetensorsTensor> {
   const out: Record<string, SafetensorsTensor> = {};
   for (const [name, { shape, data }] of weights) out[name] = { dtype: 'F32', shape, data };
   return out;
@@ -89,7 +98,7 @@ export class NonFiniteCheckpointError extends Error {
   override readonly name = 'NonFiniteCheckpointError';
 }
 
-function assertFinite(weights: WeightMap, what: string, file: string, action: string): void {
+export function assertFinite(weights: WeightMap, what: string, file: string, action: string): void {
   const bad = firstNonFinite(weights);
   if (bad)
     throw new NonFiniteCheckpointError(
@@ -111,14 +120,7 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
       encodeSafetensors(toSafetensors(toCheckpointNames(contents.weights)), { format: 'pt' }),
     );
     if (contents.optimizer) {
-      writeFileDurable(
-        path.join(folder, 'optimizer.safetensors'),
-        encodeSafetensors(toSafetensors(toCheckpointNames(contents.optimizer.moments)), {
-          format: 'pt',
-          optimizer: 'AdamW',
-          step: String(contents.optimizer.step),
-        }),
-      );
+      writeFileDurable(path.join(folder, 'optimizer.safetensors'), optimizerFileBytes(contents.optimizer));
     }
     writeJsonDurable(path.join(folder, 'config.json'), checkpointConfigJson(contents.config));
     writeJsonDurable(path.join(folder, 'generation_config.json'), generationConfigJson(contents.config));
@@ -174,7 +176,7 @@ function checkWeightsMatchConfig(
   }
 }
 
-function readJsonFile(file: string): unknown {
+export function readJsonFile(file: string): unknown {
   return parseJsonText(readFileSync(file, 'utf8'), file);
 }
 
@@ -190,7 +192,15 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
     return full;
   };
   const configFile = need('config.json');
-  const config = readCheckpointConfig(readJsonFile(configFile), configFile);
+  const json = readJsonFile(configFile);
+  // A LoRA stage's checkpoint (loraCheckpoint.ts) holds adapters, not the model: its base is read with it.
+  if (existsSync(path.join(dir, adapterConfigFile)) && isRecord(json) && isRecord(json.rlhf_lens))
+    if (json.rlhf_lens.lora_base !== undefined)
+      throw new Error(
+        `${dir} is a LoRA checkpoint (${adapterConfigFile}): read it with its base model ` +
+          '(checkpoint/modelLoading.ts readModelSource), or merge it with "rlhf-lens export".',
+      );
+  const config = readCheckpointConfig(json, configFile);
   const modelFile = need('model.safetensors');
   const saved = fromSafetensors(modelFile).weights;
   const weights = config.legacy ? saved : toEngineNames(saved);
@@ -211,28 +221,39 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointContents> {
       `${path.join(dir, 'tokenizer.json')}: the tokenizer has ${tokenizer.vocabSize} tokens but ${configFile} ` +
         `says vocab_size ${vocabSize}; the two files are not of one checkpoint.`,
     );
-  let optimizer: OptimizerState | undefined;
-  const optimizerFile = path.join(dir, 'optimizer.safetensors');
-  if (existsSync(optimizerFile)) {
-    const read = fromSafetensors(optimizerFile);
-    const metadata = read.metadata;
-    const moments = config.legacy ? read.weights : toEngineNames(read.weights);
-    const step = Number(metadata.step ?? 0);
-    if (!Number.isSafeInteger(step) || step < 0)
-      throw new Error(`${optimizerFile}: __metadata__.step must be a whole number ≥ 0, got ${quote(metadata.step)}`);
-    assertFinite(
-      moments,
-      'optimizer state',
-      optimizerFile,
-      "this checkpoint cannot be resumed; resume from an earlier one (delete this step's folder).",
-    );
-    optimizer = { step, moments, file: optimizerFile };
-  }
+  const optimizer = readOptimizerFile(path.join(dir, 'optimizer.safetensors'), config.legacy === true);
   return { config, weights, optimizer, trainerState, tokenizer };
 }
 
+/** AdamW's state from `optimizerFile` (engine names), or undefined when the checkpoint has none. */
+export function readOptimizerFile(optimizerFile: string, legacy: boolean): OptimizerState | undefined {
+  if (!existsSync(optimizerFile)) return undefined;
+  const read = fromSafetensors(optimizerFile);
+  const metadata = read.metadata;
+  const moments = legacy ? read.weights : toEngineNames(read.weights);
+  const step = Number(metadata.step ?? 0);
+  if (!Number.isSafeInteger(step) || step < 0)
+    throw new Error(`${optimizerFile}: __metadata__.step must be a whole number ≥ 0, got ${quote(metadata.step)}`);
+  assertFinite(
+    moments,
+    'optimizer state',
+    optimizerFile,
+    "this checkpoint cannot be resumed; resume from an earlier one (delete this step's folder).",
+  );
+  return { step, moments, file: optimizerFile };
+}
+
+/** optimizer.safetensors' bytes: AdamW's moments under PyTorch's names, its step in the metadata. */
+export function optimizerFileBytes(optimizer: OptimizerState): Uint8Array {
+  return encodeSafetensors(toSafetensors(toCheckpointNames(optimizer.moments)), {
+    format: 'pt',
+    optimizer: 'AdamW',
+    step: String(optimizer.step),
+  });
+}
+
 /** A checkpoint's tokenizer: our BPE, or the Hugging Face model's own files it was copied from. */
-async function loadCheckpointTokenizer(dir: string, config: ModelCheckpointConfig): Promise<Tokenizer> {
+export async function loadCheckpointTokenizer(dir: string, config: ModelCheckpointConfig): Promise<Tokenizer> {
   if (config.tokenizer === 'bpe') return BpeTokenizer.load(dir);
   const eos = isLlamaConfig(config.model) ? config.model.architecture.tokenIds.eos : [config.eos_token_id];
   return HfTokenizerAdapter.load(dir, { bos: config.bos_token_id ?? null, eos, pad: config.pad_token_id });
@@ -256,7 +277,9 @@ export function latestCheckpoint(
     .sort((a, b) => b - a);
   for (const step of steps) {
     const dir = path.join(root, `step-${step}`);
-    const modelFile = path.join(dir, 'model.safetensors');
+    // A LoRA checkpoint's trained weights are its adapters (its model.safetensors, if any, TRL's value head).
+    const adapterFile = path.join(dir, 'adapter_model.safetensors');
+    const modelFile = existsSync(adapterFile) ? adapterFile : path.join(dir, 'model.safetensors');
     if (!existsSync(modelFile)) return { dir, step }; // loadCheckpoint says what is missing
     const bad = firstNonFinite(fromSafetensors(modelFile).weights);
     if (!bad) return { dir, step };

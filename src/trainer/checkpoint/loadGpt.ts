@@ -2,8 +2,8 @@
  * Loads a checkpoint straight into a tfjs Gpt, for tfjs-only tools (ONNX export and rollouts, the
  * sampler, benchmarks). Stages load through the seam instead (checkpoint/modelLoading.ts).
  */
-import { loadCheckpoint, type CheckpointContents } from './checkpoint';
-import { gptConfigOf } from './modelLoading';
+import type { CheckpointContents } from './checkpoint';
+import { gptConfigOf, readModelSource } from './modelLoading';
 import type { ScalarHead } from '../model/gptConfig';
 import { Gpt } from '../engine/tfjs/gpt';
 
@@ -12,9 +12,12 @@ export interface LoadedGpt {
   readonly checkpoint: CheckpointContents;
 }
 
-/** A checkpoint as a Gpt with `heads`; a head the checkpoint lacks starts fresh (seeded). */
+/**
+ * A checkpoint as a Gpt with `heads`; a head the checkpoint lacks starts fresh (seeded). A LoRA stage's checkpoint
+ * is read with its base and merged.
+ */
 export async function loadModel(dir: string, heads: readonly ScalarHead[], seed: number): Promise<LoadedGpt> {
-  const checkpoint = await loadCheckpoint(dir);
+  const checkpoint = await readModelSource(dir, { seed });
   const model = Gpt.fromWeights(gptConfigOf(checkpoint.config), heads, checkpoint.weights, {
     keepMissingHeads: true,
     seed,

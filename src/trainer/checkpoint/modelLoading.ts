@@ -7,6 +7,7 @@
  * architecture's positions) — a GPT-2 folder keeps the first block_size rows of its position embedding.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { join } from 'node:path';
 import { isRecord } from '../../shared/isRecord';
 import { UserError } from '../../shared/userError';
@@ -19,6 +20,8 @@ import { isLlamaConfig, llamaConfig, type CausalLmConfig } from '../model/causal
 import type { GptConfig, ScalarHead } from '../model/gptConfig';
 import { BpeTokenizer, HfTokenizerAdapter, type Tokenizer } from '../tokenizer';
 import { loadCheckpoint, type CheckpointContents } from './checkpoint';
+import { isLoraCheckpoint, loadLoraCheckpoint } from './loraCheckpoint';
+import { mergeLoraWeights } from '../lora/mergeLora';
 import { gptConfigOfGpt2 } from '../model/gpt2Config';
 import type { ModelCheckpointConfig } from './checkpointConfig';
 
@@ -37,6 +40,11 @@ export interface StageModelOptions {
   readonly blockSize?: number;
   /** Dropout of a GPT while training (SFT: the run's model.dropout); absent = 0. The Llama family has none. */
   readonly dropout?: number;
+  /**
+   * Read a LoRA checkpoint as it was trained — base weights + adapters, with its settings in `lora` — to continue
+   * it (`train --resume`); otherwise its adapters are merged into the base weights.
+   */
+  readonly keepAdapters?: boolean;
 }
 
 /** The GptConfig of a checkpoint of our GPT, for tfjs-only tools; a Llama-family checkpoint is refused. */
@@ -67,7 +75,20 @@ export function isLensCheckpoint(folder: string): boolean {
  */
 export async function readModelSource(
   folder: string,
-  options: Pick<StageModelOptions, 'blockSize' | 'dropout' | 'seed'>,
+  options: Pick<StageModelOptions, 'blockSize' | 'dropout' | 'seed' | 'keepAdapters'>,
+): Promise<CheckpointContents> {
+  return { ...(await readFolder(folder, options)), folder: path.resolve(folder) };
+}
+
+/**
+ * The folder a LoRA stage's adapters sit on: a resumed LoRA checkpoint's own base, else the folder the stage's model
+ * was read from (merged, when it is itself a LoRA checkpoint).
+ */
+export const loraBaseOf = (source: CheckpointContents): string | undefined => source.lora?.base ?? source.folder;
+
+async function readFolder(
+  folder: string,
+  options: Pick<StageModelOptions, 'blockSize' | 'dropout' | 'seed' | 'keepAdapters'>,
 ): Promise<CheckpointContents> {
   if (!existsSync(join(folder, configFileName)))
     throw new UserError(`has no ${configFileName}`, {
@@ -75,7 +96,7 @@ export async function readModelSource(
       hint: 'a model folder holds config.json, model.safetensors (or shards) and tokenizer.json',
     });
   if (isLensCheckpoint(folder)) {
-    const checkpoint = await loadCheckpoint(folder);
+    const checkpoint = isLoraCheckpoint(folder) ? await loraSource(folder, options) : await loadCheckpoint(folder);
     const model = checkpoint.config.model;
     if (isLlamaConfig(model)) return checkpoint;
     // A checkpoint's dropout is its training run's; the stage decides its own (off unless it trains with it).
@@ -111,6 +132,25 @@ export async function readModelSource(
   return { config, weights, tokenizer, trainerState };
 }
 
+/**
+ * A LoRA checkpoint: kept as base + adapters to resume it; otherwise merged, W = W₀ + (α/r)·B·A (mergeLoraWeights),
+ * so a later stage starts from the model the LoRA stage trained. This is TRL's merge-then-train flow
+ * (merge_and_unload, then a new LoRA): a stage with its own `lora` puts fresh adapters on the merged weights, and
+ * the merged model is the PPO / DPO reference.
+ */
+async function loraSource(
+  folder: string,
+  options: Pick<StageModelOptions, 'blockSize' | 'dropout' | 'seed' | 'keepAdapters'>,
+): Promise<CheckpointContents> {
+  // The base of a base is always merged: only the adapters of `folder` itself are trained on.
+  const read = (base: string, blockSize: number) =>
+    readModelSource(base, { seed: options.seed, dropout: options.dropout, blockSize });
+  const checkpoint = await loadLoraCheckpoint(folder, read);
+  if (options.keepAdapters) return checkpoint;
+  const weights = mergeLoraWeights(checkpoint.weights, checkpoint.config.model, checkpoint.lora.settings);
+  return { ...checkpoint, weights, optimizer: undefined, lora: undefined };
+}
+
 /** Loads `folder` (a checkpoint or a Hugging Face model folder) into the engine as a model with `heads`. */
 export async function loadStageModel(
   engine: TrainingEngine,
@@ -123,7 +163,7 @@ export async function loadStageModel(
     weights: checkpoint.weights,
     keepMissingHeads: true,
     seed: options.seed,
-    ...(options.lora && { lora: loraSettingsFor(options.lora, checkpoint.config.model) }),
+    ...(options.lora && { lora: checkpoint.lora?.settings ?? loraSettingsFor(options.lora, checkpoint.config.model) }),
   });
   return { model, checkpoint };
 }

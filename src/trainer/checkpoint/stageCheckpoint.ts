@@ -8,12 +8,19 @@ import { checkpointConfig } from './modelLoading';
 import type { RunDirectory } from '../run/runDirectory';
 import type { Tokenizer } from '../tokenizer';
 import { latestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint';
+import { saveLoraCheckpoint } from './loraCheckpoint';
 
 /** What a stage checkpoints besides its trainer state. */
 export interface StageCheckpointParts {
-  readonly model: Pick<EngineModel, 'config' | 'heads' | 'readWeights'>;
+  readonly model: Pick<EngineModel, 'config' | 'heads' | 'readWeights' | 'lora'>;
   readonly optimizer: Pick<EngineOptimizer, 'readState'>;
   readonly tokenizer: Tokenizer;
+  /**
+   * The folder whose weights are a LoRA model's base (modelLoading.ts loraBaseOf): its checkpoints are then PEFT
+   * adapter folders naming it (loraCheckpoint.ts). Without one (SFT refuses LoRA on a GPT built from scratch) the
+   * model is saved whole.
+   */
+  readonly loraBase?: string;
 }
 
 export async function saveStageCheckpoint(
@@ -22,14 +29,17 @@ export async function saveStageCheckpoint(
   parts: StageCheckpointParts & { readonly trainerState: TrainerState },
 ): Promise<string> {
   const dir = run.checkpointDir(step);
-  const { config, heads } = parts.model;
-  await saveCheckpoint(dir, {
+  const { config, heads, lora } = parts.model;
+  const contents = {
     config: checkpointConfig({ config, heads }, parts.tokenizer),
     weights: await parts.model.readWeights(),
     optimizer: await parts.optimizer.readState(),
     trainerState: parts.trainerState,
     tokenizer: parts.tokenizer,
-  });
+  };
+  if (lora && parts.loraBase !== undefined)
+    await saveLoraCheckpoint(dir, { ...contents, lora: { settings: lora, base: parts.loraBase } });
+  else await saveCheckpoint(dir, contents);
   run.update({ step, last_checkpoint: path.relative(run.dir, dir) });
   return dir;
 }

@@ -14,7 +14,8 @@
  */
 import type { DpoStageConfig } from '../../shared/runConfig';
 
-import { loadEngineModel } from '../checkpoint/modelLoading';
+import { loadEngineModel, loraBaseOf } from '../checkpoint/modelLoading';
+import { adaptersOffView } from '../checkpoint/referenceModel';
 import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { batchIndices } from '../data/batching';
 import { tokenBatchOf } from '../data/sequences';
@@ -54,6 +55,8 @@ interface DpoModels {
   readonly resumedFrom?: string;
   /** The step this run resumes at (0 when fresh). */
   readonly startStep: number;
+  /** The folder a LoRA policy's adapters sit on (its checkpoints name it). */
+  readonly loraBase?: string;
 }
 
 /** Everything a step and an eval read: the models, the tokenized pairs and the reference's log-probs of them. */
@@ -162,19 +165,24 @@ async function loadDpoModels(stage: DpoStageConfig, context: StageContext): Prom
   const { model: policy, checkpoint } = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, [], seed, {
     blockSize,
     lora: stage.lora,
+    keepAdapters: resumeFrom !== undefined,
   });
-  const reference = await loadEngineModel(engine, policyDir, [], seed, { blockSize }).then(
-    (loaded) => loaded.model,
-    (error: unknown) => {
-      policy.dispose();
-      throw error;
-    },
-  );
+  // A LoRA policy's reference is itself with its adapters off: no second copy of the trunk.
+  const reference = policy.lora
+    ? adaptersOffView(policy)
+    : await loadEngineModel(engine, policyDir, [], seed, { blockSize }).then(
+        (loaded) => loaded.model,
+        (error: unknown) => {
+          policy.dispose();
+          throw error;
+        },
+      );
   const optimizer = policy.createOptimizer(dpoAdamW);
   if (resumeFrom && checkpoint.optimizer) optimizer.loadState(checkpoint.optimizer);
   const startStep = resumeFrom ? checkpoint.trainerState.global_step : 0;
   const { tokenizer } = checkpoint;
-  return { policy, reference, optimizer, tokenizer, policyDir, resumedFrom: resumeFrom?.dir, startStep };
+  const loraBase = loraBaseOf(checkpoint);
+  return { policy, reference, optimizer, tokenizer, policyDir, resumedFrom: resumeFrom?.dir, startStep, loraBase };
 }
 
 /** DPO as the stage loop drives it. A resumed run has no step-0 baseline: its first run wrote one. */
@@ -192,7 +200,7 @@ function dpoAlgorithm(dpo: DpoRun): StageAlgorithm {
     baseline: dpo.resumedFrom === undefined ? () => evaluateDpo(dpo, 0) : undefined,
     checkpoint: stageCheckpointer(
       context.run,
-      { model: dpo.policy, optimizer: dpo.optimizer, tokenizer: dpo.tokenizer },
+      { model: dpo.policy, optimizer: dpo.optimizer, tokenizer: dpo.tokenizer, loraBase: dpo.loraBase },
       (step) => ({
         global_step: step,
         max_steps: totalSteps,

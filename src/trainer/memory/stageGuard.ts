@@ -5,11 +5,12 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { BackendName } from '../../shared/backendNames';
-import type { ModelConfig, RunConfig, StageConfig } from '../../shared/runConfig';
+import type { ModelConfig, RunConfig } from '../../shared/runConfig';
 import { UserError } from '../../shared/userError';
 import { memoryBudget, type MemoryTarget } from './memoryBudget';
 import type { ModelShape } from './modelSize';
 import { checkStageMemory } from './stageMemory';
+import { assertFolderStageFits, modelSource } from './folderGuard';
 
 /** A config's model shape (the tokenizer's vocabulary is at most vocab_size). */
 export function configShape(model: ModelConfig, vocabSize: number): ModelShape {
@@ -34,12 +35,16 @@ export function assertStageFits(
   } = {},
 ): void {
   // A resumed run's config comes from its run.json; when that lacks the model's shape, the run
-  // folder's validator reports it, not this guard. A model read from a Hugging Face folder is checked by
-  // checkModelFits when its config.json is read.
+  // folder's validator reports it, not this guard.
   const { model, tokenizer } = (config ?? {}) as Partial<RunConfig>;
-  if (!config.stages?.[stageIndex] || typeof model?.n_layer !== 'number' || typeof tokenizer?.vocab_size !== 'number')
-    return;
+  if (!config.stages?.[stageIndex] || !model) return;
   const configDir = options.configDir ?? process.cwd();
+  // A model read from a folder (model.from, a checkpoint or Hugging Face folder a stage names): its config.json's
+  // architecture, before any weight is read.
+  const at = ['stages', stageIndex];
+  const details = { ...options.locate?.(at), field: formatField(at) };
+  if (assertFolderStageFits(config, stageIndex, target, { configDir, freeBytes: options.freeBytes, details })) return;
+  if (typeof model.n_layer !== 'number' || typeof tokenizer?.vocab_size !== 'number') return;
   const shape = stageModelShape(config, stageIndex, (reference) =>
     readCheckpointShape(path.resolve(configDir, reference)),
   );
@@ -83,18 +88,6 @@ export function likelyBackend(requested: BackendName | 'auto'): BackendName {
 
 export function formatField(at: readonly (string | number)[]): string {
   return at.map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? part : `.${part}`)).join('');
-}
-
-/** The stage (or path) a stage's model comes from: its policy, or the checkpoint it starts from. */
-function modelSource(stage: StageConfig): string | undefined {
-  switch (stage.type) {
-    case 'sft':
-      return stage.init_from === 'scratch' ? undefined : stage.init_from;
-    case 'reward':
-      return stage.init_from;
-    default:
-      return stage.policy;
-  }
 }
 
 const isPositiveInteger = (value: unknown): value is number =>

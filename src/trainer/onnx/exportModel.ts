@@ -9,11 +9,13 @@
  * A policy exports with its value head (`values`), a reward model with its score head (`scores`).
  * The weights come straight from model.safetensors: exporting needs no tfjs. A LoRA checkpoint (a PEFT adapter
  * folder's adapter_config.json + adapter_model.safetensors beside its model.safetensors) exports merged:
- * W₀ + (α/r)·B·A in every adapted layer (lora/mergeLora.ts), so the graph is a plain model's.
+ * W₀ + (α/r)·B·A in every adapted layer (lora/mergeLora.ts), so the graph is a plain model's. So does a LoRA
+ * stage's checkpoint, an adapter folder naming its base (checkpointExportSource.ts). A Llama-family checkpoint
+ * exports through llamaOnnxGraph.ts, its config.json in transformers' keys of its model_type.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { latestCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint';
+import { latestCheckpoint, loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
 import { gptConfigOf } from '../checkpoint/modelLoading';
 import { writeFileDurable, writeFolderDurable, writeJsonDurable } from '../../shared/durableWrite';
 import { asUserError, parseCommandArgs } from '../cli';
@@ -22,7 +24,10 @@ import { hasLoraWeights, mergeLora } from '../lora/mergeLora';
 import { isLoraWeight, loraScale } from '../lora/loraTargets';
 import { adapterConfigFile } from '../lora/peftConfig';
 import { readAdapterFolder } from '../lora/peftAdapter';
-import type { GptConfig } from '../model/gptConfig';
+import { isLlamaConfig, type CausalLmConfig } from '../model/causalLmConfig';
+import { checkpointConfigJson } from '../checkpoint/checkpointConfig';
+import { isLoraCheckpoint } from '../checkpoint/loraCheckpoint';
+import { buildLlamaCheckpointOnnx, loraCheckpointSource, type ExportSource } from './checkpointExportSource';
 import { buildGptOnnx } from './gptOnnxGraph';
 import { withExternalDataFlag } from './hfOnnxExport';
 import { externalDataFileName, protobufLimitBytes, withExternalData } from './onnxExternalData';
@@ -46,7 +51,7 @@ export interface ExportOptions {
 /** A checkpoint folder, or a run folder's latest checkpoint. */
 export function resolveCheckpointDir(input: string): string {
   const dir = path.resolve(input);
-  if (existsSync(path.join(dir, 'model.safetensors'))) return dir;
+  if (existsSync(path.join(dir, 'model.safetensors')) || isLoraCheckpoint(dir)) return dir;
   const latest = latestCheckpoint(dir);
   if (latest) return latest.dir;
   throw new Error(`${dir} is neither a checkpoint (no model.safetensors) nor a run folder with checkpoints/step-<n>/.`);
@@ -64,7 +69,7 @@ export function defaultExportDir(checkpointDir: string): string {
  * The checkpoint's weights as a plain model's: with a PEFT adapter folder in `checkpointDir`, its adapters merged
  * into the base weights (and its heads where the checkpoint has none); adapter tensors never reach the graph.
  */
-export function mergedCheckpointWeights(checkpointDir: string, config: GptConfig, weights: NamedArrays) {
+export function mergedCheckpointWeights(checkpointDir: string, config: CausalLmConfig, weights: NamedArrays) {
   if (!existsSync(path.join(checkpointDir, adapterConfigFile))) {
     if (hasLoraWeights(weights))
       throw new Error(
@@ -86,11 +91,14 @@ export async function exportCheckpoint(
   options: ExportOptions = {},
 ): Promise<ExportResult> {
   const checkpointDir = resolveCheckpointDir(input);
-  const checkpoint = await loadCheckpoint(checkpointDir);
-  const config = gptConfigOf(checkpoint.config);
+  // A LoRA stage's checkpoint is its base + adapters, merged; any other holds its whole model.
+  const source = (await loraCheckpointSource(checkpointDir)) ?? (await fullCheckpointSource(checkpointDir));
+  const { checkpoint, weights, mergedWeights } = source;
   const heads = checkpoint.config.heads ?? [];
-  const { weights, mergedWeights } = mergedCheckpointWeights(checkpointDir, config, checkpoint.weights);
-  const modelBytes = buildGptOnnx(config, weights, { heads, kvCache: true });
+  const model = checkpoint.config.model;
+  const modelBytes = isLlamaConfig(model)
+    ? await buildLlamaCheckpointOnnx(model, weights, heads)
+    : buildGptOnnx(gptConfigOf(checkpoint.config), weights, { heads, kvCache: true });
   const weightBytes = [...weights.values()].reduce((total, w) => total + w.data.byteLength, 0);
   const externalData = weightBytes >= (options.externalDataThresholdBytes ?? protobufLimitBytes);
   const dataFile = externalDataFileName('model.onnx');
@@ -102,37 +110,64 @@ export async function exportCheckpoint(
     mkdirSync(path.join(temporary, 'onnx'));
     writeFileDurable(path.join(temporary, 'onnx', 'model.onnx'), files.model);
     if (files.data !== undefined) writeFileDurable(path.join(temporary, 'onnx', dataFile), files.data);
-    const { bos_token_id, eos_token_id, pad_token_id } = checkpoint.config;
-    const hfConfig = {
-      model_type: 'gpt2',
-      architectures: ['GPT2LMHeadModel'],
-      vocab_size: config.vocab_size,
-      n_positions: config.block_size,
-      n_ctx: config.block_size,
-      n_embd: config.n_embd,
-      n_layer: config.n_layer,
-      n_head: config.n_head,
-      activation_function: 'gelu_new',
-      layer_norm_epsilon: 1e-5,
-      tie_word_embeddings: true,
-      use_cache: true,
-      bos_token_id,
-      eos_token_id,
-      pad_token_id,
-      // RLHF Lens' own fields: the extra outputs and how a reward model's scores are pooled.
-      rlhf_lens_heads: heads,
-      ...(heads.includes('score') && {
-        score_pooling: config.score_pooling ?? 'last',
-        score_bias: weights.get('score.bias')?.data[0] ?? 0,
-      }),
-      rlhf_lens_source: checkpointDir,
-    };
+    const hfConfig = exportedConfigJson(checkpoint, weights, checkpointDir);
     writeJsonDurable(path.join(temporary, 'config.json'), externalData ? withExternalDataFlag(hfConfig) : hfConfig);
+    const { bos_token_id, eos_token_id, pad_token_id } = checkpoint.config;
     writeJsonDurable(path.join(temporary, 'generation_config.json'), { bos_token_id, eos_token_id, pad_token_id });
-    await checkpoint.tokenizer.save(temporary, { modelMaxLength: config.block_size });
+    await checkpoint.tokenizer.save(temporary, { modelMaxLength: model.block_size });
   });
   const bytes = files.model.byteLength + (files.data?.byteLength ?? 0);
   return { outDir: target, checkpointDir, heads, bytes, externalData, mergedWeights };
+}
+
+/** A checkpoint that holds its whole model, with a PEFT adapter beside it merged. */
+async function fullCheckpointSource(checkpointDir: string): Promise<ExportSource> {
+  const checkpoint = await loadCheckpoint(checkpointDir);
+  return { checkpoint, ...mergedCheckpointWeights(checkpointDir, checkpoint.config.model, checkpoint.weights) };
+}
+
+/**
+ * The exported config.json: transformers' config of the architecture (GPT-2's keys for our GPT, the Llama family's
+ * own), plus what RLHF Lens needs back — the extra outputs and how a reward model's scores are pooled.
+ */
+function exportedConfigJson(
+  checkpoint: CheckpointContents,
+  weights: NamedArrays,
+  checkpointDir: string,
+): Record<string, unknown> {
+  const heads = checkpoint.config.heads ?? [];
+  const lens = {
+    rlhf_lens_heads: heads,
+    ...(heads.includes('score') && {
+      score_pooling: checkpoint.config.model.score_pooling ?? 'last',
+      score_bias: weights.get('score.bias')?.data[0] ?? 0,
+    }),
+    rlhf_lens_source: checkpointDir,
+  };
+  if (isLlamaConfig(checkpoint.config.model)) {
+    const { rlhf_lens: _ours, ...transformers } = checkpointConfigJson(checkpoint.config);
+    return { ...transformers, use_cache: true, ...lens };
+  }
+  const config = gptConfigOf(checkpoint.config);
+  const { bos_token_id, eos_token_id, pad_token_id } = checkpoint.config;
+  return {
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    vocab_size: config.vocab_size,
+    n_positions: config.block_size,
+    n_ctx: config.block_size,
+    n_embd: config.n_embd,
+    n_layer: config.n_layer,
+    n_head: config.n_head,
+    activation_function: 'gelu_new',
+    layer_norm_epsilon: 1e-5,
+    tie_word_embeddings: true,
+    use_cache: true,
+    bos_token_id,
+    eos_token_id,
+    pad_token_id,
+    ...lens,
+  };
 }
 
 export const exportUsage =

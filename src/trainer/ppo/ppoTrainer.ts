@@ -13,7 +13,8 @@
  */
 import type { PpoStageConfig } from '../../shared/runConfig';
 import type { CheckpointContents } from '../checkpoint/checkpoint';
-import { loadEngineModel } from '../checkpoint/modelLoading';
+import { loadEngineModel, loraBaseOf } from '../checkpoint/modelLoading';
+import { adaptersOffView } from '../checkpoint/referenceModel';
 import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { chatFormatterOf, encodePrompt } from '../data/chatTokens';
 import { loadPrompts, type PromptSet } from '../data/prompts';
@@ -47,13 +48,13 @@ function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
  * The stage's three models: the policy + value head (this run's checkpoint when resuming), its frozen
  * reference, the reward model.
  */
-interface PpoModels extends RolloutModels {
+export interface PpoModels extends RolloutModels {
   /** The policy's checkpoint: its tokenizer, and when resuming its optimizer and trainer state. */
   readonly policyCheckpoint: CheckpointContents;
   readonly resumedFrom?: string;
 }
 
-async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Promise<PpoModels> {
+export async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Promise<PpoModels> {
   const { run, log, seed, engine } = context;
   const policyDir = context.resolve(stage.policy, 'checkpoint');
   const rewardDir = context.resolve(stage.reward_model, 'checkpoint');
@@ -63,10 +64,14 @@ async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Prom
   const policy = await loadEngineModel(engine, resumeFrom?.dir ?? policyDir, ['v_head'], seed, {
     blockSize,
     lora: stage.lora,
+    keepAdapters: resumeFrom !== undefined,
   });
   const loaded: EngineModel[] = [policy.model];
   try {
-    const reference = await loadEngineModel(engine, policyDir, [], seed, { blockSize });
+    // A LoRA policy's reference is itself with its adapters off: no second copy of the trunk.
+    const reference = policy.model.lora
+      ? { model: adaptersOffView(policy.model) }
+      : await loadEngineModel(engine, policyDir, [], seed, { blockSize });
     loaded.push(reference.model);
     const reward = await loadEngineModel(engine, rewardDir, ['score'], seed, { blockSize });
     loaded.push(reward.model);
@@ -75,7 +80,8 @@ async function loadPpoModels(stage: PpoStageConfig, context: StageContext): Prom
         `The reward model (${rewardDir}) was trained with another tokenizer than the policy (${policyDir}); ` +
           'train both from the same SFT stage.',
       );
-    log('info', `policy ${policyDir} (+ value head), reference = its frozen copy, reward model ${rewardDir}`);
+    const referenceIs = policy.model.lora ? 'the policy with its LoRA adapters off' : 'its frozen copy';
+    log('info', `policy ${policyDir} (+ value head), reference = ${referenceIs}, reward model ${rewardDir}`);
     return {
       policy: policy.model,
       reference: reference.model,
@@ -152,6 +158,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
   const models = await loadPpoModels(stage, context);
   const { policy, policyCheckpoint } = models;
   const tokenizer = policyCheckpoint.tokenizer;
+  const loraBase = loraBaseOf(policyCheckpoint);
   const optimizer = policy.createOptimizer(adam);
   let rolloutEngine: RolloutEngine | undefined;
   try {
@@ -194,7 +201,7 @@ export async function runPpoStage(stage: PpoStageConfig, context: StageContext):
           return ppoStep(training, step);
         },
         evaluate,
-        checkpoint: stageCheckpointer(run, { model: policy, optimizer, tokenizer }, (step) => ({
+        checkpoint: stageCheckpointer(run, { model: policy, optimizer, tokenizer, loraBase }, (step) => ({
           global_step: step,
           max_steps: totalSteps,
           stage: 'ppo',

@@ -12,8 +12,8 @@ import { existsSync } from 'node:fs';
 import { mean } from '../../core/stats';
 import { formatPreferenceProblem, readPreferenceFile, type PreferenceFileRead } from '../../shared/preferenceFile';
 import type { RewardStageConfig } from '../../shared/runConfig';
-import { loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
-import { loraSettingsFor, readModelSource } from '../checkpoint/modelLoading';
+import type { CheckpointContents } from '../checkpoint/checkpoint';
+import { loraBaseOf, loraSettingsFor, readModelSource } from '../checkpoint/modelLoading';
 import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { batchIndices, splitExamples } from '../data/batching';
 import type { EngineModel, EngineOptimizer } from '../engine/engine';
@@ -35,7 +35,11 @@ async function startingPoint(stage: RewardStageConfig, context: StageContext): P
   const { run, log } = context;
   const latest = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
   if (latest) {
-    const source = await loadCheckpoint(latest.dir);
+    const source = await readModelSource(latest.dir, {
+      seed: context.seed,
+      blockSize: context.model.block_size,
+      keepAdapters: true,
+    });
     if (!source.weights.has('score.weight'))
       throw new Error(
         `Cannot resume from ${latest.dir}: it has no score head, so it was not written by a reward stage.`,
@@ -245,7 +249,7 @@ function rewardModel(stage: RewardStageConfig, context: StageContext, source: Ch
       weights: source.weights,
       keepMissingHeads: true,
       seed: context.seed,
-      ...(stage.lora && { lora: loraSettingsFor(stage.lora, source.config.model) }),
+      ...(stage.lora && { lora: source.lora?.settings ?? loraSettingsFor(stage.lora, source.config.model) }),
     },
   );
 }
@@ -332,7 +336,7 @@ export async function runRewardStage(stage: RewardStageConfig, context: StageCon
                 return evaluated.metrics;
               }
             : undefined,
-        checkpoint: stageCheckpointer(run, { model, optimizer, tokenizer }, (step) => ({
+        checkpoint: stageCheckpointer(run, { model, optimizer, tokenizer, loraBase: loraBaseOf(source) }, (step) => ({
           global_step: step,
           ...trainerState,
         })),

@@ -8,8 +8,9 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { sum } from '../../core/stats';
 import type { SftStageConfig } from '../../shared/runConfig';
-import { loadCheckpoint, type CheckpointContents } from '../checkpoint/checkpoint';
-import { describeModel, loraSettingsFor, readModelSource } from '../checkpoint/modelLoading';
+import type { CheckpointContents } from '../checkpoint/checkpoint';
+import { UserError } from '../../shared/userError';
+import { describeModel, loraBaseOf, loraSettingsFor, readModelSource } from '../checkpoint/modelLoading';
 import { resumeCheckpoint, stageCheckpointer } from '../checkpoint/stageCheckpoint';
 import { batchIndices, splitExamples } from '../data/batching';
 import type { EngineModel } from '../engine/engine';
@@ -87,7 +88,7 @@ async function startingPoint(
   let source: CheckpointContents | undefined;
   const latest = resumeCheckpoint(context.resume, run, (message) => log('warn', message));
   if (latest) {
-    source = await loadCheckpoint(latest.dir);
+    source = await readModelSource(latest.dir, { ...options, keepAdapters: true });
     log('info', `resuming from ${latest.dir} (step ${latest.step})`);
   } else if (stage.init_from !== 'scratch') {
     const dir = context.resolve(stage.init_from, 'checkpoint');
@@ -118,6 +119,13 @@ async function startingPoint(
 export async function runSftStage(stage: SftStageConfig, context: StageContext): Promise<StageResult> {
   const { run, log, seed } = context;
   const started = performance.now();
+  // LoRA adapts a pretrained model's frozen weights; a fresh GPT's random trunk has nothing to adapt, and its
+  // checkpoint would have no base folder for the adapter to name.
+  if (stage.lora && stage.init_from === 'scratch' && context.model.from === undefined)
+    throw new UserError('"lora" trains adapters on a pretrained model, but this SFT starts from scratch', {
+      field: 'lora',
+      hint: 'give "model": {"from": "<model folder>"} or an init_from checkpoint, or remove "lora"',
+    });
   // The examples are rendered with the model folder's chat template, so a model that brings its tokenizer is
   // loaded first; a BPE trained here is trained on the examples, so they come first then.
   const readExamples = async (chat?: ChatFormatter) => {
@@ -136,7 +144,7 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
     heads: [],
     seed,
     weights: source?.weights,
-    ...(stage.lora && { lora: loraSettingsFor(stage.lora, modelConfig) }),
+    ...(stage.lora && { lora: source?.lora?.settings ?? loraSettingsFor(stage.lora, modelConfig) }),
   });
   const optimizer = model.createOptimizer({
     adamBeta1: stage.adam_beta1,
@@ -147,6 +155,7 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
   if (context.resume && source?.optimizer) optimizer.loadState(source.optimizer);
   const startStep = context.resume && source ? source.trainerState.global_step : 0;
   const { block_size } = modelConfig;
+  const loraBase = source && loraBaseOf(source);
   log('info', `model: ${model.parameterCount.toLocaleString('en-US')} parameters (${describeModel(modelConfig)})`);
   try {
     const tokenize = (example: (typeof split.train)[number]) =>
@@ -204,7 +213,7 @@ export async function runSftStage(stage: SftStageConfig, context: StageContext):
           const evalLoss = await evaluate(model, evaluation, stage.per_device_train_batch_size * 2, tokenizer.padId);
           return { 'loss/eval': evalLoss, perplexity: Math.exp(evalLoss) };
         },
-        checkpoint: stageCheckpointer(run, { model, optimizer, tokenizer }, (step) => ({
+        checkpoint: stageCheckpointer(run, { model, optimizer, tokenizer, loraBase }, (step) => ({
           global_step: step,
           ...trainerState,
         })),
