@@ -3,9 +3,9 @@
  * extension host in Node) driven by playwright-core on Debian's chromium. `node scripts/ensureTestTools.mjs`
  * installs both; /work/shared/ENVIRONMENT.md ("A real VS Code for tests") has the measured recipe.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -365,9 +365,31 @@ export async function runCommand(page: Page, title: string, timeout = 30_000): P
   await widget.waitFor({ state: 'hidden', timeout });
 }
 
-/** The content of the extension's dashboard webview panel (the outer iframe hosts an inner one). */
+/**
+ * The content of the extension's dashboard webview panel (the outer iframe hosts an inner one), not the Rank view,
+ * which is a webview view of the same extension.
+ */
 export function dashboardFrame(page: Page): FrameLocator {
-  return page.frameLocator(`iframe.webview.ready[src*="extensionId=${EXTENSION_ID}"]`).frameLocator('#active-frame');
+  return page
+    .frameLocator(`iframe.webview.ready[src*="extensionId=${EXTENSION_ID}"]:not([src*="purpose=webviewView"])`)
+    .frameLocator('#active-frame');
+}
+
+/**
+ * Trains `config` headless with the built trainer (dist/trainer.js), its runs in `runsFolder`; returns the folder of
+ * the run whose id names `stage` (e.g. "ppo").
+ */
+export function trainHeadless(config: string, runsFolder: string, stage: string): string {
+  const trained = spawnSync(
+    process.execPath,
+    [join(repoRoot, 'dist', 'trainer.js'), 'train', config, '--runs-dir', runsFolder],
+    { encoding: 'utf8', timeout: 300_000 },
+  );
+  if (trained.status !== 0)
+    throw new Error(`the trainer failed (exit ${trained.status}):\n${trained.stdout}\n${trained.stderr}`);
+  const run = readdirSync(runsFolder).find((name) => name.includes(`-${stage}-`));
+  if (!run) throw new Error(`no ${stage} run in ${runsFolder}: ${readdirSync(runsFolder).join(', ')}`);
+  return join(runsFolder, run);
 }
 
 /** Saves `test-results/screenshots/<name>.png` for a person to check; returns its path. */

@@ -7,7 +7,6 @@
  * Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import {
   appendFileSync,
   copyFileSync,
@@ -27,6 +26,8 @@ import { decodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
 import { formatNumber } from '../../webview/dashboard/colorScale';
 import {
   codeServerPaths,
+  dashboardFrame,
+  trainHeadless,
   installExtension,
   launchChromium,
   repoRoot,
@@ -100,16 +101,7 @@ before(async () => {
   mkdirSync(runsFolder, { recursive: true });
   const config = join(workspace, 'tiny.rlhf.json');
   writeFileSync(config, JSON.stringify(tinyPipeline, null, 2));
-  const trained = spawnSync(
-    process.execPath,
-    [join(repoRoot, 'dist', 'trainer.js'), 'train', config, '--runs-dir', runsFolder],
-    { encoding: 'utf8', timeout: 300_000 },
-  );
-  if (trained.status !== 0)
-    throw new Error(`the trainer failed (exit ${trained.status}):\n${trained.stdout}\n${trained.stderr}`);
-  const ppo = readdirSync(runsFolder).find((name) => name.includes('-ppo-'));
-  assert.ok(ppo, `a PPO run in ${runsFolder}: ${readdirSync(runsFolder).join(', ')}`);
-  ppoRunDir = join(runsFolder, ppo);
+  ppoRunDir = trainHeadless(config, runsFolder, 'ppo');
   const userDataDir = join(temp, 'user-data');
   const extensionsDir = join(temp, 'extensions');
   await installExtension(vsix, extensionsDir, userDataDir);
@@ -122,12 +114,6 @@ after(async () => {
   await server?.stop();
   rmSync(temp, { recursive: true, force: true });
 });
-
-/** The dashboard panel's content (not the Rank view, which is a webview view of the same extension). */
-const dashboard = (page: Page): FrameLocator =>
-  page
-    .frameLocator('iframe.webview.ready[src*="extensionId=rlhf-lens.rlhf-lens"]:not([src*="purpose=webviewView"])')
-    .frameLocator('#active-frame');
 
 const metricsOf = () =>
   readFileSync(join(ppoRunDir, 'metrics.jsonl'), 'utf8')
@@ -157,7 +143,7 @@ async function openPpoDashboard(): Promise<{ page: Page; frame: FrameLocator }> 
       labels.some((label) => label.includes(`tiny · ${stage}`)),
       `the ${stage} run is offered: ${labels.join(', ')}`,
     );
-  const frame = dashboard(page);
+  const frame = dashboardFrame(page);
   await frame.locator('#run-name', { hasText: 'tiny · ppo' }).waitFor({ timeout: 30_000 });
   return { page, frame };
 }

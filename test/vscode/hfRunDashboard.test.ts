@@ -8,18 +8,19 @@
  * written by the PyTorch twin).
  */
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, FrameLocator, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { decodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
 import { generateReviews } from '../../src/trainer/data/reviews';
 import { HfTokenizerAdapter } from '../../src/trainer/tokenizer';
 import { writePretrainedFolder } from '../fixtures/hf/pretrainedFolders';
 import {
   codeServerPaths,
+  dashboardFrame,
+  trainHeadless,
   installExtension,
   launchChromium,
   repoRoot,
@@ -90,16 +91,7 @@ before(async () => {
   writeChatData();
   const config = join(workspace, `${runName}.rlhf.json`);
   writeFileSync(config, JSON.stringify(pipeline, null, 2));
-  const trained = spawnSync(
-    process.execPath,
-    [join(repoRoot, 'dist', 'trainer.js'), 'train', config, '--runs-dir', runsFolder],
-    { encoding: 'utf8', timeout: 300_000 },
-  );
-  if (trained.status !== 0)
-    throw new Error(`the trainer failed (exit ${trained.status}):\n${trained.stdout}\n${trained.stderr}`);
-  const ppo = readdirSync(runsFolder).find((name) => name.includes('-ppo-'));
-  assert.ok(ppo, `a PPO run in ${runsFolder}: ${readdirSync(runsFolder).join(', ')}`);
-  ppoRunDir = join(runsFolder, ppo);
+  ppoRunDir = trainHeadless(config, runsFolder, 'ppo');
   const userDataDir = join(temp, 'user-data');
   const extensionsDir = join(temp, 'extensions');
   await installExtension(vsix, extensionsDir, userDataDir);
@@ -112,12 +104,6 @@ after(async () => {
   await server?.stop();
   rmSync(temp, { recursive: true, force: true });
 });
-
-/** The dashboard panel's content (not the Rank view, which is a webview view of the same extension). */
-const dashboardFrame = (page: Page): FrameLocator =>
-  page
-    .frameLocator('iframe.webview.ready[src*="extensionId=rlhf-lens.rlhf-lens"]:not([src*="purpose=webviewView"])')
-    .frameLocator('#active-frame');
 
 function lastTrace(): { step: number; rows: PpoTraceRow[] } {
   const steps = readdirSync(join(ppoRunDir, 'traces'))

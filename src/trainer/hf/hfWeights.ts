@@ -34,6 +34,29 @@ export interface HfWeights {
   read(name: string): Promise<Float32Array>;
 }
 
+/**
+ * Weights already in memory (a trainer's model, a checkpoint's), named as transformers names them, as the HfWeights
+ * graph builders read; `label` stands for the folder in errors.
+ */
+export function hfWeightsInMemory(
+  architecture: HfArchitecture,
+  weights: ReadonlyMap<string, { readonly data: Float32Array }>,
+  label: string,
+): HfWeights {
+  return {
+    folder: label,
+    architecture,
+    files: [],
+    tensors: expectedHfTensors(architecture),
+    dtypeOf: () => 'F32',
+    read(name) {
+      const value = weights.get(name);
+      if (!value) return Promise.reject(new Error(`${label} has no "${name}"`));
+      return Promise.resolve(value.data);
+    },
+  };
+}
+
 interface Located {
   shard: LazySafetensorsFile;
   info: SafetensorsTensorInfo;

@@ -8,7 +8,7 @@ import type { CheckpointContents } from '../checkpoint/checkpoint';
 import { isLoraCheckpoint } from '../checkpoint/loraCheckpoint';
 import { readModelSource } from '../checkpoint/modelLoading';
 import type { NamedArrays } from '../engine/engine';
-import { expectedHfTensors } from '../hf/hfTensorNames';
+import { hfWeightsInMemory } from '../hf/hfWeights';
 import { loraTargets } from '../lora/loraTargets';
 import { mergeLoraWeights } from '../lora/mergeLora';
 import type { LlamaConfig } from '../model/causalLmConfig';
@@ -42,20 +42,5 @@ export function buildLlamaCheckpointOnnx(
   weights: NamedArrays,
   heads: readonly ScalarHead[],
 ): Promise<Uint8Array> {
-  const a = config.architecture;
-  return buildLlamaOnnx(
-    {
-      folder: '(the checkpoint’s weights)',
-      architecture: a,
-      files: [],
-      tensors: expectedHfTensors(a),
-      dtypeOf: () => 'F32',
-      read(name) {
-        const value = weights.get(name);
-        if (!value) return Promise.reject(new Error(`the checkpoint's weights have no "${name}"`));
-        return Promise.resolve(value.data);
-      },
-    },
-    heads,
-  );
+  return buildLlamaOnnx(hfWeightsInMemory(config.architecture, weights, "the checkpoint's weights"), heads);
 }

@@ -21,10 +21,9 @@ import type { GptConfig, ScorePooling } from '../model/gptConfig';
 import type { ScalarHead } from '../engine/tfjs/gpt';
 import { gptWeightShapes } from '../model/gptWeightShapes';
 import { buildGptOnnx, headOutputName, type WeightValues } from './gptOnnxGraph';
-import type { HfWeights } from '../hf/hfWeights';
+import { hfWeightsInMemory, type HfWeights } from '../hf/hfWeights';
 import { buildHfOnnx } from './hfOnnxGraph';
-import { isLlamaConfig, type CausalLmConfig, type LlamaConfig } from '../model/causalLmConfig';
-import { expectedHfTensors } from '../hf/hfTensorNames';
+import { isLlamaConfig, type CausalLmConfig } from '../model/causalLmConfig';
 import { buildLlamaOnnx } from './llamaOnnxGraph';
 import { llamaWeightShapes } from '../engine/onnxruntime/llamaGraph';
 
@@ -181,7 +180,11 @@ export class OnnxCausalLm {
     if (!isLlamaConfig(config)) return OnnxCausalLm.fromGpt(config, heads, weights, options);
     const a = config.architecture;
     const mode = options.weightSync ?? 'reexport';
-    const bytes = await buildLlamaOnnx(trainerWeights(config, weights), heads, { weightsAsInputs: mode === 'inputs' });
+    const bytes = await buildLlamaOnnx(
+      hfWeightsInMemory(config.architecture, weights, "the trainer's weights"),
+      heads,
+      { weightsAsInputs: mode === 'inputs' },
+    );
     const session = await ort.InferenceSession.create(bytes, sessionOptions(options));
     const info: CausalLmInfo = {
       vocabSize: a.vocabSize,
@@ -342,7 +345,7 @@ export class OnnxCausalLm {
       return;
     }
     const bytes = isLlamaConfig(config)
-      ? await buildLlamaOnnx(trainerWeights(config, weights), heads)
+      ? await buildLlamaOnnx(hfWeightsInMemory(config.architecture, weights, "the trainer's weights"), heads)
       : buildGptOnnx(config, weights, { heads, kvCache });
     const next = await ort.InferenceSession.create(bytes, sessionOptions(settings));
     await this.session.release();
@@ -364,21 +367,4 @@ export class OnnxCausalLm {
   async release(): Promise<void> {
     await this.session.release();
   }
-}
-
-/** A trainer model's weights (named as transformers names them) as the HfWeights the Llama graph builder reads. */
-function trainerWeights(config: LlamaConfig, weights: WeightValues): HfWeights {
-  const a = config.architecture;
-  return {
-    folder: '(the trainer’s weights)',
-    architecture: a,
-    files: [],
-    tensors: expectedHfTensors(a),
-    dtypeOf: () => 'F32',
-    read(name) {
-      const value = weights.get(name);
-      if (!value) return Promise.reject(new Error(`the model's weights have no "${name}"`));
-      return Promise.resolve(value.data);
-    },
-  };
 }

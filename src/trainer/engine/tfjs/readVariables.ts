@@ -14,18 +14,9 @@ export async function readVariables(
 ): Promise<Map<string, Variable>> {
   const weights = new Map<string, Variable>();
   try {
-    for (const [name, shape] of shapes) {
-      const data = await read(name);
-      const size = shape.reduce((a, b) => a * b, 1);
-      if (data.length !== size) throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
-      // No tfjs variable names: they must be unique engine-wide and several models live at once.
-      weights.set(
-        name,
-        tf.tidy(() => tf.variable(tf.tensor(data, [...shape]), true)),
-      );
-    }
+    for (const [name, shape] of shapes) weights.set(name, variableOf(name, shape, await read(name)));
   } catch (error) {
-    for (const variable of weights.values()) variable.dispose();
+    disposeAll(weights);
     throw error;
   }
   return weights;
@@ -38,18 +29,21 @@ export function makeVariables(
 ): Map<string, Variable> {
   const weights = new Map<string, Variable>();
   try {
-    for (const [name, shape] of shapes) {
-      const data = value(name, shape);
-      const size = shape.reduce((a, b) => a * b, 1);
-      if (data.length !== size) throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
-      weights.set(
-        name,
-        tf.tidy(() => tf.variable(tf.tensor(data, [...shape]), true)),
-      );
-    }
+    for (const [name, shape] of shapes) weights.set(name, variableOf(name, shape, value(name, shape)));
   } catch (error) {
-    for (const variable of weights.values()) variable.dispose();
+    disposeAll(weights);
     throw error;
   }
   return weights;
+}
+
+function variableOf(name: string, shape: readonly number[], data: Float32Array): Variable {
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== size) throw new Error(`weight "${name}" has ${data.length} values, [${shape}] needs ${size}`);
+  // No tfjs variable names: they must be unique engine-wide and several models live at once.
+  return tf.tidy(() => tf.variable(tf.tensor(data, [...shape]), true));
+}
+
+function disposeAll(weights: Map<string, Variable>): void {
+  for (const variable of weights.values()) variable.dispose();
 }
