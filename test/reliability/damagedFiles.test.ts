@@ -215,9 +215,16 @@ const cases: DamageCase[] = [
   on('sample', 'model.safetensors holding NaN', model, tensorEdit('nan')),
   on(
     'sample',
-    'config.json block_size negative',
+    'config.json n_positions negative',
     `${checkpoint}/config.json`,
-    editJson((c) => ({ ...c, block_size: -1 })),
+    editJson((c) => ({ ...c, n_positions: -1 })),
+    'n_positions',
+  ),
+  on(
+    'sample',
+    'config.json rlhf_lens.block_size negative',
+    `${checkpoint}/config.json`,
+    editJson((c) => ({ ...c, rlhf_lens: { ...(c.rlhf_lens as object), block_size: -1 } })),
     'block_size',
   ),
   on('sample', 'tokenizer.json garbage', `${checkpoint}/tokenizer.json`, garbled),

@@ -75,7 +75,7 @@ test('a folder that is not a checkpoint is an error naming it, and the trainer k
       maxNewTokens: 8,
       seed: 0,
     }),
-    new RegExp(`${missing}: has no config\\.json`),
+    new RegExp(`${missing}: does not exist`),
   );
   const ok = await sampler.sample({
     checkpoint,

@@ -91,9 +91,11 @@ async function readFolder(
   options: Pick<StageModelOptions, 'blockSize' | 'dropout' | 'seed' | 'keepAdapters'>,
 ): Promise<CheckpointContents> {
   if (!existsSync(join(folder, configFileName)))
-    throw new UserError(`has no ${configFileName}`, {
+    throw new UserError(existsSync(folder) ? `has no ${configFileName}` : 'does not exist', {
       file: folder,
-      hint: 'a model folder holds config.json, model.safetensors (or shards) and tokenizer.json',
+      hint:
+        "give a checkpoint folder written by rlhf-lens (a run's checkpoints/step-<n>) or a Hugging Face model " +
+        'folder (gpt2, llama, qwen2, mistral): config.json, model.safetensors (or shards) and tokenizer.json',
     });
   if (isLensCheckpoint(folder)) {
     const checkpoint = isLoraCheckpoint(folder) ? await loraSource(folder, options) : await loadCheckpoint(folder);
