@@ -114,7 +114,21 @@ test('New Run → "PPO on my model" → the model folder → a name writes a con
     // The simple file dialog: its text box holds a path; type the model folder's and accept it.
     const input = page.locator('.quick-input-widget .quick-input-box input');
     await page.locator('.quick-input-widget', { hasText: 'Hugging Face model folder' }).waitFor({ timeout: 15_000 });
-    await input.fill(modelFolder);
+    // The dialog fills in its starting folder after it opens; a path typed before that lands behind it, so the path
+    // is typed again until the box holds exactly it.
+    await page.waitForFunction(
+      () =>
+        (
+          document.querySelector('.quick-input-widget .quick-input-box input') as HTMLInputElement | null
+        )?.value.startsWith('/') === true,
+      undefined,
+      { timeout: 15_000 },
+    );
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await input.fill(modelFolder);
+      if (await inputHolds(page, modelFolder, 2_000)) break;
+    }
+    assert.equal(await input.inputValue(), modelFolder);
     await screenshot(page, 'new-run-model-folder-dialog');
     await input.press('Enter');
     // Enter on a folder's path may first open it; "Use This Model Folder" then takes the folder shown.
