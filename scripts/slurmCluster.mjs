@@ -39,6 +39,13 @@ export const PARTITIONS = { default: 'debug', short: 'short', urgent: 'urgent' }
 /** The first line of a slurm.conf this script wrote; any other slurm.conf is left alone. */
 export const MANAGED_MARKER = '# Written by RLHF Lens scripts/slurmCluster.mjs for its tests';
 
+// The tests' jobs are tiny and mostly wait, while several test files (and people) share the one node: declaring at
+// least MIN_CPUS CPUs (config_overrides lets slurmd accept more than the machine has) keeps them from queueing
+// behind each other for minutes.
+const MIN_CPUS = 8;
+// A requeued job may start again only cred_expire + 1 s after the requeue (Slurm's default, 120 s, would make every
+// requeue test wait two minutes in Reason=BeginTime).
+const CRED_EXPIRE_S = 10;
 const READY_STATES = ['idle', 'mixed', 'allocated', 'completing'];
 const READY_TIMEOUT_MS = 60_000;
 const say = (message) => console.log(`[slurmCluster] ${message}`);
@@ -93,6 +100,7 @@ export function slurmConfText(host = shortHostname(), cpuCount = cpus().length) 
 ClusterName=rlhflens
 SlurmctldHost=${host}
 AuthType=auth/munge
+AuthInfo=cred_expire=${CRED_EXPIRE_S}
 CryptoType=crypto/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
@@ -120,7 +128,8 @@ KillWait=10
 InactiveLimit=0
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
-NodeName=${host} CPUs=${cpuCount} RealMemory=8000 State=UNKNOWN
+SlurmdParameters=config_overrides
+NodeName=${host} CPUs=${Math.max(cpuCount, MIN_CPUS)} RealMemory=8000 State=UNKNOWN
 PartitionName=${PARTITIONS.default} Nodes=ALL Default=YES MaxTime=INFINITE PriorityTier=1 State=UP
 PartitionName=${PARTITIONS.short} Nodes=ALL MaxTime=5 PriorityTier=1 State=UP
 PartitionName=${PARTITIONS.urgent} Nodes=ALL MaxTime=INFINITE PriorityTier=10 GraceTime=10 State=UP
@@ -211,14 +220,29 @@ function startMunged() {
     throw new Error(`munged did not start: ${started.stderr.trim()}\n${tail(MUNGED_LOG)}`);
 }
 
+const DAEMONS = [
+  ['slurmd', '/run/slurmd.pid'],
+  ['slurmctld', '/run/slurmctld.pid'],
+];
+
+function stopDaemon(name, pidFile) {
+  if (!pidRunning(pidFile, name)) return;
+  say(`slurm.conf changed: stopping ${name} to restart it`);
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 20_000;
+  while (pidRunning(pidFile, name) && Date.now() < deadline) sleep(200);
+  if (pidRunning(pidFile, name)) throw new Error(`${name} (pid ${pid}) did not stop within 20 s of SIGTERM`);
+}
+
 function startSlurmDaemons(confChanged) {
   for (const dir of ['/var/spool/slurmctld', '/var/spool/slurmd', SLURM_LOG_DIR]) mkdirSync(dir, { recursive: true });
-  const ctldUp = pidRunning('/run/slurmctld.pid', 'slurmctld');
-  if (ctldUp && confChanged) {
-    say('slurm.conf changed: scontrol reconfigure');
-    run('scontrol', ['reconfigure']);
+  if (confChanged) {
+    // Node and credential settings need a restart, not `scontrol reconfigure`. Jobs survive it: slurmctld keeps
+    // them in its state folder and each job's slurmstepd outlives slurmd.
+    for (const [name, pidFile] of DAEMONS) stopDaemon(name, pidFile);
   }
-  if (!ctldUp) {
+  if (!pidRunning('/run/slurmctld.pid', 'slurmctld')) {
     say('starting slurmctld');
     const started = run('/usr/sbin/slurmctld', []);
     if (!started.ok) throw new Error(`slurmctld did not start: ${started.stderr.trim()}\n${daemonLogs()}`);
