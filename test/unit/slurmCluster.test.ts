@@ -5,11 +5,12 @@
 // concurrently; the time-limit test is the slow one (about 90 s: a 1-minute limit, enforced on a 30-s grid).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  arrayTaskInfos,
   assertSlurmAvailable,
   cancelTestJobs,
   jobInfo,
@@ -49,7 +50,10 @@ async function waitForFile(file: string, timeoutMs: number): Promise<string> {
 }
 
 before(() => assertSlurmAvailable());
-after(() => cancelTestJobs(PREFIX));
+after(() => {
+  cancelTestJobs(PREFIX);
+  rmSync(folder, { recursive: true, force: true });
+});
 
 test('the cluster answers: one node, the default partition debug, short (5 minutes) and urgent', () => {
   const sinfo = spawnSync('sinfo', ['-h', '-o', '%P %a %l %T'], { encoding: 'utf8' });
@@ -145,6 +149,26 @@ done`;
     assert.ok(lines.includes('attempt 0 got SIGTERM'), lines.join('\n'));
     assert.ok(lines.includes('attempt 1'), lines.join('\n'));
     assert.equal(lines.at(-2), 'finished');
+  });
+
+  test('a job array runs one task per index, each with its own output and job id', async () => {
+    const output = path.join(folder, 'array-%a.out');
+    const script = batchScript('array', 'echo "task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID"');
+    const arrayJobId = submitJob([`--job-name=${PREFIX}array`, '--array=0-2', `--output=${output}`, script]);
+    await waitForJobState(arrayJobId, ['COMPLETED'], 60_000);
+    const deadline = Date.now() + 30_000;
+    let tasks = arrayTaskInfos(arrayJobId);
+    while ([...tasks.values()].some((task) => task.jobState !== 'COMPLETED') || tasks.size < 3) {
+      assert.ok(Date.now() < deadline, `tasks not all COMPLETED: ${[...tasks.values()].map((t) => t.jobState)}`);
+      await sleep(500);
+      tasks = arrayTaskInfos(arrayJobId);
+    }
+    assert.deepEqual([...tasks.keys()], [0, 1, 2]);
+    assert.equal(new Set([...tasks.values()].map((task) => task.jobId)).size, 3);
+    for (const [index, task] of tasks) {
+      assert.equal(task.stdOut, path.join(folder, `array-${index}.out`));
+      assert.equal(readFileSync(task.stdOut, 'utf8'), `task ${index} of ${arrayJobId}\n`);
+    }
   });
 
   test('scancel ends a running job CANCELLED', async () => {
