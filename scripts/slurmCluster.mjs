@@ -23,7 +23,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -64,8 +64,9 @@ function onPath(command) {
   return run('sh', ['-c', `command -v ${command}`]).ok;
 }
 
+/** `hostname -s`: the name slurmd registers as unless told otherwise. */
 function shortHostname() {
-  return run('hostname', ['-s']).stdout.trim() || 'localhost';
+  return hostname().split('.')[0] || 'localhost';
 }
 
 function isRoot() {
@@ -214,8 +215,10 @@ function startMunged() {
     mkdirSync(dir, { recursive: true });
     ownedBy(dir, 'munge', dir === '/run/munge' ? 0o755 : 0o700);
   }
+  // --force: a socket or pid file left by an earlier munged (a container restarted without a clean /run) would
+  // stop it otherwise; none is running, since `munge -n | unmunge` failed.
   say('starting munged (as munge)');
-  const started = run('runuser', ['-u', 'munge', '--', '/usr/sbin/munged']);
+  const started = run('runuser', ['-u', 'munge', '--', '/usr/sbin/munged', '--force']);
   if (!started.ok && !mungeWorks())
     throw new Error(`munged did not start: ${started.stderr.trim()}\n${tail(MUNGED_LOG)}`);
 }

@@ -1,7 +1,7 @@
 // The one test command (`npm test`, which the README and .ci/run call): installs the tools the test
 // layers need, brings up a one-node Slurm cluster, builds, lints, and runs every layer — unit, reliability,
-// webview (headless Chromium), the quick demo and real VS Code (code-server). No layer is skipped silently: a layer that cannot
-// run is listed as failed.
+// webview (headless Chromium), the quick demo and real VS Code (code-server). No layer is skipped silently: a
+// layer that cannot run is listed as failed.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -105,7 +105,8 @@ test("a time limit above the partition's MaxTime is refused at submission", () =
 describe('jobs on the cluster', { concurrency: true }, () => {
   test('a batch job runs node, writes into the shared folder and ends COMPLETED', async () => {
     const result = path.join(folder, 'result.txt');
-    const script = `"${process.execPath}" -e 'require("fs").writeFileSync(process.argv[1], "job " + process.env.SLURM_JOB_ID)' "${result}"
+    const writeJobId = 'require("fs").writeFileSync(process.argv[1], "job " + process.env.SLURM_JOB_ID)';
+    const script = `"${process.execPath}" -e '${writeJobId}' "${result}"
 echo "written by $SLURM_JOB_NAME on $SLURMD_NODENAME"`;
     const { jobId, output } = submit('complete', script);
     const info = await waitForJobState(jobId, ['COMPLETED'], 60_000);
