@@ -6,20 +6,39 @@
 // A slurm.conf that this script did not write (no MANAGED_MARKER line) is never touched: it is someone's cluster.
 // Usage: `node scripts/slurmCluster.mjs` (bring it up) or `node scripts/slurmCluster.mjs status` (diagnostics).
 //
-// The cluster the tests get (Slurm 22.05, measured on these machines):
-// - One node, `hostname -s`, with CPUs = nproc (2 here: at most two 1-CPU jobs run at once, the rest pend with
-//   Reason=Resources) and RealMemory=8000 MB (`--mem` above it is rejected at submission; memory is not consumed).
-// - Partitions: `debug` (default, no time limit), `short` (MaxTime=5 minutes: `--time` above it is rejected) and
-//   `urgent` (PriorityTier=10: its jobs preempt jobs of the other two, which are requeued — PreemptMode=REQUEUE —
-//   after GraceTime=10 s in which the batch shell gets SIGTERM; a real preemption for the tests that need one).
-// - JobRequeue=1 (batch jobs requeue on node failure / preemption; `scontrol requeue <id>` works on running jobs).
-// - KillWait=10: a cancelled or timed-out job gets SIGTERM, then SIGKILL 10 s later.
-// - No accounting storage, so no `sacct`. A finished job stays visible to `scontrol show job <id>` (and to
-//   `squeue --states=all`) for MinJobAge=300 s, with its final JobState (COMPLETED, FAILED, CANCELLED, TIMEOUT,
-//   PREEMPTED, OUT_OF_MEMORY, NODE_FAIL) and ExitCode=<code>:<signal>. After that `scontrol show job` answers
-//   "slurm_load_jobs error: Invalid job id specified". Each finished job is also appended, one line of
-//   key=value pairs (JobId=… UserId=… JobState=… Partition=… ExitCode=… StartTime=… EndTime=…), to the completion
-//   log JOB_COMPLETION_LOG (JobCompType=jobcomp/filetxt), which keeps final states after MinJobAge.
+// The cluster the tests get (Slurm 22.05, measured on these machines; test/unit/slurmCluster.test.ts checks most):
+// - One node, `hostname -s`, with CPUs = max(nproc, 8) (config_overrides: tiny test jobs from several test files
+//   share it) and RealMemory=8000 MB (`--mem` above it: "sbatch: error: Memory specification can not be
+//   satisfied" / "Batch job submission failed: Requested node configuration is not available"; memory is not
+//   consumed). Partitions: `debug` (default, no limit), `short` (MaxTime=5 minutes; EnforcePartLimits=ALL, so
+//   `--time=10` there fails at submission: "Requested time limit is invalid (missing or exceeds some limit)") and
+//   `urgent` (PriorityTier=10, PreemptMode=REQUEUE: a job there that needs the CPUs preempts debug/short jobs, which
+//   get SIGTERM at once, "CANCELLED AT … DUE TO PREEMPTION" in their output, and are requeued).
+// - An unknown partition: sbatch exits 1 with "sbatch: error: invalid partition specified: <name>" and "sbatch:
+//   error: Batch job submission failed: Invalid partition name specified". No accounting, so `--account` and
+//   `--qos` are not checked (any value is accepted).
+// - Requeue (JobRequeue=1): `scontrol requeue <id>` (also from inside the job, `scontrol requeue $SLURM_JOB_ID`,
+//   which returns 0 and kills the job at once) sends SIGTERM to every process of the job ("CANCELLED AT … DUE TO JOB
+//   REQUEUE"), Restarts becomes 1, the job shows COMPLETING, then PENDING Reason=BeginTime for cred_expire + 1 = 11 s,
+//   then runs again (about 12 s after the requeue) with SLURM_RESTART_COUNT=1. Use `--open-mode=append`, or the
+//   restart truncates the output file. KillWait=10: SIGKILL 10 s after the SIGTERM of a cancel, requeue or limit.
+// - Time limit: slurmctld checks limits and early signals every 30 s. With `--time=1 --signal=B:USR1@50` the batch
+//   shell got USR1 15–24 s after the start and SIGTERM 75–84 s after ("CANCELLED AT … DUE TO TIME LIMIT"); the job
+//   ends TIMEOUT, Reason=TimeLimit. Only with `B:` is anything signalled: `--signal=USR1@50` (no B) reaches no
+//   process of a job without srun steps. `B:` signals the batch shell alone, not its children, and bash runs a trap
+//   only once its foreground child exits: `exec` the trainer (it then gets USR1 itself), or start it in the
+//   background, `wait`, and forward the signal from the trap.
+// - No accounting storage, so no `sacct`. A finished job stays visible to `scontrol show job <id>` and to
+//   `squeue --states=all -j <id>` (plain `squeue -j <id>` prints nothing, exit 0) for MinJobAge=300 s, with its final
+//   JobState (COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL) and ExitCode=<code>:<signal>; after
+//   that scontrol exits 1 with "slurm_load_jobs error: Invalid job id specified". A preempted job shows PENDING with
+//   Restarts=1, never PREEMPTED: only the completion log has that. JobCompType=jobcomp/filetxt appends one line per
+//   ended attempt to JOB_COMPLETION_LOG (readable by all): key=value pairs (JobId=… Name=… JobState=… Partition=…
+//   NodeList=… ExitCode=… StartTime=… EndTime=…); a requeued attempt is logged as JobState=PENDING, a preempted one
+//   as PREEMPTED, then the last attempt with its final state. It keeps final states after MinJobAge.
+// - Job arrays: `scontrol show job -o <array id>` prints one line per task, each with its own JobId (the array's id
+//   stays with the last task), ArrayJobId=<array id> and ArrayTaskId=<index> (one line with a range, `0-2`, while
+//   they all pend); `%a` in --output is the index.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -122,6 +141,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=${JOB_COMPLETION_LOG}
+SchedulerParameters=bf_interval=5,sched_interval=5
 JobRequeue=1
 EnforcePartLimits=ALL
 MinJobAge=300
@@ -178,21 +198,46 @@ function writeMungeKey() {
   say(`wrote a new munge key ${MUNGE_KEY}`);
 }
 
-/** Writes slurm.conf when absent or when ours and out of date; true when it changed. Someone else's: untouched. */
+// Settings that `scontrol reconfigure` does not apply to running daemons (Slurm 22.05's slurm.conf manual).
+const RESTART_KEYS = [
+  'NodeName',
+  'AuthInfo',
+  'AuthType',
+  'SlurmdParameters',
+  'SlurmctldHost',
+  'SlurmUser',
+  'SlurmdUser',
+  'SelectType',
+  'SelectTypeParameters',
+  'PreemptType',
+  'ProctrackType',
+  'TaskPlugin',
+];
+const needsRestart = (line) =>
+  RESTART_KEYS.some((key) => line.startsWith(`${key}=`)) || /^\w*(Pid|Spool|StateSave|Port)\w*=/.test(line);
+
+/**
+ * Writes slurm.conf when absent or when ours and out of date; says what the daemons need for the change: nothing,
+ * a reconfigure, or a restart. Someone else's slurm.conf is left untouched.
+ */
 function writeSlurmConf() {
   const wanted = slurmConfText();
+  let changed = [];
   if (existsSync(SLURM_CONF)) {
     const current = readFileSync(SLURM_CONF, 'utf8');
-    if (current === wanted) return false;
+    if (current === wanted) return 'none';
     if (!current.startsWith(MANAGED_MARKER)) {
       say(`${SLURM_CONF} was not written by this script: using it as it is`);
-      return false;
+      return 'none';
     }
+    const before = new Set(current.split('\n'));
+    const after = new Set(wanted.split('\n'));
+    changed = [...before, ...after].filter((line) => !(before.has(line) && after.has(line)));
   }
   mkdirSync(dirname(SLURM_CONF), { recursive: true });
   writeFileSync(SLURM_CONF, wanted);
   say(`wrote ${SLURM_CONF}`);
-  return true;
+  return changed.some(needsRestart) ? 'restart' : 'reconfigure';
 }
 
 function pidRunning(pidFile, name) {
@@ -238,9 +283,15 @@ function stopDaemon(name, pidFile) {
   if (pidRunning(pidFile, name)) throw new Error(`${name} (pid ${pid}) did not stop within 20 s of SIGTERM`);
 }
 
-function startSlurmDaemons(confChanged) {
+function startSlurmDaemons(confChange) {
   for (const dir of ['/var/spool/slurmctld', '/var/spool/slurmd', SLURM_LOG_DIR]) mkdirSync(dir, { recursive: true });
-  if (confChanged) {
+  if (confChange === 'reconfigure' && pidRunning('/run/slurmctld.pid', 'slurmctld')) {
+    say('slurm.conf changed: scontrol reconfigure');
+    const reconfigured = run('scontrol', ['reconfigure']);
+    if (!reconfigured.ok)
+      throw new Error(`scontrol reconfigure failed: ${reconfigured.stderr.trim()}\n${daemonLogs()}`);
+  }
+  if (confChange === 'restart') {
     // Node and credential settings need a restart, not `scontrol reconfigure`. Jobs survive it: slurmctld keeps
     // them in its state folder and each job's slurmstepd outlives slurmd.
     for (const [name, pidFile] of DAEMONS) stopDaemon(name, pidFile);
@@ -301,9 +352,9 @@ export function ensureSlurmCluster({ timeoutMs = READY_TIMEOUT_MS } = {}) {
   const missing = missingPackages();
   if (missing.length > 0) installPackages(missing);
   writeMungeKey();
-  const confChanged = writeSlurmConf();
+  const confChange = writeSlurmConf();
   startMunged();
-  startSlurmDaemons(confChanged);
+  startSlurmDaemons(confChange);
   waitUntilReady(timeoutMs);
   return slurmClusterStatus();
 }
