@@ -13,6 +13,7 @@ import {
   arrayTaskInfos,
   assertSlurmAvailable,
   cancelTestJobs,
+  completionRecords,
   jobInfo,
   parseScontrolLine,
   submitJob,
@@ -150,6 +151,9 @@ done`;
     assert.ok(lines.includes('attempt 0 got SIGTERM'), lines.join('\n'));
     assert.ok(lines.includes('attempt 1'), lines.join('\n'));
     assert.equal(lines.at(-2), 'finished');
+    // The completion log keeps both attempts: the requeued one as PENDING, then the final state.
+    const states = completionRecords(jobId).map((record) => record.JobState);
+    assert.deepEqual(states, ['PENDING', 'COMPLETED']);
   });
 
   test('a job array runs one task per index, each with its own output and job id', async () => {
@@ -181,6 +185,10 @@ done`;
     assert.equal(info.reason, 'None');
     // scontrol keeps the finished job (MinJobAge=300 s): the state can be read after the job left the queue.
     assert.equal(jobInfo(jobId)?.jobState, 'CANCELLED');
+    assert.deepEqual(
+      completionRecords(jobId).map((record) => [record.Name, record.JobState]),
+      [[`${PREFIX}cancel`, 'CANCELLED']],
+    );
   });
 
   // Slow (about 90 s): a 1-minute limit; slurmctld checks limits and early signals every 30 s.
