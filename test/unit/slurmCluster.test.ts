@@ -66,6 +66,18 @@ test('the cluster answers: one node, the default partition debug, short (5 minut
   assert.match(partitions[2], /^urgent up infinite (idle|mixed|allocated)$/);
 });
 
+test('bringing the cluster up again only checks it: no install, no new slurm.conf, no daemon restarted', () => {
+  const script = path.join(import.meta.dirname, '..', '..', 'scripts', 'slurmCluster.mjs');
+  const again = spawnSync(process.execPath, [script], { encoding: 'utf8' });
+  assert.equal(again.status, 0, again.stderr);
+  assert.doesNotMatch(again.stdout, /installing|wrote|starting|stopping|reconfigure/);
+  assert.match(again.stdout, /^\[slurmCluster\] cluster ready in [\d.]+ s: node (idle|mixed|allocated)/m);
+  const status = spawnSync(process.execPath, [script, 'status'], { encoding: 'utf8' });
+  assert.equal(status.status, 0, status.stderr);
+  assert.match(status.stdout, /^ {2}munge: true$/m);
+  assert.match(status.stdout, /^ {2}missingPackages: \(none\)$/m);
+});
+
 test('parseScontrolLine keeps values with "=" and free text with spaces', () => {
   const fields = parseScontrolLine('JobId=7 JobName=a b TRES=cpu=1,mem=8000M StdOut=/tmp/x y/z.out Power=');
   assert.deepEqual(fields, {
