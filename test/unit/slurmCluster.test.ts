@@ -1,8 +1,8 @@
 // The real one-node Slurm cluster that `npm test` brings up (scripts/slurmCluster.mjs): it answers, and Slurm 22.05
 // behaves on it the way the cluster launcher relies on — a batch job runs node and writes into a folder the compute
-// node shares, `scontrol requeue` restarts a running job, `scancel` cancels, a failing script fails, a signal
-// arrives before the time limit, and an unknown partition is refused with sbatch's own message. The jobs run
-// concurrently; the time-limit test is the slow one (about 90 s: a 1-minute limit, enforced on a 30-s grid).
+// node shares, `scontrol requeue` and a preemption restart a running job, `scancel` cancels, a failing script
+// fails, a signal arrives before the time limit, and an unknown partition is refused with sbatch's own message. Most
+// jobs run concurrently; the time-limit test is the slow one (60–90 s: a 1-minute limit, enforced on a 30-s grid).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -112,6 +112,30 @@ test("a time limit above the partition's MaxTime is refused at submission", () =
   assert.equal(
     result.stderr,
     'sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)\n',
+  );
+});
+
+// Alone, before the concurrent jobs: the preempted job holds every CPU, so the urgent job can only run by preempting
+// it (and no one else's job), and it must wait until the node is free.
+test('a job in the urgent partition preempts a running job, which is requeued and completes later', async () => {
+  const cpus = spawnSync('sinfo', ['-h', '-o', '%c'], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+  const script = `echo "attempt \${SLURM_RESTART_COUNT:-0}"
+trap 'echo "attempt \${SLURM_RESTART_COUNT:-0} got SIGTERM"; exit 143' TERM
+if [ "\${SLURM_RESTART_COUNT:-0}" = 1 ]; then exit 0; fi
+for i in $(seq 1 120); do sleep 1; done`;
+  const low = submit('preempted', script, [`--cpus-per-task=${cpus}`, '--open-mode=append']);
+  await waitForJobState(low.jobId, ['RUNNING'], 180_000);
+  const urgent = submit('urgent', 'echo urgent', ['--partition=urgent']);
+  const done = await waitForJobState(urgent.jobId, ['COMPLETED'], 60_000);
+  assert.equal(done.partition, 'urgent');
+  const preempted = await waitForJobState(low.jobId, ['COMPLETED'], 90_000);
+  assert.equal(preempted.restarts, 1);
+  const text = readFileSync(low.output, 'utf8');
+  assert.match(text, /^attempt 0\n[^]*DUE TO PREEMPTION[^]*attempt 0 got SIGTERM\nattempt 1\n$/, text);
+  // scontrol never shows PREEMPTED under PreemptMode=REQUEUE; the completion log does.
+  assert.deepEqual(
+    completionRecords(low.jobId).map((record) => record.JobState),
+    ['PREEMPTED', 'COMPLETED'],
   );
 });
 
