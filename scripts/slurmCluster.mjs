@@ -41,7 +41,7 @@
 //   they all pend); `%a` in --output is the index.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -183,11 +183,13 @@ function installPackages(missing) {
   if (still.length > 0) throw new Error(`apt-get finished but ${still.join(', ')} are still not installed. ${advice}`);
 }
 
+/** Gives `path` to `user` (and its group) with `mode`: munged refuses a key or folders that others may touch. */
 function ownedBy(path, user, mode) {
-  const ids = run('id', ['-u', user]).stdout.trim();
+  const uid = run('id', ['-u', user]).stdout.trim();
   const gid = run('id', ['-g', user]).stdout.trim();
-  if (ids && gid) chownSync(path, Number(ids), Number(gid));
-  if (mode !== undefined) run('chmod', [mode.toString(8), path]);
+  if (!uid || !gid) throw new Error(`there is no user ${user} to own ${path} (the munge package creates it)`);
+  chownSync(path, Number(uid), Number(gid));
+  chmodSync(path, mode);
 }
 
 function writeMungeKey() {
@@ -199,20 +201,10 @@ function writeMungeKey() {
 }
 
 // Settings that `scontrol reconfigure` does not apply to running daemons (Slurm 22.05's slurm.conf manual).
-const RESTART_KEYS = [
-  'NodeName',
-  'AuthInfo',
-  'AuthType',
-  'SlurmdParameters',
-  'SlurmctldHost',
-  'SlurmUser',
-  'SlurmdUser',
-  'SelectType',
-  'SelectTypeParameters',
-  'PreemptType',
-  'ProctrackType',
-  'TaskPlugin',
-];
+const RESTART_KEYS = (
+  'NodeName AuthInfo AuthType SlurmdParameters SlurmctldHost SlurmUser SlurmdUser SelectType ' +
+  'SelectTypeParameters PreemptType ProctrackType TaskPlugin'
+).split(' ');
 const needsRestart = (line) =>
   RESTART_KEYS.some((key) => line.startsWith(`${key}=`)) || /^\w*(Pid|Spool|StateSave|Port)\w*=/.test(line);
 
