@@ -1,7 +1,7 @@
 // The one test command (`npm test`, which the README and .ci/run call): installs the tools the test
-// layers need, builds, lints, and runs every layer — unit, reliability, webview (headless Chromium),
-// the quick demo and real VS Code (code-server). No layer is skipped silently: a layer that cannot
-// run is listed as failed.
+// layers need, brings up a one-node Slurm cluster, builds, lints, and runs every layer — unit, reliability,
+// webview (headless Chromium), the quick demo and real VS Code (code-server). No layer is skipped silently: a
+// layer that cannot run is listed as failed.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -108,6 +108,13 @@ function notRun(name, reason) {
 const toolsOk = step('test tools (Chromium, Node 24, code-server, EGL for WebGPU)', process.execPath, [
   'scripts/ensureTestTools.mjs',
 ]);
+// The real Slurm scheduler for the cluster tests (a one-node cluster from Debian's packages, brought up as root;
+// not root, it must already answer). When it cannot be had, the step fails with why, and the tests that submit jobs
+// fail with the same reason (test/fixtures/slurm/slurm.ts reads RLHF_LENS_SLURM_UNAVAILABLE) instead of skipping.
+if (!step('Slurm cluster (one node: slurmctld, slurmd, munge)', process.execPath, ['scripts/slurmCluster.mjs'])) {
+  process.env.RLHF_LENS_SLURM_UNAVAILABLE =
+    'the test command could not bring up the Slurm cluster (see "Slurm cluster" above)';
+}
 const built = step('build', npm, ['run', 'build']);
 step('lint and type-check', npm, ['run', 'lint']);
 const noBuild = 'the build failed';
