@@ -20,6 +20,14 @@ export async function lastRunOf(runs: WorkspaceRuns, configFile: string): Promis
   return undefined;
 }
 
+/**
+ * Whether a config's launcher is Slurm. A pattern, not a parse: the lens must show while the file is being edited
+ * (and not valid JSON for a moment); `submit` checks the config properly.
+ */
+export function launchesOnSlurm(text: string): boolean {
+  return /"launcher"\s*:\s*\{[^{}]*"type"\s*:\s*"slurm"/.test(text);
+}
+
 export class ConfigCodeLens implements vscode.CodeLensProvider, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeCodeLenses = this.changed.event;
@@ -45,6 +53,17 @@ export class ConfigCodeLens implements vscode.CodeLensProvider, vscode.Disposabl
         tooltip: 'Check this config: schema, stage references, files it names',
       }),
     ];
+    if (launchesOnSlurm(document.getText()))
+      lenses.splice(
+        1,
+        0,
+        new vscode.CodeLens(top, {
+          title: '$(cloud-upload) Submit to cluster',
+          command: 'rlhf.submitRun',
+          arguments: [document.uri],
+          tooltip: 'Submit this config to Slurm with sbatch (RLHF: Submit Run to Cluster)',
+        }),
+      );
     const last = await lastRunOf(this.runs, document.uri.fsPath);
     if (last)
       lenses.push(
