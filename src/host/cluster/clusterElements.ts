@@ -71,8 +71,9 @@ export function clusterElements(
       phase = 'pending';
       description = 'pending';
     }
-    const single = job?.arrayTaskIds === undefined || job.arrayTaskIds.length === 1;
-    const outputFile = single && job?.stdOut ? job.stdOut : outputFileOf(submission, arrayIndex, job?.jobId);
+    // An array's unsplit pending record names `<pattern with %a = 4294967294>`: an element's file is the pattern's.
+    const outputFile =
+      arrayIndex === undefined && job?.stdOut ? job.stdOut : outputFileOf(submission, arrayIndex, job?.jobId);
     return {
       submission,
       arrayIndex,
