@@ -137,6 +137,23 @@ async function waitForState(jobSpec: string, expected: RegExp): Promise<string> 
   }
 }
 
+/** Right-clicks a job's row and picks a menu entry (with Enter when a click lands while the menu animates in). */
+async function contextMenu(jobSpec: string, entry: string): Promise<void> {
+  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
+  await jobRow(jobSpec).click({ button: 'right' });
+  await item.waitFor({ timeout: 10_000 });
+  await item.click();
+  const menu = page.locator('.context-view .monaco-menu');
+  const closed = await menu.waitFor({ state: 'hidden', timeout: 3_000 }).then(
+    () => true,
+    () => false,
+  );
+  if (closed) return;
+  await item.hover();
+  await page.keyboard.press('Enter');
+  await menu.waitFor({ state: 'hidden', timeout: 5_000 });
+}
+
 test('a job goes from pending to running to completed in the Runs view; one is cancelled from its menu', async () => {
   const followFolder = join(jobsDir, 'follow');
   const followJob = submit('follow', followScript(followFolder), { hold: true });
@@ -164,8 +181,7 @@ test('a job goes from pending to running to completed in the Runs view; one is c
   assert.equal(await sidebar().locator('.monaco-list-row', { hasText: 'follow-run' }).count(), 1);
   await screenshot(page, 'slurm-completed');
 
-  await jobRow(cancelJob).click({ button: 'right' });
-  await page.locator('.context-view .monaco-menu .action-item', { hasText: 'Cancel Job' }).first().click();
+  await contextMenu(cancelJob, 'Cancel Job');
   const dialog = page.locator('.monaco-dialog-box', { hasText: `Cancel Slurm job ${cancelJob}?` });
   await dialog.waitFor({ timeout: 15_000 });
   await screenshot(page, 'slurm-cancel-confirmation');
