@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { readRunDetails } from '../shared/runDetails';
+import { launchesOnSlurm } from './cluster/submitProcess';
 import type { WorkspaceRuns } from './workspaceRuns';
 
 /** The newest run directory started from `configFile`, if any. */
@@ -18,14 +19,6 @@ export async function lastRunOf(runs: WorkspaceRuns, configFile: string): Promis
     if (details.configFile && path.resolve(details.configFile) === path.resolve(configFile)) return runDir;
   }
   return undefined;
-}
-
-/**
- * Whether a config's launcher is Slurm. A pattern, not a parse: the lens must show while the file is being edited
- * (and not valid JSON for a moment); `submit` checks the config properly.
- */
-export function launchesOnSlurm(text: string): boolean {
-  return /"launcher"\s*:\s*\{[^{}]*"type"\s*:\s*"slurm"/.test(text);
 }
 
 export class ConfigCodeLens implements vscode.CodeLensProvider, vscode.Disposable {

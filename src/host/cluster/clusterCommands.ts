@@ -3,7 +3,6 @@
  * extension host), Cancel Job (`scancel`, after a confirmation), Open Job Output, and Open Sweep in Dashboard (the
  * sweep's runs overlaid on one dashboard's charts).
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -15,6 +14,7 @@ import type { ClusterElement } from './clusterElements';
 import type { ClusterRuns, SubmissionListing } from './clusterRuns';
 import { jobSpecOf } from './clusterTreeItems';
 import { scancel } from './slurmCommands';
+import { runSubmit, type SubmitResult } from './submitProcess';
 import { isFinished } from './slurmJobState';
 
 export const submitRunCommand = 'rlhf.submitRun';
@@ -31,37 +31,6 @@ export interface ClusterCommandsContext {
   readonly showError: (message: string) => void;
   /** Tests answer the confirmation with this instead of a modal dialog. */
   readonly confirm?: (message: string) => Promise<boolean>;
-}
-
-/** What `submit --json` printed. */
-export interface SubmitResult {
-  readonly submission: string;
-  readonly job_id: string;
-}
-
-/** Runs `<trainer> submit <config> --runs-dir <folder> --json` as a child process; rejects with its message. */
-export function runSubmit(trainerScript: string, config: string, runsDir: string | undefined): Promise<SubmitResult> {
-  const args = [trainerScript, 'submit', config, ...(runsDir ? ['--runs-dir', runsDir] : []), '--json'];
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      args,
-      // The editor's own binary runs as plain Node; the config's relative paths resolve from its folder.
-      { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, cwd: path.dirname(config), timeout: 120_000 },
-      (error, stdout, stderr) => {
-        if (error) {
-          const said = `${stderr}`.trim() || `${stdout}`.trim() || error.message;
-          return reject(new Error(`Could not submit ${path.basename(config)} to the cluster: ${said}`));
-        }
-        try {
-          const result = JSON.parse(`${stdout}`.trim().split('\n').at(-1) ?? '') as SubmitResult;
-          resolve({ submission: String(result.submission), job_id: String(result.job_id) });
-        } catch {
-          reject(new Error(`submit printed no job id: ${`${stdout}`.trim().slice(0, 500)}`));
-        }
-      },
-    );
-  });
 }
 
 function configOf(argument: unknown): string | undefined {
