@@ -1,7 +1,7 @@
 /**
  * Slurm job states parsed from `scontrol show job -o` lines captured from the real single-node cluster
  * (test/fixtures/scontrol/*.txt, Slurm 22.05): a held job, a held 3-element array before and after one element was
- * released, a running job, then cancelled, a completed and a failed one.
+ * released, a running job, then cancelled, a completed and a failed one, one past its time limit, one requeued.
  */
 import * as assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -54,6 +54,22 @@ test('a running job names its node; cancelled, completed and failed (with its ex
     ],
   );
   assert.equal(ended[2].reason, 'NonZeroExitCode');
+});
+
+test('past its time limit is timeout; requeued (`scontrol requeue`) it waits again, counted as a restart', () => {
+  const [timedOut] = parseScontrolJobs(captured('timeout'));
+  assert.deepEqual([timedOut.state, timedOut.reason, describeJobState(timedOut)], ['TIMEOUT', 'TimeLimit', 'timeout']);
+  assert.equal(isFinished(timedOut.phase), true);
+  const [requeued] = parseScontrolJobs(captured('requeued'));
+  assert.deepEqual(
+    [requeued.state, requeued.phase, requeued.restarts, describeJobState(requeued)],
+    ['PENDING', 'requeued', 1, 'requeued (BeginTime)'],
+  );
+  assert.equal(isFinished(requeued.phase), false);
+  assert.equal(
+    describeJobState({ ...requeued, state: 'RUNNING', phase: 'running', nodes: 'vm' }),
+    'running on vm (restart 1)',
+  );
 });
 
 test("an array's pending elements share one record until one is released, which gets its own job id", () => {

@@ -120,6 +120,9 @@ export function parseScontrolJobs(output: string): SlurmJobState[] {
     if (!line.startsWith('JobId=')) continue;
     const fields = parseScontrolRecord(line);
     const state = fields.get('JobState') ?? 'UNKNOWN';
+    const restarts = Number(fields.get('Restarts') ?? 0) || 0;
+    // A requeued job waits as PENDING (reason BeginTime) with its restart count up: it shows as requeued.
+    const phase = phaseOf(state) === 'pending' && restarts > 0 ? 'requeued' : phaseOf(state);
     const arrayJobId = nullValue(fields.get('ArrayJobId'));
     const arrayTasks = nullValue(fields.get('ArrayTaskId'));
     jobs.push({
@@ -127,12 +130,12 @@ export function parseScontrolJobs(output: string): SlurmJobState[] {
       arrayJobId,
       arrayTaskIds: arrayTasks === undefined ? undefined : parseArrayTaskIds(arrayTasks),
       state,
-      phase: phaseOf(state),
+      phase,
       reason: nullValue(fields.get('Reason')),
       nodes: nullValue(fields.get('NodeList')),
       stdOut: nullValue(fields.get('StdOut')),
       exitCode: nullValue(fields.get('ExitCode')),
-      restarts: Number(fields.get('Restarts') ?? 0) || 0,
+      restarts,
     });
   }
   return jobs;
@@ -156,8 +159,11 @@ export function describeJobState(job: SlurmJobState): string {
   switch (job.phase) {
     case 'pending':
       return job.reason ? `pending (${job.reason})` : 'pending';
-    case 'running':
-      return `${job.state === 'RUNNING' ? 'running' : job.state.toLowerCase()}${job.nodes ? ` on ${job.nodes}` : ''}`;
+    case 'running': {
+      const restarted = job.restarts > 0 ? ` (restart ${job.restarts})` : '';
+      const doing = job.state === 'RUNNING' ? 'running' : job.state.toLowerCase();
+      return `${doing}${job.nodes ? ` on ${job.nodes}` : ''}${restarted}`;
+    }
     case 'failed': {
       const detail = job.state === 'FAILED' ? (job.exitCode ? `exit ${job.exitCode.split(':')[0]}` : '') : job.state;
       return detail ? `failed (${detail.toLowerCase()})` : 'failed';
