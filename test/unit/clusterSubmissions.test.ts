@@ -57,7 +57,7 @@ writeRun('run-b', 'running', {
 });
 writeRun('local-run', 'completed', {});
 
-test('submissions are read with absolute paths; one missing its job id is a problem naming file and field', async () => {
+test('submissions are read with absolute paths; one without a job id is a problem naming file and field', async () => {
   const { submissions, problems } = await readSubmissions(jobs);
   assert.equal(submissions.length, 1);
   const [sweep] = submissions;

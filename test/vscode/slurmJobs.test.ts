@@ -79,20 +79,30 @@ function submit(id: string, body: string, options: { hold?: boolean; array?: num
   return jobId;
 }
 
-/** A job that trains for a few seconds: writes its run folder (run.json with its Slurm block, metrics) like the trainer. */
+/**
+ * A job that trains for a few seconds: writes its run folder (run.json with its Slurm block, metrics) as the trainer
+ * does under Slurm. The heredocs are unquoted: the shell fills in the start time and the job id.
+ */
 function followScript(submissionFolder: string): string {
   const runDir = join(runsDir, 'follow-run');
   const runJson = (status: string, ended: string) =>
-    `{"id":"follow-run","name":"follow-run","status":"${status}","started_at":"$started"${ended},` +
-    `"stage":"sft","slurm":{"job_id":"$SLURM_JOB_ID","submission":"${submissionFolder}"}}`;
+    [
+      `cat > ${runDir}/run.json <<JSON`,
+      `{"id": "follow-run", "name": "follow-run", "status": "${status}", "started_at": "$started"${ended},`,
+      ` "stage": "sft", "slurm": {"job_id": "$SLURM_JOB_ID", "submission": "${submissionFolder}"}}`,
+      'JSON',
+    ].join('\n');
   return [
     'echo "on $(hostname)"',
     'sleep 4',
     `mkdir -p ${runDir}`,
     'started=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)',
-    `echo '${runJson('running', '')}' | sed "s/\\$started/$started/;s/\\$SLURM_JOB_ID/$SLURM_JOB_ID/" > ${runDir}/run.json`,
-    `for step in 1 2 3; do echo "{\\"step\\":$step,\\"loss/train\\":$((4 - step))}" >> ${runDir}/metrics.jsonl; sleep 3; done`,
-    `echo '${runJson('completed', ',"ended_at":"$started"')}' | sed "s/\\$started/$started/g;s/\\$SLURM_JOB_ID/$SLURM_JOB_ID/" > ${runDir}/run.json`,
+    runJson('running', ''),
+    'for step in 1 2 3; do',
+    `  echo "{\\"step\\": $step, \\"loss/train\\": $((4 - step))}" >> ${runDir}/metrics.jsonl`,
+    '  sleep 3',
+    'done',
+    runJson('completed', ', "ended_at": "$started"'),
   ].join('\n');
 }
 

@@ -42,7 +42,8 @@ export function submissionTreeItem(listing: SubmissionListing): vscode.TreeItem 
   item.id = `slurm:${submission.folder}`;
   const counts = new Map<JobPhase, number>();
   for (const element of elements) counts.set(element.phase, (counts.get(element.phase) ?? 0) + 1);
-  item.description = `slurm ${submission.jobId} · ${[...counts].map(([phase, count]) => `${count} ${phase}`).join(', ')}`;
+  const countsText = [...counts].map(([phase, count]) => `${count} ${phase}`).join(', ');
+  item.description = `slurm ${submission.jobId} · ${countsText}`;
   item.tooltip = new vscode.MarkdownString(
     [
       `**Sweep** of \`${vscode.workspace.asRelativePath(submission.config)}\` — job array ${submission.jobId}`,
