@@ -114,6 +114,9 @@ test('elements: the controller state wins; a pending element has no run; all fin
     later.map((element) => element.description),
     ['completed', 'running', 'ended before the trainer started'],
   );
+  // No controller to ask: the state is unknown, and says why.
+  const unknown = clusterElements(sweep, [], undefined, 'scontrol was not found on PATH');
+  assert.equal(unknown[2].description, 'state unknown: scontrol was not found on PATH');
   const finished = clusterElements(
     sweep,
     runs.filter((run) => run.arrayIndex === 0),

@@ -48,6 +48,8 @@ export function clusterElements(
   submission: Submission,
   runs: readonly SubmissionRun[],
   jobs: readonly SlurmJobState[] | undefined,
+  /** Why the controller could not be asked (no `scontrol`, no controller), when `jobs` is undefined. */
+  slurmProblem?: string,
 ): ClusterElement[] {
   return elementIndices(submission).map((arrayIndex) => {
     const job = jobs === undefined ? undefined : findJobState(jobs, submission.jobId, arrayIndex);
@@ -69,7 +71,7 @@ export function clusterElements(
       description = 'ended before the trainer started';
     } else {
       phase = 'pending';
-      description = 'pending';
+      description = slurmProblem ? `state unknown: ${slurmProblem}` : 'pending';
     }
     // An array's unsplit pending record names `<pattern with %a = 4294967294>`: an element's file is the pattern's.
     const outputFile =

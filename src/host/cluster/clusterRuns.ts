@@ -38,6 +38,7 @@ export class ClusterRuns implements vscode.Disposable {
   private timer: NodeJS.Timeout | undefined;
   private jobs: SlurmJobState[] | undefined;
   private slurmProblem: string | undefined;
+  private slurmMissing = false;
   private latest: ClusterListing = { submissions: [], problems: [] };
   private disposed = false;
 
@@ -92,13 +93,13 @@ export class ClusterRuns implements vscode.Disposable {
     const listed = await Promise.all(
       submissions.map(async (submission): Promise<SubmissionListing> => {
         const runs = await readSubmissionRuns(submission);
-        return { submission, elements: clusterElements(submission, runs, this.jobs) };
+        return { submission, elements: clusterElements(submission, runs, this.jobs, this.slurmProblem) };
       }),
     );
     const before = JSON.stringify(this.latest);
     this.latest = { submissions: listed, problems, slurmProblem: this.slurmProblem };
     if (JSON.stringify(this.latest) !== before) this.changed.fire();
-    const keepAsking = this.slurmProblem === undefined && listed.some((item) => needsPolling(item.elements));
+    const keepAsking = !this.slurmMissing && listed.some((item) => needsPolling(item.elements));
     if (keepAsking && !this.disposed) this.timer = setTimeout(() => void this.poll(), pollIntervalMs);
   }
 
@@ -106,12 +107,14 @@ export class ClusterRuns implements vscode.Disposable {
     try {
       this.jobs = parseScontrolJobs(await scontrolShowJobs());
       this.slurmProblem = undefined;
+      this.slurmMissing = false;
     } catch (error) {
       const message = (error as Error).message;
       if (message !== this.slurmProblem) this.log.warn(`Slurm job states: ${message}`);
       this.jobs = undefined;
+      this.slurmProblem = message;
       // A missing scontrol stays missing: stop asking until a refresh; a busy controller is asked again.
-      this.slurmProblem = error instanceof SlurmCommandError && error.code === 'ENOENT' ? message : undefined;
+      this.slurmMissing = error instanceof SlurmCommandError && error.code === 'ENOENT';
     }
   }
 

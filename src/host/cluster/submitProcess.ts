@@ -38,7 +38,8 @@ export function runSubmit(trainerScript: string, config: string, runsDir: string
       { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, cwd: path.dirname(config), timeout: 120_000 },
       (error, stdout, stderr) => {
         if (error) {
-          const said = `${stderr}`.trim() || `${stdout}`.trim() || error.message;
+          // The CLI's message comes first; a usage text after it is cut short for a notification.
+          const said = (`${stderr}`.trim() || `${stdout}`.trim() || error.message).slice(0, 2000);
           return reject(new Error(`Could not submit ${path.basename(config)} to the cluster: ${said}`));
         }
         const result = parseSubmitOutput(`${stdout}`);
