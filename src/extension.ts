@@ -4,6 +4,8 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { registerClusterCommands } from './host/cluster/clusterCommands';
+import { ClusterRuns } from './host/cluster/clusterRuns';
 import { openDashboardCommand } from './host/dashboardPanel';
 import { exportModelCommand } from './host/exportModelCommand';
 import { registerExternalCommands } from './host/external/externalCommands';
@@ -25,6 +27,8 @@ export interface RlhfLensApi {
   readonly runsTree: RunsTreeProvider;
   /** The Rank view (its session, for tests). */
   readonly rank: RankView;
+  /** The cluster jobs of the Runs view (submissions, Slurm states), for tests. */
+  readonly cluster: ClusterRuns;
   /** The text of the last error notification the extension showed, for tests to read. */
   readonly lastErrorMessage: () => string | undefined;
 }
@@ -44,7 +48,13 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
   const trainers = supervisor;
   const runController = new RunController(trainers, runs, log);
   const externalRuns = new ExternalRunList(context.workspaceState);
-  const runsTree = new RunsTreeProvider(runs, runController, externalRuns);
+  const cluster = new ClusterRuns(log);
+  const runsTree = new RunsTreeProvider(runs, runController, externalRuns, cluster);
+  const showError = (message: string) => {
+    lastErrorMessage = message;
+    log.error(message);
+    void vscode.window.showErrorMessage(message);
+  };
   const configDiagnostics = new ConfigDiagnostics();
   const codeLens = new ConfigCodeLens(runs);
   context.subscriptions.push(
@@ -64,6 +74,16 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     vscode.commands.registerCommand('rlhf.refreshRuns', () => {
       runs.refresh();
       externalRuns.refresh();
+      cluster.pollNow();
+    }),
+    cluster,
+    ...registerClusterCommands({
+      extensionUri: context.extensionUri,
+      trainerScript: path.join(context.extensionPath, 'dist', 'trainer.js'),
+      runs,
+      cluster,
+      log,
+      showError,
     }),
     // Optional argument: the folder (path string, Uri or Runs view item); without one, a folder dialog.
     ...registerExternalCommands({
@@ -71,11 +91,7 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
       runs,
       list: externalRuns,
       log,
-      showError: (message) => {
-        lastErrorMessage = message;
-        log.error(message);
-        void vscode.window.showErrorMessage(message);
-      },
+      showError,
     }),
     vscode.commands.registerCommand(
       'rlhf.exportOnnx',
@@ -109,6 +125,7 @@ export function activate(context: vscode.ExtensionContext): RlhfLensApi {
     supervisor: trainers,
     runs: runController,
     runsTree,
+    cluster,
     rank: rankView,
     lastErrorMessage: () => lastErrorMessage,
   };

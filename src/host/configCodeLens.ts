@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { readRunDetails } from '../shared/runDetails';
+import { launchesOnSlurm } from './cluster/submitProcess';
 import type { WorkspaceRuns } from './workspaceRuns';
 
 /** The newest run directory started from `configFile`, if any. */
@@ -45,6 +46,17 @@ export class ConfigCodeLens implements vscode.CodeLensProvider, vscode.Disposabl
         tooltip: 'Check this config: schema, stage references, files it names',
       }),
     ];
+    if (launchesOnSlurm(document.getText()))
+      lenses.splice(
+        1,
+        0,
+        new vscode.CodeLens(top, {
+          title: '$(cloud-upload) Submit to cluster',
+          command: 'rlhf.submitRun',
+          arguments: [document.uri],
+          tooltip: 'Submit this config to Slurm with sbatch (RLHF: Submit Run to Cluster)',
+        }),
+      );
     const last = await lastRunOf(this.runs, document.uri.fsPath);
     if (last)
       lenses.push(

@@ -170,6 +170,7 @@ export class DashboardPanel implements vscode.Disposable {
         else await this.sendTrace(message.step);
         break;
       case 'dashboard/compare':
+        this.hostCompared = message.runIds;
         this.setCompared(message.runIds);
         break;
       case 'dashboard/requestPromptHistory': {
@@ -209,6 +210,7 @@ export class DashboardPanel implements vscode.Disposable {
     if (!this.runDir) return;
     await this.sendRun();
     this.feed?.sendAll();
+    if (this.hostCompared.length > 0) this.channel.post({ type: 'dashboard/compared', runIds: this.hostCompared });
     for (const feed of this.compared.values()) feed.sendAll();
     await this.sendSteps();
   }
@@ -268,6 +270,19 @@ export class DashboardPanel implements vscode.Disposable {
       this.channel.post({ type: 'dashboard/traceError', step, message });
     }
   }
+
+  /**
+   * Overlays other runs of the runs folder on this panel's metric charts (a sweep's runs opened together), as if
+   * their boxes under "Compare with" were checked.
+   */
+  compareWith(runIds: readonly string[]): void {
+    this.hostCompared = runIds.filter((id) => this.runs.runDir(id) !== undefined);
+    this.setCompared(this.hostCompared);
+    this.channel.post({ type: 'dashboard/compared', runIds: this.hostCompared });
+  }
+
+  /** What compareWith asked for, sent again after the webview (re)loads. */
+  private hostCompared: readonly string[] = [];
 
   private setCompared(runIds: readonly string[]): void {
     const wanted = new Set(

@@ -55,6 +55,9 @@ async function runDirOf(
   if (argument instanceof vscode.Uri) return argument.fsPath;
   if (typeof argument === 'object' && argument !== null && (argument as RunsTreeItem).kind === 'run')
     return (argument as RunItem).runDir;
+  // A Slurm job's item once its trainer wrote a run folder.
+  const clusterRun = (argument as { kind?: unknown; element?: { run?: { runDir: string } } } | null)?.element?.run;
+  if ((argument as RunsTreeItem | null)?.kind === 'slurmJob' && clusterRun) return clusterRun.runDir;
   await context.tree.getChildren();
   const candidates = context.tree.items.filter((item): item is RunItem => item.kind === 'run' && filter(item));
   if (candidates.length === 0) {

@@ -7,6 +7,10 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { formatKeyMetrics, keyMetrics, readRunDetails, type RunDetails } from '../shared/runDetails';
 import type { RunReadProblem, RunStatus, RunSummary } from '../shared/runSummary';
+import type { ClusterElement } from './cluster/clusterElements';
+import type { ClusterRuns, SubmissionListing } from './cluster/clusterRuns';
+import { elementTreeItem, submissionTreeItem } from './cluster/clusterTreeItems';
+import { readOutputTail } from './cluster/submissions';
 import { openRunFolderCommand } from './external/externalCommands';
 import type { ExternalRunItem, ExternalRunList } from './external/externalRunList';
 import type { RunController } from './runController';
@@ -23,7 +27,11 @@ export type RunsTreeItem =
   | { readonly kind: 'problem'; readonly problem: RunReadProblem }
   /** The group of run folders of other engines (rlhf.externalRuns, Open Run Folder…). */
   | { readonly kind: 'externalGroup'; readonly items: readonly ExternalRunItem[] }
-  | { readonly kind: 'external'; readonly external: ExternalRunItem };
+  | { readonly kind: 'external'; readonly external: ExternalRunItem }
+  /** A sweep submitted to Slurm: its elements are its children. */
+  | { readonly kind: 'slurmSubmission'; readonly listing: SubmissionListing }
+  /** A Slurm job (or array element) with its state; `outputTail` when it died before its trainer wrote a run. */
+  | { readonly kind: 'slurmJob'; readonly element: ClusterElement; readonly outputTail?: string };
 
 /** The label of the Runs view's group of other engines' runs. */
 export const externalGroupLabel = 'Runs of other engines';
@@ -60,9 +68,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
     private readonly runs: WorkspaceRuns,
     private readonly controller: RunController,
     private readonly external?: ExternalRunList,
+    private readonly cluster?: ClusterRuns,
   ) {
     this.subscriptions = [runs.onDidChange(() => this.refreshSoon()), controller.onDidChange(() => this.refreshSoon())];
     if (external) this.subscriptions.push(external.onDidChange(() => this.refreshSoon()));
+    if (cluster) this.subscriptions.push(cluster.onDidChange(() => this.refreshSoon()));
   }
 
   /**
@@ -88,24 +98,41 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
   async getChildren(element?: RunsTreeItem): Promise<RunsTreeItem[]> {
     if (element?.kind === 'externalGroup')
       return element.items.map((external): RunsTreeItem => ({ kind: 'external', external }));
+    if (element?.kind === 'slurmSubmission') return Promise.all(element.listing.elements.map(jobItem));
     if (element) return [];
+    const clusterItems = await Promise.all(
+      (this.cluster?.listing.submissions ?? []).map((listing) =>
+        listing.submission.arraySize === undefined
+          ? jobItem(listing.elements[0])
+          : ({ kind: 'slurmSubmission', listing } satisfies RunsTreeItem),
+      ),
+    );
+    // A cluster job's run folder shows under its job, not again among the runs.
+    const clusterRunDirs = new Set(
+      (this.cluster?.listing.submissions ?? []).flatMap((listing) =>
+        listing.elements.flatMap((item) => (item.run ? [path.resolve(item.run.runDir)] : [])),
+      ),
+    );
     const externalItems = (await this.external?.list()) ?? [];
     const group: RunsTreeItem[] = externalItems.length > 0 ? [{ kind: 'externalGroup', items: externalItems }] : [];
     const listing = await this.runs.list();
     const folder = this.runs.folder ?? '';
     const runs = await Promise.all(
-      listing.runs.map(async (run): Promise<RunsTreeItem> => {
-        const runDir = path.join(folder, run.id);
-        return {
-          kind: 'run',
-          run,
-          runDir,
-          details: await readRunDetails(runDir),
-          activeHere: this.controller.activeRun(run.id) !== undefined,
-        };
-      }),
+      listing.runs
+        .filter((run) => !clusterRunDirs.has(path.resolve(folder, run.id)))
+        .map(async (run): Promise<RunsTreeItem> => {
+          const runDir = path.join(folder, run.id);
+          return {
+            kind: 'run',
+            run,
+            runDir,
+            details: await readRunDetails(runDir),
+            activeHere: this.controller.activeRun(run.id) !== undefined,
+          };
+        }),
     );
     this.latest = [
+      ...clusterItems,
       ...runs,
       ...listing.problems.map((problem): RunsTreeItem => ({ kind: 'problem', problem })),
       ...group,
@@ -114,6 +141,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
   }
 
   getTreeItem(element: RunsTreeItem): vscode.TreeItem {
+    if (element.kind === 'slurmSubmission') return submissionTreeItem(element.listing);
+    if (element.kind === 'slurmJob') return elementTreeItem(element.element, element.outputTail);
     if (element.kind === 'externalGroup') {
       const item = new vscode.TreeItem(externalGroupLabel, vscode.TreeItemCollapsibleState.Expanded);
       item.id = 'externalRuns';
@@ -178,6 +207,12 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
     for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
   }
+}
+
+/** A cluster job's item; one that failed with no run folder carries its output's last lines (why it died). */
+async function jobItem(element: ClusterElement): Promise<RunsTreeItem> {
+  const outputTail = element.phase === 'failed' && !element.run ? await readOutputTail(element.outputFile) : undefined;
+  return { kind: 'slurmJob', element, outputTail };
 }
 
 /**

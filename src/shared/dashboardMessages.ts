@@ -135,6 +135,12 @@ export interface DashboardMetricsMessage {
   readonly points: readonly MetricPoint[];
 }
 
+/** The runs the host overlays on this panel's charts (a sweep opened together): the webview checks their boxes. */
+export interface DashboardComparedMessage {
+  readonly type: 'dashboard/compared';
+  readonly runIds: readonly string[];
+}
+
 /** The steps with a trace file, ascending, and the kind of trace the run writes. */
 export interface DashboardStepsMessage {
   readonly type: 'dashboard/steps';
@@ -188,6 +194,7 @@ export type ToDashboardMessage =
   | DashboardRunsMessage
   | DashboardRunMessage
   | DashboardMetricsMessage
+  | DashboardComparedMessage
   | DashboardStepsMessage
   | DashboardTraceMessage
   | DashboardTraceErrorMessage

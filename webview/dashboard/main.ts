@@ -208,6 +208,9 @@ function receive(message: ToDashboardMessage): void {
     case 'dashboard/metrics':
       metrics.addPoints(message.runId, message.runName, message.reset, message.points);
       break;
+    case 'dashboard/compared':
+      metrics.setCompared(message.runIds);
+      break;
     case 'dashboard/steps':
       if (message.traceKind === 'ppo' || message.traceKind === null) rollouts.setSteps(message.steps);
       else

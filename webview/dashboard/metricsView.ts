@@ -84,6 +84,12 @@ export class MetricsView {
     this.renderControls();
   }
 
+  /** The runs the host overlays (a sweep opened together): their boxes show checked, and unchecking one drops it. */
+  setCompared(runIds: readonly string[]): void {
+    this.compared = new Set(runIds.filter((id) => id !== this.mainRunId));
+    this.renderControls();
+  }
+
   /** Appends (or, with reset, replaces) a run's points and redraws on the next frame. */
   addPoints(runId: string, runName: string, reset: boolean, points: readonly MetricPoint[]): void {
     if (reset && points.length === 0 && runId !== this.mainRunId) this.runs.delete(runId);
