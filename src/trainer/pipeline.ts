@@ -23,6 +23,10 @@ import { messageOf, recordExitWhileRunning } from './run/exitGuard';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
+import { applySweepElement, sweepElements, type SweepElement } from '../shared/sweep';
+import { formatPath } from '../shared/configSchema';
+import { parse as parseJsonc } from 'jsonc-parser';
+import type { RunJsonFields } from './run/runDirectory';
 import {
   chooseEngine,
   createChosenEngine,
@@ -67,6 +71,15 @@ export interface PipelineResult {
  * listing every problem as file:line:column; warnings go to `log`.
  */
 export function loadRunConfig(configFile: string, log?: (level: LogLevel, message: string) => void): RunConfig {
+  return readRunConfig(configFile, log).config;
+}
+
+/** loadRunConfig's work, and the text it read (a sweep element is made from it). */
+function readRunConfig(
+  configFile: string,
+  log?: (level: LogLevel, message: string) => void,
+  checkMemory = true,
+): { config: RunConfig; text: string } {
   let text: string;
   try {
     text = readFileSync(configFile, 'utf8');
@@ -88,13 +101,51 @@ export function loadRunConfig(configFile: string, log?: (level: LogLevel, messag
   }
   for (const warning of problems.filter((problem) => problem.severity === 'warning'))
     log?.('warn', formatConfigProblem(configFile, warning));
+  if (!checkMemory) return { config, text };
   // Each stage is checked again before it starts, against the backend actually chosen.
   const target = memoryTarget(chooseEngine(config.engine).name, likelyBackend(requestedBackend(config.backend)));
   const locate = (at: (string | number)[]) => ({ file: configFile, ...locatePath(text, at) });
   config.stages.forEach((_, index) =>
     assertStageFits(config, index, target, { configDir: path.dirname(path.resolve(configFile)), locate }),
   );
-  return config;
+  return { config, text };
+}
+
+/**
+ * The config of one element of the file's sweep (sweep.ts), checked as a config file would be (the
+ * file itself has just passed, sweep included) and against the memory guard.
+ */
+export function loadSweepElement(
+  configFile: string,
+  sweepIndex: number,
+  log?: (level: LogLevel, message: string) => void,
+): { config: RunConfig; element: SweepElement } {
+  const { config, text } = readRunConfig(configFile, log, false);
+  const elements = sweepElements(config.sweep);
+  const element = elements[sweepIndex];
+  if (!element)
+    throw new ConfigError(
+      `--sweep-index ${sweepIndex}: ${elements.length === 0 ? 'the config has no sweep' : `the sweep has ${elements.length} elements (0 to ${elements.length - 1})`}`,
+      { file: configFile, hint: 'give the index of an element of the config\'s "sweep"' },
+    );
+  const elementText = JSON.stringify(applySweepElement(parseJsonc(text, [], { allowTrailingComma: true }), element));
+  const read = readConfigText(elementText, configFileChecks(configFile));
+  if (!read.config)
+    throw new UserErrors(
+      read.problems
+        .filter((problem) => problem.severity === 'error')
+        .map((problem) => `${formatPath(problem.path)} ${problem.message}`),
+      `sweep element ${sweepIndex} makes a config the checks refuse`,
+      { file: configFile, hint: "change the sweep's values" },
+    );
+  const target = memoryTarget(
+    chooseEngine(read.config.engine).name,
+    likelyBackend(requestedBackend(read.config.backend)),
+  );
+  read.config.stages.forEach((_, index) =>
+    assertStageFits(read.config as RunConfig, index, target, { configDir: path.dirname(path.resolve(configFile)) }),
+  );
+  return { config: read.config, element };
 }
 
 function versions(): Record<string, string> {
@@ -185,11 +236,13 @@ interface PipelineStart {
   readonly firstStage: number;
   /** The run directory continued in place, for its stage `firstStage`; undefined for a new stage's run. */
   readonly resumed: RunDirectory | undefined;
+  /** The sweep element this pipeline runs (recorded in each run.json), if one. */
+  readonly sweep?: SweepElement;
 }
 
 /** The config of a new pipeline (checked like the editor checks it), or the recorded one of a resumed run. */
 function pipelineStart(
-  options: { configFile?: string; resumeDir?: string },
+  options: { configFile?: string; resumeDir?: string; sweepIndex?: number },
   callbacks: PipelineCallbacks,
 ): PipelineStart {
   const configFile = options.configFile && path.resolve(options.configFile);
@@ -204,10 +257,15 @@ function pipelineStart(
       configDir: resumedConfigFile ? path.dirname(resumedConfigFile) : process.cwd(),
       firstStage: fields.stage_index,
       resumed,
+      sweep: fields.sweep,
     };
   } else if (options.configFile) {
-    const config = loadRunConfig(options.configFile, callbacks.log);
     const configDir = path.dirname(path.resolve(options.configFile));
+    if (options.sweepIndex !== undefined) {
+      const { config, element } = loadSweepElement(options.configFile, options.sweepIndex, callbacks.log);
+      return { config, configDir, configFile, firstStage: 0, resumed: undefined, sweep: element };
+    }
+    const config = loadRunConfig(options.configFile, callbacks.log);
     return { config, configDir, configFile, firstStage: 0, resumed: undefined };
   } else {
     throw new ConfigError('Give a run config to train, or a run directory to resume.');
@@ -255,7 +313,12 @@ interface PipelineRun {
   /** Which engine `engine` is, and why it was chosen. */
   readonly engineChoice: EngineChoice;
   readonly callbacks: PipelineCallbacks;
+  /** Fields every run.json of this pipeline records (a Slurm job's `slurm`, a sweep element's `sweep`). */
+  readonly runJsonExtras: RunJsonExtras;
 }
+
+/** run.json fields that say where a run ran: written when its folder is made and each time it (re)starts. */
+export type RunJsonExtras = Partial<Pick<RunJsonFields, 'slurm' | 'sweep'>>;
 
 /** The stage's run folder: the resumed one, or a new one recording the config and the earlier stages' outputs. */
 function stageRunDirectory(pipeline: PipelineRun, index: number, isResume: boolean): RunDirectory {
@@ -274,6 +337,7 @@ function stageRunDirectory(pipeline: PipelineRun, index: number, isResume: boole
         config_file: configFile,
         versions: versions(),
         stage_outputs: { ...pipeline.outputs },
+        ...pipeline.runJsonExtras,
       });
 }
 
@@ -305,6 +369,7 @@ async function runStageInFolder(
     engine_reason: engineChoice.reason,
     ended_at: undefined,
     error: undefined,
+    ...pipeline.runJsonExtras,
     ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}),
   });
   callbacks.onStageStart?.({
@@ -379,7 +444,14 @@ async function runPipelineStage(
  * wherever the command is started), a new pipeline's to `.rlhf/runs`.
  */
 export async function runPipeline(
-  options: { configFile?: string; runsRoot?: string; resumeDir?: string },
+  options: {
+    configFile?: string;
+    runsRoot?: string;
+    resumeDir?: string;
+    /** Run this element of the config's sweep (its settings written in); the file's config otherwise. */
+    sweepIndex?: number;
+    runJsonExtras?: RunJsonExtras;
+  },
   callbacks: PipelineCallbacks,
 ): Promise<PipelineResult> {
   const opened = pipelineStart(options, callbacks);
@@ -401,7 +473,17 @@ export async function runPipeline(
   callbacks.log('info', `${engineChoice.name === 'tfjs' ? '' : 'tfjs '}${formatBackendChoice(backend)}`);
   callbacks.log('info', `engine: ${engineChoice.name} (${engineChoice.reason})`);
   if (engineChoice.name !== 'tfjs') callbacks.log('info', `backend ${ranOn.name}: ${ranOn.reason}`);
-  const pipeline: PipelineRun = { start, runsRoot, outputs, backend, ranOn, engine, engineChoice, callbacks };
+  const pipeline: PipelineRun = {
+    start,
+    runsRoot,
+    outputs,
+    backend,
+    ranOn,
+    engine,
+    engineChoice,
+    callbacks,
+    runJsonExtras: { ...(start.sweep ? { sweep: start.sweep } : {}), ...options.runJsonExtras },
+  };
   const runs: PipelineResult['runs'] = [];
   for (let index = start.firstStage; index < start.config.stages.length; index++) {
     const stage = start.config.stages[index];
