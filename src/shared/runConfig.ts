@@ -784,7 +784,8 @@ export const slurmLauncherSchema = s.object(
         pattern: '^([0-9]+-)?[0-9]+(:[0-9]{1,2}){0,2}$',
         maxLength: 32,
         description:
-          'Time limit in Slurm\'s syntax (`sbatch --time`): "MM", "HH:MM:SS", "D-HH:MM"…; the partition\'s when left out.',
+          'Time limit in Slurm\'s syntax (`sbatch --time`): "MM", "HH:MM:SS", "D-HH:MM"…; ' +
+          "the partition's when left out.",
       }),
     ),
     account: slurmName('Account charged for the job (`sbatch --account`).'),

@@ -53,7 +53,7 @@ export function resolveSweepPath(
     .filter(({ name }) => rest.startsWith(`${name}.`))
     .sort((a, b) => b.name.length - a.name.length);
   if (candidates.length === 0)
-    return `${quote(settingPath)} names no stage of this config (its stages: ${stageNames.map((n) => `"${n}"`).join(', ')})`;
+    return `${quote(settingPath)} names no stage of this config (its stages: ${stageNames.map(quote).join(', ')})`;
   const { name, stageIndex } = candidates[0];
   return { stageIndex, field: rest.slice(name.length + 1) };
 }

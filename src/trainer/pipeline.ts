@@ -125,7 +125,10 @@ export function loadSweepElement(
   const element = elements[sweepIndex];
   if (!element)
     throw new ConfigError(
-      `--sweep-index ${sweepIndex}: ${elements.length === 0 ? 'the config has no sweep' : `the sweep has ${elements.length} elements (0 to ${elements.length - 1})`}`,
+      `--sweep-index ${sweepIndex}: ` +
+        (elements.length === 0
+          ? 'the config has no sweep'
+          : `the sweep has ${elements.length} elements (0 to ${elements.length - 1})`),
       { file: configFile, hint: 'give the index of an element of the config\'s "sweep"' },
     );
   const elementText = JSON.stringify(applySweepElement(parseJsonc(text, [], { allowTrailingComma: true }), element));
