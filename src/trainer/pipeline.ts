@@ -269,6 +269,12 @@ function pipelineStart(
       return { config, configDir, configFile, firstStage: 0, resumed: undefined, sweep: element };
     }
     const config = loadRunConfig(options.configFile, callbacks.log);
+    if (config.sweep)
+      callbacks.log(
+        'warn',
+        `the config has a sweep of ${sweepElements(config.sweep).length} runs: \`rlhf-lens submit\` runs them all, ` +
+          '`train --sweep-index I` one of them; this runs the config as written, without the sweep',
+      );
     return { config, configDir, configFile, firstStage: 0, resumed: undefined };
   } else {
     throw new ConfigError('Give a run config to train, or a run directory to resume.');

@@ -54,6 +54,21 @@ export function findOnPath(name: string, searchPath = process.env.PATH ?? ''): s
   return undefined;
 }
 
+/**
+ * The Node.js the job runs the trainer with, as an absolute path (the job's PATH may differ): this
+ * process's own, unless it is an editor's Electron started as Node (VS Code desktop forks its
+ * extensions' children so), which runs as Node only with ELECTRON_RUN_AS_NODE set: then `node` on PATH.
+ */
+function jobNodeExecutable(searchPath: string | undefined): string {
+  if (process.versions.electron === undefined) return process.execPath;
+  const node = findOnPath('node', searchPath);
+  if (!node)
+    throw new UserError('no `node` on PATH for the job to run the trainer with', {
+      hint: 'install Node.js 20 or later where the cluster finds it, or run `rlhf-lens submit` from a terminal',
+    });
+  return node;
+}
+
 /** The config's Slurm settings, defaults filled; a UserError naming the field when it asks to run locally. */
 function slurmLauncher(config: RunConfig, configFile: string): SlurmLauncherConfig {
   const launcher = config.launcher;
@@ -119,7 +134,7 @@ export function submit(options: {
       batchScript({
         jobName: `rlhf-lens-${config.name}`,
         launcher,
-        nodeExecutable: process.execPath,
+        nodeExecutable: jobNodeExecutable(options.searchPath),
         trainerScript: path.resolve(options.trainerScript ?? process.argv[1]),
         configFile,
         runsDir,
