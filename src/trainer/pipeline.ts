@@ -4,12 +4,9 @@
  * terminal progress bar). A stage that fails marks its run.json `failed` with the error (also when
  * the process exits on an uncaught error); the checkpoints it wrote stay.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { configFileChecks, formatConfigProblem, locatePath, readConfigText } from '../shared/configFile';
-import { UserError, UserErrors, userErrorFromFileSystem } from '../shared/userError';
-import { assertStageFits, likelyBackend, memoryTarget } from './memoryGuard';
-import { backendNames } from '../shared/backendNames';
+import { assertStageFits, memoryTarget } from './memoryGuard';
 import { defaultRunsFolder } from '../shared/runsFolder';
 import type { RunConfig, StageConfig } from '../shared/runConfig';
 import { latestCheckpoint } from './checkpoint/checkpoint';
@@ -23,9 +20,9 @@ import { messageOf, recordExitWhileRunning } from './run/exitGuard';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
-import { applySweepElement, sweepElements, type SweepElement } from '../shared/sweep';
-import { formatPath } from '../shared/configSchema';
-import { parse as parseJsonc } from 'jsonc-parser';
+import { ConfigError, loadRunConfig, loadSweepElement, requestedBackend } from './configLoading';
+export { ConfigError, loadRunConfig } from './configLoading';
+import { sweepElements, type SweepElement } from '../shared/sweep';
 import type { RunJsonFields } from './run/runDirectory';
 import {
   chooseEngine,
@@ -57,98 +54,9 @@ export interface PipelineCallbacks {
   readonly shouldStop?: () => boolean;
 }
 
-/** A problem of the config (or of how stages refer to each other): a user error, printed without a stack. */
-export class ConfigError extends UserError {}
-
 export interface PipelineResult {
   readonly runs: { runId: string; runDir: string; result: StageResult }[];
   readonly stopped: boolean;
-}
-
-/**
- * Reads and checks a config file with exactly the editor's checks (syntax, schema, semantics, the
- * files it names) and the memory guard, before any run folder exists. Errors throw one UserError
- * listing every problem as file:line:column; warnings go to `log`.
- */
-export function loadRunConfig(configFile: string, log?: (level: LogLevel, message: string) => void): RunConfig {
-  return readRunConfig(configFile, log).config;
-}
-
-/** loadRunConfig's work, and the text it read (a sweep element is made from it). */
-function readRunConfig(
-  configFile: string,
-  log?: (level: LogLevel, message: string) => void,
-  checkMemory = true,
-): { config: RunConfig; text: string } {
-  let text: string;
-  try {
-    text = readFileSync(configFile, 'utf8');
-  } catch (error) {
-    throw (
-      userErrorFromFileSystem(error) ??
-      new ConfigError(`cannot be read: ${(error as Error).message}`, { file: configFile, hint: 'check the path' })
-    );
-  }
-  const { config, problems } = readConfigText(text, configFileChecks(configFile));
-  const errors = problems.filter((problem) => problem.severity === 'error');
-  if (!config) {
-    const count = `${errors.length} problem${errors.length === 1 ? '' : 's'}`;
-    throw new UserErrors(
-      errors.map((problem) => formatConfigProblem(configFile, problem)),
-      `the run config has ${count}`,
-      { file: configFile, hint: 'fix them (the editor underlines each one) and run again' },
-    );
-  }
-  for (const warning of problems.filter((problem) => problem.severity === 'warning'))
-    log?.('warn', formatConfigProblem(configFile, warning));
-  if (!checkMemory) return { config, text };
-  // Each stage is checked again before it starts, against the backend actually chosen.
-  const target = memoryTarget(chooseEngine(config.engine).name, likelyBackend(requestedBackend(config.backend)));
-  const locate = (at: (string | number)[]) => ({ file: configFile, ...locatePath(text, at) });
-  config.stages.forEach((_, index) =>
-    assertStageFits(config, index, target, { configDir: path.dirname(path.resolve(configFile)), locate }),
-  );
-  return { config, text };
-}
-
-/**
- * The config of one element of the file's sweep (sweep.ts), checked as a config file would be (the
- * file itself has just passed, sweep included) and against the memory guard.
- */
-export function loadSweepElement(
-  configFile: string,
-  sweepIndex: number,
-  log?: (level: LogLevel, message: string) => void,
-): { config: RunConfig; element: SweepElement } {
-  const { config, text } = readRunConfig(configFile, log, false);
-  const elements = sweepElements(config.sweep);
-  const element = elements[sweepIndex];
-  if (!element)
-    throw new ConfigError(
-      `--sweep-index ${sweepIndex}: ` +
-        (elements.length === 0
-          ? 'the config has no sweep'
-          : `the sweep has ${elements.length} elements (0 to ${elements.length - 1})`),
-      { file: configFile, hint: 'give the index of an element of the config\'s "sweep"' },
-    );
-  const elementText = JSON.stringify(applySweepElement(parseJsonc(text, [], { allowTrailingComma: true }), element));
-  const read = readConfigText(elementText, configFileChecks(configFile));
-  if (!read.config)
-    throw new UserErrors(
-      read.problems
-        .filter((problem) => problem.severity === 'error')
-        .map((problem) => `${formatPath(problem.path)} ${problem.message}`),
-      `sweep element ${sweepIndex} makes a config the checks refuse`,
-      { file: configFile, hint: "change the sweep's values" },
-    );
-  const target = memoryTarget(
-    chooseEngine(read.config.engine).name,
-    likelyBackend(requestedBackend(read.config.backend)),
-  );
-  read.config.stages.forEach((_, index) =>
-    assertStageFits(read.config as RunConfig, index, target, { configDir: path.dirname(path.resolve(configFile)) }),
-  );
-  return { config: read.config, element };
 }
 
 function versions(): Record<string, string> {
@@ -213,17 +121,6 @@ async function runStage(stage: StageConfig, context: StageContext): Promise<Stag
     case 'dpo':
       return runDpoStage(stage, context);
   }
-}
-
-/**
- * A config's "auto" follows RLHF_LENS_BACKEND when it names a backend: the editor passes its
- * `rlhf.defaultBackend` setting that way. A backend the config pins wins.
- */
-function requestedBackend(configured: RunConfig['backend']): RunConfig['backend'] {
-  const fromEnvironment = process.env.RLHF_LENS_BACKEND;
-  return configured === 'auto' && (backendNames as readonly string[]).includes(fromEnvironment ?? '')
-    ? (fromEnvironment as RunConfig['backend'])
-    : configured;
 }
 
 /** Stages that continue from checkpoints; a preferences stage continues from its file instead. */

@@ -16,7 +16,7 @@ import { sanitizeRunName } from '../../shared/runIds';
 import { sweepElements, type SweepElement } from '../../shared/sweep';
 import { clip, quote, UserError } from '../../shared/userError';
 import { parseCommandArgs } from '../cli';
-import { loadRunConfig } from '../pipeline';
+import { loadRunConfig } from '../configLoading';
 import { batchScript, outputPattern } from './batchScript';
 import { sbatchRefusal } from './sbatchErrors';
 
