@@ -55,7 +55,10 @@ test('the batch script: #SBATCH lines from every launcher setting, a job array, 
   );
   assert.ok(lines.includes('trap \'if [ -n "$trainer" ]; then kill -USR1 "$trainer"; fi\' USR1'));
   assert.ok(script.includes('if [ "$status" -eq 75 ]; then'));
-  assert.ok(script.includes('  scontrol requeue "$SLURM_JOB_ID"\nfi\nexit "$status"\n'));
+  assert.ok(
+    script.includes('  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"\nfi\nexit "$status"\n'),
+    'an array task requeues itself alone',
+  );
 });
 
 test('without a sweep: one job, its output slurm-<job>.out; requeue off leaves the requeue out', () => {
@@ -79,6 +82,17 @@ test('without a sweep: one job, its output slurm-<job>.out; requeue off leaves t
   ]);
   assert.ok(!script.includes('--sweep-index'));
   assert.ok(!script.includes('scontrol requeue'));
+  const requeueing = batchScript({
+    jobName: 'rlhf-lens-one',
+    launcher: { signal_before_end_s: 300, requeue: true },
+    nodeExecutable: '/usr/bin/node',
+    trainerScript: '/t/trainer.js',
+    configFile: '/c.rlhf.json',
+    runsDir: '/r',
+    submissionDir: '/j/one',
+    arraySize: undefined,
+  });
+  assert.ok(requeueing.includes('  scontrol requeue "$SLURM_JOB_ID"\nfi\nexit "$status"\n'));
   assert.equal(shellQuote("a'b"), `'a'\\''b'`);
 });
 

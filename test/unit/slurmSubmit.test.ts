@@ -401,3 +401,61 @@ test('an invalid launcher or sweep in the config: file, line and field, nothing 
     assert.deepEqual(submissions(dir), [], name);
   }
 });
+
+test(
+  'a requeued element of a sweep resumes its own run, which ends equal to `train --sweep-index`',
+  onCluster,
+  async () => {
+    const name = 'test-submit-sweep-requeue';
+    const rates = [0.002, 0.01];
+    const config = sftConfig(
+      name,
+      { max_steps: 300, eval_steps: 50, save_steps: 50 },
+      {
+        sweep: { 'stages.sft.learning_rate': rates },
+      },
+    );
+    const { configFile, runsDir } = project(name, config);
+    const { submission, jobId } = submit(configFile, runsDir);
+    const runOfElement = (index: number) =>
+      runDirs(runsDir).find((dir) => readJson(path.join(dir, 'run.json')).sweep?.index === index);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const run = runOfElement(1);
+      const metrics = run ? path.join(run, 'metrics.jsonl') : '';
+      if (metrics && existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 80) break;
+      if (Date.now() > deadline) assert.fail(`element 1 of job ${jobId} did not reach step 80 in 60 s`);
+      await sleep(100);
+    }
+    const taskJobId = readJson(path.join(runOfElement(1) as string, 'run.json')).slurm.job_id as string;
+    // <array job>_<task>: this task alone (the array job's own id names every task, and may be this one's).
+    const requeue = spawnSync('scontrol', ['requeue', `${jobId}_1`], { encoding: 'utf8' });
+    assert.equal(requeue.status, 0, requeue.stderr);
+    await waitUntilDone(jobId);
+
+    assert.equal(runDirs(runsDir).length, 2, 'one run per element, none doubled');
+    const resumed = runOfElement(1) as string;
+    const runJson = readJson(path.join(resumed, 'run.json'));
+    assert.equal(runJson.status, 'completed');
+    assert.equal(runJson.resumed_at?.length, 1);
+    assert.deepEqual(runJson.slurm, {
+      job_id: taskJobId,
+      array_job_id: jobId,
+      array_task_id: 1,
+      submission,
+      restarts: 1,
+    });
+    assert.equal(
+      readJson(path.join(runOfElement(0) as string, 'run.json')).resumed_at,
+      undefined,
+      'element 0 ran once',
+    );
+
+    const local = project(`${name}-local`, config);
+    const result = cli(['train', local.configFile, '--runs-dir', local.runsDir, '--sweep-index', '1']);
+    assert.equal(result.code, 0, result.stderr);
+    const [reference] = runDirs(local.runsDir);
+    assert.deepEqual(deterministicMetrics(resumed), deterministicMetrics(reference));
+    assert.ok(weights(resumed, 300).equals(weights(reference, 300)), 'the weights of an uninterrupted element 1');
+  },
+);

@@ -74,11 +74,13 @@ export function batchScript(input: BatchScriptInput): string {
   ].map(shellQuote);
   if (input.arraySize !== undefined) command.push('--sweep-index', '"$SLURM_ARRAY_TASK_ID"');
   const extra = input.launcher.extra_args ?? [];
+  // An array task is named <array job>_<task>: the array job's own id would requeue every task of the array.
+  const thisJob = input.arraySize === undefined ? '$SLURM_JOB_ID' : '${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}';
   const requeue = input.launcher.requeue
     ? [
         `if [ "$status" -eq ${requeueExitStatus} ]; then`,
-        '  echo "rlhf-lens: stopped before the time limit; requeueing job $SLURM_JOB_ID to resume the run"',
-        '  scontrol requeue "$SLURM_JOB_ID"',
+        `  echo "rlhf-lens: stopped before the time limit; requeueing job ${thisJob} to resume the run"`,
+        `  scontrol requeue "${thisJob}"`,
         'fi',
       ]
     : [];
