@@ -1,66 +1,21 @@
 // `rlhf-lens submit` against the real Slurm cluster of this machine (the test command brings it up;
 // run `npm run build` first): a tiny SFT run submitted ends with the files of a local run; a sweep of
 // three learning rates is one job array of three runs; a job requeued mid-run (`scontrol requeue`, and
-// Slurm's early USR1 before a time limit) resumes its run and ends equal to an uninterrupted one; and
-// the errors a cluster user meets. Skipped, saying why, only when `sinfo` does not answer. Jobs are
-// named rlhf-lens-test-submit-… and take a few seconds of one CPU.
+// Slurm's early USR1 before a time limit), also one element of a sweep, resumes its run and ends equal
+// to an uninterrupted one (the errors are in slurmSubmitErrors.test.ts). Skipped, saying why, only
+// when `sinfo` does not answer. Jobs are named rlhf-lens-test-submit-… and take seconds of one CPU.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 
-const trainer = path.join(__dirname, '..', '..', 'dist', 'trainer.js');
+import { cli, onCluster, project as projectIn, sftConfig, trainer } from './slurmTestKit';
+
 const workDir = mkdtempSync(path.join(tmpdir(), 'rlhf-slurm-submit-'));
 const submittedJobs: string[] = [];
-
-const sinfo = spawnSync('sinfo', ['--noheader'], { encoding: 'utf8', timeout: 15_000 });
-const clusterProblem =
-  sinfo.error || sinfo.status !== 0 || !sinfo.stdout.trim()
-    ? 'no Slurm cluster answers on this machine ' +
-      `(sinfo: ${sinfo.error?.message ?? (sinfo.stderr.trim() || 'no partitions')})`
-    : undefined;
-const onCluster = { skip: clusterProblem ?? false, timeout: 120_000 };
-
-/** A tiny SFT config (about 0.03 s a step on one core); `name` becomes the job name rlhf-lens-<name>. */
-function sftConfig(name: string, sft: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
-  return {
-    name,
-    seed: 3,
-    backend: 'wasm',
-    model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 40, dropout: 0 },
-    tokenizer: { vocab_size: 300 },
-    stages: [
-      {
-        type: 'sft',
-        dataset: { source: 'demo', num_examples: 200 },
-        learning_rate: 0.005,
-        max_steps: 6,
-        warmup_steps: 1,
-        eval_steps: 3,
-        save_steps: 3,
-        ...sft,
-      },
-    ],
-    launcher: { type: 'slurm', time: '00:05:00', cpus_per_task: 1 },
-    ...extra,
-  };
-}
-
-/** A folder with the config written in it; runs go to <folder>/.rlhf/runs, submissions to .rlhf/jobs. */
-function project(name: string, config: unknown): { dir: string; configFile: string; runsDir: string } {
-  const dir = path.join(workDir, name);
-  mkdirSync(dir, { recursive: true });
-  const configFile = path.join(dir, 'run.rlhf.json');
-  writeFileSync(configFile, JSON.stringify(config, null, 2));
-  return { dir, configFile, runsDir: path.join(dir, '.rlhf', 'runs') };
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const result = spawnSync(process.execPath, [trainer, ...args], { encoding: 'utf8', env, timeout: 90_000 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const project = (name: string, config: unknown) => projectIn(workDir, name, config);
 
 function submit(configFile: string, runsDir: string): { submission: string; jobId: string } {
   const result = cli(['submit', configFile, '--runs-dir', runsDir, '--json']);
@@ -291,116 +246,6 @@ test(
     );
   },
 );
-
-/** The submission folders of a project: none may be left by a submit that failed. */
-const submissions = (dir: string) =>
-  existsSync(path.join(dir, '.rlhf', 'jobs')) ? readdirSync(path.join(dir, '.rlhf', 'jobs')) : [];
-
-test('sbatch missing from PATH: a clear error and no submission folder', () => {
-  const { dir, configFile, runsDir } = project('no-sbatch', sftConfig('test-submit-no-sbatch'));
-  const emptyBin = mkdtempSync(path.join(workDir, 'bin-'));
-  const result = cli(['submit', configFile, '--runs-dir', runsDir], { ...process.env, PATH: emptyBin });
-  assert.equal(result.code, 1);
-  assert.equal(
-    result.stderr,
-    'error: sbatch is not on PATH: this machine has no Slurm client commands — submit from a machine of the ' +
-      "cluster (its login node, over Remote-SSH), or add Slurm's bin folder to PATH\n",
-  );
-  assert.deepEqual(submissions(dir), []);
-});
-
-test('an unknown partition: sbatch quoted, the partitions listed, no submission folder', onCluster, () => {
-  const config = sftConfig('test-submit-bad-partition');
-  config.launcher = { ...config.launcher, partition: 'no-such-partition' } as typeof config.launcher;
-  const { dir, configFile, runsDir } = project('bad-partition', config);
-  const result = cli(['submit', configFile, '--runs-dir', runsDir]);
-  assert.equal(result.code, 1);
-  const partitions = [
-    ...new Set(
-      sinfo.stdout
-        .split('\n')
-        .map((line) => line.split(/\s+/)[0])
-        .filter(Boolean),
-    ),
-  ];
-  assert.equal(
-    result.stderr,
-    `error: ${configFile}: launcher.partition "no-such-partition": Slurm has no such partition (sbatch: invalid ` +
-      'partition specified: no-such-partition; Batch job submission failed: Invalid partition name specified) — ' +
-      `use one of the cluster's partitions: ${partitions.join(', ')} (* marks the default)\n`,
-  );
-  assert.deepEqual(submissions(dir), []);
-});
-
-test('a request Slurm rejects (more memory than any node has): sbatch quoted, no submission folder', onCluster, () => {
-  const config = sftConfig('test-submit-too-much-memory');
-  config.launcher = { ...config.launcher, mem: '999999G' } as typeof config.launcher;
-  const { dir, configFile, runsDir } = project('too-much-memory', config);
-  const result = cli(['submit', configFile, '--runs-dir', runsDir]);
-  assert.equal(result.code, 1);
-  assert.equal(
-    result.stderr,
-    `error: ${configFile}: launcher Slurm refused the job (sbatch: Memory specification can not be satisfied; ` +
-      'Batch job submission failed: Requested node configuration is not available) — change the launcher settings ' +
-      'Slurm named (partition limits: `sinfo`, `scontrol show partition`)\n',
-  );
-  assert.deepEqual(submissions(dir), []);
-});
-
-const accountsEnforced = /AccountingStorageEnforce\s*=\s*\S*associations/.test(
-  spawnSync('scontrol', ['show', 'config'], { encoding: 'utf8' }).stdout ?? '',
-);
-test(
-  'an unknown account: sbatch quoted with the field, no submission folder',
-  {
-    skip:
-      clusterProblem ??
-      (accountsEnforced ? false : 'this cluster enforces no accounts (AccountingStorageEnforce): sbatch accepts any'),
-  },
-  () => {
-    const config = sftConfig('test-submit-bad-account');
-    config.launcher = { ...config.launcher, account: 'no-such-account' } as typeof config.launcher;
-    const { dir, configFile, runsDir } = project('bad-account', config);
-    const result = cli(['submit', configFile, '--runs-dir', runsDir]);
-    assert.equal(result.code, 1);
-    assert.match(result.stderr, /launcher\.account "no-such-account": Slurm refused the account \(sbatch: /);
-    assert.deepEqual(submissions(dir), []);
-  },
-);
-
-test('an invalid launcher or sweep in the config: file, line and field, nothing submitted', () => {
-  const cases: [string, Record<string, unknown>, RegExp][] = [
-    [
-      'bad-mem',
-      { launcher: { type: 'slurm', mem: '8 gigabytes' } },
-      /:\d+:\d+: launcher\.mem must match \^\[0-9\]\+\[KMGT\]\?\$, got "8 gigabytes"/,
-    ],
-    [
-      'sweep-field',
-      { sweep: { 'stages.sft.learning_rte': [0.1] } },
-      /:\d+:\d+: sweep\.stages\.sft\.learning_rte "learning_rte" is not a setting of a sft stage/,
-    ],
-    [
-      'sweep-stage',
-      { sweep: { 'stages.ppo.init_kl_coef': [0.1] } },
-      /\.init_kl_coef "stages\.ppo\.init_kl_coef" names no stage of this config \(its stages: "sft"\)/,
-    ],
-    [
-      'sweep-value',
-      { sweep: { 'stages.sft.learning_rate': [0.01, -1] } },
-      /sweep element 1 \(stages\.sft\.learning_rate = -1\): stages\[0\]\.learning_rate must be > 0, got -1/,
-    ],
-    ['local', { launcher: { type: 'local' } }, /launcher\.type is "local": this config runs on this machine/],
-  ];
-  for (const [name, extra, message] of cases) {
-    const { dir, configFile, runsDir } = project(`invalid-${name}`, sftConfig(`test-submit-${name}`, {}, extra));
-    const result = cli(['submit', configFile, '--runs-dir', runsDir]);
-    assert.equal(result.code, 1, name);
-    assert.ok(result.stderr.includes(configFile), `${name}: names the file: ${result.stderr}`);
-    assert.match(result.stderr, message, name);
-    assert.deepEqual(submissions(dir), [], name);
-  }
-});
 
 test(
   'a requeued element of a sweep resumes its own run, which ends equal to `train --sweep-index`',
