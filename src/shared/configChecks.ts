@@ -6,7 +6,7 @@
  * where one value is the obvious repair.
  */
 import * as path from 'node:path';
-import { editDistance } from './configSchema';
+import { editDistance, validate, type ConfigProblem } from './configSchema';
 import {
   ConfigCheck,
   divisorAtMost,
@@ -16,7 +16,8 @@ import {
   type SemanticProblem,
 } from './configProblems';
 import { quote } from './userError';
-import type { RunConfig, StageConfig } from './runConfig';
+import { runConfigSchema, type RunConfig, type StageConfig } from './runConfig';
+import { sweepProblems } from './sweep';
 import { checkStageSettings } from './stageSettingChecks';
 import { checkChatTemplates, checkLora, checkModelFolder } from './modelChecks';
 
@@ -194,5 +195,13 @@ export function semanticProblems(config: RunConfig, raw: unknown, environment?: 
     checkChatTemplates(check, stage, index, folder);
     checkLora(check, stage, index, folder);
   });
-  return check.problems;
+  const sweep = sweepProblems(config, raw, (element) => elementProblems(element, environment), check.problems);
+  return [...check.problems, ...sweep.map((problem) => ({ ...problem, severity: 'error' as const }))];
+}
+
+/** The errors of one sweep element's config (sweep.ts): its schema's, else its semantic checks'. */
+function elementProblems(raw: unknown, environment: CheckEnvironment | undefined): ConfigProblem[] {
+  const { value, problems } = validate(runConfigSchema, raw);
+  if (problems.length > 0) return problems;
+  return semanticProblems(value as RunConfig, raw, environment).filter((problem) => problem.severity === 'error');
 }

@@ -64,13 +64,34 @@ export interface TaggedNode<
   readonly tag: K;
   readonly variants: V;
 }
+/** A map from keys the user chooses (matching `keyPattern`) to values of one node (a sweep's settings). */
+export interface RecordNode<V extends SchemaNode = SchemaNode> extends Documented {
+  readonly kind: 'record';
+  readonly keyPattern: string;
+  /** What a key names, for the message of one that does not match. */
+  readonly keyDescription: string;
+  readonly values: V;
+}
+/** A number, string or boolean: a value whose meaning depends on where it goes (a sweep's values). */
+export interface ScalarNode extends Documented {
+  readonly kind: 'scalar';
+}
 export interface OptionalNode<N extends SchemaNode = SchemaNode> {
   readonly kind: 'optional';
   readonly node: N;
 }
 
 export type SchemaNode =
-  NumberNode | StringNode | BooleanNode | EnumNode | AnyObjectNode | ArrayNode | TaggedNode | OptionalNode;
+  | NumberNode
+  | StringNode
+  | BooleanNode
+  | EnumNode
+  | AnyObjectNode
+  | ArrayNode
+  | TaggedNode
+  | RecordNode
+  | ScalarNode
+  | OptionalNode;
 
 // ------------------------------------------------------------------------------------------------
 // Builders
@@ -104,6 +125,12 @@ export const s = {
     variants: V,
     options: Documented,
   ): TaggedNode<K, V> => ({ kind: 'tagged', tag, variants, ...options }),
+  record: <V extends SchemaNode>(values: V, options: Omit<RecordNode<V>, 'kind' | 'values'>): RecordNode<V> => ({
+    kind: 'record',
+    values,
+    ...options,
+  }),
+  scalar: (options: Documented): ScalarNode => ({ kind: 'scalar', ...options }),
   optional: <N extends SchemaNode>(node: N): OptionalNode<N> => ({ kind: 'optional', node }),
 };
 
@@ -140,7 +167,11 @@ export type Infer<N> = 0 extends 1 & N
                 ? readonly Infer<I>[]
                 : N extends TaggedNode<infer K, infer V>
                   ? InferTagged<K, V>
-                  : never;
+                  : N extends RecordNode<infer V>
+                    ? Readonly<Record<string, Infer<V>>>
+                    : N extends ScalarNode
+                      ? number | string | boolean
+                      : never;
 
 // ------------------------------------------------------------------------------------------------
 // JSON Schema
@@ -207,6 +238,20 @@ export function toJsonSchema(node: SchemaNode): JsonSchema {
       });
     case 'object':
       return objectSchema(node);
+    case 'record':
+      return {
+        type: 'object',
+        description: node.description,
+        markdownDescription: describe(node),
+        propertyNames: { pattern: node.keyPattern },
+        additionalProperties: toJsonSchema(node.values),
+      };
+    case 'scalar':
+      return {
+        type: ['number', 'string', 'boolean'],
+        description: node.description,
+        markdownDescription: describe(node),
+      };
     case 'tagged':
       return {
         type: 'object',
@@ -324,6 +369,16 @@ function check(node: SchemaNode, value: unknown, path: (string | number)[], prob
     }
     case 'object':
       return checkObject(node, value, path, problems);
+    case 'record':
+      return checkRecord(node, value, path, problems);
+    case 'scalar':
+      if (!(
+        typeof value === 'string' ||
+        typeof value === 'boolean' ||
+        (typeof value === 'number' && Number.isFinite(value))
+      ))
+        return fail(`must be a number, a string or true/false, got ${quote(value)}`);
+      return value;
     case 'tagged': {
       if (value === undefined) return fail(`is required: ${node.description}`);
       if (typeof value !== 'object' || value === null || Array.isArray(value))
@@ -369,6 +424,23 @@ export function editDistance(a: string, b: string): number {
     previous = current;
   }
   return previous[b.length];
+}
+
+function checkRecord(node: RecordNode, value: unknown, path: (string | number)[], problems: ConfigProblem[]): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.push({ path, message: `must be an object, got ${value === undefined ? 'nothing' : typeName(value)}` });
+    return undefined;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+    if (!new RegExp(node.keyPattern).test(key)) {
+      problems.push({ path: [...path, key], message: `${quote(key)} is not ${node.keyDescription}` });
+      continue;
+    }
+    const checked = check(node.values, item, [...path, key], problems);
+    if (checked !== undefined) out[key] = checked;
+  }
+  return out;
 }
 
 function checkObject(

@@ -755,6 +755,96 @@ export const stageSchema = s.tagged(
   { description: 'A training stage.' },
 );
 
+/** A Slurm name (partition, account, QOS): what `sinfo` and `sacctmgr` print, nothing a shell would read. */
+const slurmName = (what: string) =>
+  s.optional(s.string({ pattern: '^[A-Za-z0-9_.+-]+$', maxLength: 128, description: what }));
+
+export const slurmLauncherSchema = s.object(
+  {
+    partition: slurmName("Partition to run in (`sbatch --partition`); the cluster's default partition when left out."),
+    gres: s.optional(
+      s.string({
+        pattern: '^[A-Za-z0-9_:,.-]+$',
+        maxLength: 256,
+        description: 'Generic resources per node (`sbatch --gres`), e.g. "gpu:1".',
+      }),
+    ),
+    cpus_per_task: s.optional(
+      s.integer({ minimum: 1, maximum: 4096, description: 'CPUs for the trainer (`sbatch --cpus-per-task`).' }),
+    ),
+    mem: s.optional(
+      s.string({
+        pattern: '^[0-9]+[KMGT]?$',
+        maxLength: 32,
+        description: 'Memory per node in Slurm\'s syntax (`sbatch --mem`), e.g. "8G".',
+      }),
+    ),
+    time: s.optional(
+      s.string({
+        pattern: '^([0-9]+-)?[0-9]+(:[0-9]{1,2}){0,2}$',
+        maxLength: 32,
+        description:
+          'Time limit in Slurm\'s syntax (`sbatch --time`): "MM", "HH:MM:SS", "D-HH:MM"…; ' +
+          "the partition's when left out.",
+      }),
+    ),
+    account: slurmName('Account charged for the job (`sbatch --account`).'),
+    qos: slurmName('Quality of service (`sbatch --qos`).'),
+    extra_args: s.optional(
+      s.array(
+        s.string({ minLength: 1, maxLength: 1024, description: 'One sbatch argument, e.g. "--constraint=a100".' }),
+        {
+          description: 'More sbatch arguments, passed as they are (each one argument, no shell).',
+        },
+      ),
+    ),
+    signal_before_end_s: s.integer({
+      default: 120,
+      minimum: 10,
+      maximum: 65535,
+      description:
+        'Seconds before the time limit at which Slurm signals the job (USR1): the trainer finishes its step, ' +
+        'checkpoints and the job requeues itself to resume. Longer than a step plus a checkpoint.',
+    }),
+    requeue: s.boolean({
+      default: true,
+      description:
+        'Requeue the job when it nears its time limit or is preempted, resuming the run from its last checkpoint.',
+    }),
+  },
+  { description: 'Run as a Slurm batch job (`rlhf-lens submit`): these become the #SBATCH lines of the batch script.' },
+);
+
+export const launcherSchema = s.tagged(
+  'type',
+  {
+    local: s.object({}, { description: 'Run on this machine, as a child of the editor or in a terminal.' }),
+    slurm: slurmLauncherSchema,
+  },
+  { description: 'Where the run trains: "local" (the default) or "slurm" (`rlhf-lens submit`).' },
+);
+
+/**
+ * A sweep's setting path: `stages.<stage name>.<field>`, the field a dotted path inside the stage
+ * (`stages.ppo.init_kl_coef`). Stage names may hold dots; the config's names resolve the path (sweep.ts).
+ */
+export const sweepPathPattern = '^stages\\.[A-Za-z0-9][A-Za-z0-9._-]*\\.[A-Za-z_][A-Za-z0-9_]*$';
+
+export const sweepSchema = s.record(
+  s.array(s.scalar({ description: 'One value of the setting: one run of the sweep.' }), {
+    minItems: 1,
+    description: 'The values to try, one run each.',
+  }),
+  {
+    keyPattern: sweepPathPattern,
+    keyDescription: 'a setting path such as "stages.ppo.init_kl_coef" (stages.<stage name>.<field>)',
+    description:
+      'Runs the config once per value (with several settings, once per combination, the first setting varying ' +
+      'slowest): under Slurm one job array, one run per element. Keys are setting paths ' +
+      '"stages.<stage name>.<field>", e.g. {"stages.ppo.init_kl_coef": [0.02, 0.05, 0.1]}.',
+  },
+);
+
 export const runConfigSchema = s.object(
   {
     name: s.string({
@@ -800,6 +890,8 @@ export const runConfigSchema = s.object(
       minItems: 1,
       description: 'Stages run in order; each writes its own run directory.',
     }),
+    launcher: s.optional(launcherSchema),
+    sweep: s.optional(sweepSchema),
   },
   { description: 'An RLHF Lens run.', required: ['name', 'stages'] },
 );
@@ -814,4 +906,7 @@ export type DpoStageConfig = Infer<typeof dpoStageSchema>;
 export type PromptsConfig = Infer<typeof promptsSchema>;
 export type StageConfig = Infer<typeof stageSchema>;
 export type RunConfig = Infer<typeof runConfigSchema>;
+export type SlurmLauncherConfig = Infer<typeof slurmLauncherSchema>;
+export type LauncherConfig = Infer<typeof launcherSchema>;
+export type SweepConfig = Infer<typeof sweepSchema>;
 export type LoraConfig = NonNullable<SftStageConfig['lora']>;

@@ -12,8 +12,11 @@ import * as path from 'node:path';
 import { assertNever, type HostToTrainerMessage, type LogLevel } from '../shared/protocol';
 import { defaultRunsFolder } from '../shared/runsFolder';
 import { connectToHost, type HostChannel } from './hostChannel';
-import { runPipeline, type PipelineCallbacks } from './pipeline';
-import { HelpRequested, parseCommandArgs, reportError, UsageError, writeFully } from './cli';
+import { HelpRequested, numberOption, parseCommandArgs, reportError, UsageError, writeFully } from './cli';
+import { runPipeline, type PipelineCallbacks, type RunJsonExtras } from './pipeline';
+import { requeueExitStatus } from './cluster/batchScript';
+import { slurmRunRecord, submissionRun } from './cluster/slurmJob';
+import { submitCommand } from './cluster/submitCommand';
 import { quote } from '../shared/userError';
 import { ProgressBar } from './progressBar';
 import { sampleFromCheckpoint } from './completions/sampleCommand';
@@ -28,6 +31,10 @@ const theDemo = 'the embedded demo: SFT, preferences, reward model, PPO and DPO,
 const trainUsage = [
   `Usage: rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   ${runEveryStage}`,
   '       rlhf-lens train --resume <run-dir>                    continue a run from its latest checkpoint',
+  "       rlhf-lens train <config> --sweep-index I              run element I of the config's sweep",
+  '       rlhf-lens train <config> --runs-dir DIR --submission JOBDIR [--sweep-index I]',
+  '                   in a Slurm job (the batch script of `rlhf-lens submit`): resumes the',
+  "                   submission's run when the job is started again; USR1 stops it for a requeue",
 ].join('\n');
 const demoUsage = `Usage: rlhf-lens demo [--quick] [--seed N] [--runs-dir DIR] [--out DIR]   ${theDemo}`;
 
@@ -36,6 +43,8 @@ const usage = [
   `  rlhf-lens train <config.rlhf.json> [--runs-dir DIR]   ${runEveryStage}`,
   '  rlhf-lens train --resume <run-dir>                      continue a run from its latest checkpoint',
   `  rlhf-lens demo [--quick]                                ${theDemo}`,
+  '  rlhf-lens submit <config.rlhf.json> [--runs-dir DIR] [--json]   submit to Slurm (the config\'s "launcher";',
+  '                   a "sweep" becomes a job array); the batch script is kept in .rlhf/jobs/<id>/',
   '  rlhf-lens sample <checkpoint-dir> [--prompt TEXT]... [--num-samples N] [--temperature T]',
   '                   [--top-k K] [--top-p P] [--max-new-tokens N] [--seed S]',
   '  rlhf-lens export <checkpoint-or-run-dir> [--out DIR]   the model as ONNX ' +
@@ -180,10 +189,42 @@ export function reportingCallbacks(host: HostChannel | undefined): {
   return { callbacks, log };
 }
 
+/** Set by Slurm's early signal (USR1, before the time limit): stop, checkpoint, and exit for a requeue. */
+let stopForRequeue = false;
+
+/** Under `--submission` (a Slurm job): USR1 stops the run like Stop does, and the job then requeues itself. */
+function handleSlurmSignal(log: (level: LogLevel, message: string) => void): void {
+  process.on('SIGUSR1', () => {
+    stopForRequeue = true;
+    stopRequested = true;
+    log('info', 'Slurm signalled the job (time limit or preemption near): stopping after this step to requeue');
+  });
+}
+
+/** The run a Slurm job continues (its submission's, when the job was started before), and what run.json records. */
+function slurmStart(
+  submissionOption: string,
+  runsDir: string | undefined,
+  sweepIndex: number | undefined,
+  log: (level: LogLevel, message: string) => void,
+): { resumeDir: string | undefined; runJsonExtras: RunJsonExtras } {
+  if (runsDir === undefined) throw new UsageError('--submission needs --runs-dir', trainUsage);
+  const submission = path.resolve(submissionOption);
+  const resumeDir = submissionRun(runsDir, submission, sweepIndex);
+  if (resumeDir) log('info', `the job was started again: resuming ${resumeDir}`);
+  const slurm = slurmRunRecord(submission);
+  return { resumeDir, runJsonExtras: slurm ? { slurm } : {} };
+}
+
 async function train(args: string[], host: HostChannel | undefined): Promise<number> {
   const { values, positionals } = parseCommandArgs(
     args,
-    { 'runs-dir': { type: 'string' }, resume: { type: 'string' } },
+    {
+      'runs-dir': { type: 'string' },
+      resume: { type: 'string' },
+      submission: { type: 'string' },
+      'sweep-index': { type: 'string' },
+    },
     trainUsage,
     { min: 0, max: 1 },
   );
@@ -194,16 +235,31 @@ async function train(args: string[], host: HostChannel | undefined): Promise<num
         : 'give a config file or --resume, not both',
       trainUsage,
     );
+  const sweepIndex =
+    values['sweep-index'] === undefined
+      ? undefined
+      : numberOption('sweep-index', values['sweep-index'], 'non-negative integer');
+  if (values.resume !== undefined && (sweepIndex !== undefined || values.submission !== undefined))
+    throw new UsageError('--sweep-index and --submission go with a config file, not --resume', trainUsage);
   training = true;
   handleSignals();
   const { callbacks, log } = reportingCallbacks(host);
+  const runsRoot = values['runs-dir'] === undefined ? undefined : path.resolve(values['runs-dir']);
+  let resumeDir = values.resume;
+  let runJsonExtras: RunJsonExtras = {};
+  if (values.submission !== undefined) {
+    handleSlurmSignal(log);
+    ({ resumeDir, runJsonExtras } = slurmStart(values.submission, runsRoot, sweepIndex, log));
+  }
   // Without --runs-dir the pipeline picks the folder: a resumed run's own, else .rlhf/runs.
   try {
     const result = await runPipeline(
       {
-        configFile: positionals[0],
-        resumeDir: values.resume,
-        runsRoot: values['runs-dir'] === undefined ? undefined : path.resolve(values['runs-dir']),
+        configFile: resumeDir === undefined ? positionals[0] : undefined,
+        resumeDir,
+        runsRoot,
+        sweepIndex: resumeDir === undefined ? sweepIndex : undefined,
+        runJsonExtras,
       },
       callbacks,
     );
@@ -215,7 +271,7 @@ async function train(args: string[], host: HostChannel | undefined): Promise<num
           ? `stopped; resume with: rlhf-lens train --resume ${result.runs.at(-1)?.runDir}`
           : `finished ${result.runs.length} stage${result.runs.length === 1 ? '' : 's'}`,
       );
-    return 0;
+    return result.stopped && stopForRequeue ? requeueExitStatus : 0;
   } finally {
     training = false;
   }
@@ -256,6 +312,8 @@ async function main(argv: string[]): Promise<number> {
       return sampleFromCheckpoint(rest);
     case 'demo':
       return demo(rest, host);
+    case 'submit':
+      return submitCommand(rest);
     case undefined:
       if (host) return new Promise<number>(() => undefined); // serve control messages until stopped
       throw new UsageError('no command given', usage);

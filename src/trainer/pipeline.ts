@@ -4,12 +4,9 @@
  * terminal progress bar). A stage that fails marks its run.json `failed` with the error (also when
  * the process exits on an uncaught error); the checkpoints it wrote stay.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { configFileChecks, formatConfigProblem, locatePath, readConfigText } from '../shared/configFile';
-import { UserError, UserErrors, userErrorFromFileSystem } from '../shared/userError';
-import { assertStageFits, likelyBackend, memoryTarget } from './memoryGuard';
-import { backendNames } from '../shared/backendNames';
+import { assertStageFits, memoryTarget } from './memoryGuard';
 import { defaultRunsFolder } from '../shared/runsFolder';
 import type { RunConfig, StageConfig } from '../shared/runConfig';
 import { latestCheckpoint } from './checkpoint/checkpoint';
@@ -23,6 +20,10 @@ import { messageOf, recordExitWhileRunning } from './run/exitGuard';
 import { newRunId, RunDirectory } from './run/runDirectory';
 import { removeStaleTemporaries } from '../shared/durableWrite';
 import { runSftStage } from './sft/sftTrainer';
+import { ConfigError, loadRunConfig, loadSweepElement, requestedBackend } from './configLoading';
+export { ConfigError, loadRunConfig } from './configLoading';
+import { sweepElements, type SweepElement } from '../shared/sweep';
+import type { RunJsonFields } from './run/runDirectory';
 import {
   chooseEngine,
   createChosenEngine,
@@ -53,48 +54,9 @@ export interface PipelineCallbacks {
   readonly shouldStop?: () => boolean;
 }
 
-/** A problem of the config (or of how stages refer to each other): a user error, printed without a stack. */
-export class ConfigError extends UserError {}
-
 export interface PipelineResult {
   readonly runs: { runId: string; runDir: string; result: StageResult }[];
   readonly stopped: boolean;
-}
-
-/**
- * Reads and checks a config file with exactly the editor's checks (syntax, schema, semantics, the
- * files it names) and the memory guard, before any run folder exists. Errors throw one UserError
- * listing every problem as file:line:column; warnings go to `log`.
- */
-export function loadRunConfig(configFile: string, log?: (level: LogLevel, message: string) => void): RunConfig {
-  let text: string;
-  try {
-    text = readFileSync(configFile, 'utf8');
-  } catch (error) {
-    throw (
-      userErrorFromFileSystem(error) ??
-      new ConfigError(`cannot be read: ${(error as Error).message}`, { file: configFile, hint: 'check the path' })
-    );
-  }
-  const { config, problems } = readConfigText(text, configFileChecks(configFile));
-  const errors = problems.filter((problem) => problem.severity === 'error');
-  if (!config) {
-    const count = `${errors.length} problem${errors.length === 1 ? '' : 's'}`;
-    throw new UserErrors(
-      errors.map((problem) => formatConfigProblem(configFile, problem)),
-      `the run config has ${count}`,
-      { file: configFile, hint: 'fix them (the editor underlines each one) and run again' },
-    );
-  }
-  for (const warning of problems.filter((problem) => problem.severity === 'warning'))
-    log?.('warn', formatConfigProblem(configFile, warning));
-  // Each stage is checked again before it starts, against the backend actually chosen.
-  const target = memoryTarget(chooseEngine(config.engine).name, likelyBackend(requestedBackend(config.backend)));
-  const locate = (at: (string | number)[]) => ({ file: configFile, ...locatePath(text, at) });
-  config.stages.forEach((_, index) =>
-    assertStageFits(config, index, target, { configDir: path.dirname(path.resolve(configFile)), locate }),
-  );
-  return config;
 }
 
 function versions(): Record<string, string> {
@@ -161,17 +123,6 @@ async function runStage(stage: StageConfig, context: StageContext): Promise<Stag
   }
 }
 
-/**
- * A config's "auto" follows RLHF_LENS_BACKEND when it names a backend: the editor passes its
- * `rlhf.defaultBackend` setting that way. A backend the config pins wins.
- */
-function requestedBackend(configured: RunConfig['backend']): RunConfig['backend'] {
-  const fromEnvironment = process.env.RLHF_LENS_BACKEND;
-  return configured === 'auto' && (backendNames as readonly string[]).includes(fromEnvironment ?? '')
-    ? (fromEnvironment as RunConfig['backend'])
-    : configured;
-}
-
 /** Stages that continue from checkpoints; a preferences stage continues from its file instead. */
 function hasCheckpoint(stage: StageConfig, run: RunDirectory): boolean {
   return stage.type === 'preferences' || latestCheckpoint(run.dir) !== undefined;
@@ -185,11 +136,13 @@ interface PipelineStart {
   readonly firstStage: number;
   /** The run directory continued in place, for its stage `firstStage`; undefined for a new stage's run. */
   readonly resumed: RunDirectory | undefined;
+  /** The sweep element this pipeline runs (recorded in each run.json), if one. */
+  readonly sweep?: SweepElement;
 }
 
 /** The config of a new pipeline (checked like the editor checks it), or the recorded one of a resumed run. */
 function pipelineStart(
-  options: { configFile?: string; resumeDir?: string },
+  options: { configFile?: string; resumeDir?: string; sweepIndex?: number },
   callbacks: PipelineCallbacks,
 ): PipelineStart {
   const configFile = options.configFile && path.resolve(options.configFile);
@@ -204,10 +157,21 @@ function pipelineStart(
       configDir: resumedConfigFile ? path.dirname(resumedConfigFile) : process.cwd(),
       firstStage: fields.stage_index,
       resumed,
+      sweep: fields.sweep,
     };
   } else if (options.configFile) {
-    const config = loadRunConfig(options.configFile, callbacks.log);
     const configDir = path.dirname(path.resolve(options.configFile));
+    if (options.sweepIndex !== undefined) {
+      const { config, element } = loadSweepElement(options.configFile, options.sweepIndex, callbacks.log);
+      return { config, configDir, configFile, firstStage: 0, resumed: undefined, sweep: element };
+    }
+    const config = loadRunConfig(options.configFile, callbacks.log);
+    if (config.sweep)
+      callbacks.log(
+        'warn',
+        `the config has a sweep of ${sweepElements(config.sweep).length} runs: \`rlhf-lens submit\` runs them all, ` +
+          '`train --sweep-index I` one of them; this runs the config as written, without the sweep',
+      );
     return { config, configDir, configFile, firstStage: 0, resumed: undefined };
   } else {
     throw new ConfigError('Give a run config to train, or a run directory to resume.');
@@ -255,7 +219,12 @@ interface PipelineRun {
   /** Which engine `engine` is, and why it was chosen. */
   readonly engineChoice: EngineChoice;
   readonly callbacks: PipelineCallbacks;
+  /** Fields every run.json of this pipeline records (a Slurm job's `slurm`, a sweep element's `sweep`). */
+  readonly runJsonExtras: RunJsonExtras;
 }
+
+/** run.json fields that say where a run ran: written when its folder is made and each time it (re)starts. */
+export type RunJsonExtras = Partial<Pick<RunJsonFields, 'slurm' | 'sweep'>>;
 
 /** The stage's run folder: the resumed one, or a new one recording the config and the earlier stages' outputs. */
 function stageRunDirectory(pipeline: PipelineRun, index: number, isResume: boolean): RunDirectory {
@@ -274,6 +243,7 @@ function stageRunDirectory(pipeline: PipelineRun, index: number, isResume: boole
         config_file: configFile,
         versions: versions(),
         stage_outputs: { ...pipeline.outputs },
+        ...pipeline.runJsonExtras,
       });
 }
 
@@ -305,6 +275,7 @@ async function runStageInFolder(
     engine_reason: engineChoice.reason,
     ended_at: undefined,
     error: undefined,
+    ...pipeline.runJsonExtras,
     ...(isResume ? { resumed_at: [...(run.runJson.resumed_at ?? []), new Date().toISOString()] } : {}),
   });
   callbacks.onStageStart?.({
@@ -379,7 +350,14 @@ async function runPipelineStage(
  * wherever the command is started), a new pipeline's to `.rlhf/runs`.
  */
 export async function runPipeline(
-  options: { configFile?: string; runsRoot?: string; resumeDir?: string },
+  options: {
+    configFile?: string;
+    runsRoot?: string;
+    resumeDir?: string;
+    /** Run this element of the config's sweep (its settings written in); the file's config otherwise. */
+    sweepIndex?: number;
+    runJsonExtras?: RunJsonExtras;
+  },
   callbacks: PipelineCallbacks,
 ): Promise<PipelineResult> {
   const opened = pipelineStart(options, callbacks);
@@ -401,7 +379,17 @@ export async function runPipeline(
   callbacks.log('info', `${engineChoice.name === 'tfjs' ? '' : 'tfjs '}${formatBackendChoice(backend)}`);
   callbacks.log('info', `engine: ${engineChoice.name} (${engineChoice.reason})`);
   if (engineChoice.name !== 'tfjs') callbacks.log('info', `backend ${ranOn.name}: ${ranOn.reason}`);
-  const pipeline: PipelineRun = { start, runsRoot, outputs, backend, ranOn, engine, engineChoice, callbacks };
+  const pipeline: PipelineRun = {
+    start,
+    runsRoot,
+    outputs,
+    backend,
+    ranOn,
+    engine,
+    engineChoice,
+    callbacks,
+    runJsonExtras: { ...(start.sweep ? { sweep: start.sweep } : {}), ...options.runJsonExtras },
+  };
   const runs: PipelineResult['runs'] = [];
   for (let index = start.firstStage; index < start.config.stages.length; index++) {
     const stage = start.config.stages[index];

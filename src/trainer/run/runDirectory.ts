@@ -23,6 +23,8 @@ import {
   isTemporaryName,
 } from '../../shared/durableWrite';
 import { checkResumableRunJson } from './runJsonCheck';
+import type { SlurmRunRecord } from '../cluster/slurmJob';
+import type { SweepElement } from '../../shared/sweep';
 
 export interface RunJsonFields {
   readonly id: string;
@@ -59,6 +61,10 @@ export interface RunJsonFields {
   readonly outputs?: { checkpoint?: string; preferences?: string };
   /** Extra per-stage facts (reward model accuracy, eval scores…). */
   readonly summary?: Record<string, number>;
+  /** The Slurm job that runs this stage (`rlhf-lens submit`), updated when the job is started again. */
+  readonly slurm?: SlurmRunRecord;
+  /** The sweep element this run is (its config has the element's settings written in). */
+  readonly sweep?: SweepElement;
 }
 
 /**
@@ -78,6 +84,8 @@ const fieldsKeptOnRestart = [
   'versions',
   'resumed_at',
   'stage_outputs',
+  'slurm',
+  'sweep',
 ] as const satisfies readonly (keyof RunJsonFields)[];
 
 /** Longest `error` kept in run.json: the file must stay small enough to rewrite on a nearly full disk. */
