@@ -92,6 +92,46 @@ test('metrics are charted with uPlot in TRL’s namespaces, and appended points 
   }
 });
 
+test('a running run’s header step follows the metrics that arrive between run.json’s checkpoint writes', async () => {
+  const view = await openWebview(browser, 'dashboard', { width: 1100, height: 800 });
+  try {
+    const running = { ...fixtureRun, status: 'running' as const, step: 0, maxSteps: 3000 };
+    await sendToDashboard(view, { type: 'dashboard/run', run: running });
+    const progress = () => view.page.locator('.title .muted').textContent();
+    await view.page.locator('.title .muted').waitFor();
+    assert.equal(await progress(), 'ppo · step 0 of 3000');
+    const metricsMessage = (reset: boolean, steps: number[]) => ({
+      type: 'dashboard/metrics' as const,
+      runId: running.id,
+      runName: running.name,
+      reset,
+      points: steps.map((step) => ({ step, 'objective/kl': 0.1 })),
+    });
+    await sendToDashboard(view, metricsMessage(true, [0, 1, 2, 1200]));
+    await view.page.waitForFunction(
+      () => document.querySelector('.title .muted')?.textContent === 'ppo · step 1200 of 3000',
+    );
+    await sendToDashboard(view, metricsMessage(false, [1201, 1250]));
+    await view.page.waitForFunction(
+      () => document.querySelector('.title .muted')?.textContent === 'ppo · step 1250 of 3000',
+    );
+    // Another run's metrics (an overlay) do not move this run's header.
+    await sendToDashboard(view, { ...metricsMessage(false, [2999]), runId: 'other-ppo', runName: 'other · ppo' });
+    // run.json at a checkpoint: the larger of the two is shown.
+    await sendToDashboard(view, { type: 'dashboard/run', run: { ...running, step: 1000 } });
+    assert.equal(await progress(), 'ppo · step 1250 of 3000');
+    // A resumed run's metrics start again (reset): the header follows them back.
+    await sendToDashboard(view, { type: 'dashboard/run', run: { ...running, step: 500 } });
+    await sendToDashboard(view, metricsMessage(true, [0, 500, 600]));
+    await view.page.waitForFunction(
+      () => document.querySelector('.title .muted')?.textContent === 'ppo · step 600 of 3000',
+    );
+    assert.deepEqual(view.errors, []);
+  } finally {
+    await view.close();
+  }
+});
+
 test(
   'warnings name KL rising, entropy collapsing, length ' + 'running away and reward hacking, and the tab counts them',
   async () => {

@@ -120,8 +120,25 @@ function exportView(): void {
   statusLine.textContent = 'Exporting…';
 }
 
+/**
+ * The newest metrics step of each run: run.json's step changes only at checkpoints, so a run followed from its folder
+ * (a cluster job, a terminal) shows its progress from the metrics that arrive in between.
+ */
+const latestMetricStep = new Map<string, number>();
+
+function noteMetricSteps(runId: string, reset: boolean, points: readonly { readonly step?: number }[]): boolean {
+  const before = latestMetricStep.get(runId);
+  let latest = reset ? undefined : before;
+  for (const point of points)
+    if (typeof point.step === 'number' && Number.isFinite(point.step)) latest = Math.max(latest ?? 0, point.step);
+  if (latest === undefined) latestMetricStep.delete(runId);
+  else latestMetricStep.set(runId, latest);
+  return latest !== before;
+}
+
 function renderHeader(info: DashboardRunInfo): void {
-  const progress = info.maxSteps !== undefined ? ` · step ${info.step ?? 0} of ${info.maxSteps}` : '';
+  const step = Math.max(info.step ?? 0, latestMetricStep.get(info.id) ?? 0);
+  const progress = info.maxSteps !== undefined ? ` · step ${step} of ${info.maxSteps}` : '';
   header.replaceChildren(
     element('div', { className: 'title' }, [
       element('h1', { id: 'run-name' }, [info.name]),
@@ -207,6 +224,7 @@ function receive(message: ToDashboardMessage): void {
       break;
     case 'dashboard/metrics':
       metrics.addPoints(message.runId, message.runName, message.reset, message.points);
+      if (noteMetricSteps(message.runId, message.reset, message.points) && run?.id === message.runId) renderHeader(run);
       break;
     case 'dashboard/compared':
       metrics.setCompared(message.runIds);
