@@ -38,6 +38,25 @@ const seriesFallbacks = [
   { r: 204, g: 167, b: 0 },
 ];
 
+/** At most this many points in view: each gets a marker (a lone eval point draws no line). */
+const sparsePoints = 20;
+
+function markersWhenSparse(self: uPlot, seriesIndex: number, first: number, last: number): boolean {
+  const values = self.data[seriesIndex];
+  let count = 0;
+  for (let index = first; index <= last; index++)
+    if (values[index] !== null && values[index] !== undefined && ++count > sparsePoints) return false;
+  return true;
+}
+
+const compactNumber = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
+
+/** Tick labels that fit the axis: 100K, not 100,000 cut to "00,000". */
+const yTickLabels = (_self: uPlot, ticks: number[]): string[] =>
+  ticks.map((tick) =>
+    tick === null || tick === undefined ? '' : Math.abs(tick) >= 1e4 ? compactNumber.format(tick) : uPlot.fmtNum(tick),
+  );
+
 export class MetricsView {
   readonly root = element('section', { className: 'metrics' });
   private readonly controls = element('div', { className: 'controls', id: 'metrics-controls' });
@@ -238,7 +257,7 @@ export class MetricsView {
             stroke: colour,
             width: 2,
             spanGaps: true,
-            points: { show: false },
+            points: { show: markersWhenSparse },
           });
           if (this.smoothing > 0)
             series.push({
@@ -259,7 +278,7 @@ export class MetricsView {
             cursor: { drag: { x: true, y: false } },
             axes: [
               { stroke: foreground, grid: { stroke: grid }, ticks: { stroke: grid } },
-              { stroke: foreground, grid: { stroke: grid }, ticks: { stroke: grid }, size: 56 },
+              { stroke: foreground, grid: { stroke: grid }, ticks: { stroke: grid }, size: 56, values: yTickLabels },
             ],
           },
           this.dataFor(metric, order),
