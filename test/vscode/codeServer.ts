@@ -2,6 +2,7 @@
  * Harness for tests in a real VS Code: code-server 4.139.1 (VS Code 1.139.1 in the browser, with a real
  * extension host in Node) driven by playwright-core on Debian's chromium. `node scripts/ensureTestTools.mjs`
  * installs both; /work/shared/ENVIRONMENT.md ("A real VS Code for tests") has the measured recipe.
+ * Test files set these parts up through workbench.ts's Workbench (scratch folder, .vsix, server, browser, clean-up).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';

@@ -7,44 +7,19 @@
  * Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import {
-  appendFileSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, FrameLocator, Page } from 'playwright-core';
+import type { FrameLocator, Page } from 'playwright-core';
 import { decodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
 import { formatNumber } from '../../webview/dashboard/colorScale';
-import {
-  codeServerPaths,
-  dashboardFrame,
-  trainHeadless,
-  installExtension,
-  launchChromium,
-  repoRoot,
-  runCommandAndPick,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import { dashboardFrame, runCommandAndPick, screenshot, trainHeadless } from './codeServer';
+import { Workbench } from './workbench';
 
-const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-dashboard-'));
-const workspace = join(temp, 'workspace');
+const workbench = new Workbench('rlhf-lens-dashboard-');
+const workspace = join(workbench.temp, 'workspace');
 const runsFolder = join(workspace, '.rlhf', 'runs');
 
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
 let ppoRunDir = '';
 
 /** A tiny model so the whole pipeline trains in seconds on two cores. */
@@ -95,25 +70,19 @@ const tinyPipeline = {
   ],
 };
 
-before(async () => {
-  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
-  codeServerPaths();
-  mkdirSync(runsFolder, { recursive: true });
-  const config = join(workspace, 'tiny.rlhf.json');
-  writeFileSync(config, JSON.stringify(tinyPipeline, null, 2));
-  ppoRunDir = trainHeadless(config, runsFolder, 'ppo');
-  const userDataDir = join(temp, 'user-data');
-  const extensionsDir = join(temp, 'extensions');
-  await installExtension(vsix, extensionsDir, userDataDir);
-  server = await startCodeServer({ workspace, userDataDir, extensionsDir });
-  browser = await launchChromium();
-});
+before(() =>
+  workbench.start({
+    workspace,
+    prepare: () => {
+      mkdirSync(runsFolder, { recursive: true });
+      const config = join(workspace, 'tiny.rlhf.json');
+      writeFileSync(config, JSON.stringify(tinyPipeline, null, 2));
+      ppoRunDir = trainHeadless(config, runsFolder, 'ppo');
+    },
+  }),
+);
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(temp, { recursive: true, force: true });
-});
+after(() => workbench.stop());
 
 const metricsOf = () =>
   readFileSync(join(ppoRunDir, 'metrics.jsonl'), 'utf8')
@@ -132,10 +101,7 @@ function lastTrace(): { step: number; rows: PpoTraceRow[] } {
 }
 
 async function openPpoDashboard(): Promise<{ page: Page; frame: FrameLocator }> {
-  assert.ok(server && browser);
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  await page.goto(server.workbenchUrl(workspace));
-  await waitForWorkbench(page);
+  const page = await workbench.openPage();
   // Without an argument the command asks which run, listing every run of the workspace.
   const labels = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'tiny · ppo');
   for (const stage of ['sft', 'preferences', 'reward', 'ppo'])

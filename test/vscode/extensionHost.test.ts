@@ -6,54 +6,37 @@
  * page's `codeAutomationExit`. Needs `npm run build` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { format } from 'node:util';
 import { after, before, test, type TestContext } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import {
-  codeServerPaths,
-  launchChromium,
-  repoRoot,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import type { Page } from 'playwright-core';
+import { repoRoot, screenshot, waitForWorkbench } from './codeServer';
+import { Workbench } from './workbench';
 
 // The authoring suite trains, stops and resumes a run; the whole suite takes 1–3 minutes on 2 cores.
 const SUITE_DEADLINE_MS = 360_000;
 
 const extensionTests = join(repoRoot, 'out', 'test', 'suite', 'index.js');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-exthost-'));
-const workspace = join(temp, 'workspace');
+const workbench = new Workbench('rlhf-lens-exthost-');
+const workspace = join(workbench.temp, 'workspace');
 
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
-
-before(async () => {
-  for (const built of [extensionTests, join(repoRoot, 'dist', 'extension.js')]) {
-    if (!existsSync(built)) throw new Error(`${built} is missing: run npm run build first`);
-  }
-  codeServerPaths(); // fails with "run node scripts/ensureTestTools.mjs" when it is not installed
-  cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
-  // A fresh extensions dir: the extension under test is loaded from the repository as a development
-  // extension, never from an installed copy.
-  server = await startCodeServer({
+before(() =>
+  workbench.start({
     workspace,
-    userDataDir: join(temp, 'user-data'),
-    extensionsDir: join(temp, 'extensions'),
-    smokeTestDriver: true,
-  });
-  browser = await launchChromium();
-});
+    // The extension under test is loaded from the repository as a development extension, never from an
+    // installed copy.
+    extension: 'development',
+    prepare: () => {
+      for (const built of [extensionTests, join(repoRoot, 'dist', 'extension.js')]) {
+        if (!existsSync(built)) throw new Error(`${built} is missing: run npm run build first`);
+      }
+      cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
+    },
+  }),
+);
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(temp, { recursive: true, force: true });
-});
+after(() => workbench.stop());
 
 interface LogFile {
   relativePath: string;
@@ -77,8 +60,8 @@ async function showNotifications(page: Page, t: TestContext): Promise<void> {
 }
 
 test('the integration suite passes in the extension host', async (t) => {
-  assert.ok(server && browser);
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const server = workbench.server;
+  const page = await workbench.newPage();
   try {
     const lines: string[] = [];
     page.on('console', (message) => {

@@ -11,25 +11,14 @@
  * `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, FrameLocator, Page } from 'playwright-core';
+import type { FrameLocator, Page } from 'playwright-core';
 import { formatNumber } from '../../webview/dashboard/colorScale';
 import { appendBoardLine, appendVerlStep } from '../fixtures/engineRuns';
 import { appendTrlGrpoStep, grpoCompletions } from '../fixtures/trlGrpoRun';
-import {
-  codeServerPaths,
-  installExtension,
-  launchChromium,
-  repoRoot,
-  runCommand,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import { runCommand, screenshot } from './codeServer';
 import {
   nemoAdvantage,
   nemoLogprob,
@@ -44,9 +33,10 @@ import {
   writeVerlFolder,
   type NemoRlFolder,
 } from './externalRunsFixtures';
+import { Workbench } from './workbench';
 
-const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-external-'));
+const workbench = new Workbench('rlhf-lens-external-');
+const temp = workbench.temp;
 const workspace = join(temp, 'workspace');
 const trlFolder = join(workspace, 'engine-runs', 'trl-grpo-output');
 const nemoFolderPath = join(temp, 'nemo-rl-exp_001');
@@ -58,41 +48,31 @@ const pythonIterations = 3;
 /** Live changes are polled by the host's watcher; a few seconds covers it on two busy cores. */
 const liveTimeout = 15_000;
 
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
 let page: Page;
 let nemo: NemoRlFolder;
 
 before(async () => {
-  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
-  codeServerPaths();
-  mkdirSync(join(workspace, 'engine-runs'), { recursive: true });
-  writeTrlGrpoFolder(trlFolder);
-  nemo = await writeNemoRlFolder(nemoFolderPath);
-  writePythonExampleRun(pythonRun, pythonIterations);
-  writeVerlFolder(verlFolder);
-  writeBoardFolder(boardFolder);
-  writeUnknownFolder(unknownFolder);
-  mkdirSync(join(workspace, '.vscode'));
-  writeFileSync(
-    join(workspace, '.vscode', 'settings.json'),
-    JSON.stringify({ 'rlhf.externalRuns': ['engine-runs/trl-grpo-output', nemoFolderPath, pythonRun] }, null, 2),
-  );
-  const userDataDir = join(temp, 'user-data');
-  const extensionsDir = join(temp, 'extensions');
-  await installExtension(vsix, extensionsDir, userDataDir);
-  server = await startCodeServer({ workspace, userDataDir, extensionsDir });
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
-  await page.goto(server.workbenchUrl(workspace));
-  await waitForWorkbench(page);
+  await workbench.start({
+    workspace,
+    prepare: async () => {
+      mkdirSync(join(workspace, 'engine-runs'), { recursive: true });
+      writeTrlGrpoFolder(trlFolder);
+      nemo = await writeNemoRlFolder(nemoFolderPath);
+      writePythonExampleRun(pythonRun, pythonIterations);
+      writeVerlFolder(verlFolder);
+      writeBoardFolder(boardFolder);
+      writeUnknownFolder(unknownFolder);
+      mkdirSync(join(workspace, '.vscode'));
+      writeFileSync(
+        join(workspace, '.vscode', 'settings.json'),
+        JSON.stringify({ 'rlhf.externalRuns': ['engine-runs/trl-grpo-output', nemoFolderPath, pythonRun] }, null, 2),
+      );
+    },
+  });
+  page = await workbench.openPage({ viewport: { width: 1400, height: 860 } });
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(temp, { recursive: true, force: true });
-});
+after(() => workbench.stop());
 
 /** The dashboard panel's content (not the Rank view, a webview view of the same extension). */
 const dashboardIframe = 'iframe.webview[src*="extensionId=rlhf-lens.rlhf-lens"]:not([src*="purpose=webviewView"])';

@@ -8,37 +8,22 @@
  * written by the PyTorch twin).
  */
 import * as assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { decodeTrace, type PpoTraceRow } from '../../src/shared/traceFormat';
 import { generateReviews } from '../../src/trainer/data/reviews';
 import { HfTokenizerAdapter } from '../../src/trainer/tokenizer';
 import { writePretrainedFolder } from '../fixtures/hf/pretrainedFolders';
-import {
-  codeServerPaths,
-  dashboardFrame,
-  trainHeadless,
-  installExtension,
-  launchChromium,
-  repoRoot,
-  runCommandAndPick,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import { dashboardFrame, runCommandAndPick, screenshot, trainHeadless } from './codeServer';
+import { Workbench } from './workbench';
 
-const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-hf-dashboard-'));
-const workspace = join(temp, 'workspace');
+const workbench = new Workbench('rlhf-lens-hf-dashboard-');
+const workspace = join(workbench.temp, 'workspace');
 const runsFolder = join(workspace, '.rlhf', 'runs');
 const runName = 'smol';
 
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
 let ppoRunDir = '';
 
 const pipeline = {
@@ -83,27 +68,21 @@ function writeChatData(): void {
   writeFileSync(join(workspace, 'prompts.jsonl'), jsonl(prompts));
 }
 
-before(async () => {
-  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
-  codeServerPaths();
-  mkdirSync(runsFolder, { recursive: true });
-  await writePretrainedFolder('smollm2', join(workspace, 'smollm2'));
-  writeChatData();
-  const config = join(workspace, `${runName}.rlhf.json`);
-  writeFileSync(config, JSON.stringify(pipeline, null, 2));
-  ppoRunDir = trainHeadless(config, runsFolder, 'ppo');
-  const userDataDir = join(temp, 'user-data');
-  const extensionsDir = join(temp, 'extensions');
-  await installExtension(vsix, extensionsDir, userDataDir);
-  server = await startCodeServer({ workspace, userDataDir, extensionsDir });
-  browser = await launchChromium();
-});
+before(() =>
+  workbench.start({
+    workspace,
+    prepare: async () => {
+      mkdirSync(runsFolder, { recursive: true });
+      await writePretrainedFolder('smollm2', join(workspace, 'smollm2'));
+      writeChatData();
+      const config = join(workspace, `${runName}.rlhf.json`);
+      writeFileSync(config, JSON.stringify(pipeline, null, 2));
+      ppoRunDir = trainHeadless(config, runsFolder, 'ppo');
+    },
+  }),
+);
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(temp, { recursive: true, force: true });
-});
+after(() => workbench.stop());
 
 function lastTrace(): { step: number; rows: PpoTraceRow[] } {
   const steps = readdirSync(join(ppoRunDir, 'traces'))
@@ -116,11 +95,8 @@ function lastTrace(): { step: number; rows: PpoTraceRow[] } {
 }
 
 test("the Rollouts tab of a PPO run from a SmolLM2-shaped folder shows the folder's tokens as a heatmap", async () => {
-  assert.ok(server && browser);
-  const page: Page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const page: Page = await workbench.openPage();
   try {
-    await page.goto(server.workbenchUrl(workspace));
-    await waitForWorkbench(page);
     await runCommandAndPick(page, 'RLHF: Open Dashboard', `${runName} · ppo`);
     const frame = dashboardFrame(page);
     await frame.locator('#run-name', { hasText: `${runName} · ppo` }).waitFor({ timeout: 30_000 });

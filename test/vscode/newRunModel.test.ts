@@ -6,60 +6,42 @@
  * Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { BpeTokenizer, trainBpe } from '../../src/trainer/tokenizer';
 import { writeHfFolder } from '../fixtures/hf/hfTwin';
-import {
-  codeServerPaths,
-  installExtension,
-  launchChromium,
-  repoRoot,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import { repoRoot, screenshot } from './codeServer';
+import { Workbench } from './workbench';
 
-const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-new-run-model-'));
-const workspace = join(temp, 'workspace');
+const workbench = new Workbench('rlhf-lens-new-run-model-');
+const workspace = join(workbench.temp, 'workspace');
 const modelFolder = join(workspace, 'models', 'tiny-gpt2');
 
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
+before(() =>
+  workbench.start({
+    workspace,
+    prepare: async () => {
+      cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
+      // A random-weight GPT-2 in transformers' layout with a tokenizer: what a user's downloaded model folder holds.
+      mkdirSync(modelFolder, { recursive: true });
+      const bpe = new BpeTokenizer(trainBpe(['the film was great and the cast was wonderful'], { vocabSize: 270 }));
+      writeHfFolder({
+        arch: 'gpt2',
+        out: modelFolder,
+        vocab: bpe.vocabSize,
+        hidden: 16,
+        layers: 2,
+        heads: 2,
+        maxPositions: 1024,
+      });
+      await bpe.save(modelFolder, { modelMaxLength: 1024 });
+    },
+  }),
+);
 
-before(async () => {
-  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
-  codeServerPaths();
-  cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
-  // A random-weight GPT-2 in transformers' layout with a tokenizer: what a user's downloaded model folder holds.
-  mkdirSync(modelFolder, { recursive: true });
-  const bpe = new BpeTokenizer(trainBpe(['the film was great and the cast was wonderful'], { vocabSize: 270 }));
-  writeHfFolder({
-    arch: 'gpt2',
-    out: modelFolder,
-    vocab: bpe.vocabSize,
-    hidden: 16,
-    layers: 2,
-    heads: 2,
-    maxPositions: 1024,
-  });
-  await bpe.save(modelFolder, { modelMaxLength: 1024 });
-  const extensionsDir = join(temp, 'extensions');
-  await installExtension(vsix, extensionsDir, join(temp, 'user-data'));
-  server = await startCodeServer({ workspace, userDataDir: join(temp, 'user-data'), extensionsDir });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(temp, { recursive: true, force: true });
-});
+after(() => workbench.stop());
 
 /** Runs a palette command that goes on to ask (the quick input stays open, so codeServer.ts's runCommand waits). */
 async function startAskingCommand(page: Page, title: string): Promise<void> {
@@ -100,11 +82,8 @@ async function inputHolds(page: Page, value: string, timeout: number): Promise<b
 }
 
 test('New Run → "PPO on my model" → the model folder → a name writes a config starting from the folder', async () => {
-  assert.ok(server && browser);
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const page = await workbench.openPage();
   try {
-    await page.goto(server.workbenchUrl(workspace));
-    await waitForWorkbench(page);
     await startAskingCommand(page, 'RLHF: New Run');
     const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: /^PPO on my model/ }).first();
     await row.waitFor({ timeout: 15_000 });

@@ -7,28 +7,16 @@
  * reports the pair count. Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
-import type { Browser } from 'playwright-core';
 import { readPreferenceFile } from '../../src/shared/preferenceFile';
-import {
-  codeServerPaths,
-  installExtension,
-  launchChromium,
-  repoRoot,
-  runCommand,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import { repoRoot, runCommand, screenshot, waitForWorkbench } from './codeServer';
+import { Workbench } from './workbench';
 
-const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-rank-'));
-const workspace = join(temp, 'workspace');
+const workbench = new Workbench('rlhf-lens-rank-');
+const workspace = join(workbench.temp, 'workspace');
 const dataset = 'ui-ranks';
 const preferenceFile = join(workspace, '.rlhf', 'preferences', `${dataset}.jsonl`);
 
@@ -46,26 +34,17 @@ const sets = [
   { prompt: 'review of the chair:', completions: ['comfy.', 'wobbly.'] },
 ];
 
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
+before(() =>
+  workbench.start({
+    workspace,
+    prepare: () => {
+      cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
+      writeFileSync(join(workspace, 'sets.jsonl'), sets.map((set) => JSON.stringify(set)).join('\n'));
+    },
+  }),
+);
 
-before(async () => {
-  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
-  codeServerPaths();
-  cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
-  writeFileSync(join(workspace, 'sets.jsonl'), sets.map((set) => JSON.stringify(set)).join('\n'));
-  const userDataDir = join(temp, 'user-data');
-  const extensionsDir = join(temp, 'extensions');
-  await installExtension(vsix, extensionsDir, userDataDir);
-  server = await startCodeServer({ workspace, userDataDir, extensionsDir });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(temp, { recursive: true, force: true });
-});
+after(() => workbench.stop());
 
 function rankFrame(page: Page): FrameLocator {
   return page
@@ -111,11 +90,7 @@ test(
   'rank sets by keyboard, by drag and pairwise, reload the window midway, ' +
     'undo and skip: every submitted judgment is in the file',
   async () => {
-    assert.ok(server && browser);
-    const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-    const page = await context.newPage();
-    await page.goto(server.workbenchUrl(workspace));
-    await waitForWorkbench(page);
+    const page = await workbench.openPage({ viewport: { width: 1400, height: 1000 } });
     /** What the file must hold at the end: prompt → ranking of completion indices. */
     const expected = new Map<string, number[][]>();
 
@@ -265,6 +240,6 @@ test(
       .trim()
       .split('\n');
     assert.equal(exported.length, 14);
-    await context.close();
+    await page.close();
   },
 );

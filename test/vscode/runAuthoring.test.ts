@@ -8,41 +8,20 @@
  * Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import {
-  copyFileSync,
-  cpSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import {
-  codeServerPaths,
-  installExtension,
-  launchChromium,
-  repoRoot,
-  runCommand,
-  runCommandAndPick,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import type { Page } from 'playwright-core';
+import { repoRoot, runCommand, runCommandAndPick, screenshot, type CodeServer } from './codeServer';
+import { Workbench } from './workbench';
 
-const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-authoring-'));
+const workbench = new Workbench('rlhf-lens-authoring-');
+const temp = workbench.temp;
 const workspace = join(temp, 'workspace');
 const untrustedWorkspace = join(temp, 'untrusted');
 
-let trusted: CodeServer | undefined;
-let untrusted: CodeServer | undefined;
-let browser: Browser | undefined;
+/** Serves `untrustedWorkspace` with Workspace Trust on, from a profile that trusts no folder. */
+let untrusted: CodeServer;
 
 // About 14 ms a step on 2 cores: time to stop it midway (the UI takes seconds to show it), and
 // under a minute to the end.
@@ -64,42 +43,27 @@ const tinyConfig = {
 };
 
 before(async () => {
-  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
-  codeServerPaths();
-  for (const folder of [workspace, untrustedWorkspace])
-    cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), folder, { recursive: true });
-  writeFileSync(join(workspace, 'ui-tiny.rlhf.json'), `${JSON.stringify(tinyConfig, null, 2)}\n`);
-  copyFileSync(
-    join(repoRoot, 'test', 'fixtures', 'broken-configs', 'ppo-minibatches-not-dividing-batch.rlhf.json'),
-    join(workspace, 'ui-broken.rlhf.json'),
-  );
-  writeFileSync(join(untrustedWorkspace, 'ui-tiny.rlhf.json'), `${JSON.stringify(tinyConfig, null, 2)}\n`);
-  const extensionsDir = join(temp, 'extensions');
-  await installExtension(vsix, extensionsDir, join(temp, 'user-data'));
-  trusted = await startCodeServer({ workspace, userDataDir: join(temp, 'user-data'), extensionsDir });
-  untrusted = await startCodeServer({
+  await workbench.start({
+    workspace,
+    prepare: () => {
+      for (const folder of [workspace, untrustedWorkspace])
+        cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), folder, { recursive: true });
+      writeFileSync(join(workspace, 'ui-tiny.rlhf.json'), `${JSON.stringify(tinyConfig, null, 2)}\n`);
+      copyFileSync(
+        join(repoRoot, 'test', 'fixtures', 'broken-configs', 'ppo-minibatches-not-dividing-batch.rlhf.json'),
+        join(workspace, 'ui-broken.rlhf.json'),
+      );
+      writeFileSync(join(untrustedWorkspace, 'ui-tiny.rlhf.json'), `${JSON.stringify(tinyConfig, null, 2)}\n`);
+    },
+  });
+  untrusted = await workbench.startServer({
     workspace: untrustedWorkspace,
-    userDataDir: join(temp, 'user-data-untrusted'),
-    extensionsDir,
+    userDataDir: 'user-data-untrusted',
     workspaceTrust: true,
   });
-  browser = await launchChromium();
 });
 
-after(async () => {
-  await browser?.close();
-  await trusted?.stop();
-  await untrusted?.stop();
-  rmSync(temp, { recursive: true, force: true });
-});
-
-async function openWorkbench(server: CodeServer | undefined, folder: string): Promise<Page> {
-  assert.ok(server && browser);
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  await page.goto(server.workbenchUrl(folder));
-  await waitForWorkbench(page);
-  return page;
-}
+after(() => workbench.stop());
 
 async function openFile(page: Page, name: string): Promise<void> {
   await page.keyboard.press('Control+P');
@@ -191,7 +155,7 @@ async function contextMenu(page: Page, rowText: string | RegExp, entry: string):
 test(
   'RLHF: New Run asks for a template and a name, writes ' + 'the config, and the schema documents every field on hover',
   async () => {
-    const page = await openWorkbench(trusted, workspace);
+    const page = await workbench.openPage();
     try {
       await onFailure(page, 'new-run', async () => {
         await startAskingCommand(page, 'RLHF: New Run');
@@ -234,7 +198,7 @@ test(
 );
 
 test('a bad value is underlined with the reason, and its quick fix repairs it', async () => {
-  const page = await openWorkbench(trusted, workspace);
+  const page = await workbench.openPage();
   try {
     await onFailure(page, 'quick-fix', async () => {
       await openFile(page, 'ui-broken.rlhf.json');
@@ -280,7 +244,7 @@ test(
   'Start run from the CodeLens: the Runs view, ' +
     'status bar and notification follow it; Stop and Resume from the view',
   async () => {
-    const page = await openWorkbench(trusted, workspace);
+    const page = await workbench.openPage();
     try {
       await onFailure(page, 'run', async () => {
         // The Runs view listing the fixture's runs shows the extension is up before the config opens.
@@ -367,7 +331,7 @@ test(
     'and the runs can still be viewed',
   async () => {
     const before = readdirSync(join(untrustedWorkspace, '.rlhf', 'runs')).sort();
-    const page = await openWorkbench(untrusted, untrustedWorkspace);
+    const page = await workbench.openPage({ server: untrusted, folder: untrustedWorkspace });
     try {
       await page
         .locator('.part.statusbar .statusbar-item', { hasText: 'Restricted Mode' })

@@ -10,35 +10,23 @@
  */
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import {
-  codeServerPaths,
-  installExtension,
-  launchChromium,
-  repoRoot,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import type { Page } from 'playwright-core';
+import { screenshot } from './codeServer';
+import { Workbench } from './workbench';
 
-const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-slurm-'));
+const workbench = new Workbench('rlhf-lens-slurm-');
 // Slurm runs the jobs as the submitting user on this machine's node: the files must be readable by it.
-chmodSync(temp, 0o755);
-const workspace = join(temp, 'workspace');
+chmodSync(workbench.temp, 0o755);
+const workspace = join(workbench.temp, 'workspace');
 const runsDir = join(workspace, '.rlhf', 'runs');
 const jobsDir = join(workspace, '.rlhf', 'jobs');
 /** The controller is asked every 5 s; a state change shows within a few polls on two busy cores. */
 const stateTimeout = 60_000;
 const submitted: string[] = [];
 
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
 let page: Page;
 
 const sbatch = (args: string[]): string => {
@@ -106,24 +94,19 @@ function followScript(submissionFolder: string): string {
   ].join('\n');
 }
 
-before(async () => {
-  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
-  execFileSync('sinfo', { encoding: 'utf8' }); // a clear failure when the cluster is not up
-  codeServerPaths();
-  mkdirSync(runsDir, { recursive: true });
-  const userDataDir = join(temp, 'user-data');
-  const extensionsDir = join(temp, 'extensions');
-  await installExtension(vsix, extensionsDir, userDataDir);
-  server = await startCodeServer({ workspace, userDataDir, extensionsDir });
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
-});
+before(() =>
+  workbench.start({
+    workspace,
+    prepare: () => {
+      execFileSync('sinfo', { encoding: 'utf8' }); // a clear failure when the cluster is not up
+      mkdirSync(runsDir, { recursive: true });
+    },
+  }),
+);
 
 after(async () => {
   if (submitted.length > 0) execFileSync('scancel', submitted);
-  await browser?.close();
-  await server?.stop();
-  rmSync(temp, { recursive: true, force: true });
+  await workbench.stop();
 });
 
 const sidebar = () => page.locator('.part.sidebar');
@@ -170,8 +153,7 @@ test('a job goes from pending to running to completed in the Runs view; one is c
   const cancelJob = submit('cancel', 'sleep 300', {});
   const sweepJob = submit('sweep', 'sleep 1', { hold: true, array: 2 });
 
-  await page.goto(server!.workbenchUrl(workspace));
-  await waitForWorkbench(page);
+  page = await workbench.openPage({ viewport: { width: 1400, height: 860 } });
   await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
   await sidebar().locator('.pane-header', { hasText: /^Runs/i }).waitFor({ timeout: 15_000 });
 

@@ -4,62 +4,32 @@
  * command palette. Needs `npm run package` and `node scripts/ensureTestTools.mjs` first.
  */
 import * as assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import {
-  codeServerPaths,
-  dashboardFrame,
-  installExtension,
-  launchChromium,
-  repoRoot,
-  runCommand,
-  runCommandAndPick,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import { dashboardFrame, repoRoot, runCommand, runCommandAndPick, screenshot } from './codeServer';
+import { Workbench } from './workbench';
 
-const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-ui-'));
+const workbench = new Workbench('rlhf-lens-ui-');
+const temp = workbench.temp;
 // Copies, so nothing the extension or VS Code writes lands in the fixture.
 const workspace = join(temp, 'workspace');
 const emptyWorkspace = join(temp, 'empty');
 
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
+before(() =>
+  workbench.start({
+    workspace,
+    prepare: () => {
+      cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
+      mkdirSync(emptyWorkspace);
+    },
+  }),
+);
 
-before(async () => {
-  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
-  codeServerPaths(); // fails with "run node scripts/ensureTestTools.mjs" when it is not installed
-  cpSync(join(repoRoot, 'test', 'fixtures', 'workspace'), workspace, { recursive: true });
-  mkdirSync(emptyWorkspace);
-  const userDataDir = join(temp, 'user-data');
-  const extensionsDir = join(temp, 'extensions');
-  await installExtension(vsix, extensionsDir, userDataDir);
-  server = await startCodeServer({ workspace, userDataDir, extensionsDir });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(temp, { recursive: true, force: true });
-});
-
-async function openWorkbench(folder: string): Promise<Page> {
-  assert.ok(server && browser);
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  await page.goto(server.workbenchUrl(folder));
-  await waitForWorkbench(page);
-  return page;
-}
+after(() => workbench.stop());
 
 test('the Activity Bar has the RLHF container, and it shows the Runs view', async () => {
-  const page = await openWorkbench(workspace);
+  const page = await workbench.openPage();
   try {
     const container = page.locator('.activitybar .action-item [aria-label*="RLHF"]').first();
     await container.waitFor({ timeout: 30_000 });
@@ -78,7 +48,7 @@ test('the Activity Bar has the RLHF container, and it shows the Runs view', asyn
 });
 
 test('"RLHF: Open Dashboard" offers the workspace runs and opens the one picked', async () => {
-  const page = await openWorkbench(workspace);
+  const page = await workbench.openPage();
   try {
     const offered = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'demo-ppo');
     assert.ok(
@@ -96,7 +66,7 @@ test('"RLHF: Open Dashboard" offers the workspace runs and opens the one picked'
 });
 
 test('with no runs in the workspace, the dashboard says so', async () => {
-  const page = await openWorkbench(emptyWorkspace);
+  const page = await workbench.openPage({ folder: emptyWorkspace });
   try {
     await runCommand(page, 'RLHF: Open Dashboard');
     const frame = dashboardFrame(page);
@@ -131,7 +101,7 @@ test('"RLHF: Start Run" on the open config trains it and the status bar shows st
       2,
     ),
   );
-  const page = await openWorkbench(workspace);
+  const page = await workbench.openPage();
   try {
     await page.keyboard.press('Control+P');
     await page.locator('.quick-input-widget .quick-input-box input').fill('tiny.rlhf.json');
@@ -176,7 +146,7 @@ test(
       throw new Error(`${demoRuns} is missing: the demo layer (npm run test:demo) writes it and runs before this one`);
     const demoWorkspace = join(temp, 'demo-workspace');
     cpSync(demoRuns, join(demoWorkspace, '.rlhf'), { recursive: true });
-    const page = await openWorkbench(demoWorkspace);
+    const page = await workbench.openPage({ folder: demoWorkspace });
     try {
       const offered = await runCommandAndPick(page, 'RLHF: Open Dashboard', 'ppo-kl0.05');
       assert.equal(offered.length, 9, `sft, preferences, reward, three PPO and three DPO runs: ${offered.join(', ')}`);
