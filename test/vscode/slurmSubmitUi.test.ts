@@ -50,7 +50,7 @@ const runsDir = join(workspace, '.rlhf', 'runs');
 const stateTimeout = 60_000;
 const sweepRates = [0.001, 0.005, 0.02];
 /** Long enough (about 0.006 s a step on one core, more on a busy one) to be seen running between two polls. */
-const followSteps = 2000;
+const followSteps = 3000;
 
 let server: CodeServer | undefined;
 let browser: Browser | undefined;
@@ -109,6 +109,7 @@ before(async () => {
   await waitForWorkbench(page);
   await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
   await sidebar().locator('.pane-header', { hasText: /^Runs/i }).waitFor({ timeout: 15_000 });
+  await widenSidebar(240);
 });
 
 after(async () => {
@@ -137,6 +138,17 @@ async function waitForState(jobSpec: string, expected: RegExp): Promise<string> 
     }
     await page.waitForTimeout(500);
   }
+}
+
+/** Drags the sash right of the side bar, so the Runs view's labels and states show whole in the screenshots. */
+async function widenSidebar(by: number): Promise<void> {
+  const box = await sidebar().boundingBox();
+  assert.ok(box, 'the side bar is shown');
+  const sashX = box.x + box.width + 1;
+  await page.mouse.move(sashX, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(sashX + by, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
 }
 
 /** Opens a workspace file with Quick Open (Ctrl+P), as a user would. */
@@ -209,37 +221,46 @@ async function waitForChartLabel(metric: string, expected: string): Promise<void
 
 let followJob = '';
 
-test('a config submitted from its CodeLens goes from pending (held) to running on the node to completed', async () => {
+test('a config submitted from its CodeLens goes from pending (held) to running on the node', async () => {
   followJob = await submitFromCodeLens('slurmui-follow.rlhf.json');
   assert.equal(jobInfo(followJob)?.jobName, 'rlhf-lens-test-slurmui-follow');
   assert.match(await waitForState(followJob, /pending/), /^slurm \d+ · pending \(JobHeldUser\)$/);
   await screenshot(page, 'slurm-submit-pending');
 
   execFileSync('scontrol', ['release', followJob]);
-  assert.match(await waitForState(followJob, /running/), /^slurm \d+ · running on \S+( · training)?$/);
-  await screenshot(page, 'slurm-submit-running');
-  await waitForState(followJob, /· completed$/);
-  assert.equal(jobInfo(followJob)?.jobState, 'COMPLETED');
-  // The row is now the run's (its name), under which the trainer's run folder is listed once, not again.
+  // Running, and training once the trainer wrote its run folder: the row then opens the run's dashboard.
+  assert.match(await waitForState(followJob, /running.* · training$/), /^slurm \d+ · running on \S+ · training$/);
   assert.equal(await jobRow(followJob).locator('.label-name').textContent(), 'test-slurmui-follow · sft');
-  assert.equal(await sidebar().locator('.monaco-list-row', { hasText: 'test-slurmui-follow' }).count(), 1);
-  await screenshot(page, 'slurm-submit-completed');
+  await screenshot(page, 'slurm-submit-running');
 });
 
-test("the job's item opens the dashboard on its run's steps", async () => {
-  const runDir = runFolder('test-slurmui-follow-sft-');
-  const last = metricsOf(runDir).at(-1) as Record<string, number>;
-  assert.equal(last.step, followSteps);
+test("the running job's item opens its dashboard, which follows the run's steps live to the end", async () => {
   await jobRow(followJob).click();
   const frame = dashboardFrame(page);
   await frame.locator('#run-name', { hasText: 'test-slurmui-follow · sft' }).waitFor({ timeout: 30_000 });
-  await frame.locator('#charts figure[data-metric="loss/train"] canvas').first().waitFor({ timeout: 30_000 });
+  const chart = frame.locator('#charts figure[data-metric="loss/train"]');
+  await chart.locator('canvas').first().waitFor({ timeout: 30_000 });
+  // Opened while the job trains: some of its steps, fewer than it will have.
+  const pointsOf = (label: string | null) => Number(/^loss\/train: (\d+) points/.exec(label ?? '')?.[1] ?? 0);
+  let firstLabel: string | null = null;
+  for (const deadline = Date.now() + 15_000; pointsOf(firstLabel) === 0 && Date.now() < deadline;)
+    firstLabel = await chart.getAttribute('aria-label');
+  assert.ok(pointsOf(firstLabel) > 0 && pointsOf(firstLabel) < followSteps, `opened mid-run: ${firstLabel}`);
+  assert.equal(await frame.locator('#run-status').textContent(), 'running');
+  await screenshot(page, 'slurm-submit-dashboard-live');
+
+  await waitForState(followJob, /· completed$/);
+  assert.equal(jobInfo(followJob)?.jobState, 'COMPLETED');
+  const last = metricsOf(runFolder('test-slurmui-follow-sft-')).at(-1) as Record<string, number>;
+  assert.equal(last.step, followSteps);
   await waitForChartLabel(
     'loss/train',
     `loss/train: ${followSteps} points, latest ${formatNumber(last['loss/train'])} at step ${followSteps}`,
   );
-  assert.equal(await frame.locator('#run-status').textContent(), 'completed');
-  await screenshot(page, 'slurm-submit-dashboard');
+  await frame.locator('#run-status', { hasText: 'completed' }).waitFor({ timeout: 30_000 });
+  // The run folder is listed once, as the job's item, not again among the workspace's runs.
+  assert.equal(await sidebar().locator('.monaco-list-row', { hasText: 'test-slurmui-follow' }).count(), 1);
+  await screenshot(page, 'slurm-submit-completed');
 });
 
 test("Open Job Output shows the job's output file with the trainer's lines", async () => {
@@ -259,7 +280,7 @@ test("Open Job Output shows the job's output file with the trainer's lines", asy
     if (Date.now() > deadline) assert.fail(`the end of ${file} shows no "finished 1 stage":\n${await visible()}`);
     await page.waitForTimeout(300);
   }
-  assert.match(await visible(), new RegExp(`sft ${followSteps}/${followSteps} loss/train`));
+  assert.match(await visible(), new RegExp(`SFT finished ${followSteps} steps in`));
 });
 
 test('a 3-element sweep submitted from the palette is grouped, completes and opens overlaid in one dashboard', async () => {
@@ -287,8 +308,11 @@ test('a 3-element sweep submitted from the palette is grouped, completes and ope
     if (Date.now() > deadline) assert.fail(`the loss/train legend shows "${text}", not the 3 runs ${names}`);
     await page.waitForTimeout(300);
   }
-  // One series a run besides the step axis: three overlaid runs, each with its own line.
-  assert.equal(await legend.locator('.u-series').count(), 1 + sweepRates.length);
+  // The step axis, then each run's smoothed line and its raw one (the smoothing is on by default): three runs.
+  assert.deepEqual(await legend.locator('.u-series .u-label').allInnerTexts(), [
+    'step',
+    ...names.flatMap((name) => [name, `${name} (raw)`]),
+  ]);
   const first = metricsOf(runFolder('test-slurmui-sweep-learning_rate-0.001-sft-')).at(-1) as Record<string, number>;
   await waitForChartLabel('loss/train', `loss/train: 6 points, latest ${formatNumber(first['loss/train'])} at step 6`);
   await screenshot(page, 'slurm-submit-sweep-dashboard');
