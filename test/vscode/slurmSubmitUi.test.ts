@@ -242,9 +242,11 @@ test("the running job's item opens its dashboard, which follows the run's steps 
   await chart.locator('canvas').first().waitFor({ timeout: 30_000 });
   // Opened while the job trains: some of its steps, fewer than it will have.
   const pointsOf = (label: string | null) => Number(/^loss\/train: (\d+) points/.exec(label ?? '')?.[1] ?? 0);
-  let firstLabel: string | null = null;
-  for (const deadline = Date.now() + 15_000; pointsOf(firstLabel) === 0 && Date.now() < deadline;)
+  let firstLabel = await chart.getAttribute('aria-label');
+  for (const deadline = Date.now() + 15_000; pointsOf(firstLabel) === 0 && Date.now() < deadline;) {
+    await page.waitForTimeout(200);
     firstLabel = await chart.getAttribute('aria-label');
+  }
   assert.ok(pointsOf(firstLabel) > 0 && pointsOf(firstLabel) < followSteps, `opened mid-run: ${firstLabel}`);
   assert.equal(await frame.locator('#run-status').textContent(), 'running');
   await screenshot(page, 'slurm-submit-dashboard-live');
@@ -283,7 +285,7 @@ test("Open Job Output shows the job's output file with the trainer's lines", asy
   assert.match(await visible(), new RegExp(`SFT finished ${followSteps} steps in`));
 });
 
-test('a 3-element sweep submitted from the palette is grouped, completes and opens overlaid in one dashboard', async () => {
+test('a 3-element sweep submitted from the palette is grouped, completes and opens overlaid', async () => {
   await runCommand(page, 'View: Close All Editors');
   await openFile('slurmui-sweep.rlhf.json');
   await runCommand(page, 'RLHF: Submit Run to Cluster');
@@ -308,11 +310,12 @@ test('a 3-element sweep submitted from the palette is grouped, completes and ope
     if (Date.now() > deadline) assert.fail(`the loss/train legend shows "${text}", not the 3 runs ${names}`);
     await page.waitForTimeout(300);
   }
-  // The step axis, then each run's smoothed line and its raw one (the smoothing is on by default): three runs.
-  assert.deepEqual(await legend.locator('.u-series .u-label').allInnerTexts(), [
-    'step',
-    ...names.flatMap((name) => [name, `${name} (raw)`]),
-  ]);
+  // The step axis, the opened run (element 0), then the others in the order their metrics came: each run a smoothed
+  // line and its raw one (the smoothing is on by default).
+  const labels = await legend.locator('.u-series .u-label').allInnerTexts();
+  const lines = (runNames: string[]) => runNames.flatMap((name) => [name, `${name} (raw)`]);
+  assert.deepEqual(labels.slice(0, 3), ['step', ...lines(names.slice(0, 1))]);
+  assert.deepEqual(labels.slice(3).sort(), lines(names.slice(1)).sort());
   const first = metricsOf(runFolder('test-slurmui-sweep-learning_rate-0.001-sft-')).at(-1) as Record<string, number>;
   await waitForChartLabel('loss/train', `loss/train: 6 points, latest ${formatNumber(first['loss/train'])} at step 6`);
   await screenshot(page, 'slurm-submit-sweep-dashboard');
