@@ -2,8 +2,9 @@
  * Submitting to Slurm from a real VS Code (code-server, the extension installed from the .vsix) as a user does, with
  * the trainer's own `submit` against the real controller of this machine: a tiny SFT config submitted from its
  * CodeLens goes in the Runs view from "pending (JobHeldUser)" to "running on <node>" to "completed"; its item, clicked
- * while it trains, opens the dashboard, which follows the run's steps live to the end; its menu opens the output; a 3-element sweep submitted from the command palette
- * is grouped with its settings, completes and opens overlaid in one dashboard; a held job is cancelled from its menu.
+ * while it trains, opens the dashboard, which follows the run's steps live to the end; its menu opens the output; a
+ * 3-element sweep submitted from the command palette is grouped with its settings, completes and opens overlaid in
+ * one dashboard; a held job is cancelled from its menu.
  * The held jobs are held by their config (`"extra_args": ["--hold"]`): a job held after sbatch returns has often
  * started already on an idle node. Jobs are named rlhf-lens-test-slurmui-… (the job name is rlhf-lens-<config name>).
  * Screenshots: test-results/screenshots/slurm-submit-*.png. Needs `npm run package`, `node
