@@ -1,0 +1,337 @@
+/**
+ * Submitting to Slurm from a real VS Code (code-server, the extension installed from the .vsix) as a user does, with
+ * the trainer's own `submit` against the real controller of this machine: a tiny SFT config submitted from its
+ * CodeLens goes in the Runs view from "pending (JobHeldUser)" to "running on <node>" to "completed"; its item, clicked
+ * while it trains, opens the dashboard, which follows the run's steps live to the end; its menu opens the output; a
+ * 3-element sweep submitted from the command palette is grouped with its settings, completes and opens overlaid in
+ * one dashboard; a held job is cancelled from its menu.
+ * The held jobs are held by their config (`"extra_args": ["--hold"]`): a job held after sbatch returns has often
+ * started already on an idle node. Jobs are named rlhf-lens-test-slurmui-… (the job name is rlhf-lens-<config name>).
+ * Screenshots: test-results/screenshots/slurm-submit-*.png. Needs `npm run package`, `node
+ * scripts/ensureTestTools.mjs` and `sinfo` answering.
+ */
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { formatNumber } from '../../webview/dashboard/colorScale';
+import { assertSlurmAvailable, cancelTestJobs, jobInfo } from '../fixtures/slurm/slurm';
+import {
+  codeServerPaths,
+  dashboardFrame,
+  installExtension,
+  launchChromium,
+  repoRoot,
+  runCommand,
+  screenshot,
+  startCodeServer,
+  waitForWorkbench,
+  type CodeServer,
+} from './codeServer';
+
+const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
+const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-slurm-submit-'));
+// Slurm runs the jobs as the submitting user on this machine's node: the files must be readable by it.
+chmodSync(temp, 0o755);
+const workspace = join(temp, 'workspace');
+const runsDir = join(workspace, '.rlhf', 'runs');
+/** The controller is asked every 5 s; a state change shows within a few polls on two busy cores. */
+const stateTimeout = 60_000;
+const sweepRates = [0.001, 0.005, 0.02];
+/** Long enough (about 0.006 s a step on one core, more on a busy one) to be seen running between two polls. */
+const followSteps = 3000;
+
+let server: CodeServer | undefined;
+let browser: Browser | undefined;
+let page: Page;
+
+/** A tiny SFT config launched on Slurm; its job is named rlhf-lens-<name>. */
+function sftConfig(name: string, stage: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return {
+    name,
+    seed: 3,
+    backend: 'wasm',
+    model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 40, dropout: 0 },
+    tokenizer: { vocab_size: 300 },
+    stages: [
+      {
+        type: 'sft',
+        dataset: { source: 'demo', num_examples: 200 },
+        learning_rate: 0.005,
+        max_steps: 6,
+        warmup_steps: 1,
+        eval_steps: 3,
+        save_steps: 3,
+        ...stage,
+      },
+    ],
+    launcher: { type: 'slurm', time: '00:05:00', cpus_per_task: 1 },
+    ...extra,
+  };
+}
+
+const held = { type: 'slurm', time: '00:05:00', cpus_per_task: 1, extra_args: ['--hold'] };
+const configs: Record<string, unknown> = {
+  'slurmui-follow.rlhf.json': sftConfig(
+    'test-slurmui-follow',
+    { max_steps: followSteps, eval_steps: 500, save_steps: followSteps },
+    { launcher: held },
+  ),
+  'slurmui-sweep.rlhf.json': sftConfig('test-slurmui-sweep', {}, { sweep: { 'stages.sft.learning_rate': sweepRates } }),
+  'slurmui-cancel.rlhf.json': sftConfig('test-slurmui-cancel', {}, { launcher: held }),
+};
+
+before(async () => {
+  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
+  assertSlurmAvailable();
+  codeServerPaths();
+  mkdirSync(runsDir, { recursive: true });
+  for (const [file, config] of Object.entries(configs))
+    writeFileSync(join(workspace, file), JSON.stringify(config, null, 2));
+  const userDataDir = join(temp, 'user-data');
+  const extensionsDir = join(temp, 'extensions');
+  await installExtension(vsix, extensionsDir, userDataDir);
+  server = await startCodeServer({ workspace, userDataDir, extensionsDir });
+  browser = await launchChromium();
+  page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+  await page.goto(server.workbenchUrl(workspace));
+  await waitForWorkbench(page);
+  await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
+  await sidebar().locator('.pane-header', { hasText: /^Runs/i }).waitFor({ timeout: 15_000 });
+  await widenSidebar(240);
+});
+
+after(async () => {
+  cancelTestJobs('rlhf-lens-test-slurmui-');
+  await browser?.close();
+  await server?.stop();
+  rmSync(temp, { recursive: true, force: true });
+});
+
+const sidebar = () => page.locator('.part.sidebar');
+/** The Runs view's row of a Slurm job ("slurm 12 · …" in its description; "slurm 12_0 · …" for a sweep's element). */
+const jobRow = (jobSpec: string) =>
+  sidebar()
+    .locator('.monaco-list-row', { hasText: `slurm ${jobSpec} ·` })
+    .first();
+const description = (jobSpec: string) => jobRow(jobSpec).locator('.label-description').textContent();
+
+async function waitForState(jobSpec: string, expected: RegExp): Promise<string> {
+  const deadline = Date.now() + stateTimeout;
+  for (;;) {
+    const text = (await description(jobSpec).catch(() => null)) ?? '';
+    if (expected.test(text)) return text;
+    if (Date.now() > deadline) {
+      await screenshot(page, `slurm-submit-failure-${jobSpec}`);
+      throw new Error(`job ${jobSpec} shows "${text}", not ${expected}`);
+    }
+    await page.waitForTimeout(500);
+  }
+}
+
+/** Drags the sash right of the side bar, so the Runs view's labels and states show whole in the screenshots. */
+async function widenSidebar(by: number): Promise<void> {
+  const box = await sidebar().boundingBox();
+  assert.ok(box, 'the side bar is shown');
+  const sashX = box.x + box.width + 1;
+  await page.mouse.move(sashX, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(sashX + by, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+}
+
+/** Opens a workspace file with Quick Open (Ctrl+P), as a user would. */
+async function openFile(name: string): Promise<void> {
+  await page.keyboard.press('Control+P');
+  await page.locator('.quick-input-widget .quick-input-box input').fill(name);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.tab.active', { hasText: name }).waitFor({ timeout: 15_000 });
+}
+
+/** The job id of the notification "Submitted <config>: Slurm job <id>." that a submission shows. */
+async function submittedJobId(config: string): Promise<string> {
+  const message = page.locator('.notification-list-item-message', { hasText: `Submitted ${config}: Slurm job` });
+  const text = (await message.first().textContent({ timeout: 60_000 })) ?? '';
+  const jobId = /Slurm job (\d+)\./.exec(text)?.[1];
+  assert.ok(jobId, `no job id in "${text}"`);
+  return jobId;
+}
+
+/** Opens the config and clicks its CodeLens "Submit to cluster"; returns the job id the notification names. */
+async function submitFromCodeLens(config: string): Promise<string> {
+  await openFile(config);
+  await page.locator('.codelens-decoration a', { hasText: 'Submit to cluster' }).click({ timeout: 30_000 });
+  return submittedJobId(config);
+}
+
+/** Right-clicks a row and picks a menu entry (with Enter when a click lands while the menu animates in). */
+async function contextMenu(row: ReturnType<typeof jobRow>, entry: string): Promise<void> {
+  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
+  await row.click({ button: 'right' });
+  await item.waitFor({ timeout: 10_000 });
+  await item.click();
+  const menu = page.locator('.context-view .monaco-menu');
+  const closed = await menu.waitFor({ state: 'hidden', timeout: 3_000 }).then(
+    () => true,
+    () => false,
+  );
+  if (closed) return;
+  await item.hover();
+  await page.keyboard.press('Enter');
+  await menu.waitFor({ state: 'hidden', timeout: 5_000 });
+}
+
+/** The run folder whose id starts with `prefix` (the trainer names runs <config name>-<stage>-<time>). */
+function runFolder(prefix: string): string {
+  const found = readdirSync(runsDir).filter((id) => id.startsWith(prefix));
+  assert.equal(found.length, 1, `one run ${prefix}…: ${readdirSync(runsDir).join(', ')}`);
+  return join(runsDir, found[0]);
+}
+
+/** A run's metrics.jsonl, one object a step. */
+const metricsOf = (runDir: string) =>
+  readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, number>);
+
+/** Waits until a chart's accessible summary is `expected` ("loss/train: 6 points, latest 5.25 at step 6"). */
+async function waitForChartLabel(metric: string, expected: string): Promise<void> {
+  const chart = dashboardFrame(page).locator(`#charts figure[data-metric="${metric}"]`);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const label = await chart.getAttribute('aria-label', { timeout: 30_000 }).catch(() => null);
+    if (label === expected) return;
+    if (Date.now() > deadline) throw new Error(`the ${metric} chart says "${label}", not "${expected}"`);
+    await page.waitForTimeout(300);
+  }
+}
+
+let followJob = '';
+
+test('a config submitted from its CodeLens goes from pending (held) to running on the node', async () => {
+  followJob = await submitFromCodeLens('slurmui-follow.rlhf.json');
+  assert.equal(jobInfo(followJob)?.jobName, 'rlhf-lens-test-slurmui-follow');
+  assert.match(await waitForState(followJob, /pending/), /^slurm \d+ · pending \(JobHeldUser\)$/);
+  await screenshot(page, 'slurm-submit-pending');
+
+  execFileSync('scontrol', ['release', followJob]);
+  // Running, and training once the trainer wrote its run folder: the row then opens the run's dashboard.
+  assert.match(await waitForState(followJob, /running.* · training$/), /^slurm \d+ · running on \S+ · training$/);
+  assert.equal(await jobRow(followJob).locator('.label-name').textContent(), 'test-slurmui-follow · sft');
+  await screenshot(page, 'slurm-submit-running');
+});
+
+test("the running job's item opens its dashboard, which follows the run's steps live to the end", async () => {
+  await jobRow(followJob).click();
+  const frame = dashboardFrame(page);
+  await frame.locator('#run-name', { hasText: 'test-slurmui-follow · sft' }).waitFor({ timeout: 30_000 });
+  const chart = frame.locator('#charts figure[data-metric="loss/train"]');
+  await chart.locator('canvas').first().waitFor({ timeout: 30_000 });
+  // Opened while the job trains: some of its steps, fewer than it will have.
+  const pointsOf = (label: string | null) => Number(/^loss\/train: (\d+) points/.exec(label ?? '')?.[1] ?? 0);
+  let firstLabel = await chart.getAttribute('aria-label');
+  for (const deadline = Date.now() + 15_000; pointsOf(firstLabel) === 0 && Date.now() < deadline;) {
+    await page.waitForTimeout(200);
+    firstLabel = await chart.getAttribute('aria-label');
+  }
+  assert.ok(pointsOf(firstLabel) > 0 && pointsOf(firstLabel) < followSteps, `opened mid-run: ${firstLabel}`);
+  assert.equal(await frame.locator('#run-status').textContent(), 'running');
+  await screenshot(page, 'slurm-submit-dashboard-live');
+
+  await waitForState(followJob, /· completed$/);
+  assert.equal(jobInfo(followJob)?.jobState, 'COMPLETED');
+  const last = metricsOf(runFolder('test-slurmui-follow-sft-')).at(-1) as Record<string, number>;
+  assert.equal(last.step, followSteps);
+  await waitForChartLabel(
+    'loss/train',
+    `loss/train: ${followSteps} points, latest ${formatNumber(last['loss/train'])} at step ${followSteps}`,
+  );
+  await frame.locator('#run-status', { hasText: 'completed' }).waitFor({ timeout: 30_000 });
+  // The run folder is listed once, as the job's item, not again among the workspace's runs.
+  assert.equal(await sidebar().locator('.monaco-list-row', { hasText: 'test-slurmui-follow' }).count(), 1);
+  await screenshot(page, 'slurm-submit-completed');
+});
+
+test("Open Job Output shows the job's output file with the trainer's lines", async () => {
+  await contextMenu(jobRow(followJob), 'Open Job Output');
+  const file = `slurm-${followJob}.out`;
+  await page.locator('.tab.active', { hasText: file }).waitFor({ timeout: 15_000 });
+  const lines = page.locator('.editor-group-container.active .monaco-editor .view-lines');
+  const visible = async () => ((await lines.innerText()) ?? '').replace(/\u00a0/g, ' ');
+  await lines.locator('.view-line').first().waitFor({ timeout: 15_000 });
+  assert.match(await visible(), new RegExp(`^rlhf-lens: job ${followJob} on \\S+, restart 0`));
+  await screenshot(page, 'slurm-submit-output');
+  // The end of the file: the trainer's last words.
+  await lines.click();
+  await page.keyboard.press('Control+End');
+  const deadline = Date.now() + 15_000;
+  while (!/finished 1 stage/.test(await visible())) {
+    if (Date.now() > deadline) assert.fail(`the end of ${file} shows no "finished 1 stage":\n${await visible()}`);
+    await page.waitForTimeout(300);
+  }
+  assert.match(await visible(), new RegExp(`SFT finished ${followSteps} steps in`));
+});
+
+test('a 3-element sweep submitted from the palette is grouped, completes and opens overlaid', async () => {
+  await runCommand(page, 'View: Close All Editors');
+  await openFile('slurmui-sweep.rlhf.json');
+  await runCommand(page, 'RLHF: Submit Run to Cluster');
+  const sweepJob = await submittedJobId('slurmui-sweep.rlhf.json');
+  const group = sidebar().locator('.monaco-list-row', { hasText: 'slurmui-sweep sweep' }).first();
+  await group.waitFor({ timeout: stateTimeout });
+  for (const [index, rate] of sweepRates.entries()) {
+    await waitForState(`${sweepJob}_${index}`, /· completed$/);
+    const label = await jobRow(`${sweepJob}_${index}`).locator('.label-name').textContent();
+    assert.equal(label, `[${index}] stages.sft.learning_rate=${rate}`);
+  }
+  assert.equal(await group.locator('.label-description').textContent(), `slurm ${sweepJob} · 3 completed`);
+  await screenshot(page, 'slurm-submit-sweep');
+
+  await contextMenu(group, 'Open Sweep in Dashboard');
+  const names = sweepRates.map((rate) => `test-slurmui-sweep-learning_rate-${rate} · sft`);
+  const legend = dashboardFrame(page).locator('#charts figure[data-metric="loss/train"] .u-legend');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const text = (await legend.innerText({ timeout: 30_000 }).catch(() => '')) ?? '';
+    if (names.every((name) => text.includes(name))) break;
+    if (Date.now() > deadline) assert.fail(`the loss/train legend shows "${text}", not the 3 runs ${names}`);
+    await page.waitForTimeout(300);
+  }
+  // The step axis, the opened run (element 0), then the others in the order their metrics came: each run a smoothed
+  // line and its raw one (the smoothing is on by default).
+  const labels = await legend.locator('.u-series .u-label').allInnerTexts();
+  const lines = (runNames: string[]) => runNames.flatMap((name) => [name, `${name} (raw)`]);
+  assert.deepEqual(labels.slice(0, 3), ['step', ...lines(names.slice(0, 1))]);
+  assert.deepEqual(labels.slice(3).sort(), lines(names.slice(1)).sort());
+  const first = metricsOf(runFolder('test-slurmui-sweep-learning_rate-0.001-sft-')).at(-1) as Record<string, number>;
+  await waitForChartLabel('loss/train', `loss/train: 6 points, latest ${formatNumber(first['loss/train'])} at step 6`);
+  await screenshot(page, 'slurm-submit-sweep-dashboard');
+});
+
+test('a held job is cancelled from its context menu and shows cancelled', async () => {
+  await runCommand(page, 'View: Close All Editors');
+  const cancelJob = await submitFromCodeLens('slurmui-cancel.rlhf.json');
+  await waitForState(cancelJob, /pending \(JobHeldUser\)/);
+  await contextMenu(jobRow(cancelJob), 'Cancel Job');
+  const dialog = page.locator('.monaco-dialog-box', { hasText: `Cancel Slurm job ${cancelJob}?` });
+  await dialog.waitFor({ timeout: 15_000 });
+  await screenshot(page, 'slurm-submit-cancel-confirmation');
+  await dialog.locator('.monaco-button', { hasText: 'Cancel Job' }).first().click();
+  assert.equal(await waitForState(cancelJob, /· cancelled$/), `slurm ${cancelJob} · cancelled`);
+  assert.equal(jobInfo(cancelJob)?.jobState, 'CANCELLED');
+  await screenshot(page, 'slurm-submit-cancelled');
+});
