@@ -12,40 +12,19 @@
  */
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { formatNumber } from '../../webview/dashboard/colorScale';
 import { assertSlurmAvailable, cancelTestJobs, jobInfo } from '../fixtures/slurm/slurm';
-import {
-  codeServerPaths,
-  dashboardFrame,
-  installExtension,
-  launchChromium,
-  repoRoot,
-  runCommand,
-  screenshot,
-  startCodeServer,
-  waitForWorkbench,
-  type CodeServer,
-} from './codeServer';
+import { dashboardFrame, runCommand, screenshot } from './codeServer';
+import { Workbench } from './workbench';
 
-const vsix = join(repoRoot, 'rlhf-lens-linux-x64.vsix');
-const temp = mkdtempSync(join(tmpdir(), 'rlhf-lens-slurm-submit-'));
+const workbench = new Workbench('rlhf-lens-slurm-submit-');
 // Slurm runs the jobs as the submitting user on this machine's node: the files must be readable by it.
-chmodSync(temp, 0o755);
-const workspace = join(temp, 'workspace');
+chmodSync(workbench.temp, 0o755);
+const workspace = join(workbench.temp, 'workspace');
 const runsDir = join(workspace, '.rlhf', 'runs');
 /** The controller is asked every 5 s; a state change shows within a few polls on two busy cores. */
 const stateTimeout = 60_000;
@@ -53,8 +32,6 @@ const sweepRates = [0.001, 0.005, 0.02];
 /** Long enough (about 0.006 s a step on one core, more on a busy one) to be seen running between two polls. */
 const followSteps = 3000;
 
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
 let page: Page;
 
 /** A tiny SFT config launched on Slurm; its job is named rlhf-lens-<name>. */
@@ -94,20 +71,16 @@ const configs: Record<string, unknown> = {
 };
 
 before(async () => {
-  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package first`);
-  assertSlurmAvailable();
-  codeServerPaths();
-  mkdirSync(runsDir, { recursive: true });
-  for (const [file, config] of Object.entries(configs))
-    writeFileSync(join(workspace, file), JSON.stringify(config, null, 2));
-  const userDataDir = join(temp, 'user-data');
-  const extensionsDir = join(temp, 'extensions');
-  await installExtension(vsix, extensionsDir, userDataDir);
-  server = await startCodeServer({ workspace, userDataDir, extensionsDir });
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
-  await page.goto(server.workbenchUrl(workspace));
-  await waitForWorkbench(page);
+  await workbench.start({
+    workspace,
+    prepare: () => {
+      assertSlurmAvailable();
+      mkdirSync(runsDir, { recursive: true });
+      for (const [file, config] of Object.entries(configs))
+        writeFileSync(join(workspace, file), JSON.stringify(config, null, 2));
+    },
+  });
+  page = await workbench.openPage({ viewport: { width: 1400, height: 860 } });
   await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
   await sidebar().locator('.pane-header', { hasText: /^Runs/i }).waitFor({ timeout: 15_000 });
   await widenSidebar(240);
@@ -115,9 +88,7 @@ before(async () => {
 
 after(async () => {
   cancelTestJobs('rlhf-lens-test-slurmui-');
-  await browser?.close();
-  await server?.stop();
-  rmSync(temp, { recursive: true, force: true });
+  await workbench.stop();
 });
 
 const sidebar = () => page.locator('.part.sidebar');
