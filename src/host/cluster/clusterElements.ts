@@ -112,7 +112,8 @@ export function diedBeforeTrainerMessage(element: ClusterElement): string {
     : !tail.exists
       ? `its output file ${element.outputFile} does not exist`
       : (reasonLine(tail.lines) ?? 'its output file is empty');
-  return `Job ${elementJobSpec(element.submission, element.arrayIndex)} (${configName}) failed before the trainer started: ${why}`;
+  const spec = elementJobSpec(element.submission, element.arrayIndex);
+  return `Job ${spec} (${configName}) failed before the trainer started: ${why}`;
 }
 
 /**
