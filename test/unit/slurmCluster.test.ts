@@ -5,10 +5,11 @@
 // jobs run concurrently; the time-limit test is the slow one (60–90 s: a 1-minute limit, enforced on a 30-s grid).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setAsideStaleCompletionLog } from '../../scripts/slurmCluster.mjs';
 import {
   arrayTaskInfos,
   assertSlurmAvailable,
@@ -127,6 +128,23 @@ test("completionRecords keeps the job's own records, not an earlier controller's
     ],
   );
   assert.deepEqual(completionRecords({ ...job, jobId: '11' }, log), []);
+});
+
+test('a fresh controller state (no job_state) sets the completion log aside; a kept state keeps it', () => {
+  const stateDir = path.join(folder, 'slurmctld-state');
+  const logFile = path.join(folder, 'jobcomp-aside.log');
+  mkdirSync(stateDir);
+  writeFileSync(logFile, 'JobId=1 Name=earlier JobState=COMPLETED\n');
+  writeFileSync(path.join(stateDir, 'job_state'), 'state');
+  assert.equal(setAsideStaleCompletionLog({ stateDir, logFile }), undefined);
+  assert.equal(readFileSync(logFile, 'utf8'), 'JobId=1 Name=earlier JobState=COMPLETED\n');
+  rmSync(path.join(stateDir, 'job_state'));
+  const aside = setAsideStaleCompletionLog({ stateDir, logFile, now: new Date('2026-11-30T18:35:00.000Z') });
+  assert.equal(aside, `${logFile}.2026-11-30T18-35-00-000Z`);
+  assert.equal(existsSync(logFile), false);
+  assert.equal(readFileSync(aside, 'utf8'), 'JobId=1 Name=earlier JobState=COMPLETED\n');
+  // Nothing to set aside: no log yet.
+  assert.equal(setAsideStaleCompletionLog({ stateDir, logFile }), undefined);
 });
 
 test("sbatch to an unknown partition fails with sbatch's message and queues nothing", () => {
