@@ -11,7 +11,7 @@ import type { RunsTreeItem } from '../runsTreeProvider';
 import { trustExplanation } from '../workspaceTrust';
 import type { WorkspaceRuns } from '../workspaceRuns';
 import type { ClusterElement } from './clusterElements';
-import type { ClusterRuns, SubmissionListing } from './clusterRuns';
+import { openJobOutputCommand, type ClusterRuns, type SubmissionListing } from './clusterRuns';
 import { jobSpecOf } from './clusterTreeItems';
 import { scancel } from './slurmCommands';
 import { runSubmit, type SubmitResult } from './submitProcess';
@@ -19,8 +19,8 @@ import { isFinished } from './slurmJobState';
 
 export const submitRunCommand = 'rlhf.submitRun';
 export const cancelJobCommand = 'rlhf.cancelJob';
-export const openJobOutputCommand = 'rlhf.openJobOutput';
 export const openSweepDashboardCommand = 'rlhf.openSweepDashboard';
+export { openJobOutputCommand };
 
 export interface ClusterCommandsContext {
   readonly extensionUri: vscode.Uri;

@@ -5,7 +5,6 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { openJobOutputCommand } from './clusterCommands';
 import { diedBeforeTrainerMessage, needsPolling, type ClusterElement } from './clusterElements';
 import { listSubmissionElements } from './clusterListing';
 import { scontrolShowJobs, SlurmCommandError } from './slurmCommands';
@@ -14,6 +13,9 @@ import { jobsFolderOf, readSubmissions, type Submission, type SubmissionProblem 
 
 /** How often the controller is asked while a job is pending or running. */
 export const pollIntervalMs = 5000;
+
+/** Opens a job's output file (registered in clusterCommands.ts; here, since that module imports this one). */
+export const openJobOutputCommand = 'rlhf.openJobOutput';
 
 export interface SubmissionListing {
   readonly submission: Submission;
