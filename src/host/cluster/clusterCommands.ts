@@ -107,9 +107,12 @@ export function registerClusterCommands(context: ClusterCommandsContext): vscode
     const element = elementsOf(argument).elements[0];
     if (!element) return;
     if (!existsSync(element.outputFile)) {
-      void vscode.window.showInformationMessage(
-        `Slurm job ${jobSpecOf(element)} has no output yet (${element.description}): ${element.outputFile}`,
-      );
+      // A job that died before its trainer started without an output file: Slurm could not open it (a folder
+      // missing on the node), and it never will.
+      const why = element.diedBeforeTrainer
+        ? `has no output file: Slurm could not write ${element.outputFile}, or it was removed`
+        : `has no output yet (${element.description}): ${element.outputFile}`;
+      void vscode.window.showInformationMessage(`Slurm job ${jobSpecOf(element)} ${why}`);
       return;
     }
     await vscode.window.showTextDocument(vscode.Uri.file(element.outputFile), { preview: false });
