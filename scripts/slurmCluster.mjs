@@ -35,15 +35,16 @@
 //   Restarts=1, never PREEMPTED: only the completion log has that. JobCompType=jobcomp/filetxt appends one line per
 //   ended attempt to JOB_COMPLETION_LOG (readable by all): key=value pairs (JobId=… Name=… JobState=… Partition=…
 //   NodeList=… ExitCode=… StartTime=… EndTime=…); a requeued attempt is logged as JobState=PENDING, a preempted one
-//   as PREEMPTED, then the last attempt with its final state. It keeps final states after MinJobAge.
+//   as PREEMPTED, then the last attempt with its final state. It keeps final states after MinJobAge. A controller
+//   started on an empty state folder numbers jobs from 1 again: the log is set aside first (jobcomp.log.<time>).
 // - Job arrays: `scontrol show job -o <array id>` prints one line per task, each with its own JobId (the array's id
 //   stays with the last task), ArrayJobId=<array id> and ArrayTaskId=<index> (one line with a range, `0-2`, while
 //   they all pend); `%a` in --output is the index.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const SLURM_PACKAGES = ['slurmctld', 'slurmd', 'slurm-client', 'munge'];
@@ -54,6 +55,7 @@ export const SLURMCTLD_LOG = `${SLURM_LOG_DIR}/slurmctld.log`;
 export const SLURMD_LOG = `${SLURM_LOG_DIR}/slurmd.log`;
 export const MUNGED_LOG = '/var/log/munge/munged.log';
 export const JOB_COMPLETION_LOG = `${SLURM_LOG_DIR}/jobcomp.log`;
+export const STATE_SAVE_DIR = '/var/spool/slurmctld';
 export const PARTITIONS = { default: 'debug', short: 'short', urgent: 'urgent' };
 /** The first line of a slurm.conf this script wrote; any other slurm.conf is left alone. */
 export const MANAGED_MARKER = '# Written by RLHF Lens scripts/slurmCluster.mjs for its tests';
@@ -128,7 +130,7 @@ TaskPlugin=task/none
 ReturnToService=2
 SlurmUser=root
 SlurmdUser=root
-StateSaveLocation=/var/spool/slurmctld
+StateSaveLocation=${STATE_SAVE_DIR}
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
@@ -275,8 +277,24 @@ function stopDaemon(name, pidFile) {
   if (pidRunning(pidFile, name)) throw new Error(`${name} (pid ${pid}) did not stop within 20 s of SIGTERM`);
 }
 
+/**
+ * A slurmctld started on a state folder without job_state numbers jobs from 1 again, while the completion log keeps
+ * the earlier controller's records under the same ids (a test reading job 1's records would get both): before such
+ * a start the log is set aside as `jobcomp.log.<time>`. Returns the new name, or undefined when nothing was moved.
+ */
+export function setAsideStaleCompletionLog({
+  stateDir = STATE_SAVE_DIR,
+  logFile = JOB_COMPLETION_LOG,
+  now = new Date(),
+} = {}) {
+  if (existsSync(join(stateDir, 'job_state')) || !existsSync(logFile)) return undefined;
+  const aside = `${logFile}.${now.toISOString().replace(/[:.]/g, '-')}`;
+  renameSync(logFile, aside);
+  return aside;
+}
+
 function startSlurmDaemons(confChange) {
-  for (const dir of ['/var/spool/slurmctld', '/var/spool/slurmd', SLURM_LOG_DIR]) mkdirSync(dir, { recursive: true });
+  for (const dir of [STATE_SAVE_DIR, '/var/spool/slurmd', SLURM_LOG_DIR]) mkdirSync(dir, { recursive: true });
   if (confChange === 'reconfigure' && pidRunning('/run/slurmctld.pid', 'slurmctld')) {
     say('slurm.conf changed: scontrol reconfigure');
     const reconfigured = run('scontrol', ['reconfigure']);
@@ -289,6 +307,8 @@ function startSlurmDaemons(confChange) {
     for (const [name, pidFile] of DAEMONS) stopDaemon(name, pidFile);
   }
   if (!pidRunning('/run/slurmctld.pid', 'slurmctld')) {
+    const aside = setAsideStaleCompletionLog();
+    if (aside) say(`a fresh controller state numbers jobs from 1: set the old completion log aside as ${aside}`);
     say('starting slurmctld');
     const started = run('/usr/sbin/slurmctld', []);
     if (!started.ok) throw new Error(`slurmctld did not start: ${started.stderr.trim()}\n${daemonLogs()}`);

@@ -10,7 +10,6 @@ import type { RunReadProblem, RunStatus, RunSummary } from '../shared/runSummary
 import type { ClusterElement } from './cluster/clusterElements';
 import type { ClusterRuns, SubmissionListing } from './cluster/clusterRuns';
 import { elementTreeItem, submissionTreeItem } from './cluster/clusterTreeItems';
-import { readOutputTail } from './cluster/submissions';
 import { openRunFolderCommand } from './external/externalCommands';
 import type { ExternalRunItem, ExternalRunList } from './external/externalRunList';
 import type { RunController } from './runController';
@@ -30,8 +29,8 @@ export type RunsTreeItem =
   | { readonly kind: 'external'; readonly external: ExternalRunItem }
   /** A sweep submitted to Slurm: its elements are its children. */
   | { readonly kind: 'slurmSubmission'; readonly listing: SubmissionListing }
-  /** A Slurm job (or array element) with its state; `outputTail` when it died before its trainer wrote a run. */
-  | { readonly kind: 'slurmJob'; readonly element: ClusterElement; readonly outputTail?: string };
+  /** A Slurm job (or array element) with its state (and its output's end when it died before its trainer started). */
+  | { readonly kind: 'slurmJob'; readonly element: ClusterElement };
 
 /** The label of the Runs view's group of other engines' runs. */
 export const externalGroupLabel = 'Runs of other engines';
@@ -98,14 +97,12 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
   async getChildren(element?: RunsTreeItem): Promise<RunsTreeItem[]> {
     if (element?.kind === 'externalGroup')
       return element.items.map((external): RunsTreeItem => ({ kind: 'external', external }));
-    if (element?.kind === 'slurmSubmission') return Promise.all(element.listing.elements.map(jobItem));
+    if (element?.kind === 'slurmSubmission') return element.listing.elements.map(jobItem);
     if (element) return [];
-    const clusterItems = await Promise.all(
-      (this.cluster?.listing.submissions ?? []).map((listing) =>
-        listing.submission.arraySize === undefined
-          ? jobItem(listing.elements[0])
-          : ({ kind: 'slurmSubmission', listing } satisfies RunsTreeItem),
-      ),
+    const clusterItems = (this.cluster?.listing.submissions ?? []).map((listing) =>
+      listing.submission.arraySize === undefined
+        ? jobItem(listing.elements[0])
+        : ({ kind: 'slurmSubmission', listing } satisfies RunsTreeItem),
     );
     // A cluster job's run folder shows under its job, not again among the runs.
     const clusterRunDirs = new Set(
@@ -142,7 +139,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
 
   getTreeItem(element: RunsTreeItem): vscode.TreeItem {
     if (element.kind === 'slurmSubmission') return submissionTreeItem(element.listing);
-    if (element.kind === 'slurmJob') return elementTreeItem(element.element, element.outputTail);
+    if (element.kind === 'slurmJob') return elementTreeItem(element.element);
     if (element.kind === 'externalGroup') {
       const item = new vscode.TreeItem(externalGroupLabel, vscode.TreeItemCollapsibleState.Expanded);
       item.id = 'externalRuns';
@@ -209,10 +206,9 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeItem>, 
   }
 }
 
-/** A cluster job's item; one that failed with no run folder carries its output's last lines (why it died). */
-async function jobItem(element: ClusterElement): Promise<RunsTreeItem> {
-  const outputTail = element.phase === 'failed' && !element.run ? await readOutputTail(element.outputFile) : undefined;
-  return { kind: 'slurmJob', element, outputTail };
+/** A cluster job's item. */
+function jobItem(element: ClusterElement): RunsTreeItem {
+  return { kind: 'slurmJob', element };
 }
 
 /**

@@ -112,7 +112,7 @@ test('elements: the controller state wins; a pending element has no run; all fin
   const later = clusterElements(sweep, runs, []);
   assert.deepEqual(
     later.map((element) => element.description),
-    ['completed', 'running', 'ended before the trainer started'],
+    ['completed', 'running', 'failed before the trainer started'],
   );
   // No controller to ask: the state is unknown, and says why.
   const unknown = clusterElements(sweep, [], undefined, 'scontrol was not found on PATH');

@@ -5,15 +5,17 @@
 // jobs run concurrently; the time-limit test is the slow one (60–90 s: a 1-minute limit, enforced on a 30-s grid).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setAsideStaleCompletionLog } from '../../scripts/slurmCluster.mjs';
 import {
   arrayTaskInfos,
   assertSlurmAvailable,
   cancelTestJobs,
   completionRecords,
+  type CompletionRecordsOf,
   jobInfo,
   parseScontrolLine,
   submitJob,
@@ -32,11 +34,20 @@ function batchScript(name: string, body: string): string {
   return file;
 }
 
-/** A job named `PREFIX<name>` with its output in the shared folder; returns the job id and the output's path. */
-function submit(name: string, body: string, extra: string[] = []): { jobId: string; output: string } {
+interface TestJob extends CompletionRecordsOf {
+  output: string;
+}
+
+/**
+ * A job named `PREFIX<name>` with its output in the shared folder; returns its id, name, output's path and a time
+ * before its submission (what `completionRecords` needs to tell its records from an earlier job's with the same id).
+ */
+function submit(name: string, body: string, extra: string[] = []): TestJob {
   const output = path.join(folder, `${name}.out`);
-  const jobId = submitJob([`--job-name=${PREFIX}${name}`, `--output=${output}`, ...extra, batchScript(name, body)]);
-  return { jobId, output };
+  const jobName = `${PREFIX}${name}`;
+  const submittedNotBefore = new Date();
+  const jobId = submitJob([`--job-name=${jobName}`, `--output=${output}`, ...extra, batchScript(name, body)]);
+  return { jobId, jobName, submittedNotBefore, output };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -89,6 +100,53 @@ test('parseScontrolLine keeps values with "=" and free text with spaces', () => 
   });
 });
 
+test("completionRecords keeps the job's own records, not an earlier controller's job with the same id", () => {
+  // Real lines of a log that outlived its controller's state folder: job 1 of an earlier run of this test, then
+  // another test's job 1, then the job asked about (preempted once, then completed after its requeue).
+  const line = (name: string, state: string, submit: string) =>
+    `JobId=1 UserId=root(0) GroupId=root(0) Name=${name} JobState=${state} Partition=debug TimeLimit=525600 ` +
+    `StartTime=${submit} EndTime=${submit} NodeList=vm NodeCnt=1 ProcCnt=8 WorkDir=/tmp/ci ReservationName= ` +
+    `Tres=cpu=8,mem=8000M,node=1,billing=8 Account= QOS= WcKey= Cluster=unknown SubmitTime=${submit} ` +
+    `EligibleTime=${submit} DerivedExitCode=0:0 ExitCode=0:0 `;
+  const log = path.join(folder, 'jobcomp.log');
+  writeFileSync(
+    log,
+    [
+      line(`${PREFIX}preempted`, 'COMPLETED', '2026-11-30T18:44:05'),
+      line('rlhf-lens-test-slurmhost-array', 'COMPLETED', '2026-11-30T19:30:00'),
+      line(`${PREFIX}preempted`, 'PREEMPTED', '2026-11-30T19:30:01'),
+      line(`${PREFIX}preempted`, 'COMPLETED', '2026-11-30T19:30:02'),
+      '',
+    ].join('\n'),
+  );
+  const job = { jobId: '1', jobName: `${PREFIX}preempted`, submittedNotBefore: new Date(2026, 10, 30, 19, 30, 1, 500) };
+  assert.deepEqual(
+    completionRecords(job, log).map((record) => [record.JobState, record.SubmitTime]),
+    [
+      ['PREEMPTED', '2026-11-30T19:30:01'],
+      ['COMPLETED', '2026-11-30T19:30:02'],
+    ],
+  );
+  assert.deepEqual(completionRecords({ ...job, jobId: '11' }, log), []);
+});
+
+test('a fresh controller state (no job_state) sets the completion log aside; a kept state keeps it', () => {
+  const stateDir = path.join(folder, 'slurmctld-state');
+  const logFile = path.join(folder, 'jobcomp-aside.log');
+  mkdirSync(stateDir);
+  writeFileSync(logFile, 'JobId=1 Name=earlier JobState=COMPLETED\n');
+  writeFileSync(path.join(stateDir, 'job_state'), 'state');
+  assert.equal(setAsideStaleCompletionLog({ stateDir, logFile }), undefined);
+  assert.equal(readFileSync(logFile, 'utf8'), 'JobId=1 Name=earlier JobState=COMPLETED\n');
+  rmSync(path.join(stateDir, 'job_state'));
+  const aside = setAsideStaleCompletionLog({ stateDir, logFile, now: new Date('2026-11-30T18:35:00.000Z') });
+  assert.equal(aside, `${logFile}.2026-11-30T18-35-00-000Z`);
+  assert.equal(existsSync(logFile), false);
+  assert.equal(readFileSync(aside, 'utf8'), 'JobId=1 Name=earlier JobState=COMPLETED\n');
+  // Nothing to set aside: no log yet.
+  assert.equal(setAsideStaleCompletionLog({ stateDir, logFile }), undefined);
+});
+
 test("sbatch to an unknown partition fails with sbatch's message and queues nothing", () => {
   const result = spawnSync('sbatch', ['--parsable', `--job-name=${PREFIX}nopartition`, '-p', 'no-such-partition'], {
     encoding: 'utf8',
@@ -134,7 +192,7 @@ for i in $(seq 1 120); do sleep 1; done`;
   assert.match(text, /^attempt 0\n[^]*DUE TO PREEMPTION[^]*attempt 0 got SIGTERM\nattempt 1\n$/, text);
   // scontrol never shows PREEMPTED under PreemptMode=REQUEUE; the completion log does.
   assert.deepEqual(
-    completionRecords(low.jobId).map((record) => record.JobState),
+    completionRecords(low).map((record) => record.JobState),
     ['PREEMPTED', 'COMPLETED'],
   );
 });
@@ -172,7 +230,8 @@ for i in $(seq 1 60); do
   sleep 1
 done`;
     // Append: the default (truncate) would erase the first attempt's output when the job restarts.
-    const { jobId, output } = submit('requeue', script, ['--open-mode=append']);
+    const job = submit('requeue', script, ['--open-mode=append']);
+    const { jobId, output } = job;
     await waitForFile(`${marker}-0`, 60_000);
     const requeue = spawnSync('scontrol', ['requeue', jobId], { encoding: 'utf8' });
     assert.equal(requeue.status, 0, requeue.stderr);
@@ -188,7 +247,7 @@ done`;
     assert.ok(lines.includes('attempt 1'), lines.join('\n'));
     assert.equal(lines.at(-2), 'finished');
     // The completion log keeps both attempts: the requeued one as PENDING, then the final state.
-    const states = completionRecords(jobId).map((record) => record.JobState);
+    const states = completionRecords(job).map((record) => record.JobState);
     assert.deepEqual(states, ['PENDING', 'COMPLETED']);
   });
 
@@ -213,7 +272,8 @@ done`;
   });
 
   test('scancel ends a running job CANCELLED', async () => {
-    const { jobId } = submit('cancel', 'for i in $(seq 1 60); do sleep 1; done');
+    const job = submit('cancel', 'for i in $(seq 1 60); do sleep 1; done');
+    const { jobId } = job;
     await waitForJobState(jobId, ['RUNNING'], 60_000);
     const cancel = spawnSync('scancel', [jobId], { encoding: 'utf8' });
     assert.equal(cancel.status, 0, cancel.stderr);
@@ -222,7 +282,7 @@ done`;
     // scontrol keeps the finished job (MinJobAge=300 s): the state can be read after the job left the queue.
     assert.equal(jobInfo(jobId)?.jobState, 'CANCELLED');
     assert.deepEqual(
-      completionRecords(jobId).map((record) => [record.Name, record.JobState]),
+      completionRecords(job).map((record) => [record.Name, record.JobState]),
       [[`${PREFIX}cancel`, 'CANCELLED']],
     );
   });

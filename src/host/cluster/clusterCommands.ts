@@ -11,7 +11,7 @@ import type { RunsTreeItem } from '../runsTreeProvider';
 import { trustExplanation } from '../workspaceTrust';
 import type { WorkspaceRuns } from '../workspaceRuns';
 import type { ClusterElement } from './clusterElements';
-import type { ClusterRuns, SubmissionListing } from './clusterRuns';
+import { openJobOutputCommand, type ClusterRuns, type SubmissionListing } from './clusterRuns';
 import { jobSpecOf } from './clusterTreeItems';
 import { scancel } from './slurmCommands';
 import { runSubmit, type SubmitResult } from './submitProcess';
@@ -19,8 +19,8 @@ import { isFinished } from './slurmJobState';
 
 export const submitRunCommand = 'rlhf.submitRun';
 export const cancelJobCommand = 'rlhf.cancelJob';
-export const openJobOutputCommand = 'rlhf.openJobOutput';
 export const openSweepDashboardCommand = 'rlhf.openSweepDashboard';
+export { openJobOutputCommand };
 
 export interface ClusterCommandsContext {
   readonly extensionUri: vscode.Uri;
@@ -107,9 +107,12 @@ export function registerClusterCommands(context: ClusterCommandsContext): vscode
     const element = elementsOf(argument).elements[0];
     if (!element) return;
     if (!existsSync(element.outputFile)) {
-      void vscode.window.showInformationMessage(
-        `Slurm job ${jobSpecOf(element)} has no output yet (${element.description}): ${element.outputFile}`,
-      );
+      // A job that died before its trainer started without an output file: Slurm could not open it (a folder
+      // missing on the node), and it never will.
+      const why = element.diedBeforeTrainer
+        ? `has no output file: Slurm could not write ${element.outputFile}, or it was removed`
+        : `has no output yet (${element.description}): ${element.outputFile}`;
+      void vscode.window.showInformationMessage(`Slurm job ${jobSpecOf(element)} ${why}`);
       return;
     }
     await vscode.window.showTextDocument(vscode.Uri.file(element.outputFile), { preview: false });

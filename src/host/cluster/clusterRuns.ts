@@ -5,19 +5,17 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { clusterElements, needsPolling, type ClusterElement } from './clusterElements';
+import { diedBeforeTrainerMessage, needsPolling, type ClusterElement } from './clusterElements';
+import { listSubmissionElements } from './clusterListing';
 import { scontrolShowJobs, SlurmCommandError } from './slurmCommands';
 import { parseScontrolJobs, type SlurmJobState } from './slurmJobState';
-import {
-  jobsFolderOf,
-  readSubmissionRuns,
-  readSubmissions,
-  type Submission,
-  type SubmissionProblem,
-} from './submissions';
+import { jobsFolderOf, readSubmissions, type Submission, type SubmissionProblem } from './submissions';
 
 /** How often the controller is asked while a job is pending or running. */
 export const pollIntervalMs = 5000;
+
+/** Opens a job's output file (registered in clusterCommands.ts; here, since that module imports this one). */
+export const openJobOutputCommand = 'rlhf.openJobOutput';
 
 export interface SubmissionListing {
   readonly submission: Submission;
@@ -41,6 +39,8 @@ export class ClusterRuns implements vscode.Disposable {
   private slurmMissing = false;
   private latest: ClusterListing = { submissions: [], problems: [] };
   private disposed = false;
+  /** The elements (`<submission folder>:<index>`) whose death before the trainer started was already announced. */
+  private readonly announcedDeaths = new Set<string>();
 
   constructor(private readonly log: vscode.LogOutputChannel) {
     const watcher = vscode.workspace.createFileSystemWatcher('**/.rlhf/jobs/*/submission.json');
@@ -91,11 +91,12 @@ export class ClusterRuns implements vscode.Disposable {
     const { submissions, problems } = await this.readAll();
     if (submissions.length > 0) await this.askController();
     const listed = await Promise.all(
-      submissions.map(async (submission): Promise<SubmissionListing> => {
-        const runs = await readSubmissionRuns(submission);
-        return { submission, elements: clusterElements(submission, runs, this.jobs, this.slurmProblem) };
-      }),
+      submissions.map(async (submission): Promise<SubmissionListing> => ({
+        submission,
+        elements: await listSubmissionElements(submission, this.jobs, this.slurmProblem),
+      })),
     );
+    for (const item of listed) for (const element of item.elements) this.announceDeath(element);
     const before = JSON.stringify(this.latest);
     this.latest = { submissions: listed, problems, slurmProblem: this.slurmProblem };
     if (JSON.stringify(this.latest) !== before) this.changed.fire();
@@ -116,6 +117,23 @@ export class ClusterRuns implements vscode.Disposable {
       // A missing scontrol stays missing: stop asking until a refresh; a busy controller is asked again.
       this.slurmMissing = error instanceof SlurmCommandError && error.code === 'ENOENT';
     }
+  }
+
+  /**
+   * A warning, once per job, for a job that died before its trainer started (nothing else would tell: no run, no
+   * dashboard). Only while the controller still knows the job (MinJobAge after it ended), so that opening a
+   * workspace does not announce every old failure again.
+   */
+  private announceDeath(element: ClusterElement): void {
+    if (!element.diedBeforeTrainer || !element.job || this.disposed) return;
+    const key = `${element.submission.folder}:${element.arrayIndex ?? ''}`;
+    if (this.announcedDeaths.has(key)) return;
+    this.announcedDeaths.add(key);
+    const message = diedBeforeTrainerMessage(element);
+    this.log.warn(message);
+    void vscode.window.showWarningMessage(message, 'Open Output').then((choice) => {
+      if (choice === 'Open Output') void vscode.commands.executeCommand(openJobOutputCommand, element);
+    });
   }
 
   /** The element whose run folder is `runDir`, if a submission's job wrote it. */

@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { ClusterElement } from './clusterElements';
+import { elementJobSpec, reasonLine, shownTailLines, type ClusterElement } from './clusterElements';
 import type { SubmissionListing } from './clusterRuns';
 import { isFinished, type JobPhase } from './slurmJobState';
 
@@ -23,8 +23,7 @@ const phaseIcons: Record<JobPhase, vscode.ThemeIcon> = {
 
 /** The Slurm job spec of an element: `123`, or `123_4` for an array element. */
 export function jobSpecOf(element: ClusterElement): string {
-  const { jobId } = element.submission;
-  return element.arrayIndex === undefined ? jobId : `${jobId}_${element.arrayIndex}`;
+  return elementJobSpec(element.submission, element.arrayIndex);
 }
 
 /** "slurm 123 · running on node1", "slurm 123_1 · pending (Priority)". */
@@ -57,7 +56,18 @@ export function submissionTreeItem(listing: SubmissionListing): vscode.TreeItem 
   return item;
 }
 
-export function elementTreeItem(element: ClusterElement, lastOutputLines?: string): vscode.TreeItem {
+/** For a job that died before its trainer started: the line that says why and the output's last lines. */
+function outputTailText(element: ClusterElement): string[] {
+  const tail = element.outputTail;
+  if (!tail) return [];
+  if (!tail.exists) return [`Its output file does not exist: Slurm could not write it, or it was removed.`];
+  if (tail.lines.length === 0) return ['Its output file is empty.'];
+  const why = reasonLine(tail.lines);
+  const last = tail.lines.slice(-shownTailLines).join('\n');
+  return [why ? `Why: \`${why}\`` : '', `Its output ends with:\n\n\`\`\`\n${last}\n\`\`\``];
+}
+
+export function elementTreeItem(element: ClusterElement): vscode.TreeItem {
   const { submission, run } = element;
   const label =
     element.arrayIndex === undefined
@@ -75,7 +85,7 @@ export function elementTreeItem(element: ClusterElement, lastOutputLines?: strin
       run ? `Run folder: \`${vscode.workspace.asRelativePath(run.runDir)}\` (${run.run.status})` : 'No run folder yet.',
       run?.run.error ? `Error: ${run.run.error}` : '',
       `Output: \`${vscode.workspace.asRelativePath(element.outputFile)}\``,
-      lastOutputLines ? `Its output ends with:\n\n\`\`\`\n${lastOutputLines}\n\`\`\`` : '',
+      ...outputTailText(element),
     ]
       .filter(Boolean)
       .join('\n\n'),

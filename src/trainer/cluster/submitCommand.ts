@@ -24,7 +24,7 @@ const submitUsage = [
   'Usage: rlhf-lens submit <config.rlhf.json> [--runs-dir DIR] [--json]',
   '  Submits the config to Slurm with sbatch, as its "launcher" says (a "sweep" is one job array). The',
   '  batch script, submission.json and the job output go to .rlhf/jobs/<id>/ next to the runs folder',
-  '  (DIR, default .rlhf/runs); --json prints {"submission", "job_id"} as one line.',
+  '  (DIR, default .rlhf/runs); --json prints {"submission", "job_id", "output"} as one line.',
 ].join('\n');
 
 /** submission.json: what was submitted, for the editor and for people. */
@@ -197,12 +197,20 @@ export async function submitCommand(args: string[]): Promise<number> {
     { min: 1, max: 1 },
   );
   const { submission, jobId, record } = submit({ configFile: positionals[0], runsDir: values['runs-dir'] });
-  if (values.json) process.stdout.write(`${JSON.stringify({ submission, job_id: jobId })}\n`);
+  const output = jobOutputFile(record);
+  if (values.json) process.stdout.write(`${JSON.stringify({ submission, job_id: jobId, output })}\n`);
   else {
     const runs = record.array_size === null ? '' : ` (a job array of ${record.array_size} runs)`;
+    const elements = record.array_size === null ? '' : ` (%a: the run's index, 0-${record.array_size - 1})`;
+    // The output file is where a job that dies before the trainer starts (no run folder) says why.
     process.stdout.write(
-      `submitted job ${jobId}${runs}\n  batch script ${record.script}\n  output ${record.output_pattern}\n`,
+      `submitted job ${jobId}${runs}\n  batch script ${record.script}\n  output ${output}${elements}\n`,
     );
   }
   return 0;
+}
+
+/** The job's output file (`%j`, `%A` resolved; an array's keeps `%a`, one file per element). */
+export function jobOutputFile(record: Pick<SubmissionRecord, 'output_pattern' | 'job_id'>): string {
+  return record.output_pattern.replace(/%[jA]/g, record.job_id);
 }
