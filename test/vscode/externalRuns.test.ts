@@ -146,6 +146,17 @@ async function rowLabel(sample: number): Promise<string> {
   return (await row.getAttribute('aria-label')) ?? '';
 }
 
+/** Waits until a sample's row label holds `text`: a step's trace arrives after its slider label changes. */
+async function expectRowLabel(sample: number, text: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let label = await rowLabel(sample);
+  while (!label.includes(text) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    label = await rowLabel(sample);
+  }
+  assert.ok(label.includes(text), `row ${sample}: "${label}" lacks "${text}"`);
+}
+
 /** The tooltip of a sample's token (every per-token number of it), whitespace collapsed. */
 async function tokenTooltip(sample: number, token: number): Promise<string> {
   await dashboard().locator(`#samples [data-sample="${sample}"] .tok`).nth(token).hover();
@@ -207,8 +218,8 @@ test('verl, opened from the palette: text rows; the Rollouts status says verl do
   await frame.locator('#tab-rollouts').click();
   await frame.locator('#step-label', { hasText: 'Step 2 (2 of 2)' }).waitFor({ timeout: 15_000 });
   // verl's _dump_generations: input, output, score of each sample.
-  assert.ok((await rowLabel(0)).includes('Prompt: user: 2+2? Response: 4'), await rowLabel(0));
-  assert.ok((await rowLabel(2)).includes('Prompt: user: 数一数 Response: 一 二'), await rowLabel(2));
+  await expectRowLabel(0, 'Prompt: user: 2+2? Response: 4');
+  await expectRowLabel(2, 'Prompt: user: 数一数 Response: 一 二');
   assert.equal(await frame.locator('#samples [data-sample="0"] .untokenized-response').textContent(), '4');
   assert.equal(await frame.locator('#samples .tok').count(), 0, 'verl dumps no tokens');
   assert.equal(await frame.locator('#samples [data-sample="0"] .sample-kl').textContent(), '—', 'KL unknown, not 0');
@@ -220,7 +231,7 @@ test('verl, opened from the palette: text rows; the Rollouts status says verl do
   // Live: verl's next step writes its dump; following the latest step, the dashboard moves to it.
   appendVerlStep(verlFolder, 3);
   await frame.locator('#step-label', { hasText: 'Step 3 (3 of 3)' }).waitFor({ timeout: liveTimeout });
-  assert.ok((await rowLabel(0)).includes('Prompt: user: 5+5? Response: 10'), await rowLabel(0));
+  await expectRowLabel(0, 'Prompt: user: 5+5? Response: 10');
   const options = await frame.locator('#colour-by option').allTextContents();
   assert.ok(options.includes('entropy (not logged)') && options.includes('advantage (not logged)'), `${options}`);
   await colourBy('entropy');
@@ -240,16 +251,16 @@ test('RL Logging Board, from the palette: logprob heatmap, KL not logged, an app
   await frame.locator('#run-engine', { hasText: 'RL Logging Board' }).waitFor({ timeout: 30_000 });
   await frame.locator('#tab-rollouts').click();
   await frame.locator('#step-label', { hasText: 'Step 2 (2 of 2)' }).waitFor({ timeout: 15_000 });
-  assert.ok((await rowLabel(0)).includes('Prompt: Q3 Response: e'), await rowLabel(0));
+  await expectRowLabel(0, 'Prompt: Q3 Response: e');
   // Live: the trainer's logger appends a line of step 2 to rank 0's file.
   assert.equal(await frame.locator('#samples [data-sample="1"]').count(), 0);
   appendBoardLine(boardFolder, 0, 2);
   await frame.locator('#samples [data-sample="1"]').waitFor({ timeout: liveTimeout });
-  assert.ok((await rowLabel(1)).includes('Prompt: Q2 Response: z'), await rowLabel(1));
+  await expectRowLabel(1, 'Prompt: Q2 Response: z');
   // Step 1 (both ranks' files): per-token log-probs and reference log-probs as the board logs them.
   await frame.locator('#step-slider').fill('0');
   await frame.locator('#step-label', { hasText: 'Step 1 (1 of 2)' }).waitFor({ timeout: 15_000 });
-  assert.ok((await rowLabel(0)).includes('Prompt: Q1 Response: A b'), await rowLabel(0));
+  await expectRowLabel(0, 'Prompt: Q1 Response: A b');
   await colourBy('logprob');
   const colours = await tokenColours(0);
   assert.equal(colours.length, 2);
@@ -289,10 +300,7 @@ test('TRL GRPO (TensorBoard + parquet): charts, completions, per-token fields no
   await frame.locator('#step-label', { hasText: 'Step 2 (2 of 2)' }).waitFor({ timeout: 15_000 });
   const completions = grpoCompletions(2);
   for (const s of [0, 3])
-    assert.ok(
-      (await rowLabel(s)).includes(`Prompt: ${completions.prompt[s]} Response: ${completions.completion[s]}`),
-      await rowLabel(s),
-    );
+    await expectRowLabel(s, `Prompt: ${completions.prompt[s]} Response: ${completions.completion[s]}`);
   assert.match((await frame.locator('#rollout-status').textContent()) ?? '', /tokens: not logged by TRL/);
   await colourBy('kl');
   assert.match(
@@ -302,7 +310,7 @@ test('TRL GRPO (TensorBoard + parquet): charts, completions, per-token fields no
   // Live: TRL's next logging step (the event file grows, completions_00003.parquet appears).
   appendTrlGrpoStep(trlFolder, 3);
   await frame.locator('#step-label', { hasText: 'Step 3 (3 of 3)' }).waitFor({ timeout: liveTimeout });
-  assert.ok((await rowLabel(0)).includes('Response: 5 (step 3)'), await rowLabel(0));
+  await expectRowLabel(0, 'Response: 5 (step 3)');
   await screenshot(page, 'external-trl');
   await frame.locator('#tab-metrics').click();
   const reward3 = formatNumber(0.25 + 0.125 * 3 + 0.5);
@@ -323,8 +331,7 @@ test('NeMo-RL with its tokenizer.json: token texts decoded, advantage/logprob he
   await frame.locator('#step-label', { hasText: 'Step 2 (2 of 2)' }).waitFor({ timeout: 15_000 });
   for (const [s, [prompt]] of nemoSamples.entries()) {
     const ids = nemo.responseIds[s];
-    const label = await rowLabel(s);
-    assert.ok(label.includes(`Prompt: ${prompt} Response: ${nemo.tokenizer.decode(ids)}`), label);
+    await expectRowLabel(s, `Prompt: ${prompt} Response: ${nemo.tokenizer.decode(ids)}`);
     const cells = frame.locator(`#samples [data-sample="${s}"] .tok`);
     assert.deepEqual(
       await cells.allTextContents(),
@@ -377,10 +384,7 @@ test('the PyTorch example (rlhf-lens Python package): metrics, rows, ratio heatm
     .waitFor({ timeout: 15_000 });
   const rows = pythonTrace(pythonRun, pythonIterations);
   const first = rows[0];
-  assert.ok(
-    (await rowLabel(0)).includes(`Prompt: ${first.prompt} Response: ${first.tokens.join('')}`),
-    await rowLabel(0),
-  );
+  await expectRowLabel(0, `Prompt: ${first.prompt} Response: ${first.tokens.join('')}`);
   await colourBy('ratio');
   const colours = await tokenColours(0);
   assert.equal(colours.length, first.tokens.length);
