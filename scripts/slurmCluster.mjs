@@ -16,7 +16,10 @@
 //   get SIGTERM at once, "CANCELLED AT … DUE TO PREEMPTION" in their output, and are requeued).
 // - An unknown partition: sbatch exits 1 with "sbatch: error: invalid partition specified: <name>" and "sbatch:
 //   error: Batch job submission failed: Invalid partition name specified". No accounting, so `--account` and
-//   `--qos` are not checked (any value is accepted).
+//   `--qos` are not checked (any value is accepted) — except in the partition `lab` (AllowAccounts=lab-a): there
+//   sbatch refuses a job with "Batch job submission failed: Invalid account or account/partition combination
+//   specified", Slurm's own account refusal. Without an accounting database no account is confirmed, so it refuses
+//   every job there, lab-a's too: `lab` exists only to meet that refusal.
 // - Requeue (JobRequeue=1): `scontrol requeue <id>` (also from inside the job, `scontrol requeue $SLURM_JOB_ID`,
 //   which returns 0 and kills the job at once) sends SIGTERM to every process of the job ("CANCELLED AT … DUE TO JOB
 //   REQUEUE"), Restarts becomes 1, the job shows COMPLETING, then PENDING Reason=BeginTime for cred_expire + 1 = 11 s,
@@ -56,7 +59,7 @@ export const SLURMD_LOG = `${SLURM_LOG_DIR}/slurmd.log`;
 export const MUNGED_LOG = '/var/log/munge/munged.log';
 export const JOB_COMPLETION_LOG = `${SLURM_LOG_DIR}/jobcomp.log`;
 export const STATE_SAVE_DIR = '/var/spool/slurmctld';
-export const PARTITIONS = { default: 'debug', short: 'short', urgent: 'urgent' };
+export const PARTITIONS = { default: 'debug', short: 'short', urgent: 'urgent', accounts: 'lab' };
 /** The first line of a slurm.conf this script wrote; any other slurm.conf is left alone. */
 export const MANAGED_MARKER = '# Written by RLHF Lens scripts/slurmCluster.mjs for its tests';
 
@@ -156,6 +159,7 @@ NodeName=${host} CPUs=${Math.max(cpuCount, MIN_CPUS)} RealMemory=8000 State=UNKN
 PartitionName=${PARTITIONS.default} Nodes=ALL Default=YES MaxTime=INFINITE PriorityTier=1 State=UP
 PartitionName=${PARTITIONS.short} Nodes=ALL MaxTime=5 PriorityTier=1 State=UP
 PartitionName=${PARTITIONS.urgent} Nodes=ALL MaxTime=INFINITE PriorityTier=10 GraceTime=10 State=UP
+PartitionName=${PARTITIONS.accounts} Nodes=ALL MaxTime=5 PriorityTier=1 AllowAccounts=lab-a State=UP
 `;
 }
 

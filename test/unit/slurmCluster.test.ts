@@ -67,14 +67,17 @@ after(() => {
   rmSync(folder, { recursive: true, force: true });
 });
 
-test('the cluster answers: one node, the default partition debug, short (5 minutes) and urgent', () => {
+test('the cluster answers: one node, the default partition debug, lab (accounts), short (5 minutes), urgent', () => {
   const sinfo = spawnSync('sinfo', ['-h', '-o', '%P %a %l %T'], { encoding: 'utf8' });
   assert.equal(sinfo.status, 0, sinfo.stderr);
   const partitions = sinfo.stdout.trim().split('\n').sort();
-  assert.equal(partitions.length, 3, sinfo.stdout);
+  assert.equal(partitions.length, 4, sinfo.stdout);
   assert.match(partitions[0], /^debug\* up infinite (idle|mixed|allocated)$/);
-  assert.match(partitions[1], /^short up 5:00 (idle|mixed|allocated)$/);
-  assert.match(partitions[2], /^urgent up infinite (idle|mixed|allocated)$/);
+  assert.match(partitions[1], /^lab up 5:00 (idle|mixed|allocated)$/);
+  assert.match(partitions[2], /^short up 5:00 (idle|mixed|allocated)$/);
+  assert.match(partitions[3], /^urgent up infinite (idle|mixed|allocated)$/);
+  const lab = spawnSync('scontrol', ['show', 'partition', 'lab'], { encoding: 'utf8' });
+  assert.match(lab.stdout, /AllowAccounts=lab-a\b/);
 });
 
 test('bringing the cluster up again only checks it: no install, no new slurm.conf, no daemon restarted', () => {

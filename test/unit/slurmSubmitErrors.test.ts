@@ -4,12 +4,11 @@
 // Against the real cluster of this machine (run `npm run build` first); skipped, saying why, only when
 // `sinfo` does not answer.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { cli, clusterProblem, onCluster, project as projectIn, sftConfig, sinfo, trainer } from './slurmTestKit';
+import { cli, onCluster, project as projectIn, sftConfig, sinfo, trainer } from './slurmTestKit';
 
 const workDir = mkdtempSync(path.join(tmpdir(), 'rlhf-slurm-errors-'));
 const project = (name: string, config: unknown) => projectIn(workDir, name, config);
@@ -75,26 +74,22 @@ test('a request Slurm rejects (more memory than any node has): sbatch quoted, no
   assert.deepEqual(submissions(dir), []);
 });
 
-const accountsEnforced = /AccountingStorageEnforce\s*=\s*\S*associations/.test(
-  spawnSync('scontrol', ['show', 'config'], { encoding: 'utf8' }).stdout ?? '',
-);
-test(
-  'an unknown account: sbatch quoted with the field, no submission folder',
-  {
-    skip:
-      clusterProblem ??
-      (accountsEnforced ? false : 'this cluster enforces no accounts (AccountingStorageEnforce): sbatch accepts any'),
-  },
-  () => {
-    const config = sftConfig('test-submit-bad-account');
-    config.launcher = { ...config.launcher, account: 'no-such-account' } as typeof config.launcher;
-    const { dir, configFile, runsDir } = project('bad-account', config);
-    const result = cli(['submit', configFile, '--runs-dir', runsDir]);
-    assert.equal(result.code, 1);
-    assert.match(result.stderr, /launcher\.account "no-such-account": Slurm refused the account \(sbatch: /);
-    assert.deepEqual(submissions(dir), []);
-  },
-);
+// The test cluster keeps no accounts; its partition `lab` (scripts/slurmCluster.mjs) allows only the account lab-a,
+// so Slurm itself refuses an account there, with the message a cluster that enforces accounts gives.
+test('an account Slurm refuses: sbatch quoted with the field, no submission folder', onCluster, () => {
+  const config = sftConfig('test-submit-bad-account');
+  config.launcher = { ...config.launcher, partition: 'lab', account: 'no-such-account' } as typeof config.launcher;
+  const { dir, configFile, runsDir } = project('bad-account', config);
+  const result = cli(['submit', configFile, '--runs-dir', runsDir]);
+  assert.equal(result.code, 1);
+  assert.equal(
+    result.stderr,
+    `error: ${configFile}: launcher.account "no-such-account": Slurm refused the account (sbatch: Batch job ` +
+      'submission failed: Invalid account or account/partition combination specified) — use an account you belong ' +
+      'to (`sacctmgr show associations user=$USER`)\n',
+  );
+  assert.deepEqual(submissions(dir), []);
+});
 
 test('an invalid launcher or sweep in the config: file, line and field, nothing submitted', () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
