@@ -14,30 +14,7 @@ export const clusterProblem =
     : undefined;
 export const onCluster = { skip: clusterProblem ?? false, timeout: 120_000 };
 
-/** A tiny SFT config (about 0.03 s a step on one core); `name` becomes the job name rlhf-lens-<name>. */
-export function sftConfig(name: string, sft: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
-  return {
-    name,
-    seed: 3,
-    backend: 'wasm',
-    model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 40, dropout: 0 },
-    tokenizer: { vocab_size: 300 },
-    stages: [
-      {
-        type: 'sft',
-        dataset: { source: 'demo', num_examples: 200 },
-        learning_rate: 0.005,
-        max_steps: 6,
-        warmup_steps: 1,
-        eval_steps: 3,
-        save_steps: 3,
-        ...sft,
-      },
-    ],
-    launcher: { type: 'slurm', time: '00:05:00', cpus_per_task: 1 },
-    ...extra,
-  };
-}
+export { sftConfig } from '../fixtures/slurm/slurmConfigs';
 
 /** A folder with the config written in it; runs go to <folder>/.rlhf/runs, submissions to .rlhf/jobs. */
 export function project(

@@ -13,8 +13,9 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { screenshot } from './codeServer';
+import { jobRow as jobRowOf, rowMenu, showRunsView, sideBar, waitForJobRow } from './runsViewJobs';
 import { Workbench } from './workbench';
 
 const workbench = new Workbench('rlhf-lens-slurm-');
@@ -109,43 +110,11 @@ after(async () => {
   await workbench.stop();
 });
 
-const sidebar = () => page.locator('.part.sidebar');
-/** The Runs view's row of a Slurm job ("slurm 12 · …" in its description). */
-const jobRow = (jobSpec: string) =>
-  sidebar()
-    .locator('.monaco-list-row', { hasText: `slurm ${jobSpec} ·` })
-    .first();
-const description = (jobSpec: string) => jobRow(jobSpec).locator('.label-description').textContent();
-
-async function waitForState(jobSpec: string, expected: RegExp): Promise<string> {
-  const deadline = Date.now() + stateTimeout;
-  for (;;) {
-    const text = (await description(jobSpec).catch(() => null)) ?? '';
-    if (expected.test(text)) return text;
-    if (Date.now() > deadline) {
-      await screenshot(page, `slurm-failure-${jobSpec}`);
-      throw new Error(`job ${jobSpec} shows "${text}", not ${expected}`);
-    }
-    await page.waitForTimeout(500);
-  }
-}
-
-/** Right-clicks a job's row and picks a menu entry (with Enter when a click lands while the menu animates in). */
-async function contextMenu(jobSpec: string, entry: string): Promise<void> {
-  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
-  await jobRow(jobSpec).click({ button: 'right' });
-  await item.waitFor({ timeout: 10_000 });
-  await item.click();
-  const menu = page.locator('.context-view .monaco-menu');
-  const closed = await menu.waitFor({ state: 'hidden', timeout: 3_000 }).then(
-    () => true,
-    () => false,
-  );
-  if (closed) return;
-  await item.hover();
-  await page.keyboard.press('Enter');
-  await menu.waitFor({ state: 'hidden', timeout: 5_000 });
-}
+const sidebar = () => sideBar(page);
+const jobRow = (jobSpec: string) => jobRowOf(page, jobSpec);
+const waitForState = (jobSpec: string, expected: RegExp) =>
+  waitForJobRow(page, jobSpec, expected, { timeout: stateTimeout, failureShot: 'slurm-failure' });
+const contextMenu = (row: Locator, entry: string) => rowMenu(page, row, entry);
 
 test('a job goes from pending to running to completed in the Runs view; one is cancelled from its menu', async () => {
   const followFolder = join(jobsDir, 'follow');
@@ -154,8 +123,7 @@ test('a job goes from pending to running to completed in the Runs view; one is c
   const sweepJob = submit('sweep', 'sleep 1', { hold: true, array: 2 });
 
   page = await workbench.openPage({ viewport: { width: 1400, height: 860 } });
-  await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
-  await sidebar().locator('.pane-header', { hasText: /^Runs/i }).waitFor({ timeout: 15_000 });
+  await showRunsView(page);
 
   assert.match(await waitForState(followJob, /pending \(JobHeldUser\)/), /^slurm \d+ · pending \(JobHeldUser\)$/);
   await waitForState(cancelJob, /running on \S+/);
@@ -173,7 +141,7 @@ test('a job goes from pending to running to completed in the Runs view; one is c
   assert.equal(await sidebar().locator('.monaco-list-row', { hasText: 'follow-run' }).count(), 1);
   await screenshot(page, 'slurm-completed');
 
-  await contextMenu(cancelJob, 'Cancel Job');
+  await contextMenu(jobRow(cancelJob), 'Cancel Job');
   const dialog = page.locator('.monaco-dialog-box', { hasText: `Cancel Slurm job ${cancelJob}?` });
   await dialog.waitFor({ timeout: 15_000 });
   await screenshot(page, 'slurm-cancel-confirmation');

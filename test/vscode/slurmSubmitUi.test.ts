@@ -15,10 +15,12 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { formatNumber } from '../../webview/dashboard/colorScale';
 import { assertSlurmAvailable, cancelTestJobs, jobInfo } from '../fixtures/slurm/slurm';
+import { sftConfig } from '../fixtures/slurm/slurmConfigs';
 import { dashboardFrame, runCommand, screenshot } from './codeServer';
+import { jobRow as jobRowOf, rowMenu, showRunsView, sideBar, waitForJobRow } from './runsViewJobs';
 import { Workbench } from './workbench';
 
 const workbench = new Workbench('rlhf-lens-slurm-submit-');
@@ -33,31 +35,6 @@ const sweepRates = [0.001, 0.005, 0.02];
 const followSteps = 3000;
 
 let page: Page;
-
-/** A tiny SFT config launched on Slurm; its job is named rlhf-lens-<name>. */
-function sftConfig(name: string, stage: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-  return {
-    name,
-    seed: 3,
-    backend: 'wasm',
-    model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 40, dropout: 0 },
-    tokenizer: { vocab_size: 300 },
-    stages: [
-      {
-        type: 'sft',
-        dataset: { source: 'demo', num_examples: 200 },
-        learning_rate: 0.005,
-        max_steps: 6,
-        warmup_steps: 1,
-        eval_steps: 3,
-        save_steps: 3,
-        ...stage,
-      },
-    ],
-    launcher: { type: 'slurm', time: '00:05:00', cpus_per_task: 1 },
-    ...extra,
-  };
-}
 
 const held = { type: 'slurm', time: '00:05:00', cpus_per_task: 1, extra_args: ['--hold'] };
 const configs: Record<string, unknown> = {
@@ -81,8 +58,7 @@ before(async () => {
     },
   });
   page = await workbench.openPage({ viewport: { width: 1400, height: 860 } });
-  await page.locator('.activitybar .action-item [aria-label*="RLHF"]').first().click();
-  await sidebar().locator('.pane-header', { hasText: /^Runs/i }).waitFor({ timeout: 15_000 });
+  await showRunsView(page);
   await widenSidebar(240);
 });
 
@@ -91,26 +67,11 @@ after(async () => {
   await workbench.stop();
 });
 
-const sidebar = () => page.locator('.part.sidebar');
-/** The Runs view's row of a Slurm job ("slurm 12 · …" in its description; "slurm 12_0 · …" for a sweep's element). */
-const jobRow = (jobSpec: string) =>
-  sidebar()
-    .locator('.monaco-list-row', { hasText: `slurm ${jobSpec} ·` })
-    .first();
-const description = (jobSpec: string) => jobRow(jobSpec).locator('.label-description').textContent();
-
-async function waitForState(jobSpec: string, expected: RegExp): Promise<string> {
-  const deadline = Date.now() + stateTimeout;
-  for (;;) {
-    const text = (await description(jobSpec).catch(() => null)) ?? '';
-    if (expected.test(text)) return text;
-    if (Date.now() > deadline) {
-      await screenshot(page, `slurm-submit-failure-${jobSpec}`);
-      throw new Error(`job ${jobSpec} shows "${text}", not ${expected}`);
-    }
-    await page.waitForTimeout(500);
-  }
-}
+const sidebar = () => sideBar(page);
+const jobRow = (jobSpec: string) => jobRowOf(page, jobSpec);
+const waitForState = (jobSpec: string, expected: RegExp) =>
+  waitForJobRow(page, jobSpec, expected, { timeout: stateTimeout, failureShot: 'slurm-submit-failure' });
+const contextMenu = (row: Locator, entry: string) => rowMenu(page, row, entry);
 
 /** Drags the sash right of the side bar, so the Runs view's labels and states show whole in the screenshots. */
 async function widenSidebar(by: number): Promise<void> {
@@ -146,23 +107,6 @@ async function submitFromCodeLens(config: string): Promise<string> {
   await openFile(config);
   await page.locator('.codelens-decoration a', { hasText: 'Submit to cluster' }).click({ timeout: 30_000 });
   return submittedJobId(config);
-}
-
-/** Right-clicks a row and picks a menu entry (with Enter when a click lands while the menu animates in). */
-async function contextMenu(row: ReturnType<typeof jobRow>, entry: string): Promise<void> {
-  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
-  await row.click({ button: 'right' });
-  await item.waitFor({ timeout: 10_000 });
-  await item.click();
-  const menu = page.locator('.context-view .monaco-menu');
-  const closed = await menu.waitFor({ state: 'hidden', timeout: 3_000 }).then(
-    () => true,
-    () => false,
-  );
-  if (closed) return;
-  await item.hover();
-  await page.keyboard.press('Enter');
-  await menu.waitFor({ state: 'hidden', timeout: 5_000 });
 }
 
 /** The run folder whose id starts with `prefix` (the trainer names runs <config name>-<stage>-<time>). */
