@@ -27,40 +27,13 @@ import type { StageContext } from '../../src/trainer/stageContext';
 import { twinUnavailable } from '../fixtures/hf/hfTwin';
 import { writePretrainedFolder } from '../fixtures/hf/pretrainedFolders';
 import { temporaryFolder } from './hfFolderWriter';
+import { llama32OneB } from '../fixtures/hf/publishedConfigs';
 
 const skip = twinUnavailable();
 const lora = { r: 4, alpha: 8, dropout: 0 };
 const settings: LoraSettings = { r: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'v_proj'] };
 const blockSize = 40;
 const tolerance = 1e-4;
-
-/** Llama-3.2-1B's config.json keys: 1.24 B parameters. No weights: the guard must not need them. */
-const llama32OneB = {
-  architectures: ['LlamaForCausalLM'],
-  model_type: 'llama',
-  hidden_size: 2048,
-  intermediate_size: 8192,
-  num_hidden_layers: 16,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  head_dim: 64,
-  hidden_act: 'silu',
-  rms_norm_eps: 1e-5,
-  rope_theta: 500000,
-  vocab_size: 128256,
-  max_position_embeddings: 131072,
-  rope_scaling: {
-    rope_type: 'llama3',
-    factor: 32,
-    low_freq_factor: 1,
-    high_freq_factor: 4,
-    original_max_position_embeddings: 8192,
-  },
-  bos_token_id: 128000,
-  eos_token_id: 128001,
-  tie_word_embeddings: true,
-  torch_dtype: 'bfloat16',
-};
 
 const sftStage = (extra: Record<string, unknown> = {}) => ({
   type: 'sft',

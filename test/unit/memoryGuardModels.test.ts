@@ -21,6 +21,7 @@ import {
   wasmLimitBytes,
   type ModelMemoryRequest,
 } from '../../src/trainer/memoryGuard';
+import { llama32OneB } from '../fixtures/hf/publishedConfigs';
 
 const plenty = 512 * 2 ** 30;
 const gib = 2 ** 30;
@@ -39,26 +40,7 @@ const publishedConfigs = {
     tie_word_embeddings: true,
     torch_dtype: 'bfloat16',
   },
-  'Llama-3.2-1B': {
-    model_type: 'llama',
-    hidden_size: 2048,
-    intermediate_size: 8192,
-    num_hidden_layers: 16,
-    num_attention_heads: 32,
-    num_key_value_heads: 8,
-    head_dim: 64,
-    vocab_size: 128256,
-    max_position_embeddings: 131072,
-    rope_scaling: {
-      rope_type: 'llama3',
-      factor: 32,
-      low_freq_factor: 1,
-      high_freq_factor: 4,
-      original_max_position_embeddings: 8192,
-    },
-    tie_word_embeddings: true,
-    torch_dtype: 'bfloat16',
-  },
+  'Llama-3.2-1B': llama32OneB,
   'Qwen2.5-0.5B': {
     model_type: 'qwen2',
     hidden_size: 896,

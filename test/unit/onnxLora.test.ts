@@ -12,39 +12,17 @@ import type { EngineModel, LossSpec, NamedArrays, TokenBatch } from '../../src/t
 import { OnnxEngine, type OnnxModel } from '../../src/trainer/engine/onnxruntime/onnxEngine';
 import { gradientOutput } from '../../src/trainer/engine/onnxruntime/gptGraph';
 import { lossRun } from '../../src/trainer/engine/onnxruntime/lossRuns';
-import type { LlamaFamilyArchitecture } from '../../src/trainer/hf/hfArchitecture';
 import { isLoraWeight, loraTargets, type LoraSettings, type LoraTarget } from '../../src/trainer/lora/loraTargets';
 import { llamaConfig, type CausalLmConfig } from '../../src/trainer/model/causalLmConfig';
 import type { GptConfig } from '../../src/trainer/model/gptConfig';
 import { onnxEngineSampler } from '../../src/trainer/onnx/onnxEngineSampler';
+import { tinyLlamaArchitecture } from '../fixtures/hf/tinyLlama';
 
 const tolerance = 1e-4;
 const adamW = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, weightDecay: 0.01 };
 const gpt: GptConfig = { vocab_size: 30, block_size: 16, n_layer: 2, n_head: 2, n_embd: 16, dropout: 0.1 };
 /** A small llama with GQA 4:2, q/k/v biases and an untied head, described as readHfConfig would. */
-const architecture: LlamaFamilyArchitecture = {
-  family: 'llama',
-  modelType: 'llama',
-  architectureClass: 'LlamaForCausalLM',
-  vocabSize: 30,
-  hiddenSize: 16,
-  numLayers: 2,
-  numHeads: 4,
-  numKeyValueHeads: 2,
-  headDim: 4,
-  maxPositions: 32,
-  tieWordEmbeddings: false,
-  tokenIds: { bos: 1, eos: [2], pad: null },
-  torchDtype: null,
-  intermediateSize: 24,
-  rmsNormEps: 1e-6,
-  hiddenAct: 'silu',
-  rope: { theta: 10000, scaling: { type: 'default' } },
-  qkvBias: true,
-  outputBias: false,
-  mlpBias: false,
-  slidingWindow: null,
-};
+const architecture = tinyLlamaArchitecture();
 const llama = llamaConfig(architecture, { blockSize: 16 });
 
 const cases: readonly { name: string; config: CausalLmConfig; lora: LoraSettings }[] = [

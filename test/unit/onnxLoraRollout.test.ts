@@ -8,38 +8,21 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { EngineModel } from '../../src/trainer/engine/engine';
 import { OnnxEngine } from '../../src/trainer/engine/onnxruntime/onnxEngine';
-import type { LlamaFamilyArchitecture } from '../../src/trainer/hf/hfArchitecture';
 import { llamaConfig } from '../../src/trainer/model/causalLmConfig';
 import { OnnxRolloutEngine } from '../../src/trainer/onnx/onnxRolloutEngine';
 import { responseValues, rewardInputs } from '../../src/trainer/data/sequences';
 import type { Rollout } from '../../src/trainer/rollout/rolloutEngine';
+import { tinyLlamaArchitecture } from '../fixtures/hf/tinyLlama';
 
 const tolerance = 1e-4;
 const adamW = { adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, weightDecay: 0 };
 /** A small qwen2-style model: GQA 4:2, q/k/v biases, tied head. */
-const architecture: LlamaFamilyArchitecture = {
-  family: 'llama',
+const architecture = tinyLlamaArchitecture({
   modelType: 'qwen2',
   architectureClass: 'Qwen2ForCausalLM',
   vocabSize: 24,
-  hiddenSize: 16,
-  numLayers: 2,
-  numHeads: 4,
-  numKeyValueHeads: 2,
-  headDim: 4,
-  maxPositions: 32,
   tieWordEmbeddings: true,
-  tokenIds: { bos: 1, eos: [2], pad: null },
-  torchDtype: null,
-  intermediateSize: 24,
-  rmsNormEps: 1e-6,
-  hiddenAct: 'silu',
-  rope: { theta: 10000, scaling: { type: 'default' } },
-  qkvBias: true,
-  outputBias: false,
-  mlpBias: false,
-  slidingWindow: null,
-};
+});
 const config = llamaConfig(architecture, { blockSize: 16 });
 const prompts = [
   [1, 5, 9, 3],

@@ -78,12 +78,6 @@ export class TfjsModel implements EngineModel {
     this.lm = asTfjsLm(model);
   }
 
-  /** Our GPT, for GPT-only tools (ONNX export of the project's GPT, benchmarks); an error for other trunks. */
-  get gpt(): Gpt {
-    if (!this.lm.gpt) throw new Error('this model is not the GPT (it is a Llama-family model)');
-    return this.lm.gpt;
-  }
-
   get config(): CausalLmConfig {
     return this.lm.config;
   }
