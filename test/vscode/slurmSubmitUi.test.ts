@@ -1,8 +1,9 @@
 /**
  * Submitting to Slurm from a real VS Code (code-server, the extension installed from the .vsix) as a user does, with
  * the trainer's own `submit` against the real controller of this machine: a tiny SFT config submitted from its
- * CodeLens goes in the Runs view from "pending (JobHeldUser)" to "running on <node>" to "completed"; its item, clicked
- * while it trains, opens the dashboard, which follows the run's steps live to the end; its menu opens the output; a
+ * CodeLens goes in the Runs view from "pending (JobHeldUser)" to "running on <node>" (then "suspended on <node>":
+ * `scontrol suspend` keeps it mid-run) to "completed"; its item, clicked mid-run, opens the dashboard, which follows
+ * the run's steps live to the end once the job is resumed; its menu opens the output; a
  * 3-element sweep submitted from the command palette is grouped with its settings, completes and opens overlaid in
  * one dashboard; a held job is cancelled from its menu.
  * The held jobs are held by their config (`"extra_args": ["--hold"]`): a job held after sbatch returns has often
@@ -146,8 +147,11 @@ test('a config submitted from its CodeLens goes from pending (held) to running o
   execFileSync('scontrol', ['release', followJob]);
   // Running, and training once the trainer wrote its run folder: the row then opens the run's dashboard.
   assert.match(await waitForState(followJob, /running.* · training$/), /^slurm \d+ · running on \S+ · training$/);
+  // Suspended (SIGSTOP) by the test playing the admin: the dashboard below opens mid-run however slow the machine.
+  execFileSync('scontrol', ['suspend', followJob]);
   assert.equal(await jobRow(followJob).locator('.label-name').textContent(), 'test-slurmui-follow · sft');
   await screenshot(page, 'slurm-submit-running');
+  await waitForState(followJob, /^slurm \d+ · suspended on \S+/);
 });
 
 test("the running job's item opens its dashboard, which follows the run's steps live to the end", async () => {
@@ -166,6 +170,7 @@ test("the running job's item opens its dashboard, which follows the run's steps 
   assert.ok(pointsOf(firstLabel) > 0 && pointsOf(firstLabel) < followSteps, `opened mid-run: ${firstLabel}`);
   assert.equal(await frame.locator('#run-status').textContent(), 'running');
   await screenshot(page, 'slurm-submit-dashboard-live');
+  execFileSync('scontrol', ['resume', followJob]);
 
   await waitForState(followJob, /· completed$/);
   assert.equal(jobInfo(followJob)?.jobState, 'COMPLETED');
