@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { isRecord } from '../../shared/isRecord';
 import { parseRunJson, type RunSummary } from '../../shared/runSummary';
+import { slurmOutputFile } from '../../shared/slurmOutput';
 
 export interface SweepElement {
   readonly index: number;
@@ -156,14 +157,9 @@ export function elementIndices(submission: Submission): (number | undefined)[] {
   return Array.from({ length: submission.arraySize }, (_, index) => index);
 }
 
-/** The output file of a job or array element: Slurm's `%A`, `%a`, `%j`, `%%` in the submission's pattern. */
+/** The output file of a job or array element (`%A`, `%a`, `%j`, `%%` of the submission's pattern filled in). */
 export function outputFileOf(submission: Submission, arrayIndex?: number, elementJobId?: string): string {
-  return submission.outputPattern.replace(/%([%Aaj])/g, (whole, letter: string) => {
-    if (letter === '%') return '%';
-    if (letter === 'A') return submission.jobId;
-    if (letter === 'a') return arrayIndex === undefined ? '4294967294' : String(arrayIndex);
-    return elementJobId ?? submission.jobId;
-  });
+  return slurmOutputFile(submission.outputPattern, { jobId: submission.jobId, arrayIndex, elementJobId });
 }
 
 /** The last `count` lines of a job's output file (what a job that died before the trainer started printed). */

@@ -19,6 +19,7 @@ import { parseCommandArgs } from '../cli';
 import { loadRunConfig } from '../configLoading';
 import { batchScript, outputPattern } from './batchScript';
 import { sbatchRefusal } from './sbatchErrors';
+import { slurmOutputFile } from '../../shared/slurmOutput';
 
 const submitUsage = [
   'Usage: rlhf-lens submit <config.rlhf.json> [--runs-dir DIR] [--json]',
@@ -210,7 +211,7 @@ export async function submitCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The job's output file (`%j`, `%A` resolved; an array's keeps `%a`, one file per element). */
+/** The job's output file (an array's keeps `%a`: one file per element). */
 export function jobOutputFile(record: Pick<SubmissionRecord, 'output_pattern' | 'job_id'>): string {
-  return record.output_pattern.replace(/%[jA]/g, record.job_id);
+  return slurmOutputFile(record.output_pattern, { jobId: record.job_id });
 }
